@@ -1,0 +1,235 @@
+"""Protocol settings of a study (``study.yaml``): defaults, loading and validation with exact key paths.
+
+Every default below is documented in docs/study-config.md; a study.yaml overrides any part of it.
+Lists (DLT rules, eligibility limits) replace the default list as a whole.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A study.yaml that cannot be used; the message names the file and the key."""
+
+
+EXPECTED_HAEM_TERMS = [
+    "NEUTROPENIA", "NEUTROPHIL COUNT DECREASED", "THROMBOCYTOPENIA", "PLATELET COUNT DECREASED",
+    "ANAEMIA", "ANEMIA", "LEUKOPENIA", "WHITE BLOOD CELL DECREASED", "LYMPHOPENIA",
+    "LYMPHOCYTE COUNT DECREASED", "B-CELL APLASIA", "HYPOGAMMAGLOBULINAEMIA", "HYPOGAMMAGLOBULINEMIA",
+]
+
+DEFAULT_DLT_RULES: list[dict[str, Any]] = [
+    {"id": "R1", "type": "fatal_event", "reason": "Grade 5 event not attributed to disease progression"},
+    {"id": "R2", "type": "syndrome_grade", "syndrome": "CRS", "min_grade": 4,
+     "reason": "CRS grade 4"},
+    {"id": "R3", "type": "syndrome_grade", "syndrome": "CRS", "min_grade": 3, "max_grade": 3,
+     "more_than_hours": 72, "reason": "CRS grade 3 lasting more than 72 hours"},
+    {"id": "R4", "type": "syndrome_grade", "syndrome": "ICANS", "min_grade": 4,
+     "reason": "ICANS grade 4"},
+    {"id": "R5", "type": "syndrome_grade", "syndrome": "ICANS", "min_grade": 3, "max_grade": 3,
+     "more_than_hours": 72, "reason": "ICANS grade 3 lasting more than 72 hours"},
+    {"id": "R6", "type": "ae_grade", "min_grade": 3, "related_only": True, "more_than_days": 7,
+     "exclude_terms": ["FEVER", "PYREXIA", "FEBRILE NEUTROPENIA", *EXPECTED_HAEM_TERMS,
+                       "CYTOKINE RELEASE SYNDROME", "IMMUNE EFFECTOR CELL-ASSOCIATED NEUROTOXICITY SYNDROME"],
+     "reason": "Non-haematological grade >= 3 AE, at least possibly related, lasting more than 7 days"},
+    {"id": "R7", "type": "cytopenia_persisting", "tests": ["NEUT", "PLAT"], "grade": 4,
+     "from_day": 28, "to_day": 35,
+     "reason": "Prolonged cytopenia: ANC or platelets still grade 4 at the first lab on or after day 28"},
+]
+
+DEFAULTS: dict[str, Any] = {
+    "studyid": None,
+    "title": None,
+    "product": None,
+    "product_type": "CAR-T",
+    "ctcae_version": "5.0",
+    "crs_grading": "ASTCT 2019",
+    "icans_grading": "ASTCT 2019",
+    "sites": {},          # siteid -> site name
+    "data_cuts": [],      # data cuts the sample-data builder loads; informational elsewhere
+    "dlt": {
+        "window": {"start_day": 0, "end_day": 28},
+        "rules": DEFAULT_DLT_RULES,
+        "progression_terms": ["DISEASE PROGRESSION", "PROGRESSIVE DISEASE", "MALIGNANT NEOPLASM PROGRESSION"],
+    },
+    "stopping_rule": {
+        "method": "bayesian_beta_binomial",  # bayesian_beta_binomial | pocock | boin | three_plus_three
+        "event": "dlt",                      # dlt | crs_grade3 | icans_grade3 | crs_icans_grade3 | treatment_related_death
+        "prior_a": 0.5,
+        "prior_b": 1.5,
+        "threshold": 0.25,         # unacceptable toxicity rate p0 (beta-binomial, Pocock) or target (BOIN)
+        "posterior_cutoff": 0.90,  # stop when P(p > threshold | data) exceeds this
+        "max_n": 24,
+        "min_n": 1,                # first evaluable n at which the rule is applied
+        "alpha": 0.10,             # Pocock: overall probability of crossing at p0
+        "boin_elimination_cutoff": 0.95,
+    },
+    "eligibility": {
+        "age": {"min": 18, "max": 70},
+        "labs": [],
+        "vitals": [],
+    },
+}
+
+_ALLOWED = {
+    "product_type": {"CAR-T", "CAR-NK", "CAR-ITNK", "TCR-T", "other"},
+    "ctcae_version": {"5.0"},
+    "crs_grading": {"ASTCT 2019"},
+    "icans_grading": {"ASTCT 2019"},
+    "stopping_rule.method": {"bayesian_beta_binomial", "pocock", "boin", "three_plus_three"},
+    "stopping_rule.event": {"dlt", "crs_grade3", "icans_grade3", "crs_icans_grade3", "treatment_related_death"},
+}
+
+DLT_RULE_FIELDS: dict[str, dict[str, type | tuple]] = {
+    "fatal_event": {"exclude_progression": bool},
+    "syndrome_grade": {"syndrome": str, "min_grade": int, "max_grade": int,
+                       "more_than_hours": (int, float), "more_than_days": (int, float)},
+    "ae_grade": {"min_grade": int, "related_only": bool, "more_than_days": (int, float),
+                 "exclude_terms": list, "include_terms": list},
+    "cytopenia_persisting": {"tests": list, "grade": int, "from_day": int, "to_day": int},
+}
+_DLT_COMMON = {"id": str, "type": str, "reason": str}
+
+ELIGIBILITY_LIMIT_FIELDS = {"test": str, "min": (int, float), "max": (int, float),
+                            "max_x_uln": (int, float), "inclusive": bool, "label": str}
+
+
+def _type_name(t) -> str:
+    if isinstance(t, tuple):
+        return " or ".join(x.__name__ for x in t)
+    return t.__name__
+
+
+def _check(value, expected, path: str, src: str) -> None:
+    ok = isinstance(value, expected) and not (expected in (int, (int, float)) and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"{src}: '{path}' must be {_type_name(expected)}, got {value!r}")
+
+
+def _merge(defaults: dict, given: dict, path: str, src: str) -> dict:
+    out = copy.deepcopy(defaults)
+    for key, value in given.items():
+        full = f"{path}{key}"
+        if key not in defaults:
+            raise ConfigError(f"{src}: unknown key '{full}' (allowed: {', '.join(sorted(defaults))})")
+        default = defaults[key]
+        if isinstance(default, dict) and default and key not in ("sites",):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{src}: '{full}' must be a mapping, got {value!r}")
+            out[key] = _merge(default, value, full + ".", src)
+        else:
+            out[key] = value
+    return out
+
+
+def _validate_dlt_rules(rules, src: str) -> None:
+    if not isinstance(rules, list):
+        raise ConfigError(f"{src}: 'dlt.rules' must be a list, got {rules!r}")
+    seen = set()
+    for i, rule in enumerate(rules):
+        p = f"dlt.rules[{i}]"
+        if not isinstance(rule, dict):
+            raise ConfigError(f"{src}: '{p}' must be a mapping")
+        rtype = rule.get("type")
+        if rtype not in DLT_RULE_FIELDS:
+            raise ConfigError(f"{src}: '{p}.type' must be one of {', '.join(DLT_RULE_FIELDS)}, got {rtype!r}")
+        fields = {**_DLT_COMMON, **DLT_RULE_FIELDS[rtype]}
+        for key, value in rule.items():
+            if key not in fields:
+                raise ConfigError(f"{src}: unknown key '{p}.{key}' for rule type {rtype}")
+            _check(value, fields[key], f"{p}.{key}", src)
+        if "id" not in rule:
+            raise ConfigError(f"{src}: '{p}.id' is required")
+        if rule["id"] in seen:
+            raise ConfigError(f"{src}: '{p}.id' repeats rule id {rule['id']!r}")
+        seen.add(rule["id"])
+        if rtype == "syndrome_grade" and rule.get("syndrome") not in ("CRS", "ICANS"):
+            raise ConfigError(f"{src}: '{p}.syndrome' must be CRS or ICANS, got {rule.get('syndrome')!r}")
+
+
+def _validate_limits(limits, path: str, src: str) -> None:
+    if not isinstance(limits, list):
+        raise ConfigError(f"{src}: '{path}' must be a list, got {limits!r}")
+    for i, lim in enumerate(limits):
+        p = f"{path}[{i}]"
+        if not isinstance(lim, dict) or "test" not in lim:
+            raise ConfigError(f"{src}: '{p}' must be a mapping with a 'test' key")
+        for key, value in lim.items():
+            if key not in ELIGIBILITY_LIMIT_FIELDS:
+                raise ConfigError(f"{src}: unknown key '{p}.{key}' (allowed: {', '.join(ELIGIBILITY_LIMIT_FIELDS)})")
+            _check(value, ELIGIBILITY_LIMIT_FIELDS[key], f"{p}.{key}", src)
+
+
+def validate(given: dict | None, src: str = "study.yaml") -> dict:
+    """Return the full settings: defaults overlaid with ``given``. Raises ConfigError naming the key."""
+    given = given or {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"{src}: the top level must be a mapping of settings")
+    cfg = _merge(DEFAULTS, given, "", src)
+    for path, allowed in _ALLOWED.items():
+        node = cfg
+        for part in path.split("."):
+            node = node[part]
+        if node not in allowed:
+            raise ConfigError(f"{src}: '{path}' must be one of {', '.join(sorted(allowed))}, got {node!r}")
+    for key in ("studyid", "title", "product"):
+        if cfg[key] is not None and not isinstance(cfg[key], str):
+            raise ConfigError(f"{src}: '{key}' must be text, got {cfg[key]!r}")
+    if not isinstance(cfg["sites"], dict):
+        raise ConfigError(f"{src}: 'sites' must be a mapping of site id to name")
+    cfg["sites"] = {str(k): str(v) for k, v in cfg["sites"].items()}
+    cuts = []
+    for i, c in enumerate(cfg["data_cuts"] or []):
+        try:
+            cuts.append(c if isinstance(c, dt.date) else dt.date.fromisoformat(str(c)))
+        except ValueError:
+            raise ConfigError(f"{src}: 'data_cuts[{i}]' must be a date YYYY-MM-DD, got {c!r}") from None
+    cfg["data_cuts"] = [c.isoformat() for c in cuts]
+    win = cfg["dlt"]["window"]
+    for k in ("start_day", "end_day"):
+        _check(win[k], int, f"dlt.window.{k}", src)
+    if win["start_day"] > win["end_day"]:
+        raise ConfigError(f"{src}: 'dlt.window.start_day' must not be after 'dlt.window.end_day'")
+    _validate_dlt_rules(cfg["dlt"]["rules"], src)
+    _check(cfg["dlt"]["progression_terms"], list, "dlt.progression_terms", src)
+    sr = cfg["stopping_rule"]
+    for k in ("prior_a", "prior_b", "threshold", "posterior_cutoff", "alpha", "boin_elimination_cutoff"):
+        _check(sr[k], (int, float), f"stopping_rule.{k}", src)
+    for k in ("max_n", "min_n"):
+        _check(sr[k], int, f"stopping_rule.{k}", src)
+    if not 0 < sr["threshold"] < 1:
+        raise ConfigError(f"{src}: 'stopping_rule.threshold' must be between 0 and 1, got {sr['threshold']!r}")
+    if not 0 < sr["posterior_cutoff"] < 1:
+        raise ConfigError(f"{src}: 'stopping_rule.posterior_cutoff' must be between 0 and 1")
+    if sr["prior_a"] <= 0 or sr["prior_b"] <= 0:
+        raise ConfigError(f"{src}: 'stopping_rule.prior_a' and 'prior_b' must be positive")
+    el = cfg["eligibility"]
+    _check(el["age"], dict, "eligibility.age", src)
+    for k, v in el["age"].items():
+        if k not in ("min", "max"):
+            raise ConfigError(f"{src}: unknown key 'eligibility.age.{k}' (allowed: min, max)")
+        _check(v, (int, float), f"eligibility.age.{k}", src)
+    _validate_limits(el["labs"], "eligibility.labs", src)
+    _validate_limits(el["vitals"], "eligibility.vitals", src)
+    return cfg
+
+
+def load_study_config(study_dir: str | Path) -> dict:
+    """Read and validate ``study.yaml`` (or ``study.yml``) in a study folder; defaults when absent."""
+    study_dir = Path(study_dir)
+    for name in ("study.yaml", "study.yml"):
+        path = study_dir / name
+        if path.exists():
+            try:
+                given = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                where = f" at line {mark.line + 1}" if mark else ""
+                raise ConfigError(f"{path}: not valid YAML{where}") from None
+            return validate(given, str(path))
+    return validate({}, str(study_dir / "study.yaml"))

@@ -1,0 +1,1 @@
+"""Dose-limiting toxicity screening, evaluability, adjudication and stopping rules."""

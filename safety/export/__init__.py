@@ -1,0 +1,1 @@
+"""Committee outputs: listings and tables in CSV, XLSX, RTF and PDF."""

@@ -1,0 +1,1 @@
+"""CTCAE grading of laboratory results."""

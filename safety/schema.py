@@ -1,0 +1,370 @@
+"""The celltox database schema: one registry of tables, from which the DDL and docs/schema.md are made.
+
+Every study table carries ``studyid`` and ``data_cut``: each ingest with a cutoff is a snapshot of the
+study as the committee saw it on that date, so several cuts (and several studies) live in one file.
+Derivation modules declare their own tables with :class:`Table` and register them in ``ALL_TABLES``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    group: str = "source"  # source | derived | bookkeeping
+    per_subject: bool = True  # has usubjid: site-scoped access filters it by subject
+    extra_columns_note: str = ""
+
+    def ddl(self) -> str:
+        cols = ",\n  ".join(f"{c.name} {c.type}" for c in self.columns)
+        return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n)"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def C(name: str, type_: str, description: str) -> Column:
+    return Column(name, type_, description)
+
+
+KEY = (
+    C("studyid", "VARCHAR NOT NULL", "Study identifier (DM.STUDYID)."),
+    C("data_cut", "DATE NOT NULL", "The data cut this row belongs to: the load's --cutoff, or the latest date in the delivery."),
+)
+SUBJ = (C("usubjid", "VARCHAR NOT NULL", "Unique subject identifier (USUBJID)."),)
+
+
+def _dated(prefix: str, what: str) -> tuple[Column, ...]:
+    """The columns every dated record carries: the ISO text as delivered, the imputed date, the flag and the day."""
+    return (
+        C(f"{prefix}dtc", "VARCHAR", f"{what} as delivered (ISO 8601 text, possibly partial)."),
+        C(f"{prefix}_date", "DATE", f"{what} as a date; partial dates imputed (see Dates below)."),
+        C(f"{prefix}_date_flag", "VARCHAR", "Imputation flag as in ADaM: NULL = complete date, 'D' = day imputed, 'M' = month and day imputed."),
+    )
+
+
+STUDIES = Table(
+    "studies",
+    "One row per study and data cut: what was loaded and the validated protocol settings.",
+    KEY + (
+        C("title", "VARCHAR", "Study title (study.yaml)."),
+        C("product", "VARCHAR", "Investigational product name."),
+        C("product_type", "VARCHAR", "CAR-T, CAR-NK, CAR-ITNK, TCR-T or other."),
+        C("ctcae_version", "VARCHAR", "CTCAE version used for lab and AE grades, e.g. '5.0'."),
+        C("crs_grading", "VARCHAR", "Grading system for CRS, e.g. 'ASTCT 2019'."),
+        C("icans_grading", "VARCHAR", "Grading system for ICANS, e.g. 'ASTCT 2019'."),
+        C("domains_present", "VARCHAR[]", "Domains loaded (DM, EX, AE, LB, VS, CM, RS, DS, CRS, ICANS)."),
+        C("domains_missing", "VARCHAR[]", "Optional domains the delivery did not contain."),
+        C("config_json", "VARCHAR", "The validated study.yaml with defaults filled in, as JSON."),
+        C("source_dir", "VARCHAR", "Folder the study was loaded from."),
+        C("loaded_at", "TIMESTAMP", "When the load finished (UTC)."),
+        C("load_id", "VARCHAR", "Identifier of the load (see load_log)."),
+        C("celltox_version", "VARCHAR", "celltox version that made the load."),
+    ),
+    per_subject=False,
+)
+
+SUBJECTS = Table(
+    "subjects",
+    "One row per subject in DM, with the infusion anchor (day 0) and follow-up status at the data cut.",
+    KEY + SUBJ + (
+        C("subjid", "VARCHAR", "Subject identifier within the study (SUBJID)."),
+        C("siteid", "VARCHAR", "Study site (SITEID)."),
+        C("age", "DOUBLE", "Age in years (AGE)."),
+        C("sex", "VARCHAR", "Sex (SEX)."),
+        C("race", "VARCHAR", "Race (RACE)."),
+        C("country", "VARCHAR", "Country (COUNTRY)."),
+        C("arm", "VARCHAR", "Actual arm (ACTARM, else ARM)."),
+        C("cohort", "VARCHAR", "Cohort: SUPPDM COHORT, else ACTARMCD/ARMCD."),
+        C("dose_level", "VARCHAR", "Dose level: SUPPDM DOSELVL, else the cell dose of the first infusion (EXDOSE EXDOSU), else the cohort."),
+        C("product", "VARCHAR", "Product: the first infusion's EXTRT, else study.yaml product."),
+        C("diagnosis", "VARCHAR", "Disease under study, from SUPPDM DIAGNOSIS when given."),
+        C("rficdtc", "VARCHAR", "Informed consent date as delivered (RFICDTC)."),
+        C("consent_date", "DATE", "Informed consent date (screening)."),
+        C("first_infusion_dtc", "VARCHAR", "First CAR infusion start as delivered (EXSTDTC, else DM.RFXSTDTC)."),
+        C("first_infusion_date", "DATE", "Day 0: date of the first CAR infusion. NULL when not infused."),
+        C("infusion_source", "VARCHAR", "Where day 0 came from: 'EX' or 'DM.RFXSTDTC'."),
+        C("infusions", "INTEGER", "Number of CAR infusions received."),
+        C("lymphodepletion_start_day", "INTEGER", "Day of the first lymphodepleting dose (negative), from EX or CM."),
+        C("infused", "BOOLEAN", "Received at least one CAR infusion on or before the cut."),
+        C("death_date", "DATE", "Date of death (DM.DTHDTC, else DS death record), if on or before the cut."),
+        C("death_day", "INTEGER", "Day of death relative to infusion."),
+        C("death_cause", "VARCHAR", "Cause of death from DS (DSTERM) where given."),
+        C("last_known_alive_date", "DATE", "Latest dated record of the subject on or before the cut (or death date)."),
+        C("last_known_alive_day", "INTEGER", "last_known_alive_date relative to infusion."),
+        C("disposition", "VARCHAR", "Last disposition event (DS.DSDECOD), e.g. COMPLETED, DEATH, PROGRESSIVE DISEASE, WITHDRAWAL BY SUBJECT."),
+        C("disposition_day", "INTEGER", "Day of that disposition event."),
+        C("status", "VARCHAR", "Status at the cut: 'screened' (not infused), 'in follow-up', 'completed' (month 12 reached), 'discontinued', 'died'."),
+        C("enrollment_order", "INTEGER", "Rank of first infusion date within the study (1 = first infused); NULL when not infused."),
+    ),
+    extra_columns_note="Plus one VARCHAR column `supp_<qnam>` per SUPPDM qualifier delivered.",
+)
+
+EXPOSURES = Table(
+    "exposures",
+    "Exposure records (EX): CAR infusions and, where delivered in EX, lymphodepleting chemotherapy.",
+    KEY + SUBJ + (
+        C("exseq", "INTEGER", "Sequence number (EXSEQ)."),
+        C("extrt", "VARCHAR", "Treatment name (EXTRT)."),
+        C("excat", "VARCHAR", "Category (EXCAT)."),
+        C("exdose", "DOUBLE", "Dose (EXDOSE)."),
+        C("exdosu", "VARCHAR", "Dose unit (EXDOSU)."),
+        C("exroute", "VARCHAR", "Route (EXROUTE)."),
+    ) + _dated("exst", "Start of exposure") + (
+        C("exendtc", "VARCHAR", "End of exposure as delivered."),
+        C("exen_date", "DATE", "End of exposure as a date."),
+        C("day", "INTEGER", "Start day relative to the first CAR infusion (day 0)."),
+        C("exdy", "INTEGER", "SDTM study day (EXSTDY) when delivered."),
+        C("is_car_infusion", "BOOLEAN", "True for the cell product; false for lymphodepletion or bridging therapy."),
+    ),
+    extra_columns_note="Plus `supp_<qnam>` columns for SUPPEX qualifiers.",
+)
+
+ADVERSE_EVENTS = Table(
+    "adverse_events",
+    "Adverse events (AE) with days from infusion, durations and the grade as reported.",
+    KEY + SUBJ + (
+        C("aeseq", "INTEGER", "Sequence number (AESEQ)."),
+        C("event_key", "VARCHAR", "Stable key '<usubjid>/AE/<aeseq>' used by adjudications and 'new since' comparisons."),
+        C("aeterm", "VARCHAR", "Reported term (AETERM)."),
+        C("aedecod", "VARCHAR", "Preferred term (AEDECOD)."),
+        C("aebodsys", "VARCHAR", "System organ class (AEBODSYS)."),
+        C("aetoxgr", "INTEGER", "Toxicity grade as reported (AETOXGR, 1-5). NULL when not delivered: never derived from AESEV."),
+        C("aesev", "VARCHAR", "Severity (AESEV), kept and shown as severity when AETOXGR is absent."),
+        C("grading_system", "VARCHAR", "How aetoxgr was graded: 'ASTCT 2019' for CRS/ICANS terms, 'CTCAE v<version>' otherwise; 'severity' when only AESEV."),
+        C("aeser", "VARCHAR", "Serious (Y/N)."),
+        C("aesdth", "VARCHAR", "Serious: results in death (Y/N)."),
+        C("aeslife", "VARCHAR", "Serious: life-threatening (Y/N)."),
+        C("aeshosp", "VARCHAR", "Serious: hospitalisation (Y/N)."),
+        C("aesdisab", "VARCHAR", "Serious: disability (Y/N)."),
+        C("aescong", "VARCHAR", "Serious: congenital anomaly (Y/N)."),
+        C("aesmie", "VARCHAR", "Serious: other medically important event (Y/N)."),
+        C("aerel", "VARCHAR", "Causality as reported (AEREL)."),
+        C("related", "BOOLEAN", "AEREL is possible, probable, definite, related or Y."),
+        C("aeacn", "VARCHAR", "Action taken (AEACN)."),
+        C("aeout", "VARCHAR", "Outcome (AEOUT)."),
+    ) + _dated("aest", "AE start") + (
+        C("aeendtc", "VARCHAR", "AE end as delivered."),
+        C("aeen_date", "DATE", "AE end as a date (partial end dates imputed to the last day of the period, not after death or the cut)."),
+        C("aeen_date_flag", "VARCHAR", "Imputation flag for the end date."),
+        C("onset_day", "INTEGER", "Start day relative to the first CAR infusion (day 0)."),
+        C("end_day", "INTEGER", "End day relative to infusion; NULL when ongoing."),
+        C("ongoing", "BOOLEAN", "No end date on or before the cut."),
+        C("duration_days", "INTEGER", "End - start + 1 days (ADaM); ongoing events count to the cut."),
+        C("aestdy", "INTEGER", "SDTM study day of start (AESTDY) when delivered."),
+        C("treatment_emergent", "BOOLEAN", "Onset on or after the start of lymphodepletion (or day 0 when none)."),
+    ),
+    extra_columns_note="Plus `supp_<qnam>` columns for SUPPAE qualifiers.",
+)
+
+LABS = Table(
+    "labs",
+    "Laboratory results (LB) in SI units with reference ranges; conventional units converted from a table.",
+    KEY + SUBJ + (
+        C("lbseq", "INTEGER", "Sequence number (LBSEQ)."),
+        C("lbtestcd", "VARCHAR", "Test code (LBTESTCD), upper case."),
+        C("lbtest", "VARCHAR", "Test name (LBTEST)."),
+        C("lbcat", "VARCHAR", "Category (LBCAT)."),
+        C("lbspec", "VARCHAR", "Specimen (LBSPEC), e.g. BLOOD, SERUM, URINE."),
+        C("lborres", "VARCHAR", "Original result text (LBORRES)."),
+        C("lborresu", "VARCHAR", "Original unit (LBORRESU)."),
+        C("lbstresc", "VARCHAR", "Standard result text (LBSTRESC)."),
+        C("value", "DOUBLE", "Result in SI units: LBSTRESN, else LBORRES converted to SI. Censored results hold their bound."),
+        C("unit", "VARCHAR", "SI unit of value (and of lln/uln)."),
+        C("lln", "DOUBLE", "Lower limit of normal in SI (LBSTNRLO, else converted LBORNRLO)."),
+        C("uln", "DOUBLE", "Upper limit of normal in SI (LBSTNRHI, else converted LBORNRHI)."),
+        C("value_source", "VARCHAR", "'LBSTRESN', 'LBSTRESC' or 'LBORRES x <factor>' (converted)."),
+        C("censored", "VARCHAR", "'<' or '>' for censored results such as '<0.5'; NULL otherwise."),
+        C("lbnrind", "VARCHAR", "Reference range indicator as delivered (LBNRIND), upper case."),
+        C("lbblfl", "VARCHAR", "Baseline flag (LBBLFL)."),
+        C("lbstat", "VARCHAR", "Completion status (LBSTAT), e.g. NOT DONE."),
+        C("visit", "VARCHAR", "Visit name (VISIT)."),
+    ) + _dated("lb", "Collection date") + (
+        C("day", "INTEGER", "Collection day relative to the first CAR infusion (day 0)."),
+        C("lbdy", "INTEGER", "SDTM study day (LBDY) when delivered."),
+    ),
+    extra_columns_note="Plus `supp_<qnam>` columns for SUPPLB qualifiers.",
+)
+
+VITALS = Table(
+    "vitals",
+    "Vital signs and baseline performance measures (VS). ECOG, LVEF and OXYSAT are read from VS for eligibility checks.",
+    KEY + SUBJ + (
+        C("vsseq", "INTEGER", "Sequence number (VSSEQ)."),
+        C("vstestcd", "VARCHAR", "Test code (VSTESTCD), upper case: TEMP, SYSBP, DIABP, PULSE, RESP, OXYSAT, WEIGHT, HEIGHT, ECOG, LVEF."),
+        C("vstest", "VARCHAR", "Test name (VSTEST)."),
+        C("vsorres", "VARCHAR", "Original result (VSORRES)."),
+        C("value", "DOUBLE", "Numeric result in standard units (VSSTRESN, else numeric VSORRES)."),
+        C("unit", "VARCHAR", "Standard unit (VSSTRESU)."),
+        C("vsblfl", "VARCHAR", "Baseline flag (VSBLFL)."),
+        C("visit", "VARCHAR", "Visit name."),
+    ) + _dated("vs", "Measurement date") + (
+        C("day", "INTEGER", "Day relative to infusion."),
+    ),
+)
+
+MEDICATIONS = Table(
+    "medications",
+    "Concomitant and supportive medications (CM), classed for toxicity management (tocilizumab, corticosteroid, ...).",
+    KEY + SUBJ + (
+        C("cmseq", "INTEGER", "Sequence number (CMSEQ)."),
+        C("cmtrt", "VARCHAR", "Medication as reported (CMTRT)."),
+        C("cmdecod", "VARCHAR", "Standardised name (CMDECOD)."),
+        C("cmcat", "VARCHAR", "Category (CMCAT)."),
+        C("cmindc", "VARCHAR", "Indication (CMINDC)."),
+        C("cmdose", "DOUBLE", "Dose (CMDOSE)."),
+        C("cmdosu", "VARCHAR", "Dose unit (CMDOSU)."),
+        C("cmroute", "VARCHAR", "Route (CMROUTE)."),
+        C("med_class", "VARCHAR", "Class from safety/data/medication_classes.csv: tocilizumab, corticosteroid, anakinra, vasopressor, antipyretic, lymphodepletion, ivig, anti_infective, other."),
+    ) + _dated("cmst", "Start") + (
+        C("cmendtc", "VARCHAR", "End as delivered."),
+        C("cmen_date", "DATE", "End as a date."),
+        C("start_day", "INTEGER", "Start day relative to infusion."),
+        C("end_day", "INTEGER", "End day relative to infusion; NULL when ongoing."),
+    ),
+)
+
+RESPONSES = Table(
+    "responses",
+    "Disease response assessments (RS): CR, CRi, PR, SD, PD.",
+    KEY + SUBJ + (
+        C("rsseq", "INTEGER", "Sequence number (RSSEQ)."),
+        C("rstestcd", "VARCHAR", "Test code (RSTESTCD), e.g. OVRLRESP."),
+        C("rsorres", "VARCHAR", "Response as reported."),
+        C("response", "VARCHAR", "Standardised response (RSSTRESC, upper case): CR, CRI, PR, SD, PD, NE."),
+        C("rseval", "VARCHAR", "Evaluator (RSEVAL), e.g. INVESTIGATOR, INDEPENDENT ASSESSOR."),
+        C("visit", "VARCHAR", "Visit name, e.g. MONTH 3."),
+    ) + _dated("rs", "Assessment date") + (
+        C("day", "INTEGER", "Day relative to infusion."),
+    ),
+)
+
+DISPOSITION = Table(
+    "disposition",
+    "Disposition events (DS): completion, discontinuation, death.",
+    KEY + SUBJ + (
+        C("dsseq", "INTEGER", "Sequence number (DSSEQ)."),
+        C("dsterm", "VARCHAR", "Reported term (DSTERM), e.g. the cause of death."),
+        C("dsdecod", "VARCHAR", "Standardised disposition term (DSDECOD), upper case."),
+        C("dscat", "VARCHAR", "Category (DSCAT)."),
+    ) + _dated("dsst", "Event date") + (
+        C("day", "INTEGER", "Day relative to infusion."),
+    ),
+)
+
+CRS_ASSESSMENTS = Table(
+    "crs_assessments",
+    "Bedside CRS assessments (celltox input file crs_assessments, see docs/input-format.md).",
+    KEY + SUBJ + (
+        C("assessment_id", "INTEGER", "Source row number within the load, a stable id for this record."),
+        C("crsdtc", "VARCHAR", "Assessment date/time as delivered (CRSDTC)."),
+        C("assessment_time", "TIMESTAMP", "Assessment date/time; date-only values at 00:00."),
+        C("assessment_date", "DATE", "Assessment date."),
+        C("day", "INTEGER", "Day relative to infusion."),
+        C("temp_c", "DOUBLE", "Highest temperature since the previous assessment (degrees C)."),
+        C("hypotension", "BOOLEAN", "Hypotension present."),
+        C("vasopressors", "INTEGER", "Number of vasopressors running, vasopressin not counted."),
+        C("vasopressin", "BOOLEAN", "Vasopressin running."),
+        C("oxygen", "VARCHAR", "Oxygen support: NONE, BLOW_BY, LOW_FLOW_NC, HIGH_FLOW_NC, FACEMASK, NONREBREATHER, VENTURI, CPAP, BIPAP, MECHANICAL_VENTILATION."),
+        C("o2_flow_lmin", "DOUBLE", "Oxygen flow in L/min when recorded."),
+        C("comment", "VARCHAR", "Free-text comment."),
+    ),
+)
+
+ICANS_ASSESSMENTS = Table(
+    "icans_assessments",
+    "Bedside ICANS assessments (celltox input file icans_assessments, see docs/input-format.md).",
+    KEY + SUBJ + (
+        C("assessment_id", "INTEGER", "Source row number within the load, a stable id for this record."),
+        C("icansdtc", "VARCHAR", "Assessment date/time as delivered (ICANSDTC)."),
+        C("assessment_time", "TIMESTAMP", "Assessment date/time; date-only values at 00:00."),
+        C("assessment_date", "DATE", "Assessment date."),
+        C("day", "INTEGER", "Day relative to infusion."),
+        C("ice_score", "INTEGER", "ICE score 0-10; NULL when not done."),
+        C("consciousness", "VARCHAR", "AWAKE, AWAKENS_SPONTANEOUSLY, AWAKENS_TO_VOICE, AWAKENS_TO_TACTILE, UNAROUSABLE."),
+        C("seizure", "VARCHAR", "NONE, RAPIDLY_RESOLVING, PROLONGED_OR_REPETITIVE."),
+        C("motor_weakness", "VARCHAR", "NONE, DEEP_FOCAL."),
+        C("cerebral_edema", "VARCHAR", "NONE, FOCAL, DIFFUSE."),
+        C("comment", "VARCHAR", "Free-text comment."),
+    ),
+)
+
+QUARANTINE = Table(
+    "quarantine",
+    "Input rows that were not loaded, each with the reason. For every file: rows read = loaded + quarantined + after the cut.",
+    KEY + (
+        C("load_id", "VARCHAR", "The load that quarantined the row."),
+        C("domain", "VARCHAR", "Domain of the file (AE, LB, CRS, ...)."),
+        C("source_file", "VARCHAR", "File name as delivered."),
+        C("row_number", "INTEGER", "1-based data row number in the file (header excluded)."),
+        C("usubjid", "VARCHAR", "USUBJID of the row when it had one."),
+        C("field", "VARCHAR", "The variable at fault (e.g. AESTDTC)."),
+        C("reason", "VARCHAR", "Why the row was not loaded, e.g. \"unparseable date '2024-13-45'\"."),
+        C("raw_record", "VARCHAR", "The row as delivered, as JSON."),
+    ),
+    group="bookkeeping",
+    per_subject=False,
+)
+
+LOAD_LOG = Table(
+    "load_log",
+    "One row per source file per load: what was read, loaded and quarantined, with the file's SHA-256.",
+    KEY + (
+        C("load_id", "VARCHAR", "Identifier of the load."),
+        C("domain", "VARCHAR", "Domain of the file."),
+        C("source_file", "VARCHAR", "File name as delivered."),
+        C("file_format", "VARCHAR", "xpt, sas7bdat, csv, parquet or xlsx."),
+        C("sha256", "VARCHAR", "SHA-256 of the file's bytes."),
+        C("rows_read", "BIGINT", "Data rows in the file."),
+        C("rows_loaded", "BIGINT", "Rows loaded into the domain table."),
+        C("rows_quarantined", "BIGINT", "Rows kept in quarantine."),
+        C("rows_after_cutoff", "BIGINT", "Rows dated after the data cut, left out by design."),
+        C("cutoff", "DATE", "The --cutoff given, NULL when none."),
+        C("loaded_at", "TIMESTAMP", "When the load ran (UTC)."),
+        C("celltox_version", "VARCHAR", "celltox version."),
+    ),
+    group="bookkeeping",
+    per_subject=False,
+)
+
+SOURCE_TABLES = (
+    STUDIES, SUBJECTS, EXPOSURES, ADVERSE_EVENTS, LABS, VITALS, MEDICATIONS, RESPONSES,
+    DISPOSITION, CRS_ASSESSMENTS, ICANS_ASSESSMENTS, QUARANTINE, LOAD_LOG,
+)
+
+# Derivation modules append their tables here at import time via register().
+_REGISTRY: dict[str, Table] = {t.name: t for t in SOURCE_TABLES}
+
+
+def register(*tables: Table) -> None:
+    """Add derived tables to the schema registry (called by derivation modules at import)."""
+    for t in tables:
+        _REGISTRY[t.name] = t
+
+
+def all_tables() -> list[Table]:
+    """Every table of the database, source tables first. Imports the derivation modules so they register."""
+    import safety.pipeline  # noqa: F401  (registers derived tables)
+    return list(_REGISTRY.values())
+
+
+def get_table(name: str) -> Table:
+    all_tables()
+    return _REGISTRY[name]
+
+
+def create_schema(con) -> None:
+    """Create every registered table that does not exist yet."""
+    for t in all_tables():
+        con.execute(t.ddl())

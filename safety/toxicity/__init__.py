@@ -1,0 +1,1 @@
+"""Cell-therapy toxicities: ASTCT CRS/ICANS grades, episodes, discrepancies, ICAHT, biomarkers."""
