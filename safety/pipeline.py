@@ -14,6 +14,7 @@ Derivation = Callable[..., None]
 
 # (module, function) in run order; later derivations read earlier ones' tables.
 DERIVATIONS: list[tuple[str, str]] = [
+    ("safety.eligibility", "derive_eligibility_deviations"),
     ("safety.grading.ctcae", "derive_lab_toxicity"),
     ("safety.toxicity.crs_icans", "derive_cell_therapy_toxicities"),
     ("safety.toxicity.icaht", "derive_icaht"),
