@@ -5,11 +5,20 @@ Pages, exports and the CLI write plain SQL against table names (``SELECT ... FRO
 the scope allows, so a query cannot reach another study, another cut or another site's subjects.
 Study-level tables with no subject (stopping-rule status, boundaries, quarantine) are visible only to
 scopes that cover all sites: a site investigator sees no study-wide aggregates.
+
+Before a query runs, DuckDB's own parser checks it (:func:`check_query`): one SELECT statement whose
+tables are all scoped tables (or the query's own CTEs), with no schema or catalog qualifier
+(``main.adverse_events``), no table functions other than ``unnest``/``range``/``generate_series``
+(``read_csv``, ``query``, ``duckdb_tables`` ...) and no ATTACH/COPY/PRAGMA/SET or other statement.
+A read-only connection from :func:`connect` also has file-system access switched off.
 """
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,19 +42,112 @@ class Scope:
 
 
 def connect(path: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open a study database. The app and exports open it read-only."""
+    """Open a study database. The app and exports open it read-only, with file-system access off
+    (no read_csv/COPY/ATTACH of other files through that connection, and it cannot be switched back on)."""
     path = Path(path)
     if read_only and not path.exists():
         raise FileNotFoundError(f"no celltox database at {path}")
-    return duckdb.connect(str(path), read_only=read_only)
+    if read_only:
+        return duckdb.connect(str(path), read_only=True, config={"enable_external_access": False})
+    return duckdb.connect(str(path), read_only=False)
+
+
+class QueryRejected(ValueError):
+    """A query the scoped read path refuses to run (it could reach rows outside the scope)."""
+
+
+# Table functions that only make rows from their arguments; every other one (read_csv, query,
+# duckdb_tables, glob, ...) could read outside the scope.
+ALLOWED_TABLE_FUNCTIONS = frozenset({"unnest", "range", "generate_series"})
+_DENIED_FUNCTION = re.compile(r"^(getenv|current_setting|read_.*|glob|query|query_table|duckdb_.*|pragma_.*|sql_.*)$")
+_REJECTED_REF_TYPES = frozenset({"SHOW_REF", "COLUMN_DATA", "DELIM_GET", "BOUND_TABLE_REF"})
+_parser_lock = threading.Lock()
+_parser_con: duckdb.DuckDBPyConnection | None = None
+
+
+def _parse(query: str) -> dict:
+    global _parser_con
+    with _parser_lock:
+        if _parser_con is None:
+            _parser_con = duckdb.connect(":memory:", config={"enable_external_access": False})
+        text = _parser_con.execute("SELECT json_serialize_sql($q)", {"q": query}).fetchone()[0]
+    return json.loads(text)
+
+
+@functools.lru_cache(maxsize=2048)
+def _check_cached(query: str, allowed: frozenset[str]) -> None:
+    tree = _parse(query)
+    if tree.get("error"):
+        raise QueryRejected(f"only a single SELECT query may be run here ({tree.get('error_message')})")
+    statements = tree.get("statements") or []
+    if len(statements) != 1:
+        raise QueryRejected("exactly one SELECT statement may be run at a time")
+
+    def walk(node, visible: frozenset[str]) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item, visible)
+            return
+        if not isinstance(node, dict):
+            return
+        cte_map = node.get("cte_map")
+        if isinstance(cte_map, dict) and cte_map.get("map"):
+            visible = visible | {str(e.get("key", "")).lower() for e in cte_map["map"]}
+        kind = node.get("type")
+        if kind in _REJECTED_REF_TYPES:
+            raise QueryRejected(f"{kind} is not allowed in a scoped query")
+        if kind == "BASE_TABLE":
+            name = str(node.get("table_name", ""))
+            if node.get("schema_name") or node.get("catalog_name"):
+                qual = ".".join(x for x in (node.get("catalog_name"), node.get("schema_name"), name) if x)
+                raise QueryRejected(f"'{qual}': schema- or catalog-qualified tables bypass the scope; "
+                                    f"write the bare table name")
+            if name.lower() not in visible:
+                raise QueryRejected(f"unknown table {name!r}: scoped queries read registered tables only")
+        if node.get("class") == "FUNCTION" or kind == "TABLE_FUNCTION":
+            fn = node.get("function") if kind == "TABLE_FUNCTION" else node
+            fname = str((fn or {}).get("function_name", "")).lower()
+            if (fn or {}).get("schema") or (fn or {}).get("catalog"):
+                raise QueryRejected(f"qualified function {fname!r} is not allowed in a scoped query")
+            if kind == "TABLE_FUNCTION" and fname not in ALLOWED_TABLE_FUNCTIONS:
+                raise QueryRejected(f"table function {fname}() is not allowed in a scoped query")
+            if _DENIED_FUNCTION.match(fname):
+                raise QueryRejected(f"function {fname}() is not allowed in a scoped query")
+        for value in node.values():
+            if isinstance(value, (dict, list)):
+                walk(value, visible)
+
+    walk(statements[0], allowed)
+
+
+def scoped_table_names(scope: Scope) -> frozenset[str]:
+    """The table names a query in ``scope`` may use (the registry, plus prev_<table> with a previous cut)."""
+    names = {t.name for t in schema.all_tables()}
+    if scope.previous_cut is not None:
+        names |= {"prev_subjects"} | {f"prev_{t.name}" for t in schema.all_tables()
+                                       if t.name != "subjects" and t.per_subject and "usubjid" in t.column_names}
+    return frozenset(n.lower() for n in names)
+
+
+def check_query(query: str, scope: Scope) -> None:
+    """Raise :class:`QueryRejected` unless ``query`` is one SELECT over scoped tables only."""
+    _check_cached(query, scoped_table_names(scope))
 
 
 _PARAM = re.compile(r"\$_scope_")
 
 
+def _site_filter(scope: Scope) -> str:
+    if scope.all_sites:
+        return ""
+    if not scope.sites:
+        return " AND FALSE"  # a scope with no site sees no subject
+    return " AND siteid IN (SELECT unnest($_scope_sites))"
+
+
 def _scoped_ctes(scope: Scope) -> str:
     ctes = []
-    site_filter = "" if scope.all_sites else " AND siteid IN (SELECT unnest($_scope_sites))"
+    site_filter = _site_filter(scope)
     ctes.append(
         "subjects AS (SELECT * FROM main.subjects WHERE studyid = $_scope_study "
         f"AND data_cut = $_scope_cut{site_filter})"
@@ -59,13 +161,14 @@ def _scoped_ctes(scope: Scope) -> str:
             where = f"studyid = $_scope_study AND data_cut = $_scope_cut{subj}"
         elif "data_cut" in cols:
             where = "studyid = $_scope_study AND data_cut = $_scope_cut"
-            if not scope.all_sites and t.name not in ("studies", "load_log"):
+            # only the study description is site-neutral; load counts and quarantined raw rows span sites
+            if not scope.all_sites and t.name != "studies":
                 where += " AND FALSE"
         else:
             where = "studyid = $_scope_study" + ("" if scope.all_sites else " AND FALSE")
         ctes.append(f"{t.name} AS (SELECT * FROM main.{t.name} WHERE {where})")
     if scope.previous_cut is not None:
-        psite = "" if scope.all_sites else " AND siteid IN (SELECT unnest($_scope_sites))"
+        psite = _site_filter(scope)
         ctes.append(
             "prev_subjects AS (SELECT * FROM main.subjects WHERE studyid = $_scope_study "
             f"AND data_cut = $_scope_prev_cut{psite})"
@@ -84,24 +187,30 @@ class StudyReader:
     """Run read queries within a :class:`Scope`. Thread-safe: each query takes its own cursor."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, scope: Scope):
+        if scope.sites is not None and not isinstance(scope.sites, tuple):
+            raise TypeError("Scope.sites must be a tuple of site ids or None (all sites)")
         self._con = con
         self.scope = scope
         self._prefix = _scoped_ctes(scope)
         self._params = {"_scope_study": scope.studyid, "_scope_cut": scope.data_cut}
         if not scope.all_sites:
-            self._params["_scope_sites"] = list(scope.sites)
+            self._params["_scope_sites"] = [str(s) for s in scope.sites]
         if scope.previous_cut is not None:
             self._params["_scope_prev_cut"] = scope.previous_cut
 
     def sql(self, query: str, params: dict | None = None) -> pd.DataFrame:
         """Run ``query`` (named ``$param`` placeholders only) against the scoped tables; a DataFrame back."""
-        q = query.strip()
-        if _PARAM.search(q):
-            raise ValueError("query parameters may not use the reserved $_scope_ prefix")
-        if re.match(r"(?is)^with\s", q):
+        q = query.strip().rstrip(";").strip()
+        if _PARAM.search(q) or any(str(k).startswith("_scope_") for k in (params or {})):
+            raise QueryRejected("query parameters may not use the reserved $_scope_ prefix")
+        check_query(q, self.scope)
+        m = re.match(r"(?is)^with\s+(recursive\s+)?", q)
+        if m:
             # Merge the caller's WITH clause into ours so both sets of CTEs are visible.
-            q = ",\n" + q[4:].lstrip()
-            full = self._prefix.rstrip() + q
+            prefix = self._prefix.rstrip()
+            if m.group(1):
+                prefix = "WITH RECURSIVE " + prefix[len("WITH "):]
+            full = prefix + ",\n" + q[m.end():]
         else:
             full = self._prefix + q
         all_params = dict(self._params)
@@ -111,9 +220,14 @@ class StudyReader:
         all_params = {k: v for k, v in all_params.items() if k in used}
         cur = self._con.cursor()
         try:
-            return cur.execute(full, all_params).to_arrow_table().to_pandas()
+            return cur.sql(full, params=all_params).to_arrow_table().to_pandas()
         finally:
             cur.close()
+
+    def with_previous_cut(self, previous_cut: dt.date | None) -> "StudyReader":
+        """The same connection and scope (study, cut, sites) with ``prev_<table>`` CTEs at ``previous_cut``."""
+        s = self.scope
+        return StudyReader(self._con, Scope(s.studyid, s.data_cut, s.sites, previous_cut))
 
     def scalar(self, query: str, params: dict | None = None):
         """The single value of a one-row, one-column query (None when no row)."""
@@ -125,7 +239,7 @@ def available_cuts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Studies and their data cuts in the database (not patient data: no scope needed)."""
     cur = con.cursor()
     try:
-        return cur.execute(
+        return cur.sql(
             "SELECT studyid, data_cut, title, product, product_type FROM studies ORDER BY studyid, data_cut"
         ).to_arrow_table().to_pandas()
     finally:

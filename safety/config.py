@@ -56,6 +56,11 @@ DEFAULTS: dict[str, Any] = {
         "window": {"start_day": 0, "end_day": 28},
         "rules": DEFAULT_DLT_RULES,
         "progression_terms": ["DISEASE PROGRESSION", "PROGRESSIVE DISEASE", "MALIGNANT NEOPLASM PROGRESSION"],
+        # AE terms (AEDECOD or AETERM, upper case) read as CRS / ICANS for subjects without assessment data
+        "syndrome_terms": {
+            "CRS": ["CYTOKINE RELEASE SYNDROME"],
+            "ICANS": ["IMMUNE EFFECTOR CELL-ASSOCIATED NEUROTOXICITY SYNDROME", "ICANS", "NEUROTOXICITY"],
+        },
     },
     "stopping_rule": {
         "method": "bayesian_beta_binomial",  # bayesian_beta_binomial | pocock | boin | three_plus_three
@@ -68,6 +73,9 @@ DEFAULTS: dict[str, Any] = {
         "min_n": 1,                # first evaluable n at which the rule is applied
         "alpha": 0.10,             # Pocock: overall probability of crossing at p0
         "boin_elimination_cutoff": 0.95,
+        "boin_phi1": None,         # BOIN highest sub-therapeutic rate; None = 0.6 x target
+        "boin_phi2": None,         # BOIN lowest overly toxic rate; None = 1.4 x target
+        "group_by": "cohort",      # BOIN / 3+3 decisions per cohort or per dose_level
     },
     "eligibility": {
         "age": {"min": 18, "max": 70},
@@ -83,6 +91,7 @@ _ALLOWED = {
     "icans_grading": {"ASTCT 2019"},
     "stopping_rule.method": {"bayesian_beta_binomial", "pocock", "boin", "three_plus_three"},
     "stopping_rule.event": {"dlt", "crs_grade3", "icans_grade3", "crs_icans_grade3", "treatment_related_death"},
+    "stopping_rule.group_by": {"cohort", "dose_level"},
 }
 
 DLT_RULE_FIELDS: dict[str, dict[str, type | tuple]] = {
@@ -197,6 +206,8 @@ def validate(given: dict | None, src: str = "study.yaml") -> dict:
         raise ConfigError(f"{src}: 'dlt.window.start_day' must not be after 'dlt.window.end_day'")
     _validate_dlt_rules(cfg["dlt"]["rules"], src)
     _check(cfg["dlt"]["progression_terms"], list, "dlt.progression_terms", src)
+    for syn, terms in cfg["dlt"]["syndrome_terms"].items():
+        _check(terms, list, f"dlt.syndrome_terms.{syn}", src)
     sr = cfg["stopping_rule"]
     for k in ("prior_a", "prior_b", "threshold", "posterior_cutoff", "alpha", "boin_elimination_cutoff"):
         _check(sr[k], (int, float), f"stopping_rule.{k}", src)
@@ -204,6 +215,11 @@ def validate(given: dict | None, src: str = "study.yaml") -> dict:
         _check(sr[k], int, f"stopping_rule.{k}", src)
     if not 0 < sr["threshold"] < 1:
         raise ConfigError(f"{src}: 'stopping_rule.threshold' must be between 0 and 1, got {sr['threshold']!r}")
+    for k in ("boin_phi1", "boin_phi2"):
+        if sr[k] is not None:
+            _check(sr[k], (int, float), f"stopping_rule.{k}", src)
+            if not 0 < sr[k] < 1:
+                raise ConfigError(f"{src}: 'stopping_rule.{k}' must be between 0 and 1, got {sr[k]!r}")
     if not 0 < sr["posterior_cutoff"] < 1:
         raise ConfigError(f"{src}: 'stopping_rule.posterior_cutoff' must be between 0 and 1")
     if sr["prior_a"] <= 0 or sr["prior_b"] <= 0:

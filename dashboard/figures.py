@@ -1,0 +1,567 @@
+"""Plotly figure builders for the dashboard: pure functions of DataFrames, no Streamlit.
+
+Every chart uses the grade colours of :mod:`safety.palette` (colour-blind safe, the same on every page
+and export), large fonts that stay readable on a projector, axis titles with units and hover text that
+names the subject, the term, the grade and the day. Time is days from the first CAR infusion (day 0).
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from safety.palette import GRADE_COLORS, GRADE_TEXT, MISSING_COLOR, grade_color
+
+FONT_SIZE = 16
+TITLE_SIZE = 20
+FONT = dict(family="Arial, Helvetica, sans-serif", size=FONT_SIZE, color="#222222")
+GRADE_NAMES = {0: "Grade 0", 1: "Grade 1", 2: "Grade 2", 3: "Grade 3", 4: "Grade 4", 5: "Grade 5"}
+SYNDROME_SYMBOL = {"CRS": "square", "ICANS": "diamond"}
+RESPONSE_COLORS = {"CR": "#009E73", "CRI": "#009E73", "PR": "#0072B2", "SD": "#999999", "PD": "#CC79A7", "NE": "#BBBBBB"}
+MED_COLORS = {"tocilizumab": "#0072B2", "corticosteroid": "#CC79A7", "anakinra": "#009E73", "vasopressor": "#D55E00"}
+DAY_AXIS = "Days from infusion (day 0)"
+
+# Display-only CTCAE v5 grade bands for the key labs of the subject profile (clinical-rules.md §1.3).
+# kind 'abs' = absolute thresholds in the SI unit, lower is worse; 'xuln' = multiples of ULN, higher is worse.
+LAB_GRADE_BANDS: dict[str, dict] = {
+    "NEUT": {"label": "ANC", "kind": "abs", "unit": "10^9/L", "limits": [1.5, 1.0, 0.5]},
+    "PLAT": {"label": "Platelets", "kind": "abs", "unit": "10^9/L", "limits": [75.0, 50.0, 25.0]},
+    "HGB": {"label": "Haemoglobin", "kind": "abs", "unit": "g/L", "limits": [100.0, 80.0]},
+    "ALT": {"label": "ALT", "kind": "xuln", "limits": [3.0, 5.0, 20.0]},
+    "BILI": {"label": "Bilirubin", "kind": "xuln", "limits": [1.5, 3.0, 10.0]},
+    "CREAT": {"label": "Creatinine", "kind": "xuln", "limits": [1.5, 3.0, 6.0]},
+}
+
+
+def _style(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:
+    fig.update_layout(
+        template="plotly_white",
+        font=FONT,
+        title=dict(text=title, font=dict(size=TITLE_SIZE)) if title else None,
+        hoverlabel=dict(font_size=FONT_SIZE),
+        legend=dict(font=dict(size=FONT_SIZE - 1)),
+        margin=dict(l=70, r=30, t=70 if title else 30, b=60),
+    )
+    if height:
+        fig.update_layout(height=height)
+    return fig
+
+
+def empty_figure(message: str) -> go.Figure:
+    """A blank figure carrying a message (pages prefer st.info; exports may need a figure)."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, font=dict(size=FONT_SIZE + 2), x=0.5, y=0.5,
+                       xref="paper", yref="paper")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _style(fig, height=240)
+
+
+def grade_legend_name(grade) -> str:
+    try:
+        return GRADE_NAMES[int(grade)]
+    except (TypeError, ValueError, KeyError):
+        return "Not graded"
+
+
+def _grade_colorscale() -> list:
+    """Discrete colour scale for heat maps over grades 0-5 (z values 0..5)."""
+    scale = []
+    for g in range(6):
+        lo, hi = g / 6, (g + 1) / 6
+        scale += [[lo, GRADE_COLORS[g]], [hi, GRADE_COLORS[g]]]
+    return scale
+
+
+# -- stopping rule -------------------------------------------------------------------------------
+
+def stopping_boundary_chart(boundaries: pd.DataFrame, current_n: int | None, current_events: int | None,
+                            event_label: str = "DLTs", title: str | None = "Events against the stopping boundary") -> go.Figure:
+    """Events vs evaluable subjects: the boundary as a step line, the current (n, events) as a point.
+
+    ``boundaries`` has columns ``n`` and ``stop_if_events_ge`` (NULL where the rule cannot stop yet).
+    """
+    b = boundaries.dropna(subset=["stop_if_events_ge"]).sort_values("n")
+    fig = go.Figure()
+    if not b.empty:
+        fig.add_trace(go.Scatter(
+            x=b["n"], y=b["stop_if_events_ge"], mode="lines+markers", line_shape="hv",
+            line=dict(color=GRADE_COLORS[4], width=3), marker=dict(size=7), name="Stop at or above",
+            hovertemplate="n = %{x}<br>stop if " + event_label + " ≥ %{y}<extra></extra>"))
+        fig.add_trace(go.Scatter(
+            x=list(b["n"]) + list(b["n"][::-1]), y=list(b["stop_if_events_ge"]) + [b["stop_if_events_ge"].max() + 1] * len(b),
+            fill="toself", fillcolor="rgba(213,94,0,0.10)", line=dict(width=0), hoverinfo="skip",
+            showlegend=False, line_shape="hv"))
+    if current_n is not None and current_events is not None:
+        fig.add_trace(go.Scatter(
+            x=[current_n], y=[current_events], mode="markers+text", text=[f"now: {current_events}/{current_n}"],
+            textposition="top right", marker=dict(size=18, color="#0072B2", line=dict(color="#000", width=2)),
+            name="Current", hovertemplate="evaluable n = %{x}<br>" + event_label + " = %{y}<extra></extra>"))
+    fig.update_xaxes(title_text="Evaluable subjects (n)", rangemode="tozero", dtick=2)
+    fig.update_yaxes(title_text=f"{event_label} (subjects)", rangemode="tozero", dtick=1)
+    return _style(fig, title, height=420)
+
+
+# -- incidence, onset, duration ---------------------------------------------------------------------
+
+def incidence_by_grade_bar(df: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Subjects by maximum grade per group with Clopper-Pearson 95% CI error bars.
+
+    Columns: ``group`` (e.g. cohort or 'All'), ``grade`` (int), ``subjects``, ``total``, ``pct``,
+    ``ci_low``, ``ci_high`` (percentages).
+    """
+    fig = go.Figure()
+    for grade in sorted(df["grade"].dropna().unique()):
+        d = df[df["grade"] == grade]
+        fig.add_trace(go.Bar(
+            x=d["group"], y=d["pct"], name=grade_legend_name(grade), marker_color=grade_color(grade),
+            marker_line=dict(color="#333", width=1),
+            error_y=dict(type="data", symmetric=False, array=d["ci_high"] - d["pct"],
+                         arrayminus=d["pct"] - d["ci_low"], color="#333", thickness=1.5),
+            customdata=np.stack([d["subjects"], d["total"], d["ci_low"], d["ci_high"]], axis=-1),
+            hovertemplate="%{x}<br>" + grade_legend_name(grade)
+            + ": %{customdata[0]} of %{customdata[1]} subjects (%{y:.0f}%)"
+              "<br>95% CI %{customdata[2]:.0f}-%{customdata[3]:.0f}%<extra></extra>"))
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title_text="Cohort")
+    fig.update_yaxes(title_text="Subjects (%)", range=[0, 100])
+    return _style(fig, title, height=420)
+
+
+def onset_duration_figure(episodes: pd.DataFrame, title: str | None = "Onset and duration of episodes") -> go.Figure:
+    """Onset day and duration (days) per syndrome, one dot per episode coloured by its maximum grade.
+
+    Columns: ``usubjid``, ``syndrome``, ``onset_day``, ``duration_days``, ``max_grade``.
+    """
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Onset", "Duration"), horizontal_spacing=0.12)
+    syndromes = sorted(episodes["syndrome"].unique())
+    for col, field, label in ((1, "onset_day", "Onset day"), (2, "duration_days", "Duration (days)")):
+        fig.add_trace(go.Box(
+            x=episodes[field], y=episodes["syndrome"], orientation="h", boxpoints=False,
+            line=dict(color="#555"), fillcolor="rgba(0,0,0,0)", showlegend=False, hoverinfo="skip"), row=1, col=col)
+        for grade in sorted(episodes["max_grade"].dropna().unique()):
+            d = episodes[episodes["max_grade"] == grade]
+            fig.add_trace(go.Scatter(
+                x=d[field], y=d["syndrome"], mode="markers", name=grade_legend_name(grade),
+                legendgroup=str(grade), showlegend=(col == 1),
+                marker=dict(size=13, color=grade_color(grade), line=dict(color="#333", width=1)),
+                customdata=np.stack([d["usubjid"], d["max_grade"]], axis=-1),
+                hovertemplate="%{customdata[0]}<br>%{y} max grade %{customdata[1]}<br>"
+                + label + ": %{x}<extra></extra>"), row=1, col=col)
+    fig.update_xaxes(title_text="Days from infusion (day 0)", row=1, col=1)
+    fig.update_xaxes(title_text="Duration (days)", row=1, col=2)
+    fig.update_yaxes(categoryorder="array", categoryarray=syndromes)
+    return _style(fig, title, height=360)
+
+
+def swimlane_heatmap(daily: pd.DataFrame, subject_order: Sequence[str], syndrome: str,
+                     day_range: tuple[int, int] = (0, 30), title: str | None = None,
+                     labels: dict[str, str] | None = None) -> go.Figure:
+    """Daily grade per subject (rows) and day (columns); white = no assessment that day.
+
+    ``daily``: ``usubjid``, ``day``, ``grade``. ``subject_order`` gives the row order, first on top.
+    ``labels`` maps usubjid to the row label (e.g. enrollment order).
+    """
+    days = list(range(day_range[0], day_range[1] + 1))
+    order = list(subject_order)
+    d = daily[(daily["day"] >= day_range[0]) & (daily["day"] <= day_range[1])]
+    grid = d.pivot_table(index="usubjid", columns="day", values="grade", aggfunc="max")
+    grid = grid.reindex(index=order, columns=days)
+    z = grid.to_numpy(dtype=float)
+    text = np.where(np.isnan(z), "no assessment", np.char.add("grade ", np.nan_to_num(z).astype(int).astype(str)))
+    ylab = [labels.get(s, s) if labels else s for s in order]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=days, y=ylab, zmin=-0.5, zmax=5.5, colorscale=_grade_colorscale(), xgap=1, ygap=1,
+        customdata=np.stack([np.array([[s] * len(days) for s in order], dtype=object), text], axis=-1) if order else None,
+        hovertemplate="%{customdata[0]}<br>" + syndrome + " %{customdata[1]}<br>day %{x}<extra></extra>",
+        colorbar=dict(title=dict(text="Grade"), tickvals=[0, 1, 2, 3, 4, 5], ticktext=["0", "1", "2", "3", "4", "5"]),
+    ))
+    fig.update_xaxes(title_text=DAY_AXIS, dtick=5)
+    fig.update_yaxes(title_text="Subject", autorange="reversed", type="category")
+    return _style(fig, title or f"{syndrome}: daily grade, days {day_range[0]}-{day_range[1]}",
+                  height=max(300, 120 + 24 * len(order)))
+
+
+# -- subject profile -----------------------------------------------------------------------------------
+
+def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds: pd.DataFrame,
+                     responses: pd.DataFrame, death_day: float | None = None,
+                     dlt_window: tuple[int, int] | None = (0, 28), dlt_keys: Iterable[str] = (),
+                     day_range: tuple[int, int] | None = None, title: str | None = None) -> go.Figure:
+    """One subject from screening to month 12 in four stacked panels sharing the day axis.
+
+    - ``aes``: event_key, aedecod, aetoxgr, grading_system, onset_day, end_day, serious (bool)
+    - ``daily``: syndrome (CRS/ICANS), day, grade
+    - ``meds``: med_class, cmdecod, start_day, end_day
+    - ``responses``: day, response
+    ``dlt_keys`` are the event keys flagged as DLT candidates or confirmed DLTs.
+    """
+    dlt_keys = set(dlt_keys)
+    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.04,
+                        row_heights=[0.46, 0.16, 0.2, 0.18],
+                        subplot_titles=("Adverse events (bar colour = grade)", "CRS / ICANS daily grade (ASTCT)",
+                                        "Toxicity management", "Response and death"))
+    last_day = 0
+    for frame, cols in ((aes, ["onset_day", "end_day"]), (daily, ["day"]), (meds, ["start_day", "end_day"]),
+                        (responses, ["day"])):
+        for c in cols:
+            if c in frame and frame[c].notna().any():
+                last_day = max(last_day, float(frame[c].max()))
+    if death_day is not None and not pd.isna(death_day):
+        last_day = max(last_day, float(death_day))
+
+    # Row 1: AE bars.
+    ae = aes.sort_values(["onset_day", "aedecod"], na_position="last").reset_index(drop=True)
+    labels = [f"{t} [{k.rsplit('/', 1)[-1]}]" for t, k in zip(ae["aedecod"].fillna("?"), ae["event_key"])]
+    shown_grades = set()
+    for i, r in ae.iterrows():
+        start = r["onset_day"] if not pd.isna(r["onset_day"]) else 0
+        end = r["end_day"] if not pd.isna(r["end_day"]) else last_day
+        g = r["aetoxgr"]
+        name = grade_legend_name(g)
+        fig.add_trace(go.Bar(
+            base=[start], x=[max(end - start + 1, 0.8)], y=[labels[i]], orientation="h",
+            marker=dict(color=grade_color(g), line=dict(color="#333", width=1)),
+            name=name, legendgroup=name, showlegend=name not in shown_grades,
+            hovertemplate=(f"{usubjid}<br>{r['aedecod']}<br>{name} ({r.get('grading_system') or ''})"
+                           f"<br>days {start:g} to {'ongoing' if pd.isna(r['end_day']) else int(r['end_day'])}"
+                           + ("<br>SERIOUS" if r.get("serious") else "")
+                           + ("<br>DLT candidate" if r["event_key"] in dlt_keys else "") + "<extra></extra>"),
+        ), row=1, col=1)
+        shown_grades.add(name)
+    ser = ae[ae.get("serious", pd.Series(False, index=ae.index)).fillna(False).astype(bool)]
+    if not ser.empty:
+        fig.add_trace(go.Scatter(
+            x=ser["onset_day"], y=[labels[i] for i in ser.index], mode="markers", name="Serious (SAE)",
+            marker=dict(symbol="star", size=16, color="#000", line=dict(color="#fff", width=1)),
+            hovertemplate="SAE onset day %{x}<extra></extra>"), row=1, col=1)
+    dlt = ae[ae["event_key"].isin(dlt_keys)]
+    if not dlt.empty:
+        fig.add_trace(go.Scatter(
+            x=dlt["onset_day"] - 1, y=[labels[i] for i in dlt.index], mode="markers+text", text=["DLT"] * len(dlt),
+            textposition="middle left", name="DLT", marker=dict(symbol="x", size=15, color="#CC0000"),
+            hovertemplate="DLT candidate<br>onset day %{x}<extra></extra>"), row=1, col=1)
+
+    # Row 2: CRS/ICANS daily grades as coloured squares.
+    for syndrome in ("CRS", "ICANS"):
+        d = daily[daily["syndrome"] == syndrome]
+        if d.empty:
+            continue
+        fig.add_trace(go.Scatter(
+            x=d["day"], y=[syndrome] * len(d), mode="markers", name=f"{syndrome} grade", showlegend=False,
+            marker=dict(symbol="square", size=14, color=[grade_color(g) for g in d["grade"]],
+                        line=dict(color="#333", width=1)),
+            customdata=d["grade"], hovertemplate=f"{usubjid}<br>{syndrome} grade %{{customdata}}<br>day %{{x}}<extra></extra>"),
+            row=2, col=1)
+
+    # Row 3: management medications as bars.
+    for cls, d in meds.groupby("med_class"):
+        color = MED_COLORS.get(cls, "#777")
+        for _, r in d.iterrows():
+            start = r["start_day"] if not pd.isna(r["start_day"]) else 0
+            end = r["end_day"] if not pd.isna(r["end_day"]) else start
+            fig.add_trace(go.Bar(
+                base=[start], x=[max(end - start + 1, 0.8)], y=[cls], orientation="h", marker_color=color,
+                showlegend=False, hovertemplate=f"{r['cmdecod']}<br>days {start:g}-{end:g}<extra></extra>"), row=3, col=1)
+
+    # Row 4: responses and death.
+    if not responses.empty:
+        fig.add_trace(go.Scatter(
+            x=responses["day"], y=["Response"] * len(responses), mode="markers+text", text=responses["response"],
+            textposition="top center", showlegend=False,
+            marker=dict(size=14, color=[RESPONSE_COLORS.get(str(r).upper(), "#777") for r in responses["response"]]),
+            hovertemplate="response %{text}<br>day %{x}<extra></extra>"), row=4, col=1)
+    if death_day is not None and not pd.isna(death_day):
+        fig.add_trace(go.Scatter(
+            x=[death_day], y=["Death"], mode="markers+text", text=["†"], textposition="top center",
+            marker=dict(symbol="x-thin", size=18, color="#000", line=dict(width=3, color="#000")),
+            name="Death", hovertemplate="death day %{x}<extra></extra>"), row=4, col=1)
+        for row in range(1, 5):
+            fig.add_vline(x=death_day, line=dict(color="#000", width=2, dash="dot"), row=row, col=1)
+    if dlt_window:
+        for row in range(1, 5):
+            fig.add_vrect(x0=dlt_window[0] - 0.5, x1=dlt_window[1] + 0.5, fillcolor="#999", opacity=0.12,
+                          line_width=0, row=row, col=1)
+        fig.add_annotation(x=(dlt_window[0] + dlt_window[1]) / 2, y=1.0, yref="paper", yanchor="bottom",
+                           text=f"DLT window (days {dlt_window[0]}-{dlt_window[1]})", showarrow=False,
+                           font=dict(size=FONT_SIZE - 2, color="#555"))
+    fig.update_layout(barmode="overlay", bargap=0.3)
+    if day_range:
+        fig.update_xaxes(range=list(day_range))
+    fig.update_xaxes(title_text=DAY_AXIS, row=4, col=1, zeroline=True, zerolinewidth=2, zerolinecolor="#333")
+    fig.update_yaxes(autorange="reversed", row=1, col=1, type="category")
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=["CRS", "ICANS"], row=2, col=1)
+    n_ae = max(len(ae), 1)
+    return _style(fig, title or f"{usubjid}: timeline", height=max(620, 380 + 26 * n_ae))
+
+
+def key_labs_figure(usubjid: str, labs: pd.DataFrame, tests: Sequence[str], dlt_window: tuple[int, int] | None = (0, 28),
+                    day_range: tuple[int, int] | None = None) -> go.Figure:
+    """Key labs of one subject, one panel per test, with CTCAE grade bands shaded behind the values.
+
+    ``labs``: lbtestcd, lbtest, day, value, unit, lln, uln, grade. Tests with an 'xuln' band are plotted
+    as multiples of ULN so the bands are exact; the others in their SI unit.
+    """
+    tests = [t for t in tests if t in set(labs["lbtestcd"])]
+    n = max(len(tests), 1)
+    fig = make_subplots(rows=n, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=[_lab_title(labs, t) for t in tests] or [""])
+    for i, test in enumerate(tests, start=1):
+        d = labs[labs["lbtestcd"] == test].sort_values("day")
+        band = LAB_GRADE_BANDS.get(test)
+        y = d["value"]
+        ylabel = d["unit"].dropna().iloc[0] if d["unit"].notna().any() else ""
+        if band and band["kind"] == "xuln":
+            y = d["value"] / d["uln"]
+            ylabel = "× ULN"
+        if band:
+            _add_grade_bands(fig, band, float(np.nanmax(y)) if len(y) else 1.0, i)
+        fig.add_trace(go.Scatter(
+            x=d["day"], y=y, mode="lines+markers", line=dict(color="#222", width=2),
+            marker=dict(size=9, color=[grade_color(g) for g in d["grade"]], line=dict(color="#222", width=1)),
+            showlegend=False,
+            customdata=np.stack([d["value"], d["unit"].fillna(""), d["grade"].astype("object").where(d["grade"].notna(), "n/a")], axis=-1),
+            hovertemplate=f"{usubjid}<br>{test}: %{{customdata[0]:.3g}} %{{customdata[1]}}<br>CTCAE grade %{{customdata[2]}}"
+                          "<br>day %{x}<extra></extra>"), row=i, col=1)
+        fig.update_yaxes(title_text=ylabel, row=i, col=1)
+        if dlt_window:
+            fig.add_vrect(x0=dlt_window[0] - 0.5, x1=dlt_window[1] + 0.5, fillcolor="#999", opacity=0.08,
+                          line_width=0, row=i, col=1)
+    if day_range:
+        fig.update_xaxes(range=list(day_range))
+    fig.update_xaxes(title_text=DAY_AXIS, row=n, col=1)
+    return _style(fig, f"{usubjid}: key labs with CTCAE v5 grade bands", height=max(300, 60 + 200 * n))
+
+
+def _lab_title(labs: pd.DataFrame, test: str) -> str:
+    name = labs.loc[labs["lbtestcd"] == test, "lbtest"].dropna()
+    return f"{name.iloc[0]} ({test})" if len(name) else test
+
+
+def _add_grade_bands(fig: go.Figure, band: dict, ymax: float, row: int) -> None:
+    limits = band["limits"]
+    if band["kind"] == "abs":  # lower is worse: grade g+2 below limits[g]... grade 2 starts below limits[0]
+        edges = [ymax * 1.1 + 1] + limits + [0]
+        for g, (hi, lo) in enumerate(zip(edges[:-1], edges[1:]), start=1):
+            if g == 1:
+                continue  # grade 1 depends on the subject's LLN: no fixed band
+            fig.add_hrect(y0=lo, y1=hi, fillcolor=GRADE_COLORS[min(g, 4)], opacity=0.18, line_width=0, row=row, col=1)
+    else:
+        edges = [1.0] + limits + [max(ymax * 1.1, limits[-1] * 1.05)]
+        for g, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]), start=1):
+            if lo >= max(ymax * 1.1, limits[0] * 1.2):
+                break
+            fig.add_hrect(y0=lo, y1=hi, fillcolor=GRADE_COLORS[min(g, 4)], opacity=0.18, line_width=0, row=row, col=1)
+
+
+# -- adverse events --------------------------------------------------------------------------------------
+
+def ae_soc_pt_bar(df: pd.DataFrame, title: str | None = "Subjects with AEs by preferred term and worst grade",
+                  top: int = 25) -> go.Figure:
+    """Horizontal stacked bars: subjects per preferred term split by worst grade.
+
+    Columns: ``aebodsys``, ``aedecod``, ``worst_grade``, ``subjects``.
+    """
+    totals = df.groupby(["aebodsys", "aedecod"], dropna=False)["subjects"].sum().sort_values(ascending=False)
+    keep = totals.head(top).index
+    d = df.set_index(["aebodsys", "aedecod"]).loc[lambda x: x.index.isin(keep)].reset_index()
+    order = [f"{pt}" for _, pt in sorted(keep, key=lambda k: (str(k[0]), -totals[k]))]
+    fig = go.Figure()
+    for grade in sorted(d["worst_grade"].dropna().unique()):
+        g = d[d["worst_grade"] == grade]
+        fig.add_trace(go.Bar(
+            y=g["aedecod"], x=g["subjects"], orientation="h", name=grade_legend_name(grade),
+            marker=dict(color=grade_color(grade), line=dict(color="#333", width=1)),
+            customdata=g["aebodsys"],
+            hovertemplate="%{y}<br>%{customdata}<br>" + grade_legend_name(grade) + ": %{x} subjects<extra></extra>"))
+    fig.update_layout(barmode="stack")
+    fig.update_yaxes(categoryorder="array", categoryarray=order[::-1], title_text="Preferred term")
+    fig.update_xaxes(title_text="Subjects (n)", dtick=1 if totals.max() <= 12 else None)
+    return _style(fig, title, height=max(350, 120 + 28 * len(keep)))
+
+
+# -- labs ------------------------------------------------------------------------------------------------
+
+def lab_multiples_figure(df: pd.DataFrame, test_label: str, direction: str = "high",
+                         title: str | None = None) -> go.Figure:
+    """One line per subject: value as a multiple of ULN (direction 'high') or LLN ('low'), log scale.
+
+    Columns: ``usubjid``, ``day``, ``value``, ``unit``, ``multiple``.
+    """
+    ref = "ULN" if direction == "high" else "LLN"
+    fig = go.Figure()
+    for subj, d in df.sort_values("day").groupby("usubjid"):
+        fig.add_trace(go.Scatter(
+            x=d["day"], y=d["multiple"], mode="lines+markers", name=str(subj), line=dict(width=1.5),
+            marker=dict(size=6),
+            customdata=np.stack([d["value"], d["unit"].fillna("")], axis=-1),
+            hovertemplate=f"{subj}<br>{test_label}: %{{customdata[0]:.3g}} %{{customdata[1]}}"
+                          f" (%{{y:.2f}} × {ref})<br>day %{{x}}<extra></extra>"))
+    fig.add_hline(y=1.0, line=dict(color="#333", dash="dash", width=2), annotation_text=ref,
+                  annotation_position="top left")
+    fig.update_yaxes(type="log", title_text=f"{test_label} (× {ref})")
+    fig.update_xaxes(title_text=DAY_AXIS)
+    return _style(fig, title or f"{test_label} over time as multiples of {ref}", height=460)
+
+
+def edish_figure(df: pd.DataFrame, title: str | None = "eDISH: peak ALT vs peak total bilirubin") -> go.Figure:
+    """Peak ALT (× ULN) against peak total bilirubin (× ULN) per subject, log-log, Hy's law lines at 3× and 2×.
+
+    Columns: ``usubjid``, ``peak_alt_xuln``, ``peak_bili_xuln``; optional ``cohort``.
+    """
+    fig = go.Figure()
+    hy = (df["peak_alt_xuln"] >= 3) & (df["peak_bili_xuln"] >= 2)
+    colors = np.where(hy, GRADE_COLORS[4], "#0072B2")
+    fig.add_trace(go.Scatter(
+        x=df["peak_alt_xuln"], y=df["peak_bili_xuln"], mode="markers",
+        marker=dict(size=13, color=colors, line=dict(color="#222", width=1)), showlegend=False,
+        customdata=df[["usubjid"]].to_numpy(),
+        hovertemplate="%{customdata[0]}<br>peak ALT %{x:.2f} × ULN<br>peak bilirubin %{y:.2f} × ULN<extra></extra>"))
+    fig.add_vline(x=3, line=dict(color="#333", dash="dash", width=2))
+    fig.add_hline(y=2, line=dict(color="#333", dash="dash", width=2))
+    xmax = max(float(df["peak_alt_xuln"].max()) if len(df) else 10, 30)
+    ymax = max(float(df["peak_bili_xuln"].max()) if len(df) else 5, 10)
+    for x, y, text in ((xmax, ymax, "Possible Hy's law"), (0.15, ymax, "Hyperbilirubinaemia"),
+                       (xmax, 0.15, "Temple's corollary"), (0.15, 0.15, "Normal range")):
+        fig.add_annotation(x=math.log10(x), y=math.log10(y), text=text, showarrow=False,
+                           xanchor="right" if x > 1 else "left", yanchor="top" if y > 1 else "bottom",
+                           font=dict(size=FONT_SIZE - 1, color="#555"))
+    fig.update_xaxes(type="log", title_text="Peak ALT (× ULN)", range=[math.log10(0.1), math.log10(xmax * 1.3)])
+    fig.update_yaxes(type="log", title_text="Peak total bilirubin (× ULN)", range=[math.log10(0.1), math.log10(ymax * 1.3)])
+    return _style(fig, title, height=520)
+
+
+def cytopenia_recovery_figure(df: pd.DataFrame, day_range: tuple[int, int] = (-7, 100),
+                              title: str | None = "Cytopenia and recovery") -> go.Figure:
+    """ANC and platelets per subject over days, with ICAHT (ANC 0.5 and 0.1) and platelet (50, 20) thresholds.
+
+    Columns: ``usubjid``, ``lbtestcd`` (NEUT/PLAT), ``day``, ``value``.
+    """
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
+                        subplot_titles=("ANC (10^9/L)", "Platelets (10^9/L)"))
+    for row, test, lines in ((1, "NEUT", (0.5, 0.1)), (2, "PLAT", (50, 20))):
+        d = df[(df["lbtestcd"] == test) & df["day"].between(*day_range)].sort_values("day")
+        for subj, s in d.groupby("usubjid"):
+            fig.add_trace(go.Scatter(
+                x=s["day"], y=s["value"], mode="lines", line=dict(width=1.5), name=str(subj),
+                legendgroup=str(subj), showlegend=(row == 1),
+                hovertemplate=f"{subj}<br>{test} %{{y:.3g}} × 10^9/L<br>day %{{x}}<extra></extra>"), row=row, col=1)
+        for v in lines:
+            fig.add_hline(y=v, line=dict(color=GRADE_COLORS[4], dash="dash", width=1.5), row=row, col=1,
+                          annotation_text=f"{v:g}", annotation_position="bottom right")
+        fig.update_yaxes(type="log", title_text="10^9/L", row=row, col=1)
+    fig.update_xaxes(title_text=DAY_AXIS, row=2, col=1)
+    return _style(fig, title, height=640)
+
+
+# -- swimmer, survival ---------------------------------------------------------------------------------------
+
+def swimmer_plot(subjects: pd.DataFrame, events: pd.DataFrame, max_day: int = 365,
+                 title: str | None = "Follow-up to month 12") -> go.Figure:
+    """One bar per subject from day 0 to last contact (capped at ``max_day``) with events on it.
+
+    ``subjects``: usubjid, label, end_day, status, cohort. ``events``: usubjid, day, kind
+    ('response', 'toxicity', 'death'), text (response code or term), grade (toxicities).
+    Subjects are drawn in the given row order, first on top.
+    """
+    s = subjects.reset_index(drop=True)
+    ylab = s["label"].tolist()
+    lab_of = dict(zip(s["usubjid"], s["label"]))
+    fig = go.Figure()
+    status_color = {"died": "#555555", "discontinued": "#AAAAAA", "completed": "#7FB8DA", "in follow-up": "#B9DDF1"}
+    for status, d in s.groupby("status"):
+        fig.add_trace(go.Bar(
+            y=d["label"], x=d["end_day"].clip(upper=max_day).fillna(0), base=0, orientation="h",
+            marker=dict(color=status_color.get(status, "#CCCCCC"), line=dict(color="#333", width=0.5)),
+            name=f"Follow-up: {status}", customdata=np.stack([d["usubjid"], d["cohort"].fillna("")], axis=-1),
+            hovertemplate="%{customdata[0]} (%{customdata[1]})<br>followed to day %{x}<extra></extra>"))
+    e = events[events["usubjid"].isin(lab_of)].copy()
+    e["label"] = e["usubjid"].map(lab_of)
+    for resp, d in e[e["kind"] == "response"].groupby("text"):
+        fig.add_trace(go.Scatter(
+            x=d["day"], y=d["label"], mode="markers", name=f"Response {resp}",
+            marker=dict(symbol="triangle-up", size=13, color=RESPONSE_COLORS.get(str(resp).upper(), "#777"),
+                        line=dict(color="#000", width=1)),
+            customdata=d[["usubjid"]].to_numpy(),
+            hovertemplate="%{customdata[0]}<br>response " + str(resp) + "<br>day %{x}<extra></extra>"))
+    tox = e[e["kind"] == "toxicity"]
+    for grade, d in tox.groupby("grade"):
+        fig.add_trace(go.Scatter(
+            x=d["day"], y=d["label"], mode="markers", name=f"Toxicity {grade_legend_name(grade).lower()}",
+            marker=dict(symbol="circle", size=11, color=grade_color(grade), line=dict(color="#000", width=1)),
+            customdata=d[["usubjid", "text"]].to_numpy(),
+            hovertemplate="%{customdata[0]}<br>%{customdata[1]} " + grade_legend_name(grade).lower()
+                          + "<br>onset day %{x}<extra></extra>"))
+    death = e[e["kind"] == "death"]
+    if not death.empty:
+        fig.add_trace(go.Scatter(
+            x=death["day"], y=death["label"], mode="markers", name="Death",
+            marker=dict(symbol="x", size=14, color="#000"), customdata=death[["usubjid", "text"]].to_numpy(),
+            hovertemplate="%{customdata[0]}<br>death: %{customdata[1]}<br>day %{x}<extra></extra>"))
+    for m, day in ((3, 91), (6, 182), (12, 365)):
+        fig.add_vline(x=day, line=dict(color="#999", dash="dot"), annotation_text=f"M{m}", annotation_position="top")
+    fig.update_layout(barmode="overlay")
+    fig.update_yaxes(categoryorder="array", categoryarray=ylab[::-1], title_text="Subject", type="category")
+    fig.update_xaxes(title_text=DAY_AXIS, range=[-5, max_day + 10])
+    return _style(fig, title, height=max(400, 140 + 24 * len(s)))
+
+
+def km_estimate(time: Iterable[float], event: Iterable[bool]) -> pd.DataFrame:
+    """Kaplan-Meier product-limit estimate.
+
+    ``time`` is follow-up (days), ``event`` True for the event, False for censoring. Returns one row per
+    distinct time with an event or censoring: time, at_risk, events, censored, survival (after that time),
+    plus a first row at time 0 with survival 1. Events at a time are counted before censorings there.
+    """
+    t = np.asarray(list(time), dtype=float)
+    e = np.asarray(list(event), dtype=bool)
+    keep = ~np.isnan(t)
+    t, e = t[keep], e[keep]
+    rows = [{"time": 0.0, "at_risk": int(len(t)), "events": 0, "censored": 0, "survival": 1.0}]
+    s = 1.0
+    for u in np.unique(t):
+        at_risk = int((t >= u).sum())
+        d = int(((t == u) & e).sum())
+        c = int(((t == u) & ~e).sum())
+        if at_risk > 0 and d:
+            s *= 1.0 - d / at_risk
+        if u == 0 and not d and not c:
+            continue
+        rows.append({"time": float(u), "at_risk": at_risk, "events": d, "censored": c, "survival": s})
+    return pd.DataFrame(rows)
+
+
+def km_figure(curves: dict[str, pd.DataFrame], title: str, y_label: str = "Probability",
+              max_day: int = 365) -> go.Figure:
+    """Step curves from :func:`km_estimate` (one per label) with censoring ticks."""
+    palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]
+    fig = go.Figure()
+    for i, (label, km) in enumerate(curves.items()):
+        color = palette[i % len(palette)]
+        fig.add_trace(go.Scatter(
+            x=km["time"], y=km["survival"], mode="lines", line_shape="hv", line=dict(color=color, width=3),
+            name=label, customdata=km[["at_risk"]].to_numpy(),
+            hovertemplate=label + "<br>day %{x}<br>%{y:.2f}<br>at risk %{customdata[0]}<extra></extra>"))
+        cens = km[km["censored"] > 0]
+        fig.add_trace(go.Scatter(
+            x=cens["time"], y=cens["survival"], mode="markers", marker=dict(symbol="line-ns-open", size=12, color=color),
+            showlegend=False, hovertemplate=label + " censored day %{x}<extra></extra>"))
+    fig.update_yaxes(title_text=y_label, range=[0, 1.05])
+    fig.update_xaxes(title_text=DAY_AXIS, range=[0, max_day])
+    return _style(fig, title, height=420)
+
+
+def response_rate_bar(df: pd.DataFrame, title: str | None = "Objective response rate (CR + CRi)") -> go.Figure:
+    """ORR per time point with 95% CI. Columns: timepoint, responders, evaluable, pct, ci_low, ci_high."""
+    fig = go.Figure(go.Bar(
+        x=df["timepoint"], y=df["pct"], marker_color="#009E73",
+        error_y=dict(type="data", symmetric=False, array=df["ci_high"] - df["pct"], arrayminus=df["pct"] - df["ci_low"]),
+        customdata=np.stack([df["responders"], df["evaluable"]], axis=-1),
+        hovertemplate="%{x}: %{customdata[0]} of %{customdata[1]} (%{y:.0f}%)<extra></extra>"))
+    fig.update_yaxes(title_text="Subjects with CR/CRi (%)", range=[0, 100])
+    fig.update_xaxes(title_text="Time point")
+    return _style(fig, title, height=380)

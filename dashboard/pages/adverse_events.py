@@ -1,0 +1,81 @@
+"""Adverse events: subjects by system organ class and preferred term, worst grade, cohort; click through."""
+import pandas as pd
+import streamlit as st
+
+from dashboard import state
+from dashboard import figures as F
+
+v = state.view()
+st.title("Adverse events")
+st.caption(state.filter_caption(v) + " · treatment-emergent AEs · grade = reported CTCAE / ASTCT grade")
+flt, fp = state.subject_filter(v, column="a.usubjid")
+
+c1, c2, c3, c4 = st.columns(4)
+serious = c1.toggle("Serious only", help="AESER = Y")
+related = c2.toggle("Related only", help="AEREL possible, probable, definite, related or Y")
+grade_min = c3.radio("Worst grade", ["Any grade", "Grade ≥3"], horizontal=True)
+by = c4.radio("Columns", ["Overall", "By cohort"], horizontal=True)
+conds = ["a.treatment_emergent IS NOT FALSE", flt]
+if serious:
+    conds.append("a.aeser = 'Y'")
+if related:
+    conds.append("a.related")
+where = " AND ".join(conds)
+min_g = 3 if grade_min == "Grade ≥3" else 0
+
+infused = state.q(f"SELECT coalesce(cohort, '(none)') AS cohort, count(*) AS n FROM subjects s "
+                  f"WHERE infused AND {state.subject_filter(v, column='s.usubjid')[0]} GROUP BY ALL", fp)
+n_total = int(infused["n"].sum())
+worst = state.q(f"""
+    SELECT a.usubjid, coalesce(s.cohort, '(none)') AS cohort, coalesce(a.aebodsys, '(no SOC)') AS aebodsys,
+           coalesce(a.aedecod, a.aeterm) AS aedecod, max(a.aetoxgr) AS worst_grade
+    FROM adverse_events a JOIN subjects s USING (usubjid)
+    WHERE {where} GROUP BY ALL""", fp)
+worst = worst[worst["worst_grade"].fillna(0) >= min_g] if min_g else worst
+m = st.columns(4)
+m[0].metric("Subjects with an AE", int(worst["usubjid"].nunique()), help=f"of {n_total} infused subjects")
+m[1].metric("Subjects with grade ≥3", int(worst.loc[worst["worst_grade"] >= 3, "usubjid"].nunique()))
+m[2].metric("Preferred terms", int(worst["aedecod"].nunique()))
+m[3].metric("Events", int(state.scalar(f"SELECT count(*) FROM adverse_events a WHERE {where}" +
+                                       (" AND a.aetoxgr >= 3" if min_g else ""), fp) or 0))
+if worst.empty:
+    state.empty("No adverse events match these filters.")
+    st.stop()
+
+# One row per SOC/PT: subjects with the term (worst grade any / >=3), overall or per cohort.
+def _counts(df: pd.DataFrame) -> pd.DataFrame:
+    g = df.groupby(["aebodsys", "aedecod"])
+    return pd.DataFrame({"subjects": g["usubjid"].nunique(),
+                         "grade ≥3": g.apply(lambda x: x.loc[x["worst_grade"] >= 3, "usubjid"].nunique(), include_groups=False)})
+
+if by == "Overall":
+    table = _counts(worst)
+    table["%"] = (100 * table["subjects"] / max(n_total, 1)).round(1)
+else:
+    parts = {}
+    for cohort, d in worst.groupby("cohort"):
+        c = _counts(d)
+        parts[f"{cohort} (n={int(infused.loc[infused['cohort'] == cohort, 'n'].sum())})"] = c
+    table = pd.concat(parts, axis=1).fillna(0).astype(int)
+    table.columns = [" ".join(c) for c in table.columns]
+    table["all subjects"] = worst.groupby(["aebodsys", "aedecod"])["usubjid"].nunique()
+table = table.sort_values(table.columns[0] if by == "Overall" else "all subjects", ascending=False).reset_index()
+table = table.sort_values(["aebodsys"], kind="stable")
+
+soc_pt = worst.groupby(["aebodsys", "aedecod", "worst_grade"], dropna=False)["usubjid"].nunique().rename("subjects").reset_index()
+st.plotly_chart(F.ae_soc_pt_bar(soc_pt), width="stretch")
+
+st.subheader("By system organ class and preferred term")
+st.caption("Select a row to list its subjects.")
+event = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="ae_table")
+rows = event.selection.rows if event is not None and hasattr(event, "selection") else []
+terms = list(table["aedecod"])
+default = terms.index(table.iloc[rows[0]]["aedecod"]) if rows else 0
+term = st.selectbox("Subjects with the preferred term", terms, index=default)
+subj = state.q(f"""
+    SELECT a.usubjid, s.cohort, s.siteid, a.event_key, a.aedecod, a.aetoxgr, a.aeser, a.aerel, a.onset_day,
+           a.end_day, a.ongoing, a.aeout
+    FROM adverse_events a JOIN subjects s USING (usubjid)
+    WHERE {where} AND coalesce(a.aedecod, a.aeterm) = $term ORDER BY a.aetoxgr DESC NULLS LAST, a.usubjid""",
+               {**fp, "term": term})
+state.table(subj)

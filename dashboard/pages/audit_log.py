@@ -1,0 +1,30 @@
+"""Audit log (committee and admin): the tamper-evident record of sign-ins, views, exports and decisions."""
+import pandas as pd
+import streamlit as st
+
+from dashboard import state
+from safety.review_store import verify_audit_chain
+
+v = state.view()
+user = state.user()
+st.title("Audit log")
+if not state.can(user, "can_view_audit"):
+    st.error("The audit log is open to committee members and administrators.")
+    st.stop()
+store = state.review_store(v.db_path)
+ok, message = verify_audit_chain(store.path)
+(st.success if ok else st.error)(message)
+rows = pd.DataFrame(store.audit_entries(v.studyid))
+if rows.empty:
+    state.empty("No audit entries yet.")
+    st.stop()
+c1, c2 = st.columns(2)
+actions = c1.multiselect("Action", sorted(rows["action"].unique()))
+users = c2.multiselect("User", sorted(rows["username"].unique()))
+if actions:
+    rows = rows[rows["action"].isin(actions)]
+if users:
+    rows = rows[rows["username"].isin(users)]
+st.metric("Entries shown", len(rows))
+st.dataframe(rows.sort_values("seq", ascending=False), hide_index=True, width="stretch")
+st.download_button("Download audit log (CSV)", rows.to_csv(index=False).encode(), f"{v.studyid}_audit_log.csv", "text/csv")

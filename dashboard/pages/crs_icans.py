@@ -1,0 +1,91 @@
+"""CRS & ICANS: incidence by maximum grade with CIs, onset/duration, daily-grade swimlanes, management,
+and derived-vs-reported grade discrepancies."""
+import streamlit as st
+
+from dashboard import data, state
+from dashboard import figures as F
+
+v = state.view()
+st.title("CRS & ICANS")
+st.caption(state.filter_caption(v) + " · ASTCT 2019 consensus grades · days from infusion (day 0)")
+flt, fp = state.subject_filter(v)
+
+if not state.require("toxicity_episodes", "toxicity_daily_grades", what="CRS and ICANS summaries"):
+    st.stop()
+
+episodes = state.q(f"SELECT * FROM toxicity_episodes WHERE {flt} ORDER BY usubjid, syndrome, episode_no", fp)
+infused = state.scalar(f"SELECT count(*) FROM subjects WHERE infused AND {flt}", fp) or 0
+if infused == 0:
+    state.empty("No infused subjects in this selection: CRS and ICANS start after the CAR infusion.")
+    st.stop()
+
+cols = st.columns(4)
+for i, syndrome in enumerate(("CRS", "ICANS")):
+    e = episodes[episodes["syndrome"] == syndrome]
+    any_n = e["usubjid"].nunique()
+    g3 = e.loc[e["max_grade"] >= 3, "usubjid"].nunique()
+    cols[2 * i].metric(f"{syndrome} any grade", f"{any_n} / {infused}", help=f"Infused subjects with at least one {syndrome} episode")
+    cols[2 * i + 1].metric(f"{syndrome} grade ≥3", f"{g3} / {infused}", help=f"Infused subjects with a {syndrome} episode of grade 3 or more")
+
+st.subheader("Incidence by maximum grade (95% Clopper-Pearson CI)")
+tabs = st.tabs(["CRS", "ICANS"])
+for tab, syndrome in zip(tabs, ("CRS", "ICANS")):
+    with tab:
+        if episodes[episodes["syndrome"] == syndrome].empty:
+            state.empty(f"This selection has no {syndrome} episodes (all {infused} infused subjects grade 0).")
+        inc = data.incidence(v, syndrome)
+        st.plotly_chart(F.incidence_by_grade_bar(inc[inc["grade"] > 0], title=f"{syndrome}: subjects by maximum grade"),
+                        width="stretch", key=f"inc_{syndrome}")
+        tbl = inc.assign(**{"95% CI": inc["ci_low"].round(0).astype(int).astype(str) + "-" + inc["ci_high"].round(0).astype(int).astype(str) + "%",
+                            "pct": inc["pct"].round(1)}).drop(columns=["ci_low", "ci_high"])
+        st.dataframe(tbl.rename(columns={"grade": "max grade", "pct": "%"}), hide_index=True, width="stretch")
+
+st.subheader("Onset and duration")
+if episodes.empty:
+    state.empty("This selection has no CRS or ICANS episodes.")
+else:
+    st.plotly_chart(F.onset_duration_figure(episodes), width="stretch")
+
+st.subheader("Daily grades, days 0-30")
+daily = state.q(f"SELECT usubjid, syndrome, day, max(grade) AS grade FROM toxicity_daily_grades "
+                f"WHERE day BETWEEN 0 AND 30 AND {flt} GROUP BY ALL", fp)
+subj = state.q(f"SELECT usubjid, enrollment_order, cohort FROM subjects WHERE infused AND {flt} "
+               "ORDER BY enrollment_order NULLS LAST, usubjid", fp)
+order_mode = st.radio("Row order", ["Enrollment order", "Subject id"], horizontal=True)
+order = list(subj["usubjid"]) if order_mode == "Enrollment order" else sorted(subj["usubjid"])
+labels = {r.usubjid: f"#{int(r.enrollment_order)} {r.usubjid}" if r.enrollment_order == r.enrollment_order and r.enrollment_order is not None else r.usubjid
+          for r in subj.itertuples()}
+tabs = st.tabs(["CRS", "ICANS"])
+for tab, syndrome in zip(tabs, ("CRS", "ICANS")):
+    with tab:
+        d = daily[daily["syndrome"] == syndrome]
+        if d.empty:
+            state.empty(f"This study has no {syndrome} daily grades in days 0-30 for this selection.")
+            continue
+        st.plotly_chart(F.swimlane_heatmap(d, order, syndrome, labels=labels), width="stretch", key=f"swim_{syndrome}")
+
+st.subheader("Tocilizumab, corticosteroids and anakinra")
+if episodes.empty:
+    state.empty("No episodes, so no toxicity management to show.")
+else:
+    mgmt = state.q(f"""
+        SELECT syndrome, count(*) AS episodes,
+               count(*) FILTER (WHERE tocilizumab) AS tocilizumab,
+               count(*) FILTER (WHERE corticosteroid) AS corticosteroid,
+               count(*) FILTER (WHERE anakinra) AS anakinra,
+               count(*) FILTER (WHERE icu_level_support) AS icu_level_support,
+               median(tocilizumab_first_day - onset_day) AS median_days_onset_to_tocilizumab
+        FROM toxicity_episodes WHERE {flt} GROUP BY syndrome ORDER BY syndrome""", fp)
+    st.dataframe(mgmt, hide_index=True, width="stretch")
+    state.table(episodes[["usubjid", "syndrome", "episode_no", "onset_day", "duration_days", "max_grade", "max_grade_day",
+                          "ongoing", "tocilizumab", "tocilizumab_first_day", "corticosteroid", "corticosteroid_first_day",
+                          "anakinra", "icu_level_support", "source"]])
+
+st.subheader("Derived vs reported grades")
+if state.require("grade_discrepancies", what="the discrepancy check"):
+    disc = state.q(f"SELECT * FROM grade_discrepancies WHERE {flt} ORDER BY usubjid, onset_day", fp)
+    if disc.empty:
+        state.empty("Derived ASTCT grades agree with the reported AE grades for every episode in this selection.")
+    else:
+        st.markdown(f"**{len(disc)}** episodes where the grade derived from bedside assessments differs from the reported AE grade.")
+        state.table(disc.drop(columns=["studyid", "data_cut"], errors="ignore"))

@@ -1,0 +1,68 @@
+"""Data quality: load log with file hashes, quarantined rows, missing grades, eligibility deviations,
+derived-vs-reported discrepancies."""
+import streamlit as st
+
+from dashboard import state
+
+v = state.view()
+st.title("Data quality")
+st.caption(state.filter_caption(v))
+flt, fp = state.subject_filter(v)
+
+log = state.q("SELECT * FROM load_log ORDER BY loaded_at, domain")
+quar = state.q("SELECT * FROM quarantine ORDER BY domain, row_number") if v.sites is None else None
+missing_ae = state.q(f"""SELECT usubjid, event_key, aedecod, aesev, grading_system, onset_day FROM adverse_events
+                         WHERE aetoxgr IS NULL AND {flt} ORDER BY usubjid, onset_day""", fp)
+missing_lab = state.q(f"""SELECT ctcae_term, grade_reason, count(*) AS results, count(DISTINCT usubjid) AS subjects
+                          FROM lab_toxicity WHERE grade IS NULL AND {flt} GROUP BY ALL ORDER BY results DESC""", fp) \
+    if state.has_tables("lab_toxicity") else None
+m = st.columns(4)
+m[0].metric("Files loaded", len(log))
+m[1].metric("Rows quarantined", "n/a" if quar is None else len(quar))
+m[2].metric("AEs without a toxicity grade", len(missing_ae))
+m[3].metric("Lab results not gradable", "n/a" if missing_lab is None else int(missing_lab["results"].sum()))
+
+st.subheader("Load log")
+if log.empty:
+    state.empty("No load log for this data cut.")
+else:
+    st.dataframe(log.drop(columns=["studyid"], errors="ignore"), hide_index=True, width="stretch",
+                 column_config={"sha256": st.column_config.TextColumn("SHA-256", width="medium")})
+
+st.subheader("Quarantined rows")
+if quar is None:
+    state.empty("Quarantine is study-wide bookkeeping, shown only to roles that see every site.")
+elif quar.empty:
+    st.success("No rows were quarantined in this load.")
+else:
+    by = quar.groupby(["domain", "field", "reason"]).size().rename("rows").reset_index().sort_values("rows", ascending=False)
+    st.dataframe(by, hide_index=True, width="stretch")
+    with st.expander(f"All {len(quar)} quarantined rows"):
+        state.table(quar.drop(columns=["studyid", "data_cut"], errors="ignore"))
+
+st.subheader("Missing grades")
+if missing_ae.empty:
+    st.success("Every adverse event carries a toxicity grade (AETOXGR).")
+else:
+    st.markdown(f"**{len(missing_ae)}** adverse events have no AETOXGR (severity shown instead; never derived from AESEV).")
+    state.table(missing_ae)
+if missing_lab is not None and not missing_lab.empty:
+    st.markdown("**Lab results that could not be graded, and why**")
+    st.dataframe(missing_lab, hide_index=True, width="stretch")
+
+st.subheader("Eligibility deviations")
+if state.require("eligibility_deviations", what="the eligibility check"):
+    el = state.q(f"SELECT * EXCLUDE (studyid, data_cut) FROM eligibility_deviations WHERE {flt} ORDER BY usubjid", fp)
+    if el.empty:
+        st.success("Every subject's baseline values are within the study.yaml eligibility limits.")
+    else:
+        st.markdown(f"**{el['usubjid'].nunique()}** subjects with **{len(el)}** baseline values outside the limits.")
+        state.table(el)
+
+st.subheader("Derived vs reported CRS/ICANS grades")
+if state.require("grade_discrepancies", what="the discrepancy check"):
+    d = state.q(f"SELECT * EXCLUDE (studyid, data_cut) FROM grade_discrepancies WHERE {flt} ORDER BY usubjid", fp)
+    if d.empty:
+        st.success("Derived and reported grades agree.")
+    else:
+        state.table(d)

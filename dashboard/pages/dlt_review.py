@@ -1,0 +1,125 @@
+"""DLT review: candidates with evidence, the adjudication form, history, evaluability, the stopping boundary."""
+import hashlib
+import json
+
+import streamlit as st
+
+from dashboard import data, state
+from dashboard import figures as F
+
+v = state.view()
+user = state.user()
+st.title("DLT review")
+w0, w1 = state.dlt_window(v)
+st.caption(state.filter_caption(v) + f" · DLT window days {w0}-{w1} from infusion")
+flt, fp = state.subject_filter(v)
+
+if not state.require("dlt_candidates", what="DLT review"):
+    st.stop()
+status = data.dlt_status(v)
+cands = status["candidates"]
+m = st.columns(4)
+m[0].metric("Candidates", len(cands), help="Events flagged by the protocol's DLT rules at this data cut")
+m[1].metric("Pending adjudication", status["pending"])
+m[2].metric("Confirmed DLTs (subjects)", status["confirmed_subjects"])
+m[3].metric("Rejected", status["rejected"])
+
+st.subheader("Candidates and evidence")
+if cands.empty:
+    state.empty("No event meets a DLT rule in this selection at this data cut.")
+else:
+    shown = cands.copy()
+    shown["decision"] = shown["decision"].fillna("pending")
+    keep = [c for c in ["usubjid", "event_key", "status", "rule_id", "reason", "term", "onset_day", "grade", "duration_days",
+                        "ongoing", "in_window", "decision", "needs_rereview", "reviewer", "decided_at", "evidence"] if c in shown]
+    state.table(shown[keep])
+
+
+def _fingerprint(row) -> str:
+    fields = {k: (None if row.get(k) is None or row.get(k) != row.get(k) else str(row.get(k)))
+              for k in ("rule_id", "grade", "onset_day", "duration_days", "ongoing")}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+if state.can(user, "can_adjudicate"):
+    st.subheader("Adjudicate")
+    subjects = list(state.q(f"SELECT usubjid FROM subjects WHERE infused AND {flt} ORDER BY usubjid", fp)["usubjid"])
+    mode = st.radio("Action", ["Decide on a candidate", "Add a DLT the rules missed"], horizontal=True)
+    with st.form("adjudicate", clear_on_submit=True):
+        if mode == "Decide on a candidate":
+            if cands.empty:
+                st.write("No candidates to decide on.")
+            keys = list(cands["event_key"])
+            key = st.selectbox("Candidate", keys, format_func=lambda k: f"{k} – " + " / ".join(
+                str(x) for x in cands.loc[cands["event_key"] == k, ["rule_id", "term"]].iloc[0]) if keys else k)
+            decision = st.radio("Decision", ["confirmed", "rejected", "withdrawn"], horizontal=True)
+        else:
+            usubjid = st.selectbox("Subject", subjects)
+            aes = state.q("SELECT event_key, aedecod, aetoxgr, onset_day FROM adverse_events WHERE usubjid = $u ORDER BY onset_day",
+                          {"u": usubjid}) if usubjid else None
+            keys = list(aes["event_key"]) if aes is not None else []
+            key = st.selectbox("Event", keys)
+            decision = "added"
+        rationale = st.text_area("Rationale (required, goes on the record)")
+        submitted = st.form_submit_button("Record decision", type="primary")
+    if submitted:
+        if not key:
+            st.error("Choose an event.")
+        elif not rationale.strip():
+            st.error("A decision needs a rationale.")
+        else:
+            row = cands[cands["event_key"] == key].iloc[0].to_dict() if key in set(cands["event_key"]) else {"event_key": key}
+            usubjid = row.get("usubjid") or key.split("/")[0]
+            record = state.domain("safety.dlt.adjudication", "record_decision")
+            store = state.review_store(v.db_path)
+            if record is not None:
+                try:
+                    record(store, state.reader(v), key, decision, rationale, getattr(user, "username", "?"))
+                except ValueError as exc:  # the adjudication module refuses inconsistent decisions: say why
+                    st.error(str(exc))
+                    st.stop()
+            else:
+                store.add_adjudication(studyid=v.studyid, event_key=key, usubjid=usubjid, rule_id=row.get("rule_id"),
+                                       decision=decision, rationale=rationale, reviewer=getattr(user, "username", "?"),
+                                       data_cut=v.data_cut.isoformat(), event_fingerprint=_fingerprint(row))
+            st.success(f"Recorded: {key} {decision}.")
+            st.rerun()
+else:
+    st.caption("Adjudication is open to committee members only.")
+
+st.subheader("Decision history")
+hist = state.review_store(v.db_path).adjudication_history(v.studyid)
+keep_subjects = set(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp)["usubjid"])
+hist = [h for h in hist if h["usubjid"] in keep_subjects]
+if not hist:
+    state.empty("No adjudications recorded yet for this study.")
+else:
+    import pandas as pd
+    state.table(pd.DataFrame(hist).drop(columns=["studyid"]).sort_values("id", ascending=False))
+
+st.subheader("Evaluability")
+if state.require("dlt_evaluability", what="DLT evaluability"):
+    ev = state.q(f"SELECT * EXCLUDE (studyid, data_cut) FROM dlt_evaluability WHERE {flt} ORDER BY cohort, usubjid", fp)
+    if ev.empty:
+        state.empty("No infused subjects in this selection.")
+    else:
+        st.markdown(f"**{int(ev['evaluable'].sum())}** of {len(ev)} infused subjects are DLT-evaluable.")
+        state.table(ev)
+
+st.subheader("Stopping boundary")
+if v.sites is not None:
+    state.empty("Study-wide stopping boundaries are shown only to roles that see every site.")
+elif state.require("stopping_rule_status", "stopping_boundaries", what="the stopping boundary"):
+    st_rows = state.q("SELECT * FROM stopping_rule_status ORDER BY cohort NULLS FIRST")
+    bounds = state.q("SELECT * FROM stopping_boundaries ORDER BY cohort NULLS FIRST, n")
+    if st_rows.empty:
+        state.empty("No stopping-rule status was derived for this data cut.")
+    for _, r in st_rows.iterrows():
+        st.markdown(f"**{r['cohort'] or 'Study'}** · {r['method']} · monitored: {r['monitored_event']} — {r['sentence']}")
+        b = bounds[(bounds["method"] == r["method"]) & (bounds["cohort"].fillna("") == (r["cohort"] or ""))]
+        if not b.empty and "stop_if_events_ge" in b:
+            c1, c2 = st.columns([2, 1])
+            c1.plotly_chart(F.stopping_boundary_chart(b, int(r["evaluable_n"]), int(r["events"]),
+                                                      event_label=str(r["monitored_event"]).upper() + " events"),
+                            width="stretch", key=f"bound_{r['cohort']}_{r['method']}")
+            c2.dataframe(b.drop(columns=["studyid", "data_cut"], errors="ignore"), hide_index=True, width="stretch")

@@ -1,0 +1,98 @@
+"""Labs: worst CTCAE grades and shifts, values over time as multiples of ULN/LLN, eDISH, cytopenia, ICAHT."""
+import pandas as pd
+import streamlit as st
+
+from dashboard import state
+from dashboard import figures as F
+
+v = state.view()
+st.title("Laboratory safety")
+st.caption(state.filter_caption(v) + " · CTCAE v5.0 grades derived from values in SI units")
+flt, fp = state.subject_filter(v)
+
+tab_worst, tab_time, tab_liver, tab_cyto = st.tabs(["Worst grades & shifts", "Values over time", "Liver (eDISH)",
+                                                    "Cytopenia & ICAHT"])
+
+with tab_worst:
+    if state.require("lab_worst_grades", what="the worst-grade table"):
+        worst = state.q(f"SELECT * FROM lab_worst_grades WHERE {flt}", fp)
+        if worst.empty:
+            state.empty("No graded lab results in this selection.")
+        else:
+            n_subj = state.scalar(f"SELECT count(*) FROM subjects WHERE infused AND {flt}", fp) or 0
+            summ = (worst.groupby("ctcae_term")
+                    .agg(subjects_graded=("usubjid", "nunique"),
+                         grade_ge3=("worst_grade", lambda g: int((g >= 3).sum())),
+                         grade_4=("worst_grade", lambda g: int((g >= 4).sum())))
+                    .reset_index().sort_values("grade_ge3", ascending=False))
+            st.metric("Subjects with any lab grade ≥3", int(worst.loc[worst["worst_grade"] >= 3, "usubjid"].nunique()),
+                      help=f"of {n_subj} infused subjects")
+            st.dataframe(summ.rename(columns={"ctcae_term": "CTCAE term", "subjects_graded": "subjects",
+                                              "grade_ge3": "worst grade ≥3", "grade_4": "worst grade 4"}),
+                         hide_index=True, width="stretch")
+            st.markdown("**Shift from baseline grade to worst post-baseline grade**")
+            term = st.selectbox("CTCAE term", sorted(worst["ctcae_term"].dropna().unique()))
+            w = worst[worst["ctcae_term"] == term]
+            shift = pd.crosstab(w["baseline_grade"].fillna(-1).astype(int).map(lambda g: "missing" if g < 0 else f"baseline {g}"),
+                                w["worst_grade"].fillna(-1).astype(int).map(lambda g: "missing" if g < 0 else f"worst {g}"),
+                                margins=True, margins_name="total")
+            st.dataframe(shift, width="stretch")
+            with st.expander("Subjects"):
+                state.table(w.drop(columns=["studyid", "data_cut"], errors="ignore"))
+
+with tab_time:
+    tests = state.q(f"""SELECT lbtestcd, any_value(lbtest) AS lbtest, count(*) AS n,
+                               count(*) FILTER (WHERE uln IS NOT NULL) AS with_uln,
+                               count(*) FILTER (WHERE lln IS NOT NULL AND lln > 0) AS with_lln
+                        FROM labs WHERE value IS NOT NULL AND {flt} GROUP BY lbtestcd ORDER BY lbtestcd""", fp)
+    if tests.empty:
+        state.empty("This study has no lab results in this selection.")
+    else:
+        c1, c2 = st.columns(2)
+        codes = list(tests["lbtestcd"])
+        test = c1.selectbox("Test", codes, index=codes.index("ALT") if "ALT" in codes else 0,
+                            format_func=lambda t: f"{t} – {tests.set_index('lbtestcd').loc[t, 'lbtest']}")
+        direction = c2.radio("Relative to", ["ULN (rises)", "LLN (falls)"], horizontal=True,
+                             index=1 if test in ("NEUT", "PLAT", "HGB", "LYM", "WBC", "ALB", "FIBRINO") else 0)
+        ref = "uln" if direction.startswith("ULN") else "lln"
+        d = state.q(f"""SELECT usubjid, day, value, unit, value / {ref} AS multiple FROM labs
+                        WHERE lbtestcd = $t AND value IS NOT NULL AND {ref} > 0 AND {flt} ORDER BY usubjid, day""",
+                    {"t": test, **fp})
+        if d.empty:
+            state.empty(f"No {test} results with a {ref.upper()} in this selection, so no multiples to show.")
+        else:
+            st.plotly_chart(F.lab_multiples_figure(d, test, "high" if ref == "uln" else "low"), width="stretch")
+
+with tab_liver:
+    e = state.q(f"""SELECT usubjid,
+                           max(value / uln) FILTER (WHERE lbtestcd = 'ALT') AS peak_alt_xuln,
+                           max(value / uln) FILTER (WHERE lbtestcd = 'BILI') AS peak_bili_xuln
+                    FROM labs WHERE lbtestcd IN ('ALT', 'BILI') AND uln > 0 AND day >= 0 AND {flt}
+                    GROUP BY usubjid HAVING peak_alt_xuln IS NOT NULL AND peak_bili_xuln IS NOT NULL""", fp)
+    if e.empty:
+        state.empty("No subject has both ALT and total bilirubin (with ULN) after infusion: no eDISH plot.")
+    else:
+        hy = e[(e["peak_alt_xuln"] >= 3) & (e["peak_bili_xuln"] >= 2)]
+        st.metric("Subjects in the possible Hy's law quadrant", len(hy),
+                  help="Peak ALT ≥ 3 × ULN and peak total bilirubin ≥ 2 × ULN (peaks need not be simultaneous)")
+        st.plotly_chart(F.edish_figure(e), width="stretch")
+        if not hy.empty:
+            state.table(hy)
+
+with tab_cyto:
+    cy = state.q(f"""SELECT usubjid, lbtestcd, day, value FROM labs
+                     WHERE lbtestcd IN ('NEUT', 'PLAT') AND value > 0 AND day BETWEEN -7 AND 100 AND {flt}""", fp)
+    if cy.empty:
+        state.empty("This study has no ANC or platelet results between day -7 and day 100.")
+    else:
+        st.plotly_chart(F.cytopenia_recovery_figure(cy), width="stretch")
+    st.markdown("**ICAHT (EHA/EBMT 2023)**")
+    if state.require("icaht", what="the ICAHT grades"):
+        ic = state.q(f"SELECT * EXCLUDE (studyid, data_cut) FROM icaht WHERE {flt} ORDER BY usubjid, lineage", fp)
+        if ic.empty:
+            state.empty("No ICAHT grades were derived for this selection.")
+        else:
+            m = st.columns(2)
+            m[0].metric("Early ICAHT grade ≥3", int(ic.loc[ic["early_grade"] >= 3, "usubjid"].nunique()))
+            m[1].metric("Late ICAHT grade ≥3", int(ic.loc[ic["late_grade"] >= 3, "usubjid"].nunique()))
+            state.table(ic)

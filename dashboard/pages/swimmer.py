@@ -1,0 +1,75 @@
+"""Swimmer plot: follow-up to month 12 with responses, key toxicities and death; ORR and Kaplan-Meier OS/DFS."""
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, state
+from dashboard import figures as F
+
+v = state.view()
+st.title("Follow-up, response and survival")
+st.caption(state.filter_caption(v) + " · days from infusion (day 0) · context for the risk-benefit judgement")
+flt, fp = state.subject_filter(v)
+
+subj = state.q(f"""SELECT usubjid, cohort, status, enrollment_order, death_day, death_cause,
+                          coalesce(death_day, last_known_alive_day) AS end_day
+                   FROM subjects WHERE infused AND {flt} ORDER BY enrollment_order NULLS LAST, usubjid""", fp)
+if subj.empty:
+    state.empty("No infused subjects in this selection: nothing to follow up.")
+    st.stop()
+subj["label"] = [f"#{int(o)} {u}" if o == o and o is not None else u for u, o in zip(subj["usubjid"], subj["enrollment_order"])]
+
+events = [state.q(f"SELECT usubjid, day, 'response' AS kind, upper(response) AS text, NULL::INTEGER AS grade "
+                  f"FROM responses WHERE response IS NOT NULL AND {flt}", fp)]
+if state.has_tables("toxicity_episodes"):
+    events.append(state.q(f"SELECT usubjid, onset_day AS day, 'toxicity' AS kind, syndrome AS text, max_grade AS grade "
+                          f"FROM toxicity_episodes WHERE max_grade >= 2 AND {flt}", fp))
+events.append(state.q(f"""SELECT usubjid, onset_day AS day, 'toxicity' AS kind, aedecod AS text, aetoxgr AS grade
+                          FROM adverse_events WHERE aetoxgr >= 3 AND onset_day >= 0 AND {flt}
+                          AND lower(aedecod) NOT IN ('cytokine release syndrome',
+                              'immune effector cell-associated neurotoxicity syndrome')""", fp))
+deaths = subj.dropna(subset=["death_day"])
+events.append(pd.DataFrame({"usubjid": deaths["usubjid"], "day": deaths["death_day"], "kind": "death",
+                            "text": deaths["death_cause"].fillna("cause not given"), "grade": None}))
+ev = pd.concat([e for e in events if not e.empty], ignore_index=True) if any(not e.empty for e in events) \
+    else pd.DataFrame(columns=["usubjid", "day", "kind", "text", "grade"])
+st.plotly_chart(F.swimmer_plot(subj, ev), width="stretch")
+
+st.subheader("Objective response rate (CR + CRi) among infused subjects")
+n = len(subj)
+resp = state.q(f"""
+    SELECT tp.timepoint, count(DISTINCT r.usubjid) AS responders
+    FROM (VALUES ('Month 3', 3, 77, 105), ('Month 6', 6, 160, 210), ('Month 12', 12, 330, 400)) tp(timepoint, m, lo, hi)
+    LEFT JOIN responses r ON upper(r.response) IN ('CR', 'CRI') AND {state.subject_filter(v, column='r.usubjid')[0]}
+         AND (upper(r.visit) = 'MONTH ' || tp.m OR (r.visit IS NULL AND r.day BETWEEN tp.lo AND tp.hi))
+    GROUP BY tp.timepoint, tp.m ORDER BY tp.m""", fp)
+best = state.scalar(f"SELECT count(DISTINCT usubjid) FROM responses WHERE upper(response) IN ('CR', 'CRI') AND {flt}", fp) or 0
+resp = pd.concat([resp, pd.DataFrame({"timepoint": ["Best overall"], "responders": [best]})], ignore_index=True)
+resp["evaluable"] = n
+cis = [data.clopper_pearson(int(k), n) for k in resp["responders"]]
+resp["pct"] = 100 * resp["responders"] / n
+resp["ci_low"] = [100 * lo for lo, _ in cis]
+resp["ci_high"] = [100 * hi for _, hi in cis]
+cols = st.columns(len(resp))
+for col, r in zip(cols, resp.itertuples()):
+    col.metric(f"ORR {r.timepoint}", f"{int(r.responders)} / {n}", help=f"{r.pct:.0f}% (95% CI {r.ci_low:.0f}-{r.ci_high:.0f}%)")
+st.plotly_chart(F.response_rate_bar(resp), width="stretch")
+
+st.subheader("Kaplan-Meier")
+c1, c2 = st.columns(2)
+os_curves = {"All infused": F.km_estimate(subj["end_day"].fillna(0), subj["death_day"].notna())}
+c1.plotly_chart(F.km_figure(os_curves, "Overall survival", "Probability alive"), width="stretch")
+first_cr = state.q(f"""SELECT usubjid, min(day) FILTER (WHERE upper(response) IN ('CR', 'CRI')) AS cr_day,
+                              min(day) FILTER (WHERE upper(response) = 'PD') AS pd_day
+                       FROM responses WHERE {flt} GROUP BY usubjid""", fp)
+dfs = subj.merge(first_cr, on="usubjid", how="inner").dropna(subset=["cr_day"])
+if dfs.empty:
+    c2.info("No subject reached CR/CRi: disease-free survival is not estimable.")
+else:
+    relapse = dfs["pd_day"].where(dfs["pd_day"] > dfs["cr_day"])
+    event_day = pd.concat([relapse, dfs["death_day"]], axis=1).min(axis=1)
+    dfs_time = event_day.fillna(dfs["end_day"])
+    c2.plotly_chart(F.km_figure({"Subjects with CR/CRi": F.km_estimate(dfs_time, event_day.notna())},
+                                "Disease-free survival (from infusion, among CR/CRi)", "Probability alive and disease-free"),
+                    width="stretch")
+st.caption("OS: death from any cause, censored at last known alive. DFS: relapse (PD after CR/CRi) or death, "
+           "among subjects who reached CR/CRi, censored at last known alive.")

@@ -1,0 +1,403 @@
+"""Accounts, roles and the sign-in policy. Pure Python: the Streamlit sign-in gate is dashboard/auth.py.
+
+Roles (see docs/access.md):
+
+- ``committee``: all sites; adjudicates DLTs, signs off data cuts, views the audit log, exports.
+- ``investigator``: the listed sites only; read-only; no study-wide aggregates, no exports.
+- ``data_manager``: all sites; data quality, loads and exports; does not adjudicate or sign off.
+- ``admin``: manages accounts and views the audit log; sees NO patient data (its scope covers no site).
+
+Accounts live in a YAML file (``users: {name: {role, sites, display_name, email, password_hash,
+disabled}}``) holding bcrypt hashes only; it is written atomically with mode 0600.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import re
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import bcrypt
+import yaml
+
+from safety.access import Scope
+
+ROLES: tuple[str, ...] = ("committee", "investigator", "data_manager", "admin")
+ROLE_LABELS = {
+    "committee": "Safety committee",
+    "investigator": "Site investigator",
+    "data_manager": "Data manager",
+    "admin": "Administrator",
+}
+AUTH_MODES = ("required", "off", "oidc")
+DEFAULT_SESSION_MINUTES = 30
+DEFAULT_SESSION_MAX_HOURS = 12
+DEFAULT_BCRYPT_ROUNDS = 12
+MIN_PASSWORD_LENGTH = 10
+_BCRYPT_MAX_BYTES = 72
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,63}$")
+
+
+class AuthError(ValueError):
+    """An account operation that cannot be done; the message says why."""
+
+
+@dataclass(frozen=True)
+class User:
+    """A signed-in person. ``sites=None`` means all sites."""
+    username: str
+    role: str
+    sites: tuple[str, ...] | None = None
+    display_name: str = ""
+    email: str | None = None
+    demo: bool = False  # the built-in demo user of the sample database
+
+    def __post_init__(self):
+        if self.role not in ROLES:
+            raise AuthError(f"unknown role {self.role!r}; roles are {', '.join(ROLES)}")
+        if self.role == "investigator" and not self.sites:
+            raise AuthError(f"investigator {self.username!r} needs at least one site")
+        if self.sites is not None and not isinstance(self.sites, tuple):
+            object.__setattr__(self, "sites", tuple(self.sites))
+
+    @property
+    def label(self) -> str:
+        """'Display Name (Safety committee)' for page headers and audit views."""
+        name = self.display_name or self.username
+        return f"{name} ({ROLE_LABELS[self.role]})"
+
+
+DEMO_USER = User("demo", "committee", None, "Demo committee member", demo=True)
+AUTH_OFF_USER = User("local", "committee", None, "Local user (sign-in off)")
+
+
+# -- permissions ----------------------------------------------------------------------------------
+def can_view_patient_data(user: User) -> bool:
+    """Subject-level pages and listings (within the user's scope)."""
+    return user.role in ("committee", "investigator", "data_manager")
+
+
+def can_view_study_aggregates(user: User) -> bool:
+    """Study-wide tables (stopping rules, boundaries, quarantine): only all-site roles."""
+    return can_view_patient_data(user) and user.sites is None
+
+
+def can_adjudicate(user: User) -> bool:
+    return user.role == "committee"
+
+
+def can_sign_off(user: User) -> bool:
+    return user.role == "committee"
+
+
+def can_export(user: User) -> bool:
+    """Committee listings/tables and data extracts leave the app: committee and data managers only."""
+    return user.role in ("committee", "data_manager")
+
+
+def can_view_data_quality(user: User) -> bool:
+    """Load log, quarantine and grade discrepancies (study-wide bookkeeping)."""
+    return user.role in ("committee", "data_manager")
+
+
+def can_view_audit(user: User) -> bool:
+    return user.role in ("committee", "admin")
+
+
+def can_manage_users(user: User) -> bool:
+    return user.role == "admin"
+
+
+def scope_for(user: User, studyid: str, data_cut: dt.date, previous_cut: dt.date | None = None) -> Scope:
+    """The read scope of ``user``: investigators their sites, admin no site at all, others every site."""
+    if user.role == "investigator":
+        sites: tuple[str, ...] | None = tuple(user.sites or ())
+    elif user.role == "admin":
+        sites = ()  # an empty scope: every per-subject table is empty, study-level tables hidden
+    else:
+        sites = None
+    return Scope(studyid, data_cut, sites, previous_cut)
+
+
+# -- sessions -------------------------------------------------------------------------------------
+def session_expired(signed_in_at: dt.datetime, last_activity: dt.datetime, now: dt.datetime,
+                    idle_minutes: float = DEFAULT_SESSION_MINUTES,
+                    max_hours: float = DEFAULT_SESSION_MAX_HOURS) -> bool:
+    """True when the session has been idle longer than ``idle_minutes`` or open longer than ``max_hours``."""
+    if now - last_activity > dt.timedelta(minutes=idle_minutes):
+        return True
+    return now - signed_in_at > dt.timedelta(hours=max_hours)
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    """How the app signs people in.
+
+    ``mode``: 'required' (password sign-in, the default), 'oidc' (Streamlit st.login with roles from
+    users.yaml by e-mail) or 'off' (no sign-in; only when the operator sets CELLTOX_AUTH=off).
+    ``demo``: the database is the embedded sample database and the operator did not ask for sign-in:
+    the app runs as :data:`DEMO_USER`, labelled DEMO on every page.
+    """
+    mode: str = "required"
+    users_path: Path | None = None
+    session_minutes: float = DEFAULT_SESSION_MINUTES
+    session_max_hours: float = DEFAULT_SESSION_MAX_HOURS
+    demo: bool = False
+    oidc_provider: str | None = None
+
+    def __post_init__(self):
+        if self.mode not in AUTH_MODES:
+            raise AuthError(f"CELLTOX_AUTH must be one of {', '.join(AUTH_MODES)}, not {self.mode!r}")
+        if self.session_minutes <= 0 or self.session_max_hours <= 0:
+            raise AuthError("session timeouts must be positive")
+
+    @classmethod
+    def from_env(cls, db_path: str | Path | None, is_sample_db: bool = False,
+                 env: Mapping[str, str] | None = None) -> "AccessPolicy":
+        """Read CELLTOX_AUTH, CELLTOX_USERS, CELLTOX_SESSION_MINUTES, CELLTOX_SESSION_MAX_HOURS,
+        CELLTOX_OIDC_PROVIDER. Anything unreadable raises :class:`AuthError` (the app refuses to start
+        rather than fall back to no sign-in)."""
+        env = os.environ if env is None else env
+        raw_mode = (env.get("CELLTOX_AUTH") or "").strip().lower()
+        mode = raw_mode or "required"
+        # The sample database runs as a labelled demo unless the operator explicitly asked for sign-in.
+        demo = bool(is_sample_db) and raw_mode in ("", "demo")
+        if mode == "demo":
+            if not is_sample_db:
+                raise AuthError("CELLTOX_AUTH=demo is only allowed with the embedded sample database")
+            mode = "required"
+        users = env.get("CELLTOX_USERS")
+        if users:
+            users_path: Path | None = Path(users).expanduser()
+        elif db_path is not None:
+            users_path = Path(db_path).expanduser().resolve().parent / "users.yaml"
+        else:
+            users_path = None
+
+        def _num(name: str, default: float) -> float:
+            text = env.get(name)
+            if text is None or not str(text).strip():
+                return default
+            try:
+                return float(text)
+            except ValueError:
+                raise AuthError(f"{name} must be a number, not {text!r}") from None
+
+        return cls(mode=mode, users_path=users_path,
+                   session_minutes=_num("CELLTOX_SESSION_MINUTES", DEFAULT_SESSION_MINUTES),
+                   session_max_hours=_num("CELLTOX_SESSION_MAX_HOURS", DEFAULT_SESSION_MAX_HOURS),
+                   demo=demo, oidc_provider=(env.get("CELLTOX_OIDC_PROVIDER") or None))
+
+
+# -- the account file -----------------------------------------------------------------------------
+def _check_username(username: str) -> str:
+    if not isinstance(username, str) or not _USERNAME.match(username):
+        raise AuthError("a username is 1-64 characters: letters, digits, '.', '_', '-', '@' "
+                        "(starting with a letter or digit)")
+    return username
+
+
+def _check_sites(role: str, sites) -> tuple[str, ...] | None:
+    if sites is None or (isinstance(sites, (list, tuple)) and len(sites) == 0 and role != "investigator"):
+        if role == "investigator":
+            raise AuthError("an investigator needs at least one site (--sites)")
+        return None
+    if isinstance(sites, str):
+        sites = [s for s in re.split(r"[,\s]+", sites) if s]
+    out = []
+    for s in sites:
+        s = str(s).strip()
+        if not _SITE.match(s):
+            raise AuthError(f"invalid site id {s!r}")
+        out.append(s)
+    if role != "investigator":
+        raise AuthError(f"role {role!r} covers all sites; sites are only for investigators")
+    if not out:
+        raise AuthError("an investigator needs at least one site (--sites)")
+    return tuple(dict.fromkeys(out))
+
+
+def _check_password(password: str) -> bytes:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+        raise AuthError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    raw = password.encode("utf-8")
+    if len(raw) > _BCRYPT_MAX_BYTES:
+        raise AuthError(f"a password may be at most {_BCRYPT_MAX_BYTES} bytes (bcrypt's limit)")
+    return raw
+
+
+class UserStore:
+    """The account file. Reads it afresh on every call, so edits by the CLI apply to the running app."""
+
+    def __init__(self, path: str | Path, rounds: int | None = None):
+        self.path = Path(path)
+        self.rounds = int(rounds or os.environ.get("CELLTOX_BCRYPT_ROUNDS") or DEFAULT_BCRYPT_ROUNDS)
+        self._dummy_hash: bytes | None = None
+
+    # reading
+    def _read(self) -> dict:
+        if not self.path.exists():
+            return {}
+        with open(self.path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+        if not isinstance(data, dict) or not isinstance(data.get("users", {}), dict):
+            raise AuthError(f"{self.path}: expected a mapping 'users: {{name: {{...}}}}'")
+        return dict(data.get("users") or {})
+
+    @staticmethod
+    def _to_user(username: str, rec: dict) -> User:
+        sites = rec.get("sites")
+        return User(username=username, role=rec.get("role"),
+                    sites=tuple(str(s) for s in sites) if sites else None,
+                    display_name=rec.get("display_name") or "", email=rec.get("email") or None)
+
+    def get(self, username: str) -> User | None:
+        """The enabled account ``username`` as a User, or None (unknown or disabled)."""
+        rec = self._read().get(username)
+        if not isinstance(rec, dict) or rec.get("disabled"):
+            return None
+        return self._to_user(username, rec)
+
+    def list(self) -> list[dict]:
+        """Every account without its hash: username, role, sites, display_name, email, disabled."""
+        out = []
+        for name, rec in sorted(self._read().items()):
+            out.append({"username": name, "role": rec.get("role"), "sites": list(rec.get("sites") or []) or None,
+                        "display_name": rec.get("display_name") or "", "email": rec.get("email") or None,
+                        "disabled": bool(rec.get("disabled"))})
+        return out
+
+    def find_by_email(self, email: str) -> User | None:
+        """The enabled account whose e-mail matches (case-insensitive), for OIDC; None if none or ambiguous."""
+        if not email:
+            return None
+        wanted = email.strip().lower()
+        hits = [(n, r) for n, r in self._read().items()
+                if isinstance(r, dict) and (r.get("email") or "").strip().lower() == wanted]
+        if len(hits) != 1 or hits[0][1].get("disabled"):
+            return None
+        return self._to_user(*hits[0])
+
+    # writing
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[dict]:
+        """Read-modify-write under an exclusive lock; the file is replaced atomically on success."""
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            users = self._read()
+            yield users
+            self._write(users)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _write(self, users: dict) -> None:
+        text = ("# celltox accounts: managed by `python -m safety users`. bcrypt hashes only.\n"
+                + yaml.safe_dump({"users": users}, sort_keys=True, allow_unicode=True))
+        fd, tmp = tempfile.mkstemp(prefix=".users-", suffix=".yaml", dir=self.path.parent)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        os.chmod(self.path, 0o600)
+
+    def _hash(self, password: str) -> str:
+        return bcrypt.hashpw(_check_password(password), bcrypt.gensalt(self.rounds)).decode("ascii")
+
+    def add(self, username: str, role: str, password: str, sites=None, display_name: str = "",
+            email: str | None = None) -> User:
+        """Create an account; raises AuthError when it exists or an input is invalid."""
+        _check_username(username)
+        if role not in ROLES:
+            raise AuthError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+        site_tuple = _check_sites(role, sites)
+        password_hash = self._hash(password)
+        with self._locked() as users:
+            if username in users:
+                raise AuthError(f"account {username!r} exists")
+            users[username] = {"role": role, "sites": list(site_tuple) if site_tuple else None,
+                               "display_name": (display_name or "").strip(),
+                               "email": (email or "").strip() or None,
+                               "password_hash": password_hash, "disabled": False}
+        return User(username, role, site_tuple, (display_name or "").strip(), (email or "").strip() or None)
+
+    def remove(self, username: str) -> None:
+        with self._locked() as users:
+            if username not in users:
+                raise AuthError(f"no account {username!r}")
+            del users[username]
+
+    def set_password(self, username: str, password: str) -> None:
+        password_hash = self._hash(password)
+        with self._locked() as users:
+            if username not in users:
+                raise AuthError(f"no account {username!r}")
+            users[username]["password_hash"] = password_hash
+
+    def set_disabled(self, username: str, disabled: bool = True) -> None:
+        with self._locked() as users:
+            if username not in users:
+                raise AuthError(f"no account {username!r}")
+            users[username]["disabled"] = bool(disabled)
+
+    def authenticate(self, username: str, password: str) -> User | None:
+        """The User when the password matches an enabled account, else None.
+
+        bcrypt runs for unknown and disabled accounts too, so the answer takes about the same time
+        whether or not the username exists."""
+        pw = password.encode("utf-8") if isinstance(password, str) else b""
+        try:
+            rec = self._read().get(username) if isinstance(username, str) else None
+        except AuthError:
+            rec = None
+        stored = rec.get("password_hash") if isinstance(rec, dict) else None
+        if not stored:
+            stored = self._dummy()
+        try:
+            ok = bcrypt.checkpw(pw[:_BCRYPT_MAX_BYTES], stored.encode("ascii") if isinstance(stored, str) else stored)
+        except ValueError:
+            ok = False
+        if len(pw) > _BCRYPT_MAX_BYTES or not pw:
+            ok = False  # never accept a truncated match or an empty password
+        if not ok or not isinstance(rec, dict) or rec.get("disabled"):
+            return None
+        try:
+            return self._to_user(username, rec)
+        except AuthError:
+            return None  # a hand-edited record with a bad role or no sites signs nobody in
+
+    def _dummy(self) -> bytes:
+        if self._dummy_hash is None:
+            self._dummy_hash = bcrypt.hashpw(b"celltox-no-such-user", bcrypt.gensalt(self.rounds))
+        return self._dummy_hash
+
+
+def oidc_user(store: UserStore, claims: Mapping) -> User | None:
+    """Map an OIDC identity (``st.user``: needs a verified-looking ``email``) to the account with that e-mail.
+
+    No account, a disabled account, or an e-mail the provider marks unverified gives None: an identity
+    provider proves who someone is, users.yaml says what they may see."""
+    email = (claims.get("email") or "").strip() if claims else ""
+    if not email or claims.get("email_verified") is False:
+        return None
+    user = store.find_by_email(email)
+    if user is None:
+        return None
+    return replace(user, email=email)

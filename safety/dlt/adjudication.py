@@ -1,0 +1,239 @@
+"""Committee adjudication of DLT candidates over the append-only review store.
+
+Decisions ('confirmed', 'rejected', 'added' for a DLT the rules missed, 'withdrawn' to take a decision
+back) are keyed by stable event keys and stored with the event's fingerprint at the time of the decision,
+in ``<db>.review.sqlite`` (never in a table ingest rewrites). The newest decision per key is in force.
+When a reload changes an adjudicated event (grade, dates) or the event is no longer screened, the row is
+flagged ``needs_rereview``: the decision stays visible and, if it made a DLT, is still counted (counting
+errs on the side of toxicity) until the committee decides again.
+
+The same SQL (``decision_ctes``) serves the derivation at load time and the live view in the app: the
+latest decisions are passed in as list parameters, so a StudyReader can run it within its scope.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from safety.review_store import ReviewStore
+
+DECISIONS = ("confirmed", "rejected", "added", "withdrawn")
+DLT_DECISIONS = ("confirmed", "added")
+
+_ADJ_FIELDS = {  # param name -> review store column
+    "adj_key": "event_key", "adj_usubjid": "usubjid", "adj_decision": "decision",
+    "adj_fp": "event_fingerprint", "adj_reviewer": "reviewer", "adj_at": "decided_at",
+    "adj_rationale": "rationale", "adj_rule": "rule_id", "adj_cut": "data_cut",
+}
+
+
+def adjudication_params(store: ReviewStore | None, studyid: str) -> dict:
+    """The latest decision per event key as parallel list parameters for :func:`decision_ctes`."""
+    rows = store.latest_adjudications(studyid) if store is not None else []
+    return {p: [None if r.get(col) is None else str(r[col]) for r in rows] for p, col in _ADJ_FIELDS.items()}
+
+
+def _fp(alias: str) -> str:
+    """Fingerprint of an adverse_events row, the same text a candidate from that AE carries."""
+    from safety.dlt.screening import fingerprint_sql
+    return fingerprint_sql(alias, grade="aetoxgr")
+
+
+def decision_ctes() -> str:
+    """CTEs ``review`` (one row per candidate or adjudicated event, with its decision in force) and ``dec``
+    (per subject). Needs $studyid, $data_cut and :func:`adjudication_params`."""
+    unnest = ",\n    ".join(f"unnest(${p}::VARCHAR[]) AS {p}" for p in _ADJ_FIELDS)
+    return f"""adj_raw AS (SELECT {unnest}),
+adj AS (SELECT adj_key AS event_key, adj_usubjid, adj_decision AS decision, adj_fp AS adjudicated_fingerprint,
+               adj_reviewer AS reviewer, adj_at AS decided_at, adj_rationale AS rationale, adj_rule AS adj_rule_id,
+               adj_cut AS decided_on_cut FROM adj_raw),
+rv_subj AS (SELECT usubjid, cohort, dose_level FROM subjects WHERE studyid = $studyid AND data_cut = $data_cut),
+rv_cand AS (SELECT * FROM dlt_candidates WHERE studyid = $studyid AND data_cut = $data_cut),
+rv_ae AS (SELECT a.event_key, a.usubjid, coalesce(a.aedecod, a.aeterm) AS term, a.onset_day, a.end_day,
+                 a.aetoxgr AS grade, a.duration_days, a.ongoing, {_fp('a')} AS event_fingerprint
+          FROM adverse_events a WHERE a.studyid = $studyid AND a.data_cut = $data_cut),
+review_rows AS (
+  SELECT c.usubjid, c.cohort, c.dose_level, c.event_key, c.source, c.rule_id, c.reason, c.term, c.onset_day,
+         c.end_day, c.grade, c.duration_days, c.ongoing, c.in_window, c.evidence, c.event_fingerprint,
+         true AS screened, true AS event_present,
+         a.decision, a.reviewer, a.decided_at, a.rationale, a.decided_on_cut, a.adjudicated_fingerprint
+  FROM rv_cand c LEFT JOIN adj a USING (event_key)
+  UNION ALL
+  SELECT a.adj_usubjid, s.cohort, s.dose_level, a.event_key, CASE WHEN e.event_key IS NULL THEN NULL ELSE 'AE' END,
+         a.adj_rule_id, CASE WHEN a.decision IN ('added', 'withdrawn') THEN 'Added by the committee'
+                             ELSE 'No longer meets a screening rule' END,
+         e.term, e.onset_day, e.end_day, e.grade, e.duration_days, e.ongoing,
+         e.onset_day BETWEEN $win_start AND $win_end,
+         CASE WHEN e.event_key IS NULL THEN 'event not in this data cut'
+              ELSE coalesce(e.term, 'AE') || ' grade ' || coalesce(CAST(e.grade AS VARCHAR), '?') || ' on days '
+                   || coalesce(CAST(e.onset_day AS VARCHAR), '?') || '-'
+                   || CASE WHEN e.ongoing THEN 'ongoing' ELSE coalesce(CAST(e.end_day AS VARCHAR), '?') END END,
+         e.event_fingerprint, false, e.event_key IS NOT NULL,
+         a.decision, a.reviewer, a.decided_at, a.rationale, a.decided_on_cut, a.adjudicated_fingerprint
+  FROM adj a JOIN rv_subj s ON s.usubjid = a.adj_usubjid
+  LEFT JOIN rv_ae e USING (event_key)
+  WHERE a.event_key NOT IN (SELECT event_key FROM rv_cand)),
+review_flags AS (
+  SELECT *,
+         CASE WHEN decision IS NULL OR decision = 'withdrawn' THEN false
+              WHEN NOT event_present THEN true
+              WHEN NOT screened AND decision <> 'added' THEN true
+              ELSE adjudicated_fingerprint IS DISTINCT FROM event_fingerprint END AS needs_rereview
+  FROM review_rows),
+review AS (
+  SELECT *,
+         CASE WHEN (decision IS NULL OR decision = 'withdrawn') AND screened AND NOT coalesce(in_window, false)
+                THEN 'outside DLT window'
+              WHEN decision IS NULL THEN 'pending'
+              WHEN decision = 'withdrawn' AND screened THEN 'pending (earlier decision withdrawn)'
+              WHEN decision = 'withdrawn' THEN 'withdrawn'
+              WHEN NOT event_present THEN 'event no longer in the data, re-review'
+              WHEN NOT screened AND decision <> 'added' THEN 'event no longer screened, re-review'
+              WHEN needs_rereview THEN decision || '; event changed since the decision, re-review'
+              ELSE decision END AS status,
+         coalesce(decision IN ('confirmed', 'added'), false) AS counts_as_dlt,
+         screened AND coalesce(in_window, false)
+           AND (decision IS NULL OR decision = 'withdrawn' OR (decision = 'rejected' AND needs_rereview)) AS pending
+  FROM review_flags),
+dec AS (
+  SELECT usubjid, bool_or(counts_as_dlt) AS dlt_confirmed,
+         count(*) FILTER (WHERE screened AND in_window) AS candidates_in_window,
+         count(*) FILTER (WHERE pending) AS pending_in_window,
+         count(*) FILTER (WHERE needs_rereview) AS rereview_in_window
+  FROM review GROUP BY usubjid)"""
+
+
+# Evaluability from the facts (f: subjects at the cut or stored dlt_evaluability) and decisions (d: dec).
+EVALUATION_SELECT = """
+  f.studyid, f.data_cut, f.usubjid, f.cohort, f.dose_level, f.infused,
+  f.infused AND (coalesce(d.dlt_confirmed, false) OR f.followed_through_window) AS evaluable,
+  CASE WHEN NOT f.infused THEN 'not infused'
+       WHEN coalesce(d.dlt_confirmed, false) THEN 'DLT candidate confirmed'
+       WHEN f.followed_through_window THEN 'followed through day ' || CAST(f.window_end_day AS VARCHAR)
+       ELSE CASE WHEN f.followed_through_day IS NULL THEN 'no follow-up recorded after infusion'
+                 WHEN f.death_day IS NOT NULL AND f.death_day <= f.window_end_day
+                   THEN 'died on day ' || CAST(f.death_day AS VARCHAR) || ' without DLT'
+                 WHEN f.follow_up_status = 'discontinued'
+                   THEN 'discontinued on day ' || CAST(f.followed_through_day AS VARCHAR) || ' of '
+                        || CAST(f.window_end_day AS VARCHAR) || ' without DLT'
+                 ELSE 'followed to day ' || CAST(f.followed_through_day AS VARCHAR) || ' of '
+                      || CAST(f.window_end_day AS VARCHAR) || ' so far' END
+            || CASE WHEN coalesce(d.pending_in_window, 0) > 0 THEN '; DLT candidate pending adjudication' ELSE '' END
+  END AS reason,
+  f.followed_through_day, f.window_end_day, f.followed_through_window, f.death_day,
+  coalesce(d.dlt_confirmed, false) AS dlt_confirmed,
+  coalesce(d.candidates_in_window, 0) AS candidates_in_window,
+  coalesce(d.pending_in_window, 0) AS pending_in_window,
+  f.infused AND (coalesce(d.dlt_confirmed, false) OR f.followed_through_window
+                 OR coalesce(d.candidates_in_window, 0) > 0) AS evaluable_if_candidates_confirmed,
+  f.follow_up_status, coalesce(d.rereview_in_window, 0) AS rereview_in_window,
+  f.crs_max_grade_window, f.icans_max_grade_window, f.treatment_related_death
+"""
+
+
+def _window_params(reader) -> dict:
+    """The DLT window the cut was derived with (from dlt_evaluability), else the default 0-28."""
+    end = reader.scalar("SELECT max(window_end_day) FROM dlt_evaluability")
+    cfg_start = 0
+    return {"win_start": cfg_start, "win_end": int(end) if end is not None and not pd.isna(end) else 28}
+
+
+def _params(reader, store: ReviewStore | None, config: dict | None = None) -> dict:
+    p = {"studyid": reader.scope.studyid, "data_cut": reader.scope.data_cut}
+    if config is not None:
+        p.update(win_start=int(config["dlt"]["window"]["start_day"]), win_end=int(config["dlt"]["window"]["end_day"]))
+    else:
+        p.update(_window_params(reader))
+    p.update(adjudication_params(store, reader.scope.studyid))
+    return p
+
+
+REVIEW_COLUMNS = ["event_key", "usubjid", "cohort", "dose_level", "source", "rule_id", "reason", "term", "onset_day",
+                  "end_day", "grade", "duration_days", "ongoing", "in_window", "evidence", "event_fingerprint",
+                  "screened", "decision", "reviewer", "decided_at", "rationale", "decided_on_cut",
+                  "adjudicated_fingerprint", "needs_rereview", "status", "counts_as_dlt", "pending"]
+
+
+def review_table(reader, store: ReviewStore | None, config: dict | None = None) -> pd.DataFrame:
+    """Each screened candidate and each adjudicated event of the cut with the decision in force, its reviewer,
+    time and rationale, ``needs_rereview`` and a plain ``status``; pending first, then by subject and onset."""
+    sql = f"WITH {decision_ctes()} SELECT {', '.join(REVIEW_COLUMNS)} FROM review " \
+          "ORDER BY pending DESC, needs_rereview DESC, usubjid, onset_day NULLS LAST, event_key"
+    return reader.sql(sql, _params(reader, store, config))
+
+
+def record_decision(store: ReviewStore, reader, event_key: str, decision: str, rationale: str,
+                    reviewer: str) -> int:
+    """Append one committee decision after checking it against the current cut; returns the new row id.
+
+    'confirmed' / 'rejected' need a screened candidate (or an earlier decision on the key); 'added' needs an
+    AE of the cut that is not already a candidate; 'withdrawn' needs a decision in force to take back.
+    """
+    if decision not in DECISIONS:
+        raise ValueError(f"decision must be one of {', '.join(DECISIONS)}, got {decision!r}")
+    if not reviewer or not str(reviewer).strip():
+        raise ValueError("a decision needs a reviewer")
+    if not rationale or not str(rationale).strip():
+        raise ValueError("a decision needs a rationale")
+    rows = review_table(reader, store)
+    row = rows[rows["event_key"] == event_key]
+    current = row.iloc[0] if len(row) else None
+    usubjid, rule_id, fingerprint = None, None, None
+    if decision == "added":
+        if current is not None and bool(current["screened"]):
+            raise ValueError(f"{event_key} is already a screened candidate: confirm it instead of adding it")
+        ae = reader.sql("SELECT usubjid, " + _fp("a") + " AS fp FROM adverse_events a WHERE event_key = $k",
+                        {"k": event_key})
+        if ae.empty:
+            raise ValueError(f"no adverse event {event_key!r} in data cut {reader.scope.data_cut}")
+        usubjid, fingerprint = ae.at[0, "usubjid"], ae.at[0, "fp"]
+    else:
+        if current is None:
+            raise ValueError(f"{event_key!r} is not a DLT candidate or adjudicated event in data cut "
+                             f"{reader.scope.data_cut}")
+        if decision == "withdrawn" and (current["decision"] is None or pd.isna(current["decision"])
+                                        or current["decision"] == "withdrawn"):
+            raise ValueError(f"{event_key} has no decision in force to withdraw")
+        if decision in ("confirmed", "rejected") and not bool(current["screened"]) \
+                and current["decision"] not in ("confirmed", "rejected"):
+            raise ValueError(f"{event_key} is not a screened candidate; use 'added' for a DLT the rules missed")
+        usubjid = current["usubjid"]
+        rule_id = None if pd.isna(current["rule_id"]) else current["rule_id"]
+        fingerprint = None if pd.isna(current["event_fingerprint"]) else current["event_fingerprint"]
+    return store.add_adjudication(studyid=reader.scope.studyid, event_key=event_key, usubjid=str(usubjid),
+                                  rule_id=rule_id, decision=decision, rationale=rationale,
+                                  reviewer=str(reviewer).strip(), data_cut=str(reader.scope.data_cut),
+                                  event_fingerprint=fingerprint)
+
+
+def dlt_counts(reader, store: ReviewStore | None) -> pd.DataFrame:
+    """Per cohort (and a last row with cohort NULL for all): subjects, confirmed DLT events, subjects with a
+    confirmed DLT, pending and rejected candidates and decisions needing re-review."""
+    sql = f"""WITH {decision_ctes()},
+per AS (
+  SELECT s.cohort, count(DISTINCT s.usubjid) AS subjects,
+         count(r.event_key) FILTER (WHERE r.counts_as_dlt) AS confirmed,
+         count(DISTINCT r.usubjid) FILTER (WHERE r.counts_as_dlt) AS subjects_with_dlt,
+         count(r.event_key) FILTER (WHERE r.pending) AS pending,
+         count(r.event_key) FILTER (WHERE r.decision = 'rejected' AND NOT r.needs_rereview) AS rejected,
+         count(r.event_key) FILTER (WHERE r.needs_rereview) AS needs_rereview
+  FROM rv_subj s LEFT JOIN review r USING (usubjid)
+  GROUP BY GROUPING SETS ((s.cohort), ()))
+SELECT * FROM per ORDER BY cohort IS NULL, cohort"""
+    return reader.sql(sql, _params(reader, store))
+
+
+def live_stopping_status(reader, store: ReviewStore | None, config: dict) -> pd.DataFrame:
+    """stopping_rule_status rows recomputed now from the decisions in force (pending shown separately)."""
+    from safety.dlt.stopping import status_rows
+    if not reader.scope.all_sites:
+        raise PermissionError("stopping rules are study-wide: a site-scoped reader cannot compute them")
+    subjects = live_evaluability(reader, store, config)
+    return status_rows(subjects, config, reader.scope.studyid, reader.scope.data_cut,
+                       adjudicated=store is not None)
+
+
+def live_evaluability(reader, store: ReviewStore | None, config: dict | None = None) -> pd.DataFrame:
+    """dlt_evaluability rows recomputed from the stored follow-up facts and the decisions in force now."""
+    sql = f"WITH {decision_ctes()} SELECT {EVALUATION_SELECT} FROM dlt_evaluability f " \
+          "LEFT JOIN dec d USING (usubjid) ORDER BY f.usubjid"
+    return reader.sql(sql, _params(reader, store, config))

@@ -1,0 +1,378 @@
+"""DLT screening: protocol rules read from study.yaml (``dlt.rules``), one SQL template per rule type.
+
+Each rule in ``config['dlt']['rules']`` has an ``id``, a ``type``, its parameters and a plain-language
+``reason``. The engine runs one SQL template per rule type with the rule's values bound as parameters,
+over whole tables in one statement, and keeps one row per event key: the first rule (in config order)
+that the event meets names the candidate, the others are listed in ``also_matches``.
+
+Rule types:
+  fatal_event           grade 5 AE (or fatal outcome), or a death with no fatal AE, not due to progression
+  syndrome_grade        CRS / ICANS episode (or, for subjects without assessments, the reported AE) by
+                        grade and, optionally, duration at grade >= 3 ("more than 72 hours")
+  ae_grade              any other AE by grade, relatedness, duration and term lists
+  cytopenia_persisting  the first lab on or after ``from_day`` (up to ``to_day``) still at ``grade``
+
+Durations are ADaM day counts (end - start + 1); without times, "more than N hours" means more than N/24
+such days. Events ongoing at the cut count to the cut and are marked ongoing. The DLT window
+(``dlt.window``, default days 0-28 inclusive) applies to the onset day; cytopenia rules carry their own
+lab period, so their candidates are always in the window.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from safety.schema import C, KEY, SUBJ, Table, register
+
+DLT_CANDIDATES = Table(
+    "dlt_candidates",
+    "Events that meet a protocol DLT rule (study.yaml dlt.rules), one row per event key, for committee "
+    "adjudication. Screening only: the DLT decision is the committee's (see the review store).",
+    KEY + SUBJ + (
+        C("event_key", "VARCHAR", "Stable key of the event: '<usubjid>/AE/<aeseq>', '<usubjid>/CRS/<n>', "
+                                  "'<usubjid>/ICANS/<n>', '<usubjid>/LB/<lbtestcd>-D<from_day>' or '<usubjid>/DEATH'."),
+        C("source", "VARCHAR", "'AE', 'CRS episode', 'ICANS episode', 'lab' or 'death' (a death with no fatal AE)."),
+        C("rule_id", "VARCHAR", "The first rule (config order) the event meets, e.g. 'R3'."),
+        C("reason", "VARCHAR", "That rule's plain-language reason."),
+        C("also_matches", "VARCHAR", "Other rule ids the event also meets, comma-separated; NULL when none."),
+        C("term", "VARCHAR", "Event term: AEDECOD (else AETERM), 'CRS'/'ICANS', the lab test code, or 'Death'."),
+        C("onset_day", "INTEGER", "Onset day relative to infusion (day 0); for lab rules the day of the lab."),
+        C("end_day", "INTEGER", "End day; NULL when ongoing or not applicable (lab)."),
+        C("grade", "INTEGER", "Grade the rule used: AETOXGR, episode maximum ASTCT grade, or the lab's CTCAE grade."),
+        C("duration_days", "INTEGER", "Duration the rule measured (ADaM: end - start + 1; for CRS/ICANS grade >= 3 "
+                                      "rules the days from first to last day at grade >= 3); ongoing events count to the cut."),
+        C("ongoing", "BOOLEAN", "The event had not ended at the data cut."),
+        C("in_window", "BOOLEAN", "Onset inside the DLT window (dlt.window); always true for cytopenia rules."),
+        C("evidence", "VARCHAR", "The data behind the flag in words, e.g. 'CRS grade 3 on days 2-6 (5 days)'."),
+        C("event_fingerprint", "VARCHAR", "grade|onset_day|end_day|duration ('ongoing' for the last two while "
+                                          "ongoing): a change on reload flags an adjudication for re-review."),
+        C("cohort", "VARCHAR", "Subject's cohort."),
+        C("dose_level", "VARCHAR", "Subject's dose level."),
+    ),
+    group="derived",
+)
+
+DLT_EVALUABILITY = Table(
+    "dlt_evaluability",
+    "DLT evaluability per subject at the cut: infused and either followed through the DLT window or with a "
+    "confirmed DLT. A death or discontinuation inside the window without a DLT makes the subject not "
+    "evaluable (usually replaced). Confirmed = committee decision in the review store at load time.",
+    KEY + SUBJ + (
+        C("cohort", "VARCHAR", "Cohort."),
+        C("dose_level", "VARCHAR", "Dose level."),
+        C("infused", "BOOLEAN", "Received the cell product."),
+        C("evaluable", "BOOLEAN", "DLT-evaluable on adjudicated decisions."),
+        C("reason", "VARCHAR", "Why, e.g. 'followed through day 28', 'DLT candidate confirmed', 'not infused', "
+                               "'followed to day 12 of 28 so far', 'died on day 9 without DLT'."),
+        C("followed_through_day", "INTEGER", "Last day known alive, capped at the window end."),
+        C("window_end_day", "INTEGER", "Last day of the DLT window (dlt.window.end_day)."),
+        C("followed_through_window", "BOOLEAN", "Known alive on or after the window's last day."),
+        C("death_day", "INTEGER", "Day of death, if any."),
+        C("dlt_confirmed", "BOOLEAN", "At least one committee-confirmed (or added) DLT."),
+        C("candidates_in_window", "INTEGER", "Screened candidates with onset in the window."),
+        C("pending_in_window", "INTEGER", "Of those, candidates without a decision in force (or needing re-review)."),
+        C("evaluable_if_candidates_confirmed", "BOOLEAN", "Evaluable if every in-window candidate were a DLT "
+                                                         "(used when no adjudications are available)."),
+        C("follow_up_status", "VARCHAR", "subjects.status at the cut ('in follow-up', 'discontinued', 'died', ...)."),
+        C("rereview_in_window", "INTEGER", "Adjudicated events of the subject whose data changed since the decision."),
+        C("crs_max_grade_window", "INTEGER", "Highest CRS grade with onset in the window (episodes, else AEs); 0 when none."),
+        C("icans_max_grade_window", "INTEGER", "Highest ICANS grade with onset in the window (episodes, else AEs); 0 when none."),
+        C("treatment_related_death", "BOOLEAN", "A related AE with fatal outcome (grade 5) and onset in the window."),
+    ),
+    group="derived",
+)
+
+register(DLT_CANDIDATES, DLT_EVALUABILITY)
+
+SOURCE_LABEL = {"CRS": "CRS episode", "ICANS": "ICANS episode"}
+_ASSESSMENTS = {"CRS": "crs_assessments", "ICANS": "icans_assessments"}
+
+# --- rule templates: each SELECTs the common candidate columns; $params are the rule's values ------
+_COLS = "usubjid, event_key, source, term, onset_day, end_day, grade, duration_days, ongoing, evidence, window_applies"
+
+_FATAL_AE = "(a.aetoxgr = 5 OR upper(coalesce(a.aeout, '')) = 'FATAL' OR upper(coalesce(a.aesdth, '')) = 'Y')"
+
+TEMPLATES: dict[str, str] = {
+    "fatal_event": f"""
+        SELECT a.usubjid, a.event_key, 'AE' AS source, coalesce(a.aedecod, a.aeterm) AS term, a.onset_day,
+               a.end_day, a.aetoxgr AS grade, a.duration_days, a.ongoing,
+               coalesce(a.aedecod, a.aeterm, 'AE') || ' grade ' || coalesce(CAST(a.aetoxgr AS VARCHAR), 'not given')
+                 || ', fatal outcome, onset day ' || coalesce(CAST(a.onset_day AS VARCHAR), 'unknown') AS evidence,
+               true AS window_applies
+        FROM ae a
+        WHERE {_FATAL_AE}
+          AND NOT (coalesce(CAST($exclude_progression AS BOOLEAN), true)
+                   AND (upper(coalesce(a.aedecod, '')) IN (SELECT unnest($progression_terms::VARCHAR[]))
+                        OR upper(coalesce(a.aeterm, '')) IN (SELECT unnest($progression_terms::VARCHAR[]))))
+        UNION ALL
+        -- a death inside the data with no fatal AE recorded would otherwise never be screened
+        SELECT s.usubjid, s.usubjid || '/DEATH' AS event_key, 'death' AS source, 'Death' AS term,
+               s.death_day AS onset_day, s.death_day AS end_day, 5 AS grade, 1 AS duration_days, false AS ongoing,
+               'Death on day ' || CAST(s.death_day AS VARCHAR) || ' (cause: ' || coalesce(s.death_cause, 'not recorded')
+                 || '); no fatal AE recorded' AS evidence,
+               true AS window_applies
+        FROM subj s
+        WHERE s.death_day IS NOT NULL AND coalesce(s.infused, false)
+          AND NOT EXISTS (SELECT 1 FROM ae a WHERE a.usubjid = s.usubjid AND {_FATAL_AE})
+          AND NOT (coalesce(CAST($exclude_progression AS BOOLEAN), true)
+                   AND EXISTS (SELECT 1 FROM unnest($progression_terms::VARCHAR[]) AS p(term)
+                               WHERE contains(upper(coalesce(s.death_cause, '')), p.term)))
+    """,
+    "syndrome_grade": """
+        SELECT usubjid, event_key, source, term, onset_day, end_day, grade, rule_duration AS duration_days, ongoing,
+               term || ' grade ' || CAST(grade AS VARCHAR)
+                 || CASE WHEN g3_first IS NOT NULL AND $min_grade::INTEGER >= 3
+                         THEN ' (grade >= 3 on days ' || CAST(g3_first AS VARCHAR) || '-' || CAST(g3_last AS VARCHAR)
+                              || ', ' || CAST(rule_duration AS VARCHAR) || ' days)' ELSE '' END
+                 || ' on days ' || coalesce(CAST(onset_day AS VARCHAR), '?') || '-'
+                 || CASE WHEN ongoing THEN 'ongoing at the cut' ELSE coalesce(CAST(end_day AS VARCHAR), '?') END
+                 || ' (' || coalesce(CAST(duration_days AS VARCHAR), '?') || ' days' || CASE WHEN ongoing THEN ' so far' ELSE '' END
+                 || ')' || CASE WHEN source = 'AE' THEN ', reported AE (no assessment data)' ELSE '' END AS evidence,
+               true AS window_applies
+        FROM (SELECT *, CASE WHEN $min_grade::INTEGER >= 3 AND g3_first IS NOT NULL THEN g3_last - g3_first + 1
+                             ELSE duration_days END AS rule_duration
+              FROM syn_{syndrome})
+        WHERE grade >= $min_grade::INTEGER
+          AND ($max_grade::INTEGER IS NULL OR grade <= $max_grade::INTEGER)
+          AND ($more_than_days::DOUBLE IS NULL OR rule_duration > $more_than_days::DOUBLE)
+    """,
+    "ae_grade": """
+        SELECT a.usubjid, a.event_key, 'AE' AS source, coalesce(a.aedecod, a.aeterm) AS term, a.onset_day,
+               a.end_day, a.aetoxgr AS grade, a.duration_days, a.ongoing,
+               coalesce(a.aedecod, a.aeterm, 'AE') || ' grade ' || CAST(a.aetoxgr AS VARCHAR) || ' on days '
+                 || coalesce(CAST(a.onset_day AS VARCHAR), '?') || '-'
+                 || CASE WHEN a.ongoing THEN 'ongoing at the cut' ELSE coalesce(CAST(a.end_day AS VARCHAR), '?') END
+                 || ' (' || coalesce(CAST(a.duration_days AS VARCHAR), '?') || ' days' || CASE WHEN a.ongoing THEN ' so far' ELSE '' END
+                 || '), ' || CASE WHEN a.related THEN 'related (' || coalesce(a.aerel, '?') || ')'
+                                  ELSE 'not related (' || coalesce(a.aerel, 'not given') || ')' END AS evidence,
+               true AS window_applies
+        FROM ae a
+        WHERE a.aetoxgr >= $min_grade::INTEGER
+          AND (NOT coalesce($related_only::BOOLEAN, false) OR coalesce(a.related, false))
+          AND ($more_than_days::DOUBLE IS NULL OR a.duration_days > $more_than_days::DOUBLE)
+          AND upper(coalesce(a.aedecod, '')) NOT IN (SELECT unnest($exclude_terms::VARCHAR[]))
+          AND upper(coalesce(a.aeterm, '')) NOT IN (SELECT unnest($exclude_terms::VARCHAR[]))
+          AND (len($include_terms::VARCHAR[]) = 0
+               OR upper(coalesce(a.aedecod, '')) IN (SELECT unnest($include_terms::VARCHAR[]))
+               OR upper(coalesce(a.aeterm, '')) IN (SELECT unnest($include_terms::VARCHAR[])))
+    """,
+    "cytopenia_persisting": """
+        SELECT usubjid, usubjid || '/LB/' || lbtestcd || '-D' || CAST($from_day::INTEGER AS VARCHAR) AS event_key,
+               'lab' AS source, lbtestcd AS term, day AS onset_day, NULL::INTEGER AS end_day, grade,
+               NULL::INTEGER AS duration_days, NULL::BOOLEAN AS ongoing,
+               lbtestcd || ' grade ' || CAST(grade AS VARCHAR) || ' on day ' || CAST(day AS VARCHAR)
+                 || ' (first lab on or after day ' || CAST($from_day::INTEGER AS VARCHAR) || ')' AS evidence,
+               false AS window_applies
+        FROM (SELECT * FROM labg
+              WHERE lbtestcd IN (SELECT unnest($tests::VARCHAR[]))
+                AND day BETWEEN $from_day::INTEGER AND $to_day::INTEGER
+              QUALIFY row_number() OVER (PARTITION BY usubjid, lbtestcd ORDER BY day) = 1)
+        WHERE grade >= $grade::INTEGER
+    """,
+}
+
+# Defaults for optional rule fields (NULL = criterion not applied).
+_RULE_DEFAULTS = {
+    "fatal_event": {"exclude_progression": True},
+    "syndrome_grade": {"max_grade": None, "more_than_days": None},
+    "ae_grade": {"related_only": False, "more_than_days": None, "exclude_terms": [], "include_terms": []},
+    "cytopenia_persisting": {"tests": ["NEUT", "PLAT"], "grade": 4, "from_day": 28, "to_day": 35},
+}
+
+
+def _table_exists(con, name: str) -> bool:
+    return con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = $n AND schema_name = 'main'",
+                       {"n": name}).fetchone()[0] > 0
+
+
+def _source_ctes(con) -> str:
+    """Shared CTEs: the cut's subjects and AEs, CRS/ICANS per subject (episodes, else AEs) and lab grades."""
+    where = "studyid = $studyid AND data_cut = $data_cut"
+    ctes = [f"subj AS (SELECT * FROM subjects WHERE {where})",
+            f"ae AS (SELECT * FROM adverse_events WHERE {where})"]
+    has_episodes = _table_exists(con, "toxicity_episodes")
+    for syn, label in SOURCE_LABEL.items():
+        if has_episodes:
+            ep = (f"SELECT usubjid, event_key, '{label}' AS source, '{syn}' AS term, onset_day, "
+                  "onset_day + duration_days - 1 AS end_day, max_grade AS grade, duration_days, ongoing, "
+                  "grade3_plus_first_day AS g3_first, grade3_plus_last_day AS g3_last "
+                  f"FROM toxicity_episodes WHERE {where} AND upper(syndrome) = '{syn}'")
+            assessed = f"SELECT usubjid FROM ep_{syn}"
+            if _table_exists(con, _ASSESSMENTS[syn]):
+                assessed += f" UNION SELECT usubjid FROM {_ASSESSMENTS[syn]} WHERE {where}"
+        else:
+            # no derived episodes in this database: every subject falls back to reported AEs
+            ep = ("SELECT NULL::VARCHAR AS usubjid, NULL::VARCHAR AS event_key, NULL::VARCHAR AS source, "
+                  "NULL::VARCHAR AS term, NULL::INTEGER AS onset_day, NULL::INTEGER AS end_day, NULL::INTEGER AS grade, "
+                  "NULL::INTEGER AS duration_days, NULL::BOOLEAN AS ongoing, NULL::INTEGER AS g3_first, "
+                  "NULL::INTEGER AS g3_last WHERE false")
+            assessed = "SELECT NULL::VARCHAR AS usubjid WHERE false"
+        ctes.append(f"ep_{syn} AS ({ep})")
+        ctes.append(f"assessed_{syn} AS ({assessed})")
+        ctes.append(
+            f"syn_{syn} AS (SELECT * FROM ep_{syn} UNION ALL "
+            f"SELECT usubjid, event_key, 'AE', '{syn}', onset_day, end_day, aetoxgr, duration_days, ongoing, "
+            "NULL::INTEGER, NULL::INTEGER FROM ae "
+            f"WHERE (upper(coalesce(aedecod, '')) IN (SELECT unnest($terms_{syn}::VARCHAR[])) "
+            f"OR upper(coalesce(aeterm, '')) IN (SELECT unnest($terms_{syn}::VARCHAR[]))) "
+            f"AND usubjid NOT IN (SELECT usubjid FROM assessed_{syn} WHERE usubjid IS NOT NULL))"
+        )
+    if _table_exists(con, "lab_toxicity"):
+        labg = (f"SELECT usubjid, upper(lbtestcd) AS lbtestcd, day, max(grade) AS grade FROM lab_toxicity "
+                f"WHERE {where} AND grade IS NOT NULL AND day IS NOT NULL GROUP BY ALL")
+    else:
+        # Fallback when the lab grading derivation has not run: CTCAE v5 grades 2-4 for ANC and
+        # platelets from their absolute cut-offs (10^9/L, strict <), the only tests cytopenia rules need.
+        labg = ("SELECT usubjid, upper(lbtestcd) AS lbtestcd, day, max(CASE "
+                "WHEN upper(lbtestcd) = 'NEUT' THEN CASE WHEN value < 0.5 THEN 4 WHEN value < 1.0 THEN 3 "
+                "WHEN value < 1.5 THEN 2 ELSE 0 END "
+                "WHEN upper(lbtestcd) = 'PLAT' THEN CASE WHEN value < 25 THEN 4 WHEN value < 50 THEN 3 "
+                "WHEN value < 75 THEN 2 ELSE 0 END END) AS grade "
+                f"FROM labs WHERE {where} AND value IS NOT NULL AND day IS NOT NULL "
+                "AND upper(lbtestcd) IN ('NEUT', 'PLAT') GROUP BY ALL")
+    ctes.append(f"labg AS ({labg})")
+    return ",\n".join(ctes)
+
+
+def _rule_params(rule: dict) -> dict:
+    """The rule's values for its template, with defaults, hours turned into days."""
+    rtype = rule["type"]
+    p = {**_RULE_DEFAULTS[rtype], **{k: v for k, v in rule.items() if k not in ("id", "type", "reason")}}
+    if rtype == "syndrome_grade":
+        # without times, "more than 72 hours" means more than 3 days counted end - start + 1
+        hours = p.pop("more_than_hours", None)
+        if hours is not None:
+            p["more_than_days"] = hours / 24.0
+        p.pop("syndrome", None)
+        p.setdefault("min_grade", 1)
+    if rtype == "ae_grade":
+        p.setdefault("min_grade", 3)
+        p["exclude_terms"] = [str(t).upper() for t in p["exclude_terms"]]
+        p["include_terms"] = [str(t).upper() for t in p["include_terms"]]
+    if rtype == "cytopenia_persisting":
+        p["tests"] = [str(t).upper() for t in p["tests"]]
+    return p
+
+
+_PARAM_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_SHARED = {"studyid", "data_cut", "progression_terms", "terms_CRS", "terms_ICANS"}
+
+
+def screening_sql(con, config: dict) -> tuple[str, dict]:
+    """The one SELECT that screens every configured rule, and its parameters (without studyid/data_cut)."""
+    dlt = config["dlt"]
+    params: dict = {
+        "progression_terms": [str(t).upper() for t in dlt.get("progression_terms", [])],
+        "terms_CRS": [str(t).upper() for t in dlt.get("syndrome_terms", {}).get("CRS", [])],
+        "terms_ICANS": [str(t).upper() for t in dlt.get("syndrome_terms", {}).get("ICANS", [])],
+        "win_start": int(dlt["window"]["start_day"]),
+        "win_end": int(dlt["window"]["end_day"]),
+    }
+    parts = []
+    for i, rule in enumerate(dlt["rules"]):
+        template = TEMPLATES[rule["type"]]
+        if rule["type"] == "syndrome_grade":
+            template = template.replace("{syndrome}", rule["syndrome"])  # CRS or ICANS, validated
+        values = _rule_params(rule)
+        prefix = f"r{i}_"
+
+        def rename(m, values=values, prefix=prefix):
+            name = m.group(1)
+            if name in _SHARED:
+                return m.group(0)
+            if name not in values:
+                values[name] = None
+            return "$" + prefix + name
+
+        body = _PARAM_RE.sub(rename, template)
+        for k, v in values.items():
+            params[prefix + k] = v
+        params[prefix + "rule_id"] = str(rule["id"])
+        params[prefix + "reason"] = str(rule.get("reason") or rule["id"])
+        parts.append(f"SELECT {i} AS rule_order, ${prefix}rule_id AS rule_id, ${prefix}reason AS reason, * "
+                     f"FROM ({body}) AS r{i}")
+    if not parts:
+        parts.append("SELECT NULL::INTEGER AS rule_order, NULL::VARCHAR AS rule_id, NULL::VARCHAR AS reason, "
+                     "NULL::VARCHAR AS usubjid, NULL::VARCHAR AS event_key, NULL::VARCHAR AS source, "
+                     "NULL::VARCHAR AS term, NULL::INTEGER AS onset_day, NULL::INTEGER AS end_day, "
+                     "NULL::INTEGER AS grade, NULL::INTEGER AS duration_days, NULL::BOOLEAN AS ongoing, "
+                     "NULL::VARCHAR AS evidence, NULL::BOOLEAN AS window_applies WHERE false")
+    hits = "\nUNION ALL BY NAME\n".join(parts)
+    sql = f"""WITH {_source_ctes(con)},
+hits AS ({hits}),
+ranked AS (SELECT *, row_number() OVER (PARTITION BY event_key ORDER BY rule_order) AS rn FROM hits),
+also AS (SELECT event_key, string_agg(rule_id, ', ' ORDER BY rule_order) AS also_matches
+         FROM ranked WHERE rn > 1 GROUP BY event_key)
+SELECT $studyid AS studyid, $data_cut::DATE AS data_cut, r.usubjid, r.event_key, r.source, r.rule_id, r.reason,
+       also.also_matches,
+       r.term, r.onset_day, r.end_day, r.grade, r.duration_days, r.ongoing,
+       CASE WHEN r.window_applies THEN coalesce(r.onset_day BETWEEN $win_start AND $win_end, false) ELSE true END AS in_window,
+       r.evidence,
+       {fingerprint_sql('r')} AS event_fingerprint,
+       s.cohort, s.dose_level
+FROM ranked r LEFT JOIN subj s USING (usubjid) LEFT JOIN also USING (event_key)
+WHERE r.rn = 1"""
+    return sql, params
+
+
+def fingerprint_sql(alias: str, grade="grade", onset="onset_day", end="end_day", duration="duration_days",
+                    ongoing="ongoing") -> str:
+    """SQL text of the event fingerprint (grade|onset|end|duration; 'ongoing' while ongoing, so an ongoing
+    event's growing duration alone does not trigger re-review)."""
+    a = alias + "."
+    return (f"concat(coalesce(CAST({a}{grade} AS VARCHAR), ''), '|', coalesce(CAST({a}{onset} AS VARCHAR), ''), '|', "
+            f"CASE WHEN coalesce({a}{ongoing}, false) THEN 'ongoing' ELSE coalesce(CAST({a}{end} AS VARCHAR), '') END, '|', "
+            f"CASE WHEN coalesce({a}{ongoing}, false) THEN 'ongoing' ELSE coalesce(CAST({a}{duration} AS VARCHAR), '') END)")
+
+
+def evaluability_sql(con, config: dict) -> tuple[str, dict]:
+    """SELECT of dlt_evaluability rows for the cut (needs the cut's dlt_candidates and the adjudication params)."""
+    from safety.dlt.adjudication import EVALUATION_SELECT, decision_ctes
+
+    _, params = screening_sql(con, config)
+    shared = {k: params[k] for k in ("progression_terms", "terms_CRS", "terms_ICANS", "win_start", "win_end")}
+    sql = f"""WITH {_source_ctes(con)},
+{decision_ctes()},
+facts AS (
+  SELECT s.studyid, s.data_cut, s.usubjid, s.cohort, s.dose_level, coalesce(s.infused, false) AS infused,
+         least(s.last_known_alive_day, $win_end) AS followed_through_day, $win_end AS window_end_day,
+         coalesce(s.last_known_alive_day >= $win_end, false) AS followed_through_window,
+         s.death_day, s.status AS follow_up_status,
+         coalesce(crs.g, 0) AS crs_max_grade_window, coalesce(icans.g, 0) AS icans_max_grade_window,
+         coalesce(trd.d, false) AS treatment_related_death
+  FROM subj s
+  LEFT JOIN (SELECT usubjid, max(grade) AS g FROM syn_CRS WHERE onset_day BETWEEN $win_start AND $win_end
+             GROUP BY usubjid) crs USING (usubjid)
+  LEFT JOIN (SELECT usubjid, max(grade) AS g FROM syn_ICANS WHERE onset_day BETWEEN $win_start AND $win_end
+             GROUP BY usubjid) icans USING (usubjid)
+  LEFT JOIN (SELECT usubjid, true AS d FROM ae a WHERE {_FATAL_AE} AND coalesce(a.related, false)
+             AND a.onset_day BETWEEN $win_start AND $win_end GROUP BY usubjid) trd USING (usubjid))
+SELECT {EVALUATION_SELECT} FROM facts f LEFT JOIN dec d USING (usubjid)"""
+    return sql, shared
+
+
+def _run(con, sql: str, params: dict):
+    used = set(_PARAM_RE.findall(sql))
+    return con.execute(sql, {k: v for k, v in params.items() if k in used})
+
+
+def derive_dlt(con, studyid: str, data_cut: dt.date, config: dict, review_store=None) -> None:
+    """Rebuild dlt_candidates and dlt_evaluability for one study and cut (adjudications read from the store)."""
+    from safety.dlt.adjudication import adjudication_params
+
+    for t in (DLT_CANDIDATES, DLT_EVALUABILITY):
+        con.execute(t.ddl())
+    base = {"studyid": studyid, "data_cut": data_cut}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for t in (DLT_CANDIDATES, DLT_EVALUABILITY):
+            con.execute(f"DELETE FROM {t.name} WHERE studyid = $studyid AND data_cut = $data_cut", base)
+        sql, params = screening_sql(con, config)
+        _run(con, f"INSERT INTO dlt_candidates BY NAME {sql}", {**params, **base})
+        ev_sql, ev_params = evaluability_sql(con, config)
+        adj = adjudication_params(review_store, studyid)
+        _run(con, f"INSERT INTO dlt_evaluability BY NAME {ev_sql}", {**ev_params, **adj, **base})
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

@@ -1,0 +1,103 @@
+"""Eligibility deviations: baseline age, labs and vitals checked against study.yaml ``eligibility`` limits.
+
+Baseline is the record flagged baseline (LBBLFL / VSBLFL = 'Y'), else the last value on or before day 0
+(for subjects not infused: the last value on or before the cut). Limits are inclusive unless
+``inclusive: false`` (then the value must be strictly inside). ``max_x_uln`` compares with the record's own
+ULN. A subject with no baseline value for a checked test is listed too, with value NULL.
+"""
+from __future__ import annotations
+
+from safety.schema import C, KEY, SUBJ, Table, register
+
+ELIGIBILITY_DEVIATIONS = Table(
+    "eligibility_deviations",
+    "Baseline values outside the study.yaml eligibility limits (age, labs, vitals), one row per subject and criterion.",
+    KEY + SUBJ + (
+        C("criterion", "VARCHAR", "The criterion as text, e.g. 'BILI <= 1.5 x ULN' or 'Age >= 18' (study.yaml label when given)."),
+        C("test", "VARCHAR", "AGE, or the LBTESTCD / VSTESTCD checked."),
+        C("value", "DOUBLE", "The subject's baseline value (labs in SI units); NULL when there is no baseline value."),
+        C("unit", "VARCHAR", "Unit of value."),
+        C("limit_value", "DOUBLE", "The limit the value broke, in the unit of value (for x ULN: factor x the record's ULN). "
+                                   "Named limit_value because LIMIT is an SQL keyword."),
+        C("day", "INTEGER", "Day of the baseline record relative to infusion (NULL for age)."),
+        C("detail", "VARCHAR", "Why it is a deviation, e.g. 'above maximum', 'no baseline value on or before day 0'."),
+    ),
+    group="derived",
+)
+register(ELIGIBILITY_DEVIATIONS)
+
+
+def _rules(config: dict) -> list[tuple]:
+    """(source, test, kind, bound, inclusive, criterion text) for every limit in study.yaml."""
+    el = config.get("eligibility") or {}
+    out = []
+    age = el.get("age") or {}
+    if age.get("min") is not None:
+        out.append(("AGE", "AGE", "min", float(age["min"]), True, f"Age >= {age['min']}"))
+    if age.get("max") is not None:
+        out.append(("AGE", "AGE", "max", float(age["max"]), True, f"Age <= {age['max']}"))
+    for source, entries in (("LB", el.get("labs") or []), ("VS", el.get("vitals") or [])):
+        for e in entries:
+            test = str(e["test"]).upper()
+            inc = bool(e.get("inclusive", True))
+            for kind, op in (("min", ">=" if inc else ">"), ("max", "<=" if inc else "<"), ("max_x_uln", "<=" if inc else "<")):
+                if e.get(kind) is None:
+                    continue
+                text = f"{test} {op} {e[kind]}" + (" x ULN" if kind == "max_x_uln" else "")
+                out.append((source, test, kind, float(e[kind]), inc, e.get("label") or text))
+    return out
+
+
+def derive_eligibility_deviations(con, studyid, data_cut, config, review_store=None) -> None:
+    """Rebuild eligibility_deviations for one study and cut."""
+    con.execute(ELIGIBILITY_DEVIATIONS.ddl())
+    con.execute("DELETE FROM eligibility_deviations WHERE studyid = $s AND data_cut = $c", {"s": studyid, "c": data_cut})
+    rules = _rules(config)
+    if not rules:
+        return
+    con.execute("""CREATE OR REPLACE TEMP TABLE _elig_rules (source VARCHAR, test VARCHAR, kind VARCHAR,
+                   bound DOUBLE, inclusive BOOLEAN, criterion VARCHAR)""")
+    con.execute("DELETE FROM _elig_rules")
+    con.executemany("INSERT INTO _elig_rules VALUES ($1, $2, $3, CAST($4 AS DOUBLE), $5, $6)", rules)
+    # rounding both sides to 12 decimals keeps 3 x 1.2 == 3.6 (floating point) on the right side of a limit
+    con.execute("""
+        INSERT INTO eligibility_deviations BY NAME
+        WITH subj AS (SELECT usubjid, age, first_infusion_date FROM subjects WHERE studyid = $s AND data_cut = $c),
+        obs AS (
+            SELECT 'LB' AS source, l.usubjid, l.lbtestcd AS test, l.value, l.unit, l.uln, l.day, l.lb_date AS d,
+                   coalesce(l.lbblfl = 'Y', FALSE) AS blfl
+            FROM labs l WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL
+            UNION ALL
+            SELECT 'VS', v.usubjid, v.vstestcd, v.value, v.unit, NULL, v.day, v.vs_date, coalesce(v.vsblfl = 'Y', FALSE)
+            FROM vitals v WHERE v.studyid = $s AND v.data_cut = $c AND v.value IS NOT NULL),
+        base AS (
+            SELECT o.source, o.usubjid, o.test,
+                   arg_max(o.value, (o.blfl, o.d)) AS value, arg_max(o.unit, (o.blfl, o.d)) AS unit,
+                   arg_max(o.uln, (o.blfl, o.d)) AS uln, arg_max(o.day, (o.blfl, o.d)) AS day
+            FROM obs o JOIN subj s USING (usubjid)
+            WHERE o.blfl OR (s.first_infusion_date IS NOT NULL AND o.day <= 0)
+               OR (s.first_infusion_date IS NULL AND o.d <= $c)
+            GROUP BY ALL),
+        checked AS (
+            SELECT s.usubjid, r.*, b.value, b.unit, b.uln, b.day, s.first_infusion_date
+            FROM _elig_rules r CROSS JOIN subj s
+            LEFT JOIN base b ON b.usubjid = s.usubjid AND b.source = r.source AND b.test = r.test
+            WHERE r.source <> 'AGE'
+            UNION ALL
+            SELECT s.usubjid, r.*, s.age, 'years', NULL, NULL, s.first_infusion_date
+            FROM _elig_rules r CROSS JOIN subj s WHERE r.source = 'AGE'),
+        judged AS (
+            SELECT *, CASE kind WHEN 'max_x_uln' THEN bound * uln ELSE bound END AS lim FROM checked)
+        SELECT $s AS studyid, $c AS data_cut, usubjid, criterion, test, value, unit, lim AS limit_value, day,
+               CASE WHEN value IS NULL AND source = 'AGE' THEN 'age not recorded'
+                    WHEN value IS NULL THEN 'no baseline value on or before day 0'
+                    WHEN lim IS NULL THEN 'no ULN on the baseline record'
+                    WHEN kind = 'min' THEN 'below minimum'
+                    ELSE 'above maximum' END AS detail
+        FROM judged
+        WHERE (first_infusion_date IS NOT NULL OR source = 'AGE')
+          AND (value IS NULL OR lim IS NULL
+               OR (kind = 'min' AND (round(value, 12) < round(lim, 12) OR (NOT inclusive AND round(value, 12) = round(lim, 12))))
+               OR (kind <> 'min' AND (round(value, 12) > round(lim, 12) OR (NOT inclusive AND round(value, 12) = round(lim, 12)))))
+        ORDER BY usubjid, criterion
+    """, {"s": studyid, "c": data_cut})

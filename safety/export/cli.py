@@ -1,0 +1,107 @@
+"""Write the safety committee packet for one study and data cut: listings and tables as CSV, RTF
+and one XLSX workbook, plus the PDF packet with cover, contents and overview figures.
+
+The command runs with the all-sites scope of a data manager (every site's subjects and the
+study-wide stopping-rule status); site-scoped exports are made from the app.
+The cut defaults to the study's latest. Adjudications are read from the review store beside the
+database (<db>.review.sqlite) or --review-db; each export is recorded in its audit log.
+
+Example:
+  python -m safety export --db study.duckdb --study CT-001 --out packet/ --format pdf,xlsx
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from safety.access import available_cuts, connect
+from safety.export.packet import FORMATS, output_names, write_outputs
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", required=True, help="study database (DuckDB file)")
+    p.add_argument("--study", required=True, help="study identifier (STUDYID)")
+    p.add_argument("--out", required=True, help="folder to write the files into (created if missing)")
+    p.add_argument("--cutoff", help="data cut date YYYY-MM-DD (default: the study's latest cut)")
+    p.add_argument("--format", default=",".join(FORMATS),
+                   help=f"comma-separated formats among {','.join(FORMATS)} (default: all)")
+    p.add_argument("--only", help="comma-separated output names (default: all): " + ",".join(output_names()))
+    p.add_argument("--review-db", help="review store with adjudications (default: <db>.review.sqlite if it exists)")
+    p.add_argument("--user", help="user name for the audit entry (default: the login name)")
+    p.add_argument("--pdf-max-rows", type=int, default=2000,
+                   help="rows per listing in the PDF before it points to the full files (default 2000)")
+
+
+def _fail(msg: str) -> int:
+    print(f"python -m safety export: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _split(text: str | None) -> list[str]:
+    return [x.strip() for x in (text or "").split(",") if x.strip()]
+
+
+def run(args) -> int:
+    formats = _split(args.format)
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        return _fail(f"unknown format {', '.join(bad) or '(none)'}; valid formats: {', '.join(FORMATS)}")
+    only = _split(args.only) or None
+    if only:
+        unknown = [n for n in only if n not in output_names()]
+        if unknown:
+            return _fail(f"unknown output {', '.join(unknown)}; valid names: {', '.join(output_names())}")
+    db = Path(args.db)
+    if not db.exists():
+        return _fail(f"no database at {db}")
+    try:
+        con = connect(db, read_only=True)
+    except Exception as exc:  # noqa: BLE001 - a locked or corrupt file: one line, exit 2
+        return _fail(f"cannot open {db}: {exc}")
+    try:
+        cuts = available_cuts(con)
+        studies = sorted(set(cuts["studyid"]))
+        if args.study not in studies:
+            return _fail(f"unknown study {args.study!r}; studies in {db.name}: {', '.join(studies) or 'none'}")
+        mine = sorted({_d(v) for v in cuts.loc[cuts["studyid"] == args.study, "data_cut"]})
+        if args.cutoff:
+            try:
+                cut = dt.date.fromisoformat(args.cutoff)
+            except ValueError:
+                return _fail(f"--cutoff {args.cutoff!r} is not a date (YYYY-MM-DD)")
+            if cut not in mine:
+                return _fail(f"no data cut {cut} for {args.study}; available cuts: "
+                             + ", ".join(d.isoformat() for d in mine))
+        else:
+            cut = mine[-1]
+        store = None
+        from safety.review_store import ReviewStore, default_review_path
+        review = Path(args.review_db) if args.review_db else default_review_path(db)
+        if args.review_db or review.exists():
+            store = ReviewStore(review)
+        from safety.export.common import make_reader
+        reader = make_reader(con, args.study, cut)
+        user = args.user or os.environ.get("CELLTOX_USER") or _login()
+        paths = write_outputs(reader, args.out, formats=formats, only=only, store=store, user=user,
+                              pdf_max_rows=args.pdf_max_rows)
+    finally:
+        con.close()
+    for p in paths:
+        print(p)
+    print(f"{len(paths)} file(s) written for {args.study} data cut {cut}", file=sys.stderr)
+    return 0
+
+
+def _d(v) -> dt.date:
+    return v.date() if isinstance(v, dt.datetime) else v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v)[:10])
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001
+        return "cli"

@@ -1,0 +1,402 @@
+"""Committee listings: one row per event, sorted by subject and onset, in the ICH E3 by-patient shape.
+
+``build_listing(reader, name, store=None)`` returns a DataFrame with attrs (title, reference, notes).
+Every event row carries ``new_since_previous_cut``: its key is absent from the previous data cut
+(TRUE for every row at a study's first cut). A listing whose derived table is not installed, not in
+the database or empty comes back empty with a note saying so, never as an error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import pandas as pd
+
+from safety.access import StudyReader
+from safety.export import common as c
+
+SUBJ_CTE = ("subj AS (SELECT usubjid, siteid AS site, cohort, dose_level, age, sex, infusions, "
+            "last_known_alive_day FROM subjects)")
+
+AE_COLUMNS = [
+    "site", "cohort", "dose_level", "usubjid", "age", "sex", "aeseq", "event_key", "verbatim_term",
+    "preferred_term", "system_organ_class", "onset_date", "onset_day", "end_date", "end_day", "ongoing",
+    "duration_days", "grading_system", "grade", "severity", "serious", "serious_criteria", "causality",
+    "related", "action_taken", "outcome", "treatment_emergent", "in_dlt_window", "adjudicated_dlt",
+    "tocilizumab_during_event", "corticosteroid_during_event", "new_since_previous_cut",
+]
+
+
+def _dlt_window(reader: StudyReader) -> tuple[int, int]:
+    w = c.study_settings(reader).get("dlt", {}).get("window", {})
+    return int(w.get("start_day", 0)), int(w.get("end_day", 28))
+
+
+def _ae_sql(reader: StudyReader, where: str = "TRUE") -> str:
+    # A medication counts for an event when it started during the event, or was recorded as running
+    # at its onset; a medication without an end date counts from its start day only (single doses).
+    new = c.new_flag_sql(reader, "a.event_key", "adverse_events", "event_key")
+    return f"""
+WITH {SUBJ_CTE},
+ev AS (SELECT a.*, coalesce(a.end_day, a.onset_day + a.duration_days - 1, a.onset_day) AS ev_end
+       FROM adverse_events a WHERE {where}),
+med AS (SELECT e.event_key,
+          bool_or(m.med_class = 'tocilizumab') AS toci,
+          bool_or(m.med_class = 'corticosteroid') AS steroid
+        FROM ev e JOIN medications m ON m.usubjid = e.usubjid
+         AND m.med_class IN ('tocilizumab', 'corticosteroid')
+         AND m.start_day <= e.ev_end AND coalesce(m.end_day, m.start_day) >= e.onset_day
+        GROUP BY e.event_key)
+SELECT sj.site, sj.cohort, sj.dose_level, a.usubjid, sj.age, sj.sex, a.aeseq, a.event_key,
+  a.aeterm AS verbatim_term, a.aedecod AS preferred_term, a.aebodsys AS system_organ_class,
+  a.aest_date AS onset_date, a.onset_day, a.aeen_date AS end_date, a.end_day, a.ongoing, a.duration_days,
+  a.grading_system, a.aetoxgr AS grade, a.aesev AS severity, a.aeser AS serious,
+  nullif(concat_ws(', ',
+    CASE WHEN upper(a.aesdth) = 'Y' THEN 'death' END,
+    CASE WHEN upper(a.aeslife) = 'Y' THEN 'life-threatening' END,
+    CASE WHEN upper(a.aeshosp) = 'Y' THEN 'hospitalisation' END,
+    CASE WHEN upper(a.aesdisab) = 'Y' THEN 'disability' END,
+    CASE WHEN upper(a.aescong) = 'Y' THEN 'congenital anomaly' END,
+    CASE WHEN upper(a.aesmie) = 'Y' THEN 'medically important' END), '') AS serious_criteria,
+  a.aerel AS causality, a.related, a.aeacn AS action_taken, a.aeout AS outcome, a.treatment_emergent,
+  (a.onset_day BETWEEN $win_start AND $win_end) AS in_dlt_window,
+  coalesce(med.toci, FALSE) AS tocilizumab_during_event,
+  coalesce(med.steroid, FALSE) AS corticosteroid_during_event,
+  {new} AS new_since_previous_cut
+FROM ev a LEFT JOIN subj sj USING (usubjid) LEFT JOIN med USING (event_key)
+ORDER BY a.usubjid, a.onset_day NULLS LAST, a.aeseq
+"""
+
+
+def _with_adjudication(df: pd.DataFrame, reader: StudyReader, store, key: str = "event_key") -> pd.DataFrame:
+    adj = c.adjudications_frame(store, reader.scope.studyid)
+    decision = df[key].map(dict(zip(adj["event_key"], adj["adjudication"]))) if len(df) else df[key]
+    df = df.copy()
+    df["adjudicated_dlt"] = [c.adjudicated_dlt(d) for d in decision] if len(df) else pd.Series(dtype="object")
+    return df
+
+
+def _store_note(store) -> list[str]:
+    return [] if store is not None else ["No review store given: committee adjudications are not shown."]
+
+
+def _new_note(reader: StudyReader) -> str:
+    prev = reader.scope.previous_cut
+    return (f"New since previous cut = event key absent from the data cut of {prev}." if prev
+            else "First data cut of the study: every event is new.")
+
+
+def listing_ae(reader: StudyReader, store=None, *, where: str = "TRUE", name="ae", title=None, reference=None):
+    ws, we = _dlt_window(reader)
+    df = reader.sql(_ae_sql(reader, where), {"win_start": ws, "win_end": we})
+    df = _with_adjudication(df, reader, store)[AE_COLUMNS]
+    notes = [
+        f"Days from first CAR infusion (day 0). DLT window: day {ws} to day {we}.",
+        "Grade: AETOXGR as reported, on the grading system shown (ASTCT 2019 for CRS/ICANS, CTCAE otherwise); "
+        "events with severity only have no grade.",
+        "Tocilizumab/Steroids: the medication started during the event or was recorded as running at its onset.",
+        _new_note(reader),
+    ] + _store_note(store)
+    return c.finish(df, name=name, title=title or "Listing of all adverse events by subject",
+                    reference=reference or "ICH E3 12.2.4 / 16.2.7", kind="listing", notes=notes)
+
+
+def listing_sae(reader, store=None):
+    return listing_ae(reader, store, where="upper(aeser) = 'Y'", name="sae",
+                      title="Listing of serious adverse events", reference="ICH E3 14.3.2; FDA STF T10")
+
+
+DEATH_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "age", "sex", "event_key", "infusions",
+                 "death_date", "death_day", "death_cause", "fatal_ae_terms", "last_known_alive_day",
+                 "new_since_previous_cut"]
+
+
+def listing_deaths(reader, store=None):
+    new = ("TRUE" if not c.has_previous(reader) else
+           "s.usubjid NOT IN (SELECT usubjid FROM prev_subjects WHERE death_date IS NOT NULL)")
+    df = reader.sql(f"""
+WITH fatal AS (
+  SELECT usubjid, string_agg(coalesce(aedecod, '?') || ' / ' || coalesce(aeterm, '?'), '; ' ORDER BY aeseq) AS terms
+  FROM adverse_events
+  WHERE aetoxgr = 5 OR upper(aesdth) = 'Y' OR upper(aeout) LIKE '%FATAL%'
+  GROUP BY usubjid)
+SELECT s.siteid AS site, s.cohort, s.dose_level, s.usubjid, s.age, s.sex, s.usubjid || '/DEATH' AS event_key,
+  s.infusions, s.death_date, s.death_day, s.death_cause, f.terms AS fatal_ae_terms, s.last_known_alive_day,
+  {new} AS new_since_previous_cut
+FROM subjects s LEFT JOIN fatal f USING (usubjid)
+WHERE s.death_date IS NOT NULL
+ORDER BY s.usubjid""")
+    return c.finish(df[DEATH_COLUMNS], name="deaths", title="Listing of deaths",
+                    reference="FDA STF T9; ICH E3 14.3.2",
+                    notes=["Deaths on or before the data cut (DM.DTHDTC, else DS). Fatal AEs: grade 5, "
+                           "serious criterion 'results in death' or outcome FATAL.", _new_note(reader)],
+                    kind="listing")
+
+
+DLT_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "event_key", "rule_id", "reason", "term", "source",
+               "onset_day", "grade", "duration_days", "ongoing", "in_window", "evidence", "adjudication",
+               "adjudicated_dlt", "adjudicated_by", "adjudicated_at", "adjudication_rationale",
+               "new_since_previous_cut"]
+
+
+def _missing(name: str, columns: list[str], title: str, reference: str, table: str, why: str | None = None):
+    return c.empty(columns, name=name, title=title, reference=reference, kind="listing",
+                   notes=[why or f"Not available: the derived table {table} is not installed or not in the database."])
+
+
+def listing_dlt(reader, store=None):
+    title, ref = "Listing of dose-limiting toxicity candidates and committee adjudication", "Protocol DLT rules"
+    if not c.registered("dlt_candidates"):
+        return _missing("dlt", DLT_COLUMNS, title, ref, "dlt_candidates")
+    new = c.new_flag_sql(reader, "d.event_key", "dlt_candidates", "event_key")
+    df = c.try_sql(reader, f"""
+WITH {SUBJ_CTE}
+SELECT sj.site, sj.cohort, sj.dose_level, d.usubjid, d.event_key, d.rule_id, d.reason, d.term, d.source,
+  d.onset_day, d.grade, d.duration_days, d.ongoing, d.in_window, d.evidence, {new} AS new_since_previous_cut
+FROM dlt_candidates d LEFT JOIN subj sj USING (usubjid)
+ORDER BY d.usubjid, d.onset_day NULLS LAST, d.event_key, d.rule_id""")
+    if df is None:
+        return _missing("dlt", DLT_COLUMNS, title, ref, "dlt_candidates")
+    adj = c.adjudications_frame(store, reader.scope.studyid)
+    df = df.merge(adj.drop(columns=["adjudication_rule_id", "adjudication_usubjid"]), on="event_key", how="left")
+    # Events the committee added as DLTs that no screening rule flagged still belong in the listing.
+    added = adj[(adj["adjudication"] == "added") & ~adj["event_key"].isin(df["event_key"])]
+    if len(added):
+        subj = reader.sql(f"WITH {SUBJ_CTE} SELECT * FROM subj WHERE usubjid IN (SELECT unnest($ids::VARCHAR[]))",
+                          {"ids": sorted(set(added["adjudication_usubjid"].astype(str)))})
+        extra = added.rename(columns={"adjudication_usubjid": "usubjid", "adjudication_rule_id": "rule_id"})
+        extra = extra.merge(subj, on="usubjid", how="inner")  # inner: stays within the reader's site scope
+        extra["source"] = "committee"
+        extra["reason"] = "Added by the committee"
+        extra["new_since_previous_cut"] = pd.NA
+        df = pd.concat([df, extra.reindex(columns=df.columns)], ignore_index=True)
+        df = df.sort_values(["usubjid", "onset_day", "event_key"], na_position="last", kind="stable")
+    df["adjudicated_dlt"] = [c.adjudicated_dlt(d) for d in df["adjudication"]]
+    notes = ["One row per candidate event and screening rule; a blank decision means not yet adjudicated.",
+             _new_note(reader)] + _store_note(store)
+    if df.empty:
+        notes.insert(0, "No DLT candidates at this data cut.")
+    return c.finish(df.reindex(columns=DLT_COLUMNS), name="dlt", title=title, reference=ref, kind="listing",
+                    notes=notes)
+
+
+EPISODE_FIELDS = ["syndrome", "episode_no", "event_key", "onset_day", "last_symptomatic_day", "duration_days",
+                  "max_grade", "max_grade_day", "ongoing", "tocilizumab", "tocilizumab_first_day",
+                  "corticosteroid", "corticosteroid_first_day", "anakinra", "icu_level_support", "source",
+                  "ae_event_key", "reported_grade"]
+EPISODE_COLUMNS = ["site", "cohort", "dose_level", "usubjid"] + EPISODE_FIELDS + ["adjudicated_dlt",
+                                                                                  "new_since_previous_cut"]
+
+
+def listing_crs_icans(reader, store=None):
+    title, ref = "Listing of CRS and ICANS episodes (ASTCT 2019)", "ICH E3 14.3.2; ASTCT consensus (Lee 2019)"
+    if not c.registered("toxicity_episodes"):
+        return _missing("crs_icans_episodes", EPISODE_COLUMNS, title, ref, "toxicity_episodes")
+    have = set(c.table_columns("toxicity_episodes"))
+    fields = ", ".join(f"e.{f}" if f in have else f"NULL AS {f}" for f in EPISODE_FIELDS)
+    new = c.new_flag_sql(reader, "e.event_key", "toxicity_episodes", "event_key")
+    df = c.try_sql(reader, f"""
+WITH {SUBJ_CTE}
+SELECT sj.site, sj.cohort, sj.dose_level, e.usubjid, {fields}, {new} AS new_since_previous_cut
+FROM toxicity_episodes e LEFT JOIN subj sj USING (usubjid)
+ORDER BY e.usubjid, e.onset_day NULLS LAST, e.syndrome, e.episode_no""")
+    if df is None:
+        return _missing("crs_icans_episodes", EPISODE_COLUMNS, title, ref, "toxicity_episodes")
+    df = _with_adjudication(df, reader, store)
+    notes = ["Episodes derived from bedside CRS/ICANS assessments and AE records; grade = maximum ASTCT grade.",
+             _new_note(reader)] + _store_note(store)
+    if df.empty:
+        notes.insert(0, "No CRS or ICANS episodes at this data cut.")
+    return c.finish(df[EPISODE_COLUMNS], name="crs_icans_episodes", title=title, reference=ref,
+                    kind="listing", notes=notes)
+
+
+LAB_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "age", "sex", "lbseq", "lbtestcd", "ctcae_term",
+               "direction", "lab_date", "day", "value", "unit", "lln", "uln", "baseline_value", "grade",
+               "grade_reason", "new_since_previous_cut"]
+
+
+def listing_lab_grade3(reader, store=None):
+    title, ref = "Listing of grade 3 or higher laboratory abnormalities (CTCAE)", "ICH E3 14.3.4 / 16.2.8"
+    if not c.registered("lab_toxicity"):
+        return _missing("lab_grade3", LAB_COLUMNS, title, ref, "lab_toxicity")
+    key = "l.usubjid || '/' || l.lbseq::VARCHAR || '/' || coalesce(l.ctcae_term, '')"
+    new = c.new_flag_sql(reader, key, "lab_toxicity",
+                         "usubjid || '/' || lbseq::VARCHAR || '/' || coalesce(ctcae_term, '')")
+    df = c.try_sql(reader, f"""
+WITH {SUBJ_CTE}
+SELECT sj.site, sj.cohort, sj.dose_level, l.usubjid, sj.age, sj.sex, l.lbseq, l.lbtestcd, l.ctcae_term,
+  l.direction, lb.lb_date AS lab_date, l.day, l.value, l.unit, l.lln, l.uln, l.baseline_value, l.grade,
+  l.grade_reason, {new} AS new_since_previous_cut
+FROM lab_toxicity l LEFT JOIN subj sj USING (usubjid)
+LEFT JOIN labs lb ON lb.usubjid = l.usubjid AND lb.lbseq = l.lbseq
+WHERE l.grade >= 3
+ORDER BY l.usubjid, l.day NULLS LAST, l.lbseq, l.ctcae_term""")
+    if df is None:
+        return _missing("lab_grade3", LAB_COLUMNS, title, ref, "lab_toxicity")
+    notes = ["Values and limits in SI units. Grades per the study's CTCAE version (see grade reason).",
+             "New since previous cut = the (subject, LBSEQ, CTCAE term) was not graded at the previous cut."]
+    if df.empty:
+        notes.insert(0, "No grade 3 or higher laboratory abnormalities at this data cut.")
+    return c.finish(df[LAB_COLUMNS], name="lab_grade3", title=title, reference=ref, kind="listing", notes=notes)
+
+
+AESI_COLUMNS = ["aesi_category", "site", "cohort", "dose_level", "usubjid", "event_key", "term", "source",
+                "onset_day", "end_day", "duration_days", "grade", "grading_system", "serious", "related",
+                "outcome", "detail", "new_since_previous_cut"]
+
+
+def _pick(cols: set[str], *names: str) -> str | None:
+    return next((n for n in names if n in cols), None)
+
+
+def _generic_rows(reader, table: str, category: str, grade_min: int | None = None,
+                  flag_names: tuple[str, ...] = ()) -> pd.DataFrame | None:
+    """AESI rows from a derived table whose column set is not fixed by the contract (icaht, iec_hs_screen)."""
+    cols = c.table_columns(table)
+    have = set(cols)
+    types = {col.name: col.type.upper() for col in c.schema.get_table(table).columns}
+    grade = _pick(have, "icaht_grade", "grade", "max_grade", "iec_hs_grade")
+    grade_sql = f"t.{grade}" if grade else None
+    if grade is None and {"early_grade", "late_grade"} <= have:  # ICAHT: the worse of early and late
+        grade, grade_sql = "early_grade", "greatest(coalesce(t.early_grade, 0), coalesce(t.late_grade, 0))"
+    day = _pick(have, "onset_day", "day", "from_day", "start_day", "flag_day", "first_day_le_500", "screen_day")
+    key = _pick(have, "event_key")
+    flag = _pick({x for x in have if types.get(x, "").startswith("BOOLEAN")}, *flag_names)
+    shown = {"studyid", "data_cut", "usubjid", day, key, flag}
+    detail = [f"'{x}=' || coalesce({x}::VARCHAR, '')" for x in cols if x not in shown]
+    where = ["TRUE"]
+    if grade_min is not None:
+        if grade is None:
+            return None
+        where.append(f"{grade_sql} >= {int(grade_min)}")
+    if flag:
+        where.append(f"t.{flag} IS TRUE")
+    key_sql = f"t.{key}" if key else f"t.usubjid || '/{table}/' || coalesce(t.{day}::VARCHAR, '')" if day \
+        else f"t.usubjid || '/{table}'"
+    prev_key = key_sql.replace("t.", "")
+    new = c.new_flag_sql(reader, key_sql, table, prev_key)
+    return c.try_sql(reader, f"""
+WITH {SUBJ_CTE}
+SELECT '{category}' AS aesi_category, sj.site, sj.cohort, sj.dose_level, t.usubjid, {key_sql} AS event_key,
+  '{table}' AS source, {f't.{day}' if day else 'NULL'} AS onset_day,
+  {grade_sql or 'NULL'} AS grade,
+  {"concat_ws('; ', " + ', '.join(detail) + ")" if detail else 'NULL'} AS detail,
+  {new} AS new_since_previous_cut
+FROM {table} t LEFT JOIN subj sj USING (usubjid)
+WHERE {' AND '.join(where)}""")
+
+
+def listing_aesi(reader, store=None):
+    """AEs of special interest for cell therapy, one row per event and category."""
+    title, ref = "Listing of adverse events of special interest", "FDA STF T18; cell-therapy AESI"
+    cfg = c.study_settings(reader)
+    prog = [t.upper() for t in cfg.get("dlt", {}).get("progression_terms", [])]
+    cyto_rules = [r["id"] for r in cfg.get("dlt", {}).get("rules", []) if r.get("type") == "cytopenia_persisting"]
+    new = c.new_flag_sql(reader, "a.event_key", "adverse_events", "event_key")
+    ae = reader.sql(f"""
+WITH {SUBJ_CTE},
+cat AS (
+  SELECT 'Infection' AS aesi_category, * FROM adverse_events WHERE lower(aebodsys) = 'infections and infestations'
+  UNION ALL
+  SELECT 'Hypogammaglobulinaemia', * FROM adverse_events
+   WHERE upper(coalesce(aedecod, aeterm)) LIKE '%HYPOGAMMAGLOBULIN%'
+  UNION ALL
+  SELECT 'Secondary malignancy', * FROM adverse_events
+   WHERE lower(aebodsys) LIKE 'neoplasms%' AND upper(coalesce(aedecod, '')) NOT IN (SELECT unnest($prog::VARCHAR[])))
+SELECT a.aesi_category, sj.site, sj.cohort, sj.dose_level, a.usubjid, a.event_key,
+  coalesce(a.aedecod, a.aeterm) AS term, 'adverse_events' AS source, a.onset_day, a.end_day, a.duration_days,
+  a.aetoxgr AS grade, a.grading_system, a.aeser AS serious, a.related, a.aeout AS outcome,
+  'verbatim: ' || coalesce(a.aeterm, '') AS detail, {new} AS new_since_previous_cut
+FROM cat a LEFT JOIN subj sj USING (usubjid)""", {"prog": prog})
+    parts = [ae]
+    notes = ["Infection: SOC 'Infections and infestations'. Secondary malignancy: SOC 'Neoplasms ...' other than "
+             "the study's disease-progression terms. Hypogammaglobulinaemia: AE term.",
+             _new_note(reader)]
+    if c.registered("dlt_candidates") and cyto_rules:
+        dnew = c.new_flag_sql(reader, "d.event_key", "dlt_candidates", "event_key")
+        cyto = c.try_sql(reader, f"""
+WITH {SUBJ_CTE}
+SELECT 'Prolonged cytopenia (' || d.rule_id || ')' AS aesi_category, sj.site, sj.cohort, sj.dose_level,
+  d.usubjid, d.event_key, d.term, 'dlt_candidates' AS source, d.onset_day, NULL::INTEGER AS end_day,
+  d.duration_days, d.grade, 'CTCAE' AS grading_system, NULL AS serious, NULL::BOOLEAN AS related,
+  NULL AS outcome, d.reason || coalesce(': ' || d.evidence, '') AS detail, {dnew} AS new_since_previous_cut
+FROM dlt_candidates d LEFT JOIN subj sj USING (usubjid)
+WHERE d.rule_id IN (SELECT unnest($rules::VARCHAR[]))""", {"rules": cyto_rules})
+        if cyto is None:
+            notes.append("Prolonged cytopenia (DLT rule) not available: dlt_candidates is not in the database.")
+        else:
+            parts.append(cyto)
+    else:
+        notes.append("Prolonged cytopenia (DLT rule) not available: dlt_candidates is not installed.")
+    for table, category, gmin, flags in (
+        ("icaht", "Prolonged cytopenia (ICAHT grade >= 3)", 3, ()),
+        ("iec_hs_screen", "IEC-HS screen (first flagged day)", None,
+         ("first_flag", "screen_positive", "positive", "flagged")),
+    ):
+        rows = _generic_rows(reader, table, category, gmin, flags) if c.registered(table) else None
+        if rows is None:
+            notes.append(f"{category}: not available (derived table {table} not installed or not in the database).")
+        else:
+            parts.append(rows.reindex(columns=AESI_COLUMNS))
+    df = pd.concat([p.reindex(columns=AESI_COLUMNS).astype("object") for p in parts], ignore_index=True)
+    df = df.sort_values(["usubjid", "onset_day", "aesi_category", "event_key"], na_position="last", kind="stable")
+    if df.empty:
+        notes.insert(0, "No adverse events of special interest at this data cut.")
+    return c.finish(df.reset_index(drop=True), name="aesi", title=title, reference=ref, kind="listing", notes=notes)
+
+
+ELIG_FIELDS = ["criterion", "test", "value", "unit", "limit", "day", "detail"]
+ELIG_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "age", "sex"] + ELIG_FIELDS + ["new_since_previous_cut"]
+
+
+def listing_eligibility(reader, store=None):
+    title, ref = "Listing of eligibility deviations", "ICH E3 16.2.2 (protocol deviations)"
+    if not c.registered("eligibility_deviations"):
+        return _missing("eligibility_deviations", ELIG_COLUMNS, title, ref, "eligibility_deviations")
+    key = "e.usubjid || '/' || coalesce(e.criterion, '') || '/' || coalesce(e.test, '')"
+    new = c.new_flag_sql(reader, key, "eligibility_deviations", key.replace("e.", ""))
+    have = {x.strip('"') for x in c.table_columns("eligibility_deviations")}
+    # 'limit' is an SQL keyword: the derivation may name the column limit_value instead.
+    alias = {"limit": _pick(have, "limit", "limit_value", "limit_text", "threshold")}
+    fields = ", ".join(f'e."{alias.get(f, f)}" AS "{f}"' if alias.get(f, f) in have else f'NULL AS "{f}"'
+                       for f in ELIG_FIELDS)
+    df = c.try_sql(reader, f"""
+WITH {SUBJ_CTE}
+SELECT sj.site, sj.cohort, sj.dose_level, e.usubjid, sj.age, sj.sex, {fields}, {new} AS new_since_previous_cut
+FROM eligibility_deviations e LEFT JOIN subj sj USING (usubjid)
+ORDER BY e.usubjid, e.day NULLS LAST, e.criterion, e.test""")
+    if df is None:
+        return _missing("eligibility_deviations", ELIG_COLUMNS, title, ref, "eligibility_deviations")
+    notes = ["Screening values checked against the protocol's eligibility limits (study.yaml).",
+             "New since previous cut = the (subject, criterion, test) was not listed at the previous cut."]
+    if df.empty:
+        notes.insert(0, "No eligibility deviations at this data cut.")
+    return c.finish(df[ELIG_COLUMNS], name="eligibility_deviations", title=title, reference=ref, kind="listing",
+                    notes=notes)
+
+
+@dataclass(frozen=True)
+class ListingSpec:
+    title: str
+    reference: str
+    builder: Callable[..., pd.DataFrame]
+
+
+LISTINGS: dict[str, ListingSpec] = {
+    "ae": ListingSpec("All adverse events by subject", "ICH E3 12.2.4 / 16.2.7", listing_ae),
+    "sae": ListingSpec("Serious adverse events", "ICH E3 14.3.2; FDA STF T10", listing_sae),
+    "deaths": ListingSpec("Deaths", "FDA STF T9; ICH E3 14.3.2", listing_deaths),
+    "dlt": ListingSpec("DLT candidates and adjudication", "Protocol DLT rules", listing_dlt),
+    "crs_icans_episodes": ListingSpec("CRS and ICANS episodes", "ASTCT 2019", listing_crs_icans),
+    "lab_grade3": ListingSpec("Grade >= 3 laboratory abnormalities", "ICH E3 14.3.4", listing_lab_grade3),
+    "aesi": ListingSpec("Adverse events of special interest", "FDA STF T18", listing_aesi),
+    "eligibility_deviations": ListingSpec("Eligibility deviations", "ICH E3 16.2.2", listing_eligibility),
+}
+
+
+def build_listing(reader: StudyReader, name: str, store=None) -> pd.DataFrame:
+    """One listing as a DataFrame (attrs: name, title, reference, kind, notes); KeyError for unknown names."""
+    if name not in LISTINGS:
+        raise KeyError(f"unknown listing {name!r}; valid: {', '.join(LISTINGS)}")
+    return LISTINGS[name].builder(reader, store)

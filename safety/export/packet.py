@@ -1,0 +1,93 @@
+"""Write the committee packet for one reader (study, cut, sites): CSV and RTF per output, one XLSX
+workbook and one PDF packet, all carrying the same metadata block.
+
+Files are written into a temporary folder beside ``out_dir`` and moved into place only when every
+file is complete, so a failure leaves nothing half-written. With a review store, an 'export' audit
+entry records the user, cut and SHA-256 of every file.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from safety.access import StudyReader
+from safety.export import csv_writer, pdf_writer, rtf_writer, xlsx_writer
+from safety.export.common import file_stem, packet_meta
+from safety.export.listings import LISTINGS, build_listing
+from safety.export.tables import TABLES, build_table
+
+FORMATS = ("csv", "xlsx", "rtf", "pdf")
+
+
+def output_names() -> list[str]:
+    """Every output name: tables first, then listings."""
+    return list(TABLES) + list(LISTINGS)
+
+
+def build_outputs(reader: StudyReader, only=None, store=None) -> list[pd.DataFrame]:
+    """Build the requested outputs (all when ``only`` is None) in packet order."""
+    names = output_names() if not only else list(only)
+    unknown = [n for n in names if n not in TABLES and n not in LISTINGS]
+    if unknown:
+        raise KeyError(f"unknown output(s) {', '.join(unknown)}; valid: {', '.join(output_names())}")
+    return [build_table(reader, n, store) if n in TABLES else build_listing(reader, n, store) for n in names]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, store=None, user=None, *,
+                  generated_at: dt.datetime | None = None, pdf_max_rows: int = pdf_writer.DEFAULT_MAX_ROWS,
+                  figures: bool = True) -> list[Path]:
+    """Write the packet files into ``out_dir``; returns their final paths."""
+    formats = tuple(formats)
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise ValueError(f"unknown format(s) {', '.join(bad)}; valid: {', '.join(FORMATS)}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = build_outputs(reader, only, store)
+    meta = packet_meta(reader, generated_at)
+    stem = file_stem(meta)
+    tmp = Path(tempfile.mkdtemp(prefix=".celltox-export-", dir=out_dir))
+    try:
+        written: list[Path] = []
+        for fmt in formats:
+            if fmt == "csv":
+                written += [csv_writer.write_csv(o, meta, tmp / f"{stem}_{o.attrs['name']}.csv") for o in outputs]
+            elif fmt == "rtf":
+                written += [rtf_writer.write_rtf(o, meta, tmp / f"{stem}_{o.attrs['name']}.rtf") for o in outputs]
+            elif fmt == "xlsx":
+                written.append(xlsx_writer.write_xlsx(outputs, meta, tmp / f"{stem}_listings_tables.xlsx"))
+            elif fmt == "pdf":
+                figs = []
+                if figures:
+                    from safety.export.figures import build_figures
+                    figs = build_figures(reader)
+                written.append(pdf_writer.write_pdf(outputs, meta, tmp / f"{stem}_committee_packet.pdf", figs,
+                                                    max_rows=pdf_max_rows))
+        hashes = {p.name: sha256_file(p) for p in written}
+        final = []
+        for p in written:
+            dest = out_dir / p.name
+            os.replace(p, dest)  # same folder tree: an atomic rename per file
+            final.append(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if store is not None:
+        store.append_audit(user or "unknown", "export", reader.scope.studyid, {
+            "data_cut": meta.data_cut.isoformat(), "scope": meta.scope_label, "formats": list(formats),
+            "outputs": [o.attrs["name"] for o in outputs], "files": hashes, "out_dir": str(out_dir.resolve()),
+            "celltox_version": meta.version})
+    return final

@@ -1,0 +1,221 @@
+"""The PDF committee packet (fpdf2): cover page, table of contents, overview figures, then the
+tables and listings; every page has the study and cut in its header and "Confidential", the
+generation time and "Page x of y" in its footer.
+
+Letter landscape. DejaVu Sans when installed (any Unicode text), else core Helvetica with text
+reduced to Latin-1. Listings longer than ``max_rows`` are cut in the PDF with a note pointing at
+the complete CSV/XLSX/RTF files. The creation date is fixed to the data cut, so the same database and
+cut give the same PDF apart from the generation-time text.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+
+import pandas as pd
+from fpdf import FPDF
+from fpdf.fonts import FontFace
+
+from safety.export.common import CONFIDENTIAL, GRADE_COLUMNS, PacketMeta, grade_of, label, text_frame
+from safety.palette import GRADE_COLORS, GRADE_TEXT
+
+DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
+DEFAULT_MAX_ROWS = 2000
+
+
+def _rgb(h: str) -> tuple[int, int, int]:
+    h = h.lstrip("#")
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+
+
+class _Packet(FPDF):
+    def __init__(self, meta: PacketMeta):
+        super().__init__(orientation="L", unit="mm", format="Letter")
+        self.meta = meta
+        self.section_title = ""
+        self.unicode = (DEJAVU / "DejaVuSans.ttf").exists() and (DEJAVU / "DejaVuSans-Bold.ttf").exists()
+        if self.unicode:
+            self.add_font("DejaVu", "", str(DEJAVU / "DejaVuSans.ttf"))
+            self.add_font("DejaVu", "B", str(DEJAVU / "DejaVuSans-Bold.ttf"))
+            cond = DEJAVU / "DejaVuSansCondensed.ttf"
+            cond_b = DEJAVU / "DejaVuSansCondensed-Bold.ttf"
+            self.add_font("DejaVuCond", "", str(cond if cond.exists() else DEJAVU / "DejaVuSans.ttf"))
+            self.add_font("DejaVuCond", "B", str(cond_b if cond_b.exists() else DEJAVU / "DejaVuSans-Bold.ttf"))
+            self.body_font, self.table_font = "DejaVu", "DejaVuCond"
+        else:
+            self.body_font = self.table_font = "Helvetica"
+        self.set_auto_page_break(True, margin=16)
+        self.set_margins(10, 16, 10)
+        self.alias_nb_pages()
+
+    def t(self, text) -> str:
+        """Text safe for the font in use (core fonts take Latin-1 only)."""
+        s = str(text)
+        return s if self.unicode else s.encode("latin-1", "replace").decode("latin-1")
+
+    def header(self):
+        if self.page_no() == 1:
+            return
+        self.set_font(self.body_font, "", 8)
+        self.set_text_color(80, 80, 80)
+        self.set_xy(10, 7)
+        self.cell(0, 4, self.t(f"{self.meta.short_label} | {self.section_title}"[:180]), align="L")
+        self.set_text_color(0, 0, 0)
+        self.set_y(16)
+
+    def footer(self):
+        self.set_y(-12)
+        self.set_font(self.body_font, "", 7)
+        self.set_text_color(80, 80, 80)
+        w = self.w - 20
+        self.cell(w / 3, 4, self.t(f"{CONFIDENTIAL} | celltox {self.meta.version}"), align="L")
+        self.cell(w / 3, 4, self.t(self.meta.generated_line), align="C")
+        self.cell(w / 3, 4, f"Page {self.page_no()} of {{nb}}", align="R")
+        self.set_text_color(0, 0, 0)
+
+
+def _render_toc(pdf: _Packet, outline):
+    pdf.set_font(pdf.body_font, "B", 16)
+    pdf.cell(0, 10, "Contents", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(pdf.body_font, "", 10)
+    for entry in outline:
+        indent = 6 * entry.level
+        link = pdf.add_link(page=entry.page_number)
+        pdf.set_x(10 + indent)
+        pdf.cell(pdf.w - 40 - indent, 6, pdf.t(entry.name)[:150], link=link)
+        pdf.cell(20, 6, str(entry.page_number), align="R", link=link, new_x="LMARGIN", new_y="NEXT")
+
+
+def _cover(pdf: _Packet, meta: PacketMeta, outputs: list[pd.DataFrame]):
+    pdf.add_page()
+    pdf.set_font(pdf.body_font, "B", 22)
+    pdf.ln(10)
+    pdf.multi_cell(0, 11, pdf.t("Safety Review Committee packet"), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(pdf.body_font, "B", 14)
+    pdf.multi_cell(0, 8, pdf.t(f"{meta.studyid}" + (f" - {meta.title}" if meta.title else "")),
+                   new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    pdf.set_font(pdf.body_font, "", 11)
+    for line in meta.header_lines() + [meta.generated_line]:
+        pdf.multi_cell(0, 6, pdf.t(line), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+    pdf.set_font(pdf.body_font, "", 8)
+    for line in meta.hash_lines():
+        pdf.multi_cell(0, 4, pdf.t(line), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    pdf.set_font(pdf.body_font, "", 10)
+    n_t = sum(o.attrs.get("kind") == "table" for o in outputs)
+    n_l = sum(o.attrs.get("kind") == "listing" for o in outputs)
+    pdf.multi_cell(0, 6, pdf.t(f"Contents: overview figures, {n_t} tables, {n_l} listings. "
+                               "Grade colours: 1 blue, 2 yellow, 3 orange, 4 vermillion, 5 black."),
+                   new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(6)
+    pdf.set_font(pdf.body_font, "B", 12)
+    pdf.cell(0, 8, CONFIDENTIAL.upper() + " - for the Safety Review Committee only", new_x="LMARGIN", new_y="NEXT")
+
+
+def _figures(pdf: _Packet, figures):
+    for title, png, note in figures:
+        pdf.section_title = title
+        pdf.add_page()
+        pdf.start_section(pdf.t(f"Figure: {title}"), level=0)
+        pdf.set_font(pdf.body_font, "B", 13)
+        pdf.cell(0, 8, pdf.t(title), new_x="LMARGIN", new_y="NEXT")
+        if png:
+            pdf.image(io.BytesIO(png), x=10, w=min(pdf.w - 20, 240), keep_aspect_ratio=True,
+                      h=pdf.h - pdf.get_y() - 24)
+        else:
+            pdf.set_font(pdf.body_font, "", 11)
+            pdf.set_fill_color(240, 240, 240)
+            pdf.multi_cell(0, 8, pdf.t(note or "Figure unavailable."), border=1, fill=True,
+                           new_x="LMARGIN", new_y="NEXT")
+        if png and note:
+            pdf.set_font(pdf.body_font, "", 8)
+            pdf.multi_cell(0, 4, pdf.t(note), new_x="LMARGIN", new_y="NEXT")
+
+
+def _col_widths(heads: list[str], rows: list[list[str]], total: float) -> list[float]:
+    sample = rows[:300]
+    lens = []
+    for j, h in enumerate(heads):
+        body = max((len(r[j]) for r in sample), default=0)
+        lens.append(max(3.0, min(36.0, max(body, min(len(h), 14)))))
+    s = sum(lens)
+    # a floor keeps narrow columns wide enough for their padding and one short word
+    floor = min(8.0, total / max(1, len(lens)))
+    widths = [max(floor, total * n / s) for n in lens]
+    excess = sum(widths) - total
+    if excess > 0:
+        wide = [w - floor for w in widths]
+        k = excess / sum(wide)
+        widths = [w - d * k for w, d in zip(widths, wide)]
+    return widths
+
+
+def _output(pdf: _Packet, df: pd.DataFrame, max_rows: int):
+    a = df.attrs
+    listing = a.get("kind") == "listing"
+    title = a.get("title", a.get("name", ""))
+    pdf.section_title = title
+    pdf.add_page()
+    pdf.start_section(pdf.t(("Listing: " if listing else "Table: ") + title), level=0)
+    pdf.set_font(pdf.body_font, "B", 12)
+    pdf.multi_cell(0, 7, pdf.t(title), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(pdf.body_font, "", 8)
+    shown = df if len(df) <= max_rows else df.iloc[:max_rows]
+    info = f"{a.get('reference', '')} | rows: {len(df)}"
+    if len(shown) < len(df):
+        info += (f" | PDF shows the first {len(shown)} rows; the complete listing is in the CSV, XLSX and RTF files")
+    pdf.multi_cell(0, 4, pdf.t(info), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(1)
+    cols = list(df.columns)
+    heads = [label(c) if listing else str(c) for c in cols]
+    rows = text_frame(shown)
+    if not cols or not rows:
+        pdf.set_font(pdf.body_font, "", 9)
+        pdf.multi_cell(0, 5, pdf.t("No rows."), new_x="LMARGIN", new_y="NEXT")
+    else:
+        font_size = 6 if len(cols) > 14 else 7 if len(cols) > 8 else 8
+        pdf.set_font(pdf.table_font, "", font_size)
+        widths = _col_widths(heads, rows, pdf.w - 20)
+        grade_idx = {j for j, c in enumerate(cols) if c in GRADE_COLUMNS}
+        styles = {g: FontFace(fill_color=_rgb(GRADE_COLORS[g]), color=_rgb(GRADE_TEXT[g])) for g in GRADE_COLORS}
+        head_style = FontFace(emphasis="BOLD", fill_color=(221, 221, 221))
+        with pdf.table(col_widths=widths, width=pdf.w - 20, headings_style=head_style, line_height=font_size * 0.5,
+                       text_align="LEFT", repeat_headings=1, first_row_as_headings=True,
+                       borders_layout="SINGLE_TOP_LINE") as table:
+            r = table.row()
+            for h in heads:
+                r.cell(pdf.t(h))
+            for row in rows:
+                r = table.row()
+                for j, text in enumerate(row):
+                    g = grade_of(text) if j in grade_idx else None
+                    r.cell(pdf.t(text), style=styles[g] if g is not None else None)
+    pdf.ln(2)
+    pdf.set_font(pdf.body_font, "", 7)
+    for n in a.get("notes", []):
+        pdf.multi_cell(0, 3.5, pdf.t(n), new_x="LMARGIN", new_y="NEXT")
+
+
+def write_pdf(outputs: list[pd.DataFrame], meta: PacketMeta, path: Path, figures=(),
+              max_rows: int = DEFAULT_MAX_ROWS) -> Path:
+    """Write the packet: cover, contents, figures [(title, png bytes or None, note)], tables, listings."""
+    path = Path(path)
+    pdf = _Packet(meta)
+    pdf.set_title(f"{meta.studyid} safety committee packet, data cut {meta.data_cut}")
+    pdf.set_author("celltox")
+    pdf.set_creator(f"celltox {meta.version}")
+    pdf.set_creation_date(dt.datetime.combine(meta.data_cut, dt.time(), tzinfo=dt.timezone.utc))
+    _cover(pdf, meta, outputs)
+    pdf.add_page()
+    pdf.section_title = "Contents"
+    pdf.insert_toc_placeholder(_render_toc, pages=max(1, (len(outputs) + len(figures)) // 22 + 1))
+    _figures(pdf, figures)
+    ordered = [o for o in outputs if o.attrs.get("kind") == "table"] + \
+              [o for o in outputs if o.attrs.get("kind") != "table"]
+    for df in ordered:
+        _output(pdf, df, max_rows)
+    pdf.output(str(path))
+    return path

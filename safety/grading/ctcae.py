@@ -1,0 +1,203 @@
+"""CTCAE lab grading: every blood lab record graded for every CTCAE term its test maps to, in one
+DuckDB SQL statement generated from the rule file (see safety/grading/rules.py and docs/grading.md).
+
+Conventions follow pharmaverse admiral (``derive_var_atoxgr_dir``): arms in case_when order, NA
+conditions not met, both sides of each comparison rounded to 15 significant digits, absolute
+criteria only when the record unit equals the rule's SI unit (case-insensitive), baseline
+'abnormal' = baseline high.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from safety import schema
+from safety.grading import rules as R
+from safety.schema import C
+
+KEY = schema.KEY
+SUBJ = schema.SUBJ
+
+LAB_TOXICITY = schema.Table(
+    "lab_toxicity",
+    "CTCAE grade of every blood lab record for each term its test maps to (safety/data/lab_terms.csv): "
+    "one row per lab record and term. Urine and other non-blood specimens are left out (not graded).",
+    KEY + SUBJ + (
+        C("lbseq", "INTEGER", "LBSEQ of the lab record graded."),
+        C("lbtestcd", "VARCHAR", "Test code (LBTESTCD)."),
+        C("ctcae_term", "VARCHAR", "CTCAE term graded, e.g. 'Anemia', 'Neutrophil count decreased'."),
+        C("direction", "VARCHAR", "'L' (decreased/hypo terms) or 'H' (increased/hyper terms)."),
+        C("value", "DOUBLE", "Result used (labs.value, SI)."),
+        C("unit", "VARCHAR", "Unit of the result (labs.unit)."),
+        C("lln", "DOUBLE", "Lower limit of normal of the record."),
+        C("uln", "DOUBLE", "Upper limit of normal of the record."),
+        C("baseline_value", "DOUBLE", "Baseline value of the subject's test: the LBBLFL='Y' record, else the last non-missing value on or before day 0."),
+        C("baseline_high", "BOOLEAN", "Baseline abnormal high: its LBNRIND is HIGH/H (NORMAL/LOW = not high), else its value > its ULN. False when no baseline."),
+        C("is_baseline", "BOOLEAN", "This record is the baseline record."),
+        C("grade", "INTEGER", "CTCAE grade 0-4; NULL when not gradable (see grade_reason)."),
+        C("grade_reason", "VARCHAR", "Why NULL ('missing value', 'missing LLN', 'missing ULN', 'missing baseline', 'unit missing', 'unit <u> not <expected>'); for graded records the criterion met, e.g. 'value > 3 x ULN'."),
+        C("ctcae_version", "VARCHAR", "CTCAE version of the rule file used, e.g. '5.0'."),
+        C("day", "INTEGER", "Collection day relative to the first CAR infusion (day 0)."),
+        C("lab_date", "DATE", "Collection date (labs.lb_date)."),
+    ),
+)
+
+LAB_WORST_GRADES = schema.Table(
+    "lab_worst_grades",
+    "Per subject, CTCAE term and test: grade of the baseline record and worst post-infusion grade (day >= 1).",
+    KEY + SUBJ + (
+        C("ctcae_term", "VARCHAR", "CTCAE term."),
+        C("direction", "VARCHAR", "'L' or 'H'."),
+        C("lbtestcd", "VARCHAR", "Test code."),
+        C("baseline_grade", "INTEGER", "Grade of the baseline record; NULL when no baseline or not gradable."),
+        C("worst_grade", "INTEGER", "Worst grade among graded records from day 1 on; NULL when none graded."),
+        C("worst_day", "INTEGER", "First day (>= 1) at the worst grade."),
+        C("n_post", "INTEGER", "Number of graded (non-NULL) records from day 1 on."),
+    ),
+)
+
+schema.register(LAB_TOXICITY, LAB_WORST_GRADES)
+
+EXACT_MODES = ("guarded", "signif", "raw")
+_OUT_COLS = LAB_TOXICITY.column_names
+
+# Blood = empty specimen, or one naming blood/serum/plasma; LBCAT 'URINALYSIS' etc. never.
+_BLOOD_SQL = (
+    "((lbspec IS NULL OR trim(lbspec) = '' OR regexp_matches(upper(lbspec), 'BLOOD|SERUM|PLASMA')) "
+    "AND NOT coalesce(contains(upper(lbcat), 'URIN'), FALSE))"
+)
+_HIGH_IND = "('HIGH', 'H', 'HIGH HIGH', 'HH')"
+_NOT_HIGH_IND = "('NORMAL', 'N', 'LOW', 'L', 'LOW LOW', 'LL')"
+
+
+def _q(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def grading_sql(source: str = "labs", *, where: str | None = None, version: str = "5.0",
+                lab_terms_path=None, rules_path=None, exact: str = "guarded") -> str:
+    """The SELECT that grades ``source`` (a table name or a parenthesised query with the labs
+    columns), producing lab_toxicity's columns. ``where`` filters the source (named parameters).
+    ``exact``: 'guarded' (admiral's signif(x, 15) result, rounding only near ties), 'signif' (round
+    both sides of every comparison) or 'raw' (no rounding; for measuring its cost only)."""
+    if exact not in EXACT_MODES:
+        raise ValueError(f"exact must be one of {EXACT_MODES}")
+    rules = R.load_rules(version, rules_path)
+    term_map = R.load_lab_terms(rules, lab_terms_path)
+    keys = sorted({(m.ctcae_term.upper(), m.direction) for m in term_map})
+    term_ids = {k: i for i, k in enumerate(keys)}
+    terms_values = ", ".join(
+        f"({_q(m.lbtestcd)}, {term_ids[(m.ctcae_term.upper(), m.direction)]}, {_q(m.ctcae_term)}, "
+        f"{_q(m.direction)}, {_q(rules.terms[(m.ctcae_term.upper(), m.direction)].unit_check or '')})"
+        for m in term_map
+    )
+    filt = f"WHERE {where}" if where else ""
+    src = f"(SELECT * FROM {source} {filt})"
+    base_high = (
+        f"CASE WHEN upper(trim(lbnrind)) IN {_HIGH_IND} THEN TRUE "
+        f"WHEN upper(trim(lbnrind)) IN {_NOT_HIGH_IND} THEN FALSE "
+        f"ELSE coalesce({R.criterion_sql(R.parse_criterion('AVAL > ULN'), exact)}, FALSE) END"
+    )
+    outcome = R.outcome_case_sql(rules, term_ids, exact)
+    reasons = R.reasons_list_sql(rules)
+    stride, na_slot = R.CODE_STRIDE, R.NA_SLOT
+    return f"""
+WITH terms(lbtestcd, term_id, ctcae_term, direction, unit_check) AS (VALUES {terms_values}),
+graded AS (
+  SELECT l.studyid, l.data_cut, l.usubjid, l.lbseq, l.lbtestcd, t.term_id, t.ctcae_term, t.direction,
+         t.unit_check, l.value, l.unit, upper(trim(l.unit)) AS unit_uc, l.lln, l.uln, b.base,
+         coalesce(b.base_high, FALSE) AS baseline_high,
+         coalesce(l.lbseq = b.base_lbseq, FALSE) AS is_baseline,
+         CASE WHEN b.base <> 0 THEN (l.value - b.base) / abs(b.base) * CAST(100 AS DOUBLE) END AS pchg,
+         l.day, l.lb_date
+  FROM {src} l
+  JOIN terms t ON t.lbtestcd = l.lbtestcd
+  LEFT JOIN (
+    SELECT studyid, data_cut, usubjid, lbtestcd,
+           arg_max(value, k) AS base, arg_max(lbseq, k) AS base_lbseq, arg_max(bh, k) AS base_high
+    FROM (
+      SELECT studyid, data_cut, usubjid, lbtestcd, value, lbseq,
+             [CASE WHEN lbblfl = 'Y' THEN 1 ELSE 0 END, coalesce(day, -2147483647), coalesce(lbseq, -2147483647)] AS k,
+             {base_high} AS bh
+      FROM {src} s
+      WHERE value IS NOT NULL AND (lbblfl = 'Y' OR day <= 0) AND {_BLOOD_SQL}
+        AND lbtestcd IN (SELECT lbtestcd FROM terms)
+    )
+    GROUP BY ALL
+  ) b ON b.studyid = l.studyid AND b.data_cut = l.data_cut AND b.usubjid = l.usubjid AND b.lbtestcd = l.lbtestcd
+  WHERE {_BLOOD_SQL}
+),
+coded AS (SELECT *, {outcome} AS code FROM graded)
+SELECT studyid, data_cut, usubjid, lbseq, lbtestcd, ctcae_term, direction, value, unit, lln, uln,
+       base AS baseline_value, baseline_high, is_baseline,
+       CASE WHEN code >= 0 AND code % {stride} < {na_slot} THEN CAST(code % {stride} AS INTEGER) END AS grade,
+       CASE WHEN code = {R.CODE_MISSING_VALUE} THEN 'missing value'
+            WHEN code = {R.CODE_UNIT_MISSING} THEN 'unit missing'
+            WHEN code = {R.CODE_UNIT_OTHER} THEN 'unit ' || unit || ' not ' || unit_check
+            ELSE list_extract({reasons}, CAST(code // {stride} AS INTEGER) + 1) END AS grade_reason,
+       {_q(str(rules.version))} AS ctcae_version, day, lb_date AS lab_date
+FROM coded
+"""
+
+
+def grade_labs(con, source: str = "labs", *, where: str | None = None, params: dict | None = None,
+               version: str = "5.0", lab_terms_path=None, rules_path=None, into: str | None = None,
+               create: bool = False, exact: str = "guarded"):
+    """Grade an arbitrary lab relation in one SQL statement.
+
+    ``source`` is a table name or a parenthesised query with the columns of ``labs``. Returns a
+    pandas DataFrame with lab_toxicity's columns, or, with ``into``, inserts into that table
+    (``create=True``: CREATE TABLE ... AS) and returns None."""
+    sql = grading_sql(source, where=where, version=version, lab_terms_path=lab_terms_path,
+                      rules_path=rules_path, exact=exact)
+    cur = con.cursor()
+    try:
+        if into is None:
+            return cur.sql(sql, params=params or None).to_arrow_table().to_pandas()
+        if create:
+            cur.execute(f"CREATE TABLE {into} AS {sql}", params or {})
+        else:
+            cur.execute(f"INSERT INTO {into} ({', '.join(_OUT_COLS)}) {sql}", params or {})
+        return None
+    finally:
+        cur.close()
+
+
+WORST_SQL = """
+INSERT INTO lab_worst_grades (studyid, data_cut, usubjid, ctcae_term, direction, lbtestcd,
+                              baseline_grade, worst_grade, worst_day, n_post)
+SELECT studyid, data_cut, usubjid, ctcae_term, direction, lbtestcd,
+       max(grade) FILTER (WHERE is_baseline) AS baseline_grade,
+       max(grade) FILTER (WHERE day >= 1) AS worst_grade,
+       arg_max(day, [grade, -day]) FILTER (WHERE day >= 1 AND grade IS NOT NULL) AS worst_day,
+       CAST(count(grade) FILTER (WHERE day >= 1) AS INTEGER) AS n_post
+FROM lab_toxicity
+WHERE studyid = $studyid AND data_cut = $data_cut
+GROUP BY studyid, data_cut, usubjid, ctcae_term, direction, lbtestcd
+"""
+
+
+def derive_lab_toxicity(con, studyid: str, data_cut: dt.date, config: dict, review_store=None) -> None:
+    """Rebuild lab_toxicity and lab_worst_grades for one study and data cut."""
+    version = str((config or {}).get("ctcae_version") or "5.0")
+    lab_terms_path = (config or {}).get("lab_terms_path")  # optional study term map
+    params = {"studyid": studyid, "data_cut": data_cut}
+    for t in (LAB_TOXICITY, LAB_WORST_GRADES):
+        con.execute(t.ddl())
+        con.execute(f"DELETE FROM {t.name} WHERE studyid = $studyid AND data_cut = $data_cut", params)
+    grade_labs(con, "labs", where="studyid = $studyid AND data_cut = $data_cut", params=params,
+               version=version, lab_terms_path=lab_terms_path, into="lab_toxicity")
+    con.execute(WORST_SQL, params)
+
+
+def rule_table(version: str = "5.0") -> pd.DataFrame:
+    """The rule file as a table (term, direction, grade, baseline, unit_check, criterion, reason,
+    comment) for documentation pages."""
+    rules = R.load_rules(version)
+    return pd.DataFrame([
+        {"term": a.term, "direction": a.direction, "grade": a.grade, "baseline": a.baseline,
+         "unit_check": rules.terms[(a.term.upper(), a.direction)].unit_check, "criterion": a.criterion_text,
+         "reason": a.reason, "comment": a.comment}
+        for a in rules.arms
+    ])

@@ -1,0 +1,505 @@
+"""Lab grading rules as data: read a rule file (``safety/rules/ctcae_v<version>.csv``) and the
+LBTESTCD -> term map (``safety/data/lab_terms.csv``), and turn them into one SQL CASE expression.
+
+A rule file has one row per term, direction and grade arm, in evaluation order (R ``case_when``
+semantics, as pharmaverse admiral: the first arm whose criterion is TRUE gives the grade; an arm
+whose criterion is NULL is not met). Columns:
+
+- ``term``, ``direction`` ('L' or 'H')
+- ``grade``: 0-4, or ``NA`` for an arm that makes the record not gradable (``missing(LLN)`` ...)
+- ``baseline``: empty, ``BL_NORMAL`` or ``BL_HIGH`` (arm applies only on that baseline branch)
+- ``unit_check``: the SI unit the record must carry when the term uses absolute values (same on
+  every row of a term; empty = no unit check)
+- ``criterion``: ``TRUE``, ``missing(VAR)`` or comparisons ``[n *] VAR [+|- n] op [n *] VAR [+|- n]``
+  (either side may be a number) joined by ``&`` (binds first) and ``|``. VAR is AVAL, LLN, ULN, BASE
+  or PCHG; op is <, <=, > or >=.
+- ``comment``: free text (CTCAE wording, worst-case assumptions).
+
+Comparisons round both sides to 15 significant digits as admiral's ``signif(x, 15)`` does.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+RULES_DIR = PACKAGE_DIR / "rules"
+LAB_TERMS_PATH = PACKAGE_DIR / "data" / "lab_terms.csv"
+
+SIGNIF_DIGITS = 15
+VARIABLES = {"AVAL": "value", "LLN": "lln", "ULN": "uln", "BASE": "base", "PCHG": "pchg"}
+VAR_WORDS = {"AVAL": "value", "LLN": "LLN", "ULN": "ULN", "BASE": "baseline", "PCHG": "% change from baseline"}
+MISSING_REASON = {"AVAL": "missing value", "LLN": "missing LLN", "ULN": "missing ULN",
+                  "BASE": "missing baseline", "PCHG": "missing baseline"}
+BASELINE_BRANCHES = {"": None, "BL_NORMAL": "BL_NORMAL", "BL_HIGH": "BL_HIGH"}
+
+
+class RuleError(ValueError):
+    """A rule file or term map that cannot be used; the message names the file and line."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Criterion expressions
+
+
+@dataclass(frozen=True)
+class Operand:
+    """``coef * VAR + offset``, or a constant when ``var`` is None."""
+    var: str | None
+    coef: float | None = None
+    offset: float | None = None
+    const: float | None = None
+
+
+@dataclass(frozen=True)
+class Compare:
+    left: Operand
+    op: str
+    right: Operand
+
+
+@dataclass(frozen=True)
+class Missing:
+    var: str
+
+
+@dataclass(frozen=True)
+class Always:
+    pass
+
+
+Clause = Compare | Missing | Always
+# A criterion is an OR of AND-groups of clauses.
+Criterion = tuple[tuple[Clause, ...], ...]
+
+_TOKEN = re.compile(r"""\s*(?:
+    (?P<missing>missing\s*\(\s*(?P<mvar>[A-Za-z]+)\s*\))
+  | (?P<true>TRUE\b)
+  | (?P<op><=|>=|<|>)
+  | (?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)
+  | (?P<var>[A-Za-z]+)
+  | (?P<sym>[&|*+\-])
+)""", re.VERBOSE)
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    out, pos, text = [], 0, text.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise RuleError(f"cannot read criterion {text!r} at {text[pos:]!r}")
+        pos = m.end()
+        kind = m.lastgroup if m.lastgroup != "mvar" else "missing"
+        if kind == "missing":
+            out.append(("missing", m.group("mvar").upper()))
+        else:
+            out.append((kind, m.group(kind)))
+    return out
+
+
+class _Parser:
+    def __init__(self, text: str):
+        self.text = text
+        self.toks = _tokens(text)
+        self.i = 0
+
+    def peek(self, k: int = 0):
+        j = self.i + k
+        return self.toks[j] if j < len(self.toks) else (None, None)
+
+    def take(self):
+        tok = self.peek()
+        self.i += 1
+        return tok
+
+    def fail(self, what: str):
+        raise RuleError(f"criterion {self.text!r}: {what}")
+
+    def number(self) -> float:
+        sign = 1.0
+        if self.peek() == ("sym", "-"):
+            self.take()
+            sign = -1.0
+        kind, val = self.take()
+        if kind != "num":
+            self.fail(f"expected a number, got {val!r}")
+        return sign * float(val)
+
+    def operand(self) -> Operand:
+        kind, val = self.peek()
+        coef = None
+        if kind == "num" or (kind, val) == ("sym", "-"):
+            num = self.number()
+            if self.peek() != ("sym", "*"):
+                return Operand(None, const=num)
+            self.take()
+            coef = num
+        kind, val = self.take()
+        if kind != "var" or val.upper() not in VARIABLES:
+            self.fail(f"expected one of {', '.join(VARIABLES)}, got {val!r}")
+        var = val.upper()
+        offset = None
+        if self.peek() in (("sym", "+"), ("sym", "-")):
+            sign = 1.0 if self.take()[1] == "+" else -1.0
+            offset = sign * self.number()
+        return Operand(var, coef=coef, offset=offset)
+
+    def clause(self) -> Clause:
+        kind, val = self.peek()
+        if kind == "missing":
+            self.take()
+            if val not in VARIABLES:
+                self.fail(f"missing() takes one of {', '.join(VARIABLES)}, got {val!r}")
+            return Missing(val)
+        if kind == "true":
+            self.take()
+            return Always()
+        left = self.operand()
+        kind, op = self.take()
+        if kind != "op":
+            self.fail(f"expected a comparison operator, got {op!r}")
+        right = self.operand()
+        if left.var is None and right.var is None:
+            self.fail("a comparison needs a variable on one side")
+        return Compare(left, op, right)
+
+    def parse(self) -> Criterion:
+        groups, group = [], [self.clause()]
+        while self.i < len(self.toks):
+            kind, val = self.take()
+            if (kind, val) == ("sym", "&"):
+                group.append(self.clause())
+            elif (kind, val) == ("sym", "|"):
+                groups.append(tuple(group))
+                group = [self.clause()]
+            else:
+                self.fail(f"unexpected {val!r}")
+        groups.append(tuple(group))
+        return tuple(groups)
+
+
+def parse_criterion(text: str) -> Criterion:
+    """Parse a criterion such as ``AVAL < LLN & PCHG <= -25`` into OR-of-AND clauses."""
+    if not text or not text.strip():
+        raise RuleError("empty criterion")
+    return _Parser(text).parse()
+
+
+# ---------------------------------------------------------------------------------------------
+# Rule files
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One row of a rule file: an arm of the term's case_when."""
+    rule_id: int
+    term: str
+    direction: str
+    grade: int | None  # None = not gradable (NA arm)
+    baseline: str | None
+    criterion_text: str
+    criterion: Criterion
+    comment: str
+    line: int
+
+    @property
+    def reason(self) -> str:
+        """Text stored in grade_reason when this arm decides the grade."""
+        if self.grade is None:
+            (clause,), = self.criterion
+            return MISSING_REASON[clause.var]
+        if self.grade == 0:
+            return "no grade 1-4 criterion met"
+        text = describe(self.criterion)
+        if self.baseline == "BL_HIGH":
+            text += " (baseline high)"
+        elif self.baseline == "BL_NORMAL":
+            text += " (baseline not high)"
+        return text
+
+
+@dataclass(frozen=True)
+class TermRules:
+    term: str
+    direction: str
+    unit_check: str | None
+    arms: tuple[Arm, ...]
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    version: str
+    path: Path
+    terms: dict[tuple[str, str], TermRules]
+    arms: tuple[Arm, ...]
+
+    def term_rules(self, term: str, direction: str) -> TermRules:
+        return self.terms[(term.upper(), direction.upper())]
+
+
+def _fmt_num(x: float) -> str:
+    return f"{x:g}" if abs(x) < 1e15 else repr(x)
+
+
+def _describe_operand(o: Operand) -> str:
+    if o.var is None:
+        return _fmt_num(o.const)
+    s = VAR_WORDS[o.var]
+    if o.coef is not None:
+        s = f"{_fmt_num(o.coef)} x {s}"
+    if o.offset is not None:
+        s += f" {'+' if o.offset >= 0 else '-'} {_fmt_num(abs(o.offset))}"
+    return s
+
+
+def describe(criterion: Criterion) -> str:
+    """Human-readable text of a criterion: 'value > 3 x ULN'."""
+    parts = []
+    for group in criterion:
+        items = []
+        for c in group:
+            if isinstance(c, Missing):
+                items.append(f"{VAR_WORDS[c.var]} missing")
+            elif isinstance(c, Always):
+                items.append("always")
+            else:
+                items.append(f"{_describe_operand(c.left)} {c.op} {_describe_operand(c.right)}")
+        parts.append(" and ".join(items))
+    return " or ".join(parts)
+
+
+def rule_file(version: str) -> Path:
+    """The rule file for a CTCAE version: ctcae_v<version>.csv, '5.0' also as ctcae_v5.csv."""
+    v = str(version).strip()
+    candidates = [RULES_DIR / f"ctcae_v{v}.csv"]
+    if v.endswith(".0"):
+        candidates.append(RULES_DIR / f"ctcae_v{v[:-2]}.csv")
+    for p in candidates:
+        if p.exists():
+            return p
+    raise RuleError(f"no CTCAE rule file for version {version!r} (looked for "
+                    f"{', '.join(str(p.name) for p in candidates)} in {RULES_DIR})")
+
+
+@lru_cache(maxsize=16)
+def _load_rules_cached(path: str, mtime: float, version: str) -> RuleSet:
+    p = Path(path)
+    terms: dict[tuple[str, str], list[Arm]] = {}
+    units: dict[tuple[str, str], str | None] = {}
+    names: dict[tuple[str, str], str] = {}
+    arms: list[Arm] = []
+    with p.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        need = {"term", "direction", "grade", "baseline", "unit_check", "criterion"}
+        if not need <= set(reader.fieldnames or []):
+            raise RuleError(f"{p}: columns must include {', '.join(sorted(need))}")
+        for row in reader:
+            line = reader.line_num
+            where = f"{p.name} line {line}"
+            term = (row["term"] or "").strip()
+            direction = (row["direction"] or "").strip().upper()
+            if not term or direction not in ("L", "H"):
+                raise RuleError(f"{where}: term must be given and direction must be L or H")
+            g = (row["grade"] or "").strip().upper()
+            if g == "NA":
+                grade = None
+            elif g in {"0", "1", "2", "3", "4"}:
+                grade = int(g)
+            else:
+                raise RuleError(f"{where}: grade must be 0-4 or NA, got {g!r}")
+            bl = (row["baseline"] or "").strip().upper()
+            if bl not in BASELINE_BRANCHES:
+                raise RuleError(f"{where}: baseline must be empty, BL_NORMAL or BL_HIGH, got {bl!r}")
+            try:
+                crit = parse_criterion(row["criterion"] or "")
+            except RuleError as exc:
+                raise RuleError(f"{where}: {exc}") from None
+            if grade is None and not (len(crit) == 1 and len(crit[0]) == 1 and isinstance(crit[0][0], Missing)):
+                raise RuleError(f"{where}: an NA arm must be a single missing(VAR)")
+            key = (term.upper(), direction)
+            unit = (row["unit_check"] or "").strip() or None
+            if key in units and units[key] != unit:
+                raise RuleError(f"{where}: unit_check differs from earlier rows of {term} {direction}")
+            units[key] = unit
+            names.setdefault(key, term)
+            arm = Arm(len(arms), names[key], direction, grade, BASELINE_BRANCHES[bl],
+                      (row["criterion"] or "").strip(), crit, (row.get("comment") or "").strip(), line)
+            arms.append(arm)
+            terms.setdefault(key, []).append(arm)
+    out = {}
+    for key, term_arms in terms.items():
+        last = term_arms[-1]
+        if last.grade != 0 or not isinstance(last.criterion[0][0], Always):
+            raise RuleError(f"{p.name} line {last.line}: the last row of {last.term} {last.direction} "
+                            "must be grade 0 with criterion TRUE, so every gradable record gets a grade")
+        graded = [a.grade for a in term_arms if a.grade is not None]
+        if graded != sorted(graded, reverse=True):
+            raise RuleError(f"{p.name}: rows of {last.term} {last.direction} must go from grade 4 down to 0")
+        out[key] = TermRules(names[key], key[1], units[key], tuple(term_arms))
+    return RuleSet(version, p, out, tuple(arms))
+
+
+def load_rules(version: str = "5.0", path: str | Path | None = None) -> RuleSet:
+    """Read (once, cached by file modification time) the rule file of a CTCAE version."""
+    p = Path(path) if path else rule_file(version)
+    return _load_rules_cached(str(p), p.stat().st_mtime, str(version))
+
+
+@dataclass(frozen=True)
+class TermMapRow:
+    lbtestcd: str
+    ctcae_term: str
+    direction: str
+
+
+def load_lab_terms(rules: RuleSet, extra_path: str | Path | None = None) -> list[TermMapRow]:
+    """The LBTESTCD -> (term, direction) map: the packaged ``safety/data/lab_terms.csv`` plus an
+    optional study file with the same columns. A test code listed in the study file replaces the
+    packaged rows for that code (so a study can remap or add tests). Terms must exist in ``rules``."""
+    def read(path: Path) -> dict[str, list[TermMapRow]]:
+        out: dict[str, list[TermMapRow]] = {}
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if not {"lbtestcd", "ctcae_term"} <= set(reader.fieldnames or []):
+                raise RuleError(f"{path}: columns must include lbtestcd, ctcae_term (and direction)")
+            for row in reader:
+                code = (row["lbtestcd"] or "").strip().upper()
+                term = (row["ctcae_term"] or "").strip()
+                direction = (row.get("direction") or "").strip().upper()
+                if not code or not term:
+                    continue
+                matches = [k for k in rules.terms if k[0] == term.upper() and (not direction or k[1] == direction)]
+                if not matches:
+                    raise RuleError(f"{path.name} line {reader.line_num}: no {rules.path.name} rule for term "
+                                    f"{term!r}{' direction ' + direction if direction else ''}")
+                if len(matches) > 1:
+                    raise RuleError(f"{path.name} line {reader.line_num}: give the direction for {term!r}")
+                tr = rules.terms[matches[0]]
+                out.setdefault(code, []).append(TermMapRow(code, tr.term, tr.direction))
+        return out
+
+    merged = read(LAB_TERMS_PATH)
+    if extra_path:
+        merged.update(read(Path(extra_path)))
+    rows, seen = [], set()
+    for code in sorted(merged):
+        for r in merged[code]:
+            if (r.lbtestcd, r.ctcae_term, r.direction) not in seen:
+                seen.add((r.lbtestcd, r.ctcae_term, r.direction))
+                rows.append(r)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# SQL generation
+
+
+def signif(x: float | None, digits: int = SIGNIF_DIGITS) -> float | None:
+    """R's ``signif(x, digits)`` (nmath fprec) for one number, for constants and test oracles."""
+    if x is None or x == 0 or not math.isfinite(x):
+        return x
+    sgn = -1.0 if x < 0 else 1.0
+    x = abs(x)
+    l10 = math.log10(x)
+    e10 = digits - 1 - math.floor(l10)
+    if abs(l10) >= 306:  # outside any lab range; R switches algorithm here
+        return sgn * x
+    if e10 > 0:
+        p = 10.0 ** e10
+        return sgn * (round(x * p) / p)  # Python's round() on a float is round-half-even, as nearbyint
+    p = 10.0 ** (-e10)
+    return sgn * (round(x / p) * p)
+
+
+def signif_sql(x: str) -> str:
+    """SQL for R's signif(x, 15): round-half-even at 15 significant digits (NULL stays NULL)."""
+    e = f"(14 - floor(log10(abs({x}))))"
+    return (f"(CASE WHEN {x} = 0 OR NOT isfinite({x}) THEN {x} "
+            f"WHEN {e} > 0 THEN sign({x}) * (round_even(abs({x}) * pow(10, {e}), 0) / pow(10, {e})) "
+            f"ELSE sign({x}) * (round_even(abs({x}) / pow(10, -{e}), 0) * pow(10, -{e})) END)")
+
+
+def _lit(x: float) -> str:
+    # A string cast parses the decimal text exactly once (a bare 2.5 would be a DECIMAL).
+    return f"CAST('{x!r}' AS DOUBLE)"
+
+
+def _operand_sql(o: Operand, exact: str) -> str:
+    if o.var is None:
+        return _lit(signif(o.const) if exact != "raw" else o.const)
+    s = VARIABLES[o.var]
+    if o.coef is not None:
+        s = f"({_lit(o.coef)} * {s})"
+    if o.offset is not None:
+        s = f"({s} + {_lit(o.offset)})"
+    return s
+
+
+def _compare_sql(c: Compare, exact: str) -> str:
+    a, b = _operand_sql(c.left, exact), _operand_sql(c.right, exact)
+    if exact == "raw":
+        return f"({a} {c.op} {b})"
+    sa = a if c.left.var is None else signif_sql(a)
+    sb = b if c.right.var is None else signif_sql(b)
+    if exact == "signif":
+        return f"({sa} {c.op} {sb})"
+    # guarded: identical result to signif on both sides. Rounding to 15 significant digits moves a
+    # value by at most 5e-15 of itself, so when the sides differ by more than 1e-13 of their size the
+    # plain comparison already has the rounded answer; only near-ties pay for the rounding.
+    return f"(CASE WHEN abs({a} - {b}) > 1e-13 * greatest(abs({a}), abs({b})) THEN {a} {c.op} {b} ELSE {sa} {c.op} {sb} END)"
+
+
+def criterion_sql(criterion: Criterion, exact: str = "guarded") -> str:
+    """SQL boolean for a parsed criterion; NULL where R's case_when would see NA (not met)."""
+    groups = []
+    for group in criterion:
+        items = []
+        for c in group:
+            if isinstance(c, Missing):
+                items.append(f"({VARIABLES[c.var]} IS NULL)")
+            elif isinstance(c, Always):
+                items.append("TRUE")
+            else:
+                items.append(_compare_sql(c, exact))
+        groups.append(" AND ".join(items) if len(items) == 1 else "(" + " AND ".join(items) + ")")
+    return groups[0] if len(groups) == 1 else "(" + " OR ".join(groups) + ")"
+
+
+# Outcome codes: arm rule_id * CODE_STRIDE + grade (0-4) or + NA_SLOT; engine-level reasons negative.
+CODE_STRIDE = 8
+NA_SLOT = 5
+CODE_MISSING_VALUE = -1
+CODE_UNIT_MISSING = -2
+CODE_UNIT_OTHER = -3
+
+
+def outcome_case_sql(rules: RuleSet, term_ids: dict[tuple[str, str], int], exact: str = "guarded") -> str:
+    """One CASE giving an outcome code per row (columns term_id, value, unit_uc, lln, uln, base,
+    pchg, baseline_high), for every term in ``term_ids``."""
+    branches = []
+    for key, tid in sorted(term_ids.items(), key=lambda kv: kv[1]):
+        tr = rules.terms[key]
+        arms = []
+        if tr.unit_check:
+            arms.append(f"WHEN unit_uc IS NULL THEN {CODE_UNIT_MISSING}")
+            arms.append(f"WHEN unit_uc <> '{tr.unit_check.upper()}' THEN {CODE_UNIT_OTHER}")
+        for arm in tr.arms:
+            cond = criterion_sql(arm.criterion, exact)
+            if arm.baseline == "BL_HIGH":
+                cond = f"baseline_high AND {cond}"
+            elif arm.baseline == "BL_NORMAL":
+                cond = f"NOT baseline_high AND {cond}"
+            slot = NA_SLOT if arm.grade is None else arm.grade
+            arms.append(f"WHEN {cond} THEN {arm.rule_id * CODE_STRIDE + slot}")
+        branches.append(f"WHEN {tid} THEN (CASE {' '.join(arms)} END)")
+    return (f"CASE WHEN value IS NULL THEN {CODE_MISSING_VALUE} "
+            f"ELSE (CASE term_id {' '.join(branches)} END) END")
+
+
+def reasons_list_sql(rules: RuleSet) -> str:
+    """A SQL list literal of every arm's reason text, indexed by rule_id + 1."""
+    return "[" + ", ".join("'" + a.reason.replace("'", "''") + "'" for a in rules.arms) + "]"

@@ -1,0 +1,256 @@
+"""Ingest: a study folder of SDTM datasets (+ crs/icans assessments, study.yaml) -> one snapshot in DuckDB.
+
+``ingest_study`` loads (or reloads) one (studyid, data_cut) snapshot in a single transaction, then runs
+every derivation and appends a 'data_load' entry to the review store's audit log. See docs/input-format.md.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from safety import __version__, schema
+from safety.config import ConfigError, load_study_config
+from safety.ingest import engine
+from safety.ingest.domains import ALL_DOMAINS, OPTIONAL_DOMAINS, ORDER, SPECS
+from safety.ingest.errors import IngestError
+from safety.ingest.readers import StagedFile, detect_domain, discover, row_count, stage
+from safety.ingest.sqlmacros import install as install_macros
+
+__all__ = ["ingest_study", "IngestError", "LoadResult", "FileCount"]
+
+
+@dataclass
+class FileCount:
+    """What happened to one delivered file. rows_read = rows_loaded + rows_quarantined + rows_after_cutoff."""
+    source_file: str
+    domain: str
+    file_format: str
+    sha256: str
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    rows_after_cutoff: int
+
+
+@dataclass
+class LoadResult:
+    """The outcome of one load."""
+    studyid: str
+    data_cut: dt.date
+    load_id: str
+    files: list[FileCount] = field(default_factory=list)
+    quarantined: int = 0
+    skipped_files: list[str] = field(default_factory=list)  # data files of domains celltox does not read
+    domains_present: list[str] = field(default_factory=list)
+    domains_missing: list[str] = field(default_factory=list)
+    derivations: list[str] = field(default_factory=list)
+
+
+def _parse_cutoff(cutoff) -> dt.date | None:
+    if cutoff is None or isinstance(cutoff, dt.date):
+        return cutoff.date() if isinstance(cutoff, dt.datetime) else cutoff
+    try:
+        return dt.date.fromisoformat(str(cutoff).strip())
+    except ValueError:
+        raise IngestError(f"--cutoff: '{cutoff}' is not a date YYYY-MM-DD") from None
+
+
+def _studyid(con, dm_files: list[StagedFile], config: dict, study_dir: Path) -> str:
+    ids = set()
+    for f in dm_files:
+        if "STUDYID" in f.columns:
+            ids |= {r[0] for r in con.execute(
+                f"SELECT DISTINCT ct_nz(STUDYID) FROM {f.relation} WHERE ct_nz(STUDYID) IS NOT NULL", f.params).fetchall()}
+    if config.get("studyid"):
+        return config["studyid"]
+    if len(ids) > 1:
+        raise IngestError(f"{dm_files[0].name}: several STUDYID values ({', '.join(sorted(ids)[:5])}); "
+                          "deliver one study per folder or set studyid in study.yaml")
+    return ids.pop() if ids else study_dir.name
+
+
+def _latest_date(con, by_domain: dict[str, list[StagedFile]]) -> dt.date:
+    """The latest valid date in the delivery (dates after today are typing errors and do not move the cut)."""
+    parts = []
+    params = {}
+    for dom, files in by_domain.items():
+        spec = SPECS.get(dom)
+        if not spec:
+            continue
+        for f in files:
+            params.update(f.params)
+            for d in dict.fromkeys(spec.start_dates + spec.end_dates):
+                if d in f.columns:
+                    parts.append(f"SELECT max(ct_lo(ct_nz({engine.q(d)}), ct_kind(ct_nz({engine.q(d)})))) "
+                                 f"FILTER (WHERE ct_lo(ct_nz({engine.q(d)}), ct_kind(ct_nz({engine.q(d)}))) <= current_date) AS d "
+                                 f"FROM {f.relation}")
+    if not parts:
+        return dt.datetime.now(dt.timezone.utc).date()
+    used = {k: v for k, v in params.items()}
+    d = con.execute(f"SELECT max(d) FROM ({' UNION ALL '.join(parts)})", used).fetchone()[0]
+    return d or dt.datetime.now(dt.timezone.utc).date()
+
+
+def _delete_snapshot(con, studyid: str, data_cut: dt.date) -> None:
+    for t in schema.all_tables():
+        if {"studyid", "data_cut"} <= set(t.column_names):
+            con.execute(f"DELETE FROM {t.name} WHERE studyid = $s AND data_cut = $c", {"s": studyid, "c": data_cut})
+
+
+def ingest_study(study_dir, db_path, cutoff: dt.date | str | None = None, review_store_path=None,
+                 run_derivations: bool = True) -> LoadResult:
+    """Load (or reload) one study folder into the DuckDB file at ``db_path`` as the snapshot (studyid, data_cut).
+
+    data_cut is ``cutoff`` or, when none, the latest date in the delivery. Raises :class:`IngestError` with a
+    one-line message naming the file for unusable input (no DM, unreadable file, no USUBJID, bad study.yaml).
+    """
+    study_dir = Path(study_dir)
+    if not study_dir.is_dir():
+        raise IngestError(f"{study_dir}: not a folder")
+    cut_given = _parse_cutoff(cutoff)
+    try:
+        config = load_study_config(study_dir)
+    except ConfigError as exc:
+        raise IngestError(str(exc)) from None
+
+    files = discover(study_dir)
+    try:
+        con = duckdb.connect(str(db_path))
+    except duckdb.Error as exc:
+        raise IngestError(f"{db_path}: cannot open the database for writing ({' '.join(str(exc).split())[:200]})") from None
+    try:
+        return _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path, run_derivations)
+    finally:
+        con.close()
+
+
+def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path, run_derivations) -> LoadResult:
+    install_macros(con)
+    engine.install_reference_tables(con)
+    for f in files:
+        stage(con, f)
+        detect_domain(con, f)
+    read = {f.index: row_count(con, f) for f in files}
+    skipped = [f.name for f in files if f.domain is None]
+    files = [f for f in files if f.domain is not None]
+    by_domain: dict[str, list[StagedFile]] = {}
+    supp: dict[str, list[StagedFile]] = {}
+    for f in files:
+        if f.domain == "SUPP":
+            supp.setdefault(f.supp_parent, []).append(f)
+        else:
+            by_domain.setdefault(f.domain, []).append(f)
+    if "DM" not in by_domain:
+        raise IngestError(f"{study_dir.name}: no DM dataset (expected dm.xpt, dm.sas7bdat, dm.csv, dm.parquet or dm.xlsx)")
+    for f in by_domain["DM"]:
+        if "USUBJID" not in f.columns:
+            raise IngestError(f"{f.name}: no USUBJID column")
+    for parent, sfiles in supp.items():
+        if parent not in by_domain or parent not in SPECS:
+            raise IngestError(f"{sfiles[0].name}: qualifiers for domain {parent}, which the delivery does not contain")
+
+    studyid = _studyid(con, by_domain["DM"], config, study_dir)
+    data_cut = cut_given or _latest_date(con, by_domain)
+    loaded_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    load_id = f"{studyid}:{data_cut.isoformat()}:{loaded_at.strftime('%Y%m%dT%H%M%S')}:{uuid.uuid4().hex[:8]}"
+    ctx = engine.Ctx(con, studyid, data_cut, load_id, config)
+
+    con.execute("BEGIN TRANSACTION")
+    try:
+        schema.create_schema(con)
+        _delete_snapshot(con, studyid, data_cut)
+        cols: dict[str, engine.Cols] = {}
+        supp_info: dict[str, engine.SuppInfo | None] = {}
+        for dom in ORDER:
+            if dom not in by_domain:
+                continue
+            spec = SPECS[dom]
+            parent_cols = engine.Cols(by_domain[dom])
+            supp_info[dom] = engine.prepare_supp(ctx, dom, supp.get(dom, []), parent_cols)
+            c = engine.build_typed(ctx, spec, by_domain[dom], supp_info[dom])
+            cols[dom] = c
+            engine.mark_supp_orphans(ctx, dom, supp_info[dom])
+            if dom == "DM":
+                engine.insert_dm_ids(ctx)
+                if "EX" not in by_domain:
+                    engine.set_infusions(ctx, c, False, None)
+            elif dom == "EX":
+                engine.add_is_car(ctx, c)
+                engine.set_infusions(ctx, cols["DM"], True, c)
+            if dom != "DM":
+                engine.LOADERS[dom](ctx, c, supp_info[dom])
+            if dom == "DS" or (dom == "EX" and "DS" not in by_domain):
+                engine.set_deaths(ctx, cols["DM"])
+            if dom == "CM" or (dom == "EX" and "CM" not in by_domain):
+                engine.set_lymphodepletion(ctx)
+            engine.count_and_quarantine(ctx, dom, f"_t_{dom}", by_domain[dom])
+            if supp.get(dom):
+                engine.count_and_quarantine(ctx, dom, f"_t_SUPP{dom}", supp[dom])
+        if "EX" not in by_domain and "DS" not in by_domain:
+            engine.set_deaths(ctx, cols["DM"])
+        if "EX" not in by_domain and "CM" not in by_domain:
+            engine.set_lymphodepletion(ctx)
+        engine.load_subjects(ctx, cols["DM"], supp_info.get("DM"))
+
+        result = LoadResult(studyid=studyid, data_cut=data_cut, load_id=load_id, skipped_files=skipped)
+        for f in files:
+            loaded, quar, after = ctx.counts.get(f.index, [0, 0, 0])
+            if loaded + quar + after != read[f.index]:
+                raise IngestError(f"{f.name}: internal reconciliation failed ({read[f.index]} read, "
+                                  f"{loaded} loaded, {quar} quarantined, {after} after the cut)")
+            dom = f"SUPP{f.supp_parent}" if f.domain == "SUPP" else f.domain
+            result.files.append(FileCount(f.name, dom, f.file_format, f.sha256, read[f.index], loaded, quar, after))
+        result.quarantined = sum(fc.rows_quarantined for fc in result.files)
+        result.domains_present = [d for d in ALL_DOMAINS if d in by_domain]
+        result.domains_missing = [d for d in OPTIONAL_DOMAINS if d not in by_domain]
+        con.executemany(
+            "INSERT INTO load_log VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            [(studyid, data_cut, load_id, fc.domain, fc.source_file, fc.file_format, fc.sha256, fc.rows_read,
+              fc.rows_loaded, fc.rows_quarantined, fc.rows_after_cutoff, cut_given, loaded_at, __version__)
+             for fc in result.files])
+        con.execute("""INSERT INTO studies BY NAME SELECT $s AS studyid, $c AS data_cut, $title AS title,
+            $product AS product, $ptype AS product_type, $ctcae AS ctcae_version, $crs AS crs_grading,
+            $icans AS icans_grading, $present AS domains_present, $missing AS domains_missing, $cfg AS config_json,
+            $src AS source_dir, $at AS loaded_at, $lid AS load_id, $ver AS celltox_version""",
+                    {"s": studyid, "c": data_cut, "title": config.get("title"), "product": config.get("product"),
+                     "ptype": config.get("product_type"), "ctcae": config.get("ctcae_version"),
+                     "crs": config.get("crs_grading"), "icans": config.get("icans_grading"),
+                     "present": result.domains_present, "missing": result.domains_missing,
+                     "cfg": json.dumps(config, sort_keys=True, default=str), "src": str(study_dir.resolve()),
+                     "at": loaded_at, "lid": load_id, "ver": __version__})
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+    if run_derivations:
+        from safety.pipeline import run_derivations as _run
+        store = _review_store(db_path, review_store_path)
+        result.derivations = _run(con, studyid, data_cut, config, review_store=store)
+    _audit(db_path, review_store_path, result)
+    return result
+
+
+def _review_store(db_path, review_store_path):
+    from safety.review_store import ReviewStore, default_review_path
+    return ReviewStore(review_store_path or default_review_path(db_path))
+
+
+def _audit(db_path, review_store_path, result: LoadResult) -> None:
+    try:
+        user = getpass.getuser() or "cli"
+    except Exception:  # no login name (containers): the command line made the load
+        user = "cli"
+    _review_store(db_path, review_store_path).append_audit(user, "data_load", result.studyid, {
+        "data_cut": result.data_cut.isoformat(), "load_id": result.load_id, "db": str(Path(db_path).resolve()),
+        "files": [{"file": f.source_file, "sha256": f.sha256, "rows_read": f.rows_read, "rows_loaded": f.rows_loaded,
+                   "rows_quarantined": f.rows_quarantined, "rows_after_cutoff": f.rows_after_cutoff}
+                  for f in result.files],
+        "skipped_files": result.skipped_files, "derivations": result.derivations,
+    })

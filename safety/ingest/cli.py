@@ -1,0 +1,71 @@
+"""Load a study folder into a celltox DuckDB database, then run every derivation.
+
+STUDY_DIR holds one study's datasets as sponsors deliver them, one file per domain (or several per
+domain, e.g. lbch.xpt + lbhe.xpt, which are combined):
+
+  formats   .xpt (SAS transport v5/v8), .sas7bdat, .csv, .parquet, .xlsx (first sheet)
+  domains   dm (required), ex, ae, lb, vs, cm, rs, ds, supp-- (merged onto the parent as supp_<qnam>),
+            crs_assessments and icans_assessments (celltox files, see docs/input-format.md)
+  settings  study.yaml (optional): product, CTCAE version, DLT rules, stopping rule, eligibility
+
+The domain comes from the file name (dm.xpt, lbch.xpt, suppae.csv) or else the DOMAIN column. Column
+names may be in any case or given as SDTM labels ("Unique Subject Identifier").
+
+--cutoff YYYY-MM-DD is the data cut: only records dated on or before it are loaded, as the committee
+saw the study on that day (AEs ending after it are ongoing; a death after it is not shown). Without it
+the cut is the latest date in the delivery. Loading the same study and cut again replaces that snapshot.
+
+Rows that cannot be loaded are kept in the `quarantine` table with the reason and the raw record; for
+every file rows read = loaded + quarantined + after the cut (table `load_log`).
+
+Exit status: 0 the study loaded (quarantined rows allowed); 2 unusable input (no DM dataset, an
+unreadable file, no USUBJID column in DM, a wrong study.yaml key), reported as one line
+"error: <file>: <problem>".
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("study_dir", metavar="STUDY_DIR", help="folder with the study's datasets and study.yaml")
+    parser.add_argument("--db", required=True, metavar="PATH", help="DuckDB database file (created when missing)")
+    parser.add_argument("--cutoff", metavar="YYYY-MM-DD", help="data cut: leave out records dated after it")
+    parser.add_argument("--review-db", metavar="PATH",
+                        help="review store for the audit entry (default: <db>.review.sqlite beside the database)")
+    parser.add_argument("--no-derivations", action="store_true", help="load only; do not run the derivations")
+
+
+def _table(result) -> str:
+    head = ("file", "domain", "read", "loaded", "quarantined", "after cut")
+    rows = [(f.source_file, f.domain, f.rows_read, f.rows_loaded, f.rows_quarantined, f.rows_after_cutoff)
+            for f in result.files]
+    rows.append(("total", "", *(sum(r[i] for r in rows) for i in range(2, 6))))
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    fmt = lambda r: "  ".join(str(v).ljust(w) if i < 2 else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths)))
+    lines = [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows]
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from safety.ingest import IngestError, ingest_study
+
+    try:
+        result = ingest_study(args.study_dir, args.db, cutoff=args.cutoff, review_store_path=args.review_db,
+                              run_derivations=not args.no_derivations)
+    except IngestError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    print(f"study {result.studyid}, data cut {result.data_cut.isoformat()} -> {Path(args.db)}  (load {result.load_id})")
+    print(_table(result))
+    if result.domains_missing:
+        print(f"not delivered: {', '.join(result.domains_missing)}")
+    if result.skipped_files:
+        print(f"not read (domain not used by celltox): {', '.join(result.skipped_files)}")
+    if result.quarantined:
+        print(f"{result.quarantined} row(s) quarantined: see table quarantine "
+              f"(SELECT * FROM quarantine WHERE load_id = '{result.load_id}')")
+    if result.derivations:
+        print(f"derivations run: {', '.join(n.rsplit('.', 1)[-1] for n in result.derivations)}")
+    return 0

@@ -1,0 +1,173 @@
+"""What ingest reads: domain codes, column-name normalisation (names, lower case, SDTM labels), and per-domain
+validation specs. Specs are data; the engine in :mod:`safety.ingest.engine` turns them into SQL."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+# SDTM domains celltox loads, plus the two celltox-defined files.
+DOMAIN_CODES = {"DM", "EX", "AE", "LB", "VS", "CM", "RS", "DS"}
+ALL_DOMAINS = ("DM", "EX", "AE", "LB", "VS", "CM", "RS", "DS", "CRS", "ICANS")
+OPTIONAL_DOMAINS = ("EX", "AE", "LB", "VS", "CM", "RS", "DS", "CRS", "ICANS")
+
+# SDTM variable labels (SDTMIG) accepted as column headers for the core variables. "--" is the domain prefix.
+# Keys are compared after lower-casing and dropping everything but letters and digits.
+LABEL_ALIASES: dict[str, str] = {
+    "Study Identifier": "STUDYID",
+    "Domain Abbreviation": "DOMAIN",
+    "Unique Subject Identifier": "USUBJID",
+    "Subject Identifier for the Study": "SUBJID",
+    "Study Site Identifier": "SITEID",
+    "Sequence Number": "--SEQ",
+    "Age": "AGE",
+    "Sex": "SEX",
+    "Race": "RACE",
+    "Country": "COUNTRY",
+    "Planned Arm Code": "ARMCD",
+    "Description of Planned Arm": "ARM",
+    "Actual Arm Code": "ACTARMCD",
+    "Description of Actual Arm": "ACTARM",
+    "Date/Time of Informed Consent": "RFICDTC",
+    "Date/Time of First Study Treatment": "RFXSTDTC",
+    "Date/Time of Death": "DTHDTC",
+    "Reported Term for the Adverse Event": "AETERM",
+    "Dictionary-Derived Term": "--DECOD",
+    "Body System or Organ Class": "AEBODSYS",
+    "Standard Toxicity Grade": "AETOXGR",
+    "Severity/Intensity": "AESEV",
+    "Serious Event": "AESER",
+    "Causality": "AEREL",
+    "Action Taken with Study Treatment": "AEACN",
+    "Outcome of Adverse Event": "AEOUT",
+    "Start Date/Time of Adverse Event": "AESTDTC",
+    "End Date/Time of Adverse Event": "AEENDTC",
+    "Lab Test or Examination Short Name": "LBTESTCD",
+    "Lab Test or Examination Name": "LBTEST",
+    "Category for Lab Test": "LBCAT",
+    "Result or Finding in Original Units": "--ORRES",
+    "Original Units": "--ORRESU",
+    "Character Result/Finding in Std Format": "--STRESC",
+    "Numeric Result/Finding in Standard Units": "--STRESN",
+    "Standard Units": "--STRESU",
+    "Reference Range Lower Limit in Orig Unit": "--ORNRLO",
+    "Reference Range Upper Limit in Orig Unit": "--ORNRHI",
+    "Reference Range Lower Limit-Std Units": "--STNRLO",
+    "Reference Range Upper Limit-Std Units": "--STNRHI",
+    "Reference Range Indicator": "--NRIND",
+    "Baseline Flag": "--BLFL",
+    "Date/Time of Specimen Collection": "LBDTC",
+    "Vital Signs Test Short Name": "VSTESTCD",
+    "Vital Signs Test Name": "VSTEST",
+    "Date/Time of Measurements": "VSDTC",
+    "Name of Treatment": "EXTRT",
+    "Dose": "--DOSE",
+    "Dose Units": "--DOSU",
+    "Start Date/Time of Treatment": "EXSTDTC",
+    "End Date/Time of Treatment": "EXENDTC",
+    "Reported Name of Drug, Med, or Therapy": "CMTRT",
+    "Start Date/Time of Medication": "CMSTDTC",
+    "End Date/Time of Medication": "CMENDTC",
+    "Indication": "CMINDC",
+    "Standardized Disposition Term": "DSDECOD",
+    "Reported Term for the Disposition Event": "DSTERM",
+    "Start Date/Time of Disposition Event": "DSSTDTC",
+    "Visit Name": "VISIT",
+    "Related Domain Abbreviation": "RDOMAIN",
+    "Identifying Variable": "IDVAR",
+    "Identifying Variable Value": "IDVARVAL",
+    "Qualifier Variable Name": "QNAM",
+    "Data Value": "QVAL",
+}
+
+
+def _label_key(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+_ALIASES = {_label_key(k): v for k, v in LABEL_ALIASES.items()}
+_IDENT = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+
+
+def canonical_name(name: str, domain: str | None) -> str | None:
+    """The SDTM variable name for a delivered header (any case, or a label); None when it is not a usable name."""
+    raw = name.strip()
+    alias = _ALIASES.get(_label_key(raw))
+    if alias:
+        prefix = domain if domain and len(domain) == 2 else ("" if alias.startswith("--") else "")
+        if alias.startswith("--"):
+            return (prefix + alias[2:]) if prefix else None
+        return alias
+    up = raw.upper()
+    return up if _IDENT.match(up) else None
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """How one domain is validated: required columns (any one of each group), key, dates, numbers, codes."""
+    code: str
+    table: str
+    required: tuple[tuple[str, ...], ...]
+    seq: str | None = None                       # --SEQ: duplicate key check (USUBJID + --SEQ)
+    start_dates: tuple[str, ...] = ()            # imputed to the start of a partial period
+    end_dates: tuple[str, ...] = ()              # imputed to the end of a partial period
+    cut_date: str | None = None                  # the date compared with the data cut
+    full_dates_only: tuple[str, ...] = ()        # partial dates refused (assessment times)
+    numbers: tuple[str, ...] = ()                # must be numeric when given
+    integers: tuple[tuple[str, int | None, int | None], ...] = ()  # (column, min, max) whole numbers
+    codes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (column, allowed values upper case) when given
+    required_values: tuple[str, ...] = ()        # must not be empty in a row
+
+
+SPECS: dict[str, DomainSpec] = {
+    "DM": DomainSpec("DM", "subjects", required=(("USUBJID",),),
+                     start_dates=("RFICDTC", "RFXSTDTC", "DTHDTC"), cut_date="RFICDTC",
+                     numbers=("AGE",)),
+    "EX": DomainSpec("EX", "exposures", required=(("USUBJID",), ("EXTRT",)), seq="EXSEQ",
+                     start_dates=("EXSTDTC",), end_dates=("EXENDTC",), cut_date="EXSTDTC",
+                     numbers=("EXDOSE",), integers=(("EXSEQ", None, None), ("EXSTDY", None, None))),
+    "DS": DomainSpec("DS", "disposition", required=(("USUBJID",), ("DSDECOD", "DSTERM")), seq="DSSEQ",
+                     start_dates=("DSSTDTC",), cut_date="DSSTDTC", integers=(("DSSEQ", None, None),)),
+    "CM": DomainSpec("CM", "medications", required=(("USUBJID",), ("CMTRT", "CMDECOD")), seq="CMSEQ",
+                     start_dates=("CMSTDTC",), end_dates=("CMENDTC",), cut_date="CMSTDTC",
+                     numbers=("CMDOSE",), integers=(("CMSEQ", None, None),)),
+    "AE": DomainSpec("AE", "adverse_events", required=(("USUBJID",), ("AESEQ",), ("AETERM", "AEDECOD")),
+                     seq="AESEQ", start_dates=("AESTDTC",), end_dates=("AEENDTC",), cut_date="AESTDTC",
+                     integers=(("AESEQ", None, None), ("AETOXGR", 1, 5), ("AESTDY", None, None)),
+                     required_values=("AESEQ",)),
+    "LB": DomainSpec("LB", "labs", required=(("USUBJID",), ("LBTESTCD",), ("LBORRES", "LBSTRESC", "LBSTRESN")),
+                     seq="LBSEQ", start_dates=("LBDTC",), cut_date="LBDTC",
+                     numbers=("LBSTRESN", "LBSTNRLO", "LBSTNRHI", "LBORNRLO", "LBORNRHI"),
+                     integers=(("LBSEQ", None, None), ("LBDY", None, None)), required_values=("LBTESTCD",)),
+    "VS": DomainSpec("VS", "vitals", required=(("USUBJID",), ("VSTESTCD",), ("VSORRES", "VSSTRESN", "VSSTRESC")),
+                     seq="VSSEQ", start_dates=("VSDTC",), cut_date="VSDTC",
+                     numbers=("VSSTRESN",), integers=(("VSSEQ", None, None),), required_values=("VSTESTCD",)),
+    "RS": DomainSpec("RS", "responses", required=(("USUBJID",), ("RSSTRESC", "RSORRES")), seq="RSSEQ",
+                     start_dates=("RSDTC",), cut_date="RSDTC", integers=(("RSSEQ", None, None),)),
+    "CRS": DomainSpec("CRS", "crs_assessments", required=(("USUBJID",), ("CRSDTC",)),
+                      start_dates=("CRSDTC",), cut_date="CRSDTC", full_dates_only=("CRSDTC",),
+                      numbers=("TEMP_C", "O2_FLOW_LMIN"), integers=(("VASOPRESSORS", 0, None),),
+                      codes=(("HYPOTENSION", ("Y", "N")), ("VASOPRESSIN", ("Y", "N")),
+                             ("OXYGEN", ("NONE", "BLOW_BY", "LOW_FLOW_NC", "HIGH_FLOW_NC", "FACEMASK",
+                                         "NONREBREATHER", "VENTURI", "CPAP", "BIPAP", "MECHANICAL_VENTILATION"))),
+                      required_values=("CRSDTC",)),
+    "ICANS": DomainSpec("ICANS", "icans_assessments", required=(("USUBJID",), ("ICANSDTC",)),
+                        start_dates=("ICANSDTC",), cut_date="ICANSDTC", full_dates_only=("ICANSDTC",),
+                        integers=(("ICE_SCORE", 0, 10),),
+                        codes=(("CONSCIOUSNESS", ("AWAKE", "AWAKENS_SPONTANEOUSLY", "AWAKENS_TO_VOICE",
+                                                  "AWAKENS_TO_TACTILE", "UNAROUSABLE")),
+                               ("SEIZURE", ("NONE", "RAPIDLY_RESOLVING", "PROLONGED_OR_REPETITIVE")),
+                               ("MOTOR_WEAKNESS", ("NONE", "DEEP_FOCAL")),
+                               ("CEREBRAL_EDEMA", ("NONE", "FOCAL", "DIFFUSE"))),
+                        required_values=("ICANSDTC",)),
+}
+
+# Processing order: each step may use what the earlier ones established (day 0 from EX, death from DS,
+# lymphodepletion from CM).
+ORDER = ("DM", "EX", "DS", "CM", "AE", "LB", "VS", "RS", "CRS", "ICANS")
+
+# EX/CM text that marks lymphodepleting or bridging therapy rather than the cell product.
+NOT_CAR_PATTERN = r"(lymphodeplet|bridg|condition|chemotherap|fludara|cyclophosph|bendamust|cytoxan|endoxan|etoposide|cytarabine|carboplatin|melphalan|mesna)"
+LYMPHODEPLETION_PATTERN = r"(lymphodeplet|fludara|cyclophosph|bendamust|cytoxan|endoxan)"
+RELATED_PATTERN = r"^(y|yes|related|possible|possibly( related)?|probable|probably( related)?|definite|definitely( related)?|likely|likely related|certain)$"
+CRS_TERMS = ("CYTOKINE RELEASE SYNDROME",)
+ICANS_TERMS = ("IMMUNE EFFECTOR CELL-ASSOCIATED NEUROTOXICITY SYNDROME", "ICANS", "NEUROTOXICITY")

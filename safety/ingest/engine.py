@@ -1,0 +1,626 @@
+"""The ingest engine: staged text rows -> typed, validated rows in SQL, one pass per domain.
+
+For each domain the staged files are combined (UNION ALL BY NAME, so split domains and missing optional
+columns just work), SUPP-- qualifiers are joined on, and one CREATE TABLE AS computes every parsed value
+and the first reason (if any) the row cannot be loaded. Good rows go to the domain table, bad rows to
+``quarantine`` with the raw record, rows dated after the cut are counted and left out.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from safety.ingest.domains import (
+    CRS_TERMS, ICANS_TERMS, LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS, DomainSpec,
+)
+from safety.ingest.readers import StagedFile
+
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+
+
+def q(ident: str) -> str:
+    return '"' + ident.replace('"', '""') + '"'
+
+
+@dataclass
+class Ctx:
+    """Everything one load knows: the connection, the key, and SQL parameters shared by every statement."""
+    con: object
+    studyid: str
+    data_cut: object
+    load_id: str
+    config: dict
+    counts: dict = field(default_factory=dict)  # file index -> [loaded, quarantined, after_cut]
+
+    @property
+    def params(self) -> dict:
+        return {"studyid": self.studyid, "cut": self.data_cut}
+
+    def run(self, sql: str, extra: dict | None = None):
+        p = dict(self.params)
+        if extra:
+            p.update(extra)
+        used = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", sql))
+        return self.con.execute(sql, {k: v for k, v in p.items() if k in used})
+
+
+class Cols:
+    """Column references over the combined files of a domain: present -> cleaned text, absent -> NULL."""
+
+    def __init__(self, files: list[StagedFile], extra: tuple[str, ...] = ()):
+        self.present = set(extra)
+        for f in files:
+            self.present |= set(f.columns)
+
+    def has(self, c: str) -> bool:
+        return c in self.present
+
+    def __call__(self, c: str) -> str:
+        return f"ct_nz({q(c)})" if c in self.present else "CAST(NULL AS VARCHAR)"
+
+
+def install_reference_tables(con) -> None:
+    """Unit conversions and medication classes (safety/data/*.csv) as temp tables."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _units (u_testcd VARCHAR, u_from VARCHAR, u_norm VARCHAR, "
+                "u_to VARCHAR, u_factor DOUBLE)")
+    rows = []
+    with open(DATA_DIR / "unit_conversions.csv", newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            rows.append((r["lbtestcd"].strip().upper(), r["from_unit"].strip(), r["to_unit"].strip(), float(r["factor"])))
+    con.executemany("INSERT INTO _units VALUES ($1, $2, ct_unit($2), $3, CAST($4 AS DOUBLE))", rows)
+    con.execute("CREATE OR REPLACE TEMP TABLE _unit_tests AS SELECT DISTINCT u_testcd AS ut_testcd FROM _units")
+    con.execute("CREATE OR REPLACE TEMP TABLE _med_classes (pattern VARCHAR, med_class VARCHAR, priority INTEGER)")
+    rows = []
+    with open(DATA_DIR / "medication_classes.csv", newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            rows.append((r["pattern"].strip().lower(), r["med_class"].strip(), int(r["priority"])))
+    con.executemany("INSERT INTO _med_classes VALUES ($1, $2, $3)", rows)
+
+
+# ------------------------------------------------------------------------------------------------
+# SUPP-- qualifiers
+# ------------------------------------------------------------------------------------------------
+
+def _sanitize(name: str) -> str:
+    s = re.sub(r"[^a-z0-9_]", "_", name.strip().lower())
+    return s[:60] or "unnamed"
+
+
+@dataclass
+class SuppInfo:
+    """The pivoted qualifiers of one parent domain: supp_<qnam> columns and the IDVARs they join on."""
+    columns: list[str]
+    idvars: list[str | None]
+
+
+def prepare_supp(ctx: Ctx, parent: str, files: list[StagedFile], parent_cols: Cols) -> SuppInfo | None:
+    """Validate SUPP rows of one parent and pivot them (one column per QNAM); orphans are marked later."""
+    if not files:
+        return None
+    c = Cols(files)
+    union = " UNION ALL BY NAME ".join(f"SELECT * FROM {f.relation}" for f in files)
+    params = {k: v for f in files for k, v in f.params.items()}
+    missing = []
+    for f in files:
+        for col in ("USUBJID", "QNAM", "QVAL"):
+            if col not in f.columns:
+                missing.append(f"WHEN _file = {f.index} THEN '{col}'")
+    miss = ("CASE " + " ".join(missing) + " END") if missing else "CAST(NULL AS VARCHAR)"
+    ctx.run(f"""
+        CREATE OR REPLACE TEMP TABLE _t_SUPP{parent} AS
+        WITH b AS ({union}),
+        t AS (SELECT b.*, {miss} AS _miss, {c('USUBJID')} AS _usubjid, upper({c('IDVAR')}) AS _idvar,
+                     ct_seqtext({c('IDVARVAL')}) AS _idvarval, {c('QNAM')} AS _qnam, {c('QVAL')} AS _qval
+              FROM b)
+        SELECT t.*,
+          CASE WHEN _miss IS NOT NULL THEN _miss WHEN _usubjid IS NULL THEN 'USUBJID'
+               WHEN _qnam IS NULL THEN 'QNAM'
+               WHEN row_number() OVER (PARTITION BY _usubjid, _idvar, _idvarval, upper(_qnam) ORDER BY _file, _row) > 1
+               THEN 'QNAM' END AS _qfield,
+          CASE WHEN _miss IS NOT NULL THEN 'required column ' || _miss || ' missing from file'
+               WHEN _usubjid IS NULL THEN 'missing USUBJID'
+               WHEN _qnam IS NULL THEN 'missing QNAM'
+               WHEN row_number() OVER (PARTITION BY _usubjid, _idvar, _idvarval, upper(_qnam) ORDER BY _file, _row) > 1
+               THEN 'duplicate qualifier ' || _qnam || ' for the same parent record (the first is kept)' END AS _qreason,
+          FALSE AS _after_cut
+        FROM t""", params)
+    qnams = [r[0] for r in ctx.run(f"SELECT DISTINCT _qnam FROM _t_SUPP{parent} WHERE _qreason IS NULL ORDER BY 1").fetchall()]
+    idvars = [r[0] for r in ctx.run(f"SELECT DISTINCT _idvar FROM _t_SUPP{parent} WHERE _qreason IS NULL ORDER BY 1 NULLS FIRST").fetchall()]
+    # an IDVAR that is not a column of the parent cannot be joined: its rows are orphans
+    bad = [v for v in idvars if v is not None and not (re.fullmatch(r"[A-Z][A-Z0-9_]*", v) and parent_cols.has(v))]
+    idvars = [v for v in idvars if v not in bad]
+    names, sel, qp = [], [], {}
+    for i, qn in enumerate(qnams):
+        col = "supp_" + _sanitize(qn)
+        if col in names:
+            continue
+        names.append(col)
+        qp[f"qn{i}"] = qn
+        sel.append(f"max(_qval) FILTER (WHERE _qnam = $qn{i}) AS {q(col)}")
+    if not names:
+        return SuppInfo([], [])
+    ctx.run(f"""CREATE OR REPLACE TEMP TABLE _sp_{parent} AS
+        SELECT _usubjid, _idvar, _idvarval, {', '.join(sel)} FROM _t_SUPP{parent}
+        WHERE _qreason IS NULL GROUP BY _usubjid, _idvar, _idvarval""", qp)
+    if bad:
+        ctx.run(f"""UPDATE _t_SUPP{parent} SET _qfield = 'IDVAR',
+                    _qreason = 'IDVAR ' || _idvar || ' is not a column of the parent domain'
+                    WHERE _qreason IS NULL AND list_contains($bad, _idvar)""", {"bad": bad})
+    return SuppInfo(names, idvars)
+
+
+def supp_join(parent: str, info: SuppInfo | None) -> tuple[str, str, dict]:
+    """(select-list addition, joins, params) that put supp_ columns on parent rows."""
+    if not info or not info.columns:
+        return "", "", {}
+    joins, params = [], {}
+    for i, iv in enumerate(info.idvars):
+        a = f"_sp{i}"
+        if iv is None:
+            joins.append(f"LEFT JOIN _sp_{parent} {a} ON {a}._idvar IS NULL AND {a}._usubjid = ct_nz(b.USUBJID)")
+        else:
+            params[f"iv{i}"] = iv
+            joins.append(f"LEFT JOIN _sp_{parent} {a} ON {a}._idvar = $iv{i} AND {a}._usubjid = ct_nz(b.USUBJID) "
+                         f"AND {a}._idvarval = ct_seqtext(b.{q(iv)})")
+    sel = "".join(
+        f", coalesce({', '.join(f'_sp{i}.{q(col)}' for i in range(len(info.idvars)))}) AS {q(col)}" for col in info.columns)
+    return sel, " ".join(joins), params
+
+
+def mark_supp_orphans(ctx: Ctx, parent: str, info: SuppInfo | None) -> None:
+    """SUPP rows whose parent record is not in the delivery go to quarantine (nothing silently dropped)."""
+    if info is None:
+        return
+    conds = []
+    for iv in info.idvars:
+        if iv is None:
+            conds.append("(s._idvar IS NULL AND p._usubjid = s._usubjid)")
+        else:
+            conds.append(f"(s._idvar = '{iv}' AND p._usubjid = s._usubjid AND ct_seqtext(p.{q(iv)}) = s._idvarval)")
+    match = " OR ".join(conds) if conds else "FALSE"
+    ctx.run(f"""UPDATE _t_SUPP{parent} s SET _qfield = 'IDVARVAL',
+        _qreason = 'no matching ' || '{parent}' || ' record for this qualifier'
+        WHERE _qreason IS NULL AND NOT EXISTS (SELECT 1 FROM _t_{parent} p WHERE {match})""")
+
+
+# ------------------------------------------------------------------------------------------------
+# Typing and validation
+# ------------------------------------------------------------------------------------------------
+
+def _lit_list(values) -> str:
+    # fixed code lists from domains.py (our own constants, not input)
+    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
+
+
+def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppInfo | None) -> Cols:
+    """CREATE TEMP TABLE _t_<domain>: staged rows + parsed values + _qfield/_qreason/_after_cut."""
+    c = Cols(files, tuple(supp.columns) if supp else ())
+    union = " UNION ALL BY NAME ".join(f"SELECT * FROM {f.relation}" for f in files)
+    params = {k: v for f in files for k, v in f.params.items()}
+    supp_sel, supp_joins, supp_params = supp_join(spec.code, supp)
+    params.update(supp_params)
+
+    parsed = [f"{c('USUBJID')} AS _usubjid"]
+    checks: list[tuple[str, str, str]] = []  # (bad condition, field SQL literal, reason SQL)
+
+    # required columns missing from a file: every row of that file is quarantined
+    for f in files:
+        for group in spec.required:
+            if not any(g in f.columns for g in group):
+                label = " or ".join(group)
+                checks.append((f"_file = {f.index}", f"'{group[0]}'", f"'required column {label} missing from file'"))
+    checks.append(("_usubjid IS NULL", "'USUBJID'", "'missing USUBJID'"))
+    for col in spec.required_values:
+        checks.append((f"{c(col)} IS NULL", f"'{col}'", f"'missing {col}'"))
+    for d in dict.fromkeys(spec.start_dates + spec.end_dates):
+        parsed += [f"ct_kind({c(d)}) AS _k_{d}", f"ct_lo({c(d)}, _k_{d}) AS _lo_{d}", f"ct_hi({c(d)}, _k_{d}) AS _hi_{d}"]
+        checks.append((f"_k_{d} = 'X'", f"'{d}'", f"'unparseable date ''' || {c(d)} || ''''"))
+    for d in spec.full_dates_only:
+        checks.append((f"_k_{d} IN ('D', 'M')", f"'{d}'", f"'incomplete date ''' || {c(d)} || ''' (a full date is required)'"))
+    for col in spec.numbers:
+        checks.append((f"{c(col)} IS NOT NULL AND ct_num({c(col)}) IS NULL", f"'{col}'",
+                       f"'non-numeric value ''' || {c(col)} || ''''"))
+    for col, lo, hi in spec.integers:
+        conv = "ct_grade" if col == "AETOXGR" else "ct_int"
+        checks.append((f"{c(col)} IS NOT NULL AND {conv}({c(col)}) IS NULL", f"'{col}'",
+                       f"'not a whole number: ''' || {c(col)} || ''''"))
+        if lo is not None or hi is not None:
+            rng = " OR ".join(x for x in (f"{conv}({c(col)}) < {lo}" if lo is not None else "",
+                                          f"{conv}({c(col)}) > {hi}" if hi is not None else "") if x)
+            span = f"{lo}-{hi}" if lo is not None and hi is not None else (f">= {lo}" if lo is not None else f"<= {hi}")
+            checks.append((rng, f"'{col}'", f"'{col} ' || {c(col)} || ' outside {span}'"))
+    for col, allowed in spec.codes:
+        checks.append((f"{c(col)} IS NOT NULL AND NOT list_contains({_lit_list(allowed)}, upper({c(col)}))", f"'{col}'",
+                       f"'''' || {c(col)} || ''' is not one of {', '.join(allowed)}'"))
+
+    joins = ""
+    if spec.code == "AE":
+        checks.append(("_hi_AEENDTC < _lo_AESTDTC", "'AEENDTC'",
+                       f"'AE end ' || {c('AEENDTC')} || ' before start ' || {c('AESTDTC')}"))
+    if spec.code in ("EX", "CM"):
+        pre = spec.code
+        checks.append((f"_hi_{pre}ENDTC < _lo_{pre}STDTC", f"'{pre}ENDTC'",
+                       f"'end ' || {c(pre + 'ENDTC')} || ' before start ' || {c(pre + 'STDTC')}"))
+    if spec.code == "LB":
+        parsed += _lab_parsed(c)
+        joins = ("LEFT JOIN _units _u ON _u.u_testcd = _testcd AND _u.u_norm = ct_unit(_raw_unit) "
+                 "LEFT JOIN _units _uo ON _uo.u_testcd = _testcd AND _uo.u_norm = ct_unit(" + c("LBORRESU") + ") "
+                 "LEFT JOIN _unit_tests _ut ON _ut.ut_testcd = _testcd")
+        checks.append(("_raw_val IS NULL AND _result_text IS NOT NULL AND upper(coalesce(" + c("LBSTAT") + ", '')) <> 'NOT DONE' "
+                       "AND (_ut.ut_testcd IS NOT NULL OR _raw_unit IS NOT NULL)",
+                       "CASE WHEN " + c("LBSTRESC") + " IS NOT NULL THEN 'LBSTRESC' ELSE 'LBORRES' END",
+                       "'non-numeric result ''' || _result_text || ''''"))
+        checks.append(("_raw_unit IS NOT NULL AND _ut.ut_testcd IS NOT NULL AND _u.u_factor IS NULL",
+                       "CASE WHEN _src = 'LBORRES' THEN 'LBORRESU' ELSE 'LBSTRESU' END",
+                       "'unknown unit ''' || _raw_unit || ''' for ' || _testcd || ' (see safety/data/unit_conversions.csv)'"))
+    if spec.code == "VS":
+        checks.append((f"{c('VSSTRESN')} IS NULL AND {c('VSORRES')} IS NOT NULL AND ct_num({c('VSORRES')}) IS NULL "
+                       f"AND {c('VSSTRESC')} IS NULL", "'VSORRES'", f"'non-numeric result ''' || {c('VSORRES')} || ''''"))
+
+    if spec.code != "DM":
+        joins += " LEFT JOIN _dm_ids _dm ON _dm.dm_usubjid = _usubjid"
+        checks.append(("_dm.dm_usubjid IS NULL", "'USUBJID'", "'subject ' || _usubjid || ' not in DM'"))
+        checks.append(("_dm.dm_state = 'quarantined'", "'USUBJID'",
+                       "'subject ' || _usubjid || ' has a quarantined DM record'"))
+    if spec.seq or spec.code == "DM":
+        key = "_usubjid" if spec.code == "DM" else f"_usubjid, ct_seqtext({c(spec.seq)})"
+        notnull = "TRUE" if spec.code == "DM" else f"{c(spec.seq)} IS NOT NULL"
+        what = "USUBJID" if spec.code == "DM" else f"USUBJID + {spec.seq}"
+        checks.append((f"{notnull} AND row_number() OVER (PARTITION BY {key} ORDER BY _file, _row) > 1",
+                       f"'{spec.seq or 'USUBJID'}'", f"'duplicate key ({what}); the first record is kept'"))
+
+    fld = "CASE " + " ".join(f"WHEN {cond} THEN {f}" for cond, f, _ in checks) + " END"
+    rsn = "CASE " + " ".join(f"WHEN {cond} THEN {r}" for cond, _, r in checks) + " END"
+    cut_cond = f"_lo_{spec.cut_date} > $cut" if spec.cut_date else "FALSE"
+    if spec.code != "DM":
+        cut_cond = f"({cut_cond} OR _dm_state = 'after_cut')"
+    dm_state = ", _dm.dm_state AS _dm_state" if spec.code != "DM" else ""
+    ctx.run(f"""
+        CREATE OR REPLACE TEMP TABLE _t_{spec.code} AS
+        WITH b AS ({union}),
+        s AS (SELECT b.*{supp_sel} FROM b {supp_joins}),
+        p AS (SELECT s.*, {', '.join(parsed)} FROM s),
+        v AS (SELECT p.*, {fld} AS _qfield, {rsn} AS _qreason{_lab_keep(spec)}{dm_state} FROM p {joins})
+        SELECT v.*, _qreason IS NULL AND coalesce({cut_cond}, FALSE) AS _after_cut FROM v""", params)
+    return c
+
+
+def _lab_keep(spec: DomainSpec) -> str:
+    if spec.code != "LB":
+        return ""
+    return (", coalesce(_u.u_factor, 1.0) AS _factor, _u.u_to AS _to_unit, coalesce(_uo.u_factor, 1.0) AS _or_factor")
+
+
+def _lab_parsed(c: Cols) -> list[str]:
+    """LB value selection: LBSTRESN, else numeric LBSTRESC, else LBORRES (censored text keeps its bound)."""
+    return [
+        f"upper({c('LBTESTCD')}) AS _testcd",
+        f"coalesce({c('LBSTRESC')}, {c('LBORRES')}, {c('LBSTRESN')}) AS _result_text",
+        f"""CASE WHEN ct_num({c('LBSTRESN')}) IS NOT NULL THEN 'LBSTRESN'
+                 WHEN ct_num({c('LBSTRESC')}) IS NOT NULL OR ct_cens({c('LBSTRESC')}) IS NOT NULL THEN 'LBSTRESC'
+                 WHEN ct_num({c('LBORRES')}) IS NOT NULL OR ct_cens({c('LBORRES')}) IS NOT NULL THEN 'LBORRES' END AS _src""",
+        f"""CASE _src WHEN 'LBSTRESN' THEN ct_num({c('LBSTRESN')})
+                 WHEN 'LBSTRESC' THEN coalesce(ct_num({c('LBSTRESC')}), ct_censval({c('LBSTRESC')}))
+                 WHEN 'LBORRES' THEN coalesce(ct_num({c('LBORRES')}), ct_censval({c('LBORRES')})) END AS _raw_val""",
+        f"""CASE _src WHEN 'LBSTRESC' THEN ct_cens({c('LBSTRESC')}) WHEN 'LBORRES' THEN ct_cens({c('LBORRES')}) END AS _cens""",
+        f"""CASE WHEN _src = 'LBORRES' THEN {c('LBORRESU')}
+                 WHEN _src IS NOT NULL THEN {c('LBSTRESU')}
+                 ELSE coalesce({c('LBSTRESU')}, {c('LBORRESU')}) END AS _raw_unit""",
+    ]
+
+
+def count_and_quarantine(ctx: Ctx, domain: str, table: str, files: list[StagedFile]) -> None:
+    """Insert the quarantined rows of each file (raw record as JSON) and record per-file counts."""
+    for f in files:
+        pairs, jp = [], {}
+        for i, (canon, orig) in enumerate(f.columns.items()):
+            jp[f"k{i}"] = orig
+            pairs.append(f"$k{i}, {q(canon)}")
+        # json_object takes at most so many arguments comfortably; chunk and merge
+        chunks = [pairs[i:i + 40] for i in range(0, len(pairs), 40)] or [[]]
+        raw = "json_merge_patch(" + ", ".join(f"json_object({', '.join(ch)})" for ch in chunks) + ")" \
+            if len(chunks) > 1 else f"json_object({', '.join(chunks[0])})"
+        ctx.run(f"""INSERT INTO quarantine BY NAME
+            SELECT $studyid AS studyid, $cut AS data_cut, $load_id AS load_id, $domain AS domain,
+                   $source_file AS source_file, CAST(_row AS INTEGER) AS row_number, _usubjid AS usubjid,
+                   _qfield AS field, _qreason AS reason, CAST({raw} AS VARCHAR) AS raw_record
+            FROM {table} WHERE _file = {f.index} AND _qreason IS NOT NULL ORDER BY _row""",
+                {**jp, "load_id": ctx.load_id, "domain": domain, "source_file": f.name})
+    for idx, loaded, quar, after in ctx.run(f"""SELECT _file, count(*) FILTER (WHERE _qreason IS NULL AND NOT _after_cut),
+            count(*) FILTER (WHERE _qreason IS NOT NULL), count(*) FILTER (WHERE _after_cut)
+            FROM {table} GROUP BY _file""").fetchall():
+        ctx.counts[idx] = [loaded, quar, after]
+
+
+def add_supp_columns(ctx: Ctx, table: str, supp: SuppInfo | None) -> None:
+    if supp:
+        for col in supp.columns:
+            ctx.con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {q(col)} VARCHAR")
+
+
+def supp_select(supp: SuppInfo | None) -> str:
+    return "".join(f", t.{q(col)}" for col in (supp.columns if supp else []))
+
+
+# ------------------------------------------------------------------------------------------------
+# Domain tables
+# ------------------------------------------------------------------------------------------------
+
+KEYSEL = "$studyid AS studyid, $cut AS data_cut, t._usubjid AS usubjid"
+OK = "t._qreason IS NULL AND NOT t._after_cut"
+
+
+def dated(c: Cols, col: str, prefix: str, start: bool = True) -> str:
+    """dtc / _date / _date_flag for a start-type date (imputed not before day 0)."""
+    if start:
+        d = f"ct_start(t._k_{col}, t._lo_{col}, t._hi_{col}, s.inf_date)"
+    else:
+        d = f"ct_end(t._k_{col}, t._lo_{col}, t._hi_{col}, s.death_date, $cut)"
+    return f"{c(col)} AS {prefix}dtc, {d} AS {prefix}_date, ct_flag(t._k_{col}) AS {prefix}_date_flag"
+
+
+def insert_dm_ids(ctx: Ctx) -> None:
+    """Every USUBJID of DM with its state: loaded, quarantined, or enrolled after the cut."""
+    ctx.run("""CREATE OR REPLACE TEMP TABLE _dm_ids AS
+        SELECT _usubjid AS dm_usubjid,
+               CASE WHEN bool_or(_qreason IS NULL AND NOT _after_cut) THEN 'ok'
+                    WHEN bool_or(_after_cut) THEN 'after_cut' ELSE 'quarantined' END AS dm_state
+        FROM _t_DM WHERE _usubjid IS NOT NULL GROUP BY _usubjid""")
+    ctx.run("""CREATE OR REPLACE TEMP TABLE _subj AS
+        SELECT dm_usubjid AS usubjid, CAST(NULL AS DATE) AS inf_date, CAST(NULL AS VARCHAR) AS inf_dtc,
+               CAST(NULL AS VARCHAR) AS inf_source, 0 AS infusions, CAST(NULL AS VARCHAR) AS inf_extrt,
+               CAST(NULL AS VARCHAR) AS inf_dose, CAST(NULL AS DATE) AS death_date,
+               CAST(NULL AS VARCHAR) AS death_cause, CAST(NULL AS DATE) AS ld_date
+        FROM _dm_ids WHERE dm_state = 'ok'""")
+
+
+def set_infusions(ctx: Ctx, c_dm: Cols, have_ex: bool, c_ex: Cols | None) -> None:
+    """Day 0 per subject: the first CAR infusion in EX (on or before the cut), else DM.RFXSTDTC."""
+    if have_ex:
+        ctx.run(f"""UPDATE _subj SET inf_date = e.d, inf_dtc = e.dtc, inf_source = 'EX', infusions = e.n,
+                    inf_extrt = e.extrt, inf_dose = e.dose
+            FROM (SELECT _usubjid AS u, min(_lo_EXSTDTC) AS d, arg_min({c_ex('EXSTDTC')}, _lo_EXSTDTC) AS dtc,
+                         count(*) AS n, arg_min({c_ex('EXTRT')}, _lo_EXSTDTC) AS extrt,
+                         arg_min(nullif(concat_ws(' ', {c_ex('EXDOSE')}, {c_ex('EXDOSU')}), ''), _lo_EXSTDTC) AS dose
+                  FROM _t_EX t WHERE {OK} AND _is_car AND _lo_EXSTDTC IS NOT NULL GROUP BY _usubjid) e
+            WHERE _subj.usubjid = e.u""")
+    if c_dm.has("RFXSTDTC"):
+        ctx.run("""UPDATE _subj SET inf_date = t._lo_RFXSTDTC, inf_dtc = ct_nz(t.RFXSTDTC), inf_source = 'DM.RFXSTDTC',
+                    infusions = 1
+            FROM _t_DM t WHERE _subj.usubjid = t._usubjid AND _subj.inf_date IS NULL AND t._qreason IS NULL
+              AND NOT t._after_cut AND t._lo_RFXSTDTC <= $cut""")
+
+
+def load_ex(ctx: Ctx, c: Cols, supp) -> None:
+    add_supp_columns(ctx, "exposures", supp)
+    ctx.run(f"""INSERT INTO exposures BY NAME SELECT {KEYSEL},
+        ct_int({c('EXSEQ')}) AS exseq, {c('EXTRT')} AS extrt, {c('EXCAT')} AS excat, ct_num({c('EXDOSE')}) AS exdose,
+        {c('EXDOSU')} AS exdosu, {c('EXROUTE')} AS exroute,
+        {c('EXSTDTC')} AS exstdtc, t._lo_EXSTDTC AS exst_date, ct_flag(t._k_EXSTDTC) AS exst_date_flag,
+        CASE WHEN ct_end(t._k_EXENDTC, t._lo_EXENDTC, t._hi_EXENDTC, NULL, $cut) <= $cut THEN {c('EXENDTC')} END AS exendtc,
+        CASE WHEN ct_end(t._k_EXENDTC, t._lo_EXENDTC, t._hi_EXENDTC, NULL, $cut) <= $cut
+             THEN ct_end(t._k_EXENDTC, t._lo_EXENDTC, t._hi_EXENDTC, NULL, $cut) END AS exen_date,
+        datediff('day', s.inf_date, t._lo_EXSTDTC) AS day, ct_int({c('EXSTDY')}) AS exdy, t._is_car AS is_car_infusion
+        {supp_select(supp)}
+        FROM _t_EX t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
+
+
+def add_is_car(ctx: Ctx, c: Cols) -> None:
+    ctx.run(f"""ALTER TABLE _t_EX ADD COLUMN _is_car BOOLEAN""")
+    ctx.run(f"""UPDATE _t_EX SET _is_car = NOT regexp_matches(lower(concat_ws(' ', {c('EXCAT')}, {c('EXTRT')})),
+                $pat)""", {"pat": NOT_CAR_PATTERN})
+
+
+def load_ds(ctx: Ctx, c: Cols, supp) -> None:
+    add_supp_columns(ctx, "disposition", supp)
+    ctx.run(f"""INSERT INTO disposition BY NAME SELECT {KEYSEL},
+        ct_int({c('DSSEQ')}) AS dsseq, {c('DSTERM')} AS dsterm, upper({c('DSDECOD')}) AS dsdecod, upper({c('DSCAT')}) AS dscat,
+        {dated(c, 'DSSTDTC', 'dsst')}, datediff('day', s.inf_date, ct_start(t._k_DSSTDTC, t._lo_DSSTDTC, t._hi_DSSTDTC, s.inf_date)) AS day
+        {supp_select(supp)}
+        FROM _t_DS t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
+
+
+def set_deaths(ctx: Ctx, c_dm: Cols) -> None:
+    """Death on or before the cut: DM.DTHDTC, else the DS death record (with its DSTERM as the cause)."""
+    ctx.run("""UPDATE _subj SET death_date = d.dd, death_cause = d.cause
+        FROM (SELECT usubjid AS u, min(dsst_date) AS dd,
+                     arg_min(CASE WHEN upper(dsterm) <> 'DEATH' THEN dsterm END, dsst_date) AS cause
+              FROM disposition WHERE studyid = $studyid AND data_cut = $cut AND dsdecod = 'DEATH' AND dsst_date <= $cut
+              GROUP BY usubjid) d WHERE _subj.usubjid = d.u""")
+    if c_dm.has("DTHDTC"):
+        ctx.run("""UPDATE _subj SET death_date = t._lo_DTHDTC FROM _t_DM t
+            WHERE _subj.usubjid = t._usubjid AND t._qreason IS NULL AND t._lo_DTHDTC <= $cut""")
+
+
+def load_cm(ctx: Ctx, c: Cols, supp) -> None:
+    add_supp_columns(ctx, "medications", supp)
+    ctx.run(f"""INSERT INTO medications BY NAME
+        WITH m AS (SELECT t.*, s.inf_date, s.death_date, lower(concat_ws(' ', {c('CMDECOD')}, {c('CMTRT')})) AS _name
+                   FROM _t_CM t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK}),
+        cls AS (SELECT m._file, m._row, arg_min(mc.med_class, mc.priority) AS med_class
+                FROM m JOIN _med_classes mc ON contains(m._name, mc.pattern) GROUP BY m._file, m._row)
+        SELECT $studyid AS studyid, $cut AS data_cut, t._usubjid AS usubjid,
+        ct_int({c('CMSEQ')}) AS cmseq, {c('CMTRT')} AS cmtrt, {c('CMDECOD')} AS cmdecod, {c('CMCAT')} AS cmcat,
+        {c('CMINDC')} AS cmindc, ct_num({c('CMDOSE')}) AS cmdose, {c('CMDOSU')} AS cmdosu, {c('CMROUTE')} AS cmroute,
+        coalesce(cls.med_class, 'other') AS med_class,
+        {c('CMSTDTC')} AS cmstdtc, ct_start(t._k_CMSTDTC, t._lo_CMSTDTC, t._hi_CMSTDTC, t.inf_date) AS cmst_date,
+        ct_flag(t._k_CMSTDTC) AS cmst_date_flag,
+        CASE WHEN ct_end(t._k_CMENDTC, t._lo_CMENDTC, t._hi_CMENDTC, t.death_date, $cut) <= $cut THEN {c('CMENDTC')} END AS cmendtc,
+        CASE WHEN ct_end(t._k_CMENDTC, t._lo_CMENDTC, t._hi_CMENDTC, t.death_date, $cut) <= $cut
+             THEN ct_end(t._k_CMENDTC, t._lo_CMENDTC, t._hi_CMENDTC, t.death_date, $cut) END AS cmen_date,
+        datediff('day', t.inf_date, cmst_date) AS start_day, datediff('day', t.inf_date, cmen_date) AS end_day
+        {supp_select(supp)}
+        FROM m t LEFT JOIN cls ON cls._file = t._file AND cls._row = t._row ORDER BY t._file, t._row""")
+
+
+def set_lymphodepletion(ctx: Ctx) -> None:
+    """First lymphodepleting dose: EX rows that are not the cell product and name a lymphodepleting drug, or CM."""
+    ctx.run("""UPDATE _subj SET ld_date = l.d FROM (
+        SELECT usubjid AS u, min(d) AS d FROM (
+          SELECT usubjid, exst_date AS d FROM exposures WHERE studyid = $studyid AND data_cut = $cut
+            AND NOT is_car_infusion AND regexp_matches(lower(concat_ws(' ', excat, extrt)), $pat)
+          UNION ALL
+          SELECT usubjid, cmst_date FROM medications WHERE studyid = $studyid AND data_cut = $cut
+            AND med_class = 'lymphodepletion') x
+        WHERE d IS NOT NULL GROUP BY usubjid) l WHERE _subj.usubjid = l.u""", {"pat": LYMPHODEPLETION_PATTERN})
+
+
+def load_ae(ctx: Ctx, c: Cols, supp) -> None:
+    add_supp_columns(ctx, "adverse_events", supp)
+    ctx_version = ctx.config.get("ctcae_version", "5.0")
+    ctx.run(f"""INSERT INTO adverse_events BY NAME
+        WITH a AS (SELECT t.*, s.inf_date AS _inf, s.death_date AS _death, s.ld_date AS _ld,
+            ct_start(t._k_AESTDTC, t._lo_AESTDTC, t._hi_AESTDTC, s.inf_date) AS _st,
+            ct_end(t._k_AEENDTC, t._lo_AEENDTC, t._hi_AEENDTC, s.death_date, $cut) AS _en_raw,
+            CASE WHEN _en_raw <= $cut THEN _en_raw END AS _en,
+            ct_grade({c('AETOXGR')}) AS _gr, upper({c('AEDECOD')}) AS _decod, ct_nz({c('AEOUT')}) AS _out
+            FROM _t_AE t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK})
+        SELECT $studyid AS studyid, $cut AS data_cut, _usubjid AS usubjid,
+          ct_int({c('AESEQ')}) AS aeseq, _usubjid || '/AE/' || ct_seqtext({c('AESEQ')}) AS event_key,
+          {c('AETERM')} AS aeterm, {c('AEDECOD')} AS aedecod, {c('AEBODSYS')} AS aebodsys,
+          _gr AS aetoxgr, {c('AESEV')} AS aesev,
+          CASE WHEN _gr IS NULL THEN CASE WHEN {c('AESEV')} IS NOT NULL THEN 'severity' END
+               WHEN list_contains({_lit_list(CRS_TERMS)}, _decod) THEN $crs_grading
+               WHEN list_contains({_lit_list(ICANS_TERMS)}, _decod) THEN $icans_grading
+               ELSE 'CTCAE v' || $ctcae END AS grading_system,
+          upper({c('AESER')}) AS aeser, upper({c('AESDTH')}) AS aesdth, upper({c('AESLIFE')}) AS aeslife,
+          upper({c('AESHOSP')}) AS aeshosp, upper({c('AESDISAB')}) AS aesdisab, upper({c('AESCONG')}) AS aescong,
+          upper({c('AESMIE')}) AS aesmie, {c('AEREL')} AS aerel,
+          CASE WHEN {c('AEREL')} IS NOT NULL THEN regexp_full_match(lower({c('AEREL')}), $relpat) END AS related,
+          {c('AEACN')} AS aeacn,
+          -- an end (and so an outcome) after the cut was not known at the cut
+          CASE WHEN _en_raw IS NOT NULL AND _en IS NULL THEN NULL
+               WHEN upper(_out) = 'FATAL' AND _death IS NULL AND _en IS NULL THEN NULL ELSE _out END AS aeout,
+          {c('AESTDTC')} AS aestdtc, _st AS aest_date, ct_flag(_k_AESTDTC) AS aest_date_flag,
+          CASE WHEN _en IS NOT NULL THEN {c('AEENDTC')} END AS aeendtc, _en AS aeen_date,
+          CASE WHEN _en IS NOT NULL THEN ct_flag(_k_AEENDTC) END AS aeen_date_flag,
+          datediff('day', _inf, _st) AS onset_day, datediff('day', _inf, _en) AS end_day,
+          _en IS NULL AS ongoing,
+          datediff('day', _st, coalesce(_en, $cut)) + 1 AS duration_days,
+          ct_int({c('AESTDY')}) AS aestdy,
+          CASE WHEN least(_ld, _inf) IS NULL THEN FALSE WHEN _st IS NULL THEN TRUE
+               ELSE _st >= least(_ld, _inf) END AS treatment_emergent
+          {supp_select(supp).replace('t.', 'a.')}
+        FROM a ORDER BY _file, _row""",
+            {"crs_grading": ctx.config.get("crs_grading"), "icans_grading": ctx.config.get("icans_grading"),
+             "ctcae": ctx_version, "relpat": RELATED_PATTERN})
+
+
+def load_lb(ctx: Ctx, c: Cols, supp) -> None:
+    add_supp_columns(ctx, "labs", supp)
+    ctx.run(f"""INSERT INTO labs BY NAME SELECT {KEYSEL},
+        ct_int({c('LBSEQ')}) AS lbseq, t._testcd AS lbtestcd, {c('LBTEST')} AS lbtest, {c('LBCAT')} AS lbcat,
+        {c('LBSPEC')} AS lbspec, {c('LBORRES')} AS lborres, {c('LBORRESU')} AS lborresu, {c('LBSTRESC')} AS lbstresc,
+        t._raw_val * t._factor AS value, coalesce(t._to_unit, t._raw_unit) AS unit,
+        CASE WHEN t._src <> 'LBORRES' AND ct_num({c('LBSTNRLO')}) IS NOT NULL THEN ct_num({c('LBSTNRLO')}) * t._factor
+             ELSE ct_num({c('LBORNRLO')}) * t._or_factor END AS lln,
+        CASE WHEN t._src <> 'LBORRES' AND ct_num({c('LBSTNRHI')}) IS NOT NULL THEN ct_num({c('LBSTNRHI')}) * t._factor
+             ELSE ct_num({c('LBORNRHI')}) * t._or_factor END AS uln,
+        CASE WHEN t._factor = 1 THEN t._src ELSE t._src || ' x ' || CAST(t._factor AS VARCHAR) END AS value_source,
+        t._cens AS censored, upper({c('LBNRIND')}) AS lbnrind, upper({c('LBBLFL')}) AS lbblfl,
+        upper({c('LBSTAT')}) AS lbstat, {c('VISIT')} AS visit,
+        {dated(c, 'LBDTC', 'lb')},
+        datediff('day', s.inf_date, ct_start(t._k_LBDTC, t._lo_LBDTC, t._hi_LBDTC, s.inf_date)) AS day,
+        ct_int({c('LBDY')}) AS lbdy
+        {supp_select(supp)}
+        FROM _t_LB t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK}""")
+
+
+def load_vs(ctx: Ctx, c: Cols, supp) -> None:
+    add_supp_columns(ctx, "vitals", supp)
+    ctx.run(f"""INSERT INTO vitals BY NAME SELECT {KEYSEL},
+        ct_int({c('VSSEQ')}) AS vsseq, upper({c('VSTESTCD')}) AS vstestcd, {c('VSTEST')} AS vstest,
+        {c('VSORRES')} AS vsorres, coalesce(ct_num({c('VSSTRESN')}), ct_num({c('VSSTRESC')}), ct_num({c('VSORRES')})) AS value,
+        coalesce({c('VSSTRESU')}, {c('VSORRESU')}) AS unit, upper({c('VSBLFL')}) AS vsblfl, {c('VISIT')} AS visit,
+        {dated(c, 'VSDTC', 'vs')},
+        datediff('day', s.inf_date, ct_start(t._k_VSDTC, t._lo_VSDTC, t._hi_VSDTC, s.inf_date)) AS day
+        {supp_select(supp)}
+        FROM _t_VS t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
+
+
+def load_rs(ctx: Ctx, c: Cols, supp) -> None:
+    add_supp_columns(ctx, "responses", supp)
+    ctx.run(f"""INSERT INTO responses BY NAME SELECT {KEYSEL},
+        ct_int({c('RSSEQ')}) AS rsseq, upper({c('RSTESTCD')}) AS rstestcd, {c('RSORRES')} AS rsorres,
+        upper(coalesce({c('RSSTRESC')}, {c('RSORRES')})) AS response, upper({c('RSEVAL')}) AS rseval, {c('VISIT')} AS visit,
+        {dated(c, 'RSDTC', 'rs')},
+        datediff('day', s.inf_date, ct_start(t._k_RSDTC, t._lo_RSDTC, t._hi_RSDTC, s.inf_date)) AS day
+        {supp_select(supp)}
+        FROM _t_RS t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
+
+
+def load_crs(ctx: Ctx, c: Cols, supp) -> None:
+    ctx.run(f"""INSERT INTO crs_assessments BY NAME SELECT {KEYSEL},
+        CAST(row_number() OVER (ORDER BY t._file, t._row) AS INTEGER) AS assessment_id,
+        {c('CRSDTC')} AS crsdtc, ct_time({c('CRSDTC')}, t._k_CRSDTC) AS assessment_time, t._lo_CRSDTC AS assessment_date,
+        datediff('day', s.inf_date, t._lo_CRSDTC) AS day, ct_num({c('TEMP_C')}) AS temp_c,
+        upper({c('HYPOTENSION')}) = 'Y' AS hypotension, ct_int({c('VASOPRESSORS')}) AS vasopressors,
+        upper({c('VASOPRESSIN')}) = 'Y' AS vasopressin, upper({c('OXYGEN')}) AS oxygen,
+        ct_num({c('O2_FLOW_LMIN')}) AS o2_flow_lmin, coalesce({c('COMMENT')}, {c('CRSCOM')}) AS comment
+        FROM _t_CRS t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
+
+
+def load_icans(ctx: Ctx, c: Cols, supp) -> None:
+    ctx.run(f"""INSERT INTO icans_assessments BY NAME SELECT {KEYSEL},
+        CAST(row_number() OVER (ORDER BY t._file, t._row) AS INTEGER) AS assessment_id,
+        {c('ICANSDTC')} AS icansdtc, ct_time({c('ICANSDTC')}, t._k_ICANSDTC) AS assessment_time,
+        t._lo_ICANSDTC AS assessment_date, datediff('day', s.inf_date, t._lo_ICANSDTC) AS day,
+        ct_int({c('ICE_SCORE')}) AS ice_score, upper({c('CONSCIOUSNESS')}) AS consciousness,
+        upper({c('SEIZURE')}) AS seizure, upper({c('MOTOR_WEAKNESS')}) AS motor_weakness,
+        upper({c('CEREBRAL_EDEMA')}) AS cerebral_edema, coalesce({c('COMMENT')}, {c('ICANSCOM')}) AS comment
+        FROM _t_ICANS t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
+
+
+LOADERS = {"EX": load_ex, "DS": load_ds, "CM": load_cm, "AE": load_ae, "LB": load_lb, "VS": load_vs,
+           "RS": load_rs, "CRS": load_crs, "ICANS": load_icans}
+
+
+def load_subjects(ctx: Ctx, c: Cols, supp) -> None:
+    """subjects: DM + day 0 + death + disposition + last known alive + status at the cut."""
+    add_supp_columns(ctx, "subjects", supp)
+    sc = supp.columns if supp else []
+    cohort = "coalesce(" + ", ".join(([f't.{q("supp_cohort")}'] if "supp_cohort" in sc else []) +
+                                      [c("ACTARMCD"), c("ARMCD")]) + ")"
+    dose = "coalesce(" + ", ".join(([f't.{q("supp_doselvl")}'] if "supp_doselvl" in sc else []) +
+                                    ["s.inf_dose", cohort]) + ")"
+    diag = f't.{q("supp_diagnosis")}' if "supp_diagnosis" in sc else "CAST(NULL AS VARCHAR)"
+    dated_tables = [("adverse_events", "aest_date"), ("adverse_events", "aeen_date"), ("labs", "lb_date"),
+                    ("vitals", "vs_date"), ("exposures", "exst_date"), ("medications", "cmst_date"),
+                    ("medications", "cmen_date"), ("responses", "rs_date"), ("disposition", "dsst_date"),
+                    ("crs_assessments", "assessment_date"), ("icans_assessments", "assessment_date")]
+    lka = " UNION ALL ".join(f"SELECT usubjid, {col} AS d FROM {tbl} WHERE studyid = $studyid AND data_cut = $cut"
+                             for tbl, col in dated_tables)
+    ctx.run(f"""INSERT INTO subjects BY NAME
+        WITH lka AS (SELECT usubjid AS u, max(d) AS d FROM ({lka}) x WHERE d <= $cut GROUP BY usubjid),
+        disp AS (SELECT usubjid AS u, arg_max(dsdecod, (dsst_date, dsseq)) AS dsdecod, arg_max(day, (dsst_date, dsseq)) AS day
+                 FROM disposition WHERE studyid = $studyid AND data_cut = $cut
+                   AND coalesce(dscat, 'DISPOSITION EVENT') NOT IN ('PROTOCOL MILESTONE', 'OTHER EVENT')
+                 GROUP BY usubjid),
+        base AS (SELECT t.*, s.* EXCLUDE (usubjid), lka.d AS _lka, disp.dsdecod AS _disp, disp.day AS _disp_day
+                 FROM _t_DM t JOIN _subj s ON s.usubjid = t._usubjid
+                 LEFT JOIN lka ON lka.u = t._usubjid LEFT JOIN disp ON disp.u = t._usubjid
+                 WHERE t._qreason IS NULL AND NOT t._after_cut)
+        SELECT $studyid AS studyid, $cut AS data_cut, _usubjid AS usubjid, {c('SUBJID')} AS subjid,
+          {c('SITEID')} AS siteid, ct_num({c('AGE')}) AS age, {c('SEX')} AS sex, {c('RACE')} AS race,
+          {c('COUNTRY')} AS country, coalesce({c('ACTARM')}, {c('ARM')}) AS arm,
+          {cohort.replace('t.', '')} AS cohort, {dose.replace('t.', '').replace('s.', '')} AS dose_level,
+          coalesce(inf_extrt, $product) AS product, {diag.replace('t.', '')} AS diagnosis,
+          {c('RFICDTC')} AS rficdtc, _lo_RFICDTC AS consent_date,
+          inf_dtc AS first_infusion_dtc, inf_date AS first_infusion_date, inf_source AS infusion_source,
+          CAST(infusions AS INTEGER) AS infusions, datediff('day', inf_date, ld_date) AS lymphodepletion_start_day,
+          inf_date IS NOT NULL AS infused, death_date, datediff('day', inf_date, death_date) AS death_day,
+          death_cause, coalesce(death_date, greatest(_lka, inf_date)) AS last_known_alive_date,
+          datediff('day', inf_date, last_known_alive_date) AS last_known_alive_day,
+          _disp AS disposition, _disp_day AS disposition_day,
+          CASE WHEN death_date IS NOT NULL THEN 'died'
+               WHEN inf_date IS NULL THEN 'screened'
+               WHEN _disp = 'COMPLETED' THEN 'completed'
+               WHEN _disp IS NOT NULL AND _disp NOT IN ('DEATH', 'COMPLETED') THEN 'discontinued'
+               WHEN datediff('day', inf_date, $cut) >= 365 THEN 'completed'
+               ELSE 'in follow-up' END AS status,
+          CASE WHEN inf_date IS NOT NULL THEN CAST(row_number() OVER (PARTITION BY inf_date IS NULL
+               ORDER BY inf_date, _usubjid) AS INTEGER) END AS enrollment_order
+          {''.join(f', {q(col)}' for col in sc)}
+        FROM base ORDER BY _file, _row""", {"product": ctx.config.get("product")})

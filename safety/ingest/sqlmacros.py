@@ -1,0 +1,62 @@
+"""SQL macros ingest uses: ISO 8601 date parsing with partial-date imputation, number checks, unit names.
+
+Dates: a value is 'F' (full date, optionally with a time), 'D' (YYYY-MM: day unknown), 'M' (YYYY: month and
+day unknown) or 'X' (not ISO 8601: quarantined). ``_lo``/``_hi`` are the first/last day of the period.
+"""
+from __future__ import annotations
+
+MACROS = [
+    # text cleaned: trimmed, empty -> NULL
+    "CREATE OR REPLACE TEMP MACRO ct_nz(s) AS NULLIF(trim(s), '')",
+    r"""CREATE OR REPLACE TEMP MACRO ct_kind(s) AS CASE
+        WHEN s IS NULL THEN NULL
+        WHEN length(s) = 4 AND regexp_full_match(s, '\d{4}') THEN 'M'
+        WHEN length(s) = 7 AND regexp_full_match(s, '\d{4}-\d{2}') AND TRY_CAST(s || '-01' AS DATE) IS NOT NULL THEN 'D'
+        WHEN length(s) >= 10 AND regexp_full_match(left(s, 10), '\d{4}-\d{2}-\d{2}')
+             AND TRY_CAST(left(s, 10) AS DATE) IS NOT NULL
+             AND (length(s) = 10 OR regexp_full_match(substr(s, 11),
+                  '[T ]([01]\d|2[0-3])(:[0-5]\d(:[0-5]\d(\.\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?')) THEN 'F'
+        ELSE 'X' END""",
+    """CREATE OR REPLACE TEMP MACRO ct_lo(s, k) AS CASE k
+        WHEN 'F' THEN TRY_CAST(left(s, 10) AS DATE)
+        WHEN 'D' THEN TRY_CAST(s || '-01' AS DATE)
+        WHEN 'M' THEN TRY_CAST(s || '-01-01' AS DATE) END""",
+    """CREATE OR REPLACE TEMP MACRO ct_hi(s, k) AS CASE k
+        WHEN 'F' THEN TRY_CAST(left(s, 10) AS DATE)
+        WHEN 'D' THEN last_day(TRY_CAST(s || '-01' AS DATE))
+        WHEN 'M' THEN TRY_CAST(s || '-12-31' AS DATE) END""",
+    # start of a partial period, but never before day 0 when the period contains the infusion
+    """CREATE OR REPLACE TEMP MACRO ct_start(k, lo, hi, inf) AS CASE
+        WHEN k = 'F' THEN lo
+        WHEN k IN ('D', 'M') THEN CASE WHEN inf BETWEEN lo AND hi THEN inf ELSE lo END END""",
+    # end of a partial period, but never after death or the data cut
+    """CREATE OR REPLACE TEMP MACRO ct_end(k, lo, hi, death, cut) AS CASE
+        WHEN k = 'F' THEN lo
+        WHEN k IN ('D', 'M') THEN least(hi, coalesce(death, hi), cut) END""",
+    "CREATE OR REPLACE TEMP MACRO ct_flag(k) AS CASE k WHEN 'D' THEN 'D' WHEN 'M' THEN 'M' END",
+    """CREATE OR REPLACE TEMP MACRO ct_time(s, k) AS CASE WHEN k = 'F' THEN coalesce(
+        TRY_CAST(replace(left(s, 19), 'T', ' ') AS TIMESTAMP),
+        TRY_CAST(replace(left(s, 16), 'T', ' ') AS TIMESTAMP),
+        TRY_CAST(replace(left(s, 13), 'T', ' ') || ':00' AS TIMESTAMP),
+        CAST(TRY_CAST(left(s, 10) AS DATE) AS TIMESTAMP)) END""",
+    # numbers: finite doubles only ('NaN', 'inf' are not results)
+    "CREATE OR REPLACE TEMP MACRO ct_num(s) AS CASE WHEN isfinite(TRY_CAST(s AS DOUBLE)) THEN TRY_CAST(s AS DOUBLE) END",
+    "CREATE OR REPLACE TEMP MACRO ct_int(s) AS CASE WHEN ct_num(s) = round(ct_num(s)) AND abs(ct_num(s)) < 2e9 THEN CAST(ct_num(s) AS INTEGER) END",
+    # '3', '3.0', 'Grade 3' -> 3
+    r"CREATE OR REPLACE TEMP MACRO ct_grade(s) AS ct_int(regexp_replace(upper(s), '^GRADE\s*', ''))",
+    # sequence numbers and IDVARVAL compared as text: '1.0' and '1' are the same key
+    r"CREATE OR REPLACE TEMP MACRO ct_seqtext(s) AS regexp_replace(trim(s), '\.0+$', '')",
+    # censored results '<0.5', '> 1000', '<=2'
+    r"CREATE OR REPLACE TEMP MACRO ct_cens(s) AS CASE WHEN regexp_full_match(trim(s), '[<>]=?\s*[0-9]*\.?[0-9]+') THEN left(trim(s), 1) END",
+    r"CREATE OR REPLACE TEMP MACRO ct_censval(s) AS CASE WHEN ct_cens(s) IS NOT NULL THEN TRY_CAST(regexp_replace(trim(s), '^[<>]=?\s*', '') AS DOUBLE) END",
+    # unit spellings to one form: case, micro sign, spaces, 10*9 / 10E9 / x10^9, cells, mcL
+    r"""CREATE OR REPLACE TEMP MACRO ct_unit(s) AS CASE WHEN ct_nz(s) IS NOT NULL THEN
+        regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+          replace(upper(replace(replace(replace(s, ' ', ''), 'µ', 'u'), 'μ', 'u')), 'MC', 'U'),
+          '^X', ''), '10(\*\*|\*|E|\^)?([0-9])', '10^\2'), 'CELLS/', '/'), '^GI/L$', '10^9/L'), '^K/UL$', '10^3/UL') END""",
+]
+
+
+def install(con) -> None:
+    for m in MACROS:
+        con.execute(m)

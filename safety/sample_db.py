@@ -1,0 +1,65 @@
+"""The sample database: every study folder under sample_data/ ingested once per data cut in its study.yaml."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from safety.config import load_study_config
+
+DEFAULT_SAMPLE_ROOT = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+def study_folders(sample_root: Path) -> list[Path]:
+    """Folders under ``sample_root`` holding a study.yaml and a DM dataset, sorted by name."""
+    out = []
+    for p in sorted(Path(sample_root).iterdir()) if Path(sample_root).is_dir() else []:
+        if p.is_dir() and ((p / "study.yaml").exists() or (p / "study.yml").exists()) \
+                and any(f.stem.lower() == "dm" for f in p.iterdir() if f.is_file()):
+            out.append(p)
+    return out
+
+
+def build_sample_database(db_path, sample_root=None) -> list[tuple[str, str]]:
+    """Ingest every sample study once per listed data cut (oldest first; one load without a cut when none).
+
+    Returns the (study folder, data cut) pairs loaded. The review store goes beside ``db_path``.
+    """
+    from safety.ingest import ingest_study
+
+    root = Path(sample_root) if sample_root is not None else DEFAULT_SAMPLE_ROOT
+    loaded = []
+    for folder in study_folders(root):
+        cuts = sorted(load_study_config(folder)["data_cuts"]) or [None]
+        for cut in cuts:
+            r = ingest_study(folder, db_path, cutoff=cut)
+            loaded.append((folder.name, r.data_cut.isoformat()))
+    return loaded
+
+
+def ensure_sample_database(db_path, sample_root=None) -> Path:
+    """Build the sample database at ``db_path`` unless it exists. Built in a temporary file and renamed,
+    so a half-built database never exists under the final name."""
+    db_path = Path(db_path)
+    if db_path.exists():
+        return db_path
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=db_path.stem + ".", suffix=".building.duckdb", dir=db_path.parent)
+    os.close(fd)
+    os.unlink(tmp)  # DuckDB wants to create the file itself
+    tmp = Path(tmp)
+    try:
+        build_sample_database(tmp, sample_root)
+        from safety.review_store import default_review_path
+        tmp_review, final_review = default_review_path(tmp), default_review_path(db_path)
+        if tmp_review.exists() and not final_review.exists():
+            os.replace(tmp_review, final_review)
+        os.replace(tmp, db_path)
+    finally:
+        for p in (tmp, Path(str(tmp) + ".wal")):
+            if p.exists():
+                p.unlink()
+        from safety.review_store import default_review_path
+        if default_review_path(tmp).exists():
+            default_review_path(tmp).unlink()
+    return db_path

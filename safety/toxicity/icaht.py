@@ -1,0 +1,191 @@
+"""Immune effector cell-associated haematotoxicity (ICAHT), early and late, from the ANC and platelet series.
+
+Rules: EHA/EBMT consensus (Rejeski et al., Blood 2023;142:865-877) for neutrophils, as encoded by the
+reference implementation emilyliangmd/automatedicahtgrading (clinical-rules.md §4.1); the thrombocytopenia
+proposal (T-ICAHT, §4.1, secondary source) for platelets. One SQL pass over the whole labs table: a daily
+grid per subject built with generate_series, ASOF joins for linear interpolation, gaps-and-islands windows
+for episodes. Choices are documented in docs/toxicities.md.
+"""
+from __future__ import annotations
+
+from safety.schema import C, KEY, SUBJ, Table, register
+from safety.toxicity._sql import insert, reset, run
+
+EARLY_LAST_DAY = 30
+LATE_LAST_DAY = 100
+MAX_INTERPOLATION_GAP = 7  # days between two measured days across which values are interpolated
+RECOVERY_DAYS = 3          # consecutive days above the threshold that count as recovery
+
+ICAHT = Table(
+    "icaht",
+    "Early (days 0-30) and late (days 31-100) ICAHT per infused subject and lineage (ANC: EHA/EBMT 2023; PLT: T-ICAHT proposal).",
+    KEY + SUBJ + (
+        C("lineage", "VARCHAR", "'ANC' (LBTESTCD NEUT) or 'PLT' (PLAT)."),
+        C("early_grade", "INTEGER", "Early ICAHT grade 0-4; NULL when no value in days 0-30."),
+        C("late_grade", "INTEGER", "Late ICAHT grade 0-4 (days 31-100); NULL when no value in that window."),
+        C("days_le_500", "INTEGER", "ANC: duration of the longest episode with ANC <= 0.5 x10^9/L in days 0-30 (episodes less than 3 days apart joined, as the grade uses). PLT: days with PLT < 50 x10^9/L in days 0-30, recovery gaps shorter than 3 days counted."),
+        C("days_le_100", "INTEGER", "ANC: longest joined episode with ANC <= 0.1 x10^9/L in days 0-30. PLT: days with PLT < 20 in days 0-30 (short gaps counted)."),
+        C("first_day_le_500", "INTEGER", "First day (0-30) at or below the 0.5 (ANC) / below the 50 (PLT) threshold."),
+        C("never_recovered", "BOOLEAN", "ANC <= 0.5 from day 3 or earlier with no recovery (3 consecutive days > 0.5) before death or the last value: forces early grade 4."),
+        C("late_nadir", "DOUBLE", "Lowest measured value on days 31-100 (x10^9/L)."),
+        C("late_nadir_day", "INTEGER", "Day of late_nadir."),
+        C("late_values_below", "INTEGER", "Measured values on days 31-100 at or below 1.5 (ANC) / below 100 (PLT); late grade needs at least 2."),
+        C("recovery_day", "INTEGER", "First of 3 consecutive days above 0.5 (ANC) / at or above 20 (PLT) after the last early low day; NULL if never low or not recovered."),
+        C("n_values", "INTEGER", "Measured values (days with a result) in days 0-30."),
+        C("evaluable", "BOOLEAN", "Early grade is final: values in days 0-30 and follow-up through day 30 (or death, or recovery observed)."),
+        C("note", "VARCHAR", "Why not evaluable, unknown (uninterpolated) days, forced grade 4, etc."),
+    ),
+    group="derived",
+)
+register(ICAHT)
+
+_SQL = f"""
+WITH subj AS (
+  SELECT usubjid, death_day, last_known_alive_day FROM subjects
+  WHERE studyid = $s AND data_cut = $c AND first_infusion_date IS NOT NULL
+),
+obs AS (
+  SELECT l.usubjid, CASE upper(l.lbtestcd) WHEN 'NEUT' THEN 'ANC' ELSE 'PLT' END AS lineage, l.day, min(l.value) AS v
+  FROM labs l JOIN subj USING (usubjid)
+  WHERE l.studyid = $s AND l.data_cut = $c AND upper(l.lbtestcd) IN ('NEUT', 'PLAT')
+    AND l.value IS NOT NULL AND l.day BETWEEN -{MAX_INTERPOLATION_GAP} AND {LATE_LAST_DAY} + {MAX_INTERPOLATION_GAP}
+    AND (subj.death_day IS NULL OR l.day <= subj.death_day)
+  GROUP BY ALL
+),
+span AS (
+  SELECT o.usubjid, o.lineage, least({LATE_LAST_DAY}, max(o.day), coalesce(any_value(s.death_day), 100000)) AS last_day,
+         any_value(s.death_day) AS death_day, any_value(s.last_known_alive_day) AS lka
+  FROM obs o JOIN subj s USING (usubjid) GROUP BY o.usubjid, o.lineage
+),
+grid AS (
+  SELECT usubjid, lineage, unnest(generate_series(0, greatest(last_day, 0))) AS day FROM span WHERE last_day >= 0
+),
+prev AS (
+  SELECT g.usubjid, g.lineage, g.day, o.day AS p_day, o.v AS p_v
+  FROM grid g ASOF LEFT JOIN obs o ON o.usubjid = g.usubjid AND o.lineage = g.lineage AND g.day >= o.day
+),
+nxt AS (
+  SELECT g.usubjid, g.lineage, g.day, o.day AS n_day, o.v AS n_v
+  FROM grid g ASOF LEFT JOIN obs o ON o.usubjid = g.usubjid AND o.lineage = g.lineage AND g.day <= o.day
+),
+val AS (
+  SELECT p.usubjid, p.lineage, p.day, p.p_day = p.day AS measured,
+    CASE WHEN p.p_day = p.day THEN p.p_v
+         WHEN n.n_day - p.p_day <= {MAX_INTERPOLATION_GAP}
+           THEN p.p_v + (n.n_v - p.p_v) * (p.day - p.p_day)::DOUBLE / (n.n_day - p.p_day) END AS v
+  FROM prev p JOIN nxt n USING (usubjid, lineage, day)
+),
+flag AS (
+  SELECT *,
+    CASE WHEN v IS NULL THEN NULL WHEN lineage = 'ANC' THEN round(v, 9) <= 0.5::DOUBLE ELSE round(v, 9) < 50.0::DOUBLE END AS low,
+    CASE WHEN v IS NULL THEN NULL WHEN lineage = 'ANC' THEN round(v, 9) <= 0.1::DOUBLE ELSE round(v, 9) < 20.0::DOUBLE END AS deep,
+    -- recovery threshold: ANC > 0.5; PLT >= 20 (T-ICAHT)
+    CASE WHEN v IS NULL THEN NULL WHEN lineage = 'ANC' THEN round(v, 9) > 0.5::DOUBLE ELSE round(v, 9) >= 20.0::DOUBLE END AS up
+  FROM val
+),
+rec AS (
+  SELECT *, coalesce(up AND lead(up, 1) OVER w AND lead(up, 2) OVER w
+                     AND lead(day, 2) OVER w = day + 2, false) AS recovered3
+  FROM flag WINDOW w AS (PARTITION BY usubjid, lineage ORDER BY day)
+),
+-- runs of consecutive early low (or deep) days, then runs less than 3 days apart joined
+runs AS (
+  SELECT usubjid, lineage, kind, min(day) AS r_start, max(day) AS r_end FROM (
+    SELECT usubjid, lineage, day, 'low' AS kind, day - row_number() OVER (PARTITION BY usubjid, lineage ORDER BY day) AS grp
+    FROM flag WHERE low AND day <= {EARLY_LAST_DAY}
+    UNION ALL
+    SELECT usubjid, lineage, day, 'deep', day - row_number() OVER (PARTITION BY usubjid, lineage ORDER BY day)
+    FROM flag WHERE deep AND day <= {EARLY_LAST_DAY}
+  ) GROUP BY usubjid, lineage, kind, grp
+),
+joined AS (
+  SELECT usubjid, lineage, kind, min(r_start) AS j_start, max(r_end) AS j_end FROM (
+    SELECT *, sum(CASE WHEN prev_end IS NULL OR r_start - prev_end - 1 >= {RECOVERY_DAYS} THEN 1 ELSE 0 END)
+                OVER (PARTITION BY usubjid, lineage, kind ORDER BY r_start) AS j
+    FROM (SELECT *, lag(r_end) OVER (PARTITION BY usubjid, lineage, kind ORDER BY r_start) AS prev_end FROM runs)
+  ) GROUP BY usubjid, lineage, kind, j
+),
+dur AS (
+  SELECT usubjid, lineage,
+    max(j_end - j_start + 1) FILTER (WHERE kind = 'low') AS low_longest,
+    sum(j_end - j_start + 1) FILTER (WHERE kind = 'low') AS low_total,
+    max(j_end - j_start + 1) FILTER (WHERE kind = 'deep') AS deep_longest,
+    sum(j_end - j_start + 1) FILTER (WHERE kind = 'deep') AS deep_total,
+    min(j_start) FILTER (WHERE kind = 'low') AS first_low,
+    max(j_end) FILTER (WHERE kind = 'low') AS last_low
+  FROM joined GROUP BY usubjid, lineage
+),
+counts AS (
+  SELECT usubjid, lineage,
+    count(*) FILTER (WHERE measured AND day <= {EARLY_LAST_DAY}) AS n_values,
+    count(*) FILTER (WHERE v IS NULL AND day <= {EARLY_LAST_DAY}) AS unknown_days
+  FROM flag GROUP BY usubjid, lineage
+),
+recov AS (
+  SELECT r.usubjid, r.lineage,
+    min(r.day) FILTER (WHERE r.recovered3 AND r.day > d.last_low) AS recovery_day,
+    bool_or(r.recovered3 AND r.day > d.first_low) AS any_recovery
+  FROM rec r JOIN dur d USING (usubjid, lineage) GROUP BY r.usubjid, r.lineage
+),
+early AS (
+  SELECT sp.usubjid, sp.lineage, sp.death_day, sp.lka, sp.last_day,
+    coalesce(d.low_longest, 0) AS low_longest, coalesce(d.low_total, 0) AS low_total,
+    coalesce(d.deep_longest, 0) AS deep_longest, coalesce(d.deep_total, 0) AS deep_total,
+    d.first_low, d.last_low, coalesce(k.n_values, 0) AS n_values, coalesce(k.unknown_days, 0) AS unknown_days,
+    rv.recovery_day, rv.any_recovery
+  FROM span sp LEFT JOIN dur d USING (usubjid, lineage) LEFT JOIN counts k USING (usubjid, lineage)
+  LEFT JOIN recov rv USING (usubjid, lineage)
+),
+late AS (
+  SELECT usubjid, lineage, min(v) AS late_nadir, arg_min(day, v) AS late_nadir_day,
+    count(*) FILTER (WHERE CASE WHEN lineage = 'ANC' THEN round(v, 9) <= 1.5::DOUBLE ELSE round(v, 9) < 100.0::DOUBLE END) AS n_below,
+    count(*) FILTER (WHERE lineage = 'PLT' AND round(v, 9) < 20.0::DOUBLE) AS n_plt20,
+    list_sort(list(v))[2] AS second_lowest
+  FROM obs WHERE day BETWEEN {EARLY_LAST_DAY} + 1 AND {LATE_LAST_DAY} GROUP BY usubjid, lineage
+),
+late_plt_days AS (
+  SELECT usubjid, lineage, count(*) FILTER (WHERE deep) AS plt20_days
+  FROM flag WHERE lineage = 'PLT' AND day BETWEEN {EARLY_LAST_DAY} + 1 AND {LATE_LAST_DAY} GROUP BY usubjid, lineage
+),
+graded AS (
+  SELECT e.*, l.late_nadir, l.late_nadir_day, l.n_below, l.second_lowest, l.n_plt20, lp.plt20_days,
+    e.lineage = 'ANC' AND e.first_low <= 3 AND NOT coalesce(e.any_recovery, false)
+      AND (e.death_day IS NOT NULL OR greatest(coalesce(e.lka, 0), e.last_day) >= {EARLY_LAST_DAY}) AS never_recovered,
+    e.n_values > 0 AND (greatest(coalesce(e.lka, 0), e.last_day) >= {EARLY_LAST_DAY} OR e.death_day IS NOT NULL
+                        OR e.recovery_day IS NOT NULL OR (e.first_low IS NULL AND e.last_day >= {EARLY_LAST_DAY})) AS evaluable
+  FROM early e LEFT JOIN late l USING (usubjid, lineage) LEFT JOIN late_plt_days lp USING (usubjid, lineage)
+)
+SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
+  CASE WHEN n_values = 0 THEN NULL
+       WHEN lineage = 'ANC' THEN CASE
+         WHEN never_recovered OR low_longest >= 31 OR deep_longest >= 14 THEN 4
+         WHEN low_longest >= 14 OR deep_longest >= 7 THEN 3
+         WHEN low_longest >= 7 THEN 2 WHEN low_longest >= 1 THEN 1 ELSE 0 END
+       ELSE CASE WHEN deep_total >= 14 THEN 4 WHEN deep_total >= 1 THEN 3
+                 WHEN low_total >= 7 THEN 2 WHEN low_total >= 1 THEN 1 ELSE 0 END END AS early_grade,
+  CASE WHEN late_nadir IS NULL THEN NULL
+       WHEN lineage = 'ANC' THEN CASE WHEN n_below < 2 THEN 0
+         WHEN round(second_lowest, 9) <= 0.1::DOUBLE THEN 4 WHEN round(second_lowest, 9) <= 0.5::DOUBLE THEN 3
+         WHEN round(second_lowest, 9) <= 1.0::DOUBLE THEN 2 ELSE 1 END
+       ELSE greatest(
+         CASE WHEN n_plt20 >= 2 AND plt20_days >= 14 THEN 4 WHEN n_plt20 >= 2 AND plt20_days >= 1 THEN 3 ELSE 0 END,
+         CASE WHEN n_below < 2 THEN 0 WHEN round(second_lowest, 9) < 50.0::DOUBLE THEN 2 ELSE 1 END) END AS late_grade,
+  CASE WHEN lineage = 'ANC' THEN low_longest ELSE low_total END AS days_le_500,
+  CASE WHEN lineage = 'ANC' THEN deep_longest ELSE deep_total END AS days_le_100,
+  first_low AS first_day_le_500, never_recovered,
+  late_nadir, late_nadir_day, n_below AS late_values_below, recovery_day, n_values, evaluable,
+  nullif(concat_ws('; ',
+    CASE WHEN n_values = 0 THEN 'no value in days 0-30' END,
+    CASE WHEN n_values > 0 AND NOT evaluable THEN 'follow-up ends before day 30 without recovery: early grade provisional' END,
+    CASE WHEN never_recovered THEN 'low from day ' || first_low || ' and never recovered: grade 4' END,
+    CASE WHEN unknown_days > 0 THEN unknown_days || ' day(s) in 0-30 unknown (gap > {MAX_INTERPOLATION_GAP} days, not interpolated)' END,
+    CASE WHEN late_nadir IS NOT NULL AND n_below = 1 THEN 'one low value after day 30: late grade needs 2' END
+  ), '') AS note
+FROM graded
+"""
+
+
+def derive_icaht(con, studyid, data_cut, config, review_store=None) -> None:
+    """Build ``icaht`` (early and late, ANC and PLT) for one study and data cut."""
+    reset(con, (ICAHT,), studyid, data_cut)
+    insert(con, ICAHT, _SQL, {"s": studyid, "c": data_cut})

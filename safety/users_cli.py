@@ -1,0 +1,139 @@
+"""Manage sign-in accounts in users.yaml (bcrypt hashes only; the file is written with mode 0600).
+
+  python -m safety users add alice --role committee --display-name "Alice A." [--email a@x.org]
+  python -m safety users add bob --role investigator --sites 101,102
+  python -m safety users list
+  python -m safety users set-password alice
+  python -m safety users disable bob | enable bob
+  python -m safety users remove bob
+
+Passwords are prompted for (twice) or read from standard input with --password-stdin; never from the
+command line, where they would stay in the shell history. The account file is --users, else
+$CELLTOX_USERS, else users.yaml beside --db. With --db (or --review-db) each change is also written
+to the audit log as 'user_admin'.
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+from safety.auth import ROLES, AuthError, UserStore
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--users", help="account file (default: $CELLTOX_USERS, else users.yaml beside --db)")
+    parser.add_argument("--db", help="study database; locates users.yaml and the review store beside it")
+    parser.add_argument("--review-db", help="review store for the audit entry (default: beside --db)")
+    sub = parser.add_subparsers(dest="users_command", metavar="ACTION")
+    a = sub.add_parser("add", help="create an account")
+    a.add_argument("username")
+    a.add_argument("--role", required=True, choices=ROLES)
+    a.add_argument("--sites", help="comma-separated site ids (investigators only)")
+    a.add_argument("--display-name", default="")
+    a.add_argument("--email", help="e-mail, used to map an OIDC sign-in to this account")
+    a.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    r = sub.add_parser("remove", help="delete an account")
+    r.add_argument("username")
+    lst = sub.add_parser("list", help="list accounts (never the hashes)")
+    lst.add_argument("--json", action="store_true")
+    sp = sub.add_parser("set-password", help="set a new password")
+    sp.add_argument("username")
+    sp.add_argument("--password-stdin", action="store_true")
+    for name in ("disable", "enable"):
+        d = sub.add_parser(name, help=f"{name} an account (kept in the file)")
+        d.add_argument("username")
+    # the file options may also follow the action (`users add bob --users x.yaml`)
+    for p in (a, r, lst, sp) + tuple(sub.choices[n] for n in ("disable", "enable")):
+        p.add_argument("--users", default=argparse.SUPPRESS, help="account file")
+        p.add_argument("--db", default=argparse.SUPPRESS, help="study database")
+        p.add_argument("--review-db", default=argparse.SUPPRESS, help="review store for the audit entry")
+
+
+def _users_path(args) -> Path | None:
+    if args.users:
+        return Path(args.users)
+    if os.environ.get("CELLTOX_USERS"):
+        return Path(os.environ["CELLTOX_USERS"])
+    if args.db:
+        return Path(args.db).resolve().parent / "users.yaml"
+    return None
+
+
+def _read_password(args) -> str:
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    first = getpass.getpass("New password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        raise AuthError("the two passwords differ")
+    return first
+
+
+def _audit(args, detail: dict) -> None:
+    review = args.review_db
+    if not review and args.db:
+        from safety.review_store import default_review_path
+        review = default_review_path(args.db)
+    if not review:
+        return
+    from safety.review_store import ReviewStore
+    try:
+        operator = getpass.getuser()
+    except Exception:  # no login name in some containers
+        operator = "unknown"
+    ReviewStore(review).append_audit(f"cli:{operator}", "user_admin", None, detail)
+
+
+def run(args) -> int:
+    if not getattr(args, "users_command", None):
+        print("usage: python -m safety users {add,remove,list,set-password,disable,enable} ...", file=sys.stderr)
+        return 2
+    path = _users_path(args)
+    if path is None:
+        print("error: say which account file: --users PATH, $CELLTOX_USERS or --db", file=sys.stderr)
+        return 2
+    store = UserStore(path)
+    cmd = args.users_command
+    try:
+        if cmd == "list":
+            rows = store.list()
+            if args.json:
+                print(json.dumps(rows, indent=2))
+            elif not rows:
+                print(f"no accounts in {path}")
+            else:
+                print(f"{'username':<20} {'role':<13} {'sites':<16} {'status':<9} display name")
+                for u in rows:
+                    sites = ",".join(u["sites"]) if u["sites"] else "all"
+                    status = "disabled" if u["disabled"] else "active"
+                    print(f"{u['username']:<20} {u['role']:<13} {sites:<16} {status:<9} {u['display_name']}")
+            return 0
+        if cmd == "add":
+            password = _read_password(args)
+            user = store.add(args.username, args.role, password, sites=args.sites,
+                             display_name=args.display_name, email=args.email)
+            _audit(args, {"op": "add", "account": user.username, "role": user.role,
+                          "sites": list(user.sites) if user.sites else None})
+            print(f"added {user.username} ({user.role}) to {path}")
+        elif cmd == "remove":
+            store.remove(args.username)
+            _audit(args, {"op": "remove", "account": args.username})
+            print(f"removed {args.username}")
+        elif cmd == "set-password":
+            if store.get(args.username) is None and args.username not in {u["username"] for u in store.list()}:
+                raise AuthError(f"no account {args.username!r}")
+            store.set_password(args.username, _read_password(args))
+            _audit(args, {"op": "set-password", "account": args.username})
+            print(f"password changed for {args.username}")
+        elif cmd in ("disable", "enable"):
+            store.set_disabled(args.username, cmd == "disable")
+            _audit(args, {"op": cmd, "account": args.username})
+            print(f"{cmd}d {args.username}")
+    except AuthError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

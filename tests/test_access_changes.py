@@ -1,0 +1,88 @@
+"""Committee sign-off and 'changed since the last signed-off cut', on two cuts, inside the site scope."""
+from __future__ import annotations
+
+import pytest
+
+from access_fixtures import CUT1, CUT2, STUDY, two_site_db, two_site_users  # noqa: F401
+from safety.access import Scope, StudyReader, connect
+from safety.auth import scope_for
+from safety.changes import CHANGE_COLUMNS, changes_since, changes_summary, last_signed_off_cut
+from safety.review_store import ReviewStore
+
+
+@pytest.fixture(scope="module")
+def con(two_site_db):
+    c = connect(two_site_db)
+    yield c
+    c.close()
+
+
+def _rows(df, category):
+    return {(r.usubjid, r.event_key, r.change) for r in df[df.category == category].itertuples()}
+
+
+def test_sign_off_then_changes_since_last_signed_off_cut(con, two_site_users, tmp_path):
+    store = ReviewStore(tmp_path / "r.sqlite")
+    assert last_signed_off_cut(store, STUDY) is None
+    store.add_signoff(studyid=STUDY, data_cut=CUT1, reviewer="carol", comment="cut 1 reviewed, no DLT")
+    assert last_signed_off_cut(store, STUDY) == CUT1
+    assert last_signed_off_cut(store, STUDY, before=CUT1) is None
+
+    since = last_signed_off_cut(store, STUDY, before=CUT2)
+    reader = StudyReader(con, scope_for(two_site_users["committee"], STUDY, CUT2))
+    df = changes_since(reader, since)
+    assert list(df.columns) == CHANGE_COLUMNS
+    assert _rows(df, "adverse_event") == {
+        ("CTX-001-101-001", "CTX-001-101-001/AE/1", "changed"),
+        ("CTX-001-101-001", "CTX-001-101-001/AE/2", "new"),
+        ("CTX-001-101-002", "CTX-001-101-002/AE/1", "removed"),
+        ("CTX-001-102-001", "CTX-001-102-001/AE/2", "new"),
+        ("CTX-001-102-002", "CTX-001-102-002/AE/1", "new"),
+    }
+    changed = df[(df.event_key == "CTX-001-101-001/AE/1")].iloc[0]
+    assert list(changed.changed_fields) == ["aetoxgr", "aeser"]
+    assert changed.changes == "aetoxgr: 2 → 3; aeser: N → Y"
+    assert changed.siteid == "101"
+    death = df[df.category == "death"]
+    assert death.usubjid.tolist() == ["CTX-001-102-001"]
+    assert death.description.iloc[0] == "death on day 110: Pneumonia"
+    assert _rows(df, "subject") == {("CTX-001-102-002", None, "new")}
+    # the unchanged neutropenia event is not reported
+    assert "CTX-001-102-001/AE/1" not in set(df.event_key)
+    # deaths come first
+    assert df.category.iloc[0] == "death"
+
+
+def test_changes_are_site_scoped(con, two_site_users):
+    r101 = StudyReader(con, scope_for(two_site_users["investigator_101"], STUDY, CUT2, CUT1))
+    df = changes_since(r101)
+    assert set(df.siteid) == {"101"}
+    assert df[df.category == "death"].empty  # the death is at site 102
+    r102 = StudyReader(con, scope_for(two_site_users["investigator_102"], STUDY, CUT2, CUT1))
+    df102 = changes_since(r102)
+    assert set(df102.siteid) == {"102"} and df102[df102.category == "death"].usubjid.tolist() == ["CTX-001-102-001"]
+    admin = StudyReader(con, scope_for(two_site_users["admin"], STUDY, CUT2, CUT1))
+    assert changes_since(admin).empty
+
+
+def test_other_scope_refused(con, two_site_users):
+    r101 = StudyReader(con, scope_for(two_site_users["investigator_101"], STUDY, CUT2))
+    with pytest.raises(ValueError):
+        changes_since(r101, Scope(STUDY, CUT1, None))  # an all-sites 'then' would widen the comparison
+    with pytest.raises(ValueError):
+        changes_since(r101)  # no cut to compare with
+    same = changes_since(r101, Scope(STUDY, CUT1, ("101",)))
+    assert set(same.siteid) == {"101"}
+
+
+def test_no_changes_between_a_cut_and_itself(con, two_site_users):
+    r = StudyReader(con, scope_for(two_site_users["committee"], STUDY, CUT2, CUT2))
+    df = changes_since(r)
+    assert df.empty and list(df.columns) == CHANGE_COLUMNS
+
+
+def test_summary_counts(con, two_site_users):
+    r = StudyReader(con, scope_for(two_site_users["committee"], STUDY, CUT2, CUT1))
+    s = changes_summary(changes_since(r)).set_index("category")
+    assert s.loc["adverse_event"].tolist() == [3, 1, 1]
+    assert s.loc["death"].tolist() == [1, 0, 0]

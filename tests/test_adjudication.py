@@ -1,0 +1,169 @@
+"""Committee adjudication: validation, append-only history surviving reloads, re-review, counts, live status."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from safety.access import Scope, StudyReader
+from safety.dlt import adjudication as adj
+from safety.dlt.screening import derive_dlt
+from safety.dlt.stopping import derive_stopping_status
+from safety.review_store import ReviewStore
+from test_dlt_support import CUT, STUDY, add_ae, add_subject, config, new_db, rows
+
+CUT2 = CUT + dt.timedelta(days=31)
+
+
+def load(con, cut, store, pneumonitis=(3, 5, 20), cohort2=True, cut_day=60):
+    """One data cut: S-1 with a related AE (grade, onset, end), S-2 with a non-candidate AE, S-3 early."""
+    add_subject(con, "S-1", cut=cut)
+    g, on, end = pneumonitis
+    add_ae(con, "S-1", 1, "Pneumonitis", g, on, end, cut=cut, cut_day=cut_day)
+    add_subject(con, "S-2", cut=cut, cohort="C2" if cohort2 else "C1")
+    add_ae(con, "S-2", 1, "Rash", 2, 3, 6, cut=cut)
+    add_subject(con, "S-3", cut=cut, last_day=10)
+    add_ae(con, "S-3", 1, "Colitis", 3, 2, 15, cut=cut)
+    derive_dlt(con, STUDY, cut, config(), review_store=store)
+    derive_stopping_status(con, STUDY, cut, config(), review_store=store)
+    return StudyReader(con, Scope(STUDY, cut))
+
+
+@pytest.fixture
+def env(tmp_path):
+    con = new_db(tmp_path / "s.duckdb")
+    store = ReviewStore(tmp_path / "s.review.sqlite")
+    yield con, store
+    con.close()
+
+
+def by_key(df):
+    return {r["event_key"]: r for r in df.astype(object).where(df.notna(), None).to_dict("records")}
+
+
+def test_record_decision_validates_event_decision_and_rationale(env):
+    con, store = env
+    r = load(con, CUT, store)
+    with pytest.raises(ValueError, match="not a DLT candidate"):
+        adj.record_decision(store, r, "S-9/AE/1", "confirmed", "x", "dr a")
+    with pytest.raises(ValueError, match="decision must be one of"):
+        adj.record_decision(store, r, "S-1/AE/1", "accepted", "x", "dr a")
+    with pytest.raises(ValueError, match="rationale"):
+        adj.record_decision(store, r, "S-1/AE/1", "confirmed", "  ", "dr a")
+    with pytest.raises(ValueError, match="already a screened candidate"):
+        adj.record_decision(store, r, "S-1/AE/1", "added", "x", "dr a")
+    with pytest.raises(ValueError, match="no adverse event"):
+        adj.record_decision(store, r, "S-2/AE/99", "added", "x", "dr a")
+    with pytest.raises(ValueError, match="no decision in force"):
+        adj.record_decision(store, r, "S-1/AE/1", "withdrawn", "x", "dr a")
+    assert store.adjudication_history(STUDY) == []
+    adj.record_decision(store, r, "S-2/AE/1", "added", "rash with organ involvement, SRC judgement", "dr b")
+    [h] = store.adjudication_history(STUDY)
+    assert (h["event_key"], h["decision"], h["usubjid"], h["event_fingerprint"]) == ("S-2/AE/1", "added", "S-2", "2|3|6|4")
+
+
+def test_decisions_survive_reload_new_cut_and_rederivation(env):
+    con, store = env
+    r1 = load(con, CUT, store)
+    adj.record_decision(store, r1, "S-1/AE/1", "confirmed", "meets R6, no alternative cause", "dr a")
+    adj.record_decision(store, r1, "S-3/AE/1", "rejected", "infectious colitis (C. difficile)", "dr a")
+    r2 = load(con, CUT2, store)            # a new cut with the same events
+    derive_dlt(con, STUDY, CUT, config(), review_store=store)   # and the old cut re-derived
+    for reader in (r1, r2):
+        t = by_key(adj.review_table(reader, store))
+        assert t["S-1/AE/1"]["status"] == "confirmed" and t["S-1/AE/1"]["needs_rereview"] is False
+        assert t["S-1/AE/1"]["reviewer"] == "dr a" and t["S-1/AE/1"]["rationale"] == "meets R6, no alternative cause"
+        assert t["S-3/AE/1"]["status"] == "rejected" and t["S-3/AE/1"]["pending"] is False
+    assert len(store.adjudication_history(STUDY)) == 2
+    ev = {x["usubjid"]: x for x in rows(con, "SELECT * FROM dlt_evaluability WHERE data_cut = $c", {"c": CUT2})}
+    assert ev["S-1"]["dlt_confirmed"] is True and ev["S-1"]["reason"] == "DLT candidate confirmed"
+
+
+def test_correction_is_a_new_row_and_latest_wins(env):
+    con, store = env
+    r = load(con, CUT, store)
+    adj.record_decision(store, r, "S-1/AE/1", "confirmed", "first view", "dr a")
+    adj.record_decision(store, r, "S-1/AE/1", "rejected", "source review: grade 2", "dr b")
+    hist = store.adjudication_history(STUDY)
+    assert [h["decision"] for h in hist] == ["confirmed", "rejected"]
+    t = by_key(adj.review_table(r, store))
+    assert t["S-1/AE/1"]["decision"] == "rejected" and t["S-1/AE/1"]["counts_as_dlt"] is False
+    adj.record_decision(store, r, "S-1/AE/1", "withdrawn", "decision withdrawn pending new data", "dr b")
+    t = by_key(adj.review_table(r, store))
+    assert t["S-1/AE/1"]["status"] == "pending (earlier decision withdrawn)" and t["S-1/AE/1"]["pending"] is True
+
+
+def test_reload_changing_grade_or_dates_flags_rereview(env):
+    con, store = env
+    r1 = load(con, CUT, store)
+    adj.record_decision(store, r1, "S-1/AE/1", "confirmed", "DLT", "dr a")
+    r2 = load(con, CUT2, store, pneumonitis=(4, 5, 20))   # grade corrected 3 -> 4
+    t = by_key(adj.review_table(r2, store))
+    row = t["S-1/AE/1"]
+    assert row["needs_rereview"] is True
+    assert row["status"] == "confirmed; event changed since the decision, re-review"
+    assert (row["adjudicated_fingerprint"], row["event_fingerprint"]) == ("3|5|20|16", "4|5|20|16")
+    assert row["counts_as_dlt"] is True  # still counted until the committee decides again
+    counts = adj.dlt_counts(r2, store)
+    total = counts[counts["cohort"].isna()].iloc[0]
+    assert (total["confirmed"], total["needs_rereview"]) == (1, 1)
+
+
+def test_event_no_longer_screened_is_flagged(env):
+    con, store = env
+    r1 = load(con, CUT, store)
+    adj.record_decision(store, r1, "S-1/AE/1", "confirmed", "DLT", "dr a")
+    r2 = load(con, CUT2, store, pneumonitis=(3, 5, 10))   # end date corrected: 6 days, below R6
+    t = by_key(adj.review_table(r2, store))
+    assert t["S-1/AE/1"]["status"] == "event no longer screened, re-review"
+    assert t["S-1/AE/1"]["screened"] is False and t["S-1/AE/1"]["needs_rereview"] is True
+
+
+def test_ongoing_event_growing_to_the_cut_is_not_a_change(env):
+    con, store = env
+    r1 = load(con, CUT, store, pneumonitis=(3, 5, None), cut_day=30)
+    adj.record_decision(store, r1, "S-1/AE/1", "confirmed", "DLT", "dr a")
+    r2 = load(con, CUT2, store, pneumonitis=(3, 5, None), cut_day=61)
+    assert by_key(adj.review_table(r2, store))["S-1/AE/1"]["needs_rereview"] is False
+
+
+def test_counts_per_cohort_and_live_status_versus_table(env):
+    con, store = env
+    r = load(con, CUT, store)
+    before = rows(con, "SELECT * FROM stopping_rule_status")[0]
+    assert before["computed_from"] == "adjudicated" and before["events"] == 0 and before["pending"] == 2
+    adj.record_decision(store, r, "S-1/AE/1", "confirmed", "DLT", "dr a")
+    adj.record_decision(store, r, "S-2/AE/1", "added", "SRC judgement", "dr a")
+    counts = {c if isinstance(c, str) else "all": row for c, row in
+              zip(adj.dlt_counts(r, store)["cohort"], adj.dlt_counts(r, store).to_dict("records"))}
+    assert (counts["C1"]["confirmed"], counts["C1"]["pending"], counts["C1"]["subjects"]) == (1, 1, 2)
+    assert (counts["C2"]["confirmed"], counts["C2"]["pending"]) == (1, 0)
+    assert counts["all"]["subjects_with_dlt"] == 2
+    [live] = adj.live_stopping_status(r, store, config()).to_dict("records")
+    assert (live["evaluable_n"], live["events"], live["pending"]) == (2, 2, 1)   # S-3 pending, not evaluable yet
+    assert "(1 more subject with a candidate pending adjudication)" in live["sentence"]
+    # the table keeps the state at load time
+    assert rows(con, "SELECT events FROM stopping_rule_status")[0]["events"] == 0
+    with pytest.raises(PermissionError):
+        adj.live_stopping_status(StudyReader(con, Scope(STUDY, CUT, sites=("S1",))), store, config())
+
+
+def test_confirmed_dlt_makes_a_short_follow_up_subject_evaluable(env):
+    con, store = env
+    r = load(con, CUT, store)
+    ev = {x["usubjid"]: x for x in adj.live_evaluability(r, store).to_dict("records")}
+    assert ev["S-3"]["evaluable"] is False
+    adj.record_decision(store, r, "S-3/AE/1", "confirmed", "DLT", "dr a")
+    ev = {x["usubjid"]: x for x in adj.live_evaluability(r, store).to_dict("records")}
+    assert ev["S-3"]["evaluable"] is True and ev["S-3"]["reason"] == "DLT candidate confirmed"
+
+
+def test_site_scoped_review_table_hides_other_sites(env):
+    con, store = env
+    add_subject(con, "S-8", siteid="S2")
+    add_ae(con, "S-8", 1, "Pneumonitis", 3, 5, 20)
+    r = load(con, CUT, store)
+    adj.record_decision(store, r, "S-8/AE/1", "confirmed", "DLT", "dr a")
+    site1 = StudyReader(con, Scope(STUDY, CUT, sites=("S1",)))
+    assert "S-8/AE/1" not in set(adj.review_table(site1, store)["event_key"])
+    assert "S-8/AE/1" in set(adj.review_table(r, store)["event_key"])

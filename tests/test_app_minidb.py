@@ -1,0 +1,224 @@
+"""A small hand-made study database for the dashboard tests (used until and alongside the sample DB).
+
+Source tables come from safety/schema.py DDL; derived tables that are not registered yet by their
+modules are declared here with the contract columns of docs/architecture.md, so the scoped reader
+covers them. Two sites, two cohorts, two data cuts, six subjects with known numbers.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import duckdb
+
+from safety import schema
+from safety.schema import C, Table
+
+STUDY = "MINI-01"
+CUT1 = dt.date(2025, 3, 1)
+CUT2 = dt.date(2025, 6, 1)
+
+_K = "studyid VARCHAR, data_cut DATE, usubjid VARCHAR"
+CONTRACT = {
+    "lab_toxicity": "lbseq INTEGER, lbtestcd VARCHAR, ctcae_term VARCHAR, direction VARCHAR, value DOUBLE, unit VARCHAR, lln DOUBLE, uln DOUBLE, baseline_value DOUBLE, grade INTEGER, grade_reason VARCHAR, day INTEGER",
+    "lab_worst_grades": "ctcae_term VARCHAR, direction VARCHAR, lbtestcd VARCHAR, baseline_grade INTEGER, worst_grade INTEGER, worst_day INTEGER",
+    "crs_grades": "assessment_id INTEGER, day INTEGER, grade INTEGER, grade_component VARCHAR, grade_reason VARCHAR",
+    "icans_grades": "assessment_id INTEGER, day INTEGER, grade INTEGER, grade_component VARCHAR, grade_reason VARCHAR",
+    "toxicity_daily_grades": "syndrome VARCHAR, day INTEGER, grade INTEGER, source VARCHAR",
+    "toxicity_episodes": "syndrome VARCHAR, episode_no INTEGER, event_key VARCHAR, onset_day INTEGER, last_symptomatic_day INTEGER, duration_days INTEGER, max_grade INTEGER, max_grade_day INTEGER, ongoing BOOLEAN, tocilizumab BOOLEAN, tocilizumab_first_day INTEGER, corticosteroid BOOLEAN, corticosteroid_first_day INTEGER, anakinra BOOLEAN, icu_level_support BOOLEAN, source VARCHAR",
+    "grade_discrepancies": "syndrome VARCHAR, episode_key VARCHAR, ae_event_key VARCHAR, onset_day INTEGER, reported_grade INTEGER, derived_grade INTEGER, discrepancy VARCHAR, evidence VARCHAR",
+    "icaht": "lineage VARCHAR, early_grade INTEGER, late_grade INTEGER, days_le_500 INTEGER, days_le_100 INTEGER, recovery_day INTEGER",
+    "iec_hs_screen": "flag_day INTEGER, criteria_met VARCHAR, label VARCHAR",
+    "eligibility_deviations": "criterion VARCHAR, test VARCHAR, value DOUBLE, unit VARCHAR, \"limit\" DOUBLE, day INTEGER, detail VARCHAR",
+    "dlt_candidates": "event_key VARCHAR, source VARCHAR, rule_id VARCHAR, reason VARCHAR, term VARCHAR, onset_day INTEGER, grade INTEGER, duration_days INTEGER, ongoing BOOLEAN, in_window BOOLEAN, evidence VARCHAR",
+    "dlt_evaluability": "cohort VARCHAR, evaluable BOOLEAN, reason VARCHAR, followed_through_day INTEGER",
+}
+STUDY_LEVEL = {
+    "stopping_rule_status": "cohort VARCHAR, method VARCHAR, monitored_event VARCHAR, evaluable_n INTEGER, events INTEGER, pending INTEGER, statistic DOUBLE, statistic_label VARCHAR, boundary VARCHAR, decision VARCHAR, events_to_boundary INTEGER, sentence VARCHAR",
+    "stopping_boundaries": "cohort VARCHAR, method VARCHAR, n INTEGER, stop_if_events_ge INTEGER",
+}
+
+
+def _register_contract_tables() -> None:
+    known = {t.name for t in schema.all_tables()}
+    for name, cols in {**CONTRACT, **STUDY_LEVEL}.items():
+        if name in known:
+            continue
+        per_subject = name in CONTRACT
+        key = "studyid VARCHAR, data_cut DATE" + (", usubjid VARCHAR" if per_subject else "")
+        columns = []
+        for part in (key + ", " + cols).split(", "):
+            n, t = part.rsplit(" ", 1)
+            columns.append(C(n, t, "test contract column"))
+        schema.register(Table(name, "contract table (test)", tuple(columns), group="derived", per_subject=per_subject))
+
+
+def _insert(con, table: str, rows: list[dict]) -> None:
+    if not rows:
+        return
+    # Derived tables may already be registered by their real modules with more or renamed columns:
+    # insert the contract columns the real table has.
+    have = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = $t",
+                                      {"t": table}).fetchall()}
+    if "limit" in rows[0] and "limit" not in have and "limit_value" in have:
+        rows = [{("limit_value" if k == "limit" else k): v for k, v in r.items()} for r in rows]
+    rows = [{k: v for k, v in r.items() if k in have} for r in rows]
+    cols = list(rows[0])
+    quoted = ", ".join(f'"{c}"' for c in cols)
+    marks = ", ".join(f"${c}" for c in cols)
+    for r in rows:
+        con.execute(f"INSERT INTO {table} ({quoted}) VALUES ({marks})", r)
+
+
+SUBJECTS = [
+    # usubjid, site, cohort, dose, infused, status, death_day, enrollment_order, last_day
+    ("MINI-01-001", "S1", "DL1", "1e6/kg", True, "completed", None, 1, 370),
+    ("MINI-01-002", "S1", "DL1", "1e6/kg", True, "died", 60, 2, 60),
+    ("MINI-01-003", "S2", "DL2", "3e6/kg", True, "in follow-up", None, 3, 100),
+    ("MINI-01-004", "S2", "DL2", "3e6/kg", True, "discontinued", None, 4, 40),
+    ("MINI-01-005", "S1", "DL2", "3e6/kg", True, "in follow-up", None, 5, 30),
+    ("MINI-01-006", "S2", "DL1", None, False, "screened", None, None, None),
+]
+
+
+def build_mini_database(path: Path) -> Path:
+    """Write the mini study (two cuts) to ``path`` and return it."""
+    _register_contract_tables()
+    con = duckdb.connect(str(path))
+    schema.create_schema(con)
+    existing = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    for name, cols in CONTRACT.items():
+        if name not in existing:
+            con.execute(f"CREATE TABLE {name} ({_K}, {cols})")
+    for name, cols in STUDY_LEVEL.items():
+        if name not in existing:
+            con.execute(f"CREATE TABLE {name} (studyid VARCHAR, data_cut DATE, {cols})")
+    cfg = {"studyid": STUDY, "title": "Mini CAR-T study", "product": "miniCAR"}
+    for cut in (CUT1, CUT2):
+        late = cut == CUT2
+        d0 = dt.date(2024, 11, 1)
+        _insert(con, "studies", [{"studyid": STUDY, "data_cut": cut, "title": "Mini CAR-T study", "product": "miniCAR",
+                                  "product_type": "CAR-T", "ctcae_version": "5.0", "crs_grading": "ASTCT 2019",
+                                  "icans_grading": "ASTCT 2019", "config_json": json.dumps(cfg), "load_id": f"L{cut}"}])
+        subs = SUBJECTS if late else SUBJECTS[:4]
+        rows = []
+        for u, site, coh, dose, inf, status, death, order, last in subs:
+            if not late and status in ("completed",):
+                status = "in follow-up"
+            rows.append({"studyid": STUDY, "data_cut": cut, "usubjid": u, "subjid": u[-3:], "siteid": site, "age": 50.0,
+                         "sex": "F", "cohort": coh, "dose_level": dose or coh, "product": "miniCAR", "infused": inf,
+                         "first_infusion_date": d0 if inf else None, "death_day": death,
+                         "death_date": d0 + dt.timedelta(days=death) if death else None,
+                         "status": status, "enrollment_order": order, "last_known_alive_day": last,
+                         "consent_date": d0 - dt.timedelta(days=20), "lymphodepletion_start_day": -5 if inf else None})
+        _insert(con, "subjects", rows)
+        aes = [
+            ("MINI-01-001", 1, "Cytokine release syndrome", "Immune system disorders", 2, "N", True, 1, 5),
+            ("MINI-01-001", 2, "Neutrophil count decreased", "Investigations", 4, "N", True, 3, 20),
+            ("MINI-01-002", 1, "Cytokine release syndrome", "Immune system disorders", 3, "Y", True, 2, 8),
+            ("MINI-01-002", 2, "Immune effector cell-associated neurotoxicity syndrome", "Nervous system disorders", 3, "Y", True, 5, 12),
+            ("MINI-01-003", 1, "Cytokine release syndrome", "Immune system disorders", 1, "N", True, 1, 3),
+            ("MINI-01-004", 1, "Pneumonia", "Infections and infestations", 3, "Y", False, 20, 30),
+        ]
+        if late:
+            aes.append(("MINI-01-005", 1, "Cytokine release syndrome", "Immune system disorders", 2, "N", True, 2, 4))
+            aes.append(("MINI-01-003", 2, "Alanine aminotransferase increased", "Investigations", 3, "N", True, 40, 50))
+        _insert(con, "adverse_events", [{
+            "studyid": STUDY, "data_cut": cut, "usubjid": u, "aeseq": seq, "event_key": f"{u}/AE/{seq}", "aeterm": t,
+            "aedecod": t, "aebodsys": soc, "aetoxgr": g, "aeser": ser, "related": rel, "onset_day": on, "end_day": en,
+            "ongoing": False, "duration_days": en - on + 1, "treatment_emergent": True,
+            "grading_system": "ASTCT 2019" if "syndrome" in t else "CTCAE v5.0"} for u, seq, t, soc, g, ser, rel, on, en in aes])
+        episodes = [("MINI-01-001", "CRS", 1, 1, 5, 2, True), ("MINI-01-002", "CRS", 1, 2, 8, 3, True),
+                    ("MINI-01-002", "ICANS", 1, 5, 12, 3, False), ("MINI-01-003", "CRS", 1, 1, 3, 1, False)]
+        if late:
+            episodes.append(("MINI-01-005", "CRS", 1, 2, 4, 2, True))
+        _insert(con, "toxicity_episodes", [{
+            "studyid": STUDY, "data_cut": cut, "usubjid": u, "syndrome": s, "episode_no": n, "event_key": f"{u}/{s}/{n}",
+            "onset_day": on, "last_symptomatic_day": en, "duration_days": en - on + 1, "max_grade": g, "max_grade_day": on + 1,
+            "ongoing": False, "tocilizumab": toci, "tocilizumab_first_day": on + 1 if toci else None, "corticosteroid": g >= 3,
+            "corticosteroid_first_day": on + 2 if g >= 3 else None, "anakinra": False, "icu_level_support": g >= 3,
+            "source": "assessments"} for u, s, n, on, en, g, toci in episodes])
+        daily = []
+        for u, s, n, on, en, g, _ in episodes:
+            for day in range(on, en + 1):
+                daily.append({"studyid": STUDY, "data_cut": cut, "usubjid": u, "syndrome": s, "day": day,
+                              "grade": g if day == on + 1 else 1, "source": "assessments"})
+        _insert(con, "toxicity_daily_grades", daily)
+        _insert(con, "grade_discrepancies", [{"studyid": STUDY, "data_cut": cut, "usubjid": "MINI-01-003", "syndrome": "CRS",
+                                              "episode_key": "MINI-01-003/CRS/1", "ae_event_key": "MINI-01-003/AE/1",
+                                              "onset_day": 1, "reported_grade": 1, "derived_grade": 2,
+                                              "discrepancy": "reported lower", "evidence": "vasopressor running day 2"}])
+        labs, seq = [], 0
+        for u, *_rest in subs[:5] if late else subs[:4]:
+            for day, anc, plt, alt in ((-7, 3.0, 200, 30), (3, 0.3, 40, 35), (10, 0.8, 60, 90), (28, 2.0, 150, 45)):
+                for test, val, lln, uln, unit in (("NEUT", anc, 2.0, 7.5, "10^9/L"), ("PLAT", plt, 150, 400, "10^9/L"),
+                                                  ("ALT", alt, 0, 40, "U/L"), ("BILI", 10.0 + day / 2, 0, 21, "umol/L")):
+                    seq += 1
+                    labs.append({"studyid": STUDY, "data_cut": cut, "usubjid": u, "lbseq": seq, "lbtestcd": test,
+                                 "lbtest": test.title(), "value": float(val), "unit": unit, "lln": float(lln),
+                                 "uln": float(uln), "day": day})
+        _insert(con, "labs", labs)
+        grade_of = lambda t, v: (4 if v < 0.5 else 3 if v < 1.0 else 2 if v < 1.5 else 1 if v < 2.0 else 0) if t == "NEUT" else (
+            3 if v < 50 else 2 if v < 75 else 1 if v < 150 else 0) if t == "PLAT" else (2 if v > 120 else 1 if v > 40 else 0)
+        _insert(con, "lab_toxicity", [{
+            "studyid": STUDY, "data_cut": cut, "usubjid": r["usubjid"], "lbseq": r["lbseq"], "lbtestcd": r["lbtestcd"],
+            "ctcae_term": {"NEUT": "Neutrophil count decreased", "PLAT": "Platelet count decreased",
+                           "ALT": "Alanine aminotransferase increased"}[r["lbtestcd"]],
+            "direction": "H" if r["lbtestcd"] == "ALT" else "L", "value": r["value"], "unit": r["unit"],
+            "lln": r["lln"], "uln": r["uln"], "baseline_value": None, "grade": grade_of(r["lbtestcd"], r["value"]),
+            "grade_reason": None, "day": r["day"]} for r in labs if r["lbtestcd"] != "BILI"])
+        con.execute("""INSERT INTO lab_worst_grades (studyid, data_cut, usubjid, ctcae_term, direction, lbtestcd,
+                           baseline_grade, worst_grade, worst_day)
+                       SELECT studyid, data_cut, usubjid, ctcae_term, direction, lbtestcd,
+                              max(grade) FILTER (WHERE day < 0), max(grade), arg_max(day, grade)
+                       FROM lab_toxicity WHERE data_cut = $c GROUP BY ALL""", {"c": cut})
+        _insert(con, "medications", [
+            {"studyid": STUDY, "data_cut": cut, "usubjid": "MINI-01-002", "cmseq": 1, "cmtrt": "Tocilizumab",
+             "cmdecod": "TOCILIZUMAB", "med_class": "tocilizumab", "start_day": 3, "end_day": 3},
+            {"studyid": STUDY, "data_cut": cut, "usubjid": "MINI-01-002", "cmseq": 2, "cmtrt": "Dexamethasone",
+             "cmdecod": "DEXAMETHASONE", "med_class": "corticosteroid", "start_day": 4, "end_day": 9}])
+        _insert(con, "responses", [
+            {"studyid": STUDY, "data_cut": cut, "usubjid": u, "rsseq": 1, "response": r, "day": d, "visit": v}
+            for u, r, d, v in (("MINI-01-001", "CR", 28, "MONTH 1"), ("MINI-01-001", "CR", 91, "MONTH 3"),
+                               ("MINI-01-003", "PR", 28, "MONTH 1"), ("MINI-01-004", "PD", 30, "MONTH 1"))])
+        cands = [("MINI-01-002", "MINI-01-002/CRS/1", "R3", "CRS grade 3 lasting more than 72 hours", "CRS", 2, 3, 7)]
+        if late:
+            cands.append(("MINI-01-002", "MINI-01-002/ICANS/1", "R5", "ICANS grade 3 lasting more than 72 hours", "ICANS", 5, 3, 8))
+        _insert(con, "dlt_candidates", [{
+            "studyid": STUDY, "data_cut": cut, "usubjid": u, "event_key": k, "source": "episode", "rule_id": rid,
+            "reason": why, "term": term, "onset_day": on, "grade": g, "duration_days": dur, "ongoing": False,
+            "in_window": True, "evidence": "daily grades"} for u, k, rid, why, term, on, g, dur in cands])
+        _insert(con, "dlt_evaluability", [{
+            "studyid": STUDY, "data_cut": cut, "usubjid": u, "cohort": coh, "evaluable": last is not None and (last >= 28 or u.endswith("002")),
+            "reason": "followed through day 28" if last and last >= 28 else "not followed through the window",
+            "followed_through_day": min(last, 28) if last else None} for u, site, coh, dose, inf, st, death, order, last in subs if inf])
+        ev_n = 4 if late else 3
+        _insert(con, "stopping_rule_status", [{
+            "studyid": STUDY, "data_cut": cut, "cohort": None, "method": "bayesian_beta_binomial", "monitored_event": "dlt",
+            "evaluable_n": ev_n, "events": 1, "pending": 1, "statistic": 0.42, "statistic_label": "P(p > 0.25)",
+            "boundary": "0.90", "decision": "continue", "events_to_boundary": 2,
+            "sentence": f"Continue: 1 DLT in {ev_n} evaluable subjects; 2 more would cross the boundary."}])
+        _insert(con, "stopping_boundaries", [{"studyid": STUDY, "data_cut": cut, "cohort": None,
+                                              "method": "bayesian_beta_binomial", "n": n, "stop_if_events_ge": b}
+                                             for n, b in ((1, None), (2, 2), (3, 2), (4, 3), (5, 3), (6, 3), (7, 4), (8, 4))])
+        _insert(con, "eligibility_deviations", [{"studyid": STUDY, "data_cut": cut, "usubjid": "MINI-01-004",
+                                                 "criterion": "labs", "test": "BILI", "value": 40.0, "unit": "umol/L",
+                                                 "limit": 34.2, "day": -10, "detail": "bilirubin above limit"}])
+        _insert(con, "icaht", [{"studyid": STUDY, "data_cut": cut, "usubjid": "MINI-01-001", "lineage": "neutrophil",
+                                "early_grade": 2, "late_grade": 0, "days_le_500": 8, "days_le_100": 0, "recovery_day": 14}])
+        _insert(con, "load_log", [{"studyid": STUDY, "data_cut": cut, "load_id": f"L{cut}", "domain": "AE",
+                                   "source_file": "ae.csv", "file_format": "csv", "sha256": "ab" * 32, "rows_read": 10,
+                                   "rows_loaded": 9, "rows_quarantined": 1, "rows_after_cutoff": 0}])
+        _insert(con, "quarantine", [{"studyid": STUDY, "data_cut": cut, "load_id": f"L{cut}", "domain": "AE",
+                                     "source_file": "ae.csv", "row_number": 7, "usubjid": "MINI-01-003",
+                                     "field": "AESTDTC", "reason": "unparseable date '2024-13-45'", "raw_record": "{}"}])
+    con.close()
+    return path
+
+
+def test_mini_database_builds(tmp_path):
+    path = build_mini_database(tmp_path / "mini.duckdb")
+    con = duckdb.connect(str(path), read_only=True)
+    assert con.execute("SELECT count(*) FROM subjects WHERE data_cut = $c", {"c": CUT2}).fetchone()[0] == 6
+    con.close()

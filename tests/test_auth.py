@@ -1,0 +1,210 @@
+"""Accounts, roles, permissions, the sign-in policy, sessions and the OIDC role mapping."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import stat
+
+import bcrypt
+import pytest
+import yaml
+
+from access_fixtures import ACCOUNTS, PASSWORD, make_users
+from safety import auth
+from safety.auth import (
+    DEMO_USER, AccessPolicy, AuthError, User, UserStore, can_adjudicate, can_export, can_manage_users,
+    can_sign_off, can_view_audit, can_view_data_quality, can_view_patient_data, can_view_study_aggregates,
+    oidc_user, scope_for, session_expired,
+)
+
+CUT = dt.date(2024, 6, 1)
+
+
+@pytest.fixture
+def users(tmp_path):
+    return make_users(tmp_path / "users.yaml")
+
+
+@pytest.fixture
+def store(tmp_path, users):
+    return UserStore(tmp_path / "users.yaml", rounds=4)
+
+
+# -- roles and permissions -----------------------------------------------------------------------
+PERMS = {  # role: (adjudicate, sign_off, export, data_quality, audit, manage_users, patient_data, aggregates)
+    "committee":        (True, True, True, True, True, False, True, True),
+    "investigator_101": (False, False, False, False, False, False, True, False),
+    "data_manager":     (False, False, True, True, False, False, True, True),
+    "admin":            (False, False, False, False, True, True, False, False),
+}
+
+
+@pytest.mark.parametrize("key", PERMS)
+def test_permission_matrix(users, key):
+    u = users[key]
+    got = (can_adjudicate(u), can_sign_off(u), can_export(u), can_view_data_quality(u), can_view_audit(u),
+           can_manage_users(u), can_view_patient_data(u), can_view_study_aggregates(u))
+    assert got == PERMS[key]
+
+
+def test_scope_for_each_role(users):
+    assert scope_for(users["committee"], "S", CUT).sites is None
+    assert scope_for(users["data_manager"], "S", CUT).sites is None
+    assert scope_for(users["investigator_101"], "S", CUT).sites == ("101",)
+    assert scope_for(users["admin"], "S", CUT).sites == ()  # no patient data for admin
+    s = scope_for(users["investigator_102"], "S", CUT, dt.date(2024, 3, 1))
+    assert s.previous_cut == dt.date(2024, 3, 1) and s.data_cut == CUT and s.studyid == "S"
+
+
+def test_user_validation():
+    with pytest.raises(AuthError):
+        User("x", "superuser")
+    with pytest.raises(AuthError):
+        User("x", "investigator", None)  # an investigator without sites would otherwise see all
+    assert User("x", "investigator", ["101"]).sites == ("101",)
+    assert DEMO_USER.demo and DEMO_USER.role == "committee"
+
+
+# -- the account file ----------------------------------------------------------------------------
+def test_file_holds_hashes_only_and_is_private(tmp_path, users):
+    path = tmp_path / "users.yaml"
+    text = path.read_text()
+    assert PASSWORD not in text
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    data = yaml.safe_load(text)["users"]
+    assert set(data) == {name for name, _, _ in ACCOUNTS.values()}
+    for rec in data.values():
+        assert rec["password_hash"].startswith("$2b$")
+    assert data["ivan"]["sites"] == ["101"] and data["carol"]["sites"] is None
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".users-")]  # no temp file left
+
+
+def test_authenticate_right_and_wrong(store):
+    u = store.authenticate("ivan", PASSWORD)
+    assert u == User("ivan", "investigator", ("101",), "Ivan")
+    assert store.authenticate("ivan", PASSWORD + "x") is None
+    assert store.authenticate("ivan", PASSWORD.upper()) is None
+    assert store.authenticate("ivan", "") is None
+    assert store.authenticate("IVAN", PASSWORD) is None
+    assert store.authenticate("nobody", PASSWORD) is None
+    assert store.authenticate("ivan", PASSWORD + "x" * 80) is None  # bcrypt would truncate at 72 bytes
+
+
+def test_unknown_user_still_runs_bcrypt(store, monkeypatch):
+    calls = []
+    real = bcrypt.checkpw
+    monkeypatch.setattr(auth.bcrypt, "checkpw", lambda pw, h: calls.append(h) or real(pw, h))
+    assert store.authenticate("nobody", PASSWORD) is None
+    assert store.authenticate("' OR 1=1 --", PASSWORD) is None
+    assert len(calls) == 2
+
+
+def test_disabled_account_cannot_sign_in(store):
+    store.set_disabled("carol")
+    assert store.authenticate("carol", PASSWORD) is None and store.get("carol") is None
+    store.set_disabled("carol", False)
+    assert store.authenticate("carol", PASSWORD).role == "committee"
+
+
+def test_set_password_and_remove(store):
+    store.set_password("dana", "a brand new passphrase")
+    assert store.authenticate("dana", PASSWORD) is None
+    assert store.authenticate("dana", "a brand new passphrase").role == "data_manager"
+    store.remove("dana")
+    assert store.authenticate("dana", "a brand new passphrase") is None
+    assert "dana" not in {u["username"] for u in store.list()}
+    with pytest.raises(AuthError):
+        store.remove("dana")
+
+
+@pytest.mark.parametrize("kwargs,msg", [
+    ({"username": "carol"}, "exists"),
+    ({"username": "a b"}, "username"),
+    ({"username": "x'; DROP TABLE--"}, "username"),
+    ({"username": "../../etc/passwd"}, "username"),
+    ({"role": "root"}, "role"),
+    ({"role": "investigator", "sites": None}, "site"),
+    ({"role": "committee", "sites": "101"}, "sites are only"),
+    ({"role": "investigator", "sites": "101,'; --"}, "site"),
+    ({"password": "short"}, "at least"),
+    ({"password": "x" * 73}, "72"),
+])
+def test_invalid_accounts_refused(store, kwargs, msg):
+    args = {"username": "newbie", "role": "committee", "password": PASSWORD, "sites": None}
+    args.update(kwargs)
+    before = store.path.read_bytes()
+    with pytest.raises(AuthError, match=msg):
+        store.add(**args)
+    assert store.path.read_bytes() == before
+
+
+def test_hand_edited_bad_record_signs_nobody_in(tmp_path):
+    path = tmp_path / "users.yaml"
+    h = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
+    path.write_text(yaml.safe_dump({"users": {
+        "eve": {"role": "investigator", "sites": None, "password_hash": h},  # no sites: would be all
+        "mal": {"role": "god", "password_hash": h},
+    }}))
+    s = UserStore(path, rounds=4)
+    assert s.authenticate("eve", PASSWORD) is None
+    assert s.authenticate("mal", PASSWORD) is None
+
+
+# -- sign-in policy ------------------------------------------------------------------------------
+def test_policy_defaults_require_sign_in(tmp_path):
+    p = AccessPolicy.from_env(tmp_path / "study.duckdb", is_sample_db=False, env={})
+    assert p.mode == "required" and not p.demo and p.session_minutes == 30
+    assert p.users_path == (tmp_path / "users.yaml").resolve()
+
+
+def test_policy_sample_db_is_demo_unless_sign_in_asked(tmp_path):
+    db = tmp_path / "sample.duckdb"
+    assert AccessPolicy.from_env(db, is_sample_db=True, env={}).demo
+    assert not AccessPolicy.from_env(db, is_sample_db=True, env={"CELLTOX_AUTH": "required"}).demo
+    assert not AccessPolicy.from_env(db, is_sample_db=False, env={}).demo
+    assert AccessPolicy.from_env(db, is_sample_db=True, env={"CELLTOX_AUTH": "demo"}).demo
+    with pytest.raises(AuthError):
+        AccessPolicy.from_env(db, is_sample_db=False, env={"CELLTOX_AUTH": "demo"})
+
+
+def test_policy_from_env_values(tmp_path):
+    env = {"CELLTOX_AUTH": "OIDC", "CELLTOX_USERS": str(tmp_path / "acc.yaml"),
+           "CELLTOX_SESSION_MINUTES": "15", "CELLTOX_OIDC_PROVIDER": "okta"}
+    p = AccessPolicy.from_env(tmp_path / "x.duckdb", env=env)
+    assert (p.mode, p.users_path, p.session_minutes, p.oidc_provider) == ("oidc", tmp_path / "acc.yaml", 15.0, "okta")
+    assert AccessPolicy.from_env(None, env={"CELLTOX_AUTH": "off"}).mode == "off"
+
+
+@pytest.mark.parametrize("env", [{"CELLTOX_AUTH": "none"}, {"CELLTOX_AUTH": "of"},
+                                 {"CELLTOX_SESSION_MINUTES": "thirty"}, {"CELLTOX_SESSION_MINUTES": "0"}])
+def test_policy_refuses_unreadable_settings(tmp_path, env):
+    with pytest.raises(AuthError):
+        AccessPolicy.from_env(tmp_path / "x.duckdb", env=env)
+
+
+def test_session_expiry():
+    t0 = dt.datetime(2024, 6, 1, 9, 0, tzinfo=dt.timezone.utc)
+    m = dt.timedelta(minutes=1)
+    assert not session_expired(t0, t0 + 10 * m, t0 + 40 * m, idle_minutes=30)
+    assert session_expired(t0, t0 + 10 * m, t0 + 41 * m, idle_minutes=30)
+    # active all day still ends at the absolute limit
+    late = t0 + dt.timedelta(hours=12, minutes=1)
+    assert session_expired(t0, late - m, late, idle_minutes=30, max_hours=12)
+    assert not session_expired(t0, late - m, late, idle_minutes=30, max_hours=13)
+
+
+# -- OIDC mapping --------------------------------------------------------------------------------
+def test_oidc_maps_email_to_account(tmp_path):
+    s = UserStore(tmp_path / "u.yaml", rounds=4)
+    s.add("ivan", "investigator", PASSWORD, sites="101", email="Ivan@Site101.example.org")
+    s.add("carol", "committee", PASSWORD, email="carol@dsmb.example.org")
+    s.add("dup1", "committee", PASSWORD, email="shared@example.org")
+    s.add("dup2", "data_manager", PASSWORD, email="shared@example.org")
+    u = oidc_user(s, {"email": "ivan@site101.example.org", "email_verified": True})
+    assert (u.username, u.role, u.sites) == ("ivan", "investigator", ("101",))
+    assert oidc_user(s, {"email": "stranger@example.org"}) is None
+    assert oidc_user(s, {"email": "carol@dsmb.example.org", "email_verified": False}) is None
+    assert oidc_user(s, {"email": ""}) is None and oidc_user(s, {}) is None
+    assert oidc_user(s, {"email": "shared@example.org"}) is None  # ambiguous: no guess
+    s.set_disabled("carol")
+    assert oidc_user(s, {"email": "carol@dsmb.example.org"}) is None

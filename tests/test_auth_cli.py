@@ -1,0 +1,76 @@
+"""`python -m safety users`: add, list, set-password, disable, remove, as an operator runs them."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from safety.auth import UserStore
+from safety.review_store import ReviewStore, verify_audit_chain
+
+ROOT = Path(__file__).resolve().parents[1]
+PW1 = "first long passphrase"
+PW2 = "second long passphrase"
+
+
+def _users(*args, stdin: str | None = None, env_extra: dict | None = None):
+    env = dict(os.environ, CELLTOX_BCRYPT_ROUNDS="4")
+    env.pop("CELLTOX_USERS", None)
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "safety", "users", *args], cwd=ROOT, input=stdin,
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_users_cli_lifecycle(tmp_path):
+    db = tmp_path / "study.duckdb"
+    path = tmp_path / "users.yaml"
+    r = _users("--db", str(db), "add", "carol", "--role", "committee", "--display-name", "Carol C",
+               "--email", "carol@example.org", "--password-stdin", stdin=PW1 + "\n")
+    assert r.returncode == 0, r.stderr
+    r = _users("add", "ivan", "--role", "investigator", "--sites", "101,102", "--password-stdin",
+               "--users", str(path), stdin=PW1 + "\n")
+    assert r.returncode == 0, r.stderr
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+    r = _users("list", "--json", "--users", str(path))
+    rows = {u["username"]: u for u in json.loads(r.stdout)}
+    assert rows["ivan"]["sites"] == ["101", "102"] and rows["carol"]["role"] == "committee"
+    assert "password_hash" not in r.stdout and "$2b$" not in r.stdout
+    r = _users("list", env_extra={"CELLTOX_USERS": str(path)})
+    assert "carol" in r.stdout and "101,102" in r.stdout
+
+    r = _users("set-password", "ivan", "--password-stdin", "--users", str(path), stdin=PW2 + "\n")
+    assert r.returncode == 0, r.stderr
+    s = UserStore(path)
+    assert s.authenticate("ivan", PW1) is None and s.authenticate("ivan", PW2).sites == ("101", "102")
+
+    r = _users("disable", "ivan", "--users", str(path))
+    assert r.returncode == 0 and UserStore(path).authenticate("ivan", PW2) is None
+    r = _users("remove", "ivan", "--users", str(path))
+    assert r.returncode == 0 and "ivan" not in path.read_text()
+
+    text = path.read_text()
+    for pw in (PW1, PW2):
+        assert pw not in text and pw not in r.stdout
+    # the --db form wrote an audit entry for the account change; never a password
+    review = tmp_path / "study.review.sqlite"
+    entries = ReviewStore(review).audit_entries(action="user_admin")
+    assert [json.loads(e["detail"])["op"] for e in entries] == ["add"]
+    assert all(PW1 not in e["detail"] for e in entries) and verify_audit_chain(review)[0]
+
+
+def test_users_cli_errors(tmp_path):
+    path = tmp_path / "users.yaml"
+    r = _users("add", "bob", "--role", "investigator", "--password-stdin", "--users", str(path), stdin=PW1 + "\n")
+    assert r.returncode == 1 and "site" in r.stderr and not path.exists()
+    r = _users("add", "bob", "--role", "committee", "--password-stdin", "--users", str(path), stdin="short\n")
+    assert r.returncode == 1 and "at least" in r.stderr
+    r = _users("remove", "nobody", "--users", str(path))
+    assert r.returncode == 1 and "no account" in r.stderr
+    r = _users("list")
+    assert r.returncode == 2 and "--users" in r.stderr
+    r = _users("add", "bob", "--role", "wizard", "--users", str(path))
+    assert r.returncode == 2

@@ -1,0 +1,141 @@
+"""ASTCT 2019 CRS grading of single assessments: every component boundary, fever masking, missing values."""
+from __future__ import annotations
+
+import pytest
+
+from test_crs_support import StudyDB
+
+# (case id, assessment kwargs, expected grade, expected component, text expected in grade_reason)
+CASES = [
+    ("t37.9", dict(temp=37.9), 0, "none", "afebrile, no CRS"),
+    ("t38.0", dict(temp=38.0), 1, "fever", "fever, no hypotension or hypoxia"),
+    ("t37.9_hypot", dict(temp=37.9, hypotension=True), 0, "none", "without fever"),
+    ("fever_hypot_no_press", dict(temp=38.5, hypotension=True), 2, "hypotension", "hypotension without vasopressors"),
+    ("fever_1press", dict(temp=38.5, hypotension=True, vasopressors=1), 3, "hypotension", "one vasopressor"),
+    ("fever_1press_vasopressin", dict(temp=38.5, hypotension=True, vasopressors=1, vasopressin=True), 3, "hypotension", "one vasopressor + vasopressin"),
+    ("fever_vasopressin_only", dict(temp=38.5, hypotension=True, vasopressin=True), 3, "hypotension", "vasopressin alone"),
+    ("fever_2press", dict(temp=38.5, hypotension=True, vasopressors=2), 4, "hypotension", "2 vasopressors"),
+    ("fever_2press_vasopressin", dict(temp=38.5, hypotension=True, vasopressors=2, vasopressin=True), 4, "hypotension", "2 vasopressors + vasopressin"),
+    ("blow_by", dict(temp=38.2, oxygen="BLOW_BY"), 2, "hypoxia", "blow-by"),
+    ("nc_6.0", dict(temp=38.2, oxygen="LOW_FLOW_NC", flow=6.0), 2, "hypoxia", "<= 6 L/min"),
+    ("nc_6.5", dict(temp=38.2, oxygen="LOW_FLOW_NC", flow=6.5), 3, "hypoxia", "nasal cannula > 6 L/min"),
+    ("nc_no_flow", dict(temp=38.2, oxygen="LOW_FLOW_NC"), 2, "hypoxia", "flow not recorded"),
+    ("hfnc", dict(temp=38.2, oxygen="HIGH_FLOW_NC", flow=40), 3, "hypoxia", "high-flow nasal cannula"),
+    ("facemask", dict(temp=38.2, oxygen="FACEMASK"), 3, "hypoxia", "facemask"),
+    ("nrb", dict(temp=38.2, oxygen="NONREBREATHER"), 3, "hypoxia", "non-rebreather"),
+    ("venturi", dict(temp=38.2, oxygen="VENTURI"), 3, "hypoxia", "Venturi"),
+    ("cpap", dict(temp=38.2, oxygen="CPAP"), 4, "hypoxia", "CPAP"),
+    ("bipap", dict(temp=38.2, oxygen="BIPAP"), 4, "hypoxia", "BiPAP"),
+    ("mv", dict(temp=38.2, oxygen="MECHANICAL_VENTILATION"), 4, "hypoxia", "mechanical ventilation"),
+    ("both_3", dict(temp=38.2, vasopressors=1, hypotension=True, oxygen="FACEMASK"), 3, "hypotension+hypoxia", "one vasopressor and facemask"),
+    ("worse_wins", dict(temp=38.2, vasopressors=1, hypotension=True, oxygen="LOW_FLOW_NC", flow=2), 3, "hypotension", "one vasopressor"),
+    ("oxygen_lowercase", dict(temp=38.2, oxygen="cpap"), 4, "hypoxia", "CPAP"),
+    ("afebrile_cpap", dict(temp=37.5, oxygen="CPAP"), 0, "none", "afebrile, no CRS (CPAP without fever)"),
+    ("null_temp_normal", dict(temp=None), None, None, "temperature not recorded"),
+    ("null_temp_press", dict(temp=None, vasopressors=1, hypotension=True), None, None, "one vasopressor not graded"),
+    ("null_o2_fever", dict(temp=38.4, oxygen=None), 1, "fever", "fever"),
+    ("bad_device", dict(temp=38.4, oxygen="TENT"), None, None, "unrecognised oxygen value TENT"),
+]
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    db = StudyDB(tmp_path_factory.mktemp("crs") / "study.duckdb")
+    for cid, kw, *_ in CASES:
+        db.subject(cid)
+        db.crs(cid, 1, **kw)
+    db.derive()
+    rows = db.rows("SELECT * FROM crs_grades")
+    return {r["usubjid"]: r for r in rows}
+
+
+@pytest.mark.parametrize("cid,kw,grade,component,reason", CASES, ids=[c[0] for c in CASES])
+def test_component_boundaries(graded, cid, kw, grade, component, reason):
+    r = graded[cid]
+    got = None if r["grade"] != r["grade"] or r["grade"] is None else int(r["grade"])
+    assert got == grade
+    assert (r["grade_component"] if isinstance(r["grade_component"], str) else None) == component
+    assert reason in r["grade_reason"]
+    assert r["fever_required"]
+
+
+def test_fever_flag_and_evidence(graded):
+    assert graded["t38.0"]["fever"] is True or graded["t38.0"]["fever"] == 1
+    assert not graded["t37.9"]["fever"]
+    assert "T 38.5 C" in graded["fever_1press"]["evidence"] and "1 vasopressor" in graded["fever_1press"]["evidence"]
+    assert "LOW_FLOW_NC 6.5 L/min" in graded["nc_6.5"]["evidence"]
+    assert int(graded["fever_2press"]["hypotension_grade"]) == 4
+    assert int(graded["nc_6.5"]["hypoxia_grade"]) == 3
+
+
+def _by_day(db, usubjid):
+    return {int(r["day"]): r for r in db.rows("SELECT * FROM crs_grades WHERE usubjid = $u", u=usubjid)}
+
+
+def test_fever_masking_after_tocilizumab(db_path):
+    """Afebrile hypoxia before tocilizumab is not CRS; after tocilizumab within the episode it is graded."""
+    db = StudyDB(db_path)
+    db.subject("P1")
+    db.crs("P1", 1, temp=37.2, oxygen="LOW_FLOW_NC", flow=3)   # before CRS: no fever, no CRS
+    db.crs("P1", 2, temp=38.6)                                 # onset, grade 1
+    db.crs("P1", 3, temp=38.9, hypotension=True)               # grade 2; tocilizumab given this day
+    db.med("P1", "tocilizumab", 3, 3)
+    db.crs("P1", 4, temp=37.0, hypotension=True, vasopressors=1)  # afebrile after toci: grade 3
+    db.crs("P1", 5, temp=36.8, oxygen="LOW_FLOW_NC", flow=2)       # afebrile, grade 2
+    db.crs("P1", 6, temp=36.8)
+    db.crs("P1", 7, temp=36.9)                                     # second grade-0 day: episode ends
+    db.crs("P1", 8, temp=37.0, oxygen="LOW_FLOW_NC", flow=2)       # afebrile again, fever required: 0
+    db.derive()
+    g = _by_day(db, "P1")
+    assert [int(g[d]["grade"]) for d in range(1, 9)] == [0, 1, 2, 3, 2, 0, 0, 0]
+    assert [bool(g[d]["fever_required"]) for d in range(1, 9)] == [True, True, False, False, False, False, False, True]
+    assert "fever not required" in g[4]["grade_reason"]
+    assert g[8]["grade_reason"].startswith("afebrile, no CRS")
+
+
+def test_no_masking_without_anticytokine(db_path):
+    db = StudyDB(db_path)
+    db.subject("P2")
+    db.crs("P2", 2, temp=38.6)
+    db.crs("P2", 3, temp=37.0, hypotension=True, vasopressors=1)
+    db.med("P2", "anti_infective", 2, 10)
+    db.derive()
+    g = _by_day(db, "P2")
+    assert int(g[3]["grade"]) == 0 and bool(g[3]["fever_required"])
+
+
+def test_masking_by_antipyretic_and_steroid_running(db_path):
+    """A corticosteroid started before onset and still running masks fever once CRS has started."""
+    db = StudyDB(db_path)
+    db.subject("P3")
+    db.med("P3", "corticosteroid", -1, None)
+    db.crs("P3", 0, temp=37.1, oxygen="FACEMASK")   # before onset: not CRS even on steroids
+    db.crs("P3", 1, temp=38.2)
+    db.crs("P3", 2, temp=37.1, oxygen="FACEMASK")
+    db.subject("P4")
+    db.crs("P4", 1, temp=38.2)
+    db.med("P4", "antipyretic", 1, 1)
+    db.crs("P4", 2, temp=37.1, hypotension=True)
+    db.derive()
+    g3 = _by_day(db, "P3")
+    assert int(g3[0]["grade"]) == 0 and int(g3[2]["grade"]) == 3
+    g4 = _by_day(db, "P4")
+    assert int(g4[2]["grade"]) == 2
+
+
+def test_tocilizumab_before_onset_does_not_mask_onset(db_path):
+    db = StudyDB(db_path)
+    db.subject("P5")
+    db.med("P5", "tocilizumab", 0, 0)
+    db.crs("P5", 1, temp=37.0, hypotension=True, vasopressors=1)
+    db.derive()
+    assert int(_by_day(db, "P5")[1]["grade"]) == 0
+
+
+def test_rerun_replaces_rows(db_path):
+    db = StudyDB(db_path)
+    db.subject("R1")
+    db.crs("R1", 1, temp=38.5)
+    db.derive()
+    db.derive()
+    assert db.one("SELECT count(*) AS n FROM crs_grades")["n"] == 1

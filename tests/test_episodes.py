@@ -1,0 +1,244 @@
+"""CRS/ICANS episodes: restarts, ordering, duplicates, management, resolution, reported-AE fallback,
+discrepancies with reported grades, biomarker peaks and the IEC-HS screen."""
+from __future__ import annotations
+
+import math
+
+from test_crs_support import StudyDB
+
+
+def _int(v):
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
+
+
+def _episodes(db, usubjid, syndrome="CRS"):
+    return db.rows("SELECT * FROM toxicity_episodes WHERE usubjid = $u AND syndrome = $s ORDER BY episode_no",
+                   u=usubjid, s=syndrome)
+
+
+def test_episode_restarts_after_two_grade0_days(db_path):
+    db = StudyDB(db_path)
+    db.subject("E1")
+    db.crs("E1", 1, temp=38.4)
+    db.crs("E1", 2, temp=37.0)           # one grade-0 day: same episode continues
+    db.crs("E1", 3, temp=38.8, hypotension=True)
+    db.crs("E1", 4, temp=37.0)
+    db.crs("E1", 5, temp=37.1)           # second grade-0 day: episode 1 ended on day 3
+    db.crs("E1", 9, temp=38.1, vasopressors=2, hypotension=True)
+    db.crs("E1", 10, temp=37.0)
+    db.derive()
+    eps = _episodes(db, "E1")
+    assert [e["event_key"] for e in eps] == ["E1/CRS/1", "E1/CRS/2"]
+    assert (eps[0]["onset_day"], eps[0]["last_symptomatic_day"], eps[0]["duration_days"], eps[0]["max_grade"]) == (1, 3, 3, 2)
+    assert eps[0]["resolution_day"] == 4 and eps[0]["resolution_status"] == "resolved"
+    assert (eps[1]["onset_day"], eps[1]["max_grade"], eps[1]["vasopressor_max"]) == (9, 4, 2)
+    assert eps[1]["icu_level_support"] and eps[1]["resolution_status"] == "resolved"
+    keys = {int(r["day"]): r["episode_key"] for r in db.rows("SELECT day, episode_key FROM crs_grades WHERE usubjid='E1'")}
+    assert keys[2] == "E1/CRS/1" and keys[5] == "E1/CRS/1" and keys[9] == "E1/CRS/2"
+
+
+def test_long_unassessed_gap_splits_episodes(db_path):
+    db = StudyDB(db_path)
+    db.subject("E2")
+    db.crs("E2", 1, temp=38.4)
+    db.crs("E2", 12, temp=38.4)
+    db.derive()
+    assert [e["onset_day"] for e in _episodes(db, "E2")] == [1, 12]
+
+
+def test_out_of_order_and_duplicate_assessments(db_path):
+    db = StudyDB(db_path)
+    db.subject("E3")
+    # inserted out of time order; two records at the same time on day 2 (grade 1 and grade 3: worst wins)
+    db.crs("E3", 3, temp=37.0)
+    db.crs("E3", 2, hour=14, temp=38.5)
+    db.crs("E3", 1, temp=38.2)
+    db.crs("E3", 2, hour=14, temp=38.5, vasopressors=1, hypotension=True)
+    db.crs("E3", 4, temp=36.9)
+    db.derive()
+    eps = _episodes(db, "E3")
+    assert len(eps) == 1
+    e = eps[0]
+    assert (e["onset_day"], e["last_symptomatic_day"], e["max_grade"], e["max_grade_day"]) == (1, 2, 3, 2)
+    assert e["days_grade3_plus"] == 1 and e["grade3_plus_first_day"] == 2 and e["grade3_plus_last_day"] == 2
+    daily = {int(r["day"]): int(r["grade"]) for r in db.rows("SELECT * FROM toxicity_daily_grades WHERE usubjid='E3'")}
+    assert daily == {1: 1, 2: 3, 3: 0, 4: 0}
+
+
+def test_management_and_support(db_path):
+    db = StudyDB(db_path)
+    db.subject("E4")
+    db.crs("E4", 2, temp=39.0, oxygen="LOW_FLOW_NC", flow=4)
+    db.crs("E4", 3, temp=39.2, hypotension=True, vasopressors=1, vasopressin=True, oxygen="BIPAP")
+    db.crs("E4", 5, temp=37.0)
+    db.crs("E4", 6, temp=37.0)
+    db.med("E4", "tocilizumab", 2)
+    db.med("E4", "tocilizumab", 3)
+    db.med("E4", "tocilizumab", 20)      # outside the episode window
+    db.med("E4", "corticosteroid", 3, 6)
+    db.med("E4", "anakinra", 4, 5)
+    db.derive()
+    e = _episodes(db, "E4")[0]
+    assert e["tocilizumab"] and e["tocilizumab_first_day"] == 2 and e["tocilizumab_doses"] == 2
+    assert e["corticosteroid"] and e["corticosteroid_first_day"] == 3
+    assert e["anakinra"] and e["anakinra_first_day"] == 4
+    assert e["vasopressor_max"] == 2 and e["positive_pressure"] and e["icu_level_support"]
+    assert e["max_grade"] == 4 and e["grading_system"] == "ASTCT 2019" and e["source"] == "assessments"
+
+
+def test_resolution_status_ongoing_and_death(db_path):
+    db = StudyDB(db_path)
+    db.subject("E5")
+    db.crs("E5", 1, temp=38.5)
+    db.crs("E5", 2, temp=38.6, oxygen="FACEMASK")
+    db.subject("E6", death_day=4)
+    db.crs("E6", 2, temp=39.5, vasopressors=3, hypotension=True)
+    db.derive()
+    e5 = _episodes(db, "E5")[0]
+    assert e5["ongoing"] and e5["resolution_status"] == "ongoing at data cut"
+    e6 = _episodes(db, "E6")[0]
+    assert not e6["ongoing"] and e6["resolution_status"] == "death"
+
+
+def test_grade3_hours(db_path):
+    db = StudyDB(db_path)
+    db.subject("E7")
+    db.crs("E7", 1, hour=8, temp=38.5, vasopressors=1, hypotension=True)
+    db.crs("E7", 3, hour=20, temp=38.5, vasopressors=1, hypotension=True)
+    db.crs("E7", 4, hour=20, temp=38.5, hypotension=True)
+    db.derive()
+    e = _episodes(db, "E7")[0]
+    assert e["grade3_plus_hours"] == 3 * 24 + 12
+    assert e["days_grade3_plus"] == 2
+
+
+def test_fallback_to_reported_aes_when_no_assessment_data(db_path):
+    db = StudyDB(db_path)
+    db.subject("F1")
+    db.subject("F2")
+    db.ae("F1", "Cytokine release syndrome", 2, 1, 3)
+    db.ae("F1", "CYTOKINE RELEASE SYNDROME", 3, 3, 5)       # touches the first: one episode, max grade 3
+    db.ae("F1", "crs", 1, 20, 21)                          # separate episode
+    db.ae("F2", "Immune effector cell-associated neurotoxicity syndrome", 4, 5, None)
+    db.ae("F2", "Pyrexia", 1, 1, 2)
+    db.med("F1", "tocilizumab", 2)
+    db.derive()
+    eps = _episodes(db, "F1")
+    assert [(e["event_key"], e["onset_day"], e["last_symptomatic_day"], e["max_grade"]) for e in eps] == \
+        [("F1/CRS/1", 1, 5, 3), ("F1/CRS/2", 20, 21, 1)]
+    assert all(e["source"] == "reported AE" for e in eps)
+    assert eps[0]["ae_event_key"] == "F1/AE/2" and eps[0]["reported_grade"] == 3 and eps[0]["tocilizumab"]
+    assert eps[0]["resolution_status"] == "resolved" and _int(eps[0]["days_grade3_plus"]) is None
+    ic = _episodes(db, "F2", "ICANS")
+    assert len(ic) == 1 and ic[0]["max_grade"] == 4 and ic[0]["resolution_status"] == "ongoing at data cut"
+    assert ic[0]["grading_system"] == "ASTCT 2019"
+    days = [int(r["day"]) for r in db.rows("SELECT day FROM toxicity_daily_grades WHERE usubjid='F1' ORDER BY day")]
+    assert days == [1, 2, 3, 4, 5, 20, 21]
+    assert db.one("SELECT count(*) AS n FROM grade_discrepancies")["n"] == 0
+    assert db.one("SELECT count(*) AS n FROM crs_grades")["n"] == 0
+
+
+def test_fallback_keeps_other_grading_system_visible(db_path):
+    db = StudyDB(db_path)
+    db.subject("F3")
+    db.ae("F3", "Cytokine release syndrome", 3, 2, 4, grading_system="CTCAE v5.0")
+    db.derive()
+    assert _episodes(db, "F3")[0]["grading_system"] == "CTCAE v5.0"
+
+
+def test_discrepancies_on_planted_cases(db_path):
+    db = StudyDB(db_path)
+    # D1: vasopressor on day 3 -> derived grade 3, site reported 2
+    db.subject("D1")
+    db.crs("D1", 2, temp=38.6)
+    db.crs("D1", 3, temp=38.9, hypotension=True, vasopressors=1)
+    db.crs("D1", 4, temp=37.0)
+    db.crs("D1", 5, temp=37.0)
+    db.ae("D1", "Cytokine release syndrome", 2, 2, 4)
+    # D2: derived grade 1, reported 3
+    db.subject("D2")
+    db.crs("D2", 1, temp=38.3)
+    db.ae("D2", "Cytokine release syndrome", 3, 1, 2)
+    # D3: derived episode, nothing reported
+    db.subject("D3")
+    db.crs("D3", 6, temp=38.1, oxygen="HIGH_FLOW_NC", flow=30)
+    # D4: reported AE, no derived episode
+    db.subject("D4")
+    db.crs("D4", 1, temp=37.0)
+    db.ae("D4", "Cytokine release syndrome", 1, 10, 11)
+    # D5: agreement: no row
+    db.subject("D5")
+    db.crs("D5", 1, temp=38.3, hypotension=True)
+    db.ae("D5", "Cytokine release syndrome", 2, 1, 2)
+    # D6: same grade but graded with CTCAE: not silently accepted
+    db.subject("D6")
+    db.crs("D6", 1, temp=38.3)
+    db.ae("D6", "Cytokine release syndrome", 1, 1, 2, grading_system="CTCAE v5.0")
+    db.derive()
+    d = {r["usubjid"]: r for r in db.rows("SELECT * FROM grade_discrepancies")}
+    assert set(d) == {"D1", "D2", "D3", "D4", "D6"}
+    assert d["D1"]["discrepancy"] == "reported lower than derived"
+    assert (d["D1"]["reported_grade"], d["D1"]["derived_grade"]) == (2, 3)
+    assert d["D1"]["ae_event_key"] == "D1/AE/1" and d["D1"]["episode_key"] == "D1/CRS/1" and d["D1"]["aeseq"] == 1
+    assert "on day 3" in d["D1"]["evidence"] and "one vasopressor" in d["D1"]["evidence"]
+    assert d["D2"]["discrepancy"] == "reported higher than derived"
+    assert d["D3"]["discrepancy"] == "no AE reported for derived episode" and d["D3"]["derived_grade"] == 3
+    assert "high-flow nasal cannula" in d["D3"]["evidence"]
+    assert d["D4"]["discrepancy"] == "reported AE without derived episode" and d["D4"]["reported_grade"] == 1
+    assert d["D6"]["discrepancy"] == "reported on a different grading system"
+    assert "CTCAE v5.0" in d["D6"]["evidence"]
+    ep = db.one("SELECT * FROM toxicity_episodes WHERE usubjid='D1'")
+    assert ep["ae_event_key"] == "D1/AE/1" and ep["reported_grade"] == 2
+
+
+def test_biomarker_peaks_relative_to_onset(db_path):
+    db = StudyDB(db_path)
+    db.subject("B1")
+    db.crs("B1", 2, temp=38.6)
+    db.crs("B1", 4, temp=38.6)
+    db.crs("B1", 5, temp=37.0)
+    db.crs("B1", 6, temp=37.0)
+    for day, crp, fer, il6 in [(0, 5, 400, 10), (2, 120, 900, 300), (3, 180, 2500, 150), (5, 60, 3100, 40), (20, 300, 9000, 900)]:
+        db.lab("B1", "CRP", day, crp)
+        db.lab("B1", "FERRITIN", day, fer)
+        db.lab("B1", "IL6", day, il6)
+    db.derive()
+    b = db.one("SELECT * FROM episode_biomarkers WHERE usubjid='B1'")
+    assert (b["peak_crp"], b["peak_crp_day"], b["peak_crp_rel_onset"]) == (180, 3, 1)
+    assert (b["peak_ferritin"], b["peak_ferritin_day"], b["peak_ferritin_rel_onset"]) == (3100, 5, 3)
+    assert (b["peak_il6"], b["peak_il6_day"], b["peak_il6_rel_onset"]) == (300, 2, 0)
+
+
+def test_iec_hs_screen(db_path):
+    db = StudyDB(db_path)
+    # H1: CRS peaks day 2, resolves; ferritin x6 on day 8 with new thrombocytopenia and low fibrinogen
+    db.subject("H1")
+    db.crs("H1", 1, temp=38.5)
+    db.crs("H1", 2, temp=39.0, hypotension=True)
+    db.crs("H1", 4, temp=37.0)
+    db.crs("H1", 5, temp=37.0)
+    db.lab("H1", "FERRITIN", 0, 500)
+    db.lab("H1", "FERRITIN", 3, 800)
+    db.lab("H1", "FERRITIN", 8, 3000)
+    db.lab("H1", "PLAT", 3, 120)
+    db.lab("H1", "PLAT", 8, 30)
+    db.lab("H1", "FIBRINO", 8, 1.2)
+    db.lab("H1", "ALT", 8, 100, uln=40)
+    # H2: ferritin doubles but nothing else abnormal: not flagged
+    db.subject("H2")
+    db.lab("H2", "FERRITIN", 0, 500)
+    db.lab("H2", "FERRITIN", 8, 1500)
+    db.lab("H2", "ALT", 8, 200, uln=40)   # exactly 5 x ULN: not > 5 x ULN
+    # H3: no CRS, transaminases > 5 x ULN with ferritin rising
+    db.subject("H3")
+    db.lab("H3", "FERRITIN", -2, 300)
+    db.lab("H3", "FERRITIN", 10, 900)
+    db.lab("H3", "AST", 11, 201, uln=40)
+    db.derive()
+    rows = {r["usubjid"]: r for r in db.rows("SELECT * FROM iec_hs_screen")}
+    assert set(rows) == {"H1", "H3"}
+    h1 = rows["H1"]
+    assert h1["flag_day"] == 8 and h1["ferritin_fold"] == 6.0 and h1["crs_phase"] == "after CRS"
+    assert h1["criteria_met"] == "new cytopenia, fibrinogen < 1.5 g/L" and h1["crs_episode_key"] == "H1/CRS/1"
+    assert h1["label"] == "screen, not a diagnosis" and h1["first_flag"]
+    assert rows["H3"]["criteria_met"] == "transaminases > 5 x ULN" and rows["H3"]["crs_phase"] == "no CRS episode"

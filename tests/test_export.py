@@ -1,0 +1,323 @@
+"""Committee packet: listing/table content against the database, file formats, determinism, CLI."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from test_export_fixtures import CUT1, CUT2, STUDY, build_db, ensure_derived_tables
+
+from safety.export import csv_writer, rtf_writer, xlsx_writer
+from safety.export.common import make_reader, packet_meta
+from safety.export.listings import LISTINGS, build_listing
+from safety.export.packet import write_outputs
+from safety.export.tables import TABLES, build_table
+from safety.review_store import ReviewStore
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXED = dt.datetime(2025, 4, 1, 9, 30, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+def db(tmp_path):
+    return build_db(tmp_path / "study.duckdb")
+
+
+@pytest.fixture
+def con(db):
+    c = duckdb.connect(str(db), read_only=True)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def reader(con):
+    return make_reader(con, STUDY, CUT2)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = ReviewStore(tmp_path / "study.review.sqlite")
+    s.add_adjudication(studyid=STUDY, event_key="CT-001-S03/ICANS/1", usubjid="CT-001-S03", rule_id="R5",
+                       decision="confirmed", rationale="grade 3 ICANS for 4 days", reviewer="dr.a",
+                       data_cut=str(CUT2), event_fingerprint=None)
+    s.add_adjudication(studyid=STUDY, event_key="CT-001-S01/LB/NEUT-D28", usubjid="CT-001-S01", rule_id="R7",
+                       decision="rejected", rationale="marrow disease", reviewer="dr.a",
+                       data_cut=str(CUT2), event_fingerprint=None)
+    return s
+
+
+def _count(con, sql, cut=CUT2):
+    return con.execute(sql, {"s": STUDY, "c": cut}).fetchone()[0]
+
+
+# -- listings: content against the database -------------------------------------------------
+
+def test_listing_row_counts_match_the_database(con, reader):
+    expected = {
+        "ae": "SELECT count(*) FROM adverse_events WHERE studyid=$s AND data_cut=$c",
+        "sae": "SELECT count(*) FROM adverse_events WHERE studyid=$s AND data_cut=$c AND aeser='Y'",
+        "deaths": "SELECT count(*) FROM subjects WHERE studyid=$s AND data_cut=$c AND death_date IS NOT NULL",
+        "dlt": "SELECT count(*) FROM dlt_candidates WHERE studyid=$s AND data_cut=$c",
+        "crs_icans_episodes": "SELECT count(*) FROM toxicity_episodes WHERE studyid=$s AND data_cut=$c",
+        "lab_grade3": "SELECT count(*) FROM lab_toxicity WHERE studyid=$s AND data_cut=$c AND grade >= 3",
+        "eligibility_deviations": "SELECT count(*) FROM eligibility_deviations WHERE studyid=$s AND data_cut=$c",
+    }
+    for name, sql in expected.items():
+        n = _count(con, sql)
+        assert n > 0, name
+        assert len(build_listing(reader, name)) == n, name
+
+
+def test_ae_listing_known_subject_row(reader):
+    df = build_listing(reader, "ae")
+    assert list(df["usubjid"]) == sorted(df["usubjid"])  # sorted by subject, then onset
+    row = df[df["event_key"] == "CT-001-S01/AE/1"].iloc[0]
+    assert (row["site"], row["cohort"], row["dose_level"], row["sex"]) == ("101", "DL1", "1e6 cells/kg", "F")
+    assert row["age"] == 54 and row["onset_day"] == 1 and row["end_day"] == 5 and row["duration_days"] == 5
+    assert row["grading_system"] == "ASTCT 2019" and row["grade"] == 2
+    assert row["in_dlt_window"] and row["tocilizumab_during_event"] and not row["corticosteroid_during_event"]
+    assert row["onset_date"] == dt.date(2024, 12, 2)
+    s01 = df[df["usubjid"] == "CT-001-S01"]
+    assert list(s01["onset_day"]) == [1, 3, 60]
+    late = df[df["event_key"] == "CT-001-S01/AE/3"].iloc[0]
+    assert not late["in_dlt_window"]
+    sae = df[df["event_key"] == "CT-001-S03/AE/1"].iloc[0]
+    assert sae["serious_criteria"] == "hospitalisation" and not sae["related"]
+
+
+def test_new_since_previous_cut_flags(con, reader):
+    ae = build_listing(reader, "ae").set_index("event_key")["new_since_previous_cut"]
+    assert ae.to_dict() == {"CT-001-S01/AE/1": False, "CT-001-S01/AE/2": False, "CT-001-S01/AE/3": True,
+                            "CT-001-S02/AE/1": True, "CT-001-S03/AE/1": False, "CT-001-S03/AE/2": True}
+    assert build_listing(reader, "deaths")["new_since_previous_cut"].tolist() == [True]
+    ep = build_listing(reader, "crs_icans_episodes").set_index("event_key")["new_since_previous_cut"]
+    assert ep.to_dict() == {"CT-001-S01/CRS/1": False, "CT-001-S03/ICANS/1": True}
+    # at the first cut everything is new
+    first = build_listing(make_reader(con, STUDY, CUT1), "ae")
+    assert len(first) == 3 and first["new_since_previous_cut"].all()
+
+
+def test_dlt_listing_carries_adjudication(reader, store):
+    df = build_listing(reader, "dlt", store).set_index("event_key")
+    assert df.loc["CT-001-S03/ICANS/1", "adjudication"] == "confirmed"
+    assert df.loc["CT-001-S03/ICANS/1", "adjudicated_dlt"] == "Yes"
+    assert df.loc["CT-001-S01/LB/NEUT-D28", "adjudicated_dlt"] == "No"
+    assert df.loc["CT-001-S03/ICANS/1", "adjudicated_by"] == "dr.a"
+    ep = build_listing(reader, "crs_icans_episodes", store).set_index("event_key")
+    assert ep.loc["CT-001-S03/ICANS/1", "adjudicated_dlt"] == "Yes"
+
+
+def test_committee_added_dlt_appears(reader, store):
+    store.add_adjudication(studyid=STUDY, event_key="CT-001-S01/AE/2", usubjid="CT-001-S01", rule_id=None,
+                           decision="added", rationale="prolonged neutropenia judged DLT", reviewer="dr.b",
+                           data_cut=str(CUT2), event_fingerprint=None)
+    df = build_listing(reader, "dlt", store)
+    added = df[df["event_key"] == "CT-001-S01/AE/2"]
+    assert len(added) == 1 and added.iloc[0]["source"] == "committee" and added.iloc[0]["cohort"] == "DL1"
+    assert build_listing(reader, "ae", store).set_index("event_key").loc["CT-001-S01/AE/2", "adjudicated_dlt"] == "Yes"
+
+
+def test_aesi_categories(reader):
+    df = build_listing(reader, "aesi")
+    cats = df.groupby("aesi_category")["event_key"].apply(sorted).to_dict()
+    assert cats["Infection"] == ["CT-001-S02/AE/1", "CT-001-S03/AE/1"]
+    assert cats["Hypogammaglobulinaemia"] == ["CT-001-S01/AE/3"]
+    assert cats["Prolonged cytopenia (R7)"] == ["CT-001-S01/LB/NEUT-D28"]
+    assert "new_since_previous_cut" in df.columns
+
+
+def test_site_scope_limits_listings(con):
+    from safety.access import Scope, StudyReader
+    r = StudyReader(con, Scope(STUDY, CUT2, ("102",), CUT1))
+    assert set(build_listing(r, "ae")["usubjid"]) == {"CT-001-S03"}
+    assert build_listing(r, "deaths").empty
+
+
+def test_missing_derived_tables_give_empty_listing_with_note(tmp_path):
+    path = build_db(tmp_path / "bare.duckdb", derived=False)
+    with duckdb.connect(str(path), read_only=True) as c:
+        r = make_reader(c, STUDY, CUT2)
+        for name in ("dlt", "crs_icans_episodes", "lab_grade3", "eligibility_deviations"):
+            df = build_listing(r, name)
+            assert df.empty and "not" in df.attrs["notes"][0].lower(), name
+        assert len(build_listing(r, "ae")) == 6
+        for name in TABLES:
+            build_table(r, name)  # never raises
+        assert len(build_listing(r, "aesi")) == 3  # AE-based categories still listed
+
+
+# -- tables -------------------------------------------------------------------------------------
+
+def test_ae_overview_counts(reader):
+    df = build_table(reader, "ae_overview").set_index("Category")
+    assert list(df.columns) == ["Cohort DL1 (N=2) n (%)", "Cohort DL2 (N=1) n (%)", "Overall (N=3) n (%)"]
+    assert df.loc["Any adverse event", "Overall (N=3) n (%)"] == "3 (100.0)"
+    assert df.loc["Any serious adverse event", "Overall (N=3) n (%)"] == "2 (66.7)"
+    assert df.loc["  Serious: results in death", "Cohort DL1 (N=2) n (%)"] == "1 (50.0)"
+    assert df.loc["  Serious: hospitalisation (initial or prolonged)", "Cohort DL2 (N=1) n (%)"] == "1 (100.0)"
+    assert df.loc["Adverse event leading to death", "Cohort DL2 (N=1) n (%)"] == "0"
+    assert df.loc["Any related adverse event", "Overall (N=3) n (%)"] == "2 (66.7)"
+
+
+def test_ae_by_soc_pt_counts_worst_grade(reader):
+    df = build_table(reader, "ae_by_soc_pt")
+    row = df[df["Preferred term"] == "Sepsis"].iloc[0]
+    assert row["Overall (N=3) grade >= 3 n (%)"] == "1 (33.3)" and row["Overall worst grade 5 n"] == 1
+    soc = df[(df["System organ class"] == "Infections and infestations") & (df["Preferred term"] == "Any event in SOC")]
+    assert soc.iloc[0]["Overall (N=3) any grade n (%)"] == "2 (66.7)"
+    assert df.iloc[0]["System organ class"] == "Infections and infestations"  # most frequent SOC first
+    sae = build_table(reader, "sae_by_soc_pt")
+    assert set(sae["Preferred term"]) == {"Any event in SOC", "Pneumonia", "Sepsis"}
+
+
+def test_crs_icans_and_dlt_tables(reader, store):
+    crs = build_table(reader, "crs_icans_summary").set_index("Category")
+    assert crs.loc["CRS: maximum grade 2", "Cohort DL1 (N=2) n (%)"] == "1 (50.0)"
+    assert crs.loc["ICANS: grade >= 3", "Overall (N=3) n (%)"] == "1 (33.3)"
+    assert crs.loc["CRS: tocilizumab", "Overall (N=3) n (%)"] == "1 (33.3)"
+    assert crs.loc["ICANS: day of first onset, median (range)", "Overall (N=3) n (%)"] == "8 (8-8)"
+    dlt = build_table(reader, "dlt_summary", store).set_index("Category")
+    assert dlt.loc["Subjects with an adjudicated DLT", "Cohort DL2 (N=1) n (%)"] == "1 (100.0)"
+    assert dlt.loc["Subjects with an adjudicated DLT", "Cohort DL1 (N=2) n (%)"] == "0"
+    stop = build_table(reader, "stopping_rules")
+    assert stop.iloc[0]["Decision"] == "continue" and stop.iloc[0]["Events"] == 1
+
+
+def test_lab_tables(reader):
+    wg = build_table(reader, "lab_worst_grade")
+    g4 = wg[(wg["CTCAE term"] == "Neutrophil count decreased (L)") & (wg["Worst grade"] == "Grade 4")]
+    assert g4.iloc[0]["Overall (N=3) n (%)"] == "1 (33.3)"
+    shift = build_table(reader, "lab_shift").set_index(["CTCAE term", "Baseline grade"])
+    r = shift.loc[("Neutrophil count decreased (L)", "0")]
+    assert (r["Worst grade 4 n"], r["Worst grade 2 n"], r["Total n"]) == (1, 1, 2)
+
+
+def test_unknown_names_raise(reader):
+    with pytest.raises(KeyError):
+        build_listing(reader, "nope")
+    with pytest.raises(KeyError):
+        build_table(reader, "nope")
+
+
+# -- files ------------------------------------------------------------------------------------
+
+def test_csv_round_trip_and_metadata(reader, tmp_path):
+    meta = packet_meta(reader, FIXED)
+    df = build_listing(reader, "ae")
+    p = csv_writer.write_csv(df, meta, tmp_path / "ae.csv")
+    text = p.read_text()
+    assert "# Study: CT-001" in text and "# Data cut: 2025-03-31 (previous cut: 2025-01-31)" in text
+    assert "# Generated (UTC): 2025-04-01 09:30:00 UTC" in text and "celltox version: " in text
+    assert "# Source file SHA-256: dm.xpt " in text
+    back = csv_writer.read_export_csv(p)
+    assert len(back) == 6 and back.loc[0, "event_key"] == "CT-001-S01/AE/1" and back.loc[0, "end_day"] == "5"
+
+
+def test_xlsx_opens_with_sheets_frozen_header_and_grade_colour(reader, tmp_path):
+    import openpyxl
+    paths = write_outputs(reader, tmp_path / "out", formats=("xlsx",), generated_at=FIXED)
+    wb = openpyxl.load_workbook(paths[0])
+    assert wb.sheetnames[0] == "Cover" and {"ae", "ae_overview", "dlt", "aesi"} <= set(wb.sheetnames)
+    ws = wb["ae"]
+    assert ws.freeze_panes == "A7"
+    heads = [c.value for c in ws[6]]
+    assert heads[:4] == ["Site", "Cohort", "Dose level", "Subject"]
+    gcol = heads.index("Grade") + 1
+    cell = ws.cell(row=8, column=gcol)  # CT-001-S01/AE/2, grade 4
+    assert cell.value == 4 and cell.fill.fgColor.rgb.endswith("D55E00")
+    assert ws.column_dimensions["H"].width > 10
+    cover = "\n".join(str(c.value) for c in wb["Cover"]["A"] if c.value)
+    assert "Data cut: 2025-03-31" in cover and "Generated (UTC): 2025-04-01 09:30:00 UTC" in cover
+
+
+def test_rtf_is_structurally_valid(reader, tmp_path):
+    meta = packet_meta(reader, FIXED)
+    text = rtf_writer.rtf_text(build_listing(reader, "ae"), meta)
+    assert text.startswith("{\\rtf1")
+    depth = 0
+    for i, ch in enumerate(text):
+        if ch in "{}" and (i == 0 or text[i - 1] != "\\" or text[i - 2:i] == "\\\\"):
+            depth += 1 if ch == "{" else -1
+            assert depth >= 0
+    assert depth == 0
+    assert "\\landscape" in text and "\\paperw15840\\paperh12240" in text and "\\trhdr" in text
+    assert "CT-001-S01/AE/1\\cell" in text and "Septic shock\\cell" in text
+    assert "Confidential" in text and "NUMPAGES" in text
+    assert text.count("\\row") == 7  # header + 6 AEs
+    assert rtf_writer.esc("a{b}\\ é") == "a\\{b\\}\\\\ \\u233?"
+
+
+def test_pdf_packet_pages_and_text(reader, tmp_path, store):
+    pypdf = pytest.importorskip("pypdf")
+    paths = write_outputs(reader, tmp_path / "out", formats=("pdf",), store=store, user="dm", generated_at=FIXED)
+    pdf = pypdf.PdfReader(paths[0])
+    assert len(pdf.pages) >= 2 + 3 + len(TABLES) + len(LISTINGS)
+    text = "\n".join(p.extract_text() for p in pdf.pages)
+    assert "Safety Review Committee packet" in text and "Contents" in text
+    assert "Listing of all adverse events by subject" in text and "Septic shock" in text
+    last = pdf.pages[-1].extract_text()
+    assert "Confidential" in last and f"Page {len(pdf.pages)} of {len(pdf.pages)}" in last
+    assert len(pdf.pages[2].images) + len(pdf.pages[3].images) + len(pdf.pages[4].images) >= 1 or \
+        "figure unavailable" in text
+
+
+def test_same_cut_gives_same_bytes_apart_from_generation_time(reader, tmp_path):
+    a = write_outputs(reader, tmp_path / "a", generated_at=FIXED)
+    b = write_outputs(reader, tmp_path / "b", generated_at=FIXED)
+    assert [p.name for p in a] == [p.name for p in b]
+    for pa, pb in zip(a, b):
+        assert pa.read_bytes() == pb.read_bytes(), pa.name
+    later = write_outputs(reader, tmp_path / "c", formats=("csv", "rtf"),
+                          generated_at=FIXED + dt.timedelta(hours=5))
+    for pc in later:
+        old = (tmp_path / "a" / pc.name).read_text().splitlines()
+        new = pc.read_text().splitlines()
+        diff = [(x, y) for x, y in zip(old, new) if x != y]
+        assert len(old) == len(new) and len(diff) <= 2 and all("Generated (UTC)" in x for x, _ in diff), pc.name
+
+
+def test_write_outputs_audits_and_leaves_nothing_on_failure(reader, tmp_path, store, monkeypatch):
+    out = tmp_path / "out"
+    paths = write_outputs(reader, out, formats=("csv",), only=["ae", "deaths"], store=store, user="dm")
+    assert sorted(p.name for p in paths) == ["CT-001_2025-03-31_ae.csv", "CT-001_2025-03-31_deaths.csv"]
+    entry = [e for e in store.audit_entries(STUDY) if e["action"] == "export"][-1]
+    assert entry["username"] == "dm" and "CT-001_2025-03-31_ae.csv" in entry["detail"]
+    from safety.export import packet
+    monkeypatch.setattr(packet.rtf_writer, "write_rtf", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("disk")))
+    with pytest.raises(RuntimeError):
+        write_outputs(reader, tmp_path / "fail", formats=("csv", "rtf"))
+    assert list((tmp_path / "fail").iterdir()) == []
+
+
+# -- CLI ------------------------------------------------------------------------------------
+
+def _cli(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "safety", "export", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_errors_and_success(db, tmp_path):
+    r = _cli("--db", str(db), "--study", "NOPE", "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "unknown study 'NOPE'" in r.stderr and "CT-001" in r.stderr
+    r = _cli("--db", str(db), "--study", STUDY, "--cutoff", "2025-02-01", "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "2025-01-31, 2025-03-31" in r.stderr
+    r = _cli("--db", str(db), "--study", STUDY, "--only", "ae,bogus", "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "unknown output bogus" in r.stderr and "deaths" in r.stderr
+    r = _cli("--db", str(db), "--study", STUDY, "--format", "csv,docx", "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "unknown format docx" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = _cli("--help")
+    assert r.returncode == 0 and "all-sites" in r.stdout
+    r = _cli("--db", str(db), "--study", STUDY, "--cutoff", "2025-01-31", "--format", "csv", "--only", "ae",
+             "--out", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "o" / "CT-001_2025-01-31_ae.csv"
+    assert out.exists() and len(csv_writer.read_export_csv(out)) == 3

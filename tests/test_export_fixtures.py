@@ -1,0 +1,184 @@
+"""A small two-cut study database for the export tests, built straight from the schema DDLs.
+
+Derived tables the export reads are declared here with their contract columns when the owning
+derivation module is not installed yet (registering them keeps reads scoped by StudyReader).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import duckdb
+
+from safety import schema
+from safety.schema import C, KEY, SUBJ, Table
+
+STUDY = "CT-001"
+CUT1 = dt.date(2025, 1, 31)
+CUT2 = dt.date(2025, 3, 31)
+INF = dt.date(2024, 12, 1)  # day 0 of every infused subject
+
+_STANDIN = {
+    "toxicity_episodes": [("syndrome", "VARCHAR"), ("episode_no", "INTEGER"), ("event_key", "VARCHAR"),
+                          ("onset_day", "INTEGER"), ("last_symptomatic_day", "INTEGER"), ("duration_days", "INTEGER"),
+                          ("max_grade", "INTEGER"), ("max_grade_day", "INTEGER"), ("ongoing", "BOOLEAN"),
+                          ("tocilizumab", "BOOLEAN"), ("tocilizumab_first_day", "INTEGER"),
+                          ("corticosteroid", "BOOLEAN"), ("corticosteroid_first_day", "INTEGER"),
+                          ("anakinra", "BOOLEAN"), ("icu_level_support", "BOOLEAN"), ("source", "VARCHAR"),
+                          ("ae_event_key", "VARCHAR"), ("reported_grade", "INTEGER")],
+    "dlt_candidates": [("event_key", "VARCHAR"), ("source", "VARCHAR"), ("rule_id", "VARCHAR"), ("reason", "VARCHAR"),
+                       ("term", "VARCHAR"), ("onset_day", "INTEGER"), ("grade", "INTEGER"),
+                       ("duration_days", "INTEGER"), ("ongoing", "BOOLEAN"), ("in_window", "BOOLEAN"),
+                       ("evidence", "VARCHAR")],
+    "lab_toxicity": [("lbseq", "INTEGER"), ("lbtestcd", "VARCHAR"), ("ctcae_term", "VARCHAR"), ("direction", "VARCHAR"),
+                     ("value", "DOUBLE"), ("unit", "VARCHAR"), ("lln", "DOUBLE"), ("uln", "DOUBLE"),
+                     ("baseline_value", "DOUBLE"), ("grade", "INTEGER"), ("grade_reason", "VARCHAR"), ("day", "INTEGER")],
+    "lab_worst_grades": [("ctcae_term", "VARCHAR"), ("direction", "VARCHAR"), ("baseline_grade", "INTEGER"),
+                         ("worst_grade", "INTEGER"), ("worst_day", "INTEGER")],
+    "eligibility_deviations": [("criterion", "VARCHAR"), ("test", "VARCHAR"), ("value", "DOUBLE"), ("unit", "VARCHAR"),
+                               ("limit_value", "DOUBLE"), ("day", "INTEGER"), ("detail", "VARCHAR")],
+}
+_STUDY_LEVEL = {
+    "stopping_rule_status": [("cohort", "VARCHAR"), ("method", "VARCHAR"), ("monitored_event", "VARCHAR"),
+                             ("evaluable_n", "INTEGER"), ("events", "INTEGER"), ("pending", "INTEGER"),
+                             ("statistic", "DOUBLE"), ("boundary", "DOUBLE"), ("decision", "VARCHAR"),
+                             ("sentence", "VARCHAR")],
+}
+
+
+def ensure_derived_tables() -> None:
+    """Register contract-shaped stand-ins for derived tables whose modules are not installed."""
+    names = {t.name for t in schema.all_tables()}
+    for name, cols in _STANDIN.items():
+        if name not in names:
+            schema.register(Table(name, f"test stand-in for {name}",
+                                  KEY + SUBJ + tuple(C(n, t, n) for n, t in cols), group="derived"))
+    for name, cols in _STUDY_LEVEL.items():
+        if name not in names:
+            schema.register(Table(name, f"test stand-in for {name}", KEY + tuple(C(n, t, n) for n, t in cols),
+                                  group="derived", per_subject=False))
+
+
+def _ins(con, table: str, rows: list[dict]) -> None:
+    for r in rows:
+        cols = ", ".join(f'"{k}"' for k in r)
+        marks = ", ".join(f"${k}" for k in r)
+        con.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", r)
+
+
+def _subject(cut, usubjid, site, cohort, *, infused=True, death=None, age=50.0, sex="F", order=None):
+    d = {"studyid": STUDY, "data_cut": cut, "usubjid": usubjid, "subjid": usubjid[-3:], "siteid": site,
+         "age": age, "sex": sex, "cohort": cohort, "dose_level": {"DL1": "1e6 cells/kg", "DL2": "3e6 cells/kg"}[cohort],
+         "infused": infused, "infusions": 1 if infused else 0, "enrollment_order": order,
+         "first_infusion_date": INF if infused else None, "status": "in follow-up" if infused else "screened",
+         "last_known_alive_day": (cut - INF).days}
+    if death:
+        d.update(death_date=death, death_day=(death - INF).days, death_cause="Sepsis", status="died",
+                 last_known_alive_day=(death - INF).days)
+    return d
+
+
+def _ae(cut, usubjid, seq, term, decod, soc, grade, onset, end=None, *, ser="N", rel=True, system=None, **extra):
+    ongoing = end is None
+    dur = ((end if end is not None else (cut - INF).days) - onset + 1)
+    d = {"studyid": STUDY, "data_cut": cut, "usubjid": usubjid, "aeseq": seq, "event_key": f"{usubjid}/AE/{seq}",
+         "aeterm": term, "aedecod": decod, "aebodsys": soc, "aetoxgr": grade, "aeser": ser,
+         "grading_system": system or "CTCAE v5.0", "related": rel, "aerel": "PROBABLE" if rel else "NOT RELATED",
+         "aeacn": "NOT APPLICABLE", "aeout": "RECOVERED/RESOLVED" if not ongoing else "NOT RECOVERED/NOT RESOLVED",
+         "aest_date": INF + dt.timedelta(days=onset), "onset_day": onset,
+         "aeen_date": INF + dt.timedelta(days=end) if end is not None else None, "end_day": end,
+         "ongoing": ongoing, "duration_days": dur, "treatment_emergent": True}
+    d.update(extra)
+    return d
+
+
+def _cut_rows(cut):
+    late = cut == CUT2
+    subjects = [_subject(cut, "CT-001-S01", "101", "DL1", age=54.0, sex="F", order=1),
+                _subject(cut, "CT-001-S02", "101", "DL1", age=61.0, sex="M", order=2,
+                         death=dt.date(2025, 2, 20) if late else None),
+                _subject(cut, "CT-001-S03", "102", "DL2", age=45.0, sex="M", order=3),
+                _subject(cut, "CT-001-S04", "102", "DL2", infused=False, age=38.0, sex="F")]
+    aes = [_ae(cut, "CT-001-S01", 1, "CRS", "Cytokine release syndrome", "Immune system disorders", 2, 1, 5,
+               system="ASTCT 2019"),
+           _ae(cut, "CT-001-S01", 2, "Low neutrophils", "Neutrophil count decreased", "Investigations", 4, 3, None),
+           _ae(cut, "CT-001-S03", 1, "Pneumonia", "Pneumonia", "Infections and infestations", 3, 20, 30,
+               ser="Y", aeshosp="Y", rel=False)]
+    if late:
+        aes += [_ae(cut, "CT-001-S02", 1, "Septic shock", "Sepsis", "Infections and infestations", 5, 75, 81,
+                    ser="Y", aesdth="Y", rel=False, aeout="FATAL"),
+                _ae(cut, "CT-001-S01", 3, "Low IgG", "Hypogammaglobulinaemia", "Immune system disorders", 2, 60, None),
+                _ae(cut, "CT-001-S03", 2, "ICANS", "Immune effector cell-associated neurotoxicity syndrome",
+                    "Nervous system disorders", 3, 8, 12, system="ASTCT 2019")]
+    meds = [{"studyid": STUDY, "data_cut": cut, "usubjid": "CT-001-S01", "cmseq": 1, "cmtrt": "Tocilizumab",
+             "med_class": "tocilizumab", "start_day": 2, "end_day": 2},
+            {"studyid": STUDY, "data_cut": cut, "usubjid": "CT-001-S03", "cmseq": 1, "cmtrt": "Dexamethasone",
+             "med_class": "corticosteroid", "start_day": 9, "end_day": 11}]
+    labs = [{"studyid": STUDY, "data_cut": cut, "usubjid": "CT-001-S01", "lbseq": 5, "lbtestcd": "NEUT",
+             "value": 0.3, "unit": "10^9/L", "lb_date": INF + dt.timedelta(days=3), "day": 3}]
+    labtox = [{"studyid": STUDY, "data_cut": cut, "usubjid": "CT-001-S01", "lbseq": 5, "lbtestcd": "NEUT",
+               "ctcae_term": "Neutrophil count decreased", "direction": "L", "value": 0.3, "unit": "10^9/L",
+               "lln": 2.0, "uln": 7.5, "baseline_value": 2.5, "grade": 4, "grade_reason": "value < 0.5", "day": 3},
+              {"studyid": STUDY, "data_cut": cut, "usubjid": "CT-001-S03", "lbseq": 2, "lbtestcd": "ALT",
+               "ctcae_term": "Alanine aminotransferase increased", "direction": "H", "value": 90.0, "unit": "U/L",
+               "lln": 0.0, "uln": 40.0, "baseline_value": 30.0, "grade": 1, "grade_reason": "> ULN", "day": 7}]
+    worst = [{"studyid": STUDY, "data_cut": cut, "usubjid": "CT-001-S01", "ctcae_term": "Neutrophil count decreased",
+              "direction": "L", "baseline_grade": 0, "worst_grade": 4, "worst_day": 3},
+             {"studyid": STUDY, "data_cut": cut, "usubjid": "CT-001-S03", "ctcae_term": "Neutrophil count decreased",
+              "direction": "L", "baseline_grade": 0, "worst_grade": 2, "worst_day": 5}]
+    episodes = [{"studyid": STUDY, "data_cut": cut, "usubjid": "CT-001-S01", "syndrome": "CRS", "episode_no": 1,
+                 "event_key": "CT-001-S01/CRS/1", "onset_day": 1, "last_symptomatic_day": 5, "duration_days": 5,
+                 "max_grade": 2, "max_grade_day": 2, "ongoing": False, "tocilizumab": True,
+                 "tocilizumab_first_day": 2, "corticosteroid": False, "anakinra": False, "icu_level_support": False,
+                 "source": "assessments", "ae_event_key": "CT-001-S01/AE/1", "reported_grade": 2}]
+    dlts = []
+    if late:
+        episodes.append({"studyid": STUDY, "data_cut": cut, "usubjid": "CT-001-S03", "syndrome": "ICANS",
+                         "episode_no": 1, "event_key": "CT-001-S03/ICANS/1", "onset_day": 8,
+                         "last_symptomatic_day": 12, "duration_days": 5, "max_grade": 3, "max_grade_day": 9,
+                         "ongoing": False, "tocilizumab": False, "corticosteroid": True,
+                         "corticosteroid_first_day": 9, "anakinra": False, "icu_level_support": False,
+                         "source": "assessments", "ae_event_key": "CT-001-S03/AE/2", "reported_grade": 3})
+        dlts.append({"studyid": STUDY, "data_cut": cut, "usubjid": "CT-001-S03", "event_key": "CT-001-S03/ICANS/1",
+                     "source": "toxicity_episodes", "rule_id": "R5", "reason": "ICANS grade 3 lasting more than 72 hours",
+                     "term": "ICANS", "onset_day": 8, "grade": 3, "duration_days": 5, "ongoing": False,
+                     "in_window": True, "evidence": "grade 3 from day 9 to day 12"})
+    dlts.append({"studyid": STUDY, "data_cut": cut, "usubjid": "CT-001-S01", "event_key": "CT-001-S01/LB/NEUT-D28",
+                 "source": "lab_toxicity", "rule_id": "R7", "reason": "Prolonged cytopenia", "term": "NEUT",
+                 "onset_day": 28, "grade": 4, "duration_days": None, "ongoing": True, "in_window": True,
+                 "evidence": "ANC 0.3 on day 28"})
+    elig = [{"studyid": STUDY, "data_cut": cut, "usubjid": "CT-001-S03", "criterion": "labs", "test": "CREAT",
+             "value": 150.0, "unit": "umol/L", "limit_value": 132.0, "day": -10, "detail": "creatinine above limit"}]
+    stop = [{"studyid": STUDY, "data_cut": cut, "cohort": None, "method": "bayesian_beta_binomial",
+             "monitored_event": "dlt", "evaluable_n": 3, "events": 1 if late else 0, "pending": 0, "statistic": 0.41,
+             "boundary": 0.90, "decision": "continue", "sentence": "Continue: P(rate > 25%) = 0.41 < 0.90"}]
+    hashes = [{"studyid": STUDY, "data_cut": cut, "load_id": f"load-{cut}", "domain": d, "source_file": f"{d.lower()}.xpt",
+               "sha256": (d.lower() + cut.isoformat()).encode().hex()[:64].ljust(64, "0")} for d in ("DM", "AE")]
+    cfg = {"studyid": STUDY, "dlt": {"window": {"start_day": 0, "end_day": 28}}}
+    study = [{"studyid": STUDY, "data_cut": cut, "title": "Phase I anti-CD19 CAR-T", "product": "CT19",
+              "product_type": "CAR-T", "config_json": json.dumps(cfg), "load_id": f"load-{cut}"}]
+    return {"studies": study, "subjects": subjects, "adverse_events": aes, "medications": meds, "labs": labs,
+            "lab_toxicity": labtox, "lab_worst_grades": worst, "toxicity_episodes": episodes, "dlt_candidates": dlts,
+            "eligibility_deviations": elig, "stopping_rule_status": stop, "load_log": hashes}
+
+
+def _is_derived(name: str) -> bool:
+    return schema.get_table(name).group == "derived" or name in _STANDIN or name in _STUDY_LEVEL
+
+
+def build_db(path, cuts=(CUT1, CUT2), derived=True):
+    """Write the test study at the given cuts; without ``derived`` the derived tables are left out."""
+    ensure_derived_tables()
+    con = duckdb.connect(str(path))
+    try:
+        for t in schema.all_tables():
+            if derived or not _is_derived(t.name):
+                con.execute(t.ddl())
+        for cut in cuts:
+            for table, rows in _cut_rows(cut).items():
+                if not derived and _is_derived(table):
+                    continue
+                _ins(con, table, rows)
+    finally:
+        con.close()
+    return path

@@ -1,0 +1,145 @@
+"""Early and late ICAHT from ANC and platelet series (EHA/EBMT 2023 via Liang's reference implementation)."""
+from __future__ import annotations
+
+import math
+
+from test_crs_support import StudyDB
+
+
+def _int(v):
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
+
+
+def _icaht(db, usubjid, lineage="ANC"):
+    return db.one("SELECT * FROM icaht WHERE usubjid = $u AND lineage = $l", u=usubjid, l=lineage)
+
+
+def _dense(db, usubjid, low_days, low=0.3, high=2.0, last=60, test="NEUT"):
+    for d in range(-3, last + 1):
+        db.lab(usubjid, test, d, low if d in low_days else high)
+
+
+def test_dense_series_grade_boundaries(db_path):
+    db = StudyDB(db_path)
+    cases = {"G0": set(), "G1": set(range(5, 11)), "G2": set(range(5, 12)), "G2b": set(range(5, 18)),
+             "G3": set(range(5, 19))}
+    for sid, days in cases.items():
+        db.subject(sid)
+        _dense(db, sid, days)
+    db.subject("EXACT")  # exactly 0.5 counts as <= 0.5
+    _dense(db, "EXACT", set(range(2, 4)), low=0.5)
+    db.subject("DEEP7")  # 7 days <= 0.1 -> grade 3 even though <= 0.5 lasts 7 days
+    _dense(db, "DEEP7", set(range(5, 12)), low=0.1)
+    db.subject("DEEP14")
+    _dense(db, "DEEP14", set(range(5, 19)), low=0.05)
+    db.derive_icaht()
+    got = {sid: (_int(_icaht(db, sid)["early_grade"]), _int(_icaht(db, sid)["days_le_500"]))
+           for sid in [*cases, "EXACT", "DEEP7", "DEEP14"]}
+    assert got == {"G0": (0, 0), "G1": (1, 6), "G2": (2, 7), "G2b": (2, 13), "G3": (3, 14), "EXACT": (1, 2),
+                   "DEEP7": (3, 7), "DEEP14": (4, 14)}
+    r = _icaht(db, "G3")
+    assert r["recovery_day"] == 19 and r["first_day_le_500"] == 5 and r["evaluable"] and r["n_values"] == 31
+    assert _int(_icaht(db, "DEEP7")["days_le_100"]) == 7
+
+
+def test_short_recovery_joins_episodes(db_path):
+    db = StudyDB(db_path)
+    db.subject("J")   # low 5-9, up 10-11 (2 days: not a recovery), low 12-16 -> one 12-day episode: grade 2
+    _dense(db, "J", set(range(5, 10)) | set(range(12, 17)))
+    db.subject("S")   # low 5-9, up 10-12 (3 days: recovered), low 13-17 -> longest 5 days: grade 1
+    _dense(db, "S", set(range(5, 10)) | set(range(13, 18)))
+    db.derive_icaht()
+    assert (_int(_icaht(db, "J")["early_grade"]), _int(_icaht(db, "J")["days_le_500"])) == (2, 12)
+    assert (_int(_icaht(db, "S")["early_grade"]), _int(_icaht(db, "S")["days_le_500"])) == (1, 5)
+
+
+def test_sparse_series_interpolated(db_path):
+    db = StudyDB(db_path)
+    db.subject("SP")
+    # weekly values: 2.0 (d0) -> 0.2 (d7) -> 0.2 (d14) -> 1.6 (d21) -> 3.0 (d28); interpolated daily
+    for d, v in [(0, 2.0), (7, 0.2), (14, 0.2), (21, 1.6), (28, 3.0), (45, 2.5), (60, 2.6)]:
+        db.lab("SP", "NEUT", d, v)
+    db.derive_icaht()
+    r = _icaht(db, "SP")
+    # day 6 = 2.0 - 1.8*6/7 = 0.457 (low); day 16 = 0.2 + 1.4*2/7 = 0.6 (not low): low days 6..15 = 10
+    assert (_int(r["early_grade"]), _int(r["days_le_500"]), _int(r["first_day_le_500"])) == (2, 10, 6)
+    assert r["recovery_day"] == 16 and r["n_values"] == 5
+    assert _int(r["late_grade"]) == 0 and r["late_nadir"] == 2.5 and r["late_nadir_day"] == 45
+
+
+def test_gap_over_seven_days_not_interpolated(db_path):
+    db = StudyDB(db_path)
+    db.subject("GAP")
+    for d, v in [(0, 0.3), (10, 0.3), (20, 2.0), (21, 2.0), (22, 2.0), (31, 2.0)]:
+        db.lab("GAP", "NEUT", d, v)
+    db.derive_icaht()
+    r = _icaht(db, "GAP")
+    # only the measured days 0 and 10 and days 11..19 (gap 10 -> unknown) : runs {0} and {10} joined? gap 9 days -> no
+    assert _int(r["days_le_500"]) == 1 and _int(r["early_grade"]) == 1
+    assert "unknown" in r["note"]
+
+
+def test_never_recovering_subject_is_grade4(db_path):
+    db = StudyDB(db_path)
+    db.subject("NR", death_day=24)
+    for d in [-1, 1, 3, 6, 10, 14, 18, 22]:
+        db.lab("NR", "NEUT", d, 0.2)
+    db.subject("LATE", death_day=24)     # low only from day 5: no forced grade 4
+    for d in [1, 3]:
+        db.lab("LATE", "NEUT", d, 1.2)
+    for d in [5, 8, 12, 16, 20, 22]:
+        db.lab("LATE", "NEUT", d, 0.2)
+    db.derive_icaht()
+    r = _icaht(db, "NR")
+    assert _int(r["early_grade"]) == 4 and r["never_recovered"] and "never recovered" in r["note"]
+    assert _int(r["days_le_500"]) == 23 and r["recovery_day"] is None or math.isnan(r["recovery_day"])
+    r2 = _icaht(db, "LATE")
+    assert not r2["never_recovered"] and _int(r2["early_grade"]) == 3
+
+
+def test_follow_up_too_short_is_provisional(db_path):
+    db = StudyDB(db_path)
+    db.subject("SHORT", last_known_alive_day=8)
+    for d in range(0, 9):
+        db.lab("SHORT", "NEUT", d, 0.3)
+    db.derive_icaht()
+    r = _icaht(db, "SHORT")
+    assert not r["evaluable"] and "provisional" in r["note"] and not r["never_recovered"]
+
+
+def test_late_icaht_needs_two_values(db_path):
+    db = StudyDB(db_path)
+    db.subject("L1")
+    for d, v in [(0, 2.0), (10, 2.0), (20, 2.0), (30, 2.0), (40, 0.8), (50, 0.4), (60, 1.8)]:
+        db.lab("L1", "NEUT", d, v)
+    db.subject("L2")
+    for d, v in [(0, 2.0), (30, 2.0), (40, 0.05), (50, 2.0)]:
+        db.lab("L2", "NEUT", d, v)
+    db.derive_icaht()
+    r1 = _icaht(db, "L1")
+    assert _int(r1["late_grade"]) == 2 and r1["late_nadir"] == 0.4 and r1["late_nadir_day"] == 50
+    assert _int(r1["late_values_below"]) == 2
+    r2 = _icaht(db, "L2")
+    assert _int(r2["late_grade"]) == 0 and "needs 2" in r2["note"]
+
+
+def test_platelets(db_path):
+    db = StudyDB(db_path)
+    db.subject("P1")   # < 50 for 8 days, never < 20: grade 2
+    _dense(db, "P1", set(range(3, 11)), low=40, high=150, test="PLAT")
+    db.subject("P2")   # < 20 for 14 days: grade 4
+    _dense(db, "P2", set(range(3, 17)), low=10, high=150, test="PLAT")
+    db.subject("P3")   # exactly 50 is not < 50
+    _dense(db, "P3", set(range(3, 11)), low=50, high=150, test="PLAT")
+    db.derive_icaht()
+    assert _int(_icaht(db, "P1", "PLT")["early_grade"]) == 2
+    assert _int(_icaht(db, "P2", "PLT")["early_grade"]) == 4 and _int(_icaht(db, "P2", "PLT")["days_le_100"]) == 14
+    assert _int(_icaht(db, "P3", "PLT")["early_grade"]) == 0
+
+
+def test_not_infused_subjects_excluded(db_path):
+    db = StudyDB(db_path)
+    db.subject("X", infused=False)
+    db.lab("X", "NEUT", 1, 0.1)
+    db.derive_icaht()
+    assert db.one("SELECT count(*) AS n FROM icaht")["n"] == 0

@@ -1,0 +1,261 @@
+"""Bad input is quarantined with a reason and the raw record; every file reconciles; dates, day 0, cutoff, reload."""
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pandas as pd
+import pytest
+
+from safety.ingest import IngestError, ingest_study
+from test_ingest_fixtures import AE, DM, EX, LB, make_study
+
+
+def q(db, sql, params=None):
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.sql(sql, params=params or {}).to_arrow_table().to_pandas()
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("val")
+    study = make_study(root / "s", "csv")
+    db = root / "db.duckdb"
+    result = ingest_study(study, db, run_derivations=False)
+    return db, result
+
+
+def reasons(db):
+    df = q(db, "SELECT source_file, row_number, usubjid, field, reason, raw_record FROM quarantine ORDER BY source_file, row_number")
+    return {(r.source_file, r.row_number): (r.field, r.reason) for r in df.itertuples()}, df
+
+
+def test_every_file_reconciles(loaded):
+    db, result = loaded
+    log = q(db, "SELECT * FROM load_log")
+    assert len(log) == 12
+    assert (log.rows_read == log.rows_loaded + log.rows_quarantined + log.rows_after_cutoff).all()
+    assert all(len(h) == 64 for h in log.sha256)
+    per_file = q(db, "SELECT source_file, count(*) n FROM quarantine GROUP BY ALL")
+    merged = log.merge(per_file, on="source_file", how="left").fillna({"n": 0})
+    assert (merged.rows_quarantined == merged.n).all()
+    ae = log[log.source_file == "ae.csv"].iloc[0]
+    assert (ae.rows_read, ae.rows_loaded, ae.rows_quarantined) == (7, 3, 4)
+    assert result.quarantined == 9
+
+
+def test_bad_rows_have_reasons_and_raw_records(loaded):
+    db, _ = loaded
+    r, df = reasons(db)
+    assert r[("ae.csv", 3)] == ("AETOXGR", "AETOXGR 7 outside 1-5")
+    assert r[("ae.csv", 5)] == ("AEENDTC", "AE end 2024-02-10 before start 2024-02-20")
+    assert r[("ae.csv", 6)][0] == "AESEQ" and "duplicate key" in r[("ae.csv", 6)][1]
+    assert r[("ae.csv", 7)] == ("USUBJID", "subject S-999 not in DM")
+    assert r[("lb.csv", 5)][0] == "LBORRESU" and "unknown unit 'furlong' for BILI" in r[("lb.csv", 5)][1]
+    assert r[("lb.csv", 6)] == ("LBORRES", "non-numeric result 'abc'")
+    assert r[("crs_assessments.csv", 3)] == ("TEMP_C", "non-numeric value 'oops'")
+    assert r[("icans_assessments.csv", 2)] == ("ICE_SCORE", "ICE_SCORE 11 outside 0-10")
+    raw = json.loads(df[(df.source_file == "ae.csv") & (df.row_number == 7)].raw_record.iloc[0])
+    assert raw["USUBJID"] == "S-999" and raw["AETERM"] == "Ghost" and raw["AESEQ"] == "1"
+
+
+def test_duplicate_key_keeps_the_first(loaded):
+    db, _ = loaded
+    ae = q(db, "SELECT aeterm FROM adverse_events WHERE usubjid = 'S-002'")
+    # S-002 AESEQ 1 appears twice: row 3 (grade 7, quarantined for that) and row 6 (duplicate, quarantined)
+    assert ae.empty
+
+
+def test_partial_dates_are_imputed_with_flags(loaded):
+    db, _ = loaded
+    ae = q(db, "SELECT event_key, aestdtc, aest_date, aest_date_flag, onset_day, ongoing, duration_days FROM adverse_events ORDER BY 1")
+    crs = ae[ae.event_key == "S-001/AE/2"].iloc[0]
+    assert crs.aestdtc == "2024-02" and str(crs.aest_date) == "2024-02-01" and crs.aest_date_flag == "D"
+    # 2024-03 contains S-003's infusion (2024-03-12): imputed to day 0, not 2024-03-01
+    s3 = ae[ae.event_key == "S-003/AE/1"].iloc[0]
+    assert str(s3.aest_date) == "2024-03-12" and s3.onset_day == 0 and s3.ongoing
+    assert s3.duration_days == (pd.Timestamp("2024-05-01") - pd.Timestamp("2024-03-12")).days + 1
+
+
+def test_partial_end_date_not_after_death(tmp_path):
+    ae = pd.DataFrame({"USUBJID": ["S-002"], "AESEQ": [5], "AETERM": ["Sepsis"], "AETOXGR": ["5"],
+                       "AESTDTC": ["2024-03-15"], "AEENDTC": ["2024-03"], "AEOUT": ["FATAL"]})
+    study = make_study(tmp_path / "s", "csv", skip=("ae", "suppae"))
+    ae.to_csv(study / "ae.csv", index=False)
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db, run_derivations=False)
+    row = q(db, "SELECT aeen_date, aeen_date_flag, end_day FROM adverse_events").iloc[0]
+    assert str(row.aeen_date) == "2024-03-20" and row.aeen_date_flag == "D"  # death 2024-03-20, not 03-31
+
+
+def test_day0_from_ex_and_lymphodepletion(loaded):
+    db, _ = loaded
+    s = q(db, "SELECT * FROM subjects ORDER BY usubjid").set_index("usubjid")
+    assert str(s.loc["S-001", "first_infusion_date"]) == "2024-02-01" and s.loc["S-001", "infusion_source"] == "EX"
+    assert s.loc["S-001", "lymphodepletion_start_day"] == -5
+    assert s.loc["S-003", "infusion_source"] == "DM.RFXSTDTC"   # no EX record: DM anchors day 0
+    assert s.loc["S-003", "lymphodepletion_start_day"] == -5    # fludarabine in CM
+    assert not s.loc["S-004", "infused"] and s.loc["S-004", "status"] == "screened"
+    assert s.loc["S-002", "status"] == "died" and s.loc["S-002", "death_day"] == 39
+    assert s.loc["S-002", "death_cause"] == "Multi-organ failure"
+    assert s.loc["S-001", "enrollment_order"] == 1 and s.loc["S-003", "enrollment_order"] == 3
+    ex = q(db, "SELECT exseq, day, is_car_infusion FROM exposures WHERE usubjid = 'S-001' ORDER BY exseq")
+    assert ex.day.tolist() == [-5, -5, 0] and ex.is_car_infusion.tolist() == [False, False, True]
+
+
+def test_labs_converted_censored_and_upper_cased(loaded):
+    db, _ = loaded
+    lb = q(db, "SELECT * FROM labs WHERE usubjid = 'S-001' ORDER BY lbtestcd").set_index("lbtestcd")
+    assert lb.loc["NEUT", "value"] == pytest.approx(1.5) and lb.loc["NEUT", "unit"] == "10^9/L"
+    assert lb.loc["NEUT", "lln"] == pytest.approx(1.8) and lb.loc["NEUT", "value_source"] == "LBORRES x 0.001"
+    assert lb.loc["CRP", "censored"] == "<" and lb.loc["CRP", "value"] == pytest.approx(5.0) and lb.loc["CRP", "lborres"] == "<0.5"
+    assert lb.loc["ALT", "unit"] == "U/L" and lb.loc["ALT", "value_source"] == "LBORRES"  # not in the table: as given
+    assert lb.loc["BILI", "lbnrind"] == "NORMAL"
+    hgb = q(db, "SELECT value, unit FROM labs WHERE lbtestcd = 'HGB'").iloc[0]
+    assert (hgb.value, hgb.unit) == (95.0, "g/L")
+
+
+def test_missing_unit_loads_and_stresn_in_conventional_units_is_converted(tmp_path):
+    lb = pd.DataFrame({"USUBJID": ["S-001", "S-001"], "LBSEQ": [1, 2], "LBTESTCD": ["CREAT", "GLUC"],
+                       "LBSTRESN": ["1.0", "100"], "LBSTRESU": ["", "mg/dL"], "LBDTC": ["2024-02-02", "2024-02-02"]})
+    study = make_study(tmp_path / "s", "csv", skip=("lb",))
+    lb.to_csv(study / "lb.csv", index=False)
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db, run_derivations=False)
+    got = q(db, "SELECT lbtestcd, value, unit FROM labs ORDER BY 1")
+    assert got.value.tolist()[0] == 1.0 and pd.isna(got.unit[0])          # no unit: loaded, grading says why
+    assert got.value[1] == pytest.approx(5.55) and got.unit[1] == "mmol/L"
+
+
+def test_aetoxgr_absent_keeps_severity(tmp_path):
+    study = make_study(tmp_path / "s", "csv", skip=("ae", "suppae"))
+    AE.drop(columns=["AETOXGR"]).iloc[:2].to_csv(study / "ae.csv", index=False)
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db, run_derivations=False)
+    ae = q(db, "SELECT aetoxgr, aesev, grading_system FROM adverse_events ORDER BY aeseq")
+    assert ae.aetoxgr.isna().all() and ae.aesev.tolist() == ["MILD", "MODERATE"]
+    assert ae.grading_system.tolist() == ["severity", "severity"]
+
+
+def test_unparseable_date_and_missing_required_column(tmp_path):
+    study = make_study(tmp_path / "s", "csv", skip=("ex",))
+    ex = EX.copy()
+    ex.loc[1, "EXSTDTC"] = "2024-13-45"
+    ex.to_csv(study / "ex.csv", index=False)
+    LB.drop(columns=["LBTESTCD"]).to_csv(study / "lb.csv", index=False)
+    db = tmp_path / "db.duckdb"
+    r = ingest_study(study, db, run_derivations=False)
+    qr = q(db, "SELECT source_file, field, reason FROM quarantine WHERE source_file IN ('ex.csv', 'lb.csv')")
+    assert ("ex.csv", "EXSTDTC", "unparseable date '2024-13-45'") in set(map(tuple, qr.values))
+    lbq = qr[qr.source_file == "lb.csv"]
+    assert len(lbq) == 8 and set(lbq.reason) == {"required column LBTESTCD missing from file"}
+    assert [f.rows_loaded for f in r.files if f.source_file == "lb.csv"] == [0]
+
+
+def test_cutoff_leaves_out_later_records(tmp_path):
+    study = make_study(tmp_path / "s", "csv")
+    db = tmp_path / "db.duckdb"
+    r = ingest_study(study, db, cutoff="2024-02-15", run_derivations=False)
+    assert str(r.data_cut) == "2024-02-15"
+    log = q(db, "SELECT source_file, rows_read, rows_loaded, rows_quarantined, rows_after_cutoff, cutoff FROM load_log").set_index("source_file")
+    assert log.loc["ae.csv", "rows_after_cutoff"] == 1          # S-003's AE 2024-03
+    assert log.loc["dm.csv", "rows_after_cutoff"] == 1          # S-005 consented after the cut (S-004 on it)
+    assert str(log.loc["dm.csv", "cutoff"]) == "2024-02-15"
+    s = q(db, "SELECT usubjid, death_date, status FROM subjects ORDER BY usubjid")
+    assert s.usubjid.tolist() == ["S-001", "S-002", "S-003", "S-004"]
+    assert s.death_date.isna().all() and s.status.tolist()[1] == "in follow-up"  # death 2024-03-20 not shown
+    ae = q(db, "SELECT event_key, aeen_date, ongoing, aeout FROM adverse_events ORDER BY 1")
+    assert ae.ongoing.tolist() == [False, False]
+
+
+def test_ae_ending_after_cut_is_ongoing(tmp_path):
+    study = make_study(tmp_path / "s", "csv")
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db, cutoff="2024-02-05", run_derivations=False)
+    ae = q(db, "SELECT event_key, aeendtc, aeen_date, ongoing, aeout, duration_days FROM adverse_events ORDER BY 1").set_index("event_key")
+    crs = ae.loc["S-001/AE/2"]   # 2024-02 .. 2024-02-09: ends after the cut
+    assert crs.ongoing and pd.isna(crs.aeen_date) and crs.aeendtc is None and crs.aeout is None
+    assert crs.duration_days == 5  # 2024-02-01 .. cut 2024-02-05
+    assert not ae.loc["S-001/AE/1", "ongoing"]
+
+
+def test_reload_gives_the_same_database(tmp_path):
+    study = make_study(tmp_path / "s", "csv")
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db, run_derivations=False)
+    tables = ["subjects", "exposures", "adverse_events", "labs", "vitals", "medications", "responses",
+              "disposition", "crs_assessments", "icans_assessments", "quarantine", "load_log", "studies"]
+    volatile = {"load_id", "loaded_at"}
+
+    def snapshot():
+        out = {}
+        for t in tables:
+            df = q(db, f"SELECT * FROM {t}")
+            df = df.drop(columns=[c for c in df.columns if c in volatile])
+            out[t] = df.sort_values(list(df.columns[:4])).reset_index(drop=True)
+        return out
+
+    first = snapshot()
+    ingest_study(study, db, run_derivations=False)
+    second = snapshot()
+    for t in tables:
+        pd.testing.assert_frame_equal(first[t], second[t], obj=t)
+    assert len(first["subjects"]) == 5
+
+
+def test_two_cuts_and_two_studies_live_side_by_side(tmp_path):
+    study = make_study(tmp_path / "s", "csv")
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db, cutoff="2024-02-15", run_derivations=False)
+    ingest_study(study, db, run_derivations=False)
+    other = make_study(tmp_path / "o", "csv", study_yaml="studyid: OTHER-2\n")
+    ingest_study(other, db, run_derivations=False)
+    n = q(db, "SELECT studyid, data_cut, count(*) n FROM subjects GROUP BY ALL ORDER BY ALL")
+    assert n.n.tolist() == [4, 5, 5] and n.studyid.tolist() == ["CT-TEST-01", "CT-TEST-01", "OTHER-2"]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no_dm", "no DM dataset"),
+    ("no_usubjid", "dm.csv: no USUBJID column"),
+    ("unreadable", "dm.xlsx: cannot read xlsx file"),
+    ("bad_yaml_key", "unknown key 'dlt.windw'"),
+])
+def test_unusable_input_raises_one_line(tmp_path, case, message):
+    study = make_study(tmp_path / "s", "csv")
+    if case == "no_dm":
+        (study / "dm.csv").unlink()
+    elif case == "no_usubjid":
+        DM.drop(columns=["USUBJID"]).to_csv(study / "dm.csv", index=False)
+    elif case == "unreadable":
+        (study / "dm.csv").unlink()
+        (study / "dm.xlsx").write_bytes(b"PK\x03\x04 this is not a workbook")
+    elif case == "bad_yaml_key":
+        (study / "study.yaml").write_text("dlt:\n  windw: {start_day: 0}\n")
+    with pytest.raises(IngestError) as exc:
+        ingest_study(study, tmp_path / "db.duckdb", run_derivations=False)
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_failed_load_leaves_previous_snapshot(tmp_path):
+    study = make_study(tmp_path / "s", "csv")
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db, run_derivations=False)
+    DM.drop(columns=["USUBJID"]).to_csv(study / "dm.csv", index=False)
+    with pytest.raises(IngestError):
+        ingest_study(study, db, run_derivations=False)
+    assert q(db, "SELECT count(*) n FROM subjects").n[0] == 5
+
+
+def test_audit_entry_with_file_hashes(tmp_path):
+    from safety.review_store import ReviewStore, default_review_path
+    study = make_study(tmp_path / "s", "csv")
+    db = tmp_path / "db.duckdb"
+    r = ingest_study(study, db, run_derivations=False)
+    rows = ReviewStore(default_review_path(db)).query("SELECT username, action, studyid, detail FROM audit_log")
+    assert len(rows) == 1 and rows[0]["action"] == "data_load" and rows[0]["studyid"] == "CT-TEST-01"
+    detail = json.loads(rows[0]["detail"])
+    assert detail["load_id"] == r.load_id and {f["file"] for f in detail["files"]} >= {"dm.csv", "ae.csv"}
+    assert all(len(f["sha256"]) == 64 for f in detail["files"])

@@ -1,0 +1,221 @@
+"""Stopping and escalation rules against analytic values (scipy) and the published numbers (clinical-rules §6)."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from scipy import integrate, stats
+
+from safety.dlt import stopping as st
+from test_dlt_support import CUT, STUDY, add_ae, add_subject, config, new_db, rows
+
+
+# --- beta-binomial ------------------------------------------------------------------------------------
+
+def test_beta_binomial_posterior_matches_numerical_integration_and_the_worked_example():
+    # 4 events in 8 with Beta(0.5, 1.5) -> Beta(4.5, 5.5): P(p > 0.25) = 0.906 (crosses 0.90); 3/8 -> 0.732
+    by_quad = integrate.quad(lambda p: stats.beta.pdf(p, 4.5, 5.5), 0.25, 1)[0]
+    assert st.beta_binomial_posterior(4, 8, 0.25, 0.5, 1.5) == pytest.approx(by_quad, abs=1e-9)
+    assert round(st.beta_binomial_posterior(4, 8, 0.25, 0.5, 1.5), 3) == 0.906
+    assert round(st.beta_binomial_posterior(3, 8, 0.25, 0.5, 1.5), 3) == 0.732
+
+
+def _expand(spec):
+    return {n: b for b, ns in spec for n in ns}
+
+
+def test_beta_binomial_boundaries_c090_n1_to_24():
+    expected = {1: None, **_expand([(2, [2]), (3, range(3, 6)), (4, range(6, 9)), (5, range(9, 12)),
+                                    (6, range(12, 15)), (7, range(15, 18)), (8, range(18, 21)),
+                                    (9, range(21, 24)), (10, [24])])}
+    got = st.beta_binomial_boundaries(24, 0.25, 0.5, 1.5, 0.90)
+    assert got == expected
+    for n, b in got.items():  # b_n is the smallest count whose posterior exceeds the cut-off
+        if b is not None:
+            assert st.beta_binomial_posterior(b, n, 0.25, 0.5, 1.5) > 0.90
+            assert b == 0 or st.beta_binomial_posterior(b - 1, n, 0.25, 0.5, 1.5) <= 0.90
+    p_stop = [round(st.crossing_probability(got, p), 3) for p in (0.10, 0.15, 0.20, 0.25, 0.30, 0.40, 0.50)]
+    assert p_stop == [0.019, 0.060, 0.138, 0.263, 0.425, 0.754, 0.941]
+
+
+def test_beta_binomial_boundaries_c095_from_n3():
+    got = st.beta_binomial_boundaries(24, 0.25, 0.5, 1.5, 0.95, min_n=3)
+    assert got == {1: None, 2: None, **_expand([(3, [3, 4]), (4, [5, 6]), (5, [7, 8, 9]), (6, [10, 11, 12]),
+                                                 (7, [13, 14, 15]), (8, [16, 17, 18]), (9, [19, 20, 21]),
+                                                 (10, [22, 23, 24])])}
+    p_stop = [round(st.crossing_probability(got, p), 3) for p in (0.10, 0.15, 0.20, 0.25, 0.30, 0.40, 0.50)]
+    assert p_stop == [0.005, 0.021, 0.062, 0.147, 0.282, 0.636, 0.898]
+
+
+def test_crossing_probability_equals_brute_force_over_every_outcome_path():
+    bounds = {1: None, 2: 2, 3: 2, 4: 3, 5: 3, 6: 3, 7: 4, 8: 4}
+    p = 0.3
+    total = 0.0
+    for path in itertools.product((0, 1), repeat=8):
+        y = 0
+        for n, x in enumerate(path, start=1):
+            y += x
+            if bounds[n] is not None and y >= bounds[n]:
+                total += p ** sum(path) * (1 - p) ** (8 - sum(path))
+                break
+    assert st.crossing_probability(bounds, p) == pytest.approx(total, abs=1e-12)
+
+
+# --- Pocock -------------------------------------------------------------------------------------------
+
+def test_pocock_p020_n24_alpha010():
+    level, bounds = st.pocock_boundaries(0.20, 24, 0.10)
+    lo, hi = st.pocock_level_range(0.20, 24, 0.10)
+    assert level == lo
+    assert round(hi, 3) == 0.040  # the published alpha* ~ 0.040 is where the next boundary would tighten
+    assert 0.037 < level < 0.040
+    assert bounds == {1: None, 2: None, **_expand([(3, [3, 4]), (4, range(5, 8)), (5, range(8, 11)),
+                                                    (6, range(11, 14)), (7, range(14, 18)), (8, range(18, 21)),
+                                                    (9, range(21, 25))])}
+    assert st.crossing_probability(bounds, 0.20) <= 0.10
+    # any higher nominal level adds a boundary and breaks the overall level
+    assert st.crossing_probability(st._pocock_bounds_at(hi, 0.20, 24, 1), 0.20) > 0.10
+    for n, b in bounds.items():  # b_n: smallest b with P(Bin(n, p0) >= b) <= alpha*
+        if b is not None:
+            assert stats.binom.sf(b - 1, n, 0.20) <= level + 1e-15
+            assert stats.binom.sf(b - 2, n, 0.20) > level
+    p_cross = [round(st.crossing_probability(bounds, p), 3) for p in (0.10, 0.20, 0.30, 0.35, 0.40, 0.50)]
+    assert p_cross == [0.007, 0.095, 0.387, 0.578, 0.749, 0.946]
+
+
+# --- BOIN ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("target, lam_e, lam_d", [(0.20, 0.157, 0.239), (0.25, 0.197, 0.298),
+                                                   (0.30, 0.236, 0.358), (0.33, 0.260, 0.395)])
+def test_boin_intervals_published(target, lam_e, lam_d):
+    e, d = st.boin_intervals(target)
+    # the printed values are rounded or truncated to 3 decimals (0.30 -> lambda_d 0.35852 printed 0.358)
+    assert e == pytest.approx(lam_e, abs=6e-4) and d == pytest.approx(lam_d, abs=6e-4)
+
+
+def test_boin_count_tables_published():
+    t30 = st.boin_table(0.30, 15).set_index("n")
+    assert list(t30["escalate_if_le"]) == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3]
+    assert list(t30["deescalate_if_ge"]) == [1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 6, 6]
+    assert list(t30["eliminate_if_ge"].iloc[2:].astype(int)) == [3, 3, 4, 4, 5, 5, 5, 6, 6, 7, 7, 8, 8]
+    assert t30["eliminate_if_ge"].iloc[:2].isna().all()
+    t25 = st.boin_table(0.25, 15).set_index("n")
+    assert list(t25["escalate_if_le"]) == [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2]
+    assert list(t25["deescalate_if_ge"]) == [1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 5, 5]
+    assert list(t25["eliminate_if_ge"].iloc[2:].astype(int)) == [3, 3, 3, 4, 4, 4, 5, 5, 6, 6, 6, 7, 7]
+
+
+def test_boin_worked_decisions_target_030():
+    assert st.boin_decision(3, 1, 0.30) == "stay"
+    assert st.boin_decision(6, 1, 0.30) == "escalate"
+    assert st.boin_decision(6, 3, 0.30) == "de-escalate"
+    assert round(float(stats.beta.sf(0.30, 4, 4)), 3) == 0.874
+    assert st.boin_decision(6, 4, 0.30) == "eliminate"
+    assert round(float(stats.beta.sf(0.30, 5, 3)), 3) == 0.971
+    assert st.boin_decision(3, 3, 0.30) == "eliminate"
+    assert round(float(stats.beta.sf(0.30, 4, 1)), 3) == 0.992
+    assert st.boin_decision(2, 2, 0.30) == "de-escalate"  # elimination only from n = 3
+
+
+# --- 3+3 ----------------------------------------------------------------------------------------------
+
+def test_three_plus_three_p_escalate_published_and_by_enumeration():
+    expected = {0.10: 0.906, 0.20: 0.709, 0.25: 0.600, 0.30: 0.494, 0.40: 0.309, 0.50: 0.172}
+    for p, value in expected.items():
+        assert round(st.three_plus_three_p_escalate(p), 3) == value
+        # enumerate: 0/3, or 1/3 then 0/3 in the expansion
+        by_binom = stats.binom.pmf(0, 3, p) + stats.binom.pmf(1, 3, p) * stats.binom.pmf(0, 3, p)
+        assert st.three_plus_three_p_escalate(p) == pytest.approx(by_binom, abs=1e-12)
+
+
+@pytest.mark.parametrize("n, y, decision", [(2, 0, "stay"), (3, 0, "escalate"), (3, 1, "stay"), (3, 2, "de-escalate"),
+                                            (5, 1, "stay"), (6, 1, "escalate"), (6, 2, "de-escalate"),
+                                            (2, 2, "de-escalate")])
+def test_three_plus_three_decisions(n, y, decision):
+    assert st.three_plus_three_decision(n, y) == decision
+
+
+# --- status and boundary tables from data -------------------------------------------------------------
+
+def _study(tmp_path, n_subjects, dlt_subjects, cohort_of=lambda i: "C1", **cfg):
+    from safety.dlt.screening import derive_dlt
+    con = new_db(tmp_path / "s.duckdb")
+    for i in range(1, n_subjects + 1):
+        add_subject(con, f"S-{i:02d}", cohort=cohort_of(i))
+        if i in dlt_subjects:
+            add_ae(con, f"S-{i:02d}", 1, "Pneumonitis", 3, 5, 20)  # R6: related, 16 days
+    c = config(**cfg)
+    derive_dlt(con, STUDY, CUT, c)
+    st.derive_stopping_status(con, STUDY, CUT, c)
+    return con
+
+
+def test_beta_binomial_status_from_screened_candidates(tmp_path):
+    con = _study(tmp_path, 8, {1, 2, 3})
+    [row] = rows(con, "SELECT * FROM stopping_rule_status")
+    assert row["cohort"] is None and row["evaluable_n"] == 8 and row["events"] == 3
+    assert row["computed_from"] == "screened candidates"
+    assert row["statistic_label"] == "P(rate > 0.25 | data)"
+    assert row["statistic"] == pytest.approx(stats.beta.sf(0.25, 3.5, 6.5))
+    assert row["decision"] == "continue"
+    # b_9 = 5, b_10 = 5: two more events in the next two subjects would cross
+    assert row["events_to_boundary"] == "2 more DLTs in the next 2 subjects would stop"
+    assert (row["events_needed"], row["within_next"]) == (2, 2)
+    assert "3 of 8 evaluable subjects had a DLT" in row["sentence"]
+    bounds = rows(con, "SELECT n, stop_if_events_ge FROM stopping_boundaries ORDER BY n")
+    assert [b["n"] for b in bounds] == list(range(1, 25))
+    assert bounds[7]["stop_if_events_ge"] == 4 and bounds[0]["stop_if_events_ge"] is None
+
+
+def test_beta_binomial_status_stops_at_four_of_eight(tmp_path):
+    con = _study(tmp_path, 8, {1, 2, 3, 4})
+    [row] = rows(con, "SELECT * FROM stopping_rule_status")
+    assert row["decision"] == "stop" and round(row["statistic"], 3) == 0.906
+    assert row["events_to_boundary"] == "boundary crossed" and row["events_needed"] == 0
+
+
+def test_pocock_status(tmp_path):
+    con = _study(tmp_path, 9, {1, 2, 3, 4}, stopping_rule={"method": "pocock", "threshold": 0.20})
+    [row] = rows(con, "SELECT * FROM stopping_rule_status")
+    assert row["decision"] == "continue"  # b_9 = 5
+    assert row["boundary_events"] == 5
+    assert row["statistic"] == pytest.approx(stats.binom.sf(3, 9, 0.20))
+    assert row["events_to_boundary"] == "1 more DLT in the next subject would stop"
+    lvl = rows(con, "SELECT DISTINCT nominal_level FROM stopping_boundaries")[0]["nominal_level"]
+    assert 0.037 < lvl < 0.040
+
+
+def test_boin_status_per_cohort(tmp_path):
+    con = _study(tmp_path, 9, {1, 4, 5, 6}, cohort_of=lambda i: "C1" if i <= 3 else "C2",
+                 stopping_rule={"method": "boin", "threshold": 0.30})
+    by = {r["cohort"]: r for r in rows(con, "SELECT * FROM stopping_rule_status")}
+    assert by["C1"]["evaluable_n"] == 3 and by["C1"]["events"] == 1 and by["C1"]["decision"] == "stay"
+    assert by["C1"]["statistic_label"] == "observed rate"
+    assert "1 more DLT in the next subject would de-escalate" in by["C1"]["events_to_boundary"]
+    assert by["C2"]["evaluable_n"] == 6 and by["C2"]["events"] == 3 and by["C2"]["decision"] == "de-escalate"
+    bounds = rows(con, "SELECT * FROM stopping_boundaries ORDER BY n")
+    assert bounds[5]["escalate_if_le"] == 1 and bounds[5]["deescalate_if_ge"] == 3 and bounds[5]["eliminate_if_ge"] == 4
+
+
+def test_three_plus_three_status(tmp_path):
+    con = _study(tmp_path, 6, {1}, cohort_of=lambda i: "C1" if i <= 3 else "C2",
+                 stopping_rule={"method": "three_plus_three"})
+    by = {r["cohort"]: r for r in rows(con, "SELECT * FROM stopping_rule_status")}
+    assert by["C1"]["decision"] == "stay"
+    assert by["C1"]["events_to_boundary"] == "1 more DLT among the next 3 subjects would de-escalate"
+    assert by["C2"]["decision"] == "escalate"
+
+
+def test_non_dlt_monitored_event(tmp_path):
+    from safety.dlt.screening import derive_dlt
+    con = new_db(tmp_path / "s.duckdb", upstream=False)
+    for i in range(1, 5):
+        add_subject(con, f"S-{i}")
+    add_ae(con, "S-1", 1, "Cytokine release syndrome", 3, 2, 3)  # grade 3 CRS, not a DLT (2 days)
+    add_ae(con, "S-2", 1, "Cytokine release syndrome", 2, 2, 3)
+    c = config(stopping_rule={"event": "crs_grade3"})
+    derive_dlt(con, STUDY, CUT, c)
+    st.derive_stopping_status(con, STUDY, CUT, c)
+    [row] = rows(con, "SELECT * FROM stopping_rule_status")
+    assert (row["evaluable_n"], row["events"], row["computed_from"]) == (4, 1, "toxicity data")
+    assert "CRS grade >= 3" in row["sentence"]
