@@ -75,13 +75,15 @@ def _parse(query: str) -> dict:
 
 
 @functools.lru_cache(maxsize=2048)
-def _check_cached(query: str, allowed: frozenset[str]) -> None:
+def _check_cached(query: str, allowed: frozenset[str]) -> frozenset[str]:
     tree = _parse(query)
     if tree.get("error"):
         raise QueryRejected(f"only a single SELECT query may be run here ({tree.get('error_message')})")
     statements = tree.get("statements") or []
     if len(statements) != 1:
         raise QueryRejected("exactly one SELECT statement may be run at a time")
+
+    referenced: set[str] = set()
 
     def walk(node, visible: frozenset[str]) -> None:
         if isinstance(node, list):
@@ -104,6 +106,7 @@ def _check_cached(query: str, allowed: frozenset[str]) -> None:
                                     f"write the bare table name")
             if name.lower() not in visible:
                 raise QueryRejected(f"unknown table {name!r}: scoped queries read registered tables only")
+            referenced.add(name.lower())
         if node.get("class") == "FUNCTION" or kind == "TABLE_FUNCTION":
             fn = node.get("function") if kind == "TABLE_FUNCTION" else node
             fname = str((fn or {}).get("function_name", "")).lower()
@@ -118,6 +121,7 @@ def _check_cached(query: str, allowed: frozenset[str]) -> None:
                 walk(value, visible)
 
     walk(statements[0], allowed)
+    return frozenset(referenced)
 
 
 def scoped_table_names(scope: Scope) -> frozenset[str]:
@@ -129,9 +133,11 @@ def scoped_table_names(scope: Scope) -> frozenset[str]:
     return frozenset(n.lower() for n in names)
 
 
-def check_query(query: str, scope: Scope) -> None:
-    """Raise :class:`QueryRejected` unless ``query`` is one SELECT over scoped tables only."""
-    _check_cached(query, scoped_table_names(scope))
+def check_query(query: str, scope: Scope) -> frozenset[str]:
+    """Raise :class:`QueryRejected` unless ``query`` is one SELECT over scoped tables only.
+
+    Returns the table names the query reads (lower case), so only their CTEs need to be built."""
+    return _check_cached(query, scoped_table_names(scope))
 
 
 _PARAM = re.compile(r"\$_scope_")
@@ -145,7 +151,8 @@ def _site_filter(scope: Scope) -> str:
     return " AND siteid IN (SELECT unnest($_scope_sites))"
 
 
-def _scoped_ctes(scope: Scope) -> str:
+def _scoped_ctes(scope: Scope) -> dict[str, str]:
+    """Name -> CTE text for every table the scope can read, in dependency order (subjects first)."""
     ctes = []
     site_filter = _site_filter(scope)
     ctes.append(
@@ -180,7 +187,19 @@ def _scoped_ctes(scope: Scope) -> str:
                     f"prev_{t.name} AS (SELECT * FROM main.{t.name} WHERE studyid = $_scope_study "
                     f"AND data_cut = $_scope_prev_cut{subj})"
                 )
-    return "WITH " + ",\n".join(ctes) + "\n"
+    return {c.split(" AS ", 1)[0]: c for c in ctes}
+
+
+def _prefix_for(ctes: dict[str, str], referenced: frozenset[str]) -> str:
+    """The WITH clause holding only the CTEs a query reads, plus the subject CTEs they filter on."""
+    needed = {n for n in ctes if n in referenced}
+    # Site-scoped tables filter on the subjects CTE (and prev_ tables on prev_subjects).
+    if any(n != "subjects" and not n.startswith("prev_") for n in needed):
+        needed.add("subjects")
+    if any(n.startswith("prev_") for n in needed):
+        needed.add("prev_subjects")
+    parts = [text for name, text in ctes.items() if name in needed]
+    return ("WITH " + ",\n".join(parts) + "\n") if parts else ""
 
 
 class StudyReader:
@@ -191,7 +210,7 @@ class StudyReader:
             raise TypeError("Scope.sites must be a tuple of site ids or None (all sites)")
         self._con = con
         self.scope = scope
-        self._prefix = _scoped_ctes(scope)
+        self._ctes = _scoped_ctes(scope)
         self._params = {"_scope_study": scope.studyid, "_scope_cut": scope.data_cut}
         if not scope.all_sites:
             self._params["_scope_sites"] = [str(s) for s in scope.sites]
@@ -203,16 +222,17 @@ class StudyReader:
         q = query.strip().rstrip(";").strip()
         if _PARAM.search(q) or any(str(k).startswith("_scope_") for k in (params or {})):
             raise QueryRejected("query parameters may not use the reserved $_scope_ prefix")
-        check_query(q, self.scope)
+        referenced = check_query(q, self.scope)
+        prefix = _prefix_for(self._ctes, referenced)
         m = re.match(r"(?is)^with\s+(recursive\s+)?", q)
-        if m:
+        if m and prefix:
             # Merge the caller's WITH clause into ours so both sets of CTEs are visible.
-            prefix = self._prefix.rstrip()
+            prefix = prefix.rstrip()
             if m.group(1):
                 prefix = "WITH RECURSIVE " + prefix[len("WITH "):]
             full = prefix + ",\n" + q[m.end():]
         else:
-            full = self._prefix + q
+            full = prefix + q
         all_params = dict(self._params)
         if params:
             all_params.update(params)

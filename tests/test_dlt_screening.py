@@ -36,6 +36,16 @@ def test_crs_grade3_more_than_72_hours_means_more_than_3_days(con):
     assert c["reason"] == "CRS grade 3 lasting more than 72 hours"
 
 
+def test_crs_grade3_with_assessment_times_uses_hours(con):
+    add_subject(con, "S-1")
+    add_episode(con, "S-1", "CRS", 1, 2, 3, 7, g3=(3, 6), g3_hours=70.0)   # 4 calendar days but 70 h
+    add_subject(con, "S-2")
+    add_episode(con, "S-2", "CRS", 1, 2, 3, 6, g3=(3, 5), g3_hours=73.5)   # 3 calendar days but 73.5 h
+    got = screen(con)
+    assert set(got) == {"S-2/CRS/1"}
+    assert "73.5 h" in got["S-2/CRS/1"]["evidence"]
+
+
 def test_crs_and_icans_grade4_any_duration(con):
     add_subject(con, "S-1")
     add_episode(con, "S-1", "CRS", 1, 1, 4, 2, g3=(1, 1))

@@ -71,9 +71,10 @@ def add_ae(con, usubjid, aeseq, term, grade, onset, end=None, *, related=True, o
 
 
 def add_episode(con, usubjid, syndrome, n, onset, max_grade, duration, *, g3=None, ongoing=False, cut=CUT,
-                study=STUDY):
+                study=STUDY, g3_hours=None):
     g3_first, g3_last = g3 if g3 else (None, None)
-    _insert(con, "toxicity_episodes", dict(
+    extra = {} if g3_hours is None else {"grade3_plus_hours": g3_hours}
+    _insert(con, "toxicity_episodes", dict(**extra,
         studyid=study, data_cut=cut, usubjid=usubjid, syndrome=syndrome, event_key=f"{usubjid}/{syndrome}/{n}",
         onset_day=onset, max_grade=max_grade, duration_days=duration, ongoing=ongoing,
         grade3_plus_first_day=g3_first, grade3_plus_last_day=g3_last,

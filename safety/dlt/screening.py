@@ -123,7 +123,9 @@ TEMPLATES: dict[str, str] = {
                term || ' grade ' || CAST(grade AS VARCHAR)
                  || CASE WHEN g3_first IS NOT NULL AND $min_grade::INTEGER >= 3
                          THEN ' (grade >= 3 on days ' || CAST(g3_first AS VARCHAR) || '-' || CAST(g3_last AS VARCHAR)
-                              || ', ' || CAST(rule_duration AS VARCHAR) || ' days)' ELSE '' END
+                              || ', ' || CAST(rule_duration AS VARCHAR) || ' days'
+                              || CASE WHEN g3_hours IS NOT NULL THEN ', ' || CAST(round(g3_hours, 1) AS VARCHAR) || ' h'
+                                      ELSE '' END || ')' ELSE '' END
                  || ' on days ' || coalesce(CAST(onset_day AS VARCHAR), '?') || '-'
                  || CASE WHEN ongoing THEN 'ongoing at the cut' ELSE coalesce(CAST(end_day AS VARCHAR), '?') END
                  || ' (' || coalesce(CAST(duration_days AS VARCHAR), '?') || ' days' || CASE WHEN ongoing THEN ' so far' ELSE '' END
@@ -134,7 +136,11 @@ TEMPLATES: dict[str, str] = {
               FROM syn_{syndrome})
         WHERE grade >= $min_grade::INTEGER
           AND ($max_grade::INTEGER IS NULL OR grade <= $max_grade::INTEGER)
-          AND ($more_than_days::DOUBLE IS NULL OR rule_duration > $more_than_days::DOUBLE)
+          -- with assessment times, hours at grade >= 3 decide; without them, whole days (72 h = more than 3 days)
+          AND ($more_than_days::DOUBLE IS NULL
+               OR CASE WHEN $more_than_hours::DOUBLE IS NOT NULL AND g3_hours IS NOT NULL AND $min_grade::INTEGER >= 3
+                       THEN g3_hours > $more_than_hours::DOUBLE
+                       ELSE rule_duration > $more_than_days::DOUBLE END)
     """,
     "ae_grade": """
         SELECT a.usubjid, a.event_key, 'AE' AS source, coalesce(a.aedecod, a.aeterm) AS term, a.onset_day,
@@ -191,11 +197,15 @@ def _source_ctes(con) -> str:
     ctes = [f"subj AS (SELECT * FROM subjects WHERE {where})",
             f"ae AS (SELECT * FROM adverse_events WHERE {where})"]
     has_episodes = _table_exists(con, "toxicity_episodes")
+    has_hours = has_episodes and con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'toxicity_episodes' "
+        "AND column_name = 'grade3_plus_hours'").fetchone()[0] > 0
     for syn, label in SOURCE_LABEL.items():
         if has_episodes:
             ep = (f"SELECT usubjid, event_key, '{label}' AS source, '{syn}' AS term, onset_day, "
                   "onset_day + duration_days - 1 AS end_day, max_grade AS grade, duration_days, ongoing, "
-                  "grade3_plus_first_day AS g3_first, grade3_plus_last_day AS g3_last "
+                  "grade3_plus_first_day AS g3_first, grade3_plus_last_day AS g3_last, "
+                  f"{'grade3_plus_hours' if has_hours else 'NULL::DOUBLE'} AS g3_hours "
                   f"FROM toxicity_episodes WHERE {where} AND upper(syndrome) = '{syn}'")
             assessed = f"SELECT usubjid FROM ep_{syn}"
             if _table_exists(con, _ASSESSMENTS[syn]):
@@ -205,14 +215,14 @@ def _source_ctes(con) -> str:
             ep = ("SELECT NULL::VARCHAR AS usubjid, NULL::VARCHAR AS event_key, NULL::VARCHAR AS source, "
                   "NULL::VARCHAR AS term, NULL::INTEGER AS onset_day, NULL::INTEGER AS end_day, NULL::INTEGER AS grade, "
                   "NULL::INTEGER AS duration_days, NULL::BOOLEAN AS ongoing, NULL::INTEGER AS g3_first, "
-                  "NULL::INTEGER AS g3_last WHERE false")
+                  "NULL::INTEGER AS g3_last, NULL::DOUBLE AS g3_hours WHERE false")
             assessed = "SELECT NULL::VARCHAR AS usubjid WHERE false"
         ctes.append(f"ep_{syn} AS ({ep})")
         ctes.append(f"assessed_{syn} AS ({assessed})")
         ctes.append(
             f"syn_{syn} AS (SELECT * FROM ep_{syn} UNION ALL "
             f"SELECT usubjid, event_key, 'AE', '{syn}', onset_day, end_day, aetoxgr, duration_days, ongoing, "
-            "NULL::INTEGER, NULL::INTEGER FROM ae "
+            "NULL::INTEGER, NULL::INTEGER, NULL::DOUBLE FROM ae "
             f"WHERE (upper(coalesce(aedecod, '')) IN (SELECT unnest($terms_{syn}::VARCHAR[])) "
             f"OR upper(coalesce(aeterm, '')) IN (SELECT unnest($terms_{syn}::VARCHAR[]))) "
             f"AND usubjid NOT IN (SELECT usubjid FROM assessed_{syn} WHERE usubjid IS NOT NULL))"
@@ -240,9 +250,11 @@ def _rule_params(rule: dict) -> dict:
     p = {**_RULE_DEFAULTS[rtype], **{k: v for k, v in rule.items() if k not in ("id", "type", "reason")}}
     if rtype == "syndrome_grade":
         # without times, "more than 72 hours" means more than 3 days counted end - start + 1
-        hours = p.pop("more_than_hours", None)
+        hours = p.get("more_than_hours")
         if hours is not None:
             p["more_than_days"] = hours / 24.0
+        else:
+            p["more_than_hours"] = None
         p.pop("syndrome", None)
         p.setdefault("min_grade", 1)
     if rtype == "ae_grade":

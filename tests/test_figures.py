@@ -1,0 +1,109 @@
+"""Figure builders of dashboard/figures.py: pure functions, checked without Streamlit."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from dashboard import figures as F
+from safety.palette import GRADE_COLORS
+
+
+def test_km_estimate_matches_hand_computed_example():
+    # times 1,2,2,3,4,5 with a censoring at 2 and at 4:
+    # S(1) = 5/6; S(2) = 5/6 * 4/5 = 2/3; S(3) = 2/3 * 2/3 = 4/9; S(4) = 4/9 (censored); S(5) = 0
+    km = F.km_estimate([1, 2, 2, 3, 4, 5], [True, True, False, True, False, True])
+    by_t = km.set_index("time")
+    assert list(km["time"]) == [0, 1, 2, 3, 4, 5]
+    assert by_t.loc[1, "survival"] == pytest.approx(5 / 6)
+    assert by_t.loc[2, "survival"] == pytest.approx(2 / 3)
+    assert by_t.loc[3, "survival"] == pytest.approx(4 / 9)
+    assert by_t.loc[4, "survival"] == pytest.approx(4 / 9)
+    assert by_t.loc[5, "survival"] == pytest.approx(0.0)
+    assert list(km["at_risk"]) == [6, 6, 5, 3, 2, 1]
+    assert by_t.loc[2, "events"] == 1 and by_t.loc[2, "censored"] == 1
+
+
+def test_km_all_censored_stays_at_one_and_ignores_missing_times():
+    km = F.km_estimate([10, None, 20], [False, True, False])
+    assert km["survival"].tolist() == [1.0, 1.0, 1.0]
+    assert km["at_risk"].iloc[0] == 2
+
+
+def test_incidence_bar_uses_palette_and_ci_error_bars():
+    df = pd.DataFrame({"group": ["All", "All"], "grade": [1, 3], "subjects": [4, 1], "total": [10, 10],
+                       "pct": [40.0, 10.0], "ci_low": [12.2, 0.3], "ci_high": [73.8, 44.5]})
+    fig = F.incidence_by_grade_bar(df)
+    colors = {t.name: t.marker.color for t in fig.data}
+    assert colors == {"Grade 1": GRADE_COLORS[1], "Grade 3": GRADE_COLORS[3]}
+    g3 = next(t for t in fig.data if t.name == "Grade 3")
+    assert g3.error_y.array[0] == pytest.approx(34.5)
+    assert g3.error_y.arrayminus[0] == pytest.approx(9.7)
+    assert fig.layout.yaxis.title.text == "Subjects (%)"
+
+
+def test_swimlane_heatmap_places_grades_by_subject_and_day():
+    daily = pd.DataFrame({"usubjid": ["A", "A", "B"], "day": [1, 2, 5], "grade": [1, 3, 2]})
+    fig = F.swimlane_heatmap(daily, ["B", "A"], "CRS")
+    z = fig.data[0].z
+    assert z.shape == (2, 31)  # two subjects, days 0-30
+    assert z[1][2] == 3 and z[0][5] == 2  # A day 2 grade 3, B day 5 grade 2
+    assert pd.isna(z[0][0])  # no assessment: blank, not grade 0
+    assert "CRS" in fig.data[0].hovertemplate and "day" in fig.data[0].hovertemplate
+    assert fig.layout.xaxis.title.text.startswith("Days from infusion")
+
+
+def test_stopping_boundary_chart_has_step_line_and_current_point():
+    b = pd.DataFrame({"n": [1, 2, 3, 4], "stop_if_events_ge": [None, 2, 2, 3]})
+    fig = F.stopping_boundary_chart(b, 3, 1)
+    step = fig.data[0]
+    assert step.line.shape == "hv" and list(step.x) == [2, 3, 4] and list(step.y) == [2, 2, 3]
+    now = fig.data[-1]
+    assert list(now.x) == [3] and list(now.y) == [1]
+
+
+def test_edish_flags_hys_law_quadrant():
+    df = pd.DataFrame({"usubjid": ["A", "B"], "peak_alt_xuln": [5.0, 1.2], "peak_bili_xuln": [2.5, 0.8]})
+    fig = F.edish_figure(df)
+    colors = list(fig.data[0].marker.color)
+    assert colors[0] == GRADE_COLORS[4] and colors[1] != GRADE_COLORS[4]
+    xs = sorted(s.x0 for s in fig.layout.shapes if s.x0 == s.x1)
+    ys = sorted(s.y0 for s in fig.layout.shapes if s.y0 == s.y1)
+    assert xs == [3] and ys == [2]
+
+
+def test_subject_timeline_colours_ae_bars_by_grade_and_marks_sae_and_dlt():
+    aes = pd.DataFrame({"event_key": ["S1/AE/1", "S1/AE/2"], "aedecod": ["Cytokine release syndrome", "Pneumonia"],
+                        "aetoxgr": [3, 2], "grading_system": ["ASTCT 2019", "CTCAE v5.0"], "onset_day": [1, 20],
+                        "end_day": [6, None], "serious": [True, False]})
+    daily = pd.DataFrame({"syndrome": ["CRS", "CRS"], "day": [1, 2], "grade": [1, 3]})
+    meds = pd.DataFrame({"med_class": ["tocilizumab"], "cmdecod": ["TOCILIZUMAB"], "start_day": [2], "end_day": [2]})
+    resp = pd.DataFrame({"day": [28], "response": ["CR"]})
+    fig = F.subject_timeline("S1", aes, daily, meds, resp, death_day=None, dlt_window=(0, 28), dlt_keys=["S1/AE/1"])
+    bars = [t for t in fig.data if t.type == "bar" and t.orientation == "h" and t.name and t.name.startswith("Grade")]
+    assert {t.name: t.marker.color for t in bars} == {"Grade 3": GRADE_COLORS[3], "Grade 2": GRADE_COLORS[2]}
+    crs = next(t for t in bars if t.name == "Grade 3")
+    assert crs.base[0] == 1 and crs.x[0] == 6  # days 1-6 inclusive
+    names = {t.name for t in fig.data}
+    assert "Serious (SAE)" in names and "DLT" in names
+    assert "S1" in crs.hovertemplate and "Cytokine release syndrome" in crs.hovertemplate
+    assert any(s.type == "rect" for s in fig.layout.shapes)  # DLT window shaded
+
+
+def test_swimmer_plot_caps_follow_up_at_month_12():
+    subjects = pd.DataFrame({"usubjid": ["A", "B"], "label": ["#1 A", "#2 B"], "end_day": [400, 60],
+                             "status": ["completed", "died"], "cohort": ["DL1", "DL1"]})
+    events = pd.DataFrame({"usubjid": ["A", "B"], "day": [28, 60], "kind": ["response", "death"],
+                           "text": ["CR", "progression"], "grade": [None, None]})
+    fig = F.swimmer_plot(subjects, events)
+    bars = [t for t in fig.data if t.type == "bar"]
+    assert max(max(t.x) for t in bars) == 365
+    assert any(t.name == "Death" for t in fig.data) and any(t.name == "Response CR" for t in fig.data)
+
+
+def test_ae_soc_pt_bar_stacks_worst_grades():
+    df = pd.DataFrame({"aebodsys": ["Inv", "Inv", "Imm"], "aedecod": ["ALT increased", "ALT increased", "CRS"],
+                       "worst_grade": [1, 3, 2], "subjects": [2, 1, 5]})
+    fig = F.ae_soc_pt_bar(df)
+    assert fig.layout.barmode == "stack"
+    assert {t.name for t in fig.data} == {"Grade 1", "Grade 2", "Grade 3"}
+    assert fig.layout.xaxis.title.text == "Subjects (n)"

@@ -1,0 +1,61 @@
+"""`python -m safety ingest`: exit codes, the per-file table, one-line errors and no tracebacks."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+from test_ingest_fixtures import DM, make_study
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "safety", "ingest", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_load_prints_table_and_exits_0(tmp_path):
+    study = make_study(tmp_path / "s", "csv")
+    db = tmp_path / "db.duckdb"
+    p = run(study, "--db", db, "--cutoff", "2024-02-15", "--no-derivations")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert "study CT-TEST-01, data cut 2024-02-15" in lines[0]
+    ae = next(l for l in lines if l.startswith("ae.csv")).split()
+    assert ae == ["ae.csv", "AE", "7", "2", "4", "1"]
+    assert any(l.startswith("total") for l in lines)
+    assert "quarantined" in p.stdout
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM subjects").fetchall()[0][0] == 4
+    con.close()
+
+
+def test_unusable_input_exits_2_with_one_line(tmp_path):
+    study = make_study(tmp_path / "s", "csv")
+    DM.drop(columns=["USUBJID"]).to_csv(study / "dm.csv", index=False)
+    p = run(study, "--db", tmp_path / "db.duckdb")
+    assert p.returncode == 2
+    assert p.stderr.strip() == "error: dm.csv: no USUBJID column"
+    assert "Traceback" not in p.stderr + p.stdout
+
+
+def test_no_dm_and_bad_yaml_and_bad_cutoff(tmp_path):
+    study = make_study(tmp_path / "s", "csv")
+    (study / "dm.csv").unlink()
+    p = run(study, "--db", tmp_path / "db.duckdb")
+    assert p.returncode == 2 and p.stderr.startswith("error: s: no DM dataset")
+    study2 = make_study(tmp_path / "t", "csv", study_yaml="product_type: CAR-X\n")
+    p = run(study2, "--db", tmp_path / "db.duckdb")
+    assert p.returncode == 2 and "'product_type' must be one of" in p.stderr and len(p.stderr.splitlines()) == 1
+    p = run(study2, "--db", tmp_path / "db.duckdb", "--cutoff", "2024-02-30")
+    assert p.returncode == 2 and p.stderr.strip() == "error: --cutoff: '2024-02-30' is not a date YYYY-MM-DD"
+
+
+def test_help_explains_formats_cutoff_and_exit_codes():
+    p = subprocess.run([sys.executable, "-m", "safety", "ingest", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0
+    for word in (".xpt", ".sas7bdat", ".parquet", ".xlsx", "--cutoff", "crs_assessments", "Exit status", "quarantine"):
+        assert word in p.stdout
