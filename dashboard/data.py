@@ -154,3 +154,10 @@ def incidence(v: state.View, syndrome: str, by_cohort: bool = True) -> pd.DataFr
     df["ci_low"] = [100 * lo for lo, _ in cis]
     df["ci_high"] = [100 * hi for _, hi in cis]
     return df
+
+
+def boundary_rows(v: state.View, method: str, cohort) -> pd.DataFrame:
+    """The boundary table of a rule: rows for this cohort, else the study-wide rows (cohort NULL)."""
+    b = state.q("SELECT * FROM stopping_boundaries WHERE method = $m ORDER BY n", {"m": method}, v=v)
+    own = b[b["cohort"] == cohort] if cohort is not None and not pd.isna(cohort) else b.iloc[0:0]
+    return own if not own.empty else b[b["cohort"].isna()]

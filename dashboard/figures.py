@@ -79,31 +79,49 @@ def _grade_colorscale() -> list:
 
 # -- stopping rule -------------------------------------------------------------------------------
 
-def stopping_boundary_chart(boundaries: pd.DataFrame, current_n: int | None, current_events: int | None,
-                            event_label: str = "DLTs", title: str | None = "Events against the stopping boundary") -> go.Figure:
-    """Events vs evaluable subjects: the boundary as a step line, the current (n, events) as a point.
+BOUNDARY_LINES = {  # column of stopping_boundaries -> (legend, colour, dash)
+    "stop_if_events_ge": ("Stop at or above", GRADE_COLORS[4], "solid"),
+    "eliminate_if_ge": ("Eliminate dose at or above", "#000000", "solid"),
+    "deescalate_if_ge": ("De-escalate at or above", GRADE_COLORS[3], "dash"),
+    "escalate_if_le": ("Escalate at or below", "#009E73", "dot"),
+}
 
-    ``boundaries`` has columns ``n`` and ``stop_if_events_ge`` (NULL where the rule cannot stop yet).
+
+def stopping_boundary_chart(boundaries: pd.DataFrame, current_n: int | None = None, current_events: int | None = None,
+                            event_label: str = "DLTs", title: str | None = "Events against the stopping boundary",
+                            points: pd.DataFrame | None = None) -> go.Figure:
+    """Events vs evaluable subjects: each boundary of the rule as a step line, the current state as points.
+
+    ``boundaries`` has ``n`` and any of ``stop_if_events_ge``, ``eliminate_if_ge``, ``deescalate_if_ge``,
+    ``escalate_if_le`` (NULL where the rule has no boundary at that n). The current state is
+    (``current_n``, ``current_events``) or ``points`` with columns label, n, events (one per cohort).
     """
-    b = boundaries.dropna(subset=["stop_if_events_ge"]).sort_values("n")
     fig = go.Figure()
-    if not b.empty:
+    b = boundaries.sort_values("n")
+    top = 1
+    for col, (name, color, dash) in BOUNDARY_LINES.items():
+        if col not in b:
+            continue
+        d = b.dropna(subset=[col])
+        if d.empty:
+            continue
+        top = max(top, float(d[col].max()))
         fig.add_trace(go.Scatter(
-            x=b["n"], y=b["stop_if_events_ge"], mode="lines+markers", line_shape="hv",
-            line=dict(color=GRADE_COLORS[4], width=3), marker=dict(size=7), name="Stop at or above",
-            hovertemplate="n = %{x}<br>stop if " + event_label + " ≥ %{y}<extra></extra>"))
+            x=d["n"], y=d[col], mode="lines+markers", line_shape="hv", line=dict(color=color, width=3, dash=dash),
+            marker=dict(size=7), name=name,
+            hovertemplate="n = %{x}<br>" + name.lower() + ": " + event_label + " %{y}<extra></extra>"))
+    if points is None and current_n is not None and current_events is not None:
+        points = pd.DataFrame({"label": ["now"], "n": [current_n], "events": [current_events]})
+    if points is not None and not points.empty:
         fig.add_trace(go.Scatter(
-            x=list(b["n"]) + list(b["n"][::-1]), y=list(b["stop_if_events_ge"]) + [b["stop_if_events_ge"].max() + 1] * len(b),
-            fill="toself", fillcolor="rgba(213,94,0,0.10)", line=dict(width=0), hoverinfo="skip",
-            showlegend=False, line_shape="hv"))
-    if current_n is not None and current_events is not None:
-        fig.add_trace(go.Scatter(
-            x=[current_n], y=[current_events], mode="markers+text", text=[f"now: {current_events}/{current_n}"],
-            textposition="top right", marker=dict(size=18, color="#0072B2", line=dict(color="#000", width=2)),
+            x=points["n"], y=points["events"], mode="markers+text",
+            text=[f"{lab}: {e}/{n}" for lab, n, e in zip(points["label"], points["n"], points["events"])],
+            textposition="top left", marker=dict(size=18, color="#0072B2", line=dict(color="#000", width=2)),
             name="Current", hovertemplate="evaluable n = %{x}<br>" + event_label + " = %{y}<extra></extra>"))
-    fig.update_xaxes(title_text="Evaluable subjects (n)", rangemode="tozero", dtick=2)
-    fig.update_yaxes(title_text=f"{event_label} (subjects)", rangemode="tozero", dtick=1)
-    return _style(fig, title, height=420)
+        top = max(top, float(points["events"].max()))
+    fig.update_xaxes(title_text="Evaluable subjects (n)", rangemode="tozero")
+    fig.update_yaxes(title_text=f"{event_label} (subjects)", rangemode="tozero", range=[-0.3, top + 1.5])
+    return _style(fig, title, height=440)
 
 
 # -- incidence, onset, duration ---------------------------------------------------------------------

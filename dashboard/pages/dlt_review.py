@@ -2,6 +2,7 @@
 import hashlib
 import json
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import data, state
@@ -94,7 +95,6 @@ hist = [h for h in hist if h["usubjid"] in keep_subjects]
 if not hist:
     state.empty("No adjudications recorded yet for this study.")
 else:
-    import pandas as pd
     state.table(pd.DataFrame(hist).drop(columns=["studyid"]).sort_values("id", ascending=False))
 
 st.subheader("Evaluability")
@@ -111,15 +111,19 @@ if v.sites is not None:
     state.empty("Study-wide stopping boundaries are shown only to roles that see every site.")
 elif state.require("stopping_rule_status", "stopping_boundaries", what="the stopping boundary"):
     st_rows = state.q("SELECT * FROM stopping_rule_status ORDER BY cohort NULLS FIRST")
-    bounds = state.q("SELECT * FROM stopping_boundaries ORDER BY cohort NULLS FIRST, n")
     if st_rows.empty:
         state.empty("No stopping-rule status was derived for this data cut.")
-    for _, r in st_rows.iterrows():
-        st.markdown(f"**{r['cohort'] or 'Study'}** · {r['method']} · monitored: {r['monitored_event']} — {r['sentence']}")
-        b = bounds[(bounds["method"] == r["method"]) & (bounds["cohort"].fillna("") == (r["cohort"] or ""))]
-        if not b.empty and "stop_if_events_ge" in b:
-            c1, c2 = st.columns([2, 1])
-            c1.plotly_chart(F.stopping_boundary_chart(b, int(r["evaluable_n"]), int(r["events"]),
-                                                      event_label=str(r["monitored_event"]).upper() + " events"),
-                            width="stretch", key=f"bound_{r['cohort']}_{r['method']}")
-            c2.dataframe(b.drop(columns=["studyid", "data_cut"], errors="ignore"), hide_index=True, width="stretch")
+    for method, rows in st_rows.groupby("method", sort=False):
+        for _, r in rows.iterrows():
+            st.markdown(f"**{r['cohort'] or 'Study'}** · {r['method']} · monitored: {r['monitored_event']} — {r['sentence']}")
+        b = data.boundary_rows(v, method, rows["cohort"].iloc[0])
+        if b.empty:
+            state.empty(f"No boundary table for {method}.")
+            continue
+        pts = pd.DataFrame({"label": rows["cohort"].fillna("study"), "n": rows["evaluable_n"], "events": rows["events"]})
+        c1, c2 = st.columns([2, 1])
+        c1.plotly_chart(F.stopping_boundary_chart(b, points=pts, event_label=str(rows["monitored_event"].iloc[0]).upper()
+                                                  .replace("_", " ") + " events", title=f"{method}: boundary"),
+                        width="stretch", key=f"bound_{method}")
+        c2.dataframe(b.drop(columns=["studyid", "data_cut"], errors="ignore").dropna(axis=1, how="all"),
+                     hide_index=True, width="stretch")

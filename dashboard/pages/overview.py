@@ -1,4 +1,5 @@
 """Overview: enrolment and follow-up, DLTs, SAEs, severe CRS/ICANS, the stopping rule, what is new."""
+import pandas as pd
 import streamlit as st
 
 from dashboard import data, state
@@ -63,13 +64,15 @@ elif state.require("stopping_rule_status", what="the stopping-rule status"):
             box(("**" + str(r["cohort"]) + "**: " if r["cohort"] else "") + str(r["sentence"]))
         first = status.iloc[0]
         if state.has_tables("stopping_boundaries"):
-            b = state.q("SELECT n, stop_if_events_ge FROM stopping_boundaries WHERE method = $m "
-                        "AND cohort IS NOT DISTINCT FROM $c ORDER BY n", {"m": first["method"], "c": first["cohort"]})
+            b = data.boundary_rows(v, first["method"], first["cohort"])
+            same = status[status["method"] == first["method"]]
+            pts = pd.DataFrame({"label": same["cohort"].fillna("study"), "n": same["evaluable_n"], "events": same["events"]})
             if b.empty:
-                state.empty("No boundary table for this rule.")
+                state.empty("No boundary table was derived for this rule.")
             else:
-                st.plotly_chart(F.stopping_boundary_chart(b, int(first["evaluable_n"]), int(first["events"]),
-                                                          event_label=str(first["monitored_event"]).upper() + " events"),
+                st.plotly_chart(F.stopping_boundary_chart(b, points=pts, event_label=str(first["monitored_event"]).upper()
+                                                          .replace("_", " ") + " events",
+                                                          title=f"{first['method']}: events against the boundary"),
                                 width="stretch")
 
 st.subheader("What is new")

@@ -306,7 +306,8 @@ def status_rows(subjects: pd.DataFrame, config: dict, studyid: str, data_cut, ad
     def pend_text(pend):
         if not pend:
             return ""
-        return f" ({pend} more subject{'s' if pend != 1 else ''} with {'candidates' if pend != 1 else 'a candidate'} pending adjudication)"
+        return (f" ({pend} more subject{'s' if pend != 1 else ''} with {'candidates' if pend != 1 else 'a candidate'}"
+                " pending adjudication; the decision is provisional)")
 
     basis = "" if computed_from != "screened candidates" else " (screened candidates, not yet adjudicated)"
     if method in ("bayesian_beta_binomial", "pocock"):

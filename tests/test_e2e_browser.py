@@ -1,0 +1,133 @@
+"""End to end in a real browser: the app served on a loopback port, every page opened in headless
+Chromium (Debian's /usr/bin/chromium through Playwright), no error element, charts rendered.
+
+Screenshots go to tests/artifacts/; with CELLTOX_SCREENSHOTS=docs the overview and a subject profile
+are also written to docs/img/ for the README.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+# url path -> does the page draw at least one Plotly chart on first view
+PAGES = {"overview": True, "crs_icans": True, "subject_profile": True, "adverse_events": True, "labs": False,
+         "dlt_review": True, "swimmer": True, "listings": False, "data_quality": False, "audit_log": False}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.read().decode().strip() == "ok":
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError("streamlit did not become healthy")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    pytest.importorskip("playwright.sync_api")
+    from safety.sample_db import build_sample_database
+
+    db = tmp_path_factory.mktemp("e2e") / "celltox_sample.duckdb"
+    build_sample_database(db)
+    port = _free_port()
+    env = {**os.environ, "CELLTOX_DB": str(db), "CELLTOX_AUTH": "off"}
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless=true",
+           "--server.address=127.0.0.1", f"--server.port={port}", "--browser.gatherUsageStats=false",
+           "--server.fileWatcherType=none"]
+    log = open(tmp_path_factory.getbasetemp() / "streamlit.log", "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            yield page
+        finally:
+            browser.close()
+
+
+def _settle(page, needs_chart: bool) -> None:
+    page.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
+    page.wait_for_selector("h1", timeout=60_000)
+    try:
+        page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=60_000)
+    except Exception:
+        pass
+    if needs_chart:
+        page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=60_000)
+    page.wait_for_timeout(800)
+
+
+@pytest.mark.parametrize("url_path", list(PAGES))
+def test_page_renders_in_browser(server, browser_page, url_path):
+    page = browser_page
+    page.goto(f"{server}/{url_path}")
+    _settle(page, PAGES[url_path])
+    errors = page.locator('[data-testid="stException"]').count()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{url_path}.png"), full_page=True)
+    assert errors == 0, f"{url_path}: an exception is shown"
+    if PAGES[url_path]:
+        assert page.locator('[data-testid="stPlotlyChart"] .main-svg').count() >= 1
+    else:
+        assert page.locator('[data-testid="stDataFrame"], [data-testid="stAlert"], [data-testid="stMetric"]').count() >= 1
+    if os.environ.get("CELLTOX_SCREENSHOTS") == "docs" and url_path in ("overview", "subject_profile"):
+        (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
+        shutil.copy(ARTIFACTS / f"{url_path}.png", ROOT / "docs" / "img" / f"{url_path}.png")
+
+
+def test_subject_link_opens_that_profile(server, browser_page):
+    page = browser_page
+    page.goto(f"{server}/subject_profile?usubjid=CD56-CART-01-003")
+    _settle(page, True)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.get_by_text("CD56-CART-01-003").first.is_visible()
