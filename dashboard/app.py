@@ -2,7 +2,7 @@
 
 Opens the database given with ``--db``, else $CELLTOX_DB, else the embedded sample database (built on
 first start). Signs the user in, offers the study, data cut and subject filters in the sidebar, then
-runs the selected page. Pages live in dashboard/pages/ and read only through dashboard.state.
+runs the selected page. Pages live in dashboard/views/ and read only through dashboard.state.
 """
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ import streamlit as st  # noqa: E402
 from dashboard import state  # noqa: E402
 from safety import access  # noqa: E402
 
-st.set_page_config(page_title="celltox safety", page_icon="🧬", layout="wide")
+st.set_page_config(page_title="celltox safety", page_icon=":material/monitor_heart:", layout="wide")
 
-PAGES = Path(__file__).resolve().parent / "pages"
+# Not "pages/": Streamlit serves a folder of that name as a legacy multipage app, bypassing app.py.
+PAGES = Path(__file__).resolve().parent / "views"
 
 
 def _sidebar(user, db_path: str) -> state.View | None:
@@ -70,19 +71,20 @@ def _pages(user) -> list:
         return st.Page(str(PAGES / file), title=title, icon=icon, url_path=url, default=default)
 
     pages = [
-        page("overview.py", "Overview", "📋", "overview", default=True),
-        page("crs_icans.py", "CRS & ICANS", "🔥", "crs_icans"),
-        page("subject_profile.py", "Subject profile", "👤", "subject_profile"),
-        page("adverse_events.py", "Adverse events", "⚠️", "adverse_events"),
-        page("labs.py", "Labs", "🧪", "labs"),
-        page("dlt_review.py", "DLT review", "⚖️", "dlt_review"),
-        page("swimmer.py", "Swimmer plot", "🏊", "swimmer"),
-        page("listings.py", "Listings & export", "📄", "listings"),
+        # The default page lives at the root URL ("/"); Streamlit ignores its url_path.
+        page("overview.py", "Overview", ":material/dashboard:", "overview", default=True),
+        page("crs_icans.py", "CRS & ICANS", ":material/local_fire_department:", "crs_icans"),
+        page("subject_profile.py", "Subject profile", ":material/person:", "subject_profile"),
+        page("adverse_events.py", "Adverse events", ":material/warning:", "adverse_events"),
+        page("labs.py", "Labs", ":material/science:", "labs"),
+        page("dlt_review.py", "DLT review", ":material/gavel:", "dlt_review"),
+        page("swimmer.py", "Swimmer plot", ":material/timeline:", "swimmer"),
+        page("listings.py", "Listings & export", ":material/description:", "listings"),
     ]
     if state.can(user, "can_view_data_quality"):
-        pages.append(page("data_quality.py", "Data quality", "🩺", "data_quality"))
+        pages.append(page("data_quality.py", "Data quality", ":material/fact_check:", "data_quality"))
     if state.can(user, "can_view_audit"):
-        pages.append(page("audit_log.py", "Audit log", "🔏", "audit_log"))
+        pages.append(page("audit_log.py", "Audit log", ":material/history:", "audit_log"))
     return pages
 
 

@@ -46,6 +46,9 @@ def _style(fig: go.Figure, title: str | None = None, height: int | None = None) 
         legend=dict(font=dict(size=FONT_SIZE - 1)),
         margin=dict(l=70, r=30, t=70 if title else 30, b=60),
     )
+    fig.update_xaxes(tickfont=dict(size=FONT_SIZE - 1, color="#222"), title_font=dict(size=FONT_SIZE))
+    fig.update_yaxes(tickfont=dict(size=FONT_SIZE - 1, color="#222"), title_font=dict(size=FONT_SIZE))
+    fig.update_annotations(font_size=FONT_SIZE)
     if height:
         fig.update_layout(height=height)
     return fig
@@ -219,9 +222,10 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
     ``dlt_keys`` are the event keys flagged as DLT candidates or confirmed DLTs.
     """
     dlt_keys = set(dlt_keys)
-    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.04,
+    window_note = f"; grey = DLT window, days {dlt_window[0]}-{dlt_window[1]}" if dlt_window else ""
+    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.05,
                         row_heights=[0.46, 0.16, 0.2, 0.18],
-                        subplot_titles=("Adverse events (bar colour = grade)", "CRS / ICANS daily grade (ASTCT)",
+                        subplot_titles=("Adverse events (colour = grade" + window_note + ")", "CRS / ICANS daily grade (ASTCT)",
                                         "Toxicity management", "Response and death"))
     last_day = 0
     for frame, cols in ((aes, ["onset_day", "end_day"]), (daily, ["day"]), (meds, ["start_day", "end_day"]),
@@ -245,6 +249,7 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
             base=[start], x=[max(end - start + 1, 0.8)], y=[labels[i]], orientation="h",
             marker=dict(color=grade_color(g), line=dict(color="#333", width=1)),
             name=name, legendgroup=name, showlegend=name not in shown_grades,
+            legendrank=int(g) if not pd.isna(g) else 9,
             hovertemplate=(f"{usubjid}<br>{r['aedecod']}<br>{name} ({r.get('grading_system') or ''})"
                            f"<br>days {start:g} to {'ongoing' if pd.isna(r['end_day']) else int(r['end_day'])}"
                            + ("<br>SERIOUS" if r.get("serious") else "")
@@ -304,9 +309,6 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
         for row in range(1, 5):
             fig.add_vrect(x0=dlt_window[0] - 0.5, x1=dlt_window[1] + 0.5, fillcolor="#999", opacity=0.12,
                           line_width=0, row=row, col=1)
-        fig.add_annotation(x=(dlt_window[0] + dlt_window[1]) / 2, y=1.0, yref="paper", yanchor="bottom",
-                           text=f"DLT window (days {dlt_window[0]}-{dlt_window[1]})", showarrow=False,
-                           font=dict(size=FONT_SIZE - 2, color="#555"))
     fig.update_layout(barmode="overlay", bargap=0.3)
     if day_range:
         fig.update_xaxes(range=list(day_range))
@@ -367,13 +369,13 @@ def _add_grade_bands(fig: go.Figure, band: dict, ymax: float, row: int) -> None:
         for g, (hi, lo) in enumerate(zip(edges[:-1], edges[1:]), start=1):
             if g == 1:
                 continue  # grade 1 depends on the subject's LLN: no fixed band
-            fig.add_hrect(y0=lo, y1=hi, fillcolor=GRADE_COLORS[min(g, 4)], opacity=0.18, line_width=0, row=row, col=1)
+            fig.add_hrect(y0=lo, y1=hi, fillcolor=GRADE_COLORS[min(g, 4)], opacity=0.3, line_width=0, layer="below", row=row, col=1)
     else:
         edges = [1.0] + limits + [max(ymax * 1.1, limits[-1] * 1.05)]
         for g, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]), start=1):
             if lo >= max(ymax * 1.1, limits[0] * 1.2):
                 break
-            fig.add_hrect(y0=lo, y1=hi, fillcolor=GRADE_COLORS[min(g, 4)], opacity=0.18, line_width=0, row=row, col=1)
+            fig.add_hrect(y0=lo, y1=hi, fillcolor=GRADE_COLORS[min(g, 4)], opacity=0.3, line_width=0, layer="below", row=row, col=1)
 
 
 # -- adverse events --------------------------------------------------------------------------------------

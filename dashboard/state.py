@@ -122,7 +122,7 @@ def sign_in(db_path: Path, store: ReviewStore):
         if not is_sample(db_path):
             st.error("Sign-in is not installed (dashboard/auth.py): only the sample database opens without it.")
             st.stop()
-        st.warning("DEMO MODE: synthetic sample data, no sign-in. Not for patient data.", icon="⚠️")
+        st.warning("DEMO MODE: synthetic sample data, no sign-in. Not for patient data.", icon=":material/warning:")
         return DemoUser()
     try:
         policy = safety_auth.AccessPolicy.from_env(db_path, is_sample_db=is_sample(db_path))
@@ -326,7 +326,7 @@ def table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: int | N
 
 def empty(message: str) -> None:
     """An empty state that says what is missing."""
-    st.info(message, icon="ℹ️")
+    st.info(message, icon=":material/info:")
 
 
 def require(*tables: str, what: str = "this section") -> bool:

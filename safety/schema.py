@@ -226,7 +226,7 @@ MEDICATIONS = Table(
         C("cmdose", "DOUBLE", "Dose (CMDOSE)."),
         C("cmdosu", "VARCHAR", "Dose unit (CMDOSU)."),
         C("cmroute", "VARCHAR", "Route (CMROUTE)."),
-        C("med_class", "VARCHAR", "Class from safety/data/medication_classes.csv: tocilizumab, corticosteroid, anakinra, vasopressor, antipyretic, lymphodepletion, ivig, anti_infective, other."),
+        C("med_class", "VARCHAR", "Class from safety/data/medication_classes.csv: tocilizumab, anti_cytokine, corticosteroid, anakinra, vasopressor, antipyretic, lymphodepletion, ivig, antiepileptic, anti_infective, other."),
     ) + _dated("cmst", "Start") + (
         C("cmendtc", "VARCHAR", "End as delivered."),
         C("cmen_date", "DATE", "End as a date."),

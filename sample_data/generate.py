@@ -442,8 +442,10 @@ class Study:
             n = n or spec["n_subjects"]
             sites = list(spec["sites"])
             start = np.datetime64("2024-11-05")
-            gaps = rng.integers(14, 28, n) if n < 1000 else rng.integers(0, 2, n)
-            inf = start + np.cumsum(gaps).astype("timedelta64[D]")
+            if n < 1000:
+                inf = start + np.cumsum(rng.integers(14, 28, n)).astype("timedelta64[D]")
+            else:  # program scale: two years of accrual
+                inf = start + np.sort(rng.integers(0, 730, n)).astype("timedelta64[D]")
             dls = list(spec["dose_levels"])
             dl = np.where(np.arange(n) < max(3, n * 3 // 10), dls[0], dls[-1])
             cohort = np.where(dl == dls[0], f"ESCALATION {dls[0]}", f"EXPANSION {dls[-1]}")
@@ -636,11 +638,16 @@ class Study:
                     continue
                 reps = 1 if len(s) < 1000 else max(1, len(s) // 400)
                 for _ in range(reps):
-                    order = rng.permutation(cand)
-                    free = [i for i in order if (s.loc[i, "subjid"], test) not in taken]
-                    if not free:
-                        break
-                    i = min(free, key=lambda k: load[k]) if len(s) < 1000 else free[0]
+                    if len(s) < 1000:
+                        order = rng.permutation(cand)
+                        free = [i for i in order if (s.loc[i, "subjid"], test) not in taken]
+                        if not free:
+                            break
+                        i = min(free, key=lambda k: load[k])
+                    else:  # program scale: any subject will do
+                        i = int(rng.choice(cand))
+                        if (s.loc[i, "subjid"], test) in taken:
+                            continue
                     load[i] += 1
                     taken.add((s.loc[i, "subjid"], test))
                     grp = LAB_TESTS[test]["group"]
@@ -981,49 +988,60 @@ class Study:
         self._cms.append(dict(sid=int(sid), CMTRT=trt, CMDECOD=decod, CMCAT=cat, CMINDC=indc, CMDOSE=dose, CMDOSU=dosu,
                               CMROUTE=route, start=start, end=end))
 
+    def _cm_frame(self, sid, trt, decod, cat, indc, dose, dosu, route, start, end):
+        """Many CM records at once (one per subject in sid)."""
+        sid = np.asarray(sid, int)
+        if len(sid):
+            self._cm_frames.append(pd.DataFrame({"sid": sid, "CMTRT": trt, "CMDECOD": decod, "CMCAT": cat, "CMINDC": indc,
+                                                 "CMDOSE": dose, "CMDOSU": dosu, "CMROUTE": route,
+                                                 "start": np.asarray(start, int), "end": np.asarray(end, float)}))
+
     def medications(self, crs, icans, crs_grid, ld_in_cm: bool):
         s = self.s
         inf = s.index[s["infused"]].to_numpy()
-        for i in inf:
-            self._cm(i, "Acyclovir", "ACICLOVIR", "PROPHYLAXIS", "Antiviral prophylaxis", 400, "mg", "ORAL", -5, 365)
-            self._cm(i, "Allopurinol", "ALLOPURINOL", "PROPHYLAXIS", "Tumour lysis prophylaxis", 300, "mg", "ORAL", -5, 7)
-            if ld_in_cm:
-                self._cm(i, "Fludarabine", "FLUDARABINE", "LYMPHODEPLETION", "Lymphodepletion", 30, "mg/m2", "INTRAVENOUS", -5, -3)
-                self._cm(i, "Cyclophosphamide", "CYCLOPHOSPHAMIDE", "LYMPHODEPLETION", "Lymphodepletion", 500, "mg/m2", "INTRAVENOUS", -5, -3)
-        for (sid, ep), t in crs.groupby(["sid", "episode"]):
-            d2 = t.loc[t["grade"] >= 2, "day"]
-            if len(d2):
-                self._cm(sid, "Tocilizumab", "TOCILIZUMAB", "CRS MANAGEMENT", "Cytokine release syndrome", 8, "mg/kg", "INTRAVENOUS",
-                         int(d2.min()), int(d2.min()))
-                if (t["grade"] >= 3).sum() >= 2:  # a second dose when grade 3+ persists
-                    self._cm(sid, "Tocilizumab", "TOCILIZUMAB", "CRS MANAGEMENT", "Cytokine release syndrome", 8, "mg/kg",
-                             "INTRAVENOUS", int(d2.min()) + 1, int(d2.min()) + 1)
-            d3 = t.loc[t["grade"] >= 3, "day"]
-            if len(d3):
-                self._cm(sid, "Dexamethasone", "DEXAMETHASONE", "CRS MANAGEMENT", "Cytokine release syndrome", 10, "mg",
-                         "INTRAVENOUS", int(d3.min()), int(d3.max()) + 2)
-            fever = t.loc[t["grade"] >= 1, "day"]
-            self._cm(sid, "Paracetamol", "PARACETAMOL", "SUPPORTIVE", "Fever", 1000, "mg", "ORAL", int(fever.min()), int(fever.max()))
-        for (sid, ep), t in icans.groupby(["sid", "episode"]):
-            d2 = t.loc[t["grade"] >= 2, "day"]
-            if len(d2):
-                self._cm(sid, "Dexamethasone", "DEXAMETHASONE", "ICANS MANAGEMENT", "Immune effector cell-associated neurotoxicity syndrome",
-                         10, "mg", "INTRAVENOUS", int(d2.min()), int(d2.max()) + 2)
-            if len(t) and t["day"].min() >= 0:
-                self._cm(sid, "Levetiracetam", "LEVETIRACETAM", "ICANS MANAGEMENT", "Seizure prophylaxis", 500, "mg", "ORAL",
-                         int(t["day"].min()), int(t["day"].max()) + 7)
+        one = np.ones(len(inf), int)
+        self._cm_frame(inf, "Acyclovir", "ACICLOVIR", "PROPHYLAXIS", "Antiviral prophylaxis", 400, "mg", "ORAL", -5 * one, 365 * one)
+        self._cm_frame(inf, "Allopurinol", "ALLOPURINOL", "PROPHYLAXIS", "Tumour lysis prophylaxis", 300, "mg", "ORAL", -5 * one, 7 * one)
+        if ld_in_cm:
+            self._cm_frame(inf, "Fludarabine", "FLUDARABINE", "LYMPHODEPLETION", "Lymphodepletion", 30, "mg/m2", "INTRAVENOUS",
+                           -5 * one, -3 * one)
+            self._cm_frame(inf, "Cyclophosphamide", "CYCLOPHOSPHAMIDE", "LYMPHODEPLETION", "Lymphodepletion", 500, "mg/m2",
+                           "INTRAVENOUS", -5 * one, -3 * one)
+        # CRS management per episode: tocilizumab at the first grade >= 2 day (again the next day when grade >= 3
+        # lasts), dexamethasone over grade >= 3 days, paracetamol over the febrile days
+        key = ["sid", "episode"]
+        ep = crs.groupby(key)["day"].agg(["min", "max"])
+        g2 = crs[crs["grade"] >= 2].groupby(key)["day"].min()
+        g3 = crs[crs["grade"] >= 3].groupby(key)["day"].agg(["min", "max", "count"])
+        toci2 = g2[g3["count"].reindex(g2.index).fillna(0).to_numpy() >= 2]
+        ig2 = icans[icans["grade"] >= 2].groupby(key)["day"].agg(["min", "max"])
+        iep = icans.groupby(key)["day"].agg(["min", "max"])
+        iep = iep[iep["min"] >= 0]
+        self._cm_frame(g2.index.get_level_values(0), "Tocilizumab", "TOCILIZUMAB", "CRS MANAGEMENT", "Cytokine release syndrome",
+                       8, "mg/kg", "INTRAVENOUS", g2.to_numpy(), g2.to_numpy())
+        self._cm_frame(toci2.index.get_level_values(0), "Tocilizumab", "TOCILIZUMAB", "CRS MANAGEMENT", "Cytokine release syndrome",
+                       8, "mg/kg", "INTRAVENOUS", toci2.to_numpy() + 1, toci2.to_numpy() + 1)
+        self._cm_frame(g3.index.get_level_values(0), "Dexamethasone", "DEXAMETHASONE", "CRS MANAGEMENT", "Cytokine release syndrome",
+                       10, "mg", "INTRAVENOUS", g3["min"].to_numpy(), g3["max"].to_numpy() + 2)
+        self._cm_frame(ep.index.get_level_values(0), "Paracetamol", "PARACETAMOL", "SUPPORTIVE", "Fever", 1000, "mg", "ORAL",
+                       ep["min"].to_numpy(), ep["max"].to_numpy())
+        self._cm_frame(ig2.index.get_level_values(0), "Dexamethasone", "DEXAMETHASONE", "ICANS MANAGEMENT",
+                       "Immune effector cell-associated neurotoxicity syndrome", 10, "mg", "INTRAVENOUS",
+                       ig2["min"].to_numpy(), ig2["max"].to_numpy() + 2)
+        self._cm_frame(iep.index.get_level_values(0), "Levetiracetam", "LEVETIRACETAM", "ICANS MANAGEMENT", "Seizure prophylaxis",
+                       500, "mg", "ORAL", iep["min"].to_numpy(), iep["max"].to_numpy() + 7)
         # vasopressors from the bedside record, one CM per contiguous run
         for col, trt in (("vaso", "Norepinephrine"), ("vasopressin", "Vasopressin")):
             x = crs_grid[crs_grid[col] > 0]
             if len(x):
                 run = (x["day"].diff().fillna(9).ne(1) | x["sid"].diff().fillna(1).ne(0)).cumsum()
-                for _, t in x.groupby(run):
-                    self._cm(int(t["sid"].iloc[0]), trt, trt.upper(), "CRS MANAGEMENT", "Hypotension", None, None, "INTRAVENOUS",
-                             int(t["day"].min()), int(t["day"].max()))
+                r = x.groupby(run).agg(sid=("sid", "first"), a=("day", "min"), b=("day", "max"))
+                self._cm_frame(r["sid"].to_numpy(), trt, trt.upper(), "CRS MANAGEMENT", "Hypotension", np.nan, "",
+                               "INTRAVENOUS", r["a"].to_numpy(), r["b"].to_numpy())
         for e in self.extra_cms:
             e = dict(e)
             self._cms.append(dict(sid=self.sid(e.pop("subjid")), **e))
-        cm = pd.DataFrame(self._cms)
+        cm = pd.concat([pd.DataFrame(self._cms)] + self._cm_frames, ignore_index=True)
         cm = cm[self.in_followup(cm["sid"].to_numpy().astype(int), cm["start"].to_numpy())].copy()
         endd = self.end_day()[cm["sid"].to_numpy().astype(int)]
         cm["end"] = np.where(cm["end"].to_numpy() > endd, np.nan, cm["end"])
@@ -1034,6 +1052,7 @@ class Study:
         s, rng, spec = self.s, self.rng, self.spec
         studyid = spec["studyid"]
         self._cms: list[dict] = []
+        self._cm_frames: list[pd.DataFrame] = []
         vis = self.visits()
         crs = self.daily_grades("crs")
         icans = self.daily_grades("icans")
@@ -1185,13 +1204,19 @@ class Study:
         inf_date = s["inf_date"].to_numpy().astype("datetime64[D]")
         sid = lb["sid"].to_numpy()
         test = lb["test"].to_numpy()
-        dp = np.array([LAB_TESTS[t]["dp"] for t in test])
+        tcat = pd.Series(pd.Categorical(test, categories=LAB_CODES))
+        attr = lambda a: tcat.map({c: LAB_TESTS[c][a] for c in LAB_CODES}).to_numpy(dtype=object)
+        dp = tcat.map({c: LAB_TESTS[c]["dp"] for c in LAB_CODES}).to_numpy(dtype=int)
         val = lb["value"].to_numpy()
-        rounded = np.array([round(float(v), int(p)) for v, p in zip(val, dp)])
+        rounded = np.empty(len(val))
+        res_txt = np.empty(len(val), dtype=object)
+        for p in np.unique(dp):  # vectorised per number of decimals
+            m = dp == p
+            rounded[m] = np.round(val[m], int(p))
+            res_txt[m] = np.char.mod(f"%.{int(p)}f", rounded[m])
         lln, uln = lb["lln"].to_numpy(), lb["uln"].to_numpy()
         nrind = np.where(rounded < lln, "LOW", np.where(rounded > uln, "HIGH", "NORMAL"))
-        unit = np.array([LAB_TESTS[t]["unit"] for t in test])
-        res_txt = np.array([f"{v:.{int(p)}f}" for v, p in zip(rounded, dp)], dtype=object)
+        unit = attr("unit")
         stresn = rounded.astype(float)
         censored = (test == "NEUT") & (val < 0.1)
         res_txt = np.where(censored, "<0.1", res_txt)
@@ -1214,13 +1239,12 @@ class Study:
         stnrlo = lln.astype(float)
         stnrhi = uln.astype(float)
         stresc = res_txt.copy()
-        spec_ = np.array([LAB_TESTS[t]["spec"] for t in test], dtype=object)
-        cat = np.array([LAB_TESTS[t]["cat"] for t in test], dtype=object)
-        name = np.array([LAB_TESTS[t]["name"] for t in test], dtype=object)
+        spec_, cat, name = attr("spec"), attr("cat"), attr("name")
+        fmt_g = lambda x: pd.Series(x).map({u: f"{u:g}" for u in np.unique(x)}).to_numpy(dtype=object)
         df = pd.DataFrame({
             "STUDYID": studyid, "DOMAIN": "LB", "USUBJID": s["usubjid"].to_numpy()[sid], "LBSEQ": 0.0,
             "LBTESTCD": test, "LBTEST": name, "LBCAT": cat, "LBSPEC": spec_,
-            "LBORRES": orres, "LBORRESU": orresu, "LBORNRLO": [f"{x:g}" for x in lln], "LBORNRHI": [f"{x:g}" for x in uln],
+            "LBORRES": orres, "LBORRESU": orresu, "LBORNRLO": fmt_g(lln), "LBORNRHI": fmt_g(uln),
             "LBSTRESC": stresc, "LBSTRESN": stresn, "LBSTRESU": stresu, "LBSTNRLO": stnrlo, "LBSTNRHI": stnrhi,
             "LBNRIND": nrind, "LBBLFL": blfl, "VISIT": visit, "LBDTC": dtc, "LBDY": self._dy(day),
         })
@@ -1453,7 +1477,7 @@ def generate_scale(out: Path, n: int, fmt: str, ae_rate: float) -> Path:
     spec = dict(STUDIES["car_itnk"])
     spec.update(studyid=f"SCALE-{n}", title=f"Program-scale synthetic CAR-T study ({n} subjects)", product="Synthetic CAR-T cells",
                 product_type="CAR-T", n_subjects=n, sites={f"{i:02d}": f"Site {i:02d}" for i in range(1, 41)},
-                data_cuts=["2030-12-31"], dose_levels={"DL1": 1.0, "DL2": 3.0})
+                data_cuts=["2027-12-31"], dose_levels={"DL1": 1.0, "DL2": 3.0})
     return write_study("scale", spec, out, rng, fmt=fmt, n=n, planted=False, ae_rate=ae_rate)
 
 

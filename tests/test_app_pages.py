@@ -83,7 +83,7 @@ def _open(page: str = "overview", query: dict | None = None, session: dict | Non
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     if page != "overview":
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(f"views/{page}.py")
         at.run()
     return at
 
@@ -178,7 +178,7 @@ def test_subject_profile_from_query_param_and_audited(app_env):
                    s=studyid, c=cut)
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    at.switch_page("pages/subject_profile.py")
+    at.switch_page("views/subject_profile.py")
     at.query_params["usubjid"] = usubjid
     at.run()
     assert not at.exception, [e.value for e in at.exception]

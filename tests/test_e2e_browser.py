@@ -89,7 +89,7 @@ def browser_page(server):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page = browser.new_page(viewport={"width": 1600, "height": 2200})
             yield page
         finally:
             browser.close()
@@ -110,7 +110,7 @@ def _settle(page, needs_chart: bool) -> None:
 @pytest.mark.parametrize("url_path", list(PAGES))
 def test_page_renders_in_browser(server, browser_page, url_path):
     page = browser_page
-    page.goto(f"{server}/{url_path}")
+    page.goto(f"{server}/" + ("" if url_path == "overview" else url_path))  # the default page is the root URL
     _settle(page, PAGES[url_path])
     errors = page.locator('[data-testid="stException"]').count()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -127,7 +127,7 @@ def test_page_renders_in_browser(server, browser_page, url_path):
 
 def test_subject_link_opens_that_profile(server, browser_page):
     page = browser_page
-    page.goto(f"{server}/subject_profile?usubjid=CD56-CART-01-003")
+    page.goto(f"{server}/subject_profile?usubjid=CD56-CART-01-01-003")
     _settle(page, True)
     assert page.locator('[data-testid="stException"]').count() == 0
-    assert page.get_by_text("CD56-CART-01-003").first.is_visible()
+    assert page.get_by_text("CD56-CART-01-01-003").first.is_visible()

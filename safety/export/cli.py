@@ -32,8 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", help="comma-separated output names (default: all): " + ",".join(output_names()))
     p.add_argument("--review-db", help="review store with adjudications (default: <db>.review.sqlite if it exists)")
     p.add_argument("--user", help="user name for the audit entry (default: the login name)")
-    p.add_argument("--pdf-max-rows", type=int, default=2000,
-                   help="rows per listing in the PDF before it points to the full files (default 2000)")
+    p.add_argument("--pdf-max-rows", type=int, default=1000,
+                   help="rows per listing in the PDF before it points to the full files (default 1000)")
 
 
 def _fail(msg: str) -> int:

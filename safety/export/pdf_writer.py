@@ -21,7 +21,7 @@ from safety.export.common import CONFIDENTIAL, GRADE_COLUMNS, PacketMeta, grade_
 from safety.palette import GRADE_COLORS, GRADE_TEXT
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
-DEFAULT_MAX_ROWS = 2000
+DEFAULT_MAX_ROWS = 1000
 
 
 def _rgb(h: str) -> tuple[int, int, int]:

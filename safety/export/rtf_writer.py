@@ -120,22 +120,23 @@ def rtf_text(df: pd.DataFrame, meta: PacketMeta) -> str:
         hdr.append(f"\\pard\\intbl\\plain\\f0\\fs{FONT_HALF_POINTS}\\b {esc(h)}\\cell")
     hdr.append("\\row")
     p.append("".join(hdr))
-    plain_def = row_def(False) + "".join(f"{cell_border}\\cellx{e}" for e in edges)
+    # Body rows: no cell borders and paragraph settings once per row keep big listings compact.
+    plain_def = row_def(False) + "".join(f"\\cellx{e}" for e in edges)
+    para = f"\\pard\\intbl\\plain\\f0\\fs{FONT_HALF_POINTS} "
     for r in rows:
-        gcells = {j: grade_of(r[j]) for j in grade_idx}
-        if any(g is not None for g in gcells.values()):
+        gcells = {j: g for j in grade_idx if (g := grade_of(r[j])) is not None}
+        if gcells:
             d = [row_def(False)]
             for j, e in enumerate(edges):
-                g = gcells.get(j)
-                shade = "" if g is None else "\\clcbpat%d" % bg[g]
-                d.append(f"{cell_border}{shade}\\cellx{e}")
-            line = ["".join(d), "\n"]
+                d.append(("\\clcbpat%d" % bg[gcells[j]] if j in gcells else "") + f"\\cellx{e}")
+            line = ["".join(d), "\n", para]
         else:
-            line = [plain_def, "\n"]
+            line = [plain_def, "\n", para]
         for j, t in enumerate(r):
-            g = gcells.get(j)
-            colour = "" if g is None else f"\\cf{fg[g]}\\qc"
-            line.append(f"\\pard\\intbl\\plain\\f0\\fs{FONT_HALF_POINTS}{colour} {esc(t)}\\cell")
+            if j in gcells:
+                line.append("{\\cf%d %s}\\cell " % (fg[gcells[j]], esc(t)))
+            else:
+                line.append(esc(t) + "\\cell ")
         line.append("\\row")
         p.append("".join(line))
     if not rows:

@@ -41,6 +41,7 @@ LAB_TOXICITY = schema.Table(
         C("day", "INTEGER", "Collection day relative to the first CAR infusion (day 0)."),
         C("lab_date", "DATE", "Collection date (labs.lb_date)."),
     ),
+    group="derived",
 )
 
 LAB_WORST_GRADES = schema.Table(
@@ -55,6 +56,7 @@ LAB_WORST_GRADES = schema.Table(
         C("worst_day", "INTEGER", "First day (>= 1) at the worst grade."),
         C("n_post", "INTEGER", "Number of graded (non-NULL) records from day 1 on."),
     ),
+    group="derived",
 )
 
 schema.register(LAB_TOXICITY, LAB_WORST_GRADES)

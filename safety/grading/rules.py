@@ -450,7 +450,10 @@ def _compare_sql(c: Compare, exact: str) -> str:
     # guarded: identical result to signif on both sides. Rounding to 15 significant digits moves a
     # value by at most 5e-15 of itself, so when the sides differ by more than 1e-13 of their size the
     # plain comparison already has the rounded answer; only near-ties pay for the rounding.
-    return f"(CASE WHEN abs({a} - {b}) > 1e-13 * greatest(abs({a}), abs({b})) THEN {a} {c.op} {b} ELSE {sa} {c.op} {sb} END)"
+    # Written without CASE: inside a WHEN condition DuckDB then evaluates the rounding branch only
+    # on the rows that reach it (a CASE here would be rewritten and round every row).
+    near = f"abs({a} - {b}) <= 1e-13 * greatest(abs({a}), abs({b}))"
+    return f"((({a} {c.op} {b}) AND NOT ({near})) OR (({near}) AND ({sa} {c.op} {sb})))"
 
 
 def criterion_sql(criterion: Criterion, exact: str = "guarded") -> str:

@@ -245,14 +245,20 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
                        f"'end ' || {c(pre + 'ENDTC')} || ' before start ' || {c(pre + 'STDTC')}"))
     if spec.code == "LB":
         parsed += _lab_parsed(c)
-        joins = ("LEFT JOIN _units _u ON _u.u_testcd = _testcd AND _u.u_norm = ct_unit(_raw_unit) "
-                 "LEFT JOIN _units _uo ON _uo.u_testcd = _testcd AND _uo.u_norm = ct_unit(" + c("LBORRESU") + ") "
+        # unit spellings are normalised once per distinct (test, unit), not once per row
+        ctx.run(f"""CREATE OR REPLACE TEMP TABLE _lbu AS
+            WITH d AS (SELECT DISTINCT upper({c('LBTESTCD')}) AS t, x AS raw
+                       FROM ({union}) b, unnest([{c('LBSTRESU')}, {c('LBORRESU')}]) AS _x(x) WHERE x IS NOT NULL)
+            SELECT d.t AS lbu_testcd, d.raw AS lbu_raw, u.u_factor AS lbu_factor, u.u_to AS lbu_to
+            FROM d JOIN _units u ON u.u_testcd = d.t AND u.u_norm = ct_unit(d.raw)""", params)
+        joins = ("LEFT JOIN _lbu _u ON _u.lbu_testcd = _testcd AND _u.lbu_raw = _raw_unit "
+                 "LEFT JOIN _lbu _uo ON _uo.lbu_testcd = _testcd AND _uo.lbu_raw = " + c("LBORRESU") + " "
                  "LEFT JOIN _unit_tests _ut ON _ut.ut_testcd = _testcd")
         checks.append(("_raw_val IS NULL AND _result_text IS NOT NULL AND upper(coalesce(" + c("LBSTAT") + ", '')) <> 'NOT DONE' "
                        "AND (_ut.ut_testcd IS NOT NULL OR _raw_unit IS NOT NULL)",
                        "CASE WHEN " + c("LBSTRESC") + " IS NOT NULL THEN 'LBSTRESC' ELSE 'LBORRES' END",
                        "'non-numeric result ''' || _result_text || ''''"))
-        checks.append(("_raw_unit IS NOT NULL AND _ut.ut_testcd IS NOT NULL AND _u.u_factor IS NULL",
+        checks.append(("_raw_unit IS NOT NULL AND _ut.ut_testcd IS NOT NULL AND _u.lbu_factor IS NULL",
                        "CASE WHEN _src = 'LBORRES' THEN 'LBORRESU' ELSE 'LBSTRESU' END",
                        "'unknown unit ''' || _raw_unit || ''' for ' || _testcd || ' (see safety/data/unit_conversions.csv)'"))
     if spec.code == "VS":
@@ -271,8 +277,10 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
         checks.append((f"{notnull} AND row_number() OVER (PARTITION BY {key} ORDER BY _file, _row) > 1",
                        f"'{spec.seq or 'USUBJID'}'", f"'duplicate key ({what}); the first record is kept'"))
 
-    fld = "CASE " + " ".join(f"WHEN {cond} THEN {f}" for cond, f, _ in checks) + " END"
-    rsn = "CASE " + " ".join(f"WHEN {cond} THEN {r}" for cond, _, r in checks) + " END"
+    # the conditions are evaluated once (first failing check wins); field and reason only for failing rows
+    idx = "CASE " + " ".join(f"WHEN {cond} THEN {i}" for i, (cond, _, _) in enumerate(checks)) + " END"
+    fld = "CASE _qidx " + " ".join(f"WHEN {i} THEN {f}" for i, (_, f, _) in enumerate(checks)) + " END"
+    rsn = "CASE _qidx " + " ".join(f"WHEN {i} THEN {r}" for i, (_, _, r) in enumerate(checks)) + " END"
     cut_cond = f"_lo_{spec.cut_date} > $cut" if spec.cut_date else "FALSE"
     if spec.code != "DM":
         cut_cond = f"({cut_cond} OR _dm_state = 'after_cut')"
@@ -282,15 +290,16 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
         WITH b AS ({union}),
         s AS (SELECT b.*{supp_sel} FROM b {supp_joins}),
         p AS (SELECT s.*, {', '.join(parsed)} FROM s),
-        v AS (SELECT p.*, {fld} AS _qfield, {rsn} AS _qreason{_lab_keep(spec)}{dm_state} FROM p {joins})
-        SELECT v.*, _qreason IS NULL AND coalesce({cut_cond}, FALSE) AS _after_cut FROM v""", params)
+        v AS (SELECT p.*, {idx} AS _qidx{_lab_keep(spec)}{dm_state} FROM p {joins})
+        SELECT v.* EXCLUDE (_qidx), {fld} AS _qfield, {rsn} AS _qreason,
+               _qidx IS NULL AND coalesce({cut_cond}, FALSE) AS _after_cut FROM v""", params)
     return c
 
 
 def _lab_keep(spec: DomainSpec) -> str:
     if spec.code != "LB":
         return ""
-    return (", coalesce(_u.u_factor, 1.0) AS _factor, _u.u_to AS _to_unit, coalesce(_uo.u_factor, 1.0) AS _or_factor")
+    return (", coalesce(_u.lbu_factor, 1.0) AS _factor, _u.lbu_to AS _to_unit, coalesce(_uo.lbu_factor, 1.0) AS _or_factor")
 
 
 def _lab_parsed(c: Cols) -> list[str]:

@@ -26,13 +26,12 @@ s = state.q("SELECT * FROM subjects WHERE usubjid = $u", P).iloc[0]
 st.caption(state.filter_caption(v))
 cols = st.columns(6)
 cols[0].metric("Site", s["siteid"] or "-")
-cols[1].metric("Cohort / dose", f"{s['cohort'] or '-'}" + (f" · {s['dose_level']}" if s["dose_level"] and s["dose_level"] != s["cohort"] else ""))
+cols[1].metric("Dose level", s["dose_level"] or "-", help=f"Cohort: {s['cohort'] or '-'}")
 cols[2].metric("Age / sex", f"{'' if s['age'] != s['age'] or s['age'] is None else int(s['age'])} / {s['sex'] or '-'}")
 cols[3].metric("Status", s["status"] or "-")
 cols[4].metric("Last known alive", "-" if s["last_known_alive_day"] is None or s["last_known_alive_day"] != s["last_known_alive_day"] else f"day {int(s['last_known_alive_day'])}")
 cols[5].metric("Death", "-" if s["death_day"] is None or s["death_day"] != s["death_day"] else f"day {int(s['death_day'])}")
-if s["diagnosis"]:
-    st.markdown(f"**Diagnosis:** {s['diagnosis']} · **Product:** {s['product'] or '-'}")
+st.markdown(f"**Cohort:** {s['cohort'] or '-'} · **Diagnosis:** {s['diagnosis'] or '-'} · **Product:** {s['product'] or '-'}")
 if not s["infused"]:
     state.empty("This subject was screened but not infused: there is no day 0, so no timeline.")
 
