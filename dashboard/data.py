@@ -48,7 +48,7 @@ def dlt_status(v: state.View) -> dict:
     review_table = state.domain("safety.dlt.adjudication", "review_table")
     if review_table is not None and state.has_tables("dlt_candidates", "dlt_evaluability", v=v):
         subjects = set(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp, v=v)["usubjid"])
-        rt = review_table(state.reader(v), state.review_store(v.db_path), study_config_safe(v))
+        rt = state.call_cached("safety.dlt.adjudication", "review_table", state.STORE, study_config_safe(v), v=v)
         rt = rt[rt["usubjid"].isin(subjects)].reset_index(drop=True)
         dec = latest_decisions(v)
         return {
@@ -100,7 +100,7 @@ def changes(v: state.View, base_cut: dt.date | None) -> pd.DataFrame:
     fn = state.domain("safety.changes", "changes_since")
     if fn is not None:
         try:
-            df = fn(state.reader(bv), base_cut)
+            df = state.call_cached("safety.changes", "changes_since", base_cut, v=bv)
         except Exception as exc:  # a domain bug must not hide the comparison: fall back to plain SQL
             state.st.caption(f"(safety.changes failed: {type(exc).__name__}; showing the dashboard's own comparison)")
         else:

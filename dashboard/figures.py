@@ -116,11 +116,13 @@ def stopping_boundary_chart(boundaries: pd.DataFrame, current_n: int | None = No
     if points is None and current_n is not None and current_events is not None:
         points = pd.DataFrame({"label": ["now"], "n": [current_n], "events": [current_events]})
     if points is not None and not points.empty:
+        # Labels on the chart only for a single point: cohorts sitting at the same count would overprint.
         fig.add_trace(go.Scatter(
-            x=points["n"], y=points["events"], mode="markers+text",
+            x=points["n"], y=points["events"], mode="markers+text" if len(points) == 1 else "markers",
             text=[f"{lab}: {e}/{n}" for lab, n, e in zip(points["label"], points["n"], points["events"])],
             textposition="top left", marker=dict(size=18, color="#0072B2", line=dict(color="#000", width=2)),
-            name="Current", hovertemplate="evaluable n = %{x}<br>" + event_label + " = %{y}<extra></extra>"))
+            name="Current" if len(points) == 1 else "Current (one per cohort)",
+            hovertemplate="%{text}<br>evaluable n = %{x}<br>" + event_label + " = %{y}<extra></extra>"))
         top = max(top, float(points["events"].max()))
     fig.update_xaxes(title_text="Evaluable subjects (n)", rangemode="tozero")
     fig.update_yaxes(title_text=f"{event_label} (subjects)", rangemode="tozero", range=[-0.3, top + 1.5])

@@ -242,6 +242,36 @@ def scalar(sql: str, params: dict | None = None, v: View | None = None):
     return None if pd.isna(val) else val
 
 
+STORE = "<review store>"  # placeholder argument for call_cached: replaced by the ReviewStore
+
+
+def store_stamp(db_path: str) -> tuple:
+    """Version of the review store (newest adjudication and sign-off ids): results that read decisions are
+    cached per this, so a new decision shows at once."""
+    rows = review_store(db_path).query(
+        "SELECT (SELECT max(id) FROM adjudications) AS a, (SELECT max(id) FROM signoffs) AS s")
+    return (rows[0]["a"], rows[0]["s"]) if rows else (None, None)
+
+
+@st.cache_data(show_spinner=False, max_entries=500)
+def _call_cached(module: str, func: str, db_path: str, stamp: float, studyid: str, data_cut: dt.date,
+                 sites: tuple | None, previous_cut: dt.date | None, sstamp: tuple, args: tuple, kwargs: dict):
+    fn = getattr(importlib.import_module(module), func)
+    rd = _reader(db_path, stamp, studyid, data_cut, sites, previous_cut)
+    store = review_store(db_path)
+    args = tuple(store if a == STORE else a for a in args)
+    kwargs = {k: (store if a == STORE else a) for k, a in kwargs.items()}
+    return fn(rd, *args, **kwargs)
+
+
+def call_cached(module: str, func: str, *args, v: View | None = None, **kwargs):
+    """``module.func(reader, *args, **kwargs)`` cached per data cut, scope and review-store version
+    (pass :data:`STORE` where the function takes the review store)."""
+    v = v or view()
+    return _call_cached(module, func, v.db_path, v.stamp, v.studyid, v.data_cut, v.sites, v.previous_cut,
+                        store_stamp(v.db_path), args, kwargs)
+
+
 @st.cache_data(show_spinner=False)
 def _existing_tables(db_path: str, stamp: float) -> frozenset:
     cur = _connection(db_path, stamp).cursor()
@@ -322,6 +352,22 @@ def table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: int | N
                                                         help="Open this subject's profile")
     st.dataframe(df, hide_index=True, width="stretch", column_config=config, height=height or "auto",
                  **kwargs)
+
+
+@st.cache_data(show_spinner=False, max_entries=1000)
+def _figure_dict(builder_name: str, stamp: float, args: tuple, kwargs: dict) -> dict:
+    from dashboard import figures
+    return getattr(figures, builder_name)(*args, **kwargs).to_dict()
+
+
+def chart(builder, *args, key: str | None = None, where=None, **kwargs) -> None:
+    """Draw ``builder(*args, **kwargs)`` (a dashboard.figures function) with the figure cached as a dict.
+
+    Building Plotly objects is most of a page's server time; the cache is keyed by the builder, its
+    inputs (DataFrames hashed by content) and the database version.
+    """
+    fig = _figure_dict(builder.__name__, view().stamp, args, kwargs)
+    (where or st).plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
 
 
 def empty(message: str) -> None:

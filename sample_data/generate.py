@@ -392,7 +392,10 @@ def merge_excursion(days: list, vals: list, start: int, end: int, peak: float, r
 
 
 def eval_anchors(adays: np.ndarray, avals: np.ndarray, sid: np.ndarray, day: np.ndarray) -> np.ndarray:
-    """Log-linear interpolation of each row's subject curve at its day (vectorised over rows)."""
+    """Log-linear interpolation of each row's subject curve at its day (vectorised over rows, in chunks)."""
+    if len(day) > 200_000:
+        return np.concatenate([eval_anchors(adays, avals, sid[i:i + 200_000], day[i:i + 200_000])
+                               for i in range(0, len(day), 200_000)])
     d = adays[sid]  # [m, K]
     v = np.log(np.maximum(avals[sid], 1e-6))
     k = (d <= day[:, None]).sum(axis=1)
@@ -569,7 +572,7 @@ class Study:
         self.vs_edits[("017", "ECOG")] = 3
         # partial date, severity-only AE, withdrawal.
         self.extra_aes.append(dict(subjid="004", term=("Fatigue", "General disorders and administration site conditions"),
-                                   grade=1, start=6, end=20, rel="POSSIBLY RELATED", partial_start=True))
+                                   grade=1, start=2, end=20, rel="POSSIBLY RELATED", partial_start=True))
         self.extra_aes.append(dict(subjid="020", term=("Headache", "Nervous system disorders"), grade=None, sev="MILD",
                                    start=3, end=4, rel="POSSIBLY RELATED"))
         S("020", outcome="WITHDRAWAL", event_day=120)
@@ -1383,11 +1386,9 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    df = df.copy()
-    for c in df.columns:
-        if df[c].dtype == object:
-            df[c] = df[c].astype("string")
-    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, compression="zstd")
+    cols = {c: pa.array(df[c].to_numpy(), type=pa.string() if df[c].dtype == object else None, from_pandas=True)
+            for c in df.columns}
+    pq.write_table(pa.table(cols), path, compression="zstd")
 
 
 def write_domain(df: pd.DataFrame, folder: Path, name: str, fmt: str) -> Path:

@@ -245,3 +245,22 @@ def test_exact_modes_agree_on_noisy_data(db_path):
     raw = grade_labs(con, exact="raw").sort_values(["usubjid", "lbseq", "ctcae_term"]).reset_index(drop=True)
     assert guarded.grade.fillna(-1).tolist() == signif.grade.fillna(-1).tolist()
     assert (raw.grade.fillna(-1) != signif.grade.fillna(-1)).sum() > 0   # the rounding matters on this data
+
+
+def test_sql_signif_matches_r_signif(tmp_path):
+    """The SQL rounding equals R's signif(x, 15) (nmath fprec, restated in rules.signif) on ties,
+    products of decimal numbers and random values."""
+    import duckdb
+
+    from safety.grading.rules import signif, signif_sql
+    rng = random.Random(3)
+    xs = [0.0, 1.0, -2.5, 3 * 1.2, 1.5 * 36.3, 0.1 + 0.2, 123456789012344.5 / 10, 99.99999999999999,
+          99.9999999999999, 1e-9 * 3.3, 7.000000000000001, 12.345678901234549]
+    xs += [rng.uniform(-1000, 1000) for _ in range(3000)]
+    xs += [round(rng.uniform(0, 500), 2) * k for k in (1.5, 2.5, 3, 5, 20, 0.25, 0.75) for _ in range(100)]
+    con = duckdb.connect(str(tmp_path / "s.duckdb"))
+    con.execute("CREATE TABLE x (i INTEGER, v DOUBLE)")
+    con.executemany("INSERT INTO x VALUES (?, ?)", list(enumerate(xs)))
+    got = dict(con.sql(f"SELECT i, {signif_sql('v')} FROM x").fetchall())
+    assert all(got[i] == signif(v) for i, v in enumerate(xs)), [(v, got[i], signif(v)) for i, v in enumerate(xs) if got[i] != signif(v)][:5]
+    assert signif(3 * 1.2) == 3.6 and signif(1.5 * 36.3) == 54.45

@@ -563,9 +563,10 @@ def test_ingest_death_prolonged_cytopenia_and_partial_date(loaded):
     cens = q(loaded, """SELECT count(*) AS n FROM labs WHERE usubjid = 'CD56-CART-01-01-009' AND lbtestcd = 'NEUT'
                         AND censored = '<' AND data_cut = DATE '2026-09-30'""")
     assert cens["n"].iloc[0] >= 2
-    p = q(loaded, """SELECT aestdtc, aest_date_flag FROM adverse_events WHERE usubjid = 'CD56-CART-01-01-004'
+    p = q(loaded, """SELECT aestdtc, aest_date_flag, onset_day FROM adverse_events WHERE usubjid = 'CD56-CART-01-01-004'
                      AND aedecod = 'Fatigue' AND length(aestdtc) = 7 AND data_cut = DATE '2026-09-30'""")
     assert len(p) == 1 and p["aest_date_flag"].iloc[0] == "D"
+    assert p["onset_day"].iloc[0] >= 0  # an AE in the infusion month is not imputed before the infusion
 
 
 def test_ingest_converts_conventional_units(loaded):

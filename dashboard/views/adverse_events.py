@@ -63,7 +63,7 @@ table = table.sort_values(table.columns[0] if by == "Overall" else "all subjects
 table = table.sort_values(["aebodsys"], kind="stable")
 
 soc_pt = worst.groupby(["aebodsys", "aedecod", "worst_grade"], dropna=False)["usubjid"].nunique().rename("subjects").reset_index()
-st.plotly_chart(F.ae_soc_pt_bar(soc_pt), width="stretch")
+state.chart(F.ae_soc_pt_bar, soc_pt)
 
 st.subheader("By system organ class and preferred term")
 st.caption("Select a row to list its subjects.")

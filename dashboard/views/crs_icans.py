@@ -34,8 +34,7 @@ for tab, syndrome in zip(tabs, ("CRS", "ICANS")):
         if episodes[episodes["syndrome"] == syndrome].empty:
             state.empty(f"This selection has no {syndrome} episodes (all {infused} infused subjects grade 0).")
         inc = data.incidence(v, syndrome)
-        st.plotly_chart(F.incidence_by_grade_bar(inc[inc["grade"] > 0], title=f"{syndrome}: subjects by maximum grade"),
-                        width="stretch", key=f"inc_{syndrome}")
+        state.chart(F.incidence_by_grade_bar, inc[inc["grade"] > 0], title=f"{syndrome}: subjects by maximum grade", key=f"inc_{syndrome}")
         tbl = inc.assign(**{"95% CI": inc["ci_low"].round(0).astype(int).astype(str) + "-" + inc["ci_high"].round(0).astype(int).astype(str) + "%",
                             "pct": inc["pct"].round(1)}).drop(columns=["ci_low", "ci_high"])
         st.dataframe(tbl.rename(columns={"grade": "max grade", "pct": "%"}), hide_index=True, width="stretch")
@@ -44,7 +43,7 @@ st.subheader("Onset and duration")
 if episodes.empty:
     state.empty("This selection has no CRS or ICANS episodes.")
 else:
-    st.plotly_chart(F.onset_duration_figure(episodes), width="stretch")
+    state.chart(F.onset_duration_figure, episodes)
 
 st.subheader("Daily grades, days 0-30")
 daily = state.q(f"SELECT usubjid, syndrome, day, max(grade) AS grade FROM toxicity_daily_grades "
@@ -62,7 +61,7 @@ for tab, syndrome in zip(tabs, ("CRS", "ICANS")):
         if d.empty:
             state.empty(f"This study has no {syndrome} daily grades in days 0-30 for this selection.")
             continue
-        st.plotly_chart(F.swimlane_heatmap(d, order, syndrome, labels=labels), width="stretch", key=f"swim_{syndrome}")
+        state.chart(F.swimlane_heatmap, d, order, syndrome, labels=labels, key=f"swim_{syndrome}")
 
 st.subheader("Tocilizumab, corticosteroids and anakinra")
 if episodes.empty:

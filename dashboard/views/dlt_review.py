@@ -122,8 +122,7 @@ elif state.require("stopping_rule_status", "stopping_boundaries", what="the stop
             continue
         pts = pd.DataFrame({"label": rows["cohort"].fillna("study"), "n": rows["evaluable_n"], "events": rows["events"]})
         c1, c2 = st.columns([2, 1])
-        c1.plotly_chart(F.stopping_boundary_chart(b, points=pts, event_label=str(rows["monitored_event"].iloc[0]).upper()
-                                                  .replace("_", " ") + " events", title=f"{method}: boundary"),
-                        width="stretch", key=f"bound_{method}")
+        state.chart(F.stopping_boundary_chart, b, points=pts, event_label=str(rows["monitored_event"].iloc[0]).upper()
+                                                  .replace("_", " ") + " events", title=f"{method}: boundary", key=f"bound_{method}", where=c1)
         c2.dataframe(b.drop(columns=["studyid", "data_cut"], errors="ignore").dropna(axis=1, how="all"),
                      hide_index=True, width="stretch")

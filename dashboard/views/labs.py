@@ -61,7 +61,7 @@ with tab_time:
         if d.empty:
             state.empty(f"No {test} results with a {ref.upper()} in this selection, so no multiples to show.")
         else:
-            st.plotly_chart(F.lab_multiples_figure(d, test, "high" if ref == "uln" else "low"), width="stretch")
+            state.chart(F.lab_multiples_figure, d, test, "high" if ref == "uln" else "low")
 
 with tab_liver:
     e = state.q(f"""SELECT usubjid,
@@ -75,7 +75,7 @@ with tab_liver:
         hy = e[(e["peak_alt_xuln"] >= 3) & (e["peak_bili_xuln"] >= 2)]
         st.metric("Subjects in the possible Hy's law quadrant", len(hy),
                   help="Peak ALT ≥ 3 × ULN and peak total bilirubin ≥ 2 × ULN (peaks need not be simultaneous)")
-        st.plotly_chart(F.edish_figure(e), width="stretch")
+        state.chart(F.edish_figure, e)
         if not hy.empty:
             state.table(hy)
 
@@ -85,7 +85,7 @@ with tab_cyto:
     if cy.empty:
         state.empty("This study has no ANC or platelet results between day -7 and day 100.")
     else:
-        st.plotly_chart(F.cytopenia_recovery_figure(cy), width="stretch")
+        state.chart(F.cytopenia_recovery_figure, cy)
     st.markdown("**ICAHT (EHA/EBMT 2023)**")
     if state.require("icaht", what="the ICAHT grades"):
         ic = state.q(f"SELECT * EXCLUDE (studyid, data_cut) FROM icaht WHERE {flt} ORDER BY usubjid, lineage", fp)

@@ -20,7 +20,7 @@ names = list(listings.LISTINGS)
 name = st.selectbox("Listing", names, format_func=lambda n: f"{listings.LISTINGS[n].title} ({n})")
 spec = listings.LISTINGS[name]
 try:
-    df = listings.build_listing(state.reader(v), name, state.review_store(v.db_path))
+    df = state.call_cached("safety.export.listings", "build_listing", name, state.STORE)
 except Exception as exc:  # one broken listing must not take the page down
     st.error(f"The listing '{name}' could not be built: {type(exc).__name__}: {exc}")
     st.stop()

@@ -70,10 +70,9 @@ elif state.require("stopping_rule_status", what="the stopping-rule status"):
             if b.empty:
                 state.empty("No boundary table was derived for this rule.")
             else:
-                st.plotly_chart(F.stopping_boundary_chart(b, points=pts, event_label=str(first["monitored_event"]).upper()
+                state.chart(F.stopping_boundary_chart, b, points=pts, event_label=str(first["monitored_event"]).upper()
                                                           .replace("_", " ") + " events",
-                                                          title=f"{first['method']}: events against the boundary"),
-                                width="stretch")
+                                                          title=f"{first['method']}: events against the boundary")
 
 st.subheader("What is new")
 store = state.review_store(v.db_path)
@@ -93,8 +92,10 @@ else:
     if ch.empty:
         state.empty("No new subjects, events, grade changes or DLT candidates since that cut.")
     else:
-        summary = ch.groupby("change").size().rename("n").reset_index()
-        st.markdown(" · ".join(f"**{n}** {c}" for c, n in zip(summary["change"], summary["n"])))
+        keys = [c for c in ("category", "change") if c in ch.columns]
+        summary = ch.groupby(keys).size().rename("n").reset_index()
+        st.markdown(" · ".join(f"**{r.n}** " + " ".join(str(getattr(r, k)).replace("_", " ") for k in reversed(keys))
+                               for r in summary.itertuples()))
         state.table(ch)
 
 if state.can(user, "can_sign_off"):

@@ -59,8 +59,8 @@ if s["infused"]:
     day_range = (min(start, -10), 35) if zoom.startswith("Days -10") else (min(start, -10), end)
     if aes.empty and daily.empty:
         state.empty("This subject has no adverse events or CRS/ICANS grades at this data cut.")
-    st.plotly_chart(F.subject_timeline(usubjid, aes, daily, meds, resp, s["death_day"], window, dlt_keys,
-                                       day_range=day_range), width="stretch")
+    state.chart(F.subject_timeline, usubjid, aes, daily, meds, resp, s["death_day"], window, dlt_keys,
+                                       day_range=day_range)
     labs = state.q("""SELECT l.lbtestcd, l.lbtest, l.day, l.value, l.unit, l.lln, l.uln, t.grade
                       FROM labs l LEFT JOIN lab_toxicity t USING (usubjid, lbseq)
                       WHERE l.usubjid = $u AND l.value IS NOT NULL ORDER BY l.day""", P) \
@@ -74,7 +74,7 @@ if s["infused"]:
     else:
         chosen = st.multiselect("Labs", available, default=[t for t in ["NEUT", "PLAT", "ALT", "CRP"] if t in available] or available[:2])
         if chosen:
-            st.plotly_chart(F.key_labs_figure(usubjid, labs, chosen, window, day_range=day_range), width="stretch")
+            state.chart(F.key_labs_figure, usubjid, labs, chosen, window, day_range=day_range)
 
 st.subheader("Adverse events")
 if aes.empty:

@@ -32,7 +32,7 @@ events.append(pd.DataFrame({"usubjid": deaths["usubjid"], "day": deaths["death_d
                             "text": deaths["death_cause"].fillna("cause not given"), "grade": None}))
 ev = pd.concat([e for e in events if not e.empty], ignore_index=True) if any(not e.empty for e in events) \
     else pd.DataFrame(columns=["usubjid", "day", "kind", "text", "grade"])
-st.plotly_chart(F.swimmer_plot(subj, ev), width="stretch")
+state.chart(F.swimmer_plot, subj, ev)
 
 st.subheader("Objective response rate (CR + CRi) among infused subjects")
 n = len(subj)
@@ -52,12 +52,12 @@ resp["ci_high"] = [100 * hi for _, hi in cis]
 cols = st.columns(len(resp))
 for col, r in zip(cols, resp.itertuples()):
     col.metric(f"ORR {r.timepoint}", f"{int(r.responders)} / {n}", help=f"{r.pct:.0f}% (95% CI {r.ci_low:.0f}-{r.ci_high:.0f}%)")
-st.plotly_chart(F.response_rate_bar(resp), width="stretch")
+state.chart(F.response_rate_bar, resp)
 
 st.subheader("Kaplan-Meier")
 c1, c2 = st.columns(2)
 os_curves = {"All infused": F.km_estimate(subj["end_day"].fillna(0), subj["death_day"].notna())}
-c1.plotly_chart(F.km_figure(os_curves, "Overall survival", "Probability alive"), width="stretch")
+state.chart(F.km_figure, os_curves, "Overall survival", "Probability alive", where=c1)
 first_cr = state.q(f"""SELECT usubjid, min(day) FILTER (WHERE upper(response) IN ('CR', 'CRI')) AS cr_day,
                               min(day) FILTER (WHERE upper(response) = 'PD') AS pd_day
                        FROM responses WHERE {flt} GROUP BY usubjid""", fp)
@@ -68,8 +68,7 @@ else:
     relapse = dfs["pd_day"].where(dfs["pd_day"] > dfs["cr_day"])
     event_day = pd.concat([relapse, dfs["death_day"]], axis=1).min(axis=1)
     dfs_time = event_day.fillna(dfs["end_day"])
-    c2.plotly_chart(F.km_figure({"Subjects with CR/CRi": F.km_estimate(dfs_time, event_day.notna())},
-                                "Disease-free survival (from infusion, among CR/CRi)", "Probability alive and disease-free"),
-                    width="stretch")
+    state.chart(F.km_figure, {"Subjects with CR/CRi": F.km_estimate(dfs_time, event_day.notna())},
+                                "Disease-free survival (from infusion, among CR/CRi)", "Probability alive and disease-free", where=c2)
 st.caption("OS: death from any cause, censored at last known alive. DFS: relapse (PD after CR/CRi) or death, "
            "among subjects who reached CR/CRi, censored at last known alive.")

@@ -416,11 +416,12 @@ def signif(x: float | None, digits: int = SIGNIF_DIGITS) -> float | None:
 
 
 def signif_sql(x: str) -> str:
-    """SQL for R's signif(x, 15): round-half-even at 15 significant digits (NULL stays NULL)."""
-    e = f"(14 - floor(log10(abs({x}))))"
-    return (f"(CASE WHEN {x} = 0 OR NOT isfinite({x}) THEN {x} "
-            f"WHEN {e} > 0 THEN sign({x}) * (round_even(abs({x}) * pow(10, {e}), 0) / pow(10, {e})) "
-            f"ELSE sign({x}) * (round_even(abs({x}) / pow(10, -{e}), 0) * pow(10, -{e})) END)")
+    """SQL for R's signif(x, 15): round half to even at 15 significant digits; NULL stays NULL.
+
+    Kept small on purpose (DuckDB pays per expression node for every vector). Same result as R for
+    |x| < 1e14, i.e. every lab value; 0 stays 0 (log10 of the 1e-200 floor keeps it finite)."""
+    e = f"(14 - floor(log10(greatest(abs({x}), 1e-200))))"
+    return f"(round_even({x} * pow(10, {e}), 0) / pow(10, {e}))"
 
 
 def _lit(x: float) -> str:
@@ -448,12 +449,17 @@ def _compare_sql(c: Compare, exact: str) -> str:
     if exact == "signif":
         return f"({sa} {c.op} {sb})"
     # guarded: identical result to signif on both sides. Rounding to 15 significant digits moves a
-    # value by at most 5e-15 of itself, so when the sides differ by more than 1e-13 of their size the
-    # plain comparison already has the rounded answer; only near-ties pay for the rounding.
-    # Written without CASE: inside a WHEN condition DuckDB then evaluates the rounding branch only
-    # on the rows that reach it (a CASE here would be rewritten and round every row).
-    near = f"abs({a} - {b}) <= 1e-13 * greatest(abs({a}), abs({b}))"
-    return f"((({a} {c.op} {b}) AND NOT ({near})) OR (({near}) AND ({sa} {c.op} {sb})))"
+    # value by at most 5e-15 of itself, so outside b +- 1e-13 |b| the plain comparison already has the
+    # rounded answer; only values in that band pay for the rounding. No CASE here: inside a WHEN
+    # condition DuckDB evaluates the right side of AND/OR only on the rows that reach it.
+    if c.right.var is None:
+        tol = 1e-13 * abs(b_const := (signif(c.right.const)))
+        hi, lo = _lit(b_const + tol), _lit(b_const - tol)
+    else:
+        hi, lo = f"({b} + 1e-13 * abs({b}))", f"({b} - 1e-13 * abs({b}))"
+    if c.op in (">", ">="):
+        return f"(({a} > {hi}) OR ({a} >= {lo} AND {sa} {c.op} {sb}))"
+    return f"(({a} < {lo}) OR ({a} <= {hi} AND {sa} {c.op} {sb}))"
 
 
 def criterion_sql(criterion: Criterion, exact: str = "guarded") -> str:

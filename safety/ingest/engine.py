@@ -285,11 +285,15 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     if spec.code != "DM":
         cut_cond = f"({cut_cond} OR _dm_state = 'after_cut')"
     dm_state = ", _dm.dm_state AS _dm_state" if spec.code != "DM" else ""
+    pre = ""
+    if spec.code == "LB":
+        pre = "".join(f", ct_num({c(x)}) AS _n_{x}, ct_cens({c(x)}) AS _c_{x}" for x in ("LBSTRESN", "LBSTRESC", "LBORRES"))
     ctx.run(f"""
         CREATE OR REPLACE TEMP TABLE _t_{spec.code} AS
         WITH b AS ({union}),
         s AS (SELECT b.*{supp_sel} FROM b {supp_joins}),
-        p AS (SELECT s.*, {', '.join(parsed)} FROM s),
+        s2 AS (SELECT s.*{pre} FROM s),
+        p AS (SELECT s2.*, {', '.join(parsed)} FROM s2),
         v AS (SELECT p.*, {idx} AS _qidx{_lab_keep(spec)}{dm_state} FROM p {joins})
         SELECT v.* EXCLUDE (_qidx), {fld} AS _qfield, {rsn} AS _qreason,
                _qidx IS NULL AND coalesce({cut_cond}, FALSE) AS _after_cut FROM v""", params)
@@ -307,15 +311,20 @@ def _lab_parsed(c: Cols) -> list[str]:
     return [
         f"upper({c('LBTESTCD')}) AS _testcd",
         f"coalesce({c('LBSTRESC')}, {c('LBORRES')}, {c('LBSTRESN')}) AS _result_text",
-        f"""CASE WHEN ct_num({c('LBSTRESN')}) IS NOT NULL THEN 'LBSTRESN'
-                 WHEN ct_num({c('LBSTRESC')}) IS NOT NULL OR ct_cens({c('LBSTRESC')}) IS NOT NULL THEN 'LBSTRESC'
-                 WHEN ct_num({c('LBORRES')}) IS NOT NULL OR ct_cens({c('LBORRES')}) IS NOT NULL THEN 'LBORRES' END AS _src""",
-        f"""CASE _src WHEN 'LBSTRESN' THEN ct_num({c('LBSTRESN')})
-                 WHEN 'LBSTRESC' THEN coalesce(ct_num({c('LBSTRESC')}), ct_censval({c('LBSTRESC')}))
-                 WHEN 'LBORRES' THEN coalesce(ct_num({c('LBORRES')}), ct_censval({c('LBORRES')})) END AS _raw_val""",
-        f"""CASE _src WHEN 'LBSTRESC' THEN ct_cens({c('LBSTRESC')}) WHEN 'LBORRES' THEN ct_cens({c('LBORRES')}) END AS _cens""",
-        f"""CASE WHEN _src = 'LBORRES' THEN {c('LBORRESU')}
-                 WHEN _src IS NOT NULL THEN {c('LBSTRESU')}
+        """CASE WHEN _n_LBSTRESN IS NOT NULL THEN 'LBSTRESN'
+                 WHEN _n_LBSTRESC IS NOT NULL OR _c_LBSTRESC IS NOT NULL THEN 'LBSTRESC'
+                 WHEN _n_LBORRES IS NOT NULL OR _c_LBORRES IS NOT NULL THEN 'LBORRES' END AS _src""",
+        f"""CASE WHEN _n_LBSTRESN IS NOT NULL THEN _n_LBSTRESN
+                 WHEN _n_LBSTRESC IS NOT NULL THEN _n_LBSTRESC
+                 WHEN _c_LBSTRESC IS NOT NULL THEN ct_censval({c('LBSTRESC')})
+                 WHEN _n_LBORRES IS NOT NULL THEN _n_LBORRES
+                 WHEN _c_LBORRES IS NOT NULL THEN ct_censval({c('LBORRES')}) END AS _raw_val""",
+        """CASE WHEN _n_LBSTRESN IS NOT NULL THEN NULL
+                 WHEN _n_LBSTRESC IS NOT NULL OR _c_LBSTRESC IS NOT NULL THEN _c_LBSTRESC
+                 WHEN _n_LBORRES IS NOT NULL THEN NULL ELSE _c_LBORRES END AS _cens""",
+        f"""CASE WHEN _n_LBSTRESN IS NULL AND _n_LBSTRESC IS NULL AND _c_LBSTRESC IS NULL
+                      AND (_n_LBORRES IS NOT NULL OR _c_LBORRES IS NOT NULL) THEN {c('LBORRESU')}
+                 WHEN _n_LBSTRESN IS NOT NULL OR _n_LBSTRESC IS NOT NULL OR _c_LBSTRESC IS NOT NULL THEN {c('LBSTRESU')}
                  ELSE coalesce({c('LBSTRESU')}, {c('LBORRESU')}) END AS _raw_unit""",
     ]
 

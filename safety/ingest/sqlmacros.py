@@ -10,6 +10,8 @@ MACROS = [
     "CREATE OR REPLACE TEMP MACRO ct_nz(s) AS NULLIF(trim(s), '')",
     r"""CREATE OR REPLACE TEMP MACRO ct_kind(s) AS CASE
         WHEN s IS NULL THEN NULL
+        WHEN length(s) = 10 AND substr(s, 5, 1) = '-' AND substr(s, 8, 1) = '-' AND TRY_CAST(s AS DATE) IS NOT NULL
+             AND regexp_full_match(s, '\d{4}-\d{2}-\d{2}') THEN 'F'
         WHEN length(s) = 4 AND regexp_full_match(s, '\d{4}') THEN 'M'
         WHEN length(s) = 7 AND regexp_full_match(s, '\d{4}-\d{2}') AND TRY_CAST(s || '-01' AS DATE) IS NOT NULL THEN 'D'
         WHEN length(s) >= 10 AND regexp_full_match(left(s, 10), '\d{4}-\d{2}-\d{2}')
@@ -45,9 +47,9 @@ MACROS = [
     # '3', '3.0', 'Grade 3' -> 3
     r"CREATE OR REPLACE TEMP MACRO ct_grade(s) AS ct_int(regexp_replace(upper(s), '^GRADE\s*', ''))",
     # sequence numbers and IDVARVAL compared as text: '1.0' and '1' are the same key
-    r"CREATE OR REPLACE TEMP MACRO ct_seqtext(s) AS regexp_replace(trim(s), '\.0+$', '')",
+    r"CREATE OR REPLACE TEMP MACRO ct_seqtext(s) AS CASE WHEN contains(s, '.') THEN regexp_replace(trim(s), '\.0+$', '') ELSE trim(s) END",
     # censored results '<0.5', '> 1000', '<=2'
-    r"CREATE OR REPLACE TEMP MACRO ct_cens(s) AS CASE WHEN regexp_full_match(trim(s), '[<>]=?\s*[0-9]*\.?[0-9]+') THEN left(trim(s), 1) END",
+    r"CREATE OR REPLACE TEMP MACRO ct_cens(s) AS CASE WHEN left(trim(s), 1) IN ('<', '>') AND regexp_full_match(trim(s), '[<>]=?\s*[0-9]*\.?[0-9]+') THEN left(trim(s), 1) END",
     r"CREATE OR REPLACE TEMP MACRO ct_censval(s) AS CASE WHEN ct_cens(s) IS NOT NULL THEN TRY_CAST(regexp_replace(trim(s), '^[<>]=?\s*', '') AS DOUBLE) END",
     # unit spellings to one form: case, micro sign, spaces, 10*9 / 10E9 / x10^9, cells, mcL
     r"""CREATE OR REPLACE TEMP MACRO ct_unit(s) AS CASE WHEN ct_nz(s) IS NOT NULL THEN
