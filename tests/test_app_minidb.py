@@ -217,8 +217,11 @@ def build_mini_database(path: Path) -> Path:
     return path
 
 
-def test_mini_database_builds(tmp_path):
+def test_mini_database_builds(tmp_path, monkeypatch):
+    # Contract tables registered here must not leak into other tests' schema registry.
+    monkeypatch.setattr(schema, "_REGISTRY", dict(schema._REGISTRY))
     path = build_mini_database(tmp_path / "mini.duckdb")
-    con = duckdb.connect(str(path), read_only=True)
+    from safety import access
+    con = access.connect(path)
     assert con.execute("SELECT count(*) FROM subjects WHERE data_cut = $c", {"c": CUT2}).fetchone()[0] == 6
     con.close()

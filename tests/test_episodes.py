@@ -242,3 +242,23 @@ def test_iec_hs_screen(db_path):
     assert h1["criteria_met"] == "new cytopenia, fibrinogen < 1.5 g/L" and h1["crs_episode_key"] == "H1/CRS/1"
     assert h1["label"] == "screen, not a diagnosis" and h1["first_flag"]
     assert rows["H3"]["criteria_met"] == "transaminases > 5 x ULN" and rows["H3"]["crs_phase"] == "no CRS episode"
+
+
+def test_fatal_grade4_episode_reported_as_grade5_is_not_a_discrepancy(db_path):
+    db = StudyDB(db_path)
+    # G1 died on day 6 of ICANS that was grade 4 at the bedside: grade 5 is that death, not a disagreement.
+    db.subject("G1", death_day=6)
+    db.icans("G1", 3, ice=5)
+    db.icans("G1", 4, ice=0, consciousness="UNAROUSABLE", edema="DIFFUSE")
+    db.icans("G1", 5, ice=0, consciousness="UNAROUSABLE", edema="DIFFUSE")
+    db.ae("G1", "Immune effector cell-associated neurotoxicity syndrome", 5, 3, 6)
+    # G2 is alive: a grade 5 report against a grade-4 bedside maximum is still queried.
+    db.subject("G2")
+    db.icans("G2", 3, ice=0, consciousness="UNAROUSABLE")
+    db.icans("G2", 4, ice=10)
+    db.icans("G2", 5, ice=10)
+    db.ae("G2", "Immune effector cell-associated neurotoxicity syndrome", 5, 3, 4)
+    db.derive()
+    rows = db.rows("SELECT usubjid, reported_grade, derived_grade, discrepancy FROM grade_discrepancies")
+    assert [(r["usubjid"], r["reported_grade"], r["derived_grade"]) for r in rows] == [("G2", 5, 4)]
+    assert rows[0]["discrepancy"] == "reported higher than derived"

@@ -624,7 +624,11 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, '{syndrome}' AS sy
   reported_grading_system,
   {ev} || CASE WHEN coalesce(reported_grading_system, $grading) <> $grading
                THEN ' [AE graded with ' || reported_grading_system || ', not ' || $grading || ']' ELSE '' END AS evidence
-FROM per_ep WHERE reported_grade IS NULL OR reported_grade <> max_grade
+FROM per_ep LEFT JOIN (SELECT usubjid, death_day FROM subjects WHERE studyid = $s AND data_cut = $c) d USING (usubjid)
+-- Grade 5 is death from the syndrome, which bedside assessments cannot show: a fatal grade-4
+-- episode reported as grade 5 agrees with the evidence.
+WHERE reported_grade IS NULL
+   OR (reported_grade <> max_grade AND NOT (reported_grade = 5 AND max_grade = 4 AND d.death_day IS NOT NULL))
    OR coalesce(reported_grading_system, $grading) <> $grading
 UNION ALL
 SELECT $s, $c, e.usubjid, '{syndrome}', e.event_key, NULL, NULL, e.onset_day, NULL, e.max_grade,
