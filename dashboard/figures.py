@@ -306,11 +306,12 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
             marker=dict(symbol="x-thin", size=18, color="#000", line=dict(width=3, color="#000")),
             name="Death", hovertemplate="death day %{x}<extra></extra>"), row=4, col=1)
         for row in range(1, 5):
-            fig.add_vline(x=death_day, line=dict(color="#000", width=2, dash="dot"), row=row, col=1)
+            fig.add_vline(x=death_day, line=dict(color="#000", width=2, dash="dot"), row=row, col=1,
+                          exclude_empty_subplots=False)
     if dlt_window:
         for row in range(1, 5):
             fig.add_vrect(x0=dlt_window[0] - 0.5, x1=dlt_window[1] + 0.5, fillcolor="#999", opacity=0.12,
-                          line_width=0, row=row, col=1)
+                          line_width=0, row=row, col=1, exclude_empty_subplots=False)
     fig.update_layout(barmode="overlay", bargap=0.3)
     if day_range:
         fig.update_xaxes(range=list(day_range))
@@ -371,13 +372,15 @@ def _add_grade_bands(fig: go.Figure, band: dict, ymax: float, row: int) -> None:
         for g, (hi, lo) in enumerate(zip(edges[:-1], edges[1:]), start=1):
             if g == 1:
                 continue  # grade 1 depends on the subject's LLN: no fixed band
-            fig.add_hrect(y0=lo, y1=hi, fillcolor=GRADE_COLORS[min(g, 4)], opacity=0.3, line_width=0, layer="below", row=row, col=1)
+            fig.add_hrect(y0=lo, y1=hi, fillcolor=GRADE_COLORS[min(g, 4)], opacity=0.3, line_width=0, layer="below", row=row, col=1,
+                          exclude_empty_subplots=False)
     else:
         edges = [1.0] + limits + [max(ymax * 1.1, limits[-1] * 1.05)]
         for g, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]), start=1):
             if lo >= max(ymax * 1.1, limits[0] * 1.2):
                 break
-            fig.add_hrect(y0=lo, y1=hi, fillcolor=GRADE_COLORS[min(g, 4)], opacity=0.3, line_width=0, layer="below", row=row, col=1)
+            fig.add_hrect(y0=lo, y1=hi, fillcolor=GRADE_COLORS[min(g, 4)], opacity=0.3, line_width=0, layer="below", row=row, col=1,
+                          exclude_empty_subplots=False)
 
 
 # -- adverse events --------------------------------------------------------------------------------------

@@ -219,6 +219,7 @@ def build_mini_database(path: Path) -> Path:
 
 def test_mini_database_builds(tmp_path, monkeypatch):
     # Contract tables registered here must not leak into other tests' schema registry.
+    schema.all_tables()  # let the real derivation modules register first (they register once, at import)
     monkeypatch.setattr(schema, "_REGISTRY", dict(schema._REGISTRY))
     path = build_mini_database(tmp_path / "mini.duckdb")
     from safety import access

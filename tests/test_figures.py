@@ -107,3 +107,13 @@ def test_ae_soc_pt_bar_stacks_worst_grades():
     assert fig.layout.barmode == "stack"
     assert {t.name for t in fig.data} == {"Grade 1", "Grade 2", "Grade 3"}
     assert fig.layout.xaxis.title.text == "Subjects (n)"
+
+
+def test_key_labs_draws_ctcae_bands_behind_anc():
+    labs = pd.DataFrame({"lbtestcd": ["NEUT"] * 3, "lbtest": ["Neutrophils"] * 3, "day": [0, 5, 10],
+                         "value": [3.0, 0.3, 1.2], "unit": ["10^9/L"] * 3, "lln": [2.0] * 3, "uln": [7.5] * 3,
+                         "grade": [0, 4, 2]})
+    fig = F.key_labs_figure("S1", labs, ["NEUT"], dlt_window=None)
+    bands = sorted((s.y0, s.y1, s.fillcolor) for s in fig.layout.shapes)
+    assert bands == [(0, 0.5, GRADE_COLORS[4]), (0.5, 1.0, GRADE_COLORS[3]), (1.0, 1.5, GRADE_COLORS[2])]
+    assert list(fig.data[0].marker.color) == [GRADE_COLORS[0], GRADE_COLORS[4], GRADE_COLORS[2]]

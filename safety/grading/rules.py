@@ -512,3 +512,204 @@ def outcome_case_sql(rules: RuleSet, term_ids: dict[tuple[str, str], int], exact
 def reasons_list_sql(rules: RuleSet) -> str:
     """A SQL list literal of every arm's reason text, indexed by rule_id + 1."""
     return "[" + ", ".join("'" + a.reason.replace("'", "''") + "'" for a in rules.arms) + "]"
+
+
+# ---------------------------------------------------------------------------------------------
+# Dense compilation. DuckDB pays per expression node for every vector it evaluates, so one CASE
+# branch per term (40 branches, each seeing a few rows of every vector) costs ~10x the work itself.
+# Terms whose arms have the usual shape are therefore compiled into per-term parameters (list
+# literals indexed by term_id) of ONE expression evaluated on dense vectors:
+#   value compared, in the term's direction, with thresholds const | k*LLN | k*ULN + o | k*BASE,
+#   optionally gated by the baseline branch, optionally AND-ed with 'PCHG op const';
+#   at most one missing(VAR) arm. Per row, grade = highest grade whose arms hold (first match of
+#   case_when, as grades are listed 4 -> 0), and missing(VAR) placed before the grade-p block gives
+#   NULL when VAR is missing and no grade >= p holds. Other terms fall back to the per-term CASE.
+
+DENSE_KINDS = ("CONST", "LLN", "ULN", "BASE")
+NA_CODES = {"AVAL": -14, "LLN": -10, "ULN": -11, "BASE": -12, "PCHG": -13}
+
+
+@dataclass(frozen=True)
+class DenseArm:
+    grade: int
+    kind: str              # CONST, LLN, ULN, BASE
+    coef: float            # constant for CONST
+    offset: float
+    inclusive: bool
+    gate: str | None       # None, BL_NORMAL, BL_HIGH
+    extra: tuple[str, str, float] | None  # (VAR, op, const) AND-ed, e.g. ('PCHG', '<=', -25)
+
+    @property
+    def slot(self):
+        return (self.grade, self.kind, self.inclusive, self.gate, self.extra[:2] if self.extra else None)
+
+
+@dataclass(frozen=True)
+class DenseTerm:
+    sign: int                                  # +1 for 'H' (value > threshold), -1 for 'L'
+    arms: tuple[DenseArm, ...]
+    na: tuple[str, int] | None                 # (VAR, p): NULL when VAR missing and grade < p
+    reasons: dict[tuple[int, bool], str]       # (grade, baseline_high) -> reason text
+
+
+def _main_compare(c: Compare, direction: str, grade: int, gate) -> DenseArm | None:
+    if c.left != Operand("AVAL"):
+        return None
+    ops = {"H": {">": False, ">=": True}, "L": {"<": False, "<=": True}}[direction]
+    if c.op not in ops:
+        return None
+    r = c.right
+    if r.var is None:
+        return DenseArm(grade, "CONST", r.const, 0.0, ops[c.op], gate, None)
+    if r.var not in ("LLN", "ULN", "BASE"):
+        return None
+    return DenseArm(grade, r.var, 1.0 if r.coef is None else r.coef, r.offset or 0.0, ops[c.op], gate, None)
+
+
+def _extra_compare(c: Compare):
+    if c.left.var is None or c.left.coef is not None or c.left.offset is not None or c.right.var is not None:
+        return None
+    if c.left.var == "AVAL":
+        return None
+    return (c.left.var, c.op, c.right.const)
+
+
+def _refs(arm: DenseArm) -> set[str]:
+    refs = set() if arm.kind == "CONST" else {arm.kind}
+    if arm.extra:
+        refs.add(arm.extra[0])
+    return refs
+
+
+def compile_dense(tr: TermRules) -> DenseTerm | None:
+    """The dense form of a term's arms, or None when they do not have the supported shape."""
+    arms: list[DenseArm] = []
+    na = None
+    current = 5
+    pending_na_grade = None  # grade block that an NA arm interrupted
+    for arm in tr.arms:
+        if arm.grade is None:
+            if na is not None:
+                return None
+            (clause,), = arm.criterion
+            na = (clause.var, current)
+            pending_na_grade = current
+            continue
+        if arm.grade == 0:
+            break  # validated: the last arm, TRUE
+        if arm.grade > current:
+            return None
+        for group in arm.criterion:
+            compares = [c for c in group if isinstance(c, Compare)]
+            if len(compares) != len(group) or not 1 <= len(group) <= 2:
+                return None
+            main = _main_compare(compares[0], tr.direction, arm.grade, arm.baseline)
+            extra = None
+            if len(group) == 2:
+                extra = _extra_compare(compares[1])
+                if main is None:  # written the other way round
+                    main = _main_compare(compares[1], tr.direction, arm.grade, arm.baseline)
+                    extra = _extra_compare(compares[0])
+                if extra is None:
+                    return None
+            if main is None:
+                return None
+            main = DenseArm(main.grade, main.kind, main.coef, main.offset, main.inclusive, main.gate, extra)
+            if pending_na_grade == arm.grade and na[0] not in _refs(main):
+                return None  # an arm after missing(VAR) in the same grade must need VAR
+            arms.append(main)
+        current = arm.grade
+    if len({a.slot for a in arms}) != len(arms):
+        return None  # two arms in one slot: keep the general path
+    reasons = {}
+    for g in range(5):
+        for high in (False, True):
+            texts = [a.reason for a in tr.arms if a.grade == g
+                     and (a.baseline is None or (a.baseline == "BL_HIGH") == high)]
+            reasons[(g, high)] = " or ".join(dict.fromkeys(texts)) if texts else ""
+    return DenseTerm(1 if tr.direction == "H" else -1, tuple(arms), na, reasons)
+
+
+def _list(values) -> str:
+    return "[" + ", ".join("NULL" if v is None else repr(float(v)) for v in values) + "]::DOUBLE[]"
+
+
+def _by_term(n_terms: int, entries: dict[int, float]) -> str:
+    return f"list_extract({_list(entries.get(i) for i in range(n_terms))}, term_id + 1)"
+
+
+def _guarded(x: str, op: str, t: str, exact: str) -> str:
+    """x op t, with x and t plain columns, as R's signif(x, 15) op signif(t, 15)."""
+    if exact == "raw":
+        return f"({x} {op} {t})"
+    if exact == "signif":
+        return f"({signif_sql(x)} {op} {signif_sql(t)})"
+    hi, lo = f"({t} + 1e-13 * abs({t}))", f"({t} - 1e-13 * abs({t}))"
+    if op in (">", ">="):
+        return f"(({x} > {hi}) OR ({x} >= {lo} AND {signif_sql(x)} {op} {signif_sql(t)}))"
+    return f"(({x} < {lo}) OR ({x} <= {hi} AND {signif_sql(x)} {op} {signif_sql(t)}))"
+
+
+@dataclass(frozen=True)
+class DensePlan:
+    threshold_cols: str      # SQL select-list items computing x and thresholds (first layer)
+    grade_expr: str          # SQL for the grade from the arms (second layer, uses the columns)
+    na_expr: str             # SQL CASE arms (WHEN ... THEN code) for missing(VAR) checks (third layer)
+    reasons: str             # list literal indexed by (term_id * 5 + grade) * 2 + baseline_high + 1
+
+
+def dense_plan(dense: dict[int, DenseTerm], n_terms: int, exact: str = "guarded") -> DensePlan:
+    """SQL pieces evaluating every dense term in one expression (see compile_dense)."""
+    sign = _by_term(n_terms, {i: d.sign for i, d in dense.items()})
+    cols = [f"{sign} AS _s", f"{sign} * value AS _x"]
+    var_sql = {"LLN": "lln", "ULN": "uln", "BASE": "base"}
+    gate_sql = {None: "", "BL_NORMAL": " * (CASE WHEN baseline_high THEN NULL ELSE 1.0 END)",
+                "BL_HIGH": " * (CASE WHEN baseline_high THEN 1.0 END)"}
+    block_sql = {}
+    n_col = 0
+    for g in (4, 3, 2, 1):
+        slots = sorted({a.slot for d in dense.values() for a in d.arms if a.grade == g}, key=repr)
+        ors = []
+        simple = {False: [], True: []}
+        for slot in slots:
+            _, kind, incl, gate, extra_key = slot
+            members = {i: a for i, d in dense.items() for a in d.arms if a.slot == slot}
+            coef = _by_term(n_terms, {i: a.coef for i, a in members.items()})
+            if kind == "CONST":
+                thr = f"({coef} * _s_)"
+            else:
+                expr = f"{coef} * {var_sql[kind]}"
+                if any(a.offset for a in members.values()):
+                    expr = f"({expr} + {_by_term(n_terms, {i: a.offset for i, a in members.items()})})"
+                thr = f"(({expr}){gate_sql[gate]} * _s_)"
+            if extra_key is None:
+                simple[incl].append(thr)
+                continue
+            n_col += 1
+            cols.append(f"{thr.replace('_s_', sign)} AS _t{n_col}")
+            ev, eop = extra_key
+            cols.append(f"{_by_term(n_terms, {i: a.extra[2] for i, a in members.items()})} AS _p{n_col}")
+            ors.append(f"({_guarded('_x', '>=' if incl else '>', f'_t{n_col}', exact)} AND "
+                       f"{_guarded(var_sql.get(ev, ev.lower()), eop, f'_p{n_col}', exact)})")
+        for incl, thrs in simple.items():
+            if not thrs:
+                continue
+            n_col += 1
+            t = thrs[0] if len(thrs) == 1 else f"least({', '.join(thrs)})"
+            cols.append(f"{t.replace('_s_', sign)} AS _t{n_col}")
+            ors.insert(0, _guarded("_x", ">=" if incl else ">", f"_t{n_col}", exact))
+        block_sql[g] = " OR ".join(ors) if ors else "FALSE"
+    grade_expr = ("CASE " + " ".join(f"WHEN {block_sql[g]} THEN {g}" for g in (4, 3, 2, 1)) + " ELSE 0 END")
+    na_parts = []
+    for var in ("AVAL", "LLN", "ULN", "BASE", "PCHG"):
+        ps = {i: d.na[1] for i, d in dense.items() if d.na and d.na[0] == var}
+        if ps:
+            col = {"AVAL": "value", "PCHG": "pchg"}.get(var, var_sql.get(var))
+            na_parts.append(f"WHEN {col} IS NULL AND _g < {_by_term(n_terms, ps)} THEN {NA_CODES[var]}")
+    reasons = []
+    for i in range(n_terms):
+        for g in range(5):
+            for high in (False, True):
+                reasons.append(dense[i].reasons[(g, high)] if i in dense else "")
+    reasons_sql = "[" + ", ".join("'" + r.replace("'", "''") + "'" for r in reasons) + "]"
+    return DensePlan(", ".join(cols), grade_expr, " ".join(na_parts), reasons_sql)
