@@ -78,22 +78,35 @@ def _q(s: str) -> str:
 
 
 def grading_sql(source: str = "labs", *, where: str | None = None, version: str = "5.0",
-                lab_terms_path=None, rules_path=None, exact: str = "guarded") -> str:
+                lab_terms_path=None, rules_path=None, exact: str = "guarded", engine: str = "dense") -> str:
     """The SELECT that grades ``source`` (a table name or a parenthesised query with the labs
     columns), producing lab_toxicity's columns. ``where`` filters the source (named parameters).
     ``exact``: 'guarded' (admiral's signif(x, 15) result, rounding only near ties), 'signif' (round
-    both sides of every comparison) or 'raw' (no rounding; for measuring its cost only)."""
+    both sides of every comparison) or 'raw' (no rounding; for measuring its cost only).
+    ``engine``: 'dense' (terms of the usual shape in one expression, others per-term CASE) or
+    'case' (every term as its own CASE; same grades, slower; kept as a cross-check)."""
     if exact not in EXACT_MODES:
         raise ValueError(f"exact must be one of {EXACT_MODES}")
+    if engine not in ("dense", "case"):
+        raise ValueError("engine must be 'dense' or 'case'")
     rules = R.load_rules(version, rules_path)
     term_map = R.load_lab_terms(rules, lab_terms_path)
     keys = sorted({(m.ctcae_term.upper(), m.direction) for m in term_map})
     term_ids = {k: i for i, k in enumerate(keys)}
     terms_values = ", ".join(
         f"({_q(m.lbtestcd)}, {term_ids[(m.ctcae_term.upper(), m.direction)]}, {_q(m.ctcae_term)}, "
-        f"{_q(m.direction)}, {_q(rules.terms[(m.ctcae_term.upper(), m.direction)].unit_check or '')})"
+        f"{_q(m.direction)}, {_q(rules.terms[(m.ctcae_term.upper(), m.direction)].unit_check or '')}, "
+        f"{_q((rules.terms[(m.ctcae_term.upper(), m.direction)].unit_check or '').upper())})"
         for m in term_map
     )
+    dense = {}
+    if engine == "dense":
+        for key, tid in term_ids.items():
+            d = R.compile_dense(rules.terms[key])
+            if d is not None:
+                dense[tid] = d
+    fallback = {k: i for k, i in term_ids.items() if i not in dense}
+    plan = R.dense_plan(dense, len(term_ids), exact) if dense else None
     filt = f"WHERE {where}" if where else ""
     src = f"(SELECT * FROM {source} {filt})"
     base_high = (
@@ -101,14 +114,32 @@ def grading_sql(source: str = "labs", *, where: str | None = None, version: str 
         f"WHEN upper(trim(lbnrind)) IN {_NOT_HIGH_IND} THEN FALSE "
         f"ELSE coalesce({R.criterion_sql(R.parse_criterion('AVAL > ULN'), exact)}, FALSE) END"
     )
-    outcome = R.outcome_case_sql(rules, term_ids, exact)
+    case_code = R.outcome_case_sql(rules, fallback, exact) if fallback else "NULL"
     reasons = R.reasons_list_sql(rules)
+    is_dense = f"(term_id IN ({', '.join(str(i) for i in sorted(dense)) or '-1'}))"
+    if plan:
+        layers = f"""t1 AS (SELECT *, {plan.threshold_cols} FROM graded),
+t2 AS (SELECT *, {plan.grade_expr} AS _g FROM t1),
+coded AS (
+  SELECT *, CASE WHEN value IS NULL THEN {R.CODE_MISSING_VALUE}
+                 WHEN unit_check_uc <> '' AND unit_uc IS NULL THEN {R.CODE_UNIT_MISSING}
+                 WHEN unit_check_uc <> '' AND unit_uc <> unit_check_uc THEN {R.CODE_UNIT_OTHER}
+                 {plan.na_expr}
+                 WHEN {is_dense} THEN _g
+                 ELSE ({case_code}) END AS code
+  FROM t2)"""
+        dense_reason = (f"WHEN {is_dense} THEN list_extract({plan.reasons}, "
+                        f"(term_id * 5 + CAST(code AS INTEGER)) * 2 + CAST(baseline_high AS INTEGER) + 1)")
+    else:
+        layers = f"coded AS (SELECT *, {case_code} AS code FROM graded)"
+        dense_reason = ""
+    na_reasons = " ".join(f"WHEN code = {c} THEN '{R.MISSING_REASON[v]}'" for v, c in R.NA_CODES.items())
     stride, na_slot = R.CODE_STRIDE, R.NA_SLOT
     return f"""
-WITH terms(lbtestcd, term_id, ctcae_term, direction, unit_check) AS (VALUES {terms_values}),
+WITH terms(lbtestcd, term_id, ctcae_term, direction, unit_check, unit_check_uc) AS (VALUES {terms_values}),
 graded AS (
   SELECT l.studyid, l.data_cut, l.usubjid, l.lbseq, l.lbtestcd, t.term_id, t.ctcae_term, t.direction,
-         t.unit_check, l.value, l.unit, upper(trim(l.unit)) AS unit_uc, l.lln, l.uln, b.base,
+         t.unit_check, t.unit_check_uc, l.value, l.unit, upper(trim(l.unit)) AS unit_uc, l.lln, l.uln, b.base,
          coalesce(b.base_high, FALSE) AS baseline_high,
          coalesce(l.lbseq = b.base_lbseq, FALSE) AS is_baseline,
          CASE WHEN b.base <> 0 THEN (l.value - b.base) / abs(b.base) * CAST(100 AS DOUBLE) END AS pchg,
@@ -130,13 +161,16 @@ graded AS (
   ) b ON b.studyid = l.studyid AND b.data_cut = l.data_cut AND b.usubjid = l.usubjid AND b.lbtestcd = l.lbtestcd
   WHERE {_BLOOD_SQL}
 ),
-coded AS (SELECT *, {outcome} AS code FROM graded)
+{layers}
 SELECT studyid, data_cut, usubjid, lbseq, lbtestcd, ctcae_term, direction, value, unit, lln, uln,
        base AS baseline_value, baseline_high, is_baseline,
-       CASE WHEN code >= 0 AND code % {stride} < {na_slot} THEN CAST(code % {stride} AS INTEGER) END AS grade,
+       CASE WHEN code >= 0 AND {is_dense} THEN CAST(code AS INTEGER)
+            WHEN code >= 0 AND code % {stride} < {na_slot} THEN CAST(code % {stride} AS INTEGER) END AS grade,
        CASE WHEN code = {R.CODE_MISSING_VALUE} THEN 'missing value'
             WHEN code = {R.CODE_UNIT_MISSING} THEN 'unit missing'
             WHEN code = {R.CODE_UNIT_OTHER} THEN 'unit ' || unit || ' not ' || unit_check
+            {na_reasons}
+            {dense_reason}
             ELSE list_extract({reasons}, CAST(code // {stride} AS INTEGER) + 1) END AS grade_reason,
        {_q(str(rules.version))} AS ctcae_version, day, lb_date AS lab_date
 FROM coded
@@ -145,14 +179,14 @@ FROM coded
 
 def grade_labs(con, source: str = "labs", *, where: str | None = None, params: dict | None = None,
                version: str = "5.0", lab_terms_path=None, rules_path=None, into: str | None = None,
-               create: bool = False, exact: str = "guarded"):
+               create: bool = False, exact: str = "guarded", engine: str = "dense"):
     """Grade an arbitrary lab relation in one SQL statement.
 
     ``source`` is a table name or a parenthesised query with the columns of ``labs``. Returns a
     pandas DataFrame with lab_toxicity's columns, or, with ``into``, inserts into that table
     (``create=True``: CREATE TABLE ... AS) and returns None."""
     sql = grading_sql(source, where=where, version=version, lab_terms_path=lab_terms_path,
-                      rules_path=rules_path, exact=exact)
+                      rules_path=rules_path, exact=exact, engine=engine)
     cur = con.cursor()
     try:
         if into is None:

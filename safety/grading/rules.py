@@ -359,8 +359,9 @@ class TermMapRow:
 def load_lab_terms(rules: RuleSet, extra_path: str | Path | None = None) -> list[TermMapRow]:
     """The LBTESTCD -> (term, direction) map: the packaged ``safety/data/lab_terms.csv`` plus an
     optional study file with the same columns. A test code listed in the study file replaces the
-    packaged rows for that code (so a study can remap or add tests). Terms must exist in ``rules``."""
-    def read(path: Path) -> dict[str, list[TermMapRow]]:
+    packaged rows for that code (so a study can remap or add tests). Terms of the study file must
+    exist in ``rules``; packaged rows whose term the rule file lacks (another CTCAE version) are skipped."""
+    def read(path: Path, strict: bool) -> dict[str, list[TermMapRow]]:
         out: dict[str, list[TermMapRow]] = {}
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
@@ -373,6 +374,8 @@ def load_lab_terms(rules: RuleSet, extra_path: str | Path | None = None) -> list
                 if not code or not term:
                     continue
                 matches = [k for k in rules.terms if k[0] == term.upper() and (not direction or k[1] == direction)]
+                if not matches and not strict:
+                    continue
                 if not matches:
                     raise RuleError(f"{path.name} line {reader.line_num}: no {rules.path.name} rule for term "
                                     f"{term!r}{' direction ' + direction if direction else ''}")
@@ -382,9 +385,9 @@ def load_lab_terms(rules: RuleSet, extra_path: str | Path | None = None) -> list
                 out.setdefault(code, []).append(TermMapRow(code, tr.term, tr.direction))
         return out
 
-    merged = read(LAB_TERMS_PATH)
+    merged = read(LAB_TERMS_PATH, strict=False)
     if extra_path:
-        merged.update(read(Path(extra_path)))
+        merged.update(read(Path(extra_path), strict=True))
     rows, seen = [], set()
     for code in sorted(merged):
         for r in merged[code]:
@@ -676,7 +679,7 @@ def dense_plan(dense: dict[int, DenseTerm], n_terms: int, exact: str = "guarded"
             members = {i: a for i, d in dense.items() for a in d.arms if a.slot == slot}
             coef = _by_term(n_terms, {i: a.coef for i, a in members.items()})
             if kind == "CONST":
-                thr = f"({coef} * _s_)"
+                thr = f"(({coef}){gate_sql[gate]} * _s_)"
             else:
                 expr = f"{coef} * {var_sql[kind]}"
                 if any(a.offset for a in members.values()):
