@@ -70,17 +70,19 @@ def _pages(user) -> list:
     def page(file: str, title: str, icon: str, url: str, default: bool = False):
         return st.Page(str(PAGES / file), title=title, icon=icon, url_path=url, default=default)
 
-    pages = [
-        # The default page lives at the root URL ("/"); Streamlit ignores its url_path.
-        page("overview.py", "Overview", ":material/dashboard:", "overview", default=True),
-        page("crs_icans.py", "CRS & ICANS", ":material/local_fire_department:", "crs_icans"),
-        page("subject_profile.py", "Subject profile", ":material/person:", "subject_profile"),
-        page("adverse_events.py", "Adverse events", ":material/warning:", "adverse_events"),
-        page("labs.py", "Labs", ":material/science:", "labs"),
-        page("dlt_review.py", "DLT review", ":material/gavel:", "dlt_review"),
-        page("swimmer.py", "Swimmer plot", ":material/timeline:", "swimmer"),
-        page("listings.py", "Listings & export", ":material/description:", "listings"),
-    ]
+    pages = []
+    if state.can(user, "can_view_patient_data"):  # an administrator sees no patient data (docs/access.md)
+        pages += [
+            # The default page lives at the root URL ("/"); Streamlit ignores its url_path.
+            page("overview.py", "Overview", ":material/dashboard:", "overview", default=True),
+            page("crs_icans.py", "CRS & ICANS", ":material/local_fire_department:", "crs_icans"),
+            page("subject_profile.py", "Subject profile", ":material/person:", "subject_profile"),
+            page("adverse_events.py", "Adverse events", ":material/warning:", "adverse_events"),
+            page("labs.py", "Labs", ":material/science:", "labs"),
+            page("dlt_review.py", "DLT review", ":material/gavel:", "dlt_review"),
+            page("swimmer.py", "Swimmer plot", ":material/timeline:", "swimmer"),
+            page("listings.py", "Listings & export", ":material/description:", "listings"),
+        ]
     if state.can(user, "can_view_data_quality"):
         pages.append(page("data_quality.py", "Data quality", ":material/fact_check:", "data_quality"))
     if state.can(user, "can_view_audit"):

@@ -367,6 +367,11 @@ def chart(builder, *args, key: str | None = None, where=None, **kwargs) -> None:
     inputs (DataFrames hashed by content) and the database version.
     """
     fig = _figure_dict(builder.__name__, view().stamp, args, kwargs)
+    if not fig.get("data"):  # Plotly refuses a figure without traces (e.g. a site with no grade >= 1 CRS)
+        title = (fig.get("layout", {}).get("title") or {}).get("text")
+        (where or st).info(f"Nothing to chart in this selection{' (' + title + ')' if title else ''}.",
+                           icon=":material/info:")
+        return
     (where or st).plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
 
 

@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "product": None,
     "product_type": "CAR-T",
     "ctcae_version": "5.0",
+    "lab_terms_path": None,  # optional study LBTESTCD -> CTCAE term map (CSV, as safety/data/lab_terms.csv)
     "crs_grading": "ASTCT 2019",
     "icans_grading": "ASTCT 2019",
     "sites": {},          # siteid -> site name
@@ -186,7 +187,7 @@ def validate(given: dict | None, src: str = "study.yaml") -> dict:
             node = node[part]
         if node not in allowed:
             raise ConfigError(f"{src}: '{path}' must be one of {', '.join(sorted(allowed))}, got {node!r}")
-    for key in ("studyid", "title", "product"):
+    for key in ("studyid", "title", "product", "lab_terms_path"):
         if cfg[key] is not None and not isinstance(cfg[key], str):
             raise ConfigError(f"{src}: '{key}' must be text, got {cfg[key]!r}")
     if not isinstance(cfg["sites"], dict):
@@ -247,5 +248,11 @@ def load_study_config(study_dir: str | Path) -> dict:
                 mark = getattr(exc, "problem_mark", None)
                 where = f" at line {mark.line + 1}" if mark else ""
                 raise ConfigError(f"{path}: not valid YAML{where}") from None
-            return validate(given, str(path))
+            cfg = validate(given, str(path))
+            if cfg["lab_terms_path"]:
+                terms = (study_dir / cfg["lab_terms_path"]).resolve()
+                if not terms.is_file():
+                    raise ConfigError(f"{path}: 'lab_terms_path' names {terms}, which does not exist")
+                cfg["lab_terms_path"] = str(terms)
+            return cfg
     return validate({}, str(study_dir / "study.yaml"))

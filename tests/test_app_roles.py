@@ -1,0 +1,223 @@
+"""Per-role page scoping on the real sample database: every page, run with AppTest as a signed-in user.
+
+The ITNK-B-01 study has sites 01, 02 and 03. An investigator of site 02 opens every page (and every
+listing of the export page); every subject id found anywhere in the rendered element tree (tables, chart
+specs with their hover text, captions, selectbox options, links) must belong to site 02, and the
+subject-level pages must show at least one site-02 subject, so the check cannot pass on empty pages.
+The element tree is scanned as serialised protobuf, so a subject id hidden in a Plotly hover label or an
+Arrow table is found as surely as one in a caption.
+
+The user is signed in the way dashboard/auth.py keeps a session (``celltox_user`` and its timestamps in
+session_state, method "password"); the gate re-reads the account from users.yaml on every run, so the
+account file below is the real source of the role and sites.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from safety import access
+from safety.auth import UserStore
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "dashboard" / "app.py")
+STUDY = "ITNK-B-01"
+PASSWORD = "correct horse battery staple"
+PATIENT_PAGES = ["overview", "crs_icans", "subject_profile", "adverse_events", "labs", "dlt_review", "swimmer",
+                 "listings"]
+# pages listing individual subjects: each must show at least one subject of the scope
+SUBJECT_LEVEL = ["crs_icans", "subject_profile", "adverse_events", "labs", "dlt_review", "swimmer", "listings"]
+ACCOUNTS = {"ivy": ("investigator", ("02",)), "dmitri": ("data_manager", None), "ada": ("admin", None),
+            "cora": ("committee", None)}
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("safety.sample_db") is None or not (ROOT / "sample_data" / "car_itnk").exists(),
+    reason="needs the sample database builder and study folders")
+
+
+@pytest.fixture(scope="session")
+def roles_db(tmp_path_factory) -> Path:
+    sample_db = importlib.import_module("safety.sample_db")
+    folder = tmp_path_factory.mktemp("rolesdb")
+    path = folder / "study.duckdb"  # not the embedded sample path: sign-in is required, no demo mode
+    sample_db.build_sample_database(path)
+    store = UserStore(folder / "users.yaml", rounds=4)
+    for name, (role, sites) in ACCOUNTS.items():
+        store.add(name, role, PASSWORD, sites=sites, display_name=name.title())
+    return path
+
+
+@pytest.fixture(scope="session")
+def site_of(roles_db) -> dict[str, str]:
+    """usubjid -> siteid for every subject of every study and cut in the database."""
+    con = access.connect(roles_db)
+    try:
+        rows = con.execute("SELECT DISTINCT usubjid, siteid FROM subjects").fetchall()
+    finally:
+        con.close()
+    return dict(rows)
+
+
+@pytest.fixture
+def env(roles_db, monkeypatch):
+    monkeypatch.setenv("CELLTOX_DB", str(roles_db))
+    monkeypatch.setenv("CELLTOX_USERS", str(roles_db.parent / "users.yaml"))
+    monkeypatch.delenv("CELLTOX_AUTH", raising=False)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield roles_db
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def _signed_in(username: str, query: dict | None = None) -> AppTest:
+    """A fresh app session signed in as ``username`` on the ITNK-B-01 study (first run done)."""
+    at = AppTest.from_file(APP, default_timeout=180)
+    user = UserStore(Path(_users_path())).get(username)
+    now = dt.datetime.now(dt.timezone.utc)
+    at.session_state["celltox_user"] = user
+    at.session_state["celltox_signed_in_at"] = now
+    at.session_state["celltox_last_activity"] = now
+    at.session_state["celltox_auth_method"] = "password"
+    at.session_state["sb_study"] = STUDY
+    for k, val in (query or {}).items():
+        at.query_params[k] = val
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _users_path() -> str:
+    import os
+    return os.environ["CELLTOX_USERS"]
+
+
+def _goto(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"views/{page}.py")
+    at.run()
+    assert not at.exception, (page, [e.value for e in at.exception])
+    return at
+
+
+def _walk(node):
+    yield node
+    children = getattr(node, "children", None)
+    if isinstance(children, dict):
+        for child in children.values():
+            yield from _walk(child)
+
+
+def _rendered_text(at: AppTest) -> str:
+    """Every element of the page (main and sidebar) as protobuf text: tables, chart specs, options, links."""
+    parts = []
+    for node in _walk(at._tree):
+        proto = getattr(node, "proto", None)
+        if proto is not None:
+            parts.append(str(proto))
+    return "\n".join(parts)
+
+
+def _subjects_in(text: str, site_of: dict[str, str]) -> set[str]:
+    # Ids are fixed-width (<study>-<site>-<nnn>), so a plain pattern also finds them inside Arrow buffers
+    # where strings are stored back to back.
+    pattern = re.compile("|".join(sorted(map(re.escape, site_of), key=len, reverse=True)))
+    return set(pattern.findall(text))
+
+
+def _page_names(at: AppTest) -> set[str]:
+    """Page scripts offered by st.navigation in this session (file stems, e.g. 'data_quality')."""
+    return {Path(p["script_path"]).stem for p in (at._registered_pages or {}).values()}
+
+
+def _labels(at: AppTest, kind: str) -> list[str]:
+    return [getattr(w, "label", "") or "" for w in at.get(kind)]
+
+
+def _check_page(at: AppTest, page: str, site_of: dict[str, str], allowed: set[str]) -> set[str]:
+    seen = _subjects_in(_rendered_text(at), site_of)
+    leaked = {u: site_of[u] for u in seen if site_of[u] not in allowed}
+    assert not leaked, f"{page} shows subjects outside sites {sorted(allowed)}: {sorted(leaked.items())[:5]}"
+    return seen
+
+
+def test_investigator_sees_only_own_site_on_every_page(env, site_of):
+    at = _signed_in("ivy")
+    seen_by_page = {"overview": _check_page(at, "overview", site_of, {"02"})}
+    for page in PATIENT_PAGES[1:]:
+        _goto(at, page)
+        seen_by_page[page] = _check_page(at, page, site_of, {"02"})
+    for page in SUBJECT_LEVEL:
+        assert seen_by_page[page], f"{page} shows no site-02 subject: the scope check would pass vacuously"
+    # Every listing of the export page, not only the first one.
+    _goto(at, "listings")
+    box = next(s for s in at.selectbox if s.label == "Listing")
+    names = list(box.options)
+    assert len(names) >= 5
+    listed = set()
+    for i in range(len(names)):
+        box = next(s for s in at.selectbox if s.label == "Listing")
+        box.select_index(i)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        listed |= _check_page(at, f"listings[{names[i]}]", site_of, {"02"})
+    assert listed
+
+
+def test_investigator_is_read_only_and_sees_no_study_wide_pages(env, site_of):
+    at = _signed_in("ivy")
+    paths = _page_names(at)
+    assert paths == set(PATIENT_PAGES), paths
+    for page in PATIENT_PAGES:
+        _goto(at, page)
+        assert not at.get("download_button"), f"{page} offers a download to an investigator"
+        buttons = _labels(at, "button")
+        for forbidden in ("Record decision", "Mark this data cut as reviewed", "Build committee packet"):
+            assert not any(forbidden in b for b in buttons), f"{page} offers '{forbidden}' to an investigator"
+        text = _rendered_text(at)
+        assert "Stopping-rule status" not in text or "only to roles that see every site" in text
+
+
+def test_investigator_cannot_open_another_sites_subject_by_link(env, site_of, roles_db):
+    other = sorted(u for u, s in site_of.items() if s == "01" and u.startswith(STUDY))[0]
+    at = _signed_in("ivy", query={"usubjid": other})
+    _goto(at, "subject_profile")
+    assert any(other in w.value and "not in" in w.value for w in at.warning)
+    profile = next(s for s in at.selectbox if s.label == "Subject")
+    assert site_of[profile.value] == "02" and other not in profile.options
+    from safety.review_store import ReviewStore, default_review_path
+    views = ReviewStore(default_review_path(roles_db)).audit_entries(action="view_subject")
+    assert not any(other in e["detail"] for e in views)
+
+
+def test_data_manager_sees_every_site_and_data_quality(env, site_of):
+    at = _signed_in("dmitri")
+    paths = _page_names(at)
+    assert paths == set(PATIENT_PAGES) | {"data_quality"}, paths
+    seen = set()
+    for page in ("crs_icans", "swimmer", "dlt_review"):
+        _goto(at, page)
+        seen |= _subjects_in(_rendered_text(at), site_of)
+        assert not any("Record decision" in b for b in _labels(at, "button"))
+    assert {site_of[u] for u in seen if u.startswith(STUDY)} == {"01", "02", "03"}
+    _goto(at, "listings")
+    assert at.get("download_button"), "a data manager may export"
+
+
+def test_admin_sees_no_patient_data(env, site_of):
+    at = _signed_in("ada")
+    # only the audit log (which names viewed subjects by design: docs/access.md), no patient page
+    assert _page_names(at) == {"audit_log"}
+    assert at.title and at.title[0].value == "Audit log"
+    shown = "\n".join(str(e.value) for e in list(at.sidebar.caption) + list(at.sidebar.markdown)
+                      + list(at.metric))
+    assert not _subjects_in(shown, site_of)
+    # even a page script run for an admin reads an empty scope (sites = ())
+    from safety.auth import User, scope_for
+    scope = scope_for(User("ada", "admin"), STUDY, dt.date(2026, 9, 30))
+    assert scope.sites == ()
