@@ -60,9 +60,9 @@ def demo_banner() -> None:
     if user is None:
         return
     if user.demo:
-        st.warning(DEMO_TEXT, icon="⚠️")
+        st.warning(DEMO_TEXT, icon=":material/warning:")  # a font glyph: emoji render as boxes without emoji fonts
     elif st.session_state.get(_METHOD) == "off":
-        st.error(AUTH_OFF_TEXT, icon="🔓")
+        st.error(AUTH_OFF_TEXT)
     else:
         return
     st.session_state[_BANNER_SHOWN] = True

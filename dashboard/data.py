@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 
 import pandas as pd
+import streamlit as st
 from scipy import stats
 
 from dashboard import state
@@ -161,3 +162,79 @@ def boundary_rows(v: state.View, method: str, cohort) -> pd.DataFrame:
     b = state.q("SELECT * FROM stopping_boundaries WHERE method = $m ORDER BY n", {"m": method}, v=v)
     own = b[b["cohort"] == cohort] if cohort is not None and not pd.isna(cohort) else b.iloc[0:0]
     return own if not own.empty else b[b["cohort"].isna()]
+
+
+# -- one subject -----------------------------------------------------------------------------------------
+
+_EMPTY = {"daily": ["syndrome", "day", "grade"], "episodes": ["syndrome", "episode_no", "onset_day"],
+          "dlt_candidates": ["event_key"]}
+
+
+def _data_view(v: state.View) -> state.View:
+    # one subject's rows depend on the cut and scope only: share the cache across users and sidebar filters
+    return dataclasses.replace(v, cohorts=(), dose_levels=(), products=(), username="", title="")
+
+
+@st.cache_data(show_spinner=False, max_entries=2000)
+def _subject_data(v: state.View, usubjid: str) -> dict[str, pd.DataFrame]:
+    rd, p = state.reader(v), {"u": usubjid}
+    has = {t: state.has_tables(t, v=v) for t in ("toxicity_daily_grades", "toxicity_episodes", "dlt_candidates",
+                                                 "lab_toxicity")}
+    out = {
+        "subject": rd.sql("SELECT * FROM subjects WHERE usubjid = $u", p),
+        "aes": rd.sql("""SELECT event_key, aedecod, aebodsys, aetoxgr, aesev, grading_system, aeser = 'Y' AS serious,
+                                related, onset_day, end_day, ongoing, duration_days, aeout
+                         FROM adverse_events WHERE usubjid = $u ORDER BY onset_day NULLS LAST, aeseq""", p),
+        "meds": rd.sql("""SELECT med_class, cmdecod, start_day, end_day FROM medications
+                          WHERE usubjid = $u AND med_class IN ('tocilizumab', 'corticosteroid', 'anakinra', 'vasopressor')
+                          ORDER BY start_day""", p),
+        "responses": rd.sql("SELECT day, response, visit FROM responses WHERE usubjid = $u ORDER BY day", p),
+        "labs": rd.sql(("""SELECT l.lbtestcd, l.lbtest, l.day, l.value, l.unit, l.lln, l.uln, t.grade
+                           FROM labs l LEFT JOIN lab_toxicity t USING (usubjid, lbseq)""" if has["lab_toxicity"] else
+                        "SELECT lbtestcd, lbtest, day, value, unit, lln, uln, NULL::INTEGER AS grade FROM labs l")
+                       + " WHERE l.usubjid = $u AND l.value IS NOT NULL ORDER BY l.day", p),
+    }
+    out["daily"] = rd.sql("SELECT syndrome, day, max(grade) AS grade FROM toxicity_daily_grades WHERE usubjid = $u "
+                          "GROUP BY ALL ORDER BY day", p) if has["toxicity_daily_grades"] else None
+    out["episodes"] = rd.sql("SELECT * EXCLUDE (studyid, data_cut, usubjid) FROM toxicity_episodes WHERE usubjid = $u "
+                             "ORDER BY onset_day", p) if has["toxicity_episodes"] else None
+    out["dlt_candidates"] = rd.sql("SELECT DISTINCT event_key FROM dlt_candidates WHERE usubjid = $u", p) \
+        if has["dlt_candidates"] else None
+    for name, cols in _EMPTY.items():
+        if out[name] is None:
+            out[name] = pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
+    return out
+
+
+def subject_data(v: state.View, usubjid: str) -> dict[str, pd.DataFrame]:
+    """Everything the profile shows for one subject, one scoped query per table, cached per cut and scope:
+    subject, aes, daily, episodes, meds, responses, labs, dlt_candidates (event keys)."""
+    return _subject_data(_data_view(v), usubjid)
+
+
+def subject_dlt_keys(v: state.View, usubjid: str) -> tuple[str, ...]:
+    """Event keys of the subject's DLT candidates and of events the committee confirmed or added as DLTs."""
+    keys = set(subject_data(v, usubjid)["dlt_candidates"]["event_key"].dropna())
+    dec = latest_decisions(v)
+    keys |= set(dec.loc[(dec["usubjid"] == usubjid) & dec["decision"].isin(DLT_DECISIONS), "event_key"])
+    return tuple(sorted(keys))
+
+
+@st.cache_data(show_spinner=False, max_entries=2000)
+def _subject_figure(v: state.View, usubjid: str, kind: str, window: tuple, day_range: tuple, dlt_keys: tuple,
+                    tests: tuple) -> dict:
+    from dashboard import figures as F
+    d = subject_data(v, usubjid)
+    if kind == "timeline":
+        s = d["subject"].iloc[0]
+        return F.subject_timeline(usubjid, d["aes"], d["daily"], d["meds"], d["responses"], s["death_day"], window,
+                                  list(dlt_keys), day_range=day_range, episodes=d["episodes"]).to_dict()
+    return F.key_labs_figure(usubjid, d["labs"], list(tests), window, day_range=day_range).to_dict()
+
+
+def subject_figure(v: state.View, usubjid: str, kind: str, window: tuple, day_range: tuple,
+                   dlt_keys: tuple = (), tests: tuple = ()) -> dict:
+    """The profile's timeline (kind 'timeline') or key-labs figure ('labs') as a cached Plotly dict, keyed
+    by plain values (no DataFrame hashing on each run)."""
+    return _subject_figure(_data_view(v), usubjid, kind,
+                           tuple(window), tuple(day_range), tuple(dlt_keys), tuple(tests))

@@ -214,14 +214,17 @@ def swimlane_heatmap(daily: pd.DataFrame, subject_order: Sequence[str], syndrome
 def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds: pd.DataFrame,
                      responses: pd.DataFrame, death_day: float | None = None,
                      dlt_window: tuple[int, int] | None = (0, 28), dlt_keys: Iterable[str] = (),
-                     day_range: tuple[int, int] | None = None, title: str | None = None) -> go.Figure:
+                     day_range: tuple[int, int] | None = None, title: str | None = None,
+                     episodes: pd.DataFrame | None = None) -> go.Figure:
     """One subject from screening to month 12 in four stacked panels sharing the day axis.
 
     - ``aes``: event_key, aedecod, aetoxgr, grading_system, onset_day, end_day, serious (bool)
     - ``daily``: syndrome (CRS/ICANS), day, grade
     - ``meds``: med_class, cmdecod, start_day, end_day
     - ``responses``: day, response
-    ``dlt_keys`` are the event keys flagged as DLT candidates or confirmed DLTs.
+    - ``episodes``: syndrome, episode_no, onset_day (derived CRS/ICANS episodes)
+    ``dlt_keys`` are the event keys flagged as DLT candidates or confirmed DLTs: AE keys mark the AE bar,
+    episode keys (``<usubjid>/CRS/1``) the episode's onset on the CRS/ICANS row, ``<usubjid>/DEATH`` the death.
     """
     dlt_keys = set(dlt_keys)
     window_note = f"; grey = DLT window, days {dlt_window[0]}-{dlt_window[1]}" if dlt_window else ""
@@ -240,7 +243,9 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
 
     # Row 1: AE bars.
     ae = aes.sort_values(["onset_day", "aedecod"], na_position="last").reset_index(drop=True)
-    labels = [f"{t} [{k.rsplit('/', 1)[-1]}]" for t, k in zip(ae["aedecod"].fillna("?"), ae["event_key"])]
+    # Long MedDRA terms would squeeze the day axis on a projector: shortened here, full in the hover text.
+    labels = [f"{t if len(t) <= 32 else t[:30].rstrip() + '…'} [{k.rsplit('/', 1)[-1]}]"
+              for t, k in zip(ae["aedecod"].fillna("?"), ae["event_key"])]
     shown_grades = set()
     for i, r in ae.iterrows():
         start = r["onset_day"] if not pd.isna(r["onset_day"]) else 0
@@ -269,7 +274,20 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
         fig.add_trace(go.Scatter(
             x=dlt["onset_day"] - 1, y=[labels[i] for i in dlt.index], mode="markers+text", text=["DLT"] * len(dlt),
             textposition="middle left", name="DLT", marker=dict(symbol="x", size=15, color="#CC0000"),
-            hovertemplate="DLT candidate<br>onset day %{x}<extra></extra>"), row=1, col=1)
+            customdata=dlt["onset_day"],  # the mark sits one day left of the bar; hover the true onset
+            hovertemplate="DLT candidate<br>onset day %{customdata}<extra></extra>"), row=1, col=1)
+
+    # DLTs keyed on a CRS/ICANS episode or on the death: marked where that event is drawn.
+    other_marks = {2: [], 4: []}
+    for k in sorted(dlt_keys):
+        parts = k.split("/")
+        if len(parts) == 3 and parts[1] in ("CRS", "ICANS") and parts[2].isdigit() and episodes is not None \
+                and not episodes.empty:
+            ep = episodes[(episodes["syndrome"] == parts[1]) & (episodes["episode_no"] == int(parts[2]))]
+            if not ep.empty and not pd.isna(ep["onset_day"].iloc[0]):
+                other_marks[2].append((float(ep["onset_day"].iloc[0]), parts[1], f"{parts[1]} episode {parts[2]}"))
+        elif parts[-1] == "DEATH" and death_day is not None and not pd.isna(death_day):
+            other_marks[4].append((float(death_day), "Death", "death"))
 
     # Row 2: CRS/ICANS daily grades as coloured squares.
     for syndrome in ("CRS", "ICANS"):
@@ -308,6 +326,13 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
         for row in range(1, 5):
             fig.add_vline(x=death_day, line=dict(color="#000", width=2, dash="dot"), row=row, col=1,
                           exclude_empty_subplots=False)
+    for row, marks in other_marks.items():
+        if marks:
+            fig.add_trace(go.Scatter(
+                x=[m[0] - 1 for m in marks], y=[m[1] for m in marks], mode="markers+text", text=["DLT"] * len(marks),
+                textposition="middle left", name="DLT", showlegend=dlt.empty,
+                marker=dict(symbol="x", size=15, color="#CC0000"), customdata=[[m[2], m[0]] for m in marks],
+                hovertemplate=f"{usubjid}<br>DLT: %{{customdata[0]}}<br>day %{{customdata[1]}}<extra></extra>"), row=row, col=1)
     if dlt_window:
         for row in range(1, 5):
             fig.add_vrect(x0=dlt_window[0] - 0.5, x1=dlt_window[1] + 0.5, fillcolor="#999", opacity=0.12,

@@ -29,7 +29,9 @@ if str(ROOT) not in sys.path:
 from safety import access, schema  # noqa: E402
 from safety.review_store import ReviewStore, default_review_path  # noqa: E402
 
-SAMPLE_DB = ROOT / "sample_data" / "build" / "celltox_sample.duckdb"
+# The embedded sample database (demo mode). CELLTOX_SAMPLE_DB moves it, e.g. for tests that need demo mode
+# without touching the checkout's copy and its review store.
+SAMPLE_DB = Path(os.environ.get("CELLTOX_SAMPLE_DB") or ROOT / "sample_data" / "build" / "celltox_sample.duckdb")
 VIEW_KEY = "celltox_view"
 USER_KEY = "celltox_user"
 
@@ -360,19 +362,46 @@ def _figure_dict(builder_name: str, stamp: float, args: tuple, kwargs: dict) -> 
     return getattr(figures, builder_name)(*args, **kwargs).to_dict()
 
 
+class _BuiltFigure:
+    """Wraps a cached figure dict so st.plotly_chart skips re-validating it (plotly re-builds a Figure from
+    a plain dict on every call, ~30 ms for a subject timeline); the dict came from a built Figure."""
+
+    _cls = None
+
+    @classmethod
+    def of(cls, fig: dict):
+        if cls._cls is None:
+            import plotly.graph_objects as go
+
+            class Built(go.Figure):
+                def __init__(self, d):
+                    super().__init__()
+                    self._celltox_dict = d
+
+                def to_dict(self):
+                    return self._celltox_dict
+
+            cls._cls = Built
+        return cls._cls(fig)
+
+
+def draw_figure(fig: dict, key: str | None = None, where=None) -> None:
+    """Draw a figure dict built by a dashboard.figures builder (an empty figure becomes an empty state)."""
+    if not fig.get("data"):  # Plotly refuses a figure without traces (e.g. a site with no grade >= 1 CRS)
+        title = (fig.get("layout", {}).get("title") or {}).get("text")
+        (where or st).info(f"Nothing to chart in this selection{' (' + title + ')' if title else ''}.",
+                           icon=":material/info:")
+        return
+    (where or st).plotly_chart(_BuiltFigure.of(fig), width="stretch", key=key, config={"displaylogo": False})
+
+
 def chart(builder, *args, key: str | None = None, where=None, **kwargs) -> None:
     """Draw ``builder(*args, **kwargs)`` (a dashboard.figures function) with the figure cached as a dict.
 
     Building Plotly objects is most of a page's server time; the cache is keyed by the builder, its
     inputs (DataFrames hashed by content) and the database version.
     """
-    fig = _figure_dict(builder.__name__, view().stamp, args, kwargs)
-    if not fig.get("data"):  # Plotly refuses a figure without traces (e.g. a site with no grade >= 1 CRS)
-        title = (fig.get("layout", {}).get("title") or {}).get("text")
-        (where or st).info(f"Nothing to chart in this selection{' (' + title + ')' if title else ''}.",
-                           icon=":material/info:")
-        return
-    (where or st).plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
+    draw_figure(_figure_dict(builder.__name__, view().stamp, args, kwargs), key=key, where=where)
 
 
 def empty(message: str) -> None:

@@ -1,11 +1,15 @@
 """The sample database: every study folder under sample_data/ ingested once per data cut in its study.yaml."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
 
-from safety.config import load_study_config
+import duckdb
+import yaml
+
+from safety.config import load_study_config, validate
 
 DEFAULT_SAMPLE_ROOT = Path(__file__).resolve().parents[1] / "sample_data"
 
@@ -28,13 +32,51 @@ def build_sample_database(db_path, sample_root=None) -> list[tuple[str, str]]:
     from safety.ingest import ingest_study
 
     root = Path(sample_root) if sample_root is not None else DEFAULT_SAMPLE_ROOT
+    decisions = _demo_decisions(root)
     loaded = []
     for folder in study_folders(root):
         cuts = sorted(load_study_config(folder)["data_cuts"]) or [None]
         for cut in cuts:
             r = ingest_study(folder, db_path, cutoff=cut)
             loaded.append((folder.name, r.data_cut.isoformat()))
+            batch = decisions.get((r.studyid, r.data_cut.isoformat()))
+            if batch:
+                _apply_decisions(db_path, r.studyid, r.data_cut, batch)
     return loaded
+
+
+def _demo_decisions(root: Path) -> dict[tuple[str, str], dict]:
+    """The demo committee's decisions (sample_data/committee_decisions.yaml), keyed by (studyid, cut)."""
+    path = root / "committee_decisions.yaml"
+    if not path.exists():
+        return {}
+    entries = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    return {(e["studyid"], str(e["data_cut"])): e for e in entries}
+
+
+def _apply_decisions(db_path, studyid: str, data_cut, batch: dict) -> None:
+    """Record the demo decisions through the same checked path the DLT review page uses, then refresh
+    the stored stopping-rule status so it reflects them, as the next load would."""
+    from safety.access import Scope, StudyReader, connect
+    from safety.dlt.adjudication import record_decision
+    from safety.dlt.stopping import derive_stopping_status
+    from safety.review_store import ReviewStore, default_review_path
+
+    store = ReviewStore(default_review_path(db_path))
+    con = connect(db_path, read_only=True)
+    try:
+        reader = StudyReader(con, Scope(studyid, data_cut))
+        for d in batch["decisions"]:
+            record_decision(store, reader, d["event_key"], d["decision"], d["rationale"], batch["reviewer"])
+    finally:
+        con.close()
+    con = duckdb.connect(str(db_path))
+    try:
+        stored = con.execute("SELECT config_json FROM studies WHERE studyid = $s AND data_cut = $c",
+                             {"s": studyid, "c": data_cut}).fetchone()[0]
+        derive_stopping_status(con, studyid, data_cut, validate(json.loads(stored)), review_store=store)
+    finally:
+        con.close()
 
 
 def ensure_sample_database(db_path, sample_root=None) -> Path:

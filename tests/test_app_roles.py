@@ -221,3 +221,52 @@ def test_admin_sees_no_patient_data(env, site_of):
     from safety.auth import User, scope_for
     scope = scope_for(User("ada", "admin"), STUDY, dt.date(2026, 9, 30))
     assert scope.sites == ()
+
+
+def test_scope_check_fails_when_one_query_forgets_the_scope(env, site_of, monkeypatch):
+    """The check above bites: one page query run without the site scope is reported as a leak."""
+    from dashboard import state
+    original = state._cached_query
+
+    def unscoped_term_query(db_path, stamp, studyid, data_cut, sites, previous_cut, sql, params):
+        if "= $term" in sql:  # the adverse-events page's subject list for the chosen term
+            sites = None
+        return original(db_path, stamp, studyid, data_cut, sites, previous_cut, sql, params)
+
+    monkeypatch.setattr(state, "_cached_query", unscoped_term_query)
+    at = _goto(_signed_in("ivy"), "adverse_events")
+    with pytest.raises(AssertionError, match="outside sites"):
+        for i in range(len(next(s for s in at.selectbox if "preferred term" in s.label).options)):
+            next(s for s in at.selectbox if "preferred term" in s.label).select_index(i)
+            at.run()
+            _check_page(at, "adverse_events", site_of, {"02"})
+
+
+def test_committee_packet_builds_a_zip_download_and_is_audited(env, roles_db):
+    """One build (the PDF's figures start a headless browser through kaleido, several seconds)."""
+    import io
+    import json
+    import zipfile
+    from safety.review_store import ReviewStore, default_review_path
+
+    at = _goto(_signed_in("dmitri"), "listings")
+    assert not [d for d in at.get("download_button") if "committee_packet" in d.label]
+    next(b for b in at.button if b.label == "Build committee packet").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    (download,) = [d for d in at.get("download_button") if "committee_packet.zip" in d.label]
+    zip_name = download.label.removeprefix("Download ")
+    assert zip_name.startswith(f"{STUDY}_2026-09-30") and zip_name.endswith("_committee_packet.zip")
+    _, (name, payload, files) = at.session_state["celltox_packet"]
+    assert name == zip_name
+    names = set(zipfile.ZipFile(io.BytesIO(payload)).namelist())
+    assert names == set(files)
+    stem = f"{STUDY}_2026-09-30"
+    assert {f"{stem}_listings_tables.xlsx", f"{stem}_committee_packet.pdf", f"{stem}_ae.csv", f"{stem}_ae.rtf",
+            f"{stem}_sae.csv", f"{stem}_deaths.rtf"} <= names
+    assert zipfile.ZipFile(io.BytesIO(payload)).read(f"{stem}_committee_packet.pdf")[:5] == b"%PDF-"
+    exports = ReviewStore(default_review_path(roles_db)).audit_entries(STUDY, action="export")
+    assert exports and exports[-1]["username"] == "dmitri"
+    detail = json.loads(exports[-1]["detail"])
+    assert set(detail["files"]) == names and detail["data_cut"] == "2026-09-30"

@@ -63,7 +63,10 @@ def server(tmp_path_factory):
     db = tmp_path_factory.mktemp("e2e") / "celltox_sample.duckdb"
     build_sample_database(db)
     port = _free_port()
-    env = {**os.environ, "CELLTOX_DB": str(db), "CELLTOX_AUTH": "off"}
+    # Demo mode, as a new user sees the sample data (DEMO banner, no sign-in): the embedded sample
+    # database moved to a temp copy, so the checkout's demo audit log is not touched.
+    env = {k: val for k, val in os.environ.items() if k not in ("CELLTOX_DB", "CELLTOX_AUTH", "CELLTOX_USERS")}
+    env["CELLTOX_SAMPLE_DB"] = str(db)
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless=true",
            "--server.address=127.0.0.1", f"--server.port={port}", "--browser.gatherUsageStats=false",
            "--server.fileWatcherType=none"]
@@ -110,7 +113,10 @@ def _settle(page, needs_chart: bool) -> None:
 @pytest.mark.parametrize("url_path", list(PAGES))
 def test_page_renders_in_browser(server, browser_page, url_path):
     page = browser_page
-    page.goto(f"{server}/" + ("" if url_path == "overview" else url_path))  # the default page is the root URL
+    # the default page is the root URL; the profile opens a subject with a SAE and a DLT candidate on a
+    # CRS episode, as shown in the README
+    query = "?usubjid=CD56-CART-01-01-005" if url_path == "subject_profile" else ""
+    page.goto(f"{server}/" + ("" if url_path == "overview" else url_path) + query)
     _settle(page, PAGES[url_path])
     errors = page.locator('[data-testid="stException"]').count()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -131,3 +137,4 @@ def test_subject_link_opens_that_profile(server, browser_page):
     _settle(page, True)
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.get_by_text("CD56-CART-01-01-003").first.is_visible()
+    assert page.get_by_text("DEMO — synthetic sample data").first.is_visible()

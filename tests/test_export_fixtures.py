@@ -34,7 +34,7 @@ _STANDIN = {
                      ("value", "DOUBLE"), ("unit", "VARCHAR"), ("lln", "DOUBLE"), ("uln", "DOUBLE"),
                      ("baseline_value", "DOUBLE"), ("grade", "INTEGER"), ("grade_reason", "VARCHAR"), ("day", "INTEGER")],
     "lab_worst_grades": [("ctcae_term", "VARCHAR"), ("direction", "VARCHAR"), ("baseline_grade", "INTEGER"),
-                         ("worst_grade", "INTEGER"), ("worst_day", "INTEGER")],
+                         ("worst_grade", "INTEGER"), ("worst_day", "INTEGER"), ("n_post", "INTEGER")],
     "eligibility_deviations": [("criterion", "VARCHAR"), ("test", "VARCHAR"), ("value", "DOUBLE"), ("unit", "VARCHAR"),
                                ("limit_value", "DOUBLE"), ("day", "INTEGER"), ("detail", "VARCHAR")],
 }
@@ -123,9 +123,9 @@ def _cut_rows(cut):
                "ctcae_term": "Alanine aminotransferase increased", "direction": "H", "value": 90.0, "unit": "U/L",
                "lln": 0.0, "uln": 40.0, "baseline_value": 30.0, "grade": 1, "grade_reason": "> ULN", "day": 7}]
     worst = [{"studyid": STUDY, "data_cut": cut, "usubjid": "CT-001-S01", "ctcae_term": "Neutrophil count decreased",
-              "direction": "L", "baseline_grade": 0, "worst_grade": 4, "worst_day": 3},
+              "direction": "L", "baseline_grade": 0, "worst_grade": 4, "worst_day": 3, "n_post": 4},
              {"studyid": STUDY, "data_cut": cut, "usubjid": "CT-001-S03", "ctcae_term": "Neutrophil count decreased",
-              "direction": "L", "baseline_grade": 0, "worst_grade": 2, "worst_day": 5}]
+              "direction": "L", "baseline_grade": 0, "worst_grade": 2, "worst_day": 5, "n_post": 4}]
     episodes = [{"studyid": STUDY, "data_cut": cut, "usubjid": "CT-001-S01", "syndrome": "CRS", "episode_no": 1,
                  "event_key": "CT-001-S01/CRS/1", "onset_day": 1, "last_symptomatic_day": 5, "duration_days": 5,
                  "max_grade": 2, "max_grade_day": 2, "ongoing": False, "tocilizumab": True,

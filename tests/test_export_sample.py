@@ -44,7 +44,11 @@ def con(sample_db):
 
 
 def q(con, sql: str, **params) -> pd.DataFrame:
-    return con.execute(sql, params).to_arrow_table().to_pandas()
+    return con.cursor().execute(sql, params).to_arrow_table().to_pandas()  # a cursor per query (DuckDB 2.0)
+
+
+def scalar(con, sql: str, **params):
+    return con.cursor().execute(sql, params).fetchone()[0]
 
 
 COUNT_SQL = {
@@ -63,7 +67,7 @@ COUNT_SQL = {
 def test_listing_row_counts_equal_the_database(con, study, cut):
     reader = make_reader(con, study, cut)
     for name, sql in COUNT_SQL.items():
-        n = con.execute(sql, {"s": study, "c": cut}).fetchone()[0]
+        n = scalar(con, sql, s=study, c=cut)
         df = build_listing(reader, name)
         assert len(df) == n, (study, cut, name)
         if len(df):  # one row per event key (no join fans a row out)
@@ -195,8 +199,8 @@ def test_site_scoped_export_contains_only_site_02(con, site02_export):
     # the scoped listings are not empty: the check above would fail if scoping were dropped
     assert len(seen) >= 5
     ae = read_export_csv(next(p for p in csvs if p.name.endswith("_ae.csv")))
-    n_site = con.execute("SELECT count(*) FROM adverse_events a JOIN subjects s USING (studyid, data_cut, usubjid) "
-                         "WHERE a.studyid=$s AND a.data_cut=$c AND s.siteid='02'", {"s": ITNK, "c": CUT2}).fetchone()[0]
+    n_site = scalar(con, "SELECT count(*) FROM adverse_events a JOIN subjects s USING (studyid, data_cut, usubjid) "
+                         "WHERE a.studyid=$s AND a.data_cut=$c AND s.siteid='02'", s=ITNK, c=CUT2)
     assert len(ae) == n_site > 0
     # tables: the population is site 02's infused subjects only; no study-wide stopping-rule rows
     overview = read_export_csv(next(p for p in csvs if p.name.endswith("_ae_overview.csv")))
@@ -217,3 +221,40 @@ def test_site_scoped_export_contains_only_site_02(con, site02_export):
         leaked = [u for u in others if u in text]
         assert not leaked, (name, leaked[:3])
     assert any(u in texts["xlsx"] for u in site02) and any(u in texts["pdf"] for u in site02)
+
+
+# -- the packet's numbers are the dashboard's numbers ------------------------------------------
+
+def test_crs_icans_table_matches_toxicity_summary(con):
+    from safety.toxicity.summary import incidence_by_grade, onset_duration_summary
+    reader = make_reader(con, CART, CUT2)
+    tab = build_table(reader, "crs_icans_summary").set_index("Category")
+    overall = [col for col in tab.columns if col.startswith("Overall")][0]
+    for syn in ("CRS", "ICANS"):
+        inc = incidence_by_grade(reader, syn, by="cohort").set_index("group").loc["All infused"]
+        assert overall == f"Overall (N={inc['n_infused']}) n (%)"
+        assert tab.loc[f"{syn}: any grade", overall].startswith(f"{inc['n_any_grade']} ")
+        assert tab.loc[f"{syn}: grade >= 3", overall].startswith(f"{inc['n_grade3_plus']} ")
+        assert tab.loc[f"{syn}: grade >= 3, 95% CI (%)", overall] == \
+            f"{inc['grade3_plus_ci_low']:.1f}-{inc['grade3_plus_ci_high']:.1f}"
+        ons = onset_duration_summary(reader, syn, by="cohort").set_index("group").loc["All infused"]
+        assert tab.loc[f"{syn}: duration of first episode in days, median (range)", overall].startswith(
+            f"{ons['duration_days_median']:g} (")
+    # planted: CRS grade 4 in 005 (DL2 escalation) and 016 (expansion); ICANS grade 4 in 012
+    assert tab.loc["CRS: maximum grade 4", overall] == "2 (9.1)"
+    assert tab.loc["ICANS: maximum grade 4", overall] == "1 (4.5)"
+    assert tab.loc["CRS: anakinra", overall] == "1 (4.5)"  # 005, refractory CRS
+
+
+def test_lab_shift_matches_grading_summary(con):
+    from safety.grading.summary import shift_table
+    reader = make_reader(con, CART, CUT2)
+    tab = build_table(reader, "lab_shift")
+    long = shift_table(reader)
+    assert tab["Total n"].sum() == long["subjects"].sum() > 0
+    alt = long[(long["ctcae_term"] == "Alanine aminotransferase increased") & (long["baseline_grade"] == 0)]
+    row = tab[(tab["CTCAE term"] == "Alanine aminotransferase increased (H)") & (tab["Baseline grade"] == "0")].iloc[0]
+    assert row["Worst grade 3 n"] == int(alt.loc[alt["worst_grade"] == 3, "subjects"].sum()) >= 1  # 007
+    worst = build_table(reader, "lab_worst_grade")
+    g3 = worst[(worst["CTCAE term"] == "Alanine aminotransferase increased (H)") & (worst["Worst grade"] == "Grade >= 3")]
+    assert g3.iloc[0]["Overall (N=22) n (%)"] == "2 (9.1)"

@@ -117,3 +117,25 @@ def test_key_labs_draws_ctcae_bands_behind_anc():
     bands = sorted((s.y0, s.y1, s.fillcolor) for s in fig.layout.shapes)
     assert bands == [(0, 0.5, GRADE_COLORS[4]), (0.5, 1.0, GRADE_COLORS[3]), (1.0, 1.5, GRADE_COLORS[2])]
     assert list(fig.data[0].marker.color) == [GRADE_COLORS[0], GRADE_COLORS[4], GRADE_COLORS[2]]
+
+
+def test_subject_timeline_marks_dlts_keyed_on_episodes_and_death():
+    import pandas as pd
+    from dashboard import figures as F
+    u = "S-01-001"
+    aes = pd.DataFrame({"event_key": [f"{u}/AE/1"], "aedecod": ["Cytokine release syndrome"], "aetoxgr": [3],
+                        "grading_system": ["ASTCT"], "onset_day": [2], "end_day": [6], "serious": [True]})
+    daily = pd.DataFrame({"syndrome": ["CRS"] * 3 + ["ICANS"], "day": [2, 3, 4, 5], "grade": [1, 3, 2, 2]})
+    episodes = pd.DataFrame({"syndrome": ["CRS", "ICANS"], "episode_no": [1, 1], "onset_day": [2, 5]})
+    empty_meds = pd.DataFrame(columns=["med_class", "cmdecod", "start_day", "end_day"])
+    empty_resp = pd.DataFrame(columns=["day", "response"])
+    fig = F.subject_timeline(u, aes, daily, empty_meds, empty_resp, 40, (0, 28),
+                             [f"{u}/ICANS/1", f"{u}/DEATH"], episodes=episodes)
+    dlt = [t for t in fig.data if t.name == "DLT"]
+    marks = {(y, cd[1]) for t in dlt for y, cd in zip(t.y, t.customdata)}
+    assert marks == {("ICANS", 5.0), ("Death", 40.0)}  # the AE (not a DLT key) is not marked
+    assert {t.yaxis for t in dlt} == {"y2", "y4"}  # on the CRS/ICANS row and the death row
+    # an AE key still marks its bar, on the AE row
+    fig = F.subject_timeline(u, aes, daily, empty_meds, empty_resp, None, (0, 28), [f"{u}/AE/1"], episodes=episodes)
+    (ae_mark,) = [t for t in fig.data if t.name == "DLT"]
+    assert ae_mark.yaxis in (None, "y") and list(ae_mark.customdata) == [2]

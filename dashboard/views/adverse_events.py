@@ -77,5 +77,5 @@ subj = state.q(f"""
            a.end_day, a.ongoing, a.aeout
     FROM adverse_events a JOIN subjects s USING (usubjid)
     WHERE {where} AND coalesce(a.aedecod, a.aeterm) = $term ORDER BY a.aetoxgr DESC NULLS LAST, a.usubjid""",
-               {**fp, "term": term}, v=__import__("dataclasses").replace(v, sites=None))
+               {**fp, "term": term})
 state.table(subj)

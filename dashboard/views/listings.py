@@ -1,6 +1,9 @@
 """Listings & export: the committee listings of safety.export, previewed and downloadable (audited)."""
 import hashlib
 import io
+import tempfile
+import zipfile
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -42,6 +45,20 @@ def _audit_export(fmt: str, payload: bytes) -> None:
                            "sha256": hashlib.sha256(payload).hexdigest(), "filters": state.filter_caption(v)})
 
 
+def _build_packet(write_outputs) -> tuple[str, bytes, list[str]]:
+    """Write the packet through safety.export (audited there) into a temp dir; return (zip name, bytes, files)."""
+    with tempfile.TemporaryDirectory(prefix="celltox-packet-") as tmp:
+        paths = write_outputs(state.reader(v), Path(tmp), store=state.review_store(v.db_path),
+                              user=getattr(user, "username", "unknown"))
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for p in paths:
+                zf.write(p, arcname=p.name)
+    files = sorted(p.name for p in paths)
+    suffix = "" if v.sites is None else "_sites_" + "-".join(v.sites)
+    return f"{v.studyid}_{v.data_cut.isoformat()}{suffix}_committee_packet.zip", buf.getvalue(), files
+
+
 if state.can(user, "can_export"):
     stem = f"{v.studyid}_{v.data_cut.isoformat()}_{name}"
     csv_bytes = df.to_csv(index=False).encode("utf-8")
@@ -55,13 +72,28 @@ if state.can(user, "can_export"):
     c2.download_button("Download XLSX", xlsx_bytes, f"{stem}.xlsx",
                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                        on_click=_audit_export, args=("xlsx", xlsx_bytes))
-    packet = state.domain("safety.export.packet", "write_outputs")
+    write_outputs = state.domain("safety.export.packet", "write_outputs")
     st.subheader("Committee packet")
-    if packet is None:
+    if write_outputs is None:
         state.empty("The committee packet writer (safety.export.packet) is not installed; "
                     "use `python -m safety export` when it is.")
     else:
-        st.markdown("The full packet (all listings and tables in CSV, XLSX, RTF and PDF) is written by "
-                    "`python -m safety export`; downloads here cover one listing at a time.")
+        scope = "all sites" if v.sites is None else "sites " + ", ".join(v.sites)
+        st.markdown(f"Every listing and table of this data cut ({scope}) in CSV, XLSX, RTF and PDF, as one zip. "
+                    "The sidebar's cohort / dose / product filters do not apply: the packet covers the whole cut. "
+                    "Each build is recorded in the audit log with the SHA-256 of every file.")
+        packet_key = (v.username, v.db_path, v.stamp, v.studyid, v.data_cut.isoformat(), v.sites)
+        if st.button("Build committee packet", key="build_packet", type="primary"):
+            with st.spinner("Writing the packet (the PDF's figures take a few seconds)..."):
+                try:
+                    st.session_state["celltox_packet"] = (packet_key, _build_packet(write_outputs))
+                except Exception as exc:  # a failed build leaves no file behind (write_outputs is atomic)
+                    st.session_state.pop("celltox_packet", None)
+                    st.error(f"The packet could not be built: {type(exc).__name__}: {exc}")
+        built = st.session_state.get("celltox_packet")
+        if built and built[0] == packet_key:  # never offer a packet built for another cut or scope
+            zip_name, zip_bytes, files = built[1]
+            st.download_button(f"Download {zip_name}", zip_bytes, zip_name, "application/zip", key="download_packet")
+            st.caption(f"{len(files)} files: " + ", ".join(files))
 else:
     st.caption("Downloads are open to committee members and data managers.")

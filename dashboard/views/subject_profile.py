@@ -2,7 +2,6 @@
 import streamlit as st
 
 from dashboard import data, state
-from dashboard import figures as F
 
 v = state.view()
 st.title("Subject profile")
@@ -20,9 +19,9 @@ usubjid = st.selectbox("Subject", ids, index=index, key=f"profile_subject_{wante
 if st.query_params.get("usubjid") != usubjid:
     st.query_params["usubjid"] = usubjid
 state.log_subject_view(usubjid)
-P = {"u": usubjid}
-
-s = state.q("SELECT * FROM subjects WHERE usubjid = $u", P).iloc[0]
+d = data.subject_data(v, usubjid)  # one query per table, cached per cut and scope
+s = d["subject"].iloc[0]
+aes, meds = d["aes"], d["meds"]
 st.caption(state.filter_caption(v))
 cols = st.columns(6)
 cols[0].metric("Site", s["siteid"] or "-")
@@ -35,21 +34,8 @@ st.markdown(f"**Cohort:** {s['cohort'] or '-'} · **Diagnosis:** {s['diagnosis']
 if not s["infused"]:
     state.empty("This subject was screened but not infused: there is no day 0, so no timeline.")
 
-aes = state.q("""SELECT event_key, aedecod, aebodsys, aetoxgr, aesev, grading_system, aeser = 'Y' AS serious, related,
-                        onset_day, end_day, ongoing, duration_days, aeout
-                 FROM adverse_events WHERE usubjid = $u ORDER BY onset_day NULLS LAST, aeseq""", P)
-daily = state.q("SELECT syndrome, day, max(grade) AS grade FROM toxicity_daily_grades WHERE usubjid = $u GROUP BY ALL ORDER BY day", P) \
-    if state.has_tables("toxicity_daily_grades") else aes.iloc[0:0].assign(syndrome=None, day=None, grade=None)[["syndrome", "day", "grade"]]
-meds = state.q("""SELECT med_class, cmdecod, start_day, end_day FROM medications
-                  WHERE usubjid = $u AND med_class IN ('tocilizumab', 'corticosteroid', 'anakinra', 'vasopressor')
-                  ORDER BY start_day""", P)
-resp = state.q("SELECT day, response, visit FROM responses WHERE usubjid = $u ORDER BY day", P)
-dlt_keys = []
-if state.has_tables("dlt_candidates"):
-    dlt_keys = list(state.q("SELECT DISTINCT event_key FROM dlt_candidates WHERE usubjid = $u", P)["event_key"])
-dec = data.latest_decisions(v)
-dlt_keys += list(dec.loc[(dec["usubjid"] == usubjid) & dec["decision"].isin(data.DLT_DECISIONS), "event_key"])
-# Episode keys (<u>/CRS/1) flag the AE rows of that syndrome too, so the marker lands on a visible bar.
+# Candidates and committee DLTs: AE keys, CRS/ICANS episode keys (<u>/CRS/1) and <u>/DEATH are all marked.
+dlt_keys = data.subject_dlt_keys(v, usubjid)
 window = state.dlt_window(v)
 
 if s["infused"]:
@@ -57,24 +43,19 @@ if s["infused"]:
     start = int(s["lymphodepletion_start_day"]) - 2 if s["lymphodepletion_start_day"] == s["lymphodepletion_start_day"] and s["lymphodepletion_start_day"] is not None else -10
     zoom = st.radio("Days shown", ["Days -10 to 35 (acute)", f"Whole follow-up (to day {end})"], horizontal=True)
     day_range = (min(start, -10), 35) if zoom.startswith("Days -10") else (min(start, -10), end)
-    if aes.empty and daily.empty:
+    if aes.empty and d["daily"].empty:
         state.empty("This subject has no adverse events or CRS/ICANS grades at this data cut.")
-    state.chart(F.subject_timeline, usubjid, aes, daily, meds, resp, s["death_day"], window, dlt_keys,
-                                       day_range=day_range)
-    labs = state.q("""SELECT l.lbtestcd, l.lbtest, l.day, l.value, l.unit, l.lln, l.uln, t.grade
-                      FROM labs l LEFT JOIN lab_toxicity t USING (usubjid, lbseq)
-                      WHERE l.usubjid = $u AND l.value IS NOT NULL ORDER BY l.day""", P) \
-        if state.has_tables("lab_toxicity") else \
-        state.q("SELECT lbtestcd, lbtest, day, value, unit, lln, uln, NULL::INTEGER AS grade FROM labs "
-                "WHERE usubjid = $u AND value IS NOT NULL ORDER BY day", P)
+    state.draw_figure(data.subject_figure(v, usubjid, "timeline", window, day_range, dlt_keys), key="timeline")
+    labs = d["labs"]
     key = ["NEUT", "PLAT", "HGB", "ALT", "BILI", "CREAT", "CRP", "FERRITIN", "IL6"]
-    available = [t for t in key if t in set(labs["lbtestcd"])] + sorted(set(labs["lbtestcd"]) - set(key))
+    present = set(labs["lbtestcd"])
+    available = [t for t in key if t in present] + sorted(present - set(key))
     if not available:
         state.empty("This subject has no lab results.")
     else:
         chosen = st.multiselect("Labs", available, default=[t for t in ["NEUT", "PLAT", "ALT", "CRP"] if t in available] or available[:2])
         if chosen:
-            state.chart(F.key_labs_figure, usubjid, labs, chosen, window, day_range=day_range)
+            state.draw_figure(data.subject_figure(v, usubjid, "labs", window, day_range, tests=tuple(chosen)), key="labs")
 
 st.subheader("Adverse events")
 if aes.empty:
@@ -83,11 +64,13 @@ else:
     shown = aes.copy()
     shown["DLT"] = shown["event_key"].isin(dlt_keys)
     st.dataframe(shown, hide_index=True, width="stretch")
-if state.has_tables("toxicity_episodes"):
-    ep = state.q("SELECT * EXCLUDE (studyid, data_cut, usubjid) FROM toxicity_episodes WHERE usubjid = $u ORDER BY onset_day", P)
-    if not ep.empty:
-        st.subheader("CRS / ICANS episodes (derived)")
-        st.dataframe(ep, hide_index=True, width="stretch")
+ep = d["episodes"]
+if not ep.empty:
+    st.subheader("CRS / ICANS episodes (derived)")
+    shown = ep.copy()
+    if "event_key" in shown:
+        shown.insert(0, "DLT", shown["event_key"].isin(dlt_keys))
+    st.dataframe(shown, hide_index=True, width="stretch")
 if not meds.empty:
     st.subheader("Toxicity management")
     st.dataframe(meds, hide_index=True, width="stretch")

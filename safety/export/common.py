@@ -217,7 +217,7 @@ LABELS: dict[str, str] = {
     "corticosteroid_first_day": "Steroids day", "anakinra": "Anakinra",
     "icu_level_support": "ICU-level support", "ae_event_key": "AE key", "reported_grade": "Reported grade",
     "lbseq": "Lab seq", "lbtestcd": "Test", "ctcae_term": "CTCAE term", "direction": "Dir",
-    "day": "Day", "value": "Value", "unit": "Unit", "lln": "LLN", "uln": "ULN",
+    "day": "Day", "lab_date": "Lab date", "value": "Value", "unit": "Unit", "lln": "LLN", "uln": "ULN",
     "baseline_value": "Baseline", "grade_reason": "Grade reason", "aesi_category": "AESI category",
     "detail": "Detail", "criterion": "Criterion", "test": "Test", "limit": "Limit",
 }

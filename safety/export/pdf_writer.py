@@ -76,6 +76,7 @@ class _Packet(FPDF):
 
 
 def _render_toc(pdf: _Packet, outline):
+    pdf.set_x(pdf.l_margin)  # fpdf2 calls this with x where the document ended
     pdf.set_font(pdf.body_font, "B", 16)
     pdf.cell(0, 10, "Contents", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(pdf.body_font, "", 10)
@@ -91,14 +92,14 @@ def _cover(pdf: _Packet, meta: PacketMeta, outputs: list[pd.DataFrame]):
     pdf.add_page()
     pdf.set_font(pdf.body_font, "B", 22)
     pdf.ln(10)
-    pdf.multi_cell(0, 11, pdf.t("Safety Review Committee packet"), new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 11, pdf.t("Safety Review Committee packet"), align="L", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(pdf.body_font, "B", 14)
-    pdf.multi_cell(0, 8, pdf.t(f"{meta.studyid}" + (f" - {meta.title}" if meta.title else "")),
+    pdf.multi_cell(0, 8, pdf.t(f"{meta.studyid}" + (f" - {meta.title}" if meta.title else "")), align="L",
                    new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     pdf.set_font(pdf.body_font, "", 11)
     for line in meta.header_lines() + [meta.generated_line]:
-        pdf.multi_cell(0, 6, pdf.t(line), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 6, pdf.t(line), align="L", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     pdf.set_font(pdf.body_font, "", 8)
     for line in meta.hash_lines():
@@ -115,10 +116,18 @@ def _cover(pdf: _Packet, meta: PacketMeta, outputs: list[pd.DataFrame]):
     pdf.cell(0, 8, CONFIDENTIAL.upper() + " - for the Safety Review Committee only", new_x="LMARGIN", new_y="NEXT")
 
 
+def _section_page(pdf: _Packet, title: str) -> None:
+    """Start a section on a new page, or on the blank page the contents placeholder left open."""
+    if getattr(pdf, "fresh_page", False):
+        pdf.fresh_page = False
+        return
+    pdf.section_title = title
+    pdf.add_page()
+
+
 def _figures(pdf: _Packet, figures):
     for title, png, note in figures:
-        pdf.section_title = title
-        pdf.add_page()
+        _section_page(pdf, title)
         pdf.start_section(pdf.t(f"Figure: {title}"), level=0)
         pdf.set_font(pdf.body_font, "B", 13)
         pdf.cell(0, 8, pdf.t(title), new_x="LMARGIN", new_y="NEXT")
@@ -135,30 +144,57 @@ def _figures(pdf: _Packet, figures):
             pdf.multi_cell(0, 4, pdf.t(note), new_x="LMARGIN", new_y="NEXT")
 
 
-def _col_widths(heads: list[str], rows: list[list[str]], total: float) -> list[float]:
+# Listings keep every column in CSV/XLSX/RTF; on a landscape PDF page a reader needs the key ones at a
+# legible size (the full AE listing has 32 columns). Names missing from a frame are skipped.
+PDF_COLUMNS: dict[str, list[str]] = {
+    "ae": ["usubjid", "cohort", "aeseq", "preferred_term", "onset_day", "end_day", "duration_days",
+           "grading_system", "grade", "serious", "related", "outcome", "in_dlt_window", "adjudicated_dlt",
+           "tocilizumab_during_event", "corticosteroid_during_event", "new_since_previous_cut"],
+    "dlt": ["usubjid", "cohort", "event_key", "rule_id", "reason", "term", "onset_day", "grade", "duration_days",
+            "in_window", "evidence", "adjudication", "adjudicated_dlt", "adjudicated_by", "adjudication_rationale",
+            "new_since_previous_cut"],
+    "crs_icans_episodes": ["usubjid", "cohort", "syndrome", "episode_no", "onset_day", "duration_days", "max_grade",
+                           "max_grade_day", "ongoing", "tocilizumab", "corticosteroid", "anakinra",
+                           "icu_level_support", "reported_grade", "adjudicated_dlt", "new_since_previous_cut"],
+    "lab_grade3": ["usubjid", "cohort", "lbtestcd", "ctcae_term", "direction", "lab_date", "day", "value", "unit",
+                   "lln", "uln", "baseline_value", "grade", "new_since_previous_cut"],
+    "aesi": ["aesi_category", "usubjid", "cohort", "event_key", "term", "onset_day", "duration_days", "grade",
+             "serious", "related", "outcome", "detail", "new_since_previous_cut"],
+}
+PDF_COLUMNS["sae"] = PDF_COLUMNS["ae"]
+MAX_COL_MM = 70.0
+
+
+def _col_widths(pdf: FPDF, heads: list[str], rows: list[list[str]], total: float) -> list[float]:
+    """Column widths in mm: each column at least as wide as its longest word (so words are not broken
+    mid-letter), the rest of the page shared in proportion to the columns' natural widths."""
+    pad = 2 * pdf.c_margin + 0.6
     sample = rows[:300]
-    lens = []
+    natural, minimum = [], []
     for j, h in enumerate(heads):
-        body = max((len(r[j]) for r in sample), default=0)
-        lens.append(max(3.0, min(36.0, max(body, min(len(h), 14)))))
-    s = sum(lens)
-    # a floor keeps narrow columns wide enough for their padding and one short word
-    floor = min(8.0, total / max(1, len(lens)))
-    widths = [max(floor, total * n / s) for n in lens]
-    excess = sum(widths) - total
-    if excess > 0:
-        wide = [w - floor for w in widths]
-        k = excess / sum(wide)
-        widths = [w - d * k for w, d in zip(widths, wide)]
-    return widths
+        cells = [r[j] for r in sample]
+        longest = max((pdf.get_string_width(x) for x in cells), default=0.0)
+        word = max((pdf.get_string_width(w) for x in cells for w in x.split()), default=0.0)
+        head_word = max((pdf.get_string_width(w) for w in h.split()), default=0.0)
+        minimum.append(min(MAX_COL_MM / 2, max(word, head_word) + pad))
+        natural.append(min(MAX_COL_MM, max(longest, head_word) + pad))
+    natural = [max(n, m) for n, m in zip(natural, minimum)]
+    if sum(natural) <= total:
+        k = total / sum(natural)
+        return [n * k for n in natural]
+    if sum(minimum) >= total:  # too many columns even at word width: shrink evenly
+        k = total / sum(minimum)
+        return [m * k for m in minimum]
+    spare = total - sum(minimum)
+    want = [n - m for n, m in zip(natural, minimum)]
+    return [m + spare * w / sum(want) for m, w in zip(minimum, want)]
 
 
 def _output(pdf: _Packet, df: pd.DataFrame, max_rows: int):
     a = df.attrs
     listing = a.get("kind") == "listing"
     title = a.get("title", a.get("name", ""))
-    pdf.section_title = title
-    pdf.add_page()
+    _section_page(pdf, title)
     pdf.start_section(pdf.t(("Listing: " if listing else "Table: ") + title), level=0)
     pdf.set_font(pdf.body_font, "B", 12)
     pdf.multi_cell(0, 7, pdf.t(title), new_x="LMARGIN", new_y="NEXT")
@@ -170,15 +206,22 @@ def _output(pdf: _Packet, df: pd.DataFrame, max_rows: int):
     pdf.multi_cell(0, 4, pdf.t(info), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(1)
     cols = list(df.columns)
+    pick = [c for c in PDF_COLUMNS.get(a.get("name", ""), []) if c in cols]
+    if pick and len(pick) < len(cols):
+        cols = pick
+        shown = shown[cols]
+        pdf.multi_cell(0, 4, pdf.t(f"PDF shows {len(cols)} of {len(df.columns)} columns; every column is in the "
+                                   "CSV, XLSX and RTF files."), new_x="LMARGIN", new_y="NEXT")
     heads = [label(c) if listing else str(c) for c in cols]
     rows = text_frame(shown)
     if not cols or not rows:
         pdf.set_font(pdf.body_font, "", 9)
         pdf.multi_cell(0, 5, pdf.t("No rows."), new_x="LMARGIN", new_y="NEXT")
     else:
-        font_size = 6 if len(cols) > 14 else 7 if len(cols) > 8 else 8
+        font_size = 6.5 if len(cols) > 14 else 7 if len(cols) > 8 else 8
+        pdf.set_font(pdf.table_font, "B", font_size)  # headings are bold: measure the wider face
+        widths = _col_widths(pdf, heads, rows, pdf.w - 20)
         pdf.set_font(pdf.table_font, "", font_size)
-        widths = _col_widths(heads, rows, pdf.w - 20)
         grade_idx = {j for j, c in enumerate(cols) if c in GRADE_COLUMNS}
         styles = {g: FontFace(fill_color=_rgb(GRADE_COLORS[g]), color=_rgb(GRADE_TEXT[g])) for g in GRADE_COLORS}
         head_style = FontFace(emphasis="BOLD", fill_color=(221, 221, 221))
@@ -209,12 +252,17 @@ def write_pdf(outputs: list[pd.DataFrame], meta: PacketMeta, path: Path, figures
     pdf.set_creator(f"celltox {meta.version}")
     pdf.set_creation_date(dt.datetime.combine(meta.data_cut, dt.time(), tzinfo=dt.timezone.utc))
     _cover(pdf, meta, outputs)
-    pdf.add_page()
-    pdf.section_title = "Contents"
-    pdf.insert_toc_placeholder(_render_toc, pages=max(1, (len(outputs) + len(figures)) // 22 + 1))
-    _figures(pdf, figures)
     ordered = [o for o in outputs if o.attrs.get("kind") == "table"] + \
               [o for o in outputs if o.attrs.get("kind") != "table"]
+    pdf.section_title = "Contents"
+    pdf.add_page()
+    # The placeholder breaks to a new page after the contents; the first section starts on it, so its
+    # header must already carry that section's title.
+    first = [t for t, _, _ in figures][:1] + [o.attrs.get("title", o.attrs.get("name", "")) for o in ordered][:1]
+    pdf.section_title = first[0] if first else ""
+    pdf.insert_toc_placeholder(_render_toc, pages=max(1, (len(outputs) + len(figures)) // 26 + 1))
+    pdf.fresh_page = True
+    _figures(pdf, figures)
     for df in ordered:
         _output(pdf, df, max_rows)
     pdf.output(str(path))

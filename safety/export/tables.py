@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+import duckdb
 import pandas as pd
 
 from safety.access import StudyReader
@@ -181,119 +182,218 @@ def _unavailable(name, title, reference, table):
                    notes=[f"Not available: the derived table {table} is not installed or not in the database."])
 
 
-def _med_range(s: pd.Series) -> str:
-    s = pd.to_numeric(s, errors="coerce").dropna()
-    if s.empty:
-        return "-"
-    med = s.median()
-    med_txt = f"{med:.0f}" if float(med).is_integer() else f"{med:.1f}"
-    return f"{med_txt} ({s.min():.0f}-{s.max():.0f})"
+def _fmt_num(v) -> str:
+    return "-" if v is None or pd.isna(v) else (f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}")
+
+
+def _fmt_med_range(med, lo, hi) -> str:
+    return "-" if med is None or pd.isna(med) else f"{_fmt_num(med)} ({_fmt_num(lo)}-{_fmt_num(hi)})"
+
+
+def _fmt_ci(lo, hi) -> str:
+    return "-" if lo is None or pd.isna(lo) else f"{lo:.1f}-{hi:.1f}"
+
+
+def _summary_group(key) -> str:
+    """safety.toxicity.summary group keys -> this module's population keys (same subjects, other labels)."""
+    from safety.toxicity import summary as tox
+    return OVERALL if key == tox.ALL_LABEL else "(no cohort)" if key == "(missing)" else str(key)
 
 
 def table_crs_icans_summary(reader, store=None):
+    """Incidence, onset, duration and management per syndrome, computed by safety.toxicity.summary (the
+    functions behind the dashboard's CRS/ICANS page), so packet and app show the same numbers."""
     name, title, ref = "crs_icans_summary", "CRS and ICANS: incidence by maximum grade, onset, duration and management", \
         "ASTCT 2019 (Lee 2019); FDA STF T18"
     if not c.registered("toxicity_episodes"):
         return _unavailable(name, title, ref, "toxicity_episodes")
+    try:
+        from safety.toxicity import summary as tox
+    except ImportError:
+        return _unavailable(name, title, ref, "toxicity_episodes (safety.toxicity.summary)")
     have = set(c.table_columns("toxicity_episodes"))
     flag = {f: (f"bool_or(e.{f} IS TRUE)" if f in have else "NULL::BOOLEAN")
             for f in ("tocilizumab", "corticosteroid", "anakinra", "icu_level_support", "ongoing")}
+    # Management per cohort (management_summary is study-level only); same definition: subjects with the
+    # treatment in any episode of the syndrome.
     per = c.try_sql(reader, f"""
 WITH {POP_CTE}
-SELECT e.syndrome, e.usubjid, p.cohort, max(e.max_grade) AS max_grade, min(e.onset_day) AS first_onset_day,
+SELECT e.syndrome, e.usubjid, p.cohort,
   {flag['tocilizumab']} AS tocilizumab, {flag['corticosteroid']} AS corticosteroid, {flag['anakinra']} AS anakinra,
-  {flag['icu_level_support']} AS icu, {flag['ongoing']} AS ongoing, count(*) AS episodes
+  {flag['icu_level_support']} AS icu, {flag['ongoing']} AS ongoing
 FROM toxicity_episodes e JOIN pop p USING (usubjid) GROUP BY ALL""")
-    eps = c.try_sql(reader, f"WITH {POP_CTE} SELECT e.syndrome, p.cohort, e.duration_days FROM toxicity_episodes e "
-                            "JOIN pop p USING (usubjid)")
-    if per is None or eps is None:
+    if per is None:
+        return _unavailable(name, title, ref, "toxicity_episodes")
+    try:
+        inc = {syn: tox.incidence_by_grade(reader, syn, by="cohort") for syn in tox.SYNDROMES}
+        ons = {syn: tox.onset_duration_summary(reader, syn, by="cohort") for syn in tox.SYNDROMES}
+        mgmt = tox.management_summary(reader).set_index("syndrome")
+    except (duckdb.CatalogException, duckdb.BinderException):
         return _unavailable(name, title, ref, "toxicity_episodes")
     groups = population(reader)
     rows: list[dict] = []
-    syndromes = sorted(set(per["syndrome"].dropna()) | {"CRS", "ICANS"}, key=lambda s: (s not in ("CRS", "ICANS"), s))
-    for syn in syndromes:
-        ps, es = per[per["syndrome"] == syn], eps[eps["syndrome"] == syn]
-        spec = [(f"{syn}: any grade", lambda d: len(d))]
-        spec += [(f"{syn}: maximum grade {g}", (lambda g: lambda d: int((d["max_grade"] == g).sum()))(g))
-                 for g in range(1, 6)]
-        spec += [(f"{syn}: grade >= 3", lambda d: int((d["max_grade"] >= 3).sum())),
-                 (f"{syn}: tocilizumab", lambda d: int(d["tocilizumab"].fillna(False).astype(bool).sum())),
-                 (f"{syn}: corticosteroids", lambda d: int(d["corticosteroid"].fillna(False).astype(bool).sum())),
-                 (f"{syn}: anakinra", lambda d: int(d["anakinra"].fillna(False).astype(bool).sum())),
-                 (f"{syn}: ICU-level support", lambda d: int(d["icu"].fillna(False).astype(bool).sum())),
-                 (f"{syn}: ongoing at data cut", lambda d: int(d["ongoing"].fillna(False).astype(bool).sum()))]
-        for lab, f in spec:
-            row = {"Category": lab}
-            for g, gname, n in groups:
+
+    def add(label_text: str, value_of) -> None:
+        row = {"Category": label_text}
+        for g, gname, n in groups:
+            row[_header(gname, n)] = value_of(g, n)
+        rows.append(row)
+
+    for syn in tox.SYNDROMES:
+        ig = {_summary_group(k): r for k, r in inc[syn].set_index("group").iterrows()}
+        og = {_summary_group(k): r for k, r in ons[syn].set_index("group").iterrows()}
+        ps = per[per["syndrome"] == syn]
+
+        def inc_n(col):
+            return lambda g, n: npct(ig[g][col] if g in ig else 0, n)
+
+        add(f"{syn}: any grade", inc_n("n_any_grade"))
+        add(f"{syn}: any grade, 95% CI (%)", lambda g, n: _fmt_ci(ig[g]["any_grade_ci_low"], ig[g]["any_grade_ci_high"])
+            if g in ig else "-")
+        for gr in range(1, 6):
+            add(f"{syn}: maximum grade {gr}", inc_n(f"n_max_grade_{gr}"))
+        add(f"{syn}: grade >= 3", inc_n("n_grade3_plus"))
+        add(f"{syn}: grade >= 3, 95% CI (%)",
+            lambda g, n: _fmt_ci(ig[g]["grade3_plus_ci_low"], ig[g]["grade3_plus_ci_high"]) if g in ig else "-")
+
+        def mg(col, frame_col):
+            def f(g, n):
+                if g == OVERALL and syn in mgmt.index:
+                    return npct(mgmt.at[syn, col], n)
                 d = ps if g == OVERALL else ps[ps["cohort"] == g]
-                row[_header(gname, n)] = npct(f(d), n)
-            rows.append(row)
-        for lab, frame, col in ((f"{syn}: day of first onset, median (range)", ps, "first_onset_day"),
-                                (f"{syn}: episode duration in days, median (range)", es, "duration_days")):
-            row = {"Category": lab}
-            for g, gname, n in groups:
-                d = frame if g == OVERALL else frame[frame["cohort"] == g]
-                row[_header(gname, n)] = _med_range(d[col])
-            rows.append(row)
+                return npct(int(d[frame_col].fillna(False).astype(bool).sum()), n)
+            return f
+
+        add(f"{syn}: tocilizumab", mg("n_subjects_tocilizumab", "tocilizumab"))
+        add(f"{syn}: corticosteroids", mg("n_subjects_corticosteroid", "corticosteroid"))
+        add(f"{syn}: anakinra", mg("n_subjects_anakinra", "anakinra"))
+        add(f"{syn}: ICU-level support", mg("n_subjects_icu_level_support", "icu"))
+        add(f"{syn}: ongoing at data cut",
+            lambda g, n: npct(int((ps if g == OVERALL else ps[ps["cohort"] == g])["ongoing"]
+                                  .fillna(False).astype(bool).sum()), n))
+        add(f"{syn}: day of first onset, median (range)",
+            lambda g, n: _fmt_med_range(og[g]["onset_day_median"], og[g]["onset_day_min"], og[g]["onset_day_max"])
+            if g in og else "-")
+        add(f"{syn}: duration of first episode in days, median (range)",
+            lambda g, n: _fmt_med_range(og[g]["duration_days_median"], og[g]["duration_days_min"],
+                                        og[g]["duration_days_max"]) if g in og else "-")
     df = pd.DataFrame(rows)
-    notes = ["Safety population: subjects infused on or before the data cut. Subjects counted once, at their "
-             "maximum grade over all episodes; management counts subjects with it in any episode.",
-             "Onset: day of the first episode from infusion (day 0). Duration: per episode, ongoing episodes to the cut."]
+    notes = ["Computed with safety.toxicity.summary, as on the dashboard's CRS/ICANS page. Population: infused "
+             "subjects at the data cut. Subjects counted once, at their maximum grade over all episodes; "
+             "management counts subjects with it in any episode.",
+             "95% CI: exact (Clopper-Pearson) interval of the percentage of infused subjects.",
+             "Onset and duration: each subject's first episode of the syndrome (day 0 = first infusion); "
+             "an ongoing episode counts to the data cut."]
     return c.finish(df, name=name, title=title, reference=ref, kind="table", notes=notes)
 
 
+def _term_label(term, direction) -> str:
+    return str(term) + ("" if direction is None or pd.isna(direction) else f" ({direction})")
+
+
 def table_lab_worst_grade(reader, store=None):
+    """Worst post-baseline grade per CTCAE term and cohort; the grade >= 3 row comes from
+    safety.grading.summary.grade3_counts (the dashboard's numbers)."""
     name, title, ref = "lab_worst_grade", "Laboratory abnormalities: worst post-baseline CTCAE grade", "FDA STF T52-53"
     if not c.registered("lab_worst_grades"):
         return _unavailable(name, title, ref, "lab_worst_grades")
+    have = set(c.table_columns("lab_worst_grades"))
+    evaluated = "max(n_post) > 0" if "n_post" in have else "max(worst_grade) IS NOT NULL"
+    # A subject counts once per term and direction, at the worst grade over the tests mapped to it
+    # (as in safety.grading.summary).
     counts = c.try_sql(reader, f"""
-WITH {POP_CTE}, r AS (
-  SELECT w.ctcae_term || CASE WHEN w.direction IS NULL THEN '' ELSE ' (' || w.direction || ')' END AS term,
-    w.usubjid, p.cohort, w.worst_grade FROM lab_worst_grades w JOIN pop p USING (usubjid)),
-lv AS (SELECT term, 0 AS lvl, usubjid, cohort FROM r WHERE worst_grade IS NOT NULL
-       UNION ALL SELECT term, worst_grade, usubjid, cohort FROM r WHERE worst_grade >= 1
-       UNION ALL SELECT term, 9, usubjid, cohort FROM r WHERE worst_grade >= 3)
+WITH {POP_CTE},
+w AS (SELECT usubjid, ctcae_term, direction, max(worst_grade) AS worst_grade, {evaluated} AS evaluated
+      FROM lab_worst_grades GROUP BY ALL),
+r AS (SELECT w.ctcae_term || CASE WHEN w.direction IS NULL THEN '' ELSE ' (' || w.direction || ')' END AS term,
+        w.usubjid, p.cohort, w.worst_grade, w.evaluated FROM w JOIN pop p USING (usubjid)),
+lv AS (SELECT term, 0 AS lvl, usubjid, cohort FROM r WHERE evaluated
+       UNION ALL SELECT term, worst_grade, usubjid, cohort FROM r WHERE worst_grade >= 1)
 SELECT term, lvl, cohort, count(DISTINCT usubjid) AS n FROM lv GROUP BY ALL
 UNION ALL SELECT term, lvl, '{OVERALL}', count(DISTINCT usubjid) FROM lv GROUP BY ALL""")
     if counts is None:
         return _unavailable(name, title, ref, "lab_worst_grades")
+    notes = ["Worst grade after baseline (day >= 1) per subject and CTCAE term (L = low, H = high direction).",
+             "Percentages of the cohort's safety population N."]
+    g3 = None
+    try:
+        from safety.grading.summary import grade3_counts
+        g3 = grade3_counts(reader, by="cohort")
+    except ImportError:
+        pass
+    except (duckdb.CatalogException, duckdb.BinderException):
+        g3 = None
+    if g3 is not None and not g3.empty:
+        g3 = g3.assign(term=[_term_label(t, d) for t, d in zip(g3["ctcae_term"], g3["direction"])],
+                       lvl=9, cohort=g3["cohort"].map(lambda k: OVERALL if k == "All" else
+                                                      "(no cohort)" if k == "Missing" else k),
+                       n=g3["n_grade_3_plus"].astype(int))
+        counts = pd.concat([counts, g3.loc[g3["n"] > 0, ["term", "lvl", "cohort", "n"]]], ignore_index=True)
+        notes.append("Grade >= 3: safety.grading.summary.grade3_counts, as on the dashboard's laboratory page.")
+    else:
+        extra = c.try_sql(reader, f"""
+WITH {POP_CTE},
+w AS (SELECT usubjid, ctcae_term, direction, max(worst_grade) AS worst_grade FROM lab_worst_grades GROUP BY ALL),
+r AS (SELECT w.ctcae_term || CASE WHEN w.direction IS NULL THEN '' ELSE ' (' || w.direction || ')' END AS term,
+        w.usubjid, p.cohort FROM w JOIN pop p USING (usubjid) WHERE w.worst_grade >= 3)
+SELECT term, 9 AS lvl, cohort, count(DISTINCT usubjid) AS n FROM r GROUP BY ALL
+UNION ALL SELECT term, 9, '{OVERALL}', count(DISTINCT usubjid) FROM r GROUP BY ALL""")
+        if extra is not None:
+            counts = pd.concat([counts, extra], ignore_index=True)
     groups = population(reader)
     wide = _pivot(counts, ["term", "lvl"], groups).sort_values(["term", "lvl"], kind="stable")
     lvl_label = {0: "Evaluated (gradable post-baseline value)", 9: "Grade >= 3"} | {g: f"Grade {g}" for g in range(1, 6)}
     wide.insert(1, "Worst grade", wide["lvl"].map(lvl_label))
     df = wide.drop(columns="lvl").rename(columns={"term": "CTCAE term"})
-    return c.finish(df, name=name, title=title, reference=ref, kind="table",
-                    notes=["Worst grade after baseline per subject and CTCAE term (L = low, H = high direction).",
-                           "Percentages of the cohort's safety population N."])
+    return c.finish(df, name=name, title=title, reference=ref, kind="table", notes=notes)
+
+
+SHIFT_LEVELS = ["0", "1", "2", "3", "4", "missing"]
 
 
 def table_lab_shift(reader, store=None):
+    """Baseline x worst post-baseline grade per term, from safety.grading.summary.shift_table when installed."""
     name, title, ref = "lab_shift", "Laboratory shift: baseline grade to worst post-baseline grade (all cohorts)", \
         "FDA STF F15 (shift)"
     if not c.registered("lab_worst_grades"):
         return _unavailable(name, title, ref, "lab_worst_grades")
-    df = c.try_sql(reader, f"""
-WITH {POP_CTE}
-SELECT w.ctcae_term || CASE WHEN w.direction IS NULL THEN '' ELSE ' (' || w.direction || ')' END AS term,
-  coalesce(w.baseline_grade::VARCHAR, 'missing') AS baseline,
-  coalesce(w.worst_grade::VARCHAR, 'missing') AS worst, count(DISTINCT w.usubjid) AS n
-FROM lab_worst_grades w JOIN pop p USING (usubjid) GROUP BY ALL""")
-    if df is None:
+    columns = ["CTCAE term", "Baseline grade"] + [f"Worst grade {w} n" for w in SHIFT_LEVELS] + ["Total n"]
+    notes = ["Infused subjects with a graded post-baseline (day >= 1) value, by baseline grade (rows) and worst "
+             "post-baseline grade (columns); a subject counts once per term, at the worst grade over its tests. "
+             "All cohorts."]
+    try:
+        from safety.grading.summary import shift_table
+        long = shift_table(reader) if "n_post" in c.table_columns("lab_worst_grades") else None
+    except ImportError:
+        long = None
+    except (duckdb.CatalogException, duckdb.BinderException):
         return _unavailable(name, title, ref, "lab_worst_grades")
-    worst_levels = ["0", "1", "2", "3", "4", "missing"]
-    if df.empty:
-        out = pd.DataFrame(columns=["CTCAE term", "Baseline grade"] + [f"Worst grade {w} n" for w in worst_levels]
-                           + ["Total n"])
+    if long is None:  # no grading summary installed: the same counts in SQL
+        long = c.try_sql(reader, f"""
+WITH {POP_CTE},
+w AS (SELECT usubjid, ctcae_term, direction, max(baseline_grade) AS baseline_grade, max(worst_grade) AS worst_grade
+      FROM lab_worst_grades WHERE worst_grade IS NOT NULL AND usubjid IN (SELECT usubjid FROM pop) GROUP BY ALL)
+SELECT ctcae_term, direction, baseline_grade, worst_grade, count(*) AS subjects FROM w GROUP BY ALL""")
+        if long is None:
+            return _unavailable(name, title, ref, "lab_worst_grades")
     else:
-        wide = df.pivot_table(index=["term", "baseline"], columns="worst", values="n", aggfunc="sum", fill_value=0)
-        wide = wide.reindex(columns=worst_levels, fill_value=0).astype(int)
-        wide["Total n"] = wide.sum(axis=1)
-        wide.columns = [f"Worst grade {w} n" if w != "Total n" else w for w in wide.columns]
-        out = wide.reset_index().rename(columns={"term": "CTCAE term", "baseline": "Baseline grade"})
-        out = out.sort_values(["CTCAE term", "Baseline grade"], kind="stable")
-    return c.finish(out, name=name, title=title, reference=ref, kind="table",
-                    notes=["Subjects by baseline grade (rows) and worst post-baseline grade (columns); "
-                           "safety population, all cohorts."])
+        notes.append("Computed with safety.grading.summary.shift_table, as on the dashboard's laboratory page.")
+    if long.empty:
+        return c.finish(pd.DataFrame(columns=columns), name=name, title=title, reference=ref, kind="table",
+                        notes=notes)
+    lvl = lambda g: "missing" if pd.isna(g) else str(int(g))  # noqa: E731
+    long = long.assign(term=[_term_label(t, d) for t, d in zip(long["ctcae_term"], long["direction"])],
+                       baseline=long["baseline_grade"].map(lvl), worst=long["worst_grade"].map(lvl),
+                       subjects=long["subjects"].astype(int))
+    wide = long.pivot_table(index=["term", "baseline"], columns="worst", values="subjects", aggfunc="sum",
+                            fill_value=0)
+    wide = wide.reindex(columns=SHIFT_LEVELS, fill_value=0).astype(int)
+    wide["Total n"] = wide.sum(axis=1)
+    wide.columns = [f"Worst grade {w} n" if w != "Total n" else w for w in wide.columns]
+    out = wide.reset_index().rename(columns={"term": "CTCAE term", "baseline": "Baseline grade"})
+    out["_b"] = out["Baseline grade"].map(lambda b: SHIFT_LEVELS.index(b) if b in SHIFT_LEVELS else 99)
+    out = out.sort_values(["CTCAE term", "_b"], kind="stable").drop(columns="_b")
+    return c.finish(out[columns], name=name, title=title, reference=ref, kind="table", notes=notes)
 
 
 def table_dlt_summary(reader, store=None):
