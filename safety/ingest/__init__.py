@@ -175,7 +175,7 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
             supp_info[dom] = engine.prepare_supp(ctx, dom, supp.get(dom, []), parent_cols)
             c = engine.build_typed(ctx, spec, by_domain[dom], supp_info[dom])
             cols[dom] = c
-            engine.mark_supp_orphans(ctx, dom, supp_info[dom])
+            engine.mark_supp_orphans(ctx, dom, supp_info[dom], c)
             if dom == "DM":
                 engine.insert_dm_ids(ctx)
                 if "EX" not in by_domain:
@@ -189,7 +189,7 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
                 engine.set_deaths(ctx, cols["DM"])
             if dom == "CM" or (dom == "EX" and "CM" not in by_domain):
                 engine.set_lymphodepletion(ctx)
-            engine.count_and_quarantine(ctx, dom, f"_t_{dom}", by_domain[dom])
+            engine.count_and_quarantine(ctx, dom, f"_t_{dom}", by_domain[dom], c)
             if supp.get(dom):
                 engine.count_and_quarantine(ctx, dom, f"_t_SUPP{dom}", supp[dom])
         if "EX" not in by_domain and "DS" not in by_domain:

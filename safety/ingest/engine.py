@@ -47,18 +47,52 @@ class Ctx:
 
 
 class Cols:
-    """Column references over the combined files of a domain: present -> cleaned text, absent -> NULL."""
+    """Column references over the combined files of a domain: present -> cleaned text, absent -> NULL.
 
-    def __init__(self, files: list[StagedFile], extra: tuple[str, ...] = ()):
+    Columns in ``native`` are staged with their numeric Parquet type; their text (for messages, raw records and
+    text-valued outputs) is ``CAST(x AS VARCHAR)``, exactly what staging as text would have produced.
+    """
+
+    def __init__(self, files: list[StagedFile], extra: tuple[str, ...] = (), native: dict[str, str] | None = None):
         self.present = set(extra)
         for f in files:
             self.present |= set(f.columns)
+        self.native = dict(native or {})
 
     def has(self, c: str) -> bool:
         return c in self.present
 
     def __call__(self, c: str) -> str:
+        if c in self.native:
+            return f"CAST({q(c)} AS VARCHAR)"
         return f"ct_nz({q(c)})" if c in self.present else "CAST(NULL AS VARCHAR)"
+
+    def num(self, c: str) -> str:
+        """Finite DOUBLE or NULL (ct_num of the text)."""
+        return f"ct_num_d({q(c)})" if c in self.native else f"ct_num({self(c)})"
+
+    def int(self, c: str) -> str:
+        """Whole number as INTEGER or NULL (ct_int of the text)."""
+        return f"ct_int_d({q(c)})" if c in self.native else f"ct_int({self(c)})"
+
+    def notnull(self, c: str) -> str:
+        return f"{q(c)} IS NOT NULL" if c in self.native else f"{self(c)} IS NOT NULL"
+
+    def seqtext(self, c: str, prefix: str = "") -> str:
+        """The key text of a sequence number ('1.0' and '1' are one key), on the column as staged."""
+        if c in self.native:
+            return f"ct_seqtext(CAST({prefix}{q(c)} AS VARCHAR))"
+        return f"ct_seqtext({prefix}{q(c)})" if c in self.present else "CAST(NULL AS VARCHAR)"
+
+    def seqkey(self, c: str) -> list[str]:
+        """Expressions that group rows exactly as ``ct_seqtext`` of the text would (-0.0 and 0.0 differ as text)."""
+        if c in self.native:
+            return [q(c), f"signbit(CAST({q(c)} AS DOUBLE))"]
+        return [f"ct_seqtext({self(c)})"]
+
+    def raw(self, c: str) -> str:
+        """The value as delivered text, for the quarantine raw record."""
+        return f"CAST({q(c)} AS VARCHAR)" if c in self.native else q(c)
 
 
 def install_reference_tables(con) -> None:
@@ -151,7 +185,7 @@ def prepare_supp(ctx: Ctx, parent: str, files: list[StagedFile], parent_cols: Co
     return SuppInfo(names, idvars)
 
 
-def supp_join(parent: str, info: SuppInfo | None) -> tuple[str, str, dict]:
+def supp_join(parent: str, info: SuppInfo | None, cols: "Cols | None" = None) -> tuple[str, str, dict]:
     """(select-list addition, joins, params) that put supp_ columns on parent rows."""
     if not info or not info.columns:
         return "", "", {}
@@ -163,13 +197,13 @@ def supp_join(parent: str, info: SuppInfo | None) -> tuple[str, str, dict]:
         else:
             params[f"iv{i}"] = iv
             joins.append(f"LEFT JOIN _sp_{parent} {a} ON {a}._idvar = $iv{i} AND {a}._usubjid = ct_nz(b.USUBJID) "
-                         f"AND {a}._idvarval = ct_seqtext(b.{q(iv)})")
+                         f"AND {a}._idvarval = {cols.seqtext(iv, 'b.') if cols else f'ct_seqtext(b.{q(iv)})'}")
     sel = "".join(
         f", coalesce({', '.join(f'_sp{i}.{q(col)}' for i in range(len(info.idvars)))}) AS {q(col)}" for col in info.columns)
     return sel, " ".join(joins), params
 
 
-def mark_supp_orphans(ctx: Ctx, parent: str, info: SuppInfo | None) -> None:
+def mark_supp_orphans(ctx: Ctx, parent: str, info: SuppInfo | None, cols: "Cols | None" = None) -> None:
     """SUPP rows whose parent record is not in the delivery go to quarantine (nothing silently dropped)."""
     if info is None:
         return
@@ -178,7 +212,8 @@ def mark_supp_orphans(ctx: Ctx, parent: str, info: SuppInfo | None) -> None:
         if iv is None:
             conds.append("(s._idvar IS NULL AND p._usubjid = s._usubjid)")
         else:
-            conds.append(f"(s._idvar = '{iv}' AND p._usubjid = s._usubjid AND ct_seqtext(p.{q(iv)}) = s._idvarval)")
+            pv = cols.seqtext(iv, "p.") if cols else f"ct_seqtext(p.{q(iv)})"
+            conds.append(f"(s._idvar = '{iv}' AND p._usubjid = s._usubjid AND {pv} = s._idvarval)")
     match = " OR ".join(conds) if conds else "FALSE"
     ctx.run(f"""UPDATE _t_SUPP{parent} s SET _qfield = 'IDVARVAL',
         _qreason = 'no matching ' || '{parent}' || ' record for this qualifier'
@@ -194,14 +229,41 @@ def _lit_list(values) -> str:
     return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
 
 
+def _native_columns(spec: DomainSpec, files: list[StagedFile]) -> dict[str, str]:
+    """Numeric columns of the spec that every file delivering them has with one numeric Parquet type."""
+    wanted = list(spec.numbers) + [col for col, _, _ in spec.integers if col != "AETOXGR"]
+    out = {}
+    for col in dict.fromkeys(wanted):
+        types = {f.native.get(col) for f in files if col in f.columns}
+        if len(types) == 1 and None not in types:
+            out[col] = types.pop()
+    return out
+
+
 def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppInfo | None) -> Cols:
-    """CREATE TEMP TABLE _t_<domain>: staged rows + parsed values + _qfield/_qreason/_after_cut."""
-    c = Cols(files, tuple(supp.columns) if supp else ())
-    union = " UNION ALL BY NAME ".join(f"SELECT * FROM {f.relation}" for f in files)
+    """CREATE TEMP TABLE _t_<domain>: staged rows + parsed values + _qfield/_qreason/_after_cut.
+
+    Every date and number is parsed once here (``_k_/_lo_/_hi_`` dates, ``_n_`` numbers, ``_i_`` whole
+    numbers); the loaders read those columns instead of parsing again.
+    """
+    native = _native_columns(spec, files)
+    c = Cols(files, tuple(supp.columns) if supp else (), native)
+    keep = set(native)
+    union = " UNION ALL BY NAME ".join(f"SELECT * FROM {f.typed_relation(keep)}" for f in files)
     params = {k: v for f in files for k, v in f.params.items()}
-    supp_sel, supp_joins, supp_params = supp_join(spec.code, supp)
+    supp_sel, supp_joins, supp_params = supp_join(spec.code, supp, c)
     params.update(supp_params)
 
+    # numbers and whole numbers, parsed once
+    pre_cols: dict[str, str] = {}
+    for col in spec.numbers:
+        pre_cols[f"_n_{col}"] = c.num(col)
+    for col, _, _ in spec.integers:
+        pre_cols[f"_i_{col}"] = f"ct_grade({c(col)})" if col == "AETOXGR" else c.int(col)
+    if spec.code == "LB":
+        for x in ("LBSTRESN", "LBSTRESC", "LBORRES"):
+            pre_cols.setdefault(f"_n_{x}", c.num(x))
+            pre_cols[f"_c_{x}"] = "CAST(NULL AS VARCHAR)" if x in native else f"ct_cens({c(x)})"
     parsed = [f"{c('USUBJID')} AS _usubjid"]
     checks: list[tuple[str, str, str]] = []  # (bad condition, field SQL literal, reason SQL)
 
@@ -213,22 +275,21 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
                 checks.append((f"_file = {f.index}", f"'{group[0]}'", f"'required column {label} missing from file'"))
     checks.append(("_usubjid IS NULL", "'USUBJID'", "'missing USUBJID'"))
     for col in spec.required_values:
-        checks.append((f"{c(col)} IS NULL", f"'{col}'", f"'missing {col}'"))
+        checks.append((f"NOT ({c.notnull(col)})", f"'{col}'", f"'missing {col}'"))
     for d in dict.fromkeys(spec.start_dates + spec.end_dates):
         parsed += [f"ct_kind({c(d)}) AS _k_{d}", f"ct_lo({c(d)}, _k_{d}) AS _lo_{d}", f"ct_hi({c(d)}, _k_{d}) AS _hi_{d}"]
         checks.append((f"_k_{d} = 'X'", f"'{d}'", f"'unparseable date ''' || {c(d)} || ''''"))
     for d in spec.full_dates_only:
         checks.append((f"_k_{d} IN ('D', 'M')", f"'{d}'", f"'incomplete date ''' || {c(d)} || ''' (a full date is required)'"))
     for col in spec.numbers:
-        checks.append((f"{c(col)} IS NOT NULL AND ct_num({c(col)}) IS NULL", f"'{col}'",
+        checks.append((f"{c.notnull(col)} AND _n_{col} IS NULL", f"'{col}'",
                        f"'non-numeric value ''' || {c(col)} || ''''"))
     for col, lo, hi in spec.integers:
-        conv = "ct_grade" if col == "AETOXGR" else "ct_int"
-        checks.append((f"{c(col)} IS NOT NULL AND {conv}({c(col)}) IS NULL", f"'{col}'",
+        checks.append((f"{c.notnull(col)} AND _i_{col} IS NULL", f"'{col}'",
                        f"'not a whole number: ''' || {c(col)} || ''''"))
         if lo is not None or hi is not None:
-            rng = " OR ".join(x for x in (f"{conv}({c(col)}) < {lo}" if lo is not None else "",
-                                          f"{conv}({c(col)}) > {hi}" if hi is not None else "") if x)
+            rng = " OR ".join(x for x in (f"_i_{col} < {lo}" if lo is not None else "",
+                                          f"_i_{col} > {hi}" if hi is not None else "") if x)
             span = f"{lo}-{hi}" if lo is not None and hi is not None else (f">= {lo}" if lo is not None else f"<= {hi}")
             checks.append((rng, f"'{col}'", f"'{col} ' || {c(col)} || ' outside {span}'"))
     for col, allowed in spec.codes:
@@ -262,7 +323,7 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
                        "CASE WHEN _src = 'LBORRES' THEN 'LBORRESU' ELSE 'LBSTRESU' END",
                        "'unknown unit ''' || _raw_unit || ''' for ' || _testcd || ' (see safety/data/unit_conversions.csv)'"))
     if spec.code == "VS":
-        checks.append((f"{c('VSSTRESN')} IS NULL AND {c('VSORRES')} IS NOT NULL AND ct_num({c('VSORRES')}) IS NULL "
+        checks.append((f"NOT ({c.notnull('VSSTRESN')}) AND {c('VSORRES')} IS NOT NULL AND ct_num({c('VSORRES')}) IS NULL "
                        f"AND {c('VSSTRESC')} IS NULL", "'VSORRES'", f"'non-numeric result ''' || {c('VSORRES')} || ''''"))
 
     if spec.code != "DM":
@@ -270,14 +331,9 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
         checks.append(("_dm.dm_usubjid IS NULL", "'USUBJID'", "'subject ' || _usubjid || ' not in DM'"))
         checks.append(("_dm.dm_state = 'quarantined'", "'USUBJID'",
                        "'subject ' || _usubjid || ' has a quarantined DM record'"))
-    if spec.seq or spec.code == "DM":
-        key = "_usubjid" if spec.code == "DM" else f"_usubjid, ct_seqtext({c(spec.seq)})"
-        notnull = "TRUE" if spec.code == "DM" else f"{c(spec.seq)} IS NOT NULL"
-        what = "USUBJID" if spec.code == "DM" else f"USUBJID + {spec.seq}"
-        checks.append((f"{notnull} AND row_number() OVER (PARTITION BY {key} ORDER BY _file, _row) > 1",
-                       f"'{spec.seq or 'USUBJID'}'", f"'duplicate key ({what}); the first record is kept'"))
 
-    # the conditions are evaluated once (first failing check wins); field and reason only for failing rows
+    # the conditions are evaluated once (first failing check wins); field and reason only for failing rows.
+    # The duplicate-key check, always the last one, is applied afterwards (see _mark_duplicates).
     idx = "CASE " + " ".join(f"WHEN {cond} THEN {i}" for i, (cond, _, _) in enumerate(checks)) + " END"
     fld = "CASE _qidx " + " ".join(f"WHEN {i} THEN {f}" for i, (_, f, _) in enumerate(checks)) + " END"
     rsn = "CASE _qidx " + " ".join(f"WHEN {i} THEN {r}" for i, (_, _, r) in enumerate(checks)) + " END"
@@ -285,19 +341,48 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     if spec.code != "DM":
         cut_cond = f"({cut_cond} OR _dm_state = 'after_cut')"
     dm_state = ", _dm.dm_state AS _dm_state" if spec.code != "DM" else ""
-    pre = ""
+    pre_sel = "".join(f", {expr} AS {name}" for name, expr in pre_cols.items())
+    # helpers of the checks only: not materialised (the staging table is the largest thing ingest holds)
+    drop = ["_qidx"] + (["_dm_state"] if spec.code != "DM" else [])
     if spec.code == "LB":
-        pre = "".join(f", ct_num({c(x)}) AS _n_{x}, ct_cens({c(x)}) AS _c_{x}" for x in ("LBSTRESN", "LBSTRESC", "LBORRES"))
+        drop += ["_result_text", "_n_LBSTRESN", "_n_LBSTRESC", "_n_LBORRES", "_c_LBSTRESC", "_c_LBORRES"]
     ctx.run(f"""
         CREATE OR REPLACE TEMP TABLE _t_{spec.code} AS
         WITH b AS ({union}),
         s AS (SELECT b.*{supp_sel} FROM b {supp_joins}),
-        s2 AS (SELECT s.*{pre} FROM s),
+        s2 AS (SELECT s.*{pre_sel} FROM s),
         p AS (SELECT s2.*, {', '.join(parsed)} FROM s2),
         v AS (SELECT p.*, {idx} AS _qidx{_lab_keep(spec)}{dm_state} FROM p {joins})
-        SELECT v.* EXCLUDE (_qidx), {fld} AS _qfield, {rsn} AS _qreason,
+        SELECT v.* EXCLUDE ({', '.join(dict.fromkeys(drop))}), {fld} AS _qfield, {rsn} AS _qreason,
                _qidx IS NULL AND coalesce({cut_cond}, FALSE) AS _after_cut FROM v""", params)
+    if spec.seq or spec.code == "DM":
+        _mark_duplicates(ctx, spec, c)
     return c
+
+
+def _mark_duplicates(ctx: Ctx, spec: DomainSpec, c: Cols) -> None:
+    """Duplicate key (USUBJID + --SEQ; USUBJID in DM): every record after the first in file order is quarantined.
+
+    One aggregate finds the duplicated keys (usually none); the window that orders the records runs over
+    those keys only.
+    """
+    table = f"_t_{spec.code}"
+    keys = ["_usubjid"] if spec.code == "DM" else ["_usubjid"] + c.seqkey(spec.seq)
+    notnull = "TRUE" if spec.code == "DM" else c.notnull(spec.seq)
+    what = "USUBJID" if spec.code == "DM" else f"USUBJID + {spec.seq}"
+    names = [f"_k{i}" for i in range(len(keys))]
+    ksel = ", ".join(f"{k} AS {n}" for k, n in zip(keys, names))
+    klist = ", ".join(names)
+    ctx.run(f"""CREATE OR REPLACE TEMP TABLE _dup AS
+        WITH k AS (SELECT _file, _row, _qreason, {ksel} FROM {table} WHERE {notnull}),
+        d AS (SELECT {klist} FROM k GROUP BY ALL HAVING count(*) > 1),
+        r AS (SELECT k.*, row_number() OVER (PARTITION BY {klist} ORDER BY _file, _row) AS _rn
+              FROM k SEMI JOIN d USING ({klist}))
+        SELECT _file AS d_file, _row AS d_row FROM r WHERE _rn > 1 AND _qreason IS NULL""")
+    if ctx.con.execute("SELECT count(*) FROM _dup").fetchone()[0]:
+        ctx.run(f"""UPDATE {table} SET _qfield = $field, _qreason = $reason, _after_cut = FALSE
+            FROM _dup WHERE {table}._file = _dup.d_file AND {table}._row = _dup.d_row""",
+                {"field": spec.seq or "USUBJID", "reason": f"duplicate key ({what}); the first record is kept"})
 
 
 def _lab_keep(spec: DomainSpec) -> str:
@@ -329,13 +414,19 @@ def _lab_parsed(c: Cols) -> list[str]:
     ]
 
 
-def count_and_quarantine(ctx: Ctx, domain: str, table: str, files: list[StagedFile]) -> None:
-    """Insert the quarantined rows of each file (raw record as JSON) and record per-file counts."""
+def count_and_quarantine(ctx: Ctx, domain: str, table: str, files: list[StagedFile], cols: Cols | None = None) -> None:
+    """Record per-file counts and insert the quarantined rows of each file (raw record as JSON built only for them)."""
+    for idx, loaded, quar, after in ctx.run(f"""SELECT _file, count(*) FILTER (WHERE _qreason IS NULL AND NOT _after_cut),
+            count(*) FILTER (WHERE _qreason IS NOT NULL), count(*) FILTER (WHERE _after_cut)
+            FROM {table} GROUP BY _file""").fetchall():
+        ctx.counts[idx] = [loaded, quar, after]
     for f in files:
+        if not ctx.counts.get(f.index, [0, 0, 0])[1]:
+            continue
         pairs, jp = [], {}
         for i, (canon, orig) in enumerate(f.columns.items()):
             jp[f"k{i}"] = orig
-            pairs.append(f"$k{i}, {q(canon)}")
+            pairs.append(f"$k{i}, {cols.raw(canon) if cols else q(canon)}")
         # json_object takes at most so many arguments comfortably; chunk and merge
         chunks = [pairs[i:i + 40] for i in range(0, len(pairs), 40)] or [[]]
         raw = "json_merge_patch(" + ", ".join(f"json_object({', '.join(ch)})" for ch in chunks) + ")" \
@@ -346,10 +437,6 @@ def count_and_quarantine(ctx: Ctx, domain: str, table: str, files: list[StagedFi
                    _qfield AS field, _qreason AS reason, CAST({raw} AS VARCHAR) AS raw_record
             FROM {table} WHERE _file = {f.index} AND _qreason IS NOT NULL ORDER BY _row""",
                 {**jp, "load_id": ctx.load_id, "domain": domain, "source_file": f.name})
-    for idx, loaded, quar, after in ctx.run(f"""SELECT _file, count(*) FILTER (WHERE _qreason IS NULL AND NOT _after_cut),
-            count(*) FILTER (WHERE _qreason IS NOT NULL), count(*) FILTER (WHERE _after_cut)
-            FROM {table} GROUP BY _file""").fetchall():
-        ctx.counts[idx] = [loaded, quar, after]
 
 
 def add_supp_columns(ctx: Ctx, table: str, supp: SuppInfo | None) -> None:
@@ -414,13 +501,13 @@ def set_infusions(ctx: Ctx, c_dm: Cols, have_ex: bool, c_ex: Cols | None) -> Non
 def load_ex(ctx: Ctx, c: Cols, supp) -> None:
     add_supp_columns(ctx, "exposures", supp)
     ctx.run(f"""INSERT INTO exposures BY NAME SELECT {KEYSEL},
-        ct_int({c('EXSEQ')}) AS exseq, {c('EXTRT')} AS extrt, {c('EXCAT')} AS excat, ct_num({c('EXDOSE')}) AS exdose,
+        _i_EXSEQ AS exseq, {c('EXTRT')} AS extrt, {c('EXCAT')} AS excat, _n_EXDOSE AS exdose,
         {c('EXDOSU')} AS exdosu, {c('EXROUTE')} AS exroute,
         {c('EXSTDTC')} AS exstdtc, t._lo_EXSTDTC AS exst_date, ct_flag(t._k_EXSTDTC) AS exst_date_flag,
         CASE WHEN ct_end(t._k_EXENDTC, t._lo_EXENDTC, t._hi_EXENDTC, NULL, $cut) <= $cut THEN {c('EXENDTC')} END AS exendtc,
         CASE WHEN ct_end(t._k_EXENDTC, t._lo_EXENDTC, t._hi_EXENDTC, NULL, $cut) <= $cut
              THEN ct_end(t._k_EXENDTC, t._lo_EXENDTC, t._hi_EXENDTC, NULL, $cut) END AS exen_date,
-        datediff('day', s.inf_date, t._lo_EXSTDTC) AS day, ct_int({c('EXSTDY')}) AS exdy, t._is_car AS is_car_infusion
+        datediff('day', s.inf_date, t._lo_EXSTDTC) AS day, _i_EXSTDY AS exdy, t._is_car AS is_car_infusion
         {supp_select(supp)}
         FROM _t_EX t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
 
@@ -434,7 +521,7 @@ def add_is_car(ctx: Ctx, c: Cols) -> None:
 def load_ds(ctx: Ctx, c: Cols, supp) -> None:
     add_supp_columns(ctx, "disposition", supp)
     ctx.run(f"""INSERT INTO disposition BY NAME SELECT {KEYSEL},
-        ct_int({c('DSSEQ')}) AS dsseq, {c('DSTERM')} AS dsterm, upper({c('DSDECOD')}) AS dsdecod, upper({c('DSCAT')}) AS dscat,
+        _i_DSSEQ AS dsseq, {c('DSTERM')} AS dsterm, upper({c('DSDECOD')}) AS dsdecod, upper({c('DSCAT')}) AS dscat,
         {dated(c, 'DSSTDTC', 'dsst')}, datediff('day', s.inf_date, ct_start(t._k_DSSTDTC, t._lo_DSSTDTC, t._hi_DSSTDTC, s.inf_date)) AS day
         {supp_select(supp)}
         FROM _t_DS t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
@@ -460,8 +547,8 @@ def load_cm(ctx: Ctx, c: Cols, supp) -> None:
         cls AS (SELECT m._file, m._row, arg_min(mc.med_class, mc.priority) AS med_class
                 FROM m JOIN _med_classes mc ON contains(m._name, mc.pattern) GROUP BY m._file, m._row)
         SELECT $studyid AS studyid, $cut AS data_cut, t._usubjid AS usubjid,
-        ct_int({c('CMSEQ')}) AS cmseq, {c('CMTRT')} AS cmtrt, {c('CMDECOD')} AS cmdecod, {c('CMCAT')} AS cmcat,
-        {c('CMINDC')} AS cmindc, ct_num({c('CMDOSE')}) AS cmdose, {c('CMDOSU')} AS cmdosu, {c('CMROUTE')} AS cmroute,
+        _i_CMSEQ AS cmseq, {c('CMTRT')} AS cmtrt, {c('CMDECOD')} AS cmdecod, {c('CMCAT')} AS cmcat,
+        {c('CMINDC')} AS cmindc, _n_CMDOSE AS cmdose, {c('CMDOSU')} AS cmdosu, {c('CMROUTE')} AS cmroute,
         coalesce(cls.med_class, 'other') AS med_class,
         {c('CMSTDTC')} AS cmstdtc, ct_start(t._k_CMSTDTC, t._lo_CMSTDTC, t._hi_CMSTDTC, t.inf_date) AS cmst_date,
         ct_flag(t._k_CMSTDTC) AS cmst_date_flag,
@@ -493,10 +580,10 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
             ct_start(t._k_AESTDTC, t._lo_AESTDTC, t._hi_AESTDTC, s.inf_date) AS _st,
             ct_end(t._k_AEENDTC, t._lo_AEENDTC, t._hi_AEENDTC, s.death_date, $cut) AS _en_raw,
             CASE WHEN _en_raw <= $cut THEN _en_raw END AS _en,
-            ct_grade({c('AETOXGR')}) AS _gr, upper({c('AEDECOD')}) AS _decod, ct_nz({c('AEOUT')}) AS _out
+            _i_AETOXGR AS _gr, upper({c('AEDECOD')}) AS _decod, ct_nz({c('AEOUT')}) AS _out
             FROM _t_AE t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK})
         SELECT $studyid AS studyid, $cut AS data_cut, _usubjid AS usubjid,
-          ct_int({c('AESEQ')}) AS aeseq, _usubjid || '/AE/' || ct_seqtext({c('AESEQ')}) AS event_key,
+          _i_AESEQ AS aeseq, _usubjid || '/AE/' || ct_seqtext({c('AESEQ')}) AS event_key,
           {c('AETERM')} AS aeterm, {c('AEDECOD')} AS aedecod, {c('AEBODSYS')} AS aebodsys,
           _gr AS aetoxgr, {c('AESEV')} AS aesev,
           CASE WHEN _gr IS NULL THEN CASE WHEN {c('AESEV')} IS NOT NULL THEN 'severity' END
@@ -517,7 +604,7 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
           datediff('day', _inf, _st) AS onset_day, datediff('day', _inf, _en) AS end_day,
           _en IS NULL AS ongoing,
           datediff('day', _st, coalesce(_en, $cut)) + 1 AS duration_days,
-          ct_int({c('AESTDY')}) AS aestdy,
+          _i_AESTDY AS aestdy,
           CASE WHEN least(_ld, _inf) IS NULL THEN FALSE WHEN _st IS NULL THEN TRUE
                ELSE _st >= least(_ld, _inf) END AS treatment_emergent
           {supp_select(supp).replace('t.', 'a.')}
@@ -529,19 +616,18 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
 def load_lb(ctx: Ctx, c: Cols, supp) -> None:
     add_supp_columns(ctx, "labs", supp)
     ctx.run(f"""INSERT INTO labs BY NAME SELECT {KEYSEL},
-        ct_int({c('LBSEQ')}) AS lbseq, t._testcd AS lbtestcd, {c('LBTEST')} AS lbtest, {c('LBCAT')} AS lbcat,
+        _i_LBSEQ AS lbseq, t._testcd AS lbtestcd, {c('LBTEST')} AS lbtest, {c('LBCAT')} AS lbcat,
         {c('LBSPEC')} AS lbspec, {c('LBORRES')} AS lborres, {c('LBORRESU')} AS lborresu, {c('LBSTRESC')} AS lbstresc,
         t._raw_val * t._factor AS value, coalesce(t._to_unit, t._raw_unit) AS unit,
-        CASE WHEN t._src <> 'LBORRES' AND ct_num({c('LBSTNRLO')}) IS NOT NULL THEN ct_num({c('LBSTNRLO')}) * t._factor
-             ELSE ct_num({c('LBORNRLO')}) * t._or_factor END AS lln,
-        CASE WHEN t._src <> 'LBORRES' AND ct_num({c('LBSTNRHI')}) IS NOT NULL THEN ct_num({c('LBSTNRHI')}) * t._factor
-             ELSE ct_num({c('LBORNRHI')}) * t._or_factor END AS uln,
+        CASE WHEN t._src <> 'LBORRES' AND _n_LBSTNRLO IS NOT NULL THEN _n_LBSTNRLO * t._factor
+             ELSE _n_LBORNRLO * t._or_factor END AS lln,
+        CASE WHEN t._src <> 'LBORRES' AND _n_LBSTNRHI IS NOT NULL THEN _n_LBSTNRHI * t._factor
+             ELSE _n_LBORNRHI * t._or_factor END AS uln,
         CASE WHEN t._factor = 1 THEN t._src ELSE t._src || ' x ' || CAST(t._factor AS VARCHAR) END AS value_source,
         t._cens AS censored, upper({c('LBNRIND')}) AS lbnrind, upper({c('LBBLFL')}) AS lbblfl,
         upper({c('LBSTAT')}) AS lbstat, {c('VISIT')} AS visit,
-        {dated(c, 'LBDTC', 'lb')},
-        datediff('day', s.inf_date, ct_start(t._k_LBDTC, t._lo_LBDTC, t._hi_LBDTC, s.inf_date)) AS day,
-        ct_int({c('LBDY')}) AS lbdy
+        {dated(c, 'LBDTC', 'lb')}, datediff('day', s.inf_date, lb_date) AS day,
+        _i_LBDY AS lbdy
         {supp_select(supp)}
         FROM _t_LB t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK}""")
 
@@ -549,8 +635,8 @@ def load_lb(ctx: Ctx, c: Cols, supp) -> None:
 def load_vs(ctx: Ctx, c: Cols, supp) -> None:
     add_supp_columns(ctx, "vitals", supp)
     ctx.run(f"""INSERT INTO vitals BY NAME SELECT {KEYSEL},
-        ct_int({c('VSSEQ')}) AS vsseq, upper({c('VSTESTCD')}) AS vstestcd, {c('VSTEST')} AS vstest,
-        {c('VSORRES')} AS vsorres, coalesce(ct_num({c('VSSTRESN')}), ct_num({c('VSSTRESC')}), ct_num({c('VSORRES')})) AS value,
+        _i_VSSEQ AS vsseq, upper({c('VSTESTCD')}) AS vstestcd, {c('VSTEST')} AS vstest,
+        {c('VSORRES')} AS vsorres, coalesce(_n_VSSTRESN, {c.num('VSSTRESC')}, {c.num('VSORRES')}) AS value,
         coalesce({c('VSSTRESU')}, {c('VSORRESU')}) AS unit, upper({c('VSBLFL')}) AS vsblfl, {c('VISIT')} AS visit,
         {dated(c, 'VSDTC', 'vs')},
         datediff('day', s.inf_date, ct_start(t._k_VSDTC, t._lo_VSDTC, t._hi_VSDTC, s.inf_date)) AS day
@@ -561,7 +647,7 @@ def load_vs(ctx: Ctx, c: Cols, supp) -> None:
 def load_rs(ctx: Ctx, c: Cols, supp) -> None:
     add_supp_columns(ctx, "responses", supp)
     ctx.run(f"""INSERT INTO responses BY NAME SELECT {KEYSEL},
-        ct_int({c('RSSEQ')}) AS rsseq, upper({c('RSTESTCD')}) AS rstestcd, {c('RSORRES')} AS rsorres,
+        _i_RSSEQ AS rsseq, upper({c('RSTESTCD')}) AS rstestcd, {c('RSORRES')} AS rsorres,
         upper(coalesce({c('RSSTRESC')}, {c('RSORRES')})) AS response, upper({c('RSEVAL')}) AS rseval, {c('VISIT')} AS visit,
         {dated(c, 'RSDTC', 'rs')},
         datediff('day', s.inf_date, ct_start(t._k_RSDTC, t._lo_RSDTC, t._hi_RSDTC, s.inf_date)) AS day
@@ -573,10 +659,10 @@ def load_crs(ctx: Ctx, c: Cols, supp) -> None:
     ctx.run(f"""INSERT INTO crs_assessments BY NAME SELECT {KEYSEL},
         CAST(row_number() OVER (ORDER BY t._file, t._row) AS INTEGER) AS assessment_id,
         {c('CRSDTC')} AS crsdtc, ct_time({c('CRSDTC')}, t._k_CRSDTC) AS assessment_time, t._lo_CRSDTC AS assessment_date,
-        datediff('day', s.inf_date, t._lo_CRSDTC) AS day, ct_num({c('TEMP_C')}) AS temp_c,
-        upper({c('HYPOTENSION')}) = 'Y' AS hypotension, ct_int({c('VASOPRESSORS')}) AS vasopressors,
+        datediff('day', s.inf_date, t._lo_CRSDTC) AS day, _n_TEMP_C AS temp_c,
+        upper({c('HYPOTENSION')}) = 'Y' AS hypotension, _i_VASOPRESSORS AS vasopressors,
         upper({c('VASOPRESSIN')}) = 'Y' AS vasopressin, upper({c('OXYGEN')}) AS oxygen,
-        ct_num({c('O2_FLOW_LMIN')}) AS o2_flow_lmin, coalesce({c('COMMENT')}, {c('CRSCOM')}) AS comment
+        _n_O2_FLOW_LMIN AS o2_flow_lmin, coalesce({c('COMMENT')}, {c('CRSCOM')}) AS comment
         FROM _t_CRS t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
 
 
@@ -585,7 +671,7 @@ def load_icans(ctx: Ctx, c: Cols, supp) -> None:
         CAST(row_number() OVER (ORDER BY t._file, t._row) AS INTEGER) AS assessment_id,
         {c('ICANSDTC')} AS icansdtc, ct_time({c('ICANSDTC')}, t._k_ICANSDTC) AS assessment_time,
         t._lo_ICANSDTC AS assessment_date, datediff('day', s.inf_date, t._lo_ICANSDTC) AS day,
-        ct_int({c('ICE_SCORE')}) AS ice_score, upper({c('CONSCIOUSNESS')}) AS consciousness,
+        _i_ICE_SCORE AS ice_score, upper({c('CONSCIOUSNESS')}) AS consciousness,
         upper({c('SEIZURE')}) AS seizure, upper({c('MOTOR_WEAKNESS')}) AS motor_weakness,
         upper({c('CEREBRAL_EDEMA')}) AS cerebral_edema, coalesce({c('COMMENT')}, {c('ICANSCOM')}) AS comment
         FROM _t_ICANS t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
@@ -621,7 +707,7 @@ def load_subjects(ctx: Ctx, c: Cols, supp) -> None:
                  LEFT JOIN lka ON lka.u = t._usubjid LEFT JOIN disp ON disp.u = t._usubjid
                  WHERE t._qreason IS NULL AND NOT t._after_cut)
         SELECT $studyid AS studyid, $cut AS data_cut, _usubjid AS usubjid, {c('SUBJID')} AS subjid,
-          {c('SITEID')} AS siteid, ct_num({c('AGE')}) AS age, {c('SEX')} AS sex, {c('RACE')} AS race,
+          {c('SITEID')} AS siteid, _n_AGE AS age, {c('SEX')} AS sex, {c('RACE')} AS race,
           {c('COUNTRY')} AS country, coalesce({c('ACTARM')}, {c('ARM')}) AS arm,
           {cohort.replace('t.', '')} AS cohort, {dose.replace('t.', '').replace('s.', '')} AS dose_level,
           coalesce(inf_extrt, $product) AS product, {diag.replace('t.', '')} AS diagnosis,

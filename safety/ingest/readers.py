@@ -15,6 +15,9 @@ import pyarrow as pa
 from safety.ingest.domains import DOMAIN_CODES, canonical_name
 from safety.ingest.errors import IngestError
 
+# Parquet types staged natively: they convert to text and back to DOUBLE exactly (FLOAT and DECIMAL do not)
+NATIVE_TYPES = {"DOUBLE", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+
 FORMATS = {".xpt": "xpt", ".sas7bdat": "sas7bdat", ".csv": "csv", ".parquet": "parquet", ".xlsx": "xlsx"}
 
 
@@ -30,6 +33,17 @@ class StagedFile:
     columns: dict[str, str] = field(default_factory=dict)  # canonical -> name as delivered
     relation: str = ""            # SQL FROM-fragment yielding _file, _row and canonical VARCHAR columns
     params: dict = field(default_factory=dict)
+    native: dict[str, str] = field(default_factory=dict)  # canonical -> DuckDB type of numeric Parquet columns
+
+    def typed_relation(self, keep_native: set[str]) -> str:
+        """Like ``relation``, but the columns in ``keep_native`` keep their numeric Parquet type (no text round trip)."""
+        if self.file_format != "parquet" or not (keep_native & set(self.native)):
+            return self.relation
+        key = f"p{self.index}"
+        sel = "".join((f", {_quote(o)} AS \"{c}\"" if c in keep_native and c in self.native
+                       else f", CAST({_quote(o)} AS VARCHAR) AS \"{c}\"") for c, o in self.columns.items())
+        return (f"(SELECT {self.index} AS _file, file_row_number + 1 AS _row{sel} "
+                f"FROM read_parquet(${key}, file_row_number = true))")
 
     @property
     def name(self) -> str:
@@ -129,6 +143,8 @@ def stage(con, f: StagedFile) -> None:
             key = f"p{f.index}"
             desc = con.execute(f"DESCRIBE SELECT * FROM read_parquet(${key})", {key: str(f.path)}).fetchall()
             f.columns = _canonical_columns([d[0] for d in desc], f.domain)
+            types = {d[0]: str(d[1]).upper() for d in desc}
+            f.native = {c: types[o] for c, o in f.columns.items() if types.get(o) in NATIVE_TYPES}
             sel = "".join(f", CAST({_quote(o)} AS VARCHAR) AS \"{c}\"" for c, o in f.columns.items())
             f.relation = (f"(SELECT {f.index} AS _file, file_row_number + 1 AS _row{sel} "
                           f"FROM read_parquet(${key}, file_row_number = true))")

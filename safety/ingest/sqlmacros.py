@@ -44,6 +44,9 @@ MACROS = [
     # numbers: finite doubles only ('NaN', 'inf' are not results)
     "CREATE OR REPLACE TEMP MACRO ct_num(s) AS CASE WHEN isfinite(TRY_CAST(s AS DOUBLE)) THEN TRY_CAST(s AS DOUBLE) END",
     "CREATE OR REPLACE TEMP MACRO ct_int(s) AS CASE WHEN ct_num(s) = round(ct_num(s)) AND abs(ct_num(s)) < 2e9 THEN CAST(ct_num(s) AS INTEGER) END",
+    # the same for columns staged with a numeric type (no text round trip)
+    "CREATE OR REPLACE TEMP MACRO ct_num_d(x) AS CASE WHEN isfinite(CAST(x AS DOUBLE)) THEN CAST(x AS DOUBLE) END",
+    "CREATE OR REPLACE TEMP MACRO ct_int_d(x) AS CASE WHEN ct_num_d(x) = round(ct_num_d(x)) AND abs(ct_num_d(x)) < 2e9 THEN CAST(ct_num_d(x) AS INTEGER) END",
     # '3', '3.0', 'Grade 3' -> 3
     r"CREATE OR REPLACE TEMP MACRO ct_grade(s) AS ct_int(regexp_replace(upper(s), '^GRADE\s*', ''))",
     # sequence numbers and IDVARVAL compared as text: '1.0' and '1' are the same key
