@@ -8,7 +8,6 @@ entry records the user, cut and SHA-256 of every file.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import shutil
 import tempfile
@@ -22,6 +21,7 @@ from safety.export.csv_writer import read_export_csv  # noqa: F401 - re-exported
 from safety.export.common import file_stem, packet_meta
 from safety.export.listings import LISTINGS, build_listing
 from safety.export.tables import TABLES, build_table
+from safety.files import sha256_file
 
 FORMATS = ("csv", "xlsx", "rtf", "pdf")
 
@@ -39,13 +39,6 @@ def build_outputs(reader: StudyReader, only=None, store=None) -> list[pd.DataFra
         raise KeyError(f"unknown output(s) {', '.join(unknown)}; valid: {', '.join(output_names())}")
     return [build_table(reader, n, store) if n in TABLES else build_listing(reader, n, store) for n in names]
 
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, store=None, user=None, *,

@@ -5,13 +5,13 @@ place (SQL per domain) and a bad value can be quarantined with the row exactly a
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 
+from safety.files import sha256_file
 from safety.ingest.domains import DOMAIN_CODES, canonical_name
 from safety.ingest.errors import IngestError
 
@@ -49,13 +49,6 @@ class StagedFile:
     def name(self) -> str:
         return self.path.name
 
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def domain_from_name(stem: str) -> tuple[str | None, str | None]:
@@ -126,7 +119,7 @@ def _read_pandas(f: StagedFile):
 
 def stage(con, f: StagedFile) -> None:
     """Make ``f.relation``: a FROM-fragment over the file with _file, _row and canonical text columns."""
-    f.sha256 = sha256_of(f.path)
+    f.sha256 = sha256_file(f.path)
     try:
         if f.file_format in ("xpt", "sas7bdat", "xlsx"):
             cols = _read_pandas(f)
