@@ -1,9 +1,11 @@
-"""Eligibility deviations: baseline age, labs and vitals checked against study.yaml ``eligibility`` limits.
+"""Eligibility deviations: age and the screening labs and vitals checked against study.yaml ``eligibility`` limits.
 
-Baseline is the record flagged baseline (LBBLFL / VSBLFL = 'Y'), else the last value on or before day 0
-(for subjects not infused: the last value on or before the cut). Limits are inclusive unless
+Eligibility is judged on the value the subject was enrolled on, not the day-0 (LBBLFL) baseline: the last
+non-missing value dated before the first lymphodepletion dose (``subjects.lymphodepletion_start_day``), or
+before day 0 when there was no lymphodepletion. Subjects not infused are not checked against lab and vital
+limits (age only). Limits are inclusive unless
 ``inclusive: false`` (then the value must be strictly inside). ``max_x_uln`` compares with the record's own
-ULN. A subject with no baseline value for a checked test is listed too, with value NULL.
+ULN. A subject with no eligibility value for a checked test is listed too, with value NULL.
 """
 from __future__ import annotations
 
@@ -15,12 +17,15 @@ ELIGIBILITY_DEVIATIONS = Table(
     KEY + SUBJ + (
         C("criterion", "VARCHAR", "The criterion as text, e.g. 'BILI <= 1.5 x ULN' or 'Age >= 18' (study.yaml label when given)."),
         C("test", "VARCHAR", "AGE, or the LBTESTCD / VSTESTCD checked."),
-        C("value", "DOUBLE", "The subject's baseline value (labs in SI units); NULL when there is no baseline value."),
+        C("value", "DOUBLE", "The subject's eligibility value (labs in SI units): the last non-missing value dated before the "
+                             "first lymphodepletion dose, or before day 0 without lymphodepletion (the screening value, not "
+                             "the day-0 baseline); NULL when there is none."),
         C("unit", "VARCHAR", "Unit of value."),
         C("limit_value", "DOUBLE", "The limit the value broke, in the unit of value (for x ULN: factor x the record's ULN). "
                                    "Named limit_value because LIMIT is an SQL keyword."),
-        C("day", "INTEGER", "Day of the baseline record relative to infusion (NULL for age)."),
-        C("detail", "VARCHAR", "Why it is a deviation, e.g. 'above maximum', 'no baseline value on or before day 0'."),
+        C("day", "INTEGER", "Day of the eligibility value's record relative to infusion (NULL for age)."),
+        C("detail", "VARCHAR", "Why it is a deviation, e.g. 'above maximum', 'no value before lymphodepletion', "
+                               "'no value before day 0' (no lymphodepletion recorded)."),
     ),
     group="derived",
 )
@@ -62,36 +67,39 @@ def derive_eligibility_deviations(con, studyid, data_cut, config, review_store=N
     # rounding both sides to 12 decimals keeps 3 x 1.2 == 3.6 (floating point) on the right side of a limit
     con.execute("""
         INSERT INTO eligibility_deviations BY NAME
-        WITH subj AS (SELECT usubjid, age, first_infusion_date FROM subjects WHERE studyid = $s AND data_cut = $c),
+        WITH subj AS (SELECT usubjid, age, first_infusion_date,
+                             -- enrolment is judged before lymphodepletion starts (or before day 0 without it)
+                             coalesce(lymphodepletion_start_day, 0) AS before_day,
+                             lymphodepletion_start_day IS NOT NULL AS had_ld
+                      FROM subjects WHERE studyid = $s AND data_cut = $c),
         obs AS (
-            SELECT 'LB' AS source, l.usubjid, l.lbtestcd AS test, l.value, l.unit, l.uln, l.day, l.lb_date AS d,
-                   coalesce(l.lbblfl = 'Y', FALSE) AS blfl
+            SELECT 'LB' AS source, l.usubjid, l.lbtestcd AS test, l.value, l.unit, l.uln, l.day, l.lbdtc AS dtc, l.lbseq AS seq
             FROM labs l WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL
             UNION ALL
-            SELECT 'VS', v.usubjid, v.vstestcd, v.value, v.unit, NULL, v.day, v.vs_date, coalesce(v.vsblfl = 'Y', FALSE)
+            SELECT 'VS', v.usubjid, v.vstestcd, v.value, v.unit, NULL, v.day, v.vsdtc, v.vsseq
             FROM vitals v WHERE v.studyid = $s AND v.data_cut = $c AND v.value IS NOT NULL),
         base AS (
             SELECT o.source, o.usubjid, o.test,
-                   arg_max(o.value, (o.blfl, o.d)) AS value, arg_max(o.unit, (o.blfl, o.d)) AS unit,
-                   arg_max(o.uln, (o.blfl, o.d)) AS uln, arg_max(o.day, (o.blfl, o.d)) AS day
+                   arg_max(o.value, (o.day, o.dtc, o.seq)) AS value, arg_max(o.unit, (o.day, o.dtc, o.seq)) AS unit,
+                   arg_max(o.uln, (o.day, o.dtc, o.seq)) AS uln, arg_max(o.day, (o.day, o.dtc, o.seq)) AS day
             FROM obs o JOIN subj s USING (usubjid)
-            WHERE o.blfl OR (s.first_infusion_date IS NOT NULL AND o.day <= 0)
-               OR (s.first_infusion_date IS NULL AND o.d <= $c)
-            GROUP BY ALL),
+            WHERE s.first_infusion_date IS NOT NULL AND o.day < s.before_day
+            GROUP BY ALL),  -- latest: by day, then time within the day (ISO text), then sequence number
         checked AS (
-            SELECT s.usubjid, r.*, b.value, b.unit, b.uln, b.day, s.first_infusion_date
+            SELECT s.usubjid, r.*, b.value, b.unit, b.uln, b.day, s.first_infusion_date, s.had_ld
             FROM _elig_rules r CROSS JOIN subj s
             LEFT JOIN base b ON b.usubjid = s.usubjid AND b.source = r.source AND b.test = r.test
             WHERE r.source <> 'AGE'
             UNION ALL
-            SELECT s.usubjid, r.*, s.age, 'years', NULL, NULL, s.first_infusion_date
+            SELECT s.usubjid, r.*, s.age, 'years', NULL, NULL, s.first_infusion_date, s.had_ld
             FROM _elig_rules r CROSS JOIN subj s WHERE r.source = 'AGE'),
         judged AS (
             SELECT *, CASE kind WHEN 'max_x_uln' THEN bound * uln ELSE bound END AS lim FROM checked)
         SELECT $s AS studyid, $c AS data_cut, usubjid, criterion, test, value, unit, lim AS limit_value, day,
                CASE WHEN value IS NULL AND source = 'AGE' THEN 'age not recorded'
-                    WHEN value IS NULL THEN 'no baseline value on or before day 0'
-                    WHEN lim IS NULL THEN 'no ULN on the baseline record'
+                    WHEN value IS NULL AND had_ld THEN 'no value before lymphodepletion'
+                    WHEN value IS NULL THEN 'no value before day 0'
+                    WHEN lim IS NULL THEN 'no ULN on the eligibility record'
                     WHEN kind = 'min' THEN 'below minimum'
                     ELSE 'above maximum' END AS detail
         FROM judged

@@ -211,7 +211,8 @@ def test_biomarker_peaks_relative_to_onset(db_path):
 
 def test_iec_hs_screen(db_path):
     db = StudyDB(db_path)
-    # H1: CRS peaks day 2, resolves; ferritin x6 on day 8 with new thrombocytopenia and low fibrinogen
+    # H1: CRS peaks day 2, resolves; platelets recover from the lymphodepletion nadir (days 5-7 >= 50), then
+    # ferritin x6 on day 8 with new thrombocytopenia and low fibrinogen
     db.subject("H1")
     db.crs("H1", 1, temp=38.5)
     db.crs("H1", 2, temp=39.0, hypotension=True)
@@ -220,8 +221,8 @@ def test_iec_hs_screen(db_path):
     db.lab("H1", "FERRITIN", 0, 500)
     db.lab("H1", "FERRITIN", 3, 800)
     db.lab("H1", "FERRITIN", 8, 3000)
-    db.lab("H1", "PLAT", 3, 120)
-    db.lab("H1", "PLAT", 8, 30)
+    for day, plt in [(0, 150), (3, 40), (5, 60), (6, 70), (7, 80), (8, 30)]:
+        db.lab("H1", "PLAT", day, plt)
     db.lab("H1", "FIBRINO", 8, 1.2)
     db.lab("H1", "ALT", 8, 100, uln=40)
     # H2: ferritin doubles but nothing else abnormal: not flagged
@@ -242,6 +243,80 @@ def test_iec_hs_screen(db_path):
     assert h1["criteria_met"] == "new cytopenia, fibrinogen < 1.5 g/L" and h1["crs_episode_key"] == "H1/CRS/1"
     assert h1["label"] == "screen, not a diagnosis" and h1["first_flag"]
     assert rows["H3"]["criteria_met"] == "transaminases > 5 x ULN" and rows["H3"]["crs_phase"] == "no CRS episode"
+
+
+def _crs_peak_day2(db, u):
+    db.crs(u, 1, temp=38.5)
+    db.crs(u, 2, temp=39.0, hypotension=True)
+    db.crs(u, 3, temp=38.2)
+    db.crs(u, 5, temp=37.0)
+    db.crs(u, 6, temp=37.0)
+
+
+def test_iec_hs_screen_ignores_ordinary_crs_with_lymphodepletion_nadir(db_path):
+    """The pattern of most CAR-T subjects (12 of 22 CD56 subjects were flagged before): ferritin rising with
+    ordinary CRS while ANC and platelets fall to the lymphodepletion nadir is not IEC-HS."""
+    db = StudyDB(db_path)
+    # N1: counts fall to the nadir on days 3-8 and have not recovered by day 14; ferritin keeps climbing to
+    # its CRS peak on day 5 (after the CRS maximum on day 2)
+    db.subject("N1")
+    _crs_peak_day2(db, "N1")
+    for day, fer, anc, plt in [(0, 400, 2.5, 160), (1, 600, 1.8, 140), (2, 1200, 1.2, 110), (3, 1600, 0.8, 70),
+                               (4, 2000, 0.5, 45), (5, 2200, 0.4, 42), (6, 1500, 0.3, 40), (8, 700, 0.4, 42),
+                               (14, 450, 1.2, 80)]:
+        db.lab("N1", "FERRITIN", day, fer)
+        db.lab("N1", "NEUT", day, anc)
+        db.lab("N1", "PLAT", day, plt)
+    # N2: ANC wobbles around 1.0 on its way to the nadir (one value >= 1.0 on day 7 is not a recovery);
+    # ferritin reaches a new high on day 8
+    db.subject("N2")
+    _crs_peak_day2(db, "N2")
+    for day, fer, anc in [(0, 400, 2.5), (3, 900, 1.4), (5, 1000, 0.9), (7, 1100, 1.1), (8, 1200, 0.8)]:
+        db.lab("N2", "FERRITIN", day, fer)
+        db.lab("N2", "NEUT", day, anc)
+    # N3: ferritin falling after its CRS peak; a small uptick (2100 after 2000) is not still rising
+    db.subject("N3")
+    _crs_peak_day2(db, "N3")
+    for day, fer in [(0, 500), (3, 3000), (6, 2000), (7, 2100)]:
+        db.lab("N3", "FERRITIN", day, fer)
+    db.lab("N3", "AST", 7, 300, uln=40)
+    # N4: a low ferritin that doubles but stays within 2 x ULN is not an HLH-like signal
+    db.subject("N4")
+    _crs_peak_day2(db, "N4")
+    db.lab("N4", "FERRITIN", 0, 60, uln=150)
+    db.lab("N4", "FERRITIN", 8, 140, uln=150)
+    db.lab("N4", "FIBRINO", 8, 1.2)
+    # N5: a second CRS episode (onset day 10, maximum day 12): ferritin rising on day 11 is before its peak
+    db.subject("N5")
+    _crs_peak_day2(db, "N5")
+    db.crs("N5", 10, temp=38.5)
+    db.crs("N5", 11, temp=38.6)
+    db.crs("N5", 12, temp=38.9, vasopressors=1, hypotension=True)
+    db.crs("N5", 14, temp=37.0)
+    db.crs("N5", 15, temp=37.0)
+    for day, fer in [(0, 500), (3, 900), (11, 2000)]:
+        db.lab("N5", "FERRITIN", day, fer)
+    db.lab("N5", "FIBRINO", 11, 1.2)
+    db.derive()
+    assert [e["max_grade_day"] for e in _episodes(db, "N5")] == [2, 12]
+    assert db.rows("SELECT usubjid, flag_day, criteria_met FROM iec_hs_screen") == []
+
+
+def test_iec_hs_new_cytopenia_needs_sustained_recovery_first(db_path):
+    db = StudyDB(db_path)
+    # R1: ANC nadir days 3-5, recovered on days 6-8 (3 measured days >= 1.0), falls to 0.6 on day 10 while
+    # ferritin surges after CRS: new cytopenia is the only accompanying finding
+    db.subject("R1")
+    _crs_peak_day2(db, "R1")
+    for day, anc in [(0, 2.0), (3, 0.7), (5, 0.8), (6, 1.2), (7, 1.6), (8, 1.3), (10, 0.6)]:
+        db.lab("R1", "NEUT", day, anc)
+    for day, fer in [(0, 500), (3, 1500), (6, 1200), (9, 5000), (10, 9000)]:
+        db.lab("R1", "FERRITIN", day, fer)
+    db.derive()
+    rows = db.rows("SELECT flag_day, criteria_met, crs_phase, first_flag FROM iec_hs_screen ORDER BY flag_day")
+    assert [(r["flag_day"], r["criteria_met"], r["crs_phase"]) for r in rows] == \
+        [(9, "new cytopenia", "after CRS"), (10, "new cytopenia", "after CRS")]
+    assert [bool(r["first_flag"]) for r in rows] == [True, False]
 
 
 def test_fatal_grade4_episode_reported_as_grade5_is_not_a_discrepancy(db_path):

@@ -131,6 +131,8 @@ def test_aesi_categories(reader):
     assert cats["Hypogammaglobulinaemia"] == ["CT-001-S01/AE/3"]
     assert cats["Prolonged cytopenia (R7)"] == ["CT-001-S01/LB/NEUT-D28"]
     assert "new_since_previous_cut" in df.columns
+    r7 = df.set_index("event_key").loc["CT-001-S01/LB/NEUT-D28"]
+    assert (r7["term"], r7["onset_day"]) == ("Prolonged cytopenia (NEUT grade 4 at day 28)", 28)
 
 
 def test_site_scope_limits_listings(con):
@@ -298,8 +300,8 @@ def test_write_outputs_audits_and_leaves_nothing_on_failure(reader, tmp_path, st
 
 # -- CLI ------------------------------------------------------------------------------------
 
-def _cli(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def _cli(*args, **env_extra):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **env_extra)
     return subprocess.run([sys.executable, "-m", "safety", "export", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
 
@@ -321,3 +323,32 @@ def test_cli_errors_and_success(db, tmp_path):
     assert r.returncode == 0, r.stderr
     out = tmp_path / "o" / "CT-001_2025-01-31_ae.csv"
     assert out.exists() and len(csv_writer.read_export_csv(out)) == 3
+
+
+def test_icaht_aesi_term_and_day_name_the_worse_phase():
+    from safety.export.listings import _icaht_day, _icaht_term
+    con = duckdb.connect()
+    con.execute("""CREATE TABLE t AS SELECT * FROM (VALUES ('ANC', 3, 1, 4, 40), ('PLT', 1, 3, 2, 60), ('ANC', 3, 3, 6, 45))
+                   v(lineage, early_grade, late_grade, first_day_le_500, late_nadir_day)""")
+    have = {"lineage", "early_grade", "late_grade", "first_day_le_500", "late_nadir_day"}
+    rows = con.sql(f"SELECT {_icaht_term(have)}, {_icaht_day(have)} FROM t").fetchall()
+    assert rows == [("Early ICAHT grade 3 (ANC)", 4), ("Late ICAHT grade 3 (platelets)", 60),
+                    ("Early ICAHT grade 3 (ANC)", 6)]
+
+
+def test_cli_pdf_export_leaves_stderr_empty_and_no_browser_folders(db, tmp_path):
+    """Clean output: a successful PDF export prints only the written paths (no summary or Chromium clean-up
+    error on stderr) and the figure renderer's temporary folders are gone when the command returns."""
+    import shutil
+    import tempfile
+    # a short TMPDIR of its own (Chromium cannot start when its profile path is too long for its sockets)
+    tmp = Path(tempfile.mkdtemp(prefix="ctxt"))
+    try:
+        r = _cli("--db", str(db), "--study", STUDY, "--format", "pdf", "--only", "ae", "--out", str(tmp_path / "o"),
+                 TMPDIR=str(tmp))
+        assert r.returncode == 0 and r.stderr == ""
+        pdf = tmp_path / "o" / "CT-001_2025-03-31_committee_packet.pdf"
+        assert r.stdout.splitlines() == [str(pdf)] and pdf.stat().st_size > 10_000
+        assert sorted(p.name for p in tmp.iterdir()) == []
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -5,7 +5,14 @@ PNG bytes or None with the reason, so a missing browser or a failed render never
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
 import threading
+import time
 import warnings
 
 import pandas as pd
@@ -18,6 +25,7 @@ from safety.palette import GRADE_COLORS
 SWIMMER_MAX_SUBJECTS = 60
 _server_lock = threading.Lock()
 _server_started = False
+_browser_tmp: str | None = None  # our own parent folder for Chromium's profile, removed by close_renderer
 
 
 def _layout(fig: go.Figure, title: str) -> go.Figure:
@@ -150,23 +158,66 @@ FIGURES = {
 
 def render_png(fig: go.Figure, scale: float = 1.0) -> tuple[bytes | None, str]:
     """PNG bytes via kaleido (one shared browser per process), or (None, reason)."""
-    global _server_started
+    global _server_started, _browser_tmp
     try:
         import kaleido
         with _server_lock:
             if not _server_started:
+                # short name: Chromium's profile sockets fail to start beyond ~107-character paths
+                _browser_tmp = tempfile.mkdtemp(prefix="ctx")
                 try:
-                    kaleido.start_sync_server(silence_warnings=True)
+                    kaleido.start_sync_server(silence_warnings=True, tmp_dir=_browser_tmp)
                 except TypeError:
                     kaleido.start_sync_server()
                 except RuntimeError:
                     pass  # already running
                 _server_started = True
+                # Registered after kaleido's own exit hook, so it runs first (atexit is LIFO).
+                atexit.register(close_renderer)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "kopts ignored when using a server"
             return fig.to_image(format="png", scale=scale), ""
     except Exception as exc:  # noqa: BLE001 - any renderer failure becomes a note in the packet
         return None, f"figure unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+
+
+@contextlib.contextmanager
+def _quiet_renderer_logs():
+    loggers = [logging.getLogger(n) for n in ("choreographer", "kaleido", "logistro")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def close_renderer() -> None:
+    """Stop kaleido's shared browser now and remove its temporary folder, quietly.
+
+    Left to interpreter exit, the clean-up races Chromium still writing its profile ('Default' folder) and
+    Python prints the failed removal on stderr; callers that own the process (the export CLI) call this
+    when done. Safe to call repeatedly; the next render_png starts a new browser."""
+    global _server_started, _browser_tmp
+    with _server_lock:
+        if _server_started:
+            try:
+                import kaleido
+                with warnings.catch_warnings(), _quiet_renderer_logs():
+                    warnings.simplefilter("ignore")  # choreographer's TmpDirWarning while Chromium exits
+                    kaleido.stop_sync_server(silence_warnings=True)
+            except Exception:  # noqa: BLE001,S110 - closing a renderer that failed to start
+                pass
+            _server_started = False
+        if _browser_tmp:
+            for _ in range(10):  # Chromium's helper processes may write for a moment after exit
+                shutil.rmtree(_browser_tmp, ignore_errors=True)
+                if not os.path.exists(_browser_tmp):
+                    break
+                time.sleep(0.2)
+            _browser_tmp = None
 
 
 def build_figures(reader: StudyReader) -> list[tuple[str, bytes | None, str]]:

@@ -251,10 +251,14 @@ def _pick(cols: set[str], *names: str) -> str | None:
 
 
 def _generic_rows(reader, table: str, category: str, grade_min: int | None = None,
-                  flag_names: tuple[str, ...] = ()) -> pd.DataFrame | None:
-    """AESI rows from a derived table whose column set is not fixed by the contract (icaht, iec_hs_screen)."""
+                  flag_names: tuple[str, ...] = (), term=None, day_sql=None) -> pd.DataFrame | None:
+    """AESI rows from a derived table whose column set is not fixed by the contract (icaht, iec_hs_screen).
+
+    ``term(have)`` and ``day_sql(have)`` give SQL for the row's term and day from the table's columns (or None)."""
     cols = c.table_columns(table)
     have = set(cols)
+    term_expr = (term(have) if term else None) or "NULL"
+    day_expr = day_sql(have) if day_sql else None
     types = {col.name: col.type.upper() for col in c.schema.get_table(table).columns}
     grade = _pick(have, "icaht_grade", "grade", "max_grade", "iec_hs_grade")
     grade_sql = f"t.{grade}" if grade else None
@@ -279,12 +283,38 @@ def _generic_rows(reader, table: str, category: str, grade_min: int | None = Non
     return c.try_sql(reader, f"""
 WITH {SUBJ_CTE}
 SELECT '{category}' AS aesi_category, sj.site, sj.cohort, sj.dose_level, t.usubjid, {key_sql} AS event_key,
-  '{table}' AS source, {f't.{day}' if day else 'NULL'} AS onset_day,
+  {term_expr} AS term, '{table}' AS source,
+  {day_expr or (f't.{day}' if day else 'NULL')} AS onset_day,
   {grade_sql or 'NULL'} AS grade,
   {"concat_ws('; ', " + ', '.join(detail) + ")" if detail else 'NULL'} AS detail,
   {new} AS new_since_previous_cut
 FROM {table} t LEFT JOIN subj sj USING (usubjid)
 WHERE {' AND '.join(where)}""")
+
+
+def _icaht_worse_is_late(have: set[str]) -> str | None:
+    if not {"early_grade", "late_grade"} <= have:
+        return None
+    return "coalesce(t.late_grade, 0) > coalesce(t.early_grade, 0)"
+
+
+def _icaht_term(have: set[str]) -> str | None:
+    """'Early ICAHT grade N (ANC)' or 'Late ICAHT grade N (platelets)': the phase with the worse grade (early on ties)."""
+    late = _icaht_worse_is_late(have)
+    if late is None:
+        return None
+    lineage = ("CASE upper(t.lineage) WHEN 'ANC' THEN ' (ANC)' WHEN 'PLT' THEN ' (platelets)' "
+               "ELSE coalesce(' (' || t.lineage || ')', '') END") if "lineage" in have else "''"
+    return (f"CASE WHEN {late} THEN 'Late ICAHT grade ' || t.late_grade "
+            f"ELSE 'Early ICAHT grade ' || t.early_grade END || {lineage}")
+
+
+def _icaht_day(have: set[str]) -> str | None:
+    """Early: the first low day; late: the day of the late nadir (the late phase has no onset day of its own)."""
+    late = _icaht_worse_is_late(have)
+    if late is None or not {"first_day_le_500", "late_nadir_day"} <= have:
+        return None
+    return f"CASE WHEN {late} THEN t.late_nadir_day ELSE t.first_day_le_500 END"
 
 
 def listing_aesi(reader, store=None):
@@ -318,7 +348,9 @@ FROM cat a LEFT JOIN subj sj USING (usubjid)""", {"prog": prog})
         cyto = c.try_sql(reader, f"""
 WITH {SUBJ_CTE}
 SELECT 'Prolonged cytopenia (' || d.rule_id || ')' AS aesi_category, sj.site, sj.cohort, sj.dose_level,
-  d.usubjid, d.event_key, d.term, 'dlt_candidates' AS source, d.onset_day, NULL::INTEGER AS end_day,
+  d.usubjid, d.event_key,
+  'Prolonged cytopenia (' || coalesce(d.term, '?') || ' grade ' || coalesce(d.grade::VARCHAR, '?')
+    || ' at day ' || coalesce(d.onset_day::VARCHAR, '?') || ')' AS term, 'dlt_candidates' AS source, d.onset_day, NULL::INTEGER AS end_day,
   d.duration_days, d.grade, 'CTCAE' AS grading_system, NULL AS serious, NULL::BOOLEAN AS related,
   NULL AS outcome, d.reason || coalesce(': ' || d.evidence, '') AS detail, {dnew} AS new_since_previous_cut
 FROM dlt_candidates d LEFT JOIN subj sj USING (usubjid)
@@ -329,12 +361,12 @@ WHERE d.rule_id IN (SELECT unnest($rules::VARCHAR[]))""", {"rules": cyto_rules})
             parts.append(cyto)
     else:
         notes.append("Prolonged cytopenia (DLT rule) not available: dlt_candidates is not installed.")
-    for table, category, gmin, flags in (
-        ("icaht", "Prolonged cytopenia (ICAHT grade >= 3)", 3, ()),
+    for table, category, gmin, flags, term, day_sql in (
+        ("icaht", "Prolonged cytopenia (ICAHT grade >= 3)", 3, (), _icaht_term, _icaht_day),
         ("iec_hs_screen", "IEC-HS screen (first flagged day)", None,
-         ("first_flag", "screen_positive", "positive", "flagged")),
+         ("first_flag", "screen_positive", "positive", "flagged"), lambda have: "'IEC-HS screen positive'", None),
     ):
-        rows = _generic_rows(reader, table, category, gmin, flags) if c.registered(table) else None
+        rows = _generic_rows(reader, table, category, gmin, flags, term, day_sql) if c.registered(table) else None
         if rows is None:
             notes.append(f"{category}: not available (derived table {table} not installed or not in the database).")
         else:
@@ -368,7 +400,8 @@ FROM eligibility_deviations e LEFT JOIN subj sj USING (usubjid)
 ORDER BY e.usubjid, e.day NULLS LAST, e.criterion, e.test""")
     if df is None:
         return _missing("eligibility_deviations", ELIG_COLUMNS, title, ref, "eligibility_deviations")
-    notes = ["Screening values checked against the protocol's eligibility limits (study.yaml).",
+    notes = ["Screening values checked against the protocol's eligibility limits (study.yaml): the last value before "
+             "the first lymphodepletion dose (before day 0 without lymphodepletion), not the day-0 baseline.",
              "New since previous cut = the (subject, criterion, test) was not listed at the previous cut."]
     if df.empty:
         notes.insert(0, "No eligibility deviations at this data cut.")

@@ -26,6 +26,10 @@ ICANS_TERMS = ("IMMUNE EFFECTOR CELL-ASSOCIATED NEUROTOXICITY SYNDROME", "ICANS"
 MATCH_TOLERANCE_DAYS = 2
 # Biomarker window around an episode: onset - 1 to last symptomatic day + 3.
 BIOMARKER_BEFORE, BIOMARKER_AFTER = 1, 3
+# IEC-HS screen: a lineage has recovered from the lymphodepletion nadir when it is at or above the cytopenia
+# threshold on IEC_HS_RECOVERY_VALUES consecutive measured days, the last on IEC_HS_RECOVERY_FROM_DAY or later.
+IEC_HS_RECOVERY_FROM_DAY = 7
+IEC_HS_RECOVERY_VALUES = 3  # consecutive measured days at or above the threshold (CIBMTR-style recovery)
 
 _SYN = C("syndrome", "VARCHAR", "'CRS' or 'ICANS'.")
 
@@ -165,10 +169,10 @@ IEC_HS_SCREEN = Table(
     "Candidates for IEC-HS review (Hines 2023, rule unverified): a screen, not a diagnosis. See docs/toxicities.md.",
     KEY + SUBJ + (
         C("flag_day", "INTEGER", "Day of the ferritin value that met the screen."),
-        C("ferritin", "DOUBLE", "That ferritin value."),
+        C("ferritin", "DOUBLE", "That ferritin value: a new post-infusion high, >= 2 x ferritin_at_infusion and > 2 x ULN."),
         C("ferritin_at_infusion", "DOUBLE", "Latest ferritin on days -14 to 0."),
         C("ferritin_fold", "DOUBLE", "ferritin / ferritin_at_infusion."),
-        C("criteria_met", "VARCHAR", "Accompanying findings within 3 days: 'new cytopenia', 'transaminases > 5 x ULN', 'fibrinogen < 1.5 g/L' (comma-separated)."),
+        C("criteria_met", "VARCHAR", "Accompanying findings within 3 days: 'new cytopenia' (a fall after recovery from the lymphodepletion nadir), 'transaminases > 5 x ULN', 'fibrinogen < 1.5 g/L' (comma-separated)."),
         C("crs_episode_key", "VARCHAR", "The CRS episode whose peak preceded the flag, if any."),
         C("crs_phase", "VARCHAR", "'CRS resolving' (after the episode's peak), 'after CRS', or 'no CRS episode'."),
         C("first_flag", "BOOLEAN", "The subject's first flagged day."),
@@ -687,35 +691,65 @@ base AS (
   WHERE test = 'FERRITIN' AND day BETWEEN -14 AND 0 GROUP BY usubjid
 ),
 fer AS (
-  SELECT f.usubjid, f.day, min(f.value) AS value FROM lb f WHERE f.test = 'FERRITIN' AND f.day >= 1 GROUP BY f.usubjid, f.day
+  SELECT f.usubjid, f.day, min(f.value) AS value, min(f.uln) AS uln FROM lb f WHERE f.test = 'FERRITIN' AND f.day >= 1
+  GROUP BY f.usubjid, f.day
 ),
 fer2 AS (
-  SELECT fer.*, lag(value) OVER (PARTITION BY usubjid ORDER BY day) AS prev_value, b.ferritin_at_infusion,
-         value / nullif(b.ferritin_at_infusion, 0) AS fold
+  SELECT fer.*, lag(value) OVER w AS prev_value,
+         max(value) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prior_max,
+         b.ferritin_at_infusion, value / nullif(b.ferritin_at_infusion, 0) AS fold
   FROM fer JOIN base b USING (usubjid)
+  WINDOW w AS (PARTITION BY usubjid ORDER BY day)
 ),
-cand AS (SELECT * FROM fer2 WHERE round(fold, 9) >= 2.0::DOUBLE AND (prev_value IS NULL OR value > prev_value)),
+-- Still climbing: above the previous value and above every earlier post-infusion value, so the ordinary
+-- CRS ferritin peak and wobbles on its way down do not count (Hines 2023: rising as CRS resolves). It must
+-- also be elevated, > 2 x ULN when the record has one: a doubling of a low ferritin within normal limits is
+-- not an HLH-like signal.
+cand AS (SELECT * FROM fer2 WHERE round(fold, 9) >= 2.0::DOUBLE
+         AND (prev_value IS NULL OR value > prev_value) AND (prior_max IS NULL OR value > prior_max)
+         AND (uln IS NULL OR uln <= 0 OR round(value, 9) > round(2.0::DOUBLE * uln, 9))),
+-- New cytopenia is a fall after recovery from the lymphodepletion nadir: the lineage was below its threshold
+-- after infusion, then at or above it on {IEC_HS_RECOVERY_VALUES} consecutive measured days (the last on day >= {IEC_HS_RECOVERY_FROM_DAY}),
+-- then below it again. The nadir itself, and wobbles around the threshold on its way, do not count.
+cnt AS (
+  SELECT usubjid, test, day, min(value) AS value,
+         min(value) < CASE test WHEN 'NEUT' THEN 1.0::DOUBLE ELSE 50.0::DOUBLE END AS low
+  FROM lb WHERE test IN ('NEUT', 'PLAT') AND day >= 0 GROUP BY usubjid, test, day
+),
+cnt2 AS (
+  SELECT *, bool_or(low) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS was_low,
+         bool_and(NOT low) OVER (w ROWS BETWEEN {IEC_HS_RECOVERY_VALUES - 1} PRECEDING AND CURRENT ROW) AS run_ok,
+         count(*) OVER (w ROWS BETWEEN {IEC_HS_RECOVERY_VALUES - 1} PRECEDING AND CURRENT ROW) AS run_n
+  FROM cnt WINDOW w AS (PARTITION BY usubjid, test ORDER BY day)
+),
+recovered AS (
+  SELECT usubjid, test, min(day) AS recovery_day FROM cnt2
+  WHERE run_ok AND run_n = {IEC_HS_RECOVERY_VALUES} AND day >= {IEC_HS_RECOVERY_FROM_DAY}
+    AND was_low  -- the nadir came before the run (whose values are all at or above the threshold)
+  GROUP BY usubjid, test
+),
+lowcount AS (
+  SELECT n.usubjid, n.day FROM cnt n JOIN recovered r USING (usubjid, test) WHERE n.low AND n.day > r.recovery_day
+),
 crit AS (
   SELECT c.usubjid, c.day,
     bool_or(l.test IN ('ALT', 'AST') AND l.uln > 0 AND round(l.value, 9) > round(5.0::DOUBLE * l.uln, 9)) AS transaminases,
     bool_or(l.test = 'FIBRINO' AND round(l.value, 9) < 1.5::DOUBLE) AS low_fibrinogen,
-    bool_or((l.test = 'NEUT' AND l.value < 1.0::DOUBLE AND EXISTS (
-               SELECT 1 FROM lb p WHERE p.usubjid = c.usubjid AND p.test = 'NEUT'
-                 AND p.day BETWEEN greatest(c.day - 14, 0) AND c.day - 4 AND p.value >= 1.0::DOUBLE))
-         OR (l.test = 'PLAT' AND l.value < 50.0::DOUBLE AND EXISTS (
-               SELECT 1 FROM lb p WHERE p.usubjid = c.usubjid AND p.test = 'PLAT'
-                 AND p.day BETWEEN greatest(c.day - 14, 0) AND c.day - 4 AND p.value >= 50.0::DOUBLE))) AS new_cytopenia
+    bool_or(EXISTS (SELECT 1 FROM lowcount n WHERE n.usubjid = c.usubjid
+                      AND n.day BETWEEN c.day - 3 AND c.day + 3)) AS new_cytopenia
   FROM cand c JOIN lb l ON l.usubjid = c.usubjid AND l.day BETWEEN c.day - 3 AND c.day + 3
   GROUP BY c.usubjid, c.day
 ),
-crs AS (SELECT usubjid, event_key, max_grade_day, last_symptomatic_day FROM toxicity_episodes
+crs AS (SELECT usubjid, event_key, onset_day, max_grade_day, last_symptomatic_day FROM toxicity_episodes
         WHERE {_SCOPE} AND syndrome = 'CRS'),
 phase AS (
   SELECT c.usubjid, c.day,
     arg_max(crs.event_key, crs.max_grade_day) FILTER (WHERE crs.max_grade_day <= c.day) AS crs_episode_key,
     arg_max(CASE WHEN c.day <= crs.last_symptomatic_day THEN 'CRS resolving' ELSE 'after CRS' END, crs.max_grade_day)
       FILTER (WHERE crs.max_grade_day <= c.day) AS crs_phase,
-    count(crs.event_key) AS n_crs
+    count(crs.event_key) AS n_crs,
+    -- inside a CRS episode that has not reached its maximum yet (e.g. a second episode): ferritin rises with CRS
+    coalesce(bool_or(c.day >= crs.onset_day AND c.day < crs.max_grade_day), FALSE) AS before_peak
   FROM cand c LEFT JOIN crs ON crs.usubjid = c.usubjid
   GROUP BY c.usubjid, c.day
 ),
@@ -727,7 +761,7 @@ flags AS (
     ph.crs_episode_key,
     coalesce(ph.crs_phase, CASE WHEN ph.n_crs = 0 THEN 'no CRS episode' END) AS crs_phase
   FROM cand c JOIN crit k USING (usubjid, day) JOIN phase ph USING (usubjid, day)
-  WHERE (k.new_cytopenia OR k.transaminases OR k.low_fibrinogen)
+  WHERE (k.new_cytopenia OR k.transaminases OR k.low_fibrinogen) AND NOT ph.before_peak
 )
 SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, flag_day, ferritin, ferritin_at_infusion, ferritin_fold,
   criteria_met, crs_episode_key, crs_phase,
