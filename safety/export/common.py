@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
+from typing import Callable
 
 import duckdb
 import pandas as pd
@@ -264,3 +265,11 @@ def grade_of(text: str):
 def file_stem(meta: "PacketMeta") -> str:
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in meta.studyid)
     return f"{safe}_{meta.data_cut.isoformat()}"
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """A listing or table of the packet: its title, the guideline it follows and the function that builds it."""
+    title: str
+    reference: str
+    builder: Callable[..., pd.DataFrame]

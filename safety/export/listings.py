@@ -7,8 +7,6 @@ the database or empty comes back empty with a note saying so, never as an error.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
 
 import pandas as pd
 
@@ -409,22 +407,15 @@ ORDER BY e.usubjid, e.day NULLS LAST, e.criterion, e.test""")
                     notes=notes)
 
 
-@dataclass(frozen=True)
-class ListingSpec:
-    title: str
-    reference: str
-    builder: Callable[..., pd.DataFrame]
-
-
-LISTINGS: dict[str, ListingSpec] = {
-    "ae": ListingSpec("All adverse events by subject", "ICH E3 12.2.4 / 16.2.7", listing_ae),
-    "sae": ListingSpec("Serious adverse events", "ICH E3 14.3.2; FDA STF T10", listing_sae),
-    "deaths": ListingSpec("Deaths", "FDA STF T9; ICH E3 14.3.2", listing_deaths),
-    "dlt": ListingSpec("DLT candidates and adjudication", "Protocol DLT rules", listing_dlt),
-    "crs_icans_episodes": ListingSpec("CRS and ICANS episodes", "ASTCT 2019", listing_crs_icans),
-    "lab_grade3": ListingSpec("Grade >= 3 laboratory abnormalities", "ICH E3 14.3.4", listing_lab_grade3),
-    "aesi": ListingSpec("Adverse events of special interest", "FDA STF T18", listing_aesi),
-    "eligibility_deviations": ListingSpec("Eligibility deviations", "ICH E3 16.2.2", listing_eligibility),
+LISTINGS: dict[str, c.OutputSpec] = {
+    "ae": c.OutputSpec("All adverse events by subject", "ICH E3 12.2.4 / 16.2.7", listing_ae),
+    "sae": c.OutputSpec("Serious adverse events", "ICH E3 14.3.2; FDA STF T10", listing_sae),
+    "deaths": c.OutputSpec("Deaths", "FDA STF T9; ICH E3 14.3.2", listing_deaths),
+    "dlt": c.OutputSpec("DLT candidates and adjudication", "Protocol DLT rules", listing_dlt),
+    "crs_icans_episodes": c.OutputSpec("CRS and ICANS episodes", "ASTCT 2019", listing_crs_icans),
+    "lab_grade3": c.OutputSpec("Grade >= 3 laboratory abnormalities", "ICH E3 14.3.4", listing_lab_grade3),
+    "aesi": c.OutputSpec("Adverse events of special interest", "FDA STF T18", listing_aesi),
+    "eligibility_deviations": c.OutputSpec("Eligibility deviations", "ICH E3 16.2.2", listing_eligibility),
 }
 
 

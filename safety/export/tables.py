@@ -8,8 +8,6 @@ Column headers read like ``Cohort DL1 (N=6) n (%)``; the overall column comes la
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Callable
 
 import duckdb
 import pandas as pd
@@ -464,22 +462,15 @@ def table_stopping_rules(reader, store=None):
     return c.finish(df.rename(columns=STOP_COLUMNS), name=name, title=title, reference=ref, kind="table", notes=notes)
 
 
-@dataclass(frozen=True)
-class TableSpec:
-    title: str
-    reference: str
-    builder: Callable[..., pd.DataFrame]
-
-
-TABLES: dict[str, TableSpec] = {
-    "ae_overview": TableSpec("Overview of adverse events", "FDA STF T7", table_ae_overview),
-    "ae_by_soc_pt": TableSpec("AEs by SOC, PT and worst grade", "FDA STF T14", table_ae_by_soc_pt),
-    "sae_by_soc_pt": TableSpec("SAEs by SOC and PT", "FDA STF T10", table_sae_by_soc_pt),
-    "crs_icans_summary": TableSpec("CRS and ICANS summary", "ASTCT 2019", table_crs_icans_summary),
-    "lab_worst_grade": TableSpec("Lab worst post-baseline grade", "FDA STF T52-53", table_lab_worst_grade),
-    "lab_shift": TableSpec("Lab shift baseline to worst grade", "FDA STF F15", table_lab_shift),
-    "dlt_summary": TableSpec("DLTs by cohort", "Protocol DLT rules", table_dlt_summary),
-    "stopping_rules": TableSpec("Stopping rule status", "Protocol stopping rules", table_stopping_rules),
+TABLES: dict[str, c.OutputSpec] = {
+    "ae_overview": c.OutputSpec("Overview of adverse events", "FDA STF T7", table_ae_overview),
+    "ae_by_soc_pt": c.OutputSpec("AEs by SOC, PT and worst grade", "FDA STF T14", table_ae_by_soc_pt),
+    "sae_by_soc_pt": c.OutputSpec("SAEs by SOC and PT", "FDA STF T10", table_sae_by_soc_pt),
+    "crs_icans_summary": c.OutputSpec("CRS and ICANS summary", "ASTCT 2019", table_crs_icans_summary),
+    "lab_worst_grade": c.OutputSpec("Lab worst post-baseline grade", "FDA STF T52-53", table_lab_worst_grade),
+    "lab_shift": c.OutputSpec("Lab shift baseline to worst grade", "FDA STF F15", table_lab_shift),
+    "dlt_summary": c.OutputSpec("DLTs by cohort", "Protocol DLT rules", table_dlt_summary),
+    "stopping_rules": c.OutputSpec("Stopping rule status", "Protocol stopping rules", table_stopping_rules),
 }
 
 
