@@ -77,6 +77,11 @@ def _q(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
+def _dbl(x: float | None) -> str:
+    # typed in every row, so the VALUES column is DOUBLE whatever the first row holds
+    return "CAST(NULL AS DOUBLE)" if x is None else f"CAST('{x!r}' AS DOUBLE)"
+
+
 def grading_sql(source: str = "labs", *, where: str | None = None, version: str = "5.0",
                 lab_terms_path=None, rules_path=None, exact: str = "guarded", engine: str = "dense") -> str:
     """The SELECT that grades ``source`` (a table name or a parenthesised query with the labs
@@ -93,20 +98,31 @@ def grading_sql(source: str = "labs", *, where: str | None = None, version: str 
     term_map = R.load_lab_terms(rules, lab_terms_path)
     keys = sorted({(m.ctcae_term.upper(), m.direction) for m in term_map})
     term_ids = {k: i for i, k in enumerate(keys)}
-    terms_values = ", ".join(
-        f"({_q(m.lbtestcd)}, {term_ids[(m.ctcae_term.upper(), m.direction)]}, {_q(m.ctcae_term)}, "
-        f"{_q(m.direction)}, {_q(rules.terms[(m.ctcae_term.upper(), m.direction)].unit_check or '')}, "
-        f"{_q((rules.terms[(m.ctcae_term.upper(), m.direction)].unit_check or '').upper())})"
-        for m in term_map
-    )
     dense = {}
     if engine == "dense":
         for key, tid in term_ids.items():
             d = R.compile_dense(rules.terms[key])
-            if d is not None:
+            # An AND-ed PCHG condition (fibrinogen) would cost every row a CASE in the dense
+            # expression; its term's own CASE costs only its rows.
+            if d is not None and not any(a.extra for a in d.arms):
                 dense[tid] = d
     fallback = {k: i for k, i in term_ids.items() if i not in dense}
     plan = R.dense_plan(dense, len(term_ids), exact) if dense else None
+    params = plan.params if plan else {}
+    # The term map with every per-term parameter of the dense expression as a column: joined once
+    # with the labs, each parameter is a plain column of the row.
+    term_cols = ["lbtestcd", "term_id", "ctcae_term", "direction", "unit_check", "unit_check_uc", "is_dense",
+                 *params]
+    terms_values = ", ".join(
+        "(" + ", ".join([
+            _q(m.lbtestcd), str(tid), _q(m.ctcae_term), _q(m.direction),
+            _q(rules.terms[key].unit_check or ""), _q((rules.terms[key].unit_check or "").upper()),
+            "TRUE" if tid in dense else "FALSE",
+            *(_dbl(vals[tid]) for vals in params.values()),
+        ]) + ")"
+        for m in term_map
+        for key in [(m.ctcae_term.upper(), m.direction)] for tid in [term_ids[key]]
+    )
     filt = f"WHERE {where}" if where else ""
     src = f"(SELECT * FROM {source} {filt})"
     base_high = (
@@ -116,9 +132,10 @@ def grading_sql(source: str = "labs", *, where: str | None = None, version: str 
     )
     case_code = R.outcome_case_sql(rules, fallback, exact) if fallback else "NULL"
     reasons = R.reasons_list_sql(rules)
-    is_dense = f"(term_id IN ({', '.join(str(i) for i in sorted(dense)) or '-1'}))"
+    is_dense = "is_dense"
     if plan:
-        layers = f"""t1 AS (SELECT *, {plan.threshold_cols} FROM graded),
+        layers = f"""t0 AS (SELECT *, {plan.row_cols} FROM graded),
+t1 AS (SELECT *, {plan.threshold_cols} FROM t0),
 t2 AS (SELECT *, {plan.grade_expr} AS _g FROM t1),
 coded AS (
   SELECT *, CASE WHEN value IS NULL THEN {R.CODE_MISSING_VALUE}
@@ -128,7 +145,8 @@ coded AS (
                  WHEN {is_dense} THEN _g
                  ELSE ({case_code}) END AS code
   FROM t2)"""
-        dense_reason = (f"WHEN {is_dense} THEN list_extract({plan.reasons}, "
+        reasons_dense = "[" + ", ".join(_q(r) for r in plan.reasons) + "]"
+        dense_reason = (f"WHEN {is_dense} THEN list_extract({reasons_dense}, "
                         f"(term_id * 5 + CAST(code AS INTEGER)) * 2 + CAST(baseline_high AS INTEGER) + 1)")
     else:
         layers = f"coded AS (SELECT *, {case_code} AS code FROM graded)"
@@ -136,16 +154,12 @@ coded AS (
     na_reasons = " ".join(f"WHEN code = {c} THEN '{R.MISSING_REASON[v]}'" for v, c in R.NA_CODES.items())
     stride, na_slot = R.CODE_STRIDE, R.NA_SLOT
     return f"""
-WITH terms(lbtestcd, term_id, ctcae_term, direction, unit_check, unit_check_uc) AS (VALUES {terms_values}),
-graded AS (
-  SELECT l.studyid, l.data_cut, l.usubjid, l.lbseq, l.lbtestcd, t.term_id, t.ctcae_term, t.direction,
-         t.unit_check, t.unit_check_uc, l.value, l.unit, upper(trim(l.unit)) AS unit_uc, l.lln, l.uln, b.base,
-         coalesce(b.base_high, FALSE) AS baseline_high,
-         coalesce(l.lbseq = b.base_lbseq, FALSE) AS is_baseline,
-         CASE WHEN b.base <> 0 THEN (l.value - b.base) / abs(b.base) * CAST(100 AS DOUBLE) END AS pchg,
-         l.day, l.lb_date
+WITH terms({", ".join(term_cols)}) AS (VALUES {terms_values}),
+based AS (
+  -- the baseline joins each blood lab record once, before the term map doubles some of them
+  SELECT l.studyid, l.data_cut, l.usubjid, l.lbseq, l.lbtestcd, l.value, l.unit, upper(trim(l.unit)) AS unit_uc,
+         l.lln, l.uln, l.day, l.lb_date, b.base, b.base_lbseq, b.base_high
   FROM {src} l
-  JOIN terms t ON t.lbtestcd = l.lbtestcd
   LEFT JOIN (
     SELECT studyid, data_cut, usubjid, lbtestcd,
            arg_max(value, k) AS base, arg_max(lbseq, k) AS base_lbseq, arg_max(bh, k) AS base_high
@@ -159,7 +173,17 @@ graded AS (
     )
     GROUP BY ALL
   ) b ON b.studyid = l.studyid AND b.data_cut = l.data_cut AND b.usubjid = l.usubjid AND b.lbtestcd = l.lbtestcd
-  WHERE {_BLOOD_SQL}
+  WHERE {_BLOOD_SQL} AND l.lbtestcd IN (SELECT lbtestcd FROM terms)
+),
+graded AS (
+  SELECT l.studyid, l.data_cut, l.usubjid, l.lbseq, l.lbtestcd, t.* EXCLUDE (lbtestcd), l.value, l.unit, l.unit_uc,
+         l.lln, l.uln, l.base,
+         coalesce(l.base_high, FALSE) AS baseline_high,
+         coalesce(l.lbseq = l.base_lbseq, FALSE) AS is_baseline,
+         CASE WHEN l.base <> 0 THEN (l.value - l.base) / abs(l.base) * CAST(100 AS DOUBLE) END AS pchg,
+         l.day, l.lb_date
+  FROM based l
+  JOIN terms t ON t.lbtestcd = l.lbtestcd
 ),
 {layers}
 SELECT studyid, data_cut, usubjid, lbseq, lbtestcd, ctcae_term, direction, value, unit, lln, uln,

@@ -520,8 +520,8 @@ def reasons_list_sql(rules: RuleSet) -> str:
 # ---------------------------------------------------------------------------------------------
 # Dense compilation. DuckDB pays per expression node for every vector it evaluates, so one CASE
 # branch per term (40 branches, each seeing a few rows of every vector) costs ~10x the work itself.
-# Terms whose arms have the usual shape are therefore compiled into per-term parameters (list
-# literals indexed by term_id) of ONE expression evaluated on dense vectors:
+# Terms whose arms have the usual shape are therefore compiled into per-term parameters (columns
+# of the term table joined to every lab row) of ONE expression evaluated on dense vectors:
 #   value compared, in the term's direction, with thresholds const | k*LLN | k*ULN + o | k*BASE,
 #   optionally gated by the baseline branch, optionally AND-ed with 'PCHG op const';
 #   at most one missing(VAR) arm. Per row, grade = highest grade whose arms hold (first match of
@@ -633,12 +633,20 @@ def compile_dense(tr: TermRules) -> DenseTerm | None:
     return DenseTerm(1 if tr.direction == "H" else -1, tuple(arms), na, reasons)
 
 
-def _list(values) -> str:
-    return "[" + ", ".join("NULL" if v is None else repr(float(v)) for v in values) + "]::DOUBLE[]"
+class _Params:
+    """Per-term parameters of the dense expression, as columns of the term table (one value per
+    term_id). Joined once with the labs, they cost a column reference per row, where a list literal
+    indexed by term_id cost a list_extract per row and use."""
 
+    def __init__(self, n_terms: int):
+        self.n_terms = n_terms
+        self.columns: dict[tuple, str] = {}
 
-def _by_term(n_terms: int, entries: dict[int, float]) -> str:
-    return f"list_extract({_list(entries.get(i) for i in range(n_terms))}, term_id + 1)"
+    def __call__(self, entries: dict[int, float]) -> str:
+        values = tuple(None if entries.get(i) is None else float(entries[i]) for i in range(self.n_terms))
+        if values not in self.columns:
+            self.columns[values] = f"_k{len(self.columns) + 1}"
+        return self.columns[values]
 
 
 def _guarded(x: str, op: str, t: str, exact: str) -> str:
@@ -653,21 +661,45 @@ def _guarded(x: str, op: str, t: str, exact: str) -> str:
     return f"(({x} < {lo}) OR ({x} <= {hi} AND {signif_sql(x)} {op} {signif_sql(t)}))"
 
 
+# The value's tolerance band, computed once per row: _xl = _x - 1e-13 |_x|, _xh = _x + 1e-13 |_x|.
+# signif(., 15) moves a number by at most 5e-15 of itself, so when _xl > t (x exceeds t by more than
+# 1e-13 |x|) signif(x) > signif(t) already, and when _xh < t, signif(x) < signif(t): a comparison
+# with a threshold costs one plain comparison for a row below it and two for a row above it; only
+# rows within the band pay for the rounding.
+_BAND_COLS = "_x - 1e-13 * abs(_x) AS _xl, _x + 1e-13 * abs(_x) AS _xh"
+
+
+def _x_exceeds(op: str, t: str, exact: str) -> str:
+    """_x op t (op '>' or '>='), as R's signif(_x, 15) op signif(t, 15) unless exact='raw'."""
+    if exact == "raw":
+        return f"(_x {op} {t})"
+    if exact == "signif":
+        return f"({signif_sql('_x')} {op} {signif_sql(t)})"
+    return f"(_xh >= {t} AND (_xl > {t} OR {signif_sql('_x')} {op} {signif_sql(t)}))"
+
+
 @dataclass(frozen=True)
 class DensePlan:
-    threshold_cols: str      # SQL select-list items computing x and thresholds (first layer)
+    row_cols: str            # SQL select-list items: _x (value signed so that 'worse' is 'greater'), gates
+    threshold_cols: str      # SQL select-list items: thresholds, tolerance band of _x (uses row_cols)
     grade_expr: str          # SQL for the grade from the arms (second layer, uses the columns)
     na_expr: str             # SQL CASE arms (WHEN ... THEN code) for missing(VAR) checks (third layer)
-    reasons: str             # list literal indexed by (term_id * 5 + grade) * 2 + baseline_high + 1
+    reasons: tuple[str, ...] # reason text by (term_id * 5 + grade) * 2 + baseline_high
+    params: dict[str, tuple[float | None, ...]]  # term-table column -> value by term_id
 
 
 def dense_plan(dense: dict[int, DenseTerm], n_terms: int, exact: str = "guarded") -> DensePlan:
-    """SQL pieces evaluating every dense term in one expression (see compile_dense)."""
-    sign = _by_term(n_terms, {i: d.sign for i, d in dense.items()})
-    cols = [f"{sign} AS _s", f"{sign} * value AS _x"]
+    """SQL pieces evaluating every dense term in one expression (see compile_dense). The per-term
+    parameters (``params``) must be columns of the joined term table."""
+    by_term = _Params(n_terms)
+    sign = by_term({i: d.sign for i, d in dense.items()})
+    row_cols = [f"{sign} * value AS _x",
+                "CASE WHEN baseline_high THEN 1.0 END AS _gate_high",
+                "CASE WHEN baseline_high THEN NULL ELSE 1.0 END AS _gate_normal"]
+    cols = []
     var_sql = {"LLN": "lln", "ULN": "uln", "BASE": "base"}
-    gate_sql = {None: "", "BL_NORMAL": " * (CASE WHEN baseline_high THEN NULL ELSE 1.0 END)",
-                "BL_HIGH": " * (CASE WHEN baseline_high THEN 1.0 END)"}
+    # a gated threshold is NULL off its baseline branch, and least() ignores NULLs
+    gate_sql = {None: "", "BL_NORMAL": " * _gate_normal", "BL_HIGH": " * _gate_high"}
     block_sql = {}
     n_col = 0
     for g in (4, 3, 2, 1):
@@ -677,30 +709,31 @@ def dense_plan(dense: dict[int, DenseTerm], n_terms: int, exact: str = "guarded"
         for slot in slots:
             _, kind, incl, gate, extra_key = slot
             members = {i: a for i, d in dense.items() for a in d.arms if a.slot == slot}
-            coef = _by_term(n_terms, {i: a.coef for i, a in members.items()})
             if kind == "CONST":
-                thr = f"(({coef}){gate_sql[gate]} * _s_)"
+                # sign * constant folded into one parameter
+                thr = f"({by_term({i: a.coef * d.sign for i, a in members.items() for d in (dense[i],)})}{gate_sql[gate]})"
             else:
+                coef = by_term({i: a.coef * dense[i].sign for i, a in members.items()})
                 expr = f"{coef} * {var_sql[kind]}"
                 if any(a.offset for a in members.values()):
-                    expr = f"({expr} + {_by_term(n_terms, {i: a.offset for i, a in members.items()})})"
-                thr = f"(({expr}){gate_sql[gate]} * _s_)"
-            if extra_key is None:
-                simple[incl].append(thr)
-                continue
-            n_col += 1
-            cols.append(f"{thr.replace('_s_', sign)} AS _t{n_col}")
-            ev, eop = extra_key
-            cols.append(f"{_by_term(n_terms, {i: a.extra[2] for i, a in members.items()})} AS _p{n_col}")
-            ors.append(f"({_guarded('_x', '>=' if incl else '>', f'_t{n_col}', exact)} AND "
-                       f"{_guarded(var_sql.get(ev, ev.lower()), eop, f'_p{n_col}', exact)})")
+                    expr = f"({expr} + {by_term({i: a.offset * dense[i].sign for i, a in members.items()})})"
+                thr = f"(({expr}){gate_sql[gate]})"
+            if extra_key is not None:
+                # 'x > t AND PCHG op p' as a threshold that is NULL unless the PCHG condition holds:
+                # x > least(a, b) = x > a OR x > b, also after rounding (signif is monotone).
+                # The condition is tested only on the rows of the terms that have it.
+                ev, eop = extra_key
+                p = by_term({i: a.extra[2] for i, a in members.items()})
+                cond = _guarded(var_sql.get(ev, ev.lower()), eop, p, exact)
+                thr = f"({thr} * (CASE WHEN {p} IS NOT NULL AND {cond} THEN 1.0 END))"
+            simple[incl].append(thr)
         for incl, thrs in simple.items():
             if not thrs:
                 continue
             n_col += 1
             t = thrs[0] if len(thrs) == 1 else f"least({', '.join(thrs)})"
-            cols.append(f"{t.replace('_s_', sign)} AS _t{n_col}")
-            ors.insert(0, _guarded("_x", ">=" if incl else ">", f"_t{n_col}", exact))
+            cols.append(f"{t} AS _t{n_col}")
+            ors.append(_x_exceeds(">=" if incl else ">", f"_t{n_col}", exact))
         block_sql[g] = " OR ".join(ors) if ors else "FALSE"
     grade_expr = ("CASE " + " ".join(f"WHEN {block_sql[g]} THEN {g}" for g in (4, 3, 2, 1)) + " ELSE 0 END")
     na_parts = []
@@ -708,11 +741,13 @@ def dense_plan(dense: dict[int, DenseTerm], n_terms: int, exact: str = "guarded"
         ps = {i: d.na[1] for i, d in dense.items() if d.na and d.na[0] == var}
         if ps:
             col = {"AVAL": "value", "PCHG": "pchg"}.get(var, var_sql.get(var))
-            na_parts.append(f"WHEN {col} IS NULL AND _g < {_by_term(n_terms, ps)} THEN {NA_CODES[var]}")
+            na_parts.append(f"WHEN {col} IS NULL AND _g < {by_term(ps)} THEN {NA_CODES[var]}")
     reasons = []
     for i in range(n_terms):
         for g in range(5):
             for high in (False, True):
                 reasons.append(dense[i].reasons[(g, high)] if i in dense else "")
-    reasons_sql = "[" + ", ".join("'" + r.replace("'", "''") + "'" for r in reasons) + "]"
-    return DensePlan(", ".join(cols), grade_expr, " ".join(na_parts), reasons_sql)
+    params = {name: values for values, name in by_term.columns.items()}
+    if exact == "guarded":
+        cols.append(_BAND_COLS)
+    return DensePlan(", ".join(row_cols), ", ".join(cols), grade_expr, " ".join(na_parts), tuple(reasons), params)
