@@ -45,6 +45,8 @@ if episodes.empty:
 else:
     state.chart(F.onset_duration_figure, episodes)
 
+MAX_LANES = 100  # swimlane rows per chart
+
 st.subheader("Daily grades, days 0-30")
 daily = state.q(f"SELECT usubjid, syndrome, day, max(grade) AS grade FROM toxicity_daily_grades "
                 f"WHERE day BETWEEN 0 AND 30 AND {flt} GROUP BY ALL", fp)
@@ -52,8 +54,15 @@ subj = state.q(f"SELECT usubjid, enrollment_order, cohort FROM subjects WHERE in
                "ORDER BY enrollment_order NULLS LAST, usubjid", fp)
 order_mode = st.radio("Row order", ["Enrollment order", "Subject id"], horizontal=True)
 order = list(subj["usubjid"]) if order_mode == "Enrollment order" else sorted(subj["usubjid"])
+if len(order) > MAX_LANES:
+    # More lanes than a projector can show: page through them, so the chart stays readable and fast.
+    first = st.number_input(f"First subject shown (of {len(order)}; {MAX_LANES} at a time)", min_value=1,
+                            max_value=len(order), value=1, step=MAX_LANES)
+    order = order[int(first) - 1:int(first) - 1 + MAX_LANES]
+    daily = daily[daily["usubjid"].isin(order)]
+shown = subj[subj["usubjid"].isin(order)]
 labels = {r.usubjid: f"#{int(r.enrollment_order)} {r.usubjid}" if r.enrollment_order == r.enrollment_order and r.enrollment_order is not None else r.usubjid
-          for r in subj.itertuples()}
+          for r in shown.itertuples()}
 tabs = st.tabs(["CRS", "ICANS"])
 for tab, syndrome in zip(tabs, ("CRS", "ICANS")):
     with tab:

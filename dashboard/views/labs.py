@@ -13,6 +13,8 @@ flt, fp = state.subject_filter(v)
 tab_worst, tab_time, tab_liver, tab_cyto = st.tabs(["Worst grades & shifts", "Values over time", "Liver (eDISH)",
                                                     "Cytopenia & ICAHT"])
 
+MAX_LINES = 60  # subject lines per chart; more is unreadable on a projector
+
 with tab_worst:
     if state.require("lab_worst_grades", what="the worst-grade table"):
         worst = state.q(f"SELECT * FROM lab_worst_grades WHERE {flt}", fp)
@@ -20,10 +22,9 @@ with tab_worst:
             state.empty("No graded lab results in this selection.")
         else:
             n_subj = state.scalar(f"SELECT count(*) FROM subjects WHERE infused AND {flt}", fp) or 0
-            summ = (worst.groupby("ctcae_term")
-                    .agg(subjects_graded=("usubjid", "nunique"),
-                         grade_ge3=("worst_grade", lambda g: int((g >= 3).sum())),
-                         grade_4=("worst_grade", lambda g: int((g >= 4).sum())))
+            summ = (worst.assign(ge3=worst["worst_grade"] >= 3, g4=worst["worst_grade"] >= 4)
+                    .groupby("ctcae_term")
+                    .agg(subjects_graded=("usubjid", "nunique"), grade_ge3=("ge3", "sum"), grade_4=("g4", "sum"))
                     .reset_index().sort_values("grade_ge3", ascending=False))
             st.metric("Subjects with any lab grade ≥3", int(worst.loc[worst["worst_grade"] >= 3, "usubjid"].nunique()),
                       help=f"of {n_subj} infused subjects")
@@ -55,13 +56,23 @@ with tab_time:
         direction = c2.radio("Relative to", ["ULN (rises)", "LLN (falls)"], horizontal=True,
                              index=1 if test in ("NEUT", "PLAT", "HGB", "LYM", "WBC", "ALB", "FIBRINO") else 0)
         ref = "uln" if direction.startswith("ULN") else "lln"
-        d = state.q(f"""SELECT usubjid, day, value, unit, value / {ref} AS multiple FROM labs
-                        WHERE lbtestcd = $t AND value IS NOT NULL AND {ref} > 0 AND {flt} ORDER BY usubjid, day""",
-                    {"t": test, **fp})
+        # One line per subject: beyond MAX_LINES subjects, draw the most extreme (highest peak above ULN,
+        # lowest trough below LLN), which are the ones a committee reads; the caption gives the total.
+        extreme = "max(multiple) DESC" if ref == "uln" else "min(multiple) ASC"
+        d = state.q(f"""WITH r AS (SELECT usubjid, day, value, unit, value / {ref} AS multiple FROM labs
+                                   WHERE lbtestcd = $t AND value IS NOT NULL AND {ref} > 0 AND {flt}),
+                        top AS (SELECT usubjid FROM r GROUP BY usubjid ORDER BY {extreme}, usubjid LIMIT $n)
+                        SELECT *, (SELECT count(DISTINCT usubjid) FROM r) AS n_subjects FROM r
+                        WHERE usubjid IN (SELECT usubjid FROM top) ORDER BY usubjid, day""",
+                    {"t": test, "n": MAX_LINES, **fp})
         if d.empty:
             state.empty(f"No {test} results with a {ref.upper()} in this selection, so no multiples to show.")
         else:
-            state.chart(F.lab_multiples_figure, d, test, "high" if ref == "uln" else "low")
+            n_all = int(d["n_subjects"].iat[0])
+            if n_all > MAX_LINES:
+                st.caption(f"Showing the {MAX_LINES} of {n_all} subjects with the most extreme {test} "
+                           f"relative to {ref.upper()}.")
+            state.chart(F.lab_multiples_figure, d.drop(columns="n_subjects"), test, "high" if ref == "uln" else "low")
 
 with tab_liver:
     e = state.q(f"""SELECT usubjid,
@@ -80,12 +91,19 @@ with tab_liver:
             state.table(hy)
 
 with tab_cyto:
-    cy = state.q(f"""SELECT usubjid, lbtestcd, day, value FROM labs
-                     WHERE lbtestcd IN ('NEUT', 'PLAT') AND value > 0 AND day BETWEEN -7 AND 100 AND {flt}""", fp)
+    cy = state.q(f"""WITH r AS (SELECT usubjid, lbtestcd, day, value FROM labs
+                                WHERE lbtestcd IN ('NEUT', 'PLAT') AND value > 0 AND day BETWEEN -7 AND 100 AND {flt}),
+                     top AS (SELECT usubjid FROM r GROUP BY usubjid
+                             ORDER BY min(value) FILTER (WHERE lbtestcd = 'NEUT') NULLS LAST, usubjid LIMIT $n)
+                     SELECT *, (SELECT count(DISTINCT usubjid) FROM r) AS n_subjects FROM r
+                     WHERE usubjid IN (SELECT usubjid FROM top)""", {"n": MAX_LINES, **fp})
     if cy.empty:
         state.empty("This study has no ANC or platelet results between day -7 and day 100.")
     else:
-        state.chart(F.cytopenia_recovery_figure, cy)
+        n_all = int(cy["n_subjects"].iat[0])
+        if n_all > MAX_LINES:
+            st.caption(f"Showing the {MAX_LINES} of {n_all} subjects with the lowest ANC nadir.")
+        state.chart(F.cytopenia_recovery_figure, cy.drop(columns="n_subjects"))
     st.markdown("**ICAHT (EHA/EBMT 2023)**")
     if state.require("icaht", what="the ICAHT grades"):
         ic = state.q(f"SELECT * EXCLUDE (studyid, data_cut) FROM icaht WHERE {flt} ORDER BY usubjid, lineage", fp)
