@@ -155,6 +155,9 @@ def incidence_by_grade_bar(df: pd.DataFrame, title: str | None = None) -> go.Fig
     return _style(fig, title, height=420)
 
 
+MAX_EPISODE_DOTS = 2000  # beyond this many episodes the onset/duration plot shows boxes only
+
+
 def onset_duration_figure(episodes: pd.DataFrame, title: str | None = "Onset and duration of episodes") -> go.Figure:
     """Onset day and duration (days) per syndrome, one dot per episode coloured by its maximum grade.
 
@@ -162,11 +165,13 @@ def onset_duration_figure(episodes: pd.DataFrame, title: str | None = "Onset and
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Onset", "Duration"), horizontal_spacing=0.12)
     syndromes = sorted(episodes["syndrome"].unique())
+    # Dots are readable (and cheap to send) for a trial; a program-scale study gets the boxes alone.
+    dots = len(episodes) <= MAX_EPISODE_DOTS
     for col, field, label in ((1, "onset_day", "Onset day"), (2, "duration_days", "Duration (days)")):
         fig.add_trace(go.Box(
             x=episodes[field], y=episodes["syndrome"], orientation="h", boxpoints=False,
             line=dict(color="#555"), fillcolor="rgba(0,0,0,0)", showlegend=False, hoverinfo="skip"), row=1, col=col)
-        for grade in sorted(episodes["max_grade"].dropna().unique()):
+        for grade in sorted(episodes["max_grade"].dropna().unique()) if dots else []:
             d = episodes[episodes["max_grade"] == grade]
             fig.add_trace(go.Scatter(
                 x=d[field], y=d["syndrome"], mode="markers", name=grade_legend_name(grade),

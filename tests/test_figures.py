@@ -139,3 +139,17 @@ def test_subject_timeline_marks_dlts_keyed_on_episodes_and_death():
     fig = F.subject_timeline(u, aes, daily, empty_meds, empty_resp, None, (0, 28), [f"{u}/AE/1"], episodes=episodes)
     (ae_mark,) = [t for t in fig.data if t.name == "DLT"]
     assert ae_mark.yaxis in (None, "y") and list(ae_mark.customdata) == [2]
+
+
+def test_onset_duration_shows_dots_for_a_trial_and_boxes_only_at_program_scale():
+    from dashboard.figures import MAX_EPISODE_DOTS, onset_duration_figure
+
+    def episodes(n):
+        return pd.DataFrame({"usubjid": [f"S{i}" for i in range(n)], "syndrome": "CRS",
+                             "onset_day": [1 + i % 5 for i in range(n)], "duration_days": [3] * n,
+                             "max_grade": [1 + i % 4 for i in range(n)]})
+    small = onset_duration_figure(episodes(8))
+    assert {t.type for t in small.data} == {"box", "scatter"}
+    assert sum(len(t.x) for t in small.data if t.type == "scatter") == 16  # every episode, onset and duration
+    large = onset_duration_figure(episodes(MAX_EPISODE_DOTS + 1))
+    assert {t.type for t in large.data} == {"box"}

@@ -46,10 +46,9 @@ else:
     state.chart(F.onset_duration_figure, episodes)
 
 MAX_LANES = 100  # swimlane rows per chart
+MAX_TABLE_ROWS = 1000  # episode rows shown on the page
 
 st.subheader("Daily grades, days 0-30")
-daily = state.q(f"SELECT usubjid, syndrome, day, max(grade) AS grade FROM toxicity_daily_grades "
-                f"WHERE day BETWEEN 0 AND 30 AND {flt} GROUP BY ALL", fp)
 subj = state.q(f"SELECT usubjid, enrollment_order, cohort FROM subjects WHERE infused AND {flt} "
                "ORDER BY enrollment_order NULLS LAST, usubjid", fp)
 order_mode = st.radio("Row order", ["Enrollment order", "Subject id"], horizontal=True)
@@ -59,7 +58,10 @@ if len(order) > MAX_LANES:
     first = st.number_input(f"First subject shown (of {len(order)}; {MAX_LANES} at a time)", min_value=1,
                             max_value=len(order), value=1, step=MAX_LANES)
     order = order[int(first) - 1:int(first) - 1 + MAX_LANES]
-    daily = daily[daily["usubjid"].isin(order)]
+# Only the lanes shown are fetched: a program-scale study has millions of daily grades.
+daily = state.q("SELECT usubjid, syndrome, day, max(grade) AS grade FROM toxicity_daily_grades "
+                "WHERE day BETWEEN 0 AND 30 AND usubjid IN (SELECT unnest($lanes)) GROUP BY ALL",
+                {"lanes": order})
 shown = subj[subj["usubjid"].isin(order)]
 labels = {r.usubjid: f"#{int(r.enrollment_order)} {r.usubjid}" if r.enrollment_order == r.enrollment_order and r.enrollment_order is not None else r.usubjid
           for r in shown.itertuples()}
@@ -85,9 +87,16 @@ else:
                median(tocilizumab_first_day - onset_day) AS median_days_onset_to_tocilizumab
         FROM toxicity_episodes WHERE {flt} GROUP BY syndrome ORDER BY syndrome""", fp)
     st.dataframe(mgmt, hide_index=True, width="stretch")
-    state.table(episodes[["usubjid", "syndrome", "episode_no", "onset_day", "duration_days", "max_grade", "max_grade_day",
-                          "ongoing", "tocilizumab", "tocilizumab_first_day", "corticosteroid", "corticosteroid_first_day",
-                          "anakinra", "icu_level_support", "source"]])
+    ep_cols = ["usubjid", "syndrome", "episode_no", "onset_day", "duration_days", "max_grade", "max_grade_day",
+               "ongoing", "tocilizumab", "tocilizumab_first_day", "corticosteroid", "corticosteroid_first_day",
+               "anakinra", "icu_level_support", "source"]
+    if len(episodes) > MAX_TABLE_ROWS:
+        st.caption(f"Showing the {MAX_TABLE_ROWS:,} highest-grade of {len(episodes):,} episodes; "
+                   "the full CRS/ICANS episode listing is on Listings & export.")
+        state.table(episodes.sort_values(["max_grade", "usubjid"], ascending=[False, True])
+                    .head(MAX_TABLE_ROWS)[ep_cols])
+    else:
+        state.table(episodes[ep_cols])
 
 st.subheader("Derived vs reported grades")
 if state.require("grade_discrepancies", what="the discrepancy check"):
