@@ -8,6 +8,8 @@ import streamlit as st
 from dashboard import data, state
 from dashboard import figures as F
 
+MAX_TABLE_ROWS = 1000  # candidate rows shown on the page
+
 v = state.view()
 user = state.user()
 st.title("DLT review")
@@ -33,6 +35,12 @@ else:
     shown["decision"] = shown["decision"].fillna("pending")
     keep = [c for c in ["usubjid", "event_key", "status", "rule_id", "reason", "term", "onset_day", "grade", "duration_days",
                         "ongoing", "in_window", "decision", "needs_rereview", "reviewer", "decided_at", "evidence"] if c in shown]
+    if len(shown) > MAX_TABLE_ROWS:
+        # Pending in-window candidates are what the committee works through; the full list is in the DLT listing.
+        shown = shown.sort_values(["in_window", "decision", "usubjid"], ascending=[False, False, True])
+        st.caption(f"Showing {MAX_TABLE_ROWS:,} of {len(shown):,} candidates (in window first); "
+                   "all of them are in the DLT listing on Listings & export.")
+        shown = shown.head(MAX_TABLE_ROWS)
     state.table(shown[keep])
 
 
@@ -50,9 +58,12 @@ if state.can(user, "can_adjudicate"):
         if mode == "Decide on a candidate":
             if cands.empty:
                 st.write("No candidates to decide on.")
-            keys = list(cands["event_key"])
-            key = st.selectbox("Candidate", keys, format_func=lambda k: f"{k} – " + " / ".join(
-                str(x) for x in cands.loc[cands["event_key"] == k, ["rule_id", "term"]].iloc[0]) if keys else k)
+            # In-window candidates first; labels built once (a lookup per option is quadratic at scale).
+            ordered = cands.sort_values(["in_window", "usubjid", "event_key"], ascending=[False, True, True]) \
+                if "in_window" in cands else cands
+            keys = list(ordered["event_key"])
+            labels = dict(zip(ordered["event_key"], ordered["rule_id"].astype(str) + " / " + ordered["term"].astype(str)))
+            key = st.selectbox("Candidate", keys, format_func=lambda k: f"{k} – {labels.get(k, '')}")
             decision = st.radio("Decision", ["confirmed", "rejected", "withdrawn"], horizontal=True)
         else:
             usubjid = st.selectbox("Subject", subjects)
