@@ -58,9 +58,11 @@ if state.can(user, "can_adjudicate"):
         if mode == "Decide on a candidate":
             if cands.empty:
                 st.write("No candidates to decide on.")
-            # In-window candidates first; labels built once (a lookup per option is quadratic at scale).
-            ordered = cands.sort_values(["in_window", "usubjid", "event_key"], ascending=[False, True, True]) \
-                if "in_window" in cands else cands
+            # Undecided in-window candidates first: they are what the committee works through.
+            # Labels are built once (a lookup per option is quadratic at scale).
+            ordered = cands.assign(_decided=cands["decision"].notna(),
+                                   _in_window=cands["in_window"] if "in_window" in cands else True) \
+                .sort_values(["_decided", "_in_window", "usubjid", "event_key"], ascending=[True, False, True, True])
             keys = list(ordered["event_key"])
             labels = dict(zip(ordered["event_key"], ordered["rule_id"].astype(str) + " / " + ordered["term"].astype(str)))
             key = st.selectbox("Candidate", keys, format_func=lambda k: f"{k} – {labels.get(k, '')}")
