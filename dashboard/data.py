@@ -31,6 +31,28 @@ def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def candidate_choices(candidates: pd.DataFrame, needle: str = "", limit: int | None = None) -> tuple[pd.DataFrame, dict, int]:
+    """DLT candidates in the order the committee works through them, a label per event key, and how many matched.
+
+    Undecided before decided, in-window before out of window, then by subject and event. ``needle``
+    keeps the candidates whose label (event key, rule, term) contains it, ignoring case; ``limit``
+    keeps the first rows. Returns (candidates, {event_key: label}, number matching before the limit).
+    """
+    if candidates.empty:
+        return candidates, {}, 0
+    ordered = candidates.assign(_decided=candidates["decision"].notna(),
+                                _in_window=candidates["in_window"] if "in_window" in candidates else True) \
+        .sort_values(["_decided", "_in_window", "usubjid", "event_key"], ascending=[True, False, True, True])
+    labels = ordered["event_key"] + " – " + ordered["rule_id"].astype(str) + " / " + ordered["term"].astype(str)
+    if needle:
+        keep = labels.str.contains(needle, case=False, regex=False)
+        ordered, labels = ordered[keep], labels[keep]
+    matched = len(ordered)
+    if limit is not None:  # before the dict: iterating 100k labels costs more than the rest of the page
+        ordered, labels = ordered.head(limit), labels.head(limit)
+    return ordered.drop(columns=["_decided", "_in_window"]), dict(zip(ordered["event_key"], labels)), matched
+
+
 def latest_decisions(v: state.View) -> pd.DataFrame:
     """The newest adjudication per event key for this study (any cut), as a DataFrame."""
     rows = state.review_store(v.db_path).latest_adjudications(v.studyid)

@@ -349,7 +349,12 @@ def table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: int | N
     config = dict(kwargs.pop("column_config", {}) or {})
     if subject_col and subject_col in df.columns and not df.empty:
         df = df.copy()
-        df.insert(0, "profile", [subject_url(s) if isinstance(s, str) else None for s in df[subject_col]])
+        # subject_url's link, built with one view lookup for the whole column (thousands of rows at scale)
+        from urllib.parse import quote_plus, urlencode
+        v = view()
+        rest = "&" + urlencode({"studyid": v.studyid, "cut": v.data_cut.isoformat()})
+        df.insert(0, "profile", ["./subject_profile?usubjid=" + quote_plus(s) + rest if isinstance(s, str) else None
+                                 for s in df[subject_col]])
         config["profile"] = st.column_config.LinkColumn("Profile", display_text="open ↗", width="small",
                                                         help="Open this subject's profile")
     st.dataframe(df, hide_index=True, width="stretch", column_config=config, height=height or "auto",
@@ -402,6 +407,18 @@ def chart(builder, *args, key: str | None = None, where=None, **kwargs) -> None:
     inputs (DataFrames hashed by content) and the database version.
     """
     draw_figure(_figure_dict(builder.__name__, view().stamp, args, kwargs), key=key, where=where)
+
+
+def page_of(items: list, per_page: int = 100, key: str | None = None, noun: str = "subject") -> list:
+    """The slice of ``items`` to draw, with a "first shown" input when there are more than ``per_page``.
+
+    A chart of thousands of rows is neither readable on a projector nor fast; it is paged instead.
+    """
+    if len(items) <= per_page:
+        return items
+    first = st.number_input(f"First {noun} shown (of {len(items):,}; {per_page} at a time)", min_value=1,
+                            max_value=len(items), value=1, step=per_page, key=key)
+    return items[int(first) - 1:int(first) - 1 + per_page]
 
 
 def empty(message: str) -> None:

@@ -207,3 +207,112 @@ def test_dlt_review_counts_and_adjudication_writes_store(app_env):
     assert rows and rows[-1]["decision"] == "confirmed"
     at2 = _open("dlt_review")
     assert int(_metrics(at2)["Pending adjudication"]) == pending_before - 1
+
+
+@pytest.fixture
+def crowded_env(app_db, tmp_path, monkeypatch):
+    """The sample database with its latest cut grown past one page: 8 copies of every subject,
+    80 of every DLT candidate and 100 of every AE (event keys made unique)."""
+    import shutil
+    db = tmp_path / "crowded.duckdb"
+    shutil.copyfile(app_db, db)
+    studyid, cut = _latest(app_db)
+    con = duckdb.connect(str(db))
+    try:
+        p = {"s": studyid, "c": cut}
+        con.execute("INSERT INTO subjects SELECT s.* REPLACE (s.usubjid || '-COPY' || i AS usubjid) "
+                    "FROM subjects s, range(1, 8) t(i) WHERE studyid = $s AND data_cut = $c", p)
+        con.execute("INSERT INTO dlt_candidates SELECT d.* REPLACE (d.event_key || '#' || i AS event_key) "
+                    "FROM dlt_candidates d, range(1, 80) t(i) WHERE studyid = $s AND data_cut = $c", p)
+        con.execute("INSERT INTO adverse_events SELECT a.* REPLACE (a.event_key || '#' || i AS event_key, "
+                    "a.aeseq + 1000 * i AS aeseq) "
+                    "FROM adverse_events a, range(1, 100) t(i) WHERE studyid = $s AND data_cut = $c", p)
+    finally:
+        con.close()
+    monkeypatch.setenv("CELLTOX_DB", str(db))
+    monkeypatch.setenv("CELLTOX_AUTH", "off")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield db, studyid, cut
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def _chart_subjects(at: AppTest) -> set[str]:
+    import json
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    return {y.split(" ")[-1] for tr in spec["data"] if tr.get("type") == "bar" for y in tr["y"]}
+
+
+def test_swimmer_pages_a_large_study_100_subjects_at_a_time(crowded_env):
+    db, studyid, cut = crowded_env
+    infused = _sql(db, "SELECT count(*) FROM subjects WHERE studyid = $s AND data_cut = $c AND infused", s=studyid, c=cut)
+    assert infused > 100
+    at = _open("swimmer")
+    first = _widget(at, "number_input", "swimmer_first")
+    assert f"of {infused:,}" in first.label
+    page1 = _chart_subjects(at)
+    assert len(page1) == 100
+    first.set_value(101).run()
+    assert not at.exception, [e.value for e in at.exception]
+    page2 = _chart_subjects(at)
+    assert len(page2) == min(100, infused - 100) and not page1 & page2
+    # The survival figures still count every infused subject, not just the page.
+    orr = next(m for m in at.metric if m.label == "ORR Best overall")
+    assert orr.value.endswith(f"/ {infused}")
+
+
+def test_dlt_picker_searches_when_candidates_are_many(crowded_env):
+    db, studyid, cut = crowded_env
+    n = _sql(db, "SELECT count(*) FROM dlt_candidates WHERE studyid = $s AND data_cut = $c", s=studyid, c=cut)
+    assert n > 500
+    at = _open("dlt_review")
+    picker = next(s for s in at.selectbox if s.label == "Candidate")
+    assert len(picker.options) == 500
+    subject = _sql(db, "SELECT min(usubjid) FROM dlt_candidates WHERE studyid = $s AND data_cut = $c", s=studyid, c=cut)
+    _widget(at, "text_input", "dlt_find").input(subject.lower()).run()
+    assert not at.exception, [e.value for e in at.exception]
+    picker = next(s for s in at.selectbox if s.label == "Candidate")
+    expected = _sql(db, "SELECT count(*) FROM dlt_candidates WHERE studyid = $s AND data_cut = $c "
+                        "AND (event_key || ' – ' || rule_id || ' / ' || term) ILIKE '%' || $u || '%'",
+                    s=studyid, c=cut, u=subject)
+    assert 0 < len(picker.options) == min(500, expected)
+    assert all(subject in o for o in picker.options)
+
+
+def test_candidate_choices_order_undecided_in_window_first():
+    import pandas as pd
+    from dashboard.data import candidate_choices
+    cands = pd.DataFrame({
+        "usubjid": ["S1", "S2", "S3", "S4"], "event_key": ["S1/AE/1", "S2/AE/1", "S3/CRS/1", "S4/AE/2"],
+        "rule_id": ["R6", "R6", "R3", "R1"], "term": ["Hepatic failure", "Colitis", "CRS", "Sepsis"],
+        "in_window": [True, False, True, True], "decision": ["confirmed", None, None, None]})
+    ordered, labels, matched = candidate_choices(cands)
+    assert list(ordered["event_key"]) == ["S3/CRS/1", "S4/AE/2", "S2/AE/1", "S1/AE/1"] and matched == 4
+    assert labels["S3/CRS/1"] == "S3/CRS/1 – R3 / CRS"
+    ordered, labels, matched = candidate_choices(cands, "colitis")
+    assert list(ordered["event_key"]) == ["S2/AE/1"] and list(labels) == ["S2/AE/1"] and matched == 1
+    ordered, labels, matched = candidate_choices(cands, "s", limit=2)
+    assert list(ordered["event_key"]) == ["S3/CRS/1", "S4/AE/2"] and list(labels) == list(ordered["event_key"])
+    assert matched == 4
+
+
+def test_listings_preview_a_long_listing_and_write_every_row_on_demand(crowded_env):
+    import io
+    import pandas as pd
+    db, studyid, cut = crowded_env
+    n_ae = _sql(db, "SELECT count(*) FROM adverse_events WHERE studyid = $s AND data_cut = $c", s=studyid, c=cut)
+    assert n_ae > 20_000
+    at = _open("listings", session={"listing_name": "ae"})
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(f"of {n_ae:,} rows" in c.value for c in at.caption)
+    assert len(at.dataframe[0].value) == 1000
+    assert not [d for d in at.get("download_button") if d.label == "Download CSV"]  # nothing written yet
+    next(b for b in at.button if b.label.startswith("Prepare CSV and XLSX")).click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [d for d in at.get("download_button") if d.label == "Download CSV"]
+    _, (csv_bytes, xlsx_bytes) = at.session_state["celltox_listing_files"]
+    csv = pd.read_csv(io.BytesIO(csv_bytes))
+    assert len(csv) == n_ae and csv["usubjid"].is_monotonic_increasing
+    assert xlsx_bytes[:2] == b"PK"

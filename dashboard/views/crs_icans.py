@@ -53,11 +53,7 @@ subj = state.q(f"SELECT usubjid, enrollment_order, cohort FROM subjects WHERE in
                "ORDER BY enrollment_order NULLS LAST, usubjid", fp)
 order_mode = st.radio("Row order", ["Enrollment order", "Subject id"], horizontal=True)
 order = list(subj["usubjid"]) if order_mode == "Enrollment order" else sorted(subj["usubjid"])
-if len(order) > MAX_LANES:
-    # More lanes than a projector can show: page through them, so the chart stays readable and fast.
-    first = st.number_input(f"First subject shown (of {len(order)}; {MAX_LANES} at a time)", min_value=1,
-                            max_value=len(order), value=1, step=MAX_LANES)
-    order = order[int(first) - 1:int(first) - 1 + MAX_LANES]
+order = state.page_of(order, MAX_LANES, key="swimlane_first")
 # Only the lanes shown are fetched: a program-scale study has millions of daily grades.
 daily = state.q("SELECT usubjid, syndrome, day, max(grade) AS grade FROM toxicity_daily_grades "
                 "WHERE day BETWEEN 0 AND 30 AND usubjid IN (SELECT unnest($lanes)) GROUP BY ALL",

@@ -8,7 +8,8 @@ import streamlit as st
 from dashboard import data, state
 from dashboard import figures as F
 
-MAX_TABLE_ROWS = 1000  # candidate rows shown on the page
+MAX_TABLE_ROWS = 1000  # candidate and evaluability rows shown on the page
+MAX_PICKER_OPTIONS = 500  # candidates offered in the adjudication list at once
 
 v = state.view()
 user = state.user()
@@ -54,18 +55,21 @@ if state.can(user, "can_adjudicate"):
     st.subheader("Adjudicate")
     subjects = list(state.q(f"SELECT usubjid FROM subjects WHERE infused AND {flt} ORDER BY usubjid", fp)["usubjid"])
     mode = st.radio("Action", ["Decide on a candidate", "Add a DLT the rules missed"], horizontal=True)
+    if mode == "Decide on a candidate":
+        needle = ""
+        if len(cands) > MAX_PICKER_OPTIONS:
+            # Tens of thousands of options make a slow, unusable list: a search narrows it first.
+            needle = st.text_input("Find a candidate (subject id, rule or term)", key="dlt_find").strip()
+        ordered, label_of, matched = data.candidate_choices(cands, needle, limit=MAX_PICKER_OPTIONS)
+        if len(cands) > MAX_PICKER_OPTIONS:
+            st.caption(f"{matched:,} candidates match; the list offers the first {MAX_PICKER_OPTIONS} "
+                       "(undecided in-window first).")
     with st.form("adjudicate", clear_on_submit=True):
         if mode == "Decide on a candidate":
-            if cands.empty:
+            if ordered.empty:
                 st.write("No candidates to decide on.")
-            # Undecided in-window candidates first: they are what the committee works through.
-            # Labels are built once (a lookup per option is quadratic at scale).
-            ordered = cands.assign(_decided=cands["decision"].notna(),
-                                   _in_window=cands["in_window"] if "in_window" in cands else True) \
-                .sort_values(["_decided", "_in_window", "usubjid", "event_key"], ascending=[True, False, True, True])
-            keys = list(ordered["event_key"])
-            labels = dict(zip(ordered["event_key"], ordered["rule_id"].astype(str) + " / " + ordered["term"].astype(str)))
-            key = st.selectbox("Candidate", keys, format_func=lambda k: f"{k} – {labels.get(k, '')}")
+            key = st.selectbox("Candidate", list(ordered["event_key"]) if not ordered.empty else [],
+                               format_func=lambda k: label_of.get(k, k))
             decision = st.radio("Decision", ["confirmed", "rejected", "withdrawn"], horizontal=True)
         else:
             usubjid = st.selectbox("Subject", subjects)
@@ -117,6 +121,10 @@ if state.require("dlt_evaluability", what="DLT evaluability"):
         state.empty("No infused subjects in this selection.")
     else:
         st.markdown(f"**{int(ev['evaluable'].sum())}** of {len(ev)} infused subjects are DLT-evaluable.")
+        if len(ev) > MAX_TABLE_ROWS:
+            st.caption(f"Showing {MAX_TABLE_ROWS:,} of {len(ev):,} subjects, those not evaluable first; "
+                       "the sidebar's cohort filter narrows the list.")
+            ev = ev.sort_values(["evaluable", "cohort", "usubjid"]).head(MAX_TABLE_ROWS)
         state.table(ev)
 
 st.subheader("Stopping boundary")

@@ -10,6 +10,9 @@ import streamlit as st
 
 from dashboard import state
 
+MAX_PREVIEW_ROWS = 1000  # listing rows drawn on the page; downloads always hold every row
+BUILD_ON_DEMAND_ROWS = 20_000  # above this, CSV/XLSX are written when asked for, not on every rerun
+
 v = state.view()
 user = state.user()
 st.title("Listings & export")
@@ -20,7 +23,7 @@ if listings is None or not hasattr(listings, "LISTINGS"):
     st.stop()
 
 names = list(listings.LISTINGS)
-name = st.selectbox("Listing", names, format_func=lambda n: f"{listings.LISTINGS[n].title} ({n})")
+name = st.selectbox("Listing", names, format_func=lambda n: f"{listings.LISTINGS[n].title} ({n})", key="listing_name")
 spec = listings.LISTINGS[name]
 try:
     df = state.call_cached("safety.export.listings", "build_listing", name, state.STORE)
@@ -36,6 +39,10 @@ for note in (df.attrs.get("notes") or []):
     st.caption(note)
 if df.empty:
     state.empty(f"The listing '{spec.title}' has no rows for this selection.")
+elif len(df) > MAX_PREVIEW_ROWS:
+    st.caption(f"Showing the first {MAX_PREVIEW_ROWS:,} of {len(df):,} rows in listing order; "
+               "the downloads hold every row.")
+    state.table(df.head(MAX_PREVIEW_ROWS), height=600)
 else:
     state.table(df, height=min(600, 40 + 35 * len(df)))
 
@@ -59,19 +66,37 @@ def _build_packet(write_outputs) -> tuple[str, bytes, list[str]]:
     return f"{v.studyid}_{v.data_cut.isoformat()}{suffix}_committee_packet.zip", buf.getvalue(), files
 
 
-if state.can(user, "can_export"):
-    stem = f"{v.studyid}_{v.data_cut.isoformat()}_{name}"
+def _listing_files() -> tuple[bytes, bytes]:
     csv_bytes = df.to_csv(index=False).encode("utf-8")
     buf = io.BytesIO()
     with pd.ExcelWriter(buf, engine="xlsxwriter") as xw:
         df.to_excel(xw, sheet_name=name[:31], index=False)
-    xlsx_bytes = buf.getvalue()
-    c1, c2, _ = st.columns([1, 1, 3])
-    c1.download_button("Download CSV", csv_bytes, f"{stem}.csv", "text/csv",
-                       on_click=_audit_export, args=("csv", csv_bytes))
-    c2.download_button("Download XLSX", xlsx_bytes, f"{stem}.xlsx",
-                       "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                       on_click=_audit_export, args=("xlsx", xlsx_bytes))
+    return csv_bytes, buf.getvalue()
+
+
+if state.can(user, "can_export"):
+    stem = f"{v.studyid}_{v.data_cut.isoformat()}_{name}"
+    files = None
+    if len(df) <= BUILD_ON_DEMAND_ROWS:
+        files = _listing_files()
+    else:
+        # Writing hundreds of thousands of rows takes a while: only when asked, and kept for this view.
+        files_key = (v.username, v.db_path, v.stamp, v.studyid, v.data_cut.isoformat(), v.sites,
+                     state.filter_caption(v), name)
+        if st.button(f"Prepare CSV and XLSX ({len(df):,} rows)", key="prepare_listing"):
+            with st.spinner("Writing the listing..."):
+                st.session_state["celltox_listing_files"] = (files_key, _listing_files())
+        kept = st.session_state.get("celltox_listing_files")
+        if kept and kept[0] == files_key:  # never offer files written for another listing, cut or filter
+            files = kept[1]
+    if files is not None:
+        csv_bytes, xlsx_bytes = files
+        c1, c2, _ = st.columns([1, 1, 3])
+        c1.download_button("Download CSV", csv_bytes, f"{stem}.csv", "text/csv",
+                           on_click=_audit_export, args=("csv", csv_bytes))
+        c2.download_button("Download XLSX", xlsx_bytes, f"{stem}.xlsx",
+                           "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                           on_click=_audit_export, args=("xlsx", xlsx_bytes))
     write_outputs = state.domain("safety.export.packet", "write_outputs")
     st.subheader("Committee packet")
     if write_outputs is None:

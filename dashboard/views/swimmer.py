@@ -5,6 +5,8 @@ import streamlit as st
 from dashboard import data, state
 from dashboard import figures as F
 
+MAX_LANES = 100  # subjects per swimmer chart
+
 v = state.view()
 st.title("Follow-up, response and survival")
 st.caption(state.filter_caption(v) + " · days from infusion (day 0) · context for the risk-benefit judgement")
@@ -18,21 +20,26 @@ if subj.empty:
     st.stop()
 subj["label"] = [f"#{int(o)} {u}" if o == o and o is not None else u for u, o in zip(subj["usubjid"], subj["enrollment_order"])]
 
+# One bar per subject: a program-scale study is paged, and only the events of the subjects shown are fetched.
+lanes = state.page_of(list(subj["usubjid"]), MAX_LANES, key="swimmer_first")
+shown = subj[subj["usubjid"].isin(lanes)]
+in_lanes = "usubjid IN (SELECT unnest($lanes))"
+lp = {"lanes": lanes}
 events = [state.q(f"SELECT usubjid, day, 'response' AS kind, upper(response) AS text, NULL::INTEGER AS grade "
-                  f"FROM responses WHERE response IS NOT NULL AND {flt}", fp)]
+                  f"FROM responses WHERE response IS NOT NULL AND {in_lanes}", lp)]
 if state.has_tables("toxicity_episodes"):
     events.append(state.q(f"SELECT usubjid, onset_day AS day, 'toxicity' AS kind, syndrome AS text, max_grade AS grade "
-                          f"FROM toxicity_episodes WHERE max_grade >= 2 AND {flt}", fp))
+                          f"FROM toxicity_episodes WHERE max_grade >= 2 AND {in_lanes}", lp))
 events.append(state.q(f"""SELECT usubjid, onset_day AS day, 'toxicity' AS kind, aedecod AS text, aetoxgr AS grade
-                          FROM adverse_events WHERE aetoxgr >= 3 AND onset_day >= 0 AND {flt}
+                          FROM adverse_events WHERE aetoxgr >= 3 AND onset_day >= 0 AND {in_lanes}
                           AND lower(aedecod) NOT IN ('cytokine release syndrome',
-                              'immune effector cell-associated neurotoxicity syndrome')""", fp))
-deaths = subj.dropna(subset=["death_day"])
+                              'immune effector cell-associated neurotoxicity syndrome')""", lp))
+deaths = shown.dropna(subset=["death_day"])
 events.append(pd.DataFrame({"usubjid": deaths["usubjid"], "day": deaths["death_day"], "kind": "death",
                             "text": deaths["death_cause"].fillna("cause not given"), "grade": None}))
 ev = pd.concat([e for e in events if not e.empty], ignore_index=True) if any(not e.empty for e in events) \
     else pd.DataFrame(columns=["usubjid", "day", "kind", "text", "grade"])
-state.chart(F.swimmer_plot, subj, ev)
+state.chart(F.swimmer_plot, shown, ev)
 
 st.subheader("Objective response rate (CR + CRi) among infused subjects")
 n = len(subj)
