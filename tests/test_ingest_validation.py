@@ -259,3 +259,34 @@ def test_audit_entry_with_file_hashes(tmp_path):
     detail = json.loads(rows[0]["detail"])
     assert detail["load_id"] == r.load_id and {f["file"] for f in detail["files"]} >= {"dm.csv", "ae.csv"}
     assert all(len(f["sha256"]) == 64 for f in detail["files"])
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_quarantined_lab_rows_keep_every_delivered_column(tmp_path, fmt):
+    """The lab staging table holds only what the loader needs; the raw record still has every column as delivered."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from test_ingest_fixtures import DOMAINS
+    lb = LB.copy()
+    lb.loc[2, "LBSEQ"] = 2  # a duplicate key (S-001, LBSEQ 2): the later record is quarantined
+    domains = dict(DOMAINS, lb=lb)
+    study = make_study(tmp_path / "s", "csv", domains=domains)
+    if fmt == "parquet":  # numeric Parquet columns are staged natively: their raw text must still round-trip
+        (study / "lb.csv").unlink()
+        typed = lb.assign(LBSEQ=lb["LBSEQ"].astype("int64"),
+                          LBSTNRLO=pd.to_numeric(lb["LBORNRLO"], errors="coerce"))
+        pq.write_table(pa.Table.from_pandas(typed, preserve_index=False), study / "lb.parquet")
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db, run_derivations=False)
+    quarantined = q(db, "SELECT row_number, field, reason, raw_record FROM quarantine WHERE domain = 'LB' ORDER BY row_number")
+    assert list(quarantined.row_number) == [3, 5, 6]
+    assert quarantined.field.tolist() == ["LBSEQ", "LBORRESU", "LBORRES"]
+    raws = [json.loads(r) for r in quarantined.raw_record]
+    delivered = list(lb.columns) + (["LBSTNRLO"] if fmt == "parquet" else [])
+    assert all(set(r) == set(delivered) for r in raws)
+    assert raws[0]["LBTESTCD"] == "CRP" and raws[0]["LBSEQ"] == "2" and raws[0]["USUBJID"] == "S-001"
+    assert raws[1]["LBORRESU"] == "furlong" and raws[1]["LBTESTCD"] == "BILI" and raws[1]["LBORNRHI"] == "1.2"
+    if fmt == "parquet":
+        assert raws[1]["LBSTNRLO"] == "0.1"
+    log = q(db, "SELECT rows_read, rows_loaded, rows_quarantined FROM load_log WHERE domain = 'LB'")
+    assert tuple(log.iloc[0]) == (8, 5, 3)

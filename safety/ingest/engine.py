@@ -346,6 +346,9 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     drop = ["_qidx"] + (["_dm_state"] if spec.code != "DM" else [])
     if spec.code == "LB":
         drop += ["_result_text", "_n_LBSTRESN", "_n_LBSTRESC", "_n_LBORRES", "_c_LBSTRESC", "_c_LBORRES"]
+    if spec.staged is not None:
+        needed = set(spec.staged) | {spec.seq} | {iv for iv in (supp.idvars if supp else []) if iv}
+        drop += sorted({col for f in files for col in f.columns} - needed)
     ctx.run(f"""
         CREATE OR REPLACE TEMP TABLE _t_{spec.code} AS
         WITH b AS ({union}),
@@ -431,12 +434,17 @@ def count_and_quarantine(ctx: Ctx, domain: str, table: str, files: list[StagedFi
         chunks = [pairs[i:i + 40] for i in range(0, len(pairs), 40)] or [[]]
         raw = "json_merge_patch(" + ", ".join(f"json_object({', '.join(ch)})" for ch in chunks) + ")" \
             if len(chunks) > 1 else f"json_object({', '.join(chunks[0])})"
+        # The raw record is re-read from the file: a staging table may hold only the columns its loader needs.
+        relation = f.typed_relation(set(cols.native)) if cols else f.relation
         ctx.run(f"""INSERT INTO quarantine BY NAME
             SELECT $studyid AS studyid, $cut AS data_cut, $load_id AS load_id, $domain AS domain,
-                   $source_file AS source_file, CAST(_row AS INTEGER) AS row_number, _usubjid AS usubjid,
-                   _qfield AS field, _qreason AS reason, CAST({raw} AS VARCHAR) AS raw_record
-            FROM {table} WHERE _file = {f.index} AND _qreason IS NOT NULL ORDER BY _row""",
-                {**jp, "load_id": ctx.load_id, "domain": domain, "source_file": f.name})
+                   $source_file AS source_file, CAST(_row AS INTEGER) AS row_number, _q_usubjid AS usubjid,
+                   _q_field AS field, _q_reason AS reason, CAST({raw} AS VARCHAR) AS raw_record
+            FROM {relation} r
+            JOIN (SELECT _row AS _q_row, _usubjid AS _q_usubjid, _qfield AS _q_field, _qreason AS _q_reason
+                  FROM {table} WHERE _file = {f.index} AND _qreason IS NOT NULL) t ON r._row = t._q_row
+            ORDER BY _row""",
+                {**jp, **f.params, "load_id": ctx.load_id, "domain": domain, "source_file": f.name})
 
 
 def add_supp_columns(ctx: Ctx, table: str, supp: SuppInfo | None) -> None:
