@@ -189,7 +189,7 @@ def boundary_rows(v: state.View, method: str, cohort) -> pd.DataFrame:
 # -- one subject -----------------------------------------------------------------------------------------
 
 _EMPTY = {"daily": ["syndrome", "day", "grade"], "episodes": ["syndrome", "episode_no", "onset_day"],
-          "dlt_candidates": ["event_key"]}
+          "dlt_candidates": ["event_key", "rule_id", "term", "onset_day", "grade"]}
 
 
 def _data_view(v: state.View) -> state.View:
@@ -220,7 +220,8 @@ def _subject_data(v: state.View, usubjid: str) -> dict[str, pd.DataFrame]:
                           "GROUP BY ALL ORDER BY day", p) if has["toxicity_daily_grades"] else None
     out["episodes"] = rd.sql("SELECT * EXCLUDE (studyid, data_cut, usubjid) FROM toxicity_episodes WHERE usubjid = $u "
                              "ORDER BY onset_day", p) if has["toxicity_episodes"] else None
-    out["dlt_candidates"] = rd.sql("SELECT DISTINCT event_key FROM dlt_candidates WHERE usubjid = $u", p) \
+    out["dlt_candidates"] = rd.sql("SELECT event_key, rule_id, term, onset_day, grade FROM dlt_candidates "
+                                   "WHERE usubjid = $u ORDER BY event_key", p) \
         if has["dlt_candidates"] else None
     for name, cols in _EMPTY.items():
         if out[name] is None:
@@ -230,7 +231,7 @@ def _subject_data(v: state.View, usubjid: str) -> dict[str, pd.DataFrame]:
 
 def subject_data(v: state.View, usubjid: str) -> dict[str, pd.DataFrame]:
     """Everything the profile shows for one subject, one scoped query per table, cached per cut and scope:
-    subject, aes, daily, episodes, meds, responses, labs, dlt_candidates (event keys)."""
+    subject, aes, daily, episodes, meds, responses, labs, dlt_candidates."""
     return _subject_data(_data_view(v), usubjid)
 
 
@@ -247,11 +248,22 @@ def _subject_figure(v: state.View, usubjid: str, kind: str, window: tuple, day_r
                     tests: tuple) -> dict:
     from dashboard import figures as F
     d = subject_data(v, usubjid)
+    lab_dlts = _lab_dlts(d["dlt_candidates"], dlt_keys)
     if kind == "timeline":
         s = d["subject"].iloc[0]
         return F.subject_timeline(usubjid, d["aes"], d["daily"], d["meds"], d["responses"], s["death_day"], window,
-                                  list(dlt_keys), day_range=day_range, episodes=d["episodes"]).to_dict()
-    return F.key_labs_figure(usubjid, d["labs"], list(tests), window, day_range=day_range).to_dict()
+                                  list(dlt_keys), day_range=day_range, episodes=d["episodes"],
+                                  lab_dlts=lab_dlts).to_dict()
+    return F.key_labs_figure(usubjid, d["labs"], list(tests), window, day_range=day_range, lab_dlts=lab_dlts).to_dict()
+
+
+def _lab_dlts(candidates: pd.DataFrame, dlt_keys: tuple) -> pd.DataFrame:
+    """DLTs keyed on a lab result (``<usubjid>/LB/<lbtestcd>-D<day>``): event_key, lbtestcd, day, label."""
+    c = candidates[candidates["event_key"].isin(dlt_keys) & candidates["event_key"].str.contains("/LB/", regex=False)]
+    tests = c["event_key"].str.split("/LB/", regex=False).str[-1].str.rsplit("-D", n=1).str[0]
+    return pd.DataFrame({"event_key": c["event_key"], "lbtestcd": tests, "day": c["onset_day"],
+                         "label": c["term"].astype(str) + " grade " + c["grade"].astype("Int64").astype(str)
+                                  + " (" + c["rule_id"].astype(str) + ")"})
 
 
 def subject_figure(v: state.View, usubjid: str, kind: str, window: tuple, day_range: tuple,

@@ -54,6 +54,16 @@ def _style(fig: go.Figure, title: str | None = None, height: int | None = None) 
     return fig
 
 
+# The subject profile stacks the timeline over the lab panels: one fixed plot area keeps their day axes aligned.
+PROFILE_MARGIN = dict(l=320, r=170, autoexpand=False)
+
+
+def _align_profile(fig: go.Figure) -> go.Figure:
+    fig.update_layout(margin=PROFILE_MARGIN, legend=dict(x=1.01, xanchor="left", y=1, yanchor="top"))
+    fig.update_yaxes(automargin=False)
+    return fig
+
+
 def empty_figure(message: str) -> go.Figure:
     """A blank figure carrying a message (pages prefer st.info; exports may need a figure)."""
     fig = go.Figure()
@@ -220,7 +230,7 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
                      responses: pd.DataFrame, death_day: float | None = None,
                      dlt_window: tuple[int, int] | None = (0, 28), dlt_keys: Iterable[str] = (),
                      day_range: tuple[int, int] | None = None, title: str | None = None,
-                     episodes: pd.DataFrame | None = None) -> go.Figure:
+                     episodes: pd.DataFrame | None = None, lab_dlts: pd.DataFrame | None = None) -> go.Figure:
     """One subject from screening to month 12 in four stacked panels sharing the day axis.
 
     - ``aes``: event_key, aedecod, aetoxgr, grading_system, onset_day, end_day, serious (bool)
@@ -230,6 +240,8 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
     - ``episodes``: syndrome, episode_no, onset_day (derived CRS/ICANS episodes)
     ``dlt_keys`` are the event keys flagged as DLT candidates or confirmed DLTs: AE keys mark the AE bar,
     episode keys (``<usubjid>/CRS/1``) the episode's onset on the CRS/ICANS row, ``<usubjid>/DEATH`` the death.
+    ``lab_dlts`` (event_key, day, label): DLTs keyed on a lab result (persisting cytopenia), marked on a
+    "Lab DLT" line of the last row. The day axis lines up with :func:`key_labs_figure` drawn below it.
     """
     dlt_keys = set(dlt_keys)
     window_note = f"; grey = DLT window, days {dlt_window[0]}-{dlt_window[1]}" if dlt_window else ""
@@ -293,6 +305,10 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
                 other_marks[2].append((float(ep["onset_day"].iloc[0]), parts[1], f"{parts[1]} episode {parts[2]}"))
         elif parts[-1] == "DEATH" and death_day is not None and not pd.isna(death_day):
             other_marks[4].append((float(death_day), "Death", "death"))
+    if lab_dlts is not None:
+        for r in lab_dlts.itertuples():
+            if r.event_key in dlt_keys and not pd.isna(r.day):
+                other_marks[4].append((float(r.day), "Lab DLT", r.label))
 
     # Row 2: CRS/ICANS daily grades as coloured squares.
     for syndrome in ("CRS", "ICANS"):
@@ -348,16 +364,18 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
     fig.update_xaxes(title_text=DAY_AXIS, row=4, col=1, zeroline=True, zerolinewidth=2, zerolinecolor="#333")
     fig.update_yaxes(autorange="reversed", row=1, col=1, type="category")
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=["CRS", "ICANS"], row=2, col=1)
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=["Lab DLT", "Death", "Response"], row=4, col=1)
     n_ae = max(len(ae), 1)
-    return _style(fig, title or f"{usubjid}: timeline", height=max(620, 380 + 26 * n_ae))
+    return _align_profile(_style(fig, title or f"{usubjid}: timeline", height=max(620, 380 + 26 * n_ae)))
 
 
 def key_labs_figure(usubjid: str, labs: pd.DataFrame, tests: Sequence[str], dlt_window: tuple[int, int] | None = (0, 28),
-                    day_range: tuple[int, int] | None = None) -> go.Figure:
+                    day_range: tuple[int, int] | None = None, lab_dlts: pd.DataFrame | None = None) -> go.Figure:
     """Key labs of one subject, one panel per test, with CTCAE grade bands shaded behind the values.
 
     ``labs``: lbtestcd, lbtest, day, value, unit, lln, uln, grade. Tests with an 'xuln' band are plotted
-    as multiples of ULN so the bands are exact; the others in their SI unit.
+    as multiples of ULN so the bands are exact; the others in their SI unit. ``lab_dlts`` (lbtestcd, day,
+    label): DLTs keyed on a lab result, marked on that test's value of that day.
     """
     tests = [t for t in tests if t in set(labs["lbtestcd"])]
     n = max(len(tests), 1)
@@ -380,6 +398,15 @@ def key_labs_figure(usubjid: str, labs: pd.DataFrame, tests: Sequence[str], dlt_
             customdata=np.stack([d["value"], d["unit"].fillna(""), d["grade"].astype("object").where(d["grade"].notna(), "n/a")], axis=-1),
             hovertemplate=f"{usubjid}<br>{test}: %{{customdata[0]:.3g}} %{{customdata[1]}}<br>CTCAE grade %{{customdata[2]}}"
                           "<br>day %{x}<extra></extra>"), row=i, col=1)
+        if lab_dlts is not None and not lab_dlts.empty:
+            marks = lab_dlts[lab_dlts["lbtestcd"] == test].merge(
+                pd.DataFrame({"day": d["day"], "y": y}).dropna().groupby("day", as_index=False)["y"].min(), on="day")
+            if not marks.empty:
+                fig.add_trace(go.Scatter(
+                    x=marks["day"], y=marks["y"], mode="markers+text", text=["DLT"] * len(marks),
+                    textposition="top center", name="DLT", showlegend=False,
+                    marker=dict(symbol="x", size=15, color="#CC0000"), customdata=marks[["label"]].to_numpy(),
+                    hovertemplate=f"{usubjid}<br>DLT: %{{customdata[0]}}<br>day %{{x}}<extra></extra>"), row=i, col=1)
         fig.update_yaxes(title_text=ylabel, row=i, col=1)
         if dlt_window:
             fig.add_vrect(x0=dlt_window[0] - 0.5, x1=dlt_window[1] + 0.5, fillcolor="#999", opacity=0.08,
@@ -387,7 +414,7 @@ def key_labs_figure(usubjid: str, labs: pd.DataFrame, tests: Sequence[str], dlt_
     if day_range:
         fig.update_xaxes(range=list(day_range))
     fig.update_xaxes(title_text=DAY_AXIS, row=n, col=1)
-    return _style(fig, f"{usubjid}: key labs with CTCAE v5 grade bands", height=max(300, 60 + 200 * n))
+    return _align_profile(_style(fig, f"{usubjid}: key labs with CTCAE v5 grade bands", height=max(300, 60 + 200 * n)))
 
 
 def _lab_title(labs: pd.DataFrame, test: str) -> str:

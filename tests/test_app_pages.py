@@ -171,21 +171,54 @@ def test_adverse_events_serious_toggle(app_env):
     assert expected <= all_subjects
 
 
-def test_subject_profile_from_query_param_and_audited(app_env):
-    db = app_env
-    studyid, cut = _latest(db)
-    usubjid = _sql(db, "SELECT max(usubjid) FROM subjects WHERE studyid = $s AND data_cut = $c AND infused",
-                   s=studyid, c=cut)
+def _open_profile(usubjid: str) -> AppTest:
+    """The subject profile opened through its shareable link (?usubjid=...)."""
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     at.switch_page("views/subject_profile.py")
     at.query_params["usubjid"] = usubjid
     at.run()
     assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_subject_profile_from_query_param_and_audited(app_env):
+    db = app_env
+    studyid, cut = _latest(db)
+    usubjid = _sql(db, "SELECT max(usubjid) FROM subjects WHERE studyid = $s AND data_cut = $c AND infused",
+                   s=studyid, c=cut)
+    at = _open_profile(usubjid)
     assert any(s.label == "Subject" and s.value == usubjid for s in at.selectbox)
     from safety.review_store import ReviewStore, default_review_path
     entries = ReviewStore(default_review_path(db)).audit_entries(studyid)
     assert any(e["action"] == "view_subject" and usubjid in e["detail"] for e in entries)
+
+
+def _plotly_values(v) -> list:
+    """A Plotly JSON array, plain or binary-encoded ({'dtype', 'bdata'})."""
+    if isinstance(v, dict) and "bdata" in v:
+        import base64
+        import numpy as np
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist()
+    return list(v)
+
+
+def test_subject_profile_marks_a_persisting_cytopenia_dlt_on_timeline_and_labs(app_env):
+    import json
+    db = app_env
+    studyid, cut = _latest(db)
+    row = duckdb.connect(str(db), read_only=True).execute(
+        "SELECT usubjid, split_part(split_part(event_key, '/LB/', 2), '-D', 1), onset_day FROM dlt_candidates "
+        "WHERE studyid = $s AND data_cut = $c AND rule_id = 'R7' ORDER BY usubjid LIMIT 1", {"s": studyid, "c": cut}).fetchone()
+    assert row is not None, "the sample data plants a persisting cytopenia (R7) candidate"
+    usubjid, test, day = row
+    at = _open_profile(usubjid)
+    timeline, labs = (json.loads(c.proto.spec) for c in at.get("plotly_chart")[:2])
+    marks = [t for t in timeline["data"] if t.get("name") == "DLT"]
+    assert any(_plotly_values(t["y"]) == ["Lab DLT"] and t["customdata"][0][1] == day for t in marks)
+    lab_marks = [t for t in labs["data"] if t.get("name") == "DLT"]
+    assert lab_marks and _plotly_values(lab_marks[0]["x"]) == [day]
+    assert test in {"NEUT", "PLAT"} and any(test in (a.get("text") or "") for a in labs["layout"]["annotations"])
 
 
 def test_dlt_review_counts_and_adjudication_writes_store(app_env):

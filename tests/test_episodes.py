@@ -110,6 +110,34 @@ def test_grade3_hours(db_path):
     e = _episodes(db, "E7")[0]
     assert e["grade3_plus_hours"] == 3 * 24 + 12
     assert e["days_grade3_plus"] == 2
+    assert not e["grade3_plus_ongoing"] and e["grade3_plus_end_day"] == 3  # grade 2 on day 4 stopped the clock
+
+
+def test_grade3_still_present_at_the_cut_counts_to_the_cut(db_path):
+    """An ongoing episode whose last assessment is grade >= 3 runs its grade >= 3 time to the cut (or to the last
+    day known alive, if earlier); the DLT rule then sees it (issue: ongoing events count to the cut)."""
+    from safety.config import validate
+    from safety.dlt.screening import derive_dlt
+    from test_crs_support import CUT, DAY0, STUDY
+    db = StudyDB(db_path)
+    db.subject("E8", last_known_alive_day=4)
+    db.crs("E8", 2, hour=8, temp=38.5, vasopressors=1, hypotension=True)
+    db.crs("E8", 3, hour=8, temp=38.5, vasopressors=1, hypotension=True)
+    db.subject("E9")  # known alive to the cut (day 180)
+    db.crs("E9", 2, hour=8, temp=38.5, vasopressors=1, hypotension=True)
+    db.crs("E9", 3, hour=8, temp=38.5, vasopressors=1, hypotension=True)
+    db.derive()
+    e8, e9 = _episodes(db, "E8")[0], _episodes(db, "E9")[0]
+    assert e8["ongoing"] and e8["grade3_plus_ongoing"] and e8["grade3_plus_end_day"] == 4
+    assert e8["grade3_plus_last_day"] == 3 and e8["grade3_plus_hours"] == 16 + 2 * 24  # day 2 08:00 to the end of day 4
+    cut_day = (CUT - DAY0).days
+    assert e9["grade3_plus_end_day"] == cut_day and e9["grade3_plus_hours"] == 16 + (cut_day - 2) * 24
+    derive_dlt(db.con, STUDY, CUT, validate({}))
+    got = {r["event_key"]: r for r in db.rows("SELECT * FROM dlt_candidates")}
+    assert "E8/CRS/1" not in got  # 64 h, 3 days: not more than 72 hours
+    c = got["E9/CRS/1"]
+    assert c["rule_id"] == "R3" and c["ongoing"]
+    assert f"grade >= 3 on days 2-{cut_day}, still grade >= 3 at the last assessment, counted to the cut" in c["evidence"]
 
 
 def test_fallback_to_reported_aes_when_no_assessment_data(db_path):

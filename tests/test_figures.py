@@ -153,3 +153,47 @@ def test_onset_duration_shows_dots_for_a_trial_and_boxes_only_at_program_scale()
     assert sum(len(t.x) for t in small.data if t.type == "scatter") == 16  # every episode, onset and duration
     large = onset_duration_figure(episodes(MAX_EPISODE_DOTS + 1))
     assert {t.type for t in large.data} == {"box"}
+
+
+def test_lab_dlts_are_marked_on_the_timeline_and_on_the_lab_value():
+    u = "S-01-009"
+    key = f"{u}/LB/NEUT-D28"
+    aes = pd.DataFrame({"event_key": [f"{u}/AE/1"], "aedecod": ["Neutropenia"], "aetoxgr": [4],
+                        "grading_system": ["CTCAE v5.0"], "onset_day": [5], "end_day": [None], "serious": [False]})
+    daily = pd.DataFrame({"syndrome": ["CRS"], "day": [1], "grade": [1]})
+    empty_meds = pd.DataFrame(columns=["med_class", "cmdecod", "start_day", "end_day"])
+    empty_resp = pd.DataFrame(columns=["day", "response"])
+    lab_dlts = pd.DataFrame({"event_key": [key], "lbtestcd": ["NEUT"], "day": [28], "label": ["NEUT grade 4 (R7)"]})
+    fig = F.subject_timeline(u, aes, daily, empty_meds, empty_resp, None, (0, 28), [key], lab_dlts=lab_dlts)
+    (mark,) = [t for t in fig.data if t.name == "DLT"]
+    assert list(mark.y) == ["Lab DLT"] and mark.yaxis == "y4" and mark.customdata[0][1] == 28.0
+    assert "NEUT grade 4 (R7)" == mark.customdata[0][0]
+    # not a DLT key (e.g. the committee withdrew it): nothing marked
+    fig = F.subject_timeline(u, aes, daily, empty_meds, empty_resp, None, (0, 28), [], lab_dlts=lab_dlts)
+    assert not [t for t in fig.data if t.name == "DLT"]
+
+    labs = pd.DataFrame({"lbtestcd": ["NEUT"] * 3 + ["PLAT"], "lbtest": ["Neutrophils"] * 3 + ["Platelets"],
+                         "day": [0, 14, 28, 28], "value": [3.0, 0.2, 0.3, 120.0], "unit": ["10^9/L"] * 3 + ["10^9/L"],
+                         "lln": [2.0] * 4, "uln": [7.5] * 3 + [400.0], "grade": [0, 4, 4, 0]})
+    labs_fig = F.key_labs_figure(u, labs, ["NEUT", "PLAT"], dlt_window=(0, 28), lab_dlts=lab_dlts)
+    (lab_mark,) = [t for t in labs_fig.data if t.name == "DLT"]
+    assert list(lab_mark.x) == [28] and list(lab_mark.y) == [0.3] and lab_mark.yaxis in (None, "y")  # the NEUT panel
+
+
+def test_profile_timeline_and_labs_share_one_plot_area():
+    """Stacked on the page, the two figures' day axes line up only if their plot areas have the same margins."""
+    u = "S1"
+    aes = pd.DataFrame({"event_key": [f"{u}/AE/1"], "aedecod": ["A very long preferred term for an adverse event"],
+                        "aetoxgr": [2], "grading_system": ["CTCAE v5.0"], "onset_day": [3], "end_day": [9],
+                        "serious": [True]})
+    daily = pd.DataFrame({"syndrome": ["CRS"], "day": [1], "grade": [2]})
+    timeline = F.subject_timeline(u, aes, daily, pd.DataFrame(columns=["med_class", "cmdecod", "start_day", "end_day"]),
+                                  pd.DataFrame(columns=["day", "response"]), None, (0, 28), [], day_range=(-10, 35))
+    labs = pd.DataFrame({"lbtestcd": ["CRP"], "lbtest": ["C-reactive protein"], "day": [1], "value": [80.0],
+                         "unit": ["mg/L"], "lln": [None], "uln": [5.0], "grade": [None]})
+    labs_fig = F.key_labs_figure(u, labs, ["CRP"], day_range=(-10, 35))
+    for fig in (timeline, labs_fig):
+        m = fig.layout.margin
+        assert (m.l, m.r, m.autoexpand) == (F.PROFILE_MARGIN["l"], F.PROFILE_MARGIN["r"], False)
+        assert all(ax.automargin is False for ax in (fig.layout[k] for k in fig.layout if k.startswith("yaxis")))
+        assert list(fig.layout.xaxis.range) == [-10, 35]

@@ -55,7 +55,8 @@ if s["infused"]:
     else:
         chosen = st.multiselect("Labs", available, default=[t for t in ["NEUT", "PLAT", "ALT", "CRP"] if t in available] or available[:2])
         if chosen:
-            state.draw_figure(data.subject_figure(v, usubjid, "labs", window, day_range, tests=tuple(chosen)), key="labs")
+            state.draw_figure(data.subject_figure(v, usubjid, "labs", window, day_range, dlt_keys, tests=tuple(chosen)),
+                              key="labs")
 
 st.subheader("Adverse events")
 if aes.empty:

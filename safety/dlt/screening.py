@@ -123,6 +123,8 @@ TEMPLATES: dict[str, str] = {
                term || ' grade ' || CAST(grade AS VARCHAR)
                  || CASE WHEN g3_first IS NOT NULL AND $min_grade::INTEGER >= 3
                          THEN ' (grade >= 3 on days ' || CAST(g3_first AS VARCHAR) || '-' || CAST(g3_last AS VARCHAR)
+                              || CASE WHEN g3_open THEN ', still grade >= 3 at the last assessment, counted to the cut'
+                                      ELSE '' END
                               || ', ' || CAST(rule_duration AS VARCHAR) || ' days'
                               || CASE WHEN g3_hours IS NOT NULL THEN ', ' || CAST(round(g3_hours, 1) AS VARCHAR) || ' h'
                                       ELSE '' END || ')' ELSE '' END
@@ -197,15 +199,19 @@ def _source_ctes(con) -> str:
     ctes = [f"subj AS (SELECT * FROM subjects WHERE {where})",
             f"ae AS (SELECT * FROM adverse_events WHERE {where})"]
     has_episodes = _table_exists(con, "toxicity_episodes")
-    has_hours = has_episodes and con.execute(
-        "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'toxicity_episodes' "
-        "AND column_name = 'grade3_plus_hours'").fetchone()[0] > 0
+    episode_columns = {r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'toxicity_episodes'").fetchall()}
+    has_hours = "grade3_plus_hours" in episode_columns
+    # grade >= 3 still present at the last assessment of an ongoing episode: counted to the cut
+    g3_end = ("coalesce(grade3_plus_end_day, grade3_plus_last_day)" if "grade3_plus_end_day" in episode_columns
+              else "grade3_plus_last_day")
+    g3_open = ("coalesce(grade3_plus_ongoing, false)" if "grade3_plus_ongoing" in episode_columns else "false")
     for syn, label in SOURCE_LABEL.items():
         if has_episodes:
             ep = (f"SELECT usubjid, event_key, '{label}' AS source, '{syn}' AS term, onset_day, "
                   "onset_day + duration_days - 1 AS end_day, max_grade AS grade, duration_days, ongoing, "
-                  "grade3_plus_first_day AS g3_first, grade3_plus_last_day AS g3_last, "
-                  f"{'grade3_plus_hours' if has_hours else 'NULL::DOUBLE'} AS g3_hours "
+                  f"grade3_plus_first_day AS g3_first, {g3_end} AS g3_last, "
+                  f"{'grade3_plus_hours' if has_hours else 'NULL::DOUBLE'} AS g3_hours, {g3_open} AS g3_open "
                   f"FROM toxicity_episodes WHERE {where} AND upper(syndrome) = '{syn}'")
             assessed = f"SELECT usubjid FROM ep_{syn}"
             if _table_exists(con, _ASSESSMENTS[syn]):
@@ -215,14 +221,14 @@ def _source_ctes(con) -> str:
             ep = ("SELECT NULL::VARCHAR AS usubjid, NULL::VARCHAR AS event_key, NULL::VARCHAR AS source, "
                   "NULL::VARCHAR AS term, NULL::INTEGER AS onset_day, NULL::INTEGER AS end_day, NULL::INTEGER AS grade, "
                   "NULL::INTEGER AS duration_days, NULL::BOOLEAN AS ongoing, NULL::INTEGER AS g3_first, "
-                  "NULL::INTEGER AS g3_last, NULL::DOUBLE AS g3_hours WHERE false")
+                  "NULL::INTEGER AS g3_last, NULL::DOUBLE AS g3_hours, NULL::BOOLEAN AS g3_open WHERE false")
             assessed = "SELECT NULL::VARCHAR AS usubjid WHERE false"
         ctes.append(f"ep_{syn} AS ({ep})")
         ctes.append(f"assessed_{syn} AS ({assessed})")
         ctes.append(
             f"syn_{syn} AS (SELECT * FROM ep_{syn} UNION ALL "
             f"SELECT usubjid, event_key, 'AE', '{syn}', onset_day, end_day, aetoxgr, duration_days, ongoing, "
-            "NULL::INTEGER, NULL::INTEGER, NULL::DOUBLE FROM ae "
+            "NULL::INTEGER, NULL::INTEGER, NULL::DOUBLE, NULL::BOOLEAN FROM ae "
             f"WHERE (upper(coalesce(aedecod, '')) IN (SELECT unnest($terms_{syn}::VARCHAR[])) "
             f"OR upper(coalesce(aeterm, '')) IN (SELECT unnest($terms_{syn}::VARCHAR[]))) "
             f"AND usubjid NOT IN (SELECT usubjid FROM assessed_{syn} WHERE usubjid IS NOT NULL))"

@@ -104,7 +104,9 @@ TOXICITY_EPISODES = Table(
         C("days_grade3_plus", "INTEGER", "Number of distinct days with grade >= 3 (NULL for reported-AE episodes)."),
         C("grade3_plus_first_day", "INTEGER", "First day with grade >= 3."),
         C("grade3_plus_last_day", "INTEGER", "Last day with grade >= 3."),
-        C("grade3_plus_hours", "DOUBLE", "Hours from the first grade >= 3 assessment to the first later assessment below grade 3 (or to the last grade >= 3 assessment when none followed); NULL without grade >= 3 or for reported-AE episodes."),
+        C("grade3_plus_hours", "DOUBLE", "Hours from the first grade >= 3 assessment to the first later assessment below grade 3; when none followed, to the end of grade3_plus_end_day if grade3_plus_ongoing, else to the last grade >= 3 assessment (the subject died or the episode resolved without a grade 1-2 assessment between). NULL without grade >= 3 or for reported-AE episodes."),
+        C("grade3_plus_ongoing", "BOOLEAN", "Still grade >= 3 at the last assessment of an episode ongoing at the cut: its grade >= 3 time runs to the cut (or to the last day known alive, if earlier)."),
+        C("grade3_plus_end_day", "INTEGER", "Day the grade >= 3 time is counted to: grade3_plus_last_day, or the cut day (last day known alive, if earlier) when grade3_plus_ongoing."),
         C("resolution_day", "INTEGER", "First assessed day with grade 0 after the last symptomatic day (AE end day for reported-AE episodes)."),
         C("ongoing", "BOOLEAN", "True when resolution_status is 'ongoing at data cut'."),
         C("resolution_status", "VARCHAR", "'resolved' (a grade-0 assessment followed, or the AE ended), 'ongoing at data cut', or 'death' (not resolved before the subject died)."),
@@ -481,15 +483,34 @@ res AS (
   FROM ep JOIN _tox_{syn}_graded x ON x.usubjid = ep.usubjid AND x.row_grade = 0
    AND (x.assessment_time > ep.last_sym_time OR x.day > ep.last_symptomatic_day)
   GROUP BY ep.usubjid, ep.episode_no
+),
+g3 AS (
+  -- an episode still grade >= 3 at its last assessment and ongoing at the cut: the clock runs to the cut
+  SELECT ep.usubjid, ep.episode_no,
+         ep.g3_first_time IS NOT NULL AND after_g3.below3_time IS NULL AND res.resolution_day IS NULL
+           AND s.death_day IS NULL AS g3_ongoing,
+         s.first_infusion_date,
+         CAST(greatest(ep.grade3_plus_last_day, least(s.last_known_alive_day, s.cut_day)) AS INTEGER) AS g3_cut_day
+  FROM ep LEFT JOIN after_g3 USING (usubjid, episode_no) LEFT JOIN res USING (usubjid, episode_no)
+  LEFT JOIN (SELECT usubjid, death_day, last_known_alive_day, first_infusion_date,
+                    $c::DATE - first_infusion_date AS cut_day FROM subjects WHERE {_SCOPE}) s USING (usubjid)
 )
 SELECT ep.*, peak.max_grade_day, peak.max_evidence, res.resolution_day,
-  date_diff('second', ep.g3_first_time, coalesce(after_g3.below3_time, ep.g3_last_time)) / 3600.0 AS grade3_plus_hours,
+  CASE WHEN g3.g3_ongoing AND g3.g3_cut_day IS NOT NULL
+       THEN date_diff('second', ep.g3_first_time,
+                      greatest(ep.g3_last_time, CAST(g3.first_infusion_date + CAST(g3.g3_cut_day + 1 AS INTEGER) AS TIMESTAMP))) / 3600.0
+       ELSE date_diff('second', ep.g3_first_time, coalesce(after_g3.below3_time, ep.g3_last_time)) / 3600.0
+  END AS grade3_plus_hours,
+  CASE WHEN ep.g3_first_time IS NOT NULL THEN coalesce(g3.g3_ongoing, false) END AS grade3_plus_ongoing,
+  CASE WHEN g3.g3_ongoing THEN coalesce(g3.g3_cut_day, ep.grade3_plus_last_day)
+       ELSE ep.grade3_plus_last_day END AS grade3_plus_end_day,
   coalesce(med.toci_n, 0) AS toci_n, med.toci_first, med.steroid_first, med.anakinra_first, coalesce(med.vaso_n, 0) AS vaso_n,
   s.death_day
 FROM ep
 JOIN peak USING (usubjid, episode_no)
 LEFT JOIN res USING (usubjid, episode_no)
 LEFT JOIN after_g3 USING (usubjid, episode_no)
+LEFT JOIN g3 USING (usubjid, episode_no)
 LEFT JOIN (SELECT usubjid, death_day FROM subjects WHERE {_SCOPE}) s USING (usubjid)
 {_med_window_sql('ep')}
 """, params)
@@ -497,7 +518,7 @@ LEFT JOIN (SELECT usubjid, death_day FROM subjects WHERE {_SCOPE}) s USING (usub
 SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, '{syndrome}' AS syndrome, episode_no, event_key,
   onset_day, last_symptomatic_day, last_symptomatic_day - onset_day + 1 AS duration_days,
   max_grade, max_grade_day, days_grade3_plus, grade3_plus_first_day, grade3_plus_last_day, grade3_plus_hours,
-  resolution_day,
+  grade3_plus_ongoing, grade3_plus_end_day, resolution_day,
   resolution_day IS NULL AND death_day IS NULL AS ongoing,
   CASE WHEN resolution_day IS NOT NULL THEN 'resolved' WHEN death_day IS NOT NULL THEN 'death'
        ELSE 'ongoing at data cut' END AS resolution_status,
@@ -562,6 +583,7 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, '{syndrome}' AS sy
   onset_day, last_symptomatic_day, last_symptomatic_day - onset_day + 1 AS duration_days,
   max_grade, max_grade_day, NULL::INTEGER AS days_grade3_plus, NULL::INTEGER AS grade3_plus_first_day,
   NULL::INTEGER AS grade3_plus_last_day, NULL::DOUBLE AS grade3_plus_hours,
+  NULL::BOOLEAN AS grade3_plus_ongoing, NULL::INTEGER AS grade3_plus_end_day,
   CASE WHEN NOT any_ongoing THEN end_day END AS resolution_day,
   any_ongoing AND NOT fatal AND death_day IS NULL AS ongoing,
   CASE WHEN fatal OR (any_ongoing AND death_day IS NOT NULL) THEN 'death'
