@@ -20,9 +20,15 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from safety.schema import C, KEY, Table, register
+
+
+def _stats():
+    """scipy.stats, imported on first use: loading a study registers this module's tables without needing it."""
+    from scipy import stats
+    return stats
+
 
 STOPPING_RULE_STATUS = Table(
     "stopping_rule_status",
@@ -76,13 +82,13 @@ register(STOPPING_RULE_STATUS, STOPPING_BOUNDARIES)
 
 def beta_binomial_posterior(y: int, n: int, p0: float, a: float, b: float) -> float:
     """P(p > p0 | y events in n) under a Beta(a, b) prior: the Beta(a + y, b + n - y) upper tail."""
-    return float(stats.beta.sf(p0, a + y, b + n - y))
+    return float(_stats().beta.sf(p0, a + y, b + n - y))
 
 
 def beta_binomial_boundary(n: int, p0: float, a: float, b: float, cutoff: float) -> int | None:
     """Smallest y (0..n) with posterior P(p > p0) > cutoff; None when no count at n crosses."""
     ys = np.arange(n + 1)
-    post = stats.beta.sf(p0, a + ys, b + n - ys)
+    post = _stats().beta.sf(p0, a + ys, b + n - ys)
     hit = np.nonzero(post > cutoff)[0]
     return int(hit[0]) if hit.size else None
 
@@ -119,7 +125,7 @@ def _pocock_bounds_at(level: float, p0: float, max_n: int, min_n: int) -> dict[i
         if n < min_n:
             out[n] = None
             continue
-        tails = stats.binom.sf(np.arange(n + 1) - 1, n, p0)  # P(X >= b), b = 0..n
+        tails = _stats().binom.sf(np.arange(n + 1) - 1, n, p0)  # P(X >= b), b = 0..n
         ok = np.nonzero(tails <= level * (1 + 1e-12))[0]
         ok = ok[ok >= 1]
         out[n] = int(ok[0]) if ok.size else None
@@ -142,7 +148,7 @@ def pocock_level_range(p0: float, max_n: int, alpha: float, min_n: int = 1) -> t
     :func:`pocock_boundaries` reports; hi the next tail value, at which the overall level would exceed alpha
     (p0 0.20, N 24, alpha 0.10: [0.0377, 0.0400), the published 'alpha* ~ 0.040')."""
     cands = sorted({float(t) for n in range(max(min_n, 1), max_n + 1)
-                    for t in stats.binom.sf(np.arange(1, n + 1) - 1, n, p0)})
+                    for t in _stats().binom.sf(np.arange(1, n + 1) - 1, n, p0)})
     lo, hi, best = 0, len(cands) - 1, None
     while lo <= hi:  # crossing probability rises with the level: bisect over the candidate jump points
         mid = (lo + hi) // 2
@@ -157,7 +163,7 @@ def pocock_level_range(p0: float, max_n: int, alpha: float, min_n: int = 1) -> t
 
 def binomial_tail(y: int, n: int, p0: float) -> float:
     """P(Bin(n, p0) >= y)."""
-    return float(stats.binom.sf(y - 1, n, p0))
+    return float(_stats().binom.sf(y - 1, n, p0))
 
 
 # --- BOIN --------------------------------------------------------------------------------------------
@@ -184,7 +190,7 @@ def boin_table(target: float, max_n: int, elimination_cutoff: float = 0.95, phi1
         elim = None
         if n >= 3:
             ys = np.arange(n + 1)
-            hit = np.nonzero(stats.beta.sf(target, ys + 1, n - ys + 1) > elimination_cutoff)[0]
+            hit = np.nonzero(_stats().beta.sf(target, ys + 1, n - ys + 1) > elimination_cutoff)[0]
             elim = int(hit[0]) if hit.size else None
         rows.append({"n": n, "escalate_if_le": e, "deescalate_if_ge": d, "eliminate_if_ge": elim})
     return pd.DataFrame(rows)
@@ -196,7 +202,7 @@ def boin_decision(n: int, y: int, target: float, elimination_cutoff: float = 0.9
     if n <= 0:
         return "stay"
     lam_e, lam_d = boin_intervals(target, phi1, phi2)
-    if n >= 3 and float(stats.beta.sf(target, y + 1, n - y + 1)) > elimination_cutoff:
+    if n >= 3 and float(_stats().beta.sf(target, y + 1, n - y + 1)) > elimination_cutoff:
         return "eliminate"
     rate = y / n
     if rate <= lam_e + 1e-12:

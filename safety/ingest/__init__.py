@@ -75,25 +75,9 @@ def _studyid(con, dm_files: list[StagedFile], config: dict, study_dir: Path) -> 
     return ids.pop() if ids else study_dir.name
 
 
-def _latest_date(con, by_domain: dict[str, list[StagedFile]]) -> dt.date:
+def _latest_date(con) -> dt.date:
     """The latest valid date in the delivery (dates after today are typing errors and do not move the cut)."""
-    parts = []
-    params = {}
-    for dom, files in by_domain.items():
-        spec = SPECS.get(dom)
-        if not spec:
-            continue
-        for f in files:
-            params.update(f.params)
-            for d in dict.fromkeys(spec.start_dates + spec.end_dates):
-                if d in f.columns:
-                    parts.append(f"SELECT max(ct_lo(ct_nz({engine.q(d)}), ct_kind(ct_nz({engine.q(d)})))) "
-                                 f"FILTER (WHERE ct_lo(ct_nz({engine.q(d)}), ct_kind(ct_nz({engine.q(d)}))) <= current_date) AS d "
-                                 f"FROM {f.relation}")
-    if not parts:
-        return dt.datetime.now(dt.timezone.utc).date()
-    used = {k: v for k, v in params.items()}
-    d = con.execute(f"SELECT max(d) FROM ({' UNION ALL '.join(parts)})", used).fetchone()[0]
+    d = con.execute("SELECT max(lo) FILTER (WHERE lo <= current_date) FROM _dates").fetchone()[0]
     return d or dt.datetime.now(dt.timezone.utc).date()
 
 
@@ -156,7 +140,8 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
             raise IngestError(f"{sfiles[0].name}: qualifiers for domain {parent}, which the delivery does not contain")
 
     studyid = _studyid(con, by_domain["DM"], config, study_dir)
-    data_cut = cut_given or _latest_date(con, by_domain)
+    engine.install_date_lookup(con, by_domain)
+    data_cut = cut_given or _latest_date(con)
     loaded_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     load_id = f"{studyid}:{data_cut.isoformat()}:{loaded_at.strftime('%Y%m%dT%H%M%S')}:{uuid.uuid4().hex[:8]}"
     ctx = engine.Ctx(con, studyid, data_cut, load_id, config)

@@ -224,6 +224,28 @@ def mark_supp_orphans(ctx: Ctx, parent: str, info: SuppInfo | None, cols: "Cols 
 # Typing and validation
 # ------------------------------------------------------------------------------------------------
 
+def install_date_lookup(con, by_domain: dict[str, list[StagedFile]]) -> None:
+    """TEMP TABLE _dates: every distinct date text of the delivery, parsed once (kind, first and last day).
+
+    A study has a few thousand distinct dates over millions of rows; staging joins this table instead of
+    parsing each row's text.
+    """
+    parts, params = [], {}
+    for dom, files in by_domain.items():
+        spec = SPECS.get(dom)
+        if spec is None:
+            continue
+        for f in files:
+            for d in dict.fromkeys(spec.start_dates + spec.end_dates):
+                if d in f.columns:
+                    parts.append(f"SELECT DISTINCT {q(d)} AS x FROM {f.relation}")
+                    params.update(f.params)
+    values = " UNION ".join(parts) if parts else "SELECT CAST(NULL AS VARCHAR) AS x"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _dates AS
+        SELECT raw, ct_kind(raw) AS k, ct_lo(raw, ct_kind(raw)) AS lo, ct_hi(raw, ct_kind(raw)) AS hi
+        FROM (SELECT DISTINCT ct_nz(x) AS raw FROM ({values}) WHERE ct_nz(x) IS NOT NULL)""", params)
+
+
 def _lit_list(values) -> str:
     # fixed code lists from domains.py (our own constants, not input)
     return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
@@ -263,7 +285,9 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     if spec.code == "LB":
         for x in ("LBSTRESN", "LBSTRESC", "LBORRES"):
             pre_cols.setdefault(f"_n_{x}", c.num(x))
-            pre_cols[f"_c_{x}"] = "CAST(NULL AS VARCHAR)" if x in native else f"ct_cens({c(x)})"
+            # a number is never censored: the pattern runs on the non-numeric texts only
+            pre_cols[f"_c_{x}"] = ("CAST(NULL AS VARCHAR)" if x in native
+                                   else f"CASE WHEN _n_{x} IS NULL THEN ct_cens({c(x)}) END")
     parsed = [f"{c('USUBJID')} AS _usubjid"]
     checks: list[tuple[str, str, str]] = []  # (bad condition, field SQL literal, reason SQL)
 
@@ -276,8 +300,10 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     checks.append(("_usubjid IS NULL", "'USUBJID'", "'missing USUBJID'"))
     for col in spec.required_values:
         checks.append((f"NOT ({c.notnull(col)})", f"'{col}'", f"'missing {col}'"))
-    for d in dict.fromkeys(spec.start_dates + spec.end_dates):
-        parsed += [f"ct_kind({c(d)}) AS _k_{d}", f"ct_lo({c(d)}, _k_{d}) AS _lo_{d}", f"ct_hi({c(d)}, _k_{d}) AS _hi_{d}"]
+    date_joins = ""
+    for i, d in enumerate(dict.fromkeys(spec.start_dates + spec.end_dates)):
+        parsed += [f"_d{i}.k AS _k_{d}", f"_d{i}.lo AS _lo_{d}", f"_d{i}.hi AS _hi_{d}"]
+        date_joins += f" LEFT JOIN _dates _d{i} ON _d{i}.raw = {c(d)}"
         checks.append((f"_k_{d} = 'X'", f"'{d}'", f"'unparseable date ''' || {c(d)} || ''''"))
     for d in spec.full_dates_only:
         checks.append((f"_k_{d} IN ('D', 'M')", f"'{d}'", f"'incomplete date ''' || {c(d)} || ''' (a full date is required)'"))
@@ -308,8 +334,10 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
         parsed += _lab_parsed(c)
         # unit spellings are normalised once per distinct (test, unit), not once per row
         ctx.run(f"""CREATE OR REPLACE TEMP TABLE _lbu AS
-            WITH d AS (SELECT DISTINCT upper({c('LBTESTCD')}) AS t, x AS raw
-                       FROM ({union}) b, unnest([{c('LBSTRESU')}, {c('LBORRESU')}]) AS _x(x) WHERE x IS NOT NULL)
+            WITH d AS (SELECT DISTINCT upper(ct_nz(t)) AS t, ct_nz(raw) AS raw
+                       FROM (SELECT DISTINCT {q('LBTESTCD') if c.has('LBTESTCD') else 'NULL'} AS t, {c('LBSTRESU')} AS raw FROM ({union}) b
+                             UNION SELECT DISTINCT {q('LBTESTCD') if c.has('LBTESTCD') else 'NULL'}, {c('LBORRESU')} FROM ({union}) b)
+                       WHERE ct_nz(raw) IS NOT NULL)
             SELECT d.t AS lbu_testcd, d.raw AS lbu_raw, u.u_factor AS lbu_factor, u.u_to AS lbu_to
             FROM d JOIN _units u ON u.u_testcd = d.t AND u.u_norm = ct_unit(d.raw)""", params)
         joins = ("LEFT JOIN _lbu _u ON _u.lbu_testcd = _testcd AND _u.lbu_raw = _raw_unit "
@@ -354,7 +382,7 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
         WITH b AS ({union}),
         s AS (SELECT b.*{supp_sel} FROM b {supp_joins}),
         s2 AS (SELECT s.*{pre_sel} FROM s),
-        p AS (SELECT s2.*, {', '.join(parsed)} FROM s2),
+        p AS (SELECT s2.*, {', '.join(parsed)} FROM s2{date_joins}),
         v AS (SELECT p.*, {idx} AS _qidx{_lab_keep(spec)}{dm_state} FROM p {joins})
         SELECT v.* EXCLUDE ({', '.join(dict.fromkeys(drop))}), {fld} AS _qfield, {rsn} AS _qreason,
                _qidx IS NULL AND coalesce({cut_cond}, FALSE) AS _after_cut FROM v""", params)
@@ -366,8 +394,8 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
 def _mark_duplicates(ctx: Ctx, spec: DomainSpec, c: Cols) -> None:
     """Duplicate key (USUBJID + --SEQ; USUBJID in DM): every record after the first in file order is quarantined.
 
-    One aggregate finds the duplicated keys (usually none); the window that orders the records runs over
-    those keys only.
+    One aggregate over a hash of the key finds the candidates (usually none); the exact grouping and the window
+    that orders the records run over those only.
     """
     table = f"_t_{spec.code}"
     keys = ["_usubjid"] if spec.code == "DM" else ["_usubjid"] + c.seqkey(spec.seq)
@@ -376,8 +404,11 @@ def _mark_duplicates(ctx: Ctx, spec: DomainSpec, c: Cols) -> None:
     names = [f"_k{i}" for i in range(len(keys))]
     ksel = ", ".join(f"{k} AS {n}" for k, n in zip(keys, names))
     klist = ", ".join(names)
+    # grouping one hash is much cheaper than grouping the text keys; collisions are weeded out by the exact group
     ctx.run(f"""CREATE OR REPLACE TEMP TABLE _dup AS
-        WITH k AS (SELECT _file, _row, _qreason, {ksel} FROM {table} WHERE {notnull}),
+        WITH h AS (SELECT hash({', '.join(keys)}) AS _h FROM {table} WHERE {notnull} GROUP BY 1 HAVING count(*) > 1),
+        k AS (SELECT _file, _row, _qreason, {ksel} FROM {table}
+              WHERE {notnull} AND hash({', '.join(keys)}) IN (SELECT _h FROM h)),
         d AS (SELECT {klist} FROM k GROUP BY ALL HAVING count(*) > 1),
         r AS (SELECT k.*, row_number() OVER (PARTITION BY {klist} ORDER BY _file, _row) AS _rn
               FROM k SEMI JOIN d USING ({klist}))
