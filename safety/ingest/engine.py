@@ -338,7 +338,8 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
                        FROM (SELECT DISTINCT {q('LBTESTCD') if c.has('LBTESTCD') else 'NULL'} AS t, {c('LBSTRESU')} AS raw FROM ({union}) b
                              UNION SELECT DISTINCT {q('LBTESTCD') if c.has('LBTESTCD') else 'NULL'}, {c('LBORRESU')} FROM ({union}) b)
                        WHERE ct_nz(raw) IS NOT NULL)
-            SELECT d.t AS lbu_testcd, d.raw AS lbu_raw, u.u_factor AS lbu_factor, u.u_to AS lbu_to
+            SELECT d.t AS lbu_testcd, d.raw AS lbu_raw, u.u_factor AS lbu_factor, u.u_to AS lbu_to,
+                   ' x ' || CAST(u.u_factor AS VARCHAR) AS lbu_times
             FROM d JOIN _units u ON u.u_testcd = d.t AND u.u_norm = ct_unit(d.raw)""", params)
         joins = ("LEFT JOIN _lbu _u ON _u.lbu_testcd = _testcd AND _u.lbu_raw = _raw_unit "
                  "LEFT JOIN _lbu _uo ON _uo.lbu_testcd = _testcd AND _uo.lbu_raw = " + c("LBORRESU") + " "
@@ -373,7 +374,8 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     # helpers of the checks only: not materialised (the staging table is the largest thing ingest holds)
     drop = ["_qidx"] + (["_dm_state"] if spec.code != "DM" else [])
     if spec.code == "LB":
-        drop += ["_result_text", "_n_LBSTRESN", "_n_LBSTRESC", "_n_LBORRES", "_c_LBSTRESC", "_c_LBORRES"]
+        drop += ["_result_text", "_n_LBSTRESN", "_n_LBSTRESC", "_n_LBORRES", "_c_LBSTRESC", "_c_LBORRES",
+                 "_raw_val", "_raw_unit", "_src", "_n_LBSTNRLO", "_n_LBSTNRHI", "_n_LBORNRLO", "_n_LBORNRHI"]
     if spec.staged is not None:
         needed = set(spec.staged) | {spec.seq} | {iv for iv in (supp.idvars if supp else []) if iv}
         drop += sorted({col for f in files for col in f.columns} - needed)
@@ -383,7 +385,7 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
         s AS (SELECT b.*{supp_sel} FROM b {supp_joins}),
         s2 AS (SELECT s.*{pre_sel} FROM s),
         p AS (SELECT s2.*, {', '.join(parsed)} FROM s2{date_joins}),
-        v AS (SELECT p.*, {idx} AS _qidx{_lab_keep(spec)}{dm_state} FROM p {joins})
+        v AS (SELECT p.*, {idx} AS _qidx{_lab_values(spec)}{dm_state} FROM p {joins})
         SELECT v.* EXCLUDE ({', '.join(dict.fromkeys(drop))}), {fld} AS _qfield, {rsn} AS _qreason,
                _qidx IS NULL AND coalesce({cut_cond}, FALSE) AS _after_cut FROM v""", params)
     if spec.seq or spec.code == "DM":
@@ -394,8 +396,8 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
 def _mark_duplicates(ctx: Ctx, spec: DomainSpec, c: Cols) -> None:
     """Duplicate key (USUBJID + --SEQ; USUBJID in DM): every record after the first in file order is quarantined.
 
-    One aggregate over a hash of the key finds the candidates (usually none); the exact grouping and the window
-    that orders the records run over those only.
+    Equal neighbours in the sorted hashes of the key are the candidates (usually none); the exact grouping and
+    the window that orders the records run over those only.
     """
     table = f"_t_{spec.code}"
     keys = ["_usubjid"] if spec.code == "DM" else ["_usubjid"] + c.seqkey(spec.seq)
@@ -404,9 +406,11 @@ def _mark_duplicates(ctx: Ctx, spec: DomainSpec, c: Cols) -> None:
     names = [f"_k{i}" for i in range(len(keys))]
     ksel = ", ".join(f"{k} AS {n}" for k, n in zip(keys, names))
     klist = ", ".join(names)
-    # grouping one hash is much cheaper than grouping the text keys; collisions are weeded out by the exact group
+    # Sorting one hash and comparing neighbours is cheaper than grouping millions of text keys; hash collisions
+    # are weeded out by the exact grouping that follows.
     ctx.run(f"""CREATE OR REPLACE TEMP TABLE _dup AS
-        WITH h AS (SELECT hash({', '.join(keys)}) AS _h FROM {table} WHERE {notnull} GROUP BY 1 HAVING count(*) > 1),
+        WITH hs AS (SELECT hash({', '.join(keys)}) AS _h FROM {table} WHERE {notnull}),
+        h AS (SELECT DISTINCT _h FROM (SELECT _h, lag(_h) OVER (ORDER BY _h) AS _prev FROM hs) WHERE _h = _prev),
         k AS (SELECT _file, _row, _qreason, {ksel} FROM {table}
               WHERE {notnull} AND hash({', '.join(keys)}) IN (SELECT _h FROM h)),
         d AS (SELECT {klist} FROM k GROUP BY ALL HAVING count(*) > 1),
@@ -419,10 +423,15 @@ def _mark_duplicates(ctx: Ctx, spec: DomainSpec, c: Cols) -> None:
                 {"field": spec.seq or "USUBJID", "reason": f"duplicate key ({what}); the first record is kept"})
 
 
-def _lab_keep(spec: DomainSpec) -> str:
+def _lab_values(spec: DomainSpec) -> str:
+    """LB value, unit and reference range in SI units, computed while staging so that the loader only copies."""
     if spec.code != "LB":
         return ""
-    return (", coalesce(_u.lbu_factor, 1.0) AS _factor, _u.lbu_to AS _to_unit, coalesce(_uo.lbu_factor, 1.0) AS _or_factor")
+    f, fo = "coalesce(_u.lbu_factor, 1.0)", "coalesce(_uo.lbu_factor, 1.0)"
+    return f""", _raw_val * {f} AS _value, coalesce(_u.lbu_to, _raw_unit) AS _unit,
+        CASE WHEN _src <> 'LBORRES' AND _n_LBSTNRLO IS NOT NULL THEN _n_LBSTNRLO * {f} ELSE _n_LBORNRLO * {fo} END AS _lln,
+        CASE WHEN _src <> 'LBORRES' AND _n_LBSTNRHI IS NOT NULL THEN _n_LBSTNRHI * {f} ELSE _n_LBORNRHI * {fo} END AS _uln,
+        CASE WHEN {f} = 1 THEN _src ELSE _src || _u.lbu_times END AS _value_source"""
 
 
 def _lab_parsed(c: Cols) -> list[str]:
@@ -619,7 +628,7 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
             ct_start(t._k_AESTDTC, t._lo_AESTDTC, t._hi_AESTDTC, s.inf_date) AS _st,
             ct_end(t._k_AEENDTC, t._lo_AEENDTC, t._hi_AEENDTC, s.death_date, $cut) AS _en_raw,
             CASE WHEN _en_raw <= $cut THEN _en_raw END AS _en,
-            _i_AETOXGR AS _gr, upper({c('AEDECOD')}) AS _decod, ct_nz({c('AEOUT')}) AS _out
+            _i_AETOXGR AS _gr, upper({c('AEDECOD')}) AS _decod, {c('AEOUT')} AS _out
             FROM _t_AE t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK})
         SELECT $studyid AS studyid, $cut AS data_cut, _usubjid AS usubjid,
           _i_AESEQ AS aeseq, _usubjid || '/AE/' || ct_seqtext({c('AESEQ')}) AS event_key,
@@ -657,12 +666,7 @@ def load_lb(ctx: Ctx, c: Cols, supp) -> None:
     ctx.run(f"""INSERT INTO labs BY NAME SELECT {KEYSEL},
         _i_LBSEQ AS lbseq, t._testcd AS lbtestcd, {c('LBTEST')} AS lbtest, {c('LBCAT')} AS lbcat,
         {c('LBSPEC')} AS lbspec, {c('LBORRES')} AS lborres, {c('LBORRESU')} AS lborresu, {c('LBSTRESC')} AS lbstresc,
-        t._raw_val * t._factor AS value, coalesce(t._to_unit, t._raw_unit) AS unit,
-        CASE WHEN t._src <> 'LBORRES' AND _n_LBSTNRLO IS NOT NULL THEN _n_LBSTNRLO * t._factor
-             ELSE _n_LBORNRLO * t._or_factor END AS lln,
-        CASE WHEN t._src <> 'LBORRES' AND _n_LBSTNRHI IS NOT NULL THEN _n_LBSTNRHI * t._factor
-             ELSE _n_LBORNRHI * t._or_factor END AS uln,
-        CASE WHEN t._factor = 1 THEN t._src ELSE t._src || ' x ' || CAST(t._factor AS VARCHAR) END AS value_source,
+        t._value AS value, t._unit AS unit, t._lln AS lln, t._uln AS uln, t._value_source AS value_source,
         t._cens AS censored, upper({c('LBNRIND')}) AS lbnrind, upper({c('LBBLFL')}) AS lbblfl,
         upper({c('LBSTAT')}) AS lbstat, {c('VISIT')} AS visit,
         {dated(c, 'LBDTC', 'lb')}, datediff('day', s.inf_date, lb_date) AS day,
