@@ -12,7 +12,7 @@ import streamlit as st
 
 from safety.auth import (
     AUTH_OFF_USER, DEMO_USER, ROLE_LABELS, AccessPolicy, AuthError, User, UserStore, oidc_user,
-    session_expired,
+    session_expired, sign_in_locked_until,
 )
 
 _USER = "celltox_user"
@@ -111,6 +111,15 @@ def _password_form(policy: AccessPolicy, store: UserStore, review_store) -> None
     if not submitted:
         st.stop()
     username = (username or "").strip()
+    locked_until = sign_in_locked_until(review_store, username or "(blank)", _now(),
+                                        int(policy.lockout_attempts), policy.lockout_minutes)
+    if locked_until is not None:
+        # the password is not even checked, so a locked name cannot be used to guess it
+        _audit(review_store, username[:64] or "(blank)", "sign_in_locked", {"method": "password",
+                                                                           "until": locked_until.isoformat()})
+        st.error(f"Too many failed sign-ins for this username. Try again after "
+                 f"{locked_until:%H:%M} UTC, or ask an administrator to check the account.")
+        st.stop()
     try:
         user = store.authenticate(username, password or "")
     except AuthError:

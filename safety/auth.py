@@ -36,6 +36,9 @@ ROLE_LABELS = {
 AUTH_MODES = ("required", "off", "oidc")
 DEFAULT_SESSION_MINUTES = 30
 DEFAULT_SESSION_MAX_HOURS = 12
+# Failed password sign-ins that lock a username, and for how long (a sliding window over the audit log).
+DEFAULT_LOCKOUT_ATTEMPTS = 5
+DEFAULT_LOCKOUT_MINUTES = 15
 DEFAULT_BCRYPT_ROUNDS = 12
 MIN_PASSWORD_LENGTH = 10
 _BCRYPT_MAX_BYTES = 72
@@ -134,6 +137,30 @@ def session_expired(signed_in_at: dt.datetime, last_activity: dt.datetime, now: 
     return now - signed_in_at > dt.timedelta(hours=max_hours)
 
 
+def sign_in_locked_until(review_store, username: str, now: dt.datetime,
+                         attempts: int = DEFAULT_LOCKOUT_ATTEMPTS,
+                         minutes: float = DEFAULT_LOCKOUT_MINUTES) -> dt.datetime | None:
+    """When ``username`` may try a password again, or None when it may now.
+
+    A username is locked once it has ``attempts`` failed sign-ins within ``minutes`` and no successful one
+    since; the lock lifts ``minutes`` after the first of those failures. The count comes from the audit log,
+    so it holds across browser sessions and app restarts, and it applies to unknown usernames too (a lock
+    says nothing about whether an account exists). ``attempts`` 0 turns the lock off."""
+    if attempts <= 0:
+        return None
+    window = dt.timedelta(minutes=minutes)
+    failures: list[dt.datetime] = []
+    for entry in review_store.audit_entries(username=username[:64], since=now - window):
+        if entry["action"] == "sign_in_success":
+            failures = []
+        elif entry["action"] == "sign_in_failure":
+            failures.append(dt.datetime.fromisoformat(entry["at"]))
+    if len(failures) < attempts:
+        return None
+    until = failures[-attempts] + window
+    return until if until > now else None
+
+
 @dataclass(frozen=True)
 class AccessPolicy:
     """How the app signs people in.
@@ -149,18 +176,22 @@ class AccessPolicy:
     session_max_hours: float = DEFAULT_SESSION_MAX_HOURS
     demo: bool = False
     oidc_provider: str | None = None
+    lockout_attempts: int = DEFAULT_LOCKOUT_ATTEMPTS
+    lockout_minutes: float = DEFAULT_LOCKOUT_MINUTES
 
     def __post_init__(self):
         if self.mode not in AUTH_MODES:
             raise AuthError(f"CELLTOX_AUTH must be one of {', '.join(AUTH_MODES)}, not {self.mode!r}")
         if self.session_minutes <= 0 or self.session_max_hours <= 0:
             raise AuthError("session timeouts must be positive")
+        if self.lockout_attempts < 0 or self.lockout_attempts != int(self.lockout_attempts) or self.lockout_minutes <= 0:
+            raise AuthError("CELLTOX_LOCKOUT_ATTEMPTS must be a whole number >= 0 and CELLTOX_LOCKOUT_MINUTES positive")
 
     @classmethod
     def from_env(cls, db_path: str | Path | None, is_sample_db: bool = False,
                  env: Mapping[str, str] | None = None) -> "AccessPolicy":
         """Read CELLTOX_AUTH, CELLTOX_USERS, CELLTOX_SESSION_MINUTES, CELLTOX_SESSION_MAX_HOURS,
-        CELLTOX_OIDC_PROVIDER. Anything unreadable raises :class:`AuthError` (the app refuses to start
+        CELLTOX_OIDC_PROVIDER, CELLTOX_LOCKOUT_ATTEMPTS, CELLTOX_LOCKOUT_MINUTES. Anything unreadable raises :class:`AuthError` (the app refuses to start
         rather than fall back to no sign-in)."""
         env = os.environ if env is None else env
         raw_mode = (env.get("CELLTOX_AUTH") or "").strip().lower()
@@ -191,7 +222,9 @@ class AccessPolicy:
         return cls(mode=mode, users_path=users_path,
                    session_minutes=_num("CELLTOX_SESSION_MINUTES", DEFAULT_SESSION_MINUTES),
                    session_max_hours=_num("CELLTOX_SESSION_MAX_HOURS", DEFAULT_SESSION_MAX_HOURS),
-                   demo=demo, oidc_provider=(env.get("CELLTOX_OIDC_PROVIDER") or None))
+                   demo=demo, oidc_provider=(env.get("CELLTOX_OIDC_PROVIDER") or None),
+                   lockout_attempts=_num("CELLTOX_LOCKOUT_ATTEMPTS", DEFAULT_LOCKOUT_ATTEMPTS),
+                   lockout_minutes=_num("CELLTOX_LOCKOUT_MINUTES", DEFAULT_LOCKOUT_MINUTES))
 
 
 # -- the account file -----------------------------------------------------------------------------

@@ -182,6 +182,40 @@ def test_policy_refuses_unreadable_settings(tmp_path, env):
         AccessPolicy.from_env(tmp_path / "x.duckdb", env=env)
 
 
+def test_policy_reads_the_lockout_settings(tmp_path):
+    p = AccessPolicy.from_env(tmp_path / "x.duckdb", env={})
+    assert (p.lockout_attempts, p.lockout_minutes) == (5, 15)
+    p = AccessPolicy.from_env(tmp_path / "x.duckdb", env={"CELLTOX_LOCKOUT_ATTEMPTS": "3", "CELLTOX_LOCKOUT_MINUTES": "60"})
+    assert (p.lockout_attempts, p.lockout_minutes) == (3, 60)
+    for bad in ({"CELLTOX_LOCKOUT_ATTEMPTS": "-1"}, {"CELLTOX_LOCKOUT_ATTEMPTS": "2.5"},
+                {"CELLTOX_LOCKOUT_MINUTES": "0"}, {"CELLTOX_LOCKOUT_ATTEMPTS": "five"}):
+        with pytest.raises(AuthError):
+            AccessPolicy.from_env(tmp_path / "x.duckdb", env=bad)
+
+
+def test_failed_sign_ins_lock_a_username_for_the_window(tmp_path):
+    from safety.review_store import ReviewStore
+    store = ReviewStore(tmp_path / "r.sqlite")
+    for _ in range(4):
+        store.append_audit("carol", "sign_in_failure")
+    store.append_audit("dave", "sign_in_failure")
+    now = dt.datetime.now(dt.timezone.utc)
+    assert auth.sign_in_locked_until(store, "carol", now) is None  # 4 of 5
+    store.append_audit("carol", "sign_in_failure")
+    now = dt.datetime.now(dt.timezone.utc)
+    first = dt.datetime.fromisoformat(store.audit_entries(username="carol")[0]["at"])
+    until = auth.sign_in_locked_until(store, "carol", now)
+    assert until == first + dt.timedelta(minutes=15)
+    assert auth.sign_in_locked_until(store, "dave", now) is None
+    assert auth.sign_in_locked_until(store, "carol", now, attempts=6) is None
+    assert auth.sign_in_locked_until(store, "carol", now, attempts=0) is None  # lock turned off
+    # the lock lifts when the first of the five failures leaves the window
+    assert auth.sign_in_locked_until(store, "carol", until + dt.timedelta(seconds=1)) is None
+    # a successful sign-in restarts the count
+    store.append_audit("carol", "sign_in_success")
+    assert auth.sign_in_locked_until(store, "carol", dt.datetime.now(dt.timezone.utc)) is None
+
+
 def test_session_expiry():
     t0 = dt.datetime(2024, 6, 1, 9, 0, tzinfo=dt.timezone.utc)
     m = dt.timedelta(minutes=1)

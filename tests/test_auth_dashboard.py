@@ -91,6 +91,20 @@ def test_wrong_password_is_refused_and_audited(app, tmp_path):
     assert b"not the password" not in store_text and PASSWORD.encode() not in store_text
 
 
+def test_repeated_wrong_passwords_lock_the_username_not_others(app, tmp_path):
+    at = AppTest.from_file(str(app)).run()
+    for _ in range(5):
+        at = _sign_in(at, "carol", "not the password")
+    # the right password no longer helps: the name is locked, and the password is not checked
+    at = _sign_in(at, "carol", PASSWORD)
+    assert "PAGE for" not in _texts(at)
+    assert "Too many failed sign-ins" in _texts(at) and "UTC" in _texts(at)
+    assert _actions(tmp_path) == [("carol", "sign_in_failure")] * 5 + [("carol", "sign_in_locked")]
+    at = _sign_in(at, "ivan", PASSWORD)
+    assert "PAGE for ivan as investigator" in _texts(at)
+    assert verify_audit_chain(tmp_path / "r.sqlite")[0]
+
+
 def test_sign_in_success_then_sign_out(app, tmp_path):
     at = _sign_in(AppTest.from_file(str(app)).run(), "ivan", PASSWORD)
     assert not at.exception
