@@ -24,6 +24,8 @@ SYNDROME_SYMBOL = {"CRS": "square", "ICANS": "diamond"}
 RESPONSE_COLORS = {"CR": "#009E73", "CRI": "#009E73", "PR": "#0072B2", "SD": "#999999", "PD": "#CC79A7", "NE": "#BBBBBB"}
 MED_COLORS = {"tocilizumab": "#0072B2", "corticosteroid": "#CC79A7", "anakinra": "#009E73", "vasopressor": "#D55E00"}
 DAY_AXIS = "Days from infusion (day 0)"
+# A DLT is a red ring drawn on the event itself (its onset, the lab value, the death), labelled "DLT" on its left.
+DLT_MARK = dict(symbol="circle-open", size=24, color="#CC0000", line=dict(width=3, color="#CC0000"))
 
 # Display-only CTCAE v5 grade bands for the key labs of the subject profile (clinical-rules.md §1.3).
 # kind 'abs' = absolute thresholds in the SI unit, lower is worse; 'xuln' = multiples of ULN, higher is worse.
@@ -269,8 +271,9 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
         end = r["end_day"] if not pd.isna(r["end_day"]) else last_day
         g = r["aetoxgr"]
         name = grade_legend_name(g)
+        # a bar covers its days whole: day d is the cell d-0.5..d+0.5, as the daily grades and labs draw it
         fig.add_trace(go.Bar(
-            base=[start], x=[max(end - start + 1, 0.8)], y=[labels[i]], orientation="h",
+            base=[start - 0.5], x=[max(end - start + 1, 0.8)], y=[labels[i]], orientation="h",
             marker=dict(color=grade_color(g), line=dict(color="#333", width=1)),
             name=name, legendgroup=name, showlegend=name not in shown_grades,
             legendrank=int(g) if not pd.isna(g) else 9,
@@ -289,9 +292,8 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
     dlt = ae[ae["event_key"].isin(dlt_keys)]
     if not dlt.empty:
         fig.add_trace(go.Scatter(
-            x=dlt["onset_day"] - 1, y=[labels[i] for i in dlt.index], mode="markers+text", text=["DLT"] * len(dlt),
-            textposition="middle left", name="DLT", marker=dict(symbol="x", size=15, color="#CC0000"),
-            customdata=dlt["onset_day"],  # the mark sits one day left of the bar; hover the true onset
+            x=dlt["onset_day"], y=[labels[i] for i in dlt.index], mode="markers+text", text=["DLT"] * len(dlt),
+            textposition="middle left", name="DLT", marker=DLT_MARK, customdata=dlt["onset_day"],
             hovertemplate="DLT candidate<br>onset day %{customdata}<extra></extra>"), row=1, col=1)
 
     # DLTs keyed on a CRS/ICANS episode or on the death: marked where that event is drawn.
@@ -329,8 +331,13 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
             start = r["start_day"] if not pd.isna(r["start_day"]) else 0
             end = r["end_day"] if not pd.isna(r["end_day"]) else start
             fig.add_trace(go.Bar(
-                base=[start], x=[max(end - start + 1, 0.8)], y=[cls], orientation="h", marker_color=color,
+                base=[start - 0.5], x=[max(end - start + 1, 0.8)], y=[cls], orientation="h", marker_color=color,
                 showlegend=False, hovertemplate=f"{r['cmdecod']}<br>days {start:g}-{end:g}<extra></extra>"), row=3, col=1)
+
+    if meds.empty:
+        fig.add_annotation(text="no tocilizumab, corticosteroid, anakinra or vasopressor recorded", showarrow=False,
+                           xref="x3 domain", yref="y3 domain", x=0.5, y=0.5, font=dict(color="#555"))
+        fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, row=3, col=1)
 
     # Row 4: responses and death.
     if not responses.empty:
@@ -350,9 +357,9 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
     for row, marks in other_marks.items():
         if marks:
             fig.add_trace(go.Scatter(
-                x=[m[0] - 1 for m in marks], y=[m[1] for m in marks], mode="markers+text", text=["DLT"] * len(marks),
+                x=[m[0] for m in marks], y=[m[1] for m in marks], mode="markers+text", text=["DLT"] * len(marks),
                 textposition="middle left", name="DLT", showlegend=dlt.empty,
-                marker=dict(symbol="x", size=15, color="#CC0000"), customdata=[[m[2], m[0]] for m in marks],
+                marker=DLT_MARK, customdata=[[m[2], m[0]] for m in marks],
                 hovertemplate=f"{usubjid}<br>DLT: %{{customdata[0]}}<br>day %{{customdata[1]}}<extra></extra>"), row=row, col=1)
     if dlt_window:
         for row in range(1, 5):
@@ -405,7 +412,7 @@ def key_labs_figure(usubjid: str, labs: pd.DataFrame, tests: Sequence[str], dlt_
                 fig.add_trace(go.Scatter(
                     x=marks["day"], y=marks["y"], mode="markers+text", text=["DLT"] * len(marks),
                     textposition="top center", name="DLT", showlegend=False,
-                    marker=dict(symbol="x", size=15, color="#CC0000"), customdata=marks[["label"]].to_numpy(),
+                    marker=DLT_MARK, customdata=marks[["label"]].to_numpy(),
                     hovertemplate=f"{usubjid}<br>DLT: %{{customdata[0]}}<br>day %{{x}}<extra></extra>"), row=i, col=1)
         fig.update_yaxes(title_text=ylabel, row=i, col=1)
         if dlt_window:

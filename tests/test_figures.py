@@ -82,7 +82,9 @@ def test_subject_timeline_colours_ae_bars_by_grade_and_marks_sae_and_dlt():
     bars = [t for t in fig.data if t.type == "bar" and t.orientation == "h" and t.name and t.name.startswith("Grade")]
     assert {t.name: t.marker.color for t in bars} == {"Grade 3": GRADE_COLORS[3], "Grade 2": GRADE_COLORS[2]}
     crs = next(t for t in bars if t.name == "Grade 3")
-    assert crs.base[0] == 1 and crs.x[0] == 6  # days 1-6 inclusive
+    assert crs.base[0] == 0.5 and crs.x[0] == 6  # days 1-6 inclusive, each day a whole cell centred on it
+    (mark,) = [t for t in fig.data if t.name == "DLT"]
+    assert list(mark.x) == [1] and mark.marker.symbol == "circle-open"  # on the onset day itself
     names = {t.name for t in fig.data}
     assert "Serious (SAE)" in names and "DLT" in names
     assert "S1" in crs.hovertemplate and "Cytokine release syndrome" in crs.hovertemplate
@@ -134,6 +136,10 @@ def test_subject_timeline_marks_dlts_keyed_on_episodes_and_death():
     dlt = [t for t in fig.data if t.name == "DLT"]
     marks = {(y, cd[1]) for t in dlt for y, cd in zip(t.y, t.customdata)}
     assert marks == {("ICANS", 5.0), ("Death", 40.0)}  # the AE (not a DLT key) is not marked
+    assert {(y, x) for t in dlt for y, x in zip(t.y, t.x)} == marks  # drawn on the event's day
+    # no management medications: the row says so instead of showing a bare numeric axis
+    assert any("no tocilizumab" in (a.text or "") for a in fig.layout.annotations)
+    assert fig.layout.yaxis3.showticklabels is False
     assert {t.yaxis for t in dlt} == {"y2", "y4"}  # on the CRS/ICANS row and the death row
     # an AE key still marks its bar, on the AE row
     fig = F.subject_timeline(u, aes, daily, empty_meds, empty_resp, None, (0, 28), [f"{u}/AE/1"], episodes=episodes)
