@@ -352,3 +352,26 @@ def test_cli_pdf_export_leaves_stderr_empty_and_no_browser_folders(db, tmp_path)
         assert sorted(p.name for p in tmp.iterdir()) == []
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_pdf_packet_is_written_when_the_figure_browser_never_answers(reader, tmp_path, store, monkeypatch):
+    pypdf = pytest.importorskip("pypdf")
+    browser = tmp_path / "hanging-chromium"
+    browser.write_text("#!/bin/sh\nsleep 600\n")
+    browser.chmod(0o755)
+    monkeypatch.setenv("BROWSER_PATH", str(browser))  # what kaleido's browser finder reads first
+    monkeypatch.setenv("CELLTOX_RENDER_TIMEOUT", "5")
+    paths = write_outputs(reader, tmp_path / "out", formats=("pdf",), store=store, user="dm", generated_at=FIXED)
+    text = "\n".join(p.extract_text() for p in pypdf.PdfReader(paths[0]).pages)
+    assert "did not answer within 5 s" in " ".join(text.split())
+    assert "Listing of all adverse events by subject" in text  # the rest of the packet is there
+    # the stuck browser was stopped with the renderer, not left behind
+    left = [p for p in Path("/proc").glob("[0-9]*/cmdline") if str(browser).encode() in _read_or_empty(p)]
+    assert left == []
+
+
+def _read_or_empty(path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""

@@ -90,10 +90,6 @@ def run(args) -> int:
                               pdf_max_rows=args.pdf_max_rows)
     finally:
         con.close()
-        # Stop the PDF figure renderer (Chromium) now: left to interpreter exit, its clean-up can print a
-        # Python error on stderr. Success leaves stderr empty; stdout lists the written files.
-        from safety.export.figures import close_renderer
-        close_renderer()
     for p in paths:
         print(p)
     return 0

@@ -1,19 +1,21 @@
 """Overview figures for the PDF packet, as Plotly figures rendered to PNG with kaleido.
 
-Each builder takes a StudyReader and returns ``(figure or None, note)``; :func:`render_png` returns
-PNG bytes or None with the reason, so a missing browser or a failed render never stops the packet.
+Each builder takes a StudyReader and returns ``(figure or None, note)``; :func:`render_pngs` returns
+PNG bytes or None with the reason, so a missing browser or a failed render never stops the packet. The
+renderer runs in a child process with a time limit: a browser that starts but never answers (seen when
+Chromium cannot start its sandbox or profile) costs the packet its figures, not the export.
 """
 from __future__ import annotations
 
-import atexit
-import contextlib
-import logging
+import base64
+import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
-import threading
-import time
-import warnings
+from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -23,9 +25,9 @@ from safety.export import common as c
 from safety.palette import GRADE_COLORS
 
 SWIMMER_MAX_SUBJECTS = 60
-_server_lock = threading.Lock()
-_server_started = False
-_browser_tmp: str | None = None  # our own parent folder for Chromium's profile, removed by close_renderer
+# Seconds the renderer may take for all the packet's figures (Chromium start included); CELLTOX_RENDER_TIMEOUT.
+RENDER_TIMEOUT_S = 120.0
+_RENDERER = Path(__file__).with_name("_render.py")
 
 
 def _layout(fig: go.Figure, title: str) -> go.Figure:
@@ -156,81 +158,78 @@ FIGURES = {
 }
 
 
-def render_png(fig: go.Figure, scale: float = 1.0) -> tuple[bytes | None, str]:
-    """PNG bytes via kaleido (one shared browser per process), or (None, reason)."""
-    global _server_started, _browser_tmp
+def render_pngs(figs: list[go.Figure], scale: float = 1.0,
+                timeout: float | None = None) -> list[tuple[bytes | None, str]]:
+    """[(PNG bytes, "") or (None, reason)] per figure, rendered together by one kaleido child process.
+
+    The child (and any browser it started) is killed after ``timeout`` seconds (default
+    CELLTOX_RENDER_TIMEOUT, else :data:`RENDER_TIMEOUT_S`)."""
+    if not figs:
+        return []
+    if timeout is None:
+        timeout = float(os.environ.get("CELLTOX_RENDER_TIMEOUT") or RENDER_TIMEOUT_S)
+    # a short folder name: Chromium's profile sockets fail to start beyond ~107-character paths
+    folder = tempfile.mkdtemp(prefix="ctx")
+    request = json.dumps({"scale": scale, "folder": folder, "figures": [f.to_json() for f in figs]})
+    proc = subprocess.Popen([sys.executable, str(_RENDERER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
-        import kaleido
-        with _server_lock:
-            if not _server_started:
-                # short name: Chromium's profile sockets fail to start beyond ~107-character paths
-                _browser_tmp = tempfile.mkdtemp(prefix="ctx")
-                try:
-                    kaleido.start_sync_server(silence_warnings=True, tmp_dir=_browser_tmp)
-                except TypeError:
-                    kaleido.start_sync_server()
-                except RuntimeError:
-                    pass  # already running
-                _server_started = True
-                # Registered after kaleido's own exit hook, so it runs first (atexit is LIFO).
-                atexit.register(close_renderer)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "kopts ignored when using a server"
-            return fig.to_image(format="png", scale=scale), ""
-    except Exception as exc:  # noqa: BLE001 - any renderer failure becomes a note in the packet
-        return None, f"figure unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-
-
-@contextlib.contextmanager
-def _quiet_renderer_logs():
-    loggers = [logging.getLogger(n) for n in ("choreographer", "kaleido", "logistro")]
-    levels = [lg.level for lg in loggers]
+        out, err = proc.communicate(request, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop(proc, folder)
+        return [(None, f"figure unavailable: the renderer (kaleido with Chromium) did not answer within "
+                       f"{timeout:g} s")] * len(figs)
     try:
-        for lg in loggers:
-            lg.setLevel(logging.CRITICAL)
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
+        rendered = json.loads(out)
+        return [(base64.b64decode(r["png"]) if r.get("png") else None, r.get("note") or "") for r in rendered]
+    except (ValueError, TypeError, KeyError):
+        last = (err or "").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+        return [(None, f"figure unavailable: the renderer failed ({last[0][:200]})")] * len(figs)
 
 
-def close_renderer() -> None:
-    """Stop kaleido's shared browser now and remove its temporary folder, quietly.
+def _stop(proc: subprocess.Popen, folder: str) -> None:
+    """Kill the renderer and everything below it (the browser runs in a session of its own), then its folder."""
+    for pid in [proc.pid, *_descendants(proc.pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    proc.communicate()
+    shutil.rmtree(folder, ignore_errors=True)
 
-    Left to interpreter exit, the clean-up races Chromium still writing its profile ('Default' folder) and
-    Python prints the failed removal on stderr; callers that own the process (the export CLI) call this
-    when done. Safe to call repeatedly; the next render_png starts a new browser."""
-    global _server_started, _browser_tmp
-    with _server_lock:
-        if _server_started:
-            try:
-                import kaleido
-                with warnings.catch_warnings(), _quiet_renderer_logs():
-                    warnings.simplefilter("ignore")  # choreographer's TmpDirWarning while Chromium exits
-                    kaleido.stop_sync_server(silence_warnings=True)
-            except Exception:  # noqa: BLE001,S110 - closing a renderer that failed to start
-                pass
-            _server_started = False
-        if _browser_tmp:
-            for _ in range(10):  # Chromium's helper processes may write for a moment after exit
-                shutil.rmtree(_browser_tmp, ignore_errors=True)
-                if not os.path.exists(_browser_tmp):
-                    break
-                time.sleep(0.2)
-            _browser_tmp = None
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, from Linux's /proc (empty where there is none)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])  # "pid (name) state ppid ..."
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def build_figures(reader: StudyReader) -> list[tuple[str, bytes | None, str]]:
     """[(title, png or None, note)] for the packet's overview figures."""
-    out = []
+    built = []
     for _, (title, builder) in FIGURES.items():
         try:
             fig, note = builder(reader)
         except Exception as exc:  # noqa: BLE001
             fig, note = None, f"figure unavailable: {type(exc).__name__}: {exc}"
+        built.append((title, fig, note))
+    rendered = iter(render_pngs([fig for _, fig, _ in built if fig is not None]))
+    out = []
+    for title, fig, note in built:
         png = None
         if fig is not None:
-            png, err = render_png(fig)
+            png, err = next(rendered)
             note = err or note
         out.append((title, png, note))
     return out
