@@ -334,10 +334,10 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
         parsed += _lab_parsed(c)
         # unit spellings are normalised once per distinct (test, unit), not once per row
         ctx.run(f"""CREATE OR REPLACE TEMP TABLE _lbu AS
-            WITH d AS (SELECT DISTINCT upper(ct_nz(t)) AS t, ct_nz(raw) AS raw
-                       FROM (SELECT DISTINCT {q('LBTESTCD') if c.has('LBTESTCD') else 'NULL'} AS t, {c('LBSTRESU')} AS raw FROM ({union}) b
-                             UNION SELECT DISTINCT {q('LBTESTCD') if c.has('LBTESTCD') else 'NULL'}, {c('LBORRESU')} FROM ({union}) b)
-                       WHERE ct_nz(raw) IS NOT NULL)
+            WITH d AS (SELECT DISTINCT upper(t) AS t, raw
+                       FROM (SELECT DISTINCT {c('LBTESTCD')} AS t, {c('LBSTRESU')} AS raw FROM ({union}) b
+                             UNION SELECT DISTINCT {c('LBTESTCD')}, {c('LBORRESU')} FROM ({union}) b)
+                       WHERE raw IS NOT NULL)
             SELECT d.t AS lbu_testcd, d.raw AS lbu_raw, u.u_factor AS lbu_factor, u.u_to AS lbu_to,
                    ' x ' || CAST(u.u_factor AS VARCHAR) AS lbu_times
             FROM d JOIN _units u ON u.u_testcd = d.t AND u.u_norm = ct_unit(d.raw)""", params)
@@ -408,11 +408,11 @@ def _mark_duplicates(ctx: Ctx, spec: DomainSpec, c: Cols) -> None:
     klist = ", ".join(names)
     # Sorting one hash and comparing neighbours is cheaper than grouping millions of text keys; hash collisions
     # are weeded out by the exact grouping that follows.
+    hashed = f"hash({', '.join(keys)})"
     ctx.run(f"""CREATE OR REPLACE TEMP TABLE _dup AS
-        WITH hs AS (SELECT hash({', '.join(keys)}) AS _h FROM {table} WHERE {notnull}),
+        WITH hs AS (SELECT {hashed} AS _h FROM {table} WHERE {notnull}),
         h AS (SELECT DISTINCT _h FROM (SELECT _h, lag(_h) OVER (ORDER BY _h) AS _prev FROM hs) WHERE _h = _prev),
-        k AS (SELECT _file, _row, _qreason, {ksel} FROM {table}
-              WHERE {notnull} AND hash({', '.join(keys)}) IN (SELECT _h FROM h)),
+        k AS (SELECT _file, _row, _qreason, {ksel} FROM {table} WHERE {notnull} AND {hashed} IN (SELECT _h FROM h)),
         d AS (SELECT {klist} FROM k GROUP BY ALL HAVING count(*) > 1),
         r AS (SELECT k.*, row_number() OVER (PARTITION BY {klist} ORDER BY _file, _row) AS _rn
               FROM k SEMI JOIN d USING ({klist}))
