@@ -143,3 +143,19 @@ def test_not_infused_subjects_excluded(db_path):
     db.lab("X", "NEUT", 1, 0.1)
     db.derive_icaht()
     assert db.one("SELECT count(*) AS n FROM icaht")["n"] == 0
+
+
+def test_infused_subject_without_results_is_listed_as_not_assessable(db_path):
+    db = StudyDB(db_path)
+    db.subject("N0")                      # no blood counts at all
+    db.subject("N1")                      # ANC only: the platelet row says so
+    _dense(db, "N1", set(range(3, 10)))
+    db.derive_icaht()
+    rows = db.rows("SELECT usubjid, lineage, early_grade, late_grade, n_values, evaluable, note FROM icaht "
+                  "WHERE usubjid IN ('N0', 'N1') ORDER BY usubjid, lineage")
+    assert [(r["usubjid"], r["lineage"]) for r in rows] == [("N0", "ANC"), ("N0", "PLT"), ("N1", "ANC"), ("N1", "PLT")]
+    missing = [r for r in rows if r["usubjid"] == "N0" or r["lineage"] == "PLT"]
+    assert all(_int(r["early_grade"]) is None and _int(r["late_grade"]) is None and r["n_values"] == 0
+               and not r["evaluable"] and "not assessable" in r["note"] for r in missing)
+    assert "no ANC (NEUT) result" in rows[0]["note"] and "no platelet (PLAT) result" in rows[3]["note"]
+    assert _int(rows[2]["early_grade"]) == 2  # 7 days at or below 0.5

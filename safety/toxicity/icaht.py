@@ -18,7 +18,8 @@ RECOVERY_DAYS = 3          # consecutive days above the threshold that count as 
 
 ICAHT = Table(
     "icaht",
-    "Early (days 0-30) and late (days 31-100) ICAHT per infused subject and lineage (ANC: EHA/EBMT 2023; PLT: T-ICAHT proposal).",
+    "Early (days 0-30) and late (days 31-100) ICAHT per infused subject and lineage (ANC: EHA/EBMT 2023; PLT: "
+    "T-ICAHT proposal). Every infused subject has both rows: without results the grades are NULL and the note says so.",
     KEY + SUBJ + (
         C("lineage", "VARCHAR", "'ANC' (LBTESTCD NEUT) or 'PLT' (PLAT)."),
         C("early_grade", "INTEGER", "Early ICAHT grade 0-4; NULL when no value in days 0-30."),
@@ -182,6 +183,13 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
     CASE WHEN late_nadir IS NOT NULL AND n_below = 1 THEN 'one low value after day 30: late grade needs 2' END
   ), '') AS note
 FROM graded
+UNION ALL BY NAME
+-- an infused subject without any result of a lineage is listed as not assessable rather than left out
+SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, s.usubjid, l.lineage, 0 AS n_values, false AS evaluable,
+  'no ' || CASE l.lineage WHEN 'ANC' THEN 'ANC (NEUT)' ELSE 'platelet (PLAT)' END
+    || ' result between day -{MAX_INTERPOLATION_GAP} and day {LATE_LAST_DAY + MAX_INTERPOLATION_GAP}: not assessable' AS note
+FROM subj s CROSS JOIN (VALUES ('ANC'), ('PLT')) l(lineage)
+WHERE NOT EXISTS (SELECT 1 FROM span sp WHERE sp.usubjid = s.usubjid AND sp.lineage = l.lineage)
 """
 
 
