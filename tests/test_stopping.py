@@ -219,3 +219,10 @@ def test_non_dlt_monitored_event(tmp_path):
     [row] = rows(con, "SELECT * FROM stopping_rule_status")
     assert (row["evaluable_n"], row["events"], row["computed_from"]) == (4, 1, "toxicity data")
     assert "CRS grade >= 3" in row["sentence"]
+
+
+def test_rules_are_named_as_protocols_print_them():
+    from safety.dlt.stopping import method_name
+    assert [method_name(m) for m in ("boin", "three_plus_three", "pocock", "bayesian_beta_binomial")] == \
+        ["BOIN", "3+3", "Pocock-type", "Bayesian beta-binomial"]
+    assert method_name("a_custom_rule") == "a_custom_rule"

@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import data, state
 from dashboard import figures as F
+from safety.dlt.stopping import method_name
 
 MAX_TABLE_ROWS = 1000  # candidate and evaluability rows shown on the page
 MAX_PICKER_OPTIONS = 500  # candidates offered in the adjudication list at once
@@ -136,7 +137,7 @@ elif state.require("stopping_rule_status", "stopping_boundaries", what="the stop
         state.empty("No stopping-rule status was derived for this data cut.")
     for method, rows in st_rows.groupby("method", sort=False):
         for _, r in rows.iterrows():
-            st.markdown(f"**{r['cohort'] or 'Study'}** · {r['method']} · monitored: {r['monitored_event']} — {r['sentence']}")
+            st.markdown(f"**{r['cohort'] or 'Study'}** · {method_name(r['method'])} · monitored: {r['monitored_event']} — {r['sentence']}")
         b = data.boundary_rows(v, method, rows["cohort"].iloc[0])
         if b.empty:
             state.empty(f"No boundary table for {method}.")

@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import data, state
 from dashboard import figures as F
+from safety.dlt.stopping import method_name
 
 v = state.view()
 user = state.user()
@@ -72,7 +73,7 @@ elif state.require("stopping_rule_status", what="the stopping-rule status"):
             else:
                 state.chart(F.stopping_boundary_chart, b, points=pts, event_label=str(first["monitored_event"]).upper()
                                                           .replace("_", " ") + " events",
-                                                          title=f"{first['method']}: events against the boundary")
+                                                          title=f"{method_name(first['method'])}: events against the boundary")
 
 st.subheader("What is new")
 store = state.review_store(v.db_path)

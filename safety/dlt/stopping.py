@@ -24,6 +24,15 @@ import pandas as pd
 from safety.schema import C, KEY, Table, register
 
 
+METHOD_NAMES = {"bayesian_beta_binomial": "Bayesian beta-binomial", "pocock": "Pocock-type", "boin": "BOIN",
+                "three_plus_three": "3+3"}
+
+
+def method_name(method: str) -> str:
+    """The rule's name as a protocol prints it ('boin' -> 'BOIN')."""
+    return METHOD_NAMES.get(method, method)
+
+
 def _stats():
     """scipy.stats, imported on first use: loading a study registers this module's tables without needing it."""
     from scipy import stats
