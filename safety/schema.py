@@ -232,6 +232,7 @@ MEDICATIONS = Table(
         C("cmen_date", "DATE", "End as a date."),
         C("start_day", "INTEGER", "Start day relative to infusion."),
         C("end_day", "INTEGER", "End day relative to infusion; NULL when ongoing."),
+        C("start_time", "TIMESTAMP", "Start date and time when CMSTDTC carries a time (hours at least); NULL for a date only."),
     ),
 )
 

@@ -93,6 +93,25 @@ def test_fever_masking_after_tocilizumab(db_path):
     assert g[8]["grade_reason"].startswith("afebrile, no CRS")
 
 
+def test_a_timed_dose_masks_fever_only_from_its_time(db_path):
+    """Tocilizumab at 18:00 on day 3: the afebrile 08:00 assessment still needs fever, the 20:00 one does not."""
+    db = StudyDB(db_path)
+    db.subject("T1")
+    db.crs("T1", 2, temp=38.6)                                   # onset, grade 1
+    db.crs("T1", 3, hour=8, temp=37.0, hypotension=True)         # before the dose: afebrile is not CRS
+    db.med("T1", "tocilizumab", 3, 3, hour=18)
+    db.crs("T1", 3, hour=20, temp=37.0, hypotension=True)        # after the dose: grade 2 without fever
+    db.subject("T2")                                             # the same dose without a time counts all day
+    db.crs("T2", 2, temp=38.6)
+    db.crs("T2", 3, hour=8, temp=37.0, hypotension=True)
+    db.med("T2", "tocilizumab", 3, 3)
+    db.derive()
+    rows = db.rows("SELECT usubjid, assessment_time, grade, fever_required FROM crs_grades "
+                   "WHERE day = 3 ORDER BY usubjid, assessment_time")
+    assert [(r["usubjid"], r["assessment_time"].hour, int(r["grade"]), bool(r["fever_required"])) for r in rows] == \
+        [("T1", 8, 0, True), ("T1", 20, 2, False), ("T2", 8, 2, False)]
+
+
 def test_no_masking_without_anticytokine(db_path):
     db = StudyDB(db_path)
     db.subject("P2")

@@ -62,9 +62,10 @@ class StudyDB:
                      motor_weakness=motor, cerebral_edema=edema)
         return aid
 
-    def med(self, usubjid, med_class, start_day, end_day=None, cmtrt=None):
+    def med(self, usubjid, med_class, start_day, end_day=None, cmtrt=None, hour=None):
+        start_time = None if hour is None else dt.datetime.combine(DAY0 + dt.timedelta(days=start_day), dt.time(hour))
         self._insert("medications", usubjid=usubjid, cmseq=self._next("cm"), cmtrt=cmtrt or med_class,
-                     med_class=med_class, start_day=start_day, end_day=end_day)
+                     med_class=med_class, start_day=start_day, end_day=end_day, start_time=start_time)
 
     def ae(self, usubjid, aedecod, grade, onset_day, end_day=None, grading_system="ASTCT 2019", aeout=None):
         seq = self._next("ae")

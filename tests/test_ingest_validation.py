@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from safety.ingest import IngestError, ingest_study
-from test_ingest_fixtures import AE, DM, EX, LB, make_study
+from test_ingest_fixtures import AE, CM, DM, EX, LB, make_study
 
 
 def q(db, sql, params=None):
@@ -128,6 +128,18 @@ def test_missing_unit_loads_and_stresn_in_conventional_units_is_converted(tmp_pa
     got = q(db, "SELECT lbtestcd, value, unit FROM labs ORDER BY 1")
     assert got.value.tolist()[0] == 1.0 and pd.isna(got.unit[0])          # no unit: loaded, grading says why
     assert got.value[1] == pytest.approx(5.55) and got.unit[1] == "mmol/L"
+
+
+def test_medication_start_time_kept_when_delivered(tmp_path):
+    study = make_study(tmp_path / "s", "csv", skip=("cm",))
+    cm = CM.copy()
+    cm.loc[0, "CMSTDTC"] = "2024-02-03T18:30"
+    cm.to_csv(study / "cm.csv", index=False)
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db, run_derivations=False)
+    got = q(db, "SELECT cmtrt, cmst_date, start_time FROM medications ORDER BY usubjid, cmseq")
+    assert str(got.start_time[0]) == "2024-02-03 18:30:00" and str(got.cmst_date[0]) == "2024-02-03"
+    assert got.start_time[1:].isna().all()  # a date alone has no time
 
 
 def test_aetoxgr_absent_keeps_severity(tmp_path):

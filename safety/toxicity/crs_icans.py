@@ -311,10 +311,16 @@ FROM g
 
 def _timepoints_sql(rows: str, masking: bool) -> str:
     """Time points (distinct assessment times) with the worst grade under both fever states."""
+    # A dose on the day of an assessment counts as given before it, unless both carry a time and the dose came
+    # later (an assessment at 00:00 is taken as date-only).
     mask = f"""
       (SELECT max(coalesce(m.end_day, 1000000)) FROM medications m
        WHERE m.studyid = $s AND m.data_cut = $c AND m.usubjid = t.usubjid
-         AND lower(m.med_class) IN {MASKING_CLASSES!r} AND m.start_day <= t.day)""" if masking else "NULL::INTEGER"
+         AND lower(m.med_class) IN {MASKING_CLASSES!r}
+         AND (m.start_day < t.day
+              OR (m.start_day = t.day AND (m.start_time IS NULL OR t.assessment_time IS NULL
+                                           OR t.assessment_time = date_trunc('day', t.assessment_time)
+                                           OR m.start_time <= t.assessment_time))))""" if masking else "NULL::INTEGER"
     return f"""
 CREATE OR REPLACE TEMP TABLE _tox_tp AS
 WITH t AS (
