@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import re
 import tempfile
@@ -143,21 +144,25 @@ def sign_in_locked_until(review_store, username: str, now: dt.datetime,
     """When ``username`` may try a password again, or None when it may now.
 
     A username is locked once it has ``attempts`` failed sign-ins within ``minutes`` and no successful one
-    since; the lock lifts ``minutes`` after the first of those failures. The count comes from the audit log,
-    so it holds across browser sessions and app restarts, and it applies to unknown usernames too (a lock
-    says nothing about whether an account exists). ``attempts`` 0 turns the lock off."""
+    (nor an administrator's unlock, audited as ``sign_in_unlocked``) since; the lock lifts ``minutes`` after
+    the first of those failures. The count comes from the audit log, so it holds across browser sessions and
+    app restarts, and it applies to unknown usernames too (a lock says nothing about whether an account
+    exists). ``attempts`` 0 turns the lock off."""
     if attempts <= 0:
         return None
-    window = dt.timedelta(minutes=minutes)
+    name, since = username[:64], now - dt.timedelta(minutes=minutes)
+    entries = review_store.audit_entries(username=name, since=since) + [
+        e for e in review_store.audit_entries(action="sign_in_unlocked", since=since)
+        if json.loads(e["detail"] or "{}").get("account") == name]
     failures: list[dt.datetime] = []
-    for entry in review_store.audit_entries(username=username[:64], since=now - window):
-        if entry["action"] == "sign_in_success":
+    for entry in sorted(entries, key=lambda e: e["seq"]):
+        if entry["action"] in ("sign_in_success", "sign_in_unlocked"):
             failures = []
         elif entry["action"] == "sign_in_failure":
             failures.append(dt.datetime.fromisoformat(entry["at"]))
     if len(failures) < attempts:
         return None
-    until = failures[-attempts] + window
+    until = failures[-attempts] + dt.timedelta(minutes=minutes)
     return until if until > now else None
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 GENESIS = "0" * 64
 DECISIONS = ("confirmed", "rejected", "added", "withdrawn")
 # Actions written by celltox (others may be added; an action is free text but never empty).
-AUDIT_ACTIONS = ("sign_in_success", "sign_in_failure", "sign_in_locked", "sign_out", "session_expired", "session_revoked",
+AUDIT_ACTIONS = ("sign_in_success", "sign_in_failure", "sign_in_locked", "sign_in_unlocked", "sign_out", "session_expired", "session_revoked",
                  "view_subject", "export", "data_load", "adjudication", "signoff", "user_admin")
 AUDIT_COLUMNS = ("seq", "at", "username", "action", "studyid", "detail", "prev_hash", "entry_hash")
 

@@ -6,6 +6,7 @@
   python -m safety users set-password alice
   python -m safety users disable bob | enable bob
   python -m safety users remove bob
+  python -m safety users unlock bob --db study.duckdb   (after too many failed sign-ins)
 
 Passwords are prompted for (twice) or read from standard input with --password-stdin; never from the
 command line, where they would stay in the shell history. The account file is --users, else
@@ -46,8 +47,10 @@ def add_arguments(parser) -> None:
     for name in ("disable", "enable"):
         d = sub.add_parser(name, help=f"{name} an account (kept in the file)")
         d.add_argument("username")
+    u = sub.add_parser("unlock", help="lift the lock after too many failed sign-ins (needs --db or --review-db)")
+    u.add_argument("username")
     # the file options may also follow the action (`users add bob --users x.yaml`)
-    for p in (a, r, lst, sp) + tuple(sub.choices[n] for n in ("disable", "enable")):
+    for p in (a, r, lst, sp, u) + tuple(sub.choices[n] for n in ("disable", "enable")):
         p.add_argument("--users", default=argparse.SUPPRESS, help="account file")
         p.add_argument("--db", default=argparse.SUPPRESS, help="study database")
         p.add_argument("--review-db", default=argparse.SUPPRESS, help="review store for the audit entry")
@@ -73,11 +76,16 @@ def _read_password(args) -> str:
     return first
 
 
-def _audit(args, detail: dict) -> None:
+def _review_path(args):
     review = args.review_db
     if not review and args.db:
         from safety.review_store import default_review_path
         review = default_review_path(args.db)
+    return review
+
+
+def _audit(args, detail: dict, action: str = "user_admin") -> None:
+    review = _review_path(args)
     if not review:
         return
     from safety.review_store import ReviewStore
@@ -85,12 +93,12 @@ def _audit(args, detail: dict) -> None:
         operator = getpass.getuser()
     except Exception:  # no login name in some containers
         operator = "unknown"
-    ReviewStore(review).append_audit(f"cli:{operator}", "user_admin", None, detail)
+    ReviewStore(review).append_audit(f"cli:{operator}", action, None, detail)
 
 
 def run(args) -> int:
     if not getattr(args, "users_command", None):
-        print("usage: python -m safety users {add,remove,list,set-password,disable,enable} ...", file=sys.stderr)
+        print("usage: python -m safety users {add,remove,list,set-password,disable,enable,unlock} ...", file=sys.stderr)
         return 2
     path = _users_path(args)
     if path is None:
@@ -129,6 +137,12 @@ def run(args) -> int:
             store.set_password(args.username, _read_password(args))
             _audit(args, {"op": "set-password", "account": args.username})
             print(f"password changed for {args.username}")
+        elif cmd == "unlock":
+            # the lock lives in the audit log, so the unlock is an audit entry there
+            if not _review_path(args):
+                raise AuthError("unlock needs the review store: --db STUDY.duckdb or --review-db PATH")
+            _audit(args, {"account": args.username}, action="sign_in_unlocked")
+            print(f"unlocked {args.username}: failed sign-ins before now no longer count")
         elif cmd in ("disable", "enable"):
             store.set_disabled(args.username, cmd == "disable")
             _audit(args, {"op": cmd, "account": args.username})

@@ -74,3 +74,26 @@ def test_users_cli_errors(tmp_path):
     assert r.returncode == 2 and "--users" in r.stderr
     r = _users("add", "bob", "--role", "wizard", "--users", str(path))
     assert r.returncode == 2
+
+
+def test_users_cli_unlock_lifts_a_sign_in_lock(tmp_path):
+    import datetime as dt
+    from safety.auth import sign_in_locked_until
+    from safety.review_store import default_review_path
+    db = tmp_path / "study.duckdb"
+    store = ReviewStore(default_review_path(db))
+    for _ in range(5):
+        store.append_audit("carol", "sign_in_failure")
+    assert sign_in_locked_until(store, "carol", dt.datetime.now(dt.timezone.utc)) is not None
+    r = _users("unlock", "carol", "--users", str(tmp_path / "users.yaml"))
+    assert r.returncode == 1 and "needs the review store" in r.stderr  # nowhere to record it: refused
+    r = _users("unlock", "carol", "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    assert sign_in_locked_until(store, "carol", dt.datetime.now(dt.timezone.utc)) is None
+    last = store.audit_entries()[-1]
+    assert last["action"] == "sign_in_unlocked" and json.loads(last["detail"]) == {"account": "carol"}
+    assert last["username"].startswith("cli:") and verify_audit_chain(default_review_path(db))[0]
+    # failures after the unlock count again
+    for _ in range(5):
+        store.append_audit("carol", "sign_in_failure")
+    assert sign_in_locked_until(store, "carol", dt.datetime.now(dt.timezone.utc)) is not None
