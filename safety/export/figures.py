@@ -26,7 +26,7 @@ from safety.palette import GRADE_COLORS
 
 SWIMMER_MAX_SUBJECTS = 60
 # Seconds the renderer may take for all the packet's figures (Chromium start included); CELLTOX_RENDER_TIMEOUT.
-RENDER_TIMEOUT_S = 120.0
+RENDER_TIMEOUT_S = 60.0
 _RENDERER = Path(__file__).with_name("_render.py")
 
 
@@ -183,6 +183,7 @@ def render_pngs(figs: list[go.Figure], scale: float = 1.0,
         rendered = json.loads(out)
         return [(base64.b64decode(r["png"]) if r.get("png") else None, r.get("note") or "") for r in rendered]
     except (ValueError, TypeError, KeyError):
+        shutil.rmtree(folder, ignore_errors=True)  # a renderer that crashed did not clean up after itself
         last = (err or "").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
         return [(None, f"figure unavailable: the renderer failed ({last[0][:200]})")] * len(figs)
 
