@@ -349,12 +349,8 @@ def table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: int | N
     config = dict(kwargs.pop("column_config", {}) or {})
     if subject_col and subject_col in df.columns and not df.empty:
         df = df.copy()
-        # subject_url's link, built with one view lookup for the whole column (thousands of rows at scale)
-        from urllib.parse import quote_plus, urlencode
-        v = view()
-        rest = "&" + urlencode({"studyid": v.studyid, "cut": v.data_cut.isoformat()})
-        df.insert(0, "profile", ["./subject_profile?usubjid=" + quote_plus(s) + rest if isinstance(s, str) else None
-                                 for s in df[subject_col]])
+        v = view()  # looked up once for the whole column, not once per row
+        df.insert(0, "profile", [subject_url(s, v) if isinstance(s, str) else None for s in df[subject_col]])
         config["profile"] = st.column_config.LinkColumn("Profile", display_text="open ↗", width="small",
                                                         help="Open this subject's profile")
     st.dataframe(df, hide_index=True, width="stretch", column_config=config, height=height or "auto",

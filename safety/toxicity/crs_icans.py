@@ -495,7 +495,7 @@ g3 AS (
   SELECT ep.usubjid, ep.episode_no,
          ep.g3_first_time IS NOT NULL AND after_g3.below3_time IS NULL AND res.resolution_day IS NULL
            AND s.death_day IS NULL AS g3_ongoing,
-         s.first_infusion_date,
+         s.first_infusion_date, s.death_day,
          CAST(greatest(ep.grade3_plus_last_day, least(s.last_known_alive_day, s.cut_day)) AS INTEGER) AS g3_cut_day
   FROM ep LEFT JOIN after_g3 USING (usubjid, episode_no) LEFT JOIN res USING (usubjid, episode_no)
   LEFT JOIN (SELECT usubjid, death_day, last_known_alive_day, first_infusion_date,
@@ -511,13 +511,12 @@ SELECT ep.*, peak.max_grade_day, peak.max_evidence, res.resolution_day,
   CASE WHEN g3.g3_ongoing THEN coalesce(g3.g3_cut_day, ep.grade3_plus_last_day)
        ELSE ep.grade3_plus_last_day END AS grade3_plus_end_day,
   coalesce(med.toci_n, 0) AS toci_n, med.toci_first, med.steroid_first, med.anakinra_first, coalesce(med.vaso_n, 0) AS vaso_n,
-  s.death_day
+  g3.death_day
 FROM ep
 JOIN peak USING (usubjid, episode_no)
 LEFT JOIN res USING (usubjid, episode_no)
 LEFT JOIN after_g3 USING (usubjid, episode_no)
 LEFT JOIN g3 USING (usubjid, episode_no)
-LEFT JOIN (SELECT usubjid, death_day FROM subjects WHERE {_SCOPE}) s USING (usubjid)
 {_med_window_sql('ep')}
 """, params)
     insert(con, TOXICITY_EPISODES, f"""
