@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import duckdb  # noqa: E402
 
 from safety import schema  # noqa: E402
-from safety.access import Scope, StudyReader, connect  # noqa: E402
-from safety.auth import UserStore  # noqa: E402
+from safety.access.reader import Scope, StudyReader, connect  # noqa: E402
+from safety.access.auth import UserStore  # noqa: E402
 
 CUT = dt.date(2024, 6, 1)
 

@@ -21,12 +21,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import duckdb  # noqa: E402
 
-from safety.access import Scope, StudyReader  # noqa: E402
-from safety.config import validate  # noqa: E402
-from safety.dlt import adjudication as adj  # noqa: E402
-from safety.dlt import stopping as st  # noqa: E402
-from safety.dlt.screening import derive_dlt  # noqa: E402
-from safety.review_store import ReviewStore  # noqa: E402
+from safety.access.reader import Scope, StudyReader  # noqa: E402
+from safety.core.config import validate  # noqa: E402
+from safety.derive.dlt import adjudication as adj  # noqa: E402
+from safety.derive.dlt import stopping as st  # noqa: E402
+from safety.derive.dlt.screening import derive_dlt  # noqa: E402
+from safety.review.store import ReviewStore  # noqa: E402
 from test_dlt_support import CUT, STUDY, new_db  # noqa: E402
 
 

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import duckdb  # noqa: E402
 
 from safety import schema  # noqa: E402
-from safety.grading import ctcae  # noqa: E402
-from safety.grading import rules as R  # noqa: E402
+from safety.derive.grading import ctcae  # noqa: E402
+from safety.derive.grading import rules as R  # noqa: E402
 
 ADMIRAL_ROWS_PER_S = 85_000
 

@@ -21,8 +21,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from safety import schema  # noqa: E402
-from safety.toxicity.crs_icans import derive_cell_therapy_toxicities  # noqa: E402
-from safety.toxicity.icaht import derive_icaht  # noqa: E402
+from safety.derive.toxicity.crs_icans import derive_cell_therapy_toxicities  # noqa: E402
+from safety.derive.toxicity.icaht import derive_icaht  # noqa: E402
 
 STUDY, CUT, DAY0 = "BENCH", dt.date(2026, 1, 1), dt.date(2025, 1, 1)
 

@@ -19,7 +19,7 @@ import datetime as dt  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from dashboard import state  # noqa: E402
-from safety import access  # noqa: E402
+from safety.access import reader as access  # noqa: E402
 
 st.set_page_config(page_title="celltox safety", page_icon=":material/monitor_heart:", layout="wide")
 

@@ -2,7 +2,7 @@
 
 dashboard/app.py calls :func:`sign_in_gate` once per run, before ``st.navigation``; every page calls
 :func:`demo_banner` (a no-op unless the app runs on the sample database or with sign-in off) and
-:func:`log_subject_view` when it shows a subject profile. Roles and permissions are in safety/auth.py.
+:func:`log_subject_view` when it shows a subject profile. Roles and permissions are in safety/access/auth.py.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import datetime as dt
 
 import streamlit as st
 
-from safety.auth import (
+from safety.access.auth import (
     AUTH_OFF_USER, DEMO_USER, ROLE_LABELS, AccessPolicy, AuthError, User, UserStore, oidc_user,
     session_expired, sign_in_locked_until,
 )
@@ -166,7 +166,7 @@ def _oidc_gate(policy: AccessPolicy, store: UserStore, review_store) -> None:
 def sign_in_gate(policy: AccessPolicy, review_store) -> User:
     """Return the signed-in User, or render the sign-in page and stop the run.
 
-    Demo mode returns :data:`safety.auth.DEMO_USER` and shows the DEMO banner. Otherwise the session
+    Demo mode returns :data:`safety.access.auth.DEMO_USER` and shows the DEMO banner. Otherwise the session
     expires after ``policy.session_minutes`` idle (audit 'session_expired'); sign-ins are audited as
     'sign_in_success' / 'sign_in_failure'."""
     st.session_state[_BANNER_SHOWN] = False

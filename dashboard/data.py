@@ -20,7 +20,7 @@ DLT_DECISIONS = ("confirmed", "added")
 
 def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     """Exact binomial CI for k of n (as proportions); (0, 0) when n = 0."""
-    fn = state.domain("safety.toxicity.summary", "clopper_pearson")
+    fn = state.domain("safety.derive.toxicity.summary", "clopper_pearson")
     if fn is not None:
         lo, hi = fn(k, n, 1 - alpha)
         return float(lo), float(hi)
@@ -68,10 +68,10 @@ def dlt_status(v: state.View) -> dict:
     candidates without a decision. Only subjects in scope and in the sidebar filters count.
     """
     flt, fp = state.subject_filter(v)
-    review_table = state.domain("safety.dlt.adjudication", "review_table")
+    review_table = state.domain("safety.derive.dlt.adjudication", "review_table")
     if review_table is not None and state.has_tables("dlt_candidates", "dlt_evaluability", v=v):
         subjects = set(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp, v=v)["usubjid"])
-        rt = state.call_cached("safety.dlt.adjudication", "review_table", state.STORE, study_config_safe(v), v=v)
+        rt = state.call_cached("safety.derive.dlt.adjudication", "review_table", state.STORE, study_config_safe(v), v=v)
         rt = rt[rt["usubjid"].isin(subjects)].reset_index(drop=True)
         dec = latest_decisions(v)
         return {
@@ -113,19 +113,19 @@ def study_config_safe(v: state.View) -> dict | None:
 def changes(v: state.View, base_cut: dt.date | None) -> pd.DataFrame:
     """What is new or changed at ``v.data_cut`` compared with ``base_cut``, one row per subject and event.
 
-    Uses safety.changes.changes_since when installed; otherwise compares event keys and grades in SQL.
+    Uses safety.review.changes.changes_since when installed; otherwise compares event keys and grades in SQL.
     """
     cols = ["usubjid", "change", "event_key", "detail"]
     if base_cut is None:
         return pd.DataFrame(columns=cols)
     bv = dataclasses.replace(v, previous_cut=base_cut)
     flt, fp = state.subject_filter(v)
-    fn = state.domain("safety.changes", "changes_since")
+    fn = state.domain("safety.review.changes", "changes_since")
     if fn is not None:
         try:
-            df = state.call_cached("safety.changes", "changes_since", base_cut, v=bv)
+            df = state.call_cached("safety.review.changes", "changes_since", base_cut, v=bv)
         except Exception as exc:  # a domain bug must not hide the comparison: fall back to plain SQL
-            state.st.caption(f"(safety.changes failed: {type(exc).__name__}; showing the dashboard's own comparison)")
+            state.st.caption(f"(safety.review.changes failed: {type(exc).__name__}; showing the dashboard's own comparison)")
         else:
             keep = set(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp, v=v)["usubjid"])
             df = df[df["usubjid"].isin(keep) | df["usubjid"].isna()] if v.filtered else df

@@ -1,6 +1,6 @@
 """Plotly figure builders for the dashboard: pure functions of DataFrames, no Streamlit.
 
-Every chart uses the grade colours of :mod:`safety.palette` (colour-blind safe, the same on every page
+Every chart uses the grade colours of :mod:`safety.core.palette` (colour-blind safe, the same on every page
 and export), large fonts that stay readable on a projector, axis titles with units and hover text that
 names the subject, the term, the grade and the day. Time is days from the first CAR infusion (day 0).
 """
@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from safety.palette import GRADE_COLORS, GRADE_TEXT, MISSING_COLOR, grade_color
+from safety.core.palette import GRADE_COLORS, GRADE_TEXT, MISSING_COLOR, grade_color
 
 FONT_SIZE = 16
 TITLE_SIZE = 20

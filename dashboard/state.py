@@ -2,7 +2,7 @@
 and filters chosen in the sidebar, and cached scoped queries.
 
 Pages call :func:`view` for what is selected and :func:`q` / :func:`scalar` to read. Every read goes
-through :class:`safety.access.StudyReader` (study + cut + sites), and the sidebar's cohort, dose-level
+through :class:`safety.access.reader.StudyReader` (study + cut + sites), and the sidebar's cohort, dose-level
 and product filters are added by :func:`subject_filter` as a SQL predicate with named parameters.
 Query results are cached per (database file version, study, cut, sites, filters, SQL, parameters), so a
 new load or another data cut never shows stale rows.
@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from safety import access, schema  # noqa: E402
-from safety.review_store import ReviewStore, default_review_path  # noqa: E402
+from safety import schema  # noqa: E402
+from safety.access import reader as access  # noqa: E402
+from safety.review.store import ReviewStore, default_review_path  # noqa: E402
 
 # The embedded sample database (demo mode). CELLTOX_SAMPLE_DB moves it, e.g. for tests that need demo mode
 # without touching the checkout's copy and its review store.
@@ -117,7 +118,7 @@ def sign_in(db_path: Path, store: ReviewStore):
     """The signed-in user through dashboard.auth (which renders its form and stops the run until then)."""
     try:
         auth_ui = importlib.import_module("dashboard.auth")
-        safety_auth = importlib.import_module("safety.auth")
+        safety_auth = importlib.import_module("safety.access.auth")
     except ModuleNotFoundError as exc:
         if not (exc.name or "").endswith("auth"):
             raise
@@ -135,20 +136,20 @@ def sign_in(db_path: Path, store: ReviewStore):
 
 
 def scope_for(user, studyid: str, data_cut: dt.date, previous_cut: dt.date | None) -> access.Scope:
-    """The user's scope (site-limited for investigators) through safety.auth when present."""
+    """The user's scope (site-limited for investigators) through safety.access.auth when present."""
     try:
-        safety_auth = importlib.import_module("safety.auth")
+        safety_auth = importlib.import_module("safety.access.auth")
     except ModuleNotFoundError:
         return access.Scope(studyid, data_cut, getattr(user, "sites", None), previous_cut)
     return safety_auth.scope_for(user, studyid, data_cut, previous_cut)
 
 
 def can(user, permission: str) -> bool:
-    """``permission`` is e.g. 'can_adjudicate': an attribute of the user or a function of safety.auth."""
+    """``permission`` is e.g. 'can_adjudicate': an attribute of the user or a function of safety.access.auth."""
     attr = getattr(user, permission, None)
     if attr is not None and not callable(attr):
         return bool(attr)
-    fn = domain("safety.auth", permission)
+    fn = domain("safety.access.auth", permission)
     return bool(fn(user)) if fn is not None else False
 
 
@@ -316,7 +317,7 @@ def _study_config(db_path: str, stamp: float, studyid: str, data_cut: dt.date) -
                           {"s": studyid, "c": data_cut}).fetchone()
     finally:
         cur.close()
-    cfg_mod = importlib.import_module("safety.config")
+    cfg_mod = importlib.import_module("safety.core.config")
     given = json.loads(row[0]) if row and row[0] else {}
     try:
         return cfg_mod.validate(given)

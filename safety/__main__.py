@@ -1,5 +1,5 @@
 import sys
 
-from safety.cli import main
+from safety.commands.main import main
 
 sys.exit(main())

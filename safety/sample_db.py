@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from safety.config import load_study_config, validate
+from safety.core.config import load_study_config, validate
 
 DEFAULT_SAMPLE_ROOT = Path(__file__).resolve().parents[1] / "sample_data"
 
@@ -57,10 +57,10 @@ def _demo_decisions(root: Path) -> dict[tuple[str, str], dict]:
 def _apply_decisions(db_path, studyid: str, data_cut, batch: dict) -> None:
     """Record the demo decisions through the same checked path the DLT review page uses, then refresh
     the stored stopping-rule status so it reflects them, as the next load would."""
-    from safety.access import Scope, StudyReader, connect
-    from safety.dlt.adjudication import record_decision
-    from safety.dlt.stopping import derive_stopping_status
-    from safety.review_store import ReviewStore, default_review_path
+    from safety.access.reader import Scope, StudyReader, connect
+    from safety.derive.dlt.adjudication import record_decision
+    from safety.derive.dlt.stopping import derive_stopping_status
+    from safety.review.store import ReviewStore, default_review_path
 
     store = ReviewStore(default_review_path(db_path))
     con = connect(db_path, read_only=True)
@@ -92,7 +92,7 @@ def ensure_sample_database(db_path, sample_root=None) -> Path:
     tmp = Path(tmp)
     try:
         build_sample_database(tmp, sample_root)
-        from safety.review_store import default_review_path
+        from safety.review.store import default_review_path
         tmp_review, final_review = default_review_path(tmp), default_review_path(db_path)
         if tmp_review.exists() and not final_review.exists():
             os.replace(tmp_review, final_review)
@@ -101,7 +101,7 @@ def ensure_sample_database(db_path, sample_root=None) -> Path:
         for p in (tmp, Path(str(tmp) + ".wal")):
             if p.exists():
                 p.unlink()
-        from safety.review_store import default_review_path
+        from safety.review.store import default_review_path
         if default_review_path(tmp).exists():
             default_review_path(tmp).unlink()
     return db_path

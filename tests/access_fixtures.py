@@ -20,7 +20,7 @@ import duckdb
 import pytest
 
 from safety import schema
-from safety.auth import User, UserStore
+from safety.access.auth import User, UserStore
 
 STUDY = "CTX-001"
 OTHER_STUDY = "CTX-999"

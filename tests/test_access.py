@@ -11,8 +11,8 @@ from access_fixtures import (
     two_site_db, two_site_users,  # noqa: F401  (fixtures)
 )
 from safety import schema
-from safety.access import QueryRejected, Scope, StudyReader, available_cuts, check_query, connect, previous_cut
-from safety.auth import scope_for
+from safety.access.reader import QueryRejected, Scope, StudyReader, available_cuts, check_query, connect, previous_cut
+from safety.access.auth import scope_for
 
 TABLES = schema.all_tables()
 SUBJECT_TABLES = [t for t in TABLES if t.per_subject and "usubjid" in t.column_names]

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 
 from access_fixtures import CUT1, CUT2, STUDY, two_site_db, two_site_users  # noqa: F401
-from safety.access import Scope, StudyReader, connect
-from safety.auth import scope_for
-from safety.changes import CHANGE_COLUMNS, changes_since, changes_summary, last_signed_off_cut
-from safety.review_store import ReviewStore
+from safety.access.reader import Scope, StudyReader, connect
+from safety.access.auth import scope_for
+from safety.review.changes import CHANGE_COLUMNS, changes_since, changes_summary, last_signed_off_cut
+from safety.review.store import ReviewStore
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,11 @@ import datetime as dt
 
 import pytest
 
-from safety.access import Scope, StudyReader
-from safety.dlt import adjudication as adj
-from safety.dlt.screening import derive_dlt
-from safety.dlt.stopping import derive_stopping_status
-from safety.review_store import ReviewStore
+from safety.access.reader import Scope, StudyReader
+from safety.derive.dlt import adjudication as adj
+from safety.derive.dlt.screening import derive_dlt
+from safety.derive.dlt.stopping import derive_stopping_status
+from safety.review.store import ReviewStore
 from test_dlt_support import CUT, STUDY, add_ae, add_subject, config, new_db, rows
 
 CUT2 = CUT + dt.timedelta(days=31)

@@ -222,7 +222,7 @@ def test_mini_database_builds(tmp_path, monkeypatch):
     schema.all_tables()  # let the real derivation modules register first (they register once, at import)
     monkeypatch.setattr(schema, "_REGISTRY", dict(schema._REGISTRY))
     path = build_mini_database(tmp_path / "mini.duckdb")
-    from safety import access
+    from safety.access import reader as access
     con = access.connect(path)
     assert con.execute("SELECT count(*) FROM subjects WHERE data_cut = $c", {"c": CUT2}).fetchone()[0] == 6
     con.close()

@@ -14,7 +14,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from safety import access
+from safety.access import reader as access
 from test_app_minidb import _register_contract_tables, build_mini_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,7 +189,7 @@ def test_subject_profile_from_query_param_and_audited(app_env):
                    s=studyid, c=cut)
     at = _open_profile(usubjid)
     assert any(s.label == "Subject" and s.value == usubjid for s in at.selectbox)
-    from safety.review_store import ReviewStore, default_review_path
+    from safety.review.store import ReviewStore, default_review_path
     entries = ReviewStore(default_review_path(db)).audit_entries(studyid)
     assert any(e["action"] == "view_subject" and usubjid in e["detail"] for e in entries)
 
@@ -235,7 +235,7 @@ def test_dlt_review_counts_and_adjudication_writes_store(app_env):
     next(b for b in at.get("button") if "Record decision" in b.label).click()
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    from safety.review_store import ReviewStore, default_review_path
+    from safety.review.store import ReviewStore, default_review_path
     rows = ReviewStore(default_review_path(db)).adjudication_history(studyid)
     assert rows and rows[-1]["decision"] == "confirmed"
     at2 = _open("dlt_review")

@@ -22,8 +22,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from safety import access
-from safety.auth import UserStore
+from safety.access import reader as access
+from safety.access.auth import UserStore
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "dashboard" / "app.py")
@@ -190,7 +190,7 @@ def test_investigator_cannot_open_another_sites_subject_by_link(env, site_of, ro
     assert any(other in w.value and "not in" in w.value for w in at.warning)
     profile = next(s for s in at.selectbox if s.label == "Subject")
     assert site_of[profile.value] == "02" and other not in profile.options
-    from safety.review_store import ReviewStore, default_review_path
+    from safety.review.store import ReviewStore, default_review_path
     views = ReviewStore(default_review_path(roles_db)).audit_entries(action="view_subject")
     assert not any(other in e["detail"] for e in views)
 
@@ -218,7 +218,7 @@ def test_admin_sees_no_patient_data(env, site_of):
                       + list(at.metric))
     assert not _subjects_in(shown, site_of)
     # even a page script run for an admin reads an empty scope (sites = ())
-    from safety.auth import User, scope_for
+    from safety.access.auth import User, scope_for
     scope = scope_for(User("ada", "admin"), STUDY, dt.date(2026, 9, 30))
     assert scope.sites == ()
 
@@ -247,7 +247,7 @@ def test_committee_packet_builds_a_zip_download_and_is_audited(env, roles_db):
     import io
     import json
     import zipfile
-    from safety.review_store import ReviewStore, default_review_path
+    from safety.review.store import ReviewStore, default_review_path
 
     at = _goto(_signed_in("dmitri"), "listings")
     assert not [d for d in at.get("download_button") if "committee_packet" in d.label]

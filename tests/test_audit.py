@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from safety.review_store import ReviewStore, audit_csv, verify_audit_chain
+from safety.review.store import ReviewStore, audit_csv, verify_audit_chain
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,7 +69,7 @@ def test_edit_after_dropping_trigger_is_found(store):
 
 
 def test_edit_with_recomputed_own_hash_breaks_the_next_link(store):
-    from safety.review_store import _entry_hash
+    from safety.review.store import _entry_hash
     row = store.audit_entries()[1]
     forged = _entry_hash(row["prev_hash"], row["at"], "someone", row["action"], row["studyid"], row["detail"])
     _tamper(store.path, f"UPDATE audit_log SET username = 'someone', entry_hash = '{forged}' WHERE seq = 2")

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from access_fixtures import ACCOUNTS, PASSWORD, make_users
-from safety import auth
-from safety.auth import (
+from safety.access import auth
+from safety.access.auth import (
     DEMO_USER, AccessPolicy, AuthError, User, UserStore, can_adjudicate, can_export, can_manage_users,
     can_sign_off, can_view_audit, can_view_data_quality, can_view_patient_data, can_view_study_aggregates,
     oidc_user, scope_for, session_expired,
@@ -194,7 +194,7 @@ def test_policy_reads_the_lockout_settings(tmp_path):
 
 
 def test_failed_sign_ins_lock_a_username_for_the_window(tmp_path):
-    from safety.review_store import ReviewStore
+    from safety.review.store import ReviewStore
     store = ReviewStore(tmp_path / "r.sqlite")
     for _ in range(4):
         store.append_audit("carol", "sign_in_failure")

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from safety.auth import UserStore
-from safety.review_store import ReviewStore, verify_audit_chain
+from safety.access.auth import UserStore
+from safety.review.store import ReviewStore, verify_audit_chain
 
 ROOT = Path(__file__).resolve().parents[1]
 PW1 = "first long passphrase"
@@ -78,8 +78,8 @@ def test_users_cli_errors(tmp_path):
 
 def test_users_cli_unlock_lifts_a_sign_in_lock(tmp_path):
     import datetime as dt
-    from safety.auth import sign_in_locked_until
-    from safety.review_store import default_review_path
+    from safety.access.auth import sign_in_locked_until
+    from safety.review.store import default_review_path
     db = tmp_path / "study.duckdb"
     store = ReviewStore(default_review_path(db))
     for _ in range(5):

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from access_fixtures import PASSWORD, make_users
-from safety.review_store import ReviewStore, verify_audit_chain
+from safety.review.store import ReviewStore, verify_audit_chain
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,8 +18,8 @@ import os, sys
 from pathlib import Path
 sys.path.insert(0, {str(ROOT)!r})
 import streamlit as st
-from safety.auth import AccessPolicy
-from safety.review_store import ReviewStore
+from safety.access.auth import AccessPolicy
+from safety.review.store import ReviewStore
 from dashboard.auth import sign_in_gate, demo_banner, log_subject_view
 
 policy = AccessPolicy(mode=os.environ["T_MODE"], users_path=Path(os.environ["T_USERS"]),
@@ -136,7 +136,7 @@ def test_active_session_stays_signed_in(app):
 
 
 def test_removed_account_is_signed_out_at_next_run(app, tmp_path):
-    from safety.auth import UserStore
+    from safety.access.auth import UserStore
     at = _sign_in(AppTest.from_file(str(app)).run(), "dana", PASSWORD)
     assert "PAGE for dana" in _texts(at)
     UserStore(tmp_path / "users.yaml").set_disabled("dana")

@@ -79,11 +79,11 @@ class StudyDB:
                      uln=uln, lln=lln)
 
     def derive(self):
-        from safety.toxicity.crs_icans import derive_cell_therapy_toxicities
+        from safety.derive.toxicity.crs_icans import derive_cell_therapy_toxicities
         derive_cell_therapy_toxicities(self.con, self.studyid, self.data_cut, {})
 
     def derive_icaht(self):
-        from safety.toxicity.icaht import derive_icaht
+        from safety.derive.toxicity.icaht import derive_icaht
         derive_icaht(self.con, self.studyid, self.data_cut, {})
 
     def rows(self, sql: str, **params) -> list[dict]:

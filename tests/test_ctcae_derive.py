@@ -7,10 +7,10 @@ import datetime as dt
 import pytest
 
 from safety import schema
-from safety.access import Scope, StudyReader
-from safety.config import validate
-from safety.grading import summary
-from safety.grading.ctcae import LAB_TOXICITY, LAB_WORST_GRADES, derive_lab_toxicity
+from safety.access.reader import Scope, StudyReader
+from safety.core.config import validate
+from safety.derive.grading import summary
+from safety.derive.grading.ctcae import LAB_TOXICITY, LAB_WORST_GRADES, derive_lab_toxicity
 from tests.ctcae_helpers import CUT, STUDY, lab, make_db
 
 OTHER_CUT = dt.date(2025, 12, 31)

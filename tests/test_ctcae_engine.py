@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from safety.grading import rules as R
-from safety.grading.ctcae import grade_labs
+from safety.derive.grading import rules as R
+from safety.derive.grading.ctcae import grade_labs
 from tests.ctcae_helpers import lab, make_db
 
 

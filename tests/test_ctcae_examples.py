@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from safety.grading.ctcae import grade_labs
+from safety.derive.grading.ctcae import grade_labs
 from tests.ctcae_helpers import lab, make_db
 
 NA = None
@@ -252,7 +252,7 @@ def test_sql_signif_matches_r_signif(tmp_path):
     products of decimal numbers and random values."""
     import duckdb
 
-    from safety.grading.rules import signif, signif_sql
+    from safety.derive.grading.rules import signif, signif_sql
     rng = random.Random(3)
     xs = [0.0, 1.0, -2.5, 3 * 1.2, 1.5 * 36.3, 0.1 + 0.2, 123456789012344.5 / 10, 99.99999999999999,
           99.9999999999999, 1e-9 * 3.3, 7.000000000000001, 12.345678901234549]

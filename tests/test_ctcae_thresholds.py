@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from safety.grading.ctcae import grade_labs
+from safety.derive.grading.ctcae import grade_labs
 from tests.ctcae_helpers import lab, make_db
 
 # (lbtestcd, term, direction, unit, lln, uln, cut-offs as (grade, threshold, inclusive))

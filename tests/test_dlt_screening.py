@@ -5,8 +5,8 @@ import datetime as dt
 
 import pytest
 
-from safety.config import ConfigError, validate
-from safety.dlt.screening import derive_dlt
+from safety.core.config import ConfigError, validate
+from safety.derive.dlt.screening import derive_dlt
 from test_dlt_support import (CUT, STUDY, add_ae, add_assessment, add_episode, add_lab_grade, add_subject,
                               candidates, config, new_db, rows)
 

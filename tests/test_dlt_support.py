@@ -8,7 +8,7 @@ import datetime as dt
 import duckdb
 
 from safety import schema
-from safety.config import validate
+from safety.core.config import validate
 
 STUDY = "CTX-001"
 CUT = dt.date(2025, 6, 30)
@@ -106,7 +106,7 @@ def candidates(con, cut=CUT) -> dict[str, dict]:
 
 
 def test_builders_make_a_database_the_screening_can_read(tmp_path):
-    from safety.dlt.screening import derive_dlt
+    from safety.derive.dlt.screening import derive_dlt
     con = new_db(tmp_path / "s.duckdb")
     add_subject(con, "S-1")
     add_ae(con, "S-1", 1, "Pneumonitis", 3, 5, 14)

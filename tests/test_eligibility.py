@@ -5,8 +5,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from safety.config import validate
-from safety.eligibility import derive_eligibility_deviations
+from safety.core.config import validate
+from safety.derive.eligibility import derive_eligibility_deviations
 from safety.ingest import ingest_study
 from test_ingest_fixtures import LB, make_study
 

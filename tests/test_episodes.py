@@ -116,8 +116,8 @@ def test_grade3_hours(db_path):
 def test_grade3_still_present_at_the_cut_counts_to_the_cut(db_path):
     """An ongoing episode whose last assessment is grade >= 3 runs its grade >= 3 time to the cut (or to the last
     day known alive, if earlier); the DLT rule then sees it (issue: ongoing events count to the cut)."""
-    from safety.config import validate
-    from safety.dlt.screening import derive_dlt
+    from safety.core.config import validate
+    from safety.derive.dlt.screening import derive_dlt
     from test_crs_support import CUT, DAY0, STUDY
     db = StudyDB(db_path)
     db.subject("E8", last_known_alive_day=4)

@@ -18,7 +18,7 @@ from safety.export.common import make_reader, packet_meta
 from safety.export.listings import LISTINGS, build_listing
 from safety.export.packet import write_outputs
 from safety.export.tables import TABLES, build_table
-from safety.review_store import ReviewStore
+from safety.review.store import ReviewStore
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXED = dt.datetime(2025, 4, 1, 9, 30, tzinfo=dt.timezone.utc)
@@ -136,7 +136,7 @@ def test_aesi_categories(reader):
 
 
 def test_site_scope_limits_listings(con):
-    from safety.access import Scope, StudyReader
+    from safety.access.reader import Scope, StudyReader
     r = StudyReader(con, Scope(STUDY, CUT2, ("102",), CUT1))
     assert set(build_listing(r, "ae")["usubjid"]) == {"CT-001-S03"}
     assert build_listing(r, "deaths").empty

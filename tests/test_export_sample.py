@@ -11,7 +11,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from safety.access import Scope, StudyReader
+from safety.access.reader import Scope, StudyReader
 from safety.export.common import make_reader
 from safety.export.listings import build_listing
 from safety.export.packet import read_export_csv, write_outputs
@@ -252,7 +252,7 @@ def test_site_scoped_export_contains_only_site_02(con, site02_export):
 # -- the packet's numbers are the dashboard's numbers ------------------------------------------
 
 def test_crs_icans_table_matches_toxicity_summary(con):
-    from safety.toxicity.summary import incidence_by_grade, onset_duration_summary
+    from safety.derive.toxicity.summary import incidence_by_grade, onset_duration_summary
     reader = make_reader(con, CART, CUT2)
     tab = build_table(reader, "crs_icans_summary").set_index("Category")
     overall = [col for col in tab.columns if col.startswith("Overall")][0]
@@ -273,7 +273,7 @@ def test_crs_icans_table_matches_toxicity_summary(con):
 
 
 def test_lab_shift_matches_grading_summary(con):
-    from safety.grading.summary import shift_table
+    from safety.derive.grading.summary import shift_table
     reader = make_reader(con, CART, CUT2)
     tab = build_table(reader, "lab_shift")
     long = shift_table(reader)

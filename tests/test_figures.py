@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from dashboard import figures as F
-from safety.palette import GRADE_COLORS
+from safety.core.palette import GRADE_COLORS
 
 
 def test_km_estimate_matches_hand_computed_example():

@@ -262,7 +262,7 @@ def test_failed_load_leaves_previous_snapshot(tmp_path):
 
 
 def test_audit_entry_with_file_hashes(tmp_path):
-    from safety.review_store import ReviewStore, default_review_path
+    from safety.review.store import ReviewStore, default_review_path
     study = make_study(tmp_path / "s", "csv")
     db = tmp_path / "db.duckdb"
     r = ingest_study(study, db, run_derivations=False)

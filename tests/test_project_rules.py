@@ -40,7 +40,7 @@ def test_domain_core_never_imports_streamlit():
     assert offenders == []
 
 
-# Pages and exports read only through safety.access.StudyReader: no connection, cursor or schema-qualified table.
+# Pages and exports read only through safety.access.reader.StudyReader: no connection, cursor or schema-qualified table.
 _DIRECT = re.compile(r"\.execute\(|\.cursor\(|duckdb\.connect\(|\bmain\.[a-z_]+\b|(?<![.\w])read_(?:csv|parquet|json)\w*\(")
 
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from safety.review_store import ReviewStore, default_review_path, verify_audit_chain
+from safety.review.store import ReviewStore, default_review_path, verify_audit_chain
 
 
 @pytest.fixture

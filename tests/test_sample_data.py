@@ -173,7 +173,7 @@ def test_program_scale_mode_writes_parquet(tmp_path):
 # --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("folder", [CART, ITNK], ids=["car_t", "car_itnk"])
 def test_study_yaml_validates(folder):
-    from safety.config import load_study_config
+    from safety.core.config import load_study_config
 
     cfg = load_study_config(folder)
     assert cfg["data_cuts"] == ["2026-03-31", "2026-09-30"]
@@ -183,7 +183,7 @@ def test_study_yaml_validates(folder):
 
 
 def test_stopping_rules_differ_between_studies():
-    from safety.config import load_study_config
+    from safety.core.config import load_study_config
 
     a, b = load_study_config(CART), load_study_config(ITNK)
     assert (a["product_type"], a["stopping_rule"]["method"], a["stopping_rule"]["threshold"]) == ("CAR-T", "boin", 0.3)

@@ -6,9 +6,9 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from safety.access import Scope, StudyReader, connect
-from safety.dlt.adjudication import review_table
-from safety.review_store import ReviewStore, default_review_path
+from safety.access.reader import Scope, StudyReader, connect
+from safety.derive.dlt.adjudication import review_table
+from safety.review.store import ReviewStore, default_review_path
 from safety.sample_db import ensure_sample_database
 
 CUT1, CUT2 = dt.date(2026, 3, 31), dt.date(2026, 9, 30)

@@ -6,7 +6,7 @@ import itertools
 import pytest
 from scipy import integrate, stats
 
-from safety.dlt import stopping as st
+from safety.derive.dlt import stopping as st
 from test_dlt_support import CUT, STUDY, add_ae, add_subject, config, new_db, rows
 
 
@@ -138,7 +138,7 @@ def test_three_plus_three_decisions(n, y, decision):
 # --- status and boundary tables from data -------------------------------------------------------------
 
 def _study(tmp_path, n_subjects, dlt_subjects, cohort_of=lambda i: "C1", **cfg):
-    from safety.dlt.screening import derive_dlt
+    from safety.derive.dlt.screening import derive_dlt
     con = new_db(tmp_path / "s.duckdb")
     for i in range(1, n_subjects + 1):
         add_subject(con, f"S-{i:02d}", cohort=cohort_of(i))
@@ -207,7 +207,7 @@ def test_three_plus_three_status(tmp_path):
 
 
 def test_non_dlt_monitored_event(tmp_path):
-    from safety.dlt.screening import derive_dlt
+    from safety.derive.dlt.screening import derive_dlt
     con = new_db(tmp_path / "s.duckdb", upstream=False)
     for i in range(1, 5):
         add_subject(con, f"S-{i}")
@@ -222,7 +222,7 @@ def test_non_dlt_monitored_event(tmp_path):
 
 
 def test_rules_are_named_as_protocols_print_them():
-    from safety.dlt.stopping import method_name
+    from safety.derive.dlt.stopping import method_name
     assert [method_name(m) for m in ("boin", "three_plus_three", "pocock", "bayesian_beta_binomial")] == \
         ["BOIN", "3+3", "Pocock-type", "Bayesian beta-binomial"]
     assert method_name("a_custom_rule") == "a_custom_rule"

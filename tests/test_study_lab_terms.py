@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from safety.config import ConfigError, load_study_config
-from safety.grading.ctcae import derive_lab_toxicity
+from safety.core.config import ConfigError, load_study_config
+from safety.derive.grading.ctcae import derive_lab_toxicity
 from ctcae_helpers import CUT, STUDY, lab, make_db
 
 

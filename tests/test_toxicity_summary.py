@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from safety.access import Scope, StudyReader
-from safety.toxicity.summary import (clopper_pearson, incidence_by_enrollment_order, incidence_by_grade,
+from safety.access.reader import Scope, StudyReader
+from safety.derive.toxicity.summary import (clopper_pearson, incidence_by_enrollment_order, incidence_by_grade,
                                      management_summary, onset_duration_summary)
 from test_crs_support import CUT, STUDY, StudyDB
 

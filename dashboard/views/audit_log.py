@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import state
-from safety.review_store import verify_audit_chain
+from safety.review.store import verify_audit_chain
 
 v = state.view()
 user = state.user()

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import data, state
 from dashboard import figures as F
-from safety.dlt.stopping import method_name
+from safety.derive.dlt.stopping import method_name
 
 MAX_TABLE_ROWS = 1000  # candidate and evaluability rows shown on the page
 MAX_PICKER_OPTIONS = 500  # candidates offered in the adjudication list at once
@@ -89,7 +89,7 @@ if state.can(user, "can_adjudicate"):
         else:
             row = cands[cands["event_key"] == key].iloc[0].to_dict() if key in set(cands["event_key"]) else {"event_key": key}
             usubjid = row.get("usubjid") or key.split("/")[0]
-            record = state.domain("safety.dlt.adjudication", "record_decision")
+            record = state.domain("safety.derive.dlt.adjudication", "record_decision")
             store = state.review_store(v.db_path)
             if record is not None:
                 try:

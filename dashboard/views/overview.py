@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import data, state
 from dashboard import figures as F
-from safety.dlt.stopping import method_name
+from safety.derive.dlt.stopping import method_name
 
 v = state.view()
 user = state.user()

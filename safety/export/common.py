@@ -15,14 +15,14 @@ import duckdb
 import pandas as pd
 
 import safety
-from safety import config as study_config
+from safety.core import config as study_config
 from safety import schema
-from safety.access import Scope, StudyReader, previous_cut
+from safety.access.reader import Scope, StudyReader, previous_cut
 
 CONFIDENTIAL = "Confidential"
 GENERATED_LABEL = "Generated (UTC)"
 
-# Columns holding an integer grade 0-5: writers colour these cells with safety.palette.
+# Columns holding an integer grade 0-5: writers colour these cells with safety.core.palette.
 GRADE_COLUMNS = frozenset({"grade", "max_grade", "worst_grade", "baseline_grade", "reported_grade",
                            "ctcae_grade", "icaht_grade"})
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from safety.access import StudyReader
+from safety.access.reader import StudyReader
 from safety.export import common as c
-from safety.palette import GRADE_COLORS
+from safety.core.palette import GRADE_COLORS
 
 SWIMMER_MAX_SUBJECTS = 60
 # Seconds the renderer may take for all the packet's figures (Chromium start included); CELLTOX_RENDER_TIMEOUT.

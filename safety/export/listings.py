@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from safety.access import StudyReader
+from safety.access.reader import StudyReader
 from safety.export import common as c
 
 SUBJ_CTE = ("subj AS (SELECT usubjid, siteid AS site, cohort, dose_level, age, sex, infusions, "

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from safety.access import StudyReader
+from safety.access.reader import StudyReader
 from safety.export import csv_writer, pdf_writer, rtf_writer, xlsx_writer
 from safety.export.csv_writer import read_export_csv  # noqa: F401 - re-exported for callers of the packet API
 from safety.export.common import file_stem, packet_meta
 from safety.export.listings import LISTINGS, build_listing
 from safety.export.tables import TABLES, build_table
-from safety.files import sha256_file
+from safety.core.files import sha256_file
 
 FORMATS = ("csv", "xlsx", "rtf", "pdf")
 

@@ -18,7 +18,7 @@ from fpdf import FPDF
 from fpdf.fonts import FontFace
 
 from safety.export.common import CONFIDENTIAL, GRADE_COLUMNS, PacketMeta, grade_of, label, text_frame
-from safety.palette import GRADE_COLORS, GRADE_TEXT
+from safety.core.palette import GRADE_COLORS, GRADE_TEXT
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 DEFAULT_MAX_ROWS = 1000

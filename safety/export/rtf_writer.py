@@ -2,7 +2,7 @@
 
 Letter landscape, 0.5 inch margins; a page header with study, data cut and "Page x of y"; a footer
 with the generation time, celltox version and "Confidential"; the title block; a table whose first
-row (\\trhdr) repeats on every page; grade cells shaded with safety.palette; footnotes below.
+row (\\trhdr) repeats on every page; grade cells shaded with safety.core.palette; footnotes below.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from safety.export.common import GRADE_COLUMNS, PacketMeta, grade_of, label, text_frame
-from safety.palette import GRADE_COLORS, GRADE_TEXT
+from safety.core.palette import GRADE_COLORS, GRADE_TEXT
 
 PAGE_W, PAGE_H, MARGIN = 15840, 12240, 720
 TABLE_W = PAGE_W - 2 * MARGIN

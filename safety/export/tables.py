@@ -12,7 +12,7 @@ import re
 import duckdb
 import pandas as pd
 
-from safety.access import StudyReader
+from safety.access.reader import StudyReader
 from safety.export import common as c
 
 POP_CTE = ("pop AS (SELECT usubjid, coalesce(cohort, '(no cohort)') AS cohort FROM subjects "
@@ -193,22 +193,22 @@ def _fmt_ci(lo, hi) -> str:
 
 
 def _summary_group(key) -> str:
-    """safety.toxicity.summary group keys -> this module's population keys (same subjects, other labels)."""
-    from safety.toxicity import summary as tox
+    """safety.derive.toxicity.summary group keys -> this module's population keys (same subjects, other labels)."""
+    from safety.derive.toxicity import summary as tox
     return OVERALL if key == tox.ALL_LABEL else "(no cohort)" if key == "(missing)" else str(key)
 
 
 def table_crs_icans_summary(reader, store=None):
-    """Incidence, onset, duration and management per syndrome, computed by safety.toxicity.summary (the
+    """Incidence, onset, duration and management per syndrome, computed by safety.derive.toxicity.summary (the
     functions behind the dashboard's CRS/ICANS page), so packet and app show the same numbers."""
     name, title, ref = "crs_icans_summary", "CRS and ICANS: incidence by maximum grade, onset, duration and management", \
         "ASTCT 2019 (Lee 2019); FDA STF T18"
     if not c.registered("toxicity_episodes"):
         return _unavailable(name, title, ref, "toxicity_episodes")
     try:
-        from safety.toxicity import summary as tox
+        from safety.derive.toxicity import summary as tox
     except ImportError:
-        return _unavailable(name, title, ref, "toxicity_episodes (safety.toxicity.summary)")
+        return _unavailable(name, title, ref, "toxicity_episodes (safety.derive.toxicity.summary)")
     have = set(c.table_columns("toxicity_episodes"))
     flag = {f: (f"bool_or(e.{f} IS TRUE)" if f in have else "NULL::BOOLEAN")
             for f in ("tocilizumab", "corticosteroid", "anakinra", "icu_level_support", "ongoing")}
@@ -276,7 +276,7 @@ FROM toxicity_episodes e JOIN pop p USING (usubjid) GROUP BY ALL""")
             lambda g, n: _fmt_med_range(og[g]["duration_days_median"], og[g]["duration_days_min"],
                                         og[g]["duration_days_max"]) if g in og else "-")
     df = pd.DataFrame(rows)
-    notes = ["Computed with safety.toxicity.summary, as on the dashboard's CRS/ICANS page. Population: infused "
+    notes = ["Computed with safety.derive.toxicity.summary, as on the dashboard's CRS/ICANS page. Population: infused "
              "subjects at the data cut. Subjects counted once, at their maximum grade over all episodes; "
              "management counts subjects with it in any episode.",
              "95% CI: exact (Clopper-Pearson) interval of the percentage of infused subjects.",
@@ -291,14 +291,14 @@ def _term_label(term, direction) -> str:
 
 def table_lab_worst_grade(reader, store=None):
     """Worst post-baseline grade per CTCAE term and cohort; the grade >= 3 row comes from
-    safety.grading.summary.grade3_counts (the dashboard's numbers)."""
+    safety.derive.grading.summary.grade3_counts (the dashboard's numbers)."""
     name, title, ref = "lab_worst_grade", "Laboratory abnormalities: worst post-baseline CTCAE grade", "FDA STF T52-53"
     if not c.registered("lab_worst_grades"):
         return _unavailable(name, title, ref, "lab_worst_grades")
     have = set(c.table_columns("lab_worst_grades"))
     evaluated = "max(n_post) > 0" if "n_post" in have else "max(worst_grade) IS NOT NULL"
     # A subject counts once per term and direction, at the worst grade over the tests mapped to it
-    # (as in safety.grading.summary).
+    # (as in safety.derive.grading.summary).
     counts = c.try_sql(reader, f"""
 WITH {POP_CTE},
 w AS (SELECT usubjid, ctcae_term, direction, max(worst_grade) AS worst_grade, {evaluated} AS evaluated
@@ -315,7 +315,7 @@ UNION ALL SELECT term, lvl, '{OVERALL}', count(DISTINCT usubjid) FROM lv GROUP B
              "Percentages of the cohort's safety population N."]
     g3 = None
     try:
-        from safety.grading.summary import grade3_counts
+        from safety.derive.grading.summary import grade3_counts
         g3 = grade3_counts(reader, by="cohort")
     except ImportError:
         pass
@@ -327,7 +327,7 @@ UNION ALL SELECT term, lvl, '{OVERALL}', count(DISTINCT usubjid) FROM lv GROUP B
                                                       "(no cohort)" if k == "Missing" else k),
                        n=g3["n_grade_3_plus"].astype(int))
         counts = pd.concat([counts, g3.loc[g3["n"] > 0, ["term", "lvl", "cohort", "n"]]], ignore_index=True)
-        notes.append("Grade >= 3: safety.grading.summary.grade3_counts, as on the dashboard's laboratory page.")
+        notes.append("Grade >= 3: safety.derive.grading.summary.grade3_counts, as on the dashboard's laboratory page.")
     else:
         extra = c.try_sql(reader, f"""
 WITH {POP_CTE},
@@ -350,7 +350,7 @@ SHIFT_LEVELS = ["0", "1", "2", "3", "4", "missing"]
 
 
 def table_lab_shift(reader, store=None):
-    """Baseline x worst post-baseline grade per term, from safety.grading.summary.shift_table when installed."""
+    """Baseline x worst post-baseline grade per term, from safety.derive.grading.summary.shift_table when installed."""
     name, title, ref = "lab_shift", "Laboratory shift: baseline grade to worst post-baseline grade (all cohorts)", \
         "FDA STF F15 (shift)"
     if not c.registered("lab_worst_grades"):
@@ -360,7 +360,7 @@ def table_lab_shift(reader, store=None):
              "post-baseline grade (columns); a subject counts once per term, at the worst grade over its tests. "
              "All cohorts."]
     try:
-        from safety.grading.summary import shift_table
+        from safety.derive.grading.summary import shift_table
         long = shift_table(reader) if "n_post" in c.table_columns("lab_worst_grades") else None
     except ImportError:
         long = None
@@ -375,7 +375,7 @@ SELECT ctcae_term, direction, baseline_grade, worst_grade, count(*) AS subjects 
         if long is None:
             return _unavailable(name, title, ref, "lab_worst_grades")
     else:
-        notes.append("Computed with safety.grading.summary.shift_table, as on the dashboard's laboratory page.")
+        notes.append("Computed with safety.derive.grading.summary.shift_table, as on the dashboard's laboratory page.")
     if long.empty:
         return c.finish(pd.DataFrame(columns=columns), name=name, title=title, reference=ref, kind="table",
                         notes=notes)

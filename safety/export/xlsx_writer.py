@@ -1,5 +1,5 @@
 """XLSX output (xlsxwriter): a cover sheet, then one sheet per output with a header block,
-a frozen header row, fitted column widths and grade cells coloured with safety.palette.
+a frozen header row, fitted column widths and grade cells coloured with safety.core.palette.
 
 The workbook is reproducible: its created date is the data cut, and xlsxwriter stores fixed zip
 timestamps, so the same database and cut give the same bytes except the generation-time cell.
@@ -13,7 +13,7 @@ import pandas as pd
 import xlsxwriter
 
 from safety.export.common import GRADE_COLUMNS, PacketMeta, grade_of, label, text_value
-from safety.palette import GRADE_COLORS, GRADE_TEXT
+from safety.core.palette import GRADE_COLORS, GRADE_TEXT
 
 MAX_WIDTH = 60
 HEADER_ROWS = 5  # title, study/cut, generated, reference, blank

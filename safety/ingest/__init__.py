@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from safety import __version__, schema
-from safety.config import ConfigError, load_study_config
+from safety.core.config import ConfigError, load_study_config
 from safety.ingest import engine
 from safety.ingest.domains import ALL_DOMAINS, OPTIONAL_DOMAINS, ORDER, SPECS
 from safety.ingest.errors import IngestError
@@ -215,7 +215,7 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
         raise
 
     if run_derivations:
-        from safety.pipeline import run_derivations as _run
+        from safety.derive.pipeline import run_derivations as _run
         store = _review_store(db_path, review_store_path)
         result.derivations = _run(con, studyid, data_cut, config, review_store=store)
     _audit(db_path, review_store_path, result)
@@ -223,7 +223,7 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
 
 
 def _review_store(db_path, review_store_path):
-    from safety.review_store import ReviewStore, default_review_path
+    from safety.review.store import ReviewStore, default_review_path
     return ReviewStore(review_store_path or default_review_path(db_path))
 
 

@@ -174,5 +174,3 @@ ORDER = ("DM", "EX", "DS", "CM", "AE", "LB", "VS", "RS", "CRS", "ICANS")
 NOT_CAR_PATTERN = r"(lymphodeplet|bridg|condition|chemotherap|fludara|cyclophosph|bendamust|cytoxan|endoxan|etoposide|cytarabine|carboplatin|melphalan|mesna)"
 LYMPHODEPLETION_PATTERN = r"(lymphodeplet|fludara|cyclophosph|bendamust|cytoxan|endoxan)"
 RELATED_PATTERN = r"^(y|yes|related|possible|possibly( related)?|probable|probably( related)?|definite|definitely( related)?|likely|likely related|certain)$"
-CRS_TERMS = ("CYTOKINE RELEASE SYNDROME",)
-ICANS_TERMS = ("IMMUNE EFFECTOR CELL-ASSOCIATED NEUROTOXICITY SYNDROME", "ICANS", "NEUROTOXICITY")

@@ -12,8 +12,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from safety.core.vocabulary import CRS_TERMS, ICANS_TERMS
 from safety.ingest.domains import (
-    CRS_TERMS, ICANS_TERMS, LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS, DomainSpec,
+    LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS, DomainSpec,
 )
 from safety.ingest.readers import StagedFile
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from safety.files import sha256_file
+from safety.core.files import sha256_file
 from safety.ingest.domains import DOMAIN_CODES, canonical_name
 from safety.ingest.errors import IngestError
 

@@ -12,7 +12,7 @@ import datetime as dt
 import pandas as pd
 
 from safety import schema
-from safety.access import Scope, StudyReader
+from safety.access.reader import Scope, StudyReader
 
 CHANGE_COLUMNS = ["category", "change", "usubjid", "siteid", "event_key", "description",
                   "changed_fields", "changes"]

@@ -11,8 +11,11 @@ recursive CTE that walks every subject's assessment time points in parallel.
 """
 from __future__ import annotations
 
-from safety.schema import C, KEY, SUBJ, Table, register
-from safety.toxicity._sql import insert, reset, run
+from safety.core.vocabulary import CRS_TERMS, ICANS_TERMS
+from safety.derive.graph import Derivation
+from safety.schema import CRS_GRADES, ICANS_GRADES, TOXICITY_DAILY_GRADES, TOXICITY_EPISODES, GRADE_DISCREPANCIES, EPISODE_BIOMARKERS, IEC_HS_SCREEN
+from safety.schema import CRS_ICANS_TABLES as TABLES
+from safety.derive.toxicity._sql import insert, reset, run
 
 GRADING_SYSTEM = "ASTCT 2019"
 # An episode ends after grade 0 on this many distinct assessed days after its last symptomatic day ...
@@ -20,8 +23,6 @@ EPISODE_END_ZERO_DAYS = 2
 # ... or when more than this many days pass between symptomatic assessments with nothing assessed between.
 EPISODE_MAX_UNASSESSED_GAP = 7
 MASKING_CLASSES = ("tocilizumab", "corticosteroid", "antipyretic")
-CRS_TERMS = ("CYTOKINE RELEASE SYNDROME", "CRS")
-ICANS_TERMS = ("IMMUNE EFFECTOR CELL-ASSOCIATED NEUROTOXICITY SYNDROME", "ICANS")
 # AE-to-episode matching tolerance (days) around the derived episode.
 MATCH_TOLERANCE_DAYS = 2
 # Biomarker window around an episode: onset - 1 to last symptomatic day + 3.
@@ -31,161 +32,7 @@ BIOMARKER_BEFORE, BIOMARKER_AFTER = 1, 3
 IEC_HS_RECOVERY_FROM_DAY = 7
 IEC_HS_RECOVERY_VALUES = 3  # consecutive measured days at or above the threshold (CIBMTR-style recovery)
 
-_SYN = C("syndrome", "VARCHAR", "'CRS' or 'ICANS'.")
 
-CRS_GRADES = Table(
-    "crs_grades",
-    "ASTCT 2019 CRS grade of every crs_assessments record, with the component that set it.",
-    KEY + SUBJ + (
-        C("assessment_id", "INTEGER", "crs_assessments.assessment_id of the graded record."),
-        C("assessment_time", "TIMESTAMP", "Assessment date/time."),
-        C("day", "INTEGER", "Day relative to infusion."),
-        C("temp_c", "DOUBLE", "Temperature (degrees C) as recorded; NULL when not recorded."),
-        C("fever", "BOOLEAN", "temp_c >= 38.0 C (NULL when temperature not recorded)."),
-        C("fever_required", "BOOLEAN", "True unless fever is masked: within an open CRS episode after tocilizumab, a corticosteroid or an antipyretic was given (until the episode ends)."),
-        C("hypotension_grade", "INTEGER", "Hypotension component: 0 none, 2 without vasopressors, 3 one vasopressor (+/- vasopressin, or vasopressin alone), 4 two or more (vasopressin not counted)."),
-        C("hypoxia_grade", "INTEGER", "Oxygen component: 0 none, 2 blow-by or nasal cannula <= 6 L/min, 3 high-flow/>6 L/min, facemask, non-rebreather, Venturi, 4 CPAP/BiPAP/mechanical ventilation; NULL for an unrecognised device."),
-        C("grade", "INTEGER", "ASTCT CRS grade 0-4; NULL when not gradable (see grade_reason)."),
-        C("grade_component", "VARCHAR", "What set the grade: 'none', 'fever', 'hypotension', 'hypoxia', 'hypotension+hypoxia'."),
-        C("grade_reason", "VARCHAR", "Why, in words, e.g. 'one vasopressor', 'high-flow nasal cannula', 'afebrile, no CRS'."),
-        C("evidence", "VARCHAR", "The recorded findings, e.g. 'T 38.9 C; 1 vasopressor; oxygen HIGH_FLOW_NC 30 L/min'."),
-        C("episode_key", "VARCHAR", "event_key of the CRS episode this assessment belongs to, NULL outside episodes."),
-    ),
-    group="derived",
-)
-
-ICANS_GRADES = Table(
-    "icans_grades",
-    "ASTCT 2019 ICANS grade (adult, ICE-based) of every icans_assessments record: the worst domain.",
-    KEY + SUBJ + (
-        C("assessment_id", "INTEGER", "icans_assessments.assessment_id of the graded record."),
-        C("assessment_time", "TIMESTAMP", "Assessment date/time."),
-        C("day", "INTEGER", "Day relative to infusion."),
-        C("ice_score", "INTEGER", "ICE score 0-10 as recorded; NULL when not done."),
-        C("ice_grade", "INTEGER", "ICE domain: 10 -> 0, 7-9 -> 1, 3-6 -> 2, 0-2 -> 3; NULL when not done."),
-        C("consciousness_grade", "INTEGER", "Consciousness domain: awake 0, awakens spontaneously 1, to voice 2, only to touch 3, unarousable 4."),
-        C("seizure_grade", "INTEGER", "Seizure domain: none 0, rapidly resolving 3, prolonged or repetitive 4."),
-        C("motor_grade", "INTEGER", "Motor domain: none 0, deep focal weakness 4."),
-        C("edema_grade", "INTEGER", "Raised ICP / cerebral oedema domain: none 0, focal 3, diffuse 4."),
-        C("grade", "INTEGER", "ASTCT ICANS grade 0-4 = the worst domain; NULL when not gradable (ICE not done and nothing else abnormal)."),
-        C("grade_component", "VARCHAR", "Domain(s) that set the grade: 'none', 'ICE', 'consciousness', 'seizure', 'motor', 'cerebral oedema' (joined with '+' on ties)."),
-        C("grade_reason", "VARCHAR", "Why, in words; for NULL grades 'ICE not done and nothing else abnormal'."),
-        C("evidence", "VARCHAR", "The recorded findings."),
-        C("episode_key", "VARCHAR", "event_key of the ICANS episode this assessment belongs to, NULL outside episodes."),
-    ),
-    group="derived",
-)
-
-TOXICITY_DAILY_GRADES = Table(
-    "toxicity_daily_grades",
-    "Worst CRS and ICANS grade per subject and day (assessed days, or the days of a reported AE), for swimlanes.",
-    KEY + SUBJ + (
-        _SYN,
-        C("day", "INTEGER", "Day relative to infusion."),
-        C("grade", "INTEGER", "Worst grade of the day; NULL when every assessment that day was not gradable."),
-        C("source", "VARCHAR", "'assessments' (derived) or 'reported AE' (the AE grade spread over its days)."),
-        C("episode_key", "VARCHAR", "Episode the day belongs to, NULL outside episodes."),
-    ),
-    group="derived",
-)
-
-TOXICITY_EPISODES = Table(
-    "toxicity_episodes",
-    "CRS and ICANS episodes per subject: timing, maximum grade, management, support and resolution at the cut.",
-    KEY + SUBJ + (
-        _SYN,
-        C("episode_no", "INTEGER", "Episode number per subject and syndrome, in time order."),
-        C("event_key", "VARCHAR", "Stable key '<usubjid>/CRS/<n>' or '<usubjid>/ICANS/<n>'."),
-        C("onset_day", "INTEGER", "First day with grade >= 1."),
-        C("last_symptomatic_day", "INTEGER", "Last day with grade >= 1."),
-        C("duration_days", "INTEGER", "last_symptomatic_day - onset_day + 1."),
-        C("max_grade", "INTEGER", "Maximum grade over the episode."),
-        C("max_grade_day", "INTEGER", "First day the maximum grade was reached."),
-        C("days_grade3_plus", "INTEGER", "Number of distinct days with grade >= 3 (NULL for reported-AE episodes)."),
-        C("grade3_plus_first_day", "INTEGER", "First day with grade >= 3."),
-        C("grade3_plus_last_day", "INTEGER", "Last day with grade >= 3."),
-        C("grade3_plus_hours", "DOUBLE", "Hours from the first grade >= 3 assessment to the first later assessment below grade 3; when none followed, to the end of grade3_plus_end_day if grade3_plus_ongoing, else to the last grade >= 3 assessment (the subject died or the episode resolved without a grade 1-2 assessment between). NULL without grade >= 3 or for reported-AE episodes."),
-        C("grade3_plus_ongoing", "BOOLEAN", "Still grade >= 3 at the last assessment of an episode ongoing at the cut: its grade >= 3 time runs to the cut (or to the last day known alive, if earlier)."),
-        C("grade3_plus_end_day", "INTEGER", "Day the grade >= 3 time is counted to: grade3_plus_last_day, or the cut day (last day known alive, if earlier) when grade3_plus_ongoing."),
-        C("resolution_day", "INTEGER", "First assessed day with grade 0 after the last symptomatic day (AE end day for reported-AE episodes)."),
-        C("ongoing", "BOOLEAN", "True when resolution_status is 'ongoing at data cut'."),
-        C("resolution_status", "VARCHAR", "'resolved' (a grade-0 assessment followed, or the AE ended), 'ongoing at data cut', or 'death' (not resolved before the subject died)."),
-        C("tocilizumab", "BOOLEAN", "Tocilizumab started between onset and the day after the last symptomatic day."),
-        C("tocilizumab_first_day", "INTEGER", "Day of the first such tocilizumab dose."),
-        C("tocilizumab_doses", "INTEGER", "Number of tocilizumab records started in that window."),
-        C("corticosteroid", "BOOLEAN", "Corticosteroid started in the episode window."),
-        C("corticosteroid_first_day", "INTEGER", "Day of the first such corticosteroid."),
-        C("anakinra", "BOOLEAN", "Anakinra started in the episode window."),
-        C("anakinra_first_day", "INTEGER", "Day of the first such anakinra dose."),
-        C("vasopressor_max", "INTEGER", "CRS: most vasopressors running at one assessment, vasopressin included; reported-AE episodes: 1 when a vasopressor was given in the window, else 0. NULL for ICANS."),
-        C("positive_pressure", "BOOLEAN", "CRS: CPAP, BiPAP or mechanical ventilation at any assessment (NULL for ICANS and reported-AE episodes)."),
-        C("icu_level_support", "BOOLEAN", "CRS: any vasopressor, or high-flow (HIGH_FLOW_NC or nasal cannula > 6 L/min) or positive-pressure oxygen; ICANS: max grade >= 3."),
-        C("source", "VARCHAR", "'assessments' (derived) or 'reported AE' (study has no assessment data for the syndrome)."),
-        C("grading_system", "VARCHAR", "'ASTCT 2019' for derived episodes; for reported-AE episodes the AE's grading_system."),
-        C("ae_event_key", "VARCHAR", "event_key of the matched reported AE (highest grade when several), if any."),
-        C("reported_grade", "INTEGER", "AETOXGR of the matched reported AE(s) (highest)."),
-    ),
-    group="derived",
-)
-
-GRADE_DISCREPANCIES = Table(
-    "grade_discrepancies",
-    "Where a site-reported CRS/ICANS AE grade differs from the grade derived from assessments, or one exists without the other.",
-    KEY + SUBJ + (
-        _SYN,
-        C("episode_key", "VARCHAR", "Derived episode event_key (NULL for a reported AE with no derived episode)."),
-        C("ae_event_key", "VARCHAR", "Reported AE event_key (NULL when no AE was reported)."),
-        C("aeseq", "INTEGER", "AESEQ of the reported AE."),
-        C("onset_day", "INTEGER", "Onset day of the derived episode, else of the AE."),
-        C("reported_grade", "INTEGER", "AETOXGR as reported."),
-        C("derived_grade", "INTEGER", "Maximum grade derived from assessments."),
-        C("discrepancy", "VARCHAR", "'reported lower than derived', 'reported higher than derived', 'no AE reported for derived episode', 'reported AE without derived episode', 'reported AE has no grade'."),
-        C("reported_grading_system", "VARCHAR", "The AE's grading_system (a CRS/ICANS AE graded on another scale is not comparable)."),
-        C("evidence", "VARCHAR", "Why the derived grade is what it is, e.g. 'grade 3 on day 3: one vasopressor (T 38.9 C; 1 vasopressor)'."),
-    ),
-    group="derived",
-)
-
-EPISODE_BIOMARKERS = Table(
-    "episode_biomarkers",
-    "Peak CRP, ferritin and IL-6 per CRS/ICANS episode (window: onset - 1 to last symptomatic day + 3).",
-    KEY + SUBJ + (
-        C("episode_key", "VARCHAR", "Episode event_key."),
-        _SYN,
-        C("onset_day", "INTEGER", "Episode onset day."),
-        C("peak_crp", "DOUBLE", "Highest CRP in the window (SI, labs.unit)."),
-        C("peak_crp_day", "INTEGER", "Day of the peak CRP (relative to infusion)."),
-        C("peak_crp_rel_onset", "INTEGER", "peak_crp_day - onset_day."),
-        C("peak_ferritin", "DOUBLE", "Highest ferritin in the window."),
-        C("peak_ferritin_day", "INTEGER", "Day of the peak ferritin."),
-        C("peak_ferritin_rel_onset", "INTEGER", "peak_ferritin_day - onset_day."),
-        C("peak_il6", "DOUBLE", "Highest IL-6 in the window."),
-        C("peak_il6_day", "INTEGER", "Day of the peak IL-6."),
-        C("peak_il6_rel_onset", "INTEGER", "peak_il6_day - onset_day."),
-    ),
-    group="derived",
-)
-
-IEC_HS_SCREEN = Table(
-    "iec_hs_screen",
-    "Candidates for IEC-HS review (Hines 2023, rule unverified): a screen, not a diagnosis. See docs/toxicities.md.",
-    KEY + SUBJ + (
-        C("flag_day", "INTEGER", "Day of the ferritin value that met the screen."),
-        C("ferritin", "DOUBLE", "That ferritin value: a new post-infusion high, >= 2 x ferritin_at_infusion and > 2 x ULN."),
-        C("ferritin_at_infusion", "DOUBLE", "Latest ferritin on days -14 to 0."),
-        C("ferritin_fold", "DOUBLE", "ferritin / ferritin_at_infusion."),
-        C("criteria_met", "VARCHAR", "Accompanying findings within 3 days: 'new cytopenia' (a fall after recovery from the lymphodepletion nadir), 'transaminases > 5 x ULN', 'fibrinogen < 1.5 g/L' (comma-separated)."),
-        C("crs_episode_key", "VARCHAR", "The CRS episode whose peak preceded the flag, if any."),
-        C("crs_phase", "VARCHAR", "'CRS resolving' (after the episode's peak), 'after CRS', or 'no CRS episode'."),
-        C("first_flag", "BOOLEAN", "The subject's first flagged day."),
-        C("label", "VARCHAR", "Always 'screen, not a diagnosis'."),
-    ),
-    group="derived",
-)
-
-TABLES = (CRS_GRADES, ICANS_GRADES, TOXICITY_DAILY_GRADES, TOXICITY_EPISODES, GRADE_DISCREPANCIES,
-          EPISODE_BIOMARKERS, IEC_HS_SCREEN)
-register(*TABLES)
 
 _SCOPE = "studyid = $s AND data_cut = $c"
 
@@ -823,3 +670,11 @@ def derive_cell_therapy_toxicities(con, studyid, data_cut, config, review_store=
     for t in ("_tox_crs_rows", "_tox_icans_rows", "_tox_crs_graded", "_tox_icans_graded", "_tox_tp", "_tox_walk",
               "_tox_ep", "_tox_match"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+DERIVATION = Derivation(
+    name="crs_icans",
+    writes=(*TABLES,),
+    reads=('subjects', 'crs_assessments', 'icans_assessments', 'medications', 'adverse_events', 'labs'),
+    run=derive_cell_therapy_toxicities,
+)

@@ -8,28 +8,9 @@ limits (age only). Limits are inclusive unless
 ULN. A subject with no eligibility value for a checked test is listed too, with value NULL.
 """
 from __future__ import annotations
+from safety.derive.graph import Derivation
+from safety.schema import ELIGIBILITY_DEVIATIONS
 
-from safety.schema import C, KEY, SUBJ, Table, register
-
-ELIGIBILITY_DEVIATIONS = Table(
-    "eligibility_deviations",
-    "Baseline values outside the study.yaml eligibility limits (age, labs, vitals), one row per subject and criterion.",
-    KEY + SUBJ + (
-        C("criterion", "VARCHAR", "The criterion as text, e.g. 'BILI <= 1.5 x ULN' or 'Age >= 18' (study.yaml label when given)."),
-        C("test", "VARCHAR", "AGE, or the LBTESTCD / VSTESTCD checked."),
-        C("value", "DOUBLE", "The subject's eligibility value (labs in SI units): the last non-missing value dated before the "
-                             "first lymphodepletion dose, or before day 0 without lymphodepletion (the screening value, not "
-                             "the day-0 baseline); NULL when there is none."),
-        C("unit", "VARCHAR", "Unit of value."),
-        C("limit_value", "DOUBLE", "The limit the value broke, in the unit of value (for x ULN: factor x the record's ULN). "
-                                   "Named limit_value because LIMIT is an SQL keyword."),
-        C("day", "INTEGER", "Day of the eligibility value's record relative to infusion (NULL for age)."),
-        C("detail", "VARCHAR", "Why it is a deviation, e.g. 'above maximum', 'no value before lymphodepletion', "
-                               "'no value before day 0' (no lymphodepletion recorded)."),
-    ),
-    group="derived",
-)
-register(ELIGIBILITY_DEVIATIONS)
 
 
 def _rules(config: dict) -> list[tuple]:
@@ -109,3 +90,11 @@ def derive_eligibility_deviations(con, studyid, data_cut, config, review_store=N
                OR (kind <> 'min' AND (round(value, 12) > round(lim, 12) OR (NOT inclusive AND round(value, 12) = round(lim, 12)))))
         ORDER BY usubjid, criterion
     """, {"s": studyid, "c": data_cut})
+
+
+DERIVATION = Derivation(
+    name="eligibility",
+    writes=(ELIGIBILITY_DEVIATIONS,),
+    reads=('subjects', 'labs', 'vitals'),
+    run=derive_eligibility_deviations,
+)

@@ -21,68 +21,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from safety.derive.graph import Derivation
+from safety.schema import DLT_CANDIDATES, DLT_EVALUABILITY
 
-from safety.schema import C, KEY, SUBJ, Table, register
-
-DLT_CANDIDATES = Table(
-    "dlt_candidates",
-    "Events that meet a protocol DLT rule (study.yaml dlt.rules), one row per event key, for committee "
-    "adjudication. Screening only: the DLT decision is the committee's (see the review store).",
-    KEY + SUBJ + (
-        C("event_key", "VARCHAR", "Stable key of the event: '<usubjid>/AE/<aeseq>', '<usubjid>/CRS/<n>', "
-                                  "'<usubjid>/ICANS/<n>', '<usubjid>/LB/<lbtestcd>-D<from_day>' or '<usubjid>/DEATH'."),
-        C("source", "VARCHAR", "'AE', 'CRS episode', 'ICANS episode', 'lab' or 'death' (a death with no fatal AE)."),
-        C("rule_id", "VARCHAR", "The first rule (config order) the event meets, e.g. 'R3'."),
-        C("reason", "VARCHAR", "That rule's plain-language reason."),
-        C("also_matches", "VARCHAR", "Other rule ids the event also meets, comma-separated; NULL when none."),
-        C("term", "VARCHAR", "Event term: AEDECOD (else AETERM), 'CRS'/'ICANS', the lab test code, or 'Death'."),
-        C("onset_day", "INTEGER", "Onset day relative to infusion (day 0); for lab rules the day of the lab."),
-        C("end_day", "INTEGER", "End day; NULL when ongoing or not applicable (lab)."),
-        C("grade", "INTEGER", "Grade the rule used: AETOXGR, episode maximum ASTCT grade, or the lab's CTCAE grade."),
-        C("duration_days", "INTEGER", "Duration the rule measured (ADaM: end - start + 1; for CRS/ICANS grade >= 3 "
-                                      "rules the days from first to last day at grade >= 3); ongoing events count to the cut."),
-        C("ongoing", "BOOLEAN", "The event had not ended at the data cut."),
-        C("in_window", "BOOLEAN", "Onset inside the DLT window (dlt.window); always true for cytopenia rules."),
-        C("evidence", "VARCHAR", "The data behind the flag in words, e.g. 'CRS grade 3 on days 2-6 (5 days)'."),
-        C("event_fingerprint", "VARCHAR", "grade|onset_day|end_day|duration ('ongoing' for the last two while "
-                                          "ongoing): a change on reload flags an adjudication for re-review."),
-        C("cohort", "VARCHAR", "Subject's cohort."),
-        C("dose_level", "VARCHAR", "Subject's dose level."),
-    ),
-    group="derived",
-)
-
-DLT_EVALUABILITY = Table(
-    "dlt_evaluability",
-    "DLT evaluability per subject at the cut: infused and either followed through the DLT window or with a "
-    "confirmed DLT. A death or discontinuation inside the window without a DLT makes the subject not "
-    "evaluable (usually replaced). Confirmed = committee decision in the review store at load time.",
-    KEY + SUBJ + (
-        C("cohort", "VARCHAR", "Cohort."),
-        C("dose_level", "VARCHAR", "Dose level."),
-        C("infused", "BOOLEAN", "Received the cell product."),
-        C("evaluable", "BOOLEAN", "DLT-evaluable on adjudicated decisions."),
-        C("reason", "VARCHAR", "Why, e.g. 'followed through day 28', 'DLT candidate confirmed', 'not infused', "
-                               "'followed to day 12 of 28 so far', 'died on day 9 without DLT'."),
-        C("followed_through_day", "INTEGER", "Last day known alive, capped at the window end."),
-        C("window_end_day", "INTEGER", "Last day of the DLT window (dlt.window.end_day)."),
-        C("followed_through_window", "BOOLEAN", "Known alive on or after the window's last day."),
-        C("death_day", "INTEGER", "Day of death, if any."),
-        C("dlt_confirmed", "BOOLEAN", "At least one committee-confirmed (or added) DLT."),
-        C("candidates_in_window", "INTEGER", "Screened candidates with onset in the window."),
-        C("pending_in_window", "INTEGER", "Of those, candidates without a decision in force (or needing re-review)."),
-        C("evaluable_if_candidates_confirmed", "BOOLEAN", "Evaluable if every in-window candidate were a DLT "
-                                                         "(used when no adjudications are available)."),
-        C("follow_up_status", "VARCHAR", "subjects.status at the cut ('in follow-up', 'discontinued', 'died', ...)."),
-        C("rereview_in_window", "INTEGER", "Adjudicated events of the subject whose data changed since the decision."),
-        C("crs_max_grade_window", "INTEGER", "Highest CRS grade with onset in the window (episodes, else AEs); 0 when none."),
-        C("icans_max_grade_window", "INTEGER", "Highest ICANS grade with onset in the window (episodes, else AEs); 0 when none."),
-        C("treatment_related_death", "BOOLEAN", "A related AE with fatal outcome (grade 5) and onset in the window."),
-    ),
-    group="derived",
-)
-
-register(DLT_CANDIDATES, DLT_EVALUABILITY)
 
 SOURCE_LABEL = {"CRS": "CRS episode", "ICANS": "ICANS episode"}
 _ASSESSMENTS = {"CRS": "crs_assessments", "ICANS": "icans_assessments"}
@@ -345,7 +286,7 @@ def fingerprint_sql(alias: str, grade="grade", onset="onset_day", end="end_day",
 
 def evaluability_sql(con, config: dict) -> tuple[str, dict]:
     """SELECT of dlt_evaluability rows for the cut (needs the cut's dlt_candidates and the adjudication params)."""
-    from safety.dlt.adjudication import EVALUATION_SELECT, decision_ctes
+    from safety.derive.dlt.adjudication import EVALUATION_SELECT, decision_ctes
 
     _, params = screening_sql(con, config)
     shared = {k: params[k] for k in ("progression_terms", "terms_CRS", "terms_ICANS", "win_start", "win_end")}
@@ -376,7 +317,7 @@ def _run(con, sql: str, params: dict):
 
 def derive_dlt(con, studyid: str, data_cut: dt.date, config: dict, review_store=None) -> None:
     """Rebuild dlt_candidates and dlt_evaluability for one study and cut (adjudications read from the store)."""
-    from safety.dlt.adjudication import adjudication_params
+    from safety.derive.dlt.adjudication import adjudication_params
 
     for t in (DLT_CANDIDATES, DLT_EVALUABILITY):
         con.execute(t.ddl())
@@ -394,3 +335,11 @@ def derive_dlt(con, studyid: str, data_cut: dt.date, config: dict, review_store=
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+DERIVATION = Derivation(
+    name="dlt_screening",
+    writes=(DLT_CANDIDATES, DLT_EVALUABILITY),
+    reads=('subjects', 'adverse_events', 'labs', 'crs_assessments', 'icans_assessments', 'lab_toxicity', 'toxicity_episodes'),
+    run=derive_dlt,
+)

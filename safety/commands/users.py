@@ -22,7 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from safety.auth import ROLES, AuthError, UserStore
+from safety.access.auth import ROLES, AuthError, UserStore
 
 
 def add_arguments(parser) -> None:
@@ -79,7 +79,7 @@ def _read_password(args) -> str:
 def _review_path(args):
     review = args.review_db
     if not review and args.db:
-        from safety.review_store import default_review_path
+        from safety.review.store import default_review_path
         review = default_review_path(args.db)
     return review
 
@@ -88,7 +88,7 @@ def _audit(args, detail: dict, action: str = "user_admin") -> None:
     review = _review_path(args)
     if not review:
         return
-    from safety.review_store import ReviewStore
+    from safety.review.store import ReviewStore
     try:
         operator = getpass.getuser()
     except Exception:  # no login name in some containers

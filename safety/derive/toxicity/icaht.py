@@ -8,37 +8,15 @@ for episodes. Choices are documented in docs/toxicities.md.
 """
 from __future__ import annotations
 
-from safety.schema import C, KEY, SUBJ, Table, register
-from safety.toxicity._sql import insert, reset, run
+from safety.derive.graph import Derivation
+from safety.schema import ICAHT
+from safety.derive.toxicity._sql import insert, reset, run
 
 EARLY_LAST_DAY = 30
 LATE_LAST_DAY = 100
 MAX_INTERPOLATION_GAP = 7  # days between two measured days across which values are interpolated
 RECOVERY_DAYS = 3          # consecutive days above the threshold that count as recovery
 
-ICAHT = Table(
-    "icaht",
-    "Early (days 0-30) and late (days 31-100) ICAHT per infused subject and lineage (ANC: EHA/EBMT 2023; PLT: "
-    "T-ICAHT proposal). Every infused subject has both rows: without results the grades are NULL and the note says so.",
-    KEY + SUBJ + (
-        C("lineage", "VARCHAR", "'ANC' (LBTESTCD NEUT) or 'PLT' (PLAT)."),
-        C("early_grade", "INTEGER", "Early ICAHT grade 0-4; NULL when no value in days 0-30."),
-        C("late_grade", "INTEGER", "Late ICAHT grade 0-4 (days 31-100); NULL when no value in that window."),
-        C("days_le_500", "INTEGER", "ANC: duration of the longest episode with ANC <= 0.5 x10^9/L in days 0-30 (episodes less than 3 days apart joined, as the grade uses). PLT: days with PLT < 50 x10^9/L in days 0-30, recovery gaps shorter than 3 days counted."),
-        C("days_le_100", "INTEGER", "ANC: longest joined episode with ANC <= 0.1 x10^9/L in days 0-30. PLT: days with PLT < 20 in days 0-30 (short gaps counted)."),
-        C("first_day_le_500", "INTEGER", "First day (0-30) at or below the 0.5 (ANC) / below the 50 (PLT) threshold."),
-        C("never_recovered", "BOOLEAN", "ANC <= 0.5 from day 3 or earlier with no recovery (3 consecutive days > 0.5) before death or the last value: forces early grade 4."),
-        C("late_nadir", "DOUBLE", "Lowest measured value on days 31-100 (x10^9/L)."),
-        C("late_nadir_day", "INTEGER", "Day of late_nadir."),
-        C("late_values_below", "INTEGER", "Measured values on days 31-100 at or below 1.5 (ANC) / below 100 (PLT); late grade needs at least 2."),
-        C("recovery_day", "INTEGER", "First of 3 consecutive days above 0.5 (ANC) / at or above 20 (PLT) after the last early low day; NULL if never low or not recovered."),
-        C("n_values", "INTEGER", "Measured values (days with a result) in days 0-30."),
-        C("evaluable", "BOOLEAN", "Early grade is final: values in days 0-30 and follow-up through day 30 (or death, or recovery observed)."),
-        C("note", "VARCHAR", "Why not evaluable, unknown (uninterpolated) days, forced grade 4, etc."),
-    ),
-    group="derived",
-)
-register(ICAHT)
 
 _SQL = f"""
 WITH subj AS (
@@ -197,3 +175,11 @@ def derive_icaht(con, studyid, data_cut, config, review_store=None) -> None:
     """Build ``icaht`` (early and late, ANC and PLT) for one study and data cut."""
     reset(con, (ICAHT,), studyid, data_cut)
     insert(con, ICAHT, _SQL, {"s": studyid, "c": data_cut})
+
+
+DERIVATION = Derivation(
+    name="icaht",
+    writes=(ICAHT,),
+    reads=('subjects', 'labs'),
+    run=derive_icaht,
+)

@@ -10,11 +10,11 @@ from safety import __version__
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "ingest": ("safety.ingest.cli", "load a study folder into a DuckDB database and run every derivation"),
-    "export": ("safety.export.cli", "write committee listings and tables (CSV, XLSX, RTF, PDF)"),
-    "users": ("safety.users_cli", "manage sign-in accounts (add, remove, list, set-password)"),
-    "audit": ("safety.audit_cli", "verify or export the tamper-evident audit log"),
-    "schema-doc": ("safety.schema_doc", "write docs/schema.md from the table registry"),
+    "ingest": ("safety.commands.ingest", "load a study folder into a DuckDB database and run every derivation"),
+    "export": ("safety.commands.export", "write committee listings and tables (CSV, XLSX, RTF, PDF)"),
+    "users": ("safety.commands.users", "manage sign-in accounts (add, remove, list, set-password)"),
+    "audit": ("safety.commands.audit", "verify or export the tamper-evident audit log"),
+    "schema-doc": ("safety.commands.schema_doc", "write docs/schema.md from the table registry"),
 }
 
 

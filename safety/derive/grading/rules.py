@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = Path(__file__).resolve().parents[2]
 RULES_DIR = PACKAGE_DIR / "rules"
 LAB_TERMS_PATH = PACKAGE_DIR / "data" / "lab_terms.csv"
 

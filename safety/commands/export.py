@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from safety.access import available_cuts, connect
+from safety.access.reader import available_cuts, connect
 from safety.export.packet import FORMATS, output_names, write_outputs
 
 
@@ -79,7 +79,7 @@ def run(args) -> int:
         else:
             cut = mine[-1]
         store = None
-        from safety.review_store import ReviewStore, default_review_path
+        from safety.review.store import ReviewStore, default_review_path
         review = Path(args.review_db) if args.review_db else default_review_path(db)
         if args.review_db or review.exists():
             store = ReviewStore(review)

@@ -25,7 +25,7 @@ from typing import Iterator, Mapping
 import bcrypt
 import yaml
 
-from safety.access import Scope
+from safety.access.reader import Scope
 
 ROLES: tuple[str, ...] = ("committee", "investigator", "data_manager", "admin")
 ROLE_LABELS = {

@@ -1,6 +1,6 @@
 """Incidence summaries of CRS and ICANS for committee packets and the dashboard.
 
-Every function takes a :class:`safety.access.StudyReader` (so study, cut and site scope apply) and returns a
+Every function takes a :class:`safety.access.reader.StudyReader` (so study, cut and site scope apply) and returns a
 DataFrame. Denominator: infused subjects (``subjects.first_infusion_date`` not NULL). A subject counts once,
 at the maximum grade over all episodes of the syndrome. Confidence intervals are exact (Clopper-Pearson).
 """

@@ -13,7 +13,7 @@ import hashlib
 import sys
 from pathlib import Path
 
-from safety.review_store import ReviewStore, audit_csv, default_review_path, verify_audit_chain
+from safety.review.store import ReviewStore, audit_csv, default_review_path, verify_audit_chain
 
 
 def add_arguments(parser) -> None:

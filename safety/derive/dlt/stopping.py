@@ -20,8 +20,8 @@ import math
 
 import numpy as np
 import pandas as pd
-
-from safety.schema import C, KEY, Table, register
+from safety.derive.graph import Derivation
+from safety.schema import STOPPING_RULE_STATUS, STOPPING_BOUNDARIES
 
 
 METHOD_NAMES = {"bayesian_beta_binomial": "Bayesian beta-binomial", "pocock": "Pocock-type", "boin": "BOIN",
@@ -38,53 +38,6 @@ def _stats():
     from scipy import stats
     return stats
 
-
-STOPPING_RULE_STATUS = Table(
-    "stopping_rule_status",
-    "The configured stopping / escalation rule evaluated at the cut, per study (cohort NULL) or per cohort "
-    "(BOIN, 3+3). Computed at load from the decisions in the review store then; the app recomputes it live.",
-    KEY + (
-        C("cohort", "VARCHAR", "Cohort (or dose level, stopping_rule.group_by) for BOIN / 3+3; NULL = whole study."),
-        C("method", "VARCHAR", "bayesian_beta_binomial, pocock, boin or three_plus_three."),
-        C("monitored_event", "VARCHAR", "dlt, crs_grade3, icans_grade3, crs_icans_grade3 or treatment_related_death."),
-        C("evaluable_n", "INTEGER", "Evaluable subjects (DLT-evaluable, or followed through the window or with the event)."),
-        C("events", "INTEGER", "Evaluable subjects with the monitored event (confirmed DLTs when adjudicated)."),
-        C("pending", "INTEGER", "Subjects without a confirmed DLT who have in-window candidates not yet adjudicated."),
-        C("statistic", "DOUBLE", "Posterior probability, binomial tail probability, or observed rate."),
-        C("statistic_label", "VARCHAR", "What the statistic is, e.g. 'P(rate > 0.25 | data)'."),
-        C("boundary", "VARCHAR", "The boundary at the current n in words."),
-        C("boundary_events", "INTEGER", "Event count at the current n that triggers stop (or de-escalation for BOIN/3+3)."),
-        C("decision", "VARCHAR", "continue / stop, or escalate / stay / de-escalate / eliminate."),
-        C("events_to_boundary", "VARCHAR", "How many more events among the next subjects would cross, in words."),
-        C("events_needed", "INTEGER", "More events needed to cross (0 when crossed; NULL when it cannot be crossed)."),
-        C("within_next", "INTEGER", "Within how many next evaluable subjects those events would cross."),
-        C("sentence", "VARCHAR", "One plain sentence for the overview page."),
-        C("computed_from", "VARCHAR", "'adjudicated' (confirmed DLTs), 'screened candidates' (no adjudications "
-                                      "available) or 'toxicity data' (non-DLT monitored events)."),
-    ),
-    group="derived",
-    per_subject=False,
-)
-
-STOPPING_BOUNDARIES = Table(
-    "stopping_boundaries",
-    "The configured rule's boundary table as protocols print it: for each evaluable n, the event count that triggers it.",
-    KEY + (
-        C("cohort", "VARCHAR", "NULL: the table applies to the study (or to every cohort for BOIN / 3+3)."),
-        C("method", "VARCHAR", "The stopping_rule.method."),
-        C("n", "INTEGER", "Number of evaluable subjects (1..max_n; 1..6 for 3+3)."),
-        C("stop_if_events_ge", "INTEGER", "Stop when events >= this (beta-binomial, Pocock); NULL = no stop possible at n."),
-        C("escalate_if_le", "INTEGER", "BOIN / 3+3: escalate when events <= this."),
-        C("deescalate_if_ge", "INTEGER", "BOIN / 3+3: de-escalate when events >= this."),
-        C("eliminate_if_ge", "INTEGER", "BOIN: eliminate the dose (and higher) when events >= this (n >= 3)."),
-        C("statistic_at_boundary", "DOUBLE", "Posterior probability (beta-binomial) or P(Bin(n, p0) >= b) (Pocock) at the boundary count."),
-        C("nominal_level", "DOUBLE", "Pocock: the constant nominal level alpha*; beta-binomial: the posterior cut-off."),
-    ),
-    group="derived",
-    per_subject=False,
-)
-
-register(STOPPING_RULE_STATUS, STOPPING_BOUNDARIES)
 
 # --- beta-binomial -----------------------------------------------------------------------------------
 
@@ -468,8 +421,8 @@ def derive_stopping_status(con, studyid: str, data_cut: dt.date, config: dict, r
     With a review store, DLT counts use the committee's decisions in force at load time; without one they
     use the screened candidates (every in-window candidate counted as a DLT) and say so.
     """
-    from safety.access import Scope, StudyReader
-    from safety.dlt.adjudication import live_evaluability
+    from safety.access.reader import Scope, StudyReader
+    from safety.derive.dlt.adjudication import live_evaluability
 
     for t in (STOPPING_RULE_STATUS, STOPPING_BOUNDARIES):
         con.execute(t.ddl())
@@ -496,3 +449,11 @@ def derive_stopping_status(con, studyid: str, data_cut: dt.date, config: dict, r
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+DERIVATION = Derivation(
+    name="stopping_rules",
+    writes=(STOPPING_RULE_STATUS, STOPPING_BOUNDARIES),
+    reads=('subjects', 'dlt_evaluability', 'dlt_candidates'),
+    run=derive_stopping_status,
+)

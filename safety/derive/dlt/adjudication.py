@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from safety.review_store import ReviewStore
+from safety.review.store import ReviewStore
 
 DECISIONS = ("confirmed", "rejected", "added", "withdrawn")
 DLT_DECISIONS = ("confirmed", "added")
@@ -34,7 +34,7 @@ def adjudication_params(store: ReviewStore | None, studyid: str) -> dict:
 
 def _fp(alias: str) -> str:
     """Fingerprint of an adverse_events row, the same text a candidate from that AE carries."""
-    from safety.dlt.screening import fingerprint_sql
+    from safety.derive.dlt.screening import fingerprint_sql
     return fingerprint_sql(alias, grade="aetoxgr")
 
 
@@ -224,7 +224,7 @@ SELECT * FROM per ORDER BY cohort IS NULL, cohort"""
 
 def live_stopping_status(reader, store: ReviewStore | None, config: dict) -> pd.DataFrame:
     """stopping_rule_status rows recomputed now from the decisions in force (pending shown separately)."""
-    from safety.dlt.stopping import status_rows
+    from safety.derive.dlt.stopping import status_rows
     if not reader.scope.all_sites:
         raise PermissionError("stopping rules are study-wide: a site-scoped reader cannot compute them")
     subjects = live_evaluability(reader, store, config)

@@ -1,5 +1,5 @@
 """CTCAE lab grading: every blood lab record graded for every CTCAE term its test maps to, in one
-DuckDB SQL statement generated from the rule file (see safety/grading/rules.py and docs/grading.md).
+DuckDB SQL statement generated from the rule file (see safety/derive/grading/rules.py and docs/grading.md).
 
 Conventions follow pharmaverse admiral (``derive_var_atoxgr_dir``): arms in case_when order, NA
 conditions not met, both sides of each comparison rounded to 15 significant digits, absolute
@@ -12,54 +12,10 @@ import datetime as dt
 
 import pandas as pd
 
-from safety import schema
-from safety.grading import rules as R
-from safety.schema import C
+from safety.derive.graph import Derivation
+from safety.schema import LAB_TOXICITY, LAB_WORST_GRADES
+from safety.derive.grading import rules as R
 
-KEY = schema.KEY
-SUBJ = schema.SUBJ
-
-LAB_TOXICITY = schema.Table(
-    "lab_toxicity",
-    "CTCAE grade of every blood lab record for each term its test maps to (safety/data/lab_terms.csv): "
-    "one row per lab record and term. Urine and other non-blood specimens are left out (not graded).",
-    KEY + SUBJ + (
-        C("lbseq", "INTEGER", "LBSEQ of the lab record graded."),
-        C("lbtestcd", "VARCHAR", "Test code (LBTESTCD)."),
-        C("ctcae_term", "VARCHAR", "CTCAE term graded, e.g. 'Anemia', 'Neutrophil count decreased'."),
-        C("direction", "VARCHAR", "'L' (decreased/hypo terms) or 'H' (increased/hyper terms)."),
-        C("value", "DOUBLE", "Result used (labs.value, SI)."),
-        C("unit", "VARCHAR", "Unit of the result (labs.unit)."),
-        C("lln", "DOUBLE", "Lower limit of normal of the record."),
-        C("uln", "DOUBLE", "Upper limit of normal of the record."),
-        C("baseline_value", "DOUBLE", "Baseline value of the subject's test: the LBBLFL='Y' record, else the last non-missing value on or before day 0."),
-        C("baseline_high", "BOOLEAN", "Baseline abnormal high: its LBNRIND is HIGH/H (NORMAL/LOW = not high), else its value > its ULN. False when no baseline."),
-        C("is_baseline", "BOOLEAN", "This record is the baseline record."),
-        C("grade", "INTEGER", "CTCAE grade 0-4; NULL when not gradable (see grade_reason)."),
-        C("grade_reason", "VARCHAR", "Why NULL ('missing value', 'missing LLN', 'missing ULN', 'missing baseline', 'unit missing', 'unit <u> not <expected>'); for graded records the criterion met, e.g. 'value > 3 x ULN'."),
-        C("ctcae_version", "VARCHAR", "CTCAE version of the rule file used, e.g. '5.0'."),
-        C("day", "INTEGER", "Collection day relative to the first CAR infusion (day 0)."),
-        C("lab_date", "DATE", "Collection date (labs.lb_date)."),
-    ),
-    group="derived",
-)
-
-LAB_WORST_GRADES = schema.Table(
-    "lab_worst_grades",
-    "Per subject, CTCAE term and test: grade of the baseline record and worst post-infusion grade (day >= 1).",
-    KEY + SUBJ + (
-        C("ctcae_term", "VARCHAR", "CTCAE term."),
-        C("direction", "VARCHAR", "'L' or 'H'."),
-        C("lbtestcd", "VARCHAR", "Test code."),
-        C("baseline_grade", "INTEGER", "Grade of the baseline record; NULL when no baseline or not gradable."),
-        C("worst_grade", "INTEGER", "Worst grade among graded records from day 1 on; NULL when none graded."),
-        C("worst_day", "INTEGER", "First day (>= 1) at the worst grade."),
-        C("n_post", "INTEGER", "Number of graded (non-NULL) records from day 1 on."),
-    ),
-    group="derived",
-)
-
-schema.register(LAB_TOXICITY, LAB_WORST_GRADES)
 
 EXACT_MODES = ("guarded", "signif", "raw")
 _OUT_COLS = LAB_TOXICITY.column_names
@@ -261,3 +217,11 @@ def rule_table(version: str = "5.0") -> pd.DataFrame:
          "reason": a.reason, "comment": a.comment}
         for a in rules.arms
     ])
+
+
+DERIVATION = Derivation(
+    name="ctcae_lab_grades",
+    writes=(LAB_TOXICITY, LAB_WORST_GRADES),
+    reads=('labs',),
+    run=derive_lab_toxicity,
+)

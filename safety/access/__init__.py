@@ -1,0 +1,1 @@
+"""Who may read what: the site-scoped study reader and accounts, roles and sign-in."""

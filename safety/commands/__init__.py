@@ -1,0 +1,1 @@
+"""Every command-line entry point of ``python -m safety``, one module per subcommand."""

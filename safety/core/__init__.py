@@ -1,0 +1,1 @@
+"""Pieces every room uses: study configuration, vocabulary, palette, file hashing, SQL helpers."""

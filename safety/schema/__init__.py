@@ -1,0 +1,43 @@
+"""The celltox database schema: one registry of every table, from which the DDL and docs/schema.md are made.
+
+Every study table carries ``studyid`` and ``data_cut``: each ingest with a cutoff is a snapshot of the
+study as the committee saw it on that date, so several cuts (and several studies) live in one file.
+Source tables are declared in :mod:`safety.schema.source`, derived tables in :mod:`safety.schema.derived`;
+the registry below is complete by plain import.
+"""
+from __future__ import annotations
+
+from safety.schema.base import KEY, SUBJ, C, Column, Table
+from safety.schema.derived import *  # noqa: F401,F403
+from safety.schema.derived import (CRS_ICANS_TABLES, DLT_CANDIDATES, DLT_EVALUABILITY, ELIGIBILITY_DEVIATIONS,
+                                   ICAHT, LAB_TOXICITY, LAB_WORST_GRADES, STOPPING_BOUNDARIES,
+                                   STOPPING_RULE_STATUS)
+from safety.schema.source import *  # noqa: F401,F403
+from safety.schema.source import SOURCE_TABLES
+
+DERIVED_TABLES: tuple[Table, ...] = (
+    ELIGIBILITY_DEVIATIONS, LAB_TOXICITY, LAB_WORST_GRADES, *CRS_ICANS_TABLES, ICAHT,
+    DLT_CANDIDATES, DLT_EVALUABILITY, STOPPING_RULE_STATUS, STOPPING_BOUNDARIES,
+)
+
+_REGISTRY: dict[str, Table] = {t.name: t for t in (*SOURCE_TABLES, *DERIVED_TABLES)}
+
+
+def all_tables() -> list[Table]:
+    """Every table of the database, source tables first."""
+    return list(_REGISTRY.values())
+
+
+def get_table(name: str) -> Table:
+    """The declared table called ``name``; KeyError names it when there is none."""
+    return _REGISTRY[name]
+
+
+def create_schema(con) -> None:
+    """Create every registered table that does not exist yet."""
+    for t in _REGISTRY.values():
+        con.execute(t.ddl())
+
+
+__all__ = ["KEY", "SUBJ", "C", "Column", "Table", "SOURCE_TABLES", "DERIVED_TABLES",
+           "all_tables", "get_table", "create_schema"]

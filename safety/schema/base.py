@@ -1,0 +1,54 @@
+"""The schema's building blocks: a table is a name, a description and typed, documented columns.
+
+Every study table carries ``studyid`` and ``data_cut``: each ingest with a cutoff is a snapshot of the
+study as the committee saw it on that date, so several cuts (and several studies) live in one file.
+Derivation modules declare their own tables with :class:`Table` and register them in ``ALL_TABLES``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    group: str = "source"  # source | derived | bookkeeping
+    per_subject: bool = True  # has usubjid: site-scoped access filters it by subject
+    extra_columns_note: str = ""
+
+    def ddl(self) -> str:
+        cols = ",\n  ".join(f"{c.name} {c.type}" for c in self.columns)
+        return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n)"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def C(name: str, type_: str, description: str) -> Column:
+    return Column(name, type_, description)
+
+
+KEY = (
+    C("studyid", "VARCHAR NOT NULL", "Study identifier (DM.STUDYID)."),
+    C("data_cut", "DATE NOT NULL", "The data cut this row belongs to: the load's --cutoff, or the latest date in the delivery."),
+)
+SUBJ = (C("usubjid", "VARCHAR NOT NULL", "Unique subject identifier (USUBJID)."),)
+
+
+def _dated(prefix: str, what: str) -> tuple[Column, ...]:
+    """The columns every dated record carries: the ISO text as delivered, the imputed date, the flag and the day."""
+    return (
+        C(f"{prefix}dtc", "VARCHAR", f"{what} as delivered (ISO 8601 text, possibly partial)."),
+        C(f"{prefix}_date", "DATE", f"{what} as a date; partial dates imputed (see Dates below)."),
+        C(f"{prefix}_date_flag", "VARCHAR", "Imputation flag as in ADaM: NULL = complete date, 'D' = day imputed, 'M' = month and day imputed."),
+    )

@@ -1,0 +1,362 @@
+"""Derived tables: what the derivations in ``safety/derive/`` write. Declared here, apart from the engines,
+so the registry is complete by a plain import and no derivation has to be imported to know the schema."""
+from __future__ import annotations
+
+from safety.schema.base import KEY, SUBJ, C, Table
+
+# --- eligibility ---
+
+ELIGIBILITY_DEVIATIONS = Table(
+    "eligibility_deviations",
+    "Baseline values outside the study.yaml eligibility limits (age, labs, vitals), one row per subject and criterion.",
+    KEY + SUBJ + (
+        C("criterion", "VARCHAR", "The criterion as text, e.g. 'BILI <= 1.5 x ULN' or 'Age >= 18' (study.yaml label when given)."),
+        C("test", "VARCHAR", "AGE, or the LBTESTCD / VSTESTCD checked."),
+        C("value", "DOUBLE", "The subject's eligibility value (labs in SI units): the last non-missing value dated before the "
+                             "first lymphodepletion dose, or before day 0 without lymphodepletion (the screening value, not "
+                             "the day-0 baseline); NULL when there is none."),
+        C("unit", "VARCHAR", "Unit of value."),
+        C("limit_value", "DOUBLE", "The limit the value broke, in the unit of value (for x ULN: factor x the record's ULN). "
+                                   "Named limit_value because LIMIT is an SQL keyword."),
+        C("day", "INTEGER", "Day of the eligibility value's record relative to infusion (NULL for age)."),
+        C("detail", "VARCHAR", "Why it is a deviation, e.g. 'above maximum', 'no value before lymphodepletion', "
+                               "'no value before day 0' (no lymphodepletion recorded)."),
+    ),
+    group="derived",
+)
+
+
+# --- DLT stopping and escalation rules ---
+
+STOPPING_RULE_STATUS = Table(
+    "stopping_rule_status",
+    "The configured stopping / escalation rule evaluated at the cut, per study (cohort NULL) or per cohort "
+    "(BOIN, 3+3). Computed at load from the decisions in the review store then; the app recomputes it live.",
+    KEY + (
+        C("cohort", "VARCHAR", "Cohort (or dose level, stopping_rule.group_by) for BOIN / 3+3; NULL = whole study."),
+        C("method", "VARCHAR", "bayesian_beta_binomial, pocock, boin or three_plus_three."),
+        C("monitored_event", "VARCHAR", "dlt, crs_grade3, icans_grade3, crs_icans_grade3 or treatment_related_death."),
+        C("evaluable_n", "INTEGER", "Evaluable subjects (DLT-evaluable, or followed through the window or with the event)."),
+        C("events", "INTEGER", "Evaluable subjects with the monitored event (confirmed DLTs when adjudicated)."),
+        C("pending", "INTEGER", "Subjects without a confirmed DLT who have in-window candidates not yet adjudicated."),
+        C("statistic", "DOUBLE", "Posterior probability, binomial tail probability, or observed rate."),
+        C("statistic_label", "VARCHAR", "What the statistic is, e.g. 'P(rate > 0.25 | data)'."),
+        C("boundary", "VARCHAR", "The boundary at the current n in words."),
+        C("boundary_events", "INTEGER", "Event count at the current n that triggers stop (or de-escalation for BOIN/3+3)."),
+        C("decision", "VARCHAR", "continue / stop, or escalate / stay / de-escalate / eliminate."),
+        C("events_to_boundary", "VARCHAR", "How many more events among the next subjects would cross, in words."),
+        C("events_needed", "INTEGER", "More events needed to cross (0 when crossed; NULL when it cannot be crossed)."),
+        C("within_next", "INTEGER", "Within how many next evaluable subjects those events would cross."),
+        C("sentence", "VARCHAR", "One plain sentence for the overview page."),
+        C("computed_from", "VARCHAR", "'adjudicated' (confirmed DLTs), 'screened candidates' (no adjudications "
+                                      "available) or 'toxicity data' (non-DLT monitored events)."),
+    ),
+    group="derived",
+    per_subject=False,
+)
+
+STOPPING_BOUNDARIES = Table(
+    "stopping_boundaries",
+    "The configured rule's boundary table as protocols print it: for each evaluable n, the event count that triggers it.",
+    KEY + (
+        C("cohort", "VARCHAR", "NULL: the table applies to the study (or to every cohort for BOIN / 3+3)."),
+        C("method", "VARCHAR", "The stopping_rule.method."),
+        C("n", "INTEGER", "Number of evaluable subjects (1..max_n; 1..6 for 3+3)."),
+        C("stop_if_events_ge", "INTEGER", "Stop when events >= this (beta-binomial, Pocock); NULL = no stop possible at n."),
+        C("escalate_if_le", "INTEGER", "BOIN / 3+3: escalate when events <= this."),
+        C("deescalate_if_ge", "INTEGER", "BOIN / 3+3: de-escalate when events >= this."),
+        C("eliminate_if_ge", "INTEGER", "BOIN: eliminate the dose (and higher) when events >= this (n >= 3)."),
+        C("statistic_at_boundary", "DOUBLE", "Posterior probability (beta-binomial) or P(Bin(n, p0) >= b) (Pocock) at the boundary count."),
+        C("nominal_level", "DOUBLE", "Pocock: the constant nominal level alpha*; beta-binomial: the posterior cut-off."),
+    ),
+    group="derived",
+    per_subject=False,
+)
+
+
+# --- DLT screening ---
+
+DLT_CANDIDATES = Table(
+    "dlt_candidates",
+    "Events that meet a protocol DLT rule (study.yaml dlt.rules), one row per event key, for committee "
+    "adjudication. Screening only: the DLT decision is the committee's (see the review store).",
+    KEY + SUBJ + (
+        C("event_key", "VARCHAR", "Stable key of the event: '<usubjid>/AE/<aeseq>', '<usubjid>/CRS/<n>', "
+                                  "'<usubjid>/ICANS/<n>', '<usubjid>/LB/<lbtestcd>-D<from_day>' or '<usubjid>/DEATH'."),
+        C("source", "VARCHAR", "'AE', 'CRS episode', 'ICANS episode', 'lab' or 'death' (a death with no fatal AE)."),
+        C("rule_id", "VARCHAR", "The first rule (config order) the event meets, e.g. 'R3'."),
+        C("reason", "VARCHAR", "That rule's plain-language reason."),
+        C("also_matches", "VARCHAR", "Other rule ids the event also meets, comma-separated; NULL when none."),
+        C("term", "VARCHAR", "Event term: AEDECOD (else AETERM), 'CRS'/'ICANS', the lab test code, or 'Death'."),
+        C("onset_day", "INTEGER", "Onset day relative to infusion (day 0); for lab rules the day of the lab."),
+        C("end_day", "INTEGER", "End day; NULL when ongoing or not applicable (lab)."),
+        C("grade", "INTEGER", "Grade the rule used: AETOXGR, episode maximum ASTCT grade, or the lab's CTCAE grade."),
+        C("duration_days", "INTEGER", "Duration the rule measured (ADaM: end - start + 1; for CRS/ICANS grade >= 3 "
+                                      "rules the days from first to last day at grade >= 3); ongoing events count to the cut."),
+        C("ongoing", "BOOLEAN", "The event had not ended at the data cut."),
+        C("in_window", "BOOLEAN", "Onset inside the DLT window (dlt.window); always true for cytopenia rules."),
+        C("evidence", "VARCHAR", "The data behind the flag in words, e.g. 'CRS grade 3 on days 2-6 (5 days)'."),
+        C("event_fingerprint", "VARCHAR", "grade|onset_day|end_day|duration ('ongoing' for the last two while "
+                                          "ongoing): a change on reload flags an adjudication for re-review."),
+        C("cohort", "VARCHAR", "Subject's cohort."),
+        C("dose_level", "VARCHAR", "Subject's dose level."),
+    ),
+    group="derived",
+)
+
+DLT_EVALUABILITY = Table(
+    "dlt_evaluability",
+    "DLT evaluability per subject at the cut: infused and either followed through the DLT window or with a "
+    "confirmed DLT. A death or discontinuation inside the window without a DLT makes the subject not "
+    "evaluable (usually replaced). Confirmed = committee decision in the review store at load time.",
+    KEY + SUBJ + (
+        C("cohort", "VARCHAR", "Cohort."),
+        C("dose_level", "VARCHAR", "Dose level."),
+        C("infused", "BOOLEAN", "Received the cell product."),
+        C("evaluable", "BOOLEAN", "DLT-evaluable on adjudicated decisions."),
+        C("reason", "VARCHAR", "Why, e.g. 'followed through day 28', 'DLT candidate confirmed', 'not infused', "
+                               "'followed to day 12 of 28 so far', 'died on day 9 without DLT'."),
+        C("followed_through_day", "INTEGER", "Last day known alive, capped at the window end."),
+        C("window_end_day", "INTEGER", "Last day of the DLT window (dlt.window.end_day)."),
+        C("followed_through_window", "BOOLEAN", "Known alive on or after the window's last day."),
+        C("death_day", "INTEGER", "Day of death, if any."),
+        C("dlt_confirmed", "BOOLEAN", "At least one committee-confirmed (or added) DLT."),
+        C("candidates_in_window", "INTEGER", "Screened candidates with onset in the window."),
+        C("pending_in_window", "INTEGER", "Of those, candidates without a decision in force (or needing re-review)."),
+        C("evaluable_if_candidates_confirmed", "BOOLEAN", "Evaluable if every in-window candidate were a DLT "
+                                                         "(used when no adjudications are available)."),
+        C("follow_up_status", "VARCHAR", "subjects.status at the cut ('in follow-up', 'discontinued', 'died', ...)."),
+        C("rereview_in_window", "INTEGER", "Adjudicated events of the subject whose data changed since the decision."),
+        C("crs_max_grade_window", "INTEGER", "Highest CRS grade with onset in the window (episodes, else AEs); 0 when none."),
+        C("icans_max_grade_window", "INTEGER", "Highest ICANS grade with onset in the window (episodes, else AEs); 0 when none."),
+        C("treatment_related_death", "BOOLEAN", "A related AE with fatal outcome (grade 5) and onset in the window."),
+    ),
+    group="derived",
+)
+
+
+# --- CRS and ICANS ---
+
+_SYN = C("syndrome", "VARCHAR", "'CRS' or 'ICANS'.")
+
+CRS_GRADES = Table(
+    "crs_grades",
+    "ASTCT 2019 CRS grade of every crs_assessments record, with the component that set it.",
+    KEY + SUBJ + (
+        C("assessment_id", "INTEGER", "crs_assessments.assessment_id of the graded record."),
+        C("assessment_time", "TIMESTAMP", "Assessment date/time."),
+        C("day", "INTEGER", "Day relative to infusion."),
+        C("temp_c", "DOUBLE", "Temperature (degrees C) as recorded; NULL when not recorded."),
+        C("fever", "BOOLEAN", "temp_c >= 38.0 C (NULL when temperature not recorded)."),
+        C("fever_required", "BOOLEAN", "True unless fever is masked: within an open CRS episode after tocilizumab, a corticosteroid or an antipyretic was given (until the episode ends)."),
+        C("hypotension_grade", "INTEGER", "Hypotension component: 0 none, 2 without vasopressors, 3 one vasopressor (+/- vasopressin, or vasopressin alone), 4 two or more (vasopressin not counted)."),
+        C("hypoxia_grade", "INTEGER", "Oxygen component: 0 none, 2 blow-by or nasal cannula <= 6 L/min, 3 high-flow/>6 L/min, facemask, non-rebreather, Venturi, 4 CPAP/BiPAP/mechanical ventilation; NULL for an unrecognised device."),
+        C("grade", "INTEGER", "ASTCT CRS grade 0-4; NULL when not gradable (see grade_reason)."),
+        C("grade_component", "VARCHAR", "What set the grade: 'none', 'fever', 'hypotension', 'hypoxia', 'hypotension+hypoxia'."),
+        C("grade_reason", "VARCHAR", "Why, in words, e.g. 'one vasopressor', 'high-flow nasal cannula', 'afebrile, no CRS'."),
+        C("evidence", "VARCHAR", "The recorded findings, e.g. 'T 38.9 C; 1 vasopressor; oxygen HIGH_FLOW_NC 30 L/min'."),
+        C("episode_key", "VARCHAR", "event_key of the CRS episode this assessment belongs to, NULL outside episodes."),
+    ),
+    group="derived",
+)
+
+ICANS_GRADES = Table(
+    "icans_grades",
+    "ASTCT 2019 ICANS grade (adult, ICE-based) of every icans_assessments record: the worst domain.",
+    KEY + SUBJ + (
+        C("assessment_id", "INTEGER", "icans_assessments.assessment_id of the graded record."),
+        C("assessment_time", "TIMESTAMP", "Assessment date/time."),
+        C("day", "INTEGER", "Day relative to infusion."),
+        C("ice_score", "INTEGER", "ICE score 0-10 as recorded; NULL when not done."),
+        C("ice_grade", "INTEGER", "ICE domain: 10 -> 0, 7-9 -> 1, 3-6 -> 2, 0-2 -> 3; NULL when not done."),
+        C("consciousness_grade", "INTEGER", "Consciousness domain: awake 0, awakens spontaneously 1, to voice 2, only to touch 3, unarousable 4."),
+        C("seizure_grade", "INTEGER", "Seizure domain: none 0, rapidly resolving 3, prolonged or repetitive 4."),
+        C("motor_grade", "INTEGER", "Motor domain: none 0, deep focal weakness 4."),
+        C("edema_grade", "INTEGER", "Raised ICP / cerebral oedema domain: none 0, focal 3, diffuse 4."),
+        C("grade", "INTEGER", "ASTCT ICANS grade 0-4 = the worst domain; NULL when not gradable (ICE not done and nothing else abnormal)."),
+        C("grade_component", "VARCHAR", "Domain(s) that set the grade: 'none', 'ICE', 'consciousness', 'seizure', 'motor', 'cerebral oedema' (joined with '+' on ties)."),
+        C("grade_reason", "VARCHAR", "Why, in words; for NULL grades 'ICE not done and nothing else abnormal'."),
+        C("evidence", "VARCHAR", "The recorded findings."),
+        C("episode_key", "VARCHAR", "event_key of the ICANS episode this assessment belongs to, NULL outside episodes."),
+    ),
+    group="derived",
+)
+
+TOXICITY_DAILY_GRADES = Table(
+    "toxicity_daily_grades",
+    "Worst CRS and ICANS grade per subject and day (assessed days, or the days of a reported AE), for swimlanes.",
+    KEY + SUBJ + (
+        _SYN,
+        C("day", "INTEGER", "Day relative to infusion."),
+        C("grade", "INTEGER", "Worst grade of the day; NULL when every assessment that day was not gradable."),
+        C("source", "VARCHAR", "'assessments' (derived) or 'reported AE' (the AE grade spread over its days)."),
+        C("episode_key", "VARCHAR", "Episode the day belongs to, NULL outside episodes."),
+    ),
+    group="derived",
+)
+
+TOXICITY_EPISODES = Table(
+    "toxicity_episodes",
+    "CRS and ICANS episodes per subject: timing, maximum grade, management, support and resolution at the cut.",
+    KEY + SUBJ + (
+        _SYN,
+        C("episode_no", "INTEGER", "Episode number per subject and syndrome, in time order."),
+        C("event_key", "VARCHAR", "Stable key '<usubjid>/CRS/<n>' or '<usubjid>/ICANS/<n>'."),
+        C("onset_day", "INTEGER", "First day with grade >= 1."),
+        C("last_symptomatic_day", "INTEGER", "Last day with grade >= 1."),
+        C("duration_days", "INTEGER", "last_symptomatic_day - onset_day + 1."),
+        C("max_grade", "INTEGER", "Maximum grade over the episode."),
+        C("max_grade_day", "INTEGER", "First day the maximum grade was reached."),
+        C("days_grade3_plus", "INTEGER", "Number of distinct days with grade >= 3 (NULL for reported-AE episodes)."),
+        C("grade3_plus_first_day", "INTEGER", "First day with grade >= 3."),
+        C("grade3_plus_last_day", "INTEGER", "Last day with grade >= 3."),
+        C("grade3_plus_hours", "DOUBLE", "Hours from the first grade >= 3 assessment to the first later assessment below grade 3; when none followed, to the end of grade3_plus_end_day if grade3_plus_ongoing, else to the last grade >= 3 assessment (the subject died or the episode resolved without a grade 1-2 assessment between). NULL without grade >= 3 or for reported-AE episodes."),
+        C("grade3_plus_ongoing", "BOOLEAN", "Still grade >= 3 at the last assessment of an episode ongoing at the cut: its grade >= 3 time runs to the cut (or to the last day known alive, if earlier)."),
+        C("grade3_plus_end_day", "INTEGER", "Day the grade >= 3 time is counted to: grade3_plus_last_day, or the cut day (last day known alive, if earlier) when grade3_plus_ongoing."),
+        C("resolution_day", "INTEGER", "First assessed day with grade 0 after the last symptomatic day (AE end day for reported-AE episodes)."),
+        C("ongoing", "BOOLEAN", "True when resolution_status is 'ongoing at data cut'."),
+        C("resolution_status", "VARCHAR", "'resolved' (a grade-0 assessment followed, or the AE ended), 'ongoing at data cut', or 'death' (not resolved before the subject died)."),
+        C("tocilizumab", "BOOLEAN", "Tocilizumab started between onset and the day after the last symptomatic day."),
+        C("tocilizumab_first_day", "INTEGER", "Day of the first such tocilizumab dose."),
+        C("tocilizumab_doses", "INTEGER", "Number of tocilizumab records started in that window."),
+        C("corticosteroid", "BOOLEAN", "Corticosteroid started in the episode window."),
+        C("corticosteroid_first_day", "INTEGER", "Day of the first such corticosteroid."),
+        C("anakinra", "BOOLEAN", "Anakinra started in the episode window."),
+        C("anakinra_first_day", "INTEGER", "Day of the first such anakinra dose."),
+        C("vasopressor_max", "INTEGER", "CRS: most vasopressors running at one assessment, vasopressin included; reported-AE episodes: 1 when a vasopressor was given in the window, else 0. NULL for ICANS."),
+        C("positive_pressure", "BOOLEAN", "CRS: CPAP, BiPAP or mechanical ventilation at any assessment (NULL for ICANS and reported-AE episodes)."),
+        C("icu_level_support", "BOOLEAN", "CRS: any vasopressor, or high-flow (HIGH_FLOW_NC or nasal cannula > 6 L/min) or positive-pressure oxygen; ICANS: max grade >= 3."),
+        C("source", "VARCHAR", "'assessments' (derived) or 'reported AE' (study has no assessment data for the syndrome)."),
+        C("grading_system", "VARCHAR", "'ASTCT 2019' for derived episodes; for reported-AE episodes the AE's grading_system."),
+        C("ae_event_key", "VARCHAR", "event_key of the matched reported AE (highest grade when several), if any."),
+        C("reported_grade", "INTEGER", "AETOXGR of the matched reported AE(s) (highest)."),
+    ),
+    group="derived",
+)
+
+GRADE_DISCREPANCIES = Table(
+    "grade_discrepancies",
+    "Where a site-reported CRS/ICANS AE grade differs from the grade derived from assessments, or one exists without the other.",
+    KEY + SUBJ + (
+        _SYN,
+        C("episode_key", "VARCHAR", "Derived episode event_key (NULL for a reported AE with no derived episode)."),
+        C("ae_event_key", "VARCHAR", "Reported AE event_key (NULL when no AE was reported)."),
+        C("aeseq", "INTEGER", "AESEQ of the reported AE."),
+        C("onset_day", "INTEGER", "Onset day of the derived episode, else of the AE."),
+        C("reported_grade", "INTEGER", "AETOXGR as reported."),
+        C("derived_grade", "INTEGER", "Maximum grade derived from assessments."),
+        C("discrepancy", "VARCHAR", "'reported lower than derived', 'reported higher than derived', 'no AE reported for derived episode', 'reported AE without derived episode', 'reported AE has no grade'."),
+        C("reported_grading_system", "VARCHAR", "The AE's grading_system (a CRS/ICANS AE graded on another scale is not comparable)."),
+        C("evidence", "VARCHAR", "Why the derived grade is what it is, e.g. 'grade 3 on day 3: one vasopressor (T 38.9 C; 1 vasopressor)'."),
+    ),
+    group="derived",
+)
+
+EPISODE_BIOMARKERS = Table(
+    "episode_biomarkers",
+    "Peak CRP, ferritin and IL-6 per CRS/ICANS episode (window: onset - 1 to last symptomatic day + 3).",
+    KEY + SUBJ + (
+        C("episode_key", "VARCHAR", "Episode event_key."),
+        _SYN,
+        C("onset_day", "INTEGER", "Episode onset day."),
+        C("peak_crp", "DOUBLE", "Highest CRP in the window (SI, labs.unit)."),
+        C("peak_crp_day", "INTEGER", "Day of the peak CRP (relative to infusion)."),
+        C("peak_crp_rel_onset", "INTEGER", "peak_crp_day - onset_day."),
+        C("peak_ferritin", "DOUBLE", "Highest ferritin in the window."),
+        C("peak_ferritin_day", "INTEGER", "Day of the peak ferritin."),
+        C("peak_ferritin_rel_onset", "INTEGER", "peak_ferritin_day - onset_day."),
+        C("peak_il6", "DOUBLE", "Highest IL-6 in the window."),
+        C("peak_il6_day", "INTEGER", "Day of the peak IL-6."),
+        C("peak_il6_rel_onset", "INTEGER", "peak_il6_day - onset_day."),
+    ),
+    group="derived",
+)
+
+IEC_HS_SCREEN = Table(
+    "iec_hs_screen",
+    "Candidates for IEC-HS review (Hines 2023, rule unverified): a screen, not a diagnosis. See docs/toxicities.md.",
+    KEY + SUBJ + (
+        C("flag_day", "INTEGER", "Day of the ferritin value that met the screen."),
+        C("ferritin", "DOUBLE", "That ferritin value: a new post-infusion high, >= 2 x ferritin_at_infusion and > 2 x ULN."),
+        C("ferritin_at_infusion", "DOUBLE", "Latest ferritin on days -14 to 0."),
+        C("ferritin_fold", "DOUBLE", "ferritin / ferritin_at_infusion."),
+        C("criteria_met", "VARCHAR", "Accompanying findings within 3 days: 'new cytopenia' (a fall after recovery from the lymphodepletion nadir), 'transaminases > 5 x ULN', 'fibrinogen < 1.5 g/L' (comma-separated)."),
+        C("crs_episode_key", "VARCHAR", "The CRS episode whose peak preceded the flag, if any."),
+        C("crs_phase", "VARCHAR", "'CRS resolving' (after the episode's peak), 'after CRS', or 'no CRS episode'."),
+        C("first_flag", "BOOLEAN", "The subject's first flagged day."),
+        C("label", "VARCHAR", "Always 'screen, not a diagnosis'."),
+    ),
+    group="derived",
+)
+
+CRS_ICANS_TABLES = (CRS_GRADES, ICANS_GRADES, TOXICITY_DAILY_GRADES, TOXICITY_EPISODES, GRADE_DISCREPANCIES,
+          EPISODE_BIOMARKERS, IEC_HS_SCREEN)
+
+
+# --- ICAHT ---
+
+ICAHT = Table(
+    "icaht",
+    "Early (days 0-30) and late (days 31-100) ICAHT per infused subject and lineage (ANC: EHA/EBMT 2023; PLT: "
+    "T-ICAHT proposal). Every infused subject has both rows: without results the grades are NULL and the note says so.",
+    KEY + SUBJ + (
+        C("lineage", "VARCHAR", "'ANC' (LBTESTCD NEUT) or 'PLT' (PLAT)."),
+        C("early_grade", "INTEGER", "Early ICAHT grade 0-4; NULL when no value in days 0-30."),
+        C("late_grade", "INTEGER", "Late ICAHT grade 0-4 (days 31-100); NULL when no value in that window."),
+        C("days_le_500", "INTEGER", "ANC: duration of the longest episode with ANC <= 0.5 x10^9/L in days 0-30 (episodes less than 3 days apart joined, as the grade uses). PLT: days with PLT < 50 x10^9/L in days 0-30, recovery gaps shorter than 3 days counted."),
+        C("days_le_100", "INTEGER", "ANC: longest joined episode with ANC <= 0.1 x10^9/L in days 0-30. PLT: days with PLT < 20 in days 0-30 (short gaps counted)."),
+        C("first_day_le_500", "INTEGER", "First day (0-30) at or below the 0.5 (ANC) / below the 50 (PLT) threshold."),
+        C("never_recovered", "BOOLEAN", "ANC <= 0.5 from day 3 or earlier with no recovery (3 consecutive days > 0.5) before death or the last value: forces early grade 4."),
+        C("late_nadir", "DOUBLE", "Lowest measured value on days 31-100 (x10^9/L)."),
+        C("late_nadir_day", "INTEGER", "Day of late_nadir."),
+        C("late_values_below", "INTEGER", "Measured values on days 31-100 at or below 1.5 (ANC) / below 100 (PLT); late grade needs at least 2."),
+        C("recovery_day", "INTEGER", "First of 3 consecutive days above 0.5 (ANC) / at or above 20 (PLT) after the last early low day; NULL if never low or not recovered."),
+        C("n_values", "INTEGER", "Measured values (days with a result) in days 0-30."),
+        C("evaluable", "BOOLEAN", "Early grade is final: values in days 0-30 and follow-up through day 30 (or death, or recovery observed)."),
+        C("note", "VARCHAR", "Why not evaluable, unknown (uninterpolated) days, forced grade 4, etc."),
+    ),
+    group="derived",
+)
+
+
+# --- CTCAE lab grading ---
+
+LAB_TOXICITY = Table(
+    "lab_toxicity",
+    "CTCAE grade of every blood lab record for each term its test maps to (safety/data/lab_terms.csv): "
+    "one row per lab record and term. Urine and other non-blood specimens are left out (not graded).",
+    KEY + SUBJ + (
+        C("lbseq", "INTEGER", "LBSEQ of the lab record graded."),
+        C("lbtestcd", "VARCHAR", "Test code (LBTESTCD)."),
+        C("ctcae_term", "VARCHAR", "CTCAE term graded, e.g. 'Anemia', 'Neutrophil count decreased'."),
+        C("direction", "VARCHAR", "'L' (decreased/hypo terms) or 'H' (increased/hyper terms)."),
+        C("value", "DOUBLE", "Result used (labs.value, SI)."),
+        C("unit", "VARCHAR", "Unit of the result (labs.unit)."),
+        C("lln", "DOUBLE", "Lower limit of normal of the record."),
+        C("uln", "DOUBLE", "Upper limit of normal of the record."),
+        C("baseline_value", "DOUBLE", "Baseline value of the subject's test: the LBBLFL='Y' record, else the last non-missing value on or before day 0."),
+        C("baseline_high", "BOOLEAN", "Baseline abnormal high: its LBNRIND is HIGH/H (NORMAL/LOW = not high), else its value > its ULN. False when no baseline."),
+        C("is_baseline", "BOOLEAN", "This record is the baseline record."),
+        C("grade", "INTEGER", "CTCAE grade 0-4; NULL when not gradable (see grade_reason)."),
+        C("grade_reason", "VARCHAR", "Why NULL ('missing value', 'missing LLN', 'missing ULN', 'missing baseline', 'unit missing', 'unit <u> not <expected>'); for graded records the criterion met, e.g. 'value > 3 x ULN'."),
+        C("ctcae_version", "VARCHAR", "CTCAE version of the rule file used, e.g. '5.0'."),
+        C("day", "INTEGER", "Collection day relative to the first CAR infusion (day 0)."),
+        C("lab_date", "DATE", "Collection date (labs.lb_date)."),
+    ),
+    group="derived",
+)
+
+LAB_WORST_GRADES = Table(
+    "lab_worst_grades",
+    "Per subject, CTCAE term and test: grade of the baseline record and worst post-infusion grade (day >= 1).",
+    KEY + SUBJ + (
+        C("ctcae_term", "VARCHAR", "CTCAE term."),
+        C("direction", "VARCHAR", "'L' or 'H'."),
+        C("lbtestcd", "VARCHAR", "Test code."),
+        C("baseline_grade", "INTEGER", "Grade of the baseline record; NULL when no baseline or not gradable."),
+        C("worst_grade", "INTEGER", "Worst grade among graded records from day 1 on; NULL when none graded."),
+        C("worst_day", "INTEGER", "First day (>= 1) at the worst grade."),
+        C("n_post", "INTEGER", "Number of graded (non-NULL) records from day 1 on."),
+    ),
+    group="derived",
+)
