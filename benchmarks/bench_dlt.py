@@ -23,7 +23,8 @@ import duckdb  # noqa: E402
 
 from safety.access.reader import Scope, StudyReader  # noqa: E402
 from safety.core.config import validate  # noqa: E402
-from safety.derive.dlt import adjudication as adj  # noqa: E402
+from safety.derive.dlt import decisions as adj  # noqa: E402
+from safety.review.dlt_status import live_stopping_status  # noqa: E402
 from safety.derive.dlt import stopping as st  # noqa: E402
 from safety.derive.dlt.screening import derive_dlt  # noqa: E402
 from safety.review.store import ReviewStore  # noqa: E402
@@ -102,7 +103,7 @@ def main() -> None:
         lambda: st.derive_stopping_status(con, STUDY, CUT, boin, review_store=store))
     results["review_table (live)"] = timed(lambda: adj.review_table(reader, store))
     results["dlt_counts (live)"] = timed(lambda: adj.dlt_counts(reader, store))
-    results["live_stopping_status"] = timed(lambda: adj.live_stopping_status(reader, store, cfg))
+    results["live_stopping_status"] = timed(lambda: live_stopping_status(reader, store, cfg))
     results["pocock_boundaries p0 0.20, N 24"] = timed(lambda: st.pocock_boundaries(0.20, 24, 0.10))
     results["pocock_boundaries p0 0.20, N 100"] = timed(lambda: st.pocock_boundaries(0.20, 100, 0.10), 1)
     print(f"{n_cand} candidates")

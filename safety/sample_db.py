@@ -58,7 +58,7 @@ def _apply_decisions(db_path, studyid: str, data_cut, batch: dict) -> None:
     """Record the demo decisions through the same checked path the DLT review page uses, then refresh
     the stored stopping-rule status so it reflects them, as the next load would."""
     from safety.access.reader import Scope, StudyReader, connect
-    from safety.derive.dlt.adjudication import record_decision
+    from safety.derive.dlt.decisions import record_decision
     from safety.derive.dlt.stopping import derive_stopping_status
     from safety.review.store import ReviewStore, default_review_path
 

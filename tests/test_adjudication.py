@@ -6,7 +6,9 @@ import datetime as dt
 import pytest
 
 from safety.access.reader import Scope, StudyReader
-from safety.derive.dlt import adjudication as adj
+from safety.derive.dlt import decisions as adj
+from safety.derive.dlt.evaluability import live_evaluability
+from safety.review.dlt_status import live_stopping_status
 from safety.derive.dlt.screening import derive_dlt
 from safety.derive.dlt.stopping import derive_stopping_status
 from safety.review.store import ReviewStore
@@ -139,22 +141,22 @@ def test_counts_per_cohort_and_live_status_versus_table(env):
     assert (counts["C1"]["confirmed"], counts["C1"]["pending"], counts["C1"]["subjects"]) == (1, 1, 2)
     assert (counts["C2"]["confirmed"], counts["C2"]["pending"]) == (1, 0)
     assert counts["all"]["subjects_with_dlt"] == 2
-    [live] = adj.live_stopping_status(r, store, config()).to_dict("records")
+    [live] = live_stopping_status(r, store, config()).to_dict("records")
     assert (live["evaluable_n"], live["events"], live["pending"]) == (2, 2, 1)   # S-3 pending, not evaluable yet
     assert "(1 more subject with a candidate pending adjudication; the decision is provisional)" in live["sentence"]
     # the table keeps the state at load time
     assert rows(con, "SELECT events FROM stopping_rule_status")[0]["events"] == 0
     with pytest.raises(PermissionError):
-        adj.live_stopping_status(StudyReader(con, Scope(STUDY, CUT, sites=("S1",))), store, config())
+        live_stopping_status(StudyReader(con, Scope(STUDY, CUT, sites=("S1",))), store, config())
 
 
 def test_confirmed_dlt_makes_a_short_follow_up_subject_evaluable(env):
     con, store = env
     r = load(con, CUT, store)
-    ev = {x["usubjid"]: x for x in adj.live_evaluability(r, store).to_dict("records")}
+    ev = {x["usubjid"]: x for x in live_evaluability(r, store).to_dict("records")}
     assert ev["S-3"]["evaluable"] is False
     adj.record_decision(store, r, "S-3/AE/1", "confirmed", "DLT", "dr a")
-    ev = {x["usubjid"]: x for x in adj.live_evaluability(r, store).to_dict("records")}
+    ev = {x["usubjid"]: x for x in live_evaluability(r, store).to_dict("records")}
     assert ev["S-3"]["evaluable"] is True and ev["S-3"]["reason"] == "DLT candidate confirmed"
 
 

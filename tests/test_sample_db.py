@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from safety.access.reader import Scope, StudyReader, connect
-from safety.derive.dlt.adjudication import review_table
+from safety.derive.dlt.decisions import review_table
 from safety.review.store import ReviewStore, default_review_path
 from safety.sample_db import ensure_sample_database
 

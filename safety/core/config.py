@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from safety.core.vocabulary import CRS_TERMS, DLT_WINDOW_END_DAY, DLT_WINDOW_START_DAY, ICANS_TERMS
 
 
 class ConfigError(ValueError):
@@ -54,14 +57,11 @@ DEFAULTS: dict[str, Any] = {
     "sites": {},          # siteid -> site name
     "data_cuts": [],      # data cuts the sample-data builder loads; informational elsewhere
     "dlt": {
-        "window": {"start_day": 0, "end_day": 28},
+        "window": {"start_day": DLT_WINDOW_START_DAY, "end_day": DLT_WINDOW_END_DAY},
         "rules": DEFAULT_DLT_RULES,
         "progression_terms": ["DISEASE PROGRESSION", "PROGRESSIVE DISEASE", "MALIGNANT NEOPLASM PROGRESSION"],
         # AE terms (AEDECOD or AETERM, upper case) read as CRS / ICANS for subjects without assessment data
-        "syndrome_terms": {
-            "CRS": ["CYTOKINE RELEASE SYNDROME"],
-            "ICANS": ["IMMUNE EFFECTOR CELL-ASSOCIATED NEUROTOXICITY SYNDROME", "ICANS", "NEUROTOXICITY"],
-        },
+        "syndrome_terms": {"CRS": list(CRS_TERMS), "ICANS": list(ICANS_TERMS)},
     },
     "stopping_rule": {
         "method": "bayesian_beta_binomial",  # bayesian_beta_binomial | pocock | boin | three_plus_three
@@ -256,3 +256,9 @@ def load_study_config(study_dir: str | Path) -> dict:
                 cfg["lab_terms_path"] = str(terms)
             return cfg
     return validate({}, str(study_dir / "study.yaml"))
+
+
+def stored_config(config_json: str | None, src: str = "the stored study settings") -> dict:
+    """The settings a cut was loaded with (``studies.config_json``), validated; defaults when none was stored."""
+    given = json.loads(config_json) if config_json else {}
+    return validate(given, src)

@@ -13,3 +13,24 @@ ICANS_TERMS: tuple[str, ...] = (
     "NEUROTOXICITY",
 )
 SYNDROME_TERMS: dict[str, tuple[str, ...]] = {"CRS": CRS_TERMS, "ICANS": ICANS_TERMS}
+
+# --- committee decisions on DLT candidates ------------------------------------------------------------
+# The values a decision takes, and what each means for counting. The newest decision per event is in force.
+DECISIONS: tuple[str, ...] = ("confirmed", "rejected", "added", "withdrawn")
+DLT_DECISIONS: tuple[str, ...] = ("confirmed", "added")   # counted as a DLT
+NOT_DLT_DECISIONS: tuple[str, ...] = ("rejected",)       # counted as not a DLT
+# 'withdrawn' takes the earlier decision back: the candidate is pending again, as if never decided.
+WITHDRAWN = "withdrawn"
+DECISION_MEANING: dict[str, str] = {
+    "confirmed": "a screened candidate the committee counts as a DLT",
+    "added": "a DLT the screening rules missed, added by the committee and counted",
+    "rejected": "a screened candidate the committee does not count as a DLT",
+    "withdrawn": "the earlier decision is taken back: the candidate is pending again",
+}
+# Decisions a secretary may enter from signed minutes (``python -m safety review decide``).
+CLI_DECISIONS: tuple[str, ...] = ("confirmed", "rejected", "withdrawn")
+
+# --- the DLT window ------------------------------------------------------------------------------------
+# Days after infusion (day 0) whose onsets count as DLTs unless study.yaml ``dlt.window`` says otherwise.
+DLT_WINDOW_START_DAY = 0
+DLT_WINDOW_END_DAY = 28

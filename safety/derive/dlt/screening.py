@@ -20,7 +20,11 @@ lab period, so their candidates are always in the window.
 from __future__ import annotations
 
 import datetime as dt
-import re
+
+from safety.core.sql import PARAM_RE as _PARAM_RE, reset_derived, run_sql
+from safety.derive.dlt.decisions import adjudication_params
+from safety.derive.dlt.evaluability import evaluability_sql
+from safety.derive.dlt.events import FATAL_AE as _FATAL_AE, fingerprint_sql
 from safety.derive.graph import Derivation
 from safety.schema import DLT_CANDIDATES, DLT_EVALUABILITY
 
@@ -30,8 +34,6 @@ _ASSESSMENTS = {"CRS": "crs_assessments", "ICANS": "icans_assessments"}
 
 # --- rule templates: each SELECTs the common candidate columns; $params are the rule's values ------
 _COLS = "usubjid, event_key, source, term, onset_day, end_day, grade, duration_days, ongoing, evidence, window_applies"
-
-_FATAL_AE = "(a.aetoxgr = 5 OR upper(coalesce(a.aeout, '')) = 'FATAL' OR upper(coalesce(a.aesdth, '')) = 'Y')"
 
 TEMPLATES: dict[str, str] = {
     "fatal_event": f"""
@@ -213,7 +215,6 @@ def _rule_params(rule: dict) -> dict:
     return p
 
 
-_PARAM_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _SHARED = {"studyid", "data_cut", "progression_terms", "terms_CRS", "terms_ICANS"}
 
 
@@ -274,63 +275,17 @@ WHERE r.rn = 1"""
     return sql, params
 
 
-def fingerprint_sql(alias: str, grade="grade", onset="onset_day", end="end_day", duration="duration_days",
-                    ongoing="ongoing") -> str:
-    """SQL text of the event fingerprint (grade|onset|end|duration; 'ongoing' while ongoing, so an ongoing
-    event's growing duration alone does not trigger re-review)."""
-    a = alias + "."
-    return (f"concat(coalesce(CAST({a}{grade} AS VARCHAR), ''), '|', coalesce(CAST({a}{onset} AS VARCHAR), ''), '|', "
-            f"CASE WHEN coalesce({a}{ongoing}, false) THEN 'ongoing' ELSE coalesce(CAST({a}{end} AS VARCHAR), '') END, '|', "
-            f"CASE WHEN coalesce({a}{ongoing}, false) THEN 'ongoing' ELSE coalesce(CAST({a}{duration} AS VARCHAR), '') END)")
-
-
-def evaluability_sql(con, config: dict) -> tuple[str, dict]:
-    """SELECT of dlt_evaluability rows for the cut (needs the cut's dlt_candidates and the adjudication params)."""
-    from safety.derive.dlt.adjudication import EVALUATION_SELECT, decision_ctes
-
-    _, params = screening_sql(con, config)
-    shared = {k: params[k] for k in ("progression_terms", "terms_CRS", "terms_ICANS", "win_start", "win_end")}
-    sql = f"""WITH {_source_ctes(con)},
-{decision_ctes()},
-facts AS (
-  SELECT s.studyid, s.data_cut, s.usubjid, s.cohort, s.dose_level, coalesce(s.infused, false) AS infused,
-         least(s.last_known_alive_day, $win_end) AS followed_through_day, $win_end AS window_end_day,
-         coalesce(s.last_known_alive_day >= $win_end, false) AS followed_through_window,
-         s.death_day, s.status AS follow_up_status,
-         coalesce(crs.g, 0) AS crs_max_grade_window, coalesce(icans.g, 0) AS icans_max_grade_window,
-         coalesce(trd.d, false) AS treatment_related_death
-  FROM subj s
-  LEFT JOIN (SELECT usubjid, max(grade) AS g FROM syn_CRS WHERE onset_day BETWEEN $win_start AND $win_end
-             GROUP BY usubjid) crs USING (usubjid)
-  LEFT JOIN (SELECT usubjid, max(grade) AS g FROM syn_ICANS WHERE onset_day BETWEEN $win_start AND $win_end
-             GROUP BY usubjid) icans USING (usubjid)
-  LEFT JOIN (SELECT usubjid, true AS d FROM ae a WHERE {_FATAL_AE} AND coalesce(a.related, false)
-             AND a.onset_day BETWEEN $win_start AND $win_end GROUP BY usubjid) trd USING (usubjid))
-SELECT {EVALUATION_SELECT} FROM facts f LEFT JOIN dec d USING (usubjid)"""
-    return sql, shared
-
-
-def _run(con, sql: str, params: dict):
-    used = set(_PARAM_RE.findall(sql))
-    return con.execute(sql, {k: v for k, v in params.items() if k in used})
-
-
 def derive_dlt(con, studyid: str, data_cut: dt.date, config: dict, review_store=None) -> None:
     """Rebuild dlt_candidates and dlt_evaluability for one study and cut (adjudications read from the store)."""
-    from safety.derive.dlt.adjudication import adjudication_params
-
-    for t in (DLT_CANDIDATES, DLT_EVALUABILITY):
-        con.execute(t.ddl())
     base = {"studyid": studyid, "data_cut": data_cut}
     con.execute("BEGIN TRANSACTION")
     try:
-        for t in (DLT_CANDIDATES, DLT_EVALUABILITY):
-            con.execute(f"DELETE FROM {t.name} WHERE studyid = $studyid AND data_cut = $data_cut", base)
+        reset_derived(con, (DLT_CANDIDATES, DLT_EVALUABILITY), studyid, data_cut)
         sql, params = screening_sql(con, config)
-        _run(con, f"INSERT INTO dlt_candidates BY NAME {sql}", {**params, **base})
-        ev_sql, ev_params = evaluability_sql(con, config)
+        run_sql(con, f"INSERT INTO dlt_candidates BY NAME {sql}", {**params, **base})
         adj = adjudication_params(review_store, studyid)
-        _run(con, f"INSERT INTO dlt_evaluability BY NAME {ev_sql}", {**ev_params, **adj, **base})
+        run_sql(con, f"INSERT INTO dlt_evaluability BY NAME {evaluability_sql(_source_ctes(con))}",
+                {**params, **adj, **base})
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

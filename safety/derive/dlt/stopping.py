@@ -20,6 +20,9 @@ import math
 
 import numpy as np
 import pandas as pd
+
+from safety.access.reader import Scope, StudyReader
+from safety.derive.dlt.evaluability import live_evaluability
 from safety.derive.graph import Derivation
 from safety.schema import STOPPING_RULE_STATUS, STOPPING_BOUNDARIES
 
@@ -421,9 +424,6 @@ def derive_stopping_status(con, studyid: str, data_cut: dt.date, config: dict, r
     With a review store, DLT counts use the committee's decisions in force at load time; without one they
     use the screened candidates (every in-window candidate counted as a DLT) and say so.
     """
-    from safety.access.reader import Scope, StudyReader
-    from safety.derive.dlt.adjudication import live_evaluability
-
     for t in (STOPPING_RULE_STATUS, STOPPING_BOUNDARIES):
         con.execute(t.ddl())
     params = {"studyid": studyid, "data_cut": data_cut}

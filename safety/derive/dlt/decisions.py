@@ -1,23 +1,22 @@
-"""Committee adjudication of DLT candidates over the append-only review store.
+"""Committee decisions on DLT candidates: how a decision in the review store applies to a data cut.
 
-Decisions ('confirmed', 'rejected', 'added' for a DLT the rules missed, 'withdrawn' to take a decision
-back) are keyed by stable event keys and stored with the event's fingerprint at the time of the decision,
-in ``<db>.review.sqlite`` (never in a table ingest rewrites). The newest decision per key is in force.
-When a reload changes an adjudicated event (grade, dates) or the event is no longer screened, the row is
-flagged ``needs_rereview``: the decision stays visible and, if it made a DLT, is still counted (counting
-errs on the side of toxicity) until the committee decides again.
+Decisions (values and meanings in :mod:`safety.core.vocabulary`) are keyed by stable event keys and stored
+with the event's fingerprint at the time of the decision, in ``<db>.review.sqlite`` (never in a table ingest
+rewrites). The newest decision per key is in force. When a reload changes an adjudicated event (grade,
+dates) or the event is no longer screened, the row is flagged ``needs_rereview``: the decision stays visible
+and, if it made a DLT, is still counted (counting errs on the side of toxicity) until the committee decides
+again. A withdrawn decision leaves the candidate pending, as if never decided.
 
-The same SQL (``decision_ctes``) serves the derivation at load time and the live view in the app: the
-latest decisions are passed in as list parameters, so a StudyReader can run it within its scope.
+The same SQL (:func:`decision_ctes`) serves the derivation at load time and the live view: the latest
+decisions are passed in as list parameters, so a StudyReader can run it within its scope.
 """
 from __future__ import annotations
 
 import pandas as pd
 
+from safety.core.vocabulary import DECISIONS, DLT_DECISIONS, DLT_WINDOW_END_DAY, DLT_WINDOW_START_DAY
+from safety.derive.dlt.events import ae_fingerprint_sql
 from safety.review.store import ReviewStore
-
-DECISIONS = ("confirmed", "rejected", "added", "withdrawn")
-DLT_DECISIONS = ("confirmed", "added")
 
 _ADJ_FIELDS = {  # param name -> review store column
     "adj_key": "event_key", "adj_usubjid": "usubjid", "adj_decision": "decision",
@@ -29,13 +28,9 @@ _ADJ_FIELDS = {  # param name -> review store column
 def adjudication_params(store: ReviewStore | None, studyid: str) -> dict:
     """The latest decision per event key as parallel list parameters for :func:`decision_ctes`."""
     rows = store.latest_adjudications(studyid) if store is not None else []
-    return {p: [None if r.get(col) is None else str(r[col]) for r in rows] for p, col in _ADJ_FIELDS.items()}
-
-
-def _fp(alias: str) -> str:
-    """Fingerprint of an adverse_events row, the same text a candidate from that AE carries."""
-    from safety.derive.dlt.screening import fingerprint_sql
-    return fingerprint_sql(alias, grade="aetoxgr")
+    out = {p: [None if r.get(col) is None else str(r[col]) for r in rows] for p, col in _ADJ_FIELDS.items()}
+    out["dlt_decisions"] = list(DLT_DECISIONS)
+    return out
 
 
 def decision_ctes() -> str:
@@ -49,7 +44,7 @@ adj AS (SELECT adj_key AS event_key, adj_usubjid, adj_decision AS decision, adj_
 rv_subj AS (SELECT usubjid, cohort, dose_level FROM subjects WHERE studyid = $studyid AND data_cut = $data_cut),
 rv_cand AS (SELECT * FROM dlt_candidates WHERE studyid = $studyid AND data_cut = $data_cut),
 rv_ae AS (SELECT a.event_key, a.usubjid, coalesce(a.aedecod, a.aeterm) AS term, a.onset_day, a.end_day,
-                 a.aetoxgr AS grade, a.duration_days, a.ongoing, {_fp('a')} AS event_fingerprint
+                 a.aetoxgr AS grade, a.duration_days, a.ongoing, {ae_fingerprint_sql('a')} AS event_fingerprint
           FROM adverse_events a WHERE a.studyid = $studyid AND a.data_cut = $data_cut),
 review_rows AS (
   SELECT c.usubjid, c.cohort, c.dose_level, c.event_key, c.source, c.rule_id, c.reason, c.term, c.onset_day,
@@ -90,7 +85,7 @@ review AS (
               WHEN NOT screened AND decision <> 'added' THEN 'event no longer screened, re-review'
               WHEN needs_rereview THEN decision || '; event changed since the decision, re-review'
               ELSE decision END AS status,
-         coalesce(decision IN ('confirmed', 'added'), false) AS counts_as_dlt,
+         coalesce(decision IN (SELECT unnest($dlt_decisions::VARCHAR[])), false) AS counts_as_dlt,
          screened AND coalesce(in_window, false)
            AND (decision IS NULL OR decision = 'withdrawn' OR (decision = 'rejected' AND needs_rereview)) AS pending
   FROM review_flags),
@@ -102,42 +97,14 @@ dec AS (
   FROM review GROUP BY usubjid)"""
 
 
-# Evaluability from the facts (f: subjects at the cut or stored dlt_evaluability) and decisions (d: dec).
-EVALUATION_SELECT = """
-  f.studyid, f.data_cut, f.usubjid, f.cohort, f.dose_level, f.infused,
-  f.infused AND (coalesce(d.dlt_confirmed, false) OR f.followed_through_window) AS evaluable,
-  CASE WHEN NOT f.infused THEN 'not infused'
-       WHEN coalesce(d.dlt_confirmed, false) THEN 'DLT candidate confirmed'
-       WHEN f.followed_through_window THEN 'followed through day ' || CAST(f.window_end_day AS VARCHAR)
-       ELSE CASE WHEN f.followed_through_day IS NULL THEN 'no follow-up recorded after infusion'
-                 WHEN f.death_day IS NOT NULL AND f.death_day <= f.window_end_day
-                   THEN 'died on day ' || CAST(f.death_day AS VARCHAR) || ' without DLT'
-                 WHEN f.follow_up_status = 'discontinued'
-                   THEN 'discontinued on day ' || CAST(f.followed_through_day AS VARCHAR) || ' of '
-                        || CAST(f.window_end_day AS VARCHAR) || ' without DLT'
-                 ELSE 'followed to day ' || CAST(f.followed_through_day AS VARCHAR) || ' of '
-                      || CAST(f.window_end_day AS VARCHAR) || ' so far' END
-            || CASE WHEN coalesce(d.pending_in_window, 0) > 0 THEN '; DLT candidate pending adjudication' ELSE '' END
-  END AS reason,
-  f.followed_through_day, f.window_end_day, f.followed_through_window, f.death_day,
-  coalesce(d.dlt_confirmed, false) AS dlt_confirmed,
-  coalesce(d.candidates_in_window, 0) AS candidates_in_window,
-  coalesce(d.pending_in_window, 0) AS pending_in_window,
-  f.infused AND (coalesce(d.dlt_confirmed, false) OR f.followed_through_window
-                 OR coalesce(d.candidates_in_window, 0) > 0) AS evaluable_if_candidates_confirmed,
-  f.follow_up_status, coalesce(d.rereview_in_window, 0) AS rereview_in_window,
-  f.crs_max_grade_window, f.icans_max_grade_window, f.treatment_related_death
-"""
-
-
 def _window_params(reader) -> dict:
     """The DLT window the cut was derived with (from dlt_evaluability), else the default 0-28."""
     end = reader.scalar("SELECT max(window_end_day) FROM dlt_evaluability")
-    cfg_start = 0
-    return {"win_start": cfg_start, "win_end": int(end) if end is not None and not pd.isna(end) else 28}
+    return {"win_start": DLT_WINDOW_START_DAY,
+            "win_end": int(end) if end is not None and not pd.isna(end) else DLT_WINDOW_END_DAY}
 
 
-def _params(reader, store: ReviewStore | None, config: dict | None = None) -> dict:
+def decision_params(reader, store: ReviewStore | None, config: dict | None = None) -> dict:
     p = {"studyid": reader.scope.studyid, "data_cut": reader.scope.data_cut}
     if config is not None:
         p.update(win_start=int(config["dlt"]["window"]["start_day"]), win_end=int(config["dlt"]["window"]["end_day"]))
@@ -158,7 +125,7 @@ def review_table(reader, store: ReviewStore | None, config: dict | None = None) 
     time and rationale, ``needs_rereview`` and a plain ``status``; pending first, then by subject and onset."""
     sql = f"WITH {decision_ctes()} SELECT {', '.join(REVIEW_COLUMNS)} FROM review " \
           "ORDER BY pending DESC, needs_rereview DESC, usubjid, onset_day NULLS LAST, event_key"
-    return reader.sql(sql, _params(reader, store, config))
+    return reader.sql(sql, decision_params(reader, store, config))
 
 
 def record_decision(store: ReviewStore, reader, event_key: str, decision: str, rationale: str,
@@ -181,7 +148,7 @@ def record_decision(store: ReviewStore, reader, event_key: str, decision: str, r
     if decision == "added":
         if current is not None and bool(current["screened"]):
             raise ValueError(f"{event_key} is already a screened candidate: confirm it instead of adding it")
-        ae = reader.sql("SELECT usubjid, " + _fp("a") + " AS fp FROM adverse_events a WHERE event_key = $k",
+        ae = reader.sql("SELECT usubjid, " + ae_fingerprint_sql("a") + " AS fp FROM adverse_events a WHERE event_key = $k",
                         {"k": event_key})
         if ae.empty:
             raise ValueError(f"no adverse event {event_key!r} in data cut {reader.scope.data_cut}")
@@ -219,21 +186,4 @@ per AS (
   FROM rv_subj s LEFT JOIN review r USING (usubjid)
   GROUP BY GROUPING SETS ((s.cohort), ()))
 SELECT * FROM per ORDER BY cohort IS NULL, cohort"""
-    return reader.sql(sql, _params(reader, store))
-
-
-def live_stopping_status(reader, store: ReviewStore | None, config: dict) -> pd.DataFrame:
-    """stopping_rule_status rows recomputed now from the decisions in force (pending shown separately)."""
-    from safety.derive.dlt.stopping import status_rows
-    if not reader.scope.all_sites:
-        raise PermissionError("stopping rules are study-wide: a site-scoped reader cannot compute them")
-    subjects = live_evaluability(reader, store, config)
-    return status_rows(subjects, config, reader.scope.studyid, reader.scope.data_cut,
-                       adjudicated=store is not None)
-
-
-def live_evaluability(reader, store: ReviewStore | None, config: dict | None = None) -> pd.DataFrame:
-    """dlt_evaluability rows recomputed from the stored follow-up facts and the decisions in force now."""
-    sql = f"WITH {decision_ctes()} SELECT {EVALUATION_SELECT} FROM dlt_evaluability f " \
-          "LEFT JOIN dec d USING (usubjid) ORDER BY f.usubjid"
-    return reader.sql(sql, _params(reader, store, config))
+    return reader.sql(sql, decision_params(reader, store))

@@ -1,0 +1,28 @@
+"""Small SQL helpers shared by every derivation and reader."""
+from __future__ import annotations
+
+import re
+
+PARAM_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def used_params(sql: str, params: dict) -> dict:
+    """The subset of ``params`` that ``sql`` names as ``$name`` (DuckDB refuses unused named parameters)."""
+    used = set(PARAM_RE.findall(sql))
+    return {k: v for k, v in params.items() if k in used}
+
+
+def run_sql(con, sql: str, params: dict):
+    """Execute ``sql`` with only the parameters it uses; returns DuckDB's result."""
+    return con.execute(sql, used_params(sql, params))
+
+
+def reset_derived(con, tables, studyid: str, data_cut) -> None:
+    """Create each derived table if needed and delete its rows for one (study, cut), ready to be rebuilt.
+
+    Runs inside the caller's transaction, so a failure leaves the previous rows in place."""
+    for t in tables:
+        con.execute(t.ddl())
+    for t in tables:
+        con.execute(f"DELETE FROM {t.name} WHERE studyid = $studyid AND data_cut = $data_cut",
+                    {"studyid": studyid, "data_cut": data_cut})

@@ -1,0 +1,71 @@
+"""DLT evaluability: who counts in the denominator of a dose-finding or stopping rule.
+
+A subject is evaluable when infused and either followed through the DLT window or with a DLT the committee
+counts (decisions applied by :mod:`safety.derive.dlt.decisions`). The facts (infusion, follow-up, death, CRS
+and ICANS grades in the window) are stored in ``dlt_evaluability`` at load; :func:`live_evaluability` applies
+the decisions in force now to those stored facts.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from safety.derive.dlt.decisions import decision_ctes, decision_params
+from safety.derive.dlt.events import FATAL_AE
+from safety.review.store import ReviewStore
+
+# Evaluability from the facts (f: subjects at the cut or stored dlt_evaluability) and decisions (d: dec).
+EVALUATION_SELECT = """
+  f.studyid, f.data_cut, f.usubjid, f.cohort, f.dose_level, f.infused,
+  f.infused AND (coalesce(d.dlt_confirmed, false) OR f.followed_through_window) AS evaluable,
+  CASE WHEN NOT f.infused THEN 'not infused'
+       WHEN coalesce(d.dlt_confirmed, false) THEN 'DLT candidate confirmed'
+       WHEN f.followed_through_window THEN 'followed through day ' || CAST(f.window_end_day AS VARCHAR)
+       ELSE CASE WHEN f.followed_through_day IS NULL THEN 'no follow-up recorded after infusion'
+                 WHEN f.death_day IS NOT NULL AND f.death_day <= f.window_end_day
+                   THEN 'died on day ' || CAST(f.death_day AS VARCHAR) || ' without DLT'
+                 WHEN f.follow_up_status = 'discontinued'
+                   THEN 'discontinued on day ' || CAST(f.followed_through_day AS VARCHAR) || ' of '
+                        || CAST(f.window_end_day AS VARCHAR) || ' without DLT'
+                 ELSE 'followed to day ' || CAST(f.followed_through_day AS VARCHAR) || ' of '
+                      || CAST(f.window_end_day AS VARCHAR) || ' so far' END
+            || CASE WHEN coalesce(d.pending_in_window, 0) > 0 THEN '; DLT candidate pending adjudication' ELSE '' END
+  END AS reason,
+  f.followed_through_day, f.window_end_day, f.followed_through_window, f.death_day,
+  coalesce(d.dlt_confirmed, false) AS dlt_confirmed,
+  coalesce(d.candidates_in_window, 0) AS candidates_in_window,
+  coalesce(d.pending_in_window, 0) AS pending_in_window,
+  f.infused AND (coalesce(d.dlt_confirmed, false) OR f.followed_through_window
+                 OR coalesce(d.candidates_in_window, 0) > 0) AS evaluable_if_candidates_confirmed,
+  f.follow_up_status, coalesce(d.rereview_in_window, 0) AS rereview_in_window,
+  f.crs_max_grade_window, f.icans_max_grade_window, f.treatment_related_death
+"""
+
+
+
+def evaluability_sql(source_ctes: str) -> str:
+    """SELECT of dlt_evaluability rows for the cut over the screening's source CTEs (``subj``, ``ae``,
+    ``syn_CRS``, ``syn_ICANS``); needs $win_start/$win_end and the adjudication parameters."""
+    return f"""WITH {source_ctes},
+{decision_ctes()},
+facts AS (
+  SELECT s.studyid, s.data_cut, s.usubjid, s.cohort, s.dose_level, coalesce(s.infused, false) AS infused,
+         least(s.last_known_alive_day, $win_end) AS followed_through_day, $win_end AS window_end_day,
+         coalesce(s.last_known_alive_day >= $win_end, false) AS followed_through_window,
+         s.death_day, s.status AS follow_up_status,
+         coalesce(crs.g, 0) AS crs_max_grade_window, coalesce(icans.g, 0) AS icans_max_grade_window,
+         coalesce(trd.d, false) AS treatment_related_death
+  FROM subj s
+  LEFT JOIN (SELECT usubjid, max(grade) AS g FROM syn_CRS WHERE onset_day BETWEEN $win_start AND $win_end
+             GROUP BY usubjid) crs USING (usubjid)
+  LEFT JOIN (SELECT usubjid, max(grade) AS g FROM syn_ICANS WHERE onset_day BETWEEN $win_start AND $win_end
+             GROUP BY usubjid) icans USING (usubjid)
+  LEFT JOIN (SELECT usubjid, true AS d FROM ae a WHERE {FATAL_AE} AND coalesce(a.related, false)
+             AND a.onset_day BETWEEN $win_start AND $win_end GROUP BY usubjid) trd USING (usubjid))
+SELECT {EVALUATION_SELECT} FROM facts f LEFT JOIN dec d USING (usubjid)"""
+
+
+def live_evaluability(reader, store: ReviewStore | None, config: dict | None = None) -> pd.DataFrame:
+    """dlt_evaluability rows recomputed from the stored follow-up facts and the decisions in force now."""
+    sql = f"WITH {decision_ctes()} SELECT {EVALUATION_SELECT} FROM dlt_evaluability f " \
+          "LEFT JOIN dec d USING (usubjid) ORDER BY f.usubjid"
+    return reader.sql(sql, decision_params(reader, store, config))

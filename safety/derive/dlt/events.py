@@ -1,0 +1,25 @@
+"""The events DLT screening and adjudication talk about: what makes an AE fatal, and the event fingerprint.
+
+The fingerprint is stored with a committee decision; when a reload changes the event (grade, dates), the
+fingerprint differs and the decision is flagged for re-review. Candidates (screening) and decisions
+(adjudication) compute it with this one function, so the two always agree.
+"""
+from __future__ import annotations
+
+# An AE that ended in death: grade 5, fatal outcome, or the serious-because-fatal flag.
+FATAL_AE = "(a.aetoxgr = 5 OR upper(coalesce(a.aeout, '')) = 'FATAL' OR upper(coalesce(a.aesdth, '')) = 'Y')"
+
+
+def fingerprint_sql(alias: str, grade="grade", onset="onset_day", end="end_day", duration="duration_days",
+                    ongoing="ongoing") -> str:
+    """SQL text of the event fingerprint (grade|onset|end|duration; 'ongoing' while ongoing, so an ongoing
+    event's growing duration alone does not trigger re-review)."""
+    a = alias + "."
+    return (f"concat(coalesce(CAST({a}{grade} AS VARCHAR), ''), '|', coalesce(CAST({a}{onset} AS VARCHAR), ''), '|', "
+            f"CASE WHEN coalesce({a}{ongoing}, false) THEN 'ongoing' ELSE coalesce(CAST({a}{end} AS VARCHAR), '') END, '|', "
+            f"CASE WHEN coalesce({a}{ongoing}, false) THEN 'ongoing' ELSE coalesce(CAST({a}{duration} AS VARCHAR), '') END)")
+
+
+def ae_fingerprint_sql(alias: str) -> str:
+    """Fingerprint of an adverse_events row: the same text a candidate screened from that AE carries."""
+    return fingerprint_sql(alias, grade="aetoxgr")

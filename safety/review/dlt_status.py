@@ -1,0 +1,155 @@
+"""The committee's DLT facts as the review store stands now: one function every page and export calls.
+
+:func:`dlt_status` applies the decisions in force (the review store, read at the moment of the call) to the
+derivation stored at load (``dlt_candidates``, ``dlt_evaluability``) and the study's stopping rule, and
+returns a :class:`DltStatus`: the review rows with their status and "adjudicated DLT" label, the live
+evaluability, the live stopping and escalation rows with their sentences, and the counts. The overview, DLT
+review, swimmer and subject pages and every packet format read these, so a decision recorded a second ago
+shows the same everywhere. The stored ``stopping_rule_status`` table keeps the state at load time only; it
+is never shown as current.
+
+It lives in ``review/`` rather than ``derive/``: derivations run at load and never see a decision made
+afterwards; this is where the stored derivation meets the store of decisions people make.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+
+import pandas as pd
+
+from safety.core.config import stored_config
+from safety.derive.dlt.decisions import review_table
+from safety.derive.dlt.evaluability import live_evaluability
+from safety.derive.dlt.stopping import status_rows
+from safety.review.store import ReviewStore
+
+# The listing label of a review row ("Adjudicated DLT" column in the DLT listing and the subject profile).
+ADJUDICATED_YES, ADJUDICATED_NO, ADJUDICATED_PENDING = "Yes", "No", "Pending"
+ADJUDICATED_NOT_IN_WINDOW = "Not adjudicated (outside DLT window)"
+
+
+@dataclass(frozen=True)
+class DltCounts:
+    """Counts the overview, DLT review and the packet's DLT summary all print (subjects unless named events)."""
+    subjects: int               # subjects at the cut (in the selection)
+    infused: int                # of them infused
+    evaluable: int              # DLT-evaluable now (decisions applied)
+    candidates: int             # screened candidate events
+    candidates_in_window: int   # screened candidate events with onset in the DLT window
+    candidates_out_of_window: int
+    confirmed_events: int       # events counted as a DLT (confirmed or added)
+    confirmed_subjects: int     # subjects with at least one such event
+    pending: int                # in-window candidate events awaiting a decision (incl. withdrawn, rejected+re-review)
+    pending_subjects: int
+    rejected: int               # events rejected, decision still valid
+    withdrawn: int              # events whose decision was withdrawn (pending again when in the window)
+    needs_rereview: int         # decisions whose event changed or left the screening since
+
+
+@dataclass(frozen=True)
+class DltStatus:
+    """The DLT state of one study and cut with the decisions in force now.
+
+    ``review``: one row per screened candidate or adjudicated event (columns of
+    :data:`safety.derive.dlt.decisions.REVIEW_COLUMNS` plus ``adjudicated_dlt``), pending first.
+    ``evaluability``: one row per subject (``dlt_evaluability`` columns, decisions applied now).
+    ``stopping``: ``stopping_rule_status`` columns computed now (``computed_from`` says on what), or an
+    empty frame for a site-scoped reader (stopping rules are study-wide). ``counts``: :class:`DltCounts`.
+    """
+    studyid: str
+    data_cut: dt.date
+    window: tuple[int, int]
+    review: pd.DataFrame
+    evaluability: pd.DataFrame
+    stopping: pd.DataFrame
+    counts: DltCounts
+    study_wide: bool
+
+    def for_subjects(self, usubjids) -> "DltStatus":
+        """The same state limited to some subjects (a page's cohort filter); the stopping rows stay study-wide."""
+        keep = set(usubjids)
+        review = self.review[self.review["usubjid"].isin(keep)].reset_index(drop=True)
+        ev = self.evaluability[self.evaluability["usubjid"].isin(keep)].reset_index(drop=True)
+        return replace(self, review=review, evaluability=ev, counts=_counts(review, ev, len(ev)))
+
+    def sentences(self) -> list[str]:
+        """The stopping and escalation sentences, study row first, as a committee reads them now."""
+        if self.stopping.empty:
+            return []
+        return [str(s) for s in self.stopping["sentence"]]
+
+    def adjudicated_dlt(self) -> dict[str, str]:
+        """event_key -> the listing's "Adjudicated DLT" label (Yes / No / Pending / not adjudicated)."""
+        return dict(zip(self.review["event_key"], self.review["adjudicated_dlt"]))
+
+
+def adjudicated_label(row) -> str:
+    """What one review row means for a listing: Yes (counted as DLT), No (rejected), Pending, or not adjudicated."""
+    if bool(row["counts_as_dlt"]):
+        return ADJUDICATED_YES + ("; re-review" if bool(row["needs_rereview"]) else "")
+    if bool(row["pending"]):
+        return ADJUDICATED_PENDING
+    if row["decision"] == "rejected":
+        return ADJUDICATED_NO
+    if bool(row["screened"]) and not bool(row["in_window"] if pd.notna(row["in_window"]) else False):
+        return ADJUDICATED_NOT_IN_WINDOW
+    return str(row["status"])
+
+
+def _flag(df: pd.DataFrame, col: str) -> pd.Series:
+    return df[col].fillna(False).astype(bool) if len(df) else pd.Series(dtype=bool)
+
+
+def _counts(review: pd.DataFrame, ev: pd.DataFrame, subjects: int) -> DltCounts:
+    screened = _flag(review, "screened")
+    in_win = _flag(review, "in_window")
+    dlt = _flag(review, "counts_as_dlt")
+    pend = _flag(review, "pending")
+    rer = _flag(review, "needs_rereview")
+    dec = review["decision"] if len(review) else pd.Series(dtype=object)
+    return DltCounts(
+        subjects=int(subjects),
+        infused=int(_flag(ev, "infused").sum()),
+        evaluable=int(_flag(ev, "evaluable").sum()),
+        candidates=int(screened.sum()),
+        candidates_in_window=int((screened & in_win).sum()),
+        candidates_out_of_window=int((screened & ~in_win).sum()),
+        confirmed_events=int(dlt.sum()),
+        confirmed_subjects=int(review.loc[dlt, "usubjid"].nunique()) if len(review) else 0,
+        pending=int(pend.sum()),
+        pending_subjects=int(review.loc[pend, "usubjid"].nunique()) if len(review) else 0,
+        rejected=int(((dec == "rejected") & ~rer).sum()),
+        withdrawn=int((dec == "withdrawn").sum()),
+        needs_rereview=int(rer.sum()),
+    )
+
+
+def dlt_status(reader, store: ReviewStore | None, config: dict | None = None) -> DltStatus:
+    """The DLT state of the reader's study and cut with the decisions in ``store`` as they are now.
+
+    ``config`` is the study.yaml the cut was loaded with (read from the database when not given). Without a
+    store nothing is adjudicated: every in-window candidate is pending and the stopping rows say they are
+    computed from screened candidates.
+    """
+    cfg = config if config is not None else stored_config(reader.scalar("SELECT config_json FROM studies LIMIT 1"))
+    review = review_table(reader, store, cfg)
+    review["adjudicated_dlt"] = [adjudicated_label(r) for r in review.to_dict("records")] if len(review) else []
+    ev = live_evaluability(reader, store, cfg)
+    study_wide = reader.scope.all_sites
+    if study_wide:
+        stopping = status_rows(ev, cfg, reader.scope.studyid, reader.scope.data_cut, adjudicated=store is not None)
+    else:
+        stopping = status_rows(ev.iloc[0:0], cfg, reader.scope.studyid, reader.scope.data_cut,
+                               adjudicated=store is not None).iloc[0:0]
+    win = cfg["dlt"]["window"]
+    return DltStatus(studyid=reader.scope.studyid, data_cut=reader.scope.data_cut,
+                     window=(int(win["start_day"]), int(win["end_day"])), review=review, evaluability=ev,
+                     stopping=stopping, counts=_counts(review, ev, len(ev)), study_wide=study_wide)
+
+
+def live_stopping_status(reader, store: ReviewStore | None, config: dict) -> pd.DataFrame:
+    """stopping_rule_status rows recomputed now from the decisions in force (study-wide readers only)."""
+    if not reader.scope.all_sites:
+        raise PermissionError("stopping rules are study-wide: a site-scoped reader cannot compute them")
+    return dlt_status(reader, store, config).stopping
