@@ -1,8 +1,7 @@
-"""Queries shared by several pages (DLT counts with adjudications, changes between cuts, incidence).
+"""Queries shared by several pages (the DLT state with decisions applied, changes between cuts, incidence).
 
-Everything reads through :mod:`dashboard.state` (scoped, cached); decisions come from the review store.
-Domain functions of ``safety/`` are used when installed; the fallbacks here are plain SQL over the
-contract columns of docs/architecture.md.
+Everything reads through :mod:`dashboard.state` (scoped, cached); numbers a page shares with the packet come
+from the domain functions of ``safety/`` (imported plainly), pages only format them.
 """
 from __future__ import annotations
 
@@ -11,23 +10,18 @@ import datetime as dt
 
 import pandas as pd
 import streamlit as st
-from scipy import stats
 
 from dashboard import state
-
-DLT_DECISIONS = ("confirmed", "added")
+from safety.derive.toxicity import summary as tox_summary
+from safety.review import dlt_status as dlt_live
+from safety.review.changes import changes_since
 
 
 def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
-    """Exact binomial CI for k of n (as proportions); (0, 0) when n = 0."""
-    fn = state.domain("safety.derive.toxicity.summary", "clopper_pearson")
-    if fn is not None:
-        lo, hi = fn(k, n, 1 - alpha)
-        return float(lo), float(hi)
+    """Exact binomial CI for k of n (as proportions); (0, 0) when n = 0 (nothing to estimate, drawn as 0)."""
     if n == 0:
         return 0.0, 0.0
-    lo = 0.0 if k == 0 else stats.beta.ppf(alpha / 2, k, n - k + 1)
-    hi = 1.0 if k == n else stats.beta.ppf(1 - alpha / 2, k + 1, n - k)
+    lo, hi = tox_summary.clopper_pearson(k, n, 1 - alpha)
     return float(lo), float(hi)
 
 
@@ -53,106 +47,28 @@ def candidate_choices(candidates: pd.DataFrame, needle: str = "", limit: int | N
     return ordered.drop(columns=["_decided", "_in_window"]), dict(zip(ordered["event_key"], labels)), matched
 
 
-def latest_decisions(v: state.View) -> pd.DataFrame:
-    """The newest adjudication per event key for this study (any cut), as a DataFrame."""
-    rows = state.review_store(v.db_path).latest_adjudications(v.studyid)
-    cols = ["event_key", "usubjid", "rule_id", "decision", "rationale", "reviewer", "decided_at", "data_cut",
-            "event_fingerprint"]
-    return pd.DataFrame(rows, columns=["id", "studyid"] + cols)[cols] if rows else pd.DataFrame(columns=cols)
-
-
-def dlt_status(v: state.View) -> dict:
-    """Candidates in the DLT window joined to their current decision; counts of confirmed/pending/rejected.
-
-    Confirmed counts subjects with a confirmed (or committee-added) DLT; pending counts in-window
-    candidates without a decision. Only subjects in scope and in the sidebar filters count.
-    """
+def dlt_status(v: state.View) -> dlt_live.DltStatus:
+    """The DLT state with the decisions in force now (:func:`safety.review.dlt_status.dlt_status`, the same
+    call the packet makes), limited to the subjects the sidebar filters keep; stopping rows stay study-wide."""
+    status = state.call_cached(dlt_live.dlt_status, state.STORE, state.study_config(v), v=v)
+    if not v.filtered:
+        return status
     flt, fp = state.subject_filter(v)
-    review_table = state.domain("safety.derive.dlt.adjudication", "review_table")
-    if review_table is not None and state.has_tables("dlt_candidates", "dlt_evaluability", v=v):
-        subjects = set(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp, v=v)["usubjid"])
-        rt = state.call_cached("safety.derive.dlt.adjudication", "review_table", state.STORE, study_config_safe(v), v=v)
-        rt = rt[rt["usubjid"].isin(subjects)].reset_index(drop=True)
-        dec = latest_decisions(v)
-        return {
-            "candidates": rt,
-            "decisions": dec[dec["usubjid"].isin(subjects)],
-            "confirmed_events": int(rt["counts_as_dlt"].fillna(False).astype(bool).sum()),
-            "confirmed_subjects": int(rt.loc[rt["counts_as_dlt"].fillna(False).astype(bool), "usubjid"].nunique()),
-            "pending": int(rt["pending"].fillna(False).astype(bool).sum()),
-            "rejected": int((rt["decision"] == "rejected").sum()),
-            "needs_rereview": int(rt["needs_rereview"].fillna(False).astype(bool).sum()),
-        }
-    cands = state.q(f"SELECT * FROM dlt_candidates WHERE {flt} ORDER BY onset_day, usubjid", fp, v=v) \
-        if state.has_tables("dlt_candidates", v=v) else pd.DataFrame(columns=["usubjid", "event_key", "in_window"])
-    subjects = set(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp, v=v)["usubjid"])
-    dec = latest_decisions(v)
-    dec = dec[dec["usubjid"].isin(subjects)]
-    merged = cands.merge(dec[["event_key", "decision", "rationale", "reviewer", "decided_at"]], on="event_key", how="left")
-    in_window = merged[merged["in_window"].fillna(True).astype(bool)] if "in_window" in merged else merged
-    pending = in_window[in_window["decision"].isna() | (in_window["decision"] == "withdrawn")]
-    confirmed_keys = set(dec.loc[dec["decision"].isin(DLT_DECISIONS), "event_key"])
-    confirmed_subjects = set(dec.loc[dec["decision"].isin(DLT_DECISIONS), "usubjid"])
-    return {
-        "candidates": merged,
-        "decisions": dec,
-        "confirmed_events": len(confirmed_keys),
-        "confirmed_subjects": len(confirmed_subjects),
-        "pending": int(len(pending)),
-        "rejected": int((dec["decision"] == "rejected").sum()),
-    }
-
-
-def study_config_safe(v: state.View) -> dict | None:
-    try:
-        return state.study_config(v)
-    except Exception:
-        return None
+    return status.for_subjects(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp, v=v)["usubjid"])
 
 
 def changes(v: state.View, base_cut: dt.date | None) -> pd.DataFrame:
-    """What is new or changed at ``v.data_cut`` compared with ``base_cut``, one row per subject and event.
-
-    Uses safety.review.changes.changes_since when installed; otherwise compares event keys and grades in SQL.
-    """
-    cols = ["usubjid", "change", "event_key", "detail"]
+    """What is new or changed at ``v.data_cut`` compared with ``base_cut`` (:func:`safety.review.changes.changes_since`),
+    limited to the sidebar's subjects."""
     if base_cut is None:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=["category", "change", "usubjid", "event_key", "description"])
     bv = dataclasses.replace(v, previous_cut=base_cut)
-    flt, fp = state.subject_filter(v)
-    fn = state.domain("safety.review.changes", "changes_since")
-    if fn is not None:
-        try:
-            df = state.call_cached("safety.review.changes", "changes_since", base_cut, v=bv)
-        except Exception as exc:  # a domain bug must not hide the comparison: fall back to plain SQL
-            state.st.caption(f"(safety.review.changes failed: {type(exc).__name__}; showing the dashboard's own comparison)")
-        else:
-            keep = set(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp, v=v)["usubjid"])
-            df = df[df["usubjid"].isin(keep) | df["usubjid"].isna()] if v.filtered else df
-            return df.drop(columns=[c for c in ("changes",) if c in df.columns])
-    parts = [
-        """SELECT usubjid, 'new subject' AS change, NULL AS event_key,
-                  concat_ws(' ', 'cohort', cohort, '·', status) AS detail
-           FROM subjects WHERE usubjid NOT IN (SELECT usubjid FROM prev_subjects)""",
-        """SELECT s.usubjid, 'died' AS change, NULL, concat('day ', s.death_day, ': ', coalesce(s.death_cause, ''))
-           FROM subjects s LEFT JOIN prev_subjects p USING (usubjid)
-           WHERE s.death_date IS NOT NULL AND p.death_date IS NULL""",
-        """SELECT a.usubjid, 'new AE' AS change, a.event_key,
-                  concat(a.aedecod, ' grade ', coalesce(CAST(a.aetoxgr AS VARCHAR), '?'),
-                         CASE WHEN a.aeser = 'Y' THEN ' (serious)' ELSE '' END, ', onset day ', a.onset_day)
-           FROM adverse_events a WHERE a.event_key NOT IN (SELECT event_key FROM prev_adverse_events)""",
-        """SELECT a.usubjid, 'AE grade changed', a.event_key,
-                  concat(a.aedecod, ': grade ', p.aetoxgr, ' -> ', a.aetoxgr)
-           FROM adverse_events a JOIN prev_adverse_events p USING (event_key)
-           WHERE a.aetoxgr IS DISTINCT FROM p.aetoxgr""",
-    ]
-    if state.has_tables("dlt_candidates", v=v):
-        parts.append("""SELECT usubjid, 'new DLT candidate', event_key, concat(rule_id, ': ', reason)
-                        FROM dlt_candidates WHERE event_key NOT IN (SELECT event_key FROM prev_dlt_candidates)""")
-    sql = f"SELECT * FROM ({' UNION ALL '.join(parts)}) x WHERE {flt} ORDER BY usubjid, change"
-    df = state.q(sql, fp, v=bv)
-    df.columns = cols
-    return df
+    df = state.call_cached(changes_since, base_cut, v=bv)
+    if v.filtered:
+        flt, fp = state.subject_filter(v)
+        keep = set(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp, v=v)["usubjid"])
+        df = df[df["usubjid"].isin(keep) | df["usubjid"].isna()]
+    return df.drop(columns=["changes"])
 
 
 def incidence(v: state.View, syndrome: str, by_cohort: bool = True) -> pd.DataFrame:
@@ -236,10 +152,10 @@ def subject_data(v: state.View, usubjid: str) -> dict[str, pd.DataFrame]:
 
 
 def subject_dlt_keys(v: state.View, usubjid: str) -> tuple[str, ...]:
-    """Event keys of the subject's DLT candidates and of events the committee confirmed or added as DLTs."""
+    """Event keys of the subject's DLT candidates and of events the committee counts as DLTs now."""
     keys = set(subject_data(v, usubjid)["dlt_candidates"]["event_key"].dropna())
-    dec = latest_decisions(v)
-    keys |= set(dec.loc[(dec["usubjid"] == usubjid) & dec["decision"].isin(DLT_DECISIONS), "event_key"])
+    review = dlt_status(v).review
+    keys |= set(review.loc[(review["usubjid"] == usubjid) & review["counts_as_dlt"].astype(bool), "event_key"])
     return tuple(sorted(keys))
 
 

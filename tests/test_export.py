@@ -188,7 +188,7 @@ def test_crs_icans_and_dlt_tables(reader, store):
     dlt = build_table(reader, "dlt_summary", store).set_index("Category")
     assert dlt.loc["Subjects with an adjudicated DLT", "Cohort DL2 (N=1) n (%)"] == "1 (100.0)"
     assert dlt.loc["Subjects with an adjudicated DLT", "Cohort DL1 (N=2) n (%)"] == "0"
-    stop = build_table(reader, "stopping_rules")
+    stop = build_table(reader, "stopping_rules", store)
     assert stop.iloc[0]["Decision"] == "continue" and stop.iloc[0]["Events"] == 1
 
 

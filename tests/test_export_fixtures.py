@@ -1,8 +1,5 @@
-"""A small two-cut study database for the export tests, built straight from the schema DDLs.
-
-Derived tables the export reads are declared here with their contract columns when the owning
-derivation module is not installed yet (registering them keeps reads scoped by StudyReader).
-"""
+"""A small two-cut study database for the export tests, built straight from the schema DDLs,
+derived tables written by hand with the rows the derivations would write."""
 from __future__ import annotations
 
 import datetime as dt
@@ -11,52 +8,14 @@ import json
 import duckdb
 
 from safety import schema
-from safety.schema import C, KEY, SUBJ, Table
 
 STUDY = "CT-001"
 CUT1 = dt.date(2025, 1, 31)
 CUT2 = dt.date(2025, 3, 31)
 INF = dt.date(2024, 12, 1)  # day 0 of every infused subject
 
-_STANDIN = {
-    "toxicity_episodes": [("syndrome", "VARCHAR"), ("episode_no", "INTEGER"), ("event_key", "VARCHAR"),
-                          ("onset_day", "INTEGER"), ("last_symptomatic_day", "INTEGER"), ("duration_days", "INTEGER"),
-                          ("max_grade", "INTEGER"), ("max_grade_day", "INTEGER"), ("ongoing", "BOOLEAN"),
-                          ("tocilizumab", "BOOLEAN"), ("tocilizumab_first_day", "INTEGER"),
-                          ("corticosteroid", "BOOLEAN"), ("corticosteroid_first_day", "INTEGER"),
-                          ("anakinra", "BOOLEAN"), ("icu_level_support", "BOOLEAN"), ("source", "VARCHAR"),
-                          ("ae_event_key", "VARCHAR"), ("reported_grade", "INTEGER")],
-    "dlt_candidates": [("event_key", "VARCHAR"), ("source", "VARCHAR"), ("rule_id", "VARCHAR"), ("reason", "VARCHAR"),
-                       ("term", "VARCHAR"), ("onset_day", "INTEGER"), ("grade", "INTEGER"),
-                       ("duration_days", "INTEGER"), ("ongoing", "BOOLEAN"), ("in_window", "BOOLEAN"),
-                       ("evidence", "VARCHAR")],
-    "lab_toxicity": [("lbseq", "INTEGER"), ("lbtestcd", "VARCHAR"), ("ctcae_term", "VARCHAR"), ("direction", "VARCHAR"),
-                     ("value", "DOUBLE"), ("unit", "VARCHAR"), ("lln", "DOUBLE"), ("uln", "DOUBLE"),
-                     ("baseline_value", "DOUBLE"), ("grade", "INTEGER"), ("grade_reason", "VARCHAR"), ("day", "INTEGER")],
-    "lab_worst_grades": [("ctcae_term", "VARCHAR"), ("direction", "VARCHAR"), ("baseline_grade", "INTEGER"),
-                         ("worst_grade", "INTEGER"), ("worst_day", "INTEGER"), ("n_post", "INTEGER")],
-    "eligibility_deviations": [("criterion", "VARCHAR"), ("test", "VARCHAR"), ("value", "DOUBLE"), ("unit", "VARCHAR"),
-                               ("limit_value", "DOUBLE"), ("day", "INTEGER"), ("detail", "VARCHAR")],
-}
-_STUDY_LEVEL = {
-    "stopping_rule_status": [("cohort", "VARCHAR"), ("method", "VARCHAR"), ("monitored_event", "VARCHAR"),
-                             ("evaluable_n", "INTEGER"), ("events", "INTEGER"), ("pending", "INTEGER"),
-                             ("statistic", "DOUBLE"), ("boundary", "DOUBLE"), ("decision", "VARCHAR"),
-                             ("sentence", "VARCHAR")],
-}
-
-
 def ensure_derived_tables() -> None:
-    """Register contract-shaped stand-ins for derived tables whose modules are not installed."""
-    names = {t.name for t in schema.all_tables()}
-    for name, cols in _STANDIN.items():
-        if name not in names:
-            schema.register(Table(name, f"test stand-in for {name}",
-                                  KEY + SUBJ + tuple(C(n, t, n) for n, t in cols), group="derived"))
-    for name, cols in _STUDY_LEVEL.items():
-        if name not in names:
-            schema.register(Table(name, f"test stand-in for {name}", KEY + tuple(C(n, t, n) for n, t in cols),
-                                  group="derived", per_subject=False))
+    """Every derived table is in the schema registry by plain import: nothing to declare."""
 
 
 def _ins(con, table: str, rows: list[dict]) -> None:
@@ -147,6 +106,16 @@ def _cut_rows(cut):
                  "source": "lab_toxicity", "rule_id": "R7", "reason": "Prolonged cytopenia", "term": "NEUT",
                  "onset_day": 28, "grade": 4, "duration_days": None, "ongoing": True, "in_window": True,
                  "evidence": "ANC 0.3 on day 28"})
+    # the follow-up facts dlt_evaluability stores at load (evaluable = infused and followed through day 28)
+    evaluability = [{"studyid": STUDY, "data_cut": cut, "usubjid": sj["usubjid"], "cohort": sj["cohort"],
+                     "dose_level": sj["dose_level"], "infused": sj["infused"],
+                     "evaluable": sj["infused"] and sj["last_known_alive_day"] >= 28,
+                     "followed_through_day": min(sj["last_known_alive_day"], 28) if sj["infused"] else None,
+                     "window_end_day": 28, "followed_through_window": sj["infused"] and sj["last_known_alive_day"] >= 28,
+                     "death_day": sj.get("death_day"), "follow_up_status": sj["status"],
+                     "crs_max_grade_window": 2 if sj["usubjid"] == "CT-001-S01" else 0,
+                     "icans_max_grade_window": 3 if late and sj["usubjid"] == "CT-001-S03" else 0,
+                     "treatment_related_death": False} for sj in subjects]
     elig = [{"studyid": STUDY, "data_cut": cut, "usubjid": "CT-001-S03", "criterion": "labs", "test": "CREAT",
              "value": 150.0, "unit": "umol/L", "limit_value": 132.0, "day": -10, "detail": "creatinine above limit"}]
     stop = [{"studyid": STUDY, "data_cut": cut, "cohort": None, "method": "bayesian_beta_binomial",
@@ -159,11 +128,11 @@ def _cut_rows(cut):
               "product_type": "CAR-T", "config_json": json.dumps(cfg), "load_id": f"load-{cut}"}]
     return {"studies": study, "subjects": subjects, "adverse_events": aes, "medications": meds, "labs": labs,
             "lab_toxicity": labtox, "lab_worst_grades": worst, "toxicity_episodes": episodes, "dlt_candidates": dlts,
-            "eligibility_deviations": elig, "stopping_rule_status": stop, "load_log": hashes}
+            "dlt_evaluability": evaluability, "eligibility_deviations": elig, "stopping_rule_status": stop, "load_log": hashes}
 
 
 def _is_derived(name: str) -> bool:
-    return schema.get_table(name).group == "derived" or name in _STANDIN or name in _STUDY_LEVEL
+    return schema.get_table(name).group == "derived"
 
 
 def build_db(path, cuts=(CUT1, CUT2), derived=True):

@@ -1,12 +1,11 @@
 """DLT review: candidates with evidence, the adjudication form, history, evaluability, the stopping boundary."""
-import hashlib
-import json
-
 import pandas as pd
 import streamlit as st
 
 from dashboard import data, state
 from dashboard import figures as F
+from safety.core.vocabulary import CLI_DECISIONS
+from safety.derive.dlt.decisions import record_decision
 from safety.derive.dlt.stopping import method_name
 
 MAX_TABLE_ROWS = 1000  # candidate and evaluability rows shown on the page
@@ -21,13 +20,14 @@ flt, fp = state.subject_filter(v)
 
 if not state.require("dlt_candidates", what="DLT review"):
     st.stop()
-status = data.dlt_status(v)
-cands = status["candidates"]
+status = data.dlt_status(v)  # decisions applied now: the same numbers the packet prints
+cands = status.review
 m = st.columns(4)
-m[0].metric("Candidates", len(cands), help="Events flagged by the protocol's DLT rules at this data cut")
-m[1].metric("Pending adjudication", status["pending"])
-m[2].metric("Confirmed DLTs (subjects)", status["confirmed_subjects"])
-m[3].metric("Rejected", status["rejected"])
+m[0].metric("Candidates", len(cands), help="Events flagged by the protocol's DLT rules at this data cut, and "
+                                           "events the committee adjudicated")
+m[1].metric("Pending adjudication", status.counts.pending, help="Candidates in the DLT window awaiting a decision")
+m[2].metric("Confirmed DLTs (subjects)", status.counts.confirmed_subjects)
+m[3].metric("Rejected", status.counts.rejected)
 
 st.subheader("Candidates and evidence")
 if cands.empty:
@@ -35,8 +35,8 @@ if cands.empty:
 else:
     shown = cands.copy()
     shown["decision"] = shown["decision"].fillna("pending")
-    keep = [c for c in ["usubjid", "event_key", "status", "rule_id", "reason", "term", "onset_day", "grade", "duration_days",
-                        "ongoing", "in_window", "decision", "needs_rereview", "reviewer", "decided_at", "evidence"] if c in shown]
+    keep = ["usubjid", "event_key", "status", "adjudicated_dlt", "rule_id", "reason", "term", "onset_day", "grade",
+            "duration_days", "ongoing", "in_window", "decision", "needs_rereview", "reviewer", "decided_at", "evidence"]
     if len(shown) > MAX_TABLE_ROWS:
         # Pending in-window candidates are what the committee works through; the full list is in the DLT listing.
         shown = shown.sort_values(["in_window", "decision", "usubjid"], ascending=[False, False, True])
@@ -44,12 +44,6 @@ else:
                    "all of them are in the DLT listing on Listings & export.")
         shown = shown.head(MAX_TABLE_ROWS)
     state.table(shown[keep])
-
-
-def _fingerprint(row) -> str:
-    fields = {k: (None if row.get(k) is None or row.get(k) != row.get(k) else str(row.get(k)))
-              for k in ("rule_id", "grade", "onset_day", "duration_days", "ongoing")}
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 if state.can(user, "can_adjudicate"):
@@ -71,7 +65,7 @@ if state.can(user, "can_adjudicate"):
                 st.write("No candidates to decide on.")
             key = st.selectbox("Candidate", list(ordered["event_key"]) if not ordered.empty else [],
                                format_func=lambda k: label_of.get(k, k))
-            decision = st.radio("Decision", ["confirmed", "rejected", "withdrawn"], horizontal=True)
+            decision = st.radio("Decision", list(CLI_DECISIONS), horizontal=True)
         else:
             usubjid = st.selectbox("Subject", subjects)
             aes = state.q("SELECT event_key, aedecod, aetoxgr, onset_day FROM adverse_events WHERE usubjid = $u ORDER BY onset_day",
@@ -87,20 +81,12 @@ if state.can(user, "can_adjudicate"):
         elif not rationale.strip():
             st.error("A decision needs a rationale.")
         else:
-            row = cands[cands["event_key"] == key].iloc[0].to_dict() if key in set(cands["event_key"]) else {"event_key": key}
-            usubjid = row.get("usubjid") or key.split("/")[0]
-            record = state.domain("safety.derive.dlt.adjudication", "record_decision")
             store = state.review_store(v.db_path)
-            if record is not None:
-                try:
-                    record(store, state.reader(v), key, decision, rationale, getattr(user, "username", "?"))
-                except ValueError as exc:  # the adjudication module refuses inconsistent decisions: say why
-                    st.error(str(exc))
-                    st.stop()
-            else:
-                store.add_adjudication(studyid=v.studyid, event_key=key, usubjid=usubjid, rule_id=row.get("rule_id"),
-                                       decision=decision, rationale=rationale, reviewer=getattr(user, "username", "?"),
-                                       data_cut=v.data_cut.isoformat(), event_fingerprint=_fingerprint(row))
+            try:
+                record_decision(store, state.reader(v), key, decision, rationale, getattr(user, "username", "?"))
+            except ValueError as exc:  # the decision is refused when it does not fit the cut: say why
+                st.error(str(exc))
+                st.stop()
             st.success(f"Recorded: {key} {decision}.")
             st.rerun()
 else:
@@ -116,23 +102,22 @@ else:
     state.table(pd.DataFrame(hist).drop(columns=["studyid"]).sort_values("id", ascending=False))
 
 st.subheader("Evaluability")
-if state.require("dlt_evaluability", what="DLT evaluability"):
-    ev = state.q(f"SELECT * EXCLUDE (studyid, data_cut) FROM dlt_evaluability WHERE {flt} ORDER BY cohort, usubjid", fp)
-    if ev.empty:
-        state.empty("No infused subjects in this selection.")
-    else:
-        st.markdown(f"**{int(ev['evaluable'].sum())}** of {len(ev)} infused subjects are DLT-evaluable.")
-        if len(ev) > MAX_TABLE_ROWS:
-            st.caption(f"Showing {MAX_TABLE_ROWS:,} of {len(ev):,} subjects, those not evaluable first; "
-                       "the sidebar's cohort filter narrows the list.")
-            ev = ev.sort_values(["evaluable", "cohort", "usubjid"]).head(MAX_TABLE_ROWS)
-        state.table(ev)
+ev = status.evaluability.drop(columns=["studyid", "data_cut"]).sort_values(["cohort", "usubjid"])
+if not status.counts.infused:
+    state.empty("No infused subjects in this selection.")
+else:
+    st.markdown(f"**{status.counts.evaluable}** of {status.counts.infused} infused subjects are DLT-evaluable.")
+    if len(ev) > MAX_TABLE_ROWS:
+        st.caption(f"Showing {MAX_TABLE_ROWS:,} of {len(ev):,} subjects, those not evaluable first; "
+                   "the sidebar's cohort filter narrows the list.")
+        ev = ev.sort_values(["evaluable", "cohort", "usubjid"]).head(MAX_TABLE_ROWS)
+    state.table(ev)
 
 st.subheader("Stopping boundary")
 if v.sites is not None:
     state.empty("Study-wide stopping boundaries are shown only to roles that see every site.")
-elif state.require("stopping_rule_status", "stopping_boundaries", what="the stopping boundary"):
-    st_rows = state.q("SELECT * FROM stopping_rule_status ORDER BY cohort NULLS FIRST")
+else:
+    st_rows = status.stopping  # computed now from the decisions in force, not the copy stored at load
     if st_rows.empty:
         state.empty("No stopping-rule status was derived for this data cut.")
     for method, rows in st_rows.groupby("method", sort=False):

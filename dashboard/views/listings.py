@@ -9,6 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import state
+from safety.export import listings
+from safety.export.packet import write_outputs
 
 MAX_PREVIEW_ROWS = 1000  # listing rows drawn on the page; downloads always hold every row
 BUILD_ON_DEMAND_ROWS = 20_000  # above this, CSV/XLSX are written when asked for, not on every rerun
@@ -17,16 +19,12 @@ v = state.view()
 user = state.user()
 st.title("Listings & export")
 st.caption(state.filter_caption(v))
-listings = state.domain("safety.export.listings")
-if listings is None or not hasattr(listings, "LISTINGS"):
-    state.empty("The listings module (safety.export.listings) is not installed in this version.")
-    st.stop()
 
 names = list(listings.LISTINGS)
 name = st.selectbox("Listing", names, format_func=lambda n: f"{listings.LISTINGS[n].title} ({n})", key="listing_name")
 spec = listings.LISTINGS[name]
 try:
-    df = state.call_cached("safety.export.listings", "build_listing", name, state.STORE)
+    df = state.call_cached(listings.build_listing, name, state.STORE)
 except Exception as exc:  # one broken listing must not take the page down
     st.error(f"The listing '{name}' could not be built: {type(exc).__name__}: {exc}")
     st.stop()
@@ -97,28 +95,23 @@ if state.can(user, "can_export"):
         c2.download_button("Download XLSX", xlsx_bytes, f"{stem}.xlsx",
                            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                            on_click=_audit_export, args=("xlsx", xlsx_bytes))
-    write_outputs = state.domain("safety.export.packet", "write_outputs")
     st.subheader("Committee packet")
-    if write_outputs is None:
-        state.empty("The committee packet writer (safety.export.packet) is not installed; "
-                    "use `python -m safety export` when it is.")
-    else:
-        scope = "all sites" if v.sites is None else "sites " + ", ".join(v.sites)
-        st.markdown(f"Every listing and table of this data cut ({scope}) in CSV, XLSX, RTF and PDF, as one zip. "
-                    "The sidebar's cohort / dose / product filters do not apply: the packet covers the whole cut. "
-                    "Each build is recorded in the audit log with the SHA-256 of every file.")
-        packet_key = (v.username, v.db_path, v.stamp, v.studyid, v.data_cut.isoformat(), v.sites)
-        if st.button("Build committee packet", key="build_packet", type="primary"):
-            with st.spinner("Writing the packet (the PDF's figures take a few seconds)..."):
-                try:
-                    st.session_state["celltox_packet"] = (packet_key, _build_packet(write_outputs))
-                except Exception as exc:  # a failed build leaves no file behind (write_outputs is atomic)
-                    st.session_state.pop("celltox_packet", None)
-                    st.error(f"The packet could not be built: {type(exc).__name__}: {exc}")
-        built = st.session_state.get("celltox_packet")
-        if built and built[0] == packet_key:  # never offer a packet built for another cut or scope
-            zip_name, zip_bytes, files = built[1]
-            st.download_button(f"Download {zip_name}", zip_bytes, zip_name, "application/zip", key="download_packet")
-            st.caption(f"{len(files)} files: " + ", ".join(files))
+    scope = "all sites" if v.sites is None else "sites " + ", ".join(v.sites)
+    st.markdown(f"Every listing and table of this data cut ({scope}) in CSV, XLSX, RTF and PDF, as one zip. "
+                "The sidebar's cohort / dose / product filters do not apply: the packet covers the whole cut. "
+                "Each build is recorded in the audit log with the SHA-256 of every file.")
+    packet_key = (v.username, v.db_path, v.stamp, v.studyid, v.data_cut.isoformat(), v.sites)
+    if st.button("Build committee packet", key="build_packet", type="primary"):
+        with st.spinner("Writing the packet (the PDF's figures take a few seconds)..."):
+            try:
+                st.session_state["celltox_packet"] = (packet_key, _build_packet(write_outputs))
+            except Exception as exc:  # a failed build leaves no file behind (write_outputs is atomic)
+                st.session_state.pop("celltox_packet", None)
+                st.error(f"The packet could not be built: {type(exc).__name__}: {exc}")
+    built = st.session_state.get("celltox_packet")
+    if built and built[0] == packet_key:  # never offer a packet built for another cut or scope
+        zip_name, zip_bytes, files = built[1]
+        st.download_button(f"Download {zip_name}", zip_bytes, zip_name, "application/zip", key="download_packet")
+        st.caption(f"{len(files)} files: " + ", ".join(files))
 else:
     st.caption("Downloads are open to committee members and data managers.")

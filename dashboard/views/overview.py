@@ -32,9 +32,7 @@ for col, (label, key, help_text) in zip(cols, [
     col.metric(label, int(c[key]), help=help_text)
 
 st.subheader("Toxicity")
-dlt = data.dlt_status(v)
-evaluable = state.scalar(f"SELECT count(*) FROM dlt_evaluability WHERE evaluable AND {flt}", fp) \
-    if state.has_tables("dlt_evaluability") else None
+dlt = data.dlt_status(v)  # decisions applied now: the same numbers the packet prints
 sae = state.q(f"""SELECT count(*) AS events, count(DISTINCT usubjid) AS subjects
                   FROM adverse_events WHERE aeser = 'Y' AND {flt}""", fp).iloc[0]
 sev = {"CRS": None, "ICANS": None}
@@ -43,10 +41,10 @@ if state.has_tables("toxicity_episodes"):
                      WHERE max_grade >= 3 AND {flt} GROUP BY syndrome""", fp)
     sev = {s: int(g3.loc[g3["syndrome"] == s, "subjects"].sum()) for s in sev}
 cols = st.columns(6)
-cols[0].metric("DLT-evaluable", "n/a" if evaluable is None else int(evaluable),
+cols[0].metric("DLT-evaluable", dlt.counts.evaluable,
                help="Infused and followed through the DLT window, or had a confirmed DLT")
-cols[1].metric("DLTs confirmed", dlt["confirmed_subjects"], help="Subjects with a DLT confirmed or added by the committee")
-cols[2].metric("DLTs pending", dlt["pending"], help="Candidates in the DLT window awaiting adjudication")
+cols[1].metric("DLTs confirmed", dlt.counts.confirmed_subjects, help="Subjects with a DLT confirmed or added by the committee")
+cols[2].metric("DLTs pending", dlt.counts.pending, help="Candidates in the DLT window awaiting adjudication")
 cols[3].metric("SAEs", int(sae["events"]), help=f"Serious adverse events in {int(sae['subjects'])} subjects")
 cols[4].metric("CRS grade ≥3", "n/a" if sev["CRS"] is None else sev["CRS"], help="Subjects with a CRS episode of grade 3 or more (ASTCT)")
 cols[5].metric("ICANS grade ≥3", "n/a" if sev["ICANS"] is None else sev["ICANS"], help="Subjects with an ICANS episode of grade 3 or more (ASTCT)")
@@ -54,8 +52,8 @@ cols[5].metric("ICANS grade ≥3", "n/a" if sev["ICANS"] is None else sev["ICANS
 st.subheader("Stopping rule")
 if v.sites is not None:
     state.empty("Study-wide stopping-rule status is shown only to roles that see every site.")
-elif state.require("stopping_rule_status", what="the stopping-rule status"):
-    status = state.q("SELECT * FROM stopping_rule_status ORDER BY cohort NULLS FIRST")
+else:
+    status = dlt.stopping  # computed now from the decisions in force, not the copy stored at load
     if status.empty:
         state.empty("No stopping-rule status was derived for this data cut.")
     else:

@@ -26,6 +26,7 @@ import duckdb
 import pandas as pd
 
 from safety import schema
+from safety.core.sql import used_params
 
 
 @dataclass(frozen=True)
@@ -236,13 +237,23 @@ class StudyReader:
         all_params = dict(self._params)
         if params:
             all_params.update(params)
-        used = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", full))
-        all_params = {k: v for k, v in all_params.items() if k in used}
+        all_params = used_params(full, all_params)
         cur = self._con.cursor()
         try:
             return cur.sql(full, params=all_params).to_arrow_table().to_pandas()
         finally:
             cur.close()
+
+    def has_tables(self, *names: str) -> bool:
+        """True when every named table exists in the database file (a file written before a derivation
+        existed lacks its table; callers say so rather than fail). Reads the catalog, no patient data."""
+        cur = self._con.cursor()
+        try:
+            found = {r[0] for r in cur.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()}
+        finally:
+            cur.close()
+        return all(n in found for n in names)
 
     def with_previous_cut(self, previous_cut: dt.date | None) -> "StudyReader":
         """The same connection and scope (study, cut, sites) with ``prev_<table>`` CTEs at ``previous_cut``."""

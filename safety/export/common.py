@@ -106,23 +106,8 @@ def _as_date(v) -> dt.date:
 
 
 def study_settings(reader: StudyReader) -> dict:
-    """The validated study.yaml of this cut (defaults filled in when the load stored none)."""
-    raw = reader.scalar("SELECT config_json FROM studies LIMIT 1")
-    cfg = study_config.DEFAULTS
-    if raw:
-        try:
-            loaded = json.loads(raw)
-            cfg = _merge(study_config.DEFAULTS, loaded)
-        except (TypeError, ValueError):
-            pass
-    return cfg
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in (over or {}).items():
-        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-    return out
+    """The validated study.yaml this cut was loaded with (defaults filled in when the load stored none)."""
+    return study_config.stored_config(reader.scalar("SELECT config_json FROM studies LIMIT 1"))
 
 
 def registered(name: str) -> bool:
@@ -158,28 +143,6 @@ def new_flag_sql(reader: StudyReader, key_expr: str, prev_table: str, prev_key_e
         return "TRUE"
     prev_key_expr = prev_key_expr or key_expr
     return f"({key_expr}) NOT IN (SELECT {prev_key_expr} FROM prev_{prev_table} WHERE {prev_key_expr} IS NOT NULL)"
-
-
-def adjudications_frame(store, studyid: str) -> pd.DataFrame:
-    """Latest committee decision per event key from the review store (empty frame without a store)."""
-    cols = ["event_key", "adjudication", "adjudicated_by", "adjudicated_at", "adjudication_rationale",
-            "adjudication_rule_id", "adjudication_usubjid"]
-    if store is None:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
-    rows = store.latest_adjudications(studyid)
-    df = pd.DataFrame(rows, columns=["event_key", "decision", "reviewer", "decided_at", "rationale",
-                                     "rule_id", "usubjid"])
-    df.columns = cols
-    return df.astype("object")
-
-
-def adjudicated_dlt(decision) -> str:
-    """'Yes' for confirmed/added DLTs, 'No' for rejected/withdrawn, '' when not adjudicated."""
-    if decision in ("confirmed", "added"):
-        return "Yes"
-    if decision in ("rejected", "withdrawn"):
-        return "No"
-    return ""
 
 
 def finish(df: pd.DataFrame, *, name: str, title: str, reference: str, kind: str,

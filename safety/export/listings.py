@@ -12,6 +12,7 @@ import pandas as pd
 
 from safety.access.reader import StudyReader
 from safety.export import common as c
+from safety.review.dlt_status import dlt_status
 
 SUBJ_CTE = ("subj AS (SELECT usubjid, siteid AS site, cohort, dose_level, age, sex, infusions, "
             "last_known_alive_day FROM subjects)")
@@ -26,8 +27,16 @@ AE_COLUMNS = [
 
 
 def _dlt_window(reader: StudyReader) -> tuple[int, int]:
-    w = c.study_settings(reader).get("dlt", {}).get("window", {})
-    return int(w.get("start_day", 0)), int(w.get("end_day", 28))
+    w = c.study_settings(reader)["dlt"]["window"]
+    return int(w["start_day"]), int(w["end_day"])
+
+
+def _live(reader: StudyReader, store):
+    """The DLT state with the decisions in force now (the same call the app makes); None in a file
+    written before the DLT derivations existed."""
+    if not reader.has_tables("dlt_candidates", "dlt_evaluability"):
+        return None
+    return dlt_status(reader, store, c.study_settings(reader))
 
 
 def _ae_sql(reader: StudyReader, where: str = "TRUE") -> str:
@@ -67,10 +76,11 @@ ORDER BY a.usubjid, a.onset_day NULLS LAST, a.aeseq
 
 
 def _with_adjudication(df: pd.DataFrame, reader: StudyReader, store, key: str = "event_key") -> pd.DataFrame:
-    adj = c.adjudications_frame(store, reader.scope.studyid)
-    decision = df[key].map(dict(zip(adj["event_key"], adj["adjudication"]))) if len(df) else df[key]
+    """``adjudicated_dlt`` per event from the decisions in force now ('' for events that are not DLT candidates)."""
+    live = _live(reader, store)
+    labels = live.adjudicated_dlt() if live is not None else {}
     df = df.copy()
-    df["adjudicated_dlt"] = [c.adjudicated_dlt(d) for d in decision] if len(df) else pd.Series(dtype="object")
+    df["adjudicated_dlt"] = [labels.get(k, "") for k in df[key]] if len(df) else pd.Series(dtype="object")
     return df
 
 
@@ -144,34 +154,24 @@ def _missing(name: str, columns: list[str], title: str, reference: str, table: s
 
 def listing_dlt(reader, store=None):
     title, ref = "Listing of dose-limiting toxicity candidates and committee adjudication", "Protocol DLT rules"
-    if not c.registered("dlt_candidates"):
+    live = _live(reader, store)
+    if live is None:
         return _missing("dlt", DLT_COLUMNS, title, ref, "dlt_candidates")
-    new = c.new_flag_sql(reader, "d.event_key", "dlt_candidates", "event_key")
-    df = c.try_sql(reader, f"""
-WITH {SUBJ_CTE}
-SELECT sj.site, sj.cohort, sj.dose_level, d.usubjid, d.event_key, d.rule_id, d.reason, d.term, d.source,
-  d.onset_day, d.grade, d.duration_days, d.ongoing, d.in_window, d.evidence, {new} AS new_since_previous_cut
-FROM dlt_candidates d LEFT JOIN subj sj USING (usubjid)
-ORDER BY d.usubjid, d.onset_day NULLS LAST, d.event_key, d.rule_id""")
-    if df is None:
-        return _missing("dlt", DLT_COLUMNS, title, ref, "dlt_candidates")
-    adj = c.adjudications_frame(store, reader.scope.studyid)
-    df = df.merge(adj.drop(columns=["adjudication_rule_id", "adjudication_usubjid"]), on="event_key", how="left")
-    # Events the committee added as DLTs that no screening rule flagged still belong in the listing.
-    added = adj[(adj["adjudication"] == "added") & ~adj["event_key"].isin(df["event_key"])]
-    if len(added):
-        subj = reader.sql(f"WITH {SUBJ_CTE} SELECT * FROM subj WHERE usubjid IN (SELECT unnest($ids::VARCHAR[]))",
-                          {"ids": sorted(set(added["adjudication_usubjid"].astype(str)))})
-        extra = added.rename(columns={"adjudication_usubjid": "usubjid", "adjudication_rule_id": "rule_id"})
-        extra = extra.merge(subj, on="usubjid", how="inner")  # inner: stays within the reader's site scope
-        extra["source"] = "committee"
-        extra["reason"] = "Added by the committee"
-        extra["new_since_previous_cut"] = pd.NA
-        df = pd.concat([df, extra.reindex(columns=df.columns)], ignore_index=True)
-        df = df.sort_values(["usubjid", "onset_day", "event_key"], na_position="last", kind="stable")
-    df["adjudicated_dlt"] = [c.adjudicated_dlt(d) for d in df["adjudication"]]
-    notes = ["One row per candidate event and screening rule; a blank decision means not yet adjudicated.",
-             _new_note(reader)] + _store_note(store)
+    df = live.review.rename(columns={"decision": "adjudication", "reviewer": "adjudicated_by",
+                                     "decided_at": "adjudicated_at", "rationale": "adjudication_rationale"})
+    # events the committee added that no screening rule flagged
+    df.loc[~df["screened"].astype(bool) & (df["adjudication"] == "added"), "source"] = "committee"
+    subj = reader.sql(f"WITH {SUBJ_CTE} SELECT usubjid, site FROM subj")
+    df = df.merge(subj, on="usubjid", how="inner")  # inner: stays within the reader's site scope
+    if c.has_previous(reader):
+        prev = set(reader.sql("SELECT event_key FROM prev_dlt_candidates")["event_key"])
+        df["new_since_previous_cut"] = ~df["event_key"].isin(prev)
+    else:
+        df["new_since_previous_cut"] = True
+    df = df.sort_values(["usubjid", "onset_day", "event_key"], na_position="last", kind="stable")
+    notes = ["One row per candidate event and each event the committee decided on; adjudicated DLT = the decision "
+             "in force when the listing was made (Pending: in the DLT window, awaiting a decision; a withdrawn "
+             "decision leaves the candidate pending).", _new_note(reader)] + _store_note(store)
     if df.empty:
         notes.insert(0, "No DLT candidates at this data cut.")
     return c.finish(df.reindex(columns=DLT_COLUMNS), name="dlt", title=title, reference=ref, kind="listing",

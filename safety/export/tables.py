@@ -14,6 +14,7 @@ import pandas as pd
 
 from safety.access.reader import StudyReader
 from safety.export import common as c
+from safety.review.dlt_status import dlt_status
 
 POP_CTE = ("pop AS (SELECT usubjid, coalesce(cohort, '(no cohort)') AS cohort FROM subjects "
            "WHERE infused IS TRUE)")
@@ -397,38 +398,30 @@ SELECT ctcae_term, direction, baseline_grade, worst_grade, count(*) AS subjects 
 def table_dlt_summary(reader, store=None):
     name, title, ref = "dlt_summary", "Dose-limiting toxicities by cohort", "Protocol DLT rules"
     groups = population(reader)
+    notes = ["Percentages of the cohort's infused subjects. Adjudicated = the committee decision in force when "
+             "the table was made; awaiting = a candidate in the DLT window without a decision in force (a withdrawn "
+             "decision leaves it awaiting); candidates outside the window are not awaited."]
     parts = ["SELECT 0 AS row_no, usubjid, cohort FROM pop"]
-    notes = ["Percentages of the cohort's infused subjects. Adjudicated = latest committee decision."]
-    if c.registered("dlt_evaluability") and "evaluable" in c.table_columns("dlt_evaluability"):
-        parts.append("SELECT 1, v.usubjid, p.cohort FROM dlt_evaluability v JOIN pop p USING (usubjid) "
-                     "WHERE v.evaluable IS TRUE")
+    params: dict = {}
+    if reader.has_tables("dlt_candidates", "dlt_evaluability"):
+        live = dlt_status(reader, store, c.study_settings(reader))
+        rv, ev = live.review, live.evaluability
+        screened = rv["screened"].astype(bool)
+        in_window = rv["in_window"].fillna(False).astype(bool)
+        sets = {1: ev.loc[ev["evaluable"].astype(bool), "usubjid"],
+                2: rv.loc[screened, "usubjid"],
+                3: rv.loc[screened & in_window, "usubjid"],
+                4: rv.loc[rv["counts_as_dlt"].astype(bool), "usubjid"],
+                5: rv.loc[rv["pending"].astype(bool), "usubjid"]}
+        if store is None:
+            sets.pop(4)
+            notes.append("No review store given: adjudicated DLTs are not shown.")
+        for k, ids in sets.items():
+            params[f"s{k}"] = sorted(set(ids.astype(str)))
+            parts.append(f"SELECT {k}, usubjid, cohort FROM pop WHERE usubjid IN (SELECT unnest($s{k}::VARCHAR[]))")
     else:
-        notes.append("DLT evaluability not available (dlt_evaluability not installed).")
-    have_cand = c.registered("dlt_candidates")
-    if have_cand:
-        parts.append("SELECT 2, d.usubjid, p.cohort FROM dlt_candidates d JOIN pop p USING (usubjid)")
-        parts.append("SELECT 3, d.usubjid, p.cohort FROM dlt_candidates d JOIN pop p USING (usubjid) WHERE d.in_window")
-    else:
-        notes.append("DLT candidates not available (dlt_candidates not installed).")
-    adj = c.adjudications_frame(store, reader.scope.studyid)
-    yes = sorted(adj.loc[adj["adjudication"].isin(["confirmed", "added"]), "event_key"].astype(str))
-    no = sorted(adj.loc[adj["adjudication"].isin(["rejected", "withdrawn"]), "event_key"].astype(str))
-    yes_subj = sorted(set(adj.loc[adj["adjudication"].isin(["confirmed", "added"]), "adjudication_usubjid"].astype(str)))
-    if store is not None:
-        parts.append("SELECT 4, p.usubjid, p.cohort FROM pop p WHERE p.usubjid IN (SELECT unnest($yes_subj::VARCHAR[]))")
-        if have_cand:
-            parts.append("SELECT 5, d.usubjid, p.cohort FROM dlt_candidates d JOIN pop p USING (usubjid) "
-                         "WHERE d.event_key NOT IN (SELECT unnest($yes::VARCHAR[])) "
-                         "AND d.event_key NOT IN (SELECT unnest($no::VARCHAR[]))")
-    else:
-        notes.append("No review store given: adjudicated DLTs are not shown.")
-    query = "\nUNION ALL\n".join(parts)
-    try:
-        counts = _counts(reader, query, ["row_no"], {"yes": yes, "no": no, "yes_subj": yes_subj})
-    except Exception:  # noqa: BLE001 - a derived table missing from the file: show what we can
-        parts = parts[:1]
-        counts = _counts(reader, parts[0], ["row_no"])
-        notes.append("DLT tables missing from the database file.")
+        notes.append("DLT tables missing from the database file (written before the DLT derivations existed).")
+    counts = _counts(reader, "\nUNION ALL\n".join(parts), ["row_no"], params)
     labels = {0: "Infused subjects", 1: "DLT-evaluable subjects", 2: "Subjects with a screened DLT candidate",
               3: "Subjects with a candidate in the DLT window", 4: "Subjects with an adjudicated DLT",
               5: "Subjects with candidates awaiting adjudication"}
@@ -445,17 +438,16 @@ STOP_COLUMNS = {"cohort": "Cohort", "method": "Method", "monitored_event": "Moni
 
 
 def table_stopping_rules(reader, store=None):
+    """The stopping and escalation rules computed now from the decisions in force (the same rows the app shows)."""
     name, title, ref = "stopping_rules", "Safety stopping rule status", "Protocol stopping rules"
-    if not c.registered("stopping_rule_status"):
+    if not reader.has_tables("dlt_candidates", "dlt_evaluability"):
         return c.empty(list(STOP_COLUMNS.values()), name=name, title=title, reference=ref, kind="table",
-                       notes=["Not available: the derived table stopping_rule_status is not installed."])
-    have = set(c.table_columns("stopping_rule_status"))
-    sel = ", ".join(f'"{k}"' if k in have else f'NULL AS "{k}"' for k in STOP_COLUMNS)
-    df = c.try_sql(reader, f"SELECT {sel} FROM stopping_rule_status ORDER BY cohort NULLS FIRST, monitored_event")
-    if df is None:
-        return c.empty(list(STOP_COLUMNS.values()), name=name, title=title, reference=ref, kind="table",
-                       notes=["Not available: stopping_rule_status is not in the database."])
-    notes = ["Study-level status (visible to all-sites scopes only)."]
+                       notes=["Not available: the DLT tables are not in this database file."])
+    live = dlt_status(reader, store, c.study_settings(reader))
+    df = live.stopping.reindex(columns=list(STOP_COLUMNS))
+    notes = ["Study-level status (visible to all-sites scopes only), computed from the committee decisions in "
+             "force when the table was made" + ("" if store is not None else
+                                                 " (no review store given: screened candidates counted as DLTs)") + "."]
     if df.empty:
         notes.insert(0, "No stopping-rule status rows at this data cut" +
                      ("" if reader.scope.all_sites else " (site-scoped readers see no study-wide aggregates)") + ".")

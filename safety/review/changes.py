@@ -20,12 +20,12 @@ CHANGE_COLUMNS = ["category", "change", "usubjid", "siteid", "event_key", "descr
 # per keyed table: category, key columns beyond event_key, fields compared, description columns
 _AE_FIELDS = ["aetoxgr", "aesev", "aedecod", "aeterm", "aest_date", "aeen_date", "ongoing", "aeser",
               "aesdth", "aerel", "aeout", "aeacn"]
-_EPISODE_FIELDS = ["max_grade", "grade", "astct_grade", "onset_day", "end_day", "onset_date", "end_date",
-                   "duration_days", "ongoing", "tocilizumab", "corticosteroids"]
-_DLT_FIELDS = ["rule_id", "reason", "grade", "max_grade", "onset_day", "status", "window_end_day",
-               "in_dlt_window"]
-_LABEL_COLS = ["aedecod", "aeterm", "syndrome", "term", "rule_id", "reason"]
-_GRADE_COLS = ["aetoxgr", "max_grade", "grade", "astct_grade", "ctcae_grade"]
+_EPISODE_FIELDS = ["max_grade", "onset_day", "last_symptomatic_day", "duration_days", "ongoing", "tocilizumab",
+                   "corticosteroid", "anakinra", "source"]
+_DLT_FIELDS = ["reason", "grade", "onset_day", "end_day", "duration_days", "ongoing", "in_window"]
+# per table: the column that names the event and the one that holds its grade
+_LABEL = {"adverse_events": "aedecod", "toxicity_episodes": "syndrome", "dlt_candidates": "term"}
+_GRADE = {"adverse_events": "aetoxgr", "toxicity_episodes": "max_grade", "dlt_candidates": "grade"}
 
 
 def last_signed_off_cut(store, studyid: str, before: dt.date | str | None = None) -> dt.date | None:
@@ -54,16 +54,15 @@ def _reader_since(reader: StudyReader, since) -> StudyReader:
     return reader.with_previous_cut(since)
 
 
-def _first(cols: list[str], options: list[str]) -> str | None:
-    return next((c for c in options if c in cols), None)
-
-
 def _keyed_changes(reader: StudyReader, table: schema.Table, category: str, fields: list[str],
                    category_sql: str | None = None) -> pd.DataFrame:
     """New / changed / removed rows of ``table`` between the two cuts, matched on event_key (+ rule_id)."""
     cols = table.column_names
-    keys = ["event_key"] + (["rule_id"] if "rule_id" in cols and table.name != "adverse_events" else [])
-    fields = [f for f in fields if f in cols and f not in keys]
+    unknown = [f for f in fields if f not in cols]
+    if unknown:  # a field list that drifted from the schema would hide every change of that field
+        raise KeyError(f"{table.name} has no column(s) {', '.join(unknown)}")
+    keys = ["event_key"] + (["rule_id"] if table.name == "dlt_candidates" else [])
+    fields = [f for f in fields if f not in keys]
     t, pt = table.name, f"prev_{table.name}"
     on = " AND ".join(f"n.{k} IS NOT DISTINCT FROM p.{k}" for k in keys)
     diff = " OR ".join(f"n.{f} IS DISTINCT FROM p.{f}" for f in fields) or "FALSE"
@@ -71,11 +70,10 @@ def _keyed_changes(reader: StudyReader, table: schema.Table, category: str, fiel
     field_texts = ", ".join(
         f"CASE WHEN n.{f} IS DISTINCT FROM p.{f} THEN '{f}: ' || coalesce(CAST(p.{f} AS VARCHAR), '—') "
         f"|| ' → ' || coalesce(CAST(n.{f} AS VARCHAR), '—') END" for f in fields)
-    label = _first(cols, _LABEL_COLS)
-    grade = _first(cols, _GRADE_COLS)
-    label_sql = f"coalesce(n.{label}, p.{label})" if label else "''"
+    label, grade = _LABEL[table.name], _GRADE[table.name]
+    label_sql = f"coalesce(n.{label}, p.{label})"
     grade_sql = (f"CASE WHEN coalesce(n.{grade}, p.{grade}) IS NOT NULL THEN ' grade ' || "
-                 f"CAST(coalesce(n.{grade}, p.{grade}) AS VARCHAR) ELSE '' END") if grade else "''"
+                 f"CAST(coalesce(n.{grade}, p.{grade}) AS VARCHAR) ELSE '' END")
     cat = category_sql or f"'{category}'"
     q = f"""
     SELECT {cat} AS category,
@@ -119,18 +117,12 @@ def changes_since(reader: StudyReader, since=None) -> pd.DataFrame:
         FROM subjects n LEFT JOIN prev_subjects p USING (usubjid)
         WHERE n.death_date IS NOT NULL AND p.death_date IS NULL
     """)]
-    tables = {t.name: t for t in schema.all_tables()}
-    frames.append(_keyed_changes(r, tables["adverse_events"], "adverse_event", _AE_FIELDS))
-    for name, t in tables.items():
-        if not t.per_subject or "event_key" not in t.column_names or "usubjid" not in t.column_names:
-            continue
-        if name.startswith("dlt_candidate"):
-            frames.append(_keyed_changes(r, t, "dlt_candidate", _DLT_FIELDS))
-        elif name in ("toxicity_episodes", "crs_episodes", "icans_episodes"):
-            # the episode key says which syndrome: '<usubjid>/CRS/<n>' or '<usubjid>/ICANS/<n>'
-            cat = ("CASE WHEN coalesce(n.event_key, p.event_key) LIKE '%/ICANS/%' THEN 'icans_episode' "
-                   "ELSE 'crs_episode' END")
-            frames.append(_keyed_changes(r, t, "episode", _EPISODE_FIELDS, category_sql=cat))
+    frames.append(_keyed_changes(r, schema.ADVERSE_EVENTS, "adverse_event", _AE_FIELDS))
+    frames.append(_keyed_changes(r, schema.DLT_CANDIDATES, "dlt_candidate", _DLT_FIELDS))
+    # the episode's syndrome column says which: CRS or ICANS
+    cat = ("CASE WHEN upper(coalesce(n.syndrome, p.syndrome)) = 'ICANS' THEN 'icans_episode' "
+           "ELSE 'crs_episode' END")
+    frames.append(_keyed_changes(r, schema.TOXICITY_EPISODES, "episode", _EPISODE_FIELDS, category_sql=cat))
     frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in CHANGE_COLUMNS})

@@ -87,7 +87,7 @@ class DltStatus:
 def adjudicated_label(row) -> str:
     """What one review row means for a listing: Yes (counted as DLT), No (rejected), Pending, or not adjudicated."""
     if bool(row["counts_as_dlt"]):
-        return ADJUDICATED_YES + ("; re-review" if bool(row["needs_rereview"]) else "")
+        return ADJUDICATED_YES  # still counted while a changed event awaits re-review (``status`` says so)
     if bool(row["pending"]):
         return ADJUDICATED_PENDING
     if row["decision"] == "rejected":

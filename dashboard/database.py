@@ -1,0 +1,101 @@
+"""Where the data is: the database path, its version stamp, the shared read-only connection, the review
+store beside it, the studies and cuts it holds, and the study settings stored with each cut."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from safety.access import reader as access
+from safety.core.config import stored_config
+from safety.review.store import ReviewStore, default_review_path
+from safety.sample_db import ensure_sample_database
+
+ROOT = Path(__file__).resolve().parents[1]
+# The embedded sample database (demo mode). CELLTOX_SAMPLE_DB moves it, e.g. for tests that need demo mode
+# without touching the checkout's copy and its review store.
+SAMPLE_DB = Path(os.environ.get("CELLTOX_SAMPLE_DB") or ROOT / "sample_data" / "build" / "celltox_sample.duckdb")
+
+
+def resolve_db_path(argv: list[str] | None = None) -> Path:
+    """``-- --db PATH`` on the streamlit command line, else $CELLTOX_DB, else the embedded sample database."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--db")
+    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if args.db:
+        return Path(args.db).expanduser().resolve()
+    if os.environ.get("CELLTOX_DB"):
+        return Path(os.environ["CELLTOX_DB"]).expanduser().resolve()
+    return SAMPLE_DB
+
+
+def is_sample(db_path: Path) -> bool:
+    return Path(db_path).resolve() == SAMPLE_DB.resolve()
+
+
+@st.cache_resource(show_spinner="Building the sample database (first start only)...")
+def ensure_database(db_path: str) -> str:
+    """Build the sample database on first start; any other path must exist."""
+    path = Path(db_path)
+    if not path.exists():
+        if not is_sample(path):
+            raise FileNotFoundError(f"no celltox database at {path}")
+        ensure_sample_database(path)
+    return str(path)
+
+
+def db_stamp(db_path: str | Path) -> float:
+    """The database file's modification time: part of every cache key, so a reload invalidates caches."""
+    try:
+        return Path(db_path).stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@st.cache_resource(show_spinner=False)
+def _connection(db_path: str, stamp: float):
+    # One read-only connection per database version, shared by all sessions; StudyReader takes a
+    # cursor per query, which is how DuckDB wants one connection used from many threads.
+    return access.connect(db_path, read_only=True)
+
+
+def connection(db_path: str | Path):
+    return _connection(str(db_path), db_stamp(db_path))
+
+
+@st.cache_resource(show_spinner=False)
+def review_store(db_path: str) -> ReviewStore:
+    """The append-only store of adjudications, sign-offs and audit entries beside the database."""
+    return ReviewStore(default_review_path(db_path))
+
+
+def store_stamp(db_path: str) -> tuple:
+    """Version of the review store (newest adjudication and sign-off ids): results that read decisions are
+    cached per this, so a new decision shows at once."""
+    rows = review_store(db_path).query(
+        "SELECT (SELECT max(id) FROM adjudications) AS a, (SELECT max(id) FROM signoffs) AS s")
+    return (rows[0]["a"], rows[0]["s"]) if rows else (None, None)
+
+
+@st.cache_data(show_spinner=False)
+def study_cuts(db_path: str, stamp: float) -> pd.DataFrame:
+    """Studies and data cuts in the database (no patient data)."""
+    return access.available_cuts(connection(db_path))
+
+
+@st.cache_data(show_spinner=False)
+def study_config_of(db_path: str, stamp: float, studyid: str, data_cut: dt.date) -> dict:
+    """The validated study.yaml settings stored with this data cut (a stored config that no longer
+    validates is an error, not a silent switch to defaults)."""
+    cur = _connection(db_path, stamp).cursor()
+    try:
+        row = cur.execute("SELECT config_json FROM studies WHERE studyid = $s AND data_cut = $c",
+                          {"s": studyid, "c": data_cut}).fetchone()
+    finally:
+        cur.close()
+    return stored_config(row[0] if row else None, f"study settings stored with {studyid} {data_cut}")

@@ -1,0 +1,124 @@
+"""Showing: tables with profile links, cached Plotly figures, paging, empty states, and the audit entries
+a page writes when it shows patient data."""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import auth as auth_ui
+from dashboard.database import review_store
+from dashboard.reading import missing_tables
+from dashboard.session import View, user, view
+
+# -- showing ---------------------------------------------------------------------------------------------
+
+def subject_url(usubjid: str, v: View | None = None) -> str:
+    """Relative link to a subject's profile that keeps the study and cut."""
+    v = v or view()
+    return "./subject_profile?" + urlencode({"usubjid": usubjid, "studyid": v.studyid, "cut": v.data_cut.isoformat()})
+
+
+def table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: int | None = None, **kwargs) -> None:
+    """st.dataframe with the subject column turned into a link to the subject profile."""
+    config = dict(kwargs.pop("column_config", {}) or {})
+    if subject_col and subject_col in df.columns and not df.empty:
+        df = df.copy()
+        v = view()  # looked up once for the whole column, not once per row
+        df.insert(0, "profile", [subject_url(s, v) if isinstance(s, str) else None for s in df[subject_col]])
+        config["profile"] = st.column_config.LinkColumn("Profile", display_text="open ↗", width="small",
+                                                        help="Open this subject's profile")
+    st.dataframe(df, hide_index=True, width="stretch", column_config=config, height=height or "auto",
+                 **kwargs)
+
+
+@st.cache_data(show_spinner=False, max_entries=1000)
+def _figure_dict(_builder, builder_name: str, stamp: float, args: tuple, kwargs: dict) -> dict:
+    # _builder is not hashed (leading underscore); its qualified name keys the cache instead
+    return _builder(*args, **kwargs).to_dict()
+
+
+class _BuiltFigure:
+    """Wraps a cached figure dict so st.plotly_chart skips re-validating it (plotly re-builds a Figure from
+    a plain dict on every call, ~30 ms for a subject timeline); the dict came from a built Figure."""
+
+    _cls = None
+
+    @classmethod
+    def of(cls, fig: dict):
+        if cls._cls is None:
+            import plotly.graph_objects as go
+
+            class Built(go.Figure):
+                def __init__(self, d):
+                    super().__init__()
+                    self._celltox_dict = d
+
+                def to_dict(self):
+                    return self._celltox_dict
+
+            cls._cls = Built
+        return cls._cls(fig)
+
+
+def draw_figure(fig: dict, key: str | None = None, where=None) -> None:
+    """Draw a figure dict built by a dashboard.figures builder (an empty figure becomes an empty state)."""
+    if not fig.get("data"):  # Plotly refuses a figure without traces (e.g. a site with no grade >= 1 CRS)
+        title = (fig.get("layout", {}).get("title") or {}).get("text")
+        (where or st).info(f"Nothing to chart in this selection{' (' + title + ')' if title else ''}.",
+                           icon=":material/info:")
+        return
+    (where or st).plotly_chart(_BuiltFigure.of(fig), width="stretch", key=key, config={"displaylogo": False})
+
+
+def chart(builder, *args, key: str | None = None, where=None, **kwargs) -> None:
+    """Draw ``builder(*args, **kwargs)`` (a dashboard.figures function) with the figure cached as a dict.
+
+    Building Plotly objects is most of a page's server time; the cache is keyed by the builder, its
+    inputs (DataFrames hashed by content) and the database version.
+    """
+    draw_figure(_figure_dict(builder, f"{builder.__module__}.{builder.__qualname__}", view().stamp, args, kwargs),
+                key=key, where=where)
+
+
+def page_of(items: list, per_page: int = 100, key: str | None = None, noun: str = "subject") -> list:
+    """The slice of ``items`` to draw, with a "first shown" input when there are more than ``per_page``.
+
+    A chart of thousands of rows is neither readable on a projector nor fast; it is paged instead.
+    """
+    if len(items) <= per_page:
+        return items
+    first = st.number_input(f"First {noun} shown (of {len(items):,}; {per_page} at a time)", min_value=1,
+                            max_value=len(items), value=1, step=per_page, key=key)
+    return items[int(first) - 1:int(first) - 1 + per_page]
+
+
+def empty(message: str) -> None:
+    """An empty state that says what is missing."""
+    st.info(message, icon=":material/info:")
+
+
+def require(*tables: str, what: str = "this section") -> bool:
+    """Show a clear message and return False when a derived table this section needs is not there."""
+    missing = missing_tables(*tables)
+    if missing:
+        empty(f"{what.capitalize()} needs the derived table(s) {', '.join(missing)}, which this database "
+              "does not have yet (run the derivations: `python -m safety ingest`).")
+        return False
+    return True
+
+
+def log_subject_view(usubjid: str) -> None:
+    """Audit 'view_subject' for the signed-in user (once per profile shown, through dashboard.auth)."""
+    v = view()
+    auth_ui.log_subject_view(review_store(v.db_path), user(), v.studyid, v.data_cut, usubjid)
+
+
+def audit(action: str, detail: dict) -> None:
+    """Append an audit entry (e.g. view_subject) for the signed-in user."""
+    v = view()
+    try:
+        review_store(v.db_path).append_audit(getattr(user(), "username", "unknown"), action, v.studyid, detail)
+    except Exception as exc:  # never block reading on an audit write problem, but say so
+        st.warning(f"Could not write the audit entry: {exc}")
