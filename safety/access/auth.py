@@ -27,7 +27,7 @@ import yaml
 
 from safety.access.reader import Scope
 
-ROLES: tuple[str, ...] = ("committee", "investigator", "data_manager", "admin")
+from safety.core.vocabulary import ROLES  # noqa: E402 - one list of roles
 ROLE_LABELS = {
     "committee": "Safety committee",
     "investigator": "Site investigator",

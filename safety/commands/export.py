@@ -18,8 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from safety.access.reader import available_cuts, connect
-from safety.export.packet import FORMATS, output_names, write_outputs
+from safety.export import FORMATS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,7 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cutoff", help="data cut date YYYY-MM-DD (default: the study's latest cut)")
     p.add_argument("--format", default=",".join(FORMATS),
                    help=f"comma-separated formats among {','.join(FORMATS)} (default: all)")
-    p.add_argument("--only", help="comma-separated output names (default: all): " + ",".join(output_names()))
+    p.add_argument("--only", help="comma-separated output names (default: all; docs/exports.md lists them, and an "
+                                  "unknown name is refused with the valid ones)")
     p.add_argument("--review-db", help="review store with adjudications (default: <db>.review.sqlite if it exists)")
     p.add_argument("--user", help="user name for the audit entry (default: the login name)")
     p.add_argument("--pdf-max-rows", type=int, default=1000,
@@ -46,6 +46,10 @@ def _split(text: str | None) -> list[str]:
 
 
 def run(args) -> int:
+    # heavy imports here, not at the top: `python -m safety --help` stays fast
+    from safety.access.reader import available_cuts, connect
+    from safety.export.packet import output_names, write_outputs
+
     formats = _split(args.format)
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:

@@ -1,20 +1,22 @@
 """``python -m safety``: the command line. Each subcommand lives in its own module with
-``add_arguments(parser)`` and ``run(args) -> int``; this file only dispatches."""
+``add_arguments(parser)`` and ``run(args) -> int``; this file only dispatches. Command modules import
+their heavy libraries inside ``run`` so that ``--help`` answers at once."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from safety import __version__
+from safety.commands import audit, export, ingest, review, schema_doc, users
 
 # name -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "ingest": ("safety.commands.ingest", "load a study folder into a DuckDB database and run every derivation"),
-    "export": ("safety.commands.export", "write committee listings and tables (CSV, XLSX, RTF, PDF)"),
-    "users": ("safety.commands.users", "manage sign-in accounts (add, remove, list, set-password)"),
-    "audit": ("safety.commands.audit", "verify or export the tamper-evident audit log"),
-    "schema-doc": ("safety.commands.schema_doc", "write docs/schema.md from the table registry"),
+COMMANDS = {
+    "ingest": (ingest, "load a study folder into a DuckDB database and run every derivation"),
+    "export": (export, "write committee listings and tables (CSV, XLSX, RTF, PDF)"),
+    "review": (review, "record committee DLT decisions from signed minutes, or list them (CSV)"),
+    "users": (users, "manage sign-in accounts (add, remove, list, set-password)"),
+    "audit": (audit, "verify or export the tamper-evident audit log"),
+    "schema-doc": (schema_doc, "write docs/schema.md from the table registry"),
 }
 
 
@@ -28,13 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m safety", description="celltox: safety monitoring for cell-therapy trials.")
     parser.add_argument("--version", action="version", version=f"celltox {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, (module, help_text) in COMMANDS.items():
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue
-            raise
+    for name, (mod, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=(mod.__doc__ or help_text).strip(),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(p)

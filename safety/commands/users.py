@@ -22,7 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from safety.access.auth import ROLES, AuthError, UserStore
+from safety.core.vocabulary import ROLES
 
 
 def add_arguments(parser) -> None:
@@ -67,6 +67,8 @@ def _users_path(args) -> Path | None:
 
 
 def _read_password(args) -> str:
+    from safety.access.auth import AuthError
+
     if args.password_stdin:
         line = sys.stdin.readline()
         return line.rstrip("\r\n")
@@ -97,6 +99,8 @@ def _audit(args, detail: dict, action: str = "user_admin") -> None:
 
 
 def run(args) -> int:
+    from safety.access.auth import AuthError, UserStore  # heavy (bcrypt, duckdb): not needed for --help
+
     if not getattr(args, "users_command", None):
         print("usage: python -m safety users {add,remove,list,set-password,disable,enable,unlock} ...", file=sys.stderr)
         return 2

@@ -14,6 +14,9 @@ ICANS_TERMS: tuple[str, ...] = (
 )
 SYNDROME_TERMS: dict[str, tuple[str, ...]] = {"CRS": CRS_TERMS, "ICANS": ICANS_TERMS}
 
+# --- who may do what ---------------------------------------------------------------------------------
+ROLES: tuple[str, ...] = ("committee", "investigator", "data_manager", "admin")
+
 # --- committee decisions on DLT candidates ------------------------------------------------------------
 # The values a decision takes, and what each means for counting. The newest decision per event is in force.
 DECISIONS: tuple[str, ...] = ("confirmed", "rejected", "added", "withdrawn")

@@ -23,7 +23,7 @@ from safety.export.listings import LISTINGS, build_listing
 from safety.export.tables import TABLES, build_table
 from safety.core.files import sha256_file
 
-FORMATS = ("csv", "xlsx", "rtf", "pdf")
+from safety.export import FORMATS  # noqa: E402,F401 - defined once, light enough for the CLI help
 
 
 def output_names() -> list[str]:

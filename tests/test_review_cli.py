@@ -1,0 +1,100 @@
+"""`python -m safety review decide|list`: a committee secretary enters decisions from signed minutes with the
+same checks, audit entry and effect as the DLT review form; accounts without the right are refused."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_export_fixtures import CUT2, STUDY, build_db
+
+from safety.access.auth import UserStore
+from safety.review.store import ReviewStore, default_review_path
+
+ROOT = Path(__file__).resolve().parents[1]
+PASSWORD = "correct horse battery staple"
+KEY = "CT-001-S03/ICANS/1"
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = build_db(tmp_path / "study.duckdb")
+    users = UserStore(tmp_path / "users.yaml", rounds=4)
+    users.add("alice", "committee", PASSWORD)
+    users.add("ivan", "investigator", PASSWORD, sites=["101"])
+    users.add("dora", "data_manager", PASSWORD)
+    return path
+
+
+def _review(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("CELLTOX_USERS", None)
+    return subprocess.run([sys.executable, "-m", "safety", "review", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _decide(db, event=KEY, decision="confirmed", user="alice", rationale="SRC minutes 2025-04-02, item 3"):
+    return _review("decide", "--db", str(db), "--study", STUDY, "--cut", CUT2.isoformat(), "--event", event,
+                   "--decision", decision, "--rationale", rationale, "--as", user)
+
+
+def _list(db, user="alice"):
+    r = _review("list", "--db", str(db), "--study", STUDY, "--cut", CUT2.isoformat(), "--as", user)
+    assert r.returncode == 0, r.stderr
+    return {row["event_key"]: row for row in csv.DictReader(io.StringIO(r.stdout))}
+
+
+def test_decide_records_with_audit_entry_and_shows_in_list(db):
+    before = _list(db)
+    assert before[KEY]["status"] == "pending" and before[KEY]["adjudicated_dlt"] == "Pending"
+    r = _decide(db)
+    assert r.returncode == 0, r.stderr
+    store = ReviewStore(default_review_path(db))
+    [row] = store.adjudication_history(STUDY)
+    assert (row["event_key"], row["decision"], row["reviewer"]) == (KEY, "confirmed", "alice")
+    assert row["rationale"] == "SRC minutes 2025-04-02, item 3" and row["data_cut"] == CUT2.isoformat()
+    audit = [e for e in store.audit_entries(STUDY) if e["action"] == "adjudication"]
+    assert len(audit) == 1 and audit[0]["username"] == "alice" and KEY in audit[0]["detail"]
+    after = _list(db)
+    assert after[KEY]["status"] == "confirmed" and after[KEY]["adjudicated_dlt"] == "Yes"
+    assert after[KEY]["reviewer"] == "alice"
+
+
+def test_withdrawn_decision_makes_the_candidate_pending_again(db):
+    assert _decide(db).returncode == 0
+    assert _decide(db, decision="withdrawn", rationale="recorded in error").returncode == 0
+    row = _list(db)[KEY]
+    assert row["status"] == "pending (earlier decision withdrawn)" and row["adjudicated_dlt"] == "Pending"
+
+
+@pytest.mark.parametrize("user, why", [("ivan", "may not adjudicate"), ("dora", "may not adjudicate"),
+                                       ("mallory", "no account 'mallory'")])
+def test_accounts_without_the_right_are_refused_in_one_line(db, user, why):
+    r = _decide(db, user=user)
+    assert r.returncode == 2 and why in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert ReviewStore(default_review_path(db)).adjudication_history(STUDY) == []
+
+
+def test_same_checks_as_the_form(db):
+    r = _decide(db, event="CT-001-S01/AE/1")  # an AE that is not a screened candidate
+    assert r.returncode == 2 and "not a DLT candidate" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = _decide(db, decision="withdrawn")  # nothing in force to withdraw
+    assert r.returncode == 2 and "no decision in force to withdraw" in r.stderr
+    r = _decide(db, rationale="   ")
+    assert r.returncode == 2 and "rationale" in r.stderr
+    r = _decide(db, decision="added")  # not a secretary's decision: argparse refuses it
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+    r = _review("decide", "--db", str(db), "--study", STUDY, "--cut", "2025-02-01", "--event", KEY,
+                "--decision", "confirmed", "--rationale", "x", "--as", "alice")
+    assert r.returncode == 2 and "2025-01-31, 2025-03-31" in r.stderr
+    assert ReviewStore(default_review_path(db)).adjudication_history(STUDY) == []
+
+
+def test_list_is_refused_to_an_account_without_patient_data(tmp_path, db):
+    UserStore(tmp_path / "users.yaml", rounds=4).add("adam", "admin", PASSWORD)
+    r = _review("list", "--db", str(db), "--study", STUDY, "--cut", CUT2.isoformat(), "--as", "adam")
+    assert r.returncode == 2 and "may not view patient data" in r.stderr
