@@ -19,13 +19,10 @@ import datetime as dt  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from dashboard import state  # noqa: E402
+from dashboard.navigation import PAGES, PAGES_DIR, check_pages  # noqa: E402
 from safety.access import reader as access  # noqa: E402
 
 st.set_page_config(page_title="celltox safety", page_icon=":material/monitor_heart:", layout="wide")
-
-# Not "pages/": Streamlit serves a folder of that name as a legacy multipage app, bypassing app.py.
-PAGES = Path(__file__).resolve().parent / "views"
-
 
 def _sidebar(user, db_path: str) -> state.View | None:
     stamp = state.db_stamp(db_path)
@@ -67,30 +64,13 @@ def _sidebar(user, db_path: str) -> state.View | None:
 
 
 def _pages(user) -> list:
-    def page(file: str, title: str, icon: str, url: str, default: bool = False):
-        return st.Page(str(PAGES / file), title=title, icon=icon, url_path=url, default=default)
-
-    pages = []
-    if state.can(user, "can_view_patient_data"):  # an administrator sees no patient data (docs/access.md)
-        pages += [
-            # The default page lives at the root URL ("/"); Streamlit ignores its url_path.
-            page("overview.py", "Overview", ":material/dashboard:", "overview", default=True),
-            page("crs_icans.py", "CRS & ICANS", ":material/local_fire_department:", "crs_icans"),
-            page("subject_profile.py", "Subject profile", ":material/person:", "subject_profile"),
-            page("adverse_events.py", "Adverse events", ":material/warning:", "adverse_events"),
-            page("labs.py", "Labs", ":material/science:", "labs"),
-            page("dlt_review.py", "DLT review", ":material/gavel:", "dlt_review"),
-            page("swimmer.py", "Swimmer plot", ":material/timeline:", "swimmer"),
-            page("listings.py", "Listings & export", ":material/description:", "listings"),
-        ]
-    if state.can(user, "can_view_data_quality"):
-        pages.append(page("data_quality.py", "Data quality", ":material/fact_check:", "data_quality"))
-    if state.can(user, "can_view_audit"):
-        pages.append(page("audit_log.py", "Audit log", ":material/history:", "audit_log"))
-    return pages
+    """The pages this user may open (an administrator sees no patient data: docs/access.md)."""
+    return [st.Page(str(PAGES_DIR / p.file), title=p.title, icon=p.icon, url_path=p.url, default=p.default)
+            for p in PAGES if state.can(user, p.right)]
 
 
 def main() -> None:
+    check_pages()  # a misspelt page file fails here, at start
     db_path = state.resolve_db_path()
     try:
         db = state.ensure_database(str(db_path))

@@ -1,8 +1,7 @@
 """A small hand-made study database for the dashboard tests (used until and alongside the sample DB).
 
-Source tables come from safety/schema.py DDL; derived tables that are not registered yet by their
-modules are declared here with the contract columns of docs/architecture.md, so the scoped reader
-covers them. Two sites, two cohorts, two data cuts, six subjects with known numbers.
+Every table comes from the schema registry's DDL (safety/schema/); rows of derived tables are written by
+hand with the columns the test needs. Two sites, two cohorts, two data cuts, six subjects with known numbers.
 """
 from __future__ import annotations
 
@@ -13,51 +12,15 @@ from pathlib import Path
 import duckdb
 
 from safety import schema
-from safety.schema import C, Table
 
 STUDY = "MINI-01"
 CUT1 = dt.date(2025, 3, 1)
 CUT2 = dt.date(2025, 6, 1)
 
-_K = "studyid VARCHAR, data_cut DATE, usubjid VARCHAR"
-CONTRACT = {
-    "lab_toxicity": "lbseq INTEGER, lbtestcd VARCHAR, ctcae_term VARCHAR, direction VARCHAR, value DOUBLE, unit VARCHAR, lln DOUBLE, uln DOUBLE, baseline_value DOUBLE, grade INTEGER, grade_reason VARCHAR, day INTEGER",
-    "lab_worst_grades": "ctcae_term VARCHAR, direction VARCHAR, lbtestcd VARCHAR, baseline_grade INTEGER, worst_grade INTEGER, worst_day INTEGER",
-    "crs_grades": "assessment_id INTEGER, day INTEGER, grade INTEGER, grade_component VARCHAR, grade_reason VARCHAR",
-    "icans_grades": "assessment_id INTEGER, day INTEGER, grade INTEGER, grade_component VARCHAR, grade_reason VARCHAR",
-    "toxicity_daily_grades": "syndrome VARCHAR, day INTEGER, grade INTEGER, source VARCHAR",
-    "toxicity_episodes": "syndrome VARCHAR, episode_no INTEGER, event_key VARCHAR, onset_day INTEGER, last_symptomatic_day INTEGER, duration_days INTEGER, max_grade INTEGER, max_grade_day INTEGER, ongoing BOOLEAN, tocilizumab BOOLEAN, tocilizumab_first_day INTEGER, corticosteroid BOOLEAN, corticosteroid_first_day INTEGER, anakinra BOOLEAN, icu_level_support BOOLEAN, source VARCHAR",
-    "grade_discrepancies": "syndrome VARCHAR, episode_key VARCHAR, ae_event_key VARCHAR, onset_day INTEGER, reported_grade INTEGER, derived_grade INTEGER, discrepancy VARCHAR, evidence VARCHAR",
-    "icaht": "lineage VARCHAR, early_grade INTEGER, late_grade INTEGER, days_le_500 INTEGER, days_le_100 INTEGER, recovery_day INTEGER",
-    "iec_hs_screen": "flag_day INTEGER, criteria_met VARCHAR, label VARCHAR",
-    "eligibility_deviations": "criterion VARCHAR, test VARCHAR, value DOUBLE, unit VARCHAR, \"limit\" DOUBLE, day INTEGER, detail VARCHAR",
-    "dlt_candidates": "event_key VARCHAR, source VARCHAR, rule_id VARCHAR, reason VARCHAR, term VARCHAR, onset_day INTEGER, grade INTEGER, duration_days INTEGER, ongoing BOOLEAN, in_window BOOLEAN, evidence VARCHAR",
-    "dlt_evaluability": "cohort VARCHAR, evaluable BOOLEAN, reason VARCHAR, followed_through_day INTEGER",
-}
-STUDY_LEVEL = {
-    "stopping_rule_status": "cohort VARCHAR, method VARCHAR, monitored_event VARCHAR, evaluable_n INTEGER, events INTEGER, pending INTEGER, statistic DOUBLE, statistic_label VARCHAR, boundary VARCHAR, decision VARCHAR, events_to_boundary INTEGER, sentence VARCHAR",
-    "stopping_boundaries": "cohort VARCHAR, method VARCHAR, n INTEGER, stop_if_events_ge INTEGER",
-}
-
-
-def _register_contract_tables() -> None:
-    known = {t.name for t in schema.all_tables()}
-    for name, cols in {**CONTRACT, **STUDY_LEVEL}.items():
-        if name in known:
-            continue
-        per_subject = name in CONTRACT
-        key = "studyid VARCHAR, data_cut DATE" + (", usubjid VARCHAR" if per_subject else "")
-        columns = []
-        for part in (key + ", " + cols).split(", "):
-            n, t = part.rsplit(" ", 1)
-            columns.append(C(n, t, "test contract column"))
-        schema.register(Table(name, "contract table (test)", tuple(columns), group="derived", per_subject=per_subject))
-
-
 def _insert(con, table: str, rows: list[dict]) -> None:
     if not rows:
         return
-    # Derived tables may already be registered by their real modules with more or renamed columns:
+    # The rows name a subset of the columns (and "limit" where the table says limit_value): insert those it has.
     # insert the contract columns the real table has.
     have = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = $t",
                                       {"t": table}).fetchall()}
@@ -84,16 +47,8 @@ SUBJECTS = [
 
 def build_mini_database(path: Path) -> Path:
     """Write the mini study (two cuts) to ``path`` and return it."""
-    _register_contract_tables()
     con = duckdb.connect(str(path))
     schema.create_schema(con)
-    existing = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    for name, cols in CONTRACT.items():
-        if name not in existing:
-            con.execute(f"CREATE TABLE {name} ({_K}, {cols})")
-    for name, cols in STUDY_LEVEL.items():
-        if name not in existing:
-            con.execute(f"CREATE TABLE {name} (studyid VARCHAR, data_cut DATE, {cols})")
     cfg = {"studyid": STUDY, "title": "Mini CAR-T study", "product": "miniCAR"}
     for cut in (CUT1, CUT2):
         late = cut == CUT2
@@ -218,9 +173,6 @@ def build_mini_database(path: Path) -> Path:
 
 
 def test_mini_database_builds(tmp_path, monkeypatch):
-    # Contract tables registered here must not leak into other tests' schema registry.
-    schema.all_tables()  # let the real derivation modules register first (they register once, at import)
-    monkeypatch.setattr(schema, "_REGISTRY", dict(schema._REGISTRY))
     path = build_mini_database(tmp_path / "mini.duckdb")
     from safety.access import reader as access
     con = access.connect(path)

@@ -15,7 +15,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from safety.access import reader as access
-from test_app_minidb import _register_contract_tables, build_mini_database
+from test_app_minidb import build_mini_database
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "dashboard" / "app.py")
@@ -39,7 +39,6 @@ def app_db(tmp_path_factory) -> Path:
         path = folder / "celltox_sample.duckdb"
         sample_db.build_sample_database(path)
         return path
-    _register_contract_tables()
     return build_mini_database(folder / "mini.duckdb")
 
 

@@ -110,27 +110,9 @@ def study_settings(reader: StudyReader) -> dict:
     return study_config.stored_config(reader.scalar("SELECT config_json FROM studies LIMIT 1"))
 
 
-def registered(name: str) -> bool:
-    """True when the table is in the schema registry, so the reader scopes it to study, cut and sites.
-
-    A derived table that is not registered is never read, even if present in the file: an unscoped
-    read could leak another study or cut.
-    """
-    return name in {t.name for t in schema.all_tables()}
-
-
 def table_columns(name: str) -> list[str]:
-    return schema.get_table(name).column_names if registered(name) else []
-
-
-def try_sql(reader: StudyReader, query: str, params: dict | None = None) -> pd.DataFrame | None:
-    """Run a query; None when a table it needs is missing from the database (older file, derivation not run)."""
-    try:
-        return reader.sql(query, params)
-    except duckdb.CatalogException:
-        return None
-    except duckdb.BinderException:
-        return None
+    """The columns of a registered table (KeyError names an unknown table)."""
+    return schema.get_table(name).column_names
 
 
 def has_previous(reader: StudyReader) -> bool:

@@ -21,7 +21,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from safety.access.reader import StudyReader
+from safety.derive.dlt.stopping import boundary_rows
 from safety.export import common as c
+from safety.review.dlt_status import dlt_status
 from safety.core.palette import GRADE_COLORS
 
 SWIMMER_MAX_SUBJECTS = 60
@@ -38,16 +40,14 @@ def _layout(fig: go.Figure, title: str) -> go.Figure:
 
 def fig_crs_icans_incidence(reader: StudyReader):
     """Stacked bars: subjects by maximum ASTCT grade, per syndrome and cohort."""
-    if not c.registered("toxicity_episodes"):
-        return None, "CRS/ICANS figure unavailable: toxicity_episodes not installed."
-    df = c.try_sql(reader, """
+    if not reader.has_tables("toxicity_episodes"):
+        return None, "CRS/ICANS figure unavailable: toxicity_episodes is not in this database file."
+    df = reader.sql("""
 WITH pop AS (SELECT usubjid, coalesce(cohort, '(no cohort)') AS cohort FROM subjects WHERE infused IS TRUE),
 mx AS (SELECT e.syndrome, e.usubjid, max(e.max_grade) AS g FROM toxicity_episodes e GROUP BY ALL)
 SELECT p.cohort, mx.syndrome, mx.g AS grade, count(*) AS n,
   (SELECT count(*) FROM pop p2 WHERE p2.cohort = p.cohort) AS n_cohort
 FROM mx JOIN pop p USING (usubjid) WHERE mx.syndrome IN ('CRS', 'ICANS') GROUP BY ALL ORDER BY ALL""")
-    if df is None:
-        return None, "CRS/ICANS figure unavailable: toxicity_episodes not in the database."
     if df.empty:
         return None, "No CRS or ICANS episodes at this data cut."
     df["x"] = df["syndrome"] + " | " + df["cohort"].astype(str) + " (N=" + df["n_cohort"].astype(str) + ")"
@@ -70,8 +70,8 @@ FROM subjects WHERE infused IS TRUE ORDER BY enrollment_order NULLS LAST, usubji
     if subj.empty:
         return None, "No infused subjects at this data cut."
     ev = None
-    if c.registered("toxicity_episodes"):
-        ev = c.try_sql(reader, "SELECT usubjid, syndrome, onset_day, max_grade FROM toxicity_episodes "
+    if reader.has_tables("toxicity_episodes"):
+        ev = reader.sql("SELECT usubjid, syndrome, onset_day, max_grade FROM toxicity_episodes "
                                "WHERE usubjid IN (SELECT unnest($ids::VARCHAR[]))",
                        {"ids": subj["usubjid"].tolist()})
     labels = [f"{u} ({co})" if co else u for u, co in zip(subj["usubjid"], subj["cohort"])]
@@ -103,42 +103,31 @@ FROM subjects WHERE infused IS TRUE ORDER BY enrollment_order NULLS LAST, usubji
     return fig, ""
 
 
-def stopping_boundary(cfg: dict) -> pd.DataFrame:
-    """Beta-binomial stopping boundary: for each n, the fewest events with P(p > threshold | y, n) > cutoff."""
-    from scipy.stats import beta
-    rule = cfg.get("stopping_rule", {})
-    a, b = float(rule.get("prior_a", 0.5)), float(rule.get("prior_b", 1.5))
-    thr, cut = float(rule.get("threshold", 0.25)), float(rule.get("posterior_cutoff", 0.90))
-    rows = []
-    for n in range(max(1, int(rule.get("min_n", 1))), int(rule.get("max_n", 24)) + 1):
-        stop = next((y for y in range(n + 1) if beta.sf(thr, a + y, b + n - y) > cut), None)
-        rows.append({"n": n, "stop_at": stop})
-    return pd.DataFrame(rows)
-
-
-def fig_dlt_boundary(reader: StudyReader):
-    """Events against the stopping boundary, with each cohort's (and the study's) observed position."""
+def fig_dlt_boundary(reader: StudyReader, store=None):
+    """Events against the stopping boundary, with each cohort's (and the study's) position computed now from
+    the committee decisions in force (the rows the app and the stopping_rules table show)."""
     cfg = c.study_settings(reader)
     method = cfg.get("stopping_rule", {}).get("method", "bayesian_beta_binomial")
-    if method != "bayesian_beta_binomial" and not c.registered("stopping_boundaries"):
+    if method != "bayesian_beta_binomial" and not reader.has_tables("stopping_boundaries"):
         return None, f"Boundary figure drawn for the Bayesian beta-binomial rule only (study uses {method})."
     fig = go.Figure()
     bd = None
-    if c.registered("stopping_boundaries") and {"n", "stop_if_events_ge"} <= set(c.table_columns("stopping_boundaries")):
-        bd = c.try_sql(reader, "SELECT coalesce(cohort, 'All cohorts') AS cohort, n, stop_if_events_ge AS stop_at "
+    if reader.has_tables("stopping_boundaries") and {"n", "stop_if_events_ge"} <= set(c.table_columns("stopping_boundaries")):
+        bd = reader.sql("SELECT coalesce(cohort, 'All cohorts') AS cohort, n, stop_if_events_ge AS stop_at "
                                "FROM stopping_boundaries WHERE stop_if_events_ge IS NOT NULL ORDER BY cohort, n")
     if bd is not None and not bd.empty:
         for cohort, part in bd.groupby("cohort", sort=True):
             fig.add_scatter(x=part["n"], y=part["stop_at"], mode="lines", line_shape="hv",
                             name=f"Stop at or above ({cohort})", line=dict(width=2))
     else:
-        bd = stopping_boundary(cfg).dropna()
+        bd = boundary_rows(cfg, reader.scope.studyid, reader.scope.data_cut)
+        bd = bd.rename(columns={"stop_if_events_ge": "stop_at"}).dropna(subset=["stop_at"])
         fig.add_scatter(x=bd["n"], y=bd["stop_at"], mode="lines+markers", line_shape="hv", name="Stop at or above",
                         line=dict(color=GRADE_COLORS[4], width=2))
     status = None
-    if c.registered("stopping_rule_status"):
-        status = c.try_sql(reader, "SELECT coalesce(cohort, 'All cohorts') AS cohort, evaluable_n, events, decision "
-                                   "FROM stopping_rule_status ORDER BY cohort")
+    if reader.has_tables("dlt_candidates", "dlt_evaluability"):
+        status = dlt_status(reader, store, cfg).stopping
+        status = status.assign(cohort=status["cohort"].fillna("All cohorts"))
     if status is not None and not status.empty:
         fig.add_scatter(x=status["evaluable_n"], y=status["events"], mode="markers+text", name="Observed",
                         text=status["cohort"].astype(str), textposition="top center",
@@ -216,12 +205,12 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def build_figures(reader: StudyReader) -> list[tuple[str, bytes | None, str]]:
-    """[(title, png or None, note)] for the packet's overview figures."""
+def build_figures(reader: StudyReader, store=None) -> list[tuple[str, bytes | None, str]]:
+    """[(title, png or None, note)] for the packet's overview figures (decisions in ``store`` applied now)."""
     built = []
     for _, (title, builder) in FIGURES.items():
         try:
-            fig, note = builder(reader)
+            fig, note = builder(reader, store) if builder is fig_dlt_boundary else builder(reader)
         except Exception as exc:  # noqa: BLE001
             fig, note = None, f"figure unavailable: {type(exc).__name__}: {exc}"
         built.append((title, fig, note))

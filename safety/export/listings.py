@@ -2,8 +2,8 @@
 
 ``build_listing(reader, name, store=None)`` returns a DataFrame with attrs (title, reference, notes).
 Every event row carries ``new_since_previous_cut``: its key is absent from the previous data cut
-(TRUE for every row at a study's first cut). A listing whose derived table is not installed, not in
-the database or empty comes back empty with a note saying so, never as an error.
+(TRUE for every row at a study's first cut). A listing whose derived table is not in the database file
+(written before that derivation existed) or is empty comes back empty with a note saying so, never as an error.
 """
 from __future__ import annotations
 
@@ -149,7 +149,7 @@ DLT_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "event_key", "rule_id"
 
 def _missing(name: str, columns: list[str], title: str, reference: str, table: str, why: str | None = None):
     return c.empty(columns, name=name, title=title, reference=reference, kind="listing",
-                   notes=[why or f"Not available: the derived table {table} is not installed or not in the database."])
+                   notes=[why or f"Not available: the derived table {table} is not in this database file."])
 
 
 def listing_dlt(reader, store=None):
@@ -188,18 +188,15 @@ EPISODE_COLUMNS = ["site", "cohort", "dose_level", "usubjid"] + EPISODE_FIELDS +
 
 def listing_crs_icans(reader, store=None):
     title, ref = "Listing of CRS and ICANS episodes (ASTCT 2019)", "ICH E3 14.3.2; ASTCT consensus (Lee 2019)"
-    if not c.registered("toxicity_episodes"):
+    if not reader.has_tables("toxicity_episodes"):
         return _missing("crs_icans_episodes", EPISODE_COLUMNS, title, ref, "toxicity_episodes")
-    have = set(c.table_columns("toxicity_episodes"))
-    fields = ", ".join(f"e.{f}" if f in have else f"NULL AS {f}" for f in EPISODE_FIELDS)
+    fields = ", ".join(f"e.{f}" for f in EPISODE_FIELDS)
     new = c.new_flag_sql(reader, "e.event_key", "toxicity_episodes", "event_key")
-    df = c.try_sql(reader, f"""
+    df = reader.sql(f"""
 WITH {SUBJ_CTE}
 SELECT sj.site, sj.cohort, sj.dose_level, e.usubjid, {fields}, {new} AS new_since_previous_cut
 FROM toxicity_episodes e LEFT JOIN subj sj USING (usubjid)
 ORDER BY e.usubjid, e.onset_day NULLS LAST, e.syndrome, e.episode_no""")
-    if df is None:
-        return _missing("crs_icans_episodes", EPISODE_COLUMNS, title, ref, "toxicity_episodes")
     df = _with_adjudication(df, reader, store)
     notes = ["Episodes derived from bedside CRS/ICANS assessments and AE records; grade = maximum ASTCT grade.",
              _new_note(reader)] + _store_note(store)
@@ -216,12 +213,12 @@ LAB_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "age", "sex", "lbseq",
 
 def listing_lab_grade3(reader, store=None):
     title, ref = "Listing of grade 3 or higher laboratory abnormalities (CTCAE)", "ICH E3 14.3.4 / 16.2.8"
-    if not c.registered("lab_toxicity"):
+    if not reader.has_tables("lab_toxicity"):
         return _missing("lab_grade3", LAB_COLUMNS, title, ref, "lab_toxicity")
     key = "l.usubjid || '/' || l.lbseq::VARCHAR || '/' || coalesce(l.ctcae_term, '')"
     new = c.new_flag_sql(reader, key, "lab_toxicity",
                          "usubjid || '/' || lbseq::VARCHAR || '/' || coalesce(ctcae_term, '')")
-    df = c.try_sql(reader, f"""
+    df = reader.sql(f"""
 WITH {SUBJ_CTE}
 SELECT sj.site, sj.cohort, sj.dose_level, l.usubjid, sj.age, sj.sex, l.lbseq, l.lbtestcd, l.ctcae_term,
   l.direction, lb.lb_date AS lab_date, l.day, l.value, l.unit, l.lln, l.uln, l.baseline_value, l.grade,
@@ -230,8 +227,6 @@ FROM lab_toxicity l LEFT JOIN subj sj USING (usubjid)
 LEFT JOIN labs lb ON lb.usubjid = l.usubjid AND lb.lbseq = l.lbseq
 WHERE l.grade >= 3
 ORDER BY l.usubjid, l.day NULLS LAST, l.lbseq, l.ctcae_term""")
-    if df is None:
-        return _missing("lab_grade3", LAB_COLUMNS, title, ref, "lab_toxicity")
     notes = ["Values and limits in SI units. Grades per the study's CTCAE version (see grade reason).",
              "New since previous cut = the (subject, LBSEQ, CTCAE term) was not graded at the previous cut."]
     if df.empty:
@@ -278,7 +273,7 @@ def _generic_rows(reader, table: str, category: str, grade_min: int | None = Non
         else f"t.usubjid || '/{table}'"
     prev_key = key_sql.replace("t.", "")
     new = c.new_flag_sql(reader, key_sql, table, prev_key)
-    return c.try_sql(reader, f"""
+    return reader.sql(f"""
 WITH {SUBJ_CTE}
 SELECT '{category}' AS aesi_category, sj.site, sj.cohort, sj.dose_level, t.usubjid, {key_sql} AS event_key,
   {term_expr} AS term, '{table}' AS source,
@@ -341,9 +336,9 @@ FROM cat a LEFT JOIN subj sj USING (usubjid)""", {"prog": prog})
     notes = ["Infection: SOC 'Infections and infestations'. Secondary malignancy: SOC 'Neoplasms ...' other than "
              "the study's disease-progression terms. Hypogammaglobulinaemia: AE term.",
              _new_note(reader)]
-    if c.registered("dlt_candidates") and cyto_rules:
+    if reader.has_tables("dlt_candidates") and cyto_rules:
         dnew = c.new_flag_sql(reader, "d.event_key", "dlt_candidates", "event_key")
-        cyto = c.try_sql(reader, f"""
+        cyto = reader.sql(f"""
 WITH {SUBJ_CTE}
 SELECT 'Prolonged cytopenia (' || d.rule_id || ')' AS aesi_category, sj.site, sj.cohort, sj.dose_level,
   d.usubjid, d.event_key,
@@ -353,20 +348,17 @@ SELECT 'Prolonged cytopenia (' || d.rule_id || ')' AS aesi_category, sj.site, sj
   NULL AS outcome, d.reason || coalesce(': ' || d.evidence, '') AS detail, {dnew} AS new_since_previous_cut
 FROM dlt_candidates d LEFT JOIN subj sj USING (usubjid)
 WHERE d.rule_id IN (SELECT unnest($rules::VARCHAR[]))""", {"rules": cyto_rules})
-        if cyto is None:
-            notes.append("Prolonged cytopenia (DLT rule) not available: dlt_candidates is not in the database.")
-        else:
-            parts.append(cyto)
+        parts.append(cyto)
     else:
-        notes.append("Prolonged cytopenia (DLT rule) not available: dlt_candidates is not installed.")
+        notes.append("Prolonged cytopenia (DLT rule) not available: dlt_candidates is not in this database file.")
     for table, category, gmin, flags, term, day_sql in (
         ("icaht", "Prolonged cytopenia (ICAHT grade >= 3)", 3, (), _icaht_term, _icaht_day),
         ("iec_hs_screen", "IEC-HS screen (first flagged day)", None,
          ("first_flag", "screen_positive", "positive", "flagged"), lambda have: "'IEC-HS screen positive'", None),
     ):
-        rows = _generic_rows(reader, table, category, gmin, flags, term, day_sql) if c.registered(table) else None
+        rows = _generic_rows(reader, table, category, gmin, flags, term, day_sql) if reader.has_tables(table) else None
         if rows is None:
-            notes.append(f"{category}: not available (derived table {table} not installed or not in the database).")
+            notes.append(f"{category}: not available (derived table {table} not in this database file).")
         else:
             parts.append(rows.reindex(columns=AESI_COLUMNS))
     df = pd.concat([p.reindex(columns=AESI_COLUMNS).astype("object") for p in parts], ignore_index=True)
@@ -382,7 +374,7 @@ ELIG_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "age", "sex"] + ELIG_
 
 def listing_eligibility(reader, store=None):
     title, ref = "Listing of eligibility deviations", "ICH E3 16.2.2 (protocol deviations)"
-    if not c.registered("eligibility_deviations"):
+    if not reader.has_tables("eligibility_deviations"):
         return _missing("eligibility_deviations", ELIG_COLUMNS, title, ref, "eligibility_deviations")
     key = "e.usubjid || '/' || coalesce(e.criterion, '') || '/' || coalesce(e.test, '')"
     new = c.new_flag_sql(reader, key, "eligibility_deviations", key.replace("e.", ""))
@@ -391,13 +383,11 @@ def listing_eligibility(reader, store=None):
     alias = {"limit": _pick(have, "limit", "limit_value", "limit_text", "threshold")}
     fields = ", ".join(f'e."{alias.get(f, f)}" AS "{f}"' if alias.get(f, f) in have else f'NULL AS "{f}"'
                        for f in ELIG_FIELDS)
-    df = c.try_sql(reader, f"""
+    df = reader.sql(f"""
 WITH {SUBJ_CTE}
 SELECT sj.site, sj.cohort, sj.dose_level, e.usubjid, sj.age, sj.sex, {fields}, {new} AS new_since_previous_cut
 FROM eligibility_deviations e LEFT JOIN subj sj USING (usubjid)
 ORDER BY e.usubjid, e.day NULLS LAST, e.criterion, e.test""")
-    if df is None:
-        return _missing("eligibility_deviations", ELIG_COLUMNS, title, ref, "eligibility_deviations")
     notes = ["Screening values checked against the protocol's eligibility limits (study.yaml): the last value before "
              "the first lymphodepletion dose (before day 0 without lymphodepletion), not the day-0 baseline.",
              "New since previous cut = the (subject, criterion, test) was not listed at the previous cut."]

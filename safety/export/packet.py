@@ -68,7 +68,7 @@ def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, stor
                 figs = []
                 if figures:
                     from safety.export.figures import build_figures
-                    figs = build_figures(reader)
+                    figs = build_figures(reader, store)
                 written.append(pdf_writer.write_pdf(outputs, meta, tmp / f"{stem}_committee_packet.pdf", figs,
                                                     max_rows=pdf_max_rows))
         hashes = {p.name: sha256_file(p) for p in written}

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 
-import duckdb
 import pandas as pd
 
 from safety.access.reader import StudyReader
+from safety.derive.grading.summary import grade3_counts, shift_table
+from safety.derive.toxicity import summary as tox
 from safety.export import common as c
 from safety.review.dlt_status import dlt_status
 
@@ -178,7 +179,7 @@ def table_sae_by_soc_pt(reader, store=None):
 
 def _unavailable(name, title, reference, table):
     return c.empty(["Category"], name=name, title=title, reference=reference, kind="table",
-                   notes=[f"Not available: the derived table {table} is not installed or not in the database."])
+                   notes=[f"Not available: the derived table {table} is not in this database file."])
 
 
 def _fmt_num(v) -> str:
@@ -204,31 +205,21 @@ def table_crs_icans_summary(reader, store=None):
     functions behind the dashboard's CRS/ICANS page), so packet and app show the same numbers."""
     name, title, ref = "crs_icans_summary", "CRS and ICANS: incidence by maximum grade, onset, duration and management", \
         "ASTCT 2019 (Lee 2019); FDA STF T18"
-    if not c.registered("toxicity_episodes"):
+    if not reader.has_tables("toxicity_episodes"):
         return _unavailable(name, title, ref, "toxicity_episodes")
-    try:
-        from safety.derive.toxicity import summary as tox
-    except ImportError:
-        return _unavailable(name, title, ref, "toxicity_episodes (safety.derive.toxicity.summary)")
-    have = set(c.table_columns("toxicity_episodes"))
-    flag = {f: (f"bool_or(e.{f} IS TRUE)" if f in have else "NULL::BOOLEAN")
-            for f in ("tocilizumab", "corticosteroid", "anakinra", "icu_level_support", "ongoing")}
+    flag = {f: f"bool_or(e.{f} IS TRUE)" for f in ("tocilizumab", "corticosteroid", "anakinra", "icu_level_support",
+                                                   "ongoing")}
     # Management per cohort (management_summary is study-level only); same definition: subjects with the
     # treatment in any episode of the syndrome.
-    per = c.try_sql(reader, f"""
+    per = reader.sql(f"""
 WITH {POP_CTE}
 SELECT e.syndrome, e.usubjid, p.cohort,
   {flag['tocilizumab']} AS tocilizumab, {flag['corticosteroid']} AS corticosteroid, {flag['anakinra']} AS anakinra,
   {flag['icu_level_support']} AS icu, {flag['ongoing']} AS ongoing
 FROM toxicity_episodes e JOIN pop p USING (usubjid) GROUP BY ALL""")
-    if per is None:
-        return _unavailable(name, title, ref, "toxicity_episodes")
-    try:
-        inc = {syn: tox.incidence_by_grade(reader, syn, by="cohort") for syn in tox.SYNDROMES}
-        ons = {syn: tox.onset_duration_summary(reader, syn, by="cohort") for syn in tox.SYNDROMES}
-        mgmt = tox.management_summary(reader).set_index("syndrome")
-    except (duckdb.CatalogException, duckdb.BinderException):
-        return _unavailable(name, title, ref, "toxicity_episodes")
+    inc = {syn: tox.incidence_by_grade(reader, syn, by="cohort") for syn in tox.SYNDROMES}
+    ons = {syn: tox.onset_duration_summary(reader, syn, by="cohort") for syn in tox.SYNDROMES}
+    mgmt = tox.management_summary(reader).set_index("syndrome")
     groups = population(reader)
     rows: list[dict] = []
 
@@ -294,13 +285,12 @@ def table_lab_worst_grade(reader, store=None):
     """Worst post-baseline grade per CTCAE term and cohort; the grade >= 3 row comes from
     safety.derive.grading.summary.grade3_counts (the dashboard's numbers)."""
     name, title, ref = "lab_worst_grade", "Laboratory abnormalities: worst post-baseline CTCAE grade", "FDA STF T52-53"
-    if not c.registered("lab_worst_grades"):
+    if not reader.has_tables("lab_worst_grades"):
         return _unavailable(name, title, ref, "lab_worst_grades")
-    have = set(c.table_columns("lab_worst_grades"))
-    evaluated = "max(n_post) > 0" if "n_post" in have else "max(worst_grade) IS NOT NULL"
+    evaluated = "max(n_post) > 0"
     # A subject counts once per term and direction, at the worst grade over the tests mapped to it
     # (as in safety.derive.grading.summary).
-    counts = c.try_sql(reader, f"""
+    counts = reader.sql(f"""
 WITH {POP_CTE},
 w AS (SELECT usubjid, ctcae_term, direction, max(worst_grade) AS worst_grade, {evaluated} AS evaluated
       FROM lab_worst_grades GROUP BY ALL),
@@ -310,35 +300,16 @@ lv AS (SELECT term, 0 AS lvl, usubjid, cohort FROM r WHERE evaluated
        UNION ALL SELECT term, worst_grade, usubjid, cohort FROM r WHERE worst_grade >= 1)
 SELECT term, lvl, cohort, count(DISTINCT usubjid) AS n FROM lv GROUP BY ALL
 UNION ALL SELECT term, lvl, '{OVERALL}', count(DISTINCT usubjid) FROM lv GROUP BY ALL""")
-    if counts is None:
-        return _unavailable(name, title, ref, "lab_worst_grades")
     notes = ["Worst grade after baseline (day >= 1) per subject and CTCAE term (L = low, H = high direction).",
              "Percentages of the cohort's safety population N."]
-    g3 = None
-    try:
-        from safety.derive.grading.summary import grade3_counts
-        g3 = grade3_counts(reader, by="cohort")
-    except ImportError:
-        pass
-    except (duckdb.CatalogException, duckdb.BinderException):
-        g3 = None
-    if g3 is not None and not g3.empty:
+    g3 = grade3_counts(reader, by="cohort")
+    if not g3.empty:
         g3 = g3.assign(term=[_term_label(t, d) for t, d in zip(g3["ctcae_term"], g3["direction"])],
                        lvl=9, cohort=g3["cohort"].map(lambda k: OVERALL if k == "All" else
                                                       "(no cohort)" if k == "Missing" else k),
                        n=g3["n_grade_3_plus"].astype(int))
         counts = pd.concat([counts, g3.loc[g3["n"] > 0, ["term", "lvl", "cohort", "n"]]], ignore_index=True)
-        notes.append("Grade >= 3: safety.derive.grading.summary.grade3_counts, as on the dashboard's laboratory page.")
-    else:
-        extra = c.try_sql(reader, f"""
-WITH {POP_CTE},
-w AS (SELECT usubjid, ctcae_term, direction, max(worst_grade) AS worst_grade FROM lab_worst_grades GROUP BY ALL),
-r AS (SELECT w.ctcae_term || CASE WHEN w.direction IS NULL THEN '' ELSE ' (' || w.direction || ')' END AS term,
-        w.usubjid, p.cohort FROM w JOIN pop p USING (usubjid) WHERE w.worst_grade >= 3)
-SELECT term, 9 AS lvl, cohort, count(DISTINCT usubjid) AS n FROM r GROUP BY ALL
-UNION ALL SELECT term, 9, '{OVERALL}', count(DISTINCT usubjid) FROM r GROUP BY ALL""")
-        if extra is not None:
-            counts = pd.concat([counts, extra], ignore_index=True)
+    notes.append("Grade >= 3: safety.derive.grading.summary.grade3_counts, as on the dashboard's laboratory page.")
     groups = population(reader)
     wide = _pivot(counts, ["term", "lvl"], groups).sort_values(["term", "lvl"], kind="stable")
     lvl_label = {0: "Evaluated (gradable post-baseline value)", 9: "Grade >= 3"} | {g: f"Grade {g}" for g in range(1, 6)}
@@ -351,32 +322,17 @@ SHIFT_LEVELS = ["0", "1", "2", "3", "4", "missing"]
 
 
 def table_lab_shift(reader, store=None):
-    """Baseline x worst post-baseline grade per term, from safety.derive.grading.summary.shift_table when installed."""
+    """Baseline x worst post-baseline grade per term, from safety.derive.grading.summary.shift_table."""
     name, title, ref = "lab_shift", "Laboratory shift: baseline grade to worst post-baseline grade (all cohorts)", \
         "FDA STF F15 (shift)"
-    if not c.registered("lab_worst_grades"):
+    if not reader.has_tables("lab_worst_grades"):
         return _unavailable(name, title, ref, "lab_worst_grades")
     columns = ["CTCAE term", "Baseline grade"] + [f"Worst grade {w} n" for w in SHIFT_LEVELS] + ["Total n"]
     notes = ["Infused subjects with a graded post-baseline (day >= 1) value, by baseline grade (rows) and worst "
              "post-baseline grade (columns); a subject counts once per term, at the worst grade over its tests. "
              "All cohorts."]
-    try:
-        from safety.derive.grading.summary import shift_table
-        long = shift_table(reader) if "n_post" in c.table_columns("lab_worst_grades") else None
-    except ImportError:
-        long = None
-    except (duckdb.CatalogException, duckdb.BinderException):
-        return _unavailable(name, title, ref, "lab_worst_grades")
-    if long is None:  # no grading summary installed: the same counts in SQL
-        long = c.try_sql(reader, f"""
-WITH {POP_CTE},
-w AS (SELECT usubjid, ctcae_term, direction, max(baseline_grade) AS baseline_grade, max(worst_grade) AS worst_grade
-      FROM lab_worst_grades WHERE worst_grade IS NOT NULL AND usubjid IN (SELECT usubjid FROM pop) GROUP BY ALL)
-SELECT ctcae_term, direction, baseline_grade, worst_grade, count(*) AS subjects FROM w GROUP BY ALL""")
-        if long is None:
-            return _unavailable(name, title, ref, "lab_worst_grades")
-    else:
-        notes.append("Computed with safety.derive.grading.summary.shift_table, as on the dashboard's laboratory page.")
+    long = shift_table(reader)
+    notes.append("Computed with safety.derive.grading.summary.shift_table, as on the dashboard's laboratory page.")
     if long.empty:
         return c.finish(pd.DataFrame(columns=columns), name=name, title=title, reference=ref, kind="table",
                         notes=notes)
