@@ -21,7 +21,6 @@ def _insert(con, table: str, rows: list[dict]) -> None:
     if not rows:
         return
     # The rows name a subset of the columns (and "limit" where the table says limit_value): insert those it has.
-    # insert the contract columns the real table has.
     have = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = $t",
                                       {"t": table}).fetchall()}
     if "limit" in rows[0] and "limit" not in have and "limit_value" in have:
