@@ -365,3 +365,24 @@ def test_fatal_grade4_episode_reported_as_grade5_is_not_a_discrepancy(db_path):
     rows = db.rows("SELECT usubjid, reported_grade, derived_grade, discrepancy FROM grade_discrepancies")
     assert [(r["usubjid"], r["reported_grade"], r["derived_grade"]) for r in rows] == [("G2", 5, 4)]
     assert rows[0]["discrepancy"] == "reported higher than derived"
+
+
+def test_site_spellings_crs_and_neurotoxicity_are_compared_as_crs_and_icans(db_path):
+    """One term list (safety.core.vocabulary): an AE coded "CRS" at the derived grade agrees (no false
+    'different grading system' row), and a grade 3 "NEUROTOXICITY" AE against a derived grade 2 ICANS is compared."""
+    db = StudyDB(db_path)
+    # N1: fever only on day 1 -> derived CRS grade 1, site codes the AE as "CRS" grade 1: agreement
+    db.subject("N1")
+    db.crs("N1", 1, temp=38.3)
+    db.crs("N1", 2, temp=37.0)
+    db.ae("N1", "CRS", 1, 1, 1)
+    # N2: ICE 5 on day 4 -> derived ICANS grade 2, site reports "NEUROTOXICITY" grade 3
+    db.subject("N2")
+    db.icans("N2", 4, ice=5)
+    db.icans("N2", 5, ice=10)
+    db.ae("N2", "NEUROTOXICITY", 3, 4, 4)
+    db.derive()
+    rows = db.rows("SELECT usubjid, syndrome, reported_grade, derived_grade, discrepancy FROM grade_discrepancies "
+                   "ORDER BY usubjid")
+    assert [(r["usubjid"], r["syndrome"], r["reported_grade"], r["derived_grade"], r["discrepancy"]) for r in rows] \
+        == [("N2", "ICANS", 3, 2, "reported higher than derived")]
