@@ -1,7 +1,6 @@
 """The sample database: every study folder under sample_data/ ingested once per data cut in its study.yaml."""
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -9,7 +8,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from safety.core.config import load_study_config, validate
+from safety.core.config import load_study_config, stored_config
 
 DEFAULT_SAMPLE_ROOT = Path(__file__).resolve().parents[1] / "sample_data"
 
@@ -74,7 +73,7 @@ def _apply_decisions(db_path, studyid: str, data_cut, batch: dict) -> None:
     try:
         stored = con.execute("SELECT config_json FROM studies WHERE studyid = $s AND data_cut = $c",
                              {"s": studyid, "c": data_cut}).fetchone()[0]
-        derive_stopping_status(con, studyid, data_cut, validate(json.loads(stored)), review_store=store)
+        derive_stopping_status(con, studyid, data_cut, stored_config(stored), review_store=store)
     finally:
         con.close()
 

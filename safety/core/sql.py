@@ -12,9 +12,9 @@ def used_params(sql: str, params: dict) -> dict:
     return {k: v for k, v in params.items() if k in used}
 
 
-def run_sql(con, sql: str, params: dict):
+def run_sql(con, sql: str, params: dict | None = None):
     """Execute ``sql`` with only the parameters it uses; returns DuckDB's result."""
-    return con.execute(sql, used_params(sql, params))
+    return con.execute(sql, used_params(sql, params or {}))
 
 
 def reset_derived(con, tables, studyid: str, data_cut) -> None:

@@ -8,6 +8,7 @@ limits (age only). Limits are inclusive unless
 ULN. A subject with no eligibility value for a checked test is listed too, with value NULL.
 """
 from __future__ import annotations
+from safety.core.sql import reset_derived
 from safety.derive.graph import Derivation
 from safety.schema import ELIGIBILITY_DEVIATIONS
 
@@ -36,8 +37,7 @@ def _rules(config: dict) -> list[tuple]:
 
 def derive_eligibility_deviations(con, studyid, data_cut, config, review_store=None) -> None:
     """Rebuild eligibility_deviations for one study and cut."""
-    con.execute(ELIGIBILITY_DEVIATIONS.ddl())
-    con.execute("DELETE FROM eligibility_deviations WHERE studyid = $s AND data_cut = $c", {"s": studyid, "c": data_cut})
+    reset_derived(con, (ELIGIBILITY_DEVIATIONS,), studyid, data_cut)
     rules = _rules(config)
     if not rules:
         return

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from safety.core.sql import run_sql
 from safety.core.vocabulary import CRS_TERMS, ICANS_TERMS
 from safety.ingest.domains import (
     LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS, DomainSpec,
@@ -43,8 +44,7 @@ class Ctx:
         p = dict(self.params)
         if extra:
             p.update(extra)
-        used = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", sql))
-        return self.con.execute(sql, {k: v for k, v in p.items() if k in used})
+        return run_sql(self.con, sql, p)
 
 
 class Cols:

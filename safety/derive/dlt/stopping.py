@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from safety.access.reader import Scope, StudyReader
+from safety.core.sql import reset_derived
 from safety.derive.dlt.evaluability import live_evaluability
 from safety.derive.graph import Derivation
 from safety.schema import STOPPING_RULE_STATUS, STOPPING_BOUNDARIES
@@ -426,7 +427,6 @@ def derive_stopping_status(con, studyid: str, data_cut: dt.date, config: dict, r
     """
     for t in (STOPPING_RULE_STATUS, STOPPING_BOUNDARIES):
         con.execute(t.ddl())
-    params = {"studyid": studyid, "data_cut": data_cut}
     has_eval = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'dlt_evaluability'").fetchone()[0]
     if has_eval:
         reader = StudyReader(con, Scope(studyid, data_cut))
@@ -437,8 +437,8 @@ def derive_stopping_status(con, studyid: str, data_cut: dt.date, config: dict, r
     bounds = boundary_rows(config, studyid, data_cut)
     con.execute("BEGIN TRANSACTION")
     try:
+        reset_derived(con, (STOPPING_RULE_STATUS, STOPPING_BOUNDARIES), studyid, data_cut)
         for t, df in ((STOPPING_RULE_STATUS, status), (STOPPING_BOUNDARIES, bounds)):
-            con.execute(f"DELETE FROM {t.name} WHERE studyid = $studyid AND data_cut = $data_cut", params)
             if len(df):
                 con.register("_stopping_rows", df)
                 try:

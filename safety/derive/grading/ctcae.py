@@ -12,6 +12,7 @@ import datetime as dt
 
 import pandas as pd
 
+from safety.core.sql import reset_derived
 from safety.derive.graph import Derivation
 from safety.schema import LAB_TOXICITY, LAB_WORST_GRADES
 from safety.derive.grading import rules as R
@@ -199,9 +200,7 @@ def derive_lab_toxicity(con, studyid: str, data_cut: dt.date, config: dict, revi
     version = str((config or {}).get("ctcae_version") or "5.0")
     lab_terms_path = (config or {}).get("lab_terms_path")  # optional study term map
     params = {"studyid": studyid, "data_cut": data_cut}
-    for t in (LAB_TOXICITY, LAB_WORST_GRADES):
-        con.execute(t.ddl())
-        con.execute(f"DELETE FROM {t.name} WHERE studyid = $studyid AND data_cut = $data_cut", params)
+    reset_derived(con, (LAB_TOXICITY, LAB_WORST_GRADES), studyid, data_cut)
     grade_labs(con, "labs", where="studyid = $studyid AND data_cut = $data_cut", params=params,
                version=version, lab_terms_path=lab_terms_path, into="lab_toxicity")
     con.execute(WORST_SQL, params)

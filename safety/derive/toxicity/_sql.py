@@ -1,22 +1,8 @@
 """Small helpers shared by the toxicity derivations (named parameters, table resets)."""
 from __future__ import annotations
 
-import re
-
-_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def run(con, sql: str, params: dict | None = None):
-    """Execute ``sql`` passing only the named parameters it uses (DuckDB refuses extras)."""
-    used = set(_PARAM.findall(sql))
-    return con.execute(sql, {k: v for k, v in (params or {}).items() if k in used})
-
-
-def reset(con, tables, studyid, data_cut) -> None:
-    """Create the tables if missing and delete their rows for one (studyid, data_cut)."""
-    for t in tables:
-        con.execute(t.ddl())
-        con.execute(f"DELETE FROM {t.name} WHERE studyid = $s AND data_cut = $c", {"s": studyid, "c": data_cut})
+from safety.core.sql import reset_derived as reset  # noqa: F401 - the one reset helper
+from safety.core.sql import run_sql as run  # the one "only the parameters it uses" helper
 
 
 def insert(con, table, select_sql: str, params: dict) -> None:
