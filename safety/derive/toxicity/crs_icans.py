@@ -1,8 +1,8 @@
 """ASTCT 2019 CRS and ICANS grades from bedside assessments, episodes, reconciliation with reported AEs,
 biomarker context and the IEC-HS screen.
 
-Source: Lee DW et al., ASTCT consensus grading, Biol Blood Marrow Transplant 2019;25:625-638, as restated
-in /work/shared/reference/clinical-rules.md §3; IEC-HS screen after Hines et al. 2023 (§4.3, unverified:
+Source: Lee DW et al., ASTCT consensus grading, Biol Blood Marrow Transplant 2019;25:625-638; IEC-HS
+screen after Hines et al., Transplant Cell Ther 2023 (unverified:
 implemented as a screen for committee review, never as a diagnosis). Rules and choices: docs/toxicities.md.
 
 Everything runs in DuckDB SQL over whole tables. The one recursive step is the CRS episode state
