@@ -27,7 +27,7 @@ DAY_AXIS = "Days from infusion (day 0)"
 # A DLT is a red ring drawn on the event itself (its onset, the lab value, the death), labelled "DLT" on its left.
 DLT_MARK = dict(symbol="circle-open", size=24, color="#CC0000", line=dict(width=3, color="#CC0000"))
 
-# Display-only CTCAE v5 grade bands for the key labs of the subject profile (clinical-rules.md §1.3).
+# Display-only CTCAE v5 grade bands for the key labs of the subject profile (NCI CTCAE v5.0).
 # kind 'abs' = absolute thresholds in the SI unit, lower is worse; 'xuln' = multiples of ULN, higher is worse.
 LAB_GRADE_BANDS: dict[str, dict] = {
     "NEUT": {"label": "ANC", "kind": "abs", "unit": "10^9/L", "limits": [1.5, 1.0, 0.5]},

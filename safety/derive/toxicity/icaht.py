@@ -1,7 +1,7 @@
 """Immune effector cell-associated haematotoxicity (ICAHT), early and late, from the ANC and platelet series.
 
 Rules: EHA/EBMT consensus (Rejeski et al., Blood 2023;142:865-877) for neutrophils, as encoded by the
-reference implementation emilyliangmd/automatedicahtgrading (clinical-rules.md §4.1); the thrombocytopenia
+reference implementation emilyliangmd/automatedicahtgrading; the thrombocytopenia
 proposal (T-ICAHT, §4.1, secondary source) for platelets. One SQL pass over the whole labs table: a daily
 grid per subject built with generate_series, ASOF joins for linear interpolation, gaps-and-islands windows
 for episodes. Choices are documented in docs/toxicities.md.
