@@ -554,7 +554,8 @@ def swimmer_plot(subjects: pd.DataFrame, events: pd.DataFrame, max_day: int = 36
     """One bar per subject from day 0 to last contact (capped at ``max_day``) with events on it.
 
     ``subjects``: usubjid, label, end_day, status, cohort. ``events``: usubjid, day, kind
-    ('response', 'toxicity', 'death'), text (response code or term), grade (toxicities).
+    ('response', 'toxicity', 'death', 'dlt' for a DLT the committee counts, 'dlt pending' for an in-window
+    candidate awaiting a decision), text (response code or term), grade (toxicities).
     Subjects are drawn in the given row order, first on top.
     """
     s = subjects.reset_index(drop=True)
@@ -591,6 +592,15 @@ def swimmer_plot(subjects: pd.DataFrame, events: pd.DataFrame, max_day: int = 36
             x=death["day"], y=death["label"], mode="markers", name="Death",
             marker=dict(symbol="x", size=14, color="#000"), customdata=death[["usubjid", "text"]].to_numpy(),
             hovertemplate="%{customdata[0]}<br>death: %{customdata[1]}<br>day %{x}<extra></extra>"))
+    for kind, name, symbol in (("dlt", "DLT (committee decision)", "star"),
+                               ("dlt pending", "DLT candidate pending", "star-open")):
+        d = e[e["kind"] == kind]
+        if not d.empty:
+            fig.add_trace(go.Scatter(
+                x=d["day"], y=d["label"], mode="markers", name=name,
+                marker=dict(symbol=symbol, size=15, color="#CC0000", line=dict(color="#000", width=1)),
+                customdata=d[["usubjid", "text"]].to_numpy(),
+                hovertemplate="%{customdata[0]}<br>" + name + ": %{customdata[1]}<br>day %{x}<extra></extra>"))
     for m, day in ((3, 91), (6, 182), (12, 365)):
         fig.add_vline(x=day, line=dict(color="#999", dash="dot"), annotation_text=f"M{m}", annotation_position="top")
     fig.update_layout(barmode="overlay")

@@ -34,6 +34,13 @@ events.append(state.q(f"""SELECT usubjid, onset_day AS day, 'toxicity' AS kind, 
                           FROM adverse_events WHERE aetoxgr >= 3 AND onset_day >= 0 AND {in_lanes}
                           AND lower(aedecod) NOT IN ('cytokine release syndrome',
                               'immune effector cell-associated neurotoxicity syndrome')""", lp))
+# DLTs as the committee's decisions stand now (the same call as the overview, DLT review and the packet)
+review = data.dlt_status(v).review
+review = review[review["usubjid"].isin(lanes) & (review["counts_as_dlt"] | review["pending"]).astype(bool)]
+events.append(pd.DataFrame({"usubjid": review["usubjid"], "day": review["onset_day"],
+                            "kind": ["dlt" if c else "dlt pending" for c in review["counts_as_dlt"].astype(bool)],
+                            "text": review["term"].fillna("event").astype(str) + " (" + review["status"] + ")",
+                            "grade": None}))
 deaths = shown.dropna(subset=["death_day"])
 events.append(pd.DataFrame({"usubjid": deaths["usubjid"], "day": deaths["death_day"], "kind": "death",
                             "text": deaths["death_cause"].fillna("cause not given"), "grade": None}))

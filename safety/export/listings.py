@@ -239,47 +239,41 @@ AESI_COLUMNS = ["aesi_category", "site", "cohort", "dose_level", "usubjid", "eve
                 "outcome", "detail", "new_since_previous_cut"]
 
 
-def _pick(cols: set[str], *names: str) -> str | None:
-    return next((n for n in names if n in cols), None)
+# Per AESI table (schema registry columns): the grade expression, the day column and the flag selecting rows.
+_AESI_TABLES = {
+    "icaht": {"grade": "greatest(coalesce(t.early_grade, 0), coalesce(t.late_grade, 0))",
+              "day": "first_day_le_500", "flag": None},
+    "iec_hs_screen": {"grade": None, "day": "flag_day", "flag": "first_flag"},
+}
 
 
-def _generic_rows(reader, table: str, category: str, grade_min: int | None = None,
-                  flag_names: tuple[str, ...] = (), term=None, day_sql=None) -> pd.DataFrame | None:
-    """AESI rows from a derived table whose column set is not fixed by the contract (icaht, iec_hs_screen).
+def _generic_rows(reader, table: str, category: str, grade_min: int | None = None, term=None,
+                  day_sql=None) -> pd.DataFrame:
+    """AESI rows from a derived table without event keys (icaht, iec_hs_screen), keyed by subject and day.
 
-    ``term(have)`` and ``day_sql(have)`` give SQL for the row's term and day from the table's columns (or None)."""
+    ``term(have)`` and ``day_sql(have)`` give SQL for the row's term and day from the table's columns."""
     cols = c.table_columns(table)
     have = set(cols)
+    spec = _AESI_TABLES[table]
+    grade_sql, day, flag = spec["grade"], spec["day"], spec["flag"]
     term_expr = (term(have) if term else None) or "NULL"
     day_expr = day_sql(have) if day_sql else None
-    types = {col.name: col.type.upper() for col in c.schema.get_table(table).columns}
-    grade = _pick(have, "icaht_grade", "grade", "max_grade", "iec_hs_grade")
-    grade_sql = f"t.{grade}" if grade else None
-    if grade is None and {"early_grade", "late_grade"} <= have:  # ICAHT: the worse of early and late
-        grade, grade_sql = "early_grade", "greatest(coalesce(t.early_grade, 0), coalesce(t.late_grade, 0))"
-    day = _pick(have, "onset_day", "day", "from_day", "start_day", "flag_day", "first_day_le_500", "screen_day")
-    key = _pick(have, "event_key")
-    flag = _pick({x for x in have if types.get(x, "").startswith("BOOLEAN")}, *flag_names)
-    shown = {"studyid", "data_cut", "usubjid", day, key, flag}
+    shown = {"studyid", "data_cut", "usubjid", day, flag}
     detail = [f"'{x}=' || coalesce({x}::VARCHAR, '')" for x in cols if x not in shown]
     where = ["TRUE"]
     if grade_min is not None:
-        if grade is None:
-            return None
         where.append(f"{grade_sql} >= {int(grade_min)}")
     if flag:
         where.append(f"t.{flag} IS TRUE")
-    key_sql = f"t.{key}" if key else f"t.usubjid || '/{table}/' || coalesce(t.{day}::VARCHAR, '')" if day \
-        else f"t.usubjid || '/{table}'"
-    prev_key = key_sql.replace("t.", "")
-    new = c.new_flag_sql(reader, key_sql, table, prev_key)
+    key_sql = f"t.usubjid || '/{table}/' || coalesce(t.{day}::VARCHAR, '')"
+    new = c.new_flag_sql(reader, key_sql, table, key_sql.replace("t.", ""))
     return reader.sql(f"""
 WITH {SUBJ_CTE}
 SELECT '{category}' AS aesi_category, sj.site, sj.cohort, sj.dose_level, t.usubjid, {key_sql} AS event_key,
   {term_expr} AS term, '{table}' AS source,
-  {day_expr or (f't.{day}' if day else 'NULL')} AS onset_day,
+  {day_expr or f't.{day}'} AS onset_day,
   {grade_sql or 'NULL'} AS grade,
-  {"concat_ws('; ', " + ', '.join(detail) + ")" if detail else 'NULL'} AS detail,
+  concat_ws('; ', {', '.join(detail)}) AS detail,
   {new} AS new_since_previous_cut
 FROM {table} t LEFT JOIN subj sj USING (usubjid)
 WHERE {' AND '.join(where)}""")
@@ -351,12 +345,11 @@ WHERE d.rule_id IN (SELECT unnest($rules::VARCHAR[]))""", {"rules": cyto_rules})
         parts.append(cyto)
     else:
         notes.append("Prolonged cytopenia (DLT rule) not available: dlt_candidates is not in this database file.")
-    for table, category, gmin, flags, term, day_sql in (
-        ("icaht", "Prolonged cytopenia (ICAHT grade >= 3)", 3, (), _icaht_term, _icaht_day),
-        ("iec_hs_screen", "IEC-HS screen (first flagged day)", None,
-         ("first_flag", "screen_positive", "positive", "flagged"), lambda have: "'IEC-HS screen positive'", None),
+    for table, category, gmin, term, day_sql in (
+        ("icaht", "Prolonged cytopenia (ICAHT grade >= 3)", 3, _icaht_term, _icaht_day),
+        ("iec_hs_screen", "IEC-HS screen (first flagged day)", None, lambda have: "'IEC-HS screen positive'", None),
     ):
-        rows = _generic_rows(reader, table, category, gmin, flags, term, day_sql) if reader.has_tables(table) else None
+        rows = _generic_rows(reader, table, category, gmin, term, day_sql) if reader.has_tables(table) else None
         if rows is None:
             notes.append(f"{category}: not available (derived table {table} not in this database file).")
         else:
@@ -378,11 +371,8 @@ def listing_eligibility(reader, store=None):
         return _missing("eligibility_deviations", ELIG_COLUMNS, title, ref, "eligibility_deviations")
     key = "e.usubjid || '/' || coalesce(e.criterion, '') || '/' || coalesce(e.test, '')"
     new = c.new_flag_sql(reader, key, "eligibility_deviations", key.replace("e.", ""))
-    have = {x.strip('"') for x in c.table_columns("eligibility_deviations")}
-    # 'limit' is an SQL keyword: the derivation may name the column limit_value instead.
-    alias = {"limit": _pick(have, "limit", "limit_value", "limit_text", "threshold")}
-    fields = ", ".join(f'e."{alias.get(f, f)}" AS "{f}"' if alias.get(f, f) in have else f'NULL AS "{f}"'
-                       for f in ELIG_FIELDS)
+    # the listing's 'limit' is the table's limit_value ('limit' is an SQL keyword)
+    fields = ", ".join(f'e."{"limit_value" if f == "limit" else f}" AS "{f}"' for f in ELIG_FIELDS)
     df = reader.sql(f"""
 WITH {SUBJ_CTE}
 SELECT sj.site, sj.cohort, sj.dose_level, e.usubjid, sj.age, sj.sex, {fields}, {new} AS new_since_previous_cut
