@@ -15,6 +15,7 @@ import streamlit as st
 from dashboard.database import _connection, review_store, store_stamp, study_config_of
 from dashboard.session import View, view
 from safety.access import reader as access
+from safety.core.config import dlt_window as config_dlt_window
 
 
 @st.cache_resource(show_spinner=False, max_entries=256)
@@ -101,5 +102,4 @@ def study_config(v: View | None = None) -> dict:
 
 
 def dlt_window(v: View | None = None) -> tuple[int, int]:
-    w = study_config(v)["dlt"]["window"]
-    return int(w["start_day"]), int(w["end_day"])
+    return config_dlt_window(study_config(v))

@@ -262,3 +262,9 @@ def stored_config(config_json: str | None, src: str = "the stored study settings
     """The settings a cut was loaded with (``studies.config_json``), validated; defaults when none was stored."""
     given = json.loads(config_json) if config_json else {}
     return validate(given, src)
+
+
+def dlt_window(cfg: dict) -> tuple[int, int]:
+    """(start_day, end_day) of the DLT window, both included, days from the first infusion (day 0)."""
+    w = cfg["dlt"]["window"]
+    return int(w["start_day"]), int(w["end_day"])

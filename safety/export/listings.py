@@ -11,6 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from safety.access.reader import StudyReader
+from safety.core.config import dlt_window
 from safety.export import common as c
 from safety.review.dlt_status import dlt_status
 
@@ -27,8 +28,7 @@ AE_COLUMNS = [
 
 
 def _dlt_window(reader: StudyReader) -> tuple[int, int]:
-    w = c.study_settings(reader)["dlt"]["window"]
-    return int(w["start_day"]), int(w["end_day"])
+    return dlt_window(c.study_settings(reader))
 
 
 def _live(reader: StudyReader, store):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from safety.core.config import stored_config
+from safety.core.config import dlt_window, stored_config
 from safety.derive.dlt.decisions import review_table
 from safety.derive.dlt.evaluability import live_evaluability
 from safety.derive.dlt.stopping import status_rows
@@ -142,9 +142,8 @@ def dlt_status(reader, store: ReviewStore | None, config: dict | None = None) ->
     else:
         stopping = status_rows(ev.iloc[0:0], cfg, reader.scope.studyid, reader.scope.data_cut,
                                adjudicated=store is not None).iloc[0:0]
-    win = cfg["dlt"]["window"]
     return DltStatus(studyid=reader.scope.studyid, data_cut=reader.scope.data_cut,
-                     window=(int(win["start_day"]), int(win["end_day"])), review=review, evaluability=ev,
+                     window=dlt_window(cfg), review=review, evaluability=ev,
                      stopping=stopping, counts=_counts(review, ev, len(ev)), study_wide=study_wide)
 
 

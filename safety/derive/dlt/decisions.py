@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from safety.core.config import dlt_window
 from safety.core.vocabulary import DECISIONS, DLT_DECISIONS, DLT_WINDOW_END_DAY, DLT_WINDOW_START_DAY
 from safety.derive.dlt.events import ae_fingerprint_sql
 from safety.review.store import ReviewStore
@@ -107,7 +108,7 @@ def _window_params(reader) -> dict:
 def decision_params(reader, store: ReviewStore | None, config: dict | None = None) -> dict:
     p = {"studyid": reader.scope.studyid, "data_cut": reader.scope.data_cut}
     if config is not None:
-        p.update(win_start=int(config["dlt"]["window"]["start_day"]), win_end=int(config["dlt"]["window"]["end_day"]))
+        p["win_start"], p["win_end"] = dlt_window(config)
     else:
         p.update(_window_params(reader))
     p.update(adjudication_params(store, reader.scope.studyid))
