@@ -225,15 +225,15 @@ def test_admin_sees_no_patient_data(env, site_of):
 
 def test_scope_check_fails_when_one_query_forgets_the_scope(env, site_of, monkeypatch):
     """The check above bites: one page query run without the site scope is reported as a leak."""
-    from dashboard import state
-    original = state._cached_query
+    from dashboard import reading  # where the pages' cached queries run
+    original = reading._cached_query
 
     def unscoped_term_query(db_path, stamp, studyid, data_cut, sites, previous_cut, sql, params):
         if "= $term" in sql:  # the adverse-events page's subject list for the chosen term
             sites = None
         return original(db_path, stamp, studyid, data_cut, sites, previous_cut, sql, params)
 
-    monkeypatch.setattr(state, "_cached_query", unscoped_term_query)
+    monkeypatch.setattr(reading, "_cached_query", unscoped_term_query)
     at = _goto(_signed_in("ivy"), "adverse_events")
     with pytest.raises(AssertionError, match="outside sites"):
         for i in range(len(next(s for s in at.selectbox if "preferred term" in s.label).options)):
