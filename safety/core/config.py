@@ -76,7 +76,8 @@ DEFAULTS: dict[str, Any] = {
         "boin_elimination_cutoff": 0.95,
         "boin_phi1": None,         # BOIN highest sub-therapeutic rate; None = 0.6 x target
         "boin_phi2": None,         # BOIN lowest overly toxic rate; None = 1.4 x target
-        "group_by": "cohort",      # BOIN / 3+3 decisions per cohort or per dose_level
+        "group_by": "dose_level",  # BOIN / 3+3 decisions per dose_level (as the designs define them) or per cohort
+        "dose_order": [],          # dose levels from lowest to highest; empty = by the number in each level's name
     },
     "eligibility": {
         "age": {"min": 18, "max": 70},
@@ -214,6 +215,7 @@ def validate(given: dict | None, src: str = "study.yaml") -> dict:
         _check(sr[k], (int, float), f"stopping_rule.{k}", src)
     for k in ("max_n", "min_n"):
         _check(sr[k], int, f"stopping_rule.{k}", src)
+    _check(sr["dose_order"], list, "stopping_rule.dose_order", src)
     if not 0 < sr["threshold"] < 1:
         raise ConfigError(f"{src}: 'stopping_rule.threshold' must be between 0 and 1, got {sr['threshold']!r}")
     for k in ("boin_phi1", "boin_phi2"):

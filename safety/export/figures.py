@@ -103,42 +103,38 @@ FROM subjects WHERE infused IS TRUE ORDER BY enrollment_order NULLS LAST, usubji
     return fig, ""
 
 
-def stopping_boundary(cfg: dict) -> pd.DataFrame:
-    """Beta-binomial stopping boundary: for each n, the fewest events with P(p > threshold | y, n) > cutoff."""
-    from scipy.stats import beta
-    rule = cfg.get("stopping_rule", {})
-    a, b = float(rule.get("prior_a", 0.5)), float(rule.get("prior_b", 1.5))
-    thr, cut = float(rule.get("threshold", 0.25)), float(rule.get("posterior_cutoff", 0.90))
-    rows = []
-    for n in range(max(1, int(rule.get("min_n", 1))), int(rule.get("max_n", 24)) + 1):
-        stop = next((y for y in range(n + 1) if beta.sf(thr, a + y, b + n - y) > cut), None)
-        rows.append({"n": n, "stop_at": stop})
-    return pd.DataFrame(rows)
+# column of stopping_boundaries -> (legend, colour, dash); the lines each method defines
+_BOUNDARY_LINES = {
+    "stop_if_events_ge": ("Stop at or above", GRADE_COLORS[4], "solid"),
+    "eliminate_if_ge": ("Eliminate dose (and higher) at or above", "#000000", "solid"),
+    "deescalate_if_ge": ("De-escalate at or above", GRADE_COLORS[3], "dash"),
+    "escalate_if_le": ("Escalate at or below", "#009E73", "dot"),
+}
 
 
 def fig_dlt_boundary(reader: StudyReader):
-    """Events against the stopping boundary, with each cohort's (and the study's) observed position."""
+    """The configured stopping or escalation rule: the method's boundary lines and each dose level's (or the
+    study's) observed events, titled with the method, its source and the monitored event as protocols print them
+    (a BOIN rule is never drawn or titled as a beta-binomial one)."""
+    from safety.derive.dlt.stopping import boundary_rows, event_label, rule_title
     cfg = c.study_settings(reader)
-    method = cfg.get("stopping_rule", {}).get("method", "bayesian_beta_binomial")
-    if method != "bayesian_beta_binomial" and not c.registered("stopping_boundaries"):
-        return None, f"Boundary figure drawn for the Bayesian beta-binomial rule only (study uses {method})."
-    fig = go.Figure()
+    rule = cfg["stopping_rule"]
     bd = None
-    if c.registered("stopping_boundaries") and {"n", "stop_if_events_ge"} <= set(c.table_columns("stopping_boundaries")):
-        bd = c.try_sql(reader, "SELECT coalesce(cohort, 'All cohorts') AS cohort, n, stop_if_events_ge AS stop_at "
-                               "FROM stopping_boundaries WHERE stop_if_events_ge IS NOT NULL ORDER BY cohort, n")
-    if bd is not None and not bd.empty:
-        for cohort, part in bd.groupby("cohort", sort=True):
-            fig.add_scatter(x=part["n"], y=part["stop_at"], mode="lines", line_shape="hv",
-                            name=f"Stop at or above ({cohort})", line=dict(width=2))
-    else:
-        bd = stopping_boundary(cfg).dropna()
-        fig.add_scatter(x=bd["n"], y=bd["stop_at"], mode="lines+markers", line_shape="hv", name="Stop at or above",
-                        line=dict(color=GRADE_COLORS[4], width=2))
+    if c.registered("stopping_boundaries"):
+        bd = c.try_sql(reader, "SELECT n, stop_if_events_ge, eliminate_if_ge, deescalate_if_ge, escalate_if_le "
+                               "FROM stopping_boundaries WHERE method = $m ORDER BY n", {"m": rule["method"]})
+    if bd is None or bd.empty:  # the table was not derived: the same rows from the settings
+        bd = boundary_rows(cfg, reader.scope.studyid, reader.scope.data_cut)
+    fig = go.Figure()
+    for col, (name, color, dash) in _BOUNDARY_LINES.items():
+        part = bd.dropna(subset=[col]) if col in bd else bd.iloc[0:0]
+        if not part.empty:
+            fig.add_scatter(x=part["n"], y=part[col], mode="lines", line_shape="hv", name=name,
+                            line=dict(color=color, width=2, dash=dash))
     status = None
     if c.registered("stopping_rule_status"):
-        status = c.try_sql(reader, "SELECT coalesce(cohort, 'All cohorts') AS cohort, evaluable_n, events, decision "
-                                   "FROM stopping_rule_status ORDER BY cohort")
+        status = c.try_sql(reader, "SELECT coalesce(cohort, 'study') AS cohort, evaluable_n, events, decision "
+                                   "FROM stopping_rule_status WHERE method = $m ORDER BY cohort", {"m": rule["method"]})
     if status is not None and not status.empty:
         fig.add_scatter(x=status["evaluable_n"], y=status["events"], mode="markers+text", name="Observed",
                         text=status["cohort"].astype(str), textposition="top center",
@@ -146,15 +142,14 @@ def fig_dlt_boundary(reader: StudyReader):
         note = ""
     else:
         note = "No stopping-rule status at this cut: boundary only."
-    rule = cfg.get("stopping_rule", {})
-    fig.update_layout(xaxis_title="Evaluable subjects", yaxis_title=f"Subjects with {rule.get('event', 'dlt')}")
-    return _layout(fig, f"Stopping boundary: P(rate > {rule.get('threshold')}) > {rule.get('posterior_cutoff')}"), note
+    fig.update_layout(xaxis_title="Evaluable subjects", yaxis_title=f"Subjects with {event_label(rule['event'])}")
+    return _layout(fig, rule_title(cfg)), note
 
 
 FIGURES = {
     "crs_icans_incidence": ("CRS and ICANS incidence by maximum grade", fig_crs_icans_incidence),
     "swimmer": ("Swimmer plot of follow-up and toxicity onsets", fig_swimmer),
-    "dlt_boundary": ("DLT stopping boundary and observed events", fig_dlt_boundary),
+    "dlt_boundary": ("Stopping or escalation rule: boundary and observed events", fig_dlt_boundary),
 }
 
 
