@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from safety.core.vocabulary import NEUROTOXICITY_AE_TERMS
+
 
 class ConfigError(ValueError):
     """A study.yaml that cannot be used; the message names the file and the key."""
@@ -40,6 +42,14 @@ DEFAULT_DLT_RULES: list[dict[str, Any]] = [
     {"id": "R7", "type": "cytopenia_persisting", "tests": ["NEUT", "PLAT"], "grade": 4,
      "from_day": 28, "to_day": 35,
      "reason": "Prolonged cytopenia: ANC or platelets still grade 4 at the first lab on or after day 28"},
+    # grade 4 counts whatever its duration: R6's "more than 7 days" is for grade 3
+    # ICANS grade 4 is R4 (assessments, else the ICANS AE); seizures and encephalopathy are reported as AEs
+    {"id": "R8", "type": "ae_grade", "min_grade": 4, "include_terms": list(NEUROTOXICITY_AE_TERMS),
+     "reason": "Neurotoxicity grade >= 4 reported as an AE (seizure, encephalopathy, cerebral oedema)"},
+    {"id": "R9", "type": "ae_grade", "min_grade": 4, "related_only": True,
+     "exclude_terms": ["FEVER", "PYREXIA", "FEBRILE NEUTROPENIA", *EXPECTED_HAEM_TERMS,
+                       "CYTOKINE RELEASE SYNDROME", "IMMUNE EFFECTOR CELL-ASSOCIATED NEUROTOXICITY SYNDROME"],
+     "reason": "Non-haematological grade >= 4 AE, at least possibly related, any duration"},
 ]
 
 DEFAULTS: dict[str, Any] = {
