@@ -305,7 +305,14 @@ facts AS (
   LEFT JOIN (SELECT usubjid, max(grade) AS g FROM syn_ICANS WHERE onset_day BETWEEN $win_start AND $win_end
              GROUP BY usubjid) icans USING (usubjid)
   LEFT JOIN (SELECT usubjid, true AS d FROM ae a WHERE {_FATAL_AE} AND coalesce(a.related, false)
-             AND a.onset_day BETWEEN $win_start AND $win_end GROUP BY usubjid) trd USING (usubjid))
+             AND a.onset_day BETWEEN $win_start AND $win_end GROUP BY usubjid) trd USING (usubjid)
+  UNION ALL
+  -- a subject with a DLT decision in force who is no longer in the cut (DM row quarantined, dropped from
+  -- the delivery) stays counted as the committee decided until someone records a new decision
+  SELECT $studyid, $data_cut::DATE, d.usubjid, coalesce(k.cohort, $lost_label), coalesce(k.dose_level, $lost_label),
+         true, NULL::INTEGER, $win_end, false, NULL::INTEGER, 'not in this data cut', 0, 0, false
+  FROM dec d LEFT JOIN rv_known k USING (usubjid)
+  WHERE d.dlt_confirmed AND d.usubjid NOT IN (SELECT usubjid FROM subj))
 SELECT {EVALUATION_SELECT} FROM facts f LEFT JOIN dec d USING (usubjid)"""
     return sql, shared
 
@@ -322,15 +329,20 @@ def derive_dlt(con, studyid: str, data_cut: dt.date, config: dict, review_store=
     for t in (DLT_CANDIDATES, DLT_EVALUABILITY):
         con.execute(t.ddl())
     base = {"studyid": studyid, "data_cut": data_cut}
+    delete = "DELETE FROM {} WHERE studyid = $studyid AND data_cut = $data_cut"
     con.execute("BEGIN TRANSACTION")
     try:
-        for t in (DLT_CANDIDATES, DLT_EVALUABILITY):
-            con.execute(f"DELETE FROM {t.name} WHERE studyid = $studyid AND data_cut = $data_cut", base)
+        con.execute(delete.format(DLT_CANDIDATES.name), base)
         sql, params = screening_sql(con, config)
         _run(con, f"INSERT INTO dlt_candidates BY NAME {sql}", {**params, **base})
         ev_sql, ev_params = evaluability_sql(con, config)
         adj = adjudication_params(review_store, studyid)
-        _run(con, f"INSERT INTO dlt_evaluability BY NAME {ev_sql}", {**ev_params, **adj, **base})
+        # computed before the cut's old rows go: they still tell the dose level of a decided subject who has
+        # left the cut on this reload
+        _run(con, f"CREATE OR REPLACE TEMP TABLE _dlt_evaluability_new AS {ev_sql}", {**ev_params, **adj, **base})
+        con.execute(delete.format(DLT_EVALUABILITY.name), base)
+        con.execute("INSERT INTO dlt_evaluability BY NAME SELECT * FROM _dlt_evaluability_new")
+        con.execute("DROP TABLE _dlt_evaluability_new")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
