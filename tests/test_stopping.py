@@ -161,7 +161,8 @@ def test_beta_binomial_status_from_screened_candidates(tmp_path):
     # b_9 = 5, b_10 = 5: two more events in the next two subjects would cross
     assert row["events_to_boundary"] == "2 more DLTs in the next 2 subjects would stop"
     assert (row["events_needed"], row["within_next"]) == (2, 2)
-    assert "3 of 8 evaluable subjects had a DLT" in row["sentence"]
+    assert row["sentence"].startswith("Bayesian beta-binomial (Thall, Simon & Estey 1995): "
+                                      "3 of 8 evaluable subjects had a DLT")
     bounds = rows(con, "SELECT n, stop_if_events_ge FROM stopping_boundaries ORDER BY n")
     assert [b["n"] for b in bounds] == list(range(1, 25))
     assert bounds[7]["stop_if_events_ge"] == 4 and bounds[0]["stop_if_events_ge"] is None
@@ -218,7 +219,7 @@ def test_non_dlt_monitored_event(tmp_path):
     st.derive_stopping_status(con, STUDY, CUT, c)
     [row] = rows(con, "SELECT * FROM stopping_rule_status")
     assert (row["evaluable_n"], row["events"], row["computed_from"]) == (4, 1, "toxicity data")
-    assert "CRS grade >= 3" in row["sentence"]
+    assert "CRS grade >= 3" in row["sentence"] and "DLT" not in row["sentence"]
 
 
 def test_rules_are_named_as_protocols_print_them():
@@ -300,7 +301,7 @@ def test_boin_and_3plus3_group_by_dose_level_by_default(tmp_path):
                  stopping_rule={"method": "boin", "threshold": 0.30})
     [row] = rows(con, "SELECT * FROM stopping_rule_status")
     assert (row["cohort"], row["evaluable_n"], row["events"], row["decision"]) == ("DL1", 6, 1, "escalate")
-    assert row["sentence"].startswith("BOIN, dose level DL1: 1 of 6 evaluable subjects had a DLT")
+    assert row["sentence"].startswith("BOIN (Liu & Yuan 2015), dose level DL1: 1 of 6 evaluable subjects had a DLT")
 
 
 def test_boin_elimination_carries_to_every_higher_dose(tmp_path):

@@ -258,12 +258,16 @@ def rule_title(config: dict) -> str:
     return f"{method_name(method)} on {label}"
 
 
+def method_cited(method: str) -> str:
+    """The method's name with its published source, as sentences open: 'BOIN (Liu & Yuan 2015)'."""
+    src = METHOD_SOURCES.get(method)
+    return f"{method_name(method)}{f' ({src})' if src and src != 'rule-based' else ''}"
+
+
 def chart_title(method: str, event: str) -> str:
     """A boundary chart's title from a status row: method, its source and the monitored event
     ('BOIN (Liu & Yuan 2015) on DLT: events against the boundaries')."""
-    src = METHOD_SOURCES.get(method)
-    return f"{method_name(method)}{f' ({src})' if src and src != 'rule-based' else ''} on {event_label(event)}: " \
-           "events against the boundaries"
+    return f"{method_cited(method)} on {event_label(event)}: events against the boundaries"
 
 
 def dose_order_key(value, order: list | tuple = ()) -> tuple:
@@ -478,7 +482,7 @@ def status_rows(subjects: pd.DataFrame, config: dict, studyid: str, data_cut, ad
         n2, y2, _, _ = _counts(alt_flags)
         d, alt = _study_decision(sr, n, y), _study_decision(sr, n2, y2)
         ahead = d["events_to_boundary"]
-        sentence = (f"{method_name(method)}: {y} of {n} evaluable subject{'s' if n != 1 else ''} had a {label}{basis}; "
+        sentence = (f"{method_cited(method)}: {y} of {n} evaluable subject{'s' if n != 1 else ''} had a {label}{basis}; "
                     f"{d['statistic_label']} = {d['statistic']:.3f} {d['crit']}: {d['decision']}. "
                     + (f"{ahead[0].upper()}{ahead[1:]}." if not d["crossed"] else "The stopping boundary is crossed.")
                     + _pending_sentence(pend, cands, d["decision"], alt["decision"], y2, n2))
@@ -519,7 +523,7 @@ def status_rows(subjects: pd.DataFrame, config: dict, studyid: str, data_cut, ad
             rate = y / n if n else 0.0
             words = d["words"] if k not in carried else f"eliminate (the lower {word} {carried[k]} is eliminated)"
             ahead = d["events_to_boundary"] if k not in carried else "boundary crossed at a lower dose"
-            sentence = (f"{method_name(method)}, {word} {k}: {y} of {n} evaluable subject{'s' if n != 1 else ''} "
+            sentence = (f"{method_cited(method)}, {word} {k}: {y} of {n} evaluable subject{'s' if n != 1 else ''} "
                         f"had a {label}{basis} (rate {rate:.2f}): {words}."
                         + (f" {ahead[0].upper()}{ahead[1:]}." if d["parts"] and k not in carried else "")
                         + _pending_sentence(pend, cands, decision, alt, y2, n2))
