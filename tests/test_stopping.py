@@ -395,3 +395,18 @@ def test_packet_figure_of_a_crs_icans_rule_is_not_headed_dlt(tmp_path):
     assert "DLT" not in fig.layout.title.text and "CRS or ICANS grade >= 3" in fig.layout.title.text
     assert fig.layout.yaxis.title.text == "Subjects with CRS or ICANS grade >= 3"
     assert [t.name for t in fig.data][0] == "Stop at or above"
+
+
+def test_pending_candidates_at_a_lower_dose_would_eliminate_the_higher_doses_too(tmp_path):
+    # Liu & Yuan 2015: elimination covers "this and higher doses"; 3 pending of 3 at DL1 would eliminate DL1
+    # (clinical-rules.md 6.2, phi 0.30), so DL2 (0 of 3, nothing pending) would be eliminated with it
+    dose = {1: "DL1", 2: "DL1", 3: "DL1", 4: "DL2", 5: "DL2", 6: "DL2"}
+    con, _, _ = _pending_study(tmp_path, 6, {1, 2, 3}, dose_of=dose.get,
+                               stopping_rule={"method": "boin", "threshold": 0.30})
+    by = {r["cohort"]: r for r in rows(con, "SELECT * FROM stopping_rule_status")}
+    assert (by["DL1"]["decision"], by["DL1"]["decision_if_pending_confirmed"]) == ("escalate", "eliminate")
+    dl2 = by["DL2"]
+    assert (dl2["pending"], dl2["decision"], dl2["decision_if_pending_confirmed"]) == (0, "escalate", "eliminate")
+    assert dl2["pending_changes_decision"] is True
+    assert ("With the pending candidates at the lower dose level DL1 confirmed, dose level DL2 would be eliminated "
+            "too (escalate now).") in dl2["sentence"]

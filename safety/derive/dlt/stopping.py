@@ -523,10 +523,16 @@ def status_rows(subjects: pd.DataFrame, config: dict, studyid: str, data_cut, ad
             rate = y / n if n else 0.0
             words = d["words"] if k not in carried else f"eliminate (the lower {word} {carried[k]} is eliminated)"
             ahead = d["events_to_boundary"] if k not in carried else "boundary crossed at a lower dose"
+            if k in carried_alt and k not in carried:  # the change comes from a lower dose's pending candidates
+                lower = f"the pending candidates at the lower {word} {carried_alt[k]}"
+                pending_text = (_pending_sentence(pend, cands, decision, alt, y2, n2) if pend else "") + \
+                    f" With {lower} confirmed, {word} {k} would be eliminated too ({decision} now)."
+            else:
+                pending_text = _pending_sentence(pend, cands, decision, alt, y2, n2)
             sentence = (f"{method_cited(method)}, {word} {k}: {y} of {n} evaluable subject{'s' if n != 1 else ''} "
                         f"had a {label}{basis} (rate {rate:.2f}): {words}."
                         + (f" {ahead[0].upper()}{ahead[1:]}." if d["parts"] and k not in carried else "")
-                        + _pending_sentence(pend, cands, decision, alt, y2, n2))
+                        + pending_text)
             rows.append(dict(cohort=k, method=method, monitored_event=event, evaluable_n=n, events=y,
                              pending=pend, statistic=rate, statistic_label="observed rate", boundary=d["boundary"],
                              boundary_events=d["boundary_events"], decision=decision, events_to_boundary=ahead,
