@@ -98,7 +98,7 @@ def main() -> None:
     results["derive_dlt with 500 adjudications"] = timed(lambda: derive_dlt(con, STUDY, CUT, cfg, review_store=store))
     results["derive_stopping_status (beta-binomial)"] = timed(
         lambda: st.derive_stopping_status(con, STUDY, CUT, cfg, review_store=store))
-    boin = validate({"stopping_rule": {"method": "boin", "threshold": 0.3}})
+    boin = validate({"stopping_rule": {"method": "boin", "threshold": 0.3, "group_by": "cohort"}})
     results["derive_stopping_status (BOIN, 8 cohorts)"] = timed(
         lambda: st.derive_stopping_status(con, STUDY, CUT, boin, review_store=store))
     results["review_table (live)"] = timed(lambda: adj.review_table(reader, store))

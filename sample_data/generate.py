@@ -232,6 +232,8 @@ PLANTED = [
     ("car_itnk", "019", "conventional units", 21, "Bilirubin (mg/dL) and haemoglobin (g/dL) given only as LBORRES/LBORRESU on days 21 and 28"),
     ("car_itnk", "004", "urine glucose", 28, "Urine glucose 0.3 mmol/L (LBSPEC URINE): must not be graded as hypoglycaemia"),
     ("car_itnk", "010", "partial date", None, "Upper respiratory infection with AESTDTC year-month only (a later month)"),
+    ("car_t_cd56", "021", "DLT R9", 6, "Acute kidney injury grade 4, probably related, days 6-8 (3 days): too short for R6, a DLT candidate by R9"),
+    ("car_t_cd56", "014", "pending changes decision", 28, "DL3: 2 of 6 DLTs confirmed (BOIN stay); the pending R7 candidate of 014 would make 3 of 6 (de-escalate)"),
 ]
 
 
@@ -436,6 +438,8 @@ class Study:
             getattr(self, f"_plant_{key}")()
             self.s["usubjid"] = [f"{spec['studyid']}-{st}-{sj}" for st, sj in zip(self.s["siteid"], self.s["subjid"])]
         self._spread_grades()
+        if planted and key == "car_t_cd56":
+            self.excursions.append(("021", "CREAT", "H", 6, 8, 6.5))  # x ULN, grade 4: the planted R9 AKI
 
     # ---- subjects ---------------------------------------------------------------------------------
     def _subjects(self, n: int | None) -> None:
@@ -592,6 +596,10 @@ class Study:
             S(sj, icans_grade=0)
         for sj in ("005", "007", "009", "011", "013", "014", "016", "019", "021", "022"):
             S(sj, outcome="COMPLETED", event_day=365)
+        # DLT R9: a short grade 4 acute kidney injury (related, days 6-8): grade 4 counts whatever its duration;
+        # its creatinine rise (> 6 x ULN) is added after the grade spread (see __init__) so the spread stays put.
+        self.extra_aes.append(dict(subjid="021", term=("Acute kidney injury", "Renal and urinary disorders"), grade=4,
+                                   start=6, end=8, rel="PROBABLY RELATED", ser=True, life=True))
 
     def _plant_car_itnk(self) -> None:
         S = self.set

@@ -143,7 +143,8 @@ def test_counts_per_cohort_and_live_status_versus_table(env):
     assert counts["all"]["subjects_with_dlt"] == 2
     [live] = live_stopping_status(r, store, config()).to_dict("records")
     assert (live["evaluable_n"], live["events"], live["pending"]) == (2, 2, 1)   # S-3 pending, not evaluable yet
-    assert "(1 more subject with a candidate pending adjudication; the decision is provisional)" in live["sentence"]
+    assert "With the 1 pending candidate confirmed (3 of 3) the decision would still be stop." in live["sentence"]
+    assert (live["decision_if_pending_confirmed"], live["pending_changes_decision"]) == ("stop", False)
     # the table keeps the state at load time
     assert rows(con, "SELECT events FROM stopping_rule_status")[0]["events"] == 0
     with pytest.raises(PermissionError):

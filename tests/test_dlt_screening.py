@@ -139,7 +139,8 @@ def test_r1_fatal_events_and_progression(con):
     assert set(got) == {"S-1/AE/1", "S-4/DEATH", "S-5/AE/1"}
     assert got["S-1/AE/1"]["rule_id"] == "R1"
     assert got["S-4/DEATH"]["source"] == "death" and got["S-4/DEATH"]["onset_day"] == 9
-    assert got["S-5/AE/1"]["rule_id"] == "R1" and got["S-5/AE/1"]["also_matches"] == "R6"
+    # also R6 (grade >= 3 related, 11 days), R8 (neurotoxicity grade >= 4) and R9 (related grade >= 4)
+    assert got["S-5/AE/1"]["rule_id"] == "R1" and got["S-5/AE/1"]["also_matches"] == "R6, R8, R9"
 
 
 def test_crs_from_reported_aes_when_no_assessment_data(con):

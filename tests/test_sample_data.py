@@ -600,7 +600,7 @@ def test_derived_dlt_candidates_match_the_plan(loaded):
     in_window = df["in_window"].astype(bool) if "in_window" in df.columns else pd.Series(True, index=df.index)
     got = {(u[-3:], r) for u, r in zip(df.loc[in_window, "usubjid"], df.loc[in_window, rule_col])}
     expected = {("005", "R2"), ("011", "R3"), ("012", "R1"), ("012", "R4"), ("007", "R6"), ("019", "R6"),
-                ("009", "R7"), ("014", "R7")}
+                ("009", "R7"), ("014", "R7"), ("021", "R9")}
     assert got == expected
     # the near-misses stay out: grade-3 CRS of exactly 72 h, related grade 3 of exactly 7 days, unrelated infection,
     # and the grade-4 CRS on day 30 is listed only as outside the window
@@ -614,3 +614,33 @@ def test_derived_itnk_has_no_dlt_from_progression_death(loaded):
     df = q(loaded, """SELECT * FROM dlt_candidates WHERE studyid = 'ITNK-B-01' AND data_cut = DATE '2026-09-30'
                       AND usubjid LIKE '%-015'""")
     assert "R1" not in set(df["rule_id"])
+
+
+def test_short_grade4_aki_is_planted_related_with_its_creatinine_rise():
+    u = usubjid("CD56-CART-01", "021", CART)
+    r = aes(CART, u, "Acute kidney injury").iloc[0]
+    assert (r["AETOXGR"], r["AEREL"]) == ("4", "PROBABLY RELATED")
+    assert (pd.Timestamp(r["AEENDTC"]) - pd.Timestamp(r["AESTDTC"])).days + 1 == 3   # too short for R6 (> 7 days)
+    creat = lab(CART, u, "CREAT")
+    high = creat[creat["value"] > 6 * creat["LBSTNRHI"].astype(float)]            # CTCAE v5 grade 4: > 6 x ULN
+    assert sorted(high["day"]) == [6, 7, 8]
+
+
+def test_derived_short_grade4_aki_is_an_r9_candidate(loaded):
+    _table_or_skip(loaded, "dlt_candidates")
+    df = q(loaded, """SELECT rule_id, grade, duration_days, in_window FROM dlt_candidates
+                      WHERE usubjid = 'CD56-CART-01-01-021' AND data_cut = DATE '2026-09-30'""")
+    assert df.values.tolist() == [["R9", 4, 3, True]]
+
+
+def test_derived_pending_candidates_change_the_dl3_decision(loaded):
+    # right after the load, before any adjudication: BOIN (Liu & Yuan 2015, target 0.30) escalates on 0 of 5
+    # adjudicated, but the pending candidates of 011, 012 and 014 would make 3 of 6: de-escalate
+    _table_or_skip(loaded, "stopping_rule_status")
+    df = q(loaded, """SELECT * FROM stopping_rule_status WHERE studyid = 'CD56-CART-01'
+                      AND data_cut = DATE '2026-09-30' AND cohort = 'DL3'""")
+    r = df.iloc[0]
+    assert (r["decision"], r["decision_if_pending_confirmed"], bool(r["pending_changes_decision"])) == \
+        ("escalate", "de-escalate", True)
+    assert (r["events_if_pending_confirmed"], r["evaluable_n_if_pending_confirmed"]) == (3, 6)
+    assert "would change escalate to de-escalate" in r["sentence"]

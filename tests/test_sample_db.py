@@ -55,9 +55,13 @@ def test_stored_boin_status_uses_the_decisions_by_dose_level(sample_db):
     con = connect(sample_db)
     try:
         rows = con.execute(
-            "SELECT cohort, evaluable_n, events, pending, decision FROM stopping_rule_status "
-            "WHERE studyid = 'CD56-CART-01' AND data_cut = $c ORDER BY cohort", {"c": CUT2}).fetchall()
+            "SELECT cohort, evaluable_n, events, pending, decision, decision_if_pending_confirmed "
+            "FROM stopping_rule_status WHERE studyid = 'CD56-CART-01' AND data_cut = $c ORDER BY cohort",
+            {"c": CUT2}).fetchall()
     finally:
         con.close()
-    # DL3: 011 and 012 confirmed among 6 evaluable; 014 pending -> 2/6 = 0.33 lies between 0.236 and 0.358.
-    assert rows == [("DL1", 3, 0, 0, "escalate"), ("DL2", 13, 1, 1, "escalate"), ("DL3", 6, 2, 1, "stay")]
+    # DL3: 011 and 012 confirmed among 6 evaluable; 014 pending -> 2/6 = 0.33 lies between 0.236 and 0.358;
+    # with 014 confirmed 3/6 = 0.5 >= 0.358: de-escalate. DL2: 019 and the grade 4 AKI of 021 pending,
+    # 3/13 still <= E = 3 (BOIN target 0.30, clinical-rules.md 6.2).
+    assert rows == [("DL1", 3, 0, 0, "escalate", "escalate"), ("DL2", 13, 1, 2, "escalate", "escalate"),
+                    ("DL3", 6, 2, 1, "stay", "de-escalate")]

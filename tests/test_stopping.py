@@ -137,11 +137,11 @@ def test_three_plus_three_decisions(n, y, decision):
 
 # --- status and boundary tables from data -------------------------------------------------------------
 
-def _study(tmp_path, n_subjects, dlt_subjects, cohort_of=lambda i: "C1", **cfg):
+def _study(tmp_path, n_subjects, dlt_subjects, cohort_of=lambda i: "C1", dose_of=lambda i: "DL1", **cfg):
     from safety.derive.dlt.screening import derive_dlt
     con = new_db(tmp_path / "s.duckdb")
     for i in range(1, n_subjects + 1):
-        add_subject(con, f"S-{i:02d}", cohort=cohort_of(i))
+        add_subject(con, f"S-{i:02d}", cohort=cohort_of(i), dose_level=dose_of(i))
         if i in dlt_subjects:
             add_ae(con, f"S-{i:02d}", 1, "Pneumonitis", 3, 5, 20)  # R6: related, 16 days
     c = config(**cfg)
@@ -161,7 +161,8 @@ def test_beta_binomial_status_from_screened_candidates(tmp_path):
     # b_9 = 5, b_10 = 5: two more events in the next two subjects would cross
     assert row["events_to_boundary"] == "2 more DLTs in the next 2 subjects would stop"
     assert (row["events_needed"], row["within_next"]) == (2, 2)
-    assert "3 of 8 evaluable subjects had a DLT" in row["sentence"]
+    assert row["sentence"].startswith("Bayesian beta-binomial (Thall, Simon & Estey 1995): "
+                                      "3 of 8 evaluable subjects had a DLT")
     bounds = rows(con, "SELECT n, stop_if_events_ge FROM stopping_boundaries ORDER BY n")
     assert [b["n"] for b in bounds] == list(range(1, 25))
     assert bounds[7]["stop_if_events_ge"] == 4 and bounds[0]["stop_if_events_ge"] is None
@@ -187,7 +188,7 @@ def test_pocock_status(tmp_path):
 
 def test_boin_status_per_cohort(tmp_path):
     con = _study(tmp_path, 9, {1, 4, 5, 6}, cohort_of=lambda i: "C1" if i <= 3 else "C2",
-                 stopping_rule={"method": "boin", "threshold": 0.30})
+                 stopping_rule={"method": "boin", "threshold": 0.30, "group_by": "cohort"})
     by = {r["cohort"]: r for r in rows(con, "SELECT * FROM stopping_rule_status")}
     assert by["C1"]["evaluable_n"] == 3 and by["C1"]["events"] == 1 and by["C1"]["decision"] == "stay"
     assert by["C1"]["statistic_label"] == "observed rate"
@@ -199,10 +200,10 @@ def test_boin_status_per_cohort(tmp_path):
 
 def test_three_plus_three_status(tmp_path):
     con = _study(tmp_path, 6, {1}, cohort_of=lambda i: "C1" if i <= 3 else "C2",
-                 stopping_rule={"method": "three_plus_three"})
+                 stopping_rule={"method": "three_plus_three", "group_by": "cohort"})
     by = {r["cohort"]: r for r in rows(con, "SELECT * FROM stopping_rule_status")}
-    assert by["C1"]["decision"] == "stay"
-    assert by["C1"]["events_to_boundary"] == "1 more DLT among the next 3 subjects would de-escalate"
+    assert by["C1"]["decision"] == "stay" and "stay and expand to 6" in by["C1"]["sentence"]
+    assert by["C1"]["events_to_boundary"] == "1 more DLT among the next 3 subjects would exceed the MTD"
     assert by["C2"]["decision"] == "escalate"
 
 
@@ -218,7 +219,7 @@ def test_non_dlt_monitored_event(tmp_path):
     st.derive_stopping_status(con, STUDY, CUT, c)
     [row] = rows(con, "SELECT * FROM stopping_rule_status")
     assert (row["evaluable_n"], row["events"], row["computed_from"]) == (4, 1, "toxicity data")
-    assert "CRS grade >= 3" in row["sentence"]
+    assert "CRS grade >= 3" in row["sentence"] and "DLT" not in row["sentence"]
 
 
 def test_rules_are_named_as_protocols_print_them():
@@ -226,3 +227,186 @@ def test_rules_are_named_as_protocols_print_them():
     assert [method_name(m) for m in ("boin", "three_plus_three", "pocock", "bayesian_beta_binomial")] == \
         ["BOIN", "3+3", "Pocock-type", "Bayesian beta-binomial"]
     assert method_name("a_custom_rule") == "a_custom_rule"
+
+
+# --- pending candidates, dose-level grouping, elimination carry-over, 3+3 limits, titles ------------------
+
+def _pending_study(tmp_path, n_subjects, pending_subjects, dose_of=lambda i: "DL1", **cfg):
+    """Subjects followed through the window; ``pending_subjects`` hold an in-window R6 candidate nobody has
+    adjudicated yet; the load ran with a (still empty) review store, as ingest does."""
+    from safety.derive.dlt.screening import derive_dlt
+    from safety.review.store import ReviewStore
+    con = new_db(tmp_path / "s.duckdb")
+    store = ReviewStore(tmp_path / "s.review.sqlite")
+    for i in range(1, n_subjects + 1):
+        add_subject(con, f"S-{i:02d}", dose_level=dose_of(i))
+        if i in pending_subjects:
+            add_ae(con, f"S-{i:02d}", 1, "Pneumonitis", 3, 5, 20)
+    c = config(**cfg)
+    derive_dlt(con, STUDY, CUT, c, review_store=store)
+    st.derive_stopping_status(con, STUDY, CUT, c, review_store=store)
+    return con, store, c
+
+
+@pytest.mark.parametrize("n, pending, if_confirmed", [
+    (3, 3, "eliminate"), (6, 4, "eliminate"), (9, 5, "eliminate"),        # clinical-rules 6.2, phi 0.30: Elim 3, 4, 5
+    (3, 2, "de-escalate"), (6, 3, "de-escalate"), (9, 4, "de-escalate"),  # one fewer: D 2, 3, 4 but not Elim
+])
+def test_boin_pending_candidates_give_the_decision_if_confirmed(tmp_path, n, pending, if_confirmed):
+    # BOIN (Liu & Yuan 2015) target 0.30, count table of clinical-rules.md section 6.2: 0 of n adjudicated
+    # escalates; with the pending candidates confirmed the same dose reaches Elim (or only D one below it)
+    con, store, c = _pending_study(tmp_path, n, set(range(1, pending + 1)),
+                                   stopping_rule={"method": "boin", "threshold": 0.30})
+    [row] = rows(con, "SELECT * FROM stopping_rule_status")
+    assert (row["cohort"], row["computed_from"]) == ("DL1", "adjudicated")
+    assert (row["evaluable_n"], row["events"], row["pending"], row["decision"]) == (n, 0, pending, "escalate")
+    assert (row["evaluable_n_if_pending_confirmed"], row["events_if_pending_confirmed"]) == (n, pending)
+    assert row["decision_if_pending_confirmed"] == if_confirmed and row["pending_changes_decision"] is True
+    assert f"{pending} pending candidates would change escalate to {if_confirmed} if confirmed ({pending} of {n})" \
+        in row["sentence"]
+    # the live result the app computes carries the same two decisions
+    from safety.access.reader import Scope, StudyReader
+    from safety.review.dlt_status import live_stopping_status
+    [live] = live_stopping_status(StudyReader(con, Scope(STUDY, CUT)), store, c).to_dict("records")
+    assert (live["decision"], live["decision_if_pending_confirmed"], live["pending"]) == ("escalate", if_confirmed, pending)
+    assert bool(live["pending_changes_decision"]) is True
+
+
+def test_pending_candidates_that_would_not_change_the_decision_say_so(tmp_path):
+    # BOIN phi 0.30 at n = 6: E = 1, so 1 of 6 still escalates (clinical-rules.md 6.2)
+    con, _, _ = _pending_study(tmp_path, 6, {1}, stopping_rule={"method": "boin", "threshold": 0.30})
+    [row] = rows(con, "SELECT * FROM stopping_rule_status")
+    assert (row["decision"], row["decision_if_pending_confirmed"], row["pending_changes_decision"]) == \
+        ("escalate", "escalate", False)
+    assert "With the 1 pending candidate confirmed (1 of 6) the decision would still be escalate." in row["sentence"]
+
+
+def test_beta_binomial_pending_candidates_would_stop(tmp_path):
+    # Thall, Simon & Estey / Geller "BB", p0 0.25, Beta(0.5, 1.5), c 0.90: b_8 = 4 (clinical-rules.md 6.4)
+    con, _, _ = _pending_study(tmp_path, 8, {1, 2, 3, 4})
+    [row] = rows(con, "SELECT * FROM stopping_rule_status")
+    assert (row["decision"], row["decision_if_pending_confirmed"], row["events_if_pending_confirmed"]) == \
+        ("continue", "stop", 4)
+    assert "4 pending candidates would change continue to stop if confirmed" in row["sentence"]
+    (tmp_path / "b").mkdir()
+    con2, _, _ = _pending_study(tmp_path / "b", 8, {1, 2, 3})
+    [row] = rows(con2, "SELECT * FROM stopping_rule_status")  # 3 of 8: 0.732, below 0.90
+    assert (row["decision_if_pending_confirmed"], row["pending_changes_decision"]) == ("continue", False)
+
+
+def test_boin_and_3plus3_group_by_dose_level_by_default(tmp_path):
+    assert config()["stopping_rule"]["group_by"] == "dose_level"
+    # two cohorts at one dose: BOIN (Liu & Yuan 2015) decides per dose, 1 of 6 at phi 0.30 -> escalate
+    con = _study(tmp_path, 6, {1}, cohort_of=lambda i: "C1" if i <= 3 else "C2",
+                 stopping_rule={"method": "boin", "threshold": 0.30})
+    [row] = rows(con, "SELECT * FROM stopping_rule_status")
+    assert (row["cohort"], row["evaluable_n"], row["events"], row["decision"]) == ("DL1", 6, 1, "escalate")
+    assert row["sentence"].startswith("BOIN (Liu & Yuan 2015), dose level DL1: 1 of 6 evaluable subjects had a DLT")
+
+
+def test_boin_elimination_carries_to_every_higher_dose(tmp_path):
+    # Liu & Yuan 2015 (clinical-rules.md 6.2): eliminate "this and higher doses"; 3 of 3 at phi 0.30 eliminates
+    dose = {1: "DL1", 2: "DL1", 3: "DL1", 4: "DL2", 5: "DL2", 6: "DL2", 7: "DL10", 8: "DL10", 9: "DL10"}
+    con = _study(tmp_path, 9, {4, 5, 6}, dose_of=dose.get, stopping_rule={"method": "boin", "threshold": 0.30})
+    by = {r["cohort"]: r for r in rows(con, "SELECT * FROM stopping_rule_status")}
+    assert by["DL1"]["decision"] == "escalate"            # below the eliminated dose: its own decision
+    assert by["DL2"]["decision"] == "eliminate"
+    assert by["DL10"]["decision"] == "eliminate"          # 0 of 3 alone would escalate; DL10 sorts above DL2
+    assert "eliminate (the lower dose level DL2 is eliminated)" in by["DL10"]["sentence"]
+    (tmp_path / "b").mkdir()
+    con2 = _study(tmp_path / "b", 9, {1, 2}, dose_of=dose.get, stopping_rule={"method": "boin", "threshold": 0.30})
+    by = {r["cohort"]: r for r in rows(con2, "SELECT * FROM stopping_rule_status")}
+    # 2 of 3 de-escalates but does not eliminate: nothing carries
+    assert [by[d]["decision"] for d in ("DL1", "DL2", "DL10")] == ["de-escalate", "escalate", "escalate"]
+
+
+def test_dose_order_setting_overrides_the_number_in_the_name():
+    assert sorted(["DL10", "DL2", "DL-1", "DL1"], key=st.dose_order_key) == ["DL-1", "DL1", "DL2", "DL10"]
+    assert sorted(["high", "low", "mid"], key=lambda d: st.dose_order_key(d, ["low", "mid", "high"])) == \
+        ["low", "mid", "high"]
+
+
+@pytest.mark.parametrize("n, y, decision", [
+    # clinical-rules.md 6.1: 0/3 escalate; 1/3 expand to 6; <= 1/6 escalate; >= 2/3 or >= 2/6 MTD exceeded
+    (3, 0, "escalate"), (3, 1, "stay"), (3, 2, "de-escalate"), (3, 3, "de-escalate"),
+    (6, 0, "escalate"), (6, 1, "escalate"), (6, 2, "de-escalate"), (4, 1, "stay"), (5, 2, "de-escalate"),
+    # nothing invented past 6
+    (7, 0, "not defined"), (7, 1, "not defined"), (9, 1, "not defined"), (12, 2, "not defined"),
+])
+def test_three_plus_three_published_decisions_only(n, y, decision):
+    assert st.three_plus_three_decision(n, y) == decision
+
+
+def test_three_plus_three_beyond_six_says_the_design_does_not_decide(tmp_path):
+    con = _study(tmp_path, 7, {1}, stopping_rule={"method": "three_plus_three"})
+    [row] = rows(con, "SELECT * FROM stopping_rule_status")
+    assert row["decision"] == "not defined"
+    assert "not defined by 3+3 (more than 6 evaluable subjects at one dose" in row["sentence"]
+    bounds = rows(con, "SELECT n FROM stopping_boundaries")
+    assert max(b["n"] for b in bounds) == 6
+
+
+def _sample_config(folder):
+    from safety.core.config import load_study_config
+    from pathlib import Path
+    return load_study_config(Path(__file__).resolve().parents[1] / "sample_data" / folder)
+
+
+def test_rule_titles_name_method_source_and_monitored_event():
+    boin = st.rule_title(_sample_config("car_t_cd56"))       # CD56-CART-01: BOIN on DLT
+    assert boin == "BOIN dose escalation (Liu & Yuan 2015) on DLT, target rate 0.3, by dose level"
+    assert "P(rate" not in boin
+    itnk = st.rule_title(_sample_config("car_itnk"))         # ITNK-B-01: beta-binomial on CRS/ICANS grade >= 3
+    assert itnk == ("Bayesian beta-binomial safety monitoring (Thall, Simon & Estey 1995) of CRS or ICANS grade >= 3: "
+                    "stop if P(rate > 0.25 | data) > 0.9")
+    assert "DLT" not in itnk
+    assert st.chart_title("boin", "dlt") == "BOIN (Liu & Yuan 2015) on DLT: events against the boundaries"
+    assert "DLT" not in st.chart_title("bayesian_beta_binomial", "crs_icans_grade3")
+
+
+def _store_config(con, cfg):
+    import json
+    con.execute("INSERT INTO studies (studyid, data_cut, config_json) VALUES ($s, $c, $j)",
+                {"s": STUDY, "c": CUT, "j": json.dumps(cfg)})
+
+
+def test_packet_figure_draws_and_titles_the_boin_rule_not_a_beta_binomial_one(tmp_path):
+    from safety.access.reader import Scope, StudyReader
+    from safety.export import figures
+    con = _study(tmp_path, 6, {1, 2, 3, 4}, stopping_rule={"method": "boin", "threshold": 0.30})
+    _store_config(con, config(stopping_rule={"method": "boin", "threshold": 0.30}))
+    fig, note = figures.fig_dlt_boundary(StudyReader(con, Scope(STUDY, CUT)))
+    assert fig.layout.title.text == "BOIN dose escalation (Liu & Yuan 2015) on DLT, target rate 0.3, by dose level"
+    names = [t.name for t in fig.data]
+    assert names == ["Eliminate dose (and higher) at or above", "De-escalate at or above", "Escalate at or below",
+                     "Observed"]
+    elim = fig.data[0]
+    assert dict(zip(elim.x, elim.y))[6] == 4                 # phi 0.30, n = 6: Elim 4 (clinical-rules.md 6.2)
+    assert "DLT" not in figures.FIGURES["dlt_boundary"][0]
+
+
+def test_packet_figure_of_a_crs_icans_rule_is_not_headed_dlt(tmp_path):
+    from safety.access.reader import Scope, StudyReader
+    from safety.export import figures
+    cfg = config(stopping_rule={"event": "crs_icans_grade3"})
+    con = _study(tmp_path, 4, set(), stopping_rule={"event": "crs_icans_grade3"})
+    _store_config(con, cfg)
+    fig, _ = figures.fig_dlt_boundary(StudyReader(con, Scope(STUDY, CUT)))
+    assert "DLT" not in fig.layout.title.text and "CRS or ICANS grade >= 3" in fig.layout.title.text
+    assert fig.layout.yaxis.title.text == "Subjects with CRS or ICANS grade >= 3"
+    assert [t.name for t in fig.data][0] == "Stop at or above"
+
+
+def test_pending_candidates_at_a_lower_dose_would_eliminate_the_higher_doses_too(tmp_path):
+    # Liu & Yuan 2015: elimination covers "this and higher doses"; 3 pending of 3 at DL1 would eliminate DL1
+    # (clinical-rules.md 6.2, phi 0.30), so DL2 (0 of 3, nothing pending) would be eliminated with it
+    dose = {1: "DL1", 2: "DL1", 3: "DL1", 4: "DL2", 5: "DL2", 6: "DL2"}
+    con, _, _ = _pending_study(tmp_path, 6, {1, 2, 3}, dose_of=dose.get,
+                               stopping_rule={"method": "boin", "threshold": 0.30})
+    by = {r["cohort"]: r for r in rows(con, "SELECT * FROM stopping_rule_status")}
+    assert (by["DL1"]["decision"], by["DL1"]["decision_if_pending_confirmed"]) == ("escalate", "eliminate")
+    dl2 = by["DL2"]
+    assert (dl2["pending"], dl2["decision"], dl2["decision_if_pending_confirmed"]) == (0, "escalate", "eliminate")
+    assert dl2["pending_changes_decision"] is True
+    assert ("With the pending candidates at the lower dose level DL1 confirmed, dose level DL2 would be eliminated "
+            "too (escalate now).") in dl2["sentence"]

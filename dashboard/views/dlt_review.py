@@ -6,7 +6,7 @@ from dashboard import data, state
 from dashboard import figures as F
 from safety.core.vocabulary import CLI_DECISIONS
 from safety.derive.dlt.decisions import record_decision
-from safety.derive.dlt.stopping import method_name
+from safety.derive.dlt.stopping import chart_title, event_label, method_name
 
 MAX_TABLE_ROWS = 1000  # candidate and evaluability rows shown on the page
 MAX_PICKER_OPTIONS = 500  # candidates offered in the adjudication list at once
@@ -122,14 +122,15 @@ else:
         state.empty("No stopping-rule status was derived for this data cut.")
     for method, rows in st_rows.groupby("method", sort=False):
         for _, r in rows.iterrows():
-            st.markdown(f"**{r['cohort'] or 'Study'}** · {method_name(r['method'])} · monitored: {r['monitored_event']} — {r['sentence']}")
+            st.markdown(f"**{r['cohort'] or 'Study'}** · {method_name(r['method'])} · monitored: {event_label(r['monitored_event'])} — {r['sentence']}")
         b = data.boundary_rows(v, method, rows["cohort"].iloc[0])
         if b.empty:
             state.empty(f"No boundary table for {method}.")
             continue
         pts = pd.DataFrame({"label": rows["cohort"].fillna("study"), "n": rows["evaluable_n"], "events": rows["events"]})
         c1, c2 = st.columns([2, 1])
-        state.chart(F.stopping_boundary_chart, b, points=pts, event_label=str(rows["monitored_event"].iloc[0]).upper()
-                                                  .replace("_", " ") + " events", title=f"{method}: boundary", key=f"bound_{method}", where=c1)
+        event = rows["monitored_event"].iloc[0]
+        state.chart(F.stopping_boundary_chart, b, points=pts, event_label=event_label(event),
+                    title=chart_title(method, event), key=f"bound_{method}", where=c1)
         c2.dataframe(b.drop(columns=["studyid", "data_cut"], errors="ignore").dropna(axis=1, how="all"),
                      hide_index=True, width="stretch")

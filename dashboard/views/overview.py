@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import data, state
 from dashboard import figures as F
-from safety.derive.dlt.stopping import method_name
+from safety.derive.dlt.stopping import chart_title, event_label
 
 v = state.view()
 user = state.user()
@@ -69,9 +69,8 @@ else:
             if b.empty:
                 state.empty("No boundary table was derived for this rule.")
             else:
-                state.chart(F.stopping_boundary_chart, b, points=pts, event_label=str(first["monitored_event"]).upper()
-                                                          .replace("_", " ") + " events",
-                                                          title=f"{method_name(first['method'])}: events against the boundary")
+                state.chart(F.stopping_boundary_chart, b, points=pts, event_label=event_label(first["monitored_event"]),
+                            title=chart_title(first["method"], first["monitored_event"]))
 
 st.subheader("What is new")
 store = state.review_store(v.db_path)

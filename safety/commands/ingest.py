@@ -49,6 +49,7 @@ def _table(result) -> str:
 
 
 def run(args) -> int:
+    from safety.derive.dlt.vanished import print_load_warnings
     from safety.ingest import IngestError, ingest_study
 
     try:
@@ -68,4 +69,5 @@ def run(args) -> int:
               f"(SELECT * FROM quarantine WHERE load_id = '{result.load_id}')")
     if result.derivations:
         print(f"derivations run: {', '.join(n.rsplit('.', 1)[-1] for n in result.derivations)}")
+        print_load_warnings(args.db, result.studyid, result.data_cut, args.review_db)
     return 0

@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from safety.core.vocabulary import CRS_TERMS, DLT_WINDOW_END_DAY, DLT_WINDOW_START_DAY, ICANS_TERMS
+from safety.core.vocabulary import (CRS_TERMS, DLT_WINDOW_END_DAY, DLT_WINDOW_START_DAY, ICANS_TERMS,
+                                    NEUROTOXICITY_AE_TERMS)
 
 
 class ConfigError(ValueError):
@@ -43,6 +44,14 @@ DEFAULT_DLT_RULES: list[dict[str, Any]] = [
     {"id": "R7", "type": "cytopenia_persisting", "tests": ["NEUT", "PLAT"], "grade": 4,
      "from_day": 28, "to_day": 35,
      "reason": "Prolonged cytopenia: ANC or platelets still grade 4 at the first lab on or after day 28"},
+    # grade 4 counts whatever its duration: R6's "more than 7 days" is for grade 3
+    # ICANS grade 4 is R4 (assessments, else the ICANS AE); seizures and encephalopathy are reported as AEs
+    {"id": "R8", "type": "ae_grade", "min_grade": 4, "include_terms": list(NEUROTOXICITY_AE_TERMS),
+     "reason": "Neurotoxicity grade >= 4 reported as an AE (seizure, encephalopathy, cerebral oedema)"},
+    {"id": "R9", "type": "ae_grade", "min_grade": 4, "related_only": True,
+     "exclude_terms": ["FEVER", "PYREXIA", "FEBRILE NEUTROPENIA", *EXPECTED_HAEM_TERMS,
+                       "CYTOKINE RELEASE SYNDROME", "IMMUNE EFFECTOR CELL-ASSOCIATED NEUROTOXICITY SYNDROME"],
+     "reason": "Non-haematological grade >= 4 AE, at least possibly related, any duration"},
 ]
 
 DEFAULTS: dict[str, Any] = {
@@ -76,7 +85,8 @@ DEFAULTS: dict[str, Any] = {
         "boin_elimination_cutoff": 0.95,
         "boin_phi1": None,         # BOIN highest sub-therapeutic rate; None = 0.6 x target
         "boin_phi2": None,         # BOIN lowest overly toxic rate; None = 1.4 x target
-        "group_by": "cohort",      # BOIN / 3+3 decisions per cohort or per dose_level
+        "group_by": "dose_level",  # BOIN / 3+3 decisions per dose_level (as the designs define them) or per cohort
+        "dose_order": [],          # dose levels from lowest to highest; empty = by the number in each level's name
     },
     "eligibility": {
         "age": {"min": 18, "max": 70},
@@ -214,6 +224,7 @@ def validate(given: dict | None, src: str = "study.yaml") -> dict:
         _check(sr[k], (int, float), f"stopping_rule.{k}", src)
     for k in ("max_n", "min_n"):
         _check(sr[k], int, f"stopping_rule.{k}", src)
+    _check(sr["dose_order"], list, "stopping_rule.dose_order", src)
     if not 0 < sr["threshold"] < 1:
         raise ConfigError(f"{src}: 'stopping_rule.threshold' must be between 0 and 1, got {sr['threshold']!r}")
     for k in ("boin_phi1", "boin_phi2"):

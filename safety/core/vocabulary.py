@@ -14,6 +14,17 @@ ICANS_TERMS: tuple[str, ...] = (
 )
 SYNDROME_TERMS: dict[str, tuple[str, ...]] = {"CRS": CRS_TERMS, "ICANS": ICANS_TERMS}
 
+# Neurotoxicity PTs besides ICANS that count as a DLT at grade >= 4 when reported as AEs: seizures,
+# encephalopathy (MedDRA PTs) and cerebral oedema in MedDRA and CTCAE spellings. ICANS itself is graded from
+# assessments, or read from its AE terms (ICANS_TERMS) where a subject has none.
+NEUROTOXICITY_AE_TERMS: tuple[str, ...] = (
+    "SEIZURE", "SEIZURES", "GENERALISED TONIC-CLONIC SEIZURE", "GENERALIZED TONIC-CLONIC SEIZURE",
+    "STATUS EPILEPTICUS", "PARTIAL SEIZURES", "FOCAL DYSCOGNITIVE SEIZURES",
+    "ENCEPHALOPATHY", "TOXIC ENCEPHALOPATHY", "METABOLIC ENCEPHALOPATHY", "LEUKOENCEPHALOPATHY",
+    "BRAIN OEDEMA", "BRAIN EDEMA", "CEREBRAL OEDEMA", "CEREBRAL EDEMA", "EDEMA CEREBRAL",
+)
+NEUROTOXICITY_TERMS: tuple[str, ...] = ICANS_TERMS + NEUROTOXICITY_AE_TERMS
+
 # --- who may do what ---------------------------------------------------------------------------------
 ROLES: tuple[str, ...] = ("committee", "investigator", "data_manager", "admin")
 

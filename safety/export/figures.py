@@ -21,7 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from safety.access.reader import StudyReader
-from safety.derive.dlt.stopping import boundary_rows
+from safety.derive.dlt.stopping import boundary_rows, event_label, rule_title
 from safety.export import common as c
 from safety.review.dlt_status import dlt_status
 from safety.core.palette import GRADE_COLORS
@@ -103,31 +103,38 @@ FROM subjects WHERE infused IS TRUE ORDER BY enrollment_order NULLS LAST, usubji
     return fig, ""
 
 
+# column of stopping_boundaries -> (legend, colour, dash); the lines each method defines
+_BOUNDARY_LINES = {
+    "stop_if_events_ge": ("Stop at or above", GRADE_COLORS[4], "solid"),
+    "eliminate_if_ge": ("Eliminate dose (and higher) at or above", "#000000", "solid"),
+    "deescalate_if_ge": ("De-escalate at or above", GRADE_COLORS[3], "dash"),
+    "escalate_if_le": ("Escalate at or below", "#009E73", "dot"),
+}
+
+
 def fig_dlt_boundary(reader: StudyReader, store=None):
-    """Events against the stopping boundary, with each cohort's (and the study's) position computed now from
-    the committee decisions in force (the rows the app and the stopping_rules table show)."""
+    """The configured stopping or escalation rule: the method's boundary lines and each dose level's (or the
+    study's) events, computed now from the committee decisions in force (the rows the app and the
+    stopping_rules table show), titled with the method, its source and the monitored event as protocols print
+    them (a BOIN rule is never drawn or titled as a beta-binomial one)."""
     cfg = c.study_settings(reader)
-    method = cfg.get("stopping_rule", {}).get("method", "bayesian_beta_binomial")
-    if method != "bayesian_beta_binomial" and not reader.has_tables("stopping_boundaries"):
-        return None, f"Boundary figure drawn for the Bayesian beta-binomial rule only (study uses {method})."
-    fig = go.Figure()
+    rule = cfg["stopping_rule"]
     bd = None
-    if reader.has_tables("stopping_boundaries") and {"n", "stop_if_events_ge"} <= set(c.table_columns("stopping_boundaries")):
-        bd = reader.sql("SELECT coalesce(cohort, 'All cohorts') AS cohort, n, stop_if_events_ge AS stop_at "
-                               "FROM stopping_boundaries WHERE stop_if_events_ge IS NOT NULL ORDER BY cohort, n")
-    if bd is not None and not bd.empty:
-        for cohort, part in bd.groupby("cohort", sort=True):
-            fig.add_scatter(x=part["n"], y=part["stop_at"], mode="lines", line_shape="hv",
-                            name=f"Stop at or above ({cohort})", line=dict(width=2))
-    else:
+    if reader.has_tables("stopping_boundaries"):
+        bd = reader.sql("SELECT n, stop_if_events_ge, eliminate_if_ge, deescalate_if_ge, escalate_if_le "
+                        "FROM stopping_boundaries WHERE method = $m ORDER BY n", {"m": rule["method"]})
+    if bd is None or bd.empty:  # the table was not derived: the same rows from the settings
         bd = boundary_rows(cfg, reader.scope.studyid, reader.scope.data_cut)
-        bd = bd.rename(columns={"stop_if_events_ge": "stop_at"}).dropna(subset=["stop_at"])
-        fig.add_scatter(x=bd["n"], y=bd["stop_at"], mode="lines+markers", line_shape="hv", name="Stop at or above",
-                        line=dict(color=GRADE_COLORS[4], width=2))
+    fig = go.Figure()
+    for col, (name, color, dash) in _BOUNDARY_LINES.items():
+        part = bd.dropna(subset=[col]) if col in bd else bd.iloc[0:0]
+        if not part.empty:
+            fig.add_scatter(x=part["n"], y=part[col], mode="lines", line_shape="hv", name=name,
+                            line=dict(color=color, width=2, dash=dash))
     status = None
     if reader.has_tables("dlt_candidates", "dlt_evaluability"):
         status = dlt_status(reader, store, cfg).stopping
-        status = status.assign(cohort=status["cohort"].fillna("All cohorts"))
+        status = status.assign(cohort=status["cohort"].fillna("study"))
     if status is not None and not status.empty:
         fig.add_scatter(x=status["evaluable_n"], y=status["events"], mode="markers+text", name="Observed",
                         text=status["cohort"].astype(str), textposition="top center",
@@ -135,15 +142,14 @@ def fig_dlt_boundary(reader: StudyReader, store=None):
         note = ""
     else:
         note = "No stopping-rule status at this cut: boundary only."
-    rule = cfg.get("stopping_rule", {})
-    fig.update_layout(xaxis_title="Evaluable subjects", yaxis_title=f"Subjects with {rule.get('event', 'dlt')}")
-    return _layout(fig, f"Stopping boundary: P(rate > {rule.get('threshold')}) > {rule.get('posterior_cutoff')}"), note
+    fig.update_layout(xaxis_title="Evaluable subjects", yaxis_title=f"Subjects with {event_label(rule['event'])}")
+    return _layout(fig, rule_title(cfg)), note
 
 
 FIGURES = {
     "crs_icans_incidence": ("CRS and ICANS incidence by maximum grade", fig_crs_icans_incidence),
     "swimmer": ("Swimmer plot of follow-up and toxicity onsets", fig_swimmer),
-    "dlt_boundary": ("DLT stopping boundary and observed events", fig_dlt_boundary),
+    "dlt_boundary": ("Stopping or escalation rule: boundary and observed events", fig_dlt_boundary),
 }
 
 

@@ -390,7 +390,8 @@ def table_dlt_summary(reader, store=None):
 
 STOP_COLUMNS = {"cohort": "Cohort", "method": "Method", "monitored_event": "Monitored event",
                 "evaluable_n": "Evaluable n", "events": "Events", "pending": "Pending", "statistic": "Statistic",
-                "boundary": "Boundary", "decision": "Decision", "sentence": "Summary"}
+                "boundary": "Boundary", "decision": "Decision",
+                "decision_if_pending_confirmed": "Decision if pending confirmed", "sentence": "Summary"}
 
 
 def table_stopping_rules(reader, store=None):

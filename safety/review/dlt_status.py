@@ -20,7 +20,7 @@ import pandas as pd
 
 from safety.core.config import dlt_window, stored_config
 from safety.derive.dlt.decisions import review_table
-from safety.derive.dlt.evaluability import live_evaluability
+from safety.derive.dlt.evaluability import NOT_IN_CUT, live_evaluability
 from safety.derive.dlt.stopping import status_rows
 from safety.review.store import ReviewStore
 
@@ -33,7 +33,7 @@ ADJUDICATED_NOT_IN_WINDOW = "Not adjudicated (outside DLT window)"
 class DltCounts:
     """Counts the overview, DLT review and the packet's DLT summary all print (subjects unless named events)."""
     subjects: int               # subjects at the cut (in the selection)
-    infused: int                # of them infused
+    infused: int                # infused, including a subject gone from the cut whose DLT decision still counts
     evaluable: int              # DLT-evaluable now (decisions applied)
     candidates: int             # screened candidate events
     candidates_in_window: int   # screened candidate events with onset in the DLT window
@@ -71,7 +71,7 @@ class DltStatus:
         keep = set(usubjids)
         review = self.review[self.review["usubjid"].isin(keep)].reset_index(drop=True)
         ev = self.evaluability[self.evaluability["usubjid"].isin(keep)].reset_index(drop=True)
-        return replace(self, review=review, evaluability=ev, counts=_counts(review, ev, len(ev)))
+        return replace(self, review=review, evaluability=ev, counts=_counts(review, ev, _present(ev)))
 
     def sentences(self) -> list[str]:
         """The stopping and escalation sentences, study row first, as a committee reads them now."""
@@ -99,6 +99,11 @@ def adjudicated_label(row) -> str:
 
 def _flag(df: pd.DataFrame, col: str) -> pd.Series:
     return df[col].fillna(False).astype(bool) if len(df) else pd.Series(dtype=bool)
+
+
+def _present(ev: pd.DataFrame) -> int:
+    """Subjects in the cut (a decided subject gone from the cut has an evaluability row but is not one)."""
+    return int((ev["follow_up_status"] != NOT_IN_CUT).sum()) if len(ev) else 0
 
 
 def _counts(review: pd.DataFrame, ev: pd.DataFrame, subjects: int) -> DltCounts:
@@ -144,7 +149,7 @@ def dlt_status(reader, store: ReviewStore | None, config: dict | None = None) ->
                                adjudicated=store is not None).iloc[0:0]
     return DltStatus(studyid=reader.scope.studyid, data_cut=reader.scope.data_cut,
                      window=dlt_window(cfg), review=review, evaluability=ev,
-                     stopping=stopping, counts=_counts(review, ev, len(ev)), study_wide=study_wide)
+                     stopping=stopping, counts=_counts(review, ev, _present(ev)), study_wide=study_wide)
 
 
 def live_stopping_status(reader, store: ReviewStore | None, config: dict) -> pd.DataFrame:

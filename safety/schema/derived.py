@@ -33,7 +33,7 @@ STOPPING_RULE_STATUS = Table(
     "The configured stopping / escalation rule evaluated at the cut, per study (cohort NULL) or per cohort "
     "(BOIN, 3+3). Computed at load from the decisions in the review store then; the app recomputes it live.",
     KEY + (
-        C("cohort", "VARCHAR", "Cohort (or dose level, stopping_rule.group_by) for BOIN / 3+3; NULL = whole study."),
+        C("cohort", "VARCHAR", "Dose level (or cohort, stopping_rule.group_by) for BOIN / 3+3; NULL = whole study."),
         C("method", "VARCHAR", "bayesian_beta_binomial, pocock, boin or three_plus_three."),
         C("monitored_event", "VARCHAR", "dlt, crs_grade3, icans_grade3, crs_icans_grade3 or treatment_related_death."),
         C("evaluable_n", "INTEGER", "Evaluable subjects (DLT-evaluable, or followed through the window or with the event)."),
@@ -50,6 +50,12 @@ STOPPING_RULE_STATUS = Table(
         C("sentence", "VARCHAR", "One plain sentence for the overview page."),
         C("computed_from", "VARCHAR", "'adjudicated' (confirmed DLTs), 'screened candidates' (no adjudications "
                                       "available) or 'toxicity data' (non-DLT monitored events)."),
+        C("decision_if_pending_confirmed", "VARCHAR", "The decision with every pending in-window DLT candidate "
+                                                      "counted as a DLT (equal to decision when nothing is pending)."),
+        C("evaluable_n_if_pending_confirmed", "INTEGER", "Evaluable subjects with every pending candidate confirmed."),
+        C("events_if_pending_confirmed", "INTEGER", "Subjects with the event with every pending candidate confirmed."),
+        C("pending_changes_decision", "BOOLEAN", "decision_if_pending_confirmed differs from decision: the pending "
+                                                 "adjudications would change the call (shown as an alarm)."),
     ),
     group="derived",
     per_subject=False,

@@ -26,11 +26,17 @@ _ADJ_FIELDS = {  # param name -> review store column
 }
 
 
+# cohort / dose level of a decided subject who is in no cut this query can see
+LOST_LABEL = "(not in this data cut)"
+
+
 def adjudication_params(store: ReviewStore | None, studyid: str) -> dict:
     """The latest decision per event key as parallel list parameters for :func:`decision_ctes`."""
     rows = store.latest_adjudications(studyid) if store is not None else []
     out = {p: [None if r.get(col) is None else str(r[col]) for r in rows] for p, col in _ADJ_FIELDS.items()}
     out["dlt_decisions"] = list(DLT_DECISIONS)
+    out["lost_label"] = LOST_LABEL
+    out["show_lost"] = True  # a reader scoped to some sites sets False (see decision_params)
     return out
 
 
@@ -43,6 +49,13 @@ adj AS (SELECT adj_key AS event_key, adj_usubjid, adj_decision AS decision, adj_
                adj_reviewer AS reviewer, adj_at AS decided_at, adj_rationale AS rationale, adj_rule AS adj_rule_id,
                adj_cut AS decided_on_cut FROM adj_raw),
 rv_subj AS (SELECT usubjid, cohort, dose_level FROM subjects WHERE studyid = $studyid AND data_cut = $data_cut),
+-- the last cohort and dose level known for a subject (any cut this query can see), for a decided subject
+-- who is no longer in the cut (e.g. the DM row quarantined on reload)
+rv_known AS (SELECT usubjid, arg_max(cohort, data_cut) AS cohort, arg_max(dose_level, data_cut) AS dose_level
+             FROM (SELECT usubjid, data_cut, cohort, dose_level FROM subjects WHERE studyid = $studyid
+                   UNION ALL
+                   SELECT usubjid, data_cut, cohort, dose_level FROM dlt_evaluability WHERE studyid = $studyid)
+             GROUP BY usubjid),
 rv_cand AS (SELECT * FROM dlt_candidates WHERE studyid = $studyid AND data_cut = $data_cut),
 rv_ae AS (SELECT a.event_key, a.usubjid, coalesce(a.aedecod, a.aeterm) AS term, a.onset_day, a.end_day,
                  a.aetoxgr AS grade, a.duration_days, a.ongoing, {ae_fingerprint_sql('a')} AS event_fingerprint
@@ -54,20 +67,28 @@ review_rows AS (
          a.decision, a.reviewer, a.decided_at, a.rationale, a.decided_on_cut, a.adjudicated_fingerprint
   FROM rv_cand c LEFT JOIN adj a USING (event_key)
   UNION ALL
-  SELECT a.adj_usubjid, s.cohort, s.dose_level, a.event_key, CASE WHEN e.event_key IS NULL THEN NULL ELSE 'AE' END,
+  SELECT a.adj_usubjid, coalesce(s.cohort, k.cohort, $lost_label), coalesce(s.dose_level, k.dose_level, $lost_label),
+         a.event_key, CASE WHEN e.event_key IS NULL THEN NULL ELSE 'AE' END,
          a.adj_rule_id, CASE WHEN a.decision IN ('added', 'withdrawn') THEN 'Added by the committee'
                              ELSE 'No longer meets a screening rule' END,
          e.term, e.onset_day, e.end_day, e.grade, e.duration_days, e.ongoing,
          e.onset_day BETWEEN $win_start AND $win_end,
-         CASE WHEN e.event_key IS NULL THEN 'event not in this data cut'
+         CASE WHEN s.usubjid IS NULL THEN 'subject not in this data cut (no DM row loaded: see the quarantine)'
+              WHEN e.event_key IS NULL THEN 'event not in this data cut'
               ELSE coalesce(e.term, 'AE') || ' grade ' || coalesce(CAST(e.grade AS VARCHAR), '?') || ' on days '
                    || coalesce(CAST(e.onset_day AS VARCHAR), '?') || '-'
                    || CASE WHEN e.ongoing THEN 'ongoing' ELSE coalesce(CAST(e.end_day AS VARCHAR), '?') END END,
          e.event_fingerprint, false, e.event_key IS NOT NULL,
          a.decision, a.reviewer, a.decided_at, a.rationale, a.decided_on_cut, a.adjudicated_fingerprint
-  FROM adj a JOIN rv_subj s ON s.usubjid = a.adj_usubjid
+  FROM adj a LEFT JOIN rv_subj s ON s.usubjid = a.adj_usubjid
+  LEFT JOIN rv_known k ON k.usubjid = a.adj_usubjid
   LEFT JOIN rv_ae e USING (event_key)
-  WHERE a.event_key NOT IN (SELECT event_key FROM rv_cand)),
+  WHERE a.event_key NOT IN (SELECT event_key FROM rv_cand)
+    -- a subject absent from the cut keeps the decisions made on this or an earlier cut (not later ones:
+    -- the subject may not have been enrolled yet at an earlier cut); only a reader of every site can tell a
+    -- subject gone from the cut from one at a site it does not see
+    AND (s.usubjid IS NOT NULL
+         OR ($show_lost::BOOLEAN AND TRY_CAST(a.decided_on_cut AS DATE) <= $data_cut::DATE))),
 review_flags AS (
   SELECT *,
          CASE WHEN decision IS NULL OR decision = 'withdrawn' THEN false
@@ -82,7 +103,7 @@ review AS (
               WHEN decision IS NULL THEN 'pending'
               WHEN decision = 'withdrawn' AND screened THEN 'pending (earlier decision withdrawn)'
               WHEN decision = 'withdrawn' THEN 'withdrawn'
-              WHEN NOT event_present THEN 'event no longer in the data, re-review'
+              WHEN NOT event_present THEN 'event no longer in the data: re-review'
               WHEN NOT screened AND decision <> 'added' THEN 'event no longer screened, re-review'
               WHEN needs_rereview THEN decision || '; event changed since the decision, re-review'
               ELSE decision END AS status,
@@ -112,6 +133,7 @@ def decision_params(reader, store: ReviewStore | None, config: dict | None = Non
     else:
         p.update(_window_params(reader))
     p.update(adjudication_params(store, reader.scope.studyid))
+    p["show_lost"] = bool(reader.scope.all_sites)
     return p
 
 
@@ -178,13 +200,16 @@ def dlt_counts(reader, store: ReviewStore | None) -> pd.DataFrame:
     confirmed DLT, pending and rejected candidates and decisions needing re-review."""
     sql = f"""WITH {decision_ctes()},
 per AS (
-  SELECT s.cohort, count(DISTINCT s.usubjid) AS subjects,
+  SELECT s.cohort, count(DISTINCT s.usubjid) FILTER (WHERE s.present) AS subjects,
          count(r.event_key) FILTER (WHERE r.counts_as_dlt) AS confirmed,
          count(DISTINCT r.usubjid) FILTER (WHERE r.counts_as_dlt) AS subjects_with_dlt,
          count(r.event_key) FILTER (WHERE r.pending) AS pending,
          count(r.event_key) FILTER (WHERE r.decision = 'rejected' AND NOT r.needs_rereview) AS rejected,
          count(r.event_key) FILTER (WHERE r.needs_rereview) AS needs_rereview
-  FROM rv_subj s LEFT JOIN review r USING (usubjid)
+  FROM (SELECT usubjid, cohort, true AS present FROM rv_subj
+        UNION ALL  -- decided subjects no longer in the cut: their decisions still count
+        SELECT DISTINCT usubjid, cohort, false FROM review WHERE usubjid NOT IN (SELECT usubjid FROM rv_subj)) s
+  LEFT JOIN review r USING (usubjid)
   GROUP BY GROUPING SETS ((s.cohort), ()))
 SELECT * FROM per ORDER BY cohort IS NULL, cohort"""
     return reader.sql(sql, decision_params(reader, store))

@@ -13,11 +13,17 @@ from safety.derive.dlt.decisions import decision_ctes, decision_params
 from safety.derive.dlt.events import FATAL_AE
 from safety.review.store import ReviewStore
 
+# follow_up_status of a subject no longer in the cut whose DLT decision still counts (the row keeps them in
+# the denominator of the stopping rule until the committee decides again)
+NOT_IN_CUT = "not in this data cut"
+
 # Evaluability from the facts (f: subjects at the cut or stored dlt_evaluability) and decisions (d: dec).
-EVALUATION_SELECT = """
+EVALUATION_SELECT = f"""
   f.studyid, f.data_cut, f.usubjid, f.cohort, f.dose_level, f.infused,
   f.infused AND (coalesce(d.dlt_confirmed, false) OR f.followed_through_window) AS evaluable,
   CASE WHEN NOT f.infused THEN 'not infused'
+       WHEN coalesce(d.dlt_confirmed, false) AND f.follow_up_status = '{NOT_IN_CUT}'
+         THEN 'not in this data cut; the committee''s DLT decision still counts until re-reviewed'
        WHEN coalesce(d.dlt_confirmed, false) THEN 'DLT candidate confirmed'
        WHEN f.followed_through_window THEN 'followed through day ' || CAST(f.window_end_day AS VARCHAR)
        ELSE CASE WHEN f.followed_through_day IS NULL THEN 'no follow-up recorded after infusion'
@@ -60,7 +66,14 @@ facts AS (
   LEFT JOIN (SELECT usubjid, max(grade) AS g FROM syn_ICANS WHERE onset_day BETWEEN $win_start AND $win_end
              GROUP BY usubjid) icans USING (usubjid)
   LEFT JOIN (SELECT usubjid, true AS d FROM ae a WHERE {FATAL_AE} AND coalesce(a.related, false)
-             AND a.onset_day BETWEEN $win_start AND $win_end GROUP BY usubjid) trd USING (usubjid))
+             AND a.onset_day BETWEEN $win_start AND $win_end GROUP BY usubjid) trd USING (usubjid)
+  UNION ALL
+  -- a subject with a DLT decision in force who is no longer in the cut (DM row quarantined, dropped from
+  -- the delivery) stays counted as the committee decided until someone records a new decision
+  SELECT $studyid, $data_cut::DATE, d.usubjid, coalesce(k.cohort, $lost_label), coalesce(k.dose_level, $lost_label),
+         true, NULL::INTEGER, $win_end, false, NULL::INTEGER, '{NOT_IN_CUT}', 0, 0, false
+  FROM dec d LEFT JOIN rv_known k USING (usubjid)
+  WHERE d.dlt_confirmed AND d.usubjid NOT IN (SELECT usubjid FROM subj))
 SELECT {EVALUATION_SELECT} FROM facts f LEFT JOIN dec d USING (usubjid)"""
 
 

@@ -280,12 +280,18 @@ def derive_dlt(con, studyid: str, data_cut: dt.date, config: dict, review_store=
     base = {"studyid": studyid, "data_cut": data_cut}
     con.execute("BEGIN TRANSACTION")
     try:
-        reset_derived(con, (DLT_CANDIDATES, DLT_EVALUABILITY), studyid, data_cut)
+        reset_derived(con, (DLT_CANDIDATES,), studyid, data_cut)
+        con.execute(DLT_EVALUABILITY.ddl())
         sql, params = screening_sql(con, config)
         run_sql(con, f"INSERT INTO dlt_candidates BY NAME {sql}", {**params, **base})
         adj = adjudication_params(review_store, studyid)
-        run_sql(con, f"INSERT INTO dlt_evaluability BY NAME {evaluability_sql(_source_ctes(con))}",
+        # computed before the cut's old rows go: they still tell the dose level of a decided subject who has
+        # left the cut on this reload
+        run_sql(con, f"CREATE OR REPLACE TEMP TABLE _dlt_evaluability_new AS {evaluability_sql(_source_ctes(con))}",
                 {**params, **adj, **base})
+        reset_derived(con, (DLT_EVALUABILITY,), studyid, data_cut)
+        con.execute("INSERT INTO dlt_evaluability BY NAME SELECT * FROM _dlt_evaluability_new")
+        con.execute("DROP TABLE _dlt_evaluability_new")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -6,9 +6,15 @@ Methods (``stopping_rule.method`` in study.yaml):
   pocock                  stop when y >= b_n, b_n the smallest b with P(Bin(n, p0) >= b) <= alpha*, the constant
                           nominal level alpha* set so P(ever crossing | p0) over looks min_n..max_n = alpha
                           (Ivanova, Qaqish & Schell 2005), computed exactly by dynamic programming over n
-  boin                    per cohort: escalate if y/n <= lambda_e, de-escalate if y/n >= lambda_d, eliminate if
-                          n >= 3 and P(rate > target | Beta(1+y, 1+n-y)) > boin_elimination_cutoff (Liu & Yuan 2015)
-  three_plus_three        per cohort: 0/3 escalate, 1/3 expand to 6, <= 1/6 escalate, >= 2 DLTs de-escalate
+  boin                    per dose level: escalate if y/n <= lambda_e, de-escalate if y/n >= lambda_d, eliminate
+                          if n >= 3 and P(rate > target | Beta(1+y, 1+n-y)) > boin_elimination_cutoff; an
+                          eliminated dose eliminates every higher dose too (Liu & Yuan 2015)
+  three_plus_three        per dose level: 0/3 escalate, 1/3 expand to 6, <= 1/6 escalate, >= 2/3 or >= 2/6 MTD
+                          exceeded (de-escalate); no decision is invented beyond 6 evaluable subjects
+
+Every status row carries two decisions: on the committee's decisions in force (``decision``) and with every
+pending in-window DLT candidate counted as a DLT (``decision_if_pending_confirmed``), so a committee sees when
+the adjudications still to come would change the call.
 
 The monitored event (``stopping_rule.event``) is the DLT, or a pre-specified toxicity with onset in the DLT
 window: CRS grade >= 3, ICANS grade >= 3, either, or treatment-related death.
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -182,12 +189,15 @@ def boin_decision(n: int, y: int, target: float, elimination_cutoff: float = 0.9
 
 
 def three_plus_three_decision(n: int, y: int) -> str:
-    """3+3 at one dose: 0/3 escalate; 1/3 stay (expand to 6); <= 1/6 escalate; >= 2 DLTs de-escalate.
+    """3+3 at one dose, its published decisions only (clinical-rules section 6.1):
+    0/3 escalate; 1/3 'stay' (expand to 6); <= 1/6 escalate; >= 2/3 or >= 2/6 'de-escalate' (MTD exceeded).
 
-    Fewer than 3 (or 4-5) evaluable subjects without 2 DLTs: 'stay' (complete the cohort). Beyond 6 (an
-    expanded dose) the 1-in-6 rate applies: escalate if y <= n / 6, else de-escalate.
+    Fewer than 3 (or 4-5) evaluable subjects without 2 DLTs: 'stay' (complete the cohort). More than 6
+    evaluable subjects at one dose is outside the design: 'not defined' (the 3+3 rule is not extended).
     """
-    if y >= 2 and n <= 6:
+    if n > 6:
+        return THREE_PLUS_THREE_UNDEFINED
+    if y >= 2:
         return "de-escalate"
     if n < 3:
         return "stay"
@@ -195,9 +205,10 @@ def three_plus_three_decision(n: int, y: int) -> str:
         return "escalate" if y == 0 else "stay"
     if n < 6:
         return "stay"
-    if n == 6:
-        return "escalate"
-    return "escalate" if y <= n / 6 else "de-escalate"
+    return "escalate"
+
+
+THREE_PLUS_THREE_UNDEFINED = "not defined"
 
 
 def three_plus_three_p_escalate(p: float) -> float:
@@ -212,26 +223,90 @@ EVENT_LABEL = {
     "crs_icans_grade3": "CRS or ICANS grade >= 3", "treatment_related_death": "treatment-related death",
 }
 
+# The published source a protocol cites for each method, printed with the method's name.
+METHOD_SOURCES = {"bayesian_beta_binomial": "Thall, Simon & Estey 1995", "pocock": "Ivanova, Qaqish & Schell 2005",
+                  "boin": "Liu & Yuan 2015", "three_plus_three": "rule-based"}
+GROUP_WORDS = {"dose_level": "dose level", "cohort": "cohort"}
+# Decisions that close a dose (or the study): shown as alarms.
+ALARM_DECISIONS = ("stop", "eliminate", "de-escalate")
+
 STATUS_COLUMNS = STOPPING_RULE_STATUS.column_names
 
 
-def _subject_flags(subjects: pd.DataFrame, event: str, adjudicated: bool) -> pd.DataFrame:
-    """Per subject: evaluable, event, pending for the monitored event."""
+def event_label(event: str) -> str:
+    """The monitored event in words ('crs_icans_grade3' -> 'CRS or ICANS grade >= 3')."""
+    return EVENT_LABEL.get(event, event)
+
+
+def rule_title(config: dict) -> str:
+    """The configured rule headed as a protocol prints it: method, its source, monitored event, parameters.
+
+    BOIN: 'BOIN dose escalation (Liu & Yuan 2015) on DLT, target rate 0.3, by dose level'; a beta-binomial
+    rule on CRS/ICANS: 'Bayesian beta-binomial safety monitoring (Thall, Simon & Estey 1995) of CRS or ICANS
+    grade >= 3: stop if P(rate > 0.25 | data) > 0.9'.
+    """
+    sr = config["stopping_rule"]
+    method, label, p0 = sr["method"], event_label(sr["event"]), float(sr["threshold"])
+    src = METHOD_SOURCES.get(method, "")
+    group = GROUP_WORDS.get(sr.get("group_by", "dose_level"), sr.get("group_by"))
+    if method == "boin":
+        return f"BOIN dose escalation ({src}) on {label}, target rate {p0:g}, by {group}"
+    if method == "three_plus_three":
+        return f"3+3 dose escalation on {label}, by {group}"
+    if method == "bayesian_beta_binomial":
+        return (f"Bayesian beta-binomial safety monitoring ({src}) of {label}: "
+                f"stop if P(rate > {p0:g} | data) > {float(sr['posterior_cutoff']):g}")
+    if method == "pocock":
+        return (f"Pocock-type safety monitoring ({src}) of {label}: rate {p0:g}, "
+                f"overall crossing probability {float(sr['alpha']):g}")
+    return f"{method_name(method)} on {label}"
+
+
+def method_cited(method: str) -> str:
+    """The method's name with its published source, as sentences open: 'BOIN (Liu & Yuan 2015)'."""
+    src = METHOD_SOURCES.get(method)
+    return f"{method_name(method)}{f' ({src})' if src and src != 'rule-based' else ''}"
+
+
+def chart_title(method: str, event: str) -> str:
+    """A boundary chart's title from a status row: method, its source and the monitored event
+    ('BOIN (Liu & Yuan 2015) on DLT: events against the boundaries')."""
+    return f"{method_cited(method)} on {event_label(event)}: events against the boundaries"
+
+
+def dose_order_key(value, order: list | tuple = ()) -> tuple:
+    """Sort key of a dose level: its place in ``stopping_rule.dose_order`` when listed, else the first number
+    in its text ('DL-1' < 'DL1' < 'DL2' < 'DL10'), then the text."""
+    text = str(value)
+    if order and text in [str(o) for o in order]:
+        return (0, [str(o) for o in order].index(text), 0.0, text)
+    m = re.search(r"-?\d+(?:\.\d+)?", text)
+    return (1, 0, float(m.group()) if m else math.inf, text)
+
+
+def _subject_flags(subjects: pd.DataFrame, event: str, adjudicated: bool,
+                   pending_confirmed: bool = False) -> pd.DataFrame:
+    """Per subject: evaluable, event, pending for the monitored event.
+
+    ``pending_confirmed``: every pending in-window candidate counted as a DLT on top of the decisions in force
+    (the subject becomes evaluable by that DLT)."""
     s = subjects.copy()
     infused = s["infused"].fillna(False).astype(bool)
     followed = s["followed_through_window"].fillna(False).astype(bool)
     confirmed = s["dlt_confirmed"].fillna(False).astype(bool)
     cand = s["candidates_in_window"].fillna(0).astype(int) > 0
     pending = s["pending_in_window"].fillna(0).astype(int) > 0
+    s["pending_candidates_"] = s["pending_in_window"].fillna(0).astype(int)
     if event == "dlt":
         if adjudicated:
-            s["ev"] = infused & confirmed
-            s["evaluable_"] = s["evaluable"].fillna(False).astype(bool)
+            s["ev"] = infused & (confirmed | (pending & pending_confirmed))
+            s["evaluable_"] = s["evaluable"].fillna(False).astype(bool) | (infused & pending & pending_confirmed)
             s["pending_"] = infused & ~confirmed & pending
         else:
             s["ev"] = infused & (confirmed | cand)
             s["evaluable_"] = s["evaluable_if_candidates_confirmed"].fillna(False).astype(bool)
             s["pending_"] = infused & cand & ~confirmed
+        s.loc[~s["pending_"].astype(bool), "pending_candidates_"] = 0
         return s
     crs = s["crs_max_grade_window"].fillna(0).astype(int) >= 3
     icans = s["icans_max_grade_window"].fillna(0).astype(int) >= 3
@@ -240,6 +315,7 @@ def _subject_flags(subjects: pd.DataFrame, event: str, adjudicated: bool) -> pd.
     s["ev"] = infused & ev
     s["evaluable_"] = infused & (followed | ev)
     s["pending_"] = False
+    s["pending_candidates_"] = 0
     return s
 
 
@@ -261,124 +337,214 @@ def _more(k: int, m: int, what: str, verb: str) -> str:
     return f"{evs} in {subj} would {verb}"
 
 
+def _counts(df: pd.DataFrame) -> tuple[int, int, int, int]:
+    """(evaluable n, events among them, subjects with pending candidates, pending candidates)."""
+    if not len(df):
+        return 0, 0, 0, 0
+    ev = df[df["evaluable_"].astype(bool)]
+    pend = df["pending_"].astype(bool)
+    return (int(len(ev)), int(ev["ev"].astype(bool).sum()), int(pend.sum()),
+            int(df.loc[pend, "pending_candidates_"].sum()))
+
+
+def _pending_sentence(pend: int, cands: int, decision: str, alt: str, alt_y: int, alt_n: int) -> str:
+    """The pending candidates in plain words: whether confirming them all would change the decision."""
+    if not pend:
+        return ""
+    what = f"{cands} pending candidate{'s' if cands != 1 else ''}"
+    if cands != pend:
+        what += f" ({pend} subject{'s' if pend != 1 else ''})"
+    if alt != decision:
+        return (f" {what[0].upper()}{what[1:]} would change {decision} to {alt} if confirmed "
+                f"({alt_y} of {alt_n}).")
+    return f" With the {what} confirmed ({alt_y} of {alt_n}) the decision would still be {decision}."
+
+
+def _study_decision(sr: dict, n: int, y: int) -> dict:
+    """Whole-study monitoring (beta-binomial, Pocock) at (n, y): statistic, boundary, decision and look-ahead."""
+    method, p0, max_n, min_n = sr["method"], float(sr["threshold"]), int(sr["max_n"]), int(sr["min_n"])
+    label = event_label(sr["event"])
+    if method == "bayesian_beta_binomial":
+        a, b, cutoff = float(sr["prior_a"]), float(sr["prior_b"]), float(sr["posterior_cutoff"])
+        stat = beta_binomial_posterior(y, n, p0, a, b)
+        stat_label = f"P(rate > {p0:g} | data)"
+
+        def trigger(k):
+            return beta_binomial_boundary(k, p0, a, b, cutoff) if k >= min_n else None
+        bnd = trigger(n) if n >= 1 else None
+        boundary = (f"stop if {bnd} or more of {n} (posterior > {cutoff:g})" if bnd is not None
+                    else f"no count of {n} crosses posterior > {cutoff:g}")
+        crit = f"against the stopping cut-off {cutoff:g}"
+    else:
+        alpha = float(sr["alpha"])
+        level, bounds = pocock_boundaries(p0, max_n, alpha, min_n)
+        stat = binomial_tail(y, n, p0) if n >= 1 else 1.0
+        stat_label = f"P(>= {y} events in {n} | rate {p0:g})"
+
+        def trigger(k):
+            if k < min_n:
+                return None
+            return bounds.get(k) if k <= max_n else _pocock_bounds_at(level, p0, k, min_n)[k]
+        bnd = trigger(n) if n >= 1 else None
+        boundary = (f"stop if {bnd} or more of {n} (nominal level {level:.4f})" if bnd is not None
+                    else f"no stop possible at n = {n}")
+        crit = f"against the nominal level {level:.4f}"
+    crossed = bnd is not None and y >= bnd
+    if crossed:
+        need, within, ahead = 0, 0, "boundary crossed"
+    else:
+        need, within = _lookahead(n, y, trigger, max(max_n - n, 0))
+        ahead = (_more(need, within, label, "stop") if need is not None
+                 else f"the boundary cannot be crossed within the planned {max_n} subjects")
+    return dict(statistic=stat, statistic_label=stat_label, boundary=boundary, boundary_events=bnd,
+                decision="stop" if crossed else "continue", events_to_boundary=ahead, events_needed=need,
+                within_next=within, crit=crit, crossed=crossed)
+
+
+def _dose_decision(sr: dict, n: int, y: int, table: pd.DataFrame | None) -> dict:
+    """BOIN or 3+3 at one dose (or cohort) at (n, y): decision, boundary in words and look-ahead."""
+    if sr["method"] == "boin":
+        p0 = float(sr["threshold"])
+        phi1, phi2 = sr.get("boin_phi1"), sr.get("boin_phi2")
+        lam_e, lam_d = boin_intervals(p0, phi1, phi2)
+        decision = boin_decision(n, y, p0, float(sr["boin_elimination_cutoff"]), phi1, phi2)
+        boundary = f"escalate if rate <= {lam_e:.3f}, de-escalate if >= {lam_d:.3f}"
+        bnd = None
+        if n >= 1:
+            bnd = int(table.at[n, "deescalate_if_ge"])
+            el = table.at[n, "eliminate_if_ge"]
+            boundary += f"; at n = {n}: escalate if <= {int(table.at[n, 'escalate_if_le'])}, " \
+                        f"de-escalate if >= {bnd}" + (f", eliminate if >= {int(el)}" if pd.notna(el) else "")
+        parts = []
+        if decision not in ("de-escalate", "eliminate"):
+            k, m = _lookahead(n, y, lambda j: int(table.at[j, "deescalate_if_ge"]), 3)
+            if k is not None:
+                parts.append(_more(k, m, "DLT", "de-escalate"))
+        if decision != "eliminate":
+            k, m = _lookahead(n, y, lambda j: (None if pd.isna(table.at[j, "eliminate_if_ge"])
+                                               else int(table.at[j, "eliminate_if_ge"])), 3)
+            if k is not None:
+                parts.append(_more(k, m, "DLT", "eliminate the dose and every higher dose"))
+        need, within = (0, 0) if decision in ("de-escalate", "eliminate") else \
+            _lookahead(n, y, lambda j: int(table.at[j, "deescalate_if_ge"]), 3)
+        words = decision
+    else:
+        decision = three_plus_three_decision(n, y)
+        boundary = "3+3: escalate if 0 of 3 or <= 1 of 6; expand to 6 if 1 of 3; MTD exceeded if >= 2 of 3 or of 6"
+        bnd = 2
+        parts, need, within = [], None, None
+        if decision == "de-escalate":
+            need, within = 0, 0
+        elif decision != THREE_PLUS_THREE_UNDEFINED and n < 6:
+            need, within = 2 - y, 6 - n
+            if need <= within:
+                parts.append(_more(need, within, "DLT", "exceed the MTD").replace("in the next", "among the next"))
+            else:
+                need, within = None, None
+        words = {"de-escalate": "MTD exceeded, de-escalate",
+                 THREE_PLUS_THREE_UNDEFINED: "not defined by 3+3 (more than 6 evaluable subjects at one dose; "
+                                             "the protocol decides)"}.get(decision, decision)
+        if decision == "stay" and n == 3 and y == 1:
+            words = "stay and expand to 6"
+    ahead = "; ".join(parts) if parts else ("boundary crossed" if decision in ("de-escalate", "eliminate")
+                                             else "no crossing within the next cohort")
+    return dict(decision=decision, words=words, boundary=boundary, boundary_events=bnd, parts=parts,
+                events_to_boundary=ahead, events_needed=need, within_next=within)
+
+
+def _carry_elimination(keys: list, decisions: dict) -> dict:
+    """BOIN: a dose eliminated eliminates every higher dose (``keys`` in increasing dose order).
+    Returns {key: the lower eliminated dose} for the doses eliminated by carry-over."""
+    carried, lowest = {}, None
+    for k in keys:
+        if lowest is not None and decisions[k] != "eliminate":
+            decisions[k] = "eliminate"
+            carried[k] = lowest
+        elif lowest is None and decisions[k] == "eliminate":
+            lowest = k
+    return carried
+
+
 def status_rows(subjects: pd.DataFrame, config: dict, studyid: str, data_cut, adjudicated: bool) -> pd.DataFrame:
-    """stopping_rule_status rows from per-subject evaluability (dlt_evaluability columns)."""
+    """stopping_rule_status rows from per-subject evaluability (dlt_evaluability columns).
+
+    Each row has the decision on the committee's decisions in force and, side by side, the decision with every
+    pending in-window candidate counted as a DLT (``decision_if_pending_confirmed``); ``pending_changes_decision``
+    is true when the two differ, and the sentence then says so."""
     sr = config["stopping_rule"]
     method, event = sr["method"], sr["event"]
-    label = EVENT_LABEL[event]
-    flags = _subject_flags(subjects, event, adjudicated) if len(subjects) else subjects.assign(ev=[], evaluable_=[], pending_=[])
+    label = event_label(event)
+    flags = (_subject_flags(subjects, event, adjudicated) if len(subjects)
+             else subjects.assign(ev=[], evaluable_=[], pending_=[], pending_candidates_=[]))
+    alt_flags = (_subject_flags(subjects, event, adjudicated, pending_confirmed=True)
+                 if len(subjects) and event == "dlt" and adjudicated else flags)
     computed_from = ("adjudicated" if adjudicated else "screened candidates") if event == "dlt" else "toxicity data"
-    p0, max_n, min_n = float(sr["threshold"]), int(sr["max_n"]), int(sr["min_n"])
-    rows = []
-
-    def counts(df):
-        ev = df[df["evaluable_"].astype(bool)] if len(df) else df
-        return int(len(ev)), int(ev["ev"].astype(bool).sum()) if len(ev) else 0, int(df["pending_"].astype(bool).sum()) if len(df) else 0
-
-    def pend_text(pend):
-        if not pend:
-            return ""
-        return (f" ({pend} more subject{'s' if pend != 1 else ''} with {'candidates' if pend != 1 else 'a candidate'}"
-                " pending adjudication; the decision is provisional)")
-
     basis = "" if computed_from != "screened candidates" else " (screened candidates, not yet adjudicated)"
+    rows = []
     if method in ("bayesian_beta_binomial", "pocock"):
-        n, y, pend = counts(flags)
-        if method == "bayesian_beta_binomial":
-            a, b, cutoff = float(sr["prior_a"]), float(sr["prior_b"]), float(sr["posterior_cutoff"])
-            stat = beta_binomial_posterior(y, n, p0, a, b)
-            stat_label = f"P(rate > {p0:g} | data)"
-
-            def trigger(k):
-                return beta_binomial_boundary(k, p0, a, b, cutoff) if k >= min_n else None
-            bnd = trigger(n) if n >= 1 else None
-            boundary = (f"stop if {bnd} or more of {n} (posterior > {cutoff:g})" if bnd is not None
-                        else f"no count of {n} crosses posterior > {cutoff:g}")
-            crit = f"against the stopping cut-off {cutoff:g}"
-        else:
-            alpha = float(sr["alpha"])
-            level, bounds = pocock_boundaries(p0, max_n, alpha, min_n)
-            stat = binomial_tail(y, n, p0) if n >= 1 else 1.0
-            stat_label = f"P(>= {y} events in {n} | rate {p0:g})"
-
-            def trigger(k):
-                if k < min_n:
-                    return None
-                return bounds.get(k) if k <= max_n else _pocock_bounds_at(level, p0, k, min_n)[k]
-            bnd = trigger(n) if n >= 1 else None
-            boundary = (f"stop if {bnd} or more of {n} (nominal level {level:.4f})" if bnd is not None
-                        else f"no stop possible at n = {n}")
-            crit = f"against the nominal level {level:.4f}"
-        crossed = bnd is not None and y >= bnd
-        decision = "stop" if crossed else "continue"
-        if crossed:
-            need, within, ahead = 0, 0, "boundary crossed"
-        else:
-            need, within = _lookahead(n, y, trigger, max(max_n - n, 0))
-            ahead = (_more(need, within, label, "stop") if need is not None
-                     else f"the boundary cannot be crossed within the planned {max_n} subjects")
-        sentence = (f"{y} of {n} evaluable subject{'s' if n != 1 else ''} had a {label}{basis}{pend_text(pend)}; "
-                    f"{stat_label} = {stat:.3f} {crit}: {decision}. "
-                    + (f"{ahead[0].upper()}{ahead[1:]}." if not crossed else "The stopping boundary is crossed."))
+        n, y, pend, cands = _counts(flags)
+        n2, y2, _, _ = _counts(alt_flags)
+        d, alt = _study_decision(sr, n, y), _study_decision(sr, n2, y2)
+        ahead = d["events_to_boundary"]
+        sentence = (f"{method_cited(method)}: {y} of {n} evaluable subject{'s' if n != 1 else ''} had a {label}{basis}; "
+                    f"{d['statistic_label']} = {d['statistic']:.3f} {d['crit']}: {d['decision']}. "
+                    + (f"{ahead[0].upper()}{ahead[1:]}." if not d["crossed"] else "The stopping boundary is crossed.")
+                    + _pending_sentence(pend, cands, d["decision"], alt["decision"], y2, n2))
         rows.append(dict(cohort=None, method=method, monitored_event=event, evaluable_n=n, events=y, pending=pend,
-                         statistic=stat, statistic_label=stat_label, boundary=boundary, boundary_events=bnd,
-                         decision=decision, events_to_boundary=ahead, events_needed=need, within_next=within,
-                         sentence=sentence, computed_from=computed_from))
+                         statistic=d["statistic"], statistic_label=d["statistic_label"], boundary=d["boundary"],
+                         boundary_events=d["boundary_events"], decision=d["decision"],
+                         events_to_boundary=ahead, events_needed=d["events_needed"], within_next=d["within_next"],
+                         sentence=sentence, computed_from=computed_from,
+                         decision_if_pending_confirmed=alt["decision"], evaluable_n_if_pending_confirmed=n2,
+                         events_if_pending_confirmed=y2, pending_changes_decision=alt["decision"] != d["decision"]))
     else:
-        group = sr.get("group_by", "cohort")
+        group = sr.get("group_by", "dose_level")
+        word = GROUP_WORDS.get(group, group)
         keys = flags[group].fillna("(none)") if len(flags) else pd.Series(dtype=str)
+        table = None
         if method == "boin":
-            phi1, phi2 = sr.get("boin_phi1"), sr.get("boin_phi2")
-            elim_cut = float(sr["boin_elimination_cutoff"])
-            lam_e, lam_d = boin_intervals(p0, phi1, phi2)
             largest = int(keys.value_counts().max()) if len(flags) else 0
-            table = boin_table(p0, max(max_n, largest) + 3, elim_cut, phi1, phi2).set_index("n")
-        for cohort, df in (flags.groupby(keys, sort=True) if len(flags) else []):
-            n, y, pend = counts(df)
+            table = boin_table(float(sr["threshold"]), max(int(sr["max_n"]), largest) + 3,
+                               float(sr["boin_elimination_cutoff"]), sr.get("boin_phi1"),
+                               sr.get("boin_phi2")).set_index("n")
+        order = sorted(keys.unique(), key=lambda k: dose_order_key(k, sr.get("dose_order") or ()))
+        per, alts = {}, {}
+        for k in order:
+            df, df2 = flags[keys == k], alt_flags[keys == k]
+            n, y, pend, cands = _counts(df)
+            n2, y2, _, _ = _counts(df2)
+            per[k] = (n, y, pend, cands, _dose_decision(sr, n, y, table))
+            alts[k] = (n2, y2, _dose_decision(sr, n2, y2, table))
+        decided = {k: per[k][4]["decision"] for k in order}
+        decided_alt = {k: alts[k][2]["decision"] for k in order}
+        carried, carried_alt = {}, {}
+        if method == "boin" and group == "dose_level":  # elimination carries to higher doses only by dose
+            carried, carried_alt = _carry_elimination(order, decided), _carry_elimination(order, decided_alt)
+        for k in order:
+            n, y, pend, cands, d = per[k]
+            n2, y2, _ = alts[k]
+            decision, alt = decided[k], decided_alt[k]
             rate = y / n if n else 0.0
-            if method == "boin":
-                decision = boin_decision(n, y, p0, elim_cut, phi1, phi2)
-                boundary = f"escalate if rate <= {lam_e:.3f}, de-escalate if >= {lam_d:.3f}"
-                bnd = None
-                if n >= 1:
-                    bnd = int(table.at[n, "deescalate_if_ge"])
-                    el = table.at[n, "eliminate_if_ge"]
-                    boundary += f"; at n = {n}: escalate if <= {int(table.at[n, 'escalate_if_le'])}, " \
-                                f"de-escalate if >= {bnd}" + (f", eliminate if >= {int(el)}" if pd.notna(el) else "")
-                parts = []
-                if decision not in ("de-escalate", "eliminate"):
-                    k, m = _lookahead(n, y, lambda j: int(table.at[j, "deescalate_if_ge"]), 3)
-                    if k is not None:
-                        parts.append(_more(k, m, "DLT", "de-escalate"))
-                if decision != "eliminate":
-                    k, m = _lookahead(n, y, lambda j: (None if pd.isna(table.at[j, "eliminate_if_ge"])
-                                                       else int(table.at[j, "eliminate_if_ge"])), 3)
-                    if k is not None:
-                        parts.append(_more(k, m, "DLT", "eliminate the dose"))
-                need, within = (0, 0) if decision in ("de-escalate", "eliminate") else \
-                    _lookahead(n, y, lambda j: int(table.at[j, "deescalate_if_ge"]), 3)
+            words = d["words"] if k not in carried else f"eliminate (the lower {word} {carried[k]} is eliminated)"
+            ahead = d["events_to_boundary"] if k not in carried else "boundary crossed at a lower dose"
+            if k in carried_alt and k not in carried:  # the change comes from a lower dose's pending candidates
+                lower = f"the pending candidates at the lower {word} {carried_alt[k]}"
+                pending_text = (_pending_sentence(pend, cands, decision, alt, y2, n2) if pend else "") + \
+                    f" With {lower} confirmed, {word} {k} would be eliminated too ({decision} now)."
             else:
-                decision = three_plus_three_decision(n, y)
-                boundary = "3+3: escalate if 0 of 3 or <= 1 of 6; de-escalate if >= 2"
-                bnd = 2
-                parts, need, within = [], None, None
-                if decision != "de-escalate" and n < 6:
-                    need, within = 2 - y, 6 - n
-                    if need <= within:
-                        parts.append(_more(need, within, "DLT", "de-escalate").replace("in the next", "among the next"))
-                    else:
-                        need, within = None, None
-                elif decision == "de-escalate":
-                    need, within = 0, 0
-            ahead = "; ".join(parts) if parts else ("boundary crossed" if decision in ("de-escalate", "eliminate")
-                                                     else "no crossing within the next cohort")
-            sentence = (f"Cohort {cohort}: {y} of {n} evaluable subject{'s' if n != 1 else ''} had a {label}{basis}"
-                        f"{pend_text(pend)} (rate {rate:.2f}): {decision}."
-                        + (f" {ahead[0].upper()}{ahead[1:]}." if parts else ""))
-            rows.append(dict(cohort=cohort, method=method, monitored_event=event, evaluable_n=n, events=y,
-                             pending=pend, statistic=rate, statistic_label="observed rate", boundary=boundary,
-                             boundary_events=bnd, decision=decision, events_to_boundary=ahead, events_needed=need,
-                             within_next=within, sentence=sentence, computed_from=computed_from))
+                pending_text = _pending_sentence(pend, cands, decision, alt, y2, n2)
+            sentence = (f"{method_cited(method)}, {word} {k}: {y} of {n} evaluable subject{'s' if n != 1 else ''} "
+                        f"had a {label}{basis} (rate {rate:.2f}): {words}."
+                        + (f" {ahead[0].upper()}{ahead[1:]}." if d["parts"] and k not in carried else "")
+                        + pending_text)
+            rows.append(dict(cohort=k, method=method, monitored_event=event, evaluable_n=n, events=y,
+                             pending=pend, statistic=rate, statistic_label="observed rate", boundary=d["boundary"],
+                             boundary_events=d["boundary_events"], decision=decision, events_to_boundary=ahead,
+                             events_needed=0 if k in carried else d["events_needed"],
+                             within_next=0 if k in carried else d["within_next"],
+                             sentence=sentence, computed_from=computed_from,
+                             decision_if_pending_confirmed=alt, evaluable_n_if_pending_confirmed=n2,
+                             events_if_pending_confirmed=y2, pending_changes_decision=alt != decision))
     out = pd.DataFrame(rows, columns=[c for c in STATUS_COLUMNS if c not in ("studyid", "data_cut")])
     out.insert(0, "data_cut", pd.to_datetime(pd.Series([data_cut] * len(out), dtype="object")).dt.date)
     out.insert(0, "studyid", studyid)

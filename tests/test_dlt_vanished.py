@@ -1,0 +1,97 @@
+"""A committee decision whose subject leaves the cut on reload (DM row quarantined) stays visible and counted,
+and the load names it."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from safety.access.reader import Scope, StudyReader
+from safety.core.config import validate
+from safety.derive.dlt import decisions as adj
+from safety.ingest import ingest_study
+from safety.review.dlt_status import live_stopping_status
+from safety.review.store import ReviewStore
+from test_ingest_fixtures import AE, DM, DOMAINS, STUDY, make_study
+
+ROOT = Path(__file__).resolve().parents[1]
+CUT = "2024-03-31"
+KEY = "S-001/AE/4"
+
+
+def _study(root: Path, dm: pd.DataFrame) -> Path:
+    # S-001 (infused 2024-02-01): related grade 3 pneumonitis on days 4-19, an R6 candidate
+    pneumonitis = pd.DataFrame([{**AE.iloc[0].to_dict(), "AESEQ": 4, "AETERM": "Pneumonitis",
+                                 "AEDECOD": "PNEUMONITIS", "AEBODSYS": "RESP", "AETOXGR": "3", "AESEV": "SEVERE",
+                                 "AEREL": "PROBABLE", "AEOUT": "RECOVERED/RESOLVED",
+                                 "AESTDTC": "2024-02-05", "AEENDTC": "2024-02-20"}])
+    return make_study(root, "csv", domains={**DOMAINS, "dm": dm, "ae": pd.concat([AE, pneumonitis])})
+
+
+def _reader(db):
+    con = duckdb.connect(str(db), read_only=True)
+    return con, StudyReader(con, Scope(STUDY, pd.Timestamp(CUT).date()))
+
+
+def test_confirmed_dlt_of_a_quarantined_subject_stays_counted_and_the_load_warns(tmp_path):
+    db, review = tmp_path / "s.duckdb", tmp_path / "s.review.sqlite"
+    store = ReviewStore(review)
+    ingest_study(_study(tmp_path / "v1", DM), db, cutoff=CUT, review_store_path=review)
+    con = duckdb.connect(str(db))
+    adj.record_decision(store, StudyReader(con, Scope(STUDY, pd.Timestamp(CUT).date())), KEY, "confirmed",
+                        "pneumonitis needing oxygen, no infection found", "dr a")
+    con.close()
+    # reload the same cut with a typo in S-001's consent date: the DM row (the subject) is quarantined
+    bad = DM.copy()
+    bad.loc[bad["USUBJID"] == "S-001", "RFICDTC"] = "2024-13-45"
+    p = subprocess.run([sys.executable, "-m", "safety", "ingest", str(_study(tmp_path / "v2", bad)), "--db", str(db),
+                        "--cutoff", CUT, "--review-db", str(review)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr
+    warning = [line for line in p.stdout.splitlines() if line.startswith("warning:")]
+    assert warning == [f"warning: committee decision 'confirmed' on {KEY} (by dr a, {CUT} cut): subject S-001 "
+                       "(and the event) no longer in the data: re-review; still counted as confirmed (a DLT) until "
+                       "a new decision is recorded"]
+    con, reader = _reader(db)
+    assert con.execute("SELECT count(*) FROM subjects WHERE usubjid = 'S-001'").fetchone()[0] == 0
+    row = adj.review_table(reader, store).set_index("event_key").loc[KEY]
+    assert row["status"] == "event no longer in the data: re-review"
+    assert bool(row["needs_rereview"]) and bool(row["counts_as_dlt"])
+    assert row["evidence"].startswith("subject not in this data cut")
+    total = adj.dlt_counts(reader, store).iloc[-1]
+    assert (total["confirmed"], total["subjects_with_dlt"], total["needs_rereview"]) == (1, 1, 1)
+    config = validate({"stopping_rule": {"min_n": 1}})
+    [live] = live_stopping_status(reader, store, config).to_dict("records")
+    assert live["events"] == 1
+    [stored] = con.execute("SELECT events FROM stopping_rule_status").fetchall()
+    assert stored == (1,)
+    con.close()
+
+
+def test_a_later_decision_is_not_carried_back_to_an_earlier_cut_and_site_readers_see_no_lost_rows(tmp_path):
+    db, review = tmp_path / "s.duckdb", tmp_path / "s.review.sqlite"
+    store = ReviewStore(review)
+    ingest_study(_study(tmp_path / "v1", DM), db, cutoff=CUT, review_store_path=review)
+    con = duckdb.connect(str(db))
+    adj.record_decision(store, StudyReader(con, Scope(STUDY, pd.Timestamp(CUT).date())), KEY, "confirmed", "x", "dr a")
+    con.close()
+    # an earlier cut in which S-001 had not consented yet: the decision made later is not a lost decision there
+    early = DM[DM["USUBJID"] != "S-001"]
+    ingest_study(_study(tmp_path / "v0", early), db, cutoff="2024-01-31", review_store_path=review)
+    con = duckdb.connect(str(db), read_only=True)
+    r0 = StudyReader(con, Scope(STUDY, pd.Timestamp("2024-01-31").date()))
+    assert KEY not in set(adj.review_table(r0, store)["event_key"])
+    con.close()
+    # the subject leaves the later cut: readers of every site see the decision, a site-scoped reader cannot
+    # tell a lost subject from another site's and sees none
+    bad = DM.copy()
+    bad.loc[bad["USUBJID"] == "S-001", "RFICDTC"] = "2024-13-45"
+    ingest_study(_study(tmp_path / "v2", bad), db, cutoff=CUT, review_store_path=review)
+    con, reader = _reader(db)
+    assert KEY in set(adj.review_table(reader, store)["event_key"])
+    site = StudyReader(con, Scope(STUDY, pd.Timestamp(CUT).date(), sites=("20",)))
+    assert KEY not in set(adj.review_table(site, store)["event_key"])
+    con.close()
