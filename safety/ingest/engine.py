@@ -605,7 +605,8 @@ def load_cm(ctx: Ctx, c: Cols, supp) -> None:
         CASE WHEN ct_end(t._k_CMENDTC, t._lo_CMENDTC, t._hi_CMENDTC, t.death_date, $cut) <= $cut
              THEN ct_end(t._k_CMENDTC, t._lo_CMENDTC, t._hi_CMENDTC, t.death_date, $cut) END AS cmen_date,
         datediff('day', t.inf_date, cmst_date) AS start_day, datediff('day', t.inf_date, cmen_date) AS end_day,
-        CASE WHEN length({c('CMSTDTC')}) > 10 THEN ct_time({c('CMSTDTC')}, t._k_CMSTDTC) END AS start_time
+        CASE WHEN length({c('CMSTDTC')}) > 10 THEN ct_time({c('CMSTDTC')}, t._k_CMSTDTC) END AS start_time,
+        {c('CMDOSFRM')} AS cmdosfrm
         {supp_select(supp)}
         FROM m t LEFT JOIN cls ON cls._file = t._file AND cls._row = t._row ORDER BY t._file, t._row""")
 
