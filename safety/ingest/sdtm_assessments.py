@@ -38,10 +38,25 @@ _O2_ORDER = """CASE dev WHEN 'MECHANICAL_VENTILATION' THEN 9 WHEN 'BIPAP' THEN 8
     WHEN 'VENTURI' THEN 5 WHEN 'FACEMASK' THEN 4 WHEN 'HIGH_FLOW_NC' THEN 3 WHEN 'LOW_FLOW_NC' THEN 2 ELSE 1 END"""
 
 
-def _seqs(col: str, where: str | None = None) -> str:
-    """Sequence numbers of the records behind a time point, sorted and distinct: '12, 13, 40'."""
-    filt = f" FILTER (WHERE {where})" if where else ""
-    return f"array_to_string(list_sort(list_distinct(list({col}){filt})), ', ')"
+def _num(x: str) -> str:
+    """A number as text without a trailing '.0' (8, 37.5)."""
+    return f"regexp_replace(CAST({x} AS VARCHAR), '\\.0$', '')"
+
+
+def _seql(col: str, where: str | None = None) -> str:
+    """The sequence numbers of the records behind a time point (an aggregate list)."""
+    return f"list({col})" + (f" FILTER (WHERE {where})" if where else "")
+
+
+def _lists(*exprs: str) -> str:
+    return "list_concat(" + ", ".join(f"coalesce({e}, [])" for e in exprs) + ")" if len(exprs) > 1 else f"coalesce({exprs[0]}, [])"
+
+
+def _provenance(**parts: tuple[str, ...]) -> str:
+    """'VSSEQ 12, 13; CMSEQ 40': per domain the distinct sequence numbers, sorted."""
+    return "concat_ws('; ', " + ", ".join(
+        f"'{label} ' || nullif(array_to_string(list_sort(list_distinct({_lists(*lists)})), ', '), '')"
+        for label, lists in parts.items()) + ")"
 
 
 def _columns(ctx: Ctx, table: str) -> set[str]:
@@ -223,7 +238,7 @@ def _crs(ctx: Ctx) -> int:
             max(value) FILTER (WHERE kind = 'vs_temperature') AS temp_raw,
             min(value) FILTER (WHERE kind = 'vs_systolic_bp') AS sbp,
             min(value) FILTER (WHERE kind = 'vs_spo2') AS spo2,
-            {_seqs('vsseq')} AS seqs
+            {_seql('vsseq')} AS vs_l
           FROM _sa_vs GROUP BY usubjid, ts),
         iv AS (
           SELECT usubjid, ts,
@@ -233,12 +248,13 @@ def _crs(ctx: Ctx) -> int:
             arg_max(dev, ({_O2_RANK}) * 100000 + coalesce(flow, 0) * 100 + {_O2_ORDER}) FILTER (WHERE what = 'oxygen') AS o2,
             arg_max(flow, ({_O2_RANK}) * 100000 + coalesce(flow, 0) * 100 + {_O2_ORDER}) FILTER (WHERE what = 'oxygen') AS o2_flow,
             arg_max(device_assumed, ({_O2_RANK}) * 100000 + coalesce(flow, 0) * 100 + {_O2_ORDER}) FILTER (WHERE what = 'oxygen') AS o2_assumed,
-            {_seqs('seq', "dom = 'CMSEQ'")} AS cm_seqs,
-            {_seqs('seq', "dom = 'PRSEQ'")} AS pr_seqs
+            {_seql('seq', "dom = 'CMSEQ'")} AS cm_l,
+            {_seql('seq', "dom = 'PRSEQ'")} AS pr_l
           FROM _sa_crs_iv GROUP BY usubjid, ts),
         ev AS (
           SELECT usubjid, ts, bool_or(hypotension) AS hyp_event,
-            string_agg(DISTINCT dom || ' ' || seq::VARCHAR, '; ') AS ev_seqs
+            {_seql('seq', "dom = 'AESEQ'")} AS ae_l, {_seql('seq', "dom = 'CESEQ'")} AS ce_l,
+            {_seql('seq', "dom = 'FASEQ'")} AS fa_l
           FROM _sa_crs_ev GROUP BY usubjid, ts),
         x AS (
           SELECT t.usubjid, t.ts, t.timed, s.inf_date, s.age, vs.* EXCLUDE (usubjid, ts), iv.* EXCLUDE (usubjid, ts),
@@ -258,15 +274,16 @@ def _crs(ctx: Ctx) -> int:
           coalesce(x.n_press, 0)::INTEGER AS vasopressors, coalesce(x.vpn, FALSE) AS vasopressin,
           coalesce(x.o2, 'NONE') AS oxygen, x.o2_flow AS o2_flow_lmin,
           'from SDTM: ' || concat_ws('; ',
-            CASE WHEN x.temp_f THEN 'T ' || round(x.temp_raw, 2) || ' F' END,
-            CASE WHEN x.sbp IS NOT NULL THEN 'SBP ' || round(x.sbp) || ' (hypotension below ' || round(x.sbp_limit) || ')' END,
-            CASE WHEN x.spo2 IS NOT NULL THEN 'SpO2 ' || round(x.spo2) || '%' END,
+            CASE WHEN x.temp_f THEN 'T ' || {_num('round(x.temp_raw, 2)')} || ' F' END,
+            CASE WHEN x.sbp IS NOT NULL THEN 'SBP ' || {_num('round(x.sbp)')} || ' (hypotension below ' || {_num('round(x.sbp_limit)')} || ')' END,
+            CASE WHEN x.spo2 IS NOT NULL THEN 'SpO2 ' || {_num('round(x.spo2)')} || '%' END,
             CASE WHEN x.pressors IS NOT NULL THEN x.pressors END,
             CASE WHEN x.hyp_event THEN 'hypotension recorded' END,
             CASE WHEN x.o2_assumed THEN 'oxygen device not given: nasal cannula assumed' END,
             CASE WHEN x.temp_c IS NULL THEN 'no temperature at this time point' END) AS comment,
           $src AS source,
-          concat_ws('; ', 'VSSEQ ' || x.seqs, 'CMSEQ ' || x.cm_seqs, 'PRSEQ ' || x.pr_seqs, x.ev_seqs) AS provenance
+          {_provenance(VSSEQ=('x.vs_l',), CMSEQ=('x.cm_l',), PRSEQ=('x.pr_l',), AESEQ=('x.ae_l',), CESEQ=('x.ce_l',),
+                       FASEQ=('x.fa_l',))} AS provenance
         FROM x ORDER BY x.usubjid, x.ts""", {"thr": thr, "src": SOURCE_SDTM}).fetchone()
     return n[0] if n else 0
 
@@ -289,7 +306,7 @@ def _score_sql(prefix: str, n_items: int, top: int) -> str:
           WHERE NOT is_total AND value IS NOT NULL AND coalesce(qsstat, '') <> 'NOT DONE' GROUP BY usubjid, ts, item),
         {prefix}_tot AS (
           SELECT usubjid, ts, min(value) FILTER (WHERE is_total AND coalesce(qsstat, '') <> 'NOT DONE') AS total,
-                 {_seqs('qsseq')} AS seqs
+                 {_seql('qsseq')} AS qs_l
           FROM {prefix}_rows GROUP BY usubjid, ts),
         {prefix} AS (
           SELECT t.*, coalesce(i.n_items, 0) AS n_items, i.item_sum
@@ -300,9 +317,9 @@ def _score_sql(prefix: str, n_items: int, top: int) -> str:
                          WHEN total IS NULL AND n_items = {n_items} AND item_sum BETWEEN 0 AND {top} THEN item_sum END AS score,
             concat_ws('; ',
               CASE WHEN total IS NOT NULL AND NOT (total BETWEEN 0 AND {top} AND total = round(total))
-                   THEN upper('{prefix}') || ' total ' || total || ' outside 0-{top}: not used' END,
+                   THEN upper('{prefix}') || ' total ' || {_num('total')} || ' outside 0-{top}: not used' END,
               CASE WHEN total IS NOT NULL AND n_items = {n_items} AND item_sum <> total
-                   THEN upper('{prefix}') || ' total ' || total || ' used; its items sum to ' || item_sum END,
+                   THEN upper('{prefix}') || ' total ' || {_num('total')} || ' used; its items sum to ' || {_num('item_sum')} END,
               CASE WHEN total IS NULL AND n_items BETWEEN 1 AND {n_items - 1}
                    THEN upper('{prefix}') || ' items incomplete (' || n_items || ' of {n_items}): score not computed' END,
               CASE WHEN total IS NULL AND n_items = 0 THEN upper('{prefix}') || ' not done' END) AS note
@@ -339,7 +356,8 @@ def _icans(ctx: Ctx) -> int:
     _attach_events(ctx, "_sa_icans_tp", "_sa_icans_ev", cond)
     n = ctx.run(f"""INSERT INTO icans_assessments BY NAME
         WITH {_score_sql('ice', 10, 10)}, {_score_sql('capd', 8, 32)},
-        loc AS (SELECT usubjid, ts, arg_min(l.loc, m.priority) AS loc, string_agg(DISTINCT dom || ' ' || seq::VARCHAR, '; ') AS seqs
+        loc AS (SELECT usubjid, ts, arg_min(l.loc, m.priority) AS loc,
+                       {_seql('seq', "dom = 'QSSEQ'")} AS qs_l, {_seql('seq', "dom = 'FASEQ'")} AS fa_l
                 FROM _sa_loc l JOIN (SELECT code, min(priority) AS priority FROM _sa_map
                                      WHERE kind = 'consciousness_value' GROUP BY code) m ON m.code = l.loc
                 GROUP BY usubjid, ts),
@@ -348,7 +366,8 @@ def _icans(ctx: Ctx) -> int:
             arg_min(seizure, CASE seizure WHEN 'PROLONGED_OR_REPETITIVE' THEN 1 ELSE 2 END) AS seizure,
             max(motor) AS motor,
             arg_min(edema, CASE edema WHEN 'DIFFUSE' THEN 1 ELSE 2 END) AS edema,
-            string_agg(DISTINCT dom || ' ' || seq::VARCHAR, '; ') AS seqs
+            {_seql('seq', "dom = 'AESEQ'")} AS ae_l, {_seql('seq', "dom = 'CESEQ'")} AS ce_l,
+            {_seql('seq', "dom = 'FASEQ'")} AS fa_l
           FROM _sa_icans_ev GROUP BY usubjid, ts)
         SELECT $studyid AS studyid, $cut AS data_cut, t.usubjid,
           CASE WHEN t.timed THEN strftime(t.ts, '%Y-%m-%dT%H:%M') ELSE strftime(t.ts, '%Y-%m-%d') END AS icansdtc,
@@ -359,7 +378,8 @@ def _icans(ctx: Ctx) -> int:
           'from SDTM' || coalesce(': ' || nullif(concat_ws('; ',
             CASE WHEN capd.usubjid IS NULL OR ice.usubjid IS NOT NULL THEN ice.note END, capd.note), ''), '') AS comment,
           $src AS source,
-          concat_ws('; ', 'QSSEQ ' || concat_ws(', ', ice.seqs, capd.seqs), loc.seqs, ev.seqs) AS provenance
+          {_provenance(QSSEQ=('ice.qs_l', 'capd.qs_l', 'loc.qs_l'), FASEQ=('loc.fa_l', 'ev.fa_l'), CESEQ=('ev.ce_l',),
+                       AESEQ=('ev.ae_l',))} AS provenance
         FROM _sa_icans_tp t JOIN _sa_subj s USING (usubjid)
         LEFT JOIN ice_score ice ON ice.usubjid = t.usubjid AND ice.ts = t.ts
         LEFT JOIN capd_score capd ON capd.usubjid = t.usubjid AND capd.ts = t.ts
