@@ -2,6 +2,7 @@
 """Deterministic synthetic sample data for celltox: two cell-therapy studies as sponsors deliver them.
 
     python sample_data/generate.py                      # writes sample_data/car_t_cd56/ and sample_data/car_itnk/
+                                                        # (+ sample_data/twins/car_itnk_sdtm/, ITNK-B-01 as plain SDTM)
     python sample_data/generate.py --out DIR            # the same two studies into DIR/
     python sample_data/generate.py --subjects 10000 --out DIR [--format parquet|csv|xpt]
                                                         # one program-scale study (benchmarks; never committed)
@@ -1358,7 +1359,7 @@ class Study:
 # --------------------------------------------------------------------------------------------------
 # The plain-SDTM twin: the same simulated study delivered without the celltox assessment files
 # --------------------------------------------------------------------------------------------------
-SDTM_TWIN = dict(of="car_itnk", folder="car_itnk_sdtm", studyid="ITNK-B-01-SDTM", seed=SEED + 16)
+SDTM_TWIN = dict(of="car_itnk", folder="twins/car_itnk_sdtm", studyid="ITNK-B-01-SDTM", seed=SEED + 16)
 # how each site delivers what the bedside files hold (variety a real programme meets)
 TWIN_O2_DEVICE_TEXT = {"LOW_FLOW_NC": "NASAL CANNULA", "HIGH_FLOW_NC": "HIGH FLOW NASAL CANNULA", "FACEMASK": "FACE MASK",
                        "BLOW_BY": "BLOW-BY", "NONREBREATHER": "NON-REBREATHER MASK", "VENTURI": "VENTURI MASK"}

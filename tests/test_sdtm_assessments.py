@@ -291,6 +291,10 @@ def test_study_yaml_adds_a_sponsor_code(study):
 def test_worked_example_grades_and_discrepancy(study):
     con, _ = study
     assert _grades(con, "crs_grades", "015") == {(2, "08:00"): 3}
+    row = _rows(con, "crs_assessments", "015")[0]
+    assert (row["temp_c"], row["hypotension"], row["vasopressors"], row["oxygen"], row["o2_flow_lmin"], row["provenance"]) == \
+        (39.1, True, 1, "LOW_FLOW_NC", 8.0, "VSSEQ 1, 2; CMSEQ 1, 2")
+    assert _rows(con, "crs_grades", "015")[0]["grade_component"] == "hypotension+hypoxia"
     assert _grades(con, "icans_grades", "015") == {(4, "09:00"): 2}
     disc = con.execute("SELECT syndrome, discrepancy, reported_grade, derived_grade FROM grade_discrepancies "
                        "WHERE usubjid = $u ORDER BY syndrome", {"u": u("015")}).fetchall()

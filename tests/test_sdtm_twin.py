@@ -20,7 +20,7 @@ SUBJ = r"regexp_extract(usubjid, '(\d\d-\d\d\d)$')"  # site-subject: the USUBJID
 def con(tmp_path_factory):
     folder = tmp_path_factory.mktemp("twin")
     db = folder / "twin.duckdb"
-    for name in ("car_itnk", "car_itnk_sdtm"):
+    for name in ("car_itnk", "twins/car_itnk_sdtm"):
         for cut in CUTS:
             ingest_study(SAMPLE / name, db, cutoff=cut, review_store_path=folder / "review.duckdb")
     c = duckdb.connect(str(db), read_only=True)
@@ -33,7 +33,7 @@ def _set(con, sql, studyid, cut):
 
 
 def test_the_twin_is_plain_sdtm():
-    names = {p.stem for p in (SAMPLE / "car_itnk_sdtm").iterdir()}
+    names = {p.stem for p in (SAMPLE / "twins" / "car_itnk_sdtm").iterdir()}
     assert not names & {"crs_assessments", "icans_assessments"}
     assert {"vs", "cm", "suppcm", "pr", "qs", "fa", "ce", "ae"} <= names
 
