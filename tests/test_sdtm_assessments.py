@@ -3,6 +3,7 @@ SDTM-shaped rows, loaded through the real ingest into a real DuckDB file, then g
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from pathlib import Path
 
 import duckdb
@@ -15,7 +16,7 @@ INF = "2025-03-01"  # day 0; day n is 2025-03-(1 + n)
 
 
 def d(day: int, time: str | None = None) -> str:
-    return f"2025-03-{1 + day:02d}" + (f"T{time}" if time else "")
+    return (dt.date(2025, 3, 1) + dt.timedelta(days=day)).isoformat() + (f"T{time}" if time else "")
 
 
 def u(n: str) -> str:
