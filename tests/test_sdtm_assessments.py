@@ -325,3 +325,20 @@ def test_a_bad_mapping_row_stops_the_load_naming_it(tmp_path):
         "sdtm_mapping:\n  rows:\n    - {kind: oxygen_device, match: tent, code: TENT}\n", encoding="utf-8")
     with pytest.raises(IngestError, match=r"'sdtm_mapping.rows\[0\].code': kind oxygen_device needs one of"):
         ingest_study(tmp_path, tmp_path / "x.duckdb")
+
+
+def test_records_without_sequence_numbers_stay_apart(tmp_path):
+    # CMSEQ is optional: two oxygen records of one subject must not lend each other their devices
+    _write(tmp_path, "dm", [dict(USUBJID="S-1", AGE="60", RFXSTDTC=f"{INF}T10:00")])
+    _write(tmp_path, "vs", _seq([dict(USUBJID="S-1", VSTESTCD="TEMP", VSORRES="38.6", VSDTC=d(day, "08:00"))
+                                 for day in (1, 2)], "VSSEQ"))
+    _write(tmp_path, "cm", [
+        dict(USUBJID="S-1", CMTRT="Oxygen via face mask", CMDOSE="5", CMDOSU="L/min", CMSTDTC=d(1), CMENDTC=d(1)),
+        dict(USUBJID="S-1", CMTRT="Oxygen", CMDOSE="2", CMDOSU="L/min", CMSTDTC=d(2), CMENDTC=d(2))])
+    db = tmp_path / "x.duckdb"
+    ingest_study(tmp_path, db, review_store_path=tmp_path / "r.duckdb")
+    con = duckdb.connect(str(db), read_only=True)
+    got = con.execute("SELECT day, oxygen, o2_flow_lmin, comment LIKE '%nasal cannula assumed%' FROM crs_assessments "
+                      "ORDER BY day").fetchall()
+    con.close()
+    assert got == [(1, "FACEMASK", 5.0, False), (2, "LOW_FLOW_NC", 2.0, True)]

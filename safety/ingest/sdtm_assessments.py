@@ -102,6 +102,7 @@ def _after_infusion(alias: str, ts: str, timed: str) -> str:
 def _events(ctx: Ctx) -> None:
     """AE, CE and FA records that name a seizure, motor weakness, cerebral oedema or hypotension (one row each)."""
     ctx.run("""CREATE OR REPLACE TEMP TABLE _sa_event_src AS
+        SELECT row_number() OVER () AS rid, * FROM (
         SELECT usubjid, 'AESEQ' AS dom, aeseq AS seq, lower(concat_ws(' ', aedecod, aeterm)) AS txt,
                aest_date AS ev_date, CASE WHEN length(aestdtc) > 10 THEN ct_time(aestdtc, 'F') END AS ev_time,
                TRUE AS from_ae
@@ -115,7 +116,7 @@ def _events(ctx: Ctx) -> None:
                CASE WHEN has_time THEN assessment_time END, FALSE
         FROM findings_about WHERE studyid = $studyid AND data_cut = $cut AND fa_date IS NOT NULL
           AND fatestcd NOT IN (SELECT match FROM _sa_map WHERE kind = 'consciousness_test')
-          AND upper(trim(coalesce(fastresc, faorres, ''))) NOT IN (SELECT match FROM _sa_map WHERE kind = 'negative_result')""")
+          AND upper(trim(coalesce(fastresc, faorres, ''))) NOT IN (SELECT match FROM _sa_map WHERE kind = 'negative_result'))""")
     ctx.run("""CREATE OR REPLACE TEMP TABLE _sa_events AS
         SELECT e.usubjid, e.dom, e.seq, e.ev_date, e.ev_time,
                arg_min(m.code, m.priority) FILTER (WHERE m.kind = 'seizure_event') AS seizure,
@@ -126,7 +127,7 @@ def _events(ctx: Ctx) -> None:
         FROM _sa_event_src e JOIN _sa_map m
           ON m.kind IN ('seizure_event', 'motor_event', 'edema_event', 'hypotension_event')
          AND regexp_matches(e.txt, m.match)
-        GROUP BY e.usubjid, e.dom, e.seq, e.ev_date, e.ev_time""")
+        GROUP BY e.rid, e.usubjid, e.dom, e.seq, e.ev_date, e.ev_time""")
 
 
 def _attach_events(ctx: Ctx, tp: str, out: str, cond: str) -> None:
@@ -165,6 +166,7 @@ def _crs(ctx: Ctx) -> int:
     cm_sources = ", ".join([f"{c}" for c in cm_quals] + ["m.cmdosfrm", "m.cmroute", "concat_ws(' ', m.cmtrt, m.cmdecod)"])
     pr_sources = ", ".join([f"{c}" for c in pr_quals] + ["concat_ws(' ', p.prtrt, p.prdecod)"])
     ctx.run(f"""CREATE OR REPLACE TEMP TABLE _sa_iv_src AS
+        SELECT row_number() OVER () AS rid, * FROM (
         SELECT m.usubjid, 'CMSEQ' AS dom, m.cmseq AS seq, lower(coalesce(m.cmdecod, m.cmtrt)) AS name,
                lower(concat_ws(' ', m.cmdecod, m.cmtrt)) AS txt, m.med_class = 'vasopressor' AS is_pressor,
                [{cm_sources}] AS dev_texts, m.cmdose AS dose, upper(replace(coalesce(m.cmdosu, ''), ' ', '')) AS dosu,
@@ -177,33 +179,30 @@ def _crs(ctx: Ctx) -> int:
                FALSE, [{pr_sources}], p.prdose, upper(replace(coalesce(p.prdosu, ''), ' ', '')),
                p.prst_date, p.start_time, p.pren_date, p.end_time
         FROM procedures p JOIN _sa_subj s ON s.usubjid = p.usubjid AND NOT s.file_crs
-        WHERE p.studyid = $studyid AND p.data_cut = $cut AND p.prst_date IS NOT NULL""")
+        WHERE p.studyid = $studyid AND p.data_cut = $cut AND p.prst_date IS NOT NULL)""")
     ctx.run("""CREATE OR REPLACE TEMP TABLE _sa_iv AS
         WITH dev AS (  -- the device: the first text naming one (qualifier, dose form, route, then the name itself)
-          SELECT i.dom, i.seq, i.usubjid, arg_min(m.code, x.k * 1000 + m.priority) AS device,
-                 min(x.k) AS device_src
+          SELECT i.rid, arg_min(m.code, x.k * 1000 + m.priority) AS device
           FROM _sa_iv_src i, LATERAL (SELECT unnest(range(1, len(i.dev_texts) + 1)) AS k) x
           JOIN _sa_map m ON m.kind = 'oxygen_device' AND i.dev_texts[x.k] IS NOT NULL
            AND regexp_matches(lower(i.dev_texts[x.k]), m.match)
-          GROUP BY i.dom, i.seq, i.usubjid
+          GROUP BY i.rid
         ),
-        o2 AS (SELECT DISTINCT i.dom, i.seq, i.usubjid FROM _sa_iv_src i
+        o2 AS (SELECT DISTINCT i.rid FROM _sa_iv_src i
                JOIN _sa_map m ON m.kind = 'oxygen_medication' AND regexp_matches(i.txt, m.match)),
-        vpn AS (SELECT DISTINCT i.dom, i.seq, i.usubjid FROM _sa_iv_src i
+        vpn AS (SELECT DISTINCT i.rid FROM _sa_iv_src i
                 JOIN _sa_map m ON m.kind = 'vasopressin' AND regexp_matches(i.txt, m.match))
         SELECT i.usubjid, i.dom, i.seq, i.name, i.st_date, i.st_time, i.en_date, i.en_time,
-          CASE WHEN i.is_pressor AND vpn.seq IS NOT NULL THEN 'vasopressin'
+          CASE WHEN i.is_pressor AND vpn.rid IS NOT NULL THEN 'vasopressin'
                WHEN i.is_pressor THEN 'pressor'
-               WHEN o2.seq IS NOT NULL OR (i.dom = 'PRSEQ' AND dev.device IS NOT NULL) THEN 'oxygen' END AS what,
+               WHEN o2.rid IS NOT NULL OR (i.dom = 'PRSEQ' AND dev.device IS NOT NULL) THEN 'oxygen' END AS what,
           -- oxygen without a named device: nasal cannula, and the flow decides (ASTCT: <= 6 L/min low-flow)
-          coalesce(dev.device, 'LOW_FLOW_NC') AS dev, dev.device IS NULL AS device_assumed, dev.device_src,
+          coalesce(dev.device, 'LOW_FLOW_NC') AS dev, dev.device IS NULL AS device_assumed,
           i.dose * TRY_CAST(fu.code AS DOUBLE) AS flow
         FROM _sa_iv_src i
-        LEFT JOIN dev ON dev.dom = i.dom AND dev.seq IS NOT DISTINCT FROM i.seq AND dev.usubjid = i.usubjid
-        LEFT JOIN o2 ON o2.dom = i.dom AND o2.seq IS NOT DISTINCT FROM i.seq AND o2.usubjid = i.usubjid
-        LEFT JOIN vpn ON vpn.dom = i.dom AND vpn.seq IS NOT DISTINCT FROM i.seq AND vpn.usubjid = i.usubjid
+        LEFT JOIN dev USING (rid) LEFT JOIN o2 USING (rid) LEFT JOIN vpn USING (rid)
         LEFT JOIN _sa_map fu ON fu.kind = 'flow_unit' AND fu.match = i.dosu
-        WHERE i.is_pressor OR o2.seq IS NOT NULL OR (i.dom = 'PRSEQ' AND dev.device IS NOT NULL)""")
+        WHERE i.is_pressor OR o2.rid IS NOT NULL OR (i.dom = 'PRSEQ' AND dev.device IS NOT NULL)""")
     _events(ctx)
     # time points: VS time stamps, plus the start day of an intervention or hypotension finding with none that day
     ctx.run("""CREATE OR REPLACE TEMP TABLE _sa_crs_tp0 AS SELECT DISTINCT usubjid, ts, timed FROM _sa_vs""")
