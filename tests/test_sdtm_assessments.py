@@ -280,7 +280,10 @@ def test_cerebral_oedema_from_ce_and_fa_imaging_and_negative_events(study):
 
 
 def test_celltox_file_rows_win_for_their_subject(study):
-    con, _ = study
+    con, result = study
+    for table in ("crs_assessments", "icans_assessments"):
+        n = con.execute(f"SELECT count(*) FROM {table} WHERE source = 'SDTM'").fetchone()[0]
+        assert result.built_from_sdtm[table] == n > 5
     rows = _rows(con, "crs_assessments", "013")
     assert [(r["source"], r["crsdtc"], r["provenance"]) for r in rows] == [("assessment file", d(2, "09:00"), None)]
 

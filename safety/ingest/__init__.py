@@ -53,6 +53,8 @@ class LoadResult:
     domains_present: list[str] = field(default_factory=list)
     domains_missing: list[str] = field(default_factory=list)
     derivations: list[str] = field(default_factory=list)
+    # rows built from SDTM for subjects without celltox file rows: {'crs_assessments': n, 'icans_assessments': n}
+    built_from_sdtm: dict[str, int] = field(default_factory=dict)
 
 
 def _parse_cutoff(cutoff) -> dt.date | None:
@@ -186,10 +188,11 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
             engine.set_lymphodepletion(ctx)
         # CRS/ICANS assessments from VS, CM, PR, QS, FA, CE and AE for subjects without celltox file rows; before
         # subjects, whose last-known-alive date reads the assessment tables
-        build_sdtm_assessments(ctx)
+        built = build_sdtm_assessments(ctx)
         engine.load_subjects(ctx, cols["DM"], supp_info.get("DM"))
 
-        result = LoadResult(studyid=studyid, data_cut=data_cut, load_id=load_id, skipped_files=skipped)
+        result = LoadResult(studyid=studyid, data_cut=data_cut, load_id=load_id, skipped_files=skipped,
+                            built_from_sdtm=built)
         for f in files:
             loaded, quar, after = ctx.counts.get(f.index, [0, 0, 0])
             if loaded + quar + after != read[f.index]:
