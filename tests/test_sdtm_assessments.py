@@ -157,6 +157,8 @@ def study(tmp_path_factory):
              AESTDTC=d(7, "03:10"), AEENDTC=d(7)),
         dict(USUBJID=u("010"), AESEQ=3, AETERM="ICANS", AEDECOD="Immune effector cell-associated neurotoxicity syndrome",
              AETOXGR="3", AESTDTC=d(4), AEENDTC=d(8)),
+        dict(USUBJID=u("010"), AESEQ=4, AETERM="QT prolonged", AEDECOD="Electrocardiogram QT prolonged", AETOXGR="2",
+             AESTDTC=d(5), AEENDTC=d(5)),  # 'prolonged' alone is no seizure
         dict(USUBJID=u("015"), AESEQ=1, AETERM="CRS", AEDECOD="Cytokine release syndrome", AETOXGR="2",
              AESTDTC=d(2), AEENDTC=d(3)),
         dict(USUBJID=u("009"), AESEQ=1, AETERM="Hypotension", AEDECOD="Hypotension", AETOXGR="2",
