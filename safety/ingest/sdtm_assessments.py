@@ -127,6 +127,7 @@ def _events(ctx: Ctx) -> None:
         FROM _sa_event_src e JOIN _sa_map m
           ON m.kind IN ('seizure_event', 'motor_event', 'edema_event', 'hypotension_event')
          AND regexp_matches(e.txt, m.match)
+        WHERE e.usubjid IN (SELECT usubjid FROM _sa_subj WHERE NOT (file_crs AND file_icans))
         GROUP BY e.rid, e.usubjid, e.dom, e.seq, e.ev_date, e.ev_time""")
 
 
