@@ -2,6 +2,7 @@
 """Deterministic synthetic sample data for celltox: two cell-therapy studies as sponsors deliver them.
 
     python sample_data/generate.py                      # writes sample_data/car_t_cd56/ and sample_data/car_itnk/
+                                                        # (+ sample_data/twins/car_itnk_sdtm/, ITNK-B-01 as plain SDTM)
     python sample_data/generate.py --out DIR            # the same two studies into DIR/
     python sample_data/generate.py --subjects 10000 --out DIR [--format parquet|csv|xpt]
                                                         # one program-scale study (benchmarks; never committed)
@@ -1364,6 +1365,188 @@ class Study:
 
 
 # --------------------------------------------------------------------------------------------------
+# The plain-SDTM twin: the same simulated study delivered without the celltox assessment files
+# --------------------------------------------------------------------------------------------------
+SDTM_TWIN = dict(of="car_itnk", folder="twins/car_itnk_sdtm", studyid="ITNK-B-01-SDTM", seed=SEED + 16)
+# how each site delivers what the bedside files hold (variety a real programme meets)
+TWIN_O2_DEVICE_TEXT = {"LOW_FLOW_NC": "NASAL CANNULA", "HIGH_FLOW_NC": "HIGH FLOW NASAL CANNULA", "FACEMASK": "FACE MASK",
+                       "BLOW_BY": "BLOW-BY", "NONREBREATHER": "NON-REBREATHER MASK", "VENTURI": "VENTURI MASK"}
+TWIN_O2_PROCEDURE = {"CPAP": "Continuous positive airway pressure", "BIPAP": "Bilevel positive airway pressure",
+                     "MECHANICAL_VENTILATION": "Invasive mechanical ventilation"}
+TWIN_CONSCIOUSNESS_TEXT = {"AWAKE": "AWAKE", "AWAKENS_SPONTANEOUSLY": "AWAKENS SPONTANEOUSLY",
+                           "AWAKENS_TO_VOICE": "AWAKENS TO VOICE", "AWAKENS_TO_TACTILE": "AWAKENS ONLY TO TACTILE STIMULUS",
+                           "UNAROUSABLE": "UNAROUSABLE"}
+TWIN_VITALS_AT_ASSESSMENT = ("TEMP", "SYSBP", "DIABP", "PULSE", "OXYSAT")
+
+
+def _runs(df: pd.DataFrame, key: list[str]) -> pd.Series:
+    """Run number over consecutive rows (per subject) with the same values of ``key``."""
+    change = (df[key] != df[key].shift()).any(axis=1) | (df["USUBJID"] != df["USUBJID"].shift())
+    return change.cumsum()
+
+
+def _shift_time(dtc: pd.Series, hours: int) -> np.ndarray:
+    t = pd.to_datetime(dtc, format="%Y-%m-%dT%H:%M") + pd.Timedelta(hours=hours)
+    return t.dt.strftime("%Y-%m-%dT%H:%M").to_numpy()
+
+
+def sdtm_twin(doms: dict[str, pd.DataFrame], spec: dict) -> dict[str, pd.DataFrame]:
+    """The study as plain SDTM: the bedside CRS/ICANS records re-expressed in VS, CM, SUPPCM, PR, QS, FA and CE.
+
+    The oxygen device is given in turn as a SUPPCM qualifier (O2DEV), in CMTRT ("Oxygen via nasal cannula") and
+    in CMDOSFRM. Site 01 gives ICE as its ten items, sites 02 and 03 the total; site 03 records temperature in
+    Fahrenheit and the level of consciousness and seizure checks in FA, site 02 seizure checks in CE. celltox must
+    grade the twin exactly as the study with the celltox files.
+    """
+    rng = np.random.default_rng(SDTM_TWIN["seed"])
+    old, new = spec["studyid"], SDTM_TWIN["studyid"]
+    crs = doms["crs_assessments"].copy()
+    icans = doms["icans_assessments"].copy()
+    for df in (crs, icans):
+        df["site"] = df["USUBJID"].str[len(old) + 1:len(old) + 3]
+    crs["date"] = crs["CRSDTC"].str[:10]
+    if (icans[["SEIZURE", "MOTOR_WEAKNESS", "CEREBRAL_EDEMA"]] != "NONE").any(axis=None):
+        raise SystemExit("sdtm_twin: the twin does not express seizures, motor weakness or oedema yet")
+    out = {k: v.copy() for k, v in doms.items() if k not in ("crs_assessments", "icans_assessments")}
+
+    # VS: the vital signs of an assessment day carry the assessment's time; days without vitals get them
+    vs = out["vs"]
+    at = crs.set_index(["USUBJID", "date"])["CRSDTC"]
+    key = pd.MultiIndex.from_arrays([vs["USUBJID"], vs["VSDTC"].str[:10]])
+    on_day = vs["VSTESTCD"].isin(TWIN_VITALS_AT_ASSESSMENT).to_numpy() & key.isin(at.index)
+    vs.loc[on_day, "VSDTC"] = at.reindex(key[on_day]).to_numpy()
+    have = set(zip(vs.loc[vs["VSTESTCD"] == "TEMP", "USUBJID"], vs.loc[vs["VSTESTCD"] == "TEMP", "VSDTC"]))
+    miss = crs[[(u, d) not in have for u, d in zip(crs["USUBJID"], crs["CRSDTC"])]]
+    hyp_m = (miss["HYPOTENSION"] == "Y").to_numpy()
+    sbp = np.where(hyp_m, rng.integers(78, 89, len(miss)), rng.integers(105, 140, len(miss))).astype(float)
+    add = []
+    for cd, name, val, unit in (("TEMP", "Temperature", miss["TEMP_C"].to_numpy(float), "C"),
+                                ("SYSBP", "Systolic Blood Pressure", sbp, "mmHg")):
+        txt = np.array([f"{x:g}" for x in val], dtype=object)
+        add.append(pd.DataFrame({"STUDYID": old, "DOMAIN": "VS", "USUBJID": miss["USUBJID"].to_numpy(), "VSSEQ": 0.0,
+                                 "VSTESTCD": cd, "VSTEST": name, "VSORRES": txt, "VSORRESU": unit, "VSSTRESC": txt,
+                                 "VSSTRESN": val, "VSSTRESU": unit, "VSBLFL": "", "VISIT": "UNSCHEDULED",
+                                 "VSDTC": miss["CRSDTC"].to_numpy(), "VSDY": np.nan}))
+    vs = pd.concat([vs] + add, ignore_index=True)
+    # the twin must say what the bedside record says: the same temperature, SBP < 90 exactly when hypotensive
+    chk = crs.merge(vs[vs["VSTESTCD"] == "TEMP"][["USUBJID", "VSDTC", "VSSTRESN"]], left_on=["USUBJID", "CRSDTC"],
+                    right_on=["USUBJID", "VSDTC"], how="left")
+    assert len(chk) == len(crs) and np.allclose(chk["VSSTRESN"], chk["TEMP_C"]), "twin VS temperatures"
+    chk = crs.merge(vs[vs["VSTESTCD"] == "SYSBP"][["USUBJID", "VSDTC", "VSSTRESN"]], left_on=["USUBJID", "CRSDTC"],
+                    right_on=["USUBJID", "VSDTC"], how="left")
+    assert len(chk) == len(crs) and ((chk["VSSTRESN"] < 90) == (chk["HYPOTENSION"] == "Y")).all(), "twin VS hypotension"
+    # site 03 measures temperature in Fahrenheit and delivers it as collected (two decimals: an exact round trip)
+    f = (vs["VSTESTCD"] == "TEMP").to_numpy() & (vs["USUBJID"].str[len(old) + 1:len(old) + 3] == "03").to_numpy()
+    vs.loc[f, "VSORRES"] = [f"{x * 9 / 5 + 32:.2f}" for x in vs.loc[f, "VSSTRESN"]]
+    vs.loc[f, ["VSORRESU", "VSSTRESC", "VSSTRESU"]] = ["F", "", ""]
+    vs.loc[f, "VSSTRESN"] = np.nan
+    vs = vs.sort_values(["USUBJID", "VSDTC", "VSTESTCD"], kind="stable").reset_index(drop=True)
+    vs["VSSEQ"] = (vs.groupby("USUBJID").cumcount() + 1).astype(float)
+    out["vs"] = vs
+
+    # CM: oxygen, one record per run of the same device and flow, from 2 h before its first assessment to its last;
+    # a second vasopressor (epinephrine) where the bedside record counts two
+    crs = crs.sort_values(["USUBJID", "CRSDTC"], kind="stable").reset_index(drop=True)
+    crs["flow"] = crs["O2_FLOW_LMIN"].fillna(-1)
+    crs["run"] = _runs(crs, ["OXYGEN", "flow"])
+    o2 = crs[crs["OXYGEN"] != "NONE"].groupby("run").agg(
+        USUBJID=("USUBJID", "first"), site=("site", "first"), device=("OXYGEN", "first"), flow=("O2_FLOW_LMIN", "first"),
+        first=("CRSDTC", "first"), last=("CRSDTC", "last")).reset_index(drop=True)
+    cm_new, pr_new, supp = [], [], []
+    for k, r in enumerate(o2.itertuples()):
+        start, end = _shift_time(pd.Series([r.first]), -2)[0], r.last
+        if r.device in TWIN_O2_PROCEDURE:
+            pr_new.append(dict(USUBJID=r.USUBJID, PRTRT=TWIN_O2_PROCEDURE[r.device], PRCAT="RESPIRATORY SUPPORT",
+                               PRINDC="Hypoxia", PRDOSE=np.nan, PRDOSU="", PRSTDTC=start, PRENDTC=end))
+            continue
+        dev = TWIN_O2_DEVICE_TEXT[r.device]
+        rec = dict(USUBJID=r.USUBJID, CMTRT="Oxygen", CMDECOD="OXYGEN", CMCAT="SUPPORTIVE", CMINDC="Hypoxia",
+                   CMDOSE=r.flow, CMDOSU="L/min" if not np.isnan(r.flow) else "", CMDOSFRM="GAS",
+                   CMROUTE="RESPIRATORY (INHALATION)", CMSTDTC=start, CMENDTC=end, o2dev="")
+        if k % 3 == 0:
+            rec["o2dev"] = dev
+        elif k % 3 == 1:
+            rec["CMTRT"] = f"Oxygen via {dev.lower()}"
+        else:
+            rec["CMDOSFRM"] = dev
+        cm_new.append(rec)
+    crs["two"] = crs["VASOPRESSORS"] >= 2
+    crs["run2"] = _runs(crs, ["two"])
+    for _, g in crs[crs["two"]].groupby("run2"):
+        cm_new.append(dict(USUBJID=g["USUBJID"].iloc[0], CMTRT="Epinephrine", CMDECOD="EPINEPHRINE",
+                           CMCAT="CRS MANAGEMENT", CMINDC="Hypotension", CMDOSE=np.nan, CMDOSU="",
+                           CMDOSFRM="", CMROUTE="INTRAVENOUS", CMSTDTC=g["date"].iloc[0], CMENDTC=g["date"].iloc[-1], o2dev=""))
+    cm = out["cm"].assign(CMDOSFRM="", o2dev="")
+    if cm_new:
+        cm = pd.concat([cm, pd.DataFrame(cm_new).assign(STUDYID=old, DOMAIN="CM")], ignore_index=True)
+    cm = cm.sort_values(["USUBJID", "CMSTDTC", "CMTRT"], kind="stable").reset_index(drop=True)
+    cm["CMSEQ"] = (cm.groupby("USUBJID").cumcount() + 1).astype(float)
+    q = cm["o2dev"] != ""
+    out["suppcm"] = pd.DataFrame({"STUDYID": old, "RDOMAIN": "CM", "USUBJID": cm.loc[q, "USUBJID"], "IDVAR": "CMSEQ",
+                                  "IDVARVAL": cm.loc[q, "CMSEQ"].map(lambda x: f"{x:g}"), "QNAM": "O2DEV",
+                                  "QLABEL": "Oxygen Delivery Device", "QVAL": cm.loc[q, "o2dev"], "QORIG": "CRF", "QEVAL": ""})
+    out["cm"] = cm.drop(columns=["o2dev"])
+
+    # PR: respiratory support beyond oxygen (none in this study so far) and the bone marrow aspirations of the
+    # leukaemia response assessments, which the mapping must leave alone
+    rs = out["rs"]
+    bm = rs[rs["VISIT"].isin(["MONTH 1", "MONTH 3"]) & rs["RSSTRESC"].isin(["CRI", "CR"])]
+    for r in bm.itertuples():
+        pr_new.append(dict(USUBJID=r.USUBJID, PRTRT="Bone marrow aspiration", PRCAT="DISEASE ASSESSMENT",
+                           PRINDC="Response assessment", PRDOSE=np.nan, PRDOSU="", PRSTDTC=r.RSDTC, PRENDTC=r.RSDTC))
+    pr = pd.DataFrame(pr_new).sort_values(["USUBJID", "PRSTDTC"], kind="stable").reset_index(drop=True)
+    pr.insert(0, "STUDYID", old)
+    pr.insert(1, "DOMAIN", "PR")
+    pr.insert(3, "PRSEQ", (pr.groupby("USUBJID").cumcount() + 1).astype(float))
+    out["pr"] = pr
+
+    # QS: ICE as ten items (site 01) or a total (sites 02, 03); "not done" as QSSTAT; consciousness in QS or FA
+    qs, fa, ce = [], [], []
+    items = [("ICE01", "Orientation to year"), ("ICE02", "Orientation to month"), ("ICE03", "Orientation to city"),
+             ("ICE04", "Orientation to hospital"), ("ICE05", "Names object 1"), ("ICE06", "Names object 2"),
+             ("ICE07", "Names object 3"), ("ICE08", "Follows commands"), ("ICE09", "Writes a standard sentence"),
+             ("ICE10", "Counts backwards from 100 by 10")]
+    for r in icans.itertuples():
+        base = dict(USUBJID=r.USUBJID, QSCAT="ICE", QSDTC=r.ICANSDTC)
+        if np.isnan(r.ICE_SCORE):
+            qs.append(dict(base, QSTESTCD="ICETOT", QSTEST="ICE Total Score", QSORRES="", QSSTRESN=np.nan, QSSTAT="NOT DONE"))
+        elif r.site == "01":
+            ones = set(rng.permutation(10)[:int(r.ICE_SCORE)])
+            for k, (cd, nm) in enumerate(items):
+                v = 1.0 if k in ones else 0.0
+                qs.append(dict(base, QSTESTCD=cd, QSTEST=nm, QSORRES=f"{v:g}", QSSTRESN=v, QSSTAT=""))
+        else:
+            qs.append(dict(base, QSTESTCD="ICETOT", QSTEST="ICE Total Score", QSORRES=f"{r.ICE_SCORE:g}",
+                           QSSTRESN=float(r.ICE_SCORE), QSSTAT=""))
+        loc = TWIN_CONSCIOUSNESS_TEXT[r.CONSCIOUSNESS]
+        if r.site == "03":
+            fa.append(dict(USUBJID=r.USUBJID, FATESTCD="LOC", FATEST="Level of Consciousness", FAOBJ="NEUROLOGICAL STATUS",
+                           FACAT="ICANS", FAORRES=loc, FASTRESC=loc, FADTC=r.ICANSDTC))
+            fa.append(dict(USUBJID=r.USUBJID, FATESTCD="OCCUR", FATEST="Occurrence Indicator", FAOBJ="SEIZURE",
+                           FACAT="ICANS", FAORRES="N", FASTRESC="N", FADTC=r.ICANSDTC))
+        else:
+            qs.append(dict(base, QSCAT="ICANS", QSTESTCD="LOC", QSTEST="Level of Consciousness", QSORRES=loc,
+                           QSSTRESN=np.nan, QSSTAT=""))
+        if r.site == "02":
+            ce.append(dict(USUBJID=r.USUBJID, CETERM="Seizure", CEDECOD="Seizure", CECAT="ICANS", CEOCCUR="N",
+                           CESTDTC=r.ICANSDTC[:10]))
+    for name, rows, seq, dtc in (("qs", qs, "QSSEQ", "QSDTC"), ("fa", fa, "FASEQ", "FADTC"), ("ce", ce, "CESEQ", "CESTDTC")):
+        df = pd.DataFrame(rows).sort_values(["USUBJID", dtc], kind="stable").reset_index(drop=True)
+        df.insert(0, "STUDYID", old)
+        df.insert(1, "DOMAIN", name.upper())
+        df.insert(3, seq, (df.groupby("USUBJID").cumcount() + 1).astype(float))
+        out[name] = df
+
+    # the twin's own study identifier, so both deliveries can live in one database
+    for df in out.values():
+        if "STUDYID" in df.columns:
+            df["STUDYID"] = new
+        if "USUBJID" in df.columns:
+            df["USUBJID"] = new + df["USUBJID"].str[len(old):]
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------------
 _XPT_STAMP = re.compile(rb"\d\d[A-Z]{3}\d\d:\d\d:\d\d:\d\d")
@@ -1453,13 +1636,16 @@ eligibility:
 def write_study(key: str, spec: dict, out: Path, rng: np.random.Generator, fmt: str | None = None,
                 n: int | None = None, planted: bool = True, ae_rate: float = 6.0) -> Path:
     """Build one study and write its folder; returns the folder."""
-    fmt = fmt or spec["fmt"]
-    folder = out
+    doms = Study(key, spec, rng, n=n, planted=planted, ae_rate=ae_rate).build()
+    return write_frames(doms, spec, out, fmt or spec["fmt"])
+
+
+def write_frames(doms: dict[str, pd.DataFrame], spec: dict, folder: Path, fmt: str) -> Path:
+    """Write built domains (and study.yaml) into a clean folder."""
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.iterdir():  # a clean folder: stale domains must not linger
         if old.is_file():
             old.unlink()
-    doms = Study(key, spec, rng, n=n, planted=planted, ae_rate=ae_rate).build()
     for name, df in doms.items():
         if name == "lb" and spec.get("split_lb") and fmt != "csv":
             he = df["LBCAT"].isin(HAEM_FILE_CATS)
@@ -1475,9 +1661,18 @@ def write_study(key: str, spec: dict, out: Path, rng: np.random.Generator, fmt: 
 
 
 def generate_samples(out: Path) -> list[Path]:
-    """The two committed sample studies."""
+    """The two committed sample studies, and the plain-SDTM twin of one of them (SDTM_TWIN)."""
     rng = np.random.default_rng(SEED)
-    return [write_study(key, spec, out / key, rng) for key, spec in STUDIES.items()]
+    folders = []
+    for key, spec in STUDIES.items():
+        if key != SDTM_TWIN["of"]:
+            folders.append(write_study(key, spec, out / key, rng))
+            continue
+        doms = Study(key, spec, rng).build()
+        folders.append(write_frames(doms, spec, out / key, spec["fmt"]))
+        twin_spec = dict(spec, studyid=SDTM_TWIN["studyid"], title=spec["title"] + " (plain SDTM delivery)")
+        folders.append(write_frames(sdtm_twin(doms, spec), twin_spec, out / SDTM_TWIN["folder"], "csv"))
+    return folders
 
 
 def generate_scale(out: Path, n: int, fmt: str, ae_rate: float) -> Path:

@@ -64,6 +64,10 @@ def run(args) -> int:
         print(f"not delivered: {', '.join(result.domains_missing)}")
     if result.skipped_files:
         print(f"not read (domain not used by celltox): {', '.join(result.skipped_files)}")
+    if any(result.built_from_sdtm.values()):
+        print(f"built from SDTM (subjects without celltox file rows, source = 'SDTM'): "
+              f"{result.built_from_sdtm.get('crs_assessments', 0)} CRS and "
+              f"{result.built_from_sdtm.get('icans_assessments', 0)} ICANS assessments")
     if result.quarantined:
         print(f"{result.quarantined} row(s) quarantined: see table quarantine "
               f"(SELECT * FROM quarantine WHERE load_id = '{result.load_id}')")

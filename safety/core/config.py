@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from safety.core.sdtm_map import MapError, validate_rows
 from safety.core.vocabulary import (CRS_TERMS, DLT_WINDOW_END_DAY, DLT_WINDOW_START_DAY, ICANS_TERMS,
                                     NEUROTOXICITY_AE_TERMS)
 
@@ -92,6 +93,11 @@ DEFAULTS: dict[str, Any] = {
         "age": {"min": 18, "max": 70},
         "labs": [],
         "vitals": [],
+    },
+    # CRS/ICANS inputs built from standard SDTM (safety/ingest/sdtm_assessments.py, docs/input-format.md)
+    "sdtm_mapping": {
+        "hypotension_sbp_below": 90,  # mmHg, subjects older than 10 years; younger: 70 + 2 x age
+        "rows": [],                   # extra rules, columns as safety/data/sdtm_assessment_map.csv
     },
 }
 
@@ -244,6 +250,15 @@ def validate(given: dict | None, src: str = "study.yaml") -> dict:
         _check(v, (int, float), f"eligibility.age.{k}", src)
     _validate_limits(el["labs"], "eligibility.labs", src)
     _validate_limits(el["vitals"], "eligibility.vitals", src)
+    sm = cfg["sdtm_mapping"]
+    _check(sm["hypotension_sbp_below"], (int, float), "sdtm_mapping.hypotension_sbp_below", src)
+    if not 40 <= sm["hypotension_sbp_below"] <= 140:
+        raise ConfigError(f"{src}: 'sdtm_mapping.hypotension_sbp_below' must be a systolic pressure in mmHg (40-140), "
+                          f"got {sm['hypotension_sbp_below']!r}")
+    try:
+        validate_rows(sm["rows"], src)
+    except MapError as exc:
+        raise ConfigError(str(exc)) from None
     return cfg
 
 

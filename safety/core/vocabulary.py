@@ -48,3 +48,14 @@ CLI_DECISIONS: tuple[str, ...] = ("confirmed", "rejected", "withdrawn")
 # Days after infusion (day 0) whose onsets count as DLTs unless study.yaml ``dlt.window`` says otherwise.
 DLT_WINDOW_START_DAY = 0
 DLT_WINDOW_END_DAY = 28
+
+# --- bedside CRS/ICANS inputs ------------------------------------------------------------------------
+# Coded values of the bedside CRS/ICANS inputs (celltox files, or built from SDTM by safety/ingest/sdtm_assessments.py).
+OXYGEN_DEVICES: tuple[str, ...] = ("NONE", "BLOW_BY", "LOW_FLOW_NC", "HIGH_FLOW_NC", "FACEMASK", "NONREBREATHER", "VENTURI",
+                                   "CPAP", "BIPAP", "MECHANICAL_VENTILATION")
+# SEDATED: consciousness depressed by sedation or intubation for a reason other than ICANS (not graded as ICANS).
+CONSCIOUSNESS_LEVELS: tuple[str, ...] = ("AWAKE", "AWAKENS_SPONTANEOUSLY", "AWAKENS_TO_VOICE", "AWAKENS_TO_TACTILE",
+                                         "UNAROUSABLE", "SEDATED")
+SEIZURE_VALUES: tuple[str, ...] = ("NONE", "RAPIDLY_RESOLVING", "PROLONGED_OR_REPETITIVE")
+MOTOR_VALUES: tuple[str, ...] = ("NONE", "DEEP_FOCAL")
+EDEMA_VALUES: tuple[str, ...] = ("NONE", "FOCAL", "DIFFUSE")

@@ -16,13 +16,16 @@ import duckdb
 
 from safety import __version__, schema
 from safety.core.config import ConfigError, load_study_config
-from safety.ingest import engine
+from safety.ingest import engine, sdtm_domains
+from safety.ingest.sdtm_assessments import build_sdtm_assessments
 from safety.ingest.domains import ALL_DOMAINS, OPTIONAL_DOMAINS, ORDER, SPECS
 from safety.ingest.errors import IngestError
 from safety.ingest.readers import StagedFile, detect_domain, discover, row_count, stage
 from safety.ingest.sqlmacros import install as install_macros
 
 __all__ = ["ingest_study", "IngestError", "LoadResult", "FileCount"]
+
+LOADERS = {**engine.LOADERS, **sdtm_domains.LOADERS}
 
 
 @dataclass
@@ -50,6 +53,8 @@ class LoadResult:
     domains_present: list[str] = field(default_factory=list)
     domains_missing: list[str] = field(default_factory=list)
     derivations: list[str] = field(default_factory=list)
+    # rows built from SDTM for subjects without celltox file rows: {'crs_assessments': n, 'icans_assessments': n}
+    built_from_sdtm: dict[str, int] = field(default_factory=dict)
 
 
 def _parse_cutoff(cutoff) -> dt.date | None:
@@ -169,7 +174,7 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
                 engine.add_is_car(ctx, c)
                 engine.set_infusions(ctx, cols["DM"], True, c)
             if dom != "DM":
-                engine.LOADERS[dom](ctx, c, supp_info[dom])
+                LOADERS[dom](ctx, c, supp_info[dom])
             if dom == "DS" or (dom == "EX" and "DS" not in by_domain):
                 engine.set_deaths(ctx, cols["DM"])
             if dom == "CM" or (dom == "EX" and "CM" not in by_domain):
@@ -181,9 +186,13 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
             engine.set_deaths(ctx, cols["DM"])
         if "EX" not in by_domain and "CM" not in by_domain:
             engine.set_lymphodepletion(ctx)
+        # CRS/ICANS assessments from VS, CM, PR, QS, FA, CE and AE for subjects without celltox file rows; before
+        # subjects, whose last-known-alive date reads the assessment tables
+        built = build_sdtm_assessments(ctx)
         engine.load_subjects(ctx, cols["DM"], supp_info.get("DM"))
 
-        result = LoadResult(studyid=studyid, data_cut=data_cut, load_id=load_id, skipped_files=skipped)
+        result = LoadResult(studyid=studyid, data_cut=data_cut, load_id=load_id, skipped_files=skipped,
+                            built_from_sdtm=built)
         for f in files:
             loaded, quar, after = ctx.counts.get(f.index, [0, 0, 0])
             if loaded + quar + after != read[f.index]:

@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass, field
 
 # SDTM domains celltox loads, plus the two celltox-defined files.
-DOMAIN_CODES = {"DM", "EX", "AE", "LB", "VS", "CM", "RS", "DS"}
-ALL_DOMAINS = ("DM", "EX", "AE", "LB", "VS", "CM", "RS", "DS", "CRS", "ICANS")
-OPTIONAL_DOMAINS = ("EX", "AE", "LB", "VS", "CM", "RS", "DS", "CRS", "ICANS")
+DOMAIN_CODES = {"DM", "EX", "AE", "LB", "VS", "CM", "RS", "DS", "QS", "PR", "FA", "CE"}
+ALL_DOMAINS = ("DM", "EX", "AE", "LB", "VS", "CM", "RS", "DS", "QS", "PR", "FA", "CE", "CRS", "ICANS")
+OPTIONAL_DOMAINS = ("EX", "AE", "LB", "VS", "CM", "RS", "DS", "QS", "PR", "FA", "CE", "CRS", "ICANS")
 
 # SDTM variable labels (SDTMIG) accepted as column headers for the core variables. "--" is the domain prefix.
 # Keys are compared after lower-casing and dropping everything but letters and digits.
@@ -164,11 +164,25 @@ SPECS: dict[str, DomainSpec] = {
                                ("MOTOR_WEAKNESS", ("NONE", "DEEP_FOCAL")),
                                ("CEREBRAL_EDEMA", ("NONE", "FOCAL", "DIFFUSE"))),
                         required_values=("ICANSDTC",)),
+    # The standard domains behind the CRS/ICANS inputs when no celltox files are delivered
+    # (safety/ingest/sdtm_assessments.py builds the assessments from them).
+    "QS": DomainSpec("QS", "questionnaires", required=(("USUBJID",), ("QSTESTCD",), ("QSORRES", "QSSTRESC", "QSSTRESN")),
+                     seq="QSSEQ", start_dates=("QSDTC",), cut_date="QSDTC", numbers=("QSSTRESN",),
+                     integers=(("QSSEQ", None, None),), required_values=("QSTESTCD",)),
+    "PR": DomainSpec("PR", "procedures", required=(("USUBJID",), ("PRTRT", "PRDECOD")), seq="PRSEQ",
+                     start_dates=("PRSTDTC",), end_dates=("PRENDTC",), cut_date="PRSTDTC",
+                     numbers=("PRDOSE",), integers=(("PRSEQ", None, None),)),
+    "FA": DomainSpec("FA", "findings_about", required=(("USUBJID",), ("FATESTCD",), ("FAORRES", "FASTRESC", "FASTRESN")),
+                     seq="FASEQ", start_dates=("FADTC",), cut_date="FADTC", numbers=("FASTRESN",),
+                     integers=(("FASEQ", None, None),), required_values=("FATESTCD",)),
+    "CE": DomainSpec("CE", "clinical_events", required=(("USUBJID",), ("CETERM", "CEDECOD")), seq="CESEQ",
+                     start_dates=("CESTDTC",), end_dates=("CEENDTC",), cut_date="CESTDTC",
+                     integers=(("CESEQ", None, None),)),
 }
 
 # Processing order: each step may use what the earlier ones established (day 0 from EX, death from DS,
 # lymphodepletion from CM).
-ORDER = ("DM", "EX", "DS", "CM", "AE", "LB", "VS", "RS", "CRS", "ICANS")
+ORDER = ("DM", "EX", "DS", "CM", "AE", "LB", "VS", "RS", "QS", "PR", "FA", "CE", "CRS", "ICANS")
 
 # EX/CM text that marks lymphodepleting or bridging therapy rather than the cell product.
 NOT_CAR_PATTERN = r"(lymphodeplet|bridg|condition|chemotherap|fludara|cyclophosph|bendamust|cytoxan|endoxan|etoposide|cytarabine|carboplatin|melphalan|mesna)"

@@ -327,7 +327,7 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     if spec.code == "AE":
         checks.append(("_hi_AEENDTC < _lo_AESTDTC", "'AEENDTC'",
                        f"'AE end ' || {c('AEENDTC')} || ' before start ' || {c('AESTDTC')}"))
-    if spec.code in ("EX", "CM"):
+    if spec.code in ("EX", "CM", "PR", "CE"):
         pre = spec.code
         checks.append((f"_hi_{pre}ENDTC < _lo_{pre}STDTC", f"'{pre}ENDTC'",
                        f"'end ' || {c(pre + 'ENDTC')} || ' before start ' || {c(pre + 'STDTC')}"))
@@ -605,7 +605,8 @@ def load_cm(ctx: Ctx, c: Cols, supp) -> None:
         CASE WHEN ct_end(t._k_CMENDTC, t._lo_CMENDTC, t._hi_CMENDTC, t.death_date, $cut) <= $cut
              THEN ct_end(t._k_CMENDTC, t._lo_CMENDTC, t._hi_CMENDTC, t.death_date, $cut) END AS cmen_date,
         datediff('day', t.inf_date, cmst_date) AS start_day, datediff('day', t.inf_date, cmen_date) AS end_day,
-        CASE WHEN length({c('CMSTDTC')}) > 10 THEN ct_time({c('CMSTDTC')}, t._k_CMSTDTC) END AS start_time
+        CASE WHEN length({c('CMSTDTC')}) > 10 THEN ct_time({c('CMSTDTC')}, t._k_CMSTDTC) END AS start_time,
+        {c('CMDOSFRM')} AS cmdosfrm
         {supp_select(supp)}
         FROM m t LEFT JOIN cls ON cls._file = t._file AND cls._row = t._row ORDER BY t._file, t._row""")
 
@@ -738,7 +739,9 @@ def load_subjects(ctx: Ctx, c: Cols, supp) -> None:
     dated_tables = [("adverse_events", "aest_date"), ("adverse_events", "aeen_date"), ("labs", "lb_date"),
                     ("vitals", "vs_date"), ("exposures", "exst_date"), ("medications", "cmst_date"),
                     ("medications", "cmen_date"), ("responses", "rs_date"), ("disposition", "dsst_date"),
-                    ("crs_assessments", "assessment_date"), ("icans_assessments", "assessment_date")]
+                    ("crs_assessments", "assessment_date"), ("icans_assessments", "assessment_date"),
+                    ("questionnaires", "qs_date"), ("procedures", "prst_date"), ("findings_about", "fa_date"),
+                    ("clinical_events", "cest_date")]
     lka = " UNION ALL ".join(f"SELECT usubjid, {col} AS d FROM {tbl} WHERE studyid = $studyid AND data_cut = $cut"
                              for tbl, col in dated_tables)
     ctx.run(f"""INSERT INTO subjects BY NAME

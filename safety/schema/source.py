@@ -182,6 +182,7 @@ MEDICATIONS = Table(
         C("start_day", "INTEGER", "Start day relative to infusion."),
         C("end_day", "INTEGER", "End day relative to infusion; NULL when ongoing."),
         C("start_time", "TIMESTAMP", "Start date and time when CMSTDTC carries a time (hours at least); NULL for a date only."),
+        C("cmdosfrm", "VARCHAR", "Dose form (CMDOSFRM); for oxygen it may name the device, e.g. NASAL CANNULA."),
     ),
 )
 
@@ -229,6 +230,8 @@ CRS_ASSESSMENTS = Table(
         C("oxygen", "VARCHAR", "Oxygen support: NONE, BLOW_BY, LOW_FLOW_NC, HIGH_FLOW_NC, FACEMASK, NONREBREATHER, VENTURI, CPAP, BIPAP, MECHANICAL_VENTILATION."),
         C("o2_flow_lmin", "DOUBLE", "Oxygen flow in L/min when recorded."),
         C("comment", "VARCHAR", "Free-text comment."),
+        C("source", "VARCHAR", "'assessment file' (the celltox file) or 'SDTM' (built from VS, CM, PR, FA, CE by safety/ingest/sdtm_assessments.py)."),
+        C("provenance", "VARCHAR", "For SDTM rows: the delivered records behind the time point, as domain and sequence numbers, e.g. 'VSSEQ 41, 42; CMSEQ 17'. NULL for file rows."),
     ),
 )
 
@@ -247,6 +250,9 @@ ICANS_ASSESSMENTS = Table(
         C("motor_weakness", "VARCHAR", "NONE, DEEP_FOCAL."),
         C("cerebral_edema", "VARCHAR", "NONE, FOCAL, DIFFUSE."),
         C("comment", "VARCHAR", "Free-text comment."),
+        C("capd_score", "INTEGER", "Cornell Assessment of Pediatric Delirium total, 0-32, for children; NULL when not done."),
+        C("source", "VARCHAR", "'assessment file' (the celltox file) or 'SDTM' (built from QS, FA, CE, AE by safety/ingest/sdtm_assessments.py)."),
+        C("provenance", "VARCHAR", "For SDTM rows: the delivered records behind the time point, as domain and sequence numbers, e.g. 'QSSEQ 101-110; AESEQ 7'. NULL for file rows."),
     ),
 )
 
@@ -292,3 +298,92 @@ SOURCE_TABLES = (
     STUDIES, SUBJECTS, EXPOSURES, ADVERSE_EVENTS, LABS, VITALS, MEDICATIONS, RESPONSES,
     DISPOSITION, CRS_ASSESSMENTS, ICANS_ASSESSMENTS, QUARANTINE, LOAD_LOG,
 )
+
+# --- SDTM domains read for the CRS/ICANS inputs (QS, PR, FA, CE) -------------------------------------
+
+QUESTIONNAIRES = Table(
+    "questionnaires",
+    "Questionnaire items and totals (QS): the ICE score and its ten items, CAPD for children, level of consciousness.",
+    KEY + SUBJ + (
+        C("qsseq", "INTEGER", "Sequence number (QSSEQ)."),
+        C("qscat", "VARCHAR", "Category (QSCAT), e.g. ICE, CAPD."),
+        C("qsscat", "VARCHAR", "Subcategory (QSSCAT)."),
+        C("qstestcd", "VARCHAR", "Item or total code (QSTESTCD), upper case, e.g. ICETOT, ICE01."),
+        C("qstest", "VARCHAR", "Item name (QSTEST)."),
+        C("qsorres", "VARCHAR", "Result as collected (QSORRES)."),
+        C("qsstresc", "VARCHAR", "Standardised result text (QSSTRESC)."),
+        C("value", "DOUBLE", "Numeric result: QSSTRESN, else a numeric QSSTRESC or QSORRES."),
+        C("qsstat", "VARCHAR", "Completion status (QSSTAT), e.g. NOT DONE."),
+        C("qsgrpid", "VARCHAR", "Group identifier (QSGRPID)."),
+        C("visit", "VARCHAR", "Visit name."),
+    ) + _dated("qs", "Assessment date") + (
+        C("assessment_time", "TIMESTAMP", "QSDTC as a timestamp; a date only gives 00:00."),
+        C("has_time", "BOOLEAN", "QSDTC carries a time."),
+        C("day", "INTEGER", "Day relative to infusion."),
+    ),
+    extra_columns_note="Plus `supp_<qnam>` columns for SUPPQS qualifiers.",
+)
+
+PROCEDURES = Table(
+    "procedures",
+    "Procedures (PR): respiratory support such as high-flow oxygen, CPAP, BiPAP, intubation and mechanical ventilation.",
+    KEY + SUBJ + (
+        C("prseq", "INTEGER", "Sequence number (PRSEQ)."),
+        C("prtrt", "VARCHAR", "Procedure as reported (PRTRT)."),
+        C("prdecod", "VARCHAR", "Standardised procedure name (PRDECOD)."),
+        C("prcat", "VARCHAR", "Category (PRCAT)."),
+        C("prindc", "VARCHAR", "Indication (PRINDC)."),
+        C("prdose", "DOUBLE", "Dose (PRDOSE), e.g. an oxygen flow."),
+        C("prdosu", "VARCHAR", "Dose unit (PRDOSU), e.g. L/min."),
+    ) + _dated("prst", "Start") + (
+        C("prendtc", "VARCHAR", "End as delivered."),
+        C("pren_date", "DATE", "End as a date."),
+        C("start_day", "INTEGER", "Start day relative to infusion."),
+        C("end_day", "INTEGER", "End day relative to infusion; NULL when ongoing."),
+        C("start_time", "TIMESTAMP", "Start date and time when PRSTDTC carries a time; NULL for a date only."),
+        C("end_time", "TIMESTAMP", "End date and time when PRENDTC carries a time; NULL for a date only."),
+    ),
+    extra_columns_note="Plus `supp_<qnam>` columns for SUPPPR qualifiers.",
+)
+
+FINDINGS_ABOUT = Table(
+    "findings_about",
+    "Findings about events or interventions (FA): e.g. seizure occurrence, cerebral oedema on imaging, level of consciousness.",
+    KEY + SUBJ + (
+        C("faseq", "INTEGER", "Sequence number (FASEQ)."),
+        C("facat", "VARCHAR", "Category (FACAT)."),
+        C("faobj", "VARCHAR", "Object of the observation (FAOBJ), e.g. SEIZURE, CEREBRAL OEDEMA."),
+        C("fatestcd", "VARCHAR", "Test code (FATESTCD), upper case, e.g. OCCUR, LOC."),
+        C("fatest", "VARCHAR", "Test name (FATEST)."),
+        C("faorres", "VARCHAR", "Result as collected (FAORRES)."),
+        C("fastresc", "VARCHAR", "Standardised result (FASTRESC)."),
+        C("value", "DOUBLE", "Numeric result when there is one."),
+        C("visit", "VARCHAR", "Visit name."),
+    ) + _dated("fa", "Assessment date") + (
+        C("assessment_time", "TIMESTAMP", "FADTC as a timestamp; a date only gives 00:00."),
+        C("has_time", "BOOLEAN", "FADTC carries a time."),
+        C("day", "INTEGER", "Day relative to infusion."),
+    ),
+    extra_columns_note="Plus `supp_<qnam>` columns for SUPPFA qualifiers.",
+)
+
+CLINICAL_EVENTS = Table(
+    "clinical_events",
+    "Clinical events (CE): pre-specified events such as seizure, hypotension or cerebral oedema, with occurrence.",
+    KEY + SUBJ + (
+        C("ceseq", "INTEGER", "Sequence number (CESEQ)."),
+        C("ceterm", "VARCHAR", "Reported term (CETERM)."),
+        C("cedecod", "VARCHAR", "Standardised term (CEDECOD)."),
+        C("cecat", "VARCHAR", "Category (CECAT)."),
+        C("ceoccur", "VARCHAR", "Occurrence (CEOCCUR, Y/N), upper case; N means the event did not happen."),
+        C("cesev", "VARCHAR", "Severity (CESEV)."),
+    ) + _dated("cest", "Start") + (
+        C("ceendtc", "VARCHAR", "End as delivered."),
+        C("ceen_date", "DATE", "End as a date."),
+        C("start_day", "INTEGER", "Start day relative to infusion."),
+        C("start_time", "TIMESTAMP", "Start date and time when CESTDTC carries a time; NULL for a date only."),
+    ),
+    extra_columns_note="Plus `supp_<qnam>` columns for SUPPCE qualifiers.",
+)
+
+SOURCE_TABLES = SOURCE_TABLES + (QUESTIONNAIRES, PROCEDURES, FINDINGS_ABOUT, CLINICAL_EVENTS)

@@ -1,0 +1,77 @@
+"""Loaders of the standard domains behind the CRS/ICANS inputs: QS, PR, FA and CE.
+
+They follow the other loaders in :mod:`safety.ingest.engine` (staged, typed and validated there by the specs in
+:mod:`safety.ingest.domains`); :mod:`safety.ingest.sdtm_assessments` reads the tables they fill.
+"""
+from __future__ import annotations
+
+from safety.ingest.engine import KEYSEL, OK, Cols, Ctx, add_supp_columns, dated, supp_select
+
+
+def _timed(c: Cols, col: str) -> str:
+    """(timestamp, has_time) of a --DTC: a date only gives 00:00 and has_time false."""
+    return (f"ct_time({c(col)}, t._k_{col}) AS assessment_time, "
+            f"coalesce(t._k_{col} = 'F' AND length({c(col)}) > 10, false) AS has_time")
+
+
+def load_qs(ctx: Ctx, c: Cols, supp) -> None:
+    add_supp_columns(ctx, "questionnaires", supp)
+    ctx.run(f"""INSERT INTO questionnaires BY NAME SELECT {KEYSEL},
+        _i_QSSEQ AS qsseq, upper({c('QSCAT')}) AS qscat, upper({c('QSSCAT')}) AS qsscat,
+        upper({c('QSTESTCD')}) AS qstestcd, {c('QSTEST')} AS qstest, {c('QSORRES')} AS qsorres,
+        {c('QSSTRESC')} AS qsstresc, coalesce(_n_QSSTRESN, {c.num('QSSTRESC')}, {c.num('QSORRES')}) AS value,
+        upper({c('QSSTAT')}) AS qsstat, {c('QSGRPID')} AS qsgrpid, {c('VISIT')} AS visit,
+        {dated(c, 'QSDTC', 'qs')}, {_timed(c, 'QSDTC')},
+        datediff('day', s.inf_date, ct_start(t._k_QSDTC, t._lo_QSDTC, t._hi_QSDTC, s.inf_date)) AS day
+        {supp_select(supp)}
+        FROM _t_QS t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
+
+
+def load_fa(ctx: Ctx, c: Cols, supp) -> None:
+    add_supp_columns(ctx, "findings_about", supp)
+    ctx.run(f"""INSERT INTO findings_about BY NAME SELECT {KEYSEL},
+        _i_FASEQ AS faseq, upper({c('FACAT')}) AS facat, upper({c('FAOBJ')}) AS faobj,
+        upper({c('FATESTCD')}) AS fatestcd, {c('FATEST')} AS fatest, {c('FAORRES')} AS faorres,
+        {c('FASTRESC')} AS fastresc, coalesce(_n_FASTRESN, {c.num('FASTRESC')}, {c.num('FAORRES')}) AS value,
+        {c('VISIT')} AS visit, {dated(c, 'FADTC', 'fa')}, {_timed(c, 'FADTC')},
+        datediff('day', s.inf_date, ct_start(t._k_FADTC, t._lo_FADTC, t._hi_FADTC, s.inf_date)) AS day
+        {supp_select(supp)}
+        FROM _t_FA t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
+
+
+def _end(col: str) -> str:
+    return f"ct_end(t._k_{col}, t._lo_{col}, t._hi_{col}, s.death_date, $cut)"
+
+
+def load_pr(ctx: Ctx, c: Cols, supp) -> None:
+    add_supp_columns(ctx, "procedures", supp)
+    en = _end("PRENDTC")
+    ctx.run(f"""INSERT INTO procedures BY NAME SELECT {KEYSEL},
+        _i_PRSEQ AS prseq, {c('PRTRT')} AS prtrt, {c('PRDECOD')} AS prdecod, upper({c('PRCAT')}) AS prcat,
+        {c('PRINDC')} AS prindc, _n_PRDOSE AS prdose, {c('PRDOSU')} AS prdosu,
+        {dated(c, 'PRSTDTC', 'prst')},
+        CASE WHEN {en} <= $cut THEN {c('PRENDTC')} END AS prendtc,
+        CASE WHEN {en} <= $cut THEN {en} END AS pren_date,
+        datediff('day', s.inf_date, prst_date) AS start_day, datediff('day', s.inf_date, pren_date) AS end_day,
+        CASE WHEN length({c('PRSTDTC')}) > 10 THEN ct_time({c('PRSTDTC')}, t._k_PRSTDTC) END AS start_time,
+        CASE WHEN {en} <= $cut AND length({c('PRENDTC')}) > 10 THEN ct_time({c('PRENDTC')}, t._k_PRENDTC) END AS end_time
+        {supp_select(supp)}
+        FROM _t_PR t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
+
+
+def load_ce(ctx: Ctx, c: Cols, supp) -> None:
+    add_supp_columns(ctx, "clinical_events", supp)
+    en = _end("CEENDTC")
+    ctx.run(f"""INSERT INTO clinical_events BY NAME SELECT {KEYSEL},
+        _i_CESEQ AS ceseq, {c('CETERM')} AS ceterm, {c('CEDECOD')} AS cedecod, upper({c('CECAT')}) AS cecat,
+        upper({c('CEOCCUR')}) AS ceoccur, {c('CESEV')} AS cesev,
+        {dated(c, 'CESTDTC', 'cest')},
+        CASE WHEN {en} <= $cut THEN {c('CEENDTC')} END AS ceendtc,
+        CASE WHEN {en} <= $cut THEN {en} END AS ceen_date,
+        datediff('day', s.inf_date, cest_date) AS start_day,
+        CASE WHEN length({c('CESTDTC')}) > 10 THEN ct_time({c('CESTDTC')}, t._k_CESTDTC) END AS start_time
+        {supp_select(supp)}
+        FROM _t_CE t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
+
+
+LOADERS = {"QS": load_qs, "PR": load_pr, "FA": load_fa, "CE": load_ce}

@@ -1,0 +1,349 @@
+"""CRS and ICANS inputs built from plain SDTM (VS, CM, SUPPCM, PR, QS, FA, CE, AE): every mapping rule with
+SDTM-shaped rows, loaded through the real ingest into a real DuckDB file, then graded."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from safety.ingest import IngestError, ingest_study
+
+STUDY = "MAP-01"
+INF = "2025-03-01"  # day 0; day n is 2025-03-(1 + n)
+
+
+def d(day: int, time: str | None = None) -> str:
+    return (dt.date(2025, 3, 1) + dt.timedelta(days=day)).isoformat() + (f"T{time}" if time else "")
+
+
+def u(n: str) -> str:
+    return f"{STUDY}-{n}"
+
+
+# subject -> (age, what it exercises)
+SUBJECTS = {
+    "001": (45, "temperature in F"),
+    "002": (50, "vasopressor start/stop across assessments"),
+    "004": (52, "oxygen 6 and 6.1 L/min"),
+    "005": (61, "device only in SUPPCM; CPAP in PR"),
+    "006": (39, "ICE total vs items"),
+    "007": (40, "missing ICE items"),
+    "008": (8, "child: CAPD and age-specific hypotension"),
+    "009": (55, "adult SBP 88"),
+    "010": (47, "seizure only as an AE"),
+    "011": (66, "consciousness in FA and QS; sedation"),
+    "012": (58, "cerebral oedema from CE and FA imaging; a negative CE"),
+    "013": (49, "celltox file rows win"),
+    "014": (44, "a sponsor code from study.yaml"),
+    "015": (57, "the worked example of docs/input-format.md"),
+}
+
+
+def _write(folder: Path, name: str, rows: list[dict]) -> None:
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    with open(folder / f"{name}.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _seq(rows: list[dict], seq: str, start: dict | None = None) -> list[dict]:
+    n: dict[str, int] = dict(start or {})
+    for r in rows:
+        if seq not in r:
+            n[r["USUBJID"]] = n.get(r["USUBJID"], 0) + 1
+            r[seq] = n[r["USUBJID"]]
+    return rows
+
+
+def _vs(s, day, time, temp=None, sbp=None, unit="C", spo2=None):
+    out = []
+    if temp is not None:
+        out.append(dict(USUBJID=u(s), VSTESTCD="TEMP", VSORRES=str(temp), VSORRESU=unit, VSDTC=d(day, time)))
+    if sbp is not None:
+        out.append(dict(USUBJID=u(s), VSTESTCD="SYSBP", VSORRES=str(sbp), VSORRESU="mmHg", VSDTC=d(day, time)))
+    if spo2 is not None:
+        out.append(dict(USUBJID=u(s), VSTESTCD="OXYSAT", VSORRES=str(spo2), VSORRESU="%", VSDTC=d(day, time)))
+    return out
+
+
+def _qs_total(s, day, time, score, code="ICETOT", cat="ICE", stat=""):
+    return dict(USUBJID=u(s), QSCAT=cat, QSTESTCD=code, QSORRES="" if score is None else str(score), QSSTAT=stat,
+                QSDTC=d(day, time))
+
+
+def _qs_items(s, day, time, values, prefix="ICE", cat="ICE"):
+    return [dict(USUBJID=u(s), QSCAT=cat, QSTESTCD=f"{prefix}{k:02d}", QSORRES=str(v), QSSTAT="", QSDTC=d(day, time))
+            for k, v in enumerate(values, 1) if v is not None]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sdtm_study")
+    _write(folder, "dm", [dict(STUDYID=STUDY, USUBJID=u(s), SUBJID=s, SITEID="01", AGE=str(a), SEX="F",
+                               RFXSTDTC=f"{INF}T10:00") for s, (a, _) in SUBJECTS.items()])
+    _write(folder, "ex", _seq([dict(USUBJID=u(s), EXTRT="CAR-T cells", EXCAT="CELL THERAPY", EXSTDTC=f"{INF}T10:00")
+                               for s in SUBJECTS], "EXSEQ"))
+    vs = []
+    vs += _vs("001", 2, "08:00", 102.2, 120, unit="F") + _vs("001", 3, "08:00", 100.3, 118, unit="F")
+    vs += _vs("002", 2, "08:00", 38.5, 85) + _vs("002", 2, "20:00", 38.6, 92) + _vs("002", 3, "08:00", 38.4, 110)
+    vs += _vs("004", 2, "08:00", 38.6, 120, spo2=92) + _vs("004", 3, "08:00", 38.7, 121, spo2=91)
+    vs += _vs("005", 2, "08:00", 38.9, 118) + _vs("005", 4, "08:00", 39.2, 112)
+    vs += _vs("008", 3, "08:00", 38.4, 88)
+    vs += _vs("009", 3, "08:00", 38.3, 88)
+    vs += _vs("013", 2, "08:00", 39.5, 80)
+    vs += _vs("015", 2, "08:00", 39.1, 96)
+    vs += [dict(USUBJID=u("001"), VSTESTCD="TEMP", VSORRES="38.9", VSORRESU="C", VSDTC=d(-1, "08:00"))]  # before day 0
+    _write(folder, "vs", _seq(vs, "VSSEQ"))
+    cm = [
+        dict(USUBJID=u("002"), CMTRT="Norepinephrine", CMDECOD="NOREPINEPHRINE", CMDOSE="", CMDOSU="",
+             CMSTDTC=d(2, "07:00"), CMENDTC=d(2, "09:00")),
+        dict(USUBJID=u("004"), CMTRT="Oxygen", CMDECOD="OXYGEN", CMDOSE="6", CMDOSU="L/min", CMROUTE="NASAL",
+             CMSTDTC=d(2, "06:00"), CMENDTC=d(2, "08:00")),
+        dict(USUBJID=u("004"), CMTRT="Oxygen", CMDECOD="OXYGEN", CMDOSE="6.1", CMDOSU="L/min", CMROUTE="NASAL",
+             CMSTDTC=d(3, "06:00"), CMENDTC=d(3, "08:00")),
+        dict(USUBJID=u("005"), CMSEQ=1, CMTRT="Oxygen", CMDECOD="OXYGEN", CMDOSE="30", CMDOSU="L/min",
+             CMROUTE="RESPIRATORY (INHALATION)", CMDOSFRM="GAS", CMSTDTC=d(2, "07:00"), CMENDTC=d(2, "08:00")),
+        dict(USUBJID=u("015"), CMTRT="Noradrenaline", CMDECOD="NOREPINEPHRINE", CMSTDTC=d(2), CMENDTC=d(2)),
+        dict(USUBJID=u("015"), CMTRT="Oxygen", CMDECOD="OXYGEN", CMDOSE="8", CMDOSU="L/min", CMDOSFRM="NASAL CANNULA",
+             CMSTDTC=d(2), CMENDTC=d(2)),
+    ]
+    _write(folder, "cm", _seq(cm, "CMSEQ"))
+    _write(folder, "suppcm", [dict(STUDYID=STUDY, RDOMAIN="CM", USUBJID=u("005"), IDVAR="CMSEQ", IDVARVAL="1",
+                                   QNAM="O2DEV", QVAL="HIGH FLOW NASAL CANNULA")])
+    pr = [
+        dict(USUBJID=u("005"), PRTRT="CPAP", PRSTDTC=d(4, "02:00"), PRENDTC=d(4, "12:00")),
+        dict(USUBJID=u("005"), PRTRT="Lumbar puncture", PRSTDTC=d(2, "07:00"), PRENDTC=d(2, "07:30")),
+        dict(USUBJID=u("999"), PRTRT="CPAP", PRSTDTC=d(4)),  # not in DM: quarantined
+        dict(USUBJID=u("005"), PRTRT="BiPAP", PRSTDTC=d(5), PRENDTC=d(4)),  # ends before it starts: quarantined
+    ]
+    _write(folder, "pr", _seq(pr, "PRSEQ"))
+    qs = []
+    qs += _qs_items("006", 3, "09:00", [1, 1, 1, 0, 1, 1, 0, 0, 1, 0])            # items sum to 6
+    qs += [_qs_total("006", 4, "09:00", 8)] + _qs_items("006", 4, "09:00", [1] * 9 + [0])  # total 8, items 9
+    qs += _qs_items("007", 3, "09:00", [1, 1, 1, 1, 1, 1, 1, 1, None, 1])         # one item missing
+    qs += [dict(_qs_total("007", 4, "09:00", None, code="ICE09"), QSSTAT="NOT DONE")] + \
+        _qs_items("007", 4, "09:00", [1, 1, 1, 1, 1, 1, 1, 1, None, 1])            # the item not done
+    qs += [_qs_total("008", 3, "10:00", 12, code="CAPDTOT", cat="CAPD")]
+    qs += _qs_items("008", 4, "10:00", [2, 1, 1, 2, 1, 1, 1, 1], prefix="CAPD", cat="CAPD")
+    qs += [_qs_total("010", day, "09:00", 10) for day in (3, 4, 5)]
+    qs += [dict(USUBJID=u("011"), QSCAT="ICANS", QSTESTCD="LOC", QSORRES="SEDATED (PROPOFOL)", QSDTC=d(5, "09:00"))]
+    qs += [_qs_total("011", 4, "09:00", 9)]
+    qs += [_qs_total("012", 6, "09:00", 7)]
+    qs += [_qs_total("014", 3, "09:00", 2, code="ICESCR")]
+    qs += [_qs_total("015", 4, "09:00", 5)]
+    qs += [dict(_qs_total("010", 2, "09:00", 10), QSDTC="2025-13-40")]  # unparseable date: quarantined
+    _write(folder, "qs", _seq(qs, "QSSEQ"))
+    fa = [
+        dict(USUBJID=u("011"), FATESTCD="LOC", FAOBJ="NEUROLOGICAL STATUS", FAORRES="AWAKENS TO VOICE", FADTC=d(4, "09:00")),
+        dict(USUBJID=u("012"), FATESTCD="EXTENT", FAOBJ="CEREBRAL OEDEMA", FAORRES="DIFFUSE", FADTC=d(7, "14:00")),
+        dict(USUBJID=u("012"), FATESTCD="OCCUR", FAOBJ="SEIZURE", FAORRES="N", FADTC=d(6, "09:00")),
+        dict(USUBJID=u("012"), FATESTCD="", FAOBJ="SEIZURE", FAORRES="Y", FADTC=d(6, "09:00")),  # missing FATESTCD
+    ]
+    _write(folder, "fa", _seq(fa, "FASEQ"))
+    ce = [
+        dict(USUBJID=u("012"), CESEQ=1, CETERM="Cerebral oedema", CEDECOD="Cerebral oedema", CEOCCUR="Y",
+             CESTDTC=d(6, "15:00")),
+        dict(USUBJID=u("012"), CESEQ=2, CETERM="Seizure", CEDECOD="Seizure", CEOCCUR="N", CESTDTC=d(6)),
+        dict(USUBJID=u("012"), CESEQ=2, CETERM="Seizure", CEDECOD="Seizure", CEOCCUR="N", CESTDTC=d(7)),  # duplicate
+    ]
+    _write(folder, "ce", ce)
+    ae = [
+        dict(USUBJID=u("010"), AESEQ=1, AETERM="Seizure", AEDECOD="Seizure", AETOXGR="3", AESTDTC=d(4), AEENDTC=d(4)),
+        dict(USUBJID=u("010"), AESEQ=2, AETERM="Status epilepticus", AEDECOD="Status epilepticus", AETOXGR="4",
+             AESTDTC=d(7, "03:10"), AEENDTC=d(7)),
+        dict(USUBJID=u("010"), AESEQ=3, AETERM="ICANS", AEDECOD="Immune effector cell-associated neurotoxicity syndrome",
+             AETOXGR="3", AESTDTC=d(4), AEENDTC=d(8)),
+        dict(USUBJID=u("010"), AESEQ=4, AETERM="QT prolonged", AEDECOD="Electrocardiogram QT prolonged", AETOXGR="2",
+             AESTDTC=d(5), AEENDTC=d(5)),  # 'prolonged' alone is no seizure
+        dict(USUBJID=u("015"), AESEQ=1, AETERM="CRS", AEDECOD="Cytokine release syndrome", AETOXGR="2",
+             AESTDTC=d(2), AEENDTC=d(3)),
+        dict(USUBJID=u("009"), AESEQ=1, AETERM="Hypotension", AEDECOD="Hypotension", AETOXGR="2",
+             AESTDTC=d(1), AEENDTC=d(6)),
+    ]
+    _write(folder, "ae", ae)
+    _write(folder, "crs_assessments", [dict(USUBJID=u("013"), CRSDTC=d(2, "09:00"), TEMP_C="39.5", HYPOTENSION="Y",
+                                            VASOPRESSORS="0", VASOPRESSIN="N", OXYGEN="NONE")])
+    (folder / "study.yaml").write_text("studyid: MAP-01\nsdtm_mapping:\n  rows:\n    - {kind: ice_total, match: ICESCR}\n",
+                                       encoding="utf-8")
+    db = folder / "study.duckdb"
+    result = ingest_study(folder, db, cutoff="2025-06-30", review_store_path=folder / "review.duckdb")
+    con = duckdb.connect(str(db), read_only=True)
+    yield con, result
+    con.close()
+
+
+def _rows(con, table, subj, order="assessment_time"):
+    cur = con.execute(f"SELECT * FROM {table} WHERE usubjid = $u ORDER BY {order}", {"u": u(subj)})
+    names = [c[0] for c in cur.description]
+    return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def _grades(con, table, subj):
+    return {(r["day"], r["assessment_time"].strftime("%H:%M")): r["grade"] for r in _rows(con, table, subj)}
+
+
+def test_temperature_in_fahrenheit_is_converted(study):
+    con, _ = study
+    rows = _rows(con, "crs_assessments", "001")
+    assert [r["day"] for r in rows] == [2, 3]  # the pre-infusion reading of day -1 makes no time point
+    assert rows[0]["temp_c"] == pytest.approx(39.0)
+    assert rows[1]["temp_c"] == pytest.approx(37.944, abs=1e-3)
+    assert "T 102.2 F" in rows[0]["comment"] and rows[0]["source"] == "SDTM"
+    assert _grades(con, "crs_grades", "001") == {(2, "08:00"): 1, (3, "08:00"): 0}
+
+
+def test_a_vasopressor_counts_at_every_assessment_since_it_ran(study):
+    con, _ = study
+    rows = _rows(con, "crs_assessments", "002")
+    # 07:00-09:00 norepinephrine: running at 08:00, and ran after the 08:00 assessment (counted at 20:00);
+    # stopped before the 20:00 one, so not at day 3 08:00
+    assert [r["vasopressors"] for r in rows] == [1, 1, 0]
+    assert [r["hypotension"] for r in rows] == [True, True, False]
+    assert "CMSEQ 1" in rows[0]["provenance"] and "VSSEQ" in rows[0]["provenance"]
+    assert _grades(con, "crs_grades", "002") == {(2, "08:00"): 3, (2, "20:00"): 3, (3, "08:00"): 1}
+
+
+def test_oxygen_flow_six_is_low_flow_and_six_point_one_is_not(study):
+    con, _ = study
+    rows = _rows(con, "crs_assessments", "004")
+    assert [(r["oxygen"], r["o2_flow_lmin"]) for r in rows] == [("LOW_FLOW_NC", 6.0), ("LOW_FLOW_NC", 6.1)]
+    assert _grades(con, "crs_grades", "004") == {(2, "08:00"): 2, (3, "08:00"): 3}
+
+
+def test_device_only_in_suppcm_and_positive_pressure_in_pr(study):
+    con, _ = study
+    rows = _rows(con, "crs_assessments", "005")
+    assert [(r["day"], r["oxygen"], r["o2_flow_lmin"]) for r in rows] == [(2, "HIGH_FLOW_NC", 30.0), (4, "CPAP", None)]
+    assert "CMSEQ 1" in rows[0]["provenance"] and "PRSEQ 1" in rows[1]["provenance"]
+    assert "PRSEQ 2" not in " ".join(r["provenance"] for r in rows)  # the lumbar puncture is no respiratory support
+    assert _grades(con, "crs_grades", "005") == {(2, "08:00"): 3, (4, "08:00"): 4}
+
+
+def test_ice_from_items_and_the_total_wins_over_its_items(study):
+    con, _ = study
+    rows = _rows(con, "icans_assessments", "006")
+    assert [r["ice_score"] for r in rows] == [6, 8]
+    assert "ICE total 8 used; its items sum to 9" in rows[1]["comment"]
+    assert "QSSEQ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10" in rows[0]["provenance"]
+    assert _grades(con, "icans_grades", "006") == {(3, "09:00"): 2, (4, "09:00"): 1}
+
+
+def test_missing_items_leave_ice_not_done(study):
+    con, _ = study
+    rows = _rows(con, "icans_assessments", "007")
+    assert [r["ice_score"] for r in rows] == [None, None]
+    assert all("ICE items incomplete (9 of 10)" in r["comment"] for r in rows)
+    g = _rows(con, "icans_grades", "007")
+    assert [r["grade"] for r in g] == [None, None] and "ICE not done" in g[0]["grade_reason"]
+
+
+def test_child_capd_and_age_specific_hypotension(study):
+    con, _ = study
+    rows = _rows(con, "icans_assessments", "008")
+    assert [(r["capd_score"], r["ice_score"]) for r in rows] == [(12, None), (10, None)]
+    crs = _rows(con, "crs_assessments", "008")
+    # 8 years old: hypotension below 70 + 2 x 8 = 86 mmHg, so SBP 88 is not; for an adult (009) it is
+    assert crs[0]["hypotension"] is False and "hypotension below 86" in crs[0]["comment"]
+    assert _rows(con, "crs_assessments", "009")[0]["hypotension"] is True
+    assert _grades(con, "crs_grades", "009") == {(3, "08:00"): 2}
+
+
+def test_a_seizure_only_as_an_ae(study):
+    con, _ = study
+    rows = _rows(con, "icans_assessments", "010")
+    got = [(r["day"], r["icansdtc"], r["ice_score"], r["seizure"]) for r in rows]
+    assert got == [(3, d(3, "09:00"), 10, "NONE"), (4, d(4, "09:00"), 10, "RAPIDLY_RESOLVING"),
+                   (5, d(5, "09:00"), 10, "NONE"), (7, d(7, "03:10"), None, "PROLONGED_OR_REPETITIVE")]
+    assert "AESEQ 1" in rows[1]["provenance"] and "AESEQ 2" in rows[3]["provenance"]
+    assert [r["grade"] for r in _rows(con, "icans_grades", "010")] == [0, 3, 0, 4]
+
+
+def test_consciousness_from_fa_and_qs_and_sedation(study):
+    con, _ = study
+    rows = _rows(con, "icans_assessments", "011")
+    assert [(r["day"], r["ice_score"], r["consciousness"]) for r in rows] == [(4, 9, "AWAKENS_TO_VOICE"), (5, None, "SEDATED")]
+    assert "FASEQ 1" in rows[0]["provenance"]
+    assert _grades(con, "icans_grades", "011")[(4, "09:00")] == 2
+
+
+def test_cerebral_oedema_from_ce_and_fa_imaging_and_negative_events(study):
+    con, _ = study
+    rows = _rows(con, "icans_assessments", "012")
+    got = [(r["day"], r["icansdtc"], r["seizure"], r["cerebral_edema"]) for r in rows]
+    # CE oedema at 15:00 on day 6 comes after the 09:00 ICE: its own time point; the FA seizure 'N' and CEOCCUR 'N'
+    # are not seizures; FA imaging 'DIFFUSE' on day 7
+    assert got == [(6, d(6, "09:00"), "NONE", "NONE"), (6, d(6, "15:00"), "NONE", "FOCAL"),
+                   (7, d(7, "14:00"), "NONE", "DIFFUSE")]
+    assert [r["grade"] for r in _rows(con, "icans_grades", "012")] == [1, 3, 4]
+
+
+def test_celltox_file_rows_win_for_their_subject(study):
+    con, result = study
+    for table in ("crs_assessments", "icans_assessments"):
+        n = con.execute(f"SELECT count(*) FROM {table} WHERE source = 'SDTM'").fetchone()[0]
+        assert result.built_from_sdtm[table] == n > 5
+    rows = _rows(con, "crs_assessments", "013")
+    assert [(r["source"], r["crsdtc"], r["provenance"]) for r in rows] == [("assessment file", d(2, "09:00"), None)]
+
+
+def test_study_yaml_adds_a_sponsor_code(study):
+    con, _ = study
+    assert [r["ice_score"] for r in _rows(con, "icans_assessments", "014")] == [2]
+
+
+def test_worked_example_grades_and_discrepancy(study):
+    con, _ = study
+    assert _grades(con, "crs_grades", "015") == {(2, "08:00"): 3}
+    row = _rows(con, "crs_assessments", "015")[0]
+    assert (row["temp_c"], row["hypotension"], row["vasopressors"], row["oxygen"], row["o2_flow_lmin"], row["provenance"]) == \
+        (39.1, True, 1, "LOW_FLOW_NC", 8.0, "VSSEQ 1, 2; CMSEQ 1, 2")
+    assert _rows(con, "crs_grades", "015")[0]["grade_component"] == "hypotension+hypoxia"
+    assert _grades(con, "icans_grades", "015") == {(4, "09:00"): 2}
+    disc = con.execute("SELECT syndrome, discrepancy, reported_grade, derived_grade FROM grade_discrepancies "
+                       "WHERE usubjid = $u ORDER BY syndrome", {"u": u("015")}).fetchall()
+    assert disc == [("CRS", "reported lower than derived", 2, 3), ("ICANS", "no AE reported for derived episode", None, 2)]
+
+
+def test_new_domains_reconcile_and_quarantine_with_reasons(study):
+    con, result = study
+    counts = {f.domain: (f.rows_read, f.rows_loaded, f.rows_quarantined, f.rows_after_cutoff) for f in result.files}
+    for dom, table in (("QS", "questionnaires"), ("PR", "procedures"), ("FA", "findings_about"), ("CE", "clinical_events")):
+        read, loaded, quar, after = counts[dom]
+        assert read == loaded + quar + after and quar == (2 if dom == "PR" else 1), dom
+        assert con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == loaded
+    reasons = set(con.execute("SELECT domain, field, reason FROM quarantine").fetchall())
+    assert reasons == {("QS", "QSDTC", "unparseable date '2025-13-40'"),
+                       ("PR", "USUBJID", f"subject {u('999')} not in DM"),
+                       ("PR", "PRENDTC", f"end {d(4)} before start {d(5)}"),
+                       ("FA", "FATESTCD", "missing FATESTCD"),
+                       ("CE", "CESEQ", "duplicate key (USUBJID + CESEQ); the first record is kept")}
+    assert {"QS", "PR", "FA", "CE"} <= set(result.domains_present) and result.skipped_files == []
+
+
+def test_a_bad_mapping_row_stops_the_load_naming_it(tmp_path):
+    _write(tmp_path, "dm", [dict(USUBJID="X-1")])
+    (tmp_path / "study.yaml").write_text(
+        "sdtm_mapping:\n  rows:\n    - {kind: oxygen_device, match: tent, code: TENT}\n", encoding="utf-8")
+    with pytest.raises(IngestError, match=r"'sdtm_mapping.rows\[0\].code': kind oxygen_device needs one of"):
+        ingest_study(tmp_path, tmp_path / "x.duckdb")
+
+
+def test_records_without_sequence_numbers_stay_apart(tmp_path):
+    # CMSEQ is optional: two oxygen records of one subject must not lend each other their devices
+    _write(tmp_path, "dm", [dict(USUBJID="S-1", AGE="60", RFXSTDTC=f"{INF}T10:00")])
+    _write(tmp_path, "vs", _seq([dict(USUBJID="S-1", VSTESTCD="TEMP", VSORRES="38.6", VSDTC=d(day, "08:00"))
+                                 for day in (1, 2)], "VSSEQ"))
+    _write(tmp_path, "cm", [
+        dict(USUBJID="S-1", CMTRT="Oxygen via face mask", CMDOSE="5", CMDOSU="L/min", CMSTDTC=d(1), CMENDTC=d(1)),
+        dict(USUBJID="S-1", CMTRT="Oxygen", CMDOSE="2", CMDOSU="L/min", CMSTDTC=d(2), CMENDTC=d(2))])
+    db = tmp_path / "x.duckdb"
+    ingest_study(tmp_path, db, review_store_path=tmp_path / "r.duckdb")
+    con = duckdb.connect(str(db), read_only=True)
+    got = con.execute("SELECT day, oxygen, o2_flow_lmin, comment LIKE '%nasal cannula assumed%' FROM crs_assessments "
+                      "ORDER BY day").fetchall()
+    con.close()
+    assert got == [(1, "FACEMASK", 5.0, False), (2, "LOW_FLOW_NC", 2.0, True)]
