@@ -19,6 +19,7 @@ import datetime as dt  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from dashboard import state  # noqa: E402
+from dashboard.auth import go_to_requested_page  # noqa: E402
 from safety.access import reader as access  # noqa: E402
 
 st.set_page_config(page_title="celltox safety", page_icon=":material/monitor_heart:", layout="wide")
@@ -101,7 +102,9 @@ def main() -> None:
     user = state.sign_in(Path(db), store)
     # Navigation first, then the shared sidebar widgets, then the page: Streamlit keeps widgets drawn
     # between st.navigation and run() stable across reruns and page switches.
-    nav = st.navigation(_pages(user))
+    pages = _pages(user)
+    nav = st.navigation(pages)
+    go_to_requested_page(pages)  # after a sign-in: the page and subject the browser asked for
     v = _sidebar(user, db)
     if v is None:
         st.stop()

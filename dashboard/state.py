@@ -339,10 +339,12 @@ def dlt_window(v: View | None = None) -> tuple[int, int]:
 # -- showing ---------------------------------------------------------------------------------------------
 
 def subject_url(usubjid: str, v: View | None = None) -> str:
-    """Relative link to a subject's profile that keeps the study and cut."""
+    """Relative link to a subject's profile that keeps the study, cut and session (it opens in a new tab)."""
     from urllib.parse import urlencode
+    from dashboard.auth import session_query
     v = v or view()
-    return "./subject_profile?" + urlencode({"usubjid": usubjid, "studyid": v.studyid, "cut": v.data_cut.isoformat()})
+    return "./subject_profile?" + urlencode({"usubjid": usubjid, "studyid": v.studyid, "cut": v.data_cut.isoformat(),
+                                             **session_query()})
 
 
 def table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: int | None = None, **kwargs) -> None:
@@ -416,6 +418,12 @@ def page_of(items: list, per_page: int = 100, key: str | None = None, noun: str 
     first = st.number_input(f"First {noun} shown (of {len(items):,}; {per_page} at a time)", min_value=1,
                             max_value=len(items), value=1, step=per_page, key=key)
     return items[int(first) - 1:int(first) - 1 + per_page]
+
+
+def plain_text(text: str) -> str:
+    """``text`` escaped for Markdown: shown as typed (no link, image, emphasis or HTML), on one line."""
+    import re
+    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~:&])", r"\\\1", " ".join(str(text).split()))
 
 
 def empty(message: str) -> None:
