@@ -398,3 +398,29 @@ def test_every_page_shows_the_audit_head_at_export(reader, tmp_path, store):
     assert verify_audit_chain(store.path, expect_heads=[head["entry_hash"]])[0]
     entry = store.audit_entries(action="export")[-1]
     assert json.loads(entry["detail"])["audit_head_shown"] == head["entry_hash"]
+
+
+def test_cli_export_user_takes_the_accounts_role_and_scope(db, tmp_path):
+    """`export --user NAME` is audited as NAME only when NAME may export; the scope is the account's."""
+    from access_fixtures import make_users
+    users = tmp_path / "users.yaml"
+    make_users(users)
+    investigator, admin, manager = "ivan", "adam", "dana"  # access_fixtures.ACCOUNTS
+    review = tmp_path / "review.sqlite"
+    base = ("--db", str(db), "--study", STUDY, "--format", "csv", "--only", "ae", "--review-db", str(review),
+            "--users", str(users))
+    for name, says in ((investigator, "site investigator account may not export"),
+                       (admin, "administrator account may not export"),
+                       ("nobody", "no enabled account 'nobody'")):
+        r = _cli(*base, "--user", name, "--out", str(tmp_path / name))
+        assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not (tmp_path / name).exists() or not list((tmp_path / name).iterdir())
+    r = _cli(*base, "--user", manager, "--out", str(tmp_path / "dm"))
+    assert r.returncode == 0, r.stderr
+    store = ReviewStore(review)
+    entry = store.audit_entries(action="export")[-1]
+    assert entry["username"] == manager and json.loads(entry["detail"])["scope"] == "all sites"
+    assert all(e["username"] != investigator for e in store.audit_entries(action="export"))
+    r = _cli(*base[:-2], "--out", str(tmp_path / "login"), CELLTOX_USER="")
+    assert r.returncode == 0, r.stderr
+    assert store.audit_entries(action="export")[-1]["username"].startswith("cli:")
