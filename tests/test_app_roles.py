@@ -276,3 +276,13 @@ def test_committee_packet_builds_a_zip_download_and_is_audited(env, roles_db):
     assert exports and exports[-1]["username"] == "dmitri"
     detail = json.loads(exports[-1]["detail"])
     assert set(detail["files"]) == names and detail["data_cut"] == "2026-09-30"
+
+
+def test_subject_links_in_tables_carry_the_session(env, site_of):
+    """An "open" link opens a new tab: it carries the session token, so the tab is signed in (and nothing else
+    of the session: the token is checked server-side, for this browser, within the timeouts)."""
+    at = _signed_in("cora")
+    _goto(at, "adverse_events")
+    token = at.session_state["celltox_session_token"]
+    links = [link for df in (d.value for d in at.dataframe) if "profile" in df.columns for link in df["profile"]]
+    assert links and all(f"session={token}" in link and "usubjid=" in link for link in links)
