@@ -98,7 +98,11 @@ def main() -> None:
     except Exception as exc:  # say what is wrong instead of a traceback
         st.error(f"Cannot open the database {db_path}: {exc}")
         st.stop()
-    store = state.review_store(db)
+    try:
+        store = state.review_store(db)
+    except ValueError as exc:  # e.g. CELLTOX_AUDIT_KEY too short: one line, not a traceback
+        st.error(f"Cannot open the review store (audit log): {exc}")
+        st.stop()
     user = state.sign_in(Path(db), store)
     # Navigation first, then the shared sidebar widgets, then the page: Streamlit keeps widgets drawn
     # between st.navigation and run() stable across reruns and page switches.

@@ -286,3 +286,19 @@ def test_subject_links_in_tables_carry_the_session(env, site_of):
     token = at.session_state["celltox_session_token"]
     links = [link for df in (d.value for d in at.dataframe) if "profile" in df.columns for link in df["profile"]]
     assert links and all(f"session={token}" in link and "usubjid=" in link for link in links)
+
+
+def test_subject_id_from_the_url_is_shown_as_text(env, site_of, roles_db):
+    """`?usubjid=` is echoed as plain text: a Markdown link or image in it must not render."""
+    from dashboard.state import plain_text
+    from safety.review.store import ReviewStore, default_review_path
+    evil = "[click](http://evil.example) ![x](http://evil.example/x.png) <img src=x>"
+    before = len(ReviewStore(default_review_path(roles_db)).audit_entries(action="view_subject"))
+    at = _signed_in("cora", query={"usubjid": evil})
+    _goto(at, "subject_profile")
+    (warning,) = [w.value for w in at.warning if "is not in this study" in w.value]
+    assert plain_text(evil) in warning
+    shown = warning[len("Subject "):warning.index(" is not in this study")]
+    assert not re.search(r"(?<!\\)[\[\]()<>!:]", shown), shown  # every Markdown/HTML sign escaped
+    assert not [s for s in at.selectbox if s.label == "Subject"]
+    assert len(ReviewStore(default_review_path(roles_db)).audit_entries(action="view_subject")) == before
