@@ -302,3 +302,16 @@ def test_subject_id_from_the_url_is_shown_as_text(env, site_of, roles_db):
     assert not re.search(r"(?<!\\)[\[\]()<>!:]", shown), shown  # every Markdown/HTML sign escaped
     assert not [s for s in at.selectbox if s.label == "Subject"]
     assert len(ReviewStore(default_review_path(roles_db)).audit_entries(action="view_subject")) == before
+
+
+def test_audit_log_page_checks_a_recorded_head(env, roles_db):
+    from safety.review.store import ReviewStore, default_review_path
+    at = _signed_in("ada")
+    _goto(at, "audit_log")
+    head = ReviewStore(default_review_path(roles_db)).head()["entry_hash"]
+    at.text_input(key="audit_expect_head").input(head)
+    at.run()
+    assert any("audit chain intact" in s.value and "recorded head(s) found" in s.value for s in at.success)
+    at.text_input(key="audit_expect_head").input("0" * 64)
+    at.run()
+    assert any("is not in the audit log" in e.value for e in at.error)
