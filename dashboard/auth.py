@@ -240,9 +240,10 @@ def _oidc_gate(policy: AccessPolicy, store: UserStore, review_store) -> None:
 def sign_in_gate(policy: AccessPolicy, review_store) -> User:
     """Return the signed-in User, or render the sign-in page and stop the run.
 
-    Demo mode returns :data:`safety.access.auth.DEMO_USER` and shows the DEMO banner. Otherwise the session
-    expires after ``policy.session_minutes`` idle (audit 'session_expired'); sign-ins are audited as
-    'sign_in_success' / 'sign_in_failure'."""
+    Demo mode returns :data:`safety.access.auth.DEMO_USER` and shows the DEMO banner. Otherwise the account
+    file is validated, and the session token of this tab (or of the URL: a reload, a new tab) is looked up in
+    :data:`SESSIONS`, which ends it after ``policy.session_minutes`` idle or ``policy.session_max_hours``
+    (audit 'session_expired'); sign-ins are audited as 'sign_in_success' / 'sign_in_failure'."""
     st.session_state[_BANNER_SHOWN] = False
     if policy.demo:
         st.session_state.update({_USER: DEMO_USER, _METHOD: "demo"})
@@ -267,11 +268,10 @@ def sign_in_gate(policy: AccessPolicy, review_store) -> User:
         st.error(f"The account file is not valid, so sign-in is refused: {exc}")
         st.stop()
 
-    user = st.session_state.get(_USER)
-    if user is not None and (user.demo or st.session_state.get(_METHOD) not in ("password", "oidc")):
+    leftover = st.session_state.get(_USER)
+    if leftover is not None and (leftover.demo or st.session_state.get(_METHOD) not in ("password", "oidc")):
         for k in _KEYS:  # a leftover demo/off identity never carries into a signed-in app
             st.session_state.pop(k, None)
-        user = None
     # The server-side session behind the token (this tab's, or the one in the URL of a reload or new tab).
     token = st.session_state.get(_TOKEN) or st.query_params.get(SESSION_PARAM)
     user = None
