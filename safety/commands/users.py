@@ -22,7 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from safety.access.auth import ROLES, AuthError, UserStore
+from safety.access.auth import ROLES, AuthError, UserStore, file_permission_warnings
 
 
 def add_arguments(parser) -> None:
@@ -106,6 +106,8 @@ def run(args) -> int:
         return 2
     store = UserStore(path)
     cmd = args.users_command
+    for warning in file_permission_warnings(path):
+        print(f"warning: {warning}", file=sys.stderr)
     try:
         if cmd == "list":
             rows = store.list()
