@@ -19,6 +19,7 @@ import datetime as dt  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from dashboard import state  # noqa: E402
+from dashboard.auth import go_to_requested_page  # noqa: E402
 from dashboard.navigation import PAGES, PAGES_DIR, check_pages  # noqa: E402
 from safety.access import reader as access  # noqa: E402
 
@@ -77,11 +78,17 @@ def main() -> None:
     except Exception as exc:  # say what is wrong instead of a traceback
         st.error(f"Cannot open the database {db_path}: {exc}")
         st.stop()
-    store = state.review_store(db)
+    try:
+        store = state.review_store(db)
+    except ValueError as exc:  # e.g. CELLTOX_AUDIT_KEY too short: one line, not a traceback
+        st.error(f"Cannot open the review store (audit log): {exc}")
+        st.stop()
     user = state.sign_in(Path(db), store)
     # Navigation first, then the shared sidebar widgets, then the page: Streamlit keeps widgets drawn
     # between st.navigation and run() stable across reruns and page switches.
-    nav = st.navigation(_pages(user))
+    pages = _pages(user)
+    nav = st.navigation(pages)
+    go_to_requested_page(pages)  # after a sign-in: the page and subject the browser asked for
     v = _sidebar(user, db)
     if v is None:
         st.stop()

@@ -1,18 +1,26 @@
-"""The Streamlit sign-in gate: demo mode, password sign-in, OIDC (st.login), session expiry, sign-out.
+"""The Streamlit sign-in gate: demo mode, password sign-in, OIDC (st.login), sessions, sign-out.
 
-dashboard/app.py calls :func:`sign_in_gate` once per run, before ``st.navigation``; every page calls
-:func:`demo_banner` (a no-op unless the app runs on the sample database or with sign-in off) and
-:func:`log_subject_view` when it shows a subject profile. Roles and permissions are in safety/access/auth.py.
+dashboard/app.py calls :func:`sign_in_gate` once per run, before ``st.navigation``, and
+:func:`go_to_requested_page` right after it; every page calls :func:`demo_banner` (a no-op unless the app
+runs on the sample database or with sign-in off) and :func:`log_subject_view` when it shows a subject profile.
+Roles and permissions are in safety/access/auth.py.
+
+Sessions survive a reload and carry over to a new tab: a signed-in browser holds an unguessable session
+token in the URL (``?session=``), checked against the server-side :class:`SessionRegistry` on every run,
+which applies the idle and absolute timeouts and forgets the token at sign-out (docs/access.md says why a
+URL token and not a cookie).
 """
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+from urllib.parse import urlsplit
 
 import streamlit as st
 
 from safety.access.auth import (
-    AUTH_OFF_USER, DEMO_USER, ROLE_LABELS, AccessPolicy, AuthError, User, UserStore, oidc_user,
-    session_expired, sign_in_locked_until,
+    AUTH_OFF_USER, DEMO_USER, ROLE_LABELS, AccessPolicy, AuthError, SessionRegistry, User, UserStore,
+    oidc_user, sign_in_locked_until,
 )
 
 _USER = "celltox_user"
@@ -22,7 +30,12 @@ _METHOD = "celltox_auth_method"
 _BANNER_SHOWN = "celltox_banner_shown"
 _NOTICE = "celltox_auth_notice"
 _LAST_VIEW = "celltox_last_subject_view"
-_KEYS = (_USER, _SIGNED_IN_AT, _LAST_ACTIVITY, _METHOD, _LAST_VIEW)
+_TOKEN = "celltox_session_token"
+_NEXT = "celltox_requested_page"
+_KEYS = (_USER, _SIGNED_IN_AT, _LAST_ACTIVITY, _METHOD, _LAST_VIEW, _TOKEN)
+SESSION_PARAM = "session"
+# One registry per app process: every browser tab and reload of a signed-in browser finds its session here.
+SESSIONS = SessionRegistry()
 
 DEMO_TEXT = "DEMO — synthetic sample data. No sign-in: you are a demo committee member."
 AUTH_OFF_TEXT = "Sign-in is turned off (CELLTOX_AUTH=off): every visitor acts as a committee member."
@@ -42,14 +55,78 @@ def current_user() -> User | None:
     return st.session_state.get(_USER)
 
 
+def session_query() -> dict[str, str]:
+    """``{"session": token}`` to add to a link that opens another page or tab of this app ({} without one)."""
+    token = st.session_state.get(_TOKEN)
+    return {SESSION_PARAM: token} if token else {}
+
+
+def _client() -> str:
+    """Who presents a token: a session is refused from another IP address or browser (a link sent to someone)."""
+    try:
+        ip, agent = st.context.ip_address, st.context.headers.get("User-Agent")
+    except Exception:  # noqa: BLE001 - no browser context (headless tests)
+        ip, agent = "", ""
+    ip, agent = (v if isinstance(v, str) else "" for v in (ip, agent))
+    if not ip and not agent:
+        return ""
+    return hashlib.sha256(f"{ip}|{agent}".encode("utf-8")).hexdigest()
+
+
+def _forget(notice: str | None = None) -> None:
+    """Drop this browser session's identity and its token from the URL."""
+    for k in _KEYS:
+        st.session_state.pop(k, None)
+    if SESSION_PARAM in st.query_params:
+        del st.query_params[SESSION_PARAM]
+    if notice:
+        st.session_state[_NOTICE] = notice
+
+
 def _end_session(review_store, action: str, notice: str | None = None) -> None:
     user = st.session_state.get(_USER)
     if user is not None and not user.demo and action:
         _audit(review_store, user.username, action, {"method": st.session_state.get(_METHOD)})
-    for k in _KEYS:
-        st.session_state.pop(k, None)
-    if notice:
-        st.session_state[_NOTICE] = notice
+    SESSIONS.revoke(st.session_state.get(_TOKEN))
+    _forget(notice)
+
+
+def _start_session(user: User, method: str) -> None:
+    """Register the signed-in user server-side and put the session token in the URL."""
+    now = _now()
+    token = SESSIONS.create(user.username, method, now, _client())
+    st.session_state.update({_USER: user, _SIGNED_IN_AT: now, _LAST_ACTIVITY: now, _METHOD: method, _TOKEN: token})
+    st.query_params[SESSION_PARAM] = token
+
+
+def _remember_requested_page() -> None:
+    """Before the sign-in form: note the page and query (subject, study, cut) the browser asked for."""
+    if _NEXT in st.session_state:
+        return
+    try:
+        url = st.context.url or ""
+    except Exception:  # noqa: BLE001
+        url = ""
+    path = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] if url else ""
+    params = {k: v for k, v in st.query_params.to_dict().items() if k != SESSION_PARAM}
+    st.session_state[_NEXT] = (path, params)
+
+
+def go_to_requested_page(pages) -> None:
+    """After a sign-in, open the page and subject the browser asked for before it (a deep link or a
+    reload after the session ended). Call right after ``st.navigation(pages)``; a no-op otherwise."""
+    target = st.session_state.pop(_NEXT, None)
+    user = st.session_state.get(_USER)
+    if not target or user is None or user.demo or st.session_state.get(_METHOD) not in ("password", "oidc"):
+        return
+    path, params = target
+    page = next((p for p in pages if path and p.url_path == path), None)
+    wanted = {**params, **session_query()}
+    if page is None:
+        for k, v in params.items():  # the default page: keep the study and cut asked for
+            st.query_params.setdefault(k, v)
+        return
+    st.switch_page(page, query_params=wanted)
 
 
 def demo_banner() -> None:
@@ -81,19 +158,18 @@ def _sidebar(review_store, policy: AccessPolicy) -> None:
         if st.button("Sign out", key="celltox_sign_out"):
             method = st.session_state.get(_METHOD)
             _end_session(review_store, "sign_out", "You are signed out.")
+            st.session_state[_NEXT] = ("", {})  # sign in again at the overview
             if method == "oidc":
                 st.logout()
             st.rerun()
 
 
-def _refresh(user: User, policy: AccessPolicy, store: UserStore | None) -> User | None:
+def _refresh(username: str, method: str, store: UserStore, previous: User | None) -> User | None:
     """Re-read the account each run so a removed, disabled or changed account takes effect at once."""
-    if store is None:
-        return user
     try:
-        if st.session_state.get(_METHOD) == "oidc":
-            return oidc_user(store, {"email": user.email or ""})
-        return store.get(user.username)
+        if method == "oidc" and previous is not None:
+            return oidc_user(store, {"email": previous.email or ""})
+        return store.get(username)
     except AuthError:
         return None
 
@@ -129,8 +205,7 @@ def _password_form(policy: AccessPolicy, store: UserStore, review_store) -> None
         _audit(review_store, username[:64] or "(blank)", "sign_in_failure", {"method": "password"})
         st.error("Unknown username or wrong password.")
         st.stop()
-    now = _now()
-    st.session_state.update({_USER: user, _SIGNED_IN_AT: now, _LAST_ACTIVITY: now, _METHOD: "password"})
+    _start_session(user, "password")
     _audit(review_store, user.username, "sign_in_success", {"method": "password", "role": user.role})
     st.rerun()
 
@@ -158,17 +233,17 @@ def _oidc_gate(policy: AccessPolicy, store: UserStore, review_store) -> None:
         if st.button("Sign out", key="celltox_oidc_logout"):
             st.logout()
         st.stop()
-    now = _now()
-    st.session_state.update({_USER: user, _SIGNED_IN_AT: now, _LAST_ACTIVITY: now, _METHOD: "oidc"})
+    _start_session(user, "oidc")
     _audit(review_store, user.username, "sign_in_success", {"method": "oidc", "role": user.role})
 
 
 def sign_in_gate(policy: AccessPolicy, review_store) -> User:
     """Return the signed-in User, or render the sign-in page and stop the run.
 
-    Demo mode returns :data:`safety.access.auth.DEMO_USER` and shows the DEMO banner. Otherwise the session
-    expires after ``policy.session_minutes`` idle (audit 'session_expired'); sign-ins are audited as
-    'sign_in_success' / 'sign_in_failure'."""
+    Demo mode returns :data:`safety.access.auth.DEMO_USER` and shows the DEMO banner. Otherwise the account
+    file is validated, and the session token of this tab (or of the URL: a reload, a new tab) is looked up in
+    :data:`SESSIONS`, which ends it after ``policy.session_minutes`` idle or ``policy.session_max_hours``
+    (audit 'session_expired'); sign-ins are audited as 'sign_in_success' / 'sign_in_failure'."""
     st.session_state[_BANNER_SHOWN] = False
     if policy.demo:
         st.session_state.update({_USER: DEMO_USER, _METHOD: "demo"})
@@ -187,36 +262,56 @@ def sign_in_gate(policy: AccessPolicy, review_store) -> User:
         st.error("No account file: set CELLTOX_USERS or create accounts with `python -m safety users add`.")
         st.stop()
     store = UserStore(policy.users_path)
+    try:
+        warnings = store.check()
+    except AuthError as exc:  # a misstated account never widens access: nobody signs in until it is fixed
+        st.error(f"The account file is not valid, so sign-in is refused: {exc}")
+        st.stop()
 
-    user = st.session_state.get(_USER)
-    if user is not None and (user.demo or st.session_state.get(_METHOD) not in ("password", "oidc")):
+    leftover = st.session_state.get(_USER)
+    if leftover is not None and (leftover.demo or st.session_state.get(_METHOD) not in ("password", "oidc")):
         for k in _KEYS:  # a leftover demo/off identity never carries into a signed-in app
             st.session_state.pop(k, None)
-        user = None
-    if user is not None:
-        now = _now()
-        if session_expired(st.session_state[_SIGNED_IN_AT], st.session_state[_LAST_ACTIVITY], now,
-                           policy.session_minutes, policy.session_max_hours):
-            method = st.session_state.get(_METHOD)
-            _end_session(review_store, "session_expired", "Your session expired. Please sign in again.")
-            if method == "oidc":
-                st.logout()
-            user = None
-        else:
-            fresh = _refresh(user, policy, store)
+    # The server-side session behind the token (this tab's, or the one in the URL of a reload or new tab).
+    token = st.session_state.get(_TOKEN) or st.query_params.get(SESSION_PARAM)
+    user = None
+    if token:
+        status, rec = SESSIONS.resume(token, _now(), policy.session_minutes, policy.session_max_hours, _client())
+        if status == "ok":
+            fresh = _refresh(rec.username, rec.method, store, st.session_state.get(_USER))
             if fresh is None:
-                _end_session(review_store, "session_revoked", "Your account is no longer active.")
-                user = None
+                SESSIONS.revoke_user(rec.username)
+                _audit(review_store, rec.username, "session_revoked", {"method": rec.method})
+                _forget("Your account is no longer active.")
+                if rec.method == "oidc":
+                    st.logout()
             else:
                 user = fresh
-                st.session_state[_USER] = fresh
-                st.session_state[_LAST_ACTIVITY] = now
+                st.session_state.update({_USER: fresh, _METHOD: rec.method, _TOKEN: token,
+                                         _SIGNED_IN_AT: rec.signed_in_at, _LAST_ACTIVITY: rec.last_activity})
+                if st.query_params.get(SESSION_PARAM) != token:  # a page switch drops it from the URL
+                    st.query_params[SESSION_PARAM] = token
+        elif status == "expired":
+            _audit(review_store, rec.username, "session_expired", {"method": rec.method})
+            _forget("Your session expired. Please sign in again.")
+            if rec.method == "oidc":
+                st.logout()
+        else:
+            _forget("Your session has ended (signed out elsewhere, or the app was restarted). Please sign in again.")
+    else:
+        _forget()
     if user is None:
+        _remember_requested_page()
+        for w in warnings:
+            st.warning(w)
         if policy.mode == "oidc":
             _oidc_gate(policy, store, review_store)
         else:
             _password_form(policy, store, review_store)
         user = st.session_state[_USER]
+    elif user.role == "admin":
+        for w in warnings:
+            st.sidebar.warning(w)
     _sidebar(review_store, policy)
     return user
 

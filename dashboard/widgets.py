@@ -2,6 +2,7 @@
 a page writes when it shows patient data."""
 from __future__ import annotations
 
+import re
 from urllib.parse import urlencode
 
 import pandas as pd
@@ -15,9 +16,10 @@ from dashboard.session import View, user, view
 # -- showing ---------------------------------------------------------------------------------------------
 
 def subject_url(usubjid: str, v: View | None = None) -> str:
-    """Relative link to a subject's profile that keeps the study and cut."""
+    """Relative link to a subject's profile that keeps the study, cut and session (it opens in a new tab)."""
     v = v or view()
-    return "./subject_profile?" + urlencode({"usubjid": usubjid, "studyid": v.studyid, "cut": v.data_cut.isoformat()})
+    return "./subject_profile?" + urlencode({"usubjid": usubjid, "studyid": v.studyid, "cut": v.data_cut.isoformat(),
+                                             **auth_ui.session_query()})
 
 
 def table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: int | None = None, **kwargs) -> None:
@@ -92,6 +94,11 @@ def page_of(items: list, per_page: int = 100, key: str | None = None, noun: str 
     first = st.number_input(f"First {noun} shown (of {len(items):,}; {per_page} at a time)", min_value=1,
                             max_value=len(items), value=1, step=per_page, key=key)
     return items[int(first) - 1:int(first) - 1 + per_page]
+
+
+def plain_text(text: str) -> str:
+    """``text`` escaped for Markdown: shown as typed (no link, image, emphasis or HTML), on one line."""
+    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~:&])", r"\\\1", " ".join(str(text).split()))
 
 
 def empty(message: str) -> None:

@@ -7,8 +7,8 @@ subject-level pages must show at least one site-02 subject, so the check cannot 
 The element tree is scanned as serialised protobuf, so a subject id hidden in a Plotly hover label or an
 Arrow table is found as surely as one in a caption.
 
-The user is signed in the way dashboard/auth.py keeps a session (``celltox_user`` and its timestamps in
-session_state, method "password"); the gate re-reads the account from users.yaml on every run, so the
+The user is signed in the way dashboard/auth.py keeps a session (a token of its server-side session
+registry in session_state, method "password"); the gate re-reads the account from users.yaml on every run, so the
 account file below is the real source of the role and sites.
 """
 from __future__ import annotations
@@ -85,6 +85,9 @@ def _signed_in(username: str, query: dict | None = None) -> AppTest:
     at.session_state["celltox_signed_in_at"] = now
     at.session_state["celltox_last_activity"] = now
     at.session_state["celltox_auth_method"] = "password"
+    # the server-side session behind the browser's token (dashboard.auth.SESSIONS)
+    from dashboard.auth import SESSIONS
+    at.session_state["celltox_session_token"] = SESSIONS.create(username, "password", now)
     at.session_state["sb_study"] = STUDY
     for k, val in (query or {}).items():
         at.query_params[k] = val
@@ -186,13 +189,16 @@ def test_investigator_is_read_only_and_sees_no_study_wide_pages(env, site_of):
 def test_investigator_cannot_open_another_sites_subject_by_link(env, site_of, roles_db):
     other = sorted(u for u, s in site_of.items() if s == "01" and u.startswith(STUDY))[0]
     at = _signed_in("ivy", query={"usubjid": other})
-    _goto(at, "subject_profile")
-    assert any(other in w.value and "not in" in w.value for w in at.warning)
-    profile = next(s for s in at.selectbox if s.label == "Subject")
-    assert site_of[profile.value] == "02" and other not in profile.options
     from safety.review.store import ReviewStore, default_review_path
+    before = len(ReviewStore(default_review_path(roles_db)).audit_entries(action="view_subject"))
+    _goto(at, "subject_profile")
+    from dashboard.state import plain_text
+    assert any(plain_text(other) in w.value and "not in" in w.value for w in at.warning)
+    # nothing but the message: no subject picker, no other subject's profile, no audited view
+    assert not [s for s in at.selectbox if s.label == "Subject"] and not at.get("plotly_chart")
+    assert not _subjects_in(_rendered_text(at).replace("\\", ""), site_of) - {other}
     views = ReviewStore(default_review_path(roles_db)).audit_entries(action="view_subject")
-    assert not any(other in e["detail"] for e in views)
+    assert len(views) == before
 
 
 def test_data_manager_sees_every_site_and_data_quality(env, site_of):
@@ -270,3 +276,42 @@ def test_committee_packet_builds_a_zip_download_and_is_audited(env, roles_db):
     assert exports and exports[-1]["username"] == "dmitri"
     detail = json.loads(exports[-1]["detail"])
     assert set(detail["files"]) == names and detail["data_cut"] == "2026-09-30"
+
+
+def test_subject_links_in_tables_carry_the_session(env, site_of):
+    """An "open" link opens a new tab: it carries the session token, so the tab is signed in (and nothing else
+    of the session: the token is checked server-side, for this browser, within the timeouts)."""
+    at = _signed_in("cora")
+    _goto(at, "adverse_events")
+    token = at.session_state["celltox_session_token"]
+    links = [link for df in (d.value for d in at.dataframe) if "profile" in df.columns for link in df["profile"]]
+    assert links and all(f"session={token}" in link and "usubjid=" in link for link in links)
+
+
+def test_subject_id_from_the_url_is_shown_as_text(env, site_of, roles_db):
+    """`?usubjid=` is echoed as plain text: a Markdown link or image in it must not render."""
+    from dashboard.state import plain_text
+    from safety.review.store import ReviewStore, default_review_path
+    evil = "[click](http://evil.example) ![x](http://evil.example/x.png) <img src=x>"
+    before = len(ReviewStore(default_review_path(roles_db)).audit_entries(action="view_subject"))
+    at = _signed_in("cora", query={"usubjid": evil})
+    _goto(at, "subject_profile")
+    (warning,) = [w.value for w in at.warning if "is not in this study" in w.value]
+    assert plain_text(evil) in warning
+    shown = warning[len("Subject "):warning.index(" is not in this study")]
+    assert not re.search(r"(?<!\\)[\[\]()<>!:]", shown), shown  # every Markdown/HTML sign escaped
+    assert not [s for s in at.selectbox if s.label == "Subject"]
+    assert len(ReviewStore(default_review_path(roles_db)).audit_entries(action="view_subject")) == before
+
+
+def test_audit_log_page_checks_a_recorded_head(env, roles_db):
+    from safety.review.store import ReviewStore, default_review_path
+    at = _signed_in("ada")
+    _goto(at, "audit_log")
+    head = ReviewStore(default_review_path(roles_db)).head()["entry_hash"]
+    at.text_input(key="audit_expect_head").input(head)
+    at.run()
+    assert any("audit chain intact" in s.value and "recorded head(s) found" in s.value for s in at.success)
+    at.text_input(key="audit_expect_head").input("0" * 64)
+    at.run()
+    assert any("is not in the audit log" in e.value for e in at.error)

@@ -69,9 +69,9 @@ def test_edit_after_dropping_trigger_is_found(store):
 
 
 def test_edit_with_recomputed_own_hash_breaks_the_next_link(store):
-    from safety.review.store import _entry_hash
+    from safety.review.store import entry_hash
     row = store.audit_entries()[1]
-    forged = _entry_hash(row["prev_hash"], row["at"], "someone", row["action"], row["studyid"], row["detail"])
+    forged = entry_hash(2, row["prev_hash"], row["at"], "someone", row["action"], row["studyid"], row["detail"])
     _tamper(store.path, f"UPDATE audit_log SET username = 'someone', entry_hash = '{forged}' WHERE seq = 2")
     ok, msg = verify_audit_chain(store.path)
     assert not ok and msg.startswith("audit entry 3:") and "link" in msg
@@ -142,3 +142,149 @@ def test_export_neutralises_spreadsheet_formulas(tmp_path):
     text = audit_csv(s.audit_entries())
     row = list(csv.DictReader(text.splitlines()))[0]
     assert row["username"] == "'=HYPERLINK(\"http://evil\")"
+
+
+# -- every stored field, the counter, the anchor and the key ---------------------------------------------
+@pytest.mark.parametrize("statement, field", [
+    ("UPDATE adjudications SET rationale = 'no DLT' WHERE id = 1", "rationale"),
+    ("UPDATE adjudications SET event_fingerprint = 'f00d' WHERE id = 1", "event_fingerprint"),
+    ("UPDATE adjudications SET usubjid = 'CTX-001-101-002' WHERE id = 1", "usubjid"),
+    ("UPDATE adjudications SET rule_id = 'R9' WHERE id = 1", "rule_id"),
+    ("UPDATE adjudications SET studyid = 'CTX-002' WHERE id = 1", "studyid"),
+    ("UPDATE adjudications SET decided_at = '2024-06-02T10:00:00+00:00' WHERE id = 1", "decided_at"),
+    ("UPDATE adjudications SET reviewer = 'mallory' WHERE id = 1", "reviewer"),
+    ("UPDATE signoffs SET comment = 'not reviewed' WHERE id = 1", "comment"),
+    ("UPDATE signoffs SET signed_at = '2024-01-01T00:00:00+00:00' WHERE id = 1", "signed_at"),
+])
+def test_every_stored_field_of_a_decision_is_covered(store, statement, field):
+    _tamper(store.path, statement)
+    ok, msg = verify_audit_chain(store.path)
+    assert not ok and field in msg and "edited" in msg, msg
+    r = _cli("verify", "--review-db", str(store.path))
+    assert r.returncode == 1 and "BROKEN" in r.stderr
+
+
+def test_tail_cut_with_counter_lowered_is_found_against_the_recorded_head(store, tmp_path):
+    head = store.head()
+    assert head["seq"] == 7 and verify_audit_chain(store.path, expect_heads=[head["entry_hash"]])[0]
+    _tamper(store.path, "DELETE FROM audit_log WHERE seq >= 6",
+            "UPDATE sqlite_sequence SET seq = 5 WHERE name = 'audit_log'")
+    r = _cli("verify", "--review-db", str(store.path), "--expect-head", head["entry_hash"])
+    assert r.returncode == 1 and "was cut or rewritten" in r.stderr and head["entry_hash"] in r.stderr
+    anchor = tmp_path / "anchors.txt"
+    anchor.write_text(f"# committee minutes 2024-06-05\n{head['seq']} {head['entry_hash']} 2024-06-05T10:00:00Z\n")
+    r = _cli("verify", "--review-db", str(store.path), "--anchor", str(anchor))
+    assert r.returncode == 1 and "was cut or rewritten" in r.stderr
+
+
+def test_anchor_file_is_recorded_and_checked(store, tmp_path):
+    anchor = tmp_path / "anchors.txt"
+    r = _cli("verify", "--review-db", str(store.path), "--record-anchor", str(anchor))
+    assert r.returncode == 0, r.stderr
+    seq, digest, _ = anchor.read_text().split()
+    assert (int(seq), digest) == (7, store.head()["entry_hash"])
+    store.append_audit("carol", "view_subject", "CTX-001", {"usubjid": "CTX-001-101-003"})
+    r = _cli("verify", "--review-db", str(store.path), "--anchor", str(anchor))
+    assert r.returncode == 0 and "found at entry 7" in r.stdout, r.stderr
+    r = _cli("verify", "--review-db", str(store.path), "--expect-head", "nothex")
+    assert r.returncode == 2 and "not an audit head hash" in r.stderr
+
+
+def test_whole_chain_rewritten_is_found_against_the_recorded_head(store):
+    from safety.review.store import GENESIS, entry_hash
+    head = store.head()["entry_hash"]
+    _tamper(store.path, "UPDATE adjudications SET rationale = 'no DLT' WHERE id = 1")
+    # the attacker recomputes every entry (no key is needed for a plain chain) ...
+    con = sqlite3.connect(store.path)
+    prev = GENESIS
+    for seq, at, user, action, study, detail in con.execute(
+            "SELECT seq, at, username, action, studyid, detail FROM audit_log ORDER BY seq").fetchall():
+        if action == "adjudication":
+            d = json.loads(detail)
+            d["rationale_sha256"] = hashlib.sha256(b"no DLT").hexdigest()
+            detail = json.dumps(d, sort_keys=True)
+        h = entry_hash(seq, prev, at, user, action, study, detail)
+        con.execute("UPDATE audit_log SET detail = ?, prev_hash = ?, entry_hash = ? WHERE seq = ?", (detail, prev, h, seq))
+        prev = h
+    con.commit()
+    con.close()
+    assert verify_audit_chain(store.path)[0]  # ... which only the recorded head can tell
+    ok, msg = verify_audit_chain(store.path, expect_heads=[head])
+    assert not ok and "cut or rewritten" in msg
+
+
+def test_keyed_chain_cannot_be_forged_without_the_key(tmp_path, monkeypatch):
+    from safety.review.store import GENESIS, entry_hash
+    key = b"k" * 32
+    s = ReviewStore(tmp_path / "r.sqlite", key=key)
+    s.append_audit("carol", "sign_in_success", None, {"method": "password"})
+    s.add_signoff(studyid="CTX-001", data_cut="2024-06-01", reviewer="carol", comment="reviewed")
+    assert s.head()["entry_hash"].startswith("hmac:")
+    assert verify_audit_chain(s.path, key=key)[0]
+    ok, msg = verify_audit_chain(s.path, key=None)
+    assert ok and "not checked" in msg
+    # someone holding the file rewrites the chain without the key: plain hashes or a wrong key
+    _tamper(s.path, "UPDATE signoffs SET comment = 'x' WHERE id = 1")
+    con = sqlite3.connect(s.path)
+    prev = GENESIS
+    for seq, at, user, action, study, detail in con.execute(
+            "SELECT seq, at, username, action, studyid, detail FROM audit_log ORDER BY seq").fetchall():
+        if action == "signoff":
+            d = json.loads(detail)
+            d["comment_sha256"] = hashlib.sha256(b"x").hexdigest()
+            detail = json.dumps(d, sort_keys=True)
+        h = entry_hash(seq, prev, at, user, action, study, detail, key=b"guess" * 8)
+        con.execute("UPDATE audit_log SET detail = ?, prev_hash = ?, entry_hash = ? WHERE seq = ?", (detail, prev, h, seq))
+        prev = h
+    con.commit()
+    con.close()
+    monkeypatch.setenv("CELLTOX_AUDIT_KEY", key.decode())
+    r = _cli("verify", "--review-db", str(s.path))
+    assert r.returncode == 1 and "audit entry 1" in r.stderr and "keyed hash" in r.stderr
+    # a plain entry appended after keyed ones is a forgery too
+    _tamper(s.path, "DELETE FROM audit_log", "DELETE FROM signoffs", "DELETE FROM sqlite_sequence")
+    s2 = ReviewStore(s.path, key=key)
+    s2.append_audit("carol", "sign_in_success", None, {})
+    ReviewStore(s.path, key=None).append_audit("mallory", "sign_in_success", None, {})
+    ok, msg = verify_audit_chain(s.path, key=key)
+    assert not ok and "audit entry 2" in msg and "without the audit key" in msg
+
+
+def _legacy_store(path):
+    """A review store as an earlier celltox wrote it: first chain format, decision entries with few fields."""
+    from safety.review.store import GENESIS, _entry_hash
+    ReviewStore(path)
+    con = sqlite3.connect(path)
+    con.execute("INSERT INTO adjudications (studyid, event_key, usubjid, rule_id, decision, rationale, reviewer, "
+                "decided_at, data_cut) VALUES ('CTX-001', 'K/AE/1', 'K', 'R2', 'confirmed', 'grade 4', 'carol', "
+                "'2024-06-02T10:00:00+00:00', '2024-06-01')")
+    prev = GENESIS
+    for seq, action, detail in ((1, "sign_in_success", {"method": "password"}),
+                                (2, "adjudication", {"event_key": "K/AE/1", "usubjid": "K", "decision": "confirmed",
+                                                     "rule_id": "R2", "data_cut": "2024-06-01", "adjudication_id": 1})):
+        text = json.dumps(detail, sort_keys=True)
+        at = f"2024-06-02T10:00:0{seq}+00:00"
+        h = _entry_hash(prev, at, "carol", action, "CTX-001", text)
+        con.execute("INSERT INTO audit_log (seq, at, username, action, studyid, detail, prev_hash, entry_hash) "
+                    "VALUES (?, ?, 'carol', ?, 'CTX-001', ?, ?, ?)", (seq, at, action, text, prev, h))
+        prev = h
+    con.commit()
+    con.close()
+
+
+def test_store_of_an_earlier_version_verifies_with_a_migration_note_and_seals(tmp_path):
+    path = tmp_path / "old.review.sqlite"
+    _legacy_store(path)
+    ok, msg = verify_audit_chain(path)
+    assert ok and "first chain format" in msg and "audit seal" in msg
+    r = _cli("seal", "--review-db", str(path), "--user", "carol")
+    assert r.returncode == 0 and "sealed: audit entry 3" in r.stdout, r.stderr
+    ok, msg = verify_audit_chain(path)
+    assert ok and "NOTE" not in msg
+    ReviewStore(path).add_adjudication(studyid="CTX-001", event_key="K/AE/1", usubjid="K", rule_id="R2",
+                                       decision="withdrawn", rationale="resolved", reviewer="carol",
+                                       data_cut="2024-06-01", event_fingerprint=None)
+    assert verify_audit_chain(path)[0]
+    _tamper(path, "UPDATE adjudications SET rationale = 'not a DLT' WHERE id = 1")
+    ok, msg = verify_audit_chain(path)
+    assert not ok and "adjudications row 1" in msg and "seal" in msg

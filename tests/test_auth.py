@@ -242,3 +242,68 @@ def test_oidc_maps_email_to_account(tmp_path):
     assert oidc_user(s, {"email": "shared@example.org"}) is None  # ambiguous: no guess
     s.set_disabled("carol")
     assert oidc_user(s, {"email": "carol@dsmb.example.org"}) is None
+
+
+# -- a hand-edited account file is validated strictly ------------------------------------------------
+def _hand_edited(tmp_path, **record) -> UserStore:
+    h = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
+    path = tmp_path / "users.yaml"
+    path.write_text(yaml.safe_dump({"users": {
+        "ok": {"role": "investigator", "sites": ["02"], "password_hash": h},
+        "acct": {"password_hash": h, **record}}}))
+    path.chmod(0o600)
+    return UserStore(path, rounds=4)
+
+
+@pytest.mark.parametrize("record, says", [
+    ({"role": "committee", "sites": ["01"]}, "role committee covers all sites"),
+    ({"role": "investigator", "sites": "01"}, "list of quoted site ids"),   # not sites 0 and 1
+    ({"role": "investigator", "sites": 1}, "list of quoted site ids"),       # not a traceback
+    ({"role": "investigator", "sites": [1]}, "site 1 is not text"),
+    ({"role": "admin", "sites": ["01"]}, "role admin covers no sites"),
+    ({"role": "investigator", "sites": ["01"], "disabled": "no"}, "disabled must be true or false"),
+    ({"role": "committee", "site": ["01"]}, "unknown field 'site'"),
+    ({"role": "superuser"}, "role 'superuser' is not one of"),
+])
+def test_misstated_account_is_refused_with_one_line_naming_it(tmp_path, record, says):
+    store = _hand_edited(tmp_path, **record)
+    with pytest.raises(AuthError) as err:
+        store.check()
+    msg = str(err.value)
+    assert "account 'acct'" in msg and says in msg and "\n" not in msg, msg
+    # nobody signs in with such a file, not even the valid account beside it
+    assert store.authenticate("acct", PASSWORD) is None and store.authenticate("ok", PASSWORD) is None
+    # the administrator can still fix it with the command line
+    store.remove("acct")
+    assert store.check() == [] and store.authenticate("ok", PASSWORD).sites == ("02",)
+
+
+def test_loose_account_file_permissions_are_warned_about(tmp_path, users):
+    path = tmp_path / "users.yaml"
+    assert UserStore(path).check() == []
+    path.chmod(0o666)
+    (warning,) = UserStore(path).check()
+    assert "every user of this machine and its group" in warning and "chmod 600" in warning
+    path.chmod(0o620)
+    assert "its group" in UserStore(path).check()[0]
+
+
+# -- the server-side session registry ------------------------------------------------------------------
+def test_session_registry_timeouts_revocation_and_client_binding():
+    reg = auth.SessionRegistry()
+    t0 = dt.datetime(2024, 6, 1, 9, 0, tzinfo=dt.timezone.utc)
+    token = reg.create("carol", "password", t0, client="browser-a")
+    assert reg.resume(token, t0 + dt.timedelta(minutes=10), 30, 12, "browser-a")[0] == "ok"
+    assert reg.resume(token, t0 + dt.timedelta(minutes=11), 30, 12, "browser-b") == ("unknown", None)
+    assert reg.resume(token, t0 + dt.timedelta(minutes=39), 30, 12, "browser-a")[0] == "ok"  # idle clock restarted
+    status, rec = reg.resume(token, t0 + dt.timedelta(minutes=70), 30, 12, "browser-a")
+    assert status == "expired" and rec.username == "carol"
+    assert reg.resume(token, t0 + dt.timedelta(minutes=71), 30, 12, "browser-a")[0] == "unknown"  # gone
+    t = reg.create("dana", "password", t0)
+    for minute in range(0, 12 * 60 + 21, 20):  # active all day: the absolute limit still ends it
+        status, _ = reg.resume(t, t0 + dt.timedelta(minutes=minute), 30, 12)
+    assert status == "expired"
+    a, b = reg.create("ivan", "password", t0), reg.create("ivan", "oidc", t0)
+    assert reg.revoke_user("ivan") == 2 and reg.resume(a, t0, 30, 12)[0] == "unknown"
+    c = reg.create("eve", "password", t0)
+    assert reg.revoke(c).username == "eve" and reg.resume(c, t0, 30, 12)[0] == "unknown"

@@ -97,3 +97,13 @@ def test_users_cli_unlock_lifts_a_sign_in_lock(tmp_path):
     for _ in range(5):
         store.append_audit("carol", "sign_in_failure")
     assert sign_in_locked_until(store, "carol", dt.datetime.now(dt.timezone.utc)) is not None
+
+
+def test_list_warns_about_a_world_writable_account_file_and_names_a_bad_account(tmp_path):
+    import yaml
+    path = tmp_path / "users.yaml"
+    path.write_text(yaml.safe_dump({"users": {"carol": {"role": "committee", "sites": "01"}}}))
+    path.chmod(0o666)
+    r = _users("list", "--users", str(path))
+    assert "every user of this machine" in r.stderr and "chmod 600" in r.stderr
+    assert r.returncode != 0 and "account 'carol'" in r.stderr and "Traceback" not in r.stderr

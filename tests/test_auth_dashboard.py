@@ -118,10 +118,16 @@ def test_sign_in_success_then_sign_out(app, tmp_path):
     assert verify_audit_chain(tmp_path / "r.sqlite")[0]
 
 
+def _session(at):
+    """The server-side record of this browser's session (the idle clock lives there, shared by its tabs)."""
+    from dashboard.auth import SESSIONS
+    return SESSIONS.record(at.session_state["celltox_session_token"])
+
+
 def test_idle_session_expires(app, tmp_path):
     at = _sign_in(AppTest.from_file(str(app)).run(), "carol", PASSWORD)
     assert "PAGE for carol" in _texts(at)
-    at.session_state["celltox_last_activity"] = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=31)
+    _session(at).last_activity = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=31)
     at = at.run()
     assert "PAGE for" not in _texts(at)
     assert "expired" in _texts(at)
@@ -130,7 +136,7 @@ def test_idle_session_expires(app, tmp_path):
 
 def test_active_session_stays_signed_in(app):
     at = _sign_in(AppTest.from_file(str(app)).run(), "carol", PASSWORD)
-    at.session_state["celltox_last_activity"] = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=29)
+    _session(at).last_activity = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=29)
     at = at.run()
     assert "PAGE for carol" in _texts(at)
 
@@ -160,3 +166,84 @@ def test_auth_off_is_labelled(app, monkeypatch):
     at = AppTest.from_file(str(app)).run()
     assert "PAGE for local as committee" in _texts(at)
     assert "Sign-in is turned off" in _texts(at)
+
+
+# -- sessions across reloads and tabs ------------------------------------------------------------------
+def _reload(app, at):
+    """What a reload or a new tab does: a fresh browser session holding only the URL (with its token)."""
+    fresh = AppTest.from_file(str(app))
+    for k, v in at.query_params.items():
+        fresh.query_params[k] = v
+    return fresh.run()
+
+
+def test_reload_and_new_tab_keep_the_session(app, tmp_path):
+    at = _sign_in(AppTest.from_file(str(app)).run(), "ivan", PASSWORD)
+    token = at.query_params["session"]
+    assert len(token) >= 40 and at.session_state["celltox_session_token"] == token
+    reloaded = _reload(app, at)
+    assert "PAGE for ivan as investigator" in _texts(reloaded) and not reloaded.text_input
+    assert _actions(tmp_path) == [("ivan", "sign_in_success")]  # no second sign-in
+    from dashboard.auth import SESSIONS
+    assert SESSIONS.record("not-" + token) is None  # the registry keys on the exact token
+
+
+def test_sign_out_revokes_the_token_in_every_tab(app, tmp_path):
+    at = _sign_in(AppTest.from_file(str(app)).run(), "ivan", PASSWORD)
+    token = at.query_params["session"]
+    other_tab = _reload(app, at)
+    at.sidebar.button(key="celltox_sign_out").click()
+    at = at.run()
+    assert "session" not in at.query_params
+    other_tab = other_tab.run()  # the next interaction in the other tab
+    assert "PAGE for" not in _texts(other_tab) and other_tab.text_input(key="celltox_password")
+    stale = AppTest.from_file(str(app))
+    stale.query_params["session"] = token  # the old URL, from the history
+    assert "PAGE for" not in _texts(stale.run())
+    assert _actions(tmp_path) == [("ivan", "sign_in_success"), ("ivan", "sign_out")]
+
+
+def test_reload_after_idle_or_absolute_timeout_asks_to_sign_in(app, tmp_path):
+    at = _sign_in(AppTest.from_file(str(app)).run(), "carol", PASSWORD)
+    _session(at).last_activity -= dt.timedelta(minutes=31)
+    reloaded = _reload(app, at)
+    assert "PAGE for" not in _texts(reloaded) and "expired" in _texts(reloaded)
+    assert _actions(tmp_path)[-1] == ("carol", "session_expired")
+    at = _sign_in(AppTest.from_file(str(app)).run(), "carol", PASSWORD)
+    _session(at).signed_in_at -= dt.timedelta(hours=12, minutes=1)  # active, but open too long
+    reloaded = _reload(app, at)
+    assert "PAGE for" not in _texts(reloaded) and "expired" in _texts(reloaded)
+
+
+def test_forged_or_unknown_token_signs_nobody_in(app):
+    at = AppTest.from_file(str(app))
+    at.query_params["session"] = "A" * 43
+    at = at.run()
+    assert "PAGE for" not in _texts(at) and at.text_input(key="celltox_password")
+    assert "session" not in at.query_params
+
+
+def test_sign_in_keeps_the_requested_subject(app):
+    at = AppTest.from_file(str(app))
+    at.query_params["usubjid"] = "CTX-001-101-001"
+    at.query_params["cut"] = "2024-06-01"
+    at = _sign_in(at.run(), "ivan", PASSWORD)
+    assert "PAGE for ivan" in _texts(at)
+    assert at.query_params["usubjid"] == "CTX-001-101-001" and at.query_params["cut"] == "2024-06-01"
+
+
+def test_misstated_account_file_refuses_sign_in_with_one_line(app, tmp_path):
+    import yaml
+    path = tmp_path / "users.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["users"]["carol"]["sites"] = ["01"]
+    path.write_text(yaml.safe_dump(data))
+    at = AppTest.from_file(str(app)).run()
+    assert not at.exception and not at.text_input
+    assert any("account 'carol'" in e.value and "covers all sites" in e.value for e in at.error)
+
+
+def test_group_writable_account_file_is_warned_about(app, tmp_path):
+    (tmp_path / "users.yaml").chmod(0o664)
+    at = AppTest.from_file(str(app)).run()
+    assert any("can be written by its group" in w.value and "chmod 600" in w.value for w in at.warning)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -375,3 +376,51 @@ def _read_or_empty(path) -> bytes:
         return path.read_bytes()
     except OSError:
         return b""
+
+
+def test_every_page_shows_the_audit_head_at_export(reader, tmp_path, store):
+    """The committee records the head printed on the packet and checks the log against it later."""
+    from safety.review.store import verify_audit_chain
+    store.append_audit("carol", "view_subject", STUDY, {"usubjid": "x"})
+    head = store.head()
+    line = f"Audit log head: entry {head['seq']} {head['entry_hash']}"
+    paths = write_outputs(reader, tmp_path / "out", formats=("csv", "rtf", "xlsx", "pdf"), only=["ae", "deaths"],
+                          store=store, user="dm", generated_at=FIXED, figures=False)
+    by_ext = {p.suffix: p for p in paths}
+    assert "# " + line in by_ext[".csv"].read_text().splitlines()[:12]
+    assert line in by_ext[".rtf"].read_text() and "\\footer" in by_ext[".rtf"].read_text()
+    import openpyxl
+    wb = openpyxl.load_workbook(by_ext[".xlsx"])
+    assert all(line in (ws.oddFooter.center.text or "") for ws in wb.worksheets[1:])
+    pypdf = pytest.importorskip("pypdf")
+    pages = pypdf.PdfReader(by_ext[".pdf"]).pages
+    assert all(line in p.extract_text() for p in pages)
+    assert verify_audit_chain(store.path, expect_heads=[head["entry_hash"]])[0]
+    entry = store.audit_entries(action="export")[-1]
+    assert json.loads(entry["detail"])["audit_head_shown"] == head["entry_hash"]
+
+
+def test_cli_export_user_takes_the_accounts_role_and_scope(db, tmp_path):
+    """`export --user NAME` is audited as NAME only when NAME may export; the scope is the account's."""
+    from access_fixtures import make_users
+    users = tmp_path / "users.yaml"
+    make_users(users)
+    investigator, admin, manager = "ivan", "adam", "dana"  # access_fixtures.ACCOUNTS
+    review = tmp_path / "review.sqlite"
+    base = ("--db", str(db), "--study", STUDY, "--format", "csv", "--only", "ae", "--review-db", str(review),
+            "--users", str(users))
+    for name, says in ((investigator, "site investigator account may not export"),
+                       (admin, "administrator account may not export"),
+                       ("nobody", "no enabled account 'nobody'")):
+        r = _cli(*base, "--user", name, "--out", str(tmp_path / name))
+        assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not (tmp_path / name).exists() or not list((tmp_path / name).iterdir())
+    r = _cli(*base, "--user", manager, "--out", str(tmp_path / "dm"))
+    assert r.returncode == 0, r.stderr
+    store = ReviewStore(review)
+    entry = store.audit_entries(action="export")[-1]
+    assert entry["username"] == manager and json.loads(entry["detail"])["scope"] == "all sites"
+    assert all(e["username"] != investigator for e in store.audit_entries(action="export"))
+    r = _cli(*base[:-2], "--out", str(tmp_path / "login"), CELLTOX_USER="")
+    assert r.returncode == 0, r.stderr
+    assert store.audit_entries(action="export")[-1]["username"].startswith("cli:")

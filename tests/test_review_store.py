@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import sqlite3
+import hashlib
+import json
 import threading
 
 import pytest
@@ -77,8 +79,11 @@ def test_signoff_needs_comment_and_latest_signed_off_cut(store):
     assert store.last_signoff("CTX-001", before="2024-06-01")["data_cut"] == "2024-03-01"
     assert store.last_signoff("CTX-001", before="2024-03-01") is None
     entries = store.audit_entries("CTX-001", action="signoff")
-    assert [e["detail"] for e in entries] == ['{"data_cut": "2024-03-01", "signoff_id": 1}',
-                                            '{"data_cut": "2024-06-01", "signoff_id": 2}']
+    details = [json.loads(e["detail"]) for e in entries]
+    assert [(d["data_cut"], d["signoff_id"]) for d in details] == [("2024-03-01", 1), ("2024-06-01", 2)]
+    # the comment and time are recorded too (the comment as its SHA-256), so an edit of either is found
+    assert details[0]["comment_sha256"] == hashlib.sha256(b"cut 1 reviewed").hexdigest()
+    assert details[0]["signed_at"] == store.signoffs("CTX-001")[0]["signed_at"]
 
 
 INJECTIONS = ["x'); DROP TABLE audit_log; --", "' OR 1=1 --", "CTX-001' --", "\"; DELETE FROM signoffs; --"]

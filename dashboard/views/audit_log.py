@@ -12,7 +12,9 @@ if not state.can(user, "can_view_audit"):
     st.error("The audit log is open to committee members and administrators.")
     st.stop()
 store = state.review_store(v.db_path)
-ok, message = verify_audit_chain(store.path)
+recorded = st.text_input("Check against a head hash recorded earlier (minutes, a packet's footer)",
+                         key="audit_expect_head", placeholder="64 hex digits").strip()
+ok, message = verify_audit_chain(store.path, expect_heads=[recorded] if recorded else ())
 (st.success if ok else st.error)(message)
 rows = pd.DataFrame(store.audit_entries(v.studyid))
 if rows.empty:

@@ -13,7 +13,13 @@ if subjects.empty:
 ids = list(subjects["usubjid"])
 wanted = st.query_params.get("usubjid")
 if wanted and wanted not in ids:
-    st.warning(f"Subject {wanted} is not in this study, data cut, site scope or filter.")
+    # Nothing but the message: no other subject's profile, no audited view. The id comes from the URL,
+    # so it is shown as plain text (a link or image in it must not render).
+    st.warning(f"Subject {state.plain_text(wanted[:80])} is not in this study, data cut, site scope or filter.")
+    if st.button("Choose another subject", key="profile_clear_subject"):
+        del st.query_params["usubjid"]
+        st.rerun()
+    st.stop()
 index = ids.index(wanted) if wanted in ids else 0
 usubjid = st.selectbox("Subject", ids, index=index, key=f"profile_subject_{wanted}")
 if st.query_params.get("usubjid") != usubjid:

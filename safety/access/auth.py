@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
+import hmac
 import json
 import os
 import re
+import secrets
 import tempfile
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -136,6 +140,79 @@ def session_expired(signed_in_at: dt.datetime, last_activity: dt.datetime, now: 
     if now - last_activity > dt.timedelta(minutes=idle_minutes):
         return True
     return now - signed_in_at > dt.timedelta(hours=max_hours)
+
+
+@dataclass
+class SessionRecord:
+    """One signed-in session as the server keeps it (the browser holds only the token)."""
+    username: str
+    method: str
+    signed_in_at: dt.datetime
+    last_activity: dt.datetime
+    client: str = ""
+
+
+class SessionRegistry:
+    """Server-side sessions behind the session token, shared by every tab and reload of one browser.
+
+    A token is 256 random bits (``secrets.token_urlsafe``); the registry keeps only its SHA-256, so a leaked
+    registry does not leak tokens. :meth:`resume` refuses a token that is unknown, revoked (sign-out, account
+    change), past the idle or absolute timeout, or presented by another client (IP address and browser, when
+    known). Kept in memory: restarting the app signs everyone out."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._sessions: dict[str, SessionRecord] = {}
+
+    @staticmethod
+    def _key(token: str) -> str:
+        return hashlib.sha256(str(token).encode("utf-8")).hexdigest()
+
+    def create(self, username: str, method: str, now: dt.datetime, client: str = "") -> str:
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._sessions[self._key(token)] = SessionRecord(username, method, now, now, client)
+        return token
+
+    def resume(self, token: str | None, now: dt.datetime, idle_minutes: float = DEFAULT_SESSION_MINUTES,
+               max_hours: float = DEFAULT_SESSION_MAX_HOURS, client: str = "") -> tuple[str, SessionRecord | None]:
+        """('ok', record) and the idle clock restarted; ('expired', record) once, the session then removed;
+        ('unknown', None) for no, a revoked or a foreign token."""
+        if not token:
+            return "unknown", None
+        key = self._key(token)
+        with self._lock:
+            rec = self._sessions.get(key)
+            if rec is None or not hmac.compare_digest(rec.client, client):
+                return "unknown", None
+            if session_expired(rec.signed_in_at, rec.last_activity, now, idle_minutes, max_hours):
+                del self._sessions[key]
+                return "expired", rec
+            rec.last_activity = now
+            return "ok", rec
+
+    def record(self, token: str | None) -> SessionRecord | None:
+        """The live record behind ``token`` (None when unknown), without touching its idle clock."""
+        with self._lock:
+            return self._sessions.get(self._key(token)) if token else None
+
+    def revoke(self, token: str | None) -> SessionRecord | None:
+        """End one session (sign-out); returns it, or None when there was none."""
+        if not token:
+            return None
+        with self._lock:
+            return self._sessions.pop(self._key(token), None)
+
+    def revoke_user(self, username: str) -> int:
+        """End every session of ``username`` (account removed, disabled or changed); how many were ended."""
+        with self._lock:
+            keys = [k for k, r in self._sessions.items() if r.username == username]
+            for k in keys:
+                del self._sessions[k]
+        return len(keys)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
 
 
 def sign_in_locked_until(review_store, username: str, now: dt.datetime,
@@ -269,6 +346,59 @@ def _check_password(password: str) -> bytes:
     return raw
 
 
+_ACCOUNT_KEYS = ("role", "sites", "display_name", "email", "password_hash", "disabled")
+
+
+def account_problem(username, rec) -> str | None:
+    """What is wrong with one hand-edited account record (None when it is valid).
+
+    Strict on purpose: a misstated record must never widen access. ``sites`` is a list of quoted site ids,
+    only for investigators (every other role covers all sites, or none for admin)."""
+    if not isinstance(username, str) or not _USERNAME.match(username):
+        return "not a valid username (letters, digits, '.', '_', '-', '@')"
+    if not isinstance(rec, dict):
+        return "expected a mapping of role, sites, display_name, email, password_hash, disabled"
+    unknown = [k for k in rec if k not in _ACCOUNT_KEYS]
+    if unknown:
+        return f"unknown field {unknown[0]!r} (fields: {', '.join(_ACCOUNT_KEYS)})"
+    role = rec.get("role")
+    if role not in ROLES:
+        return f"role {role!r} is not one of {', '.join(ROLES)}"
+    sites = rec.get("sites")
+    if role != "investigator":
+        if sites not in (None, []):
+            return (f"role {role} covers {'no' if role == 'admin' else 'all'} sites, but sites: {sites!r} is given; "
+                    f"remove sites (only investigators are limited to sites)")
+    else:
+        if not isinstance(sites, list) or not sites:
+            return (f"an investigator needs sites as a list of quoted site ids, e.g. sites: [\"01\"], "
+                    f"not {sites!r}")
+        for site in sites:
+            if not isinstance(site, str):
+                return f"site {site!r} is not text: quote site ids, e.g. sites: [\"01\"]"
+            if not _SITE.match(site):
+                return f"invalid site id {site!r}"
+    for key in ("display_name", "email", "password_hash"):
+        if rec.get(key) is not None and not isinstance(rec[key], str):
+            return f"{key} must be text"
+    if rec.get("disabled") is not None and not isinstance(rec["disabled"], bool):
+        return "disabled must be true or false"
+    return None
+
+
+def file_permission_warnings(path: Path) -> list[str]:
+    """Warnings when the account file can be written by others than its owner."""
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError:
+        return []
+    who = [w for bit, w in ((0o002, "every user of this machine"), (0o020, "its group")) if mode & bit]
+    if not who:
+        return []
+    return [f"{path} can be written by {' and '.join(who)}: anyone who can write it can give themselves any "
+            f"role. Run: chmod 600 {path}"]
+
+
 class UserStore:
     """The account file. Reads it afresh on every call, so edits by the CLI apply to the running app."""
 
@@ -278,20 +408,41 @@ class UserStore:
         self._dummy_hash: bytes | None = None
 
     # reading
-    def _read(self) -> dict:
+    def _read(self, strict: bool = True) -> dict:
+        """The accounts. ``strict`` (every read that signs someone in) refuses the whole file when one account
+        is misstated, with a one-line error naming it; the CLI's read-modify-write reads leniently, so an
+        administrator can still remove or fix a bad account."""
         if not self.path.exists():
             return {}
-        with open(self.path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
-        if not isinstance(data, dict) or not isinstance(data.get("users", {}), dict):
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                data = yaml.safe_load(fh) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise AuthError(f"{self.path}: cannot be read as YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("users", {}) or {}, dict):
             raise AuthError(f"{self.path}: expected a mapping 'users: {{name: {{...}}}}'")
-        return dict(data.get("users") or {})
+        users = dict(data.get("users") or {})
+        if strict:
+            for name, rec in users.items():
+                problem = account_problem(name, rec)
+                if problem:
+                    raise AuthError(f"{self.path}: account {name!r}: {problem}")
+        return users
+
+    def check(self) -> list[str]:
+        """Validate the file (raises AuthError naming the first misstated account); returns warnings about
+        its permissions (group- or world-writable: someone else could give themselves any role)."""
+        self._read()
+        return file_permission_warnings(self.path)
 
     @staticmethod
     def _to_user(username: str, rec: dict) -> User:
+        problem = account_problem(username, rec)
+        if problem:
+            raise AuthError(f"account {username!r}: {problem}")
         sites = rec.get("sites")
         return User(username=username, role=rec.get("role"),
-                    sites=tuple(str(s) for s in sites) if sites else None,
+                    sites=tuple(sites) if sites else None,
                     display_name=rec.get("display_name") or "", email=rec.get("email") or None)
 
     def get(self, username: str) -> User | None:
@@ -332,7 +483,7 @@ class UserStore:
         fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            users = self._read()
+            users = self._read(strict=False)
             yield users
             self._write(users)
         finally:

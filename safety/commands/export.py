@@ -1,8 +1,11 @@
 """Write the safety committee packet for one study and data cut: listings and tables as CSV, RTF
 and one XLSX workbook, plus the PDF packet with cover, contents and overview figures.
 
-The command runs with the all-sites scope of a data manager (every site's subjects and the
-study-wide stopping-rule status); site-scoped exports are made from the app.
+Without --user the command runs with the all-sites scope (every site's subjects and the study-wide
+stopping-rule status) and is audited under the login name ("cli:<login>"): whoever can read the database
+file can read every site anyway. With --user NAME (or $CELLTOX_USER) the export takes that account's role
+and site scope from users.yaml and is audited as it: a role without the export right (investigator, admin)
+is refused.
 The cut defaults to the study's latest. Adjudications are read from the review store beside the
 database (<db>.review.sqlite) or --review-db; each export is recorded in its audit log.
 
@@ -18,7 +21,12 @@ import os
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from safety.export import FORMATS
+
+if TYPE_CHECKING:
+    from safety.access.auth import User
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,7 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", help="comma-separated output names (default: all; docs/exports.md lists them, and an "
                                   "unknown name is refused with the valid ones)")
     p.add_argument("--review-db", help="review store with adjudications (default: <db>.review.sqlite if it exists)")
-    p.add_argument("--user", help="user name for the audit entry (default: the login name)")
+    p.add_argument("--user", help="a celltox account: export with its role and site scope and audit it as that "
+                                  "account (default: $CELLTOX_USER, else all sites audited as cli:<login>)")
+    p.add_argument("--users", help="account file for --user (default: $CELLTOX_USERS, else users.yaml beside --db)")
     p.add_argument("--pdf-max-rows", type=int, default=1000,
                    help="rows per listing in the PDF before it points to the full files (default 1000)")
 
@@ -47,6 +57,7 @@ def _split(text: str | None) -> list[str]:
 
 def run(args) -> int:
     # heavy imports here, not at the top: `python -m safety --help` stays fast
+    from safety.access.auth import scope_for
     from safety.access.reader import available_cuts, connect
     from safety.export.packet import output_names, write_outputs
 
@@ -88,8 +99,17 @@ def run(args) -> int:
         if args.review_db or review.exists():
             store = ReviewStore(review)
         from safety.export.common import make_reader
-        reader = make_reader(con, args.study, cut)
-        user = args.user or os.environ.get("CELLTOX_USER") or _login()
+        name = args.user or os.environ.get("CELLTOX_USER")
+        sites = None
+        if name:
+            account = _account(name, args.users, db)
+            if isinstance(account, str):
+                return _fail(account)
+            sites = scope_for(account, args.study, cut).sites
+            user = account.username
+        else:
+            user = "cli:" + _login()
+        reader = make_reader(con, args.study, cut, sites=sites)
         paths = write_outputs(reader, args.out, formats=formats, only=only, store=store, user=user,
                               pdf_max_rows=args.pdf_max_rows)
     finally:
@@ -97,6 +117,25 @@ def run(args) -> int:
     for p in paths:
         print(p)
     return 0
+
+
+def _account(name: str, users: str | None, db: Path) -> User | str:
+    """The enabled account ``name`` allowed to export, or the one-line reason it cannot."""
+    from safety.access.auth import ROLE_LABELS, AuthError, UserStore, can_export
+    path = Path(users) if users else Path(os.environ.get("CELLTOX_USERS") or db.resolve().parent / "users.yaml")
+    if not path.exists():
+        return f"--user {name}: no account file at {path} (give --users PATH or set CELLTOX_USERS)"
+    store = UserStore(path)
+    try:
+        store.check()
+        account = store.get(name)
+    except AuthError as exc:
+        return f"--user {name}: {exc}"
+    if account is None:
+        return f"--user {name}: no enabled account {name!r} in {path}"
+    if not can_export(account):
+        return f"--user {name}: a {ROLE_LABELS[account.role].lower()} account may not export (docs/access.md)"
+    return account
 
 
 def _d(v) -> dt.date:

@@ -99,7 +99,8 @@ def _audit(args, detail: dict, action: str = "user_admin") -> None:
 
 
 def run(args) -> int:
-    from safety.access.auth import AuthError, UserStore  # heavy (bcrypt, duckdb): not needed for --help
+    # heavy (bcrypt, duckdb): not needed for --help
+    from safety.access.auth import AuthError, UserStore, file_permission_warnings
 
     if not getattr(args, "users_command", None):
         print("usage: python -m safety users {add,remove,list,set-password,disable,enable,unlock} ...", file=sys.stderr)
@@ -110,6 +111,8 @@ def run(args) -> int:
         return 2
     store = UserStore(path)
     cmd = args.users_command
+    for warning in file_permission_warnings(path):
+        print(f"warning: {warning}", file=sys.stderr)
     try:
         if cmd == "list":
             rows = store.list()

@@ -39,6 +39,16 @@ class PacketMeta:
     load_id: str | None
     file_hashes: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (source_file, sha256)
     scope_label: str = "all sites"
+    # The review store's audit head when the packet was made (seq, entry hash): a committee records it and
+    # later checks the log against it (`python -m safety audit verify --expect-head HASH`).
+    audit_head: tuple[int, str] | None = None
+
+    @property
+    def audit_line(self) -> str | None:
+        """'Audit log head: entry N <hash>' for every page footer, or None without a review store."""
+        if not self.audit_head:
+            return None
+        return f"Audit log head: entry {self.audit_head[0]} {self.audit_head[1]}"
 
     @property
     def generated_text(self) -> str:

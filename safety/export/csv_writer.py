@@ -19,6 +19,7 @@ def csv_text(df: pd.DataFrame, meta: PacketMeta) -> str:
     buf = io.StringIO()
     a = df.attrs
     lines = [f"{a.get('title', '')} [{a.get('reference', '')}]"] + meta.header_lines() + [meta.generated_line]
+    lines += [meta.audit_line] if meta.audit_line else []
     lines += meta.hash_lines() + [f"Note: {n}" for n in a.get("notes", [])] + [f"Rows: {len(df)}"]
     for line in lines:
         buf.write("# " + line.replace("\n", " ") + "\n")

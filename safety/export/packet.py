@@ -7,6 +7,7 @@ entry records the user, cut and SHA-256 of every file.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -53,6 +54,9 @@ def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, stor
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = build_outputs(reader, only, store)
     meta = packet_meta(reader, generated_at)
+    head = store.head() if store is not None else None
+    if head is not None:  # printed on every page, so the minutes can record it
+        meta = dataclasses.replace(meta, audit_head=(int(head["seq"]), str(head["entry_hash"])))
     stem = file_stem(meta)
     tmp = Path(tempfile.mkdtemp(prefix=".celltox-export-", dir=out_dir))
     try:
@@ -83,5 +87,6 @@ def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, stor
         store.append_audit(user or "unknown", "export", reader.scope.studyid, {
             "data_cut": meta.data_cut.isoformat(), "scope": meta.scope_label, "formats": list(formats),
             "outputs": [o.attrs["name"] for o in outputs], "files": hashes, "out_dir": str(out_dir.resolve()),
-            "celltox_version": meta.version})
+            "celltox_version": meta.version,
+            "audit_head_shown": meta.audit_head[1] if meta.audit_head else None})
     return final

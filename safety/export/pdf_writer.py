@@ -72,6 +72,10 @@ class _Packet(FPDF):
         self.cell(w / 3, 4, self.t(f"{CONFIDENTIAL} | celltox {self.meta.version}"), align="L")
         self.cell(w / 3, 4, self.t(self.meta.generated_line), align="C")
         self.cell(w / 3, 4, f"Page {self.page_no()} of {{nb}}", align="R")
+        if self.meta.audit_line:
+            self.set_xy(10, self.h - 8)
+            self.set_font(self.body_font, "", 6)
+            self.cell(w, 3, self.t(self.meta.audit_line), align="C")
         self.set_text_color(0, 0, 0)
 
 

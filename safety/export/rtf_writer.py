@@ -96,8 +96,9 @@ def rtf_text(df: pd.DataFrame, meta: PacketMeta) -> str:
     p.append("\\sectd\\lndscpsxn\\pgwsxn%d\\pghsxn%d" % (PAGE_W, PAGE_H))
     p.append("{\\header\\pard\\plain\\f0\\fs16\\tqr\\tx%d %s\\tab Page {\\field{\\*\\fldinst PAGE}{\\fldrslt 1}}"
              " of {\\field{\\*\\fldinst NUMPAGES}{\\fldrslt 1}}\\par}" % (TABLE_W, esc(meta.short_label + " | " + a.get("title", ""))))
-    p.append("{\\footer\\pard\\plain\\f0\\fs14\\tqr\\tx%d %s\\tab Confidential\\par}"
-             % (TABLE_W, esc(f"{meta.generated_line} | celltox {meta.version}")))
+    audit = ("\\pard\\plain\\f0\\fs14 " + esc(meta.audit_line) + "\\par") if meta.audit_line else ""
+    p.append("{\\footer\\pard\\plain\\f0\\fs14\\tqr\\tx%d %s\\tab Confidential\\par%s}"
+             % (TABLE_W, esc(f"{meta.generated_line} | celltox {meta.version}"), audit))
     p.append("\\pard\\plain\\f0\\fs24\\b " + esc(a.get("title", "")) + "\\b0\\par")
     p.append("\\pard\\plain\\f0\\fs16 " + esc(a.get("reference", "")) + "\\par")
     for line in meta.header_lines() + [meta.generated_line]:

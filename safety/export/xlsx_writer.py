@@ -77,6 +77,9 @@ def write_xlsx(outputs: list[pd.DataFrame], meta: PacketMeta, path: Path) -> Pat
         row += 1
     cover.write(row, 0, meta.generated_line)
     row += 1
+    if meta.audit_line:
+        cover.write(row, 0, meta.audit_line)
+        row += 1
     for line in meta.hash_lines():
         cover.write(row, 0, line)
         row += 1
@@ -132,7 +135,8 @@ def write_xlsx(outputs: list[pd.DataFrame], meta: PacketMeta, path: Path) -> Pat
         ws.set_landscape()
         ws.repeat_rows(hr)
         ws.set_header(f"&L{_hf(meta.short_label)}&C{_hf(a.get('title', ''))}&RPage &P of &N")
-        ws.set_footer(f"&LConfidential&Rcelltox {_hf(meta.version)}")
+        audit = f"&C{meta.audit_line}" if meta.audit_line else ""  # hex digits only: no & to escape, not cut
+        ws.set_footer(f"&LConfidential{audit}&Rcelltox {_hf(meta.version)}")
     wb.close()
     return path
 

@@ -3,16 +3,20 @@
 DLT adjudications, data-cut sign-offs and the audit log live in their own SQLite file beside the study
 database (``<db>.review.sqlite`` unless told otherwise), never in a table that ingest rewrites, so they
 survive reloads and new data cuts. Every table is append-only (triggers refuse UPDATE and DELETE); a
-correction is a new row. Audit entries carry a SHA-256 chained to the previous entry, so an edit made
-behind the triggers' back is found by :func:`verify_audit_chain`.
+correction is a new row. Audit entries carry a SHA-256 chained to the previous entry (an HMAC when
+``CELLTOX_AUDIT_KEY`` is set), and the audit entry of an adjudication or sign-off records every stored
+field of its row, so an edit made behind the triggers' back is found by :func:`verify_audit_chain`; a
+rewrite of the whole file is found against a head hash recorded elsewhere (``expect_heads``).
 """
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import hashlib
+import hmac
 import io
 import json
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -21,7 +25,17 @@ GENESIS = "0" * 64
 DECISIONS = ("confirmed", "rejected", "added", "withdrawn")
 # Actions written by celltox (others may be added; an action is free text but never empty).
 AUDIT_ACTIONS = ("sign_in_success", "sign_in_failure", "sign_in_locked", "sign_in_unlocked", "sign_out", "session_expired", "session_revoked",
-                 "view_subject", "export", "data_load", "adjudication", "signoff", "user_admin")
+                 "view_subject", "export", "data_load", "adjudication", "signoff", "user_admin", "audit_seal")
+# The environment variable holding the audit key: entries are then chained with HMAC-SHA256, which
+# someone holding only the file cannot recompute. Unset: plain SHA-256.
+AUDIT_KEY_ENV = "CELLTOX_AUDIT_KEY"
+_HMAC_PREFIX = "hmac:"
+_CHAIN_V2 = "celltox-audit-2"
+# Every stored field of a decision row, as its audit entry records it (free text as a SHA-256).
+# studyid is the entry's own studyid, the reviewer its username.
+ADJUDICATION_FIELDS = ("event_key", "usubjid", "rule_id", "decision", "decided_at", "data_cut", "event_fingerprint")
+SIGNOFF_FIELDS = ("data_cut", "signed_at")
+_TEXT_FIELDS = {"adjudications": "rationale", "signoffs": "comment"}
 AUDIT_COLUMNS = ("seq", "at", "username", "action", "studyid", "detail", "prev_hash", "entry_hash")
 
 _DDL = """
@@ -79,15 +93,48 @@ def now_utc() -> str:
 
 
 def _entry_hash(prev_hash: str, at: str, username: str, action: str, studyid: str | None, detail: str) -> str:
+    """The first chain format (entries written before the sequence number was hashed); verified, never written."""
     payload = json.dumps([prev_hash, at, username, action, studyid, detail], ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def entry_hash(seq: int, prev_hash: str, at: str, username: str, action: str, studyid: str | None, detail: str,
+               key: bytes | None = None) -> str:
+    """The hash of one audit entry: SHA-256 (or ``hmac:`` + HMAC-SHA256 with ``key``) over every stored field."""
+    payload = json.dumps([_CHAIN_V2, int(seq), prev_hash, at, username, action, studyid, detail],
+                         ensure_ascii=False).encode("utf-8")
+    if key:
+        return _HMAC_PREFIX + hmac.new(key, payload, hashlib.sha256).hexdigest()
+    return hashlib.sha256(payload).hexdigest()
+
+
+def audit_key_from_env(env=None) -> bytes | None:
+    """The audit key from ``CELLTOX_AUDIT_KEY`` (None when unset); a key shorter than 16 characters is refused."""
+    text = (os.environ if env is None else env).get(AUDIT_KEY_ENV) or ""
+    if not text:
+        return None
+    if len(text) < 16:
+        raise ValueError(f"{AUDIT_KEY_ENV} is too short: use at least 16 random characters (e.g. `openssl rand -hex 32`)")
+    return text.encode("utf-8")
+
+
+def text_sha256(text) -> str:
+    return hashlib.sha256(("" if text is None else str(text)).encode("utf-8")).hexdigest()
+
+
+def row_sha256(row: dict) -> str:
+    """SHA-256 over every stored field of a decision row (for sealing rows written before full-field entries)."""
+    return hashlib.sha256(json.dumps({k: (None if v is None else str(v)) for k, v in sorted(row.items())},
+                                     ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 class ReviewStore:
     """Append-only store of adjudications, sign-offs and the audit log (SQLite, safe across processes)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, key: bytes | None | bool = True):
+        """``key``: the HMAC key of the audit chain; True (default) reads ``CELLTOX_AUDIT_KEY``, None = no key."""
         self.path = Path(path)
+        self.key = audit_key_from_env() if key is True else (key or None)
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
@@ -121,13 +168,16 @@ class ReviewStore:
         if not isinstance(action, str) or not action.strip():
             raise ValueError("an audit entry needs an action")
         detail_text = json.dumps(detail or {}, sort_keys=True, ensure_ascii=False, default=str)
-        last = con.execute("SELECT entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-        prev = last[0] if last else GENESIS
+        last = con.execute("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        counter = con.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'").fetchone()
+        prev = last[1] if last else GENESIS
+        # the sequence number is hashed too, so it is fixed before the insert (inside the write lock)
+        seq = max(last[0] if last else 0, counter[0] if counter else 0) + 1
         at = now_utc()
-        row = {"at": at, "username": username, "action": action, "studyid": studyid,
+        row = {"seq": seq, "at": at, "username": username, "action": action, "studyid": studyid,
                "detail": detail_text, "prev_hash": prev,
-               "entry_hash": _entry_hash(prev, at, username, action, studyid, detail_text)}
-        row["seq"] = self._insert(con, "audit_log", row)
+               "entry_hash": entry_hash(seq, prev, at, username, action, studyid, detail_text, self.key)}
+        self._insert(con, "audit_log", row)
         return row
 
     def _write(self, fn):
@@ -163,9 +213,10 @@ class ReviewStore:
         def write(con):
             new_id = self._insert(con, "adjudications", row)
             # same transaction: a decision never exists without its audit entry
+            # every stored field of the row, so any later edit of it is found by verify_audit_chain
             self._audit_in(con, reviewer, "adjudication", studyid,
-                           {"event_key": event_key, "usubjid": usubjid, "decision": decision,
-                            "rule_id": rule_id, "data_cut": str(data_cut), "adjudication_id": new_id})
+                           {**{k: row[k] for k in ADJUDICATION_FIELDS}, "adjudication_id": new_id,
+                            "rationale_sha256": text_sha256(row["rationale"])})
             return new_id
 
         return self._write(write)
@@ -181,10 +232,30 @@ class ReviewStore:
 
         def write(con):
             new_id = self._insert(con, "signoffs", row)
-            self._audit_in(con, reviewer, "signoff", studyid, {"data_cut": str(data_cut), "signoff_id": new_id})
+            self._audit_in(con, reviewer, "signoff", studyid,
+                           {**{k: row[k] for k in SIGNOFF_FIELDS}, "signoff_id": new_id,
+                            "comment_sha256": text_sha256(row["comment"])})
             return new_id
 
         return self._write(write)
+
+    def head(self) -> dict | None:
+        """The newest audit entry's ``seq`` and ``entry_hash`` (None for an empty log): the hash to record."""
+        rows = self.query("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        return rows[0] if rows else None
+
+    def seal(self, username: str) -> dict | None:
+        """Append one ``audit_seal`` entry holding :func:`row_sha256` of every decision row whose audit entry
+        predates full-field entries (stores written by earlier versions), and return it. With a key, the seal
+        is the first keyed entry of a store that had none.
+
+        The chain is verified first: the seal vouches for the rows as they are now."""
+        ok, message = verify_audit_chain(self.path, key=self.key, _unkeyed_head_ok=True)
+        if not ok:
+            raise ValueError(f"the audit chain is broken, so it cannot be sealed: {message}")
+        legacy = _legacy_rows(self.path)
+        return self.append_audit(username, "audit_seal", None,
+                                 {t: {str(i): row_sha256(r) for i, r in rows.items()} for t, rows in legacy.items()})
 
     def adjudication_history(self, studyid: str) -> list[dict]:
         return self.query("SELECT * FROM adjudications WHERE studyid = ? ORDER BY id", (studyid,))
@@ -255,66 +326,182 @@ def audit_csv(entries: list[dict]) -> str:
     return buf.getvalue()
 
 
-def verify_audit_chain(path: str | Path) -> tuple[bool, str]:
+def _norm(v):
+    return None if v is None else str(v)
+
+
+def _load(path: Path):
+    """Audit rows, the AUTOINCREMENT counter and every decision row (by table and id) of a store, read-only."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    con.row_factory = sqlite3.Row
+    try:
+        rows = [dict(r) for r in con.execute(
+            "SELECT seq, at, username, action, studyid, detail, prev_hash, entry_hash FROM audit_log ORDER BY seq")]
+        counter = con.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'").fetchone()
+        tables = {t: {r["id"]: dict(r) for r in con.execute(f"SELECT * FROM {t} ORDER BY id")}
+                  for t in ("adjudications", "signoffs")}
+    finally:
+        con.close()
+    return rows, (counter[0] if counter else None), tables
+
+
+_ACTION_OF = {"adjudications": ("adjudication", "adjudication_id"), "signoffs": ("signoff", "signoff_id")}
+
+
+def _decision_entries(rows: list[dict]) -> tuple[dict, dict]:
+    """Audit entries per decision table and row id, and sealed row digests (table -> id -> (digest, seq))."""
+    audited: dict[str, dict] = {"adjudications": {}, "signoffs": {}}
+    sealed: dict[str, dict] = {"adjudications": {}, "signoffs": {}}
+    for e in rows:
+        try:
+            d = json.loads(e["detail"])
+        except ValueError:
+            continue
+        if not isinstance(d, dict):
+            continue
+        for table, (action, id_key) in _ACTION_OF.items():
+            if e["action"] == action and d.get(id_key) is not None:
+                audited[table][int(d[id_key])] = {"detail": d, "username": e["username"],
+                                                  "studyid": e["studyid"], "seq": e["seq"]}
+            if e["action"] == "audit_seal" and isinstance(d.get(table), dict):
+                for rid, digest in d[table].items():
+                    sealed[table][int(rid)] = (digest, e["seq"])
+    return audited, sealed
+
+
+def _legacy_rows(path: str | Path) -> dict[str, dict]:
+    """Decision rows whose audit entry predates full-field entries and that no seal covers yet."""
+    rows, _, tables = _load(Path(path))
+    audited, sealed = _decision_entries(rows)
+    out: dict[str, dict] = {}
+    for table, by_id in tables.items():
+        text_key = _TEXT_FIELDS[table] + "_sha256"
+        out[table] = {i: r for i, r in by_id.items()
+                      if i in audited[table] and text_key not in audited[table][i]["detail"] and i not in sealed[table]}
+    return out
+
+
+def _check_row(table: str, row: dict, entry: dict, sealed: dict) -> tuple[str | None, bool]:
+    """(problem or None, whether the row is covered field by field) for one decision row and its audit entry."""
+    rid, d, seq = row["id"], entry["detail"], entry["seq"]
+    fields = ADJUDICATION_FIELDS if table == "adjudications" else SIGNOFF_FIELDS
+    recorded = {"studyid": entry["studyid"], "reviewer": entry["username"]}
+    recorded.update({k: d[k] for k in fields if k in d})
+    for k, v in recorded.items():
+        if _norm(row.get(k)) != _norm(v):
+            return (f"{table} row {rid}: {k} is {row.get(k)!r} but audit entry {seq} recorded {v!r} "
+                    f"(edited after it was written)"), True
+    text = _TEXT_FIELDS[table]
+    if text + "_sha256" in d:
+        if text_sha256(row.get(text)) != d[text + "_sha256"]:
+            return (f"{table} row {rid}: the {text} differs from the one audit entry {seq} recorded "
+                    f"(edited after it was written)"), True
+        return None, True
+    if rid in sealed:
+        digest, seal_seq = sealed[rid]
+        if row_sha256(row) != digest:
+            return (f"{table} row {rid}: a field differs from the seal in audit entry {seal_seq} "
+                    f"(edited after it was sealed)"), True
+        return None, True
+    return None, False
+
+
+def verify_audit_chain(path: str | Path, expect_heads=(), key: bytes | None | bool = True,
+                       _unkeyed_head_ok: bool = False) -> tuple[bool, str]:
     """Recompute the audit chain. Returns (ok, message naming the first broken entry).
 
-    Checks each entry's hash and its link to the previous entry, that sequence numbers have no gap,
-    that no entry after the last one was removed (SQLite's AUTOINCREMENT counter), and that every
-    adjudication and sign-off row has its audit entry."""
+    Checks each entry's hash (over seq, time, user, action, study, detail and the previous hash) and its link
+    to the previous entry, that sequence numbers have no gap, that no entry after the last one was removed
+    (SQLite's AUTOINCREMENT counter), that every adjudication and sign-off row matches, field by field, the
+    audit entry written with it, and that no audited row was removed. ``expect_heads``: hashes recorded
+    earlier (committee minutes, an anchor file, an export's footer); each must still be an entry of the
+    chain, which finds a log cut at its end or rewritten as a whole. ``key`` (default: ``CELLTOX_AUDIT_KEY``)
+    checks HMAC-keyed entries; with a key, the newest entry must be keyed."""
     store_path = Path(path)
     if not store_path.exists():
         return False, f"no review store at {store_path}"
-    con = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True)
+    if key is True:
+        try:
+            key = audit_key_from_env()
+        except ValueError as exc:
+            return False, str(exc)
     try:
-        rows = con.execute(
-            "SELECT seq, at, username, action, studyid, detail, prev_hash, entry_hash FROM audit_log ORDER BY seq"
-        ).fetchall()
-        counter = con.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'").fetchone()
-        # the fields the audit entry repeats, to find a decision edited behind the triggers' back
-        decisions = {r[0]: {"event_key": r[1], "decision": r[2], "username": r[3], "data_cut": r[4]}
-                     for r in con.execute("SELECT id, event_key, decision, reviewer, data_cut FROM adjudications")}
-        signoffs = {r[0]: {"data_cut": r[1], "username": r[2]}
-                    for r in con.execute("SELECT id, data_cut, reviewer FROM signoffs")}
+        rows, counter, tables = _load(store_path)
     except sqlite3.DatabaseError as exc:
         return False, f"review store {store_path} cannot be read as an audit log: {exc}"
-    finally:
-        con.close()
     prev = GENESIS
     expected_seq = 1
-    audited: dict[str, dict] = {"adjudication": {}, "signoff": {}}
-    for seq, at, username, action, studyid, detail, prev_hash, entry_hash in rows:
+    first_format, keyed, unchecked_keyed, current_seen, keyed_seen = 0, 0, 0, False, False
+    for e in rows:
+        seq = e["seq"]
         if seq != expected_seq:
             return False, (f"audit entry {expected_seq}: missing (entries {expected_seq}-{seq - 1} were removed)"
                            if seq > expected_seq else f"audit entry {seq}: sequence number out of order")
-        if prev_hash != prev:
+        if e["prev_hash"] != prev:
             return False, f"audit entry {seq}: previous-hash link broken (an entry before it was removed or altered)"
-        if _entry_hash(prev_hash, at, username, action, studyid, detail) != entry_hash:
+        fields = (e["prev_hash"], e["at"], e["username"], e["action"], e["studyid"], e["detail"])
+        stored = e["entry_hash"] or ""
+        if stored.startswith(_HMAC_PREFIX):
+            keyed_seen = current_seen = True
+            if key is None:
+                unchecked_keyed += 1
+            elif entry_hash(seq, *fields, key=key) != stored:
+                return False, (f"audit entry {seq}: content does not match its keyed hash (edited after it was "
+                               f"written, or {AUDIT_KEY_ENV} is not the key it was written with)")
+            else:
+                keyed += 1
+        elif keyed_seen:
+            return False, (f"audit entry {seq}: written without the audit key after keyed entries "
+                           f"(forged by someone without {AUDIT_KEY_ENV})")
+        elif entry_hash(seq, *fields) == stored:
+            current_seen = True
+        elif not current_seen and _entry_hash(*fields) == stored:
+            first_format += 1  # written by an earlier celltox, before the sequence number was hashed
+        else:
             return False, f"audit entry {seq}: content does not match its hash (edited after it was written)"
-        if action in audited:
-            try:
-                d = json.loads(detail)
-                key = d.get("adjudication_id" if action == "adjudication" else "signoff_id")
-                if key is not None:
-                    audited[action][key] = {**d, "username": username, "seq": seq}
-            except (ValueError, AttributeError):
-                pass
-        prev = entry_hash
+        prev = stored
         expected_seq += 1
-    last_seq = rows[-1][0] if rows else 0
-    if counter is not None and counter[0] > last_seq:
-        return False, (f"audit entry {last_seq + 1}: missing (entries {last_seq + 1}-{counter[0]} were "
+    last_seq = rows[-1]["seq"] if rows else 0
+    if counter is not None and counter > last_seq:
+        return False, (f"audit entry {last_seq + 1}: missing (entries {last_seq + 1}-{counter} were "
                        f"removed from the end of the log)")
-    for table, action, rows_by_id in (("adjudications", "adjudication", decisions), ("signoffs", "signoff", signoffs)):
-        for row_id, fields in sorted(rows_by_id.items()):
-            entry = audited[action].get(row_id)
+    if key is not None and rows and not rows[-1]["entry_hash"].startswith(_HMAC_PREFIX) and not _unkeyed_head_ok:
+        return False, (f"audit entry {last_seq}: the newest entry carries no audit key although {AUDIT_KEY_ENV} "
+                       f"is set (forged, or no entry was written since the key was set: run "
+                       f"`python -m safety audit seal` with the key once)")
+    audited, sealed = _decision_entries(rows)
+    uncovered = 0
+    for table, by_id in tables.items():
+        for rid, row in by_id.items():
+            entry = audited[table].get(rid)
             if entry is None:
-                return False, f"{table} row {row_id} has no audit entry (written behind the store's back)"
-            for k, v in fields.items():
-                if k in entry and str(entry[k]) != str(v):
-                    return False, (f"{table} row {row_id}: {k} is {v!r} but audit entry {entry['seq']} "
-                                   f"recorded {entry[k]!r} (edited after it was written)")
-        for row_id, entry in sorted(audited[action].items()):
-            if row_id not in rows_by_id:
-                return False, f"{table} row {row_id} (audit entry {entry['seq']}) was removed"
+                return False, f"{table} row {rid} has no audit entry (written behind the store's back)"
+            problem, covered = _check_row(table, row, entry, sealed[table])
+            if problem:
+                return False, problem
+            uncovered += not covered
+        for rid, entry in sorted(audited[table].items()):
+            if rid not in by_id:
+                return False, f"{table} row {rid} (audit entry {entry['seq']}) was removed"
+    hashes = {e["entry_hash"]: e["seq"] for e in rows}
+    for wanted in expect_heads:
+        wanted = str(wanted).strip()
+        if wanted and wanted not in hashes:
+            return False, (f"the recorded head hash {wanted} is not in the audit log: the log was cut or "
+                           f"rewritten after that hash was recorded")
     head = prev
-    return True, f"audit chain intact: {len(rows)} entries, head hash {head}"
+    message = f"audit chain intact: {len(rows)} entries, head hash {head}"
+    notes = []
+    if expect_heads:
+        notes.append("recorded head(s) found at entry " + ", ".join(str(hashes[str(h).strip()]) for h in expect_heads
+                                                                    if str(h).strip()))
+    if keyed:
+        notes.append(f"{keyed} entries keyed and checked with {AUDIT_KEY_ENV}")
+    if unchecked_keyed:
+        notes.append(f"{unchecked_keyed} keyed entries not checked: set {AUDIT_KEY_ENV} to check them")
+    if first_format:
+        notes.append(f"entries 1-{first_format} use the first chain format (sequence number not hashed)")
+    if uncovered:
+        notes.append(f"NOTE: {uncovered} decision row(s) were written by an earlier celltox whose audit entries do "
+                     f"not cover the rationale, comment or time: run `python -m safety audit seal` once to cover them")
+    return True, message + ("; " + "; ".join(notes) if notes else "")

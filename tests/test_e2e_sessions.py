@@ -1,0 +1,123 @@
+"""Sessions in a real browser: a deep link survives the sign-in form, a reload and a new tab keep the
+session, sign-out ends it in every tab. The app is served on a loopback port with sign-in required (a copy
+of the sample database that is not the embedded one), in headless Chromium (Debian's /usr/bin/chromium)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from test_e2e_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, _free_port, _wait_healthy
+
+pytestmark = pytest.mark.browser
+PASSWORD = "correct horse battery staple"
+SUBJECT = "CD56-CART-01-01-005"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api")
+    from safety.access.auth import UserStore
+    from safety.sample_db import build_sample_database
+
+    folder = tmp_path_factory.mktemp("e2e_sessions")
+    db = folder / "study.duckdb"
+    build_sample_database(db)
+    UserStore(folder / "users.yaml", rounds=4).add("carol", "committee", PASSWORD, display_name="Carol")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELLTOX_")}
+    env.update(CELLTOX_DB=str(db), CELLTOX_SAMPLE_DB=str(folder / "not-this.duckdb"))
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless=true",
+           "--server.address=127.0.0.1", f"--server.port={port}", "--browser.gatherUsageStats=false",
+           "--server.fileWatcherType=none"]
+    log = open(folder / "streamlit.log", "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _settle(page, text: str) -> None:
+    page.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
+    page.get_by_text(text).first.wait_for(timeout=60_000)
+    try:
+        page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=30_000)
+    except Exception:  # noqa: BLE001 - already gone
+        pass
+    page.wait_for_timeout(800)
+
+
+def _profile_shows(page, usubjid: str) -> bool:
+    """The profile page's heading and the subject, waited for (the sidebar's page link has the same words)."""
+    try:
+        page.get_by_role("heading", name="Subject profile").first.wait_for(timeout=60_000)
+        page.get_by_text(f"{usubjid}: timeline").first.wait_for(timeout=60_000)
+    except Exception:  # noqa: BLE001 - not shown: the assertion says so
+        page.screenshot(path=str(ROOT / "tests" / "artifacts" / "session_failure.png"), full_page=True)
+        return False
+    return True
+
+
+def test_deep_link_reload_new_tab_and_sign_out(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            ctx = browser.new_context(viewport={"width": 1600, "height": 1600})
+            page = ctx.new_page()
+            # a subject link opened before signing in: the sign-in form, then that page and subject
+            page.goto(f"{server}/subject_profile?usubjid={SUBJECT}")
+            _settle(page, "celltox · sign in")
+            page.get_by_label("Username").fill("carol")
+            page.get_by_label("Password", exact=True).fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            _settle(page, "Subject profile")
+            page.wait_for_function("() => location.search.includes('session=')", timeout=30_000)
+            assert "/subject_profile" in page.url and _profile_shows(page, SUBJECT), page.url
+            assert parse_qs(urlsplit(page.url).query)["usubjid"] == [SUBJECT]
+
+            # a reload keeps the session, the page and the subject
+            page.reload()
+            _settle(page, "Subject profile")
+            assert _profile_shows(page, SUBJECT) and page.get_by_text("celltox · sign in").count() == 0
+
+            # a page switch, then a reload: still signed in
+            page.get_by_role("link", name="Adverse events").first.click()
+            _settle(page, "Adverse events")
+            page.wait_for_function("() => location.search.includes('session=')", timeout=30_000)
+            page.reload()
+            _settle(page, "Adverse events")
+            assert page.get_by_text("celltox · sign in").count() == 0
+
+            # an "open" link of a table opens in a new tab, signed in, at that subject
+            link = page.locator('[data-testid="stDataFrame"]').first
+            link.wait_for(timeout=60_000)
+            tab = ctx.new_page()
+            tab.goto(f"{server}/subject_profile?usubjid={SUBJECT}&" +
+                     f"session={parse_qs(urlsplit(page.url).query)['session'][0]}")
+            _settle(tab, "Subject profile")
+            assert _profile_shows(tab, SUBJECT) and tab.get_by_text("celltox · sign in").count() == 0
+
+            # sign-out in one tab ends the session in the other
+            page.get_by_role("button", name="Sign out").click()
+            _settle(page, "celltox · sign in")
+            tab.reload()
+            _settle(tab, "celltox · sign in")
+            assert tab.get_by_role("heading", name="Subject profile").count() == 0
+        finally:
+            browser.close()
