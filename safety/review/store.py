@@ -21,8 +21,9 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from safety.core.vocabulary import DECISIONS  # noqa: E402 - the one list of decision values
+
 GENESIS = "0" * 64
-DECISIONS = ("confirmed", "rejected", "added", "withdrawn")
 # Actions written by celltox (others may be added; an action is free text but never empty).
 AUDIT_ACTIONS = ("sign_in_success", "sign_in_failure", "sign_in_locked", "sign_in_unlocked", "sign_out", "session_expired", "session_revoked",
                  "view_subject", "export", "data_load", "adjudication", "signoff", "user_admin", "audit_seal")
