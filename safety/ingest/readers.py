@@ -194,3 +194,18 @@ def detect_domain(con, f: StagedFile) -> None:
             f"SELECT DISTINCT upper(trim(RDOMAIN)) FROM {f.relation} LIMIT 3", f.params).fetchall()]
         if len(vals) == 1 and vals[0] in DOMAIN_CODES:
             f.domain, f.supp_parent = "SUPP", vals[0]
+
+
+def file_error(con, files: list[StagedFile], exc: Exception) -> Exception:
+    """The IngestError naming the file behind a DuckDB error raised mid-load (a Parquet file whose pages are
+    corrupt reads its header fine and fails only when its values are read); ``exc`` itself when every file
+    reads (then the error is not the delivery's)."""
+    for f in files:
+        if not f.relation:
+            continue
+        try:
+            con.execute(f"SELECT max(length(CAST(COLUMNS(*) AS VARCHAR))) FROM {f.relation}", f.params).fetchall()
+        except Exception as err:  # noqa: BLE001 - any failure to read the file is the file's problem
+            msg = " ".join(str(err).split())[:300]
+            return IngestError(f"{f.name}: cannot read {f.file_format} file ({msg})")
+    return exc
