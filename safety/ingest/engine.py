@@ -376,7 +376,9 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
                        "'unknown unit ''' || _raw_unit || ''' for ' || _testcd || ' (see safety/data/unit_conversions.csv)'"))
     if spec.code == "LB":
         checks.append((f"_raw_val < 0 AND NOT list_contains({_lit_list(LAB_NEGATIVE_ALLOWED)}, _testcd)", "_src",
-                       "'implausible negative result ' || CAST(_raw_val AS VARCHAR) || ' for ' || _testcd"))
+                       "'implausible negative result ''' || CASE _src WHEN 'LBSTRESN' THEN " + c("LBSTRESN")
+                       + " WHEN 'LBSTRESC' THEN " + c("LBSTRESC") + " ELSE " + c("LBORRES")
+                       + " END || ''' for ' || _testcd"))
     if spec.code == "VS":
         checks.append((f"NOT ({c.notnull('VSSTRESN')}) AND {c('VSORRES')} IS NOT NULL AND ct_num({c('VSORRES')}) IS NULL "
                        f"AND {c('VSSTRESC')} IS NULL", "'VSORRES'", f"'non-numeric result ''' || {c('VSORRES')} || ''''"))
