@@ -255,60 +255,86 @@ def _duckdb_csv(con, f: StagedFile, name: str, delim: str, first: list[str]) -> 
 
 def _python_csv(con, f: StagedFile, name: str, delim: str, encoding: str) -> None:
     try:
-        header, rows = _parse_csv(f, delim, encoding)
+        _python_csv_as(con, f, name, delim, encoding)
     except UnicodeDecodeError:
-        header, rows = _parse_csv(f, delim, "latin-1")
+        _python_csv_as(con, f, name, delim, "latin-1")
+
+
+CSV_CHUNK_ROWS = 50_000  # rows per batch into DuckDB: memory stays bounded for files of millions of rows
+
+
+def _python_csv_as(con, f: StagedFile, name: str, delim: str, encoding: str) -> None:
+    records = _records(f, delim, encoding)
+    try:
+        _, _, header = next(records)
+    except StopIteration:
+        raise IngestError(f"{f.name}: no header row") from None
+    header = [h.lstrip("\ufeff").strip() for h in header]
     n = len(header)
-    cols: dict[str, list] = {"_row": [], "_reject": [], "_raw": []}
-    names = [h if h else f"COL{i + 1}" for i, h in enumerate(header)]
-    values: list[list] = [[] for _ in names]
-    for i, (start, end, rec) in enumerate(rows, start=1):
-        cols["_row"].append(i)
-        if len(rec) == n:
-            cols["_reject"].append(None)
-            cols["_raw"].append(None)
-        else:
-            where = f"line {start}" if start == end else f"lines {start}-{end}"
-            cols["_reject"].append(f"{where}: {len(rec)} fields where the header has {n}")
-            cols["_raw"].append(json.dumps({"line": start, "fields": rec}, ensure_ascii=False))
-        fields = (rec + [None] * n)[:n]  # a ragged line keeps what lines up, for USUBJID in the quarantine
-        for j, v in enumerate(fields):
-            values[j].append(v)
-    arrays = {"_row": pa.array(cols["_row"], type=pa.int64()), "_reject": pa.array(cols["_reject"], type=pa.string()),
-              "_raw": pa.array(cols["_raw"], type=pa.string())}
-    for h, v in zip(names, values):
-        arrays.setdefault(h, pa.array(v, type=pa.string()))
-    con.register(f"{name}_arrow", pa.table(arrays))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_arrow")
-    con.unregister(f"{name}_arrow")
+    names: list[str] = []
+    for i, h in enumerate(header):
+        names.append(h if h and h not in names and not h.startswith("_") else f"COL{i + 1}")
+    first_two = [r for _, r in zip(range(2), records)]
+    if first_two and len(first_two[0][2]) != n and (len(first_two) == 1 or len(first_two[1][2]) == len(first_two[0][2])):
+        raise IngestError(f"{f.name}: line 1 has {n} field(s) where the lines below have "
+                          f"{len(first_two[0][2])}: a title above the header row? Remove the lines above the column names")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (_row BIGINT, _reject VARCHAR, _raw VARCHAR"
+                + "".join(f", {_quote(h)} VARCHAR" for h in names) + ")")
+    row = 0
+    chunk: list[tuple[int, int, list[str]]] = []
+
+    def flush() -> None:
+        nonlocal row
+        rows, rejects, raws = [], [], []
+        values: list[list] = [[] for _ in names]
+        for start, end, rec in chunk:
+            row += 1
+            rows.append(row)
+            if len(rec) == n:
+                rejects.append(None)
+                raws.append(None)
+            else:
+                where = f"line {start}" if start == end else f"lines {start}-{end}"
+                rejects.append(f"{where}: {len(rec)} fields where the header has {n}")
+                raws.append(json.dumps({"line": start, "fields": rec}, ensure_ascii=False))
+            for j, v in enumerate((rec + [None] * n)[:n]):  # a ragged line keeps what lines up (USUBJID)
+                values[j].append(v)
+        arrays = [pa.array(rows, type=pa.int64()), pa.array(rejects, type=pa.string()), pa.array(raws, type=pa.string())]
+        arrays += [pa.array(v, type=pa.string()) for v in values]
+        batch = pa.table(arrays, names=["_row", "_reject", "_raw", *names])
+        con.register(f"{name}_batch", batch)
+        con.execute(f"INSERT INTO {name} SELECT * FROM {name}_batch")
+        con.unregister(f"{name}_batch")
+        chunk.clear()
+
+    for rec in _chain(first_two, records):
+        chunk.append(rec)
+        if len(chunk) >= CSV_CHUNK_ROWS:
+            flush()
+    if chunk:
+        flush()
 
 
-def _parse_csv(f: StagedFile, delim: str, encoding: str) -> tuple[list[str], list[tuple[int, int, list[str]]]]:
-    """(header, [(first line, last line, fields)]): blank lines skipped; a quote never closed refuses the file."""
-    rows = []
+def _chain(head, rest):
+    yield from head
+    yield from rest
+
+
+def _records(f: StagedFile, delim: str, encoding: str):
+    """(first line, last line, fields) of every non-blank record, the header first; a quote never closed
+    refuses the file (every row after it would be misread)."""
     with open(f.path, encoding=encoding, newline="") as fh:
         reader = csv.reader(fh, delimiter=delim, quotechar='"', strict=True)
-        header = None
         while True:
             start = reader.line_num + 1
             try:
                 rec = next(reader)
             except StopIteration:
-                break
+                return
             except csv.Error as exc:
                 raise IngestError(f"{f.name}: line {start}: {exc} (a quote that is not closed?)") from None
-            if not rec or rec == [""]:
-                continue
-            if header is None:
-                header = [h.lstrip("\ufeff").strip() for h in rec]
-                continue
-            rows.append((start, reader.line_num, rec))
-    if header is None:
-        raise IngestError(f"{f.name}: no header row")
-    if rows and len(rows[0][2]) != len(header) and (len(rows) == 1 or len(rows[1][2]) == len(rows[0][2])):
-        raise IngestError(f"{f.name}: line 1 has {len(header)} field(s) where the lines below have "
-                          f"{len(rows[0][2])}: a title above the header row? Remove the lines above the column names")
-    return header, rows
+            if rec and rec != [""]:
+                yield start, reader.line_num, rec
 
 
 def row_count(con, f: StagedFile) -> int:
