@@ -100,6 +100,8 @@ def test_supp_idvar_not_a_parent_column_is_quarantined(tmp_path):
     ("empty", "error: ae.csv: empty file (no header row)"),
     ("title", "error: ae.csv: line 1 has 2 field(s) where the lines below have 13: a title above the header row? "
               "Remove the lines above the column names"),
+    ("plain_title", "error: ae.csv: line 1 is a title ('Listing 16.2.7 Adverse events'), not the header row; "
+                    "remove the lines above the column names"),
     ("unbalanced", "error: ae.csv: line 4: unexpected end of data (a quote that is not closed?)"),
 ])
 def test_unusable_ae_file_is_refused_in_one_line(tmp_path, case, expected):
@@ -109,6 +111,8 @@ def test_unusable_ae_file_is_refused_in_one_line(tmp_path, case, expected):
         (study / "ae.csv").write_text("")
     elif case == "title":
         (study / "ae.csv").write_text("Adverse events listing, CT-TEST-01\n" + text)
+    elif case == "plain_title":
+        (study / "ae.csv").write_text("Listing 16.2.7 Adverse events\n" + text)
     else:
         lines = text.splitlines()
         lines[3] = lines[3].replace("Headache", '"Headache')  # a quote opened and never closed
