@@ -18,7 +18,7 @@ import datetime as dt  # noqa: E402
 
 import streamlit as st  # noqa: E402
 
-from dashboard import state  # noqa: E402
+from dashboard import freshness, state  # noqa: E402
 from dashboard.auth import go_to_requested_page  # noqa: E402
 from dashboard.navigation import PAGES, PAGES_DIR, check_pages  # noqa: E402
 from safety.access import reader as access  # noqa: E402
@@ -75,9 +75,11 @@ def main() -> None:
     db_path = state.resolve_db_path()
     try:
         db = state.ensure_database(str(db_path))
-    except Exception as exc:  # say what is wrong instead of a traceback
-        st.error(f"Cannot open the database {db_path}: {exc}")
+        state.connection(db)
+    except Exception as exc:  # one sentence (a load running, a program writing the file), not a traceback
+        st.error(freshness.open_problem(db_path, exc))
         st.stop()
+    freshness.notice(db)
     try:
         store = state.review_store(db)
     except ValueError as exc:  # e.g. CELLTOX_AUDIT_KEY too short: one line, not a traceback

@@ -57,7 +57,7 @@ def db_stamp(db_path: str | Path) -> float:
         return 0.0
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=2)  # the current snapshot and the one just replaced
 def _connection(db_path: str, stamp: float):
     # One read-only connection per database version, shared by all sessions; StudyReader takes a
     # cursor per query, which is how DuckDB wants one connection used from many threads.

@@ -9,6 +9,7 @@ import duckdb
 import yaml
 
 from safety.core.config import load_study_config, stored_config
+from safety.ingest.snapshot import lock_path
 
 DEFAULT_SAMPLE_ROOT = Path(__file__).resolve().parents[1] / "sample_data"
 
@@ -97,7 +98,7 @@ def ensure_sample_database(db_path, sample_root=None) -> Path:
             os.replace(tmp_review, final_review)
         os.replace(tmp, db_path)
     finally:
-        for p in (tmp, Path(str(tmp) + ".wal")):
+        for p in (tmp, Path(str(tmp) + ".wal"), lock_path(tmp)):  # the lock of loads into this temporary file
             if p.exists():
                 p.unlink()
         from safety.review.store import default_review_path

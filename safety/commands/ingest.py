@@ -3,7 +3,7 @@
 STUDY_DIR holds one study's datasets as sponsors deliver them, one file per domain (or several per
 domain, e.g. lbch.xpt + lbhe.xpt, which are combined):
 
-  formats   .xpt (SAS transport v5/v8), .sas7bdat, .csv, .parquet, .xlsx (first sheet)
+  formats   .xpt (SAS transport v5/v8), .sas7bdat, .csv, .parquet, .xlsx (every sheet)
   domains   dm (required), ex, ae, lb, vs, cm, rs, ds, supp-- (merged onto the parent as supp_<qnam>),
             crs_assessments and icans_assessments (celltox files, see docs/input-format.md)
   settings  study.yaml (optional): product, CTCAE version, DLT rules, stopping rule, eligibility
@@ -15,12 +15,18 @@ names may be in any case or given as SDTM labels ("Unique Subject Identifier").
 saw the study on that day (AEs ending after it are ongoing; a death after it is not shown). Without it
 the cut is the latest date in the delivery. Loading the same study and cut again replaces that snapshot.
 
-Rows that cannot be loaded are kept in the `quarantine` table with the reason and the raw record; for
-every file rows read = loaded + quarantined + after the cut (table `load_log`).
+Rows that cannot be loaded are kept in the `quarantine` table with the reason and the raw record (a
+ragged CSV line, a bad date, an implausible value such as AGE -1); for every file rows read = loaded +
+quarantined + after the cut (table `load_log`).
 
-Exit status: 0 the study loaded (quarantined rows allowed); 2 unusable input (no DM dataset, an
-unreadable file, no USUBJID column in DM, a wrong study.yaml key), reported as one line
-"error: <file>: <problem>".
+The load runs in a copy of the database that replaces it only when the load and every derivation are done:
+the app can stay open (it switches to the new cut within seconds), and a failed or killed load leaves the
+database as it was.
+
+Exit status: 0 the study loaded (quarantined rows allowed); 2 unusable input or a busy database (no DM
+dataset, an unreadable, empty, truncated or damaged file, no USUBJID column in DM, a wrong study.yaml key,
+another load into the same database running), reported as one line "error: <file>: <problem>"; the
+database is then unchanged. docs/input-format.md lists every refusal and quarantine reason.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Ingest: a study folder of SDTM datasets (+ crs/icans assessments, study.yaml) -> one snapshot in DuckDB.
 
-``ingest_study`` loads (or reloads) one (studyid, data_cut) snapshot in a single transaction, then runs
-every derivation and appends a 'data_load' entry to the review store's audit log. See docs/input-format.md.
+``ingest_study`` loads (or reloads) one (studyid, data_cut) snapshot and runs every derivation for it on a
+private copy of the database, switches the copy in atomically (:mod:`safety.ingest.snapshot`), then appends a
+'data_load' entry to the review store's audit log. See docs/input-format.md.
 """
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ import duckdb
 
 from safety import __version__, schema
 from safety.core.config import ConfigError, load_study_config
-from safety.ingest import engine, sdtm_domains
+from safety.derive import pipeline
+from safety.ingest import engine, sdtm_domains, snapshot
 from safety.ingest.sdtm_assessments import build_sdtm_assessments
 from safety.ingest.domains import ALL_DOMAINS, OPTIONAL_DOMAINS, ORDER, SPECS
 from safety.ingest.errors import IngestError
-from safety.ingest.readers import StagedFile, detect_domain, discover, row_count, stage
+from safety.ingest.readers import StagedFile, detect_domain, discover, file_error, row_count, stage
 from safety.ingest.sqlmacros import install as install_macros
+from safety.review.store import ReviewStore, default_review_path
 
 __all__ = ["ingest_study", "IngestError", "LoadResult", "FileCount"]
 
@@ -108,15 +111,24 @@ def ingest_study(study_dir, db_path, cutoff: dt.date | str | None = None, review
     except ConfigError as exc:
         raise IngestError(str(exc)) from None
 
+    db_path = Path(db_path)
     files = discover(study_dir)
-    try:
-        con = duckdb.connect(str(db_path))
-    except duckdb.Error as exc:
-        raise IngestError(f"{db_path}: cannot open the database for writing ({' '.join(str(exc).split())[:200]})") from None
-    try:
-        return _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path, run_derivations)
-    finally:
-        con.close()
+    # The load and its derivations run on a private copy that replaces the database only when all of it is
+    # done (safety/ingest/snapshot.py): a failure or a kill leaves the previous snapshot as it was.
+    with snapshot.new_snapshot(db_path) as work_path:
+        try:
+            con = duckdb.connect(str(work_path))
+        except duckdb.Error as exc:
+            raise IngestError(f"{db_path}: cannot create the new snapshot ({' '.join(str(exc).split())[:200]})") from None
+        try:
+            result = _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path, run_derivations)
+            con.execute("CHECKPOINT")
+        except duckdb.Error as exc:
+            raise file_error(con, files, exc) from None
+        finally:
+            con.close()
+    _audit(db_path, review_store_path, result)
+    return result
 
 
 def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path, run_derivations) -> LoadResult:
@@ -224,15 +236,12 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
         raise
 
     if run_derivations:
-        from safety.derive.pipeline import run_derivations as _run
         store = _review_store(db_path, review_store_path)
-        result.derivations = _run(con, studyid, data_cut, config, review_store=store)
-    _audit(db_path, review_store_path, result)
+        result.derivations = pipeline.run_derivations(con, studyid, data_cut, config, review_store=store)
     return result
 
 
 def _review_store(db_path, review_store_path):
-    from safety.review.store import ReviewStore, default_review_path
     return ReviewStore(review_store_path or default_review_path(db_path))
 
 

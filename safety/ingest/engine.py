@@ -15,7 +15,8 @@ from pathlib import Path
 from safety.core.sql import run_sql
 from safety.core.vocabulary import CRS_TERMS, ICANS_TERMS
 from safety.ingest.domains import (
-    LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS, DomainSpec,
+    AGE_UNITS_PER_YEAR, LAB_NEGATIVE_ALLOWED, LIMITS, LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS,
+    DomainSpec,
 )
 from safety.ingest.readers import StagedFile
 
@@ -80,10 +81,12 @@ class Cols:
         return f"{q(c)} IS NOT NULL" if c in self.native else f"{self(c)} IS NOT NULL"
 
     def seqtext(self, c: str, prefix: str = "") -> str:
-        """The key text of a sequence number ('1.0' and '1' are one key), on the column as staged."""
+        """The key text of an IDVAR column on the column as staged: a --SEQ compares as a number ('03' is 3),
+        other variables as text ('1.0' and '1' are one key)."""
+        fn = "ct_seqnum" if is_seq(c) else "ct_seqtext"
         if c in self.native:
-            return f"ct_seqtext(CAST({prefix}{q(c)} AS VARCHAR))"
-        return f"ct_seqtext({prefix}{q(c)})" if c in self.present else "CAST(NULL AS VARCHAR)"
+            return f"{fn}(CAST({prefix}{q(c)} AS VARCHAR))"
+        return f"{fn}({prefix}{q(c)})" if c in self.present else "CAST(NULL AS VARCHAR)"
 
     def seqkey(self, c: str) -> list[str]:
         """Expressions that group rows exactly as ``ct_seqtext`` of the text would (-0.0 and 0.0 differ as text)."""
@@ -94,6 +97,11 @@ class Cols:
     def raw(self, c: str) -> str:
         """The value as delivered text, for the quarantine raw record."""
         return f"CAST({q(c)} AS VARCHAR)" if c in self.native else q(c)
+
+
+def is_seq(variable: str) -> bool:
+    """An SDTM --SEQ variable (AESEQ, LBSEQ, ...): a number, so its values compare as numbers."""
+    return re.fullmatch(r"[A-Z]{2}SEQ", variable or "") is not None
 
 
 def install_reference_tables(con) -> None:
@@ -147,25 +155,31 @@ def prepare_supp(ctx: Ctx, parent: str, files: list[StagedFile], parent_cols: Co
         CREATE OR REPLACE TEMP TABLE _t_SUPP{parent} AS
         WITH b AS ({union}),
         t AS (SELECT b.*, {miss} AS _miss, {c('USUBJID')} AS _usubjid, upper({c('IDVAR')}) AS _idvar,
-                     ct_seqtext({c('IDVARVAL')}) AS _idvarval, {c('QNAM')} AS _qnam, {c('QVAL')} AS _qval
+                     CASE WHEN regexp_full_match(upper({c('IDVAR')}), '[A-Z]{{2}}SEQ') THEN ct_seqnum({c('IDVARVAL')})
+                          ELSE ct_seqtext({c('IDVARVAL')}) END AS _idvarval, {c('QNAM')} AS _qnam, {c('QVAL')} AS _qval
               FROM b)
         SELECT t.*,
-          CASE WHEN _miss IS NOT NULL THEN _miss WHEN _usubjid IS NULL THEN 'USUBJID'
+          CASE WHEN _reject IS NOT NULL THEN NULL WHEN _miss IS NOT NULL THEN _miss WHEN _usubjid IS NULL THEN 'USUBJID'
                WHEN _qnam IS NULL THEN 'QNAM'
                WHEN row_number() OVER (PARTITION BY _usubjid, _idvar, _idvarval, upper(_qnam) ORDER BY _file, _row) > 1
                THEN 'QNAM' END AS _qfield,
-          CASE WHEN _miss IS NOT NULL THEN 'required column ' || _miss || ' missing from file'
+          CASE WHEN _reject IS NOT NULL THEN _reject
+               WHEN _miss IS NOT NULL THEN 'required column ' || _miss || ' missing from file'
                WHEN _usubjid IS NULL THEN 'missing USUBJID'
                WHEN _qnam IS NULL THEN 'missing QNAM'
                WHEN row_number() OVER (PARTITION BY _usubjid, _idvar, _idvarval, upper(_qnam) ORDER BY _file, _row) > 1
                THEN 'duplicate qualifier ' || _qnam || ' for the same parent record (the first is kept)' END AS _qreason,
           FALSE AS _after_cut
         FROM t""", params)
-    qnams = [r[0] for r in ctx.run(f"SELECT DISTINCT _qnam FROM _t_SUPP{parent} WHERE _qreason IS NULL ORDER BY 1").fetchall()]
     idvars = [r[0] for r in ctx.run(f"SELECT DISTINCT _idvar FROM _t_SUPP{parent} WHERE _qreason IS NULL ORDER BY 1 NULLS FIRST").fetchall()]
-    # an IDVAR that is not a column of the parent cannot be joined: its rows are orphans
+    # an IDVAR that is not a column of the parent cannot be joined: its rows are quarantined, not pivoted
     bad = [v for v in idvars if v is not None and not (re.fullmatch(r"[A-Z][A-Z0-9_]*", v) and parent_cols.has(v))]
     idvars = [v for v in idvars if v not in bad]
+    if bad:
+        ctx.run(f"""UPDATE _t_SUPP{parent} SET _qfield = 'IDVAR',
+                    _qreason = 'IDVAR ' || _idvar || ' is not a column of the ' || $parent || ' dataset'
+                    WHERE _qreason IS NULL AND list_contains($bad, _idvar)""", {"bad": bad, "parent": parent})
+    qnams = [r[0] for r in ctx.run(f"SELECT DISTINCT _qnam FROM _t_SUPP{parent} WHERE _qreason IS NULL ORDER BY 1").fetchall()]
     names, sel, qp = [], [], {}
     for i, qn in enumerate(qnams):
         col = "supp_" + _sanitize(qn)
@@ -179,10 +193,6 @@ def prepare_supp(ctx: Ctx, parent: str, files: list[StagedFile], parent_cols: Co
     ctx.run(f"""CREATE OR REPLACE TEMP TABLE _sp_{parent} AS
         SELECT _usubjid, _idvar, _idvarval, {', '.join(sel)} FROM _t_SUPP{parent}
         WHERE _qreason IS NULL GROUP BY _usubjid, _idvar, _idvarval""", qp)
-    if bad:
-        ctx.run(f"""UPDATE _t_SUPP{parent} SET _qfield = 'IDVAR',
-                    _qreason = 'IDVAR ' || _idvar || ' is not a column of the parent domain'
-                    WHERE _qreason IS NULL AND list_contains($bad, _idvar)""", {"bad": bad})
     return SuppInfo(names, idvars)
 
 
@@ -292,6 +302,8 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     parsed = [f"{c('USUBJID')} AS _usubjid"]
     checks: list[tuple[str, str, str]] = []  # (bad condition, field SQL literal, reason SQL)
 
+    # a delivered line that is not a row of the table (a ragged CSV line): quarantined with its line number
+    checks.append(("_reject IS NOT NULL", "CAST(NULL AS VARCHAR)", "_reject"))
     # required columns missing from a file: every row of that file is quarantined
     for f in files:
         for group in spec.required:
@@ -311,6 +323,16 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     for col in spec.numbers:
         checks.append((f"{c.notnull(col)} AND _n_{col} IS NULL", f"'{col}'",
                        f"'non-numeric value ''' || {c(col)} || ''''"))
+    for col, lo, hi in LIMITS.get(spec.code, ()):
+        val = f"_n_{col}"
+        if col == "AGE":  # in years
+            units = " ".join(f"WHEN '{u}' THEN {f!r}" for u, f in AGE_UNITS_PER_YEAR.items())
+            val = f"(_n_AGE / CASE upper(coalesce({c('AGEU')}, 'YEARS')) {units} END)"
+        bad = " OR ".join(x for x in (f"{val} < {float(lo)!r}" if lo is not None else "",
+                                      f"{val} > {float(hi)!r}" if hi is not None else "") if x)
+        span = f"{lo}-{hi}" if lo is not None and hi is not None else (f">= {lo}" if lo is not None else f"<= {hi}")
+        unit = " years" if col == "AGE" else ""
+        checks.append((f"coalesce({bad}, FALSE)", f"'{col}'", f"'implausible {col} ' || {c(col)} || ' (plausible: {span}{unit})'"))
     for col, lo, hi in spec.integers:
         checks.append((f"{c.notnull(col)} AND _i_{col} IS NULL", f"'{col}'",
                        f"'not a whole number: ''' || {c(col)} || ''''"))
@@ -352,6 +374,11 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
         checks.append(("_raw_unit IS NOT NULL AND _ut.ut_testcd IS NOT NULL AND _u.lbu_factor IS NULL",
                        "CASE WHEN _src = 'LBORRES' THEN 'LBORRESU' ELSE 'LBSTRESU' END",
                        "'unknown unit ''' || _raw_unit || ''' for ' || _testcd || ' (see safety/data/unit_conversions.csv)'"))
+    if spec.code == "LB":
+        checks.append((f"_raw_val < 0 AND NOT list_contains({_lit_list(LAB_NEGATIVE_ALLOWED)}, _testcd)", "_src",
+                       "'implausible negative result ''' || CASE _src WHEN 'LBSTRESN' THEN " + c("LBSTRESN")
+                       + " WHEN 'LBSTRESC' THEN " + c("LBSTRESC") + " ELSE " + c("LBORRES")
+                       + " END || ''' for ' || _testcd"))
     if spec.code == "VS":
         checks.append((f"NOT ({c.notnull('VSSTRESN')}) AND {c('VSORRES')} IS NOT NULL AND ct_num({c('VSORRES')}) IS NULL "
                        f"AND {c('VSSTRESC')} IS NULL", "'VSORRES'", f"'non-numeric result ''' || {c('VSORRES')} || ''''"))
@@ -401,7 +428,9 @@ def _mark_duplicates(ctx: Ctx, spec: DomainSpec, c: Cols) -> None:
     the window that orders the records run over those only.
     """
     table = f"_t_{spec.code}"
-    keys = ["_usubjid"] if spec.code == "DM" else ["_usubjid"] + c.seqkey(spec.seq)
+    # --SEQ is a number in SDTM: the parsed whole number is the key ('03' and '3' are one record)
+    seq_parsed = spec.seq in {col for col, _, _ in spec.integers}
+    keys = ["_usubjid"] if spec.code == "DM" else ["_usubjid"] + ([f"_i_{spec.seq}"] if seq_parsed else c.seqkey(spec.seq))
     notnull = "TRUE" if spec.code == "DM" else c.notnull(spec.seq)
     what = "USUBJID" if spec.code == "DM" else f"USUBJID + {spec.seq}"
     names = [f"_k{i}" for i in range(len(keys))]
@@ -480,7 +509,8 @@ def count_and_quarantine(ctx: Ctx, domain: str, table: str, files: list[StagedFi
         ctx.run(f"""INSERT INTO quarantine BY NAME
             SELECT $studyid AS studyid, $cut AS data_cut, $load_id AS load_id, $domain AS domain,
                    $source_file AS source_file, CAST(_row AS INTEGER) AS row_number, _q_usubjid AS usubjid,
-                   _q_field AS field, _q_reason AS reason, CAST({raw} AS VARCHAR) AS raw_record
+                   _q_field AS field, _q_reason AS reason,
+                   coalesce(r._raw, CAST({raw} AS VARCHAR)) AS raw_record
             FROM {relation} r
             JOIN (SELECT _row AS _q_row, _usubjid AS _q_usubjid, _qfield AS _q_field, _qreason AS _q_reason
                   FROM {table} WHERE _file = {f.index} AND _qreason IS NOT NULL) t ON r._row = t._q_row
@@ -634,7 +664,7 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
             _i_AETOXGR AS _gr, upper({c('AEDECOD')}) AS _decod, {c('AEOUT')} AS _out
             FROM _t_AE t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK})
         SELECT $studyid AS studyid, $cut AS data_cut, _usubjid AS usubjid,
-          _i_AESEQ AS aeseq, _usubjid || '/AE/' || ct_seqtext({c('AESEQ')}) AS event_key,
+          _i_AESEQ AS aeseq, _usubjid || '/AE/' || CAST(_i_AESEQ AS VARCHAR) AS event_key,
           {c('AETERM')} AS aeterm, {c('AEDECOD')} AS aedecod, {c('AEBODSYS')} AS aebodsys,
           _gr AS aetoxgr, {c('AESEV')} AS aesev,
           CASE WHEN _gr IS NULL THEN CASE WHEN {c('AESEV')} IS NOT NULL THEN 'severity' END

@@ -5,10 +5,13 @@ place (SQL per domain) and a bad value can be quarantined with the row exactly a
 """
 from __future__ import annotations
 
+import csv
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 
 from safety.core.files import sha256_file
@@ -17,6 +20,12 @@ from safety.ingest.errors import IngestError
 
 # Parquet types staged natively: they convert to text and back to DOUBLE exactly (FLOAT and DECIMAL do not)
 NATIVE_TYPES = {"DOUBLE", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+
+# Every staged relation has _reject (why a delivered line is not a row, e.g. a ragged CSV line) and _raw (that
+# line as delivered, JSON); both NULL for rows that parsed.
+NO_REJECT = "CAST(NULL AS VARCHAR) AS _reject, CAST(NULL AS VARCHAR) AS _raw"
+
+CSV_DELIMITERS = (",", ";", "\t", "|")
 
 FORMATS = {".xpt": "xpt", ".sas7bdat": "sas7bdat", ".csv": "csv", ".parquet": "parquet", ".xlsx": "xlsx"}
 
@@ -42,7 +51,7 @@ class StagedFile:
         key = f"p{self.index}"
         sel = "".join((f", {_quote(o)} AS \"{c}\"" if c in keep_native and c in self.native
                        else f", CAST({_quote(o)} AS VARCHAR) AS \"{c}\"") for c, o in self.columns.items())
-        return (f"(SELECT {self.index} AS _file, file_row_number + 1 AS _row{sel} "
+        return (f"(SELECT {self.index} AS _file, file_row_number + 1 AS _row, {NO_REJECT}{sel} "
                 f"FROM read_parquet(${key}, file_row_number = true))")
 
     @property
@@ -98,11 +107,12 @@ def _read_pandas(f: StagedFile):
     import pyreadstat
 
     if f.file_format == "xpt":
-        df, _ = pyreadstat.read_xport(str(f.path))
+        df, meta = pyreadstat.read_xport(str(f.path))
+        _check_xpt_complete(f, len(df), sum(meta.variable_storage_width.values()))
     elif f.file_format == "sas7bdat":
         df, _ = pyreadstat.read_sas7bdat(str(f.path))
     else:
-        df = pd.read_excel(f.path, sheet_name=0, dtype=object, engine="openpyxl")
+        df = _read_workbook(f, pd)
     # numbers and dates stay typed (DuckDB casts them to text); only mixed object columns become str here
     cols = {}
     for c in df.columns:
@@ -115,6 +125,42 @@ def _read_pandas(f: StagedFile):
                                            (repr(int(v)) if isinstance(v, float) and v.is_integer() else str(v)))
                                      for v in s.tolist()], type=pa.string())
     return cols
+
+
+def _check_xpt_complete(f: StagedFile, nrows: int, row_length: int) -> None:
+    """A SAS transport file is 80-byte records, the observations after the OBS header record, the last record
+    padded with blanks. A file cut short reads without error (fewer rows): it is refused instead."""
+    size = f.path.stat().st_size
+    with open(f.path, "rb") as fh:
+        head = fh.read(min(size, 4 << 20))
+        at = head.find(b"HEADER RECORD*******OBS")
+        if size % 80 or at < 0:
+            raise IngestError(f"{f.name}: truncated or damaged SAS transport file ({size} bytes is not a whole "
+                              "number of 80-byte records); deliver it again")
+        tail_start = at + 80 + nrows * row_length
+        fh.seek(tail_start)
+        tail = fh.read()
+    if len(tail) >= 80 or tail.strip(b" "):
+        raise IngestError(f"{f.name}: truncated or damaged SAS transport file (the data end inside an "
+                          f"observation after {nrows} rows); deliver it again")
+
+
+def _read_workbook(f: StagedFile, pd):
+    """Every sheet of the workbook: sheets with the first sheet's columns continue it (a dataset longer than
+    an Excel sheet); an empty sheet is ignored; a sheet with other columns and rows refuses the file."""
+    sheets = pd.read_excel(f.path, sheet_name=None, dtype=object, engine="openpyxl")
+    parts, first = [], None
+    for sheet, df in sheets.items():
+        rows = len(df.dropna(how="all"))
+        if first is None:
+            first = (sheet, list(df.columns))
+            parts.append(df)
+        elif rows and list(df.columns) != first[1]:
+            raise IngestError(f"{f.name}: sheet '{sheet}' holds {rows} row(s) with other columns than sheet "
+                              f"'{first[0]}'; deliver one dataset per workbook (its continuation sheets with the same columns)")
+        elif rows:
+            parts.append(df)
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def stage(con, f: StagedFile) -> None:
@@ -131,7 +177,7 @@ def stage(con, f: StagedFile) -> None:
             name = f"_arrow_{f.index}"
             con.register(name, tbl)
             sel = ", ".join(f"CAST(\"{c}\" AS VARCHAR) AS \"{c}\"" for c in f.columns)
-            f.relation = f"(SELECT {f.index} AS _file, _row{', ' if sel else ''}{sel} FROM {name})"
+            f.relation = f"(SELECT {f.index} AS _file, _row, {NO_REJECT}{', ' if sel else ''}{sel} FROM {name})"
         elif f.file_format == "parquet":
             key = f"p{f.index}"
             desc = con.execute(f"DESCRIBE SELECT * FROM read_parquet(${key})", {key: str(f.path)}).fetchall()
@@ -139,37 +185,156 @@ def stage(con, f: StagedFile) -> None:
             types = {d[0]: str(d[1]).upper() for d in desc}
             f.native = {c: types[o] for c, o in f.columns.items() if types.get(o) in NATIVE_TYPES}
             sel = "".join(f", CAST({_quote(o)} AS VARCHAR) AS \"{c}\"" for c, o in f.columns.items())
-            f.relation = (f"(SELECT {f.index} AS _file, file_row_number + 1 AS _row{sel} "
+            f.relation = (f"(SELECT {f.index} AS _file, file_row_number + 1 AS _row, {NO_REJECT}{sel} "
                           f"FROM read_parquet(${key}, file_row_number = true))")
             f.params = {key: str(f.path)}
         elif f.file_format == "csv":
-            key = f"p{f.index}"
-            enc = _csv_encoding(f.path)
-            name = f"_csv_{f.index}"
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT row_number() OVER () AS _row, * "
-                        f"FROM read_csv(${key}, all_varchar = true, header = true, encoding = '{enc}')",
-                        {key: str(f.path)})
-            desc = con.execute(f"DESCRIBE SELECT * EXCLUDE (_row) FROM {name}").fetchall()
-            f.columns = _canonical_columns([d[0] for d in desc], f.domain)
-            sel = "".join(f", {_quote(o)} AS \"{c}\"" for c, o in f.columns.items())
-            f.relation = f"(SELECT {f.index} AS _file, _row{sel} FROM {name})"
+            _stage_csv(con, f)
     except IngestError:
         raise
     except Exception as exc:  # the reader's own message, on one line
-        msg = " ".join(str(exc).split())[:300]
-        raise IngestError(f"{f.name}: cannot read {f.file_format} file ({msg})") from None
+        raise IngestError(f"{f.name}: cannot read {f.file_format} file ({_message(exc, f)})") from None
 
 
-def _csv_encoding(path: Path) -> str:
-    with open(path, "rb") as fh:
-        head = fh.read(1 << 20)
+def _stage_csv(con, f: StagedFile) -> None:
+    """A CSV file as a temp table of text rows: DuckDB's reader when the file is regular, else Python's csv
+    module, which takes mixed line endings, and keeps a ragged line (more or fewer fields than the header) as a
+    row with its reason in ``_reject`` instead of losing the file's columns."""
+    if f.path.stat().st_size == 0:
+        raise IngestError(f"{f.name}: empty file (no header row)")
+    with open(f.path, "rb") as fh:
+        head = fh.read(1 << 16)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = "utf-16"
+    else:
+        encoding = "utf-8-sig" if head.startswith(b"\xef\xbb\xbf") else "utf-8"
+    first = _first_lines(head, encoding)
+    delim = _delimiter(f, first)
+    name = f"_csv_{f.index}"
+    if encoding == "utf-16" or not _duckdb_csv(con, f, name, delim, first):
+        _python_csv(con, f, name, delim, encoding)
+    desc = con.execute(f"DESCRIBE SELECT * EXCLUDE (_row, _reject, _raw) FROM {name}").fetchall()
+    f.columns = _canonical_columns([d[0] for d in desc], f.domain)
+    sel = "".join(f", {_quote(o)} AS \"{c}\"" for c, o in f.columns.items())
+    f.relation = f"(SELECT {f.index} AS _file, _row, _reject, _raw{sel} FROM {name})"
+
+
+def _first_lines(head: bytes, encoding: str) -> list[str]:
+    text = head.decode("latin-1" if encoding.startswith("utf-8") else encoding, errors="replace")
+    return [ln for ln in text.lstrip("\ufeff").splitlines()[:2]]
+
+
+def _delimiter(f: StagedFile, lines: list[str]) -> str:
+    """The delimiter the header line uses most. A first line without one above a line with one is a title."""
+    counts = lambda ln: {d: ln.count(d) for d in CSV_DELIMITERS}
+    c0 = counts(lines[0]) if lines else {}
+    if lines and max(c0.values()) > 0:
+        return max(CSV_DELIMITERS, key=lambda d: c0[d])
+    if len(lines) > 1 and max(counts(lines[1]).values()) > 0:
+        raise IngestError(f"{f.name}: line 1 is a title ({lines[0][:60]!r}), not the header row; "
+                          "remove the lines above the column names")
+    return ","
+
+
+def _duckdb_csv(con, f: StagedFile, name: str, delim: str, first: list[str]) -> bool:
+    """DuckDB's fast reader with the dialect fixed; False when the file needs the careful reader."""
+    header = next(csv.reader([first[0].lstrip("\ufeff")], delimiter=delim)) if first else []
+    for enc in ("utf-8", "latin-1"):
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT row_number() OVER () AS _row, {NO_REJECT}, * "
+                        "FROM read_csv($path, all_varchar = true, header = true, delim = $delim, quote = '\"', "
+                        "escape = '\"', encoding = $enc)", {"path": str(f.path), "delim": delim, "enc": enc})
+        except duckdb.Error as exc:
+            if enc == "utf-8" and "unicode" in str(exc).lower():
+                continue  # Latin-1 (anywhere in the file, not only in its first megabyte)
+            return False
+        ncols = len(con.execute(f"DESCRIBE {name}").fetchall()) - 3
+        return ncols == len(header)
+    return False
+
+
+def _python_csv(con, f: StagedFile, name: str, delim: str, encoding: str) -> None:
     try:
-        head.decode("utf-8")
-        return "utf-8"
-    except UnicodeDecodeError as exc:
-        if exc.start > len(head) - 4:  # cut inside a multibyte character at the chunk edge
-            return "utf-8"
-        return "latin-1"
+        _python_csv_as(con, f, name, delim, encoding)
+    except UnicodeDecodeError:
+        _python_csv_as(con, f, name, delim, "latin-1")
+
+
+CSV_CHUNK_ROWS = 50_000  # rows per batch into DuckDB: memory stays bounded for files of millions of rows
+
+
+def _python_csv_as(con, f: StagedFile, name: str, delim: str, encoding: str) -> None:
+    records = _records(f, delim, encoding)
+    try:
+        _, _, header = next(records)
+    except StopIteration:
+        raise IngestError(f"{f.name}: no header row") from None
+    header = [h.lstrip("\ufeff").strip() for h in header]
+    n = len(header)
+    names: list[str] = []
+    for i, h in enumerate(header):
+        names.append(h if h and h not in names and not h.startswith("_") else f"COL{i + 1}")
+    first_two = [r for _, r in zip(range(2), records)]
+    if first_two and len(first_two[0][2]) != n and (len(first_two) == 1 or len(first_two[1][2]) == len(first_two[0][2])):
+        raise IngestError(f"{f.name}: line 1 has {n} field(s) where the lines below have "
+                          f"{len(first_two[0][2])}: a title above the header row? Remove the lines above the column names")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (_row BIGINT, _reject VARCHAR, _raw VARCHAR"
+                + "".join(f", {_quote(h)} VARCHAR" for h in names) + ")")
+    row = 0
+    chunk: list[tuple[int, int, list[str]]] = []
+
+    def flush() -> None:
+        nonlocal row
+        rows, rejects, raws = [], [], []
+        values: list[list] = [[] for _ in names]
+        for start, end, rec in chunk:
+            row += 1
+            rows.append(row)
+            if len(rec) == n:
+                rejects.append(None)
+                raws.append(None)
+            else:
+                where = f"line {start}" if start == end else f"lines {start}-{end}"
+                rejects.append(f"{where}: {len(rec)} fields where the header has {n}")
+                raws.append(json.dumps({"line": start, "fields": rec}, ensure_ascii=False))
+            for j, v in enumerate((rec + [None] * n)[:n]):  # a ragged line keeps what lines up (USUBJID)
+                values[j].append(v)
+        arrays = [pa.array(rows, type=pa.int64()), pa.array(rejects, type=pa.string()), pa.array(raws, type=pa.string())]
+        arrays += [pa.array(v, type=pa.string()) for v in values]
+        batch = pa.table(arrays, names=["_row", "_reject", "_raw", *names])
+        con.register(f"{name}_batch", batch)
+        con.execute(f"INSERT INTO {name} SELECT * FROM {name}_batch")
+        con.unregister(f"{name}_batch")
+        chunk.clear()
+
+    for rec in _chain(first_two, records):
+        chunk.append(rec)
+        if len(chunk) >= CSV_CHUNK_ROWS:
+            flush()
+    if chunk:
+        flush()
+
+
+def _chain(head, rest):
+    yield from head
+    yield from rest
+
+
+def _records(f: StagedFile, delim: str, encoding: str):
+    """(first line, last line, fields) of every non-blank record, the header first; a quote never closed
+    refuses the file (every row after it would be misread)."""
+    with open(f.path, encoding=encoding, newline="") as fh:
+        reader = csv.reader(fh, delimiter=delim, quotechar='"', strict=True)
+        while True:
+            start = reader.line_num + 1
+            try:
+                rec = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise IngestError(f"{f.name}: line {start}: {exc} (a quote that is not closed?)") from None
+            if rec and rec != [""]:
+                yield start, reader.line_num, rec
 
 
 def row_count(con, f: StagedFile) -> int:
@@ -194,3 +359,23 @@ def detect_domain(con, f: StagedFile) -> None:
             f"SELECT DISTINCT upper(trim(RDOMAIN)) FROM {f.relation} LIMIT 3", f.params).fetchall()]
         if len(vals) == 1 and vals[0] in DOMAIN_CODES:
             f.domain, f.supp_parent = "SUPP", vals[0]
+
+
+def file_error(con, files: list[StagedFile], exc: Exception) -> Exception:
+    """The IngestError naming the file behind a DuckDB error raised mid-load (a Parquet file whose pages are
+    corrupt reads its header fine and fails only when its values are read); ``exc`` itself when every file
+    reads (then the error is not the delivery's)."""
+    for f in files:
+        if not f.relation:
+            continue
+        try:
+            con.execute(f"SELECT max(length(CAST(COLUMNS(*) AS VARCHAR))) FROM {f.relation}", f.params).fetchall()
+        except Exception as err:  # noqa: BLE001 - any failure to read the file is the file's problem
+            return IngestError(f"{f.name}: cannot read {f.file_format} file ({_message(err, f)})")
+    return exc
+
+
+def _message(exc: BaseException, f: StagedFile) -> str:
+    """The reader's message on one line, naming the file as delivered rather than by its full path."""
+    text = " ".join(str(exc).replace(str(f.path), f.name).split())
+    return re.sub(r" LINE \d+:.*$", "", text)[:300]

@@ -54,6 +54,8 @@ MACROS = [
     r"CREATE OR REPLACE TEMP MACRO ct_grade(s) AS ct_int(regexp_replace(upper(s), '^GRADE\s*', ''))",
     # sequence numbers and IDVARVAL compared as text: '1.0' and '1' are the same key
     r"CREATE OR REPLACE TEMP MACRO ct_seqtext(s) AS CASE WHEN contains(s, '.') THEN regexp_replace(trim(s), '\.0+$', '') ELSE trim(s) END",
+    # --SEQ values are numbers in SDTM: '03', '3' and '3.0' are one key (IDVARVAL of an --SEQ IDVAR likewise)
+    "CREATE OR REPLACE TEMP MACRO ct_seqnum(s) AS CASE WHEN ct_int(s) IS NOT NULL THEN CAST(ct_int(s) AS VARCHAR) ELSE ct_seqtext(s) END",
     # censored results '<0.5', '> 1000', '<=2'
     r"CREATE OR REPLACE TEMP MACRO ct_cens(s) AS CASE WHEN left(trim(s), 1) IN ('<', '>') AND regexp_full_match(trim(s), '[<>]=?\s*[0-9]*\.?[0-9]+') THEN left(trim(s), 1) END",
     r"CREATE OR REPLACE TEMP MACRO ct_censval(s) AS CASE WHEN ct_cens(s) IS NOT NULL THEN TRY_CAST(regexp_replace(trim(s), '^[<>]=?\s*', '') AS DOUBLE) END",
