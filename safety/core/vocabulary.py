@@ -13,3 +13,9 @@ ICANS_TERMS: tuple[str, ...] = (
     "NEUROTOXICITY",
 )
 SYNDROME_TERMS: dict[str, tuple[str, ...]] = {"CRS": CRS_TERMS, "ICANS": ICANS_TERMS}
+
+# Words in a cause of death (DS DSTERM / DM) or an AE that attribute a death to the syndrome (grade 5).
+SYNDROME_DEATH_PATTERNS: dict[str, str] = {
+    "CRS": r"CYTOKINE RELEASE|\bCRS\b",
+    "ICANS": r"ICANS|NEUROTOXICITY|IMMUNE EFFECTOR CELL.ASSOCIATED NEURO",
+}

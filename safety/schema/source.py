@@ -242,11 +242,12 @@ ICANS_ASSESSMENTS = Table(
         C("assessment_date", "DATE", "Assessment date."),
         C("day", "INTEGER", "Day relative to infusion."),
         C("ice_score", "INTEGER", "ICE score 0-10; NULL when not done."),
-        C("consciousness", "VARCHAR", "AWAKE, AWAKENS_SPONTANEOUSLY, AWAKENS_TO_VOICE, AWAKENS_TO_TACTILE, UNAROUSABLE."),
+        C("consciousness", "VARCHAR", "AWAKE, AWAKENS_SPONTANEOUSLY, AWAKENS_TO_VOICE, AWAKENS_TO_TACTILE, UNAROUSABLE, or SEDATED (sedated or intubated for reasons other than ICANS: consciousness and ICE/CAPD not gradable)."),
         C("seizure", "VARCHAR", "NONE, RAPIDLY_RESOLVING, PROLONGED_OR_REPETITIVE."),
         C("motor_weakness", "VARCHAR", "NONE, DEEP_FOCAL."),
         C("cerebral_edema", "VARCHAR", "NONE, FOCAL, DIFFUSE."),
         C("comment", "VARCHAR", "Free-text comment."),
+        C("capd_score", "INTEGER", "Cornell Assessment of Pediatric Delirium score 0-32 (children aged 12 or younger); NULL when not done."),
     ),
 )
 

@@ -5,6 +5,8 @@ import re
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
+SCOPE = "studyid = $s AND data_cut = $c"
+
 
 def run(con, sql: str, params: dict | None = None):
     """Execute ``sql`` passing only the named parameters it uses (DuckDB refuses extras)."""
