@@ -219,7 +219,7 @@ TOXICITY_EPISODES = Table(
         C("grade3_plus_end_day", "INTEGER", "Day the grade >= 3 time is counted to: grade3_plus_last_day, or the cut day (last day known alive, if earlier) when grade3_plus_ongoing."),
         C("resolution_day", "INTEGER", "First assessed day with grade 0 after the last symptomatic day (AE end day for reported-AE episodes)."),
         C("ongoing", "BOOLEAN", "True when resolution_status is 'ongoing at data cut'."),
-        C("resolution_status", "VARCHAR", "'resolved' (a grade-0 assessment followed, or the AE ended), 'ongoing at data cut', or 'death' (not resolved before the subject died)."),
+        C("resolution_status", "VARCHAR", "'resolved' (a grade-0 assessment followed, or the AE ended), 'ongoing at data cut', 'death' (not resolved before the subject died; always for grade 5), or 'ended without a grade-0 assessment' (closed by the unassessed-gap rule with later assessments)."),
         C("tocilizumab", "BOOLEAN", "Tocilizumab started between onset and the day after the last symptomatic day."),
         C("tocilizumab_first_day", "INTEGER", "Day of the first such tocilizumab dose."),
         C("tocilizumab_doses", "INTEGER", "Number of tocilizumab records started in that window."),

@@ -110,6 +110,12 @@ later AS (
   FROM ep JOIN _tox_{syn}_graded x ON x.usubjid = ep.usubjid AND x.assessment_time > ep.g3_last_time
   GROUP BY ep.usubjid, ep.episode_no
 ),
+beyond AS (
+  -- assessments after the episode's last one: an unresolved episode followed by them has ended unobserved
+  SELECT ep.usubjid, ep.episode_no, count(*) AS n_beyond
+  FROM ep JOIN _tox_{syn}_graded x ON x.usubjid = ep.usubjid AND x.assessment_time > ep.last_time
+  GROUP BY ep.usubjid, ep.episode_no
+),
 g3 AS (
   -- still grade >= 3 at the subject's last assessment and alive, unresolved at the cut: the clock runs to the cut
   SELECT ep.usubjid, ep.episode_no,
@@ -132,8 +138,9 @@ SELECT ep.*, peak.max_grade_day, peak.max_evidence, res.resolution_day,
   CASE WHEN g3.g3_ongoing THEN coalesce(g3.g3_cut_day, ep.grade3_plus_last_day)
        ELSE ep.grade3_plus_last_day END AS grade3_plus_end_day,
   coalesce(med.toci_n, 0) AS toci_n, med.toci_first, med.steroid_first, med.anakinra_first, coalesce(med.vaso_n, 0) AS vaso_n,
-  g3.death_day
+  g3.death_day, coalesce(beyond.n_beyond, 0) > 0 AS has_later
 FROM ep
+LEFT JOIN beyond USING (usubjid, episode_no)
 JOIN peak USING (usubjid, episode_no)
 LEFT JOIN res USING (usubjid, episode_no)
 LEFT JOIN after_g3 USING (usubjid, episode_no)
@@ -145,9 +152,9 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, '{syndrome}' AS sy
   onset_day, last_symptomatic_day, last_symptomatic_day - onset_day + 1 AS duration_days,
   max_grade, max_grade_day, days_grade3_plus, grade3_plus_first_day, grade3_plus_last_day, grade3_plus_hours,
   grade3_plus_ongoing, grade3_plus_end_day, resolution_day,
-  resolution_day IS NULL AND death_day IS NULL AS ongoing,
+  resolution_day IS NULL AND death_day IS NULL AND NOT has_later AS ongoing,
   CASE WHEN resolution_day IS NOT NULL THEN 'resolved' WHEN death_day IS NOT NULL THEN 'death'
-       ELSE 'ongoing at data cut' END AS resolution_status,
+       WHEN has_later THEN 'ended without a grade-0 assessment' ELSE 'ongoing at data cut' END AS resolution_status,
   toci_n > 0 AS tocilizumab, toci_first AS tocilizumab_first_day, toci_n AS tocilizumab_doses,
   steroid_first IS NOT NULL AS corticosteroid, steroid_first AS corticosteroid_first_day,
   anakinra_first IS NOT NULL AS anakinra, anakinra_first AS anakinra_first_day,
