@@ -201,3 +201,33 @@ def test_grade5_from_fatal_ae_or_cause_of_death(db_path):
     # derived grade 5 compared: D1 has no AE, so it is listed as an episode without a report, at grade 5
     disc = db.one("SELECT * FROM grade_discrepancies WHERE usubjid = 'D1'")
     assert _int(disc["derived_grade"]) == 5
+
+
+def test_ingest_reads_the_grading_scale_and_capd_from_the_delivery(tmp_path):
+    """A CRS AE's grading scale comes from SUPPAE (AETOXGRS/GRADSCAL) when delivered, else the study setting; the
+    ICANS file carries CAPD_SCORE and the SEDATED consciousness value."""
+    import duckdb
+    import pandas as pd
+
+    from safety.ingest import ingest_study
+    from test_ingest_fixtures import DOMAINS, ICANS, SUPPAE, make_study
+
+    supp = pd.concat([SUPPAE, pd.DataFrame({
+        "STUDYID": ["CT-TEST-01"], "RDOMAIN": ["AE"], "USUBJID": ["S-001"], "IDVAR": ["AESEQ"], "IDVARVAL": ["2"],
+        "QNAM": ["AETOXGRS"], "QLABEL": ["Toxicity grading scale"], "QVAL": ["Lee 2014"]})], ignore_index=True)
+    icans = pd.concat([ICANS, pd.DataFrame({"USUBJID": ["S-001"], "ICANSDTC": ["2024-02-06T09:00"], "ICE_SCORE": [""],
+                                            "CONSCIOUSNESS": ["SEDATED"], "SEIZURE": ["NONE"], "MOTOR_WEAKNESS": ["NONE"],
+                                            "CEREBRAL_EDEMA": ["NONE"]})], ignore_index=True)
+    icans["CAPD_SCORE"] = ["", "", "4"]
+    study = make_study(tmp_path / "s", "csv", domains={**DOMAINS, "suppae": supp, "icans_assessments": icans})
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db, run_derivations=False)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        scale = con.execute("SELECT grading_system FROM adverse_events WHERE event_key = 'S-001/AE/2'").fetchone()[0]
+        other = con.execute("SELECT grading_system FROM adverse_events WHERE event_key = 'S-001/AE/1'").fetchone()[0]
+        rows = con.execute("SELECT consciousness, capd_score FROM icans_assessments ORDER BY assessment_time").fetchall()
+    finally:
+        con.close()
+    assert scale == "Lee 2014" and other.startswith("CTCAE")
+    assert rows[-1] == ("SEDATED", 4)
