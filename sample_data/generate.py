@@ -197,6 +197,7 @@ STUDIES = {
         diagnoses=[("B-cell acute lymphoblastic leukaemia", 0.55), ("B-cell lymphoma", 0.45)],
         dose_levels={"DL1": 1.0, "DL2": 3.0},
         enrolment=None,  # drawn: 31 subjects, 3 sites, two dose levels
+        age_min=3,  # B-ALL: children and adolescents are enrolled
         n_subjects=31,
         stopping_rule={"method": "bayesian_beta_binomial", "event": "crs_icans_grade3", "prior_a": 0.5,
                        "prior_b": 1.5, "threshold": 0.25, "posterior_cutoff": 0.90, "max_n": 30, "min_n": 3},
@@ -432,6 +433,10 @@ class Study:
         self.extra_cms: list[dict] = []
         self.ae_edits: list[tuple[str, str, dict]] = []  # subjid, aedecod, field changes
         self.vs_edits: dict[tuple[str, str], float] = {}  # (subjid, VSTESTCD) screening value
+        self.no_crs_assessments: set[str] = set()  # subjects whose CRS is known only from the reported AE
+        self.sedated_days: dict[str, set[int]] = {}  # ICANS assessments of a sedated, intubated subject
+        self.ventilated_days: dict[str, set[int]] = {}  # CRS assessments on mechanical ventilation
+        self.lab_drops: set[tuple[str, str]] = set()  # (subjid, test): no value on or before day 0
         if planted:
             getattr(self, f"_plant_{key}")()
             self.s["usubjid"] = [f"{spec['studyid']}-{st}-{sj}" for st, sj in zip(self.s["siteid"], self.s["subjid"])]
@@ -620,6 +625,38 @@ class Study:
         for sj in ("010", "019", "004", "006", "021"):
             S(sj, outcome="COMPLETED", event_day=365)
         self.s.loc[self.sid("010"), "n_infections"] = 0
+        # A child with B-ALL (age 8): ICANS graded with CAPD (ASTCT, age <= 12), grade 2 on days 6-7.
+        S("002", age=8, weight=26.0, height=128.0, diagnosis="B-cell acute lymphoblastic leukaemia")
+        self.explicit_crs["002"] = {1: 1, 2: 1, 3: 2, 4: 1}
+        self.explicit_icans["002"] = {5: 1, 6: 2, 7: 2, 8: 1}
+        # CRS known only from the reported AE (grade 4, days 3-8): the site kept no bedside CRS assessments.
+        self.explicit_crs["020"] = {3: 1, 4: 2, 5: 4, 6: 4, 7: 2, 8: 1}
+        self.no_crs_assessments.add("020")
+        S("020", icans_grade=0)
+        # A CRS death: grade 4 from day 4, intubated and sedated from day 7 (ICANS not gradable), died on day 10.
+        self.explicit_crs["025"] = {1: 1, 2: 2, 3: 3, 4: 4, 5: 4, 6: 4, 7: 4, 8: 4, 9: 4, 10: 4}
+        self.reported[("025", "CRS", 1)] = 5
+        self.ventilated_days["025"] = {7, 8, 9, 10}
+        self.sedated_days["025"] = {7, 8, 9, 10}
+        S("025", outcome="DEATH", event_day=10, death_day_fixed=10, death_cause="Cytokine release syndrome",
+          icans_grade=0)
+        # IEC-HS without a pre-infusion ferritin: ferritin climbs again after a grade-2 CRS resolves, fibrinogen
+        # 0.9 g/L, platelets fall; treated with anakinra.
+        self.explicit_crs["018"] = {1: 1, 2: 2, 3: 1, 4: 1}
+        S("018", icans_grade=0)
+        self.lab_drops.add(("018", "FERRITIN"))
+        self.anchor_edits[("018", "FERRITIN")] = [(-60, 300), (1, 700), (3, 1400), (5, 1100), (8, 6000), (10, 18600),
+                                                 (12, 14000), (16, 4000), (28, 900), (400, 300)]
+        self.anchor_edits[("018", "FIBRINO")] = [(-60, 3.0), (0, 3.0), (3, 3.4), (6, 2.4), (8, 1.4), (10, 0.9),
+                                                (12, 1.1), (16, 1.8), (21, 2.6), (400, 3.0)]
+        self.extra_lab_days["018"] = [8, 10, 12, 16]
+        self.extra_aes.append(dict(subjid="018", term=("Haemophagocytic lymphohistiocytosis", "Blood and lymphatic system disorders"),
+                                   grade=2, start=9, end=14, rel="RELATED"))
+        self.extra_cms.append(dict(subjid="018", CMTRT="Anakinra", CMDECOD="ANAKINRA", CMCAT="IEC-HS MANAGEMENT",
+                                   CMINDC="Haemophagocytic lymphohistiocytosis", CMDOSE=100, CMDOSU="mg",
+                                   CMROUTE="SUBCUTANEOUS", start=10, end=16))
+        for sj in ("002", "018"):
+            S(sj, outcome="COMPLETED", event_day=365)
 
     def _spread_grades(self) -> None:
         """Give each CTCAE lab term a spread of grades: one short excursion per (test, direction, grade).
@@ -781,6 +818,12 @@ class Study:
             "O2_FLOW_LMIN": flow,
             "COMMENT": comment,
         })
+        subj = s["subjid"].to_numpy()[grid["sid"]]
+        vent = np.array([d in self.ventilated_days.get(sj, ()) for sj, d in zip(subj, grid["day"])], bool)
+        out.loc[vent, "OXYGEN"] = "MECHANICAL_VENTILATION"
+        out.loc[vent, "O2_FLOW_LMIN"] = np.nan
+        out.loc[vent, "COMMENT"] = "ICU: intubated and sedated for respiratory failure"
+        out = out[~np.isin(subj, list(self.no_crs_assessments))].reset_index(drop=True)
         grid["vaso"] = vaso
         grid["vasopressin"] = vasopressin
         grid["temp"] = np.round(temp, 1)
@@ -821,6 +864,14 @@ class Study:
         date = _iso(base, grid["day"])
         tm = np.where(grid["day"] == 0, "T20:00", "T08:00")
         comment = np.where(not_done, "ICE not done (patient asleep)", np.where(edema == "DIFFUSE", "CT: diffuse cerebral oedema", ""))
+        # children (<= 12) are assessed with CAPD instead of ICE (ASTCT): 0 normal, 1-8 grade 1-2, >= 9 grade 3
+        child = s["age"].to_numpy()[grid["sid"]] <= 12
+        capd = np.where(child, np.array([0.0, 4.0, 6.0, 12.0, np.nan])[np.clip(g, 0, 4)], np.nan)
+        ice_txt = np.where(child, np.nan, ice_txt)
+        sed = np.array([d in self.sedated_days.get(sj, ()) for sj, d in zip(subjid, grid["day"])], bool)
+        cons = np.where(sed, "SEDATED", cons)
+        ice_txt = np.where(sed, np.nan, ice_txt)
+        comment = np.where(sed, "Intubated and sedated (respiratory failure from CRS): ICE not possible", comment)
         return pd.DataFrame({
             "USUBJID": s["usubjid"].to_numpy()[grid["sid"]],
             "ICANSDTC": np.char.add(date.astype(str), tm.astype(str)),
@@ -830,6 +881,7 @@ class Study:
             "MOTOR_WEAKNESS": np.where(fatal & (grid["day"] >= 7), "DEEP_FOCAL", "NONE"),
             "CEREBRAL_EDEMA": edema,
             "COMMENT": comment,
+            "CAPD_SCORE": capd,
         })
 
     # ---- labs -------------------------------------------------------------------------------------
@@ -901,6 +953,9 @@ class Study:
             out.append(pd.DataFrame({"sid": sid, "day": day, "visit": v["visit"].to_numpy(), "test": test,
                                      "value": val, "lln": lln[sid], "uln": uln[sid]}))
         lb = pd.concat(out, ignore_index=True)
+        if self.lab_drops:
+            key = pd.Series(list(zip(subjids[lb["sid"]], lb["test"])))
+            lb = lb[~(key.isin(self.lab_drops).to_numpy() & (lb["day"] <= 0).to_numpy())].reset_index(drop=True)
         return lb
 
     # ---- adverse events ---------------------------------------------------------------------------
@@ -1428,7 +1483,7 @@ stopping_rule:
 {sr_lines}
 eligibility:
   age:
-    min: 18
+    min: {spec.get('age_min', 18)}
     max: 70
   labs:
     - {{test: ALT, max_x_uln: 3, inclusive: false, label: "ALT < 3 x ULN"}}

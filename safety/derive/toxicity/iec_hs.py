@@ -135,7 +135,7 @@ recovered AS (
   WHERE run_ok AND run_n = {RECOVERY_VALUES} AND day >= {RECOVERY_FROM_DAY} AND was_low GROUP BY usubjid, test
 ),
 feat AS (
-  SELECT s.usubjid, s.day,
+  SELECT s.usubjid, s.day, k.label AS criterion,
     CASE WHEN k.feature = 'cytopenia' THEN
            CASE WHEN s.day > r.recovery_day THEN 'new ' ELSE 'worsening ' END
            || k.label || ' (' || round(s.vmin, 2) || coalesce(' from ' || round(s.prev_min, 2), '') || ')'
@@ -155,11 +155,17 @@ feat AS (
          AND round(s.vmax, 9) > round(k.thr * greatest(s.uln, coalesce(s.baseline, 0)), 9)
     ELSE false END
 ),
+near AS (
+  -- one finding per criterion: the one measured nearest the ferritin day
+  SELECT c.usubjid, c.day, arg_min(f.finding, abs(f.day - c.day) * 1000 + f.day) AS finding
+  FROM cand c JOIN feat f ON f.usubjid = c.usubjid AND f.day BETWEEN c.day - {w} AND c.day + {w}
+  GROUP BY c.usubjid, c.day, f.criterion
+),
 flags AS (
   SELECT c.usubjid, c.day AS flag_day, c.value AS ferritin, c.uln AS ferritin_uln, c.baseline AS ferritin_at_infusion,
     c.value / nullif(c.baseline, 0) AS ferritin_fold, c.prev_value AS ferritin_previous, c.ferritin_criterion,
     string_agg(DISTINCT f.finding, ', ' ORDER BY f.finding) AS criteria_met, c.crs_episode_key, c.crs_phase
-  FROM cand c JOIN feat f ON f.usubjid = c.usubjid AND f.day BETWEEN c.day - {w} AND c.day + {w}
+  FROM cand c JOIN near f ON f.usubjid = c.usubjid AND f.day = c.day
   GROUP BY ALL
 ),
 mg AS (
