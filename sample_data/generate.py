@@ -233,6 +233,12 @@ PLANTED = [
     ("car_itnk", "019", "conventional units", 21, "Bilirubin (mg/dL) and haemoglobin (g/dL) given only as LBORRES/LBORRESU on days 21 and 28"),
     ("car_itnk", "004", "urine glucose", 28, "Urine glucose 0.3 mmol/L (LBSPEC URINE): must not be graded as hypoglycaemia"),
     ("car_itnk", "010", "partial date", None, "Upper respiratory infection with AESTDTC year-month only (a later month)"),
+    ("car_itnk", "002", "child ICANS (CAPD)", 6, "Age 8, B-ALL: ICANS graded with CAPD (no ICE), grade 2 on days 6-7 (CAPD 6, awakens to voice)"),
+    ("car_itnk", "020", "AE-only CRS", 3, "CRS grade 4 reported as an AE (days 3-8) with no bedside CRS assessments: episode with source 'reported AE'"),
+    ("car_itnk", "025", "CRS death", 10, "CRS grade 4 from day 4, died of CRS on day 10 (AE grade 5 FATAL, DS cause): CRS grade 5"),
+    ("car_itnk", "025", "sedated ICU days", 7, "Intubated and sedated for CRS respiratory failure days 7-10: ICANS consciousness and ICE not gradable"),
+    ("car_itnk", "018", "IEC-HS (no baseline ferritin)", 6, "No ferritin before infusion; ferritin > 2 x ULN rising again after grade-2 CRS, fibrinogen 0.9 g/L; anakinra: screen grade 2"),
+    ("car_t_cd56", "009", "early ICAHT grade 4", 2, "ANC <= 0.5 from day 2 with no recovery by day 30: early ICAHT grade 4 (the DLT R7 subject)"),
 ]
 
 
