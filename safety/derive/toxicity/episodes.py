@@ -23,7 +23,8 @@ def ae_sql(syndrome: str, with_assessments: bool | None = None) -> str:
     subj = ""
     if with_assessments is not None:
         op = "IN" if with_assessments else "NOT IN"
-        subj = f" AND usubjid {op} (SELECT usubjid FROM {assessment_source(syndrome)} WHERE {SCOPE})"
+        subj = (f" AND usubjid {op} (SELECT usubjid FROM {assessment_source(syndrome)} WHERE {SCOPE}"
+                " AND usubjid IS NOT NULL)")
     return f"""
 SELECT usubjid, aeseq, event_key, aetoxgr, grading_system, onset_day, end_day, ongoing, aeout
 FROM adverse_events
