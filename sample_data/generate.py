@@ -198,6 +198,7 @@ STUDIES = {
         diagnoses=[("B-cell acute lymphoblastic leukaemia", 0.55), ("B-cell lymphoma", 0.45)],
         dose_levels={"DL1": 1.0, "DL2": 3.0},
         enrolment=None,  # drawn: 31 subjects, 3 sites, two dose levels
+        age_min=3,  # B-ALL: children and adolescents are enrolled
         n_subjects=31,
         stopping_rule={"method": "bayesian_beta_binomial", "event": "crs_icans_grade3", "prior_a": 0.5,
                        "prior_b": 1.5, "threshold": 0.25, "posterior_cutoff": 0.90, "max_n": 30, "min_n": 3},
@@ -235,6 +236,12 @@ PLANTED = [
     ("car_itnk", "010", "partial date", None, "Upper respiratory infection with AESTDTC year-month only (a later month)"),
     ("car_t_cd56", "021", "DLT R9", 6, "Acute kidney injury grade 4, probably related, days 6-8 (3 days): too short for R6, a DLT candidate by R9"),
     ("car_t_cd56", "014", "pending changes decision", 28, "DL3: 2 of 6 DLTs confirmed (BOIN stay); the pending R7 candidate of 014 would make 3 of 6 (de-escalate)"),
+    ("car_itnk", "002", "child ICANS (CAPD)", 6, "Age 8, B-ALL: ICANS graded with CAPD (no ICE), grade 2 on days 6-7 (CAPD 6, awakens to voice)"),
+    ("car_itnk", "020", "AE-only CRS", 3, "CRS grade 4 reported as an AE (days 3-8) with no bedside CRS assessments: episode with source 'reported AE'"),
+    ("car_itnk", "025", "CRS death", 10, "CRS grade 4 from day 4, died of CRS on day 10 (AE grade 5 FATAL, DS cause): CRS grade 5"),
+    ("car_itnk", "025", "sedated ICU days", 7, "Intubated and sedated for CRS respiratory failure days 7-10: ICANS consciousness and ICE not gradable"),
+    ("car_itnk", "018", "IEC-HS (no baseline ferritin)", 6, "No ferritin before infusion; ferritin > 2 x ULN rising again after grade-2 CRS, fibrinogen 0.9 g/L; anakinra: screen grade 2"),
+    ("car_t_cd56", "009", "early ICAHT grade 4", 2, "ANC <= 0.5 from day 2 with no recovery by day 30: early ICAHT grade 4 (the DLT R7 subject)"),
 ]
 
 
@@ -435,6 +442,10 @@ class Study:
         self.extra_cms: list[dict] = []
         self.ae_edits: list[tuple[str, str, dict]] = []  # subjid, aedecod, field changes
         self.vs_edits: dict[tuple[str, str], float] = {}  # (subjid, VSTESTCD) screening value
+        self.no_crs_assessments: set[str] = set()  # subjects whose CRS is known only from the reported AE
+        self.sedated_days: dict[str, set[int]] = {}  # ICANS assessments of a sedated, intubated subject
+        self.ventilated_days: dict[str, set[int]] = {}  # CRS assessments on mechanical ventilation
+        self.lab_drops: set[tuple[str, str]] = set()  # (subjid, test): no value on or before day 0
         if planted:
             getattr(self, f"_plant_{key}")()
             self.s["usubjid"] = [f"{spec['studyid']}-{st}-{sj}" for st, sj in zip(self.s["siteid"], self.s["subjid"])]
@@ -629,6 +640,38 @@ class Study:
         for sj in ("010", "019", "004", "006", "021"):
             S(sj, outcome="COMPLETED", event_day=365)
         self.s.loc[self.sid("010"), "n_infections"] = 0
+        # A child with B-ALL (age 8): ICANS graded with CAPD (ASTCT, age <= 12), grade 2 on days 6-7.
+        S("002", age=8, weight=26.0, height=128.0, diagnosis="B-cell acute lymphoblastic leukaemia")
+        self.explicit_crs["002"] = {1: 1, 2: 1, 3: 2, 4: 1}
+        self.explicit_icans["002"] = {5: 1, 6: 2, 7: 2, 8: 1}
+        # CRS known only from the reported AE (grade 4, days 3-8): the site kept no bedside CRS assessments.
+        self.explicit_crs["020"] = {3: 1, 4: 2, 5: 4, 6: 4, 7: 2, 8: 1}
+        self.no_crs_assessments.add("020")  # nor post-infusion vitals or vasopressors: SDTM gives no bedside record either
+        S("020", icans_grade=0)
+        # A CRS death: grade 4 from day 4, intubated and sedated from day 7 (ICANS not gradable), died on day 10.
+        self.explicit_crs["025"] = {1: 1, 2: 2, 3: 3, 4: 4, 5: 4, 6: 4, 7: 4, 8: 4, 9: 4, 10: 4}
+        self.reported[("025", "CRS", 1)] = 5
+        self.ventilated_days["025"] = {7, 8, 9, 10}
+        self.sedated_days["025"] = {7, 8, 9, 10}
+        S("025", outcome="DEATH", event_day=10, death_day_fixed=10, death_cause="Cytokine release syndrome",
+          icans_grade=0)
+        # IEC-HS without a pre-infusion ferritin: ferritin climbs again after a grade-2 CRS resolves, fibrinogen
+        # 0.9 g/L, platelets fall; treated with anakinra.
+        self.explicit_crs["018"] = {1: 1, 2: 2, 3: 1, 4: 1}
+        S("018", icans_grade=0)
+        self.lab_drops.add(("018", "FERRITIN"))
+        self.anchor_edits[("018", "FERRITIN")] = [(-60, 300), (1, 700), (3, 1400), (5, 1100), (8, 6000), (10, 18600),
+                                                 (12, 14000), (16, 4000), (28, 900), (400, 300)]
+        self.anchor_edits[("018", "FIBRINO")] = [(-60, 3.0), (0, 3.0), (3, 3.4), (6, 2.4), (8, 1.4), (10, 0.9),
+                                                (12, 1.1), (16, 1.8), (21, 2.6), (400, 3.0)]
+        self.extra_lab_days["018"] = [8, 10, 12, 16]
+        self.extra_aes.append(dict(subjid="018", term=("Haemophagocytic lymphohistiocytosis", "Blood and lymphatic system disorders"),
+                                   grade=2, start=9, end=14, rel="RELATED"))
+        self.extra_cms.append(dict(subjid="018", CMTRT="Anakinra", CMDECOD="ANAKINRA", CMCAT="IEC-HS MANAGEMENT",
+                                   CMINDC="Haemophagocytic lymphohistiocytosis", CMDOSE=100, CMDOSU="mg",
+                                   CMROUTE="SUBCUTANEOUS", start=10, end=16))
+        for sj in ("002", "018"):
+            S(sj, outcome="COMPLETED", event_day=365)
 
     def _spread_grades(self) -> None:
         """Give each CTCAE lab term a spread of grades: one short excursion per (test, direction, grade).
@@ -790,6 +833,12 @@ class Study:
             "O2_FLOW_LMIN": flow,
             "COMMENT": comment,
         })
+        subj = s["subjid"].to_numpy()[grid["sid"]]
+        vent = np.array([d in self.ventilated_days.get(sj, ()) for sj, d in zip(subj, grid["day"])], bool)
+        out.loc[vent, "OXYGEN"] = "MECHANICAL_VENTILATION"
+        out.loc[vent, "O2_FLOW_LMIN"] = np.nan
+        out.loc[vent, "COMMENT"] = "ICU: intubated and sedated for respiratory failure"
+        out = out[~np.isin(subj, list(self.no_crs_assessments))].reset_index(drop=True)
         grid["vaso"] = vaso
         grid["vasopressin"] = vasopressin
         grid["temp"] = np.round(temp, 1)
@@ -830,6 +879,14 @@ class Study:
         date = _iso(base, grid["day"])
         tm = np.where(grid["day"] == 0, "T20:00", "T08:00")
         comment = np.where(not_done, "ICE not done (patient asleep)", np.where(edema == "DIFFUSE", "CT: diffuse cerebral oedema", ""))
+        # children (<= 12) are assessed with CAPD instead of ICE (ASTCT): 0 normal, 1-8 grade 1-2, >= 9 grade 3
+        child = s["age"].to_numpy()[grid["sid"]] <= 12
+        capd = np.where(child, np.array([0.0, 4.0, 6.0, 12.0, np.nan])[np.clip(g, 0, 4)], np.nan)
+        ice_txt = np.where(child, np.nan, ice_txt)
+        sed = np.array([d in self.sedated_days.get(sj, ()) for sj, d in zip(subjid, grid["day"])], bool)
+        cons = np.where(sed, "SEDATED", cons)
+        ice_txt = np.where(sed, np.nan, ice_txt)
+        comment = np.where(sed, "Intubated and sedated (respiratory failure from CRS): ICE not possible", comment)
         return pd.DataFrame({
             "USUBJID": s["usubjid"].to_numpy()[grid["sid"]],
             "ICANSDTC": np.char.add(date.astype(str), tm.astype(str)),
@@ -839,6 +896,7 @@ class Study:
             "MOTOR_WEAKNESS": np.where(fatal & (grid["day"] >= 7), "DEEP_FOCAL", "NONE"),
             "CEREBRAL_EDEMA": edema,
             "COMMENT": comment,
+            "CAPD_SCORE": capd,
         })
 
     # ---- labs -------------------------------------------------------------------------------------
@@ -910,6 +968,9 @@ class Study:
             out.append(pd.DataFrame({"sid": sid, "day": day, "visit": v["visit"].to_numpy(), "test": test,
                                      "value": val, "lln": lln[sid], "uln": uln[sid]}))
         lb = pd.concat(out, ignore_index=True)
+        if self.lab_drops:
+            key = pd.Series(list(zip(subjids[lb["sid"]], lb["test"])))
+            lb = lb[~(key.isin(self.lab_drops).to_numpy() & (lb["day"] <= 0).to_numpy())].reset_index(drop=True)
         return lb
 
     # ---- adverse events ---------------------------------------------------------------------------
@@ -1044,7 +1105,7 @@ class Study:
                        500, "mg", "ORAL", iep["min"].to_numpy(), iep["max"].to_numpy() + 7)
         # vasopressors from the bedside record, one CM per contiguous run
         for col, trt in (("vaso", "Norepinephrine"), ("vasopressin", "Vasopressin")):
-            x = crs_grid[crs_grid[col] > 0]
+            x = crs_grid[(crs_grid[col] > 0) & ~self._no_bedside(crs_grid["sid"].to_numpy())]
             if len(x):
                 run = (x["day"].diff().fillna(9).ne(1) | x["sid"].diff().fillna(1).ne(0)).cumsum()
                 r = x.groupby(run).agg(sid=("sid", "first"), a=("day", "min"), b=("day", "max"))
@@ -1283,6 +1344,10 @@ class Study:
         df["LBSEQ"] = (df.groupby("USUBJID").cumcount() + 1).astype(float)
         return df
 
+    def _no_bedside(self, sid) -> np.ndarray:
+        """True for rows of subjects whose CRS is known only from the reported AE (``no_crs_assessments``)."""
+        return np.isin(self.s["subjid"].to_numpy()[np.asarray(sid, int)], list(self.no_crs_assessments))
+
     def _vs_frame(self, vis: pd.DataFrame, crs_grid: pd.DataFrame) -> pd.DataFrame:
         s, rng = self.s, self.rng
         studyid = self.spec["studyid"]
@@ -1320,6 +1385,10 @@ class Study:
         rows.append(pd.DataFrame({"sid": later["sid"], "day": later["day"], "visit": later["visit"], "cd": "ECOG",
                                   "name": "ECOG Performance Status", "val": s["ecog"].to_numpy()[later["sid"]].astype(float), "unit": ""}))
         x = pd.concat(rows, ignore_index=True).sort_values(["sid", "day", "cd"], kind="stable").reset_index(drop=True)
+        # subjects whose CRS is known only from the AE: no post-infusion vitals delivered (ingest would build CRS
+        # assessments from them, safety/ingest/sdtm_assessments.py)
+        x = x[~(self._no_bedside(x["sid"].to_numpy()) & (x["day"].to_numpy() >= 0)
+                & x["cd"].isin(["TEMP", "SYSBP", "DIABP", "PULSE", "OXYSAT"]).to_numpy())].reset_index(drop=True)
         sid = x["sid"].to_numpy()
         day = x["day"].to_numpy()
         pre = pd.Series(np.where(day <= 0, day, -10 ** 6))
@@ -1375,7 +1444,7 @@ TWIN_O2_PROCEDURE = {"CPAP": "Continuous positive airway pressure", "BIPAP": "Bi
                      "MECHANICAL_VENTILATION": "Invasive mechanical ventilation"}
 TWIN_CONSCIOUSNESS_TEXT = {"AWAKE": "AWAKE", "AWAKENS_SPONTANEOUSLY": "AWAKENS SPONTANEOUSLY",
                            "AWAKENS_TO_VOICE": "AWAKENS TO VOICE", "AWAKENS_TO_TACTILE": "AWAKENS ONLY TO TACTILE STIMULUS",
-                           "UNAROUSABLE": "UNAROUSABLE"}
+                           "UNAROUSABLE": "UNAROUSABLE", "SEDATED": "SEDATED/INTUBATED"}
 TWIN_VITALS_AT_ASSESSMENT = ("TEMP", "SYSBP", "DIABP", "PULSE", "OXYSAT")
 
 
@@ -1508,7 +1577,11 @@ def sdtm_twin(doms: dict[str, pd.DataFrame], spec: dict) -> dict[str, pd.DataFra
              ("ICE10", "Counts backwards from 100 by 10")]
     for r in icans.itertuples():
         base = dict(USUBJID=r.USUBJID, QSCAT="ICE", QSDTC=r.ICANSDTC)
-        if np.isnan(r.ICE_SCORE):
+        capd = float(r.CAPD_SCORE) if r.CAPD_SCORE == r.CAPD_SCORE and r.CAPD_SCORE != "" else np.nan
+        if not np.isnan(capd):  # a child: CAPD instead of ICE
+            qs.append(dict(base, QSCAT="CAPD", QSTESTCD="CAPDTOT", QSTEST="CAPD Total Score", QSORRES=f"{capd:g}",
+                           QSSTRESN=capd, QSSTAT=""))
+        elif np.isnan(r.ICE_SCORE):
             qs.append(dict(base, QSTESTCD="ICETOT", QSTEST="ICE Total Score", QSORRES="", QSSTRESN=np.nan, QSSTAT="NOT DONE"))
         elif r.site == "01":
             ones = set(rng.permutation(10)[:int(r.ICE_SCORE)])
@@ -1619,7 +1692,7 @@ stopping_rule:
 {sr_lines}
 eligibility:
   age:
-    min: 18
+    min: {spec.get('age_min', 18)}
     max: 70
   labs:
     - {{test: ALT, max_x_uln: 3, inclusive: false, label: "ALT < 3 x ULN"}}

@@ -348,3 +348,10 @@ def test_listings_preview_a_long_listing_and_write_every_row_on_demand(crowded_e
     csv = pd.read_csv(io.BytesIO(csv_bytes))
     assert len(csv) == n_ae and csv["usubjid"].is_monotonic_increasing
     assert xlsx_bytes[:2] == b"PK"
+
+
+def test_labs_page_shows_car_hematotox_beside_icaht(app_env):
+    at = _open("labs")
+    assert not at.exception
+    assert any("CAR-HEMATOTOX" in m.value for m in at.markdown)
+    assert any(x.label == "High risk (score ≥2)" for x in at.metric)

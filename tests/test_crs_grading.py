@@ -123,8 +123,9 @@ def test_no_masking_without_anticytokine(db_path):
     assert int(g[3]["grade"]) == 0 and bool(g[3]["fever_required"])
 
 
-def test_masking_by_antipyretic_and_steroid_running(db_path):
-    """A corticosteroid started before onset and still running masks fever once CRS has started."""
+def test_masking_by_antipyretic_given_for_crs_but_not_by_a_steroid_running_before_it(db_path):
+    """Lee 2019: fever stops being required once antipyretic or anti-cytokine therapy is given for CRS. A steroid
+    running since before CRS was not given for it and masks nothing."""
     db = StudyDB(db_path)
     db.subject("P3")
     db.med("P3", "corticosteroid", -1, None)
@@ -137,7 +138,7 @@ def test_masking_by_antipyretic_and_steroid_running(db_path):
     db.crs("P4", 2, temp=37.1, hypotension=True)
     db.derive()
     g3 = _by_day(db, "P3")
-    assert int(g3[0]["grade"]) == 0 and int(g3[2]["grade"]) == 3
+    assert int(g3[0]["grade"]) == 0 and int(g3[2]["grade"]) == 0 and bool(g3[2]["fever_required"])
     g4 = _by_day(db, "P4")
     assert int(g4[2]["grade"]) == 2
 

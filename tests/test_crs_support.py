@@ -37,12 +37,14 @@ class StudyDB:
         self.con.execute(f"INSERT INTO {table} ({names}) VALUES ({ph})", cols)
 
     def subject(self, usubjid, *, infused=True, death_day=None, last_known_alive_day=180, cohort="C1",
-                dose_level="DL1", product="CAR-X", enrollment_order=None, siteid="01"):
+                dose_level="DL1", product="CAR-X", enrollment_order=None, siteid="01", age=None, death_cause=None,
+                lymphodepletion_start_day=None):
         n = self._next("subjects")
         self._insert("subjects", usubjid=usubjid, siteid=siteid, cohort=cohort, dose_level=dose_level, product=product,
                      first_infusion_date=DAY0 if infused else None, infused=infused, death_day=death_day,
                      last_known_alive_day=last_known_alive_day,
-                     enrollment_order=(enrollment_order or n) if infused else None)
+                     enrollment_order=(enrollment_order or n) if infused else None, age=age, death_cause=death_cause,
+                     lymphodepletion_start_day=lymphodepletion_start_day)
 
     def crs(self, usubjid, day, hour=8, temp=37.0, hypotension=False, vasopressors=0, vasopressin=False,
             oxygen="NONE", flow=None, minute=0, assessment_id=None):
@@ -54,18 +56,22 @@ class StudyDB:
         return aid
 
     def icans(self, usubjid, day, hour=8, ice=10, consciousness="AWAKE", seizure="NONE", motor="NONE",
-              edema="NONE", assessment_id=None):
+              edema="NONE", assessment_id=None, capd=None):
         aid = assessment_id or self._next("icans")
         t = dt.datetime.combine(DAY0 + dt.timedelta(days=day), dt.time(hour, 0))
         self._insert("icans_assessments", usubjid=usubjid, assessment_id=aid, assessment_time=t,
                      assessment_date=t.date(), day=day, ice_score=ice, consciousness=consciousness, seizure=seizure,
-                     motor_weakness=motor, cerebral_edema=edema)
+                     motor_weakness=motor, cerebral_edema=edema, capd_score=capd)
         return aid
 
-    def med(self, usubjid, med_class, start_day, end_day=None, cmtrt=None, hour=None):
+    def med(self, usubjid, med_class, start_day, end_day=None, cmtrt=None, hour=None, route=None, indication=None):
         start_time = None if hour is None else dt.datetime.combine(DAY0 + dt.timedelta(days=start_day), dt.time(hour))
         self._insert("medications", usubjid=usubjid, cmseq=self._next("cm"), cmtrt=cmtrt or med_class,
-                     med_class=med_class, start_day=start_day, end_day=end_day, start_time=start_time)
+                     med_class=med_class, start_day=start_day, end_day=end_day, start_time=start_time,
+                     cmroute=route, cmindc=indication)
+
+    def death_record(self, usubjid, day, dsterm):
+        self._insert("disposition", usubjid=usubjid, dsseq=self._next("ds"), dsterm=dsterm, dsdecod="DEATH", day=day)
 
     def ae(self, usubjid, aedecod, grade, onset_day, end_day=None, grading_system="ASTCT 2019", aeout=None):
         seq = self._next("ae")

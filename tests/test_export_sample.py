@@ -87,14 +87,17 @@ def test_planted_dlts_carry_rule_grade_and_window(con):
     assert (crs4.site, crs4.cohort) == ("01", q(con, "SELECT cohort FROM subjects WHERE studyid=$s AND data_cut=$c "
                                                "AND usubjid=$u", s=CART, c=CUT2, u=cart("005")).iat[0, 0])
     assert rows[(cart("011"), "R3")].grade == 3
-    assert rows[(cart("012"), "R1")].grade == 5 and rows[(cart("012"), "R4")].grade == 4
+    # the ICANS episode is grade 5: the death is attributed to ICANS (fatal grade-5 AE, DS cause of death)
+    assert rows[(cart("012"), "R1")].grade == 5 and rows[(cart("012"), "R4")].grade == 5
     assert rows[(cart("009"), "R7")].onset_day == 28 and rows[(cart("014"), "R7")].onset_day == 28
     assert rows[(cart("007"), "R6")].grade == 3 and rows[(cart("019"), "R6")].grade == 3
     late = rows[(cart("016"), "R2")]
     assert late.onset_day == 30 and late.in_window is False or late.in_window == False  # noqa: E712
     # near-misses are not candidates
     assert not {cart("013"), cart("008"), cart("003")} & set(dlt["usubjid"])
-    assert build_listing(make_reader(con, ITNK, CUT2), "dlt").empty  # the CAR-ITNK study has no DLT candidate
+    # CAR-ITNK: the AE-only CRS grade 4 (020) and the CRS death (025) are the study's candidates
+    itnk = build_listing(make_reader(con, ITNK, CUT2), "dlt")
+    assert set(zip(itnk["usubjid"].str[-3:], itnk["rule_id"])) == {("020", "R2"), ("025", "R1"), ("025", "R2")}
 
 
 def test_planted_deaths(con):
@@ -141,11 +144,13 @@ def test_planted_screening_alt_deviation_itnk(con):
 
 
 def test_iec_hs_screen_flags_only_the_planted_subject(con):
-    """Ordinary CRS with the lymphodepletion nadir is not screen positive; CD56-CART-01 019 is (from day 5)."""
+    """Ordinary CRS with the lymphodepletion nadir is not screen positive; CD56-CART-01 019 is (from day 6), and
+    ITNK-B-01 018 (no baseline ferritin, from day 6)."""
     for study in (CART, ITNK):
         got = q(con, "SELECT usubjid, min(flag_day) AS first FROM iec_hs_screen WHERE studyid=$s AND data_cut=$c "
                      "GROUP BY usubjid", s=study, c=CUT2)
-        assert dict(zip(got["usubjid"], got["first"])) == ({cart("019"): 5} if study == CART else {})
+        assert dict(zip(got["usubjid"], got["first"])) == ({cart("019"): 6} if study == CART
+                                                           else {"ITNK-B-01-03-018": 6})
 
 
 def test_aesi_derived_rows_have_term_and_day(con):
@@ -160,7 +165,7 @@ def test_aesi_derived_rows_have_term_and_day(con):
         ("014", "icaht", "Early ICAHT grade 4 (platelets)", 5),
         ("014", "dlt_candidates", "Prolonged cytopenia (PLAT grade 4 at day 28)", 28),
         ("019", "icaht", "Early ICAHT grade 3 (platelets)", 9),
-        ("019", "iec_hs_screen", "IEC-HS screen positive", 5),
+        ("019", "iec_hs_screen", "IEC-HS screen positive", 6),
     }
 
 
@@ -266,9 +271,10 @@ def test_crs_icans_table_matches_toxicity_summary(con):
         ons = onset_duration_summary(reader, syn, by="cohort").set_index("group").loc["All infused"]
         assert tab.loc[f"{syn}: duration of first episode in days, median (range)", overall].startswith(
             f"{ons['duration_days_median']:g} (")
-    # planted: CRS grade 4 in 005 (DL2 escalation) and 016 (expansion); ICANS grade 4 in 012
+    # planted: CRS grade 4 in 005 (DL2 escalation) and 016 (expansion); ICANS grade 5 in 012 (death from ICANS)
     assert tab.loc["CRS: maximum grade 4", overall] == "2 (9.1)"
-    assert tab.loc["ICANS: maximum grade 4", overall] == "1 (4.5)"
+    assert tab.loc["ICANS: maximum grade 4", overall] == "0"
+    assert tab.loc["ICANS: maximum grade 5", overall] == "1 (4.5)"
     assert tab.loc["CRS: anakinra", overall] == "1 (4.5)"  # 005, refractory CRS
 
 

@@ -91,7 +91,7 @@ def test_never_recovering_subject_is_grade4(db_path):
         db.lab("LATE", "NEUT", d, 0.2)
     db.derive_icaht()
     r = _icaht(db, "NR")
-    assert _int(r["early_grade"]) == 4 and r["never_recovered"] and "never recovered" in r["note"]
+    assert _int(r["early_grade"]) == 4 and r["never_recovered"] and "not recovered by day 30" in r["note"]
     assert _int(r["days_le_500"]) == 23 and r["recovery_day"] is None or math.isnan(r["recovery_day"])
     r2 = _icaht(db, "LATE")
     assert not r2["never_recovered"] and _int(r2["early_grade"]) == 3
@@ -159,3 +159,84 @@ def test_infused_subject_without_results_is_listed_as_not_assessable(db_path):
                and not r["evaluable"] and "not assessable" in r["note"] for r in missing)
     assert "no ANC (NEUT) result" in rows[0]["note"] and "no platelet (PLAT) result" in rows[3]["note"]
     assert _int(rows[2]["early_grade"]) == 2  # 7 days at or below 0.5
+
+
+def test_no_recovery_by_day_30_is_grade4_boundary_day_30_and_31(db_path):
+    """EHA/EBMT 2023 (Rejeski, Blood 2023): ANC <= 0.5 x10^9/L from day 1 without recovery by day +30 is early
+    grade 4; a recovery starting on day 30 leaves grade 3 (14-30 days)."""
+    db = StudyDB(db_path)
+    for sid, first_up in [("R30", 30), ("R31", 31)]:
+        db.subject(sid)
+        db.lab(sid, "NEUT", 0, 1.5)
+        for d in range(1, 61):
+            db.lab(sid, "NEUT", d, 0.3 if d < first_up else 1.4)
+    db.derive_icaht()
+    r30, r31 = _icaht(db, "R30"), _icaht(db, "R31")
+    assert (_int(r30["early_grade"]), bool(r30["never_recovered"])) == (3, False)
+    assert _int(r30["recovery_day"]) == 30 and "14-30" in r30["early_grade_reason"]
+    assert (_int(r31["early_grade"]), bool(r31["never_recovered"])) == (4, True)
+    assert r31["early_grade_reason"] == "ANC <= 0.5 from day 1 with no recovery by day 30"
+
+
+def test_mostly_unknown_early_window_is_a_lower_bound(db_path):
+    """23 of 31 early days unknown (values too far apart to interpolate): 'not fully evaluable', grade a lower bound."""
+    db = StudyDB(db_path)
+    db.subject("U1")
+    for d, v in [(0, 2.0), (1, 0.4), (2, 0.3), (3, 0.6), (4, 0.7), (5, 0.8), (6, 0.9), (7, 1.0), (60, 1.8)]:
+        db.lab("U1", "NEUT", d, v)
+    db.subject("U2")   # dense: fully evaluable
+    for d in range(0, 40):
+        db.lab("U2", "NEUT", d, 0.3 if d in (1, 2) else 2.0)
+    db.derive_icaht()
+    u1, u2 = _icaht(db, "U1"), _icaht(db, "U2")
+    assert _int(u1["early_unknown_days"]) == 23 and u1["early_evaluability"] == "not fully evaluable"
+    assert bool(u1["early_grade_is_lower_bound"]) and not bool(u1["evaluable"])
+    assert _int(u1["early_grade"]) == 1 and "lower bound" in u1["early_grade_reason"]
+    assert u2["early_evaluability"] == "fully evaluable" and not bool(u2["early_grade_is_lower_bound"])
+
+
+def test_late_grade_needs_two_tests_at_the_level(db_path):
+    """EHA/EBMT late ICAHT footnote: a grade needs two or more tests at that level; one value is transient."""
+    db = StudyDB(db_path)
+    db.subject("L1")
+    db.subject("L2")
+    for sid in ("L1", "L2"):
+        for d in range(0, 31):
+            db.lab(sid, "NEUT", d, 2.0)
+        db.lab(sid, "NEUT", 40, 0.4)
+        db.lab(sid, "NEUT", 60, 2.2)
+    db.lab("L2", "NEUT", 70, 0.45)
+    db.derive_icaht()
+    l1, l2 = _icaht(db, "L1"), _icaht(db, "L2")
+    assert _int(l1["late_grade"]) == 0 and "transient" in l1["late_grade_reason"]
+    assert _int(l2["late_grade"]) == 3 and "two tests" in l2["late_grade_reason"]
+
+
+def test_car_hematotox_points_and_risk(db_path):
+    """CAR-HEMATOTOX (Rejeski, Blood 2021): last values before lymphodepletion; >= 2 points is high risk."""
+    db = StudyDB(db_path)
+    db.subject("HT1", lymphodepletion_start_day=-5)   # 0 points: low
+    for t, v in [("NEUT", 3.0), ("HGB", 120), ("PLAT", 200), ("CRP", 5), ("FERRITIN", 300)]:
+        db.lab("HT1", t, -6, v)
+        db.lab("HT1", t, -2, 0.01)                     # after lymphodepletion started: not used
+    db.subject("HT2", lymphodepletion_start_day=-5)   # boundaries: ANC 1.2 -> 0, PLT 75 -> 1, CRP 30 -> 1, ferritin 2000 -> 1
+    for t, v in [("NEUT", 1.2), ("HGB", 90), ("PLAT", 75), ("CRP", 30), ("FERRITIN", 2000)]:
+        db.lab("HT2", t, -7, v)
+    db.subject("HT3", lymphodepletion_start_day=-5)   # PLT 74 -> 2, ferritin 2001 -> 2, ANC 1.19 -> 1, Hb 89 -> 1
+    for t, v in [("NEUT", 1.19), ("HGB", 89), ("PLAT", 74), ("CRP", 29.9), ("FERRITIN", 2001)]:
+        db.lab("HT3", t, -5, v)
+    db.subject("HT4")                                  # ferritin missing; known points already 2
+    for t, v in [("NEUT", 3.0), ("HGB", 120), ("PLAT", 50), ("CRP", 1)]:
+        db.lab("HT4", t, -3, v)
+    from safety.derive.toxicity.hematotox import derive_car_hematotox
+    derive_car_hematotox(db.con, db.studyid, db.data_cut, {})
+    r = {x["usubjid"]: x for x in db.rows("SELECT * FROM car_hematotox")}
+    assert (_int(r["HT1"]["score"]), r["HT1"]["risk"]) == (0, "low")
+    assert r["HT1"]["anc"] == 3.0 and _int(r["HT1"]["anc_day"]) == -6
+    assert (_int(r["HT2"]["score"]), r["HT2"]["risk"]) == (3, "high")
+    assert [_int(r["HT2"][f"{m}_points"]) for m in ("anc", "hgb", "plt", "crp", "ferritin")] == [0, 0, 1, 1, 1]
+    assert [_int(r["HT3"][f"{m}_points"]) for m in ("anc", "hgb", "plt", "crp", "ferritin")] == [1, 1, 2, 0, 2]
+    assert _int(r["HT3"]["score"]) == 6
+    assert _int(r["HT4"]["score"]) is None and r["HT4"]["risk"] == "high (incomplete)"
+    assert "FERRITIN missing" in r["HT4"]["note"] and "day -1" in r["HT4"]["note"]
+    assert "platelets 50.0 x10^9/L (day -3): 2" in r["HT4"]["inputs"]

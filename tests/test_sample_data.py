@@ -179,7 +179,8 @@ def test_study_yaml_validates(folder):
     assert cfg["data_cuts"] == ["2026-03-31", "2026-09-30"]
     assert {lim["test"] for lim in cfg["eligibility"]["labs"]} == {"ALT", "AST", "BILI", "CREAT"}
     assert {lim["test"] for lim in cfg["eligibility"]["vitals"]} == {"OXYSAT", "LVEF", "ECOG"}
-    assert cfg["eligibility"]["age"] == {"min": 18, "max": 70}
+    # the B-ALL study enrols children (CAPD-graded ICANS below 13)
+    assert cfg["eligibility"]["age"] == {"min": 3 if folder == ITNK else 18, "max": 70}
 
 
 def test_stopping_rules_differ_between_studies():
@@ -236,18 +237,23 @@ def test_infusion_dates_give_two_different_cuts():
 # Planted findings in the raw files
 # --------------------------------------------------------------------------------------------------
 def test_crs_ae_grades_match_bedside_grades_except_planted_discrepancies():
-    mismatches = []
+    mismatches, ae_only = [], []
     for folder, key in ((CART, "car_t_cd56"), (ITNK, "car_itnk")):
         ae = read(folder, "ae")
         for usub, grp in ae[ae["AEDECOD"] == CRS].groupby("USUBJID"):
             by_day = crs_grades_by_day(folder, usub)
             inf = infusion(folder, usub)
+            if not by_day:   # CRS known only from the reported AE
+                ae_only.append((key, usub.rsplit("-", 1)[1], int(grp["AETOXGR"].astype(int).max())))
+                continue
             for r in grp.itertuples():
                 s, e = day_of(r.AESTDTC, inf), day_of(r.AEENDTC or r.AESTDTC, inf)
                 derived = max(g for d, g in by_day.items() if s <= d <= e)
                 if derived != int(r.AETOXGR):
                     mismatches.append((key, usub.rsplit("-", 1)[1], int(r.AETOXGR), derived))
-    assert sorted(mismatches) == [("car_itnk", "008", 1, 3), ("car_t_cd56", "006", 1, 3)]
+    # 025 died of CRS (grade 5 is death, bedside maximum grade 4)
+    assert sorted(mismatches) == [("car_itnk", "008", 1, 3), ("car_itnk", "025", 5, 4), ("car_t_cd56", "006", 1, 3)]
+    assert ae_only == [("car_itnk", "020", 4)]
 
 
 def test_icans_ae_grades_match_bedside_grades_except_planted():
@@ -644,3 +650,54 @@ def test_derived_pending_candidates_change_the_dl3_decision(loaded):
         ("escalate", "de-escalate", True)
     assert (r["events_if_pending_confirmed"], r["evaluable_n_if_pending_confirmed"]) == (3, 6)
     assert "would change escalate to de-escalate" in r["sentence"]
+
+
+# --------------------------------------------------------------------------------------------------
+# CRS/ICANS/IEC-HS/ICAHT cases of the consensus definitions (planted rows in sample_data/README.md)
+# --------------------------------------------------------------------------------------------------
+def test_planted_child_icans_is_graded_with_capd(loaded):
+    g = q(loaded, """SELECT day, grade, cognitive_tool, ice_score, capd_score FROM icans_grades
+                     WHERE usubjid = 'ITNK-B-01-02-002' AND data_cut = DATE '2026-09-30' AND day BETWEEN 5 AND 8
+                     ORDER BY day""")
+    assert g["grade"].tolist() == [1, 2, 2, 1] and set(g["cognitive_tool"]) == {"CAPD"}
+    assert g["ice_score"].isna().all() and g["capd_score"].tolist() == [4, 6, 6, 4]
+
+
+def test_planted_ae_only_crs_grade4_and_crs_death(loaded):
+    e = q(loaded, """SELECT usubjid, max_grade, assessed_max_grade, source, grade5_basis, resolution_status
+                     FROM toxicity_episodes WHERE syndrome = 'CRS' AND data_cut = DATE '2026-09-30'
+                     AND usubjid IN ('ITNK-B-01-03-020', 'ITNK-B-01-02-025') ORDER BY usubjid""")
+    assert e[["usubjid", "max_grade", "source"]].values.tolist() == [
+        ["ITNK-B-01-02-025", 5, "assessments"], ["ITNK-B-01-03-020", 4, "reported AE"]]
+    assert e["assessed_max_grade"].tolist()[0] == 4 and "Cytokine release syndrome" in e["grade5_basis"].iloc[0]
+    assert e["resolution_status"].iloc[0] == "death"
+    # the reported grade 5 agrees with the derived grade 5: no discrepancy
+    d = q(loaded, """SELECT * FROM grade_discrepancies WHERE usubjid = 'ITNK-B-01-02-025' AND syndrome = 'CRS'
+                     AND data_cut = DATE '2026-09-30'""")
+    assert d.empty
+
+
+def test_planted_sedated_days_are_not_graded(loaded):
+    g = q(loaded, """SELECT day, grade, not_gradable_sedated, grade_reason FROM icans_grades
+                     WHERE usubjid = 'ITNK-B-01-02-025' AND data_cut = DATE '2026-09-30' AND day BETWEEN 7 AND 10""")
+    assert len(g) == 4 and g["grade"].isna().all() and g["not_gradable_sedated"].all()
+    assert g["grade_reason"].str.contains("sedated or intubated for reasons other than ICANS").all()
+    assert q(loaded, """SELECT count(*) AS n FROM toxicity_episodes WHERE usubjid = 'ITNK-B-01-02-025'
+                        AND syndrome = 'ICANS'""")["n"].iloc[0] == 0
+
+
+def test_planted_iec_hs_without_baseline_ferritin(loaded):
+    f = q(loaded, """SELECT usubjid, flag_day, ferritin_at_infusion, ferritin_criterion, criteria_met, crs_phase, grade
+                     FROM iec_hs_screen WHERE first_flag AND data_cut = DATE '2026-09-30' ORDER BY usubjid""")
+    assert f["usubjid"].tolist() == ["CD56-CART-01-01-019", "ITNK-B-01-03-018"]
+    r = f.iloc[1]
+    assert pd.isna(r["ferritin_at_infusion"]) and r["ferritin_criterion"] == "ferritin > 2 x ULN"
+    assert "fibrinogen < 1.5 g/L" in r["criteria_met"] and r["crs_phase"] == "after CRS" and r["grade"] == 2
+
+
+def test_planted_prolonged_early_icaht_grade4(loaded):
+    r = q(loaded, """SELECT early_grade, never_recovered, early_evaluability, early_grade_reason FROM icaht
+                     WHERE usubjid = 'CD56-CART-01-01-009' AND lineage = 'ANC' AND data_cut = DATE '2026-09-30'""")
+    assert r["early_grade"].tolist() == [4] and bool(r["never_recovered"].iloc[0])
+    assert r["early_evaluability"].iloc[0] == "fully evaluable"
+    assert r["early_grade_reason"].iloc[0].endswith("with no recovery by day 30")

@@ -82,4 +82,10 @@ def test_twin_rows_say_where_they_come_from(con):
     o2 = con.execute("""SELECT oxygen, o2_flow_lmin, provenance FROM crs_assessments
                         WHERE studyid = $s AND data_cut = '2026-09-30' AND oxygen <> 'NONE' ORDER BY usubjid, day""",
                      {"s": TWIN}).fetchall()
-    assert o2 and all(r[0] == "LOW_FLOW_NC" and r[1] in (2.0, 4.0) and "CMSEQ" in r[2] for r in o2)
+    # oxygen arrives as CM records (device in SUPPCM, flow in CMDOSE) and ventilation as PR: each row names them,
+    # and the twin carries the same device and flow on the same days as the file delivery
+    assert o2 and all(("PRSEQ" if r[0] == "MECHANICAL_VENTILATION" else "CMSEQ") in r[2] for r in o2)
+    assert {r[0] for r in o2} >= {"LOW_FLOW_NC", "HIGH_FLOW_NC"}
+    same = f"""SELECT {SUBJ}, day, oxygen, o2_flow_lmin FROM crs_assessments
+               WHERE studyid = $s AND data_cut = $c AND oxygen <> 'NONE'"""
+    assert _set(con, same, TWIN, "2026-09-30") == _set(con, same, FILES, "2026-09-30")

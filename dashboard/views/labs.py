@@ -114,3 +114,12 @@ with tab_cyto:
             m[0].metric("Early ICAHT grade ≥3", int(ic.loc[ic["early_grade"] >= 3, "usubjid"].nunique()))
             m[1].metric("Late ICAHT grade ≥3", int(ic.loc[ic["late_grade"] >= 3, "usubjid"].nunique()))
             state.table(ic)
+    st.markdown("**CAR-HEMATOTOX (Rejeski 2021): risk before lymphodepletion**")
+    if state.require("car_hematotox", what="the CAR-HEMATOTOX scores"):
+        ht = state.q(f"""SELECT usubjid, risk, score, score_known, reference_day, inputs, note FROM car_hematotox
+                         WHERE {flt} ORDER BY usubjid""", fp)
+        if ht.empty:
+            state.empty("No CAR-HEMATOTOX score was derived for this selection.")
+        else:
+            st.metric("High risk (score ≥2)", int(ht["risk"].str.startswith("high").sum()))
+            state.table(ht)

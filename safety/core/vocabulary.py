@@ -59,3 +59,9 @@ CONSCIOUSNESS_LEVELS: tuple[str, ...] = ("AWAKE", "AWAKENS_SPONTANEOUSLY", "AWAK
 SEIZURE_VALUES: tuple[str, ...] = ("NONE", "RAPIDLY_RESOLVING", "PROLONGED_OR_REPETITIVE")
 MOTOR_VALUES: tuple[str, ...] = ("NONE", "DEEP_FOCAL")
 EDEMA_VALUES: tuple[str, ...] = ("NONE", "FOCAL", "DIFFUSE")
+
+# Words in a cause of death (DS DSTERM / DM) or an AE that attribute a death to the syndrome (grade 5).
+SYNDROME_DEATH_PATTERNS: dict[str, str] = {
+    "CRS": r"CYTOKINE RELEASE|\bCRS\b",
+    "ICANS": r"ICANS|NEUROTOXICITY|IMMUNE EFFECTOR CELL.ASSOCIATED NEURO",
+}

@@ -12,13 +12,14 @@ from safety.derive import eligibility
 from safety.derive.dlt import screening, stopping
 from safety.derive.grading import ctcae
 from safety.derive.graph import Derivation, GraphError, ordered
-from safety.derive.toxicity import crs_icans, icaht
+from safety.derive.toxicity import crs_icans, hematotox, icaht
 
 ALL: tuple[Derivation, ...] = (
     eligibility.DERIVATION,
     ctcae.DERIVATION,
     crs_icans.DERIVATION,
     icaht.DERIVATION,
+    hematotox.DERIVATION,
     screening.DERIVATION,
     stopping.DERIVATION,
 )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from safety.core.vocabulary import CONSCIOUSNESS_LEVELS, EDEMA_VALUES, MOTOR_VALUES, OXYGEN_DEVICES, SEIZURE_VALUES
+
 # SDTM domains celltox loads, plus the two celltox-defined files.
 DOMAIN_CODES = {"DM", "EX", "AE", "LB", "VS", "CM", "RS", "DS", "QS", "PR", "FA", "CE"}
 ALL_DOMAINS = ("DM", "EX", "AE", "LB", "VS", "CM", "RS", "DS", "QS", "PR", "FA", "CE", "CRS", "ICANS")
@@ -152,17 +154,15 @@ SPECS: dict[str, DomainSpec] = {
                       start_dates=("CRSDTC",), cut_date="CRSDTC", full_dates_only=("CRSDTC",),
                       numbers=("TEMP_C", "O2_FLOW_LMIN"), integers=(("VASOPRESSORS", 0, None),),
                       codes=(("HYPOTENSION", ("Y", "N")), ("VASOPRESSIN", ("Y", "N")),
-                             ("OXYGEN", ("NONE", "BLOW_BY", "LOW_FLOW_NC", "HIGH_FLOW_NC", "FACEMASK",
-                                         "NONREBREATHER", "VENTURI", "CPAP", "BIPAP", "MECHANICAL_VENTILATION"))),
+                             ("OXYGEN", OXYGEN_DEVICES)),
                       required_values=("CRSDTC",)),
     "ICANS": DomainSpec("ICANS", "icans_assessments", required=(("USUBJID",), ("ICANSDTC",)),
                         start_dates=("ICANSDTC",), cut_date="ICANSDTC", full_dates_only=("ICANSDTC",),
-                        integers=(("ICE_SCORE", 0, 10),),
-                        codes=(("CONSCIOUSNESS", ("AWAKE", "AWAKENS_SPONTANEOUSLY", "AWAKENS_TO_VOICE",
-                                                  "AWAKENS_TO_TACTILE", "UNAROUSABLE")),
-                               ("SEIZURE", ("NONE", "RAPIDLY_RESOLVING", "PROLONGED_OR_REPETITIVE")),
-                               ("MOTOR_WEAKNESS", ("NONE", "DEEP_FOCAL")),
-                               ("CEREBRAL_EDEMA", ("NONE", "FOCAL", "DIFFUSE"))),
+                        integers=(("ICE_SCORE", 0, 10), ("CAPD_SCORE", 0, 32)),
+                        codes=(("CONSCIOUSNESS", CONSCIOUSNESS_LEVELS),
+                               ("SEIZURE", SEIZURE_VALUES),
+                               ("MOTOR_WEAKNESS", MOTOR_VALUES),
+                               ("CEREBRAL_EDEMA", EDEMA_VALUES)),
                         required_values=("ICANSDTC",)),
     # The standard domains behind the CRS/ICANS inputs when no celltox files are delivered
     # (safety/ingest/sdtm_assessments.py builds the assessments from them).

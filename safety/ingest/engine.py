@@ -653,6 +653,16 @@ def set_lymphodepletion(ctx: Ctx) -> None:
         WHERE d IS NOT NULL GROUP BY usubjid) l WHERE _subj.usubjid = l.u""", {"pat": LYMPHODEPLETION_PATTERN})
 
 
+# SUPPAE qualifiers that carry the grading scale of AETOXGR (e.g. 'CTCAE v5.0', 'Lee 2014', 'ASTCT 2019').
+AE_SCALE_QNAMS = ("supp_aetoxgrs", "supp_gradscal")
+
+
+def _ae_scale_sql(supp) -> str:
+    """A WHEN branch taking the grading scale from a SUPPAE qualifier when delivered (else the study setting)."""
+    cols = [f"nullif(trim(a.{q(col)}), '')" for col in AE_SCALE_QNAMS if supp and col in supp.columns]
+    return f"WHEN coalesce({', '.join(cols)}) IS NOT NULL THEN coalesce({', '.join(cols)})" if cols else ""
+
+
 def load_ae(ctx: Ctx, c: Cols, supp) -> None:
     add_supp_columns(ctx, "adverse_events", supp)
     ctx_version = ctx.config.get("ctcae_version", "5.0")
@@ -668,6 +678,7 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
           {c('AETERM')} AS aeterm, {c('AEDECOD')} AS aedecod, {c('AEBODSYS')} AS aebodsys,
           _gr AS aetoxgr, {c('AESEV')} AS aesev,
           CASE WHEN _gr IS NULL THEN CASE WHEN {c('AESEV')} IS NOT NULL THEN 'severity' END
+               {_ae_scale_sql(supp)}
                WHEN list_contains({_lit_list(CRS_TERMS)}, _decod) THEN $crs_grading
                WHEN list_contains({_lit_list(ICANS_TERMS)}, _decod) THEN $icans_grading
                ELSE 'CTCAE v' || $ctcae END AS grading_system,
@@ -749,7 +760,8 @@ def load_icans(ctx: Ctx, c: Cols, supp) -> None:
         t._lo_ICANSDTC AS assessment_date, datediff('day', s.inf_date, t._lo_ICANSDTC) AS day,
         _i_ICE_SCORE AS ice_score, upper({c('CONSCIOUSNESS')}) AS consciousness,
         upper({c('SEIZURE')}) AS seizure, upper({c('MOTOR_WEAKNESS')}) AS motor_weakness,
-        upper({c('CEREBRAL_EDEMA')}) AS cerebral_edema, coalesce({c('COMMENT')}, {c('ICANSCOM')}) AS comment
+        upper({c('CEREBRAL_EDEMA')}) AS cerebral_edema, coalesce({c('COMMENT')}, {c('ICANSCOM')}) AS comment,
+        _i_CAPD_SCORE AS capd_score
         FROM _t_ICANS t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
 
 

@@ -184,6 +184,10 @@ ICANS_GRADES = Table(
         C("grade_reason", "VARCHAR", "Why, in words; for NULL grades 'ICE not done and nothing else abnormal'."),
         C("evidence", "VARCHAR", "The recorded findings."),
         C("episode_key", "VARCHAR", "event_key of the ICANS episode this assessment belongs to, NULL outside episodes."),
+        C("capd_score", "INTEGER", "CAPD score as recorded (children); NULL when not done."),
+        C("capd_grade", "INTEGER", "CAPD domain for a child aged <= 12: 0 -> 0, 1-8 -> 1, >= 9 -> 3; NULL for adults, when not done or sedated."),
+        C("cognitive_tool", "VARCHAR", "'CAPD' for a subject aged 12 or younger (DM age), else 'ICE'."),
+        C("not_gradable_sedated", "BOOLEAN", "Consciousness recorded SEDATED (sedation or intubation for reasons other than ICANS): consciousness and ICE/CAPD not gradable."),
     ),
     group="derived",
 )
@@ -221,7 +225,7 @@ TOXICITY_EPISODES = Table(
         C("grade3_plus_end_day", "INTEGER", "Day the grade >= 3 time is counted to: grade3_plus_last_day, or the cut day (last day known alive, if earlier) when grade3_plus_ongoing."),
         C("resolution_day", "INTEGER", "First assessed day with grade 0 after the last symptomatic day (AE end day for reported-AE episodes)."),
         C("ongoing", "BOOLEAN", "True when resolution_status is 'ongoing at data cut'."),
-        C("resolution_status", "VARCHAR", "'resolved' (a grade-0 assessment followed, or the AE ended), 'ongoing at data cut', or 'death' (not resolved before the subject died)."),
+        C("resolution_status", "VARCHAR", "'resolved' (a grade-0 assessment followed, or the AE ended), 'ongoing at data cut', 'death' (not resolved before the subject died; always for grade 5), or 'ended without a grade-0 assessment' (closed by the unassessed-gap rule with later assessments)."),
         C("tocilizumab", "BOOLEAN", "Tocilizumab started between onset and the day after the last symptomatic day."),
         C("tocilizumab_first_day", "INTEGER", "Day of the first such tocilizumab dose."),
         C("tocilizumab_doses", "INTEGER", "Number of tocilizumab records started in that window."),
@@ -236,6 +240,8 @@ TOXICITY_EPISODES = Table(
         C("grading_system", "VARCHAR", "'ASTCT 2019' for derived episodes; for reported-AE episodes the AE's grading_system."),
         C("ae_event_key", "VARCHAR", "event_key of the matched reported AE (highest grade when several), if any."),
         C("reported_grade", "INTEGER", "AETOXGR of the matched reported AE(s) (highest)."),
+        C("assessed_max_grade", "INTEGER", "Maximum grade from the assessments (or the reported AE) before a death was attributed: max_grade is 5 when grade5_basis is set."),
+        C("grade5_basis", "VARCHAR", "Why the episode is grade 5 (death attributed to the syndrome): a reported AE of it graded 5 with outcome FATAL, or a DS/DM cause of death naming it; NULL otherwise."),
     ),
     group="derived",
 )
@@ -283,14 +289,19 @@ IEC_HS_SCREEN = Table(
     "Candidates for IEC-HS review (Hines 2023, rule unverified): a screen, not a diagnosis. See docs/toxicities.md.",
     KEY + SUBJ + (
         C("flag_day", "INTEGER", "Day of the ferritin value that met the screen."),
-        C("ferritin", "DOUBLE", "That ferritin value: a new post-infusion high, >= 2 x ferritin_at_infusion and > 2 x ULN."),
-        C("ferritin_at_infusion", "DOUBLE", "Latest ferritin on days -14 to 0."),
+        C("ferritin", "DOUBLE", "That ferritin value (highest of the day): > 2 x ULN, > 2 x ferritin_at_infusion or doubled since the previous value, and rising when after a CRS peak."),
+        C("ferritin_at_infusion", "DOUBLE", "Latest ferritin on days -14 to 0; NULL when none (the > 2 x ULN branch still applies)."),
         C("ferritin_fold", "DOUBLE", "ferritin / ferritin_at_infusion."),
-        C("criteria_met", "VARCHAR", "Accompanying findings within 3 days: 'new cytopenia' (a fall after recovery from the lymphodepletion nadir), 'transaminases > 5 x ULN', 'fibrinogen < 1.5 g/L' (comma-separated)."),
+        C("criteria_met", "VARCHAR", "Haemophagocytosis-like findings within 3 days (comma-separated, with values): new or worsening cytopenia, ALT/AST > 5 x ULN, fibrinogen < 1.5 g/L, LDH > 2 x ULN, triglycerides > 3.0 mmol/L."),
         C("crs_episode_key", "VARCHAR", "The CRS episode whose peak preceded the flag, if any."),
-        C("crs_phase", "VARCHAR", "'CRS resolving' (after the episode's peak), 'after CRS', or 'no CRS episode'."),
+        C("crs_phase", "VARCHAR", "'CRS resolving' (after the latest episode's peak day), 'after CRS', or 'no CRS episode'."),
         C("first_flag", "BOOLEAN", "The subject's first flagged day."),
         C("label", "VARCHAR", "Always 'screen, not a diagnosis'."),
+        C("ferritin_uln", "DOUBLE", "ULN of that ferritin record."),
+        C("ferritin_previous", "DOUBLE", "The ferritin value measured before it (any day)."),
+        C("ferritin_criterion", "VARCHAR", "Which ferritin criterion was met: '> 2 x ULN', '> 2 x baseline', 'doubled since the previous value' (safety/data/iec_hs_criteria.csv)."),
+        C("grade", "INTEGER", "Screen grade (Hines 2023): 1 no directed therapy or support recorded, 2 IEC-HS-directed therapy, 4 vasopressor or positive pressure, 5 death attributed to IEC-HS/HLH. Grade 3 cannot be derived: grades 1-2 are lower bounds."),
+        C("grade_reason", "VARCHAR", "The grade in words, with the drug or support and its day."),
     ),
     group="derived",
 )
@@ -318,8 +329,13 @@ ICAHT = Table(
         C("late_values_below", "INTEGER", "Measured values on days 31-100 at or below 1.5 (ANC) / below 100 (PLT); late grade needs at least 2."),
         C("recovery_day", "INTEGER", "First of 3 consecutive days above 0.5 (ANC) / at or above 20 (PLT) after the last early low day; NULL if never low or not recovered."),
         C("n_values", "INTEGER", "Measured values (days with a result) in days 0-30."),
-        C("evaluable", "BOOLEAN", "Early grade is final: values in days 0-30 and follow-up through day 30 (or death, or recovery observed)."),
+        C("evaluable", "BOOLEAN", "Early grade is final: values in days 0-30, follow-up through day 30 (or death, or recovery observed), and at most half of days 0-30 unknown."),
         C("note", "VARCHAR", "Why not evaluable, unknown (uninterpolated) days, forced grade 4, etc."),
+        C("early_unknown_days", "INTEGER", "Days 0-30 without a measured or interpolated value."),
+        C("early_evaluability", "VARCHAR", "'fully evaluable', 'not fully evaluable' (most of days 0-30 unknown: early_grade is a lower bound), 'provisional' (follow-up ends before day 30), or 'not assessable'."),
+        C("early_grade_is_lower_bound", "BOOLEAN", "True when early_grade is a lower bound rather than final."),
+        C("early_grade_reason", "VARCHAR", "The early grade in words: which duration (ANC <= 0.5 or <= 0.1) set it, or no recovery by day 30."),
+        C("late_grade_reason", "VARCHAR", "The late grade in words: the two lowest values at a level, or why no grade (one low value is transient)."),
     ),
     group="derived",
 )
@@ -363,6 +379,35 @@ LAB_WORST_GRADES = Table(
         C("worst_grade", "INTEGER", "Worst grade among graded records from day 1 on; NULL when none graded."),
         C("worst_day", "INTEGER", "First day (>= 1) at the worst grade."),
         C("n_post", "INTEGER", "Number of graded (non-NULL) records from day 1 on."),
+    ),
+    group="derived",
+)
+
+
+# --- CAR-HEMATOTOX ---
+
+CAR_HEMATOTOX = Table(
+    "car_hematotox",
+    "CAR-HEMATOTOX score (Rejeski et al., Blood 2021) per infused subject from the last values before lymphodepletion: "
+    "low (0-1) or high (>= 2) risk of haematotoxicity, with every input and its points.",
+    KEY + SUBJ + (
+        C("reference_day", "INTEGER", "Values are taken on or before this day: the lymphodepletion start day, else day -1."),
+        C("reference", "VARCHAR", "'lymphodepletion start' or 'day -1 (no lymphodepletion recorded)'."),
+        C("anc", "DOUBLE", "ANC (x10^9/L), last value before the reference."), C("anc_day", "INTEGER", "Day of that ANC."),
+        C("anc_points", "INTEGER", "ANC < 1.2 x10^9/L = 1, else 0."),
+        C("hgb", "DOUBLE", "Haemoglobin (g/L)."), C("hgb_day", "INTEGER", "Day of that haemoglobin."),
+        C("hgb_points", "INTEGER", "Haemoglobin < 90 g/L (9.0 g/dL) = 1, else 0."),
+        C("plt", "DOUBLE", "Platelets (x10^9/L)."), C("plt_day", "INTEGER", "Day of that platelet count."),
+        C("plt_points", "INTEGER", "Platelets < 75 = 2, 75-175 = 1, > 175 = 0."),
+        C("crp", "DOUBLE", "CRP (mg/L)."), C("crp_day", "INTEGER", "Day of that CRP."),
+        C("crp_points", "INTEGER", "CRP >= 30 mg/L (3.0 mg/dL) = 1, else 0."),
+        C("ferritin", "DOUBLE", "Ferritin (ug/L)."), C("ferritin_day", "INTEGER", "Day of that ferritin."),
+        C("ferritin_points", "INTEGER", "Ferritin > 2000 = 2, 650-2000 = 1, < 650 = 0."),
+        C("score", "INTEGER", "Sum of the points (0-7); NULL when an input is missing."),
+        C("score_known", "INTEGER", "Sum of the points of the inputs present (a lower bound when some are missing)."),
+        C("risk", "VARCHAR", "'high' (score >= 2), 'low' (0-1), or 'high (incomplete)' when the known points already reach 2, else 'not assessable'."),
+        C("inputs", "VARCHAR", "The inputs in words, e.g. 'ANC 0.9 (day -6): 1; Hb 102 g/L: 0; ...'."),
+        C("note", "VARCHAR", "Missing inputs."),
     ),
     group="derived",
 )

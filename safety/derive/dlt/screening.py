@@ -74,7 +74,7 @@ TEMPLATES: dict[str, str] = {
                  || ' on days ' || coalesce(CAST(onset_day AS VARCHAR), '?') || '-'
                  || CASE WHEN ongoing THEN 'ongoing at the cut' ELSE coalesce(CAST(end_day AS VARCHAR), '?') END
                  || ' (' || coalesce(CAST(duration_days AS VARCHAR), '?') || ' days' || CASE WHEN ongoing THEN ' so far' ELSE '' END
-                 || ')' || CASE WHEN source = 'AE' THEN ', reported AE (no assessment data)' ELSE '' END AS evidence,
+                 || ')' || CASE WHEN basis = 'reported AE' THEN ', reported AE (no assessment data)' ELSE '' END AS evidence,
                true AS window_applies
         FROM (SELECT *, CASE WHEN $min_grade::INTEGER >= 3 AND g3_first IS NOT NULL THEN g3_last - g3_first + 1
                              ELSE duration_days END AS rule_duration
@@ -154,7 +154,8 @@ def _source_ctes(con) -> str:
             ep = (f"SELECT usubjid, event_key, '{label}' AS source, '{syn}' AS term, onset_day, "
                   "onset_day + duration_days - 1 AS end_day, max_grade AS grade, duration_days, ongoing, "
                   f"grade3_plus_first_day AS g3_first, {g3_end} AS g3_last, "
-                  f"{'grade3_plus_hours' if has_hours else 'NULL::DOUBLE'} AS g3_hours, {g3_open} AS g3_open "
+                  f"{'grade3_plus_hours' if has_hours else 'NULL::DOUBLE'} AS g3_hours, {g3_open} AS g3_open, "
+                  f"{'source' if 'source' in episode_columns else 'NULL::VARCHAR'} AS basis "
                   f"FROM toxicity_episodes WHERE {where} AND upper(syndrome) = '{syn}'")
             assessed = f"SELECT usubjid FROM ep_{syn}"
             if _table_exists(con, _ASSESSMENTS[syn]):
@@ -164,14 +165,15 @@ def _source_ctes(con) -> str:
             ep = ("SELECT NULL::VARCHAR AS usubjid, NULL::VARCHAR AS event_key, NULL::VARCHAR AS source, "
                   "NULL::VARCHAR AS term, NULL::INTEGER AS onset_day, NULL::INTEGER AS end_day, NULL::INTEGER AS grade, "
                   "NULL::INTEGER AS duration_days, NULL::BOOLEAN AS ongoing, NULL::INTEGER AS g3_first, "
-                  "NULL::INTEGER AS g3_last, NULL::DOUBLE AS g3_hours, NULL::BOOLEAN AS g3_open WHERE false")
+                  "NULL::INTEGER AS g3_last, NULL::DOUBLE AS g3_hours, NULL::BOOLEAN AS g3_open, "
+                  "NULL::VARCHAR AS basis WHERE false")
             assessed = "SELECT NULL::VARCHAR AS usubjid WHERE false"
         ctes.append(f"ep_{syn} AS ({ep})")
         ctes.append(f"assessed_{syn} AS ({assessed})")
         ctes.append(
             f"syn_{syn} AS (SELECT * FROM ep_{syn} UNION ALL "
             f"SELECT usubjid, event_key, 'AE', '{syn}', onset_day, end_day, aetoxgr, duration_days, ongoing, "
-            "NULL::INTEGER, NULL::INTEGER, NULL::DOUBLE, NULL::BOOLEAN FROM ae "
+            "NULL::INTEGER, NULL::INTEGER, NULL::DOUBLE, NULL::BOOLEAN, 'reported AE' FROM ae "
             f"WHERE (upper(coalesce(aedecod, '')) IN (SELECT unnest($terms_{syn}::VARCHAR[])) "
             f"OR upper(coalesce(aeterm, '')) IN (SELECT unnest($terms_{syn}::VARCHAR[]))) "
             f"AND usubjid NOT IN (SELECT usubjid FROM assessed_{syn} WHERE usubjid IS NOT NULL))"

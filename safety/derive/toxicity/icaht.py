@@ -16,6 +16,8 @@ EARLY_LAST_DAY = 30
 LATE_LAST_DAY = 100
 MAX_INTERPOLATION_GAP = 7  # days between two measured days across which values are interpolated
 RECOVERY_DAYS = 3          # consecutive days above the threshold that count as recovery
+# More than this share of days 0-30 unknown: the early grade is "not fully evaluable" and only a lower bound.
+MAX_UNKNOWN_SHARE = 0.5
 
 
 _SQL = f"""
@@ -103,7 +105,8 @@ counts AS (
 recov AS (
   SELECT r.usubjid, r.lineage,
     min(r.day) FILTER (WHERE r.recovered3 AND r.day > d.last_low) AS recovery_day,
-    bool_or(r.recovered3 AND r.day > d.first_low) AS any_recovery
+    -- recovery counts only when it starts by day {EARLY_LAST_DAY} (EHA/EBMT: grade 4 = no recovery in the early window)
+    bool_or(r.recovered3 AND r.day > d.first_low AND r.day <= {EARLY_LAST_DAY}) AS any_recovery
   FROM rec r JOIN dur d USING (usubjid, lineage) GROUP BY r.usubjid, r.lineage
 ),
 early AS (
@@ -130,11 +133,38 @@ graded AS (
   SELECT e.*, l.late_nadir, l.late_nadir_day, l.n_below, l.second_lowest, l.n_plt20, lp.plt20_days,
     e.lineage = 'ANC' AND e.first_low <= 3 AND NOT coalesce(e.any_recovery, false)
       AND (e.death_day IS NOT NULL OR greatest(coalesce(e.lka, 0), e.last_day) >= {EARLY_LAST_DAY}) AS never_recovered,
-    e.n_values > 0 AND (greatest(coalesce(e.lka, 0), e.last_day) >= {EARLY_LAST_DAY} OR e.death_day IS NOT NULL
-                        OR e.recovery_day IS NOT NULL OR (e.first_low IS NULL AND e.last_day >= {EARLY_LAST_DAY})) AS evaluable
+    e.unknown_days > {MAX_UNKNOWN_SHARE} * ({EARLY_LAST_DAY} + 1) AS mostly_unknown,
+    e.n_values > 0 AND e.unknown_days <= {MAX_UNKNOWN_SHARE} * ({EARLY_LAST_DAY} + 1)
+      AND (greatest(coalesce(e.lka, 0), e.last_day) >= {EARLY_LAST_DAY} OR e.death_day IS NOT NULL
+           OR e.recovery_day IS NOT NULL OR (e.first_low IS NULL AND e.last_day >= {EARLY_LAST_DAY})) AS evaluable
   FROM early e LEFT JOIN late l USING (usubjid, lineage) LEFT JOIN late_plt_days lp USING (usubjid, lineage)
 )
 SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
+  unknown_days AS early_unknown_days,
+  CASE WHEN n_values = 0 THEN 'not assessable' WHEN mostly_unknown THEN 'not fully evaluable'
+       WHEN NOT evaluable THEN 'provisional' ELSE 'fully evaluable' END AS early_evaluability,
+  n_values > 0 AND (mostly_unknown OR NOT evaluable) AS early_grade_is_lower_bound,
+  CASE WHEN n_values = 0 THEN NULL
+       WHEN lineage = 'ANC' AND never_recovered THEN 'ANC <= 0.5 from day ' || first_low || ' with no recovery by day {EARLY_LAST_DAY}'
+       WHEN lineage = 'ANC' AND (low_longest >= 31 OR deep_longest >= 14) THEN
+         CASE WHEN deep_longest >= 14 THEN 'ANC <= 0.1 for ' || deep_longest || ' days (>= 14)' ELSE 'ANC <= 0.5 for ' || low_longest || ' days' END
+       WHEN lineage = 'ANC' AND low_longest >= 14 THEN 'ANC <= 0.5 for ' || low_longest || ' days (14-30)'
+       WHEN lineage = 'ANC' AND deep_longest >= 7 THEN 'ANC <= 0.1 for ' || deep_longest || ' days (7-13)'
+       WHEN lineage = 'ANC' AND low_longest >= 7 THEN 'ANC <= 0.5 for ' || low_longest || ' days (7-13)'
+       WHEN lineage = 'ANC' AND low_longest >= 1 THEN 'ANC <= 0.5 for ' || low_longest || ' days (1-6)'
+       WHEN lineage = 'ANC' THEN 'ANC never <= 0.5 in days 0-{EARLY_LAST_DAY}'
+       WHEN deep_total >= 1 THEN 'platelets < 20 on ' || deep_total || ' days'
+       WHEN low_total >= 1 THEN 'platelets < 50 on ' || low_total || ' days'
+       ELSE 'platelets never < 50 in days 0-{EARLY_LAST_DAY}' END
+    || CASE WHEN mostly_unknown THEN '; ' || unknown_days || ' of {EARLY_LAST_DAY + 1} days unknown: not fully evaluable, grade is a lower bound'
+            ELSE '' END AS early_grade_reason,
+  CASE WHEN late_nadir IS NULL THEN 'no value after day {EARLY_LAST_DAY}'
+       WHEN n_below = 0 THEN 'no value ' || CASE WHEN lineage = 'ANC' THEN '<= 1.5' ELSE '< 100' END || ' after day {EARLY_LAST_DAY}'
+       WHEN n_below = 1 THEN 'one value ' || CASE WHEN lineage = 'ANC' THEN '<= 1.5' ELSE '< 100' END
+            || ' after day {EARLY_LAST_DAY} (' || round(late_nadir, 2) || ' on day ' || late_nadir_day
+            || '): transient, a late grade needs a second test at that level'
+       ELSE n_below || ' values ' || CASE WHEN lineage = 'ANC' THEN '<= 1.5' ELSE '< 100' END
+            || '; second-lowest ' || round(second_lowest, 2) || ' sets the grade (two tests at that level)' END AS late_grade_reason,
   CASE WHEN n_values = 0 THEN NULL
        WHEN lineage = 'ANC' THEN CASE
          WHEN never_recovered OR low_longest >= 31 OR deep_longest >= 14 THEN 4
@@ -156,7 +186,8 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
   nullif(concat_ws('; ',
     CASE WHEN n_values = 0 THEN 'no value in days 0-30' END,
     CASE WHEN n_values > 0 AND NOT evaluable THEN 'follow-up ends before day 30 without recovery: early grade provisional' END,
-    CASE WHEN never_recovered THEN 'low from day ' || first_low || ' and never recovered: grade 4' END,
+    CASE WHEN mostly_unknown THEN 'not fully evaluable: ' || unknown_days || ' of {EARLY_LAST_DAY + 1} early days unknown, early grade is a lower bound' END,
+    CASE WHEN never_recovered THEN 'low from day ' || first_low || ' and not recovered by day {EARLY_LAST_DAY}: grade 4' END,
     CASE WHEN unknown_days > 0 THEN unknown_days || ' day(s) in 0-30 unknown (gap > {MAX_INTERPOLATION_GAP} days, not interpolated)' END,
     CASE WHEN late_nadir IS NOT NULL AND n_below = 1 THEN 'one low value after day 30: late grade needs 2' END
   ), '') AS note
@@ -164,6 +195,7 @@ FROM graded
 UNION ALL BY NAME
 -- an infused subject without any result of a lineage is listed as not assessable rather than left out
 SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, s.usubjid, l.lineage, 0 AS n_values, false AS evaluable,
+  'not assessable' AS early_evaluability,
   'no ' || CASE l.lineage WHEN 'ANC' THEN 'ANC (NEUT)' ELSE 'platelet (PLAT)' END
     || ' result between day -{MAX_INTERPOLATION_GAP} and day {LATE_LAST_DAY + MAX_INTERPOLATION_GAP}: not assessable' AS note
 FROM subj s CROSS JOIN (VALUES ('ANC'), ('PLT')) l(lineage)

@@ -1,0 +1,35 @@
+"""Peak CRP, ferritin and IL-6 around every CRS/ICANS episode (`episode_biomarkers`)."""
+from __future__ import annotations
+
+from safety.derive.toxicity._sql import SCOPE, insert
+from safety.schema import EPISODE_BIOMARKERS
+
+# Biomarker window around an episode: onset - 1 to last symptomatic day + 3.
+BIOMARKER_BEFORE, BIOMARKER_AFTER = 1, 3
+
+
+def biomarkers(con, params: dict) -> None:
+    insert(con, EPISODE_BIOMARKERS, f"""
+WITH ep AS (SELECT usubjid, event_key, syndrome, onset_day, last_symptomatic_day FROM toxicity_episodes
+            WHERE {SCOPE}),
+lb AS (SELECT usubjid, upper(lbtestcd) AS test, day, value FROM labs
+       WHERE {SCOPE} AND upper(lbtestcd) IN ('CRP', 'FERRITIN', 'IL6') AND value IS NOT NULL AND day IS NOT NULL),
+x AS (
+  SELECT ep.event_key, lb.test, lb.day, lb.value,
+         row_number() OVER (PARTITION BY ep.event_key, lb.test ORDER BY lb.value DESC, lb.day) AS k
+  FROM ep JOIN lb ON lb.usubjid = ep.usubjid
+   AND lb.day BETWEEN ep.onset_day - {BIOMARKER_BEFORE} AND ep.last_symptomatic_day + {BIOMARKER_AFTER}
+),
+p AS (
+  SELECT event_key,
+    max(value) FILTER (WHERE test = 'CRP' AND k = 1) AS peak_crp, max(day) FILTER (WHERE test = 'CRP' AND k = 1) AS peak_crp_day,
+    max(value) FILTER (WHERE test = 'FERRITIN' AND k = 1) AS peak_ferritin, max(day) FILTER (WHERE test = 'FERRITIN' AND k = 1) AS peak_ferritin_day,
+    max(value) FILTER (WHERE test = 'IL6' AND k = 1) AS peak_il6, max(day) FILTER (WHERE test = 'IL6' AND k = 1) AS peak_il6_day
+  FROM x GROUP BY event_key
+)
+SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, ep.usubjid, ep.event_key AS episode_key, ep.syndrome, ep.onset_day,
+  p.peak_crp, p.peak_crp_day, p.peak_crp_day - ep.onset_day AS peak_crp_rel_onset,
+  p.peak_ferritin, p.peak_ferritin_day, p.peak_ferritin_day - ep.onset_day AS peak_ferritin_rel_onset,
+  p.peak_il6, p.peak_il6_day, p.peak_il6_day - ep.onset_day AS peak_il6_rel_onset
+FROM ep LEFT JOIN p USING (event_key)
+""", params)

@@ -1,0 +1,89 @@
+"""Reported CRS/ICANS AEs against the grades derived from bedside assessments (`grade_discrepancies`).
+
+Only subjects with bedside assessments of the syndrome are compared; for the others the reported AEs are the
+episode (`toxicity_episodes.source = 'reported AE'`). A grade reported on another scale (the AE's
+grading_system, read from the data) is shown with its scale and never compared as if it were ASTCT.
+"""
+from __future__ import annotations
+
+from safety.derive.toxicity._sql import insert, run
+from safety.derive.toxicity.episodes import ae_sql
+from safety.schema import GRADE_DISCREPANCIES
+
+# AE-to-episode matching tolerance (days) around the derived episode.
+MATCH_TOLERANCE_DAYS = 2
+
+
+def same_scale_sql(a: str, b: str) -> str:
+    """SQL: grading systems a and b name the same scale ('ASTCT' and 'ASTCT 2019' do; 'CTCAE v5.0' does not)."""
+    na = f"regexp_replace(upper({a}), '[^A-Z0-9]', '', 'g')"
+    nb = f"regexp_replace(upper({b}), '[^A-Z0-9]', '', 'g')"
+    return f"(starts_with({na}, {nb}) OR starts_with({nb}, {na}))"
+
+
+def discrepancies(con, params: dict, syndrome: str) -> None:
+    """Match reported AEs to derived episodes (AE onset within the episode +/- tolerance) and compare grades."""
+    tol = MATCH_TOLERANCE_DAYS
+    ae = ae_sql(syndrome, with_assessments=True)
+    same = same_scale_sql("coalesce(reported_grading_system, $grading)", "$grading")
+    run(con, f"""
+CREATE OR REPLACE TEMP TABLE _tox_match AS
+WITH ae AS ({ae}),
+ep AS (SELECT e.usubjid, e.event_key, e.onset_day, e.last_symptomatic_day, e.max_grade, e.grade5_basis,
+              p.max_evidence, p.max_grade_day
+       FROM toxicity_episodes e JOIN _tox_ep p ON p.event_key = e.event_key
+       WHERE e.studyid = $s AND e.data_cut = $c AND e.syndrome = '{syndrome}'),
+cand AS (
+  SELECT ae.*, ep.event_key AS episode_key, ep.onset_day AS ep_onset, ep.max_grade, ep.max_evidence, ep.max_grade_day,
+    ep.grade5_basis,
+    row_number() OVER (PARTITION BY ae.event_key ORDER BY abs(ae.onset_day - ep.onset_day), ep.onset_day) AS k
+  FROM ae JOIN ep ON ep.usubjid = ae.usubjid
+   AND ae.onset_day BETWEEN ep.onset_day - {tol} AND ep.last_symptomatic_day + {tol}
+)
+SELECT * FROM cand WHERE k = 1
+""", params)
+    # The episode records its matched AE (the highest-graded one when a site split the event).
+    run(con, """
+UPDATE toxicity_episodes t SET ae_event_key = m.ae_key, reported_grade = m.rg
+FROM (SELECT episode_key, arg_max(event_key, coalesce(aetoxgr, -1)) AS ae_key, max(aetoxgr) AS rg
+      FROM _tox_match GROUP BY episode_key) m
+WHERE t.studyid = $s AND t.data_cut = $c AND t.event_key = m.episode_key
+""", params)
+    ev = ("CASE WHEN max_grade = 5 THEN 'grade 5: ' || grade5_basis || '; bedside maximum ' ELSE 'grade ' END"
+          " || CASE WHEN max_grade = 5 THEN '' ELSE max_grade || ' ' END || 'on day ' || max_grade_day || ': ' || max_evidence")
+    insert(con, GRADE_DISCREPANCIES, f"""
+WITH per_ep AS (
+  SELECT episode_key, usubjid, arg_max(event_key, coalesce(aetoxgr, -1)) AS ae_event_key,
+         arg_max(aeseq, coalesce(aetoxgr, -1)) AS aeseq, max(aetoxgr) AS reported_grade,
+         arg_max(grading_system, coalesce(aetoxgr, -1)) AS reported_grading_system,
+         any_value(ep_onset) AS onset_day, any_value(max_grade) AS max_grade, any_value(grade5_basis) AS grade5_basis,
+         any_value(max_evidence) AS max_evidence, any_value(max_grade_day) AS max_grade_day
+  FROM _tox_match GROUP BY episode_key, usubjid
+), cmp AS (SELECT *, {same} AS same_scale FROM per_ep)
+SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, '{syndrome}' AS syndrome, episode_key, ae_event_key, aeseq,
+  onset_day, reported_grade, max_grade AS derived_grade,
+  CASE WHEN reported_grade IS NULL THEN 'reported AE has no grade'
+       WHEN NOT same_scale THEN 'reported on a different grading system'
+       WHEN reported_grade < max_grade THEN 'reported lower than derived'
+       ELSE 'reported higher than derived' END AS discrepancy,
+  reported_grading_system,
+  CASE WHEN NOT same_scale
+       THEN 'reported grade ' || coalesce(reported_grade::VARCHAR, '?') || ' (' || reported_grading_system
+            || ') not compared with the ' || $grading || ' grade; ' ELSE '' END || {ev} AS evidence
+FROM cmp
+WHERE reported_grade IS NULL OR NOT same_scale OR reported_grade <> max_grade
+UNION ALL
+SELECT $s, $c, e.usubjid, '{syndrome}', e.event_key, NULL, NULL, e.onset_day, NULL, e.max_grade,
+  'no AE reported for derived episode', NULL, 'grade ' || e.max_grade || ' on day ' || p.max_grade_day || ': ' || p.max_evidence
+FROM toxicity_episodes e JOIN _tox_ep p ON p.event_key = e.event_key
+WHERE e.studyid = $s AND e.data_cut = $c AND e.syndrome = '{syndrome}'
+  AND e.event_key NOT IN (SELECT episode_key FROM _tox_match)
+UNION ALL
+SELECT $s, $c, ae.usubjid, '{syndrome}', NULL, ae.event_key, ae.aeseq, ae.onset_day, ae.aetoxgr, NULL,
+  'reported AE without derived episode', ae.grading_system,
+  n.n_assess || ' assessments, none with grade >= 1 within ' || {tol} || ' days of AE onset day '
+    || coalesce(ae.onset_day::VARCHAR, '?')
+FROM ({ae}) ae
+LEFT JOIN (SELECT usubjid, count(*) AS n_assess FROM _tox_{syndrome.lower()}_rows GROUP BY usubjid) n USING (usubjid)
+WHERE ae.event_key NOT IN (SELECT event_key FROM _tox_match)
+""", params)

@@ -1,0 +1,115 @@
+"""CAR-HEMATOTOX (Rejeski K et al., Blood 2021;138:2499-2513): a pre-lymphodepletion risk score for
+haematotoxicity, shown to committees beside ICAHT.
+
+Five markers, the last value of each on or before the start of lymphodepletion: ANC, haemoglobin, platelets
+(haematopoietic reserve), CRP and ferritin (inflammation). Points per marker are data
+(safety/data/car_hematotox.csv, SI units); a score >= 2 is high risk, 0-1 low. Choices: docs/toxicities.md.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from safety.derive.graph import Derivation
+from safety.derive.toxicity._sql import SCOPE, insert, reset
+from safety.schema import CAR_HEMATOTOX
+
+POINTS_FILE = Path(__file__).resolve().parents[2] / "data" / "car_hematotox.csv"
+MARKERS = ("ANC", "HGB", "PLT", "CRP", "FERRITIN")
+HIGH_RISK_FROM = 2
+# Values older than this many days before the reference day are not used.
+LOOKBACK_DAYS = 30
+# Without a recorded lymphodepletion start, values on or before this day are used.
+DEFAULT_REFERENCE_DAY = -1
+_COLUMNS = ("marker", "lbtestcd", "points", "low", "low_inclusive", "high", "high_inclusive", "note")
+
+
+def _bound(v: str, path: Path, i: int):
+    if v.strip() == "":
+        return None
+    try:
+        return float(v)
+    except ValueError:
+        raise ValueError(f"{path} row {i}: bound {v!r} is not a number") from None
+
+
+def load_points(path: Path = POINTS_FILE) -> list[tuple]:
+    """Rows (marker, lbtestcd, points, low, low_inclusive, high, high_inclusive); bad rows fail loudly."""
+    out = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if tuple(reader.fieldnames or ()) != _COLUMNS:
+            raise ValueError(f"{path}: header must be {','.join(_COLUMNS)}")
+        for i, r in enumerate(reader, start=2):
+            if r["marker"] not in MARKERS:
+                raise ValueError(f"{path} row {i}: marker {r['marker']!r} is not one of {MARKERS}")
+            out.append((r["marker"], r["lbtestcd"].strip().upper(), int(r["points"]), _bound(r["low"], path, i),
+                        r["low_inclusive"].strip().lower() == "true", _bound(r["high"], path, i),
+                        r["high_inclusive"].strip().lower() == "true"))
+    return out
+
+
+def derive_car_hematotox(con, studyid, data_cut, config, review_store=None) -> None:
+    """Build ``car_hematotox`` for one study and data cut."""
+    reset(con, (CAR_HEMATOTOX,), studyid, data_cut)
+    con.execute("CREATE OR REPLACE TEMP TABLE _ht_points (marker VARCHAR, test VARCHAR, points INTEGER, lo DOUBLE, "
+                "lo_inc BOOLEAN, hi DOUBLE, hi_inc BOOLEAN)")
+    con.executemany("INSERT INTO _ht_points VALUES ($1, $2, $3, $4, $5, $6, $7)", load_points())
+    m = {k: k.lower() for k in MARKERS}
+    cols = ",\n  ".join(
+        f"max(v.value) FILTER (WHERE v.marker = '{k}') AS {c}, max(v.day) FILTER (WHERE v.marker = '{k}') AS {c}_day, "
+        f"max(v.pts) FILTER (WHERE v.marker = '{k}') AS {c}_points" for k, c in m.items())
+    insert(con, CAR_HEMATOTOX, f"""
+WITH s AS (
+  SELECT usubjid, coalesce(lymphodepletion_start_day, {DEFAULT_REFERENCE_DAY}) AS reference_day,
+         CASE WHEN lymphodepletion_start_day IS NULL THEN 'day {DEFAULT_REFERENCE_DAY} (no lymphodepletion recorded)'
+              ELSE 'lymphodepletion start' END AS reference
+  FROM subjects WHERE {SCOPE} AND first_infusion_date IS NOT NULL
+),
+last_val AS (
+  SELECT l.usubjid, p.marker, arg_max(l.value, l.day) AS value, max(l.day) AS day
+  FROM labs l JOIN s USING (usubjid)
+  JOIN (SELECT DISTINCT marker, test FROM _ht_points) p ON p.test = upper(l.lbtestcd)
+  WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL
+    AND l.day BETWEEN s.reference_day - {LOOKBACK_DAYS} AND s.reference_day
+  GROUP BY l.usubjid, p.marker
+),
+v AS (
+  SELECT lv.*, coalesce(max(p.points) FILTER (WHERE
+      (p.lo IS NULL OR CASE WHEN p.lo_inc THEN round(lv.value, 9) >= p.lo ELSE round(lv.value, 9) > p.lo END)
+      AND (p.hi IS NULL OR CASE WHEN p.hi_inc THEN round(lv.value, 9) <= p.hi ELSE round(lv.value, 9) < p.hi END)), 0) AS pts
+  FROM last_val lv JOIN _ht_points p ON p.marker = lv.marker
+  GROUP BY ALL
+),
+w AS (
+  SELECT s.usubjid, any_value(s.reference_day) AS reference_day, any_value(s.reference) AS reference,
+  {cols}
+  FROM s LEFT JOIN v USING (usubjid) GROUP BY s.usubjid
+)
+SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, w.*,
+  CASE WHEN {' AND '.join(f'{c} IS NOT NULL' for c in m.values())}
+       THEN {' + '.join(f'{c}_points' for c in m.values())} END AS score,
+  {' + '.join(f'coalesce({c}_points, 0)' for c in m.values())} AS score_known,
+  CASE WHEN {' AND '.join(f'{c} IS NOT NULL' for c in m.values())}
+       THEN CASE WHEN {' + '.join(f'{c}_points' for c in m.values())} >= {HIGH_RISK_FROM} THEN 'high' ELSE 'low' END
+       WHEN {' + '.join(f'coalesce({c}_points, 0)' for c in m.values())} >= {HIGH_RISK_FROM} THEN 'high (incomplete)'
+       ELSE 'not assessable' END AS risk,
+  concat_ws('; ',
+    'ANC ' || anc || ' x10^9/L (day ' || anc_day || '): ' || anc_points,
+    'Hb ' || hgb || ' g/L (day ' || hgb_day || '): ' || hgb_points,
+    'platelets ' || plt || ' x10^9/L (day ' || plt_day || '): ' || plt_points,
+    'CRP ' || crp || ' mg/L (day ' || crp_day || '): ' || crp_points,
+    'ferritin ' || ferritin || ' ug/L (day ' || ferritin_day || '): ' || ferritin_points) AS inputs,
+  nullif(concat_ws(', ', {', '.join(f"CASE WHEN {c} IS NULL THEN '{k} missing' END" for k, c in m.items())}), '')
+    || ' (no value in the ' || {LOOKBACK_DAYS} || ' days up to day ' || reference_day || ')' AS note
+FROM w
+""", {"s": studyid, "c": data_cut})
+    con.execute("DROP TABLE IF EXISTS _ht_points")
+
+
+DERIVATION = Derivation(
+    name="car_hematotox",
+    writes=(CAR_HEMATOTOX,),
+    reads=('subjects', 'labs'),
+    run=derive_car_hematotox,
+)

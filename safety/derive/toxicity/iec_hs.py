@@ -1,0 +1,212 @@
+"""IEC-HS screen (`iec_hs_screen`): candidates for committee review, never a diagnosis.
+
+Source: Hines MR et al., Immune effector cell-associated hemophagocytic lymphohistiocytosis-like syndrome,
+Transplant Cell Ther 2023;29:438.e1-e16: ferritin elevated (> 2 x ULN or > 2 x the
+baseline at infusion) and/or rapidly rising, onset as CRS resolves or after it (or without CRS), with
+haemophagocytosis-like laboratory features. The thresholds are data (safety/data/iec_hs_criteria.csv); the
+product's readings of what the paper leaves to clinical judgement are in docs/toxicities.md.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from safety.derive.toxicity._sql import SCOPE, insert, run
+from safety.schema import IEC_HS_SCREEN
+
+CRITERIA_FILE = Path(__file__).resolve().parents[2] / "data" / "iec_hs_criteria.csv"
+# Findings count when measured within this many days of the ferritin value.
+FEATURE_WINDOW_DAYS = 3
+# Baseline: the latest value on days -14 to 0.
+BASELINE_FROM_DAY = -14
+# "Worsening" cytopenia: an existing cytopenia falls to at most this fraction of the previous value.
+WORSENING_FRACTION = 0.5
+# "New" cytopenia: a fall after recovery from the lymphodepletion nadir (at or above the threshold on
+# RECOVERY_VALUES consecutive measured days, the last on RECOVERY_FROM_DAY or later).
+RECOVERY_VALUES = 3
+RECOVERY_FROM_DAY = 7
+# After a CRS peak the ferritin must rise again by at least this factor over the previous value (more than
+# assay and day-to-day variation): a ferritin falling, or wobbling, as CRS resolves is CRS.
+RERISE_FACTOR = 1.25
+# Management looked at for the grade: from the day before the flag to this many days after it.
+GRADE_WINDOW_DAYS = 14
+IEC_HS_DIRECTED_CLASSES = ("anakinra", "corticosteroid", "anti_cytokine")
+IEC_HS_DIRECTED_PATTERN = r"ruxolitinib|emapalumab|etoposide"
+IEC_HS_DEATH_PATTERN = r"IEC-HS|HLH|HEMOPHAGOCYT|HAEMOPHAGOCYT|MACROPHAGE ACTIVATION"
+_COLUMNS = ("feature", "lbtestcd", "comparison", "threshold", "relative_to", "label", "source")
+_RELATIVE = {"value", "uln", "baseline", "previous", "uln_or_baseline"}
+
+
+def load_criteria(path: Path = CRITERIA_FILE) -> list[dict]:
+    """The screen's thresholds; a malformed row fails loudly with the file and row."""
+    rows = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if tuple(reader.fieldnames or ()) != _COLUMNS:
+            raise ValueError(f"{path}: header must be {','.join(_COLUMNS)}")
+        for i, r in enumerate(reader, start=2):
+            if r["comparison"] not in ("<", ">", ">=") or r["relative_to"] not in _RELATIVE:
+                raise ValueError(f"{path} row {i}: comparison must be <, > or >= and relative_to one of {sorted(_RELATIVE)}")
+            try:
+                thr = float(r["threshold"])
+            except ValueError:
+                raise ValueError(f"{path} row {i}: threshold {r['threshold']!r} is not a number") from None
+            rows.append({**r, "lbtestcd": r["lbtestcd"].strip().upper(), "threshold": thr})
+    return rows
+
+
+def _criteria_table(con) -> None:
+    con.execute("CREATE OR REPLACE TEMP TABLE _iec_crit (feature VARCHAR, test VARCHAR, cmp VARCHAR, "
+                "thr DOUBLE, rel VARCHAR, label VARCHAR)")
+    con.executemany("INSERT INTO _iec_crit VALUES ($1, $2, $3, CAST($4 AS DOUBLE), $5, $6)",
+                    [(r["feature"], r["lbtestcd"], r["comparison"], r["threshold"], r["relative_to"], r["label"])
+                     for r in load_criteria()])
+
+
+def iec_hs(con, params: dict) -> None:
+    """Build iec_hs_screen for one study and cut (toxicity_episodes must be built already)."""
+    _criteria_table(con)
+    w = FEATURE_WINDOW_DAYS
+    insert(con, IEC_HS_SCREEN, f"""
+WITH lb AS (
+  SELECT usubjid, upper(lbtestcd) AS test, day, min(value) AS vmin, max(value) AS vmax, max(uln) AS uln FROM labs
+  WHERE {SCOPE} AND upper(lbtestcd) IN (SELECT test FROM _iec_crit) AND value IS NOT NULL AND day IS NOT NULL
+  GROUP BY ALL
+),
+base AS (
+  SELECT usubjid, test, arg_max(vmax, day) AS baseline FROM lb WHERE day BETWEEN {BASELINE_FROM_DAY} AND 0
+  GROUP BY usubjid, test
+),
+fc AS (SELECT * FROM _iec_crit WHERE test = 'FERRITIN'),
+fer AS (
+  SELECT l.usubjid, l.day, l.vmax AS value, l.uln, b.baseline,
+         lag(l.vmax) OVER (PARTITION BY l.usubjid ORDER BY l.day) AS prev_value
+  FROM lb l LEFT JOIN base b USING (usubjid, test) WHERE l.test = 'FERRITIN'
+),
+ferc AS (
+  SELECT f.*,
+    (SELECT string_agg(fc.label, ' and ' ORDER BY fc.rel) FROM fc WHERE
+       (fc.rel = 'uln' AND f.uln > 0 AND round(f.value, 9) > round(fc.thr * f.uln, 9))
+       -- relative rises count only above the ULN: a doubling within normal limits is not hyperferritinaemia
+       OR (fc.rel = 'baseline' AND f.baseline > 0 AND round(f.value, 9) > round(fc.thr * f.baseline, 9)
+           AND (coalesce(f.uln, 0) <= 0 OR f.value > f.uln))
+       OR (fc.rel = 'previous' AND f.prev_value > 0 AND round(f.value, 9) >= round(fc.thr * f.prev_value, 9)
+           AND (coalesce(f.uln, 0) <= 0 OR f.value > f.uln))
+    ) AS ferritin_criterion
+  FROM fer f WHERE f.day >= 1
+),
+crs AS (SELECT usubjid, event_key, onset_day, max_grade_day, last_symptomatic_day FROM toxicity_episodes
+        WHERE {SCOPE} AND syndrome = 'CRS'),
+phase AS (
+  -- the latest CRS episode begun by the ferritin day decides the phase
+  SELECT f.usubjid, f.day, arg_max(crs.event_key, crs.onset_day) AS crs_episode_key,
+    arg_max(CASE WHEN f.day <= crs.max_grade_day THEN 'CRS not yet past its peak'
+                 WHEN f.day <= crs.last_symptomatic_day THEN 'CRS resolving' ELSE 'after CRS' END, crs.onset_day) AS crs_phase
+  FROM ferc f LEFT JOIN crs ON crs.usubjid = f.usubjid AND crs.onset_day <= f.day
+  GROUP BY f.usubjid, f.day
+),
+cand AS (
+  -- after a CRS peak the ferritin must be rising again: a ferritin falling as CRS resolves is CRS
+  SELECT f.*, p.crs_episode_key, coalesce(p.crs_phase, 'no CRS episode') AS crs_phase
+  FROM ferc f JOIN phase p USING (usubjid, day)
+  WHERE f.ferritin_criterion IS NOT NULL
+    AND coalesce(p.crs_phase, 'no CRS episode') <> 'CRS not yet past its peak'
+    AND (p.crs_phase IS NULL OR f.prev_value IS NULL
+         OR round(f.value, 9) >= round({RERISE_FACTOR}::DOUBLE * f.prev_value, 9))
+),
+series AS (
+  SELECT l.*, b.baseline, k.thr AS cyto_thr,
+    lag(l.vmin) OVER win AS prev_min,
+    round(l.vmin, 9) < round(k.thr, 9) AS low
+  FROM lb l LEFT JOIN base b USING (usubjid, test)
+  LEFT JOIN (SELECT test, thr FROM _iec_crit WHERE feature = 'cytopenia') k USING (test)
+  WINDOW win AS (PARTITION BY l.usubjid, l.test ORDER BY l.day)
+),
+-- recovery from the lymphodepletion nadir: below the threshold after infusion, then at or above it on
+-- {RECOVERY_VALUES} consecutive measured days, the last on day {RECOVERY_FROM_DAY} or later
+runs AS (
+  SELECT *, bool_or(low) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS was_low,
+         bool_and(NOT low) OVER (w ROWS BETWEEN {RECOVERY_VALUES - 1} PRECEDING AND CURRENT ROW) AS run_ok,
+         count(*) OVER (w ROWS BETWEEN {RECOVERY_VALUES - 1} PRECEDING AND CURRENT ROW) AS run_n
+  FROM series WHERE cyto_thr IS NOT NULL AND day >= 0 WINDOW w AS (PARTITION BY usubjid, test ORDER BY day)
+),
+recovered AS (
+  SELECT usubjid, test, min(day) AS recovery_day FROM runs
+  WHERE run_ok AND run_n = {RECOVERY_VALUES} AND day >= {RECOVERY_FROM_DAY} AND was_low GROUP BY usubjid, test
+),
+feat AS (
+  SELECT s.usubjid, s.day, k.label AS criterion,
+    CASE WHEN k.feature = 'cytopenia' THEN
+           CASE WHEN s.day > r.recovery_day THEN 'new ' ELSE 'worsening ' END
+           || k.label || ' (' || round(s.vmin, 2) || coalesce(' from ' || round(s.prev_min, 2), '') || ')'
+         ELSE k.label || ' (' || round(CASE WHEN k.cmp = '<' THEN s.vmin ELSE s.vmax END, 2) || ')' END AS finding
+  FROM series s JOIN _iec_crit k ON k.test = s.test AND k.feature NOT LIKE 'ferritin%'
+  LEFT JOIN recovered r ON r.usubjid = s.usubjid AND r.test = s.test
+  WHERE s.day >= 1 AND CASE
+    -- new: a fall after recovery from the nadir; worsening: an existing cytopenia falls to half or less
+    WHEN k.feature = 'cytopenia' THEN s.low
+         AND (s.day > r.recovery_day
+              OR (round(s.prev_min, 9) < round(k.thr, 9)
+                  AND round(s.vmin, 9) <= round({WORSENING_FRACTION}::DOUBLE * s.prev_min, 9)))
+    WHEN k.rel = 'value' AND k.cmp = '<' THEN round(s.vmin, 9) < round(k.thr, 9)
+    WHEN k.rel = 'value' THEN round(s.vmax, 9) > round(k.thr, 9)
+    WHEN k.rel = 'uln' THEN s.uln > 0 AND round(s.vmax, 9) > round(k.thr * s.uln, 9)
+    WHEN k.rel = 'uln_or_baseline' THEN s.uln > 0
+         AND round(s.vmax, 9) > round(k.thr * greatest(s.uln, coalesce(s.baseline, 0)), 9)
+    ELSE false END
+),
+near AS (
+  -- one finding per criterion: the one measured nearest the ferritin day
+  SELECT c.usubjid, c.day, arg_min(f.finding, abs(f.day - c.day) * 1000 + f.day) AS finding
+  FROM cand c JOIN feat f ON f.usubjid = c.usubjid AND f.day BETWEEN c.day - {w} AND c.day + {w}
+  GROUP BY c.usubjid, c.day, f.criterion
+),
+flags AS (
+  SELECT c.usubjid, c.day AS flag_day, c.value AS ferritin, c.uln AS ferritin_uln, c.baseline AS ferritin_at_infusion,
+    c.value / nullif(c.baseline, 0) AS ferritin_fold, c.prev_value AS ferritin_previous, c.ferritin_criterion,
+    string_agg(DISTINCT f.finding, ', ' ORDER BY f.finding) AS criteria_met, c.crs_episode_key, c.crs_phase
+  FROM cand c JOIN near f ON f.usubjid = c.usubjid AND f.day = c.day
+  GROUP BY ALL
+),
+mg AS (
+  SELECT fl.usubjid, fl.flag_day,
+    min(m.start_day) FILTER (WHERE lower(m.med_class) = 'vasopressor') AS vaso_day,
+    min(m.start_day) FILTER (WHERE lower(m.med_class) IN {IEC_HS_DIRECTED_CLASSES!r}
+                                OR regexp_matches(lower(coalesce(m.cmtrt, '')), '{IEC_HS_DIRECTED_PATTERN}')) AS directed_day,
+    arg_min(coalesce(m.cmdecod, m.cmtrt), m.start_day) FILTER (WHERE lower(m.med_class) IN {IEC_HS_DIRECTED_CLASSES!r}
+                                OR regexp_matches(lower(coalesce(m.cmtrt, '')), '{IEC_HS_DIRECTED_PATTERN}')) AS directed_drug
+  FROM flags fl JOIN medications m ON m.usubjid = fl.usubjid AND m.studyid = $s AND m.data_cut = $c
+   AND m.start_day BETWEEN fl.flag_day - 1 AND fl.flag_day + {GRADE_WINDOW_DAYS}
+  GROUP BY fl.usubjid, fl.flag_day
+),
+sup AS (
+  SELECT fl.usubjid, fl.flag_day, min(a.day) AS support_day
+  FROM flags fl JOIN crs_assessments a ON a.usubjid = fl.usubjid AND a.studyid = $s AND a.data_cut = $c
+   AND a.day BETWEEN fl.flag_day AND fl.flag_day + {GRADE_WINDOW_DAYS}
+   AND (coalesce(a.vasopressors, 0) > 0 OR coalesce(a.vasopressin, false)
+        OR upper(a.oxygen) IN ('CPAP', 'BIPAP', 'MECHANICAL_VENTILATION'))
+  GROUP BY fl.usubjid, fl.flag_day
+),
+graded AS (
+  SELECT fl.*, s.death_day, s.death_cause,
+    CASE WHEN s.death_day >= fl.flag_day AND regexp_matches(upper(coalesce(s.death_cause, '')), '{IEC_HS_DEATH_PATTERN}') THEN 5
+         WHEN mg.vaso_day IS NOT NULL OR sup.support_day IS NOT NULL THEN 4
+         WHEN mg.directed_day IS NOT NULL THEN 2 ELSE 1 END AS grade,
+    least(mg.vaso_day, sup.support_day) AS life_support_day, mg.directed_day, mg.directed_drug
+  FROM flags fl LEFT JOIN mg USING (usubjid, flag_day) LEFT JOIN sup USING (usubjid, flag_day)
+  LEFT JOIN (SELECT usubjid, death_day, death_cause FROM subjects WHERE {SCOPE}) s USING (usubjid)
+)
+SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, flag_day, ferritin, ferritin_at_infusion, ferritin_fold,
+  criteria_met, crs_episode_key, crs_phase,
+  row_number() OVER (PARTITION BY usubjid ORDER BY flag_day) = 1 AS first_flag,
+  'screen, not a diagnosis' AS label,
+  ferritin_uln, ferritin_previous, ferritin_criterion, grade,
+  CASE grade
+    WHEN 5 THEN 'death on day ' || death_day || ' attributed to ' || death_cause
+    WHEN 4 THEN 'life-threatening: vasopressor or positive-pressure ventilation from day ' || life_support_day
+    WHEN 2 THEN 'IEC-HS-directed therapy (' || directed_drug || ') from day ' || directed_day
+    ELSE 'no IEC-HS-directed therapy or organ support recorded within ' || {GRADE_WINDOW_DAYS} || ' days' END
+  || CASE WHEN grade < 3 THEN '; grade 3 (bleeding needing products, organ dysfunction) is not derivable from the data: '
+                              || 'a lower bound' ELSE '' END AS grade_reason
+FROM graded
+""", params)
