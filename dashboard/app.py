@@ -22,6 +22,10 @@ from dashboard import state  # noqa: E402
 from safety.access import reader as access  # noqa: E402
 
 st.set_page_config(page_title="celltox safety", page_icon=":material/monitor_heart:", layout="wide")
+# Also set here, so a start from another folder (without .streamlit/config.toml) hides them too: no Deploy
+# button or developer menu, and no unaudited table download (dashboard/tables.py offers the audited one).
+st.set_option("client.toolbarMode", "viewer")
+st.set_option("client.disableDataExport", True)
 
 # Not "pages/": Streamlit serves a folder of that name as a legacy multipage app, bypassing app.py.
 PAGES = Path(__file__).resolve().parent / "views"

@@ -1,16 +1,103 @@
-"""Overview: enrolment and follow-up, DLTs, SAEs, severe CRS/ICANS, the stopping rule, what is new."""
+"""Overview: the meeting's five questions on the first screen (boundaries, DLT candidates, deaths, severe
+CRS/ICANS/infections, what is new), then enrolment and follow-up, the stopping rule chart and sign-off."""
+import datetime as _dt
+
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, state
+from dashboard import data, state, tables
 from dashboard import figures as F
 from safety.derive.dlt.stopping import method_name
+from safety.review import meeting as meeting_rules
 
 v = state.view()
 user = state.user()
+# The five answers must fit one 1440 x 900 screen: less padding above the title and between the links.
+st.markdown("""<style>
+.block-container {padding-top: 2.2rem;}
+div[data-testid="stPageLink"] a {padding-top: 0; padding-bottom: 0; min-height: 1.6rem;}
+div[data-testid="stAlert"] > div {padding: 0.45rem 0.75rem;}
+</style>""", unsafe_allow_html=True)
 st.title("Safety overview")
 st.caption(state.filter_caption(v))
 flt, fp = state.subject_filter(v)
+
+MAX_NAMES = 6  # names per question on the first screen; the rest are one click away
+PROFILE = "views/subject_profile.py"
+BOX = {meeting_rules.CROSSED: st.error, meeting_rules.NEAR: st.warning, meeting_rules.INSIDE: st.success}
+LEVEL_WORD = {meeting_rules.CROSSED: "crossed", meeting_rules.NEAR: "one event away",
+              meeting_rules.INSIDE: "inside"}
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def names(rows: pd.DataFrame, label, where, more: str) -> None:
+    """One link per row to the subject's profile (same session, same study and cut)."""
+    for r in rows.head(MAX_NAMES).itertuples():
+        where.page_link(PROFILE, label=label(r), query_params={"usubjid": r.usubjid, "studyid": v.studyid,
+                                                               "cut": v.data_cut.isoformat()})
+    if len(rows) > MAX_NAMES:
+        where.caption(f"and {len(rows) - MAX_NAMES} more: {more}")
+
+
+def grade_text(g) -> str:
+    return "" if g is None or pd.isna(g) else f"grade {int(g)}"
+
+
+m = data.meeting(v)
+prev_text = f"since {m.previous_cut.isoformat()}" if m.previous_cut else "at this first data cut"
+q1, q2, q3 = st.columns([1.2, 1, 1], gap="medium")
+
+q1.markdown("##### Stopping and escalation boundaries")
+if v.sites is not None:
+    q1.caption("Study-wide boundaries are shown only to roles that see every site.")
+elif m.rules.empty:
+    q1.caption("No stopping rule status for this data cut.")
+else:
+    for r in m.rules.itertuples():
+        text = (f"**{r.label}** · {method_name(r.method)}: {r.decision} · {r.events} of {r.evaluable_n} with the "
+                f"event · " + ("crossed with the pending counted" if r.level == meeting_rules.CROSSED
+                                and not r.adjudicated_crossed else LEVEL_WORD[r.level]) + (f" · worst case {r.worst_case}" if r.worst_case else ""))
+        BOX[r.level](text, icon=":material/error:" if r.level == meeting_rules.CROSSED else
+                     ":material/warning:" if r.level == meeting_rules.NEAR else ":material/check_circle:")
+
+basis = "last signed-off cut" if m.since_signed_off else "previous cut"
+q1.markdown(f"##### New since the {basis}" + (f" ({m.since.isoformat()})" if m.since else ""))
+if m.since is None:
+    q1.caption("This is the first data cut of the study: nothing to compare with yet.")
+else:
+    k = m.counts
+    q1.markdown(f"**{plural(k['deaths'], 'new death')}** · **{plural(k['dlt_candidates'], 'new DLT candidate')}** · "
+                f"**{plural(k['saes'], 'new SAE')}** · **{plural(k['grade3_plus'], 'new grade ≥3 AE')}**")
+    if m.new.empty:
+        q1.caption("No new or changed events.")
+    else:
+        names(m.new, lambda r: f"**{r.usubjid}** {r.change}: {r.description}" + (" · serious" if r.serious else ""),
+              q1, "see What is new below, most severe first")
+
+q2.markdown(f"##### DLT candidates new or pending")
+if m.dlt_candidates.empty:
+    q2.caption("No new or pending DLT candidates.")
+else:
+    names(m.dlt_candidates, lambda r: f"**{r.usubjid}** {r.term} {grade_text(r.grade)} · {r.state}"
+          + (" · new" if r.new and m.previous_cut else ""), q2, "see DLT review")
+q2.markdown(f"##### Deaths {prev_text}")
+if m.deaths.empty:
+    q2.caption("No deaths.")
+else:
+    names(m.deaths, lambda r: f"**{r.usubjid}** day {'?' if pd.isna(r.death_day) else int(r.death_day)}: "
+          f"{r.death_cause}", q2, "see the deaths listing on Listings & export")
+
+q3.markdown(f"##### Grade ≥3 CRS, ICANS or infection {prev_text}")
+if m.severe.empty:
+    q3.caption("None.")
+else:
+    names(m.severe, lambda r: f"**{r.usubjid}** {r.toxicity}"
+          + (f" ({r.term})" if r.term != r.toxicity else "") + f" {grade_text(r.grade)}"
+          + ("" if pd.isna(r.onset_day) else f", day {int(r.onset_day)}"), q3, "see CRS & ICANS and Adverse events")
+st.divider()
 
 c = state.q(f"""
     SELECT count(*) AS screened,
@@ -60,9 +147,8 @@ elif state.require("stopping_rule_status", what="the stopping-rule status"):
         state.empty("No stopping-rule status was derived for this data cut.")
     else:
         for _, r in status.iterrows():
-            decision = str(r["decision"] or "").lower()
-            box = st.error if decision in ("stop", "eliminate", "de-escalate") else st.success
-            box(("**" + str(r["cohort"]) + "**: " if r["cohort"] else "") + str(r["sentence"]))
+            level = meeting_rules.rule_level(r)
+            BOX[level](("**" + str(r["cohort"]) + "**: " if pd.notna(r["cohort"]) else "") + str(r["sentence"]))
         first = status.iloc[0]
         if state.has_tables("stopping_boundaries"):
             b = data.boundary_rows(v, first["method"], first["cohort"])
@@ -79,7 +165,6 @@ st.subheader("What is new")
 store = state.review_store(v.db_path)
 signoffs = [s for s in store.signoffs(v.studyid) if s["data_cut"] < v.data_cut.isoformat()]
 last_signed = max((s["data_cut"] for s in signoffs), default=None)
-import datetime as _dt  # noqa: E402
 options = {}
 if v.previous_cut:
     options[f"since the previous data cut ({v.previous_cut.isoformat()})"] = v.previous_cut
@@ -89,15 +174,17 @@ if not options:
     state.empty("This is the first data cut of the study: nothing to compare with yet.")
 else:
     label = st.radio("Compare", list(options), horizontal=True, label_visibility="collapsed")
-    ch = data.changes(v, options[label])
+    base = options[label]
+    ch = data.new_events(v, base)
     if ch.empty:
         state.empty("No new subjects, events, grade changes or DLT candidates since that cut.")
     else:
-        keys = [c for c in ("category", "change") if c in ch.columns]
-        summary = ch.groupby(keys).size().rename("n").reset_index()
-        st.markdown(" · ".join(f"**{r.n}** " + " ".join(str(getattr(r, k)).replace("_", " ") for k in reversed(keys))
-                               for r in summary.itertuples()))
-        state.table(ch)
+        k = meeting_rules.new_counts(ch)
+        st.markdown(f"**{plural(k['deaths'], 'new death')}** · **{plural(k['dlt_candidates'], 'new DLT candidate')}** · "
+                    f"**{plural(k['saes'], 'new SAE')}** · **{plural(k['grade3_plus'], 'new grade ≥3 AE')}** · "
+                    f"{plural(len(ch), 'new or changed event')} in all, most severe first (deaths, DLT candidates, "
+                    "then by grade, serious before non-serious)")
+        state.table(ch.drop(columns=["rank"]), export_name="new_since", title=f"New or changed since {base.isoformat()}")
 
 if state.can(user, "can_sign_off"):
     st.subheader("Committee sign-off")
