@@ -39,11 +39,13 @@ def _sidebar(user, db_path: str) -> state.View | None:
         return None
     qp = st.query_params
     studies = list(dict.fromkeys(cuts["studyid"]))
-    titles = {r.studyid: (r.title or r.studyid) for r in cuts.itertuples()}
+    titles = {r.studyid: (r.title if isinstance(r.title, str) and r.title.strip() else r.studyid)
+              for r in cuts.itertuples()}
     default_study = qp.get("studyid") if qp.get("studyid") in studies else studies[0]
     st.sidebar.markdown("### Study")
     studyid = st.sidebar.selectbox("Study", studies, index=studies.index(default_study),
-                                   format_func=lambda s: f"{s} – {titles.get(s, '')}", key="sb_study",
+                                   format_func=lambda s: s if titles.get(s, s) == s else f"{s} – {titles[s]}",
+                                   key="sb_study",
                                    label_visibility="collapsed")
     study_cuts = sorted(cuts.loc[cuts["studyid"] == studyid, "data_cut"], reverse=True)
     cut_labels = [c.isoformat() for c in study_cuts]

@@ -26,6 +26,15 @@ WIDE = {"evidence", "reason", "description", "changes", "rationale", "detail", "
         "death_cause", "aedecod", "preferred_term", "term"}
 
 
+def text(value, missing: str = "-") -> str:
+    """A value for a sentence or metric: ``missing`` for None/NaN/NaT, whole numbers without '.0'."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return missing
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def tidy(df: pd.DataFrame) -> pd.DataFrame:
     """Whole-number float columns as nullable integers (39, not 39.0); other columns unchanged."""
     out = df.copy()
@@ -61,7 +70,7 @@ def column_config(df: pd.DataFrame, given: dict | None = None) -> dict:
 
 
 def show_table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: int | None = None,
-               export_name: str | None = None, title: str | None = None, **kwargs):
+               export_name: str | None = None, title: str | None = None, where=None, **kwargs):
     """Draw ``df`` as the dashboard's table; returns st.dataframe's result (the selection when one is asked for).
 
     ``export_name`` (a file-name stem) offers an audited CSV download of these rows to roles with the
@@ -75,20 +84,22 @@ def show_table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: in
                                     for s in shown[subject_col]])
         given["profile"] = st.column_config.LinkColumn("Profile", display_text="open ↗", width="small",
                                                        help="Open this subject's profile")
-    result = st.dataframe(shown, hide_index=kwargs.pop("hide_index", True), width=kwargs.pop("width", "stretch"),
+    result = (where or st).dataframe(shown, hide_index=kwargs.pop("hide_index", True), width=kwargs.pop("width", "stretch"),
                           column_config=column_config(shown, given), height=height or "auto", placeholder="",
                           **kwargs)
     if export_name and not df.empty:
-        download_button(df, export_name, title or export_name.replace("_", " ").capitalize())
+        download_button(df, export_name, title or export_name.replace("_", " ").capitalize(), where=where)
     return result
 
 
-def csv_export(df: pd.DataFrame, title: str) -> bytes:
-    """The CSV of ``df`` with the packet's header block (title, study, cut, scope, generated time)."""
+def csv_export(df: pd.DataFrame, title: str, reference: str = "celltox dashboard") -> bytes:
+    """The CSV of ``df`` with the packet's header block (title, study, cut, scope, generated time, sidebar
+    filters) and integers written as integers, as the packet's CSV (safety.export.csv_writer)."""
     v = state.view()
     meta = export_common.packet_meta(state.reader(v))
     out = df.copy()
-    out.attrs = {"title": title, "reference": "celltox dashboard", "notes": [state.filter_caption(v).replace("**", "")]}
+    notes = list(df.attrs.get("notes") or []) + ["Shown on the dashboard for " + state.filter_caption(v).replace("**", "")]
+    out.attrs = {"title": title, "reference": reference, "notes": notes}
     return csv_text(out, meta).encode("utf-8")
 
 

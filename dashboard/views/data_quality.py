@@ -26,8 +26,8 @@ st.subheader("Load log")
 if log.empty:
     state.empty("No load log for this data cut.")
 else:
-    st.dataframe(log.drop(columns=["studyid"], errors="ignore"), hide_index=True, width="stretch",
-                 column_config={"sha256": st.column_config.TextColumn("SHA-256", width="medium")})
+    state.table(log.drop(columns=["studyid"], errors="ignore"), subject_col=None,
+                column_config={"sha256": st.column_config.TextColumn("SHA-256", width="medium")})
 
 st.subheader("Quarantined rows")
 if quar is None:
@@ -36,7 +36,7 @@ elif quar.empty:
     st.success("No rows were quarantined in this load.")
 else:
     by = quar.groupby(["domain", "field", "reason"]).size().rename("rows").reset_index().sort_values("rows", ascending=False)
-    st.dataframe(by, hide_index=True, width="stretch")
+    state.table(by, subject_col=None)
     with st.expander(f"All {len(quar)} quarantined rows"):
         state.table(quar.drop(columns=["studyid", "data_cut"], errors="ignore"))
 
@@ -48,7 +48,7 @@ else:
     state.table(missing_ae)
 if missing_lab is not None and not missing_lab.empty:
     st.markdown("**Lab results that could not be graded, and why**")
-    st.dataframe(missing_lab, hide_index=True, width="stretch")
+    state.table(missing_lab, subject_col=None)
 
 st.subheader("Eligibility deviations")
 if state.require("eligibility_deviations", what="the eligibility check"):

@@ -8,7 +8,9 @@ import streamlit as st
 from dashboard import data, state
 from dashboard import figures as F
 from safety.derive.dlt.stopping import method_name
+from safety.review import meeting as meeting_rules
 
+BOX = {meeting_rules.CROSSED: st.error, meeting_rules.NEAR: st.warning, meeting_rules.INSIDE: st.success}
 MAX_TABLE_ROWS = 1000  # candidate and evaluability rows shown on the page
 MAX_PICKER_OPTIONS = 500  # candidates offered in the adjudication list at once
 
@@ -43,7 +45,7 @@ else:
         st.caption(f"Showing {MAX_TABLE_ROWS:,} of {len(shown):,} candidates (in window first); "
                    "all of them are in the DLT listing on Listings & export.")
         shown = shown.head(MAX_TABLE_ROWS)
-    state.table(shown[keep])
+    state.table(shown[keep], export_name="dlt_candidates", title="DLT candidates and decisions")
 
 
 def _fingerprint(row) -> str:
@@ -137,7 +139,9 @@ elif state.require("stopping_rule_status", "stopping_boundaries", what="the stop
         state.empty("No stopping-rule status was derived for this data cut.")
     for method, rows in st_rows.groupby("method", sort=False):
         for _, r in rows.iterrows():
-            st.markdown(f"**{r['cohort'] or 'Study'}** · {method_name(r['method'])} · monitored: {r['monitored_event']} — {r['sentence']}")
+            level = meeting_rules.rule_level(r)
+            label = r["cohort"] if pd.notna(r["cohort"]) else "Study"
+            BOX[level](f"**{label}** · {method_name(r['method'])} · monitored: {r['monitored_event']} — {r['sentence']}")
         b = data.boundary_rows(v, method, rows["cohort"].iloc[0])
         if b.empty:
             state.empty(f"No boundary table for {method}.")
@@ -146,5 +150,5 @@ elif state.require("stopping_rule_status", "stopping_boundaries", what="the stop
         c1, c2 = st.columns([2, 1])
         state.chart(F.stopping_boundary_chart, b, points=pts, event_label=str(rows["monitored_event"].iloc[0]).upper()
                                                   .replace("_", " ") + " events", title=f"{method}: boundary", key=f"bound_{method}", where=c1)
-        c2.dataframe(b.drop(columns=["studyid", "data_cut"], errors="ignore").dropna(axis=1, how="all"),
-                     hide_index=True, width="stretch")
+        state.table(b.drop(columns=["studyid", "data_cut"], errors="ignore").dropna(axis=1, how="all"),
+                    subject_col=None, where=c2)

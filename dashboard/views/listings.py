@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import state
+from dashboard import state, tables
 
 MAX_PREVIEW_ROWS = 1000  # listing rows drawn on the page; downloads always hold every row
 BUILD_ON_DEMAND_ROWS = 20_000  # above this, CSV/XLSX are written when asked for, not on every rerun
@@ -67,7 +67,7 @@ def _build_packet(write_outputs) -> tuple[str, bytes, list[str]]:
 
 
 def _listing_files() -> tuple[bytes, bytes]:
-    csv_bytes = df.to_csv(index=False).encode("utf-8")
+    csv_bytes = tables.csv_export(df, spec.title, spec.reference)
     buf = io.BytesIO()
     with pd.ExcelWriter(buf, engine="xlsxwriter") as xw:
         df.to_excel(xw, sheet_name=name[:31], index=False)
