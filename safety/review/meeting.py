@@ -108,7 +108,7 @@ def _new_sql(reader: StudyReader, key: str, prev_table: str, prev_key: str | Non
 
 
 def dlt_candidate_rows(reader: StudyReader, status: CommitteeStatus) -> pd.DataFrame:
-    """DLT candidates that are pending adjudication or new since the previous cut, worst first."""
+    """DLT candidates pending adjudication or re-review, then those new since the previous cut; worst grade first."""
     cols = ["usubjid", "event_key", "term", "grade", "onset_day", "rule_id", "state", "new"]
     c = status.candidates
     if c is None or c.empty:
@@ -129,7 +129,10 @@ def dlt_candidate_rows(reader: StudyReader, status: CommitteeStatus) -> pd.DataF
                                             keep["decision"], keep["status"])]
     keep["grade"] = pd.to_numeric(keep["grade"], errors="coerce").astype("Int64")
     keep["onset_day"] = pd.to_numeric(keep["onset_day"], errors="coerce").astype("Int64")
-    keep = keep.sort_values(["grade", "usubjid", "event_key"], ascending=[False, True, True], na_position="last")
+    # Awaiting the committee first (pending, then re-review), then new ones already decided; worst grade first.
+    keep["_o"] = keep["state"].map({"pending": 0, "re-review": 1}).fillna(2)
+    keep = keep.sort_values(["_o", "grade", "usubjid", "event_key"], ascending=[True, False, True, True],
+                            na_position="last")
     return keep[cols].reset_index(drop=True)
 
 
