@@ -15,8 +15,11 @@ user = state.user()
 # The five answers must fit one 1440 x 900 screen: less padding above the title and between the links.
 st.markdown("""<style>
 .block-container {padding-top: 2.2rem;}
-div[data-testid="stPageLink"] a {padding-top: 0; padding-bottom: 0; min-height: 1.6rem;}
-div[data-testid="stAlert"] > div {padding: 0.45rem 0.75rem;}
+.block-container h1 {font-size: 2.1rem; padding-bottom: 0.2rem;}
+.block-container h5 {padding-top: 0.3rem; padding-bottom: 0.3rem;}
+div[data-testid="stPageLink"] a {padding-top: 0; padding-bottom: 0; min-height: 1.5rem;}
+div[data-testid="stPageLink"] a * {white-space: normal; overflow: visible; text-overflow: clip;}
+div[data-testid="stAlert"] > div {padding: 0.4rem 0.7rem;}
 </style>""", unsafe_allow_html=True)
 st.title("Safety overview")
 st.caption(state.filter_caption(v))
@@ -24,9 +27,7 @@ flt, fp = state.subject_filter(v)
 
 MAX_NAMES = 6  # names per question on the first screen; the rest are one click away
 PROFILE = "views/subject_profile.py"
-BOX = {meeting_rules.CROSSED: st.error, meeting_rules.NEAR: st.warning, meeting_rules.INSIDE: st.success}
-LEVEL_WORD = {meeting_rules.CROSSED: "crossed", meeting_rules.NEAR: "one event away",
-              meeting_rules.INSIDE: "inside"}
+BOX = {meeting_rules.CROSSED: "error", meeting_rules.NEAR: "warning", meeting_rules.INSIDE: "success"}
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
@@ -48,55 +49,55 @@ def grade_text(g) -> str:
 
 m = data.meeting(v)
 prev_text = f"since {m.previous_cut.isoformat()}" if m.previous_cut else "at this first data cut"
-q1, q2, q3 = st.columns([1.2, 1, 1], gap="medium")
+q1, q2, q3 = st.columns([1.25, 1, 1], gap="medium")
+q4, q5 = st.columns([1, 1.25], gap="medium")
 
-q1.markdown("##### Stopping and escalation boundaries")
+methods = sorted({method_name(x) for x in m.rules["method"].dropna()}) if not m.rules.empty else []
+q1.markdown("##### Stopping and escalation boundaries" + (f" ({', '.join(methods)})" if methods else ""))
 if v.sites is not None:
     q1.caption("Study-wide boundaries are shown only to roles that see every site.")
 elif m.rules.empty:
     q1.caption("No stopping rule status for this data cut.")
 else:
     for r in m.rules.itertuples():
-        text = (f"**{r.label}** · {method_name(r.method)}: {r.decision} · {r.events} of {r.evaluable_n} with the "
-                f"event · " + ("crossed with the pending counted" if r.level == meeting_rules.CROSSED
-                                and not r.adjudicated_crossed else LEVEL_WORD[r.level]) + (f" · worst case {r.worst_case}" if r.worst_case else ""))
-        BOX[r.level](text, icon=":material/error:" if r.level == meeting_rules.CROSSED else
+        text = f"**{r.label}** · {r.decision}: {r.events} of {r.evaluable_n} with a {r.event_label} · {r.status_text}"
+        getattr(q1, BOX[r.level])(text, icon=":material/error:" if r.level == meeting_rules.CROSSED else
                      ":material/warning:" if r.level == meeting_rules.NEAR else ":material/check_circle:")
 
-basis = "last signed-off cut" if m.since_signed_off else "previous cut"
-q1.markdown(f"##### New since the {basis}" + (f" ({m.since.isoformat()})" if m.since else ""))
-if m.since is None:
-    q1.caption("This is the first data cut of the study: nothing to compare with yet.")
-else:
-    k = m.counts
-    q1.markdown(f"**{plural(k['deaths'], 'new death')}** · **{plural(k['dlt_candidates'], 'new DLT candidate')}** · "
-                f"**{plural(k['saes'], 'new SAE')}** · **{plural(k['grade3_plus'], 'new grade ≥3 AE')}**")
-    if m.new.empty:
-        q1.caption("No new or changed events.")
-    else:
-        names(m.new, lambda r: f"**{r.usubjid}** {r.change}: {r.description}" + (" · serious" if r.serious else ""),
-              q1, "see What is new below, most severe first")
-
-q2.markdown(f"##### DLT candidates new or pending")
+q2.markdown("##### DLT candidates new or pending")
 if m.dlt_candidates.empty:
     q2.caption("No new or pending DLT candidates.")
 else:
     names(m.dlt_candidates, lambda r: f"**{r.usubjid}** {r.term} {grade_text(r.grade)} · {r.state}"
           + (" · new" if r.new and m.previous_cut else ""), q2, "see DLT review")
-q2.markdown(f"##### Deaths {prev_text}")
+q3.markdown(f"##### Deaths {prev_text}")
 if m.deaths.empty:
-    q2.caption("No deaths.")
+    q3.caption("No deaths.")
 else:
     names(m.deaths, lambda r: f"**{r.usubjid}** day {'?' if pd.isna(r.death_day) else int(r.death_day)}: "
-          f"{r.death_cause}", q2, "see the deaths listing on Listings & export")
+          f"{r.death_cause}", q3, "see the deaths listing on Listings & export")
 
-q3.markdown(f"##### Grade ≥3 CRS, ICANS or infection {prev_text}")
+q4.markdown(f"##### Grade ≥3 CRS, ICANS or infection {prev_text}")
 if m.severe.empty:
-    q3.caption("None.")
+    q4.caption("No grade ≥3 CRS, ICANS or infection.")
 else:
     names(m.severe, lambda r: f"**{r.usubjid}** {r.toxicity}"
           + (f" ({r.term})" if r.term != r.toxicity else "") + f" {grade_text(r.grade)}"
-          + ("" if pd.isna(r.onset_day) else f", day {int(r.onset_day)}"), q3, "see CRS & ICANS and Adverse events")
+          + ("" if pd.isna(r.onset_day) else f", day {int(r.onset_day)}"), q4, "see CRS & ICANS and Adverse events")
+basis = "last signed-off cut" if m.since_signed_off else "previous cut"
+q5.markdown(f"##### New since the {basis}" + (f" ({m.since.isoformat()})" if m.since else ""))
+if m.since is None:
+    q5.caption("This is the first data cut of the study: nothing to compare with yet.")
+else:
+    k = m.counts
+    q5.markdown(f"**{plural(k['deaths'], 'new death')}** · **{plural(k['dlt_candidates'], 'new DLT candidate')}** · "
+                f"**{plural(k['saes'], 'new SAE')}** · **{plural(k['grade3_plus'], 'new grade ≥3 AE')}**")
+    if m.new.empty:
+        q5.caption("No new or changed events.")
+    else:
+        names(m.new, lambda r: f"**{r.usubjid}** {r.change}: {r.description}" + (" · serious" if r.serious else ""),
+              q5, "see What is new below, most severe first")
+
 st.divider()
 
 c = state.q(f"""
@@ -148,7 +149,7 @@ elif state.require("stopping_rule_status", what="the stopping-rule status"):
     else:
         for _, r in status.iterrows():
             level = meeting_rules.rule_level(r)
-            BOX[level](("**" + str(r["cohort"]) + "**: " if pd.notna(r["cohort"]) else "") + str(r["sentence"]))
+            getattr(st, BOX[level])(("**" + str(r["cohort"]) + "**: " if pd.notna(r["cohort"]) else "") + str(r["sentence"]))
         first = status.iloc[0]
         if state.has_tables("stopping_boundaries"):
             b = data.boundary_rows(v, first["method"], first["cohort"])

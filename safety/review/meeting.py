@@ -19,6 +19,7 @@ import pandas as pd
 
 from safety.access.reader import StudyReader
 from safety.derive.dlt import adjudication
+from safety.derive.dlt.stopping import EVENT_LABEL
 from safety.review import changes as review_changes
 
 INFECTION_SOC = "Infections and infestations"  # MedDRA SOC of infections (AE.AEBODSYS)
@@ -69,9 +70,10 @@ def rule_level(row) -> str:
 
 
 def rule_rows(status: CommitteeStatus) -> pd.DataFrame:
-    """One row per rule (study or cohort): label, level, sentence, worst case with pending counted."""
+    """One row per rule (study or cohort): label, level, the status in words (with the pending candidates
+    counted as events for the worst case), and the rule's full sentence."""
     cols = ["label", "level", "adjudicated_crossed", "method", "decision", "events", "evaluable_n", "pending",
-            "boundary_events", "sentence", "worst_case"]
+            "boundary_events", "sentence", "worst_case", "status_text", "event_label"]
     r = status.rules
     if r is None or r.empty:
         return pd.DataFrame(columns=cols)
@@ -81,17 +83,25 @@ def rule_rows(status: CommitteeStatus) -> pd.DataFrame:
         events, n = _int_or_none(row.get("events")) or 0, _int_or_none(row.get("evaluable_n")) or 0
         pending = _int_or_none(row.get("pending")) or 0
         bound = _int_or_none(row.get("boundary_events"))
-        worst = ""
-        if pending:
-            worst = (f"with the {pending} pending {_plural(pending, 'candidate')} confirmed: {events + pending} of "
-                     f"{n + pending if bound is None else n} "
-                     + (f"(boundary {bound})" if bound is not None else ""))
+        level = rule_level(row)
+        adjudicated = str(row.get("decision") or "").lower() in CROSSING_DECISIONS
+        cand = f"{pending} pending {_plural(pending, 'candidate')}"
+        worst = (f"{events + pending} of {n}" + (f", boundary {bound}" if bound is not None else "")) if pending else ""
+        if level == CROSSED and adjudicated:
+            status_text = "boundary crossed"
+        elif level == CROSSED:
+            status_text = f"crossed if the {cand} {'is' if pending == 1 else 'are'} confirmed ({worst})"
+        elif level == NEAR:
+            status_text = "one event from the boundary" + (f" ({cand}: {worst})" if pending else "")
+        else:
+            status_text = "inside the boundary" + (f" ({cand}: {worst})" if pending else "")
         out.append({"label": "Study" if cohort is None or pd.isna(cohort) else str(cohort),
-                    "level": rule_level(row),
-                    "adjudicated_crossed": str(row.get("decision") or "").lower() in CROSSING_DECISIONS,
+                    "level": level, "adjudicated_crossed": adjudicated,
                     "method": row.get("method"), "decision": row.get("decision"),
                     "events": events, "evaluable_n": n, "pending": pending, "boundary_events": bound,
-                    "sentence": str(row.get("sentence") or ""), "worst_case": worst.strip()})
+                    "sentence": str(row.get("sentence") or ""), "worst_case": worst,
+                    "status_text": status_text,
+                    "event_label": EVENT_LABEL.get(str(row.get("monitored_event")), str(row.get("monitored_event")))})
     order = {CROSSED: 0, NEAR: 1, INSIDE: 2}
     df = pd.DataFrame(out, columns=cols)
     return df.sort_values("level", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
