@@ -67,7 +67,7 @@ def _build_packet(write_outputs) -> tuple[str, bytes, list[str]]:
 
 
 def _listing_files() -> tuple[bytes, bytes]:
-    csv_bytes = tables.csv_export(df, spec.title, spec.reference)
+    csv_bytes = tables.csv_export(df, df.attrs.get("title") or spec.title, df.attrs.get("reference") or spec.reference)
     buf = io.BytesIO()
     with pd.ExcelWriter(buf, engine="xlsxwriter") as xw:
         df.to_excel(xw, sheet_name=name[:31], index=False)
