@@ -154,6 +154,15 @@ def test_overview_first_screen_names_subjects_with_counts_in_severity_order(samp
     assert any(lab.startswith("**CD56-CART-01-01-012** ICANS grade 4") for lab in links)
 
 
+def test_streamlit_toolbar_download_and_deploy_button_are_off(sample_db, monkeypatch):
+    _env(monkeypatch, sample_db)
+    _open("overview", CART, CUT2)
+    assert st.get_option("client.disableDataExport") is True  # the only downloads are the audited buttons
+    assert st.get_option("client.toolbarMode") == "viewer"  # no Deploy button, no developer menu
+    config = (ROOT / ".streamlit" / "config.toml").read_text()
+    assert 'toolbarMode = "viewer"' in config and "disableDataExport = true" in config
+
+
 # -- charts ---------------------------------------------------------------------------------------------
 
 def _figures(at: AppTest) -> list[dict]:
