@@ -21,7 +21,8 @@ from safety.schema.labels import column_label
 SUBJECT_WIDTH = 190
 NARROW = {"grade", "max_grade", "worst_grade", "aetoxgr", "baseline_grade", "reported_grade", "derived_grade",
           "early_grade", "late_grade", "episode_no", "rule_id", "age", "sex", "aeseq", "lbseq", "day", "onset_day",
-          "end_day", "death_day", "duration_days", "n", "events", "pending", "evaluable_n", "lbtestcd"}
+          "end_day", "death_day", "duration_days", "n", "events", "pending", "evaluable_n", "lbtestcd", "first_day",
+          "last_day", "days_at_grade3_plus", "grade3_plus_hours", "days_grade3_plus", "max_grade_day", "worst_day"}
 WIDE = {"evidence", "reason", "description", "changes", "rationale", "detail", "sentence", "grade_reason",
         "death_cause", "aedecod", "preferred_term", "term"}
 
@@ -57,14 +58,16 @@ def column_config(df: pd.DataFrame, given: dict | None = None) -> dict:
     config = {}
     for col in df.columns:
         name = str(col)
-        width = SUBJECT_WIDTH if name == "usubjid" else "small" if name in NARROW else \
+        label = column_label(name)
+        # a key column is as wide as its header (about 8 px a character at the app's font), never cut
+        width = SUBJECT_WIDTH if name == "usubjid" else max(70, 8 * len(label) + 34) if name in NARROW else \
             "large" if name in WIDE else None
         if pd.api.types.is_bool_dtype(df[col]):
-            config[col] = st.column_config.CheckboxColumn(column_label(name), width="small")
+            config[col] = st.column_config.CheckboxColumn(label, width=max(70, 8 * len(label) + 34))
         elif pd.api.types.is_integer_dtype(df[col]):
-            config[col] = st.column_config.NumberColumn(column_label(name), format="%d", width=width)
+            config[col] = st.column_config.NumberColumn(label, format="%d", width=width)
         else:
-            config[col] = st.column_config.Column(column_label(name), width=width)
+            config[col] = st.column_config.Column(label, width=width)
     config.update(given or {})
     return config
 
