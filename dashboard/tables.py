@@ -87,6 +87,9 @@ def show_table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: in
                                     for s in shown[subject_col]])
         given["profile"] = st.column_config.LinkColumn("Profile", display_text="open ↗", width="small",
                                                        help="Open this subject's profile")
+    if "column_order" not in kwargs:  # free text last, so the key columns show whole at 1440 px
+        kwargs["column_order"] = [c for c in shown.columns if str(c) not in WIDE] + \
+                                 [c for c in shown.columns if str(c) in WIDE]
     result = (where or st).dataframe(shown, hide_index=kwargs.pop("hide_index", True), width=kwargs.pop("width", "stretch"),
                           column_config=column_config(shown, given), height=height or "auto", placeholder="",
                           **kwargs)
