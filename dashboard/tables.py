@@ -27,6 +27,11 @@ WIDE = {"evidence", "reason", "description", "changes", "rationale", "detail", "
         "death_cause", "aedecod", "preferred_term", "term"}
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 episode', '2 episodes' (``many`` for irregular plurals)."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
 def text(value, missing: str = "-") -> str:
     """A value for a sentence or metric: ``missing`` for None/NaN/NaT, whole numbers without '.0'."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):

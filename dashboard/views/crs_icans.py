@@ -3,6 +3,7 @@ and derived-vs-reported grade discrepancies."""
 import streamlit as st
 
 from dashboard import data, state
+from dashboard.tables import plural
 from dashboard import figures as F
 
 v = state.view()
@@ -100,5 +101,6 @@ if state.require("grade_discrepancies", what="the discrepancy check"):
     if disc.empty:
         state.empty("Derived ASTCT grades agree with the reported AE grades for every episode in this selection.")
     else:
-        st.markdown(f"**{len(disc)}** episodes where the grade derived from bedside assessments differs from the reported AE grade.")
+        st.markdown(f"**{plural(len(disc), 'episode')}** where the grade derived from bedside assessments differs "
+                    "from the reported AE grade.")
         state.table(disc.drop(columns=["studyid", "data_cut"], errors="ignore"))

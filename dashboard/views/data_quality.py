@@ -3,6 +3,7 @@ derived-vs-reported discrepancies."""
 import streamlit as st
 
 from dashboard import state
+from dashboard.tables import plural
 
 v = state.view()
 st.title("Data quality")
@@ -44,7 +45,7 @@ st.subheader("Missing grades")
 if missing_ae.empty:
     st.success("Every adverse event carries a toxicity grade (AETOXGR).")
 else:
-    st.markdown(f"**{len(missing_ae)}** adverse events have no AETOXGR (severity shown instead; never derived from AESEV).")
+    st.markdown(f"**{plural(len(missing_ae), 'adverse event')}** without AETOXGR (severity shown instead; never derived from AESEV).")
     state.table(missing_ae)
 if missing_lab is not None and not missing_lab.empty:
     st.markdown("**Lab results that could not be graded, and why**")
@@ -56,7 +57,8 @@ if state.require("eligibility_deviations", what="the eligibility check"):
     if el.empty:
         st.success("Every subject's baseline values are within the study.yaml eligibility limits.")
     else:
-        st.markdown(f"**{el['usubjid'].nunique()}** subjects with **{len(el)}** baseline values outside the limits.")
+        st.markdown(f"**{plural(el['usubjid'].nunique(), 'subject')}** with "
+                    f"**{plural(len(el), 'baseline value')}** outside the limits.")
         state.table(el)
 
 st.subheader("Derived vs reported CRS/ICANS grades")

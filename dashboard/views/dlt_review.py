@@ -123,7 +123,8 @@ if state.require("dlt_evaluability", what="DLT evaluability"):
     if ev.empty:
         state.empty("No infused subjects in this selection.")
     else:
-        st.markdown(f"**{int(ev['evaluable'].sum())}** of {len(ev)} infused subjects are DLT-evaluable.")
+        st.markdown(f"**{int(ev['evaluable'].sum())}** of {plural(len(ev), 'infused subject')} "
+                    + ("is" if int(ev['evaluable'].sum()) == 1 else "are") + " DLT-evaluable.")
         if len(ev) > MAX_TABLE_ROWS:
             st.caption(f"Showing {MAX_TABLE_ROWS:,} of {len(ev):,} subjects, those not evaluable first; "
                        "the sidebar's cohort filter narrows the list.")

@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import state
+from dashboard import state, tables
 from dashboard import figures as F
 
 v = state.view()
@@ -41,7 +41,8 @@ with tab_worst:
             else:
                 chosen_terms = st.multiselect("CTCAE terms", terms_g3, placeholder="All terms", key="lab_episode_terms")
                 shown_ep = episodes[episodes["ctcae_term"].isin(chosen_terms)] if chosen_terms else episodes
-                st.caption(f"{len(shown_ep)} episodes in {shown_ep['usubjid'].nunique()} subjects.")
+                st.caption(f"{tables.plural(len(shown_ep), 'episode')} in "
+                           f"{tables.plural(shown_ep['usubjid'].nunique(), 'subject')}.")
                 state.table(shown_ep.drop(columns=["site", "dose_level"], errors="ignore"), height=320,
                             export_name="lab_grade3_episodes", title="Grade >= 3 laboratory abnormalities (episodes)")
                 with st.expander("Every grade ≥3 value (drill-down)"):

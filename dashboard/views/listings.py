@@ -34,7 +34,7 @@ if v.filtered and "usubjid" in df.columns:
     flt, fp = state.subject_filter(v)
     keep = set(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp)["usubjid"])
     df = df[df["usubjid"].isin(keep)]
-st.markdown(f"**{spec.title}** · {spec.reference} · {len(df)} rows")
+st.markdown(f"**{spec.title}** · {spec.reference} · {tables.plural(len(df), 'row')}")
 for note in (df.attrs.get("notes") or []):
     st.caption(note)
 if df.empty:

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, state, tables
+from dashboard.tables import plural
 from dashboard import figures as F
 from safety.derive.dlt.stopping import method_name
 from safety.review import meeting as meeting_rules
@@ -28,10 +29,6 @@ flt, fp = state.subject_filter(v)
 MAX_NAMES = 6  # names per question on the first screen; the rest are one click away
 PROFILE = "views/subject_profile.py"
 BOX = {meeting_rules.CROSSED: "error", meeting_rules.NEAR: "warning", meeting_rules.INSIDE: "success"}
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
 def names(rows: pd.DataFrame, label, where, more: str) -> None:
@@ -135,7 +132,7 @@ cols[0].metric("DLT-evaluable", "n/a" if evaluable is None else int(evaluable),
                help="Infused and followed through the DLT window, or had a confirmed DLT")
 cols[1].metric("DLTs confirmed", dlt["confirmed_subjects"], help="Subjects with a DLT confirmed or added by the committee")
 cols[2].metric("DLTs pending", dlt["pending"], help="Candidates in the DLT window awaiting adjudication")
-cols[3].metric("SAEs", int(sae["events"]), help=f"Serious adverse events in {int(sae['subjects'])} subjects")
+cols[3].metric("SAEs", int(sae["events"]), help=f"Serious adverse events in {plural(int(sae['subjects']), 'subject')}")
 cols[4].metric("CRS grade ≥3", "n/a" if sev["CRS"] is None else sev["CRS"], help="Subjects with a CRS episode of grade 3 or more (ASTCT)")
 cols[5].metric("ICANS grade ≥3", "n/a" if sev["ICANS"] is None else sev["ICANS"], help="Subjects with an ICANS episode of grade 3 or more (ASTCT)")
 
