@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, state
+from dashboard.tables import plural
 from dashboard import figures as F
 from safety.derive.dlt.stopping import method_name
 from safety.review import meeting as meeting_rules
