@@ -24,6 +24,10 @@ from dashboard.navigation import PAGES, PAGES_DIR, check_pages  # noqa: E402
 from safety.access import reader as access  # noqa: E402
 
 st.set_page_config(page_title="celltox safety", page_icon=":material/monitor_heart:", layout="wide")
+# Also set here, so a start from another folder (without .streamlit/config.toml) hides them too: no Deploy
+# button or developer menu, and no unaudited table download (dashboard/tables.py offers the audited one).
+st.set_option("client.toolbarMode", "viewer")
+st.set_option("client.disableDataExport", True)
 
 def _sidebar(user, db_path: str) -> state.View | None:
     stamp = state.db_stamp(db_path)
@@ -33,11 +37,13 @@ def _sidebar(user, db_path: str) -> state.View | None:
         return None
     qp = st.query_params
     studies = list(dict.fromkeys(cuts["studyid"]))
-    titles = {r.studyid: (r.title or r.studyid) for r in cuts.itertuples()}
+    titles = {r.studyid: (r.title if isinstance(r.title, str) and r.title.strip() else r.studyid)
+              for r in cuts.itertuples()}
     default_study = qp.get("studyid") if qp.get("studyid") in studies else studies[0]
     st.sidebar.markdown("### Study")
     studyid = st.sidebar.selectbox("Study", studies, index=studies.index(default_study),
-                                   format_func=lambda s: f"{s} – {titles.get(s, '')}", key="sb_study",
+                                   format_func=lambda s: s if titles.get(s, s) == s else f"{s} – {titles[s]}",
+                                   key="sb_study",
                                    label_visibility="collapsed")
     study_cuts = sorted(cuts.loc[cuts["studyid"] == studyid, "data_cut"], reverse=True)
     cut_labels = [c.isoformat() for c in study_cuts]

@@ -20,7 +20,7 @@ import streamlit as st
 
 from safety.access.auth import (
     AUTH_OFF_USER, DEMO_USER, ROLE_LABELS, AccessPolicy, AuthError, SessionRegistry, User, UserStore,
-    oidc_user, sign_in_locked_until,
+    can_view_patient_data, oidc_user, sign_in_locked_until,
 )
 
 _USER = "celltox_user"
@@ -151,7 +151,8 @@ def _sidebar(review_store, policy: AccessPolicy) -> None:
         if user.demo:
             st.markdown("**DEMO** · synthetic sample data")
             return
-        where = "all sites" if user.sites is None else ("sites " + ", ".join(user.sites) if user.sites else "no sites")
+        where = ("no patient data" if not can_view_patient_data(user) else "all sites" if user.sites is None
+                 else ("sites " + ", ".join(user.sites) if user.sites else "no sites"))
         st.caption(f"Signed in as **{user.display_name or user.username}** · {ROLE_LABELS[user.role]} · {where}")
         if st.session_state.get(_METHOD) == "off":
             return

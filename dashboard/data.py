@@ -15,6 +15,7 @@ from dashboard import state
 from safety.derive.toxicity import summary as tox_summary
 from safety.review import dlt_status as dlt_live
 from safety.review.changes import changes_since
+from safety.review import meeting as meeting_rules
 
 
 def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
@@ -188,3 +189,29 @@ def subject_figure(v: state.View, usubjid: str, kind: str, window: tuple, day_ra
     by plain values (no DataFrame hashing on each run)."""
     return _subject_figure(_data_view(v), usubjid, kind,
                            tuple(window), tuple(day_range), tuple(dlt_keys), tuple(tests))
+
+
+# -- the committee meeting ---------------------------------------------------------------------------------
+
+def meeting(v: state.View):
+    """The overview's five answers (safety.review.meeting.meeting_summary) for this cut and scope, with the
+    sidebar's subject filters applied to the per-subject lists."""
+    m = state.call_cached(meeting_rules.meeting_summary, state.STORE, state.study_config(v), v=v)
+    if not v.filtered:
+        return m
+    flt, fp = state.subject_filter(v)
+    keep = set(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp, v=v)["usubjid"])
+    lists = {name: getattr(m, name) for name in ("dlt_candidates", "deaths", "severe", "new")}
+    lists = {name: df[df["usubjid"].isin(keep)].reset_index(drop=True) for name, df in lists.items()}
+    return dataclasses.replace(m, **lists, counts=meeting_rules.new_counts(lists["new"]))
+
+
+def new_events(v: state.View, since: dt.date) -> pd.DataFrame:
+    """New or changed events since ``since``, most severe first (safety.review.meeting.new_events), within
+    the sidebar's subject filters."""
+    df = state.call_cached(meeting_rules.new_events, since, v=v)
+    if v.filtered:
+        flt, fp = state.subject_filter(v)
+        keep = set(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp, v=v)["usubjid"])
+        df = df[df["usubjid"].isin(keep)].reset_index(drop=True)
+    return df

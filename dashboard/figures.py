@@ -22,6 +22,12 @@ FONT = dict(family="Arial, Helvetica, sans-serif", size=FONT_SIZE, color="#22222
 GRADE_NAMES = {0: "Grade 0", 1: "Grade 1", 2: "Grade 2", 3: "Grade 3", 4: "Grade 4", 5: "Grade 5"}
 SYNDROME_SYMBOL = {"CRS": "square", "ICANS": "diamond"}
 RESPONSE_COLORS = {"CR": "#009E73", "CRI": "#009E73", "PR": "#0072B2", "SD": "#999999", "PD": "#CC79A7", "NE": "#BBBBBB"}
+# CR and CRi share the colour of a complete response but not the symbol: the legend tells them apart.
+RESPONSE_SYMBOLS = {"CR": "star", "CRI": "star-open", "PR": "triangle-up", "SD": "circle", "PD": "triangle-down",
+                    "NE": "circle-open"}
+# One marker per cohort on the stopping-boundary chart (colour-blind safe colours, distinct shapes).
+COHORT_MARKERS = [("circle", "#0072B2"), ("square", "#E69F00"), ("diamond", "#009E73"), ("triangle-up", "#CC79A7"),
+                  ("pentagon", "#56B4E9"), ("hexagon", "#D55E00"), ("star-square", "#000000")]
 MED_COLORS = {"tocilizumab": "#0072B2", "corticosteroid": "#CC79A7", "anakinra": "#009E73", "vasopressor": "#D55E00"}
 DAY_AXIS = "Days from infusion (day 0)"
 # A DLT is a red ring drawn on the event itself (its onset, the lab value, the death), labelled "DLT" on its left.
@@ -54,6 +60,32 @@ def _style(fig: go.Figure, title: str | None = None, height: int | None = None) 
     if height:
         fig.update_layout(height=height)
     return fig
+
+
+def log_range(values, lines: Iterable[float] = (), pad: float = 0.15) -> list[float]:
+    """A log axis range (log10 units) spanning the positive values shown and the reference lines, no more."""
+    v = [float(x) for x in list(values) + list(lines) if x is not None and not pd.isna(x) and float(x) > 0]
+    if not v:
+        return [-1.0, 1.0]
+    lo, hi = math.log10(min(v)), math.log10(max(v))
+    if hi - lo < 0.5:
+        lo, hi = lo - 0.25, hi + 0.25
+    return [lo - pad, hi + pad]
+
+
+def reference_line(fig: go.Figure, y: float, text: str, row: int | None = None, col: int | None = None,
+                   log: bool = False, color: str = "#333", dash: str = "dash", width: float = 2) -> None:
+    """A horizontal reference line with its label at the line's own height.
+
+    Plotly places an hline's annotation at the raw value even on a log axis (where annotations take
+    log10 units), so the label is added here by hand: at log10(y) on log axes, y otherwise.
+    """
+    kw = dict(row=row, col=col) if row is not None else {}
+    fig.add_hline(y=y, line=dict(color=color, dash=dash, width=width), **kw)
+    axis = "y" if row is None or row == 1 else f"y{row}"
+    fig.add_annotation(x=1, xref="x domain" if row is None or row == 1 else f"x{row} domain", xanchor="right",
+                       y=math.log10(y) if log else y, yref=axis, yanchor="bottom", text=text, showarrow=False,
+                       font=dict(size=FONT_SIZE - 2, color=color), bgcolor="rgba(255,255,255,0.7)")
 
 
 # The subject profile stacks the timeline over the lab panels: one fixed plot area keeps their day axes aligned.
@@ -128,13 +160,15 @@ def stopping_boundary_chart(boundaries: pd.DataFrame, current_n: int | None = No
     if points is None and current_n is not None and current_events is not None:
         points = pd.DataFrame({"label": ["now"], "n": [current_n], "events": [current_events]})
     if points is not None and not points.empty:
-        # Labels on the chart only for a single point: cohorts sitting at the same count would overprint.
-        fig.add_trace(go.Scatter(
-            x=points["n"], y=points["events"], mode="markers+text" if len(points) == 1 else "markers",
-            text=[f"{lab}: {e}/{n}" for lab, n, e in zip(points["label"], points["n"], points["events"])],
-            textposition="top left", marker=dict(size=18, color="#0072B2", line=dict(color="#000", width=2)),
-            name="Current" if len(points) == 1 else "Current (one per cohort)",
-            hovertemplate="%{text}<br>evaluable n = %{x}<br>" + event_label + " = %{y}<extra></extra>"))
+        # One trace per cohort, each its own symbol and colour, named in the legend and labelled on the chart.
+        for i, (lab, n, e) in enumerate(zip(points["label"], points["n"], points["events"])):
+            symbol, color = COHORT_MARKERS[i % len(COHORT_MARKERS)]
+            name = "Current" if len(points) == 1 and lab == "now" else f"{lab}: {e}/{n}"
+            fig.add_trace(go.Scatter(
+                x=[n], y=[e], mode="markers+text", text=[str(lab) if lab != "now" else f"{e}/{n}"],
+                textposition="top left" if i % 2 == 0 else "bottom right",
+                marker=dict(size=18, symbol=symbol, color=color, line=dict(color="#000", width=2)), name=name,
+                hovertemplate=f"{lab}<br>evaluable n = %{{x}}<br>{event_label} = %{{y}}<extra></extra>"))
         top = max(top, float(points["events"].max()))
     fig.update_xaxes(title_text="Evaluable subjects (n)", rangemode="tozero")
     fig.update_yaxes(title_text=f"{event_label} (subjects)", rangemode="tozero", range=[-0.3, top + 1.5])
@@ -344,7 +378,8 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
         fig.add_trace(go.Scatter(
             x=responses["day"], y=["Response"] * len(responses), mode="markers+text", text=responses["response"],
             textposition="top center", showlegend=False,
-            marker=dict(size=14, color=[RESPONSE_COLORS.get(str(r).upper(), "#777") for r in responses["response"]]),
+            marker=dict(size=14, color=[RESPONSE_COLORS.get(str(r).upper(), "#777") for r in responses["response"]],
+                        symbol=[RESPONSE_SYMBOLS.get(str(r).upper(), "circle") for r in responses["response"]]),
             hovertemplate="response %{text}<br>day %{x}<extra></extra>"), row=4, col=1)
     if death_day is not None and not pd.isna(death_day):
         fig.add_trace(go.Scatter(
@@ -449,16 +484,18 @@ def _add_grade_bands(fig: go.Figure, band: dict, ymax: float, row: int) -> None:
 
 # -- adverse events --------------------------------------------------------------------------------------
 
-def ae_soc_pt_bar(df: pd.DataFrame, title: str | None = "Subjects with AEs by preferred term and worst grade",
-                  top: int = 25) -> go.Figure:
-    """Horizontal stacked bars: subjects per preferred term split by worst grade.
+def ae_soc_pt_bar(df: pd.DataFrame, title: str | None = None, top: int = 25) -> go.Figure:
+    """Horizontal stacked bars: subjects per preferred term split by worst grade, the ``top`` most frequent
+    terms, most frequent on top (ties by term).
 
     Columns: ``aebodsys``, ``aedecod``, ``worst_grade``, ``subjects``.
     """
     totals = df.groupby(["aebodsys", "aedecod"], dropna=False)["subjects"].sum().sort_values(ascending=False)
     keep = totals.head(top).index
     d = df.set_index(["aebodsys", "aedecod"]).loc[lambda x: x.index.isin(keep)].reset_index()
-    order = [f"{pt}" for _, pt in sorted(keep, key=lambda k: (str(k[0]), -totals[k]))]
+    order = [pt for _, pt in sorted(keep, key=lambda k: (-totals[k], str(k[1])))]
+    title = title or (f"The {min(top, len(totals))} most frequent preferred terms: subjects by worst grade "
+                      "(ordered by number of subjects)")
     fig = go.Figure()
     for grade in sorted(d["worst_grade"].dropna().unique()):
         g = d[d["worst_grade"] == grade]
@@ -482,6 +519,7 @@ def lab_multiples_figure(df: pd.DataFrame, test_label: str, direction: str = "hi
     Columns: ``usubjid``, ``day``, ``value``, ``unit``, ``multiple``.
     """
     ref = "ULN" if direction == "high" else "LLN"
+    df = df[df["multiple"] > 0]  # a log axis shows positive values only
     fig = go.Figure()
     for subj, d in df.sort_values("day").groupby("usubjid"):
         fig.add_trace(go.Scatter(
@@ -490,9 +528,8 @@ def lab_multiples_figure(df: pd.DataFrame, test_label: str, direction: str = "hi
             customdata=np.stack([d["value"], d["unit"].fillna("")], axis=-1),
             hovertemplate=f"{subj}<br>{test_label}: %{{customdata[0]:.3g}} %{{customdata[1]}}"
                           f" (%{{y:.2f}} × {ref})<br>day %{{x}}<extra></extra>"))
-    fig.add_hline(y=1.0, line=dict(color="#333", dash="dash", width=2), annotation_text=ref,
-                  annotation_position="top left")
-    fig.update_yaxes(type="log", title_text=f"{test_label} (× {ref})")
+    reference_line(fig, 1.0, f"1 × {ref}", log=True)
+    fig.update_yaxes(type="log", title_text=f"{test_label} (× {ref})", range=log_range(df["multiple"], [1.0]))
     fig.update_xaxes(title_text=DAY_AXIS)
     return _style(fig, title or f"{test_label} over time as multiples of {ref}", height=460)
 
@@ -510,17 +547,27 @@ def edish_figure(df: pd.DataFrame, title: str | None = "eDISH: peak ALT vs peak 
         marker=dict(size=13, color=colors, line=dict(color="#222", width=1)), showlegend=False,
         customdata=df[["usubjid"]].to_numpy(),
         hovertemplate="%{customdata[0]}<br>peak ALT %{x:.2f} × ULN<br>peak bilirubin %{y:.2f} × ULN<extra></extra>"))
+    for name, color in (("Possible Hy's law (ALT ≥ 3 × ULN and bilirubin ≥ 2 × ULN)", GRADE_COLORS[4]),
+                        ("Other subjects", "#0072B2")):  # legend entries for the two marker colours
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name, hoverinfo="skip",
+                                 marker=dict(size=13, color=color, line=dict(color="#222", width=1))))
     fig.add_vline(x=3, line=dict(color="#333", dash="dash", width=2))
     fig.add_hline(y=2, line=dict(color="#333", dash="dash", width=2))
-    xmax = max(float(df["peak_alt_xuln"].max()) if len(df) else 10, 30)
-    ymax = max(float(df["peak_bili_xuln"].max()) if len(df) else 5, 10)
-    for x, y, text in ((xmax, ymax, "Possible Hy's law"), (0.15, ymax, "Hyperbilirubinaemia"),
-                       (xmax, 0.15, "Temple's corollary"), (0.15, 0.15, "Normal range")):
+    fig.add_annotation(x=math.log10(3), y=1, xref="x", yref="y domain", text="ALT 3 × ULN", showarrow=False,
+                       xanchor="left", yanchor="top", font=dict(size=FONT_SIZE - 2, color="#333"))
+    fig.add_annotation(x=0, y=math.log10(2), xref="x domain", yref="y", text="Bilirubin 2 × ULN", showarrow=False,
+                       xanchor="left", yanchor="bottom", font=dict(size=FONT_SIZE - 2, color="#333"))
+    xmax = max(float(df["peak_alt_xuln"].max()) if len(df) else 10, 10)
+    ymax = max(float(df["peak_bili_xuln"].max()) if len(df) else 5, 5)
+    xmin = min(float(df.loc[df["peak_alt_xuln"] > 0, "peak_alt_xuln"].min()) if (df["peak_alt_xuln"] > 0).any() else 0.1, 0.5)
+    ymin = min(float(df.loc[df["peak_bili_xuln"] > 0, "peak_bili_xuln"].min()) if (df["peak_bili_xuln"] > 0).any() else 0.1, 0.5)
+    for x, y, text in ((xmax, ymax, "Possible Hy's law"), (xmin, ymax, "Hyperbilirubinaemia"),
+                       (xmax, ymin, "Temple's corollary"), (xmin, ymin, "Normal range")):
         fig.add_annotation(x=math.log10(x), y=math.log10(y), text=text, showarrow=False,
                            xanchor="right" if x > 1 else "left", yanchor="top" if y > 1 else "bottom",
                            font=dict(size=FONT_SIZE - 1, color="#555"))
-    fig.update_xaxes(type="log", title_text="Peak ALT (× ULN)", range=[math.log10(0.1), math.log10(xmax * 1.3)])
-    fig.update_yaxes(type="log", title_text="Peak total bilirubin (× ULN)", range=[math.log10(0.1), math.log10(ymax * 1.3)])
+    fig.update_xaxes(type="log", title_text="Peak ALT (× ULN)", range=[math.log10(xmin / 1.3), math.log10(xmax * 1.3)])
+    fig.update_yaxes(type="log", title_text="Peak total bilirubin (× ULN)", range=[math.log10(ymin / 1.3), math.log10(ymax * 1.3)])
     return _style(fig, title, height=520)
 
 
@@ -533,16 +580,16 @@ def cytopenia_recovery_figure(df: pd.DataFrame, day_range: tuple[int, int] = (-7
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
                         subplot_titles=("ANC (10^9/L)", "Platelets (10^9/L)"))
     for row, test, lines in ((1, "NEUT", (0.5, 0.1)), (2, "PLAT", (50, 20))):
-        d = df[(df["lbtestcd"] == test) & df["day"].between(*day_range)].sort_values("day")
+        d = df[(df["lbtestcd"] == test) & df["day"].between(*day_range) & (df["value"] > 0)].sort_values("day")
         for subj, s in d.groupby("usubjid"):
             fig.add_trace(go.Scatter(
                 x=s["day"], y=s["value"], mode="lines", line=dict(width=1.5), name=str(subj),
                 legendgroup=str(subj), showlegend=(row == 1),
                 hovertemplate=f"{subj}<br>{test} %{{y:.3g}} × 10^9/L<br>day %{{x}}<extra></extra>"), row=row, col=1)
         for v in lines:
-            fig.add_hline(y=v, line=dict(color=GRADE_COLORS[4], dash="dash", width=1.5), row=row, col=1,
-                          annotation_text=f"{v:g}", annotation_position="bottom right")
-        fig.update_yaxes(type="log", title_text="10^9/L", row=row, col=1)
+            reference_line(fig, v, f"{v:g} × 10^9/L", row=row, col=1, log=True, color=GRADE_COLORS[4], width=1.5)
+        fig.update_yaxes(type="log", title_text="10^9/L", row=row, col=1,
+                         range=log_range(d.loc[d["value"] > 0, "value"], lines))
     fig.update_xaxes(title_text=DAY_AXIS, row=2, col=1)
     return _style(fig, title, height=640)
 
@@ -574,7 +621,8 @@ def swimmer_plot(subjects: pd.DataFrame, events: pd.DataFrame, max_day: int = 36
     for resp, d in e[e["kind"] == "response"].groupby("text"):
         fig.add_trace(go.Scatter(
             x=d["day"], y=d["label"], mode="markers", name=f"Response {resp}",
-            marker=dict(symbol="triangle-up", size=13, color=RESPONSE_COLORS.get(str(resp).upper(), "#777"),
+            marker=dict(symbol=RESPONSE_SYMBOLS.get(str(resp).upper(), "triangle-up"), size=14,
+                        color=RESPONSE_COLORS.get(str(resp).upper(), "#777"),
                         line=dict(color="#000", width=1)),
             customdata=d[["usubjid"]].to_numpy(),
             hovertemplate="%{customdata[0]}<br>response " + str(resp) + "<br>day %{x}<extra></extra>"))
@@ -634,24 +682,45 @@ def km_estimate(time: Iterable[float], event: Iterable[bool]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+KM_RISK_DAYS = (0, 30, 90, 180, 270, 365)  # days at which the numbers at risk are printed under the curves
+
+
+def at_risk(km: pd.DataFrame, day: float) -> int:
+    """Subjects still at risk at ``day`` (followed to ``day`` or beyond, without the event before it)."""
+    later = km[km["time"] >= day]
+    if later.empty:
+        return 0
+    return int(later["at_risk"].iloc[0])  # no follow-up time lies between ``day`` and that row
+
+
 def km_figure(curves: dict[str, pd.DataFrame], title: str, y_label: str = "Probability",
               max_day: int = 365) -> go.Figure:
-    """Step curves from :func:`km_estimate` (one per label) with censoring ticks."""
+    """Step curves from :func:`km_estimate` (one per label) with censoring ticks and, under the plot, the
+    numbers at risk at days 0, 30, 90, 180, 270 and 365."""
     palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]
-    fig = go.Figure()
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.78, 0.22], vertical_spacing=0.1,
+                        subplot_titles=("", "Number at risk"))
+    days = [d for d in KM_RISK_DAYS if d <= max_day]
     for i, (label, km) in enumerate(curves.items()):
         color = palette[i % len(palette)]
         fig.add_trace(go.Scatter(
             x=km["time"], y=km["survival"], mode="lines", line_shape="hv", line=dict(color=color, width=3),
-            name=label, customdata=km[["at_risk"]].to_numpy(),
-            hovertemplate=label + "<br>day %{x}<br>%{y:.2f}<br>at risk %{customdata[0]}<extra></extra>"))
+            name=label, legendgroup=label, customdata=km[["at_risk"]].to_numpy(),
+            hovertemplate=label + "<br>day %{x}<br>%{y:.2f}<br>at risk %{customdata[0]}<extra></extra>"), row=1, col=1)
         cens = km[km["censored"] > 0]
         fig.add_trace(go.Scatter(
             x=cens["time"], y=cens["survival"], mode="markers", marker=dict(symbol="line-ns-open", size=12, color=color),
-            showlegend=False, hovertemplate=label + " censored day %{x}<extra></extra>"))
-    fig.update_yaxes(title_text=y_label, range=[0, 1.05])
-    fig.update_xaxes(title_text=DAY_AXIS, range=[0, max_day])
-    return _style(fig, title, height=420)
+            name="Censored", legendgroup="censored", showlegend=i == 0,
+            hovertemplate=label + " censored day %{x}<extra></extra>"), row=1, col=1)
+        fig.add_trace(go.Scatter(
+            x=days, y=[label] * len(days), mode="text", text=[str(at_risk(km, d)) for d in days],
+            textfont=dict(color=color, size=FONT_SIZE - 1), name=f"{label}: number at risk", showlegend=False,
+            hovertemplate=label + ": %{text} at risk on day %{x}<extra></extra>"), row=2, col=1)
+    fig.update_yaxes(title_text=y_label, range=[0, 1.05], row=1, col=1)
+    fig.update_yaxes(type="category", showgrid=False, showticklabels=len(curves) > 1, row=2, col=1)
+    fig.update_xaxes(range=[-5, max_day + 10], row=1, col=1)
+    fig.update_xaxes(title_text=DAY_AXIS, range=[-5, max_day + 10], tickvals=days, row=2, col=1)
+    return _style(fig, title, height=480)
 
 
 def response_rate_bar(df: pd.DataFrame, title: str | None = "Objective response rate (CR + CRi)") -> go.Figure:

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import auth as auth_ui
+from dashboard import tables
 from dashboard.database import review_store
 from dashboard.reading import missing_tables
 from dashboard.session import View, user, view
@@ -22,17 +23,9 @@ def subject_url(usubjid: str, v: View | None = None) -> str:
                                              **auth_ui.session_query()})
 
 
-def table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: int | None = None, **kwargs) -> None:
-    """st.dataframe with the subject column turned into a link to the subject profile."""
-    config = dict(kwargs.pop("column_config", {}) or {})
-    if subject_col and subject_col in df.columns and not df.empty:
-        df = df.copy()
-        v = view()  # looked up once for the whole column, not once per row
-        df.insert(0, "profile", [subject_url(s, v) if isinstance(s, str) else None for s in df[subject_col]])
-        config["profile"] = st.column_config.LinkColumn("Profile", display_text="open ↗", width="small",
-                                                        help="Open this subject's profile")
-    st.dataframe(df, hide_index=True, width="stretch", column_config=config, height=height or "auto",
-                 **kwargs)
+def table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: int | None = None, **kwargs):
+    """The dashboard's table (dashboard.tables.show_table): labels, integers, profile links, audited download."""
+    return tables.show_table(df, subject_col=subject_col, height=height, **kwargs)
 
 
 @st.cache_data(show_spinner=False, max_entries=1000)

@@ -345,7 +345,9 @@ def test_listings_preview_a_long_listing_and_write_every_row_on_demand(crowded_e
     assert not at.exception, [e.value for e in at.exception]
     assert [d for d in at.get("download_button") if d.label == "Download CSV"]
     _, (csv_bytes, xlsx_bytes) = at.session_state["celltox_listing_files"]
-    csv = pd.read_csv(io.BytesIO(csv_bytes))
+    header = [line for line in csv_bytes.decode().splitlines() if line.startswith("# ")]
+    assert header[0].startswith("# Listing of all adverse events") and any(line.startswith("# Data cut: ") for line in header)
+    csv = pd.read_csv(io.BytesIO(csv_bytes), skiprows=len(header))
     assert len(csv) == n_ae and csv["usubjid"].is_monotonic_increasing
     assert xlsx_bytes[:2] == b"PK"
 

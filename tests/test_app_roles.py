@@ -223,6 +223,7 @@ def test_admin_sees_no_patient_data(env, site_of):
     shown = "\n".join(str(e.value) for e in list(at.sidebar.caption) + list(at.sidebar.markdown)
                       + list(at.metric))
     assert not _subjects_in(shown, site_of)
+    assert "no patient data" in shown and "all sites" not in shown  # the sidebar says what the admin sees
     # even a page script run for an admin reads an empty scope (sites = ())
     from safety.access.auth import User, scope_for
     scope = scope_for(User("ada", "admin"), STUDY, dt.date(2026, 9, 30))

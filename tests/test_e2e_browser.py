@@ -126,7 +126,7 @@ def test_page_renders_in_browser(server, browser_page, url_path):
         assert page.locator('[data-testid="stPlotlyChart"] .main-svg').count() >= 1
     else:
         assert page.locator('[data-testid="stDataFrame"], [data-testid="stAlert"], [data-testid="stMetric"]').count() >= 1
-    if os.environ.get("CELLTOX_SCREENSHOTS") == "docs" and url_path in ("overview", "subject_profile"):
+    if os.environ.get("CELLTOX_SCREENSHOTS") == "docs" and url_path == "subject_profile":
         (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
         shutil.copy(ARTIFACTS / f"{url_path}.png", ROOT / "docs" / "img" / f"{url_path}.png")
 
@@ -138,3 +138,35 @@ def test_subject_link_opens_that_profile(server, browser_page):
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.get_by_text("CD56-CART-01-01-003").first.is_visible()
     assert page.get_by_text("DEMO — synthetic sample data").first.is_visible()
+
+
+MEETING_HEADINGS = ("Stopping and escalation boundaries", "New since the", "DLT candidates new or pending", "Deaths ",
+                    "Grade ≥3 CRS, ICANS or infection")
+
+
+def test_overview_answers_the_meeting_on_one_1440_by_900_screen(server, browser_page):
+    """The five questions and their first names are on screen at 1440 x 900 without scrolling; the
+    screenshot is the README's (docs/img/overview.png with CELLTOX_SCREENSHOTS=docs)."""
+    page = browser_page.context.browser.new_page(viewport={"width": 1440, "height": 900})
+    try:
+        page.goto(f"{server}/?studyid=CD56-CART-01")
+        _settle(page, False)
+        page.wait_for_selector('[data-testid="stPageLink"]', timeout=60_000)
+        page.wait_for_timeout(500)
+        for heading in MEETING_HEADINGS:
+            box = page.locator("h5", has_text=heading).first.bounding_box()
+            assert box is not None and box["y"] + box["height"] <= 900, f"{heading!r} is below the first screen"
+        links = page.locator('[data-testid="stPageLink"]')
+        assert links.count() >= 4
+        for i in range(links.count()):
+            box = links.nth(i).bounding_box()
+            assert box is not None and box["y"] + box["height"] <= 900, links.nth(i).inner_text()
+        assert page.locator('[data-testid="stAlertContentError"], [data-testid="stAlertContentSuccess"]').count() >= 3
+        assert page.locator('[data-testid="stAppDeployButton"]').count() == 0  # no Deploy button for users
+        assert page.locator('[data-testid="stException"]').count() == 0
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "overview_1440x900.png"))
+        if os.environ.get("CELLTOX_SCREENSHOTS") == "docs":
+            shutil.copy(ARTIFACTS / "overview_1440x900.png", ROOT / "docs" / "img" / "overview.png")
+    finally:
+        page.close()

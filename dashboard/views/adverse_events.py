@@ -67,7 +67,7 @@ state.chart(F.ae_soc_pt_bar, soc_pt)
 
 st.subheader("By system organ class and preferred term")
 st.caption("Select a row to list its subjects.")
-event = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="ae_table")
+event = state.table(table, subject_col=None, on_select="rerun", selection_mode="single-row", key="ae_table")
 rows = event.selection.rows if event is not None and hasattr(event, "selection") else []
 terms = list(table["aedecod"])
 default = terms.index(table.iloc[rows[0]]["aedecod"]) if rows else 0
@@ -78,4 +78,4 @@ subj = state.q(f"""
     FROM adverse_events a JOIN subjects s USING (usubjid)
     WHERE {where} AND coalesce(a.aedecod, a.aeterm) = $term ORDER BY a.aetoxgr DESC NULLS LAST, a.usubjid""",
                {**fp, "term": term})
-state.table(subj)
+state.table(subj, export_name="ae_subjects", title=f"Subjects with {term}")

@@ -28,5 +28,5 @@ if actions:
 if users:
     rows = rows[rows["username"].isin(users)]
 st.metric("Entries shown", len(rows))
-st.dataframe(rows.sort_values("seq", ascending=False), hide_index=True, width="stretch")
+state.table(rows.sort_values("seq", ascending=False), subject_col=None)
 st.download_button("Download audit log (CSV)", rows.to_csv(index=False).encode(), f"{v.studyid}_audit_log.csv", "text/csv")

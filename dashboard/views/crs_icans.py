@@ -3,6 +3,7 @@ and derived-vs-reported grade discrepancies."""
 import streamlit as st
 
 from dashboard import data, state
+from dashboard.tables import plural
 from dashboard import figures as F
 
 v = state.view()
@@ -37,7 +38,7 @@ for tab, syndrome in zip(tabs, ("CRS", "ICANS")):
         state.chart(F.incidence_by_grade_bar, inc[inc["grade"] > 0], title=f"{syndrome}: subjects by maximum grade", key=f"inc_{syndrome}")
         tbl = inc.assign(**{"95% CI": inc["ci_low"].round(0).astype(int).astype(str) + "-" + inc["ci_high"].round(0).astype(int).astype(str) + "%",
                             "pct": inc["pct"].round(1)}).drop(columns=["ci_low", "ci_high"])
-        st.dataframe(tbl.rename(columns={"grade": "max grade", "pct": "%"}), hide_index=True, width="stretch")
+        state.table(tbl.rename(columns={"grade": "max_grade", "pct": "%"}), subject_col=None)
 
 st.subheader("Onset and duration")
 if episodes.empty:
@@ -82,7 +83,7 @@ else:
                count(*) FILTER (WHERE icu_level_support) AS icu_level_support,
                median(tocilizumab_first_day - onset_day) AS median_days_onset_to_tocilizumab
         FROM toxicity_episodes WHERE {flt} GROUP BY syndrome ORDER BY syndrome""", fp)
-    st.dataframe(mgmt, hide_index=True, width="stretch")
+    state.table(mgmt, subject_col=None)
     ep_cols = ["usubjid", "syndrome", "episode_no", "onset_day", "duration_days", "max_grade", "max_grade_day",
                "ongoing", "tocilizumab", "tocilizumab_first_day", "corticosteroid", "corticosteroid_first_day",
                "anakinra", "icu_level_support", "source"]
@@ -100,5 +101,6 @@ if state.require("grade_discrepancies", what="the discrepancy check"):
     if disc.empty:
         state.empty("Derived ASTCT grades agree with the reported AE grades for every episode in this selection.")
     else:
-        st.markdown(f"**{len(disc)}** episodes where the grade derived from bedside assessments differs from the reported AE grade.")
+        st.markdown(f"**{plural(len(disc), 'episode')}** where the grade derived from bedside assessments differs "
+                    "from the reported AE grade.")
         state.table(disc.drop(columns=["studyid", "data_cut"], errors="ignore"))

@@ -3,6 +3,7 @@ derived-vs-reported discrepancies."""
 import streamlit as st
 
 from dashboard import state
+from dashboard.tables import plural
 
 v = state.view()
 st.title("Data quality")
@@ -26,8 +27,8 @@ st.subheader("Load log")
 if log.empty:
     state.empty("No load log for this data cut.")
 else:
-    st.dataframe(log.drop(columns=["studyid"], errors="ignore"), hide_index=True, width="stretch",
-                 column_config={"sha256": st.column_config.TextColumn("SHA-256", width="medium")})
+    state.table(log.drop(columns=["studyid"], errors="ignore"), subject_col=None,
+                column_config={"sha256": st.column_config.TextColumn("SHA-256", width="medium")})
 
 st.subheader("Quarantined rows")
 if quar is None:
@@ -36,7 +37,7 @@ elif quar.empty:
     st.success("No rows were quarantined in this load.")
 else:
     by = quar.groupby(["domain", "field", "reason"]).size().rename("rows").reset_index().sort_values("rows", ascending=False)
-    st.dataframe(by, hide_index=True, width="stretch")
+    state.table(by, subject_col=None)
     with st.expander(f"All {len(quar)} quarantined rows"):
         state.table(quar.drop(columns=["studyid", "data_cut"], errors="ignore"))
 
@@ -44,11 +45,11 @@ st.subheader("Missing grades")
 if missing_ae.empty:
     st.success("Every adverse event carries a toxicity grade (AETOXGR).")
 else:
-    st.markdown(f"**{len(missing_ae)}** adverse events have no AETOXGR (severity shown instead; never derived from AESEV).")
+    st.markdown(f"**{plural(len(missing_ae), 'adverse event')}** without AETOXGR (severity shown instead; never derived from AESEV).")
     state.table(missing_ae)
 if missing_lab is not None and not missing_lab.empty:
     st.markdown("**Lab results that could not be graded, and why**")
-    st.dataframe(missing_lab, hide_index=True, width="stretch")
+    state.table(missing_lab, subject_col=None)
 
 st.subheader("Eligibility deviations")
 if state.require("eligibility_deviations", what="the eligibility check"):
@@ -56,7 +57,8 @@ if state.require("eligibility_deviations", what="the eligibility check"):
     if el.empty:
         st.success("Every subject's baseline values are within the study.yaml eligibility limits.")
     else:
-        st.markdown(f"**{el['usubjid'].nunique()}** subjects with **{len(el)}** baseline values outside the limits.")
+        st.markdown(f"**{plural(el['usubjid'].nunique(), 'subject')}** with "
+                    f"**{plural(len(el), 'baseline value')}** outside the limits.")
         state.table(el)
 
 st.subheader("Derived vs reported CRS/ICANS grades")

@@ -3,11 +3,14 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, state
+from dashboard.tables import plural
 from dashboard import figures as F
 from safety.core.vocabulary import CLI_DECISIONS
 from safety.derive.dlt.decisions import record_decision
 from safety.derive.dlt.stopping import chart_title, event_label, method_name
+from safety.review import meeting as meeting_rules
 
+BOX = {meeting_rules.CROSSED: st.error, meeting_rules.NEAR: st.warning, meeting_rules.INSIDE: st.success}
 MAX_TABLE_ROWS = 1000  # candidate and evaluability rows shown on the page
 MAX_PICKER_OPTIONS = 500  # candidates offered in the adjudication list at once
 
@@ -43,7 +46,7 @@ else:
         st.caption(f"Showing {MAX_TABLE_ROWS:,} of {len(shown):,} candidates (in window first); "
                    "all of them are in the DLT listing on Listings & export.")
         shown = shown.head(MAX_TABLE_ROWS)
-    state.table(shown[keep])
+    state.table(shown[keep], export_name="dlt_candidates", title="DLT candidates and decisions")
 
 
 if state.can(user, "can_adjudicate"):
@@ -106,7 +109,8 @@ ev = status.evaluability.drop(columns=["studyid", "data_cut"]).sort_values(["coh
 if not status.counts.infused:
     state.empty("No infused subjects in this selection.")
 else:
-    st.markdown(f"**{status.counts.evaluable}** of {status.counts.infused} infused subjects are DLT-evaluable.")
+    st.markdown(f"**{status.counts.evaluable}** of {plural(status.counts.infused, 'infused subject')} "
+                + ("is" if status.counts.evaluable == 1 else "are") + " DLT-evaluable.")
     if len(ev) > MAX_TABLE_ROWS:
         st.caption(f"Showing {MAX_TABLE_ROWS:,} of {len(ev):,} subjects, those not evaluable first; "
                    "the sidebar's cohort filter narrows the list.")
@@ -122,7 +126,9 @@ else:
         state.empty("No stopping-rule status was derived for this data cut.")
     for method, rows in st_rows.groupby("method", sort=False):
         for _, r in rows.iterrows():
-            st.markdown(f"**{r['cohort'] or 'Study'}** · {method_name(r['method'])} · monitored: {event_label(r['monitored_event'])} — {r['sentence']}")
+            level = meeting_rules.rule_level(r)
+            label = r["cohort"] if pd.notna(r["cohort"]) else "Study"
+            BOX[level](f"**{label}** · {method_name(r['method'])} · monitored: {event_label(r['monitored_event'])} — {r['sentence']}")
         b = data.boundary_rows(v, method, rows["cohort"].iloc[0])
         if b.empty:
             state.empty(f"No boundary table for {method}.")
@@ -132,5 +138,5 @@ else:
         event = rows["monitored_event"].iloc[0]
         state.chart(F.stopping_boundary_chart, b, points=pts, event_label=event_label(event),
                     title=chart_title(method, event), key=f"bound_{method}", where=c1)
-        c2.dataframe(b.drop(columns=["studyid", "data_cut"], errors="ignore").dropna(axis=1, how="all"),
-                     hide_index=True, width="stretch")
+        state.table(b.drop(columns=["studyid", "data_cut"], errors="ignore").dropna(axis=1, how="all"),
+                    subject_col=None, where=c2)

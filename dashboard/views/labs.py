@@ -2,8 +2,9 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import state
+from dashboard import state, tables
 from dashboard import figures as F
+from safety.export import listings
 
 v = state.view()
 st.title("Laboratory safety")
@@ -28,16 +29,35 @@ with tab_worst:
                     .reset_index().sort_values("grade_ge3", ascending=False))
             st.metric("Subjects with any lab grade ≥3", int(worst.loc[worst["worst_grade"] >= 3, "usubjid"].nunique()),
                       help=f"of {n_subj} infused subjects")
-            st.dataframe(summ.rename(columns={"ctcae_term": "CTCAE term", "subjects_graded": "subjects",
-                                              "grade_ge3": "worst grade ≥3", "grade_4": "worst grade 4"}),
-                         hide_index=True, width="stretch")
+            state.table(summ.rename(columns={"subjects_graded": "subjects",
+                                             "grade_ge3": "worst grade ≥3", "grade_4": "worst grade 4"}),
+                        subject_col=None)
+            st.markdown("**Grade ≥3 abnormalities as episodes** (first day, worst grade, last day, days at grade ≥3)")
+            episodes = state.call_cached(listings.build_listing, "lab_grade3_episodes", None)
+            keep_subjects = set(worst["usubjid"])
+            episodes = episodes[episodes["usubjid"].isin(keep_subjects)]
+            terms_g3 = sorted(episodes["ctcae_term"].dropna().unique())
+            if not terms_g3:
+                state.empty("No grade ≥3 lab abnormality in this selection.")
+            else:
+                chosen_terms = st.multiselect("CTCAE terms", terms_g3, placeholder="All terms", key="lab_episode_terms")
+                shown_ep = episodes[episodes["ctcae_term"].isin(chosen_terms)] if chosen_terms else episodes
+                st.caption(f"{tables.plural(len(shown_ep), 'episode')} in "
+                           f"{tables.plural(shown_ep['usubjid'].nunique(), 'subject')}.")
+                state.table(shown_ep.drop(columns=["site", "dose_level"], errors="ignore"), height=320,
+                            export_name="lab_grade3_episodes", title="Grade >= 3 laboratory abnormalities (episodes)")
+                with st.expander("Every grade ≥3 value (drill-down)"):
+                    values = state.call_cached(listings.build_listing, "lab_grade3", None)
+                    values = values[values["usubjid"].isin(set(shown_ep["usubjid"]))
+                                    & values["ctcae_term"].isin(set(shown_ep["ctcae_term"]))]
+                    state.table(values.drop(columns=["site", "dose_level"], errors="ignore"), height=320)
             st.markdown("**Shift from baseline grade to worst post-baseline grade**")
             term = st.selectbox("CTCAE term", sorted(worst["ctcae_term"].dropna().unique()))
             w = worst[worst["ctcae_term"] == term]
             shift = pd.crosstab(w["baseline_grade"].fillna(-1).astype(int).map(lambda g: "missing" if g < 0 else f"baseline {g}"),
                                 w["worst_grade"].fillna(-1).astype(int).map(lambda g: "missing" if g < 0 else f"worst {g}"),
                                 margins=True, margins_name="total")
-            st.dataframe(shift, width="stretch")
+            state.table(shift.reset_index(), subject_col=None)
             with st.expander("Subjects"):
                 state.table(w.drop(columns=["studyid", "data_cut"], errors="ignore"))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import state
+from dashboard import state, tables
 from safety.export import listings
 from safety.export.packet import write_outputs
 
@@ -32,7 +32,7 @@ if v.filtered and "usubjid" in df.columns:
     flt, fp = state.subject_filter(v)
     keep = set(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp)["usubjid"])
     df = df[df["usubjid"].isin(keep)]
-st.markdown(f"**{spec.title}** · {spec.reference} · {len(df)} rows")
+st.markdown(f"**{spec.title}** · {spec.reference} · {tables.plural(len(df), 'row')}")
 for note in (df.attrs.get("notes") or []):
     st.caption(note)
 if df.empty:
@@ -65,7 +65,7 @@ def _build_packet(write_outputs) -> tuple[str, bytes, list[str]]:
 
 
 def _listing_files() -> tuple[bytes, bytes]:
-    csv_bytes = df.to_csv(index=False).encode("utf-8")
+    csv_bytes = tables.csv_export(df, df.attrs.get("title") or spec.title, df.attrs.get("reference") or spec.reference)
     buf = io.BytesIO()
     with pd.ExcelWriter(buf, engine="xlsxwriter") as xw:
         df.to_excel(xw, sheet_name=name[:31], index=False)

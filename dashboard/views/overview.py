@@ -1,16 +1,101 @@
-"""Overview: enrolment and follow-up, DLTs, SAEs, severe CRS/ICANS, the stopping rule, what is new."""
+"""Overview: the meeting's five questions on the first screen (boundaries, DLT candidates, deaths, severe
+CRS/ICANS/infections, what is new), then enrolment and follow-up, the stopping rule chart and sign-off."""
+import datetime as _dt
+
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, state
+from dashboard import data, state, tables
+from dashboard.tables import plural
 from dashboard import figures as F
-from safety.derive.dlt.stopping import chart_title, event_label
+from safety.derive.dlt.stopping import chart_title, event_label, method_name
+from safety.review import meeting as meeting_rules
 
 v = state.view()
 user = state.user()
+# The five answers must fit one 1440 x 900 screen: less padding above the title and between the links.
+st.markdown("""<style>
+.block-container {padding-top: 2.2rem;}
+.block-container h1 {font-size: 2.1rem; padding-bottom: 0.2rem;}
+.block-container h5 {padding-top: 0.3rem; padding-bottom: 0.3rem;}
+div[data-testid="stPageLink"] a {padding-top: 0; padding-bottom: 0; min-height: 1.5rem;}
+div[data-testid="stPageLink"] a * {white-space: normal; overflow: visible; text-overflow: clip;}
+div[data-testid="stAlert"] > div {padding: 0.4rem 0.7rem;}
+</style>""", unsafe_allow_html=True)
 st.title("Safety overview")
 st.caption(state.filter_caption(v))
 flt, fp = state.subject_filter(v)
+
+MAX_NAMES = 6  # names per question on the first screen; the rest are one click away
+PROFILE = "views/subject_profile.py"
+BOX = {meeting_rules.CROSSED: "error", meeting_rules.NEAR: "warning", meeting_rules.INSIDE: "success"}
+
+
+def names(rows: pd.DataFrame, label, where, more: str) -> None:
+    """One link per row to the subject's profile (same session, same study and cut)."""
+    for r in rows.head(MAX_NAMES).itertuples():
+        where.page_link(PROFILE, label=label(r), query_params={"usubjid": r.usubjid, "studyid": v.studyid,
+                                                               "cut": v.data_cut.isoformat()})
+    if len(rows) > MAX_NAMES:
+        where.caption(f"and {len(rows) - MAX_NAMES} more: {more}")
+
+
+def grade_text(g) -> str:
+    return "" if g is None or pd.isna(g) else f"grade {int(g)}"
+
+
+m = data.meeting(v)
+prev_text = f"since {m.previous_cut.isoformat()}" if m.previous_cut else "at this first data cut"
+q1, q2, q3 = st.columns([1.25, 1, 1], gap="medium")
+q4, q5 = st.columns([1, 1.25], gap="medium")
+
+methods = sorted({method_name(x) for x in m.rules["method"].dropna()}) if not m.rules.empty else []
+q1.markdown("##### Stopping and escalation boundaries" + (f" ({', '.join(methods)})" if methods else ""))
+if v.sites is not None:
+    q1.caption("Study-wide boundaries are shown only to roles that see every site.")
+elif m.rules.empty:
+    q1.caption("No stopping rule status for this data cut.")
+else:
+    for r in m.rules.itertuples():
+        text = f"**{r.label}** · {r.decision}: {r.events} of {r.evaluable_n} with a {r.event_label} · {r.status_text}"
+        getattr(q1, BOX[r.level])(text, icon=":material/error:" if r.level == meeting_rules.CROSSED else
+                     ":material/warning:" if r.level == meeting_rules.NEAR else ":material/check_circle:")
+
+q2.markdown("##### DLT candidates new or pending")
+if m.dlt_candidates.empty:
+    q2.caption("No new or pending DLT candidates.")
+else:
+    names(m.dlt_candidates, lambda r: f"**{r.usubjid}** {r.term} {grade_text(r.grade)} · {r.state}"
+          + (" · new" if r.new and m.previous_cut else ""), q2, "see DLT review")
+q3.markdown(f"##### Deaths {prev_text}")
+if m.deaths.empty:
+    q3.caption("No deaths.")
+else:
+    names(m.deaths, lambda r: f"**{r.usubjid}** day {'?' if pd.isna(r.death_day) else int(r.death_day)}: "
+          f"{r.death_cause}", q3, "see the deaths listing on Listings & export")
+
+q4.markdown(f"##### Grade ≥3 CRS, ICANS or infection {prev_text}")
+if m.severe.empty:
+    q4.caption("No grade ≥3 CRS, ICANS or infection.")
+else:
+    names(m.severe, lambda r: f"**{r.usubjid}** {r.toxicity}"
+          + (f" ({r.term})" if r.term != r.toxicity else "") + f" {grade_text(r.grade)}"
+          + ("" if pd.isna(r.onset_day) else f", day {int(r.onset_day)}"), q4, "see CRS & ICANS and Adverse events")
+basis = "last signed-off cut" if m.since_signed_off else "previous cut"
+q5.markdown(f"##### New since the {basis}" + (f" ({m.since.isoformat()})" if m.since else ""))
+if m.since is None:
+    q5.caption("This is the first data cut of the study: nothing to compare with yet.")
+else:
+    k = m.counts
+    q5.markdown(f"**{plural(k['deaths'], 'new death')}** · **{plural(k['dlt_candidates'], 'new DLT candidate')}** · "
+                f"**{plural(k['saes'], 'new SAE')}** · **{plural(k['grade3_plus'], 'new grade ≥3 AE')}**")
+    if m.new.empty:
+        q5.caption("No new or changed events.")
+    else:
+        names(m.new, lambda r: f"**{r.usubjid}** {r.change}: {r.description}" + (" · serious" if r.serious else ""),
+              q5, "see What is new below, most severe first")
+
+st.divider()
 
 c = state.q(f"""
     SELECT count(*) AS screened,
@@ -45,7 +130,7 @@ cols[0].metric("DLT-evaluable", dlt.counts.evaluable,
                help="Infused and followed through the DLT window, or had a confirmed DLT")
 cols[1].metric("DLTs confirmed", dlt.counts.confirmed_subjects, help="Subjects with a DLT confirmed or added by the committee")
 cols[2].metric("DLTs pending", dlt.counts.pending, help="Candidates in the DLT window awaiting adjudication")
-cols[3].metric("SAEs", int(sae["events"]), help=f"Serious adverse events in {int(sae['subjects'])} subjects")
+cols[3].metric("SAEs", int(sae["events"]), help=f"Serious adverse events in {plural(int(sae['subjects']), 'subject')}")
 cols[4].metric("CRS grade ≥3", "n/a" if sev["CRS"] is None else sev["CRS"], help="Subjects with a CRS episode of grade 3 or more (ASTCT)")
 cols[5].metric("ICANS grade ≥3", "n/a" if sev["ICANS"] is None else sev["ICANS"], help="Subjects with an ICANS episode of grade 3 or more (ASTCT)")
 
@@ -58,9 +143,8 @@ else:
         state.empty("No stopping-rule status was derived for this data cut.")
     else:
         for _, r in status.iterrows():
-            decision = str(r["decision"] or "").lower()
-            box = st.error if decision in ("stop", "eliminate", "de-escalate") else st.success
-            box(("**" + str(r["cohort"]) + "**: " if r["cohort"] else "") + str(r["sentence"]))
+            level = meeting_rules.rule_level(r)
+            getattr(st, BOX[level])(("**" + str(r["cohort"]) + "**: " if pd.notna(r["cohort"]) else "") + str(r["sentence"]))
         first = status.iloc[0]
         if state.has_tables("stopping_boundaries"):
             b = data.boundary_rows(v, first["method"], first["cohort"])
@@ -76,7 +160,6 @@ st.subheader("What is new")
 store = state.review_store(v.db_path)
 signoffs = [s for s in store.signoffs(v.studyid) if s["data_cut"] < v.data_cut.isoformat()]
 last_signed = max((s["data_cut"] for s in signoffs), default=None)
-import datetime as _dt  # noqa: E402
 options = {}
 if v.previous_cut:
     options[f"since the previous data cut ({v.previous_cut.isoformat()})"] = v.previous_cut
@@ -86,15 +169,17 @@ if not options:
     state.empty("This is the first data cut of the study: nothing to compare with yet.")
 else:
     label = st.radio("Compare", list(options), horizontal=True, label_visibility="collapsed")
-    ch = data.changes(v, options[label])
+    base = options[label]
+    ch = data.new_events(v, base)
     if ch.empty:
         state.empty("No new subjects, events, grade changes or DLT candidates since that cut.")
     else:
-        keys = [c for c in ("category", "change") if c in ch.columns]
-        summary = ch.groupby(keys).size().rename("n").reset_index()
-        st.markdown(" · ".join(f"**{r.n}** " + " ".join(str(getattr(r, k)).replace("_", " ") for k in reversed(keys))
-                               for r in summary.itertuples()))
-        state.table(ch)
+        k = meeting_rules.new_counts(ch)
+        st.markdown(f"**{plural(k['deaths'], 'new death')}** · **{plural(k['dlt_candidates'], 'new DLT candidate')}** · "
+                    f"**{plural(k['saes'], 'new SAE')}** · **{plural(k['grade3_plus'], 'new grade ≥3 AE')}** · "
+                    f"{plural(len(ch), 'new or changed event')} in all, most severe first (deaths, DLT candidates, "
+                    "then by grade, serious before non-serious)")
+        state.table(ch.drop(columns=["rank"]), export_name="new_since", title=f"New or changed since {base.isoformat()}")
 
 if state.can(user, "can_sign_off"):
     st.subheader("Committee sign-off")

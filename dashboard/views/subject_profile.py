@@ -1,7 +1,9 @@
 """Subject profile: one timeline from screening to month 12 and the subject's events."""
+import pandas as pd
 import streamlit as st
 
 from dashboard import data, state
+from dashboard.tables import text
 
 v = state.view()
 st.title("Subject profile")
@@ -30,13 +32,13 @@ s = d["subject"].iloc[0]
 aes, meds = d["aes"], d["meds"]
 st.caption(state.filter_caption(v))
 cols = st.columns(6)
-cols[0].metric("Site", s["siteid"] or "-")
-cols[1].metric("Dose level", s["dose_level"] or "-", help=f"Cohort: {s['cohort'] or '-'}")
-cols[2].metric("Age / sex", f"{'' if s['age'] != s['age'] or s['age'] is None else int(s['age'])} / {s['sex'] or '-'}")
-cols[3].metric("Status", s["status"] or "-")
-cols[4].metric("Last known alive", "-" if s["last_known_alive_day"] is None or s["last_known_alive_day"] != s["last_known_alive_day"] else f"day {int(s['last_known_alive_day'])}")
-cols[5].metric("Death", "-" if s["death_day"] is None or s["death_day"] != s["death_day"] else f"day {int(s['death_day'])}")
-st.markdown(f"**Cohort:** {s['cohort'] or '-'} · **Diagnosis:** {s['diagnosis'] or '-'} · **Product:** {s['product'] or '-'}")
+cols[0].metric("Site", text(s["siteid"]))
+cols[1].metric("Dose level", text(s["dose_level"]), help=f"Cohort: {text(s['cohort'])}")
+cols[2].metric("Age / sex", f"{text(s['age'])} / {text(s['sex'])}")
+cols[3].metric("Status", text(s["status"]))
+cols[4].metric("Last known alive", "-" if pd.isna(s["last_known_alive_day"]) else f"day {int(s['last_known_alive_day'])}")
+cols[5].metric("Death", "-" if pd.isna(s["death_day"]) else f"day {int(s['death_day'])}")
+st.markdown(f"**Cohort:** {text(s['cohort'])} · **Diagnosis:** {text(s['diagnosis'])} · **Product:** {text(s['product'])}")
 if not s["infused"]:
     state.empty("This subject was screened but not infused: there is no day 0, so no timeline.")
 
@@ -70,14 +72,14 @@ if aes.empty:
 else:
     shown = aes.copy()
     shown["DLT"] = shown["event_key"].isin(dlt_keys)
-    st.dataframe(shown, hide_index=True, width="stretch")
+    state.table(shown, subject_col=None)
 ep = d["episodes"]
 if not ep.empty:
     st.subheader("CRS / ICANS episodes (derived)")
     shown = ep.copy()
     if "event_key" in shown:
         shown.insert(0, "DLT", shown["event_key"].isin(dlt_keys))
-    st.dataframe(shown, hide_index=True, width="stretch")
+    state.table(shown, subject_col=None)
 if not meds.empty:
     st.subheader("Toxicity management")
-    st.dataframe(meds, hide_index=True, width="stretch")
+    state.table(meds, subject_col=None)

@@ -17,6 +17,7 @@ import pandas as pd
 import safety
 from safety.core import config as study_config
 from safety import schema
+from safety.schema.labels import COLUMN_LABELS, column_label
 from safety.access.reader import Scope, StudyReader, previous_cut
 
 CONFIDENTIAL = "Confidential"
@@ -150,37 +151,12 @@ def empty(columns: list[str], **kw) -> pd.DataFrame:
     return finish(pd.DataFrame({c: pd.Series(dtype="object") for c in columns}), **kw)
 
 
-# Human column headers for XLSX, RTF and PDF (CSV keeps the field names).
-LABELS: dict[str, str] = {
-    "site": "Site", "cohort": "Cohort", "dose_level": "Dose level", "usubjid": "Subject",
-    "age": "Age", "sex": "Sex", "aeseq": "AE seq", "event_key": "Event key",
-    "verbatim_term": "Verbatim term", "preferred_term": "Preferred term", "system_organ_class": "SOC",
-    "onset_date": "Onset date", "onset_day": "Onset day", "end_date": "End date", "end_day": "End day",
-    "ongoing": "Ongoing", "duration_days": "Duration (days)", "grading_system": "Grading system",
-    "grade": "Grade", "severity": "Severity", "serious": "Serious", "serious_criteria": "Serious criteria",
-    "causality": "Causality", "related": "Related", "action_taken": "Action taken", "outcome": "Outcome",
-    "in_dlt_window": "In DLT window", "adjudicated_dlt": "Adjudicated DLT",
-    "tocilizumab_during_event": "Tocilizumab", "corticosteroid_during_event": "Steroids",
-    "treatment_emergent": "TEAE", "new_since_previous_cut": "New since previous cut",
-    "death_date": "Death date", "death_day": "Death day", "death_cause": "Cause of death",
-    "fatal_ae_terms": "Fatal AEs (PT / verbatim)", "infusions": "Infusions",
-    "last_known_alive_day": "Last known alive day", "rule_id": "Rule", "reason": "Reason", "term": "Term",
-    "source": "Source", "in_window": "In window", "evidence": "Evidence", "adjudication": "Decision",
-    "adjudicated_by": "Reviewer", "adjudicated_at": "Decided at", "adjudication_rationale": "Rationale",
-    "syndrome": "Syndrome", "episode_no": "Episode", "last_symptomatic_day": "Last symptomatic day",
-    "max_grade": "Max grade", "max_grade_day": "Max grade day", "tocilizumab": "Tocilizumab",
-    "tocilizumab_first_day": "Tocilizumab day", "corticosteroid": "Steroids",
-    "corticosteroid_first_day": "Steroids day", "anakinra": "Anakinra",
-    "icu_level_support": "ICU-level support", "ae_event_key": "AE key", "reported_grade": "Reported grade",
-    "lbseq": "Lab seq", "lbtestcd": "Test", "ctcae_term": "CTCAE term", "direction": "Dir",
-    "day": "Day", "lab_date": "Lab date", "value": "Value", "unit": "Unit", "lln": "LLN", "uln": "ULN",
-    "baseline_value": "Baseline", "grade_reason": "Grade reason", "aesi_category": "AESI category",
-    "detail": "Detail", "criterion": "Criterion", "test": "Test", "limit": "Limit",
-}
+# Human column headers for XLSX, RTF and PDF (CSV keeps the field names): the one label table.
+LABELS = COLUMN_LABELS
 
 
 def label(col: str) -> str:
-    return LABELS.get(col, col)
+    return column_label(col)
 
 
 def text_value(v) -> str:

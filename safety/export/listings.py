@@ -234,6 +234,55 @@ ORDER BY l.usubjid, l.day NULLS LAST, l.lbseq, l.ctcae_term""")
     return c.finish(df[LAB_COLUMNS], name="lab_grade3", title=title, reference=ref, kind="listing", notes=notes)
 
 
+LAB_EPISODE_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "lbtestcd", "ctcae_term", "direction",
+                       "first_day", "worst_grade", "worst_day", "worst_value", "unit", "last_day",
+                       "days_at_grade3_plus", "n_values", "recovered_day", "ongoing", "new_since_previous_cut"]
+
+
+def listing_lab_grade3_episodes(reader, store=None):
+    """Grade >= 3 lab abnormalities as episodes: one row per run of graded results at grade >= 3 of one CTCAE
+    term in one subject, from the first such result to the last before a graded result below 3."""
+    title = "Listing of grade 3 or higher laboratory abnormalities as episodes (CTCAE)"
+    ref = "ICH E3 14.3.4 / 16.2.8"
+    # A new episode starts at a grade >= 3 result whose previous graded result (same subject and term) was
+    # below 3 or absent; ungraded results neither start nor end one. The episode's first result is new when
+    # its (subject, LBSEQ, term) was not graded >= 3 at the previous cut.
+    new = c.new_flag_sql(reader, "e.usubjid || '/' || e.first_lbseq::VARCHAR || '/' || e.ctcae_term", "lab_toxicity",
+                         "usubjid || '/' || lbseq::VARCHAR || '/' || coalesce(ctcae_term, '')")
+    df = reader.sql(f"""
+WITH {SUBJ_CTE},
+g AS (SELECT usubjid, ctcae_term, lbtestcd, direction, lbseq, day, value, unit, grade,
+             grade >= 3 AS high,
+             coalesce(lag(grade >= 3) OVER w, FALSE) AS prev_high
+      FROM lab_toxicity WHERE grade IS NOT NULL AND ctcae_term IS NOT NULL
+      WINDOW w AS (PARTITION BY usubjid, ctcae_term ORDER BY day NULLS LAST, lbseq)),
+r AS (SELECT *, sum(CASE WHEN high AND NOT prev_high THEN 1 ELSE 0 END)
+                  OVER (PARTITION BY usubjid, ctcae_term ORDER BY day NULLS LAST, lbseq) AS episode_no
+      FROM g),
+e AS (SELECT usubjid, ctcae_term, episode_no, any_value(lbtestcd) AS lbtestcd, any_value(direction) AS direction,
+             min(day) FILTER (WHERE high) AS first_day, max(day) FILTER (WHERE high) AS last_day,
+             arg_min(lbseq, day) FILTER (WHERE high) AS first_lbseq,
+             max(grade) FILTER (WHERE high) AS worst_grade,
+             arg_max(day, grade * 100000 - coalesce(day, 0)) FILTER (WHERE high) AS worst_day,
+             arg_max(value, grade * 100000 - coalesce(day, 0)) FILTER (WHERE high) AS worst_value,
+             any_value(unit) AS unit, count(*) FILTER (WHERE high) AS n_values,
+             min(day) FILTER (WHERE NOT high) AS recovered_day
+      FROM r WHERE episode_no > 0 GROUP BY usubjid, ctcae_term, episode_no)
+SELECT sj.site, sj.cohort, sj.dose_level, e.usubjid, e.lbtestcd, e.ctcae_term, e.direction, e.first_day,
+  e.worst_grade, e.worst_day, e.worst_value, e.unit, e.last_day, e.last_day - e.first_day + 1 AS days_at_grade3_plus,
+  e.n_values, e.recovered_day, e.recovered_day IS NULL AS ongoing, {new} AS new_since_previous_cut
+FROM e LEFT JOIN subj sj USING (usubjid)
+ORDER BY e.usubjid, e.first_day NULLS LAST, e.ctcae_term""")
+    notes = ["One row per episode: consecutive graded results of one CTCAE term at grade >= 3; a graded result "
+             "below 3 ends it (recovered day). Days at grade >= 3 = last day at grade >= 3 - first day + 1. "
+             "Every value is in the per-value listing (lab_grade3).",
+             "Ongoing = no graded result below 3 after the episode by the data cut."]
+    if df.empty:
+        notes.insert(0, "No grade 3 or higher laboratory abnormalities at this data cut.")
+    return c.finish(df[LAB_EPISODE_COLUMNS], name="lab_grade3_episodes", title=title, reference=ref, kind="listing",
+                    notes=notes)
+
+
 AESI_COLUMNS = ["aesi_category", "site", "cohort", "dose_level", "usubjid", "event_key", "term", "source",
                 "onset_day", "end_day", "duration_days", "grade", "grading_system", "serious", "related",
                 "outcome", "detail", "new_since_previous_cut"]
@@ -393,7 +442,10 @@ LISTINGS: dict[str, c.OutputSpec] = {
     "deaths": c.OutputSpec("Deaths", "FDA STF T9; ICH E3 14.3.2", listing_deaths),
     "dlt": c.OutputSpec("DLT candidates and adjudication", "Protocol DLT rules", listing_dlt),
     "crs_icans_episodes": c.OutputSpec("CRS and ICANS episodes", "ASTCT 2019", listing_crs_icans),
-    "lab_grade3": c.OutputSpec("Grade >= 3 laboratory abnormalities", "ICH E3 14.3.4", listing_lab_grade3),
+    "lab_grade3_episodes": c.OutputSpec("Grade >= 3 laboratory abnormalities (episodes)", "ICH E3 14.3.4",
+                                        listing_lab_grade3_episodes),
+    "lab_grade3": c.OutputSpec("Grade >= 3 laboratory abnormalities (every value)", "ICH E3 14.3.4",
+                               listing_lab_grade3),
     "aesi": c.OutputSpec("Adverse events of special interest", "FDA STF T18", listing_aesi),
     "eligibility_deviations": c.OutputSpec("Eligibility deviations", "ICH E3 16.2.2", listing_eligibility),
 }

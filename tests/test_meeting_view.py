@@ -1,0 +1,305 @@
+"""The committee meeting view: the overview's five answers (names, counts, order by severity), charts that
+read right (checked on the Plotly figures the pages draw), and no raw NaN/None text on any page.
+
+Runs the app with Streamlit's AppTest on the sample database (both studies) and on the hand-made mini
+database of tests/test_app_minidb.py, sign-in off (a committee member sees every page).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from safety.access import reader as access
+from safety.export.common import make_reader, study_settings
+from safety.review import meeting
+from safety.review.store import ReviewStore, default_review_path
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "dashboard" / "app.py")
+CART, ITNK = "CD56-CART-01", "ITNK-B-01"
+CUT1, CUT2 = dt.date(2026, 3, 31), dt.date(2026, 9, 30)
+PAGES = ["overview", "crs_icans", "subject_profile", "adverse_events", "labs", "dlt_review", "swimmer",
+         "listings", "data_quality", "audit_log"]
+
+
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory) -> Path:
+    from safety.sample_db import build_sample_database
+    path = tmp_path_factory.mktemp("meeting") / "celltox_sample.duckdb"
+    build_sample_database(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def mini_db(tmp_path_factory) -> Path:
+    from test_app_minidb import build_mini_database
+    return build_mini_database(tmp_path_factory.mktemp("mini") / "mini.duckdb")
+
+
+def _env(monkeypatch, db: Path) -> None:
+    monkeypatch.setenv("CELLTOX_DB", str(db))
+    monkeypatch.setenv("CELLTOX_AUTH", "off")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def _open(page: str, studyid: str | None = None, cut: dt.date | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    if studyid:
+        at.query_params["studyid"] = studyid
+    if cut:
+        at.query_params["cut"] = cut.isoformat()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    if page != "overview":
+        at.switch_page(f"views/{page}.py")
+        at.run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+    return at
+
+
+def _links(at: AppTest) -> list[str]:
+    return [el.proto.label for el in at.get("page_link")]
+
+
+def _summary(db: Path, studyid: str, cut: dt.date) -> meeting.MeetingSummary:
+    con = access.connect(db)
+    try:
+        r = make_reader(con, studyid, cut)
+        return meeting.meeting_summary(r, ReviewStore(default_review_path(db)), study_settings(r))
+    finally:
+        con.close()
+
+
+# -- the five questions ---------------------------------------------------------------------------------
+
+def test_meeting_summary_names_deaths_severe_toxicities_and_candidates(sample_db):
+    itnk = _summary(sample_db, ITNK, CUT2)
+    # (3) the four CAR-ITNK deaths after the first cut, by day, with their cause (02-025 died of CRS on day 10)
+    assert list(itnk.deaths["usubjid"]) == ["ITNK-B-01-02-025", "ITNK-B-01-01-030", "ITNK-B-01-03-027",
+                                            "ITNK-B-01-01-013"]
+    assert set(itnk.deaths["death_cause"]) == {"Cytokine release syndrome", "Disease progression"}
+    assert itnk.counts["deaths"] == 4
+    # (5) deaths lead "what is new", then the highest grades; never a lower grade above a higher one
+    ranks = list(itnk.new["rank"])
+    assert ranks == sorted(ranks, reverse=True)
+    # the top rank holds the four deaths and the fatal (grade 5) CRS DLT candidates of 02-025, nothing else
+    top = itnk.new[itnk.new["rank"] == itnk.new["rank"].max()]
+    assert sorted(top["category"]) == ["death"] * 4 + ["dlt_candidate"] * 2
+    assert (top.loc[top["category"] == "dlt_candidate", "grade"] == 5).all()
+    grades = [g for g, c in zip(itnk.new["grade"], itnk.new["category"]) if c == "adverse_event"]
+    assert grades[0] == 5 and grades == sorted(grades, key=lambda g: -(0 if g is None or g != g else g))
+
+    cart1 = _summary(sample_db, CART, CUT1)  # first cut: everything at the cut counts
+    # (4) grade >= 3 CRS, ICANS and infections, worst first
+    severe = {(r.usubjid, r.toxicity, int(r.grade)) for r in cart1.severe.itertuples()}
+    assert {("CD56-CART-01-01-005", "CRS", 4), ("CD56-CART-01-01-012", "ICANS", 5),
+            ("CD56-CART-01-01-015", "Infection", 4)} <= severe
+    assert list(cart1.severe["grade"]) == sorted(cart1.severe["grade"], reverse=True)
+    # (2) the pending candidates, named
+    pending = set(cart1.dlt_candidates.loc[cart1.dlt_candidates["state"] == "pending", "usubjid"])
+    assert {"CD56-CART-01-01-012", "CD56-CART-01-01-014", "CD56-CART-01-01-019"} <= pending
+    # (1) DL3 sits at 2 of 6 with one pending candidate, one event from de-escalation: red with pending counted
+    rules = cart1.rules.set_index("label")
+    assert rules.loc["DL3", "level"] == meeting.CROSSED and not rules.loc["DL3", "adjudicated_crossed"]
+    assert rules.loc["DL1", "level"] == meeting.INSIDE
+    assert list(cart1.rules["label"])[0] == "DL3"  # the red box first
+
+
+@pytest.mark.parametrize("row, level", [
+    ({"decision": "de-escalate", "events": 3, "pending": 0, "boundary_events": 3, "events_needed": 0,
+      "decision_if_pending_confirmed": "de-escalate", "pending_changes_decision": False}, "crossed"),
+    ({"decision": "stay", "events": 2, "pending": 1, "boundary_events": 3, "events_needed": 1,
+      "decision_if_pending_confirmed": "de-escalate", "pending_changes_decision": True}, "crossed"),
+    ({"decision": "escalate", "events": 0, "pending": 1, "boundary_events": 3, "events_needed": 3,
+      "decision_if_pending_confirmed": "stay", "pending_changes_decision": True}, "near"),
+    ({"decision": "stay", "events": 2, "pending": 0, "boundary_events": 3, "events_needed": 1,
+      "decision_if_pending_confirmed": "stay", "pending_changes_decision": False}, "near"),
+    ({"decision": "continue", "events": 2, "pending": 0, "boundary_events": 9, "events_needed": None,
+      "decision_if_pending_confirmed": "continue", "pending_changes_decision": False}, "inside"),
+    ({"decision": "escalate", "events": 0, "pending": 0, "boundary_events": 2, "events_needed": 2,
+      "decision_if_pending_confirmed": "escalate", "pending_changes_decision": False}, "inside"),
+])
+def test_rule_box_colour_follows_distance_to_the_boundary(row, level):
+    assert meeting.rule_level(row) == level
+
+
+def test_overview_first_screen_names_subjects_with_counts_in_severity_order(sample_db, monkeypatch):
+    _env(monkeypatch, sample_db)
+    at = _open("overview", ITNK, CUT2)
+    links = _links(at)
+    deaths = [lab for lab in links if lab.endswith(("Disease progression", "Cytokine release syndrome"))
+              and "new:" not in lab and " day " in lab]
+    assert [re.search(r"\*\*(\S+)\*\*", lab).group(1) for lab in deaths] == [
+        "ITNK-B-01-02-025", "ITNK-B-01-01-030", "ITNK-B-01-03-027", "ITNK-B-01-01-013"]
+    md = " ".join(m.value for m in at.markdown)
+    # 02-025's fatal CRS (grade 5) is a new DLT candidate, by the AE and by the episode
+    assert "**4 new deaths**" in md and "**2 new DLT candidates**" in md and "new grade ≥3 AE" in md
+    assert "1 new adverse event" not in md and not re.search(r"\b([02-9]|\d\d+) new [a-zA-Z ≥3]+event\b", md)
+    new = [lab for lab in links if " new: " in lab]
+    # deaths first in "what is new", level with the fatal DLT candidates of 02-025
+    assert new and all("death" in lab or ("ITNK-B-01-02-025" in lab and "grade 5" in lab) for lab in new[:6])
+    assert sum("death" in lab for lab in new[:6]) == 4
+    assert all(el.proto.page.endswith("subject_profile") for el in at.get("page_link"))
+    boxes = [e.value for e in at.success] + [e.value for e in at.error] + [e.value for e in at.warning]
+    assert any(b.startswith("**Study** ·") for b in boxes) and not any("nan" in b for b in boxes)
+
+    at = _open("overview", CART, CUT1)
+    assert any(e.value.startswith("**DL3** ·") for e in at.error)  # red: crossed with the pending counted
+    assert any(e.value.startswith("**DL1** ·") for e in at.success)
+    links = _links(at)
+    assert any(lab.startswith("**CD56-CART-01-01-019** Hemophagocytic lymphohistiocytosis grade 3 · pending")
+               for lab in links)
+    assert any(lab.startswith("**CD56-CART-01-01-012** ICANS grade 5") for lab in links)
+
+
+def test_streamlit_toolbar_download_and_deploy_button_are_off(sample_db, monkeypatch):
+    _env(monkeypatch, sample_db)
+    _open("overview", CART, CUT2)
+    assert st.get_option("client.disableDataExport") is True  # the only downloads are the audited buttons
+    assert st.get_option("client.toolbarMode") == "viewer"  # no Deploy button, no developer menu
+    config = (ROOT / ".streamlit" / "config.toml").read_text()
+    assert 'toolbarMode = "viewer"' in config and "disableDataExport = true" in config
+
+
+# -- charts ---------------------------------------------------------------------------------------------
+
+def _figures(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def _values(v) -> list:
+    if isinstance(v, dict) and "bdata" in v:
+        import base64
+        import numpy as np
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist()
+    return list(v or [])
+
+
+def _title(fig: dict) -> str:
+    t = fig.get("layout", {}).get("title") or {}
+    return t.get("text") or "" if isinstance(t, dict) else str(t)
+
+
+def _axis_id(key: str) -> str:  # 'yaxis2' -> 'y2'
+    return key[0] + key[5:]
+
+
+def _check_log_axes(fig: dict) -> None:
+    layout = fig["layout"]
+    for key, axis in layout.items():
+        if not re.fullmatch(r"[xy]axis\d*", key) or axis.get("type") != "log":
+            continue
+        aid, letter = _axis_id(key), key[0]
+        vals = [float(x) for t in fig["data"] if (t.get(f"{letter}axis") or letter) == aid
+                for x in _values(t.get(letter)) if x is not None and not (isinstance(x, float) and math.isnan(x))]
+        assert vals, (_title(fig), key, "a log axis with no data")
+        assert min(vals) > 0, (_title(fig), key, "log axis for non-positive data")
+        lo, hi = axis.get("range") or (None, None)
+        assert lo is not None, (_title(fig), key, "a log axis needs a range computed from the data")
+        need = math.log10(max(vals)) - math.log10(min(vals))
+        assert lo <= math.log10(min(vals)) and hi >= math.log10(max(vals)), (_title(fig), key, "data outside")
+        assert hi - lo <= max(need, 1.0) + 2.0, (_title(fig), key, f"span {hi - lo:.1f} decades for {need:.1f}")
+        # every horizontal reference line on this axis carries a label at its own height
+        for shape in layout.get("shapes", []):
+            if shape.get("type") == "line" and shape.get("y0") == shape.get("y1") and \
+                    (shape.get("yref") or "y") == aid and letter == "y":
+                y = math.log10(float(shape["y0"]))
+                assert any(a.get("yref") == aid and abs(float(a.get("y", 1e9)) - y) < 1e-6
+                           for a in layout.get("annotations", [])), (_title(fig), "unlabelled line", shape["y0"])
+                assert lo <= y <= hi, (_title(fig), "reference line off the axis", shape["y0"])
+        for a in layout.get("annotations", []):
+            if a.get("yref") == aid and letter == "y":
+                assert lo <= float(a["y"]) <= hi, (_title(fig), "label off the axis", a.get("text"), a["y"])
+
+
+@pytest.mark.parametrize("studyid", [CART, ITNK])
+def test_every_chart_passes_the_reading_check(sample_db, monkeypatch, studyid):
+    _env(monkeypatch, sample_db)
+    figs = {}
+    for page in ("overview", "crs_icans", "subject_profile", "adverse_events", "labs", "dlt_review", "swimmer"):
+        for fig in _figures(_open(page, studyid, CUT2)):
+            figs.setdefault(_title(fig), fig)
+            _check_log_axes(fig)
+    # the cytopenia panels: both log axes within a few decades, thresholds 0.5/0.1 and 50/20 labelled there
+    cyto = figs["Cytopenia and recovery"]
+    labels = {a["text"]: (a["yref"], a["y"]) for a in cyto["layout"]["annotations"] if "10^9/L" in a.get("text", "")}
+    assert labels["0.5 × 10^9/L"] == ("y", pytest.approx(math.log10(0.5)))
+    assert labels["0.1 × 10^9/L"] == ("y", pytest.approx(-1.0))
+    assert labels["50 × 10^9/L"] == ("y2", pytest.approx(math.log10(50)))
+    assert labels["20 × 10^9/L"] == ("y2", pytest.approx(math.log10(20)))
+    assert cyto["layout"]["yaxis2"]["range"][1] < 4  # platelets stay below 10^4, not 10^48
+    # ALT over time: the ULN line and its label at 1 x ULN
+    alt = next(f for t, f in figs.items() if t.startswith("ALT") and "ULN" in t)
+    assert any(a.get("text") == "1 × ULN" and a["y"] == 0 for a in alt["layout"]["annotations"])
+    # Kaplan-Meier: numbers at risk under the curve, from all infused subjects at day 0
+    km = figs["Overall survival"]
+    risk = next(t for t in km["data"] if "number at risk" in (t.get("name") or ""))
+    con = access.connect(sample_db)
+    infused = con.execute("SELECT count(*) FROM subjects WHERE studyid = $s AND data_cut = $c AND infused",
+                          {"s": studyid, "c": CUT2}).fetchone()[0]
+    con.close()
+    assert _values(risk["x"])[0] == 0 and risk["text"][0] == str(infused)
+    # top adverse events: most frequent on top, and the title says so
+    ae = next(f for t, f in figs.items() if "most frequent preferred terms" in t)
+    assert "ordered by number of subjects" in _title(ae)
+    # swimmer: CR and CRi have their own symbols, each in the legend
+    sw = figs["Follow-up to month 12"]
+    symbols = {t["name"]: t["marker"]["symbol"] for t in sw["data"] if (t.get("name") or "").startswith("Response")}
+    assert len(set(symbols.values())) == len(symbols)
+    if studyid == CART:  # BOIN: one named marker per cohort, each its own symbol
+        boin = next(f for t, f in figs.items() if "BOIN" in t)
+        cohorts = [t for t in boin["data"] if t.get("mode") == "markers+text"]
+        assert {t["text"][0] for t in cohorts} == {"DL1", "DL2", "DL3"}
+        assert len({(t["marker"]["symbol"], t["marker"]["color"]) for t in cohorts}) == 3
+        assert all(t.get("showlegend") is not False and t["name"].startswith(t["text"][0]) for t in cohorts)
+
+
+# -- no raw NaN / None --------------------------------------------------------------------------------------
+
+RAW = re.compile(r"\b(nan|NaN|None|NaT|<NA>)\b")
+
+
+def _texts(at: AppTest) -> list[str]:
+    out = []
+    for kind in ("title", "header", "subheader", "markdown", "caption", "text", "info", "warning", "error",
+                 "success", "exception"):
+        out += [str(e.value) for e in at.get(kind)]
+    for m in at.metric:
+        out += [str(m.label), str(m.value)]
+    for w in list(at.selectbox) + list(at.radio) + list(at.multiselect):
+        out += [str(o) for o in w.options]
+    out += _links(at)
+    return out
+
+
+def _no_raw_text(at: AppTest, where: str) -> None:
+    bad = [t for t in _texts(at) if RAW.search(t) and not t.lstrip().startswith("<style>")]
+    assert not bad, (where, bad[:5])
+    for df in at.dataframe:
+        # Streamlit writes "None" in a missing cell unless the table sets a placeholder (the dashboard's is blank)
+        blank = df.proto.HasField("placeholder") and df.proto.placeholder == ""
+        assert blank or not df.value.isna().any().any(), (where, "missing cells shown as None")
+        cells = df.value.astype(str)
+        obj = [c for c in df.value.columns if df.value[c].dtype == object]
+        assert not cells[obj].isin(["nan", "None", "NaT"]).any().any(), (where, "raw text in cells")
+
+
+@pytest.mark.parametrize("studyid", [CART, ITNK])
+def test_no_page_of_the_sample_studies_shows_raw_nan_or_none(sample_db, monkeypatch, studyid):
+    _env(monkeypatch, sample_db)
+    for page in PAGES:
+        _no_raw_text(_open(page, studyid, CUT2), f"{studyid} {page}")
+
+
+def test_no_page_of_the_mini_database_shows_raw_nan_or_none(mini_db, monkeypatch):
+    _env(monkeypatch, mini_db)
+    for page in PAGES:
+        _no_raw_text(_open(page), f"mini {page}")
