@@ -242,7 +242,7 @@ def _table(pdf: _Packet, heads: list[str], rows: list[list[str]], widths: list[f
     lookup per distinct word."""
     lh = font_size * 0.5
     pad = pdf.c_margin
-    top_pad = 0.35
+    top_pad = 0.0  # as fpdf2 tables: the line height (half the font size in mm) carries the spacing
 
     pdf.set_font(pdf.table_font, "B", font_size)
     head_lines = [_wrap(pdf.t(h), w - 2 * pad, _measurer(pdf)) for h, w in zip(heads, widths)]
