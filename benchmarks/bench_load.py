@@ -141,7 +141,7 @@ def steps(folder: str, db: str) -> None:
 def fresh(db: Path) -> str:
     for p in db.parent.glob(db.name + "*"):
         p.unlink()
-    review = db.parent / (db.name + ".review.sqlite")
+    review = db.with_suffix(".review.sqlite")  # the review store the load creates beside the database
     if review.exists():
         review.unlink()
     return str(db)
