@@ -58,12 +58,12 @@ def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, stor
     try:
         outputs = build_outputs(reader, only, store)
         meta = packet_meta(reader, generated_at)
+        stem = file_stem(meta)
+        tmp = Path(tempfile.mkdtemp(prefix=".celltox-export-", dir=out_dir))
     except BaseException:
         if renderer is not None:
             renderer.close()
         raise
-    stem = file_stem(meta)
-    tmp = Path(tempfile.mkdtemp(prefix=".celltox-export-", dir=out_dir))
     try:
         written: list[Path] = []
         for fmt in formats:
