@@ -7,16 +7,48 @@ import argparse
 import sys
 
 from safety import __version__
-from safety.commands import audit, export, ingest, review, schema_doc, users
 
-# name -> (module, one-line help)
+
+# One plain import per command, made only when that command runs: `--help` and `--version` import no
+# command module (they cost 0.1-0.3 s together: the table registry, the review store).
+def _ingest():
+    from safety.commands import ingest
+    return ingest
+
+
+def _export():
+    from safety.commands import export
+    return export
+
+
+def _review():
+    from safety.commands import review
+    return review
+
+
+def _users():
+    from safety.commands import users
+    return users
+
+
+def _audit():
+    from safety.commands import audit
+    return audit
+
+
+def _schema_doc():
+    from safety.commands import schema_doc
+    return schema_doc
+
+
+# name -> (function returning the command's module, one-line help)
 COMMANDS = {
-    "ingest": (ingest, "load a study folder into a DuckDB database and run every derivation"),
-    "export": (export, "write committee listings and tables (CSV, XLSX, RTF, PDF)"),
-    "review": (review, "record committee DLT decisions from signed minutes, or list them (CSV)"),
-    "users": (users, "manage sign-in accounts (add, remove, list, set-password)"),
-    "audit": (audit, "verify or export the tamper-evident audit log"),
-    "schema-doc": (schema_doc, "write docs/schema.md from the table registry"),
+    "ingest": (_ingest, "load a study folder into a DuckDB database and run every derivation"),
+    "export": (_export, "write committee listings and tables (CSV, XLSX, RTF, PDF)"),
+    "review": (_review, "record committee DLT decisions from signed minutes, or list them (CSV)"),
+    "users": (_users, "manage sign-in accounts (add, remove, list, set-password)"),
+    "audit": (_audit, "verify or export the tamper-evident audit log"),
+    "schema-doc": (_schema_doc, "write docs/schema.md from the table registry"),
 }
 
 
@@ -26,11 +58,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv``, only the command named in it is imported and given its arguments (the
+    top level has no option taking a value, so the first word not starting with '-' is the command)."""
+    chosen = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
     parser = _Parser(prog="python -m safety", description="celltox: safety monitoring for cell-therapy trials.")
     parser.add_argument("--version", action="version", version=f"celltox {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, (mod, help_text) in COMMANDS.items():
+    for name, (load, help_text) in COMMANDS.items():
+        if chosen is not None and name != chosen:
+            sub.add_parser(name, help=help_text)
+            continue
+        mod = load()
         p = sub.add_parser(name, help=help_text, description=(mod.__doc__ or help_text).strip(),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(p)
@@ -39,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()

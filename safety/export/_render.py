@@ -1,9 +1,11 @@
 """Render Plotly figures to PNG with kaleido: run as a child process by safety.export.figures, which stops it
 after a time limit (a browser that never answers must not hang an export).
 
+    python _render.py FOLDER    (FOLDER: Chromium's profile and temporary files; removed at the end)
 stdin: {"scale": number, "figures": [Plotly figure JSON, ...]}
 stdout: [{"png": base64 text or null, "note": "" or why the figure is missing}, ...], one per figure.
-Imports nothing from celltox, so it runs from any working folder.
+Kaleido and Chromium start before the request is read, so the parent can start this process ahead of
+need and build the figures meanwhile. Imports nothing from celltox, so it runs from any working folder.
 """
 from __future__ import annotations
 
@@ -23,47 +25,71 @@ def _reason(exc: BaseException) -> str:
     return f"figure unavailable: {type(exc).__name__}: {first}"
 
 
-def render(request: dict) -> list[dict]:
+def start(folder: str):
+    """Import kaleido and start its browser; returns plotly.io."""
     import kaleido
     import plotly.io as pio
 
     for name in ("choreographer", "kaleido", "logistro"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    tmp = request.get("folder") or tempfile.mkdtemp(prefix="ctx")  # the parent removes it if it stops us
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "kopts ignored when using a server", profile clean-up notes
+        try:
+            kaleido.start_sync_server(silence_warnings=True, tmp_dir=folder)
+        except TypeError:
+            kaleido.start_sync_server()
+    return pio
+
+
+def render(pio, request: dict) -> list[dict]:
     out = []
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "kopts ignored when using a server", profile clean-up notes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for spec in request["figures"]:
             try:
-                kaleido.start_sync_server(silence_warnings=True, tmp_dir=tmp)
-            except TypeError:
-                kaleido.start_sync_server()
-            for spec in request["figures"]:
-                try:
-                    png = pio.from_json(spec).to_image(format="png", scale=request.get("scale", 1.0))
-                    out.append({"png": base64.b64encode(png).decode("ascii"), "note": ""})
-                except Exception as exc:  # noqa: BLE001 - one failed figure is a note, the others still render
-                    out.append({"png": None, "note": _reason(exc)})
-            try:
-                kaleido.stop_sync_server(silence_warnings=True)
-            except Exception:  # noqa: BLE001,S110 - the process ends anyway
-                pass
-    finally:
-        for _ in range(10):  # Chromium's helper processes may write for a moment after exit
-            shutil.rmtree(tmp, ignore_errors=True)
-            if not os.path.exists(tmp):
-                break
-            time.sleep(0.2)
+                # the parent built and validated the figure; rebuilding it here would validate it again
+                png = pio.to_image(json.loads(spec), format="png", scale=request.get("scale", 1.0), validate=False)
+                out.append({"png": base64.b64encode(png).decode("ascii"), "note": ""})
+            except Exception as exc:  # noqa: BLE001 - one failed figure is a note, the others still render
+                out.append({"png": None, "note": _reason(exc)})
     return out
 
 
-def main() -> None:
-    request = json.load(sys.stdin)
+def stop(folder: str) -> None:
     try:
-        out = render(request)
+        import kaleido
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            kaleido.stop_sync_server(silence_warnings=True)
+    except Exception:  # noqa: BLE001,S110 - the process ends anyway
+        pass
+    for _ in range(10):  # Chromium's helper processes may write for a moment after exit
+        shutil.rmtree(folder, ignore_errors=True)
+        if not os.path.exists(folder):
+            break
+        time.sleep(0.2)
+
+
+def main() -> None:
+    folder = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="ctx")  # the parent removes it if it stops us
+    pio, failure = None, ""
+    try:
+        pio = start(folder)
     except Exception as exc:  # noqa: BLE001 - no browser, no kaleido: every figure says why
-        out = [{"png": None, "note": _reason(exc)} for _ in request["figures"]]
-    json.dump(out, sys.stdout)
+        failure = _reason(exc)
+    try:
+        request = json.load(sys.stdin)
+        if pio is None:
+            out = [{"png": None, "note": failure} for _ in request["figures"]]
+        else:
+            try:
+                out = render(pio, request)
+            except Exception as exc:  # noqa: BLE001
+                out = [{"png": None, "note": _reason(exc)} for _ in request["figures"]]
+        json.dump(out, sys.stdout)
+    finally:
+        stop(folder)
 
 
 if __name__ == "__main__":

@@ -153,34 +153,56 @@ FIGURES = {
 }
 
 
-def render_pngs(figs: list[go.Figure], scale: float = 1.0,
-                timeout: float | None = None) -> list[tuple[bytes | None, str]]:
-    """[(PNG bytes, "") or (None, reason)] per figure, rendered together by one kaleido child process.
+class Renderer:
+    """The kaleido child process, started ahead of need: Python, kaleido and Chromium start (about 2-3 s)
+    while the caller builds the packet's tables. :meth:`render` sends the figures once; :meth:`close`
+    stops a renderer that was never used (both safe to call in any order)."""
 
-    The child (and any browser it started) is killed after ``timeout`` seconds (default
+    def __init__(self):
+        # a short folder name: Chromium's profile sockets fail to start beyond ~107-character paths
+        self.folder = tempfile.mkdtemp(prefix="ctx")
+        self.proc = subprocess.Popen([sys.executable, str(_RENDERER), self.folder], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def render(self, figs: list[go.Figure], scale: float = 1.0,
+               timeout: float | None = None) -> list[tuple[bytes | None, str]]:
+        if timeout is None:
+            timeout = float(os.environ.get("CELLTOX_RENDER_TIMEOUT") or RENDER_TIMEOUT_S)
+        request = json.dumps({"scale": scale, "figures": [f.to_json() for f in figs]})
+        try:
+            out, err = self.proc.communicate(request, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop(self.proc, self.folder)
+            return [(None, f"figure unavailable: the renderer (kaleido with Chromium) did not answer within "
+                           f"{timeout:g} s")] * len(figs)
+        try:
+            rendered = json.loads(out)
+            return [(base64.b64decode(r["png"]) if r.get("png") else None, r.get("note") or "") for r in rendered]
+        except (ValueError, TypeError, KeyError):
+            shutil.rmtree(self.folder, ignore_errors=True)  # a renderer that crashed did not clean up after itself
+            last = (err or "").strip().splitlines()[-1:] or [f"exit status {self.proc.returncode}"]
+            return [(None, f"figure unavailable: the renderer failed ({last[0][:200]})")] * len(figs)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            _stop(self.proc, self.folder)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def render_pngs(figs: list[go.Figure], scale: float = 1.0, timeout: float | None = None,
+                renderer: Renderer | None = None) -> list[tuple[bytes | None, str]]:
+    """[(PNG bytes, "") or (None, reason)] per figure, rendered together by one kaleido child process
+    (``renderer`` if one was started ahead, else a new one).
+
+    The child (and any browser it started) is killed after ``timeout`` seconds from the request (default
     CELLTOX_RENDER_TIMEOUT, else :data:`RENDER_TIMEOUT_S`)."""
     if not figs:
         return []
-    if timeout is None:
-        timeout = float(os.environ.get("CELLTOX_RENDER_TIMEOUT") or RENDER_TIMEOUT_S)
-    # a short folder name: Chromium's profile sockets fail to start beyond ~107-character paths
-    folder = tempfile.mkdtemp(prefix="ctx")
-    request = json.dumps({"scale": scale, "folder": folder, "figures": [f.to_json() for f in figs]})
-    proc = subprocess.Popen([sys.executable, str(_RENDERER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    renderer = renderer or Renderer()
     try:
-        out, err = proc.communicate(request, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _stop(proc, folder)
-        return [(None, f"figure unavailable: the renderer (kaleido with Chromium) did not answer within "
-                       f"{timeout:g} s")] * len(figs)
-    try:
-        rendered = json.loads(out)
-        return [(base64.b64decode(r["png"]) if r.get("png") else None, r.get("note") or "") for r in rendered]
-    except (ValueError, TypeError, KeyError):
-        shutil.rmtree(folder, ignore_errors=True)  # a renderer that crashed did not clean up after itself
-        last = (err or "").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
-        return [(None, f"figure unavailable: the renderer failed ({last[0][:200]})")] * len(figs)
+        return renderer.render(figs, scale, timeout)
+    finally:
+        renderer.close()
 
 
 def _stop(proc: subprocess.Popen, folder: str) -> None:
@@ -211,16 +233,23 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def build_figures(reader: StudyReader, store=None) -> list[tuple[str, bytes | None, str]]:
-    """[(title, png or None, note)] for the packet's overview figures (decisions in ``store`` applied now)."""
-    built = []
-    for _, (title, builder) in FIGURES.items():
-        try:
-            fig, note = builder(reader, store) if builder is fig_dlt_boundary else builder(reader)
-        except Exception as exc:  # noqa: BLE001
-            fig, note = None, f"figure unavailable: {type(exc).__name__}: {exc}"
-        built.append((title, fig, note))
-    rendered = iter(render_pngs([fig for _, fig, _ in built if fig is not None]))
+def build_figures(reader: StudyReader, store=None, renderer: Renderer | None = None
+                  ) -> list[tuple[str, bytes | None, str]]:
+    """[(title, png or None, note)] for the packet's overview figures (decisions in ``store`` applied now).
+
+    The renderer child starts first, so Chromium starts while the figures are built."""
+    renderer = renderer or Renderer()
+    try:
+        built = []
+        for _, (title, builder) in FIGURES.items():
+            try:
+                fig, note = builder(reader, store) if builder is fig_dlt_boundary else builder(reader)
+            except Exception as exc:  # noqa: BLE001
+                fig, note = None, f"figure unavailable: {type(exc).__name__}: {exc}"
+            built.append((title, fig, note))
+        rendered = iter(render_pngs([fig for _, fig, _ in built if fig is not None], renderer=renderer))
+    finally:
+        renderer.close()
     out = []
     for title, fig, note in built:
         png = None

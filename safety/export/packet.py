@@ -52,13 +52,22 @@ def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, stor
         raise ValueError(f"unknown format(s) {', '.join(bad)}; valid: {', '.join(FORMATS)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    outputs = build_outputs(reader, only, store)
-    meta = packet_meta(reader, generated_at)
-    head = store.head() if store is not None else None
-    if head is not None:  # printed on every page, so the minutes can record it
-        meta = dataclasses.replace(meta, audit_head=(int(head["seq"]), str(head["entry_hash"])))
-    stem = file_stem(meta)
-    tmp = Path(tempfile.mkdtemp(prefix=".celltox-export-", dir=out_dir))
+    renderer = None
+    if "pdf" in formats and figures:
+        from safety.export.figures import Renderer
+        renderer = Renderer()  # Chromium starts while the tables are built
+    try:
+        outputs = build_outputs(reader, only, store)
+        meta = packet_meta(reader, generated_at)
+        head = store.head() if store is not None else None
+        if head is not None:  # printed on every page, so the minutes can record it
+            meta = dataclasses.replace(meta, audit_head=(int(head["seq"]), str(head["entry_hash"])))
+        stem = file_stem(meta)
+        tmp = Path(tempfile.mkdtemp(prefix=".celltox-export-", dir=out_dir))
+    except BaseException:
+        if renderer is not None:
+            renderer.close()
+        raise
     try:
         written: list[Path] = []
         for fmt in formats:
@@ -72,7 +81,7 @@ def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, stor
                 figs = []
                 if figures:
                     from safety.export.figures import build_figures
-                    figs = build_figures(reader, store)
+                    figs = build_figures(reader, store, renderer=renderer)
                 written.append(pdf_writer.write_pdf(outputs, meta, tmp / f"{stem}_committee_packet.pdf", figs,
                                                     max_rows=pdf_max_rows))
         hashes = {p.name: sha256_file(p) for p in written}
@@ -82,6 +91,8 @@ def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, stor
             os.replace(p, dest)  # same folder tree: an atomic rename per file
             final.append(dest)
     finally:
+        if renderer is not None:
+            renderer.close()
         shutil.rmtree(tmp, ignore_errors=True)
     if store is not None:
         store.append_audit(user or "unknown", "export", reader.scope.studyid, {

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pandas as pd
 from fpdf import FPDF
-from fpdf.fonts import FontFace
 
 from safety.export.common import CONFIDENTIAL, GRADE_COLUMNS, PacketMeta, grade_of, label, text_frame
 from safety.core.palette import GRADE_COLORS, GRADE_TEXT
@@ -175,11 +174,12 @@ def _col_widths(pdf: FPDF, heads: list[str], rows: list[list[str]], total: float
     pad = 2 * pdf.c_margin + 0.6
     sample = rows[:300]
     natural, minimum = [], []
+    width = _measurer(pdf)
     for j, h in enumerate(heads):
-        cells = [r[j] for r in sample]
-        longest = max((pdf.get_string_width(x) for x in cells), default=0.0)
-        word = max((pdf.get_string_width(w) for x in cells for w in x.split()), default=0.0)
-        head_word = max((pdf.get_string_width(w) for w in h.split()), default=0.0)
+        cells = [pdf.t(r[j]) for r in sample]
+        longest = max((width(x) for x in cells), default=0.0)
+        word = max((width(w) for x in cells for w in x.split()), default=0.0)
+        head_word = max((width(w) for w in pdf.t(h).split()), default=0.0)
         minimum.append(min(MAX_COL_MM / 2, max(word, head_word) + pad))
         natural.append(min(MAX_COL_MM, max(longest, head_word) + pad))
     natural = [max(n, m) for n, m in zip(natural, minimum)]
@@ -192,6 +192,112 @@ def _col_widths(pdf: FPDF, heads: list[str], rows: list[list[str]], total: float
     spare = total - sum(minimum)
     want = [n - m for n, m in zip(natural, minimum)]
     return [m + spare * w / sum(want) for m, w in zip(minimum, want)]
+
+
+HEAD_FILL = (221, 221, 221)
+
+
+def _measurer(pdf: FPDF):
+    """Width in mm of a text in the current font and size, remembered per text. The font's own width
+    table, without ``get_string_width``'s markdown and style handling (the text is plain here)."""
+    font, size_pt, k = pdf.current_font, pdf.font_size_pt, pdf.k
+    cache: dict[str, float] = {}
+
+    def measure(text: str) -> float:
+        w = cache.get(text)
+        if w is None:
+            w = cache[text] = font.get_text_width(text, size_pt, None)[1] / k
+        return w
+    return measure
+
+
+def _wrap(text: str, width: float, measure) -> list[str]:
+    """Greedy word wrap to ``width`` mm; a word longer than the width is cut between letters."""
+    lines: list[str] = []
+    space = measure(" ")
+    for para in text.split("\n"):
+        line, used = "", 0.0
+        for word in para.split():
+            w = measure(word)
+            if line and used + space + w <= width:
+                line, used = f"{line} {word}", used + space + w
+                continue
+            if line:
+                lines.append(line)
+            while w > width and len(word) > 1:  # cut an over-long word where it reaches the edge
+                k = 1
+                while k < len(word) and measure(word[:k + 1]) <= width:
+                    k += 1
+                lines.append(word[:k])
+                word = word[k:]
+                w = measure(word)
+            line, used = word, w
+        lines.append(line)
+    return lines or [""]
+
+
+def _table(pdf: _Packet, heads: list[str], rows: list[list[str]], widths: list[float], font_size: float,
+           grade_idx: set[int], styles: dict) -> None:
+    """Draw a table row by row: wrapped cells, headings (bold, grey) repeated on every page, a line under
+    the headings, grade cells in the grade colours.
+
+    Written with fpdf2's low-level text and rectangles: its ``table()`` lays out every cell through
+    ``multi_cell`` (about 2 ms a cell on this machine, most of a packet's time); this keeps one word-width
+    lookup per distinct word."""
+    lh = font_size * 0.5
+    pad = pdf.c_margin
+    top_pad = 0.0  # as fpdf2 tables: the line height (half the font size in mm) carries the spacing
+
+    pdf.set_font(pdf.table_font, "B", font_size)
+    head_lines = [_wrap(pdf.t(h), w - 2 * pad, _measurer(pdf)) for h, w in zip(heads, widths)]
+    pdf.set_font(pdf.table_font, "", font_size)
+    measure = _measurer(pdf)
+    max_lines = max(1, int((pdf.page_break_trigger - pdf.t_margin) / lh) - 6)
+
+    def draw(lines_per_cell, fills, colors, bold: bool) -> None:
+        h = max(len(x) for x in lines_per_cell) * lh + 2 * top_pad
+        y, x = pdf.get_y(), pdf.l_margin
+        if bold:
+            pdf.set_font(pdf.table_font, "B", font_size)
+        for j, lines in enumerate(lines_per_cell):
+            if fills[j] is not None:
+                pdf.set_fill_color(*fills[j])
+                pdf.rect(x, y, widths[j], h, style="F")
+            if colors[j] is not None:
+                pdf.set_text_color(*colors[j])
+            for i, line in enumerate(lines):
+                if line:
+                    pdf.text(x + pad, y + top_pad + i * lh + 0.5 * lh + 0.3 * pdf.font_size, line)
+            if colors[j] is not None:
+                pdf.set_text_color(0, 0, 0)
+            x += widths[j]
+        if bold:
+            pdf.set_font(pdf.table_font, "", font_size)
+            pdf.set_draw_color(0, 0, 0)
+            pdf.line(pdf.l_margin, y + h, pdf.l_margin + sum(widths), y + h)
+        pdf.set_y(y + h)
+
+    n = len(heads)
+    head_h = max(len(x) for x in head_lines) * lh + 2 * top_pad
+
+    def headings() -> None:
+        draw(head_lines, [HEAD_FILL] * n, [None] * n, True)
+
+    if pdf.get_y() + head_h + lh + 2 * top_pad > pdf.page_break_trigger:
+        pdf.add_page()
+    headings()
+    for row in rows:
+        cells = [_wrap(pdf.t(text), w - 2 * pad, measure)[:max_lines] for text, w in zip(row, widths)]
+        h = max(len(x) for x in cells) * lh + 2 * top_pad
+        if pdf.get_y() + h > pdf.page_break_trigger:
+            pdf.add_page()  # header() and footer() run; the headings come again
+            headings()
+        fills, colors = [None] * n, [None] * n
+        for j in grade_idx:
+            g = grade_of(row[j])
+            if g is not None:
+                fills[j], colors[j] = styles[g]
+        draw(cells, fills, colors, False)
 
 
 def _output(pdf: _Packet, df: pd.DataFrame, max_rows: int):
@@ -227,19 +333,8 @@ def _output(pdf: _Packet, df: pd.DataFrame, max_rows: int):
         widths = _col_widths(pdf, heads, rows, pdf.w - 20)
         pdf.set_font(pdf.table_font, "", font_size)
         grade_idx = {j for j, c in enumerate(cols) if c in GRADE_COLUMNS}
-        styles = {g: FontFace(fill_color=_rgb(GRADE_COLORS[g]), color=_rgb(GRADE_TEXT[g])) for g in GRADE_COLORS}
-        head_style = FontFace(emphasis="BOLD", fill_color=(221, 221, 221))
-        with pdf.table(col_widths=widths, width=pdf.w - 20, headings_style=head_style, line_height=font_size * 0.5,
-                       text_align="LEFT", repeat_headings=1, first_row_as_headings=True,
-                       borders_layout="SINGLE_TOP_LINE") as table:
-            r = table.row()
-            for h in heads:
-                r.cell(pdf.t(h))
-            for row in rows:
-                r = table.row()
-                for j, text in enumerate(row):
-                    g = grade_of(text) if j in grade_idx else None
-                    r.cell(pdf.t(text), style=styles[g] if g is not None else None)
+        styles = {g: (_rgb(GRADE_COLORS[g]), _rgb(GRADE_TEXT[g])) for g in GRADE_COLORS}
+        _table(pdf, heads, rows, widths, font_size, grade_idx, styles)
     pdf.ln(2)
     pdf.set_font(pdf.body_font, "", 7)
     for n in a.get("notes", []):

@@ -1,0 +1,185 @@
+"""Every dashboard page in a real browser (headless Debian Chromium driven by Playwright), as a user waits.
+
+The app is served by `streamlit run dashboard/app.py` on a loopback port (authentication off, the
+database given), exactly as tests/test_e2e_browser.py starts it. Measured, wall clock in this process:
+  app first page   from the first request (server healthy, database already built) until the first page's
+                   script run has finished: `[data-testid="stApp"]` reports script state "notRunning" after
+                   having run, the status widget is gone and the page heading is present
+  first visit      for every other page in sidebar order, from the click on its sidebar link to that same
+                   point; the server was just started, so every cached query of the cut is cold, as after a
+                   new cut (the default page's first visit is the app's first page)
+  second visit     the same clicks again (the cut's queries cached)
+  charts drawn     the extra time until every Plotly chart on the page has its SVG (after the run finished)
+Each of --rounds rounds starts a new server (cold caches) and a new browser; medians over rounds.
+
+    python benchmarks/bench_browser.py [--db PATH] [--rounds 2]
+
+Without --db the sample database is built into benchmarks/out/browser_sample.duckdb (if missing).
+A database left by `benchmarks/bench_load.py --keep` gives the page times of the scale curve.
+Goals: first visit < 1.0 s, second visit < 0.3 s at trial scale; first visit < 2 s at 10,000 subjects;
+the app's first page < 2 s after start once the database exists.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "benchmarks" / "out"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+# Marks, in the page, when the script run after a click has finished: the app's script state went to
+# "running" and back to "notRunning", or (a fast run can go both ways within one React commit, so the
+# "running" state never reaches the DOM) the heading changed to the new page's with the state "notRunning".
+WATCH = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  const h1 = document.querySelector('[data-testid="stMain"] h1');
+  window.__oldH1 = h1 ? h1.textContent : null;
+  window.__ran = false; window.__done = false;
+  if (window.__obs) window.__obs.disconnect();
+  window.__obs = new MutationObserver(() => {
+    const s = app.getAttribute('data-test-script-state');
+    if (s === 'running') window.__ran = true;
+    else if (window.__ran && s === 'notRunning') window.__done = true;
+  });
+  window.__obs.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+SETTLED = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  const h1 = document.querySelector('[data-testid="stMain"] h1');
+  if (!h1 || document.querySelector('[data-testid="stStatusWidget"]')) return false;
+  if (app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+  return window.__done || h1.textContent !== window.__oldH1;
+}"""
+CHARTS = """() => { const c = document.querySelectorAll('[data-testid="stPlotlyChart"]');
+  return [...c].every(e => e.querySelector('.main-svg')); }"""
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(db: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("CELLTOX_USERS", "CELLTOX_SAMPLE_DB")}
+    env.update(CELLTOX_DB=str(db), CELLTOX_AUTH="off")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless=true",
+           "--server.address=127.0.0.1", f"--server.port={port}", "--browser.gatherUsageStats=false",
+           "--server.fileWatcherType=none"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"streamlit exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.read().decode().strip() == "ok":
+                    return proc, url
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("streamlit did not become healthy in 120 s")
+
+
+def one_round(db: Path) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    from dashboard.navigation import PAGES
+
+    proc, url = serve(db)
+    res: dict = {"first": {}, "second": {}, "charts": {}}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1200})
+            t0 = time.perf_counter()
+            page.goto(url)
+            page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=300_000)
+            page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=300_000)
+            page.wait_for_selector('[data-testid="stMain"] h1', timeout=300_000)
+            res["app_first_page"] = time.perf_counter() - t0
+            for visit in ("first", "second"):
+                for spec in PAGES:
+                    if spec.default and visit == "first":
+                        continue  # its first visit is the app's first page (a click on the open page reruns nothing)
+                    link = page.locator(f'[data-testid="stSidebarNavLink"][href$="/{spec.url}"]')
+                    if spec.default:
+                        link = page.locator('[data-testid="stSidebarNavLink"]').first
+                    page.evaluate(WATCH)
+                    t0 = time.perf_counter()
+                    link.click()
+                    page.wait_for_function(SETTLED, timeout=300_000, polling="raf")
+                    res[visit][spec.title] = time.perf_counter() - t0
+                    page.wait_for_function(CHARTS, timeout=300_000, polling="raf")
+                    res["charts"].setdefault(spec.title, []).append(time.perf_counter() - t0 - res[visit][spec.title])
+                    if page.locator('[data-testid="stException"]').count():
+                        raise SystemExit(f"{spec.title}: the page shows an exception")
+            browser.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--db", type=Path)
+    ap.add_argument("--rounds", type=int, default=2)
+    a = ap.parse_args()
+    db = a.db
+    if db is None:
+        OUT.mkdir(parents=True, exist_ok=True)
+        db = OUT / "browser_sample.duckdb"
+        if not db.exists():
+            from safety.sample_db import build_sample_database
+            build_sample_database(db)
+    print(f"database {db}; load average {load_average()}", flush=True)
+    rounds = []
+    for i in range(a.rounds):
+        rounds.append(one_round(db))
+        r = rounds[-1]
+        print(f"  round {i + 1}: app first page {r['app_first_page']:.2f} s; load average {load_average()}", flush=True)
+    med = lambda xs: statistics.median(xs)  # noqa: E731
+    print(f"\napp first page after start: median {med([r['app_first_page'] for r in rounds]):.2f} s (goal < 2 s)")
+    print("page | first visit s | second visit s | + charts drawn s (median)")
+    firsts, seconds = [], []
+    for title in rounds[0]["second"]:
+        if title not in rounds[0]["first"]:  # the default page: first visit = the app's first page
+            s = med([r["second"][title] for r in rounds])
+            seconds.append((s, title))
+            print(f"{title} | (the app's first page) | {s:.2f} | {med([x for r in rounds for x in r['charts'][title]]):.2f}")
+            continue
+        f = med([r["first"][title] for r in rounds])
+        s = med([r["second"][title] for r in rounds])
+        c = med([x for r in rounds for x in r["charts"][title]])
+        firsts.append((f, title))
+        seconds.append((s, title))
+        print(f"{title} | {f:.2f} | {s:.2f} | {c:.2f}")
+    print(f"first visit: median {med([f for f, _ in firsts]):.2f} s, worst {max(firsts)[0]:.2f} s ({max(firsts)[1]}); "
+          f"second visit: median {med([s for s, _ in seconds]):.2f} s, worst {max(seconds)[0]:.2f} s "
+          f"({max(seconds)[1]}); load average {load_average()}")
+
+
+if __name__ == "__main__":
+    main()

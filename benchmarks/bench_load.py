@@ -1,0 +1,222 @@
+"""The whole load as a data manager runs it, against DuckDB copying the same Parquet files.
+
+Each timing is a fresh process, started the same way and measured from outside (wall clock; peak memory
+= that process's ru_maxrss from wait4):
+  copy    DuckDB alone: CREATE TABLE AS SELECT * FROM read_parquet(...) for every file of the study
+  load    `python -m safety ingest STUDY --db DB --cutoff 2025-12-31`: validation, mapping, quarantine
+          and every derivation, as the CLI runs it (start-up included)
+  floor   the physical floor: CREATE TABLE AS of the finished `labs` and `lab_toxicity` rows (read from the
+          database the load wrote) into a new DuckDB file: writing those two tables and nothing else
+  steps   one more in-process load that times the ingest step and each derivation (where the time goes)
+Copy and load alternate for --rounds pairs (one shared machine: both see the same minute); the ratio is
+the ratio of their medians, all in one run. The load average is printed before and after.
+
+    python benchmarks/bench_load.py                               # 20,000 subjects, 2,000,000 labs
+    python benchmarks/bench_load.py --subjects 10000 --labs 5000000
+    python benchmarks/bench_load.py --scale 1000 10000 50000      # scale curve, labs = 100 per subject
+                                        [--rounds 3] [--aes N] [--no-steps] [--keep]
+
+Studies are generated once (benchmarks/bench_ingest.py's generator: DM, EX, 10 lab tests half in
+conventional units, 1% partial dates, AEs) and cached in benchmarks/out/. With --keep the loaded
+database stays at benchmarks/out/load_<subjects>_<labs>.duckdb for benchmarks/bench_browser.py --db.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "out"
+CUTOFF = "2025-12-31"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def timed(cmd: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MB) and stdout of one fresh process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    # the wrapper process has this one child, so the children's peak is its own
+    rss = resource_children_peak()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} ... failed ({proc.returncode}):\n{err[-3000:]}")
+    return wall, rss, out
+
+
+def resource_children_peak() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def run_child(mode: str, *args: str) -> tuple[float, float, str]:
+    """Run this script in a child so that its peak memory is its own (ru_maxrss of RUSAGE_CHILDREN is the
+    largest child so far, so each measurement goes through one wrapper process that reports its child)."""
+    p = subprocess.run([sys.executable, __file__, "--wrap", mode, *args], cwd=ROOT, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"{mode} failed:\n{p.stderr[-3000:]}")
+    rec = json.loads(p.stdout.strip().splitlines()[-1])
+    return rec["seconds"], rec["peak_rss_mb"], rec.get("out", "")
+
+
+def wrap(mode: str, args: list[str]) -> None:
+    """Child: start the measured process, report its wall time and its own peak RSS."""
+    if mode == "copy":
+        cmd = [sys.executable, __file__, "--copy", *args]
+    elif mode == "load":
+        folder, db = args
+        cmd = [sys.executable, "-m", "safety", "ingest", folder, "--db", db, "--cutoff", CUTOFF]
+    elif mode == "floor":
+        cmd = [sys.executable, __file__, "--floor", *args]
+    else:
+        raise SystemExit(mode)
+    wall, rss, out = timed(cmd)
+    print(json.dumps({"seconds": round(wall, 2), "peak_rss_mb": round(rss), "out": out[-2000:]}))
+
+
+def copy(folder: str, db: str) -> None:
+    import duckdb
+
+    con = duckdb.connect(db)
+    for f in sorted(Path(folder).glob("*.parquet")):
+        con.execute(f"CREATE TABLE {f.stem} AS SELECT * FROM read_parquet($p)", {"p": str(f)})
+    con.close()
+
+
+def floor(src: str, db: str) -> None:
+    import duckdb
+
+    con = duckdb.connect(db)
+    con.execute("ATTACH $p AS src (READ_ONLY)", {"p": src})
+    con.execute("CREATE TABLE labs AS SELECT * FROM src.labs")
+    con.execute("CREATE TABLE lab_toxicity AS SELECT * FROM src.lab_toxicity")
+    n = con.execute("SELECT (SELECT count(*) FROM labs), (SELECT count(*) FROM lab_toxicity)").fetchone()
+    con.close()
+    print(f"labs {n[0]} rows, lab_toxicity {n[1]} rows")
+
+
+def steps(folder: str, db: str) -> None:
+    """In process: the ingest step and each derivation, timed."""
+    sys.path.insert(0, str(ROOT))
+    from safety.derive import pipeline
+    from safety.ingest import ingest_study
+
+    times: dict[str, float] = {}
+
+    class Timed:
+        def __init__(self, d):
+            self.d, self.name = d, d.name
+
+        def __call__(self, *a, **k):
+            t = time.perf_counter()
+            self.d(*a, **k)
+            times[self.name] = time.perf_counter() - t
+
+    pipeline.ORDER[:] = [Timed(d) for d in pipeline.ORDER]
+    t0 = time.perf_counter()
+    r = ingest_study(folder, db, cutoff=CUTOFF)
+    total = time.perf_counter() - t0
+    import duckdb
+
+    con = duckdb.connect(db, read_only=True)
+    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+              for t in ("subjects", "labs", "adverse_events", "lab_toxicity", "dlt_candidates", "quarantine")}
+    con.close()
+    print(json.dumps({"total": round(total, 2), "ingest": round(total - sum(times.values()), 2),
+                      **{k: round(v, 2) for k, v in times.items()}, "rows": counts,
+                      "loaded": sum(f.rows_loaded for f in r.files), "quarantined": r.quarantined}))
+
+
+def fresh(db: Path) -> str:
+    for p in db.parent.glob(db.name + "*"):
+        p.unlink()
+    review = db.with_suffix(".review.sqlite")  # the review store the load creates beside the database
+    if review.exists():
+        review.unlink()
+    return str(db)
+
+
+def one_size(n_subj: int, n_lab: int, n_ae: int, rounds: int, do_steps: bool, keep: bool) -> dict:
+    from bench_ingest import generate
+
+    folder = OUT / f"study_{n_subj}_{n_lab}_{n_ae}"
+    if not (folder / "GENERATED").exists():
+        t0 = time.perf_counter()
+        generate(folder, n_subj, n_lab, n_ae)
+        print(f"generated {folder.name} in {time.perf_counter() - t0:.1f} s", flush=True)
+    print(f"\n{n_subj:,} subjects, {n_lab:,} labs, {n_ae:,} AEs; load average {load_average()}", flush=True)
+    copy_db, load_db = OUT / "load_copy.duckdb", OUT / f"load_{n_subj}_{n_lab}.duckdb"
+    rounds_out = []
+    for i in range(rounds):
+        c = run_child("copy", str(folder), fresh(copy_db))
+        ld = run_child("load", str(folder), fresh(load_db))
+        rounds_out.append((c, ld))
+        print(f"  round {i + 1}: copy {c[0]:6.2f} s ({c[1]:,.0f} MB)   load {ld[0]:6.2f} s ({ld[1]:,.0f} MB)   "
+              f"ratio {ld[0] / c[0]:.2f}", flush=True)
+    copy_s = statistics.median(c[0] for c, _ in rounds_out)
+    load_s = statistics.median(ld[0] for _, ld in rounds_out)
+    fl = run_child("floor", str(load_db), fresh(OUT / "load_floor.duckdb"))
+    print(f"  floor (labs + lab_toxicity, CREATE TABLE AS) {fl[0]:.2f} s ({fl[1]:,.0f} MB): {fl[2].strip()}")
+    res = {"subjects": n_subj, "labs": n_lab, "aes": n_ae, "copy_s": copy_s, "load_s": load_s,
+           "ratio": load_s / copy_s, "floor_s": fl[0], "copy_mb": max(c[1] for c, _ in rounds_out),
+           "load_mb": max(ld[1] for _, ld in rounds_out), "floor_mb": fl[1]}
+    print(f"  median copy {copy_s:.2f} s, median load {load_s:.2f} s: load/copy = {load_s / copy_s:.2f} (goal <= 4); "
+          f"floor/copy = {fl[0] / copy_s:.2f}; peak RSS copy {res['copy_mb']:,.0f} MB, load {res['load_mb']:,.0f} MB; "
+          f"load average {load_average()}", flush=True)
+    if do_steps:
+        p = subprocess.run([sys.executable, __file__, "--steps", str(folder), fresh(OUT / "load_steps.duckdb")],
+                           cwd=ROOT, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise SystemExit(p.stderr[-3000:])
+        s = json.loads(p.stdout.strip().splitlines()[-1])
+        res["steps"] = s
+        print("  where the time goes (in process): " + ", ".join(
+            f"{k} {v:.2f} s" for k, v in s.items() if isinstance(v, float)), flush=True)
+        print(f"  rows: {s['rows']}", flush=True)
+        fresh(OUT / "load_steps.duckdb")
+    if not keep:
+        fresh(load_db)
+    fresh(copy_db)
+    fresh(OUT / "load_floor.duckdb")
+    return res
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] in ("--wrap", "--copy", "--floor", "--steps"):
+        flag, rest = sys.argv[1], sys.argv[2:]
+        if flag == "--wrap":
+            wrap(rest[0], rest[1:])
+        else:
+            {"--copy": copy, "--floor": floor, "--steps": steps}[flag](*rest)
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--subjects", type=int, default=20_000)
+    ap.add_argument("--labs", type=int, default=2_000_000)
+    ap.add_argument("--aes", type=int, help="AE rows (default 25 per subject)")
+    ap.add_argument("--scale", type=int, nargs="*", help="subject counts for a scale curve (labs 100 per subject)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-steps", action="store_true", help="skip the in-process timing of each step")
+    ap.add_argument("--keep", action="store_true", help="keep the loaded database for bench_browser.py")
+    a = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    sizes = [(n, 100 * n, 25 * n) for n in a.scale] if a.scale else [(a.subjects, a.labs, a.aes or 25 * a.subjects)]
+    results = [one_size(*s, a.rounds, not a.no_steps, a.keep) for s in sizes]
+    print("\nsubjects | labs | copy s | load s | load/copy | floor s | peak RSS load MB")
+    for r in results:
+        print(f"{r['subjects']:,} | {r['labs']:,} | {r['copy_s']:.2f} | {r['load_s']:.2f} | {r['ratio']:.2f} | "
+              f"{r['floor_s']:.2f} | {r['load_mb']:,.0f}")
+
+
+if __name__ == "__main__":
+    main()
