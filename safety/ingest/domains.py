@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass, field
 
 # SDTM domains celltox loads, plus the two celltox-defined files.
-DOMAIN_CODES = {"DM", "EX", "AE", "LB", "VS", "CM", "RS", "DS"}
-ALL_DOMAINS = ("DM", "EX", "AE", "LB", "VS", "CM", "RS", "DS", "CRS", "ICANS")
-OPTIONAL_DOMAINS = ("EX", "AE", "LB", "VS", "CM", "RS", "DS", "CRS", "ICANS")
+DOMAIN_CODES = {"DM", "EX", "AE", "LB", "VS", "CM", "RS", "DS", "PC", "MB"}
+ALL_DOMAINS = ("DM", "EX", "AE", "LB", "VS", "CM", "RS", "DS", "CRS", "ICANS", "PC", "MB")
+OPTIONAL_DOMAINS = ("EX", "AE", "LB", "VS", "CM", "RS", "DS", "CRS", "ICANS", "PC", "MB")
 
 # SDTM variable labels (SDTMIG) accepted as column headers for the core variables. "--" is the domain prefix.
 # Keys are compared after lower-casing and dropping everything but letters and digits.
@@ -164,11 +164,18 @@ SPECS: dict[str, DomainSpec] = {
                                ("MOTOR_WEAKNESS", ("NONE", "DEEP_FOCAL")),
                                ("CEREBRAL_EDEMA", ("NONE", "FOCAL", "DIFFUSE"))),
                         required_values=("ICANSDTC",)),
+    # Cellular kinetics: CAR transgene copies/ug gDNA (qPCR) or CAR+ cells/uL (flow), one row per sample and test.
+    "PC": DomainSpec("PC", "pc_concentrations", required=(("USUBJID",), ("PCTESTCD",), ("PCORRES", "PCSTRESC", "PCSTRESN")),
+                     seq="PCSEQ", start_dates=("PCDTC",), cut_date="PCDTC", numbers=("PCSTRESN", "PCLLOQ"),
+                     integers=(("PCSEQ", None, None),), required_values=("PCTESTCD",)),
+    # Microbiology: organisms found (MBORRES / MBSTRESC), read as infection findings.
+    "MB": DomainSpec("MB", "microbiology", required=(("USUBJID",), ("MBTESTCD", "MBTEST"), ("MBORRES", "MBSTRESC")),
+                     seq="MBSEQ", start_dates=("MBDTC",), cut_date="MBDTC", integers=(("MBSEQ", None, None),)),
 }
 
 # Processing order: each step may use what the earlier ones established (day 0 from EX, death from DS,
 # lymphodepletion from CM).
-ORDER = ("DM", "EX", "DS", "CM", "AE", "LB", "VS", "RS", "CRS", "ICANS")
+ORDER = ("DM", "EX", "DS", "CM", "AE", "LB", "VS", "RS", "CRS", "ICANS", "PC", "MB")
 
 # EX/CM text that marks lymphodepleting or bridging therapy rather than the cell product.
 NOT_CAR_PATTERN = r"(lymphodeplet|bridg|condition|chemotherap|fludara|cyclophosph|bendamust|cytoxan|endoxan|etoposide|cytarabine|carboplatin|melphalan|mesna)"
