@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.duration.survfunc import CumIncidenceRight, SurvfuncRight
 
-from safety.derive.toxicity._sql import run
+from safety.derive.toxicity._sql import _PARAM
 
 RISK_TABLE_DAYS = (0, 28, 100, 180, 365)  # numbers at risk printed under every curve
 
@@ -25,6 +25,14 @@ ENDPOINTS = {
     "infection_g3": ("Cumulative incidence of grade >= 3 infection", "first grade >= 3 infection", "death before it"),
     "NRM": ("Non-relapse mortality", "death without prior progression/relapse", "progression/relapse (or death from it)"),
 }
+
+
+def frame(con, sql: str, params: dict) -> pd.DataFrame:
+    """A query's rows as a DataFrame, passing only the named parameters the SQL uses."""
+    used = set(_PARAM.findall(sql))
+    # execute (not sql): the same connection and transaction as the derivation that may have just inserted rows
+    cur = con.execute(sql, {k: v for k, v in params.items() if k in used})
+    return pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description])
 
 
 def at_risk(time: np.ndarray, days=RISK_TABLE_DAYS) -> pd.DataFrame:
@@ -113,7 +121,7 @@ def endpoint_data(con, studyid: str, data_cut, endpoint: str) -> pd.DataFrame:
         LEFT JOIN r ON r.usubjid = s.usubjid
         WHERE s.studyid = $s AND s.data_cut = $c AND s.infused AND s.first_infusion_date IS NOT NULL
         ORDER BY s.usubjid"""
-        df = run(con, sql, {**p, "prog_terms": prog_terms, "rs_prog": rs_prog}).to_arrow_table().to_pandas()
+        df = frame(con, sql, {**p, "prog_terms": prog_terms, "rs_prog": rs_prog})
     else:
         ev = _COMPETING_SQL[endpoint]
         sql = f"""
@@ -126,7 +134,7 @@ def endpoint_data(con, studyid: str, data_cut, endpoint: str) -> pd.DataFrame:
         FROM subjects s LEFT JOIN e USING (usubjid)
         WHERE s.studyid = $s AND s.data_cut = $c AND s.infused AND s.first_infusion_date IS NOT NULL
         ORDER BY s.usubjid"""
-        df = run(con, sql, p).to_arrow_table().to_pandas()
+        df = frame(con, sql, p)
     df["time"] = df["time"].fillna(0).clip(lower=0).astype(float)
     df["status"] = df["status"].astype(int)
     return df

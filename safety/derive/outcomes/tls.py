@@ -20,7 +20,7 @@ MIN_CRITERIA = 2
 _SQL = f"""
 WITH rules AS (
   SELECT criterion, unnest(string_split(upper(tests), '|')) AS testcd, lower(direction) AS direction,
-         absolute_si, pct_change FROM _tls_rules
+         absolute_si, unit, pct_change FROM _tls_rules
 ),
 lab AS (
   SELECT l.usubjid, r.criterion, r.direction, r.absolute_si, r.pct_change, l.day, l.value
@@ -28,6 +28,7 @@ lab AS (
   JOIN subjects s ON s.studyid = l.studyid AND s.data_cut = l.data_cut AND s.usubjid = l.usubjid
   WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL AND l.day IS NOT NULL AND s.infused
     AND coalesce(upper(l.lbspec), 'SERUM') NOT IN ('URINE')
+    AND (l.unit IS NULL OR lower(l.unit) = lower(r.unit))  -- a value in another unit is never compared
 ),
 base AS (
   SELECT usubjid, criterion, arg_max(value, day) AS baseline FROM lab WHERE day < {WINDOW_FIRST_DAY}
