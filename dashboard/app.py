@@ -81,6 +81,7 @@ def _pages(user) -> list:
             page("labs.py", "Labs", ":material/science:", "labs"),
             page("dlt_review.py", "DLT review", ":material/gavel:", "dlt_review"),
             page("swimmer.py", "Swimmer plot", ":material/timeline:", "swimmer"),
+            page("outcomes.py", "Outcomes", ":material/monitoring:", "outcomes"),
             page("listings.py", "Listings & export", ":material/description:", "listings"),
         ]
     if state.can(user, "can_view_data_quality"):

@@ -181,7 +181,8 @@ def test_endpoint_crs_with_death_competing(tmp_path):
         db.subject(u, death_day=death, lka=100)
     for u, onset in (("A", 2), ("C", 5)):
         db.insert("toxicity_episodes", usubjid=u, syndrome="CRS", onset_day=onset, episode_no=1)
-    data = survival.endpoint_data(db.con, "OUT-01", db.rows("SELECT data_cut FROM studies")[0]["data_cut"], "CRS")
+    data = survival.endpoint_data(survival.connection_query(db.con), "CRS", db.config, "OUT-01",
+                                  db.rows("SELECT data_cut FROM studies")[0]["data_cut"])
     assert data.set_index("usubjid")[["time", "status"]].to_dict("index") == {
         "A": {"time": 2.0, "status": 1}, "B": {"time": 10.0, "status": 2},
         "C": {"time": 5.0, "status": 1}, "D": {"time": 100.0, "status": 0}}
@@ -310,6 +311,6 @@ def test_response_by_criteria_orr_dor_and_pfs_from_response(tmp_path):
     assert (r["L1"]["first_response_day"], r["L1"]["progression_day"], r["L1"]["dor_days"], r["L1"]["dor_event"]) == (28, 90, 62, True)
     assert (r["L2"]["dor_days"], r["L2"]["dor_event"], r["L2"]["pfs_from_response_days"], r["L2"]["pfs_event"]) == (152, False, 372, False)
     assert r["K1"]["responders_definition"] == "CR + CRi" and r["L1"]["responders_definition"] == "CR + PR"
-    res = orr(db.con, "OUT-01", db.rows("SELECT data_cut FROM studies")[0]["data_cut"])
+    res = orr(db.con.sql("SELECT * FROM response_outcomes").to_arrow_table().to_pandas())
     assert (res["responders"], res["n"]) == (3, 5)
     assert res["text"].startswith("ORR 3/5 (60%): Lugano 2014 (CR + PR) 2/3; CR + CRi (acute leukaemia) (CR + CRi) 1/2")

@@ -13,8 +13,8 @@ import datetime as dt
 
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
-from safety.derive.outcomes.survival import (PROGRESSION_SQL, cumulative_incidence, endpoint_data, progression_lists,
-                                             value_at)
+from safety.derive.outcomes.survival import (PROGRESSION_SQL, connection_query, cumulative_incidence, endpoint_data,
+                                             progression_lists, value_at)
 from safety.derive.toxicity._sql import insert, reset, run
 from safety.schema import DEATHS, NRM_ESTIMATES
 
@@ -101,11 +101,11 @@ def derive_deaths(con, studyid, data_cut, config, review_store=None) -> None:
     reset(con, (DEATHS, NRM_ESTIMATES), studyid, data_cut)
     _data.install(con, "death_causes.csv")
     insert(con, DEATHS, _DEATHS.replace("__PROGRESSION__", PROGRESSION_SQL), p)
-    _insert_nrm(con, studyid, data_cut, p)
+    _insert_nrm(con, studyid, data_cut, config)
 
 
-def _insert_nrm(con, studyid, data_cut, p) -> None:
-    data = endpoint_data(con, studyid, data_cut, "NRM")
+def _insert_nrm(con, studyid, data_cut, config) -> None:
+    data = endpoint_data(connection_query(con), "NRM", config, studyid, data_cut)
     curve = cumulative_incidence(data["time"], data["status"], cause=1)
     n = len(data)
     rows = []
@@ -134,6 +134,6 @@ def treatment_related_deaths(con, studyid: str, data_cut: dt.date, by_day: int |
 DERIVATION = Derivation(
     name="deaths",
     writes=(DEATHS, NRM_ESTIMATES),
-    reads=("subjects", "disposition", "adverse_events", "responses", "studies"),
+    reads=("subjects", "disposition", "adverse_events", "responses"),
     run=derive_deaths,
 )

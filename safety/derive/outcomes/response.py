@@ -8,6 +8,8 @@ assessment; DFS/PFS from the first response runs to progression/relapse or death
 """
 from __future__ import annotations
 
+import pandas as pd
+
 from safety.derive.graph import Derivation
 from safety.derive.outcomes.survival import PROGRESSION_SQL, progression_lists
 from safety.derive.toxicity._sql import insert, reset
@@ -95,23 +97,25 @@ def derive_response(con, studyid, data_cut, config, review_store=None) -> None:
            {"s": studyid, "c": data_cut, "prog_terms": prog_terms, "rs_prog": rs_prog})
 
 
-def orr(con, studyid: str, data_cut, usubjids: list[str] | None = None) -> dict:
-    """Objective response rate among infused subjects under the study's criteria, with its printed definition.
+def orr(rows: pd.DataFrame) -> dict:
+    """Objective response rate from ``response_outcomes`` rows (infused subjects), with its printed definition.
 
     Returns responders, n, orr_pct, ``by_criteria`` (one dict per criteria in use) and ``text``, e.g.
-    "ORR 15/22 (68%): Lugano 2014 (CR + PR) 10/16; CR + CRi (acute leukaemia) (CR + CRi) 5/6"."""
-    rows = con.execute("""SELECT criteria, responders_definition, count(*) FILTER (WHERE responder) AS n_resp, count(*) AS n
-                          FROM response_outcomes WHERE studyid = $s AND data_cut = $c
-                            AND ($u IS NULL OR list_contains($u, usubjid))
-                          GROUP BY ALL ORDER BY n DESC, criteria""",
-                       {"s": studyid, "c": data_cut, "u": usubjids}).fetchall()
-    parts = [{"criteria": c, "definition": d, "responders": int(k), "n": int(n)} for c, d, k, n in rows]
+    "ORR 15/22 (68%): Lugano 2014 (CR + PR) 10/16; CR + CRi (acute leukaemia) (CR + CRi) 5/6. ..."."""
+    parts = []
+    if len(rows):
+        g = (rows.assign(responder=rows["responder"].fillna(False).astype(bool))
+             .groupby(["criteria", "responders_definition"], dropna=False)["responder"].agg(["sum", "count"])
+             .reset_index().sort_values(["count", "criteria"], ascending=[False, True]))
+        parts = [{"criteria": r.criteria, "definition": r.responders_definition, "responders": int(r.sum),
+                  "n": int(r.count)} for r in g.itertuples()]
     k = sum(p["responders"] for p in parts)
     n = sum(p["n"] for p in parts)
     pct = 100.0 * k / n if n else None
     detail = "; ".join(f"{p['criteria']} ({p['definition']}) {p['responders']}/{p['n']}" for p in parts)
     text = (f"ORR {k}/{n}" + (f" ({pct:.0f}%)" if n else "") + (f": {detail}" if detail else "")
-            + ". Responders: best overall response before progression in the counted categories; denominator: infused subjects.")
+            + ". Responder: best overall response before progression in the counted categories; "
+              "denominator: infused subjects.")
     return {"responders": k, "n": n, "orr_pct": pct, "by_criteria": parts, "text": text}
 
 

@@ -7,7 +7,6 @@ and the estimates into step curves a page, a figure or a packet table can read. 
 """
 from __future__ import annotations
 
-import json
 import warnings
 
 import numpy as np
@@ -103,11 +102,14 @@ _COMPETING_SQL = {
 }
 
 
-def endpoint_data(con, studyid: str, data_cut, endpoint: str) -> pd.DataFrame:
-    """Per infused subject: usubjid, time (days), status (0 censored, 1 event, 2 competing) for ``endpoint``."""
+def endpoint_data(query, endpoint: str, config: dict, studyid: str, data_cut) -> pd.DataFrame:
+    """Per infused subject: usubjid, time (days), status (0 censored, 1 event, 2 competing) for ``endpoint``.
+
+    ``query(sql, params) -> DataFrame`` runs the SQL: a derivation passes its connection (:func:`frame`), a page
+    or an export its scoped reader, so the same definition serves both."""
     p = {"s": studyid, "c": data_cut}
     if endpoint == "NRM":
-        prog_terms, rs_prog = stored_progression_lists(con, studyid, data_cut)
+        prog_terms, rs_prog = progression_lists(config)
         sql = """
         WITH r AS (SELECT usubjid, min(day) AS prog FROM (""" + PROGRESSION_SQL + """) GROUP BY usubjid)
         SELECT s.usubjid,
@@ -121,7 +123,7 @@ def endpoint_data(con, studyid: str, data_cut, endpoint: str) -> pd.DataFrame:
         LEFT JOIN r ON r.usubjid = s.usubjid
         WHERE s.studyid = $s AND s.data_cut = $c AND s.infused AND s.first_infusion_date IS NOT NULL
         ORDER BY s.usubjid"""
-        df = frame(con, sql, {**p, "prog_terms": prog_terms, "rs_prog": rs_prog})
+        df = query(sql, {**p, "prog_terms": prog_terms, "rs_prog": rs_prog})
     else:
         ev = _COMPETING_SQL[endpoint]
         sql = f"""
@@ -134,10 +136,24 @@ def endpoint_data(con, studyid: str, data_cut, endpoint: str) -> pd.DataFrame:
         FROM subjects s LEFT JOIN e USING (usubjid)
         WHERE s.studyid = $s AND s.data_cut = $c AND s.infused AND s.first_infusion_date IS NOT NULL
         ORDER BY s.usubjid"""
-        df = frame(con, sql, p)
-    df["time"] = df["time"].fillna(0).clip(lower=0).astype(float)
-    df["status"] = df["status"].astype(int)
+        df = query(sql, p)
+    df = df.copy()
+    df["time"] = pd.to_numeric(df["time"]).fillna(0).clip(lower=0).astype(float)
+    df["status"] = pd.to_numeric(df["status"]).astype(int)
     return df
+
+
+def connection_query(con):
+    """A ``query`` for :func:`endpoint_data` over a plain connection (derivations, tests)."""
+    return lambda sql, params: frame(con, sql, params)
+
+
+def reader_query(reader):
+    """A ``query`` for :func:`endpoint_data` over a scoped StudyReader (pages, exports): site scope applies."""
+    def q(sql, params):
+        used = set(_PARAM.findall(sql))
+        return reader.sql(sql, {k: v for k, v in params.items() if k in used})
+    return q
 
 
 # progression/relapse days per subject: RS responses in the study's progression list, DS PROGRESSIVE DISEASE,
@@ -154,13 +170,6 @@ PROGRESSION_SQL = """
 """
 
 
-def stored_progression_lists(con, studyid, data_cut) -> tuple[list[str], list[str]]:
-    """(progression AE terms, RS progression responses) from the study's stored configuration."""
-    row = con.execute("SELECT config_json FROM studies WHERE studyid = $s AND data_cut = $c",
-                      {"s": studyid, "c": data_cut}).fetchone()
-    return progression_lists(json.loads(row[0]) if row and row[0] else {})
-
-
 def progression_lists(cfg: dict) -> tuple[list[str], list[str]]:
     """(progression AE terms, RS progression responses), upper case, from a study configuration."""
     terms = [t.upper() for t in cfg.get("dlt", {}).get("progression_terms",
@@ -169,8 +178,8 @@ def progression_lists(cfg: dict) -> tuple[list[str], list[str]]:
     return terms, rs
 
 
-def endpoint_curve(con, studyid: str, data_cut, endpoint: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def endpoint_curve(query, endpoint: str, config: dict, studyid: str, data_cut):
     """(subject data, Aalen-Johansen curve of the event, numbers at risk) for one endpoint."""
-    data = endpoint_data(con, studyid, data_cut, endpoint)
+    data = endpoint_data(query, endpoint, config, studyid, data_cut)
     curve = cumulative_incidence(data["time"], data["status"], cause=1)
     return data, curve, at_risk(data["time"])
