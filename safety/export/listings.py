@@ -12,6 +12,7 @@ import pandas as pd
 
 from safety.access.reader import StudyReader
 from safety.export import common as c
+from safety.export import outcomes as outcome_outputs
 
 SUBJ_CTE = ("subj AS (SELECT usubjid, siteid AS site, cohort, dose_level, age, sex, infusions, "
             "last_known_alive_day FROM subjects)")
@@ -416,6 +417,7 @@ LISTINGS: dict[str, c.OutputSpec] = {
     "lab_grade3": c.OutputSpec("Grade >= 3 laboratory abnormalities", "ICH E3 14.3.4", listing_lab_grade3),
     "aesi": c.OutputSpec("Adverse events of special interest", "FDA STF T18", listing_aesi),
     "eligibility_deviations": c.OutputSpec("Eligibility deviations", "ICH E3 16.2.2", listing_eligibility),
+    **outcome_outputs.LISTING_SPECS,
 }
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from safety.access.reader import StudyReader
 from safety.export import common as c
+from safety.export import outcomes as outcome_outputs
 
 POP_CTE = ("pop AS (SELECT usubjid, coalesce(cohort, '(no cohort)') AS cohort FROM subjects "
            "WHERE infused IS TRUE)")
@@ -471,6 +472,7 @@ TABLES: dict[str, c.OutputSpec] = {
     "lab_shift": c.OutputSpec("Lab shift baseline to worst grade", "FDA STF F15", table_lab_shift),
     "dlt_summary": c.OutputSpec("DLTs by cohort", "Protocol DLT rules", table_dlt_summary),
     "stopping_rules": c.OutputSpec("Stopping rule status", "Protocol stopping rules", table_stopping_rules),
+    **outcome_outputs.TABLE_SPECS,
 }
 
 
