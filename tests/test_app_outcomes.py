@@ -47,3 +47,11 @@ def test_outcomes_page_itnk_b_cell_aplasia(app_env):
     m = _metrics(at)
     assert "B-cell aplasia (CD19+ < 10 cells/uL)" in m
     assert "hypogammaglobulinaemia (IgG < 4 g/L)" in m
+
+
+def test_subject_profile_shows_car_expansion_beside_grades(app_env):
+    at = _open("subject_profile", query={"usubjid": "CD56-CART-01-01-005"})
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(h.value == "CAR expansion and persistence" for h in at.subheader)
+    kin = at.dataframe[-1].value
+    assert list(kin["pctestcd"]) == ["CARTGDNA"] and kin["cmax"].iloc[0] > 0
