@@ -274,7 +274,7 @@ OUTCOME_PLANTS = {
             ("014", 50, "BKVDNA", "BK virus DNA", "BK VIRUS", "DETECTED 2.1E6 copies/mL", "URINE")],
         deaths=[],
         aes=[("005", "Myelodysplastic syndrome", "Myelodysplastic syndrome", "Neoplasms benign, malignant and unspecified (incl cysts and polyps)",
-              3, 304, None, "POSSIBLY RELATED", [("CARTGRES", "CAR transgene in tumour", "NEGATIVE")])],
+              3, 304, None, "UNLIKELY RELATED", [("CARTGRES", "CAR transgene in tumour", "NEGATIVE")])],
         cms=[],
         lab_edits=[],
         dose_edits=[],

@@ -99,7 +99,7 @@ def test_planted_dlts_carry_rule_grade_and_window(con):
 
 def test_planted_deaths(con):
     deaths = build_listing(make_reader(con, CART, CUT2), "deaths").set_index("usubjid")
-    assert set(deaths.index) == {cart("001"), cart("012"), cart("015")}
+    assert set(deaths.index) == {cart("001"), cart("012"), cart("015"), cart("021")}  # 021: fungal death, day 84
     related = deaths.loc[cart("012")]
     assert related["death_day"] == 9 and related["event_key"] == f"{cart('012')}/DEATH"
     assert "neurotoxicity" in related["fatal_ae_terms"].lower()

@@ -769,7 +769,8 @@ def load_subjects(ctx: Ctx, c: Cols, supp) -> None:
     dated_tables = [("adverse_events", "aest_date"), ("adverse_events", "aeen_date"), ("labs", "lb_date"),
                     ("vitals", "vs_date"), ("exposures", "exst_date"), ("medications", "cmst_date"),
                     ("medications", "cmen_date"), ("responses", "rs_date"), ("disposition", "dsst_date"),
-                    ("crs_assessments", "assessment_date"), ("icans_assessments", "assessment_date")]
+                    ("crs_assessments", "assessment_date"), ("icans_assessments", "assessment_date"),
+                    ("pc_concentrations", "pc_date"), ("microbiology", "mb_date")]
     lka = " UNION ALL ".join(f"SELECT usubjid, {col} AS d FROM {tbl} WHERE studyid = $studyid AND data_cut = $cut"
                              for tbl, col in dated_tables)
     ctx.run(f"""INSERT INTO subjects BY NAME
