@@ -55,3 +55,13 @@ def test_subject_profile_shows_car_expansion_beside_grades(app_env):
     assert any(h.value == "CAR expansion and persistence" for h in at.subheader)
     kin = at.dataframe[-1].value
     assert list(kin["pctestcd"]) == ["CARTGDNA"] and kin["cmax"].iloc[0] > 0
+
+
+def test_swimmer_orr_follows_study_criteria(app_env):
+    """Issue of record: CR + CRi alone gave 10/22 for the NK/T-cell lymphoma study; Lugano 2014 counts PR (15/22)."""
+    studyid, _ = _latest(app_env)
+    at = _open("swimmer")
+    assert not at.exception, [e.value for e in at.exception]
+    if studyid == "CD56-CART-01":
+        assert _metrics(at)["ORR Best overall"] == "15 / 22"
+        assert any("Lugano 2014 (CR + PR)" in c.value for c in at.caption)

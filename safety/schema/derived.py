@@ -583,6 +583,7 @@ RESPONSE_OUTCOMES = Table(
     KEY + SUBJ + (
         C("criteria", "VARCHAR", "Response criteria that apply (e.g. 'Lugano 2014'), from study.yaml."),
         C("responders_definition", "VARCHAR", "Responses counted, e.g. 'CR + PR'."),
+        C("counted_responses", "VARCHAR[]", "The standardised RS responses counted for this subject, e.g. ['CR', 'PR']."),
         C("best_response", "VARCHAR", "Best overall response before progression: CR > CRI > PR > SD > PD > NE; 'not assessed' when none."),
         C("responder", "BOOLEAN", "best_response is one of the counted responses."),
         C("first_response_day", "INTEGER", "First assessment with a counted response."),

@@ -62,7 +62,7 @@ x AS (
 )
 SELECT $s AS studyid, $c AS data_cut, usubjid, rule.crit AS criteria,
        array_to_string(list_transform(rule.resp, lambda r: CASE r WHEN 'CRI' THEN 'CRi' WHEN 'CRH' THEN 'CRh' ELSE r END), ' + ')
-         AS responders_definition,
+         AS responders_definition, rule.resp AS counted_responses,
        CASE WHEN bor IS NULL THEN 'not assessed' WHEN bor = 'CRI' THEN 'CRi' WHEN bor = 'CRH' THEN 'CRh' ELSE bor END
          AS best_response,
        coalesce(list_contains(rule.resp, bor), false) AS responder,
