@@ -314,3 +314,15 @@ def test_response_by_criteria_orr_dor_and_pfs_from_response(tmp_path):
     res = orr(db.con.sql("SELECT * FROM response_outcomes").to_arrow_table().to_pandas())
     assert (res["responders"], res["n"]) == (3, 5)
     assert res["text"].startswith("ORR 3/5 (60%): Lugano 2014 (CR + PR) 2/3; CR + CRi (acute leukaemia) (CR + CRi) 1/2")
+
+
+def test_outcome_settings_are_validated_with_the_key_named():
+    from safety.core.config import ConfigError, validate
+    with pytest.raises(ConfigError, match=r"immune_monitoring\[0\]\.treshold"):
+        validate({"immune_monitoring": [{"test": "CD19", "below": 0.01, "treshold": 1}]})
+    with pytest.raises(ConfigError, match=r"response\.by_diagnosis\[0\]"):
+        validate({"response": {"by_diagnosis": [{"criteria": "Lugano 2014"}]}})
+    with pytest.raises(ConfigError, match=r"planned_doses\.DL1"):
+        validate({"planned_doses": {"DL1": "one"}})
+    cfg = validate({"response": {"criteria": "Lugano 2014", "responders": ["cr", "pr"]}})
+    assert cfg["response"]["responders"] == ["CR", "PR"] and cfg["immune_monitoring"][0]["test"] == "IGG"
