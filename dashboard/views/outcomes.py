@@ -80,13 +80,16 @@ with tabs[1]:
                               pd.Categorical(post["onset_window"], categories=order), dropna=False)
             st.markdown("**Episodes by pathogen class, severity and window (onset day)**")
             st.dataframe(tab, width="stretch")
-        if state.has_tables("infection_incidence_density") and not any((v.cohorts, v.dose_levels, v.products)):
+        # study-level table: readable only by a scope covering every site, and only meaningful without subject filters
+        if (v.sites is None and state.has_tables("infection_incidence_density")
+                and not any((v.cohorts, v.dose_levels, v.products))):
             dens = state.q("SELECT * FROM infection_incidence_density ORDER BY window_start, pathogen_class, severity")
             if len(dens):
                 st.markdown("**Incidence density per 100 patient-days at risk** (whole study)")
                 st.dataframe(dens.drop(columns=["studyid", "data_cut"], errors="ignore"), hide_index=True, width="stretch")
         else:
-            st.caption("Incidence density is a study-level table: shown for the whole study without subject filters.")
+            st.caption("Incidence density is a study-level table: shown for the whole study, to roles that see every "
+                       "site, without subject filters.")
         st.markdown("**Episodes**")
         state.table(ep.drop(columns=["studyid", "data_cut"], errors="ignore"))
         sup = state.q(f"SELECT * FROM infection_support WHERE {flt} ORDER BY usubjid, start_day", fp)
