@@ -28,6 +28,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("labs.py", "Labs", ":material/science:", "labs", "can_view_patient_data"),
     PageSpec("dlt_review.py", "DLT review", ":material/gavel:", "dlt_review", "can_view_patient_data"),
     PageSpec("swimmer.py", "Swimmer plot", ":material/timeline:", "swimmer", "can_view_patient_data"),
+    PageSpec("outcomes.py", "Outcomes", ":material/monitoring:", "outcomes", "can_view_patient_data"),
     PageSpec("listings.py", "Listings & export", ":material/description:", "listings", "can_view_patient_data"),
     PageSpec("data_quality.py", "Data quality", ":material/fact_check:", "data_quality", "can_view_data_quality"),
     PageSpec("audit_log.py", "Audit log", ":material/history:", "audit_log", "can_view_audit"),

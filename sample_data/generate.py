@@ -244,6 +244,84 @@ PLANTED = [
     ("car_t_cd56", "009", "early ICAHT grade 4", 2, "ANC <= 0.5 from day 2 with no recovery by day 30: early ICAHT grade 4 (the DLT R7 subject)"),
 ]
 
+PLANTED += [
+    ("car_t_cd56", "021", "fungal death", 84, "Invasive pulmonary aspergillosis (galactomannan/BAL Aspergillus fumigatus day 69), grade 5 from day 70, death day 84: non-relapse death by day 100"),
+    ("car_t_cd56", "004", "CMV reactivation", 34, "CMV DNA detected (MB) on day 34, AE CMV reactivation days 35-52, ganciclovir"),
+    ("car_t_cd56", "022", "TLS", 1, "Laboratory TLS (Cairo-Bishop): urate 540 umol/L and potassium 6.1 mmol/L on day 1; AE tumour lysis syndrome grade 3"),
+    ("car_t_cd56", "022", "dose below plan", 0, "Received 2.4 x10^6 cells/kg at DL2 (planned 3.0)"),
+    ("car_t_cd56", "021", "off-tumour watch", 38, "Peripheral sensory neuropathy grade 2 from day 38 (late, outside ICANS)"),
+    ("car_t_cd56", "022", "off-tumour watch", 12, "Paraesthesia grade 1 days 12-20 (early)"),
+    ("car_t_cd56", "030", "not infused", None, "Enrolled, never infused: manufacturing failure (DS), DM and SUPPDM only"),
+    ("car_t_cd56", "005", "IgG and IVIG", 63, "IgG below 4 g/L from day 63 (nadir 2.5), IVIG from day 65"),
+    ("car_itnk", "005", "secondary malignancy", 304, "Myelodysplastic syndrome at month 10 (day 304), CAR transgene NEGATIVE in the marrow (SUPPAE CARTGRES)"),
+    ("car_itnk", "021", "CMV reactivation", 40, "CMV DNA detected (MB) on day 40, AE CMV reactivation days 41-60"),
+    ("car_itnk", "014", "MB-only infection", 50, "BK virus in urine (MB) on day 50 with no AE: an infection episode from microbiology alone"),
+]
+
+# Outcome records added after every other domain (Study._plant_outcomes), per study.
+_NEURO = "Nervous system disorders"
+OUTCOME_PLANTS = {
+    "car_t_cd56": dict(
+        mb=[("004", 34, "CMVDNA", "Cytomegalovirus DNA", "CYTOMEGALOVIRUS", "DETECTED 8,600 IU/mL", "PLASMA"),
+            ("021", 69, "ORGANISM", "Organism identified", "ASPERGILLUS FUMIGATUS", "Aspergillus fumigatus", "BRONCHOALVEOLAR LAVAGE FLUID")],
+        deaths=[("021", 70, 84, "Invasive pulmonary aspergillosis", "Bronchopulmonary aspergillosis", "Voriconazole")],
+        aes=[("021", "Peripheral sensory neuropathy", "Peripheral sensory neuropathy", _NEURO, 2, 38, 60, "POSSIBLY RELATED", None),
+             ("022", "Paraesthesia", "Paraesthesia", _NEURO, 1, 12, 20, "POSSIBLY RELATED", None),
+             ("022", "Tumour lysis syndrome", "Tumour lysis syndrome", "Metabolism and nutrition disorders", 3, 1, 4, "RELATED", None)],
+        cms=[("022", "Rasburicase", "SUPPORTIVE", "Tumour lysis syndrome", 1, 2)],
+        lab_edits=[("022", 1, "URATE", 0.54), ("022", 1, "K", 6.1)],
+        dose_edits=[("022", 2.4)],
+        not_infused=[("030", "2026-06-02", 36, "Manufacturing failure (product out of specification)", "OTHER",
+                      "EXPANSION DL2", "DL2", "NK/T-cell lymphoma")],
+        kinetics=dict(testcd="CARTGDNA", test="CAR transgene copies (qPCR)", unit="copies/ug gDNA", lloq=50.0,
+                      log_peak=4.0, per_grade=0.45, half_life_early=7.0, half_life_late=60.0,
+                      days=[0, 1, 4, 7, 10, 14, 21, 28, 60, 90, 180, 270, 365]),
+        marker=dict(testcd="NKCELLS", test="NK cells (CD3-CD56+)", baseline=0.25, depleted=0.02, lln=0.09, uln=0.6,
+                    p_recover=0.5, recovery_day=180, days=[-10, 0, 14, 28, 60, 90, 180, 270, 365]),
+    ),
+    "car_itnk": dict(
+        mb=[("021", 40, "CMVDNA", "Cytomegalovirus DNA", "CYTOMEGALOVIRUS", "DETECTED 3,100 IU/mL", "PLASMA"),
+            ("014", 50, "BKVDNA", "BK virus DNA", "BK VIRUS", "DETECTED 2.1E6 copies/mL", "URINE")],
+        deaths=[],
+        aes=[("005", "Myelodysplastic syndrome", "Myelodysplastic syndrome", "Neoplasms benign, malignant and unspecified (incl cysts and polyps)",
+              3, 304, None, "UNLIKELY RELATED", [("CARTGRES", "CAR transgene in tumour", "NEGATIVE")])],
+        cms=[],
+        lab_edits=[],
+        dose_edits=[],
+        not_infused=[],
+        kinetics=dict(testcd="CARCELLS", test="CAR+ cells (flow cytometry)", unit="cells/uL", lloq=0.5,
+                      log_peak=1.0, per_grade=0.45, half_life_early=5.0, half_life_late=20.0,
+                      days=[0, 1, 4, 7, 10, 14, 21, 28, 60, 90, 180, 270, 365]),
+        marker=dict(testcd="CD19", test="CD19+ B cells", baseline=0.2, depleted=0.003, lln=0.1, uln=0.5,
+                    p_recover=0.35, recovery_day=180, days=[-10, 0, 14, 28, 60, 90, 180, 270, 365]),
+    ),
+}
+STUDIES["car_t_cd56"]["outcomes_yaml"] = """response:
+  criteria: "Lugano 2014"
+  responders: [CR, PR]
+  by_diagnosis:
+    - {diagnosis_contains: "leukaemia", criteria: "CR + CRi (acute leukaemia)", responders: [CR, CRI]}
+immune_monitoring:
+  - {test: IGG, label: "IgG", below: 4.0, unit: "g/L", finding: "hypogammaglobulinaemia (IgG < 4 g/L)"}
+  - {test: NKCELLS, label: "NK cells (CD3-CD56+)", below: 0.05, unit: "10^9/L", finding: "NK-cell depletion (< 0.05 x10^9/L): CD56 is on NK cells"}
+off_tumour_watch:
+  label: "CD56 (NCAM1) on neural tissue: peripheral neuropathy and delayed neurological AEs outside ICANS"
+  terms: [NEUROPATHY, PARAESTHESIA, PARESTHESIA, DYSAESTHESIA, HYPOAESTHESIA, CRANIAL NERVE, FACIAL PARALYSIS, GUILLAIN-BARRE, ATAXIA, PARKINSONISM, MOVEMENT DISORDER, MYELITIS, COGNITIVE DISORDER]
+  late_after_day: 30
+planned_doses: {DL1: 1.0, DL2: 3.0, DL3: 6.0}
+"""
+STUDIES["car_itnk"]["outcomes_yaml"] = """response:
+  criteria: "CR + CRi (acute leukaemia)"
+  responders: [CR, CRI]
+  by_diagnosis:
+    - {diagnosis_contains: "acute lymphoblastic", criteria: "CR + CRi (acute leukaemia)", responders: [CR, CRI]}
+    - {diagnosis_contains: "lymphoma", criteria: "Lugano 2014", responders: [CR, PR]}
+immune_monitoring:
+  - {test: IGG, label: "IgG", below: 4.0, unit: "g/L", finding: "hypogammaglobulinaemia (IgG < 4 g/L)"}
+  - {test: CD19, label: "CD19+ B cells", below: 0.01, unit: "10^9/L", finding: "B-cell aplasia (CD19+ < 10 cells/uL)"}
+planned_doses: {DL1: 1.0, DL2: 3.0}
+"""
+
 
 # --------------------------------------------------------------------------------------------------
 # Helpers
@@ -1264,7 +1342,207 @@ class Study:
         out["rs"] = self._rs_frame()
         out["crs_assessments"] = crs_out
         out["icans_assessments"] = icans_out
+        if self.planted:
+            self._plant_outcomes(out)
         return out
+
+    # ---- outcomes beyond CRS/ICANS (kinetics, infections, deaths, TLS, immune markers, malignancy) -------------
+    def _plant_outcomes(self, out: dict[str, pd.DataFrame]) -> None:
+        """Add the outcome records after every other domain is drawn, from a random stream of their own, so that
+        the draws and planted values of the other domains do not move."""
+        rng = np.random.default_rng(SEED + (17 if self.key == "car_t_cd56" else 18))
+        plan = OUTCOME_PLANTS[self.key]
+        s = self.s
+        inf = dict(zip(s["usubjid"], s["inf_date"].to_numpy().astype("datetime64[D]")))
+        usub = {sj: u for sj, u in zip(s["subjid"], s["usubjid"])}
+        studyid = self.spec["studyid"]
+
+        def iso(u, day):
+            return str(inf[u] + np.timedelta64(int(day), "D"))
+
+        def add(name, rows):
+            df = out.get(name)
+            new = pd.DataFrame(rows)
+            if df is None:
+                out[name] = new
+                return
+            for c in df.columns:
+                if c not in new:
+                    new[c] = "" if df[c].dtype == object or pd.api.types.is_string_dtype(df[c]) else np.nan
+            out[name] = pd.concat([df, new[df.columns]], ignore_index=True)
+
+        def next_seq(name, col, u):
+            df = out[name]
+            got = pd.to_numeric(df.loc[df["USUBJID"] == u, col], errors="coerce")
+            return float(got.max() + 1) if len(got) else 1.0
+
+        def add_ae(sj, term, decod, soc, grade, start, end, rel, ser=False, death=False, qual=None):
+            u = usub[sj]
+            seq = next_seq("ae", "AESEQ", u)
+            add("ae", [dict(STUDYID=studyid, DOMAIN="AE", USUBJID=u, AESEQ=seq, AETERM=term, AEDECOD=decod, AEBODSYS=soc,
+                            AESEV="SEVERE" if grade >= 3 else ("MODERATE" if grade == 2 else "MILD"), AETOXGR=str(grade),
+                            AESER="Y" if ser or death else "N", AESDTH="Y" if death else "N", AESLIFE="N",
+                            AESHOSP="Y" if ser or death else "N", AESDISAB="N", AESCONG="N", AESMIE="N", AEREL=rel,
+                            AEACN="NOT APPLICABLE",
+                            AEOUT="FATAL" if death else ("NOT RECOVERED/NOT RESOLVED" if end is None else "RECOVERED/RESOLVED"),
+                            AESTDTC=iso(u, start), AEENDTC="" if end is None else iso(u, end),
+                            AESTDY=float(self._dy(np.array([start]))[0]))])
+            for qnam, qlabel, qval in (qual or []):
+                add("suppae", [dict(STUDYID=studyid, RDOMAIN="AE", USUBJID=u, IDVAR="AESEQ", IDVARVAL=str(int(seq)),
+                                    QNAM=qnam, QLABEL=qlabel, QVAL=qval, QORIG="CRF", QEVAL="")])
+
+        def add_cm(sj, trt, cat, indc, start, end, dose=np.nan, dosu="", route="INTRAVENOUS"):
+            u = usub[sj]
+            add("cm", [dict(STUDYID=studyid, DOMAIN="CM", USUBJID=u, CMSEQ=next_seq("cm", "CMSEQ", u), CMTRT=trt,
+                            CMDECOD=trt.upper(), CMCAT=cat, CMINDC=indc, CMDOSE=float(dose), CMDOSU=dosu, CMROUTE=route,
+                            CMSTDTC=iso(u, start), CMENDTC=iso(u, end))])
+
+        def add_mb(sj, day, testcd, test, organism, orres, spec_):
+            u = usub[sj]
+            seq = next_seq("mb", "MBSEQ", u) if "mb" in out else 1.0
+            add("mb", [dict(STUDYID=studyid, DOMAIN="MB", USUBJID=u, MBSEQ=seq, MBTESTCD=testcd, MBTEST=test,
+                            MBORRES=orres, MBSTRESC=organism, MBSPEC=spec_, VISIT="UNSCHEDULED", MBDTC=iso(u, day))])
+
+        # infections found by microbiology (one matched to an AE, one without an AE)
+        for sj, day, testcd, test, organism, orres, spec_ in plan["mb"]:
+            add_mb(sj, day, testcd, test, organism, orres, spec_)
+        # a death, with every later record of the subject removed
+        for sj, onset, day, term, decod, drug in plan["deaths"]:
+            u = usub[sj]
+            self._truncate(out, u, inf[u], day)
+            add_ae(sj, term, decod, "Infections and infestations", 5, onset, day, "POSSIBLY RELATED", death=True)
+            add_cm(sj, drug, "ANTI-INFECTIVE", term, onset, day, dosu="")
+            dsq = next_seq("ds", "DSSEQ", u)
+            add("ds", [dict(STUDYID=studyid, DOMAIN="DS", USUBJID=u, DSSEQ=dsq, DSTERM=term, DSDECOD="DEATH",
+                            DSCAT="DISPOSITION EVENT", DSSTDTC=iso(u, day), DSSTDY=float(self._dy(np.array([day]))[0]))])
+            dm = out["dm"]
+            k = dm["USUBJID"] == u
+            dm.loc[k, ["DTHDTC", "DTHFL", "RFENDTC"]] = [iso(u, day), "Y", iso(u, day)]
+        # other AEs (off-tumour watch list, TLS, a secondary malignancy)
+        for sj, term, decod, soc, grade, start, end, rel, qual in plan["aes"]:
+            add_ae(sj, term, decod, soc, grade, start, end, rel, ser=grade >= 3, qual=qual)
+        for sj, trt, cat, indc, start, end in plan["cms"]:
+            add_cm(sj, trt, cat, indc, start, end)
+        # laboratory TLS: values replaced on one day
+        lb = out["lb"]
+        for sj, day, test, value in plan["lab_edits"]:
+            u = usub[sj]
+            k = (lb["USUBJID"] == u) & (lb["LBTESTCD"] == test) & (lb["LBDTC"].str[:10] == iso(u, day))
+            assert k.sum() == 1, (sj, day, test)
+            txt = f"{value:g}"
+            lo, hi = lb.loc[k, "LBSTNRLO"].iloc[0], lb.loc[k, "LBSTNRHI"].iloc[0]
+            lb.loc[k, ["LBORRES", "LBSTRESC", "LBSTRESN", "LBNRIND"]] = [
+                txt, txt, float(value), "HIGH" if value > hi else ("LOW" if value < lo else "NORMAL")]
+        # actual dose below the planned one
+        ex = out["ex"]
+        for sj, dose in plan["dose_edits"]:
+            k = (ex["USUBJID"] == usub[sj]) & (ex["EXCAT"] == "CELL THERAPY")
+            ex.loc[k, "EXDOSE"] = float(dose)
+        # enrolled but never infused
+        for sj, consent, ds_day, reason, decod, cohort, dl, dx in plan["not_infused"]:
+            u = f"{studyid}-01-{sj}"
+            c = np.datetime64(consent)
+            add("dm", [dict(STUDYID=studyid, DOMAIN="DM", USUBJID=u, SUBJID=sj, RFSTDTC="", RFENDTC=str(c + ds_day),
+                            RFXSTDTC="", RFXENDTC="", RFICDTC=str(c), DTHDTC="", DTHFL="", SITEID="01", AGE=57.0,
+                            AGEU="YEARS", SEX="M", RACE="ASIAN", ETHNIC="NOT HISPANIC OR LATINO", ARMCD="NOTTRT",
+                            ARM="Not Treated", ACTARMCD="NOTTRT", ACTARM="Not Treated", COUNTRY=self.spec["country"])])
+            add("suppdm", [dict(STUDYID=studyid, RDOMAIN="DM", USUBJID=u, IDVAR="", IDVARVAL="", QNAM=q, QLABEL=lab,
+                                QVAL=v, QORIG="CRF", QEVAL="")
+                           for q, lab, v in (("COHORT", "Cohort", cohort), ("DOSELVL", "Dose level", dl),
+                                             ("DIAGNOSIS", "Disease under study", dx))])
+            add("ds", [dict(STUDYID=studyid, DOMAIN="DS", USUBJID=u, DSSEQ=1.0, DSTERM=reason, DSDECOD=decod,
+                            DSCAT="DISPOSITION EVENT", DSSTDTC=str(c + ds_day), DSSTDY=np.nan)])
+            add("vs", [dict(STUDYID=studyid, DOMAIN="VS", USUBJID=u, VSSEQ=float(n + 1), VSTESTCD=cd, VSTEST=nm,
+                            VSORRES=f"{v:g}", VSORRESU=unit, VSSTRESC=f"{v:g}", VSSTRESN=float(v), VSSTRESU=unit,
+                            VSBLFL="Y", VISIT="SCREENING", VSDTC=str(c + 5), VSDY=np.nan)
+                       for n, (cd, nm, v, unit) in enumerate((("ECOG", "ECOG Performance Status", 1, ""),
+                                                              ("LVEF", "Left Ventricular Ejection Fraction", 58, "%"),
+                                                              ("OXYSAT", "Oxygen Saturation", 97, "%")))])
+        self._kinetics_and_markers(out, rng, plan)
+
+    def _truncate(self, out: dict[str, pd.DataFrame], u: str, inf: np.datetime64, day: int) -> None:
+        """Drop a subject's records dated after ``day`` (a death): the data a site would hold."""
+        last = str(inf + np.timedelta64(int(day), "D"))
+        dated = {"ae": "AESTDTC", "lb": "LBDTC", "vs": "VSDTC", "cm": "CMSTDTC", "rs": "RSDTC", "ds": "DSSTDTC",
+                 "ex": "EXSTDTC", "crs_assessments": "CRSDTC", "icans_assessments": "ICANSDTC"}
+        for name, col in dated.items():
+            df = out[name]
+            keep = ~((df["USUBJID"] == u) & (df[col].astype(str).str[:10] > last))
+            out[name] = df[keep].reset_index(drop=True)
+        for name, col in (("ae", "AEENDTC"), ("cm", "CMENDTC")):
+            df = out[name]
+            k = (df["USUBJID"] == u) & (df[col].astype(str).str[:10] > last)
+            df.loc[k, col] = last if name == "cm" else ""
+        ae = out["ae"]
+        kept = set(zip(ae["USUBJID"], ae["AESEQ"].astype(int).astype(str)))
+        sa = out["suppae"]
+        out["suppae"] = sa[[(a, b) in kept for a, b in zip(sa["USUBJID"], sa["IDVARVAL"])]].reset_index(drop=True)
+
+    def _kinetics_and_markers(self, out: dict[str, pd.DataFrame], rng: np.random.Generator, plan: dict) -> None:
+        """PC (CAR expansion with a peak that rises with the CRS grade) and the immune marker of the product."""
+        studyid = self.spec["studyid"]
+        s = self.s
+        ae = out["ae"]
+        crs = ae[ae["AEDECOD"] == CRS_TERM[0]].assign(g=lambda d: pd.to_numeric(d["AETOXGR"], errors="coerce"))
+        crs_max = crs.groupby("USUBJID")["g"].max().to_dict()
+        dm = out["dm"]
+        death = dict(zip(dm["USUBJID"], dm["DTHDTC"]))
+        k = plan["kinetics"]
+        pc_rows, lb_rows = [], []
+        end = self.end_day()
+        for i in np.flatnonzero(s["infused"].to_numpy()):
+            u = s.loc[i, "usubjid"]
+            inf = s.loc[i, "inf_date"]
+            inf = np.datetime64(inf, "D")
+            last = int(end[i])
+            if death.get(u):
+                last = min(last, int((np.datetime64(death[u]) - inf).astype(int)))
+            g = int(crs_max.get(u, 0))
+            peak = 10 ** (k["log_peak"] + k["per_grade"] * g + rng.normal(0, 0.2))
+            tmax = int(rng.choice([7, 10, 14] if g < 2 else [7, 10]))
+            for seq, day in enumerate(d for d in k["days"] if d <= last):
+                if day == 0:
+                    v = 0.0
+                elif day <= tmax:
+                    v = peak * (day / tmax) ** 2
+                elif day <= 28:
+                    v = peak * 0.5 ** ((day - tmax) / k["half_life_early"])
+                else:
+                    v = peak * 0.5 ** ((28 - tmax) / k["half_life_early"]) * 0.5 ** ((day - 28) / k["half_life_late"])
+                v *= float(np.exp(rng.normal(0, 0.1)))
+                blq = v < k["lloq"]
+                txt = "BLQ" if blq else f"{v:.4g}"
+                pc_rows.append(dict(STUDYID=studyid, DOMAIN="PC", USUBJID=u, PCSEQ=float(seq + 1), PCTESTCD=k["testcd"],
+                                    PCTEST=k["test"], PCORRES=txt, PCORRESU=k["unit"], PCSTRESC=txt,
+                                    PCSTRESN=np.nan if blq else float(f"{v:.4g}"), PCSTRESU=k["unit"], PCLLOQ=float(k["lloq"]),
+                                    PCSPEC="BLOOD", VISIT=f"DAY {day}",
+                                    PCDTC=str(inf + np.timedelta64(day, "D")) + ("T07:30" if day == 0 else "")))
+            m = plan["marker"]
+            lbseq = float(pd.to_numeric(out["lb"].loc[out["lb"]["USUBJID"] == u, "LBSEQ"]).max())
+            recovers = rng.random() < m["p_recover"]
+            for day in (d for d in m["days"] if d <= last):
+                if day <= 0:
+                    v = m["baseline"] * float(np.exp(rng.normal(0, 0.15)))
+                elif recovers and day >= m["recovery_day"]:
+                    v = m["baseline"] * 0.6 * float(np.exp(rng.normal(0, 0.15)))
+                else:
+                    v = m["depleted"] * float(np.exp(rng.normal(0, 0.3)))
+                lbseq += 1
+                txt = f"{v:.3f}"
+                lb_rows.append(dict(STUDYID=studyid, DOMAIN="LB", USUBJID=u, LBSEQ=lbseq, LBTESTCD=m["testcd"],
+                                    LBTEST=m["test"], LBCAT="IMMUNOLOGY", LBSPEC="BLOOD", LBORRES=txt, LBORRESU="10^9/L",
+                                    LBORNRLO=f"{m['lln']:g}", LBORNRHI=f"{m['uln']:g}", LBSTRESC=txt, LBSTRESN=float(txt),
+                                    LBSTRESU="10^9/L", LBSTNRLO=m["lln"], LBSTNRHI=m["uln"],
+                                    LBNRIND="LOW" if float(txt) < m["lln"] else "NORMAL", LBBLFL="Y" if day == 0 else "",
+                                    VISIT="SCREENING" if day < 0 else f"DAY {day}",
+                                    LBDTC=str(inf + np.timedelta64(day, "D")), LBDY=float(self._dy(np.array([day]))[0])))
+        out["pc"] = pd.DataFrame(pc_rows)
+        lb = out["lb"]
+        new = pd.DataFrame(lb_rows)
+        for c in lb.columns:
+            if c not in new:
+                new[c] = ""
+        out["lb"] = pd.concat([lb, new[lb.columns]], ignore_index=True)
 
     def _dy(self, day: np.ndarray) -> np.ndarray:
         """SDTM study day with reference start = first lymphodepletion dose (RFSTDTC = day -5): no day 0."""
@@ -1703,7 +1981,7 @@ eligibility:
     - {{test: OXYSAT, min: 95, inclusive: true, label: "SpO2 >= 95 % on room air"}}
     - {{test: LVEF, min: 40, inclusive: true, label: "LVEF >= 40 %"}}
     - {{test: ECOG, max: 2, inclusive: true, label: "ECOG <= 2"}}
-"""
+{spec.get('outcomes_yaml', '')}"""
 
 
 def write_study(key: str, spec: dict, out: Path, rng: np.random.Generator, fmt: str | None = None,

@@ -30,7 +30,7 @@ APP = str(ROOT / "dashboard" / "app.py")
 STUDY = "ITNK-B-01"
 PASSWORD = "correct horse battery staple"
 PATIENT_PAGES = ["overview", "crs_icans", "subject_profile", "adverse_events", "labs", "dlt_review", "swimmer",
-                 "listings"]
+                 "listings", "outcomes"]
 # pages listing individual subjects: each must show at least one subject of the scope
 SUBJECT_LEVEL = ["crs_icans", "subject_profile", "adverse_events", "labs", "dlt_review", "swimmer", "listings"]
 ACCOUNTS = {"ivy": ("investigator", ("02",)), "dmitri": ("data_manager", None), "ada": ("admin", None),

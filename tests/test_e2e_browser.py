@@ -27,7 +27,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-sync"]
 # url path -> does the page draw at least one Plotly chart on first view
 PAGES = {"overview": True, "crs_icans": True, "subject_profile": True, "adverse_events": True, "labs": False,
-         "dlt_review": True, "swimmer": True, "listings": False, "data_quality": False, "audit_log": False}
+         "dlt_review": True, "swimmer": True, "listings": False, "data_quality": False, "audit_log": False,
+         "outcomes": True}
 
 
 def _free_port() -> int:

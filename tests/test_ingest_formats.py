@@ -116,7 +116,8 @@ def test_domain_from_domain_column_and_optional_domains_missing(tmp_path):
     r = ingest_study(study, db, run_derivations=False)
     assert [f.domain for f in r.files] == ["DM"]
     assert r.skipped_files == ["mh.csv"]
-    assert r.domains_missing == ["EX", "AE", "LB", "VS", "CM", "RS", "DS", "QS", "PR", "FA", "CE", "CRS", "ICANS"]
+    assert r.domains_missing == ["EX", "AE", "LB", "VS", "CM", "RS", "DS", "QS", "PR", "FA", "CE", "CRS", "ICANS", "PC",
+                                 "MB"]
     st = q(db, "SELECT domains_present, domains_missing FROM studies")
     assert list(st.domains_present[0]) == ["DM"] and "AE" in list(st.domains_missing[0])
     # no EX: day 0 from DM.RFXSTDTC

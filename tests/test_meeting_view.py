@@ -240,7 +240,7 @@ def test_every_chart_passes_the_reading_check(sample_db, monkeypatch, studyid):
     alt = next(f for t, f in figs.items() if t.startswith("ALT") and "ULN" in t)
     assert any(a.get("text") == "1 × ULN" and a["y"] == 0 for a in alt["layout"]["annotations"])
     # Kaplan-Meier: numbers at risk under the curve, from all infused subjects at day 0
-    km = figs["Overall survival"]
+    km = figs["Overall survival and DFS/PFS from first response"]
     risk = next(t for t in km["data"] if "number at risk" in (t.get("name") or ""))
     con = access.connect(sample_db)
     infused = con.execute("SELECT count(*) FROM subjects WHERE studyid = $s AND data_cut = $c AND infused",

@@ -83,3 +83,17 @@ if not ep.empty:
 if not meds.empty:
     st.subheader("Toxicity management")
     state.table(meds, subject_col=None)
+
+# Cellular kinetics beside the CRS/ICANS grades (PC), when delivered.
+if state.has_tables("pc_concentrations", "cellular_kinetics"):
+    _pc = state.q("SELECT pctestcd, unit, day, value, lloq, below_lloq FROM pc_concentrations "
+                  "WHERE usubjid = $u AND day >= 0 ORDER BY day", {"u": usubjid})
+    if not _pc.empty:
+        from dashboard import figures_outcomes
+
+        st.subheader("CAR expansion and persistence")
+        _pc["lloq"] = _pc["lloq"].fillna(_pc["value"].min())
+        st.plotly_chart(figures_outcomes.subject_kinetics(_pc, d["daily"], usubjid), width="stretch", key="profile_kinetics")
+        _kin = state.q("SELECT * EXCLUDE (studyid, data_cut, usubjid) FROM cellular_kinetics WHERE usubjid = $u",
+                       {"u": usubjid})
+        state.table(_kin, subject_col=None)

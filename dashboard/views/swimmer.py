@@ -4,6 +4,9 @@ import streamlit as st
 
 from dashboard import data, state
 from dashboard import figures as F
+from dashboard import figures_outcomes as FO
+from safety.derive.outcomes import survival
+from safety.derive.outcomes.response import orr
 
 MAX_LANES = 100  # subjects per swimmer chart
 
@@ -48,15 +51,28 @@ ev = pd.concat([e for e in events if not e.empty], ignore_index=True) if any(not
     else pd.DataFrame(columns=["usubjid", "day", "kind", "text", "grade"])
 state.chart(F.swimmer_plot, shown, ev)
 
-st.subheader("Objective response rate (CR + CRi) among infused subjects")
+st.subheader("Objective response rate among infused subjects")
 n = len(subj)
+has_resp = state.has_tables("response_outcomes")
+# A response counts under the study's criteria for that subject (study.yaml response: e.g. Lugano 2014 CR + PR for
+# lymphoma, CR + CRi for acute leukaemia), read from response_outcomes.
+counted = ("JOIN response_outcomes o ON o.usubjid = r.usubjid AND list_contains(o.counted_responses, upper(r.response))"
+           if has_resp else "")
 resp = state.q(f"""
     SELECT tp.timepoint, count(DISTINCT r.usubjid) AS responders
     FROM (VALUES ('Month 3', 3, 77, 105), ('Month 6', 6, 160, 210), ('Month 12', 12, 330, 400)) tp(timepoint, m, lo, hi)
-    LEFT JOIN responses r ON upper(r.response) IN ('CR', 'CRI') AND {state.subject_filter(v, column='r.usubjid')[0]}
+    LEFT JOIN (SELECT r.* FROM responses r {counted}
+               WHERE {'TRUE' if has_resp else "upper(r.response) IN ('CR', 'CRI')"}) r
+         ON {state.subject_filter(v, column='r.usubjid')[0]}
          AND (upper(r.visit) = 'MONTH ' || tp.m OR (r.visit IS NULL AND r.day BETWEEN tp.lo AND tp.hi))
     GROUP BY tp.timepoint, tp.m ORDER BY tp.m""", fp)
-best = state.scalar(f"SELECT count(DISTINCT usubjid) FROM responses WHERE upper(response) IN ('CR', 'CRI') AND {flt}", fp) or 0
+outcomes = state.q(f"SELECT * FROM response_outcomes WHERE {flt}", fp) if has_resp else None
+if outcomes is not None:
+    res = orr(outcomes)
+    best = res["responders"]
+    st.caption(res["text"])
+else:
+    best = state.scalar(f"SELECT count(DISTINCT usubjid) FROM responses WHERE upper(response) IN ('CR', 'CRI') AND {flt}", fp) or 0
 resp = pd.concat([resp, pd.DataFrame({"timepoint": ["Best overall"], "responders": [best]})], ignore_index=True)
 resp["evaluable"] = n
 cis = [data.clopper_pearson(int(k), n) for k in resp["responders"]]
@@ -69,20 +85,15 @@ for col, r in zip(cols, resp.itertuples()):
 state.chart(F.response_rate_bar, resp)
 
 st.subheader("Kaplan-Meier")
-c1, c2 = st.columns(2)
-os_curves = {"All infused": F.km_estimate(subj["end_day"].fillna(0), subj["death_day"].notna())}
-state.chart(F.km_figure, os_curves, "Overall survival", "Probability alive", where=c1)
-first_cr = state.q(f"""SELECT usubjid, min(day) FILTER (WHERE upper(response) IN ('CR', 'CRI')) AS cr_day,
-                              min(day) FILTER (WHERE upper(response) = 'PD') AS pd_day
-                       FROM responses WHERE {flt} GROUP BY usubjid""", fp)
-dfs = subj.merge(first_cr, on="usubjid", how="inner").dropna(subset=["cr_day"])
-if dfs.empty:
-    c2.info("No subject reached CR/CRi: disease-free survival is not estimable.")
-else:
-    relapse = dfs["pd_day"].where(dfs["pd_day"] > dfs["cr_day"])
-    event_day = pd.concat([relapse, dfs["death_day"]], axis=1).min(axis=1)
-    dfs_time = event_day.fillna(dfs["end_day"])
-    state.chart(F.km_figure, {"Subjects with CR/CRi": F.km_estimate(dfs_time, event_day.notna())},
-                                "Disease-free survival (from infusion, among CR/CRi)", "Probability alive and disease-free", where=c2)
-st.caption("OS: death from any cause, censored at last known alive. DFS: relapse (PD after CR/CRi) or death, "
-           "among subjects who reached CR/CRi, censored at last known alive.")
+os_time, os_event = subj["end_day"].fillna(0).astype(float), subj["death_day"].notna().astype(int)
+groups = [("Overall survival (from infusion)", survival.kaplan_meier(os_time, os_event), survival.at_risk(os_time))]
+if outcomes is not None and outcomes["first_response_day"].notna().any():
+    rr = outcomes[outcomes["first_response_day"].notna()]
+    t = rr["pfs_from_response_days"].astype(float)
+    groups.append(("DFS/PFS from first response", survival.kaplan_meier(t, rr["pfs_event"].fillna(False).astype(int)),
+                   survival.at_risk(t)))
+st.plotly_chart(FO.kaplan_meier_figure(groups, "Overall survival and DFS/PFS from first response", "Probability"),
+                width="stretch", key="swimmer_km")
+st.caption("OS: death from any cause, censored at last known alive. DFS/PFS: progression/relapse or death, timed from "
+           "the first response under the study's criteria, censored at last known alive (Kaplan-Meier, statsmodels; "
+           "numbers at risk beneath).")

@@ -99,6 +99,25 @@ DEFAULTS: dict[str, Any] = {
         "hypotension_sbp_below": 90,  # mmHg, subjects older than 10 years; younger: 70 + 2 x age
         "rows": [],                   # extra rules, columns as safety/data/sdtm_assessment_map.csv
     },
+    # Outcomes beyond CRS/ICANS (docs/study-config.md "Outcomes"): response criteria, immune monitoring per
+    # product, on-target off-tumour watch list, planned cell doses.
+    "response": {
+        "criteria": "CR + CRi (acute leukaemia)",  # printed with the ORR
+        "responders": ["CR", "CRI"],                 # standardised RS responses counted as response
+        "progression": ["PD", "PMD", "RELAPSE", "PROGRESSIVE DISEASE"],
+        "by_diagnosis": [],  # [{diagnosis_contains, criteria, responders}]: first match wins, else the above
+    },
+    "immune_monitoring": [
+        {"test": "IGG", "label": "IgG", "below": 4.0, "unit": "g/L", "finding": "hypogammaglobulinaemia (IgG < 4 g/L)"},
+    ],
+    "off_tumour_watch": {
+        "label": None,       # e.g. "CD56 (NCAM1) on neural tissue"
+        "terms": [],         # AE terms (upper case, AEDECOD or AETERM), substring match
+        "socs": [],          # whole system organ classes, e.g. NERVOUS SYSTEM DISORDERS
+        "exclude_terms": ["IMMUNE EFFECTOR CELL-ASSOCIATED NEUROTOXICITY SYNDROME", "ICANS", "NEUROTOXICITY"],
+        "late_after_day": 30,
+    },
+    "planned_doses": {},     # dose level -> planned cell dose in the EXDOSU unit of the infusion
 }
 
 _ALLOWED = {
@@ -259,7 +278,52 @@ def validate(given: dict | None, src: str = "study.yaml") -> dict:
         validate_rows(sm["rows"], src)
     except MapError as exc:
         raise ConfigError(str(exc)) from None
+    _validate_outcomes(cfg, src)
     return cfg
+
+
+IMMUNE_MARKER_FIELDS = {"test": str, "label": str, "below": (int, float), "unit": str, "finding": str}
+RESPONSE_RULE_FIELDS = {"diagnosis_contains": str, "criteria": str, "responders": list}
+
+
+def _validate_outcomes(cfg: dict, src: str) -> None:
+    """response, immune_monitoring, off_tumour_watch and planned_doses: types and required keys."""
+    r = cfg["response"]
+    _check(r["criteria"], str, "response.criteria", src)
+    for k in ("responders", "progression", "by_diagnosis"):
+        _check(r[k], list, f"response.{k}", src)
+    r["responders"] = [str(x).upper() for x in r["responders"]]
+    r["progression"] = [str(x).upper() for x in r["progression"]]
+    for i, rule in enumerate(r["by_diagnosis"]):
+        p = f"response.by_diagnosis[{i}]"
+        if not isinstance(rule, dict) or not {"diagnosis_contains", "criteria", "responders"} <= set(rule):
+            raise ConfigError(f"{src}: '{p}' must be a mapping with diagnosis_contains, criteria and responders")
+        for key, value in rule.items():
+            if key not in RESPONSE_RULE_FIELDS:
+                raise ConfigError(f"{src}: unknown key '{p}.{key}' (allowed: {', '.join(RESPONSE_RULE_FIELDS)})")
+            _check(value, RESPONSE_RULE_FIELDS[key], f"{p}.{key}", src)
+        rule["responders"] = [str(x).upper() for x in rule["responders"]]
+    _check(cfg["immune_monitoring"], list, "immune_monitoring", src)
+    for i, m in enumerate(cfg["immune_monitoring"]):
+        p = f"immune_monitoring[{i}]"
+        if not isinstance(m, dict) or "test" not in m or "below" not in m:
+            raise ConfigError(f"{src}: '{p}' must be a mapping with 'test' and 'below'")
+        for key, value in m.items():
+            if key not in IMMUNE_MARKER_FIELDS:
+                raise ConfigError(f"{src}: unknown key '{p}.{key}' (allowed: {', '.join(IMMUNE_MARKER_FIELDS)})")
+            _check(value, IMMUNE_MARKER_FIELDS[key], f"{p}.{key}", src)
+        m["test"] = m["test"].upper()
+    w = cfg["off_tumour_watch"]
+    for k in ("terms", "socs", "exclude_terms"):
+        _check(w[k], list, f"off_tumour_watch.{k}", src)
+        w[k] = [str(x).upper() for x in w[k]]
+    _check(w["late_after_day"], int, "off_tumour_watch.late_after_day", src)
+    if w["label"] is not None:
+        _check(w["label"], str, "off_tumour_watch.label", src)
+    _check(cfg["planned_doses"], dict, "planned_doses", src)
+    for k, v in cfg["planned_doses"].items():
+        _check(v, (int, float), f"planned_doses.{k}", src)
+    cfg["planned_doses"] = {str(k): float(v) for k, v in cfg["planned_doses"].items()}
 
 
 def load_study_config(study_dir: str | Path) -> dict:

@@ -12,6 +12,7 @@ from safety.derive import eligibility
 from safety.derive.dlt import screening, stopping
 from safety.derive.grading import ctcae
 from safety.derive.graph import Derivation, GraphError, ordered
+from safety.derive.outcomes import deaths, dosing, immune, infections, kinetics, malignancy, response, tls
 from safety.derive.toxicity import crs_icans, hematotox, icaht
 
 ALL: tuple[Derivation, ...] = (
@@ -22,6 +23,14 @@ ALL: tuple[Derivation, ...] = (
     hematotox.DERIVATION,
     screening.DERIVATION,
     stopping.DERIVATION,
+    infections.DERIVATION,
+    deaths.DERIVATION,
+    kinetics.DERIVATION,
+    tls.DERIVATION,
+    immune.DERIVATION,
+    malignancy.DERIVATION,
+    dosing.DERIVATION,
+    response.DERIVATION,
 )
 
 ORDER: list[Derivation] = ordered(ALL)  # computed at import: a bad graph fails at start, not mid-load

@@ -14,6 +14,7 @@ from safety.access.reader import StudyReader
 from safety.core.config import dlt_window
 from safety.export import common as c
 from safety.review.dlt_status import dlt_status
+from safety.export import outcomes as outcome_outputs
 
 SUBJ_CTE = ("subj AS (SELECT usubjid, siteid AS site, cohort, dose_level, age, sex, infusions, "
             "last_known_alive_day FROM subjects)")
@@ -244,6 +245,8 @@ def listing_lab_grade3_episodes(reader, store=None):
     term in one subject, from the first such result to the last before a graded result below 3."""
     title = "Listing of grade 3 or higher laboratory abnormalities as episodes (CTCAE)"
     ref = "ICH E3 14.3.4 / 16.2.8"
+    if not reader.has_tables("lab_toxicity"):
+        return _missing("lab_grade3_episodes", LAB_EPISODE_COLUMNS, title, ref, "lab_toxicity")
     # A new episode starts at a grade >= 3 result whose previous graded result (same subject and term) was
     # below 3 or absent; ungraded results neither start nor end one. The episode's first result is new when
     # its (subject, LBSEQ, term) was not graded >= 3 at the previous cut.
@@ -448,6 +451,7 @@ LISTINGS: dict[str, c.OutputSpec] = {
                                listing_lab_grade3),
     "aesi": c.OutputSpec("Adverse events of special interest", "FDA STF T18", listing_aesi),
     "eligibility_deviations": c.OutputSpec("Eligibility deviations", "ICH E3 16.2.2", listing_eligibility),
+    **outcome_outputs.LISTING_SPECS,
 }
 
 

@@ -359,7 +359,8 @@ def write_pdf(outputs: list[pd.DataFrame], meta: PacketMeta, path: Path, figures
     # header must already carry that section's title.
     first = [t for t, _, _ in figures][:1] + [o.attrs.get("title", o.attrs.get("name", "")) for o in ordered][:1]
     pdf.section_title = first[0] if first else ""
-    pdf.insert_toc_placeholder(_render_toc, pages=max(1, (len(outputs) + len(figures)) // 26 + 1))
+    # One page reserved; fpdf2 adds pages when the contents run longer (a guessed count fails when it is too many).
+    pdf.insert_toc_placeholder(_render_toc, pages=1, allow_extra_pages=True)
     pdf.fresh_page = True
     _figures(pdf, figures)
     for df in ordered:

@@ -16,6 +16,7 @@ from safety.derive.grading.summary import grade3_counts, shift_table
 from safety.derive.toxicity import summary as tox
 from safety.export import common as c
 from safety.review.dlt_status import dlt_status
+from safety.export import outcomes as outcome_outputs
 
 POP_CTE = ("pop AS (SELECT usubjid, coalesce(cohort, '(no cohort)') AS cohort FROM subjects "
            "WHERE infused IS TRUE)")
@@ -420,6 +421,7 @@ TABLES: dict[str, c.OutputSpec] = {
     "lab_shift": c.OutputSpec("Lab shift baseline to worst grade", "FDA STF F15", table_lab_shift),
     "dlt_summary": c.OutputSpec("DLTs by cohort", "Protocol DLT rules", table_dlt_summary),
     "stopping_rules": c.OutputSpec("Stopping rule status", "Protocol stopping rules", table_stopping_rules),
+    **outcome_outputs.TABLE_SPECS,
 }
 
 

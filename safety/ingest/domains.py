@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from safety.core.vocabulary import CONSCIOUSNESS_LEVELS, EDEMA_VALUES, MOTOR_VALUES, OXYGEN_DEVICES, SEIZURE_VALUES
 
 # SDTM domains celltox loads, plus the two celltox-defined files.
-DOMAIN_CODES = {"DM", "EX", "AE", "LB", "VS", "CM", "RS", "DS", "QS", "PR", "FA", "CE"}
-ALL_DOMAINS = ("DM", "EX", "AE", "LB", "VS", "CM", "RS", "DS", "QS", "PR", "FA", "CE", "CRS", "ICANS")
-OPTIONAL_DOMAINS = ("EX", "AE", "LB", "VS", "CM", "RS", "DS", "QS", "PR", "FA", "CE", "CRS", "ICANS")
+DOMAIN_CODES = {"DM", "EX", "AE", "LB", "VS", "CM", "RS", "DS", "QS", "PR", "FA", "CE", "PC", "MB"}
+ALL_DOMAINS = ("DM", "EX", "AE", "LB", "VS", "CM", "RS", "DS", "QS", "PR", "FA", "CE", "CRS", "ICANS", "PC", "MB")
+OPTIONAL_DOMAINS = ("EX", "AE", "LB", "VS", "CM", "RS", "DS", "QS", "PR", "FA", "CE", "CRS", "ICANS", "PC", "MB")
 
 # SDTM variable labels (SDTMIG) accepted as column headers for the core variables. "--" is the domain prefix.
 # Keys are compared after lower-casing and dropping everything but letters and digits.
@@ -178,11 +178,18 @@ SPECS: dict[str, DomainSpec] = {
     "CE": DomainSpec("CE", "clinical_events", required=(("USUBJID",), ("CETERM", "CEDECOD")), seq="CESEQ",
                      start_dates=("CESTDTC",), end_dates=("CEENDTC",), cut_date="CESTDTC",
                      integers=(("CESEQ", None, None),)),
+    # Cellular kinetics: CAR transgene copies/ug gDNA (qPCR) or CAR+ cells/uL (flow), one row per sample and test.
+    "PC": DomainSpec("PC", "pc_concentrations", required=(("USUBJID",), ("PCTESTCD",), ("PCORRES", "PCSTRESC", "PCSTRESN")),
+                     seq="PCSEQ", start_dates=("PCDTC",), cut_date="PCDTC", numbers=("PCSTRESN", "PCLLOQ"),
+                     integers=(("PCSEQ", None, None),), required_values=("PCTESTCD",)),
+    # Microbiology: organisms found (MBORRES / MBSTRESC), read as infection findings.
+    "MB": DomainSpec("MB", "microbiology", required=(("USUBJID",), ("MBTESTCD", "MBTEST"), ("MBORRES", "MBSTRESC")),
+                     seq="MBSEQ", start_dates=("MBDTC",), cut_date="MBDTC", integers=(("MBSEQ", None, None),)),
 }
 
 # Processing order: each step may use what the earlier ones established (day 0 from EX, death from DS,
 # lymphodepletion from CM).
-ORDER = ("DM", "EX", "DS", "CM", "AE", "LB", "VS", "RS", "QS", "PR", "FA", "CE", "CRS", "ICANS")
+ORDER = ("DM", "EX", "DS", "CM", "AE", "LB", "VS", "RS", "QS", "PR", "FA", "CE", "CRS", "ICANS", "PC", "MB")
 
 # EX/CM text that marks lymphodepleting or bridging therapy rather than the cell product.
 NOT_CAR_PATTERN = r"(lymphodeplet|bridg|condition|chemotherap|fludara|cyclophosph|bendamust|cytoxan|endoxan|etoposide|cytarabine|carboplatin|melphalan|mesna)"

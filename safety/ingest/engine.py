@@ -769,6 +769,37 @@ LOADERS = {"EX": load_ex, "DS": load_ds, "CM": load_cm, "AE": load_ae, "LB": loa
            "RS": load_rs, "CRS": load_crs, "ICANS": load_icans}
 
 
+def load_pc(ctx: Ctx, c: Cols, supp) -> None:
+    """PC: one cellular-kinetics sample per row; a result below the LLOQ ('<LLOQ', 'BLQ', '<5') keeps its bound."""
+    add_supp_columns(ctx, "pc_concentrations", supp)
+    txt = f"coalesce({c('PCSTRESC')}, {c('PCORRES')})"
+    ctx.run(f"""INSERT INTO pc_concentrations BY NAME SELECT {KEYSEL},
+        _i_PCSEQ AS pcseq, upper({c('PCTESTCD')}) AS pctestcd, {c('PCTEST')} AS pctest, {c('PCORRES')} AS pcorres,
+        coalesce({c('PCSTRESU')}, {c('PCORRESU')}) AS unit, upper({c('PCSPEC')}) AS pcspec, _n_PCLLOQ AS lloq,
+        coalesce(_n_PCSTRESN, TRY_CAST(regexp_replace({txt}, '^[<>]\\s*', '') AS DOUBLE)) AS value,
+        (upper({txt}) IN ('BLQ', '<LLOQ', 'BQL', 'NOT DETECTED', 'ND') OR starts_with(coalesce({txt}, ''), '<')
+         OR (_n_PCSTRESN IS NOT NULL AND _n_PCLLOQ IS NOT NULL AND _n_PCSTRESN < _n_PCLLOQ)) AS below_lloq,
+        {c('VISIT')} AS visit, {dated(c, 'PCDTC', 'pc')},
+        datediff('day', s.inf_date, ct_start(t._k_PCDTC, t._lo_PCDTC, t._hi_PCDTC, s.inf_date)) AS day
+        {supp_select(supp)}
+        FROM _t_PC t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
+
+
+def load_mb(ctx: Ctx, c: Cols, supp) -> None:
+    """MB: microbiology findings; the organism is MBSTRESC (else MBORRES), 'NEGATIVE'/'NO GROWTH' kept as found."""
+    add_supp_columns(ctx, "microbiology", supp)
+    ctx.run(f"""INSERT INTO microbiology BY NAME SELECT {KEYSEL},
+        _i_MBSEQ AS mbseq, upper({c('MBTESTCD')}) AS mbtestcd, {c('MBTEST')} AS mbtest,
+        {c('MBORRES')} AS mborres, upper(coalesce({c('MBSTRESC')}, {c('MBORRES')})) AS organism,
+        upper({c('MBSPEC')}) AS mbspec, {c('VISIT')} AS visit, {dated(c, 'MBDTC', 'mb')},
+        datediff('day', s.inf_date, ct_start(t._k_MBDTC, t._lo_MBDTC, t._hi_MBDTC, s.inf_date)) AS day
+        {supp_select(supp)}
+        FROM _t_MB t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
+
+
+LOADERS.update({"PC": load_pc, "MB": load_mb})
+
+
 def load_subjects(ctx: Ctx, c: Cols, supp) -> None:
     """subjects: DM + day 0 + death + disposition + last known alive + status at the cut."""
     add_supp_columns(ctx, "subjects", supp)
@@ -783,7 +814,7 @@ def load_subjects(ctx: Ctx, c: Cols, supp) -> None:
                     ("medications", "cmen_date"), ("responses", "rs_date"), ("disposition", "dsst_date"),
                     ("crs_assessments", "assessment_date"), ("icans_assessments", "assessment_date"),
                     ("questionnaires", "qs_date"), ("procedures", "prst_date"), ("findings_about", "fa_date"),
-                    ("clinical_events", "cest_date")]
+                    ("clinical_events", "cest_date"), ("pc_concentrations", "pc_date"), ("microbiology", "mb_date")]
     lka = " UNION ALL ".join(f"SELECT usubjid, {col} AS d FROM {tbl} WHERE studyid = $studyid AND data_cut = $cut"
                              for tbl, col in dated_tables)
     ctx.run(f"""INSERT INTO subjects BY NAME

@@ -13,6 +13,7 @@ from safety.schema.derived import (CRS_ICANS_TABLES, DLT_CANDIDATES, DLT_EVALUAB
                                    ICAHT, LAB_TOXICITY, LAB_WORST_GRADES, STOPPING_BOUNDARIES,
                                    STOPPING_RULE_STATUS)
 from safety.schema.derived import CAR_HEMATOTOX
+from safety.schema.derived import OUTCOME_TABLES
 from safety.schema.source import *  # noqa: F401,F403
 from safety.schema.source import SOURCE_TABLES
 
@@ -20,6 +21,7 @@ DERIVED_TABLES: tuple[Table, ...] = (
     ELIGIBILITY_DEVIATIONS, LAB_TOXICITY, LAB_WORST_GRADES, *CRS_ICANS_TABLES, ICAHT,
     DLT_CANDIDATES, DLT_EVALUABILITY, STOPPING_RULE_STATUS, STOPPING_BOUNDARIES,
     CAR_HEMATOTOX,
+    *OUTCOME_TABLES,
 )
 
 _REGISTRY: dict[str, Table] = {t.name: t for t in (*SOURCE_TABLES, *DERIVED_TABLES)}

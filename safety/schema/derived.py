@@ -411,3 +411,244 @@ CAR_HEMATOTOX = Table(
     ),
     group="derived",
 )
+
+
+# --- outcomes beyond CRS/ICANS: infections, deaths and NRM, kinetics, TLS, immune reconstitution,
+# --- off-tumour watch list, secondary malignancies, dose given, response (safety/derive/outcomes/) ---
+
+INFECTION_EPISODES = Table(
+    "infection_episodes",
+    "One row per infection episode: an AE in the infections SOC or naming a pathogen, and positive microbiology "
+    "(MB) not matched to such an AE within 7 days; classed by safety/data/infection_classes.csv.",
+    KEY + SUBJ + (
+        C("event_key", "VARCHAR", "adverse_events.event_key for AE episodes; '<usubjid>/MB/<mbseq>' for MB-only episodes."),
+        C("source", "VARCHAR", "'AE' or 'MB'."),
+        C("term", "VARCHAR", "AE preferred term (else reported term), or the MB organism."),
+        C("pathogen_class", "VARCHAR", "bacterial, viral, fungal or other/unspecified."),
+        C("pathogen", "VARCHAR", "CMV, EBV, HHV-6, BK virus, respiratory virus, invasive mould, ... ('unspecified' when none)."),
+        C("invasive_mould", "BOOLEAN", "Invasive mould infection (aspergillosis, mucormycosis, fusariosis, ...)."),
+        C("ctcae_grade", "INTEGER", "AETOXGR of the AE; NULL for MB-only episodes."),
+        C("severity", "VARCHAR", "'grade 1-2', 'grade 3-4', 'grade 5' or 'not graded'."),
+        C("serious", "BOOLEAN", "AESER = Y."),
+        C("fatal", "BOOLEAN", "Grade 5, AEOUT FATAL or AESDTH = Y."),
+        C("onset_day", "INTEGER", "Onset day relative to infusion (day 0)."),
+        C("onset_date", "DATE", "Onset date."),
+        C("end_day", "INTEGER", "End day; NULL when ongoing or MB-only."),
+        C("onset_window", "VARCHAR", "'day 0-30', 'day 31-90', 'day 91-365', 'before day 0' or 'after day 365' (by onset day)."),
+    ),
+    group="derived",
+)
+
+INFECTION_INCIDENCE_DENSITY = Table(
+    "infection_incidence_density",
+    "Infection episodes per 100 patient-days at risk, per window, pathogen class and severity. Days at risk of a "
+    "subject in a window: from its first day to the last known alive day (death included), infused subjects only.",
+    KEY + (
+        C("onset_window", "VARCHAR", "'day 0-30', 'day 31-90' or 'day 91-365': episodes counted by onset day."),
+        C("window_start", "INTEGER", "First day of the window."),
+        C("window_end", "INTEGER", "Last day of the window."),
+        C("pathogen_class", "VARCHAR", "'all', bacterial, viral, fungal or other/unspecified."),
+        C("severity", "VARCHAR", "'any grade' or 'grade >= 3'."),
+        C("episodes", "INTEGER", "Episodes with onset in the window."),
+        C("subjects_with_episode", "INTEGER", "Subjects with at least one such episode."),
+        C("subjects_at_risk", "INTEGER", "Infused subjects followed into the window."),
+        C("patient_days", "INTEGER", "Patient-days at risk in the window."),
+        C("per_100_patient_days", "DOUBLE", "episodes / patient_days x 100; NULL when no patient-days."),
+    ),
+    group="derived",
+    per_subject=False,
+)
+
+INFECTION_SUPPORT = Table(
+    "infection_support",
+    "IVIG, G-CSF and anti-infective medications (CM) classed by safety/data/infection_support.csv, with "
+    "prophylaxis told apart from treatment.",
+    KEY + SUBJ + (
+        C("cmseq", "INTEGER", "CM sequence number."),
+        C("support", "VARCHAR", "IVIG, G-CSF, antiviral, antifungal, anti-Pneumocystis or antibacterial."),
+        C("cmtrt", "VARCHAR", "Medication as reported."),
+        C("cmindc", "VARCHAR", "Indication."),
+        C("prophylaxis", "BOOLEAN", "Indication or category says prophylaxis (or IVIG for hypogammaglobulinaemia)."),
+        C("start_day", "INTEGER", "Start day relative to infusion."),
+        C("end_day", "INTEGER", "End day; NULL when ongoing."),
+    ),
+    group="derived",
+)
+
+DEATHS = Table(
+    "deaths",
+    "Every death from DM (DTHDTC), DS (DEATH) and AE (grade 5 / FATAL / AESDTH), one row per subject, with its cause "
+    "category from the delivered cause and the fatal AE (safety/data/death_causes.csv) and non-relapse mortality flags. "
+    "The treatment-related-death monitored event reads `treatment_related` here.",
+    KEY + SUBJ + (
+        C("death_date", "DATE", "Date of death: DM/DS, else the fatal AE's end (or start) date."),
+        C("death_day", "INTEGER", "Day of death relative to infusion (day 0); NULL for subjects never infused."),
+        C("sources", "VARCHAR", "Where the death is recorded: any of 'DM', 'DS', 'AE', comma separated."),
+        C("delivered_cause", "VARCHAR", "Cause as delivered (DS DSTERM of the DEATH record, else subjects.death_cause)."),
+        C("fatal_ae_key", "VARCHAR", "event_key of the fatal AE (the latest one when several)."),
+        C("fatal_ae_term", "VARCHAR", "Preferred term of the fatal AE."),
+        C("fatal_ae_related", "BOOLEAN", "The fatal AE is at least possibly related."),
+        C("cause_category", "VARCHAR", "progression/relapse, infection, CRS, ICANS, IEC-HS/HLH, haemorrhage, secondary malignancy or other."),
+        C("cause_from", "VARCHAR", "'delivered cause' or 'fatal AE': what the category was read from (the delivered cause unless it says only 'other')."),
+        C("cause_conflict", "BOOLEAN", "The delivered cause and the fatal AE give different categories."),
+        C("progression_day", "INTEGER", "First documented progression/relapse (RS PD, DS PROGRESSIVE DISEASE, progression AE) before death; NULL when none."),
+        C("relapse_related", "BOOLEAN", "Death from progression/relapse (cause category), or after documented progression."),
+        C("non_relapse", "BOOLEAN", "Non-relapse death: not from progression/relapse and without documented progression before it."),
+        C("treatment_related", "BOOLEAN", "Treatment-related death for monitoring: an infused subject's non-relapse death (any source)."),
+        C("nrm_by_day28", "BOOLEAN", "Non-relapse death on or before day 28."),
+        C("nrm_by_day100", "BOOLEAN", "Non-relapse death on or before day 100."),
+        C("nrm_by_day365", "BOOLEAN", "Non-relapse death on or before day 365."),
+    ),
+    group="derived",
+)
+
+NRM_ESTIMATES = Table(
+    "nrm_estimates",
+    "Non-relapse mortality at days 28, 100 and 365 among infused subjects: crude count and the Aalen-Johansen "
+    "cumulative incidence with progression/relapse as competing event (statsmodels CumIncidenceRight).",
+    KEY + (
+        C("horizon_day", "INTEGER", "28, 100 or 365."),
+        C("n_infused", "INTEGER", "Infused subjects (the denominator)."),
+        C("nrm_deaths", "INTEGER", "Non-relapse deaths on or before the horizon."),
+        C("followed_to_horizon", "INTEGER", "Infused subjects followed to the horizon or dead or progressed before it."),
+        C("crude_pct", "DOUBLE", "nrm_deaths / n_infused x 100."),
+        C("cumulative_incidence_pct", "DOUBLE", "Aalen-Johansen cumulative incidence of NRM at the horizon, percent."),
+        C("n_at_risk", "INTEGER", "Subjects still at risk (alive, not progressed, followed) at the horizon."),
+    ),
+    group="derived",
+    per_subject=False,
+)
+
+CELLULAR_KINETICS = Table(
+    "cellular_kinetics",
+    "Per subject and analyte (PC): Cmax, Tmax, AUC over days 0-28 by the linear trapezoid and the last day the CAR "
+    "was detectable, with the values used.",
+    KEY + SUBJ + (
+        C("pctestcd", "VARCHAR", "Analyte code."),
+        C("unit", "VARCHAR", "Unit of the values."),
+        C("n_samples", "INTEGER", "Post-infusion samples (day >= 0)."),
+        C("cmax", "DOUBLE", "Highest value from day 0 on."),
+        C("tmax_day", "INTEGER", "Day of Cmax (the first such day when tied)."),
+        C("auc_0_28", "DOUBLE", "Linear trapezoid over samples on days 0-28 (values below the LLOQ count as 0); "
+                                "NULL with fewer than two samples there."),
+        C("auc_last_day", "INTEGER", "Last sample day inside 0-28 used for the AUC."),
+        C("last_detectable_day", "INTEGER", "Last day with a value above the LLOQ (persistence)."),
+        C("values_used", "VARCHAR", "'day:value' pairs used, in day order ('BLQ' for values below the LLOQ)."),
+    ),
+    group="derived",
+)
+
+TLS_SCREEN = Table(
+    "tls_screen",
+    "Laboratory tumour lysis syndrome by Cairo-Bishop (2004): two or more of the criteria in "
+    "safety/data/tls_cairo_bishop.csv met from 3 days before to 7 days after infusion. One row per infused subject.",
+    KEY + SUBJ + (
+        C("criteria_met", "INTEGER", "Number of distinct criteria met in the window."),
+        C("criteria", "VARCHAR", "The criteria met, with the first day and value, e.g. 'uric acid d2 0.52 (abs)'."),
+        C("laboratory_tls", "BOOLEAN", "criteria_met >= 2."),
+        C("first_day", "INTEGER", "Day the second criterion was first met; NULL when not laboratory TLS."),
+    ),
+    group="derived",
+)
+
+IMMUNE_RECONSTITUTION = Table(
+    "immune_reconstitution",
+    "Per subject and monitored marker of study.yaml immune_monitoring (IgG; CD19+ B cells for a B-cell target; "
+    "NK cells for an anti-CD56 product): baseline, nadir, first day below the threshold, last value, IVIG.",
+    KEY + SUBJ + (
+        C("test", "VARCHAR", "LBTESTCD of the marker."),
+        C("label", "VARCHAR", "Label from study.yaml."),
+        C("threshold", "DOUBLE", "Value below which the finding is present (e.g. IgG < 4 g/L)."),
+        C("finding", "VARCHAR", "What below the threshold means, e.g. 'hypogammaglobulinaemia', 'B-cell aplasia'."),
+        C("n_values", "INTEGER", "Post-infusion values (day >= 1)."),
+        C("baseline_value", "DOUBLE", "Last value on or before day 0."),
+        C("nadir", "DOUBLE", "Lowest value from day 1 on."),
+        C("nadir_day", "INTEGER", "Day of the nadir."),
+        C("first_below_day", "INTEGER", "First day from day 1 with a value below the threshold."),
+        C("last_value", "DOUBLE", "Latest value."),
+        C("last_day", "INTEGER", "Day of the latest value."),
+        C("below_at_last", "BOOLEAN", "The latest value is below the threshold."),
+        C("ivig_doses", "INTEGER", "IVIG administrations (CM) from day 0 on."),
+        C("first_ivig_day", "INTEGER", "First IVIG day from day 0 on."),
+    ),
+    group="derived",
+)
+
+OFF_TUMOUR_EVENTS = Table(
+    "off_tumour_events",
+    "AEs on the product's on-target, off-tumour watch list (study.yaml off_tumour_watch), e.g. peripheral neuropathy "
+    "and delayed neurological AEs outside ICANS for an anti-CD56 product.",
+    KEY + SUBJ + (
+        C("event_key", "VARCHAR", "adverse_events.event_key."),
+        C("watch_label", "VARCHAR", "The watch list's label."),
+        C("term", "VARCHAR", "Preferred term (else reported term)."),
+        C("aebodsys", "VARCHAR", "System organ class."),
+        C("ctcae_grade", "INTEGER", "AETOXGR."),
+        C("onset_day", "INTEGER", "Onset day relative to infusion."),
+        C("late_onset", "BOOLEAN", "Onset after off_tumour_watch.late_after_day (day 30 by default)."),
+        C("related", "BOOLEAN", "At least possibly related."),
+        C("ongoing", "BOOLEAN", "Not resolved at the cut."),
+    ),
+    group="derived",
+)
+
+SECONDARY_MALIGNANCIES = Table(
+    "secondary_malignancies",
+    "New malignancies after infusion (AE terms naming a neoplasm; no follow-up limit), with latency, T-cell "
+    "malignancies marked and the CAR-transgene test result where delivered (SUPPAE CARTGRES / CARTEST).",
+    KEY + SUBJ + (
+        C("event_key", "VARCHAR", "adverse_events.event_key."),
+        C("term", "VARCHAR", "Preferred term (else reported term)."),
+        C("onset_day", "INTEGER", "Onset day relative to infusion."),
+        C("latency_days", "INTEGER", "Days from infusion to onset (= onset_day)."),
+        C("latency_months", "DOUBLE", "latency_days / 30.4375, one decimal."),
+        C("t_cell_malignancy", "BOOLEAN", "A T-cell lymphoma or leukaemia (FDA boxed warning, January 2024)."),
+        C("car_transgene_result", "VARCHAR", "CAR transgene in the tumour as delivered (POSITIVE, NEGATIVE, PENDING); NULL when not delivered."),
+        C("ctcae_grade", "INTEGER", "AETOXGR."),
+        C("fatal", "BOOLEAN", "Fatal outcome."),
+    ),
+    group="derived",
+)
+
+DOSE_DELIVERED = Table(
+    "dose_delivered",
+    "Planned versus actual cell dose per enrolled subject, and why enrolled subjects were never infused, so that every "
+    "denominator can be read.",
+    KEY + SUBJ + (
+        C("dose_level", "VARCHAR", "Assigned dose level."),
+        C("planned_dose", "DOUBLE", "Planned dose of the level (study.yaml planned_doses); NULL when not set."),
+        C("actual_dose", "DOUBLE", "Sum of EXDOSE over the CAR infusions."),
+        C("dose_unit", "VARCHAR", "EXDOSU of the infusion."),
+        C("pct_of_planned", "DOUBLE", "actual / planned x 100."),
+        C("infusions", "INTEGER", "CAR infusions received."),
+        C("infused", "BOOLEAN", "Received at least one CAR infusion."),
+        C("not_infused_reason", "VARCHAR", "For subjects never infused: the DS term (e.g. WITHDRAWAL BY SUBJECT, DEATH), else 'not recorded'."),
+    ),
+    group="derived",
+)
+
+RESPONSE_OUTCOMES = Table(
+    "response_outcomes",
+    "Per infused subject: best overall response under the study's criteria (study.yaml response), first response, "
+    "progression, duration of response and progression/relapse-free survival from the first response.",
+    KEY + SUBJ + (
+        C("criteria", "VARCHAR", "Response criteria that apply (e.g. 'Lugano 2014'), from study.yaml."),
+        C("responders_definition", "VARCHAR", "Responses counted, e.g. 'CR + PR'."),
+        C("counted_responses", "VARCHAR[]", "The standardised RS responses counted for this subject, e.g. ['CR', 'PR']."),
+        C("best_response", "VARCHAR", "Best overall response before progression: CR > CRI > PR > SD > PD > NE; 'not assessed' when none."),
+        C("responder", "BOOLEAN", "best_response is one of the counted responses."),
+        C("first_response_day", "INTEGER", "First assessment with a counted response."),
+        C("progression_day", "INTEGER", "First progression/relapse after the first response (RS, else DS PROGRESSIVE DISEASE)."),
+        C("death_day", "INTEGER", "Day of death, if any."),
+        C("last_assessment_day", "INTEGER", "Last response assessment (censoring for duration of response)."),
+        C("dor_days", "INTEGER", "Duration of response: first response to progression or death, else to the last assessment (censored)."),
+        C("dor_event", "BOOLEAN", "dor_days ends in progression or death (false = censored)."),
+        C("pfs_from_response_days", "INTEGER", "DFS/PFS from the first response: to progression, relapse or death, else to last known alive."),
+        C("pfs_event", "BOOLEAN", "pfs_from_response_days ends in an event."),
+    ),
+    group="derived",
+)
+
+OUTCOME_TABLES = (INFECTION_EPISODES, INFECTION_INCIDENCE_DENSITY, INFECTION_SUPPORT, DEATHS, NRM_ESTIMATES,
+                  CELLULAR_KINETICS, TLS_SCREEN, IMMUNE_RECONSTITUTION, OFF_TUMOUR_EVENTS, SECONDARY_MALIGNANCIES,
+                  DOSE_DELIVERED, RESPONSE_OUTCOMES)

@@ -66,6 +66,19 @@ COLUMN_LABELS: dict[str, str] = {
     "limit": "Limit", "description": "Description", "category": "Category", "change": "Change",
     "changes": "Changes", "med_class": "Class", "cmdecod": "Medication", "start_day": "Start day",
     "response": "Response", "visit": "Visit",
+    # outcomes beyond CRS/ICANS (safety/derive/outcomes/)
+    "sources": "Recorded in", "cause_category": "Cause category", "delivered_cause": "Cause as delivered",
+    "fatal_ae_term": "Fatal AE", "cause_from": "Category from", "cause_conflict": "Sources disagree",
+    "progression_day": "Progression day", "non_relapse": "Non-relapse", "treatment_related": "Treatment-related",
+    "nrm_by_day28": "NRM by d28", "nrm_by_day100": "NRM by d100", "nrm_by_day365": "NRM by d365",
+    "pathogen_class": "Pathogen class", "pathogen": "Pathogen", "invasive_mould": "Invasive mould",
+    "ctcae_grade": "Grade", "fatal": "Fatal", "onset_window": "Window", "latency_days": "Latency (days)",
+    "latency_months": "Latency (months)", "t_cell_malignancy": "T-cell malignancy",
+    "car_transgene_result": "CAR transgene", "pctestcd": "Analyte", "n_samples": "Samples", "cmax": "Cmax",
+    "tmax_day": "Tmax (day)", "auc_0_28": "AUC d0-28", "auc_last_day": "AUC to day",
+    "last_detectable_day": "Last detectable day", "values_used": "Values used (day:value)",
+    "planned_dose": "Planned dose", "actual_dose": "Actual dose", "dose_unit": "Dose unit",
+    "pct_of_planned": "% of planned", "not_infused_reason": "Reason not infused",
 }
 
 

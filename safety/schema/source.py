@@ -294,9 +294,47 @@ LOAD_LOG = Table(
     per_subject=False,
 )
 
+PC_CONCENTRATIONS = Table(
+    "pc_concentrations",
+    "Cellular kinetics samples (PC): CAR transgene copies/ug genomic DNA (qPCR) or CAR+ cells/uL (flow cytometry).",
+    KEY + SUBJ + (
+        C("pcseq", "INTEGER", "Sequence number (PCSEQ)."),
+        C("pctestcd", "VARCHAR", "Analyte code (PCTESTCD), upper case, e.g. CARTGDNA, CARCELLS."),
+        C("pctest", "VARCHAR", "Analyte name (PCTEST)."),
+        C("pcorres", "VARCHAR", "Result as delivered (PCORRES)."),
+        C("value", "DOUBLE", "Numeric result (PCSTRESN, else the number in the result text); a censored '<5' holds 5."),
+        C("unit", "VARCHAR", "Unit (PCSTRESU, else PCORRESU)."),
+        C("lloq", "DOUBLE", "Lower limit of quantitation (PCLLOQ) when delivered."),
+        C("below_lloq", "BOOLEAN", "Result reported below the LLOQ or not detected (BLQ, '<...', value < PCLLOQ)."),
+        C("pcspec", "VARCHAR", "Specimen (PCSPEC), e.g. BLOOD."),
+        C("visit", "VARCHAR", "Visit name."),
+    ) + _dated("pc", "Sample date") + (
+        C("day", "INTEGER", "Sample day relative to infusion (day 0)."),
+    ),
+    extra_columns_note="Plus `supp_<qnam>` columns for SUPPPC qualifiers.",
+)
+
+MICROBIOLOGY = Table(
+    "microbiology",
+    "Microbiology findings (MB): organisms identified by culture, PCR or antigen tests.",
+    KEY + SUBJ + (
+        C("mbseq", "INTEGER", "Sequence number (MBSEQ)."),
+        C("mbtestcd", "VARCHAR", "Test code (MBTESTCD), e.g. ORGANISM, CMVDNA."),
+        C("mbtest", "VARCHAR", "Test name (MBTEST)."),
+        C("mborres", "VARCHAR", "Result as delivered (MBORRES)."),
+        C("organism", "VARCHAR", "Organism or result, upper case (MBSTRESC, else MBORRES); NEGATIVE / NO GROWTH when none."),
+        C("mbspec", "VARCHAR", "Specimen (MBSPEC)."),
+        C("visit", "VARCHAR", "Visit name."),
+    ) + _dated("mb", "Collection date") + (
+        C("day", "INTEGER", "Collection day relative to infusion (day 0)."),
+    ),
+    extra_columns_note="Plus `supp_<qnam>` columns for SUPPMB qualifiers.",
+)
+
 SOURCE_TABLES = (
     STUDIES, SUBJECTS, EXPOSURES, ADVERSE_EVENTS, LABS, VITALS, MEDICATIONS, RESPONSES,
     DISPOSITION, CRS_ASSESSMENTS, ICANS_ASSESSMENTS, QUARANTINE, LOAD_LOG,
+    PC_CONCENTRATIONS, MICROBIOLOGY,
 )
 
 # --- SDTM domains read for the CRS/ICANS inputs (QS, PR, FA, CE) -------------------------------------

@@ -1,0 +1,45 @@
+"""The outcome rule tables (safety/data/*.csv) as temp tables, read once per derivation run."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+
+# file -> (temp table, {column: SQL type}); every column named here must be in the file.
+RULE_FILES = {
+    "infection_classes.csv": ("_infection_classes", {"pattern": "VARCHAR", "pathogen_class": "VARCHAR",
+                                                     "pathogen": "VARCHAR", "invasive_mould": "BOOLEAN",
+                                                     "priority": "INTEGER"}),
+    "infection_support.csv": ("_infection_support", {"pattern": "VARCHAR", "support": "VARCHAR", "priority": "INTEGER"}),
+    "death_causes.csv": ("_death_causes", {"pattern": "VARCHAR", "cause_category": "VARCHAR",
+                                           "relapse_related": "BOOLEAN", "priority": "INTEGER"}),
+    "malignancy_terms.csv": ("_malignancy_terms", {"pattern": "VARCHAR", "kind": "VARCHAR"}),
+    "tls_cairo_bishop.csv": ("_tls_rules", {"criterion": "VARCHAR", "tests": "VARCHAR", "direction": "VARCHAR",
+                                            "absolute_si": "DOUBLE", "unit": "VARCHAR", "pct_change": "DOUBLE"}),
+}
+
+
+def read_rules(name: str) -> list[dict]:
+    """Rows of one rule file; a missing column fails loudly with the file name."""
+    path = DATA_DIR / name
+    _, cols = RULE_FILES[name]
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = set(cols) - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        return [{k: r[k].strip() for k in cols} for r in reader]
+
+
+def install(con, name: str) -> str:
+    """Create the temp table for one rule file and return its name."""
+    table, cols = RULE_FILES[name]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ("
+                + ", ".join(f"{c} {t}" for c, t in cols.items()) + ")")
+    rows = read_rules(name)
+    casts = ", ".join(f"CAST(${i + 1} AS {t})" for i, t in enumerate(cols.values()))
+    for r in rows:
+        values = [r[c] if cols[c] != "BOOLEAN" else (r[c].lower() == "true") for c in cols]
+        con.execute(f"INSERT INTO {table} VALUES ({casts})", values)
+    return table

@@ -1,0 +1,139 @@
+"""Every death with its day and cause category, non-relapse mortality (NRM) at days 28, 100 and 365, and the
+treatment-related deaths the stopping rules monitor.
+
+A death is read from DM (DTHDTC), DS (DSDECOD DEATH) and AE (grade 5, AEOUT FATAL or AESDTH Y): a death recorded
+only as a fatal AE still counts. The cause category comes from the delivered cause (DS DSTERM) and from the fatal
+AE through safety/data/death_causes.csv; the delivered cause wins unless it only reads as 'other'. NRM follows the
+transplant/CAR-T convention: death without prior progression or relapse, with progression/relapse as the competing
+event. Choices are in docs/outcomes.md.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from safety.derive.graph import Derivation
+from safety.derive.outcomes import _data
+from safety.derive.outcomes.survival import (PROGRESSION_SQL, connection_query, cumulative_incidence, endpoint_data,
+                                             progression_lists, value_at)
+from safety.derive.toxicity._sql import insert, reset, run
+from safety.schema import DEATHS, NRM_ESTIMATES
+
+NRM_HORIZONS = (28, 100, 365)
+
+_DEATHS = """
+WITH subj AS (
+  SELECT usubjid, infused, first_infusion_date, death_date, death_cause FROM subjects
+  WHERE studyid = $s AND data_cut = $c
+),
+ds AS (
+  SELECT usubjid, min(dsst_date) AS ds_date,
+         arg_min(CASE WHEN upper(dsterm) <> 'DEATH' THEN dsterm END, dsst_date) AS ds_cause
+  FROM disposition WHERE studyid = $s AND data_cut = $c AND upper(dsdecod) = 'DEATH' GROUP BY usubjid
+),
+fae AS (
+  SELECT usubjid, arg_max(event_key, (coalesce(aeen_date, aest_date), aeseq)) AS fatal_ae_key,
+         arg_max(coalesce(aedecod, aeterm), (coalesce(aeen_date, aest_date), aeseq)) AS fatal_ae_term,
+         arg_max(related, (coalesce(aeen_date, aest_date), aeseq)) AS fatal_ae_related,
+         max(coalesce(aeen_date, aest_date)) AS ae_date
+  FROM adverse_events
+  WHERE studyid = $s AND data_cut = $c
+    AND (aetoxgr = 5 OR upper(coalesce(aeout, '')) = 'FATAL' OR upper(coalesce(aesdth, '')) = 'Y')
+  GROUP BY usubjid
+),
+d AS (
+  SELECT subj.usubjid, subj.infused, subj.first_infusion_date,
+         coalesce(subj.death_date, ds.ds_date, fae.ae_date) AS death_date,
+         concat_ws(', ', CASE WHEN subj.death_date IS NOT NULL AND (ds.ds_date IS NULL OR ds.ds_date <> subj.death_date)
+                              THEN 'DM' END,
+                   CASE WHEN ds.ds_date IS NOT NULL THEN 'DS' END,
+                   CASE WHEN fae.fatal_ae_key IS NOT NULL THEN 'AE' END) AS sources,
+         coalesce(ds.ds_cause, subj.death_cause) AS delivered_cause,
+         fae.fatal_ae_key, fae.fatal_ae_term, fae.fatal_ae_related
+  FROM subj LEFT JOIN ds USING (usubjid) LEFT JOIN fae USING (usubjid)
+  WHERE subj.death_date IS NOT NULL OR ds.ds_date IS NOT NULL OR fae.fatal_ae_key IS NOT NULL
+),
+cat_cause AS (
+  SELECT d.usubjid, min({'p': k.priority, 'cat': k.cause_category, 'rel': k.relapse_related}) AS best
+  FROM d JOIN _death_causes k ON regexp_matches(upper(d.delivered_cause), k.pattern)
+  WHERE d.delivered_cause IS NOT NULL AND trim(d.delivered_cause) <> '' GROUP BY d.usubjid
+),
+cat_ae AS (
+  SELECT d.usubjid, min({'p': k.priority, 'cat': k.cause_category, 'rel': k.relapse_related}) AS best
+  FROM d JOIN _death_causes k ON regexp_matches(upper(d.fatal_ae_term), k.pattern)
+  WHERE d.fatal_ae_term IS NOT NULL GROUP BY d.usubjid
+),
+prog AS (
+  SELECT usubjid, min(day) AS prog_day FROM (__PROGRESSION__) GROUP BY usubjid
+),
+x AS (
+  SELECT d.*, datediff('day', d.first_infusion_date, d.death_date) AS death_day,
+         CASE WHEN cc.best IS NOT NULL AND cc.best.cat <> 'other' THEN cc.best
+              WHEN ca.best IS NOT NULL THEN ca.best ELSE cc.best END AS best,
+         CASE WHEN cc.best IS NOT NULL AND cc.best.cat <> 'other' THEN 'delivered cause'
+              WHEN ca.best IS NOT NULL THEN 'fatal AE'
+              WHEN cc.best IS NOT NULL THEN 'delivered cause' ELSE 'not recorded' END AS cause_from,
+         coalesce(cc.best.cat <> ca.best.cat, false) AS cause_conflict,
+         prog.prog_day
+  FROM d LEFT JOIN cat_cause cc USING (usubjid) LEFT JOIN cat_ae ca USING (usubjid) LEFT JOIN prog USING (usubjid)
+),
+y AS (
+  SELECT x.*, coalesce(best.cat, 'other') AS cause_category,
+         CASE WHEN prog_day IS NOT NULL AND death_day IS NOT NULL AND prog_day <= death_day THEN prog_day END AS progression_day
+  FROM x
+)
+SELECT $s AS studyid, $c AS data_cut, usubjid, death_date, death_day, sources, delivered_cause, fatal_ae_key,
+       fatal_ae_term, fatal_ae_related, cause_category, cause_from, cause_conflict, progression_day,
+       (cause_category = 'progression/relapse' OR progression_day IS NOT NULL) AS relapse_related,
+       NOT (cause_category = 'progression/relapse' OR progression_day IS NOT NULL) AS non_relapse,
+       (coalesce(infused, false) AND first_infusion_date IS NOT NULL
+        AND NOT (cause_category = 'progression/relapse' OR progression_day IS NOT NULL)) AS treatment_related,
+       (first_infusion_date IS NOT NULL AND death_day <= 28 AND progression_day IS NULL AND cause_category <> 'progression/relapse') AS nrm_by_day28,
+       (first_infusion_date IS NOT NULL AND death_day <= 100 AND progression_day IS NULL AND cause_category <> 'progression/relapse') AS nrm_by_day100,
+       (first_infusion_date IS NOT NULL AND death_day <= 365 AND progression_day IS NULL AND cause_category <> 'progression/relapse') AS nrm_by_day365
+FROM y
+"""
+
+
+def derive_deaths(con, studyid, data_cut, config, review_store=None) -> None:
+    """Rebuild deaths and nrm_estimates for one (study, cut)."""
+    prog_terms, rs_prog = progression_lists(config)
+    p = {"s": studyid, "c": data_cut, "prog_terms": prog_terms, "rs_prog": rs_prog}
+    reset(con, (DEATHS, NRM_ESTIMATES), studyid, data_cut)
+    _data.install(con, "death_causes.csv")
+    insert(con, DEATHS, _DEATHS.replace("__PROGRESSION__", PROGRESSION_SQL), p)
+    _insert_nrm(con, studyid, data_cut, config)
+
+
+def _insert_nrm(con, studyid, data_cut, config) -> None:
+    data = endpoint_data(connection_query(con), "NRM", config, studyid, data_cut)
+    curve = cumulative_incidence(data["time"], data["status"], cause=1)
+    n = len(data)
+    rows = []
+    for h in NRM_HORIZONS:
+        deaths = int(((data["status"] == 1) & (data["time"] <= h)).sum())
+        followed = int(((data["time"] >= h) | (data["status"] > 0)).sum())
+        rows.append((studyid, data_cut, h, n, deaths, followed, 100.0 * deaths / n if n else None,
+                     100.0 * value_at(curve, h, "cumulative_incidence") if n else None,
+                     int((data["time"] >= h).sum())))
+    con.executemany(f"INSERT INTO {NRM_ESTIMATES.name} ({', '.join(NRM_ESTIMATES.column_names)}) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, CAST($7 AS DOUBLE), CAST($8 AS DOUBLE), $9)", rows)
+
+
+def treatment_related_deaths(con, studyid: str, data_cut: dt.date, by_day: int | None = None) -> list[dict]:
+    """Treatment-related deaths of infused subjects (non-relapse deaths from DM, DS or AE), optionally by a day.
+
+    The monitored event 'treatment_related_death' of the stopping rules reads this: one dict per subject with
+    usubjid, death_day, cause_category, sources and fatal_ae_key."""
+    rows = run(con, """SELECT usubjid, death_day, cause_category, sources, fatal_ae_key FROM deaths
+                       WHERE studyid = $s AND data_cut = $c AND treatment_related
+                         AND ($d IS NULL OR death_day <= $d) ORDER BY death_day, usubjid""",
+               {"s": studyid, "c": data_cut, "d": by_day}).fetchall()
+    return [dict(zip(("usubjid", "death_day", "cause_category", "sources", "fatal_ae_key"), r)) for r in rows]
+
+
+DERIVATION = Derivation(
+    name="deaths",
+    writes=(DEATHS, NRM_ESTIMATES),
+    reads=("subjects", "disposition", "adverse_events", "responses"),
+    run=derive_deaths,
+)

@@ -1,0 +1,72 @@
+"""Immune reconstitution per monitored marker, and the product's on-target, off-tumour watch list.
+
+Markers are study settings (study.yaml ``immune_monitoring``): IgG with hypogammaglobulinaemia below 4 g/L for
+every product; CD19+ B cells (B-cell aplasia) for a CD19-directed product; NK-cell counts for an anti-CD56 product,
+whose target is on NK cells. IVIG comes from infection_support. The watch list (``off_tumour_watch``) names AE
+terms and system organ classes to follow as a group, e.g. for anti-CD56 (NCAM1 on neural tissue) peripheral
+neuropathy and delayed neurological AEs outside ICANS; onset after ``late_after_day`` is flagged as late.
+"""
+from __future__ import annotations
+
+from safety.derive.graph import Derivation
+from safety.derive.toxicity._sql import insert, reset
+from safety.schema import IMMUNE_RECONSTITUTION, OFF_TUMOUR_EVENTS
+
+_IMMUNE = """
+WITH m AS (SELECT * FROM _immune_markers),
+lab AS (
+  SELECT l.usubjid, m.test, m.label, m.threshold, m.finding, l.day, l.value
+  FROM labs l JOIN m ON upper(l.lbtestcd) = m.test
+  JOIN subjects s ON s.studyid = l.studyid AND s.data_cut = l.data_cut AND s.usubjid = l.usubjid
+  WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL AND l.day IS NOT NULL AND s.infused
+),
+ivig AS (
+  SELECT usubjid, count(*) AS n, min(start_day) AS first_day FROM infection_support
+  WHERE studyid = $s AND data_cut = $c AND support = 'IVIG' AND start_day >= 0 GROUP BY usubjid
+)
+SELECT $s AS studyid, $c AS data_cut, lab.usubjid, lab.test, any_value(lab.label) AS label,
+       any_value(lab.threshold) AS threshold, any_value(lab.finding) AS finding,
+       CAST(count(*) FILTER (WHERE lab.day >= 1) AS INTEGER) AS n_values,
+       arg_max(lab.value, lab.day) FILTER (WHERE lab.day <= 0) AS baseline_value,
+       min(lab.value) FILTER (WHERE lab.day >= 1) AS nadir,
+       arg_min(lab.day, (lab.value, lab.day)) FILTER (WHERE lab.day >= 1) AS nadir_day,
+       min(lab.day) FILTER (WHERE lab.day >= 1 AND lab.value < lab.threshold) AS first_below_day,
+       arg_max(lab.value, lab.day) AS last_value, max(lab.day) AS last_day,
+       arg_max(lab.value, lab.day) < any_value(lab.threshold) AS below_at_last,
+       CAST(coalesce(any_value(ivig.n), 0) AS INTEGER) AS ivig_doses, any_value(ivig.first_day) AS first_ivig_day
+FROM lab LEFT JOIN ivig USING (usubjid)
+GROUP BY lab.usubjid, lab.test
+"""
+
+_OFF_TUMOUR = """
+SELECT $s AS studyid, $c AS data_cut, a.usubjid, a.event_key, $label AS watch_label,
+       coalesce(a.aedecod, a.aeterm) AS term, a.aebodsys, a.aetoxgr AS ctcae_grade, a.onset_day,
+       a.onset_day > $late AS late_onset, coalesce(a.related, false) AS related, coalesce(a.ongoing, false) AS ongoing
+FROM adverse_events a
+WHERE a.studyid = $s AND a.data_cut = $c AND a.onset_day IS NOT NULL AND a.onset_day >= 0
+  AND (list_contains($socs, upper(coalesce(a.aebodsys, '')))
+       OR len(list_filter($terms, lambda t: contains(upper(coalesce(a.aedecod, '') || ' | ' || coalesce(a.aeterm, '')), t))) > 0)
+  AND len(list_filter($excl, lambda t: contains(upper(coalesce(a.aedecod, '') || ' | ' || coalesce(a.aeterm, '')), t))) = 0
+"""
+
+
+def derive_immune(con, studyid, data_cut, config, review_store=None) -> None:
+    """Rebuild immune_reconstitution and off_tumour_events for one (study, cut)."""
+    p = {"s": studyid, "c": data_cut}
+    reset(con, (IMMUNE_RECONSTITUTION, OFF_TUMOUR_EVENTS), studyid, data_cut)
+    con.execute("CREATE OR REPLACE TEMP TABLE _immune_markers (test VARCHAR, label VARCHAR, threshold DOUBLE, finding VARCHAR)")
+    for m in config.get("immune_monitoring", []):
+        con.execute("INSERT INTO _immune_markers VALUES ($1, $2, CAST($3 AS DOUBLE), $4)",
+                    [m["test"].upper(), m.get("label", m["test"]), m["below"], m.get("finding", f"below {m['below']}")])
+    insert(con, IMMUNE_RECONSTITUTION, _IMMUNE, p)
+    w = config.get("off_tumour_watch", {})
+    if w.get("terms") or w.get("socs"):
+        icans_terms = [t.upper() for t in config.get("dlt", {}).get("syndrome_terms", {}).get("ICANS", [])]
+        insert(con, OFF_TUMOUR_EVENTS, _OFF_TUMOUR,
+               {**p, "label": w.get("label") or "on-target, off-tumour watch list", "late": int(w.get("late_after_day", 30)),
+                "socs": [x.upper() for x in w.get("socs", [])], "terms": [x.upper() for x in w.get("terms", [])],
+                "excl": sorted({*(x.upper() for x in w.get("exclude_terms", [])), *icans_terms})})
+
+
+DERIVATION = Derivation(name="immune_reconstitution", writes=(IMMUNE_RECONSTITUTION, OFF_TUMOUR_EVENTS),
+                        reads=("labs", "subjects", "infection_support", "adverse_events"), run=derive_immune)

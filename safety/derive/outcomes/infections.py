@@ -1,0 +1,163 @@
+"""Infection episodes, incidence density per window, and infection-related support (IVIG, G-CSF, anti-infectives).
+
+An episode is an AE in the SOC "Infections and infestations" or whose term names a pathogen, plus positive
+microbiology (MB) with no AE of the same pathogen class within 7 days. The pathogen class comes from
+safety/data/infection_classes.csv (lowest priority number wins). Windows by onset day follow the committee
+convention (days 0-30, 31-90, 91-365); incidence density counts every episode (recurrent events) over the
+patient-days each infused subject was followed in the window. Choices are in docs/outcomes.md.
+"""
+from __future__ import annotations
+
+from safety.derive.graph import Derivation
+from safety.derive.outcomes import _data
+from safety.derive.toxicity._sql import insert, reset
+from safety.schema import INFECTION_EPISODES, INFECTION_INCIDENCE_DENSITY, INFECTION_SUPPORT
+
+# (label, first day, last day): one definition, read by the density table, the pages and the packet.
+WINDOWS = (("day 0-30", 0, 30), ("day 31-90", 31, 90), ("day 91-365", 91, 365))
+PATHOGEN_CLASSES = ("bacterial", "viral", "fungal", "other/unspecified")
+MB_MATCH_DAYS = 7           # an MB finding within this many days of an AE of the same class is that AE's episode
+UNNAMED_PRIORITY = 9        # class rows at this priority name no pathogen: alone they do not make an AE an infection
+NEGATIVE_MB = ("NEGATIVE", "NO GROWTH", "NOT DETECTED", "NONE", "")
+
+WINDOW_SQL = ("CASE WHEN {d} < 0 THEN 'before day 0' "
+              + " ".join(f"WHEN {{d}} <= {hi} THEN '{lab}'" for lab, _, hi in WINDOWS)
+              + " ELSE 'after day 365' END")
+
+
+def window_of(day_expr: str) -> str:
+    """SQL CASE giving the window label of a day expression."""
+    return WINDOW_SQL.format(d=day_expr)
+
+
+_EPISODES = f"""
+WITH ae AS (
+  SELECT a.usubjid, a.event_key, coalesce(a.aedecod, a.aeterm) AS term,
+         upper(coalesce(a.aedecod, '') || ' | ' || coalesce(a.aeterm, '')) AS txt,
+         upper(coalesce(a.aebodsys, '')) AS soc, a.aetoxgr, a.aeser, a.aeout, a.aesdth,
+         a.onset_day, a.aest_date, a.end_day
+  FROM adverse_events a
+  WHERE a.studyid = $s AND a.data_cut = $c AND a.onset_day IS NOT NULL
+),
+matched AS (
+  SELECT ae.event_key,
+         min({{'p': k.priority, 'cls': k.pathogen_class, 'pathogen': k.pathogen, 'mould': k.invasive_mould}}) AS best
+  FROM ae JOIN _infection_classes k ON regexp_matches(ae.txt, k.pattern)
+  GROUP BY ae.event_key
+),
+ae_inf AS (
+  SELECT ae.*, m.best
+  FROM ae LEFT JOIN matched m USING (event_key)
+  WHERE ae.soc LIKE '%INFECTIONS AND INFESTATIONS%' OR (m.best IS NOT NULL AND m.best.p < {UNNAMED_PRIORITY})
+),
+ae_ep AS (
+  SELECT usubjid, event_key, 'AE' AS source, term,
+         CASE WHEN best IS NULL OR best.cls = 'other' THEN 'other/unspecified' ELSE best.cls END AS pathogen_class,
+         coalesce(best.pathogen, 'unspecified') AS pathogen, coalesce(best.mould, false) AS invasive_mould,
+         aetoxgr AS ctcae_grade, upper(coalesce(aeser, '')) = 'Y' AS serious,
+         (aetoxgr = 5 OR upper(coalesce(aeout, '')) = 'FATAL' OR upper(coalesce(aesdth, '')) = 'Y') AS fatal,
+         onset_day, aest_date AS onset_date, end_day
+  FROM ae_inf
+),
+mb AS (
+  SELECT b.usubjid, b.usubjid || '/MB/' || coalesce(CAST(b.mbseq AS VARCHAR), CAST(b.day AS VARCHAR)) AS event_key,
+         b.organism, b.day, b.mb_date,
+         min({{'p': k.priority, 'cls': k.pathogen_class, 'pathogen': k.pathogen, 'mould': k.invasive_mould}}) AS best
+  FROM microbiology b LEFT JOIN _infection_classes k ON regexp_matches(b.organism, k.pattern)
+  WHERE b.studyid = $s AND b.data_cut = $c AND b.day IS NOT NULL
+    AND coalesce(b.organism, '') NOT IN {NEGATIVE_MB!r}
+  GROUP BY ALL
+),
+mb_ep AS (
+  SELECT mb.usubjid, mb.event_key, 'MB' AS source, mb.organism AS term,
+         CASE WHEN mb.best IS NULL OR mb.best.cls = 'other' THEN 'other/unspecified' ELSE mb.best.cls END AS pathogen_class,
+         coalesce(mb.best.pathogen, 'unspecified') AS pathogen, coalesce(mb.best.mould, false) AS invasive_mould,
+         CAST(NULL AS INTEGER) AS ctcae_grade, false AS serious, false AS fatal,
+         mb.day AS onset_day, mb.mb_date AS onset_date, CAST(NULL AS INTEGER) AS end_day
+  FROM mb
+  WHERE NOT EXISTS (SELECT 1 FROM ae_ep e WHERE e.usubjid = mb.usubjid
+                      AND e.pathogen_class = CASE WHEN mb.best IS NULL OR mb.best.cls = 'other' THEN 'other/unspecified' ELSE mb.best.cls END
+                      AND abs(e.onset_day - mb.day) <= {MB_MATCH_DAYS})
+),
+ep AS (SELECT * FROM ae_ep UNION ALL BY NAME SELECT * FROM mb_ep)
+SELECT $s AS studyid, $c AS data_cut, ep.*,
+       CASE WHEN ctcae_grade IS NULL THEN 'not graded' WHEN ctcae_grade = 5 OR fatal THEN 'grade 5'
+            WHEN ctcae_grade >= 3 THEN 'grade 3-4' ELSE 'grade 1-2' END AS severity,
+       {window_of('onset_day')} AS onset_window
+FROM ep
+"""
+
+
+def _density_sql() -> str:
+    windows = " UNION ALL ".join(f"SELECT '{lab}' AS w, {lo} AS lo, {hi} AS hi" for lab, lo, hi in WINDOWS)
+    classes = " UNION ALL ".join(f"SELECT '{c}' AS k" for c in ("all", *PATHOGEN_CLASSES))
+    return f"""
+WITH w AS ({windows}),
+k AS ({classes}),
+sev AS (SELECT 'any grade' AS sv UNION ALL SELECT 'grade >= 3'),
+subj AS (
+  SELECT usubjid, coalesce(death_day, last_known_alive_day) AS last_day FROM subjects
+  WHERE studyid = $s AND data_cut = $c AND infused AND first_infusion_date IS NOT NULL
+),
+risk AS (
+  SELECT w.w, sum(greatest(0, least(subj.last_day, w.hi) - w.lo + 1)) AS pdays,
+         count(*) FILTER (WHERE subj.last_day >= w.lo) AS n_risk
+  FROM w CROSS JOIN subj GROUP BY w.w
+),
+ep AS (
+  SELECT e.* FROM infection_episodes e JOIN subj USING (usubjid)
+  WHERE e.studyid = $s AND e.data_cut = $c
+),
+cnt AS (
+  SELECT w.w, k.k, sev.sv, count(ep.event_key) AS n, count(DISTINCT ep.usubjid) AS n_subj
+  FROM w CROSS JOIN k CROSS JOIN sev
+  LEFT JOIN ep ON ep.onset_window = w.w AND (k.k = 'all' OR ep.pathogen_class = k.k)
+              AND (sev.sv = 'any grade' OR ep.ctcae_grade >= 3 OR ep.fatal)
+  GROUP BY ALL
+)
+SELECT $s AS studyid, $c AS data_cut, w.w AS onset_window, w.lo AS window_start, w.hi AS window_end,
+       cnt.k AS pathogen_class, cnt.sv AS severity, CAST(cnt.n AS INTEGER) AS episodes,
+       CAST(cnt.n_subj AS INTEGER) AS subjects_with_episode, CAST(coalesce(risk.n_risk, 0) AS INTEGER) AS subjects_at_risk,
+       CAST(coalesce(risk.pdays, 0) AS INTEGER) AS patient_days,
+       CASE WHEN coalesce(risk.pdays, 0) > 0 THEN CAST(cnt.n AS DOUBLE) / risk.pdays * 100.0 END AS per_100_patient_days
+FROM cnt JOIN w ON w.w = cnt.w LEFT JOIN risk ON risk.w = cnt.w
+"""
+
+
+_SUPPORT = """
+WITH m AS (
+  SELECT c.*, upper(coalesce(c.cmtrt, '') || ' | ' || coalesce(c.cmdecod, '')) AS txt FROM medications c
+  WHERE c.studyid = $s AND c.data_cut = $c
+),
+hit AS (
+  SELECT m.usubjid, m.cmseq, m.cmtrt, m.cmindc, m.cmcat, m.start_day, m.end_day,
+         arg_min(k.support, k.priority) AS support
+  FROM m JOIN _infection_support k ON regexp_matches(m.txt, k.pattern)
+  GROUP BY ALL
+)
+SELECT $s AS studyid, $c AS data_cut, usubjid, cmseq, support, cmtrt, cmindc,
+       (regexp_matches(upper(coalesce(cmindc, '') || ' ' || coalesce(cmcat, '')), 'PROPHYLA|PREVENT|PRE-EMPTIVE')
+        OR (support = 'IVIG' AND regexp_matches(upper(coalesce(cmindc, '')), 'HYPOGAMMA|IMMUNOGLOBULIN|REPLACEMENT')))
+         AS prophylaxis,
+       start_day, end_day
+FROM hit
+"""
+
+
+def derive_infections(con, studyid, data_cut, config, review_store=None) -> None:
+    """Rebuild infection_episodes, infection_incidence_density and infection_support for one (study, cut)."""
+    p = {"s": studyid, "c": data_cut}
+    reset(con, (INFECTION_EPISODES, INFECTION_INCIDENCE_DENSITY, INFECTION_SUPPORT), studyid, data_cut)
+    _data.install(con, "infection_classes.csv")
+    _data.install(con, "infection_support.csv")
+    insert(con, INFECTION_EPISODES, _EPISODES, p)
+    insert(con, INFECTION_INCIDENCE_DENSITY, _density_sql(), p)
+    insert(con, INFECTION_SUPPORT, _SUPPORT, p)
+
+
+DERIVATION = Derivation(
+    name="infections",
+    writes=(INFECTION_EPISODES, INFECTION_INCIDENCE_DENSITY, INFECTION_SUPPORT),
+    reads=("subjects", "adverse_events", "microbiology", "medications"),
+    run=derive_infections,
+)

@@ -1,0 +1,123 @@
+"""Response by the study's criteria: best overall response, ORR, duration of response and DFS/PFS from response.
+
+The criteria are study settings (study.yaml ``response``): e.g. Lugano 2014 for lymphoma, where CR and PR count,
+and CR + CRi for acute leukaemia; ``by_diagnosis`` picks the criteria per subject by the disease under study. Best
+overall response is the best assessment up to the first progression (CR > CRi > PR > SD > PD > NE). Duration of
+response runs from the first counted response to progression/relapse or death, censored at the last response
+assessment; DFS/PFS from the first response runs to progression/relapse or death, censored at last known alive.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from safety.derive.graph import Derivation
+from safety.derive.outcomes.survival import PROGRESSION_SQL, progression_lists
+from safety.derive.toxicity._sql import insert, reset
+from safety.schema import RESPONSE_OUTCOMES
+
+RESPONSE_RANK = {"CR": 1, "CRI": 2, "CRH": 2, "PR": 3, "SD": 4, "PD": 5, "PMD": 5, "RELAPSE": 5, "NE": 6}
+LABELS = {"CRI": "CRi", "CRH": "CRh"}
+
+
+def definition(responders: list[str]) -> str:
+    """'CR + PR' from ['CR', 'PR']: the printed definition of a responder."""
+    return " + ".join(LABELS.get(r, r) for r in responders)
+
+
+_SQL = f"""
+WITH rules AS (SELECT * FROM _response_rules),
+subj AS (
+  SELECT s.usubjid, s.death_day, s.last_known_alive_day,
+         coalesce(min({{'i': r.idx, 'crit': r.criteria, 'resp': r.responders}})
+                  FILTER (WHERE r.idx > 0 AND contains(upper(coalesce(s.diagnosis, '')), upper(r.contains))),
+                  min({{'i': r.idx, 'crit': r.criteria, 'resp': r.responders}}) FILTER (WHERE r.idx = 0)) AS rule
+  FROM subjects s CROSS JOIN rules r
+  WHERE s.studyid = $s AND s.data_cut = $c AND s.infused AND s.first_infusion_date IS NOT NULL
+  GROUP BY s.usubjid, s.death_day, s.last_known_alive_day
+),
+rs AS (
+  SELECT usubjid, day, upper(response) AS resp FROM responses
+  WHERE studyid = $s AND data_cut = $c AND day IS NOT NULL AND day >= 0
+),
+prog AS (SELECT usubjid, day FROM (__PROGRESSION__) WHERE day >= 0),
+first_prog AS (SELECT usubjid, min(day) AS d FROM prog GROUP BY usubjid),
+rk_t AS (SELECT * FROM (VALUES {", ".join(f"('{k}', {v})" for k, v in RESPONSE_RANK.items())}) t(resp, rk)),
+best AS (
+  SELECT rs.usubjid, arg_min(rs.resp, (coalesce(rk_t.rk, 6), rs.day)) AS bor, max(rs.day) AS last_rs
+  FROM rs LEFT JOIN rk_t USING (resp) LEFT JOIN first_prog fp USING (usubjid)
+  WHERE fp.d IS NULL OR rs.day <= fp.d
+  GROUP BY rs.usubjid
+),
+firstr AS (
+  SELECT rs.usubjid, min(rs.day) AS d FROM rs JOIN subj USING (usubjid)
+  LEFT JOIN first_prog fp USING (usubjid)
+  WHERE list_contains(subj.rule.resp, rs.resp) AND (fp.d IS NULL OR rs.day < fp.d)
+  GROUP BY rs.usubjid
+),
+lastrs AS (SELECT usubjid, max(day) AS d FROM rs GROUP BY usubjid),
+x AS (
+  SELECT subj.*, best.bor, firstr.d AS first_response_day, lastrs.d AS last_assessment_day,
+         (SELECT min(p.day) FROM prog p WHERE p.usubjid = subj.usubjid AND p.day > firstr.d) AS progression_day
+  FROM subj LEFT JOIN best USING (usubjid) LEFT JOIN firstr USING (usubjid) LEFT JOIN lastrs USING (usubjid)
+)
+SELECT $s AS studyid, $c AS data_cut, usubjid, rule.crit AS criteria,
+       array_to_string(list_transform(rule.resp, lambda r: CASE r WHEN 'CRI' THEN 'CRi' WHEN 'CRH' THEN 'CRh' ELSE r END), ' + ')
+         AS responders_definition, rule.resp AS counted_responses,
+       CASE WHEN bor IS NULL THEN 'not assessed' WHEN bor = 'CRI' THEN 'CRi' WHEN bor = 'CRH' THEN 'CRh' ELSE bor END
+         AS best_response,
+       coalesce(list_contains(rule.resp, bor), false) AS responder,
+       first_response_day, progression_day, death_day, last_assessment_day,
+       CASE WHEN first_response_day IS NOT NULL THEN
+         coalesce(least(progression_day, CASE WHEN death_day > first_response_day THEN death_day END),
+                  greatest(last_assessment_day, first_response_day)) - first_response_day END AS dor_days,
+       CASE WHEN first_response_day IS NOT NULL THEN
+         progression_day IS NOT NULL OR coalesce(death_day > first_response_day, false) END AS dor_event,
+       CASE WHEN first_response_day IS NOT NULL THEN
+         coalesce(least(progression_day, CASE WHEN death_day > first_response_day THEN death_day END),
+                  greatest(last_known_alive_day, first_response_day)) - first_response_day END AS pfs_from_response_days,
+       CASE WHEN first_response_day IS NOT NULL THEN
+         progression_day IS NOT NULL OR coalesce(death_day > first_response_day, false) END AS pfs_event
+FROM x
+"""
+
+
+def derive_response(con, studyid, data_cut, config, review_store=None) -> None:
+    """Rebuild response_outcomes for one (study, cut)."""
+    reset(con, (RESPONSE_OUTCOMES,), studyid, data_cut)
+    r = config.get("response", {})
+    con.execute("CREATE OR REPLACE TEMP TABLE _response_rules (idx INTEGER, contains VARCHAR, criteria VARCHAR, "
+                "responders VARCHAR[])")
+    con.execute("INSERT INTO _response_rules VALUES (0, NULL, $1, $2)",
+                [r.get("criteria", "CR + CRi (acute leukaemia)"), [x.upper() for x in r.get("responders", ["CR", "CRI"])]])
+    for i, rule in enumerate(r.get("by_diagnosis", []), start=1):
+        con.execute("INSERT INTO _response_rules VALUES ($1, $2, $3, $4)",
+                    [i, rule["diagnosis_contains"], rule["criteria"], [x.upper() for x in rule["responders"]]])
+    prog_terms, rs_prog = progression_lists(config)
+    insert(con, RESPONSE_OUTCOMES, _SQL.replace("__PROGRESSION__", PROGRESSION_SQL),
+           {"s": studyid, "c": data_cut, "prog_terms": prog_terms, "rs_prog": rs_prog})
+
+
+def orr(rows: pd.DataFrame) -> dict:
+    """Objective response rate from ``response_outcomes`` rows (infused subjects), with its printed definition.
+
+    Returns responders, n, orr_pct, ``by_criteria`` (one dict per criteria in use) and ``text``, e.g.
+    "ORR 15/22 (68%): Lugano 2014 (CR + PR) 10/16; CR + CRi (acute leukaemia) (CR + CRi) 5/6. ..."."""
+    parts = []
+    if len(rows):
+        g = (rows.assign(responder=rows["responder"].fillna(False).astype(bool))
+             .groupby(["criteria", "responders_definition"], dropna=False)["responder"].agg(["sum", "count"])
+             .reset_index().sort_values(["count", "criteria"], ascending=[False, True]))
+        parts = [{"criteria": r.criteria, "definition": r.responders_definition, "responders": int(r.sum),
+                  "n": int(r.count)} for r in g.itertuples()]
+    k = sum(p["responders"] for p in parts)
+    n = sum(p["n"] for p in parts)
+    pct = 100.0 * k / n if n else None
+    detail = "; ".join(f"{p['criteria']} ({p['definition']}) {p['responders']}/{p['n']}" for p in parts)
+    text = (f"ORR {k}/{n}" + (f" ({pct:.0f}%)" if n else "") + (f": {detail}" if detail else "")
+            + ". Responder: best overall response before progression in the counted categories; "
+              "denominator: infused subjects.")
+    return {"responders": k, "n": n, "orr_pct": pct, "by_criteria": parts, "text": text}
+
+
+DERIVATION = Derivation(name="response", writes=(RESPONSE_OUTCOMES,),
+                        reads=("subjects", "responses", "disposition", "adverse_events"), run=derive_response)

@@ -1,0 +1,185 @@
+"""Cumulative incidence with competing risks (Aalen-Johansen) and Kaplan-Meier, with numbers at risk.
+
+The estimators are statsmodels' (``CumIncidenceRight`` is the Aalen-Johansen estimator, ``SurvfuncRight`` the
+Kaplan-Meier product-limit estimator), not hand-written; this module only shapes subject data into (time, status)
+and the estimates into step curves a page, a figure or a packet table can read. Times are days from infusion.
+``status``: 0 = censored, 1 = the event of interest, 2 = the competing event.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from statsmodels.duration.survfunc import CumIncidenceRight, SurvfuncRight
+
+from safety.core.sql import PARAM_RE as _PARAM
+
+RISK_TABLE_DAYS = (0, 28, 100, 180, 365)  # numbers at risk printed under every curve
+
+# endpoint -> (title, event, competing event). One place for what each curve means.
+ENDPOINTS = {
+    "CRS": ("Cumulative incidence of CRS", "first CRS onset (any grade)", "death before CRS"),
+    "ICANS": ("Cumulative incidence of ICANS", "first ICANS onset (any grade)", "death before ICANS"),
+    "infection_g3": ("Cumulative incidence of grade >= 3 infection", "first grade >= 3 infection", "death before it"),
+    "NRM": ("Non-relapse mortality", "death without prior progression/relapse", "progression/relapse (or death from it)"),
+}
+
+
+def frame(con, sql: str, params: dict) -> pd.DataFrame:
+    """A query's rows as a DataFrame, passing only the named parameters the SQL uses."""
+    used = set(_PARAM.findall(sql))
+    # execute (not sql): the same connection and transaction as the derivation that may have just inserted rows
+    cur = con.execute(sql, {k: v for k, v in params.items() if k in used})
+    return pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description])
+
+
+def at_risk(time: np.ndarray, days=RISK_TABLE_DAYS) -> pd.DataFrame:
+    """Numbers at risk at each day: subjects whose time (event, competing event or censoring) is >= that day."""
+    time = np.asarray(time, float)
+    return pd.DataFrame({"day": list(days), "n_at_risk": [int((time >= d).sum()) for d in days]})
+
+
+def cumulative_incidence(time, status, cause: int = 1) -> pd.DataFrame:
+    """Aalen-Johansen cumulative incidence of ``cause`` as a step curve starting at (0, 0).
+
+    Columns: day, cumulative_incidence, se, n_at_risk (just before the day), events (of ``cause`` that day)."""
+    time = np.asarray(time, float)
+    status = np.asarray(status, int)
+    base = pd.DataFrame({"day": [0.0], "cumulative_incidence": [0.0], "se": [0.0],
+                         "n_at_risk": [int(len(time))], "events": [0]})
+    if len(time) == 0 or not (status == cause).any():
+        return base
+    with warnings.catch_warnings():  # statsmodels divides by zero in the last variance term (n at risk = events)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fit = CumIncidenceRight(time, status)
+    times = np.asarray(fit.times, float)
+    ci = np.asarray(fit.cinc[cause - 1], float)
+    se = np.asarray(fit.cinc_se[cause - 1], float)
+    n_risk = np.array([int((time >= t).sum()) for t in times])
+    ev = np.array([int(((time == t) & (status == cause)).sum()) for t in times])
+    curve = pd.DataFrame({"day": times, "cumulative_incidence": ci, "se": se, "n_at_risk": n_risk, "events": ev})
+    if curve["day"].iloc[0] > 0:
+        curve = pd.concat([base, curve], ignore_index=True)
+    return curve
+
+
+def kaplan_meier(time, event) -> pd.DataFrame:
+    """Kaplan-Meier survival as a step curve starting at (0, 1). Columns: day, survival, n_at_risk, events."""
+    time = np.asarray(time, float)
+    event = np.asarray(event, int)
+    base = pd.DataFrame({"day": [0.0], "survival": [1.0], "n_at_risk": [int(len(time))], "events": [0]})
+    if len(time) == 0 or not event.any():
+        return base
+    fit = SurvfuncRight(time, event)
+    curve = pd.DataFrame({"day": np.asarray(fit.surv_times, float), "survival": np.asarray(fit.surv_prob, float),
+                          "n_at_risk": np.asarray(fit.n_risk, int), "events": np.asarray(fit.n_events, int)})
+    if curve["day"].iloc[0] > 0:
+        curve = pd.concat([base, curve], ignore_index=True)
+    return curve
+
+
+def value_at(curve: pd.DataFrame, day: float, column: str) -> float:
+    """The step curve's value at ``day`` (right-continuous: events on that day included)."""
+    upto = curve[curve["day"] <= day]
+    return float(upto[column].iloc[-1]) if len(upto) else float(curve[column].iloc[0])
+
+
+def median_time(curve: pd.DataFrame) -> float | None:
+    """First day the Kaplan-Meier survival is <= 0.5; None when not reached."""
+    below = curve[curve["survival"] <= 0.5]
+    return float(below["day"].iloc[0]) if len(below) else None
+
+
+_COMPETING_SQL = {
+    # one row per infused subject: first event day, death day, censoring day
+    "CRS": "SELECT usubjid, min(onset_day) AS ev FROM toxicity_episodes WHERE studyid = $s AND data_cut = $c "
+           "AND syndrome = 'CRS' AND onset_day >= 0 GROUP BY usubjid",
+    "ICANS": "SELECT usubjid, min(onset_day) AS ev FROM toxicity_episodes WHERE studyid = $s AND data_cut = $c "
+             "AND syndrome = 'ICANS' AND onset_day >= 0 GROUP BY usubjid",
+    "infection_g3": "SELECT usubjid, min(onset_day) AS ev FROM infection_episodes WHERE studyid = $s AND data_cut = $c "
+                    "AND (ctcae_grade >= 3 OR fatal) AND onset_day >= 0 GROUP BY usubjid",
+}
+
+
+def endpoint_data(query, endpoint: str, config: dict, studyid: str, data_cut) -> pd.DataFrame:
+    """Per infused subject: usubjid, time (days), status (0 censored, 1 event, 2 competing) for ``endpoint``.
+
+    ``query(sql, params) -> DataFrame`` runs the SQL: a derivation passes its connection (:func:`frame`), a page
+    or an export its scoped reader, so the same definition serves both."""
+    p = {"s": studyid, "c": data_cut}
+    if endpoint == "NRM":
+        prog_terms, rs_prog = progression_lists(config)
+        sql = """
+        WITH r AS (SELECT usubjid, min(day) AS prog FROM (""" + PROGRESSION_SQL + """) GROUP BY usubjid)
+        SELECT s.usubjid,
+               CASE WHEN d.non_relapse THEN d.death_day
+                    WHEN r.prog IS NOT NULL THEN greatest(r.prog, 0)
+                    WHEN d.relapse_related THEN d.death_day
+                    ELSE s.last_known_alive_day END AS time,
+               CASE WHEN d.non_relapse THEN 1 WHEN r.prog IS NOT NULL OR d.relapse_related THEN 2 ELSE 0 END AS status
+        FROM subjects s
+        LEFT JOIN deaths d ON d.studyid = s.studyid AND d.data_cut = s.data_cut AND d.usubjid = s.usubjid
+        LEFT JOIN r ON r.usubjid = s.usubjid
+        WHERE s.studyid = $s AND s.data_cut = $c AND s.infused AND s.first_infusion_date IS NOT NULL
+        ORDER BY s.usubjid"""
+        df = query(sql, {**p, "prog_terms": prog_terms, "rs_prog": rs_prog})
+    else:
+        ev = _COMPETING_SQL[endpoint]
+        sql = f"""
+        WITH e AS ({ev})
+        SELECT s.usubjid,
+               CASE WHEN e.ev IS NOT NULL AND (s.death_day IS NULL OR e.ev <= s.death_day) THEN e.ev
+                    WHEN s.death_day IS NOT NULL THEN s.death_day ELSE s.last_known_alive_day END AS time,
+               CASE WHEN e.ev IS NOT NULL AND (s.death_day IS NULL OR e.ev <= s.death_day) THEN 1
+                    WHEN s.death_day IS NOT NULL THEN 2 ELSE 0 END AS status
+        FROM subjects s LEFT JOIN e USING (usubjid)
+        WHERE s.studyid = $s AND s.data_cut = $c AND s.infused AND s.first_infusion_date IS NOT NULL
+        ORDER BY s.usubjid"""
+        df = query(sql, p)
+    df = df.copy()
+    df["time"] = pd.to_numeric(df["time"]).fillna(0).clip(lower=0).astype(float)
+    df["status"] = pd.to_numeric(df["status"]).astype(int)
+    return df
+
+
+def connection_query(con):
+    """A ``query`` for :func:`endpoint_data` over a plain connection (derivations, tests)."""
+    return lambda sql, params: frame(con, sql, params)
+
+
+def reader_query(reader):
+    """A ``query`` for :func:`endpoint_data` over a scoped StudyReader (pages, exports): site scope applies."""
+    def q(sql, params):
+        used = set(_PARAM.findall(sql))
+        return reader.sql(sql, {k: v for k, v in params.items() if k in used})
+    return q
+
+
+# progression/relapse days per subject: RS responses in the study's progression list, DS PROGRESSIVE DISEASE,
+# AEs with a progression term (dlt.progression_terms). Parameters: $s, $c, $prog_terms, $rs_prog.
+PROGRESSION_SQL = """
+  SELECT usubjid, day FROM responses WHERE studyid = $s AND data_cut = $c AND day IS NOT NULL
+    AND list_contains($rs_prog, upper(response))
+  UNION ALL
+  SELECT usubjid, day FROM disposition WHERE studyid = $s AND data_cut = $c AND day IS NOT NULL
+    AND upper(dsdecod) = 'PROGRESSIVE DISEASE'
+  UNION ALL
+  SELECT usubjid, onset_day AS day FROM adverse_events WHERE studyid = $s AND data_cut = $c AND onset_day IS NOT NULL
+    AND (list_contains($prog_terms, upper(aedecod)) OR list_contains($prog_terms, upper(aeterm)))
+"""
+
+
+def progression_lists(cfg: dict) -> tuple[list[str], list[str]]:
+    """(progression AE terms, RS progression responses), upper case, from a study configuration."""
+    terms = [t.upper() for t in cfg.get("dlt", {}).get("progression_terms",
+                                                           ["DISEASE PROGRESSION", "PROGRESSIVE DISEASE"])]
+    rs = [t.upper() for t in cfg.get("response", {}).get("progression", ["PD", "PMD", "RELAPSE", "PROGRESSIVE DISEASE"])]
+    return terms, rs
+
+
+def endpoint_curve(query, endpoint: str, config: dict, studyid: str, data_cut):
+    """(subject data, Aalen-Johansen curve of the event, numbers at risk) for one endpoint."""
+    data = endpoint_data(query, endpoint, config, studyid, data_cut)
+    curve = cumulative_incidence(data["time"], data["status"], cause=1)
+    return data, curve, at_risk(data["time"])

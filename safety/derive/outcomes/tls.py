@@ -1,0 +1,75 @@
+"""Laboratory tumour lysis syndrome by Cairo-Bishop (Cairo & Bishop, Br J Haematol 2004;127:3-11).
+
+Laboratory TLS = two or more of the criteria in safety/data/tls_cairo_bishop.csv (uric acid, potassium, phosphate
+high; calcium low; each by an absolute limit or a 25 % change from baseline) met from 3 days before to 7 days after
+the start of therapy, here the CAR infusion (day 0). The criteria need not fall on the same day. Baseline is the
+latest value before the window (day < -3); without one only the absolute limits apply. Limits are compared with
+``>=`` / ``<=`` as the publication words them ("≥ 476 µmol/L"), after rounding both sides to 9 decimals.
+"""
+from __future__ import annotations
+
+from safety.derive.graph import Derivation
+from safety.derive.outcomes import _data
+from safety.derive.toxicity._sql import insert, reset
+from safety.schema import TLS_SCREEN
+
+WINDOW_FIRST_DAY = -3
+WINDOW_LAST_DAY = 7
+MIN_CRITERIA = 2
+
+_SQL = f"""
+WITH rules AS (
+  SELECT criterion, unnest(string_split(upper(tests), '|')) AS testcd, lower(direction) AS direction,
+         absolute_si, unit, pct_change FROM _tls_rules
+),
+lab AS (
+  SELECT l.usubjid, r.criterion, r.direction, r.absolute_si, r.pct_change, l.day, l.value
+  FROM labs l JOIN rules r ON upper(l.lbtestcd) = r.testcd
+  JOIN subjects s ON s.studyid = l.studyid AND s.data_cut = l.data_cut AND s.usubjid = l.usubjid
+  WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL AND l.day IS NOT NULL AND s.infused
+    AND coalesce(upper(l.lbspec), 'SERUM') NOT IN ('URINE')
+    AND (l.unit IS NULL OR lower(l.unit) = lower(r.unit))  -- a value in another unit is never compared
+),
+base AS (
+  SELECT usubjid, criterion, arg_max(value, day) AS baseline FROM lab WHERE day < {WINDOW_FIRST_DAY}
+  GROUP BY usubjid, criterion
+),
+hits AS (
+  SELECT lab.usubjid, lab.criterion, lab.day, lab.value,
+         CASE WHEN lab.direction = 'high' AND round(lab.value, 9) >= round(lab.absolute_si, 9) THEN 'abs'
+              WHEN lab.direction = 'low' AND round(lab.value, 9) <= round(lab.absolute_si, 9) THEN 'abs'
+              WHEN lab.direction = 'high' AND base.baseline > 0
+                   AND round(lab.value, 9) >= round(base.baseline * (1 + lab.pct_change / 100.0), 9) THEN 'change'
+              WHEN lab.direction = 'low' AND base.baseline > 0
+                   AND round(lab.value, 9) <= round(base.baseline * (1 - lab.pct_change / 100.0), 9) THEN 'change'
+         END AS how
+  FROM lab LEFT JOIN base USING (usubjid, criterion)
+  WHERE lab.day BETWEEN {WINDOW_FIRST_DAY} AND {WINDOW_LAST_DAY}
+),
+firsts AS (
+  SELECT usubjid, criterion, min(day) AS first_day, arg_min(value, day) AS value, arg_min(how, day) AS how
+  FROM hits WHERE how IS NOT NULL GROUP BY usubjid, criterion
+),
+per AS (
+  SELECT usubjid, count(*) AS n,
+         string_agg(criterion || ' d' || CAST(first_day AS VARCHAR) || ' ' || printf('%g', value) || ' (' || how || ')',
+                    '; ' ORDER BY first_day, criterion) AS criteria,
+         list(first_day ORDER BY first_day) AS days
+  FROM firsts GROUP BY usubjid
+)
+SELECT $s AS studyid, $c AS data_cut, s.usubjid, CAST(coalesce(per.n, 0) AS INTEGER) AS criteria_met,
+       per.criteria, coalesce(per.n, 0) >= {MIN_CRITERIA} AS laboratory_tls,
+       CASE WHEN coalesce(per.n, 0) >= {MIN_CRITERIA} THEN per.days[{MIN_CRITERIA}] END AS first_day
+FROM subjects s LEFT JOIN per USING (usubjid)
+WHERE s.studyid = $s AND s.data_cut = $c AND s.infused
+"""
+
+
+def derive_tls(con, studyid, data_cut, config, review_store=None) -> None:
+    """Rebuild tls_screen for one (study, cut)."""
+    reset(con, (TLS_SCREEN,), studyid, data_cut)
+    _data.install(con, "tls_cairo_bishop.csv")
+    insert(con, TLS_SCREEN, _SQL, {"s": studyid, "c": data_cut})
+
+
+DERIVATION = Derivation(name="tls", writes=(TLS_SCREEN,), reads=("labs", "subjects"), run=derive_tls)

@@ -1,0 +1,225 @@
+"""Packet outputs for the outcomes beyond CRS/ICANS: deaths with cause and NRM, infections, secondary malignancies,
+cellular kinetics, dose given (listings); NRM and deaths by cause, infections by window, response (tables).
+
+Each builder takes a scoped reader and returns a frame with attrs like every other output; a missing derived
+table gives an empty output with a note, never an error. Cumulative incidence is computed from the scoped rows
+(statsmodels Aalen-Johansen through :mod:`safety.derive.outcomes.survival`), so a site-scoped packet stays in scope.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from safety.access.reader import StudyReader
+from safety.derive.outcomes import survival
+from safety.derive.outcomes.deaths import NRM_HORIZONS
+from safety.derive.outcomes.infections import PATHOGEN_CLASSES, WINDOWS
+from safety.derive.outcomes.response import orr
+from safety.export import common as c
+
+SUBJ = ("subj AS (SELECT usubjid, siteid AS site, cohort, dose_level, age, sex FROM subjects)")
+
+
+def _new(reader: StudyReader, key_expr: str, table: str, key: str) -> str:
+    return c.new_flag_sql(reader, key_expr, table, key)
+
+
+def _missing(name, title, ref, table, columns, kind):
+    return c.empty(columns, name=name, title=title, reference=ref, kind=kind,
+                   notes=[f"Not available: the derived table {table} is not in this database file."])
+
+
+def _listing(reader, name, title, reference, table, columns, sql, notes):
+    if not reader.has_tables(table):
+        return _missing(name, title, reference, table, columns, "listing")
+    df = reader.sql(sql)
+    if df.empty:
+        notes = [f"No rows at this data cut."] + notes
+    return c.finish(df.reindex(columns=columns), name=name, title=title, reference=reference, kind="listing",
+                    notes=notes)
+
+
+DEATH_CAUSE_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "age", "sex", "event_key", "death_date", "death_day",
+                       "sources", "cause_category", "delivered_cause", "fatal_ae_term", "cause_from", "cause_conflict",
+                       "progression_day", "non_relapse", "treatment_related", "nrm_by_day28", "nrm_by_day100",
+                       "nrm_by_day365", "new_since_previous_cut"]
+
+
+def listing_death_causes(reader, store=None):
+    sql = f"""WITH {SUBJ}
+SELECT sj.*, d.usubjid || '/DEATH' AS event_key, d.* EXCLUDE (studyid, data_cut, usubjid),
+       {_new(reader, "d.usubjid", "deaths", "usubjid")} AS new_since_previous_cut
+FROM deaths d LEFT JOIN subj sj USING (usubjid) ORDER BY d.death_day NULLS LAST, d.usubjid"""
+    return _listing(reader, "death_causes", "Listing of deaths with cause category and non-relapse mortality",
+                    "FDA STF T8-T9; EBMT/EHA CAR-T best practice (NRM)", "deaths", DEATH_CAUSE_COLUMNS, sql,
+                    ["Every death recorded in DM (DTHDTC), DS (DEATH) or as a fatal AE (grade 5, AESDTH Y or AEOUT "
+                     "FATAL). Cause category from the delivered cause, else the fatal AE (safety/data/death_causes.csv).",
+                     "Non-relapse: not from progression/relapse and without documented progression before death. "
+                     "Treatment-related (monitored event) = non-relapse death of an infused subject."])
+
+
+INFECTION_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "event_key", "source", "term", "pathogen_class",
+                     "pathogen", "invasive_mould", "ctcae_grade", "severity", "serious", "fatal", "onset_day",
+                     "onset_date", "end_day", "onset_window", "new_since_previous_cut"]
+
+
+def listing_infections(reader, store=None):
+    sql = f"""WITH {SUBJ}
+SELECT sj.*, e.* EXCLUDE (studyid, data_cut, usubjid),
+       {_new(reader, "e.event_key", "infection_episodes", "event_key")} AS new_since_previous_cut
+FROM infection_episodes e LEFT JOIN subj sj USING (usubjid) ORDER BY e.usubjid, e.onset_day, e.event_key"""
+    return _listing(reader, "infections", "Listing of infection episodes", "EBMT/EHA CAR-T best practice (infections)",
+                    "infection_episodes", INFECTION_COLUMNS, sql,
+                    ["AEs in the SOC Infections and infestations or naming a pathogen, and positive microbiology (MB) "
+                     "without such an AE within 7 days. Pathogen class from safety/data/infection_classes.csv.",
+                     "Windows by onset day: day 0-30, 31-90, 91-365."])
+
+
+MALIGNANCY_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "event_key", "term", "onset_day", "latency_days",
+                      "latency_months", "t_cell_malignancy", "car_transgene_result", "ctcae_grade", "fatal",
+                      "new_since_previous_cut"]
+
+
+def listing_secondary_malignancies(reader, store=None):
+    sql = f"""WITH {SUBJ}
+SELECT sj.*, m.* EXCLUDE (studyid, data_cut, usubjid),
+       {_new(reader, "m.event_key", "secondary_malignancies", "event_key")} AS new_since_previous_cut
+FROM secondary_malignancies m LEFT JOIN subj sj USING (usubjid) ORDER BY m.onset_day, m.usubjid"""
+    return _listing(reader, "secondary_malignancies", "Listing of new malignancies after infusion",
+                    "FDA boxed warning on T-cell malignancies (January 2024); FDA LTFU guidance (2020)",
+                    "secondary_malignancies", MALIGNANCY_COLUMNS, sql,
+                    ["New malignancies with onset after day 0, with no follow-up limit. T-cell malignancies marked; "
+                     "CAR transgene result from SUPPAE CARTGRES / CARTEST when delivered."])
+
+
+KINETICS_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "pctestcd", "unit", "n_samples", "cmax", "tmax_day",
+                    "auc_0_28", "auc_last_day", "last_detectable_day", "values_used"]
+
+
+def listing_cellular_kinetics(reader, store=None):
+    sql = f"""WITH {SUBJ}
+SELECT sj.*, k.* EXCLUDE (studyid, data_cut, usubjid)
+FROM cellular_kinetics k LEFT JOIN subj sj USING (usubjid) ORDER BY k.usubjid, k.pctestcd"""
+    return _listing(reader, "cellular_kinetics", "Listing of cellular kinetics parameters", "ICH E3 16.2.5",
+                    "cellular_kinetics", KINETICS_COLUMNS, sql,
+                    ["Cmax/Tmax from day 0 (first day when tied); AUC days 0-28 by the linear trapezoid with values "
+                     "below the LLOQ as 0; last day detectable = last value above the LLOQ."])
+
+
+DOSE_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "planned_dose", "actual_dose", "dose_unit", "pct_of_planned",
+                "infusions", "infused", "not_infused_reason"]
+
+
+def listing_dose_delivered(reader, store=None):
+    sql = f"""WITH {SUBJ}
+SELECT sj.*, x.* EXCLUDE (studyid, data_cut, usubjid, dose_level)
+FROM dose_delivered x LEFT JOIN subj sj USING (usubjid) ORDER BY x.infused DESC, x.usubjid"""
+    return _listing(reader, "dose_delivered", "Listing of planned and actual cell dose, and subjects never infused",
+                    "ICH E3 16.2.5; FDA STF T3", "dose_delivered", DOSE_COLUMNS, sql,
+                    ["Planned dose per dose level from study.yaml planned_doses; actual = sum of EXDOSE over CAR "
+                     "infusions. Subjects never infused are listed with the reason (DS)."])
+
+
+# -- tables ---------------------------------------------------------------------------------------
+
+def table_deaths_nrm(reader, store=None):
+    name, title, ref = "deaths_nrm", "Deaths by cause and non-relapse mortality", "FDA STF T8; EBMT/EHA (NRM)"
+    cols = ["Row", "Statistic"]
+    if not reader.has_tables("deaths"):
+        return _missing(name, title, ref, "deaths", cols, "table")
+    deaths = reader.sql("SELECT * FROM deaths")
+    n = int(reader.scalar("SELECT count(*) FROM subjects WHERE infused AND first_infusion_date IS NOT NULL") or 0)
+    rows = [("Infused subjects (N)", str(n)), ("Deaths, any cause", c_npct(len(deaths), n))]
+    for cat, k in deaths.groupby("cause_category").size().sort_values(ascending=False).items():
+        rows.append((f"  {cat}", c_npct(int(k), n)))
+    cfg = c.study_settings(reader)
+    data = survival.endpoint_data(survival.reader_query(reader), "NRM", cfg, reader.scope.studyid, reader.scope.data_cut)
+    curve = survival.cumulative_incidence(data["time"], data["status"], cause=1)
+    for h in NRM_HORIZONS:
+        k = int(deaths[f"nrm_by_day{h}"].fillna(False).astype(bool).sum()) if len(deaths) else 0
+        rows.append((f"Non-relapse deaths by day {h}", c_npct(k, n)))
+        rows.append((f"NRM cumulative incidence at day {h} (Aalen-Johansen), %",
+                     f"{100 * survival.value_at(curve, h, 'cumulative_incidence'):.1f} (at risk {int((data['time'] >= h).sum())})"))
+    df = pd.DataFrame(rows, columns=cols)
+    return c.finish(df, name=name, title=title, reference=ref, kind="table",
+                    notes=["n (%) of infused subjects. Deaths from DM, DS and fatal AEs.",
+                           "NRM: death without documented progression/relapse before it; progression/relapse is the "
+                           "competing event; censoring at last known alive (statsmodels CumIncidenceRight)."])
+
+
+def c_npct(k: int, n: int) -> str:
+    return f"{k} ({100.0 * k / n:.1f})" if n and k else str(k)
+
+
+def table_infections(reader, store=None):
+    name, title, ref = "infections_by_window", "Infection episodes by window, pathogen class and severity", \
+        "EBMT/EHA CAR-T best practice (infections)"
+    windows = [w for w, _, _ in WINDOWS]
+    cols = ["Pathogen class", "Severity"] + [f"{w}: episodes / subjects n (%) / per 100 patient-days" for w in windows]
+    if not reader.has_tables("infection_episodes", "infection_incidence_density"):
+        return _missing(name, title, ref, "infection_episodes", cols, "table")
+    ep = reader.sql("SELECT * FROM infection_episodes")
+    dens = reader.sql("SELECT * FROM infection_incidence_density") if reader.scope.all_sites else None
+    n = int(reader.scalar("SELECT count(*) FROM subjects WHERE infused AND first_infusion_date IS NOT NULL") or 0)
+    rows = []
+    for cls in ("all", *PATHOGEN_CLASSES):
+        for sev in ("any grade", "grade >= 3"):
+            e = ep if cls == "all" else ep[ep["pathogen_class"] == cls]
+            if sev == "grade >= 3":
+                e = e[(e["ctcae_grade"].fillna(0) >= 3) | e["fatal"].fillna(False).astype(bool)]
+            cells = []
+            for w in windows:
+                x = e[e["onset_window"] == w]
+                rate = ""
+                if dens is not None and len(dens):
+                    d = dens[(dens["onset_window"] == w) & (dens["pathogen_class"] == cls) & (dens["severity"] == sev)]
+                    if len(d) and pd.notna(d["per_100_patient_days"].iloc[0]):
+                        rate = f"{d['per_100_patient_days'].iloc[0]:.2f}"
+                cells.append(f"{len(x)} / {c_npct(x['usubjid'].nunique(), n)} / {rate or '-'}")
+            rows.append((cls, sev, *cells))
+    notes = [f"Infused subjects N={n}. Episodes counted by onset day; subjects n (%) of infused subjects."]
+    notes.append("Per 100 patient-days: episodes / days followed in the window x 100 (study-level; '-' for a "
+                 "site-scoped packet)." if dens is not None else
+                 "Incidence density is study-level and not shown in a site-scoped packet.")
+    return c.finish(pd.DataFrame(rows, columns=cols), name=name, title=title, reference=ref, kind="table", notes=notes)
+
+
+def table_response(reader, store=None):
+    name, title, ref = "response", "Best overall response and objective response rate", \
+        "Lugano 2014 (Cheson et al., J Clin Oncol 2014); study response criteria"
+    cols = ["Criteria", "Row", "n (%)"]
+    if not reader.has_tables("response_outcomes"):
+        return _missing(name, title, ref, "response_outcomes", cols, "table")
+    r = reader.sql("SELECT * FROM response_outcomes")
+    rows = []
+    for (crit, definition), g in r.groupby(["criteria", "responders_definition"]):
+        n = len(g)
+        rows.append((crit, "Infused subjects (N)", str(n)))
+        for bor in ("CR", "CRi", "PR", "SD", "PD", "NE", "not assessed"):
+            k = int((g["best_response"] == bor).sum())
+            if k:
+                rows.append((crit, f"Best overall response {bor}", c_npct(k, n)))
+        rows.append((crit, f"ORR ({definition})", c_npct(int(g["responder"].fillna(False).astype(bool).sum()), n)))
+    res = orr(r)
+    resp = r[r["first_response_day"].notna()]
+    km = survival.kaplan_meier(resp["dor_days"].astype(float), resp["dor_event"].fillna(False).astype(bool).astype(int))
+    med = survival.median_time(km) if len(resp) else None
+    rows.append(("All", "Median duration of response, days (Kaplan-Meier)",
+                 "not reached" if med is None else f"{med:.0f}"))
+    return c.finish(pd.DataFrame(rows, columns=cols), name=name, title=title, reference=ref, kind="table",
+                    notes=[res["text"], "Duration of response from the first response to progression/relapse or "
+                           "death, censored at the last response assessment."])
+
+
+LISTING_SPECS = {
+    "death_causes": c.OutputSpec("Deaths with cause category and NRM", "FDA STF T8-T9", listing_death_causes),
+    "infections": c.OutputSpec("Infection episodes", "EBMT/EHA CAR-T best practice", listing_infections),
+    "secondary_malignancies": c.OutputSpec("New malignancies after infusion", "FDA boxed warning 2024",
+                                           listing_secondary_malignancies),
+    "cellular_kinetics": c.OutputSpec("Cellular kinetics", "ICH E3 16.2.5", listing_cellular_kinetics),
+    "dose_delivered": c.OutputSpec("Planned and actual dose; never infused", "ICH E3 16.2.5", listing_dose_delivered),
+}
+TABLE_SPECS = {
+    "deaths_nrm": c.OutputSpec("Deaths by cause and NRM", "FDA STF T8", table_deaths_nrm),
+    "infections_by_window": c.OutputSpec("Infections by window", "EBMT/EHA CAR-T best practice", table_infections),
+    "response": c.OutputSpec("Response by study criteria", "Lugano 2014 / study criteria", table_response),
+}

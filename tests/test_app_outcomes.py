@@ -1,0 +1,67 @@
+"""The Outcomes page through AppTest on the sample database: numbers equal the derived tables."""
+from __future__ import annotations
+
+from test_app_pages import _latest, _metrics, _open, _sql, app_db, app_env  # noqa: F401  (fixtures)
+
+
+def test_outcomes_page_deaths_nrm_response_and_dose(app_env):
+    db = app_env
+    studyid, cut = _latest(db)
+    at = _open("outcomes")
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Outcomes beyond CRS and ICANS"
+    m = _metrics(at)
+    n_inf = _sql(db, "SELECT count(*) FROM subjects WHERE studyid = $s AND data_cut = $c AND infused", s=studyid, c=cut)
+    deaths = _sql(db, "SELECT count(*) FROM deaths WHERE studyid = $s AND data_cut = $c", s=studyid, c=cut)
+    nrm100 = _sql(db, "SELECT count(*) FROM deaths WHERE studyid = $s AND data_cut = $c AND nrm_by_day100",
+                  s=studyid, c=cut)
+    assert m["Deaths"] == str(deaths)
+    assert m["NRM by day 100"].startswith(f"{nrm100}/{n_inf} ")
+    if studyid == "CD56-CART-01":  # the sample study: fungal death by day 100, ICANS death day 9; ORR 15/22
+        assert (deaths, nrm100, n_inf) == (4, 2, 22)
+        assert m["NRM by day 28"] == "1/22 (5%)"
+        assert m["Objective response rate"] == "15/22 (68%)"
+        orr_text = [t.value for t in at.markdown if t.value.startswith("ORR ")]
+        assert orr_text and "Lugano 2014 (CR + PR) 10/17" in orr_text[0] and "(CR + CRi) 5/5" in orr_text[0]
+        assert (m["Enrolled"], m["Infused"], m["Never infused"]) == ("23", "22", "1")
+        assert m["Laboratory TLS"].startswith("2/22")
+        assert m["Invasive mould infections"] == "1"
+    texts = " ".join(c.value for c in at.caption)
+    assert "Aalen-Johansen" in texts and "denominator" in texts.lower()
+    # every curve has its numbers at risk
+    assert len(at.get("plotly_chart")) >= 3
+
+
+def test_outcomes_page_cumulative_incidence_endpoints(app_env):
+    at = _open("outcomes")
+    radio = [r for r in at.radio if r.key == "ci_event"][0]
+    for name in ("CRS", "ICANS", "infection_g3", "NRM"):
+        radio.set_value(name).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any("competing event" in c.value for c in at.caption)
+
+
+def test_outcomes_page_itnk_b_cell_aplasia(app_env):
+    at = _open("outcomes", query={"studyid": "ITNK-B-01"})
+    assert not at.exception, [e.value for e in at.exception]
+    m = _metrics(at)
+    assert "B-cell aplasia (CD19+ < 10 cells/uL)" in m
+    assert "hypogammaglobulinaemia (IgG < 4 g/L)" in m
+
+
+def test_subject_profile_shows_car_expansion_beside_grades(app_env):
+    at = _open("subject_profile", query={"usubjid": "CD56-CART-01-01-005"})
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(h.value == "CAR expansion and persistence" for h in at.subheader)
+    kin = at.dataframe[-1].value
+    assert list(kin["pctestcd"]) == ["CARTGDNA"] and kin["cmax"].iloc[0] > 0
+
+
+def test_swimmer_orr_follows_study_criteria(app_env):
+    """Issue of record: CR + CRi alone gave 10/22 for the NK/T-cell lymphoma study; Lugano 2014 counts PR (15/22)."""
+    studyid, _ = _latest(app_env)
+    at = _open("swimmer")
+    assert not at.exception, [e.value for e in at.exception]
+    if studyid == "CD56-CART-01":
+        assert _metrics(at)["ORR Best overall"] == "15 / 22"
+        assert any("Lugano 2014 (CR + PR)" in c.value for c in at.caption)

@@ -1,0 +1,113 @@
+"""Packet outputs for outcomes beyond CRS/ICANS on the sample database, in every format."""
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+from safety.access.reader import Scope, StudyReader
+from safety.export.common import make_reader
+from safety.export.listings import build_listing
+from safety.export.packet import read_export_csv, write_outputs
+from safety.export.tables import build_table
+from safety.sample_db import build_sample_database
+
+CART, ITNK = "CD56-CART-01", "ITNK-B-01"
+CUT1, CUT2 = dt.date(2026, 3, 31), dt.date(2026, 9, 30)
+FIXED = dt.datetime(2026, 10, 1, 8, 0, tzinfo=dt.timezone.utc)
+OUTPUTS = ["deaths_nrm", "infections_by_window", "response", "death_causes", "infections", "secondary_malignancies",
+           "cellular_kinetics", "dose_delivered"]
+
+
+@pytest.fixture(scope="module")
+def con(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sample_outcomes") / "sample.duckdb"
+    build_sample_database(path)
+    c = duckdb.connect(str(path), read_only=True)
+    yield c
+    c.close()
+
+
+def scalar(con, sql, **p):
+    return con.cursor().execute(sql, p).fetchone()[0]
+
+
+def test_death_listing_causes_nrm_and_new_flag(con):
+    r = make_reader(con, CART, CUT2)
+    df = build_listing(r, "death_causes")
+    assert len(df) == scalar(con, "SELECT count(*) FROM deaths WHERE studyid=$s AND data_cut=$c", s=CART, c=CUT2) == 4
+    row = df.set_index("usubjid").loc[f"{CART}-01-021"]
+    assert (row["cause_category"], row["death_day"], row["nrm_by_day100"], row["nrm_by_day28"]) == ("infection", 84, True, False)
+    assert row["fatal_ae_term"] == "Bronchopulmonary aspergillosis" and row["new_since_previous_cut"]
+    icans = df.set_index("usubjid").loc[f"{CART}-01-012"]
+    assert (icans["cause_category"], icans["treatment_related"], icans["new_since_previous_cut"]) == ("ICANS", True, False)
+
+
+def test_infection_listing_has_microbiology_only_episode(con):
+    df = build_listing(make_reader(con, ITNK, CUT2), "infections")
+    bk = df[(df["usubjid"] == f"{ITNK}-01-014") & (df["source"] == "MB")]
+    assert bk[["source", "pathogen", "onset_day", "onset_window"]].values.tolist() == [["MB", "BK virus", 50, "day 31-90"]]
+
+
+def test_tables_deaths_nrm_infections_response(con):
+    r = make_reader(con, CART, CUT2)
+    nrm = dict(build_table(r, "deaths_nrm")[["Row", "Statistic"]].values)
+    assert nrm["Infused subjects (N)"] == "22" and nrm["Deaths, any cause"] == "4 (18.2)"
+    assert nrm["Non-relapse deaths by day 28"] == "1 (4.5)" and nrm["Non-relapse deaths by day 100"] == "2 (9.1)"
+    assert nrm["  progression/relapse"] == "2 (9.1)"
+    inf = build_table(r, "infections_by_window").set_index(["Pathogen class", "Severity"])
+    col = [c for c in inf.columns if c.startswith("day 31-90")][0]
+    n31 = scalar(con, "SELECT count(*) FROM infection_episodes WHERE studyid=$s AND data_cut=$c AND onset_window='day 31-90'",
+                 s=CART, c=CUT2)
+    assert inf.loc[("all", "any grade"), col].startswith(f"{n31} / ")
+    assert inf.loc[("fungal", "grade >= 3"), col].startswith("1 / 1 (4.5) / ")
+    resp = build_table(r, "response")
+    assert "ORR 15/22 (68%)" in resp.attrs["notes"][0]
+    rows = {(a, b): v for a, b, v in resp.values}
+    assert rows[("Lugano 2014", "ORR (CR + PR)")] == "10 (58.8)"
+    assert rows[("CR + CRi (acute leukaemia)", "ORR (CR + CRi)")] == "5 (100.0)"
+
+
+def test_secondary_malignancy_dose_and_kinetics_listings(con):
+    sm = build_listing(make_reader(con, ITNK, CUT2), "secondary_malignancies")
+    assert sm[["usubjid", "term", "latency_months", "t_cell_malignancy", "car_transgene_result"]].values.tolist() == [
+        [f"{ITNK}-01-005", "Myelodysplastic syndrome", 10.0, False, "NEGATIVE"]]
+    dd = build_listing(make_reader(con, CART, CUT2), "dose_delivered").set_index("usubjid")
+    assert dd.loc[f"{CART}-01-022", "pct_of_planned"] == pytest.approx(80.0)
+    assert dd.loc[f"{CART}-01-030", "not_infused_reason"] == "Manufacturing failure (product out of specification)"
+    kin = build_listing(make_reader(con, CART, CUT2), "cellular_kinetics")
+    assert len(kin) == 22 and kin["values_used"].str.startswith("0:BLQ").all()
+
+
+def test_outcome_outputs_in_every_format(con, tmp_path):
+    import openpyxl
+    import pypdf
+    r = make_reader(con, CART, CUT2)
+    paths = write_outputs(r, tmp_path, formats=("csv", "xlsx", "rtf", "pdf"), only=OUTPUTS, generated_at=FIXED,
+                          figures=False)
+    names = {p.name for p in paths}
+    for o in OUTPUTS:
+        assert f"{CART}_{CUT2}_{o}.csv" in names and f"{CART}_{CUT2}_{o}.rtf" in names
+    deaths = read_export_csv(tmp_path / f"{CART}_{CUT2}_death_causes.csv")
+    assert f"{CART}-01-021" in set(deaths["usubjid"])
+    rtf = (tmp_path / f"{CART}_{CUT2}_death_causes.rtf").read_text(encoding="latin-1")
+    assert rtf.startswith("{\\rtf1") and "Invasive pulmonary aspergillosis" in rtf and "Cause category" in rtf
+    wb = openpyxl.load_workbook(next(p for p in paths if p.suffix == ".xlsx"), read_only=True)
+    assert set(OUTPUTS) <= set(wb.sheetnames)
+    pdf = pypdf.PdfReader(next(p for p in paths if p.suffix == ".pdf"))
+    text = "\n".join(pg.extract_text() for pg in pdf.pages)
+    assert "Deaths by cause and non-relapse mortality" in text and f"{CART}-01-021" in text
+    assert "ORR 15/22" in text
+
+
+def test_site_scoped_outcome_outputs_stay_in_scope(con):
+    r = StudyReader(con, Scope(ITNK, CUT2, ("02",), CUT1))
+    site02 = {u for (u,) in con.cursor().execute(
+        "SELECT usubjid FROM subjects WHERE studyid=$s AND data_cut=$c AND siteid='02'", {"s": ITNK, "c": CUT2}).fetchall()}
+    for name in ("death_causes", "infections", "cellular_kinetics", "dose_delivered"):
+        df = build_listing(r, name)
+        assert set(df["usubjid"]) <= site02 and len(df) > 0 or name == "death_causes", name
+    inf = build_table(r, "infections_by_window")
+    assert "site-scoped" in " ".join(inf.attrs["notes"])
+    build_table(r, "deaths_nrm")  # computed from scoped rows: never raises

@@ -1,0 +1,328 @@
+"""Outcome derivations against hand-computed values on small hand-built studies."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from outcome_fixtures import OutcomeDB
+from safety.derive.outcomes import survival
+from safety.derive.outcomes.deaths import treatment_related_deaths
+from safety.derive.outcomes.response import orr
+
+
+def nan_none(v):
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
+# ---- cellular kinetics -----------------------------------------------------------------------------
+
+def test_kinetics_trapezoid_auc_cmax_tie_and_persistence(tmp_path):
+    db = OutcomeDB(tmp_path / "k.duckdb")
+    db.subject("A")
+    for d, v in [(0, None), (1, 100.0), (4, 400.0), (7, 400.0), (14, 200.0), (28, 50.0), (60, 10.0), (90, 60.0)]:
+        db.pc("A", d, v)
+    db.subject("ONE")  # a single sample in days 0-28: no AUC
+    db.pc("ONE", 7, 500.0)
+    db.pc("ONE", 60, 80.0)
+    db.derive("cellular_kinetics")
+    k = db.by("cellular_kinetics")
+    a = k["A"]
+    # linear trapezoid, BLQ as 0: 1*(0+100)/2 + 3*(100+400)/2 + 3*(400+400)/2 + 7*(400+200)/2 + 14*(200+50)/2
+    assert a["auc_0_28"] == pytest.approx(50 + 750 + 1200 + 2100 + 1750)
+    assert a["auc_last_day"] == 28
+    assert (a["cmax"], a["tmax_day"]) == (400.0, 4)      # Cmax reached on days 4 and 7: Tmax is the first
+    assert a["last_detectable_day"] == 90                # day 60 is below the LLOQ (10 < 50), day 90 is not
+    assert a["n_samples"] == 8
+    assert a["values_used"] == "0:BLQ; 1:100; 4:400; 7:400; 14:200; 28:50; 60:BLQ; 90:60"
+    one = k["ONE"]
+    assert nan_none(one["auc_0_28"]) is None and (one["cmax"], one["tmax_day"], one["last_detectable_day"]) == (500.0, 7, 60)
+
+
+# ---- infections --------------------------------------------------------------------------------------
+
+def test_infection_windows_classes_density_and_support(tmp_path):
+    db = OutcomeDB(tmp_path / "i.duckdb")
+    db.subject("A", lka=400)
+    db.subject("B", death_day=45)
+    for onset, term in [(30, "Sepsis"), (31, "Influenza"), (90, "Lung infection"), (91, "BK virus infection"),
+                        (365, "Herpes zoster"), (366, "Urinary tract infection"), (-2, "Oral candidiasis")]:
+        db.ae("A", term, 2, onset, onset + 5)
+    db.ae("A", "Febrile neutropenia", 3, 10, 12, soc="Blood and lymphatic system disorders")  # not an infection
+    db.ae("A", "Cytomegalovirus viraemia", 1, 200, soc="Investigations")                     # named pathogen: counted
+    db.ae("B", "Cytomegalovirus infection reactivation", 3, 40, 44, ser="Y")
+    db.ae("B", "Bronchopulmonary aspergillosis", 5, 41, 45, aeout="FATAL")
+    db.mb("B", 38, "CYTOMEGALOVIRUS")        # matched to the CMV AE of day 40 (within 7 days): no new episode
+    db.mb("A", 250, "ASPERGILLUS FUMIGATUS")  # no AE: an episode from microbiology alone
+    db.mb("A", 251, "NO GROWTH")
+    db.cm("A", "Posaconazole", 0, 90, indication="Antifungal prophylaxis")
+    db.cm("A", "Immunoglobulin human normal", 60, 60, indication="Hypogammaglobulinaemia")
+    db.cm("A", "Filgrastim", 5, 9, indication="Neutropenia")
+    db.cm("B", "Meropenem", 40, 45, indication="Sepsis")
+    db.cm("B", "Paracetamol", 1, 2, indication="Fever")
+    db.derive("infections")
+    ep = {(r["usubjid"], r["onset_day"]): r for r in db.rows("SELECT * FROM infection_episodes")}
+    window = {k: r["onset_window"] for k, r in ep.items()}
+    assert window[("A", 30)] == "day 0-30" and window[("A", 31)] == "day 31-90"
+    assert window[("A", 90)] == "day 31-90" and window[("A", 91)] == "day 91-365"
+    assert window[("A", 365)] == "day 91-365" and window[("A", 366)] == "after day 365"
+    assert window[("A", -2)] == "before day 0"
+    assert ("A", 10) not in ep
+    cls = {k: (r["pathogen_class"], r["pathogen"]) for k, r in ep.items()}
+    assert cls[("A", 30)] == ("bacterial", "presumed bacterial")
+    assert cls[("A", 31)] == ("viral", "respiratory virus")
+    assert cls[("A", 90)] == ("other/unspecified", "unspecified")
+    assert cls[("A", 91)] == ("viral", "BK virus")
+    assert cls[("A", 200)] == ("viral", "CMV")
+    assert cls[("B", 40)] == ("viral", "CMV")
+    assert cls[("A", 250)] == ("fungal", "invasive mould") and ep[("A", 250)]["source"] == "MB"
+    assert ep[("B", 41)]["invasive_mould"] and ep[("B", 41)]["severity"] == "grade 5" and ep[("B", 41)]["fatal"]
+    assert ("B", 38) not in ep and ("A", 251) not in ep
+    dens = {(r["onset_window"], r["pathogen_class"], r["severity"]): r
+            for r in db.rows("SELECT * FROM infection_incidence_density")}
+    # patient-days: A followed to day 400, B to its death on day 45
+    # day 0-30: 31 + 31; day 31-90: 60 + 15; day 91-365: 275 + 0
+    assert [dens[(w, "all", "any grade")]["patient_days"] for w in ("day 0-30", "day 31-90", "day 91-365")] == [62, 75, 275]
+    assert [dens[(w, "all", "any grade")]["subjects_at_risk"] for w in ("day 0-30", "day 31-90", "day 91-365")] == [2, 2, 1]
+    # episodes by onset: 0-30: A30; 31-90: A31, A90, B40, B41; 91-365: A91, A200, A250 (MB), A365
+    assert dens[("day 0-30", "all", "any grade")]["episodes"] == 1
+    assert dens[("day 31-90", "all", "any grade")]["per_100_patient_days"] == pytest.approx(4 / 75 * 100)
+    assert dens[("day 91-365", "all", "any grade")]["episodes"] == 4
+    assert dens[("day 31-90", "all", "grade >= 3")]["episodes"] == 2
+    assert dens[("day 31-90", "fungal", "any grade")]["subjects_with_episode"] == 1
+    sup = {r["cmtrt"]: (r["support"], r["prophylaxis"]) for r in db.rows("SELECT * FROM infection_support")}
+    assert sup == {"Posaconazole": ("antifungal", True), "Immunoglobulin human normal": ("IVIG", True),
+                   "Filgrastim": ("G-CSF", False), "Meropenem": ("antibacterial", False)}
+
+
+# ---- deaths and NRM ------------------------------------------------------------------------------------
+
+def _death_study(tmp_path):
+    db = OutcomeDB(tmp_path / "d.duckdb")
+    db.subject("D1", death_day=20)                               # DS: sepsis
+    db.ds("D1", "DEATH", "Sepsis", 20)
+    db.subject("D2", death_day=50)                               # DM only, cause from the fatal AE
+    db.ae("D2", "Cytokine release syndrome", 5, 3, 50, soc="Immune system disorders", aeout="FATAL", related=True)
+    db.subject("D3", lka=150)                                    # AE only: no DM/DS death
+    db.ae("D3", "Intracranial haemorrhage", 5, 148, 150, soc="Nervous system disorders", aeout="FATAL")
+    db.subject("D4", death_day=90)                               # pneumonia after documented progression
+    db.rs("D4", 28, "PR")
+    db.rs("D4", 60, "PD")
+    db.ds("D4", "DEATH", "Pneumonia", 90)
+    db.subject("D5", death_day=200)                              # progression
+    db.ds("D5", "DEATH", "Disease progression", 200)
+    db.subject("NI", infused=False)                              # never infused, died before infusion
+    db.ds("NI", "DEATH", "Sepsis", 5)
+    db.subject("ALIVE", lka=365)
+    db.derive("deaths")
+    return db
+
+
+def test_deaths_from_dm_ds_and_ae_with_cause_and_nrm(tmp_path):
+    db = _death_study(tmp_path)
+    d = db.by("deaths")
+    assert set(d) == {"D1", "D2", "D3", "D4", "D5", "NI"}
+    assert (d["D1"]["sources"], d["D1"]["cause_category"], d["D1"]["cause_from"]) == ("DS", "infection", "delivered cause")
+    assert (d["D2"]["sources"], d["D2"]["cause_category"], d["D2"]["cause_from"]) == ("DM, AE", "CRS", "fatal AE")
+    assert (d["D3"]["sources"], d["D3"]["cause_category"], d["D3"]["death_day"]) == ("AE", "haemorrhage", 150)
+    assert d["D4"]["cause_category"] == "infection" and d["D4"]["progression_day"] == 60
+    assert d["D4"]["relapse_related"] and not d["D4"]["non_relapse"]
+    assert d["D5"]["cause_category"] == "progression/relapse" and not d["D5"]["treatment_related"]
+    assert not d["NI"]["treatment_related"]
+    assert [u for u in sorted(d) if d[u]["nrm_by_day28"]] == ["D1"]
+    assert [u for u in sorted(d) if d[u]["nrm_by_day100"]] == ["D1", "D2"]
+    assert [u for u in sorted(d) if d[u]["nrm_by_day365"]] == ["D1", "D2", "D3"]
+    trd = treatment_related_deaths(db.con, "OUT-01", db.rows("SELECT data_cut FROM deaths LIMIT 1")[0]["data_cut"])
+    assert [(r["usubjid"], r["death_day"]) for r in trd] == [("D1", 20), ("D2", 50), ("D3", 150)]
+    trd100 = treatment_related_deaths(db.con, "OUT-01", db.rows("SELECT data_cut FROM deaths LIMIT 1")[0]["data_cut"], 100)
+    assert [r["usubjid"] for r in trd100] == ["D1", "D2"]
+    nrm = {r["horizon_day"]: r for r in db.rows("SELECT * FROM nrm_estimates")}
+    assert [nrm[h]["nrm_deaths"] for h in (28, 100, 365)] == [1, 2, 3] and nrm[28]["n_infused"] == 6
+    # Aalen-Johansen with progression competing (D4 at day 60, D5 at 200); no censoring before day 150:
+    # day 20: 1/6; day 50: 2/6; day 150: S(150-) = 3/6 (D1, D2 dead, D4 progressed) at risk 3 -> + 3/6 * 1/3
+    assert nrm[100]["cumulative_incidence_pct"] == pytest.approx(100 * 2 / 6)
+    assert nrm[365]["cumulative_incidence_pct"] == pytest.approx(100 * (2 / 6 + 1 / 6))
+
+
+# ---- cumulative incidence against a worked example ------------------------------------------------------
+
+def test_aalen_johansen_matches_hand_worked_example():
+    """Aalen-Johansen (Putter, Fiocco & Geskus, Stat Med 2007;26:2389, eq. 5): CIF_k(t) = sum over event times
+    t_j <= t of S(t_j-) * d_kj / n_j, S the all-cause Kaplan-Meier. Eight subjects, worked by hand:
+    t=1 cause 1 (n 8): S-=1, CIF1=1/8; t=2 cause 2 and a censoring (n 7): CIF2=7/8*1/7=1/8, S=3/4;
+    t=3 cause 1 (n 5): CIF1 += 3/4*1/5 -> 0.275, S=0.6; t=4 cause 2 (n 4): CIF2 += 0.6/4 -> 0.275, S=0.45;
+    t=5 cause 1 (n 3): CIF1 += 0.45/3 -> 0.425, S=0.3; t=6 censored; t=7 cause 2 (n 1): CIF2 += 0.3 -> 0.575."""
+    t = np.array([1, 2, 2, 3, 4, 5, 6, 7])
+    s = np.array([1, 2, 0, 1, 2, 1, 0, 2])
+    c1 = survival.cumulative_incidence(t, s, cause=1)
+    c2 = survival.cumulative_incidence(t, s, cause=2)
+    assert [survival.value_at(c1, d, "cumulative_incidence") for d in (0, 1, 2, 3, 5, 7)] == pytest.approx(
+        [0, 0.125, 0.125, 0.275, 0.425, 0.425])
+    assert [survival.value_at(c2, d, "cumulative_incidence") for d in (2, 4, 7)] == pytest.approx([0.125, 0.275, 0.575])
+    # 1 - Kaplan-Meier treating the competing event as censoring overstates the incidence
+    km = survival.kaplan_meier(t, (s == 1).astype(int))
+    assert 1 - survival.value_at(km, 5, "survival") == pytest.approx(1 - 7 / 8 * 4 / 5 * 2 / 3)
+    assert 1 - survival.value_at(km, 5, "survival") > 0.425
+    assert survival.at_risk(t, (0, 2, 3, 7)).n_at_risk.tolist() == [8, 7, 5, 1]
+    assert survival.value_at(c1, 3, "n_at_risk") == 5
+
+
+def test_kaplan_meier_product_limit_and_median():
+    km = survival.kaplan_meier([2, 3, 3, 5, 8, 9], [1, 1, 0, 1, 0, 1])
+    # 5/6; x 4/5 = 2/3 at day 3; x 2/3 = 4/9 at day 5; x 0 at day 9
+    assert [survival.value_at(km, d, "survival") for d in (1, 2, 3, 5, 9)] == pytest.approx([1, 5 / 6, 2 / 3, 4 / 9, 0])
+    assert survival.median_time(km) == 5
+
+
+def test_endpoint_crs_with_death_competing(tmp_path):
+    db = OutcomeDB(tmp_path / "c.duckdb")
+    for u, death in (("A", None), ("B", 10), ("C", None), ("D", None)):
+        db.subject(u, death_day=death, lka=100)
+    for u, onset in (("A", 2), ("C", 5)):
+        db.insert("toxicity_episodes", usubjid=u, syndrome="CRS", onset_day=onset, episode_no=1)
+    data = survival.endpoint_data(survival.connection_query(db.con), "CRS", db.config, "OUT-01",
+                                  db.rows("SELECT data_cut FROM studies")[0]["data_cut"])
+    assert data.set_index("usubjid")[["time", "status"]].to_dict("index") == {
+        "A": {"time": 2.0, "status": 1}, "B": {"time": 10.0, "status": 2},
+        "C": {"time": 5.0, "status": 1}, "D": {"time": 100.0, "status": 0}}
+
+
+# ---- TLS -------------------------------------------------------------------------------------------------
+
+def test_cairo_bishop_boundaries(tmp_path):
+    db = OutcomeDB(tmp_path / "t.duckdb")
+    base = {"URATE": (380.0, "umol/L"), "K": (4.8, "mmol/L"), "PHOS": (1.0, "mmol/L"), "CA": (2.4, "mmol/L")}
+    cases = {
+        "EDGE": [("URATE", 2, 476.0), ("K", 3, 6.0)],               # both exactly on the absolute limits: TLS on day 3
+        "BELOW": [("URATE", 2, 474.9), ("K", 3, 5.99)],             # just under both (and under +25 %: 475, 6.0): none
+        "OUTSIDE": [("URATE", -3, 500.0), ("CA", 8, 1.70)],         # day -3 counts, day 8 does not: one criterion
+        "CHANGE": [("PHOS", 0, 1.25), ("CA", 7, 1.8)],               # exactly +25 % and -25 % from baseline, day 7 counts
+        "EARLY": [("URATE", -4, 600.0), ("K", -4, 6.5)],            # before the window: none
+        "UNIT": [("URATE", 1, 9.0, "mg/dL"), ("K", 1, 6.2)],        # a value in another unit is never compared
+    }
+    for u, vals in cases.items():
+        db.subject(u)
+        for test, (v, unit) in base.items():
+            db.lab(u, test, -5, v, unit)
+        for test, d, v, *unit in vals:
+            db.lab(u, test, d, v, unit[0] if unit else base[test][1])
+    db.derive("tls")
+    r = db.by("tls_screen")
+    assert {u: (r[u]["criteria_met"], r[u]["laboratory_tls"]) for u in cases} == {
+        "EDGE": (2, True), "BELOW": (0, False), "OUTSIDE": (1, False), "CHANGE": (2, True), "EARLY": (0, False),
+        "UNIT": (1, False)}
+    assert r["EDGE"]["first_day"] == 3 and r["CHANGE"]["first_day"] == 7
+    assert r["CHANGE"]["criteria"] == "phosphate d0 1.25 (change); calcium d7 1.8 (change)"
+
+
+# ---- immune reconstitution and the off-tumour watch list ------------------------------------------------------
+
+def test_immune_markers_ivig_and_off_tumour_watch(tmp_path):
+    cfg = {"immune_monitoring": [{"test": "IGG", "label": "IgG", "below": 4.0, "finding": "hypogammaglobulinaemia"},
+                                 {"test": "CD19", "label": "CD19+ B cells", "below": 0.01, "finding": "B-cell aplasia"}],
+           "off_tumour_watch": {"label": "CD56 on neural tissue", "terms": ["NEUROPATHY", "PARAESTHESIA"],
+                                "late_after_day": 30}}
+    db = OutcomeDB(tmp_path / "m.duckdb", cfg)
+    db.subject("A")
+    for d, v in [(-10, 8.0), (0, 7.5), (28, 5.0), (60, 3.9), (90, 3.2), (180, 4.5)]:
+        db.lab("A", "IGG", d, v)
+    for d, v in [(0, 0.2), (14, 0.003), (90, 0.004)]:
+        db.lab("A", "CD19", d, v)
+    db.cm("A", "Immunoglobulin human normal (IVIG)", 62, 62, indication="Hypogammaglobulinemia")
+    db.cm("A", "Immunoglobulin human normal (IVIG)", 92, 92, indication="Hypogammaglobulinemia")
+    db.ae("A", "Peripheral sensory neuropathy", 2, 31, soc="Nervous system disorders")
+    db.ae("A", "Paraesthesia", 1, 30, 35, soc="Nervous system disorders")
+    db.ae("A", "Immune effector cell-associated neurotoxicity syndrome", 2, 5, 8, soc="Nervous system disorders")
+    db.ae("A", "Headache", 1, 3, 4, soc="Nervous system disorders")
+    db.derive("infections", "immune_reconstitution")
+    m = {r["test"]: r for r in db.rows("SELECT * FROM immune_reconstitution")}
+    igg = m["IGG"]
+    assert (igg["baseline_value"], igg["nadir"], igg["nadir_day"], igg["first_below_day"]) == (7.5, 3.2, 90, 60)
+    assert (igg["last_value"], igg["below_at_last"], igg["ivig_doses"], igg["first_ivig_day"]) == (4.5, False, 2, 62)
+    assert m["CD19"]["first_below_day"] == 14 and m["CD19"]["below_at_last"] and m["CD19"]["finding"] == "B-cell aplasia"
+    ot = {r["term"]: r for r in db.rows("SELECT * FROM off_tumour_events")}
+    assert set(ot) == {"Peripheral sensory neuropathy", "Paraesthesia"}
+    assert ot["Peripheral sensory neuropathy"]["late_onset"] and not ot["Paraesthesia"]["late_onset"]  # day 31 vs 30
+
+
+# ---- secondary malignancies, dose given ---------------------------------------------------------------------
+
+def test_secondary_malignancies_latency_and_t_cell(tmp_path):
+    db = OutcomeDB(tmp_path / "s.duckdb")
+    db.con.execute("ALTER TABLE adverse_events ADD COLUMN supp_cartgres VARCHAR")
+    db.subject("A", lka=900)
+    db.ae("A", "Peripheral T-cell lymphoma", 4, 480, soc="Neoplasms", supp_cartgres="positive")
+    db.ae("A", "Myelodysplastic syndrome", 3, 304, soc="Neoplasms")
+    db.ae("A", "Tumour lysis syndrome", 3, 1, 3, soc="Metabolism and nutrition disorders")
+    db.ae("A", "Disease progression", 3, 200, soc="General disorders")
+    db.ae("A", "Basal cell carcinoma", 1, -20, soc="Neoplasms")  # before infusion: not new
+    db.derive("secondary_malignancies")
+    r = {x["term"]: x for x in db.rows("SELECT * FROM secondary_malignancies")}
+    assert set(r) == {"Peripheral T-cell lymphoma", "Myelodysplastic syndrome"}
+    t = r["Peripheral T-cell lymphoma"]
+    assert (t["latency_days"], t["latency_months"], t["t_cell_malignancy"], t["car_transgene_result"]) == (480, 15.8, True, "POSITIVE")
+    m = r["Myelodysplastic syndrome"]
+    assert (m["latency_months"], m["t_cell_malignancy"], nan_none(m["car_transgene_result"])) == (10.0, False, None)
+
+
+def test_dose_given_against_plan_and_never_infused(tmp_path):
+    db = OutcomeDB(tmp_path / "x.duckdb", {"planned_doses": {"DL1": 1.0, "DL2": 3.0}})
+    db.subject("A", dose_level="DL2")
+    db.ex("A", 2.4)
+    db.subject("B", dose_level="DL1")
+    db.ex("B", 1.0)
+    db.subject("N", infused=False, dose_level="DL2")
+    db.ds("N", "OTHER", "Manufacturing failure", -3)
+    db.subject("M", infused=False, dose_level="DL2")
+    db.derive("dose_delivered")
+    r = db.by("dose_delivered")
+    assert r["A"]["pct_of_planned"] == pytest.approx(80.0) and r["A"]["actual_dose"] == 2.4
+    assert r["B"]["pct_of_planned"] == pytest.approx(100.0)
+    assert (r["N"]["infused"], r["N"]["not_infused_reason"]) == (False, "Manufacturing failure")
+    assert r["M"]["not_infused_reason"] == "not recorded" and nan_none(r["A"]["not_infused_reason"]) is None
+
+
+# ---- response ---------------------------------------------------------------------------------------------
+
+def test_response_by_criteria_orr_dor_and_pfs_from_response(tmp_path):
+    cfg = {"response": {"criteria": "Lugano 2014", "responders": ["CR", "PR"],
+                        "by_diagnosis": [{"diagnosis_contains": "leukaemia", "criteria": "CR + CRi (acute leukaemia)",
+                                          "responders": ["CR", "CRI"]}]}}
+    db = OutcomeDB(tmp_path / "r.duckdb", cfg)
+    db.subject("L1", diagnosis="NK/T-cell lymphoma", lka=300)   # PR then PD: responder, DOR 28 -> 90
+    db.rs("L1", 28, "PR")
+    db.rs("L1", 90, "PD")
+    db.rs("L1", 180, "CR")                                       # after progression: not the best response
+    db.subject("L2", diagnosis="NK/T-cell lymphoma", lka=400)   # CR, censored at the last assessment
+    db.rs("L2", 28, "PR")
+    db.rs("L2", 90, "CR")
+    db.rs("L2", 180, "CR")
+    db.subject("K1", diagnosis="NK-cell leukaemia", lka=200)    # CRi counts for leukaemia
+    db.rs("K1", 28, "CRI")
+    db.subject("K2", diagnosis="NK-cell leukaemia", death_day=120)  # PR does not count for leukaemia; died
+    db.rs("K2", 28, "PR")
+    db.subject("L3", diagnosis="NK/T-cell lymphoma")             # SD
+    db.rs("L3", 28, "SD")
+    db.derive("response")
+    r = db.by("response_outcomes")
+    assert {u: (r[u]["best_response"], r[u]["responder"]) for u in r} == {
+        "L1": ("PR", True), "L2": ("CR", True), "K1": ("CRi", True), "K2": ("PR", False), "L3": ("SD", False)}
+    assert (r["L1"]["first_response_day"], r["L1"]["progression_day"], r["L1"]["dor_days"], r["L1"]["dor_event"]) == (28, 90, 62, True)
+    assert (r["L2"]["dor_days"], r["L2"]["dor_event"], r["L2"]["pfs_from_response_days"], r["L2"]["pfs_event"]) == (152, False, 372, False)
+    assert r["K1"]["responders_definition"] == "CR + CRi" and r["L1"]["responders_definition"] == "CR + PR"
+    res = orr(db.con.sql("SELECT * FROM response_outcomes").to_arrow_table().to_pandas())
+    assert (res["responders"], res["n"]) == (3, 5)
+    assert res["text"].startswith("ORR 3/5 (60%): Lugano 2014 (CR + PR) 2/3; CR + CRi (acute leukaemia) (CR + CRi) 1/2")
+
+
+def test_outcome_settings_are_validated_with_the_key_named():
+    from safety.core.config import ConfigError, validate
+    with pytest.raises(ConfigError, match=r"immune_monitoring\[0\]\.treshold"):
+        validate({"immune_monitoring": [{"test": "CD19", "below": 0.01, "treshold": 1}]})
+    with pytest.raises(ConfigError, match=r"response\.by_diagnosis\[0\]"):
+        validate({"response": {"by_diagnosis": [{"criteria": "Lugano 2014"}]}})
+    with pytest.raises(ConfigError, match=r"planned_doses\.DL1"):
+        validate({"planned_doses": {"DL1": "one"}})
+    cfg = validate({"response": {"criteria": "Lugano 2014", "responders": ["cr", "pr"]}})
+    assert cfg["response"]["responders"] == ["CR", "PR"] and cfg["immune_monitoring"][0]["test"] == "IGG"
