@@ -4,14 +4,12 @@ of the sample database that is not the embedded one), in headless Chromium (Debi
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from test_e2e_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, _free_port, _wait_healthy
+from test_e2e_browser import CHROMIUM, CHROMIUM_ARGS, serve_app
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery staple"
@@ -21,7 +19,10 @@ SUBJECT = "CD56-CART-01-01-005"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
     pytest.importorskip("playwright.sync_api")
     from safety.access.auth import UserStore
     from safety.sample_db import build_sample_database
@@ -30,25 +31,10 @@ def server(tmp_path_factory):
     db = folder / "study.duckdb"
     build_sample_database(db)
     UserStore(folder / "users.yaml", rounds=4).add("carol", "committee", PASSWORD, display_name="Carol")
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELLTOX_")}
     env.update(CELLTOX_DB=str(db), CELLTOX_SAMPLE_DB=str(folder / "not-this.duckdb"))
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless=true",
-           "--server.address=127.0.0.1", f"--server.port={port}", "--browser.gatherUsageStats=false",
-           "--server.fileWatcherType=none"]
-    log = open(folder / "streamlit.log", "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc)
+    with serve_app(env, folder / "streamlit.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def _settle(page, text: str) -> None:

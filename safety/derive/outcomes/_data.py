@@ -1,8 +1,9 @@
 """The outcome rule tables (safety/data/*.csv) as temp tables, read once per derivation run."""
 from __future__ import annotations
 
-import csv
 from pathlib import Path
+
+from safety.core.files import read_data_csv
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
@@ -22,14 +23,8 @@ RULE_FILES = {
 
 def read_rules(name: str) -> list[dict]:
     """Rows of one rule file; a missing column fails loudly with the file name."""
-    path = DATA_DIR / name
     _, cols = RULE_FILES[name]
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = set(cols) - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-        return [{k: r[k].strip() for k in cols} for r in reader]
+    return [r for _, r in read_data_csv(DATA_DIR / name, tuple(cols), exact=False)]
 
 
 def install(con, name: str) -> str:

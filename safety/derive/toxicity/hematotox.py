@@ -7,9 +7,9 @@ Five markers, the last value of each on or before the start of lymphodepletion: 
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
+from safety.core.files import read_data_csv
 from safety.derive.graph import Derivation
 from safety.derive.toxicity._sql import SCOPE, insert, reset
 from safety.schema import CAR_HEMATOTOX
@@ -36,16 +36,12 @@ def _bound(v: str, path: Path, i: int):
 def load_points(path: Path = POINTS_FILE) -> list[tuple]:
     """Rows (marker, lbtestcd, points, low, low_inclusive, high, high_inclusive); bad rows fail loudly."""
     out = []
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if tuple(reader.fieldnames or ()) != _COLUMNS:
-            raise ValueError(f"{path}: header must be {','.join(_COLUMNS)}")
-        for i, r in enumerate(reader, start=2):
-            if r["marker"] not in MARKERS:
-                raise ValueError(f"{path} row {i}: marker {r['marker']!r} is not one of {MARKERS}")
-            out.append((r["marker"], r["lbtestcd"].strip().upper(), int(r["points"]), _bound(r["low"], path, i),
-                        r["low_inclusive"].strip().lower() == "true", _bound(r["high"], path, i),
-                        r["high_inclusive"].strip().lower() == "true"))
+    for i, r in read_data_csv(path, _COLUMNS):
+        if r["marker"] not in MARKERS:
+            raise ValueError(f"{path} row {i}: marker {r['marker']!r} is not one of {MARKERS}")
+        out.append((r["marker"], r["lbtestcd"].upper(), int(r["points"]), _bound(r["low"], path, i),
+                    r["low_inclusive"].lower() == "true", _bound(r["high"], path, i),
+                    r["high_inclusive"].lower() == "true"))
     return out
 
 

@@ -8,9 +8,9 @@ product's readings of what the paper leaves to clinical judgement are in docs/to
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
+from safety.core.files import read_data_csv
 from safety.derive.toxicity._sql import SCOPE, insert, run
 from safety.schema import IEC_HS_SCREEN
 
@@ -40,18 +40,14 @@ _RELATIVE = {"value", "uln", "baseline", "previous", "uln_or_baseline"}
 def load_criteria(path: Path = CRITERIA_FILE) -> list[dict]:
     """The screen's thresholds; a malformed row fails loudly with the file and row."""
     rows = []
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if tuple(reader.fieldnames or ()) != _COLUMNS:
-            raise ValueError(f"{path}: header must be {','.join(_COLUMNS)}")
-        for i, r in enumerate(reader, start=2):
-            if r["comparison"] not in ("<", ">", ">=") or r["relative_to"] not in _RELATIVE:
-                raise ValueError(f"{path} row {i}: comparison must be <, > or >= and relative_to one of {sorted(_RELATIVE)}")
-            try:
-                thr = float(r["threshold"])
-            except ValueError:
-                raise ValueError(f"{path} row {i}: threshold {r['threshold']!r} is not a number") from None
-            rows.append({**r, "lbtestcd": r["lbtestcd"].strip().upper(), "threshold": thr})
+    for i, r in read_data_csv(path, _COLUMNS):
+        if r["comparison"] not in ("<", ">", ">=") or r["relative_to"] not in _RELATIVE:
+            raise ValueError(f"{path} row {i}: comparison must be <, > or >= and relative_to one of {sorted(_RELATIVE)}")
+        try:
+            thr = float(r["threshold"])
+        except ValueError:
+            raise ValueError(f"{path} row {i}: threshold {r['threshold']!r} is not a number") from None
+        rows.append({**r, "lbtestcd": r["lbtestcd"].upper(), "threshold": thr})
     return rows
 
 
