@@ -2,7 +2,7 @@
 
     python benchmarks/bench_dlt.py [--subjects 2000] [--aes-per-subject 50] [--labs-per-subject 250]
 
-Builds a DuckDB file in a temporary folder (source tables from safety/schema.py, plus toxicity_episodes and
+Builds a DuckDB file in a temporary folder (source tables from safety/schema/, plus toxicity_episodes and
 lab_toxicity with their contract columns when their modules are absent), then times each step (median of 3).
 """
 from __future__ import annotations

@@ -21,6 +21,7 @@ class StudyDB:
         self.studyid, self.data_cut = studyid, data_cut
         for t in schema.SOURCE_TABLES:
             self.con.execute(t.ddl())
+        self.con.execute(schema.get_table("deaths").ddl())  # DLT screening reads treatment-related deaths
         self._ids: dict[str, int] = {}
         self.con.execute(
             "INSERT INTO studies (studyid, data_cut, product, crs_grading, icans_grading) VALUES ($s, $c, 'CAR-X', 'ASTCT 2019', 'ASTCT 2019')",

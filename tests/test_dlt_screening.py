@@ -240,3 +240,23 @@ def test_monitored_toxicity_columns(con):
     derive_dlt(con, STUDY, CUT, config())
     [r] = rows(con, "SELECT * FROM dlt_evaluability")
     assert (r["crs_max_grade_window"], r["icans_max_grade_window"], r["treatment_related_death"]) == (3, 0, True)
+
+
+def _death_row(con, usubjid, day, treatment_related):
+    cols = {"studyid": STUDY, "data_cut": CUT, "usubjid": usubjid, "death_day": day,
+            "cause_category": "infection" if treatment_related else "progression/relapse",
+            "non_relapse": treatment_related, "treatment_related": treatment_related, "sources": "DS"}
+    con.execute(f"INSERT INTO deaths ({', '.join(cols)}) VALUES ({', '.join('$' + c for c in cols)})", cols)
+
+
+def test_treatment_related_death_reads_deaths_from_dm_and_ds(con):
+    # a death known only from DM/DS (no fatal AE) is a treatment-related death when it is non-relapse
+    # and inside the DLT window (days 0-28); a relapse death or one on day 29 is not
+    for sid in ("S-1", "S-2", "S-3"):
+        add_subject(con, sid)
+    _death_row(con, "S-1", 20, True)
+    _death_row(con, "S-2", 20, False)
+    _death_row(con, "S-3", 29, True)
+    derive_dlt(con, STUDY, CUT, config())
+    trd = {r["usubjid"]: r["treatment_related_death"] for r in rows(con, "SELECT * FROM dlt_evaluability")}
+    assert trd == {"S-1": True, "S-2": False, "S-3": False}

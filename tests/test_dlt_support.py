@@ -1,5 +1,5 @@
 """Builders shared by the DLT, adjudication and stopping tests: a real DuckDB file with source tables made
-from safety/schema.py and the upstream derived tables (lab_toxicity, toxicity_episodes) from their real
+from safety/schema/ and the upstream derived tables (lab_toxicity, toxicity_episodes) from their real
 modules when present, else minimal tables with the contract columns."""
 from __future__ import annotations
 
@@ -32,10 +32,11 @@ def _ddl(name: str) -> str:
 
 
 def new_db(path, upstream: bool = True) -> duckdb.DuckDBPyConnection:
-    """A study database with every source table (and, by default, toxicity_episodes and lab_toxicity)."""
+    """A study database with every source table and deaths (and, by default, toxicity_episodes and lab_toxicity)."""
     con = duckdb.connect(str(path))
     for t in schema.SOURCE_TABLES:
         con.execute(t.ddl())
+    con.execute(schema.get_table("deaths").ddl())  # treatment-related deaths read it
     if upstream:
         for name in _MINIMAL:
             con.execute(_ddl(name))

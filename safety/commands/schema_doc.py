@@ -1,4 +1,4 @@
-"""Write docs/schema.md from the table registry in safety/schema.py (the doc is generated, never hand-edited)."""
+"""Write docs/schema.md from the table registry in safety/schema/ (the doc is generated, never hand-edited)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ from safety import schema
 
 HEADER = """# The celltox database
 
-Generated from `safety/schema.py` by `python -m safety schema-doc`; do not edit by hand.
+Generated from `safety/schema/` by `python -m safety schema-doc`; do not edit by hand.
 
 A celltox database is one DuckDB file. Every study table carries `studyid` and `data_cut`: each
 `python -m safety ingest --cutoff` adds (or replaces) one snapshot of a study, so several studies and

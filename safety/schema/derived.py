@@ -135,7 +135,7 @@ DLT_EVALUABILITY = Table(
         C("rereview_in_window", "INTEGER", "Adjudicated events of the subject whose data changed since the decision."),
         C("crs_max_grade_window", "INTEGER", "Highest CRS grade with onset in the window (episodes, else AEs); 0 when none."),
         C("icans_max_grade_window", "INTEGER", "Highest ICANS grade with onset in the window (episodes, else AEs); 0 when none."),
-        C("treatment_related_death", "BOOLEAN", "A related AE with fatal outcome (grade 5) and onset in the window."),
+        C("treatment_related_death", "BOOLEAN", "A related AE with fatal outcome (grade 5) and onset in the window, or a non-relapse death (DM, DS or AE; table deaths) on a day in the window."),
     ),
     group="derived",
 )

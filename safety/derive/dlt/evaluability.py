@@ -65,8 +65,11 @@ facts AS (
              GROUP BY usubjid) crs USING (usubjid)
   LEFT JOIN (SELECT usubjid, max(grade) AS g FROM syn_ICANS WHERE onset_day BETWEEN $win_start AND $win_end
              GROUP BY usubjid) icans USING (usubjid)
+  -- a treatment-related death: a related fatal AE, or a non-relapse death from DM, DS or AE (table deaths)
   LEFT JOIN (SELECT usubjid, true AS d FROM ae a WHERE {FATAL_AE} AND coalesce(a.related, false)
-             AND a.onset_day BETWEEN $win_start AND $win_end GROUP BY usubjid) trd USING (usubjid)
+             AND a.onset_day BETWEEN $win_start AND $win_end
+             UNION SELECT usubjid, true FROM deaths WHERE studyid = $studyid AND data_cut = $data_cut
+             AND treatment_related AND death_day BETWEEN $win_start AND $win_end) trd USING (usubjid)
   UNION ALL
   -- a subject with a DLT decision in force who is no longer in the cut (DM row quarantined, dropped from
   -- the delivery) stays counted as the committee decided until someone records a new decision

@@ -303,6 +303,7 @@ def derive_dlt(con, studyid: str, data_cut: dt.date, config: dict, review_store=
 DERIVATION = Derivation(
     name="dlt_screening",
     writes=(DLT_CANDIDATES, DLT_EVALUABILITY),
-    reads=('subjects', 'adverse_events', 'labs', 'crs_assessments', 'icans_assessments', 'lab_toxicity', 'toxicity_episodes'),
+    reads=('subjects', 'adverse_events', 'labs', 'crs_assessments', 'icans_assessments', 'lab_toxicity', 'toxicity_episodes',
+           'deaths'),
     run=derive_dlt,
 )
