@@ -52,6 +52,16 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None
     raise TimeoutError("streamlit did not become healthy")
 
 
+def require_browser() -> None:
+    """Skip when Debian's Chromium or Playwright is missing; in CI that is a failure, not a skip."""
+    if not Path(CHROMIUM).exists():
+        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    pytest.importorskip("playwright.sync_api")
+
+
 @contextmanager
 def serve_app(env: dict, log_path: Path):
     """The app served headless on a free loopback port with ``env``; yields its URL, stops it afterwards."""
@@ -75,12 +85,7 @@ def serve_app(env: dict, log_path: Path):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    pytest.importorskip("playwright.sync_api")
+    require_browser()
     from safety.sample_db import build_sample_database
 
     db = tmp_path_factory.mktemp("e2e") / "celltox_sample.duckdb"

@@ -4,12 +4,11 @@ of the sample database that is not the embedded one), in headless Chromium (Debi
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from test_e2e_browser import CHROMIUM, CHROMIUM_ARGS, serve_app
+from test_e2e_browser import CHROMIUM, CHROMIUM_ARGS, require_browser, serve_app
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery staple"
@@ -18,12 +17,7 @@ SUBJECT = "CD56-CART-01-01-005"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    pytest.importorskip("playwright.sync_api")
+    require_browser()
     from safety.access.auth import UserStore
     from safety.sample_db import build_sample_database
 
