@@ -163,14 +163,14 @@ def render_pngs(figs: list[go.Figure], scale: float = 1.0, timeout: float | None
         renderer.close()
 
 
-def submit_figures(reader: StudyReader, store=None, renderer: Renderer | None = None, live=None
+def submit_figures(reader: StudyReader, store, renderer: Renderer, live=None
                    ) -> Callable[[], list[tuple[str, bytes | None, str]]]:
     """Build the packet's overview figures and hand them to the renderer, which renders them while the caller
     goes on; returns the function that waits for them: [(title, png or None, note)] in :data:`FIGURES` order.
 
     ``live``: the packet's DLT state (:func:`~safety.review.dlt_status.dlt_status`), computed here when not
-    given. The renderer (started here when not given) is closed by the returned function, or here on error."""
-    renderer = renderer or Renderer()
+    given. The caller closes ``renderer`` after collecting (the child stops its browser meanwhile); it is
+    closed here on error."""
     try:
         built = []
         for _, (title, builder) in FIGURES.items():
@@ -187,10 +187,7 @@ def submit_figures(reader: StudyReader, store=None, renderer: Renderer | None = 
         raise
 
     def collect() -> list[tuple[str, bytes | None, str]]:
-        try:
-            rendered = iter(renderer.result())
-        finally:
-            renderer.close()
+        rendered = iter(renderer.result())
         out = []
         for title, fig, note in built:
             png = None
@@ -204,5 +201,10 @@ def submit_figures(reader: StudyReader, store=None, renderer: Renderer | None = 
 
 def build_figures(reader: StudyReader, store=None, renderer: Renderer | None = None, live=None
                   ) -> list[tuple[str, bytes | None, str]]:
-    """[(title, png or None, note)] for the packet's overview figures (decisions in ``store`` applied now)."""
-    return submit_figures(reader, store, renderer, live)()
+    """[(title, png or None, note)] for the packet's overview figures (decisions in ``store`` applied now),
+    rendered by ``renderer`` (one started ahead) or a new one; the renderer is closed afterwards."""
+    renderer = renderer or Renderer()
+    try:
+        return submit_figures(reader, store, renderer, live)()
+    finally:
+        renderer.close()
