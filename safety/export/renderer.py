@@ -49,8 +49,7 @@ class Renderer:
         self.proc = subprocess.Popen([sys.executable, str(_RENDERER), self.folder], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self._err: list[str] = []
-        self._drain = threading.Thread(target=lambda: self._err.append(self.proc.stderr.read()),
-                                       name="celltox-renderer-stderr", daemon=True)
+        self._drain = threading.Thread(target=self._read_stderr, name="celltox-renderer-stderr", daemon=True)
         self._drain.start()  # a child that writes much to stderr must never block on a full pipe
         self._thread: threading.Thread | None = None
         self._deadline = 0.0
@@ -60,6 +59,12 @@ class Renderer:
         self._result: Rendered | None = None
         self._answered = False
         self._closed = False
+
+    def _read_stderr(self) -> None:
+        try:
+            self._err.append(self.proc.stderr.read())
+        except (OSError, ValueError):  # closed by _stop: the child is gone
+            pass
 
     def submit(self, specs: list[str], scale: float = 1.0, timeout: float | None = None) -> None:
         """Send the figures (each a Plotly figure as JSON text) and return; the child renders them while the
