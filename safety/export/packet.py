@@ -102,7 +102,7 @@ def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, stor
             elif fmt == "xlsx":
                 written.append(xlsx_writer.write_xlsx(outputs, meta, tmp / f"{stem}_listings_tables.xlsx"))
             elif fmt == "pdf":
-                figs = collect_figures() if collect_figures is not None else []
+                figs = collect_figures if collect_figures is not None else []  # waited for after the cover
                 written.append(pdf_writer.write_pdf(outputs, meta, tmp / f"{stem}_committee_packet.pdf", figs,
                                                     max_rows=pdf_max_rows))
         hashes = {p.name: sha256_file(p) for p in written}
