@@ -424,3 +424,64 @@ def test_cli_export_user_takes_the_accounts_role_and_scope(db, tmp_path):
     r = _cli(*base[:-2], "--out", str(tmp_path / "login"), CELLTOX_USER="")
     assert r.returncode == 0, r.stderr
     assert store.audit_entries(action="export")[-1]["username"].startswith("cli:")
+
+
+def test_a_packet_shows_the_decisions_of_one_moment_in_every_file(reader, tmp_path, store, monkeypatch):
+    """The DLT state is computed once per packet: a decision recorded while the packet is being written shows
+    in none of its files (and in the next packet), never in some outputs and not in others."""
+    from safety.export import common
+    real, calls = common.dlt_status, []
+
+    def dlt_status_then_a_decision(*args, **kwargs):
+        calls.append(1)
+        status = real(*args, **kwargs)
+        store.add_adjudication(studyid=STUDY, event_key="CT-001-S01/AE/2", usubjid="CT-001-S01", rule_id=None,
+                               decision="added", rationale="prolonged neutropenia judged DLT", reviewer="dr.b",
+                               data_cut=str(CUT2), event_fingerprint=None)
+        return status
+
+    class Renderer:  # no browser needed: the figure is checked from the request it would render
+        def __init__(self):
+            self.specs = []
+
+        def submit(self, specs):
+            self.specs = [json.loads(s) for s in specs]
+
+        def result(self):
+            return [(None, "not rendered in this test")] * len(self.specs)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(common, "dlt_status", dlt_status_then_a_decision)
+    renderer = Renderer()
+    paths = write_outputs(reader, tmp_path / "out", formats=("csv", "pdf"), store=store, user="dm",
+                          generated_at=FIXED, renderer=renderer)
+    assert len(calls) == 1
+    read = {p.stem.split(f"{CUT2}_", 1)[1]: p for p in paths if p.suffix == ".csv"}
+    dlt = csv_writer.read_export_csv(read["dlt"])
+    assert "CT-001-S01/AE/2" not in set(dlt["event_key"])  # the added decision came after the packet's moment
+    ae = csv_writer.read_export_csv(read["ae"]).set_index("event_key")
+    not_a_candidate = ae.loc["CT-001-S01/AE/2", "adjudicated_dlt"]
+    assert pd.isna(not_a_candidate) or not_a_candidate == ""
+    episodes = csv_writer.read_export_csv(read["crs_icans_episodes"]).set_index("event_key")
+    assert episodes.loc["CT-001-S03/ICANS/1", "adjudicated_dlt"] == "Yes"  # the decision made before the packet
+    summary = csv_writer.read_export_csv(read["dlt_summary"]).set_index("Category")
+    assert summary.loc["Subjects with an adjudicated DLT", "Cohort DL1 (N=2) n (%)"] in (0, "0")
+    stop = csv_writer.read_export_csv(read["stopping_rules"])
+    assert int(stop.iloc[0]["Events"]) == 1
+    (boundary,) = [f for f in renderer.specs if "Observed" in [t.get("name") for t in f["data"]]]
+    observed = next(t for t in boundary["data"] if t.get("name") == "Observed")["y"]
+    if isinstance(observed, dict):  # Plotly's JSON writes arrays as typed base64
+        import base64
+        import numpy as np
+        observed = np.frombuffer(base64.b64decode(observed["bdata"]), dtype=observed["dtype"])
+    assert [int(v) for v in observed] == [1]  # the figure shows the same count as the stopping table
+    # the next packet shows the decision everywhere
+    monkeypatch.setattr(common, "dlt_status", real)
+    paths = write_outputs(reader, tmp_path / "next", formats=("csv",), only=["dlt", "ae"], store=store, user="dm",
+                          generated_at=FIXED)
+    read = {p.stem.split(f"{CUT2}_", 1)[1]: p for p in paths}
+    assert "CT-001-S01/AE/2" in set(csv_writer.read_export_csv(read["dlt"])["event_key"])
+    assert csv_writer.read_export_csv(read["ae"]).set_index("event_key").loc["CT-001-S01/AE/2",
+                                                                              "adjudicated_dlt"] == "Yes"

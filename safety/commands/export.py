@@ -56,15 +56,29 @@ def _split(text: str | None) -> list[str]:
 
 
 def run(args) -> int:
+    formats = _split(args.format)
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        return _fail(f"unknown format {', '.join(bad) or '(none)'}; valid formats: {', '.join(FORMATS)}")
+    renderer = None
+    if "pdf" in formats:
+        # The figure renderer (a child process: Python, kaleido, Chromium; about 3 s to start) starts before
+        # this process imports pandas, DuckDB and Plotly, so both starts overlap; write_outputs closes it.
+        from safety.export.renderer import Renderer
+        renderer = Renderer()
+    try:
+        return _export(args, formats, renderer)
+    finally:
+        if renderer is not None:
+            renderer.close()  # a refused export: the renderer goes without having been used
+
+
+def _export(args, formats: list[str], renderer) -> int:
     # heavy imports here, not at the top: `python -m safety --help` stays fast
     from safety.access.auth import scope_for
     from safety.access.reader import available_cuts, connect
     from safety.export.packet import output_names, write_outputs
 
-    formats = _split(args.format)
-    bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
-        return _fail(f"unknown format {', '.join(bad) or '(none)'}; valid formats: {', '.join(FORMATS)}")
     only = _split(args.only) or None
     if only:
         unknown = [n for n in only if n not in output_names()]
@@ -111,7 +125,7 @@ def run(args) -> int:
             user = "cli:" + _login()
         reader = make_reader(con, args.study, cut, sites=sites)
         paths = write_outputs(reader, args.out, formats=formats, only=only, store=store, user=user,
-                              pdf_max_rows=args.pdf_max_rows)
+                              pdf_max_rows=args.pdf_max_rows, renderer=renderer)
     finally:
         con.close()
     for p in paths:

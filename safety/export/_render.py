@@ -3,9 +3,11 @@ after a time limit (a browser that never answers must not hang an export).
 
     python _render.py FOLDER    (FOLDER: Chromium's profile and temporary files; removed at the end)
 stdin: {"scale": number, "figures": [Plotly figure JSON, ...]}
-stdout: [{"png": base64 text or null, "note": "" or why the figure is missing}, ...], one per figure.
-Kaleido and Chromium start before the request is read, so the parent can start this process ahead of
-need and build the figures meanwhile. Imports nothing from celltox, so it runs from any working folder.
+stdout: [{"png": base64 text or null, "note": "" or why the figure is missing}, ...], one per figure, on one
+line; then the browser is stopped and FOLDER removed.
+Kaleido and Chromium start, and render one blank image, before the request is read, so the parent can
+start this process ahead of need and build the figures meanwhile: the first image of a new browser costs
+1-4 s (Chromium's start, then loading plotly.js into its page), the next 0.2-0.4 s each. Imports nothing from celltox, so it runs from any working folder.
 """
 from __future__ import annotations
 
@@ -39,6 +41,16 @@ def start(folder: str):
         except TypeError:
             kaleido.start_sync_server()
     return pio
+
+
+def warm_up(pio) -> None:
+    """Render one blank image: the browser's start and the page load happen now, while the parent is busy."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            pio.to_image({"data": [], "layout": {"width": 10, "height": 10}}, format="png", validate=False)
+        except Exception:  # noqa: BLE001,S110 - a real request says what is wrong, figure by figure
+            pass
 
 
 def render(pio, request: dict) -> list[dict]:
@@ -76,6 +88,7 @@ def main() -> None:
     pio, failure = None, ""
     try:
         pio = start(folder)
+        warm_up(pio)
     except Exception as exc:  # noqa: BLE001 - no browser, no kaleido: every figure says why
         failure = _reason(exc)
     try:
@@ -87,7 +100,8 @@ def main() -> None:
                 out = render(pio, request)
             except Exception as exc:  # noqa: BLE001
                 out = [{"png": None, "note": _reason(exc)} for _ in request["figures"]]
-        json.dump(out, sys.stdout)
+        sys.stdout.write(json.dumps(out) + "\n")  # one line: the parent reads it without waiting for our exit
+        sys.stdout.flush()
     finally:
         stop(folder)
 

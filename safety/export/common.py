@@ -19,6 +19,7 @@ from safety.core import config as study_config
 from safety import schema
 from safety.schema.labels import COLUMN_LABELS, column_label
 from safety.access.reader import Scope, StudyReader, previous_cut
+from safety.review.dlt_status import DltStatus, dlt_status
 
 CONFIDENTIAL = "Confidential"
 GENERATED_LABEL = "Generated (UTC)"
@@ -121,6 +122,15 @@ def study_settings(reader: StudyReader) -> dict:
     return study_config.stored_config(reader.scalar("SELECT config_json FROM studies LIMIT 1"))
 
 
+def current_dlt_status(reader: StudyReader, store) -> DltStatus | None:
+    """The reader's DLT state with the decisions in ``store`` in force now (:func:`dlt_status`, the one
+    computation), or None in a file written before the DLT derivations existed. A packet calls it once and
+    hands the result to every output and figure that shows DLT facts, so they all show the same moment."""
+    if not reader.has_tables("dlt_candidates", "dlt_evaluability"):
+        return None
+    return dlt_status(reader, store, study_settings(reader))
+
+
 def table_columns(name: str) -> list[str]:
     """The columns of a registered table (KeyError names an unknown table)."""
     return schema.get_table(name).column_names
@@ -200,7 +210,13 @@ def file_stem(meta: "PacketMeta") -> str:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """A listing or table of the packet: its title, the guideline it follows and the function that builds it."""
+    """A listing or table of the packet: its title, the guideline it follows and the function that builds it,
+    ``builder(reader, store)``; with ``takes_dlt_status`` also ``live=`` the packet's :class:`DltStatus`
+    (or None: the builder computes it)."""
     title: str
     reference: str
     builder: Callable[..., pd.DataFrame]
+    takes_dlt_status: bool = False
+
+    def build(self, reader: StudyReader, store=None, live: DltStatus | None = None) -> pd.DataFrame:
+        return self.builder(reader, store, live=live) if self.takes_dlt_status else self.builder(reader, store)

@@ -7,15 +7,7 @@ Chromium cannot start its sandbox or profile) costs the packet its figures, not 
 """
 from __future__ import annotations
 
-import base64
-import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -24,12 +16,10 @@ from safety.access.reader import StudyReader
 from safety.derive.dlt.stopping import boundary_rows, event_label, rule_title
 from safety.export import common as c
 from safety.review.dlt_status import dlt_status
+from safety.export.renderer import RENDER_TIMEOUT_S, Renderer  # noqa: F401 - RENDER_TIMEOUT_S: the one limit
 from safety.core.palette import GRADE_COLORS
 
 SWIMMER_MAX_SUBJECTS = 60
-# Seconds the renderer may take for all the packet's figures (Chromium start included); CELLTOX_RENDER_TIMEOUT.
-RENDER_TIMEOUT_S = 60.0
-_RENDERER = Path(__file__).with_name("_render.py")
 
 
 def _layout(fig: go.Figure, title: str) -> go.Figure:
@@ -112,11 +102,12 @@ _BOUNDARY_LINES = {
 }
 
 
-def fig_dlt_boundary(reader: StudyReader, store=None):
+def fig_dlt_boundary(reader: StudyReader, store=None, live=None):
     """The configured stopping or escalation rule: the method's boundary lines and each dose level's (or the
     study's) events, computed now from the committee decisions in force (the rows the app and the
     stopping_rules table show), titled with the method, its source and the monitored event as protocols print
-    them (a BOIN rule is never drawn or titled as a beta-binomial one)."""
+    them (a BOIN rule is never drawn or titled as a beta-binomial one). ``live``: the packet's
+    :func:`~safety.review.dlt_status.dlt_status` when already computed."""
     cfg = c.study_settings(reader)
     rule = cfg["stopping_rule"]
     bd = None
@@ -132,9 +123,10 @@ def fig_dlt_boundary(reader: StudyReader, store=None):
             fig.add_scatter(x=part["n"], y=part[col], mode="lines", line_shape="hv", name=name,
                             line=dict(color=color, width=2, dash=dash))
     status = None
-    if reader.has_tables("dlt_candidates", "dlt_evaluability"):
-        status = dlt_status(reader, store, cfg).stopping
-        status = status.assign(cohort=status["cohort"].fillna("study"))
+    if live is None and reader.has_tables("dlt_candidates", "dlt_evaluability"):
+        live = dlt_status(reader, store, cfg)
+    if live is not None:
+        status = live.stopping.assign(cohort=live.stopping["cohort"].fillna("study"))
     if status is not None and not status.empty:
         fig.add_scatter(x=status["evaluable_n"], y=status["events"], mode="markers+text", name="Observed",
                         text=status["cohort"].astype(str), textposition="top center",
@@ -153,108 +145,66 @@ FIGURES = {
 }
 
 
-class Renderer:
-    """The kaleido child process, started ahead of need: Python, kaleido and Chromium start (about 2-3 s)
-    while the caller builds the packet's tables. :meth:`render` sends the figures once; :meth:`close`
-    stops a renderer that was never used (both safe to call in any order)."""
-
-    def __init__(self):
-        # a short folder name: Chromium's profile sockets fail to start beyond ~107-character paths
-        self.folder = tempfile.mkdtemp(prefix="ctx")
-        self.proc = subprocess.Popen([sys.executable, str(_RENDERER), self.folder], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def render(self, figs: list[go.Figure], scale: float = 1.0,
-               timeout: float | None = None) -> list[tuple[bytes | None, str]]:
-        if timeout is None:
-            timeout = float(os.environ.get("CELLTOX_RENDER_TIMEOUT") or RENDER_TIMEOUT_S)
-        request = json.dumps({"scale": scale, "figures": [f.to_json() for f in figs]})
-        try:
-            out, err = self.proc.communicate(request, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _stop(self.proc, self.folder)
-            return [(None, f"figure unavailable: the renderer (kaleido with Chromium) did not answer within "
-                           f"{timeout:g} s")] * len(figs)
-        try:
-            rendered = json.loads(out)
-            return [(base64.b64decode(r["png"]) if r.get("png") else None, r.get("note") or "") for r in rendered]
-        except (ValueError, TypeError, KeyError):
-            shutil.rmtree(self.folder, ignore_errors=True)  # a renderer that crashed did not clean up after itself
-            last = (err or "").strip().splitlines()[-1:] or [f"exit status {self.proc.returncode}"]
-            return [(None, f"figure unavailable: the renderer failed ({last[0][:200]})")] * len(figs)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            _stop(self.proc, self.folder)
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
 def render_pngs(figs: list[go.Figure], scale: float = 1.0, timeout: float | None = None,
                 renderer: Renderer | None = None) -> list[tuple[bytes | None, str]]:
     """[(PNG bytes, "") or (None, reason)] per figure, rendered together by one kaleido child process
-    (``renderer`` if one was started ahead, else a new one).
+    (``renderer`` if one was started ahead, else a new one), which is closed afterwards.
 
     The child (and any browser it started) is killed after ``timeout`` seconds from the request (default
     CELLTOX_RENDER_TIMEOUT, else :data:`RENDER_TIMEOUT_S`)."""
     if not figs:
+        if renderer is not None:
+            renderer.close()
         return []
     renderer = renderer or Renderer()
     try:
-        return renderer.render(figs, scale, timeout)
+        return renderer.render([f.to_json() for f in figs], scale, timeout)
     finally:
         renderer.close()
 
 
-def _stop(proc: subprocess.Popen, folder: str) -> None:
-    """Kill the renderer and everything below it (the browser runs in a session of its own), then its folder."""
-    for pid in [proc.pid, *_descendants(proc.pid)]:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    proc.communicate()
-    shutil.rmtree(folder, ignore_errors=True)
+def submit_figures(reader: StudyReader, store, renderer: Renderer, live=None
+                   ) -> Callable[[], list[tuple[str, bytes | None, str]]]:
+    """Build the packet's overview figures and hand them to the renderer, which renders them while the caller
+    goes on; returns the function that waits for them: [(title, png or None, note)] in :data:`FIGURES` order.
 
-
-def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid``, from Linux's /proc (empty where there is none)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])  # "pid (name) state ppid ..."
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def build_figures(reader: StudyReader, store=None, renderer: Renderer | None = None
-                  ) -> list[tuple[str, bytes | None, str]]:
-    """[(title, png or None, note)] for the packet's overview figures (decisions in ``store`` applied now).
-
-    The renderer child starts first, so Chromium starts while the figures are built."""
-    renderer = renderer or Renderer()
+    ``live``: the packet's DLT state (:func:`~safety.review.dlt_status.dlt_status`), computed here when not
+    given. The caller closes ``renderer`` after collecting (the child stops its browser meanwhile); it is
+    closed here on error."""
     try:
         built = []
         for _, (title, builder) in FIGURES.items():
             try:
-                fig, note = builder(reader, store) if builder is fig_dlt_boundary else builder(reader)
+                fig, note = builder(reader, store, live) if builder is fig_dlt_boundary else builder(reader)
             except Exception as exc:  # noqa: BLE001
                 fig, note = None, f"figure unavailable: {type(exc).__name__}: {exc}"
             built.append((title, fig, note))
-        rendered = iter(render_pngs([fig for _, fig, _ in built if fig is not None], renderer=renderer))
+        specs = [fig.to_json() for _, fig, _ in built if fig is not None]
+        if specs:
+            renderer.submit(specs)
+    except BaseException:
+        renderer.close()
+        raise
+
+    def collect() -> list[tuple[str, bytes | None, str]]:
+        rendered = iter(renderer.result())
+        out = []
+        for title, fig, note in built:
+            png = None
+            if fig is not None:
+                png, err = next(rendered)
+                note = err or note
+            out.append((title, png, note))
+        return out
+    return collect
+
+
+def build_figures(reader: StudyReader, store=None, renderer: Renderer | None = None, live=None
+                  ) -> list[tuple[str, bytes | None, str]]:
+    """[(title, png or None, note)] for the packet's overview figures (decisions in ``store`` applied now),
+    rendered by ``renderer`` (one started ahead) or a new one; the renderer is closed afterwards."""
+    renderer = renderer or Renderer()
+    try:
+        return submit_figures(reader, store, renderer, live)()
     finally:
         renderer.close()
-    out = []
-    for title, fig, note in built:
-        png = None
-        if fig is not None:
-            png, err = next(rendered)
-            note = err or note
-        out.append((title, png, note))
-    return out

@@ -13,7 +13,6 @@ import pandas as pd
 from safety.access.reader import StudyReader
 from safety.core.config import dlt_window
 from safety.export import common as c
-from safety.review.dlt_status import dlt_status
 from safety.export import outcomes as outcome_outputs
 
 SUBJ_CTE = ("subj AS (SELECT usubjid, siteid AS site, cohort, dose_level, age, sex, infusions, "
@@ -28,16 +27,14 @@ AE_COLUMNS = [
 ]
 
 
-def _dlt_window(reader: StudyReader) -> tuple[int, int]:
-    return dlt_window(c.study_settings(reader))
+def _dlt_window(reader: StudyReader, live=None) -> tuple[int, int]:
+    return live.window if live is not None else dlt_window(c.study_settings(reader))
 
 
-def _live(reader: StudyReader, store):
-    """The DLT state with the decisions in force now (the same call the app makes); None in a file
-    written before the DLT derivations existed."""
-    if not reader.has_tables("dlt_candidates", "dlt_evaluability"):
-        return None
-    return dlt_status(reader, store, c.study_settings(reader))
+def _live(reader: StudyReader, store, live=None):
+    """The DLT state with the decisions in force now (the packet's, when given; else the same call the app
+    makes); None in a file written before the DLT derivations existed."""
+    return live if live is not None else c.current_dlt_status(reader, store)
 
 
 def _ae_sql(reader: StudyReader, where: str = "TRUE") -> str:
@@ -76,9 +73,10 @@ ORDER BY a.usubjid, a.onset_day NULLS LAST, a.aeseq
 """
 
 
-def _with_adjudication(df: pd.DataFrame, reader: StudyReader, store, key: str = "event_key") -> pd.DataFrame:
+def _with_adjudication(df: pd.DataFrame, reader: StudyReader, store, key: str = "event_key", live=None
+                       ) -> pd.DataFrame:
     """``adjudicated_dlt`` per event from the decisions in force now ('' for events that are not DLT candidates)."""
-    live = _live(reader, store)
+    live = _live(reader, store, live)
     labels = live.adjudicated_dlt() if live is not None else {}
     df = df.copy()
     df["adjudicated_dlt"] = [labels.get(k, "") for k in df[key]] if len(df) else pd.Series(dtype="object")
@@ -95,10 +93,12 @@ def _new_note(reader: StudyReader) -> str:
             else "First data cut of the study: every event is new.")
 
 
-def listing_ae(reader: StudyReader, store=None, *, where: str = "TRUE", name="ae", title=None, reference=None):
-    ws, we = _dlt_window(reader)
+def listing_ae(reader: StudyReader, store=None, *, where: str = "TRUE", name="ae", title=None, reference=None,
+               live=None):
+    live = _live(reader, store, live)
+    ws, we = _dlt_window(reader, live)
     df = reader.sql(_ae_sql(reader, where), {"win_start": ws, "win_end": we})
-    df = _with_adjudication(df, reader, store)[AE_COLUMNS]
+    df = _with_adjudication(df, reader, store, live=live)[AE_COLUMNS]
     notes = [
         f"Days from first CAR infusion (day 0). DLT window: day {ws} to day {we}.",
         "Grade: AETOXGR as reported, on the grading system shown (ASTCT 2019 for CRS/ICANS, CTCAE otherwise); "
@@ -110,9 +110,9 @@ def listing_ae(reader: StudyReader, store=None, *, where: str = "TRUE", name="ae
                     reference=reference or "ICH E3 12.2.4 / 16.2.7", kind="listing", notes=notes)
 
 
-def listing_sae(reader, store=None):
+def listing_sae(reader, store=None, live=None):
     return listing_ae(reader, store, where="upper(aeser) = 'Y'", name="sae",
-                      title="Listing of serious adverse events", reference="ICH E3 14.3.2; FDA STF T10")
+                      title="Listing of serious adverse events", reference="ICH E3 14.3.2; FDA STF T10", live=live)
 
 
 DEATH_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "age", "sex", "event_key", "infusions",
@@ -153,9 +153,9 @@ def _missing(name: str, columns: list[str], title: str, reference: str, table: s
                    notes=[why or f"Not available: the derived table {table} is not in this database file."])
 
 
-def listing_dlt(reader, store=None):
+def listing_dlt(reader, store=None, live=None):
     title, ref = "Listing of dose-limiting toxicity candidates and committee adjudication", "Protocol DLT rules"
-    live = _live(reader, store)
+    live = _live(reader, store, live)
     if live is None:
         return _missing("dlt", DLT_COLUMNS, title, ref, "dlt_candidates")
     df = live.review.rename(columns={"decision": "adjudication", "reviewer": "adjudicated_by",
@@ -187,7 +187,7 @@ EPISODE_COLUMNS = ["site", "cohort", "dose_level", "usubjid"] + EPISODE_FIELDS +
                                                                                   "new_since_previous_cut"]
 
 
-def listing_crs_icans(reader, store=None):
+def listing_crs_icans(reader, store=None, live=None):
     title, ref = "Listing of CRS and ICANS episodes (ASTCT 2019)", "ICH E3 14.3.2; ASTCT consensus (Lee 2019)"
     if not reader.has_tables("toxicity_episodes"):
         return _missing("crs_icans_episodes", EPISODE_COLUMNS, title, ref, "toxicity_episodes")
@@ -198,7 +198,7 @@ WITH {SUBJ_CTE}
 SELECT sj.site, sj.cohort, sj.dose_level, e.usubjid, {fields}, {new} AS new_since_previous_cut
 FROM toxicity_episodes e LEFT JOIN subj sj USING (usubjid)
 ORDER BY e.usubjid, e.onset_day NULLS LAST, e.syndrome, e.episode_no""")
-    df = _with_adjudication(df, reader, store)
+    df = _with_adjudication(df, reader, store, live=live)
     notes = ["Episodes derived from bedside CRS/ICANS assessments and AE records; grade = maximum ASTCT grade.",
              _new_note(reader)] + _store_note(store)
     if df.empty:
@@ -440,11 +440,12 @@ ORDER BY e.usubjid, e.day NULLS LAST, e.criterion, e.test""")
 
 
 LISTINGS: dict[str, c.OutputSpec] = {
-    "ae": c.OutputSpec("All adverse events by subject", "ICH E3 12.2.4 / 16.2.7", listing_ae),
-    "sae": c.OutputSpec("Serious adverse events", "ICH E3 14.3.2; FDA STF T10", listing_sae),
+    "ae": c.OutputSpec("All adverse events by subject", "ICH E3 12.2.4 / 16.2.7", listing_ae, takes_dlt_status=True),
+    "sae": c.OutputSpec("Serious adverse events", "ICH E3 14.3.2; FDA STF T10", listing_sae, takes_dlt_status=True),
     "deaths": c.OutputSpec("Deaths", "FDA STF T9; ICH E3 14.3.2", listing_deaths),
-    "dlt": c.OutputSpec("DLT candidates and adjudication", "Protocol DLT rules", listing_dlt),
-    "crs_icans_episodes": c.OutputSpec("CRS and ICANS episodes", "ASTCT 2019", listing_crs_icans),
+    "dlt": c.OutputSpec("DLT candidates and adjudication", "Protocol DLT rules", listing_dlt, takes_dlt_status=True),
+    "crs_icans_episodes": c.OutputSpec("CRS and ICANS episodes", "ASTCT 2019", listing_crs_icans,
+                                       takes_dlt_status=True),
     "lab_grade3_episodes": c.OutputSpec("Grade >= 3 laboratory abnormalities (episodes)", "ICH E3 14.3.4",
                                         listing_lab_grade3_episodes),
     "lab_grade3": c.OutputSpec("Grade >= 3 laboratory abnormalities (every value)", "ICH E3 14.3.4",
@@ -455,8 +456,10 @@ LISTINGS: dict[str, c.OutputSpec] = {
 }
 
 
-def build_listing(reader: StudyReader, name: str, store=None) -> pd.DataFrame:
-    """One listing as a DataFrame (attrs: name, title, reference, kind, notes); KeyError for unknown names."""
+def build_listing(reader: StudyReader, name: str, store=None, live=None) -> pd.DataFrame:
+    """One listing as a DataFrame (attrs: name, title, reference, kind, notes); KeyError for unknown names.
+    ``live``: the DLT state already computed for this reader and store
+    (:func:`safety.export.common.current_dlt_status`)."""
     if name not in LISTINGS:
         raise KeyError(f"unknown listing {name!r}; valid: {', '.join(LISTINGS)}")
-    return LISTINGS[name].builder(reader, store)
+    return LISTINGS[name].build(reader, store, live)

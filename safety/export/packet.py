@@ -19,9 +19,10 @@ import pandas as pd
 from safety.access.reader import StudyReader
 from safety.export import csv_writer, pdf_writer, rtf_writer, xlsx_writer
 from safety.export.csv_writer import read_export_csv  # noqa: F401 - re-exported for callers of the packet API
-from safety.export.common import file_stem, packet_meta
-from safety.export.listings import LISTINGS, build_listing
-from safety.export.tables import TABLES, build_table
+from safety.export.common import current_dlt_status, file_stem, packet_meta
+from safety.export.listings import LISTINGS
+from safety.export.renderer import Renderer
+from safety.export.tables import TABLES
 from safety.core.files import sha256_file
 
 from safety.export import FORMATS  # noqa: E402,F401 - defined once, light enough for the CLI help
@@ -32,32 +33,55 @@ def output_names() -> list[str]:
     return list(TABLES) + list(LISTINGS)
 
 
-def build_outputs(reader: StudyReader, only=None, store=None) -> list[pd.DataFrame]:
-    """Build the requested outputs (all when ``only`` is None) in packet order."""
+def _specs(only=None):
     names = output_names() if not only else list(only)
     unknown = [n for n in names if n not in TABLES and n not in LISTINGS]
     if unknown:
         raise KeyError(f"unknown output(s) {', '.join(unknown)}; valid: {', '.join(output_names())}")
-    return [build_table(reader, n, store) if n in TABLES else build_listing(reader, n, store) for n in names]
+    return [TABLES[n] if n in TABLES else LISTINGS[n] for n in names]
 
+
+def build_outputs(reader: StudyReader, only=None, store=None, live=None) -> list[pd.DataFrame]:
+    """Build the requested outputs (all when ``only`` is None) in packet order.
+
+    The DLT state (:func:`~safety.review.dlt_status.dlt_status`, decisions in ``store`` applied) is computed
+    once, when an output needs it, and every output shows that same state; ``live`` passes one computed before."""
+    specs = _specs(only)
+    if live is None and any(s.takes_dlt_status for s in specs):
+        live = current_dlt_status(reader, store)
+    return [s.build(reader, store, live) for s in specs]
 
 
 def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, store=None, user=None, *,
                   generated_at: dt.datetime | None = None, pdf_max_rows: int = pdf_writer.DEFAULT_MAX_ROWS,
-                  figures: bool = True) -> list[Path]:
-    """Write the packet files into ``out_dir``; returns their final paths."""
+                  figures: bool = True, renderer: Renderer | None = None) -> list[Path]:
+    """Write the packet files into ``out_dir``; returns their final paths.
+
+    The PDF's figures are built first and rendered by the kaleido child process (``renderer`` when the caller
+    started one ahead, else started here; always closed here) while the tables and listings are built. Every
+    output and figure shows one DLT state, computed once for the packet."""
     formats = tuple(formats)
     bad = [f for f in formats if f not in FORMATS]
     if bad:
+        if renderer is not None:
+            renderer.close()
         raise ValueError(f"unknown format(s) {', '.join(bad)}; valid: {', '.join(FORMATS)}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    renderer = None
-    if "pdf" in formats and figures:
-        from safety.export.figures import Renderer
-        renderer = Renderer()  # Chromium starts while the tables are built
+    with_figures = "pdf" in formats and figures
+    if renderer is not None and not with_figures:
+        renderer.close()
+        renderer = None
+    elif with_figures and renderer is None:
+        renderer = Renderer()  # Chromium starts while the figures and tables are built
+    collect_figures = None
     try:
-        outputs = build_outputs(reader, only, store)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        specs = _specs(only)
+        live = current_dlt_status(reader, store) if with_figures or any(s.takes_dlt_status for s in specs) else None
+        if with_figures:
+            from safety.export.figures import submit_figures
+            collect_figures = submit_figures(reader, store, renderer, live)  # rendered while the tables are built
+        outputs = build_outputs(reader, only, store, live)
         meta = packet_meta(reader, generated_at)
         head = store.head() if store is not None else None
         if head is not None:  # printed on every page, so the minutes can record it
@@ -78,10 +102,7 @@ def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, stor
             elif fmt == "xlsx":
                 written.append(xlsx_writer.write_xlsx(outputs, meta, tmp / f"{stem}_listings_tables.xlsx"))
             elif fmt == "pdf":
-                figs = []
-                if figures:
-                    from safety.export.figures import build_figures
-                    figs = build_figures(reader, store, renderer=renderer)
+                figs = collect_figures if collect_figures is not None else []  # waited for after the cover
                 written.append(pdf_writer.write_pdf(outputs, meta, tmp / f"{stem}_committee_packet.pdf", figs,
                                                     max_rows=pdf_max_rows))
         hashes = {p.name: sha256_file(p) for p in written}

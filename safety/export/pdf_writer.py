@@ -343,7 +343,10 @@ def _output(pdf: _Packet, df: pd.DataFrame, max_rows: int):
 
 def write_pdf(outputs: list[pd.DataFrame], meta: PacketMeta, path: Path, figures=(),
               max_rows: int = DEFAULT_MAX_ROWS) -> Path:
-    """Write the packet: cover, contents, figures [(title, png bytes or None, note)], tables, listings."""
+    """Write the packet: cover, contents, figures [(title, png bytes or None, note)], tables, listings.
+
+    ``figures`` may also be a function returning that list (figures still being rendered): it is called once
+    the fonts are loaded and the cover drawn, just before the figures are needed."""
     path = Path(path)
     pdf = _Packet(meta)
     pdf.set_title(f"{meta.studyid} safety committee packet, data cut {meta.data_cut}")
@@ -351,6 +354,8 @@ def write_pdf(outputs: list[pd.DataFrame], meta: PacketMeta, path: Path, figures
     pdf.set_creator(f"celltox {meta.version}")
     pdf.set_creation_date(dt.datetime.combine(meta.data_cut, dt.time(), tzinfo=dt.timezone.utc))
     _cover(pdf, meta, outputs)
+    if callable(figures):
+        figures = figures()
     ordered = [o for o in outputs if o.attrs.get("kind") == "table"] + \
               [o for o in outputs if o.attrs.get("kind") != "table"]
     pdf.section_title = "Contents"

@@ -15,7 +15,6 @@ from safety.access.reader import StudyReader
 from safety.derive.grading.summary import grade3_counts, shift_table
 from safety.derive.toxicity import summary as tox
 from safety.export import common as c
-from safety.review.dlt_status import dlt_status
 from safety.export import outcomes as outcome_outputs
 
 POP_CTE = ("pop AS (SELECT usubjid, coalesce(cohort, '(no cohort)') AS cohort FROM subjects "
@@ -352,7 +351,7 @@ def table_lab_shift(reader, store=None):
     return c.finish(out[columns], name=name, title=title, reference=ref, kind="table", notes=notes)
 
 
-def table_dlt_summary(reader, store=None):
+def table_dlt_summary(reader, store=None, live=None):
     name, title, ref = "dlt_summary", "Dose-limiting toxicities by cohort", "Protocol DLT rules"
     groups = population(reader)
     notes = ["Percentages of the cohort's infused subjects. Adjudicated = the committee decision in force when "
@@ -360,8 +359,8 @@ def table_dlt_summary(reader, store=None):
              "decision leaves it awaiting); candidates outside the window are not awaited."]
     parts = ["SELECT 0 AS row_no, usubjid, cohort FROM pop"]
     params: dict = {}
-    if reader.has_tables("dlt_candidates", "dlt_evaluability"):
-        live = dlt_status(reader, store, c.study_settings(reader))
+    live = live if live is not None else c.current_dlt_status(reader, store)
+    if live is not None:
         rv, ev = live.review, live.evaluability
         screened = rv["screened"].astype(bool)
         in_window = rv["in_window"].fillna(False).astype(bool)
@@ -395,13 +394,13 @@ STOP_COLUMNS = {"cohort": "Cohort", "method": "Method", "monitored_event": "Moni
                 "decision_if_pending_confirmed": "Decision if pending confirmed", "sentence": "Summary"}
 
 
-def table_stopping_rules(reader, store=None):
+def table_stopping_rules(reader, store=None, live=None):
     """The stopping and escalation rules computed now from the decisions in force (the same rows the app shows)."""
     name, title, ref = "stopping_rules", "Safety stopping rule status", "Protocol stopping rules"
-    if not reader.has_tables("dlt_candidates", "dlt_evaluability"):
+    live = live if live is not None else c.current_dlt_status(reader, store)
+    if live is None:
         return c.empty(list(STOP_COLUMNS.values()), name=name, title=title, reference=ref, kind="table",
                        notes=["Not available: the DLT tables are not in this database file."])
-    live = dlt_status(reader, store, c.study_settings(reader))
     df = live.stopping.reindex(columns=list(STOP_COLUMNS))
     notes = ["Study-level status (visible to all-sites scopes only), computed from the committee decisions in "
              "force when the table was made" + ("" if store is not None else
@@ -419,14 +418,17 @@ TABLES: dict[str, c.OutputSpec] = {
     "crs_icans_summary": c.OutputSpec("CRS and ICANS summary", "ASTCT 2019", table_crs_icans_summary),
     "lab_worst_grade": c.OutputSpec("Lab worst post-baseline grade", "FDA STF T52-53", table_lab_worst_grade),
     "lab_shift": c.OutputSpec("Lab shift baseline to worst grade", "FDA STF F15", table_lab_shift),
-    "dlt_summary": c.OutputSpec("DLTs by cohort", "Protocol DLT rules", table_dlt_summary),
-    "stopping_rules": c.OutputSpec("Stopping rule status", "Protocol stopping rules", table_stopping_rules),
+    "dlt_summary": c.OutputSpec("DLTs by cohort", "Protocol DLT rules", table_dlt_summary, takes_dlt_status=True),
+    "stopping_rules": c.OutputSpec("Stopping rule status", "Protocol stopping rules", table_stopping_rules,
+                                   takes_dlt_status=True),
     **outcome_outputs.TABLE_SPECS,
 }
 
 
-def build_table(reader: StudyReader, name: str, store=None) -> pd.DataFrame:
-    """One summary table as a DataFrame (attrs: name, title, reference, kind, notes); KeyError for unknown names."""
+def build_table(reader: StudyReader, name: str, store=None, live=None) -> pd.DataFrame:
+    """One summary table as a DataFrame (attrs: name, title, reference, kind, notes); KeyError for unknown names.
+    ``live``: the DLT state already computed for this reader and store
+    (:func:`safety.export.common.current_dlt_status`)."""
     if name not in TABLES:
         raise KeyError(f"unknown table {name!r}; valid: {', '.join(TABLES)}")
-    return TABLES[name].builder(reader, store)
+    return TABLES[name].build(reader, store, live)
