@@ -116,6 +116,8 @@ series AS (
     round(l.vmin, 9) < round(k.thr, 9) AS low
   FROM lb l LEFT JOIN base b USING (usubjid, test)
   LEFT JOIN (SELECT test, thr FROM _iec_crit WHERE feature = 'cytopenia') k USING (test)
+  -- the other features are read only around a ferritin candidate: subjects without one need no series
+  WHERE l.usubjid IN (SELECT usubjid FROM cand)
   WINDOW win AS (PARTITION BY l.usubjid, l.test ORDER BY l.day)
 ),
 -- recovery from the lymphodepletion nadir: below the threshold after infusion, then at or above it on
