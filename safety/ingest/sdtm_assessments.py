@@ -25,6 +25,7 @@ Runs in ingest, inside the load's transaction, after the domains are loaded and 
 from __future__ import annotations
 
 from safety.core.sdtm_map import effective_rows
+from safety.core.sql import insert_rows
 from safety.ingest.engine import Ctx, q
 
 SOURCE_FILE = "assessment file"
@@ -74,7 +75,7 @@ def _qualifier_cols(ctx: Ctx, table: str, alias: str) -> list[str]:
 
 def _install_map(ctx: Ctx) -> None:
     ctx.con.execute("CREATE OR REPLACE TEMP TABLE _sa_map (kind VARCHAR, match VARCHAR, code VARCHAR, priority INTEGER)")
-    ctx.con.executemany("INSERT INTO _sa_map VALUES ($1, $2, $3, $4)", effective_rows(ctx.config))
+    insert_rows(ctx.con, "_sa_map", effective_rows(ctx.config), ("VARCHAR", "VARCHAR", "VARCHAR", "INTEGER"))
 
 
 def _subjects(ctx: Ctx) -> None:
