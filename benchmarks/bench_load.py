@@ -15,6 +15,8 @@ the ratio of their medians, all in one run. The load average is printed before a
     python benchmarks/bench_load.py --subjects 10000 --labs 5000000
     python benchmarks/bench_load.py --scale 1000 10000 50000      # scale curve, labs = 100 per subject
                                         [--rounds 3] [--aes N] [--no-steps] [--keep]
+    python benchmarks/bench_load.py --steps-only [--study sample_data/car_t_cd56]   # only the in-process timing
+                                                                  # of each step (while working on one)
 
 Studies are generated once (benchmarks/bench_ingest.py's generator: DM, EX, 10 lab tests half in
 conventional units, 1% partial dates, AEs) and cached in benchmarks/out/. With --keep the loaded
@@ -106,8 +108,8 @@ def floor(src: str, db: str) -> None:
     print(f"labs {n[0]} rows, lab_toxicity {n[1]} rows")
 
 
-def steps(folder: str, db: str) -> None:
-    """In process: the ingest step and each derivation, timed."""
+def steps(folder: str, db: str, cutoff: str = CUTOFF) -> None:
+    """In process: the ingest step and each derivation, timed (cutoff '' = the delivery's own cut)."""
     sys.path.insert(0, str(ROOT))
     from safety.derive import pipeline
     from safety.ingest import ingest_study
@@ -125,7 +127,7 @@ def steps(folder: str, db: str) -> None:
 
     pipeline.ORDER[:] = [Timed(d) for d in pipeline.ORDER]
     t0 = time.perf_counter()
-    r = ingest_study(folder, db, cutoff=CUTOFF)
+    r = ingest_study(folder, db, cutoff=cutoff or None)
     total = time.perf_counter() - t0
     import duckdb
 
@@ -147,7 +149,7 @@ def fresh(db: Path) -> str:
     return str(db)
 
 
-def one_size(n_subj: int, n_lab: int, n_ae: int, rounds: int, do_steps: bool, keep: bool) -> dict:
+def study_folder(n_subj: int, n_lab: int, n_ae: int) -> Path:
     from bench_ingest import generate
 
     folder = OUT / f"study_{n_subj}_{n_lab}_{n_ae}"
@@ -155,6 +157,25 @@ def one_size(n_subj: int, n_lab: int, n_ae: int, rounds: int, do_steps: bool, ke
         t0 = time.perf_counter()
         generate(folder, n_subj, n_lab, n_ae)
         print(f"generated {folder.name} in {time.perf_counter() - t0:.1f} s", flush=True)
+    return folder
+
+
+def run_steps(folder: Path, cutoff: str = CUTOFF) -> dict:
+    """The in-process load of ``folder`` with the ingest step and each derivation timed, in a fresh process."""
+    p = subprocess.run([sys.executable, __file__, "--steps", str(folder), fresh(OUT / "load_steps.duckdb"), cutoff],
+                       cwd=ROOT, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(p.stderr[-3000:])
+    s = json.loads(p.stdout.strip().splitlines()[-1])
+    print(f"  where the time goes (in process, load average {load_average()}): " + ", ".join(
+        f"{k} {v:.2f} s" for k, v in s.items() if isinstance(v, float)), flush=True)
+    print(f"  rows: {s['rows']}", flush=True)
+    fresh(OUT / "load_steps.duckdb")
+    return s
+
+
+def one_size(n_subj: int, n_lab: int, n_ae: int, rounds: int, do_steps: bool, keep: bool) -> dict:
+    folder = study_folder(n_subj, n_lab, n_ae)
     print(f"\n{n_subj:,} subjects, {n_lab:,} labs, {n_ae:,} AEs; load average {load_average()}", flush=True)
     copy_db, load_db = OUT / "load_copy.duckdb", OUT / f"load_{n_subj}_{n_lab}.duckdb"
     rounds_out = []
@@ -175,16 +196,7 @@ def one_size(n_subj: int, n_lab: int, n_ae: int, rounds: int, do_steps: bool, ke
           f"floor/copy = {fl[0] / copy_s:.2f}; peak RSS copy {res['copy_mb']:,.0f} MB, load {res['load_mb']:,.0f} MB; "
           f"load average {load_average()}", flush=True)
     if do_steps:
-        p = subprocess.run([sys.executable, __file__, "--steps", str(folder), fresh(OUT / "load_steps.duckdb")],
-                           cwd=ROOT, capture_output=True, text=True)
-        if p.returncode != 0:
-            raise SystemExit(p.stderr[-3000:])
-        s = json.loads(p.stdout.strip().splitlines()[-1])
-        res["steps"] = s
-        print("  where the time goes (in process): " + ", ".join(
-            f"{k} {v:.2f} s" for k, v in s.items() if isinstance(v, float)), flush=True)
-        print(f"  rows: {s['rows']}", flush=True)
-        fresh(OUT / "load_steps.duckdb")
+        res["steps"] = run_steps(folder)
     if not keep:
         fresh(load_db)
     fresh(copy_db)
@@ -208,8 +220,16 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-steps", action="store_true", help="skip the in-process timing of each step")
     ap.add_argument("--keep", action="store_true", help="keep the loaded database for bench_browser.py")
+    ap.add_argument("--steps-only", action="store_true",
+                    help="only the in-process timing of the ingest step and each derivation (no copy, no CLI rounds)")
+    ap.add_argument("--study", type=Path, help="with --steps-only: a study folder to load instead of a generated one")
     a = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    if a.steps_only:
+        folder = a.study.resolve() if a.study else study_folder(a.subjects, a.labs, a.aes or 25 * a.subjects)
+        print(f"{folder}; load average {load_average()}", flush=True)
+        run_steps(folder, "" if a.study else CUTOFF)  # a delivered study loads at its own cut, as the CLI does
+        return
     sizes = [(n, 100 * n, 25 * n) for n in a.scale] if a.scale else [(a.subjects, a.labs, a.aes or 25 * a.subjects)]
     results = [one_size(*s, a.rounds, not a.no_steps, a.keep) for s in sizes]
     print("\nsubjects | labs | copy s | load s | load/copy | floor s | peak RSS load MB")

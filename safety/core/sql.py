@@ -26,3 +26,14 @@ def reset_derived(con, tables, studyid: str, data_cut) -> None:
     for t in tables:
         con.execute(f"DELETE FROM {t.name} WHERE studyid = $studyid AND data_cut = $data_cut",
                     {"studyid": studyid, "data_cut": data_cut})
+
+
+def insert_rows(con, table: str, rows, types: tuple[str, ...]) -> None:
+    """INSERT ``rows`` (tuples, one value per column of ``table`` in order) in one statement, each column
+    passed as one list parameter: ``executemany`` runs a statement per row (about 1 ms each)."""
+    rows = list(rows)
+    if not rows:
+        return
+    cols = [list(c) for c in zip(*rows)]
+    sel = ", ".join(f"unnest(CAST(${i + 1} AS {t}[]))" for i, t in enumerate(types))
+    con.execute(f"INSERT INTO {table} SELECT {sel}", cols)

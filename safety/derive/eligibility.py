@@ -8,7 +8,7 @@ limits (age only). Limits are inclusive unless
 ULN. A subject with no eligibility value for a checked test is listed too, with value NULL.
 """
 from __future__ import annotations
-from safety.core.sql import reset_derived
+from safety.core.sql import insert_rows, reset_derived
 from safety.derive.graph import Derivation
 from safety.schema import ELIGIBILITY_DEVIATIONS
 
@@ -44,7 +44,7 @@ def derive_eligibility_deviations(con, studyid, data_cut, config, review_store=N
     con.execute("""CREATE OR REPLACE TEMP TABLE _elig_rules (source VARCHAR, test VARCHAR, kind VARCHAR,
                    bound DOUBLE, inclusive BOOLEAN, criterion VARCHAR)""")
     con.execute("DELETE FROM _elig_rules")
-    con.executemany("INSERT INTO _elig_rules VALUES ($1, $2, $3, CAST($4 AS DOUBLE), $5, $6)", rules)
+    insert_rows(con, "_elig_rules", rules, ("VARCHAR", "VARCHAR", "VARCHAR", "DOUBLE", "BOOLEAN", "VARCHAR"))
     # rounding both sides to 12 decimals keeps 3 x 1.2 == 3.6 (floating point) on the right side of a limit
     con.execute("""
         INSERT INTO eligibility_deviations BY NAME

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from safety.core.sql import run_sql
+from safety.core.sql import insert_rows, run_sql
 from safety.core.vocabulary import CRS_TERMS, ICANS_TERMS
 from safety.ingest.domains import (
     AGE_UNITS_PER_YEAR, LAB_NEGATIVE_ALLOWED, LIMITS, LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS,
@@ -112,14 +112,17 @@ def install_reference_tables(con) -> None:
     with open(DATA_DIR / "unit_conversions.csv", newline="", encoding="utf-8") as fh:
         for r in csv.DictReader(fh):
             rows.append((r["lbtestcd"].strip().upper(), r["from_unit"].strip(), r["to_unit"].strip(), float(r["factor"])))
-    con.executemany("INSERT INTO _units VALUES ($1, $2, ct_unit($2), $3, CAST($4 AS DOUBLE))", rows)
+    cols = [list(c) for c in zip(*rows)]
+    con.execute("INSERT INTO _units SELECT t, f, ct_unit(f), u, x FROM (SELECT unnest(CAST($1 AS VARCHAR[])) AS t, "
+                "unnest(CAST($2 AS VARCHAR[])) AS f, unnest(CAST($3 AS VARCHAR[])) AS u, "
+                "unnest(CAST($4 AS DOUBLE[])) AS x)", cols)
     con.execute("CREATE OR REPLACE TEMP TABLE _unit_tests AS SELECT DISTINCT u_testcd AS ut_testcd FROM _units")
     con.execute("CREATE OR REPLACE TEMP TABLE _med_classes (pattern VARCHAR, med_class VARCHAR, priority INTEGER)")
     rows = []
     with open(DATA_DIR / "medication_classes.csv", newline="", encoding="utf-8") as fh:
         for r in csv.DictReader(fh):
             rows.append((r["pattern"].strip().lower(), r["med_class"].strip(), int(r["priority"])))
-    con.executemany("INSERT INTO _med_classes VALUES ($1, $2, $3)", rows)
+    insert_rows(con, "_med_classes", rows, ("VARCHAR", "VARCHAR", "INTEGER"))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -102,6 +102,9 @@ def _quote(ident: str) -> str:
     return '"' + ident.replace('"', '""') + '"'
 
 
+_TEXT_TYPES = {str, type(None)}
+
+
 def _read_pandas(f: StagedFile):
     import pandas as pd
     import pyreadstat
@@ -119,11 +122,15 @@ def _read_pandas(f: StagedFile):
         s = df[c]
         if s.dtype.kind in "fiumM":
             cols[str(c)] = pa.array(s, from_pandas=True)
+            continue
+        values = s.tolist()
+        if set(map(type, values)) <= _TEXT_TYPES:  # text and None (most columns) convert as they are
+            cols[str(c)] = pa.array(values, type=pa.string())
         else:
             cols[str(c)] = pa.array([None if v is None or v is pd.NaT or (isinstance(v, float) and v != v)
                                      else (v.isoformat() if hasattr(v, "isoformat") else
                                            (repr(int(v)) if isinstance(v, float) and v.is_integer() else str(v)))
-                                     for v in s.tolist()], type=pa.string())
+                                     for v in values], type=pa.string())
     return cols
 
 

@@ -25,6 +25,7 @@ Runs in ingest, inside the load's transaction, after the domains are loaded and 
 from __future__ import annotations
 
 from safety.core.sdtm_map import effective_rows
+from safety.core.sql import insert_rows
 from safety.ingest.engine import Ctx, q
 
 SOURCE_FILE = "assessment file"
@@ -74,7 +75,7 @@ def _qualifier_cols(ctx: Ctx, table: str, alias: str) -> list[str]:
 
 def _install_map(ctx: Ctx) -> None:
     ctx.con.execute("CREATE OR REPLACE TEMP TABLE _sa_map (kind VARCHAR, match VARCHAR, code VARCHAR, priority INTEGER)")
-    ctx.con.executemany("INSERT INTO _sa_map VALUES ($1, $2, $3, $4)", effective_rows(ctx.config))
+    insert_rows(ctx.con, "_sa_map", effective_rows(ctx.config), ("VARCHAR", "VARCHAR", "VARCHAR", "INTEGER"))
 
 
 def _subjects(ctx: Ctx) -> None:
@@ -117,17 +118,24 @@ def _events(ctx: Ctx) -> None:
         FROM findings_about WHERE studyid = $studyid AND data_cut = $cut AND fa_date IS NOT NULL
           AND fatestcd NOT IN (SELECT match FROM _sa_map WHERE kind = 'consciousness_test')
           AND upper(trim(coalesce(fastresc, faorres, ''))) NOT IN (SELECT match FROM _sa_map WHERE kind = 'negative_result'))""")
+    # each distinct text is matched once: a pattern read from a table is compiled for every row it meets
     ctx.run("""CREATE OR REPLACE TEMP TABLE _sa_events AS
+        WITH src AS (
+          SELECT * FROM _sa_event_src WHERE usubjid IN (SELECT usubjid FROM _sa_subj WHERE NOT (file_crs AND file_icans))
+        ),
+        hits AS (
+          SELECT t.txt, m.kind, m.code, m.priority
+          FROM (SELECT DISTINCT txt FROM src) t JOIN _sa_map m
+            ON m.kind IN ('seizure_event', 'motor_event', 'edema_event', 'hypotension_event')
+           AND regexp_matches(t.txt, m.match)
+        )
         SELECT e.usubjid, e.dom, e.seq, e.ev_date, e.ev_time,
                arg_min(m.code, m.priority) FILTER (WHERE m.kind = 'seizure_event') AS seizure,
                arg_min(m.code, m.priority) FILTER (WHERE m.kind = 'motor_event') AS motor,
                arg_min(m.code, m.priority) FILTER (WHERE m.kind = 'edema_event') AS edema,
                -- AEs span days and are graded by the site: they are not read for hypotension
                bool_or(m.kind = 'hypotension_event' AND NOT e.from_ae) AS hypotension
-        FROM _sa_event_src e JOIN _sa_map m
-          ON m.kind IN ('seizure_event', 'motor_event', 'edema_event', 'hypotension_event')
-         AND regexp_matches(e.txt, m.match)
-        WHERE e.usubjid IN (SELECT usubjid FROM _sa_subj WHERE NOT (file_crs AND file_icans))
+        FROM src e JOIN hits m USING (txt)
         GROUP BY e.rid, e.usubjid, e.dom, e.seq, e.ev_date, e.ev_time""")
 
 

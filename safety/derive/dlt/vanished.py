@@ -46,9 +46,12 @@ def load_warnings(db_path, studyid: str, data_cut: dt.date, review_store_path=No
     store_path = Path(review_store_path or default_review_path(db_path))
     if not store_path.exists():
         return []
+    store = ReviewStore(store_path)
+    if not store.latest_adjudications(studyid):  # no decision, none to lose: the database need not be opened
+        return []
     con = duckdb.connect(str(db_path), read_only=True)
     try:
-        df = vanished_decisions(con, studyid, data_cut, ReviewStore(store_path))
+        df = vanished_decisions(con, studyid, data_cut, store)
     finally:
         con.close()
     lines = []

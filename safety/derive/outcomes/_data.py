@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from safety.core.files import read_data_csv
+from safety.core.sql import insert_rows
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
@@ -32,9 +33,6 @@ def install(con, name: str) -> str:
     table, cols = RULE_FILES[name]
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ("
                 + ", ".join(f"{c} {t}" for c, t in cols.items()) + ")")
-    rows = read_rules(name)
-    casts = ", ".join(f"CAST(${i + 1} AS {t})" for i, t in enumerate(cols.values()))
-    for r in rows:
-        values = [r[c] if cols[c] != "BOOLEAN" else (r[c].lower() == "true") for c in cols]
-        con.execute(f"INSERT INTO {table} VALUES ({casts})", values)
+    rows = [tuple(r[c] if cols[c] != "BOOLEAN" else (r[c].lower() == "true") for c in cols) for r in read_rules(name)]
+    insert_rows(con, table, rows, tuple(cols.values()))
     return table

@@ -13,8 +13,8 @@ import datetime as dt
 
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
-from safety.derive.outcomes.survival import (PROGRESSION_SQL, connection_query, cumulative_incidence, endpoint_data,
-                                             progression_lists, value_at)
+from safety.derive.outcomes.survival import (PROGRESSION_SQL, connection_query, cumulative_incidence_at,
+                                             endpoint_data, progression_lists)
 from safety.derive.toxicity._sql import insert, reset, run
 from safety.schema import DEATHS, NRM_ESTIMATES
 
@@ -106,14 +106,14 @@ def derive_deaths(con, studyid, data_cut, config, review_store=None) -> None:
 
 def _insert_nrm(con, studyid, data_cut, config) -> None:
     data = endpoint_data(connection_query(con), "NRM", config, studyid, data_cut)
-    curve = cumulative_incidence(data["time"], data["status"], cause=1)
+    cif = dict(zip(NRM_HORIZONS, cumulative_incidence_at(data["time"], data["status"], NRM_HORIZONS, cause=1)))
     n = len(data)
     rows = []
     for h in NRM_HORIZONS:
         deaths = int(((data["status"] == 1) & (data["time"] <= h)).sum())
         followed = int(((data["time"] >= h) | (data["status"] > 0)).sum())
         rows.append((studyid, data_cut, h, n, deaths, followed, 100.0 * deaths / n if n else None,
-                     100.0 * value_at(curve, h, "cumulative_incidence") if n else None,
+                     100.0 * cif[h] if n else None,
                      int((data["time"] >= h).sum())))
     con.executemany(f"INSERT INTO {NRM_ESTIMATES.name} ({', '.join(NRM_ESTIMATES.column_names)}) "
                     "VALUES ($1, $2, $3, $4, $5, $6, CAST($7 AS DOUBLE), CAST($8 AS DOUBLE), $9)", rows)

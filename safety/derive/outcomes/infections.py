@@ -39,11 +39,15 @@ WITH ae AS (
   FROM adverse_events a
   WHERE a.studyid = $s AND a.data_cut = $c AND a.onset_day IS NOT NULL
 ),
-matched AS (
-  SELECT ae.event_key,
+-- patterns are matched once per distinct text: a pattern read from a table is compiled for every row it meets
+txt_best AS (
+  SELECT t.txt,
          min({{'p': k.priority, 'cls': k.pathogen_class, 'pathogen': k.pathogen, 'mould': k.invasive_mould}}) AS best
-  FROM ae JOIN _infection_classes k ON regexp_matches(ae.txt, k.pattern)
-  GROUP BY ae.event_key
+  FROM (SELECT DISTINCT txt FROM ae) t JOIN _infection_classes k ON regexp_matches(t.txt, k.pattern)
+  GROUP BY t.txt
+),
+matched AS (
+  SELECT ae.event_key, min(tb.best) AS best FROM ae JOIN txt_best tb USING (txt) GROUP BY ae.event_key
 ),
 ae_inf AS (
   SELECT ae.*, m.best
@@ -59,13 +63,21 @@ ae_ep AS (
          onset_day, aest_date AS onset_date, end_day
   FROM ae_inf
 ),
-mb AS (
+mb_src AS (
   SELECT b.usubjid, b.usubjid || '/MB/' || coalesce(CAST(b.mbseq AS VARCHAR), CAST(b.day AS VARCHAR)) AS event_key,
-         b.organism, b.day, b.mb_date,
-         min({{'p': k.priority, 'cls': k.pathogen_class, 'pathogen': k.pathogen, 'mould': k.invasive_mould}}) AS best
-  FROM microbiology b LEFT JOIN _infection_classes k ON regexp_matches(b.organism, k.pattern)
+         b.organism, b.day, b.mb_date
+  FROM microbiology b
   WHERE b.studyid = $s AND b.data_cut = $c AND b.day IS NOT NULL
     AND coalesce(b.organism, '') NOT IN {NEGATIVE_MB!r}
+),
+org_class AS (
+  SELECT o.organism, k.priority, k.pathogen_class, k.pathogen, k.invasive_mould
+  FROM (SELECT DISTINCT organism FROM mb_src) o JOIN _infection_classes k ON regexp_matches(o.organism, k.pattern)
+),
+mb AS (
+  SELECT b.usubjid, b.event_key, b.organism, b.day, b.mb_date,
+         min({{'p': k.priority, 'cls': k.pathogen_class, 'pathogen': k.pathogen, 'mould': k.invasive_mould}}) AS best
+  FROM mb_src b LEFT JOIN org_class k ON k.organism = b.organism
   GROUP BY ALL
 ),
 mb_ep AS (
@@ -129,10 +141,14 @@ WITH m AS (
   SELECT c.*, upper(coalesce(c.cmtrt, '') || ' | ' || coalesce(c.cmdecod, '')) AS txt FROM medications c
   WHERE c.studyid = $s AND c.data_cut = $c
 ),
+txt_hit AS (
+  SELECT t.txt, k.support, k.priority
+  FROM (SELECT DISTINCT txt FROM m) t JOIN _infection_support k ON regexp_matches(t.txt, k.pattern)
+),
 hit AS (
   SELECT m.usubjid, m.cmseq, m.cmtrt, m.cmindc, m.cmcat, m.start_day, m.end_day,
          arg_min(k.support, k.priority) AS support
-  FROM m JOIN _infection_support k ON regexp_matches(m.txt, k.pattern)
+  FROM m JOIN txt_hit k USING (txt)
   GROUP BY ALL
 )
 SELECT $s AS studyid, $c AS data_cut, usubjid, cmseq, support, cmtrt, cmindc,

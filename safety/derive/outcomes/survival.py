@@ -11,7 +11,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from statsmodels.duration.survfunc import CumIncidenceRight, SurvfuncRight
 
 from safety.core.sql import PARAM_RE as _PARAM
 
@@ -50,6 +49,8 @@ def cumulative_incidence(time, status, cause: int = 1) -> pd.DataFrame:
                          "n_at_risk": [int(len(time))], "events": [0]})
     if len(time) == 0 or not (status == cause).any():
         return base
+    from statsmodels.duration.survfunc import CumIncidenceRight  # on first use: 1-2 s to import
+
     with warnings.catch_warnings():  # statsmodels divides by zero in the last variance term (n at risk = events)
         warnings.simplefilter("ignore", RuntimeWarning)
         fit = CumIncidenceRight(time, status)
@@ -64,6 +65,34 @@ def cumulative_incidence(time, status, cause: int = 1) -> pd.DataFrame:
     return curve
 
 
+def cumulative_incidence_at(time, status, days, cause: int = 1) -> list[float]:
+    """``value_at(cumulative_incidence(time, status, cause), day, "cumulative_incidence")`` for each day: the
+    Aalen-Johansen point estimate with statsmodels' own arithmetic (``_calc_incidence_right``), without importing
+    statsmodels, which would cost every load 1-2 s for three numbers (the NRM estimates)."""
+    time = np.asarray(time, float)
+    status = np.asarray(status, int)
+    if len(time) == 0 or not (status == cause).any():
+        return [0.0 for _ in days]
+    utime, rtime = np.unique(time, return_inverse=True)
+    ml = len(utime)
+    d = np.bincount(rtime, weights=(status >= 1).astype(np.float64), minlength=ml)  # all-cause events
+    n = np.bincount(rtime, minlength=ml)
+    n = np.cumsum(n[::-1])[::-1]  # at risk just before each time
+    sp = 1 - d / n.astype(np.float64)
+    tiny = sp < 1e-16
+    sp[tiny] = 1e-16
+    sp = np.exp(np.cumsum(np.log(sp)))
+    sp[tiny] = 0
+    dk = np.bincount(rtime, weights=(status == cause).astype(np.float64), minlength=ml)
+    ci = np.cumsum(np.r_[1, sp[:-1]] / n * dk)
+    out = []
+    for day in days:
+        i = int(np.searchsorted(utime, day, side="right")) - 1
+        # the curve starts at (0, 0) when the first time is after day 0
+        out.append(float(ci[i]) if i >= 0 else (0.0 if utime[0] > 0 else float(ci[0])))
+    return out
+
+
 def kaplan_meier(time, event) -> pd.DataFrame:
     """Kaplan-Meier survival as a step curve starting at (0, 1). Columns: day, survival, n_at_risk, events."""
     time = np.asarray(time, float)
@@ -71,6 +100,8 @@ def kaplan_meier(time, event) -> pd.DataFrame:
     base = pd.DataFrame({"day": [0.0], "survival": [1.0], "n_at_risk": [int(len(time))], "events": [0]})
     if len(time) == 0 or not event.any():
         return base
+    from statsmodels.duration.survfunc import SurvfuncRight  # on first use: 1-2 s to import
+
     fit = SurvfuncRight(time, event)
     curve = pd.DataFrame({"day": np.asarray(fit.surv_times, float), "survival": np.asarray(fit.surv_prob, float),
                           "n_at_risk": np.asarray(fit.n_risk, int), "events": np.asarray(fit.n_events, int)})

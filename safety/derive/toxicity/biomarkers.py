@@ -15,16 +15,17 @@ WITH ep AS (SELECT usubjid, event_key, syndrome, onset_day, last_symptomatic_day
 lb AS (SELECT usubjid, upper(lbtestcd) AS test, day, value FROM labs
        WHERE {SCOPE} AND upper(lbtestcd) IN ('CRP', 'FERRITIN', 'IL6') AND value IS NOT NULL AND day IS NOT NULL),
 x AS (
-  SELECT ep.event_key, lb.test, lb.day, lb.value,
-         row_number() OVER (PARTITION BY ep.event_key, lb.test ORDER BY lb.value DESC, lb.day) AS k
+  SELECT ep.event_key, lb.test, lb.day, lb.value
   FROM ep JOIN lb ON lb.usubjid = ep.usubjid
    AND lb.day BETWEEN ep.onset_day - {BIOMARKER_BEFORE} AND ep.last_symptomatic_day + {BIOMARKER_AFTER}
 ),
 p AS (
+  -- the peak and its day (the first day of the peak value): one grouping, no sort
   SELECT event_key,
-    max(value) FILTER (WHERE test = 'CRP' AND k = 1) AS peak_crp, max(day) FILTER (WHERE test = 'CRP' AND k = 1) AS peak_crp_day,
-    max(value) FILTER (WHERE test = 'FERRITIN' AND k = 1) AS peak_ferritin, max(day) FILTER (WHERE test = 'FERRITIN' AND k = 1) AS peak_ferritin_day,
-    max(value) FILTER (WHERE test = 'IL6' AND k = 1) AS peak_il6, max(day) FILTER (WHERE test = 'IL6' AND k = 1) AS peak_il6_day
+    max(value) FILTER (WHERE test = 'CRP') AS peak_crp, arg_max(day, [value, -day]) FILTER (WHERE test = 'CRP') AS peak_crp_day,
+    max(value) FILTER (WHERE test = 'FERRITIN') AS peak_ferritin,
+    arg_max(day, [value, -day]) FILTER (WHERE test = 'FERRITIN') AS peak_ferritin_day,
+    max(value) FILTER (WHERE test = 'IL6') AS peak_il6, arg_max(day, [value, -day]) FILTER (WHERE test = 'IL6') AS peak_il6_day
   FROM x GROUP BY event_key
 )
 SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, ep.usubjid, ep.event_key AS episode_key, ep.syndrome, ep.onset_day,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from safety.core.files import read_data_csv
+from safety.core.sql import insert_rows
 from safety.derive.graph import Derivation
 from safety.derive.toxicity._sql import SCOPE, insert, reset
 from safety.schema import CAR_HEMATOTOX
@@ -50,7 +51,8 @@ def derive_car_hematotox(con, studyid, data_cut, config, review_store=None) -> N
     reset(con, (CAR_HEMATOTOX,), studyid, data_cut)
     con.execute("CREATE OR REPLACE TEMP TABLE _ht_points (marker VARCHAR, test VARCHAR, points INTEGER, lo DOUBLE, "
                 "lo_inc BOOLEAN, hi DOUBLE, hi_inc BOOLEAN)")
-    con.executemany("INSERT INTO _ht_points VALUES ($1, $2, $3, $4, $5, $6, $7)", load_points())
+    insert_rows(con, "_ht_points", load_points(),
+                ("VARCHAR", "VARCHAR", "INTEGER", "DOUBLE", "BOOLEAN", "DOUBLE", "BOOLEAN"))
     m = {k: k.lower() for k in MARKERS}
     cols = ",\n  ".join(
         f"max(v.value) FILTER (WHERE v.marker = '{k}') AS {c}, max(v.day) FILTER (WHERE v.marker = '{k}') AS {c}_day, "

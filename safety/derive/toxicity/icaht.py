@@ -3,8 +3,8 @@
 Rules: EHA/EBMT consensus (Rejeski et al., Blood 2023;142:865-877) for neutrophils, as encoded by the
 reference implementation emilyliangmd/automatedicahtgrading; the thrombocytopenia
 proposal (T-ICAHT, §4.1, secondary source) for platelets. One SQL pass over the whole labs table: a daily
-grid per subject built with generate_series, ASOF joins for linear interpolation, gaps-and-islands windows
-for episodes. Choices are documented in docs/toxicities.md.
+grid per subject built with generate_series from each measured day to the next (its value, then the linear
+interpolation), gaps-and-islands windows for episodes. Choices are documented in docs/toxicities.md.
 """
 from __future__ import annotations
 
@@ -35,26 +35,30 @@ obs AS (
 ),
 span AS (
   SELECT o.usubjid, o.lineage, least({LATE_LAST_DAY}, max(o.day), coalesce(any_value(s.death_day), 100000)) AS last_day,
-         any_value(s.death_day) AS death_day, any_value(s.last_known_alive_day) AS lka
+         min(o.day) AS first_day, any_value(s.death_day) AS death_day, any_value(s.last_known_alive_day) AS lka
   FROM obs o JOIN subj s USING (usubjid) GROUP BY o.usubjid, o.lineage
 ),
-grid AS (
-  SELECT usubjid, lineage, unnest(generate_series(0, greatest(last_day, 0))) AS day FROM span WHERE last_day >= 0
-),
-prev AS (
-  SELECT g.usubjid, g.lineage, g.day, o.day AS p_day, o.v AS p_v
-  FROM grid g ASOF LEFT JOIN obs o ON o.usubjid = g.usubjid AND o.lineage = g.lineage AND g.day >= o.day
-),
-nxt AS (
-  SELECT g.usubjid, g.lineage, g.day, o.day AS n_day, o.v AS n_v
-  FROM grid g ASOF LEFT JOIN obs o ON o.usubjid = g.usubjid AND o.lineage = g.lineage AND g.day <= o.day
+-- the daily grid (days 0..last_day) in one pass: each measured day covers the days up to the next measured one,
+-- which carries the value on its own day and the linear interpolation between the two (gap <= {MAX_INTERPOLATION_GAP} days)
+seg AS (
+  SELECT usubjid, lineage, day AS p_day, v AS p_v, lead(day) OVER w AS n_day, lead(v) OVER w AS n_v
+  FROM obs WINDOW w AS (PARTITION BY usubjid, lineage ORDER BY day)
 ),
 val AS (
-  SELECT p.usubjid, p.lineage, p.day, p.p_day = p.day AS measured,
-    CASE WHEN p.p_day = p.day THEN p.p_v
-         WHEN n.n_day - p.p_day <= {MAX_INTERPOLATION_GAP}
-           THEN p.p_v + (n.n_v - p.p_v) * (p.day - p.p_day)::DOUBLE / (n.n_day - p.p_day) END AS v
-  FROM prev p JOIN nxt n USING (usubjid, lineage, day)
+  -- days before the first value: unknown
+  SELECT usubjid, lineage, unnest(generate_series(0, least(first_day - 1, last_day))) AS day,
+         CAST(NULL AS BOOLEAN) AS measured, CAST(NULL AS DOUBLE) AS v
+  FROM span WHERE last_day >= 0 AND first_day > 0
+  UNION ALL
+  SELECT usubjid, lineage, day, day = p_day AS measured,
+    CASE WHEN day = p_day THEN p_v
+         WHEN n_day - p_day <= {MAX_INTERPOLATION_GAP}
+           THEN p_v + (n_v - p_v) * (day - p_day)::DOUBLE / (n_day - p_day) END AS v
+  FROM (
+    SELECT g.usubjid, g.lineage, g.p_day, g.p_v, g.n_day, g.n_v,
+           unnest(generate_series(greatest(g.p_day, 0), least(coalesce(g.n_day - 1, sp.last_day), sp.last_day))) AS day
+    FROM seg g JOIN span sp USING (usubjid, lineage) WHERE sp.last_day >= 0
+  )
 ),
 flag AS (
   SELECT *,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from safety.core.files import read_data_csv
+from safety.core.sql import insert_rows
 from safety.derive.toxicity._sql import SCOPE, insert, run
 from safety.schema import IEC_HS_SCREEN
 
@@ -54,9 +55,9 @@ def load_criteria(path: Path = CRITERIA_FILE) -> list[dict]:
 def _criteria_table(con) -> None:
     con.execute("CREATE OR REPLACE TEMP TABLE _iec_crit (feature VARCHAR, test VARCHAR, cmp VARCHAR, "
                 "thr DOUBLE, rel VARCHAR, label VARCHAR)")
-    con.executemany("INSERT INTO _iec_crit VALUES ($1, $2, $3, CAST($4 AS DOUBLE), $5, $6)",
-                    [(r["feature"], r["lbtestcd"], r["comparison"], r["threshold"], r["relative_to"], r["label"])
-                     for r in load_criteria()])
+    insert_rows(con, "_iec_crit", [(r["feature"], r["lbtestcd"], r["comparison"], r["threshold"], r["relative_to"],
+                                    r["label"]) for r in load_criteria()],
+                ("VARCHAR", "VARCHAR", "VARCHAR", "DOUBLE", "VARCHAR", "VARCHAR"))
 
 
 def iec_hs(con, params: dict) -> None:
@@ -116,6 +117,8 @@ series AS (
     round(l.vmin, 9) < round(k.thr, 9) AS low
   FROM lb l LEFT JOIN base b USING (usubjid, test)
   LEFT JOIN (SELECT test, thr FROM _iec_crit WHERE feature = 'cytopenia') k USING (test)
+  -- the other features are read only around a ferritin candidate: subjects without one need no series
+  WHERE l.usubjid IN (SELECT usubjid FROM cand)
   WINDOW win AS (PARTITION BY l.usubjid, l.test ORDER BY l.day)
 ),
 -- recovery from the lymphodepletion nadir: below the threshold after infusion, then at or above it on

@@ -10,7 +10,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy.stats import beta
 
 SYNDROMES = ("CRS", "ICANS")
 GROUPINGS = {"study": None, "product": "product", "cohort": "cohort", "dose_level": "dose_level"}
@@ -23,9 +22,12 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
         return (math.nan, math.nan)
     if not 0 <= k <= n:
         raise ValueError(f"k must be between 0 and n, got k={k}, n={n}")
+    # the beta quantile scipy.stats.beta.ppf computes, from scipy.special (imported on first use: scipy.stats
+    # would cost every page and packet that imports this module 1-2 s)
+    from scipy.special._ufuncs import _beta_ppf
     a = 1.0 - level
-    lo = 0.0 if k == 0 else float(beta.ppf(a / 2, k, n - k + 1))
-    hi = 1.0 if k == n else float(beta.ppf(1 - a / 2, k + 1, n - k))
+    lo = 0.0 if k == 0 else float(_beta_ppf(a / 2, k, n - k + 1))
+    hi = 1.0 if k == n else float(_beta_ppf(1 - a / 2, k + 1, n - k))
     return (lo, hi)
 
 
