@@ -62,6 +62,17 @@ def test_tables_deaths_nrm_infections_response(con):
                  s=CART, c=CUT2)
     assert inf.loc[("all", "any grade"), col].startswith(f"{n31} / ")
     assert inf.loc[("fungal", "grade >= 3"), col].startswith("1 / 1 (4.5) / ")
+    # one pair of rows per dose level, its rate read from infection_incidence_density of that level
+    levels = con.cursor().execute(
+        "SELECT dose_level, count(*) FROM subjects WHERE studyid=$s AND data_cut=$c AND infused "
+        "AND first_infusion_date IS NOT NULL GROUP BY ALL", {"s": CART, "c": CUT2}).fetchall()
+    assert len(levels) >= 2
+    for dose, n in levels:
+        rate = scalar(con, "SELECT per_100_patient_days FROM infection_incidence_density WHERE studyid=$s "
+                      "AND data_cut=$c AND dose_level=$d AND onset_window='day 31-90' AND pathogen_class='all' "
+                      "AND severity='any grade'", s=CART, c=CUT2, d=dose)
+        assert inf.loc[(f"all, dose level {dose} (N={n})", "any grade"), col].endswith(
+            "-" if rate is None else f"{rate:.2f}")
     resp = build_table(r, "response")
     assert "ORR 15/22 (68%)" in resp.attrs["notes"][0]
     rows = {(a, b): v for a, b, v in resp.values}

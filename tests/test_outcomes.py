@@ -80,7 +80,7 @@ def test_infection_windows_classes_density_and_support(tmp_path):
     assert ep[("B", 41)]["invasive_mould"] and ep[("B", 41)]["severity"] == "grade 5" and ep[("B", 41)]["fatal"]
     assert ("B", 38) not in ep and ("A", 251) not in ep
     dens = {(r["onset_window"], r["pathogen_class"], r["severity"]): r
-            for r in db.rows("SELECT * FROM infection_incidence_density")}
+            for r in db.rows("SELECT * FROM infection_incidence_density WHERE dose_level = 'all'")}
     # patient-days: A followed to day 400, B to its death on day 45
     # day 0-30: 31 + 31; day 31-90: 60 + 15; day 91-365: 275 + 0
     assert [dens[(w, "all", "any grade")]["patient_days"] for w in ("day 0-30", "day 31-90", "day 91-365")] == [62, 75, 275]
@@ -94,6 +94,42 @@ def test_infection_windows_classes_density_and_support(tmp_path):
     sup = {r["cmtrt"]: (r["support"], r["prophylaxis"]) for r in db.rows("SELECT * FROM infection_support")}
     assert sup == {"Posaconazole": ("antifungal", True), "Immunoglobulin human normal": ("IVIG", True),
                    "Filgrastim": ("G-CSF", False), "Meropenem": ("antibacterial", False)}
+
+
+def test_incidence_density_window_edges_per_dose_level(tmp_path):
+    db = OutcomeDB(tmp_path / "e.duckdb")
+    # followed to the last day of a window, or one day into the next
+    db.subject("L30", lka=30, dose_level="DL1")
+    db.subject("L31", lka=31, dose_level="DL1")
+    db.subject("L90", lka=90, dose_level="DL2")
+    db.subject("L91", lka=91, dose_level="DL2")
+    db.subject("NOT", infused=False, dose_level="DL2")      # never infused: no days at risk
+    db.ae("L30", "Sepsis", 3, 30, 30)                         # last day of day 0-30
+    db.ae("L31", "Pneumonia", 2, 31, 31)                      # first day of day 31-90
+    db.ae("L90", "Influenza", 2, 90, 90)                      # last day of day 31-90
+    db.ae("L91", "BK virus infection", 3, 91, 91)             # first day of day 91-365
+    db.derive("infections")
+    d = {(r["dose_level"], r["onset_window"]): r for r in db.rows(
+        "SELECT * FROM infection_incidence_density WHERE pathogen_class = 'all' AND severity = 'any grade'")}
+    w = ("day 0-30", "day 31-90", "day 91-365")
+    # patient-days by hand: day 0-30 holds 31 days (0..30); L30: 31/0/0, L31: 31/1/0, L90: 31/60/0, L91: 31/60/1
+    assert [d[("DL1", x)]["patient_days"] for x in w] == [62, 1, 0]
+    assert [d[("DL2", x)]["patient_days"] for x in w] == [62, 120, 1]
+    assert [d[("all", x)]["patient_days"] for x in w] == [124, 121, 1]
+    assert [d[("DL1", x)]["subjects_at_risk"] for x in w] == [2, 1, 0]
+    assert [d[("DL2", x)]["subjects_at_risk"] for x in w] == [2, 2, 1]
+    assert [d[("DL1", x)]["episodes"] for x in w] == [1, 1, 0]
+    assert [d[("DL2", x)]["episodes"] for x in w] == [0, 1, 1]
+    assert d[("DL1", "day 31-90")]["per_100_patient_days"] == pytest.approx(1 / 1 * 100)
+    assert d[("DL2", "day 31-90")]["per_100_patient_days"] == pytest.approx(1 / 120 * 100)
+    assert d[("DL2", "day 91-365")]["per_100_patient_days"] == pytest.approx(100.0)
+    assert d[("all", "day 0-30")]["per_100_patient_days"] == pytest.approx(1 / 124 * 100)
+    assert nan_none(d[("DL1", "day 91-365")]["per_100_patient_days"]) is None   # no patient-days: no rate
+    g3 = {(r["dose_level"], r["onset_window"]): r["episodes"] for r in db.rows(
+        "SELECT * FROM infection_incidence_density WHERE pathogen_class = 'all' AND severity = 'grade >= 3'")}
+    assert (g3[("DL1", "day 0-30")], g3[("DL2", "day 31-90")], g3[("DL2", "day 91-365")]) == (1, 0, 1)
+    assert {r["dose_level"] for r in db.rows("SELECT DISTINCT dose_level FROM infection_incidence_density")} == \
+        {"all", "DL1", "DL2"}
 
 
 # ---- deaths and NRM ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pandas as pd
 from safety.access.reader import StudyReader
 from safety.derive.outcomes import survival
 from safety.derive.outcomes.deaths import NRM_HORIZONS
-from safety.derive.outcomes.infections import PATHOGEN_CLASSES, WINDOWS
+from safety.derive.outcomes.infections import ALL_DOSE_LEVELS, NO_DOSE_LEVEL, PATHOGEN_CLASSES, WINDOWS
 from safety.derive.outcomes.response import orr
 from safety.export import common as c
 
@@ -160,22 +160,38 @@ def table_infections(reader, store=None):
     ep = reader.sql("SELECT * FROM infection_episodes")
     dens = reader.sql("SELECT * FROM infection_incidence_density") if reader.scope.all_sites else None
     n = int(reader.scalar("SELECT count(*) FROM subjects WHERE infused AND first_infusion_date IS NOT NULL") or 0)
+    infused = reader.sql("SELECT usubjid, coalesce(dose_level, $none) AS dose_level FROM subjects "
+                         "WHERE infused AND first_infusion_date IS NOT NULL", {"none": NO_DOSE_LEVEL})
     rows = []
+
+    def cells_of(e, n_den, dose, cls, sev):
+        cells = []
+        for w in windows:
+            x = e[e["onset_window"] == w]
+            rate = ""
+            if dens is not None and len(dens):
+                d = dens[(dens["dose_level"] == dose) & (dens["onset_window"] == w) & (dens["pathogen_class"] == cls)
+                         & (dens["severity"] == sev)]
+                if len(d) and pd.notna(d["per_100_patient_days"].iloc[0]):
+                    rate = f"{d['per_100_patient_days'].iloc[0]:.2f}"
+            cells.append(f"{len(x)} / {c_npct(x['usubjid'].nunique(), n_den)} / {rate or '-'}")
+        return cells
+
+    def severe(e):
+        return e[(e["ctcae_grade"].fillna(0) >= 3) | e["fatal"].fillna(False).astype(bool)]
+
     for cls in ("all", *PATHOGEN_CLASSES):
         for sev in ("any grade", "grade >= 3"):
             e = ep if cls == "all" else ep[ep["pathogen_class"] == cls]
             if sev == "grade >= 3":
-                e = e[(e["ctcae_grade"].fillna(0) >= 3) | e["fatal"].fillna(False).astype(bool)]
-            cells = []
-            for w in windows:
-                x = e[e["onset_window"] == w]
-                rate = ""
-                if dens is not None and len(dens):
-                    d = dens[(dens["onset_window"] == w) & (dens["pathogen_class"] == cls) & (dens["severity"] == sev)]
-                    if len(d) and pd.notna(d["per_100_patient_days"].iloc[0]):
-                        rate = f"{d['per_100_patient_days'].iloc[0]:.2f}"
-                cells.append(f"{len(x)} / {c_npct(x['usubjid'].nunique(), n)} / {rate or '-'}")
-            rows.append((cls, sev, *cells))
+                e = severe(e)
+            rows.append((cls, sev, *cells_of(e, n, ALL_DOSE_LEVELS, cls, sev)))
+    # all pathogens per dose level: subjects n (%) of the level's infused subjects
+    for dose, g in infused.groupby("dose_level", sort=True):
+        e = ep[ep["usubjid"].isin(g["usubjid"])]
+        for sev in ("any grade", "grade >= 3"):
+            rows.append((f"all, dose level {dose} (N={len(g)})", sev,
+                         *cells_of(e if sev == "any grade" else severe(e), len(g), dose, "all", sev)))
     notes = [f"Infused subjects N={n}. Episodes counted by onset day; subjects n (%) of infused subjects."]
     notes.append("Per 100 patient-days: episodes / days followed in the window x 100 (study-level; '-' for a "
                  "site-scoped packet)." if dens is not None else

@@ -442,8 +442,11 @@ INFECTION_EPISODES = Table(
 INFECTION_INCIDENCE_DENSITY = Table(
     "infection_incidence_density",
     "Infection episodes per 100 patient-days at risk, per window, pathogen class and severity. Days at risk of a "
-    "subject in a window: from its first day to the last known alive day (death included), infused subjects only.",
+    "subject in a window: from its first day to the last known alive day (death included), infused subjects only; "
+    "for the whole study (dose_level 'all') and for each dose level.",
     KEY + (
+        C("dose_level", "VARCHAR", "'all' for the whole study, else the dose level the rows count ('not assigned' "
+                                   "for subjects without one)."),
         C("onset_window", "VARCHAR", "'day 0-30', 'day 31-90' or 'day 91-365': episodes counted by onset day."),
         C("window_start", "INTEGER", "First day of the window."),
         C("window_end", "INTEGER", "Last day of the window."),
