@@ -302,6 +302,77 @@ def test_secondary_malignancies_latency_and_t_cell(tmp_path):
     assert (m["latency_months"], m["t_cell_malignancy"], nan_none(m["car_transgene_result"])) == (10.0, False, None)
 
 
+def test_medical_history_malignancy_after_infusion_is_new_and_before_is_prior_history(tmp_path):
+    db = OutcomeDB(tmp_path / "mh.duckdb")
+    db.con.execute("ALTER TABLE medical_history ADD COLUMN supp_cartgres VARCHAR")
+    db.subject("A", lka=700)
+    db.mh("A", "Squamous cell carcinoma of skin", 250, collected=300)            # history told at a later visit
+    db.mh("A", "Basal cell carcinoma", -900, end=-880)                           # before infusion: prior history
+    db.mh("A", "B-cell acute lymphoblastic leukaemia", -400, cat="PRIMARY DIAGNOSIS")
+    db.mh("A", "Hypertension", -2000)                                           # not a malignancy
+    db.mh("A", "Melanoma", 100, occur="N")                                      # pre-specified, did not occur
+    db.subject("B", lka=900)
+    db.mh("B", "T-cell lymphoma", 400, collected=420, supp_cartgres="Positive")  # T-cell, from MH
+    db.mh("B", "Myelodysplastic syndrome", 320)                                  # the AE below told again in MH
+    db.ae("B", "Myelodysplastic syndrome", 3, 304, soc="Neoplasms")
+    db.mh("B", "Acute myeloid leukaemia", 0)                                     # day 0: not after infusion
+    db.derive("secondary_malignancies")
+    new = {(x["usubjid"], x["term"]): x for x in db.rows("SELECT * FROM secondary_malignancies")}
+    assert set(new) == {("A", "Squamous cell carcinoma of skin"), ("B", "T-cell lymphoma"),
+                        ("B", "Myelodysplastic syndrome")}
+    scc = new[("A", "Squamous cell carcinoma of skin")]
+    # latency 250 days = 250 / 30.4375 = 8.21 months
+    assert (scc["source"], scc["event_key"], scc["latency_days"], scc["latency_months"], scc["t_cell_malignancy"]) == \
+        ("MH", "A/MH/1", 250, 8.2, False)
+    tcl = new[("B", "T-cell lymphoma")]
+    assert (tcl["source"], tcl["latency_days"], tcl["latency_months"], tcl["t_cell_malignancy"],
+            tcl["car_transgene_result"]) == ("MH", 400, 13.1, True, "POSITIVE")
+    assert new[("B", "Myelodysplastic syndrome")]["source"] == "AE"   # reported twice: counted once, as the AE
+    prior = {(x["usubjid"], x["term"]): x for x in db.rows("SELECT * FROM prior_malignancies")}
+    assert set(prior) == {("A", "Basal cell carcinoma"), ("A", "B-cell acute lymphoblastic leukaemia"),
+                          ("B", "Acute myeloid leukaemia")}
+    assert (prior[("A", "Basal cell carcinoma")]["start_day"], prior[("A", "Basal cell carcinoma")]["ongoing"]) == (-900, False)
+    assert prior[("A", "B-cell acute lymphoblastic leukaemia")]["mhcat"] == "PRIMARY DIAGNOSIS"
+
+
+# ---- the sponsor's kinetic parameters (PP) beside celltox's --------------------------------------------------
+
+def test_sponsor_pp_beside_celltox_kinetics_with_tolerance_flags(tmp_path):
+    db = OutcomeDB(tmp_path / "pp.duckdb")
+    for u in ("A", "B", "C"):
+        db.subject(u)
+        for d, v in [(0, None), (7, 1000.0), (14, 400.0), (28, 100.0)]:
+            db.pc(u, d, v)
+    # celltox: Cmax 1000 on day 7; AUC 0-28 = 7*(0+1000)/2 + 7*(1000+400)/2 + 14*(400+100)/2 = 3500 + 4900 + 3500
+    auc = 11900.0
+    db.pp("A", "CMAX", 1049.0, "copies/ug gDNA")            # +4.9%: within 5%
+    db.pp("A", "TMAX", 192.0, "h")                          # 8 days: 1 day from day 7, within 1 day
+    db.pp("A", "AUCINT", auc * 1.099, "day*copies/ug gDNA", start=0, end=28)   # +9.9%: within 10%
+    db.pp("A", "AUCINT", 99999.0, "day*copies/ug gDNA", start=0, end=90)       # another interval: not compared
+    db.pp("B", "CMAX", 1051.0, "copies / ug gDNA")          # +5.1%: beyond 5% (unit spelled with spaces: same)
+    db.pp("B", "TMAX", 9.0, "DAYS")                         # 2 days from day 7: beyond 1 day
+    db.pp("B", "AUC0_28", auc * 0.899, "day*copies/ug gDNA")  # -10.1%: beyond 10%
+    db.pp("C", "CMAX", 1.0, "copies/ng gDNA")               # another unit: not compared, nor the AUC
+    db.pp("C", "AUC0_28", 11.9, "day*copies/ng gDNA")
+    db.pp("C", "TMAX", None, "day", orres="NC")             # not calculable
+    db.pp("C", "CMAX", 5.0, "cells/uL", analyte="CARCELLS")  # no such analyte in PC
+    db.derive("cellular_kinetics", "kinetics_comparison")
+    r = {(x["usubjid"], x["pptestcd"], x["analyte"], x["ppseq"]): x for x in db.rows("SELECT * FROM kinetics_comparison")}
+    st = {(u, t): x["status"] for (u, t, a, _), x in r.items() if a == "CARTGDNA"}
+    assert st == {("A", "CMAX"): "agree", ("A", "TMAX"): "agree", ("A", "AUCINT"): "agree",
+                  ("B", "CMAX"): "differs", ("B", "TMAX"): "differs", ("B", "AUC0_28"): "differs",
+                  ("C", "CMAX"): "unit differs", ("C", "AUC0_28"): "unit differs",
+                  ("C", "TMAX"): "not calculable by the sponsor"}
+    assert [x["status"] for k, x in r.items() if k[2] == "CARCELLS"] == ["analyte not in PC"]
+    a_t = next(x for k, x in r.items() if k[:2] == ("A", "TMAX"))
+    assert (a_t["celltox_value"], a_t["difference"], a_t["tolerance"]) == (7.0, pytest.approx(1.0), "1 day")
+    b_auc = next(x for k, x in r.items() if k[:2] == ("B", "AUC0_28"))
+    assert b_auc["celltox_value"] == pytest.approx(auc) and b_auc["difference_pct"] == pytest.approx(-10.1)
+    assert b_auc["tolerance"] == "10%" and b_auc["parameter"] == "auc_0_28"
+    assert next(x for k, x in r.items() if k[:2] == ("B", "CMAX"))["difference_pct"] == pytest.approx(5.1)
+    assert nan_none(next(x for k, x in r.items() if k[:2] == ("C", "CMAX"))["difference"]) is None
+
+
 def test_dose_given_against_plan_and_never_infused(tmp_path):
     db = OutcomeDB(tmp_path / "x.duckdb", {"planned_doses": {"DL1": 1.0, "DL2": 3.0}})
     db.subject("A", dose_level="DL2")

@@ -18,6 +18,8 @@ RULE_FILES = {
     "malignancy_terms.csv": ("_malignancy_terms", {"pattern": "VARCHAR", "kind": "VARCHAR"}),
     "tls_cairo_bishop.csv": ("_tls_rules", {"criterion": "VARCHAR", "tests": "VARCHAR", "direction": "VARCHAR",
                                             "absolute_si": "DOUBLE", "unit": "VARCHAR", "pct_change": "DOUBLE"}),
+    "pp_parameters.csv": ("_pp_parameters", {"pptestcd": "VARCHAR", "parameter": "VARCHAR", "tolerance_kind": "VARCHAR",
+                                             "tolerance": "DOUBLE", "interval_end_day": "DOUBLE"}),
 }
 
 
@@ -35,6 +37,8 @@ def install(con, name: str) -> str:
     rows = read_rules(name)
     casts = ", ".join(f"CAST(${i + 1} AS {t})" for i, t in enumerate(cols.values()))
     for r in rows:
-        values = [r[c] if cols[c] != "BOOLEAN" else (r[c].lower() == "true") for c in cols]
+        # an empty cell of a typed column is no value (NULL), never a cast error
+        values = [(r[c].lower() == "true") if cols[c] == "BOOLEAN" else
+                  (None if r[c] == "" and cols[c] != "VARCHAR" else r[c]) for c in cols]
         con.execute(f"INSERT INTO {table} VALUES ({casts})", values)
     return table
