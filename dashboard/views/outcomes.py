@@ -8,6 +8,7 @@ from dashboard import state
 from safety.derive.outcomes import survival
 from safety.derive.outcomes.deaths import NRM_HORIZONS
 from safety.derive.outcomes.infections import ALL_DOSE_LEVELS, WINDOWS
+from safety.derive.outcomes.kinetics_pp import DIFFERS as KINETICS_DIFFERS
 from safety.derive.outcomes.response import orr
 
 v = state.view()
@@ -206,6 +207,18 @@ with tabs[5]:
             st.caption("Cmax and Tmax from day 0; AUC days 0-28 by the linear trapezoid (values below the LLOQ as 0); "
                        "last day detectable = persistence. 'values used' lists every value that went in.")
             state.table(k1.drop(columns=["studyid", "data_cut"], errors="ignore"))
+        if state.has_tables("kinetics_comparison"):
+            cmp_ = state.q(f"SELECT * FROM kinetics_comparison WHERE {flt} "
+                           "ORDER BY status <> 'differs', usubjid, analyte, parameter, ppseq", fp)
+            if len(cmp_):
+                st.markdown("**The sponsor's parameters (PP) beside celltox's**")
+                differs = cmp_[cmp_["status"] == KINETICS_DIFFERS]
+                if len(differs):
+                    st.warning(f"{len(differs)} sponsor value(s) differ from celltox's beyond the tolerance "
+                               f"({differs['usubjid'].nunique()} subject(s)).")
+                st.caption("Tolerance: Cmax 5%, Tmax 1 day, AUC days 0-28 10% (safety/data/pp_parameters.csv); a "
+                           "sponsor Tmax in hours is converted to days; another Cmax unit is not compared.")
+                state.table(cmp_.drop(columns=["studyid", "data_cut"], errors="ignore"))
 
 with tabs[6]:
     if state.require("tls_screen", "secondary_malignancies", what="the TLS and secondary malignancy tables"):
@@ -224,6 +237,12 @@ with tabs[6]:
                 st.error("T-cell malignancy after infusion: see the FDA boxed warning (January 2024); test the tumour "
                          "for the CAR transgene.")
             state.table(sm.drop(columns=["studyid", "data_cut"], errors="ignore"))
+        st.caption("From AEs and from medical history (MH) records that started after infusion (source MH).")
+        if state.has_tables("prior_malignancies"):
+            pm = state.q(f"SELECT * FROM prior_malignancies WHERE {flt} ORDER BY usubjid, start_day NULLS FIRST", fp)
+            if len(pm):
+                with st.expander(f"Prior malignancies in medical history ({len(pm)}): before infusion, not counted"):
+                    state.table(pm.drop(columns=["studyid", "data_cut"], errors="ignore"))
 
 with tabs[7]:
     w = cfg.get("off_tumour_watch", {})
