@@ -17,7 +17,7 @@ CART, ITNK = "CD56-CART-01", "ITNK-B-01"
 CUT1, CUT2 = dt.date(2026, 3, 31), dt.date(2026, 9, 30)
 FIXED = dt.datetime(2026, 10, 1, 8, 0, tzinfo=dt.timezone.utc)
 OUTPUTS = ["deaths_nrm", "infections_by_window", "response", "death_causes", "infections", "secondary_malignancies",
-           "cellular_kinetics", "dose_delivered"]
+           "cellular_kinetics", "dose_delivered", "kinetics_comparison", "prior_malignancies"]
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +82,17 @@ def test_tables_deaths_nrm_infections_response(con):
 
 def test_secondary_malignancy_dose_and_kinetics_listings(con):
     sm = build_listing(make_reader(con, ITNK, CUT2), "secondary_malignancies")
-    assert sm[["usubjid", "term", "latency_months", "t_cell_malignancy", "car_transgene_result"]].values.tolist() == [
-        [f"{ITNK}-01-005", "Myelodysplastic syndrome", 10.0, False, "NEGATIVE"]]
+    got = sm[["usubjid", "source", "term", "latency_months", "t_cell_malignancy"]].values.tolist()
+    # onset order: the skin cancer reported as medical history at month 9 (from day 250), the MDS AE at month 10
+    assert got == [[f"{ITNK}-03-016", "MH", "Squamous cell carcinoma of skin", 8.2, False],
+                   [f"{ITNK}-01-005", "AE", "Myelodysplastic syndrome", 10.0, False]]
+    assert sm["car_transgene_result"].iloc[1] == "NEGATIVE"
+    prior = build_listing(make_reader(con, ITNK, CUT2), "prior_malignancies")
+    assert prior[["usubjid", "term"]].values.tolist() == [[f"{ITNK}-02-009", "Basal cell carcinoma"]]
+    pp = build_listing(make_reader(con, ITNK, CUT2), "kinetics_comparison")
+    # disagreements first: the re-assayed Cmax of 02-009 and its AUC
+    assert pp[["usubjid", "status"]].head(2).values.tolist() == [[f"{ITNK}-02-009", "differs"]] * 2
+    assert set(pp["status"].iloc[2:]) == {"agree"} and set(pp["parameter"]) == {"cmax", "tmax_day", "auc_0_28"}
     dd = build_listing(make_reader(con, CART, CUT2), "dose_delivered").set_index("usubjid")
     assert dd.loc[f"{CART}-01-022", "pct_of_planned"] == pytest.approx(80.0)
     assert dd.loc[f"{CART}-01-030", "not_infused_reason"] == "Manufacturing failure (product out of specification)"

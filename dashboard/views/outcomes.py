@@ -79,6 +79,7 @@ with tabs[1]:
             order = [w for w, _, _ in WINDOWS]
             tab = pd.crosstab([post["pathogen_class"], post["severity"]],
                               pd.Categorical(post["onset_window"], categories=order), dropna=False)
+            tab.columns = [str(c) for c in tab.columns]  # plain labels, in window order
             st.markdown("**Episodes by pathogen class, severity and window (onset day)**")
             st.dataframe(tab, width="stretch")
         # study-level table: readable only by a scope covering every site, and only meaningful without subject
