@@ -131,3 +131,32 @@ def test_site_scoped_outcome_outputs_stay_in_scope(con):
     inf = build_table(r, "infections_by_window")
     assert "site-scoped" in " ".join(inf.attrs["notes"])
     build_table(r, "deaths_nrm")  # computed from scoped rows: never raises
+
+
+def test_pdf_contents_over_two_pages_keep_every_page_number(con, tmp_path):
+    """A packet whose contents need a second page: each footer names its own page, and the contents send each
+    section to the page it is on."""
+    import re
+
+    import pypdf
+    from safety.export import pdf_writer
+    from safety.export.common import packet_meta
+    from safety.export.packet import build_outputs
+    r = make_reader(con, ITNK, CUT2)
+    outputs = build_outputs(r)
+    # five figure pages (drawn as 'unavailable') on top of every table and listing: over one page of contents
+    figures = [(f"Figure {i}", None, "not drawn in this test") for i in range(5)]
+    assert len(outputs) + len(figures) > 28
+    path = pdf_writer.write_pdf(outputs, packet_meta(r, FIXED), tmp_path / "packet.pdf", figures)
+    pdf = pypdf.PdfReader(path)
+    texts = [p.extract_text() for p in pdf.pages]
+    n = len(texts)
+    for i, t in enumerate(texts, start=1):
+        assert f"Page {i} of {n}" in t, i
+    contents = [i for i, t in enumerate(texts, start=1) if "| Contents" in t]
+    assert contents == [2, 3]  # more than one page of contents
+    toc = "\n".join(texts[1:3])
+    entry = re.search(r"Listing: Listing of the sponsor's kinetic parameters \(PP\) beside celltox's\s*(\d+)", toc)
+    assert entry, toc
+    page = int(entry.group(1))
+    assert "Listing of the sponsor's kinetic parameters (PP)" in texts[page - 1]
