@@ -3,8 +3,8 @@
 Which PP parameter is compared with which celltox value, and how far apart they may be, is data
 (safety/data/pp_parameters.csv): Cmax within 5% (relative to celltox's value), Tmax within 1 day, the AUC over
 days 0-28 within 10%. A PP row names its analyte in PPCAT (the PCTESTCD or the PCTEST); with no PPCAT, the
-subject's only analyte. Tmax in hours or weeks is converted to days (TIME_UNIT_DAYS); a Cmax in another unit
-than PC's is not compared (status 'unit differs') and neither is that analyte's AUC. Choices are in
+subject's only analyte. Tmax in hours or weeks is converted to days (safety/data/pp_time_units.csv); a Cmax in
+another unit than PC's is not compared (status 'unit differs') and neither is that analyte's AUC. Choices are in
 docs/outcomes.md.
 """
 from __future__ import annotations
@@ -14,14 +14,10 @@ from safety.derive.outcomes import _data
 from safety.derive.toxicity._sql import insert, reset
 from safety.schema import KINETICS_COMPARISON
 
-# Days per unit of a delivered Tmax (PPSTRESU, upper case, spaces removed); an empty unit is read as days.
-TIME_UNIT_DAYS = {"": 1.0, "D": 1.0, "DAY": 1.0, "DAYS": 1.0, "H": 1 / 24, "HR": 1 / 24, "HRS": 1 / 24,
-                  "HOUR": 1 / 24, "HOURS": 1 / 24, "WK": 7.0, "WEEK": 7.0, "WEEKS": 7.0}
-
 AGREE, DIFFERS, UNIT_DIFFERS = "agree", "differs", "unit differs"
 
 _SQL = """
-WITH tu AS (SELECT * FROM (VALUES {time_units}) t(u, days)),
+WITH tu AS (SELECT upper(coalesce(unit, '')) AS u, days FROM _pp_time_units),
 analytes AS (
   SELECT DISTINCT usubjid, pctestcd, upper(pctest) AS pctest FROM pc_concentrations WHERE studyid = $s AND data_cut = $c
 ),
@@ -79,15 +75,12 @@ FROM j
 """
 
 
-def _time_units() -> str:
-    return ", ".join(f"('{u}', CAST({d!r} AS DOUBLE))" for u, d in TIME_UNIT_DAYS.items())
-
-
 def derive_kinetics_comparison(con, studyid, data_cut, config, review_store=None) -> None:
     """Rebuild kinetics_comparison for one (study, cut)."""
     reset(con, (KINETICS_COMPARISON,), studyid, data_cut)
     _data.install(con, "pp_parameters.csv")
-    sql = _SQL.format(time_units=_time_units(), agree=AGREE, differs=DIFFERS, unit_differs=UNIT_DIFFERS)
+    _data.install(con, "pp_time_units.csv")
+    sql = _SQL.format(agree=AGREE, differs=DIFFERS, unit_differs=UNIT_DIFFERS)
     insert(con, KINETICS_COMPARISON, sql, {"s": studyid, "c": data_cut})
 
 
