@@ -258,6 +258,14 @@ PLANTED += [
     ("car_itnk", "014", "MB-only infection", 50, "BK virus in urine (MB) on day 50 with no AE: an infection episode from microbiology alone"),
 ]
 
+PLANTED += [
+    ("car_itnk", "009", "sponsor PP differs", 7, "Sponsor's Cmax (PP) from a re-assayed peak sample, 1.6 x the PC value; its AUC days 0-28 differs too: flagged 'differs'"),
+    ("car_itnk", "011", "sponsor Tmax in hours", None, "Site 03 subjects' sponsor Tmax given in hours (PPSTRESU h): converted to days, agrees with celltox"),
+    ("car_itnk", "013", "PP quarantined", None, "Sponsor AUCINT delivered as -120: quarantined (implausible PPSTRESN)"),
+    ("car_itnk", "009", "prior malignancy (MH)", None, "Basal cell carcinoma in 2019 (MH): prior history, listed as context, not a new malignancy"),
+    ("car_itnk", "016", "malignancy in MH after infusion", 250, "Squamous cell carcinoma of skin starting day 250, reported as history at the month-9 visit (MH, collected day 270): a new malignancy, latency 8.2 months"),
+]
+
 # Outcome records added after every other domain (Study._plant_outcomes), per study.
 _NEURO = "Nervous system disorders"
 OUTCOME_PLANTS = {
@@ -294,6 +302,13 @@ OUTCOME_PLANTS = {
                       days=[0, 1, 4, 7, 10, 14, 21, 28, 60, 90, 180, 270, 365]),
         marker=dict(testcd="CD19", test="CD19+ B cells", baseline=0.2, depleted=0.003, lln=0.1, uln=0.5,
                     p_recover=0.35, recovery_day=180, days=[-10, 0, 14, 28, 60, 90, 180, 270, 365]),
+        # the sponsor's kinetic parameters (PP) from its own analysis of PC, for subjects past day 28 at its lock
+        pp=dict(lock="2026-03-31", reassay=("009", 1.6), hours_site="03", typo=("013", "AUCINT", -120.0)),
+        # medical history: a prior malignancy, and one reported as history at a later visit (after infusion)
+        mh=dict(prior=[("009", "Basal cell carcinoma", "Basal cell carcinoma", "2019-04", "2019-05")],
+                later=[("016", "Squamous cell carcinoma of skin", "Squamous cell carcinoma of skin", 250, 270, "MONTH 9")],
+                general=["Hypertension", "Hypothyroidism", "Gastrooesophageal reflux disease", "Depression",
+                         "Type 2 diabetes mellitus", "Asthma", "Hyperlipidaemia"]),
     ),
 }
 STUDIES["car_t_cd56"]["outcomes_yaml"] = """response:
@@ -1459,6 +1474,80 @@ class Study:
                                                               ("LVEF", "Left Ventricular Ejection Fraction", 58, "%"),
                                                               ("OXYSAT", "Oxygen Saturation", 97, "%")))])
         self._kinetics_and_markers(out, rng, plan)
+        if "pp" in plan:
+            self._sponsor_pp(out, plan["pp"])
+        if "mh" in plan:
+            self._medical_history(out, plan["mh"])
+
+    def _sponsor_pp(self, out: dict[str, pd.DataFrame], p: dict) -> None:
+        """PP as the sponsor's analysis of PC gives it: Cmax, Tmax and AUC days 0-28 (linear trapezoid, values
+        below the LLOQ as 0), for subjects past day 28 at the sponsor's lock."""
+        studyid = self.spec["studyid"]
+        pc = out["pc"].copy()
+        pc["v"] = pd.to_numeric(pc["PCSTRESN"], errors="coerce").fillna(0.0)
+        s = self.s
+        inf = dict(zip(s["usubjid"], s["inf_date"].to_numpy().astype("datetime64[D]")))
+        lock = np.datetime64(p["lock"])
+        rows = []
+        for u, g in pc.groupby("USUBJID", sort=True):
+            if inf[u] + np.timedelta64(28, "D") > lock:
+                continue
+            g = g.assign(day=[int((np.datetime64(x[:10]) - inf[u]).astype(int)) for x in g["PCDTC"]])
+            g = g[g["day"] >= 0].sort_values("day")
+            v = g["v"].to_numpy().copy()
+            sj = u[-3:]
+            if sj == p["reassay"][0]:  # the sponsor re-assayed the peak sample
+                v[int(np.argmax(v))] *= p["reassay"][1]
+            cmax = float(v.max())
+            tmax = int(g["day"].to_numpy()[int(np.argmax(v))])
+            w = g["day"].to_numpy() <= 28
+            d, vv = g["day"].to_numpy()[w], v[w]
+            auc = float(np.sum(np.diff(d) * (vv[1:] + vv[:-1]) / 2.0))
+            unit = g["PCSTRESU"].iloc[0]
+            hours = u.split("-")[-2] == p["hours_site"]
+            params = [("CMAX", "Max Conc", cmax, unit, "", ""),
+                      ("TMAX", "Time of CMAX", tmax * 24.0 if hours else float(tmax), "h" if hours else "day", "", ""),
+                      ("AUCINT", "AUC from T1 to T2", auc, "day*" + unit, "P0D", "P28D")]
+            for n, (cd, name, val, un, st_, en) in enumerate(params):
+                if (sj, cd) == p["typo"][:2]:
+                    val = p["typo"][2]
+                txt = f"{val:.4g}"
+                rows.append(dict(STUDYID=studyid, DOMAIN="PP", USUBJID=u, PPSEQ=float(n + 1), PPTESTCD=cd, PPTEST=name,
+                                 PPCAT=g["PCTESTCD"].iloc[0], PPORRES=txt, PPORRESU=un, PPSTRESC=txt,
+                                 PPSTRESN=float(txt), PPSTRESU=un, PPSPEC="BLOOD", PPSTINT=st_, PPENINT=en,
+                                 PPRFTDTC=str(inf[u])))
+        out["pp"] = pd.DataFrame(rows)
+
+    def _medical_history(self, out: dict[str, pd.DataFrame], m: dict) -> None:
+        """MH: a few general conditions per subject taken at screening (own random stream), the planted prior
+        malignancy, and a malignancy reported as history at a later visit."""
+        rng = np.random.default_rng(SEED + 19)
+        studyid = self.spec["studyid"]
+        dm = out["dm"]
+        usub = {u[-3:]: u for u in dm["USUBJID"]}
+        consent = dict(zip(dm["USUBJID"], dm["RFICDTC"]))
+        inf = dict(zip(self.s["usubjid"], self.s["inf_date"].to_numpy().astype("datetime64[D]")))
+        rows = []
+        for u in sorted(dm["USUBJID"]):
+            for term in rng.choice(m["general"], size=int(rng.integers(0, 3)), replace=False):
+                year = int(rng.integers(2005, 2023))
+                start = f"{year}" if rng.random() < 0.5 else f"{year}-{int(rng.integers(1, 13)):02d}"
+                rows.append(dict(USUBJID=u, MHTERM=str(term), MHDECOD=str(term), MHCAT="GENERAL MEDICAL HISTORY",
+                                 MHSTDTC=start, MHENDTC="", MHENRTPT="ONGOING", VISIT="SCREENING", MHDTC=consent[u]))
+        for sj, term, decod, start, end in m["prior"]:
+            u = usub[sj]
+            rows.append(dict(USUBJID=u, MHTERM=term, MHDECOD=decod, MHCAT="GENERAL MEDICAL HISTORY", MHSTDTC=start,
+                             MHENDTC=end, MHENRTPT="", VISIT="SCREENING", MHDTC=consent[u]))
+        for sj, term, decod, start_day, told_day, visit in m["later"]:
+            u = usub[sj]
+            rows.append(dict(USUBJID=u, MHTERM=term, MHDECOD=decod, MHCAT="GENERAL MEDICAL HISTORY",
+                             MHSTDTC=str(inf[u] + np.timedelta64(start_day, "D")), MHENDTC="", MHENRTPT="ONGOING",
+                             VISIT=visit, MHDTC=str(inf[u] + np.timedelta64(told_day, "D"))))
+        df = pd.DataFrame(rows).sort_values(["USUBJID", "MHDTC"], kind="stable").reset_index(drop=True)
+        df.insert(0, "STUDYID", studyid)
+        df.insert(1, "DOMAIN", "MH")
+        df.insert(3, "MHSEQ", (df.groupby("USUBJID").cumcount() + 1).astype(float))
+        out["mh"] = df
 
     def _truncate(self, out: dict[str, pd.DataFrame], u: str, inf: np.datetime64, day: int) -> None:
         """Drop a subject's records dated after ``day`` (a death): the data a site would hold."""

@@ -63,6 +63,10 @@ AES = {
            ("CTX-001-102-002", 1, "Pyrexia", 1, "N")],
 }
 DEATHS = {CUT2: {"CTX-001-102-001": (dt.date(2024, 5, 20), 110, "Pneumonia")}}
+# the derived deaths table (what the overview and "what changed" read): the death above, plus a death at site
+# 101 recorded at both cuts (not new at CUT2), so that every role has deaths rows to be scoped
+DEATH_ROWS = {CUT1: {"CTX-001-101-002": (dt.date(2024, 2, 1), 30, "Disease progression")},
+              CUT2: {"CTX-001-101-002": (dt.date(2024, 2, 1), 30, "Disease progression"), **DEATHS[CUT2]}}
 
 
 def _value(col: schema.Column, *, studyid: str, cut: dt.date, usubjid: str | None, table: str, n: int):
@@ -123,6 +127,13 @@ def build_two_site_db(path: str | Path, cuts: tuple[dt.date, ...] = (CUT1, CUT2)
                         row.update(aeseq=aeseq, event_key=f"{usubjid}/AE/{aeseq}", aeterm=aedecod.upper(),
                                    aedecod=aedecod, aetoxgr=grade, aeser=aeser,
                                    aesdth="Y" if grade == 5 else "N")
+                        _insert(con, table, row)
+                    _insert(con, table, _generic(table, OTHER_STUDY, cut, OTHER_SUBJECT))
+                    continue
+                if table.name == "deaths":
+                    for usubjid, (date, day, cause) in DEATH_ROWS[cut].items():
+                        row = _generic(table, STUDY, cut, usubjid)
+                        row.update(death_date=date, death_day=day, delivered_cause=cause)
                         _insert(con, table, row)
                     _insert(con, table, _generic(table, OTHER_STUDY, cut, OTHER_SUBJECT))
                     continue

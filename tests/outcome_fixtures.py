@@ -73,6 +73,18 @@ class OutcomeDB:
         self.insert("pc_concentrations", usubjid=u, pcseq=self.seq("pc"), pctestcd=test, value=value, lloq=lloq,
                     below_lloq=blq, unit="copies/ug gDNA", day=d)
 
+    def mh(self, u, term, start, *, cat="GENERAL MEDICAL HISTORY", end=None, collected=None, occur=None, **extra):
+        n = self.seq("mh")
+        self.insert("medical_history", usubjid=u, mhseq=n, mhterm=term, mhdecod=term, mhcat=cat, mhoccur=occur,
+                    mhst_date=None if start is None else day(start), start_day=start,
+                    mhen_date=None if end is None else day(end), end_day=end,
+                    collection_day=collected, mh_collection_date=None if collected is None else day(collected), **extra)
+
+    def pp(self, u, testcd, value, unit=None, analyte="CARTGDNA", start=None, end=None, orres=None):
+        self.insert("pk_parameters", usubjid=u, ppseq=self.seq("pp"), pptestcd=testcd, ppcat=analyte, value=value,
+                    unit=unit, pporres=orres if orres is not None else (None if value is None else f"{value:g}"),
+                    interval_start_day=start, interval_end_day=end)
+
     def ex(self, u, dose, unit="10^6 cells/kg"):
         self.insert("exposures", usubjid=u, exseq=self.seq("ex"), extrt="CAR-X", exdose=dose, exdosu=unit,
                     is_car_infusion=True, day=0)

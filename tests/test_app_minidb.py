@@ -67,6 +67,17 @@ def build_mini_database(path: Path) -> Path:
                          "status": status, "enrollment_order": order, "last_known_alive_day": last,
                          "consent_date": d0 - dt.timedelta(days=20), "lymphodepletion_start_day": -5 if inf else None})
         _insert(con, "subjects", rows)
+        # the derived deaths and infection episodes the overview reads (one definition of each)
+        _insert(con, "deaths", [{"studyid": STUDY, "data_cut": cut, "usubjid": r["usubjid"], "death_date": r["death_date"],
+                                 "death_day": r["death_day"], "sources": "DM", "cause_category": "other",
+                                 "non_relapse": True, "treatment_related": True}
+                                for r in rows if r["death_date"] is not None])
+        _insert(con, "infection_episodes", [{"studyid": STUDY, "data_cut": cut, "usubjid": "MINI-01-004",
+                                             "event_key": "MINI-01-004/AE/1", "source": "AE", "term": "Pneumonia",
+                                             "pathogen_class": "other/unspecified", "pathogen": "unspecified",
+                                             "invasive_mould": False, "ctcae_grade": 3, "severity": "grade 3-4",
+                                             "serious": True, "fatal": False, "onset_day": 20,
+                                             "onset_window": "day 0-30"}])
         aes = [
             ("MINI-01-001", 1, "Cytokine release syndrome", "Immune system disorders", 2, "N", True, 1, 5),
             ("MINI-01-001", 2, "Neutrophil count decreased", "Investigations", 4, "N", True, 3, 20),

@@ -26,6 +26,10 @@ def test_outcomes_page_deaths_nrm_response_and_dose(app_env):
         assert (m["Enrolled"], m["Infused"], m["Never infused"]) == ("23", "22", "1")
         assert m["Laboratory TLS"].startswith("2/22")
         assert m["Invasive mould infections"] == "1"
+    # incidence density for the whole study and per dose level
+    dens = [d.value for d in at.dataframe if "per_100_patient_days" in d.value.columns]
+    assert dens and set(dens[0]["dose_level"]) == {"all"}
+    assert any("Per dose level" in t.value for t in at.markdown)
     texts = " ".join(c.value for c in at.caption)
     assert "Aalen-Johansen" in texts and "denominator" in texts.lower()
     # every curve has its numbers at risk
@@ -47,6 +51,16 @@ def test_outcomes_page_itnk_b_cell_aplasia(app_env):
     m = _metrics(at)
     assert "B-cell aplasia (CD19+ < 10 cells/uL)" in m
     assert "hypogammaglobulinaemia (IgG < 4 g/L)" in m
+    # the sponsor's PP beside celltox's kinetics: the re-assayed Cmax of 02-009 (and its AUC) flagged
+    assert any("2 sponsor value(s) differ from celltox's beyond the tolerance (1 subject(s))" in w.value
+               for w in at.warning)
+    frames = [d.value for d in at.dataframe]
+    pp = [f for f in frames if "sponsor_value" in f.columns]
+    assert pp and pp[0]["status"].head(2).tolist() == ["differs", "differs"]
+    # a malignancy reported as medical history after infusion is new; the prior one is context
+    sm = [f for f in frames if "latency_months" in f.columns][0]
+    assert "Squamous cell carcinoma of skin" in set(sm["term"]) and "MH" in set(sm["source"])
+    assert any(e.label.startswith("Prior malignancies in medical history (1)") for e in at.expander)
 
 
 def test_subject_profile_shows_car_expansion_beside_grades(app_env):

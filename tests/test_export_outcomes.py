@@ -17,7 +17,7 @@ CART, ITNK = "CD56-CART-01", "ITNK-B-01"
 CUT1, CUT2 = dt.date(2026, 3, 31), dt.date(2026, 9, 30)
 FIXED = dt.datetime(2026, 10, 1, 8, 0, tzinfo=dt.timezone.utc)
 OUTPUTS = ["deaths_nrm", "infections_by_window", "response", "death_causes", "infections", "secondary_malignancies",
-           "cellular_kinetics", "dose_delivered"]
+           "cellular_kinetics", "dose_delivered", "kinetics_comparison", "prior_malignancies"]
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,17 @@ def test_tables_deaths_nrm_infections_response(con):
                  s=CART, c=CUT2)
     assert inf.loc[("all", "any grade"), col].startswith(f"{n31} / ")
     assert inf.loc[("fungal", "grade >= 3"), col].startswith("1 / 1 (4.5) / ")
+    # one pair of rows per dose level, its rate read from infection_incidence_density of that level
+    levels = con.cursor().execute(
+        "SELECT dose_level, count(*) FROM subjects WHERE studyid=$s AND data_cut=$c AND infused "
+        "AND first_infusion_date IS NOT NULL GROUP BY ALL", {"s": CART, "c": CUT2}).fetchall()
+    assert len(levels) >= 2
+    for dose, n in levels:
+        rate = scalar(con, "SELECT per_100_patient_days FROM infection_incidence_density WHERE studyid=$s "
+                      "AND data_cut=$c AND dose_level=$d AND onset_window='day 31-90' AND pathogen_class='all' "
+                      "AND severity='any grade'", s=CART, c=CUT2, d=dose)
+        assert inf.loc[(f"all, dose level {dose} (N={n})", "any grade"), col].endswith(
+            "-" if rate is None else f"{rate:.2f}")
     resp = build_table(r, "response")
     assert "ORR 15/22 (68%)" in resp.attrs["notes"][0]
     rows = {(a, b): v for a, b, v in resp.values}
@@ -71,8 +82,17 @@ def test_tables_deaths_nrm_infections_response(con):
 
 def test_secondary_malignancy_dose_and_kinetics_listings(con):
     sm = build_listing(make_reader(con, ITNK, CUT2), "secondary_malignancies")
-    assert sm[["usubjid", "term", "latency_months", "t_cell_malignancy", "car_transgene_result"]].values.tolist() == [
-        [f"{ITNK}-01-005", "Myelodysplastic syndrome", 10.0, False, "NEGATIVE"]]
+    got = sm[["usubjid", "source", "term", "latency_months", "t_cell_malignancy"]].values.tolist()
+    # onset order: the skin cancer reported as medical history at month 9 (from day 250), the MDS AE at month 10
+    assert got == [[f"{ITNK}-03-016", "MH", "Squamous cell carcinoma of skin", 8.2, False],
+                   [f"{ITNK}-01-005", "AE", "Myelodysplastic syndrome", 10.0, False]]
+    assert sm["car_transgene_result"].iloc[1] == "NEGATIVE"
+    prior = build_listing(make_reader(con, ITNK, CUT2), "prior_malignancies")
+    assert prior[["usubjid", "term"]].values.tolist() == [[f"{ITNK}-02-009", "Basal cell carcinoma"]]
+    pp = build_listing(make_reader(con, ITNK, CUT2), "kinetics_comparison")
+    # disagreements first: the re-assayed Cmax of 02-009 and its AUC
+    assert pp[["usubjid", "status"]].head(2).values.tolist() == [[f"{ITNK}-02-009", "differs"]] * 2
+    assert set(pp["status"].iloc[2:]) == {"agree"} and set(pp["parameter"]) == {"cmax", "tmax_day", "auc_0_28"}
     dd = build_listing(make_reader(con, CART, CUT2), "dose_delivered").set_index("usubjid")
     assert dd.loc[f"{CART}-01-022", "pct_of_planned"] == pytest.approx(80.0)
     assert dd.loc[f"{CART}-01-030", "not_infused_reason"] == "Manufacturing failure (product out of specification)"
@@ -111,3 +131,32 @@ def test_site_scoped_outcome_outputs_stay_in_scope(con):
     inf = build_table(r, "infections_by_window")
     assert "site-scoped" in " ".join(inf.attrs["notes"])
     build_table(r, "deaths_nrm")  # computed from scoped rows: never raises
+
+
+def test_pdf_contents_over_two_pages_keep_every_page_number(con, tmp_path):
+    """A packet whose contents need a second page: each footer names its own page, and the contents send each
+    section to the page it is on."""
+    import re
+
+    import pypdf
+    from safety.export import pdf_writer
+    from safety.export.common import packet_meta
+    from safety.export.packet import build_outputs
+    r = make_reader(con, ITNK, CUT2)
+    outputs = build_outputs(r)
+    # five figure pages (drawn as 'unavailable') on top of every table and listing: over one page of contents
+    figures = [(f"Figure {i}", None, "not drawn in this test") for i in range(5)]
+    assert len(outputs) + len(figures) > 28
+    path = pdf_writer.write_pdf(outputs, packet_meta(r, FIXED), tmp_path / "packet.pdf", figures)
+    pdf = pypdf.PdfReader(path)
+    texts = [p.extract_text() for p in pdf.pages]
+    n = len(texts)
+    for i, t in enumerate(texts, start=1):
+        assert f"Page {i} of {n}" in t, i
+    contents = [i for i, t in enumerate(texts, start=1) if "| Contents" in t]
+    assert contents == [2, 3]  # more than one page of contents
+    toc = "\n".join(texts[1:3])
+    entry = re.search(r"Listing: Listing of the sponsor's kinetic parameters \(PP\) beside celltox's\s*(\d+)", toc)
+    assert entry, toc
+    page = int(entry.group(1))
+    assert "Listing of the sponsor's kinetic parameters (PP)" in texts[page - 1]

@@ -8,27 +8,6 @@ from dashboard import figures as F
 from safety.core.palette import GRADE_COLORS
 
 
-def test_km_estimate_matches_hand_computed_example():
-    # times 1,2,2,3,4,5 with a censoring at 2 and at 4:
-    # S(1) = 5/6; S(2) = 5/6 * 4/5 = 2/3; S(3) = 2/3 * 2/3 = 4/9; S(4) = 4/9 (censored); S(5) = 0
-    km = F.km_estimate([1, 2, 2, 3, 4, 5], [True, True, False, True, False, True])
-    by_t = km.set_index("time")
-    assert list(km["time"]) == [0, 1, 2, 3, 4, 5]
-    assert by_t.loc[1, "survival"] == pytest.approx(5 / 6)
-    assert by_t.loc[2, "survival"] == pytest.approx(2 / 3)
-    assert by_t.loc[3, "survival"] == pytest.approx(4 / 9)
-    assert by_t.loc[4, "survival"] == pytest.approx(4 / 9)
-    assert by_t.loc[5, "survival"] == pytest.approx(0.0)
-    assert list(km["at_risk"]) == [6, 6, 5, 3, 2, 1]
-    assert by_t.loc[2, "events"] == 1 and by_t.loc[2, "censored"] == 1
-
-
-def test_km_all_censored_stays_at_one_and_ignores_missing_times():
-    km = F.km_estimate([10, None, 20], [False, True, False])
-    assert km["survival"].tolist() == [1.0, 1.0, 1.0]
-    assert km["at_risk"].iloc[0] == 2
-
-
 def test_incidence_bar_uses_palette_and_ci_error_bars():
     df = pd.DataFrame({"group": ["All", "All"], "grade": [1, 3], "subjects": [4, 1], "total": [10, 10],
                        "pct": [40.0, 10.0], "ci_low": [12.2, 0.3], "ci_high": [73.8, 44.5]})

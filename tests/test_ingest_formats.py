@@ -111,13 +111,13 @@ def test_domain_from_domain_column_and_optional_domains_missing(tmp_path):
     study = make_study(tmp_path / "s", "csv", skip=("ex", "ae", "lb", "vs", "cm", "ds", "rs", "crs_assessments",
                                                      "icans_assessments", "suppae", "suppdm", "dm"))
     DM.to_csv(study / "demographics_export.csv", index=False)  # name does not tell; DOMAIN column does
-    (study / "mh.csv").write_text("USUBJID,MHTERM\nS-001,Asthma\n")
+    (study / "su.csv").write_text("USUBJID,SUTRT\nS-001,Tobacco\n")
     db = tmp_path / "db.duckdb"
     r = ingest_study(study, db, run_derivations=False)
     assert [f.domain for f in r.files] == ["DM"]
-    assert r.skipped_files == ["mh.csv"]
+    assert r.skipped_files == ["su.csv"]
     assert r.domains_missing == ["EX", "AE", "LB", "VS", "CM", "RS", "DS", "QS", "PR", "FA", "CE", "CRS", "ICANS", "PC",
-                                 "MB"]
+                                 "MB", "PP", "MH"]
     st = q(db, "SELECT domains_present, domains_missing FROM studies")
     assert list(st.domains_present[0]) == ["DM"] and "AE" in list(st.domains_missing[0])
     # no EX: day 0 from DM.RFXSTDTC

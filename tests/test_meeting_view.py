@@ -113,6 +113,17 @@ def test_meeting_summary_names_deaths_severe_toxicities_and_candidates(sample_db
     assert list(cart1.rules["label"])[0] == "DL3"  # the red box first
 
 
+def test_meeting_summary_reads_the_derived_deaths_and_infection_episodes(mini_db):
+    from test_app_minidb import CUT1, CUT2, STUDY
+    first = _summary(mini_db, STUDY, CUT1)  # a first cut: every death and severe infection is new
+    assert first.deaths[["usubjid", "death_day", "death_cause", "cause_category"]].values.tolist() == [
+        ["MINI-01-002", 60, "cause not recorded", "other"]]
+    inf = first.severe[first.severe["toxicity"] == "Infection"]
+    assert inf[["usubjid", "term", "grade", "event_key"]].values.tolist() == [["MINI-01-004", "Pneumonia", 3, "MINI-01-004/AE/1"]]
+    later = _summary(mini_db, STUDY, CUT2)  # the same death and infection at the next cut are not new
+    assert later.deaths.empty and (later.severe["toxicity"] != "Infection").all()
+
+
 @pytest.mark.parametrize("row, level", [
     ({"decision": "de-escalate", "events": 3, "pending": 0, "boundary_events": 3, "events_needed": 0,
       "decision_if_pending_confirmed": "de-escalate", "pending_changes_decision": False}, "crossed"),

@@ -80,7 +80,7 @@ def test_infection_windows_classes_density_and_support(tmp_path):
     assert ep[("B", 41)]["invasive_mould"] and ep[("B", 41)]["severity"] == "grade 5" and ep[("B", 41)]["fatal"]
     assert ("B", 38) not in ep and ("A", 251) not in ep
     dens = {(r["onset_window"], r["pathogen_class"], r["severity"]): r
-            for r in db.rows("SELECT * FROM infection_incidence_density")}
+            for r in db.rows("SELECT * FROM infection_incidence_density WHERE dose_level = 'all'")}
     # patient-days: A followed to day 400, B to its death on day 45
     # day 0-30: 31 + 31; day 31-90: 60 + 15; day 91-365: 275 + 0
     assert [dens[(w, "all", "any grade")]["patient_days"] for w in ("day 0-30", "day 31-90", "day 91-365")] == [62, 75, 275]
@@ -94,6 +94,42 @@ def test_infection_windows_classes_density_and_support(tmp_path):
     sup = {r["cmtrt"]: (r["support"], r["prophylaxis"]) for r in db.rows("SELECT * FROM infection_support")}
     assert sup == {"Posaconazole": ("antifungal", True), "Immunoglobulin human normal": ("IVIG", True),
                    "Filgrastim": ("G-CSF", False), "Meropenem": ("antibacterial", False)}
+
+
+def test_incidence_density_window_edges_per_dose_level(tmp_path):
+    db = OutcomeDB(tmp_path / "e.duckdb")
+    # followed to the last day of a window, or one day into the next
+    db.subject("L30", lka=30, dose_level="DL1")
+    db.subject("L31", lka=31, dose_level="DL1")
+    db.subject("L90", lka=90, dose_level="DL2")
+    db.subject("L91", lka=91, dose_level="DL2")
+    db.subject("NOT", infused=False, dose_level="DL2")      # never infused: no days at risk
+    db.ae("L30", "Sepsis", 3, 30, 30)                         # last day of day 0-30
+    db.ae("L31", "Pneumonia", 2, 31, 31)                      # first day of day 31-90
+    db.ae("L90", "Influenza", 2, 90, 90)                      # last day of day 31-90
+    db.ae("L91", "BK virus infection", 3, 91, 91)             # first day of day 91-365
+    db.derive("infections")
+    d = {(r["dose_level"], r["onset_window"]): r for r in db.rows(
+        "SELECT * FROM infection_incidence_density WHERE pathogen_class = 'all' AND severity = 'any grade'")}
+    w = ("day 0-30", "day 31-90", "day 91-365")
+    # patient-days by hand: day 0-30 holds 31 days (0..30); L30: 31/0/0, L31: 31/1/0, L90: 31/60/0, L91: 31/60/1
+    assert [d[("DL1", x)]["patient_days"] for x in w] == [62, 1, 0]
+    assert [d[("DL2", x)]["patient_days"] for x in w] == [62, 120, 1]
+    assert [d[("all", x)]["patient_days"] for x in w] == [124, 121, 1]
+    assert [d[("DL1", x)]["subjects_at_risk"] for x in w] == [2, 1, 0]
+    assert [d[("DL2", x)]["subjects_at_risk"] for x in w] == [2, 2, 1]
+    assert [d[("DL1", x)]["episodes"] for x in w] == [1, 1, 0]
+    assert [d[("DL2", x)]["episodes"] for x in w] == [0, 1, 1]
+    assert d[("DL1", "day 31-90")]["per_100_patient_days"] == pytest.approx(1 / 1 * 100)
+    assert d[("DL2", "day 31-90")]["per_100_patient_days"] == pytest.approx(1 / 120 * 100)
+    assert d[("DL2", "day 91-365")]["per_100_patient_days"] == pytest.approx(100.0)
+    assert d[("all", "day 0-30")]["per_100_patient_days"] == pytest.approx(1 / 124 * 100)
+    assert nan_none(d[("DL1", "day 91-365")]["per_100_patient_days"]) is None   # no patient-days: no rate
+    g3 = {(r["dose_level"], r["onset_window"]): r["episodes"] for r in db.rows(
+        "SELECT * FROM infection_incidence_density WHERE pathogen_class = 'all' AND severity = 'grade >= 3'")}
+    assert (g3[("DL1", "day 0-30")], g3[("DL2", "day 31-90")], g3[("DL2", "day 91-365")]) == (1, 0, 1)
+    assert {r["dose_level"] for r in db.rows("SELECT DISTINCT dose_level FROM infection_incidence_density")} == \
+        {"all", "DL1", "DL2"}
 
 
 # ---- deaths and NRM ------------------------------------------------------------------------------------
@@ -264,6 +300,77 @@ def test_secondary_malignancies_latency_and_t_cell(tmp_path):
     assert (t["latency_days"], t["latency_months"], t["t_cell_malignancy"], t["car_transgene_result"]) == (480, 15.8, True, "POSITIVE")
     m = r["Myelodysplastic syndrome"]
     assert (m["latency_months"], m["t_cell_malignancy"], nan_none(m["car_transgene_result"])) == (10.0, False, None)
+
+
+def test_medical_history_malignancy_after_infusion_is_new_and_before_is_prior_history(tmp_path):
+    db = OutcomeDB(tmp_path / "mh.duckdb")
+    db.con.execute("ALTER TABLE medical_history ADD COLUMN supp_cartgres VARCHAR")
+    db.subject("A", lka=700)
+    db.mh("A", "Squamous cell carcinoma of skin", 250, collected=300)            # history told at a later visit
+    db.mh("A", "Basal cell carcinoma", -900, end=-880)                           # before infusion: prior history
+    db.mh("A", "B-cell acute lymphoblastic leukaemia", -400, cat="PRIMARY DIAGNOSIS")
+    db.mh("A", "Hypertension", -2000)                                           # not a malignancy
+    db.mh("A", "Melanoma", 100, occur="N")                                      # pre-specified, did not occur
+    db.subject("B", lka=900)
+    db.mh("B", "T-cell lymphoma", 400, collected=420, supp_cartgres="Positive")  # T-cell, from MH
+    db.mh("B", "Myelodysplastic syndrome", 320)                                  # the AE below told again in MH
+    db.ae("B", "Myelodysplastic syndrome", 3, 304, soc="Neoplasms")
+    db.mh("B", "Acute myeloid leukaemia", 0)                                     # day 0: not after infusion
+    db.derive("secondary_malignancies")
+    new = {(x["usubjid"], x["term"]): x for x in db.rows("SELECT * FROM secondary_malignancies")}
+    assert set(new) == {("A", "Squamous cell carcinoma of skin"), ("B", "T-cell lymphoma"),
+                        ("B", "Myelodysplastic syndrome")}
+    scc = new[("A", "Squamous cell carcinoma of skin")]
+    # latency 250 days = 250 / 30.4375 = 8.21 months
+    assert (scc["source"], scc["event_key"], scc["latency_days"], scc["latency_months"], scc["t_cell_malignancy"]) == \
+        ("MH", "A/MH/1", 250, 8.2, False)
+    tcl = new[("B", "T-cell lymphoma")]
+    assert (tcl["source"], tcl["latency_days"], tcl["latency_months"], tcl["t_cell_malignancy"],
+            tcl["car_transgene_result"]) == ("MH", 400, 13.1, True, "POSITIVE")
+    assert new[("B", "Myelodysplastic syndrome")]["source"] == "AE"   # reported twice: counted once, as the AE
+    prior = {(x["usubjid"], x["term"]): x for x in db.rows("SELECT * FROM prior_malignancies")}
+    assert set(prior) == {("A", "Basal cell carcinoma"), ("A", "B-cell acute lymphoblastic leukaemia"),
+                          ("B", "Acute myeloid leukaemia")}
+    assert (prior[("A", "Basal cell carcinoma")]["start_day"], prior[("A", "Basal cell carcinoma")]["ongoing"]) == (-900, False)
+    assert prior[("A", "B-cell acute lymphoblastic leukaemia")]["mhcat"] == "PRIMARY DIAGNOSIS"
+
+
+# ---- the sponsor's kinetic parameters (PP) beside celltox's --------------------------------------------------
+
+def test_sponsor_pp_beside_celltox_kinetics_with_tolerance_flags(tmp_path):
+    db = OutcomeDB(tmp_path / "pp.duckdb")
+    for u in ("A", "B", "C"):
+        db.subject(u)
+        for d, v in [(0, None), (7, 1000.0), (14, 400.0), (28, 100.0)]:
+            db.pc(u, d, v)
+    # celltox: Cmax 1000 on day 7; AUC 0-28 = 7*(0+1000)/2 + 7*(1000+400)/2 + 14*(400+100)/2 = 3500 + 4900 + 3500
+    auc = 11900.0
+    db.pp("A", "CMAX", 1049.0, "copies/ug gDNA")            # +4.9%: within 5%
+    db.pp("A", "TMAX", 192.0, "h")                          # 8 days: 1 day from day 7, within 1 day
+    db.pp("A", "AUCINT", auc * 1.099, "day*copies/ug gDNA", start=0, end=28)   # +9.9%: within 10%
+    db.pp("A", "AUCINT", 99999.0, "day*copies/ug gDNA", start=0, end=90)       # another interval: not compared
+    db.pp("B", "CMAX", 1051.0, "copies / ug gDNA")          # +5.1%: beyond 5% (unit spelled with spaces: same)
+    db.pp("B", "TMAX", 9.0, "DAYS")                         # 2 days from day 7: beyond 1 day
+    db.pp("B", "AUC0_28", auc * 0.899, "day*copies/ug gDNA")  # -10.1%: beyond 10%
+    db.pp("C", "CMAX", 1.0, "copies/ng gDNA")               # another unit: not compared, nor the AUC
+    db.pp("C", "AUC0_28", 11.9, "day*copies/ng gDNA")
+    db.pp("C", "TMAX", None, "day", orres="NC")             # not calculable
+    db.pp("C", "CMAX", 5.0, "cells/uL", analyte="CARCELLS")  # no such analyte in PC
+    db.derive("cellular_kinetics", "kinetics_comparison")
+    r = {(x["usubjid"], x["pptestcd"], x["analyte"], x["ppseq"]): x for x in db.rows("SELECT * FROM kinetics_comparison")}
+    st = {(u, t): x["status"] for (u, t, a, _), x in r.items() if a == "CARTGDNA"}
+    assert st == {("A", "CMAX"): "agree", ("A", "TMAX"): "agree", ("A", "AUCINT"): "agree",
+                  ("B", "CMAX"): "differs", ("B", "TMAX"): "differs", ("B", "AUC0_28"): "differs",
+                  ("C", "CMAX"): "unit differs", ("C", "AUC0_28"): "unit differs",
+                  ("C", "TMAX"): "not calculable by the sponsor"}
+    assert [x["status"] for k, x in r.items() if k[2] == "CARCELLS"] == ["analyte not in PC"]
+    a_t = next(x for k, x in r.items() if k[:2] == ("A", "TMAX"))
+    assert (a_t["celltox_value"], a_t["difference"], a_t["tolerance"]) == (7.0, pytest.approx(1.0), "1 day")
+    b_auc = next(x for k, x in r.items() if k[:2] == ("B", "AUC0_28"))
+    assert b_auc["celltox_value"] == pytest.approx(auc) and b_auc["difference_pct"] == pytest.approx(-10.1)
+    assert b_auc["tolerance"] == "10%" and b_auc["parameter"] == "auc_0_28"
+    assert next(x for k, x in r.items() if k[:2] == ("B", "CMAX"))["difference_pct"] == pytest.approx(5.1)
+    assert nan_none(next(x for k, x in r.items() if k[:2] == ("C", "CMAX"))["difference"]) is None
 
 
 def test_dose_given_against_plan_and_never_infused(tmp_path):

@@ -703,3 +703,29 @@ def test_planted_prolonged_early_icaht_grade4(loaded):
     assert r["early_grade"].tolist() == [4] and bool(r["never_recovered"].iloc[0])
     assert r["early_evaluability"].iloc[0] == "fully evaluable"
     assert r["early_grade_reason"].iloc[0].endswith("with no recovery by day 30")
+
+
+def test_ingest_sponsor_pp_and_medical_history_planted(loaded):
+    cut = _cut(loaded, "ITNK-B-01")
+    k = q(loaded, """SELECT usubjid, pptestcd, status FROM kinetics_comparison
+                     WHERE studyid = 'ITNK-B-01' AND data_cut = $c""", c=cut)
+    differs = k[k["status"] == "differs"]
+    assert sorted(differs[["usubjid", "pptestcd"]].itertuples(index=False, name=None)) == [
+        ("ITNK-B-01-02-009", "AUCINT"), ("ITNK-B-01-02-009", "CMAX")]
+    assert set(k["status"]) == {"agree", "differs"}
+    hours = q(loaded, """SELECT unit, count(*) AS n FROM pk_parameters WHERE studyid = 'ITNK-B-01' AND data_cut = $c
+                         AND pptestcd = 'TMAX' AND usubjid = 'ITNK-B-01-03-011' GROUP BY unit""", c=cut)
+    assert hours.values.tolist() == [["h", 1]]
+    assert k[(k["usubjid"] == "ITNK-B-01-03-011") & (k["pptestcd"] == "TMAX")]["status"].tolist() == ["agree"]
+    quar = q(loaded, """SELECT usubjid, reason FROM quarantine WHERE studyid = 'ITNK-B-01' AND data_cut = $c
+                        AND source_file = 'pp.csv'""", c=cut)
+    assert quar["usubjid"].tolist() == ["ITNK-B-01-01-013"] and quar["reason"].iloc[0].startswith("implausible PPSTRESN")
+    new = q(loaded, """SELECT usubjid, term, source, latency_days, latency_months FROM secondary_malignancies
+                       WHERE studyid = 'ITNK-B-01' AND data_cut = $c AND source = 'MH'""", c=cut)
+    assert new.values.tolist() == [["ITNK-B-01-03-016", "Squamous cell carcinoma of skin", "MH", 250, 8.2]]
+    prior = q(loaded, """SELECT usubjid, term FROM prior_malignancies WHERE studyid = 'ITNK-B-01' AND data_cut = $c""",
+              c=cut)
+    assert prior.values.tolist() == [["ITNK-B-01-02-009", "Basal cell carcinoma"]]
+    # at the first cut the month-9 history is not yet told
+    assert q(loaded, """SELECT count(*) AS n FROM secondary_malignancies WHERE studyid = 'ITNK-B-01'
+                        AND data_cut = DATE '2026-03-31' AND source = 'MH'""")["n"].iloc[0] == 0

@@ -7,7 +7,8 @@ from dashboard import figures_outcomes as FO
 from dashboard import state
 from safety.derive.outcomes import survival
 from safety.derive.outcomes.deaths import NRM_HORIZONS
-from safety.derive.outcomes.infections import WINDOWS
+from safety.derive.outcomes.infections import ALL_DOSE_LEVELS, WINDOWS
+from safety.derive.outcomes.kinetics_pp import DIFFERS as KINETICS_DIFFERS
 from safety.derive.outcomes.response import orr
 
 v = state.view()
@@ -78,18 +79,34 @@ with tabs[1]:
             order = [w for w, _, _ in WINDOWS]
             tab = pd.crosstab([post["pathogen_class"], post["severity"]],
                               pd.Categorical(post["onset_window"], categories=order), dropna=False)
+            tab.columns = [str(c) for c in tab.columns]  # plain labels, in window order
             st.markdown("**Episodes by pathogen class, severity and window (onset day)**")
             st.dataframe(tab, width="stretch")
-        # study-level table: readable only by a scope covering every site, and only meaningful without subject filters
+        # study-level table: readable only by a scope covering every site, and only meaningful without subject
+        # filters other than dose level (the table holds each dose level's own rows)
         if (v.sites is None and state.has_tables("infection_incidence_density")
-                and not any((v.cohorts, v.dose_levels, v.products))):
-            dens = state.q("SELECT * FROM infection_incidence_density ORDER BY window_start, pathogen_class, severity")
-            if len(dens):
-                st.markdown("**Incidence density per 100 patient-days at risk** (whole study)")
-                st.dataframe(dens.drop(columns=["studyid", "data_cut"], errors="ignore"), hide_index=True, width="stretch")
+                and not any((v.cohorts, v.products))):
+            dens = state.q("SELECT * FROM infection_incidence_density "
+                           "ORDER BY dose_level <> 'all', dose_level, window_start, pathogen_class, severity")
+            levels = [str(x) for x in v.dose_levels] if v.dose_levels else [ALL_DOSE_LEVELS]
+            shown = dens[dens["dose_level"].isin(levels)]
+            if len(shown):
+                st.markdown("**Incidence density per 100 patient-days at risk** ("
+                            + ("whole study" if levels == [ALL_DOSE_LEVELS] else "dose level " + ", ".join(levels)) + ")")
+                st.dataframe(shown.drop(columns=["studyid", "data_cut"], errors="ignore"), hide_index=True,
+                             width="stretch")
+            per_dose = dens[(dens["dose_level"] != ALL_DOSE_LEVELS) & (dens["pathogen_class"] == "all")]
+            if len(per_dose):
+                st.markdown("**Per dose level: all infections, episodes per 100 patient-days (episodes / patient-days)**")
+                per_dose = per_dose.assign(cell=[
+                    ("-" if pd.isna(r) else f"{r:.2f}") + f" ({e} / {d})"
+                    for r, e, d in zip(per_dose["per_100_patient_days"], per_dose["episodes"], per_dose["patient_days"])])
+                pivot = per_dose.pivot_table(index=["dose_level", "severity"], columns="onset_window", values="cell",
+                                             aggfunc="first")
+                st.dataframe(pivot[[w for w, _, _ in WINDOWS if w in pivot.columns]], width="stretch")
         else:
-            st.caption("Incidence density is a study-level table: shown for the whole study, to roles that see every "
-                       "site, without subject filters.")
+            st.caption("Incidence density is a study-level table: shown for the whole study and per dose level, to "
+                       "roles that see every site, without cohort or product filters.")
         st.markdown("**Episodes**")
         state.table(ep.drop(columns=["studyid", "data_cut"], errors="ignore"))
         sup = state.q(f"SELECT * FROM infection_support WHERE {flt} ORDER BY usubjid, start_day", fp)
@@ -191,6 +208,18 @@ with tabs[5]:
             st.caption("Cmax and Tmax from day 0; AUC days 0-28 by the linear trapezoid (values below the LLOQ as 0); "
                        "last day detectable = persistence. 'values used' lists every value that went in.")
             state.table(k1.drop(columns=["studyid", "data_cut"], errors="ignore"))
+        if state.has_tables("kinetics_comparison"):
+            cmp_ = state.q(f"SELECT * FROM kinetics_comparison WHERE {flt} "
+                           "ORDER BY status <> 'differs', usubjid, analyte, parameter, ppseq", fp)
+            if len(cmp_):
+                st.markdown("**The sponsor's parameters (PP) beside celltox's**")
+                differs = cmp_[cmp_["status"] == KINETICS_DIFFERS]
+                if len(differs):
+                    st.warning(f"{len(differs)} sponsor value(s) differ from celltox's beyond the tolerance "
+                               f"({differs['usubjid'].nunique()} subject(s)).")
+                st.caption("Tolerance: Cmax 5%, Tmax 1 day, AUC days 0-28 10% (safety/data/pp_parameters.csv); a "
+                           "sponsor Tmax in hours is converted to days; another Cmax unit is not compared.")
+                state.table(cmp_.drop(columns=["studyid", "data_cut"], errors="ignore"))
 
 with tabs[6]:
     if state.require("tls_screen", "secondary_malignancies", what="the TLS and secondary malignancy tables"):
@@ -209,6 +238,12 @@ with tabs[6]:
                 st.error("T-cell malignancy after infusion: see the FDA boxed warning (January 2024); test the tumour "
                          "for the CAR transgene.")
             state.table(sm.drop(columns=["studyid", "data_cut"], errors="ignore"))
+        st.caption("From AEs and from medical history (MH) records that started after infusion (source MH).")
+        if state.has_tables("prior_malignancies"):
+            pm = state.q(f"SELECT * FROM prior_malignancies WHERE {flt} ORDER BY usubjid, start_day NULLS FIRST", fp)
+            if len(pm):
+                with st.expander(f"Prior malignancies in medical history ({len(pm)}): before infusion, not counted"):
+                    state.table(pm.drop(columns=["studyid", "data_cut"], errors="ignore"))
 
 with tabs[7]:
     w = cfg.get("off_tumour_watch", {})

@@ -13,6 +13,7 @@ from safety.derive.dlt import screening, stopping
 from safety.derive.grading import ctcae
 from safety.derive.graph import Derivation, GraphError, ordered
 from safety.derive.outcomes import deaths, dosing, immune, infections, kinetics, malignancy, response, tls
+from safety.derive.outcomes import kinetics_pp
 from safety.derive.toxicity import crs_icans, hematotox, icaht
 
 ALL: tuple[Derivation, ...] = (
@@ -31,6 +32,7 @@ ALL: tuple[Derivation, ...] = (
     malignancy.DERIVATION,
     dosing.DERIVATION,
     response.DERIVATION,
+    kinetics_pp.DERIVATION,
 )
 
 ORDER: list[Derivation] = ordered(ALL)  # computed at import: a bad graph fails at start, not mid-load

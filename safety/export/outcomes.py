@@ -1,5 +1,5 @@
-"""Packet outputs for the outcomes beyond CRS/ICANS: deaths with cause and NRM, infections, secondary malignancies,
-cellular kinetics, dose given (listings); NRM and deaths by cause, infections by window, response (tables).
+"""Packet outputs for the outcomes beyond CRS/ICANS: deaths with cause and NRM, infections, secondary malignancies
+and prior ones, cellular kinetics and the sponsor's (PP) beside them, dose given (listings); NRM and deaths by cause, infections by window, response (tables).
 
 Each builder takes a scoped reader and returns a frame with attrs like every other output; a missing derived
 table gives an empty output with a note, never an error. Cumulative incidence is computed from the scoped rows
@@ -12,7 +12,7 @@ import pandas as pd
 from safety.access.reader import StudyReader
 from safety.derive.outcomes import survival
 from safety.derive.outcomes.deaths import NRM_HORIZONS
-from safety.derive.outcomes.infections import PATHOGEN_CLASSES, WINDOWS
+from safety.derive.outcomes.infections import ALL_DOSE_LEVELS, NO_DOSE_LEVEL, PATHOGEN_CLASSES, WINDOWS
 from safety.derive.outcomes.response import orr
 from safety.export import common as c
 
@@ -74,7 +74,7 @@ FROM infection_episodes e LEFT JOIN subj sj USING (usubjid) ORDER BY e.usubjid, 
                      "Windows by onset day: day 0-30, 31-90, 91-365."])
 
 
-MALIGNANCY_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "event_key", "term", "onset_day", "latency_days",
+MALIGNANCY_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "event_key", "source", "term", "onset_day", "latency_days",
                       "latency_months", "t_cell_malignancy", "car_transgene_result", "ctcae_grade", "fatal",
                       "new_since_previous_cut"]
 
@@ -87,8 +87,26 @@ FROM secondary_malignancies m LEFT JOIN subj sj USING (usubjid) ORDER BY m.onset
     return _listing(reader, "secondary_malignancies", "Listing of new malignancies after infusion",
                     "FDA boxed warning on T-cell malignancies (January 2024); FDA LTFU guidance (2020)",
                     "secondary_malignancies", MALIGNANCY_COLUMNS, sql,
-                    ["New malignancies with onset after day 0, with no follow-up limit. T-cell malignancies marked; "
-                     "CAR transgene result from SUPPAE CARTGRES / CARTEST when delivered."])
+                    ["New malignancies with onset after day 0, with no follow-up limit: AEs, and malignancies in "
+                     "medical history (MH) that started after day 0 (source MH; an MH record within 30 days of a "
+                     "malignancy AE of the subject is that AE). T-cell malignancies marked; CAR transgene result from "
+                     "SUPPAE/SUPPMH CARTGRES / CARTEST when delivered.",
+                     "Malignancies in MH that started on or before day 0 are prior history: listed in "
+                     "prior_malignancies, not here."])
+
+
+PRIOR_MALIGNANCY_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "mhseq", "term", "mhcat", "start_date", "start_day",
+                            "ongoing", "t_cell_malignancy"]
+
+
+def listing_prior_malignancies(reader, store=None):
+    sql = f"""WITH {SUBJ}
+SELECT sj.*, m.* EXCLUDE (studyid, data_cut, usubjid)
+FROM prior_malignancies m LEFT JOIN subj sj USING (usubjid) ORDER BY m.usubjid, m.start_day NULLS FIRST, m.mhseq"""
+    return _listing(reader, "prior_malignancies", "Listing of malignancies in medical history before infusion",
+                    "ICH E3 16.2.4 (medical history)", "prior_malignancies", PRIOR_MALIGNANCY_COLUMNS, sql,
+                    ["Malignancies in MH that started on or before day 0 (or with no start date): prior history, "
+                     "context for the new malignancies, not counted as new."])
 
 
 KINETICS_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "pctestcd", "unit", "n_samples", "cmax", "tmax_day",
@@ -103,6 +121,22 @@ FROM cellular_kinetics k LEFT JOIN subj sj USING (usubjid) ORDER BY k.usubjid, k
                     "cellular_kinetics", KINETICS_COLUMNS, sql,
                     ["Cmax/Tmax from day 0 (first day when tied); AUC days 0-28 by the linear trapezoid with values "
                      "below the LLOQ as 0; last day detectable = last value above the LLOQ."])
+
+
+KINETICS_COMPARISON_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "analyte", "pptestcd", "parameter",
+                               "sponsor_value", "sponsor_unit", "celltox_value", "celltox_unit", "difference",
+                               "difference_pct", "tolerance", "status"]
+
+
+def listing_kinetics_comparison(reader, store=None):
+    sql = f"""WITH {SUBJ}
+SELECT sj.*, k.* EXCLUDE (studyid, data_cut, usubjid)
+FROM kinetics_comparison k LEFT JOIN subj sj USING (usubjid)
+ORDER BY k.status <> 'differs', k.usubjid, k.analyte, k.parameter, k.ppseq"""
+    return _listing(reader, "kinetics_comparison", "Listing of the sponsor's kinetic parameters (PP) beside celltox's",
+                    "ICH E3 16.2.5", "kinetics_comparison", KINETICS_COMPARISON_COLUMNS, sql,
+                    ["Sponsor's Cmax, Tmax and AUC days 0-28 (PP) beside celltox's from PC; 'differs' beyond the "
+                     "tolerance: Cmax 5%, Tmax 1 day, AUC 10% (safety/data/pp_parameters.csv). Disagreements first."])
 
 
 DOSE_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "planned_dose", "actual_dose", "dose_unit", "pct_of_planned",
@@ -160,22 +194,38 @@ def table_infections(reader, store=None):
     ep = reader.sql("SELECT * FROM infection_episodes")
     dens = reader.sql("SELECT * FROM infection_incidence_density") if reader.scope.all_sites else None
     n = int(reader.scalar("SELECT count(*) FROM subjects WHERE infused AND first_infusion_date IS NOT NULL") or 0)
+    infused = reader.sql("SELECT usubjid, coalesce(dose_level, $none) AS dose_level FROM subjects "
+                         "WHERE infused AND first_infusion_date IS NOT NULL", {"none": NO_DOSE_LEVEL})
     rows = []
+
+    def cells_of(e, n_den, dose, cls, sev):
+        cells = []
+        for w in windows:
+            x = e[e["onset_window"] == w]
+            rate = ""
+            if dens is not None and len(dens):
+                d = dens[(dens["dose_level"] == dose) & (dens["onset_window"] == w) & (dens["pathogen_class"] == cls)
+                         & (dens["severity"] == sev)]
+                if len(d) and pd.notna(d["per_100_patient_days"].iloc[0]):
+                    rate = f"{d['per_100_patient_days'].iloc[0]:.2f}"
+            cells.append(f"{len(x)} / {c_npct(x['usubjid'].nunique(), n_den)} / {rate or '-'}")
+        return cells
+
+    def severe(e):
+        return e[(e["ctcae_grade"].fillna(0) >= 3) | e["fatal"].fillna(False).astype(bool)]
+
     for cls in ("all", *PATHOGEN_CLASSES):
         for sev in ("any grade", "grade >= 3"):
             e = ep if cls == "all" else ep[ep["pathogen_class"] == cls]
             if sev == "grade >= 3":
-                e = e[(e["ctcae_grade"].fillna(0) >= 3) | e["fatal"].fillna(False).astype(bool)]
-            cells = []
-            for w in windows:
-                x = e[e["onset_window"] == w]
-                rate = ""
-                if dens is not None and len(dens):
-                    d = dens[(dens["onset_window"] == w) & (dens["pathogen_class"] == cls) & (dens["severity"] == sev)]
-                    if len(d) and pd.notna(d["per_100_patient_days"].iloc[0]):
-                        rate = f"{d['per_100_patient_days'].iloc[0]:.2f}"
-                cells.append(f"{len(x)} / {c_npct(x['usubjid'].nunique(), n)} / {rate or '-'}")
-            rows.append((cls, sev, *cells))
+                e = severe(e)
+            rows.append((cls, sev, *cells_of(e, n, ALL_DOSE_LEVELS, cls, sev)))
+    # all pathogens per dose level: subjects n (%) of the level's infused subjects
+    for dose, g in infused.groupby("dose_level", sort=True):
+        e = ep[ep["usubjid"].isin(g["usubjid"])]
+        for sev in ("any grade", "grade >= 3"):
+            rows.append((f"all, dose level {dose} (N={len(g)})", sev,
+                         *cells_of(e if sev == "any grade" else severe(e), len(g), dose, "all", sev)))
     notes = [f"Infused subjects N={n}. Episodes counted by onset day; subjects n (%) of infused subjects."]
     notes.append("Per 100 patient-days: episodes / days followed in the window x 100 (study-level; '-' for a "
                  "site-scoped packet)." if dens is not None else
@@ -216,6 +266,10 @@ LISTING_SPECS = {
     "secondary_malignancies": c.OutputSpec("New malignancies after infusion", "FDA boxed warning 2024",
                                            listing_secondary_malignancies),
     "cellular_kinetics": c.OutputSpec("Cellular kinetics", "ICH E3 16.2.5", listing_cellular_kinetics),
+    "kinetics_comparison": c.OutputSpec("Sponsor kinetics (PP) beside celltox's", "ICH E3 16.2.5",
+                                        listing_kinetics_comparison),
+    "prior_malignancies": c.OutputSpec("Malignancies in medical history before infusion", "ICH E3 16.2.4",
+                                       listing_prior_malignancies),
     "dose_delivered": c.OutputSpec("Planned and actual dose; never infused", "ICH E3 16.2.5", listing_dose_delivered),
 }
 TABLE_SPECS = {

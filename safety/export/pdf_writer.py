@@ -59,7 +59,8 @@ class _Packet(FPDF):
         self.set_font(self.body_font, "", 8)
         self.set_text_color(80, 80, 80)
         self.set_xy(10, 7)
-        self.cell(0, 4, self.t(f"{self.meta.short_label} | {self.section_title}"[:180]), align="L")
+        title = "Contents" if self.page_no() <= getattr(self, "toc_last_page", 0) else self.section_title
+        self.cell(0, 4, self.t(f"{self.meta.short_label} | {title}"[:180]), align="L")
         self.set_text_color(0, 0, 0)
         self.set_y(16)
 
@@ -78,17 +79,28 @@ class _Packet(FPDF):
         self.set_text_color(0, 0, 0)
 
 
+TOC_TITLE_H, TOC_ROW_H = 10, 6  # mm: the "Contents" heading and one entry
+
+
 def _render_toc(pdf: _Packet, outline):
     pdf.set_x(pdf.l_margin)  # fpdf2 calls this with x where the document ended
     pdf.set_font(pdf.body_font, "B", 16)
-    pdf.cell(0, 10, "Contents", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, TOC_TITLE_H, "Contents", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(pdf.body_font, "", 10)
     for entry in outline:
         indent = 6 * entry.level
         link = pdf.add_link(page=entry.page_number)
         pdf.set_x(10 + indent)
-        pdf.cell(pdf.w - 40 - indent, 6, pdf.t(entry.name)[:150], link=link)
-        pdf.cell(20, 6, str(entry.page_number), align="R", link=link, new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(pdf.w - 40 - indent, TOC_ROW_H, pdf.t(entry.name)[:150], link=link)
+        pdf.cell(20, TOC_ROW_H, str(entry.page_number), align="R", link=link, new_x="LMARGIN", new_y="NEXT")
+
+
+def _toc_pages(pdf: _Packet, entries: int) -> int:
+    """Pages the contents take for ``entries`` sections (one per figure and output): the heading and the rows
+    of the first page, then full pages of rows, as :func:`_render_toc` lays them out."""
+    first = int((pdf.page_break_trigger - pdf.t_margin - TOC_TITLE_H) // TOC_ROW_H)
+    more = int((pdf.page_break_trigger - pdf.t_margin) // TOC_ROW_H)
+    return 1 + max(0, -(-(entries - first) // more))
 
 
 def _cover(pdf: _Packet, meta: PacketMeta, outputs: list[pd.DataFrame]):
@@ -364,8 +376,11 @@ def write_pdf(outputs: list[pd.DataFrame], meta: PacketMeta, path: Path, figures
     # header must already carry that section's title.
     first = [t for t, _, _ in figures][:1] + [o.attrs.get("title", o.attrs.get("name", "")) for o in ordered][:1]
     pdf.section_title = first[0] if first else ""
-    # One page reserved; fpdf2 adds pages when the contents run longer (a guessed count fails when it is too many).
-    pdf.insert_toc_placeholder(_render_toc, pages=1, allow_extra_pages=True)
+    # Exactly the pages the contents need are reserved (their headers say "Contents"). fpdf2's extra pages
+    # (allow_extra_pages) are appended after the footers and the contents were numbered, and shift every number.
+    toc_pages = _toc_pages(pdf, len(figures) + len(ordered))
+    pdf.toc_last_page = pdf.page + toc_pages - 1
+    pdf.insert_toc_placeholder(_render_toc, pages=toc_pages)
     pdf.fresh_page = True
     _figures(pdf, figures)
     for df in ordered:

@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from safety.core.vocabulary import CONSCIOUSNESS_LEVELS, EDEMA_VALUES, MOTOR_VALUES, OXYGEN_DEVICES, SEIZURE_VALUES
 
 # SDTM domains celltox loads, plus the two celltox-defined files.
-DOMAIN_CODES = {"DM", "EX", "AE", "LB", "VS", "CM", "RS", "DS", "QS", "PR", "FA", "CE", "PC", "MB"}
-ALL_DOMAINS = ("DM", "EX", "AE", "LB", "VS", "CM", "RS", "DS", "QS", "PR", "FA", "CE", "CRS", "ICANS", "PC", "MB")
-OPTIONAL_DOMAINS = ("EX", "AE", "LB", "VS", "CM", "RS", "DS", "QS", "PR", "FA", "CE", "CRS", "ICANS", "PC", "MB")
+DOMAIN_CODES = {"DM", "EX", "AE", "LB", "VS", "CM", "RS", "DS", "QS", "PR", "FA", "CE", "PC", "MB", "PP", "MH"}
+ALL_DOMAINS = ("DM", "EX", "AE", "LB", "VS", "CM", "RS", "DS", "QS", "PR", "FA", "CE", "CRS", "ICANS", "PC", "MB",
+               "PP", "MH")
+OPTIONAL_DOMAINS = ("EX", "AE", "LB", "VS", "CM", "RS", "DS", "QS", "PR", "FA", "CE", "CRS", "ICANS", "PC", "MB",
+                    "PP", "MH")
 
 # SDTM variable labels (SDTMIG) accepted as column headers for the core variables. "--" is the domain prefix.
 # Keys are compared after lower-casing and dropping everything but letters and digits.
@@ -185,11 +187,21 @@ SPECS: dict[str, DomainSpec] = {
     # Microbiology: organisms found (MBORRES / MBSTRESC), read as infection findings.
     "MB": DomainSpec("MB", "microbiology", required=(("USUBJID",), ("MBTESTCD", "MBTEST"), ("MBORRES", "MBSTRESC")),
                      seq="MBSEQ", start_dates=("MBDTC",), cut_date="MBDTC", integers=(("MBSEQ", None, None),)),
+    # Pharmacokinetic parameters as the sponsor computed them (Cmax, Tmax, AUC), one row per subject, analyte
+    # (PPCAT) and parameter; compared with celltox's own from PC (safety/derive/outcomes/kinetics_pp.py).
+    "PP": DomainSpec("PP", "pk_parameters", required=(("USUBJID",), ("PPTESTCD",), ("PPORRES", "PPSTRESC", "PPSTRESN")),
+                     seq="PPSEQ", start_dates=("PPRFTDTC",), cut_date="PPRFTDTC", numbers=("PPSTRESN",),
+                     integers=(("PPSEQ", None, None),), required_values=("PPTESTCD",)),
+    # Medical history: prior conditions, and conditions reported as history at a later visit (a malignancy
+    # starting after infusion counts as a new malignancy, safety/derive/outcomes/malignancy.py).
+    "MH": DomainSpec("MH", "medical_history", required=(("USUBJID",), ("MHTERM", "MHDECOD")), seq="MHSEQ",
+                     start_dates=("MHSTDTC", "MHDTC"), end_dates=("MHENDTC",), cut_date="MHSTDTC",
+                     integers=(("MHSEQ", None, None),)),
 }
 
 # Processing order: each step may use what the earlier ones established (day 0 from EX, death from DS,
 # lymphodepletion from CM).
-ORDER = ("DM", "EX", "DS", "CM", "AE", "LB", "VS", "RS", "QS", "PR", "FA", "CE", "CRS", "ICANS", "PC", "MB")
+ORDER = ("DM", "EX", "DS", "CM", "AE", "LB", "VS", "RS", "QS", "PR", "FA", "CE", "CRS", "ICANS", "PC", "MB", "PP", "MH")
 
 # EX/CM text that marks lymphodepleting or bridging therapy rather than the cell product.
 NOT_CAR_PATTERN = r"(lymphodeplet|bridg|condition|chemotherap|fludara|cyclophosph|bendamust|cytoxan|endoxan|etoposide|cytarabine|carboplatin|melphalan|mesna)"
@@ -204,6 +216,7 @@ LIMITS: dict[str, tuple[tuple[str, float | None, float | None], ...]] = {
     "EX": (("EXDOSE", 0, None),),
     "CM": (("CMDOSE", 0, None),),
     "CRS": (("TEMP_C", 25, 45), ("O2_FLOW_LMIN", 0, 100)),
+    "PP": (("PPSTRESN", 0, None),),  # Cmax, Tmax and AUC are never negative
 }
 AGE_UNITS_PER_YEAR = {"YEARS": 1.0, "MONTHS": 12.0, "WEEKS": 52.1775, "DAYS": 365.25, "HOURS": 8766.0}
 # Lab results are concentrations, counts and activities, never below zero, except these tests.

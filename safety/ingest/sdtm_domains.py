@@ -1,4 +1,4 @@
-"""Loaders of the standard domains behind the CRS/ICANS inputs: QS, PR, FA and CE.
+"""Loaders of the standard domains behind the CRS/ICANS inputs (QS, PR, FA and CE), and of PP and MH.
 
 They follow the other loaders in :mod:`safety.ingest.engine` (staged, typed and validated there by the specs in
 :mod:`safety.ingest.domains`); :mod:`safety.ingest.sdtm_assessments` reads the tables they fill.
@@ -75,3 +75,50 @@ def load_ce(ctx: Ctx, c: Cols, supp) -> None:
 
 
 LOADERS = {"QS": load_qs, "PR": load_pr, "FA": load_fa, "CE": load_ce}
+
+
+def _iso_duration_days(expr: str) -> str:
+    """Days of an ISO 8601 duration such as P28D, PT672H or P4W (PPSTINT/PPENINT); NULL for anything else
+    (months and years have no fixed length in days)."""
+    x = f"upper(trim({expr}))"
+    return (f"CASE WHEN regexp_full_match({x}, '-?PT?[0-9]+(\\.[0-9]+)?[WDH]') THEN "
+            f"(CASE WHEN starts_with({x}, '-') THEN -1.0 ELSE 1.0 END) "
+            f"* CAST(regexp_extract({x}, '([0-9]+(\\.[0-9]+)?)', 1) AS DOUBLE) "
+            f"* CASE right({x}, 1) WHEN 'W' THEN 7.0 WHEN 'D' THEN 1.0 ELSE 1.0 / 24.0 END END")
+
+
+def load_pp(ctx: Ctx, c: Cols, supp) -> None:
+    """PP: the sponsor's pharmacokinetic parameters; 'NC' (not calculable) and other texts keep a NULL value."""
+    add_supp_columns(ctx, "pk_parameters", supp)
+    ctx.run(f"""INSERT INTO pk_parameters BY NAME SELECT {KEYSEL},
+        _i_PPSEQ AS ppseq, upper({c('PPTESTCD')}) AS pptestcd, {c('PPTEST')} AS pptest,
+        upper(trim({c('PPCAT')})) AS ppcat, {c('PPORRES')} AS pporres,
+        coalesce(_n_PPSTRESN, {c.num('PPSTRESC')}, {c.num('PPORRES')}) AS value,
+        coalesce({c('PPSTRESU')}, {c('PPORRESU')}) AS unit, upper({c('PPSTAT')}) AS ppstat,
+        {c('PPSTINT')} AS ppstint, {c('PPENINT')} AS ppenint,
+        {_iso_duration_days(c('PPSTINT'))} AS interval_start_day, {_iso_duration_days(c('PPENINT'))} AS interval_end_day,
+        upper({c('PPSPEC')}) AS ppspec, {dated(c, 'PPRFTDTC', 'pprft')}
+        {supp_select(supp)}
+        FROM _t_PP t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
+
+
+def load_mh(ctx: Ctx, c: Cols, supp) -> None:
+    """MH: medical history with its start and end relative to infusion (a partial start holding the infusion
+    date is imputed to it, as for AEs)."""
+    add_supp_columns(ctx, "medical_history", supp)
+    en = _end("MHENDTC")
+    ctx.run(f"""INSERT INTO medical_history BY NAME SELECT {KEYSEL},
+        _i_MHSEQ AS mhseq, {c('MHTERM')} AS mhterm, {c('MHDECOD')} AS mhdecod, upper({c('MHCAT')}) AS mhcat,
+        upper({c('MHSCAT')}) AS mhscat, {c('MHBODSYS')} AS mhbodsys, upper({c('MHOCCUR')}) AS mhoccur,
+        upper({c('MHENRTPT')}) AS mhenrtpt, {c('VISIT')} AS visit,
+        {dated(c, 'MHSTDTC', 'mhst')},
+        CASE WHEN {en} <= $cut THEN {c('MHENDTC')} END AS mhendtc,
+        CASE WHEN {en} <= $cut THEN {en} END AS mhen_date,
+        {c('MHDTC')} AS mhdtc, t._lo_MHDTC AS mh_collection_date,
+        datediff('day', s.inf_date, mhst_date) AS start_day, datediff('day', s.inf_date, mhen_date) AS end_day,
+        datediff('day', s.inf_date, t._lo_MHDTC) AS collection_day
+        {supp_select(supp)}
+        FROM _t_MH t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
+
+
+LOADERS.update({"PP": load_pp, "MH": load_mh})

@@ -112,10 +112,10 @@ def changes_since(reader: StudyReader, since=None) -> pd.DataFrame:
         UNION ALL
         SELECT 'death', 'new', n.usubjid, NULL,
                'death' || coalesce(' on day ' || CAST(n.death_day AS VARCHAR), '')
-                 || coalesce(': ' || n.death_cause, ''),
+                 || coalesce(': ' || coalesce(n.delivered_cause, n.fatal_ae_term), ''),
                []::VARCHAR[], NULL
-        FROM subjects n LEFT JOIN prev_subjects p USING (usubjid)
-        WHERE n.death_date IS NOT NULL AND p.death_date IS NULL
+        FROM deaths n LEFT JOIN prev_deaths p USING (usubjid)
+        WHERE p.usubjid IS NULL
     """)]
     frames.append(_keyed_changes(r, schema.ADVERSE_EVENTS, "adverse_event", _AE_FIELDS))
     frames.append(_keyed_changes(r, schema.DLT_CANDIDATES, "dlt_candidate", _DLT_FIELDS))

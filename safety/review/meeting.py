@@ -22,8 +22,6 @@ from safety.derive.dlt.stopping import EVENT_LABEL
 from safety.review import changes as review_changes
 from safety.review.dlt_status import dlt_status
 
-INFECTION_SOC = "Infections and infestations"  # MedDRA SOC of infections (AE.AEBODSYS)
-
 # A rule box's colour (docs/dashboard.md "Status colours").
 CROSSED, NEAR, INSIDE = "crossed", "near", "inside"
 CROSSING_DECISIONS = ("stop", "eliminate", "de-escalate")
@@ -156,29 +154,36 @@ def dlt_candidate_rows(reader: StudyReader, status: CommitteeStatus) -> pd.DataF
 
 
 def death_rows(reader: StudyReader) -> pd.DataFrame:
-    """Deaths recorded since the previous cut (every death at a study's first cut): subject, day, cause."""
-    new = ("TRUE" if reader.scope.previous_cut is None else
-           "usubjid NOT IN (SELECT usubjid FROM prev_subjects WHERE death_date IS NOT NULL)")
-    return reader.sql(f"""SELECT usubjid, death_day, coalesce(death_cause, 'cause not recorded') AS death_cause
-                          FROM subjects WHERE death_date IS NOT NULL AND {new}
+    """Deaths recorded since the previous cut (every death at a study's first cut): subject, day, cause.
+
+    Read from the derived ``deaths`` table (DM, DS and fatal AEs, safety/derive/outcomes/deaths.py), the one
+    definition of a death: a death recorded only as a fatal AE is named here too. ``death_cause`` is the
+    delivered cause, else the fatal AE's term; ``cause_category`` its category (progression/relapse, infection, ...).
+    """
+    new = _new_sql(reader, "usubjid", "deaths")
+    return reader.sql(f"""SELECT usubjid, death_day,
+                                 coalesce(delivered_cause, fatal_ae_term, 'cause not recorded') AS death_cause,
+                                 cause_category
+                          FROM deaths WHERE {new}
                           ORDER BY death_day NULLS LAST, usubjid""")
 
 
 def severe_toxicity_rows(reader: StudyReader) -> pd.DataFrame:
     """Grade >= 3 CRS or ICANS episodes and grade >= 3 infections new since the previous cut, worst first.
 
-    CRS/ICANS come from the derived episodes (toxicity_episodes, ASTCT grade); infections are adverse events
-    in the MedDRA SOC 'Infections and infestations' with AETOXGR >= 3.
+    CRS/ICANS come from the derived episodes (toxicity_episodes, ASTCT grade); infections from the derived
+    ``infection_episodes`` (safety/derive/outcomes/infections.py: the infections SOC or a term naming a
+    pathogen), graded episodes of grade >= 3 or fatal.
     """
     ep_new = _new_sql(reader, "event_key", "toxicity_episodes")
-    ae_new = _new_sql(reader, "event_key", "adverse_events")
+    inf_new = _new_sql(reader, "event_key", "infection_episodes")
     return reader.sql(f"""
         SELECT usubjid, syndrome AS toxicity, syndrome AS term, max_grade AS grade, onset_day, event_key
         FROM toxicity_episodes WHERE max_grade >= 3 AND syndrome IN ($crs, $icans) AND {ep_new}
         UNION ALL
-        SELECT usubjid, 'Infection', coalesce(aedecod, aeterm), aetoxgr, onset_day, event_key
-        FROM adverse_events WHERE aebodsys = $soc AND aetoxgr >= 3 AND {ae_new}
-        ORDER BY grade DESC, usubjid, onset_day""", {"crs": "CRS", "icans": "ICANS", "soc": INFECTION_SOC})
+        SELECT usubjid, 'Infection', term, coalesce(ctcae_grade, CASE WHEN fatal THEN 5 END), onset_day, event_key
+        FROM infection_episodes WHERE (ctcae_grade >= 3 OR fatal) AND {inf_new}
+        ORDER BY grade DESC, usubjid, onset_day""", {"crs": "CRS", "icans": "ICANS"})
 
 
 def new_events(reader: StudyReader, since: dt.date | None) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from safety.schema.derived import (CRS_ICANS_TABLES, DLT_CANDIDATES, DLT_EVALUAB
                                    STOPPING_RULE_STATUS)
 from safety.schema.derived import CAR_HEMATOTOX
 from safety.schema.derived import OUTCOME_TABLES
+from safety.schema.derived import PP_MH_TABLES
 from safety.schema.source import *  # noqa: F401,F403
 from safety.schema.source import SOURCE_TABLES
 
@@ -22,6 +23,7 @@ DERIVED_TABLES: tuple[Table, ...] = (
     DLT_CANDIDATES, DLT_EVALUABILITY, STOPPING_RULE_STATUS, STOPPING_BOUNDARIES,
     CAR_HEMATOTOX,
     *OUTCOME_TABLES,
+    *PP_MH_TABLES,
 )
 
 _REGISTRY: dict[str, Table] = {t.name: t for t in (*SOURCE_TABLES, *DERIVED_TABLES)}

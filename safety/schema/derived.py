@@ -442,8 +442,11 @@ INFECTION_EPISODES = Table(
 INFECTION_INCIDENCE_DENSITY = Table(
     "infection_incidence_density",
     "Infection episodes per 100 patient-days at risk, per window, pathogen class and severity. Days at risk of a "
-    "subject in a window: from its first day to the last known alive day (death included), infused subjects only.",
+    "subject in a window: from its first day to the last known alive day (death included), infused subjects only; "
+    "for the whole study (dose_level 'all') and for each dose level.",
     KEY + (
+        C("dose_level", "VARCHAR", "'all' for the whole study, else the dose level the rows count ('not assigned' "
+                                   "for subjects without one)."),
         C("onset_window", "VARCHAR", "'day 0-30', 'day 31-90' or 'day 91-365': episodes counted by onset day."),
         C("window_start", "INTEGER", "First day of the window."),
         C("window_end", "INTEGER", "Last day of the window."),
@@ -594,10 +597,11 @@ OFF_TUMOUR_EVENTS = Table(
 
 SECONDARY_MALIGNANCIES = Table(
     "secondary_malignancies",
-    "New malignancies after infusion (AE terms naming a neoplasm; no follow-up limit), with latency, T-cell "
+    "New malignancies after infusion (AE terms naming a neoplasm, and MH malignancies starting after infusion; no "
+    "follow-up limit), with latency, T-cell "
     "malignancies marked and the CAR-transgene test result where delivered (SUPPAE CARTGRES / CARTEST).",
     KEY + SUBJ + (
-        C("event_key", "VARCHAR", "adverse_events.event_key."),
+        C("event_key", "VARCHAR", "adverse_events.event_key; '<usubjid>/MH/<mhseq>' for a medical-history record."),
         C("term", "VARCHAR", "Preferred term (else reported term)."),
         C("onset_day", "INTEGER", "Onset day relative to infusion."),
         C("latency_days", "INTEGER", "Days from infusion to onset (= onset_day)."),
@@ -606,6 +610,7 @@ SECONDARY_MALIGNANCIES = Table(
         C("car_transgene_result", "VARCHAR", "CAR transgene in the tumour as delivered (POSITIVE, NEGATIVE, PENDING); NULL when not delivered."),
         C("ctcae_grade", "INTEGER", "AETOXGR."),
         C("fatal", "BOOLEAN", "Fatal outcome."),
+        C("source", "VARCHAR", "'AE', or 'MH' for a malignancy reported as medical history with a start after infusion."),
     ),
     group="derived",
 )
@@ -652,3 +657,47 @@ RESPONSE_OUTCOMES = Table(
 OUTCOME_TABLES = (INFECTION_EPISODES, INFECTION_INCIDENCE_DENSITY, INFECTION_SUPPORT, DEATHS, NRM_ESTIMATES,
                   CELLULAR_KINETICS, TLS_SCREEN, IMMUNE_RECONSTITUTION, OFF_TUMOUR_EVENTS, SECONDARY_MALIGNANCIES,
                   DOSE_DELIVERED, RESPONSE_OUTCOMES)
+
+
+# --- sponsor kinetics (PP) beside celltox's, and prior malignancies from medical history (MH) ------------
+
+KINETICS_COMPARISON = Table(
+    "kinetics_comparison",
+    "The sponsor's kinetic parameters (PP: Cmax, Tmax, AUC days 0-28) beside celltox's own from PC "
+    "(cellular_kinetics), with the difference and a flag where they disagree beyond the tolerance of "
+    "safety/data/pp_parameters.csv.",
+    KEY + SUBJ + (
+        C("analyte", "VARCHAR", "PCTESTCD the parameter belongs to (from PPCAT); PPCAT itself when no PC analyte matches."),
+        C("ppseq", "INTEGER", "PPSEQ of the sponsor's row."),
+        C("pptestcd", "VARCHAR", "Sponsor's parameter code, e.g. CMAX, TMAX, AUCINT."),
+        C("parameter", "VARCHAR", "celltox column compared: cmax, tmax_day or auc_0_28."),
+        C("sponsor_value", "DOUBLE", "Value as delivered (PP), in the sponsor's unit."),
+        C("sponsor_unit", "VARCHAR", "Sponsor's unit."),
+        C("celltox_value", "DOUBLE", "celltox's value from PC (cellular_kinetics)."),
+        C("celltox_unit", "VARCHAR", "celltox's unit (PC's unit; day for Tmax; day* the unit for the AUC)."),
+        C("difference", "DOUBLE", "Sponsor minus celltox, the sponsor's Tmax converted to days; NULL when units differ."),
+        C("difference_pct", "DOUBLE", "difference / celltox value x 100, one decimal."),
+        C("tolerance", "VARCHAR", "The tolerance applied, e.g. '5%' or '1 day'."),
+        C("status", "VARCHAR", "'agree', 'differs' (beyond the tolerance), 'unit differs', 'not derived by celltox', "
+                               "'not calculable by the sponsor', 'analyte not in PC' or 'time unit not recognised'."),
+    ),
+    group="derived",
+)
+
+PRIOR_MALIGNANCIES = Table(
+    "prior_malignancies",
+    "Malignancies in medical history (MH) that started on or before the day of infusion: prior history, not counted "
+    "as new malignancies, shown as context beside secondary_malignancies.",
+    KEY + SUBJ + (
+        C("mhseq", "INTEGER", "MHSEQ."),
+        C("term", "VARCHAR", "MH dictionary term (else reported term)."),
+        C("mhcat", "VARCHAR", "MH category, e.g. PRIMARY DIAGNOSIS."),
+        C("start_date", "DATE", "Start (partial dates imputed, see Dates)."),
+        C("start_day", "INTEGER", "Start day relative to infusion (<= 0; NULL when not dated)."),
+        C("ongoing", "BOOLEAN", "No end date, or MHENRTPT ONGOING."),
+        C("t_cell_malignancy", "BOOLEAN", "A T-cell lymphoma or leukaemia."),
+    ),
+    group="derived",
+)
+
+PP_MH_TABLES = (KINETICS_COMPARISON, PRIOR_MALIGNANCIES)

@@ -425,3 +425,57 @@ CLINICAL_EVENTS = Table(
 )
 
 SOURCE_TABLES = SOURCE_TABLES + (QUESTIONNAIRES, PROCEDURES, FINDINGS_ABOUT, CLINICAL_EVENTS)
+
+
+# --- sponsor PK parameters (PP) and medical history (MH) ------------------------------------------------
+
+PK_PARAMETERS = Table(
+    "pk_parameters",
+    "Pharmacokinetic parameters as the sponsor computed them (PP): Cmax, Tmax, AUC per subject and analyte, shown "
+    "beside celltox's own from PC (kinetics_comparison).",
+    KEY + SUBJ + (
+        C("ppseq", "INTEGER", "Sequence number (PPSEQ)."),
+        C("pptestcd", "VARCHAR", "Parameter code (PPTESTCD), upper case, e.g. CMAX, TMAX, AUCINT."),
+        C("pptest", "VARCHAR", "Parameter name (PPTEST)."),
+        C("ppcat", "VARCHAR", "Analyte the parameter belongs to (PPCAT: the PCTESTCD or PCTEST), upper case."),
+        C("pporres", "VARCHAR", "Result as delivered (PPORRES)."),
+        C("value", "DOUBLE", "Numeric result: PPSTRESN, else a numeric PPSTRESC or PPORRES; NULL for 'NC' (not calculable)."),
+        C("unit", "VARCHAR", "Unit (PPSTRESU, else PPORRESU)."),
+        C("ppstat", "VARCHAR", "Completion status (PPSTAT), e.g. NOT DONE."),
+        C("ppstint", "VARCHAR", "Start of the interval of an interval parameter (PPSTINT, ISO 8601 duration, e.g. P0D)."),
+        C("ppenint", "VARCHAR", "End of the interval (PPENINT, e.g. P28D or PT672H)."),
+        C("interval_start_day", "DOUBLE", "PPSTINT in days; NULL when not given or not in days, hours or weeks."),
+        C("interval_end_day", "DOUBLE", "PPENINT in days; NULL when not given or not in days, hours or weeks."),
+        C("ppspec", "VARCHAR", "Specimen (PPSPEC)."),
+    ) + _dated("pprft", "Reference time point (PPRFTDTC, the infusion)"),
+    extra_columns_note="Plus `supp_<qnam>` columns for SUPPPP qualifiers.",
+)
+
+MEDICAL_HISTORY = Table(
+    "medical_history",
+    "Medical history (MH): prior conditions, and conditions reported as history at a later visit. A malignancy "
+    "starting after infusion is a new malignancy (secondary_malignancies); one before it is prior history "
+    "(prior_malignancies).",
+    KEY + SUBJ + (
+        C("mhseq", "INTEGER", "Sequence number (MHSEQ)."),
+        C("mhterm", "VARCHAR", "Reported term (MHTERM)."),
+        C("mhdecod", "VARCHAR", "Dictionary-derived term (MHDECOD)."),
+        C("mhcat", "VARCHAR", "Category (MHCAT), upper case, e.g. PRIMARY DIAGNOSIS, GENERAL MEDICAL HISTORY."),
+        C("mhscat", "VARCHAR", "Subcategory (MHSCAT)."),
+        C("mhbodsys", "VARCHAR", "Body system or organ class (MHBODSYS)."),
+        C("mhoccur", "VARCHAR", "Occurrence (MHOCCUR, Y/N) of a pre-specified condition; N means it did not occur."),
+        C("mhenrtpt", "VARCHAR", "End relative to the reference time point (MHENRTPT), e.g. ONGOING."),
+        C("visit", "VARCHAR", "Visit at which the history was taken."),
+    ) + _dated("mhst", "Start of the condition") + (
+        C("mhendtc", "VARCHAR", "End as delivered."),
+        C("mhen_date", "DATE", "End as a date."),
+        C("mhdtc", "VARCHAR", "Date the history was collected (MHDTC) as delivered."),
+        C("mh_collection_date", "DATE", "MHDTC as a date (the first day of a partial date)."),
+        C("start_day", "INTEGER", "Start day relative to infusion (day 0); NULL without a start or an infusion."),
+        C("end_day", "INTEGER", "End day relative to infusion."),
+        C("collection_day", "INTEGER", "Collection day relative to infusion."),
+    ),
+    extra_columns_note="Plus `supp_<qnam>` columns for SUPPMH qualifiers.",
+)
+
+SOURCE_TABLES = SOURCE_TABLES + (PK_PARAMETERS, MEDICAL_HISTORY)

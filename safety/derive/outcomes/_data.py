@@ -19,6 +19,9 @@ RULE_FILES = {
     "malignancy_terms.csv": ("_malignancy_terms", {"pattern": "VARCHAR", "kind": "VARCHAR"}),
     "tls_cairo_bishop.csv": ("_tls_rules", {"criterion": "VARCHAR", "tests": "VARCHAR", "direction": "VARCHAR",
                                             "absolute_si": "DOUBLE", "unit": "VARCHAR", "pct_change": "DOUBLE"}),
+    "pp_parameters.csv": ("_pp_parameters", {"pptestcd": "VARCHAR", "parameter": "VARCHAR", "tolerance_kind": "VARCHAR",
+                                             "tolerance": "DOUBLE", "interval_end_day": "DOUBLE"}),
+    "pp_time_units.csv": ("_pp_time_units", {"unit": "VARCHAR", "days": "DOUBLE"}),
 }
 
 
@@ -33,6 +36,9 @@ def install(con, name: str) -> str:
     table, cols = RULE_FILES[name]
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ("
                 + ", ".join(f"{c} {t}" for c, t in cols.items()) + ")")
-    rows = [tuple(r[c] if cols[c] != "BOOLEAN" else (r[c].lower() == "true") for c in cols) for r in read_rules(name)]
+    # an empty cell of a typed column is no value (NULL), never a cast error
+    rows = [tuple((r[c].lower() == "true") if cols[c] == "BOOLEAN" else
+                  (None if r[c] == "" and cols[c] != "VARCHAR" else r[c]) for c in cols)
+            for r in read_rules(name)]
     insert_rows(con, table, rows, tuple(cols.values()))
     return table

@@ -100,6 +100,10 @@ FROM ep
 """
 
 
+ALL_DOSE_LEVELS = "all"         # dose_level of the whole-study rows of infection_incidence_density
+NO_DOSE_LEVEL = "not assigned"  # dose_level of subjects without one
+
+
 def _density_sql() -> str:
     windows = " UNION ALL ".join(f"SELECT '{lab}' AS w, {lo} AS lo, {hi} AS hi" for lab, lo, hi in WINDOWS)
     classes = " UNION ALL ".join(f"SELECT '{c}' AS k" for c in ("all", *PATHOGEN_CLASSES))
@@ -107,32 +111,39 @@ def _density_sql() -> str:
 WITH w AS ({windows}),
 k AS ({classes}),
 sev AS (SELECT 'any grade' AS sv UNION ALL SELECT 'grade >= 3'),
-subj AS (
-  SELECT usubjid, coalesce(death_day, last_known_alive_day) AS last_day FROM subjects
+subj0 AS (
+  SELECT usubjid, coalesce(death_day, last_known_alive_day) AS last_day,
+         coalesce(dose_level, '{NO_DOSE_LEVEL}') AS dose_level FROM subjects
   WHERE studyid = $s AND data_cut = $c AND infused AND first_infusion_date IS NOT NULL
 ),
+-- every subject counts in the whole study and in its own dose level
+subj AS (
+  SELECT usubjid, last_day, '{ALL_DOSE_LEVELS}' AS dl FROM subj0
+  UNION ALL SELECT usubjid, last_day, dose_level FROM subj0
+),
+dl AS (SELECT DISTINCT dl FROM subj),
 risk AS (
-  SELECT w.w, sum(greatest(0, least(subj.last_day, w.hi) - w.lo + 1)) AS pdays,
+  SELECT w.w, subj.dl, sum(greatest(0, least(subj.last_day, w.hi) - w.lo + 1)) AS pdays,
          count(*) FILTER (WHERE subj.last_day >= w.lo) AS n_risk
-  FROM w CROSS JOIN subj GROUP BY w.w
+  FROM w CROSS JOIN subj GROUP BY w.w, subj.dl
 ),
 ep AS (
-  SELECT e.* FROM infection_episodes e JOIN subj USING (usubjid)
+  SELECT e.*, subj.dl FROM infection_episodes e JOIN subj USING (usubjid)
   WHERE e.studyid = $s AND e.data_cut = $c
 ),
 cnt AS (
-  SELECT w.w, k.k, sev.sv, count(ep.event_key) AS n, count(DISTINCT ep.usubjid) AS n_subj
-  FROM w CROSS JOIN k CROSS JOIN sev
-  LEFT JOIN ep ON ep.onset_window = w.w AND (k.k = 'all' OR ep.pathogen_class = k.k)
+  SELECT w.w, dl.dl, k.k, sev.sv, count(ep.event_key) AS n, count(DISTINCT ep.usubjid) AS n_subj
+  FROM w CROSS JOIN dl CROSS JOIN k CROSS JOIN sev
+  LEFT JOIN ep ON ep.onset_window = w.w AND ep.dl = dl.dl AND (k.k = 'all' OR ep.pathogen_class = k.k)
               AND (sev.sv = 'any grade' OR ep.ctcae_grade >= 3 OR ep.fatal)
   GROUP BY ALL
 )
-SELECT $s AS studyid, $c AS data_cut, w.w AS onset_window, w.lo AS window_start, w.hi AS window_end,
-       cnt.k AS pathogen_class, cnt.sv AS severity, CAST(cnt.n AS INTEGER) AS episodes,
+SELECT $s AS studyid, $c AS data_cut, cnt.dl AS dose_level, w.w AS onset_window, w.lo AS window_start,
+       w.hi AS window_end, cnt.k AS pathogen_class, cnt.sv AS severity, CAST(cnt.n AS INTEGER) AS episodes,
        CAST(cnt.n_subj AS INTEGER) AS subjects_with_episode, CAST(coalesce(risk.n_risk, 0) AS INTEGER) AS subjects_at_risk,
        CAST(coalesce(risk.pdays, 0) AS INTEGER) AS patient_days,
        CASE WHEN coalesce(risk.pdays, 0) > 0 THEN CAST(cnt.n AS DOUBLE) / risk.pdays * 100.0 END AS per_100_patient_days
-FROM cnt JOIN w ON w.w = cnt.w LEFT JOIN risk ON risk.w = cnt.w
+FROM cnt JOIN w ON w.w = cnt.w LEFT JOIN risk ON risk.w = cnt.w AND risk.dl = cnt.dl
 """
 
 

@@ -1,52 +1,107 @@
 """Secondary malignancies: new malignancies after infusion, with latency and T-cell malignancies marked.
 
 An AE whose term names a malignancy (safety/data/malignancy_terms.csv, kind 'malignancy'), not a progression or
-treatment-effect term (kind 'exclude', and the study's dlt.progression_terms), with onset after day 0. There is no
-follow-up limit: a malignancy in year 2 or 15 is listed. T-cell malignancies (kind 't_cell') are marked because of
-the FDA boxed warning of January 2024. The CAR-transgene test on the tumour is read from SUPPAE (QNAM CARTGRES,
-else CARTEST) when delivered.
+treatment-effect term (kind 'exclude', and the study's dlt.progression_terms), with onset after day 0. A medical
+history (MH) record naming a malignancy counts the same way when it started after day 0 (a malignancy reported as
+history at a later visit), unless the subject has a malignancy AE with onset within MH_AE_MATCH_DAYS of it (the
+same malignancy reported twice: the AE is kept). An MH malignancy that started on or before day 0 is prior
+history: not counted, listed in prior_malignancies as context. There is no follow-up limit: a malignancy in
+year 2 or 15 is listed. T-cell malignancies (kind 't_cell') are marked because of the FDA boxed warning of
+January 2024. The CAR-transgene test on the tumour is read from SUPPAE (QNAM CARTGRES, else CARTEST), or
+SUPPMH for an MH record, when delivered.
 """
 from __future__ import annotations
 
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
 from safety.derive.toxicity._sql import insert, reset
-from safety.schema import SECONDARY_MALIGNANCIES
+from safety.schema import PRIOR_MALIGNANCIES, SECONDARY_MALIGNANCIES
 
 DAYS_PER_MONTH = 30.4375
-TRANSGENE_QUALIFIERS = ("supp_cartgres", "supp_cartest")  # SUPPAE QNAMs, in order of preference
+TRANSGENE_QUALIFIERS = ("supp_cartgres", "supp_cartest")  # SUPPAE/SUPPMH QNAMs, in order of preference
+MH_AE_MATCH_DAYS = 30  # an MH malignancy this close to a malignancy AE of the subject is that AE
 
 
-def _sql(transgene: str) -> str:
+def _is(kind_filter: str, txt: str) -> str:
+    return f"EXISTS (SELECT 1 FROM k WHERE k.kind IN ({kind_filter}) AND regexp_matches({txt}, k.pattern))"
+
+
+NEW_KINDS, EXCLUDE_KINDS, T_CELL_KINDS = "'malignancy', 't_cell'", "'exclude'", "'t_cell'"
+
+
+def _malignant(txt: str) -> str:
+    """SQL: the text names a new malignancy (not progression of the disease under study)."""
+    return f"{_is(NEW_KINDS, txt)} AND NOT {_is(EXCLUDE_KINDS, txt)}"
+
+
+def _sql(ae_transgene: str, mh_transgene: str) -> str:
     return f"""
-WITH a AS (
+WITH k AS (SELECT kind, pattern FROM _malignancy_terms),
+a AS (
   SELECT *, upper(coalesce(aedecod, '') || ' | ' || coalesce(aeterm, '')) AS txt FROM adverse_events
   WHERE studyid = $s AND data_cut = $c AND onset_day IS NOT NULL AND onset_day > 0
 ),
-k AS (SELECT kind, pattern FROM _malignancy_terms)
-SELECT $s AS studyid, $c AS data_cut, a.usubjid, a.event_key, coalesce(a.aedecod, a.aeterm) AS term, a.onset_day,
-       a.onset_day AS latency_days, round(a.onset_day / {DAYS_PER_MONTH}, 1) AS latency_months,
-       EXISTS (SELECT 1 FROM k WHERE k.kind = 't_cell' AND regexp_matches(a.txt, k.pattern)) AS t_cell_malignancy,
-       {transgene} AS car_transgene_result, a.aetoxgr AS ctcae_grade,
-       (a.aetoxgr = 5 OR upper(coalesce(a.aeout, '')) = 'FATAL') AS fatal
-FROM a
-WHERE EXISTS (SELECT 1 FROM k WHERE k.kind IN ('malignancy', 't_cell') AND regexp_matches(a.txt, k.pattern))
-  AND NOT EXISTS (SELECT 1 FROM k WHERE k.kind = 'exclude' AND regexp_matches(a.txt, k.pattern))
-  AND NOT list_contains($prog, upper(coalesce(a.aedecod, a.aeterm)))
+ae_m AS (
+  SELECT a.usubjid, a.event_key, coalesce(a.aedecod, a.aeterm) AS term, a.onset_day, a.txt,
+         {ae_transgene} AS car_transgene_result, a.aetoxgr AS ctcae_grade,
+         (a.aetoxgr = 5 OR upper(coalesce(a.aeout, '')) = 'FATAL') AS fatal, 'AE' AS source
+  FROM a
+  WHERE {_malignant('a.txt')} AND NOT list_contains($prog, upper(coalesce(a.aedecod, a.aeterm)))
+),
+m AS (
+  SELECT *, upper(coalesce(mhdecod, '') || ' | ' || coalesce(mhterm, '')) AS txt FROM medical_history
+  WHERE studyid = $s AND data_cut = $c AND start_day IS NOT NULL AND start_day > 0
+    AND coalesce(mhoccur, 'Y') <> 'N'
+),
+mh_m AS (
+  SELECT m.usubjid, m.usubjid || '/MH/' || CAST(m.mhseq AS VARCHAR) AS event_key,
+         coalesce(m.mhdecod, m.mhterm) AS term, m.start_day AS onset_day, m.txt,
+         {mh_transgene} AS car_transgene_result, CAST(NULL AS INTEGER) AS ctcae_grade, false AS fatal, 'MH' AS source
+  FROM m
+  WHERE {_malignant('m.txt')} AND NOT list_contains($prog, upper(coalesce(m.mhdecod, m.mhterm)))
+    AND NOT EXISTS (SELECT 1 FROM ae_m WHERE ae_m.usubjid = m.usubjid
+                      AND abs(ae_m.onset_day - m.start_day) <= {MH_AE_MATCH_DAYS})
+),
+x AS (SELECT * FROM ae_m UNION ALL BY NAME SELECT * FROM mh_m)
+SELECT $s AS studyid, $c AS data_cut, usubjid, event_key, term, onset_day,
+       onset_day AS latency_days, round(onset_day / {DAYS_PER_MONTH}, 1) AS latency_months,
+       {_is(T_CELL_KINDS, 'x.txt')} AS t_cell_malignancy, car_transgene_result, ctcae_grade, fatal, source
+FROM x
 """
 
 
-def derive_malignancies(con, studyid, data_cut, config, review_store=None) -> None:
-    """Rebuild secondary_malignancies for one (study, cut)."""
-    reset(con, (SECONDARY_MALIGNANCIES,), studyid, data_cut)
-    _data.install(con, "malignancy_terms.csv")
+_PRIOR = f"""
+WITH k AS (SELECT kind, pattern FROM _malignancy_terms),
+m AS (
+  SELECT *, upper(coalesce(mhdecod, '') || ' | ' || coalesce(mhterm, '')) AS txt FROM medical_history
+  WHERE studyid = $s AND data_cut = $c AND (start_day IS NULL OR start_day <= 0) AND coalesce(mhoccur, 'Y') <> 'N'
+)
+SELECT $s AS studyid, $c AS data_cut, usubjid, mhseq, coalesce(mhdecod, mhterm) AS term, mhcat,
+       mhst_date AS start_date, start_day,
+       (mhen_date IS NULL OR coalesce(mhenrtpt, '') = 'ONGOING') AS ongoing,
+       {_is(T_CELL_KINDS, 'm.txt')} AS t_cell_malignancy
+FROM m WHERE {_is(NEW_KINDS, 'm.txt')}
+"""
+
+
+def _transgene(con, table: str, alias: str) -> str:
     cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
-                                      "WHERE table_name = 'adverse_events'").fetchall()}
+                                      "WHERE table_name = $t", {"t": table}).fetchall()}
     present = [q for q in TRANSGENE_QUALIFIERS if q in cols]  # names from our own list, never from input
-    transgene = f"upper(coalesce({', '.join('a.' + q for q in present)}))" if present else "CAST(NULL AS VARCHAR)"
+    return (f"upper(coalesce({', '.join(alias + '.' + q for q in present)}))" if present
+            else "CAST(NULL AS VARCHAR)")
+
+
+def derive_malignancies(con, studyid, data_cut, config, review_store=None) -> None:
+    """Rebuild secondary_malignancies and prior_malignancies for one (study, cut)."""
+    reset(con, (SECONDARY_MALIGNANCIES, PRIOR_MALIGNANCIES), studyid, data_cut)
+    _data.install(con, "malignancy_terms.csv")
     prog = [t.upper() for t in config.get("dlt", {}).get("progression_terms", [])]
-    insert(con, SECONDARY_MALIGNANCIES, _sql(transgene), {"s": studyid, "c": data_cut, "prog": prog})
+    p = {"s": studyid, "c": data_cut}
+    insert(con, SECONDARY_MALIGNANCIES, _sql(_transgene(con, "adverse_events", "a"), _transgene(con, "medical_history", "m")),
+           {**p, "prog": prog})
+    insert(con, PRIOR_MALIGNANCIES, _PRIOR, p)
 
 
-DERIVATION = Derivation(name="secondary_malignancies", writes=(SECONDARY_MALIGNANCIES,), reads=("adverse_events",),
-                        run=derive_malignancies)
+DERIVATION = Derivation(name="secondary_malignancies", writes=(SECONDARY_MALIGNANCIES, PRIOR_MALIGNANCIES),
+                        reads=("adverse_events", "medical_history"), run=derive_malignancies)

@@ -1,0 +1,89 @@
+"""The sponsor's kinetic parameters (PP) beside celltox's own from PC (cellular_kinetics), with a difference flag.
+
+Which PP parameter is compared with which celltox value, and how far apart they may be, is data
+(safety/data/pp_parameters.csv): Cmax within 5% (relative to celltox's value), Tmax within 1 day, the AUC over
+days 0-28 within 10%. A PP row names its analyte in PPCAT (the PCTESTCD or the PCTEST); with no PPCAT, the
+subject's only analyte. Tmax in hours or weeks is converted to days (safety/data/pp_time_units.csv); a Cmax in
+another unit than PC's is not compared (status 'unit differs') and neither is that analyte's AUC. Choices are in
+docs/outcomes.md.
+"""
+from __future__ import annotations
+
+from safety.derive.graph import Derivation
+from safety.derive.outcomes import _data
+from safety.derive.toxicity._sql import insert, reset
+from safety.schema import KINETICS_COMPARISON
+
+AGREE, DIFFERS, UNIT_DIFFERS = "agree", "differs", "unit differs"
+
+_SQL = """
+WITH tu AS (SELECT upper(coalesce(unit, '')) AS u, days FROM _pp_time_units),
+analytes AS (
+  SELECT DISTINCT usubjid, pctestcd, upper(pctest) AS pctest FROM pc_concentrations WHERE studyid = $s AND data_cut = $c
+),
+n_an AS (SELECT usubjid, count(DISTINCT pctestcd) AS n, any_value(pctestcd) AS only FROM analytes GROUP BY usubjid),
+pp AS (
+  SELECT p.*, r.parameter, r.tolerance_kind, r.tolerance, r.interval_end_day AS want_end,
+         coalesce((SELECT a.pctestcd FROM analytes a WHERE a.usubjid = p.usubjid
+                     AND p.ppcat IN (a.pctestcd, a.pctest) LIMIT 1),
+                  CASE WHEN p.ppcat IS NULL AND n_an.n = 1 THEN n_an.only END) AS pctestcd
+  FROM pk_parameters p JOIN _pp_parameters r ON r.pptestcd = p.pptestcd
+  LEFT JOIN n_an ON n_an.usubjid = p.usubjid
+  WHERE p.studyid = $s AND p.data_cut = $c
+    -- an interval parameter is the AUC over days 0-28 only when its interval says so
+    AND (r.interval_end_day IS NULL OR (coalesce(p.interval_start_day, -1) = 0 AND p.interval_end_day = r.interval_end_day))
+),
+k AS (SELECT * FROM cellular_kinetics WHERE studyid = $s AND data_cut = $c),
+cmax_unit AS (  -- the sponsor's Cmax unit per subject and analyte decides whether values can be compared
+  SELECT usubjid, pctestcd, any_value(unit) AS unit FROM pp WHERE parameter = 'cmax' GROUP BY ALL
+),
+j AS (
+  SELECT pp.usubjid, pp.pctestcd, pp.ppcat, pp.ppseq, pp.pptestcd, pp.parameter, pp.value AS sponsor_value,
+         pp.unit AS sponsor_unit, pp.pporres, pp.tolerance_kind, pp.tolerance,
+         CASE pp.parameter WHEN 'cmax' THEN k.cmax WHEN 'tmax_day' THEN CAST(k.tmax_day AS DOUBLE)
+                           WHEN 'auc_0_28' THEN k.auc_0_28 END AS celltox_value,
+         CASE pp.parameter WHEN 'cmax' THEN k.unit WHEN 'tmax_day' THEN 'day'
+                           WHEN 'auc_0_28' THEN 'day*' || k.unit END AS celltox_unit,
+         CASE WHEN pp.parameter = 'tmax_day' THEN pp.value * tu.days ELSE pp.value END AS sponsor_in_celltox_unit,
+         pp.parameter = 'tmax_day' AND tu.days IS NULL AS time_unit_unknown,
+         pp.parameter <> 'tmax_day' AND cu.unit IS NOT NULL AND k.unit IS NOT NULL
+           AND upper(replace(cu.unit, ' ', '')) <> upper(replace(k.unit, ' ', '')) AS unit_differs,
+         k.usubjid IS NOT NULL AS derived
+  FROM pp
+  LEFT JOIN k ON k.usubjid = pp.usubjid AND k.pctestcd = pp.pctestcd
+  LEFT JOIN tu ON tu.u = upper(replace(coalesce(pp.unit, ''), ' ', ''))
+  LEFT JOIN cmax_unit cu ON cu.usubjid = pp.usubjid AND cu.pctestcd = pp.pctestcd
+)
+SELECT $s AS studyid, $c AS data_cut, usubjid, coalesce(pctestcd, ppcat) AS analyte, ppseq, pptestcd, parameter,
+       sponsor_value, sponsor_unit, celltox_value, celltox_unit,
+       CASE WHEN NOT unit_differs AND NOT time_unit_unknown THEN sponsor_in_celltox_unit - celltox_value END AS difference,
+       CASE WHEN NOT unit_differs AND NOT time_unit_unknown AND celltox_value <> 0
+            THEN round((sponsor_in_celltox_unit - celltox_value) / abs(celltox_value) * 100.0, 1) END AS difference_pct,
+       CASE tolerance_kind WHEN 'relative' THEN printf('%g%%', tolerance * 100) ELSE printf('%g day', tolerance) END
+         AS tolerance,
+       CASE WHEN pctestcd IS NULL THEN 'analyte not in PC'
+            WHEN NOT derived OR celltox_value IS NULL THEN 'not derived by celltox'
+            WHEN sponsor_value IS NULL THEN 'not calculable by the sponsor'
+            WHEN time_unit_unknown THEN 'time unit not recognised'
+            WHEN unit_differs THEN '{unit_differs}'
+            WHEN tolerance_kind = 'relative' AND abs(sponsor_in_celltox_unit - celltox_value)
+                 > tolerance * abs(celltox_value) + 1e-9 THEN '{differs}'
+            WHEN tolerance_kind = 'absolute' AND abs(sponsor_in_celltox_unit - celltox_value) > tolerance + 1e-9
+                 THEN '{differs}'
+            ELSE '{agree}' END AS status
+FROM j
+"""
+
+
+def derive_kinetics_comparison(con, studyid, data_cut, config, review_store=None) -> None:
+    """Rebuild kinetics_comparison for one (study, cut)."""
+    reset(con, (KINETICS_COMPARISON,), studyid, data_cut)
+    _data.install(con, "pp_parameters.csv")
+    _data.install(con, "pp_time_units.csv")
+    sql = _SQL.format(agree=AGREE, differs=DIFFERS, unit_differs=UNIT_DIFFERS)
+    insert(con, KINETICS_COMPARISON, sql, {"s": studyid, "c": data_cut})
+
+
+DERIVATION = Derivation(name="kinetics_comparison", writes=(KINETICS_COMPARISON,),
+                        reads=("pk_parameters", "pc_concentrations", "cellular_kinetics"),
+                        run=derive_kinetics_comparison)

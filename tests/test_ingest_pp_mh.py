@@ -1,0 +1,89 @@
+"""PP (the sponsor's kinetic parameters) and MH (medical history) delivered as SDTM: loaded, bad rows quarantined
+with their reason, every file reconciled, and read by the kinetics comparison and the malignancy derivations."""
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+
+from safety.ingest import ingest_study
+from test_ingest_fixtures import DOMAINS, STUDY, make_study
+
+# S-001 infused 2024-02-01 (day 0); S-002 on 2024-02-10
+PC = pd.DataFrame({
+    "STUDYID": STUDY, "USUBJID": ["S-001"] * 4, "PCSEQ": [1, 2, 3, 4],
+    "PCTESTCD": ["CARTGDNA"] * 4, "PCTEST": ["CAR transgene copies"] * 4,
+    "PCORRES": ["BLQ", "1000", "400", "100"], "PCSTRESN": ["", "1000", "400", "100"],
+    "PCSTRESU": ["copies/ug gDNA"] * 4, "PCLLOQ": ["50"] * 4,
+    "PCDTC": ["2024-02-01", "2024-02-08", "2024-02-15", "2024-02-29"],
+})
+PP = pd.DataFrame({
+    "STUDYID": STUDY, "USUBJID": ["S-001", "S-001", "S-001", "S-001", "S-001", "S-404", "S-001"],
+    "PPSEQ": [1, 2, 3, 4, 5, 1, 5],
+    "PPTESTCD": ["CMAX", "TMAX", "AUCINT", "AUCINT", "LAMZHL", "CMAX", "CMAX"],
+    "PPCAT": ["CARTGDNA", "CAR transgene copies", "CARTGDNA", "CARTGDNA", "CARTGDNA", "CARTGDNA", "CARTGDNA"],
+    "PPORRES": ["1500", "168", "11900", "-5", "12.5", "900", "1000"],
+    "PPSTRESN": ["1500", "168", "11900", "-5", "12.5", "900", "1000"],
+    "PPSTRESU": ["copies/ug gDNA", "h", "day*copies/ug gDNA", "day*copies/ug gDNA", "day", "copies/ug gDNA",
+                 "copies/ug gDNA"],
+    "PPSTINT": ["", "", "P0D", "P0D", "", "", ""],
+    "PPENINT": ["", "", "PT672H", "P28D", "", "", ""],
+    "PPRFTDTC": ["2024-02-01"] * 7,
+})
+MH = pd.DataFrame({
+    "STUDYID": STUDY, "USUBJID": ["S-001", "S-001", "S-001", "S-002", "S-002"],
+    "MHSEQ": [1, 2, 3, 1, 1],
+    "MHTERM": ["Basal cell carcinoma", "Squamous cell carcinoma of skin", "Hypertension", "Asthma", "Asthma again"],
+    "MHDECOD": ["Basal cell carcinoma", "Squamous cell carcinoma of skin", "Hypertension", "Asthma", "Asthma"],
+    "MHCAT": ["GENERAL MEDICAL HISTORY"] * 5,
+    "MHSTDTC": ["2019-05", "2024-06-09", "2015", "2010", "2011"],
+    "MHDTC": ["2024-01-10", "2024-07-01", "2024-01-10", "2024-01-20", "2024-01-20"],
+})
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ppmh")
+    study = make_study(root / "s", "csv", domains={**DOMAINS, "pc": PC, "pp": PP, "mh": MH})
+    path = root / "db.duckdb"
+    r = ingest_study(study, path, cutoff="2024-09-30")
+    assert "PP" in r.domains_present and "MH" in r.domains_present
+    con = duckdb.connect(str(path), read_only=True)
+    yield con
+    con.close()
+
+
+def rows(con, sql):
+    return con.sql(sql).to_arrow_table().to_pandas()
+
+
+def test_pp_and_mh_rows_load_or_are_quarantined_with_their_reason(db):
+    q = rows(db, "SELECT source_file, row_number, usubjid, field, reason FROM quarantine "
+                 "WHERE source_file IN ('pp.csv', 'mh.csv') ORDER BY source_file, row_number")
+    got = {(f, n): reason for f, n, reason in zip(q.source_file, q.row_number, q.reason)}
+    assert got == {("pp.csv", 4): got[("pp.csv", 4)],               # a negative AUC
+                   ("pp.csv", 6): "subject S-404 not in DM",
+                   ("pp.csv", 7): "duplicate key (USUBJID + PPSEQ); the first record is kept",
+                   ("mh.csv", 5): "duplicate key (USUBJID + MHSEQ); the first record is kept"}
+    assert got[("pp.csv", 4)].startswith("implausible PPSTRESN -5")
+    log = rows(db, "SELECT source_file, rows_read, rows_loaded, rows_quarantined, rows_after_cutoff FROM load_log "
+                   "WHERE source_file IN ('pp.csv', 'mh.csv') ORDER BY source_file")
+    assert log.values.tolist() == [["mh.csv", 5, 4, 1, 0], ["pp.csv", 7, 4, 3, 0]]
+    pp = rows(db, "SELECT pptestcd, ppcat, value, unit, interval_start_day, interval_end_day FROM pk_parameters ORDER BY ppseq")
+    assert pp.pptestcd.tolist() == ["CMAX", "TMAX", "AUCINT", "LAMZHL"]
+    assert (pp.interval_start_day[2], pp.interval_end_day[2]) == (0.0, 28.0)  # PT672H = 28 days
+    mh = rows(db, "SELECT mhterm, start_day, coalesce(mhst_date_flag, '') AS flag, collection_day FROM medical_history ORDER BY usubjid, mhseq")
+    # 2019-05 -> 2019-05-01 (day imputed): 1737 days before 2024-02-01; 2024-06-09 is day 129
+    assert mh.values.tolist()[:2] == [["Basal cell carcinoma", -1737, "D", -22],
+                                      ["Squamous cell carcinoma of skin", 129, "", 151]]
+
+
+def test_pp_compared_and_mh_malignancies_counted(db):
+    k = rows(db, "SELECT pptestcd, status, celltox_value, sponsor_value FROM kinetics_comparison ORDER BY ppseq")
+    # celltox: Cmax 1000 on day 7, AUC 0-28 = 7*1000/2 + 7*1400/2 + 14*500/2 = 11900
+    assert k.values.tolist() == [["CMAX", "differs", 1000.0, 1500.0], ["TMAX", "agree", 7.0, 168.0],
+                                 ["AUCINT", "agree", 11900.0, 11900.0]]
+    new = rows(db, "SELECT usubjid, term, source, latency_days FROM secondary_malignancies")
+    assert new.values.tolist() == [["S-001", "Squamous cell carcinoma of skin", "MH", 129]]
+    prior = rows(db, "SELECT usubjid, term, start_day FROM prior_malignancies")
+    assert prior.values.tolist() == [["S-001", "Basal cell carcinoma", -1737]]
