@@ -12,7 +12,6 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import state
-from safety.derive.toxicity import summary as tox_summary
 from safety.review import dlt_status as dlt_live
 from safety.review.changes import changes_since
 from safety.review import meeting as meeting_rules
@@ -22,6 +21,8 @@ def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     """Exact binomial CI for k of n (as proportions); (0, 0) when n = 0 (nothing to estimate, drawn as 0)."""
     if n == 0:
         return 0.0, 0.0
+    # imported on first use: scipy costs a second at start and the app's first page does not need it
+    from safety.derive.toxicity import summary as tox_summary
     lo, hi = tox_summary.clopper_pearson(k, n, 1 - alpha)
     return float(lo), float(hi)
 
@@ -215,3 +216,31 @@ def new_events(v: state.View, since: dt.date) -> pd.DataFrame:
         keep = set(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp, v=v)["usubjid"])
         df = df[df["usubjid"].isin(keep)].reset_index(drop=True)
     return df
+
+
+# -- lab listings on the Labs page ---------------------------------------------------------------------------
+
+@st.cache_data(show_spinner=False, max_entries=200)
+def _lab_listing(v: state.View, sstamp: tuple, name: str, terms: tuple) -> pd.DataFrame:
+    # sstamp (the review store's version) is part of the key only, as for every cached call. The listings
+    # module is imported here: it pulls in the outcome estimators (statsmodels, scipy), which the app's
+    # first page does not need.
+    from safety.export import listings
+    df = state.call_cached(listings.build_listing, name, None, v=v)
+    if v.filtered and "usubjid" in df.columns:
+        flt, fp = state.subject_filter(v)
+        df = df[df["usubjid"].isin(set(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp, v=v)["usubjid"]))]
+    if terms:
+        df = df[df["ctcae_term"].isin(terms)]
+    return df.drop(columns=["site", "dose_level"], errors="ignore").reset_index(drop=True)
+
+
+def lab_listing(v: state.View, name: str, terms: tuple = ()) -> pd.DataFrame:
+    """A lab listing of safety.export.listings ('lab_grade3_episodes', 'lab_grade3') for the sidebar's subjects
+    and the chosen CTCAE terms (all when none), filtered once per cut, scope, filter and terms."""
+    return _lab_listing(dataclasses.replace(v, username="", title=""), state.store_stamp(v.db_path), name, tuple(terms))
+
+
+def lab_listing_terms(v: state.View, name: str) -> list[str]:
+    """The CTCAE terms present in a lab listing for the sidebar's subjects."""
+    return sorted(lab_listing(v, name)["ctcae_term"].dropna().unique())

@@ -45,6 +45,8 @@ LAB_GRADE_BANDS: dict[str, dict] = {
 }
 
 
+WEBGL_POINTS = 2000  # above this many markers a scatter is drawn with WebGL (Scattergl)
+
 def _style(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:
     fig.update_layout(
         template="plotly_white",
@@ -542,7 +544,8 @@ def edish_figure(df: pd.DataFrame, title: str | None = "eDISH: peak ALT vs peak 
     fig = go.Figure()
     hy = (df["peak_alt_xuln"] >= 3) & (df["peak_bili_xuln"] >= 2)
     colors = np.where(hy, GRADE_COLORS[4], "#0072B2")
-    fig.add_trace(go.Scatter(
+    # thousands of SVG markers take the browser seconds to lay out; WebGL draws them at once
+    fig.add_trace((go.Scattergl if len(df) > WEBGL_POINTS else go.Scatter)(
         x=df["peak_alt_xuln"], y=df["peak_bili_xuln"], mode="markers",
         marker=dict(size=13, color=colors, line=dict(color="#222", width=1)), showlegend=False,
         customdata=df[["usubjid"]].to_numpy(),

@@ -18,9 +18,15 @@ from dashboard.session import View, user, view
 
 def subject_url(usubjid: str, v: View | None = None) -> str:
     """Relative link to a subject's profile that keeps the study, cut and session (it opens in a new tab)."""
+    return subject_urls([usubjid], v)[0]
+
+
+def subject_urls(usubjids, v: View | None = None) -> list[str | None]:
+    """:func:`subject_url` for a whole column (None where the value is not a subject id): the study, cut and
+    session part of the link is encoded once, not once per row."""
     v = v or view()
-    return "./subject_profile?" + urlencode({"usubjid": usubjid, "studyid": v.studyid, "cut": v.data_cut.isoformat(),
-                                             **auth_ui.session_query()})
+    rest = urlencode({"studyid": v.studyid, "cut": v.data_cut.isoformat(), **auth_ui.session_query()})
+    return [f"./subject_profile?{urlencode({'usubjid': s})}&{rest}" if isinstance(s, str) else None for s in usubjids]
 
 
 def table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: int | None = None, **kwargs):

@@ -1,10 +1,8 @@
 """Labs: worst CTCAE grades and shifts, values over time as multiples of ULN/LLN, eDISH, cytopenia, ICAHT."""
-import pandas as pd
 import streamlit as st
 
-from dashboard import state, tables
+from dashboard import data, state, tables
 from dashboard import figures as F
-from safety.export import listings
 
 v = state.view()
 st.title("Laboratory safety")
@@ -18,48 +16,50 @@ MAX_LINES = 60  # subject lines per chart; more is unreadable on a projector
 
 with tab_worst:
     if state.require("lab_worst_grades", what="the worst-grade table"):
-        worst = state.q(f"SELECT * FROM lab_worst_grades WHERE {flt}", fp)
-        if worst.empty:
+        # Counted in DuckDB (one row per term), not from every subject's row in pandas on each rerun.
+        summ = state.q(f"""SELECT ctcae_term, count(DISTINCT usubjid) AS subjects,
+                                  count(*) FILTER (WHERE worst_grade >= 3) AS "worst grade ≥3",
+                                  count(*) FILTER (WHERE worst_grade >= 4) AS "worst grade 4"
+                           FROM lab_worst_grades WHERE {flt} GROUP BY ctcae_term
+                           ORDER BY "worst grade ≥3" DESC, ctcae_term""", fp)
+        if summ.empty:
             state.empty("No graded lab results in this selection.")
         else:
             n_subj = state.scalar(f"SELECT count(*) FROM subjects WHERE infused AND {flt}", fp) or 0
-            summ = (worst.assign(ge3=worst["worst_grade"] >= 3, g4=worst["worst_grade"] >= 4)
-                    .groupby("ctcae_term")
-                    .agg(subjects_graded=("usubjid", "nunique"), grade_ge3=("ge3", "sum"), grade_4=("g4", "sum"))
-                    .reset_index().sort_values("grade_ge3", ascending=False))
-            st.metric("Subjects with any lab grade ≥3", int(worst.loc[worst["worst_grade"] >= 3, "usubjid"].nunique()),
-                      help=f"of {n_subj} infused subjects")
-            state.table(summ.rename(columns={"subjects_graded": "subjects",
-                                             "grade_ge3": "worst grade ≥3", "grade_4": "worst grade 4"}),
-                        subject_col=None)
+            n_ge3 = state.scalar(f"SELECT count(DISTINCT usubjid) FROM lab_worst_grades WHERE worst_grade >= 3 AND {flt}",
+                                 fp) or 0
+            st.metric("Subjects with any lab grade ≥3", int(n_ge3), help=f"of {n_subj} infused subjects")
+            state.table(summ, subject_col=None)
             st.markdown("**Grade ≥3 abnormalities as episodes** (first day, worst grade, last day, days at grade ≥3)")
-            episodes = state.call_cached(listings.build_listing, "lab_grade3_episodes", None)
-            keep_subjects = set(worst["usubjid"])
-            episodes = episodes[episodes["usubjid"].isin(keep_subjects)]
-            terms_g3 = sorted(episodes["ctcae_term"].dropna().unique())
+            terms_g3 = data.lab_listing_terms(v, "lab_grade3_episodes")
             if not terms_g3:
                 state.empty("No grade ≥3 lab abnormality in this selection.")
             else:
                 chosen_terms = st.multiselect("CTCAE terms", terms_g3, placeholder="All terms", key="lab_episode_terms")
-                shown_ep = episodes[episodes["ctcae_term"].isin(chosen_terms)] if chosen_terms else episodes
+                shown_ep = data.lab_listing(v, "lab_grade3_episodes", tuple(chosen_terms))
                 st.caption(f"{tables.plural(len(shown_ep), 'episode')} in "
                            f"{tables.plural(shown_ep['usubjid'].nunique(), 'subject')}.")
-                state.table(shown_ep.drop(columns=["site", "dose_level"], errors="ignore"), height=320,
+                state.table(shown_ep, height=320,
                             export_name="lab_grade3_episodes", title="Grade >= 3 laboratory abnormalities (episodes)")
                 with st.expander("Every grade ≥3 value (drill-down)"):
-                    values = state.call_cached(listings.build_listing, "lab_grade3", None)
-                    values = values[values["usubjid"].isin(set(shown_ep["usubjid"]))
-                                    & values["ctcae_term"].isin(set(shown_ep["ctcae_term"]))]
-                    state.table(values.drop(columns=["site", "dose_level"], errors="ignore"), height=320)
+                    state.table(data.lab_listing(v, "lab_grade3", tuple(chosen_terms)), height=320)
             st.markdown("**Shift from baseline grade to worst post-baseline grade**")
-            term = st.selectbox("CTCAE term", sorted(worst["ctcae_term"].dropna().unique()))
-            w = worst[worst["ctcae_term"] == term]
-            shift = pd.crosstab(w["baseline_grade"].fillna(-1).astype(int).map(lambda g: "missing" if g < 0 else f"baseline {g}"),
-                                w["worst_grade"].fillna(-1).astype(int).map(lambda g: "missing" if g < 0 else f"worst {g}"),
-                                margins=True, margins_name="total")
-            state.table(shift.reset_index(), subject_col=None)
+            term = st.selectbox("CTCAE term", list(state.q(f"SELECT DISTINCT ctcae_term FROM lab_worst_grades "
+                                                           f"WHERE ctcae_term IS NOT NULL AND {flt} ORDER BY 1",
+                                                           fp)["ctcae_term"]))
+            counts = state.q(f"""SELECT coalesce('baseline ' || CAST(baseline_grade AS INTEGER), 'missing') AS baseline_grade,
+                                        coalesce('worst ' || CAST(worst_grade AS INTEGER), 'missing') AS worst_grade,
+                                        count(*) AS n
+                                 FROM lab_worst_grades WHERE ctcae_term = $term AND {flt} GROUP BY ALL""",
+                             {"term": term, **fp})
+            if not counts.empty:
+                shift = counts.pivot(index="baseline_grade", columns="worst_grade", values="n").fillna(0).astype(int)
+                shift["total"] = shift.sum(axis=1)
+                shift.loc["total"] = shift.sum()
+                state.table(shift.reset_index(), subject_col=None)
             with st.expander("Subjects"):
-                state.table(w.drop(columns=["studyid", "data_cut"], errors="ignore"))
+                state.table(state.q(f"""SELECT * EXCLUDE (studyid, data_cut) FROM lab_worst_grades
+                                        WHERE ctcae_term = $term AND {flt} ORDER BY usubjid""", {"term": term, **fp}))
 
 with tab_time:
     tests = state.q(f"""SELECT lbtestcd, any_value(lbtest) AS lbtest, count(*) AS n,

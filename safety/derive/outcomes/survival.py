@@ -11,7 +11,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from statsmodels.duration.survfunc import CumIncidenceRight, SurvfuncRight
 
 from safety.core.sql import PARAM_RE as _PARAM
 
@@ -50,6 +49,9 @@ def cumulative_incidence(time, status, cause: int = 1) -> pd.DataFrame:
                          "n_at_risk": [int(len(time))], "events": [0]})
     if len(time) == 0 or not (status == cause).any():
         return base
+    # statsmodels (and scipy under it) is imported when a curve is drawn: the modules that import this one
+    # (the ingest, the dashboard's start) should not pay a second and more for it
+    from statsmodels.duration.survfunc import CumIncidenceRight
     with warnings.catch_warnings():  # statsmodels divides by zero in the last variance term (n at risk = events)
         warnings.simplefilter("ignore", RuntimeWarning)
         fit = CumIncidenceRight(time, status)
@@ -71,6 +73,7 @@ def kaplan_meier(time, event) -> pd.DataFrame:
     base = pd.DataFrame({"day": [0.0], "survival": [1.0], "n_at_risk": [int(len(time))], "events": [0]})
     if len(time) == 0 or not event.any():
         return base
+    from statsmodels.duration.survfunc import SurvfuncRight
     fit = SurvfuncRight(time, event)
     curve = pd.DataFrame({"day": np.asarray(fit.surv_times, float), "survival": np.asarray(fit.surv_prob, float),
                           "n_at_risk": np.asarray(fit.n_risk, int), "events": np.asarray(fit.n_events, int)})
