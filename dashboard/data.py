@@ -238,9 +238,36 @@ def _lab_listing(v: state.View, sstamp: tuple, name: str, terms: tuple) -> pd.Da
 def lab_listing(v: state.View, name: str, terms: tuple = ()) -> pd.DataFrame:
     """A lab listing of safety.export.listings ('lab_grade3_episodes', 'lab_grade3') for the sidebar's subjects
     and the chosen CTCAE terms (all when none), filtered once per cut, scope, filter and terms."""
-    return _lab_listing(dataclasses.replace(v, username="", title=""), state.store_stamp(v.db_path), name, tuple(terms))
+    return _lab_listing(_listing_view(v), state.store_stamp(v.db_path), name, tuple(terms))
+
+
+def _listing_view(v: state.View) -> state.View:
+    # the rows depend on the cut, the scope (sites) and the sidebar filters, not on who asks: shared cache
+    return dataclasses.replace(v, username="", title="")
+
+
+@dataclasses.dataclass(frozen=True)
+class Preview:
+    """The first rows of a table (what a page draws) and facts about all of it."""
+    rows: pd.DataFrame
+    total: int
+    subjects: int
+    terms: tuple
+
+
+@st.cache_data(show_spinner=False, max_entries=200)
+def _lab_listing_preview(v: state.View, sstamp: tuple, name: str, terms: tuple, limit: int) -> Preview:
+    df = _lab_listing(v, sstamp, name, terms)
+    return Preview(df.head(limit), len(df), int(df["usubjid"].nunique()),
+                   tuple(sorted(df["ctcae_term"].dropna().unique())))
+
+
+def lab_listing_preview(v: state.View, name: str, terms: tuple = (), limit: int = 1000) -> Preview:
+    """:func:`lab_listing`'s first ``limit`` rows with its row, subject and term counts: a rerun unpickles
+    the rows it draws, not the whole listing."""
+    return _lab_listing_preview(_listing_view(v), state.store_stamp(v.db_path), name, tuple(terms), limit)
 
 
 def lab_listing_terms(v: state.View, name: str) -> list[str]:
     """The CTCAE terms present in a lab listing for the sidebar's subjects."""
-    return sorted(lab_listing(v, name)["ctcae_term"].dropna().unique())
+    return list(lab_listing_preview(v, name).terms)

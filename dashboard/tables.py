@@ -82,17 +82,21 @@ def column_config(df: pd.DataFrame, given: dict | None = None) -> dict:
 
 
 def show_table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: int | None = None,
-               export_name: str | None = None, title: str | None = None, where=None, **kwargs):
+               export_name: str | None = None, title: str | None = None, where=None, total: int | None = None,
+               everything=None, **kwargs):
     """Draw ``df`` as the dashboard's table; returns st.dataframe's result (the selection when one is asked for).
 
-    ``export_name`` (a file-name stem) offers an audited CSV download of these rows to roles with the
-    export right; ``title`` heads that file.
+    At most :data:`MAX_ROWS` rows are drawn, with a caption saying how many there are. ``export_name`` (a
+    file-name stem) offers an audited CSV download of every row to roles with the export right; ``title``
+    heads that file. When ``df`` is already a preview, ``total`` is the number of rows of the whole table and
+    ``everything()`` returns it (called only when the download is clicked).
     """
     given = dict(kwargs.pop("column_config", {}) or {})
-    if len(df) > MAX_ROWS:
+    total = len(df) if total is None else total
+    if total > min(len(df), MAX_ROWS):
         # Every row drawn is serialised, sent and laid out by the browser: a preview, and the rest on request.
         offered = bool(export_name) and state.can(state.user(), "can_export")
-        (where or st).caption(f"Showing the first {MAX_ROWS:,} of {len(df):,} rows"
+        (where or st).caption(f"Showing the first {min(len(df), MAX_ROWS):,} of {total:,} rows"
                               + ("; the CSV download holds every row." if offered else "."))
     shown = tidy(df.head(MAX_ROWS))
     if subject_col and subject_col in shown.columns and not shown.empty:
@@ -105,8 +109,9 @@ def show_table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: in
     result = (where or st).dataframe(shown, hide_index=kwargs.pop("hide_index", True), width=kwargs.pop("width", "stretch"),
                           column_config=column_config(shown, given), height=height or "auto", placeholder="",
                           **kwargs)
-    if export_name and not df.empty:
-        download_button(df, export_name, title or export_name.replace("_", " ").capitalize(), where=where)
+    if export_name and total:
+        download_button(everything if everything is not None else df, export_name,
+                        title or export_name.replace("_", " ").capitalize(), where=where, rows=total)
     return result
 
 
@@ -143,12 +148,15 @@ def audited_file(make, name: str, fmt: str, rows: int):
     return written
 
 
-def download_button(df: pd.DataFrame, name: str, title: str, label: str = "Download CSV", where=None) -> bool:
-    """An audited CSV download of ``df`` for roles with the export right (written on the click); nothing for the others."""
+def download_button(df, name: str, title: str, label: str = "Download CSV", where=None, rows: int | None = None) -> bool:
+    """An audited CSV download of ``df`` (a DataFrame, or a function returning it, called on the click) for
+    roles with the export right (written on the click); nothing for the others."""
     if not state.can(state.user(), "can_export"):
         return False
     v = state.view()
     stem = f"{v.studyid}_{v.data_cut.isoformat()}_{name}"
-    (where or st).download_button(label, audited_file(lambda view: csv_export(df, title, v=view), name, "csv", len(df)),
+    frame = df if callable(df) else (lambda: df)
+    rows = len(df) if rows is None else rows
+    (where or st).download_button(label, audited_file(lambda view: csv_export(frame(), title, v=view), name, "csv", rows),
                                   f"{stem}.csv", "text/csv", key=f"dl_{name}")
     return True

@@ -3,7 +3,7 @@ a page writes when it shows patient data."""
 from __future__ import annotations
 
 import re
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 import pandas as pd
 import streamlit as st
@@ -26,11 +26,12 @@ def subject_urls(usubjids, v: View | None = None) -> list[str | None]:
     session part of the link is encoded once, not once per row."""
     v = v or view()
     rest = urlencode({"studyid": v.studyid, "cut": v.data_cut.isoformat(), **auth_ui.session_query()})
-    return [f"./subject_profile?{urlencode({'usubjid': s})}&{rest}" if isinstance(s, str) else None for s in usubjids]
+    return [f"./subject_profile?usubjid={quote_plus(s)}&{rest}" if isinstance(s, str) else None for s in usubjids]
 
 
 def table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: int | None = None, **kwargs):
-    """The dashboard's table (dashboard.tables.show_table): labels, integers, profile links, audited download."""
+    """The dashboard's table (dashboard.tables.show_table): labels, integers, profile links, audited download
+    (a preview of the first rows when there are many)."""
     return tables.show_table(df, subject_col=subject_col, height=height, **kwargs)
 
 
