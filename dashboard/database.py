@@ -91,6 +91,12 @@ def study_cuts(db_path: str, stamp: float) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False)
+def previous_cut_of(db_path: str, stamp: float, studyid: str, data_cut: dt.date) -> dt.date | None:
+    """The data cut loaded before ``data_cut`` (no patient data), asked once per database version."""
+    return access.previous_cut(_connection(db_path, stamp), studyid, data_cut)
+
+
+@st.cache_data(show_spinner=False)
 def study_config_of(db_path: str, stamp: float, studyid: str, data_cut: dt.date) -> dict:
     """The validated study.yaml settings stored with this data cut (a stored config that no longer
     validates is an error, not a silent switch to defaults)."""
