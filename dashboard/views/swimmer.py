@@ -92,8 +92,8 @@ if outcomes is not None and outcomes["first_response_day"].notna().any():
     t = rr["pfs_from_response_days"].astype(float)
     groups.append(("DFS/PFS from first response", survival.kaplan_meier(t, rr["pfs_event"].fillna(False).astype(int)),
                    survival.at_risk(t)))
-st.plotly_chart(FO.kaplan_meier_figure(groups, "Overall survival and DFS/PFS from first response", "Probability"),
-                width="stretch", key="swimmer_km")
+state.chart(FO.kaplan_meier_figure, groups, "Overall survival and DFS/PFS from first response", "Probability",
+            key="swimmer_km")
 st.caption("OS: death from any cause, censored at last known alive. DFS/PFS: progression/relapse or death, timed from "
            "the first response under the study's criteria, censored at last known alive (Kaplan-Meier, statsmodels; "
            "numbers at risk beneath).")
