@@ -216,9 +216,12 @@ def onset_duration_figure(episodes: pd.DataFrame, title: str | None = "Onset and
     # Dots are readable (and cheap to send) for a trial; a program-scale study gets the boxes alone.
     dots = len(episodes) <= MAX_EPISODE_DOTS
     for col, field, label in ((1, "onset_day", "Onset day"), (2, "duration_days", "Duration (days)")):
-        fig.add_trace(go.Box(
-            x=episodes[field], y=episodes["syndrome"], orientation="h", boxpoints=False,
-            line=dict(color="#555"), fillcolor="rgba(0,0,0,0)", showlegend=False, hoverinfo="skip"), row=1, col=col)
+        box = dict(orientation="h", boxpoints=False, line=dict(color="#555"), fillcolor="rgba(0,0,0,0)",
+                   showlegend=False, hoverinfo="skip")
+        if dots:
+            fig.add_trace(go.Box(x=episodes[field], y=episodes["syndrome"], **box), row=1, col=col)
+        else:  # the five numbers per syndrome, not every episode's value, go to the browser
+            fig.add_trace(go.Box(**_box_stats(episodes, field, "syndrome"), **box), row=1, col=col)
         for grade in sorted(episodes["max_grade"].dropna().unique()) if dots else []:
             d = episodes[episodes["max_grade"] == grade]
             fig.add_trace(go.Scatter(
@@ -232,6 +235,25 @@ def onset_duration_figure(episodes: pd.DataFrame, title: str | None = "Onset and
     fig.update_xaxes(title_text="Duration (days)", row=1, col=2)
     fig.update_yaxes(categoryorder="array", categoryarray=syndromes)
     return _style(fig, title, height=360)
+
+
+def _box_stats(df: pd.DataFrame, field: str, by: str) -> dict:
+    """Precomputed horizontal box per group of ``by``: quartiles (linear interpolation) and whiskers at the
+    furthest values within 1.5 IQR of the box, as Plotly computes them from raw values."""
+    out = {k: [] for k in ("y", "q1", "median", "q3", "lowerfence", "upperfence")}
+    for group, values in df.groupby(by)[field]:
+        x = values.dropna().to_numpy(dtype=float)
+        if not len(x):
+            continue
+        q1, med, q3 = np.percentile(x, [25, 50, 75])
+        iqr = q3 - q1
+        out["y"].append(group)
+        out["q1"].append(q1)
+        out["median"].append(med)
+        out["q3"].append(q3)
+        out["lowerfence"].append(float(x[x >= q1 - 1.5 * iqr].min()))
+        out["upperfence"].append(float(x[x <= q3 + 1.5 * iqr].max()))
+    return out
 
 
 def swimlane_heatmap(daily: pd.DataFrame, subject_order: Sequence[str], syndrome: str,
