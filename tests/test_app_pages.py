@@ -372,3 +372,12 @@ def test_labs_page_runs_only_the_open_tab_and_every_tab_renders(app_env, tab, sh
     assert not others & set(metrics), f"{tab}: another tab's content ran"
     if tab in ("Values over time", "Liver (eDISH)"):
         assert at.get("plotly_chart"), f"{tab} draws its chart"
+
+
+@pytest.mark.parametrize("syndrome", ["CRS", "ICANS"])
+def test_crs_icans_tabs_run_only_the_chosen_syndrome(app_env, syndrome):
+    at = _open("crs_icans", session={"crs_incidence_tab": syndrome, "crs_swimlane_tab": syndrome})
+    titles = [str(c.proto.spec) for c in at.get("plotly_chart")]
+    other = ({"CRS", "ICANS"} - {syndrome}).pop()
+    assert any(f"{syndrome}: subjects by maximum grade" in t for t in titles)
+    assert not any(f"{other}: subjects by maximum grade" in t for t in titles)
