@@ -169,10 +169,11 @@ def _subject_figure(v: state.View, usubjid: str, kind: str, window: tuple, day_r
     lab_dlts = _lab_dlts(d["dlt_candidates"], dlt_keys)
     if kind == "timeline":
         s = d["subject"].iloc[0]
-        return F.subject_timeline(usubjid, d["aes"], d["daily"], d["meds"], d["responses"], s["death_day"], window,
-                                  list(dlt_keys), day_range=day_range, episodes=d["episodes"],
-                                  lab_dlts=lab_dlts).to_dict()
-    return F.key_labs_figure(usubjid, d["labs"], list(tests), window, day_range=day_range, lab_dlts=lab_dlts).to_dict()
+        return state.figure_dict(F.subject_timeline(usubjid, d["aes"], d["daily"], d["meds"], d["responses"],
+                                                    s["death_day"], window, list(dlt_keys), day_range=day_range,
+                                                    episodes=d["episodes"], lab_dlts=lab_dlts))
+    return state.figure_dict(F.key_labs_figure(usubjid, d["labs"], list(tests), window, day_range=day_range,
+                                               lab_dlts=lab_dlts))
 
 
 def _lab_dlts(candidates: pd.DataFrame, dlt_keys: tuple) -> pd.DataFrame:

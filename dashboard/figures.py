@@ -48,8 +48,9 @@ LAB_GRADE_BANDS: dict[str, dict] = {
 WEBGL_POINTS = 2000  # above this many markers a scatter is drawn with WebGL (Scattergl)
 
 def _style(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:
+    # The "plotly_white" template is added to the figure's dict when it is drawn (dashboard.widgets.figure_dict):
+    # setting it here validated and copied the whole template for every figure built.
     fig.update_layout(
-        template="plotly_white",
         font=FONT,
         title=dict(text=title, font=dict(size=TITLE_SIZE)) if title else None,
         hoverlabel=dict(font_size=FONT_SIZE),

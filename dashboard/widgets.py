@@ -35,10 +35,31 @@ def table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: int | N
     return tables.show_table(df, subject_col=subject_col, height=height, **kwargs)
 
 
+TEMPLATE = "plotly_white"  # the look of every dashboard chart
+
+
+def figure_dict(fig) -> dict:
+    """``fig`` as the plain dict that is drawn, with the dashboard's template unless the figure sets one."""
+    d = fig.to_dict()
+    d.setdefault("layout", {}).setdefault("template", _template())
+    return d
+
+
+_TEMPLATE_JSON: dict = {}
+
+
+def _template() -> dict:
+    # built once per process from Plotly's own template (a plain dict, shared read-only by every figure)
+    if not _TEMPLATE_JSON:
+        import plotly.io as pio
+        _TEMPLATE_JSON.update(pio.templates[TEMPLATE].to_plotly_json())
+    return _TEMPLATE_JSON
+
+
 @st.cache_data(show_spinner=False, max_entries=1000)
 def _figure_dict(_builder, builder_name: str, stamp: float, args: tuple, kwargs: dict) -> dict:
     # _builder is not hashed (leading underscore); its qualified name keys the cache instead
-    return _builder(*args, **kwargs).to_dict()
+    return figure_dict(_builder(*args, **kwargs))
 
 
 class _BuiltFigure:
