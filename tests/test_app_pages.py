@@ -381,3 +381,17 @@ def test_crs_icans_tabs_run_only_the_chosen_syndrome(app_env, syndrome):
     other = ({"CRS", "ICANS"} - {syndrome}).pop()
     assert any(f"{syndrome}: subjects by maximum grade" in t for t in titles)
     assert not any(f"{other}: subjects by maximum grade" in t for t in titles)
+
+
+def test_labs_value_drill_down_is_built_when_opened(app_env):
+    closed = _open("labs")
+    assert not closed.exception, [e.value for e in closed.exception]
+    opened = _open("labs", session={"lab_values_open": True})
+    assert not opened.exception, [e.value for e in opened.exception]
+    # the opened drill-down adds the table of every grade >= 3 value, with rows
+    assert len(opened.dataframe) == len(closed.dataframe) + 1
+    shapes = lambda at: sorted(d.value.shape for d in at.dataframe)  # noqa: E731
+    added = list(shapes(opened))
+    for shape in shapes(closed):
+        added.remove(shape)
+    assert added[0][0] > 0

@@ -44,9 +44,12 @@ if tab_worst.open:
                     state.table(ep.rows, height=320, total=ep.total,
                                 everything=lambda: data.lab_listing(v, "lab_grade3_episodes", tuple(chosen_terms)),
                                 export_name="lab_grade3_episodes", title="Grade >= 3 laboratory abnormalities (episodes)")
-                    with st.expander("Every grade ≥3 value (drill-down)"):
-                        values = data.lab_listing_preview(v, "lab_grade3", tuple(chosen_terms), tables.MAX_ROWS)
-                        state.table(values.rows, height=320, total=values.total)
+                    # the values listing is built only when the drill-down is opened (a rerun), not on every visit
+                    drill = st.expander("Every grade ≥3 value (drill-down)", key="lab_values_open", on_change="rerun")
+                    if drill.open:
+                        with drill:
+                            values = data.lab_listing_preview(v, "lab_grade3", tuple(chosen_terms), tables.MAX_ROWS)
+                            state.table(values.rows, height=320, total=values.total)
                 st.markdown("**Shift from baseline grade to worst post-baseline grade**")
                 term = st.selectbox("CTCAE term", list(state.q(f"SELECT DISTINCT ctcae_term FROM lab_worst_grades "
                                                                f"WHERE ctcae_term IS NOT NULL AND {flt} ORDER BY 1",
