@@ -59,6 +59,20 @@ def dlt_status(v: state.View) -> dlt_live.DltStatus:
     return status.for_subjects(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp, v=v)["usubjid"])
 
 
+@st.cache_data(show_spinner=False, max_entries=200)
+def _dlt_marks(v: state.View, sstamp: tuple, lanes: tuple) -> pd.DataFrame:
+    review = dlt_status(v).review
+    return review[review["usubjid"].isin(lanes) & (review["counts_as_dlt"] | review["pending"]).astype(bool)] \
+        .reset_index(drop=True)
+
+
+def dlt_marks(v: state.View, lanes) -> pd.DataFrame:
+    """Review rows (:func:`dlt_status`) of the subjects ``lanes`` whose event counts as a DLT now or awaits the
+    committee: what the swimmer plot marks. Cached per cut, scope, filters, subjects and the review store's
+    version, so a page of 100 subjects does not unpickle every candidate of the study on each rerun."""
+    return _dlt_marks(dataclasses.replace(v, username="", title=""), state.store_stamp(v.db_path), tuple(lanes))
+
+
 def changes(v: state.View, base_cut: dt.date | None) -> pd.DataFrame:
     """What is new or changed at ``v.data_cut`` compared with ``base_cut`` (:func:`safety.review.changes.changes_since`),
     limited to the sidebar's subjects."""
