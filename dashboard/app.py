@@ -21,7 +21,6 @@ import streamlit as st  # noqa: E402
 from dashboard import freshness, state  # noqa: E402
 from dashboard.auth import go_to_requested_page  # noqa: E402
 from dashboard.navigation import PAGES, PAGES_DIR, check_pages  # noqa: E402
-from safety.access import reader as access  # noqa: E402
 
 st.set_page_config(page_title="celltox safety", page_icon=":material/monitor_heart:", layout="wide")
 # Also set here, so a start from another folder (without .streamlit/config.toml) hides them too: no Deploy
@@ -50,7 +49,7 @@ def _sidebar(user, db_path: str) -> state.View | None:
     default_cut = qp.get("cut") if qp.get("cut") in cut_labels else cut_labels[0]
     cut_label = st.sidebar.selectbox("Data cut", cut_labels, index=cut_labels.index(default_cut), key=f"sb_cut_{studyid}")
     data_cut = dt.date.fromisoformat(cut_label)
-    prev = access.previous_cut(state.connection(db_path), studyid, data_cut)
+    prev = state.previous_cut_of(db_path, stamp, studyid, data_cut)
     scope = state.scope_for(user, studyid, data_cut, prev)
     base = state.View(db_path=db_path, stamp=stamp, studyid=studyid, data_cut=data_cut, sites=scope.sites,
                       previous_cut=scope.previous_cut, username=getattr(user, "username", "?"),

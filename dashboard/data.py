@@ -12,7 +12,6 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import state
-from safety.derive.toxicity import summary as tox_summary
 from safety.review import dlt_status as dlt_live
 from safety.review.changes import changes_since
 from safety.review import meeting as meeting_rules
@@ -22,6 +21,8 @@ def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     """Exact binomial CI for k of n (as proportions); (0, 0) when n = 0 (nothing to estimate, drawn as 0)."""
     if n == 0:
         return 0.0, 0.0
+    # imported on first use: scipy costs a second at start and the app's first page does not need it
+    from safety.derive.toxicity import summary as tox_summary
     lo, hi = tox_summary.clopper_pearson(k, n, 1 - alpha)
     return float(lo), float(hi)
 
@@ -56,6 +57,20 @@ def dlt_status(v: state.View) -> dlt_live.DltStatus:
         return status
     flt, fp = state.subject_filter(v)
     return status.for_subjects(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp, v=v)["usubjid"])
+
+
+@st.cache_data(show_spinner=False, max_entries=200)
+def _dlt_marks(v: state.View, sstamp: tuple, lanes: tuple) -> pd.DataFrame:
+    review = dlt_status(v).review
+    return review[review["usubjid"].isin(lanes) & (review["counts_as_dlt"] | review["pending"]).astype(bool)] \
+        .reset_index(drop=True)
+
+
+def dlt_marks(v: state.View, lanes) -> pd.DataFrame:
+    """Review rows (:func:`dlt_status`) of the subjects ``lanes`` whose event counts as a DLT now or awaits the
+    committee: what the swimmer plot marks. Cached per cut, scope, filters, subjects and the review store's
+    version, so a page of 100 subjects does not unpickle every candidate of the study on each rerun."""
+    return _dlt_marks(dataclasses.replace(v, username="", title=""), state.store_stamp(v.db_path), tuple(lanes))
 
 
 def changes(v: state.View, base_cut: dt.date | None) -> pd.DataFrame:
@@ -168,10 +183,11 @@ def _subject_figure(v: state.View, usubjid: str, kind: str, window: tuple, day_r
     lab_dlts = _lab_dlts(d["dlt_candidates"], dlt_keys)
     if kind == "timeline":
         s = d["subject"].iloc[0]
-        return F.subject_timeline(usubjid, d["aes"], d["daily"], d["meds"], d["responses"], s["death_day"], window,
-                                  list(dlt_keys), day_range=day_range, episodes=d["episodes"],
-                                  lab_dlts=lab_dlts).to_dict()
-    return F.key_labs_figure(usubjid, d["labs"], list(tests), window, day_range=day_range, lab_dlts=lab_dlts).to_dict()
+        return state.figure_dict(F.subject_timeline(usubjid, d["aes"], d["daily"], d["meds"], d["responses"],
+                                                    s["death_day"], window, list(dlt_keys), day_range=day_range,
+                                                    episodes=d["episodes"], lab_dlts=lab_dlts))
+    return state.figure_dict(F.key_labs_figure(usubjid, d["labs"], list(tests), window, day_range=day_range,
+                                               lab_dlts=lab_dlts))
 
 
 def _lab_dlts(candidates: pd.DataFrame, dlt_keys: tuple) -> pd.DataFrame:
@@ -215,3 +231,58 @@ def new_events(v: state.View, since: dt.date) -> pd.DataFrame:
         keep = set(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp, v=v)["usubjid"])
         df = df[df["usubjid"].isin(keep)].reset_index(drop=True)
     return df
+
+
+# -- lab listings on the Labs page ---------------------------------------------------------------------------
+
+@st.cache_data(show_spinner=False, max_entries=200)
+def _lab_listing(v: state.View, sstamp: tuple, name: str, terms: tuple) -> pd.DataFrame:
+    # sstamp (the review store's version) is part of the key only, as for every cached call. The listings
+    # module is imported here: it pulls in the outcome estimators (statsmodels, scipy), which the app's
+    # first page does not need.
+    from safety.export import listings
+    df = state.call_cached(listings.build_listing, name, None, v=v)
+    if v.filtered and "usubjid" in df.columns:
+        flt, fp = state.subject_filter(v)
+        df = df[df["usubjid"].isin(set(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp, v=v)["usubjid"]))]
+    if terms:
+        df = df[df["ctcae_term"].isin(terms)]
+    return df.drop(columns=["site", "dose_level"], errors="ignore").reset_index(drop=True)
+
+
+def lab_listing(v: state.View, name: str, terms: tuple = ()) -> pd.DataFrame:
+    """A lab listing of safety.export.listings ('lab_grade3_episodes', 'lab_grade3') for the sidebar's subjects
+    and the chosen CTCAE terms (all when none), filtered once per cut, scope, filter and terms."""
+    return _lab_listing(_listing_view(v), state.store_stamp(v.db_path), name, tuple(terms))
+
+
+def _listing_view(v: state.View) -> state.View:
+    # the rows depend on the cut, the scope (sites) and the sidebar filters, not on who asks: shared cache
+    return dataclasses.replace(v, username="", title="")
+
+
+@dataclasses.dataclass(frozen=True)
+class Preview:
+    """The first rows of a table (what a page draws) and facts about all of it."""
+    rows: pd.DataFrame
+    total: int
+    subjects: int
+    terms: tuple
+
+
+@st.cache_data(show_spinner=False, max_entries=200)
+def _lab_listing_preview(v: state.View, sstamp: tuple, name: str, terms: tuple, limit: int) -> Preview:
+    df = _lab_listing(v, sstamp, name, terms)
+    return Preview(df.head(limit), len(df), int(df["usubjid"].nunique()),
+                   tuple(sorted(df["ctcae_term"].dropna().unique())))
+
+
+def lab_listing_preview(v: state.View, name: str, terms: tuple = (), limit: int = 1000) -> Preview:
+    """:func:`lab_listing`'s first ``limit`` rows with its row, subject and term counts: a rerun unpickles
+    the rows it draws, not the whole listing."""
+    return _lab_listing_preview(_listing_view(v), state.store_stamp(v.db_path), name, tuple(terms), limit)
+
+
+def lab_listing_terms(v: state.View, name: str) -> list[str]:
+    """The CTCAE terms present in a lab listing for the sidebar's subjects."""
+    return list(lab_listing_preview(v, name).terms)

@@ -14,7 +14,6 @@ import streamlit as st
 from safety.access import reader as access
 from safety.core.config import stored_config
 from safety.review.store import ReviewStore, default_review_path
-from safety.sample_db import ensure_sample_database
 
 ROOT = Path(__file__).resolve().parents[1]
 # The embedded sample database (demo mode). CELLTOX_SAMPLE_DB moves it, e.g. for tests that need demo mode
@@ -45,6 +44,9 @@ def ensure_database(db_path: str) -> str:
     if not path.exists():
         if not is_sample(path):
             raise FileNotFoundError(f"no celltox database at {path}")
+        # imported here: the builder pulls in the whole ingest and every derivation (scipy, statsmodels),
+        # which an app opening an existing database never needs and should not wait for at start
+        from safety.sample_db import ensure_sample_database
         ensure_sample_database(path)
     return str(path)
 
@@ -86,6 +88,12 @@ def store_stamp(db_path: str) -> tuple:
 def study_cuts(db_path: str, stamp: float) -> pd.DataFrame:
     """Studies and data cuts in the database (no patient data)."""
     return access.available_cuts(connection(db_path))
+
+
+@st.cache_data(show_spinner=False)
+def previous_cut_of(db_path: str, stamp: float, studyid: str, data_cut: dt.date) -> dt.date | None:
+    """The data cut loaded before ``data_cut`` (no patient data), asked once per database version."""
+    return access.previous_cut(_connection(db_path, stamp), studyid, data_cut)
 
 
 @st.cache_data(show_spinner=False)

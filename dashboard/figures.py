@@ -45,9 +45,12 @@ LAB_GRADE_BANDS: dict[str, dict] = {
 }
 
 
+WEBGL_POINTS = 2000  # above this many markers a scatter is drawn with WebGL (Scattergl)
+
 def _style(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:
+    # The "plotly_white" template is added to the figure's dict when it is drawn (dashboard.widgets.figure_dict):
+    # setting it here validated and copied the whole template for every figure built.
     fig.update_layout(
-        template="plotly_white",
         font=FONT,
         title=dict(text=title, font=dict(size=TITLE_SIZE)) if title else None,
         hoverlabel=dict(font_size=FONT_SIZE),
@@ -214,9 +217,12 @@ def onset_duration_figure(episodes: pd.DataFrame, title: str | None = "Onset and
     # Dots are readable (and cheap to send) for a trial; a program-scale study gets the boxes alone.
     dots = len(episodes) <= MAX_EPISODE_DOTS
     for col, field, label in ((1, "onset_day", "Onset day"), (2, "duration_days", "Duration (days)")):
-        fig.add_trace(go.Box(
-            x=episodes[field], y=episodes["syndrome"], orientation="h", boxpoints=False,
-            line=dict(color="#555"), fillcolor="rgba(0,0,0,0)", showlegend=False, hoverinfo="skip"), row=1, col=col)
+        box = dict(orientation="h", boxpoints=False, line=dict(color="#555"), fillcolor="rgba(0,0,0,0)",
+                   showlegend=False, hoverinfo="skip")
+        if dots:
+            fig.add_trace(go.Box(x=episodes[field], y=episodes["syndrome"], **box), row=1, col=col)
+        else:  # the five numbers per syndrome, not every episode's value, go to the browser
+            fig.add_trace(go.Box(**_box_stats(episodes, field, "syndrome"), **box), row=1, col=col)
         for grade in sorted(episodes["max_grade"].dropna().unique()) if dots else []:
             d = episodes[episodes["max_grade"] == grade]
             fig.add_trace(go.Scatter(
@@ -230,6 +236,25 @@ def onset_duration_figure(episodes: pd.DataFrame, title: str | None = "Onset and
     fig.update_xaxes(title_text="Duration (days)", row=1, col=2)
     fig.update_yaxes(categoryorder="array", categoryarray=syndromes)
     return _style(fig, title, height=360)
+
+
+def _box_stats(df: pd.DataFrame, field: str, by: str) -> dict:
+    """Precomputed horizontal box per group of ``by``: quartiles (linear interpolation) and whiskers at the
+    furthest values within 1.5 IQR of the box, as Plotly computes them from raw values."""
+    out = {k: [] for k in ("y", "q1", "median", "q3", "lowerfence", "upperfence")}
+    for group, values in df.groupby(by)[field]:
+        x = values.dropna().to_numpy(dtype=float)
+        if not len(x):
+            continue
+        q1, med, q3 = np.percentile(x, [25, 50, 75])
+        iqr = q3 - q1
+        out["y"].append(group)
+        out["q1"].append(q1)
+        out["median"].append(med)
+        out["q3"].append(q3)
+        out["lowerfence"].append(float(x[x >= q1 - 1.5 * iqr].min()))
+        out["upperfence"].append(float(x[x <= q3 + 1.5 * iqr].max()))
+    return out
 
 
 def swimlane_heatmap(daily: pd.DataFrame, subject_order: Sequence[str], syndrome: str,
@@ -542,7 +567,8 @@ def edish_figure(df: pd.DataFrame, title: str | None = "eDISH: peak ALT vs peak 
     fig = go.Figure()
     hy = (df["peak_alt_xuln"] >= 3) & (df["peak_bili_xuln"] >= 2)
     colors = np.where(hy, GRADE_COLORS[4], "#0072B2")
-    fig.add_trace(go.Scatter(
+    # thousands of SVG markers take the browser seconds to lay out; WebGL draws them at once
+    fig.add_trace((go.Scattergl if len(df) > WEBGL_POINTS else go.Scatter)(
         x=df["peak_alt_xuln"], y=df["peak_bili_xuln"], mode="markers",
         marker=dict(size=13, color=colors, line=dict(color="#222", width=1)), showlegend=False,
         customdata=df[["usubjid"]].to_numpy(),

@@ -23,6 +23,7 @@ NARROW = {"grade", "max_grade", "worst_grade", "aetoxgr", "baseline_grade", "rep
           "early_grade", "late_grade", "episode_no", "rule_id", "age", "sex", "aeseq", "lbseq", "day", "onset_day",
           "end_day", "death_day", "duration_days", "n", "events", "pending", "evaluable_n", "lbtestcd", "first_day",
           "last_day", "days_at_grade3_plus", "grade3_plus_hours", "days_grade3_plus", "max_grade_day", "worst_day"}
+MAX_ROWS = 1000  # rows drawn in one table; an audited download holds every row
 WIDE = {"evidence", "reason", "description", "changes", "rationale", "detail", "sentence", "grade_reason",
         "death_cause", "aedecod", "preferred_term", "term"}
 
@@ -52,6 +53,9 @@ def tidy(df: pd.DataFrame) -> pd.DataFrame:
                 out[col] = s.astype("Int64")
         elif s.dtype == object and s.notna().any():
             vals = s.dropna()
+            # a cheap look at the kinds first: a column of text is never checked value by value
+            if pd.api.types.infer_dtype(vals, skipna=True) not in ("integer", "floating", "mixed-integer-float"):
+                continue
             if vals.map(lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)
                         and float(x).is_integer()).all():
                 out[col] = pd.to_numeric(s, errors="coerce").astype("Int64")
@@ -78,18 +82,25 @@ def column_config(df: pd.DataFrame, given: dict | None = None) -> dict:
 
 
 def show_table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: int | None = None,
-               export_name: str | None = None, title: str | None = None, where=None, **kwargs):
+               export_name: str | None = None, title: str | None = None, where=None, total: int | None = None,
+               everything=None, **kwargs):
     """Draw ``df`` as the dashboard's table; returns st.dataframe's result (the selection when one is asked for).
 
-    ``export_name`` (a file-name stem) offers an audited CSV download of these rows to roles with the
-    export right; ``title`` heads that file.
+    At most :data:`MAX_ROWS` rows are drawn, with a caption saying how many there are. ``export_name`` (a
+    file-name stem) offers an audited CSV download of every row to roles with the export right; ``title``
+    heads that file. When ``df`` is already a preview, ``total`` is the number of rows of the whole table and
+    ``everything()`` returns it (called only when the download is clicked).
     """
     given = dict(kwargs.pop("column_config", {}) or {})
-    shown = tidy(df)
+    total = len(df) if total is None else total
+    if total > min(len(df), MAX_ROWS):
+        # Every row drawn is serialised, sent and laid out by the browser: a preview, and the rest on request.
+        offered = bool(export_name) and state.can(state.user(), "can_export")
+        (where or st).caption(f"Showing the first {min(len(df), MAX_ROWS):,} of {total:,} rows"
+                              + ("; the CSV download holds every row." if offered else "."))
+    shown = tidy(df.head(MAX_ROWS))
     if subject_col and subject_col in shown.columns and not shown.empty:
-        v = state.view()  # looked up once for the whole column, not once per row
-        shown.insert(0, "profile", [state.subject_url(s, v) if isinstance(s, str) else None
-                                    for s in shown[subject_col]])
+        shown.insert(0, "profile", state.subject_urls(shown[subject_col], state.view()))
         given["profile"] = st.column_config.LinkColumn("Profile", display_text="open ↗", width="small",
                                                        help="Open this subject's profile")
     if "column_order" not in kwargs:  # free text last, so the key columns show whole at 1440 px
@@ -98,15 +109,16 @@ def show_table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: in
     result = (where or st).dataframe(shown, hide_index=kwargs.pop("hide_index", True), width=kwargs.pop("width", "stretch"),
                           column_config=column_config(shown, given), height=height or "auto", placeholder="",
                           **kwargs)
-    if export_name and not df.empty:
-        download_button(df, export_name, title or export_name.replace("_", " ").capitalize(), where=where)
+    if export_name and total:
+        download_button(everything if everything is not None else df, export_name,
+                        title or export_name.replace("_", " ").capitalize(), where=where, rows=total)
     return result
 
 
-def csv_export(df: pd.DataFrame, title: str, reference: str = "celltox dashboard") -> bytes:
+def csv_export(df: pd.DataFrame, title: str, reference: str = "celltox dashboard", v: state.View | None = None) -> bytes:
     """The CSV of ``df`` with the packet's header block (title, study, cut, scope, generated time, sidebar
     filters) and integers written as integers, as the packet's CSV (safety.export.csv_writer)."""
-    v = state.view()
+    v = v or state.view()
     meta = export_common.packet_meta(state.reader(v))
     out = df.copy()
     notes = list(df.attrs.get("notes") or []) + ["Shown on the dashboard for " + state.filter_caption(v).replace("**", "")]
@@ -114,19 +126,37 @@ def csv_export(df: pd.DataFrame, title: str, reference: str = "celltox dashboard
     return csv_text(out, meta).encode("utf-8")
 
 
-def _audit(name: str, rows: int, payload: bytes) -> None:
+def audited_file(make, name: str, fmt: str, rows: int):
+    """A download's contents written only when the user clicks (``make()`` returns the bytes), with the
+    export recorded in the audit log (who, what, how many rows, SHA-256 of the file) before it is handed out.
+
+    Writing every table's file on every rerun cost more than drawing the page; Streamlit calls this on the
+    click, outside the script run, so the view, user and store are taken now.
+    """
     v = state.view()
-    state.audit("export", {"listing": name, "format": "csv", "rows": rows, "data_cut": v.data_cut.isoformat(),
-                           "sha256": hashlib.sha256(payload).hexdigest(), "filters": state.filter_caption(v)})
+    username = getattr(state.user(), "username", "unknown")
+    store = state.review_store(v.db_path)
+    detail = {"listing": name, "format": fmt, "rows": int(rows), "data_cut": v.data_cut.isoformat(),
+              "filters": state.filter_caption(v)}
+
+    def written() -> bytes:
+        payload = make(v)
+        # no unaudited export: when the entry cannot be written the download fails
+        store.append_audit(username, "export", v.studyid, {**detail, "sha256": hashlib.sha256(payload).hexdigest()})
+        return payload
+
+    return written
 
 
-def download_button(df: pd.DataFrame, name: str, title: str, label: str = "Download CSV", where=None) -> bool:
-    """An audited CSV download of ``df`` for roles with the export right; nothing for the others."""
+def download_button(df, name: str, title: str, label: str = "Download CSV", where=None, rows: int | None = None) -> bool:
+    """An audited CSV download of ``df`` (a DataFrame, or a function returning it, called on the click) for
+    roles with the export right (written on the click); nothing for the others."""
     if not state.can(state.user(), "can_export"):
         return False
     v = state.view()
-    payload = csv_export(df, title)
     stem = f"{v.studyid}_{v.data_cut.isoformat()}_{name}"
-    (where or st).download_button(label, payload, f"{stem}.csv", "text/csv", key=f"dl_{name}",
-                                  on_click=_audit, args=(name, int(len(df)), payload))
+    frame = df if callable(df) else (lambda: df)
+    rows = len(df) if rows is None else rows
+    (where or st).download_button(label, audited_file(lambda view: csv_export(frame(), title, v=view), name, "csv", rows),
+                                  f"{stem}.csv", "text/csv", key=f"dl_{name}")
     return True

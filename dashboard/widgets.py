@@ -3,7 +3,7 @@ a page writes when it shows patient data."""
 from __future__ import annotations
 
 import re
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 import pandas as pd
 import streamlit as st
@@ -18,20 +18,48 @@ from dashboard.session import View, user, view
 
 def subject_url(usubjid: str, v: View | None = None) -> str:
     """Relative link to a subject's profile that keeps the study, cut and session (it opens in a new tab)."""
+    return subject_urls([usubjid], v)[0]
+
+
+def subject_urls(usubjids, v: View | None = None) -> list[str | None]:
+    """:func:`subject_url` for a whole column (None where the value is not a subject id): the study, cut and
+    session part of the link is encoded once, not once per row."""
     v = v or view()
-    return "./subject_profile?" + urlencode({"usubjid": usubjid, "studyid": v.studyid, "cut": v.data_cut.isoformat(),
-                                             **auth_ui.session_query()})
+    rest = urlencode({"studyid": v.studyid, "cut": v.data_cut.isoformat(), **auth_ui.session_query()})
+    return [f"./subject_profile?usubjid={quote_plus(s)}&{rest}" if isinstance(s, str) else None for s in usubjids]
 
 
 def table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: int | None = None, **kwargs):
-    """The dashboard's table (dashboard.tables.show_table): labels, integers, profile links, audited download."""
+    """The dashboard's table (dashboard.tables.show_table): labels, integers, profile links, audited download
+    (a preview of the first rows when there are many)."""
     return tables.show_table(df, subject_col=subject_col, height=height, **kwargs)
+
+
+TEMPLATE = "plotly_white"  # the look of every dashboard chart
+
+
+def figure_dict(fig) -> dict:
+    """``fig`` as the plain dict that is drawn, with the dashboard's template unless the figure sets one."""
+    d = fig.to_dict()
+    d.setdefault("layout", {}).setdefault("template", _template())
+    return d
+
+
+_TEMPLATE_JSON: dict = {}
+
+
+def _template() -> dict:
+    # built once per process from Plotly's own template (a plain dict, shared read-only by every figure)
+    if not _TEMPLATE_JSON:
+        import plotly.io as pio
+        _TEMPLATE_JSON.update(pio.templates[TEMPLATE].to_plotly_json())
+    return _TEMPLATE_JSON
 
 
 @st.cache_data(show_spinner=False, max_entries=1000)
 def _figure_dict(_builder, builder_name: str, stamp: float, args: tuple, kwargs: dict) -> dict:
     # _builder is not hashed (leading underscore); its qualified name keys the cache instead
-    return _builder(*args, **kwargs).to_dict()
+    return figure_dict(_builder(*args, **kwargs))
 
 
 class _BuiltFigure:

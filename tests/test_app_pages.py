@@ -353,7 +353,45 @@ def test_listings_preview_a_long_listing_and_write_every_row_on_demand(crowded_e
 
 
 def test_labs_page_shows_car_hematotox_beside_icaht(app_env):
-    at = _open("labs")
+    at = _open("labs", session={"labs_tab": "Cytopenia & ICAHT"})  # only the open tab runs
     assert not at.exception
     assert any("CAR-HEMATOTOX" in m.value for m in at.markdown)
     assert any(x.label == "High risk (score ≥2)" for x in at.metric)
+
+
+@pytest.mark.parametrize("tab, shows", [("Worst grades & shifts", "Subjects with any lab grade ≥3"),
+                                        ("Values over time", None), ("Liver (eDISH)", None),
+                                        ("Cytopenia & ICAHT", "Early ICAHT grade ≥3")])
+def test_labs_page_runs_only_the_open_tab_and_every_tab_renders(app_env, tab, shows):
+    at = _open("labs", session={"labs_tab": tab})
+    assert not at.exception, [e.value for e in at.exception]
+    metrics = [m.label for m in at.metric]
+    if shows:
+        assert shows in metrics
+    others = {"Subjects with any lab grade ≥3", "Early ICAHT grade ≥3"} - {shows}
+    assert not others & set(metrics), f"{tab}: another tab's content ran"
+    if tab in ("Values over time", "Liver (eDISH)"):
+        assert at.get("plotly_chart"), f"{tab} draws its chart"
+
+
+@pytest.mark.parametrize("syndrome", ["CRS", "ICANS"])
+def test_crs_icans_tabs_run_only_the_chosen_syndrome(app_env, syndrome):
+    at = _open("crs_icans", session={"crs_incidence_tab": syndrome, "crs_swimlane_tab": syndrome})
+    titles = [str(c.proto.spec) for c in at.get("plotly_chart")]
+    other = ({"CRS", "ICANS"} - {syndrome}).pop()
+    assert any(f"{syndrome}: subjects by maximum grade" in t for t in titles)
+    assert not any(f"{other}: subjects by maximum grade" in t for t in titles)
+
+
+def test_labs_value_drill_down_is_built_when_opened(app_env):
+    closed = _open("labs")
+    assert not closed.exception, [e.value for e in closed.exception]
+    opened = _open("labs", session={"lab_values_open": True})
+    assert not opened.exception, [e.value for e in opened.exception]
+    # the opened drill-down adds the table of every grade >= 3 value, with rows
+    assert len(opened.dataframe) == len(closed.dataframe) + 1
+    shapes = lambda at: sorted(d.value.shape for d in at.dataframe)  # noqa: E731
+    added = list(shapes(opened))
+    for shape in shapes(closed):
+        added.remove(shape)
+    assert added[0][0] > 0

@@ -1,6 +1,7 @@
 """Figure builders of dashboard/figures.py: pure functions, checked without Streamlit."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -182,3 +183,20 @@ def test_profile_timeline_and_labs_share_one_plot_area():
         assert (m.l, m.r, m.autoexpand) == (F.PROFILE_MARGIN["l"], F.PROFILE_MARGIN["r"], False)
         assert all(ax.automargin is False for ax in (fig.layout[k] for k in fig.layout if k.startswith("yaxis")))
         assert list(fig.layout.xaxis.range) == [-10, 35]
+
+
+def test_program_scale_boxes_carry_five_numbers_per_syndrome_not_every_episode():
+    from dashboard.figures import MAX_EPISODE_DOTS, onset_duration_figure
+
+    n = MAX_EPISODE_DOTS + 1001
+    onset = [i % 11 for i in range(n)]
+    onset[0] = 90  # an outlier beyond 1.5 IQR: the whisker stops at the furthest value inside
+    df = pd.DataFrame({"usubjid": [f"S{i}" for i in range(n)], "syndrome": ["CRS", "ICANS"] * (n // 2) + ["CRS"] * (n % 2),
+                       "onset_day": onset, "duration_days": [1 + i % 7 for i in range(n)], "max_grade": 1})
+    fig = onset_duration_figure(df)
+    onset_box = fig.data[0]
+    assert onset_box.x is None and list(onset_box.y) == ["CRS", "ICANS"]  # no per-episode values sent
+    crs = df.loc[df["syndrome"] == "CRS", "onset_day"].to_numpy(dtype=float)
+    q1, med, q3 = np.percentile(crs, [25, 50, 75])
+    assert (onset_box.q1[0], onset_box.median[0], onset_box.q3[0]) == (q1, med, q3)
+    assert onset_box.upperfence[0] == 10.0 and onset_box.lowerfence[0] == 0.0

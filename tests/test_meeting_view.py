@@ -27,6 +27,7 @@ CART, ITNK = "CD56-CART-01", "ITNK-B-01"
 CUT1, CUT2 = dt.date(2026, 3, 31), dt.date(2026, 9, 30)
 PAGES = ["overview", "crs_icans", "subject_profile", "adverse_events", "labs", "dlt_review", "swimmer",
          "listings", "data_quality", "audit_log"]
+LAB_TABS = ["Worst grades & shifts", "Values over time", "Liver (eDISH)", "Cytopenia & ICAHT"]
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +51,10 @@ def _env(monkeypatch, db: Path) -> None:
     st.cache_resource.clear()
 
 
-def _open(page: str, studyid: str | None = None, cut: dt.date | None = None) -> AppTest:
+def _open(page: str, studyid: str | None = None, cut: dt.date | None = None, session: dict | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
+    for k, val in (session or {}).items():
+        at.session_state[k] = val
     if studyid:
         at.query_params["studyid"] = studyid
     if cut:
@@ -235,8 +238,11 @@ def _check_log_axes(fig: dict) -> None:
 def test_every_chart_passes_the_reading_check(sample_db, monkeypatch, studyid):
     _env(monkeypatch, sample_db)
     figs = {}
-    for page in ("overview", "crs_icans", "subject_profile", "adverse_events", "labs", "dlt_review", "swimmer"):
-        for fig in _figures(_open(page, studyid, CUT2)):
+    opened = [_open(page, studyid, CUT2) for page in ("overview", "crs_icans", "subject_profile", "adverse_events",
+                                                      "dlt_review", "swimmer")]
+    opened += [_open("labs", studyid, CUT2, session={"labs_tab": tab}) for tab in LAB_TABS]  # one tab runs at a time
+    for at in opened:
+        for fig in _figures(at):
             figs.setdefault(_title(fig), fig)
             _check_log_axes(fig)
     # the cytopenia panels: both log axes within a few decades, thresholds 0.5/0.1 and 50/20 labelled there

@@ -29,8 +29,12 @@ for i, syndrome in enumerate(("CRS", "ICANS")):
     cols[2 * i + 1].metric(f"{syndrome} grade ≥3", f"{g3} / {infused}", help=f"Infused subjects with a {syndrome} episode of grade 3 or more")
 
 st.subheader("Incidence by maximum grade (95% Clopper-Pearson CI)")
-tabs = st.tabs(["CRS", "ICANS"])
+# Only the open tab of each pair runs and draws (choosing the other reruns the page): half the charts to
+# build and to send on each visit.
+tabs = st.tabs(["CRS", "ICANS"], key="crs_incidence_tab", on_change="rerun")
 for tab, syndrome in zip(tabs, ("CRS", "ICANS")):
+    if not tab.open:
+        continue
     with tab:
         if episodes[episodes["syndrome"] == syndrome].empty:
             state.empty(f"This selection has no {syndrome} episodes (all {infused} infused subjects grade 0).")
@@ -62,8 +66,10 @@ daily = state.q("SELECT usubjid, syndrome, day, max(grade) AS grade FROM toxicit
 shown = subj[subj["usubjid"].isin(order)]
 labels = {r.usubjid: f"#{int(r.enrollment_order)} {r.usubjid}" if r.enrollment_order == r.enrollment_order and r.enrollment_order is not None else r.usubjid
           for r in shown.itertuples()}
-tabs = st.tabs(["CRS", "ICANS"])
+tabs = st.tabs(["CRS", "ICANS"], key="crs_swimlane_tab", on_change="rerun")
 for tab, syndrome in zip(tabs, ("CRS", "ICANS")):
+    if not tab.open:
+        continue
     with tab:
         d = daily[daily["syndrome"] == syndrome]
         if d.empty:

@@ -1,145 +1,157 @@
 """Labs: worst CTCAE grades and shifts, values over time as multiples of ULN/LLN, eDISH, cytopenia, ICAHT."""
-import pandas as pd
 import streamlit as st
 
-from dashboard import state, tables
+from dashboard import data, state, tables
 from dashboard import figures as F
-from safety.export import listings
 
 v = state.view()
 st.title("Laboratory safety")
 st.caption(state.filter_caption(v) + " · CTCAE v5.0 grades derived from values in SI units")
 flt, fp = state.subject_filter(v)
 
+# Only the open tab runs (a click on another reruns the page for it): four tabs of queries and charts on
+# every visit made the page the slowest of the app.
 tab_worst, tab_time, tab_liver, tab_cyto = st.tabs(["Worst grades & shifts", "Values over time", "Liver (eDISH)",
-                                                    "Cytopenia & ICAHT"])
+                                                    "Cytopenia & ICAHT"], key="labs_tab", on_change="rerun")
 
 MAX_LINES = 60  # subject lines per chart; more is unreadable on a projector
 
-with tab_worst:
-    if state.require("lab_worst_grades", what="the worst-grade table"):
-        worst = state.q(f"SELECT * FROM lab_worst_grades WHERE {flt}", fp)
-        if worst.empty:
-            state.empty("No graded lab results in this selection.")
-        else:
-            n_subj = state.scalar(f"SELECT count(*) FROM subjects WHERE infused AND {flt}", fp) or 0
-            summ = (worst.assign(ge3=worst["worst_grade"] >= 3, g4=worst["worst_grade"] >= 4)
-                    .groupby("ctcae_term")
-                    .agg(subjects_graded=("usubjid", "nunique"), grade_ge3=("ge3", "sum"), grade_4=("g4", "sum"))
-                    .reset_index().sort_values("grade_ge3", ascending=False))
-            st.metric("Subjects with any lab grade ≥3", int(worst.loc[worst["worst_grade"] >= 3, "usubjid"].nunique()),
-                      help=f"of {n_subj} infused subjects")
-            state.table(summ.rename(columns={"subjects_graded": "subjects",
-                                             "grade_ge3": "worst grade ≥3", "grade_4": "worst grade 4"}),
-                        subject_col=None)
-            st.markdown("**Grade ≥3 abnormalities as episodes** (first day, worst grade, last day, days at grade ≥3)")
-            episodes = state.call_cached(listings.build_listing, "lab_grade3_episodes", None)
-            keep_subjects = set(worst["usubjid"])
-            episodes = episodes[episodes["usubjid"].isin(keep_subjects)]
-            terms_g3 = sorted(episodes["ctcae_term"].dropna().unique())
-            if not terms_g3:
-                state.empty("No grade ≥3 lab abnormality in this selection.")
+if tab_worst.open:
+    with tab_worst:
+        if state.require("lab_worst_grades", what="the worst-grade table"):
+            # Counted in DuckDB (one row per term), not from every subject's row in pandas on each rerun.
+            summ = state.q(f"""SELECT ctcae_term, count(DISTINCT usubjid) AS subjects,
+                                      count(*) FILTER (WHERE worst_grade >= 3) AS "worst grade ≥3",
+                                      count(*) FILTER (WHERE worst_grade >= 4) AS "worst grade 4"
+                               FROM lab_worst_grades WHERE {flt} GROUP BY ctcae_term
+                               ORDER BY "worst grade ≥3" DESC, ctcae_term""", fp)
+            if summ.empty:
+                state.empty("No graded lab results in this selection.")
             else:
-                chosen_terms = st.multiselect("CTCAE terms", terms_g3, placeholder="All terms", key="lab_episode_terms")
-                shown_ep = episodes[episodes["ctcae_term"].isin(chosen_terms)] if chosen_terms else episodes
-                st.caption(f"{tables.plural(len(shown_ep), 'episode')} in "
-                           f"{tables.plural(shown_ep['usubjid'].nunique(), 'subject')}.")
-                state.table(shown_ep.drop(columns=["site", "dose_level"], errors="ignore"), height=320,
-                            export_name="lab_grade3_episodes", title="Grade >= 3 laboratory abnormalities (episodes)")
-                with st.expander("Every grade ≥3 value (drill-down)"):
-                    values = state.call_cached(listings.build_listing, "lab_grade3", None)
-                    values = values[values["usubjid"].isin(set(shown_ep["usubjid"]))
-                                    & values["ctcae_term"].isin(set(shown_ep["ctcae_term"]))]
-                    state.table(values.drop(columns=["site", "dose_level"], errors="ignore"), height=320)
-            st.markdown("**Shift from baseline grade to worst post-baseline grade**")
-            term = st.selectbox("CTCAE term", sorted(worst["ctcae_term"].dropna().unique()))
-            w = worst[worst["ctcae_term"] == term]
-            shift = pd.crosstab(w["baseline_grade"].fillna(-1).astype(int).map(lambda g: "missing" if g < 0 else f"baseline {g}"),
-                                w["worst_grade"].fillna(-1).astype(int).map(lambda g: "missing" if g < 0 else f"worst {g}"),
-                                margins=True, margins_name="total")
-            state.table(shift.reset_index(), subject_col=None)
-            with st.expander("Subjects"):
-                state.table(w.drop(columns=["studyid", "data_cut"], errors="ignore"))
+                n_subj = state.scalar(f"SELECT count(*) FROM subjects WHERE infused AND {flt}", fp) or 0
+                n_ge3 = state.scalar(f"SELECT count(DISTINCT usubjid) FROM lab_worst_grades WHERE worst_grade >= 3 AND {flt}",
+                                     fp) or 0
+                st.metric("Subjects with any lab grade ≥3", int(n_ge3), help=f"of {n_subj} infused subjects")
+                state.table(summ, subject_col=None)
+                st.markdown("**Grade ≥3 abnormalities as episodes** (first day, worst grade, last day, days at grade ≥3)")
+                terms_g3 = data.lab_listing_terms(v, "lab_grade3_episodes")
+                if not terms_g3:
+                    state.empty("No grade ≥3 lab abnormality in this selection.")
+                else:
+                    chosen_terms = st.multiselect("CTCAE terms", terms_g3, placeholder="All terms", key="lab_episode_terms")
+                    ep = data.lab_listing_preview(v, "lab_grade3_episodes", tuple(chosen_terms), tables.MAX_ROWS)
+                    st.caption(f"{tables.plural(ep.total, 'episode')} in {tables.plural(ep.subjects, 'subject')}.")
+                    state.table(ep.rows, height=320, total=ep.total,
+                                everything=lambda: data.lab_listing(v, "lab_grade3_episodes", tuple(chosen_terms)),
+                                export_name="lab_grade3_episodes", title="Grade >= 3 laboratory abnormalities (episodes)")
+                    # the values listing is built only when the drill-down is opened (a rerun), not on every visit
+                    drill = st.expander("Every grade ≥3 value (drill-down)", key="lab_values_open", on_change="rerun")
+                    if drill.open:
+                        with drill:
+                            values = data.lab_listing_preview(v, "lab_grade3", tuple(chosen_terms), tables.MAX_ROWS)
+                            state.table(values.rows, height=320, total=values.total)
+                st.markdown("**Shift from baseline grade to worst post-baseline grade**")
+                term = st.selectbox("CTCAE term", list(state.q(f"SELECT DISTINCT ctcae_term FROM lab_worst_grades "
+                                                               f"WHERE ctcae_term IS NOT NULL AND {flt} ORDER BY 1",
+                                                               fp)["ctcae_term"]))
+                counts = state.q(f"""SELECT coalesce('baseline ' || CAST(baseline_grade AS INTEGER), 'missing') AS baseline_grade,
+                                            coalesce('worst ' || CAST(worst_grade AS INTEGER), 'missing') AS worst_grade,
+                                            count(*) AS n
+                                     FROM lab_worst_grades WHERE ctcae_term = $term AND {flt} GROUP BY ALL""",
+                                 {"term": term, **fp})
+                if not counts.empty:
+                    shift = counts.pivot(index="baseline_grade", columns="worst_grade", values="n").fillna(0).astype(int)
+                    shift["total"] = shift.sum(axis=1)
+                    shift.loc["total"] = shift.sum()
+                    state.table(shift.reset_index(), subject_col=None)
+                with st.expander("Subjects"):
+                    state.table(state.q(f"""SELECT * EXCLUDE (studyid, data_cut) FROM lab_worst_grades
+                                            WHERE ctcae_term = $term AND {flt} ORDER BY usubjid LIMIT $n""",
+                                        {"term": term, "n": tables.MAX_ROWS, **fp}),
+                                total=int(counts["n"].sum()))
 
-with tab_time:
-    tests = state.q(f"""SELECT lbtestcd, any_value(lbtest) AS lbtest, count(*) AS n,
-                               count(*) FILTER (WHERE uln IS NOT NULL) AS with_uln,
-                               count(*) FILTER (WHERE lln IS NOT NULL AND lln > 0) AS with_lln
-                        FROM labs WHERE value IS NOT NULL AND {flt} GROUP BY lbtestcd ORDER BY lbtestcd""", fp)
-    if tests.empty:
-        state.empty("This study has no lab results in this selection.")
-    else:
-        c1, c2 = st.columns(2)
-        codes = list(tests["lbtestcd"])
-        test = c1.selectbox("Test", codes, index=codes.index("ALT") if "ALT" in codes else 0,
-                            format_func=lambda t: f"{t} – {tests.set_index('lbtestcd').loc[t, 'lbtest']}")
-        direction = c2.radio("Relative to", ["ULN (rises)", "LLN (falls)"], horizontal=True,
-                             index=1 if test in ("NEUT", "PLAT", "HGB", "LYM", "WBC", "ALB", "FIBRINO") else 0)
-        ref = "uln" if direction.startswith("ULN") else "lln"
-        # One line per subject: beyond MAX_LINES subjects, draw the most extreme (highest peak above ULN,
-        # lowest trough below LLN), which are the ones a committee reads; the caption gives the total.
-        extreme = "max(multiple) DESC" if ref == "uln" else "min(multiple) ASC"
-        d = state.q(f"""WITH r AS (SELECT usubjid, day, value, unit, value / {ref} AS multiple FROM labs
-                                   WHERE lbtestcd = $t AND value IS NOT NULL AND {ref} > 0 AND {flt}),
-                        top AS (SELECT usubjid FROM r GROUP BY usubjid ORDER BY {extreme}, usubjid LIMIT $n)
-                        SELECT *, (SELECT count(DISTINCT usubjid) FROM r) AS n_subjects FROM r
-                        WHERE usubjid IN (SELECT usubjid FROM top) ORDER BY usubjid, day""",
-                    {"t": test, "n": MAX_LINES, **fp})
-        if d.empty:
-            state.empty(f"No {test} results with a {ref.upper()} in this selection, so no multiples to show.")
+if tab_time.open:
+    with tab_time:
+        tests = state.q(f"""SELECT lbtestcd, any_value(lbtest) AS lbtest, count(*) AS n,
+                                   count(*) FILTER (WHERE uln IS NOT NULL) AS with_uln,
+                                   count(*) FILTER (WHERE lln IS NOT NULL AND lln > 0) AS with_lln
+                            FROM labs WHERE value IS NOT NULL AND {flt} GROUP BY lbtestcd ORDER BY lbtestcd""", fp)
+        if tests.empty:
+            state.empty("This study has no lab results in this selection.")
         else:
-            n_all = int(d["n_subjects"].iat[0])
+            c1, c2 = st.columns(2)
+            codes = list(tests["lbtestcd"])
+            test = c1.selectbox("Test", codes, index=codes.index("ALT") if "ALT" in codes else 0,
+                                format_func=lambda t: f"{t} – {tests.set_index('lbtestcd').loc[t, 'lbtest']}")
+            direction = c2.radio("Relative to", ["ULN (rises)", "LLN (falls)"], horizontal=True,
+                                 index=1 if test in ("NEUT", "PLAT", "HGB", "LYM", "WBC", "ALB", "FIBRINO") else 0)
+            ref = "uln" if direction.startswith("ULN") else "lln"
+            # One line per subject: beyond MAX_LINES subjects, draw the most extreme (highest peak above ULN,
+            # lowest trough below LLN), which are the ones a committee reads; the caption gives the total.
+            extreme = "max(multiple) DESC" if ref == "uln" else "min(multiple) ASC"
+            d = state.q(f"""WITH r AS (SELECT usubjid, day, value, unit, value / {ref} AS multiple FROM labs
+                                       WHERE lbtestcd = $t AND value IS NOT NULL AND {ref} > 0 AND {flt}),
+                            top AS (SELECT usubjid FROM r GROUP BY usubjid ORDER BY {extreme}, usubjid LIMIT $n)
+                            SELECT *, (SELECT count(DISTINCT usubjid) FROM r) AS n_subjects FROM r
+                            WHERE usubjid IN (SELECT usubjid FROM top) ORDER BY usubjid, day""",
+                        {"t": test, "n": MAX_LINES, **fp})
+            if d.empty:
+                state.empty(f"No {test} results with a {ref.upper()} in this selection, so no multiples to show.")
+            else:
+                n_all = int(d["n_subjects"].iat[0])
+                if n_all > MAX_LINES:
+                    st.caption(f"Showing the {MAX_LINES} of {n_all} subjects with the most extreme {test} "
+                               f"relative to {ref.upper()}.")
+                state.chart(F.lab_multiples_figure, d.drop(columns="n_subjects"), test, "high" if ref == "uln" else "low")
+
+if tab_liver.open:
+    with tab_liver:
+        e = state.q(f"""SELECT usubjid,
+                               max(value / uln) FILTER (WHERE lbtestcd = 'ALT') AS peak_alt_xuln,
+                               max(value / uln) FILTER (WHERE lbtestcd = 'BILI') AS peak_bili_xuln
+                        FROM labs WHERE lbtestcd IN ('ALT', 'BILI') AND uln > 0 AND day >= 0 AND {flt}
+                        GROUP BY usubjid HAVING peak_alt_xuln IS NOT NULL AND peak_bili_xuln IS NOT NULL""", fp)
+        if e.empty:
+            state.empty("No subject has both ALT and total bilirubin (with ULN) after infusion: no eDISH plot.")
+        else:
+            hy = e[(e["peak_alt_xuln"] >= 3) & (e["peak_bili_xuln"] >= 2)]
+            st.metric("Subjects in the possible Hy's law quadrant", len(hy),
+                      help="Peak ALT ≥ 3 × ULN and peak total bilirubin ≥ 2 × ULN (peaks need not be simultaneous)")
+            state.chart(F.edish_figure, e)
+            if not hy.empty:
+                state.table(hy)
+
+if tab_cyto.open:
+    with tab_cyto:
+        cy = state.q(f"""WITH r AS (SELECT usubjid, lbtestcd, day, value FROM labs
+                                    WHERE lbtestcd IN ('NEUT', 'PLAT') AND value > 0 AND day BETWEEN -7 AND 100 AND {flt}),
+                         top AS (SELECT usubjid FROM r GROUP BY usubjid
+                                 ORDER BY min(value) FILTER (WHERE lbtestcd = 'NEUT') NULLS LAST, usubjid LIMIT $n)
+                         SELECT *, (SELECT count(DISTINCT usubjid) FROM r) AS n_subjects FROM r
+                         WHERE usubjid IN (SELECT usubjid FROM top)""", {"n": MAX_LINES, **fp})
+        if cy.empty:
+            state.empty("This study has no ANC or platelet results between day -7 and day 100.")
+        else:
+            n_all = int(cy["n_subjects"].iat[0])
             if n_all > MAX_LINES:
-                st.caption(f"Showing the {MAX_LINES} of {n_all} subjects with the most extreme {test} "
-                           f"relative to {ref.upper()}.")
-            state.chart(F.lab_multiples_figure, d.drop(columns="n_subjects"), test, "high" if ref == "uln" else "low")
-
-with tab_liver:
-    e = state.q(f"""SELECT usubjid,
-                           max(value / uln) FILTER (WHERE lbtestcd = 'ALT') AS peak_alt_xuln,
-                           max(value / uln) FILTER (WHERE lbtestcd = 'BILI') AS peak_bili_xuln
-                    FROM labs WHERE lbtestcd IN ('ALT', 'BILI') AND uln > 0 AND day >= 0 AND {flt}
-                    GROUP BY usubjid HAVING peak_alt_xuln IS NOT NULL AND peak_bili_xuln IS NOT NULL""", fp)
-    if e.empty:
-        state.empty("No subject has both ALT and total bilirubin (with ULN) after infusion: no eDISH plot.")
-    else:
-        hy = e[(e["peak_alt_xuln"] >= 3) & (e["peak_bili_xuln"] >= 2)]
-        st.metric("Subjects in the possible Hy's law quadrant", len(hy),
-                  help="Peak ALT ≥ 3 × ULN and peak total bilirubin ≥ 2 × ULN (peaks need not be simultaneous)")
-        state.chart(F.edish_figure, e)
-        if not hy.empty:
-            state.table(hy)
-
-with tab_cyto:
-    cy = state.q(f"""WITH r AS (SELECT usubjid, lbtestcd, day, value FROM labs
-                                WHERE lbtestcd IN ('NEUT', 'PLAT') AND value > 0 AND day BETWEEN -7 AND 100 AND {flt}),
-                     top AS (SELECT usubjid FROM r GROUP BY usubjid
-                             ORDER BY min(value) FILTER (WHERE lbtestcd = 'NEUT') NULLS LAST, usubjid LIMIT $n)
-                     SELECT *, (SELECT count(DISTINCT usubjid) FROM r) AS n_subjects FROM r
-                     WHERE usubjid IN (SELECT usubjid FROM top)""", {"n": MAX_LINES, **fp})
-    if cy.empty:
-        state.empty("This study has no ANC or platelet results between day -7 and day 100.")
-    else:
-        n_all = int(cy["n_subjects"].iat[0])
-        if n_all > MAX_LINES:
-            st.caption(f"Showing the {MAX_LINES} of {n_all} subjects with the lowest ANC nadir.")
-        state.chart(F.cytopenia_recovery_figure, cy.drop(columns="n_subjects"))
-    st.markdown("**ICAHT (EHA/EBMT 2023)**")
-    if state.require("icaht", what="the ICAHT grades"):
-        ic = state.q(f"SELECT * EXCLUDE (studyid, data_cut) FROM icaht WHERE {flt} ORDER BY usubjid, lineage", fp)
-        if ic.empty:
-            state.empty("No ICAHT grades were derived for this selection.")
-        else:
-            m = st.columns(2)
-            m[0].metric("Early ICAHT grade ≥3", int(ic.loc[ic["early_grade"] >= 3, "usubjid"].nunique()))
-            m[1].metric("Late ICAHT grade ≥3", int(ic.loc[ic["late_grade"] >= 3, "usubjid"].nunique()))
-            state.table(ic)
-    st.markdown("**CAR-HEMATOTOX (Rejeski 2021): risk before lymphodepletion**")
-    if state.require("car_hematotox", what="the CAR-HEMATOTOX scores"):
-        ht = state.q(f"""SELECT usubjid, risk, score, score_known, reference_day, inputs, note FROM car_hematotox
-                         WHERE {flt} ORDER BY usubjid""", fp)
-        if ht.empty:
-            state.empty("No CAR-HEMATOTOX score was derived for this selection.")
-        else:
-            st.metric("High risk (score ≥2)", int(ht["risk"].str.startswith("high").sum()))
-            state.table(ht)
+                st.caption(f"Showing the {MAX_LINES} of {n_all} subjects with the lowest ANC nadir.")
+            state.chart(F.cytopenia_recovery_figure, cy.drop(columns="n_subjects"))
+        st.markdown("**ICAHT (EHA/EBMT 2023)**")
+        if state.require("icaht", what="the ICAHT grades"):
+            ic = state.q(f"SELECT * EXCLUDE (studyid, data_cut) FROM icaht WHERE {flt} ORDER BY usubjid, lineage", fp)
+            if ic.empty:
+                state.empty("No ICAHT grades were derived for this selection.")
+            else:
+                m = st.columns(2)
+                m[0].metric("Early ICAHT grade ≥3", int(ic.loc[ic["early_grade"] >= 3, "usubjid"].nunique()))
+                m[1].metric("Late ICAHT grade ≥3", int(ic.loc[ic["late_grade"] >= 3, "usubjid"].nunique()))
+                state.table(ic)
+        st.markdown("**CAR-HEMATOTOX (Rejeski 2021): risk before lymphodepletion**")
+        if state.require("car_hematotox", what="the CAR-HEMATOTOX scores"):
+            ht = state.q(f"""SELECT usubjid, risk, score, score_known, reference_day, inputs, note FROM car_hematotox
+                             WHERE {flt} ORDER BY usubjid""", fp)
+            if ht.empty:
+                state.empty("No CAR-HEMATOTOX score was derived for this selection.")
+            else:
+                st.metric("High risk (score ≥2)", int(ht["risk"].str.startswith("high").sum()))
+                state.table(ht)

@@ -64,19 +64,33 @@ def _build_packet(write_outputs) -> tuple[str, bytes, list[str]]:
     return f"{v.studyid}_{v.data_cut.isoformat()}{suffix}_committee_packet.zip", buf.getvalue(), files
 
 
-def _listing_files() -> tuple[bytes, bytes]:
-    csv_bytes = tables.csv_export(df, df.attrs.get("title") or spec.title, df.attrs.get("reference") or spec.reference)
+def _listing_csv(view: state.View) -> bytes:
+    return tables.csv_export(df, df.attrs.get("title") or spec.title, df.attrs.get("reference") or spec.reference,
+                             v=view)
+
+
+def _listing_xlsx() -> bytes:
     buf = io.BytesIO()
     with pd.ExcelWriter(buf, engine="xlsxwriter") as xw:
         df.to_excel(xw, sheet_name=name[:31], index=False)
-    return csv_bytes, buf.getvalue()
+    return buf.getvalue()
 
 
+def _listing_files() -> tuple[bytes, bytes]:
+    return _listing_csv(v), _listing_xlsx()
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 if state.can(user, "can_export"):
     stem = f"{v.studyid}_{v.data_cut.isoformat()}_{name}"
     files = None
     if len(df) <= BUILD_ON_DEMAND_ROWS:
-        files = _listing_files()
+        # written when clicked (and audited then), not on every rerun of the page
+        c1, c2, _ = st.columns([1, 1, 3])
+        c1.download_button("Download CSV", tables.audited_file(_listing_csv, name, "csv", len(df)),
+                           f"{stem}.csv", "text/csv")
+        c2.download_button("Download XLSX", tables.audited_file(lambda _v: _listing_xlsx(), name, "xlsx", len(df)),
+                           f"{stem}.xlsx", XLSX)
     else:
         # Writing hundreds of thousands of rows takes a while: only when asked, and kept for this view.
         files_key = (v.username, v.db_path, v.stamp, v.studyid, v.data_cut.isoformat(), v.sites,
@@ -92,8 +106,7 @@ if state.can(user, "can_export"):
         c1, c2, _ = st.columns([1, 1, 3])
         c1.download_button("Download CSV", csv_bytes, f"{stem}.csv", "text/csv",
                            on_click=_audit_export, args=("csv", csv_bytes))
-        c2.download_button("Download XLSX", xlsx_bytes, f"{stem}.xlsx",
-                           "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        c2.download_button("Download XLSX", xlsx_bytes, f"{stem}.xlsx", XLSX,
                            on_click=_audit_export, args=("xlsx", xlsx_bytes))
     st.subheader("Committee packet")
     scope = "all sites" if v.sites is None else "sites " + ", ".join(v.sites)

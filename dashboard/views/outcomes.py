@@ -62,7 +62,7 @@ with tabs[0]:
                                 "fatal_ae_term", "cause_from", "cause_conflict", "progression_day", "non_relapse",
                                 "treatment_related", "nrm_by_day28", "nrm_by_day100", "nrm_by_day365"]])
         title, ev, comp = survival.ENDPOINTS["NRM"]
-        st.plotly_chart(FO.cumulative_incidence_figure(curve, risk, title, ev, comp), width="stretch", key="nrm_ci")
+        state.chart(FO.cumulative_incidence_figure, curve, risk, title, ev, comp, key="nrm_ci")
 
 with tabs[1]:
     if state.require("infection_episodes", "infection_support", what="the infection tables"):
@@ -128,7 +128,7 @@ with tabs[2]:
     if state.require(needs, what="this curve"):
         data, curve, risk = endpoint(pick)
         title, ev, comp = survival.ENDPOINTS[pick]
-        st.plotly_chart(FO.cumulative_incidence_figure(curve, risk, title, ev, comp), width="stretch", key="ci_fig")
+        state.chart(FO.cumulative_incidence_figure, curve, risk, title, ev, comp, key="ci_fig")
         est = pd.DataFrame({"day": list(NRM_HORIZONS),
                             "cumulative incidence": [f"{100 * survival.value_at(curve, h, 'cumulative_incidence'):.1f}%"
                                                      for h in NRM_HORIZONS],
@@ -156,9 +156,8 @@ with tabs[3]:
                 e = resp[ecol].fillna(False).astype(bool).astype(int)
                 groups.append((label, survival.kaplan_meier(t, e), survival.at_risk(t)))
             if len(resp):
-                st.plotly_chart(FO.kaplan_meier_figure(groups, "From first response: Kaplan-Meier",
-                                                       "Probability without progression or death"),
-                                width="stretch", key="dor_km")
+                state.chart(FO.kaplan_meier_figure, groups, "From first response: Kaplan-Meier",
+                            "Probability without progression or death", key="dor_km")
                 med = {g[0]: survival.median_time(g[1]) for g in groups}
                 st.caption("Median " + "; ".join(f"{k}: {'not reached' if m is None else f'{m:.0f} days'}"
                                                  for k, m in med.items()) +
@@ -182,9 +181,8 @@ with tabs[4]:
             ivig = (state.q(f"SELECT usubjid, start_day FROM infection_support WHERE support = 'IVIG' AND {flt}", fp)
                     if m["test"] == "IGG" and state.has_tables("infection_support") else pd.DataFrame(columns=["usubjid", "start_day"]))
             if len(lab):
-                st.plotly_chart(FO.marker_over_time(lab, ivig, m.get("label", m["test"]), float(m["below"]),
-                                                    m.get("unit", ""), m.get("finding", "")),
-                                width="stretch", key=f"marker_{m['test']}")
+                state.chart(FO.marker_over_time, lab, ivig, m.get("label", m["test"]), float(m["below"]),
+                            m.get("unit", ""), m.get("finding", ""), key=f"marker_{m['test']}")
             state.table(rows.drop(columns=["studyid", "data_cut"], errors="ignore"))
 
 with tabs[5]:
@@ -203,8 +201,8 @@ with tabs[5]:
             unit = str(k1["unit"].dropna().iloc[0]) if k1["unit"].notna().any() else ""
             p1 = pc[pc["pctestcd"] == test].copy()
             p1["lloq"] = p1["lloq"].fillna(p1["value"].min() if p1["value"].notna().any() else 1.0)
-            st.plotly_chart(FO.expansion_by_crs_grade(p1, crs, unit), width="stretch", key="pc_lines")
-            st.plotly_chart(FO.cmax_by_crs_grade(k1, crs, unit), width="stretch", key="pc_cmax")
+            state.chart(FO.expansion_by_crs_grade, p1, crs, unit, key="pc_lines")
+            state.chart(FO.cmax_by_crs_grade, k1, crs, unit, key="pc_cmax")
             st.caption("Cmax and Tmax from day 0; AUC days 0-28 by the linear trapezoid (values below the LLOQ as 0); "
                        "last day detectable = persistence. 'values used' lists every value that went in.")
             state.table(k1.drop(columns=["studyid", "data_cut"], errors="ignore"))

@@ -93,7 +93,7 @@ if state.has_tables("pc_concentrations", "cellular_kinetics"):
 
         st.subheader("CAR expansion and persistence")
         _pc["lloq"] = _pc["lloq"].fillna(_pc["value"].min())
-        st.plotly_chart(figures_outcomes.subject_kinetics(_pc, d["daily"], usubjid), width="stretch", key="profile_kinetics")
+        state.chart(figures_outcomes.subject_kinetics, _pc, d["daily"], usubjid, key="profile_kinetics")
         _kin = state.q("SELECT * EXCLUDE (studyid, data_cut, usubjid) FROM cellular_kinetics WHERE usubjid = $u",
                        {"u": usubjid})
         state.table(_kin, subject_col=None)

@@ -16,12 +16,12 @@ st.caption(state.filter_caption(v) + " · days from infusion (day 0) · context 
 flt, fp = state.subject_filter(v)
 
 subj = state.q(f"""SELECT usubjid, cohort, status, enrollment_order, death_day, death_cause,
-                          coalesce(death_day, last_known_alive_day) AS end_day
+                          coalesce(death_day, last_known_alive_day) AS end_day,
+                          coalesce('#' || CAST(enrollment_order AS BIGINT) || ' ' || usubjid, usubjid) AS label
                    FROM subjects WHERE infused AND {flt} ORDER BY enrollment_order NULLS LAST, usubjid""", fp)
 if subj.empty:
     state.empty("No infused subjects in this selection: nothing to follow up.")
     st.stop()
-subj["label"] = [f"#{int(o)} {u}" if o == o and o is not None else u for u, o in zip(subj["usubjid"], subj["enrollment_order"])]
 
 # One bar per subject: a program-scale study is paged, and only the events of the subjects shown are fetched.
 lanes = state.page_of(list(subj["usubjid"]), MAX_LANES, key="swimmer_first")
@@ -38,8 +38,7 @@ events.append(state.q(f"""SELECT usubjid, onset_day AS day, 'toxicity' AS kind, 
                           AND lower(aedecod) NOT IN ('cytokine release syndrome',
                               'immune effector cell-associated neurotoxicity syndrome')""", lp))
 # DLTs as the committee's decisions stand now (the same call as the overview, DLT review and the packet)
-review = data.dlt_status(v).review
-review = review[review["usubjid"].isin(lanes) & (review["counts_as_dlt"] | review["pending"]).astype(bool)]
+review = data.dlt_marks(v, lanes)
 events.append(pd.DataFrame({"usubjid": review["usubjid"], "day": review["onset_day"],
                             "kind": ["dlt" if c else "dlt pending" for c in review["counts_as_dlt"].astype(bool)],
                             "text": review["term"].fillna("event").astype(str) + " (" + review["status"] + ")",
@@ -92,8 +91,8 @@ if outcomes is not None and outcomes["first_response_day"].notna().any():
     t = rr["pfs_from_response_days"].astype(float)
     groups.append(("DFS/PFS from first response", survival.kaplan_meier(t, rr["pfs_event"].fillna(False).astype(int)),
                    survival.at_risk(t)))
-st.plotly_chart(FO.kaplan_meier_figure(groups, "Overall survival and DFS/PFS from first response", "Probability"),
-                width="stretch", key="swimmer_km")
+state.chart(FO.kaplan_meier_figure, groups, "Overall survival and DFS/PFS from first response", "Probability",
+            key="swimmer_km")
 st.caption("OS: death from any cause, censored at last known alive. DFS/PFS: progression/relapse or death, timed from "
            "the first response under the study's criteria, censored at last known alive (Kaplan-Meier, statsmodels; "
            "numbers at risk beneath).")
