@@ -209,17 +209,27 @@ def subject_figure(v: state.View, usubjid: str, kind: str, window: tuple, day_ra
 
 # -- the committee meeting ---------------------------------------------------------------------------------
 
+@st.cache_data(show_spinner=False, max_entries=200)
+def _meeting(v: state.View, sstamp: tuple) -> meeting_rules.MeetingSummary:
+    # The DLT state comes from the cache the DLT review, swimmer and listings share, and travels with the
+    # answers: the overview computes it once for the five answers, its toxicity metrics and stopping rows.
+    status = state.call_cached(dlt_live.dlt_status, state.STORE, state.study_config(v), v=v)
+    return meeting_rules.meeting_summary(state.reader(v), state.review_store(v.db_path), state.study_config(v),
+                                         status=status)
+
+
 def meeting(v: state.View):
     """The overview's five answers (safety.review.meeting.meeting_summary) for this cut and scope, with the
-    sidebar's subject filters applied to the per-subject lists."""
-    m = state.call_cached(meeting_rules.meeting_summary, state.STORE, state.study_config(v), v=v)
+    sidebar's subject filters applied to the per-subject lists and to ``dlt`` (as :func:`dlt_status` does)."""
+    whole = dataclasses.replace(v, cohorts=(), dose_levels=(), products=(), username="", title="")
+    m = _meeting(whole, state.store_stamp(v.db_path))
     if not v.filtered:
         return m
     flt, fp = state.subject_filter(v)
     keep = set(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp, v=v)["usubjid"])
     lists = {name: getattr(m, name) for name in ("dlt_candidates", "deaths", "severe", "new")}
     lists = {name: df[df["usubjid"].isin(keep)].reset_index(drop=True) for name, df in lists.items()}
-    return dataclasses.replace(m, **lists, counts=meeting_rules.new_counts(lists["new"]))
+    return dataclasses.replace(m, **lists, counts=meeting_rules.new_counts(lists["new"]), dlt=m.dlt.for_subjects(keep))
 
 
 def new_events(v: state.View, since: dt.date) -> pd.DataFrame:

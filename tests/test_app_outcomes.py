@@ -4,13 +4,44 @@ from __future__ import annotations
 from test_app_pages import _latest, _metrics, _open, _sql, app_db, app_env  # noqa: F401  (fixtures)
 
 
+TABS = ["Deaths & NRM", "Infections", "Cumulative incidence", "Response", "Immune reconstitution",
+        "Cellular kinetics", "TLS & malignancies", "Off-tumour watch list", "Dose given"]
+# One metric each tab shows when it runs (None: the tab shows no metric on the sample study)
+TAB_METRIC = {"Deaths & NRM": "Deaths", "Infections": "Invasive mould infections", "Cumulative incidence": None,
+              "Response": "Objective response rate", "Immune reconstitution": None, "Cellular kinetics": None,
+              "TLS & malignancies": "Laboratory TLS", "Off-tumour watch list": None, "Dose given": "Enrolled"}
+
+
+def _every_tab(page_query: dict | None = None):
+    """Open the Outcomes page on each tab in turn (only the open tab runs); yields (tab, AppTest after the run)."""
+    at = _open("outcomes", query=page_query)
+    for tab in TABS:
+        at.session_state["outcomes_tab"] = tab
+        at.run()
+        assert not at.exception, (tab, [e.value for e in at.exception])
+        assert at.title[0].value == "Outcomes beyond CRS and ICANS"
+        yield tab, at
+
+
+def test_outcomes_page_runs_only_the_open_tab(app_env):
+    for tab, at in _every_tab():
+        metrics = set(_metrics(at))
+        if TAB_METRIC[tab]:
+            assert TAB_METRIC[tab] in metrics, f"{tab} shows its numbers"
+        others = {m for t, m in TAB_METRIC.items() if m and t != tab}
+        assert not others & metrics, f"{tab}: another tab's content ran"
+
+
 def test_outcomes_page_deaths_nrm_response_and_dose(app_env):
     db = app_env
     studyid, cut = _latest(db)
-    at = _open("outcomes")
-    assert not at.exception, [e.value for e in at.exception]
-    assert at.title[0].value == "Outcomes beyond CRS and ICANS"
-    m = _metrics(at)
+    m, dataframes, markdown, captions, charts = {}, [], [], [], 0
+    for _, at in _every_tab():
+        m.update(_metrics(at))
+        dataframes += [d.value for d in at.dataframe]
+        markdown += [t.value for t in at.markdown]
+        captions += [c.value for c in at.caption]
+        charts += len(at.get("plotly_chart"))
     n_inf = _sql(db, "SELECT count(*) FROM subjects WHERE studyid = $s AND data_cut = $c AND infused", s=studyid, c=cut)
     deaths = _sql(db, "SELECT count(*) FROM deaths WHERE studyid = $s AND data_cut = $c", s=studyid, c=cut)
     nrm100 = _sql(db, "SELECT count(*) FROM deaths WHERE studyid = $s AND data_cut = $c AND nrm_by_day100",
@@ -21,23 +52,23 @@ def test_outcomes_page_deaths_nrm_response_and_dose(app_env):
         assert (deaths, nrm100, n_inf) == (4, 2, 22)
         assert m["NRM by day 28"] == "1/22 (5%)"
         assert m["Objective response rate"] == "15/22 (68%)"
-        orr_text = [t.value for t in at.markdown if t.value.startswith("ORR ")]
+        orr_text = [t for t in markdown if t.startswith("ORR ")]
         assert orr_text and "Lugano 2014 (CR + PR) 10/17" in orr_text[0] and "(CR + CRi) 5/5" in orr_text[0]
         assert (m["Enrolled"], m["Infused"], m["Never infused"]) == ("23", "22", "1")
         assert m["Laboratory TLS"].startswith("2/22")
         assert m["Invasive mould infections"] == "1"
     # incidence density for the whole study and per dose level
-    dens = [d.value for d in at.dataframe if "per_100_patient_days" in d.value.columns]
+    dens = [d for d in dataframes if "per_100_patient_days" in d.columns]
     assert dens and set(dens[0]["dose_level"]) == {"all"}
-    assert any("Per dose level" in t.value for t in at.markdown)
-    texts = " ".join(c.value for c in at.caption)
+    assert any("Per dose level" in t for t in markdown)
+    texts = " ".join(captions)
     assert "Aalen-Johansen" in texts and "denominator" in texts.lower()
     # every curve has its numbers at risk
-    assert len(at.get("plotly_chart")) >= 3
+    assert charts >= 3
 
 
 def test_outcomes_page_cumulative_incidence_endpoints(app_env):
-    at = _open("outcomes")
+    at = _open("outcomes", session={"outcomes_tab": "Cumulative incidence"})
     radio = [r for r in at.radio if r.key == "ci_event"][0]
     for name in ("CRS", "ICANS", "infection_g3", "NRM"):
         radio.set_value(name).run()
@@ -46,21 +77,22 @@ def test_outcomes_page_cumulative_incidence_endpoints(app_env):
 
 
 def test_outcomes_page_itnk_b_cell_aplasia(app_env):
-    at = _open("outcomes", query={"studyid": "ITNK-B-01"})
-    assert not at.exception, [e.value for e in at.exception]
-    m = _metrics(at)
+    m, warnings, frames, expanders = {}, [], [], []
+    for _, at in _every_tab({"studyid": "ITNK-B-01"}):
+        m.update(_metrics(at))
+        warnings += [w.value for w in at.warning]
+        frames += [d.value for d in at.dataframe]
+        expanders += [e.label for e in at.expander]
     assert "B-cell aplasia (CD19+ < 10 cells/uL)" in m
     assert "hypogammaglobulinaemia (IgG < 4 g/L)" in m
     # the sponsor's PP beside celltox's kinetics: the re-assayed Cmax of 02-009 (and its AUC) flagged
-    assert any("2 sponsor value(s) differ from celltox's beyond the tolerance (1 subject(s))" in w.value
-               for w in at.warning)
-    frames = [d.value for d in at.dataframe]
+    assert any("2 sponsor value(s) differ from celltox's beyond the tolerance (1 subject(s))" in w for w in warnings)
     pp = [f for f in frames if "sponsor_value" in f.columns]
     assert pp and pp[0]["status"].head(2).tolist() == ["differs", "differs"]
     # a malignancy reported as medical history after infusion is new; the prior one is context
     sm = [f for f in frames if "latency_months" in f.columns][0]
     assert "Squamous cell carcinoma of skin" in set(sm["term"]) and "MH" in set(sm["source"])
-    assert any(e.label.startswith("Prior malignancies in medical history (1)") for e in at.expander)
+    assert any(e.startswith("Prior malignancies in medical history (1)") for e in expanders)
 
 
 def test_subject_profile_shows_car_expansion_beside_grades(app_env):

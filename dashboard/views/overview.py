@@ -117,7 +117,7 @@ for col, (label, key, help_text) in zip(cols, [
     col.metric(label, int(c[key]), help=help_text)
 
 st.subheader("Toxicity")
-dlt = data.dlt_status(v)  # decisions applied now: the same numbers the packet prints
+dlt = m.dlt  # decisions applied now (computed once with the answers above): the numbers the packet prints
 sae = state.q(f"""SELECT count(*) AS events, count(DISTINCT usubjid) AS subjects
                   FROM adverse_events WHERE aeser = 'Y' AND {flt}""", fp).iloc[0]
 sev = {"CRS": None, "ICANS": None}

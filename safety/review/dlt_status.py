@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
 
 from safety.core.config import dlt_window, stored_config
@@ -81,20 +82,30 @@ class DltStatus:
 
     def adjudicated_dlt(self) -> dict[str, str]:
         """event_key -> the listing's "Adjudicated DLT" label (Yes / No / Pending / not adjudicated)."""
-        return dict(zip(self.review["event_key"], self.review["adjudicated_dlt"]))
+        # through numpy: iterating Arrow-backed string columns element by element costs seconds at 100k rows
+        return dict(zip(self.review["event_key"].to_numpy(dtype=object),
+                        self.review["adjudicated_dlt"].to_numpy(dtype=object)))
+
+
+def adjudicated_labels(review: pd.DataFrame) -> pd.Series:
+    """The listing label of every review row at once: Yes (counted as DLT), No (rejected), Pending, or not
+    adjudicated (outside the DLT window); else the row's ``status``. The first rule that holds wins."""
+    if not len(review):
+        return pd.Series([], index=review.index, dtype=object)
+    dlt, pending = _flag(review, "counts_as_dlt"), _flag(review, "pending")
+    rejected = (review["decision"] == "rejected").fillna(False).astype(bool)
+    out_of_window = _flag(review, "screened") & ~_flag(review, "in_window")
+    # counts_as_dlt first: still counted while a changed event awaits re-review (``status`` says so)
+    label = np.select([dlt, pending, rejected, out_of_window],
+                      [ADJUDICATED_YES, ADJUDICATED_PENDING, ADJUDICATED_NO, ADJUDICATED_NOT_IN_WINDOW],
+                      default=None)
+    return pd.Series(np.where(pd.isna(label), review["status"].astype(str), label), index=review.index, dtype="str")
 
 
 def adjudicated_label(row) -> str:
-    """What one review row means for a listing: Yes (counted as DLT), No (rejected), Pending, or not adjudicated."""
-    if bool(row["counts_as_dlt"]):
-        return ADJUDICATED_YES  # still counted while a changed event awaits re-review (``status`` says so)
-    if bool(row["pending"]):
-        return ADJUDICATED_PENDING
-    if row["decision"] == "rejected":
-        return ADJUDICATED_NO
-    if bool(row["screened"]) and not bool(row["in_window"] if pd.notna(row["in_window"]) else False):
-        return ADJUDICATED_NOT_IN_WINDOW
-    return str(row["status"])
+    """What one review row means for a listing (:func:`adjudicated_labels` of a one-row frame)."""
+    cols = ["counts_as_dlt", "pending", "decision", "screened", "in_window", "status"]
+    return str(adjudicated_labels(pd.DataFrame([{c: row[c] for c in cols}])).iat[0])
 
 
 def _flag(df: pd.DataFrame, col: str) -> pd.Series:
@@ -139,7 +150,7 @@ def dlt_status(reader, store: ReviewStore | None, config: dict | None = None) ->
     """
     cfg = config if config is not None else stored_config(reader.scalar("SELECT config_json FROM studies LIMIT 1"))
     review = review_table(reader, store, cfg)
-    review["adjudicated_dlt"] = [adjudicated_label(r) for r in review.to_dict("records")] if len(review) else []
+    review["adjudicated_dlt"] = adjudicated_labels(review) if len(review) else []
     ev = live_evaluability(reader, store, cfg)
     study_wide = reader.scope.all_sites
     if study_wide:

@@ -20,7 +20,7 @@ import pandas as pd
 from safety.access.reader import StudyReader
 from safety.derive.dlt.stopping import EVENT_LABEL
 from safety.review import changes as review_changes
-from safety.review.dlt_status import dlt_status
+from safety.review.dlt_status import DltStatus, dlt_status
 
 # A rule box's colour (docs/dashboard.md "Status colours").
 CROSSED, NEAR, INSIDE = "crossed", "near", "inside"
@@ -37,10 +37,12 @@ class CommitteeStatus:
     candidates: pd.DataFrame  # DltStatus.review columns (event_key, usubjid, term, grade, decision, pending ...)
 
 
-def committee_status(reader: StudyReader, store, config: dict | None) -> CommitteeStatus:
+def committee_status(reader: StudyReader, store, config: dict | None,
+                     status: DltStatus | None = None) -> CommitteeStatus:
     """Stopping status and DLT candidates with the committee's decisions in force now
-    (:func:`safety.review.dlt_status.dlt_status`, the same numbers every page and the packet print)."""
-    status = dlt_status(reader, store, config)
+    (:func:`safety.review.dlt_status.dlt_status`, the same numbers every page and the packet print; pass
+    ``status`` when the caller already holds it for this reader and store)."""
+    status = status if status is not None else dlt_status(reader, store, config)
     rules = status.stopping if reader.scope.all_sites else pd.DataFrame()
     return CommitteeStatus(rules=rules, candidates=status.review)
 
@@ -238,10 +240,15 @@ class MeetingSummary:
     severe: pd.DataFrame
     new: pd.DataFrame
     counts: dict = field(default_factory=dict)
+    dlt: DltStatus | None = None  # the DLT state the answers were computed from (the overview's metrics too)
 
 
-def meeting_summary(reader: StudyReader, store, config: dict | None) -> MeetingSummary:
+def meeting_summary(reader: StudyReader, store, config: dict | None,
+                    status: DltStatus | None = None) -> MeetingSummary:
     """The overview's five answers for the reader's study, cut and site scope.
+
+    ``status``: the :func:`safety.review.dlt_status.dlt_status` of the same reader and store when the caller
+    holds it already (computed here otherwise); it is returned as ``dlt`` so a page computes it once.
 
     "Since the last cut" (deaths, severe toxicities, new candidates) compares with the previous data cut;
     "what is new" compares with the last cut the committee signed off, or the previous cut when none is.
@@ -249,9 +256,10 @@ def meeting_summary(reader: StudyReader, store, config: dict | None) -> MeetingS
     sc = reader.scope
     signed = review_changes.last_signed_off_cut(store, sc.studyid, before=sc.data_cut) if store is not None else None
     since = signed or sc.previous_cut
-    status = committee_status(reader, store, config)
+    dlt = status if status is not None else dlt_status(reader, store, config)
+    status = committee_status(reader, store, config, dlt)
     events = new_events(reader, since)
     return MeetingSummary(previous_cut=sc.previous_cut, since=since, since_signed_off=signed is not None,
                           rules=rule_rows(status), dlt_candidates=dlt_candidate_rows(reader, status),
                           deaths=death_rows(reader), severe=severe_toxicity_rows(reader), new=events,
-                          counts=new_counts(events))
+                          counts=new_counts(events), dlt=dlt)
