@@ -181,17 +181,25 @@ def grade_labs(con, source: str = "labs", *, where: str | None = None, params: d
         cur.close()
 
 
+# The worst post-infusion grade and its first day in one pass. The day of the worst grade is the earliest day
+# with the highest grade: max(grade * 2^32 - day) orders rows exactly as [grade, -day] does (grades are small
+# and non-negative, 1 <= day < 2^31) and, unlike a list, is a plain BIGINT for the aggregate. The study and cut
+# are constants of the filter, not grouping keys.
 WORST_SQL = """
 INSERT INTO lab_worst_grades (studyid, data_cut, usubjid, ctcae_term, direction, lbtestcd,
                               baseline_grade, worst_grade, worst_day, n_post)
-SELECT studyid, data_cut, usubjid, ctcae_term, direction, lbtestcd,
-       max(grade) FILTER (WHERE is_baseline) AS baseline_grade,
-       max(grade) FILTER (WHERE day >= 1) AS worst_grade,
-       arg_max(day, [grade, -day]) FILTER (WHERE day >= 1 AND grade IS NOT NULL) AS worst_day,
-       CAST(count(grade) FILTER (WHERE day >= 1) AS INTEGER) AS n_post
-FROM lab_toxicity
-WHERE studyid = $studyid AND data_cut = $data_cut
-GROUP BY studyid, data_cut, usubjid, ctcae_term, direction, lbtestcd
+SELECT $studyid, $data_cut, usubjid, ctcae_term, direction, lbtestcd, baseline_grade, worst_grade,
+       CAST(CAST(worst_grade AS BIGINT) * 4294967296 - worst_key AS INTEGER) AS worst_day, n_post
+FROM (
+  SELECT usubjid, ctcae_term, direction, lbtestcd,
+         max(grade) FILTER (WHERE is_baseline) AS baseline_grade,
+         max(grade) FILTER (WHERE day >= 1) AS worst_grade,
+         max(CAST(grade AS BIGINT) * 4294967296 - day) FILTER (WHERE day >= 1 AND grade IS NOT NULL) AS worst_key,
+         CAST(count(grade) FILTER (WHERE day >= 1) AS INTEGER) AS n_post
+  FROM lab_toxicity
+  WHERE studyid = $studyid AND data_cut = $data_cut
+  GROUP BY usubjid, ctcae_term, direction, lbtestcd
+)
 """
 
 

@@ -68,11 +68,6 @@ flag AS (
     CASE WHEN v IS NULL THEN NULL WHEN lineage = 'ANC' THEN round(v, 9) > 0.5::DOUBLE ELSE round(v, 9) >= 20.0::DOUBLE END AS up
   FROM val
 ),
-rec AS (
-  SELECT *, coalesce(up AND lead(up, 1) OVER w AND lead(up, 2) OVER w
-                     AND lead(day, 2) OVER w = day + 2, false) AS recovered3
-  FROM flag WINDOW w AS (PARTITION BY usubjid, lineage ORDER BY day)
-),
 -- runs of consecutive early low (or deep) days, then runs less than 3 days apart joined
 runs AS (
   SELECT usubjid, lineage, kind, min(day) AS r_start, max(day) AS r_end FROM (
@@ -100,6 +95,15 @@ dur AS (
     max(j_end) FILTER (WHERE kind = 'low') AS last_low
   FROM joined GROUP BY usubjid, lineage
 ),
+-- a day starts a recovery when it and the next two days are above the threshold. Only days above it, after
+-- the first low day of a series that has one, can start one (recov reads no other): the window sorts those
+-- alone, and among them the day two rows on is day + 2 exactly when the two days between are above too.
+rec AS (
+  SELECT f.usubjid, f.lineage, f.day, coalesce(lead(f.day, 2) OVER w = f.day + 2, false) AS recovered3
+  FROM flag f SEMI JOIN dur d ON d.usubjid = f.usubjid AND d.lineage = f.lineage AND f.day > d.first_low
+  WHERE f.up
+  WINDOW w AS (PARTITION BY f.usubjid, f.lineage ORDER BY f.day)
+),
 counts AS (
   SELECT usubjid, lineage,
     count(*) FILTER (WHERE measured AND day <= {EARLY_LAST_DAY}) AS n_values,
@@ -123,7 +127,7 @@ early AS (
   LEFT JOIN recov rv USING (usubjid, lineage)
 ),
 late AS (
-  SELECT usubjid, lineage, min(v) AS late_nadir, arg_min(day, v) AS late_nadir_day,
+  SELECT usubjid, lineage, min(v) AS late_nadir, arg_min(day, (v, day)) AS late_nadir_day,
     count(*) FILTER (WHERE CASE WHEN lineage = 'ANC' THEN round(v, 9) <= 1.5::DOUBLE ELSE round(v, 9) < 100.0::DOUBLE END) AS n_below,
     count(*) FILTER (WHERE lineage = 'PLT' AND round(v, 9) < 20.0::DOUBLE) AS n_plt20,
     list_sort(list(v))[2] AS second_lowest
