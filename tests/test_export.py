@@ -440,6 +440,38 @@ def test_pdf_packet_is_written_when_the_figure_browser_never_answers(reader, tmp
     assert left == []
 
 
+_SLOW_RENDERER = """
+import json, sys, time
+request = json.load(sys.stdin)
+for i, _ in enumerate(request["figures"]):
+    if i == HANG_AT:
+        time.sleep(600)  # a browser that stops answering
+    time.sleep(3)  # a slow but working browser: each figure takes 3 s
+    sys.stdout.write(json.dumps({"png": "UE5H", "note": ""}) + "\\n")
+    sys.stdout.flush()
+"""
+
+
+@pytest.mark.parametrize("hang_at", [None, 1])
+def test_renderer_waits_for_a_slow_browser_that_keeps_answering(tmp_path, monkeypatch, hang_at):
+    """The time limit counts from the last figure answered: on a loaded machine a packet keeps its figures
+    (the same bytes as on an idle one); a browser that stops answering is stopped, the figures drawn kept."""
+    from safety.export import renderer as R
+    fake = tmp_path / "slow_render.py"
+    fake.write_text(_SLOW_RENDERER.replace("HANG_AT", repr(hang_at)))
+    monkeypatch.setattr(R, "_RENDERER", fake)
+    r = R.Renderer()
+    try:
+        out = r.render(["{}", "{}", "{}"], timeout=7.5)  # 9 s in all, 3 s between answers
+    finally:
+        r.close()
+    if hang_at is None:  # all three figures arrive although the batch took longer than the limit
+        assert out == [(b"PNG", "")] * 3
+    else:
+        assert out[0] == (b"PNG", "") and out[1:] == [(None, "figure unavailable: the renderer (kaleido with "
+                                                            "Chromium) did not answer within 7.5 s")] * 2
+    assert r.proc.poll() is not None and not Path(r.folder).exists()
+
 def _read_or_empty(path) -> bytes:
     try:
         return path.read_bytes()
