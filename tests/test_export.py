@@ -472,6 +472,33 @@ def test_renderer_waits_for_a_slow_browser_that_keeps_answering(tmp_path, monkey
                                                             "Chromium) did not answer within 7.5 s")] * 2
     assert r.proc.poll() is not None and not Path(r.folder).exists()
 
+_FAILING_RENDERER = """
+import os, sys, time
+sys.stdin.read()
+sys.stderr.write(f"[{os.getpid()}:1:1203/{time.time():.6f}:ERROR:chrome.cc(7)] browser process {os.getpid()} "
+                 f"could not open {sys.argv[1]}/SingletonLock\\n")
+sys.exit(3)
+"""
+
+
+def test_a_failed_renderer_gives_the_same_words_in_every_packet(tmp_path, monkeypatch):
+    """The reason printed for a missing figure carries no process id, log time or temporary folder: the same
+    failure gives the same PDF bytes."""
+    from safety.export import renderer as R
+    fake = tmp_path / "failing_render.py"
+    fake.write_text(_FAILING_RENDERER)
+    monkeypatch.setattr(R, "_RENDERER", fake)
+    notes = []
+    for _ in range(2):
+        r = R.Renderer()
+        try:
+            notes.append(r.render(["{}", "{}"], timeout=60))
+        finally:
+            r.close()
+    assert notes[0] == notes[1] == [(None, "figure unavailable: the renderer failed (browser process could not "
+                                           "open <renderer folder>/SingletonLock)")] * 2
+
+
 def _read_or_empty(path) -> bytes:
     try:
         return path.read_bytes()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -34,6 +35,10 @@ _RENDERER = Path(__file__).with_name("_render.py")
 SHUTDOWN_WAIT_S = 10.0
 
 Rendered = list[tuple[bytes | None, str]]  # per figure: (PNG bytes, "") or (None, why it is missing)
+
+
+# Chromium's log prefix "[pid:tid:MMDD/HHMMSS.micros:LEVEL:file.cc(line)] " and process ids change on every run
+_VOLATILE = re.compile(r"^\[[^\]]*\]\s*|\b(pid|process) \d+", re.IGNORECASE)
 
 
 def render_timeout() -> float:
@@ -116,7 +121,8 @@ class Renderer:
         for line in list(self._lines):
             try:
                 r = json.loads(line)
-                rendered.append((base64.b64decode(r["png"]) if r.get("png") else None, r.get("note") or ""))
+                rendered.append((base64.b64decode(r["png"]) if r.get("png") else None,
+                                 self._stable(r.get("note") or "")))
             except (ValueError, TypeError, KeyError, AttributeError):
                 break
         if len(rendered) == self._n and not stuck:
@@ -133,9 +139,14 @@ class Renderer:
                 pass
             self._stop()
             last = "".join(self._err).strip().splitlines()[-1:] or [f"exit status {self.proc.returncode}"]
-            why = f"figure unavailable: the renderer failed ({last[0][:200]})"
+            why = f"figure unavailable: the renderer failed ({self._stable(last[0])[:200]})"
         self._result = rendered + [(None, why)] * (self._n - len(rendered))
         return self._result
+
+    def _stable(self, why: str) -> str:
+        """A reason as printed in the packet: without this run's folder, process ids or log timestamps, so the
+        same failure gives the same words (and the same cut the same PDF bytes)."""
+        return _VOLATILE.sub(lambda m: m.group(1) if m.group(1) else "", why.replace(self.folder, "<renderer folder>"))
 
     def render(self, specs: list[str], scale: float = 1.0, timeout: float | None = None) -> Rendered:
         """:meth:`submit` then :meth:`result`."""
