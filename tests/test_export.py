@@ -12,13 +12,15 @@ import duckdb
 import pandas as pd
 import pytest
 
-from test_export_fixtures import CUT1, CUT2, STUDY, build_db, ensure_derived_tables
+from test_export_fixtures import CUT1, CUT2, STUDY, _ae, _ins, build_db, ensure_derived_tables
 
 from safety.export import csv_writer, rtf_writer, xlsx_writer
 from safety.export.common import make_reader, packet_meta
 from safety.export.listings import LISTINGS, build_listing
 from safety.export.packet import write_outputs
-from safety.export.tables import TABLES, build_table
+from safety.derive.outcomes.deaths import derive_deaths
+from safety.export.tables import DEATHS_ROW, TABLES, build_table
+from safety.review import meeting
 from safety.review.store import ReviewStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +66,7 @@ def test_listing_row_counts_match_the_database(con, reader):
     expected = {
         "ae": "SELECT count(*) FROM adverse_events WHERE studyid=$s AND data_cut=$c",
         "sae": "SELECT count(*) FROM adverse_events WHERE studyid=$s AND data_cut=$c AND aeser='Y'",
-        "deaths": "SELECT count(*) FROM subjects WHERE studyid=$s AND data_cut=$c AND death_date IS NOT NULL",
+        "deaths": "SELECT count(*) FROM deaths WHERE studyid=$s AND data_cut=$c",
         "dlt": "SELECT count(*) FROM dlt_candidates WHERE studyid=$s AND data_cut=$c",
         "crs_icans_episodes": "SELECT count(*) FROM toxicity_episodes WHERE studyid=$s AND data_cut=$c",
         "lab_grade3": "SELECT count(*) FROM lab_toxicity WHERE studyid=$s AND data_cut=$c AND grade >= 3",
@@ -167,6 +169,73 @@ def test_ae_overview_counts(reader):
     assert df.loc["  Serious: hospitalisation (initial or prolonged)", "Cohort DL2 (N=1) n (%)"] == "1 (100.0)"
     assert df.loc["Adverse event leading to death", "Cohort DL2 (N=1) n (%)"] == "0"
     assert df.loc["Any related adverse event", "Overall (N=3) n (%)"] == "2 (66.7)"
+
+
+
+def _derive_deaths(con):
+    for cut in (CUT1, CUT2):
+        cfg = json.loads(con.execute("SELECT config_json FROM studies WHERE data_cut = $c", {"c": cut}).fetchone()[0])
+        derive_deaths(con, STUDY, cut, cfg)
+
+
+def test_fixture_deaths_rows_are_what_the_derivation_writes(db):
+    with duckdb.connect(str(db)) as w:
+        by_hand = w.execute("SELECT * FROM deaths ORDER BY data_cut, usubjid").fetchall()
+        assert by_hand  # S02's death at the second cut
+        _derive_deaths(w)
+        assert w.execute("SELECT * FROM deaths ORDER BY data_cut, usubjid").fetchall() == by_hand
+
+
+def test_death_recorded_only_as_a_grade_5_ae_is_in_the_packet_as_in_the_app(db, tmp_path):
+    # S03 (cohort DL2) dies of a grade 5 haemorrhage on day 41 at the second cut: no DM death date, no DS record
+    with duckdb.connect(str(db)) as w:
+        _ins(w, "adverse_events", [_ae(CUT2, "CT-001-S03", 3, "Brain bleed", "Intracranial haemorrhage",
+                                       "Nervous system disorders", 5, 40, 41, ser="Y", aesdth="Y", aeout="FATAL",
+                                       rel=False)])
+        _derive_deaths(w)  # the real derivation writes the deaths table the app reads
+    with duckdb.connect(str(db), read_only=True) as con:
+        r = make_reader(con, STUDY, CUT2)
+        assert r.scalar("SELECT death_date FROM subjects WHERE usubjid = 'CT-001-S03'") is None
+        listing = build_listing(r, "deaths").set_index("usubjid")
+        assert list(listing.index) == ["CT-001-S02", "CT-001-S03"]
+        s03 = listing.loc["CT-001-S03"]
+        assert (s03["death_date"], s03["death_day"], s03["sources"], s03["cause_category"], s03["event_key"]) == \
+            (dt.date(2025, 1, 11), 41, "AE", "haemorrhage", "CT-001-S03/DEATH")
+        assert pd.isna(s03["death_cause"]) and s03["fatal_ae_terms"] == "Intracranial haemorrhage / Brain bleed"
+        assert s03["new_since_previous_cut"] and s03["cohort"] == "DL2" and s03["site"] == "102"
+        s02 = listing.loc["CT-001-S02"]
+        assert (s02["death_day"], s02["death_cause"], s02["cause_category"], s02["sources"]) == \
+            (81, "Sepsis", "infection", "DM, AE")
+
+        overview = build_table(r, "ae_overview").set_index("Category")
+        assert overview.loc[DEATHS_ROW].tolist() == ["1 (50.0)", "1 (100.0)", "2 (66.7)"]
+        nrm = dict(build_table(r, "deaths_nrm")[["Row", "Statistic"]].values)
+        assert nrm["Deaths, any cause"] == "2 (66.7)"
+
+        # the app's overview: deaths since the previous cut, and its count of new deaths
+        summary = meeting.meeting_summary(r, None, None)
+        assert summary.deaths["usubjid"].tolist() == ["CT-001-S03", "CT-001-S02"]  # by day of death
+        assert summary.counts["deaths"] == 2
+
+        # the written packet says the same
+        write_outputs(r, tmp_path / "out", formats=("csv",), only=["deaths", "ae_overview"], generated_at=FIXED)
+        csv = csv_writer.read_export_csv(tmp_path / "out" / f"{STUDY}_{CUT2}_deaths.csv")
+        assert csv["usubjid"].tolist() == ["CT-001-S02", "CT-001-S03"] and csv["sources"].tolist() == ["DM, AE", "AE"]
+        table = csv_writer.read_export_csv(tmp_path / "out" / f"{STUDY}_{CUT2}_ae_overview.csv").set_index("Category")
+        assert table.loc[DEATHS_ROW, "Overall (N=3) n (%)"] == "2 (66.7)"
+
+        # and the packet's swimmer plot marks both deaths
+        from safety.export.figures import fig_swimmer
+        fig, note = fig_swimmer(r)
+        marks = [t for t in fig.data if t.name == "Death"][0]
+        assert list(zip(marks.y, marks.x)) == [("CT-001-S02 (DL1)", 81), ("CT-001-S03 (DL2)", 41)] and note == ""
+
+        # the site-102 committee sees S03's death, not S02's
+        from safety.access.reader import Scope, StudyReader
+        site = StudyReader(con, Scope(STUDY, CUT2, ("102",), CUT1))
+        assert build_listing(site, "deaths")["usubjid"].tolist() == ["CT-001-S03"]
+        assert build_table(site, "ae_overview").set_index("Category").loc[DEATHS_ROW].tolist() == \
+            ["1 (100.0)", "1 (100.0)"]
 
 
 def test_ae_by_soc_pt_counts_worst_grade(reader):
@@ -369,6 +438,65 @@ def test_pdf_packet_is_written_when_the_figure_browser_never_answers(reader, tmp
     # the stuck browser was stopped with the renderer, not left behind
     left = [p for p in Path("/proc").glob("[0-9]*/cmdline") if str(browser).encode() in _read_or_empty(p)]
     assert left == []
+
+
+_SLOW_RENDERER = """
+import json, sys, time
+request = json.load(sys.stdin)
+for i, _ in enumerate(request["figures"]):
+    if i == HANG_AT:
+        time.sleep(600)  # a browser that stops answering
+    time.sleep(3)  # a slow but working browser: each figure takes 3 s
+    sys.stdout.write(json.dumps({"png": "UE5H", "note": ""}) + "\\n")
+    sys.stdout.flush()
+"""
+
+
+@pytest.mark.parametrize("hang_at", [None, 1])
+def test_renderer_waits_for_a_slow_browser_that_keeps_answering(tmp_path, monkeypatch, hang_at):
+    """The time limit counts from the last figure answered: on a loaded machine a packet keeps its figures
+    (the same bytes as on an idle one); a browser that stops answering is stopped, the figures drawn kept."""
+    from safety.export import renderer as R
+    fake = tmp_path / "slow_render.py"
+    fake.write_text(_SLOW_RENDERER.replace("HANG_AT", repr(hang_at)))
+    monkeypatch.setattr(R, "_RENDERER", fake)
+    r = R.Renderer()
+    try:
+        out = r.render(["{}", "{}", "{}"], timeout=7.5)  # 9 s in all, 3 s between answers
+    finally:
+        r.close()
+    if hang_at is None:  # all three figures arrive although the batch took longer than the limit
+        assert out == [(b"PNG", "")] * 3
+    else:
+        assert out[0] == (b"PNG", "") and out[1:] == [(None, "figure unavailable: the renderer (kaleido with "
+                                                            "Chromium) did not answer within 7.5 s")] * 2
+    assert r.proc.poll() is not None and not Path(r.folder).exists()
+
+_FAILING_RENDERER = """
+import os, sys, time
+sys.stdin.read()
+sys.stderr.write(f"[{os.getpid()}:1:1203/{time.time():.6f}:ERROR:chrome.cc(7)] browser process {os.getpid()} "
+                 f"could not open {sys.argv[1]}/SingletonLock\\n")
+sys.exit(3)
+"""
+
+
+def test_a_failed_renderer_gives_the_same_words_in_every_packet(tmp_path, monkeypatch):
+    """The reason printed for a missing figure carries no process id, log time or temporary folder: the same
+    failure gives the same PDF bytes."""
+    from safety.export import renderer as R
+    fake = tmp_path / "failing_render.py"
+    fake.write_text(_FAILING_RENDERER)
+    monkeypatch.setattr(R, "_RENDERER", fake)
+    notes = []
+    for _ in range(2):
+        r = R.Renderer()
+        try:
+            notes.append(r.render(["{}", "{}"], timeout=60))
+        finally:
+            r.close()
+    assert notes[0] == notes[1] == [(None, "figure unavailable: the renderer failed (browser process could not "
+                                           "open <renderer folder>/SingletonLock)")] * 2
 
 
 def _read_or_empty(path) -> bytes:

@@ -51,6 +51,21 @@ def _ae(cut, usubjid, seq, term, decod, soc, grade, onset, end=None, *, ser="N",
     return d
 
 
+def _death(cut, usubjid, date, delivered_cause, *, fatal=None, sources=None, category="infection",
+           cause_from="delivered cause", infused=True):
+    """One row of the derived deaths table: a non-relapse death (no progression in these studies)."""
+    day = (date - INF).days if infused else None
+    nrm = {h: infused and day <= h for h in (28, 100, 365)}
+    return {"studyid": STUDY, "data_cut": cut, "usubjid": usubjid, "death_date": date, "death_day": day,
+            "sources": sources or ("DM, AE" if fatal else "DM"), "delivered_cause": delivered_cause,
+            "fatal_ae_key": fatal["event_key"] if fatal else None,
+            "fatal_ae_term": (fatal["aedecod"] or fatal["aeterm"]) if fatal else None,
+            "fatal_ae_related": fatal["related"] if fatal else None, "cause_category": category,
+            "cause_from": cause_from, "cause_conflict": False, "progression_day": None, "relapse_related": False,
+            "non_relapse": True, "treatment_related": infused, "nrm_by_day28": nrm[28], "nrm_by_day100": nrm[100],
+            "nrm_by_day365": nrm[365]}
+
+
 def _cut_rows(cut):
     late = cut == CUT2
     subjects = [_subject(cut, "CT-001-S01", "101", "DL1", age=54.0, sex="F", order=1),
@@ -126,7 +141,11 @@ def _cut_rows(cut):
     cfg = {"studyid": STUDY, "dlt": {"window": {"start_day": 0, "end_day": 28}}}
     study = [{"studyid": STUDY, "data_cut": cut, "title": "Phase I anti-CD19 CAR-T", "product": "CT19",
               "product_type": "CAR-T", "config_json": json.dumps(cfg), "load_id": f"load-{cut}"}]
-    return {"studies": study, "subjects": subjects, "adverse_events": aes, "medications": meds, "labs": labs,
+    # the derived deaths table (DM, DS and fatal AEs), as safety/derive/outcomes/deaths.py writes it
+    deaths = [_death(cut, sj["usubjid"], sj["death_date"], sj["death_cause"], fatal=fae)
+              for sj in subjects if sj.get("death_date")
+              for fae in [next((a for a in aes if a["usubjid"] == sj["usubjid"] and a["aetoxgr"] == 5), None)]]
+    return {"studies": study, "subjects": subjects, "deaths": deaths, "adverse_events": aes, "medications": meds, "labs": labs,
             "lab_toxicity": labtox, "lab_worst_grades": worst, "toxicity_episodes": episodes, "dlt_candidates": dlts,
             "dlt_evaluability": evaluability, "eligibility_deviations": elig, "stopping_rule_status": stop, "load_log": hashes}
 

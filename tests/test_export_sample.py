@@ -54,7 +54,7 @@ def scalar(con, sql: str, **params):
 COUNT_SQL = {
     "ae": "SELECT count(*) FROM adverse_events WHERE studyid=$s AND data_cut=$c",
     "sae": "SELECT count(*) FROM adverse_events WHERE studyid=$s AND data_cut=$c AND upper(aeser)='Y'",
-    "deaths": "SELECT count(*) FROM subjects WHERE studyid=$s AND data_cut=$c AND death_date IS NOT NULL",
+    "deaths": "SELECT count(*) FROM deaths WHERE studyid=$s AND data_cut=$c",
     "dlt": "SELECT count(*) FROM dlt_candidates WHERE studyid=$s AND data_cut=$c",
     "crs_icans_episodes": "SELECT count(*) FROM toxicity_episodes WHERE studyid=$s AND data_cut=$c",
     "lab_grade3": "SELECT count(*) FROM lab_toxicity WHERE studyid=$s AND data_cut=$c AND grade >= 3",
@@ -187,7 +187,7 @@ def test_new_since_previous_cut_matches_sql(con, study):
         if name == "ae":
             assert expected and not_flagged  # both kinds exist between the two sample cuts
     deaths = build_listing(reader, "deaths")
-    dead_before = set(q(con, "SELECT usubjid FROM subjects WHERE studyid=$s AND data_cut=$c AND death_date IS NOT NULL",
+    dead_before = set(q(con, "SELECT usubjid FROM deaths WHERE studyid=$s AND data_cut=$c",
                         s=study, c=CUT1)["usubjid"])
     assert dict(zip(deaths["usubjid"], deaths["new_since_previous_cut"])) == \
         {u: u not in dead_before for u in deaths["usubjid"]}

@@ -3,8 +3,9 @@ after a time limit (a browser that never answers must not hang an export).
 
     python _render.py FOLDER    (FOLDER: Chromium's profile and temporary files; removed at the end)
 stdin: {"scale": number, "figures": [Plotly figure JSON, ...]}
-stdout: [{"png": base64 text or null, "note": "" or why the figure is missing}, ...], one per figure, on one
-line; then the browser is stopped and FOLDER removed.
+stdout: {"png": base64 text or null, "note": "" or why the figure is missing}, one line per figure, in order,
+each written as soon as that figure is drawn (the parent's time limit counts from the last answer, so a slow
+but working browser is waited for); then the browser is stopped and FOLDER removed.
 Kaleido and Chromium start, and render one blank image, before the request is read, so the parent can
 start this process ahead of need and build the figures meanwhile: the first image of a new browser costs
 1-4 s (Chromium's start, then loading plotly.js into its page), the next 0.2-0.4 s each. Imports nothing from celltox, so it runs from any working folder.
@@ -53,18 +54,22 @@ def warm_up(pio) -> None:
             pass
 
 
-def render(pio, request: dict) -> list[dict]:
-    out = []
+def render(pio, request: dict):
+    """Yield one answer per figure, in order, as each is drawn."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for spec in request["figures"]:
             try:
                 # the parent built and validated the figure; rebuilding it here would validate it again
                 png = pio.to_image(json.loads(spec), format="png", scale=request.get("scale", 1.0), validate=False)
-                out.append({"png": base64.b64encode(png).decode("ascii"), "note": ""})
+                yield {"png": base64.b64encode(png).decode("ascii"), "note": ""}
             except Exception as exc:  # noqa: BLE001 - one failed figure is a note, the others still render
-                out.append({"png": None, "note": _reason(exc)})
-    return out
+                yield {"png": None, "note": _reason(exc)}
+
+
+def _answer(item: dict) -> None:
+    sys.stdout.write(json.dumps(item) + "\n")  # one line per figure: the parent reads it at once
+    sys.stdout.flush()
 
 
 def stop(folder: str) -> None:
@@ -93,15 +98,16 @@ def main() -> None:
         failure = _reason(exc)
     try:
         request = json.load(sys.stdin)
-        if pio is None:
-            out = [{"png": None, "note": failure} for _ in request["figures"]]
-        else:
+        done = 0
+        if pio is not None:
             try:
-                out = render(pio, request)
+                for item in render(pio, request):
+                    _answer(item)
+                    done += 1
             except Exception as exc:  # noqa: BLE001
-                out = [{"png": None, "note": _reason(exc)} for _ in request["figures"]]
-        sys.stdout.write(json.dumps(out) + "\n")  # one line: the parent reads it without waiting for our exit
-        sys.stdout.flush()
+                failure = _reason(exc)
+        for _ in request["figures"][done:]:
+            _answer({"png": None, "note": failure})
     finally:
         stop(folder)
 

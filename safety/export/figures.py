@@ -53,9 +53,16 @@ FROM mx JOIN pop p USING (usubjid) WHERE mx.syndrome IN ('CRS', 'ICANS') GROUP B
 
 def fig_swimmer(reader: StudyReader):
     """Follow-up per infused subject from day 0, with CRS/ICANS onsets (coloured by grade) and deaths."""
+    # deaths from the derived table (DM, DS or fatal AE), as the deaths listing; a file written before it
+    # existed has the DM/DS deaths only, and the figure says so
+    with_deaths = reader.has_tables("deaths")
+    death = "d.death_day" if with_deaths else "s.death_day"
+    join = "LEFT JOIN deaths d USING (usubjid)" if with_deaths else ""
     subj = reader.sql(f"""
-SELECT usubjid, coalesce(cohort, '') AS cohort, coalesce(last_known_alive_day, 0) AS last_day, death_day
-FROM subjects WHERE infused IS TRUE ORDER BY enrollment_order NULLS LAST, usubjid LIMIT {SWIMMER_MAX_SUBJECTS}""")
+SELECT s.usubjid, coalesce(s.cohort, '') AS cohort, coalesce(s.last_known_alive_day, 0) AS last_day,
+       {death} AS death_day
+FROM subjects s {join} WHERE s.infused IS TRUE
+ORDER BY s.enrollment_order NULLS LAST, s.usubjid LIMIT {SWIMMER_MAX_SUBJECTS}""")
     total = reader.scalar("SELECT count(*) FROM subjects WHERE infused IS TRUE") or 0
     if subj.empty:
         return None, "No infused subjects at this data cut."
@@ -90,7 +97,8 @@ FROM subjects WHERE infused IS TRUE ORDER BY enrollment_order NULLS LAST, usubji
                       height=max(420, 16 * shown + 140))
     fig = _layout(fig, title)
     fig.update_layout(height=max(420, 14 * shown + 140))
-    return fig, ""
+    return fig, "" if with_deaths else ("Deaths from DM and DS only: the derived table deaths (which adds deaths "
+                                        "recorded only as a fatal AE) is not in this database file.")
 
 
 # column of stopping_boundaries -> (legend, colour, dash); the lines each method defines

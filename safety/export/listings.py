@@ -118,29 +118,35 @@ def listing_sae(reader, store=None, live=None):
 
 
 DEATH_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "age", "sex", "event_key", "infusions",
-                 "death_date", "death_day", "death_cause", "fatal_ae_terms", "last_known_alive_day",
-                 "new_since_previous_cut"]
+                 "death_date", "death_day", "death_cause", "cause_category", "sources", "fatal_ae_terms",
+                 "last_known_alive_day", "new_since_previous_cut"]
 
 
 def listing_deaths(reader, store=None):
-    new = ("TRUE" if not c.has_previous(reader) else
-           "s.usubjid NOT IN (SELECT usubjid FROM prev_subjects WHERE death_date IS NOT NULL)")
+    """Every death of the derived ``deaths`` table (DM, DS and fatal AEs), the deaths the app shows."""
+    title, ref = "Listing of deaths", "FDA STF T9; ICH E3 14.3.2"
+    if not reader.has_tables("deaths"):
+        return _missing("deaths", DEATH_COLUMNS, title, ref, "deaths")
+    new = c.new_flag_sql(reader, "d.usubjid", "deaths", "usubjid") if c.has_previous(reader) else "TRUE"
     df = reader.sql(f"""
 WITH fatal AS (
   SELECT usubjid, string_agg(coalesce(aedecod, '?') || ' / ' || coalesce(aeterm, '?'), '; ' ORDER BY aeseq) AS terms
   FROM adverse_events
   WHERE aetoxgr = 5 OR upper(aesdth) = 'Y' OR upper(aeout) LIKE '%FATAL%'
   GROUP BY usubjid)
-SELECT s.siteid AS site, s.cohort, s.dose_level, s.usubjid, s.age, s.sex, s.usubjid || '/DEATH' AS event_key,
-  s.infusions, s.death_date, s.death_day, s.death_cause, f.terms AS fatal_ae_terms, s.last_known_alive_day,
-  {new} AS new_since_previous_cut
-FROM subjects s LEFT JOIN fatal f USING (usubjid)
-WHERE s.death_date IS NOT NULL
-ORDER BY s.usubjid""")
-    return c.finish(df[DEATH_COLUMNS], name="deaths", title="Listing of deaths",
-                    reference="FDA STF T9; ICH E3 14.3.2",
-                    notes=["Deaths on or before the data cut (DM.DTHDTC, else DS). Fatal AEs: grade 5, "
-                           "serious criterion 'results in death' or outcome FATAL.", _new_note(reader)],
+SELECT s.siteid AS site, s.cohort, s.dose_level, d.usubjid, s.age, s.sex, d.usubjid || '/DEATH' AS event_key,
+  s.infusions, d.death_date, d.death_day, d.delivered_cause AS death_cause, d.cause_category, d.sources,
+  f.terms AS fatal_ae_terms, s.last_known_alive_day, {new} AS new_since_previous_cut
+FROM deaths d LEFT JOIN subjects s USING (usubjid) LEFT JOIN fatal f USING (usubjid)
+ORDER BY d.usubjid""")
+    return c.finish(df[DEATH_COLUMNS], name="deaths", title=title, reference=ref,
+                    notes=["Every death on or before the data cut recorded in DM (DTHDTC), DS (DSDECOD DEATH) or as "
+                           "a fatal AE (grade 5, serious criterion 'results in death' or outcome FATAL): the derived "
+                           "table deaths, the deaths the app shows. Date: DM, else DS, else the fatal AE's end "
+                           "(else onset) date; day from first infusion (day 0). Sources: where the death is recorded "
+                           "(DM is named when its date differs from DS). Death cause: as delivered (DS term, else "
+                           "DM); cause category from it, else from the fatal AE (safety/data/death_causes.csv).",
+                           _new_note(reader)],
                     kind="listing")
 
 

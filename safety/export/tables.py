@@ -92,21 +92,36 @@ OVERVIEW_ROWS = [
 ]
 
 
+DEATHS_ROW = "Deaths (any cause, on or before the cut)"
+
+
 def table_ae_overview(reader, store=None):
     groups = population(reader)
     union = "\nUNION ALL\n".join(
         f"SELECT {i} AS row_no, usubjid, cohort FROM teae WHERE {cond}" for i, (_, _, cond) in enumerate(OVERVIEW_ROWS))
-    union += ("\nUNION ALL\nSELECT 99 AS row_no, s.usubjid, p.cohort FROM subjects s JOIN pop p USING (usubjid) "
-              "WHERE s.death_date IS NOT NULL")
+    has_deaths = reader.has_tables("deaths")
+    if has_deaths:  # the one definition of a death (DM, DS or fatal AE), as the deaths listing and the app
+        union += "\nUNION ALL\nSELECT 99 AS row_no, d.usubjid, p.cohort FROM deaths d JOIN pop p USING (usubjid)"
     wide = _pivot(_counts(reader, union, ["row_no"]), ["row_no"], groups)
-    labels = {i: lab for i, (_, lab, _) in enumerate(OVERVIEW_ROWS)} | {99: "Deaths (any cause, on or before the cut)"}
+    labels = {i: lab for i, (_, lab, _) in enumerate(OVERVIEW_ROWS)} | {99: DEATHS_ROW}
     full = pd.DataFrame({"row_no": list(labels)}).merge(wide, on="row_no", how="left")
     for col in full.columns[1:]:
         full[col] = full[col].fillna("0")
+    if not has_deaths:
+        full.loc[full["row_no"] == 99, list(full.columns[1:])] = "-"
     full.insert(0, "Category", full["row_no"].map(labels))
+    notes = _pop_notes() + ["Grades as reported (AETOXGR); ASTCT 2019 for CRS/ICANS, CTCAE otherwise."]
+    if has_deaths:
+        notes.append("Deaths: every death recorded in DM, DS or as a fatal AE (derived table deaths, the deaths "
+                     "listing), of subjects in the safety population.")
+        never = int(reader.scalar("SELECT count(*) FROM deaths WHERE usubjid NOT IN "
+                                  "(SELECT usubjid FROM subjects WHERE infused IS TRUE)") or 0)
+        if never:
+            notes.append(f"{never} death(s) of subjects never infused are in the deaths listing, not in this table.")
+    else:
+        notes.append("Deaths: not available, the derived table deaths is not in this database file.")
     return c.finish(full.drop(columns="row_no"), name="ae_overview", title="Overview of adverse events",
-                    reference="FDA STF T7 (2025) / T6 (2022)", kind="table",
-                    notes=_pop_notes() + ["Grades as reported (AETOXGR); ASTCT 2019 for CRS/ICANS, CTCAE otherwise."])
+                    reference="FDA STF T7 (2025) / T6 (2022)", kind="table", notes=notes)
 
 
 def _pop_notes() -> list[str]:
