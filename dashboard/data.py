@@ -133,9 +133,12 @@ def _data_view(v: state.View) -> state.View:
 def _subject_data(v: state.View, usubjid: str) -> dict[str, pd.DataFrame]:
     rd, p = state.reader(v), {"u": usubjid}
     has = {t: state.has_tables(t, v=v) for t in ("toxicity_daily_grades", "toxicity_episodes", "dlt_candidates",
-                                                 "lab_toxicity")}
+                                                 "lab_toxicity", "deaths")}
     out = {
-        "subject": rd.sql("SELECT * FROM subjects WHERE usubjid = $u", p),
+        # the death as the derived deaths table has it (DM, DS or a fatal AE), as every other page and the packet
+        "subject": rd.sql("SELECT s.* REPLACE (d.death_day AS death_day) FROM subjects s "
+                          "LEFT JOIN deaths d USING (usubjid) WHERE s.usubjid = $u" if has["deaths"] else
+                          "SELECT * FROM subjects WHERE usubjid = $u", p),
         "aes": rd.sql("""SELECT event_key, aedecod, aebodsys, aetoxgr, aesev, grading_system, aeser = 'Y' AS serious,
                                 related, onset_day, end_day, ongoing, duration_days, aeout
                          FROM adverse_events WHERE usubjid = $u ORDER BY onset_day NULLS LAST, aeseq""", p),

@@ -395,3 +395,42 @@ def test_labs_value_drill_down_is_built_when_opened(app_env):
     for shape in shapes(closed):
         added.remove(shape)
     assert added[0][0] > 0
+
+
+def test_a_death_known_only_from_a_fatal_ae_shows_on_swimmer_and_profile(app_db, tmp_path, monkeypatch):
+    """The swimmer plot (and its overall survival) and the subject profile read the derived deaths table (DM, DS
+    or a fatal AE), as the overview and the packet do: a death with no DM/DS date still shows."""
+    import base64
+    import json
+    import shutil
+
+    import numpy as np
+
+    db = tmp_path / "fatal_ae_only.duckdb"
+    shutil.copy(app_db, db)
+    studyid, cut = _latest(db)
+    con = duckdb.connect(str(db))
+    u = con.execute("SELECT min(usubjid) FROM subjects WHERE studyid = $s AND data_cut = $c AND infused "
+                    "AND death_day IS NULL AND last_known_alive_day > 20", {"s": studyid, "c": cut}).fetchone()[0]
+    con.execute("DELETE FROM deaths WHERE studyid = $s AND data_cut = $c AND usubjid = $u", {"s": studyid, "c": cut, "u": u})
+    con.execute("INSERT INTO deaths (studyid, data_cut, usubjid, death_day, sources, cause_category) "
+                "VALUES ($s, $c, $u, 20, 'AE', 'infection')", {"s": studyid, "c": cut, "u": u})
+    con.close()
+    monkeypatch.setenv("CELLTOX_DB", str(db))
+    monkeypatch.setenv("CELLTOX_AUTH", "off")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    try:
+        at = _open("swimmer")
+        figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+        swim = next(f for f in figs if any(t.get("name") == "Death" for t in f["data"]))
+        marks = next(t for t in swim["data"] if t.get("name") == "Death")
+        x = marks["x"]  # plotly sends numbers as base64 binary
+        days = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"]) if isinstance(x, dict) else x
+        by_subject = dict(zip([c[0] for c in marks["customdata"]], days))
+        assert by_subject[u] == 20
+        at = _open("subject_profile", query={"usubjid": u})
+        assert _metrics(at)["Death"] == "day 20"
+    finally:
+        st.cache_data.clear()
+        st.cache_resource.clear()

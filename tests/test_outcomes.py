@@ -215,13 +215,16 @@ def test_endpoint_crs_with_death_competing(tmp_path):
     db = OutcomeDB(tmp_path / "c.duckdb")
     for u, death in (("A", None), ("B", 10), ("C", None), ("D", None)):
         db.subject(u, death_day=death, lka=100)
+    db.subject("E", lka=100)  # no DM death date: the death is known only from a fatal AE on day 30
+    db.ae("E", "Intracranial haemorrhage", 5, 30, 30, soc="Nervous system disorders", aeout="FATAL")
     for u, onset in (("A", 2), ("C", 5)):
         db.insert("toxicity_episodes", usubjid=u, syndrome="CRS", onset_day=onset, episode_no=1)
+    db.derive("deaths")
     data = survival.endpoint_data(survival.connection_query(db.con), "CRS", db.config, "OUT-01",
                                   db.rows("SELECT data_cut FROM studies")[0]["data_cut"])
     assert data.set_index("usubjid")[["time", "status"]].to_dict("index") == {
         "A": {"time": 2.0, "status": 1}, "B": {"time": 10.0, "status": 2},
-        "C": {"time": 5.0, "status": 1}, "D": {"time": 100.0, "status": 0}}
+        "C": {"time": 5.0, "status": 1}, "D": {"time": 100.0, "status": 0}, "E": {"time": 30.0, "status": 2}}
 
 
 # ---- TLS -------------------------------------------------------------------------------------------------

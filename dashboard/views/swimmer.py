@@ -15,10 +15,20 @@ st.title("Follow-up, response and survival")
 st.caption(state.filter_caption(v) + " · days from infusion (day 0) · context for the risk-benefit judgement")
 flt, fp = state.subject_filter(v)
 
-subj = state.q(f"""SELECT usubjid, cohort, status, enrollment_order, death_day, death_cause,
-                          coalesce(death_day, last_known_alive_day) AS end_day,
-                          coalesce('#' || CAST(enrollment_order AS BIGINT) || ' ' || usubjid, usubjid) AS label
-                   FROM subjects WHERE infused AND {flt} ORDER BY enrollment_order NULLS LAST, usubjid""", fp)
+# deaths from the derived table (DM, DS or a fatal AE), as the packet's swimmer plot and deaths listing
+with_deaths = state.has_tables("deaths")
+death_day, death_cause = ("d.death_day", "coalesce(d.delivered_cause, d.cause_category)") if with_deaths else \
+    ("s.death_day", "s.death_cause")
+subj = state.q(f"""SELECT s.usubjid, s.cohort, s.status, s.enrollment_order, {death_day} AS death_day,
+                          {death_cause} AS death_cause,
+                          coalesce({death_day}, s.last_known_alive_day) AS end_day,
+                          coalesce('#' || CAST(s.enrollment_order AS BIGINT) || ' ' || s.usubjid, s.usubjid) AS label
+                   FROM subjects s {"LEFT JOIN deaths d USING (usubjid)" if with_deaths else ""}
+                   WHERE s.infused AND {state.subject_filter(v, column="s.usubjid")[0]}
+                   ORDER BY s.enrollment_order NULLS LAST, s.usubjid""", fp)
+if not with_deaths:
+    st.caption("Deaths from DM and DS only: the derived table deaths (which adds deaths recorded only as a fatal "
+               "AE) is not in this database file; reload the study to add it.")
 if subj.empty:
     state.empty("No infused subjects in this selection: nothing to follow up.")
     st.stop()

@@ -160,11 +160,13 @@ def endpoint_data(query, endpoint: str, config: dict, studyid: str, data_cut) ->
         sql = f"""
         WITH e AS ({ev})
         SELECT s.usubjid,
-               CASE WHEN e.ev IS NOT NULL AND (s.death_day IS NULL OR e.ev <= s.death_day) THEN e.ev
-                    WHEN s.death_day IS NOT NULL THEN s.death_day ELSE s.last_known_alive_day END AS time,
-               CASE WHEN e.ev IS NOT NULL AND (s.death_day IS NULL OR e.ev <= s.death_day) THEN 1
-                    WHEN s.death_day IS NOT NULL THEN 2 ELSE 0 END AS status
+               CASE WHEN e.ev IS NOT NULL AND (d.death_day IS NULL OR e.ev <= d.death_day) THEN e.ev
+                    WHEN d.death_day IS NOT NULL THEN d.death_day ELSE s.last_known_alive_day END AS time,
+               CASE WHEN e.ev IS NOT NULL AND (d.death_day IS NULL OR e.ev <= d.death_day) THEN 1
+                    WHEN d.death_day IS NOT NULL THEN 2 ELSE 0 END AS status
         FROM subjects s LEFT JOIN e USING (usubjid)
+        -- every death from DM, DS and AE competes (the deaths table), not only a DM death date
+        LEFT JOIN deaths d ON d.studyid = s.studyid AND d.data_cut = s.data_cut AND d.usubjid = s.usubjid
         WHERE s.studyid = $s AND s.data_cut = $c AND s.infused AND s.first_infusion_date IS NOT NULL
         ORDER BY s.usubjid"""
         df = query(sql, p)
