@@ -36,3 +36,24 @@ def test_same_numbers_as_statsmodels(seed):
     for cause in (1, 2):
         if (status == cause).any():
             assert cumulative_incidence_at(time, status, DAYS, cause=cause) == _curve_values(time, status, cause)
+
+
+def test_median_survival_time_known_and_not_reached():
+    from safety.derive.outcomes.survival import median_survival_time
+    # 5/6 at day 2, 2/3 at day 3, 4/9 at day 5: the median is day 5 (the day 3 censoring is at risk on day 3)
+    assert median_survival_time([2, 3, 3, 5, 8, 9], [1, 1, 0, 1, 0, 1]) == 5
+    assert median_survival_time([10, 20, 30], [1, 0, 0]) is None  # 2/3: never at or below one half
+    assert median_survival_time([], []) is None and median_survival_time([4, 6], [0, 0]) is None
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_median_survival_time_same_as_statsmodels(seed):
+    from safety.derive.outcomes.survival import kaplan_meier, median_survival_time, median_time
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(1, 60))
+    time = rng.integers(0, 400, n).astype(float)
+    event = rng.integers(0, 2, n)
+    if seed % 3 == 0:
+        time[: n // 2] = 0.0
+    if event.any():
+        assert median_survival_time(time, event) == median_time(kaplan_meier(time, event))
