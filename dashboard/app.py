@@ -18,7 +18,7 @@ import datetime as dt  # noqa: E402
 
 import streamlit as st  # noqa: E402
 
-from dashboard import freshness, state  # noqa: E402
+from dashboard import freshness, state, warmup  # noqa: E402
 from dashboard.auth import go_to_requested_page  # noqa: E402
 from dashboard.navigation import PAGES, PAGES_DIR, check_pages  # noqa: E402
 
@@ -101,6 +101,7 @@ def main() -> None:
         st.stop()
     state.set_view(v, user)
     nav.run()
+    warmup.start()  # after the page: the first page never waits for libraries only later pages use
 
 
 main()
