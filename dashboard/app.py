@@ -85,6 +85,13 @@ def main() -> None:
         st.error(freshness.open_problem(db_path, exc))
         st.stop()
     freshness.notice(db)
+    outdated = state.missing_columns(db, state.db_stamp(db))
+    if outdated:  # a file of an earlier version: pages would fail on the columns it lacks, or show less than the packet
+        st.error("This database file was written by an earlier version of celltox: "
+                 + "; ".join(f"table {t} lacks {', '.join(cols)}" for t, cols in sorted(outdated.items()))
+                 + ". Reload each study into a new file (`python -m safety ingest STUDY_FOLDER --db NEW.duckdb`) "
+                   "and open that one.")
+        st.stop()
     try:
         store = state.review_store(db)
     except ValueError as exc:  # e.g. CELLTOX_AUDIT_KEY too short: one line, not a traceback

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from safety import schema
 from safety.access import reader as access
 from safety.core.config import stored_config
 from safety.review.store import ReviewStore, default_review_path
@@ -41,6 +42,10 @@ def is_sample(db_path: Path) -> bool:
 def ensure_database(db_path: str) -> str:
     """Build the sample database on first start; any other path must exist."""
     path = Path(db_path)
+    if path.exists() and is_sample(path) and _written_by_earlier_version(path):
+        # the embedded demo follows the code: a checkout updated since the demo was built gets it rebuilt
+        for p in (path, default_review_path(path)):
+            p.unlink(missing_ok=True)
     if not path.exists():
         if not is_sample(path):
             raise FileNotFoundError(f"no celltox database at {path}")
@@ -49,6 +54,14 @@ def ensure_database(db_path: str) -> str:
         from safety.sample_db import ensure_sample_database
         ensure_sample_database(path)
     return str(path)
+
+
+def _written_by_earlier_version(path: Path) -> bool:
+    con = access.connect(path, read_only=True)
+    try:
+        return bool(schema.missing_columns(con))
+    finally:
+        con.close()
 
 
 def db_stamp(db_path: str | Path) -> float:
@@ -82,6 +95,16 @@ def store_stamp(db_path: str) -> tuple:
     rows = review_store(db_path).query(
         "SELECT (SELECT max(id) FROM adjudications) AS a, (SELECT max(id) FROM signoffs) AS s")
     return (rows[0]["a"], rows[0]["s"]) if rows else (None, None)
+
+
+@st.cache_data(show_spinner=False)
+def missing_columns(db_path: str, stamp: float) -> dict[str, list[str]]:
+    """Tables of the file that lack columns this celltox declares (:func:`safety.schema.missing_columns`)."""
+    cur = _connection(db_path, stamp).cursor()
+    try:
+        return schema.missing_columns(cur)
+    finally:
+        cur.close()
 
 
 @st.cache_data(show_spinner=False)

@@ -10,7 +10,8 @@ Pages write ``from dashboard import state`` and ``state.q(...)``; new code may i
 from __future__ import annotations
 
 from dashboard.database import (  # noqa: F401
-    ROOT, SAMPLE_DB, connection, db_stamp, ensure_database, is_sample, previous_cut_of, resolve_db_path, review_store,
+    ROOT, SAMPLE_DB, connection, db_stamp, ensure_database, is_sample, missing_columns, previous_cut_of,
+    resolve_db_path, review_store,
     store_stamp, study_cuts,
 )
 from dashboard.reading import (  # noqa: F401

@@ -1,6 +1,7 @@
 """`python -m safety ingest`: exit codes, the per-file table, one-line errors and no tracebacks."""
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +60,21 @@ def test_help_explains_formats_cutoff_and_exit_codes():
     assert p.returncode == 0
     for word in (".xpt", ".sas7bdat", ".parquet", ".xlsx", "--cutoff", "crs_assessments", "Exit status", "quarantine"):
         assert word in p.stdout
+
+
+def test_a_file_of_an_earlier_version_is_refused_in_one_line_and_kept(tmp_path):
+    study = make_study(tmp_path / "s", "csv")
+    db = tmp_path / "db.duckdb"
+    assert run(study, "--db", db, "--cutoff", "2024-02-15", "--no-derivations").returncode == 0
+    con = duckdb.connect(str(db))
+    con.execute("ALTER TABLE subjects DROP COLUMN lymphodepletion_start_day")  # as an earlier version wrote it
+    before = con.execute("SELECT count(*) FROM subjects").fetchone()[0]
+    con.close()
+    p = run(study, "--db", db, "--cutoff", "2024-03-01")
+    assert p.returncode == 2
+    assert p.stderr.strip() == (f"error: {db}: written by an earlier version of celltox (table subjects lacks "
+                                "lymphodepletion_start_day): load the study into a new database file (--db NEW.duckdb)")
+    assert "Traceback" not in p.stderr + p.stdout
+    con = duckdb.connect(str(db), read_only=True)  # the file is as it was
+    assert con.execute("SELECT count(*), max(data_cut) FROM subjects").fetchone() == (before, dt.date(2024, 2, 15))
+    con.close()

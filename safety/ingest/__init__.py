@@ -121,6 +121,11 @@ def ingest_study(study_dir, db_path, cutoff: dt.date | str | None = None, review
         except duckdb.Error as exc:
             raise IngestError(f"{db_path}: cannot create the new snapshot ({' '.join(str(exc).split())[:200]})") from None
         try:
+            outdated = schema.missing_columns(con)
+            if outdated:  # a load would stop half-way on the first column the file lacks
+                raise IngestError(f"{db_path}: written by an earlier version of celltox ("
+                                  + "; ".join(f"table {t} lacks {', '.join(c)}" for t, c in sorted(outdated.items()))
+                                  + "): load the study into a new database file (--db NEW.duckdb)")
             result = _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path, run_derivations)
             con.execute("CHECKPOINT")
         except duckdb.Error as exc:

@@ -45,5 +45,17 @@ def create_schema(con) -> None:
         con.execute(t.ddl())
 
 
+def missing_columns(con) -> dict[str, list[str]]:
+    """Registered tables present in the database without every declared column ({table: [columns]}): a file
+    written by an earlier celltox, which must be reloaded before its pages or packets can be trusted. Tables
+    that are absent altogether are not listed (a page says which derived table it lacks)."""
+    have: dict[str, set[str]] = {}
+    for table, column in con.execute("SELECT table_name, column_name FROM information_schema.columns "
+                                     "WHERE table_schema = 'main'").fetchall():
+        have.setdefault(table, set()).add(column)
+    return {t.name: [c for c in t.column_names if c not in have[t.name]]
+            for t in _REGISTRY.values() if t.name in have and not set(t.column_names) <= have[t.name]}
+
+
 __all__ = ["KEY", "SUBJ", "C", "Column", "Table", "SOURCE_TABLES", "DERIVED_TABLES",
-           "all_tables", "get_table", "create_schema"]
+           "all_tables", "get_table", "create_schema", "missing_columns"]
