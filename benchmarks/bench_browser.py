@@ -1,7 +1,8 @@
 """Every dashboard page in a real browser (headless Debian Chromium driven by Playwright), as a user waits.
 
-The app is served by `streamlit run dashboard/app.py` on a loopback port (authentication off, the
-database given), exactly as tests/test_e2e_browser.py starts it. Measured, wall clock in this process:
+The app is served by the README's start command, `python -m dashboard` (or with `--start streamlit-run` by plain
+`streamlit run dashboard/app.py`), on a loopback port (authentication off, the database given), as
+tests/test_e2e_browser.py starts it. Measured, wall clock in this process:
   app first page   from the first request (server healthy, database already built) until the first page's
                    script run has finished: `[data-testid="stApp"]` reports script state "notRunning" after
                    having run, the status widget is gone and the page heading is present
@@ -12,7 +13,7 @@ database given), exactly as tests/test_e2e_browser.py starts it. Measured, wall 
   charts drawn     the extra time until every Plotly chart on the page has its SVG (after the run finished)
 Each of --rounds rounds starts a new server (cold caches) and a new browser; medians over rounds.
 
-    python benchmarks/bench_browser.py [--db PATH] [--rounds 2]
+    python benchmarks/bench_browser.py [--db PATH] [--rounds 2] [--start launcher|streamlit-run]
 
 Without --db the sample database is built into benchmarks/out/browser_sample.duckdb (if missing).
 A database left by `benchmarks/bench_load.py --keep` gives the page times of the scale curve.
@@ -66,6 +67,11 @@ CHARTS = """() => { const c = document.querySelectorAll('[data-testid="stPlotlyC
   return [...c].every(e => e.querySelector('.main-svg')); }"""
 
 
+# The README's start command (imports the pages' libraries, then serves) and the plain Streamlit one.
+START_COMMANDS = {"launcher": ["-m", "dashboard"],
+                  "streamlit-run": ["-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py")]}
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -76,13 +82,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(db: Path) -> tuple[subprocess.Popen, str]:
+def serve(db: Path, start: str) -> tuple[subprocess.Popen, str, float]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("CELLTOX_USERS", "CELLTOX_SAMPLE_DB")}
     env.update(CELLTOX_DB=str(db), CELLTOX_AUTH="off")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless=true",
+    command = START_COMMANDS[start]
+    cmd = [sys.executable, *command, "--server.headless=true",
            "--server.address=127.0.0.1", f"--server.port={port}", "--browser.gatherUsageStats=false",
            "--server.fileWatcherType=none"]
+    t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -92,20 +100,20 @@ def serve(db: Path) -> tuple[subprocess.Popen, str]:
         try:
             with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
                 if r.read().decode().strip() == "ok":
-                    return proc, url
+                    return proc, url, time.perf_counter() - t0
         except OSError:
             time.sleep(0.2)
     proc.kill()
     raise SystemExit("streamlit did not become healthy in 120 s")
 
 
-def one_round(db: Path) -> dict:
+def one_round(db: Path, start: str) -> dict:
     from playwright.sync_api import sync_playwright
 
     from dashboard.navigation import PAGES
 
-    proc, url = serve(db)
-    res: dict = {"first": {}, "second": {}, "charts": {}}
+    proc, url, healthy = serve(db, start)
+    res: dict = {"first": {}, "second": {}, "charts": {}, "healthy": healthy}
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -146,6 +154,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--db", type=Path)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--start", choices=sorted(START_COMMANDS), default="launcher",
+                    help="how the app is started: the README's launcher (default) or plain streamlit run")
     a = ap.parse_args()
     db = a.db
     if db is None:
@@ -157,9 +167,10 @@ def main() -> None:
     print(f"database {db}; load average {load_average()}", flush=True)
     rounds = []
     for i in range(a.rounds):
-        rounds.append(one_round(db))
+        rounds.append(one_round(db, a.start))
         r = rounds[-1]
-        print(f"  round {i + 1}: app first page {r['app_first_page']:.2f} s; load average {load_average()}", flush=True)
+        print(f"  round {i + 1} ({a.start}): server healthy {r['healthy']:.2f} s after the start command, app first page "
+              f"{r['app_first_page']:.2f} s after that; load average {load_average()}", flush=True)
     med = lambda xs: statistics.median(xs)  # noqa: E731
     print(f"\napp first page after start: median {med([r['app_first_page'] for r in rounds]):.2f} s (goal < 2 s)")
     print("page | first visit s | second visit s | + charts drawn s (median)")

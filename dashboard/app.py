@@ -1,4 +1,4 @@
-"""celltox dashboard: ``streamlit run dashboard/app.py [-- --db PATH]``.
+"""celltox dashboard: ``python -m dashboard [-- --db PATH]`` (or ``streamlit run dashboard/app.py [-- --db PATH]``).
 
 Opens the database given with ``--db``, else $CELLTOX_DB, else the embedded sample database (built on
 first start). Signs the user in, offers the study, data cut and subject filters in the sidebar, then

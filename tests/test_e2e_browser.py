@@ -66,7 +66,8 @@ def require_browser() -> None:
 def serve_app(env: dict, log_path: Path):
     """The app served headless on a free loopback port with ``env``; yields its URL, stops it afterwards."""
     port = _free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.headless=true",
+    # The README's start command: the launcher that imports ahead, then runs `streamlit run dashboard/app.py`.
+    cmd = [sys.executable, "-m", "dashboard", "--server.headless=true",
            "--server.address=127.0.0.1", f"--server.port={port}", "--browser.gatherUsageStats=false",
            "--server.fileWatcherType=none"]
     with open(log_path, "w") as log:

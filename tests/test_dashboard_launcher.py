@@ -1,0 +1,38 @@
+"""The README's start command, ``python -m dashboard``: Streamlit's own ``run`` with the pages' libraries imported
+before the first browser connects (the browser test, tests/test_e2e_browser.py, serves the app through it)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from dashboard import __main__ as launcher
+from dashboard import warmup
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_launcher_hands_every_option_to_streamlit_run(monkeypatch):
+    calls = []
+    monkeypatch.setattr(warmup, "import_ahead", lambda: calls.append("import_ahead"))
+    import streamlit.web.cli as cli
+    monkeypatch.setattr(cli, "main", lambda args, prog_name: calls.append((prog_name, args)))
+    launcher.main(["--server.port=8600", "--", "--db", "trial.duckdb"])
+    assert calls == ["import_ahead", ("streamlit", ["run", str(ROOT / "dashboard" / "app.py"), "--server.port=8600",
+                                                    "--", "--db", "trial.duckdb"])]
+
+
+def test_import_ahead_leaves_the_pages_libraries_imported_and_out_of_the_collectors_reach():
+    # A fresh interpreter: what this test process imported before must not count.
+    code = ("import gc, sys; from dashboard import warmup; "
+            "before = set(sys.modules); warmup.import_ahead(); "
+            "print(gc.get_freeze_count()); "
+            "print(' '.join(m for m in ('pandas', 'duckdb', 'statsmodels.duration.survfunc', "
+            "'scipy.special', 'safety.export.listings', 'dashboard.figures') if m in sys.modules and m not in before))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    frozen, imported = out.stdout.splitlines()
+    # the libraries are hundreds of thousands of objects; Streamlit's collection after each run now skips them
+    assert int(frozen) > 100_000
+    assert imported.split() == ["pandas", "duckdb", "statsmodels.duration.survfunc",
+                                "scipy.special", "safety.export.listings", "dashboard.figures"]
+    assert "No runtime found" not in out.stderr  # the cache decorators' warning is held back while importing
