@@ -200,3 +200,22 @@ def test_program_scale_boxes_carry_five_numbers_per_syndrome_not_every_episode()
     q1, med, q3 = np.percentile(crs, [25, 50, 75])
     assert (onset_box.q1[0], onset_box.median[0], onset_box.q3[0]) == (q1, med, q3)
     assert onset_box.upperfence[0] == 10.0 and onset_box.lowerfence[0] == 0.0
+
+
+def test_row_spanning_shapes_equal_what_plotlys_row_helpers_add():
+    # The profile figures add their bands and lines in one assignment; each must be what Plotly's own
+    # add_hrect / add_vrect / add_vline would have put on that row.
+    from plotly.subplots import make_subplots
+    for row in (1, 3):
+        ours = make_subplots(rows=3, cols=1, shared_xaxes=True)
+        F._add_shapes(ours, [F._band_across(row, 1.0, 1.5, fillcolor="#F0E442", opacity=0.3, line=dict(width=0),
+                                            layer="below"),
+                             F._band_down(row, -0.5, 28.5, fillcolor="#999", opacity=0.08, line=dict(width=0)),
+                             F._line_down(row, 153, line=dict(color="#000", width=2, dash="dot"))])
+        plotly = make_subplots(rows=3, cols=1, shared_xaxes=True)
+        plotly.add_hrect(y0=1.0, y1=1.5, fillcolor="#F0E442", opacity=0.3, line_width=0, layer="below", row=row, col=1,
+                         exclude_empty_subplots=False)
+        plotly.add_vrect(x0=-0.5, x1=28.5, fillcolor="#999", opacity=0.08, line_width=0, row=row, col=1,
+                         exclude_empty_subplots=False)
+        plotly.add_vline(x=153, line=dict(color="#000", width=2, dash="dot"), row=row, col=1, exclude_empty_subplots=False)
+        assert ours.to_dict()["layout"]["shapes"] == plotly.to_dict()["layout"]["shapes"]
