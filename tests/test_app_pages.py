@@ -434,3 +434,26 @@ def test_a_death_known_only_from_a_fatal_ae_shows_on_swimmer_and_profile(app_db,
     finally:
         st.cache_data.clear()
         st.cache_resource.clear()
+
+
+def test_adverse_events_table_counts_subjects_per_term_and_those_at_grade_3_or_more(app_env):
+    db = app_env
+    studyid, cut = _latest(db)
+    at = _open("adverse_events")
+    table = at.dataframe[0].value
+    expected = {(r[0], r[1]): (r[2], r[3]) for r in _db_rows(db, """
+        SELECT coalesce(aebodsys, '(no SOC)'), coalesce(aedecod, aeterm), count(DISTINCT usubjid),
+               count(DISTINCT usubjid) FILTER (aetoxgr >= 3)
+        FROM adverse_events WHERE studyid = $s AND data_cut = $c AND treatment_emergent IS NOT FALSE GROUP BY ALL""",
+                                                          s=studyid, c=cut)}
+    shown = {(r["aebodsys"], r["aedecod"]): (int(r["subjects"]), int(r["grade ≥3"])) for _, r in table.iterrows()}
+    assert shown == expected
+    assert any(severe > 0 for _, severe in shown.values()) and any(severe == 0 for _, severe in shown.values())
+
+
+def _db_rows(db: Path, query: str, **params) -> list[tuple]:
+    con = access.connect(db)
+    try:
+        return con.execute(query, params).fetchall()
+    finally:
+        con.close()

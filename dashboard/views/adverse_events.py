@@ -44,9 +44,9 @@ if worst.empty:
 
 # One row per SOC/PT: subjects with the term (worst grade any / >=3), overall or per cohort.
 def _counts(df: pd.DataFrame) -> pd.DataFrame:
-    g = df.groupby(["aebodsys", "aedecod"])
-    return pd.DataFrame({"subjects": g["usubjid"].nunique(),
-                         "grade ≥3": g.apply(lambda x: x.loc[x["worst_grade"] >= 3, "usubjid"].nunique(), include_groups=False)})
+    subjects = df.groupby(["aebodsys", "aedecod"])["usubjid"].nunique()
+    severe = df[df["worst_grade"] >= 3].groupby(["aebodsys", "aedecod"])["usubjid"].nunique()
+    return pd.DataFrame({"subjects": subjects, "grade ≥3": severe.reindex(subjects.index, fill_value=0)})
 
 if by == "Overall":
     table = _counts(worst)
