@@ -36,3 +36,17 @@ def test_import_ahead_leaves_the_pages_libraries_imported_and_out_of_the_collect
     assert imported.split() == ["pandas", "duckdb", "statsmodels.duration.survfunc",
                                 "scipy.special", "safety.export.listings", "dashboard.figures"]
     assert "No runtime found" not in out.stderr  # the cache decorators' warning is held back while importing
+
+
+def test_no_page_relies_on_streamlit_magic_which_the_app_turns_off():
+    # .streamlit/config.toml sets runner.magicEnabled = false: a bare expression on a page would silently
+    # stop showing. Calls and docstrings are what magic leaves alone anyway.
+    import ast
+    import tomllib
+
+    assert tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["runner"]["magicEnabled"] is False
+    scripts = [ROOT / "dashboard" / "app.py", *sorted((ROOT / "dashboard" / "views").glob("*.py"))]
+    bare = [f"{p.name}:{node.lineno}" for p in scripts for node in ast.walk(ast.parse(p.read_text()))
+            if isinstance(node, ast.Expr) and not isinstance(node.value, ast.Call)
+            and not (isinstance(node.value, ast.Constant) and isinstance(node.value.value, str))]
+    assert len(scripts) == 12 and bare == []
