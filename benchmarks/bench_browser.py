@@ -11,9 +11,12 @@ tests/test_e2e_browser.py starts it. Measured, wall clock in this process:
                    new cut (the default page's first visit is the app's first page)
   second visit     the same clicks again (the cut's queries cached)
   charts drawn     the extra time until every Plotly chart on the page has its SVG (after the run finished)
-Each of --rounds rounds starts a new server (cold caches) and a new browser; medians over rounds.
+Each of --rounds rounds starts a new server (cold caches) and a new browser; medians over rounds. With --returning
+the browser is one that has opened every page before (a profile primed on another server, then reopened each
+round): Streamlit's front end and Plotly's script come from its cache, as for a committee member who used the app
+at the last meeting.
 
-    python benchmarks/bench_browser.py [--db PATH] [--rounds 2] [--start launcher|streamlit-run]
+    python benchmarks/bench_browser.py [--db PATH] [--rounds 2] [--start launcher|streamlit-run] [--returning]
 
 Without --db the sample database is built into benchmarks/out/browser_sample.duckdb (if missing).
 A database left by `benchmarks/bench_load.py --keep` gives the page times of the scale curve.
@@ -28,6 +31,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -63,6 +67,7 @@ SETTLED = """() => {
   if (app.getAttribute('data-test-script-state') !== 'notRunning') return false;
   return window.__done || h1.textContent !== window.__oldH1;
 }"""
+VIEWPORT = {"width": 1600, "height": 1200}
 CHARTS = """() => { const c = document.querySelectorAll('[data-testid="stPlotlyChart"]');
   return [...c].every(e => e.querySelector('.main-svg')); }"""
 
@@ -107,7 +112,39 @@ def serve(db: Path, start: str) -> tuple[subprocess.Popen, str, float]:
     raise SystemExit("streamlit did not become healthy in 120 s")
 
 
-def one_round(db: Path, start: str) -> dict:
+def _open_browser(p, profile: Path | None):
+    """A new browser (no profile: nothing cached) or one reopened on ``profile`` (its HTTP and code caches kept)."""
+    if profile is None:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        return browser, browser.new_page(viewport=VIEWPORT)
+    context = p.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                                   viewport=VIEWPORT)
+    return context, context.new_page()
+
+
+def prime_profile(db: Path, start: str, profile: Path) -> None:
+    """Open every page once in a browser profile, on a server that is then stopped: a returning user's browser."""
+    from playwright.sync_api import sync_playwright
+
+    from dashboard.navigation import PAGES
+
+    proc, url, _ = serve(db, start)
+    try:
+        with sync_playwright() as p:
+            browser, page = _open_browser(p, profile)
+            page.goto(url)
+            page.wait_for_selector('[data-testid="stMain"] h1', timeout=300_000)
+            for spec in PAGES:
+                page.goto(url + ("/" if spec.default else f"/{spec.url}"))
+                page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=300_000)
+                page.wait_for_function(CHARTS, timeout=300_000, polling="raf")
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def one_round(db: Path, start: str, profile: Path | None = None) -> dict:
     from playwright.sync_api import sync_playwright
 
     from dashboard.navigation import PAGES
@@ -116,8 +153,7 @@ def one_round(db: Path, start: str) -> dict:
     res: dict = {"first": {}, "second": {}, "charts": {}, "healthy": healthy}
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1600, "height": 1200})
+            browser, page = _open_browser(p, profile)
             t0 = time.perf_counter()
             page.goto(url)
             page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=300_000)
@@ -156,6 +192,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--start", choices=sorted(START_COMMANDS), default="launcher",
                     help="how the app is started: the README's launcher (default) or plain streamlit run")
+    ap.add_argument("--returning", action="store_true",
+                    help="a browser that has opened the app before (its cache of Streamlit's and Plotly's scripts kept; "
+                         "the server still restarted with cold caches), instead of a brand-new browser")
     a = ap.parse_args()
     db = a.db
     if db is None:
@@ -166,10 +205,14 @@ def main() -> None:
             build_sample_database(db)
     print(f"database {db}; load average {load_average()}", flush=True)
     rounds = []
+    profile = None
+    if a.returning:
+        profile = Path(tempfile.mkdtemp(prefix="celltox-browser-"))
+        prime_profile(db, a.start, profile)
     for i in range(a.rounds):
-        rounds.append(one_round(db, a.start))
+        rounds.append(one_round(db, a.start, profile))
         r = rounds[-1]
-        print(f"  round {i + 1} ({a.start}): server healthy {r['healthy']:.2f} s after the start command, app first page "
+        print(f"  round {i + 1} ({a.start}, {'returning' if a.returning else 'new'} browser): server healthy {r['healthy']:.2f} s after the start command, app first page "
               f"{r['app_first_page']:.2f} s after that; load average {load_average()}", flush=True)
     med = lambda xs: statistics.median(xs)  # noqa: E731
     print(f"\napp first page after start: median {med([r['app_first_page'] for r in rounds]):.2f} s (goal < 2 s)")
