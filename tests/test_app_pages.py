@@ -457,3 +457,25 @@ def _db_rows(db: Path, query: str, **params) -> list[tuple]:
         return con.execute(query, params).fetchall()
     finally:
         con.close()
+
+
+def test_overview_what_is_new_lists_the_changes_since_the_previous_cut(app_env):
+    from safety.access.auth import Scope
+    from safety.access.reader import StudyReader
+    from safety.review import meeting as meeting_rules
+
+    db = app_env
+    studyid, cut = _latest(db)
+    con = access.connect(db)
+    try:
+        prev = con.execute("SELECT max(data_cut) FROM studies WHERE studyid = $s AND data_cut < $c",
+                           {"s": studyid, "c": cut}).fetchone()[0]
+        expected = meeting_rules.new_events(StudyReader(con, Scope(studyid, cut, None, prev)), prev)
+    finally:
+        con.close()
+    assert prev is not None and len(expected) > 0
+    at = _open("overview")
+    (shown,) = [d.value for d in at.dataframe if "change" in d.value.columns and "category" in d.value.columns]
+    keys = lambda col: [k if isinstance(k, str) else None for k in col]  # noqa: E731  (a subject's row has no key)
+    assert keys(shown["event_key"]) == keys(expected["event_key"])  # most severe first, as the packet lists them
+    assert list(shown["change"]) == list(expected["change"])

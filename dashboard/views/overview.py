@@ -170,7 +170,7 @@ if not options:
 else:
     label = st.radio("Compare", list(options), horizontal=True, label_visibility="collapsed")
     base = options[label]
-    ch = data.new_events(v, base)
+    ch = m.new if base == m.since else data.new_events(v, base)  # the answers above hold the default comparison
     if ch.empty:
         state.empty("No new subjects, events, grade changes or DLT candidates since that cut.")
     else:
