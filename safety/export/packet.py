@@ -72,15 +72,16 @@ def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, stor
         renderer = None
     elif with_figures and renderer is None:
         renderer = Renderer()  # Chromium starts while the figures and tables are built
-    collect_figures = None
+    collect_figures, figure_titles = None, None
     try:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         specs = _specs(only)
         live = current_dlt_status(reader, store) if with_figures or any(s.takes_dlt_status for s in specs) else None
         if with_figures:
-            from safety.export.figures import submit_figures
+            from safety.export.figures import FIGURES, submit_figures
             collect_figures = submit_figures(reader, store, renderer, live)  # rendered while the tables are built
+            figure_titles = [title for title, _ in FIGURES.values()]  # and while the PDF lays them out
         outputs = build_outputs(reader, only, store, live)
         meta = packet_meta(reader, generated_at)
         head = store.head() if store is not None else None
@@ -102,9 +103,9 @@ def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, stor
             elif fmt == "xlsx":
                 written.append(xlsx_writer.write_xlsx(outputs, meta, tmp / f"{stem}_listings_tables.xlsx"))
             elif fmt == "pdf":
-                figs = collect_figures if collect_figures is not None else []  # waited for after the cover
+                figs = collect_figures if collect_figures is not None else []  # waited for after the listings
                 written.append(pdf_writer.write_pdf(outputs, meta, tmp / f"{stem}_committee_packet.pdf", figs,
-                                                    max_rows=pdf_max_rows))
+                                                    max_rows=pdf_max_rows, figure_titles=figure_titles))
         hashes = {p.name: sha256_file(p) for p in written}
         final = []
         for p in written:
