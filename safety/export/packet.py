@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from safety.access.reader import StudyReader
-from safety.export import csv_writer, pdf_writer, rtf_writer, xlsx_writer
+from safety.export import csv_writer, pdf_writer, rtf_writer
 from safety.export.csv_writer import read_export_csv  # noqa: F401 - re-exported for callers of the packet API
 from safety.export.common import current_dlt_status, file_stem, packet_meta
 from safety.export.listings import LISTINGS
@@ -101,6 +101,7 @@ def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, stor
             elif fmt == "rtf":
                 written += [rtf_writer.write_rtf(o, meta, tmp / f"{stem}_{o.attrs['name']}.rtf") for o in outputs]
             elif fmt == "xlsx":
+                from safety.export import xlsx_writer  # xlsxwriter only when a workbook is asked for
                 written.append(xlsx_writer.write_xlsx(outputs, meta, tmp / f"{stem}_listings_tables.xlsx"))
             elif fmt == "pdf":
                 figs = collect_figures if collect_figures is not None else []  # waited for after the listings
