@@ -155,9 +155,9 @@ NOTE_H, FIGURE_NOTE_H = 4, 8  # mm: a line of a note under a figure, and of the 
 def _figure_contents(pdf: _Packet, slots: list[tuple[int, float]], figures) -> None:
     """Draw each figure's image (or the note saying why it is missing) on the page :func:`_figure_page` made for it.
 
-    The figures are drawn after the tables and listings, while the renderer finished them, onto their own pages:
-    each fits its page (the image box leaves room for its note), so no page is added and no page number moves.
-    Font and colours are set again on each page, as a new page would."""
+    Called after the tables and listings are laid out (the renderer finishes the figures meanwhile). Each figure
+    fits its page (the image box leaves room for its note), so no page is added and no page number moves. Font
+    and colours are set again on each page, as a new page sets them."""
     last_page, last_x, last_y = pdf.page, pdf.get_x(), pdf.get_y()
     pdf.set_auto_page_break(False)
     for (page, y), (_, png, note) in zip(slots, figures):
