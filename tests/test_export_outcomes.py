@@ -160,3 +160,38 @@ def test_pdf_contents_over_two_pages_keep_every_page_number(con, tmp_path):
     assert entry, toc
     page = int(entry.group(1))
     assert "Listing of the sponsor's kinetic parameters (PP)" in texts[page - 1]
+
+
+def test_pdf_figures_still_rendering_give_the_same_packet(con, tmp_path):
+    """Figures handed over while they render (a function and their titles): the tables and listings are laid out
+    first and the figures drawn onto their pages after; the packet says what it says with the figures in hand."""
+    import io
+
+    import pypdf
+    from PIL import Image
+
+    from safety.export import pdf_writer
+    from safety.export.common import packet_meta
+    from safety.export.packet import build_outputs
+    r = make_reader(con, ITNK, CUT2)
+    outputs = build_outputs(r, only=["deaths_nrm", "death_causes"])
+    png = io.BytesIO()
+    Image.new("RGB", (400, 200), (0, 114, 178)).save(png, format="PNG")
+    figures = [("Alpha figure", png.getvalue(), "Deaths from DM and DS only in this figure."),
+               ("Beta figure", None, "figure unavailable: the renderer did not answer within 60 s")]
+    meta = packet_meta(r, FIXED)
+    at_once = pypdf.PdfReader(pdf_writer.write_pdf(outputs, meta, tmp_path / "a.pdf", figures))
+    later = pypdf.PdfReader(pdf_writer.write_pdf(outputs, meta, tmp_path / "b.pdf", lambda: figures,
+                                                 figure_titles=["Alpha figure", "Beta figure"]))
+    texts = [p.extract_text() for p in later.pages]
+    assert len(texts) == len(at_once.pages)
+    for i, (a, b) in enumerate(zip(at_once.pages, later.pages)):
+        assert sorted(a.extract_text().split()) == sorted(b.extract_text().split()), i
+        assert len(a.images) == len(b.images), i
+        assert f"Page {i + 1} of {len(texts)}" in texts[i]
+    assert "Alpha figure" in texts[2] and "Deaths from DM and DS only in this figure." in texts[2]
+    assert len(later.pages[2].images) == 1
+    assert "Beta figure" in texts[3] and "did not answer within 60 s" in texts[3] and not later.pages[3].images
+    assert "Deaths by cause" in "\n".join(texts[4:])
+    with pytest.raises(ValueError, match="Gamma"):
+        pdf_writer.write_pdf(outputs, meta, tmp_path / "c.pdf", lambda: figures, figure_titles=["Alpha figure", "Gamma"])

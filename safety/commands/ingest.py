@@ -55,7 +55,6 @@ def _table(result) -> str:
 
 
 def run(args) -> int:
-    from safety.derive.dlt.vanished import print_load_warnings
     from safety.ingest import IngestError, ingest_study
 
     try:
@@ -79,5 +78,6 @@ def run(args) -> int:
               f"(SELECT * FROM quarantine WHERE load_id = '{result.load_id}')")
     if result.derivations:
         print(f"derivations run: {', '.join(n.rsplit('.', 1)[-1] for n in result.derivations)}")
+        from safety.derive.dlt.vanished import print_load_warnings
         print_load_warnings(args.db, result.studyid, result.data_cut, args.review_db)
     return 0

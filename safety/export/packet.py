@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from safety.access.reader import StudyReader
-from safety.export import csv_writer, pdf_writer, rtf_writer, xlsx_writer
+from safety.export import csv_writer, pdf_writer, rtf_writer
 from safety.export.csv_writer import read_export_csv  # noqa: F401 - re-exported for callers of the packet API
 from safety.export.common import current_dlt_status, file_stem, packet_meta
 from safety.export.listings import LISTINGS
@@ -72,15 +72,16 @@ def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, stor
         renderer = None
     elif with_figures and renderer is None:
         renderer = Renderer()  # Chromium starts while the figures and tables are built
-    collect_figures = None
+    collect_figures, figure_titles = None, None
     try:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         specs = _specs(only)
         live = current_dlt_status(reader, store) if with_figures or any(s.takes_dlt_status for s in specs) else None
         if with_figures:
-            from safety.export.figures import submit_figures
+            from safety.export.figures import FIGURES, submit_figures
             collect_figures = submit_figures(reader, store, renderer, live)  # rendered while the tables are built
+            figure_titles = [title for title, _ in FIGURES.values()]  # and while the PDF lays them out
         outputs = build_outputs(reader, only, store, live)
         meta = packet_meta(reader, generated_at)
         head = store.head() if store is not None else None
@@ -100,11 +101,12 @@ def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, stor
             elif fmt == "rtf":
                 written += [rtf_writer.write_rtf(o, meta, tmp / f"{stem}_{o.attrs['name']}.rtf") for o in outputs]
             elif fmt == "xlsx":
+                from safety.export import xlsx_writer  # xlsxwriter only when a workbook is asked for
                 written.append(xlsx_writer.write_xlsx(outputs, meta, tmp / f"{stem}_listings_tables.xlsx"))
             elif fmt == "pdf":
-                figs = collect_figures if collect_figures is not None else []  # waited for after the cover
+                figs = collect_figures if collect_figures is not None else []  # waited for after the listings
                 written.append(pdf_writer.write_pdf(outputs, meta, tmp / f"{stem}_committee_packet.pdf", figs,
-                                                    max_rows=pdf_max_rows))
+                                                    max_rows=pdf_max_rows, figure_titles=figure_titles))
         hashes = {p.name: sha256_file(p) for p in written}
         final = []
         for p in written:

@@ -140,23 +140,58 @@ def _section_page(pdf: _Packet, title: str) -> None:
     pdf.add_page()
 
 
-def _figures(pdf: _Packet, figures):
-    for title, png, note in figures:
-        _section_page(pdf, title)
-        pdf.start_section(pdf.t(f"Figure: {title}"), level=0)
-        pdf.set_font(pdf.body_font, "B", 13)
-        pdf.cell(0, 8, pdf.t(title), new_x="LMARGIN", new_y="NEXT")
+def _figure_page(pdf: _Packet, title: str) -> tuple[int, float]:
+    """A figure's page with its title; returns (page, y) where its image or note goes (:func:`_figure_contents`)."""
+    _section_page(pdf, title)
+    pdf.start_section(pdf.t(f"Figure: {title}"), level=0)
+    pdf.set_font(pdf.body_font, "B", 13)
+    pdf.cell(0, 8, pdf.t(title), new_x="LMARGIN", new_y="NEXT")
+    return pdf.page, pdf.get_y()
+
+
+NOTE_H, FIGURE_NOTE_H = 4, 8  # mm: a line of a note under a figure, and of the note that stands for a missing one
+
+
+def _figure_contents(pdf: _Packet, slots: list[tuple[int, float]], figures) -> None:
+    """Draw each figure's image (or the note saying why it is missing) on the page :func:`_figure_page` made for it.
+
+    Called after the tables and listings are laid out (the renderer finishes the figures meanwhile). Each figure
+    fits its page (the image box leaves room for its note), so no page is added and no page number moves. Font
+    and colours are set again on each page, as a new page sets them."""
+    last_page, last_x, last_y = pdf.page, pdf.get_x(), pdf.get_y()
+    pdf.set_auto_page_break(False)
+    for (page, y), (_, png, note) in zip(slots, figures):
+        pdf.page = page
+        pdf.current_font_is_set_on_page = False
+        pdf.set_fill_color(255, 255, 255)  # two colours in turn: the page's stream gets the grey whatever was last set
+        pdf.set_fill_color(240, 240, 240)
+        pdf.set_text_color(0, 0, 0)
+        pdf.set_xy(pdf.l_margin, y)
+        room = pdf.page_break_trigger - y
         if png:
-            pdf.image(io.BytesIO(png), x=10, w=min(pdf.w - 20, 240), keep_aspect_ratio=True,
-                      h=pdf.h - pdf.get_y() - 24)
+            pdf.set_font(pdf.body_font, "", 8)
+            lines = _note_lines(pdf, pdf.t(note)) if note else []
+            h = min(pdf.h - y - 24, room - NOTE_H * len(lines))
+            pdf.image(io.BytesIO(png), x=10, w=min(pdf.w - 20, 240), keep_aspect_ratio=True, h=h)
+            if note:
+                pdf.multi_cell(0, NOTE_H, pdf.t(note), new_x="LMARGIN", new_y="NEXT")
         else:
             pdf.set_font(pdf.body_font, "", 11)
-            pdf.set_fill_color(240, 240, 240)
-            pdf.multi_cell(0, 8, pdf.t(note or "Figure unavailable."), border=1, fill=True,
-                           new_x="LMARGIN", new_y="NEXT")
-        if png and note:
-            pdf.set_font(pdf.body_font, "", 8)
-            pdf.multi_cell(0, 4, pdf.t(note), new_x="LMARGIN", new_y="NEXT")
+            text = pdf.t(note or "Figure unavailable.")
+            lines = _note_lines(pdf, text)
+            fit = max(1, int(room // FIGURE_NOTE_H))
+            if len(lines) > fit:  # a message longer than the page (never seen): what fits, marked as cut
+                text = "\n".join(lines[:fit - 1] + [lines[fit - 1][:-6] + " [...]"])
+            pdf.multi_cell(0, FIGURE_NOTE_H, text, border=1, fill=True, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_auto_page_break(True, margin=16)
+    pdf.page = last_page
+    pdf.current_font_is_set_on_page = False
+    pdf.set_xy(last_x, last_y)
+
+
+def _note_lines(pdf: _Packet, text: str) -> list[str]:
+    """The lines ``multi_cell`` breaks ``text`` into at the current font and full width."""
+    return pdf.multi_cell(0, NOTE_H, text, dry_run=True, output="LINES")
 
 
 # Listings keep every column in CSV/XLSX/RTF; on a landscape PDF page a reader needs the key ones at a
@@ -354,11 +389,13 @@ def _output(pdf: _Packet, df: pd.DataFrame, max_rows: int):
 
 
 def write_pdf(outputs: list[pd.DataFrame], meta: PacketMeta, path: Path, figures=(),
-              max_rows: int = DEFAULT_MAX_ROWS) -> Path:
+              max_rows: int = DEFAULT_MAX_ROWS, figure_titles: list[str] | None = None) -> Path:
     """Write the packet: cover, contents, figures [(title, png bytes or None, note)], tables, listings.
 
-    ``figures`` may also be a function returning that list (figures still being rendered): it is called once
-    the fonts are loaded and the cover drawn, just before the figures are needed."""
+    ``figures`` may also be a function returning that list (figures still being rendered). With their
+    ``figure_titles`` (the titles of that list, in order) the figure pages get their titles and the tables and
+    listings are laid out before the function is called, so the renderer finishes meanwhile; without, it is
+    called once the fonts are loaded and the cover drawn."""
     path = Path(path)
     pdf = _Packet(meta)
     pdf.set_title(f"{meta.studyid} safety committee packet, data cut {meta.data_cut}")
@@ -366,24 +403,30 @@ def write_pdf(outputs: list[pd.DataFrame], meta: PacketMeta, path: Path, figures
     pdf.set_creator(f"celltox {meta.version}")
     pdf.set_creation_date(dt.datetime.combine(meta.data_cut, dt.time(), tzinfo=dt.timezone.utc))
     _cover(pdf, meta, outputs)
-    if callable(figures):
+    if callable(figures) and figure_titles is None:
         figures = figures()
+    titles = list(figure_titles) if callable(figures) else [t for t, _, _ in figures]
     ordered = [o for o in outputs if o.attrs.get("kind") == "table"] + \
               [o for o in outputs if o.attrs.get("kind") != "table"]
     pdf.section_title = "Contents"
     pdf.add_page()
     # The placeholder breaks to a new page after the contents; the first section starts on it, so its
     # header must already carry that section's title.
-    first = [t for t, _, _ in figures][:1] + [o.attrs.get("title", o.attrs.get("name", "")) for o in ordered][:1]
+    first = titles[:1] + [o.attrs.get("title", o.attrs.get("name", "")) for o in ordered][:1]
     pdf.section_title = first[0] if first else ""
     # Exactly the pages the contents need are reserved (their headers say "Contents"). fpdf2's extra pages
     # (allow_extra_pages) are appended after the footers and the contents were numbered, and shift every number.
-    toc_pages = _toc_pages(pdf, len(figures) + len(ordered))
+    toc_pages = _toc_pages(pdf, len(titles) + len(ordered))
     pdf.toc_last_page = pdf.page + toc_pages - 1
     pdf.insert_toc_placeholder(_render_toc, pages=toc_pages)
     pdf.fresh_page = True
-    _figures(pdf, figures)
+    slots = [_figure_page(pdf, title) for title in titles]
     for df in ordered:
         _output(pdf, df, max_rows)
+    if callable(figures):
+        figures = figures()
+    if [t for t, _, _ in figures] != titles:
+        raise ValueError(f"the rendered figures {[t for t, _, _ in figures]} are not those titled {titles}")
+    _figure_contents(pdf, slots, figures)
     pdf.output(str(path))
     return path

@@ -6,13 +6,14 @@ place (SQL per domain) and a bad value can be quarantined with the row exactly a
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
+import numpy as np
 
 from safety.core.files import sha256_file
 from safety.ingest.domains import DOMAIN_CODES, canonical_name
@@ -103,16 +104,24 @@ def _quote(ident: str) -> str:
 
 
 _TEXT_TYPES = {str, type(None)}
+_NUMBER_TYPES = {float, type(None)}
+_DATETIME_TYPES = {dt.datetime, type(None)}
+
+
+def _mixed_as_text(values: list, nat=None) -> list:
+    """Mixed values (dates, times, SAS special missing letters among numbers) as text, None for missing."""
+    return [None if v is None or v is nat or (isinstance(v, float) and v != v)
+            else (v.isoformat() if hasattr(v, "isoformat") else
+                  (repr(int(v)) if isinstance(v, float) and v.is_integer() else str(v)))
+            for v in values]
 
 
 def _read_pandas(f: StagedFile):
     import pandas as pd
+    import pyarrow as pa
     import pyreadstat
 
-    if f.file_format == "xpt":
-        df, meta = pyreadstat.read_xport(str(f.path))
-        _check_xpt_complete(f, len(df), sum(meta.variable_storage_width.values()))
-    elif f.file_format == "sas7bdat":
+    if f.file_format == "sas7bdat":
         df, _ = pyreadstat.read_sas7bdat(str(f.path))
     else:
         df = _read_workbook(f, pd)
@@ -127,10 +136,31 @@ def _read_pandas(f: StagedFile):
         if set(map(type, values)) <= _TEXT_TYPES:  # text and None (most columns) convert as they are
             cols[str(c)] = pa.array(values, type=pa.string())
         else:
-            cols[str(c)] = pa.array([None if v is None or v is pd.NaT or (isinstance(v, float) and v != v)
-                                     else (v.isoformat() if hasattr(v, "isoformat") else
-                                           (repr(int(v)) if isinstance(v, float) and v.is_integer() else str(v)))
-                                     for v in values], type=pa.string())
+            cols[str(c)] = pa.array(_mixed_as_text(values, pd.NaT), type=pa.string())
+    return cols
+
+
+def _read_xpt(f: StagedFile) -> dict[str, np.ndarray]:
+    """The columns of a SAS transport file as NumPy arrays, which DuckDB scans as they are: no pandas frame
+    (importing pandas and building frames took longer than reading a small study). The values are those the
+    pandas reader gave: numbers DOUBLE and datetimes TIMESTAMP (NaN and NaT are NULL to DuckDB), text as
+    delivered, dates, times and special missing letters as text."""
+    import pyreadstat
+
+    data, meta = pyreadstat.read_xport(str(f.path), output_format="dict")
+    nrows = len(next(iter(data.values()))) if data else 0
+    _check_xpt_complete(f, nrows, sum(meta.variable_storage_width.values()))
+    cols = {}
+    for c, values in data.items():
+        kinds = set(map(type, values))
+        if kinds <= _NUMBER_TYPES:  # an all-missing column too: NULL whatever its type
+            cols[str(c)] = np.array(values, dtype=np.float64)
+        elif kinds <= _TEXT_TYPES:
+            cols[str(c)] = np.array(values, dtype=object)
+        elif kinds <= _DATETIME_TYPES:
+            cols[str(c)] = np.array(values, dtype="datetime64[us]")
+        else:
+            cols[str(c)] = np.array(_mixed_as_text(values), dtype=object)
     return cols
 
 
@@ -175,14 +205,18 @@ def stage(con, f: StagedFile) -> None:
     f.sha256 = sha256_file(f.path)
     try:
         if f.file_format in ("xpt", "sas7bdat", "xlsx"):
-            cols = _read_pandas(f)
+            xpt = f.file_format == "xpt"
+            cols = _read_xpt(f) if xpt else _read_pandas(f)
             f.columns = _canonical_columns(list(cols), f.domain)
             n = len(next(iter(cols.values()))) if cols else 0
-            arrays = {"_row": pa.array(range(1, n + 1), type=pa.int64())}
+            arrays = {"_row": np.arange(1, n + 1, dtype=np.int64)}
             arrays.update({canon: cols[orig] for canon, orig in f.columns.items()})
-            tbl = pa.table(arrays)
             name = f"_arrow_{f.index}"
-            con.register(name, tbl)
+            if xpt:
+                con.register(name, arrays)  # DuckDB scans a dict of NumPy arrays as a table
+            else:
+                import pyarrow as pa
+                con.register(name, pa.table(arrays))
             sel = ", ".join(f"CAST(\"{c}\" AS VARCHAR) AS \"{c}\"" for c in f.columns)
             f.relation = f"(SELECT {f.index} AS _file, _row, {NO_REJECT}{', ' if sel else ''}{sel} FROM {name})"
         elif f.file_format == "parquet":
@@ -271,6 +305,8 @@ CSV_CHUNK_ROWS = 50_000  # rows per batch into DuckDB: memory stays bounded for 
 
 
 def _python_csv_as(con, f: StagedFile, name: str, delim: str, encoding: str) -> None:
+    import pyarrow as pa
+
     records = _records(f, delim, encoding)
     try:
         _, _, header = next(records)
