@@ -73,6 +73,12 @@ def run_derivations(con, studyid: str, data_cut: dt.date, config: dict, review_s
 def _run_side_by_side(con, chosen: list[Derivation], workers: int, args: tuple, review_store) -> None:
     writer = {t: d.name for d in chosen for t in d.written_names}
     needs = {d.name: {writer[r] for r in d.reads if r in writer and writer[r] != d.name} for d in chosen}
+    # of the ready ones, those that more derivations wait for (directly or not) start first: the DLT screening
+    # waits for the lab grades, the CRS/ICANS episodes and the deaths, and the stopping rules wait for it
+    after: dict[str, set[str]] = {d.name: set() for d in chosen}
+    for d in reversed(chosen):  # graph order reversed: a derivation's dependents are complete before it
+        for n in needs[d.name]:
+            after[n] |= {d.name} | after[d.name]
 
     def one(d: Derivation) -> None:
         cur = con.cursor()  # its own transaction and temp tables
@@ -81,7 +87,7 @@ def _run_side_by_side(con, chosen: list[Derivation], workers: int, args: tuple, 
         finally:
             cur.close()
 
-    pending, running, done = list(chosen), {}, set()
+    pending, running, done = sorted(chosen, key=lambda d: -len(after[d.name])), {}, set()
     with ThreadPoolExecutor(workers, thread_name_prefix="derive") as pool:
         try:
             while pending or running:
