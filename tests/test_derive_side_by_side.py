@@ -91,3 +91,33 @@ def test_a_derivation_starts_after_the_ones_whose_tables_it_reads_and_an_error_s
         d = next(d for d in order if d.name == n)
         for dep in {w.name for w in order for t in w.written_names if t in d.reads and w.name != n}:
             assert ("end", dep) in events and events.index(("end", dep)) < events.index(("start", n)), (n, dep)
+
+
+def test_the_lab_grades_start_with_the_labs_and_a_load_failing_later_waits_for_them_and_leaves_nothing(
+        tmp_path, monkeypatch):
+    from safety.ingest import IngestError, engine
+    events: list[str] = []
+
+    def wrap(d: Derivation) -> Derivation:
+        def run(con, *a, **kw):
+            events.append(f"start {d.name}")
+            time.sleep(1.0)  # still running when the load fails
+            d.run(con, *a, **kw)
+            events.append(f"end {d.name}")
+        return Derivation(d.name, d.writes, d.reads, run)
+
+    def subjects_fail(*a, **kw):
+        events.append("subjects")
+        raise IngestError("dm.xpt: row 3, field RFICDTC: stopped on purpose")
+
+    monkeypatch.setattr(pipeline, "ORDER", [wrap(d) for d in pipeline.ORDER])
+    monkeypatch.setattr(engine, "load_subjects", subjects_fail)
+    db = tmp_path / "first.duckdb"
+    with pytest.raises(IngestError, match="stopped on purpose"):
+        ingest_study(STUDY, db)
+    # the grades (they read nothing but labs) started before the rest of the load was done, and had ended
+    # before the failed load returned; nothing of the load is left
+    assert events[0] == "start ctcae_lab_grades" and "subjects" in events
+    assert events.count("end ctcae_lab_grades") == 1 and not any(e.startswith("start crs") for e in events)
+    assert not db.exists() and not list(tmp_path.glob("first.duckdb.loading*"))
+    assert not list(tmp_path.glob("first.review*"))
