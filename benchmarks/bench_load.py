@@ -133,7 +133,8 @@ def steps(folder: str, db: str, cutoff: str = CUTOFF) -> None:
     t0 = time.perf_counter()
     r = ingest_study(folder, db, cutoff=cutoff or None)
     total = time.perf_counter() - t0
-    # the ingest step: until the first derivation starts, and from the last one's end (checkpoint, switch, audit)
+    # the ingest step: until the first derivation starts (the lab grades, once labs is loaded; the rest of the
+    # load then runs beside them, inside "derivations"), and from the last one's end (checkpoint, switch, audit)
     first, last = min(s for s, _ in spans), max(e for _, e in spans)
     ingest = total - (last - first)
     import duckdb
