@@ -171,13 +171,20 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
     if run_derivations:  # their libraries (pandas, scipy) import while DuckDB runs the load's SQL
         threading.Thread(target=_import_derivations, name="celltox-import-derivations", daemon=True).start()
 
+    # LB right after day 0 is known (DM, EX): the labs read nothing of DS, CM or AE, and the derivations that read
+    # nothing but labs (the lab grades) start once it is committed, beside the rest of the load. The load is
+    # still all-or-nothing: it goes into a private copy that is switched in only when all of it has succeeded.
+    order = [d for d in ORDER if d != "LB"]
+    order.insert(order.index("EX") + 1, "LB")
+    store, store_is_new, early = None, False, {}
     con.execute("BEGIN TRANSACTION")
+    in_tx = True
     try:
         schema.create_schema(con)
         _delete_snapshot(con, studyid, data_cut)
         cols: dict[str, engine.Cols] = {}
         supp_info: dict[str, engine.SuppInfo | None] = {}
-        for dom in ORDER:
+        for dom in order:
             if dom not in by_domain:
                 continue
             spec = SPECS[dom]
@@ -202,6 +209,16 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
             engine.count_and_quarantine(ctx, dom, f"_t_{dom}", by_domain[dom], c)
             if supp.get(dom):
                 engine.count_and_quarantine(ctx, dom, f"_t_SUPP{dom}", supp[dom])
+            if dom == "LB" and run_derivations:
+                con.execute("COMMIT")
+                in_tx = False
+                store_is_new = not Path(review_store_path or default_review_path(db_path)).exists()
+                store = _review_store(db_path, review_store_path)
+                from safety.derive import pipeline  # here, not at the top: it imports while the load runs
+
+                early = pipeline.start(con, pipeline.ready_after({"labs"}), studyid, data_cut, config, store)
+                con.execute("BEGIN TRANSACTION")
+                in_tx = True
         if "EX" not in by_domain and "DS" not in by_domain:
             engine.set_deaths(ctx, cols["DM"])
         if "EX" not in by_domain and "CM" not in by_domain:
@@ -240,13 +257,22 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
                      "at": loaded_at, "lid": load_id, "ver": __version__})
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        if in_tx:
+            con.execute("ROLLBACK")
+        if early:  # they use this connection: they end before it is closed
+            from safety.derive import pipeline
+
+            pipeline.finish(early)
+        if store_is_new:  # a failed first load leaves no review store behind either
+            store.path.unlink(missing_ok=True)
         raise
 
     if run_derivations:
         from safety.derive import pipeline
-        store = _review_store(db_path, review_store_path)
-        result.derivations = pipeline.run_derivations(con, studyid, data_cut, config, review_store=store)
+
+        store = store or _review_store(db_path, review_store_path)
+        result.derivations = pipeline.run_derivations(con, studyid, data_cut, config, review_store=store,
+                                                      started=early)
     return result
 
 

@@ -102,26 +102,27 @@ def _after_infusion(alias: str, ts: str, timed: str) -> str:
 
 def _events(ctx: Ctx) -> None:
     """AE, CE and FA records that name a seizure, motor weakness, cerebral oedema or hypotension (one row each)."""
-    ctx.run("""CREATE OR REPLACE TEMP TABLE _sa_event_src AS
-        SELECT row_number() OVER () AS rid, * FROM (
-        SELECT usubjid, 'AESEQ' AS dom, aeseq AS seq, lower(concat_ws(' ', aedecod, aeterm)) AS txt,
+    # the records are read twice (their distinct texts, then the records with a matching text), not copied
+    # into a table: (dom, rowid) tells one record from another
+    src = """
+        SELECT rowid AS rid, usubjid, 'AESEQ' AS dom, aeseq AS seq, lower(concat_ws(' ', aedecod, aeterm)) AS txt,
                aest_date AS ev_date, CASE WHEN length(aestdtc) > 10 THEN ct_time(aestdtc, 'F') END AS ev_time,
                TRUE AS from_ae
         FROM adverse_events WHERE studyid = $studyid AND data_cut = $cut AND aest_date IS NOT NULL
         UNION ALL
-        SELECT usubjid, 'CESEQ', ceseq, lower(concat_ws(' ', cedecod, ceterm)), cest_date, start_time, FALSE
+        SELECT rowid, usubjid, 'CESEQ', ceseq, lower(concat_ws(' ', cedecod, ceterm)), cest_date, start_time, FALSE
         FROM clinical_events WHERE studyid = $studyid AND data_cut = $cut AND cest_date IS NOT NULL
           AND coalesce(ceoccur, 'Y') NOT IN (SELECT match FROM _sa_map WHERE kind = 'negative_result')
         UNION ALL
-        SELECT usubjid, 'FASEQ', faseq, lower(concat_ws(' ', faobj, fatest, coalesce(fastresc, faorres))), fa_date,
+        SELECT rowid, usubjid, 'FASEQ', faseq, lower(concat_ws(' ', faobj, fatest, coalesce(fastresc, faorres))), fa_date,
                CASE WHEN has_time THEN assessment_time END, FALSE
         FROM findings_about WHERE studyid = $studyid AND data_cut = $cut AND fa_date IS NOT NULL
           AND fatestcd NOT IN (SELECT match FROM _sa_map WHERE kind = 'consciousness_test')
-          AND upper(trim(coalesce(fastresc, faorres, ''))) NOT IN (SELECT match FROM _sa_map WHERE kind = 'negative_result'))""")
+          AND upper(trim(coalesce(fastresc, faorres, ''))) NOT IN (SELECT match FROM _sa_map WHERE kind = 'negative_result')"""
     # each distinct text is matched once: a pattern read from a table is compiled for every row it meets
-    ctx.run("""CREATE OR REPLACE TEMP TABLE _sa_events AS
+    ctx.run(f"""CREATE OR REPLACE TEMP TABLE _sa_events AS
         WITH src AS (
-          SELECT * FROM _sa_event_src WHERE usubjid IN (SELECT usubjid FROM _sa_subj WHERE NOT (file_crs AND file_icans))
+          SELECT * FROM ({src}) WHERE usubjid IN (SELECT usubjid FROM _sa_subj WHERE NOT (file_crs AND file_icans))
         ),
         hits AS (
           SELECT t.txt, m.kind, m.code, m.priority
@@ -136,7 +137,7 @@ def _events(ctx: Ctx) -> None:
                -- AEs span days and are graded by the site: they are not read for hypotension
                bool_or(m.kind = 'hypotension_event' AND NOT e.from_ae) AS hypotension
         FROM src e JOIN hits m USING (txt)
-        GROUP BY e.rid, e.usubjid, e.dom, e.seq, e.ev_date, e.ev_time""")
+        GROUP BY e.dom, e.rid, e.usubjid, e.seq, e.ev_date, e.ev_time""")
 
 
 def _attach_events(ctx: Ctx, tp: str, out: str, cond: str) -> None:
@@ -419,7 +420,7 @@ def build_sdtm_assessments(ctx: Ctx) -> dict[str, int]:
             FROM {table} WHERE studyid = $studyid AND data_cut = $cut AND source = $s) n
             WHERE a.studyid = $studyid AND a.data_cut = $cut AND a.source = $s AND a.usubjid = n.usubjid
               AND a.assessment_time = n.assessment_time""", {"s": SOURCE_SDTM, "f": SOURCE_FILE})
-    for t in ("_sa_map", "_sa_subj", "_sa_vs", "_sa_iv_src", "_sa_iv", "_sa_event_src", "_sa_events", "_sa_crs_tp0",
+    for t in ("_sa_map", "_sa_subj", "_sa_vs", "_sa_iv_src", "_sa_iv", "_sa_events", "_sa_crs_tp0",
               "_sa_crs_tp", "_sa_crs_ev", "_sa_crs_iv", "_sa_loc", "_sa_icans_tp0", "_sa_icans_tp", "_sa_icans_ev"):
         ctx.con.execute(f"DROP TABLE IF EXISTS {t}")
     return counts

@@ -1,0 +1,123 @@
+"""A load runs its derivations two at a time: the derived tables are the same as one after the other, a
+derivation starts only after those whose tables it reads, and a failing derivation stops the load with its error."""
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from safety import schema
+from safety.core.config import load_study_config
+from safety.derive import pipeline
+from safety.derive.graph import Derivation
+from safety.ingest import ingest_study
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = ROOT / "sample_data" / "car_t_cd56"
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    """The sample study loaded without derivations, and its study id and cut."""
+    db = tmp_path_factory.mktemp("side") / "base.duckdb"
+    r = ingest_study(STUDY, db, run_derivations=False)
+    return db, r.studyid, r.data_cut
+
+
+def derive(src: Path, dst: Path, studyid, cut, workers: int) -> dict[str, list]:
+    """Every derived table's rows (sorted) after running every derivation with ``workers`` side by side."""
+    shutil.copy(src, dst)
+    con = duckdb.connect(str(dst))
+    try:
+        config = load_study_config(STUDY)
+        pipeline.run_derivations(con, studyid, cut, config, workers=workers)
+        out = {}
+        for t in schema.DERIVED_TABLES:
+            cols = ", ".join(f'"{c}"' for c in t.column_names)
+            out[t.name] = con.execute(f"SELECT {cols} FROM {t.name} ORDER BY ALL").fetchall()
+        return out
+    finally:
+        con.close()
+
+
+def test_side_by_side_derives_the_same_rows_as_one_after_the_other(loaded, tmp_path):
+    db, studyid, cut = loaded
+    one = derive(db, tmp_path / "one.duckdb", studyid, cut, workers=1)
+    two = derive(db, tmp_path / "two.duckdb", studyid, cut, workers=2)
+    assert sum(len(v) for v in one.values()) > 1000 and len(one["lab_toxicity"]) > 100
+    assert one["dlt_candidates"] and one["toxicity_episodes"] and one["stopping_rule_status"]
+    for name in one:
+        assert two[name] == one[name], name
+
+
+def test_a_derivation_starts_after_the_ones_whose_tables_it_reads_and_an_error_stops_the_run(loaded, tmp_path,
+                                                                                              monkeypatch):
+    db, studyid, cut = loaded
+    shutil.copy(db, tmp_path / "x.duckdb")
+    events: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def wrap(d: Derivation, fail: bool = False) -> Derivation:
+        def run(con, *a, **kw):
+            with lock:
+                events.append(("start", d.name))
+            time.sleep(0.05)
+            if fail:
+                raise RuntimeError(f"{d.name} failed on purpose")
+            d.run(con, *a, **kw)
+            with lock:
+                events.append(("end", d.name))
+        return Derivation(d.name, d.writes, d.reads, run)
+
+    order = [wrap(d, fail=d.name == "crs_icans") for d in pipeline.ORDER]
+    monkeypatch.setattr(pipeline, "ORDER", order)
+    con = duckdb.connect(str(tmp_path / "x.duckdb"))
+    try:
+        with pytest.raises(RuntimeError, match="crs_icans failed on purpose"):
+            pipeline.run_derivations(con, studyid, cut, {}, workers=2)
+    finally:
+        con.close()
+    started = [n for e, n in events if e == "start"]
+    ended = [n for e, n in events if e == "end"]
+    # dlt_screening reads toxicity_episodes (crs_icans): it never starts once crs_icans has failed
+    assert "crs_icans" in started and "crs_icans" not in ended
+    assert "dlt_screening" not in started and "stopping_rules" not in started
+    # what ran, ran after what it reads
+    for n in started:
+        d = next(d for d in order if d.name == n)
+        for dep in {w.name for w in order for t in w.written_names if t in d.reads and w.name != n}:
+            assert ("end", dep) in events and events.index(("end", dep)) < events.index(("start", n)), (n, dep)
+
+
+def test_the_lab_grades_start_with_the_labs_and_a_load_failing_later_waits_for_them_and_leaves_nothing(
+        tmp_path, monkeypatch):
+    from safety.ingest import IngestError, engine
+    events: list[str] = []
+
+    def wrap(d: Derivation) -> Derivation:
+        def run(con, *a, **kw):
+            events.append(f"start {d.name}")
+            time.sleep(1.0)  # still running when the load fails
+            d.run(con, *a, **kw)
+            events.append(f"end {d.name}")
+        return Derivation(d.name, d.writes, d.reads, run)
+
+    def subjects_fail(*a, **kw):
+        events.append("subjects")
+        raise IngestError("dm.xpt: row 3, field RFICDTC: stopped on purpose")
+
+    monkeypatch.setattr(pipeline, "ORDER", [wrap(d) for d in pipeline.ORDER])
+    monkeypatch.setattr(engine, "load_subjects", subjects_fail)
+    db = tmp_path / "first.duckdb"
+    with pytest.raises(IngestError, match="stopped on purpose"):
+        ingest_study(STUDY, db)
+    # the grades (they read nothing but labs) started before the rest of the load was done, and had ended
+    # before the failed load returned; nothing of the load is left
+    assert events[0] == "start ctcae_lab_grades" and "subjects" in events
+    assert events.count("end ctcae_lab_grades") == 1 and not any(e.startswith("start crs") for e in events)
+    assert not db.exists() and not list(tmp_path.glob("first.duckdb.loading*"))
+    assert not list(tmp_path.glob("first.review*"))
