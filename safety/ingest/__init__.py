@@ -91,8 +91,11 @@ def _latest_date(con) -> dt.date:
 
 
 def _delete_snapshot(con, studyid: str, data_cut: dt.date) -> None:
+    """Delete the rows of (studyid, data_cut) from every table the file has (none in a new file: a first load
+    skips some sixty DELETEs)."""
+    present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()}
     for t in schema.all_tables():
-        if {"studyid", "data_cut"} <= set(t.column_names):
+        if t.name in present and {"studyid", "data_cut"} <= set(t.column_names):
             con.execute(f"DELETE FROM {t.name} WHERE studyid = $s AND data_cut = $c", {"s": studyid, "c": data_cut})
 
 
@@ -180,8 +183,8 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
     con.execute("BEGIN TRANSACTION")
     in_tx = True
     try:
-        schema.create_schema(con)
         _delete_snapshot(con, studyid, data_cut)
+        schema.create_schema(con)
         cols: dict[str, engine.Cols] = {}
         supp_info: dict[str, engine.SuppInfo | None] = {}
         for dom in order:
