@@ -39,9 +39,11 @@ TEMPLATE = "plotly_white"  # the look of every dashboard chart
 
 
 def figure_dict(fig) -> dict:
-    """``fig`` as the plain dict that is drawn, with the dashboard's template unless the figure sets one."""
+    """``fig`` as the plain dict that is drawn, with the dashboard's template."""
     d = fig.to_dict()
-    d.setdefault("layout", {}).setdefault("template", _template())
+    # Always set: a built figure carries Plotly's default template, which importing Streamlit makes its own
+    # ("streamlit"), so "unless the figure sets one" would never apply.
+    d.setdefault("layout", {})["template"] = _template()
     return d
 
 

@@ -219,3 +219,17 @@ def test_row_spanning_shapes_equal_what_plotlys_row_helpers_add():
                          exclude_empty_subplots=False)
         plotly.add_vline(x=153, line=dict(color="#000", width=2, dash="dot"), row=row, col=1, exclude_empty_subplots=False)
         assert ours.to_dict()["layout"]["shapes"] == plotly.to_dict()["layout"]["shapes"]
+
+
+def test_every_drawn_chart_carries_the_dashboards_template():
+    import plotly.io as pio
+    import streamlit  # noqa: F401  (importing it makes its own template Plotly's default)
+
+    from dashboard import state  # noqa: F401  (the widgets module is reached through the pages' one import)
+    from dashboard.widgets import TEMPLATE, figure_dict
+    assert pio.templates.default == "streamlit"
+    labs = pd.DataFrame({"lbtestcd": ["NEUT"], "lbtest": ["Neutrophils"], "day": [5], "value": [0.3],
+                         "unit": ["10^9/L"], "lln": [2.0], "uln": [7.5], "grade": [4]})
+    d = figure_dict(F.key_labs_figure("S1", labs, ["NEUT"], dlt_window=None))
+    assert TEMPLATE == "plotly_white"
+    assert d["layout"]["template"] == pio.templates["plotly_white"].to_plotly_json()
