@@ -70,7 +70,7 @@ def dlt_marks(v: state.View, lanes) -> pd.DataFrame:
     """Review rows (:func:`dlt_status`) of the subjects ``lanes`` whose event counts as a DLT now or awaits the
     committee: what the swimmer plot marks. Cached per cut, scope, filters, subjects and the review store's
     version, so a page of 100 subjects does not unpickle every candidate of the study on each rerun."""
-    return _dlt_marks(dataclasses.replace(v, username="", title=""), state.store_stamp(v.db_path), tuple(lanes))
+    return _dlt_marks(_shared_view(v), state.store_stamp(v.db_path), tuple(lanes))
 
 
 def changes(v: state.View, base_cut: dt.date | None) -> pd.DataFrame:
@@ -125,8 +125,14 @@ _EMPTY = {"daily": ["syndrome", "day", "grade"], "episodes": ["syndrome", "episo
 
 
 def _data_view(v: state.View) -> state.View:
-    # one subject's rows depend on the cut and scope only: share the cache across users and sidebar filters
+    # one subject's rows, and the overview's answers before the filters, depend on the cut and scope only:
+    # share the cache across users and sidebar filters
     return dataclasses.replace(v, cohorts=(), dose_levels=(), products=(), username="", title="")
+
+
+def _shared_view(v: state.View) -> state.View:
+    # the rows depend on the cut, the scope (sites) and the sidebar filters, not on who asks: shared cache
+    return dataclasses.replace(v, username="", title="")
 
 
 @st.cache_data(show_spinner=False, max_entries=2000)
@@ -224,8 +230,7 @@ def _meeting(v: state.View, sstamp: tuple) -> meeting_rules.MeetingSummary:
 def meeting(v: state.View):
     """The overview's five answers (safety.review.meeting.meeting_summary) for this cut and scope, with the
     sidebar's subject filters applied to the per-subject lists and to ``dlt`` (as :func:`dlt_status` does)."""
-    whole = dataclasses.replace(v, cohorts=(), dose_levels=(), products=(), username="", title="")
-    m = _meeting(whole, state.store_stamp(v.db_path))
+    m = _meeting(_data_view(v), state.store_stamp(v.db_path))
     if not v.filtered:
         return m
     flt, fp = state.subject_filter(v)
@@ -266,12 +271,7 @@ def _lab_listing(v: state.View, sstamp: tuple, name: str, terms: tuple) -> pd.Da
 def lab_listing(v: state.View, name: str, terms: tuple = ()) -> pd.DataFrame:
     """A lab listing of safety.export.listings ('lab_grade3_episodes', 'lab_grade3') for the sidebar's subjects
     and the chosen CTCAE terms (all when none), filtered once per cut, scope, filter and terms."""
-    return _lab_listing(_listing_view(v), state.store_stamp(v.db_path), name, tuple(terms))
-
-
-def _listing_view(v: state.View) -> state.View:
-    # the rows depend on the cut, the scope (sites) and the sidebar filters, not on who asks: shared cache
-    return dataclasses.replace(v, username="", title="")
+    return _lab_listing(_shared_view(v), state.store_stamp(v.db_path), name, tuple(terms))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -293,7 +293,7 @@ def _lab_listing_preview(v: state.View, sstamp: tuple, name: str, terms: tuple, 
 def lab_listing_preview(v: state.View, name: str, terms: tuple = (), limit: int = 1000) -> Preview:
     """:func:`lab_listing`'s first ``limit`` rows with its row, subject and term counts: a rerun unpickles
     the rows it draws, not the whole listing."""
-    return _lab_listing_preview(_listing_view(v), state.store_stamp(v.db_path), name, tuple(terms), limit)
+    return _lab_listing_preview(_shared_view(v), state.store_stamp(v.db_path), name, tuple(terms), limit)
 
 
 def lab_listing_terms(v: state.View, name: str) -> list[str]:

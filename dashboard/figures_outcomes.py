@@ -17,7 +17,8 @@ CURVE_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7")
 
 
 def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
-    fig.update_layout(title=dict(text=title, font=dict(size=20)), font=FONT, height=height, template="plotly_white",
+    # no template here: every dashboard chart gets plotly_white when drawn (dashboard.widgets.figure_dict)
+    fig.update_layout(title=dict(text=title, font=dict(size=20)), font=FONT, height=height,
                       margin=dict(l=90, r=30, t=70, b=60), legend=dict(orientation="h", y=-0.18))
     return fig
 
