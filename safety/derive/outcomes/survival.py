@@ -66,8 +66,9 @@ def cumulative_incidence(time, status, cause: int = 1) -> pd.DataFrame:
 
 
 def _product_limit(time: np.ndarray, event: np.ndarray):
-    """Distinct times, each row's index into them, numbers at risk and the product-limit survival at each time,
-    with statsmodels' own arithmetic (``_calc_survfunc_right``: the log-sum, survival below 1e-16 set to 0)."""
+    """Distinct times, each row's index into them, events and numbers at risk at each time, and the product-limit
+    survival there, with statsmodels' own arithmetic (``_calc_survfunc_right``: the log-sum, survival below 1e-16
+    set to 0)."""
     utime, rtime = np.unique(time, return_inverse=True)
     ml = len(utime)
     d = np.bincount(rtime, weights=event.astype(np.float64), minlength=ml)
@@ -78,7 +79,7 @@ def _product_limit(time: np.ndarray, event: np.ndarray):
     sp[tiny] = 1e-16
     sp = np.exp(np.cumsum(np.log(sp)))
     sp[tiny] = 0
-    return utime, rtime, n, sp
+    return utime, rtime, d, n, sp
 
 
 def median_survival_time(time, event) -> float | None:
@@ -88,9 +89,8 @@ def median_survival_time(time, event) -> float | None:
     event = np.asarray(event, int).astype(bool)
     if len(time) == 0 or not event.any():
         return None
-    utime, rtime, _, sp = _product_limit(time, event)
-    has_event = np.bincount(rtime, weights=event.astype(np.float64), minlength=len(utime)) > 0
-    below = utime[has_event & (sp <= 0.5)]
+    utime, _, d, _, sp = _product_limit(time, event)
+    below = utime[(d > 0) & (sp <= 0.5)]
     return float(below[0]) if len(below) else None
 
 
@@ -102,7 +102,7 @@ def cumulative_incidence_at(time, status, days, cause: int = 1) -> list[float]:
     status = np.asarray(status, int)
     if len(time) == 0 or not (status == cause).any():
         return [0.0 for _ in days]
-    utime, rtime, n, sp = _product_limit(time, status >= 1)
+    utime, rtime, _, n, sp = _product_limit(time, status >= 1)
     dk = np.bincount(rtime, weights=(status == cause).astype(np.float64), minlength=len(utime))
     ci = np.cumsum(np.r_[1, sp[:-1]] / n * dk)
     out = []
