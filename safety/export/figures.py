@@ -15,7 +15,6 @@ import plotly.graph_objects as go
 from safety.access.reader import StudyReader
 from safety.derive.dlt.stopping import boundary_rows, event_label, rule_title
 from safety.export import common as c
-from safety.review.dlt_status import dlt_status
 from safety.export.renderer import RENDER_TIMEOUT_S, Renderer  # noqa: F401 - RENDER_TIMEOUT_S: the one limit
 from safety.core.palette import GRADE_COLORS
 
@@ -131,8 +130,8 @@ def fig_dlt_boundary(reader: StudyReader, store=None, live=None):
             fig.add_scatter(x=part["n"], y=part[col], mode="lines", line_shape="hv", name=name,
                             line=dict(color=color, width=2, dash=dash))
     status = None
-    if live is None and reader.has_tables("dlt_candidates", "dlt_evaluability"):
-        live = dlt_status(reader, store, cfg)
+    if live is None:
+        live = c.current_dlt_status(reader, store)
     if live is not None:
         status = live.stopping.assign(cohort=live.stopping["cohort"].fillna("study"))
     if status is not None and not status.empty:
