@@ -238,6 +238,25 @@ def test_corrupt_parquet_is_refused_in_one_line(tmp_path):
 
 # -- keys and values -----------------------------------------------------------------------------------
 
+def test_a_duplicate_of_a_quarantined_record_says_that_neither_is_loaded(tmp_path):
+    # A ragged copy of S-001 AESEQ 2 comes before the clean record: the ragged line is quarantined for its
+    # fields, the clean record as its duplicate, and its reason says so (not "the first record is kept").
+    study = make_study(tmp_path / "s", "csv")
+    lines = (study / "ae.csv").read_text().splitlines()
+    clean = next(line for line in lines[1:] if "S-001" in line and "Cytokine release syndrome" in line)
+    lines.insert(lines.index(clean), clean + ",x,y,z")
+    (study / "ae.csv").write_text("\n".join(lines) + "\n")
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db, run_derivations=False)
+    assert q(db, "SELECT event_key FROM adverse_events WHERE usubjid = 'S-001' ORDER BY 1")["event_key"].tolist() \
+        == ["S-001/AE/1"]
+    qr = q(db, "SELECT row_number, reason FROM quarantine WHERE source_file = 'ae.csv' ORDER BY 1").values.tolist()
+    ragged = lines.index(clean + ",x,y,z") + 1  # its line in the file; rows count from 1 after the header
+    assert [ragged - 1, f"line {ragged}: 16 fields where the header has 13"] in qr
+    assert [ragged, "duplicate key (USUBJID + AESEQ); the first record is quarantined too, so neither is loaded: "
+                    "deliver the record once"] in qr
+
+
 def test_aeseq_03_beside_3_is_one_key(tmp_path):
     ae = AE.copy().astype(str)
     ae.loc[len(ae)] = ae.loc[0]  # S-001 AESEQ 1 again, written '01'

@@ -425,7 +425,8 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
 
 
 def _mark_duplicates(ctx: Ctx, spec: DomainSpec, c: Cols) -> None:
-    """Duplicate key (USUBJID + --SEQ; USUBJID in DM): every record after the first in file order is quarantined.
+    """Duplicate key (USUBJID + --SEQ; USUBJID in DM): every record after the first in file order is quarantined,
+    with a reason that says whether the first was loaded or is quarantined as well.
 
     Equal neighbours in the sorted hashes of the key are the candidates (usually none); the exact grouping and
     the window that orders the records run over those only.
@@ -447,13 +448,19 @@ def _mark_duplicates(ctx: Ctx, spec: DomainSpec, c: Cols) -> None:
         h AS (SELECT DISTINCT _h FROM (SELECT _h, lag(_h) OVER (ORDER BY _h) AS _prev FROM hs) WHERE _h = _prev),
         k AS (SELECT _file, _row, _qreason, {ksel} FROM {table} WHERE {notnull} AND {hashed} IN (SELECT _h FROM h)),
         d AS (SELECT {klist} FROM k GROUP BY ALL HAVING count(*) > 1),
-        r AS (SELECT k.*, row_number() OVER (PARTITION BY {klist} ORDER BY _file, _row) AS _rn
-              FROM k SEMI JOIN d USING ({klist}))
-        SELECT _file AS d_file, _row AS d_row FROM r WHERE _rn > 1 AND _qreason IS NULL""")
+        r AS (SELECT k.*, row_number() OVER w AS _rn, first_value(_qreason IS NULL) OVER w AS _first_kept
+              FROM k SEMI JOIN d USING ({klist})
+              WINDOW w AS (PARTITION BY {klist} ORDER BY _file, _row))
+        SELECT _file AS d_file, _row AS d_row, _first_kept AS d_first_kept FROM r WHERE _rn > 1 AND _qreason IS NULL""")
     if ctx.con.execute("SELECT count(*) FROM _dup").fetchone()[0]:
-        ctx.run(f"""UPDATE {table} SET _qfield = $field, _qreason = $reason, _after_cut = FALSE
+        # the first record of the key owns it even when it is quarantined itself (a ragged line, a bad value):
+        # which of the two is right is the sender's to say, and the reason says that neither was loaded
+        ctx.run(f"""UPDATE {table} SET _qfield = $field, _after_cut = FALSE,
+                   _qreason = CASE WHEN _dup.d_first_kept THEN $kept ELSE $both END
             FROM _dup WHERE {table}._file = _dup.d_file AND {table}._row = _dup.d_row""",
-                {"field": spec.seq or "USUBJID", "reason": f"duplicate key ({what}); the first record is kept"})
+                {"field": spec.seq or "USUBJID", "kept": f"duplicate key ({what}); the first record is kept",
+                 "both": f"duplicate key ({what}); the first record is quarantined too, so neither is loaded: "
+                         "deliver the record once"})
 
 
 def _lab_values(spec: DomainSpec) -> str:
