@@ -1,8 +1,10 @@
 """Start the dashboard: ``python -m dashboard [streamlit run options] [-- --db PATH]``.
 
 The same as ``streamlit run dashboard/app.py`` with the same options, except that the libraries the pages
-need are imported before the server takes its first browser connection (``dashboard.warmup.import_ahead``):
-the app's first page then shows in about half the time. Run it from the project folder.
+need are imported before the server takes its first browser connection (``dashboard.warmup.import_ahead``),
+and the overview's answers for the landing study and cut are computed beside the server's start
+(``dashboard.warmup.prepare_landing_page``): the app's first page then shows in about half the time. Run it
+from the project folder.
 """
 from __future__ import annotations
 
@@ -19,10 +21,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.path.insert(0, str(ROOT))
     from dashboard import warmup
 
+    args = sys.argv[1:] if argv is None else argv
     warmup.import_ahead()
+    from dashboard.database import resolve_db_path
+
+    # the app's own arguments follow "--" (e.g. -- --db PATH); the ones before it are Streamlit's
+    warmup.start_preparing_landing_page(resolve_db_path(args[args.index("--") + 1:] if "--" in args else []))
     from streamlit.web import cli
 
-    cli.main(["run", str(APP), *(sys.argv[1:] if argv is None else argv)], prog_name="streamlit")
+    cli.main(["run", str(APP), *args], prog_name="streamlit")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def _sidebar(user, db_path: str) -> state.View | None:
     studies = list(dict.fromkeys(cuts["studyid"]))
     titles = {r.studyid: (r.title if isinstance(r.title, str) and r.title.strip() else r.studyid)
               for r in cuts.itertuples()}
-    default_study = qp.get("studyid") if qp.get("studyid") in studies else studies[0]
+    default_study = qp.get("studyid") if qp.get("studyid") in studies else state.landing_cut(cuts)[0]
     st.sidebar.markdown("### Study")
     studyid = st.sidebar.selectbox("Study", studies, index=studies.index(default_study),
                                    format_func=lambda s: s if titles.get(s, s) == s else f"{s} – {titles[s]}",
@@ -46,7 +46,7 @@ def _sidebar(user, db_path: str) -> state.View | None:
                                    label_visibility="collapsed")
     study_cuts = sorted(cuts.loc[cuts["studyid"] == studyid, "data_cut"], reverse=True)
     cut_labels = [c.isoformat() for c in study_cuts]
-    default_cut = qp.get("cut") if qp.get("cut") in cut_labels else cut_labels[0]
+    default_cut = qp.get("cut") if qp.get("cut") in cut_labels else state.landing_cut(cuts, studyid)[1].isoformat()
     cut_label = st.sidebar.selectbox("Data cut", cut_labels, index=cut_labels.index(default_cut), key=f"sb_cut_{studyid}")
     data_cut = dt.date.fromisoformat(cut_label)
     prev = state.previous_cut_of(db_path, stamp, studyid, data_cut)
@@ -54,7 +54,7 @@ def _sidebar(user, db_path: str) -> state.View | None:
     base = state.View(db_path=db_path, stamp=stamp, studyid=studyid, data_cut=data_cut, sites=scope.sites,
                       previous_cut=scope.previous_cut, username=getattr(user, "username", "?"),
                       title=titles.get(studyid, ""))
-    opts = state.q("SELECT DISTINCT cohort, dose_level, product FROM subjects", v=base)
+    opts = state.filter_options(base)
     st.sidebar.markdown("### Filter subjects")
     cohorts = st.sidebar.multiselect("Cohort", sorted(opts["cohort"].dropna().unique()), key=f"sb_cohort_{studyid}",
                                      placeholder="All cohorts")
@@ -108,6 +108,7 @@ def main() -> None:
         st.stop()
     state.set_view(v, user)
     nav.run()
+    warmup.preload_in_browser()  # after the page: the browser loads Plotly's script once it is idle
     warmup.start()  # after the page: the first page never waits for libraries only later pages use
 
 

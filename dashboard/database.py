@@ -42,7 +42,7 @@ def is_sample(db_path: Path) -> bool:
 def ensure_database(db_path: str) -> str:
     """Build the sample database on first start; any other path must exist."""
     path = Path(db_path)
-    if path.exists() and is_sample(path) and _written_by_earlier_version(path):
+    if is_outdated_sample(path):
         # the embedded demo follows the code: a checkout updated since the demo was built gets it rebuilt
         for p in (path, default_review_path(path)):
             p.unlink(missing_ok=True)
@@ -54,6 +54,11 @@ def ensure_database(db_path: str) -> str:
         from safety.sample_db import ensure_sample_database
         ensure_sample_database(path)
     return str(path)
+
+
+def is_outdated_sample(path: Path) -> bool:
+    """The embedded sample database exists but was written by an earlier version (it is rebuilt on start)."""
+    return path.exists() and is_sample(path) and _written_by_earlier_version(path)
 
 
 def _written_by_earlier_version(path: Path) -> bool:
@@ -111,6 +116,13 @@ def missing_columns(db_path: str, stamp: float) -> dict[str, list[str]]:
 def study_cuts(db_path: str, stamp: float) -> pd.DataFrame:
     """Studies and data cuts in the database (no patient data)."""
     return access.available_cuts(connection(db_path))
+
+
+def landing_cut(cuts: pd.DataFrame, studyid: str | None = None) -> tuple[str, dt.date]:
+    """The study (``studyid``, else the first one) and the data cut the sidebar opens on when the URL names
+    none: its latest. ``cuts``: :func:`study_cuts` (not empty)."""
+    studyid = cuts["studyid"].iloc[0] if studyid is None else studyid
+    return studyid, max(cuts.loc[cuts["studyid"] == studyid, "data_cut"])
 
 
 @st.cache_data(show_spinner=False)

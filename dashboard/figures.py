@@ -168,47 +168,6 @@ BOUNDARY_LINES = {  # column of stopping_boundaries -> (legend, colour, dash)
 }
 
 
-def stopping_boundary_chart(boundaries: pd.DataFrame, current_n: int | None = None, current_events: int | None = None,
-                            event_label: str = "DLTs", title: str | None = "Events against the stopping boundary",
-                            points: pd.DataFrame | None = None) -> go.Figure:
-    """Events vs evaluable subjects: each boundary of the rule as a step line, the current state as points.
-
-    ``boundaries`` has ``n`` and any of ``stop_if_events_ge``, ``eliminate_if_ge``, ``deescalate_if_ge``,
-    ``escalate_if_le`` (NULL where the rule has no boundary at that n). The current state is
-    (``current_n``, ``current_events``) or ``points`` with columns label, n, events (one per cohort).
-    """
-    fig = go.Figure()
-    b = boundaries.sort_values("n")
-    top = 1
-    for col, (name, color, dash) in BOUNDARY_LINES.items():
-        if col not in b:
-            continue
-        d = b.dropna(subset=[col])
-        if d.empty:
-            continue
-        top = max(top, float(d[col].max()))
-        fig.add_trace(go.Scatter(
-            x=d["n"], y=d[col], mode="lines+markers", line_shape="hv", line=dict(color=color, width=3, dash=dash),
-            marker=dict(size=7), name=name,
-            hovertemplate="n = %{x}<br>" + name.lower() + ": " + event_label + " %{y}<extra></extra>"))
-    if points is None and current_n is not None and current_events is not None:
-        points = pd.DataFrame({"label": ["now"], "n": [current_n], "events": [current_events]})
-    if points is not None and not points.empty:
-        # One trace per cohort, each its own symbol and colour, named in the legend and labelled on the chart.
-        for i, (lab, n, e) in enumerate(zip(points["label"], points["n"], points["events"])):
-            symbol, color = COHORT_MARKERS[i % len(COHORT_MARKERS)]
-            name = "Current" if len(points) == 1 and lab == "now" else f"{lab}: {e}/{n}"
-            fig.add_trace(go.Scatter(
-                x=[n], y=[e], mode="markers+text", text=[str(lab) if lab != "now" else f"{e}/{n}"],
-                textposition="top left" if i % 2 == 0 else "bottom right",
-                marker=dict(size=18, symbol=symbol, color=color, line=dict(color="#000", width=2)), name=name,
-                hovertemplate=f"{lab}<br>evaluable n = %{{x}}<br>{event_label} = %{{y}}<extra></extra>"))
-        top = max(top, float(points["events"].max()))
-    fig.update_xaxes(title_text="Evaluable subjects (n)", rangemode="tozero")
-    fig.update_yaxes(title_text=f"{event_label} (subjects)", rangemode="tozero", range=[-0.3, top + 1.5])
-    return _style(fig, title, height=440)
-
-
 # -- incidence, onset, duration ---------------------------------------------------------------------
 
 def incidence_by_grade_bar(df: pd.DataFrame, title: str | None = None) -> go.Figure:

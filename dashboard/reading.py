@@ -42,6 +42,11 @@ def q(sql: str, params: dict | None = None, v: View | None = None) -> pd.DataFra
     return _cached_query(v.db_path, v.stamp, v.studyid, v.data_cut, v.sites, v.previous_cut, sql, dict(params or {}))
 
 
+def filter_options(v: View | None = None) -> pd.DataFrame:
+    """The cohorts, dose levels and products of the subjects in scope: the sidebar's subject filters."""
+    return q("SELECT DISTINCT cohort, dose_level, product FROM subjects", v=v)
+
+
 def scalar(sql: str, params: dict | None = None, v: View | None = None):
     df = q(sql, params, v)
     if df.empty:

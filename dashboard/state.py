@@ -10,17 +10,17 @@ Pages write ``from dashboard import state`` and ``state.q(...)``; new code may i
 from __future__ import annotations
 
 from dashboard.database import (  # noqa: F401
-    ROOT, SAMPLE_DB, connection, db_stamp, ensure_database, is_sample, missing_columns, previous_cut_of,
+    ROOT, SAMPLE_DB, connection, db_stamp, ensure_database, is_sample, landing_cut, missing_columns, previous_cut_of,
     resolve_db_path, review_store,
     store_stamp, study_cuts,
 )
 from dashboard.reading import (  # noqa: F401
-    STORE, call_cached, dlt_window, has_tables, missing_tables, q, reader, scalar, study_config,
+    STORE, call_cached, dlt_window, filter_options, has_tables, missing_tables, q, reader, scalar, study_config,
 )
 from dashboard.session import (  # noqa: F401
     PERMISSIONS, USER_KEY, VIEW_KEY, View, can, filter_caption, scope_for, set_view, sign_in, subject_filter, user, view,
 )
 from dashboard.widgets import (  # noqa: F401
-    audit, chart, draw_figure, empty, figure_dict, log_subject_view, page_of, plain_text, require, subject_url, subject_urls,
+    audit, chart, draw_figure, draw_svg, empty, figure_dict, log_subject_view, page_of, plain_text, require, subject_url, subject_urls,
     table,
 )

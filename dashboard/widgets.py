@@ -97,6 +97,12 @@ def draw_figure(fig: dict, key: str | None = None, where=None) -> None:
     (where or st).plotly_chart(_BuiltFigure.of(fig), width="stretch", key=key, config={"displaylogo": False})
 
 
+def draw_svg(svg: str, where=None) -> None:
+    """Draw an SVG chart built by dashboard.figures_svg, inline in the page (no chart library to load)."""
+    # st.html's sanitizer keeps HTML only and would drop the SVG; the builder escapes every text it writes
+    (where or st).markdown(svg, unsafe_allow_html=True)
+
+
 def chart(builder, *args, key: str | None = None, where=None, **kwargs) -> None:
     """Draw ``builder(*args, **kwargs)`` (a dashboard.figures function) with the figure cached as a dict.
 

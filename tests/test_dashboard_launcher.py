@@ -12,14 +12,39 @@ from dashboard import warmup
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_launcher_hands_every_option_to_streamlit_run(monkeypatch):
+def test_the_launcher_hands_every_option_to_streamlit_run(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(warmup, "import_ahead", lambda: calls.append("import_ahead"))
+    monkeypatch.setattr(warmup, "start_preparing_landing_page", lambda db: calls.append(("prepare", db)))
     import streamlit.web.cli as cli
     monkeypatch.setattr(cli, "main", lambda args, prog_name: calls.append((prog_name, args)))
+    monkeypatch.chdir(tmp_path)
     launcher.main(["--server.port=8600", "--", "--db", "trial.duckdb"])
-    assert calls == ["import_ahead", ("streamlit", ["run", str(ROOT / "dashboard" / "app.py"), "--server.port=8600",
-                                                    "--", "--db", "trial.duckdb"])]
+    # the landing page is prepared for the database the app will open (the argument after "--", resolved)
+    assert calls == ["import_ahead", ("prepare", tmp_path / "trial.duckdb"),
+                     ("streamlit", ["run", str(ROOT / "dashboard" / "app.py"), "--server.port=8600",
+                                    "--", "--db", "trial.duckdb"])]
+    calls.clear()
+    monkeypatch.setenv("CELLTOX_DB", str(tmp_path / "from_env.duckdb"))
+    launcher.main(["--server.port=8600"])
+    assert calls[1] == ("prepare", tmp_path / "from_env.duckdb")
+
+
+def test_preparing_the_landing_page_leaves_a_missing_database_alone(tmp_path):
+    missing = tmp_path / "not_built.duckdb"
+    warmup.prepare_landing_page(missing)
+    assert not missing.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_the_browser_is_asked_to_preload_the_plotly_script_of_the_installed_streamlit():
+    # Found by name in Streamlit's front end; a Streamlit release that renames it fails here, not silently.
+    chunk = warmup.plotly_chunk()
+    assert chunk and (warmup.STREAMLIT_JS / chunk).stat().st_size > 1_000_000
+    html = warmup._PRELOAD.format(chunk=f'"{chunk}"')
+    assert f'"{chunk}"' in html and "requestIdleCallback" in html
+    # the module is imported by the URL of the front end's entry script, which Streamlit's page loads from
+    index = (warmup.STREAMLIT_JS.parents[1] / "index.html").read_text()
+    assert 'type="module"' in index and "/static/js/index." in index
 
 
 def test_import_ahead_leaves_the_pages_libraries_imported_and_out_of_the_collectors_reach():

@@ -26,10 +26,12 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
-# url path -> does the page draw at least one Plotly chart on first view
-PAGES = {"overview": True, "crs_icans": True, "subject_profile": True, "adverse_events": True, "labs": False,
-         "dlt_review": True, "swimmer": True, "listings": False, "data_quality": False, "audit_log": False,
-         "outcomes": True}
+# url path -> the chart the page draws on first view: a Plotly chart, an SVG chart (the stopping boundary: these
+# pages load no chart library), or none
+PAGES = {"overview": "svg", "crs_icans": "plotly", "subject_profile": "plotly", "adverse_events": "plotly",
+         "labs": None, "dlt_review": "svg", "swimmer": "plotly", "listings": None, "data_quality": None,
+         "audit_log": None, "outcomes": "plotly"}
+CHART_SELECTOR = {"plotly": '[data-testid="stPlotlyChart"] .main-svg', "svg": '[data-testid="stMarkdownContainer"] svg[role="img"]'}
 
 
 def _free_port() -> int:
@@ -112,15 +114,15 @@ def browser_page(server):
             browser.close()
 
 
-def _settle(page, needs_chart: bool) -> None:
+def _settle(page, chart: str | None) -> None:
     page.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
     page.wait_for_selector("h1", timeout=60_000)
     try:
         page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=60_000)
     except Exception:
         pass
-    if needs_chart:
-        page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=60_000)
+    if chart:
+        page.wait_for_selector(CHART_SELECTOR[chart], timeout=60_000)
     page.wait_for_timeout(800)
 
 
@@ -137,7 +139,7 @@ def test_page_renders_in_browser(server, browser_page, url_path):
     page.screenshot(path=str(ARTIFACTS / f"{url_path}.png"), full_page=True)
     assert errors == 0, f"{url_path}: an exception is shown"
     if PAGES[url_path]:
-        assert page.locator('[data-testid="stPlotlyChart"] .main-svg').count() >= 1
+        assert page.locator(CHART_SELECTOR[PAGES[url_path]]).count() >= 1
     else:
         assert page.locator('[data-testid="stDataFrame"], [data-testid="stAlert"], [data-testid="stMetric"]').count() >= 1
     if os.environ.get("CELLTOX_SCREENSHOTS") == "docs" and url_path == "subject_profile":
@@ -148,7 +150,7 @@ def test_page_renders_in_browser(server, browser_page, url_path):
 def test_subject_link_opens_that_profile(server, browser_page):
     page = browser_page
     page.goto(f"{server}/subject_profile?usubjid=CD56-CART-01-01-003")
-    _settle(page, True)
+    _settle(page, "plotly")
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.get_by_text("CD56-CART-01-01-003").first.is_visible()
     assert page.get_by_text("DEMO — synthetic sample data").first.is_visible()
@@ -164,7 +166,7 @@ def test_overview_answers_the_meeting_on_one_1440_by_900_screen(server, browser_
     page = browser_page.context.browser.new_page(viewport={"width": 1440, "height": 900})
     try:
         page.goto(f"{server}/?studyid=CD56-CART-01")
-        _settle(page, False)
+        _settle(page, "svg")
         page.wait_for_selector('[data-testid="stPageLink"]', timeout=60_000)
         page.wait_for_timeout(500)
         for heading in MEETING_HEADINGS:
@@ -182,5 +184,26 @@ def test_overview_answers_the_meeting_on_one_1440_by_900_screen(server, browser_
         page.screenshot(path=str(ARTIFACTS / "overview_1440x900.png"))
         if os.environ.get("CELLTOX_SCREENSHOTS") == "docs":
             shutil.copy(ARTIFACTS / "overview_1440x900.png", ROOT / "docs" / "img" / "overview.png")
+    finally:
+        page.close()
+
+
+def test_the_overview_loads_no_plotly_until_the_browser_is_idle_then_preloads_it(server, browser_page):
+    """The landing page draws no Plotly chart, so its first view does not wait for Plotly's script; once the page
+    is drawn the browser loads it, and the next page's chart finds it loaded (dashboard.warmup)."""
+    page = browser_page.context.browser.new_page(viewport={"width": 1440, "height": 900})
+    seen = []
+    page.on("request", lambda r: seen.append(("plotly" if "/PlotlyChart." in r.url else "other", r.url)))
+    try:
+        page.goto(f"{server}/")
+        _settle(page, "svg")
+        assert page.locator('[data-testid="stPlotlyChart"]').count() == 0
+        page.wait_for_function("() => performance.getEntriesByType('resource').some(e => e.name.includes('/PlotlyChart.'))",
+                               timeout=30_000)
+        assert sum(kind == "plotly" for kind, _ in seen) == 1
+        page.locator('[data-testid="stSidebarNavLink"][href$="/crs_icans"]').click()
+        page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=60_000)
+        assert sum(kind == "plotly" for kind, _ in seen) == 1  # the chart used the module already loaded
+        assert page.locator('[data-testid="stException"]').count() == 0
     finally:
         page.close()

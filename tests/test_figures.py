@@ -1,6 +1,7 @@
 """Figure builders of dashboard/figures.py: pure functions, checked without Streamlit."""
 from __future__ import annotations
 
+import re
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,15 +31,6 @@ def test_swimlane_heatmap_places_grades_by_subject_and_day():
     assert pd.isna(z[0][0])  # no assessment: blank, not grade 0
     assert "CRS" in fig.data[0].hovertemplate and "day" in fig.data[0].hovertemplate
     assert fig.layout.xaxis.title.text.startswith("Days from infusion")
-
-
-def test_stopping_boundary_chart_has_step_line_and_current_point():
-    b = pd.DataFrame({"n": [1, 2, 3, 4], "stop_if_events_ge": [None, 2, 2, 3]})
-    fig = F.stopping_boundary_chart(b, 3, 1)
-    step = fig.data[0]
-    assert step.line.shape == "hv" and list(step.x) == [2, 3, 4] and list(step.y) == [2, 2, 3]
-    now = fig.data[-1]
-    assert list(now.x) == [3] and list(now.y) == [1]
 
 
 def test_edish_flags_hys_law_quadrant():
@@ -233,3 +225,43 @@ def test_every_drawn_chart_carries_the_dashboards_template():
     d = figure_dict(F.key_labs_figure("S1", labs, ["NEUT"], dlt_window=None))
     assert TEMPLATE == "plotly_white"
     assert d["layout"]["template"] == pio.templates["plotly_white"].to_plotly_json()
+
+
+# -- the stopping-boundary chart (SVG: the overview and the DLT review load no chart library for it) ----------
+
+def test_stopping_boundary_svg_steps_after_each_n_and_marks_the_current_point():
+    from dashboard import figures_svg as S
+
+    b = pd.DataFrame({"n": [1, 2, 3, 4], "stop_if_events_ge": [None, 2, 2, 3]})
+    svg = S.stopping_boundary_svg(b, points=pd.DataFrame({"label": ["now"], "n": [3], "events": [1]}))
+    assert svg.startswith("<svg") and svg.endswith("</svg>")
+    paths = re.findall(r'<path d="([^"]+)"', svg)
+    assert len(paths) == 1  # one rule line: the stop boundary
+    moves = re.findall(r"[MHV][\d.]+(?: [\d.]+)?", paths[0])
+    # starts at n = 2 (no boundary at n = 1), then right to n = 3, level, right to n = 4, up to 3 events
+    assert [m[0] for m in moves] == ["M", "H", "V", "H", "V"]
+    x2, y2 = (float(t) for t in moves[0][1:].split())
+    x3, x4 = float(moves[1][1:]), float(moves[3][1:])
+    assert float(moves[2][1:]) == y2 and x2 < x3 < x4 and float(moves[4][1:]) < y2  # 3 events drawn above 2
+    assert "n = 2: stop at or above: DLTs 2" in svg and "n = 4: stop at or above: DLTs 3" in svg  # tooltips
+    assert "evaluable n = 3&#10;DLTs = 1" in svg and ">1/3</text>" in svg and "Stop at or above" in svg
+    assert "Evaluable subjects (n)" in svg and "DLTs (subjects)" in svg
+
+
+def test_stopping_boundary_svg_shows_each_cohort_and_escapes_labels():
+    from dashboard import figures_svg as S
+
+    b = pd.DataFrame({"n": [3, 6], "deescalate_if_ge": [2, 3], "escalate_if_le": [0, 1], "eliminate_if_ge": [3, 4]})
+    pts = pd.DataFrame({"label": ["DL1", "<b>DL2</b>"], "n": [3, 6], "events": [0, 2]})
+    svg = S.stopping_boundary_svg(b, points=pts, event_label="DLTs", title="BOIN <pilot>")
+    assert len(re.findall(r"<path ", svg)) == 3
+    assert 'stroke-dasharray="10 6"' in svg and 'stroke-dasharray="3 5"' in svg  # de-escalate dashed, escalate dotted
+    assert "DL1: 0/3" in svg and "&lt;b&gt;DL2&lt;/b&gt;: 2/6" in svg and "<b>" not in svg
+    assert "BOIN &lt;pilot&gt;" in svg
+    assert "<circle" in svg and "<rect" in svg  # each cohort its own symbol (circle, square)
+
+
+def test_nice_step_gives_readable_integer_ticks():
+    from dashboard.figures_svg import nice_step
+
+    assert nice_step(4) == 1 and nice_step(12) == 2 and nice_step(30) == 5 and nice_step(120) == 20

@@ -320,3 +320,35 @@ def test_no_page_of_the_mini_database_shows_raw_nan_or_none(mini_db, monkeypatch
     _env(monkeypatch, mini_db)
     for page in PAGES:
         _no_raw_text(_open(page), f"mini {page}")
+
+
+# -- the landing page, prepared by the launcher before the first browser connects --------------------------------
+
+def test_the_launcher_prepares_the_overview_answers_of_the_landing_cut(sample_db, monkeypatch):
+    from dashboard import warmup
+
+    _env(monkeypatch, sample_db)
+    real, calls = meeting.meeting_summary, []
+
+    def counted(reader, *args, **kwargs):
+        calls.append((reader.scope.studyid, reader.scope.data_cut))
+        return real(reader, *args, **kwargs)
+
+    monkeypatch.setattr(meeting, "meeting_summary", counted)
+    warmup.prepare_landing_page(sample_db)
+    assert calls == [(CART, CUT2)]  # the sidebar's landing study and its latest cut, study-wide
+    at = _open("overview")  # a first visit: no study or cut in the URL
+    assert calls == [(CART, CUT2)]  # read from the cache the launcher filled, not computed again
+    assert any(m.label == "DLT-evaluable" and int(m.value) > 0 for m in at.metric)
+    assert at.selectbox(key="sb_study").value == CART and at.selectbox(key=f"sb_cut_{CART}").value == CUT2.isoformat()
+    _open("overview", CART, CUT1)  # any other cut is computed when asked
+    assert calls == [(CART, CUT2), (CART, CUT1)]
+
+
+def test_overview_and_dlt_review_draw_the_boundary_chart_without_plotly(sample_db, monkeypatch):
+    _env(monkeypatch, sample_db)
+    for page in ("overview", "dlt_review"):
+        at = _open(page, CART, CUT2)
+        svgs = [e.value for e in at.markdown if e.value.startswith("<svg")]
+        assert svgs and all("Evaluable subjects (n)" in s and "<path " in s for s in svgs), page
+        assert not at.get("plotly_chart"), page  # nothing on the page loads Plotly's script

@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import data, state
 from dashboard.tables import plural
-from dashboard import figures as F
+from dashboard.figures_svg import stopping_boundary_svg
 from safety.core.vocabulary import CLI_DECISIONS
 from safety.derive.dlt.decisions import record_decision
 from safety.derive.dlt.stopping import chart_title, event_label, method_name
@@ -136,7 +136,7 @@ else:
         pts = pd.DataFrame({"label": rows["cohort"].fillna("study"), "n": rows["evaluable_n"], "events": rows["events"]})
         c1, c2 = st.columns([2, 1])
         event = rows["monitored_event"].iloc[0]
-        state.chart(F.stopping_boundary_chart, b, points=pts, event_label=event_label(event),
-                    title=chart_title(method, event), key=f"bound_{method}", where=c1)
+        state.draw_svg(stopping_boundary_svg(b, points=pts, event_label=event_label(event),
+                                             title=chart_title(method, event)), where=c1)
         state.table(b.drop(columns=["studyid", "data_cut"], errors="ignore").dropna(axis=1, how="all"),
                     subject_col=None, where=c2)

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import data, state, tables
 from dashboard.tables import plural
-from dashboard import figures as F
+from dashboard.figures_svg import stopping_boundary_svg
 from safety.derive.dlt.stopping import chart_title, event_label, method_name
 from safety.review import meeting as meeting_rules
 
@@ -153,8 +153,8 @@ else:
             if b.empty:
                 state.empty("No boundary table was derived for this rule.")
             else:
-                state.chart(F.stopping_boundary_chart, b, points=pts, event_label=event_label(first["monitored_event"]),
-                            title=chart_title(first["method"], first["monitored_event"]))
+                state.draw_svg(stopping_boundary_svg(b, points=pts, event_label=event_label(first["monitored_event"]),
+                                                     title=chart_title(first["method"], first["monitored_event"])))
 
 st.subheader("What is new")
 store = state.review_store(v.db_path)
