@@ -22,7 +22,9 @@ from dashboard import freshness, state, warmup  # noqa: E402
 from dashboard.auth import go_to_requested_page  # noqa: E402
 from dashboard.navigation import PAGES, PAGES_DIR, check_pages  # noqa: E402
 
-st.set_page_config(page_title="celltox safety", page_icon=":material/monitor_heart:", layout="wide")
+# The tab icon is served by the app itself: a Material icon would be fetched from fonts.gstatic.com by every
+# browser that opens the app.
+st.set_page_config(page_title="celltox safety", page_icon=str(ROOT / "dashboard" / "icon.svg"), layout="wide")
 # Also set here, so a start from another folder (without .streamlit/config.toml) hides them too: no Deploy
 # button or developer menu, and no unaudited table download (dashboard/tables.py offers the audited one).
 st.set_option("client.toolbarMode", "viewer")

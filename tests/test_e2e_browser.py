@@ -205,5 +205,7 @@ def test_the_overview_loads_no_plotly_until_the_browser_is_idle_then_preloads_it
         page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=60_000)
         assert sum(kind == "plotly" for kind, _ in seen) == 1  # the chart used the module already loaded
         assert page.locator('[data-testid="stException"]').count() == 0
+        # nothing is fetched from outside the app's own server (the tab icon included): patient data stays put
+        assert [url for _, url in seen if not url.startswith(server)] == []
     finally:
         page.close()
