@@ -17,6 +17,7 @@ round): Streamlit's front end and Plotly's script come from its cache, as for a 
 at the last meeting.
 
     python benchmarks/bench_browser.py [--db PATH] [--rounds 2] [--start launcher|streamlit-run] [--returning]
+                                       [--reading-time SECONDS]
 
 Without --db the sample database is built into benchmarks/out/browser_sample.duckdb (if missing).
 A database left by `benchmarks/bench_load.py --keep` gives the page times of the scale curve.
@@ -144,7 +145,7 @@ def prime_profile(db: Path, start: str, profile: Path) -> None:
         proc.wait(timeout=15)
 
 
-def one_round(db: Path, start: str, profile: Path | None = None) -> dict:
+def one_round(db: Path, start: str, profile: Path | None = None, reading: float = 0.0) -> dict:
     from playwright.sync_api import sync_playwright
 
     from dashboard.navigation import PAGES
@@ -164,6 +165,7 @@ def one_round(db: Path, start: str, profile: Path | None = None) -> dict:
             # finishes drawing before the first sidebar click, as it does for each page visited after it
             page.wait_for_function(CHARTS, timeout=300_000, polling="raf")
             res["first_page_charts"] = time.perf_counter() - t0 - res["app_first_page"]
+            time.sleep(reading)
             for visit in ("first", "second"):
                 for spec in PAGES:
                     if spec.default and visit == "first":
@@ -180,6 +182,7 @@ def one_round(db: Path, start: str, profile: Path | None = None) -> dict:
                     res["charts"].setdefault(spec.title, []).append(time.perf_counter() - t0 - res[visit][spec.title])
                     if page.locator('[data-testid="stException"]').count():
                         raise SystemExit(f"{spec.title}: the page shows an exception")
+                    time.sleep(reading)
             browser.close()
     finally:
         proc.terminate()
@@ -199,6 +202,9 @@ def main() -> None:
     ap.add_argument("--returning", action="store_true",
                     help="a browser that has opened the app before (its cache of Streamlit's and Plotly's scripts kept; "
                          "the server still restarted with cold caches), instead of a brand-new browser")
+    ap.add_argument("--reading-time", type=float, default=0.0, metavar="SECONDS",
+                    help="seconds spent on each page, once drawn, before the next click, as a user reading it "
+                         "(the browser is idle then, and loads Plotly's script); default 0: click at once")
     a = ap.parse_args()
     db = a.db
     if db is None:
@@ -214,9 +220,10 @@ def main() -> None:
         profile = Path(tempfile.mkdtemp(prefix="celltox-browser-"))
         prime_profile(db, a.start, profile)
     for i in range(a.rounds):
-        rounds.append(one_round(db, a.start, profile))
+        rounds.append(one_round(db, a.start, profile, a.reading_time))
         r = rounds[-1]
-        print(f"  round {i + 1} ({a.start}, {'returning' if a.returning else 'new'} browser): server healthy "
+        print(f"  round {i + 1} ({a.start}, {'returning' if a.returning else 'new'} browser, "
+              f"{a.reading_time:g} s on each page): server healthy "
               f"{r['healthy']:.2f} s after the start command, app first page {r['app_first_page']:.2f} s after that "
               f"(its chart drawn {r['first_page_charts']:.2f} s later); load average {load_average()}", flush=True)
     med = lambda xs: statistics.median(xs)  # noqa: E731

@@ -28,9 +28,11 @@ collector had nothing to find among them.
 from __future__ import annotations
 
 import gc
+import importlib
 import inspect
 import json
 import logging
+import pkgutil
 import threading
 from pathlib import Path
 
@@ -47,13 +49,32 @@ def _freeze_what_is_alive() -> None:
     gc.freeze()
 
 
+# Plotly imports the class of each part of a figure (an axis title's font, a bar's error bars) the first time a
+# figure uses it: the trace types the pages draw and the layout, with the parts below them that the pages set.
+PLOTLY_PARTS = ("layout", "scatter", "scattergl", "bar", "heatmap", "box")
+PLOTLY_SUBPARTS = frozenset({"xaxis", "yaxis", "title", "annotation", "shape", "legend", "hoverlabel", "marker",
+                             "colorbar", "line", "error_y", "error_x"})
+
+
+def _import_plotly_parts(package: str, depth: int = 2) -> None:
+    for m in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        if not m.ispkg:
+            importlib.import_module(f"{package}.{m.name}")
+        elif depth and m.name in PLOTLY_SUBPARTS:
+            _import_plotly_parts(f"{package}.{m.name}", depth - 1)
+
+
 def _import_what_later_pages_need() -> None:
+    import plotly.io._json  # noqa: F401  (the figure's JSON for the browser)
     import scipy.special  # noqa: F401  (Clopper-Pearson limits: CRS & ICANS, Outcomes)
     from statsmodels.duration import survfunc  # noqa: F401  (Swimmer plot, Outcomes, CRS & ICANS curves)
 
     from dashboard import figures, figures_outcomes  # noqa: F401
     from safety.derive.toxicity import summary  # noqa: F401
     from safety.export import listings  # noqa: F401
+
+    for part in PLOTLY_PARTS:
+        _import_plotly_parts(f"plotly.graph_objs.{part}")
 
 
 def import_ahead() -> None:
