@@ -14,7 +14,9 @@ tests/test_e2e_browser.py starts it. Measured, wall clock in this process:
 Each of --rounds rounds starts a new server (cold caches) and a new browser; medians over rounds. With --returning
 the browser is one that has opened every page before (a profile primed on another server, then reopened each
 round): Streamlit's front end and Plotly's script come from its cache, as for a committee member who used the app
-at the last meeting.
+at the last meeting. With --reading-time S each page stays open S seconds after it is drawn before the next
+click, as a user reads it: the browser is idle then, which is when the app has it load Plotly's script
+(dashboard/warmup.py); without it every click follows at once and a page may wait for that load.
 
     python benchmarks/bench_browser.py [--db PATH] [--rounds 2] [--start launcher|streamlit-run] [--returning]
                                        [--reading-time SECONDS]
