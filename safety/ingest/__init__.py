@@ -19,11 +19,12 @@ import duckdb
 
 from safety import __version__, schema
 from safety.core.config import ConfigError, load_study_config
+from safety.core.sql import insert_rows
 from safety.ingest import engine, sdtm_domains, snapshot
 from safety.ingest.sdtm_assessments import build_sdtm_assessments
 from safety.ingest.domains import ALL_DOMAINS, OPTIONAL_DOMAINS, ORDER, SPECS
 from safety.ingest.errors import IngestError
-from safety.ingest.readers import StagedFile, detect_domain, discover, file_error, row_count, stage
+from safety.ingest.readers import StagedFile, detect_domain, discover, file_error, row_counts, stage
 from safety.ingest.sqlmacros import install as install_macros
 from safety.review.store import ReviewStore, default_review_path
 
@@ -146,7 +147,7 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
     for f in files:
         stage(con, f)
         detect_domain(con, f)
-    read = {f.index: row_count(con, f) for f in files}
+    read = row_counts(con, files)
     skipped = [f.name for f in files if f.domain is None]
     files = [f for f in files if f.domain is not None]
     by_domain: dict[str, list[StagedFile]] = {}
@@ -243,11 +244,13 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
         result.quarantined = sum(fc.rows_quarantined for fc in result.files)
         result.domains_present = [d for d in ALL_DOMAINS if d in by_domain]
         result.domains_missing = [d for d in OPTIONAL_DOMAINS if d not in by_domain]
-        con.executemany(
-            "INSERT INTO load_log VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        insert_rows(
+            con, "load_log",
             [(studyid, data_cut, load_id, fc.domain, fc.source_file, fc.file_format, fc.sha256, fc.rows_read,
               fc.rows_loaded, fc.rows_quarantined, fc.rows_after_cutoff, cut_given, loaded_at, __version__)
-             for fc in result.files])
+             for fc in result.files],
+            ("VARCHAR", "DATE", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "BIGINT",
+             "BIGINT", "DATE", "TIMESTAMP", "VARCHAR"))
         con.execute("""INSERT INTO studies BY NAME SELECT $s AS studyid, $c AS data_cut, $title AS title,
             $product AS product, $ptype AS product_type, $ctcae AS ctcae_version, $crs AS crs_grading,
             $icans AS icans_grading, $present AS domains_present, $missing AS domains_missing, $cfg AS config_json,
