@@ -469,6 +469,9 @@ def _mark_duplicates(ctx: Ctx, spec: DomainSpec, c: Cols) -> None:
     # Sorting one hash and comparing neighbours is cheaper than grouping millions of text keys; hash collisions
     # are weeded out by the exact grouping that follows.
     hashed = f"hash({', '.join(keys)})"
+    if not ctx.run(f"""SELECT count(*) FROM (SELECT _h, lag(_h) OVER (ORDER BY _h) AS _prev
+                       FROM (SELECT {hashed} AS _h FROM {table} WHERE {notnull})) WHERE _h = _prev""").fetchone()[0]:
+        return  # no two keys share a hash, so none is duplicated (the usual case: one short statement)
     ctx.run(f"""CREATE OR REPLACE TEMP TABLE _dup AS
         WITH hs AS (SELECT {hashed} AS _h FROM {table} WHERE {notnull}),
         h AS (SELECT DISTINCT _h FROM (SELECT _h, lag(_h) OVER (ORDER BY _h) AS _prev FROM hs) WHERE _h = _prev),
