@@ -121,17 +121,19 @@ def ingest_study(study_dir, db_path, cutoff: dt.date | str | None = None, review
     # The load and its derivations run on a private copy that replaces the database only when all of it is
     # done (safety/ingest/snapshot.py): a failure or a kill leaves the previous snapshot as it was.
     with snapshot.new_snapshot(db_path) as work_path:
+        new_file = not work_path.exists()  # a first load: the copy is made only of a database that exists
         try:
             con = duckdb.connect(str(work_path))
         except duckdb.Error as exc:
             raise IngestError(f"{db_path}: cannot create the new snapshot ({' '.join(str(exc).split())[:200]})") from None
         try:
-            outdated = schema.missing_columns(con)
+            outdated = {} if new_file else schema.missing_columns(con)
             if outdated:  # a load would stop half-way on the first column the file lacks
                 raise IngestError(f"{db_path}: written by an earlier version of celltox ("
                                   + "; ".join(f"table {t} lacks {', '.join(c)}" for t, c in sorted(outdated.items()))
                                   + "): load the study into a new database file (--db NEW.duckdb)")
-            result = _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path, run_derivations)
+            result = _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path, run_derivations,
+                             new_file)
             con.execute("CHECKPOINT")
         except duckdb.Error as exc:
             raise file_error(con, files, exc) from None
@@ -141,7 +143,8 @@ def ingest_study(study_dir, db_path, cutoff: dt.date | str | None = None, review
     return result
 
 
-def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path, run_derivations) -> LoadResult:
+def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path, run_derivations,
+            new_file: bool = False) -> LoadResult:
     install_macros(con)
     engine.install_reference_tables(con)
     for f in files:
@@ -184,7 +187,8 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
     con.execute("BEGIN TRANSACTION")
     in_tx = True
     try:
-        _delete_snapshot(con, studyid, data_cut)
+        if not new_file:  # a new file holds no earlier snapshot (nor any table to look up)
+            _delete_snapshot(con, studyid, data_cut)
         schema.create_schema(con)
         cols: dict[str, engine.Cols] = {}
         supp_info: dict[str, engine.SuppInfo | None] = {}
