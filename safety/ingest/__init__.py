@@ -19,11 +19,12 @@ import duckdb
 
 from safety import __version__, schema
 from safety.core.config import ConfigError, load_study_config
+from safety.core.sql import insert_rows
 from safety.ingest import engine, sdtm_domains, snapshot
 from safety.ingest.sdtm_assessments import build_sdtm_assessments
 from safety.ingest.domains import ALL_DOMAINS, OPTIONAL_DOMAINS, ORDER, SPECS
 from safety.ingest.errors import IngestError
-from safety.ingest.readers import StagedFile, detect_domain, discover, file_error, row_count, stage
+from safety.ingest.readers import StagedFile, detect_domain, discover, file_error, row_counts, stage
 from safety.ingest.sqlmacros import install as install_macros
 from safety.review.store import ReviewStore, default_review_path
 
@@ -120,17 +121,19 @@ def ingest_study(study_dir, db_path, cutoff: dt.date | str | None = None, review
     # The load and its derivations run on a private copy that replaces the database only when all of it is
     # done (safety/ingest/snapshot.py): a failure or a kill leaves the previous snapshot as it was.
     with snapshot.new_snapshot(db_path) as work_path:
+        new_file = not work_path.exists()  # a first load: the copy is made only of a database that exists
         try:
             con = duckdb.connect(str(work_path))
         except duckdb.Error as exc:
             raise IngestError(f"{db_path}: cannot create the new snapshot ({' '.join(str(exc).split())[:200]})") from None
         try:
-            outdated = schema.missing_columns(con)
+            outdated = {} if new_file else schema.missing_columns(con)
             if outdated:  # a load would stop half-way on the first column the file lacks
                 raise IngestError(f"{db_path}: written by an earlier version of celltox ("
                                   + "; ".join(f"table {t} lacks {', '.join(c)}" for t, c in sorted(outdated.items()))
                                   + "): load the study into a new database file (--db NEW.duckdb)")
-            result = _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path, run_derivations)
+            result = _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path, run_derivations,
+                             new_file)
             con.execute("CHECKPOINT")
         except duckdb.Error as exc:
             raise file_error(con, files, exc) from None
@@ -140,13 +143,14 @@ def ingest_study(study_dir, db_path, cutoff: dt.date | str | None = None, review
     return result
 
 
-def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path, run_derivations) -> LoadResult:
+def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path, run_derivations,
+            new_file: bool = False) -> LoadResult:
     install_macros(con)
     engine.install_reference_tables(con)
     for f in files:
         stage(con, f)
         detect_domain(con, f)
-    read = {f.index: row_count(con, f) for f in files}
+    read = row_counts(con, files)
     skipped = [f.name for f in files if f.domain is None]
     files = [f for f in files if f.domain is not None]
     by_domain: dict[str, list[StagedFile]] = {}
@@ -183,7 +187,8 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
     con.execute("BEGIN TRANSACTION")
     in_tx = True
     try:
-        _delete_snapshot(con, studyid, data_cut)
+        if not new_file:  # a new file holds no earlier snapshot (nor any table to look up)
+            _delete_snapshot(con, studyid, data_cut)
         schema.create_schema(con)
         cols: dict[str, engine.Cols] = {}
         supp_info: dict[str, engine.SuppInfo | None] = {}
@@ -243,11 +248,13 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
         result.quarantined = sum(fc.rows_quarantined for fc in result.files)
         result.domains_present = [d for d in ALL_DOMAINS if d in by_domain]
         result.domains_missing = [d for d in OPTIONAL_DOMAINS if d not in by_domain]
-        con.executemany(
-            "INSERT INTO load_log VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        insert_rows(
+            con, "load_log",
             [(studyid, data_cut, load_id, fc.domain, fc.source_file, fc.file_format, fc.sha256, fc.rows_read,
               fc.rows_loaded, fc.rows_quarantined, fc.rows_after_cutoff, cut_given, loaded_at, __version__)
-             for fc in result.files])
+             for fc in result.files],
+            ("VARCHAR", "DATE", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "BIGINT",
+             "BIGINT", "DATE", "TIMESTAMP", "VARCHAR"))
         con.execute("""INSERT INTO studies BY NAME SELECT $s AS studyid, $c AS data_cut, $title AS title,
             $product AS product, $ptype AS product_type, $ctcae AS ctcae_version, $crs AS crs_grading,
             $icans AS icans_grading, $present AS domains_present, $missing AS domains_missing, $cfg AS config_json,

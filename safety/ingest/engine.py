@@ -99,6 +99,24 @@ class Cols:
         return f"CAST({q(c)} AS VARCHAR)" if c in self.native else q(c)
 
 
+class CleanedCols(Cols):
+    """``Cols`` for the staging statement: each delivered text column is cleaned (``ct_nz``) once, in a layer of its
+    own, and every expression refers to that column. Written out in place, the nested macros (``ct_int(ct_nz(x))``
+    and the like) made expression trees whose planning took longer than running them on a study's rows."""
+
+    def __init__(self, cols: Cols):
+        self.present, self.native, self.used = cols.present, cols.native, {}
+
+    def __call__(self, c: str) -> str:
+        if c in self.native or c not in self.present:
+            return super().__call__(c)
+        return self.used.setdefault(c, q(f"_z_{c}"))
+
+    def layer(self) -> str:
+        """The select-list addition that computes the cleaned columns used so far."""
+        return "".join(f", ct_nz({q(c)}) AS {name}" for c, name in self.used.items())
+
+
 def is_seq(variable: str) -> bool:
     """An SDTM --SEQ variable (AESEQ, LBSEQ, ...): a number, so its values compare as numbers."""
     return re.fullmatch(r"[A-Z]{2}SEQ", variable or "") is not None
@@ -145,7 +163,7 @@ def prepare_supp(ctx: Ctx, parent: str, files: list[StagedFile], parent_cols: Co
     """Validate SUPP rows of one parent and pivot them (one column per QNAM); orphans are marked later."""
     if not files:
         return None
-    c = Cols(files)
+    c = CleanedCols(Cols(files))
     union = " UNION ALL BY NAME ".join(f"SELECT * FROM {f.relation}" for f in files)
     params = {k: v for f in files for k, v in f.params.items()}
     missing = []
@@ -154,13 +172,15 @@ def prepare_supp(ctx: Ctx, parent: str, files: list[StagedFile], parent_cols: Co
             if col not in f.columns:
                 missing.append(f"WHEN _file = {f.index} THEN '{col}'")
     miss = ("CASE " + " ".join(missing) + " END") if missing else "CAST(NULL AS VARCHAR)"
+    parsed = (f"{miss} AS _miss, {c('USUBJID')} AS _usubjid, upper({c('IDVAR')}) AS _idvar, "
+              f"CASE WHEN regexp_full_match(upper({c('IDVAR')}), '[A-Z]{{2}}SEQ') THEN ct_seqnum({c('IDVARVAL')}) "
+              f"ELSE ct_seqtext({c('IDVARVAL')}) END AS _idvarval, {c('QNAM')} AS _qnam, {c('QVAL')} AS _qval")
+    cleaned = f" EXCLUDE ({', '.join(c.used.values())})" if c.used else ""
     ctx.run(f"""
         CREATE OR REPLACE TEMP TABLE _t_SUPP{parent} AS
         WITH b AS ({union}),
-        t AS (SELECT b.*, {miss} AS _miss, {c('USUBJID')} AS _usubjid, upper({c('IDVAR')}) AS _idvar,
-                     CASE WHEN regexp_full_match(upper({c('IDVAR')}), '[A-Z]{{2}}SEQ') THEN ct_seqnum({c('IDVARVAL')})
-                          ELSE ct_seqtext({c('IDVARVAL')}) END AS _idvarval, {c('QNAM')} AS _qnam, {c('QVAL')} AS _qval
-              FROM b)
+        z AS (SELECT b.*{c.layer()} FROM b),
+        t AS (SELECT z.*{cleaned}, {parsed} FROM z)
         SELECT t.*,
           CASE WHEN _reject IS NOT NULL THEN NULL WHEN _miss IS NOT NULL THEN _miss WHEN _usubjid IS NULL THEN 'USUBJID'
                WHEN _qnam IS NULL THEN 'QNAM'
@@ -255,9 +275,11 @@ def install_date_lookup(con, by_domain: dict[str, list[StagedFile]]) -> None:
                     parts.append(f"SELECT DISTINCT {q(d)} AS x FROM {f.relation}")
                     params.update(f.params)
     values = " UNION ".join(parts) if parts else "SELECT CAST(NULL AS VARCHAR) AS x"
+    # the kind in a query of its own: written into ct_lo and ct_hi, its macro took longer to plan than to run
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _dates AS
-        SELECT raw, ct_kind(raw) AS k, ct_lo(raw, ct_kind(raw)) AS lo, ct_hi(raw, ct_kind(raw)) AS hi
-        FROM (SELECT DISTINCT ct_nz(x) AS raw FROM ({values}) WHERE ct_nz(x) IS NOT NULL)""", params)
+        SELECT raw, k, ct_lo(raw, k) AS lo, ct_hi(raw, k) AS hi
+        FROM (SELECT raw, ct_kind(raw) AS k FROM (SELECT DISTINCT ct_nz(x) AS raw FROM ({values}))
+              WHERE raw IS NOT NULL)""", params)
 
 
 def _lit_list(values) -> str:
@@ -289,6 +311,7 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     params = {k: v for f in files for k, v in f.params.items()}
     supp_sel, supp_joins, supp_params = supp_join(spec.code, supp, c)
     params.update(supp_params)
+    delivered, c = c, CleanedCols(c)
 
     # numbers and whole numbers, parsed once
     pre_cols: dict[str, str] = {}
@@ -361,8 +384,8 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
         # unit spellings are normalised once per distinct (test, unit), not once per row
         ctx.run(f"""CREATE OR REPLACE TEMP TABLE _lbu AS
             WITH d AS (SELECT DISTINCT upper(t) AS t, raw
-                       FROM (SELECT DISTINCT {c('LBTESTCD')} AS t, {c('LBSTRESU')} AS raw FROM ({union}) b
-                             UNION SELECT DISTINCT {c('LBTESTCD')}, {c('LBORRESU')} FROM ({union}) b)
+                       FROM (SELECT DISTINCT {delivered('LBTESTCD')} AS t, {delivered('LBSTRESU')} AS raw FROM ({union}) b
+                             UNION SELECT DISTINCT {delivered('LBTESTCD')}, {delivered('LBORRESU')} FROM ({union}) b)
                        WHERE raw IS NOT NULL)
             SELECT d.t AS lbu_testcd, d.raw AS lbu_raw, u.u_factor AS lbu_factor, u.u_to AS lbu_to,
                    ' x ' || CAST(u.u_factor AS VARCHAR) AS lbu_times
@@ -402,6 +425,7 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
         cut_cond = f"({cut_cond} OR _dm_state = 'after_cut')"
     dm_state = ", _dm.dm_state AS _dm_state" if spec.code != "DM" else ""
     pre_sel = "".join(f", {expr} AS {name}" for name, expr in pre_cols.items())
+
     # helpers of the checks only: not materialised (the staging table is the largest thing ingest holds)
     drop = ["_qidx"] + (["_dm_state"] if spec.code != "DM" else [])
     if spec.code == "LB":
@@ -410,18 +434,20 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     if spec.staged is not None:
         needed = set(spec.staged) | {spec.seq} | {iv for iv in (supp.idvars if supp else []) if iv}
         drop += sorted({col for f in files for col in f.columns} - needed)
+    drop += c.used.values()  # every expression is written by now: the cleaned columns they use
     ctx.run(f"""
         CREATE OR REPLACE TEMP TABLE _t_{spec.code} AS
         WITH b AS ({union}),
         s AS (SELECT b.*{supp_sel} FROM b {supp_joins}),
-        s2 AS (SELECT s.*{pre_sel} FROM s),
+        z AS (SELECT s.*{c.layer()} FROM s),
+        s2 AS (SELECT z.*{pre_sel} FROM z),
         p AS (SELECT s2.*, {', '.join(parsed)} FROM s2{date_joins}),
         v AS (SELECT p.*, {idx} AS _qidx{_lab_values(spec)}{dm_state} FROM p {joins})
         SELECT v.* EXCLUDE ({', '.join(dict.fromkeys(drop))}), {fld} AS _qfield, {rsn} AS _qreason,
                _qidx IS NULL AND coalesce({cut_cond}, FALSE) AS _after_cut FROM v""", params)
     if spec.seq or spec.code == "DM":
-        _mark_duplicates(ctx, spec, c)
-    return c
+        _mark_duplicates(ctx, spec, delivered)
+    return delivered
 
 
 def _mark_duplicates(ctx: Ctx, spec: DomainSpec, c: Cols) -> None:
@@ -443,6 +469,9 @@ def _mark_duplicates(ctx: Ctx, spec: DomainSpec, c: Cols) -> None:
     # Sorting one hash and comparing neighbours is cheaper than grouping millions of text keys; hash collisions
     # are weeded out by the exact grouping that follows.
     hashed = f"hash({', '.join(keys)})"
+    if not ctx.run(f"""SELECT count(*) FROM (SELECT _h, lag(_h) OVER (ORDER BY _h) AS _prev
+                       FROM (SELECT {hashed} AS _h FROM {table} WHERE {notnull})) WHERE _h = _prev""").fetchone()[0]:
+        return  # no two keys share a hash, so none is duplicated (the usual case: one short statement)
     ctx.run(f"""CREATE OR REPLACE TEMP TABLE _dup AS
         WITH hs AS (SELECT {hashed} AS _h FROM {table} WHERE {notnull}),
         h AS (SELECT DISTINCT _h FROM (SELECT _h, lag(_h) OVER (ORDER BY _h) AS _prev FROM hs) WHERE _h = _prev),

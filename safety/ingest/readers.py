@@ -212,13 +212,24 @@ def stage(con, f: StagedFile) -> None:
             arrays = {"_row": np.arange(1, n + 1, dtype=np.int64)}
             arrays.update({canon: cols[orig] for canon, orig in f.columns.items()})
             name = f"_arrow_{f.index}"
+            sel = ", ".join(f"CAST(\"{c}\" AS VARCHAR) AS \"{c}\"" for c in f.columns)
             if xpt:
-                con.register(name, arrays)  # DuckDB scans a dict of NumPy arrays as a table
+                # DuckDB scans a dict of NumPy arrays as a table, but reading Python's str objects takes Python's
+                # lock: the text rows are copied into a temp table once, here, so that the load's later scans
+                # (counts, dates, staging, raw records) do not wait on the derivations' imports for that lock
+                con.register(name, arrays)
+                try:
+                    con.execute(f"CREATE OR REPLACE TEMP TABLE _xpt_{f.index} AS SELECT _row"
+                                f"{', ' if sel else ''}{sel} FROM {name}")
+                finally:
+                    con.unregister(name)
+                cols_sql = ", ".join(f"\"{c}\"" for c in f.columns)
+                f.relation = (f"(SELECT {f.index} AS _file, _row, {NO_REJECT}{', ' if cols_sql else ''}{cols_sql} "
+                              f"FROM _xpt_{f.index})")
             else:
                 import pyarrow as pa
                 con.register(name, pa.table(arrays))
-            sel = ", ".join(f"CAST(\"{c}\" AS VARCHAR) AS \"{c}\"" for c in f.columns)
-            f.relation = f"(SELECT {f.index} AS _file, _row, {NO_REJECT}{', ' if sel else ''}{sel} FROM {name})"
+                f.relation = f"(SELECT {f.index} AS _file, _row, {NO_REJECT}{', ' if sel else ''}{sel} FROM {name})"
         elif f.file_format == "parquet":
             key = f"p{f.index}"
             desc = con.execute(f"DESCRIBE SELECT * FROM read_parquet(${key})", {key: str(f.path)}).fetchall()
@@ -380,8 +391,14 @@ def _records(f: StagedFile, delim: str, encoding: str):
                 yield start, reader.line_num, rec
 
 
-def row_count(con, f: StagedFile) -> int:
-    return con.execute(f"SELECT count(*) FROM {f.relation}", f.params).fetchone()[0]
+def row_counts(con, files: list[StagedFile]) -> dict[int, int]:
+    """The rows of every staged file (by index), in one statement."""
+    if not files:
+        return {}
+    params = {k: v for f in files for k, v in f.params.items()}
+    counts = con.execute("SELECT " + ", ".join(f"(SELECT count(*) FROM {f.relation})" for f in files),
+                         params).fetchone()
+    return {f.index: n for f, n in zip(files, counts)}
 
 
 def detect_domain(con, f: StagedFile) -> None:

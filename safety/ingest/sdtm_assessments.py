@@ -410,8 +410,12 @@ def build_sdtm_assessments(ctx: Ctx) -> dict[str, int]:
             {"s": SOURCE_FILE})
     _install_map(ctx)
     _subjects(ctx)
-    counts = {"crs_assessments": _crs(ctx), "icans_assessments": _icans(ctx)}
-    for table in ("crs_assessments", "icans_assessments"):
+    if not ctx.run("SELECT count(*) FROM _sa_subj WHERE NOT (file_crs AND file_icans)").fetchone()[0]:
+        # every infused subject has celltox file rows of both syndromes: nothing to build (some twenty statements)
+        counts = {"crs_assessments": 0, "icans_assessments": 0}
+    else:
+        counts = {"crs_assessments": _crs(ctx), "icans_assessments": _icans(ctx)}
+    for table in (t for t, n in counts.items() if n):
         # stable ids: the file rows keep theirs, the SDTM rows follow in subject and time order
         ctx.run(f"""UPDATE {table} a SET assessment_id = n.id FROM (
             SELECT usubjid, assessment_time, (SELECT coalesce(max(assessment_id), 0) FROM {table}

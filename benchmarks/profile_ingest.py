@@ -1,0 +1,98 @@
+"""Where a load's time goes, statement by statement: one in-process `ingest_study` with every DuckDB call timed.
+
+    python benchmarks/profile_ingest.py [sample_data/car_t_cd56] [--top 30] [--log statements.tsv]
+                                        [--cutoff YYYY-MM-DD] [--no-derivations]
+
+For each call: when it started (seconds into the load), its wall time, the CPU time of the calling thread (DuckDB
+binds and plans a statement on that thread, so on small tables this is mostly planning) and the thread (the load,
+or a derivation's worker). Prints the totals per thread and the most expensive statements; ``--log`` writes every
+call as tab-separated text. Compare runs by CPU time: on a shared machine the wall time of one call varies more.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import safety.ingest  # noqa: E402
+
+CALLS: list[tuple[float, float, float, str, str]] = []  # (start, wall, thread cpu, thread, sql)
+
+
+class TimedConnection:
+    """A DuckDB connection whose execute/executemany/sql calls (and those of its cursors) are timed."""
+
+    def __init__(self, con):
+        self._con = con
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+    def _timed(self, method: str, sql, *args, **kwargs):
+        t0, c0 = time.perf_counter(), time.thread_time()
+        try:
+            return getattr(self._con, method)(sql, *args, **kwargs)
+        finally:
+            CALLS.append((t0, time.perf_counter() - t0, time.thread_time() - c0, threading.current_thread().name,
+                          " ".join(str(sql).split())))
+
+    def execute(self, sql, *args, **kwargs):
+        return self._timed("execute", sql, *args, **kwargs)
+
+    def executemany(self, sql, *args, **kwargs):
+        return self._timed("executemany", sql, *args, **kwargs)
+
+    def sql(self, sql, *args, **kwargs):
+        return self._timed("sql", sql, *args, **kwargs)
+
+    def cursor(self):
+        return TimedConnection(self._con.cursor())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("study", nargs="?", type=Path, default=ROOT / "sample_data" / "car_t_cd56")
+    ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--log", type=Path, help="write every call (start, wall ms, cpu ms, thread, SQL) here")
+    ap.add_argument("--cutoff", help="the data cut (YYYY-MM-DD)")
+    ap.add_argument("--no-derivations", action="store_true", help="the ingest step only")
+    a = ap.parse_args()
+
+    connect = duckdb.connect
+    safety.ingest.duckdb = type("duckdb_timed", (), {"connect": staticmethod(lambda *x, **k: TimedConnection(
+        connect(*x, **k))), "Error": duckdb.Error})
+    with tempfile.TemporaryDirectory(prefix="profile_ingest") as tmp:
+        t0, c0 = time.perf_counter(), time.process_time()
+        safety.ingest.ingest_study(a.study, Path(tmp) / "study.duckdb", cutoff=a.cutoff,
+                                   run_derivations=not a.no_derivations)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(f"ingest_study {wall:.2f} s wall, {cpu:.2f} s CPU (process); {len(CALLS)} DuckDB calls, "
+          f"{sum(c[1] for c in CALLS):.2f} s wall and {sum(c[2] for c in CALLS):.2f} s CPU of their threads summed")
+    per_thread: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+    for _, w, c, th, _ in CALLS:
+        p = per_thread[th.split("_")[0]]
+        p[0] += 1
+        p[1] += w
+        p[2] += c
+    for th, (n, w, c) in sorted(per_thread.items()):
+        print(f"  {th:14s} {n:4d} calls  {w:6.2f} s wall  {c:6.2f} s CPU")
+    print(f"the {a.top} most expensive calls by CPU (ms wall / ms CPU, thread, start s):")
+    for t, w, c, th, sql in sorted(CALLS, key=lambda x: -x[2])[:a.top]:
+        print(f"  {w * 1000:7.1f} {c * 1000:7.1f}  {th:15s} {t - t0:6.3f}  {sql[:100]}")
+    if a.log:
+        with open(a.log, "w", encoding="utf-8") as fh:
+            for t, w, c, th, sql in CALLS:
+                fh.write(f"{t - t0:.4f}\t{w * 1000:.2f}\t{c * 1000:.2f}\t{th}\t{sql}\n")
+
+
+if __name__ == "__main__":
+    main()

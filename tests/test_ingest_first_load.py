@@ -1,0 +1,59 @@
+"""A first load into a new file and a reload into the same file hold the same snapshot; a study whose every infused
+subject has CRS and ICANS assessment files gets no rows built from SDTM and keeps the files' ids."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from safety import schema
+from safety.ingest import ingest_study
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = ROOT / "sample_data" / "car_t_cd56"
+
+
+def counts(db: Path) -> dict[str, int]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        return {t.name: con.execute(f"SELECT count(*) FROM {t.name}").fetchone()[0]
+                for t in schema.all_tables() if t.name in present}
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    db = tmp_path_factory.mktemp("first") / "study.duckdb"
+    first = ingest_study(STUDY, db)
+    return db, first, counts(db)
+
+
+def test_a_reload_into_the_file_replaces_the_first_snapshot_row_for_row(loaded):
+    db, first, before = loaded
+    assert before["labs"] == 10180 and before["subjects"] == 23 and before["lab_toxicity"] == 11633
+    assert before["load_log"] == 15 and before["studies"] == 1
+    second = ingest_study(STUDY, db)
+    after = counts(db)
+    assert second.data_cut == first.data_cut and second.load_id != first.load_id
+    assert after == before
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("SELECT DISTINCT load_id FROM load_log").fetchall() == [(second.load_id,)]
+        assert con.execute("SELECT sum(rows_read), sum(rows_loaded) FROM load_log").fetchone() == (14272, 14272)
+    finally:
+        con.close()
+
+
+def test_assessment_files_for_every_subject_build_nothing_from_sdtm(loaded):
+    db, first, _ = loaded
+    assert first.built_from_sdtm == {"crs_assessments": 0, "icans_assessments": 0}
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        for table, n in (("crs_assessments", 331), ("icans_assessments", 325)):
+            assert con.execute(f"SELECT source, count(*), min(assessment_id), max(assessment_id) FROM {table} "
+                               "GROUP BY source").fetchall() == [("assessment file", n, 1, n)]
+    finally:
+        con.close()
