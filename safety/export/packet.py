@@ -73,6 +73,8 @@ def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, stor
     elif with_figures and renderer is None:
         renderer = Renderer()  # Chromium starts while the figures and tables are built
     collect_figures, figure_titles = None, None
+    # the PDF's fonts are parsed in a thread while the DLT state, tables and listings are queried
+    document = pdf_writer.load_document_ahead() if "pdf" in formats else None
     try:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +108,8 @@ def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, stor
             elif fmt == "pdf":
                 figs = collect_figures if collect_figures is not None else []  # waited for after the listings
                 written.append(pdf_writer.write_pdf(outputs, meta, tmp / f"{stem}_committee_packet.pdf", figs,
-                                                    max_rows=pdf_max_rows, figure_titles=figure_titles))
+                                                    max_rows=pdf_max_rows, figure_titles=figure_titles,
+                                                    document=document))
         hashes = {p.name: sha256_file(p) for p in written}
         final = []
         for p in written:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import threading
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 from fpdf import FPDF
@@ -29,9 +31,9 @@ def _rgb(h: str) -> tuple[int, int, int]:
 
 
 class _Packet(FPDF):
-    def __init__(self, meta: PacketMeta):
+    def __init__(self, meta: PacketMeta | None):
         super().__init__(orientation="L", unit="mm", format="Letter")
-        self.meta = meta
+        self.meta = meta  # None while the document is made ahead (load_document_ahead); write_pdf sets it
         self.section_title = ""
         self.unicode = (DEJAVU / "DejaVuSans.ttf").exists() and (DEJAVU / "DejaVuSans-Bold.ttf").exists()
         if self.unicode:
@@ -388,16 +390,47 @@ def _output(pdf: _Packet, df: pd.DataFrame, max_rows: int):
         pdf.multi_cell(0, 3.5, pdf.t(n), new_x="LMARGIN", new_y="NEXT")
 
 
+def load_document_ahead() -> Callable[[], _Packet]:
+    """Start the packet's empty document in a thread and return the function that waits for it.
+
+    Making it parses the four TrueType fonts (fpdf2 reads each font's character map and widths: 0.2-0.5 s of
+    Python), which then runs while the caller's DuckDB queries run (they release the GIL). The document is the
+    one :func:`write_pdf` would make itself: the same fonts, so the same PDF."""
+    made: dict = {}
+
+    def make() -> None:
+        try:
+            made["pdf"] = _Packet(None)
+        except BaseException as exc:  # noqa: BLE001 - raised again where the document is needed
+            made["error"] = exc
+
+    thread = threading.Thread(target=make, name="celltox-pdf-fonts", daemon=True)
+    thread.start()
+
+    def ready() -> _Packet:
+        thread.join()
+        if "error" in made:
+            raise made["error"]
+        return made["pdf"]
+    return ready
+
+
 def write_pdf(outputs: list[pd.DataFrame], meta: PacketMeta, path: Path, figures=(),
-              max_rows: int = DEFAULT_MAX_ROWS, figure_titles: list[str] | None = None) -> Path:
+              max_rows: int = DEFAULT_MAX_ROWS, figure_titles: list[str] | None = None,
+              document: Callable[[], _Packet] | None = None) -> Path:
     """Write the packet: cover, contents, figures [(title, png bytes or None, note)], tables, listings.
 
     ``figures`` may also be a function returning that list (figures still being rendered). With their
     ``figure_titles`` (the titles of that list, in order) the figure pages get their titles and the tables and
     listings are laid out before the function is called, so the renderer finishes meanwhile; without, it is
-    called once the fonts are loaded and the cover drawn."""
+    called once the fonts are loaded and the cover drawn. ``document``: the function
+    :func:`load_document_ahead` returned, when the fonts were loaded ahead (used once)."""
     path = Path(path)
-    pdf = _Packet(meta)
+    if document is not None:
+        pdf = document()
+        pdf.meta = meta
+    else:
+        pdf = _Packet(meta)
     pdf.set_title(f"{meta.studyid} safety committee packet, data cut {meta.data_cut}")
     pdf.set_author("celltox")
     pdf.set_creator(f"celltox {meta.version}")
