@@ -106,3 +106,34 @@ def test_the_pdf_export_does_not_load_plotly_in_its_own_process(db, tmp_path):
     assert r.stdout.splitlines()[-1] == "0 []"
     pdf = tmp_path / "out" / f"{STUDY}_{CUT2}_committee_packet.pdf"
     assert pdf.stat().st_size > 10_000
+
+
+class _PageNotReady:
+    """plotly.io as kaleido behaves while a new browser's page is still loading its scripts: the first renders
+    fail (kaleido reloads the page after each), the next one draws."""
+
+    def __init__(self, failures: int):
+        self.failures, self.calls = failures, 0
+
+    def to_image(self, fig, **kwargs):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise RuntimeError("JavascriptError: ReferenceError: kaleido_scopes is not defined")
+        return b"\x89PNG drawn"
+
+
+def test_a_figure_asked_for_before_the_browser_page_is_ready_is_drawn_on_a_later_try():
+    from safety.export import _render
+    pio = _PageNotReady(failures=_render.RENDER_ATTEMPTS - 1)
+    out = list(_render.render(pio, {"figures": ['{"data": [], "layout": {}}', '{"data": [], "layout": {}}']}))
+    assert [o["note"] for o in out] == ["", ""] and out[0]["png"] == out[1]["png"] != ""
+    assert pio.calls == _render.RENDER_ATTEMPTS + 1
+
+
+def test_a_figure_that_never_renders_says_why_after_its_tries():
+    from safety.export import _render
+    pio = _PageNotReady(failures=100)
+    out = list(_render.render(pio, {"figures": ['{"data": [], "layout": {}}']}))
+    assert out == [{"png": None, "note": "figure unavailable: RuntimeError: JavascriptError: ReferenceError: "
+                                         "kaleido_scopes is not defined"}]
+    assert pio.calls == _render.RENDER_ATTEMPTS

@@ -202,9 +202,9 @@ def test_pdf_document_made_ahead_gives_the_same_bytes(con, tmp_path):
     with its document made on the spot."""
     from safety.export import pdf_writer
     from safety.export.common import packet_meta
-    from safety.export.packet import build_outputs
+    from safety.export.packet import build_outputs, pdf_document_ahead
     r = make_reader(con, ITNK, CUT2)
-    ahead = pdf_writer.load_document_ahead()
+    ahead = pdf_document_ahead()
     outputs = build_outputs(r, only=["deaths_nrm", "death_causes"])
     meta = packet_meta(r, FIXED)
     figures = [("Alpha figure", None, "figure unavailable: not rendered in this test")]

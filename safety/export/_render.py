@@ -11,8 +11,9 @@ but working browser is waited for); then the browser is stopped and FOLDER remov
 Kaleido starts its browser (in a thread of its own) before the request is read, so the parent can start this
 process ahead of need: Chromium's start and loading plotly.js into its page (1-4 s) run while the parent
 builds the tables, and the figures are drawn from their data meanwhile. No blank image is rendered ahead: the
-first figure waits for the page to be ready, and the same figures give the same PNG bytes either way. Imports
-nothing from celltox, so it runs from any working folder.
+first figure waits for the browser, and is tried again should the page not have loaded its scripts yet (a
+failed render reloads it); the same figures give the same PNG bytes either way. Imports nothing from celltox,
+so it runs from any working folder.
 """
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ import sys
 import tempfile
 import time
 import warnings
+
+
+# Tries per figure. A figure asked for while the new browser's page is still loading its scripts fails at once
+# ("kaleido_scopes is not defined"; seen in about one packet in four on a busy machine, twice in a row at
+# most); kaleido reloads the page after every render, failed or not, and a later try draws it.
+RENDER_ATTEMPTS = 4
 
 
 def _reason(exc: BaseException) -> str:
@@ -71,11 +78,15 @@ def render(pio, request: dict):
             if fig is None:
                 yield {"png": None, "note": note}
                 continue
-            try:
-                png = pio.to_image(fig, format="png", scale=request.get("scale", 1.0), validate=False)
-                yield {"png": base64.b64encode(png).decode("ascii"), "note": ""}
-            except Exception as exc:  # noqa: BLE001 - one failed figure is a note, the others still render
-                yield {"png": None, "note": _reason(exc)}
+            png = None
+            for _ in range(RENDER_ATTEMPTS):
+                try:
+                    png = pio.to_image(fig, format="png", scale=request.get("scale", 1.0), validate=False)
+                    break
+                except Exception as exc:  # noqa: BLE001 - one failed figure is a note, the others still render
+                    note = _reason(exc)
+            yield {"png": base64.b64encode(png).decode("ascii"), "note": ""} if png is not None else \
+                {"png": None, "note": note}
 
 
 def _answer(item: dict) -> None:

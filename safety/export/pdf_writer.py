@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import threading
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 from fpdf import FPDF
 
+from safety.export import PDF_MAX_ROWS
 from safety.export.common import CONFIDENTIAL, GRADE_COLUMNS, PacketMeta, grade_of, label, text_frame
 from safety.core.palette import GRADE_COLORS, GRADE_TEXT
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
-DEFAULT_MAX_ROWS = 1000
+DEFAULT_MAX_ROWS = PDF_MAX_ROWS
 
 
 def _rgb(h: str) -> tuple[int, int, int]:
@@ -33,7 +33,7 @@ def _rgb(h: str) -> tuple[int, int, int]:
 class _Packet(FPDF):
     def __init__(self, meta: PacketMeta | None):
         super().__init__(orientation="L", unit="mm", format="Letter")
-        self.meta = meta  # None while the document is made ahead (load_document_ahead); write_pdf sets it
+        self.meta = meta  # None in a document made ahead (new_document); write_pdf sets it
         self.section_title = ""
         self.unicode = (DEJAVU / "DejaVuSans.ttf").exists() and (DEJAVU / "DejaVuSans-Bold.ttf").exists()
         if self.unicode:
@@ -390,29 +390,11 @@ def _output(pdf: _Packet, df: pd.DataFrame, max_rows: int):
         pdf.multi_cell(0, 3.5, pdf.t(n), new_x="LMARGIN", new_y="NEXT")
 
 
-def load_document_ahead() -> Callable[[], _Packet]:
-    """Start the packet's empty document in a thread and return the function that waits for it.
-
-    Making it parses the four TrueType fonts (fpdf2 reads each font's character map and widths: 0.2-0.5 s of
-    Python), which then runs while the caller's DuckDB queries run (they release the GIL). The document is the
-    one :func:`write_pdf` would make itself: the same fonts, so the same PDF."""
-    made: dict = {}
-
-    def make() -> None:
-        try:
-            made["pdf"] = _Packet(None)
-        except BaseException as exc:  # noqa: BLE001 - raised again where the document is needed
-            made["error"] = exc
-
-    thread = threading.Thread(target=make, name="celltox-pdf-fonts", daemon=True)
-    thread.start()
-
-    def ready() -> _Packet:
-        thread.join()
-        if "error" in made:
-            raise made["error"]
-        return made["pdf"]
-    return ready
+def new_document() -> _Packet:
+    """The packet's empty document with its fonts loaded (fpdf2 parses the four TrueType fonts' character maps
+    and widths: 0.2-0.5 s of Python), for :func:`write_pdf`'s ``document``: the same document it would make
+    itself, so the same PDF. :func:`safety.export.packet.pdf_document_ahead` makes it in a thread."""
+    return _Packet(None)
 
 
 def write_pdf(outputs: list[pd.DataFrame], meta: PacketMeta, path: Path, figures=(),
@@ -423,8 +405,8 @@ def write_pdf(outputs: list[pd.DataFrame], meta: PacketMeta, path: Path, figures
     ``figures`` may also be a function returning that list (figures still being rendered). With their
     ``figure_titles`` (the titles of that list, in order) the figure pages get their titles and the tables and
     listings are laid out before the function is called, so the renderer finishes meanwhile; without, it is
-    called once the fonts are loaded and the cover drawn. ``document``: the function
-    :func:`load_document_ahead` returned, when the fonts were loaded ahead (used once)."""
+    called once the fonts are loaded and the cover drawn. ``document``: a function returning a
+    :func:`new_document` made ahead (used once), else the document is made here."""
     path = Path(path)
     if document is not None:
         pdf = document()
