@@ -598,8 +598,9 @@ def test_a_packet_shows_the_decisions_of_one_moment_in_every_file(reader, tmp_pa
     assert summary.loc["Subjects with an adjudicated DLT", "Cohort DL1 (N=2) n (%)"] in (0, "0")
     stop = csv_writer.read_export_csv(read["stopping_rules"])
     assert int(stop.iloc[0]["Events"]) == 1
+    import plotly.graph_objects as go
     from safety.export.figure_plots import PLOTS
-    figs = [PLOTS[s["plot"]](s["data"]) for s in renderer.specs]  # drawn as the renderer's process draws them
+    figs = [go.Figure(PLOTS[s["plot"]](s["data"])) for s in renderer.specs]  # as the renderer's process draws them
     (boundary,) = [f for f in figs if "Observed" in [t.name for t in f.data]]
     observed = next(t for t in boundary.data if t.name == "Observed").y
     assert [int(v) for v in observed] == [1]  # the figure shows the same count as the stopping table

@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 
 from test_export_fixtures import CUT2, STUDY, build_db
@@ -53,6 +54,16 @@ def test_every_figure_has_data_to_draw_and_a_plot_to_draw_it(reader):
     assert [o["name"] for o in swimmer["onsets"]] == ["CRS onset", "ICANS onset"]
 
 
+def test_each_figure_is_the_figure_plotly_would_build_from_it(reader):
+    """The renderer's process renders the dicts unvalidated: each is already in the form go.Figure gives (titles
+    as {"text": ...}, the plotly_white template expanded), so nothing is lost or read otherwise."""
+    for name, data in _data(reader).items():
+        spec = json.loads(json.dumps(PLOTS[name](data)))
+        assert go.Figure(spec).to_dict() == spec, name
+    swimmer = go.Figure(PLOTS["swimmer"](_data(reader)["swimmer"]))
+    assert swimmer.layout.yaxis.autorange == "reversed" and swimmer.layout.template.layout.plot_bgcolor == "white"
+
+
 def test_missing_numbers_cross_as_null():
     values = figures._values(pd.Series([3, None, 5], dtype="Int64"))
     assert values == [3, None, 5] and all(type(v) is int for v in (values[0], values[2]))
@@ -65,7 +76,7 @@ def test_the_renderer_draws_the_figures_from_their_data_with_the_images_of_figur
     the exporting process and sent whole (how the packet was rendered before)."""
     data = _data(reader)
     names = list(figures.FIGURES)
-    specs = [PLOTS[n](data[n]).to_json() for n in names] + [{"plot": n, "data": data[n]} for n in names]
+    specs = [go.Figure(PLOTS[n](data[n])).to_json() for n in names] + [{"plot": n, "data": data[n]} for n in names]
     r = Renderer()
     try:
         out = r.render(specs, timeout=120)

@@ -59,7 +59,7 @@ def draw(spec):
     """The figure to render: a Plotly figure's JSON as given, or the packet figure drawn from its data."""
     if isinstance(spec, str):
         return json.loads(spec)  # the parent built and validated it; validating it again would only cost time
-    from figure_plots import PLOTS  # beside this file: Plotly's figure classes load here, not in the parent
+    from figure_plots import PLOTS  # beside this file
     return PLOTS[spec["plot"]](spec["data"])
 
 

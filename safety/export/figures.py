@@ -1,5 +1,5 @@
-"""Overview figures for the PDF packet: their data read from the study here, drawn as Plotly figures by
-:mod:`safety.export.figure_plots` and rendered to PNG with kaleido.
+"""Overview figures for the PDF packet: their data read from the study here, drawn as Plotly figure
+specifications by :mod:`safety.export.figure_plots` and rendered to PNG with kaleido.
 
 Each ``*_data`` function takes a StudyReader and returns ``(data or None, note)``: plain lists, numbers and text
 (JSON as it is sent). :func:`submit_figures` sends the data to the renderer's child process, which draws the
@@ -151,9 +151,11 @@ def dlt_boundary_data(reader: StudyReader, store=None, live=None):
 
 def _drawn(name: str, data_and_note):
     """(Plotly figure or None, note): the figure ``name`` drawn in this process from its data."""
-    from safety.export.figure_plots import PLOTS  # Plotly only when a figure is drawn here
+    import plotly.graph_objects as go  # Plotly's figure classes only when a figure is drawn here
+
+    from safety.export.figure_plots import PLOTS
     data, note = data_and_note
-    return (PLOTS[name](data) if data is not None else None), note
+    return (go.Figure(PLOTS[name](data)) if data is not None else None), note
 
 
 def fig_crs_icans_incidence(reader: StudyReader):
