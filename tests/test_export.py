@@ -573,7 +573,7 @@ def test_a_packet_shows_the_decisions_of_one_moment_in_every_file(reader, tmp_pa
             self.specs = []
 
         def submit(self, specs):
-            self.specs = [json.loads(s) for s in specs]
+            self.specs = specs  # each figure's data, as the renderer's process receives it
 
         def result(self):
             return [(None, "not rendered in this test")] * len(self.specs)
@@ -598,12 +598,11 @@ def test_a_packet_shows_the_decisions_of_one_moment_in_every_file(reader, tmp_pa
     assert summary.loc["Subjects with an adjudicated DLT", "Cohort DL1 (N=2) n (%)"] in (0, "0")
     stop = csv_writer.read_export_csv(read["stopping_rules"])
     assert int(stop.iloc[0]["Events"]) == 1
-    (boundary,) = [f for f in renderer.specs if "Observed" in [t.get("name") for t in f["data"]]]
-    observed = next(t for t in boundary["data"] if t.get("name") == "Observed")["y"]
-    if isinstance(observed, dict):  # Plotly's JSON writes arrays as typed base64
-        import base64
-        import numpy as np
-        observed = np.frombuffer(base64.b64decode(observed["bdata"]), dtype=observed["dtype"])
+    import plotly.graph_objects as go
+    from safety.export.figure_plots import PLOTS
+    figs = [go.Figure(PLOTS[s["plot"]](s["data"])) for s in renderer.specs]  # as the renderer's process draws them
+    (boundary,) = [f for f in figs if "Observed" in [t.name for t in f.data]]
+    observed = next(t for t in boundary.data if t.name == "Observed").y
     assert [int(v) for v in observed] == [1]  # the figure shows the same count as the stopping table
     # the next packet shows the decision everywhere
     monkeypatch.setattr(common, "dlt_status", real)

@@ -195,3 +195,21 @@ def test_pdf_figures_still_rendering_give_the_same_packet(con, tmp_path):
     assert "Deaths by cause" in "\n".join(texts[4:])
     with pytest.raises(ValueError, match="Gamma"):
         pdf_writer.write_pdf(outputs, meta, tmp_path / "c.pdf", lambda: figures, figure_titles=["Alpha figure", "Gamma"])
+
+
+def test_pdf_document_made_ahead_gives_the_same_bytes(con, tmp_path):
+    """The fonts parsed in a thread while the tables are queried: the packet is byte for byte the one written
+    with its document made on the spot."""
+    from safety.export import pdf_writer
+    from safety.export.common import packet_meta
+    from safety.export.packet import build_outputs, pdf_document_ahead
+    r = make_reader(con, ITNK, CUT2)
+    ahead = pdf_document_ahead()
+    outputs = build_outputs(r, only=["deaths_nrm", "death_causes"])
+    meta = packet_meta(r, FIXED)
+    figures = [("Alpha figure", None, "figure unavailable: not rendered in this test")]
+    made_ahead = pdf_writer.write_pdf(outputs, meta, tmp_path / "a.pdf", figures, document=ahead)
+    on_the_spot = pdf_writer.write_pdf(outputs, meta, tmp_path / "b.pdf", figures)
+    assert made_ahead.read_bytes() == on_the_spot.read_bytes()
+    import pypdf
+    assert "Deaths by cause" in "\n".join(pg.extract_text() for pg in pypdf.PdfReader(made_ahead).pages)

@@ -1,14 +1,19 @@
-"""Render Plotly figures to PNG with kaleido: run as a child process by safety.export.figures, which stops it
+"""Render Plotly figures to PNG with kaleido: run as a child process by safety.export.renderer, which stops it
 after a time limit (a browser that never answers must not hang an export).
 
     python _render.py FOLDER    (FOLDER: Chromium's profile and temporary files; removed at the end)
-stdin: {"scale": number, "figures": [Plotly figure JSON, ...]}
+stdin: {"scale": number, "figures": [figure, ...]}, each figure either a Plotly figure as JSON text or
+{"plot": name, "data": {...}}: the data of one of the packet's figures, drawn here by figure_plots.PLOTS[name]
+(beside this file), so the exporting process never imports Plotly.
 stdout: {"png": base64 text or null, "note": "" or why the figure is missing}, one line per figure, in order,
 each written as soon as that figure is drawn (the parent's time limit counts from the last answer, so a slow
 but working browser is waited for); then the browser is stopped and FOLDER removed.
-Kaleido and Chromium start, and render one blank image, before the request is read, so the parent can
-start this process ahead of need and build the figures meanwhile: the first image of a new browser costs
-1-4 s (Chromium's start, then loading plotly.js into its page), the next 0.2-0.4 s each. Imports nothing from celltox, so it runs from any working folder.
+Kaleido starts its browser (in a thread of its own) before the request is read, so the parent can start this
+process ahead of need: Chromium's start and loading plotly.js into its page (1-4 s) run while the parent
+builds the tables, and the figures are drawn from their data meanwhile. No blank image is rendered ahead: the
+first figure waits for the browser, and is tried again should the page not have loaded its scripts yet (a
+failed render reloads it); the same figures give the same PNG bytes either way. Imports nothing from celltox,
+so it runs from any working folder.
 """
 from __future__ import annotations
 
@@ -21,6 +26,12 @@ import sys
 import tempfile
 import time
 import warnings
+
+
+# Tries per figure. A figure asked for while the new browser's page is still loading its scripts fails at once
+# ("kaleido_scopes is not defined"; seen in about one packet in four on a busy machine, twice in a row at
+# most); kaleido reloads the page after every render, failed or not, and a later try draws it.
+RENDER_ATTEMPTS = 4
 
 
 def _reason(exc: BaseException) -> str:
@@ -44,27 +55,38 @@ def start(folder: str):
     return pio
 
 
-def warm_up(pio) -> None:
-    """Render one blank image: the browser's start and the page load happen now, while the parent is busy."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            pio.to_image({"data": [], "layout": {"width": 10, "height": 10}}, format="png", validate=False)
-        except Exception:  # noqa: BLE001,S110 - a real request says what is wrong, figure by figure
-            pass
+def draw(spec):
+    """The figure to render: a Plotly figure's JSON as given, or the packet figure drawn from its data."""
+    if isinstance(spec, str):
+        return json.loads(spec)  # the parent built and validated it; validating it again would only cost time
+    from figure_plots import PLOTS  # beside this file
+    return PLOTS[spec["plot"]](spec["data"])
 
 
 def render(pio, request: dict):
-    """Yield one answer per figure, in order, as each is drawn."""
+    """Yield one answer per figure, in order, as each is drawn. Every figure is drawn from its data first,
+    while the browser may still be starting."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        figures = []
         for spec in request["figures"]:
             try:
-                # the parent built and validated the figure; rebuilding it here would validate it again
-                png = pio.to_image(json.loads(spec), format="png", scale=request.get("scale", 1.0), validate=False)
-                yield {"png": base64.b64encode(png).decode("ascii"), "note": ""}
+                figures.append((draw(spec), ""))
             except Exception as exc:  # noqa: BLE001 - one failed figure is a note, the others still render
-                yield {"png": None, "note": _reason(exc)}
+                figures.append((None, _reason(exc)))
+        for fig, note in figures:
+            if fig is None:
+                yield {"png": None, "note": note}
+                continue
+            png = None
+            for _ in range(RENDER_ATTEMPTS):
+                try:
+                    png = pio.to_image(fig, format="png", scale=request.get("scale", 1.0), validate=False)
+                    break
+                except Exception as exc:  # noqa: BLE001 - one failed figure is a note, the others still render
+                    note = _reason(exc)
+            yield {"png": base64.b64encode(png).decode("ascii"), "note": ""} if png is not None else \
+                {"png": None, "note": note}
 
 
 def _answer(item: dict) -> None:
@@ -92,8 +114,7 @@ def main() -> None:
     folder = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="ctx")  # the parent removes it if it stops us
     pio, failure = None, ""
     try:
-        pio = start(folder)
-        warm_up(pio)
+        pio = start(folder)  # the browser starts in kaleido's thread while the request is awaited
     except Exception as exc:  # noqa: BLE001 - no browser, no kaleido: every figure says why
         failure = _reason(exc)
     try:

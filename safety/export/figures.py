@@ -1,16 +1,19 @@
-"""Overview figures for the PDF packet, as Plotly figures rendered to PNG with kaleido.
+"""Overview figures for the PDF packet: their data read from the study here, drawn as Plotly figure
+specifications by :mod:`safety.export.figure_plots` and rendered to PNG with kaleido.
 
-Each builder takes a StudyReader and returns ``(figure or None, note)``; :func:`render_pngs` returns
-PNG bytes or None with the reason, so a missing browser or a failed render never stops the packet. The
-renderer runs in a child process with a time limit: a browser that starts but never answers (seen when
-Chromium cannot start its sandbox or profile) costs the packet its figures, not the export.
+Each ``*_data`` function takes a StudyReader and returns ``(data or None, note)``: plain lists, numbers and text
+(JSON as it is sent). :func:`submit_figures` sends the data to the renderer's child process, which draws the
+figures with Plotly and renders them while this process builds the tables, so the export itself never imports
+Plotly. The ``fig_*`` functions draw the same figures in process. A missing browser or a failed render never
+stops the packet: the renderer runs in a child process with a time limit (a browser that starts but never
+answers, seen when Chromium cannot start its sandbox or profile, costs the packet its figures, not the export).
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from safety.access.reader import StudyReader
 from safety.derive.dlt.stopping import boundary_rows, event_label, rule_title
@@ -21,13 +24,21 @@ from safety.core.palette import GRADE_COLORS
 SWIMMER_MAX_SUBJECTS = 60
 
 
-def _layout(fig: go.Figure, title: str) -> go.Figure:
-    fig.update_layout(title=title, template="plotly_white", width=1000, height=520,
-                      margin=dict(l=70, r=20, t=60, b=50), font=dict(family="DejaVu Sans, Arial", size=12))
-    return fig
+def _values(values) -> list:
+    """A column as JSON values: numpy and pandas scalars as Python numbers, missing values as None."""
+    out = []
+    for v in values:
+        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
+            out.append(None)
+        elif hasattr(v, "item"):
+            v = v.item()
+            out.append(None if isinstance(v, float) and math.isnan(v) else v)
+        else:
+            out.append(v)
+    return out
 
 
-def fig_crs_icans_incidence(reader: StudyReader):
+def crs_icans_incidence_data(reader: StudyReader):
     """Stacked bars: subjects by maximum ASTCT grade, per syndrome and cohort."""
     if not reader.has_tables("toxicity_episodes"):
         return None, "CRS/ICANS figure unavailable: toxicity_episodes is not in this database file."
@@ -41,16 +52,14 @@ FROM mx JOIN pop p USING (usubjid) WHERE mx.syndrome IN ('CRS', 'ICANS') GROUP B
         return None, "No CRS or ICANS episodes at this data cut."
     df["x"] = df["syndrome"] + " | " + df["cohort"].astype(str) + " (N=" + df["n_cohort"].astype(str) + ")"
     xs = sorted(df["x"].unique())
-    fig = go.Figure()
+    bars = []
     for g in range(1, 6):
         part = df[df["grade"] == g].set_index("x")["n"]
-        fig.add_bar(x=xs, y=[int(part.get(x, 0)) for x in xs], name=f"Grade {g}",
-                    marker_color=GRADE_COLORS[g], marker_line_color="#333333", marker_line_width=0.5)
-    fig.update_layout(barmode="stack", yaxis_title="Subjects", legend_title="Maximum grade")
-    return _layout(fig, "CRS and ICANS: subjects by maximum ASTCT grade"), ""
+        bars.append({"name": f"Grade {g}", "color": GRADE_COLORS[g], "y": [int(part.get(x, 0)) for x in xs]})
+    return {"title": "CRS and ICANS: subjects by maximum ASTCT grade", "xs": [str(x) for x in xs], "bars": bars}, ""
 
 
-def fig_swimmer(reader: StudyReader):
+def swimmer_data(reader: StudyReader):
     """Follow-up per infused subject from day 0, with CRS/ICANS onsets (coloured by grade) and deaths."""
     # deaths from the derived table (DM, DS or fatal AE), as the deaths listing; a file written before it
     # existed has the DM/DS deaths only, and the figure says so
@@ -72,32 +81,26 @@ ORDER BY s.enrollment_order NULLS LAST, s.usubjid LIMIT {SWIMMER_MAX_SUBJECTS}""
                        {"ids": subj["usubjid"].tolist()})
     labels = [f"{u} ({co})" if co else u for u, co in zip(subj["usubjid"], subj["cohort"])]
     ymap = dict(zip(subj["usubjid"], labels))
-    fig = go.Figure()
-    fig.add_bar(y=labels, x=subj["last_day"].clip(lower=0), orientation="h", marker_color="#BBBBBB",
-                name="Follow-up (days)", showlegend=True)
+    onsets = []
     if ev is not None and not ev.empty:
         for syn, symbol in (("CRS", "circle"), ("ICANS", "diamond")):
             e = ev[ev["syndrome"] == syn]
             if e.empty:
                 continue
-            fig.add_scatter(y=e["usubjid"].map(ymap), x=e["onset_day"], mode="markers", name=f"{syn} onset",
-                            marker=dict(symbol=symbol, size=10, line=dict(color="#333333", width=1),
-                                        color=[GRADE_COLORS.get(int(g), "#FFFFFF") if pd.notna(g) else "#FFFFFF"
-                                               for g in e["max_grade"]]))
+            onsets.append({"name": f"{syn} onset", "symbol": symbol, "y": _values(e["usubjid"].map(ymap)),
+                           "x": _values(e["onset_day"]),
+                           "colors": [GRADE_COLORS.get(int(g), "#FFFFFF") if pd.notna(g) else "#FFFFFF"
+                                      for g in e["max_grade"]]})
     d = subj[subj["death_day"].notna()]
-    if not d.empty:
-        fig.add_scatter(y=d["usubjid"].map(ymap), x=d["death_day"], mode="markers", name="Death",
-                        marker=dict(symbol="x", size=11, color="#000000"))
+    deaths = None if d.empty else {"y": _values(d["usubjid"].map(ymap)), "x": _values(d["death_day"])}
     shown = len(subj)
     title = "Swimmer plot: follow-up from infusion (day 0)"
     if total > shown:
         title += f" - first {shown} of {total} infused subjects by enrolment"
-    fig.update_layout(xaxis_title="Day from infusion", yaxis=dict(autorange="reversed", tickfont=dict(size=8)),
-                      height=max(420, 16 * shown + 140))
-    fig = _layout(fig, title)
-    fig.update_layout(height=max(420, 14 * shown + 140))
-    return fig, "" if with_deaths else ("Deaths from DM and DS only: the derived table deaths (which adds deaths "
-                                        "recorded only as a fatal AE) is not in this database file.")
+    data = {"title": title, "labels": labels, "last_day": _values(subj["last_day"].clip(lower=0)),
+            "onsets": onsets, "deaths": deaths, "height": max(420, 14 * shown + 140)}
+    return data, "" if with_deaths else ("Deaths from DM and DS only: the derived table deaths (which adds deaths "
+                                         "recorded only as a fatal AE) is not in this database file.")
 
 
 # column of stopping_boundaries -> (legend, colour, dash); the lines each method defines
@@ -109,7 +112,7 @@ _BOUNDARY_LINES = {
 }
 
 
-def fig_dlt_boundary(reader: StudyReader, store=None, live=None):
+def dlt_boundary_data(reader: StudyReader, store=None, live=None):
     """The configured stopping or escalation rule: the method's boundary lines and each dose level's (or the
     study's) events, computed now from the committee decisions in force (the rows the app and the
     stopping_rules table show), titled with the method, its source and the monitored event as protocols print
@@ -123,39 +126,65 @@ def fig_dlt_boundary(reader: StudyReader, store=None, live=None):
                         "FROM stopping_boundaries WHERE method = $m ORDER BY n", {"m": rule["method"]})
     if bd is None or bd.empty:  # the table was not derived: the same rows from the settings
         bd = boundary_rows(cfg, reader.scope.studyid, reader.scope.data_cut)
-    fig = go.Figure()
+    lines = []
     for col, (name, color, dash) in _BOUNDARY_LINES.items():
         part = bd.dropna(subset=[col]) if col in bd else bd.iloc[0:0]
         if not part.empty:
-            fig.add_scatter(x=part["n"], y=part[col], mode="lines", line_shape="hv", name=name,
-                            line=dict(color=color, width=2, dash=dash))
+            lines.append({"name": name, "color": color, "dash": dash, "x": _values(part["n"]),
+                          "y": _values(part[col])})
     status = None
     if live is None:
         live = c.current_dlt_status(reader, store)
     if live is not None:
         status = live.stopping.assign(cohort=live.stopping["cohort"].fillna("study"))
+    observed = None
     if status is not None and not status.empty:
-        fig.add_scatter(x=status["evaluable_n"], y=status["events"], mode="markers+text", name="Observed",
-                        text=status["cohort"].astype(str), textposition="top center",
-                        marker=dict(size=12, color=GRADE_COLORS[1], line=dict(color="#333333", width=1)))
+        observed = {"x": _values(status["evaluable_n"]), "y": _values(status["events"]),
+                    "text": [str(t) for t in status["cohort"].astype(str)], "color": GRADE_COLORS[1]}
         note = ""
     else:
         note = "No stopping-rule status at this cut: boundary only."
-    fig.update_layout(xaxis_title="Evaluable subjects", yaxis_title=f"Subjects with {event_label(rule['event'])}")
-    return _layout(fig, rule_title(cfg)), note
+    data = {"title": rule_title(cfg), "yaxis_title": f"Subjects with {event_label(rule['event'])}",
+            "lines": lines, "observed": observed}
+    return data, note
 
 
+def _drawn(name: str, data_and_note):
+    """(Plotly figure or None, note): the figure ``name`` drawn in this process from its data."""
+    import plotly.graph_objects as go  # Plotly's figure classes only when a figure is drawn here
+
+    from safety.export.figure_plots import PLOTS
+    data, note = data_and_note
+    return (go.Figure(PLOTS[name](data)) if data is not None else None), note
+
+
+def fig_crs_icans_incidence(reader: StudyReader):
+    """(figure or None, note): :func:`crs_icans_incidence_data` drawn."""
+    return _drawn("crs_icans_incidence", crs_icans_incidence_data(reader))
+
+
+def fig_swimmer(reader: StudyReader):
+    """(figure or None, note): :func:`swimmer_data` drawn."""
+    return _drawn("swimmer", swimmer_data(reader))
+
+
+def fig_dlt_boundary(reader: StudyReader, store=None, live=None):
+    """(figure or None, note): :func:`dlt_boundary_data` drawn."""
+    return _drawn("dlt_boundary", dlt_boundary_data(reader, store, live))
+
+
+# name -> (title in the packet, the function reading its data); figure_plots.PLOTS draws each name
 FIGURES = {
-    "crs_icans_incidence": ("CRS and ICANS incidence by maximum grade", fig_crs_icans_incidence),
-    "swimmer": ("Swimmer plot of follow-up and toxicity onsets", fig_swimmer),
-    "dlt_boundary": ("Stopping or escalation rule: boundary and observed events", fig_dlt_boundary),
+    "crs_icans_incidence": ("CRS and ICANS incidence by maximum grade", crs_icans_incidence_data),
+    "swimmer": ("Swimmer plot of follow-up and toxicity onsets", swimmer_data),
+    "dlt_boundary": ("Stopping or escalation rule: boundary and observed events", dlt_boundary_data),
 }
 
 
-def render_pngs(figs: list[go.Figure], scale: float = 1.0, timeout: float | None = None,
+def render_pngs(figs: list, scale: float = 1.0, timeout: float | None = None,
                 renderer: Renderer | None = None) -> list[tuple[bytes | None, str]]:
-    """[(PNG bytes, "") or (None, reason)] per figure, rendered together by one kaleido child process
-    (``renderer`` if one was started ahead, else a new one), which is closed afterwards.
+    """[(PNG bytes, "") or (None, reason)] per figure (a Plotly figure), rendered together by one kaleido child
+    process (``renderer`` if one was started ahead, else a new one), which is closed afterwards.
 
     The child (and any browser it started) is killed after ``timeout`` seconds from the request (default
     CELLTOX_RENDER_TIMEOUT, else :data:`RENDER_TIMEOUT_S`)."""
@@ -172,21 +201,22 @@ def render_pngs(figs: list[go.Figure], scale: float = 1.0, timeout: float | None
 
 def submit_figures(reader: StudyReader, store, renderer: Renderer, live=None
                    ) -> Callable[[], list[tuple[str, bytes | None, str]]]:
-    """Build the packet's overview figures and hand them to the renderer, which renders them while the caller
-    goes on; returns the function that waits for them: [(title, png or None, note)] in :data:`FIGURES` order.
+    """Read the packet's overview figures' data and hand it to the renderer, which draws and renders the
+    figures while the caller goes on; returns the function that waits for them: [(title, png or None, note)]
+    in :data:`FIGURES` order.
 
     ``live``: the packet's DLT state (:func:`~safety.review.dlt_status.dlt_status`), computed here when not
     given. The caller closes ``renderer`` after collecting (the child stops its browser meanwhile); it is
     closed here on error."""
     try:
         built = []
-        for _, (title, builder) in FIGURES.items():
+        for name, (title, read) in FIGURES.items():
             try:
-                fig, note = builder(reader, store, live) if builder is fig_dlt_boundary else builder(reader)
+                data, note = read(reader, store, live) if read is dlt_boundary_data else read(reader)
             except Exception as exc:  # noqa: BLE001
-                fig, note = None, f"figure unavailable: {type(exc).__name__}: {exc}"
-            built.append((title, fig, note))
-        specs = [fig.to_json() for _, fig, _ in built if fig is not None]
+                data, note = None, f"figure unavailable: {type(exc).__name__}: {exc}"
+            built.append((title, None if data is None else {"plot": name, "data": data}, note))
+        specs = [spec for _, spec, _ in built if spec is not None]
         if specs:
             renderer.submit(specs)
     except BaseException:
@@ -196,9 +226,9 @@ def submit_figures(reader: StudyReader, store, renderer: Renderer, live=None
     def collect() -> list[tuple[str, bytes | None, str]]:
         rendered = iter(renderer.result())
         out = []
-        for title, fig, note in built:
+        for title, spec, note in built:
             png = None
-            if fig is not None:
+            if spec is not None:
                 png, err = next(rendered)
                 note = err or note
             out.append((title, png, note))

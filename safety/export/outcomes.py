@@ -198,18 +198,22 @@ def table_infections(reader, store=None):
     infused = reader.sql("SELECT usubjid, coalesce(dose_level, $none) AS dose_level FROM subjects "
                          "WHERE infused AND first_infusion_date IS NOT NULL", {"none": NO_DOSE_LEVEL})
     rows = []
+    # (dose level, window, pathogen class, severity) -> the first density row's rate, looked up per cell
+    rates: dict = {}
+    if dens is not None:
+        keys = zip(dens["dose_level"], dens["onset_window"], dens["pathogen_class"], dens["severity"])
+        for key, rate in zip(keys, dens["per_100_patient_days"]):
+            rates.setdefault(key, rate)
 
     def cells_of(e, n_den, dose, cls, sev):
+        by_window = e.groupby("onset_window")["usubjid"].agg(["size", "nunique"])
         cells = []
         for w in windows:
-            x = e[e["onset_window"] == w]
-            rate = ""
-            if dens is not None and len(dens):
-                d = dens[(dens["dose_level"] == dose) & (dens["onset_window"] == w) & (dens["pathogen_class"] == cls)
-                         & (dens["severity"] == sev)]
-                if len(d) and pd.notna(d["per_100_patient_days"].iloc[0]):
-                    rate = f"{d['per_100_patient_days'].iloc[0]:.2f}"
-            cells.append(f"{len(x)} / {c_npct(x['usubjid'].nunique(), n_den)} / {rate or '-'}")
+            episodes, subjects = (int(by_window.at[w, "size"]), int(by_window.at[w, "nunique"])) \
+                if w in by_window.index else (0, 0)
+            rate = rates.get((dose, w, cls, sev))
+            rate = f"{rate:.2f}" if rate is not None and pd.notna(rate) else ""
+            cells.append(f"{episodes} / {c_npct(subjects, n_den)} / {rate or '-'}")
         return cells
 
     def severe(e):

@@ -12,15 +12,17 @@ from __future__ import annotations
 import datetime as dt
 import io
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 from fpdf import FPDF
 
+from safety.export import PDF_MAX_ROWS
 from safety.export.common import CONFIDENTIAL, GRADE_COLUMNS, PacketMeta, grade_of, label, text_frame
 from safety.core.palette import GRADE_COLORS, GRADE_TEXT
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
-DEFAULT_MAX_ROWS = 1000
+DEFAULT_MAX_ROWS = PDF_MAX_ROWS
 
 
 def _rgb(h: str) -> tuple[int, int, int]:
@@ -29,9 +31,9 @@ def _rgb(h: str) -> tuple[int, int, int]:
 
 
 class _Packet(FPDF):
-    def __init__(self, meta: PacketMeta):
+    def __init__(self, meta: PacketMeta | None):
         super().__init__(orientation="L", unit="mm", format="Letter")
-        self.meta = meta
+        self.meta = meta  # None in a document made ahead (new_document); write_pdf sets it
         self.section_title = ""
         self.unicode = (DEJAVU / "DejaVuSans.ttf").exists() and (DEJAVU / "DejaVuSans-Bold.ttf").exists()
         if self.unicode:
@@ -388,16 +390,29 @@ def _output(pdf: _Packet, df: pd.DataFrame, max_rows: int):
         pdf.multi_cell(0, 3.5, pdf.t(n), new_x="LMARGIN", new_y="NEXT")
 
 
+def new_document() -> _Packet:
+    """The packet's empty document with its fonts loaded (fpdf2 parses the four TrueType fonts' character maps
+    and widths: 0.2-0.5 s of Python), for :func:`write_pdf`'s ``document``: the same document it would make
+    itself, so the same PDF. :func:`safety.export.packet.pdf_document_ahead` makes it in a thread."""
+    return _Packet(None)
+
+
 def write_pdf(outputs: list[pd.DataFrame], meta: PacketMeta, path: Path, figures=(),
-              max_rows: int = DEFAULT_MAX_ROWS, figure_titles: list[str] | None = None) -> Path:
+              max_rows: int = DEFAULT_MAX_ROWS, figure_titles: list[str] | None = None,
+              document: Callable[[], _Packet] | None = None) -> Path:
     """Write the packet: cover, contents, figures [(title, png bytes or None, note)], tables, listings.
 
     ``figures`` may also be a function returning that list (figures still being rendered). With their
     ``figure_titles`` (the titles of that list, in order) the figure pages get their titles and the tables and
     listings are laid out before the function is called, so the renderer finishes meanwhile; without, it is
-    called once the fonts are loaded and the cover drawn."""
+    called once the fonts are loaded and the cover drawn. ``document``: a function returning a
+    :func:`new_document` made ahead (used once), else the document is made here."""
     path = Path(path)
-    pdf = _Packet(meta)
+    if document is not None:
+        pdf = document()
+        pdf.meta = meta
+    else:
+        pdf = _Packet(meta)
     pdf.set_title(f"{meta.studyid} safety committee packet, data cut {meta.data_cut}")
     pdf.set_author("celltox")
     pdf.set_creator(f"celltox {meta.version}")

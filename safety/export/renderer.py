@@ -1,8 +1,9 @@
 """The figure renderer of the PDF packet: a kaleido child process (Python, kaleido, Chromium) with a time limit.
 
-Standard library only, so the export command can start it before it imports pandas, DuckDB and Plotly: the
+Standard library only, so the export command can start it before it imports pandas and DuckDB: the
 child's start (about 3 s, most of it Chromium) then runs beside the parent's imports and table building.
-:meth:`Renderer.submit` hands over every figure at once (one browser renders them all in one batch) and
+:meth:`Renderer.submit` hands over every figure at once (one browser renders them all in one batch), either as
+Plotly JSON or as the data the child draws the packet's figure from (Plotly is imported there, not here), and
 returns at once; :meth:`Renderer.result` waits for the PNGs. A browser that starts but never answers (seen
 when Chromium cannot start its sandbox or profile) costs the packet its figures, not the export: the whole
 process tree is killed once it has gone the time limit without answering, and its folder removed.
@@ -46,7 +47,7 @@ def render_timeout() -> float:
 
 
 class Renderer:
-    """The kaleido child process, started ahead of need. :meth:`submit` sends the figures (Plotly JSON) once,
+    """The kaleido child process, started ahead of need. :meth:`submit` sends the figures once,
     :meth:`result` returns their PNGs, :meth:`close` ends the child and removes its folder (safe to call at
     any time, also while a request is under way, and more than once).
 
@@ -76,9 +77,11 @@ class Renderer:
         except (OSError, ValueError):  # closed by _stop: the child is gone
             pass
 
-    def submit(self, specs: list[str], scale: float = 1.0, timeout: float | None = None) -> None:
-        """Send the figures (each a Plotly figure as JSON text) and return; the child renders them while the
-        caller goes on. The time limit counts from now, and again from each figure answered."""
+    def submit(self, specs: list[str | dict], scale: float = 1.0, timeout: float | None = None) -> None:
+        """Send the figures and return; the child renders them while the caller goes on. Each figure is a Plotly
+        figure as JSON text, or ``{"plot": name, "data": ...}``: the data the child draws the packet figure
+        ``name`` from (:data:`safety.export.figure_plots.PLOTS`). The time limit counts from now, and again from
+        each figure answered."""
         if self._thread is not None:
             raise RuntimeError("a renderer takes one request")
         self._timeout = render_timeout() if timeout is None else timeout
@@ -148,7 +151,7 @@ class Renderer:
         same failure gives the same words (and the same cut the same PDF bytes)."""
         return _VOLATILE.sub(lambda m: m.group(1) if m.group(1) else "", why.replace(self.folder, "<renderer folder>"))
 
-    def render(self, specs: list[str], scale: float = 1.0, timeout: float | None = None) -> Rendered:
+    def render(self, specs: list[str | dict], scale: float = 1.0, timeout: float | None = None) -> Rendered:
         """:meth:`submit` then :meth:`result`."""
         self.submit(specs, scale, timeout)
         return self.result()
