@@ -148,3 +148,20 @@ def test_a_figure_that_never_renders_says_why_after_its_tries():
     assert out == [{"png": None, "note": "figure unavailable: RuntimeError: JavascriptError: ReferenceError: "
                                          "kaleido_scopes is not defined"}]
     assert pio.calls == _render.RENDER_ATTEMPTS
+
+
+def test_the_renderer_page_loads_plotly_from_the_installed_package_and_no_mathjax_from_a_cdn(monkeypatch, tmp_path):
+    # kaleido's defaults would fetch MathJax from cdnjs.cloudflare.com each time it loads its page
+    sys.path.insert(0, str(ROOT / "safety" / "export"))
+    try:
+        import _render
+    finally:
+        sys.path.remove(str(ROOT / "safety" / "export"))
+    import kaleido
+
+    started = []
+    monkeypatch.setattr(kaleido, "start_sync_server", lambda **kw: started.append(kw))
+    _render.start(str(tmp_path))
+    (kw,) = started
+    assert kw["mathjax"] is False
+    assert Path(kw["plotlyjs"]).is_file() and Path(kw["plotlyjs"]).name == "plotly.min.js"

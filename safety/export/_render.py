@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import warnings
+from pathlib import Path
 
 
 # Tries per figure. A figure asked for while the new browser's page is still loading its scripts fails at once
@@ -48,10 +49,13 @@ def start(folder: str):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "kopts ignored when using a server", profile clean-up notes
+        # Everything the page needs is local: Plotly's own script, and no MathJax (no figure has TeX labels),
+        # which kaleido would otherwise fetch from a CDN every time it loads its page.
+        local = {"mathjax": False, "plotlyjs": str(Path(pio.__file__).parents[1] / "package_data" / "plotly.min.js")}
         try:
-            kaleido.start_sync_server(silence_warnings=True, tmp_dir=folder)
+            kaleido.start_sync_server(silence_warnings=True, tmp_dir=folder, **local)
         except TypeError:
-            kaleido.start_sync_server()
+            kaleido.start_sync_server(**local)
     return pio
 
 
