@@ -25,9 +25,6 @@ RESPONSE_COLORS = {"CR": "#009E73", "CRI": "#009E73", "PR": "#0072B2", "SD": "#9
 # CR and CRi share the colour of a complete response but not the symbol: the legend tells them apart.
 RESPONSE_SYMBOLS = {"CR": "star", "CRI": "star-open", "PR": "triangle-up", "SD": "circle", "PD": "triangle-down",
                     "NE": "circle-open"}
-# One marker per cohort on the stopping-boundary chart (colour-blind safe colours, distinct shapes).
-COHORT_MARKERS = [("circle", "#0072B2"), ("square", "#E69F00"), ("diamond", "#009E73"), ("triangle-up", "#CC79A7"),
-                  ("pentagon", "#56B4E9"), ("hexagon", "#D55E00"), ("star-square", "#000000")]
 MED_COLORS = {"tocilizumab": "#0072B2", "corticosteroid": "#CC79A7", "anakinra": "#009E73", "vasopressor": "#D55E00"}
 DAY_AXIS = "Days from infusion (day 0)"
 # A DLT is a red ring drawn on the event itself (its onset, the lab value, the death), labelled "DLT" on its left.
@@ -156,16 +153,6 @@ def _grade_colorscale() -> list:
         lo, hi = g / 6, (g + 1) / 6
         scale += [[lo, GRADE_COLORS[g]], [hi, GRADE_COLORS[g]]]
     return scale
-
-
-# -- stopping rule -------------------------------------------------------------------------------
-
-BOUNDARY_LINES = {  # column of stopping_boundaries -> (legend, colour, dash)
-    "stop_if_events_ge": ("Stop at or above", GRADE_COLORS[4], "solid"),
-    "eliminate_if_ge": ("Eliminate dose at or above", "#000000", "solid"),
-    "deescalate_if_ge": ("De-escalate at or above", GRADE_COLORS[3], "dash"),
-    "escalate_if_le": ("Escalate at or below", "#009E73", "dot"),
-}
 
 
 # -- incidence, onset, duration ---------------------------------------------------------------------

@@ -13,10 +13,15 @@ import math
 
 import pandas as pd
 
-from dashboard.figures import BOUNDARY_LINES, COHORT_MARKERS, FONT_SIZE, TITLE_SIZE
+from dashboard.figures import FONT_SIZE, TITLE_SIZE
+from safety.core.palette import BOUNDARY_LINES
 
-WIDTH, HEIGHT = 960, 440
-LEFT, RIGHT, TOP, BOTTOM = 72, 250, 56, 62  # plot margins; the legend sits in the right margin
+# One marker per cohort on the stopping-boundary chart (colour-blind safe colours, distinct shapes; Plotly's names).
+COHORT_MARKERS = [("circle", "#0072B2"), ("square", "#E69F00"), ("diamond", "#009E73"), ("triangle-up", "#CC79A7"),
+                  ("pentagon", "#56B4E9"), ("hexagon", "#D55E00"), ("star-square", "#000000")]
+
+WIDTH, HEIGHT = 1040, 440
+LEFT, RIGHT, TOP, BOTTOM = 72, 350, 56, 62  # plot margins; the legend sits in the right margin
 DASHES = {"solid": None, "dash": "10 6", "dot": "3 5"}
 FONT_FAMILY = "Arial, Helvetica, sans-serif"
 GRID = "#E5E5E5"
@@ -39,7 +44,7 @@ def _num(x: float) -> str:
 
 
 def _symbol(name: str, x: float, y: float, size: float, fill: str) -> str:
-    """A Plotly marker symbol (those of COHORT_MARKERS) as an SVG shape centred on (x, y), ``size`` across."""
+    """A marker symbol of COHORT_MARKERS as an SVG shape centred on (x, y), ``size`` across."""
     r = size / 2
     style = f'fill="{fill}" stroke="#000" stroke-width="2"'
     if name == "circle":

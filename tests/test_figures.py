@@ -258,6 +258,7 @@ def test_stopping_boundary_svg_shows_each_cohort_and_escapes_labels():
     assert 'stroke-dasharray="10 6"' in svg and 'stroke-dasharray="3 5"' in svg  # de-escalate dashed, escalate dotted
     assert "DL1: 0/3" in svg and "&lt;b&gt;DL2&lt;/b&gt;: 2/6" in svg and "<b>" not in svg
     assert "BOIN &lt;pilot&gt;" in svg
+    assert ">Eliminate dose (and higher) at or above</text>" in svg  # the packet's figure names it alike
     assert "<circle" in svg and "<rect" in svg  # each cohort its own symbol (circle, square)
 
 

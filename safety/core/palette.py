@@ -14,3 +14,13 @@ def grade_color(grade) -> str:
         return GRADE_COLORS[int(grade)]
     except (TypeError, ValueError, KeyError):
         return MISSING_COLOR
+
+
+# The lines a stopping or escalation rule draws, one per column of stopping_boundaries: (legend, colour, dash).
+# The app's chart and the packet's figure both read them here.
+BOUNDARY_LINES = {
+    "stop_if_events_ge": ("Stop at or above", GRADE_COLORS[4], "solid"),
+    "eliminate_if_ge": ("Eliminate dose (and higher) at or above", "#000000", "solid"),
+    "deescalate_if_ge": ("De-escalate at or above", GRADE_COLORS[3], "dash"),
+    "escalate_if_le": ("Escalate at or below", "#009E73", "dot"),
+}

@@ -19,7 +19,7 @@ from safety.access.reader import StudyReader
 from safety.derive.dlt.stopping import boundary_rows, event_label, rule_title
 from safety.export import common as c
 from safety.export.renderer import RENDER_TIMEOUT_S, Renderer  # noqa: F401 - RENDER_TIMEOUT_S: the one limit
-from safety.core.palette import GRADE_COLORS
+from safety.core.palette import BOUNDARY_LINES, GRADE_COLORS
 
 SWIMMER_MAX_SUBJECTS = 60
 
@@ -103,15 +103,6 @@ ORDER BY s.enrollment_order NULLS LAST, s.usubjid LIMIT {SWIMMER_MAX_SUBJECTS}""
                                          "recorded only as a fatal AE) is not in this database file.")
 
 
-# column of stopping_boundaries -> (legend, colour, dash); the lines each method defines
-_BOUNDARY_LINES = {
-    "stop_if_events_ge": ("Stop at or above", GRADE_COLORS[4], "solid"),
-    "eliminate_if_ge": ("Eliminate dose (and higher) at or above", "#000000", "solid"),
-    "deescalate_if_ge": ("De-escalate at or above", GRADE_COLORS[3], "dash"),
-    "escalate_if_le": ("Escalate at or below", "#009E73", "dot"),
-}
-
-
 def dlt_boundary_data(reader: StudyReader, store=None, live=None):
     """The configured stopping or escalation rule: the method's boundary lines and each dose level's (or the
     study's) events, computed now from the committee decisions in force (the rows the app and the
@@ -127,7 +118,7 @@ def dlt_boundary_data(reader: StudyReader, store=None, live=None):
     if bd is None or bd.empty:  # the table was not derived: the same rows from the settings
         bd = boundary_rows(cfg, reader.scope.studyid, reader.scope.data_cut)
     lines = []
-    for col, (name, color, dash) in _BOUNDARY_LINES.items():
+    for col, (name, color, dash) in BOUNDARY_LINES.items():
         part = bd.dropna(subset=[col]) if col in bd else bd.iloc[0:0]
         if not part.empty:
             lines.append({"name": name, "color": color, "dash": dash, "x": _values(part["n"]),
