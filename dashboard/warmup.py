@@ -28,11 +28,9 @@ collector had nothing to find among them.
 from __future__ import annotations
 
 import gc
-import importlib
 import inspect
 import json
 import logging
-import pkgutil
 import threading
 from pathlib import Path
 
@@ -49,19 +47,23 @@ def _freeze_what_is_alive() -> None:
     gc.freeze()
 
 
-# Plotly imports the class of each part of a figure (an axis title's font, a bar's error bars) the first time a
-# figure uses it: the trace types the pages draw and the layout, with the parts below them that the pages set.
-PLOTLY_PARTS = ("layout", "scatter", "scattergl", "bar", "heatmap", "box")
-PLOTLY_SUBPARTS = frozenset({"xaxis", "yaxis", "title", "annotation", "shape", "legend", "hoverlabel", "marker",
-                             "colorbar", "line", "error_y", "error_x"})
+def _build_a_figure_of_every_part() -> None:
+    # Plotly imports the class of each part of a figure (an axis title's font, a bar's error bars) the first time
+    # a figure uses it: one small figure with the trace types and parts the pages draw imports them now.
+    import plotly.graph_objects as go
 
-
-def _import_plotly_parts(package: str, depth: int = 2) -> None:
-    for m in pkgutil.iter_modules(importlib.import_module(package).__path__):
-        if not m.ispkg:
-            importlib.import_module(f"{package}.{m.name}")
-        elif depth and m.name in PLOTLY_SUBPARTS:
-            _import_plotly_parts(f"{package}.{m.name}", depth - 1)
+    font = dict(size=10, color="#222")
+    go.Figure(
+        data=[go.Scatter(x=[0], y=[0], marker=dict(size=5, line=dict(width=1)), line=dict(width=1)),
+              go.Scattergl(x=[0], y=[0], marker=dict(size=5)),
+              go.Bar(x=[0], y=[0], marker=dict(line=dict(width=1)), error_y=dict(array=[0]), error_x=dict(array=[0])),
+              go.Heatmap(z=[[0]], colorbar=dict(title=dict(text="grade", font=font))),
+              go.Box(y=[0], marker=dict(size=5), line=dict(width=1))],
+        layout=dict(title=dict(text="t", font=font), legend=dict(font=font), hoverlabel=dict(font=font),
+                    xaxis=dict(title=dict(text="x", font=font), tickfont=font),
+                    yaxis=dict(title=dict(text="y", font=font), tickfont=font),
+                    annotations=[dict(text="a", font=font)], shapes=[dict(type="line", line=dict(width=1))]),
+    ).to_plotly_json()
 
 
 def _import_what_later_pages_need() -> None:
@@ -73,8 +75,7 @@ def _import_what_later_pages_need() -> None:
     from safety.derive.toxicity import summary  # noqa: F401
     from safety.export import listings  # noqa: F401
 
-    for part in PLOTLY_PARTS:
-        _import_plotly_parts(f"plotly.graph_objs.{part}")
+    _build_a_figure_of_every_part()
 
 
 def import_ahead() -> None:
