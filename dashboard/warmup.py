@@ -1,7 +1,7 @@
-"""The libraries the pages need, imported ahead of the user who would otherwise wait for them.
+"""Work done ahead of the user who would otherwise wait for it: libraries, the landing page's answers, Plotly.
 
-Two moments, one list each:
-- ``import_ahead()`` imports what the app script and every page import, before the server takes its first
+- ``import_ahead()`` imports what the app script and every page import, and builds one small figure of every
+  part the pages draw (Plotly imports each part's class on first use), before the server takes its first
   browser connection. The launcher (``python -m dashboard``) calls it, so the app's first page pays no imports
   (pandas, DuckDB, Plotly, statsmodels: about 2 s on this machine type).
 - ``start()`` runs once per server process after the first page: a daemon thread imports what later pages need
@@ -9,7 +9,6 @@ Two moments, one list each:
   the user reads the first page. With the launcher it finds them imported already; under a plain
   ``streamlit run dashboard/app.py`` it spares the later pages' first visits a second or more. A page that needs
   one before the thread is done waits on Python's import lock for that module, never imports it twice.
-
 - ``prepare_landing_page(db_path)`` runs in a thread the launcher starts beside the server: it computes the
   overview's answers for the study and data cut every user lands on (study-wide, no filters) into the cache the
   overview reads, while the browser is still loading Streamlit's front end, so the first user's first page
@@ -19,11 +18,11 @@ Two moments, one list each:
   chart, holding that page for a second or more). The overview draws no Plotly chart, so the app's first page
   does not wait for it, and the pages after it find it loaded.
 
-``import_ahead`` and ``start`` end with ``gc.freeze()``: every object alive then (the imported libraries: hundreds of thousands of objects)
-is moved out of the garbage collector's reach. Streamlit collects all generations after every script run and
-holds the interpreter while it does; over the libraries that took 0.2-0.3 s of every page visit, during which
-the server could not tell the browser the page was done. The libraries live as long as the process, so the
-collector had nothing to find among them.
+``import_ahead`` and ``start`` end with ``gc.freeze()``: every object alive then (the imported libraries: hundreds
+of thousands of objects) is moved out of the garbage collector's reach. Streamlit collects all generations after
+every script run and holds the interpreter while it does; over the libraries that took 0.2-0.3 s of every page
+visit, during which the server could not tell the browser the page was done. The libraries live as long as the
+process, so the collector had nothing to find among them.
 """
 from __future__ import annotations
 
