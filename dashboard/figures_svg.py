@@ -51,15 +51,14 @@ def _symbol(name: str, x: float, y: float, size: float, fill: str) -> str:
         return f'<circle cx="{_num(x)}" cy="{_num(y)}" r="{_num(r)}" {style}/>'
     if name == "square":
         return f'<rect x="{_num(x - r)}" y="{_num(y - r)}" width="{_num(size)}" height="{_num(size)}" {style}/>'
-    corners = {"diamond": (4, 90, 1.0), "triangle-up": (3, 90, 1.0), "pentagon": (5, 90, 1.0),
-               "hexagon": (6, 0, 1.0), "star-square": (8, 45, 0.45)}
-    n, start, inner = corners[name]
+    # corners, angle of the first, and the radii the corners take in turn (a star alternates long and short)
+    corners = {"diamond": (4, 90, (1.0,)), "triangle-up": (3, 90, (1.0,)), "pentagon": (5, 90, (1.0,)),
+               "hexagon": (6, 0, (1.0,)), "star-square": (8, 45, (1.3, 0.45))}
+    n, start, radii = corners[name]
     pts = []
     for k in range(n):
         a = math.radians(start + 360 * k / n)
-        rr = r * (inner if (name == "star-square" and k % 2) else 1.0)
-        if name == "star-square":
-            rr *= 1.3 if k % 2 == 0 else 1.0
+        rr = r * radii[k % len(radii)]
         pts.append(f"{_num(x + rr * math.cos(a))},{_num(y - rr * math.sin(a))}")
     return f'<polygon points="{" ".join(pts)}" {style}/>'
 
