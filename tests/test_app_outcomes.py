@@ -1,6 +1,10 @@
 """The Outcomes page through AppTest on the sample database: numbers equal the derived tables."""
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from test_app_pages import _latest, _metrics, _open, _sql, app_db, app_env  # noqa: F401  (fixtures)
 
 
@@ -96,10 +100,11 @@ def test_outcomes_page_itnk_b_cell_aplasia(app_env):
 
 
 def test_subject_profile_shows_car_expansion_beside_grades(app_env):
-    at = _open("subject_profile", query={"usubjid": "CD56-CART-01-01-005"})
+    at = _open("subject_profile", query={"usubjid": "CD56-CART-01-01-005"},
+               session={"profile_view_tab": "CAR expansion and persistence"})
     assert not at.exception, [e.value for e in at.exception]
-    assert any(h.value == "CAR expansion and persistence" for h in at.subheader)
-    kin = at.dataframe[-1].value
+    assert [c.proto.spec.count("CAR expansion") > 0 for c in at.get("plotly_chart")] == [True]
+    kin = next(d.value for d in at.dataframe if "pctestcd" in d.value.columns)
     assert list(kin["pctestcd"]) == ["CARTGDNA"] and kin["cmax"].iloc[0] > 0
 
 
@@ -111,3 +116,14 @@ def test_swimmer_orr_follows_study_criteria(app_env):
     if studyid == "CD56-CART-01":
         assert _metrics(at)["ORR Best overall"] == "15 / 22"
         assert any("Lugano 2014 (CR + PR)" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("view, second", [(None, "Objective response rate"),
+                                          ("Kaplan-Meier", "Overall survival and DFS/PFS from first response")])
+def test_swimmer_draws_the_swimmer_plot_and_only_the_open_tab_beneath(app_env, view, second):
+    at = _open("swimmer", session={"swimmer_view_tab": view} if view else None)
+    assert not at.exception, [e.value for e in at.exception]
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert len(titles) == 2 and titles[0].startswith("Follow-up to month 12") and second in titles[1], titles
+    # the response rates are metrics of their own tab only
+    assert any(m.label == "ORR Best overall" for m in at.metric) == (view is None)

@@ -6,6 +6,7 @@ user is a committee member who sees every page.
 """
 from __future__ import annotations
 
+import json
 import importlib
 from pathlib import Path
 
@@ -170,9 +171,11 @@ def test_adverse_events_serious_toggle(app_env):
     assert expected <= all_subjects
 
 
-def _open_profile(usubjid: str) -> AppTest:
-    """The subject profile opened through its shareable link (?usubjid=...)."""
+def _open_profile(usubjid: str, view: str | None = None) -> AppTest:
+    """The subject profile opened through its shareable link (?usubjid=...), on its chart tab ``view``."""
     at = AppTest.from_file(APP, default_timeout=120)
+    if view:
+        at.session_state["profile_view_tab"] = view
     at.run()
     at.switch_page("views/subject_profile.py")
     at.query_params["usubjid"] = usubjid
@@ -211,13 +214,24 @@ def test_subject_profile_marks_a_persisting_cytopenia_dlt_on_timeline_and_labs(a
         "WHERE studyid = $s AND data_cut = $c AND rule_id = 'R7' ORDER BY usubjid LIMIT 1", {"s": studyid, "c": cut}).fetchone()
     assert row is not None, "the sample data plants a persisting cytopenia (R7) candidate"
     usubjid, test, day = row
-    at = _open_profile(usubjid)
-    timeline, labs = (json.loads(c.proto.spec) for c in at.get("plotly_chart")[:2])
+    timeline, labs = (json.loads(_open_profile(usubjid, view).get("plotly_chart")[0].proto.spec)
+                      for view in ("Timeline", "Key labs"))
     marks = [t for t in timeline["data"] if t.get("name") == "DLT"]
     assert any(_plotly_values(t["y"]) == ["Lab DLT"] and t["customdata"][0][1] == day for t in marks)
     lab_marks = [t for t in labs["data"] if t.get("name") == "DLT"]
     assert lab_marks and _plotly_values(lab_marks[0]["x"]) == [day]
     assert test in {"NEUT", "PLAT"} and any(test in (a.get("text") or "") for a in labs["layout"]["annotations"])
+
+
+@pytest.mark.parametrize("view, title", [(None, "timeline"), ("Timeline", "timeline"),
+                                         ("Key labs", "key labs with CTCAE"),
+                                         ("CAR expansion and persistence", "CAR expansion")])
+def test_subject_profile_runs_and_draws_only_the_open_chart_tab(app_env, view, title):
+    at = _open_profile("CD56-CART-01-01-005", view)
+    charts = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert len(charts) == 1 and title in charts[0], charts
+    # the subject's tables stay on the page whichever chart is open
+    assert {"Adverse events", "CRS / ICANS episodes (derived)"} <= {h.value for h in at.subheader}
 
 
 def test_dlt_review_counts_and_adjudication_writes_store(app_env):
@@ -375,12 +389,22 @@ def test_labs_page_runs_only_the_open_tab_and_every_tab_renders(app_env, tab, sh
 
 
 @pytest.mark.parametrize("syndrome", ["CRS", "ICANS"])
-def test_crs_icans_tabs_run_only_the_chosen_syndrome(app_env, syndrome):
-    at = _open("crs_icans", session={"crs_incidence_tab": syndrome, "crs_swimlane_tab": syndrome})
-    titles = [str(c.proto.spec) for c in at.get("plotly_chart")]
-    other = ({"CRS", "ICANS"} - {syndrome}).pop()
-    assert any(f"{syndrome}: subjects by maximum grade" in t for t in titles)
-    assert not any(f"{other}: subjects by maximum grade" in t for t in titles)
+@pytest.mark.parametrize("view, title", [(None, "subjects by maximum grade"),
+                                         ("Incidence by grade", "subjects by maximum grade"),
+                                         ("Onset and duration", "Onset and duration of episodes"),
+                                         ("Daily grades, days 0-30", "daily grade, days 0-30")])
+def test_crs_icans_runs_and_draws_only_the_open_view_and_syndrome(app_env, syndrome, view, title):
+    session = {"crs_incidence_tab": syndrome, "crs_swimlane_tab": syndrome}
+    if view:
+        session["crs_view_tab"] = view
+    at = _open("crs_icans", session=session)
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert len(titles) == 1 and title in titles[0], titles
+    if title != "Onset and duration of episodes":  # both syndromes share the onset chart
+        assert titles[0].startswith(f"{syndrome}: ")
+    # the metrics and the episode tables stay on the page whichever view is open
+    assert {"CRS grade ≥3", "ICANS grade ≥3"} <= {m.label for m in at.metric}
+    assert {"Tocilizumab, corticosteroids and anakinra", "Derived vs reported grades"} <= {h.value for h in at.subheader}
 
 
 def test_labs_value_drill_down_is_built_when_opened(app_env):

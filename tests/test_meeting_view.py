@@ -240,7 +240,13 @@ def test_every_chart_passes_the_reading_check(sample_db, monkeypatch, studyid):
     figs = {}
     opened = [_open(page, studyid, CUT2) for page in ("overview", "crs_icans", "subject_profile", "adverse_events",
                                                       "dlt_review", "swimmer")]
-    opened += [_open("labs", studyid, CUT2, session={"labs_tab": tab}) for tab in LAB_TABS]  # one tab runs at a time
+    # one tab runs at a time
+    opened += [_open("labs", studyid, CUT2, session={"labs_tab": tab}) for tab in LAB_TABS]
+    opened += [_open(page, studyid, CUT2, session={key: tab}) for page, key, tab in (
+        ("crs_icans", "crs_view_tab", "Onset and duration"), ("crs_icans", "crs_view_tab", "Daily grades, days 0-30"),
+        ("subject_profile", "profile_view_tab", "Key labs"),
+        ("subject_profile", "profile_view_tab", "CAR expansion and persistence"),
+        ("swimmer", "swimmer_view_tab", "Kaplan-Meier"))]
     for at in opened:
         for fig in _figures(at):
             figs.setdefault(_title(fig), fig)

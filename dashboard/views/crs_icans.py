@@ -28,54 +28,67 @@ for i, syndrome in enumerate(("CRS", "ICANS")):
     cols[2 * i].metric(f"{syndrome} any grade", f"{any_n} / {infused}", help=f"Infused subjects with at least one {syndrome} episode")
     cols[2 * i + 1].metric(f"{syndrome} grade ≥3", f"{g3} / {infused}", help=f"Infused subjects with a {syndrome} episode of grade 3 or more")
 
-st.subheader("Incidence by maximum grade (95% Clopper-Pearson CI)")
-# Only the open tab of each pair runs and draws (choosing the other reruns the page): half the charts to
-# build and to send on each visit.
-tabs = st.tabs(["CRS", "ICANS"], key="crs_incidence_tab", on_change="rerun")
-for tab, syndrome in zip(tabs, ("CRS", "ICANS")):
-    if not tab.open:
-        continue
-    with tab:
-        if episodes[episodes["syndrome"] == syndrome].empty:
-            state.empty(f"This selection has no {syndrome} episodes (all {infused} infused subjects grade 0).")
-        inc = data.incidence(v, syndrome)
-        state.chart(F.incidence_by_grade_bar, inc[inc["grade"] > 0], title=f"{syndrome}: subjects by maximum grade", key=f"inc_{syndrome}")
-        tbl = inc.assign(**{"95% CI": inc["ci_low"].round(0).astype(int).astype(str) + "-" + inc["ci_high"].round(0).astype(int).astype(str) + "%",
-                            "pct": inc["pct"].round(1)}).drop(columns=["ci_low", "ci_high"])
-        state.table(tbl.rename(columns={"grade": "max_grade", "pct": "%"}), subject_col=None)
-
-st.subheader("Onset and duration")
-if episodes.empty:
-    state.empty("This selection has no CRS or ICANS episodes.")
-else:
-    state.chart(F.onset_duration_figure, episodes)
-
 MAX_LANES = 100  # swimlane rows per chart
 MAX_TABLE_ROWS = 1000  # episode rows shown on the page
 
-st.subheader("Daily grades, days 0-30")
-subj = state.q(f"SELECT usubjid, enrollment_order, cohort FROM subjects WHERE infused AND {flt} "
-               "ORDER BY enrollment_order NULLS LAST, usubjid", fp)
-order_mode = st.radio("Row order", ["Enrollment order", "Subject id"], horizontal=True)
-order = list(subj["usubjid"]) if order_mode == "Enrollment order" else sorted(subj["usubjid"])
-order = state.page_of(order, MAX_LANES, key="swimlane_first")
-# Only the lanes shown are fetched: a program-scale study has millions of daily grades.
-daily = state.q("SELECT usubjid, syndrome, day, max(grade) AS grade FROM toxicity_daily_grades "
-                "WHERE day BETWEEN 0 AND 30 AND usubjid IN (SELECT unnest($lanes)) GROUP BY ALL",
-                {"lanes": order})
-shown = subj[subj["usubjid"].isin(order)]
-labels = {r.usubjid: f"#{int(r.enrollment_order)} {r.usubjid}" if r.enrollment_order == r.enrollment_order and r.enrollment_order is not None else r.usubjid
-          for r in shown.itertuples()}
-tabs = st.tabs(["CRS", "ICANS"], key="crs_swimlane_tab", on_change="rerun")
-for tab, syndrome in zip(tabs, ("CRS", "ICANS")):
-    if not tab.open:
-        continue
-    with tab:
-        d = daily[daily["syndrome"] == syndrome]
-        if d.empty:
-            state.empty(f"This study has no {syndrome} daily grades in days 0-30 for this selection.")
-            continue
-        state.chart(F.swimlane_heatmap, d, order, syndrome, labels=labels, key=f"swim_{syndrome}")
+# One chart view at a time: only the open tab runs, and the browser draws one chart (each Plotly chart costs it
+# two full draws when it appears), so the page answers at once on every visit.
+views = st.tabs(["Incidence by grade", "Onset and duration", "Daily grades, days 0-30"], key="crs_view_tab",
+                on_change="rerun")
+with views[0]:
+    if views[0].open:
+        st.caption("Subjects by maximum grade, with 95% Clopper-Pearson confidence intervals.")
+        # Only the open tab of each pair runs and draws (choosing the other reruns the page): half the charts to
+        # build and to send on each visit.
+        tabs = st.tabs(["CRS", "ICANS"], key="crs_incidence_tab", on_change="rerun")
+        for tab, syndrome in zip(tabs, ("CRS", "ICANS")):
+            if not tab.open:
+                continue
+            with tab:
+                if episodes[episodes["syndrome"] == syndrome].empty:
+                    state.empty(f"This selection has no {syndrome} episodes (all {infused} infused subjects grade 0).")
+                inc = data.incidence(v, syndrome)
+                state.chart(F.incidence_by_grade_bar, inc[inc["grade"] > 0],
+                            title=f"{syndrome}: subjects by maximum grade", key=f"inc_{syndrome}")
+                ci = (inc["ci_low"].round(0).astype(int).astype(str) + "-"
+                      + inc["ci_high"].round(0).astype(int).astype(str) + "%")
+                tbl = inc.assign(**{"95% CI": ci,
+                                    "pct": inc["pct"].round(1)}).drop(columns=["ci_low", "ci_high"])
+                state.table(tbl.rename(columns={"grade": "max_grade", "pct": "%"}), subject_col=None)
+
+with views[1]:
+    if views[1].open:
+        if episodes.empty:
+            state.empty("This selection has no CRS or ICANS episodes.")
+        else:
+            state.chart(F.onset_duration_figure, episodes)
+
+with views[2]:
+    if views[2].open:
+        subj = state.q(f"SELECT usubjid, enrollment_order, cohort FROM subjects WHERE infused AND {flt} "
+                       "ORDER BY enrollment_order NULLS LAST, usubjid", fp)
+        order_mode = st.radio("Row order", ["Enrollment order", "Subject id"], horizontal=True)
+        order = list(subj["usubjid"]) if order_mode == "Enrollment order" else sorted(subj["usubjid"])
+        order = state.page_of(order, MAX_LANES, key="swimlane_first")
+        # Only the lanes shown are fetched: a program-scale study has millions of daily grades.
+        daily = state.q("SELECT usubjid, syndrome, day, max(grade) AS grade FROM toxicity_daily_grades "
+                        "WHERE day BETWEEN 0 AND 30 AND usubjid IN (SELECT unnest($lanes)) GROUP BY ALL",
+                        {"lanes": order})
+        shown = subj[subj["usubjid"].isin(order)]
+        labels = {r.usubjid: f"#{int(r.enrollment_order)} {r.usubjid}"
+                  if r.enrollment_order == r.enrollment_order and r.enrollment_order is not None else r.usubjid
+                  for r in shown.itertuples()}
+        tabs = st.tabs(["CRS", "ICANS"], key="crs_swimlane_tab", on_change="rerun")
+        for tab, syndrome in zip(tabs, ("CRS", "ICANS")):
+            if not tab.open:
+                continue
+            with tab:
+                d = daily[daily["syndrome"] == syndrome]
+                if d.empty:
+                    state.empty(f"This study has no {syndrome} daily grades in days 0-30 for this selection.")
+                    continue
+                state.chart(F.swimlane_heatmap, d, order, syndrome, labels=labels, key=f"swim_{syndrome}")
+
 
 st.subheader("Tocilizumab, corticosteroids and anakinra")
 if episodes.empty:

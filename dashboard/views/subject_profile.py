@@ -53,18 +53,41 @@ if s["infused"]:
     day_range = (min(start, -10), 35) if zoom.startswith("Days -10") else (min(start, -10), end)
     if aes.empty and d["daily"].empty:
         state.empty("This subject has no adverse events or CRS/ICANS grades at this data cut.")
-    state.draw_figure(data.subject_figure(v, usubjid, "timeline", window, day_range, dlt_keys), key="timeline")
-    labs = d["labs"]
-    key = ["NEUT", "PLAT", "HGB", "ALT", "BILI", "CREAT", "CRP", "FERRITIN", "IL6"]
-    present = set(labs["lbtestcd"])
-    available = [t for t in key if t in present] + sorted(present - set(key))
-    if not available:
-        state.empty("This subject has no lab results.")
-    else:
-        chosen = st.multiselect("Labs", available, default=[t for t in ["NEUT", "PLAT", "ALT", "CRP"] if t in available] or available[:2])
-        if chosen:
-            state.draw_figure(data.subject_figure(v, usubjid, "labs", window, day_range, dlt_keys, tests=tuple(chosen)),
-                              key="labs")
+    # One chart at a time: only the open tab runs, and the browser draws one chart (each Plotly chart costs it two
+    # full draws when it appears), so the profile answers at once on every visit. The day range is shared.
+    _pc = None
+    if state.has_tables("pc_concentrations", "cellular_kinetics"):
+        _pc = state.q("SELECT pctestcd, unit, day, value, lloq, below_lloq FROM pc_concentrations "
+                      "WHERE usubjid = $u AND day >= 0 ORDER BY day", {"u": usubjid})
+    names = ["Timeline", "Key labs"] + (["CAR expansion and persistence"] if _pc is not None and not _pc.empty else [])
+    views = st.tabs(names, key="profile_view_tab", on_change="rerun")
+    if views[0].open:
+        with views[0]:
+            state.draw_figure(data.subject_figure(v, usubjid, "timeline", window, day_range, dlt_keys), key="timeline")
+    if views[1].open:
+        with views[1]:
+            labs = d["labs"]
+            key = ["NEUT", "PLAT", "HGB", "ALT", "BILI", "CREAT", "CRP", "FERRITIN", "IL6"]
+            present = set(labs["lbtestcd"])
+            available = [t for t in key if t in present] + sorted(present - set(key))
+            if not available:
+                state.empty("This subject has no lab results.")
+            else:
+                default = [t for t in ["NEUT", "PLAT", "ALT", "CRP"] if t in available] or available[:2]
+                chosen = st.multiselect("Labs", available, default=default)
+                if chosen:
+                    state.draw_figure(data.subject_figure(v, usubjid, "labs", window, day_range, dlt_keys,
+                                                          tests=tuple(chosen)), key="labs")
+    if len(views) > 2 and views[2].open:
+        with views[2]:
+            # Cellular kinetics beside the CRS/ICANS grades (PC), when delivered.
+            from dashboard import figures_outcomes
+
+            _pc["lloq"] = _pc["lloq"].fillna(_pc["value"].min())
+            state.chart(figures_outcomes.subject_kinetics, _pc, d["daily"], usubjid, key="profile_kinetics")
+            _kin = state.q("SELECT * EXCLUDE (studyid, data_cut, usubjid) FROM cellular_kinetics WHERE usubjid = $u",
+                           {"u": usubjid})
+            state.table(_kin, subject_col=None)
 
 st.subheader("Adverse events")
 if aes.empty:
@@ -83,17 +106,3 @@ if not ep.empty:
 if not meds.empty:
     st.subheader("Toxicity management")
     state.table(meds, subject_col=None)
-
-# Cellular kinetics beside the CRS/ICANS grades (PC), when delivered.
-if state.has_tables("pc_concentrations", "cellular_kinetics"):
-    _pc = state.q("SELECT pctestcd, unit, day, value, lloq, below_lloq FROM pc_concentrations "
-                  "WHERE usubjid = $u AND day >= 0 ORDER BY day", {"u": usubjid})
-    if not _pc.empty:
-        from dashboard import figures_outcomes
-
-        st.subheader("CAR expansion and persistence")
-        _pc["lloq"] = _pc["lloq"].fillna(_pc["value"].min())
-        state.chart(figures_outcomes.subject_kinetics, _pc, d["daily"], usubjid, key="profile_kinetics")
-        _kin = state.q("SELECT * EXCLUDE (studyid, data_cut, usubjid) FROM cellular_kinetics WHERE usubjid = $u",
-                       {"u": usubjid})
-        state.table(_kin, subject_col=None)

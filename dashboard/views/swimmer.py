@@ -60,49 +60,60 @@ ev = pd.concat([e for e in events if not e.empty], ignore_index=True) if any(not
     else pd.DataFrame(columns=["usubjid", "day", "kind", "text", "grade"])
 state.chart(F.swimmer_plot, shown, ev)
 
-st.subheader("Objective response rate among infused subjects")
-n = len(subj)
 has_resp = state.has_tables("response_outcomes")
-# A response counts under the study's criteria for that subject (study.yaml response: e.g. Lugano 2014 CR + PR for
-# lymphoma, CR + CRi for acute leukaemia), read from response_outcomes.
-counted = ("JOIN response_outcomes o ON o.usubjid = r.usubjid AND list_contains(o.counted_responses, upper(r.response))"
-           if has_resp else "")
-resp = state.q(f"""
-    SELECT tp.timepoint, count(DISTINCT r.usubjid) AS responders
-    FROM (VALUES ('Month 3', 3, 77, 105), ('Month 6', 6, 160, 210), ('Month 12', 12, 330, 400)) tp(timepoint, m, lo, hi)
-    LEFT JOIN (SELECT r.* FROM responses r {counted}
-               WHERE {'TRUE' if has_resp else "upper(r.response) IN ('CR', 'CRI')"}) r
-         ON {state.subject_filter(v, column='r.usubjid')[0]}
-         AND (upper(r.visit) = 'MONTH ' || tp.m OR (r.visit IS NULL AND r.day BETWEEN tp.lo AND tp.hi))
-    GROUP BY tp.timepoint, tp.m ORDER BY tp.m""", fp)
 outcomes = state.q(f"SELECT * FROM response_outcomes WHERE {flt}", fp) if has_resp else None
-if outcomes is not None:
-    res = orr(outcomes)
-    best = res["responders"]
-    st.caption(res["text"])
-else:
-    best = state.scalar(f"SELECT count(DISTINCT usubjid) FROM responses WHERE upper(response) IN ('CR', 'CRI') AND {flt}", fp) or 0
-resp = pd.concat([resp, pd.DataFrame({"timepoint": ["Best overall"], "responders": [best]})], ignore_index=True)
-resp["evaluable"] = n
-cis = [data.clopper_pearson(int(k), n) for k in resp["responders"]]
-resp["pct"] = 100 * resp["responders"] / n
-resp["ci_low"] = [100 * lo for lo, _ in cis]
-resp["ci_high"] = [100 * hi for _, hi in cis]
-cols = st.columns(len(resp))
-for col, r in zip(cols, resp.itertuples()):
-    col.metric(f"ORR {r.timepoint}", f"{int(r.responders)} / {n}", help=f"{r.pct:.0f}% (95% CI {r.ci_low:.0f}-{r.ci_high:.0f}%)")
-state.chart(F.response_rate_bar, resp)
 
-st.subheader("Kaplan-Meier")
-os_time, os_event = subj["end_day"].fillna(0).astype(float), subj["death_day"].notna().astype(int)
-groups = [("Overall survival (from infusion)", survival.kaplan_meier(os_time, os_event), survival.at_risk(os_time))]
-if outcomes is not None and outcomes["first_response_day"].notna().any():
-    rr = outcomes[outcomes["first_response_day"].notna()]
-    t = rr["pfs_from_response_days"].astype(float)
-    groups.append(("DFS/PFS from first response", survival.kaplan_meier(t, rr["pfs_event"].fillna(False).astype(int)),
-                   survival.at_risk(t)))
-state.chart(FO.kaplan_meier_figure, groups, "Overall survival and DFS/PFS from first response", "Probability",
-            key="swimmer_km")
-st.caption("OS: death from any cause, censored at last known alive. DFS/PFS: progression/relapse or death, timed from "
-           "the first response under the study's criteria, censored at last known alive (Kaplan-Meier, statsmodels; "
-           "numbers at risk beneath).")
+# Beneath the swimmer plot one chart at a time: only the open tab runs, and the browser draws two charts, not
+# three (each Plotly chart costs it two full draws when it appears).
+views = st.tabs(["Objective response rate among infused subjects", "Kaplan-Meier"], key="swimmer_view_tab",
+                on_change="rerun")
+if views[0].open:
+    with views[0]:
+        n = len(subj)
+        # A response counts under the study's criteria for that subject (study.yaml response: e.g. Lugano 2014
+        # CR + PR for lymphoma, CR + CRi for acute leukaemia), read from response_outcomes.
+        counted = ("JOIN response_outcomes o ON o.usubjid = r.usubjid "
+                   "AND list_contains(o.counted_responses, upper(r.response))" if has_resp else "")
+        resp = state.q(f"""
+            SELECT tp.timepoint, count(DISTINCT r.usubjid) AS responders
+            FROM (VALUES ('Month 3', 3, 77, 105), ('Month 6', 6, 160, 210), ('Month 12', 12, 330, 400))
+                 tp(timepoint, m, lo, hi)
+            LEFT JOIN (SELECT r.* FROM responses r {counted}
+                       WHERE {'TRUE' if has_resp else "upper(r.response) IN ('CR', 'CRI')"}) r
+                 ON {state.subject_filter(v, column='r.usubjid')[0]}
+                 AND (upper(r.visit) = 'MONTH ' || tp.m OR (r.visit IS NULL AND r.day BETWEEN tp.lo AND tp.hi))
+            GROUP BY tp.timepoint, tp.m ORDER BY tp.m""", fp)
+        if outcomes is not None:
+            res = orr(outcomes)
+            best = res["responders"]
+            st.caption(res["text"])
+        else:
+            best = state.scalar("SELECT count(DISTINCT usubjid) FROM responses "
+                                f"WHERE upper(response) IN ('CR', 'CRI') AND {flt}", fp) or 0
+        resp = pd.concat([resp, pd.DataFrame({"timepoint": ["Best overall"], "responders": [best]})], ignore_index=True)
+        resp["evaluable"] = n
+        cis = [data.clopper_pearson(int(k), n) for k in resp["responders"]]
+        resp["pct"] = 100 * resp["responders"] / n
+        resp["ci_low"] = [100 * lo for lo, _ in cis]
+        resp["ci_high"] = [100 * hi for _, hi in cis]
+        cols = st.columns(len(resp))
+        for col, r in zip(cols, resp.itertuples()):
+            col.metric(f"ORR {r.timepoint}", f"{int(r.responders)} / {n}",
+                       help=f"{r.pct:.0f}% (95% CI {r.ci_low:.0f}-{r.ci_high:.0f}%)")
+        state.chart(F.response_rate_bar, resp)
+
+if views[1].open:
+    with views[1]:
+        os_time, os_event = subj["end_day"].fillna(0).astype(float), subj["death_day"].notna().astype(int)
+        groups = [("Overall survival (from infusion)", survival.kaplan_meier(os_time, os_event),
+                   survival.at_risk(os_time))]
+        if outcomes is not None and outcomes["first_response_day"].notna().any():
+            rr = outcomes[outcomes["first_response_day"].notna()]
+            t = rr["pfs_from_response_days"].astype(float)
+            groups.append(("DFS/PFS from first response",
+                           survival.kaplan_meier(t, rr["pfs_event"].fillna(False).astype(int)), survival.at_risk(t)))
+        state.chart(FO.kaplan_meier_figure, groups, "Overall survival and DFS/PFS from first response", "Probability",
+                    key="swimmer_km")
+        st.caption("OS: death from any cause, censored at last known alive. DFS/PFS: progression/relapse or death, "
+                   "timed from the first response under the study's criteria, censored at last known alive "
+                   "(Kaplan-Meier, statsmodels; numbers at risk beneath).")
