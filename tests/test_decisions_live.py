@@ -119,7 +119,11 @@ def test_a_decision_changes_app_and_packet_alike(env, tmp_path):
     ov0, dr0 = _page("overview"), _page("dlt_review")
     pk0 = _packet(reader, store, tmp_path / "before")
     _check_packet_agrees(pk0, before)
-    assert int(_metrics(ov0)["DLTs pending"]) == before.counts.pending
+    assert int(_metrics(ov0)["DLT candidates pending"]) == before.counts.pending
+    # candidates are events; the subjects they belong to are named beside them (the other counts are subjects)
+    pending_help = next(x.proto.help for x in ov0.metric if x.label == "DLT candidates pending")
+    n = before.counts.pending_subjects
+    assert 0 < n <= before.counts.pending and pending_help.endswith(f"in {n} subject{'s' if n != 1 else ''}")
     assert int(_metrics(dr0)["Pending adjudication"]) == before.counts.pending
 
     record_decision(store, reader, key, "confirmed", "meets the protocol definition (SRC minutes)", "dr.test")
@@ -136,7 +140,7 @@ def test_a_decision_changes_app_and_packet_alike(env, tmp_path):
     ov = _page("overview")
     m = _metrics(ov)
     assert int(m["DLTs confirmed"]) == after.counts.confirmed_subjects == int(_metrics(ov0)["DLTs confirmed"]) + 1
-    assert int(m["DLTs pending"]) == after.counts.pending
+    assert int(m["DLT candidates pending"]) == after.counts.pending
     assert int(m["DLT-evaluable"]) == after.counts.evaluable
     text = _texts(ov)
     assert all(s in text for s in after.sentences())

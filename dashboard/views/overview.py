@@ -129,7 +129,9 @@ cols = st.columns(6)
 cols[0].metric("DLT-evaluable", dlt.counts.evaluable,
                help="Infused and followed through the DLT window, or had a confirmed DLT")
 cols[1].metric("DLTs confirmed", dlt.counts.confirmed_subjects, help="Subjects with a DLT confirmed or added by the committee")
-cols[2].metric("DLTs pending", dlt.counts.pending, help="Candidates in the DLT window awaiting adjudication")
+cols[2].metric("DLT candidates pending", dlt.counts.pending,
+               help="Candidate events in the DLT window awaiting adjudication, in "
+                    f"{plural(dlt.counts.pending_subjects, 'subject')}")
 cols[3].metric("SAEs", int(sae["events"]), help=f"Serious adverse events in {plural(int(sae['subjects']), 'subject')}")
 cols[4].metric("CRS grade ≥3", "n/a" if sev["CRS"] is None else sev["CRS"], help="Subjects with a CRS episode of grade 3 or more (ASTCT)")
 cols[5].metric("ICANS grade ≥3", "n/a" if sev["ICANS"] is None else sev["ICANS"], help="Subjects with an ICANS episode of grade 3 or more (ASTCT)")
