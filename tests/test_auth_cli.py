@@ -107,3 +107,22 @@ def test_list_warns_about_a_world_writable_account_file_and_names_a_bad_account(
     r = _users("list", "--users", str(path))
     assert "every user of this machine" in r.stderr and "chmod 600" in r.stderr
     assert r.returncode != 0 and "account 'carol'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_users_add_warns_of_a_site_with_no_subject_in_the_database(tmp_path):
+    """A mistyped site id scopes an investigator to nothing: the operator is told, naming the sites there."""
+    import duckdb
+
+    db = tmp_path / "study.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE subjects (usubjid VARCHAR, siteid VARCHAR)")
+    con.execute("INSERT INTO subjects VALUES ('S-01-001', '01'), ('S-02-001', '02')")
+    con.close()
+    r = _users("--db", str(db), "add", "ivan", "--role", "investigator", "--sites", "01,10", "--password-stdin",
+               stdin=PW1 + "\n")
+    assert r.returncode == 0, r.stderr  # a site may open before its first subject is loaded
+    assert "warning: no subject in" in r.stderr and "belongs to site 10 (sites there: 01, 02)" in r.stderr
+    assert UserStore(tmp_path / "users.yaml").get("ivan").sites == ("01", "10")
+    r = _users("--db", str(db), "add", "iris", "--role", "investigator", "--sites", "02", "--password-stdin",
+               stdin=PW1 + "\n")
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr

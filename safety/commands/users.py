@@ -86,6 +86,29 @@ def _review_path(args):
     return review
 
 
+def _unknown_site_warnings(args, sites) -> list[str]:
+    """Sites of a new account that no subject in --db belongs to (a mistyped id scopes an investigator to
+    nothing). Kept as a warning: a site may be opened before its first subject is loaded."""
+    if not sites or not args.db or not Path(args.db).is_file():
+        return []
+    from safety.access.reader import connect
+
+    import duckdb
+
+    con = connect(args.db)
+    try:
+        known = {r[0] for r in con.execute("SELECT DISTINCT siteid FROM subjects WHERE siteid IS NOT NULL").fetchall()}
+    except duckdb.Error as e:
+        return [f"the sites were not checked against {args.db}: {str(e).splitlines()[0]}"]
+    finally:
+        con.close()
+    unknown = [s for s in sites if s not in known]
+    if not unknown:
+        return []
+    return [f"no subject in {args.db} belongs to site {', '.join(unknown)} (sites there: "
+            f"{', '.join(sorted(known)) or 'none'}); the account sees no subject of that site until one is loaded"]
+
+
 def _audit(args, detail: dict, action: str = "user_admin") -> None:
     review = _review_path(args)
     if not review:
@@ -134,6 +157,8 @@ def run(args) -> int:
             _audit(args, {"op": "add", "account": user.username, "role": user.role,
                           "sites": list(user.sites) if user.sites else None})
             print(f"added {user.username} ({user.role}) to {path}")
+            for warning in _unknown_site_warnings(args, user.sites):
+                print(f"warning: {warning}", file=sys.stderr)
         elif cmd == "remove":
             store.remove(args.username)
             _audit(args, {"op": "remove", "account": args.username})
