@@ -612,3 +612,31 @@ def test_a_packet_shows_the_decisions_of_one_moment_in_every_file(reader, tmp_pa
     assert "CT-001-S01/AE/2" in set(csv_writer.read_export_csv(read["dlt"])["event_key"])
     assert csv_writer.read_export_csv(read["ae"]).set_index("event_key").loc["CT-001-S01/AE/2",
                                                                               "adjudicated_dlt"] == "Yes"
+
+
+def test_lab_grade3_episodes_run_from_the_first_to_the_last_result_at_grade_3_or_more(db):
+    """One row per run of graded results at grade >= 3 of one term in one subject; a graded result below 3 ends
+    it, an ungraded one neither ends nor starts one; a term never at grade >= 3 has no episode."""
+    con = duckdb.connect(str(db))
+    con.execute("DELETE FROM lab_toxicity WHERE studyid = $s AND data_cut = $c AND usubjid = 'CT-001-S02'",
+                {"s": STUDY, "c": CUT2})
+    plat = [(1, 901, 2, 60.0), (3, 902, 3, 40.0), (5, 903, 4, 20.0), (6, 904, None, None), (7, 905, 2, 70.0),
+            (9, 906, 3, 45.0), (9, 907, 4, 15.0)]
+    rows = [{"studyid": STUDY, "data_cut": CUT2, "usubjid": "CT-001-S02", "lbseq": seq, "lbtestcd": "PLAT",
+             "ctcae_term": "Platelet count decreased", "direction": "L", "value": value, "unit": "10^9/L",
+             "grade": grade, "day": day} for day, seq, grade, value in plat]
+    rows.append({"studyid": STUDY, "data_cut": CUT2, "usubjid": "CT-001-S02", "lbseq": 950, "lbtestcd": "HGB",
+                 "ctcae_term": "Anemia", "direction": "L", "value": 95.0, "unit": "g/L", "grade": 2, "day": 2})
+    _ins(con, "lab_toxicity", rows)
+    con.close()
+    c = duckdb.connect(str(db), read_only=True)
+    try:
+        ep = build_listing(make_reader(c, STUDY, CUT2), "lab_grade3_episodes")
+    finally:
+        c.close()
+    mine = ep[ep["usubjid"] == "CT-001-S02"]
+    cols = ["ctcae_term", "first_day", "last_day", "worst_grade", "worst_day", "worst_value", "n_values",
+            "recovered_day", "ongoing", "days_at_grade3_plus"]
+    got = [tuple(None if pd.isna(x) else x for x in r) for r in mine[cols].itertuples(index=False)]
+    assert got == [("Platelet count decreased", 3, 5, 4, 5, 20.0, 2, 7, False, 3),
+                   ("Platelet count decreased", 9, 9, 4, 9, 15.0, 2, None, True, 1)]

@@ -257,7 +257,8 @@ def listing_lab_grade3_episodes(reader, store=None):
         return _missing("lab_grade3_episodes", LAB_EPISODE_COLUMNS, title, ref, "lab_toxicity")
     # A new episode starts at a grade >= 3 result whose previous graded result (same subject and term) was
     # below 3 or absent; ungraded results neither start nor end one. The episode's first result is new when
-    # its (subject, LBSEQ, term) was not graded >= 3 at the previous cut.
+    # its (subject, LBSEQ, term) was not graded >= 3 at the previous cut. Only a subject's term with a grade >= 3
+    # result can hold an episode: the windows sort those rows alone, not every graded result of the cut.
     new = c.new_flag_sql(reader, "e.usubjid || '/' || e.first_lbseq::VARCHAR || '/' || e.ctcae_term", "lab_toxicity",
                          "usubjid || '/' || lbseq::VARCHAR || '/' || coalesce(ctcae_term, '')")
     df = reader.sql(f"""
@@ -266,6 +267,7 @@ g AS (SELECT usubjid, ctcae_term, lbtestcd, direction, lbseq, day, value, unit, 
              grade >= 3 AS high,
              coalesce(lag(grade >= 3) OVER w, FALSE) AS prev_high
       FROM lab_toxicity WHERE grade IS NOT NULL AND ctcae_term IS NOT NULL
+        AND (usubjid, ctcae_term) IN (SELECT (usubjid, ctcae_term) FROM lab_toxicity WHERE grade >= 3)
       WINDOW w AS (PARTITION BY usubjid, ctcae_term ORDER BY day NULLS LAST, lbseq)),
 r AS (SELECT *, sum(CASE WHEN high AND NOT prev_high THEN 1 ELSE 0 END)
                   OVER (PARTITION BY usubjid, ctcae_term ORDER BY day NULLS LAST, lbseq) AS episode_no
@@ -283,7 +285,7 @@ SELECT sj.site, sj.cohort, sj.dose_level, e.usubjid, e.lbtestcd, e.ctcae_term, e
   e.worst_grade, e.worst_day, e.worst_value, e.unit, e.last_day, e.last_day - e.first_day + 1 AS days_at_grade3_plus,
   e.n_values, e.recovered_day, e.recovered_day IS NULL AS ongoing, {new} AS new_since_previous_cut
 FROM e LEFT JOIN subj sj USING (usubjid)
-ORDER BY e.usubjid, e.first_day NULLS LAST, e.ctcae_term""")
+ORDER BY e.usubjid, e.first_day NULLS LAST, e.ctcae_term, e.episode_no""")
     notes = ["One row per episode: consecutive graded results of one CTCAE term at grade >= 3; a graded result "
              "below 3 ends it (recovered day). Days at grade >= 3 = last day at grade >= 3 - first day + 1. "
              "Every value is in the per-value listing (lab_grade3).",
