@@ -427,9 +427,10 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     pre_sel = "".join(f", {expr} AS {name}" for name, expr in pre_cols.items())
 
     # helpers of the checks only: not materialised (the staging table is the largest thing ingest holds)
-    drop = ["_qidx"] + (["_dm_state"] if spec.code != "DM" else [])
+    # _reject and _raw are read by the checks only (quarantine takes the raw record from the file again)
+    drop = ["_qidx", "_reject", "_raw"] + (["_dm_state"] if spec.code != "DM" else [])
     if spec.code == "LB":
-        drop += ["_result_text", "_n_LBSTRESN", "_n_LBSTRESC", "_n_LBORRES", "_c_LBSTRESC", "_c_LBORRES",
+        drop += ["_result_text", "_n_LBSTRESN", "_n_LBSTRESC", "_n_LBORRES", "_c_LBSTRESN", "_c_LBSTRESC", "_c_LBORRES",
                  "_raw_val", "_raw_unit", "_src", "_n_LBSTNRLO", "_n_LBSTNRHI", "_n_LBORNRLO", "_n_LBORNRHI"]
     if spec.staged is not None:
         needed = set(spec.staged) | {spec.seq} | {iv for iv in (supp.idvars if supp else []) if iv}
