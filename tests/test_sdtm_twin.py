@@ -89,3 +89,17 @@ def test_twin_rows_say_where_they_come_from(con):
     same = f"""SELECT {SUBJ}, day, oxygen, o2_flow_lmin FROM crs_assessments
                WHERE studyid = $s AND data_cut = $c AND oxygen <> 'NONE'"""
     assert _set(con, same, TWIN, "2026-09-30") == _set(con, same, FILES, "2026-09-30")
+
+
+def test_vasopressors_in_a_comment_are_named_in_one_order(con):
+    """The same delivery gives the same comment at every load: the vasopressors are named alphabetically."""
+    names = ("dopamine", "epinephrine", "norepinephrine", "phenylephrine", "vasopressin")
+    comments = [r[0] for r in con.execute("SELECT comment FROM crs_assessments WHERE studyid = $s", {"s": TWIN}).fetchall()]
+    listed = []
+    for c in comments:
+        for part in c.split("; "):
+            drugs = [d.strip().lower() for d in part.split(",")]
+            if len(drugs) > 1 and all(d in names for d in drugs):
+                listed.append(drugs)
+    assert listed, "the twin delivers time points with more than one vasopressor"
+    assert all(d == sorted(d) for d in listed), [d for d in listed if d != sorted(d)][:3]

@@ -253,7 +253,7 @@ def _crs(ctx: Ctx) -> int:
           SELECT usubjid, ts,
             count(DISTINCT name) FILTER (WHERE what = 'pressor') AS n_press,
             bool_or(what = 'vasopressin') AS vpn,
-            string_agg(DISTINCT name, ', ') FILTER (WHERE what IN ('pressor', 'vasopressin')) AS pressors,
+            string_agg(DISTINCT name, ', ' ORDER BY name) FILTER (WHERE what IN ('pressor', 'vasopressin')) AS pressors,
             arg_max(dev, ({_O2_RANK}) * 100000 + coalesce(flow, 0) * 100 + {_O2_ORDER}) FILTER (WHERE what = 'oxygen') AS o2,
             arg_max(flow, ({_O2_RANK}) * 100000 + coalesce(flow, 0) * 100 + {_O2_ORDER}) FILTER (WHERE what = 'oxygen') AS o2_flow,
             arg_max(device_assumed, ({_O2_RANK}) * 100000 + coalesce(flow, 0) * 100 + {_O2_ORDER}) FILTER (WHERE what = 'oxygen') AS o2_assumed,

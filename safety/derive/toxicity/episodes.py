@@ -197,7 +197,7 @@ ep AS (
     arg_max(event_key, coalesce(aetoxgr, -1)) AS ae_event_key,
     bool_or(coalesce(ongoing, end_day IS NULL) AND end_day IS NULL) AS any_ongoing,
     bool_or(aetoxgr = 5 OR upper(aeout) LIKE '%FATAL%') AS fatal,
-    max(end_day) AS end_day, string_agg(DISTINCT grading_system, ', ') AS grading_system, max(death_day) AS death_day
+    max(end_day) AS end_day, string_agg(DISTINCT grading_system, ', ' ORDER BY grading_system) AS grading_system, max(death_day) AS death_day
   FROM n GROUP BY usubjid, episode_no
 )
 SELECT ep.*, coalesce(med.toci_n, 0) AS toci_n, med.toci_first, med.steroid_first, med.anakinra_first,

@@ -48,7 +48,8 @@ def _subject_max(reader, syndrome: str) -> pd.DataFrame:
         LEFT JOIN (
           SELECT usubjid, max(max_grade) AS max_grade, count(*) AS n_episodes,
                  arg_min(onset_day, episode_no) AS first_onset_day, arg_min(duration_days, episode_no) AS first_duration_days,
-                 string_agg(DISTINCT grading_system, ', ') AS grading_systems, string_agg(DISTINCT source, ', ') AS sources
+                 string_agg(DISTINCT grading_system, ', ' ORDER BY grading_system) AS grading_systems,
+                 string_agg(DISTINCT source, ', ' ORDER BY source) AS sources
           FROM toxicity_episodes WHERE syndrome = $syndrome GROUP BY usubjid
         ) e USING (usubjid)
         WHERE s.first_infusion_date IS NOT NULL
