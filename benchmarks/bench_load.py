@@ -1,7 +1,7 @@
 """The whole load as a data manager runs it, against DuckDB copying the same Parquet files.
 
 Each timing is a fresh process, started the same way and measured from outside (wall clock; peak memory
-= that process's ru_maxrss from wait4):
+= that process's ru_maxrss from wait4; CPU = its user + system time, every thread):
   copy    DuckDB alone: CREATE TABLE AS SELECT * FROM read_parquet(...) for every file of the study
   load    `python -m safety ingest STUDY --db DB --cutoff 2025-12-31`: validation, mapping, quarantine
           and every derivation, as the CLI runs it (start-up included)
@@ -10,7 +10,9 @@ Each timing is a fresh process, started the same way and measured from outside (
   steps   one more in-process load that times the ingest step, the derivations (two run side by side) and
           each derivation (where the time goes)
 Copy and load alternate for --rounds pairs (one shared machine: both see the same minute); the ratio is
-the ratio of their medians, all in one run. The load average is printed before and after.
+the ratio of their medians, all in one run. The load average is printed before and after. The CPU budget line
+says how much CPU time the goal leaves (4x the copy's wall time with every core busy throughout) beside the CPU
+time the load, the floor and the copy used.
 
     python benchmarks/bench_load.py                               # 20,000 subjects, 2,000,000 labs
     python benchmarks/bench_load.py --subjects 10000 --labs 5000000
@@ -44,33 +46,29 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def timed(cmd: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MB) and stdout of one fresh process."""
+def timed(cmd: list[str]) -> tuple[float, float, float, str]:
+    """Wall seconds, peak RSS (MB), CPU seconds (user + system, all threads) and stdout of one fresh process."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate()
     wall = time.perf_counter() - t0
-    # the wrapper process has this one child, so the children's peak is its own
-    rss = resource_children_peak()
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[:4])} ... failed ({proc.returncode}):\n{err[-3000:]}")
-    return wall, rss, out
-
-
-def resource_children_peak() -> float:
+    # the wrapper process has this one child, so the children's totals are its own
     import resource
 
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} ... failed ({proc.returncode}):\n{err[-3000:]}")
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, out
 
 
-def run_child(mode: str, *args: str) -> tuple[float, float, str]:
+def run_child(mode: str, *args: str) -> tuple[float, float, str, float]:
     """Run this script in a child so that its peak memory is its own (ru_maxrss of RUSAGE_CHILDREN is the
     largest child so far, so each measurement goes through one wrapper process that reports its child)."""
     p = subprocess.run([sys.executable, __file__, "--wrap", mode, *args], cwd=ROOT, capture_output=True, text=True)
     if p.returncode != 0:
         raise SystemExit(f"{mode} failed:\n{p.stderr[-3000:]}")
     rec = json.loads(p.stdout.strip().splitlines()[-1])
-    return rec["seconds"], rec["peak_rss_mb"], rec.get("out", "")
+    return rec["seconds"], rec["peak_rss_mb"], rec.get("out", ""), rec["cpu_s"]
 
 
 def wrap(mode: str, args: list[str]) -> None:
@@ -84,8 +82,9 @@ def wrap(mode: str, args: list[str]) -> None:
         cmd = [sys.executable, __file__, "--floor", *args]
     else:
         raise SystemExit(mode)
-    wall, rss, out = timed(cmd)
-    print(json.dumps({"seconds": round(wall, 2), "peak_rss_mb": round(rss), "out": out[-2000:]}))
+    wall, rss, cpu, out = timed(cmd)
+    print(json.dumps({"seconds": round(wall, 2), "peak_rss_mb": round(rss), "cpu_s": round(cpu, 2),
+                      "out": out[-2000:]}))
 
 
 def copy(folder: str, db: str) -> None:
@@ -191,15 +190,23 @@ def one_size(n_subj: int, n_lab: int, n_ae: int, rounds: int, do_steps: bool, ke
         c = run_child("copy", str(folder), fresh(copy_db))
         ld = run_child("load", str(folder), fresh(load_db))
         rounds_out.append((c, ld))
-        print(f"  round {i + 1}: copy {c[0]:6.2f} s ({c[1]:,.0f} MB)   load {ld[0]:6.2f} s ({ld[1]:,.0f} MB)   "
-              f"ratio {ld[0] / c[0]:.2f}", flush=True)
+        print(f"  round {i + 1}: copy {c[0]:6.2f} s ({c[1]:,.0f} MB, {c[3]:.1f} CPU s)   "
+              f"load {ld[0]:6.2f} s ({ld[1]:,.0f} MB, {ld[3]:.1f} CPU s)   ratio {ld[0] / c[0]:.2f}", flush=True)
     copy_s = statistics.median(c[0] for c, _ in rounds_out)
     load_s = statistics.median(ld[0] for _, ld in rounds_out)
     fl = run_child("floor", str(load_db), fresh(OUT / "load_floor.duckdb"))
-    print(f"  floor (labs + lab_toxicity, CREATE TABLE AS) {fl[0]:.2f} s ({fl[1]:,.0f} MB): {fl[2].strip()}")
+    print(f"  floor (labs + lab_toxicity, CREATE TABLE AS) {fl[0]:.2f} s ({fl[1]:,.0f} MB, {fl[3]:.1f} CPU s): "
+          f"{fl[2].strip()}")
+    load_cpu = statistics.median(ld[3] for _, ld in rounds_out)
     res = {"subjects": n_subj, "labs": n_lab, "aes": n_ae, "copy_s": copy_s, "load_s": load_s,
            "ratio": load_s / copy_s, "floor_s": fl[0], "copy_mb": max(c[1] for c, _ in rounds_out),
-           "load_mb": max(ld[1] for _, ld in rounds_out), "floor_mb": fl[1]}
+           "load_mb": max(ld[1] for _, ld in rounds_out), "floor_mb": fl[1],
+           "copy_cpu_s": statistics.median(c[3] for c, _ in rounds_out), "load_cpu_s": load_cpu,
+           "floor_cpu_s": fl[3]}
+    # the CPU the goal leaves: 4x the copy's wall time with every core busy all along
+    cores = os.cpu_count() or 1
+    print(f"  CPU budget: 4 x {copy_s:.2f} s x {cores} cores = {4 * copy_s * cores:.1f} CPU s at most; the load used "
+          f"{load_cpu:.1f} CPU s (median), the floor {fl[3]:.1f}, the copy {res['copy_cpu_s']:.1f}", flush=True)
     print(f"  median copy {copy_s:.2f} s, median load {load_s:.2f} s: load/copy = {load_s / copy_s:.2f} (goal <= 4); "
           f"floor/copy = {fl[0] / copy_s:.2f}; peak RSS copy {res['copy_mb']:,.0f} MB, load {res['load_mb']:,.0f} MB; "
           f"load average {load_average()}", flush=True)
@@ -240,10 +247,11 @@ def main() -> None:
         return
     sizes = [(n, 100 * n, 25 * n) for n in a.scale] if a.scale else [(a.subjects, a.labs, a.aes or 25 * a.subjects)]
     results = [one_size(*s, a.rounds, not a.no_steps, a.keep) for s in sizes]
-    print("\nsubjects | labs | copy s | load s | load/copy | floor s | peak RSS load MB")
+    print("\nsubjects | labs | copy s | load s | load/copy | floor s | peak RSS load MB | CPU s copy / load / floor")
     for r in results:
         print(f"{r['subjects']:,} | {r['labs']:,} | {r['copy_s']:.2f} | {r['load_s']:.2f} | {r['ratio']:.2f} | "
-              f"{r['floor_s']:.2f} | {r['load_mb']:,.0f}")
+              f"{r['floor_s']:.2f} | {r['load_mb']:,.0f} | {r['copy_cpu_s']:.1f} / {r['load_cpu_s']:.1f} / "
+              f"{r['floor_cpu_s']:.1f}")
 
 
 if __name__ == "__main__":

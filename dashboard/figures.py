@@ -661,15 +661,3 @@ def swimmer_plot(subjects: pd.DataFrame, events: pd.DataFrame, max_day: int = 36
     fig.update_yaxes(categoryorder="array", categoryarray=ylab[::-1], title_text="Subject", type="category")
     fig.update_xaxes(title_text=DAY_AXIS, range=[-5, max_day + 10])
     return _style(fig, title, height=max(400, 140 + 24 * len(s)))
-
-
-def response_rate_bar(df: pd.DataFrame, title: str | None = "Objective response rate (CR + CRi)") -> go.Figure:
-    """ORR per time point with 95% CI. Columns: timepoint, responders, evaluable, pct, ci_low, ci_high."""
-    fig = go.Figure(go.Bar(
-        x=df["timepoint"], y=df["pct"], marker_color="#009E73",
-        error_y=dict(type="data", symmetric=False, array=df["ci_high"] - df["pct"], arrayminus=df["pct"] - df["ci_low"]),
-        customdata=np.stack([df["responders"], df["evaluable"]], axis=-1),
-        hovertemplate="%{x}: %{customdata[0]} of %{customdata[1]} (%{y:.0f}%)<extra></extra>"))
-    fig.update_yaxes(title_text="Subjects with CR/CRi (%)", range=[0, 100])
-    fig.update_xaxes(title_text="Time point")
-    return _style(fig, title, height=380)

@@ -1,10 +1,11 @@
 """Charts drawn as plain SVG, for pages that should open without loading Plotly in the browser.
 
 Plotly's script is several MB; the browser loads and runs it when a page draws its first Plotly chart, which on
-the project's machine type held the first page back by 1-1.5 s. The overview (the page every user lands on) and
-the DLT review draw the stopping-boundary chart this way: the same lines, colours, point symbols and legend as a
-Plotly chart would, a tooltip on every point (SVG ``<title>``), no zoom. Pure functions of DataFrames, no
-Streamlit; every label is escaped.
+the project's machine type held the first page back by 1-1.5 s, and it draws every Plotly chart twice when it
+appears. The overview (the page every user lands on) and the DLT review draw the stopping-boundary chart this way:
+the same lines, colours, point symbols and legend as a Plotly chart would, a tooltip on every point (SVG
+``<title>``), no zoom. The swimmer page draws its response-rate bars this way beside the swimmer plot. Pure
+functions of DataFrames, no Streamlit; every label is escaped.
 """
 from __future__ import annotations
 
@@ -142,6 +143,58 @@ def stopping_boundary_svg(boundaries: pd.DataFrame, points: pd.DataFrame | None 
         out.append(_symbol(symbol, lx + 15, legend_y, 14, color)
                    + f'<text x="{lx + 38}" y="{legend_y + 5}">{esc(name)}</text>')
         legend_y += 26
+    out.append(f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#BBBBBB"/>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+RATE_BAR = "#009E73"
+RATE_HEIGHT = 380
+
+
+def response_rate_svg(rates: pd.DataFrame, responders: str, title: str | None = "Objective response rate") -> str:
+    """Response rate per time point as an SVG bar chart: one bar per row with its 95% CI as a whisker, the
+    count over the evaluable above it and a tooltip on each bar.
+
+    ``rates`` has timepoint, responders, evaluable, pct, ci_low and ci_high (percent); ``responders`` says what
+    counts as a response (e.g. "Lugano 2014 (CR + PR)") and is printed in the title and on the y axis.
+    """
+    esc = html.escape
+    right = 24
+    pw, ph = WIDTH - LEFT - right, RATE_HEIGHT - TOP - BOTTOM
+    heading = f"{title}: {responders}" if title else responders
+
+    def py(pct: float) -> float:
+        return TOP + ph * (100.0 - min(max(pct, 0.0), 100.0)) / 100.0
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {RATE_HEIGHT}" role="img" '
+           f'aria-label="{esc(heading)}" style="width:100%;max-width:{WIDTH}px;height:auto" '
+           f'font-family="{FONT_FAMILY}" font-size="{FONT_SIZE - 1}" fill="{TEXT}">',
+           # a long definition (several criteria) takes the body size so that it stays inside the chart
+           f'<text x="{LEFT}" y="{TOP - 24}" font-size="{TITLE_SIZE if len(heading) <= 70 else FONT_SIZE}">'
+           f'{esc(heading)}</text>']
+    for pct in range(0, 101, 20):
+        y = py(pct)
+        out.append(f'<line x1="{LEFT}" y1="{_num(y)}" x2="{LEFT + pw}" y2="{_num(y)}" stroke="{GRID}"/>'
+                   f'<text x="{LEFT - 8}" y="{_num(y + 5)}" text-anchor="end">{pct}</text>')
+    out.append(f'<text transform="translate(20 {TOP + ph / 2}) rotate(-90)" text-anchor="middle" '
+               f'font-size="{FONT_SIZE}">Responders (%)</text>')
+    slot = pw / max(len(rates), 1)
+    for i, r in enumerate(rates.itertuples(index=False)):
+        cx, half = LEFT + slot * (i + 0.5), min(slot * 0.3, 90)
+        top, lo, hi = py(float(r.pct)), py(float(r.ci_low)), py(float(r.ci_high))
+        k, n = int(r.responders), int(r.evaluable)
+        tip = (f"{r.timepoint}: {k} of {n} ({float(r.pct):.0f}%), "
+               f"95% CI {float(r.ci_low):.0f}-{float(r.ci_high):.0f}% (Clopper-Pearson)")
+        out.append(f'<g><title>{esc(tip)}</title>'
+                   f'<rect x="{_num(cx - half)}" y="{_num(top)}" width="{_num(2 * half)}" '
+                   f'height="{_num(TOP + ph - top)}" fill="{RATE_BAR}"/>'
+                   f'<path d="M{_num(cx)} {_num(lo)} V{_num(hi)} M{_num(cx - 8)} {_num(lo)} H{_num(cx + 8)} '
+                   f'M{_num(cx - 8)} {_num(hi)} H{_num(cx + 8)}" stroke="{TEXT}" stroke-width="1.5" fill="none"/></g>'
+                   f'<text x="{_num(cx)}" y="{_num(hi - 8)}" text-anchor="middle">{k}/{n}</text>'
+                   f'<text x="{_num(cx)}" y="{TOP + ph + 20}" text-anchor="middle">{esc(str(r.timepoint))}</text>')
+    out.append(f'<text x="{LEFT + pw / 2}" y="{RATE_HEIGHT - 14}" text-anchor="middle" font-size="{FONT_SIZE}">'
+               'Time point</text>')
     out.append(f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#BBBBBB"/>')
     out.append("</svg>")
     return "".join(out)

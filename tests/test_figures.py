@@ -266,3 +266,24 @@ def test_nice_step_gives_readable_integer_ticks():
     from dashboard.figures_svg import nice_step
 
     assert nice_step(4) == 1 and nice_step(12) == 2 and nice_step(30) == 5 and nice_step(120) == 20
+
+
+# -- the response-rate bars beside the swimmer plot (SVG) --------------------------------------------------
+
+def test_response_rate_svg_draws_each_rate_with_its_interval_and_names_what_counts():
+    from dashboard import figures_svg as S
+
+    rates = pd.DataFrame({"timepoint": ["Month 3", "Best overall"], "responders": [5, 15], "evaluable": [22, 22],
+                          "pct": [100 * 5 / 22, 100 * 15 / 22], "ci_low": [7.8, 45.1], "ci_high": [45.4, 86.1]})
+    svg = S.response_rate_svg(rates, "Lugano 2014 (CR + PR) <v2>")
+    assert svg.startswith("<svg") and svg.endswith("</svg>")
+    assert "Objective response rate: Lugano 2014 (CR + PR) &lt;v2&gt;" in svg and "<v2>" not in svg
+    assert ">5/22</text>" in svg and ">15/22</text>" in svg
+    assert "Month 3: 5 of 22 (23%), 95% CI 8-45% (Clopper-Pearson)" in svg
+    assert "Best overall: 15 of 22 (68%), 95% CI 45-86% (Clopper-Pearson)" in svg
+    # bar heights follow the rates on the 0-100 axis: the best overall bar is 68/23 times the month-3 bar
+    heights = [float(h) for h in re.findall(r'<rect x="[\d.]+" y="[\d.]+" width="[\d.]+" height="([\d.]+)" fill="#009E73"', svg)]
+    assert len(heights) == 2 and heights[1] / heights[0] == pytest.approx(15 / 5, rel=0.01)
+    # each whisker spans its interval: from the lower to the upper bound, the upper drawn higher
+    whiskers = re.findall(r'<path d="M[\d.]+ ([\d.]+) V([\d.]+) ', svg)
+    assert len(whiskers) == 2 and all(float(lo) > float(hi) for lo, hi in whiskers)

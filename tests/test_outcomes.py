@@ -424,6 +424,10 @@ def test_response_by_criteria_orr_dor_and_pfs_from_response(tmp_path):
     res = orr(db.con.sql("SELECT * FROM response_outcomes").to_arrow_table().to_pandas())
     assert (res["responders"], res["n"]) == (3, 5)
     assert res["text"].startswith("ORR 3/5 (60%): Lugano 2014 (CR + PR) 2/3; CR + CRi (acute leukaemia) (CR + CRi) 1/2")
+    # a chart's title names what counts, once per criteria in use
+    assert res["counted_as"] == "Lugano 2014 (CR + PR) or CR + CRi (acute leukaemia), by each subject's diagnosis"
+    lymphoma = orr(db.con.sql("SELECT * FROM response_outcomes WHERE criteria = 'Lugano 2014'").to_arrow_table().to_pandas())
+    assert (lymphoma["responders"], lymphoma["n"], lymphoma["counted_as"]) == (2, 3, "Lugano 2014 (CR + PR)")
 
 
 def test_outcome_settings_are_validated_with_the_key_named():

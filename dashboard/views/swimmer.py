@@ -5,6 +5,7 @@ import streamlit as st
 from dashboard import data, state
 from dashboard import figures as F
 from dashboard import figures_outcomes as FO
+from dashboard.figures_svg import response_rate_svg
 from safety.derive.outcomes import survival
 from safety.derive.outcomes.response import orr
 
@@ -63,8 +64,8 @@ state.chart(F.swimmer_plot, shown, ev)
 has_resp = state.has_tables("response_outcomes")
 outcomes = state.q(f"SELECT * FROM response_outcomes WHERE {flt}", fp) if has_resp else None
 
-# Beneath the swimmer plot one chart at a time: only the open tab runs, and the browser draws two charts, not
-# three (each Plotly chart costs it two full draws when it appears).
+# Beneath the swimmer plot one chart at a time: only the open tab runs. The response rates are plain SVG, so the
+# browser draws one Plotly chart on this view, not two (each costs it two full draws when it appears).
 views = st.tabs(["Objective response rate among infused subjects", "Kaplan-Meier"], key="swimmer_view_tab",
                 on_change="rerun")
 if views[0].open:
@@ -87,9 +88,11 @@ if views[0].open:
             res = orr(outcomes)
             best = res["responders"]
             st.caption(res["text"])
+            counted_as = res["counted_as"]
         else:
             best = state.scalar("SELECT count(DISTINCT usubjid) FROM responses "
                                 f"WHERE upper(response) IN ('CR', 'CRI') AND {flt}", fp) or 0
+            counted_as = "CR + CRi"
         resp = pd.concat([resp, pd.DataFrame({"timepoint": ["Best overall"], "responders": [best]})], ignore_index=True)
         resp["evaluable"] = n
         cis = [data.clopper_pearson(int(k), n) for k in resp["responders"]]
@@ -100,7 +103,7 @@ if views[0].open:
         for col, r in zip(cols, resp.itertuples()):
             col.metric(f"ORR {r.timepoint}", f"{int(r.responders)} / {n}",
                        help=f"{r.pct:.0f}% (95% CI {r.ci_low:.0f}-{r.ci_high:.0f}%)")
-        state.chart(F.response_rate_bar, resp)
+        state.draw_svg(response_rate_svg(resp, counted_as))
 
 if views[1].open:
     with views[1]:

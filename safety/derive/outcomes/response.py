@@ -100,7 +100,9 @@ def derive_response(con, studyid, data_cut, config, review_store=None) -> None:
 def orr(rows: pd.DataFrame) -> dict:
     """Objective response rate from ``response_outcomes`` rows (infused subjects), with its printed definition.
 
-    Returns responders, n, orr_pct, ``by_criteria`` (one dict per criteria in use) and ``text``, e.g.
+    Returns responders, n, orr_pct, ``by_criteria`` (one dict per criteria in use), ``counted_as`` (what counts
+    as a response, for a chart's title: "Lugano 2014 (CR + PR) or CR + CRi (acute leukaemia), by each subject's
+    diagnosis") and ``text``, e.g.
     "ORR 15/22 (68%): Lugano 2014 (CR + PR) 10/16; CR + CRi (acute leukaemia) (CR + CRi) 5/6. ..."."""
     parts = []
     if len(rows):
@@ -116,7 +118,11 @@ def orr(rows: pd.DataFrame) -> dict:
     text = (f"ORR {k}/{n}" + (f" ({pct:.0f}%)" if n else "") + (f": {detail}" if detail else "")
             + ". Responder: best overall response before progression in the counted categories; "
               "denominator: infused subjects.")
-    return {"responders": k, "n": n, "orr_pct": pct, "by_criteria": parts, "text": text}
+    names = [p["criteria"] if str(p["definition"]) in str(p["criteria"]) else f"{p['criteria']} ({p['definition']})"
+             for p in parts]
+    counted_as = (names[0] if len(names) == 1 else " or ".join(names) + ", by each subject's diagnosis" if names
+                  else "the study's response criteria")
+    return {"responders": k, "n": n, "orr_pct": pct, "by_criteria": parts, "counted_as": counted_as, "text": text}
 
 
 DERIVATION = Derivation(name="response", writes=(RESPONSE_OUTCOMES,),
