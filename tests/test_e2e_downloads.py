@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from test_e2e_browser import CHROMIUM, CHROMIUM_ARGS, require_browser, serve_app
+from test_e2e_browser import CHROMIUM, CHROMIUM_ARGS, _settle, require_browser, serve_app
 
 pytestmark = pytest.mark.browser
 
@@ -22,8 +22,9 @@ def served(tmp_path_factory):
     build_sample_database(db)
     env = {k: val for k, val in os.environ.items() if k not in ("CELLTOX_DB", "CELLTOX_AUTH", "CELLTOX_USERS")}
     env["CELLTOX_SAMPLE_DB"] = str(db)  # demo mode on a temp copy: the checkout's audit log is not touched
-    with serve_app(env, tmp_path_factory.getbasetemp() / "streamlit_dl.log") as url:
-        yield url, db
+    log = tmp_path_factory.getbasetemp() / "streamlit_dl.log"
+    with serve_app(env, log) as url:
+        yield url, db, log
 
 
 def test_listing_csv_is_written_on_click_whole_and_audited(served, tmp_path):
@@ -31,7 +32,7 @@ def test_listing_csv_is_written_on_click_whole_and_audited(served, tmp_path):
 
     from safety.review.store import ReviewStore, default_review_path
 
-    url, db = served
+    url, db, log = served
     store = ReviewStore(default_review_path(db))
     before = len(store.audit_entries(action="export"))
     with sync_playwright() as p:
@@ -39,12 +40,17 @@ def test_listing_csv_is_written_on_click_whole_and_audited(served, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1400}, accept_downloads=True)
             page.goto(url + "/listings")
-            page.wait_for_selector("h1", timeout=120_000)
             button = page.get_by_role("button", name="Download CSV")
             button.wait_for(timeout=120_000)
+            _settle(page, None)  # clicked as a user does: on the page once it has finished drawing
             assert len(store.audit_entries(action="export")) == before  # drawing the page writes nothing
-            with page.expect_download(timeout=120_000) as dl:
-                button.click()
+            try:
+                with page.expect_download(timeout=120_000) as dl:
+                    button.click()
+            except Exception as exc:  # say what the page and the server showed, not only that nothing came
+                server = log.read_text()[-3000:] if log.exists() else "(no server log)"
+                pytest.fail(f"no download after the click ({type(exc).__name__}); page: "
+                            f"{page.inner_text('body')[:1500]!r}; server log: {server}")
             path = tmp_path / dl.value.suggested_filename
             dl.value.save_as(path)
         finally:
