@@ -80,7 +80,7 @@ def _with_adjudication(df: pd.DataFrame, reader: StudyReader, store, key: str = 
     labels = live.adjudicated_dlt() if live is not None else {}
     df = df.copy()
     # a dict lookup over the column at once: a loop over Arrow-backed strings costs seconds at 100k events
-    df["adjudicated_dlt"] = (pd.Series(df[key].to_numpy(dtype=object), index=df.index).map(labels).fillna("")
+    df["adjudicated_dlt"] = (pd.Series(df[key].to_numpy(dtype=object), index=df.index).map(labels).astype(object).fillna("")
                              if len(df) else pd.Series(dtype="object"))
     return df
 
