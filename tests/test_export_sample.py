@@ -44,7 +44,7 @@ def con(sample_db):
 
 
 def q(con, sql: str, **params) -> pd.DataFrame:
-    return con.cursor().execute(sql, params).to_arrow_table().to_pandas()  # a cursor per query (DuckDB 2.0)
+    return con.cursor().sql(sql, params=params or None).to_arrow_table().to_pandas()  # a cursor per query (DuckDB 2.0)
 
 
 def scalar(con, sql: str, **params):
