@@ -135,7 +135,7 @@ def dlt_boundary_data(reader: StudyReader, store=None, live=None):
                     "text": [str(t) for t in status["cohort"].astype(str)], "color": GRADE_COLORS[1]}
         note = ""
     else:
-        note = "No stopping-rule status at this cut: boundary only."
+        note = c.site_scoped_boundary_note(reader) or "No stopping-rule status at this cut: boundary only."
     data = {"title": rule_title(cfg), "yaxis_title": f"Subjects with {event_label(rule['event'], dlt_window(cfg))}",
             "lines": lines, "observed": observed}
     return data, note

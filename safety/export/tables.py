@@ -424,8 +424,7 @@ def table_stopping_rules(reader, store=None, live=None):
              "force when the table was made" + ("" if store is not None else
                                                  " (no review store given: screened candidates counted as DLTs)") + "."]
     if df.empty:
-        notes.insert(0, "No stopping-rule status rows at this data cut" +
-                     ("" if reader.scope.all_sites else " (site-scoped readers see no study-wide aggregates)") + ".")
+        notes.insert(0, c.site_scoped_boundary_note(reader) or "No stopping-rule status rows at this data cut.")
     return c.finish(df.rename(columns=STOP_COLUMNS), name=name, title=title, reference=ref, kind="table", notes=notes)
 
 
