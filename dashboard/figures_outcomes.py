@@ -10,6 +10,7 @@ from plotly.subplots import make_subplots
 
 from dashboard.figures import log_range
 from safety.core.palette import GRADE_COLORS, grade_color
+from safety.derive.outcomes.survival import AT_RISK_FROM_INFUSION
 
 FONT = dict(family="Arial, Helvetica, sans-serif", size=16, color="#222222")
 DAY_AXIS = "Days from infusion (day 0)"
@@ -24,8 +25,8 @@ def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
 
 
 def _with_risk_table(curves: list[tuple[str, pd.DataFrame, str]], risk: list[tuple[str, pd.DataFrame]], title: str,
-                     y_title: str, y_max: float | None = None) -> go.Figure:
-    """Step curves on top, the numbers at risk under them (one row per group), on one day axis."""
+                     y_title: str, y_max: float | None = None, x_title: str = DAY_AXIS) -> go.Figure:
+    """Step curves on top, the numbers at risk under them (one row per group), on one day axis (``x_title``)."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.78, 0.22], vertical_spacing=0.08)
     for i, (name, curve, col) in enumerate(curves):
         fig.add_trace(go.Scatter(x=curve["day"], y=curve[col], mode="lines", line=dict(shape="hv", width=3,
@@ -43,21 +44,25 @@ def _with_risk_table(curves: list[tuple[str, pd.DataFrame, str]], risk: list[tup
     fig.update_yaxes(title_text=y_title, tickformat=".0%", range=[0, y_max or 1.0], row=1, col=1)
     fig.update_yaxes(title_text="Number at risk", categoryorder="array", categoryarray=labels[::-1], row=2, col=1,
                      showgrid=False)
-    fig.update_xaxes(title_text=DAY_AXIS, row=2, col=1, rangemode="tozero")
+    fig.update_xaxes(title_text=x_title, row=2, col=1, rangemode="tozero")
     return _layout(fig, title, 520 + 24 * max(0, len(labels) - 1))
 
 
 def cumulative_incidence_figure(curve: pd.DataFrame, risk: pd.DataFrame, title: str, event: str,
                                 competing: str) -> go.Figure:
-    """Aalen-Johansen cumulative incidence of ``event`` (competing event named in the y title), with numbers at risk."""
+    """Aalen-Johansen cumulative incidence of ``event`` (competing event named in the y title), with the numbers
+    at risk of the infused subjects from day 0 beneath (row "Infused subjects")."""
     top = max(0.1, float(curve["cumulative_incidence"].max()) * 1.2) if len(curve) else 1.0
-    return _with_risk_table([(event, curve, "cumulative_incidence")], [("All infused", risk)], title,
+    return _with_risk_table([(event, curve, "cumulative_incidence")], [(AT_RISK_FROM_INFUSION, risk)], title,
                             f"Cumulative incidence (competing: {competing})", min(1.0, top))
 
 
-def kaplan_meier_figure(groups: list[tuple[str, pd.DataFrame, pd.DataFrame]], title: str, y_title: str) -> go.Figure:
-    """Kaplan-Meier curves (one per group: name, curve, numbers at risk) with the numbers at risk beneath."""
-    return _with_risk_table([(n, c, "survival") for n, c, _ in groups], [(n, r) for n, _, r in groups], title, y_title)
+def kaplan_meier_figure(groups: list[tuple[str, pd.DataFrame, pd.DataFrame]], title: str, y_title: str,
+                        x_title: str = DAY_AXIS) -> go.Figure:
+    """Kaplan-Meier curves (one per group: name, curve, numbers at risk) with the numbers at risk beneath, on a
+    day axis from infusion unless ``x_title`` says the times start elsewhere (e.g. at the first response)."""
+    return _with_risk_table([(n, c, "survival") for n, c, _ in groups], [(n, r) for n, _, r in groups], title, y_title,
+                            x_title=x_title)
 
 
 def expansion_by_crs_grade(pc: pd.DataFrame, crs_max: pd.DataFrame, unit: str) -> go.Figure:

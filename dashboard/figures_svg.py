@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
 
 import pandas as pd
 
@@ -27,6 +28,10 @@ DASHES = {"solid": None, "dash": "10 6", "dot": "3 5"}
 FONT_FAMILY = "Arial, Helvetica, sans-serif"
 GRID = "#E5E5E5"
 TEXT = "#222222"
+# The long-title rule of every chart here: a title longer than TITLE_CHARS takes the body size, and one longer
+# than LINE_CHARS (a long rule name with its window, several response criteria) wraps at a word, so it stays
+# inside the chart's width. A rotated axis label wraps at AXIS_CHARS, the plot's height.
+TITLE_CHARS, LINE_CHARS, AXIS_CHARS = 70, 110, 40
 
 
 def nice_step(span: float, max_ticks: int = 8) -> float:
@@ -42,6 +47,29 @@ def nice_step(span: float, max_ticks: int = 8) -> float:
 
 def _num(x: float) -> str:
     return f"{x:.1f}".rstrip("0").rstrip(".")
+
+
+def _lines(text: str, width: int) -> list[str]:
+    """``text`` as it is drawn: one line when it has at most ``width`` characters, else broken at words."""
+    return textwrap.wrap(text, width) if len(text) > width else [text]
+
+
+def _wrapped(text: str, width: int, size: float, x: float = 0) -> str:
+    """``text`` escaped, as the content of one SVG <text> whose lines start at ``x``: each line after the first
+    a line height further (down; to the right on a rotated label)."""
+    lines = _lines(text, width)
+    if len(lines) == 1:
+        return html.escape(text)
+    return "".join(f'<tspan x="{_num(x)}" dy="{0 if i == 0 else _num(1.2 * size)}">{html.escape(line)}</tspan>'
+                   for i, line in enumerate(lines))
+
+
+def _heading(text: str, x: float, y: float) -> str:
+    """A chart's title at (x, y) under the long-title rule (TITLE_CHARS, LINE_CHARS); a wrapped title starts
+    higher by half its extra lines, so it stays above the plot."""
+    size = TITLE_SIZE if len(text) <= TITLE_CHARS else FONT_SIZE
+    top = y - (len(_lines(text, LINE_CHARS)) - 1) * 0.6 * size
+    return f'<text x="{_num(x)}" y="{_num(top)}" font-size="{size}">{_wrapped(text, LINE_CHARS, size, x)}</text>'
 
 
 def _symbol(name: str, x: float, y: float, size: float, fill: str) -> str:
@@ -71,6 +99,8 @@ def stopping_boundary_svg(boundaries: pd.DataFrame, points: pd.DataFrame | None 
 
     ``boundaries`` has ``n`` and any of ``stop_if_events_ge``, ``eliminate_if_ge``, ``deescalate_if_ge``,
     ``escalate_if_le`` (NULL where the rule has no boundary at that n); ``points`` has label, n, events.
+    ``event_label`` names the monitored event as pages do, with its DLT window
+    (:func:`safety.derive.dlt.stopping.event_label`); the y axis reads "Subjects with <event_label>".
     """
     b = boundaries.sort_values("n")
     lines = []
@@ -99,7 +129,7 @@ def stopping_boundary_svg(boundaries: pd.DataFrame, points: pd.DataFrame | None 
            f'aria-label="{esc(title or "Stopping boundary")}" style="width:100%;max-width:{WIDTH}px;height:auto" '
            f'font-family="{FONT_FAMILY}" font-size="{FONT_SIZE - 1}" fill="{TEXT}">']
     if title:
-        out.append(f'<text x="{LEFT}" y="{TOP - 24}" font-size="{TITLE_SIZE}">{esc(title)}</text>')
+        out.append(_heading(title, LEFT, TOP - 24))
     xstep, ystep = nice_step(x_max), nice_step(y_top)
     k = 0
     while k * xstep <= x_max * 1.04:
@@ -116,7 +146,7 @@ def stopping_boundary_svg(boundaries: pd.DataFrame, points: pd.DataFrame | None 
     out.append(f'<text x="{LEFT + pw / 2}" y="{HEIGHT - 14}" text-anchor="middle" font-size="{FONT_SIZE}">'
                'Evaluable subjects (n)</text>')
     out.append(f'<text transform="translate(20 {TOP + ph / 2}) rotate(-90)" text-anchor="middle" '
-               f'font-size="{FONT_SIZE}">{esc(event_label)} (subjects)</text>')
+               f'font-size="{FONT_SIZE}">{_wrapped(f"Subjects with {event_label}", AXIS_CHARS, FONT_SIZE)}</text>')
     legend_y = TOP + 8
     for name, color, dash, xy in lines:
         path = f"M{_num(px(xy[0][0]))} {_num(py(xy[0][1]))}" + "".join(
@@ -170,9 +200,7 @@ def response_rate_svg(rates: pd.DataFrame, responders: str, title: str | None = 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {RATE_HEIGHT}" role="img" '
            f'aria-label="{esc(heading)}" style="width:100%;max-width:{WIDTH}px;height:auto" '
            f'font-family="{FONT_FAMILY}" font-size="{FONT_SIZE - 1}" fill="{TEXT}">',
-           # a long definition (several criteria) takes the body size so that it stays inside the chart
-           f'<text x="{LEFT}" y="{TOP - 24}" font-size="{TITLE_SIZE if len(heading) <= 70 else FONT_SIZE}">'
-           f'{esc(heading)}</text>']
+           _heading(heading, LEFT, TOP - 24)]  # a long definition (several criteria) stays inside the chart
     for pct in range(0, 101, 20):
         y = py(pct)
         out.append(f'<line x1="{LEFT}" y1="{_num(y)}" x2="{LEFT + pw}" y2="{_num(y)}" stroke="{GRID}"/>'

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from test_app_pages import _latest, _metrics, _open, _sql, app_db, app_env  # noqa: F401  (fixtures)
+from test_meeting_view import _values
 
 
 TABS = ["Deaths & NRM", "Infections", "Cumulative incidence", "Response", "Immune reconstitution",
@@ -79,6 +80,39 @@ def test_outcomes_page_cumulative_incidence_endpoints(app_env):
         radio.set_value(name).run()
         assert not at.exception, [e.value for e in at.exception]
         assert any("competing event" in c.value for c in at.caption)
+
+
+def _risk_rows(at) -> dict[str, tuple[list, list, str]]:
+    """Each chart's numbers-at-risk rows: {row label: (days, numbers, the chart's x axis title)}."""
+    out = {}
+    for c in at.get("plotly_chart"):
+        spec = json.loads(c.proto.spec)
+        x_title = spec["layout"].get("xaxis2", {}).get("title", {}).get("text")
+        for t in spec["data"]:
+            if (t.get("name") or "").endswith(": number at risk"):
+                out[_values(t["y"])[0]] = (_values(t["x"]), _values(t["text"]), x_title)
+    return out
+
+
+def test_outcomes_at_risk_rows_say_whose_they_are_and_from_when(app_env):
+    """Under a curve timed from infusion the row of numbers at risk is "Infused subjects", from all of them at
+    day 0; the Kaplan-Meier curves from the first response are timed from it, and their axis says so."""
+    db = app_env
+    studyid, cut = _latest(db)
+    n_inf = _sql(db, "SELECT count(*) FROM subjects WHERE studyid = $s AND data_cut = $c AND infused "
+                     "AND first_infusion_date IS NOT NULL", s=studyid, c=cut)
+    for tab in ("Deaths & NRM", "Cumulative incidence"):
+        rows = _risk_rows(_open("outcomes", session={"outcomes_tab": tab}))
+        assert list(rows) == ["Infused subjects"], tab
+        days, numbers, x_title = rows["Infused subjects"]
+        assert days[0] == 0 and numbers[0] == str(n_inf) and x_title == "Days from infusion (day 0)", tab
+    rows = _risk_rows(_open("outcomes", session={"outcomes_tab": "Response"}))
+    responders = _sql(db, "SELECT count(*) FROM response_outcomes WHERE studyid = $s AND data_cut = $c "
+                          "AND first_response_day IS NOT NULL", s=studyid, c=cut)
+    assert set(rows) == {"Duration of response", "DFS/PFS from first response"}
+    for days, numbers, x_title in rows.values():
+        assert days[0] == 0 and numbers[0] == str(responders) and x_title == "Days from first response"
+    assert responders < n_inf  # responders only: not the infused subjects' row
 
 
 def test_outcomes_page_itnk_b_cell_aplasia(app_env):

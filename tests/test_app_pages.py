@@ -373,16 +373,36 @@ def test_labs_page_shows_car_hematotox_beside_icaht(app_env):
     assert any(x.label == "High risk (score ≥2)" for x in at.metric)
 
 
+def test_labs_icaht_heading_and_counts_name_both_lineages(app_env):
+    """The ICAHT counts take a subject graded >= 3 in either lineage: the heading and the metrics say ANC and
+    platelets, each with its source, and the numbers are those of the icaht table over both lineages."""
+    db = app_env
+    studyid, cut = _latest(db)
+    at = _open("labs", session={"labs_tab": "Cytopenia & ICAHT"})
+    assert "**ICAHT: ANC (EHA/EBMT 2023) and platelets (T-ICAHT proposal)**" in [m.value for m in at.markdown]
+    assert not [m.value for m in at.markdown if m.value == "**ICAHT (EHA/EBMT 2023)**"]
+    m = _metrics(at)
+    for phase, col in (("Early", "early_grade"), ("Late", "late_grade")):
+        both = _sql(db, f"SELECT count(DISTINCT usubjid) FROM icaht WHERE studyid = $s AND data_cut = $c "
+                        f"AND {col} >= 3", s=studyid, c=cut)
+        assert m[f"{phase} ICAHT grade ≥3 (ANC or platelets)"] == str(both)
+    anc_only = _sql(db, "SELECT count(DISTINCT usubjid) FROM icaht WHERE studyid = $s AND data_cut = $c "
+                        "AND early_grade >= 3 AND lineage = 'ANC'", s=studyid, c=cut)
+    if _sample_available():  # the sample study has subjects at early grade >= 3 by their platelets alone
+        assert int(m["Early ICAHT grade ≥3 (ANC or platelets)"]) > anc_only
+    assert "Early ICAHT grade ≥3" not in m
+
+
 @pytest.mark.parametrize("tab, shows", [("Worst grades & shifts", "Subjects with any lab grade ≥3"),
                                         ("Values over time", None), ("Liver (eDISH)", None),
-                                        ("Cytopenia & ICAHT", "Early ICAHT grade ≥3")])
+                                        ("Cytopenia & ICAHT", "Early ICAHT grade ≥3 (ANC or platelets)")])
 def test_labs_page_runs_only_the_open_tab_and_every_tab_renders(app_env, tab, shows):
     at = _open("labs", session={"labs_tab": tab})
     assert not at.exception, [e.value for e in at.exception]
     metrics = [m.label for m in at.metric]
     if shows:
         assert shows in metrics
-    others = {"Subjects with any lab grade ≥3", "Early ICAHT grade ≥3"} - {shows}
+    others = {"Subjects with any lab grade ≥3", "Early ICAHT grade ≥3 (ANC or platelets)"} - {shows}
     assert not others & set(metrics), f"{tab}: another tab's content ran"
     if tab in ("Values over time", "Liver (eDISH)"):
         assert at.get("plotly_chart"), f"{tab} draws its chart"

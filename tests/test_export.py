@@ -260,6 +260,8 @@ def test_crs_icans_and_dlt_tables(reader, store):
     assert dlt.loc["Subjects with an adjudicated DLT", "Cohort DL1 (N=2) n (%)"] == "0"
     stop = build_table(reader, "stopping_rules", store)
     assert stop.iloc[0]["Decision"] == "continue" and stop.iloc[0]["Events"] == 1
+    # the monitored event as the pages name it, with the study's DLT window, not the code 'dlt'
+    assert stop.iloc[0]["Monitored event"] == "DLT (onset days 0-28)"
 
 
 def test_lab_tables(reader):

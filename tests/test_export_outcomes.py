@@ -75,6 +75,9 @@ def test_tables_deaths_nrm_infections_response(con):
             "-" if rate is None else f"{rate:.2f}")
     resp = build_table(r, "response")
     assert "ORR 15/22 (68%)" in resp.attrs["notes"][0]
+    # the reference line cites both criteria the study counts by, as the swimmer page's chart names them
+    assert resp.attrs["reference"] == ("Study response criteria: Lugano 2014 (CR + PR) or CR + CRi (acute leukaemia), "
+                                       "by each subject's diagnosis; Lugano 2014: Cheson et al., J Clin Oncol 2014")
     rows = {(a, b): v for a, b, v in resp.values}
     assert rows[("Lugano 2014", "ORR (CR + PR)")] == "10 (58.8)"
     assert rows[("CR + CRi (acute leukaemia)", "ORR (CR + CRi)")] == "5 (100.0)"
@@ -111,6 +114,10 @@ def test_outcome_outputs_in_every_format(con, tmp_path):
         assert f"{CART}_{CUT2}_{o}.csv" in names and f"{CART}_{CUT2}_{o}.rtf" in names
     deaths = read_export_csv(tmp_path / f"{CART}_{CUT2}_death_causes.csv")
     assert f"{CART}-01-021" in set(deaths["usubjid"])
+    first = (tmp_path / f"{CART}_{CUT2}_response.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert first == ("# Best overall response and objective response rate [Study response criteria: Lugano 2014 "
+                     "(CR + PR) or CR + CRi (acute leukaemia), by each subject's diagnosis; Lugano 2014: Cheson et al., "
+                     "J Clin Oncol 2014]")
     rtf = (tmp_path / f"{CART}_{CUT2}_death_causes.rtf").read_text(encoding="latin-1")
     assert rtf.startswith("{\\rtf1") and "Invasive pulmonary aspergillosis" in rtf and "Cause category" in rtf
     wb = openpyxl.load_workbook(next(p for p in paths if p.suffix == ".xlsx"), read_only=True)

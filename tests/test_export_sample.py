@@ -238,7 +238,13 @@ def test_site_scoped_export_contains_only_site_02(con, site02_export):
     n_inf = int(((subj["siteid"] == "02") & subj["usubjid"].isin(
         q(con, "SELECT usubjid FROM subjects WHERE studyid=$s AND data_cut=$c AND infused", s=ITNK, c=CUT2)["usubjid"])).sum())
     assert overview.columns[-1] == f"Overall (N={n_inf}) n (%)"
-    assert read_export_csv(next(p for p in csvs if p.name.endswith("_stopping_rules.csv"))).empty
+    stop_csv = next(p for p in csvs if p.name.endswith("_stopping_rules.csv"))
+    assert read_export_csv(stop_csv).empty
+    # the boundary section says why it counts nothing: the rule is the whole trial's, not site 02's
+    site_note = ("Site-scoped packet (sites 02): the protocol's stopping rule is for the whole trial, so no events "
+                 "are counted against its boundary here (these sites' subjects alone are not the rule's count); "
+                 "the all-sites packet shows them.")
+    assert f"# Note: {site_note}\n" in stop_csv.read_text(encoding="utf-8")
     # every other file (XLSX, RTF, PDF) names no subject of another site
     import openpyxl
     import pypdf
@@ -252,6 +258,19 @@ def test_site_scoped_export_contains_only_site_02(con, site02_export):
         leaked = [u for u in others if u in text]
         assert not leaked, (name, leaked[:3])
     assert any(u in texts["xlsx"] for u in site02) and any(u in texts["pdf"] for u in site02)
+
+
+def test_boundary_figure_of_a_site_scoped_packet_draws_the_rule_and_says_it_counts_no_site_events(con):
+    from safety.export.figures import dlt_boundary_data
+    site, note = dlt_boundary_data(StudyReader(con, Scope(ITNK, CUT2, ("02", "03"), CUT1)))
+    assert site["observed"] is None and site["lines"]  # the protocol's boundary lines, no site-only points
+    assert note == ("Site-scoped packet (sites 02, 03): the protocol's stopping rule is for the whole trial, so no "
+                    "events are counted against its boundary here (these sites' subjects alone are not the rule's "
+                    "count); the all-sites packet shows them.")
+    every, note = dlt_boundary_data(StudyReader(con, Scope(ITNK, CUT2, None, CUT1)))
+    assert every["observed"] is not None and note == ""  # all sites: the study's events, no such note
+    stop = build_table(StudyReader(con, Scope(ITNK, CUT2, None, CUT1)), "stopping_rules")
+    assert not stop.empty and not any("Site-scoped" in n for n in stop.attrs["notes"])
 
 
 # -- the packet's numbers are the dashboard's numbers ------------------------------------------

@@ -245,7 +245,7 @@ def test_stopping_boundary_svg_steps_after_each_n_and_marks_the_current_point():
     assert float(moves[2][1:]) == y2 and x2 < x3 < x4 and float(moves[4][1:]) < y2  # 3 events drawn above 2
     assert "n = 2: stop at or above: DLTs 2" in svg and "n = 4: stop at or above: DLTs 3" in svg  # tooltips
     assert "evaluable n = 3&#10;DLTs = 1" in svg and ">1/3</text>" in svg and "Stop at or above" in svg
-    assert "Evaluable subjects (n)" in svg and "DLTs (subjects)" in svg
+    assert "Evaluable subjects (n)" in svg and ">Subjects with DLTs</text>" in svg
 
 
 def test_stopping_boundary_svg_shows_each_cohort_and_escapes_labels():
@@ -260,6 +260,29 @@ def test_stopping_boundary_svg_shows_each_cohort_and_escapes_labels():
     assert "BOIN &lt;pilot&gt;" in svg
     assert ">Eliminate dose (and higher) at or above</text>" in svg  # the packet's figure names it alike
     assert "<circle" in svg and "<rect" in svg  # each cohort its own symbol (circle, square)
+
+
+def test_stopping_boundary_svg_names_the_dlt_window_and_keeps_long_labels_inside():
+    """The pages pass the event with its DLT window: the title, the y axis and every tooltip say it. A title
+    over 110 characters takes the body size and wraps at a word; the y axis wraps at 40 (the plot's height)."""
+    from dashboard import figures_svg as S
+    from safety.derive.dlt.stopping import chart_title, event_label
+
+    b = pd.DataFrame({"n": [1, 2, 3], "stop_if_events_ge": [None, 2, 2]})
+    pts = pd.DataFrame({"label": ["study"], "n": [3], "events": [1]})
+    svg = S.stopping_boundary_svg(b, points=pts, event_label=event_label("dlt", (0, 21)),
+                                  title=chart_title("boin", "dlt", (0, 21)))
+    assert ('<text x="72" y="32" font-size="16">BOIN (Liu &amp; Yuan 2015) on DLT (onset days 0-21): events against '
+            'the boundaries</text>') in svg  # 78 characters: one line at the body size
+    assert 'font-size="16">Subjects with DLT (onset days 0-21)</text>' in svg
+    assert "stop at or above: DLT (onset days 0-21) 2" in svg and "DLT (onset days 0-21) = 1" in svg
+    long = S.stopping_boundary_svg(b, points=pts, event_label=event_label("crs_icans_grade3", (0, 21)),
+                                   title=chart_title("bayesian_beta_binomial", "crs_icans_grade3", (0, 21)))
+    assert ('<text x="72" y="22.4" font-size="16"><tspan x="72" dy="0">Bayesian beta-binomial (Thall, Simon &amp; '
+            'Estey 1995) on CRS or ICANS grade &gt;= 3 (onset days 0-21): events</tspan><tspan x="72" dy="19.2">'
+            'against the boundaries</tspan></text>') in long
+    assert ('<tspan x="0" dy="0">Subjects with CRS or ICANS grade &gt;= 3</tspan>'
+            '<tspan x="0" dy="19.2">(onset days 0-21)</tspan>') in long
 
 
 def test_nice_step_gives_readable_integer_ticks():

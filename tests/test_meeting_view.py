@@ -114,6 +114,21 @@ def test_meeting_summary_names_deaths_severe_toxicities_and_candidates(sample_db
     assert rules.loc["DL3", "level"] == meeting.CROSSED and not rules.loc["DL3", "adjudicated_crossed"]
     assert rules.loc["DL1", "level"] == meeting.INSIDE
     assert list(cart1.rules["label"])[0] == "DL3"  # the red box first
+    # the monitored event is named with the study's DLT window (study.yaml dlt.window: days 0-28 in both studies)
+    assert set(cart1.rules["event_label"]) == {"DLT (onset days 0-28)"}
+    assert set(_summary(sample_db, ITNK, CUT2).rules["event_label"]) == {"CRS or ICANS grade >= 3 (onset days 0-28)"}
+
+
+def test_rule_rows_name_the_event_with_the_window_they_are_given():
+    import pandas as pd
+    rules = pd.DataFrame([{"cohort": None, "method": "pocock", "monitored_event": "treatment_related_death",
+                           "decision": "continue", "events": 1, "evaluable_n": 9, "pending": 0, "boundary_events": 4,
+                           "events_needed": 3, "sentence": "Pocock-type: 1 of 9", "events_if_pending_confirmed": 1,
+                           "evaluable_n_if_pending_confirmed": 9, "decision_if_pending_confirmed": "continue",
+                           "pending_changes_decision": False}])
+    rows = meeting.rule_rows(meeting.CommitteeStatus(rules=rules, candidates=pd.DataFrame(), window=(0, 21)))
+    assert rows.loc[0, "event_label"] == "treatment-related death (days 0-21)"
+    assert rows.loc[0, "status_text"] == "inside the boundary"
 
 
 def test_meeting_summary_reads_the_derived_deaths_and_infection_episodes(mini_db):
@@ -164,9 +179,13 @@ def test_overview_first_screen_names_subjects_with_counts_in_severity_order(samp
     assert all(el.proto.page.endswith("subject_profile") for el in at.get("page_link"))
     boxes = [e.value for e in at.success] + [e.value for e in at.error] + [e.value for e in at.warning]
     assert any(b.startswith("**Study** ·") for b in boxes) and not any("nan" in b for b in boxes)
+    assert all(" with a CRS or ICANS grade >= 3 (onset days 0-28) · " in b for b in boxes if b.startswith("**Study** ·"))
 
     at = _open("overview", CART, CUT1)
-    assert any(e.value.startswith("**DL3** ·") for e in at.error)  # red: crossed with the pending counted
+    assert any(e.value.startswith("**DL3** · stay: 2 of 6 with a DLT (onset days 0-28) · ")
+               for e in at.error)  # red: crossed with the pending counted
+    boundary = next(e.value for e in at.markdown if e.value.startswith("<svg") and "BOIN" in e.value)
+    assert ">BOIN (Liu &amp; Yuan 2015) on DLT (onset days 0-28): events against the boundaries</text>" in boundary
     assert any(e.value.startswith("**DL1** ·") for e in at.success)
     links = _links(at)
     assert any(lab.startswith("**CD56-CART-01-01-019** Hemophagocytic lymphohistiocytosis grade 3 · pending")
@@ -358,3 +377,10 @@ def test_overview_and_dlt_review_draw_the_boundary_chart_without_plotly(sample_d
         svgs = [e.value for e in at.markdown if e.value.startswith("<svg")]
         assert svgs and all("Evaluable subjects (n)" in s and "<path " in s for s in svgs), page
         assert not at.get("plotly_chart"), page  # nothing on the page loads Plotly's script
+        # the chart names the event with the DLT window: its title, its y axis
+        assert all(">BOIN (Liu &amp; Yuan 2015) on DLT (onset days 0-28): events against the boundaries</text>" in s
+                   and ">Subjects with DLT (onset days 0-28)</text>" in s for s in svgs), page
+    boxes = [e.value for kind in ("success", "warning", "error") for e in at.get(kind)]
+    rule_boxes = [b for b in boxes if " · BOIN · monitored: " in b]
+    assert rule_boxes and all(" · BOIN · monitored: DLT (onset days 0-28) — BOIN (Liu & Yuan 2015), dose level "
+                              in b for b in rule_boxes)

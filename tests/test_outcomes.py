@@ -428,6 +428,15 @@ def test_response_by_criteria_orr_dor_and_pfs_from_response(tmp_path):
     assert res["counted_as"] == "Lugano 2014 (CR + PR) or CR + CRi (acute leukaemia), by each subject's diagnosis"
     lymphoma = orr(db.con.sql("SELECT * FROM response_outcomes WHERE criteria = 'Lugano 2014'").to_arrow_table().to_pandas())
     assert (lymphoma["responders"], lymphoma["n"], lymphoma["counted_as"]) == (2, 3, "Lugano 2014 (CR + PR)")
+    # a response table's reference line cites the criteria in use (Lugano 2014 with its paper), nothing else
+    from safety.derive.outcomes.response import criteria_reference
+    assert criteria_reference(res) == ("Study response criteria: Lugano 2014 (CR + PR) or CR + CRi (acute leukaemia), "
+                                       "by each subject's diagnosis; Lugano 2014: Cheson et al., J Clin Oncol 2014")
+    leukaemia = orr(db.con.sql("SELECT * FROM response_outcomes WHERE criteria <> 'Lugano 2014'").to_arrow_table()
+                    .to_pandas())
+    assert criteria_reference(leukaemia) == "Study response criteria: CR + CRi (acute leukaemia)"  # no Lugano cited
+    none = db.con.sql("SELECT * FROM response_outcomes WHERE false").to_arrow_table().to_pandas()
+    assert criteria_reference(orr(none)) == "Study response criteria"
 
 
 def test_outcome_settings_are_validated_with_the_key_named():

@@ -353,15 +353,35 @@ def _sample_config(folder):
 
 
 def test_rule_titles_name_method_source_and_monitored_event():
-    boin = st.rule_title(_sample_config("car_t_cd56"))       # CD56-CART-01: BOIN on DLT
-    assert boin == "BOIN dose escalation (Liu & Yuan 2015) on DLT, target rate 0.3, by dose level"
+    boin = st.rule_title(_sample_config("car_t_cd56"))       # CD56-CART-01: BOIN on DLT, window days 0-28
+    assert boin == "BOIN dose escalation (Liu & Yuan 2015) on DLT (onset days 0-28), target rate 0.3, by dose level"
     assert "P(rate" not in boin
     itnk = st.rule_title(_sample_config("car_itnk"))         # ITNK-B-01: beta-binomial on CRS/ICANS grade >= 3
-    assert itnk == ("Bayesian beta-binomial safety monitoring (Thall, Simon & Estey 1995) of CRS or ICANS grade >= 3: "
-                    "stop if P(rate > 0.25 | data) > 0.9")
+    assert itnk == ("Bayesian beta-binomial safety monitoring (Thall, Simon & Estey 1995) of CRS or ICANS grade >= 3 "
+                    "(onset days 0-28): stop if P(rate > 0.25 | data) > 0.9")
     assert "DLT" not in itnk
     assert st.chart_title("boin", "dlt") == "BOIN (Liu & Yuan 2015) on DLT: events against the boundaries"
-    assert "DLT" not in st.chart_title("bayesian_beta_binomial", "crs_icans_grade3")
+    assert st.chart_title("boin", "dlt", (0, 28)) == \
+        "BOIN (Liu & Yuan 2015) on DLT (onset days 0-28): events against the boundaries"
+    assert "DLT" not in st.chart_title("bayesian_beta_binomial", "crs_icans_grade3", (0, 28))
+
+
+def test_stopping_labels_say_the_dlt_window_of_the_study_config():
+    """A rule counts events in the DLT window only: every label names the window study.yaml sets (here 0-21,
+    not the default 28), and a treatment-related death by its day rather than an onset."""
+    cfg = config(dlt={"window": {"start_day": 0, "end_day": 21}}, stopping_rule={"method": "boin", "threshold": 0.3})
+    assert st.rule_title(cfg) == ("BOIN dose escalation (Liu & Yuan 2015) on DLT (onset days 0-21), target rate 0.3, "
+                                  "by dose level")
+    death = config(dlt={"window": {"start_day": 0, "end_day": 21}},
+                   stopping_rule={"method": "pocock", "event": "treatment_related_death"})
+    assert st.rule_title(death).startswith("Pocock-type safety monitoring (Ivanova, Qaqish & Schell 2005) of "
+                                           "treatment-related death (days 0-21): rate ")
+    assert st.event_label("dlt", (0, 21)) == "DLT (onset days 0-21)"
+    assert st.event_label("icans_grade3", (1, 35)) == "ICANS grade >= 3 (onset days 1-35)"
+    assert st.event_label("treatment_related_death", (0, 21)) == "treatment-related death (days 0-21)"
+    assert st.event_label("dlt") == "DLT"  # without a window: the event alone, for callers that print it elsewhere
+    assert st.chart_title("pocock", "treatment_related_death", (0, 21)) == \
+        "Pocock-type (Ivanova, Qaqish & Schell 2005) on treatment-related death (days 0-21): events against the boundaries"
 
 
 def _store_config(con, cfg):
@@ -376,7 +396,9 @@ def test_packet_figure_draws_and_titles_the_boin_rule_not_a_beta_binomial_one(tm
     con = _study(tmp_path, 6, {1, 2, 3, 4}, stopping_rule={"method": "boin", "threshold": 0.30})
     _store_config(con, config(stopping_rule={"method": "boin", "threshold": 0.30}))
     fig, note = figures.fig_dlt_boundary(StudyReader(con, Scope(STUDY, CUT)))
-    assert fig.layout.title.text == "BOIN dose escalation (Liu & Yuan 2015) on DLT, target rate 0.3, by dose level"
+    assert fig.layout.title.text == ("BOIN dose escalation (Liu & Yuan 2015) on DLT (onset days 0-28), target rate 0.3, "
+                                     "by dose level")
+    assert fig.layout.yaxis.title.text == "Subjects with DLT (onset days 0-28)"
     names = [t.name for t in fig.data]
     assert names == ["Eliminate dose (and higher) at or above", "De-escalate at or above", "Escalate at or below",
                      "Observed"]
@@ -388,12 +410,16 @@ def test_packet_figure_draws_and_titles_the_boin_rule_not_a_beta_binomial_one(tm
 def test_packet_figure_of_a_crs_icans_rule_is_not_headed_dlt(tmp_path):
     from safety.access.reader import Scope, StudyReader
     from safety.export import figures
-    cfg = config(stopping_rule={"event": "crs_icans_grade3"})
+    cfg = config(stopping_rule={"event": "crs_icans_grade3"}, dlt={"window": {"start_day": 0, "end_day": 21}})
     con = _study(tmp_path, 4, set(), stopping_rule={"event": "crs_icans_grade3"})
     _store_config(con, cfg)
     fig, _ = figures.fig_dlt_boundary(StudyReader(con, Scope(STUDY, CUT)))
     assert "DLT" not in fig.layout.title.text and "CRS or ICANS grade >= 3" in fig.layout.title.text
-    assert fig.layout.yaxis.title.text == "Subjects with CRS or ICANS grade >= 3"
+    # the title (150 characters with the window) wraps at a word and the top margin makes room for its second line
+    assert fig.layout.title.text == ("Bayesian beta-binomial safety monitoring (Thall, Simon & Estey 1995) of CRS or "
+                                     "ICANS grade >= 3<br>(onset days 0-21): stop if P(rate > 0.25 | data) > 0.9")
+    assert fig.layout.margin.t == 82
+    assert fig.layout.yaxis.title.text == "Subjects with CRS or ICANS grade >= 3 (onset days 0-21)"
     assert [t.name for t in fig.data][0] == "Stop at or above"
 
 

@@ -128,7 +128,8 @@ else:
         for _, r in rows.iterrows():
             level = meeting_rules.rule_level(r)
             label = r["cohort"] if pd.notna(r["cohort"]) else "Study"
-            BOX[level](f"**{label}** · {method_name(r['method'])} · monitored: {event_label(r['monitored_event'])} — {r['sentence']}")
+            BOX[level](f"**{label}** · {method_name(r['method'])} · monitored: "
+                       f"{event_label(r['monitored_event'], status.window)} — {r['sentence']}")
         b = data.boundary_rows(v, method, rows["cohort"].iloc[0])
         if b.empty:
             state.empty(f"No boundary table for {method}.")
@@ -136,7 +137,7 @@ else:
         pts = pd.DataFrame({"label": rows["cohort"].fillna("study"), "n": rows["evaluable_n"], "events": rows["events"]})
         c1, c2 = st.columns([2, 1])
         event = rows["monitored_event"].iloc[0]
-        state.draw_svg(stopping_boundary_svg(b, points=pts, event_label=event_label(event),
-                                             title=chart_title(method, event)), where=c1)
+        state.draw_svg(stopping_boundary_svg(b, points=pts, event_label=event_label(event, status.window),
+                                             title=chart_title(method, event, status.window)), where=c1)
         state.table(b.drop(columns=["studyid", "data_cut"], errors="ignore").dropna(axis=1, how="all"),
                     subject_col=None, where=c2)

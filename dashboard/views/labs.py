@@ -3,6 +3,7 @@ import streamlit as st
 
 from dashboard import data, state, tables
 from dashboard import figures as F
+from safety.derive.toxicity import icaht
 
 v = state.view()
 st.title("Laboratory safety")
@@ -136,15 +137,17 @@ if tab_cyto.open:
             if n_all > MAX_LINES:
                 st.caption(f"Showing the {MAX_LINES} of {n_all} subjects with the lowest ANC nadir.")
             state.chart(F.cytopenia_recovery_figure, cy.drop(columns="n_subjects"))
-        st.markdown("**ICAHT (EHA/EBMT 2023)**")
+        st.markdown(f"**{icaht.HEADING}**")
         if state.require("icaht", what="the ICAHT grades"):
             ic = state.q(f"SELECT * EXCLUDE (studyid, data_cut) FROM icaht WHERE {flt} ORDER BY usubjid, lineage", fp)
             if ic.empty:
                 state.empty("No ICAHT grades were derived for this selection.")
             else:
                 m = st.columns(2)
-                m[0].metric("Early ICAHT grade ≥3", int(ic.loc[ic["early_grade"] >= 3, "usubjid"].nunique()))
-                m[1].metric("Late ICAHT grade ≥3", int(ic.loc[ic["late_grade"] >= 3, "usubjid"].nunique()))
+                m[0].metric(icaht.EARLY_GRADE3_LABEL, int(ic.loc[ic["early_grade"] >= 3, "usubjid"].nunique()),
+                            help=icaht.EARLY_GRADE3_HELP)
+                m[1].metric(icaht.LATE_GRADE3_LABEL, int(ic.loc[ic["late_grade"] >= 3, "usubjid"].nunique()),
+                            help=icaht.LATE_GRADE3_HELP)
                 state.table(ic)
         st.markdown("**CAR-HEMATOTOX (Rejeski 2021): risk before lymphodepletion**")
         if state.require("car_hematotox", what="the CAR-HEMATOTOX scores"):

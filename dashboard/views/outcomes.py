@@ -163,8 +163,9 @@ if tabs[3].open:
                     e = resp[ecol].fillna(False).astype(bool).astype(int)
                     groups.append((label, survival.kaplan_meier(t, e), survival.at_risk(t)))
                 if len(resp):
+                    # timed from each responder's first response, not from infusion: the axis says so
                     state.chart(FO.kaplan_meier_figure, groups, "From first response: Kaplan-Meier",
-                                "Probability without progression or death", key="dor_km")
+                                "Probability without progression or death", "Days from first response", key="dor_km")
                     med = {g[0]: survival.median_time(g[1]) for g in groups}
                     st.caption("Median " + "; ".join(f"{k}: {'not reached' if m is None else f'{m:.0f} days'}"
                                                      for k, m in med.items()) +

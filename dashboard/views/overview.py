@@ -155,8 +155,9 @@ else:
             if b.empty:
                 state.empty("No boundary table was derived for this rule.")
             else:
-                state.draw_svg(stopping_boundary_svg(b, points=pts, event_label=event_label(first["monitored_event"]),
-                                                     title=chart_title(first["method"], first["monitored_event"])))
+                event = first["monitored_event"]  # named with the DLT window it is counted in
+                state.draw_svg(stopping_boundary_svg(b, points=pts, event_label=event_label(event, dlt.window),
+                                                     title=chart_title(first["method"], event, dlt.window)))
 
 st.subheader("What is new")
 store = state.review_store(v.db_path)

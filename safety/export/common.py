@@ -109,6 +109,18 @@ def packet_meta(reader: StudyReader, generated_at: dt.datetime | None = None) ->
     )
 
 
+def site_scoped_boundary_note(reader: StudyReader) -> str | None:
+    """What a site-scoped packet says where the stopping boundary stands (the rule table and the boundary
+    figure): the protocol's rule is for the whole trial, so no events are counted against it for some sites
+    alone; None for an all-sites packet, which counts them."""
+    sc = reader.scope
+    if sc.all_sites:
+        return None
+    return (f"Site-scoped packet (sites {', '.join(sc.sites)}): the protocol's stopping rule is for the whole "
+            "trial, so no events are counted against its boundary here (these sites' subjects alone are not the "
+            "rule's count); the all-sites packet shows them.")
+
+
 def _as_date(v) -> dt.date:
     if isinstance(v, dt.datetime):
         return v.date()

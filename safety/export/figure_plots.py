@@ -10,6 +10,7 @@ the figures there, so the export's own process never imports Plotly. The in-proc
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import plotly
@@ -26,8 +27,15 @@ def template() -> dict:
     return _template
 
 
+# A longer title (a rule named with its method, source, event and DLT window) wraps at a word, so it stays inside
+# the 1000 px figure at Plotly's title size; the top margin grows by a line for each line it adds.
+TITLE_LINE_CHARS = 100
+
+
 def _figure(traces: list[dict], title: str, **layout) -> dict:
-    layout.update(title={"text": title}, template=template(), width=1000, margin=dict(l=70, r=20, t=60, b=50),
+    lines = textwrap.wrap(title, TITLE_LINE_CHARS) if len(title) > TITLE_LINE_CHARS else [title]
+    layout.update(title={"text": "<br>".join(lines)}, template=template(), width=1000,
+                  margin=dict(l=70, r=20, t=60 + 22 * (len(lines) - 1), b=50),
                   font=dict(family="DejaVu Sans, Arial", size=12))
     layout.setdefault("height", 520)
     return {"data": traces, "layout": layout}

@@ -13,7 +13,7 @@ from safety.access.reader import StudyReader
 from safety.derive.outcomes import survival
 from safety.derive.outcomes.deaths import NRM_HORIZONS
 from safety.derive.outcomes.infections import ALL_DOSE_LEVELS, NO_DOSE_LEVEL, PATHOGEN_CLASSES, WINDOWS
-from safety.derive.outcomes.response import orr
+from safety.derive.outcomes.response import CRITERIA_REFERENCE, criteria_reference, orr
 from safety.export import common as c
 
 SUBJ = ("subj AS (SELECT usubjid, siteid AS site, cohort, dose_level, age, sex FROM subjects)")
@@ -239,11 +239,12 @@ def table_infections(reader, store=None):
 
 
 def table_response(reader, store=None):
-    name, title, ref = "response", "Best overall response and objective response rate", \
-        "Lugano 2014 (Cheson et al., J Clin Oncol 2014); study response criteria"
+    """Best overall response and ORR per criteria in use, its reference line citing those criteria
+    (:func:`~safety.derive.outcomes.response.criteria_reference`, what the swimmer page's chart names)."""
+    name, title = "response", "Best overall response and objective response rate"
     cols = ["Criteria", "Row", "n (%)"]
     if not reader.has_tables("response_outcomes"):
-        return _missing(name, title, ref, "response_outcomes", cols, "table")
+        return _missing(name, title, CRITERIA_REFERENCE, "response_outcomes", cols, "table")
     r = reader.sql("SELECT * FROM response_outcomes")
     rows = []
     for (crit, definition), g in r.groupby(["criteria", "responders_definition"]):
@@ -260,9 +261,9 @@ def table_response(reader, store=None):
                                         resp["dor_event"].fillna(False).astype(bool).astype(int)) if len(resp) else None
     rows.append(("All", "Median duration of response, days (Kaplan-Meier)",
                  "not reached" if med is None else f"{med:.0f}"))
-    return c.finish(pd.DataFrame(rows, columns=cols), name=name, title=title, reference=ref, kind="table",
-                    notes=[res["text"], "Duration of response from the first response to progression/relapse or "
-                           "death, censored at the last response assessment."])
+    return c.finish(pd.DataFrame(rows, columns=cols), name=name, title=title, reference=criteria_reference(res),
+                    kind="table", notes=[res["text"], "Duration of response from the first response to "
+                                         "progression/relapse or death, censored at the last response assessment."])
 
 
 LISTING_SPECS = {
@@ -280,5 +281,5 @@ LISTING_SPECS = {
 TABLE_SPECS = {
     "deaths_nrm": c.OutputSpec("Deaths by cause and NRM", "FDA STF T8", table_deaths_nrm),
     "infections_by_window": c.OutputSpec("Infections by window", "EBMT/EHA CAR-T best practice", table_infections),
-    "response": c.OutputSpec("Response by study criteria", "Lugano 2014 / study criteria", table_response),
+    "response": c.OutputSpec("Response by study criteria", CRITERIA_REFERENCE, table_response),
 }

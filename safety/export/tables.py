@@ -12,6 +12,7 @@ import re
 import pandas as pd
 
 from safety.access.reader import StudyReader
+from safety.derive.dlt.stopping import event_label
 from safety.derive.grading.summary import grade3_counts, shift_table
 from safety.derive.toxicity import summary as tox
 from safety.export import common as c
@@ -417,12 +418,13 @@ def table_stopping_rules(reader, store=None, live=None):
         return c.empty(list(STOP_COLUMNS.values()), name=name, title=title, reference=ref, kind="table",
                        notes=["Not available: the DLT tables are not in this database file."])
     df = live.stopping.reindex(columns=list(STOP_COLUMNS))
+    # the event named as the pages name it, with the DLT window it is counted in ('DLT (onset days 0-28)')
+    df["monitored_event"] = [event_label(str(e), live.window) for e in df["monitored_event"]]
     notes = ["Study-level status (visible to all-sites scopes only), computed from the committee decisions in "
              "force when the table was made" + ("" if store is not None else
                                                  " (no review store given: screened candidates counted as DLTs)") + "."]
     if df.empty:
-        notes.insert(0, "No stopping-rule status rows at this data cut" +
-                     ("" if reader.scope.all_sites else " (site-scoped readers see no study-wide aggregates)") + ".")
+        notes.insert(0, c.site_scoped_boundary_note(reader) or "No stopping-rule status rows at this data cut.")
     return c.finish(df.rename(columns=STOP_COLUMNS), name=name, title=title, reference=ref, kind="table", notes=notes)
 
 

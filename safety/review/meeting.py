@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from safety.access.reader import StudyReader
-from safety.derive.dlt.stopping import EVENT_LABEL
+from safety.derive.dlt.stopping import event_label
 from safety.review import changes as review_changes
 from safety.review.dlt_status import DltStatus, dlt_status
 
@@ -35,6 +35,7 @@ class CommitteeStatus:
     """The decisions in force now: live stopping rows and the DLT review table (candidates + decisions)."""
     rules: pd.DataFrame  # stopping_rule_status columns; empty when site-scoped (rules are study-wide)
     candidates: pd.DataFrame  # DltStatus.review columns (event_key, usubjid, term, grade, decision, pending ...)
+    window: tuple[int, int] | None = None  # the study's DLT window (start_day, end_day) the rules count events in
 
 
 def committee_status(reader: StudyReader, store, config: dict | None,
@@ -44,7 +45,7 @@ def committee_status(reader: StudyReader, store, config: dict | None,
     ``status`` when the caller already holds it for this reader and store)."""
     status = status if status is not None else dlt_status(reader, store, config)
     rules = status.stopping if reader.scope.all_sites else pd.DataFrame()
-    return CommitteeStatus(rules=rules, candidates=status.review)
+    return CommitteeStatus(rules=rules, candidates=status.review, window=status.window)
 
 
 def _int_or_none(v):
@@ -76,7 +77,8 @@ def rule_level(row) -> str:
 
 def rule_rows(status: CommitteeStatus) -> pd.DataFrame:
     """One row per rule (study or cohort): label, level, the status in words (with the pending candidates
-    counted as events for the worst case), and the rule's full sentence."""
+    counted as events for the worst case), the rule's full sentence, and the monitored event named with the
+    DLT window it is counted in (``event_label``: 'DLT (onset days 0-28)')."""
     cols = ["label", "level", "adjudicated_crossed", "method", "decision", "events", "evaluable_n", "pending",
             "boundary_events", "sentence", "worst_case", "status_text", "event_label"]
     r = status.rules
@@ -110,7 +112,7 @@ def rule_rows(status: CommitteeStatus) -> pd.DataFrame:
                     "events": events, "evaluable_n": n, "pending": pending, "boundary_events": bound,
                     "sentence": str(row.get("sentence") or ""), "worst_case": worst,
                     "status_text": status_text,
-                    "event_label": EVENT_LABEL.get(str(row.get("monitored_event")), str(row.get("monitored_event")))})
+                    "event_label": event_label(str(row.get("monitored_event")), status.window)})
     order = {CROSSED: 0, NEAR: 1, INSIDE: 2}
     df = pd.DataFrame(out, columns=cols)
     return df.sort_values("level", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)

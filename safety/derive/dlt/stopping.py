@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from safety.access.reader import Scope, StudyReader
+from safety.core.config import dlt_window
 from safety.core.sql import reset_derived
 from safety.derive.dlt.evaluability import live_evaluability
 from safety.derive.graph import Derivation
@@ -244,20 +245,33 @@ ALARM_DECISIONS = ("stop", "eliminate", "de-escalate")
 STATUS_COLUMNS = STOPPING_RULE_STATUS.column_names
 
 
-def event_label(event: str) -> str:
-    """The monitored event in words ('crs_icans_grade3' -> 'CRS or ICANS grade >= 3')."""
-    return EVENT_LABEL.get(event, event)
+def window_words(event: str, window: tuple[int, int]) -> str:
+    """The DLT window (study.yaml ``dlt.window``, :func:`safety.core.config.dlt_window`) as the monitored event is
+    counted in it: 'onset days 0-28'; a treatment-related death counts by its day (or its fatal AE's onset),
+    'days 0-28'."""
+    start, end = (int(d) for d in window)
+    span = f"{start}-{end}" if start >= 0 else f"{start} to {end}"
+    return f"days {span}" if event == "treatment_related_death" else f"onset days {span}"
+
+
+def event_label(event: str, window: tuple[int, int] | None = None) -> str:
+    """The monitored event in words ('crs_icans_grade3' -> 'CRS or ICANS grade >= 3'); with the study's DLT
+    ``window`` (start_day, end_day), the window it is counted in: 'DLT (onset days 0-28)',
+    'treatment-related death (days 0-28)'. Every label a committee reads of a stopping rule passes the window."""
+    label = EVENT_LABEL.get(event, event)
+    return label if window is None else f"{label} ({window_words(event, window)})"
 
 
 def rule_title(config: dict) -> str:
     """The configured rule headed as a protocol prints it: method, its source, monitored event, parameters.
 
-    BOIN: 'BOIN dose escalation (Liu & Yuan 2015) on DLT, target rate 0.3, by dose level'; a beta-binomial
-    rule on CRS/ICANS: 'Bayesian beta-binomial safety monitoring (Thall, Simon & Estey 1995) of CRS or ICANS
-    grade >= 3: stop if P(rate > 0.25 | data) > 0.9'.
+    The event is named with the study's DLT window. BOIN: 'BOIN dose escalation (Liu & Yuan 2015) on DLT (onset
+    days 0-28), target rate 0.3, by dose level'; a beta-binomial rule on CRS/ICANS: 'Bayesian beta-binomial
+    safety monitoring (Thall, Simon & Estey 1995) of CRS or ICANS grade >= 3 (onset days 0-28): stop if
+    P(rate > 0.25 | data) > 0.9'.
     """
     sr = config["stopping_rule"]
-    method, label, p0 = sr["method"], event_label(sr["event"]), float(sr["threshold"])
+    method, label, p0 = sr["method"], event_label(sr["event"], dlt_window(config)), float(sr["threshold"])
     src = METHOD_SOURCES.get(method, "")
     group = GROUP_WORDS.get(sr.get("group_by", "dose_level"), sr.get("group_by"))
     if method == "boin":
@@ -279,10 +293,10 @@ def method_cited(method: str) -> str:
     return f"{method_name(method)}{f' ({src})' if src and src != 'rule-based' else ''}"
 
 
-def chart_title(method: str, event: str) -> str:
-    """A boundary chart's title from a status row: method, its source and the monitored event
-    ('BOIN (Liu & Yuan 2015) on DLT: events against the boundaries')."""
-    return f"{method_cited(method)} on {event_label(event)}: events against the boundaries"
+def chart_title(method: str, event: str, window: tuple[int, int] | None = None) -> str:
+    """A boundary chart's title from a status row: method, its source and the monitored event, with the DLT
+    ``window`` when given ('BOIN (Liu & Yuan 2015) on DLT (onset days 0-28): events against the boundaries')."""
+    return f"{method_cited(method)} on {event_label(event, window)}: events against the boundaries"
 
 
 def dose_order_key(value, order: list | tuple = ()) -> tuple:

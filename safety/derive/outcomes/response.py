@@ -18,6 +18,11 @@ from safety.schema import RESPONSE_OUTCOMES
 RESPONSE_RANK = {"CR": 1, "CRI": 2, "CRH": 2, "PR": 3, "SD": 4, "PD": 5, "PMD": 5, "RELAPSE": 5, "NE": 6}
 LABELS = {"CRI": "CRi", "CRH": "CRh"}
 
+# How a response table cites what it counts: these words, then the criteria in use (orr()['counted_as']),
+# then the publication of each criteria the study names that has one.
+CRITERIA_REFERENCE = "Study response criteria"
+CRITERIA_SOURCES = {"Lugano 2014": "Cheson et al., J Clin Oncol 2014"}
+
 
 def definition(responders: list[str]) -> str:
     """'CR + PR' from ['CR', 'PR']: the printed definition of a responder."""
@@ -123,6 +128,19 @@ def orr(rows: pd.DataFrame) -> dict:
     counted_as = (names[0] if len(names) == 1 else " or ".join(names) + ", by each subject's diagnosis" if names
                   else "the study's response criteria")
     return {"responders": k, "n": n, "orr_pct": pct, "by_criteria": parts, "counted_as": counted_as, "text": text}
+
+
+def criteria_reference(res: dict) -> str:
+    """The reference line of a response table from :func:`orr`'s result: the study's response criteria as the
+    swimmer page names them, e.g. "Study response criteria: Lugano 2014 (CR + PR) or CR + CRi (acute
+    leukaemia), by each subject's diagnosis; Lugano 2014: Cheson et al., J Clin Oncol 2014"; without rows,
+    "Study response criteria"."""
+    if not res["by_criteria"]:
+        return CRITERIA_REFERENCE
+    counted_as = res["counted_as"]
+    cited = "".join(f"; {name}: {source}" for name, source in CRITERIA_SOURCES.items()
+                    if any(p["criteria"] == name for p in res["by_criteria"]))
+    return f"{CRITERIA_REFERENCE}: {counted_as}{cited}"
 
 
 DERIVATION = Derivation(name="response", writes=(RESPONSE_OUTCOMES,),

@@ -15,6 +15,9 @@ import pandas as pd
 from safety.core.sql import PARAM_RE as _PARAM
 
 RISK_TABLE_DAYS = (0, 28, 100, 180, 365)  # numbers at risk printed under every curve
+# The row of numbers at risk under a curve timed from infusion: its set is the infused subjects in view, at
+# risk from day 0 (under a cohort filter or a site scope, not all of the study's).
+AT_RISK_FROM_INFUSION = "Infused subjects"
 
 # endpoint -> (title, event, competing event). One place for what each curve means.
 ENDPOINTS = {

@@ -19,6 +19,15 @@ RECOVERY_DAYS = 3          # consecutive days above the threshold that count as 
 # More than this share of days 0-30 unknown: the early grade is "not fully evaluable" and only a lower bound.
 MAX_UNKNOWN_SHARE = 0.5
 
+# What a page calls these grades. Each row is one lineage and a subject's count covers both, so every heading
+# and metric names both lineages, each with the source its grade follows.
+HEADING = "ICAHT: ANC (EHA/EBMT 2023) and platelets (T-ICAHT proposal)"
+EARLY_GRADE3_LABEL = "Early ICAHT grade ≥3 (ANC or platelets)"
+LATE_GRADE3_LABEL = "Late ICAHT grade ≥3 (ANC or platelets)"
+EARLY_GRADE3_HELP = f"Subjects with an early grade ≥3 (days 0-{EARLY_LAST_DAY}) in either lineage, ANC or platelets"
+LATE_GRADE3_HELP = (f"Subjects with a late grade ≥3 (days {EARLY_LAST_DAY + 1}-{LATE_LAST_DAY}) in either "
+                    "lineage, ANC or platelets")
+
 
 _SQL = f"""
 WITH subj AS (
