@@ -173,6 +173,10 @@ def test_swimmer_draws_the_swimmer_plot_and_only_the_open_tab_beneath(app_env):
     assert not at.exception, [e.value for e in at.exception]
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert len(titles) == 2 and "Overall survival and DFS/PFS from first response" in titles[1], titles
+    # OS runs from infusion, DFS/PFS from the first response: the shared axis names both starts
+    rows = _risk_rows(at)
+    assert set(rows) == {"Overall survival (from infusion)", "DFS/PFS from first response"}
+    assert {x for _, _, x in rows.values()} == {"Days from infusion (OS) or from first response (DFS/PFS)"}
     # the response rates are metrics and a chart of their own tab only
     assert not any(m.label == "ORR Best overall" for m in at.metric)
     assert not any(m.value.startswith("<svg") and "Objective response rate" in m.value for m in at.markdown)

@@ -115,8 +115,9 @@ if views[1].open:
             t = rr["pfs_from_response_days"].astype(float)
             groups.append(("DFS/PFS from first response",
                            survival.kaplan_meier(t, rr["pfs_event"].fillna(False).astype(int)), survival.at_risk(t)))
+        # two clocks on one axis: each curve's own start, said on the axis
         state.chart(FO.kaplan_meier_figure, groups, "Overall survival and DFS/PFS from first response", "Probability",
-                    key="swimmer_km")
+                    x_title="Days from infusion (OS) or from first response (DFS/PFS)", key="swimmer_km")
         st.caption("OS: death from any cause, censored at last known alive. DFS/PFS: progression/relapse or death, "
                    "timed from the first response under the study's criteria, censored at last known alive "
                    "(Kaplan-Meier, statsmodels; numbers at risk beneath).")
