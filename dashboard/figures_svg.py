@@ -17,6 +17,7 @@ import pandas as pd
 
 from dashboard.figures import FONT_SIZE, TITLE_SIZE
 from safety.core.palette import BOUNDARY_LINES
+from safety.derive.dlt.stopping import chart_title, event_label as name_event
 
 # One marker per cohort on the stopping-boundary chart (colour-blind safe colours, distinct shapes; Plotly's names).
 COHORT_MARKERS = [("circle", "#0072B2"), ("square", "#E69F00"), ("diamond", "#009E73"), ("triangle-up", "#CC79A7"),
@@ -90,6 +91,14 @@ def _symbol(name: str, x: float, y: float, size: float, fill: str) -> str:
         rr = r * radii[k % len(radii)]
         pts.append(f"{_num(x + rr * math.cos(a))},{_num(y - rr * math.sin(a))}")
     return f'<polygon points="{" ".join(pts)}" {style}/>'
+
+
+def rule_boundary_svg(boundaries: pd.DataFrame, points: pd.DataFrame, method: str, event: str,
+                      window: tuple[int, int] | None) -> str:
+    """A stopping rule's boundary chart as the pages draw it: the monitored event named with the study's DLT
+    ``window`` on the y axis and in the title (:func:`safety.derive.dlt.stopping.chart_title`)."""
+    return stopping_boundary_svg(boundaries, points=points, event_label=name_event(event, window),
+                                 title=chart_title(method, event, window))
 
 
 def stopping_boundary_svg(boundaries: pd.DataFrame, points: pd.DataFrame | None = None, event_label: str = "DLTs",

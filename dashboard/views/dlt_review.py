@@ -4,10 +4,10 @@ import streamlit as st
 
 from dashboard import data, state
 from dashboard.tables import plural
-from dashboard.figures_svg import stopping_boundary_svg
+from dashboard.figures_svg import rule_boundary_svg
 from safety.core.vocabulary import CLI_DECISIONS
 from safety.derive.dlt.decisions import record_decision
-from safety.derive.dlt.stopping import chart_title, event_label, method_name
+from safety.derive.dlt.stopping import event_label, method_name
 from safety.review import meeting as meeting_rules
 
 BOX = {meeting_rules.CROSSED: st.error, meeting_rules.NEAR: st.warning, meeting_rules.INSIDE: st.success}
@@ -137,7 +137,6 @@ else:
         pts = pd.DataFrame({"label": rows["cohort"].fillna("study"), "n": rows["evaluable_n"], "events": rows["events"]})
         c1, c2 = st.columns([2, 1])
         event = rows["monitored_event"].iloc[0]
-        state.draw_svg(stopping_boundary_svg(b, points=pts, event_label=event_label(event, status.window),
-                                             title=chart_title(method, event, status.window)), where=c1)
+        state.draw_svg(rule_boundary_svg(b, pts, method, event, status.window), where=c1)
         state.table(b.drop(columns=["studyid", "data_cut"], errors="ignore").dropna(axis=1, how="all"),
                     subject_col=None, where=c2)

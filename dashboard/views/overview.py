@@ -7,8 +7,8 @@ import streamlit as st
 
 from dashboard import data, state, tables
 from dashboard.tables import plural
-from dashboard.figures_svg import stopping_boundary_svg
-from safety.derive.dlt.stopping import chart_title, event_label, method_name
+from dashboard.figures_svg import rule_boundary_svg
+from safety.derive.dlt.stopping import method_name
 from safety.review import meeting as meeting_rules
 
 v = state.view()
@@ -155,9 +155,7 @@ else:
             if b.empty:
                 state.empty("No boundary table was derived for this rule.")
             else:
-                event = first["monitored_event"]  # named with the DLT window it is counted in
-                state.draw_svg(stopping_boundary_svg(b, points=pts, event_label=event_label(event, dlt.window),
-                                                     title=chart_title(first["method"], event, dlt.window)))
+                state.draw_svg(rule_boundary_svg(b, pts, first["method"], first["monitored_event"], dlt.window))
 
 st.subheader("What is new")
 store = state.review_store(v.db_path)
