@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from safety import schema  # noqa: E402
 from safety.derive.toxicity.crs_icans import derive_cell_therapy_toxicities  # noqa: E402
+from safety.derive.toxicity.episode_labs import derive_episode_lab_screens  # noqa: E402
 from safety.derive.toxicity.icaht import derive_icaht  # noqa: E402
 
 STUDY, CUT, DAY0 = "BENCH", dt.date(2026, 1, 1), dt.date(2025, 1, 1)
@@ -106,7 +107,8 @@ def main() -> int:
     t0 = time.perf_counter()
     sizes = build(con, args.subjects)
     print(f"built {sizes} in {time.perf_counter() - t0:.1f} s")
-    for name, f in [("derive_cell_therapy_toxicities", derive_cell_therapy_toxicities), ("derive_icaht", derive_icaht)]:
+    for name, f in [("derive_cell_therapy_toxicities", derive_cell_therapy_toxicities),
+                    ("derive_episode_lab_screens", derive_episode_lab_screens), ("derive_icaht", derive_icaht)]:
         times = []
         for _ in range(2):
             t0 = time.perf_counter()

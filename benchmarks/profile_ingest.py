@@ -1,12 +1,18 @@
 """Where a load's time goes, statement by statement: one in-process `ingest_study` with every DuckDB call timed.
 
     python benchmarks/profile_ingest.py [sample_data/car_t_cd56] [--top 30] [--log statements.tsv]
-                                        [--cutoff YYYY-MM-DD] [--no-derivations]
+                                        [--cutoff YYYY-MM-DD] [--no-derivations] [--one-at-a-time]
 
 For each call: when it started (seconds into the load), its wall time, the CPU time of the calling thread (DuckDB
 binds and plans a statement on that thread, so on small tables this is mostly planning) and the thread (the load,
 or a derivation's worker). Prints the totals per thread and the most expensive statements; ``--log`` writes every
 call as tab-separated text. Compare runs by CPU time: on a shared machine the wall time of one call varies more.
+
+``--one-at-a-time``: where the load's CPU goes. The derivations run one after the other once the ingest is done
+(none beside it, none beside another), so a call's CPU is the whole process's CPU while it ran (every DuckDB
+thread, and the thread that imports the derivations' libraries early in the ingest); prints each derivation's
+total and the most expensive calls. Beside `bench_load.py`'s floor (the CPU of writing the finished `labs` and
+`lab_toxicity`), it shows what each statement adds to writing its rows.
 """
 from __future__ import annotations
 
@@ -25,7 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 import safety.ingest  # noqa: E402
 
-CALLS: list[tuple[float, float, float, str, str]] = []  # (start, wall, thread cpu, thread, sql)
+CALLS: list[tuple[float, float, float, str, str]] = []  # (start, wall, cpu, thread or derivation, sql)
+CPU_CLOCK = time.thread_time  # time.process_time with --one-at-a-time
+RUNNING: list[str | None] = [None]  # the derivation running, with --one-at-a-time
 
 
 class TimedConnection:
@@ -38,11 +46,11 @@ class TimedConnection:
         return getattr(self._con, name)
 
     def _timed(self, method: str, sql, *args, **kwargs):
-        t0, c0 = time.perf_counter(), time.thread_time()
+        t0, c0 = time.perf_counter(), CPU_CLOCK()
         try:
             return getattr(self._con, method)(sql, *args, **kwargs)
         finally:
-            CALLS.append((t0, time.perf_counter() - t0, time.thread_time() - c0, threading.current_thread().name,
+            CALLS.append((t0, time.perf_counter() - t0, CPU_CLOCK() - c0, RUNNING[0] or threading.current_thread().name,
                           " ".join(str(sql).split())))
 
     def execute(self, sql, *args, **kwargs):
@@ -65,7 +73,11 @@ def main() -> None:
     ap.add_argument("--log", type=Path, help="write every call (start, wall ms, cpu ms, thread, SQL) here")
     ap.add_argument("--cutoff", help="the data cut (YYYY-MM-DD)")
     ap.add_argument("--no-derivations", action="store_true", help="the ingest step only")
+    ap.add_argument("--one-at-a-time", action="store_true",
+                    help="derivations one after the other after the ingest; each call's CPU is the process's")
     a = ap.parse_args()
+    if a.one_at_a_time:
+        _one_at_a_time()
 
     connect = duckdb.connect
     safety.ingest.duckdb = type("duckdb_timed", (), {"connect": staticmethod(lambda *x, **k: TimedConnection(
@@ -79,11 +91,11 @@ def main() -> None:
           f"{sum(c[1] for c in CALLS):.2f} s wall and {sum(c[2] for c in CALLS):.2f} s CPU of their threads summed")
     per_thread: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
     for _, w, c, th, _ in CALLS:
-        p = per_thread[th.split("_")[0]]
+        p = per_thread[th if a.one_at_a_time else th.split("_")[0]]  # a derivation, or a thread pool
         p[0] += 1
         p[1] += w
         p[2] += c
-    for th, (n, w, c) in sorted(per_thread.items()):
+    for th, (n, w, c) in sorted(per_thread.items(), key=lambda x: -x[1][2] if a.one_at_a_time else 0):
         print(f"  {th:14s} {n:4d} calls  {w:6.2f} s wall  {c:6.2f} s CPU")
     print(f"the {a.top} most expensive calls by CPU (ms wall / ms CPU, thread, start s):")
     for t, w, c, th, sql in sorted(CALLS, key=lambda x: -x[2])[:a.top]:
@@ -92,6 +104,30 @@ def main() -> None:
         with open(a.log, "w", encoding="utf-8") as fh:
             for t, w, c, th, sql in CALLS:
                 fh.write(f"{t - t0:.4f}\t{w * 1000:.2f}\t{c * 1000:.2f}\t{th}\t{sql}\n")
+
+
+def _one_at_a_time() -> None:
+    """No derivation beside the ingest or beside another; calls are charged the process's CPU and named after
+    the derivation that made them ('ingest' otherwise)."""
+    global CPU_CLOCK
+    from safety.derive import graph, pipeline
+
+    CPU_CLOCK = time.process_time
+    RUNNING[0] = "ingest"
+
+    def named(d: graph.Derivation) -> graph.Derivation:
+        def run(con, *args, **kwargs):
+            RUNNING[0] = d.name
+            try:
+                d.run(con, *args, **kwargs)
+            finally:
+                RUNNING[0] = "ingest"
+        return graph.Derivation(d.name, d.writes, d.reads, run)
+
+    pipeline.ORDER[:] = [named(d) for d in pipeline.ORDER]
+    pipeline.ready_after = lambda tables: []  # nothing starts during the ingest
+    run_derivations = pipeline.run_derivations
+    pipeline.run_derivations = lambda *args, **kwargs: run_derivations(*args, **{**kwargs, "workers": 1})
 
 
 if __name__ == "__main__":

@@ -86,8 +86,11 @@ class StudyDB:
                      uln=uln, lln=lln)
 
     def derive(self):
+        """The CRS/ICANS episodes, then the lab screens around them, as a load runs them."""
         from safety.derive.toxicity.crs_icans import derive_cell_therapy_toxicities
+        from safety.derive.toxicity.episode_labs import derive_episode_lab_screens
         derive_cell_therapy_toxicities(self.con, self.studyid, self.data_cut, {})
+        derive_episode_lab_screens(self.con, self.studyid, self.data_cut, {})
 
     def derive_icaht(self):
         from safety.derive.toxicity.icaht import derive_icaht

@@ -121,3 +121,43 @@ def test_the_lab_grades_start_with_the_labs_and_a_load_failing_later_waits_for_t
     assert events.count("end ctcae_lab_grades") == 1 and not any(e.startswith("start crs") for e in events)
     assert not db.exists() and not list(tmp_path.glob("first.duckdb.loading*"))
     assert not list(tmp_path.glob("first.review*"))
+
+
+def test_the_dlt_screening_does_not_wait_for_the_lab_screens_around_the_episodes():
+    writer = {t: d.name for d in pipeline.ORDER for t in d.written_names}
+
+    def needs(name: str) -> set[str]:
+        return {writer[r] for r in pipeline.derivation(name).reads if r in writer and writer[r] != name}
+
+    # the critical path of a load is crs_icans -> dlt_screening -> stopping_rules: the biomarker peaks and the
+    # IEC-HS screen run beside the DLT screening, not before it
+    assert needs("dlt_screening") == {"ctcae_lab_grades", "crs_icans", "deaths"}
+    assert needs("episode_lab_screens") == {"crs_icans"}
+    assert "episode_lab_screens" not in needs("stopping_rules")
+
+
+@pytest.mark.parametrize("study", ["car_t_cd56", "car_itnk"])
+def test_every_derivation_declares_the_derived_tables_it_reads(study, tmp_path_factory):
+    """Side by side, a derivation that read a derived table it does not declare could read it half-built: here
+    each runs on a database holding no derived table but those it declares, and must not miss one."""
+    folder = tmp_path_factory.mktemp(f"reads_{study}")
+    full = folder / "full.duckdb"
+    r = ingest_study(ROOT / "sample_data" / study, full)
+    config = load_study_config(ROOT / "sample_data" / study)
+    for d in pipeline.ORDER:
+        db = folder / f"{d.name}.duckdb"
+        shutil.copy(full, db)
+        con = duckdb.connect(str(db))
+        try:
+            for t in schema.DERIVED_TABLES:
+                if t.name not in d.reads and t.name not in d.written_names:
+                    con.execute(f"DROP TABLE IF EXISTS {t.name}")
+            before = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in d.written_names}
+            try:
+                d(con, r.studyid, r.data_cut, config)
+            except duckdb.CatalogException as exc:
+                pytest.fail(f"{d.name} reads a table it does not declare: {exc}")
+            # the same rows as in the full load: nothing it reads was missing
+            assert {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in d.written_names} == before, d.name
+        finally:
+            con.close()

@@ -20,12 +20,13 @@ from safety.derive.grading import ctcae
 from safety.derive.graph import Derivation, GraphError, ordered
 from safety.derive.outcomes import deaths, dosing, immune, infections, kinetics, malignancy, response, tls
 from safety.derive.outcomes import kinetics_pp
-from safety.derive.toxicity import crs_icans, hematotox, icaht
+from safety.derive.toxicity import crs_icans, episode_labs, hematotox, icaht
 
 ALL: tuple[Derivation, ...] = (
     eligibility.DERIVATION,
     ctcae.DERIVATION,
     crs_icans.DERIVATION,
+    episode_labs.DERIVATION,
     icaht.DERIVATION,
     hematotox.DERIVATION,
     screening.DERIVATION,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from safety.schema.base import KEY, SUBJ, C, Column, Table
 from safety.schema.derived import *  # noqa: F401,F403
 from safety.schema.derived import (CRS_ICANS_TABLES, DLT_CANDIDATES, DLT_EVALUABILITY, ELIGIBILITY_DEVIATIONS,
-                                   ICAHT, LAB_TOXICITY, LAB_WORST_GRADES, STOPPING_BOUNDARIES,
+                                   EPISODE_LAB_TABLES, ICAHT, LAB_TOXICITY, LAB_WORST_GRADES, STOPPING_BOUNDARIES,
                                    STOPPING_RULE_STATUS)
 from safety.schema.derived import CAR_HEMATOTOX
 from safety.schema.derived import OUTCOME_TABLES
@@ -19,7 +19,7 @@ from safety.schema.source import *  # noqa: F401,F403
 from safety.schema.source import SOURCE_TABLES
 
 DERIVED_TABLES: tuple[Table, ...] = (
-    ELIGIBILITY_DEVIATIONS, LAB_TOXICITY, LAB_WORST_GRADES, *CRS_ICANS_TABLES, ICAHT,
+    ELIGIBILITY_DEVIATIONS, LAB_TOXICITY, LAB_WORST_GRADES, *CRS_ICANS_TABLES, *EPISODE_LAB_TABLES, ICAHT,
     DLT_CANDIDATES, DLT_EVALUABILITY, STOPPING_RULE_STATUS, STOPPING_BOUNDARIES,
     CAR_HEMATOTOX,
     *OUTCOME_TABLES,

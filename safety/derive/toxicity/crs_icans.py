@@ -1,24 +1,23 @@
 """CRS and ICANS: one derivation that builds crs_grades, icans_grades, toxicity_daily_grades,
-toxicity_episodes, grade_discrepancies, episode_biomarkers and iec_hs_screen, in that order.
+toxicity_episodes and grade_discrepancies, in that order.
 
 The jobs live in their own modules: assessment_grading (ASTCT grade of every bedside assessment, fever masking,
 the episode walk), episodes (episodes from assessments or reported AEs, grade 5), discrepancies (reported
-against derived), biomarkers, iec_hs. Rules and choices: docs/toxicities.md.
+against derived). The lab screens around the episodes (biomarkers, IEC-HS) are the next
+derivation, episode_lab_screens (episode_labs.py). Rules and choices: docs/toxicities.md.
 """
 from __future__ import annotations
 
 from safety.derive.graph import Derivation
 from safety.derive.toxicity import assessment_grading as ag
 from safety.derive.toxicity._sql import SCOPE, reset, run
-from safety.derive.toxicity.biomarkers import biomarkers
 from safety.derive.toxicity.discrepancies import discrepancies
 from safety.derive.toxicity.episodes import assessment_source, attribute_deaths, episodes_from_aes, episodes_from_assessments
-from safety.derive.toxicity.iec_hs import iec_hs
 from safety.schema import CRS_ICANS_TABLES as TABLES
 
 GRADING_SYSTEM = "ASTCT 2019"
 _TEMP = ("_tox_crs_rows", "_tox_icans_rows", "_tox_crs_graded", "_tox_icans_graded", "_tox_tp", "_tox_walk",
-         "_tox_ep", "_tox_ae_ep", "_tox_match", "_tox_mask_meds", "_tox_g5", "_iec_crit")
+         "_tox_ep", "_tox_ae_ep", "_tox_match", "_tox_mask_meds", "_tox_g5")
 
 
 def derive_cell_therapy_toxicities(con, studyid, data_cut, config, review_store=None) -> None:
@@ -38,9 +37,6 @@ def derive_cell_therapy_toxicities(con, studyid, data_cut, config, review_store=
         attribute_deaths(con, params, syndrome)
         if n:
             discrepancies(con, params, syndrome)
-    params = {"s": studyid, "c": data_cut}
-    biomarkers(con, params)
-    iec_hs(con, params)
     for t in _TEMP:
         con.execute(f"DROP TABLE IF EXISTS {t}")
 
@@ -48,7 +44,6 @@ def derive_cell_therapy_toxicities(con, studyid, data_cut, config, review_store=
 DERIVATION = Derivation(
     name="crs_icans",
     writes=(*TABLES,),
-    reads=('subjects', 'crs_assessments', 'icans_assessments', 'medications', 'adverse_events', 'labs',
-           'disposition'),
+    reads=('subjects', 'crs_assessments', 'icans_assessments', 'medications', 'adverse_events', 'disposition'),
     run=derive_cell_therapy_toxicities,
 )

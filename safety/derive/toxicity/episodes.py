@@ -226,11 +226,12 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, '{syndrome}' AS sy
   max_grade AS assessed_max_grade, NULL::VARCHAR AS grade5_basis
 FROM _tox_ae_ep
 """, params)
+    # a join with range(), not unnest(range()) in the select list: DuckDB then spreads the expansion over its
+    # threads (one episode row group would keep it on one core, on the load's critical path)
     insert(con, TOXICITY_DAILY_GRADES, f"""
-SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, e.usubjid, '{syndrome}' AS syndrome,
-       unnest(range(e.onset_day, least(e.last_symptomatic_day, e.onset_day + 365) + 1)) AS day,
+SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, e.usubjid, '{syndrome}' AS syndrome, d.range::INTEGER AS day,
        e.max_grade AS grade, 'reported AE' AS source, e.event_key AS episode_key
-FROM toxicity_episodes e
+FROM toxicity_episodes e, range(e.onset_day, least(e.last_symptomatic_day, e.onset_day + 365) + 1) d
 WHERE e.studyid = $s AND e.data_cut = $c AND e.syndrome = '{syndrome}' AND e.source = 'reported AE'
 """, params)
 
