@@ -349,7 +349,8 @@ def _python_csv_as(con, f: StagedFile, name: str, delim: str, encoding: str) -> 
                 raws.append(None)
             else:
                 where = f"line {start}" if start == end else f"lines {start}-{end}"
-                rejects.append(f"{where}: {len(rec)} fields where the header has {n}")
+                fields = "1 field" if len(rec) == 1 else f"{len(rec)} fields"
+                rejects.append(f"{where}: {fields} where the header has {n}")
                 raws.append(json.dumps({"line": start, "fields": rec}, ensure_ascii=False))
             for j, v in enumerate((rec + [None] * n)[:n]):  # a ragged line keeps what lines up (USUBJID)
                 values[j].append(v)
