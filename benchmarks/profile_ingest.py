@@ -2,6 +2,7 @@
 
     python benchmarks/profile_ingest.py [sample_data/car_t_cd56] [--top 30] [--log statements.tsv]
                                         [--cutoff YYYY-MM-DD] [--no-derivations] [--one-at-a-time]
+                                        [--cores-every 0.25]
 
 For each call: when it started (seconds into the load), its wall time, the CPU time of the calling thread (DuckDB
 binds and plans a statement on that thread, so on small tables this is mostly planning) and the thread (the load,
@@ -13,6 +14,9 @@ call as tab-separated text. Compare runs by CPU time: on a shared machine the wa
 thread, and the thread that imports the derivations' libraries early in the ingest); prints each derivation's
 total and the most expensive calls. Beside `bench_load.py`'s floor (the CPU of writing the finished `labs` and
 `lab_toxicity`), it shows what each statement adds to writing its rows.
+
+``--cores-every S``: how many cores the load kept busy, every S seconds (the process's CPU time over that
+interval); a load that keeps every core busy throughout can only get faster by needing less CPU.
 """
 from __future__ import annotations
 
@@ -75,6 +79,8 @@ def main() -> None:
     ap.add_argument("--no-derivations", action="store_true", help="the ingest step only")
     ap.add_argument("--one-at-a-time", action="store_true",
                     help="derivations one after the other after the ingest; each call's CPU is the process's")
+    ap.add_argument("--cores-every", type=float, metavar="S",
+                    help="print the cores in use (process CPU / wall) over every S seconds of the load")
     a = ap.parse_args()
     if a.one_at_a_time:
         _one_at_a_time()
@@ -82,11 +88,25 @@ def main() -> None:
     connect = duckdb.connect
     safety.ingest.duckdb = type("duckdb_timed", (), {"connect": staticmethod(lambda *x, **k: TimedConnection(
         connect(*x, **k))), "Error": duckdb.Error})
+    samples: list[tuple[float, float]] = []
+    done = threading.Event()
+
+    def sample_cores() -> None:
+        while not done.wait(a.cores_every):
+            samples.append((time.perf_counter(), time.process_time()))
+
     with tempfile.TemporaryDirectory(prefix="profile_ingest") as tmp:
         t0, c0 = time.perf_counter(), time.process_time()
+        samples.append((t0, c0))
+        sampler = threading.Thread(target=sample_cores, daemon=True) if a.cores_every else None
+        if sampler:
+            sampler.start()
         safety.ingest.ingest_study(a.study, Path(tmp) / "study.duckdb", cutoff=a.cutoff,
                                    run_derivations=not a.no_derivations)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        done.set()
+        if sampler:
+            sampler.join()
     print(f"ingest_study {wall:.2f} s wall, {cpu:.2f} s CPU (process); {len(CALLS)} DuckDB calls, "
           f"{sum(c[1] for c in CALLS):.2f} s wall and {sum(c[2] for c in CALLS):.2f} s CPU of their threads summed")
     per_thread: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
@@ -100,6 +120,10 @@ def main() -> None:
     print(f"the {a.top} most expensive calls by CPU (ms wall / ms CPU, thread, start s):")
     for t, w, c, th, sql in sorted(CALLS, key=lambda x: -x[2])[:a.top]:
         print(f"  {w * 1000:7.1f} {c * 1000:7.1f}  {th:15s} {t - t0:6.3f}  {sql[:100]}")
+    if a.cores_every:
+        print(f"cores in use, every {a.cores_every:g} s (seconds into the load: cores):")
+        print("  " + "  ".join(f"{t1 - t0:.2f}: {(p1 - p0) / (t1 - t):.2f}"
+                               for (t, p0), (t1, p1) in zip(samples, samples[1:])))
     if a.log:
         with open(a.log, "w", encoding="utf-8") as fh:
             for t, w, c, th, sql in CALLS:

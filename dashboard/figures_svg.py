@@ -17,7 +17,7 @@ import pandas as pd
 
 from dashboard.figures import FONT_SIZE, TITLE_SIZE
 from safety.core.palette import BOUNDARY_LINES
-from safety.derive.dlt.stopping import chart_title, event_label as name_event
+from safety.derive.dlt.stopping import boundary_axis_title, chart_title, event_label as name_event
 
 # One marker per cohort on the stopping-boundary chart (colour-blind safe colours, distinct shapes; Plotly's names).
 COHORT_MARKERS = [("circle", "#0072B2"), ("square", "#E69F00"), ("diamond", "#009E73"), ("triangle-up", "#CC79A7"),
@@ -109,7 +109,7 @@ def stopping_boundary_svg(boundaries: pd.DataFrame, points: pd.DataFrame | None 
     ``boundaries`` has ``n`` and any of ``stop_if_events_ge``, ``eliminate_if_ge``, ``deescalate_if_ge``,
     ``escalate_if_le`` (NULL where the rule has no boundary at that n); ``points`` has label, n, events.
     ``event_label`` names the monitored event as pages do, with its DLT window
-    (:func:`safety.derive.dlt.stopping.event_label`); the y axis reads "Subjects with <event_label>".
+    (:func:`safety.derive.dlt.stopping.event_label`); the y axis is its ``boundary_axis_title``.
     """
     b = boundaries.sort_values("n")
     lines = []
@@ -155,7 +155,7 @@ def stopping_boundary_svg(boundaries: pd.DataFrame, points: pd.DataFrame | None 
     out.append(f'<text x="{LEFT + pw / 2}" y="{HEIGHT - 14}" text-anchor="middle" font-size="{FONT_SIZE}">'
                'Evaluable subjects (n)</text>')
     out.append(f'<text transform="translate(20 {TOP + ph / 2}) rotate(-90)" text-anchor="middle" '
-               f'font-size="{FONT_SIZE}">{_wrapped(f"Subjects with {event_label}", AXIS_CHARS, FONT_SIZE)}</text>')
+               f'font-size="{FONT_SIZE}">{_wrapped(boundary_axis_title(event_label), AXIS_CHARS, FONT_SIZE)}</text>')
     legend_y = TOP + 8
     for name, color, dash, xy in lines:
         path = f"M{_num(px(xy[0][0]))} {_num(py(xy[0][1]))}" + "".join(

@@ -17,7 +17,7 @@ import pandas as pd
 
 from safety.access.reader import StudyReader
 from safety.core.config import dlt_window
-from safety.derive.dlt.stopping import boundary_rows, event_label, rule_title
+from safety.derive.dlt.stopping import boundary_axis_title, boundary_rows, event_label, rule_title
 from safety.export import common as c
 from safety.export.renderer import RENDER_TIMEOUT_S, Renderer  # noqa: F401 - RENDER_TIMEOUT_S: the one limit
 from safety.core.palette import BOUNDARY_LINES, GRADE_COLORS
@@ -136,7 +136,7 @@ def dlt_boundary_data(reader: StudyReader, store=None, live=None):
         note = ""
     else:
         note = c.site_scoped_boundary_note(reader) or "No stopping-rule status at this cut: boundary only."
-    data = {"title": rule_title(cfg), "yaxis_title": f"Subjects with {event_label(rule['event'], dlt_window(cfg))}",
+    data = {"title": rule_title(cfg), "yaxis_title": boundary_axis_title(event_label(rule["event"], dlt_window(cfg))),
             "lines": lines, "observed": observed}
     return data, note
 

@@ -262,6 +262,12 @@ def event_label(event: str, window: tuple[int, int] | None = None) -> str:
     return label if window is None else f"{label} ({window_words(event, window)})"
 
 
+def boundary_axis_title(label: str) -> str:
+    """The stopping-boundary chart's y axis for an event named by :func:`event_label`: 'Subjects with DLT (onset
+    days 0-28)'. The committee packet and the pages draw the same words."""
+    return f"Subjects with {label}"
+
+
 def rule_title(config: dict) -> str:
     """The configured rule headed as a protocol prints it: method, its source, monitored event, parameters.
 

@@ -1,0 +1,114 @@
+"""What writing a loaded table costs DuckDB, column by column: the floor under the load's two big inserts.
+
+    python benchmarks/bench_write_cost.py --db benchmarks/out/load_20000_2000000.duckdb
+                                          [--tables labs lab_toxicity] [--repeat 3] [--row-group-sizes]
+                                          [--without COLUMN ...]
+
+The database is one a load wrote (``bench_load.py --keep`` leaves one). Each measure is the process CPU (user +
+system, every DuckDB thread) of CREATE TABLE AS from that database into a new DuckDB file, with its CHECKPOINT,
+the least of ``--repeat`` tries (the host is shared: the least is the work, the rest is other tenants):
+  table        every column, as the load writes it
+  per column   the table of ``usubjid`` and that column, less the table of ``usubjid`` alone
+  NULL columns ten all-NULL VARCHAR columns beside three real ones, less the three alone: what a column the
+               delivery left empty (LBSPEC, VISIT ...) still costs to write
+  compression  every column with DuckDB's string compression off (``disabled_compression_methods``)
+  --row-group-sizes  the table written with larger row groups (ATTACH ... ROW_GROUP_SIZE)
+  --without    the table written without these columns (those it has): what a narrower table would save, e.g.
+               lab_toxicity without the columns it repeats from labs (lbtestcd value unit lln uln day lab_date)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_cpu(src: Path, select: str, table: str, repeat: int, *, setting: str | None = None,
+              row_group_size: int | None = None) -> tuple[float, float]:
+    """Least process CPU seconds of writing ``SELECT {select} FROM table`` into a new file, and that file's MB."""
+    best, size = float("inf"), 0.0
+    with tempfile.TemporaryDirectory(prefix="write_cost") as tmp:
+        for _ in range(repeat):
+            dst = Path(tmp) / "w.duckdb"
+            dst.unlink(missing_ok=True)
+            con = duckdb.connect()
+            if setting:
+                con.execute(setting)
+            con.execute(f"ATTACH '{dst}' AS d" + (f" (ROW_GROUP_SIZE {row_group_size})" if row_group_size else ""))
+            con.execute(f"ATTACH '{src}' AS s (READ_ONLY)")
+            con.execute(f"SELECT count(*) FROM s.{table}").fetchall()  # the source's metadata read outside the timing
+            c0 = time.process_time()
+            con.execute(f"CREATE TABLE d.t AS SELECT {select} FROM s.{table}")
+            con.execute("CHECKPOINT d")
+            best = min(best, time.process_time() - c0)
+            con.close()
+            size = os.path.getsize(dst) / 1e6
+    return best, size
+
+
+def one_table(src: Path, table: str, repeat: int, row_group_sizes: bool, without: list[str]) -> None:
+    con = duckdb.connect(str(src), read_only=True)
+    cols = con.execute(f"SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? "
+                       "ORDER BY column_index", [table]).fetchall()
+    n_rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    nulls = {c for c, _ in cols if con.execute(f'SELECT count("{c}") FROM {table}').fetchone()[0] == 0}
+    con.close()
+    whole, mb = write_cpu(src, "*", table, repeat)
+    print(f"\n{table}: {n_rows:,} rows, {len(cols)} columns ({len(nulls)} all NULL in this study): "
+          f"{whole:.2f} CPU s, {mb:.0f} MB")
+    base, _ = write_cpu(src, "usubjid", table, repeat)
+    per_col = []
+    for name, dtype in cols:
+        if name == "usubjid":
+            per_col.append((base, name, dtype))
+            continue
+        cpu, _ = write_cpu(src, f'usubjid, "{name}"', table, repeat)
+        per_col.append((cpu - base, name, dtype))
+    print("  column                 type       CPU s   (each beside usubjid, less usubjid alone)")
+    for cpu, name, dtype in sorted(per_col, reverse=True):
+        print(f"  {name:22s} {dtype:10s} {cpu:6.3f}{'  all NULL' if name in nulls else ''}")
+    text = sum(c for c, _, t in per_col if t == "VARCHAR")
+    print(f"  VARCHAR columns {text:.2f} CPU s of the columns' {sum(c for c, _, _ in per_col):.2f}")
+    three = "lbseq, usubjid" if table in ("labs", "lab_toxicity") else "usubjid"
+    plain, _ = write_cpu(src, three, table, repeat)
+    padded, _ = write_cpu(src, three + ", " + ", ".join(f"CAST(NULL AS VARCHAR) AS n{i}" for i in range(10)),
+                          table, repeat)
+    print(f"  ten all-NULL VARCHAR columns: {padded - plain:.3f} CPU s ({(padded - plain) / 10 * 1000:.0f} ms each)")
+    off, mb_off = write_cpu(src, "*", table, repeat, setting="SET disabled_compression_methods = 'dict_fsst,fsst'")
+    print(f"  string compression off: {off:.2f} CPU s, {mb_off:.0f} MB (on: {whole:.2f} CPU s, {mb:.0f} MB)")
+    left_out = [c for c, _ in cols if c in without]
+    if left_out:
+        kept = ", ".join(f'"{c}"' for c, _ in cols if c not in without)
+        cpu, mb_w = write_cpu(src, kept, table, repeat)
+        print(f"  without {', '.join(left_out)}: {cpu:.2f} CPU s, {mb_w:.0f} MB (every column: {whole:.2f} CPU s)")
+    if row_group_sizes:
+        for rgs in (245_760, 491_520, 983_040):
+            cpu, mb_r = write_cpu(src, "*", table, repeat, row_group_size=rgs)
+            print(f"  row groups of {rgs:,} rows: {cpu:.2f} CPU s, {mb_r:.0f} MB (122,880: {whole:.2f} CPU s)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--db", type=Path, default=ROOT / "benchmarks" / "out" / "load_20000_2000000.duckdb",
+                    help="a database a load wrote (bench_load.py --keep)")
+    ap.add_argument("--tables", nargs="+", default=["labs", "lab_toxicity"])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--row-group-sizes", action="store_true")
+    ap.add_argument("--without", nargs="+", default=[], metavar="COLUMN")
+    a = ap.parse_args()
+    if not a.db.exists():
+        raise SystemExit(f"error: {a.db} does not exist: load a study first "
+                         "(python benchmarks/bench_load.py --rounds 1 --no-steps --keep)")
+    print(f"{a.db}; load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    for table in a.tables:
+        one_table(a.db, table, a.repeat, a.row_group_sizes, a.without)
+
+
+if __name__ == "__main__":
+    main()
