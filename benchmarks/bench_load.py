@@ -6,7 +6,8 @@ Each timing is a fresh process, started the same way and measured from outside (
   load    `python -m safety ingest STUDY --db DB --cutoff 2025-12-31`: validation, mapping, quarantine
           and every derivation, as the CLI runs it (start-up included)
   floor   the physical floor: CREATE TABLE AS of the finished `labs` and `lab_toxicity` rows (read from the
-          database the load wrote) into a new DuckDB file: writing those two tables and nothing else
+          database the load wrote) into a new DuckDB file opened as the load opens its own (its row groups):
+          writing those two tables and nothing else
   steps   one more in-process load that times the ingest step, the derivations (two run side by side) and
           each derivation (where the time goes)
 Copy and load alternate for --rounds pairs (one shared machine: both see the same minute); the ratio is
@@ -97,9 +98,10 @@ def copy(folder: str, db: str) -> None:
 
 
 def floor(src: str, db: str) -> None:
-    import duckdb
+    sys.path.insert(0, str(ROOT))
+    from safety.ingest.connection import connect_load
 
-    con = duckdb.connect(db)
+    con = connect_load(Path(db))  # the load's row groups: a default-sized copy would also regroup the rows
     con.execute("ATTACH $p AS src (READ_ONLY)", {"p": src})
     con.execute("CREATE TABLE labs AS SELECT * FROM src.labs")
     con.execute("CREATE TABLE lab_toxicity AS SELECT * FROM src.lab_toxicity")

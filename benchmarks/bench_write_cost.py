@@ -7,12 +7,13 @@
 The database is one a load wrote (``bench_load.py --keep`` leaves one). Each measure is the process CPU (user +
 system, every DuckDB thread) of CREATE TABLE AS from that database into a new DuckDB file, with its CHECKPOINT,
 the least of ``--repeat`` tries (the host is shared: the least is the work, the rest is other tenants):
-  table        every column, as the load writes it
+  table        every column (DuckDB's default row groups of 122,880 rows)
   per column   the table of ``usubjid`` and that column, less the table of ``usubjid`` alone
   NULL columns ten all-NULL VARCHAR columns beside three real ones, less the three alone: what a column the
                delivery left empty (LBSPEC, VISIT ...) still costs to write
   compression  every column with DuckDB's string compression off (``disabled_compression_methods``)
-  --row-group-sizes  the table written with larger row groups (ATTACH ... ROW_GROUP_SIZE)
+  --row-group-sizes  the table written with other row group sizes (ATTACH ... ROW_GROUP_SIZE): the load's own
+               (safety/ingest/connection.py) and larger ones
   --without    the table written without these columns (those it has): what a narrower table would save, e.g.
                lab_toxicity without the columns it repeats from labs (lbtestcd value unit lln uln day lab_date)
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +29,9 @@ from pathlib import Path
 import duckdb
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from safety.ingest.connection import LOAD_ROW_GROUP_SIZE  # noqa: E402
 
 
 def write_cpu(src: Path, select: str, table: str, repeat: int, *, setting: str | None = None,
@@ -88,7 +93,7 @@ def one_table(src: Path, table: str, repeat: int, row_group_sizes: bool, without
         cpu, mb_w = write_cpu(src, kept, table, repeat)
         print(f"  without {', '.join(left_out)}: {cpu:.2f} CPU s, {mb_w:.0f} MB (every column: {whole:.2f} CPU s)")
     if row_group_sizes:
-        for rgs in (245_760, 491_520, 983_040):
+        for rgs in (LOAD_ROW_GROUP_SIZE, 245_760, 491_520, 983_040):
             cpu, mb_r = write_cpu(src, "*", table, repeat, row_group_size=rgs)
             print(f"  row groups of {rgs:,} rows: {cpu:.2f} CPU s, {mb_r:.0f} MB (122,880: {whole:.2f} CPU s)")
 

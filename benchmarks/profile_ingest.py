@@ -2,7 +2,7 @@
 
     python benchmarks/profile_ingest.py [sample_data/car_t_cd56] [--top 30] [--log statements.tsv]
                                         [--cutoff YYYY-MM-DD] [--no-derivations] [--one-at-a-time]
-                                        [--cores-every 0.25]
+                                        [--cores-every 0.25] [--row-group-size N]
 
 For each call: when it started (seconds into the load), its wall time, the CPU time of the calling thread (DuckDB
 binds and plans a statement on that thread, so on small tables this is mostly planning) and the thread (the load,
@@ -17,6 +17,9 @@ total and the most expensive calls. Beside `bench_load.py`'s floor (the CPU of w
 
 ``--cores-every S``: how many cores the load kept busy, every S seconds (the process's CPU time over that
 interval); a load that keeps every core busy throughout can only get faster by needing less CPU.
+
+``--row-group-size N``: the load writes row groups of N rows instead of its own size
+(``safety.ingest.connection.LOAD_ROW_GROUP_SIZE``), to compare sizes.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import safety.ingest  # noqa: E402
+import safety.ingest.connection  # noqa: E402
 
 CALLS: list[tuple[float, float, float, str, str]] = []  # (start, wall, cpu, thread or derivation, sql)
 CPU_CLOCK = time.thread_time  # time.process_time with --one-at-a-time
@@ -81,12 +85,16 @@ def main() -> None:
                     help="derivations one after the other after the ingest; each call's CPU is the process's")
     ap.add_argument("--cores-every", type=float, metavar="S",
                     help="print the cores in use (process CPU / wall) over every S seconds of the load")
+    ap.add_argument("--row-group-size", type=int, metavar="N",
+                    help=f"row groups of N rows (the load's own: {safety.ingest.connection.LOAD_ROW_GROUP_SIZE:,})")
     a = ap.parse_args()
+    if a.row_group_size:
+        safety.ingest.connection.LOAD_ROW_GROUP_SIZE = a.row_group_size
     if a.one_at_a_time:
         _one_at_a_time()
 
     connect = duckdb.connect
-    safety.ingest.duckdb = type("duckdb_timed", (), {"connect": staticmethod(lambda *x, **k: TimedConnection(
+    safety.ingest.connection.duckdb = type("duckdb_timed", (), {"connect": staticmethod(lambda *x, **k: TimedConnection(
         connect(*x, **k))), "Error": duckdb.Error})
     samples: list[tuple[float, float]] = []
     done = threading.Event()

@@ -21,6 +21,7 @@ from safety import __version__, schema
 from safety.core.config import ConfigError, load_study_config
 from safety.core.sql import insert_rows
 from safety.ingest import engine, sdtm_domains, snapshot
+from safety.ingest.connection import connect_load
 from safety.ingest.sdtm_assessments import build_sdtm_assessments
 from safety.ingest.domains import ALL_DOMAINS, OPTIONAL_DOMAINS, ORDER, SPECS
 from safety.ingest.errors import IngestError
@@ -123,7 +124,7 @@ def ingest_study(study_dir, db_path, cutoff: dt.date | str | None = None, review
     with snapshot.new_snapshot(db_path) as work_path:
         new_file = not work_path.exists()  # a first load: the copy is made only of a database that exists
         try:
-            con = duckdb.connect(str(work_path))
+            con = connect_load(work_path)
         except duckdb.Error as exc:
             raise IngestError(f"{db_path}: cannot create the new snapshot ({' '.join(str(exc).split())[:200]})") from None
         try:

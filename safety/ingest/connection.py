@@ -1,0 +1,53 @@
+"""The connection a load writes through: the snapshot file attached with the load's storage settings.
+
+DuckDB writes an insert of at least one row group straight to the file while the statement runs (on every
+core), and keeps a smaller one in its write-ahead log until a checkpoint compresses it, on one core, at the
+first commit made with no other write open: at the end of the load, after the DLT screening, when nothing else
+is left to run beside it. With DuckDB's default row groups of 122,880 rows, the CRS/ICANS episodes, the DLT
+candidates and the lab screens of a 20,000-subject study were of the second kind: 0.4-0.5 s of checkpoint on one
+core at the end. With row groups of 30,720 rows they are written as they are built; the tables of a trial-sized
+study are small enough for the log either way.
+Measured in docs/performance.md ("This round (seventh pass)").
+
+The size is a setting of the attachment, not of the file (a later plain ``duckdb.connect`` writes DuckDB's
+default again), so the load attaches the file under its own name; every cursor, and a cursor's cursor (the
+derivations open their own), starts in that file as a plain connection to it would.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+LOAD_DATABASE = "celltox_load"  # the name the snapshot is attached under during a load
+LOAD_ROW_GROUP_SIZE = 30_720  # rows per row group written by a load (DuckDB's default: 122,880)
+
+
+class LoadConnection:
+    """A DuckDB connection whose cursors start in the snapshot being loaded (``USE``); anything else is the
+    wrapped connection's own."""
+
+    def __init__(self, con):
+        self._con = con
+
+    def cursor(self) -> "LoadConnection":
+        cur = self._con.cursor()
+        cur.execute(f"USE {LOAD_DATABASE}")
+        return LoadConnection(cur)
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+
+def connect_load(path: Path) -> LoadConnection:
+    """Open the snapshot file at ``path`` (created when missing) for a load, with the load's row group size."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"ATTACH $path AS {LOAD_DATABASE} (ROW_GROUP_SIZE {LOAD_ROW_GROUP_SIZE})", {"path": str(path)})
+        con.execute(f"USE {LOAD_DATABASE}")
+        # where a plain connection to the file would spill, not '.tmp' in whatever folder the load runs from
+        con.execute("SET temp_directory = $dir", {"dir": f"{path}.tmp"})
+    except BaseException:
+        con.close()
+        raise
+    return LoadConnection(con)
