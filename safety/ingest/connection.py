@@ -4,7 +4,7 @@ DuckDB writes an insert of at least one row group straight to the file while the
 core), and keeps a smaller one in its write-ahead log until a checkpoint compresses it, on one core, at the
 first commit made with no other write open: at the end of the load, after the DLT screening, when nothing else
 is left to run beside it. With DuckDB's default row groups of 122,880 rows, the CRS/ICANS episodes, the DLT
-candidates and the lab screens of a 20,000-subject study were of the second kind: 0.4-0.5 s of checkpoint on one
+candidates and the lab screens of a 20,000-subject study were of the second kind: 0.35-0.5 s of checkpoint on one
 core at the end. With row groups of 30,720 rows they are written as they are built; the tables of a trial-sized
 study are small enough for the log either way.
 Measured in docs/performance.md ("This round (seventh pass)").
