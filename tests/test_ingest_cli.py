@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,25 @@ def test_load_prints_table_and_exits_0(tmp_path):
     assert ae == ["ae.csv", "AE", "7", "2", "4", "1"]
     assert any(l.startswith("total") for l in lines)
     assert "quarantined" in p.stdout
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM subjects").fetchall()[0][0] == 4
+    con.close()
+
+
+def test_a_load_piped_into_a_reader_that_has_left_loads_and_says_nothing_more(tmp_path):
+    # `python -m safety ingest ... | head -1`: the reader leaves before the summary is written
+    study = make_study(tmp_path / "s", "csv")
+    db = tmp_path / "db.duckdb"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        p = subprocess.run([sys.executable, "-m", "safety", "ingest", str(study), "--db", str(db), "--cutoff",
+                            "2024-02-15", "--no-derivations"], cwd=ROOT, stdout=write_end,
+                           stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(write_end)
+    assert p.returncode == 1
+    assert "Traceback" not in p.stderr and "BrokenPipeError" not in p.stderr, p.stderr
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM subjects").fetchall()[0][0] == 4
     con.close()
