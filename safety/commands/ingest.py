@@ -26,7 +26,8 @@ database as it was.
 Exit status: 0 the study loaded (quarantined rows allowed); 2 unusable input or a busy database (no DM
 dataset, an unreadable, empty, truncated or damaged file, no USUBJID column in DM, a wrong study.yaml key,
 another load into the same database running), reported as one line "error: <file>: <problem>"; the
-database is then unchanged. docs/input-format.md lists every refusal and quarantine reason.
+database is then unchanged; 1 the study loaded but its summary could not be written (the output was piped
+into a reader that had left, as `| head` does). docs/input-format.md lists every refusal and quarantine reason.
 """
 from __future__ import annotations
 
