@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import safety.ingest  # noqa: E402
+import safety.core.attached  # noqa: E402
 import safety.ingest.connection  # noqa: E402
 
 CALLS: list[tuple[float, float, float, str, str]] = []  # (start, wall, cpu, thread or derivation, sql)
@@ -94,7 +95,7 @@ def main() -> None:
         _one_at_a_time()
 
     connect = duckdb.connect
-    safety.ingest.connection.duckdb = type("duckdb_timed", (), {"connect": staticmethod(lambda *x, **k: TimedConnection(
+    safety.core.attached.duckdb = type("duckdb_timed", (), {"connect": staticmethod(lambda *x, **k: TimedConnection(
         connect(*x, **k))), "Error": duckdb.Error})
     samples: list[tuple[float, float]] = []
     done = threading.Event()

@@ -26,7 +26,10 @@ import duckdb
 import pandas as pd
 
 from safety import schema
+from safety.core.attached import AttachedConnection
 from safety.core.sql import used_params
+
+SNAPSHOT_DATABASE = "snapshot"  # the name a read-only connection attaches the study database under
 
 
 @dataclass(frozen=True)
@@ -49,45 +52,11 @@ def connect(path: str | Path, read_only: bool = True):
     if read_only and not path.exists():
         raise FileNotFoundError(f"no celltox database at {path}")
     if read_only:
-        return SnapshotConnection(path)
+        # the file as it is now, kept while a load switches a new file in (safety/ingest/snapshot.py); one way:
+        # external access cannot be switched back on
+        return AttachedConnection.attach(path, SNAPSHOT_DATABASE, "READ_ONLY",
+                                         ("SET enable_external_access = false",))
     return duckdb.connect(str(path), read_only=False)
-
-
-class SnapshotConnection:
-    """A read-only connection to the database file as it is when opened, kept while a load switches a new
-    file in (safety/ingest/snapshot.py), with file-system access off.
-
-    ``duckdb.connect(path)`` returns the instance a process already has open for that path, so a second
-    connection after a switch would still see the old file. Attaching the file to a fresh in-memory instance
-    opens the file the path names now. Every cursor starts in that file (``USE``), as a plain connection would.
-    """
-
-    _ALIAS = "snapshot"
-
-    def __init__(self, path: Path):
-        con = duckdb.connect(":memory:")
-        try:
-            con.execute(f"ATTACH $path AS {self._ALIAS} (READ_ONLY)", {"path": str(path)})
-            con.execute(f"USE {self._ALIAS}")
-            con.execute("SET enable_external_access = false")  # one way: it cannot be switched back on
-        except BaseException:
-            con.close()
-            raise
-        self._con = con
-
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        cur = self._con.cursor()
-        cur.execute(f"USE {self._ALIAS}")
-        return cur
-
-    def __getattr__(self, name):
-        return getattr(self._con, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._con.close()
 
 
 class QueryRejected(ValueError):

@@ -10,44 +10,22 @@ study are small enough for the log either way.
 Measured in docs/performance.md ("This round (seventh pass)").
 
 The size is a setting of the attachment, not of the file (a later plain ``duckdb.connect`` writes DuckDB's
-default again), so the load attaches the file under its own name; every cursor, and a cursor's cursor (the
-derivations open their own), starts in that file as a plain connection to it would.
+default again), so the load attaches the file under its own name (safety/core/attached.py); every cursor, and a
+cursor's cursor (the derivations open their own), starts in that file as a plain connection to it would.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
+from safety.core.attached import AttachedConnection
 
 LOAD_DATABASE = "celltox_load"  # the name the snapshot is attached under during a load
 LOAD_ROW_GROUP_SIZE = 30_720  # rows per row group written by a load (DuckDB's default: 122,880)
 
 
-class LoadConnection:
-    """A DuckDB connection whose cursors start in the snapshot being loaded (``USE``); anything else is the
-    wrapped connection's own."""
-
-    def __init__(self, con):
-        self._con = con
-
-    def cursor(self) -> "LoadConnection":
-        cur = self._con.cursor()
-        cur.execute(f"USE {LOAD_DATABASE}")
-        return LoadConnection(cur)
-
-    def __getattr__(self, name):
-        return getattr(self._con, name)
-
-
-def connect_load(path: Path) -> LoadConnection:
+def connect_load(path: Path) -> AttachedConnection:
     """Open the snapshot file at ``path`` (created when missing) for a load, with the load's row group size."""
-    con = duckdb.connect(":memory:")
-    try:
-        con.execute(f"ATTACH $path AS {LOAD_DATABASE} (ROW_GROUP_SIZE {LOAD_ROW_GROUP_SIZE})", {"path": str(path)})
-        con.execute(f"USE {LOAD_DATABASE}")
-        # where a plain connection to the file would spill, not '.tmp' in whatever folder the load runs from
-        con.execute("SET temp_directory = $dir", {"dir": f"{path}.tmp"})
-    except BaseException:
-        con.close()
-        raise
-    return LoadConnection(con)
+    # temp_directory: where a plain connection to the file would spill, not '.tmp' in whatever folder the load
+    # runs from
+    return AttachedConnection.attach(path, LOAD_DATABASE, f"ROW_GROUP_SIZE {LOAD_ROW_GROUP_SIZE}",
+                                     ("SET temp_directory = $dir",), {"dir": f"{path}.tmp"})
