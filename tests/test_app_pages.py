@@ -523,3 +523,97 @@ def test_overview_what_is_new_lists_the_changes_since_the_previous_cut(app_env):
     keys = lambda col: [k if isinstance(k, str) else None for k in col]  # noqa: E731  (a subject's row has no key)
     assert keys(shown["event_key"]) == keys(expected["event_key"])  # most severe first, as the packet lists them
     assert list(shown["change"]) == list(expected["change"])
+
+
+def _never_infused_copy(app_db: Path, tmp_path: Path, monkeypatch) -> tuple[Path, str, object, str]:
+    """A copy of the app database whose first study has a subject never infused (as the sample's has), with the
+    app pointed at it."""
+    import shutil
+
+    db = tmp_path / "never_infused.duckdb"
+    shutil.copy(app_db, db)
+    studyid, cut = _latest(db)
+    u = _sql(db, "SELECT min(usubjid) FROM subjects WHERE studyid = $s AND data_cut = $c AND NOT infused", s=studyid, c=cut)
+    assert u is not None, "the first study has a subject never infused"
+    monkeypatch.setenv("CELLTOX_DB", str(db))
+    monkeypatch.setenv("CELLTOX_AUTH", "off")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    return db, studyid, cut, u
+
+
+def _export_reader(db: Path, studyid: str, cut):
+    return access.StudyReader(access.connect(db), access.Scope(studyid, cut))
+
+
+def test_adverse_events_page_counts_the_safety_population_as_the_committee_tables_do(app_db, tmp_path, monkeypatch):
+    """An AE after lymphodepletion of a subject never infused is not counted against the infused subjects, on the
+    page as in the packet's tables (safety population = infused on or before the cut)."""
+    from safety.export import tables as export_tables
+
+    db, studyid, cut, u = _never_infused_copy(app_db, tmp_path, monkeypatch)
+    con = duckdb.connect(str(db))
+    con.execute("""INSERT INTO adverse_events (studyid, data_cut, usubjid, aeseq, event_key, aeterm, aedecod, aebodsys,
+                                               aetoxgr, aeser, treatment_emergent, onset_day)
+                   VALUES ($s, $c, $u, 9001, $u || '/AE/9001', 'Febrile neutropenia', 'Never infused only term',
+                           'Blood and lymphatic system disorders', 3, 'Y', TRUE, NULL)""", {"s": studyid, "c": cut, "u": u})
+    con.close()
+    try:
+        at = _open("adverse_events")
+        shown = at.dataframe[0].value
+        assert "Never infused only term" not in set(shown["aedecod"])
+        infused_with_ae = _sql(db, """SELECT count(DISTINCT a.usubjid) FROM adverse_events a JOIN subjects s
+                                      USING (studyid, data_cut, usubjid)
+                                      WHERE a.studyid = $s AND a.data_cut = $c AND s.infused
+                                        AND a.treatment_emergent IS NOT FALSE""", s=studyid, c=cut)
+        all_with_ae = _sql(db, """SELECT count(DISTINCT usubjid) FROM adverse_events WHERE studyid = $s AND data_cut = $c
+                                  AND treatment_emergent IS NOT FALSE""", s=studyid, c=cut)
+        assert all_with_ae == infused_with_ae + 1
+        assert _metrics(at)["Subjects with an AE"] == str(infused_with_ae)
+        overview = export_tables.table_ae_overview(_export_reader(db, studyid, cut))
+        any_ae = overview.loc[overview["Category"] == "Any adverse event"].iloc[0]
+        overall = next(col for col in overview.columns if col.startswith("Overall"))
+        assert any_ae[overall].split(" ")[0] == str(infused_with_ae)
+    finally:
+        st.cache_data.clear()
+        st.cache_resource.clear()
+
+
+def test_labs_worst_grades_count_the_subjects_the_committee_tables_count(app_db, tmp_path, monkeypatch):
+    """The laboratory page's per-term counts are the packet's: infused subjects with a graded post-infusion value,
+    a subject once per term; a subject never infused (baseline values only) is not among them."""
+    from safety.derive.grading import summary
+    from safety.export import tables as export_tables
+
+    db, studyid, cut, u = _never_infused_copy(app_db, tmp_path, monkeypatch)
+    con = duckdb.connect(str(db))
+    # the never-infused subject's baseline-only row, as the load writes it (no post-infusion grade)
+    con.execute("""INSERT INTO lab_worst_grades (studyid, data_cut, usubjid, ctcae_term, direction, lbtestcd,
+                                                 baseline_grade, worst_grade, worst_day, n_post)
+                   SELECT studyid, data_cut, $u, ctcae_term, direction, lbtestcd, 0, NULL, NULL, 0
+                   FROM lab_worst_grades WHERE studyid = $s AND data_cut = $c AND worst_grade >= 3 LIMIT 1""",
+                {"s": studyid, "c": cut, "u": u})
+    con.close()
+    try:
+        at = _open("labs")
+        shown = at.dataframe[0].value.set_index("ctcae_term")
+        reader = _export_reader(db, studyid, cut)
+        g3 = summary.grade3_counts(reader)
+        g3 = g3[g3["cohort"] == "All"].set_index("ctcae_term")
+        packet = export_tables.table_lab_worst_grade(reader)
+        overall = next(col for col in packet.columns if col.startswith("Overall"))
+        evaluated = packet[packet["Worst grade"] == "Evaluated (gradable post-baseline value)"]
+        evaluated = {t.rsplit(" (", 1)[0]: int(n.split(" ")[0]) for t, n in zip(evaluated["CTCAE term"], evaluated[overall])}
+        assert len(shown) > 5
+        for term, row in shown.iterrows():
+            assert int(row["worst grade ≥3"]) == int(g3.loc[term, "n_grade_3_plus"]), term
+            assert int(row["subjects evaluated"]) == evaluated[term], term
+        assert any(int(n) > 0 for n in shown["worst grade ≥3"])
+        n_ge3 = _sql(db, """SELECT count(DISTINCT w.usubjid) FROM lab_worst_grades w JOIN subjects s
+                            USING (studyid, data_cut, usubjid)
+                            WHERE w.studyid = $s AND w.data_cut = $c AND s.infused AND w.worst_grade >= 3""",
+                     s=studyid, c=cut)
+        assert _metrics(at)["Subjects with any lab grade ≥3"] == str(n_ge3)
+    finally:
+        st.cache_data.clear()
+        st.cache_resource.clear()

@@ -7,7 +7,7 @@ from dashboard import figures as F
 
 v = state.view()
 st.title("Adverse events")
-st.caption(state.filter_caption(v) + " · treatment-emergent AEs · grade = reported CTCAE / ASTCT grade")
+st.caption(state.filter_caption(v) + " · treatment-emergent AEs of infused subjects · grade = reported CTCAE / ASTCT grade")
 flt, fp = state.subject_filter(v, column="a.usubjid")
 
 c1, c2, c3, c4 = st.columns(4)
@@ -15,7 +15,9 @@ serious = c1.toggle("Serious only", help="AESER = Y")
 related = c2.toggle("Related only", help="AEREL possible, probable, definite, related or Y")
 grade_min = c3.radio("Worst grade", ["Any grade", "Grade ≥3"], horizontal=True)
 by = c4.radio("Columns", ["Overall", "By cohort"], horizontal=True)
-conds = ["a.treatment_emergent IS NOT FALSE", flt]
+# the safety population, as in the committee tables: an AE of a subject never infused (after lymphodepletion, say)
+# is not counted against the infused subjects
+conds = ["a.treatment_emergent IS NOT FALSE", "a.usubjid IN (SELECT usubjid FROM subjects WHERE infused)", flt]
 if serious:
     conds.append("a.aeser = 'Y'")
 if related:

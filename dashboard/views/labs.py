@@ -3,6 +3,7 @@ import streamlit as st
 
 from dashboard import data, state, tables
 from dashboard import figures as F
+from safety.derive.grading import summary
 from safety.derive.toxicity import icaht
 
 v = state.view()
@@ -20,19 +21,24 @@ MAX_LINES = 60  # subject lines per chart; more is unreadable on a projector
 if tab_worst.open:
     with tab_worst:
         if state.require("lab_worst_grades", what="the worst-grade table"):
-            # Counted in DuckDB (one row per term), not from every subject's row in pandas on each rerun.
-            summ = state.q(f"""SELECT ctcae_term, count(DISTINCT usubjid) AS subjects,
-                                      count(*) FILTER (WHERE worst_grade >= 3) AS "worst grade ≥3",
-                                      count(*) FILTER (WHERE worst_grade >= 4) AS "worst grade 4"
-                               FROM lab_worst_grades WHERE {flt} GROUP BY ctcae_term
+            # Counted in DuckDB (one row per term), not from every subject's row in pandas on each rerun; the rows
+            # counted are the committee tables' (infused subjects, once per term at the worst grade over its tests).
+            worst = summary.worst_per_term_sql(flt)
+            summ = state.q(f"""WITH w AS ({worst})
+                               SELECT ctcae_term, count(DISTINCT usubjid) AS "subjects evaluated",
+                                      count(DISTINCT usubjid) FILTER (WHERE worst_grade >= 3) AS "worst grade ≥3",
+                                      count(DISTINCT usubjid) FILTER (WHERE worst_grade >= 4) AS "worst grade 4"
+                               FROM w GROUP BY ctcae_term
                                ORDER BY "worst grade ≥3" DESC, ctcae_term""", fp)
             if summ.empty:
-                state.empty("No graded lab results in this selection.")
+                state.empty("No graded post-infusion lab results in this selection.")
             else:
                 n_subj = state.scalar(f"SELECT count(*) FROM subjects WHERE infused AND {flt}", fp) or 0
-                n_ge3 = state.scalar(f"SELECT count(DISTINCT usubjid) FROM lab_worst_grades WHERE worst_grade >= 3 AND {flt}",
+                n_ge3 = state.scalar(f"WITH w AS ({worst}) SELECT count(DISTINCT usubjid) FROM w WHERE worst_grade >= 3",
                                      fp) or 0
                 st.metric("Subjects with any lab grade ≥3", int(n_ge3), help=f"of {n_subj} infused subjects")
+                st.caption("Subjects evaluated: infused subjects with a graded value from day 1; a subject counts once "
+                           "per term, at the worst grade over the tests mapped to it (as in the committee packet).")
                 state.table(summ, subject_col=None)
                 st.markdown("**Grade ≥3 abnormalities as episodes** (first day, worst grade, last day, days at grade ≥3)")
                 terms_g3 = data.lab_listing_terms(v, "lab_grade3_episodes")
@@ -52,13 +58,12 @@ if tab_worst.open:
                             values = data.lab_listing_preview(v, "lab_grade3", tuple(chosen_terms), tables.MAX_ROWS)
                             state.table(values.rows, height=320, total=values.total)
                 st.markdown("**Shift from baseline grade to worst post-baseline grade**")
-                term = st.selectbox("CTCAE term", list(state.q(f"SELECT DISTINCT ctcae_term FROM lab_worst_grades "
-                                                               f"WHERE ctcae_term IS NOT NULL AND {flt} ORDER BY 1",
-                                                               fp)["ctcae_term"]))
-                counts = state.q(f"""SELECT coalesce('baseline ' || CAST(baseline_grade AS INTEGER), 'missing') AS baseline_grade,
+                term = st.selectbox("CTCAE term", list(summ["ctcae_term"].sort_values()))
+                counts = state.q(f"""WITH w AS ({worst})
+                                     SELECT coalesce('baseline ' || CAST(baseline_grade AS INTEGER), 'missing') AS baseline_grade,
                                             coalesce('worst ' || CAST(worst_grade AS INTEGER), 'missing') AS worst_grade,
-                                            count(*) AS n
-                                     FROM lab_worst_grades WHERE ctcae_term = $term AND {flt} GROUP BY ALL""",
+                                            count(DISTINCT usubjid) AS n
+                                     FROM w WHERE ctcae_term = $term GROUP BY ALL""",
                                  {"term": term, **fp})
                 if not counts.empty:
                     shift = counts.pivot(index="baseline_grade", columns="worst_grade", values="n").fillna(0).astype(int)
@@ -66,10 +71,11 @@ if tab_worst.open:
                     shift.loc["total"] = shift.sum()
                     state.table(shift.reset_index(), subject_col=None)
                 with st.expander("Subjects"):
-                    state.table(state.q(f"""SELECT * EXCLUDE (studyid, data_cut) FROM lab_worst_grades
-                                            WHERE ctcae_term = $term AND {flt} ORDER BY usubjid LIMIT $n""",
+                    rows = f"""FROM lab_worst_grades WHERE ctcae_term = $term AND n_post > 0
+                               AND usubjid IN (SELECT usubjid FROM ({worst}) w WHERE ctcae_term = $term)"""
+                    state.table(state.q(f"SELECT * EXCLUDE (studyid, data_cut) {rows} ORDER BY usubjid LIMIT $n",
                                         {"term": term, "n": tables.MAX_ROWS, **fp}),
-                                total=int(counts["n"].sum()))
+                                total=int(state.scalar(f"SELECT count(*) {rows}", {"term": term, **fp}) or 0))
 
 if tab_time.open:
     with tab_time:

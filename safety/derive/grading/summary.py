@@ -2,6 +2,7 @@
 
 - :func:`shift_table`: subjects by baseline grade x worst post-infusion grade, per term.
 - :func:`grade3_counts`: subjects with a post-infusion grade >= 3 per term and cohort, with N.
+- :func:`worst_per_term_sql`: the rows they count (a subject once per term), for the laboratory page's filters.
 
 Post-infusion = day >= 1 (lab_worst_grades). The population is the infused subjects at the cut.
 """
@@ -17,6 +18,19 @@ def _label(g) -> str:
     return "Missing" if pd.isna(g) else f"Grade {int(g)}"
 
 
+def worst_per_term_sql(subjects: str = "TRUE") -> str:
+    """SELECT of one row per infused subject, CTCAE term and direction with a graded post-infusion value:
+    usubjid, ctcae_term, direction, baseline_grade, worst_grade (the worst over the tests mapped to the term).
+
+    The counting unit of every lab summary (the committee tables and the laboratory page). ``subjects`` narrows
+    the subjects further: an SQL predicate on ``usubjid`` written by the caller (named parameters, no user text)."""
+    return f"""
+        SELECT usubjid, ctcae_term, direction, max(baseline_grade) AS baseline_grade, max(worst_grade) AS worst_grade
+        FROM lab_worst_grades
+        WHERE n_post > 0 AND usubjid IN (SELECT usubjid FROM subjects WHERE infused) AND ({subjects})
+        GROUP BY usubjid, ctcae_term, direction"""
+
+
 def shift_table(reader, term: str | None = None, wide: bool = False) -> pd.DataFrame:
     """Infused subjects with post-infusion lab grades, counted by baseline grade and worst
     post-infusion grade per CTCAE term (a subject counts once per term: worst over its tests).
@@ -25,17 +39,10 @@ def shift_table(reader, term: str | None = None, wide: bool = False) -> pd.DataF
     baseline / no graded post-infusion record), subjects. ``wide=True``: one row per term and
     baseline grade with columns 'Grade 0' .. 'Grade 4', 'Missing', 'Total'."""
     df = reader.sql(
-        """
-        WITH w AS (
-          SELECT usubjid, ctcae_term, direction, max(baseline_grade) AS baseline_grade,
-                 max(worst_grade) AS worst_grade
-          FROM lab_worst_grades
-          WHERE n_post > 0 AND ($term IS NULL OR lower(ctcae_term) = lower($term))
-            AND usubjid IN (SELECT usubjid FROM subjects WHERE infused)
-          GROUP BY usubjid, ctcae_term, direction
-        )
+        f"""
+        WITH w AS ({worst_per_term_sql()})
         SELECT ctcae_term, direction, baseline_grade, worst_grade, count(*) AS subjects
-        FROM w GROUP BY ALL
+        FROM w WHERE $term IS NULL OR lower(ctcae_term) = lower($term) GROUP BY ALL
         ORDER BY ctcae_term, direction, baseline_grade NULLS LAST, worst_grade NULLS LAST
         """,
         {"term": term},
