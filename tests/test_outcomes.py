@@ -439,6 +439,32 @@ def test_response_by_criteria_orr_dor_and_pfs_from_response(tmp_path):
     assert criteria_reference(orr(none)) == "Study response criteria"
 
 
+def test_best_response_rows_of_the_packet_add_up_to_the_infused_subjects(tmp_path):
+    """CRh, PMD and a response text the ranks do not name each get their row, in rank order, so the committee's
+    best-response rows add up to N."""
+    from outcome_fixtures import CUT, STUDY
+    from safety.access.reader import Scope, StudyReader
+    from safety.derive.outcomes.response import best_response_order
+    from safety.export.outcomes import table_response
+
+    cfg = {"response": {"criteria": "CR + CRi + CRh", "responders": ["CR", "CRI", "CRH"]}}
+    db = OutcomeDB(tmp_path / "bor.duckdb", cfg)
+    for u, resp in (("A", "CRH"), ("B", "CRH"), ("C", "CR"), ("D", "PMD"), ("E", "MLFS"), ("F", None), ("G", "CRI")):
+        db.subject(u)
+        if resp:
+            db.rs(u, 28, resp)
+    db.derive("response")
+    table = table_response(StudyReader(db.con, Scope(STUDY, CUT)))
+    rows = [(row, value) for crit, row, value in table.values if row.startswith("Best overall response")]
+    assert rows == [("Best overall response CR", "1 (14.3)"), ("Best overall response CRi", "1 (14.3)"),
+                    ("Best overall response CRh", "2 (28.6)"), ("Best overall response PMD", "1 (14.3)"),
+                    ("Best overall response MLFS", "1 (14.3)"), ("Best overall response not assessed", "1 (14.3)")]
+    assert sum(int(v.split(" ")[0]) for _, v in rows) == 7
+    assert dict((r, v) for _, r, v in table.values)["ORR (CR + CRi + CRh)"] == "4 (57.1)"
+    assert best_response_order(["not assessed", "PD", "CR", "SD", "PR", "NE", "RELAPSE"]) == [
+        "CR", "PR", "SD", "PD", "RELAPSE", "NE", "not assessed"]
+
+
 def test_outcome_settings_are_validated_with_the_key_named():
     from safety.core.config import ConfigError, validate
     with pytest.raises(ConfigError, match=r"immune_monitoring\[0\]\.treshold"):

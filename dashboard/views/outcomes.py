@@ -9,7 +9,7 @@ from safety.derive.outcomes import survival
 from safety.derive.outcomes.deaths import NRM_HORIZONS
 from safety.derive.outcomes.infections import ALL_DOSE_LEVELS, WINDOWS
 from safety.derive.outcomes.kinetics_pp import DIFFERS as KINETICS_DIFFERS
-from safety.derive.outcomes.response import orr
+from safety.derive.outcomes.response import best_response_order, orr
 
 v = state.view()
 cfg = state.study_config(v)
@@ -153,6 +153,7 @@ if tabs[3].open:
             st.markdown(res["text"])
             if len(r):
                 bor = r.groupby(["criteria", "best_response"]).size().unstack(fill_value=0)
+                bor = bor[best_response_order(bor.columns)]
                 st.markdown("**Best overall response**")
                 st.dataframe(bor, width="stretch")
                 resp = r[r["first_response_day"].notna()]

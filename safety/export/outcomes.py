@@ -13,7 +13,7 @@ from safety.access.reader import StudyReader
 from safety.derive.outcomes import survival
 from safety.derive.outcomes.deaths import NRM_HORIZONS
 from safety.derive.outcomes.infections import ALL_DOSE_LEVELS, NO_DOSE_LEVEL, PATHOGEN_CLASSES, WINDOWS
-from safety.derive.outcomes.response import CRITERIA_REFERENCE, criteria_reference, orr
+from safety.derive.outcomes.response import CRITERIA_REFERENCE, best_response_order, criteria_reference, orr
 from safety.export import common as c
 
 SUBJ = ("subj AS (SELECT usubjid, siteid AS site, cohort, dose_level, age, sex FROM subjects)")
@@ -250,10 +250,8 @@ def table_response(reader, store=None):
     for (crit, definition), g in r.groupby(["criteria", "responders_definition"]):
         n = len(g)
         rows.append((crit, "Infused subjects (N)", str(n)))
-        for bor in ("CR", "CRi", "PR", "SD", "PD", "NE", "not assessed"):
-            k = int((g["best_response"] == bor).sum())
-            if k:
-                rows.append((crit, f"Best overall response {bor}", c_npct(k, n)))
+        for bor in best_response_order(g["best_response"]):
+            rows.append((crit, f"Best overall response {bor}", c_npct(int((g["best_response"] == bor).sum()), n)))
         rows.append((crit, f"ORR ({definition})", c_npct(int(g["responder"].fillna(False).astype(bool).sum()), n)))
     res = orr(r)
     resp = r[r["first_response_day"].notna()]

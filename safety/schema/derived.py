@@ -640,7 +640,7 @@ RESPONSE_OUTCOMES = Table(
         C("criteria", "VARCHAR", "Response criteria that apply (e.g. 'Lugano 2014'), from study.yaml."),
         C("responders_definition", "VARCHAR", "Responses counted, e.g. 'CR + PR'."),
         C("counted_responses", "VARCHAR[]", "The standardised RS responses counted for this subject, e.g. ['CR', 'PR']."),
-        C("best_response", "VARCHAR", "Best overall response before progression: CR > CRI > PR > SD > PD > NE; 'not assessed' when none."),
+        C("best_response", "VARCHAR", "Best overall response before progression: CR > CRi, CRh > PR > SD > PD, PMD, relapse > NE (CRi and CRh as labelled; other texts as delivered, ranked with NE); 'not assessed' when none."),
         C("responder", "BOOLEAN", "best_response is one of the counted responses."),
         C("first_response_day", "INTEGER", "First assessment with a counted response."),
         C("progression_day", "INTEGER", "First progression/relapse after the first response (RS, else DS PROGRESSIVE DISEASE)."),

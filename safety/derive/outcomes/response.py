@@ -2,7 +2,7 @@
 
 The criteria are study settings (study.yaml ``response``): e.g. Lugano 2014 for lymphoma, where CR and PR count,
 and CR + CRi for acute leukaemia; ``by_diagnosis`` picks the criteria per subject by the disease under study. Best
-overall response is the best assessment up to the first progression (CR > CRi > PR > SD > PD > NE). Duration of
+overall response is the best assessment up to the first progression (CR > CRi, CRh > PR > SD > PD > NE). Duration of
 response runs from the first counted response to progression/relapse or death, censored at the last response
 assessment; DFS/PFS from the first response runs to progression/relapse or death, censored at last known alive.
 """
@@ -17,11 +17,23 @@ from safety.schema import RESPONSE_OUTCOMES
 
 RESPONSE_RANK = {"CR": 1, "CRI": 2, "CRH": 2, "PR": 3, "SD": 4, "PD": 5, "PMD": 5, "RELAPSE": 5, "NE": 6}
 LABELS = {"CRI": "CRi", "CRH": "CRh"}
+NOT_ASSESSED = "not assessed"  # best_response of an infused subject with no response assessment
 
 # How a response table cites what it counts: these words, then the criteria in use (orr()['counted_as']),
 # then the publication of each criteria the study names that has one.
 CRITERIA_REFERENCE = "Study response criteria"
 CRITERIA_SOURCES = {"Lugano 2014": "Cheson et al., J Clin Oncol 2014"}
+
+
+def best_response_order(values) -> list[str]:
+    """The best overall responses among ``values`` (``response_outcomes.best_response``) in the order a table lists
+    them: by rank (CR, CRi, CRh, PR, SD, PD, PMD, relapse, NE), then any other response text in alphabetical
+    order, then 'not assessed'. Every value is listed once, so a table's rows add up to its N."""
+    seen = {str(v) for v in values if v is not None and not pd.isna(v)}
+    ranked = sorted(RESPONSE_RANK, key=lambda k: RESPONSE_RANK[k])  # stable: CRi before CRh, as in RESPONSE_RANK
+    order = [LABELS.get(k, k) for k in ranked if LABELS.get(k, k) in seen]
+    rest = sorted(seen - set(order) - {NOT_ASSESSED})
+    return order + rest + ([NOT_ASSESSED] if NOT_ASSESSED in seen else [])
 
 
 def definition(responders: list[str]) -> str:
@@ -68,7 +80,7 @@ x AS (
 SELECT $s AS studyid, $c AS data_cut, usubjid, rule.crit AS criteria,
        array_to_string(list_transform(rule.resp, lambda r: CASE r WHEN 'CRI' THEN 'CRi' WHEN 'CRH' THEN 'CRh' ELSE r END), ' + ')
          AS responders_definition, rule.resp AS counted_responses,
-       CASE WHEN bor IS NULL THEN 'not assessed' WHEN bor = 'CRI' THEN 'CRi' WHEN bor = 'CRH' THEN 'CRh' ELSE bor END
+       CASE WHEN bor IS NULL THEN '{NOT_ASSESSED}' WHEN bor = 'CRI' THEN 'CRi' WHEN bor = 'CRH' THEN 'CRh' ELSE bor END
          AS best_response,
        coalesce(list_contains(rule.resp, bor), false) AS responder,
        first_response_day, progression_day, death_day, last_assessment_day,
