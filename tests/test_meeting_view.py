@@ -374,6 +374,11 @@ def test_overview_and_dlt_review_draw_the_boundary_chart_without_plotly(sample_d
     _env(monkeypatch, sample_db)
     for page in ("overview", "dlt_review"):
         at = _open(page, CART, CUT2)
+        if page == "overview":  # its stopping-rule sentences are labelled with the window as well
+            boxes = [e.value for kind in ("success", "warning", "error") for e in at.get(kind)]
+            rule_boxes = [b for b in boxes if "evaluable subject" in b]
+            assert rule_boxes and all("Monitored: DLT (onset days 0-28) — BOIN (Liu & Yuan 2015), dose level " in b
+                                      for b in rule_boxes)
         svgs = [e.value for e in at.markdown if e.value.startswith("<svg")]
         assert svgs and all("Evaluable subjects (n)" in s and "<path " in s for s in svgs), page
         assert not at.get("plotly_chart"), page  # nothing on the page loads Plotly's script

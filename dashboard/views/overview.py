@@ -8,7 +8,7 @@ import streamlit as st
 from dashboard import data, state, tables
 from dashboard.tables import plural
 from dashboard.figures_svg import rule_boundary_svg
-from safety.derive.dlt.stopping import method_name
+from safety.derive.dlt.stopping import event_label, method_name
 from safety.review import meeting as meeting_rules
 
 v = state.view()
@@ -146,7 +146,9 @@ else:
     else:
         for _, r in status.iterrows():
             level = meeting_rules.rule_level(r)
-            getattr(st, BOX[level])(("**" + str(r["cohort"]) + "**: " if pd.notna(r["cohort"]) else "") + str(r["sentence"]))
+            # the sentence says "had a DLT"; the label beside it names the window the rule counts in, as on DLT review
+            getattr(st, BOX[level])(("**" + str(r["cohort"]) + "**: " if pd.notna(r["cohort"]) else "")
+                                    + f"Monitored: {event_label(r['monitored_event'], dlt.window)} — {r['sentence']}")
         first = status.iloc[0]
         if state.has_tables("stopping_boundaries"):
             b = data.boundary_rows(v, first["method"], first["cohort"])
