@@ -309,3 +309,33 @@ def test_lab_shift_matches_grading_summary(con):
     worst = build_table(reader, "lab_worst_grade")
     g3 = worst[(worst["CTCAE term"] == "Alanine aminotransferase increased (H)") & (worst["Worst grade"] == "Grade >= 3")]
     assert g3.iloc[0]["Overall (N=22) n (%)"] == "2 (9.1)"
+
+
+def test_ae_grade_footnote_names_the_scales_the_aes_were_graded_on(sample_db, tmp_path):
+    """The AE overview and AE listing say which scales the reported grades are on, read from each AE's
+    grading_system, so a CRS AE a site graded on Lee 2014 is not footnoted as ASTCT 2019."""
+    import shutil
+
+    db = tmp_path / "scales.duckdb"
+    shutil.copy(sample_db, db)
+    rw = duckdb.connect(str(db))
+    scales = [r[0] for r in rw.execute(
+        "SELECT DISTINCT grading_system FROM adverse_events WHERE studyid = $s AND data_cut = $c AND aetoxgr IS NOT NULL "
+        "ORDER BY 1", {"s": CART, "c": CUT2}).fetchall()]
+    assert "ASTCT 2019" in scales and any(s.startswith("CTCAE v") for s in scales)
+    rw.execute("""UPDATE adverse_events SET grading_system = 'Lee 2014' WHERE studyid = $s AND data_cut = $c AND aeseq =
+                  (SELECT min(aeseq) FROM adverse_events WHERE studyid = $s AND data_cut = $c AND usubjid = $u
+                   AND grading_system = 'ASTCT 2019') AND usubjid = $u""",
+               {"s": CART, "c": CUT2, "u": cart("001")})
+    assert rw.execute("SELECT count(*) FROM adverse_events WHERE grading_system = 'Lee 2014'").fetchone()[0] == 1
+    rw.close()
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        r = make_reader(con, CART, CUT2)
+        for output in (build_table(r, "ae_overview"), build_listing(r, "ae")):
+            note = next(n for n in output.attrs["notes"] if n.startswith("Grade: AETOXGR as reported"))
+            named = note.split("(in this data cut: ")[1].split(")")[0].split("; ")
+            assert sorted(named) == sorted(scales + ["Lee 2014"]), note
+            assert named[0].startswith("CTCAE v")  # the most used scale first
+    finally:
+        con.close()

@@ -121,6 +121,16 @@ def site_scoped_boundary_note(reader: StudyReader) -> str | None:
             "rule's count); the all-sites packet shows them.")
 
 
+def ae_grading_note(reader: StudyReader) -> str:
+    """The footnote on reported AE grades, naming the scales the AEs in scope were graded on (each AE's
+    ``grading_system``: the study setting or the site's SUPPAE qualifier), most used first."""
+    scales = reader.sql("SELECT grading_system, count(*) AS n FROM adverse_events WHERE aetoxgr IS NOT NULL "
+                        "AND grading_system IS NOT NULL GROUP BY ALL ORDER BY n DESC, grading_system")
+    named = "; ".join(str(s) for s in scales["grading_system"])
+    return ("Grade: AETOXGR as reported, on the grading system recorded with each AE"
+            + (f" (in this data cut: {named})" if named else "") + "; events with severity only have no grade.")
+
+
 def _as_date(v) -> dt.date:
     if isinstance(v, dt.datetime):
         return v.date()

@@ -103,8 +103,7 @@ def listing_ae(reader: StudyReader, store=None, *, where: str = "TRUE", name="ae
     df = _with_adjudication(df, reader, store, live=live)[AE_COLUMNS]
     notes = [
         f"Days from first CAR infusion (day 0). DLT window: day {ws} to day {we}.",
-        "Grade: AETOXGR as reported, on the grading system shown (ASTCT 2019 for CRS/ICANS, CTCAE otherwise); "
-        "events with severity only have no grade.",
+        c.ae_grading_note(reader),
         "Tocilizumab/Steroids: the medication started during the event or was recorded as running at its onset.",
         _new_note(reader),
     ] + _store_note(store)

@@ -111,7 +111,7 @@ def table_ae_overview(reader, store=None):
     if not has_deaths:
         full.loc[full["row_no"] == 99, list(full.columns[1:])] = "-"
     full.insert(0, "Category", full["row_no"].map(labels))
-    notes = _pop_notes() + ["Grades as reported (AETOXGR); ASTCT 2019 for CRS/ICANS, CTCAE otherwise."]
+    notes = _pop_notes() + [c.ae_grading_note(reader)]
     if has_deaths:
         notes.append("Deaths: every death recorded in DM, DS or as a fatal AE (derived table deaths, the deaths "
                      "listing), of subjects in the safety population.")
