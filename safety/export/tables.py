@@ -13,7 +13,7 @@ import pandas as pd
 
 from safety.access.reader import StudyReader
 from safety.derive.dlt.stopping import event_label
-from safety.derive.grading.summary import grade3_counts, shift_table
+from safety.derive.grading.summary import grade3_counts, shift_table, worst_per_term_sql
 from safety.derive.toxicity import summary as tox
 from safety.export import common as c
 from safety.export import outcomes as outcome_outputs
@@ -303,16 +303,14 @@ def table_lab_worst_grade(reader, store=None):
     name, title, ref = "lab_worst_grade", "Laboratory abnormalities: worst post-baseline CTCAE grade", "FDA STF T52-53"
     if not reader.has_tables("lab_worst_grades"):
         return _unavailable(name, title, ref, "lab_worst_grades")
-    evaluated = "max(n_post) > 0"
-    # A subject counts once per term and direction, at the worst grade over the tests mapped to it
-    # (as in safety.derive.grading.summary).
+    # The rows every lab summary counts (safety.derive.grading.summary.worst_per_term_sql): an infused subject once
+    # per term and direction with a graded post-infusion value, at the worst grade over the tests mapped to it.
     counts = reader.sql(f"""
 WITH {POP_CTE},
-w AS (SELECT usubjid, ctcae_term, direction, max(worst_grade) AS worst_grade, {evaluated} AS evaluated
-      FROM lab_worst_grades GROUP BY ALL),
+w AS ({worst_per_term_sql()}),
 r AS (SELECT w.ctcae_term || CASE WHEN w.direction IS NULL THEN '' ELSE ' (' || w.direction || ')' END AS term,
-        w.usubjid, p.cohort, w.worst_grade, w.evaluated FROM w JOIN pop p USING (usubjid)),
-lv AS (SELECT term, 0 AS lvl, usubjid, cohort FROM r WHERE evaluated
+        w.usubjid, p.cohort, w.worst_grade FROM w JOIN pop p USING (usubjid)),
+lv AS (SELECT term, 0 AS lvl, usubjid, cohort FROM r
        UNION ALL SELECT term, worst_grade, usubjid, cohort FROM r WHERE worst_grade >= 1)
 SELECT term, lvl, cohort, count(DISTINCT usubjid) AS n FROM lv GROUP BY ALL
 UNION ALL SELECT term, lvl, '{OVERALL}', count(DISTINCT usubjid) FROM lv GROUP BY ALL""")

@@ -2,7 +2,8 @@
 
 - :func:`shift_table`: subjects by baseline grade x worst post-infusion grade, per term.
 - :func:`grade3_counts`: subjects with a post-infusion grade >= 3 per term and cohort, with N.
-- :func:`worst_per_term_sql`: the rows they count (a subject once per term), for the laboratory page's filters.
+- :func:`worst_per_term_sql`: the rows the shift table, the packet's worst-grade table and the laboratory page
+  count (a subject once per term).
 
 Post-infusion = day >= 1 (lab_worst_grades). The population is the infused subjects at the cut.
 """
@@ -22,7 +23,7 @@ def worst_per_term_sql(subjects: str = "TRUE") -> str:
     """SELECT of one row per infused subject, CTCAE term and direction with a graded post-infusion value:
     usubjid, ctcae_term, direction, baseline_grade, worst_grade (the worst over the tests mapped to the term).
 
-    The counting unit of every lab summary (the committee tables and the laboratory page). ``subjects`` narrows
+    What :func:`shift_table`, the packet's worst-grade table and the laboratory page count. ``subjects`` narrows
     the subjects further: an SQL predicate on ``usubjid`` written by the caller (named parameters, no user text)."""
     return f"""
         SELECT usubjid, ctcae_term, direction, max(baseline_grade) AS baseline_grade, max(worst_grade) AS worst_grade
