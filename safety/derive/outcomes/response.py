@@ -36,6 +36,11 @@ def best_response_order(values) -> list[str]:
     return order + rest + ([NOT_ASSESSED] if NOT_ASSESSED in seen else [])
 
 
+def _labelled_sql(expr: str) -> str:
+    """SQL of a response code as tables print it: ``LABELS`` ('CRI' -> 'CRi'), any other code unchanged."""
+    return f"CASE {expr} " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in LABELS.items()) + f" ELSE {expr} END"
+
+
 def definition(responders: list[str]) -> str:
     """'CR + PR' from ['CR', 'PR']: the printed definition of a responder."""
     return " + ".join(LABELS.get(r, r) for r in responders)
@@ -78,10 +83,9 @@ x AS (
   FROM subj LEFT JOIN best USING (usubjid) LEFT JOIN firstr USING (usubjid) LEFT JOIN lastrs USING (usubjid)
 )
 SELECT $s AS studyid, $c AS data_cut, usubjid, rule.crit AS criteria,
-       array_to_string(list_transform(rule.resp, lambda r: CASE r WHEN 'CRI' THEN 'CRi' WHEN 'CRH' THEN 'CRh' ELSE r END), ' + ')
-         AS responders_definition, rule.resp AS counted_responses,
-       CASE WHEN bor IS NULL THEN '{NOT_ASSESSED}' WHEN bor = 'CRI' THEN 'CRi' WHEN bor = 'CRH' THEN 'CRh' ELSE bor END
-         AS best_response,
+       array_to_string(list_transform(rule.resp, lambda r: {_labelled_sql("r")}), ' + ') AS responders_definition,
+       rule.resp AS counted_responses,
+       CASE WHEN bor IS NULL THEN '{NOT_ASSESSED}' ELSE {_labelled_sql("bor")} END AS best_response,
        coalesce(list_contains(rule.resp, bor), false) AS responder,
        first_response_day, progression_day, death_day, last_assessment_day,
        CASE WHEN first_response_day IS NOT NULL THEN
