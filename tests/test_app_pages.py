@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import importlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -256,13 +257,27 @@ def test_dlt_review_counts_and_adjudication_writes_store(app_env):
 
 
 @pytest.fixture
-def crowded_env(app_db, tmp_path, monkeypatch):
+def app_copy(app_db, tmp_path, monkeypatch) -> Path:
+    """A copy of the app database that the test may change, with the app pointed at it (caches cleared before
+    and after)."""
+    import shutil
+    db = tmp_path / "app_copy.duckdb"
+    shutil.copyfile(app_db, db)
+    monkeypatch.setenv("CELLTOX_DB", str(db))
+    monkeypatch.setenv("CELLTOX_AUTH", "off")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield db
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def crowded_env(app_copy):
     """The sample database with its latest cut grown past one page: 8 copies of every subject,
     80 of every DLT candidate and 100 of every AE (event keys made unique)."""
-    import shutil
-    db = tmp_path / "crowded.duckdb"
-    shutil.copyfile(app_db, db)
-    studyid, cut = _latest(app_db)
+    db = app_copy
+    studyid, cut = _latest(db)
     con = duckdb.connect(str(db))
     try:
         p = {"s": studyid, "c": cut}
@@ -275,13 +290,7 @@ def crowded_env(app_db, tmp_path, monkeypatch):
                     "FROM adverse_events a, range(1, 100) t(i) WHERE studyid = $s AND data_cut = $c", p)
     finally:
         con.close()
-    monkeypatch.setenv("CELLTOX_DB", str(db))
-    monkeypatch.setenv("CELLTOX_AUTH", "off")
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield db, studyid, cut
-    st.cache_data.clear()
-    st.cache_resource.clear()
+    return db, studyid, cut
 
 
 def _chart_subjects(at: AppTest) -> set[str]:
@@ -441,17 +450,15 @@ def test_labs_value_drill_down_is_built_when_opened(app_env):
     assert added[0][0] > 0
 
 
-def test_a_death_known_only_from_a_fatal_ae_shows_on_swimmer_and_profile(app_db, tmp_path, monkeypatch):
+def test_a_death_known_only_from_a_fatal_ae_shows_on_swimmer_and_profile(app_copy):
     """The swimmer plot (and its overall survival) and the subject profile read the derived deaths table (DM, DS
     or a fatal AE), as the overview and the packet do: a death with no DM/DS date still shows."""
     import base64
     import json
-    import shutil
 
     import numpy as np
 
-    db = tmp_path / "fatal_ae_only.duckdb"
-    shutil.copy(app_db, db)
+    db = app_copy
     studyid, cut = _latest(db)
     con = duckdb.connect(str(db))
     u = con.execute("SELECT min(usubjid) FROM subjects WHERE studyid = $s AND data_cut = $c AND infused "
@@ -460,24 +467,16 @@ def test_a_death_known_only_from_a_fatal_ae_shows_on_swimmer_and_profile(app_db,
     con.execute("INSERT INTO deaths (studyid, data_cut, usubjid, death_day, sources, cause_category) "
                 "VALUES ($s, $c, $u, 20, 'AE', 'infection')", {"s": studyid, "c": cut, "u": u})
     con.close()
-    monkeypatch.setenv("CELLTOX_DB", str(db))
-    monkeypatch.setenv("CELLTOX_AUTH", "off")
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    try:
-        at = _open("swimmer")
-        figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-        swim = next(f for f in figs if any(t.get("name") == "Death" for t in f["data"]))
-        marks = next(t for t in swim["data"] if t.get("name") == "Death")
-        x = marks["x"]  # plotly sends numbers as base64 binary
-        days = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"]) if isinstance(x, dict) else x
-        by_subject = dict(zip([c[0] for c in marks["customdata"]], days))
-        assert by_subject[u] == 20
-        at = _open("subject_profile", query={"usubjid": u})
-        assert _metrics(at)["Death"] == "day 20"
-    finally:
-        st.cache_data.clear()
-        st.cache_resource.clear()
+    at = _open("swimmer")
+    figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    swim = next(f for f in figs if any(t.get("name") == "Death" for t in f["data"]))
+    marks = next(t for t in swim["data"] if t.get("name") == "Death")
+    x = marks["x"]  # plotly sends numbers as base64 binary
+    days = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"]) if isinstance(x, dict) else x
+    by_subject = dict(zip([c[0] for c in marks["customdata"]], days))
+    assert by_subject[u] == 20
+    at = _open("subject_profile", query={"usubjid": u})
+    assert _metrics(at)["Death"] == "day 20"
 
 
 def test_adverse_events_table_counts_subjects_per_term_and_those_at_grade_3_or_more(app_env):
@@ -525,67 +524,60 @@ def test_overview_what_is_new_lists_the_changes_since_the_previous_cut(app_env):
     assert list(shown["change"]) == list(expected["change"])
 
 
-def _never_infused_copy(app_db: Path, tmp_path: Path, monkeypatch) -> tuple[Path, str, object, str]:
-    """A copy of the app database whose first study has a subject never infused (as the sample's has), with the
-    app pointed at it."""
-    import shutil
-
-    db = tmp_path / "never_infused.duckdb"
-    shutil.copy(app_db, db)
+def _never_infused(db: Path) -> tuple[str, object, str]:
+    """The first study's latest cut and one of its subjects never infused (the sample has one)."""
     studyid, cut = _latest(db)
     u = _sql(db, "SELECT min(usubjid) FROM subjects WHERE studyid = $s AND data_cut = $c AND NOT infused", s=studyid, c=cut)
     assert u is not None, "the first study has a subject never infused"
-    monkeypatch.setenv("CELLTOX_DB", str(db))
-    monkeypatch.setenv("CELLTOX_AUTH", "off")
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    return db, studyid, cut, u
+    return studyid, cut, u
 
 
-def _export_reader(db: Path, studyid: str, cut):
-    return access.StudyReader(access.connect(db), access.Scope(studyid, cut))
+@contextmanager
+def _packet_reader(db: Path, studyid: str, cut):
+    """The reader a committee packet of the whole study reads through (closed afterwards)."""
+    with access.connect(db) as con:
+        yield access.StudyReader(con, access.Scope(studyid, cut))
 
 
-def test_adverse_events_page_counts_the_safety_population_as_the_committee_tables_do(app_db, tmp_path, monkeypatch):
+def test_adverse_events_page_counts_the_safety_population_as_the_committee_tables_do(app_copy):
     """An AE after lymphodepletion of a subject never infused is not counted against the infused subjects, on the
     page as in the packet's tables (safety population = infused on or before the cut)."""
     from safety.export import tables as export_tables
 
-    db, studyid, cut, u = _never_infused_copy(app_db, tmp_path, monkeypatch)
+    db = app_copy
+    studyid, cut, u = _never_infused(db)
     con = duckdb.connect(str(db))
     con.execute("""INSERT INTO adverse_events (studyid, data_cut, usubjid, aeseq, event_key, aeterm, aedecod, aebodsys,
                                                aetoxgr, aeser, treatment_emergent, onset_day)
                    VALUES ($s, $c, $u, 9001, $u || '/AE/9001', 'Febrile neutropenia', 'Never infused only term',
                            'Blood and lymphatic system disorders', 3, 'Y', TRUE, NULL)""", {"s": studyid, "c": cut, "u": u})
     con.close()
-    try:
-        at = _open("adverse_events")
-        shown = at.dataframe[0].value
-        assert "Never infused only term" not in set(shown["aedecod"])
-        infused_with_ae = _sql(db, """SELECT count(DISTINCT a.usubjid) FROM adverse_events a JOIN subjects s
-                                      USING (studyid, data_cut, usubjid)
-                                      WHERE a.studyid = $s AND a.data_cut = $c AND s.infused
-                                        AND a.treatment_emergent IS NOT FALSE""", s=studyid, c=cut)
-        all_with_ae = _sql(db, """SELECT count(DISTINCT usubjid) FROM adverse_events WHERE studyid = $s AND data_cut = $c
-                                  AND treatment_emergent IS NOT FALSE""", s=studyid, c=cut)
-        assert all_with_ae == infused_with_ae + 1
-        assert _metrics(at)["Subjects with an AE"] == str(infused_with_ae)
-        overview = export_tables.table_ae_overview(_export_reader(db, studyid, cut))
-        any_ae = overview.loc[overview["Category"] == "Any adverse event"].iloc[0]
-        overall = next(col for col in overview.columns if col.startswith("Overall"))
-        assert any_ae[overall].split(" ")[0] == str(infused_with_ae)
-    finally:
-        st.cache_data.clear()
-        st.cache_resource.clear()
+    at = _open("adverse_events")
+    shown = at.dataframe[0].value
+    assert "Never infused only term" not in set(shown["aedecod"])
+    infused_with_ae = _sql(db, """SELECT count(DISTINCT a.usubjid) FROM adverse_events a JOIN subjects s
+                                  USING (studyid, data_cut, usubjid)
+                                  WHERE a.studyid = $s AND a.data_cut = $c AND s.infused
+                                    AND a.treatment_emergent IS NOT FALSE""", s=studyid, c=cut)
+    all_with_ae = _sql(db, """SELECT count(DISTINCT usubjid) FROM adverse_events WHERE studyid = $s AND data_cut = $c
+                              AND treatment_emergent IS NOT FALSE""", s=studyid, c=cut)
+    assert all_with_ae == infused_with_ae + 1
+    assert _metrics(at)["Subjects with an AE"] == str(infused_with_ae)
+    with _packet_reader(db, studyid, cut) as reader:
+        overview = export_tables.table_ae_overview(reader)
+    any_ae = overview.loc[overview["Category"] == "Any adverse event"].iloc[0]
+    overall = next(col for col in overview.columns if col.startswith("Overall"))
+    assert any_ae[overall].split(" ")[0] == str(infused_with_ae)
 
 
-def test_labs_worst_grades_count_the_subjects_the_committee_tables_count(app_db, tmp_path, monkeypatch):
+def test_labs_worst_grades_count_the_subjects_the_committee_tables_count(app_copy):
     """The laboratory page's per-term counts are the packet's: infused subjects with a graded post-infusion value,
     a subject once per term; a subject never infused (baseline values only) is not among them."""
     from safety.derive.grading import summary
     from safety.export import tables as export_tables
 
-    db, studyid, cut, u = _never_infused_copy(app_db, tmp_path, monkeypatch)
+    db = app_copy
+    studyid, cut, u = _never_infused(db)
     con = duckdb.connect(str(db))
     # the never-infused subject's baseline-only row, as the load writes it (no post-infusion grade)
     con.execute("""INSERT INTO lab_worst_grades (studyid, data_cut, usubjid, ctcae_term, direction, lbtestcd,
@@ -594,26 +586,22 @@ def test_labs_worst_grades_count_the_subjects_the_committee_tables_count(app_db,
                    FROM lab_worst_grades WHERE studyid = $s AND data_cut = $c AND worst_grade >= 3 LIMIT 1""",
                 {"s": studyid, "c": cut, "u": u})
     con.close()
-    try:
-        at = _open("labs")
-        shown = at.dataframe[0].value.set_index("ctcae_term")
-        reader = _export_reader(db, studyid, cut)
+    at = _open("labs")
+    shown = at.dataframe[0].value.set_index("ctcae_term")
+    with _packet_reader(db, studyid, cut) as reader:
         g3 = summary.grade3_counts(reader)
-        g3 = g3[g3["cohort"] == "All"].set_index("ctcae_term")
         packet = export_tables.table_lab_worst_grade(reader)
-        overall = next(col for col in packet.columns if col.startswith("Overall"))
-        evaluated = packet[packet["Worst grade"] == "Evaluated (gradable post-baseline value)"]
-        evaluated = {t.rsplit(" (", 1)[0]: int(n.split(" ")[0]) for t, n in zip(evaluated["CTCAE term"], evaluated[overall])}
-        assert len(shown) > 5
-        for term, row in shown.iterrows():
-            assert int(row["worst grade ≥3"]) == int(g3.loc[term, "n_grade_3_plus"]), term
-            assert int(row["subjects evaluated"]) == evaluated[term], term
-        assert any(int(n) > 0 for n in shown["worst grade ≥3"])
-        n_ge3 = _sql(db, """SELECT count(DISTINCT w.usubjid) FROM lab_worst_grades w JOIN subjects s
-                            USING (studyid, data_cut, usubjid)
-                            WHERE w.studyid = $s AND w.data_cut = $c AND s.infused AND w.worst_grade >= 3""",
-                     s=studyid, c=cut)
-        assert _metrics(at)["Subjects with any lab grade ≥3"] == str(n_ge3)
-    finally:
-        st.cache_data.clear()
-        st.cache_resource.clear()
+    g3 = g3[g3["cohort"] == "All"].set_index("ctcae_term")
+    overall = next(col for col in packet.columns if col.startswith("Overall"))
+    evaluated = packet[packet["Worst grade"] == "Evaluated (gradable post-baseline value)"]
+    evaluated = {t.rsplit(" (", 1)[0]: int(n.split(" ")[0]) for t, n in zip(evaluated["CTCAE term"], evaluated[overall])}
+    assert len(shown) > 5
+    for term, row in shown.iterrows():
+        assert int(row["worst grade ≥3"]) == int(g3.loc[term, "n_grade_3_plus"]), term
+        assert int(row["subjects evaluated"]) == evaluated[term], term
+    assert any(int(n) > 0 for n in shown["worst grade ≥3"])
+    n_ge3 = _sql(db, """SELECT count(DISTINCT w.usubjid) FROM lab_worst_grades w JOIN subjects s
+                        USING (studyid, data_cut, usubjid)
+                        WHERE w.studyid = $s AND w.data_cut = $c AND s.infused AND w.worst_grade >= 3""",
+                 s=studyid, c=cut)
+    assert _metrics(at)["Subjects with any lab grade ≥3"] == str(n_ge3)
