@@ -257,19 +257,13 @@ def test_dlt_review_counts_and_adjudication_writes_store(app_env):
 
 
 @pytest.fixture
-def app_copy(app_db, tmp_path, monkeypatch) -> Path:
-    """A copy of the app database that the test may change, with the app pointed at it (caches cleared before
-    and after)."""
+def app_copy(app_env, tmp_path, monkeypatch) -> Path:
+    """A copy of the app database that the test may change, with the app pointed at it (as ``app_env``)."""
     import shutil
     db = tmp_path / "app_copy.duckdb"
-    shutil.copyfile(app_db, db)
+    shutil.copyfile(app_env, db)
     monkeypatch.setenv("CELLTOX_DB", str(db))
-    monkeypatch.setenv("CELLTOX_AUTH", "off")
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield db
-    st.cache_data.clear()
-    st.cache_resource.clear()
+    return db
 
 
 @pytest.fixture
