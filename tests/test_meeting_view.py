@@ -72,6 +72,11 @@ def _links(at: AppTest) -> list[str]:
     return [el.proto.label for el in at.get("page_link")]
 
 
+def _status_boxes(at: AppTest) -> list[str]:
+    """The texts of the page's green, amber and red boxes (the stopping-rule rows and sentences)."""
+    return [e.value for kind in ("success", "warning", "error") for e in at.get(kind)]
+
+
 def _summary(db: Path, studyid: str, cut: dt.date) -> meeting.MeetingSummary:
     con = access.connect(db)
     try:
@@ -177,7 +182,7 @@ def test_overview_first_screen_names_subjects_with_counts_in_severity_order(samp
     assert new and all("death" in lab or ("ITNK-B-01-02-025" in lab and "grade 5" in lab) for lab in new[:6])
     assert sum("death" in lab for lab in new[:6]) == 4
     assert all(el.proto.page.endswith("subject_profile") for el in at.get("page_link"))
-    boxes = [e.value for e in at.success] + [e.value for e in at.error] + [e.value for e in at.warning]
+    boxes = _status_boxes(at)
     assert any(b.startswith("**Study** ·") for b in boxes) and not any("nan" in b for b in boxes)
     assert all(" with a CRS or ICANS grade >= 3 (onset days 0-28) · " in b for b in boxes if b.startswith("**Study** ·"))
 
@@ -375,8 +380,7 @@ def test_overview_and_dlt_review_draw_the_boundary_chart_without_plotly(sample_d
     for page in ("overview", "dlt_review"):
         at = _open(page, CART, CUT2)
         if page == "overview":  # its stopping-rule sentences are labelled with the window as well
-            boxes = [e.value for kind in ("success", "warning", "error") for e in at.get(kind)]
-            rule_boxes = [b for b in boxes if "evaluable subject" in b]
+            rule_boxes = [b for b in _status_boxes(at) if "evaluable subject" in b]
             assert rule_boxes and all("Monitored: DLT (onset days 0-28) — BOIN (Liu & Yuan 2015), dose level " in b
                                       for b in rule_boxes)
         svgs = [e.value for e in at.markdown if e.value.startswith("<svg")]
@@ -385,7 +389,7 @@ def test_overview_and_dlt_review_draw_the_boundary_chart_without_plotly(sample_d
         # the chart names the event with the DLT window: its title, its y axis
         assert all(">BOIN (Liu &amp; Yuan 2015) on DLT (onset days 0-28): events against the boundaries</text>" in s
                    and ">Subjects with DLT (onset days 0-28)</text>" in s for s in svgs), page
-    boxes = [e.value for kind in ("success", "warning", "error") for e in at.get(kind)]
+    boxes = _status_boxes(at)
     rule_boxes = [b for b in boxes if " · BOIN · monitored: " in b]
     assert rule_boxes and all(" · BOIN · monitored: DLT (onset days 0-28) — BOIN (Liu & Yuan 2015), dose level "
                               in b for b in rule_boxes)
