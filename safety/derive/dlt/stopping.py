@@ -71,11 +71,21 @@ def beta_binomial_posterior(y: int, n: int, p0: float, a: float, b: float) -> fl
 
 
 def beta_binomial_boundary(n: int, p0: float, a: float, b: float, cutoff: float) -> int | None:
-    """Smallest y (0..n) with posterior P(p > p0) > cutoff; None when no count at n crosses."""
-    ys = np.arange(n + 1)
-    post = beta_sf(p0, a + ys, b + n - ys)
-    hit = np.nonzero(post > cutoff)[0]
-    return int(hit[0]) if hit.size else None
+    """Smallest y (0..n) with posterior P(p > p0) > cutoff; None when no count at n crosses.
+
+    The posterior rises with y (Beta(a + y, b + n - y) moves right as events replace non-events), so the
+    smallest crossing count is found by bisection: about log2(n) tails instead of n + 1 (at 20,000 evaluable
+    subjects the scan of every count cost 40 ms of each look)."""
+    if not beta_sf(p0, a + n, b) > cutoff:
+        return None
+    lo, hi = -1, n  # post(lo) <= cutoff (or lo below the range), post(hi) > cutoff
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if beta_sf(p0, a + mid, b + n - mid) > cutoff:
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def beta_binomial_boundaries(max_n: int, p0: float, a: float, b: float, cutoff: float,
