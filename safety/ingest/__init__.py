@@ -218,6 +218,7 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
             engine.count_and_quarantine(ctx, dom, f"_t_{dom}", by_domain[dom], c)
             if supp.get(dom):
                 engine.count_and_quarantine(ctx, dom, f"_t_SUPP{dom}", supp[dom])
+            engine.drop_staging(ctx, dom)
             if dom == "LB" and run_derivations:
                 con.execute("COMMIT")
                 in_tx = False
