@@ -2,7 +2,12 @@ import gc
 import os
 import sys
 
-from safety.commands.main import main
+# NumPy's and SciPy's OpenBLAS each start a thread per core that spins between calls; a command's numeric work is
+# small (a few frames, beta-binomial tails), so the spinning only took cores from DuckDB: about 1 % of a load's
+# CPU (docs/performance.md). Set before anything imports NumPy; a value the user set is kept.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from safety.commands.main import main  # noqa: E402  (after the environment it must see)
 
 try:
     try:
