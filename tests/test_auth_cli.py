@@ -126,3 +126,26 @@ def test_users_add_warns_of_a_site_with_no_subject_in_the_database(tmp_path):
     r = _users("--db", str(db), "add", "iris", "--role", "investigator", "--sites", "02", "--password-stdin",
                stdin=PW1 + "\n")
     assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+
+
+def test_a_home_relative_account_file_is_the_one_the_app_reads(tmp_path, monkeypatch):
+    # A service's environment file passes CELLTOX_USERS with its '~' unexpanded; the app and the commands resolve
+    # it alike, so the account an operator adds is the one the sign-in form finds.
+    from safety.access.auth import AccessPolicy
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"CELLTOX_USERS": "~/accounts.yaml", "HOME": str(home)}
+    r = _users("add", "carol", "--role", "committee", "--password-stdin", stdin=PW1 + "\n", env_extra=env)
+    assert r.returncode == 0, r.stderr
+    assert UserStore(home / "accounts.yaml").authenticate("carol", PW1).role == "committee"
+    assert not (ROOT / "~").exists()
+    monkeypatch.setenv("HOME", str(home))
+    policy = AccessPolicy.from_env(tmp_path / "study.duckdb", env={"CELLTOX_USERS": "~/accounts.yaml"})
+    assert policy.users_path == home / "accounts.yaml"
+    # --users given on the command line wins over the setting
+    other = tmp_path / "other.yaml"
+    r = _users("add", "dave", "--role", "data_manager", "--password-stdin", "--users", str(other),
+               stdin=PW1 + "\n", env_extra=env)
+    assert r.returncode == 0, r.stderr
+    assert "dave" in other.read_text() and "dave" not in (home / "accounts.yaml").read_text()

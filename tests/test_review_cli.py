@@ -98,3 +98,15 @@ def test_list_is_refused_to_an_account_without_patient_data(tmp_path, db):
     UserStore(tmp_path / "users.yaml", rounds=4).add("adam", "admin", PASSWORD)
     r = _review("list", "--db", str(db), "--study", STUDY, "--cut", CUT2.isoformat(), "--as", "adam")
     assert r.returncode == 2 and "may not view patient data" in r.stderr
+
+
+def test_the_account_file_named_by_a_home_relative_setting_is_found(tmp_path, db):
+    home = tmp_path / "home"
+    home.mkdir()
+    (tmp_path / "users.yaml").rename(home / "accounts.yaml")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), CELLTOX_USERS="~/accounts.yaml", HOME=str(home))
+    r = subprocess.run([sys.executable, "-m", "safety", "review", "list", "--db", str(db), "--study", STUDY,
+                        "--cut", CUT2.isoformat(), "--as", "alice"], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert KEY in {row["event_key"] for row in csv.DictReader(io.StringIO(r.stdout))}

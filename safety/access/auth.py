@@ -284,13 +284,7 @@ class AccessPolicy:
             if not is_sample_db:
                 raise AuthError("CELLTOX_AUTH=demo is only allowed with the embedded sample database")
             mode = "required"
-        users = env.get("CELLTOX_USERS")
-        if users:
-            users_path: Path | None = Path(users).expanduser()
-        elif db_path is not None:
-            users_path = Path(db_path).expanduser().resolve().parent / "users.yaml"
-        else:
-            users_path = None
+        users_path = users_file(None, db_path, env)
 
         def _num(name: str, default: float) -> float:
             text = env.get(name)
@@ -310,6 +304,20 @@ class AccessPolicy:
 
 
 # -- the account file -----------------------------------------------------------------------------
+def users_file(explicit: str | Path | None, db_path: str | Path | None,
+               env: Mapping[str, str] | None = None) -> Path | None:
+    """Where the account file is: ``explicit`` (a command's --users), else $CELLTOX_USERS, else users.yaml beside
+    the study database; None when none of the three is given. The app and every command resolve it here, so a
+    path that works for one (``~`` included) works for all."""
+    env = os.environ if env is None else env
+    chosen = explicit or env.get("CELLTOX_USERS")
+    if chosen:
+        return Path(chosen).expanduser()
+    if db_path is not None:
+        return Path(db_path).expanduser().resolve().parent / "users.yaml"
+    return None
+
+
 def _check_username(username: str) -> str:
     if not isinstance(username, str) or not _USERNAME.match(username):
         raise AuthError("a username is 1-64 characters: letters, digits, '.', '_', '-', '@' "

@@ -135,8 +135,8 @@ def _export(args, formats: list[str], renderer) -> int:
 
 def _account(name: str, users: str | None, db: Path) -> User | str:
     """The enabled account ``name`` allowed to export, or the one-line reason it cannot."""
-    from safety.access.auth import ROLE_LABELS, AuthError, UserStore, can_export
-    path = Path(users) if users else Path(os.environ.get("CELLTOX_USERS") or db.resolve().parent / "users.yaml")
+    from safety.access.auth import ROLE_LABELS, AuthError, UserStore, can_export, users_file
+    path = users_file(users, db)
     if not path.exists():
         return f"--user {name}: no account file at {path} (give --users PATH or set CELLTOX_USERS)"
     store = UserStore(path)

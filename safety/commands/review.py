@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import os
 import sys
 from pathlib import Path
 
@@ -53,9 +52,9 @@ def _fail(msg: str) -> int:
 
 def _account(args, right):
     """The --as account, refused when unknown, disabled or without ``right``."""
-    from safety.access.auth import AuthError, UserStore
+    from safety.access.auth import AuthError, UserStore, users_file
 
-    path = Path(args.users or os.environ.get("CELLTOX_USERS") or Path(args.db).resolve().parent / "users.yaml")
+    path = users_file(args.users, args.db)
     if not path.exists():
         raise _Refused(f"no account file at {path}: --as needs users.yaml beside the database (or --users)")
     try:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -54,16 +53,6 @@ def add_arguments(parser) -> None:
         p.add_argument("--users", default=argparse.SUPPRESS, help="account file")
         p.add_argument("--db", default=argparse.SUPPRESS, help="study database")
         p.add_argument("--review-db", default=argparse.SUPPRESS, help="review store for the audit entry")
-
-
-def _users_path(args) -> Path | None:
-    if args.users:
-        return Path(args.users)
-    if os.environ.get("CELLTOX_USERS"):
-        return Path(os.environ["CELLTOX_USERS"])
-    if args.db:
-        return Path(args.db).resolve().parent / "users.yaml"
-    return None
 
 
 def _read_password(args) -> str:
@@ -123,12 +112,12 @@ def _audit(args, detail: dict, action: str = "user_admin") -> None:
 
 def run(args) -> int:
     # heavy (bcrypt, duckdb): not needed for --help
-    from safety.access.auth import AuthError, UserStore, file_permission_warnings
+    from safety.access.auth import AuthError, UserStore, file_permission_warnings, users_file
 
     if not getattr(args, "users_command", None):
         print("usage: python -m safety users {add,remove,list,set-password,disable,enable,unlock} ...", file=sys.stderr)
         return 2
-    path = _users_path(args)
+    path = users_file(args.users, args.db)
     if path is None:
         print("error: say which account file: --users PATH, $CELLTOX_USERS or --db", file=sys.stderr)
         return 2
