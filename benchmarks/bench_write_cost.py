@@ -2,7 +2,7 @@
 
     python benchmarks/bench_write_cost.py --db benchmarks/out/load_20000_2000000.duckdb
                                           [--tables labs lab_toxicity] [--repeat 3] [--row-group-sizes]
-                                          [--without COLUMN ...]
+                                          [--without COLUMN ...] [--storage] [--plain-writer]
 
 The database is one a load wrote (``bench_load.py --keep`` leaves one). Each measure is the process CPU (user +
 system, every DuckDB thread) of CREATE TABLE AS from that database into a new DuckDB file, with its CHECKPOINT,
@@ -16,11 +16,18 @@ the least of ``--repeat`` tries (the host is shared: the least is the work, the 
                (safety/ingest/connection.py) and larger ones
   --without    the table written without these columns (those it has): what a narrower table would save, e.g.
                lab_toxicity without the columns it repeats from labs (lbtestcd value unit lln uln day lab_date)
+  --storage    the table written in older storage versions (ATTACH ... STORAGE_VERSION, whose string
+               compression is dictionary and FSST apart), and with the compression methods it never ends up
+               using disabled (their analysis skipped; the same file)
+  --plain-writer  what the first write through a plain ``duckdb.connect`` costs once a load has written the file:
+               a copy of the database gets a one-row table and a CHECKPOINT; wall and CPU seconds, the row groups
+               of each table before and after, the file's size
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -35,7 +42,7 @@ from safety.ingest.connection import LOAD_ROW_GROUP_SIZE  # noqa: E402
 
 
 def write_cpu(src: Path, select: str, table: str, repeat: int, *, setting: str | None = None,
-              row_group_size: int | None = None) -> tuple[float, float]:
+              row_group_size: int | None = None, attach_options: str = "") -> tuple[float, float]:
     """Least process CPU seconds of writing ``SELECT {select} FROM table`` into a new file, and that file's MB."""
     best, size = float("inf"), 0.0
     with tempfile.TemporaryDirectory(prefix="write_cost") as tmp:
@@ -45,7 +52,9 @@ def write_cpu(src: Path, select: str, table: str, repeat: int, *, setting: str |
             con = duckdb.connect()
             if setting:
                 con.execute(setting)
-            con.execute(f"ATTACH '{dst}' AS d" + (f" (ROW_GROUP_SIZE {row_group_size})" if row_group_size else ""))
+            options = ", ".join(o for o in (f"ROW_GROUP_SIZE {row_group_size}" if row_group_size else "",
+                                            attach_options) if o)
+            con.execute(f"ATTACH '{dst}' AS d" + (f" ({options})" if options else ""))
             con.execute(f"ATTACH '{src}' AS s (READ_ONLY)")
             con.execute(f"SELECT count(*) FROM s.{table}").fetchall()  # the source's metadata read outside the timing
             c0 = time.process_time()
@@ -57,7 +66,8 @@ def write_cpu(src: Path, select: str, table: str, repeat: int, *, setting: str |
     return best, size
 
 
-def one_table(src: Path, table: str, repeat: int, row_group_sizes: bool, without: list[str]) -> None:
+def one_table(src: Path, table: str, repeat: int, row_group_sizes: bool, without: list[str],
+              storage: bool = False) -> None:
     con = duckdb.connect(str(src), read_only=True)
     cols = con.execute(f"SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? "
                        "ORDER BY column_index", [table]).fetchall()
@@ -96,6 +106,43 @@ def one_table(src: Path, table: str, repeat: int, row_group_sizes: bool, without
         for rgs in (LOAD_ROW_GROUP_SIZE, 245_760, 491_520, 983_040):
             cpu, mb_r = write_cpu(src, "*", table, repeat, row_group_size=rgs)
             print(f"  row groups of {rgs:,} rows: {cpu:.2f} CPU s, {mb_r:.0f} MB (122,880: {whole:.2f} CPU s)")
+    if storage:
+        for version in ("v1.0.0", "v1.2.0"):
+            cpu, mb_v = write_cpu(src, "*", table, repeat, attach_options=f"STORAGE_VERSION '{version}'")
+            print(f"  storage version {version}: {cpu:.2f} CPU s, {mb_v:.0f} MB (this DuckDB's: {whole:.2f} CPU s)")
+        con = duckdb.connect(str(src), read_only=True)
+        used = {c.lower() for (c,) in con.execute(f"SELECT DISTINCT compression FROM pragma_storage_info('{table}')")
+                .fetchall()}
+        con.close()
+        unused = [m for m in ("alprd", "chimp", "patas", "zstd", "fsst", "dictionary", "rle", "roaring", "bitpacking")
+                  if m not in used]
+        cpu, mb_u = write_cpu(src, "*", table, repeat,
+                              setting=f"SET disabled_compression_methods = '{','.join(unused)}'")
+        print(f"  compression methods it does not use disabled ({', '.join(unused)}): {cpu:.2f} CPU s, {mb_u:.0f} MB "
+              f"(all enabled: {whole:.2f} CPU s)")
+
+
+def plain_writer(src: Path) -> None:
+    """The first write through a plain connection to a copy of ``src``: its checkpoint's cost and what it did."""
+    def row_groups(con) -> dict[str, int]:
+        return {t: con.execute(f"SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('{t}')").fetchone()[0]
+                for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()}
+    with tempfile.TemporaryDirectory(prefix="plain_writer") as tmp:
+        dst = Path(tmp) / "copy.duckdb"
+        shutil.copyfile(src, dst)
+        con = duckdb.connect(str(dst))
+        before, mb_before = row_groups(con), os.path.getsize(dst) / 1e6
+        con.execute("CREATE TABLE one_row AS SELECT 1 AS x")
+        t0, c0 = time.perf_counter(), time.process_time()
+        con.execute("CHECKPOINT")
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        after = row_groups(con)
+        con.close()
+        mb_after = os.path.getsize(dst) / 1e6
+    print(f"\nfirst write through a plain connection (a one-row table, then CHECKPOINT): {wall:.2f} s wall, "
+          f"{cpu:.2f} CPU s; file {mb_before:.0f} MB -> {mb_after:.0f} MB")
+    for t in sorted(before, key=lambda t: -before[t])[:6]:
+        print(f"  {t:24s} row groups {before[t]:4d} -> {after.get(t, 0):4d}")
 
 
 def main() -> None:
@@ -106,13 +153,17 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--row-group-sizes", action="store_true")
     ap.add_argument("--without", nargs="+", default=[], metavar="COLUMN")
+    ap.add_argument("--storage", action="store_true")
+    ap.add_argument("--plain-writer", action="store_true")
     a = ap.parse_args()
     if not a.db.exists():
         raise SystemExit(f"error: {a.db} does not exist: load a study first "
                          "(python benchmarks/bench_load.py --rounds 1 --no-steps --keep)")
     print(f"{a.db}; load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     for table in a.tables:
-        one_table(a.db, table, a.repeat, a.row_group_sizes, a.without)
+        one_table(a.db, table, a.repeat, a.row_group_sizes, a.without, a.storage)
+    if a.plain_writer:
+        plain_writer(a.db)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     python benchmarks/profile_ingest.py [sample_data/car_t_cd56] [--top 30] [--log statements.tsv]
                                         [--cutoff YYYY-MM-DD] [--no-derivations] [--one-at-a-time]
                                         [--cores-every 0.25] [--row-group-size N]
+                                        [--setting "SET name = value" ...]
 
 For each call: when it started (seconds into the load), its wall time, the CPU time of the calling thread (DuckDB
 binds and plans a statement on that thread, so on small tables this is mostly planning) and the thread (the load,
@@ -20,6 +21,9 @@ interval); a load that keeps every core busy throughout can only get faster by n
 
 ``--row-group-size N``: the load writes row groups of N rows instead of its own size
 (``safety.ingest.connection.LOAD_ROW_GROUP_SIZE``), to compare sizes.
+
+``--setting SQL``: run this statement on the load's connection as soon as it is open (repeatable), to compare a
+DuckDB setting the load does not make, e.g. ``--setting "SET write_buffer_row_group_count = 20"``.
 """
 from __future__ import annotations
 
@@ -75,6 +79,18 @@ class TimedConnection:
         return TimedConnection(self._con.cursor())
 
 
+def _with_settings(statements: list[str]) -> None:
+    """Make the load's connection run ``statements`` as soon as it is open."""
+    connect_load = safety.ingest.connect_load
+
+    def connect_with_settings(path):
+        con = connect_load(path)
+        for sql in statements:
+            con.execute(sql)
+        return con
+    safety.ingest.connect_load = connect_with_settings
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("study", nargs="?", type=Path, default=ROOT / "sample_data" / "car_t_cd56")
@@ -88,9 +104,13 @@ def main() -> None:
                     help="print the cores in use (process CPU / wall) over every S seconds of the load")
     ap.add_argument("--row-group-size", type=int, metavar="N",
                     help=f"row groups of N rows (the load's own: {safety.ingest.connection.LOAD_ROW_GROUP_SIZE:,})")
+    ap.add_argument("--setting", action="append", default=[], metavar="SQL",
+                    help="a statement run on the load's connection once it is open (repeatable)")
     a = ap.parse_args()
     if a.row_group_size:
         safety.ingest.connection.LOAD_ROW_GROUP_SIZE = a.row_group_size
+    if a.setting:
+        _with_settings(a.setting)
     if a.one_at_a_time:
         _one_at_a_time()
 
