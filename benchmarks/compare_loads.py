@@ -30,13 +30,15 @@ def load(tree: Path, study: Path, db: Path, cutoff: str | None) -> None:
 
 
 def table_rows(db: Path) -> dict[str, tuple[list[str], list[str]]]:
-    """{table: (columns, sorted rows as text)} of every table of ``db``."""
+    """{table: (columns, sorted rows as text)} of every table and view of ``db`` (a reader cannot tell them apart)."""
     con = duckdb.connect(str(db), read_only=True)
     try:
         out = {}
-        for (t,) in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall():
-            cols = [c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = $t "
-                                              "ORDER BY column_index", {"t": t}).fetchall()]
+        for (t,) in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+                                "ORDER BY 1").fetchall():
+            cols = [c for (c,) in con.execute("SELECT column_name FROM information_schema.columns "
+                                              "WHERE table_schema = 'main' AND table_name = $t "
+                                              "ORDER BY ordinal_position", {"t": t}).fetchall()]
             keep = ", ".join('"' + c.replace('"', '""') + '"' for c in cols if c not in VOLATILE)
             rows = con.execute(f'SELECT {keep} FROM "{t}"').fetchall() if keep else []
             out[t] = (cols, sorted(map(repr, rows)))

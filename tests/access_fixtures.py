@@ -120,6 +120,8 @@ def build_two_site_db(path: str | Path, cuts: tuple[dt.date, ...] = (CUT1, CUT2)
     try:
         schema.create_schema(con)
         for table in schema.all_tables():
+            if table.is_view:  # its rows come from the tables it reads, filled here like every other
+                continue
             for cut in cuts:
                 if table.name == "adverse_events":
                     for usubjid, aeseq, aedecod, grade, aeser in AES[cut]:

@@ -104,12 +104,14 @@ def build_mini_database(path: Path) -> Path:
             "ongoing": False, "tocilizumab": toci, "tocilizumab_first_day": on + 1 if toci else None, "corticosteroid": g >= 3,
             "corticosteroid_first_day": on + 2 if g >= 3 else None, "anakinra": False, "icu_level_support": g >= 3,
             "source": "assessments"} for u, s, n, on, en, g, toci in episodes])
-        daily = []
+        # one graded assessment a day: toxicity_daily_grades is the view over them
+        graded = {"CRS": [], "ICANS": []}
         for u, s, n, on, en, g, _ in episodes:
             for day in range(on, en + 1):
-                daily.append({"studyid": STUDY, "data_cut": cut, "usubjid": u, "syndrome": s, "day": day,
-                              "grade": g if day == on + 1 else 1, "source": "assessments"})
-        _insert(con, "toxicity_daily_grades", daily)
+                graded[s].append({"studyid": STUDY, "data_cut": cut, "usubjid": u, "assessment_id": len(graded[s]) + 1,
+                                  "day": day, "grade": g if day == on + 1 else 1, "episode_key": f"{u}/{s}/{n}"})
+        _insert(con, "crs_grades", graded["CRS"])
+        _insert(con, "icans_grades", graded["ICANS"])
         _insert(con, "grade_discrepancies", [{"studyid": STUDY, "data_cut": cut, "usubjid": "MINI-01-003", "syndrome": "CRS",
                                               "episode_key": "MINI-01-003/CRS/1", "ae_event_key": "MINI-01-003/AE/1",
                                               "onset_day": 1, "reported_grade": 1, "derived_grade": 2,

@@ -151,7 +151,7 @@ def test_every_derivation_declares_the_derived_tables_it_reads(study, tmp_path_f
         try:
             for t in schema.DERIVED_TABLES:
                 if t.name not in d.reads and t.name not in d.written_names:
-                    con.execute(f"DROP TABLE IF EXISTS {t.name}")
+                    con.execute(f"DROP {'VIEW' if t.is_view else 'TABLE'} IF EXISTS {t.name}")
             before = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in d.written_names}
             try:
                 d(con, r.studyid, r.data_cut, config)

@@ -442,3 +442,15 @@ def test_site_spellings_crs_and_neurotoxicity_are_compared_as_crs_and_icans(db_p
                    "ORDER BY usubjid")
     assert [(r["usubjid"], r["syndrome"], r["reported_grade"], r["derived_grade"], r["discrepancy"]) for r in rows] \
         == [("N2", "ICANS", 3, 2, "reported higher than derived")]
+
+
+def test_reported_ae_days_keep_the_ae_grade_when_a_death_makes_the_episode_grade5(db_path):
+    db = StudyDB(db_path)
+    db.subject("F5", death_day=6, death_cause="Cytokine release syndrome")
+    db.ae("F5", "Cytokine release syndrome", 3, 2, 5)
+    db.derive()
+    ep = _episodes(db, "F5")[0]
+    assert (ep["source"], ep["max_grade"], ep["reported_grade"], ep["resolution_status"]) == ("reported AE", 5, 3, "death")
+    days = db.rows("SELECT day, grade, source, episode_key FROM toxicity_daily_grades WHERE usubjid = 'F5' ORDER BY day")
+    assert [(int(r["day"]), int(r["grade"])) for r in days] == [(2, 3), (3, 3), (4, 3), (5, 3)]
+    assert {(r["source"], r["episode_key"]) for r in days} == {("reported AE", "F5/CRS/1")}

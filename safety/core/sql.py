@@ -18,14 +18,16 @@ def run_sql(con, sql: str, params: dict | None = None):
 
 
 def reset_derived(con, tables, studyid: str, data_cut) -> None:
-    """Create each derived table if needed and delete its rows for one (study, cut), ready to be rebuilt.
+    """Create each derived table if needed and delete its rows for one (study, cut), ready to be rebuilt (a view,
+    which holds no rows, is created or replaced).
 
     Runs inside the caller's transaction, so a failure leaves the previous rows in place."""
     for t in tables:
         con.execute(t.ddl())
     for t in tables:
-        con.execute(f"DELETE FROM {t.name} WHERE studyid = $studyid AND data_cut = $data_cut",
-                    {"studyid": studyid, "data_cut": data_cut})
+        if not t.is_view:
+            con.execute(f"DELETE FROM {t.name} WHERE studyid = $studyid AND data_cut = $data_cut",
+                        {"studyid": studyid, "data_cut": data_cut})
 
 
 def insert_rows(con, table: str, rows, types: tuple[str, ...]) -> None:

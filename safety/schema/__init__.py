@@ -40,8 +40,17 @@ def get_table(name: str) -> Table:
 
 
 def create_schema(con) -> None:
-    """Create every registered table that does not exist yet."""
-    con.execute(";\n".join(t.ddl() for t in _REGISTRY.values()))  # one call: the DDL is the code's, no value in it
+    """Create every registered table that does not exist yet, then the views over them.
+
+    A view that an earlier celltox stored as a table (toxicity_daily_grades) is dropped and made the view: its
+    rows are those the view computes from the tables it reads."""
+    views = [t for t in _REGISTRY.values() if t.is_view]
+    stored = {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND table_name IN (SELECT unnest($names))", {"names": [t.name for t in views]}).fetchall()}
+    # one call: the DDL is the code's, no value in it
+    con.execute(";\n".join([f"DROP TABLE {name}" for name in sorted(stored)]
+                            + [t.ddl() for t in _REGISTRY.values() if not t.is_view] + [t.ddl() for t in views]))
 
 
 def missing_columns(con) -> dict[str, list[str]]:

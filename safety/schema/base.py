@@ -24,8 +24,17 @@ class Table:
     group: str = "source"  # source | derived | bookkeeping
     per_subject: bool = True  # has usubjid: site-scoped access filters it by subject
     extra_columns_note: str = ""
+    # a view: its rows are computed when read, by this SELECT (one column per declared column, in order) over
+    # the tables it names, so they can never disagree with them and a load writes none of them
+    view_sql: str = ""
+
+    @property
+    def is_view(self) -> bool:
+        return bool(self.view_sql)
 
     def ddl(self) -> str:
+        if self.is_view:
+            return f"CREATE OR REPLACE VIEW {self.name} AS {self.view_sql}"
         cols = ",\n  ".join(f"{c.name} {c.type}" for c in self.columns)
         return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n)"
 

@@ -192,17 +192,43 @@ ICANS_GRADES = Table(
     group="derived",
 )
 
+# A reported AE's days are drawn for its first year at most (an AE open at the cut a year on).
+MAX_REPORTED_AE_DAYS = 365
+
+# Assessed days: the worst grade of the day's graded assessments. Reported-AE days: each day of a reported-AE
+# episode at the AE grade (reported_grade: a death attributed to the syndrome later raises the episode's
+# max_grade to 5, not the AE's days). A join with range(), so DuckDB spreads the expansion over its threads.
+_DAILY_GRADES_SQL = f"""
+SELECT studyid, data_cut, usubjid, 'CRS' AS syndrome, day, max(grade) AS grade, 'assessments' AS source,
+       max(episode_key) AS episode_key
+FROM crs_grades WHERE day IS NOT NULL GROUP BY studyid, data_cut, usubjid, day
+UNION ALL
+SELECT studyid, data_cut, usubjid, 'ICANS' AS syndrome, day, max(grade) AS grade, 'assessments' AS source,
+       max(episode_key) AS episode_key
+FROM icans_grades WHERE day IS NOT NULL GROUP BY studyid, data_cut, usubjid, day
+UNION ALL
+SELECT e.studyid, e.data_cut, e.usubjid, e.syndrome, CAST(d.range AS INTEGER) AS day, e.reported_grade AS grade,
+       'reported AE' AS source, e.event_key AS episode_key
+FROM toxicity_episodes e,
+     range(e.onset_day, least(e.last_symptomatic_day, e.onset_day + {MAX_REPORTED_AE_DAYS}) + 1) d
+WHERE e.source = 'reported AE'
+"""
+
 TOXICITY_DAILY_GRADES = Table(
     "toxicity_daily_grades",
-    "Worst CRS and ICANS grade per subject and day (assessed days, or the days of a reported AE), for swimlanes.",
+    "Worst CRS and ICANS grade per subject and day (assessed days, or the days of a reported AE), for swimlanes. "
+    "A view: computed when read from crs_grades, icans_grades and toxicity_episodes, so it always says what they "
+    "say (a reported AE's days were 1.45 million stored rows for 20,000 subjects; docs/performance.md).",
     KEY + SUBJ + (
         _SYN,
         C("day", "INTEGER", "Day relative to infusion."),
         C("grade", "INTEGER", "Worst grade of the day; NULL when every assessment that day was not gradable."),
-        C("source", "VARCHAR", "'assessments' (derived) or 'reported AE' (the AE grade spread over its days)."),
+        C("source", "VARCHAR", "'assessments' (derived) or 'reported AE' (the AE grade spread over its days, at most "
+                               f"its first {MAX_REPORTED_AE_DAYS} days)."),
         C("episode_key", "VARCHAR", "Episode the day belongs to, NULL outside episodes."),
     ),
     group="derived",
+    view_sql=_DAILY_GRADES_SQL,
 )
 
 TOXICITY_EPISODES = Table(
@@ -306,7 +332,8 @@ IEC_HS_SCREEN = Table(
     group="derived",
 )
 
-CRS_ICANS_TABLES = (CRS_GRADES, ICANS_GRADES, TOXICITY_DAILY_GRADES, TOXICITY_EPISODES, GRADE_DISCREPANCIES)
+# the view last: it reads the tables before it
+CRS_ICANS_TABLES = (CRS_GRADES, ICANS_GRADES, TOXICITY_EPISODES, GRADE_DISCREPANCIES, TOXICITY_DAILY_GRADES)
 EPISODE_LAB_TABLES = (EPISODE_BIOMARKERS, IEC_HS_SCREEN)  # the lab screens around the episodes
 
 

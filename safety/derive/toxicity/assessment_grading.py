@@ -10,7 +10,7 @@ in parallel.
 from __future__ import annotations
 
 from safety.derive.toxicity._sql import SCOPE, insert, run
-from safety.schema import CRS_GRADES, ICANS_GRADES, TOXICITY_DAILY_GRADES
+from safety.schema import CRS_GRADES, ICANS_GRADES
 
 # An episode ends after grade 0 on this many distinct assessed days after its last symptomatic day ...
 EPISODE_END_ZERO_DAYS = 2
@@ -315,13 +315,4 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, assessment_id, ass
        grade_component, grade_reason, evidence, episode_key, capd_score, capd_grade, cognitive_tool,
        sedated AS not_gradable_sedated
 FROM _tox_icans_graded
-""", params)
-
-
-def insert_daily_from_assessments(con, params: dict, syndrome: str) -> None:
-    syn = syndrome.lower()
-    insert(con, TOXICITY_DAILY_GRADES, f"""
-SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, '{syndrome}' AS syndrome, day,
-       max(row_grade) AS grade, 'assessments' AS source, max(episode_key) AS episode_key
-FROM _tox_{syn}_graded WHERE day IS NOT NULL GROUP BY usubjid, day
 """, params)

@@ -1,5 +1,5 @@
-"""CRS and ICANS: one derivation that builds crs_grades, icans_grades, toxicity_daily_grades,
-toxicity_episodes and grade_discrepancies, in that order.
+"""CRS and ICANS: one derivation that builds crs_grades, icans_grades, toxicity_episodes and grade_discrepancies,
+in that order, and (re)creates the view toxicity_daily_grades over them (safety/schema/derived.py).
 
 The jobs live in their own modules: assessment_grading (ASTCT grade of every bedside assessment, fever masking,
 the episode walk), episodes (episodes from assessments or reported AEs, grade 5), discrepancies (reported
@@ -30,7 +30,6 @@ def derive_cell_therapy_toxicities(con, studyid, data_cut, config, review_store=
         if n:
             ag.grade_rows(con, params, syndrome)
             (ag.insert_crs_grades if syndrome == "CRS" else ag.insert_icans_grades)(con, params)
-            ag.insert_daily_from_assessments(con, params, syndrome)
             episodes_from_assessments(con, params, syndrome)
         # subjects without bedside assessments of the syndrome: their reported AEs are the episode
         episodes_from_aes(con, params, syndrome)

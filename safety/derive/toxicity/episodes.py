@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from safety.core.vocabulary import CRS_TERMS, ICANS_TERMS, SYNDROME_DEATH_PATTERNS
 from safety.derive.toxicity._sql import SCOPE, insert, run
-from safety.schema import TOXICITY_DAILY_GRADES, TOXICITY_EPISODES
+from safety.schema import TOXICITY_EPISODES
 
 # A death is attributed to the episode of the syndrome that started at most this many days after it (an AE
 # reported a day or two after the bedside onset still belongs to the same episode).
@@ -225,14 +225,6 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, '{syndrome}' AS sy
   ae_event_key, max_grade AS reported_grade,
   max_grade AS assessed_max_grade, NULL::VARCHAR AS grade5_basis
 FROM _tox_ae_ep
-""", params)
-    # a join with range(), not unnest(range()) in the select list: DuckDB then spreads the expansion over its
-    # threads (one episode row group would keep it on one core, on the load's critical path)
-    insert(con, TOXICITY_DAILY_GRADES, f"""
-SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, e.usubjid, '{syndrome}' AS syndrome, d.range::INTEGER AS day,
-       e.max_grade AS grade, 'reported AE' AS source, e.event_key AS episode_key
-FROM toxicity_episodes e, range(e.onset_day, least(e.last_symptomatic_day, e.onset_day + 365) + 1) d
-WHERE e.studyid = $s AND e.data_cut = $c AND e.syndrome = '{syndrome}' AND e.source = 'reported AE'
 """, params)
 
 
