@@ -198,15 +198,11 @@ MAX_REPORTED_AE_DAYS = 365
 # Assessed days: the worst grade of the day's graded assessments. Reported-AE days: each day of a reported-AE
 # episode at the AE grade (reported_grade: a death attributed to the syndrome later raises the episode's
 # max_grade to 5, not the AE's days). A join with range(), so DuckDB spreads the expansion over its threads.
-_DAILY_GRADES_SQL = f"""
-SELECT studyid, data_cut, usubjid, 'CRS' AS syndrome, day, max(grade) AS grade, 'assessments' AS source,
+_DAILY_GRADES_SQL = "".join(f"""
+SELECT studyid, data_cut, usubjid, '{syndrome}' AS syndrome, day, max(grade) AS grade, 'assessments' AS source,
        max(episode_key) AS episode_key
-FROM crs_grades WHERE day IS NOT NULL GROUP BY studyid, data_cut, usubjid, day
-UNION ALL
-SELECT studyid, data_cut, usubjid, 'ICANS' AS syndrome, day, max(grade) AS grade, 'assessments' AS source,
-       max(episode_key) AS episode_key
-FROM icans_grades WHERE day IS NOT NULL GROUP BY studyid, data_cut, usubjid, day
-UNION ALL
+FROM {graded.name} WHERE day IS NOT NULL GROUP BY studyid, data_cut, usubjid, day
+UNION ALL""" for graded, syndrome in ((CRS_GRADES, "CRS"), (ICANS_GRADES, "ICANS"))) + f"""
 SELECT e.studyid, e.data_cut, e.usubjid, e.syndrome, CAST(d.range AS INTEGER) AS day, e.reported_grade AS grade,
        'reported AE' AS source, e.event_key AS episode_key
 FROM toxicity_episodes e,
