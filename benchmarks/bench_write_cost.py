@@ -109,8 +109,8 @@ def one_table(src: Path, table: str, repeat: int, row_group_sizes: bool, without
             cpu, mb_v = write_cpu(src, "*", table, repeat, attach_options=f"STORAGE_VERSION '{version}'")
             print(f"  storage version {version}: {cpu:.2f} CPU s, {mb_v:.0f} MB (this DuckDB's: {whole:.2f} CPU s)")
         con = duckdb.connect(str(src), read_only=True)
-        used = {c.lower() for (c,) in con.execute(f"SELECT DISTINCT compression FROM pragma_storage_info('{table}')")
-                .fetchall()}
+        used = {c.lower() for (c,) in con.execute("SELECT DISTINCT compression FROM pragma_storage_info($t)",
+                                                  {"t": table}).fetchall()}
         con.close()
         unused = [m for m in ("alprd", "chimp", "patas", "zstd", "fsst", "dictionary", "rle", "roaring", "bitpacking")
                   if m not in used]
@@ -123,7 +123,8 @@ def one_table(src: Path, table: str, repeat: int, row_group_sizes: bool, without
 def plain_writer(src: Path) -> None:
     """The first write through a plain connection to a copy of ``src``: its checkpoint's cost and what it did."""
     def row_groups(con) -> dict[str, int]:
-        return {t: con.execute(f"SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('{t}')").fetchone()[0]
+        return {t: con.execute("SELECT count(DISTINCT row_group_id) FROM pragma_storage_info($t)",
+                               {"t": t}).fetchone()[0]
                 for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()}
     with tempfile.TemporaryDirectory(prefix="plain_writer") as tmp:
         dst = Path(tmp) / "copy.duckdb"
