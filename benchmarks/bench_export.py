@@ -74,10 +74,13 @@ def generate(path: Path, n_subjects: int, aes_per_subject: int = 15) -> None:
             SELECT $s, $c, u, syn, 1, u || '/' || syn || '/1', 2 + i % 5, 6 + i % 5, 5, 1 + i % 4, FALSE, i % 3 = 0, i % 4 = 0
             FROM (SELECT 'S' || lpad(i::VARCHAR, 6, '0') AS u, i FROM range(1, $n + 1) r(i)),
                  (VALUES ('CRS'), ('ICANS')) v(syn) WHERE syn = 'CRS' OR i % 3 = 0""")
-        run("""INSERT INTO lab_toxicity (studyid, data_cut, usubjid, lbseq, lbtestcd, ctcae_term, direction,
+        # lab_toxicity is a view: its rows are stored in the tables it reads, as a load stores them
+        con.execute("CREATE OR REPLACE TEMP TABLE _lab_rows AS SELECT * FROM lab_toxicity LIMIT 0")
+        run("""INSERT INTO _lab_rows (studyid, data_cut, usubjid, lbseq, lbtestcd, ctcae_term, direction,
               value, unit, lln, uln, grade, grade_reason, day)
             SELECT $s, $c, 'S' || lpad(i::VARCHAR, 6, '0'), j, 'NEUT', 'Neutrophil count decreased', 'L', 0.4, '10^9/L',
               2.0, 7.5, 3 + (j % 2), 'value < 1.0', j * 3 FROM range(1, $n + 1) r(i), range(1, 6) q(j)""")
+        schema.store_view_rows(con, schema.get_table("lab_toxicity"), "_lab_rows")
         run("""INSERT INTO lab_worst_grades (studyid, data_cut, usubjid, ctcae_term, direction, baseline_grade,
               worst_grade, worst_day)
             SELECT $s, $c, 'S' || lpad(i::VARCHAR, 6, '0'), 'Neutrophil count decreased', 'L', i % 2, 2 + i % 3, 10

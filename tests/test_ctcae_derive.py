@@ -62,6 +62,9 @@ def test_derivation_builds_both_tables(con):
     assert (tox.data_cut == CUT).all()          # the other cut was not graded by this call
     assert "GLUC" not in set(tox.lbtestcd)      # urine left out
     assert set(cur.ctcae_version) == {"5.0"}
+    # the view's reasons, stored as ids: the unit one is made from the record's unit and the term's
+    assert set(cur[(cur.usubjid == "S2") & (cur.lbtestcd == "HGB")].grade_reason) == {"unit mmol/L not g/L"}
+    assert set(cur[(cur.usubjid == "S1") & (cur.lbseq == 2)].grade_reason) == {"value < 0.5"}
     w = _table(con, "lab_worst_grades").set_index(["usubjid", "ctcae_term"])
     assert list(_table(con, "lab_worst_grades").columns) == LAB_WORST_GRADES.column_names
     s1 = w.loc[("S1", "Neutrophil count decreased")]

@@ -1,6 +1,5 @@
-"""Builders shared by the DLT, adjudication and stopping tests: a real DuckDB file with source tables made
-from safety/schema/ and the upstream derived tables (lab_toxicity, toxicity_episodes) from their real
-modules when present, else minimal tables with the contract columns."""
+"""Builders shared by the DLT, adjudication and stopping tests: a real DuckDB file with source tables and the
+upstream derived tables (lab_toxicity, toxicity_episodes) made from safety/schema/."""
 from __future__ import annotations
 
 import datetime as dt
@@ -14,21 +13,8 @@ STUDY = "CTX-001"
 CUT = dt.date(2025, 6, 30)
 DAY0 = dt.date(2025, 3, 1)
 
-_MINIMAL = {
-    "toxicity_episodes": """CREATE TABLE IF NOT EXISTS toxicity_episodes (studyid VARCHAR, data_cut DATE, usubjid VARCHAR,
-        syndrome VARCHAR, event_key VARCHAR, episode INTEGER, onset_day INTEGER, max_grade INTEGER,
-        days_grade3_plus INTEGER, grade3_plus_first_day INTEGER, grade3_plus_last_day INTEGER,
-        duration_days INTEGER, ongoing BOOLEAN, source VARCHAR)""",
-    "lab_toxicity": """CREATE TABLE IF NOT EXISTS lab_toxicity (studyid VARCHAR, data_cut DATE, usubjid VARCHAR,
-        lbtestcd VARCHAR, ctcae_term VARCHAR, direction VARCHAR, grade INTEGER, day INTEGER)""",
-}
-
-
-def _ddl(name: str) -> str:
-    try:
-        return schema.get_table(name).ddl()
-    except KeyError:
-        return _MINIMAL[name]
+# the upstream derived tables the screening reads (lab_toxicity: the view and the tables it reads)
+UPSTREAM = ("toxicity_episodes", *(t.name for t in schema.LAB_GRADE_TABLES))
 
 
 def new_db(path, upstream: bool = True) -> duckdb.DuckDBPyConnection:
@@ -38,8 +24,8 @@ def new_db(path, upstream: bool = True) -> duckdb.DuckDBPyConnection:
         con.execute(t.ddl())
     con.execute(schema.get_table("deaths").ddl())  # treatment-related deaths read it
     if upstream:
-        for name in _MINIMAL:
-            con.execute(_ddl(name))
+        for name in UPSTREAM:
+            con.execute(schema.get_table(name).ddl())
     return con
 
 
@@ -88,8 +74,12 @@ def add_assessment(con, usubjid, syndrome="CRS", day=1, cut=CUT, study=STUDY):
 
 
 def add_lab_grade(con, usubjid, lbtestcd, day, grade, cut=CUT, study=STUDY):
-    _insert(con, "lab_toxicity", dict(studyid=study, data_cut=cut, usubjid=usubjid, lbtestcd=lbtestcd,
-                                      ctcae_term=lbtestcd, direction="low", grade=grade, day=day))
+    """A lab_toxicity row, stored as a load stores one (lab_toxicity is a view over its tables)."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _grade_rows AS SELECT * FROM lab_toxicity LIMIT 0")
+    _insert(con, "_grade_rows", dict(studyid=study, data_cut=cut, usubjid=usubjid, lbtestcd=lbtestcd,
+                                     ctcae_term=lbtestcd, direction="low", grade=grade, day=day))
+    schema.store_view_rows(con, schema.get_table("lab_toxicity"), "_grade_rows")
+    con.execute("DROP TABLE _grade_rows")
 
 
 def config(**overrides) -> dict:

@@ -17,7 +17,7 @@ STUDY = ROOT / "sample_data" / "car_t_cd56"
 def counts(db: Path) -> dict[str, int]:
     con = duckdb.connect(str(db), read_only=True)
     try:
-        present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         return {t.name: con.execute(f"SELECT count(*) FROM {t.name}").fetchone()[0]
                 for t in schema.all_tables() if t.name in present}
     finally:

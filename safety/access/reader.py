@@ -251,12 +251,13 @@ class StudyReader:
             cur.close()
 
     def has_tables(self, *names: str) -> bool:
-        """True when every named table exists in the database file (a file written before a derivation
+        """True when every named table (or view) exists in the database file (a file written before a derivation
         existed lacks its table; callers say so rather than fail). Reads the catalog, no patient data."""
         cur = self._con.cursor()
         try:
             found = {r[0] for r in cur.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()}
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
+                "UNION SELECT view_name FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal").fetchall()}
         finally:
             cur.close()
         return all(n in found for n in names)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from safety.schema.base import KEY, SUBJ, C, Column, Table
 from safety.schema.derived import *  # noqa: F401,F403
 from safety.schema.derived import (CRS_ICANS_TABLES, DLT_CANDIDATES, DLT_EVALUABILITY, ELIGIBILITY_DEVIATIONS,
-                                   EPISODE_LAB_TABLES, ICAHT, LAB_TOXICITY, LAB_WORST_GRADES, STOPPING_BOUNDARIES,
+                                   EPISODE_LAB_TABLES, ICAHT, LAB_GRADE_TABLES, LAB_WORST_GRADES, STOPPING_BOUNDARIES,
                                    STOPPING_RULE_STATUS)
 from safety.schema.derived import CAR_HEMATOTOX
 from safety.schema.derived import OUTCOME_TABLES
@@ -19,7 +19,7 @@ from safety.schema.source import *  # noqa: F401,F403
 from safety.schema.source import SOURCE_TABLES
 
 DERIVED_TABLES: tuple[Table, ...] = (
-    ELIGIBILITY_DEVIATIONS, LAB_TOXICITY, LAB_WORST_GRADES, *CRS_ICANS_TABLES, *EPISODE_LAB_TABLES, ICAHT,
+    ELIGIBILITY_DEVIATIONS, *LAB_GRADE_TABLES, LAB_WORST_GRADES, *CRS_ICANS_TABLES, *EPISODE_LAB_TABLES, ICAHT,
     DLT_CANDIDATES, DLT_EVALUABILITY, STOPPING_RULE_STATUS, STOPPING_BOUNDARIES,
     CAR_HEMATOTOX,
     *OUTCOME_TABLES,
@@ -42,15 +42,29 @@ def get_table(name: str) -> Table:
 def create_schema(con) -> None:
     """Create every registered table that does not exist yet, then the views over them.
 
-    A view that an earlier celltox stored as a table (toxicity_daily_grades) is dropped and made the view: its
-    rows are those the view computes from the tables it reads."""
+    A view that an earlier celltox stored as a table is made the view: lab_toxicity's rows are moved into the
+    tables the view reads (they hold other snapshots of the file), toxicity_daily_grades is dropped (the view
+    computes the same rows from the tables it reads)."""
     views = [t for t in _REGISTRY.values() if t.is_view]
     stored = {r[0] for r in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
         "AND table_name IN (SELECT unnest($names))", {"names": [t.name for t in views]}).fetchall()}
-    # one call: the DDL is the code's, no value in it
-    con.execute(";\n".join([f"DROP TABLE {name}" for name in sorted(stored)]
-                            + [t.ddl() for t in _REGISTRY.values() if not t.is_view] + [t.ddl() for t in views]))
+    # the DDL is the code's, no value in it
+    kept = [t for t in views if t.name in stored and t.store_sql]
+    con.execute(";\n".join([f"ALTER TABLE {t.name} RENAME TO _stored_{t.name}" for t in kept]
+                             + [f"DROP TABLE {name}" for name in sorted(stored - {t.name for t in kept})]
+                             + [t.ddl() for t in _REGISTRY.values() if not t.is_view]))
+    for t in kept:
+        store_view_rows(con, t, f"_stored_{t.name}")
+        con.execute(f"DROP TABLE _stored_{t.name}")
+    con.execute(";\n".join(t.ddl() for t in views))
+
+
+def store_view_rows(con, view: Table, rows: str) -> None:
+    """Store rows with ``view``'s columns, from the table or parenthesised query ``rows`` (named by the code,
+    never by a user), in the tables the view reads."""
+    for sql in view.store_sql:
+        con.execute(sql.format(rows=rows))
 
 
 def missing_columns(con) -> dict[str, list[str]]:
@@ -66,4 +80,4 @@ def missing_columns(con) -> dict[str, list[str]]:
 
 
 __all__ = ["KEY", "SUBJ", "C", "Column", "Table", "SOURCE_TABLES", "DERIVED_TABLES",
-           "all_tables", "get_table", "create_schema", "missing_columns"]
+           "all_tables", "get_table", "create_schema", "store_view_rows", "missing_columns"]

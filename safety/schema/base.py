@@ -27,6 +27,9 @@ class Table:
     # a view: its rows are computed when read, by this SELECT (one column per declared column, in order) over
     # the tables it names, so they can never disagree with them and a load writes none of them
     view_sql: str = ""
+    # for a view over tables: statements that store rows with the view's columns, read from the relation named
+    # by {rows}, in those tables (a file that kept the view's rows as a table; test fixtures)
+    store_sql: tuple[str, ...] = ()
 
     @property
     def is_view(self) -> bool:

@@ -366,30 +366,144 @@ ICAHT = Table(
 
 # --- CTCAE lab grading ---
 
-LAB_TOXICITY = Table(
-    "lab_toxicity",
-    "CTCAE grade of every blood lab record for each term its test maps to (safety/data/lab_terms.csv): "
-    "one row per lab record and term. Urine and other non-blood specimens are left out (not graded).",
+# lab_toxicity is a view over three stored tables: each graded record's values and two small integer ids
+# (lab_toxicity_records), and per study and cut the CTCAE terms and the reason texts the ids stand for. The
+# term, direction, version and reason of 2.4 million records at 20,000 subjects were four text columns, the
+# costliest part of a load's largest write (docs/performance.md, fourteenth pass).
+
+# reason_id of a record whose unit is not the rule's SI unit: its text names the record's unit and the term's
+UNIT_OTHER_REASON_ID = -3
+
+_LBSEQ = C("lbseq", "INTEGER", "LBSEQ of the lab record graded.")
+_LBTESTCD = C("lbtestcd", "VARCHAR", "Test code (LBTESTCD).")
+_CTCAE_TERM = C("ctcae_term", "VARCHAR", "CTCAE term graded, e.g. 'Anemia', 'Neutrophil count decreased'.")
+_DIRECTION = C("direction", "VARCHAR", "'L' (decreased/hypo terms) or 'H' (increased/hyper terms).")
+_CTCAE_VERSION = C("ctcae_version", "VARCHAR", "CTCAE version of the rule file used, e.g. '5.0'.")
+_GRADED_VALUES = (
+    C("value", "DOUBLE", "Result used (labs.value, SI)."),
+    C("unit", "VARCHAR", "Unit of the result (labs.unit)."),
+    C("lln", "DOUBLE", "Lower limit of normal of the record."),
+    C("uln", "DOUBLE", "Upper limit of normal of the record."),
+    C("baseline_value", "DOUBLE", "Baseline value of the subject's test: the LBBLFL='Y' record, else the last non-missing value on or before day 0."),
+    C("baseline_high", "BOOLEAN", "Baseline abnormal high: its LBNRIND is HIGH/H (NORMAL/LOW = not high), else its value > its ULN. False when no baseline."),
+    C("is_baseline", "BOOLEAN", "This record is the baseline record."),
+    C("grade", "INTEGER", "CTCAE grade 0-4; NULL when not gradable (see grade_reason)."),
+)
+_GRADED_WHEN = (
+    C("day", "INTEGER", "Collection day relative to the first CAR infusion (day 0)."),
+    C("lab_date", "DATE", "Collection date (labs.lb_date)."),
+)
+
+LAB_TOXICITY_RECORDS = Table(
+    "lab_toxicity_records",
+    "The stored part of lab_toxicity: one row per graded blood lab record and CTCAE term, with the term and the "
+    "grade's reason as ids into lab_toxicity_terms and lab_toxicity_reasons. Read lab_toxicity instead.",
     KEY + SUBJ + (
-        C("lbseq", "INTEGER", "LBSEQ of the lab record graded."),
-        C("lbtestcd", "VARCHAR", "Test code (LBTESTCD)."),
-        C("ctcae_term", "VARCHAR", "CTCAE term graded, e.g. 'Anemia', 'Neutrophil count decreased'."),
-        C("direction", "VARCHAR", "'L' (decreased/hypo terms) or 'H' (increased/hyper terms)."),
-        C("value", "DOUBLE", "Result used (labs.value, SI)."),
-        C("unit", "VARCHAR", "Unit of the result (labs.unit)."),
-        C("lln", "DOUBLE", "Lower limit of normal of the record."),
-        C("uln", "DOUBLE", "Upper limit of normal of the record."),
-        C("baseline_value", "DOUBLE", "Baseline value of the subject's test: the LBBLFL='Y' record, else the last non-missing value on or before day 0."),
-        C("baseline_high", "BOOLEAN", "Baseline abnormal high: its LBNRIND is HIGH/H (NORMAL/LOW = not high), else its value > its ULN. False when no baseline."),
-        C("is_baseline", "BOOLEAN", "This record is the baseline record."),
-        C("grade", "INTEGER", "CTCAE grade 0-4; NULL when not gradable (see grade_reason)."),
-        C("grade_reason", "VARCHAR", "Why NULL ('missing value', 'missing LLN', 'missing ULN', 'missing baseline', 'unit missing', 'unit <u> not <expected>'); for graded records the criterion met, e.g. 'value > 3 x ULN'."),
-        C("ctcae_version", "VARCHAR", "CTCAE version of the rule file used, e.g. '5.0'."),
-        C("day", "INTEGER", "Collection day relative to the first CAR infusion (day 0)."),
-        C("lab_date", "DATE", "Collection date (labs.lb_date)."),
+        _LBSEQ, _LBTESTCD,
+        C("term_id", "INTEGER", "The CTCAE term graded: lab_toxicity_terms.term_id of the same study and cut."),
+        *_GRADED_VALUES,
+        C("reason_id", "INTEGER", f"Why the grade: lab_toxicity_reasons.reason_id of the same study and cut; "
+                                  f"{UNIT_OTHER_REASON_ID} = the unit is not the term's SI unit (the text is made "
+                                  "from unit and lab_toxicity_terms.unit_check)."),
+        *_GRADED_WHEN,
     ),
     group="derived",
 )
+
+LAB_TOXICITY_TERMS = Table(
+    "lab_toxicity_terms",
+    "The CTCAE terms a load graded, per study and cut: what lab_toxicity_records.term_id stands for.",
+    KEY + (
+        C("term_id", "INTEGER", "Id of the term within the study and cut."),
+        _CTCAE_TERM, _DIRECTION,
+        C("unit_check", "VARCHAR", "The SI unit the term's absolute criteria need ('' when none)."),
+        _CTCAE_VERSION,
+    ),
+    group="derived",
+    per_subject=False,
+)
+
+LAB_TOXICITY_REASONS = Table(
+    "lab_toxicity_reasons",
+    "The reasons a load's grades give, per study and cut: what lab_toxicity_records.reason_id stands for.",
+    KEY + (
+        C("reason_id", "INTEGER", "Id of the reason within the study and cut."),
+        C("grade_reason", "VARCHAR", "The reason in words (see lab_toxicity.grade_reason)."),
+    ),
+    group="derived",
+    per_subject=False,
+)
+
+
+def lab_toxicity_select(records: str, terms: str, reasons: str) -> str:
+    """lab_toxicity's columns from relations with the columns of its three stored tables: the view's SELECT,
+    and that of ``grade_labs`` over its own rows, so both say the same."""
+    return f"""
+SELECT r.studyid, r.data_cut, r.usubjid, r.lbseq, r.lbtestcd, t.ctcae_term, t.direction, r.value, r.unit, r.lln,
+       r.uln, r.baseline_value, r.baseline_high, r.is_baseline, r.grade,
+       CASE WHEN r.reason_id = {UNIT_OTHER_REASON_ID} THEN 'unit ' || r.unit || ' not ' || t.unit_check
+            ELSE g.grade_reason END AS grade_reason,
+       t.ctcae_version, r.day, r.lab_date
+FROM {records} r
+JOIN {terms} t ON t.studyid = r.studyid AND t.data_cut = r.data_cut AND t.term_id = r.term_id
+LEFT JOIN {reasons} g ON g.studyid = r.studyid AND g.data_cut = r.data_cut AND g.reason_id = r.reason_id
+"""
+
+
+# Rows with lab_toxicity's columns (in {rows}) stored in its three tables: a file an earlier celltox wrote kept
+# lab_toxicity as a table, and test fixtures write whole rows. Terms and reasons get the next free ids of
+# their study and cut (a reason text is stored as it reads, the unit one too).
+_LAB_TOXICITY_STORE_SQL = (
+    """INSERT INTO lab_toxicity_terms (studyid, data_cut, term_id, ctcae_term, direction, unit_check, ctcae_version)
+    SELECT n.studyid, n.data_cut,
+           CAST(coalesce(m.top, -1) + row_number() OVER (PARTITION BY n.studyid, n.data_cut
+                                                        ORDER BY n.ctcae_term, n.direction) AS INTEGER),
+           n.ctcae_term, n.direction, NULL, n.ctcae_version
+    FROM (SELECT studyid, data_cut, ctcae_term, direction, any_value(ctcae_version) AS ctcae_version FROM {rows}
+          GROUP BY ALL) n
+    LEFT JOIN (SELECT studyid, data_cut, max(term_id) AS top FROM lab_toxicity_terms GROUP BY ALL) m
+      USING (studyid, data_cut)
+    WHERE NOT EXISTS (SELECT 1 FROM lab_toxicity_terms t WHERE t.studyid = n.studyid AND t.data_cut = n.data_cut
+                      AND t.ctcae_term IS NOT DISTINCT FROM n.ctcae_term
+                      AND t.direction IS NOT DISTINCT FROM n.direction)""",
+    """INSERT INTO lab_toxicity_reasons (studyid, data_cut, reason_id, grade_reason)
+    SELECT n.studyid, n.data_cut,
+           CAST(greatest(coalesce(m.top, 0), 0) + row_number() OVER (PARTITION BY n.studyid, n.data_cut
+                                                                    ORDER BY n.grade_reason) AS INTEGER),
+           n.grade_reason
+    FROM (SELECT DISTINCT studyid, data_cut, grade_reason FROM {rows} WHERE grade_reason IS NOT NULL) n
+    LEFT JOIN (SELECT studyid, data_cut, max(reason_id) AS top FROM lab_toxicity_reasons GROUP BY ALL) m
+      USING (studyid, data_cut)
+    WHERE NOT EXISTS (SELECT 1 FROM lab_toxicity_reasons g WHERE g.studyid = n.studyid AND g.data_cut = n.data_cut
+                      AND g.grade_reason = n.grade_reason)""",
+    """INSERT INTO lab_toxicity_records BY NAME
+    SELECT x.studyid, x.data_cut, x.usubjid, x.lbseq, x.lbtestcd, t.term_id, x.value, x.unit, x.lln, x.uln,
+           x.baseline_value, x.baseline_high, x.is_baseline, x.grade, g.reason_id, x.day, x.lab_date
+    FROM {rows} x
+    JOIN lab_toxicity_terms t ON t.studyid = x.studyid AND t.data_cut = x.data_cut
+     AND t.ctcae_term IS NOT DISTINCT FROM x.ctcae_term AND t.direction IS NOT DISTINCT FROM x.direction
+    LEFT JOIN (SELECT studyid, data_cut, grade_reason, min(reason_id) AS reason_id FROM lab_toxicity_reasons
+               GROUP BY ALL) g
+      ON g.studyid = x.studyid AND g.data_cut = x.data_cut AND g.grade_reason = x.grade_reason""",
+)
+
+LAB_TOXICITY = Table(
+    "lab_toxicity",
+    "CTCAE grade of every blood lab record for each term its test maps to (safety/data/lab_terms.csv): "
+    "one row per lab record and term. Urine and other non-blood specimens are left out (not graded). "
+    "A view over lab_toxicity_records, lab_toxicity_terms and lab_toxicity_reasons.",
+    KEY + SUBJ + (
+        _LBSEQ, _LBTESTCD, _CTCAE_TERM, _DIRECTION, *_GRADED_VALUES,
+        C("grade_reason", "VARCHAR", "Why NULL ('missing value', 'missing LLN', 'missing ULN', 'missing baseline', 'unit missing', 'unit <u> not <expected>'); for graded records the criterion met, e.g. 'value > 3 x ULN'."),
+        _CTCAE_VERSION, *_GRADED_WHEN,
+    ),
+    group="derived",
+    view_sql=lab_toxicity_select("lab_toxicity_records", "lab_toxicity_terms", "lab_toxicity_reasons"),
+    store_sql=_LAB_TOXICITY_STORE_SQL,
+)
+
+# the view last: its tables exist before it
+LAB_GRADE_TABLES = (LAB_TOXICITY_RECORDS, LAB_TOXICITY_TERMS, LAB_TOXICITY_REASONS, LAB_TOXICITY)
 
 LAB_WORST_GRADES = Table(
     "lab_worst_grades",

@@ -178,8 +178,9 @@ def _source_ctes(con) -> str:
             f"OR upper(coalesce(aeterm, '')) IN (SELECT unnest($terms_{syn}::VARCHAR[]))) "
             f"AND usubjid NOT IN (SELECT usubjid FROM assessed_{syn} WHERE usubjid IS NOT NULL))"
         )
-    if _table_exists(con, "lab_toxicity"):
-        labg = (f"SELECT usubjid, upper(lbtestcd) AS lbtestcd, day, max(grade) AS grade FROM lab_toxicity "
+    if _table_exists(con, "lab_toxicity_records"):
+        # lab_toxicity's stored records: the grade needs neither the term's name nor the reason's
+        labg = (f"SELECT usubjid, upper(lbtestcd) AS lbtestcd, day, max(grade) AS grade FROM lab_toxicity_records "
                 f"WHERE {where} AND grade IS NOT NULL AND day IS NOT NULL GROUP BY ALL")
     else:
         # Fallback when the lab grading derivation has not run: CTCAE v5 grades 2-4 for ANC and
@@ -303,7 +304,7 @@ def derive_dlt(con, studyid: str, data_cut: dt.date, config: dict, review_store=
 DERIVATION = Derivation(
     name="dlt_screening",
     writes=(DLT_CANDIDATES, DLT_EVALUABILITY),
-    reads=('subjects', 'adverse_events', 'labs', 'crs_assessments', 'icans_assessments', 'lab_toxicity', 'toxicity_episodes',
-           'deaths'),
+    reads=('subjects', 'adverse_events', 'labs', 'crs_assessments', 'icans_assessments', 'lab_toxicity_records',
+           'toxicity_episodes', 'deaths'),
     run=derive_dlt,
 )

@@ -9,17 +9,24 @@ criteria only when the record unit equals the rule's SI unit (case-insensitive),
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import pandas as pd
 
-from safety.core.sql import reset_derived
+from safety.core.sql import insert_rows, reset_derived
 from safety.derive.graph import Derivation
-from safety.schema import LAB_TOXICITY, LAB_WORST_GRADES
+from safety.schema import LAB_WORST_GRADES
+from safety.schema.derived import LAB_TOXICITY  # noqa: F401 - callers import the table with the engine
+from safety.schema.derived import (LAB_GRADE_TABLES, LAB_TOXICITY_REASONS, LAB_TOXICITY_RECORDS, LAB_TOXICITY_TERMS,
+                                   UNIT_OTHER_REASON_ID, lab_toxicity_select)
 from safety.derive.grading import rules as R
 
 
 EXACT_MODES = ("guarded", "signif", "raw")
-_OUT_COLS = LAB_TOXICITY.column_names
+
+# reason_id of a dense term's reason: this plus its index in the plan's reasons (below it: the arms' own reasons
+# by rule id, and the negative codes of missing values and units)
+DENSE_REASON_BASE = 1_000_000
 
 # Blood = empty specimen, or one naming blood/serum/plasma; LBCAT 'URINALYSIS' etc. never.
 _BLOOD_SQL = (
@@ -39,10 +46,22 @@ def _dbl(x: float | None) -> str:
     return "CAST(NULL AS DOUBLE)" if x is None else f"CAST('{x!r}' AS DOUBLE)"
 
 
-def grading_sql(source: str = "labs", *, where: str | None = None, version: str = "5.0",
-                lab_terms_path=None, rules_path=None, exact: str = "guarded", engine: str = "dense") -> str:
+@dataclass(frozen=True)
+class Grading:
+    """One grading run's SQL and the ids it writes: ``records_sql`` selects lab_toxicity_records' columns;
+    ``terms`` (term_id, ctcae_term, direction, unit_check) and ``reasons`` (reason_id, grade_reason) are what
+    the ids stand for (lab_toxicity_terms and lab_toxicity_reasons without the study and cut)."""
+    records_sql: str
+    terms: tuple[tuple, ...]
+    reasons: tuple[tuple, ...]
+    version: str
+
+
+def grading(source: str = "labs", *, where: str | None = None, version: str = "5.0",
+            lab_terms_path=None, rules_path=None, exact: str = "guarded", engine: str = "dense") -> Grading:
     """The SELECT that grades ``source`` (a table name or a parenthesised query with the labs
-    columns), producing lab_toxicity's columns. ``where`` filters the source (named parameters).
+    columns) into lab_toxicity_records' columns, with its terms and reasons. ``where`` filters the source
+    (named parameters).
     ``exact``: 'guarded' (admiral's signif(x, 15) result, rounding only near ties), 'signif' (round
     both sides of every comparison) or 'raw' (no rounding; for measuring its cost only).
     ``engine``: 'dense' (terms of the usual shape in one expression, others per-term CASE) or
@@ -88,7 +107,6 @@ def grading_sql(source: str = "labs", *, where: str | None = None, version: str 
         f"ELSE coalesce({R.criterion_sql(R.parse_criterion('AVAL > ULN'), exact)}, FALSE) END"
     )
     case_code = R.outcome_case_sql(rules, fallback, exact) if fallback else "NULL"
-    reasons = R.reasons_list_sql(rules)
     is_dense = "is_dense"
     if plan:
         layers = f"""t0 AS (SELECT *, {plan.row_cols} FROM graded),
@@ -102,15 +120,21 @@ coded AS (
                  WHEN {is_dense} THEN _g
                  ELSE ({case_code}) END AS code
   FROM t2)"""
-        reasons_dense = "[" + ", ".join(_q(r) for r in plan.reasons) + "]"
-        dense_reason = (f"WHEN {is_dense} THEN list_extract({reasons_dense}, "
-                        f"(term_id * 5 + CAST(code AS INTEGER)) * 2 + CAST(baseline_high AS INTEGER) + 1)")
+        dense_reason = (f"WHEN {is_dense} THEN {DENSE_REASON_BASE} "
+                        f"+ (term_id * 5 + CAST(code AS INTEGER)) * 2 + CAST(baseline_high AS INTEGER)")
     else:
         layers = f"coded AS (SELECT *, {case_code} AS code FROM graded)"
         dense_reason = ""
-    na_reasons = " ".join(f"WHEN code = {c} THEN '{R.MISSING_REASON[v]}'" for v, c in R.NA_CODES.items())
     stride, na_slot = R.CODE_STRIDE, R.NA_SLOT
-    return f"""
+    if len(rules.arms) >= DENSE_REASON_BASE:
+        raise R.RuleError(f"more than {DENSE_REASON_BASE} arms in {rules.path.name}")
+    reasons = ((R.CODE_MISSING_VALUE, "missing value"), (R.CODE_UNIT_MISSING, "unit missing"),
+               *((c, R.MISSING_REASON[v]) for v, c in R.NA_CODES.items()),
+               *((a.rule_id, a.reason) for a in rules.arms),
+               *((DENSE_REASON_BASE + i, r) for i, r in enumerate(plan.reasons if plan else ())))
+    terms = tuple((tid, rules.terms[key].term, rules.terms[key].direction, rules.terms[key].unit_check or "")
+                  for key, tid in term_ids.items())
+    records_sql = f"""
 WITH terms({", ".join(term_cols)}) AS (VALUES {terms_values}),
 based AS (
   -- the baseline joins each blood lab record once, before the term map doubles some of them
@@ -143,40 +167,53 @@ graded AS (
   JOIN terms t ON t.lbtestcd = l.lbtestcd
 ),
 {layers}
-SELECT studyid, data_cut, usubjid, lbseq, lbtestcd, ctcae_term, direction, value, unit, lln, uln,
+SELECT studyid, data_cut, usubjid, lbseq, lbtestcd, term_id, value, unit, lln, uln,
        base AS baseline_value, baseline_high, is_baseline,
        CASE WHEN code >= 0 AND {is_dense} THEN CAST(code AS INTEGER)
             WHEN code >= 0 AND code % {stride} < {na_slot} THEN CAST(code % {stride} AS INTEGER) END AS grade,
-       CASE WHEN code = {R.CODE_MISSING_VALUE} THEN 'missing value'
-            WHEN code = {R.CODE_UNIT_MISSING} THEN 'unit missing'
-            WHEN code = {R.CODE_UNIT_OTHER} THEN 'unit ' || unit || ' not ' || unit_check
-            {na_reasons}
-            {dense_reason}
-            ELSE list_extract({reasons}, CAST(code // {stride} AS INTEGER) + 1) END AS grade_reason,
-       {_q(str(rules.version))} AS ctcae_version, day, lb_date AS lab_date
+       CAST(CASE WHEN code = {R.CODE_UNIT_OTHER} THEN {UNIT_OTHER_REASON_ID}
+                 WHEN code < 0 THEN code
+                 {dense_reason}
+                 ELSE code // {stride} END AS INTEGER) AS reason_id,
+       day, lb_date AS lab_date
 FROM coded
 """
+    return Grading(records_sql, terms, tuple(reasons), str(rules.version))
+
+
+def _values(rows, types: tuple[str, ...]) -> str:
+    return ", ".join("(" + ", ".join("NULL" if v is None else f"CAST({_q(str(v))} AS {t})"
+                                     for v, t in zip(row, types)) + ")" for row in rows)
+
+
+def grading_sql(source: str = "labs", *, where: str | None = None, version: str = "5.0",
+                lab_terms_path=None, rules_path=None, exact: str = "guarded", engine: str = "dense") -> str:
+    """The SELECT that grades ``source`` (see :func:`grading`) into lab_toxicity's columns: its records joined
+    with their terms and reasons as the lab_toxicity view joins the stored ones."""
+    g = grading(source, where=where, version=version, lab_terms_path=lab_terms_path, rules_path=rules_path,
+                exact=exact, engine=engine)
+    terms = _values(((*t, g.version) for t in g.terms), ("INTEGER", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR"))
+    reasons = _values(g.reasons, ("INTEGER", "VARCHAR"))
+    return f"""
+WITH _lt_records AS ({g.records_sql}),
+_lt_cuts AS (SELECT DISTINCT studyid, data_cut FROM _lt_records),
+_lt_terms AS (SELECT c.studyid, c.data_cut, v.* FROM _lt_cuts c,
+              (VALUES {terms}) v(term_id, ctcae_term, direction, unit_check, ctcae_version)),
+_lt_reasons AS (SELECT c.studyid, c.data_cut, v.* FROM _lt_cuts c, (VALUES {reasons}) v(reason_id, grade_reason))
+{lab_toxicity_select("_lt_records", "_lt_terms", "_lt_reasons")}"""
 
 
 def grade_labs(con, source: str = "labs", *, where: str | None = None, params: dict | None = None,
-               version: str = "5.0", lab_terms_path=None, rules_path=None, into: str | None = None,
-               create: bool = False, exact: str = "guarded", engine: str = "dense"):
-    """Grade an arbitrary lab relation in one SQL statement.
+               version: str = "5.0", lab_terms_path=None, rules_path=None, exact: str = "guarded",
+               engine: str = "dense") -> pd.DataFrame:
+    """Grade an arbitrary lab relation in one SQL statement: a pandas DataFrame with lab_toxicity's columns.
 
-    ``source`` is a table name or a parenthesised query with the columns of ``labs``. Returns a
-    pandas DataFrame with lab_toxicity's columns, or, with ``into``, inserts into that table
-    (``create=True``: CREATE TABLE ... AS) and returns None."""
+    ``source`` is a table name or a parenthesised query with the columns of ``labs``."""
     sql = grading_sql(source, where=where, version=version, lab_terms_path=lab_terms_path,
                       rules_path=rules_path, exact=exact, engine=engine)
     cur = con.cursor()
     try:
-        if into is None:
-            return cur.sql(sql, params=params or None).to_arrow_table().to_pandas()
-        if create:
-            cur.execute(f"CREATE TABLE {into} AS {sql}", params or {})
-        else:
-            cur.execute(f"INSERT INTO {into} ({', '.join(_OUT_COLS)}) {sql}", params or {})
-        return None
+        return cur.sql(sql, params=params or None).to_arrow_table().to_pandas()
     finally:
         cur.close()
 
@@ -184,33 +221,44 @@ def grade_labs(con, source: str = "labs", *, where: str | None = None, params: d
 # The worst post-infusion grade and its first day in one pass. The day of the worst grade is the earliest day
 # with the highest grade: max(grade * 2^32 - day) orders rows exactly as [grade, -day] does (grades are small
 # and non-negative, 1 <= day < 2^31) and, unlike a list, is a plain BIGINT for the aggregate. The study and cut
-# are constants of the filter, not grouping keys.
+# are constants of the filter, not grouping keys; within them a term_id is one term and direction.
 WORST_SQL = """
 INSERT INTO lab_worst_grades (studyid, data_cut, usubjid, ctcae_term, direction, lbtestcd,
                               baseline_grade, worst_grade, worst_day, n_post)
-SELECT $studyid, $data_cut, usubjid, ctcae_term, direction, lbtestcd, baseline_grade, worst_grade,
-       CAST(CAST(worst_grade AS BIGINT) * 4294967296 - worst_key AS INTEGER) AS worst_day, n_post
+SELECT $studyid, $data_cut, w.usubjid, t.ctcae_term, t.direction, w.lbtestcd, w.baseline_grade, w.worst_grade,
+       CAST(CAST(w.worst_grade AS BIGINT) * 4294967296 - w.worst_key AS INTEGER) AS worst_day, w.n_post
 FROM (
-  SELECT usubjid, ctcae_term, direction, lbtestcd,
+  SELECT usubjid, term_id, lbtestcd,
          max(grade) FILTER (WHERE is_baseline) AS baseline_grade,
          max(grade) FILTER (WHERE day >= 1) AS worst_grade,
          max(CAST(grade AS BIGINT) * 4294967296 - day) FILTER (WHERE day >= 1 AND grade IS NOT NULL) AS worst_key,
          CAST(count(grade) FILTER (WHERE day >= 1) AS INTEGER) AS n_post
-  FROM lab_toxicity
+  FROM lab_toxicity_records
   WHERE studyid = $studyid AND data_cut = $data_cut
-  GROUP BY usubjid, ctcae_term, direction, lbtestcd
-)
+  GROUP BY usubjid, term_id, lbtestcd
+) w
+JOIN lab_toxicity_terms t ON t.studyid = $studyid AND t.data_cut = $data_cut AND t.term_id = w.term_id
 """
 
 
 def derive_lab_toxicity(con, studyid: str, data_cut: dt.date, config: dict, review_store=None) -> None:
-    """Rebuild lab_toxicity and lab_worst_grades for one study and data cut."""
+    """Rebuild lab_toxicity (its records, terms and reasons) and lab_worst_grades for one study and data cut."""
     version = str((config or {}).get("ctcae_version") or "5.0")
     lab_terms_path = (config or {}).get("lab_terms_path")  # optional study term map
     params = {"studyid": studyid, "data_cut": data_cut}
-    reset_derived(con, (LAB_TOXICITY, LAB_WORST_GRADES), studyid, data_cut)
-    grade_labs(con, "labs", where="studyid = $studyid AND data_cut = $data_cut", params=params,
-               version=version, lab_terms_path=lab_terms_path, into="lab_toxicity")
+    reset_derived(con, (*LAB_GRADE_TABLES, LAB_WORST_GRADES), studyid, data_cut)
+    g = grading("labs", where="studyid = $studyid AND data_cut = $data_cut", version=version,
+                lab_terms_path=lab_terms_path)
+    insert_rows(con, LAB_TOXICITY_TERMS.name, [(studyid, data_cut, *t, g.version) for t in g.terms],
+                ("VARCHAR", "DATE", "INTEGER", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR"))
+    insert_rows(con, LAB_TOXICITY_REASONS.name, [(studyid, data_cut, *r) for r in g.reasons],
+                ("VARCHAR", "DATE", "INTEGER", "VARCHAR"))
+    cur = con.cursor()
+    try:
+        cur.execute(f"INSERT INTO {LAB_TOXICITY_RECORDS.name} ({', '.join(LAB_TOXICITY_RECORDS.column_names)}) "
+                    f"{g.records_sql}", params)
+    finally:
+        cur.close()
     con.execute(WORST_SQL, params)
 
 
@@ -228,7 +276,7 @@ def rule_table(version: str = "5.0") -> pd.DataFrame:
 
 DERIVATION = Derivation(
     name="ctcae_lab_grades",
-    writes=(LAB_TOXICITY, LAB_WORST_GRADES),
+    writes=(*LAB_GRADE_TABLES, LAB_WORST_GRADES),
     reads=('labs',),
     run=derive_lab_toxicity,
 )

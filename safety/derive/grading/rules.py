@@ -512,11 +512,6 @@ def outcome_case_sql(rules: RuleSet, term_ids: dict[tuple[str, str], int], exact
             f"ELSE (CASE term_id {' '.join(branches)} END) END")
 
 
-def reasons_list_sql(rules: RuleSet) -> str:
-    """A SQL list literal of every arm's reason text, indexed by rule_id + 1."""
-    return "[" + ", ".join("'" + a.reason.replace("'", "''") + "'" for a in rules.arms) + "]"
-
-
 # ---------------------------------------------------------------------------------------------
 # Dense compilation. DuckDB pays per expression node for every vector it evaluates, so one CASE
 # branch per term (40 branches, each seeing a few rows of every vector) costs ~10x the work itself.
