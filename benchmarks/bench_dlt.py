@@ -55,12 +55,10 @@ def build(con: duckdb.DuckDBPyConnection, n_subj: int, ae_per: int, lab_per: int
                CASE WHEN 1 + (i * 7) % 4 >= 3 THEN 2 + i % 5 + i % 6 END AS grade3_plus_last_day
         FROM range($n) t(i), (VALUES ('CRS'), ('ICANS')) v(syn) WHERE i % 2 = 0""", p)
     # lab_toxicity is a view: its rows are stored in the tables it reads, as a load stores them
-    con.execute("CREATE OR REPLACE TEMP TABLE _lab_rows AS SELECT * FROM lab_toxicity LIMIT 0")
-    con.execute("""INSERT INTO _lab_rows BY NAME
+    schema.store_view_rows(con, schema.get_table("lab_toxicity"), """
         SELECT $s AS studyid, $c AS data_cut, 'S-' || (i // $k) AS usubjid, ['NEUT', 'PLAT', 'HGB', 'ALT'][1 + i % 4] AS lbtestcd,
                (i % $k) // 4 AS day, (i * 7) % 5 AS grade
         FROM range($n * $k) t(i)""", {**p, "k": lab_per})
-    schema.store_view_rows(con, schema.get_table("lab_toxicity"), "_lab_rows")
 
 
 def timed(fn, repeat: int = 3) -> float:

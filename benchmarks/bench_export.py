@@ -75,12 +75,11 @@ def generate(path: Path, n_subjects: int, aes_per_subject: int = 15) -> None:
             FROM (SELECT 'S' || lpad(i::VARCHAR, 6, '0') AS u, i FROM range(1, $n + 1) r(i)),
                  (VALUES ('CRS'), ('ICANS')) v(syn) WHERE syn = 'CRS' OR i % 3 = 0""")
         # lab_toxicity is a view: its rows are stored in the tables it reads, as a load stores them
-        con.execute("CREATE OR REPLACE TEMP TABLE _lab_rows AS SELECT * FROM lab_toxicity LIMIT 0")
-        run("""INSERT INTO _lab_rows (studyid, data_cut, usubjid, lbseq, lbtestcd, ctcae_term, direction,
-              value, unit, lln, uln, grade, grade_reason, day)
-            SELECT $s, $c, 'S' || lpad(i::VARCHAR, 6, '0'), j, 'NEUT', 'Neutrophil count decreased', 'L', 0.4, '10^9/L',
-              2.0, 7.5, 3 + (j % 2), 'value < 1.0', j * 3 FROM range(1, $n + 1) r(i), range(1, 6) q(j)""")
-        schema.store_view_rows(con, schema.get_table("lab_toxicity"), "_lab_rows")
+        schema.store_view_rows(con, schema.get_table("lab_toxicity"), """
+            SELECT $s AS studyid, $c AS data_cut, 'S' || lpad(i::VARCHAR, 6, '0') AS usubjid, j AS lbseq,
+              'NEUT' AS lbtestcd, 'Neutrophil count decreased' AS ctcae_term, 'L' AS direction, 0.4 AS value,
+              '10^9/L' AS unit, 2.0 AS lln, 7.5 AS uln, 3 + (j % 2) AS grade, 'value < 1.0' AS grade_reason, j * 3 AS day
+            FROM range(1, $n + 1) r(i), range(1, 6) q(j)""", {"s": STUDY, "c": cut, "n": n_subjects})
         run("""INSERT INTO lab_worst_grades (studyid, data_cut, usubjid, ctcae_term, direction, baseline_grade,
               worst_grade, worst_day)
             SELECT $s, $c, 'S' || lpad(i::VARCHAR, 6, '0'), 'Neutrophil count decreased', 'L', i % 2, 2 + i % 3, 10

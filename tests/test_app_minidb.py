@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 
 from safety import schema
+from view_rows import insert_view_rows
 
 STUDY = "MINI-01"
 CUT1 = dt.date(2025, 3, 1)
@@ -29,13 +30,8 @@ def _insert(con, table: str, rows: list[dict]) -> None:
     cols = list(rows[0])
     quoted = ", ".join(f'"{c}"' for c in cols)
     marks = ", ".join(f"${c}" for c in cols)
-    view = schema.get_table(table) if table in {t.name for t in schema.all_tables()} else None
-    if view is not None and view.is_view:  # lab_toxicity: whole rows go to the tables it reads, as a load stores them
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _view_rows AS SELECT * FROM {table} LIMIT 0")
-        for r in rows:
-            con.execute(f"INSERT INTO _view_rows ({quoted}) VALUES ({marks})", r)
-        schema.store_view_rows(con, view, "_view_rows")
-        con.execute("DROP TABLE _view_rows")
+    if schema.get_table(table).is_view:  # lab_toxicity: whole rows go to the tables it reads
+        insert_view_rows(con, table, rows)
         return
     for r in rows:
         con.execute(f"INSERT INTO {table} ({quoted}) VALUES ({marks})", r)

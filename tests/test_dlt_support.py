@@ -8,6 +8,7 @@ import duckdb
 
 from safety import schema
 from safety.core.config import validate
+from view_rows import insert_view_rows
 
 STUDY = "CTX-001"
 CUT = dt.date(2025, 6, 30)
@@ -75,11 +76,8 @@ def add_assessment(con, usubjid, syndrome="CRS", day=1, cut=CUT, study=STUDY):
 
 def add_lab_grade(con, usubjid, lbtestcd, day, grade, cut=CUT, study=STUDY):
     """A lab_toxicity row, stored as a load stores one (lab_toxicity is a view over its tables)."""
-    con.execute("CREATE OR REPLACE TEMP TABLE _grade_rows AS SELECT * FROM lab_toxicity LIMIT 0")
-    _insert(con, "_grade_rows", dict(studyid=study, data_cut=cut, usubjid=usubjid, lbtestcd=lbtestcd,
-                                     ctcae_term=lbtestcd, direction="low", grade=grade, day=day))
-    schema.store_view_rows(con, schema.get_table("lab_toxicity"), "_grade_rows")
-    con.execute("DROP TABLE _grade_rows")
+    insert_view_rows(con, "lab_toxicity", [dict(studyid=study, data_cut=cut, usubjid=usubjid, lbtestcd=lbtestcd,
+                                                ctcae_term=lbtestcd, direction="low", grade=grade, day=day)])
 
 
 def config(**overrides) -> dict:

@@ -8,6 +8,7 @@ import json
 import duckdb
 
 from safety import schema
+from view_rows import insert_view_rows
 
 STUDY = "CT-001"
 CUT1 = dt.date(2025, 1, 31)
@@ -19,18 +20,9 @@ def ensure_derived_tables() -> None:
 
 
 def _ins(con, table: str, rows: list[dict]) -> None:
-    t = schema.get_table(table)
-    if not t.is_view:
-        _insert_rows(con, table, rows)
+    if schema.get_table(table).is_view:
+        insert_view_rows(con, table, rows)
         return
-    # whole rows of a view over tables (lab_toxicity) go to those tables, as a load stores them
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _fixture_rows AS SELECT * FROM {table} LIMIT 0")
-    _insert_rows(con, "_fixture_rows", rows)
-    schema.store_view_rows(con, t, "_fixture_rows")
-    con.execute("DROP TABLE _fixture_rows")
-
-
-def _insert_rows(con, table: str, rows: list[dict]) -> None:
     for r in rows:
         cols = ", ".join(f'"{k}"' for k in r)
         marks = ", ".join(f"${k}" for k in r)

@@ -100,14 +100,12 @@ def test_rows_stored_by_hand_take_the_ids_their_cut_already_has(cd56_db, tmp_pat
     try:
         terms = con.execute("SELECT count(*) FROM lab_toxicity_terms").fetchone()[0]
         reasons = con.execute("SELECT count(*) FROM lab_toxicity_reasons").fetchone()[0]
-        con.execute("CREATE TEMP TABLE _new AS SELECT * FROM lab_toxicity LIMIT 0")
-        con.execute("""INSERT INTO _new (studyid, data_cut, usubjid, lbseq, lbtestcd, ctcae_term, direction, grade,
-                                         grade_reason, ctcae_version, day)
-                       VALUES ($s, $c, 'X-1', 1, 'HGB', 'Anemia', 'L', 3, 'value < 80', '5.0', 5),
-                              ($s, $c, 'X-1', 2, 'HGB', 'Anemia', 'L', 1, 'a reason no load gives', '5.0', 6),
-                              ($s, $c, 'X-1', 3, 'ZZZ', 'A term of its own', 'H', 2, 'value < 80', '5.0', 7)""",
-                    {"s": study, "c": cut})
-        schema.store_view_rows(con, schema.get_table("lab_toxicity"), "_new")
+        schema.store_view_rows(con, schema.get_table("lab_toxicity"), """
+            SELECT * FROM (VALUES ($s, $c, 'X-1', 1, 'HGB', 'Anemia', 'L', 3, 'value < 80', '5.0', 5),
+                                  ($s, $c, 'X-1', 2, 'HGB', 'Anemia', 'L', 1, 'a reason no load gives', '5.0', 6),
+                                  ($s, $c, 'X-1', 3, 'ZZZ', 'A term of its own', 'H', 2, 'value < 80', '5.0', 7))
+              v(studyid, data_cut, usubjid, lbseq, lbtestcd, ctcae_term, direction, grade, grade_reason, ctcae_version,
+                day)""", {"s": study, "c": cut})
         assert con.execute("SELECT count(*) FROM lab_toxicity_terms").fetchone()[0] == terms + 1
         assert con.execute("SELECT count(*) FROM lab_toxicity_reasons").fetchone()[0] == reasons + 1
         got = con.execute("SELECT lbseq, ctcae_term, direction, grade, grade_reason FROM lab_toxicity "

@@ -55,16 +55,20 @@ def create_schema(con) -> None:
                              + [f"DROP TABLE {name}" for name in sorted(stored - {t.name for t in kept})]
                              + [t.ddl() for t in _REGISTRY.values() if not t.is_view]))
     for t in kept:
-        store_view_rows(con, t, f"_stored_{t.name}")
+        store_view_rows(con, t, f"SELECT {', '.join(t.column_names)} FROM _stored_{t.name}")
         con.execute(f"DROP TABLE _stored_{t.name}")
     con.execute(";\n".join(t.ddl() for t in views))
 
 
-def store_view_rows(con, view: Table, rows: str) -> None:
-    """Store rows with ``view``'s columns, from the table or parenthesised query ``rows`` (named by the code,
-    never by a user), in the tables the view reads."""
+def store_view_rows(con, view: Table, select_sql: str, params: dict | None = None) -> None:
+    """Store the rows of ``select_sql`` (any of ``view``'s columns, by name; the others NULL) in the tables the view
+    reads, as a load stores them. The SELECT is the code's; values come as ``params``."""
+    cols = ", ".join(f"{c.name} {c.type.replace(' NOT NULL', '')}" for c in view.columns)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _view_rows ({cols})")
+    con.execute(f"INSERT INTO _view_rows BY NAME {select_sql}", params or {})
     for sql in view.store_sql:
-        con.execute(sql.format(rows=rows))
+        con.execute(sql.format(rows="_view_rows"))
+    con.execute("DROP TABLE _view_rows")
 
 
 def missing_columns(con) -> dict[str, list[str]]:

@@ -27,8 +27,8 @@ class Table:
     # a view: its rows are computed when read, by this SELECT (one column per declared column, in order) over
     # the tables it names, so they can never disagree with them and a load writes none of them
     view_sql: str = ""
-    # for a view over tables: statements that store rows with the view's columns, read from the relation named
-    # by {rows}, in those tables (a file that kept the view's rows as a table; test fixtures)
+    # for a view over tables: statements that store rows with the view's columns, read from the table named by
+    # {rows}, in those tables (safety.schema.store_view_rows: a file that kept the view's rows as a table, fixtures)
     store_sql: tuple[str, ...] = ()
 
     @property
