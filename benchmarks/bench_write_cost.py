@@ -15,7 +15,7 @@ the least of ``--repeat`` tries (the host is shared: the least is the work, the 
   --row-group-sizes  the table written with other row group sizes (ATTACH ... ROW_GROUP_SIZE): the load's own
                (safety/ingest/connection.py) and larger ones
   --without    the table written without these columns (those it has): what a narrower table would save, e.g.
-               lab_toxicity_records without the columns it repeats from labs (lbtestcd value unit lln uln day lab_date)
+               lab_toxicity_records without the columns it repeats from labs (value lln uln day lab_date)
 A view (lab_toxicity) given in --tables is written as a table of its rows: what storing them whole would cost.
   --storage    the table written in older storage versions (ATTACH ... STORAGE_VERSION, whose string
                compression is dictionary and FSST apart), and with the compression methods it never ends up

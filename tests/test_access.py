@@ -14,7 +14,9 @@ from safety import schema
 from safety.access.reader import QueryRejected, Scope, StudyReader, available_cuts, check_query, connect, previous_cut
 from safety.access.auth import scope_for
 
-TABLES = schema.all_tables()
+# a view's storage tables (lab_toxicity_records ...) are read through their view only
+STORAGE_TABLES = [t for t in schema.all_tables() if t.read_through]
+TABLES = [t for t in schema.all_tables() if not t.read_through]
 SUBJECT_TABLES = [t for t in TABLES if t.per_subject and "usubjid" in t.column_names]
 STUDY_LEVEL_TABLES = [t for t in TABLES if t not in SUBJECT_TABLES]
 ROLES = ["committee", "investigator_101", "investigator_102", "data_manager", "admin"]
@@ -47,6 +49,15 @@ def test_fixture_fills_every_table(con):
         n = con.execute(f"SELECT count(*) FROM {t.name} WHERE studyid = $s AND data_cut = $c",
                         {"s": STUDY, "c": CUT2}).fetchone()[0]
         assert n > 0, f"fixture left {t.name} empty: the scope test would prove nothing for it"
+
+
+def test_a_views_storage_tables_are_not_offered_to_a_scoped_query(con, two_site_users):
+    assert {t.name for t in STORAGE_TABLES} >= {"lab_toxicity_records", "lab_toxicity_terms", "lab_toxicity_reasons"}
+    r = _reader(con, two_site_users["committee"])
+    for t in STORAGE_TABLES:
+        with pytest.raises(QueryRejected):
+            r.sql(f"SELECT * FROM {t.name}")
+    assert len(r.sql("SELECT * FROM lab_toxicity")) > 0  # their rows, through the view
 
 
 @pytest.mark.parametrize("role", ROLES)

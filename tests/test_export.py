@@ -620,7 +620,8 @@ def test_lab_grade3_episodes_run_from_the_first_to_the_last_result_at_grade_3_or
     """One row per run of graded results at grade >= 3 of one term in one subject; a graded result below 3 ends
     it, an ungraded one neither ends nor starts one; a term never at grade >= 3 has no episode."""
     con = duckdb.connect(str(db))
-    con.execute("DELETE FROM lab_toxicity_records WHERE studyid = $s AND data_cut = $c AND usubjid = 'CT-001-S02'",
+    con.execute("DELETE FROM lab_toxicity_records WHERE usubjid = 'CT-001-S02' AND lab_term_id IN "
+                "(SELECT lab_term_id FROM lab_toxicity_terms WHERE studyid = $s AND data_cut = $c)",
                 {"s": STUDY, "c": CUT2})
     plat = [(1, 901, 2, 60.0), (3, 902, 3, 40.0), (5, 903, 4, 20.0), (6, 904, None, None), (7, 905, 2, 70.0),
             (9, 906, 3, 45.0), (9, 907, 4, 15.0)]

@@ -131,11 +131,16 @@ def _check_cached(query: str, allowed: frozenset[str]) -> frozenset[str]:
     return frozenset(referenced)
 
 
+def _readable() -> list[schema.Table]:
+    """The registered tables a scoped query reads: every one but those whose rows are read through a view."""
+    return [t for t in schema.all_tables() if not t.read_through]
+
+
 def scoped_table_names(scope: Scope) -> frozenset[str]:
     """The table names a query in ``scope`` may use (the registry, plus prev_<table> with a previous cut)."""
-    names = {t.name for t in schema.all_tables()}
+    names = {t.name for t in _readable()}
     if scope.previous_cut is not None:
-        names |= {"prev_subjects"} | {f"prev_{t.name}" for t in schema.all_tables()
+        names |= {"prev_subjects"} | {f"prev_{t.name}" for t in _readable()
                                        if t.name != "subjects" and t.per_subject and "usubjid" in t.column_names}
     return frozenset(n.lower() for n in names)
 
@@ -166,7 +171,7 @@ def _scoped_ctes(scope: Scope) -> dict[str, str]:
         "subjects AS (SELECT * FROM main.subjects WHERE studyid = $_scope_study "
         f"AND data_cut = $_scope_cut{site_filter})"
     )
-    for t in schema.all_tables():
+    for t in _readable():
         if t.name == "subjects":
             continue
         cols = t.column_names
@@ -187,7 +192,7 @@ def _scoped_ctes(scope: Scope) -> dict[str, str]:
             "prev_subjects AS (SELECT * FROM main.subjects WHERE studyid = $_scope_study "
             f"AND data_cut = $_scope_prev_cut{psite})"
         )
-        for t in schema.all_tables():
+        for t in _readable():
             if t.name != "subjects" and t.per_subject and "usubjid" in t.column_names:
                 subj = "" if scope.all_sites else " AND usubjid IN (SELECT usubjid FROM prev_subjects)"
                 ctes.append(

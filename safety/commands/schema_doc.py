@@ -9,7 +9,8 @@ HEADER = """# The celltox database
 
 Generated from `safety/schema/` by `python -m safety schema-doc`; do not edit by hand.
 
-A celltox database is one DuckDB file. Every study table carries `studyid` and `data_cut`: each
+A celltox database is one DuckDB file. Every study table carries `studyid` and `data_cut` (`lab_toxicity_records`, stored
+behind the view `lab_toxicity`, through its `lab_term_id`): each
 `python -m safety ingest --cutoff` adds (or replaces) one snapshot of a study, so several studies and
 several data cuts of each live side by side. Query a cut with
 `WHERE studyid = ? AND data_cut = ?`. Decisions people make (DLT adjudications, sign-offs, the audit

@@ -24,10 +24,10 @@ def reset_derived(con, tables, studyid: str, data_cut) -> None:
     Runs inside the caller's transaction, so a failure leaves the previous rows in place."""
     for t in tables:
         con.execute(t.ddl())
-    for t in tables:
-        if not t.is_view:
-            con.execute(f"DELETE FROM {t.name} WHERE studyid = $studyid AND data_cut = $data_cut",
-                        {"studyid": studyid, "data_cut": data_cut})
+    for t in tables:  # in their order: a table deleted through another (lab_toxicity_records) comes before it
+        sql = t.delete_snapshot_sql()
+        if sql:
+            con.execute(sql, {"studyid": studyid, "data_cut": data_cut})
 
 
 def insert_rows(con, table: str, rows, types: tuple[str, ...]) -> None:

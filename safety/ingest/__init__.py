@@ -96,9 +96,10 @@ def _delete_snapshot(con, studyid: str, data_cut: dt.date) -> None:
     """Delete the rows of (studyid, data_cut) from every table the file has (none in a new file: a first load
     skips some sixty DELETEs)."""
     present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()}
-    for t in schema.all_tables():
-        if t.name in present and {"studyid", "data_cut"} <= set(t.column_names):
-            con.execute(f"DELETE FROM {t.name} WHERE studyid = $s AND data_cut = $c", {"s": studyid, "c": data_cut})
+    for t in schema.all_tables():  # registry order: lab_toxicity_records before the terms it is deleted by
+        sql = t.delete_snapshot_sql()
+        if t.name in present and sql:
+            con.execute(sql, {"studyid": studyid, "data_cut": data_cut})
 
 
 def ingest_study(study_dir, db_path, cutoff: dt.date | str | None = None, review_store_path=None,
@@ -188,9 +189,9 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
     con.execute("BEGIN TRANSACTION")
     in_tx = True
     try:
-        if not new_file:  # a new file holds no earlier snapshot (nor any table to look up)
+        schema.create_schema(con)  # first: it lays out anew the tables an earlier celltox laid out otherwise
+        if not new_file:  # a new file holds no earlier snapshot
             _delete_snapshot(con, studyid, data_cut)
-        schema.create_schema(con)
         cols: dict[str, engine.Cols] = {}
         supp_info: dict[str, engine.SuppInfo | None] = {}
         for dom in order:

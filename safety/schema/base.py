@@ -1,6 +1,7 @@
 """The schema's building blocks: a table is a name, a description and typed, documented columns.
 
-Every study table carries ``studyid`` and ``data_cut``: each ingest with a cutoff is a snapshot of the
+Every study table carries ``studyid`` and ``data_cut`` (a table behind a view may reach them through a key
+and declare its ``snapshot_delete``): each ingest with a cutoff is a snapshot of the
 study as the committee saw it on that date, so several cuts (and several studies) live in one file.
 Derivation modules declare their own tables with :class:`Table` and register them in ``ALL_TABLES``.
 """
@@ -30,6 +31,11 @@ class Table:
     # for a view over tables: statements that store rows with the view's columns, read from the table named by
     # {rows}, in those tables (safety.schema.store_view_rows: a file that kept the view's rows as a table, fixtures)
     store_sql: tuple[str, ...] = ()
+    # for a table that stores part of a view's rows: the view, the only way its rows are read (the scoped reader
+    # offers the view, not this table)
+    read_through: str = ""
+    # for a table without studyid and data_cut of its own: the DELETE of one snapshot's rows ($studyid, $data_cut)
+    snapshot_delete: str = ""
 
     @property
     def is_view(self) -> bool:
@@ -40,6 +46,17 @@ class Table:
             return f"CREATE OR REPLACE VIEW {self.name} AS {self.view_sql}"
         cols = ",\n  ".join(f"{c.name} {c.type}" for c in self.columns)
         return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n)"
+
+    def delete_snapshot_sql(self) -> str | None:
+        """The DELETE of one (study, cut)'s rows, parameters $studyid and $data_cut; None for a view or a table
+        that holds no snapshot's rows."""
+        if self.is_view:
+            return None
+        if self.snapshot_delete:
+            return self.snapshot_delete
+        if {"studyid", "data_cut"} <= set(self.column_names):
+            return f"DELETE FROM {self.name} WHERE studyid = $studyid AND data_cut = $data_cut"
+        return None
 
     @property
     def column_names(self) -> list[str]:

@@ -366,10 +366,12 @@ ICAHT = Table(
 
 # --- CTCAE lab grading ---
 
-# lab_toxicity is a view over three stored tables: each graded record's values and two small integer ids
-# (lab_toxicity_records), and per study and cut the CTCAE terms and the reason texts the ids stand for. The
-# term, direction, version and reason of 2.4 million records at 20,000 subjects were four text columns, the
-# costliest part of a load's largest write (docs/performance.md, fourteenth pass).
+# lab_toxicity is a view over three stored tables: each graded record's values with two small integer ids
+# (lab_toxicity_records), the study, cut, lab test, unit and CTCAE term each lab_term_id stands for
+# (lab_toxicity_terms), and per study and cut the reason texts (lab_toxicity_reasons). Every text a record
+# would repeat lives once in the small tables: writing 2.4 million records at 20,000 subjects was the costliest
+# part of a load's largest write, and most of it was compressing those repeated texts (docs/performance.md,
+# fourteenth and fifteenth passes).
 
 # reason_id of a record whose unit is not the rule's SI unit: its text names the record's unit and the term's
 UNIT_OTHER_REASON_ID = -3
@@ -379,9 +381,9 @@ _LBTESTCD = C("lbtestcd", "VARCHAR", "Test code (LBTESTCD).")
 _CTCAE_TERM = C("ctcae_term", "VARCHAR", "CTCAE term graded, e.g. 'Anemia', 'Neutrophil count decreased'.")
 _DIRECTION = C("direction", "VARCHAR", "'L' (decreased/hypo terms) or 'H' (increased/hyper terms).")
 _CTCAE_VERSION = C("ctcae_version", "VARCHAR", "CTCAE version of the rule file used, e.g. '5.0'.")
+_VALUE = C("value", "DOUBLE", "Result used (labs.value, SI).")
+_UNIT = C("unit", "VARCHAR", "Unit of the result (labs.unit).")
 _GRADED_VALUES = (
-    C("value", "DOUBLE", "Result used (labs.value, SI)."),
-    C("unit", "VARCHAR", "Unit of the result (labs.unit)."),
     C("lln", "DOUBLE", "Lower limit of normal of the record."),
     C("uln", "DOUBLE", "Upper limit of normal of the record."),
     C("baseline_value", "DOUBLE", "Baseline value of the subject's test: the LBBLFL='Y' record, else the last non-missing value on or before day 0."),
@@ -396,31 +398,41 @@ _GRADED_WHEN = (
 
 LAB_TOXICITY_RECORDS = Table(
     "lab_toxicity_records",
-    "The stored part of lab_toxicity: one row per graded blood lab record and CTCAE term, with the term and the "
-    "grade's reason as ids into lab_toxicity_terms and lab_toxicity_reasons. Read lab_toxicity instead.",
-    KEY + SUBJ + (
-        _LBSEQ, _LBTESTCD,
-        C("term_id", "INTEGER", "The CTCAE term graded: lab_toxicity_terms.term_id of the same study and cut."),
-        *_GRADED_VALUES,
+    "The stored part of lab_toxicity: one row per graded blood lab record and CTCAE term. Its study, cut, test, "
+    "unit and term are those of its lab_term_id (lab_toxicity_terms), its reason text that of its reason_id "
+    "(lab_toxicity_reasons). Read lab_toxicity instead.",
+    SUBJ + (
+        _LBSEQ,
+        C("lab_term_id", "INTEGER", "lab_toxicity_terms.lab_term_id: the study, cut, lab test, unit and CTCAE term "
+                                    "of the record."),
+        _VALUE, *_GRADED_VALUES,
         C("reason_id", "INTEGER", f"Why the grade: lab_toxicity_reasons.reason_id of the same study and cut; "
                                   f"{UNIT_OTHER_REASON_ID} = the unit is not the term's SI unit (the text is made "
-                                  "from unit and lab_toxicity_terms.unit_check)."),
+                                  "from lab_toxicity_terms.unit and unit_check)."),
         *_GRADED_WHEN,
     ),
     group="derived",
+    read_through="lab_toxicity",
+    snapshot_delete=("DELETE FROM lab_toxicity_records WHERE lab_term_id IN "
+                     "(SELECT lab_term_id FROM lab_toxicity_terms WHERE studyid = $studyid AND data_cut = $data_cut)"),
 )
 
 LAB_TOXICITY_TERMS = Table(
     "lab_toxicity_terms",
-    "The CTCAE terms a load graded, per study and cut: what lab_toxicity_records.term_id stands for.",
+    "What a load graded, per study and cut: one row per lab test, unit and CTCAE term (and direction) its "
+    "records were graded for; what lab_toxicity_records.lab_term_id stands for.",
     KEY + (
-        C("term_id", "INTEGER", "Id of the term within the study and cut."),
-        _CTCAE_TERM, _DIRECTION,
+        C("lab_term_id", "INTEGER", "Id of the row, unique in the file (a load numbers its rows after the file's "
+                                    "highest)."),
+        C("term_id", "INTEGER", "Id of the CTCAE term and direction within the study and cut (one term graded from "
+                                "several tests or units has one term_id)."),
+        _LBTESTCD, _UNIT, _CTCAE_TERM, _DIRECTION,
         C("unit_check", "VARCHAR", "The SI unit the term's absolute criteria need ('' when none)."),
         _CTCAE_VERSION,
     ),
     group="derived",
     per_subject=False,
+    read_through="lab_toxicity",
 )
 
 LAB_TOXICITY_REASONS = Table(
@@ -432,6 +444,7 @@ LAB_TOXICITY_REASONS = Table(
     ),
     group="derived",
     per_subject=False,
+    read_through="lab_toxicity",
 )
 
 
@@ -439,31 +452,43 @@ def lab_toxicity_select(records: str, terms: str, reasons: str) -> str:
     """lab_toxicity's columns from relations with the columns of its three stored tables: the view's SELECT,
     and that of ``grade_labs`` over its own rows, so both say the same."""
     return f"""
-SELECT r.studyid, r.data_cut, r.usubjid, r.lbseq, r.lbtestcd, t.ctcae_term, t.direction, r.value, r.unit, r.lln,
+SELECT t.studyid, t.data_cut, r.usubjid, r.lbseq, t.lbtestcd, t.ctcae_term, t.direction, r.value, t.unit, r.lln,
        r.uln, r.baseline_value, r.baseline_high, r.is_baseline, r.grade,
-       CASE WHEN r.reason_id = {UNIT_OTHER_REASON_ID} THEN 'unit ' || r.unit || ' not ' || t.unit_check
+       CASE WHEN r.reason_id = {UNIT_OTHER_REASON_ID} THEN 'unit ' || t.unit || ' not ' || t.unit_check
             ELSE g.grade_reason END AS grade_reason,
        t.ctcae_version, r.day, r.lab_date
 FROM {records} r
-JOIN {terms} t ON t.studyid = r.studyid AND t.data_cut = r.data_cut AND t.term_id = r.term_id
-LEFT JOIN {reasons} g ON g.studyid = r.studyid AND g.data_cut = r.data_cut AND g.reason_id = r.reason_id
+JOIN {terms} t ON t.lab_term_id = r.lab_term_id
+LEFT JOIN {reasons} g ON g.studyid = t.studyid AND g.data_cut = t.data_cut AND g.reason_id = r.reason_id
 """
 
 
 # Rows with lab_toxicity's columns (in {rows}) stored in its three tables: a file an earlier celltox wrote kept
-# lab_toxicity as a table, and test fixtures write whole rows. Terms and reasons get the next free ids of
-# their study and cut (a reason text is stored as it reads, the unit one too).
+# lab_toxicity as a table (or stored it otherwise), and test fixtures write whole rows. A test, unit and term
+# new to its study and cut gets the file's next lab_term_id (and its term the cut's term_id when the cut has
+# the term); a reason text new to its cut gets the cut's next reason_id. Texts are stored as they read, the
+# unit reason among them.
 _LAB_TOXICITY_STORE_SQL = (
-    """INSERT INTO lab_toxicity_terms (studyid, data_cut, term_id, ctcae_term, direction, unit_check, ctcae_version)
+    """INSERT INTO lab_toxicity_terms (studyid, data_cut, lab_term_id, term_id, lbtestcd, unit, ctcae_term,
+                                       direction, unit_check, ctcae_version)
     SELECT n.studyid, n.data_cut,
-           CAST(coalesce(m.top, -1) + row_number() OVER (PARTITION BY n.studyid, n.data_cut
-                                                        ORDER BY n.ctcae_term, n.direction) AS INTEGER),
-           n.ctcae_term, n.direction, NULL, n.ctcae_version
-    FROM (SELECT studyid, data_cut, ctcae_term, direction, any_value(ctcae_version) AS ctcae_version FROM {rows}
-          GROUP BY ALL) n
+           CAST((SELECT coalesce(max(lab_term_id), 0) FROM lab_toxicity_terms)
+                + row_number() OVER (ORDER BY n.studyid, n.data_cut, n.ctcae_term, n.direction, n.lbtestcd, n.unit)
+                AS INTEGER),
+           CAST(coalesce(k.term_id, coalesce(m.top, -1) + dense_rank() OVER (
+               PARTITION BY n.studyid, n.data_cut, k.term_id IS NULL ORDER BY n.ctcae_term, n.direction)) AS INTEGER),
+           n.lbtestcd, n.unit, n.ctcae_term, n.direction, k.unit_check, n.ctcae_version
+    FROM (SELECT studyid, data_cut, lbtestcd, unit, ctcae_term, direction, any_value(ctcae_version) AS ctcae_version
+          FROM {rows} GROUP BY ALL) n
+    LEFT JOIN (SELECT studyid, data_cut, ctcae_term, direction, min(term_id) AS term_id,
+                      any_value(unit_check) AS unit_check
+               FROM lab_toxicity_terms GROUP BY ALL) k
+      ON k.studyid = n.studyid AND k.data_cut = n.data_cut AND k.ctcae_term IS NOT DISTINCT FROM n.ctcae_term
+     AND k.direction IS NOT DISTINCT FROM n.direction
     LEFT JOIN (SELECT studyid, data_cut, max(term_id) AS top FROM lab_toxicity_terms GROUP BY ALL) m
-      USING (studyid, data_cut)
+      ON m.studyid = n.studyid AND m.data_cut = n.data_cut
     WHERE NOT EXISTS (SELECT 1 FROM lab_toxicity_terms t WHERE t.studyid = n.studyid AND t.data_cut = n.data_cut
+                      AND t.lbtestcd IS NOT DISTINCT FROM n.lbtestcd AND t.unit IS NOT DISTINCT FROM n.unit
                       AND t.ctcae_term IS NOT DISTINCT FROM n.ctcae_term
                       AND t.direction IS NOT DISTINCT FROM n.direction)""",
     """INSERT INTO lab_toxicity_reasons (studyid, data_cut, reason_id, grade_reason)
@@ -477,10 +502,11 @@ _LAB_TOXICITY_STORE_SQL = (
     WHERE NOT EXISTS (SELECT 1 FROM lab_toxicity_reasons g WHERE g.studyid = n.studyid AND g.data_cut = n.data_cut
                       AND g.grade_reason = n.grade_reason)""",
     """INSERT INTO lab_toxicity_records BY NAME
-    SELECT x.studyid, x.data_cut, x.usubjid, x.lbseq, x.lbtestcd, t.term_id, x.value, x.unit, x.lln, x.uln,
+    SELECT x.usubjid, x.lbseq, t.lab_term_id, x.value, x.lln, x.uln,
            x.baseline_value, x.baseline_high, x.is_baseline, x.grade, g.reason_id, x.day, x.lab_date
     FROM {rows} x
     JOIN lab_toxicity_terms t ON t.studyid = x.studyid AND t.data_cut = x.data_cut
+     AND t.lbtestcd IS NOT DISTINCT FROM x.lbtestcd AND t.unit IS NOT DISTINCT FROM x.unit
      AND t.ctcae_term IS NOT DISTINCT FROM x.ctcae_term AND t.direction IS NOT DISTINCT FROM x.direction
     LEFT JOIN (SELECT studyid, data_cut, grade_reason, min(reason_id) AS reason_id FROM lab_toxicity_reasons
                GROUP BY ALL) g
@@ -493,7 +519,7 @@ LAB_TOXICITY = Table(
     "one row per lab record and term. Urine and other non-blood specimens are left out (not graded). "
     "A view over lab_toxicity_records, lab_toxicity_terms and lab_toxicity_reasons.",
     KEY + SUBJ + (
-        _LBSEQ, _LBTESTCD, _CTCAE_TERM, _DIRECTION, *_GRADED_VALUES,
+        _LBSEQ, _LBTESTCD, _CTCAE_TERM, _DIRECTION, _VALUE, _UNIT, *_GRADED_VALUES,
         C("grade_reason", "VARCHAR", "Why NULL ('missing value', 'missing LLN', 'missing ULN', 'missing baseline', 'unit missing', 'unit <u> not <expected>'); for graded records the criterion met, e.g. 'value > 3 x ULN'."),
         _CTCAE_VERSION, *_GRADED_WHEN,
     ),

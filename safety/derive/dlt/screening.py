@@ -180,8 +180,10 @@ def _source_ctes(con) -> str:
         )
     if _table_exists(con, "lab_toxicity_records"):
         # lab_toxicity's stored records: the grade needs neither the term's name nor the reason's
-        labg = (f"SELECT usubjid, upper(lbtestcd) AS lbtestcd, day, max(grade) AS grade FROM lab_toxicity_records "
-                f"WHERE {where} AND grade IS NOT NULL AND day IS NOT NULL GROUP BY ALL")
+        labg = ("SELECT r.usubjid, upper(t.lbtestcd) AS lbtestcd, r.day, max(r.grade) AS grade "
+                "FROM lab_toxicity_records r JOIN lab_toxicity_terms t ON t.lab_term_id = r.lab_term_id "
+                "WHERE t.studyid = $studyid AND t.data_cut = $data_cut AND r.grade IS NOT NULL "
+                "AND r.day IS NOT NULL GROUP BY ALL")
     else:
         # Fallback when the lab grading derivation has not run: CTCAE v5 grades 2-4 for ANC and
         # platelets from their absolute cut-offs (10^9/L, strict <), the only tests cytopenia rules need.
@@ -305,6 +307,6 @@ DERIVATION = Derivation(
     name="dlt_screening",
     writes=(DLT_CANDIDATES, DLT_EVALUABILITY),
     reads=('subjects', 'adverse_events', 'labs', 'crs_assessments', 'icans_assessments', 'lab_toxicity_records',
-           'toxicity_episodes', 'deaths'),
+           'lab_toxicity_terms', 'toxicity_episodes', 'deaths'),
     run=derive_dlt,
 )

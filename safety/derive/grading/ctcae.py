@@ -17,7 +17,7 @@ from safety.core.sql import insert_rows, reset_derived
 from safety.derive.graph import Derivation
 from safety.schema import LAB_WORST_GRADES
 from safety.schema.derived import LAB_TOXICITY  # noqa: F401 - callers import the table with the engine
-from safety.schema.derived import (LAB_GRADE_TABLES, LAB_TOXICITY_REASONS, LAB_TOXICITY_RECORDS, LAB_TOXICITY_TERMS,
+from safety.schema.derived import (LAB_GRADE_TABLES, LAB_TOXICITY_REASONS, LAB_TOXICITY_RECORDS,
                                    UNIT_OTHER_REASON_ID, lab_toxicity_select)
 from safety.derive.grading import rules as R
 
@@ -48,20 +48,23 @@ def _dbl(x: float | None) -> str:
 
 @dataclass(frozen=True)
 class Grading:
-    """One grading run's SQL and the ids it writes: ``records_sql`` selects lab_toxicity_records' columns;
-    ``terms`` (term_id, ctcae_term, direction, unit_check) and ``reasons`` (reason_id, grade_reason) are what
-    the ids stand for (lab_toxicity_terms and lab_toxicity_reasons without the study and cut)."""
+    """One grading run's SQL and the ids it writes. ``keys_sql`` selects the lab tests, units and CTCAE terms
+    the source holds (lab_toxicity_terms' columns but lab_term_id, numbered ``key_no`` from 1); ``records_sql``
+    selects lab_toxicity_records' columns, each record's lab_term_id read from the relation it was given;
+    ``reasons`` (reason_id, grade_reason) are what the reason ids stand for."""
+    keys_sql: str
     records_sql: str
-    terms: tuple[tuple, ...]
     reasons: tuple[tuple, ...]
     version: str
 
 
 def grading(source: str = "labs", *, where: str | None = None, version: str = "5.0",
-            lab_terms_path=None, rules_path=None, exact: str = "guarded", engine: str = "dense") -> Grading:
+            lab_terms_path=None, rules_path=None, exact: str = "guarded", engine: str = "dense",
+            keys_from: str = "_lt_keys") -> Grading:
     """The SELECT that grades ``source`` (a table name or a parenthesised query with the labs
-    columns) into lab_toxicity_records' columns, with its terms and reasons. ``where`` filters the source
-    (named parameters).
+    columns) into lab_toxicity_records' columns, with the SELECT of its keys and its reasons. ``where`` filters
+    the source (named parameters). ``keys_from`` names the relation the records read their lab_term_id from: the
+    rows of ``keys_sql`` with a lab_term_id each (studyid, data_cut, lbtestcd, unit, term_id, lab_term_id).
     ``exact``: 'guarded' (admiral's signif(x, 15) result, rounding only near ties), 'signif' (round
     both sides of every comparison) or 'raw' (no rounding; for measuring its cost only).
     ``engine``: 'dense' (terms of the usual shape in one expression, others per-term CASE) or
@@ -132,10 +135,26 @@ coded AS (
                *((c, R.MISSING_REASON[v]) for v, c in R.NA_CODES.items()),
                *((a.rule_id, a.reason) for a in rules.arms),
                *((DENSE_REASON_BASE + i, r) for i, r in enumerate(plan.reasons if plan else ())))
-    terms = tuple((tid, rules.terms[key].term, rules.terms[key].direction, rules.terms[key].unit_check or "")
-                  for key, tid in term_ids.items())
+    map_values = ", ".join(
+        f"({_q(m.lbtestcd)}, {term_ids[key]}, {_q(rules.terms[key].term)}, {_q(rules.terms[key].direction)}, "
+        f"{_q(rules.terms[key].unit_check or '')})"
+        for m in term_map for key in [(m.ctcae_term.upper(), m.direction)])
+    # one key per test and unit the graded records hold, for each term the test maps to; the distinct
+    # specimens first, so the blood filter reads a few hundred rows, not every record
+    keys_sql = f"""
+SELECT u.studyid, u.data_cut, m.term_id, u.lbtestcd, u.unit, m.ctcae_term, m.direction, m.unit_check,
+       {_q(str(rules.version))} AS ctcae_version,
+       row_number() OVER (ORDER BY u.studyid, u.data_cut, u.lbtestcd, u.unit NULLS FIRST, m.term_id) AS key_no
+FROM (SELECT DISTINCT studyid, data_cut, lbtestcd, unit
+      FROM (SELECT DISTINCT studyid, data_cut, lbtestcd, unit, lbspec, lbcat FROM {src}) WHERE {_BLOOD_SQL}) u
+JOIN (VALUES {map_values}) m(lbtestcd, term_id, ctcae_term, direction, unit_check) ON m.lbtestcd = u.lbtestcd
+"""
     records_sql = f"""
 WITH terms({", ".join(term_cols)}) AS (VALUES {terms_values}),
+keyed AS (
+  SELECT k.studyid AS k_studyid, k.data_cut AS k_data_cut, k.unit AS k_unit, k.lab_term_id, t.*
+  FROM {keys_from} k JOIN terms t ON t.lbtestcd = k.lbtestcd AND t.term_id = k.term_id
+),
 based AS (
   -- the baseline joins each blood lab record once, before the term map doubles some of them
   SELECT l.studyid, l.data_cut, l.usubjid, l.lbseq, l.lbtestcd, l.value, l.unit, upper(trim(l.unit)) AS unit_uc,
@@ -157,17 +176,18 @@ based AS (
   WHERE {_BLOOD_SQL} AND l.lbtestcd IN (SELECT lbtestcd FROM terms)
 ),
 graded AS (
-  SELECT l.studyid, l.data_cut, l.usubjid, l.lbseq, l.lbtestcd, t.* EXCLUDE (lbtestcd), l.value, l.unit, l.unit_uc,
+  SELECT l.usubjid, l.lbseq, t.* EXCLUDE (lbtestcd, k_studyid, k_data_cut, k_unit), l.value, l.unit_uc,
          l.lln, l.uln, l.base,
          coalesce(l.base_high, FALSE) AS baseline_high,
          coalesce(l.lbseq = l.base_lbseq, FALSE) AS is_baseline,
          CASE WHEN l.base <> 0 THEN (l.value - l.base) / abs(l.base) * CAST(100 AS DOUBLE) END AS pchg,
          l.day, l.lb_date
   FROM based l
-  JOIN terms t ON t.lbtestcd = l.lbtestcd
+  JOIN keyed t ON t.lbtestcd = l.lbtestcd AND t.k_unit IS NOT DISTINCT FROM l.unit AND t.k_studyid = l.studyid
+   AND t.k_data_cut = l.data_cut
 ),
 {layers}
-SELECT studyid, data_cut, usubjid, lbseq, lbtestcd, term_id, value, unit, lln, uln,
+SELECT usubjid, lbseq, lab_term_id, value, lln, uln,
        base AS baseline_value, baseline_high, is_baseline,
        CASE WHEN code >= 0 AND {is_dense} THEN CAST(code AS INTEGER)
             WHEN code >= 0 AND code % {stride} < {na_slot} THEN CAST(code % {stride} AS INTEGER) END AS grade,
@@ -178,7 +198,7 @@ SELECT studyid, data_cut, usubjid, lbseq, lbtestcd, term_id, value, unit, lln, u
        day, lb_date AS lab_date
 FROM coded
 """
-    return Grading(records_sql, terms, tuple(reasons), str(rules.version))
+    return Grading(keys_sql, records_sql, tuple(reasons), str(rules.version))
 
 
 def _values(rows, types: tuple[str, ...]) -> str:
@@ -191,16 +211,14 @@ def grading_sql(source: str = "labs", *, where: str | None = None, version: str 
     """The SELECT that grades ``source`` (see :func:`grading`) into lab_toxicity's columns: its records joined
     with their terms and reasons as the lab_toxicity view joins the stored ones."""
     g = grading(source, where=where, version=version, lab_terms_path=lab_terms_path, rules_path=rules_path,
-                exact=exact, engine=engine)
-    terms = _values(((*t, g.version) for t in g.terms), ("INTEGER", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR"))
+                exact=exact, engine=engine, keys_from="_lt_keys")
     reasons = _values(g.reasons, ("INTEGER", "VARCHAR"))
     return f"""
-WITH _lt_records AS ({g.records_sql}),
-_lt_cuts AS (SELECT DISTINCT studyid, data_cut FROM _lt_records),
-_lt_terms AS (SELECT c.studyid, c.data_cut, v.* FROM _lt_cuts c,
-              (VALUES {terms}) v(term_id, ctcae_term, direction, unit_check, ctcae_version)),
+WITH _lt_keys AS (SELECT *, CAST(key_no AS INTEGER) AS lab_term_id FROM ({g.keys_sql})),
+_lt_records AS ({g.records_sql}),
+_lt_cuts AS (SELECT DISTINCT studyid, data_cut FROM _lt_keys),
 _lt_reasons AS (SELECT c.studyid, c.data_cut, v.* FROM _lt_cuts c, (VALUES {reasons}) v(reason_id, grade_reason))
-{lab_toxicity_select("_lt_records", "_lt_terms", "_lt_reasons")}"""
+{lab_toxicity_select("_lt_records", "_lt_keys", "_lt_reasons")}"""
 
 
 def grade_labs(con, source: str = "labs", *, where: str | None = None, params: dict | None = None,
@@ -220,24 +238,36 @@ def grade_labs(con, source: str = "labs", *, where: str | None = None, params: d
 
 # The worst post-infusion grade and its first day in one pass. The day of the worst grade is the earliest day
 # with the highest grade: max(grade * 2^32 - day) orders rows exactly as [grade, -day] does (grades are small
-# and non-negative, 1 <= day < 2^31) and, unlike a list, is a plain BIGINT for the aggregate. The study and cut
-# are constants of the filter, not grouping keys; within them a term_id is one term and direction.
+# and non-negative, 1 <= day < 2^31) and, unlike a list, is a plain BIGINT for the aggregate. Records are
+# grouped by their integer lab_term_id first; a test graded in two units has two, joined into one row after.
 WORST_SQL = """
 INSERT INTO lab_worst_grades (studyid, data_cut, usubjid, ctcae_term, direction, lbtestcd,
                               baseline_grade, worst_grade, worst_day, n_post)
-SELECT $studyid, $data_cut, w.usubjid, t.ctcae_term, t.direction, w.lbtestcd, w.baseline_grade, w.worst_grade,
-       CAST(CAST(w.worst_grade AS BIGINT) * 4294967296 - w.worst_key AS INTEGER) AS worst_day, w.n_post
+SELECT $studyid, $data_cut, w.usubjid, t.ctcae_term, t.direction, t.lbtestcd, max(w.baseline_grade),
+       max(w.worst_grade),
+       CAST(CAST(max(w.worst_grade) AS BIGINT) * 4294967296 - max(w.worst_key) AS INTEGER) AS worst_day,
+       CAST(sum(w.n_post) AS INTEGER)
 FROM (
-  SELECT usubjid, term_id, lbtestcd,
+  SELECT usubjid, lab_term_id,
          max(grade) FILTER (WHERE is_baseline) AS baseline_grade,
          max(grade) FILTER (WHERE day >= 1) AS worst_grade,
          max(CAST(grade AS BIGINT) * 4294967296 - day) FILTER (WHERE day >= 1 AND grade IS NOT NULL) AS worst_key,
-         CAST(count(grade) FILTER (WHERE day >= 1) AS INTEGER) AS n_post
+         count(grade) FILTER (WHERE day >= 1) AS n_post
   FROM lab_toxicity_records
-  WHERE studyid = $studyid AND data_cut = $data_cut
-  GROUP BY usubjid, term_id, lbtestcd
+  WHERE lab_term_id IN (SELECT lab_term_id FROM lab_toxicity_terms WHERE studyid = $studyid AND data_cut = $data_cut)
+  GROUP BY usubjid, lab_term_id
 ) w
-JOIN lab_toxicity_terms t ON t.studyid = $studyid AND t.data_cut = $data_cut AND t.term_id = w.term_id
+JOIN lab_toxicity_terms t ON t.lab_term_id = w.lab_term_id
+GROUP BY w.usubjid, t.term_id, t.ctcae_term, t.direction, t.lbtestcd
+"""
+
+# a load's keys get the ids after the file's highest, so that every lab_term_id names one study and cut
+_STORE_KEYS_SQL = """
+INSERT INTO lab_toxicity_terms (studyid, data_cut, lab_term_id, term_id, lbtestcd, unit, ctcae_term, direction,
+                                unit_check, ctcae_version)
+SELECT studyid, data_cut, CAST((SELECT coalesce(max(lab_term_id), 0) FROM lab_toxicity_terms) + key_no AS INTEGER),
+       term_id, lbtestcd, unit, ctcae_term, direction, unit_check, ctcae_version
+FROM ({keys_sql})
 """
 
 
@@ -248,9 +278,10 @@ def derive_lab_toxicity(con, studyid: str, data_cut: dt.date, config: dict, revi
     params = {"studyid": studyid, "data_cut": data_cut}
     reset_derived(con, (*LAB_GRADE_TABLES, LAB_WORST_GRADES), studyid, data_cut)
     g = grading("labs", where="studyid = $studyid AND data_cut = $data_cut", version=version,
-                lab_terms_path=lab_terms_path)
-    insert_rows(con, LAB_TOXICITY_TERMS.name, [(studyid, data_cut, *t, g.version) for t in g.terms],
-                ("VARCHAR", "DATE", "INTEGER", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR"))
+                lab_terms_path=lab_terms_path,
+                keys_from="(SELECT studyid, data_cut, lbtestcd, unit, term_id, lab_term_id FROM lab_toxicity_terms "
+                          "WHERE studyid = $studyid AND data_cut = $data_cut)")
+    con.execute(_STORE_KEYS_SQL.format(keys_sql=g.keys_sql), params)
     insert_rows(con, LAB_TOXICITY_REASONS.name, [(studyid, data_cut, *r) for r in g.reasons],
                 ("VARCHAR", "DATE", "INTEGER", "VARCHAR"))
     cur = con.cursor()
