@@ -75,7 +75,8 @@ def main() -> None:
     if not args.program_db.exists():
         raise SystemExit(f"{args.program_db} missing: run python benchmarks/bench_ingest.py first")
     copy = OUT / "pages_program.duckdb"  # a copy: bench_ingest may rewrite its own file meanwhile
-    shutil.copyfile(args.program_db, copy)
+    if not (copy.exists() and copy.samefile(args.program_db)):  # the copy itself may be given again
+        shutil.copyfile(args.program_db, copy)
     print(f"program scale: {args.program_db}")
     bench(copy, args.pages)
 
