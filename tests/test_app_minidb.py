@@ -27,12 +27,12 @@ def _insert(con, table: str, rows: list[dict]) -> None:
     if "limit" in rows[0] and "limit" not in have and "limit_value" in have:
         rows = [{("limit_value" if k == "limit" else k): v for k, v in r.items()} for r in rows]
     rows = [{k: v for k, v in r.items() if k in have} for r in rows]
-    cols = list(rows[0])
-    quoted = ", ".join(f'"{c}"' for c in cols)
-    marks = ", ".join(f"${c}" for c in cols)
     if schema.get_table(table).is_view:  # lab_toxicity: whole rows go to the tables it reads
         insert_view_rows(con, table, rows)
         return
+    cols = list(rows[0])
+    quoted = ", ".join(f'"{c}"' for c in cols)
+    marks = ", ".join(f"${c}" for c in cols)
     for r in rows:
         con.execute(f"INSERT INTO {table} ({quoted}) VALUES ({marks})", r)
 

@@ -67,10 +67,7 @@ def _keep_rows_of_earlier_layouts(con, views: list[Table]) -> list[Table]:
     """For each view whose stored tables an earlier celltox laid out otherwise (a declared column missing): its
     rows, read through the file's own view, into a temporary _stored_<view>; the view and those tables dropped,
     to be made anew. Returns the views whose rows wait there."""
-    have: dict[str, set[str]] = {}
-    for table, column in con.execute("SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = "
-                                     "current_database() AND schema_name = 'main' AND NOT internal").fetchall():
-        have.setdefault(table, set()).add(column)
+    have = _columns(con)
     relaid = []
     for v in views:
         parts = [t for t in _REGISTRY.values() if t.read_through == v.name and t.name in have]
@@ -95,15 +92,21 @@ def store_view_rows(con, view: Table, select_sql: str, params: dict | None = Non
     con.execute("DROP TABLE _view_rows")
 
 
+def _columns(con) -> dict[str, set[str]]:
+    """{table or view: its column names} of the file's main schema."""
+    have: dict[str, set[str]] = {}
+    for table, column in con.execute("SELECT table_name, column_name FROM information_schema.columns "
+                                     "WHERE table_schema = 'main'").fetchall():
+        have.setdefault(table, set()).add(column)
+    return have
+
+
 def missing_columns(con) -> dict[str, list[str]]:
     """Registered tables present in the database without every declared column ({table: [columns]}): a file
     written by an earlier celltox, which must be reloaded before its pages or packets can be trusted. Tables
     that are absent altogether are not listed (a page says which derived table it lacks), nor the tables a view
     stores its rows in."""
-    have: dict[str, set[str]] = {}
-    for table, column in con.execute("SELECT table_name, column_name FROM information_schema.columns "
-                                     "WHERE table_schema = 'main'").fetchall():
-        have.setdefault(table, set()).add(column)
+    have = _columns(con)
     # a view's stored tables are not listed: its rows are read through the file's own view, and the next load
     # lays them out anew with every row kept (create_schema)
     return {t.name: [c for c in t.column_names if c not in have[t.name]]

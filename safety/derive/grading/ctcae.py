@@ -55,7 +55,6 @@ class Grading:
     keys_sql: str
     records_sql: str
     reasons: tuple[tuple, ...]
-    version: str
 
 
 def grading(source: str = "labs", *, where: str | None = None, version: str = "5.0",
@@ -198,7 +197,7 @@ SELECT usubjid, lbseq, lab_term_id, value, lln, uln,
        day, lb_date AS lab_date
 FROM coded
 """
-    return Grading(keys_sql, records_sql, tuple(reasons), str(rules.version))
+    return Grading(keys_sql, records_sql, tuple(reasons))
 
 
 def _values(rows, types: tuple[str, ...]) -> str:
@@ -284,12 +283,8 @@ def derive_lab_toxicity(con, studyid: str, data_cut: dt.date, config: dict, revi
     con.execute(_STORE_KEYS_SQL.format(keys_sql=g.keys_sql), params)
     insert_rows(con, LAB_TOXICITY_REASONS.name, [(studyid, data_cut, *r) for r in g.reasons],
                 ("VARCHAR", "DATE", "INTEGER", "VARCHAR"))
-    cur = con.cursor()
-    try:
-        cur.execute(f"INSERT INTO {LAB_TOXICITY_RECORDS.name} ({', '.join(LAB_TOXICITY_RECORDS.column_names)}) "
-                    f"{g.records_sql}", params)
-    finally:
-        cur.close()
+    con.execute(f"INSERT INTO {LAB_TOXICITY_RECORDS.name} ({', '.join(LAB_TOXICITY_RECORDS.column_names)}) "
+                f"{g.records_sql}", params)
     con.execute(WORST_SQL, params)
 
 
