@@ -98,3 +98,18 @@ def test_a_file_of_an_earlier_version_is_refused_in_one_line_and_kept(tmp_path):
     con = duckdb.connect(str(db), read_only=True)  # the file is as it was
     assert con.execute("SELECT count(*), max(data_cut) FROM subjects").fetchone() == (before, dt.date(2024, 2, 15))
     con.close()
+
+
+def test_a_load_with_every_derivation_imports_neither_pandas_nor_pyarrow(tmp_path):
+    # pandas and pyarrow cost every load about 0.4 CPU s of imports (docs/performance.md, sixteenth pass): the
+    # load, its derivations and the stopping rules run on DuckDB and plain rows; pages read DataFrames
+    studies = [str(ROOT / "sample_data" / s) for s in ("car_itnk", "car_t_cd56")]
+    code = ("import sys; from safety.commands.main import main; "
+            f"codes = [main(['ingest', s, '--db', {str(tmp_path / 'db.duckdb')!r}]) for s in {studies!r}]; "
+            "print(codes, sorted(m for m in ('pandas', 'pyarrow') if m in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[-1] == "[0, 0] []"
+    con = duckdb.connect(str(tmp_path / "db.duckdb"), read_only=True)
+    assert con.execute("SELECT count(DISTINCT studyid) FROM stopping_rule_status").fetchone()[0] == 2
+    con.close()

@@ -290,8 +290,9 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
 
 
 def _import_derivations() -> None:
-    """Import the derivations and the libraries they use. Run in a background thread during the load: DuckDB
-    releases Python's lock while it executes, so the imports (about 0.6 s) cost a small study's load little.
+    """Import the derivations and the libraries they use (NumPy and scipy.special; pandas is for pages and a load
+    never imports it). Run in a background thread during the load: DuckDB releases Python's lock while it
+    executes, so the imports (about 0.2 s) cost a small study's load little.
     A failure here is raised again, in the load, by the same import in ``_ingest``. Meanwhile Python hands its
     lock back within 0.5 ms (not 5 ms) when the load's thread wants it at the end of a statement."""
     interval = sys.getswitchinterval()

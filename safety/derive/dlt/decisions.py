@@ -12,12 +12,15 @@ decisions are passed in as list parameters, so a StudyReader can run it within i
 """
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from safety.core.config import dlt_window
 from safety.core.vocabulary import DECISIONS, DLT_DECISIONS, DLT_WINDOW_END_DAY, DLT_WINDOW_START_DAY
 from safety.derive.dlt.events import ae_fingerprint_sql
 from safety.review.store import ReviewStore
+
+if TYPE_CHECKING:  # pages read DataFrames; a load's DLT screening needs only the SQL here, and no pandas
+    import pandas as pd
 
 _ADJ_FIELDS = {  # param name -> review store column
     "adj_key": "event_key", "adj_usubjid": "usubjid", "adj_decision": "decision",
@@ -121,6 +124,8 @@ dec AS (
 
 def _window_params(reader) -> dict:
     """The DLT window the cut was derived with (from dlt_evaluability), else the default 0-28."""
+    import pandas as pd  # pages only: a load passes its config
+
     end = reader.scalar("SELECT max(window_end_day) FROM dlt_evaluability")
     return {"win_start": DLT_WINDOW_START_DAY,
             "win_end": int(end) if end is not None and not pd.isna(end) else DLT_WINDOW_END_DAY}
@@ -164,6 +169,8 @@ def record_decision(store: ReviewStore, reader, event_key: str, decision: str, r
         raise ValueError("a decision needs a reviewer")
     if not rationale or not str(rationale).strip():
         raise ValueError("a decision needs a rationale")
+    import pandas as pd  # a page's decision: the review table is a DataFrame
+
     rows = review_table(reader, store)
     row = rows[rows["event_key"] == event_key]
     current = row.iloc[0] if len(row) else None

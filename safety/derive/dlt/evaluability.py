@@ -7,11 +7,14 @@ the decisions in force now to those stored facts.
 """
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from safety.derive.dlt.decisions import decision_ctes, decision_params
 from safety.derive.dlt.events import FATAL_AE
 from safety.review.store import ReviewStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # follow_up_status of a subject no longer in the cut whose DLT decision still counts (the row keeps them in
 # the denominator of the stopping rule until the committee decides again)
@@ -82,6 +85,15 @@ SELECT {EVALUATION_SELECT} FROM facts f LEFT JOIN dec d USING (usubjid)"""
 
 def live_evaluability(reader, store: ReviewStore | None, config: dict | None = None) -> pd.DataFrame:
     """dlt_evaluability rows recomputed from the stored follow-up facts and the decisions in force now."""
+    return reader.sql(*_live_query(reader, store, config))
+
+
+def live_evaluability_records(reader, store: ReviewStore | None, config: dict | None = None) -> list[dict]:
+    """:func:`live_evaluability` as plain dicts, for the stopping rules a load derives (no pandas)."""
+    return reader.records(*_live_query(reader, store, config))
+
+
+def _live_query(reader, store: ReviewStore | None, config: dict | None) -> tuple[str, dict]:
     sql = f"WITH {decision_ctes()} SELECT {EVALUATION_SELECT} FROM dlt_evaluability f " \
           "LEFT JOIN dec d USING (usubjid) ORDER BY f.usubjid"
-    return reader.sql(sql, decision_params(reader, store, config))
+    return sql, decision_params(reader, store, config)

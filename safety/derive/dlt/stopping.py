@@ -25,15 +25,20 @@ import datetime as dt
 import math
 import re
 
+from collections import Counter
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from safety.access.reader import Scope, StudyReader
 from safety.core.config import dlt_window
-from safety.core.sql import reset_derived
-from safety.derive.dlt.evaluability import live_evaluability
+from safety.core.sql import insert_rows, reset_derived
+from safety.derive.dlt.evaluability import live_evaluability_records
 from safety.derive.graph import Derivation
 from safety.schema import STOPPING_RULE_STATUS, STOPPING_BOUNDARIES
+
+if TYPE_CHECKING:  # the rules run on plain rows; pages get DataFrames (status_rows, boundary_rows, boin_table)
+    import pandas as pd
 
 
 METHOD_NAMES = {"bayesian_beta_binomial": "Bayesian beta-binomial", "pocock": "Pocock-type", "boin": "BOIN",
@@ -175,7 +180,16 @@ def boin_intervals(target: float, phi1: float | None = None, phi2: float | None 
 
 def boin_table(target: float, max_n: int, elimination_cutoff: float = 0.95, phi1: float | None = None,
                phi2: float | None = None) -> pd.DataFrame:
-    """BOIN count boundaries for n = 1..max_n: escalate_if_le, deescalate_if_ge, eliminate_if_ge (n >= 3)."""
+    """:func:`boin_rows` as a DataFrame."""
+    import pandas as pd
+
+    return pd.DataFrame(boin_rows(target, max_n, elimination_cutoff, phi1, phi2))
+
+
+def boin_rows(target: float, max_n: int, elimination_cutoff: float = 0.95, phi1: float | None = None,
+              phi2: float | None = None) -> list[dict]:
+    """BOIN count boundaries for n = 1..max_n: escalate_if_le, deescalate_if_ge, eliminate_if_ge (n >= 3;
+    None when no count at n is eliminated)."""
     lam_e, lam_d = boin_intervals(target, phi1, phi2)
     rows = []
     for n in range(1, max_n + 1):
@@ -188,7 +202,7 @@ def boin_table(target: float, max_n: int, elimination_cutoff: float = 0.95, phi1
             hit = np.nonzero(beta_sf(target, ys + 1, n - ys + 1) > elimination_cutoff)[0]
             elim = int(hit[0]) if hit.size else None
         rows.append({"n": n, "escalate_if_le": e, "deescalate_if_ge": d, "eliminate_if_ge": elim})
-    return pd.DataFrame(rows)
+    return rows
 
 
 def boin_decision(n: int, y: int, target: float, elimination_cutoff: float = 0.95, phi1: float | None = None,
@@ -325,39 +339,43 @@ def dose_order_key(value, order: list | tuple = ()) -> tuple:
     return (1, 0, float(m.group()) if m else math.inf, text)
 
 
-def _subject_flags(subjects: pd.DataFrame, event: str, adjudicated: bool,
-                   pending_confirmed: bool = False) -> pd.DataFrame:
-    """Per subject: evaluable, event, pending for the monitored event.
+def _value(v, default):
+    """A subject row's value, ``default`` when missing (NULL, or NaN in a DataFrame's rows)."""
+    return default if v is None or v != v else v
+
+
+def _subject_flags(subjects: list[dict], event: str, adjudicated: bool,
+                   pending_confirmed: bool = False) -> list[dict]:
+    """Per subject, in ``subjects``' order: evaluable, event, pending for the monitored event.
 
     ``pending_confirmed``: every pending in-window candidate counted as a DLT on top of the decisions in force
     (the subject becomes evaluable by that DLT)."""
-    s = subjects.copy()
-    infused = s["infused"].fillna(False).astype(bool)
-    followed = s["followed_through_window"].fillna(False).astype(bool)
-    confirmed = s["dlt_confirmed"].fillna(False).astype(bool)
-    cand = s["candidates_in_window"].fillna(0).astype(int) > 0
-    pending = s["pending_in_window"].fillna(0).astype(int) > 0
-    s["pending_candidates_"] = s["pending_in_window"].fillna(0).astype(int)
-    if event == "dlt":
-        if adjudicated:
-            s["ev"] = infused & (confirmed | (pending & pending_confirmed))
-            s["evaluable_"] = s["evaluable"].fillna(False).astype(bool) | (infused & pending & pending_confirmed)
-            s["pending_"] = infused & ~confirmed & pending
+    out = []
+    for s in subjects:
+        infused = bool(_value(s["infused"], False))
+        if event == "dlt":
+            confirmed = bool(_value(s["dlt_confirmed"], False))
+            cand = int(_value(s["candidates_in_window"], 0)) > 0
+            pending = int(_value(s["pending_in_window"], 0)) > 0
+            if adjudicated:
+                ev = infused and (confirmed or (pending and pending_confirmed))
+                evaluable = bool(_value(s["evaluable"], False)) or (infused and pending and pending_confirmed)
+                is_pending = infused and not confirmed and pending
+            else:
+                ev = infused and (confirmed or cand)
+                evaluable = bool(_value(s["evaluable_if_candidates_confirmed"], False))
+                is_pending = infused and cand and not confirmed
+            pending_candidates = int(_value(s["pending_in_window"], 0)) if is_pending else 0
         else:
-            s["ev"] = infused & (confirmed | cand)
-            s["evaluable_"] = s["evaluable_if_candidates_confirmed"].fillna(False).astype(bool)
-            s["pending_"] = infused & cand & ~confirmed
-        s.loc[~s["pending_"].astype(bool), "pending_candidates_"] = 0
-        return s
-    crs = s["crs_max_grade_window"].fillna(0).astype(int) >= 3
-    icans = s["icans_max_grade_window"].fillna(0).astype(int) >= 3
-    trd = s["treatment_related_death"].fillna(False).astype(bool)
-    ev = {"crs_grade3": crs, "icans_grade3": icans, "crs_icans_grade3": crs | icans, "treatment_related_death": trd}[event]
-    s["ev"] = infused & ev
-    s["evaluable_"] = infused & (followed | ev)
-    s["pending_"] = False
-    s["pending_candidates_"] = 0
-    return s
+            crs = int(_value(s["crs_max_grade_window"], 0)) >= 3
+            icans = int(_value(s["icans_max_grade_window"], 0)) >= 3
+            trd = bool(_value(s["treatment_related_death"], False))
+            ev = infused and {"crs_grade3": crs, "icans_grade3": icans, "crs_icans_grade3": crs or icans,
+                              "treatment_related_death": trd}[event]
+            evaluable = infused and (bool(_value(s["followed_through_window"], False)) or ev)
+            is_pending, pending_candidates = False, 0
+        out.append({"ev": ev, "evaluable_": evaluable, "pending_": is_pending, "pending_candidates_": pending_candidates})
+    return out
 
 
 def _lookahead(n: int, y: int, trigger, horizon: int) -> tuple[int | None, int | None]:
@@ -378,14 +396,12 @@ def _more(k: int, m: int, what: str, verb: str) -> str:
     return f"{evs} in {subj} would {verb}"
 
 
-def _counts(df: pd.DataFrame) -> tuple[int, int, int, int]:
+def _counts(flags: list[dict]) -> tuple[int, int, int, int]:
     """(evaluable n, events among them, subjects with pending candidates, pending candidates)."""
-    if not len(df):
-        return 0, 0, 0, 0
-    ev = df[df["evaluable_"].astype(bool)]
-    pend = df["pending_"].astype(bool)
-    return (int(len(ev)), int(ev["ev"].astype(bool).sum()), int(pend.sum()),
-            int(df.loc[pend, "pending_candidates_"].sum()))
+    evaluable = [f for f in flags if f["evaluable_"]]
+    pending = [f for f in flags if f["pending_"]]
+    return (len(evaluable), sum(1 for f in evaluable if f["ev"]), len(pending),
+            sum(f["pending_candidates_"] for f in pending))
 
 
 def _pending_sentence(pend: int, cands: int, decision: str, alt: str, alt_y: int, alt_n: int) -> str:
@@ -442,7 +458,7 @@ def _study_decision(sr: dict, n: int, y: int) -> dict:
                 within_next=within, crit=crit, crossed=crossed)
 
 
-def _dose_decision(sr: dict, n: int, y: int, table: pd.DataFrame | None) -> dict:
+def _dose_decision(sr: dict, n: int, y: int, table: dict[int, dict] | None) -> dict:
     """BOIN or 3+3 at one dose (or cohort) at (n, y): decision, boundary in words and look-ahead."""
     if sr["method"] == "boin":
         p0 = float(sr["threshold"])
@@ -452,22 +468,21 @@ def _dose_decision(sr: dict, n: int, y: int, table: pd.DataFrame | None) -> dict
         boundary = f"escalate if rate <= {lam_e:.3f}, de-escalate if >= {lam_d:.3f}"
         bnd = None
         if n >= 1:
-            bnd = int(table.at[n, "deescalate_if_ge"])
-            el = table.at[n, "eliminate_if_ge"]
-            boundary += f"; at n = {n}: escalate if <= {int(table.at[n, 'escalate_if_le'])}, " \
-                        f"de-escalate if >= {bnd}" + (f", eliminate if >= {int(el)}" if pd.notna(el) else "")
+            bnd = table[n]["deescalate_if_ge"]
+            el = table[n]["eliminate_if_ge"]
+            boundary += f"; at n = {n}: escalate if <= {table[n]['escalate_if_le']}, " \
+                        f"de-escalate if >= {bnd}" + (f", eliminate if >= {el}" if el is not None else "")
         parts = []
         if decision not in ("de-escalate", "eliminate"):
-            k, m = _lookahead(n, y, lambda j: int(table.at[j, "deescalate_if_ge"]), 3)
+            k, m = _lookahead(n, y, lambda j: table[j]["deescalate_if_ge"], 3)
             if k is not None:
                 parts.append(_more(k, m, "DLT", "de-escalate"))
         if decision != "eliminate":
-            k, m = _lookahead(n, y, lambda j: (None if pd.isna(table.at[j, "eliminate_if_ge"])
-                                               else int(table.at[j, "eliminate_if_ge"])), 3)
+            k, m = _lookahead(n, y, lambda j: table[j]["eliminate_if_ge"], 3)
             if k is not None:
                 parts.append(_more(k, m, "DLT", "eliminate the dose and every higher dose"))
         need, within = (0, 0) if decision in ("de-escalate", "eliminate") else \
-            _lookahead(n, y, lambda j: int(table.at[j, "deescalate_if_ge"]), 3)
+            _lookahead(n, y, lambda j: table[j]["deescalate_if_ge"], 3)
         words = decision
     else:
         decision = three_plus_three_decision(n, y)
@@ -507,7 +522,19 @@ def _carry_elimination(keys: list, decisions: dict) -> dict:
 
 
 def status_rows(subjects: pd.DataFrame, config: dict, studyid: str, data_cut, adjudicated: bool) -> pd.DataFrame:
-    """stopping_rule_status rows from per-subject evaluability (dlt_evaluability columns).
+    """:func:`status_records` of a DataFrame of per-subject evaluability, as stopping_rule_status's DataFrame."""
+    import pandas as pd
+
+    rows = status_records(subjects.to_dict("records"), config, adjudicated)
+    out = pd.DataFrame(rows, columns=[c for c in STATUS_COLUMNS if c not in ("studyid", "data_cut")])
+    out.insert(0, "data_cut", pd.to_datetime(pd.Series([data_cut] * len(out), dtype="object")).dt.date)
+    out.insert(0, "studyid", studyid)
+    return out
+
+
+def status_records(subjects: list[dict], config: dict, adjudicated: bool) -> list[dict]:
+    """stopping_rule_status rows (every column but studyid and data_cut) from per-subject evaluability rows
+    (dlt_evaluability columns).
 
     Each row has the decision on the committee's decisions in force and, side by side, the decision with every
     pending in-window candidate counted as a DLT (``decision_if_pending_confirmed``); ``pending_changes_decision``
@@ -515,10 +542,9 @@ def status_rows(subjects: pd.DataFrame, config: dict, studyid: str, data_cut, ad
     sr = config["stopping_rule"]
     method, event = sr["method"], sr["event"]
     label = event_label(event)
-    flags = (_subject_flags(subjects, event, adjudicated) if len(subjects)
-             else subjects.assign(ev=[], evaluable_=[], pending_=[], pending_candidates_=[]))
+    flags = _subject_flags(subjects, event, adjudicated)
     alt_flags = (_subject_flags(subjects, event, adjudicated, pending_confirmed=True)
-                 if len(subjects) and event == "dlt" and adjudicated else flags)
+                 if event == "dlt" and adjudicated else flags)
     computed_from = ("adjudicated" if adjudicated else "screened candidates") if event == "dlt" else "toxicity data"
     basis = "" if computed_from != "screened candidates" else " (screened candidates, not yet adjudicated)"
     rows = []
@@ -541,19 +567,18 @@ def status_rows(subjects: pd.DataFrame, config: dict, studyid: str, data_cut, ad
     else:
         group = sr.get("group_by", "dose_level")
         word = GROUP_WORDS.get(group, group)
-        keys = flags[group].fillna("(none)") if len(flags) else pd.Series(dtype=str)
+        keys = [_value(s[group], "(none)") for s in subjects]
         table = None
         if method == "boin":
-            largest = int(keys.value_counts().max()) if len(flags) else 0
-            table = boin_table(float(sr["threshold"]), max(int(sr["max_n"]), largest) + 3,
-                               float(sr["boin_elimination_cutoff"]), sr.get("boin_phi1"),
-                               sr.get("boin_phi2")).set_index("n")
-        order = sorted(keys.unique(), key=lambda k: dose_order_key(k, sr.get("dose_order") or ()))
+            largest = max(Counter(keys).values(), default=0)
+            table = {r["n"]: r for r in boin_rows(float(sr["threshold"]), max(int(sr["max_n"]), largest) + 3,
+                                                  float(sr["boin_elimination_cutoff"]), sr.get("boin_phi1"),
+                                                  sr.get("boin_phi2"))}
+        order = sorted(set(keys), key=lambda k: dose_order_key(k, sr.get("dose_order") or ()))
         per, alts = {}, {}
         for k in order:
-            df, df2 = flags[keys == k], alt_flags[keys == k]
-            n, y, pend, cands = _counts(df)
-            n2, y2, _, _ = _counts(df2)
+            n, y, pend, cands = _counts([f for f, key in zip(flags, keys) if key == k])
+            n2, y2, _, _ = _counts([f for f, key in zip(alt_flags, keys) if key == k])
             per[k] = (n, y, pend, cands, _dose_decision(sr, n, y, table))
             alts[k] = (n2, y2, _dose_decision(sr, n2, y2, table))
         decided = {k: per[k][4]["decision"] for k in order}
@@ -586,14 +611,32 @@ def status_rows(subjects: pd.DataFrame, config: dict, studyid: str, data_cut, ad
                              sentence=sentence, computed_from=computed_from,
                              decision_if_pending_confirmed=alt, evaluable_n_if_pending_confirmed=n2,
                              events_if_pending_confirmed=y2, pending_changes_decision=alt != decision))
-    out = pd.DataFrame(rows, columns=[c for c in STATUS_COLUMNS if c not in ("studyid", "data_cut")])
-    out.insert(0, "data_cut", pd.to_datetime(pd.Series([data_cut] * len(out), dtype="object")).dt.date)
+    return rows
+
+
+# stopping_boundaries columns a rule's rows hold (the rest are the key: studyid, data_cut, cohort, method)
+_BOUNDARY_COLUMNS = [c for c in STOPPING_BOUNDARIES.column_names if c not in ("studyid", "data_cut", "cohort", "method")]
+
+
+def boundary_rows(config: dict, studyid: str, data_cut) -> pd.DataFrame:
+    """stopping_boundaries rows for the configured rule, as a DataFrame."""
+    import pandas as pd
+
+    out = pd.DataFrame(boundary_records(config)).reindex(columns=_BOUNDARY_COLUMNS)
+    for c in ("n", "stop_if_events_ge", "escalate_if_le", "deescalate_if_ge", "eliminate_if_ge"):
+        out[c] = out[c].astype("Int64")
+    for c in ("statistic_at_boundary", "nominal_level"):
+        out[c] = out[c].astype("float64")
+    out.insert(0, "method", config["stopping_rule"]["method"])
+    out.insert(0, "cohort", pd.Series([None] * len(out), dtype="object"))
+    out.insert(0, "data_cut", pd.Series([data_cut] * len(out), dtype="object"))
     out.insert(0, "studyid", studyid)
     return out
 
 
-def boundary_rows(config: dict, studyid: str, data_cut) -> pd.DataFrame:
-    """stopping_boundaries rows for the configured rule."""
+def boundary_records(config: dict) -> list[dict]:
+    """stopping_boundaries rows for the configured rule: n and the counts and levels the rule uses at n (a
+    column the rule does not use is absent)."""
     sr = config["stopping_rule"]
     method, p0, max_n, min_n = sr["method"], float(sr["threshold"]), int(sr["max_n"]), int(sr["min_n"])
     rows = []
@@ -608,22 +651,11 @@ def boundary_rows(config: dict, studyid: str, data_cut) -> pd.DataFrame:
             rows.append(dict(n=n, stop_if_events_ge=bn, nominal_level=level,
                              statistic_at_boundary=None if bn is None else binomial_tail(bn, n, p0)))
     elif method == "boin":
-        t = boin_table(p0, max_n, float(sr["boin_elimination_cutoff"]), sr.get("boin_phi1"), sr.get("boin_phi2"))
-        rows = t.to_dict("records")
+        rows = boin_rows(p0, max_n, float(sr["boin_elimination_cutoff"]), sr.get("boin_phi1"), sr.get("boin_phi2"))
     else:
         for n in range(1, 7):
             rows.append(dict(n=n, escalate_if_le={3: 0, 6: 1}.get(n), deescalate_if_ge=2 if n >= 2 else None))
-    cols = [c for c in STOPPING_BOUNDARIES.column_names if c not in ("studyid", "data_cut", "cohort", "method")]
-    out = pd.DataFrame(rows).reindex(columns=cols)
-    for c in ("n", "stop_if_events_ge", "escalate_if_le", "deescalate_if_ge", "eliminate_if_ge"):
-        out[c] = out[c].astype("Int64")
-    for c in ("statistic_at_boundary", "nominal_level"):
-        out[c] = out[c].astype("float64")
-    out.insert(0, "method", method)
-    out.insert(0, "cohort", pd.Series([None] * len(out), dtype="object"))
-    out.insert(0, "data_cut", pd.Series([data_cut] * len(out), dtype="object"))
-    out.insert(0, "studyid", studyid)
-    return out
+    return rows
 
 
 def derive_stopping_status(con, studyid: str, data_cut: dt.date, config: dict, review_store=None) -> None:
@@ -635,23 +667,17 @@ def derive_stopping_status(con, studyid: str, data_cut: dt.date, config: dict, r
     for t in (STOPPING_RULE_STATUS, STOPPING_BOUNDARIES):
         con.execute(t.ddl())
     has_eval = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'dlt_evaluability'").fetchone()[0]
-    if has_eval:
-        reader = StudyReader(con, Scope(studyid, data_cut))
-        subjects = live_evaluability(reader, review_store, config)
-    else:
-        subjects = pd.DataFrame()
-    status = status_rows(subjects, config, studyid, data_cut, adjudicated=review_store is not None)
-    bounds = boundary_rows(config, studyid, data_cut)
+    subjects = (live_evaluability_records(StudyReader(con, Scope(studyid, data_cut)), review_store, config)
+                if has_eval else [])
+    key = {"studyid": studyid, "data_cut": data_cut, "method": config["stopping_rule"]["method"]}
+    status = [{**key, **r} for r in status_records(subjects, config, adjudicated=review_store is not None)]
+    bounds = [{**key, **r} for r in boundary_records(config)]
     con.execute("BEGIN TRANSACTION")
     try:
         reset_derived(con, (STOPPING_RULE_STATUS, STOPPING_BOUNDARIES), studyid, data_cut)
-        for t, df in ((STOPPING_RULE_STATUS, status), (STOPPING_BOUNDARIES, bounds)):
-            if len(df):
-                con.register("_stopping_rows", df)
-                try:
-                    con.execute(f"INSERT INTO {t.name} BY NAME SELECT * FROM _stopping_rows")
-                finally:
-                    con.unregister("_stopping_rows")
+        for t, rows in ((STOPPING_RULE_STATUS, status), (STOPPING_BOUNDARIES, bounds)):
+            insert_rows(con, t.name, [tuple(r.get(c.name) for c in t.columns) for r in rows],
+                        tuple(c.type.replace(" NOT NULL", "") for c in t.columns))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

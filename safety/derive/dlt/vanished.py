@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 from safety.core.sql import run_sql
 from safety.core.vocabulary import DLT_WINDOW_END_DAY, DLT_WINDOW_START_DAY
@@ -20,13 +19,12 @@ from safety.review.store import ReviewStore, default_review_path
 
 
 def vanished_decisions(con, studyid: str, data_cut: dt.date, store: ReviewStore | None,
-                       window: tuple[int, int] | None = None) -> pd.DataFrame:
-    """Decisions in force (not withdrawn) whose event is not in the cut: event_key, usubjid, decision,
-    reviewer, decided_on_cut, counts_as_dlt, subject_in_cut."""
+                       window: tuple[int, int] | None = None) -> list[dict]:
+    """Decisions in force (not withdrawn) whose event is not in the cut, one dict each: event_key, usubjid,
+    decision, reviewer, decided_on_cut, counts_as_dlt, subject_in_cut."""
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     if store is None or not {"dlt_candidates", "dlt_evaluability", "subjects", "adverse_events"} <= tables:
-        return pd.DataFrame(columns=["event_key", "usubjid", "decision", "reviewer", "decided_on_cut",
-                                     "counts_as_dlt", "subject_in_cut"])
+        return []
     if window is None:
         end = con.execute("SELECT max(window_end_day) FROM dlt_evaluability WHERE studyid = $s AND data_cut = $c",
                           {"s": studyid, "c": data_cut}).fetchone()[0]
@@ -38,7 +36,9 @@ FROM review WHERE NOT event_present AND decision IS NOT NULL AND decision <> 'wi
 ORDER BY usubjid, event_key"""
     params = {"studyid": studyid, "data_cut": data_cut, "win_start": window[0], "win_end": window[1],
               **adjudication_params(store, studyid)}
-    return run_sql(con, sql, params).df()
+    cur = run_sql(con, sql, params)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
 
 
 def load_warnings(db_path, studyid: str, data_cut: dt.date, review_store_path=None) -> list[str]:
@@ -51,15 +51,15 @@ def load_warnings(db_path, studyid: str, data_cut: dt.date, review_store_path=No
         return []
     con = duckdb.connect(str(db_path), read_only=True)
     try:
-        df = vanished_decisions(con, studyid, data_cut, store)
+        vanished = vanished_decisions(con, studyid, data_cut, store)
     finally:
         con.close()
     lines = []
-    for r in df.itertuples():
-        what = "event" if r.subject_in_cut else f"subject {r.usubjid} (and the event)"
-        counted = f"still counted as {r.decision}" + (" (a DLT)" if r.counts_as_dlt else "")
-        lines.append(f"warning: committee decision '{r.decision}' on {r.event_key} (by {r.reviewer}, "
-                     f"{r.decided_on_cut} cut): {what} no longer in the data: re-review; {counted} until a new "
+    for r in vanished:
+        what = "event" if r["subject_in_cut"] else f"subject {r['usubjid']} (and the event)"
+        counted = f"still counted as {r['decision']}" + (" (a DLT)" if r["counts_as_dlt"] else "")
+        lines.append(f"warning: committee decision '{r['decision']}' on {r['event_key']} (by {r['reviewer']}, "
+                     f"{r['decided_on_cut']} cut): {what} no longer in the data: re-review; {counted} until a new "
                      "decision is recorded")
     return lines
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from safety.core.sql import insert_rows, reset_derived
 from safety.derive.graph import Derivation
@@ -20,6 +19,9 @@ from safety.schema.derived import LAB_TOXICITY  # noqa: F401 - callers import th
 from safety.schema.derived import (LAB_GRADE_TABLES, LAB_TOXICITY_REASONS, LAB_TOXICITY_RECORDS,
                                    UNIT_OTHER_REASON_ID, lab_toxicity_select)
 from safety.derive.grading import rules as R
+
+if TYPE_CHECKING:  # grade_labs and rule_table return DataFrames (tests, pages); the load's grading never does
+    import pandas as pd
 
 
 EXACT_MODES = ("guarded", "signif", "raw")
@@ -291,6 +293,8 @@ def derive_lab_toxicity(con, studyid: str, data_cut: dt.date, config: dict, revi
 def rule_table(version: str = "5.0") -> pd.DataFrame:
     """The rule file as a table (term, direction, grade, baseline, unit_check, criterion, reason,
     comment) for documentation pages."""
+    import pandas as pd
+
     rules = R.load_rules(version)
     return pd.DataFrame([
         {"term": a.term, "direction": a.direction, "grade": a.grade, "baseline": a.baseline,

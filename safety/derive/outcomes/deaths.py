@@ -13,8 +13,8 @@ import datetime as dt
 
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
-from safety.derive.outcomes.survival import (PROGRESSION_SQL, connection_query, cumulative_incidence_at,
-                                             endpoint_data, progression_lists)
+from safety.derive.outcomes.survival import (PROGRESSION_SQL, cumulative_incidence_at, endpoint_arrays,
+                                             progression_lists)
 from safety.derive.toxicity._sql import insert, reset, run
 from safety.schema import DEATHS, NRM_ESTIMATES
 
@@ -105,16 +105,16 @@ def derive_deaths(con, studyid, data_cut, config, review_store=None) -> None:
 
 
 def _insert_nrm(con, studyid, data_cut, config) -> None:
-    data = endpoint_data(connection_query(con), "NRM", config, studyid, data_cut)
-    cif = dict(zip(NRM_HORIZONS, cumulative_incidence_at(data["time"], data["status"], NRM_HORIZONS, cause=1)))
-    n = len(data)
+    time, status = endpoint_arrays(con, "NRM", config, studyid, data_cut)
+    cif = dict(zip(NRM_HORIZONS, cumulative_incidence_at(time, status, NRM_HORIZONS, cause=1)))
+    n = len(time)
     rows = []
     for h in NRM_HORIZONS:
-        deaths = int(((data["status"] == 1) & (data["time"] <= h)).sum())
-        followed = int(((data["time"] >= h) | (data["status"] > 0)).sum())
+        deaths = int(((status == 1) & (time <= h)).sum())
+        followed = int(((time >= h) | (status > 0)).sum())
         rows.append((studyid, data_cut, h, n, deaths, followed, 100.0 * deaths / n if n else None,
                      100.0 * cif[h] if n else None,
-                     int((data["time"] >= h).sum())))
+                     int((time >= h).sum())))
     con.executemany(f"INSERT INTO {NRM_ESTIMATES.name} ({', '.join(NRM_ESTIMATES.column_names)}) "
                     "VALUES ($1, $2, $3, $4, $5, $6, CAST($7 AS DOUBLE), CAST($8 AS DOUBLE), $9)", rows)
 

@@ -8,12 +8,15 @@ assessment; DFS/PFS from the first response runs to progression/relapse or death
 """
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from safety.derive.graph import Derivation
 from safety.derive.outcomes.survival import PROGRESSION_SQL, progression_lists
 from safety.derive.toxicity._sql import insert, reset
 from safety.schema import RESPONSE_OUTCOMES
+
+if TYPE_CHECKING:  # orr() reads a page's DataFrame; the load's derivation is SQL
+    import pandas as pd
 
 RESPONSE_RANK = {"CR": 1, "CRI": 2, "CRH": 2, "PR": 3, "SD": 4, "PD": 5, "PMD": 5, "RELAPSE": 5, "NE": 6}
 LABELS = {"CRI": "CRi", "CRH": "CRh"}
@@ -29,6 +32,8 @@ def best_response_order(values) -> list[str]:
     """The best overall responses among ``values`` (``response_outcomes.best_response``) in the order a table lists
     them: by rank (CR, CRi, CRh, PR, SD, PD, PMD, relapse, NE), then any other response text in alphabetical
     order, then 'not assessed'. Every value is listed once, so a table's rows add up to its N."""
+    import pandas as pd  # tables and pages: values are a DataFrame's column
+
     seen = {str(v) for v in values if v is not None and not pd.isna(v)}
     ranked = sorted(RESPONSE_RANK, key=lambda k: RESPONSE_RANK[k])  # stable: CRi before CRh, as in RESPONSE_RANK
     order = [LABELS.get(k, k) for k in ranked if LABELS.get(k, k) in seen]

@@ -8,11 +8,14 @@ and the estimates into step curves a page, a figure or a packet table can read. 
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from safety.core.sql import PARAM_RE as _PARAM
+from safety.core.sql import PARAM_RE as _PARAM, run_sql
+
+if TYPE_CHECKING:  # the curves are DataFrames for pages; a load's NRM estimates read arrays (endpoint_arrays)
+    import pandas as pd
 
 RISK_TABLE_DAYS = (0, 28, 100, 180, 365)  # numbers at risk printed under every curve
 # The row of numbers at risk under a curve timed from infusion: its set is the infused subjects in view, at
@@ -30,6 +33,8 @@ ENDPOINTS = {
 
 def frame(con, sql: str, params: dict) -> pd.DataFrame:
     """A query's rows as a DataFrame, passing only the named parameters the SQL uses."""
+    import pandas as pd
+
     used = set(_PARAM.findall(sql))
     # execute (not sql): the same connection and transaction as the derivation that may have just inserted rows
     cur = con.execute(sql, {k: v for k, v in params.items() if k in used})
@@ -38,6 +43,8 @@ def frame(con, sql: str, params: dict) -> pd.DataFrame:
 
 def at_risk(time: np.ndarray, days=RISK_TABLE_DAYS) -> pd.DataFrame:
     """Numbers at risk at each day: subjects whose time (event, competing event or censoring) is >= that day."""
+    import pandas as pd
+
     time = np.asarray(time, float)
     return pd.DataFrame({"day": list(days), "n_at_risk": [int((time >= d).sum()) for d in days]})
 
@@ -46,6 +53,8 @@ def cumulative_incidence(time, status, cause: int = 1) -> pd.DataFrame:
     """Aalen-Johansen cumulative incidence of ``cause`` as a step curve starting at (0, 0).
 
     Columns: day, cumulative_incidence, se, n_at_risk (just before the day), events (of ``cause`` that day)."""
+    import pandas as pd
+
     time = np.asarray(time, float)
     status = np.asarray(status, int)
     base = pd.DataFrame({"day": [0.0], "cumulative_incidence": [0.0], "se": [0.0],
@@ -118,6 +127,8 @@ def cumulative_incidence_at(time, status, days, cause: int = 1) -> list[float]:
 
 def kaplan_meier(time, event) -> pd.DataFrame:
     """Kaplan-Meier survival as a step curve starting at (0, 1). Columns: day, survival, n_at_risk, events."""
+    import pandas as pd
+
     time = np.asarray(time, float)
     event = np.asarray(event, int)
     base = pd.DataFrame({"day": [0.0], "survival": [1.0], "n_at_risk": [int(len(time))], "events": [0]})
@@ -161,11 +172,23 @@ def endpoint_data(query, endpoint: str, config: dict, studyid: str, data_cut) ->
 
     ``query(sql, params) -> DataFrame`` runs the SQL: a derivation passes its connection (:func:`frame`), a page
     or an export its scoped reader, so the same definition serves both."""
+    return query(*endpoint_sql(endpoint, config, studyid, data_cut)).astype({"time": float, "status": int})
+
+
+def endpoint_arrays(con, endpoint: str, config: dict, studyid: str, data_cut) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`endpoint_data`'s (time, status) as arrays over a plain connection, without pandas (a load's NRM)."""
+    rows = run_sql(con, *endpoint_sql(endpoint, config, studyid, data_cut)).fetchall()
+    return np.array([r[1] for r in rows], dtype=float), np.array([r[2] for r in rows], dtype=int)
+
+
+def endpoint_sql(endpoint: str, config: dict, studyid: str, data_cut) -> tuple[str, dict]:
+    """The SELECT of :func:`endpoint_data` and its parameters: one row per infused subject, by usubjid; time
+    is never missing or below 0 (a subject without follow-up is censored at day 0)."""
     p = {"s": studyid, "c": data_cut}
     if endpoint == "NRM":
         prog_terms, rs_prog = progression_lists(config)
+        cte = "r AS (SELECT usubjid, min(day) AS prog FROM (" + PROGRESSION_SQL + ") GROUP BY usubjid)"
         sql = """
-        WITH r AS (SELECT usubjid, min(day) AS prog FROM (""" + PROGRESSION_SQL + """) GROUP BY usubjid)
         SELECT s.usubjid,
                CASE WHEN d.non_relapse THEN d.death_day
                     WHEN r.prog IS NOT NULL THEN greatest(r.prog, 0)
@@ -175,13 +198,11 @@ def endpoint_data(query, endpoint: str, config: dict, studyid: str, data_cut) ->
         FROM subjects s
         LEFT JOIN deaths d ON d.studyid = s.studyid AND d.data_cut = s.data_cut AND d.usubjid = s.usubjid
         LEFT JOIN r ON r.usubjid = s.usubjid
-        WHERE s.studyid = $s AND s.data_cut = $c AND s.infused AND s.first_infusion_date IS NOT NULL
-        ORDER BY s.usubjid"""
-        df = query(sql, {**p, "prog_terms": prog_terms, "rs_prog": rs_prog})
+        WHERE s.studyid = $s AND s.data_cut = $c AND s.infused AND s.first_infusion_date IS NOT NULL"""
+        p = {**p, "prog_terms": prog_terms, "rs_prog": rs_prog}
     else:
-        ev = _COMPETING_SQL[endpoint]
-        sql = f"""
-        WITH e AS ({ev})
+        cte = f"e AS ({_COMPETING_SQL[endpoint]})"
+        sql = """
         SELECT s.usubjid,
                CASE WHEN e.ev IS NOT NULL AND (d.death_day IS NULL OR e.ev <= d.death_day) THEN e.ev
                     WHEN d.death_day IS NOT NULL THEN d.death_day ELSE s.last_known_alive_day END AS time,
@@ -190,13 +211,9 @@ def endpoint_data(query, endpoint: str, config: dict, studyid: str, data_cut) ->
         FROM subjects s LEFT JOIN e USING (usubjid)
         -- every death from DM, DS and AE competes (the deaths table), not only a DM death date
         LEFT JOIN deaths d ON d.studyid = s.studyid AND d.data_cut = s.data_cut AND d.usubjid = s.usubjid
-        WHERE s.studyid = $s AND s.data_cut = $c AND s.infused AND s.first_infusion_date IS NOT NULL
-        ORDER BY s.usubjid"""
-        df = query(sql, p)
-    df = df.copy()
-    df["time"] = pd.to_numeric(df["time"]).fillna(0).clip(lower=0).astype(float)
-    df["status"] = pd.to_numeric(df["status"]).astype(int)
-    return df
+        WHERE s.studyid = $s AND s.data_cut = $c AND s.infused AND s.first_infusion_date IS NOT NULL"""
+    return (f"WITH {cte}, x AS ({sql}) SELECT usubjid, CAST(greatest(coalesce(time, 0), 0) AS DOUBLE) AS time, "
+            "CAST(status AS BIGINT) AS status FROM x ORDER BY usubjid", p)
 
 
 def connection_query(con):
