@@ -453,3 +453,47 @@ def test_pending_candidates_at_a_lower_dose_would_eliminate_the_higher_doses_too
     assert dl2["pending_changes_decision"] is True
     assert ("With the pending candidates at the lower dose level DL1 confirmed, dose level DL2 would be eliminated "
             "too (escalate now).") in dl2["sentence"]
+
+
+def test_a_pages_dataframe_and_the_loads_columns_give_the_same_status_missing_values_included():
+    # A page reads live evaluability as a DataFrame (a missing number is NaN, a missing flag None); the load reads
+    # the same query as Python lists (every missing value None). Both must count the same subjects.
+    import pandas as pd
+
+    subjects = pd.DataFrame({
+        "usubjid": ["S1", "S2", "S3", "S4", "S5", "S6"],
+        "infused": [True, True, True, True, False, True],
+        "evaluable": [True, True, False, False, False, None],
+        "dlt_confirmed": [True, False, None, False, False, None],
+        "candidates_in_window": [1.0, 0.0, 2.0, float("nan"), 1.0, 1.0],
+        "pending_in_window": [0.0, 0.0, 2.0, float("nan"), 1.0, 1.0],
+        "evaluable_if_candidates_confirmed": [True, True, True, False, False, True],
+        "followed_through_window": [True, True, False, False, False, None],
+        "crs_max_grade_window": [3.0, float("nan"), 1.0, 4.0, 3.0, 0.0],
+        "icans_max_grade_window": [0.0, 0.0, float("nan"), 0.0, 0.0, 3.0],
+        "treatment_related_death": [False, None, False, False, False, False],
+        "dose_level": ["DL1", "DL1", "DL2", None, "DL2", "DL2"],
+        "cohort": ["A", "A", "A", "B", "B", "B"],
+    })
+    loaded = {c: [None if v is None or v != v else v for v in subjects[c].tolist()] for c in st.SUBJECT_COLUMNS}
+    cfg = config()
+    page = st.status_rows(subjects, cfg, STUDY, CUT, adjudicated=True).iloc[0]
+    load = st.status_records(loaded, cfg, adjudicated=True)[0]
+    # evaluable: S1, S2; DLT: S1; pending: S3 (2 candidates) and S6 (1); S5 not infused
+    assert (page["evaluable_n"], page["events"], page["pending"]) == (2, 1, 2)
+    # every pending candidate confirmed: S3 and S6 become evaluable with a DLT
+    assert (page["evaluable_n_if_pending_confirmed"], page["events_if_pending_confirmed"]) == (4, 3)
+    assert _as_loaded(page.to_dict(), load) == load
+    crs = {**cfg, "stopping_rule": {**cfg["stopping_rule"], "event": "crs_grade3", "method": "boin",
+                                    "boin_elimination_cutoff": 0.95, "group_by": "dose_level"}}
+    by_dose = st.status_rows(subjects, crs, STUDY, CUT, adjudicated=True)
+    # CRS grade >= 3 among infused subjects followed through the window or with the event: S1 (DL1); S4 (none)
+    assert by_dose[["cohort", "evaluable_n", "events"]].values.tolist() == [["DL1", 2, 1], ["DL2", 0, 0],
+                                                                           ["(none)", 1, 1]]
+    from_load = st.status_records(loaded, crs, adjudicated=True)
+    assert from_load == [_as_loaded(r, from_load[0]) for r in by_dose.to_dict("records")]
+
+
+def _as_loaded(page_row: dict, like: dict) -> dict:
+    """A page's status row with the load row's keys, a DataFrame's NaN as the load's None."""
+    return {k: (None if isinstance(page_row[k], float) and page_row[k] != page_row[k] else page_row[k]) for k in like}

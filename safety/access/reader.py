@@ -29,7 +29,7 @@ from safety import schema
 from safety.core.attached import AttachedConnection
 from safety.core.sql import used_params
 
-if TYPE_CHECKING:  # a load reads through records() and never imports pandas (0.4 CPU s of every load)
+if TYPE_CHECKING:  # a load reads through columns() and never imports pandas (0.4 CPU s of every load)
     import pandas as pd
 
 SNAPSHOT_DATABASE = "snapshot"  # the name a read-only connection attaches the study database under
@@ -241,17 +241,18 @@ class StudyReader:
         finally:
             cur.close()
 
-    def records(self, query: str, params: dict | None = None) -> list[dict]:
-        """:meth:`sql`'s rows as plain dicts (column -> Python value, NULL as None), without pandas: for the
+    def columns(self, query: str, params: dict | None = None) -> dict[str, list]:
+        """:meth:`sql`'s result as one list of Python values per column (NULL as None), without pandas: for the
         derivations a load runs."""
         full, all_params = self._scoped(query, params)
         cur = self._con.cursor()
         try:
             cur.execute(full, all_params)
             names = [d[0] for d in cur.description]
-            return [dict(zip(names, row)) for row in cur.fetchall()]
+            rows = cur.fetchall()
         finally:
             cur.close()
+        return {n: list(values) for n, values in zip(names, zip(*rows))} if rows else {n: [] for n in names}
 
     def _scoped(self, query: str, params: dict | None) -> tuple[str, dict]:
         """``query`` checked and wrapped in the scope's CTEs, with the parameters it uses."""

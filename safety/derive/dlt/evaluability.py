@@ -88,9 +88,9 @@ def live_evaluability(reader, store: ReviewStore | None, config: dict | None = N
     return reader.sql(*_live_query(reader, store, config))
 
 
-def live_evaluability_records(reader, store: ReviewStore | None, config: dict | None = None) -> list[dict]:
-    """:func:`live_evaluability` as plain dicts, for the stopping rules a load derives (no pandas)."""
-    return reader.records(*_live_query(reader, store, config))
+def live_evaluability_columns(reader, store: ReviewStore | None, config: dict | None = None) -> dict[str, list]:
+    """:func:`live_evaluability` as one list per column, for the stopping rules a load derives (no pandas)."""
+    return reader.columns(*_live_query(reader, store, config))
 
 
 def _live_query(reader, store: ReviewStore | None, config: dict | None) -> tuple[str, dict]:

@@ -33,7 +33,7 @@ import numpy as np
 from safety.access.reader import Scope, StudyReader
 from safety.core.config import dlt_window
 from safety.core.sql import insert_rows, reset_derived
-from safety.derive.dlt.evaluability import live_evaluability_records
+from safety.derive.dlt.evaluability import live_evaluability_columns
 from safety.derive.graph import Derivation
 from safety.schema import STOPPING_RULE_STATUS, STOPPING_BOUNDARIES
 
@@ -339,43 +339,56 @@ def dose_order_key(value, order: list | tuple = ()) -> tuple:
     return (1, 0, float(m.group()) if m else math.inf, text)
 
 
-def _value(v, default):
-    """A subject row's value, ``default`` when missing (NULL, or NaN in a DataFrame's rows)."""
-    return default if v is None or v != v else v
+# the per-subject evaluability columns the rules read (dlt_evaluability's, with the decisions in force)
+SUBJECT_COLUMNS = ("infused", "evaluable", "dlt_confirmed", "candidates_in_window", "pending_in_window",
+                   "evaluable_if_candidates_confirmed", "followed_through_window", "crs_max_grade_window",
+                   "icans_max_grade_window", "treatment_related_death", "dose_level", "cohort")
 
 
-def _subject_flags(subjects: list[dict], event: str, adjudicated: bool,
-                   pending_confirmed: bool = False) -> list[dict]:
-    """Per subject, in ``subjects``' order: evaluable, event, pending for the monitored event.
+def _missing(v) -> bool:
+    """NULL, or NaN (a DataFrame's missing number)."""
+    return v is None or v != v
+
+
+def _bools(column) -> np.ndarray:
+    """Each value as a bool, missing (None or NaN) as False."""
+    return np.nan_to_num(np.array(column, dtype=float)) != 0
+
+
+def _ints(column) -> np.ndarray:
+    """Each value as an integer, missing as 0."""
+    return np.nan_to_num(np.array(column, dtype=float)).astype(np.int64)
+
+
+def _subject_flags(subjects: dict[str, list], event: str, adjudicated: bool,
+                   pending_confirmed: bool = False) -> tuple[np.ndarray, ...]:
+    """Per subject, in order: (event, evaluable, pending, pending candidates) for the monitored event, as arrays.
 
     ``pending_confirmed``: every pending in-window candidate counted as a DLT on top of the decisions in force
     (the subject becomes evaluable by that DLT)."""
-    out = []
-    for s in subjects:
-        infused = bool(_value(s["infused"], False))
-        if event == "dlt":
-            confirmed = bool(_value(s["dlt_confirmed"], False))
-            cand = int(_value(s["candidates_in_window"], 0)) > 0
-            pending = int(_value(s["pending_in_window"], 0)) > 0
-            if adjudicated:
-                ev = infused and (confirmed or (pending and pending_confirmed))
-                evaluable = bool(_value(s["evaluable"], False)) or (infused and pending and pending_confirmed)
-                is_pending = infused and not confirmed and pending
-            else:
-                ev = infused and (confirmed or cand)
-                evaluable = bool(_value(s["evaluable_if_candidates_confirmed"], False))
-                is_pending = infused and cand and not confirmed
-            pending_candidates = int(_value(s["pending_in_window"], 0)) if is_pending else 0
+    infused = _bools(subjects["infused"])
+    if event == "dlt":
+        confirmed = _bools(subjects["dlt_confirmed"])
+        cand = _ints(subjects["candidates_in_window"]) > 0
+        pending_n = _ints(subjects["pending_in_window"])
+        pending = pending_n > 0
+        if adjudicated:
+            extra = infused & pending & pending_confirmed
+            ev = infused & confirmed | extra
+            evaluable = _bools(subjects["evaluable"]) | extra
+            is_pending = infused & ~confirmed & pending
         else:
-            crs = int(_value(s["crs_max_grade_window"], 0)) >= 3
-            icans = int(_value(s["icans_max_grade_window"], 0)) >= 3
-            trd = bool(_value(s["treatment_related_death"], False))
-            ev = infused and {"crs_grade3": crs, "icans_grade3": icans, "crs_icans_grade3": crs or icans,
-                              "treatment_related_death": trd}[event]
-            evaluable = infused and (bool(_value(s["followed_through_window"], False)) or ev)
-            is_pending, pending_candidates = False, 0
-        out.append({"ev": ev, "evaluable_": evaluable, "pending_": is_pending, "pending_candidates_": pending_candidates})
-    return out
+            ev = infused & (confirmed | cand)
+            evaluable = _bools(subjects["evaluable_if_candidates_confirmed"])
+            is_pending = infused & cand & ~confirmed
+        return ev, evaluable, is_pending, np.where(is_pending, pending_n, 0)
+    crs = _ints(subjects["crs_max_grade_window"]) >= 3
+    icans = _ints(subjects["icans_max_grade_window"]) >= 3
+    hit = {"crs_grade3": crs, "icans_grade3": icans, "crs_icans_grade3": crs | icans,
+           "treatment_related_death": _bools(subjects["treatment_related_death"])}[event]
+    ev = infused & hit
+    evaluable = infused & (_bools(subjects["followed_through_window"]) | ev)
+    return ev, evaluable, np.zeros(len(ev), dtype=bool), np.zeros(len(ev), dtype=np.int64)
 
 
 def _lookahead(n: int, y: int, trigger, horizon: int) -> tuple[int | None, int | None]:
@@ -396,12 +409,12 @@ def _more(k: int, m: int, what: str, verb: str) -> str:
     return f"{evs} in {subj} would {verb}"
 
 
-def _counts(flags: list[dict]) -> tuple[int, int, int, int]:
-    """(evaluable n, events among them, subjects with pending candidates, pending candidates)."""
-    evaluable = [f for f in flags if f["evaluable_"]]
-    pending = [f for f in flags if f["pending_"]]
-    return (len(evaluable), sum(1 for f in evaluable if f["ev"]), len(pending),
-            sum(f["pending_candidates_"] for f in pending))
+def _counts(flags: tuple[np.ndarray, ...], among: np.ndarray | None = None) -> tuple[int, int, int, int]:
+    """(evaluable n, events among them, subjects with pending candidates, pending candidates), of every subject
+    or of those ``among`` marks."""
+    ev, evaluable, pending, pending_candidates = (f if among is None else f[among] for f in flags)
+    return (int(evaluable.sum()), int((ev & evaluable).sum()), int(pending.sum()),
+            int(pending_candidates[pending].sum()))
 
 
 def _pending_sentence(pend: int, cands: int, decision: str, alt: str, alt_y: int, alt_n: int) -> str:
@@ -525,16 +538,16 @@ def status_rows(subjects: pd.DataFrame, config: dict, studyid: str, data_cut, ad
     """:func:`status_records` of a DataFrame of per-subject evaluability, as stopping_rule_status's DataFrame."""
     import pandas as pd
 
-    rows = status_records(subjects.to_dict("records"), config, adjudicated)
+    rows = status_records({c: subjects[c].tolist() for c in SUBJECT_COLUMNS}, config, adjudicated)
     out = pd.DataFrame(rows, columns=[c for c in STATUS_COLUMNS if c not in ("studyid", "data_cut")])
     out.insert(0, "data_cut", pd.to_datetime(pd.Series([data_cut] * len(out), dtype="object")).dt.date)
     out.insert(0, "studyid", studyid)
     return out
 
 
-def status_records(subjects: list[dict], config: dict, adjudicated: bool) -> list[dict]:
-    """stopping_rule_status rows (every column but studyid and data_cut) from per-subject evaluability rows
-    (dlt_evaluability columns).
+def status_records(subjects: dict[str, list], config: dict, adjudicated: bool) -> list[dict]:
+    """stopping_rule_status rows (every column but studyid and data_cut) from per-subject evaluability, one list
+    per column of :data:`SUBJECT_COLUMNS` (Python values, missing as None or NaN).
 
     Each row has the decision on the committee's decisions in force and, side by side, the decision with every
     pending in-window candidate counted as a DLT (``decision_if_pending_confirmed``); ``pending_changes_decision``
@@ -567,18 +580,18 @@ def status_records(subjects: list[dict], config: dict, adjudicated: bool) -> lis
     else:
         group = sr.get("group_by", "dose_level")
         word = GROUP_WORDS.get(group, group)
-        keys = [_value(s[group], "(none)") for s in subjects]
+        keys = np.array(["(none)" if _missing(k) else k for k in subjects[group]], dtype=object)
         table = None
         if method == "boin":
-            largest = max(Counter(keys).values(), default=0)
+            largest = max(Counter(keys.tolist()).values(), default=0)
             table = {r["n"]: r for r in boin_rows(float(sr["threshold"]), max(int(sr["max_n"]), largest) + 3,
                                                   float(sr["boin_elimination_cutoff"]), sr.get("boin_phi1"),
                                                   sr.get("boin_phi2"))}
-        order = sorted(set(keys), key=lambda k: dose_order_key(k, sr.get("dose_order") or ()))
+        order = sorted(set(keys.tolist()), key=lambda k: dose_order_key(k, sr.get("dose_order") or ()))
         per, alts = {}, {}
         for k in order:
-            n, y, pend, cands = _counts([f for f, key in zip(flags, keys) if key == k])
-            n2, y2, _, _ = _counts([f for f, key in zip(alt_flags, keys) if key == k])
+            n, y, pend, cands = _counts(flags, keys == k)
+            n2, y2, _, _ = _counts(alt_flags, keys == k)
             per[k] = (n, y, pend, cands, _dose_decision(sr, n, y, table))
             alts[k] = (n2, y2, _dose_decision(sr, n2, y2, table))
         decided = {k: per[k][4]["decision"] for k in order}
@@ -667,8 +680,8 @@ def derive_stopping_status(con, studyid: str, data_cut: dt.date, config: dict, r
     for t in (STOPPING_RULE_STATUS, STOPPING_BOUNDARIES):
         con.execute(t.ddl())
     has_eval = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'dlt_evaluability'").fetchone()[0]
-    subjects = (live_evaluability_records(StudyReader(con, Scope(studyid, data_cut)), review_store, config)
-                if has_eval else [])
+    subjects = (live_evaluability_columns(StudyReader(con, Scope(studyid, data_cut)), review_store, config)
+                if has_eval else {c: [] for c in SUBJECT_COLUMNS})
     key = {"studyid": studyid, "data_cut": data_cut, "method": config["stopping_rule"]["method"]}
     status = [{**key, **r} for r in status_records(subjects, config, adjudicated=review_store is not None)]
     bounds = [{**key, **r} for r in boundary_records(config)]
