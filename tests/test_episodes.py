@@ -454,3 +454,30 @@ def test_reported_ae_days_keep_the_ae_grade_when_a_death_makes_the_episode_grade
     days = db.rows("SELECT day, grade, source, episode_key FROM toxicity_daily_grades WHERE usubjid = 'F5' ORDER BY day")
     assert [(int(r["day"]), int(r["grade"])) for r in days] == [(2, 3), (3, 3), (4, 3), (5, 3)]
     assert {(r["source"], r["episode_key"]) for r in days} == {("reported AE", "F5/CRS/1")}
+
+
+def test_several_reported_aes_of_the_same_grade_speak_in_one_fixed_order(db_path):
+    # The worst grade's first day, and the AE that speaks for the episode: the highest grade, then the earliest
+    # onset, then the lowest AESEQ (before, a tie went to whichever AE DuckDB's threads met first)
+    db = StudyDB(db_path)
+    db.subject("T1")
+    db.ae("T1", "Cytokine release syndrome", 2, 6, 8)        # AESEQ 1, later onset
+    db.ae("T1", "Cytokine release syndrome", 2, 2, 6)        # AESEQ 2, earliest onset: speaks for the episode
+    db.subject("T2")
+    db.ae("T2", "Cytokine release syndrome", 2, 3, 4)        # AESEQ 3 (the fixture numbers AEs across subjects):
+    db.ae("T2", "Cytokine release syndrome", 2, 3, 5)        # same onset and grade as AESEQ 4, the lower one
+    # with bedside assessments: two AEs of one grade matched to the derived episode
+    db.subject("T3")
+    db.crs("T3", 1, temp=38.3)
+    db.crs("T3", 2, temp=38.9, hypotension=True, vasopressors=1)
+    db.ae("T3", "Cytokine release syndrome", 2, 2, 3, grading_system="CTCAE v5.0")   # AESEQ 5
+    db.ae("T3", "Cytokine release syndrome", 2, 1, 3)                                # AESEQ 6, earliest onset
+    db.derive()
+    t1, t2 = _episodes(db, "T1"), _episodes(db, "T2")
+    assert [(e["onset_day"], e["max_grade_day"], e["ae_event_key"]) for e in t1] == [(2, 2, "T1/AE/2")]
+    assert [(e["onset_day"], e["max_grade_day"], e["ae_event_key"]) for e in t2] == [(3, 3, "T2/AE/3")]
+    assert _episodes(db, "T3")[0]["ae_event_key"] == "T3/AE/6"
+    d = db.one("SELECT * FROM grade_discrepancies WHERE usubjid = 'T3'")
+    # one AE's key, sequence number and grading system, not a mix of the two
+    assert (d["ae_event_key"], d["aeseq"], d["reported_grade"], d["derived_grade"]) == ("T3/AE/6", 6, 2, 3)
+    assert "CTCAE" not in d["discrepancy"]

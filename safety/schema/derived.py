@@ -260,7 +260,7 @@ TOXICITY_EPISODES = Table(
         C("icu_level_support", "BOOLEAN", "CRS: any vasopressor, or high-flow (HIGH_FLOW_NC or nasal cannula > 6 L/min) or positive-pressure oxygen; ICANS: max grade >= 3."),
         C("source", "VARCHAR", "'assessments' (derived) or 'reported AE' (study has no assessment data for the syndrome)."),
         C("grading_system", "VARCHAR", "'ASTCT 2019' for derived episodes; for reported-AE episodes the AE's grading_system."),
-        C("ae_event_key", "VARCHAR", "event_key of the matched reported AE (highest grade when several), if any."),
+        C("ae_event_key", "VARCHAR", "event_key of the matched reported AE (highest grade when several; of those, the earliest onset, then the lowest AESEQ), if any."),
         C("reported_grade", "INTEGER", "AETOXGR of the matched reported AE(s) (highest)."),
         C("assessed_max_grade", "INTEGER", "Maximum grade from the assessments (or the reported AE) before a death was attributed: max_grade is 5 when grade5_basis is set."),
         C("grade5_basis", "VARCHAR", "Why the episode is grade 5 (death attributed to the syndrome): a reported AE of it graded 5 with outcome FATAL, or a DS/DM cause of death naming it; NULL otherwise."),

@@ -7,7 +7,7 @@ grading_system, read from the data) is shown with its scale and never compared a
 from __future__ import annotations
 
 from safety.derive.toxicity._sql import insert, run
-from safety.derive.toxicity.episodes import ae_sql
+from safety.derive.toxicity.episodes import WORST_AE_FIRST, ae_sql
 from safety.schema import GRADE_DISCREPANCIES
 
 # AE-to-episode matching tolerance (days) around the derived episode.
@@ -43,9 +43,9 @@ cand AS (
 SELECT * FROM cand WHERE k = 1
 """, params)
     # The episode records its matched AE (the highest-graded one when a site split the event).
-    run(con, """
+    run(con, f"""
 UPDATE toxicity_episodes t SET ae_event_key = m.ae_key, reported_grade = m.rg
-FROM (SELECT episode_key, arg_max(event_key, coalesce(aetoxgr, -1)) AS ae_key, max(aetoxgr) AS rg
+FROM (SELECT episode_key, arg_max(event_key, {WORST_AE_FIRST}) AS ae_key, max(aetoxgr) AS rg
       FROM _tox_match GROUP BY episode_key) m
 WHERE t.studyid = $s AND t.data_cut = $c AND t.event_key = m.episode_key
 """, params)
@@ -53,9 +53,9 @@ WHERE t.studyid = $s AND t.data_cut = $c AND t.event_key = m.episode_key
           " || CASE WHEN max_grade = 5 THEN '' ELSE max_grade || ' ' END || 'on day ' || max_grade_day || ': ' || max_evidence")
     insert(con, GRADE_DISCREPANCIES, f"""
 WITH per_ep AS (
-  SELECT episode_key, usubjid, arg_max(event_key, coalesce(aetoxgr, -1)) AS ae_event_key,
-         arg_max(aeseq, coalesce(aetoxgr, -1)) AS aeseq, max(aetoxgr) AS reported_grade,
-         arg_max(grading_system, coalesce(aetoxgr, -1)) AS reported_grading_system,
+  SELECT episode_key, usubjid, arg_max(event_key, {WORST_AE_FIRST}) AS ae_event_key,
+         arg_max(aeseq, {WORST_AE_FIRST}) AS aeseq, max(aetoxgr) AS reported_grade,
+         arg_max(grading_system, {WORST_AE_FIRST}) AS reported_grading_system,
          any_value(ep_onset) AS onset_day, any_value(max_grade) AS max_grade, any_value(grade5_basis) AS grade5_basis,
          any_value(max_evidence) AS max_evidence, any_value(max_grade_day) AS max_grade_day
   FROM _tox_match GROUP BY episode_key, usubjid

@@ -11,6 +11,11 @@ from safety.schema import TOXICITY_EPISODES
 # reported a day or two after the bedside onset still belongs to the same episode).
 ATTRIBUTION_TOLERANCE_DAYS = 2
 
+# The order in which one reported AE of several speaks for them: the highest grade, then the earliest onset, then
+# the lowest AESEQ (a key of arg_max over AE rows). Without the last two, two AEs of the same grade made the
+# episode's max_grade_day and ae_event_key depend on the order DuckDB's threads met them.
+WORST_AE_FIRST = "[coalesce(aetoxgr, -1), -onset_day, -coalesce(aeseq, 0)]"
+
 
 def assessment_source(syndrome: str) -> str:
     return "crs_assessments" if syndrome == "CRS" else "icans_assessments"
@@ -193,8 +198,8 @@ n AS (
 ep AS (
   SELECT usubjid, episode_no::INTEGER AS episode_no, usubjid || '/{syndrome}/' || episode_no AS event_key,
     min(onset_day) AS onset_day, max(stop_day) AS last_symptomatic_day, max(aetoxgr) AS max_grade,
-    arg_max(onset_day, coalesce(aetoxgr, -1)) AS max_grade_day,
-    arg_max(event_key, coalesce(aetoxgr, -1)) AS ae_event_key,
+    arg_max(onset_day, {WORST_AE_FIRST}) AS max_grade_day,
+    arg_max(event_key, {WORST_AE_FIRST}) AS ae_event_key,
     bool_or(coalesce(ongoing, end_day IS NULL) AND end_day IS NULL) AS any_ongoing,
     bool_or(aetoxgr = 5 OR upper(aeout) LIKE '%FATAL%') AS fatal,
     max(end_day) AS end_day, string_agg(DISTINCT grading_system, ', ' ORDER BY grading_system) AS grading_system, max(death_day) AS death_day
