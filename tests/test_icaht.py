@@ -225,6 +225,9 @@ def test_car_hematotox_points_and_risk(db_path):
     db.subject("HT3", lymphodepletion_start_day=-5)   # PLT 74 -> 2, ferritin 2001 -> 2, ANC 1.19 -> 1, Hb 89 -> 1
     for t, v in [("NEUT", 1.19), ("HGB", 89), ("PLAT", 74), ("CRP", 29.9), ("FERRITIN", 2001)]:
         db.lab("HT3", t, -5, v)
+    db.subject("HT5", lymphodepletion_start_day=-5)   # two ANC results on the last day: the last recorded counts
+    db.lab("HT5", "NEUT", -6, 3.0)
+    db.lab("HT5", "NEUT", -6, 0.9)                     # higher LBSEQ: 1 point
     db.subject("HT4")                                  # ferritin missing; known points already 2
     for t, v in [("NEUT", 3.0), ("HGB", 120), ("PLAT", 50), ("CRP", 1)]:
         db.lab("HT4", t, -3, v)
@@ -240,3 +243,4 @@ def test_car_hematotox_points_and_risk(db_path):
     assert _int(r["HT4"]["score"]) is None and r["HT4"]["risk"] == "high (incomplete)"
     assert "FERRITIN missing" in r["HT4"]["note"] and "day -1" in r["HT4"]["note"]
     assert "platelets 50.0 x10^9/L (day -3): 2" in r["HT4"]["inputs"]
+    assert (r["HT5"]["anc"], _int(r["HT5"]["anc_day"]), _int(r["HT5"]["anc_points"])) == (0.9, -6, 1)

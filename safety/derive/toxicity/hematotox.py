@@ -65,7 +65,10 @@ WITH s AS (
   FROM subjects WHERE {SCOPE} AND first_infusion_date IS NOT NULL
 ),
 last_val AS (
-  SELECT l.usubjid, p.marker, arg_max(l.value, l.day) AS value, max(l.day) AS day
+  -- the last value: the latest day, then the latest time in LBDTC, then the highest LBSEQ (two results of one
+  -- day must not leave the pick to the order DuckDB's threads meet them)
+  SELECT l.usubjid, p.marker, arg_max(l.value, (l.day, coalesce(l.lbdtc, ''), coalesce(l.lbseq, -1))) AS value,
+         max(l.day) AS day
   FROM labs l JOIN s USING (usubjid)
   JOIN (SELECT DISTINCT marker, test FROM _ht_points) p ON p.test = upper(l.lbtestcd)
   WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL
