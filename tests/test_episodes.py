@@ -481,3 +481,23 @@ def test_several_reported_aes_of_the_same_grade_speak_in_one_fixed_order(db_path
     # one AE's key, sequence number and grading system, not a mix of the two
     assert (d["ae_event_key"], d["aeseq"], d["reported_grade"], d["derived_grade"]) == ("T3/AE/6", 6, 2, 3)
     assert "CTCAE" not in d["discrepancy"]
+
+
+def test_two_assessments_at_one_time_with_the_worst_grade_give_one_evidence(db_path):
+    # the same time, the same grade 2, two reasons, entered in either order: the evidence quoted is the first
+    # reason in text order (before, the first one DuckDB met)
+    db = StudyDB(db_path)
+    for u, first_oxygen in (("E4", True), ("E5", False)):
+        db.subject(u)
+        db.crs(u, 1, temp=38.4)
+        both = [dict(oxygen="LOW_FLOW_NC", flow=2), dict(hypotension=True)]
+        for kw in (both if first_oxygen else both[::-1]):
+            db.crs(u, 2, hour=14, temp=38.6, **kw)
+        db.crs(u, 3, temp=37.0)
+        db.crs(u, 4, temp=37.0)
+        db.ae(u, "Cytokine release syndrome", 1, 1, 3)
+    db.derive()
+    d = {r["usubjid"]: r for r in db.rows("SELECT * FROM grade_discrepancies WHERE usubjid IN ('E4', 'E5')")}
+    assert [(d[u]["reported_grade"], d[u]["derived_grade"]) for u in ("E4", "E5")] == [(1, 2), (1, 2)]
+    assert d["E4"]["evidence"] == d["E5"]["evidence"] == \
+        "grade 2 on day 2: hypotension without vasopressors (T 38.6 C; hypotension)"

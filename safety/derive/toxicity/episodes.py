@@ -89,7 +89,10 @@ nxt AS (
 ),
 peak AS (
   SELECT g.usubjid, g.episode_no, min(g.day) AS max_grade_day,
-         arg_min(g.reason_text, g.assessment_time) AS max_evidence
+         -- two assessments at one time with the worst grade: the first reason in text order, so that a load
+         -- never depends on the order DuckDB's threads meet them
+         arg_min(g.reason_text, (g.assessment_time, g.reason_text)) FILTER (WHERE g.assessment_time IS NOT NULL)
+           AS max_evidence
   FROM (SELECT *, {'coalesce(comp_reason, ' + "'fever'" + ')' if crs else 'grade_reason'} || ' (' || evidence || ')' AS reason_text FROM g) g
   JOIN ep USING (usubjid, episode_no) WHERE g.row_grade = ep.max_grade
   GROUP BY g.usubjid, g.episode_no
