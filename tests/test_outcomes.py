@@ -475,3 +475,22 @@ def test_outcome_settings_are_validated_with_the_key_named():
         validate({"planned_doses": {"DL1": "one"}})
     cfg = validate({"response": {"criteria": "Lugano 2014", "responders": ["cr", "pr"]}})
     assert cfg["response"]["responders"] == ["CR", "PR"] and cfg["immune_monitoring"][0]["test"] == "IGG"
+
+
+def test_two_results_of_one_test_on_one_day_have_one_first_and_one_last(tmp_path):
+    # the last recorded (highest LBSEQ) is the day's last value; the first recorded its first (lab_record_order)
+    cfg = {"immune_monitoring": [{"test": "IGG", "label": "IgG", "below": 4.0, "finding": "hypogammaglobulinaemia"}]}
+    db = OutcomeDB(tmp_path / "d.duckdb", cfg)
+    db.subject("B")
+    for d, v in [(0, 7.5), (0, 6.0), (30, 5.0), (180, 4.5), (180, 3.5)]:
+        db.lab("B", "IGG", d, v)
+    db.subject("DUP")
+    for test, v, unit in [("URATE", 380.0, "umol/L"), ("URATE", 300.0, "umol/L"), ("K", 4.0, "mmol/L")]:
+        db.lab("DUP", test, -5, v, unit)
+    db.lab("DUP", "URATE", 2, 480.0, "umol/L")   # first on day 2: over the absolute limit
+    db.lab("DUP", "URATE", 2, 376.0, "umol/L")   # second: only +25 % from the baseline of 300
+    db.derive("infections", "immune_reconstitution", "tls")
+    igg = db.rows("SELECT * FROM immune_reconstitution WHERE usubjid = 'B'")[0]
+    assert (igg["baseline_value"], igg["last_value"], igg["below_at_last"]) == (6.0, 3.5, True)
+    tls = db.by("tls_screen")["DUP"]
+    assert tls["criteria_met"] == 1 and tls["criteria"] == "uric acid d2 480 (abs)"

@@ -6,6 +6,13 @@ import re
 PARAM_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
+def lab_record_order(alias: str) -> str:
+    """The time order of ``alias``'s lab records, as an ``arg_max`` / ``arg_min`` key: the day, then the time in
+    LBDTC (ISO 8601 text sorts in time order), then LBSEQ. Two results of one test on one day then have one
+    first and one last, whatever order DuckDB's threads meet them in."""
+    return f"({alias}.day, coalesce({alias}.lbdtc, ''), coalesce({alias}.lbseq, -1))"
+
+
 def used_params(sql: str, params: dict) -> dict:
     """The subset of ``params`` that ``sql`` names as ``$name`` (DuckDB refuses unused named parameters)."""
     used = set(PARAM_RE.findall(sql))

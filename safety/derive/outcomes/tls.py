@@ -8,6 +8,7 @@ latest value before the window (day < -3); without one only the absolute limits 
 """
 from __future__ import annotations
 
+from safety.core.sql import lab_record_order
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
 from safety.derive.toxicity._sql import insert, reset
@@ -23,7 +24,7 @@ WITH rules AS (
          absolute_si, unit, pct_change FROM _tls_rules
 ),
 lab AS (
-  SELECT l.usubjid, r.criterion, r.direction, r.absolute_si, r.pct_change, l.day, l.value
+  SELECT l.usubjid, r.criterion, r.direction, r.absolute_si, r.pct_change, l.day, l.value, l.lbdtc, l.lbseq
   FROM labs l JOIN rules r ON upper(l.lbtestcd) = r.testcd
   JOIN subjects s ON s.studyid = l.studyid AND s.data_cut = l.data_cut AND s.usubjid = l.usubjid
   WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL AND l.day IS NOT NULL AND s.infused
@@ -31,11 +32,12 @@ lab AS (
     AND (l.unit IS NULL OR lower(l.unit) = lower(r.unit))  -- a value in another unit is never compared
 ),
 base AS (
-  SELECT usubjid, criterion, arg_max(value, day) AS baseline FROM lab WHERE day < {WINDOW_FIRST_DAY}
+  SELECT usubjid, criterion, arg_max(lab.value, {lab_record_order('lab')}) AS baseline FROM lab
+  WHERE day < {WINDOW_FIRST_DAY}
   GROUP BY usubjid, criterion
 ),
 hits AS (
-  SELECT lab.usubjid, lab.criterion, lab.day, lab.value,
+  SELECT lab.usubjid, lab.criterion, lab.day, lab.value, lab.lbdtc, lab.lbseq,
          CASE WHEN lab.direction = 'high' AND round(lab.value, 9) >= round(lab.absolute_si, 9) THEN 'abs'
               WHEN lab.direction = 'low' AND round(lab.value, 9) <= round(lab.absolute_si, 9) THEN 'abs'
               WHEN lab.direction = 'high' AND base.baseline > 0
@@ -47,8 +49,10 @@ hits AS (
   WHERE lab.day BETWEEN {WINDOW_FIRST_DAY} AND {WINDOW_LAST_DAY}
 ),
 firsts AS (
-  SELECT usubjid, criterion, min(day) AS first_day, arg_min(value, day) AS value, arg_min(how, day) AS how
-  FROM hits WHERE how IS NOT NULL GROUP BY usubjid, criterion
+  -- the first result that meets the criterion, its value and how it met it taken from that one record
+  SELECT usubjid, criterion, min(day) AS first_day, arg_min(h.value, {lab_record_order('h')}) AS value,
+         arg_min(h.how, {lab_record_order('h')}) AS how
+  FROM hits h WHERE how IS NOT NULL GROUP BY usubjid, criterion
 ),
 per AS (
   SELECT usubjid, count(*) AS n,
