@@ -181,6 +181,19 @@ def test_deaths_from_dm_ds_and_ae_with_cause_and_nrm(tmp_path):
     assert nrm[365]["cumulative_incidence_pct"] == pytest.approx(100 * (2 / 6 + 1 / 6))
 
 
+def test_two_ds_death_records_on_one_date_give_the_first_recorded_cause(tmp_path):
+    from outcome_fixtures import day
+
+    db = OutcomeDB(tmp_path / "d2.duckdb")
+    db.subject("DD", death_day=40)
+    # entered in the other order than their DSSEQ: the cause is the lower DSSEQ's
+    db.insert("disposition", usubjid="DD", dsseq=2, dsdecod="DEATH", dsterm="Cardiac arrest", dsst_date=day(40), day=40)
+    db.insert("disposition", usubjid="DD", dsseq=1, dsdecod="DEATH", dsterm="Pneumonia", dsst_date=day(40), day=40)
+    db.derive("deaths")
+    d = db.by("deaths")["DD"]
+    assert (d["delivered_cause"], d["cause_category"], d["sources"]) == ("Pneumonia", "infection", "DS")
+
+
 # ---- cumulative incidence against a worked example ------------------------------------------------------
 
 def test_aalen_johansen_matches_hand_worked_example():

@@ -27,7 +27,10 @@ WITH subj AS (
 ),
 ds AS (
   SELECT usubjid, min(dsst_date) AS ds_date,
-         arg_min(CASE WHEN upper(dsterm) <> 'DEATH' THEN dsterm END, dsst_date) AS ds_cause
+         -- the first DS death record by date, then DSSEQ (two on one date: the lower DSSEQ, not whichever
+         -- DuckDB's threads met first)
+         arg_min(CASE WHEN upper(dsterm) <> 'DEATH' THEN dsterm END, (dsst_date, dsseq))
+           FILTER (WHERE dsst_date IS NOT NULL) AS ds_cause
   FROM disposition WHERE studyid = $s AND data_cut = $c AND upper(dsdecod) = 'DEATH' GROUP BY usubjid
 ),
 fae AS (
