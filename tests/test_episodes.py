@@ -237,23 +237,27 @@ def test_biomarker_peaks_relative_to_onset(db_path):
     assert (b["peak_il6"], b["peak_il6_day"], b["peak_il6_rel_onset"]) == (300, 2, 0)
 
 
+def _iec_hs_after_crs(db, u):
+    """A subject whose CRS peaks on day 2 and resolves; platelets recover from the lymphodepletion nadir (days 5-7
+    >= 50), then ferritin x6 on day 8 with new thrombocytopenia and low fibrinogen."""
+    db.subject(u)
+    db.crs(u, 1, temp=38.5)
+    db.crs(u, 2, temp=39.0, hypotension=True)
+    db.crs(u, 4, temp=37.0)
+    db.crs(u, 5, temp=37.0)
+    for day, ferritin in [(0, 500), (3, 800), (8, 3000)]:
+        db.lab(u, "FERRITIN", day, ferritin)
+    for day, plt in [(0, 150), (3, 40), (5, 60), (6, 70), (7, 80), (8, 30)]:
+        db.lab(u, "PLAT", day, plt)
+    db.lab(u, "FIBRINO", 8, 1.2)
+
+
 def test_iec_hs_screen(db_path):
     """Hines 2023: ferritin > 2 x ULN or > 2 x baseline (and/or rapidly rising), onset as CRS resolves or after,
     with haemophagocytosis-like findings."""
     db = StudyDB(db_path)
-    # H1: CRS peaks day 2, resolves; platelets recover from the lymphodepletion nadir (days 5-7 >= 50), then
-    # ferritin x6 on day 8 with new thrombocytopenia and low fibrinogen
-    db.subject("H1")
-    db.crs("H1", 1, temp=38.5)
-    db.crs("H1", 2, temp=39.0, hypotension=True)
-    db.crs("H1", 4, temp=37.0)
-    db.crs("H1", 5, temp=37.0)
-    db.lab("H1", "FERRITIN", 0, 500)
-    db.lab("H1", "FERRITIN", 3, 800)
-    db.lab("H1", "FERRITIN", 8, 3000)
-    for day, plt in [(0, 150), (3, 40), (5, 60), (6, 70), (7, 80), (8, 30)]:
-        db.lab("H1", "PLAT", day, plt)
-    db.lab("H1", "FIBRINO", 8, 1.2)
+    # H1: CRS peaks day 2 and resolves, then ferritin x6 on day 8 with new thrombocytopenia and low fibrinogen
+    _iec_hs_after_crs(db, "H1")
     db.lab("H1", "ALT", 8, 100, uln=40)
     db.med("H1", "anakinra", 9, 12, cmtrt="anakinra")
     # H2: ferritin doubles but nothing else abnormal: not flagged
@@ -501,3 +505,15 @@ def test_two_assessments_at_one_time_with_the_worst_grade_give_one_evidence(db_p
     assert [(d[u]["reported_grade"], d[u]["derived_grade"]) for u in ("E4", "E5")] == [(1, 2), (1, 2)]
     assert d["E4"]["evidence"] == d["E5"]["evidence"] == \
         "grade 2 on day 2: hypotension without vasopressors (T 38.6 C; hypotension)"
+
+
+def test_iec_hs_names_one_directed_therapy_when_two_start_the_same_day(db_path):
+    # two IEC-HS-directed drugs started on day 9, entered against their CMSEQ order: the one named is the lower
+    # CMSEQ's (before, whichever DuckDB met first)
+    db = StudyDB(db_path)
+    _iec_hs_after_crs(db, "H4")
+    db._insert("medications", usubjid="H4", cmseq=99, cmtrt="anakinra", med_class="anakinra", start_day=9)
+    db._insert("medications", usubjid="H4", cmseq=98, cmtrt="emapalumab", med_class="other", start_day=9)
+    db.derive()
+    h4 = db.one("SELECT * FROM iec_hs_screen WHERE usubjid = 'H4'")
+    assert h4["grade"] == 2 and "IEC-HS-directed therapy (emapalumab) from day 9" in h4["grade_reason"]

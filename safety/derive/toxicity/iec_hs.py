@@ -155,8 +155,8 @@ feat AS (
     ELSE false END
 ),
 near AS (
-  -- one finding per criterion: the one measured nearest the ferritin day
-  SELECT c.usubjid, c.day, arg_min(f.finding, abs(f.day - c.day) * 1000 + f.day) AS finding
+  -- one finding per criterion: the one measured nearest the ferritin day (two that day: the first in text order)
+  SELECT c.usubjid, c.day, arg_min(f.finding, (abs(f.day - c.day) * 1000 + f.day, f.finding)) AS finding
   FROM cand c JOIN feat f ON f.usubjid = c.usubjid AND f.day BETWEEN c.day - {w} AND c.day + {w}
   GROUP BY c.usubjid, c.day, f.criterion
 ),
@@ -172,7 +172,8 @@ mg AS (
     min(m.start_day) FILTER (WHERE lower(m.med_class) = 'vasopressor') AS vaso_day,
     min(m.start_day) FILTER (WHERE lower(m.med_class) IN {IEC_HS_DIRECTED_CLASSES!r}
                                 OR regexp_matches(lower(coalesce(m.cmtrt, '')), '{IEC_HS_DIRECTED_PATTERN}')) AS directed_day,
-    arg_min(coalesce(m.cmdecod, m.cmtrt), m.start_day) FILTER (WHERE lower(m.med_class) IN {IEC_HS_DIRECTED_CLASSES!r}
+    arg_min(coalesce(m.cmdecod, m.cmtrt), (m.start_day, coalesce(m.cmseq, -1), coalesce(m.cmdecod, m.cmtrt)))
+      FILTER (WHERE lower(m.med_class) IN {IEC_HS_DIRECTED_CLASSES!r}
                                 OR regexp_matches(lower(coalesce(m.cmtrt, '')), '{IEC_HS_DIRECTED_PATTERN}')) AS directed_drug
   FROM flags fl JOIN medications m ON m.usubjid = fl.usubjid AND m.studyid = $s AND m.data_cut = $c
    AND m.start_day BETWEEN fl.flag_day - 1 AND fl.flag_day + {GRADE_WINDOW_DAYS}
