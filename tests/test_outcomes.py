@@ -507,3 +507,23 @@ def test_two_results_of_one_test_on_one_day_have_one_first_and_one_last(tmp_path
     assert (igg["baseline_value"], igg["last_value"], igg["below_at_last"]) == (6.0, 3.5, True)
     tls = db.by("tls_screen")["DUP"]
     assert tls["criteria_met"] == 1 and tls["criteria"] == "uric acid d2 480 (abs)"
+
+
+def test_ties_of_one_rank_pick_by_text_not_by_the_order_rows_are_met(tmp_path):
+    # a medication naming two supports of one priority, and two responses of one rank on one day, entered in
+    # either order: the first in text order (before, whichever DuckDB met first)
+    db = OutcomeDB(tmp_path / "t.duckdb")
+    db.subject("A", lka=400)
+    db.subject("B", lka=400)
+    db.cm("A", "Voriconazole + aciclovir", 0, 30)
+    db.cm("B", "Aciclovir + voriconazole", 0, 30)
+    db.derive("infections")
+    support = {r["usubjid"]: r["support"] for r in db.rows("SELECT usubjid, support FROM infection_support")}
+    assert support == {"A": "antifungal", "B": "antifungal"}
+    db.rs("A", 90, "PMD")
+    db.rs("A", 90, "PD")
+    db.rs("B", 90, "PD")
+    db.rs("B", 90, "PMD")
+    db.derive("response")
+    best = {u: r["best_response"] for u, r in db.by("response_outcomes").items()}
+    assert best == {"A": "PD", "B": "PD"}

@@ -158,7 +158,7 @@ txt_hit AS (
 ),
 hit AS (
   SELECT m.usubjid, m.cmseq, m.cmtrt, m.cmindc, m.cmcat, m.start_day, m.end_day,
-         arg_min(k.support, k.priority) AS support
+         arg_min(k.support, (k.priority, k.support)) AS support  -- two of one priority: the first in text order
   FROM m JOIN txt_hit k USING (txt)
   GROUP BY ALL
 )

@@ -70,7 +70,8 @@ prog AS (SELECT usubjid, day FROM (__PROGRESSION__) WHERE day >= 0),
 first_prog AS (SELECT usubjid, min(day) AS d FROM prog GROUP BY usubjid),
 rk_t AS (SELECT * FROM (VALUES {", ".join(f"('{k}', {v})" for k, v in RESPONSE_RANK.items())}) t(resp, rk)),
 best AS (
-  SELECT rs.usubjid, arg_min(rs.resp, (coalesce(rk_t.rk, 6), rs.day)) AS bor, max(rs.day) AS last_rs
+  -- the best rank, the earliest day, then text order (two responses of one rank on one day: e.g. PD and PMD)
+  SELECT rs.usubjid, arg_min(rs.resp, (coalesce(rk_t.rk, 6), rs.day, rs.resp)) AS bor, max(rs.day) AS last_rs
   FROM rs LEFT JOIN rk_t USING (resp) LEFT JOIN first_prog fp USING (usubjid)
   WHERE fp.d IS NULL OR rs.day <= fp.d
   GROUP BY rs.usubjid
