@@ -165,6 +165,18 @@ def test_queries_that_bypass_the_scope_are_rejected(con, two_site_users, query):
     r = _reader(con, two_site_users["investigator_101"])
     with pytest.raises(QueryRejected):
         r.sql(query)
+    with pytest.raises(QueryRejected):  # the load's read path (lists, no pandas) is checked the same way
+        r.columns(query)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_column_read_path_keeps_the_scope(con, two_site_users, role):
+    r = _reader(con, two_site_users[role])
+    cols = r.columns("SELECT usubjid, studyid FROM subjects ORDER BY usubjid")
+    assert cols["usubjid"] == sorted(r.sql("SELECT usubjid FROM subjects")["usubjid"])
+    assert set(cols["usubjid"]) == _oracle(con, "subjects", EXPECTED_SITES[role])
+    assert set(cols["studyid"]) <= {STUDY}
+    assert r.columns("SELECT usubjid FROM subjects WHERE false") == {"usubjid": []}
 
 
 def test_guard_allows_ordinary_page_queries(con, two_site_users):
