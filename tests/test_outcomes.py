@@ -491,7 +491,7 @@ def test_outcome_settings_are_validated_with_the_key_named():
 
 
 def test_two_results_of_one_test_on_one_day_have_one_first_and_one_last(tmp_path):
-    # the last recorded (highest LBSEQ) is the day's last value; the first recorded its first (lab_record_order)
+    # the last recorded (highest LBSEQ) is the day's last value; the first recorded its first (record_order)
     cfg = {"immune_monitoring": [{"test": "IGG", "label": "IgG", "below": 4.0, "finding": "hypogammaglobulinaemia"}]}
     db = OutcomeDB(tmp_path / "d.duckdb", cfg)
     db.subject("B")

@@ -6,11 +6,13 @@ import re
 PARAM_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def lab_record_order(alias: str) -> str:
-    """The time order of ``alias``'s lab records, as an ``arg_max`` / ``arg_min`` key: the day, then the time in
-    LBDTC (ISO 8601 text sorts in time order), then LBSEQ. Two results of one test on one day then have one
-    first and one last, whatever order DuckDB's threads meet them in."""
-    return f"({alias}.day, coalesce({alias}.lbdtc, ''), coalesce({alias}.lbseq, -1))"
+def record_order(alias: str, dtc: str = "lbdtc", seq: str = "lbseq") -> str:
+    """The time order of ``alias``'s records (labs by default), as an ``arg_max`` / ``arg_min`` key: the day, then
+    the time in the ``dtc`` column (ISO 8601 text sorts in time order), then the sequence number ``seq``; a
+    record without a time or a sequence number counts after those with one that day (DuckDB orders NULL last).
+    Two results of one test on one day then have one first and one last, whatever order DuckDB's threads meet
+    them in."""
+    return f"({alias}.day, {alias}.{dtc}, {alias}.{seq})"
 
 
 def used_params(sql: str, params: dict) -> dict:

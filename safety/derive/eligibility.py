@@ -8,7 +8,7 @@ limits (age only). Limits are inclusive unless
 ULN. A subject with no eligibility value for a checked test is listed too, with value NULL.
 """
 from __future__ import annotations
-from safety.core.sql import insert_rows, reset_derived
+from safety.core.sql import insert_rows, record_order, reset_derived
 from safety.derive.graph import Derivation
 from safety.schema import ELIGIBILITY_DEVIATIONS
 
@@ -45,8 +45,9 @@ def derive_eligibility_deviations(con, studyid, data_cut, config, review_store=N
                    bound DOUBLE, inclusive BOOLEAN, criterion VARCHAR)""")
     con.execute("DELETE FROM _elig_rules")
     insert_rows(con, "_elig_rules", rules, ("VARCHAR", "VARCHAR", "VARCHAR", "DOUBLE", "BOOLEAN", "VARCHAR"))
+    latest = record_order("o", dtc="dtc", seq="seq")  # the last value before lymphodepletion, labs and vitals alike
     # rounding both sides to 12 decimals keeps 3 x 1.2 == 3.6 (floating point) on the right side of a limit
-    con.execute("""
+    con.execute(f"""
         INSERT INTO eligibility_deviations BY NAME
         WITH subj AS (SELECT usubjid, age, first_infusion_date,
                              -- enrolment is judged before lymphodepletion starts (or before day 0 without it)
@@ -61,11 +62,11 @@ def derive_eligibility_deviations(con, studyid, data_cut, config, review_store=N
             FROM vitals v WHERE v.studyid = $s AND v.data_cut = $c AND v.value IS NOT NULL),
         base AS (
             SELECT o.source, o.usubjid, o.test,
-                   arg_max(o.value, (o.day, o.dtc, o.seq)) AS value, arg_max(o.unit, (o.day, o.dtc, o.seq)) AS unit,
-                   arg_max(o.uln, (o.day, o.dtc, o.seq)) AS uln, arg_max(o.day, (o.day, o.dtc, o.seq)) AS day
+                   arg_max(o.value, {latest}) AS value, arg_max(o.unit, {latest}) AS unit,
+                   arg_max(o.uln, {latest}) AS uln, arg_max(o.day, {latest}) AS day
             FROM obs o JOIN subj s USING (usubjid)
             WHERE s.first_infusion_date IS NOT NULL AND o.day < s.before_day
-            GROUP BY ALL),  -- latest: by day, then time within the day (ISO text), then sequence number
+            GROUP BY ALL),
         checked AS (
             SELECT s.usubjid, r.*, b.value, b.unit, b.uln, b.day, s.first_infusion_date, s.had_ld
             FROM _elig_rules r CROSS JOIN subj s

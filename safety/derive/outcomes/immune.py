@@ -8,7 +8,7 @@ neuropathy and delayed neurological AEs outside ICANS; onset after ``late_after_
 """
 from __future__ import annotations
 
-from safety.core.sql import lab_record_order
+from safety.core.sql import record_order
 from safety.derive.graph import Derivation
 from safety.derive.toxicity._sql import insert, reset
 from safety.schema import IMMUNE_RECONSTITUTION, OFF_TUMOUR_EVENTS
@@ -28,12 +28,12 @@ ivig AS (
 SELECT $s AS studyid, $c AS data_cut, lab.usubjid, lab.test, any_value(lab.label) AS label,
        any_value(lab.threshold) AS threshold, any_value(lab.finding) AS finding,
        CAST(count(*) FILTER (WHERE lab.day >= 1) AS INTEGER) AS n_values,
-       arg_max(lab.value, {lab_record_order('lab')}) FILTER (WHERE lab.day <= 0) AS baseline_value,
+       arg_max(lab.value, {record_order('lab')}) FILTER (WHERE lab.day <= 0) AS baseline_value,
        min(lab.value) FILTER (WHERE lab.day >= 1) AS nadir,
        arg_min(lab.day, (lab.value, lab.day)) FILTER (WHERE lab.day >= 1) AS nadir_day,
        min(lab.day) FILTER (WHERE lab.day >= 1 AND lab.value < lab.threshold) AS first_below_day,
-       arg_max(lab.value, {lab_record_order('lab')}) AS last_value, max(lab.day) AS last_day,
-       arg_max(lab.value, {lab_record_order('lab')}) < any_value(lab.threshold) AS below_at_last,
+       arg_max(lab.value, {record_order('lab')}) AS last_value, max(lab.day) AS last_day,
+       arg_max(lab.value, {record_order('lab')}) < any_value(lab.threshold) AS below_at_last,
        CAST(coalesce(any_value(ivig.n), 0) AS INTEGER) AS ivig_doses, any_value(ivig.first_day) AS first_ivig_day
 FROM lab LEFT JOIN ivig USING (usubjid)
 GROUP BY lab.usubjid, lab.test

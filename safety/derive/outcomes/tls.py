@@ -8,7 +8,7 @@ latest value before the window (day < -3); without one only the absolute limits 
 """
 from __future__ import annotations
 
-from safety.core.sql import lab_record_order
+from safety.core.sql import record_order
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
 from safety.derive.toxicity._sql import insert, reset
@@ -32,7 +32,7 @@ lab AS (
     AND (l.unit IS NULL OR lower(l.unit) = lower(r.unit))  -- a value in another unit is never compared
 ),
 base AS (
-  SELECT usubjid, criterion, arg_max(lab.value, {lab_record_order('lab')}) AS baseline FROM lab
+  SELECT usubjid, criterion, arg_max(lab.value, {record_order('lab')}) AS baseline FROM lab
   WHERE day < {WINDOW_FIRST_DAY}
   GROUP BY usubjid, criterion
 ),
@@ -50,8 +50,8 @@ hits AS (
 ),
 firsts AS (
   -- the first result that meets the criterion, its value and how it met it taken from that one record
-  SELECT usubjid, criterion, min(day) AS first_day, arg_min(h.value, {lab_record_order('h')}) AS value,
-         arg_min(h.how, {lab_record_order('h')}) AS how
+  SELECT usubjid, criterion, min(day) AS first_day, arg_min(h.value, {record_order('h')}) AS value,
+         arg_min(h.how, {record_order('h')}) AS how
   FROM hits h WHERE how IS NOT NULL GROUP BY usubjid, criterion
 ),
 per AS (

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from safety.core.files import read_data_csv
-from safety.core.sql import insert_rows, lab_record_order
+from safety.core.sql import insert_rows, record_order
 from safety.derive.graph import Derivation
 from safety.derive.toxicity._sql import SCOPE, insert, reset
 from safety.schema import CAR_HEMATOTOX
@@ -65,7 +65,7 @@ WITH s AS (
   FROM subjects WHERE {SCOPE} AND first_infusion_date IS NOT NULL
 ),
 last_val AS (
-  SELECT l.usubjid, p.marker, arg_max(l.value, {lab_record_order('l')}) AS value, max(l.day) AS day
+  SELECT l.usubjid, p.marker, arg_max(l.value, {record_order('l')}) AS value, max(l.day) AS day
   FROM labs l JOIN s USING (usubjid)
   JOIN (SELECT DISTINCT marker, test FROM _ht_points) p ON p.test = upper(l.lbtestcd)
   WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL
