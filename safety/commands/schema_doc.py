@@ -37,7 +37,7 @@ def render() -> str:
         for t in (t for t in tables if t.group == group):
             parts.append(f"\n### `{t.name}`\n\n{t.description}\n\n| column | type | meaning |\n|---|---|---|")
             for c in t.columns:
-                parts.append(f"| `{c.name}` | {c.type.replace(' NOT NULL', '')} | {c.description} |")
+                parts.append(f"| `{c.name}` | {c.value_type} | {c.description} |")
             if t.extra_columns_note:
                 parts.append(f"\n{t.extra_columns_note}")
     return "\n".join(parts) + "\n"

@@ -84,7 +84,7 @@ def _keep_rows_of_earlier_layouts(con, views: list[Table]) -> list[Table]:
 def store_view_rows(con, view: Table, select_sql: str, params: dict | None = None) -> None:
     """Store the rows of ``select_sql`` (any of ``view``'s columns, by name; the others NULL) in the tables the view
     reads, as a load stores them. The SELECT is the code's; values come as ``params``."""
-    cols = ", ".join(f"{c.name} {c.type.replace(' NOT NULL', '')}" for c in view.columns)
+    cols = ", ".join(f"{c.name} {c.value_type}" for c in view.columns)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _view_rows ({cols})")
     con.execute(f"INSERT INTO _view_rows BY NAME {select_sql}", params or {})
     for sql in view.store_sql:

@@ -16,6 +16,11 @@ class Column:
     type: str
     description: str
 
+    @property
+    def value_type(self) -> str:
+        """The type without its constraint ('VARCHAR NOT NULL' -> 'VARCHAR'): what a value of the column is."""
+        return self.type.replace(" NOT NULL", "")
+
 
 @dataclass(frozen=True)
 class Table:

@@ -690,7 +690,7 @@ def derive_stopping_status(con, studyid: str, data_cut: dt.date, config: dict, r
         reset_derived(con, (STOPPING_RULE_STATUS, STOPPING_BOUNDARIES), studyid, data_cut)
         for t, rows in ((STOPPING_RULE_STATUS, status), (STOPPING_BOUNDARIES, bounds)):
             insert_rows(con, t.name, [tuple(r.get(c.name) for c in t.columns) for r in rows],
-                        tuple(c.type.replace(" NOT NULL", "") for c in t.columns))
+                        tuple(c.value_type for c in t.columns))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
