@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from safety.core.sql import PARAM_RE as _PARAM, run_sql
+from safety.core.sql import run_sql
 
 if TYPE_CHECKING:  # the curves are DataFrames for pages; a load's NRM estimates read arrays (endpoint_arrays)
     import pandas as pd
@@ -35,9 +35,8 @@ def frame(con, sql: str, params: dict) -> pd.DataFrame:
     """A query's rows as a DataFrame, passing only the named parameters the SQL uses."""
     import pandas as pd
 
-    used = set(_PARAM.findall(sql))
     # execute (not sql): the same connection and transaction as the derivation that may have just inserted rows
-    cur = con.execute(sql, {k: v for k, v in params.items() if k in used})
+    cur = run_sql(con, sql, params)
     return pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description])
 
 
@@ -222,11 +221,9 @@ def connection_query(con):
 
 
 def reader_query(reader):
-    """A ``query`` for :func:`endpoint_data` over a scoped StudyReader (pages, exports): site scope applies."""
-    def q(sql, params):
-        used = set(_PARAM.findall(sql))
-        return reader.sql(sql, {k: v for k, v in params.items() if k in used})
-    return q
+    """A ``query`` for :func:`endpoint_data` over a scoped StudyReader (pages, exports): site scope applies (the
+    reader passes on only the parameters the SQL uses)."""
+    return reader.sql
 
 
 # progression/relapse days per subject: RS responses in the study's progression list, DS PROGRESSIVE DISEASE,
