@@ -161,3 +161,75 @@ def test_every_derivation_declares_the_derived_tables_it_reads(study, tmp_path_f
             assert {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in d.written_names} == before, d.name
         finally:
             con.close()
+
+
+def test_derivations_reading_only_delivered_domains_start_before_the_subjects_are_built_and_read_none_of_them(
+        tmp_path, monkeypatch):
+    """Once every domain is in, the load commits and starts the derivations that read none of the tables it
+    still writes (the subjects, the assessments built from SDTM): they run beside the rest of the load, so each
+    must give the rows it gives on the finished file, without reading one of those tables."""
+    from safety.ingest import WRITTEN_AFTER_DOMAINS, engine
+    events: list[str] = []
+    real_start, real_subjects = pipeline.start, engine.load_subjects
+
+    def start(con, chosen, *a, **kw):
+        events.extend(f"start {d.name}" for d in chosen)
+        return real_start(con, chosen, *a, **kw)
+
+    def load_subjects(*a, **kw):
+        events.append("subjects")
+        return real_subjects(*a, **kw)
+
+    monkeypatch.setattr(pipeline, "start", start)
+    monkeypatch.setattr(engine, "load_subjects", load_subjects)
+    study = ROOT / "sample_data" / "car_itnk"
+    db = tmp_path / "itnk.duckdb"
+    r = ingest_study(study, db)
+    before_subjects = events[:events.index("subjects")]
+    assert before_subjects == ["start ctcae_lab_grades", "start cellular_kinetics", "start secondary_malignancies"]
+    early = [pipeline.derivation(e.split()[1]) for e in before_subjects]
+    assert all(not set(d.reads) & WRITTEN_AFTER_DOMAINS for d in early)
+
+    # on the finished file without those tables, each gives the same rows as in the load (the sample has
+    # second primary malignancies and CAR-T expansion data, so there are rows to compare)
+    con = duckdb.connect(str(db))
+    try:
+        loaded = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for d in early for t in d.written_names}
+        assert len(loaded["secondary_malignancies"]) == 2 and len(loaded["cellular_kinetics"]) == 30
+        for t in sorted(WRITTEN_AFTER_DOMAINS):
+            con.execute(f"DROP TABLE {t}")
+        config = load_study_config(study)
+        for d in early:
+            try:
+                d(con, r.studyid, r.data_cut, config)
+            except duckdb.CatalogException as exc:
+                pytest.fail(f"{d.name} reads a table the load writes after it started: {exc}")
+        assert {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in loaded} == loaded
+    finally:
+        con.close()
+
+
+def test_a_derivation_on_a_loaded_file_changes_no_catalog_entry_and_creates_what_a_file_lacks(loaded, tmp_path):
+    """A load creates every table first; a derivation then only deletes and inserts rows. An open transaction that
+    had created (even ``IF NOT EXISTS``) would make DuckDB refuse a checkpoint and skip its automatic one."""
+    from safety.core.sql import reset_derived
+    db, studyid, cut = loaded
+    shutil.copy(db, tmp_path / "x.duckdb")
+    con = duckdb.connect(str(tmp_path / "x.duckdb"))
+    try:
+        deriving, other = con.cursor(), con.cursor()
+        deriving.execute("BEGIN TRANSACTION")
+        reset_derived(deriving, schema.DERIVED_TABLES, studyid, cut)
+        other.execute("CHECKPOINT")  # "Cannot CHECKPOINT: there are other write transactions active" otherwise
+        deriving.execute("ROLLBACK")
+    finally:
+        con.close()
+
+    fresh = duckdb.connect(str(tmp_path / "fresh.duckdb"))
+    try:
+        reset_derived(fresh, schema.LAB_GRADE_TABLES, studyid, cut)
+        have = {r[0] for r in fresh.execute("SELECT table_name FROM duckdb_tables() UNION ALL "
+                                            "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+        assert have == {"lab_toxicity_records", "lab_toxicity_terms", "lab_toxicity_reasons", "lab_toxicity"}
+    finally:
+        fresh.close()

@@ -26,13 +26,30 @@ def run_sql(con, sql: str, params: dict | None = None):
     return con.execute(sql, used_params(sql, params or {}))
 
 
+def create_missing(con, tables) -> None:
+    """Create each of ``tables`` (tables or views) that the file does not hold yet, in their order.
+
+    A load has created them all (``safety.schema.create_schema``), so a derivation in a load creates nothing.
+    Why not ``CREATE ... IF NOT EXISTS`` every time: even for a table that exists it makes the transaction one
+    that changed the catalog, and while such a transaction is open DuckDB skips the automatic checkpoint at
+    another derivation's commit and refuses a CHECKPOINT (docs/performance.md, seventeenth pass)."""
+    names = [t.name for t in tables]
+    have = {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND table_name IN (SELECT unnest($n)) UNION ALL SELECT view_name FROM duckdb_views() "
+        "WHERE database_name = current_database() AND schema_name = 'main' AND view_name IN (SELECT unnest($n))",
+        {"n": names}).fetchall()}
+    for t in tables:
+        if t.name not in have:
+            con.execute(t.ddl())
+
+
 def reset_derived(con, tables, studyid: str, data_cut) -> None:
-    """Create each derived table if needed and delete its rows for one (study, cut), ready to be rebuilt (a view,
-    which holds no rows, is created or replaced).
+    """Create each derived table if missing (:func:`create_missing`) and delete its rows for one (study, cut),
+    ready to be rebuilt (a view holds no rows).
 
     Runs inside the caller's transaction, so a failure leaves the previous rows in place."""
-    for t in tables:
-        con.execute(t.ddl())
+    create_missing(con, tables)
     for t in tables:  # in their order: a table deleted through another (lab_toxicity_records) comes before it
         sql = t.delete_snapshot_sql()
         if sql:

@@ -32,6 +32,9 @@ from safety.review.store import ReviewStore, default_review_path
 __all__ = ["ingest_study", "IngestError", "LoadResult", "FileCount"]
 
 LOADERS = {**engine.LOADERS, **sdtm_domains.LOADERS}
+# Domain tables the load still writes after its domains are in: the assessment rows built from SDTM, and the
+# subjects, whose last-known-alive date reads them.
+WRITTEN_AFTER_DOMAINS = frozenset({"crs_assessments", "icans_assessments", "subjects"})
 
 
 @dataclass
@@ -177,7 +180,7 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
     loaded_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     load_id = f"{studyid}:{data_cut.isoformat()}:{loaded_at.strftime('%Y%m%dT%H%M%S')}:{uuid.uuid4().hex[:8]}"
     ctx = engine.Ctx(con, studyid, data_cut, load_id, config)
-    if run_derivations:  # their libraries (pandas, scipy) import while DuckDB runs the load's SQL
+    if run_derivations:  # their libraries (NumPy, scipy.special) import while DuckDB runs the load's SQL
         threading.Thread(target=_import_derivations, name="celltox-import-derivations", daemon=True).start()
 
     # LB right after day 0 is known (DM, EX): the labs read nothing of DS, CM or AE, and the derivations that read
@@ -187,8 +190,10 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
     order.insert(order.index("EX") + 1, "LB")
     store, store_is_new, early = None, False, {}
     con.execute("BEGIN TRANSACTION")
-    in_tx = True
     try:
+        if run_derivations:  # the derivations started during the load read the committee's decisions
+            store_is_new = not Path(review_store_path or default_review_path(db_path)).exists()
+            store = _review_store(db_path, review_store_path)
         schema.create_schema(con)  # first: it lays out anew the tables an earlier celltox laid out otherwise
         if not new_file:  # a new file holds no earlier snapshot
             _delete_snapshot(con, studyid, data_cut)
@@ -221,19 +226,16 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
                 engine.count_and_quarantine(ctx, dom, f"_t_SUPP{dom}", supp[dom])
             engine.drop_staging(ctx, dom)
             if dom == "LB" and run_derivations:
-                con.execute("COMMIT")
-                in_tx = False
-                store_is_new = not Path(review_store_path or default_review_path(db_path)).exists()
-                store = _review_store(db_path, review_store_path)
-                from safety.derive import pipeline  # here, not at the top: it imports while the load runs
-
-                early = pipeline.start(con, pipeline.ready_after({"labs"}), studyid, data_cut, config, store)
-                con.execute("BEGIN TRANSACTION")
-                in_tx = True
+                early = _commit_and_start(con, {"labs"}, early, studyid, data_cut, config, store)
         if "EX" not in by_domain and "DS" not in by_domain:
             engine.set_deaths(ctx, cols["DM"])
         if "EX" not in by_domain and "CM" not in by_domain:
             engine.set_lymphodepletion(ctx)
+        if run_derivations:
+            # every domain's table is final now but those written below: the derivations that read none of
+            # those (second primary malignancies, cellular kinetics) start beside the rest of the load
+            early = _commit_and_start(con, {s.table for s in SPECS.values()} - WRITTEN_AFTER_DOMAINS, early,
+                                      studyid, data_cut, config, store)
         # CRS/ICANS assessments from VS, CM, PR, QS, FA, CE and AE for subjects without celltox file rows; before
         # subjects, whose last-known-alive date reads the assessment tables
         built = build_sdtm_assessments(ctx)
@@ -270,8 +272,7 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
                      "at": loaded_at, "lid": load_id, "ver": __version__})
         con.execute("COMMIT")
     except BaseException:
-        if in_tx:
-            con.execute("ROLLBACK")
+        con.execute("ROLLBACK")
         if early:  # they use this connection: they end before it is closed
             from safety.derive import pipeline
 
@@ -283,10 +284,23 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
     if run_derivations:
         from safety.derive import pipeline
 
-        store = store or _review_store(db_path, review_store_path)
         result.derivations = pipeline.run_derivations(con, studyid, data_cut, config, review_store=store,
                                                       started=early)
     return result
+
+
+def _commit_and_start(con, final_tables: set[str], early: dict, studyid: str, data_cut: dt.date, config: dict,
+                      store) -> dict:
+    """Commit the load so far and start the derivations that read nothing but ``final_tables`` and are not in
+    ``early`` yet, beside the rest of the load; returns ``early`` with them. The load goes on in a new
+    transaction. Still all-or-nothing: the load writes a private copy, switched in only when all of it is done."""
+    from safety.derive import pipeline  # here, not at the top: it imports while the load runs
+
+    con.execute("COMMIT")
+    con.execute("BEGIN TRANSACTION")
+    started = {d.name for d in early.values()}
+    ready = [d for d in pipeline.ready_after(final_tables) if d.name not in started]
+    return {**early, **pipeline.start(con, ready, studyid, data_cut, config, store)}
 
 
 def _import_derivations() -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from safety.core.sql import PARAM_RE as _PARAM_RE, reset_derived, run_sql
+from safety.core.sql import PARAM_RE as _PARAM_RE, create_missing, reset_derived, run_sql
 from safety.derive.dlt.decisions import adjudication_params
 from safety.derive.dlt.evaluability import evaluability_sql
 from safety.derive.dlt.events import FATAL_AE as _FATAL_AE, fingerprint_sql
@@ -286,7 +286,7 @@ def derive_dlt(con, studyid: str, data_cut: dt.date, config: dict, review_store=
     con.execute("BEGIN TRANSACTION")
     try:
         reset_derived(con, (DLT_CANDIDATES,), studyid, data_cut)
-        con.execute(DLT_EVALUABILITY.ddl())
+        create_missing(con, (DLT_EVALUABILITY,))
         sql, params = screening_sql(con, config)
         run_sql(con, f"INSERT INTO dlt_candidates BY NAME {sql}", {**params, **base})
         adj = adjudication_params(review_store, studyid)
