@@ -17,16 +17,23 @@ DAY_AXIS = "Days from infusion (day 0)"
 CURVE_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7")
 
 
-def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
+def _layout(fig: go.Figure, title: str, height: int, subtitle: str | None = None) -> go.Figure:
     # no template here: every dashboard chart gets plotly_white when drawn (dashboard.widgets.figure_dict)
-    fig.update_layout(title=dict(text=title, font=dict(size=20)), font=FONT, height=height,
-                      margin=dict(l=90, r=30, t=70, b=60), legend=dict(orientation="h", y=-0.18))
+    head = dict(text=title, font=dict(size=20))
+    if subtitle:
+        head["subtitle"] = dict(text=subtitle, font=dict(size=15))
+    fig.update_layout(title=head, font=FONT, height=height + (24 if subtitle else 0),
+                      margin=dict(l=90, r=30, t=94 if subtitle else 70, b=60), legend=dict(orientation="h", y=-0.18))
     return fig
 
 
 def _with_risk_table(curves: list[tuple[str, pd.DataFrame, str]], risk: list[tuple[str, pd.DataFrame]], title: str,
-                     y_title: str, y_max: float | None = None, x_title: str = DAY_AXIS) -> go.Figure:
-    """Step curves on top, the numbers at risk under them (one row per group), on one day axis (``x_title``)."""
+                     y_title: str, y_max: float | None = None, x_title: str = DAY_AXIS,
+                     subtitle: str | None = None) -> go.Figure:
+    """Step curves on top, the numbers at risk under them (one row per group), on one day axis (``x_title``).
+
+    Each number is drawn whole, also at day 0 and at the axis' end (a number cut at the plot's edge read as
+    another: 22 at risk on day 0 showed as "2")."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.78, 0.22], vertical_spacing=0.08)
     for i, (name, curve, col) in enumerate(curves):
         fig.add_trace(go.Scatter(x=curve["day"], y=curve[col], mode="lines", line=dict(shape="hv", width=3,
@@ -38,23 +45,25 @@ def _with_risk_table(curves: list[tuple[str, pd.DataFrame, str]], risk: list[tup
     for i, (name, r) in enumerate(risk):
         fig.add_trace(go.Scatter(x=r["day"], y=[name] * len(r), mode="text", text=r["n_at_risk"].astype(str),
                                  textfont=dict(size=15, color=CURVE_COLORS[i % len(CURVE_COLORS)]), showlegend=False,
-                                 name=f"{name}: number at risk",
+                                 name=f"{name}: number at risk", cliponaxis=False,
                                  hovertemplate="day %{x}: %{text} at risk<extra></extra>"), row=2, col=1)
         labels.append(name)
     fig.update_yaxes(title_text=y_title, tickformat=".0%", range=[0, y_max or 1.0], row=1, col=1)
+    # the row names stand clear of a number drawn at day 0
     fig.update_yaxes(title_text="Number at risk", categoryorder="array", categoryarray=labels[::-1], row=2, col=1,
-                     showgrid=False)
+                     showgrid=False, ticklabelstandoff=16)
     fig.update_xaxes(title_text=x_title, row=2, col=1, rangemode="tozero")
-    return _layout(fig, title, 520 + 24 * max(0, len(labels) - 1))
+    return _layout(fig, title, 520 + 24 * max(0, len(labels) - 1), subtitle)
 
 
 def cumulative_incidence_figure(curve: pd.DataFrame, risk: pd.DataFrame, title: str, event: str,
                                 competing: str) -> go.Figure:
-    """Aalen-Johansen cumulative incidence of ``event`` (competing event named in the y title), with the numbers
-    at risk of the infused subjects from day 0 beneath (row "Infused subjects")."""
+    """Aalen-Johansen cumulative incidence of ``event``, the competing event named under the title (a y title
+    long enough to hold it ran off the plot), with the numbers at risk of the infused subjects from day 0 beneath
+    (row "Infused subjects")."""
     top = max(0.1, float(curve["cumulative_incidence"].max()) * 1.2) if len(curve) else 1.0
     return _with_risk_table([(event, curve, "cumulative_incidence")], [(AT_RISK_FROM_INFUSION, risk)], title,
-                            f"Cumulative incidence (competing: {competing})", min(1.0, top))
+                            "Cumulative incidence", min(1.0, top), subtitle=f"Competing event: {competing}")
 
 
 def kaplan_meier_figure(groups: list[tuple[str, pd.DataFrame, pd.DataFrame]], title: str, y_title: str,

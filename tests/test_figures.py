@@ -310,3 +310,23 @@ def test_response_rate_svg_draws_each_rate_with_its_interval_and_names_what_coun
     # each whisker spans its interval: from the lower to the upper bound, the upper drawn higher
     whiskers = re.findall(r'<path d="M[\d.]+ ([\d.]+) V([\d.]+) ', svg)
     assert len(whiskers) == 2 and all(float(lo) > float(hi) for lo, hi in whiskers)
+
+
+def test_numbers_at_risk_are_drawn_whole_and_the_competing_event_is_named_under_the_title():
+    """The number at risk at day 0 sits on the plot's edge: cut there, 22 read as "2". The competing event, in a
+    y title, ran off a plot of trial height; it is named under the title instead."""
+    from dashboard import figures_outcomes as FO
+    curve = pd.DataFrame({"day": [0, 9, 84, 365], "cumulative_incidence": [0.0, 0.045, 0.093, 0.093],
+                          "n_at_risk": [22, 21, 18, 10]})
+    risk = pd.DataFrame({"day": [0, 28, 100, 180, 365], "n_at_risk": [22, 21, 18, 16, 10]})
+    fig = FO.cumulative_incidence_figure(curve, risk, "Non-relapse mortality",
+                                         "death without prior progression/relapse",
+                                         "progression/relapse (or death from it)")
+    rows = [t for t in fig.data if t.mode == "text"]
+    assert len(rows) == 1 and list(rows[0].text) == ["22", "21", "18", "16", "10"] and list(rows[0].x)[0] == 0
+    assert rows[0].cliponaxis is False and fig.layout.yaxis2.ticklabelstandoff >= 10
+    assert fig.layout.yaxis.title.text == "Cumulative incidence"
+    assert fig.layout.title.subtitle.text == "Competing event: progression/relapse (or death from it)"
+    km = FO.kaplan_meier_figure([("Duration of response", curve.rename(columns={"cumulative_incidence": "survival"}),
+                                  risk)], "From first response", "Probability")
+    assert all(t.cliponaxis is False for t in km.data if t.mode == "text") and km.layout.title.subtitle.text is None
