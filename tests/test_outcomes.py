@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from outcome_fixtures import OutcomeDB
+from safety.access.reader import Scope, StudyReader
 from safety.derive.outcomes import survival
 from safety.derive.outcomes.deaths import treatment_related_deaths
 from safety.derive.outcomes.response import orr
@@ -233,8 +234,8 @@ def test_endpoint_crs_with_death_competing(tmp_path):
     for u, onset in (("A", 2), ("C", 5)):
         db.insert("toxicity_episodes", usubjid=u, syndrome="CRS", onset_day=onset, episode_no=1)
     db.derive("deaths")
-    data = survival.endpoint_data(survival.connection_query(db.con), "CRS", db.config, "OUT-01",
-                                  db.rows("SELECT data_cut FROM studies")[0]["data_cut"])
+    cut = db.rows("SELECT data_cut FROM studies")[0]["data_cut"]
+    data = survival.endpoint_data(StudyReader(db.con, Scope("OUT-01", cut)).sql, "CRS", db.config, "OUT-01", cut)
     assert data.set_index("usubjid")[["time", "status"]].to_dict("index") == {
         "A": {"time": 2.0, "status": 1}, "B": {"time": 10.0, "status": 2},
         "C": {"time": 5.0, "status": 1}, "D": {"time": 100.0, "status": 0}, "E": {"time": 30.0, "status": 2}}

@@ -21,14 +21,8 @@ n_inf = len(infused)
 P = {"s": v.studyid, "c": v.data_cut}
 
 
-def query(sql: str, params: dict) -> pd.DataFrame:
-    """Scoped SQL for the survival module (site scope and the sidebar filter apply)."""
-    used = {k: val for k, val in params.items() if "$" + k in sql}
-    return state.q(sql, used)
-
-
 def endpoint(name: str):
-    data = survival.endpoint_data(query, name, cfg, v.studyid, v.data_cut)
+    data = survival.endpoint_data(state.q, name, cfg, v.studyid, v.data_cut)  # scoped, cached per cut
     data = data[data["usubjid"].isin(infused["usubjid"])]
     curve = survival.cumulative_incidence(data["time"], data["status"], cause=1)
     return data, curve, survival.at_risk(data["time"])

@@ -166,7 +166,7 @@ def table_deaths_nrm(reader, store=None):
     for cat, k in deaths.groupby("cause_category").size().sort_values(ascending=False).items():
         rows.append((f"  {cat}", c_npct(int(k), n)))
     cfg = c.study_settings(reader)
-    data = survival.endpoint_data(survival.reader_query(reader), "NRM", cfg, reader.scope.studyid, reader.scope.data_cut)
+    data = survival.endpoint_data(reader.sql, "NRM", cfg, reader.scope.studyid, reader.scope.data_cut)
     # the three points only: the same numbers as the statsmodels curve, without its 1-2 s import per packet
     nrm_at = dict(zip(NRM_HORIZONS, survival.cumulative_incidence_at(data["time"], data["status"], NRM_HORIZONS)))
     for h in NRM_HORIZONS:

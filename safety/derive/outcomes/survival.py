@@ -31,15 +31,6 @@ ENDPOINTS = {
 }
 
 
-def frame(con, sql: str, params: dict) -> pd.DataFrame:
-    """A query's rows as a DataFrame, passing only the named parameters the SQL uses."""
-    import pandas as pd
-
-    # execute (not sql): the same connection and transaction as the derivation that may have just inserted rows
-    cur = run_sql(con, sql, params)
-    return pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description])
-
-
 def at_risk(time: np.ndarray, days=RISK_TABLE_DAYS) -> pd.DataFrame:
     """Numbers at risk at each day: subjects whose time (event, competing event or censoring) is >= that day."""
     import pandas as pd
@@ -169,8 +160,8 @@ _COMPETING_SQL = {
 def endpoint_data(query, endpoint: str, config: dict, studyid: str, data_cut) -> pd.DataFrame:
     """Per infused subject: usubjid, time (days), status (0 censored, 1 event, 2 competing) for ``endpoint``.
 
-    ``query(sql, params) -> DataFrame`` runs the SQL: a derivation passes its connection (:func:`frame`), a page
-    or an export its scoped reader, so the same definition serves both."""
+    ``query(sql, params) -> DataFrame`` runs the SQL: a page's or an export's scoped query (``StudyReader.sql``,
+    which passes on only the parameters the SQL uses); a load reads the same SELECT through :func:`endpoint_arrays`."""
     return query(*endpoint_sql(endpoint, config, studyid, data_cut)).astype({"time": float, "status": int})
 
 
@@ -215,17 +206,6 @@ def endpoint_sql(endpoint: str, config: dict, studyid: str, data_cut) -> tuple[s
             "CAST(status AS BIGINT) AS status FROM x ORDER BY usubjid", p)
 
 
-def connection_query(con):
-    """A ``query`` for :func:`endpoint_data` over a plain connection (derivations, tests)."""
-    return lambda sql, params: frame(con, sql, params)
-
-
-def reader_query(reader):
-    """A ``query`` for :func:`endpoint_data` over a scoped StudyReader (pages, exports): site scope applies (the
-    reader passes on only the parameters the SQL uses)."""
-    return reader.sql
-
-
 # progression/relapse days per subject: RS responses in the study's progression list, DS PROGRESSIVE DISEASE,
 # AEs with a progression term (dlt.progression_terms). Parameters: $s, $c, $prog_terms, $rs_prog.
 PROGRESSION_SQL = """
@@ -246,10 +226,3 @@ def progression_lists(cfg: dict) -> tuple[list[str], list[str]]:
                                                            ["DISEASE PROGRESSION", "PROGRESSIVE DISEASE"])]
     rs = [t.upper() for t in cfg.get("response", {}).get("progression", ["PD", "PMD", "RELAPSE", "PROGRESSIVE DISEASE"])]
     return terms, rs
-
-
-def endpoint_curve(query, endpoint: str, config: dict, studyid: str, data_cut):
-    """(subject data, Aalen-Johansen curve of the event, numbers at risk) for one endpoint."""
-    data = endpoint_data(query, endpoint, config, studyid, data_cut)
-    curve = cumulative_incidence(data["time"], data["status"], cause=1)
-    return data, curve, at_risk(data["time"])
