@@ -33,15 +33,20 @@ def create_missing(con, tables) -> None:
     Why not ``CREATE ... IF NOT EXISTS`` every time: even for a table that exists it makes the transaction one
     that changed the catalog, and while such a transaction is open DuckDB skips the automatic checkpoint at
     another derivation's commit and refuses a CHECKPOINT (docs/performance.md, seventeenth pass)."""
-    names = [t.name for t in tables]
-    have = {r[0] for r in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
-        "AND table_name IN (SELECT unnest($n)) UNION ALL SELECT view_name FROM duckdb_views() "
-        "WHERE database_name = current_database() AND schema_name = 'main' AND view_name IN (SELECT unnest($n))",
-        {"n": names}).fetchall()}
+    have = existing(con, [t.name for t in tables])
     for t in tables:
         if t.name not in have:
             con.execute(t.ddl())
+
+
+def existing(con, names) -> set[str]:
+    """Those of ``names`` that the connection's database holds as a table or a view (one read of the catalog):
+    a file written before a derivation existed lacks its table."""
+    return {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND table_name IN (SELECT unnest($n)) UNION ALL SELECT view_name FROM duckdb_views() "
+        "WHERE database_name = current_database() AND schema_name = 'main' AND view_name IN (SELECT unnest($n))",
+        {"n": list(names)}).fetchall()}
 
 
 def reset_derived(con, tables, studyid: str, data_cut) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from safety.core.sql import PARAM_RE as _PARAM_RE, create_missing, reset_derived, run_sql
+from safety.core.sql import PARAM_RE as _PARAM_RE, create_missing, existing, reset_derived, run_sql
 from safety.derive.dlt.decisions import adjudication_params
 from safety.derive.dlt.evaluability import evaluability_sql
 from safety.derive.dlt.events import FATAL_AE as _FATAL_AE, fingerprint_sql
@@ -131,17 +131,12 @@ _RULE_DEFAULTS = {
 }
 
 
-def _table_exists(con, name: str) -> bool:
-    return con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = $n AND schema_name = 'main'",
-                       {"n": name}).fetchone()[0] > 0
-
-
 def _source_ctes(con) -> str:
     """Shared CTEs: the cut's subjects and AEs, CRS/ICANS per subject (episodes, else AEs) and lab grades."""
     where = "studyid = $studyid AND data_cut = $data_cut"
     ctes = [f"subj AS (SELECT * FROM subjects WHERE {where})",
             f"ae AS (SELECT * FROM adverse_events WHERE {where})"]
-    has_episodes = _table_exists(con, "toxicity_episodes")
+    has_episodes = "toxicity_episodes" in existing(con, ("toxicity_episodes",))
     episode_columns = {r[0] for r in con.execute(
         "SELECT column_name FROM duckdb_columns() WHERE table_name = 'toxicity_episodes'").fetchall()}
     has_hours = "grade3_plus_hours" in episode_columns
@@ -158,7 +153,7 @@ def _source_ctes(con) -> str:
                   f"{'source' if 'source' in episode_columns else 'NULL::VARCHAR'} AS basis "
                   f"FROM toxicity_episodes WHERE {where} AND upper(syndrome) = '{syn}'")
             assessed = f"SELECT usubjid FROM ep_{syn}"
-            if _table_exists(con, _ASSESSMENTS[syn]):
+            if existing(con, (_ASSESSMENTS[syn],)):
                 assessed += f" UNION SELECT usubjid FROM {_ASSESSMENTS[syn]} WHERE {where}"
         else:
             # no derived episodes in this database: every subject falls back to reported AEs
@@ -178,7 +173,7 @@ def _source_ctes(con) -> str:
             f"OR upper(coalesce(aeterm, '')) IN (SELECT unnest($terms_{syn}::VARCHAR[]))) "
             f"AND usubjid NOT IN (SELECT usubjid FROM assessed_{syn} WHERE usubjid IS NOT NULL))"
         )
-    if _table_exists(con, "lab_toxicity_records"):
+    if existing(con, ("lab_toxicity_records",)):
         # lab_toxicity's stored records: the grade needs neither the term's name nor the reason's
         labg = ("SELECT r.usubjid, upper(t.lbtestcd) AS lbtestcd, r.day, max(r.grade) AS grade "
                 "FROM lab_toxicity_records r JOIN lab_toxicity_terms t ON t.lab_term_id = r.lab_term_id "

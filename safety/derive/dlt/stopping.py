@@ -32,7 +32,7 @@ import numpy as np
 
 from safety.access.reader import Scope, StudyReader
 from safety.core.config import dlt_window
-from safety.core.sql import create_missing, insert_rows, reset_derived
+from safety.core.sql import create_missing, existing, insert_rows, reset_derived
 from safety.derive.dlt.evaluability import live_evaluability_columns
 from safety.derive.graph import Derivation
 from safety.schema import STOPPING_RULE_STATUS, STOPPING_BOUNDARIES
@@ -678,9 +678,8 @@ def derive_stopping_status(con, studyid: str, data_cut: dt.date, config: dict, r
     use the screened candidates (every in-window candidate counted as a DLT) and say so.
     """
     create_missing(con, (STOPPING_RULE_STATUS, STOPPING_BOUNDARIES))
-    has_eval = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'dlt_evaluability'").fetchone()[0]
     subjects = (live_evaluability_columns(StudyReader(con, Scope(studyid, data_cut)), review_store, config)
-                if has_eval else {c: [] for c in SUBJECT_COLUMNS})
+                if existing(con, ("dlt_evaluability",)) else {c: [] for c in SUBJECT_COLUMNS})
     key = {"studyid": studyid, "data_cut": data_cut, "method": config["stopping_rule"]["method"]}
     status = [{**key, **r} for r in status_records(subjects, config, adjudicated=review_store is not None)]
     bounds = [{**key, **r} for r in boundary_records(config)]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from safety.core.sql import run_sql
+from safety.core.sql import existing, run_sql
 from safety.core.vocabulary import DLT_WINDOW_END_DAY, DLT_WINDOW_START_DAY
 from safety.derive.dlt.decisions import adjudication_params, decision_ctes
 from safety.review.store import ReviewStore, default_review_path
@@ -22,8 +22,8 @@ def vanished_decisions(con, studyid: str, data_cut: dt.date, store: ReviewStore 
                        window: tuple[int, int] | None = None) -> list[dict]:
     """Decisions in force (not withdrawn) whose event is not in the cut, one dict each: event_key, usubjid,
     decision, reviewer, decided_on_cut, counts_as_dlt, subject_in_cut."""
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    if store is None or not {"dlt_candidates", "dlt_evaluability", "subjects", "adverse_events"} <= tables:
+    needed = {"dlt_candidates", "dlt_evaluability", "subjects", "adverse_events"}
+    if store is None or not needed <= existing(con, needed):
         return []
     if window is None:
         end = con.execute("SELECT max(window_end_day) FROM dlt_evaluability WHERE studyid = $s AND data_cut = $c",
