@@ -27,7 +27,7 @@ import duckdb
 
 from safety import schema
 from safety.core.attached import AttachedConnection
-from safety.core.sql import used_params
+from safety.core.sql import existing, used_params
 
 if TYPE_CHECKING:  # a load reads through columns() and never imports pandas (0.4 CPU s of every load)
     import pandas as pd
@@ -280,12 +280,9 @@ class StudyReader:
         existed lacks its table; callers say so rather than fail). Reads the catalog, no patient data."""
         cur = self._con.cursor()
         try:
-            found = {r[0] for r in cur.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
-                "UNION SELECT view_name FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal").fetchall()}
+            return set(names) <= existing(cur, names)
         finally:
             cur.close()
-        return all(n in found for n in names)
 
     def with_previous_cut(self, previous_cut: dt.date | None) -> "StudyReader":
         """The same connection and scope (study, cut, sites) with ``prev_<table>`` CTEs at ``previous_cut``."""
