@@ -3,6 +3,7 @@
     python benchmarks/bench_write_cost.py --db benchmarks/out/load_20000_2000000.duckdb
                                           [--tables labs lab_toxicity_records] [--repeat 3] [--row-group-sizes]
                                           [--without COLUMN ...] [--storage] [--plain-writer]
+                                          [--log-checkpoint]
 
 The database is one a load wrote (``bench_load.py --keep`` leaves one). Each measure is the process CPU (user +
 system, every DuckDB thread) of CREATE TABLE AS from that database into a new DuckDB file, with its CHECKPOINT,
@@ -23,6 +24,10 @@ A view (lab_toxicity) given in --tables is written as a table of its rows: what 
   --plain-writer  what the first write through a plain ``duckdb.connect`` costs once a load has written the file:
                a copy of the database gets a one-row table and a CHECKPOINT; wall and CPU seconds, the row groups
                of each table before and after, the file's size
+  --log-checkpoint  what the load's checkpoints compress, table by table: every table of the database with fewer
+               rows than the load's row group (those DuckDB keeps in its write-ahead log until a checkpoint) is
+               inserted alone into a new file attached as a load attaches it, then checkpointed; the log's MB and
+               the checkpoint's wall and CPU seconds (least of ``--repeat``), beside a table written as it is built
 """
 from __future__ import annotations
 
@@ -145,6 +150,45 @@ def plain_writer(src: Path) -> None:
         print(f"  {t:24s} row groups {before[t]:4d} -> {after.get(t, 0):4d}")
 
 
+def log_checkpoint(src: Path, repeat: int) -> None:
+    """The checkpoint's cost of each table that a load leaves in the write-ahead log (fewer rows than a row group)."""
+    con = duckdb.connect(str(src), read_only=True)
+    sizes = con.execute("SELECT table_name, estimated_size FROM duckdb_tables() WHERE NOT temporary "
+                        "AND estimated_size > 0 ORDER BY estimated_size DESC").fetchall()
+    con.close()
+    in_log = [(t, n) for t, n in sizes if n < LOAD_ROW_GROUP_SIZE]
+    built = [(t, n) for t, n in sizes if n >= LOAD_ROW_GROUP_SIZE]
+    print(f"\ncheckpoint of each table alone (row groups of {LOAD_ROW_GROUP_SIZE:,} rows, as a load writes them):")
+    print(f"  {'table':28s} {'rows':>8s} {'log MB':>8s} {'wall ms':>8s} {'CPU ms':>7s}")
+    total = 0.0
+    for table, n_rows in in_log + built[-1:]:  # and the smallest table written as it is built, for comparison
+        best_wall, best_cpu, log_mb = float("inf"), float("inf"), 0.0
+        with tempfile.TemporaryDirectory(prefix="log_checkpoint") as tmp:
+            for _ in range(repeat):
+                dst = Path(tmp) / "c.duckdb"
+                for f in (dst, Path(f"{dst}.wal")):
+                    f.unlink(missing_ok=True)
+                con = duckdb.connect()
+                con.execute("SET checkpoint_threshold = '100GB'")  # nothing checkpoints before the one timed
+                con.execute(f"ATTACH '{dst}' AS d (ROW_GROUP_SIZE {LOAD_ROW_GROUP_SIZE})")
+                con.execute(f"ATTACH '{src}' AS s (READ_ONLY)")
+                con.execute(f"CREATE TABLE d.t AS SELECT * FROM s.{table} LIMIT 0")
+                con.execute("CHECKPOINT d")
+                con.execute(f"INSERT INTO d.t SELECT * FROM s.{table}")
+                wal = Path(f"{dst}.wal")
+                log_mb = wal.stat().st_size / 1e6 if wal.exists() else 0.0
+                t0, c0 = time.perf_counter(), time.process_time()
+                con.execute("CHECKPOINT d")
+                best_wall = min(best_wall, time.perf_counter() - t0)
+                best_cpu = min(best_cpu, time.process_time() - c0)
+                con.close()
+        if n_rows < LOAD_ROW_GROUP_SIZE:
+            total += best_cpu
+        print(f"  {table:28s} {n_rows:8,d} {log_mb:8.1f} {best_wall * 1000:8.0f} {best_cpu * 1000:7.0f}"
+              + ("" if n_rows < LOAD_ROW_GROUP_SIZE else "  (written as it is built)"))
+    print(f"  the tables kept in the log: {total:.2f} CPU s of checkpoint")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--db", type=Path, default=ROOT / "benchmarks" / "out" / "load_20000_2000000.duckdb",
@@ -155,11 +199,15 @@ def main() -> None:
     ap.add_argument("--without", nargs="+", default=[], metavar="COLUMN")
     ap.add_argument("--storage", action="store_true")
     ap.add_argument("--plain-writer", action="store_true")
+    ap.add_argument("--log-checkpoint", action="store_true")
     a = ap.parse_args()
     if not a.db.exists():
         raise SystemExit(f"error: {a.db} does not exist: load a study first "
                          "(python benchmarks/bench_load.py --rounds 1 --no-steps --keep)")
     print(f"{a.db}; load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    if a.log_checkpoint:
+        log_checkpoint(a.db, a.repeat)
+        return
     for table in a.tables:
         one_table(a.db, table, a.repeat, a.row_group_sizes, a.without, a.storage)
     if a.plain_writer:
