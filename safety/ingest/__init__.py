@@ -19,7 +19,7 @@ import duckdb
 
 from safety import __version__, schema
 from safety.core.config import ConfigError, load_study_config
-from safety.core.sql import insert_rows
+from safety.core.sql import existing, insert_rows
 from safety.ingest import engine, sdtm_domains, snapshot
 from safety.ingest.connection import connect_load
 from safety.ingest.sdtm_assessments import build_sdtm_assessments
@@ -98,8 +98,9 @@ def _latest_date(con) -> dt.date:
 def _delete_snapshot(con, studyid: str, data_cut: dt.date) -> None:
     """Delete the rows of (studyid, data_cut) from every table the file has (none in a new file: a first load
     skips some sixty DELETEs)."""
-    present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()}
-    for t in schema.all_tables():  # registry order: lab_toxicity_records before the terms it is deleted by
+    tables = schema.all_tables()
+    present = existing(con, [t.name for t in tables])
+    for t in tables:  # registry order: lab_toxicity_records before the terms it is deleted by
         sql = t.delete_snapshot_sql()
         if t.name in present and sql:
             con.execute(sql, {"studyid": studyid, "data_cut": data_cut})

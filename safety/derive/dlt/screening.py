@@ -136,7 +136,8 @@ def _source_ctes(con) -> str:
     where = "studyid = $studyid AND data_cut = $data_cut"
     ctes = [f"subj AS (SELECT * FROM subjects WHERE {where})",
             f"ae AS (SELECT * FROM adverse_events WHERE {where})"]
-    has_episodes = "toxicity_episodes" in existing(con, ("toxicity_episodes",))
+    present = existing(con, ("toxicity_episodes", "lab_toxicity_records", *_ASSESSMENTS.values()))
+    has_episodes = "toxicity_episodes" in present
     episode_columns = {r[0] for r in con.execute(
         "SELECT column_name FROM duckdb_columns() WHERE table_name = 'toxicity_episodes'").fetchall()}
     has_hours = "grade3_plus_hours" in episode_columns
@@ -153,7 +154,7 @@ def _source_ctes(con) -> str:
                   f"{'source' if 'source' in episode_columns else 'NULL::VARCHAR'} AS basis "
                   f"FROM toxicity_episodes WHERE {where} AND upper(syndrome) = '{syn}'")
             assessed = f"SELECT usubjid FROM ep_{syn}"
-            if existing(con, (_ASSESSMENTS[syn],)):
+            if _ASSESSMENTS[syn] in present:
                 assessed += f" UNION SELECT usubjid FROM {_ASSESSMENTS[syn]} WHERE {where}"
         else:
             # no derived episodes in this database: every subject falls back to reported AEs
@@ -173,7 +174,7 @@ def _source_ctes(con) -> str:
             f"OR upper(coalesce(aeterm, '')) IN (SELECT unnest($terms_{syn}::VARCHAR[]))) "
             f"AND usubjid NOT IN (SELECT usubjid FROM assessed_{syn} WHERE usubjid IS NOT NULL))"
         )
-    if existing(con, ("lab_toxicity_records",)):
+    if "lab_toxicity_records" in present:
         # lab_toxicity's stored records: the grade needs neither the term's name nor the reason's
         labg = ("SELECT r.usubjid, upper(t.lbtestcd) AS lbtestcd, r.day, max(r.grade) AS grade "
                 "FROM lab_toxicity_records r JOIN lab_toxicity_terms t ON t.lab_term_id = r.lab_term_id "
