@@ -166,7 +166,8 @@ def log_checkpoint(src: Path, repeat: int) -> None:
         with tempfile.TemporaryDirectory(prefix="log_checkpoint") as tmp:
             for _ in range(repeat):
                 dst = Path(tmp) / "c.duckdb"
-                for f in (dst, Path(f"{dst}.wal")):
+                wal = Path(f"{dst}.wal")
+                for f in (dst, wal):
                     f.unlink(missing_ok=True)
                 con = duckdb.connect()
                 con.execute("SET checkpoint_threshold = '100GB'")  # nothing checkpoints before the one timed
@@ -175,7 +176,6 @@ def log_checkpoint(src: Path, repeat: int) -> None:
                 con.execute(f"CREATE TABLE d.t AS SELECT * FROM s.{table} LIMIT 0")
                 con.execute("CHECKPOINT d")
                 con.execute(f"INSERT INTO d.t SELECT * FROM s.{table}")
-                wal = Path(f"{dst}.wal")
                 log_mb = wal.stat().st_size / 1e6 if wal.exists() else 0.0
                 t0, c0 = time.perf_counter(), time.process_time()
                 con.execute("CHECKPOINT d")
