@@ -1,6 +1,7 @@
 """Shared fixtures. Tests use real DuckDB files in a temporary folder."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,3 +15,17 @@ if str(ROOT) not in sys.path:
 @pytest.fixture
 def db_path(tmp_path) -> Path:
     return tmp_path / "study.duckdb"
+
+
+@pytest.fixture
+def figure_browser() -> None:
+    """For a test that needs the PDF's figures drawn: skipped when kaleido finds no browser on this machine
+    (the README's test command installs Python packages only); in CI, where `.ci/run` installs Chromium, a
+    missing browser is a failure, not a skip."""
+    from safety.export._render import browser_found
+
+    if not browser_found():
+        reason = "no browser for the PDF figures (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)

@@ -408,7 +408,7 @@ def test_icaht_aesi_term_and_day_name_the_worse_phase():
                     ("Early ICAHT grade 3 (ANC)", 6)]
 
 
-def test_cli_pdf_export_leaves_stderr_empty_and_no_browser_folders(db, tmp_path):
+def test_cli_pdf_export_leaves_stderr_empty_and_no_browser_folders(db, tmp_path, figure_browser):
     """Clean output: a successful PDF export prints only the written paths (no summary or Chromium clean-up
     error on stderr) and the figure renderer's temporary folders are gone when the command returns."""
     import shutil
@@ -424,6 +424,22 @@ def test_cli_pdf_export_leaves_stderr_empty_and_no_browser_folders(db, tmp_path)
         assert sorted(p.name for p in tmp.iterdir()) == []
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_cli_pdf_export_without_a_browser_says_so_at_once(db, tmp_path):
+    """A machine without Chromium: the packet is written with the reason in each figure's place and one warning
+    line, without waiting out the renderer's time limit (kaleido's own thread dies finding no browser, and
+    every render used to wait for it)."""
+    pypdf = pytest.importorskip("pypdf")
+    from safety.export._render import NO_BROWSER
+    r = _cli("--db", str(db), "--study", STUDY, "--format", "pdf", "--only", "ae", "--out", str(tmp_path / "o"),
+             BROWSER_PATH=str(tmp_path / "no-such-browser"), CELLTOX_RENDER_TIMEOUT="60")
+    pdf = tmp_path / "o" / "CT-001_2025-03-31_committee_packet.pdf"
+    assert r.returncode == 0 and r.stdout.splitlines() == [str(pdf)]
+    assert r.stderr == ("python -m safety export: warning: the PDF packet has 3 figure(s) not drawn: "
+                        + NO_BROWSER.removeprefix("figure unavailable: ") + "\n")
+    text = " ".join("\n".join(p.extract_text() for p in pypdf.PdfReader(pdf).pages).split())
+    assert text.count("no Chromium or Chrome on this machine") == 3 and "did not answer" not in text
 
 
 def test_pdf_packet_is_written_when_the_figure_browser_never_answers(reader, tmp_path, store, monkeypatch):

@@ -71,7 +71,7 @@ def test_missing_numbers_cross_as_null():
     assert figures._values([np.int32(4), pd.NA, "x"]) == [4, None, "x"]
 
 
-def test_the_renderer_draws_the_figures_from_their_data_with_the_images_of_figures_drawn_in_process(reader):
+def test_the_renderer_draws_the_figures_from_their_data_with_the_images_of_figures_drawn_in_process(reader, figure_browser):
     """What the export sends (each figure's data) renders to the same PNG bytes as the Plotly figure drawn in
     the exporting process and sent whole (how the packet was rendered before)."""
     data = _data(reader)
@@ -88,7 +88,7 @@ def test_the_renderer_draws_the_figures_from_their_data_with_the_images_of_figur
     assert [png for png, _ in from_data] == [png for png, _ in whole]
 
 
-def test_a_figure_the_renderer_cannot_draw_says_why_and_the_others_still_render(reader):
+def test_a_figure_the_renderer_cannot_draw_says_why_and_the_others_still_render(reader, figure_browser):
     data = _data(reader)
     r = Renderer()
     try:

@@ -130,7 +130,19 @@ def _export(args, formats: list[str], renderer) -> int:
         con.close()
     for p in paths:
         print(p)
+    _warn_missing_figures(renderer)
     return 0
+
+
+def _warn_missing_figures(renderer) -> None:
+    """One line on stderr when the renderer could not draw the PDF's figures (no browser, one that never
+    answered): the packet is written with a note in each figure's place, and whoever exported it should know."""
+    if renderer is None:
+        return
+    missing = [why for png, why in renderer.result() if png is None]
+    if missing:
+        print(f"python -m safety export: warning: the PDF packet has {len(missing)} figure(s) not drawn: "
+              f"{missing[0].removeprefix('figure unavailable: ')}", file=sys.stderr)
 
 
 def _account(name: str, users: str | None, db: Path) -> User | str:

@@ -40,6 +40,21 @@ def _reason(exc: BaseException) -> str:
     return f"figure unavailable: {type(exc).__name__}: {first}"
 
 
+# What every figure says when the machine has no browser to draw it (the packet is written without images).
+NO_BROWSER = ("figure unavailable: no Chromium or Chrome on this machine to draw it "
+              "(Debian: apt-get install chromium; or set BROWSER_PATH to a Chromium-based browser)")
+
+
+def browser_found() -> bool:
+    """Whether kaleido will find a browser: its own lookup (BROWSER_PATH, then PATH, then the usual places).
+    Kaleido starts the browser in a thread of its own, and when it finds none that thread ends while every
+    render waits for it: without this check a machine without Chromium waited out the parent's time limit."""
+    from choreographer.browsers import Chromium
+
+    path = Chromium.find_browser(skip_local=False)
+    return bool(path) and Path(path).is_file()
+
+
 def start(folder: str):
     """Import kaleido and start its browser; returns plotly.io."""
     import kaleido
@@ -116,10 +131,11 @@ def stop(folder: str) -> None:
 
 def main() -> None:
     folder = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="ctx")  # the parent removes it if it stops us
-    pio, failure = None, ""
+    pio, failure = None, NO_BROWSER
     try:
-        pio = start(folder)  # the browser starts in kaleido's thread while the request is awaited
-    except Exception as exc:  # noqa: BLE001 - no browser, no kaleido: every figure says why
+        if browser_found():
+            pio = start(folder)  # the browser starts in kaleido's thread while the request is awaited
+    except Exception as exc:  # noqa: BLE001 - no kaleido, a browser that cannot start: every figure says why
         failure = _reason(exc)
     try:
         request = json.load(sys.stdin)
