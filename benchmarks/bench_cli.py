@@ -44,6 +44,8 @@ def wall(cmd: list[str]) -> float:
     took = time.perf_counter() - t0
     if p.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-2000:]}")
+    if "not drawn" in p.stderr:  # the goal is the packet with its figures: one without them is not timed
+        raise SystemExit(f"{' '.join(cmd)}: {p.stderr.strip()}")
     return took
 
 
