@@ -23,10 +23,16 @@ def main(argv: list[str] | None = None) -> None:
 
     args = sys.argv[1:] if argv is None else argv
     warmup.import_ahead()
-    from dashboard.database import resolve_db_path
+    from dashboard.database import resolve_db_path, unknown_app_options
 
     # the app's own arguments follow "--" (e.g. -- --db PATH); the ones before it are Streamlit's
-    warmup.start_preparing_landing_page(resolve_db_path(args[args.index("--") + 1:] if "--" in args else []))
+    app_args = args[args.index("--") + 1:] if "--" in args else []
+    unknown = unknown_app_options(app_args)
+    if unknown:
+        print(f"python -m dashboard: error: unknown option {' '.join(unknown)} after '--': the app takes --db PATH "
+              "there; Streamlit's options (e.g. --server.port 8600) go before '--'", file=sys.stderr)
+        raise SystemExit(2)
+    warmup.start_preparing_landing_page(resolve_db_path(app_args))
     from streamlit.web import cli
 
     cli.main(["run", str(APP), *args], prog_name="streamlit")

@@ -22,11 +22,20 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DB = Path(os.environ.get("CELLTOX_SAMPLE_DB") or ROOT / "sample_data" / "build" / "celltox_sample.duckdb")
 
 
+# The app's own options: what follows "--" on the start command (Streamlit's options go before it).
+_APP_OPTIONS = argparse.ArgumentParser(add_help=False)
+_APP_OPTIONS.add_argument("--db")
+
+
+def unknown_app_options(argv: list[str]) -> list[str]:
+    """The arguments after ``--`` that are not the app's own (``--db PATH``): the launcher refuses them, since an
+    option meant for Streamlit there (``-- --server.port 8600``) would otherwise be dropped without a word."""
+    return _APP_OPTIONS.parse_known_args(argv)[1]
+
+
 def resolve_db_path(argv: list[str] | None = None) -> Path:
     """``-- --db PATH`` on the streamlit command line, else $CELLTOX_DB, else the embedded sample database."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--db")
-    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    args, _ = _APP_OPTIONS.parse_known_args(sys.argv[1:] if argv is None else argv)
     if args.db:
         return Path(args.db).expanduser().resolve()
     if os.environ.get("CELLTOX_DB"):

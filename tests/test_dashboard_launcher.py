@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from dashboard import __main__ as launcher
 from dashboard import warmup
 
@@ -28,6 +30,22 @@ def test_the_launcher_hands_every_option_to_streamlit_run(monkeypatch, tmp_path)
     monkeypatch.setenv("CELLTOX_DB", str(tmp_path / "from_env.duckdb"))
     launcher.main(["--server.port=8600"])
     assert calls[1] == ("prepare", tmp_path / "from_env.duckdb")
+
+
+def test_the_launcher_refuses_an_option_after_the_separator_that_is_not_the_apps(monkeypatch, capsys):
+    """``-- --db X --server.port 8600`` used to start on the default port without a word: the app ignored the
+    Streamlit option it was handed. Now the start stops at once and says where the option goes."""
+    calls = []
+    monkeypatch.setattr(warmup, "import_ahead", lambda: None)
+    monkeypatch.setattr(warmup, "start_preparing_landing_page", lambda db: calls.append(db))
+    import streamlit.web.cli as cli
+    monkeypatch.setattr(cli, "main", lambda args, prog_name: calls.append(args))
+    with pytest.raises(SystemExit) as stopped:
+        launcher.main(["--", "--db", "trial.duckdb", "--server.port=8599"])
+    assert stopped.value.code == 2 and calls == []
+    assert capsys.readouterr().err == ("python -m dashboard: error: unknown option --server.port=8599 after '--': the "
+                                       "app takes --db PATH there; Streamlit's options (e.g. --server.port 8600) go "
+                                       "before '--'\n")
 
 
 def test_preparing_the_landing_page_leaves_a_missing_database_alone(tmp_path):
