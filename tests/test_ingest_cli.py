@@ -19,7 +19,7 @@ def run(*args):
                           capture_output=True, text=True, timeout=300)
 
 
-def test_load_prints_table_and_exits_0(tmp_path):
+def test_load_prints_table_and_exits_0(tmp_path, monkeypatch):
     study = make_study(tmp_path / "s", "csv")
     db = tmp_path / "db.duckdb"
     p = run(study, "--db", db, "--cutoff", "2024-02-15", "--no-derivations")
@@ -29,10 +29,21 @@ def test_load_prints_table_and_exits_0(tmp_path):
     ae = next(l for l in lines if l.startswith("ae.csv")).split()
     assert ae == ["ae.csv", "AE", "7", "2", "4", "1"]
     assert any(l.startswith("total") for l in lines)
-    assert "quarantined" in p.stdout
+    # the quarantined rows themselves follow the count: file, data row, field and reason
+    at = lines.index(next(l for l in lines if l.startswith("9 row(s) quarantined")))
+    assert lines[at + 1:at + 3] == ["  ae.csv row 3, AETOXGR: AETOXGR 7 outside 1-5",
+                                    "  ae.csv row 5, AEENDTC: AE end 2024-02-10 before start 2024-02-20"]
+    assert "  lb.csv row 5, LBORRESU: unknown unit 'furlong' for BILI (see safety/data/unit_conversions.csv)" in lines
+    assert len(lines) == at + 10 and lines[-1].startswith("  suppae.csv row 3, IDVARVAL: ")
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM subjects").fetchall()[0][0] == 4
     con.close()
+    # past the first rows, the rest are counted, not printed
+    from safety.commands import ingest as command
+    load_id = p.stdout.split("(load ")[1].split(")")[0]
+    monkeypatch.setattr(command, "QUARANTINE_SHOWN", 4)
+    shown = command._quarantine_lines(db, load_id, 9).splitlines()
+    assert shown == lines[at + 1:at + 5] + ["  ... and 5 more"]
 
 
 def test_a_load_piped_into_a_reader_that_has_left_loads_and_says_nothing_more(tmp_path):

@@ -16,8 +16,8 @@ saw the study on that day (AEs ending after it are ongoing; a death after it is 
 the cut is the latest date in the delivery. Loading the same study and cut again replaces that snapshot.
 
 Rows that cannot be loaded are kept in the `quarantine` table with the reason and the raw record (a
-ragged CSV line, a bad date, an implausible value such as AGE -1); for every file rows read = loaded +
-quarantined + after the cut (table `load_log`).
+ragged CSV line, a bad date, an implausible value such as AGE -1), and the first ten are printed after the
+summary; for every file rows read = loaded + quarantined + after the cut (table `load_log`).
 
 The load runs in a copy of the database that replaces it only when the load and every derivation are done:
 the app can stay open (it switches to the new cut within seconds), and a failed or killed load leaves the
@@ -55,6 +55,25 @@ def _table(result) -> str:
     return "\n".join(lines)
 
 
+QUARANTINE_SHOWN = 10  # the first rows of the quarantine printed after a load; the table keeps every one
+
+
+def _quarantine_lines(db, load_id: str, total: int) -> str:
+    """The load's first quarantined rows, one line each: file, data row, field and reason."""
+    from safety.access.reader import connect
+
+    con = connect(db, read_only=True)
+    try:
+        rows = con.execute("""SELECT source_file, row_number, field, reason FROM quarantine WHERE load_id = $1
+                              ORDER BY source_file, row_number LIMIT $2""", [load_id, QUARANTINE_SHOWN]).fetchall()
+    finally:
+        con.close()
+    lines = [f"  {f} row {n}" + (f", {fld}" if fld else "") + f": {why}" for f, n, fld, why in rows]
+    if total > len(rows):
+        lines.append(f"  ... and {total - len(rows)} more")
+    return "\n".join(lines)
+
+
 def run(args) -> int:
     from safety.ingest import IngestError, ingest_study
 
@@ -77,6 +96,7 @@ def run(args) -> int:
     if result.quarantined:
         print(f"{result.quarantined} row(s) quarantined: see table quarantine "
               f"(SELECT * FROM quarantine WHERE load_id = '{result.load_id}')")
+        print(_quarantine_lines(args.db, result.load_id, result.quarantined))
     if result.derivations:
         print(f"derivations run: {', '.join(n.rsplit('.', 1)[-1] for n in result.derivations)}")
         from safety.derive.dlt.vanished import print_load_warnings
