@@ -1,7 +1,6 @@
 """Shared fixtures. Tests use real DuckDB files in a temporary folder."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -22,10 +21,8 @@ def figure_browser() -> None:
     """For a test that needs the PDF's figures drawn: skipped when kaleido finds no browser on this machine
     (the README's test command installs Python packages only); in CI, where `.ci/run` installs Chromium, a
     missing browser is a failure, not a skip."""
+    from missing_tool import missing_tool
     from safety.export._render import browser_found
 
     if not browser_found():
-        reason = "no browser for the PDF figures (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing_tool("no browser for the PDF figures (apt-get install chromium)")
