@@ -126,6 +126,12 @@ def csv_export(df: pd.DataFrame, title: str, reference: str = "celltox dashboard
     return csv_text(out, meta).encode("utf-8")
 
 
+# A download written on the click (``audited_file``) reruns nothing: the file and its audit entry are made apart
+# from the page's script. A rerun on the click would redraw the whole page for nothing, and it registers the button's
+# file anew, dropping the one the click asked for if the rerun ends first (the download then fails).
+DOWNLOAD_CLICK = "ignore"
+
+
 def audited_file(make, name: str, fmt: str, rows: int):
     """A download's contents written only when the user clicks (``make()`` returns the bytes), with the
     export recorded in the audit log (who, what, how many rows, SHA-256 of the file) before it is handed out.
@@ -158,5 +164,5 @@ def download_button(df, name: str, title: str, label: str = "Download CSV", wher
     frame = df if callable(df) else (lambda: df)
     rows = len(df) if rows is None else rows
     (where or st).download_button(label, audited_file(lambda view: csv_export(frame(), title, v=view), name, "csv", rows),
-                                  f"{stem}.csv", "text/csv", key=f"dl_{name}")
+                                  f"{stem}.csv", "text/csv", key=f"dl_{name}", on_click=DOWNLOAD_CLICK)
     return True

@@ -346,6 +346,17 @@ def test_candidate_choices_order_undecided_in_window_first():
     assert matched == 4
 
 
+def test_a_download_written_on_the_click_does_not_rerun_the_page(app_env):
+    # The file is made (and audited) on the click, apart from the page's script: a rerun would redraw the page for
+    # nothing and could drop the file the click asked for (Streamlit registers it anew on every run).
+    for page, labels in (("listings", {"Download CSV", "Download XLSX"}), ("adverse_events", {"Download CSV"})):
+        at = _open(page)
+        buttons = [d.proto for d in at.get("download_button")]
+        assert labels <= {b.label for b in buttons}, (page, [b.label for b in buttons])
+        for b in buttons:
+            assert b.deferred_file_id and b.ignore_rerun, (page, b.label)
+
+
 def test_listings_preview_a_long_listing_and_write_every_row_on_demand(crowded_env):
     import io
     import pandas as pd
