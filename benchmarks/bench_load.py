@@ -24,7 +24,8 @@ time the load, the floor and the copy used.
 
 Studies are generated once (benchmarks/bench_ingest.py's generator: DM, EX, 10 lab tests half in
 conventional units, 1% partial dates, AEs) and cached in benchmarks/out/. With --keep the loaded
-database stays at benchmarks/out/load_<subjects>_<labs>.duckdb for benchmarks/bench_browser.py --db.
+database stays at benchmarks/out/load_<subjects>_<labs>.duckdb for benchmarks/bench_browser.py --db; a run
+without --keep loads into a working file (load_work_...) that it removes, and leaves a kept database alone.
 """
 from __future__ import annotations
 
@@ -187,7 +188,10 @@ def run_steps(folder: Path, cutoff: str = CUTOFF) -> dict:
 def one_size(n_subj: int, n_lab: int, n_ae: int, rounds: int, do_steps: bool, keep: bool) -> dict:
     folder = study_folder(n_subj, n_lab, n_ae)
     print(f"\n{n_subj:,} subjects, {n_lab:,} labs, {n_ae:,} AEs; load average {load_average()}", flush=True)
-    copy_db, load_db = OUT / "load_copy.duckdb", OUT / f"load_{n_subj}_{n_lab}.duckdb"
+    # a run without --keep loads into a working file, so that the database an earlier --keep left for
+    # bench_browser.py is not deleted by a later measurement of the same size
+    copy_db = OUT / "load_copy.duckdb"
+    load_db = OUT / (f"load_{n_subj}_{n_lab}.duckdb" if keep else f"load_work_{n_subj}_{n_lab}.duckdb")
     rounds_out = []
     for i in range(rounds):
         c = run_child("copy", str(folder), fresh(copy_db))
