@@ -126,12 +126,6 @@ def csv_export(df: pd.DataFrame, title: str, reference: str = "celltox dashboard
     return csv_text(out, meta).encode("utf-8")
 
 
-# A download written on the click (``audited_file``) reruns nothing: the file and its audit entry are made apart
-# from the page's script. A rerun on the click would redraw the whole page for nothing, and it registers the button's
-# file anew, dropping the one the click asked for if the rerun ends first (the download then fails).
-DOWNLOAD_CLICK = "ignore"
-
-
 def audited_file(make, name: str, fmt: str, rows: int):
     """A download's contents written only when the user clicks (``make()`` returns the bytes), with the
     export recorded in the audit log (who, what, how many rows, SHA-256 of the file) before it is handed out.
@@ -154,6 +148,17 @@ def audited_file(make, name: str, fmt: str, rows: int):
     return written
 
 
+def audited_download(where, label: str, make, name: str, fmt: str, rows: int, file_name: str, mime: str,
+                     key: str | None = None) -> None:
+    """A download button whose file is written on the click and audited then (:func:`audited_file`).
+
+    The click reruns nothing (``on_click="ignore"``): the file and its audit entry are made apart from the page's
+    script. A rerun would redraw the whole page for nothing, and it registers the button's file anew, dropping the
+    one the click asked for if the rerun ends first (the download then fails)."""
+    (where or st).download_button(label, audited_file(make, name, fmt, rows), file_name, mime, key=key,
+                                  on_click="ignore")
+
+
 def download_button(df, name: str, title: str, label: str = "Download CSV", where=None, rows: int | None = None) -> bool:
     """An audited CSV download of ``df`` (a DataFrame, or a function returning it, called on the click) for
     roles with the export right (written on the click); nothing for the others."""
@@ -163,6 +168,6 @@ def download_button(df, name: str, title: str, label: str = "Download CSV", wher
     stem = f"{v.studyid}_{v.data_cut.isoformat()}_{name}"
     frame = df if callable(df) else (lambda: df)
     rows = len(df) if rows is None else rows
-    (where or st).download_button(label, audited_file(lambda view: csv_export(frame(), title, v=view), name, "csv", rows),
-                                  f"{stem}.csv", "text/csv", key=f"dl_{name}", on_click=DOWNLOAD_CLICK)
+    audited_download(where, label, lambda view: csv_export(frame(), title, v=view), name, "csv", rows,
+                     f"{stem}.csv", "text/csv", key=f"dl_{name}")
     return True

@@ -85,13 +85,11 @@ if state.can(user, "can_export"):
     stem = f"{v.studyid}_{v.data_cut.isoformat()}_{name}"
     files = None
     if len(df) <= BUILD_ON_DEMAND_ROWS:
-        # written when clicked (and audited then), not on every rerun of the page; the click does not rerun it
-        # (tables.DOWNLOAD_CLICK)
+        # written when clicked (and audited then), not on every rerun of the page
         c1, c2, _ = st.columns([1, 1, 3])
-        c1.download_button("Download CSV", tables.audited_file(_listing_csv, name, "csv", len(df)),
-                           f"{stem}.csv", "text/csv", on_click=tables.DOWNLOAD_CLICK)
-        c2.download_button("Download XLSX", tables.audited_file(lambda _v: _listing_xlsx(), name, "xlsx", len(df)),
-                           f"{stem}.xlsx", XLSX, on_click=tables.DOWNLOAD_CLICK)
+        tables.audited_download(c1, "Download CSV", _listing_csv, name, "csv", len(df), f"{stem}.csv", "text/csv")
+        tables.audited_download(c2, "Download XLSX", lambda _v: _listing_xlsx(), name, "xlsx", len(df),
+                                f"{stem}.xlsx", XLSX)
     else:
         # Writing hundreds of thousands of rows takes a while: only when asked, and kept for this view.
         files_key = (v.username, v.db_path, v.stamp, v.studyid, v.data_cut.isoformat(), v.sites,
