@@ -124,3 +124,42 @@ def test_a_load_with_every_derivation_imports_neither_pandas_nor_pyarrow(tmp_pat
     con = duckdb.connect(str(tmp_path / "db.duckdb"), read_only=True)
     assert con.execute("SELECT count(DISTINCT studyid) FROM stopping_rule_status").fetchone()[0] == 2
     con.close()
+
+
+def test_the_summary_names_unread_files_warns_of_odd_cuts_and_shows_causes_first(tmp_path):
+    """What a data manager reads after a load: a dataset in a format nobody reads is named, a cut that leaves
+    every subject out or lies in the future is called out, the quarantine hint pastes as SQL, and a bad DM
+    record is listed before the records quarantined because of it."""
+    dm = DM.astype({"AGE": object})
+    dm.loc[dm.USUBJID == "S-001", "AGE"] = "old"
+    study = make_study(tmp_path / "s", "csv", study_yaml="studyid: CT'TEST\n")
+    from test_ingest_fixtures import write_frame
+    write_frame(dm, study / "dm.csv")
+    (study / "mh.txt").write_text("USUBJID,MHTERM\nS-001,Asthma\n")
+    (study / "README.md").write_text("delivery notes\n")
+    db = tmp_path / "db.duckdb"
+    p = run(study, "--db", db, "--no-derivations")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert ("not read (not a format celltox reads: .xpt, .sas7bdat, .csv, .parquet, .xlsx): mh.txt") in lines
+    hint = next(line for line in lines if "row(s) quarantined" in line)
+    load_id = p.stdout.split("(load ")[1].split(")")[0]
+    sql = "SELECT" + hint.split("(SELECT", 1)[1].rsplit(")", 1)[0]
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute(sql).fetchall() and {r[2] for r in con.execute(sql).fetchall()} == {load_id}
+    finally:
+        con.close()
+    shown = lines[lines.index(hint) + 1:]
+    assert "  dm.csv row 1, AGE: non-numeric value 'old'" in shown[:10]
+    assert shown[-1].startswith("  ... and ")  # S-001's own records follow, quarantined because of it
+    assert not any(line.startswith("warning:") for line in lines)
+
+    p = run(study, "--db", db, "--no-derivations", "--cutoff", "2000-01-01")
+    assert p.returncode == 0, p.stderr
+    assert ("warning: no subject is in this snapshot: every DM record is quarantined or dated after the data cut "
+            "2000-01-01") in p.stdout.splitlines()
+    later = (dt.date.today() + dt.timedelta(days=400)).isoformat()
+    p = run(study, "--db", db, "--no-derivations", "--cutoff", later)
+    assert (f"warning: the data cut {later} is after today: records dated after today are typing errors, not data "
+            f"the committee could have seen") in p.stdout.splitlines()

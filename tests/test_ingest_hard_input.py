@@ -329,3 +329,145 @@ def test_age_in_months_is_checked_in_years(tmp_path):
     assert q(db, "SELECT usubjid FROM subjects ORDER BY 1").usubjid.tolist() == ["S-001", "S-002", "S-003", "S-005"]
     assert q(db, "SELECT reason FROM quarantine WHERE source_file = 'dm.csv'").reason.tolist() == \
         ["implausible AGE 1700 (plausible: 0-120 years)"]
+
+
+def test_supp_rows_follow_their_parent_into_quarantine_or_after_the_cut(tmp_path):
+    """A qualifier's value lives on its parent's row: a quarantined parent takes its SUPP rows with it, a parent
+    after the cut makes them after-cut rows; none is counted as loaded while its value is stored nowhere."""
+    suppae = pd.concat([SUPPAE, pd.DataFrame({
+        "STUDYID": [SUPPAE.STUDYID[0]] * 2, "RDOMAIN": ["AE"] * 2, "USUBJID": ["S-002", "S-003"],
+        "IDVAR": ["AESEQ"] * 2, "IDVARVAL": ["1", "1"], "QNAM": ["AEICU"] * 2, "QLABEL": ["ICU admission"] * 2,
+        "QVAL": ["Y", "N"]})], ignore_index=True)
+    # S-002 AESEQ 1 has AETOXGR 7 (quarantined); S-003 AESEQ 1 starts 2024-03, after the cut below
+    dm = DM.astype({"AGE": object})
+    dm.loc[dm.USUBJID == "S-005", "AGE"] = "old"  # S-005's DM row is quarantined, so is its subject qualifier
+    suppdm = pd.concat([DOMAINS["suppdm"], pd.DataFrame({
+        "STUDYID": [DM.STUDYID[0]], "RDOMAIN": ["DM"], "USUBJID": ["S-005"], "IDVAR": [""], "IDVARVAL": [""],
+        "QNAM": ["DOSELVL"], "QVAL": ["DL2 (3e6/kg)"]})], ignore_index=True)
+    study = make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, dm=dm, suppae=suppae, suppdm=suppdm))
+    db = tmp_path / "db.duckdb"
+    r = ingest_study(study, db, run_derivations=False, cutoff="2024-02-15")
+    counts = {f.source_file: (f.rows_read, f.rows_loaded, f.rows_quarantined, f.rows_after_cutoff) for f in r.files}
+    # suppae: S-001/2 loaded; S-001/1 (AESEQ 1 starts 2024-02-02) loaded; S-002/9 no parent; S-002/1 parent
+    # quarantined; S-003/1 parent after the cut
+    assert counts["suppae.csv"] == (5, 2, 2, 1)
+    assert counts["suppdm.csv"] == (3, 2, 1, 0)
+    qr = q(db, "SELECT source_file, usubjid, field, reason FROM quarantine "
+               "WHERE source_file IN ('suppae.csv', 'suppdm.csv') ORDER BY source_file, row_number")
+    assert qr.values.tolist() == [
+        ["suppae.csv", "S-002", "IDVARVAL", "no matching AE record for this qualifier"],
+        ["suppae.csv", "S-002", "IDVARVAL", "the AE record it qualifies is quarantined"],
+        ["suppdm.csv", "S-005", "USUBJID", "the DM record it qualifies is quarantined"],
+    ]
+    reconciles(db)
+
+
+def _cli_args(study, db, *extra):
+    return subprocess.run([sys.executable, "-m", "safety", "ingest", str(study), "--db", str(db), "--no-derivations",
+                           *extra], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("list_value", "error: {study}/study.yaml: 'ctcae_version' must be one of 5.0, got [5]"),
+    ("latin1", "error: {study}/study.yaml: line 2 is not UTF-8 text; save the file as UTF-8"),
+    ("impossible_date", "error: {study}/study.yaml: a value is not a real date (day is out of range for month); "
+                        "write dates as YYYY-MM-DD"),
+    ("term_map_columns", "error: study.yaml lab_terms_path: {study}/lt.csv: columns must include lbtestcd, "
+                         "ctcae_term (and direction)"),
+    ("db_is_folder", "error: {tmp}/dbdir: a folder, not a database file (give a file path, e.g. "
+                     "{tmp}/dbdir/trial.duckdb)"),
+    ("db_folder_missing", "error: {tmp}/nowhere/db.duckdb: the folder {tmp}/nowhere does not exist"),
+    ("review_not_sqlite", "error: {study}/dm.csv: not a celltox review store (file is not a database)"),
+])
+def test_a_wrong_setting_or_path_is_refused_in_one_line(tmp_path, case, expected):
+    """Mistakes in study.yaml or in the command's paths: one line naming the file, exit 2, nothing written."""
+    study = make_study(tmp_path / "s", "csv")
+    yaml_text = (study / "study.yaml").read_text(encoding="utf-8")
+    db, extra = tmp_path / "db.duckdb", []
+    if case == "list_value":
+        (study / "study.yaml").write_text(yaml_text + "ctcae_version: [5]\n", encoding="utf-8")
+    elif case == "latin1":
+        (study / "study.yaml").write_bytes(yaml_text.replace("Test study", "Test study H\xf4pital").encode("latin-1"))
+    elif case == "impossible_date":
+        (study / "study.yaml").write_text(yaml_text + "data_cuts: [2026-02-30]\n", encoding="utf-8")
+    elif case == "term_map_columns":
+        (study / "lt.csv").write_text("code,term\nALT,Alanine aminotransferase increased\n", encoding="utf-8")
+        (study / "study.yaml").write_text(yaml_text + "lab_terms_path: lt.csv\n", encoding="utf-8")
+    elif case == "db_is_folder":
+        db = tmp_path / "dbdir"
+        db.mkdir()
+    elif case == "db_folder_missing":
+        db = tmp_path / "nowhere" / "db.duckdb"
+    elif case == "review_not_sqlite":
+        extra = ["--review-db", str(study / "dm.csv")]
+    p = _cli_args(study, db, *extra)
+    assert (p.returncode, p.stderr.strip()) == (2, expected.format(study=study, tmp=tmp_path))
+    assert "Traceback" not in p.stdout + p.stderr
+    assert not (tmp_path / "db.duckdb").exists()
+
+
+@pytest.mark.parametrize("fmt, rename", [("csv", "AETOXGR"), ("csv", "aetoxgr"), ("xlsx", "AETOXGR"),
+                                         ("parquet", "aetoxgr")])
+def test_a_variable_delivered_twice_refuses_the_file(tmp_path, fmt, rename):
+    """Two columns for one variable (a repeated header, or one name in two cases): which holds the data is the
+    sender's to say; loading the first would drop the other's values unseen."""
+    ae = AE.copy()
+    ae.insert(len(ae.columns), "X", ["5"] * len(ae))
+    study = make_study(tmp_path / "s", fmt, domains=dict(DOMAINS, ae=ae))
+    path = study / f"ae.{fmt}"
+    if fmt == "csv":
+        text = path.read_text().splitlines()
+        text[0] = text[0].rsplit(",", 1)[0] + "," + rename
+        path.write_text("\n".join(text) + "\n")
+    else:
+        write = ae.rename(columns={"X": "AETOXGR"}) if fmt == "xlsx" else ae.rename(columns={"X": rename})
+        from test_ingest_fixtures import write_frame
+        write_frame(write, path)
+    db = tmp_path / "db.duckdb"
+    p = cli(study, db)
+    expected = ("error: ae.{fmt}: the column 'AETOXGR' appears twice; deliver it once"
+                if rename == "AETOXGR" else
+                "error: ae.{fmt}: columns 'AETOXGR' and 'aetoxgr' both mean AETOXGR; deliver one of them")
+    assert (p.returncode, p.stderr.strip()) == (2, expected.format(fmt=fmt))
+    assert not db.exists()
+
+
+def test_a_workbook_formula_without_its_computed_value_refuses_the_file(tmp_path):
+    """openpyxl writes formulas without the value Excel would have stored: the grade would load as missing."""
+    import openpyxl
+
+    study = make_study(tmp_path / "s", "xlsx")
+    wb = openpyxl.load_workbook(study / "ae.xlsx")
+    ws = wb.active
+    col = [c.value for c in ws[1]].index("AETOXGR") + 1
+    ws.cell(row=2, column=col, value="=1+2")
+    wb.save(study / "ae.xlsx")
+    db = tmp_path / "db.duckdb"
+    p = cli(study, db)
+    letter = openpyxl.utils.get_column_letter(col)
+    assert (p.returncode, p.stderr.strip()) == (
+        2, f"error: ae.xlsx: sheet '{ws.title}' cell {letter}2 holds the formula =1+2 with no computed value; "
+           "open and save the workbook in Excel, or deliver the values")
+    assert not db.exists()
+    # the same workbook with plain values loads
+    ws.cell(row=2, column=col, value="1")
+    wb.save(study / "ae.xlsx")
+    assert cli(study, db).returncode == 0
+
+
+def test_parquet_timestamps_with_a_time_zone_keep_the_sites_clock(tmp_path):
+    """A CRS assessment at 06:00 in Shanghai written as a zoned timestamp is day 1 at the site, as the same
+    time written as text; read as its UTC instant it would fall on the day before."""
+    from test_ingest_fixtures import CRS
+    crs = CRS.iloc[:2].copy()  # two days; the third row's temperature is quarantined
+    zoned = pd.to_datetime(crs.CRSDTC.str.slice(0, 10) + "T06:00").dt.tz_localize("Asia/Shanghai")
+    study = make_study(tmp_path / "s", "csv")
+    (study / "crs_assessments.csv").unlink()
+    crs.assign(CRSDTC=zoned).to_parquet(study / "crs_assessments.parquet", index=False)
+    db = tmp_path / "db.duckdb"
+    r = ingest_study(study, db, run_derivations=False)
+    assert next(f for f in r.files if f.source_file == "crs_assessments.parquet").rows_quarantined == 0
+    got = q(db, "SELECT crsdtc, assessment_date FROM crs_assessments ORDER BY usubjid, crsdtc")
+    want = sorted(zip(crs.USUBJID, crs.CRSDTC.str.slice(0, 10)))
+    assert got.crsdtc.tolist() == [d + "T06:00:00" for _, d in want]
+    assert [str(d) for d in got.assessment_date] == [d for _, d in want]

@@ -24,8 +24,9 @@ the app can stay open (it switches to the new cut within seconds), and a failed 
 database as it was.
 
 Exit status: 0 the study loaded (quarantined rows allowed); 2 unusable input or a busy database (no DM
-dataset, an unreadable, empty, truncated or damaged file, no USUBJID column in DM, a wrong study.yaml key,
-another load into the same database running), reported as one line "error: <file>: <problem>"; the
+dataset, an unreadable, empty, truncated or damaged file, no USUBJID column in DM, a wrong study.yaml key or
+term map, a --db or --review-db path that is a folder, in a missing folder or not such a file, another load into
+the same database running), reported as one line "error: <file>: <problem>"; the
 database is then unchanged; 1 the study loaded but its summary could not be written (the output was piped
 into a reader that had left, as `| head` does). docs/input-format.md lists every refusal and quarantine reason.
 """
@@ -64,14 +65,33 @@ def _quarantine_lines(db, load_id: str, total: int) -> str:
 
     con = connect(db, read_only=True)
     try:
+        # rows quarantined because of another row (the subject's DM record, a SUPP row's parent) after the rows
+        # that are themselves wrong: a bad DM record must not hide behind its hundred consequences
         rows = con.execute("""SELECT source_file, row_number, field, reason FROM quarantine WHERE load_id = $1
-                              ORDER BY source_file, row_number LIMIT $2""", [load_id, QUARANTINE_SHOWN]).fetchall()
+                              ORDER BY reason LIKE 'subject % has a quarantined DM record'
+                                       OR reason LIKE 'the % record it qualifies is quarantined',
+                                       source_file, row_number LIMIT $2""", [load_id, QUARANTINE_SHOWN]).fetchall()
     finally:
         con.close()
     lines = [f"  {f} row {n}" + (f", {fld}" if fld else "") + f": {why}" for f, n, fld, why in rows]
     if total > len(rows):
         lines.append(f"  ... and {total - len(rows)} more")
     return "\n".join(lines)
+
+
+def _cut_warnings(result) -> list[str]:
+    """A cut that leaves every subject out, or that lies in the future, is legal but rarely meant."""
+    import datetime as dt
+
+    out = []
+    dm = [f for f in result.files if f.domain == "DM"]
+    if dm and not sum(f.rows_loaded for f in dm):
+        out.append(f"no subject is in this snapshot: every DM record is quarantined or dated after the data cut "
+                   f"{result.data_cut.isoformat()}")
+    if result.data_cut > dt.date.today():
+        out.append(f"the data cut {result.data_cut.isoformat()} is after today: records dated after today are "
+                   f"typing errors, not data the committee could have seen")
+    return out
 
 
 def run(args) -> int:
@@ -89,13 +109,19 @@ def run(args) -> int:
         print(f"not delivered: {', '.join(result.domains_missing)}")
     if result.skipped_files:
         print(f"not read (domain not used by celltox): {', '.join(result.skipped_files)}")
+    if result.unread_files:
+        print(f"not read (not a format celltox reads: .xpt, .sas7bdat, .csv, .parquet, .xlsx): "
+              f"{', '.join(result.unread_files)}")
+    for warning in _cut_warnings(result):
+        print(f"warning: {warning}")
     if any(result.built_from_sdtm.values()):
         print(f"built from SDTM (subjects without celltox file rows, source = 'SDTM'): "
               f"{result.built_from_sdtm.get('crs_assessments', 0)} CRS and "
               f"{result.built_from_sdtm.get('icans_assessments', 0)} ICANS assessments")
     if result.quarantined:
+        load_id = result.load_id.replace("'", "''")  # a study id may hold a quote: the hint is pasted as SQL
         print(f"{result.quarantined} row(s) quarantined: see table quarantine "
-              f"(SELECT * FROM quarantine WHERE load_id = '{result.load_id}')")
+              f"(SELECT * FROM quarantine WHERE load_id = '{load_id}')")
         print(_quarantine_lines(args.db, result.load_id, result.quarantined))
     if result.derivations:
         print(f"derivations run: {', '.join(n.rsplit('.', 1)[-1] for n in result.derivations)}")

@@ -220,7 +220,7 @@ def validate(given: dict | None, src: str = "study.yaml") -> dict:
         node = cfg
         for part in path.split("."):
             node = node[part]
-        if node not in allowed:
+        if isinstance(node, (list, dict)) or node not in allowed:  # a list is not hashable: not a set member
             raise ConfigError(f"{src}: '{path}' must be one of {', '.join(sorted(allowed))}, got {node!r}")
     for key in ("studyid", "title", "product", "lab_terms_path"):
         if cfg[key] is not None and not isinstance(cfg[key], str):
@@ -334,10 +334,15 @@ def load_study_config(study_dir: str | Path) -> dict:
         if path.exists():
             try:
                 given = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except UnicodeDecodeError as exc:
+                line = path.read_bytes()[:exc.start].count(b"\n") + 1
+                raise ConfigError(f"{path}: line {line} is not UTF-8 text; save the file as UTF-8") from None
             except yaml.YAMLError as exc:
                 mark = getattr(exc, "problem_mark", None)
                 where = f" at line {mark.line + 1}" if mark else ""
                 raise ConfigError(f"{path}: not valid YAML{where}") from None
+            except ValueError as exc:  # YAML reads 2026-02-30 as a date and the calendar refuses it
+                raise ConfigError(f"{path}: a value is not a real date ({exc}); write dates as YYYY-MM-DD") from None
             cfg = validate(given, str(path))
             if cfg["lab_terms_path"]:
                 terms = (study_dir / cfg["lab_terms_path"]).resolve()

@@ -6,9 +6,11 @@ private copy of the database, switches the copy in atomically (:mod:`safety.inge
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import getpass
 import json
+import sqlite3
 import sys
 import threading
 import uuid
@@ -25,7 +27,7 @@ from safety.ingest.connection import connect_load
 from safety.ingest.sdtm_assessments import build_sdtm_assessments
 from safety.ingest.domains import ALL_DOMAINS, OPTIONAL_DOMAINS, ORDER, SPECS
 from safety.ingest.errors import IngestError
-from safety.ingest.readers import StagedFile, detect_domain, discover, file_error, row_counts, stage
+from safety.ingest.readers import StagedFile, detect_domain, discover, file_error, row_counts, stage, unread_files
 from safety.ingest.sqlmacros import install as install_macros
 from safety.review.store import ReviewStore, default_review_path
 
@@ -59,6 +61,7 @@ class LoadResult:
     files: list[FileCount] = field(default_factory=list)
     quarantined: int = 0
     skipped_files: list[str] = field(default_factory=list)  # data files of domains celltox does not read
+    unread_files: list[str] = field(default_factory=list)  # files in a format celltox does not read (ae.txt)
     domains_present: list[str] = field(default_factory=list)
     domains_missing: list[str] = field(default_factory=list)
     derivations: list[str] = field(default_factory=list)
@@ -123,6 +126,7 @@ def ingest_study(study_dir, db_path, cutoff: dt.date | str | None = None, review
         raise IngestError(str(exc)) from None
 
     db_path = Path(db_path)
+    _check_paths(db_path, review_store_path, config)
     files = discover(study_dir)
     # The load and its derivations run on a private copy that replaces the database only when all of it is
     # done (safety/ingest/snapshot.py): a failure or a kill leaves the previous snapshot as it was.
@@ -208,7 +212,7 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
             supp_info[dom] = engine.prepare_supp(ctx, dom, supp.get(dom, []), parent_cols)
             c = engine.build_typed(ctx, spec, by_domain[dom], supp_info[dom])
             cols[dom] = c
-            engine.mark_supp_orphans(ctx, dom, supp_info[dom], c)
+            engine.mark_supp_by_parent(ctx, dom, supp_info[dom], c)
             if dom == "DM":
                 engine.insert_dm_ids(ctx)
                 if "EX" not in by_domain:
@@ -243,7 +247,7 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
         engine.load_subjects(ctx, cols["DM"], supp_info.get("DM"))
 
         result = LoadResult(studyid=studyid, data_cut=data_cut, load_id=load_id, skipped_files=skipped,
-                            built_from_sdtm=built)
+                            unread_files=unread_files(study_dir), built_from_sdtm=built)
         for f in files:
             loaded, quar, after = ctx.counts.get(f.index, [0, 0, 0])
             if loaded + quar + after != read[f.index]:
@@ -320,6 +324,34 @@ def _import_derivations() -> None:
         pass
     finally:
         sys.setswitchinterval(interval)
+
+
+def _check_paths(db_path: Path, review_store_path, config: dict) -> None:
+    """Refuse at the start, in one line, what would otherwise fail half-way: a database path that is a folder or
+    in a folder that does not exist, a review store that is not one, a study term map the grading cannot read."""
+    for path, what in ((db_path, "database"), (Path(review_store_path or default_review_path(db_path)), "review store")):
+        if path.is_dir():
+            raise IngestError(f"{path}: a folder, not a {what} file (give a file path, e.g. {path / 'trial.duckdb'})"
+                              if what == "database" else f"{path}: a folder, not a {what} file")
+        if not path.parent.is_dir():
+            raise IngestError(f"{path}: the folder {path.parent} does not exist")
+    store = Path(review_store_path or default_review_path(db_path))
+    if store.exists():
+        try:
+            con = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+            try:
+                con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            raise IngestError(f"{store}: not a celltox review store ({exc})") from None
+    if config.get("lab_terms_path"):
+        from safety.derive.grading import rules
+
+        try:
+            rules.load_lab_terms(rules.load_rules(str(config.get("ctcae_version") or "5.0")), config["lab_terms_path"])
+        except (rules.RuleError, OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise IngestError(f"study.yaml lab_terms_path: {' '.join(str(exc).split())}") from None
 
 
 def _review_store(db_path, review_store_path):

@@ -241,21 +241,34 @@ def supp_join(parent: str, info: SuppInfo | None, cols: "Cols | None" = None) ->
     return sel, " ".join(joins), params
 
 
-def mark_supp_orphans(ctx: Ctx, parent: str, info: SuppInfo | None, cols: "Cols | None" = None) -> None:
-    """SUPP rows whose parent record is not in the delivery go to quarantine (nothing silently dropped)."""
+def mark_supp_by_parent(ctx: Ctx, parent: str, info: SuppInfo | None, cols: "Cols | None" = None) -> None:
+    """A SUPP row follows the parent record it qualifies: none in the delivery, or every one quarantined, puts it in
+    quarantine with that reason; a parent loaded only after the cut makes it an after-cut row. Its value lives
+    on the parent's row, so a row counted as loaded with no loaded parent would be lost while the counts agree."""
     if info is None:
         return
-    conds = []
+    parts = []
     for iv in info.idvars:
         if iv is None:
-            conds.append("(s._idvar IS NULL AND p._usubjid = s._usubjid)")
+            cond = "s._idvar IS NULL AND p._usubjid = s._usubjid"
         else:
             pv = cols.seqtext(iv, "p.") if cols else f"ct_seqtext(p.{q(iv)})"
-            conds.append(f"(s._idvar = '{iv}' AND p._usubjid = s._usubjid AND {pv} = s._idvarval)")
-    match = " OR ".join(conds) if conds else "FALSE"
-    ctx.run(f"""UPDATE _t_SUPP{parent} s SET _qfield = 'IDVARVAL',
-        _qreason = 'no matching ' || '{parent}' || ' record for this qualifier'
-        WHERE _qreason IS NULL AND NOT EXISTS (SELECT 1 FROM _t_{parent} p WHERE {match})""")
+            cond = f"s._idvar = '{iv}' AND p._usubjid = s._usubjid AND {pv} = s._idvarval"
+        parts.append(f"SELECT s.rowid AS rid, p._qreason IS NULL AS valid, p._qreason IS NULL AND NOT p._after_cut "
+                     f"AS loaded FROM _t_SUPP{parent} s JOIN _t_{parent} p ON {cond} WHERE s._qreason IS NULL")
+    matched = " UNION ALL ".join(parts) if parts else "SELECT NULL::BIGINT AS rid, FALSE AS valid, FALSE AS loaded"
+    label = f"{parent} record"
+    # m.valid is NULL when no parent record matches
+    ctx.run(f"""UPDATE _t_SUPP{parent} s
+        SET _qfield = CASE WHEN NOT coalesce(m.valid, FALSE) THEN CASE WHEN s._idvar IS NULL THEN 'USUBJID' ELSE 'IDVARVAL' END END,
+            _qreason = CASE WHEN m.valid IS NULL THEN 'no matching {label} for this qualifier'
+                            WHEN NOT m.valid THEN 'the {label} it qualifies is quarantined' END,
+            _after_cut = coalesce(m.valid AND NOT m.loaded, FALSE)
+        FROM (SELECT x.rid, g.valid, g.loaded
+              FROM (SELECT rowid AS rid FROM _t_SUPP{parent} WHERE _qreason IS NULL) x
+              LEFT JOIN (SELECT rid, bool_or(valid) AS valid, bool_or(loaded) AS loaded FROM ({matched}) GROUP BY rid) g
+                ON g.rid = x.rid) m
+        WHERE s.rowid = m.rid""")
 
 
 # ------------------------------------------------------------------------------------------------

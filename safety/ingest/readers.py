@@ -88,12 +88,44 @@ def discover(study_dir: Path) -> list[StagedFile]:
     return out
 
 
-def _canonical_columns(names: list[str], domain: str | None) -> dict[str, str]:
-    """canonical -> delivered name; the first of two columns that map to one name wins."""
+NOT_DATA = frozenset({".yaml", ".yml", ".md", ".txt", ".pdf", ".xml", ".html", ".docx", ".doc", ".json"})
+
+
+def unread_files(study_dir: Path) -> list[str]:
+    """Files of the folder that no reader takes, other than settings and documents (study.yaml, README, define.xml):
+    a dataset delivered as ae.txt or ae.csv.gz would otherwise be missing from the load without a word."""
+    out = []
+    for p in sorted(study_dir.iterdir(), key=lambda p: p.name.lower()):
+        if not p.is_file() or p.name.startswith((".", "~$")) or p.suffix.lower() in FORMATS:
+            continue
+        if p.suffix.lower() in NOT_DATA and not domain_from_name(p.stem)[0]:
+            continue  # a document, unless it is named like a dataset (ae.txt)
+        if p.stem.upper().startswith("README"):
+            continue
+        out.append(p.name)
+    return out
+
+
+def _canonical_columns(names: list[str], domain: str | None, file_name: str = "") -> dict[str, str]:
+    """canonical -> delivered name. Two columns that mean one variable (AETOXGR and aetoxgr, a name and its
+    SDTM label, or a repeated header that the reader renamed AETOXGR_1 / AETOXGR.1) refuse the file: which one
+    holds the data is the sender's to say, and keeping the first would drop the other's values unseen."""
     out: dict[str, str] = {}
+    delivered = {str(n).upper(): str(n) for n in reversed(names)}  # the first of names equal but for case
     for i, n in enumerate(names):
-        canon = canonical_name(str(n), domain) or f"COL{i + 1}"
-        out.setdefault(canon, str(n))
+        n = str(n)
+        repeat = re.fullmatch(r"(.+)[._]\d+", n)
+        # only a variable celltox reads: a sponsor's own DOSE, DOSE_1, DOSE_2 are left as they are
+        first = (delivered.get(repeat.group(1).upper())
+                 if repeat and canonical_name(repeat.group(1), domain) else None)
+        if first is not None:
+            if first == repeat.group(1):
+                raise IngestError(f"{file_name}: the column {first!r} appears twice; deliver it once")
+            n = repeat.group(1)  # the reader renamed a second 'aetoxgr' after 'AETOXGR'
+        canon = canonical_name(n, domain) or f"COL{i + 1}"
+        if canon in out:
+            raise IngestError(f"{file_name}: columns {out[canon]!r} and {n!r} both mean {canon}; deliver one of them")
+        out[canon] = n
     return out
 
 
@@ -182,9 +214,37 @@ def _check_xpt_complete(f: StagedFile, nrows: int, row_length: int) -> None:
                           f"observation after {nrows} rows); deliver it again")
 
 
+def _refuse_uncomputed_formulas(f: StagedFile) -> None:
+    """A formula cell stores the value Excel last computed beside it; a workbook written by a program often has
+    none, and the reader then sees an empty cell. Such a value would load as missing without a word, so the
+    file is refused, naming the first such cell. Only a workbook with formulas is opened a second time."""
+    import zipfile
+
+    with zipfile.ZipFile(f.path) as z:
+        sheets = [n for n in z.namelist() if n.startswith("xl/worksheets/") and n.endswith(".xml")]
+        if not any(b"<f>" in z.read(n) or b"<f " in z.read(n) for n in sheets):
+            return
+    import openpyxl
+
+    formulas = openpyxl.load_workbook(f.path, read_only=True, data_only=False)
+    values = openpyxl.load_workbook(f.path, read_only=True, data_only=True)
+    try:
+        for ws in formulas.worksheets:
+            for row_f, row_v in zip(ws.iter_rows(), values[ws.title].iter_rows()):
+                for cf, cv in zip(row_f, row_v):
+                    if isinstance(cf.value, str) and cf.value.startswith("=") and cv.value is None:
+                        raise IngestError(f"{f.name}: sheet '{ws.title}' cell {cf.coordinate} holds the formula "
+                                          f"{cf.value[:40]} with no computed value; open and save the workbook in "
+                                          "Excel, or deliver the values")
+    finally:
+        formulas.close()
+        values.close()
+
+
 def _read_workbook(f: StagedFile, pd):
     """Every sheet of the workbook: sheets with the first sheet's columns continue it (a dataset longer than
     an Excel sheet); an empty sheet is ignored; a sheet with other columns and rows refuses the file."""
+    _refuse_uncomputed_formulas(f)
     sheets = pd.read_excel(f.path, sheet_name=None, dtype=object, engine="openpyxl")
     parts, first = [], None
     for sheet, df in sheets.items():
@@ -210,7 +270,7 @@ def stage(con, f: StagedFile) -> None:
 
             xpt = f.file_format == "xpt"
             cols = _read_xpt(f) if xpt else _read_pandas(f)
-            f.columns = _canonical_columns(list(cols), f.domain)
+            f.columns = _canonical_columns(list(cols), f.domain, f.name)
             n = len(next(iter(cols.values()))) if cols else 0
             arrays = {"_row": np.arange(1, n + 1, dtype=np.int64)}
             arrays.update({canon: cols[orig] for canon, orig in f.columns.items()})
@@ -236,19 +296,38 @@ def stage(con, f: StagedFile) -> None:
         elif f.file_format == "parquet":
             key = f"p{f.index}"
             desc = con.execute(f"DESCRIBE SELECT * FROM read_parquet(${key})", {key: str(f.path)}).fetchall()
-            f.columns = _canonical_columns([d[0] for d in desc], f.domain)
+            f.columns = _canonical_columns([d[0] for d in desc], f.domain, f.name)
             types = {d[0]: str(d[1]).upper() for d in desc}
             f.native = {c: types[o] for c, o in f.columns.items() if types.get(o) in NATIVE_TYPES}
-            sel = "".join(f", CAST({_quote(o)} AS VARCHAR) AS \"{c}\"" for c, o in f.columns.items())
+            zones = _parquet_time_zones(f, [o for o in f.columns.values() if types.get(o) == "TIMESTAMP WITH TIME ZONE"])
+            f.params = {key: str(f.path)}
+            sel = ""
+            for i, (c, o) in enumerate(f.columns.items()):
+                if o in zones:  # the clock time at the site, as the sender wrote it, not the same instant in UTC
+                    f.params[f"{key}tz{i}"] = zones[o]
+                    sel += f", strftime(timezone(${key}tz{i}, {_quote(o)}), '%Y-%m-%dT%H:%M:%S') AS \"{c}\""
+                else:
+                    sel += f", CAST({_quote(o)} AS VARCHAR) AS \"{c}\""
             f.relation = (f"(SELECT {f.index} AS _file, file_row_number + 1 AS _row, {NO_REJECT}{sel} "
                           f"FROM read_parquet(${key}, file_row_number = true))")
-            f.params = {key: str(f.path)}
         elif f.file_format == "csv":
             _stage_csv(con, f)
     except IngestError:
         raise
     except Exception as exc:  # the reader's own message, on one line
         raise IngestError(f"{f.name}: cannot read {f.file_format} file ({_message(exc, f)})") from None
+
+
+def _parquet_time_zones(f: StagedFile, columns: list[str]) -> dict[str, str]:
+    """column -> the time zone its timestamps were written in (Arrow's schema keeps it; DuckDB reads only the
+    instant). A timestamp with a zone is stored as UTC: read as text it would move 2024-05-15T06:00 in Shanghai
+    to 2024-05-14 22:00, and the study day with it. No zone recorded: UTC."""
+    if not columns:
+        return {}
+    import pyarrow.parquet as pq  # only for such a file: most loads never import pyarrow
+
+    schema = pq.read_schema(f.path)
+    return {c: (getattr(schema.field(c).type, "tz", None) or "UTC") if c in schema.names else "UTC" for c in columns}
 
 
 def _stage_csv(con, f: StagedFile) -> None:
@@ -269,7 +348,7 @@ def _stage_csv(con, f: StagedFile) -> None:
     if encoding == "utf-16" or not _duckdb_csv(con, f, name, delim, first):
         _python_csv(con, f, name, delim, encoding)
     desc = con.execute(f"DESCRIBE SELECT * EXCLUDE (_row, _reject, _raw) FROM {name}").fetchall()
-    f.columns = _canonical_columns([d[0] for d in desc], f.domain)
+    f.columns = _canonical_columns([d[0] for d in desc], f.domain, f.name)
     sel = "".join(f", {_quote(o)} AS \"{c}\"" for c, o in f.columns.items())
     f.relation = f"(SELECT {f.index} AS _file, _row, _reject, _raw{sel} FROM {name})"
 
