@@ -40,7 +40,7 @@ def _sidebar(user, db_path: str) -> state.View | None:
     studies = list(dict.fromkeys(cuts["studyid"]))
     titles = {r.studyid: (r.title if isinstance(r.title, str) and r.title.strip() else r.studyid)
               for r in cuts.itertuples()}
-    default_study = qp.get("studyid") if qp.get("studyid") in studies else state.landing_cut(cuts)[0]
+    default_study = qp.get("studyid") if qp.get("studyid") in studies else _landing_study(user, db_path, stamp, cuts)
     st.sidebar.markdown("### Study")
     studyid = st.sidebar.selectbox("Study", studies, index=studies.index(default_study),
                                    format_func=lambda s: s if titles.get(s, s) == s else f"{s} – {titles[s]}",
@@ -57,6 +57,10 @@ def _sidebar(user, db_path: str) -> state.View | None:
                       previous_cut=scope.previous_cut, username=getattr(user, "username", "?"),
                       title=titles.get(studyid, ""))
     opts = state.filter_options(base)
+    if scope.sites is not None and opts.empty:
+        st.warning(f"None of your sites ({', '.join(scope.sites) or 'none'}) has subjects in {studyid} at data cut "
+                   f"{data_cut.isoformat()}: every number below is zero for that reason. Choose another study in "
+                   "the sidebar.")
     st.sidebar.markdown("### Filter subjects")
     cohorts = st.sidebar.multiselect("Cohort", sorted(opts["cohort"].dropna().unique()), key=f"sb_cohort_{studyid}",
                                      placeholder="All cohorts")
@@ -69,6 +73,22 @@ def _sidebar(user, db_path: str) -> state.View | None:
     if prev:
         st.sidebar.caption(f"Previous data cut: {prev.isoformat()}")
     return dataclasses.replace(base, cohorts=tuple(cohorts), dose_levels=tuple(doses), products=tuple(products))
+
+
+def _landing_study(user, db_path: str, stamp: float, cuts) -> str:
+    """The study the sidebar opens on when the URL names none: the first with subjects at a site the user may see
+    (an investigator of site 02 does not land on a study site 02 does not take part in), else the first."""
+    first = state.landing_cut(cuts)[0]
+    for studyid in dict.fromkeys(cuts["studyid"]):
+        data_cut = state.landing_cut(cuts, studyid)[1]
+        scope = state.scope_for(user, studyid, data_cut, None)
+        if scope.sites is None:
+            return first
+        v = state.View(db_path=db_path, stamp=stamp, studyid=studyid, data_cut=data_cut, sites=scope.sites,
+                       previous_cut=None, username=getattr(user, "username", "?"), title="")
+        if not state.filter_options(v).empty:
+            return studyid
+    return first
 
 
 def _pages(user) -> list:

@@ -176,44 +176,52 @@ def subject_data(v: state.View, usubjid: str) -> dict[str, pd.DataFrame]:
     return _subject_data(_data_view(v), usubjid)
 
 
-def subject_dlt_keys(v: state.View, usubjid: str) -> tuple[str, ...]:
-    """Event keys of the subject's DLT candidates and of events the committee counts as DLTs now."""
-    keys = set(subject_data(v, usubjid)["dlt_candidates"]["event_key"].dropna())
+def subject_dlt_keys(v: state.View, usubjid: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(counted, pending): event keys of the subject's events that count as DLTs now (the committee's decisions
+    in force, as on the DLT review), and of in-window candidates awaiting a decision. A rejected candidate, one
+    outside the window and a withdrawn-then-rejected one are neither: the profile must not call them DLTs."""
     review = dlt_status(v).review
-    keys |= set(review.loc[(review["usubjid"] == usubjid) & review["counts_as_dlt"].astype(bool), "event_key"])
-    return tuple(sorted(keys))
+    mine = review[review["usubjid"] == usubjid]
+    counted = mine.loc[mine["counts_as_dlt"].astype(bool), "event_key"]
+    pending = mine.loc[mine["pending"].astype(bool) & ~mine["counts_as_dlt"].astype(bool), "event_key"]
+    return tuple(sorted(set(counted))), tuple(sorted(set(pending)))
 
 
 @st.cache_data(show_spinner=False, max_entries=2000)
 def _subject_figure(v: state.View, usubjid: str, kind: str, window: tuple, day_range: tuple, dlt_keys: tuple,
-                    tests: tuple) -> dict:
+                    pending_keys: tuple, tests: tuple) -> dict:
     from dashboard import figures as F
     d = subject_data(v, usubjid)
-    lab_dlts = _lab_dlts(d["dlt_candidates"], dlt_keys)
+    lab_dlts = _lab_dlts(d["dlt_candidates"], dlt_keys + pending_keys, pending_keys)
     if kind == "timeline":
         s = d["subject"].iloc[0]
         return state.figure_dict(F.subject_timeline(usubjid, d["aes"], d["daily"], d["meds"], d["responses"],
                                                     s["death_day"], window, list(dlt_keys), day_range=day_range,
-                                                    episodes=d["episodes"], lab_dlts=lab_dlts))
+                                                    episodes=d["episodes"], lab_dlts=lab_dlts,
+                                                    pending_keys=list(pending_keys)))
     return state.figure_dict(F.key_labs_figure(usubjid, d["labs"], list(tests), window, day_range=day_range,
                                                lab_dlts=lab_dlts))
 
 
-def _lab_dlts(candidates: pd.DataFrame, dlt_keys: tuple) -> pd.DataFrame:
-    """DLTs keyed on a lab result (``<usubjid>/LB/<lbtestcd>-D<day>``): event_key, lbtestcd, day, label."""
-    c = candidates[candidates["event_key"].isin(dlt_keys) & candidates["event_key"].str.contains("/LB/", regex=False)]
+def _lab_dlts(candidates: pd.DataFrame, keys: tuple, pending_keys: tuple = ()) -> pd.DataFrame:
+    """DLTs and pending candidates keyed on a lab result (``<usubjid>/LB/<lbtestcd>-D<day>``) among ``keys``:
+    event_key, lbtestcd, day, label (a pending one says so)."""
+    c = candidates[candidates["event_key"].isin(keys) & candidates["event_key"].str.contains("/LB/", regex=False)]
     tests = c["event_key"].str.split("/LB/", regex=False).str[-1].str.rsplit("-D", n=1).str[0]
+    pending = c["event_key"].isin(pending_keys).map({True: ", pending", False: ""})
     return pd.DataFrame({"event_key": c["event_key"], "lbtestcd": tests, "day": c["onset_day"],
                          "label": c["term"].astype(str) + " grade " + c["grade"].astype("Int64").astype(str)
-                                  + " (" + c["rule_id"].astype(str) + ")"})
+                                  + " (" + c["rule_id"].astype(str) + pending + ")",
+                         "pending": c["event_key"].isin(pending_keys)})
 
 
 def subject_figure(v: state.View, usubjid: str, kind: str, window: tuple, day_range: tuple,
-                   dlt_keys: tuple = (), tests: tuple = ()) -> dict:
+                   dlt_keys: tuple = (), tests: tuple = (), pending_keys: tuple = ()) -> dict:
     """The profile's timeline (kind 'timeline') or key-labs figure ('labs') as a cached Plotly dict, keyed
-    by plain values (no DataFrame hashing on each run)."""
-    return _subject_figure(_data_view(v), usubjid, kind,
-                           tuple(window), tuple(day_range), tuple(dlt_keys), tuple(tests))
+    by plain values (no DataFrame hashing on each run). ``dlt_keys`` count as DLTs, ``pending_keys`` await the
+    committee (:func:`subject_dlt_keys`)."""
+    return _subject_figure(_data_view(v), usubjid, kind, tuple(window), tuple(day_range), tuple(dlt_keys),
+                           tuple(pending_keys), tuple(tests))
 
 
 # -- the committee meeting ---------------------------------------------------------------------------------

@@ -268,7 +268,8 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
                      responses: pd.DataFrame, death_day: float | None = None,
                      dlt_window: tuple[int, int] | None = (0, 28), dlt_keys: Iterable[str] = (),
                      day_range: tuple[int, int] | None = None, title: str | None = None,
-                     episodes: pd.DataFrame | None = None, lab_dlts: pd.DataFrame | None = None) -> go.Figure:
+                     episodes: pd.DataFrame | None = None, lab_dlts: pd.DataFrame | None = None,
+                     pending_keys: Iterable[str] = ()) -> go.Figure:
     """One subject from screening to month 12 in four stacked panels sharing the day axis.
 
     - ``aes``: event_key, aedecod, aetoxgr, grading_system, onset_day, end_day, serious (bool)
@@ -276,12 +277,16 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
     - ``meds``: med_class, cmdecod, start_day, end_day
     - ``responses``: day, response
     - ``episodes``: syndrome, episode_no, onset_day (derived CRS/ICANS episodes)
-    ``dlt_keys`` are the event keys flagged as DLT candidates or confirmed DLTs: AE keys mark the AE bar,
-    episode keys (``<usubjid>/CRS/1``) the episode's onset on the CRS/ICANS row, ``<usubjid>/DEATH`` the death.
+    ``dlt_keys`` are the event keys that count as DLTs ("DLT"), ``pending_keys`` the candidates awaiting the
+    committee ("DLT?"): AE keys mark the AE bar, episode keys (``<usubjid>/CRS/1``) the episode's onset on the
+    CRS/ICANS row, ``<usubjid>/DEATH`` the death.
     ``lab_dlts`` (event_key, day, label): DLTs keyed on a lab result (persisting cytopenia), marked on a
     "Lab DLT" line of the last row. The day axis lines up with :func:`key_labs_figure` drawn below it.
     """
-    dlt_keys = set(dlt_keys)
+    pending_keys = set(pending_keys) - set(dlt_keys)
+    dlt_keys = set(dlt_keys) | pending_keys  # every key marked; the pending ones say so
+    mark = lambda k: "DLT?" if k in pending_keys else "DLT"
+    what = lambda k: "DLT candidate, awaiting the committee" if k in pending_keys else "DLT"
     window_note = f"; grey = DLT window, days {dlt_window[0]}-{dlt_window[1]}" if dlt_window else ""
     fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.05,
                         row_heights=[0.46, 0.16, 0.2, 0.18],
@@ -317,7 +322,8 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
             hovertemplate=(f"{usubjid}<br>{r['aedecod']}<br>{name} ({r.get('grading_system') or ''})"
                            f"<br>days {start:g} to {'ongoing' if pd.isna(r['end_day']) else int(r['end_day'])}"
                            + ("<br>SERIOUS" if r.get("serious") else "")
-                           + ("<br>DLT candidate" if r["event_key"] in dlt_keys else "") + "<extra></extra>"),
+                           + (f"<br>{what(r['event_key'])}" if r["event_key"] in dlt_keys else "")
+                           + "<extra></extra>"),
         ), row=1, col=1)
         shown_grades.add(name)
     ser = ae[ae.get("serious", pd.Series(False, index=ae.index)).fillna(False).astype(bool)]
@@ -329,9 +335,10 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
     dlt = ae[ae["event_key"].isin(dlt_keys)]
     if not dlt.empty:
         fig.add_trace(go.Scatter(
-            x=dlt["onset_day"], y=[labels[i] for i in dlt.index], mode="markers+text", text=["DLT"] * len(dlt),
-            textposition="middle left", name="DLT", marker=DLT_MARK, customdata=dlt["onset_day"],
-            hovertemplate="DLT candidate<br>onset day %{customdata}<extra></extra>"), row=1, col=1)
+            x=dlt["onset_day"], y=[labels[i] for i in dlt.index], mode="markers+text",
+            text=[mark(k) for k in dlt["event_key"]], textposition="middle left", name="DLT (? = pending)",
+            marker=DLT_MARK, customdata=[[what(k), d] for k, d in zip(dlt["event_key"], dlt["onset_day"])],
+            hovertemplate="%{customdata[0]}<br>onset day %{customdata[1]}<extra></extra>"), row=1, col=1)
 
     # DLTs keyed on a CRS/ICANS episode or on the death: marked where that event is drawn.
     other_marks = {2: [], 4: []}
@@ -341,13 +348,13 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
                 and not episodes.empty:
             ep = episodes[(episodes["syndrome"] == parts[1]) & (episodes["episode_no"] == int(parts[2]))]
             if not ep.empty and not pd.isna(ep["onset_day"].iloc[0]):
-                other_marks[2].append((float(ep["onset_day"].iloc[0]), parts[1], f"{parts[1]} episode {parts[2]}"))
+                other_marks[2].append((float(ep["onset_day"].iloc[0]), parts[1], f"{parts[1]} episode {parts[2]}", k))
         elif parts[-1] == "DEATH" and death_day is not None and not pd.isna(death_day):
-            other_marks[4].append((float(death_day), "Death", "death"))
+            other_marks[4].append((float(death_day), "Death", "death", k))
     if lab_dlts is not None:
         for r in lab_dlts.itertuples():
             if r.event_key in dlt_keys and not pd.isna(r.day):
-                other_marks[4].append((float(r.day), "Lab DLT", r.label))
+                other_marks[4].append((float(r.day), "Lab DLT", r.label, r.event_key))
 
     # Row 2: CRS/ICANS daily grades as coloured squares.
     for syndrome in ("CRS", "ICANS"):
@@ -393,10 +400,11 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
     for row, marks in other_marks.items():
         if marks:
             fig.add_trace(go.Scatter(
-                x=[m[0] for m in marks], y=[m[1] for m in marks], mode="markers+text", text=["DLT"] * len(marks),
-                textposition="middle left", name="DLT", showlegend=dlt.empty,
-                marker=DLT_MARK, customdata=[[m[2], m[0]] for m in marks],
-                hovertemplate=f"{usubjid}<br>DLT: %{{customdata[0]}}<br>day %{{customdata[1]}}<extra></extra>"), row=row, col=1)
+                x=[m[0] for m in marks], y=[m[1] for m in marks], mode="markers+text",
+                text=[mark(m[3]) for m in marks], textposition="middle left", name="DLT (? = pending)",
+                showlegend=dlt.empty, marker=DLT_MARK, customdata=[[what(m[3]), m[2], m[0]] for m in marks],
+                hovertemplate=f"{usubjid}<br>%{{customdata[0]}}: %{{customdata[1]}}<br>day %{{customdata[2]}}"
+                              "<extra></extra>"), row=row, col=1)
     if dlt_window:
         shapes += [_band_down(row, dlt_window[0] - 0.5, dlt_window[1] + 0.5, fillcolor="#999", opacity=0.12,
                               line=dict(width=0)) for row in range(1, 5)]
@@ -447,7 +455,8 @@ def key_labs_figure(usubjid: str, labs: pd.DataFrame, tests: Sequence[str], dlt_
                 pd.DataFrame({"day": d["day"], "y": y}).dropna().groupby("day", as_index=False)["y"].min(), on="day")
             if not marks.empty:
                 fig.add_trace(go.Scatter(
-                    x=marks["day"], y=marks["y"], mode="markers+text", text=["DLT"] * len(marks),
+                    x=marks["day"], y=marks["y"], mode="markers+text",
+                    text=["DLT?" if p else "DLT" for p in marks.get("pending", pd.Series(False, index=marks.index))],
                     textposition="top center", name="DLT", showlegend=False,
                     marker=DLT_MARK, customdata=marks[["label"]].to_numpy(),
                     hovertemplate=f"{usubjid}<br>DLT: %{{customdata[0]}}<br>day %{{x}}<extra></extra>"), row=i, col=1)

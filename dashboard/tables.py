@@ -26,6 +26,18 @@ NARROW = {"grade", "max_grade", "worst_grade", "aetoxgr", "baseline_grade", "rep
 MAX_ROWS = 1000  # rows drawn in one table; an audited download holds every row
 WIDE = {"evidence", "reason", "description", "changes", "rationale", "detail", "sentence", "grade_reason",
         "death_cause", "aedecod", "preferred_term", "term"}
+# wide but naming the row: they keep their place beside the SOC and the key, where a reader looks for them
+NAMING = {"aedecod", "preferred_term", "term"}
+
+
+def labelled(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the headers people read (:func:`column_label`) on its columns, its index levels and the name of
+    its column axis: for a crosstab or pivot drawn as it is, which :func:`show_table` does not take."""
+    out = df.rename(columns=lambda c: column_label(c) if isinstance(c, str) else c)
+    out.index = out.index.set_names([column_label(n) if n is not None else None for n in out.index.names])
+    if out.columns.name is not None:
+        out.columns.name = column_label(out.columns.name)
+    return out
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
@@ -104,8 +116,9 @@ def show_table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: in
         given["profile"] = st.column_config.LinkColumn("Profile", display_text="open ↗", width="small",
                                                        help="Open this subject's profile")
     if "column_order" not in kwargs:  # free text last, so the key columns show whole at 1440 px
-        kwargs["column_order"] = [c for c in shown.columns if str(c) not in WIDE] + \
-                                 [c for c in shown.columns if str(c) in WIDE]
+        last = WIDE - NAMING
+        kwargs["column_order"] = [c for c in shown.columns if str(c) not in last] + \
+                                 [c for c in shown.columns if str(c) in last]
     result = (where or st).dataframe(shown, hide_index=kwargs.pop("hide_index", True), width=kwargs.pop("width", "stretch"),
                           column_config=column_config(shown, given), height=height or "auto", placeholder="",
                           **kwargs)

@@ -64,8 +64,8 @@ def test_outcomes_page_deaths_nrm_response_and_dose(app_env):
         assert m["Laboratory TLS"].startswith("2/22")
         assert m["Invasive mould infections"] == "1"
     # incidence density for the whole study and per dose level
-    dens = [d for d in dataframes if "per_100_patient_days" in d.columns]
-    assert dens and set(dens[0]["dose_level"]) == {"all"}
+    dens = [d for d in dataframes if "Per 100 patient-days" in d.columns]
+    assert dens and set(dens[0]["Dose level"]) == {"all"}
     assert any("Per dose level" in t for t in markdown)
     texts = " ".join(captions)
     assert "Aalen-Johansen" in texts and "denominator" in texts.lower()
@@ -180,3 +180,23 @@ def test_swimmer_draws_the_swimmer_plot_and_only_the_open_tab_beneath(app_env):
     # the response rates are metrics and a chart of their own tab only
     assert not any(m.label == "ORR Best overall" for m in at.metric)
     assert not any(m.value.startswith("<svg") and "Objective response rate" in m.value for m in at.markdown)
+
+
+def _headers(element) -> list[str]:
+    """What a reader sees heading a table: a column's configured label, else its name; the index level names."""
+    config = json.loads(element.proto.columns or "{}")
+    df = element.value
+    shown = [str((config.get(str(c)) or config.get(f"_pos:{i}") or {}).get("label") or c)
+             for i, c in enumerate(df.columns)]
+    return shown + [str(n) for n in df.index.names if n is not None]
+
+
+def test_no_table_of_the_outcomes_page_is_headed_by_a_raw_column_name(app_env):
+    """Crosstabs and pivots are drawn as they are: their columns, index levels and axis names take the one label
+    table's headers too ('Pathogen class', not pathogen_class; 'Parameter', not Pptestcd)."""
+    from safety.schema.labels import COLUMN_LABELS
+    raw = {name for name, label in COLUMN_LABELS.items() if label != name}
+    for tab, at in _every_tab():
+        for element in at.dataframe:
+            headers = _headers(element)
+            assert not [h for h in headers if "_" in h or h in raw or h.lower() in {"ppseq", "pptestcd"}], (tab, headers)

@@ -208,20 +208,68 @@ def _plotly_values(v) -> list:
 
 def test_subject_profile_marks_a_persisting_cytopenia_dlt_on_timeline_and_labs(app_env):
     import json
+    from safety.review.store import ReviewStore, default_review_path
     db = app_env
     studyid, cut = _latest(db)
-    row = duckdb.connect(str(db), read_only=True).execute(
-        "SELECT usubjid, split_part(split_part(event_key, '/LB/', 2), '-D', 1), onset_day FROM dlt_candidates "
-        "WHERE studyid = $s AND data_cut = $c AND rule_id = 'R7' ORDER BY usubjid LIMIT 1", {"s": studyid, "c": cut}).fetchone()
-    assert row is not None, "the sample data plants a persisting cytopenia (R7) candidate"
-    usubjid, test, day = row
+    # the demo committee rejected one R7 candidate (sample_data/committee_decisions.yaml): not a DLT any more
+    rejected = [a["event_key"] for a in ReviewStore(default_review_path(db)).latest_adjudications(studyid)
+                if a["decision"] == "rejected"]
+    rows = duckdb.connect(str(db), read_only=True).execute(
+        "SELECT usubjid, split_part(split_part(event_key, '/LB/', 2), '-D', 1), onset_day, event_key "
+        "FROM dlt_candidates WHERE studyid = $s AND data_cut = $c AND rule_id = 'R7' AND in_window ORDER BY usubjid",
+        {"s": studyid, "c": cut}).fetchall()
+    assert rows, "the sample data plants a persisting cytopenia (R7) candidate"
+    for usubjid, _, _, key in [r for r in rows if r[3] in rejected]:
+        spec = json.loads(_open_profile(usubjid, "Timeline").get("plotly_chart")[0].proto.spec)
+        assert not any(t.get("name") == "DLT (? = pending)" and _plotly_values(t["y"]) == ["Lab DLT"]
+                       for t in spec["data"]), key
+    usubjid, test, day, _ = next(r for r in rows if r[3] not in rejected)
     timeline, labs = (json.loads(_open_profile(usubjid, view).get("plotly_chart")[0].proto.spec)
                       for view in ("Timeline", "Key labs"))
-    marks = [t for t in timeline["data"] if t.get("name") == "DLT"]
-    assert any(_plotly_values(t["y"]) == ["Lab DLT"] and t["customdata"][0][1] == day for t in marks)
+    marks = [t for t in timeline["data"] if t.get("name") == "DLT (? = pending)"]
+    assert any(_plotly_values(t["y"]) == ["Lab DLT"] and t["customdata"][0][2] == day for t in marks)
     lab_marks = [t for t in labs["data"] if t.get("name") == "DLT"]
     assert lab_marks and _plotly_values(lab_marks[0]["x"]) == [day]
     assert test in {"NEUT", "PLAT"} and any(test in (a.get("text") or "") for a in labs["layout"]["annotations"])
+
+
+def test_subject_profile_calls_dlt_only_what_counts_and_tells_pending_candidates_apart(app_copy):
+    """A candidate outside the DLT window, or one the committee rejected, is not a DLT on the profile; one that
+    awaits the committee is marked as pending (DLT?), not as a DLT."""
+    from safety.review.store import ReviewStore, default_review_path
+    db = app_copy
+    studyid, cut = _latest(db)
+    con = duckdb.connect(str(db), read_only=True)
+    usubjid, inside, outside, rule, fp = con.execute("""
+        SELECT i.usubjid, i.event_key, o.event_key, i.rule_id, i.event_fingerprint FROM dlt_candidates i
+        JOIN dlt_candidates o ON o.studyid = i.studyid AND o.data_cut = i.data_cut AND o.usubjid = i.usubjid
+         AND NOT o.in_window AND o.event_key LIKE '%/AE/%'
+        WHERE i.studyid = $s AND i.data_cut = $c AND i.in_window AND i.event_key LIKE '%/AE/%'
+        ORDER BY 1, 2, 3 LIMIT 1""", {"s": studyid, "c": cut}).fetchone()
+    con.close()
+
+    def dlt_column(at):
+        table = next(d.value for d in at.dataframe if "event_key" in d.value.columns and "DLT" in d.value.columns)
+        return {k: v if isinstance(v, str) else None for k, v in zip(table["event_key"], table["DLT"])}
+
+    def ae_marks(at):
+        spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+        return [m for t in spec["data"] if t.get("name") == "DLT (? = pending)" and t.get("yaxis") in (None, "y")
+                for m in t["text"]]
+
+    at = _open_profile(usubjid)
+    column = dlt_column(at)
+    assert column[inside] == "candidate, pending" and column[outside] is None
+    assert "DLT?" in ae_marks(at) and "DLT" not in ae_marks(at)
+
+    ReviewStore(default_review_path(db)).add_adjudication(
+        studyid=studyid, event_key=inside, usubjid=usubjid, rule_id=rule, decision="rejected",
+        rationale="alternative cause on source review", reviewer="dr a", data_cut=str(cut), event_fingerprint=fp)
+    st.cache_data.clear()
+    at = _open_profile(usubjid)
+    column = dlt_column(at)
+    assert column[inside] is None and column[outside] is None
+    assert ae_marks(at) == []
 
 
 @pytest.mark.parametrize("view, title", [(None, "timeline"), ("Timeline", "timeline"),
@@ -610,3 +658,26 @@ def test_labs_worst_grades_count_the_subjects_the_committee_tables_count(app_cop
                         WHERE w.studyid = $s AND w.data_cut = $c AND s.infused AND w.worst_grade >= 3""",
                  s=studyid, c=cut)
     assert _metrics(at)["Subjects with any lab grade ≥3"] == str(n_ge3)
+
+
+def test_the_term_stays_beside_the_soc_and_the_key_where_a_reader_looks_for_it(app_env):
+    """A table's free text goes last so its key columns show whole; the preferred term names the row, so it stays
+    next to the system organ class (AE page by cohort) and next to the event key (subject profile)."""
+    at = _open("adverse_events")
+    next(r for r in at.radio if r.label == "Columns").set_value("By cohort").run()
+    assert not at.exception
+    order = list(at.dataframe[0].proto.column_order)
+    assert any("grade ≥3" in c for c in order), order  # the cohort columns are there
+    assert order.index("aedecod") == order.index("aebodsys") + 1, order
+    at = _open_profile("CD56-CART-01-01-005")
+    ae_table = next(d for d in at.dataframe if "event_key" in d.value.columns and "aetoxgr" in d.value.columns)
+    order = list(ae_table.proto.column_order)
+    assert order.index("aedecod") <= 3, order
+
+
+def test_the_dlt_reviews_boundary_table_names_the_method_as_the_protocol_does(app_env):
+    from safety.derive.dlt.stopping import METHOD_NAMES
+    at = _open("dlt_review")
+    tables = [d.value for d in at.dataframe if {"method", "n"} <= set(d.value.columns)]
+    assert tables and all(set(t["method"]) <= set(METHOD_NAMES.values()) for t in tables)
+    assert any("BOIN" in set(t["method"]) for t in tables)

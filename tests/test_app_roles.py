@@ -76,8 +76,9 @@ def env(roles_db, monkeypatch):
     st.cache_resource.clear()
 
 
-def _signed_in(username: str, query: dict | None = None) -> AppTest:
-    """A fresh app session signed in as ``username`` on the ITNK-B-01 study (first run done)."""
+def _signed_in(username: str, query: dict | None = None, study: str | None = STUDY) -> AppTest:
+    """A fresh app session signed in as ``username`` on the ITNK-B-01 study (``study``; None: the one the app
+    opens on) (first run done)."""
     at = AppTest.from_file(APP, default_timeout=180)
     user = UserStore(Path(_users_path())).get(username)
     now = dt.datetime.now(dt.timezone.utc)
@@ -88,7 +89,8 @@ def _signed_in(username: str, query: dict | None = None) -> AppTest:
     # the server-side session behind the browser's token (dashboard.auth.SESSIONS)
     from dashboard.auth import SESSIONS
     at.session_state["celltox_session_token"] = SESSIONS.create(username, "password", now)
-    at.session_state["sb_study"] = STUDY
+    if study is not None:
+        at.session_state["sb_study"] = study
     for k, val in (query or {}).items():
         at.query_params[k] = val
     at.run()
@@ -316,3 +318,22 @@ def test_audit_log_page_checks_a_recorded_head(env, roles_db):
     at.text_input(key="audit_expect_head").input("0" * 64)
     at.run()
     assert any("is not in the audit log" in e.value for e in at.error)
+
+
+def test_an_investigator_lands_on_a_study_of_their_sites_and_is_told_when_theirs_has_none(env, roles_db):
+    """The sample's CD56 study has site 01 only: site 02's investigator opens on ITNK-B-01, and chosen, CD56 says
+    why every number is zero instead of showing zeros without a word."""
+    con = access.connect(roles_db)
+    try:
+        first, = con.execute("SELECT min(studyid) FROM studies").fetchone()
+        sites = {r[0] for r in con.execute("SELECT DISTINCT siteid FROM subjects WHERE studyid = $s", {"s": first}).fetchall()}
+    finally:
+        con.close()
+    assert first != STUDY and "02" not in sites  # the first study in the sidebar has no site-02 subject
+    at = _signed_in("ivy", study=None)
+    assert at.session_state["sb_study"] == STUDY
+    assert not [w for w in at.warning if "None of your sites" in w.value]
+    at = _signed_in("ivy", study=first)
+    (note,) = [w.value for w in at.warning if "None of your sites" in w.value]
+    assert note.startswith(f"None of your sites (02) has subjects in {first} at data cut ")
+    assert not [w for w in _signed_in("dmitri", study=first).warning if "None of your sites" in w.value]

@@ -225,6 +225,8 @@ def test_evaluability_cases(con):
     assert (ev["S-2"]["evaluable"], ev["S-2"]["reason"]) == (False, "followed to day 12 of 28 so far")
     assert (ev["S-3"]["evaluable"], ev["S-3"]["reason"]) == (False, "died on day 9 without DLT")
     assert (ev["S-4"]["evaluable"], ev["S-4"]["reason"]) == (False, "not infused")
+    # no day 0, no follow-up from it: not "followed to day 28" (its last-known-alive day counts from nothing)
+    assert (ev["S-4"]["followed_through_day"], ev["S-4"]["followed_through_window"]) == (None, False)
     assert (ev["S-5"]["evaluable"], ev["S-5"]["reason"]) == (False, "discontinued on day 15 of 28 without DLT")
     s6 = ev["S-6"]
     assert s6["evaluable"] is False and s6["evaluable_if_candidates_confirmed"] is True

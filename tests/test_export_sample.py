@@ -88,7 +88,9 @@ def test_planted_dlts_carry_rule_grade_and_window(con):
                                                "AND usubjid=$u", s=CART, c=CUT2, u=cart("005")).iat[0, 0])
     assert rows[(cart("011"), "R3")].grade == 3
     # the ICANS episode is grade 5: the death is attributed to ICANS (fatal grade-5 AE, DS cause of death)
-    assert rows[(cart("012"), "R1")].grade == 5 and rows[(cart("012"), "R4")].grade == 5
+    # one event, one candidate: the fatal ICANS AE (R1) and its episode (R4) under the episode's key
+    ican = rows[(cart("012"), "R1")]
+    assert (ican.grade, ican.event_key) == (5, f"{cart('012')}/ICANS/1") and (cart("012"), "R4") not in rows
     assert rows[(cart("009"), "R7")].onset_day == 28 and rows[(cart("014"), "R7")].onset_day == 28
     assert rows[(cart("007"), "R6")].grade == 3 and rows[(cart("019"), "R6")].grade == 3
     late = rows[(cart("016"), "R2")]
@@ -97,7 +99,8 @@ def test_planted_dlts_carry_rule_grade_and_window(con):
     assert not {cart("013"), cart("008"), cart("003")} & set(dlt["usubjid"])
     # CAR-ITNK: the AE-only CRS grade 4 (020) and the CRS death (025) are the study's candidates
     itnk = build_listing(make_reader(con, ITNK, CUT2), "dlt")
-    assert set(zip(itnk["usubjid"].str[-3:], itnk["rule_id"])) == {("020", "R2"), ("025", "R1"), ("025", "R2")}
+    assert set(zip(itnk["usubjid"].str[-3:], itnk["rule_id"])) == {("020", "R2"), ("025", "R1")}
+    assert set(itnk.loc[itnk["usubjid"].str.endswith("025"), "event_key"]) == {"ITNK-B-01-02-025/CRS/1"}
 
 
 def test_planted_deaths(con):

@@ -50,15 +50,22 @@ def test_subject_timeline_colours_ae_bars_by_grade_and_marks_sae_and_dlt():
     daily = pd.DataFrame({"syndrome": ["CRS", "CRS"], "day": [1, 2], "grade": [1, 3]})
     meds = pd.DataFrame({"med_class": ["tocilizumab"], "cmdecod": ["TOCILIZUMAB"], "start_day": [2], "end_day": [2]})
     resp = pd.DataFrame({"day": [28], "response": ["CR"]})
-    fig = F.subject_timeline("S1", aes, daily, meds, resp, death_day=None, dlt_window=(0, 28), dlt_keys=["S1/AE/1"])
+    fig = F.subject_timeline("S1", aes, daily, meds, resp, death_day=None, dlt_window=(0, 28), dlt_keys=["S1/AE/1"],
+                             pending_keys=["S1/AE/2"])
     bars = [t for t in fig.data if t.type == "bar" and t.orientation == "h" and t.name and t.name.startswith("Grade")]
     assert {t.name: t.marker.color for t in bars} == {"Grade 3": GRADE_COLORS[3], "Grade 2": GRADE_COLORS[2]}
     crs = next(t for t in bars if t.name == "Grade 3")
     assert crs.base[0] == 0.5 and crs.x[0] == 6  # days 1-6 inclusive, each day a whole cell centred on it
-    (mark,) = [t for t in fig.data if t.name == "DLT"]
-    assert list(mark.x) == [1] and mark.marker.symbol == "circle-open"  # on the onset day itself
+    (mark,) = [t for t in fig.data if t.name == "DLT (? = pending)"]
+    assert list(mark.x) == [1, 20] and mark.marker.symbol == "circle-open"  # on the onset day itself
+    # the committee's DLT and the candidate awaiting it are told apart, on the mark and in the hover text
+    assert list(mark.text) == ["DLT", "DLT?"]
+    assert [c[0] for c in mark.customdata] == ["DLT", "DLT candidate, awaiting the committee"]
+    pneumonia = next(t for t in bars if t.name == "Grade 2")
+    assert "DLT candidate, awaiting the committee" in pneumonia.hovertemplate
+    assert "DLT candidate" not in crs.hovertemplate and "<br>DLT<" in crs.hovertemplate
     names = {t.name for t in fig.data}
-    assert "Serious (SAE)" in names and "DLT" in names
+    assert "Serious (SAE)" in names
     assert "S1" in crs.hovertemplate and "Cytokine release syndrome" in crs.hovertemplate
     assert any(s.type == "rect" for s in fig.layout.shapes)  # DLT window shaded
 
@@ -105,8 +112,8 @@ def test_subject_timeline_marks_dlts_keyed_on_episodes_and_death():
     empty_resp = pd.DataFrame(columns=["day", "response"])
     fig = F.subject_timeline(u, aes, daily, empty_meds, empty_resp, 40, (0, 28),
                              [f"{u}/ICANS/1", f"{u}/DEATH"], episodes=episodes)
-    dlt = [t for t in fig.data if t.name == "DLT"]
-    marks = {(y, cd[1]) for t in dlt for y, cd in zip(t.y, t.customdata)}
+    dlt = [t for t in fig.data if t.name == "DLT (? = pending)"]
+    marks = {(y, cd[2]) for t in dlt for y, cd in zip(t.y, t.customdata)}
     assert marks == {("ICANS", 5.0), ("Death", 40.0)}  # the AE (not a DLT key) is not marked
     assert {(y, x) for t in dlt for y, x in zip(t.y, t.x)} == marks  # drawn on the event's day
     # no management medications: the row says so instead of showing a bare numeric axis
@@ -115,8 +122,8 @@ def test_subject_timeline_marks_dlts_keyed_on_episodes_and_death():
     assert {t.yaxis for t in dlt} == {"y2", "y4"}  # on the CRS/ICANS row and the death row
     # an AE key still marks its bar, on the AE row
     fig = F.subject_timeline(u, aes, daily, empty_meds, empty_resp, None, (0, 28), [f"{u}/AE/1"], episodes=episodes)
-    (ae_mark,) = [t for t in fig.data if t.name == "DLT"]
-    assert ae_mark.yaxis in (None, "y") and list(ae_mark.customdata) == [2]
+    (ae_mark,) = [t for t in fig.data if t.name == "DLT (? = pending)"]
+    assert ae_mark.yaxis in (None, "y") and [list(c) for c in ae_mark.customdata] == [["DLT", 2]]
 
 
 def test_onset_duration_shows_dots_for_a_trial_and_boxes_only_at_program_scale():
@@ -143,12 +150,12 @@ def test_lab_dlts_are_marked_on_the_timeline_and_on_the_lab_value():
     empty_resp = pd.DataFrame(columns=["day", "response"])
     lab_dlts = pd.DataFrame({"event_key": [key], "lbtestcd": ["NEUT"], "day": [28], "label": ["NEUT grade 4 (R7)"]})
     fig = F.subject_timeline(u, aes, daily, empty_meds, empty_resp, None, (0, 28), [key], lab_dlts=lab_dlts)
-    (mark,) = [t for t in fig.data if t.name == "DLT"]
-    assert list(mark.y) == ["Lab DLT"] and mark.yaxis == "y4" and mark.customdata[0][1] == 28.0
-    assert "NEUT grade 4 (R7)" == mark.customdata[0][0]
+    (mark,) = [t for t in fig.data if t.name == "DLT (? = pending)"]
+    assert list(mark.y) == ["Lab DLT"] and mark.yaxis == "y4" and mark.customdata[0][2] == 28.0
+    assert list(mark.customdata[0][:2]) == ["DLT", "NEUT grade 4 (R7)"]
     # not a DLT key (e.g. the committee withdrew it): nothing marked
     fig = F.subject_timeline(u, aes, daily, empty_meds, empty_resp, None, (0, 28), [], lab_dlts=lab_dlts)
-    assert not [t for t in fig.data if t.name == "DLT"]
+    assert not [t for t in fig.data if t.name == "DLT (? = pending)"]
 
     labs = pd.DataFrame({"lbtestcd": ["NEUT"] * 3 + ["PLAT"], "lbtest": ["Neutrophils"] * 3 + ["Platelets"],
                          "day": [0, 14, 28, 28], "value": [3.0, 0.2, 0.3, 120.0], "unit": ["10^9/L"] * 3 + ["10^9/L"],

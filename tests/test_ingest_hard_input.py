@@ -137,9 +137,11 @@ def test_unusable_ae_file_is_refused_in_one_line(tmp_path, case, expected):
     assert not db.exists()  # a refused first load leaves no database file
 
 
-def test_utf16_ae_file_loads(tmp_path):
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_ae_file_loads(tmp_path, encoding):
+    """With its byte-order mark or without it (the -le/-be codecs write none), as Excel's "Unicode text" does."""
     study = make_study(tmp_path / "s", "csv")
-    (study / "ae.csv").write_text(AE.to_csv(index=False), encoding="utf-16")
+    (study / "ae.csv").write_text(AE.to_csv(index=False), encoding=encoding)
     db = tmp_path / "db.duckdb"
     r = ingest_study(study, db, run_derivations=False)
     ae = next(f for f in r.files if f.source_file == "ae.csv")
@@ -471,3 +473,83 @@ def test_parquet_timestamps_with_a_time_zone_keep_the_sites_clock(tmp_path):
     want = sorted(zip(crs.USUBJID, crs.CRSDTC.str.slice(0, 10)))
     assert got.crsdtc.tolist() == [d + "T06:00:00" for _, d in want]
     assert [str(d) for d in got.assessment_date] == [d for _, d in want]
+
+
+def test_a_windows_1252_file_and_a_mixed_one_keep_their_text(tmp_path):
+    """Excel on Windows writes Windows-1252 (’ “ ” – €, which Latin-1 reads as control characters); a UTF-8 file
+    with one such line keeps its UTF-8 text (not 'CÃ©phalÃ©e'). The summary says the file is not UTF-8."""
+    ae = AE.copy()
+    ae.loc[0, "AETERM"] = "Patient’s “worst” – €5 fever"
+    study = make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, ae=ae))
+    (study / "ae.csv").write_bytes(ae.to_csv(index=False).encode("cp1252"))
+    db = tmp_path / "db.duckdb"
+    r = ingest_study(study, db, run_derivations=False)
+    assert r.notes == ["ae.csv: not UTF-8: its other bytes were read as Windows-1252"]
+    assert q(db, "SELECT aeterm FROM adverse_events WHERE usubjid = 'S-001' AND aeseq = 1").aeterm[0] == \
+        "Patient’s “worst” – €5 fever"
+
+    mixed = AE.copy()
+    mixed.loc[0, "AETERM"] = "Céphalée"
+    text = mixed.to_csv(index=False).encode("utf-8")
+    lines = text.splitlines()
+    lines[2] = lines[2].replace(b"Cytokine release syndrome", "Fièvre".encode("cp1252"))
+    (study / "ae.csv").write_bytes(b"\n".join(lines) + b"\n")
+    db2 = tmp_path / "db2.duckdb"
+    r = ingest_study(study, db2, run_derivations=False)
+    terms = q(db2, "SELECT aeseq, aeterm FROM adverse_events WHERE usubjid = 'S-001' ORDER BY aeseq")
+    assert terms.aeterm.tolist()[:2] == ["Céphalée", "Fièvre"]
+    assert r.notes == ["ae.csv: not UTF-8: its other bytes were read as Windows-1252"]
+    p = cli(study, tmp_path / "db3.duckdb")
+    assert "note: ae.csv: not UTF-8: its other bytes were read as Windows-1252" in p.stdout.splitlines()
+
+
+def test_a_repeated_header_refuses_the_file_through_the_careful_reader_too(tmp_path):
+    """A ragged line sends the file to Python's reader, which must see a repeated column as DuckDB's does."""
+    study = make_study(tmp_path / "s", "csv")
+    lines = AE.to_csv(index=False).splitlines()
+    lines[0] += ",AETOXGR"
+    lines[1:] = [ln + ",5" for ln in lines[1:]]
+    lines[3] += ",EXTRA"  # one ragged line
+    (study / "ae.csv").write_text("\n".join(lines) + "\n")
+    p = cli(study, tmp_path / "db.duckdb")
+    assert (p.returncode, p.stderr.strip()) == (2, "error: ae.csv: the column 'AETOXGR' appears twice; deliver it once")
+
+
+def test_a_date_after_the_day_of_the_load_is_quarantined_not_dropped_as_after_the_cut(tmp_path):
+    """AESTDTC 2062 for 2026 is a typing error: it is quarantined with its reason, not counted 'after the cut'
+    with none; an end date in the future does not turn the AE into an ongoing one either."""
+    ae = AE.copy()
+    ae.loc[0, "AESTDTC"] = "2062-02-02"
+    ae.loc[4, "AEENDTC"] = "2062-02-24"  # S-001 AESEQ 3 starts 2024-02-20
+    ae.loc[4, "AESTDTC"] = "2024-02-10"
+    lb = LB.copy()
+    lb.loc[0, "LBDTC"] = "2062-02-05"
+    study = make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, ae=ae, lb=lb))
+    db = tmp_path / "db.duckdb"
+    r = ingest_study(study, db, run_derivations=False)
+    ae_count = next(f for f in r.files if f.source_file == "ae.csv")
+    assert ae_count.rows_after_cutoff == 0
+    qr = q(db, "SELECT source_file, row_number, field, reason FROM quarantine "
+               "WHERE reason LIKE '%after the day of the load%' ORDER BY source_file, row_number")
+    assert qr.values.tolist() == [
+        ["ae.csv", 1, "AESTDTC", "date '2062-02-02' is after the day of the load (a typing error?)"],
+        ["ae.csv", 5, "AEENDTC", "date '2062-02-24' is after the day of the load (a typing error?)"],
+        ["lb.csv", 1, "LBDTC", "date '2062-02-05' is after the day of the load (a typing error?)"],
+    ]
+    assert q(db, "SELECT count(*) AS n FROM adverse_events WHERE usubjid = 'S-001' AND aeseq IN (1, 3)").n[0] == 0
+    reconciles(db)
+
+
+def test_workbook_date_cells_load_as_the_dates_the_sender_typed(tmp_path):
+    """Excel keeps a date cell as a date-time at midnight: it loads as 2024-02-02, not 2024-02-02T00:00:00; a
+    date-time cell keeps its time."""
+    import datetime as dt
+    ae = AE.copy().astype(object)
+    ae["AESTDTC"] = [dt.datetime(2024, 2, 2), "2024-02", dt.datetime(2024, 2, 11), dt.datetime(2024, 3, 1, 8, 15),
+                     dt.datetime(2024, 2, 20, 14, 30), dt.datetime(2024, 2, 12), dt.datetime(2024, 2, 12)]
+    study = make_study(tmp_path / "s", "xlsx", domains=dict(DOMAINS, ae=ae))
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db, run_derivations=False)
+    got = dict(q(db, "SELECT event_key, aestdtc FROM adverse_events").values.tolist())
+    assert got["S-001/AE/1"] == "2024-02-02" and got["S-001/AE/2"] == "2024-02"
+    assert got["S-003/AE/1"] == "2024-03-01T08:15"

@@ -98,9 +98,10 @@ def test_meeting_summary_names_deaths_severe_toxicities_and_candidates(sample_db
     # (5) deaths lead "what is new", then the highest grades; never a lower grade above a higher one
     ranks = list(itnk.new["rank"])
     assert ranks == sorted(ranks, reverse=True)
-    # the top rank holds the four deaths and the fatal (grade 5) CRS DLT candidates of 02-025, nothing else
+    # the top rank holds the four deaths and the fatal (grade 5) CRS DLT candidate of 02-025 (its AE and its
+    # episode are one event), nothing else
     top = itnk.new[itnk.new["rank"] == itnk.new["rank"].max()]
-    assert sorted(top["category"]) == ["death"] * 4 + ["dlt_candidate"] * 2
+    assert sorted(top["category"]) == ["death"] * 4 + ["dlt_candidate"]
     assert (top.loc[top["category"] == "dlt_candidate", "grade"] == 5).all()
     grades = [g for g, c in zip(itnk.new["grade"], itnk.new["category"]) if c == "adverse_event"]
     assert grades[0] == 5 and grades == sorted(grades, key=lambda g: -(0 if g is None or g != g else g))
@@ -113,7 +114,9 @@ def test_meeting_summary_names_deaths_severe_toxicities_and_candidates(sample_db
     assert list(cart1.severe["grade"]) == sorted(cart1.severe["grade"], reverse=True)
     # (2) the pending candidates, named
     pending = set(cart1.dlt_candidates.loc[cart1.dlt_candidates["state"] == "pending", "usubjid"])
-    assert {"CD56-CART-01-01-012", "CD56-CART-01-01-014", "CD56-CART-01-01-019"} <= pending
+    assert {"CD56-CART-01-01-014", "CD56-CART-01-01-019"} <= pending
+    # 012's fatal ICANS was confirmed once, as one event: no twin of it left pending
+    assert "CD56-CART-01-01-012" not in pending
     # (1) DL3 sits at 2 of 6 with one pending candidate, one event from de-escalation: red with pending counted
     rules = cart1.rules.set_index("label")
     assert rules.loc["DL3", "level"] == meeting.CROSSED and not rules.loc["DL3", "adjudicated_crossed"]
@@ -134,6 +137,21 @@ def test_rule_rows_name_the_event_with_the_window_they_are_given():
     rows = meeting.rule_rows(meeting.CommitteeStatus(rules=rules, candidates=pd.DataFrame(), window=(0, 21)))
     assert rows.loc[0, "event_label"] == "treatment-related death (days 0-21)"
     assert rows.loc[0, "status_text"] == "inside the boundary"
+
+
+def test_the_worst_case_quotes_a_boundary_only_at_the_n_it_belongs_to():
+    """BOIN DL3 with 0 of 5 and 3 pending, one in a subject not yet evaluable: confirmed, 3 of 6. The boundary
+    row's 2 is that of n = 5; at n = 6 it is 3, so the status names none rather than the wrong one."""
+    import pandas as pd
+    row = {"cohort": "DL3", "method": "boin", "monitored_event": "dlt", "decision": "escalate", "events": 0,
+           "evaluable_n": 5, "pending": 3, "boundary_events": 2, "events_needed": 2, "sentence": "BOIN",
+           "events_if_pending_confirmed": 3, "evaluable_n_if_pending_confirmed": 6,
+           "decision_if_pending_confirmed": "de-escalate", "pending_changes_decision": True}
+    rows = meeting.rule_rows(meeting.CommitteeStatus(rules=pd.DataFrame([row]), candidates=pd.DataFrame()))
+    assert rows.loc[0, "worst_case"] == "3 of 6, de-escalate"
+    same_n = {**row, "evaluable_n_if_pending_confirmed": 5}
+    rows = meeting.rule_rows(meeting.CommitteeStatus(rules=pd.DataFrame([same_n]), candidates=pd.DataFrame()))
+    assert rows.loc[0, "worst_case"] == "3 of 5, boundary 2, de-escalate"
 
 
 def test_meeting_summary_reads_the_derived_deaths_and_infection_episodes(mini_db):
@@ -174,8 +192,8 @@ def test_overview_first_screen_names_subjects_with_counts_in_severity_order(samp
     assert [re.search(r"\*\*(\S+)\*\*", lab).group(1) for lab in deaths] == [
         "ITNK-B-01-02-025", "ITNK-B-01-01-030", "ITNK-B-01-03-027", "ITNK-B-01-01-013"]
     md = " ".join(m.value for m in at.markdown)
-    # 02-025's fatal CRS (grade 5) is a new DLT candidate, by the AE and by the episode
-    assert "**4 new deaths**" in md and "**2 new DLT candidates**" in md and "new grade ≥3 AE" in md
+    # 02-025's fatal CRS (grade 5) is one new DLT candidate: the AE and its episode are one event
+    assert "**4 new deaths**" in md and "**1 new DLT candidate**" in md and "new grade ≥3 AE" in md
     assert "1 new adverse event" not in md and not re.search(r"\b([02-9]|\d\d+) new [a-zA-Z ≥3]+event\b", md)
     new = [lab for lab in links if " new: " in lab]
     # deaths first in "what is new", level with the fatal DLT candidates of 02-025

@@ -606,9 +606,12 @@ def test_derived_dlt_candidates_match_the_plan(loaded):
     rule_col = next(c for c in ("rule_id", "rule", "dlt_rule") if c in df.columns)
     in_window = df["in_window"].astype(bool) if "in_window" in df.columns else pd.Series(True, index=df.index)
     got = {(u[-3:], r) for u, r in zip(df.loc[in_window, "usubjid"], df.loc[in_window, rule_col])}
-    expected = {("005", "R2"), ("011", "R3"), ("012", "R1"), ("012", "R4"), ("007", "R6"), ("019", "R6"),
+    expected = {("005", "R2"), ("011", "R3"), ("012", "R1"), ("007", "R6"), ("019", "R6"),
                 ("009", "R7"), ("014", "R7"), ("021", "R9")}
     assert got == expected
+    # 012's fatal ICANS AE (R1) and its ICANS episode (R4) are one event: one candidate, keyed by the episode
+    ican = df[df["usubjid"].str.endswith("012")]
+    assert ican[["event_key", "rule_id", "also_matches"]].values.tolist() == [["CD56-CART-01-01-012/ICANS/1", "R1", "R4"]]
     # the near-misses stay out: grade-3 CRS of exactly 72 h, related grade 3 of exactly 7 days, unrelated infection,
     # and the grade-4 CRS on day 30 is listed only as outside the window
     if "in_window" in df.columns:

@@ -42,7 +42,7 @@ def test_demo_decisions_carry_over_to_the_next_cut(sample_db):
     decided = {k: (None if pd.isna(d) else d) for k, d in zip(rt["event_key"], rt["decision"])}
     assert decided["CD56-CART-01-01-005/CRS/1"] == "confirmed"
     assert decided["CD56-CART-01-01-011/CRS/1"] == "confirmed"
-    assert decided["CD56-CART-01-01-012/AE/2"] == "confirmed"
+    assert decided["CD56-CART-01-01-012/ICANS/1"] == "confirmed"
     assert decided["CD56-CART-01-01-007/AE/5"] == "rejected"
     assert decided["CD56-CART-01-01-009/LB/NEUT-D28"] == "rejected"
     # Left for the committee's next meeting.

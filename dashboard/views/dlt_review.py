@@ -138,5 +138,6 @@ else:
         c1, c2 = st.columns([2, 1])
         event = rows["monitored_event"].iloc[0]
         state.draw_svg(rule_boundary_svg(b, pts, method, event, status.window), where=c1)
+        b = b.assign(method=b["method"].map(method_name)) if "method" in b else b  # 'BOIN', not the code 'boin'
         state.table(b.drop(columns=["studyid", "data_cut"], errors="ignore").dropna(axis=1, how="all"),
                     subject_col=None, where=c2)

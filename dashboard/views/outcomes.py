@@ -5,6 +5,7 @@ import streamlit as st
 
 from dashboard import figures_outcomes as FO
 from dashboard import state
+from dashboard.tables import labelled
 from safety.derive.outcomes import survival
 from safety.derive.outcomes.deaths import NRM_HORIZONS
 from safety.derive.outcomes.infections import ALL_DOSE_LEVELS, WINDOWS
@@ -80,7 +81,7 @@ if tabs[1].open:
                                   pd.Categorical(post["onset_window"], categories=order), dropna=False)
                 tab.columns = [str(c) for c in tab.columns]  # plain labels, in window order
                 st.markdown("**Episodes by pathogen class, severity and window (onset day)**")
-                st.dataframe(tab, width="stretch")
+                st.dataframe(labelled(tab), width="stretch")
             # study-level table: readable only by a scope covering every site, and only meaningful without subject
             # filters other than dose level (the table holds each dose level's own rows)
             if (v.sites is None and state.has_tables("infection_incidence_density")
@@ -92,8 +93,8 @@ if tabs[1].open:
                 if len(shown):
                     st.markdown("**Incidence density per 100 patient-days at risk** ("
                                 + ("whole study" if levels == [ALL_DOSE_LEVELS] else "dose level " + ", ".join(levels)) + ")")
-                    st.dataframe(shown.drop(columns=["studyid", "data_cut"], errors="ignore"), hide_index=True,
-                                 width="stretch")
+                    st.dataframe(labelled(shown.drop(columns=["studyid", "data_cut"], errors="ignore")),
+                                 hide_index=True, width="stretch")
                 per_dose = dens[(dens["dose_level"] != ALL_DOSE_LEVELS) & (dens["pathogen_class"] == "all")]
                 if len(per_dose):
                     st.markdown("**Per dose level: all infections, episodes per 100 patient-days (episodes / patient-days)**")
@@ -102,7 +103,7 @@ if tabs[1].open:
                         for r, e, d in zip(per_dose["per_100_patient_days"], per_dose["episodes"], per_dose["patient_days"])])
                     pivot = per_dose.pivot_table(index=["dose_level", "severity"], columns="onset_window", values="cell",
                                                  aggfunc="first")
-                    st.dataframe(pivot[[w for w, _, _ in WINDOWS if w in pivot.columns]], width="stretch")
+                    st.dataframe(labelled(pivot[[w for w, _, _ in WINDOWS if w in pivot.columns]]), width="stretch")
             else:
                 st.caption("Incidence density is a study-level table: shown for the whole study and per dose level, to "
                            "roles that see every site, without cohort or product filters.")
@@ -115,7 +116,7 @@ if tabs[1].open:
             else:
                 summ = (sup.groupby(["support", "prophylaxis"]).agg(subjects=("usubjid", "nunique"), records=("cmseq", "count"))
                         .reset_index())
-                st.dataframe(summ, hide_index=True, width="stretch")
+                st.dataframe(labelled(summ), hide_index=True, width="stretch")
                 with st.expander("Medication records"):
                     state.table(sup.drop(columns=["studyid", "data_cut"], errors="ignore"))
 
@@ -129,10 +130,10 @@ if tabs[2].open:
             data, curve, risk = endpoint(pick)
             title, ev, comp = survival.ENDPOINTS[pick]
             state.chart(FO.cumulative_incidence_figure, curve, risk, title, ev, comp, key="ci_fig")
-            est = pd.DataFrame({"day": list(NRM_HORIZONS),
-                                "cumulative incidence": [f"{100 * survival.value_at(curve, h, 'cumulative_incidence'):.1f}%"
+            est = pd.DataFrame({"Day": list(NRM_HORIZONS),
+                                "Cumulative incidence": [f"{100 * survival.value_at(curve, h, 'cumulative_incidence'):.1f}%"
                                                          for h in NRM_HORIZONS],
-                                "at risk": [int((data["time"] >= h).sum()) for h in NRM_HORIZONS]})
+                                "At risk": [int((data["time"] >= h).sum()) for h in NRM_HORIZONS]})
             st.dataframe(est, hide_index=True)
             st.caption(f"Aalen-Johansen estimator (statsmodels CumIncidenceRight); event: {ev}; competing event: {comp}; "
                        f"censored at last known alive. {int((data['status'] == 1).sum())} events, "
@@ -149,7 +150,7 @@ if tabs[3].open:
                 bor = r.groupby(["criteria", "best_response"]).size().unstack(fill_value=0)
                 bor = bor[best_response_order(bor.columns)]
                 st.markdown("**Best overall response**")
-                st.dataframe(bor, width="stretch")
+                st.dataframe(labelled(bor), width="stretch")
                 resp = r[r["first_response_day"].notna()]
                 groups = []
                 for label, tcol, ecol in (("Duration of response", "dor_days", "dor_event"),

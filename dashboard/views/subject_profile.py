@@ -42,8 +42,10 @@ st.markdown(f"**Cohort:** {text(s['cohort'])} · **Diagnosis:** {text(s['diagnos
 if not s["infused"]:
     state.empty("This subject was screened but not infused: there is no day 0, so no timeline.")
 
-# Candidates and committee DLTs: AE keys, CRS/ICANS episode keys (<u>/CRS/1) and <u>/DEATH are all marked.
-dlt_keys = data.subject_dlt_keys(v, usubjid)
+# DLTs that count now and candidates awaiting the committee, told apart; a rejected or out-of-window candidate is
+# not marked. AE keys, CRS/ICANS episode keys (<u>/CRS/1) and <u>/DEATH are all marked where drawn.
+dlt_keys, pending_keys = data.subject_dlt_keys(v, usubjid)
+DLT_LABELS = {k: "DLT" for k in dlt_keys} | {k: "candidate, pending" for k in pending_keys}
 window = state.dlt_window(v)
 
 if s["infused"]:
@@ -63,7 +65,8 @@ if s["infused"]:
     views = st.tabs(names, key="profile_view_tab", on_change="rerun")
     if views[0].open:
         with views[0]:
-            state.draw_figure(data.subject_figure(v, usubjid, "timeline", window, day_range, dlt_keys), key="timeline")
+            state.draw_figure(data.subject_figure(v, usubjid, "timeline", window, day_range, dlt_keys,
+                                                  pending_keys=pending_keys), key="timeline")
     if views[1].open:
         with views[1]:
             labs = d["labs"]
@@ -77,7 +80,8 @@ if s["infused"]:
                 chosen = st.multiselect("Labs", available, default=default)
                 if chosen:
                     state.draw_figure(data.subject_figure(v, usubjid, "labs", window, day_range, dlt_keys,
-                                                          tests=tuple(chosen)), key="labs")
+                                                          tests=tuple(chosen), pending_keys=pending_keys),
+                                      key="labs")
     if len(views) > 2 and views[2].open:
         with views[2]:
             # Cellular kinetics beside the CRS/ICANS grades (PC), when delivered.
@@ -94,14 +98,14 @@ if aes.empty:
     state.empty("No adverse events recorded for this subject.")
 else:
     shown = aes.copy()
-    shown["DLT"] = shown["event_key"].isin(dlt_keys)
+    shown["DLT"] = shown["event_key"].map(DLT_LABELS)
     state.table(shown, subject_col=None)
 ep = d["episodes"]
 if not ep.empty:
     st.subheader("CRS / ICANS episodes (derived)")
     shown = ep.copy()
     if "event_key" in shown:
-        shown.insert(0, "DLT", shown["event_key"].isin(dlt_keys))
+        shown.insert(0, "DLT", shown["event_key"].map(DLT_LABELS))
     state.table(shown, subject_col=None)
 if not meds.empty:
     st.subheader("Toxicity management")

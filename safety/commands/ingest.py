@@ -112,6 +112,8 @@ def run(args) -> int:
     if result.unread_files:
         print(f"not read (not a format celltox reads: .xpt, .sas7bdat, .csv, .parquet, .xlsx): "
               f"{', '.join(result.unread_files)}")
+    for note in result.notes:
+        print(f"note: {note}")
     for warning in _cut_warnings(result):
         print(f"warning: {warning}")
     if any(result.built_from_sdtm.values()):

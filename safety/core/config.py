@@ -31,11 +31,11 @@ EXPECTED_HAEM_TERMS = [
 DEFAULT_DLT_RULES: list[dict[str, Any]] = [
     {"id": "R1", "type": "fatal_event", "reason": "Grade 5 event not attributed to disease progression"},
     {"id": "R2", "type": "syndrome_grade", "syndrome": "CRS", "min_grade": 4,
-     "reason": "CRS grade 4"},
+     "reason": "CRS grade >= 4"},
     {"id": "R3", "type": "syndrome_grade", "syndrome": "CRS", "min_grade": 3, "max_grade": 3,
      "more_than_hours": 72, "reason": "CRS grade 3 lasting more than 72 hours"},
     {"id": "R4", "type": "syndrome_grade", "syndrome": "ICANS", "min_grade": 4,
-     "reason": "ICANS grade 4"},
+     "reason": "ICANS grade >= 4"},
     {"id": "R5", "type": "syndrome_grade", "syndrome": "ICANS", "min_grade": 3, "max_grade": 3,
      "more_than_hours": 72, "reason": "ICANS grade 3 lasting more than 72 hours"},
     {"id": "R6", "type": "ae_grade", "min_grade": 3, "related_only": True, "more_than_days": 7,

@@ -62,6 +62,7 @@ class LoadResult:
     quarantined: int = 0
     skipped_files: list[str] = field(default_factory=list)  # data files of domains celltox does not read
     unread_files: list[str] = field(default_factory=list)  # files in a format celltox does not read (ae.txt)
+    notes: list[str] = field(default_factory=list)  # '<file>: how it was read', e.g. not UTF-8
     domains_present: list[str] = field(default_factory=list)
     domains_missing: list[str] = field(default_factory=list)
     derivations: list[str] = field(default_factory=list)
@@ -247,7 +248,8 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
         engine.load_subjects(ctx, cols["DM"], supp_info.get("DM"))
 
         result = LoadResult(studyid=studyid, data_cut=data_cut, load_id=load_id, skipped_files=skipped,
-                            unread_files=unread_files(study_dir), built_from_sdtm=built)
+                            unread_files=unread_files(study_dir), built_from_sdtm=built,
+                            notes=[f"{f.name}: {f.note}" for f in files if f.note])
         for f in files:
             loaded, quar, after = ctx.counts.get(f.index, [0, 0, 0])
             if loaded + quar + after != read[f.index]:

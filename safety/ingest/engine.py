@@ -361,6 +361,10 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
         parsed += [f"_d{i}.k AS _k_{d}", f"_d{i}.lo AS _lo_{d}", f"_d{i}.hi AS _hi_{d}"]
         date_joins += f" LEFT JOIN _dates _d{i} ON _d{i}.raw = {c(d)}"
         checks.append((f"_k_{d} = 'X'", f"'{d}'", f"'unparseable date ''' || {c(d)} || ''''"))
+        # a date after the day of the load cannot have happened: without this check it would only fall after
+        # the cut, and the record would leave the review with a count and no reason
+        checks.append((f"_lo_{d} > current_date", f"'{d}'",
+                       f"'date ''' || {c(d)} || ''' is after the day of the load (a typing error?)'"))
     for d in spec.full_dates_only:
         checks.append((f"_k_{d} IN ('D', 'M')", f"'{d}'", f"'incomplete date ''' || {c(d)} || ''' (a full date is required)'"))
     for col in spec.numbers:

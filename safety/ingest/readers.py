@@ -5,6 +5,7 @@ place (SQL per domain) and a bad value can be quarantined with the row exactly a
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import json
@@ -43,6 +44,7 @@ class StagedFile:
     relation: str = ""            # SQL FROM-fragment yielding _file, _row and canonical VARCHAR columns
     params: dict = field(default_factory=dict)
     native: dict[str, str] = field(default_factory=dict)  # canonical -> DuckDB type of numeric Parquet columns
+    note: str = ""                # what the data manager should know of how the file was read
 
     def typed_relation(self, keep_native: set[str]) -> str:
         """Like ``relation``, but the columns in ``keep_native`` keep their numeric Parquet type (no text round trip)."""
@@ -160,6 +162,10 @@ def _read_pandas(f: StagedFile):
     cols = {}
     for c in df.columns:
         s = df[c]
+        if f.file_format == "xlsx" and (s.dtype.kind == "M" or any(isinstance(v, dt.datetime) for v in s)):
+            # Excel stores a date as a date-time at midnight: the date a sender typed is read as the date
+            cols[str(c)] = pa.array(_excel_dates_as_text(s.tolist(), pd.NaT), type=pa.string())
+            continue
         if s.dtype.kind in "fiumM":
             cols[str(c)] = pa.array(s, from_pandas=True)
             continue
@@ -169,6 +175,19 @@ def _read_pandas(f: StagedFile):
         else:
             cols[str(c)] = pa.array(_mixed_as_text(values, pd.NaT), type=pa.string())
     return cols
+
+
+def _excel_dates_as_text(values: list, nat) -> list:
+    """A workbook column with date cells as ISO 8601 text: a date cell (midnight) as YYYY-MM-DD, a date-time
+    cell with its time; other values as :func:`_mixed_as_text` gives them."""
+    out = []
+    for v in values:
+        if isinstance(v, dt.datetime) and v is not nat and v == v:
+            out.append(v.date().isoformat() if v.time() == dt.time(0) else v.isoformat(timespec="minutes"
+                                                                                        if v.second == 0 else "seconds"))
+        else:
+            out.extend(_mixed_as_text([v], nat))
+    return out
 
 
 def _read_xpt(f: StagedFile) -> dict:
@@ -340,17 +359,34 @@ def _stage_csv(con, f: StagedFile) -> None:
         head = fh.read(1 << 16)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         encoding = "utf-16"
+    elif _utf16_without_bom(head):
+        encoding = _utf16_without_bom(head)
     else:
         encoding = "utf-8-sig" if head.startswith(b"\xef\xbb\xbf") else "utf-8"
     first = _first_lines(head, encoding)
     delim = _delimiter(f, first)
     name = f"_csv_{f.index}"
-    if encoding == "utf-16" or not _duckdb_csv(con, f, name, delim, first):
+    if encoding.startswith("utf-16") or not _duckdb_csv(con, f, name, delim, first):
         _python_csv(con, f, name, delim, encoding)
     desc = con.execute(f"DESCRIBE SELECT * EXCLUDE (_row, _reject, _raw) FROM {name}").fetchall()
     f.columns = _canonical_columns([d[0] for d in desc], f.domain, f.name)
     sel = "".join(f", {_quote(o)} AS \"{c}\"" for c, o in f.columns.items())
     f.relation = f"(SELECT {f.index} AS _file, _row, _reject, _raw{sel} FROM {name})"
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """'utf-16-le' or 'utf-16-be' for text saved as UTF-16 without its byte-order mark: every other byte of an
+    ASCII header is NUL. Read as UTF-8 its header would be one garbled column, and every row quarantined for a
+    missing USUBJID, which names the wrong problem."""
+    sample = head[:4096]
+    if len(sample) < 8:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    if odd.count(0) > 0.9 * len(odd) and even.count(0) < 0.1 * len(even):
+        return "utf-16-le"
+    if even.count(0) > 0.9 * len(even) and odd.count(0) < 0.1 * len(odd):
+        return "utf-16-be"
+    return None
 
 
 def _first_lines(head: bytes, encoding: str) -> list[str]:
@@ -373,34 +409,44 @@ def _delimiter(f: StagedFile, lines: list[str]) -> str:
 def _duckdb_csv(con, f: StagedFile, name: str, delim: str, first: list[str]) -> bool:
     """DuckDB's fast reader with the dialect fixed; False when the file needs the careful reader."""
     header = next(csv.reader([first[0].lstrip("\ufeff")], delimiter=delim)) if first else []
-    for enc in ("utf-8", "latin-1"):
-        try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT row_number() OVER () AS _row, {NO_REJECT}, * "
-                        "FROM read_csv($path, all_varchar = true, header = true, delim = $delim, quote = '\"', "
-                        "escape = '\"', encoding = $enc)", {"path": str(f.path), "delim": delim, "enc": enc})
-        except duckdb.Error as exc:
-            if enc == "utf-8" and "unicode" in str(exc).lower():
-                continue  # Latin-1 (anywhere in the file, not only in its first megabyte)
-            return False
-        ncols = len(con.execute(f"DESCRIBE {name}").fetchall()) - 3
-        return ncols == len(header)
-    return False
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT row_number() OVER () AS _row, {NO_REJECT}, * "
+                    "FROM read_csv($path, all_varchar = true, header = true, delim = $delim, quote = '\"', "
+                    "escape = '\"', encoding = 'utf-8')", {"path": str(f.path), "delim": delim})
+    except duckdb.Error:
+        return False  # not UTF-8 (anywhere in the file), or irregular: the careful reader decides
+    ncols = len(con.execute(f"DESCRIBE {name}").fetchall()) - 3
+    return ncols == len(header)
+
+
+NOT_UTF8 = "celltox-windows-1252"  # the decoding error handler below
+
+
+def _windows_1252(exc: UnicodeDecodeError) -> tuple[str, int]:
+    """Bytes that are not UTF-8, read as Windows-1252 (what Excel on Windows writes: é, ’, “ ”, –, €); its five
+    unassigned bytes as Latin-1. A file that mixes both keeps its UTF-8 text as it is."""
+    bad = exc.object[exc.start:exc.end]
+    return "".join(bytes([b]).decode("cp1252") if b not in b"\x81\x8d\x8f\x90\x9d" else chr(b) for b in bad), exc.end
+
+
+codecs.register_error(NOT_UTF8, _windows_1252)
 
 
 def _python_csv(con, f: StagedFile, name: str, delim: str, encoding: str) -> None:
     try:
         _python_csv_as(con, f, name, delim, encoding)
     except UnicodeDecodeError:
-        _python_csv_as(con, f, name, delim, "latin-1")
+        f.note = "not UTF-8: its other bytes were read as Windows-1252"
+        _python_csv_as(con, f, name, delim, "utf-8", errors=NOT_UTF8)
 
 
 CSV_CHUNK_ROWS = 50_000  # rows per batch into DuckDB: memory stays bounded for files of millions of rows
 
 
-def _python_csv_as(con, f: StagedFile, name: str, delim: str, encoding: str) -> None:
+def _python_csv_as(con, f: StagedFile, name: str, delim: str, encoding: str, errors: str = "strict") -> None:
     import pyarrow as pa
 
-    records = _records(f, delim, encoding)
+    records = _records(f, delim, encoding, errors)
     try:
         _, _, header = next(records)
     except StopIteration:
@@ -409,7 +455,16 @@ def _python_csv_as(con, f: StagedFile, name: str, delim: str, encoding: str) -> 
     n = len(header)
     names: list[str] = []
     for i, h in enumerate(header):
-        names.append(h if h and h not in names and not h.startswith("_") else f"COL{i + 1}")
+        if not h or h.startswith("_"):
+            names.append(f"COL{i + 1}")
+            continue
+        # a repeated name gets a suffix, as DuckDB's reader gives it, and _canonical_columns refuses the file
+        # when it is a variable celltox reads
+        k, name_ = 0, h
+        while name_.upper() in {x.upper() for x in names}:
+            k += 1
+            name_ = f"{h}_{k}"
+        names.append(name_)
     first_two = [r for _, r in zip(range(2), records)]
     if first_two and len(first_two[0][2]) != n and (len(first_two) == 1 or len(first_two[1][2]) == len(first_two[0][2])):
         raise IngestError(f"{f.name}: line 1 has {n} field(s) where the lines below have "
@@ -457,10 +512,10 @@ def _chain(head, rest):
     yield from rest
 
 
-def _records(f: StagedFile, delim: str, encoding: str):
+def _records(f: StagedFile, delim: str, encoding: str, errors: str = "strict"):
     """(first line, last line, fields) of every non-blank record, the header first; a quote never closed
     refuses the file (every row after it would be misread)."""
-    with open(f.path, encoding=encoding, newline="") as fh:
+    with open(f.path, encoding=encoding, errors=errors, newline="") as fh:
         reader = csv.reader(fh, delimiter=delim, quotechar='"', strict=True)
         while True:
             start = reader.line_num + 1

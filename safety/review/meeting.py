@@ -94,8 +94,10 @@ def rule_rows(status: CommitteeStatus) -> pd.DataFrame:
         adjudicated = str(row.get("decision") or "").lower() in CROSSING_DECISIONS
         cand = f"{pending} pending {_plural(pending, 'candidate')}"
         y2, n2 = _int_or_none(row.get("events_if_pending_confirmed")), _int_or_none(row.get("evaluable_n_if_pending_confirmed"))
+        # the boundary belongs to an n: it is quoted only when confirming the candidates leaves n as it is (a
+        # candidate in a subject not yet evaluable adds one to n, and the boundary at n + 1 may differ)
         worst = (f"{events + pending if y2 is None else y2} of {n if n2 is None else n2}"
-                 + (f", boundary {bound}" if bound is not None else "")
+                 + (f", boundary {bound}" if bound is not None and (n2 is None or n2 == n) else "")
                  + (f", {_worst_decision(row)}" if _worst_decision(row) != str(row.get("decision") or "").lower() else "")
                  ) if pending else ""
         if level == CROSSED and adjudicated:

@@ -122,7 +122,7 @@ DLT_EVALUABILITY = Table(
         C("evaluable", "BOOLEAN", "DLT-evaluable on adjudicated decisions."),
         C("reason", "VARCHAR", "Why, e.g. 'followed through day 28', 'DLT candidate confirmed', 'not infused', "
                                "'followed to day 12 of 28 so far', 'died on day 9 without DLT'."),
-        C("followed_through_day", "INTEGER", "Last day known alive, capped at the window end."),
+        C("followed_through_day", "INTEGER", "Last day known alive, capped at the window end; NULL when not infused (no day 0)."),
         C("window_end_day", "INTEGER", "Last day of the DLT window (dlt.window.end_day)."),
         C("followed_through_window", "BOOLEAN", "Known alive on or after the window's last day."),
         C("death_day", "INTEGER", "Day of death, if any."),

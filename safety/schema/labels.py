@@ -16,6 +16,15 @@ COLUMN_LABELS: dict[str, str] = {
     "last_known_alive_day": "Last known alive day", "last_known_alive_date": "Last known alive",
     "disposition": "Disposition", "disposition_day": "Disposition day", "consent_date": "Consent date",
     "first_infusion_date": "Infusion date", "lymphodepletion_start_day": "Lymphodepletion day",
+    # pharmacokinetic parameters (PP)
+    "ppseq": "PP seq", "pptestcd": "Parameter", "pptest": "Parameter name", "ppcat": "Parameter category",
+    "ppstresn": "Value", "ppstresu": "Unit", "ppspec": "Specimen",
+    # infections
+    "window_start": "Window start day",
+    "window_end": "Window end day", "subjects_with_episode": "Subjects with an episode",
+    "patient_days": "Patient-days at risk", "per_100_patient_days": "Per 100 patient-days",
+    "support": "Support", "prophylaxis": "Prophylaxis", "subjects": "Subjects", "records": "Records",
+    "episodes": "Episodes",
     # adverse events
     "aeseq": "AE seq", "event_key": "Event key", "aeterm": "Verbatim term", "verbatim_term": "Verbatim term",
     "aedecod": "Preferred term", "preferred_term": "Preferred term", "aebodsys": "System organ class",

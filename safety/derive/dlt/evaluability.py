@@ -58,8 +58,10 @@ def evaluability_sql(source_ctes: str) -> str:
 {decision_ctes()},
 facts AS (
   SELECT s.studyid, s.data_cut, s.usubjid, s.cohort, s.dose_level, coalesce(s.infused, false) AS infused,
-         least(s.last_known_alive_day, $win_end) AS followed_through_day, $win_end AS window_end_day,
-         coalesce(s.last_known_alive_day >= $win_end, false) AS followed_through_window,
+         -- follow-up is counted from day 0: a subject never infused has none, whatever the other dates say
+         CASE WHEN s.infused THEN least(s.last_known_alive_day, $win_end) END AS followed_through_day,
+         $win_end AS window_end_day,
+         coalesce(s.infused AND s.last_known_alive_day >= $win_end, false) AS followed_through_window,
          s.death_day, s.status AS follow_up_status,
          coalesce(crs.g, 0) AS crs_max_grade_window, coalesce(icans.g, 0) AS icans_max_grade_window,
          coalesce(trd.d, false) AS treatment_related_death

@@ -3,7 +3,9 @@
 Each rule in ``config['dlt']['rules']`` has an ``id``, a ``type``, its parameters and a plain-language
 ``reason``. The engine runs one SQL template per rule type with the rule's values bound as parameters,
 over whole tables in one statement, and keeps one row per event key: the first rule (in config order)
-that the event meets names the candidate, the others are listed in ``also_matches``.
+that the event meets names the candidate, the others are listed in ``also_matches``. A reported CRS/ICANS AE
+and the episode derived for it (``toxicity_episodes.ae_event_key``) that both meet rules are one event, keyed
+by the episode.
 
 Rule types:
   fatal_event           grade 5 AE (or fatal outcome), or a death with no fatal AE, not due to progression
@@ -191,6 +193,11 @@ def _source_ctes(con) -> str:
                 f"FROM labs WHERE {where} AND value IS NOT NULL AND day IS NOT NULL "
                 "AND upper(lbtestcd) IN ('NEUT', 'PLAT') GROUP BY ALL")
     ctes.append(f"labg AS ({labg})")
+    # a reported CRS/ICANS AE and the episode derived for it are one clinical event (episodes.ae_event_key)
+    twin = ("SELECT ae_event_key, event_key AS episode_key FROM toxicity_episodes "
+            f"WHERE {where} AND ae_event_key IS NOT NULL" if has_episodes and "ae_event_key" in episode_columns
+            else "SELECT NULL::VARCHAR AS ae_event_key, NULL::VARCHAR AS episode_key WHERE false")
+    ctes.append(f"twin AS ({twin})")
     return ",\n".join(ctes)
 
 
@@ -259,8 +266,14 @@ def screening_sql(con, config: dict) -> tuple[str, dict]:
                      "NULL::INTEGER AS grade, NULL::INTEGER AS duration_days, NULL::BOOLEAN AS ongoing, "
                      "NULL::VARCHAR AS evidence, NULL::BOOLEAN AS window_applies WHERE false")
     hits = "\nUNION ALL BY NAME\n".join(parts)
+    # An AE that meets a rule (a fatal ICANS AE, R1) while the episode derived for it meets another (ICANS grade
+    # >= 4, R4) is one event: it becomes one candidate under the episode's key, the other rule in also_matches,
+    # so the committee adjudicates it once and the pending counts count it once.
     sql = f"""WITH {_source_ctes(con)},
-hits AS ({hits}),
+rule_hits AS ({hits}),
+hits AS (SELECT h.* REPLACE (CASE WHEN t.episode_key IN (SELECT event_key FROM rule_hits) THEN t.episode_key
+                                  ELSE h.event_key END AS event_key)
+         FROM rule_hits h LEFT JOIN twin t ON t.ae_event_key = h.event_key),
 ranked AS (SELECT *, row_number() OVER (PARTITION BY event_key ORDER BY rule_order) AS rn FROM hits),
 also AS (SELECT event_key, string_agg(rule_id, ', ' ORDER BY rule_order) AS also_matches
          FROM ranked WHERE rn > 1 GROUP BY event_key)
