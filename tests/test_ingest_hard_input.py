@@ -38,6 +38,12 @@ def big_lb(n: int = 13176) -> pd.DataFrame:
     return df
 
 
+def quarantined(db, where: str) -> list[list]:
+    """[file, data row, field, reason] of the quarantined rows that ``where`` (SQL over quarantine) keeps."""
+    return q(db, "SELECT source_file, row_number, field, reason FROM quarantine WHERE " + where
+                 + " ORDER BY source_file, row_number").values.tolist()
+
+
 def reconciles(db) -> None:
     log = q(db, "SELECT source_file, rows_read, rows_loaded, rows_quarantined, rows_after_cutoff FROM load_log")
     assert (log.rows_read == log.rows_loaded + log.rows_quarantined + log.rows_after_cutoff).all()
@@ -302,9 +308,7 @@ def test_implausible_values_are_quarantined_with_a_reason(tmp_path):
     study = make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, dm=dm, lb=lb))
     db = tmp_path / "db.duckdb"
     ingest_study(study, db, run_derivations=False)
-    qr = q(db, "SELECT source_file, row_number, field, reason FROM quarantine "
-               "WHERE source_file IN ('dm.csv', 'lb.csv') AND row_number IN (1, 2, 4) ORDER BY 1, 2")
-    assert qr.values.tolist() == [
+    assert quarantined(db, "source_file IN ('dm.csv', 'lb.csv') AND row_number IN (1, 2, 4)") == [
         ["dm.csv", 1, "AGE", "implausible AGE 1e308 (plausible: 0-120 years)"],
         ["dm.csv", 2, "AGE", "implausible AGE -1 (plausible: 0-120 years)"],
         ["lb.csv", 1, "USUBJID", "subject S-001 has a quarantined DM record"],
@@ -529,9 +533,7 @@ def test_a_date_after_the_day_of_the_load_is_quarantined_not_dropped_as_after_th
     r = ingest_study(study, db, run_derivations=False)
     ae_count = next(f for f in r.files if f.source_file == "ae.csv")
     assert ae_count.rows_after_cutoff == 0
-    qr = q(db, "SELECT source_file, row_number, field, reason FROM quarantine "
-               "WHERE reason LIKE '%after the day of the load%' ORDER BY source_file, row_number")
-    assert qr.values.tolist() == [
+    assert quarantined(db, "reason LIKE '%after the day of the load%'") == [
         ["ae.csv", 1, "AESTDTC", "date '2062-02-02' is after the day of the load (a typing error?)"],
         ["ae.csv", 5, "AEENDTC", "date '2062-02-24' is after the day of the load (a typing error?)"],
         ["lb.csv", 1, "LBDTC", "date '2062-02-05' is after the day of the load (a typing error?)"],
