@@ -163,3 +163,16 @@ def test_the_summary_names_unread_files_warns_of_odd_cuts_and_shows_causes_first
     p = run(study, "--db", db, "--no-derivations", "--cutoff", later)
     assert (f"warning: the data cut {later} is after today: records dated after today are typing errors, not data "
             f"the committee could have seen") in p.stdout.splitlines()
+
+
+def test_a_header_that_is_no_variable_name_is_named_with_a_guess(tmp_path):
+    """'AE TOXGR' is read by nothing: every AE would load without its grade, so the summary says so."""
+    from test_ingest_fixtures import AE, write_frame
+    study = make_study(tmp_path / "s", "csv")
+    # 'Causality' is the SDTM label of AEREL: read; 'AE TOXGR' is nothing celltox knows
+    write_frame(AE.rename(columns={"AETOXGR": "AE TOXGR", "AEREL": "Causality", "AEOUT": "Outcome notes"}),
+                study / "ae.csv")
+    p = run(study, "--db", tmp_path / "db.duckdb", "--no-derivations")
+    assert p.returncode == 0, p.stderr
+    assert ("note: ae.csv: column(s) 'AE TOXGR' (AETOXGR?), 'Outcome notes' not read: not an SDTM variable name "
+            "or label") in p.stdout.splitlines()

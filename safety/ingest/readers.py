@@ -282,6 +282,19 @@ def _read_workbook(f: StagedFile, pd):
 def stage(con, f: StagedFile) -> None:
     """Make ``f.relation``: a FROM-fragment over the file with _file, _row and canonical text columns."""
     f.sha256 = sha256_file(f.path)
+    _stage(con, f)
+    # a header that is no variable name or label ('AE TOXGR') is never read: said, or its values vanish unseen
+    unread = [o for c, o in f.columns.items() if re.fullmatch(r"COL\d+", c) and o != c and o.strip()]
+    if unread:
+        guesses = [re.sub(r"[^A-Za-z0-9]", "", o).upper() for o in unread]
+        # a guess only where the letters spell a name of the file's domain (AE TOXGR -> AETOXGR)
+        hint = [f"{o!r} ({g}?)" if f.domain and g.startswith(f.domain) and canonical_name(g, f.domain)
+                and g not in f.columns else repr(o) for o, g in zip(unread, guesses)]
+        f.note = "; ".join(x for x in (f.note, f"column(s) {', '.join(hint)} not read: not an SDTM variable name "
+                                                "or label") if x)
+
+
+def _stage(con, f: StagedFile) -> None:
     try:
         if f.file_format in ("xpt", "sas7bdat", "xlsx"):
             # NumPy only for these formats: a Parquet or CSV load reaches its first statement without it (0.05 s)
