@@ -112,6 +112,16 @@ def _remember_requested_page() -> None:
     st.session_state[_NEXT] = (path, params)
 
 
+def _no_page_list() -> None:
+    """The sign-in form comes with no page list in the sidebar: without a navigation of this run the browser keeps
+    the last one, so after a sign-out it still listed the previous user's pages. Every page is registered,
+    hidden and never run, so the address asked for (a subject link) is kept for after the sign-in."""
+    from dashboard.navigation import PAGES, PAGES_DIR
+
+    st.navigation([st.Page(str(PAGES_DIR / p.file), title=p.title, url_path=p.url, default=p.default)
+                   for p in PAGES], position="hidden")
+
+
 def go_to_requested_page(pages) -> None:
     """After a sign-in, open the page and subject the browser asked for before it (a deep link or a
     reload after the session ended). Call right after ``st.navigation(pages)``; a no-op otherwise."""
@@ -303,6 +313,7 @@ def sign_in_gate(policy: AccessPolicy, review_store) -> User:
         _forget()
     if user is None:
         _remember_requested_page()
+        _no_page_list()
         for w in warnings:
             st.warning(w)
         if policy.mode == "oidc":

@@ -94,8 +94,12 @@ def test_deep_link_reload_new_tab_and_sign_out(server):
             assert _profile_shows(tab, SUBJECT) and tab.get_by_text("celltox · sign in").count() == 0
 
             # sign-out in one tab ends the session in the other
+            assert page.locator('[data-testid="stSidebarNav"]').count() == 1
             page.get_by_role("button", name="Sign out").click()
             _settle(page, "celltox · sign in")
+            # and the sidebar no longer lists the pages of the user who left
+            assert page.locator('[data-testid="stSidebarNav"]').count() == 0
+            assert page.get_by_role("link", name="Adverse events").count() == 0
             tab.reload()
             _settle(tab, "celltox · sign in")
             assert tab.get_by_role("heading", name="Subject profile").count() == 0
