@@ -176,3 +176,13 @@ def test_a_header_that_is_no_variable_name_is_named_with_a_guess(tmp_path):
     assert p.returncode == 0, p.stderr
     assert ("note: ae.csv: column(s) 'AE TOXGR' (AETOXGR?), 'Outcome notes' not read: not an SDTM variable name "
             "or label") in p.stdout.splitlines()
+
+
+def test_a_study_id_that_differs_from_dm_is_named(tmp_path):
+    study = make_study(tmp_path / "s", "csv", study_yaml="studyid: CT-TEST-02\n")
+    p = run(study, "--db", tmp_path / "db.duckdb", "--no-derivations")
+    assert p.returncode == 0, p.stderr
+    assert "note: dm.csv: STUDYID CT-TEST-01 in the file, CT-TEST-02 in study.yaml: loaded as CT-TEST-02" in \
+        p.stdout.splitlines()
+    same = make_study(tmp_path / "t", "csv", study_yaml="studyid: CT-TEST-01\n")
+    assert "note:" not in run(same, "--db", tmp_path / "db2.duckdb", "--no-derivations").stdout

@@ -86,6 +86,10 @@ def _studyid(con, dm_files: list[StagedFile], config: dict, study_dir: Path) -> 
             ids |= {r[0] for r in con.execute(
                 f"SELECT DISTINCT ct_nz(STUDYID) FROM {f.relation} WHERE ct_nz(STUDYID) IS NOT NULL", f.params).fetchall()}
     if config.get("studyid"):
+        if ids and config["studyid"] not in ids:  # loaded under the settings' id; the files say another
+            dm_files[0].note = "; ".join(x for x in (dm_files[0].note, (
+                f"STUDYID {', '.join(sorted(ids)[:3])} in the file, {config['studyid']} in study.yaml: loaded as "
+                f"{config['studyid']}")) if x)
         return config["studyid"]
     if len(ids) > 1:
         raise IngestError(f"{dm_files[0].name}: several STUDYID values ({', '.join(sorted(ids)[:5])}); "
