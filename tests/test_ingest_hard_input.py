@@ -459,6 +459,33 @@ def test_a_workbook_formula_without_its_computed_value_refuses_the_file(tmp_path
     ws.cell(row=2, column=col, value="1")
     wb.save(study / "ae.xlsx")
     assert cli(study, db).returncode == 0
+    # a workbook Excel saved stores each formula's value, an empty text among them: it loads
+    _with_cached_values(study / "ae.xlsx", {f"{letter}2": ("=IF(1=1,\"\",1)", ""), f"{letter}3": ("=1+2", "3")})
+    db2 = tmp_path / "db2.duckdb"
+    p = cli(study, db2)
+    assert p.returncode == 0, p.stderr
+    grades = dict(q(db2, "SELECT event_key, aetoxgr FROM adverse_events").values.tolist())
+    assert grades["S-001/AE/2"] == 3 and grades["S-001/AE/1"] != grades["S-001/AE/1"]  # 3 stored; '' is missing
+
+
+def _with_cached_values(path, cells: dict) -> None:
+    """Rewrite cells of the first sheet as formulas with a stored value, as Excel saves them (openpyxl
+    writes formulas without one)."""
+    import re
+    import shutil
+    import zipfile
+    tmp = path.with_suffix(".tmp")
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                text = data.decode("utf-8")
+                for ref, (formula, value) in cells.items():
+                    cell = f'<c r="{ref}" t="str"><f>{formula[1:].replace(chr(34), "&quot;")}</f><v>{value}</v></c>'
+                    text = re.sub(rf'<c r="{ref}"[^>]*?(/>|>.*?</c>)', cell, text, count=1)
+                data = text.encode("utf-8")
+            dst.writestr(item, data)
+    shutil.move(tmp, path)
 
 
 def test_parquet_timestamps_with_a_time_zone_keep_the_sites_clock(tmp_path):

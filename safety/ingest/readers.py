@@ -234,30 +234,37 @@ def _check_xpt_complete(f: StagedFile, nrows: int, row_length: int) -> None:
 
 
 def _refuse_uncomputed_formulas(f: StagedFile) -> None:
-    """A formula cell stores the value Excel last computed beside it; a workbook written by a program often has
-    none, and the reader then sees an empty cell. Such a value would load as missing without a word, so the
-    file is refused, naming the first such cell. Only a workbook with formulas is opened a second time."""
+    """A formula cell stores the value Excel last computed beside it; a workbook written by a program stores
+    none, and the reader then sees empty cells. Those values would load as missing without a word, so such a
+    workbook (formulas, and not one of them with a stored value) is refused, naming its first formula. A
+    workbook Excel saved keeps its values, an empty one (=IF(A2="","",A2)) among them. Only a workbook with
+    formulas is opened a second time."""
     import zipfile
 
     with zipfile.ZipFile(f.path) as z:
-        sheets = [n for n in z.namelist() if n.startswith("xl/worksheets/") and n.endswith(".xml")]
-        if not any(b"<f>" in z.read(n) or b"<f " in z.read(n) for n in sheets):
-            return
+        sheets = [z.read(n) for n in z.namelist() if n.startswith("xl/worksheets/") and n.endswith(".xml")]
+    if not any(b"<f>" in x or b"<f " in x for x in sheets):
+        return
     import openpyxl
 
     formulas = openpyxl.load_workbook(f.path, read_only=True, data_only=False)
     values = openpyxl.load_workbook(f.path, read_only=True, data_only=True)
+    first = None
     try:
         for ws in formulas.worksheets:
             for row_f, row_v in zip(ws.iter_rows(), values[ws.title].iter_rows()):
                 for cf, cv in zip(row_f, row_v):
-                    if isinstance(cf.value, str) and cf.value.startswith("=") and cv.value is None:
-                        raise IngestError(f"{f.name}: sheet '{ws.title}' cell {cf.coordinate} holds the formula "
-                                          f"{cf.value[:40]} with no computed value; open and save the workbook in "
-                                          "Excel, or deliver the values")
+                    if isinstance(cf.value, str) and cf.value.startswith("="):
+                        if cv.value is not None:
+                            return  # computed values are stored
+                        first = first or (ws.title, cf.coordinate, cf.value)
     finally:
         formulas.close()
         values.close()
+    if first:
+        sheet, cell, formula = first
+        raise IngestError(f"{f.name}: sheet '{sheet}' cell {cell} holds the formula {formula[:40]} with no computed "
+                          "value; open and save the workbook in Excel, or deliver the values")
 
 
 def _read_workbook(f: StagedFile, pd):
