@@ -53,10 +53,11 @@ def test_outcomes_page_deaths_nrm_response_and_dose(app_env):
     nrm100 = _sql(db, "SELECT count(*) FROM deaths WHERE studyid = $s AND data_cut = $c AND nrm_by_day100",
                   s=studyid, c=cut)
     assert m["Deaths"] == str(deaths)
-    assert m["NRM by day 100"].startswith(f"{nrm100}/{n_inf} ")
+    assert m["Non-relapse deaths by day 100"].startswith(f"{nrm100}/{n_inf} ")
     if studyid == "CD56-CART-01":  # the sample study: fungal death by day 100, ICANS death day 9; ORR 15/22
         assert (deaths, nrm100, n_inf) == (4, 2, 22)
-        assert m["NRM by day 28"] == "1/22 (5%)"
+        # named and rounded as the packet's deaths_nrm row 'Non-relapse deaths by day 28': 1 (4.5)
+        assert m["Non-relapse deaths by day 28"] == "1/22 (4.5%)"
         assert m["Objective response rate"] == "15/22 (68%)"
         orr_text = [t for t in markdown if t.startswith("ORR ")]
         assert orr_text and "Lugano 2014 (CR + PR) 10/17" in orr_text[0] and "(CR + CRi) 5/5" in orr_text[0]

@@ -6,6 +6,7 @@ come from SQL on that database or from the planted findings in sample_data/READM
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import duckdb
 import pandas as pd
@@ -342,3 +343,58 @@ def test_ae_grade_footnote_names_the_scales_the_aes_were_graded_on(sample_db, tm
             assert named[0].startswith("CTCAE v")  # the most used scale first
     finally:
         con.close()
+
+
+def test_every_csv_holds_the_values_its_xlsx_sheet_holds(con, tmp_path):
+    """A CSV is a data file: a number in it is the number of the XLSX cell (an AUC of 345862.3, not the 345862
+    that six significant digits print), for every table and listing of the packet."""
+    import math
+
+    import openpyxl
+    paths = write_outputs(StudyReader(con, Scope(CART, CUT2, None, CUT1)), tmp_path, formats=("csv", "xlsx"),
+                          generated_at=FIXED, figures=False)
+    workbooks = [openpyxl.load_workbook(p, read_only=True) for p in paths if p.suffix == ".xlsx"]
+    sheets = {ws.title: [r for r in ws.iter_rows(values_only=True)] for wb in workbooks for ws in wb.worksheets}
+    compared = 0
+    for p in (p for p in paths if p.suffix == ".csv"):
+        df = read_export_csv(p)
+        name = next((t for t in sheets if p.stem == f"{CART}_{CUT2.isoformat()}_{t}"), None)
+        if name is None or df.empty:
+            continue
+        sheet = sheets[name]
+        start = next(i for i, r in enumerate(sheet) if str(r[0]).startswith("Rows: ")) + 3  # a blank row, the header
+        rows = [r[:len(df.columns)] for r in sheet[start:start + len(df)]]
+        for col_i, col in enumerate(df.columns):
+            for csv_v, xl_v in zip(df[col].tolist(), (r[col_i] for r in rows)):
+                if isinstance(xl_v, (int, float)) and not isinstance(xl_v, bool) and csv_v not in (None, ""):
+                    assert math.isclose(float(csv_v), xl_v, rel_tol=1e-12), (p.name, col, csv_v, xl_v)
+                    compared += 1
+    assert compared > 100
+    kinetics = read_export_csv(next(p for p in paths if p.name.endswith("_cellular_kinetics.csv")))
+    assert any(not float(v).is_integer() for v in kinetics["auc_0_28"].dropna())
+
+
+def test_the_stopping_rule_table_names_its_method_and_statistic_in_words(con):
+    """'BOIN' and 'observed rate', as the pages say them, not the codes 'boin' and a bare number."""
+    from safety.export.tables import table_stopping_rules
+    cart_rows = table_stopping_rules(StudyReader(con, Scope(CART, CUT2, None, CUT1)))
+    itnk_rows = table_stopping_rules(StudyReader(con, Scope(ITNK, CUT2, None, CUT1)))
+    assert set(cart_rows["Method"]) == {"BOIN"} and set(cart_rows["Statistic measured"]) == {"observed rate"}
+    assert set(itnk_rows["Method"]) == {"Bayesian beta-binomial"}
+    assert set(itnk_rows["Statistic measured"]) == {"P(rate > 0.25 | data)"}  # the posterior probability
+
+
+@pytest.mark.parametrize("study", [CART, ITNK])
+def test_every_output_is_headed_by_words_each_once(con, study):
+    """The XLSX, RTF and PDF headers (the label table's): no raw code (Mhseq, pptestcd), no header twice in a table."""
+    from safety.export.common import label as header_label
+    from safety.export.packet import build_outputs
+    from safety.schema.labels import COLUMN_LABELS
+    raw = {name for name, label in COLUMN_LABELS.items() if label != name}
+    for df in build_outputs(StudyReader(con, Scope(study, CUT2, None, CUT1))):
+        headers = [header_label(col) for col in df.columns]
+        assert len(set(headers)) == len(headers), (df.attrs.get("name"), headers)
+        assert not [h for h in headers if "_" in h or h in raw], (df.attrs.get("name"), headers)
+        # an SDTM variable with no label reads as its code with a capital (Mhseq, Pptestcd)
+        assert not [h for h in headers if re.fullmatch(r"[A-Z][a-z](seq|cat|scat|testcd|test|orres|stresn)", h)], \
+            (df.attrs.get("name"), headers)

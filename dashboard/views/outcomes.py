@@ -48,8 +48,11 @@ if tabs[0].open:
             data, curve, risk = endpoint("NRM")
             for col, h in zip(cols[1:], NRM_HORIZONS):
                 k = int(deaths[f"nrm_by_day{h}"].fillna(False).astype(bool).sum()) if len(deaths) else 0
-                col.metric(f"NRM by day {h}", pct(k, n_inf),
-                           help=f"Aalen-Johansen (progression/relapse competing): "
+                # named and rounded as the packet's deaths_nrm row, the Aalen-Johansen estimate beside it
+                col.metric(f"Non-relapse deaths by day {h}",
+                           f"{k}/{n_inf} ({100 * k / n_inf:.1f}%)" if n_inf else "-",
+                           help=f"Crude proportion of infused subjects. NRM cumulative incidence (Aalen-Johansen, "
+                                f"progression/relapse competing): "
                                 f"{100 * survival.value_at(curve, h, 'cumulative_incidence'):.1f}%")
             st.caption("Non-relapse mortality: death without documented progression or relapse before it; "
                        "denominator: infused subjects. Cause category from the delivered cause, else the fatal AE "

@@ -132,7 +132,10 @@ cols[1].metric("DLTs confirmed", dlt.counts.confirmed_subjects, help="Subjects w
 cols[2].metric("DLT candidates pending", dlt.counts.pending,
                help="Candidate events in the DLT window awaiting adjudication, in "
                     f"{plural(dlt.counts.pending_subjects, 'subject')}")
-cols[3].metric("SAEs", int(sae["events"]), help=f"Serious adverse events in {plural(int(sae['subjects']), 'subject')}")
+# events and subjects side by side: the listing counts events, the packet's AE overview subjects
+cols[3].metric("SAEs: events (subjects)", f"{int(sae['events'])} ({int(sae['subjects'])})",
+               help=f"{plural(int(sae['events']), 'serious adverse event')} in {plural(int(sae['subjects']), 'subject')}: "
+                    "the SAE listing has a row per event, the packet's AE overview counts subjects")
 cols[4].metric("CRS grade ≥3", "n/a" if sev["CRS"] is None else sev["CRS"], help="Subjects with a CRS episode of grade 3 or more (ASTCT)")
 cols[5].metric("ICANS grade ≥3", "n/a" if sev["ICANS"] is None else sev["ICANS"], help="Subjects with an ICANS episode of grade 3 or more (ASTCT)")
 

@@ -12,7 +12,7 @@ import re
 import pandas as pd
 
 from safety.access.reader import StudyReader
-from safety.derive.dlt.stopping import event_label
+from safety.derive.dlt.stopping import event_label, method_name
 from safety.derive.grading.summary import grade3_counts, shift_table, worst_per_term_sql
 from safety.derive.toxicity import summary as tox
 from safety.export import common as c
@@ -403,7 +403,8 @@ def table_dlt_summary(reader, store=None, live=None):
 
 
 STOP_COLUMNS = {"cohort": "Cohort", "method": "Method", "monitored_event": "Monitored event",
-                "evaluable_n": "Evaluable n", "events": "Events", "pending": "Pending", "statistic": "Statistic",
+                "evaluable_n": "Evaluable n", "events": "Events", "pending": "Pending",
+                "statistic_label": "Statistic measured", "statistic": "Statistic",
                 "boundary": "Boundary", "decision": "Decision",
                 "decision_if_pending_confirmed": "Decision if pending confirmed", "sentence": "Summary"}
 
@@ -418,6 +419,7 @@ def table_stopping_rules(reader, store=None, live=None):
     df = live.stopping.reindex(columns=list(STOP_COLUMNS))
     # the event named as the pages name it, with the DLT window it is counted in ('DLT (onset days 0-28)')
     df["monitored_event"] = [event_label(str(e), live.window) for e in df["monitored_event"]]
+    df["method"] = [method_name(str(m)) for m in df["method"]]  # 'BOIN', as the pages and the protocol say
     notes = ["Study-level status (visible to all-sites scopes only), computed from the committee decisions in "
              "force when the table was made" + ("" if store is not None else
                                                  " (no review store given: screened candidates counted as DLTs)") + "."]

@@ -17,8 +17,12 @@ COLUMN_LABELS: dict[str, str] = {
     "disposition": "Disposition", "disposition_day": "Disposition day", "consent_date": "Consent date",
     "first_infusion_date": "Infusion date", "lymphodepletion_start_day": "Lymphodepletion day",
     # pharmacokinetic parameters (PP)
-    "ppseq": "PP seq", "pptestcd": "Parameter", "pptest": "Parameter name", "ppcat": "Parameter category",
-    "ppstresn": "Value", "ppstresu": "Unit", "ppspec": "Specimen",
+    "ppseq": "PP seq", "pptestcd": "PP test code", "pptest": "PP test", "ppcat": "PP category",
+    "ppstresn": "Value", "ppstresu": "Unit", "ppspec": "Specimen", "parameter": "Parameter",
+    "sponsor_value": "Sponsor's value", "sponsor_unit": "Sponsor's unit", "celltox_value": "celltox value",
+    "celltox_unit": "celltox unit", "difference_pct": "Difference (%)",
+    # medical history (prior malignancies)
+    "mhseq": "MH seq", "mhcat": "MH category",
     # infections
     "window_start": "Window start day",
     "window_end": "Window end day", "subjects_with_episode": "Subjects with an episode",
