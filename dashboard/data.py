@@ -208,11 +208,11 @@ def _lab_dlts(candidates: pd.DataFrame, keys: tuple, pending_keys: tuple = ()) -
     event_key, lbtestcd, day, label (a pending one says so)."""
     c = candidates[candidates["event_key"].isin(keys) & candidates["event_key"].str.contains("/LB/", regex=False)]
     tests = c["event_key"].str.split("/LB/", regex=False).str[-1].str.rsplit("-D", n=1).str[0]
-    pending = c["event_key"].isin(pending_keys).map({True: ", pending", False: ""})
+    pending = c["event_key"].isin(pending_keys)
     return pd.DataFrame({"event_key": c["event_key"], "lbtestcd": tests, "day": c["onset_day"],
                          "label": c["term"].astype(str) + " grade " + c["grade"].astype("Int64").astype(str)
-                                  + " (" + c["rule_id"].astype(str) + pending + ")",
-                         "pending": c["event_key"].isin(pending_keys)})
+                                  + " (" + c["rule_id"].astype(str) + pending.map({True: ", pending", False: ""}) + ")",
+                         "pending": pending})
 
 
 def subject_figure(v: state.View, usubjid: str, kind: str, window: tuple, day_range: tuple,

@@ -191,8 +191,9 @@ def label(col: str) -> str:
     return column_label(col)
 
 
-def text_value(v) -> str:
-    """A cell as text for RTF and PDF: blank for missing, Y/N for booleans, integral floats without '.0'."""
+def text_value(v, float_format: str = ".6g") -> str:
+    """A cell as text for RTF and PDF: blank for missing, Y/N for booleans, integral floats without '.0', other
+    floats to ``float_format`` (6 significant digits on a printed page)."""
     if v is None or v is pd.NA or v is pd.NaT:
         return ""
     if isinstance(v, bool):
@@ -200,7 +201,7 @@ def text_value(v) -> str:
     if isinstance(v, float):
         if v != v:
             return ""
-        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else format(v, ".6g")
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else format(v, float_format)
     if isinstance(v, (dt.datetime, pd.Timestamp)):
         return v.date().isoformat() if (v.hour, v.minute, v.second) == (0, 0, 0) else v.isoformat(sep=" ")
     if isinstance(v, dt.date):
@@ -208,7 +209,7 @@ def text_value(v) -> str:
     try:
         import numpy as np
         if isinstance(v, np.generic):
-            return text_value(v.item())
+            return text_value(v.item(), float_format)
     except ImportError:  # pragma: no cover
         pass
     return str(v)

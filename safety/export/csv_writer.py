@@ -33,13 +33,9 @@ def csv_text(df: pd.DataFrame, meta: PacketMeta) -> str:
 def _csv_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
-    if hasattr(v, "item") and not isinstance(v, (str, bytes)):  # NumPy scalars as Python values
-        v = v.item()
-    if isinstance(v, float) and v == v and not (v.is_integer() and abs(v) < 1e15):
-        # a data file keeps the value the XLSX holds (15 digits), not the 6 a printed page shows: an AUC of
-        # 345862.3 is 345862.3 in both
-        return format(v, ".15g")
-    return text_value(v)
+    # a data file keeps the value the XLSX holds (15 digits), not the 6 a printed page shows: an AUC of 345862.3
+    # is 345862.3 in both
+    return text_value(v, ".15g")
 
 
 def write_csv(df: pd.DataFrame, meta: PacketMeta, path: Path) -> Path:

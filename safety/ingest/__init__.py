@@ -87,9 +87,8 @@ def _studyid(con, dm_files: list[StagedFile], config: dict, study_dir: Path) -> 
                 f"SELECT DISTINCT ct_nz(STUDYID) FROM {f.relation} WHERE ct_nz(STUDYID) IS NOT NULL", f.params).fetchall()}
     if config.get("studyid"):
         if ids and config["studyid"] not in ids:  # loaded under the settings' id; the files say another
-            dm_files[0].note = "; ".join(x for x in (dm_files[0].note, (
-                f"STUDYID {', '.join(sorted(ids)[:3])} in the file, {config['studyid']} in study.yaml: loaded as "
-                f"{config['studyid']}")) if x)
+            dm_files[0].add_note(f"STUDYID {', '.join(sorted(ids)[:3])} in the file, {config['studyid']} in "
+                                 f"study.yaml: loaded as {config['studyid']}")
         return config["studyid"]
     if len(ids) > 1:
         raise IngestError(f"{dm_files[0].name}: several STUDYID values ({', '.join(sorted(ids)[:5])}); "
@@ -335,13 +334,13 @@ def _import_derivations() -> None:
 def _check_paths(db_path: Path, review_store_path, config: dict) -> None:
     """Refuse at the start, in one line, what would otherwise fail half-way: a database path that is a folder or
     in a folder that does not exist, a review store that is not one, a study term map the grading cannot read."""
-    for path, what in ((db_path, "database"), (Path(review_store_path or default_review_path(db_path)), "review store")):
+    store = Path(review_store_path or default_review_path(db_path))
+    for path, what in ((db_path, "database"), (store, "review store")):
         if path.is_dir():
             raise IngestError(f"{path}: a folder, not a {what} file (give a file path, e.g. {path / 'trial.duckdb'})"
                               if what == "database" else f"{path}: a folder, not a {what} file")
         if not path.parent.is_dir():
             raise IngestError(f"{path}: the folder {path.parent} does not exist")
-    store = Path(review_store_path or default_review_path(db_path))
     if store.exists():
         try:
             con = sqlite3.connect(f"file:{store}?mode=ro", uri=True)

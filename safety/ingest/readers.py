@@ -46,6 +46,10 @@ class StagedFile:
     native: dict[str, str] = field(default_factory=dict)  # canonical -> DuckDB type of numeric Parquet columns
     note: str = ""                # what the data manager should know of how the file was read
 
+    def add_note(self, text: str) -> None:
+        """Add ``text`` to what the load's summary says of this file ('; ' between notes)."""
+        self.note = f"{self.note}; {text}" if self.note else text
+
     def typed_relation(self, keep_native: set[str]) -> str:
         """Like ``relation``, but the columns in ``keep_native`` keep their numeric Parquet type (no text round trip)."""
         if self.file_format != "parquet" or not (keep_native & set(self.native)):
@@ -180,14 +184,9 @@ def _read_pandas(f: StagedFile):
 def _excel_dates_as_text(values: list, nat) -> list:
     """A workbook column with date cells as ISO 8601 text: a date cell (midnight) as YYYY-MM-DD, a date-time
     cell with its time; other values as :func:`_mixed_as_text` gives them."""
-    out = []
-    for v in values:
-        if isinstance(v, dt.datetime) and v is not nat and v == v:
-            out.append(v.date().isoformat() if v.time() == dt.time(0) else v.isoformat(timespec="minutes"
-                                                                                        if v.second == 0 else "seconds"))
-        else:
-            out.extend(_mixed_as_text([v], nat))
-    return out
+    return _mixed_as_text([(v.date().isoformat() if v.time() == dt.time(0)
+                             else v.isoformat(timespec="minutes" if v.second == 0 else "seconds"))
+                            if isinstance(v, dt.datetime) and v is not nat and v == v else v for v in values], nat)
 
 
 def _read_xpt(f: StagedFile) -> dict:
@@ -291,14 +290,13 @@ def stage(con, f: StagedFile) -> None:
     f.sha256 = sha256_file(f.path)
     _stage(con, f)
     # a header that is no variable name or label ('AE TOXGR') is never read: said, or its values vanish unseen
-    unread = [o for c, o in f.columns.items() if re.fullmatch(r"COL\d+", c) and o != c and o.strip()]
+    unread = [o for o in f.columns.values() if canonical_name(o, f.domain) is None]
     if unread:
         guesses = [re.sub(r"[^A-Za-z0-9]", "", o).upper() for o in unread]
         # a guess only where the letters spell a name of the file's domain (AE TOXGR -> AETOXGR)
         hint = [f"{o!r} ({g}?)" if f.domain and g.startswith(f.domain) and canonical_name(g, f.domain)
                 and g not in f.columns else repr(o) for o, g in zip(unread, guesses)]
-        f.note = "; ".join(x for x in (f.note, f"column(s) {', '.join(hint)} not read: not an SDTM variable name "
-                                                "or label") if x)
+        f.add_note(f"column(s) {', '.join(hint)} not read: not an SDTM variable name or label")
 
 
 def _stage(con, f: StagedFile) -> None:
@@ -456,7 +454,7 @@ def _python_csv(con, f: StagedFile, name: str, delim: str, encoding: str) -> Non
     try:
         _python_csv_as(con, f, name, delim, encoding)
     except UnicodeDecodeError:
-        f.note = "not UTF-8: its other bytes were read as Windows-1252"
+        f.add_note("not UTF-8: its other bytes were read as Windows-1252")
         _python_csv_as(con, f, name, delim, "utf-8", errors=NOT_UTF8)
 
 
