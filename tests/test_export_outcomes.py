@@ -220,3 +220,37 @@ def test_pdf_document_made_ahead_gives_the_same_bytes(con, tmp_path):
     assert made_ahead.read_bytes() == on_the_spot.read_bytes()
     import pypdf
     assert "Deaths by cause" in "\n".join(pg.extract_text() for pg in pypdf.PdfReader(made_ahead).pages)
+
+
+@pytest.mark.parametrize("study", ["CD56-CART-01", "ITNK-B-01"])
+def test_pdf_tables_break_words_only_after_a_hyphen_or_slash(con, tmp_path, study):
+    """Every table of the packet fits its page without cutting a word between two letters: a subject ID wraps
+    after a hyphen (CD56-CART-01-01- / 021), an outcome after its slash (RECOVERED/ / RESOLVED), and a cohort
+    heading too wide at its size is set in a smaller font rather than cut (ESCALATIO / N DL1)."""
+    import pypdf
+    from safety.export import pdf_writer
+    from safety.export.common import packet_meta
+    from safety.export.packet import build_outputs
+    r = make_reader(con, study, CUT2)
+    outputs = build_outputs(r)
+    path = pdf_writer.write_pdf(outputs, packet_meta(r, FIXED), tmp_path / "packet.pdf", [])
+    tokens = set(" ".join(p.extract_text() for p in pypdf.PdfReader(path).pages).split())
+    ids = [u for (u,) in con.cursor().execute("SELECT DISTINCT usubjid FROM subjects WHERE studyid = $s",
+                                              {"s": study}).fetchall()]
+    words = set(ids) | {"RECOVERED/RESOLVED", "ESCALATION", "EXPANSION", "Overall", "Hypogammaglobulinaemia",
+                        "progression/relapse"}
+    assert any(u in tokens for u in ids) and "RECOVERED/RESOLVED" in tokens  # whole where the column is wide
+    cut = sorted((t, w) for w in words for t in tokens
+                 if len(t) >= 2 and w.startswith(t) and len(t) < len(w) and w[len(t) - 1].isalnum()
+                 and w[len(t)].isalnum())
+    assert cut == []
+
+
+def test_pdf_word_wrap_prefers_a_hyphen_slash_or_separator_to_a_letter():
+    from safety.export.pdf_writer import _wrap
+    def mm(text: str) -> float:  # 1 mm a character
+        return float(len(text))
+    assert _wrap("CD56-CART-01-01-021 dose", 13, mm) == ["CD56-CART-01-", "01-021 dose"]
+    assert _wrap("RECOVERED/RESOLVED", 12, mm) == ["RECOVERED/", "RESOLVED"]
+    assert _wrap("a=1;b=22;c=333", 6, mm) == ["a=1;b=", "22;c=", "333"]
+    assert _wrap("Hypogammaglobulinaemia", 10, mm) == ["Hypogammag", "lobulinaem", "ia"]  # no break point: cut

@@ -74,6 +74,35 @@ def test_unusable_input_exits_2_with_one_line(tmp_path):
     assert "Traceback" not in p.stderr + p.stdout
 
 
+def test_a_dm_of_only_its_header_is_refused_and_the_database_kept(tmp_path):
+    """A DM cut down to its header would quarantine every other record as "not in DM" and make a cut with no
+    subject the newest one the committee sees: the load is refused in one line and the database stays as it was."""
+    study = make_study(tmp_path / "s", "csv")
+    db = tmp_path / "db.duckdb"
+    assert run(study, "--db", db, "--cutoff", "2024-02-15").returncode == 0
+    before = db.read_bytes()
+    DM.iloc[0:0].to_csv(study / "dm.csv", index=False)
+    p = run(study, "--db", db)
+    assert p.returncode == 2
+    assert p.stderr.strip() == ("error: dm.csv: no DM records (only the header): a delivery without its subjects "
+                                "is not loaded")
+    assert db.read_bytes() == before
+
+
+def test_a_database_path_that_is_no_database_is_refused_before_anything_is_written(tmp_path):
+    study = make_study(tmp_path / "s", "csv")
+    other = tmp_path / "ae.csv"
+    other.write_text("STUDYID,USUBJID\nX,1\n")
+    empty = tmp_path / "new.duckdb"
+    empty.touch()
+    for path, what in ((other, "not a DuckDB database"), (empty, "an empty file")):
+        p = run(study, "--db", path)
+        assert p.returncode == 2
+        assert p.stderr.strip() == f"error: {path}: {what}; give the database the study's cuts are in, or a new file name"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["ae.csv", "new.duckdb", "s"]  # no lock, no copy beside them
+    assert other.read_text() == "STUDYID,USUBJID\nX,1\n"
+
+
 def test_no_dm_and_bad_yaml_and_bad_cutoff(tmp_path):
     study = make_study(tmp_path / "s", "csv")
     (study / "dm.csv").unlink()

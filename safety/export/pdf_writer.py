@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -217,33 +218,56 @@ PDF_COLUMNS["sae"] = PDF_COLUMNS["ae"]
 MAX_COL_MM = 70.0
 
 
-def _col_widths(pdf: FPDF, heads: list[str], rows: list[list[str]], total: float) -> list[float]:
-    """Column widths in mm: each column at least as wide as its longest word (so words are not broken
-    mid-letter), the rest of the page shared in proportion to the columns' natural widths."""
+def _col_widths(pdf: FPDF, heads: list[str], rows: list[list[str]], total: float) -> tuple[list[float], bool]:
+    """Column widths in mm: each column at least as wide as its longest word, so that no word is broken
+    mid-letter, the rest of the page shared in proportion to the columns' natural widths. A table too wide for
+    whole words lets its words break after a hyphen, slash or separator (``CD56-CART-01-`` / ``01-021``,
+    ``RECOVERED/`` / ``RESOLVED``), as printed listings wrap identifiers; only a table too wide even for that
+    is shrunk evenly, and only then may a word be cut between letters. Returns the widths and whether every
+    piece of every word fits whole."""
     pad = 2 * pdf.c_margin + 0.6
     sample = rows[:300]
-    natural, minimum = [], []
     width = _measurer(pdf)
+
+    def minima(split) -> list[float]:
+        out = []
+        for j, h in enumerate(heads):
+            words = [w for r in sample for w in split(pdf.t(r[j]))] + split(pdf.t(h))
+            out.append(min(MAX_COL_MM / 2, max((width(w) for w in words), default=0.0) + pad))
+        return out
+
+    natural = []
     for j, h in enumerate(heads):
-        cells = [pdf.t(r[j]) for r in sample]
-        longest = max((width(x) for x in cells), default=0.0)
-        word = max((width(w) for x in cells for w in x.split()), default=0.0)
+        longest = max((width(pdf.t(r[j])) for r in sample), default=0.0)
         head_word = max((width(w) for w in pdf.t(h).split()), default=0.0)
-        minimum.append(min(MAX_COL_MM / 2, max(word, head_word) + pad))
         natural.append(min(MAX_COL_MM, max(longest, head_word) + pad))
+    minimum = minima(str.split)
+    if sum(minimum) > total:
+        minimum = minima(_pieces)
     natural = [max(n, m) for n, m in zip(natural, minimum)]
     if sum(natural) <= total:
         k = total / sum(natural)
-        return [n * k for n in natural]
+        return [n * k for n in natural], True
     if sum(minimum) >= total:  # too many columns even at word width: shrink evenly
         k = total / sum(minimum)
-        return [m * k for m in minimum]
+        return [m * k for m in minimum], False
     spare = total - sum(minimum)
     want = [n - m for n, m in zip(natural, minimum)]
-    return [m + spare * w / sum(want) for m, w in zip(minimum, want)]
+    return [m + spare * w / sum(want) for m, w in zip(minimum, want)], True
+
+
+# where a word may break when it is wider than its column: after these characters
+_BREAK_AFTER = re.compile(r"(?<=[-/_;=,|])(?=.)")
+
+
+def _pieces(text: str) -> list[str]:
+    """The words of ``text``, each broken after its hyphens, slashes and separators."""
+    return [p for w in text.split() for p in _BREAK_AFTER.split(w)]
 
 
 HEAD_FILL = (221, 221, 221)
+# a table whose words do not fit whole at its font is set smaller, down to the last of these (points)
+TABLE_SMALLER_FONTS = (6.0, 5.5)
 
 
 def _measurer(pdf: FPDF):
@@ -261,7 +285,8 @@ def _measurer(pdf: FPDF):
 
 
 def _wrap(text: str, width: float, measure) -> list[str]:
-    """Greedy word wrap to ``width`` mm; a word longer than the width is cut between letters."""
+    """Greedy word wrap to ``width`` mm. A word wider than the width breaks after a hyphen, slash or separator
+    where it can, and is cut between letters only where it cannot."""
     lines: list[str] = []
     space = measure(" ")
     for para in text.split("\n"):
@@ -273,10 +298,12 @@ def _wrap(text: str, width: float, measure) -> list[str]:
                 continue
             if line:
                 lines.append(line)
-            while w > width and len(word) > 1:  # cut an over-long word where it reaches the edge
+            while w > width and len(word) > 1:  # break an over-long word where it reaches the edge
                 k = 1
                 while k < len(word) and measure(word[:k + 1]) <= width:
                     k += 1
+                soft = [m.start() for m in _BREAK_AFTER.finditer(word[:k + 1]) if 0 < m.start() <= k]
+                k = soft[-1] if soft else k
                 lines.append(word[:k])
                 word = word[k:]
                 w = measure(word)
@@ -378,8 +405,11 @@ def _output(pdf: _Packet, df: pd.DataFrame, max_rows: int):
         pdf.multi_cell(0, 5, pdf.t("No rows."), new_x="LMARGIN", new_y="NEXT")
     else:
         font_size = 6.5 if len(cols) > 14 else 7 if len(cols) > 8 else 8
-        pdf.set_font(pdf.table_font, "B", font_size)  # headings are bold: measure the wider face
-        widths = _col_widths(pdf, heads, rows, pdf.w - 20)
+        for font_size in [font_size] + [f for f in TABLE_SMALLER_FONTS if f < font_size]:
+            pdf.set_font(pdf.table_font, "B", font_size)  # headings are bold: measure the wider face
+            widths, whole = _col_widths(pdf, heads, rows, pdf.w - 20)
+            if whole:
+                break
         pdf.set_font(pdf.table_font, "", font_size)
         grade_idx = {j for j, c in enumerate(cols) if c in GRADE_COLUMNS}
         styles = {g: (_rgb(GRADE_COLORS[g]), _rgb(GRADE_TEXT[g])) for g in GRADE_COLORS}

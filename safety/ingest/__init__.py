@@ -179,6 +179,10 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
     for f in by_domain["DM"]:
         if "USUBJID" not in f.columns:
             raise IngestError(f"{f.name}: no USUBJID column")
+    if not sum(read[f.index] for f in by_domain["DM"]):
+        # every other record would be quarantined as "not in DM" and the cut would show no subject
+        raise IngestError(f"{', '.join(f.name for f in by_domain['DM'])}: no DM records (only the header): "
+                          "a delivery without its subjects is not loaded")
     for parent, sfiles in supp.items():
         if parent not in by_domain or parent not in SPECS:
             raise IngestError(f"{sfiles[0].name}: qualifiers for domain {parent}, which the delivery does not contain")
@@ -331,6 +335,9 @@ def _import_derivations() -> None:
         sys.setswitchinterval(interval)
 
 
+DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
+
+
 def _check_paths(db_path: Path, review_store_path, config: dict) -> None:
     """Refuse at the start, in one line, what would otherwise fail half-way: a database path that is a folder or
     in a folder that does not exist, a review store that is not one, a study term map the grading cannot read."""
@@ -341,6 +348,12 @@ def _check_paths(db_path: Path, review_store_path, config: dict) -> None:
                               if what == "database" else f"{path}: a folder, not a {what} file")
         if not path.parent.is_dir():
             raise IngestError(f"{path}: the folder {path.parent} does not exist")
+    if db_path.is_file():  # refused before the load takes its lock, so nothing is written beside it
+        with open(db_path, "rb") as fh:
+            head = fh.read(12)
+        if head[8:12] != DUCKDB_MAGIC:
+            what = "an empty file" if not head else "not a DuckDB database"
+            raise IngestError(f"{db_path}: {what}; give the database the study's cuts are in, or a new file name")
     if store.exists():
         try:
             con = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
