@@ -147,6 +147,31 @@ def test_cohort_filter_narrows_overview_counts(app_env):
     assert m["SAEs: events (subjects)"].split(" ")[0] == str(sae)
 
 
+def test_packet_disposition_table_says_what_the_overview_tiles_say(app_env):
+    """The committee packet's disposition table and the overview's Subjects tiles count the same subjects: the
+    Overall column as the tiles, and a cohort's column as the tiles with that cohort chosen."""
+    from safety.export.common import make_reader
+    from safety.export.tables import build_table
+
+    db = app_env
+    studyid, cut = _latest(db)
+    con = access.connect(db)
+    try:
+        table = build_table(make_reader(con, studyid, cut), "disposition")
+    finally:
+        con.close()
+    rows = {r["Status"]: r for _, r in table.iterrows()}
+    overall = next(col for col in table.columns if col.startswith("Overall"))
+    tiles = _metrics(_open())
+    assert list(rows) == ["Screened", "Infused", "In follow-up", "Completed month 12", "Discontinued", "Died"]
+    assert {k: rows[k][overall].split(" ")[0] for k in rows} == {k: tiles[k] for k in rows}
+    assert overall == f"Overall (N={tiles['Screened']}) n (%)"
+    cohort_col = next(col for col in table.columns if col.startswith("Cohort "))
+    cohort = cohort_col[len("Cohort "):cohort_col.index(" (N=")]
+    filtered = _metrics(_open(session={f"sb_cohort_{studyid}": [cohort]}))
+    assert {k: rows[k][cohort_col].split(" ")[0] for k in rows} == {k: filtered[k] for k in rows}
+
+
 def test_crs_icans_numbers_equal_database(app_env):
     db = app_env
     studyid, cut = _latest(db)

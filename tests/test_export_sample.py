@@ -60,6 +60,7 @@ COUNT_SQL = {
     "crs_icans_episodes": "SELECT count(*) FROM toxicity_episodes WHERE studyid=$s AND data_cut=$c",
     "lab_grade3": "SELECT count(*) FROM lab_toxicity WHERE studyid=$s AND data_cut=$c AND grade >= 3",
     "eligibility_deviations": "SELECT count(*) FROM eligibility_deviations WHERE studyid=$s AND data_cut=$c",
+    "grade_discrepancies": "SELECT count(*) FROM grade_discrepancies WHERE studyid=$s AND data_cut=$c",
 }
 
 
@@ -73,7 +74,8 @@ def test_listing_row_counts_equal_the_database(con, study, cut):
         assert len(df) == n, (study, cut, name)
         if len(df):  # one row per event key (no join fans a row out)
             key = {"lab_grade3": ["usubjid", "lbseq", "ctcae_term"],
-                   "eligibility_deviations": ["usubjid", "criterion", "test"]}.get(name, ["event_key", "rule_id"]
+                   "eligibility_deviations": ["usubjid", "criterion", "test"],
+                   "grade_discrepancies": ["syndrome", "episode_key", "ae_event_key", "discrepancy"]}.get(name, ["event_key", "rule_id"]
                                                                               if name == "dlt" else ["event_key"])
             assert not df.duplicated(key).any(), (study, cut, name)
     # the real data is not trivially empty where the planted findings say it is not
@@ -398,3 +400,16 @@ def test_every_output_is_headed_by_words_each_once(con, study):
         # an SDTM variable with no label reads as its code with a capital (Mhseq, Pptestcd)
         assert not [h for h in headers if re.fullmatch(r"[A-Z][a-z](seq|cat|scat|testcd|test|orres|stresn)", h)], \
             (df.attrs.get("name"), headers)
+
+
+def test_grade_discrepancy_listing_says_what_the_crs_icans_page_says(con):
+    """The packet lists the derived-against-reported grades the CRS & ICANS page shows: the planted CRS reported
+    as grade 1 where the assessments give ASTCT grade 3, with the evidence for the derived grade."""
+    df = build_listing(make_reader(con, CART, CUT2), "grade_discrepancies")
+    page = q(con, "SELECT * FROM grade_discrepancies WHERE studyid=$s AND data_cut=$c ORDER BY usubjid, onset_day",
+             s=CART, c=CUT2)
+    assert list(df["usubjid"]) == list(page["usubjid"]) and len(df) >= 1
+    crs = df[(df["usubjid"] == cart("006")) & (df["syndrome"] == "CRS")].iloc[0]
+    assert (crs.reported_grade, crs.derived_grade, crs.discrepancy) == (1, 3, "reported lower than derived")
+    assert crs.evidence.startswith("grade 3 on day 3: one vasopressor") and crs.site == "01"
+    assert df.attrs["title"] == "Listing of derived against reported CRS and ICANS grades"

@@ -8,6 +8,7 @@ import streamlit as st
 from dashboard import data, state, tables
 from dashboard.tables import plural
 from dashboard.figures_svg import rule_boundary_svg
+from safety.core.vocabulary import SUBJECT_DISPOSITION
 from safety.derive.dlt.stopping import event_label, method_name
 from safety.review import meeting as meeting_rules
 
@@ -97,24 +98,13 @@ else:
 
 st.divider()
 
-c = state.q(f"""
-    SELECT count(*) AS screened,
-           count(*) FILTER (WHERE infused) AS infused,
-           count(*) FILTER (WHERE status = 'in follow-up') AS in_follow_up,
-           count(*) FILTER (WHERE status = 'completed') AS completed,
-           count(*) FILTER (WHERE status = 'discontinued') AS discontinued,
-           count(*) FILTER (WHERE status = 'died') AS died
-    FROM subjects WHERE {flt}""", fp).iloc[0]
+c = state.q("SELECT " + ", ".join(f"count(*) FILTER (WHERE {cond}) AS n{i}"
+                                  for i, (_, cond, _) in enumerate(SUBJECT_DISPOSITION))
+            + f" FROM subjects WHERE {flt}", fp).iloc[0]
 st.subheader("Subjects")
-cols = st.columns(6)
-for col, (label, key, help_text) in zip(cols, [
-        ("Screened", "screened", "Subjects in DM at this data cut"),
-        ("Infused", "infused", "Received at least one CAR infusion"),
-        ("In follow-up", "in_follow_up", "Infused, alive, before month 12"),
-        ("Completed month 12", "completed", "Reached the month-12 visit"),
-        ("Discontinued", "discontinued", "Left the study early, alive"),
-        ("Died", "died", "Died on or before the data cut")]):
-    col.metric(label, int(c[key]), help=help_text)
+cols = st.columns(len(SUBJECT_DISPOSITION))
+for i, (col, (label, _, help_text)) in enumerate(zip(cols, SUBJECT_DISPOSITION)):
+    col.metric(label, int(c[f"n{i}"]), help=help_text)
 
 st.subheader("Toxicity")
 dlt = m.dlt  # decisions applied now (computed once with the answers above): the numbers the packet prints

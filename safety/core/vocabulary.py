@@ -25,6 +25,17 @@ NEUROTOXICITY_AE_TERMS: tuple[str, ...] = (
 )
 NEUROTOXICITY_TERMS: tuple[str, ...] = ICANS_TERMS + NEUROTOXICITY_AE_TERMS
 
+# --- subject disposition at a cut (subjects.status; the overview's tiles and the packet's disposition table) ---
+# (label, condition on the subjects table, what it means)
+SUBJECT_DISPOSITION: tuple[tuple[str, str, str], ...] = (
+    ("Screened", "TRUE", "Subjects in DM at this data cut"),
+    ("Infused", "infused IS TRUE", "Received at least one CAR infusion"),
+    ("In follow-up", "status = 'in follow-up'", "Infused, alive, before month 12"),
+    ("Completed month 12", "status = 'completed'", "Reached the month-12 visit"),
+    ("Discontinued", "status = 'discontinued'", "Left the study early, alive"),
+    ("Died", "status = 'died'", "Died on or before the data cut"),
+)
+
 # --- who may do what ---------------------------------------------------------------------------------
 ROLES: tuple[str, ...] = ("committee", "investigator", "data_manager", "admin")
 

@@ -448,6 +448,36 @@ ORDER BY e.usubjid, e.day NULLS LAST, e.criterion, e.test""")
                     notes=notes)
 
 
+DISC_FIELDS = ["syndrome", "episode_key", "ae_event_key", "aeseq", "onset_day", "reported_grade", "derived_grade",
+               "discrepancy", "reported_grading_system", "evidence"]
+DISC_COLUMNS = ["site", "cohort", "dose_level", "usubjid"] + DISC_FIELDS + ["new_since_previous_cut"]
+
+
+def listing_grade_discrepancies(reader, store=None):
+    """The CRS & ICANS page's "Derived vs reported grades" table: every reported CRS/ICANS AE whose grade differs
+    from the ASTCT grade derived from the bedside assessments, and every one without the other."""
+    title = "Listing of derived against reported CRS and ICANS grades"
+    ref = "ASTCT 2019 (Lee et al.); reported AETOXGR"
+    if not reader.has_tables("grade_discrepancies"):
+        return _missing("grade_discrepancies", DISC_COLUMNS, title, ref, "grade_discrepancies")
+    key = "coalesce(g.episode_key, g.ae_event_key) || '/' || g.discrepancy"
+    new = c.new_flag_sql(reader, key, "grade_discrepancies", key.replace("g.", ""))
+    fields = ", ".join(f"g.{f}" for f in DISC_FIELDS)
+    df = reader.sql(f"""
+WITH {SUBJ_CTE}
+SELECT sj.site, sj.cohort, sj.dose_level, g.usubjid, {fields}, {new} AS new_since_previous_cut
+FROM grade_discrepancies g LEFT JOIN subj sj USING (usubjid)
+ORDER BY g.usubjid, g.onset_day NULLS LAST, g.syndrome, g.episode_key, g.ae_event_key""")
+    notes = ["Derived grade: the ASTCT consensus grade derived from the bedside assessments (the episode's maximum); "
+             "reported grade: AETOXGR as the site reported it. A CRS/ICANS AE graded on another scale is listed "
+             "with its grading system and not compared as if it were ASTCT.",
+             "New since previous cut = the (episode or AE, discrepancy) was not listed at the previous cut."]
+    if df.empty:
+        notes.insert(0, "Derived and reported grades agree at this data cut.")
+    return c.finish(df[DISC_COLUMNS], name="grade_discrepancies", title=title, reference=ref, kind="listing",
+                    notes=notes)
+
+
 LISTINGS: dict[str, c.OutputSpec] = {
     "ae": c.OutputSpec("All adverse events by subject", "ICH E3 12.2.4 / 16.2.7", listing_ae, takes_dlt_status=True),
     "sae": c.OutputSpec("Serious adverse events", "ICH E3 14.3.2; FDA STF T10", listing_sae, takes_dlt_status=True),
@@ -460,6 +490,8 @@ LISTINGS: dict[str, c.OutputSpec] = {
     "lab_grade3": c.OutputSpec("Grade >= 3 laboratory abnormalities (every value)", "ICH E3 14.3.4",
                                listing_lab_grade3),
     "aesi": c.OutputSpec("Adverse events of special interest", "FDA STF T18", listing_aesi),
+    "grade_discrepancies": c.OutputSpec("Derived against reported CRS and ICANS grades", "ASTCT 2019",
+                                        listing_grade_discrepancies),
     "eligibility_deviations": c.OutputSpec("Eligibility deviations", "ICH E3 16.2.2", listing_eligibility),
     **outcome_outputs.LISTING_SPECS,
 }

@@ -12,6 +12,7 @@ import re
 import pandas as pd
 
 from safety.access.reader import StudyReader
+from safety.core.vocabulary import SUBJECT_DISPOSITION
 from safety.derive.dlt.stopping import event_label, method_name
 from safety.derive.grading.summary import grade3_counts, shift_table, worst_per_term_sql
 from safety.derive.toxicity import summary as tox
@@ -94,6 +95,27 @@ OVERVIEW_ROWS = [
 
 
 DEATHS_ROW = "Deaths (any cause, on or before the cut)"
+
+
+def table_disposition(reader, store=None):
+    """Subjects by status at the cut, per cohort and overall: the overview's Subjects tiles, by cohort. Every
+    subject in DM counts (screened and not infused too), so each column's N is its screened subjects."""
+    conds = ", ".join(f"count(*) FILTER (WHERE {cond}) AS n{i}" for i, (_, cond, _) in enumerate(SUBJECT_DISPOSITION))
+    by = reader.sql(f"""SELECT coalesce(cohort, '(no cohort)') AS cohort, {conds} FROM subjects GROUP BY ALL""")
+    groups = sorted(by["cohort"], key=_natural)
+    counts = {g: [int(by.loc[by["cohort"] == g, f"n{i}"].iat[0]) for i in range(len(SUBJECT_DISPOSITION))]
+              for g in groups}
+    counts[OVERALL] = [sum(counts[g][i] for g in groups) for i in range(len(SUBJECT_DISPOSITION))]
+    names = [(g, g if g.lower().startswith("cohort") else f"Cohort {g}") for g in groups] + [(OVERALL, "Overall")]
+    out = pd.DataFrame({"Status": [label for label, _, _ in SUBJECT_DISPOSITION]})
+    for g, name in names:
+        n = counts[g][0]
+        out[_header(name, n)] = [npct(v, n) for v in counts[g]]
+    notes = [f"{label}: {meaning}." for label, _, meaning in SUBJECT_DISPOSITION]
+    notes.append("N: the cohort's subjects in DM at this data cut (screened, infused or not); percentages of N. "
+                 "Each subject is in one of In follow-up, Completed month 12, Discontinued and Died once infused.")
+    return c.finish(out, name="disposition", title="Subject disposition", reference="ICH E3 10.1", kind="table",
+                    notes=notes)
 
 
 def table_ae_overview(reader, store=None):
@@ -429,6 +451,7 @@ def table_stopping_rules(reader, store=None, live=None):
 
 
 TABLES: dict[str, c.OutputSpec] = {
+    "disposition": c.OutputSpec("Subject disposition", "ICH E3 10.1", table_disposition),
     "ae_overview": c.OutputSpec("Overview of adverse events", "FDA STF T7", table_ae_overview),
     "ae_by_soc_pt": c.OutputSpec("AEs by SOC, PT and worst grade", "FDA STF T14", table_ae_by_soc_pt),
     "sae_by_soc_pt": c.OutputSpec("SAEs by SOC and PT", "FDA STF T10", table_sae_by_soc_pt),
