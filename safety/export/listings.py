@@ -422,60 +422,60 @@ WHERE d.rule_id IN (SELECT unnest($rules::VARCHAR[]))""", {"rules": cyto_rules})
     return c.finish(df.reset_index(drop=True), name="aesi", title=title, reference=ref, kind="listing", notes=notes)
 
 
+def _finding_listing(reader, *, name: str, title: str, ref: str, subject: list[str], fields: dict[str, str],
+                     key: str, order: str, notes: list[str], none_note: str) -> pd.DataFrame:
+    """A listing of the derived table ``name`` (alias ``t``): the subject's site, cohort, dose level, USUBJID and
+    the ``subject`` columns (age, sex), then ``fields`` (listing column -> SQL) and ``new_since_previous_cut``
+    (``key`` absent from the previous cut); ``none_note`` leads the notes when there is no row."""
+    columns = ["site", "cohort", "dose_level", "usubjid", *subject, *fields, "new_since_previous_cut"]
+    if not reader.has_tables(name):
+        return _missing(name, columns, title, ref, name)
+    new = c.new_flag_sql(reader, key, name, key.replace("t.", ""))
+    select = ", ".join([*(f"sj.{x}" for x in subject), *(f'{sql} AS "{col}"' for col, sql in fields.items())])
+    df = reader.sql(f"""
+WITH {SUBJ_CTE}
+SELECT sj.site, sj.cohort, sj.dose_level, t.usubjid, {select}, {new} AS new_since_previous_cut
+FROM {name} t LEFT JOIN subj sj USING (usubjid)
+ORDER BY {order}""")
+    return c.finish(df[columns], name=name, title=title, reference=ref, kind="listing",
+                    notes=([none_note] if df.empty else []) + notes)
+
+
 ELIG_FIELDS = ["criterion", "test", "value", "unit", "limit", "day", "detail"]
-ELIG_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "age", "sex"] + ELIG_FIELDS + ["new_since_previous_cut"]
 
 
 def listing_eligibility(reader, store=None):
-    title, ref = "Listing of eligibility deviations", "ICH E3 16.2.2 (protocol deviations)"
-    if not reader.has_tables("eligibility_deviations"):
-        return _missing("eligibility_deviations", ELIG_COLUMNS, title, ref, "eligibility_deviations")
-    key = "e.usubjid || '/' || coalesce(e.criterion, '') || '/' || coalesce(e.test, '')"
-    new = c.new_flag_sql(reader, key, "eligibility_deviations", key.replace("e.", ""))
     # the listing's 'limit' is the table's limit_value ('limit' is an SQL keyword)
-    fields = ", ".join(f'e."{"limit_value" if f == "limit" else f}" AS "{f}"' for f in ELIG_FIELDS)
-    df = reader.sql(f"""
-WITH {SUBJ_CTE}
-SELECT sj.site, sj.cohort, sj.dose_level, e.usubjid, sj.age, sj.sex, {fields}, {new} AS new_since_previous_cut
-FROM eligibility_deviations e LEFT JOIN subj sj USING (usubjid)
-ORDER BY e.usubjid, e.day NULLS LAST, e.criterion, e.test""")
-    notes = ["Screening values checked against the protocol's eligibility limits (study.yaml): the last value before "
-             "the first lymphodepletion dose (before day 0 without lymphodepletion), not the day-0 baseline.",
-             "New since previous cut = the (subject, criterion, test) was not listed at the previous cut."]
-    if df.empty:
-        notes.insert(0, "No eligibility deviations at this data cut.")
-    return c.finish(df[ELIG_COLUMNS], name="eligibility_deviations", title=title, reference=ref, kind="listing",
-                    notes=notes)
+    return _finding_listing(
+        reader, name="eligibility_deviations", title="Listing of eligibility deviations",
+        ref="ICH E3 16.2.2 (protocol deviations)", subject=["age", "sex"],
+        fields={f: f't."{"limit_value" if f == "limit" else f}"' for f in ELIG_FIELDS},
+        key="t.usubjid || '/' || coalesce(t.criterion, '') || '/' || coalesce(t.test, '')",
+        order="t.usubjid, t.day NULLS LAST, t.criterion, t.test",
+        notes=["Screening values checked against the protocol's eligibility limits (study.yaml): the last value "
+               "before the first lymphodepletion dose (before day 0 without lymphodepletion), not the day-0 baseline.",
+               "New since previous cut = the (subject, criterion, test) was not listed at the previous cut."],
+        none_note="No eligibility deviations at this data cut.")
 
 
 DISC_FIELDS = ["syndrome", "episode_key", "ae_event_key", "aeseq", "onset_day", "reported_grade", "derived_grade",
                "discrepancy", "reported_grading_system", "evidence"]
-DISC_COLUMNS = ["site", "cohort", "dose_level", "usubjid"] + DISC_FIELDS + ["new_since_previous_cut"]
 
 
 def listing_grade_discrepancies(reader, store=None):
     """The CRS & ICANS page's "Derived vs reported grades" table: every reported CRS/ICANS AE whose grade differs
     from the ASTCT grade derived from the bedside assessments, and every one without the other."""
-    title = "Listing of derived against reported CRS and ICANS grades"
-    ref = "ASTCT 2019 (Lee et al.); reported AETOXGR"
-    if not reader.has_tables("grade_discrepancies"):
-        return _missing("grade_discrepancies", DISC_COLUMNS, title, ref, "grade_discrepancies")
-    key = "coalesce(g.episode_key, g.ae_event_key) || '/' || g.discrepancy"
-    new = c.new_flag_sql(reader, key, "grade_discrepancies", key.replace("g.", ""))
-    fields = ", ".join(f"g.{f}" for f in DISC_FIELDS)
-    df = reader.sql(f"""
-WITH {SUBJ_CTE}
-SELECT sj.site, sj.cohort, sj.dose_level, g.usubjid, {fields}, {new} AS new_since_previous_cut
-FROM grade_discrepancies g LEFT JOIN subj sj USING (usubjid)
-ORDER BY g.usubjid, g.onset_day NULLS LAST, g.syndrome, g.episode_key, g.ae_event_key""")
-    notes = ["Derived grade: the ASTCT consensus grade derived from the bedside assessments (the episode's maximum); "
-             "reported grade: AETOXGR as the site reported it. A CRS/ICANS AE graded on another scale is listed "
-             "with its grading system and not compared as if it were ASTCT.",
-             "New since previous cut = the (episode or AE, discrepancy) was not listed at the previous cut."]
-    if df.empty:
-        notes.insert(0, "Derived and reported grades agree at this data cut.")
-    return c.finish(df[DISC_COLUMNS], name="grade_discrepancies", title=title, reference=ref, kind="listing",
-                    notes=notes)
+    return _finding_listing(
+        reader, name="grade_discrepancies", title="Listing of derived against reported CRS and ICANS grades",
+        ref="ASTCT 2019 (Lee et al.); reported AETOXGR", subject=[],
+        fields={f: f"t.{f}" for f in DISC_FIELDS},
+        key="coalesce(t.episode_key, t.ae_event_key) || '/' || t.discrepancy",
+        order="t.usubjid, t.onset_day NULLS LAST, t.syndrome, t.episode_key, t.ae_event_key",
+        notes=["Derived grade: the ASTCT consensus grade derived from the bedside assessments (the episode's "
+               "maximum); reported grade: AETOXGR as the site reported it. A CRS/ICANS AE graded on another scale "
+               "is listed with its grading system and not compared as if it were ASTCT.",
+               "New since previous cut = the (episode or AE, discrepancy) was not listed at the previous cut."],
+        none_note="Derived and reported grades agree at this data cut.")
 
 
 LISTINGS: dict[str, c.OutputSpec] = {
