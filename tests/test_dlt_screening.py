@@ -75,6 +75,29 @@ def test_r6_seven_days_vs_eight_and_relatedness(con):
     assert got["S-1/AE/4"]["evidence"] == "COLITIS grade 3 on days 5-20 (16 days), related (PROBABLE)"
 
 
+def test_non_haematological_rules_leave_out_crs_and_icans_in_every_spelling(con):
+    """R6/R9 leave CRS and ICANS to the syndrome rules (R2-R5), whichever spelling a site reports: "CRS" and
+    "ICANS" AEs of grade 3 for 9 days are no R6 candidates, while the episodes' 24 h at grade 3 are no R3/R5."""
+    add_subject(con, "S-1")
+    add_ae(con, "S-1", 1, "ICANS", 3, 2, 10)
+    add_ae(con, "S-1", 2, "CRS", 3, 1, 9)
+    add_ae(con, "S-1", 3, "Neurotoxicity", 4, 3, 4)
+    add_ae(con, "S-1", 4, "Pneumonitis", 3, 5, 13)                   # a non-haematological AE still counts
+    add_episode(con, "S-1", "CRS", 1, 1, 3, 9, g3=(2, 2), g3_hours=24.0)
+    add_episode(con, "S-1", "ICANS", 1, 2, 3, 9, g3=(3, 3), g3_hours=24.0)
+    assert {k: v["rule_id"] for k, v in screen(con).items()} == {"S-1/AE/4": "R6"}
+
+
+def test_a_custom_rule_leaving_out_a_syndrome_leaves_out_its_other_spellings(con):
+    cfg = validate({"dlt": {"rules": [
+        {"id": "N1", "type": "ae_grade", "min_grade": 3, "exclude_terms": ["Cytokine release syndrome"],
+         "reason": "Grade >= 3 AE other than CRS"}]}})
+    add_subject(con, "S-1")
+    add_ae(con, "S-1", 1, "CRS", 3, 1, 3)
+    add_ae(con, "S-1", 2, "ICANS", 3, 2, 3)     # not left out: the rule names only CRS
+    assert {k: v["rule_id"] for k, v in screen(con, cfg).items()} == {"S-1/AE/2": "N1"}
+
+
 def test_window_day_28_in_day_29_listed_outside(con):
     add_subject(con, "S-1")
     add_ae(con, "S-1", 1, "Hepatitis", 3, 28, 40)

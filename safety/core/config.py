@@ -39,8 +39,7 @@ DEFAULT_DLT_RULES: list[dict[str, Any]] = [
     {"id": "R5", "type": "syndrome_grade", "syndrome": "ICANS", "min_grade": 3, "max_grade": 3,
      "more_than_hours": 72, "reason": "ICANS grade 3 lasting more than 72 hours"},
     {"id": "R6", "type": "ae_grade", "min_grade": 3, "related_only": True, "more_than_days": 7,
-     "exclude_terms": ["FEVER", "PYREXIA", "FEBRILE NEUTROPENIA", *EXPECTED_HAEM_TERMS,
-                       "CYTOKINE RELEASE SYNDROME", "IMMUNE EFFECTOR CELL-ASSOCIATED NEUROTOXICITY SYNDROME"],
+     "exclude_terms": ["FEVER", "PYREXIA", "FEBRILE NEUTROPENIA", *EXPECTED_HAEM_TERMS, *CRS_TERMS, *ICANS_TERMS],
      "reason": "Non-haematological grade >= 3 AE, at least possibly related, lasting more than 7 days"},
     {"id": "R7", "type": "cytopenia_persisting", "tests": ["NEUT", "PLAT"], "grade": 4,
      "from_day": 28, "to_day": 35,
@@ -50,8 +49,7 @@ DEFAULT_DLT_RULES: list[dict[str, Any]] = [
     {"id": "R8", "type": "ae_grade", "min_grade": 4, "include_terms": list(NEUROTOXICITY_AE_TERMS),
      "reason": "Neurotoxicity grade >= 4 reported as an AE (seizure, encephalopathy, cerebral oedema)"},
     {"id": "R9", "type": "ae_grade", "min_grade": 4, "related_only": True,
-     "exclude_terms": ["FEVER", "PYREXIA", "FEBRILE NEUTROPENIA", *EXPECTED_HAEM_TERMS,
-                       "CYTOKINE RELEASE SYNDROME", "IMMUNE EFFECTOR CELL-ASSOCIATED NEUROTOXICITY SYNDROME"],
+     "exclude_terms": ["FEVER", "PYREXIA", "FEBRILE NEUTROPENIA", *EXPECTED_HAEM_TERMS, *CRS_TERMS, *ICANS_TERMS],
      "reason": "Non-haematological grade >= 4 AE, at least possibly related, any duration"},
 ]
 

@@ -226,6 +226,17 @@ def _rule_params(rule: dict) -> dict:
 _SHARED = {"studyid", "data_cut", "progression_terms", "terms_CRS", "terms_ICANS"}
 
 
+def _with_syndrome_spellings(terms: list[str], params: dict) -> list[str]:
+    """``terms`` with every spelling of a syndrome one of them names (dlt.syndrome_terms): a rule that leaves out
+    "CYTOKINE RELEASE SYNDROME" leaves out a site's "CRS" too, which the syndrome rules grade instead."""
+    out = list(terms)
+    for syndrome in ("CRS", "ICANS"):
+        spellings = params[f"terms_{syndrome}"]
+        if set(spellings) & set(terms):
+            out += [t for t in spellings if t not in out]
+    return out
+
+
 def screening_sql(con, config: dict) -> tuple[str, dict]:
     """The one SELECT that screens every configured rule, and its parameters (without studyid/data_cut)."""
     dlt = config["dlt"]
@@ -242,6 +253,8 @@ def screening_sql(con, config: dict) -> tuple[str, dict]:
         if rule["type"] == "syndrome_grade":
             template = template.replace("{syndrome}", rule["syndrome"])  # CRS or ICANS, validated
         values = _rule_params(rule)
+        if rule["type"] == "ae_grade":
+            values["exclude_terms"] = _with_syndrome_spellings(values["exclude_terms"], params)
         prefix = f"r{i}_"
 
         def rename(m, values=values, prefix=prefix):
