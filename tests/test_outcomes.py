@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from outcome_fixtures import OutcomeDB
@@ -180,6 +181,27 @@ def test_deaths_from_dm_ds_and_ae_with_cause_and_nrm(tmp_path):
     # day 20: 1/6; day 50: 2/6; day 150: S(150-) = 3/6 (D1, D2 dead, D4 progressed) at risk 3 -> + 3/6 * 1/3
     assert nrm[100]["cumulative_incidence_pct"] == pytest.approx(100 * 2 / 6)
     assert nrm[365]["cumulative_incidence_pct"] == pytest.approx(100 * (2 / 6 + 1 / 6))
+
+
+def test_progression_before_infusion_leaves_a_later_death_non_relapse(tmp_path):
+    """Progression during bridging (day -9, from RS and an AE) is why the subject was treated, not a relapse after
+    it: a sepsis death on day 40 is a non-relapse, treatment-related death and counts in NRM; progression on day 0
+    or later still makes a death a relapse death."""
+    db = OutcomeDB(tmp_path / "p.duckdb")
+    db.subject("B1", death_day=40)
+    db.rs("B1", -9, "PD")
+    db.ae("B1", "Disease progression", 3, -9, -2, soc="General disorders")
+    db.ds("B1", "DEATH", "Sepsis", 40)
+    db.subject("B2", death_day=40)
+    db.rs("B2", 0, "PD")
+    db.ds("B2", "DEATH", "Sepsis", 40)
+    db.derive("deaths")
+    d = db.by("deaths")
+    assert pd.isna(d["B1"]["progression_day"])
+    assert (d["B1"]["non_relapse"], d["B1"]["treatment_related"], d["B1"]["nrm_by_day100"]) == (True, True, True)
+    assert (d["B2"]["progression_day"], d["B2"]["non_relapse"]) == (0, False)
+    nrm = {r["horizon_day"]: r for r in db.rows("SELECT * FROM nrm_estimates")}
+    assert nrm[100]["nrm_deaths"] == 1 and nrm[100]["cumulative_incidence_pct"] == pytest.approx(50.0)
 
 
 def test_two_ds_death_records_on_one_date_give_the_first_recorded_cause(tmp_path):

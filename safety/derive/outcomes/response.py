@@ -66,7 +66,7 @@ rs AS (
   SELECT usubjid, day, upper(response) AS resp FROM responses
   WHERE studyid = $s AND data_cut = $c AND day IS NOT NULL AND day >= 0
 ),
-prog AS (SELECT usubjid, day FROM (__PROGRESSION__) WHERE day >= 0),
+prog AS (__PROGRESSION__),
 first_prog AS (SELECT usubjid, min(day) AS d FROM prog GROUP BY usubjid),
 rk_t AS (SELECT * FROM (VALUES {", ".join(f"('{k}', {v})" for k, v in RESPONSE_RANK.items())}) t(resp, rk)),
 best AS (

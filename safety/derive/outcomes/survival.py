@@ -181,7 +181,7 @@ def endpoint_sql(endpoint: str, config: dict, studyid: str, data_cut) -> tuple[s
         sql = """
         SELECT s.usubjid,
                CASE WHEN d.non_relapse THEN d.death_day
-                    WHEN r.prog IS NOT NULL THEN greatest(r.prog, 0)
+                    WHEN r.prog IS NOT NULL THEN r.prog
                     WHEN d.relapse_related THEN d.death_day
                     ELSE s.last_known_alive_day END AS time,
                CASE WHEN d.non_relapse THEN 1 WHEN r.prog IS NOT NULL OR d.relapse_related THEN 2 ELSE 0 END AS status
@@ -206,16 +206,18 @@ def endpoint_sql(endpoint: str, config: dict, studyid: str, data_cut) -> tuple[s
             "CAST(status AS BIGINT) AS status FROM x ORDER BY usubjid", p)
 
 
-# progression/relapse days per subject: RS responses in the study's progression list, DS PROGRESSIVE DISEASE,
-# AEs with a progression term (dlt.progression_terms). Parameters: $s, $c, $prog_terms, $rs_prog.
+# progression/relapse days per subject after the infusion (day 0 on): RS responses in the study's progression list,
+# DS PROGRESSIVE DISEASE, AEs with a progression term (dlt.progression_terms). A progression recorded before day 0
+# (during bridging) is why the subject was treated, not a relapse after it: it neither makes a later death a
+# relapse death nor competes with NRM. Parameters: $s, $c, $prog_terms, $rs_prog.
 PROGRESSION_SQL = """
-  SELECT usubjid, day FROM responses WHERE studyid = $s AND data_cut = $c AND day IS NOT NULL
+  SELECT usubjid, day FROM responses WHERE studyid = $s AND data_cut = $c AND day >= 0
     AND list_contains($rs_prog, upper(response))
   UNION ALL
-  SELECT usubjid, day FROM disposition WHERE studyid = $s AND data_cut = $c AND day IS NOT NULL
+  SELECT usubjid, day FROM disposition WHERE studyid = $s AND data_cut = $c AND day >= 0
     AND upper(dsdecod) = 'PROGRESSIVE DISEASE'
   UNION ALL
-  SELECT usubjid, onset_day AS day FROM adverse_events WHERE studyid = $s AND data_cut = $c AND onset_day IS NOT NULL
+  SELECT usubjid, onset_day AS day FROM adverse_events WHERE studyid = $s AND data_cut = $c AND onset_day >= 0
     AND (list_contains($prog_terms, upper(aedecod)) OR list_contains($prog_terms, upper(aeterm)))
 """
 
