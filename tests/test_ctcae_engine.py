@@ -132,3 +132,20 @@ def test_dense_and_case_engines_agree_on_random_data(db_path):
     null = dense.grade.isna()
     assert (dense.grade_reason[null] == case.grade_reason[null]).all()
     assert dense.grade.isna().sum() > 100 and set(dense.grade.dropna()) == {0, 1, 2, 3, 4}
+
+
+@pytest.mark.parametrize("engine", ["dense", "case"])
+def test_a_censored_result_is_graded_beyond_its_bound(db_path, engine):
+    """'<0.5' neutrophils lies below 0.5, so CTCAE grade 4 ("< 0.5"), not the grade 3 of the bound itself; '>1000'
+    ALT with ULN 50 is over 20 x ULN (grade 4). The stored value stays the bound as reported."""
+    rows = [lab("A", 1, "NEUT", 0.5, "10^9/L", 2, 7) | {"censored": "<"},
+            lab("A", 2, "NEUT", 1.0, "10^9/L", 2, 7) | {"censored": "<"},
+            lab("A", 3, "NEUT", 0.5, "10^9/L", 2, 7),
+            lab("A", 4, "PLAT", 25.0, "10^9/L", 150, 400) | {"censored": "<"},
+            lab("A", 5, "ALT", 1000.0, "U/L", 5, 50) | {"censored": ">"},
+            lab("A", 6, "ALT", 1000.0, "U/L", 5, 50),
+            lab("A", 7, "ALT", 10.0, "U/L", 5, 50) | {"censored": "<"}]
+    con = make_db(db_path, rows)
+    got = grade_labs(con, engine=engine).set_index("lbseq")
+    assert got["grade"].to_dict() == {1: 4, 2: 3, 3: 3, 4: 4, 5: 4, 6: 3, 7: 0}
+    assert got.loc[1, "value"] == 0.5 and got.loc[5, "value"] == 1000.0

@@ -30,6 +30,11 @@ EXACT_MODES = ("guarded", "signif", "raw")
 # by rule id, and the negative codes of missing values and units)
 DENSE_REASON_BASE = 1_000_000
 
+# A censored result ('<0.5', '>1000') is graded as a value this fraction of its bound beyond it: past the
+# 15-significant-digit rounding the comparisons make (admiral's signif), and far inside any lab's own precision,
+# so '<0.5' meets "< 0.5" and '>1000' meets "> 20 x ULN" of 50, and no other threshold moves.
+CENSORED_STEP = "1e-12"
+
 # Blood = empty specimen, or one naming blood/serum/plasma; LBCAT 'URINALYSIS' etc. never.
 _BLOOD_SQL = (
     "((lbspec IS NULL OR trim(lbspec) = '' OR regexp_matches(upper(lbspec), 'BLOOD|SERUM|PLASMA')) "
@@ -159,7 +164,10 @@ keyed AS (
 based AS (
   -- the baseline joins each blood lab record once, before the term map doubles some of them
   SELECT l.studyid, l.data_cut, l.usubjid, l.lbseq, l.lbtestcd, l.value, l.unit, upper(trim(l.unit)) AS unit_uc,
-         l.lln, l.uln, l.day, l.lb_date, b.base, b.base_lbseq, b.base_high
+         l.lln, l.uln, l.day, l.lb_date, b.base, b.base_lbseq, b.base_high,
+         -- a censored result lies beyond its bound ('<0.5' is below 0.5): graded as a value just past it
+         CASE l.censored WHEN '<' THEN l.value - abs(l.value) * {CENSORED_STEP}
+                         WHEN '>' THEN l.value + abs(l.value) * {CENSORED_STEP} ELSE l.value END AS graded_value
   FROM {src} l
   LEFT JOIN (
     SELECT studyid, data_cut, usubjid, lbtestcd,
@@ -177,18 +185,18 @@ based AS (
   WHERE {_BLOOD_SQL} AND l.lbtestcd IN (SELECT lbtestcd FROM terms)
 ),
 graded AS (
-  SELECT l.usubjid, l.lbseq, t.* EXCLUDE (lbtestcd, k_studyid, k_data_cut, k_unit), l.value, l.unit_uc,
-         l.lln, l.uln, l.base,
+  SELECT l.usubjid, l.lbseq, t.* EXCLUDE (lbtestcd, k_studyid, k_data_cut, k_unit), l.graded_value AS value,
+         l.value AS reported_value, l.unit_uc, l.lln, l.uln, l.base,
          coalesce(l.base_high, FALSE) AS baseline_high,
          coalesce(l.lbseq = l.base_lbseq, FALSE) AS is_baseline,
-         CASE WHEN l.base <> 0 THEN (l.value - l.base) / abs(l.base) * CAST(100 AS DOUBLE) END AS pchg,
+         CASE WHEN l.base <> 0 THEN (l.graded_value - l.base) / abs(l.base) * CAST(100 AS DOUBLE) END AS pchg,
          l.day, l.lb_date
   FROM based l
   JOIN keyed t ON t.lbtestcd = l.lbtestcd AND t.k_unit IS NOT DISTINCT FROM l.unit AND t.k_studyid = l.studyid
    AND t.k_data_cut = l.data_cut
 ),
 {layers}
-SELECT usubjid, lbseq, lab_term_id, value, lln, uln,
+SELECT usubjid, lbseq, lab_term_id, reported_value AS value, lln, uln,
        base AS baseline_value, baseline_high, is_baseline,
        CASE WHEN code >= 0 AND {is_dense} THEN CAST(code AS INTEGER)
             WHEN code >= 0 AND code % {stride} < {na_slot} THEN CAST(code % {stride} AS INTEGER) END AS grade,
