@@ -107,7 +107,9 @@ def test_follow_up_too_short_is_provisional(db_path):
     assert not r["evaluable"] and "provisional" in r["note"] and not r["never_recovered"]
 
 
-def test_late_icaht_needs_two_values(db_path):
+def test_late_icaht_grades_the_nadir_once_a_second_value_is_low(db_path):
+    """EHA/EBMT late ICAHT as Liang's reference code: the nadir sets the grade when a second value of days 31-100
+    is <= 1.5 too, or when it is the only value there; one low value among higher ones is transient."""
     db = StudyDB(db_path)
     db.subject("L1")
     for d, v in [(0, 2.0), (10, 2.0), (20, 2.0), (30, 2.0), (40, 0.8), (50, 0.4), (60, 1.8)]:
@@ -115,12 +117,24 @@ def test_late_icaht_needs_two_values(db_path):
     db.subject("L2")
     for d, v in [(0, 2.0), (30, 2.0), (40, 0.05), (50, 2.0)]:
         db.lab("L2", "NEUT", d, v)
+    db.subject("L3")
+    for d, v in [(0, 2.0), (30, 2.0), (45, 0.3)]:
+        db.lab("L3", "NEUT", d, v)
+    db.subject("L4")   # the helper's case: nadir 0.05 on day 45, then 1.2, 2.5, 2.5
+    for d, v in [(0, 2.0), (30, 2.0), (45, 0.05), (60, 1.2), (75, 2.5), (90, 2.5)]:
+        db.lab("L4", "NEUT", d, v)
     db.derive_icaht()
     r1 = _icaht(db, "L1")
-    assert _int(r1["late_grade"]) == 2 and r1["late_nadir"] == 0.4 and r1["late_nadir_day"] == 50
+    assert _int(r1["late_grade"]) == 3 and r1["late_nadir"] == 0.4 and r1["late_nadir_day"] == 50
     assert _int(r1["late_values_below"]) == 2
     r2 = _icaht(db, "L2")
     assert _int(r2["late_grade"]) == 0 and "needs 2" in r2["note"]
+    r3 = _icaht(db, "L3")
+    assert _int(r3["late_grade"]) == 3 and r3["late_grade_reason"] == (
+        "the only value after day 30 (0.3 on day 45) sets the grade")
+    r4 = _icaht(db, "L4")
+    assert _int(r4["late_grade"]) == 4 and r4["late_grade_reason"] == (
+        "2 values <= 1.5; the nadir 0.05 on day 45 sets the grade")
 
 
 def test_platelets(db_path):
@@ -196,7 +210,7 @@ def test_mostly_unknown_early_window_is_a_lower_bound(db_path):
 
 
 def test_late_grade_needs_two_tests_at_the_level(db_path):
-    """EHA/EBMT late ICAHT footnote: a grade needs two or more tests at that level; one value is transient."""
+    """EHA/EBMT late ICAHT footnote: a grade needs two or more low tests; one value among higher ones is transient."""
     db = StudyDB(db_path)
     db.subject("L1")
     db.subject("L2")
@@ -209,7 +223,7 @@ def test_late_grade_needs_two_tests_at_the_level(db_path):
     db.derive_icaht()
     l1, l2 = _icaht(db, "L1"), _icaht(db, "L2")
     assert _int(l1["late_grade"]) == 0 and "transient" in l1["late_grade_reason"]
-    assert _int(l2["late_grade"]) == 3 and "two tests" in l2["late_grade_reason"]
+    assert _int(l2["late_grade"]) == 3 and "the nadir 0.4 on day 40" in l2["late_grade_reason"]
 
 
 def test_car_hematotox_points_and_risk(db_path):

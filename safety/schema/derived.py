@@ -349,7 +349,7 @@ ICAHT = Table(
         C("never_recovered", "BOOLEAN", "ANC <= 0.5 from day 3 or earlier with no recovery (3 consecutive days > 0.5) before death or the last value: forces early grade 4."),
         C("late_nadir", "DOUBLE", "Lowest measured value on days 31-100 (x10^9/L)."),
         C("late_nadir_day", "INTEGER", "Day of late_nadir."),
-        C("late_values_below", "INTEGER", "Measured values on days 31-100 at or below 1.5 (ANC) / below 100 (PLT); late grade needs at least 2."),
+        C("late_values_below", "INTEGER", "Measured values on days 31-100 at or below 1.5 (ANC) / below 100 (PLT); a late grade needs at least 2 (ANC: or one value that is the only one of those days)."),
         C("recovery_day", "INTEGER", "First of 3 consecutive days above 0.5 (ANC) / at or above 20 (PLT) after the last early low day; NULL if never low or not recovered."),
         C("n_values", "INTEGER", "Measured values (days with a result) in days 0-30."),
         C("evaluable", "BOOLEAN", "Early grade is final: values in days 0-30, follow-up through day 30 (or death, or recovery observed), and at most half of days 0-30 unknown."),

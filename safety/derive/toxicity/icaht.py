@@ -139,7 +139,7 @@ late AS (
   SELECT usubjid, lineage, min(v) AS late_nadir, arg_min(day, (v, day)) AS late_nadir_day,
     count(*) FILTER (WHERE CASE WHEN lineage = 'ANC' THEN round(v, 9) <= 1.5::DOUBLE ELSE round(v, 9) < 100.0::DOUBLE END) AS n_below,
     count(*) FILTER (WHERE lineage = 'PLT' AND round(v, 9) < 20.0::DOUBLE) AS n_plt20,
-    list_sort(list(v))[2] AS second_lowest
+    list_sort(list(v))[2] AS second_lowest, count(*) AS n_late
   FROM obs WHERE day BETWEEN {EARLY_LAST_DAY} + 1 AND {LATE_LAST_DAY} GROUP BY usubjid, lineage
 ),
 late_plt_days AS (
@@ -147,7 +147,7 @@ late_plt_days AS (
   FROM flag WHERE lineage = 'PLT' AND day BETWEEN {EARLY_LAST_DAY} + 1 AND {LATE_LAST_DAY} GROUP BY usubjid, lineage
 ),
 graded AS (
-  SELECT e.*, l.late_nadir, l.late_nadir_day, l.n_below, l.second_lowest, l.n_plt20, lp.plt20_days,
+  SELECT e.*, l.late_nadir, l.late_nadir_day, l.n_below, l.second_lowest, l.n_late, l.n_plt20, lp.plt20_days,
     e.lineage = 'ANC' AND e.first_low <= 3 AND NOT coalesce(e.any_recovery, false)
       AND (e.death_day IS NOT NULL OR greatest(coalesce(e.lka, 0), e.last_day) >= {EARLY_LAST_DAY}) AS never_recovered,
     e.unknown_days > {MAX_UNKNOWN_SHARE} * ({EARLY_LAST_DAY} + 1) AS mostly_unknown,
@@ -177,11 +177,15 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
             ELSE '' END AS early_grade_reason,
   CASE WHEN late_nadir IS NULL THEN 'no value after day {EARLY_LAST_DAY}'
        WHEN n_below = 0 THEN 'no value ' || CASE WHEN lineage = 'ANC' THEN '<= 1.5' ELSE '< 100' END || ' after day {EARLY_LAST_DAY}'
+       WHEN lineage = 'ANC' AND n_late = 1 THEN 'the only value after day {EARLY_LAST_DAY} (' || round(late_nadir, 2)
+            || ' on day ' || late_nadir_day || ') sets the grade'
        WHEN n_below = 1 THEN 'one value ' || CASE WHEN lineage = 'ANC' THEN '<= 1.5' ELSE '< 100' END
             || ' after day {EARLY_LAST_DAY} (' || round(late_nadir, 2) || ' on day ' || late_nadir_day
             || '): transient, a late grade needs a second test at that level'
-       ELSE n_below || ' values ' || CASE WHEN lineage = 'ANC' THEN '<= 1.5' ELSE '< 100' END
-            || '; second-lowest ' || round(second_lowest, 2) || ' sets the grade (two tests at that level)' END AS late_grade_reason,
+       WHEN lineage = 'ANC' THEN n_below || ' values <= 1.5; the nadir ' || round(late_nadir, 2) || ' on day '
+            || late_nadir_day || ' sets the grade'
+       ELSE n_below || ' values < 100; second-lowest ' || round(second_lowest, 2)
+            || ' sets the grade (two tests at that level)' END AS late_grade_reason,
   CASE WHEN n_values = 0 THEN NULL
        WHEN lineage = 'ANC' THEN CASE
          WHEN never_recovered OR low_longest >= 31 OR deep_longest >= 14 THEN 4
@@ -190,9 +194,11 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
        ELSE CASE WHEN deep_total >= 14 THEN 4 WHEN deep_total >= 1 THEN 3
                  WHEN low_total >= 7 THEN 2 WHEN low_total >= 1 THEN 1 ELSE 0 END END AS early_grade,
   CASE WHEN late_nadir IS NULL THEN NULL
-       WHEN lineage = 'ANC' THEN CASE WHEN n_below < 2 THEN 0
-         WHEN round(second_lowest, 9) <= 0.1::DOUBLE THEN 4 WHEN round(second_lowest, 9) <= 0.5::DOUBLE THEN 3
-         WHEN round(second_lowest, 9) <= 1.0::DOUBLE THEN 2 ELSE 1 END
+       -- EHA/EBMT as Liang's reference code: the nadir sets the grade once a second value is <= 1.5 too (not
+       -- transient), or when it is the only value of the late window
+       WHEN lineage = 'ANC' THEN CASE WHEN n_below = 0 OR (n_below = 1 AND n_late > 1) THEN 0
+         WHEN round(late_nadir, 9) <= 0.1::DOUBLE THEN 4 WHEN round(late_nadir, 9) <= 0.5::DOUBLE THEN 3
+         WHEN round(late_nadir, 9) <= 1.0::DOUBLE THEN 2 ELSE 1 END
        ELSE greatest(
          CASE WHEN n_plt20 >= 2 AND plt20_days >= 14 THEN 4 WHEN n_plt20 >= 2 AND plt20_days >= 1 THEN 3 ELSE 0 END,
          CASE WHEN n_below < 2 THEN 0 WHEN round(second_lowest, 9) < 50.0::DOUBLE THEN 2 ELSE 1 END) END AS late_grade,
@@ -206,7 +212,8 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
     CASE WHEN mostly_unknown THEN 'not fully evaluable: ' || unknown_days || ' of {EARLY_LAST_DAY + 1} early days unknown, early grade is a lower bound' END,
     CASE WHEN never_recovered THEN 'low from day ' || first_low || ' and not recovered by day {EARLY_LAST_DAY}: grade 4' END,
     CASE WHEN unknown_days > 0 THEN unknown_days || ' day(s) in 0-30 unknown (gap > {MAX_INTERPOLATION_GAP} days, not interpolated)' END,
-    CASE WHEN late_nadir IS NOT NULL AND n_below = 1 THEN 'one low value after day 30: late grade needs 2' END
+    CASE WHEN late_nadir IS NOT NULL AND n_below = 1 AND (n_late > 1 OR lineage = 'PLT')
+         THEN 'one low value after day 30: late grade needs 2' END
   ), '') AS note
 FROM graded
 UNION ALL BY NAME
