@@ -30,6 +30,7 @@ import bcrypt
 import yaml
 
 from safety.access.reader import Scope
+from safety.core.files import load_yaml
 
 from safety.core.vocabulary import ROLES  # noqa: E402 - one list of roles
 ROLE_LABELS = {
@@ -424,7 +425,7 @@ class UserStore:
             return {}
         try:
             with open(self.path, encoding="utf-8") as fh:
-                data = yaml.safe_load(fh) or {}
+                data = load_yaml(fh) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise AuthError(f"{self.path}: cannot be read as YAML: {str(exc).splitlines()[0]}") from None
         if not isinstance(data, dict) or not isinstance(data.get("users", {}) or {}, dict):

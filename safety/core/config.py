@@ -8,11 +8,13 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from safety.core.files import load_yaml
 from safety.core.sdtm_map import MapError, validate_rows
 from safety.core.vocabulary import (CRS_TERMS, DLT_WINDOW_END_DAY, DLT_WINDOW_START_DAY, ICANS_TERMS,
                                     NEUROTOXICITY_AE_TERMS)
@@ -208,11 +210,37 @@ def _validate_limits(limits, path: str, src: str) -> None:
             _check(value, ELIGIBILITY_LIMIT_FIELDS[key], f"{p}.{key}", src)
 
 
+# Whole numbers in the settings are days, hours, grades and counts: beyond this they are typing errors, and an
+# INTEGER column or a date computed from them would overflow half-way through a load.
+SETTING_INT_LIMIT = 100_000
+# The DLT window lies within a year before and ten years after the infusion; a stopping rule's table is computed for
+# every n up to max_n, and early-phase trials enrol tens of subjects.
+DLT_WINDOW_DAYS = (-365, 3650)
+MAX_N_LIMIT = 1000
+
+
+def _plain_numbers(value, path: str, src: str) -> None:
+    """Refuse a number YAML reads as .inf or .nan, or a whole number past SETTING_INT_LIMIT, naming its key: a
+    prior of .inf made every n a 'stop'."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _plain_numbers(v, f"{path}.{k}" if path else str(k), src)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _plain_numbers(v, f"{path}[{i}]", src)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{src}: '{path}' must be a finite number, got {value!r}")
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > SETTING_INT_LIMIT:
+        raise ConfigError(f"{src}: '{path}' must be between -{SETTING_INT_LIMIT:,} and {SETTING_INT_LIMIT:,}, "
+                          f"got {value!r}")
+
+
 def validate(given: dict | None, src: str = "study.yaml") -> dict:
     """Return the full settings: defaults overlaid with ``given``. Raises ConfigError naming the key."""
     given = given or {}
     if not isinstance(given, dict):
         raise ConfigError(f"{src}: the top level must be a mapping of settings")
+    _plain_numbers(given, "", src)
     cfg = _merge(DEFAULTS, given, "", src)
     for path, allowed in _ALLOWED.items():
         node = cfg
@@ -238,6 +266,10 @@ def validate(given: dict | None, src: str = "study.yaml") -> dict:
         _check(win[k], int, f"dlt.window.{k}", src)
     if win["start_day"] > win["end_day"]:
         raise ConfigError(f"{src}: 'dlt.window.start_day' must not be after 'dlt.window.end_day'")
+    for k in ("start_day", "end_day"):
+        if not DLT_WINDOW_DAYS[0] <= win[k] <= DLT_WINDOW_DAYS[1]:
+            raise ConfigError(f"{src}: 'dlt.window.{k}' must be a day from {DLT_WINDOW_DAYS[0]} to "
+                              f"{DLT_WINDOW_DAYS[1]}, got {win[k]!r}")
     _validate_dlt_rules(cfg["dlt"]["rules"], src)
     _check(cfg["dlt"]["progression_terms"], list, "dlt.progression_terms", src)
     for syn, terms in cfg["dlt"]["syndrome_terms"].items():
@@ -247,6 +279,10 @@ def validate(given: dict | None, src: str = "study.yaml") -> dict:
         _check(sr[k], (int, float), f"stopping_rule.{k}", src)
     for k in ("max_n", "min_n"):
         _check(sr[k], int, f"stopping_rule.{k}", src)
+    if not 1 <= sr["max_n"] <= MAX_N_LIMIT:
+        raise ConfigError(f"{src}: 'stopping_rule.max_n' must be from 1 to {MAX_N_LIMIT}, got {sr['max_n']!r}")
+    if not 1 <= sr["min_n"] <= sr["max_n"]:
+        raise ConfigError(f"{src}: 'stopping_rule.min_n' must be from 1 to max_n ({sr['max_n']}), got {sr['min_n']!r}")
     _check(sr["dose_order"], list, "stopping_rule.dose_order", src)
     if not 0 < sr["threshold"] < 1:
         raise ConfigError(f"{src}: 'stopping_rule.threshold' must be between 0 and 1, got {sr['threshold']!r}")
@@ -331,14 +367,15 @@ def load_study_config(study_dir: str | Path) -> dict:
         path = study_dir / name
         if path.exists():
             try:
-                given = yaml.safe_load(path.read_text(encoding="utf-8"))
+                given = load_yaml(path.read_text(encoding="utf-8"))
             except UnicodeDecodeError as exc:
                 line = path.read_bytes()[:exc.start].count(b"\n") + 1
                 raise ConfigError(f"{path}: line {line} is not UTF-8 text; save the file as UTF-8") from None
             except yaml.YAMLError as exc:
                 mark = getattr(exc, "problem_mark", None)
                 where = f" at line {mark.line + 1}" if mark else ""
-                raise ConfigError(f"{path}: not valid YAML{where}") from None
+                problem = getattr(exc, "problem", None)
+                raise ConfigError(f"{path}: not valid YAML{where}" + (f" ({problem})" if problem else "")) from None
             except ValueError as exc:  # YAML reads 2026-02-30 as a date and the calendar refuses it
                 raise ConfigError(f"{path}: a value is not a real date ({exc}); write dates as YYYY-MM-DD") from None
             cfg = validate(given, str(path))

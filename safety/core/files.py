@@ -5,6 +5,8 @@ import csv
 import hashlib
 from pathlib import Path
 
+import yaml
+
 
 def sha256_file(path: str | Path) -> str:
     """SHA-256 of a file's bytes, read in 1 MiB chunks (deliveries can be gigabytes)."""
@@ -27,3 +29,24 @@ def read_data_csv(path: str | Path, columns: tuple[str, ...], *, exact: bool = T
         if missing:
             raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
         return [(i, {c: (r[c] or "").strip() for c in columns}) for i, r in enumerate(reader, start=2)]
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a mapping with a key given twice (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text):
+    """Settings or accounts read from YAML text (or an open file) with the safe loader, refusing a key given twice
+    in one mapping: ``studyid: A`` then ``studyid: B``, or an account listed twice, would otherwise keep the
+    last without a word. Raises ``yaml.YAMLError``."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
