@@ -115,6 +115,25 @@ def test_supp_idvar_not_a_parent_column_is_quarantined(tmp_path):
     reconciles(db)
 
 
+def test_two_qualifier_names_that_make_one_column_keep_the_first_and_quarantine_the_other(tmp_path):
+    """GR-1, GR_1 and 'GR 1' all become column supp_gr_1: before, the second value was stored nowhere (and a third
+    on another record emptied the first) while every row counted as loaded."""
+    extra = pd.DataFrame({"STUDYID": [SUPPAE["STUDYID"][0]] * 3, "RDOMAIN": ["AE"] * 3,
+                          "USUBJID": ["S-001", "S-001", "S-001"], "IDVAR": ["AESEQ"] * 3, "IDVARVAL": ["1", "1", "2"],
+                          "QNAM": ["GR-1", "GR_1", "GR 1"], "QLABEL": ["x"] * 3, "QVAL": ["first", "second", "third"]})
+    study = make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, suppae=pd.concat([SUPPAE, extra])))
+    db = tmp_path / "db.duckdb"
+    p = cli(study, db)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    ae = q(db, "SELECT aeseq, supp_gr_1 FROM adverse_events WHERE usubjid = 'S-001' ORDER BY aeseq")
+    assert dict(ae.values.tolist())[1] == "first"
+    qr = q(db, "SELECT row_number, field, reason FROM quarantine WHERE source_file = 'suppae.csv' AND field = 'QNAM' "
+             "ORDER BY row_number")
+    reason = "QNAM {} becomes column supp_gr_1 as QNAM GR-1 does (the first is kept): give the qualifiers distinct names"
+    assert qr.values.tolist() == [[5, "QNAM", reason.format("GR_1")], [6, "QNAM", reason.format("GR 1")]]
+    reconciles(db)
+
+
 @pytest.mark.parametrize("case, expected", [
     ("empty", "error: ae.csv: empty file (no header row)"),
     ("title", "error: ae.csv: line 1 has 2 field(s) where the lines below have 13: a title above the header row? "

@@ -206,14 +206,24 @@ def prepare_supp(ctx: Ctx, parent: str, files: list[StagedFile], parent_cols: Co
         ctx.run(f"""UPDATE _t_SUPP{parent} SET _qfield = 'IDVAR',
                     _qreason = 'IDVAR ' || _idvar || ' is not a column of the ' || $parent || ' dataset'
                     WHERE _qreason IS NULL AND list_contains($bad, _idvar)""", {"bad": bad, "parent": parent})
-    qnams = [r[0] for r in ctx.run(f"SELECT DISTINCT _qnam FROM _t_SUPP{parent} WHERE _qreason IS NULL ORDER BY 1").fetchall()]
+    # in file order: of two QNAMs that make one column, the one delivered first is kept
+    qnams = [r[0] for r in ctx.run(f"""SELECT _qnam FROM _t_SUPP{parent} WHERE _qreason IS NULL GROUP BY _qnam
+                                       ORDER BY min((_file, _row))""").fetchall()]
+    by_column: dict[str, list[str]] = {}
+    for qn in qnams:
+        by_column.setdefault("supp_" + _sanitize(qn), []).append(qn)
+    for col, same in by_column.items():
+        # two QNAMs that make one column (GR-1, GR_1, gr 1) would overwrite each other's values: the first is kept
+        if len(same) > 1:
+            ctx.run(f"""UPDATE _t_SUPP{parent} SET _qfield = 'QNAM',
+                        _qreason = 'QNAM ' || _qnam || ' becomes column ' || $col || ' as QNAM ' || $first
+                                   || ' does (the first is kept): give the qualifiers distinct names'
+                        WHERE _qreason IS NULL AND list_contains($others, _qnam)""",
+                    {"col": col, "first": same[0], "others": same[1:]})
     names, sel, qp = [], [], {}
-    for i, qn in enumerate(qnams):
-        col = "supp_" + _sanitize(qn)
-        if col in names:
-            continue
+    for i, (col, same) in enumerate(by_column.items()):
         names.append(col)
-        qp[f"qn{i}"] = qn
+        qp[f"qn{i}"] = same[0]
         sel.append(f"max(_qval) FILTER (WHERE _qnam = $qn{i}) AS {q(col)}")
     if not names:
         return SuppInfo([], [])
