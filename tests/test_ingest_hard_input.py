@@ -487,6 +487,47 @@ def test_a_workbook_formula_without_its_computed_value_refuses_the_file(tmp_path
     assert grades["S-001/AE/2"] == 3 and grades["S-001/AE/1"] != grades["S-001/AE/1"]  # 3 stored; '' is missing
 
 
+def test_an_excel_error_cell_quarantines_its_row_naming_the_cell(tmp_path):
+    """A formula Excel could not compute stores #N/A: pandas reads it as an empty cell, so a grade-4 AE loaded as
+    ungraded with nothing said. Now its row is quarantined naming the column, sheet and cell."""
+    import openpyxl
+
+    study = make_study(tmp_path / "s", "xlsx")
+    wb = openpyxl.load_workbook(study / "ae.xlsx")
+    ws = wb.active
+    col = [c.value for c in ws[1]].index("AETOXGR") + 1
+    letter = openpyxl.utils.get_column_letter(col)
+    ws.cell(row=3, column=col, value="#N/A")   # openpyxl stores a known error code as an error cell
+    wb.save(study / "ae.xlsx")
+    db = tmp_path / "db.duckdb"
+    p = cli(study, db)
+    assert p.returncode == 0, p.stderr
+    qr = q(db, "SELECT row_number, reason FROM quarantine WHERE source_file = 'ae.xlsx' AND reason LIKE '%Excel%'")
+    assert qr.values.tolist() == [[2, f"AETOXGR: Excel error #N/A in sheet '{ws.title}' cell {letter}3 (a formula "
+                                      "that failed in the workbook); correct it and deliver again"]]
+    assert "S-001/AE/2" not in set(q(db, "SELECT event_key FROM adverse_events")["event_key"])
+    reconciles(db)
+
+
+def test_an_empty_sheet_before_the_data_is_ignored_and_na_text_stays_text(tmp_path):
+    """docs/input-format.md: empty sheets are ignored, also before the dataset's sheet; 'NA' typed in a cell is
+    text, as in a CSV (pandas' default would have made it missing)."""
+    study = make_study(tmp_path / "s", "csv", skip=("ae",))
+    ae = AE.copy()
+    ae.loc[0, "AEOUT"] = "NA"
+    with pd.ExcelWriter(study / "ae.xlsx") as w:
+        pd.DataFrame().to_excel(w, sheet_name="Sheet1", index=False)
+        ae.to_excel(w, sheet_name="AE", index=False)
+    db = tmp_path / "db.duckdb"
+    r = ingest_study(study, db, run_derivations=False)
+    f = next(x for x in r.files if x.source_file == "ae.xlsx")
+    assert f.rows_read == len(AE)
+    first = q(db, "SELECT aeout FROM adverse_events WHERE usubjid = $u AND aeseq = $s",
+              {"u": ae.loc[0, "USUBJID"], "s": int(ae.loc[0, "AESEQ"])})
+    assert first.aeout.tolist() == ["NA"]
+    reconciles(db)
+
+
 def _with_cached_values(path, cells: dict) -> None:
     """Rewrite cells of the first sheet as formulas with a stored value, as Excel saves them (openpyxl
     writes formulas without one)."""

@@ -158,10 +158,11 @@ def _read_pandas(f: StagedFile):
     import pyarrow as pa
     import pyreadstat
 
+    rejects = None
     if f.file_format == "sas7bdat":
         df, _ = pyreadstat.read_sas7bdat(str(f.path))
     else:
-        df = _read_workbook(f, pd)
+        df, rejects = _read_workbook(f, pd)
     # numbers and dates stay typed (DuckDB casts them to text); only mixed object columns become str here
     cols = {}
     for c in df.columns:
@@ -178,7 +179,7 @@ def _read_pandas(f: StagedFile):
             cols[str(c)] = pa.array(values, type=pa.string())
         else:
             cols[str(c)] = pa.array(_mixed_as_text(values, pd.NaT), type=pa.string())
-    return cols
+    return cols, rejects
 
 
 def _excel_dates_as_text(values: list, nat) -> list:
@@ -268,21 +269,65 @@ def _refuse_uncomputed_formulas(f: StagedFile) -> None:
 
 def _read_workbook(f: StagedFile, pd):
     """Every sheet of the workbook: sheets with the first sheet's columns continue it (a dataset longer than
-    an Excel sheet); an empty sheet is ignored; a sheet with other columns and rows refuses the file."""
+    an Excel sheet); a sheet with no cell at all is ignored wherever it is; a sheet with other columns and rows
+    refuses the file. Returns the rows and, per row, why it cannot load (None for none): a cell holding an Excel
+    error (#N/A, #DIV/0!), which pandas would read as an empty cell."""
     _refuse_uncomputed_formulas(f)
-    sheets = pd.read_excel(f.path, sheet_name=None, dtype=object, engine="openpyxl")
-    parts, first = [], None
+    # text stays text ('NA', 'NULL' as a CSV gives them); only an empty cell is missing
+    sheets = pd.read_excel(f.path, sheet_name=None, dtype=object, engine="openpyxl", keep_default_na=False,
+                           na_values=[""])
+    errors = _error_cells(f)
+    parts, first, rejects = [], None, []
     for sheet, df in sheets.items():
+        if not len(df.columns):
+            continue  # an empty sheet, before the data or after it
         rows = len(df.dropna(how="all"))
         if first is None:
             first = (sheet, list(df.columns))
-            parts.append(df)
         elif rows and list(df.columns) != first[1]:
             raise IngestError(f"{f.name}: sheet '{sheet}' holds {rows} row(s) with other columns than sheet "
                               f"'{first[0]}'; deliver one dataset per workbook (its continuation sheets with the same columns)")
-        elif rows:
-            parts.append(df)
-    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        elif not rows:
+            continue
+        parts.append(df)
+        why = [None] * len(df)
+        for row, column, cell, value in errors.get(sheet, ()):
+            if 0 <= row - 2 < len(df) and why[row - 2] is None:  # row 1 is the header
+                why[row - 2] = (f"{column}: Excel error {value} in sheet '{sheet}' cell {cell} (a formula that "
+                                "failed in the workbook); correct it and deliver again")
+        rejects += why
+    if not parts:
+        raise IngestError(f"{f.name}: every sheet is empty")
+    df = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    return df, (rejects if any(rejects) else None)
+
+
+def _error_cells(f: StagedFile) -> dict[str, list[tuple[int, str, str, str]]]:
+    """sheet -> [(row, column header, cell, error value)] of the cells holding an Excel error; a workbook without
+    one (no ``t="e"`` cell in its sheets' XML) is not opened a second time."""
+    import zipfile
+
+    with zipfile.ZipFile(f.path) as z:
+        if not any(b't="e"' in z.read(n) for n in z.namelist()
+                   if n.startswith("xl/worksheets/") and n.endswith(".xml")):
+            return {}
+    import openpyxl
+
+    wb = openpyxl.load_workbook(f.path, read_only=True, data_only=True)
+    found: dict[str, list[tuple[int, str, str, str]]] = {}
+    try:
+        for ws in wb.worksheets:
+            header: dict[int, str] = {}
+            for row in ws.iter_rows():
+                for c in row:
+                    if getattr(c, "row", None) == 1 and c.value is not None:
+                        header[c.column] = str(c.value)
+                    elif c.data_type == "e":
+                        found.setdefault(ws.title, []).append(
+                            (c.row, header.get(c.column, c.column_letter), c.coordinate, str(c.value)))
+    finally:
+        wb.close()
+    return found
 
 
 def stage(con, f: StagedFile) -> None:
@@ -306,7 +351,7 @@ def _stage(con, f: StagedFile) -> None:
             import numpy as np
 
             xpt = f.file_format == "xpt"
-            cols = _read_xpt(f) if xpt else _read_pandas(f)
+            cols, rejects = (_read_xpt(f), None) if xpt else _read_pandas(f)
             f.columns = _canonical_columns(list(cols), f.domain, f.name)
             n = len(next(iter(cols.values()))) if cols else 0
             arrays = {"_row": np.arange(1, n + 1, dtype=np.int64)}
@@ -328,8 +373,12 @@ def _stage(con, f: StagedFile) -> None:
                               f"FROM _xpt_{f.index})")
             else:
                 import pyarrow as pa
+                reject = NO_REJECT
+                if rejects:  # rows with a cell the reader could not give (an Excel error) are quarantined
+                    arrays["_reject"] = pa.array(rejects, type=pa.string())
+                    reject = "_reject, CAST(NULL AS VARCHAR) AS _raw"
                 con.register(name, pa.table(arrays))
-                f.relation = f"(SELECT {f.index} AS _file, _row, {NO_REJECT}{', ' if sel else ''}{sel} FROM {name})"
+                f.relation = f"(SELECT {f.index} AS _file, _row, {reject}{', ' if sel else ''}{sel} FROM {name})"
         elif f.file_format == "parquet":
             key = f"p{f.index}"
             desc = con.execute(f"DESCRIBE SELECT * FROM read_parquet(${key})", {key: str(f.path)}).fetchall()
