@@ -298,6 +298,32 @@ def test_subject_profile_calls_dlt_only_what_counts_and_tells_pending_candidates
     assert ae_marks(at) == []
 
 
+def test_a_confirmed_crs_or_icans_episode_marks_the_ae_it_was_reported_as(app_env):
+    """The committee confirms a CRS/ICANS DLT under the episode's key; the AE the site reported it as says so too,
+    in the AE listing (app and packet) and on the subject profile: the fatal ICANS AE of 012 read blank."""
+    from safety.export.common import make_reader
+    from safety.export.listings import build_listing
+    from safety.review.store import ReviewStore, default_review_path
+
+    db = app_env
+    studyid, cut = _latest(db)
+    con = access.connect(db)
+    try:
+        usubjid, ae_key, ep_key = con.execute("""
+            SELECT usubjid, ae_event_key, event_key FROM toxicity_episodes WHERE studyid = $s AND data_cut = $c
+            AND syndrome = 'ICANS' AND max_grade = 5 AND ae_event_key IS NOT NULL""", {"s": studyid, "c": cut}).fetchone()
+        listing = build_listing(make_reader(con, studyid, cut), "ae", store=ReviewStore(default_review_path(db)))
+    finally:
+        con.close()
+    assert ep_key.endswith("/ICANS/1") and ae_key.endswith("/AE/2")
+    marks = dict(zip(listing["event_key"], listing["adjudicated_dlt"]))
+    assert marks[ae_key] == "Yes"
+    at = _open_profile(usubjid)
+    marked = {k: v for d in at.dataframe if {"event_key", "DLT"} <= set(d.value.columns)
+              for k, v in zip(d.value["event_key"], d.value["DLT"])}
+    assert marked[ae_key] == "DLT" and marked[ep_key] == "DLT"
+
+
 @pytest.mark.parametrize("view, title", [(None, "timeline"), ("Timeline", "timeline"),
                                          ("Key labs", "key labs with CTCAE"),
                                          ("CAR expansion and persistence", "CAR expansion")])

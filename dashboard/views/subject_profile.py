@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import data, state
 from dashboard.tables import text
+from safety.review.dlt_status import on_reported_aes
 
 v = state.view()
 st.title("Subject profile")
@@ -93,14 +94,18 @@ if s["infused"]:
                            {"u": usubjid})
             state.table(_kin, subject_col=None)
 
+ep = d["episodes"]
 st.subheader("Adverse events")
 if aes.empty:
     state.empty("No adverse events recorded for this subject.")
 else:
     shown = aes.copy()
-    shown["DLT"] = shown["event_key"].map(DLT_LABELS)
+    # a CRS/ICANS episode's mark also on the AE the site reported it as, as the AE listing shows it
+    linked = ep.dropna(subset=["ae_event_key"]) if "ae_event_key" in ep else ep.iloc[0:0]
+    marks = on_reported_aes(DLT_LABELS, linked.groupby("ae_event_key")["event_key"].agg(list).to_dict()
+                            if len(linked) else {}, order=("DLT", "candidate, pending"))
+    shown["DLT"] = shown["event_key"].map(marks)
     state.table(shown, subject_col=None)
-ep = d["episodes"]
 if not ep.empty:
     st.subheader("CRS / ICANS episodes (derived)")
     shown = ep.copy()

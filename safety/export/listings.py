@@ -14,6 +14,7 @@ from safety.access.reader import StudyReader
 from safety.core.config import dlt_window
 from safety.export import common as c
 from safety.export import outcomes as outcome_outputs
+from safety.review.dlt_status import on_reported_aes
 
 SUBJ_CTE = ("subj AS (SELECT usubjid, siteid AS site, cohort, dose_level, age, sex, infusions, "
             "last_known_alive_day FROM subjects)")
@@ -78,6 +79,10 @@ def _with_adjudication(df: pd.DataFrame, reader: StudyReader, store, key: str = 
     """``adjudicated_dlt`` per event from the decisions in force now ('' for events that are not DLT candidates)."""
     live = _live(reader, store, live)
     labels = live.adjudicated_dlt() if live is not None else {}
+    if labels and reader.has_tables("toxicity_episodes"):
+        links = reader.sql("SELECT ae_event_key, list(event_key) AS episodes FROM toxicity_episodes "
+                           "WHERE ae_event_key IS NOT NULL GROUP BY ae_event_key")
+        labels = on_reported_aes(labels, dict(zip(links["ae_event_key"], links["episodes"].map(list))))
     df = df.copy()
     # a dict lookup over the column at once: a loop over Arrow-backed strings costs seconds at 100k events
     df["adjudicated_dlt"] = (pd.Series(df[key].to_numpy(dtype=object), index=df.index).map(labels).astype(object).fillna("")

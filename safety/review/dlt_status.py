@@ -87,6 +87,24 @@ class DltStatus:
                         self.review["adjudicated_dlt"].to_numpy(dtype=object)))
 
 
+def on_reported_aes(labels: dict[str, str], reported_as: dict[str, list[str]],
+                    order: tuple[str, ...] = (ADJUDICATED_YES, ADJUDICATED_PENDING, ADJUDICATED_NO,
+                                              ADJUDICATED_NOT_IN_WINDOW)) -> dict[str, str]:
+    """``labels`` (event key -> DLT label) with each CRS/ICANS episode's label also on the AE the site reported it
+    as (``reported_as``: AE key -> its episodes' keys, from ``toxicity_episodes.ae_event_key``), where the AE has
+    no label of its own: a confirmed CRS episode is a DLT on the CRS AE's row of a listing too. Of two episodes
+    one AE reports, the label first in ``order`` (the listing's: Yes, Pending, No, not adjudicated)."""
+    rank = {x: i for i, x in enumerate(order)}
+    out = dict(labels)
+    for ae_key, episodes in reported_as.items():
+        if ae_key in labels:
+            continue
+        found = sorted((labels[e] for e in episodes if e in labels), key=lambda x: rank.get(x, len(rank)))
+        if found:
+            out[ae_key] = found[0]
+    return out
+
+
 def adjudicated_labels(review: pd.DataFrame) -> pd.Series:
     """The listing label of every review row at once: Yes (counted as DLT), No (rejected), Pending, or not
     adjudicated (outside the DLT window); else the row's ``status``. The first rule that holds wins."""
