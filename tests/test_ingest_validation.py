@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from safety.ingest import IngestError, ingest_study
-from test_ingest_fixtures import AE, CM, DM, EX, LB, make_study
+from test_ingest_fixtures import AE, CM, DM, DOMAINS, EX, LB, make_study
 
 
 def q(db, sql, params=None):
@@ -192,6 +192,21 @@ def test_ae_ending_after_cut_is_ongoing(tmp_path):
     assert crs.ongoing and pd.isna(crs.aeen_date) and pd.isna(crs.aeendtc) and pd.isna(crs.aeout)
     assert crs.duration_days == 5  # 2024-02-01 .. cut 2024-02-05
     assert not ae.loc["S-001/AE/1", "ongoing"]
+
+
+def test_an_ae_not_ended_runs_to_the_death_not_to_the_cut(tmp_path):
+    """S-003's neutropenia (from 2024-03-12, no end) in a subject who died on 2024-03-21: 10 days, not the 111
+    days to the cut (a day-9 death showed an ongoing vomiting of 520 days)."""
+    db = tmp_path / "db.duckdb"
+    ingest_study(make_study(tmp_path / "s", "csv"), db, cutoff="2024-06-30", run_derivations=False)
+    assert q(db, "SELECT duration_days FROM adverse_events WHERE event_key = 'S-003/AE/1'").duration_days[0] == 111
+    dm = DM.copy()
+    dm.loc[dm["USUBJID"] == "S-003", "DTHDTC"] = "2024-03-21"
+    db2 = tmp_path / "db2.duckdb"
+    ingest_study(make_study(tmp_path / "t", "csv", domains=dict(DOMAINS, dm=dm)), db2, cutoff="2024-06-30",
+                 run_derivations=False)
+    ae = q(db2, "SELECT event_key, duration_days FROM adverse_events ORDER BY 1").set_index("event_key")
+    assert ae.loc["S-003/AE/1", "duration_days"] == 10 and ae.loc["S-001/AE/1", "duration_days"] == 3
 
 
 def test_reload_gives_the_same_database(tmp_path):

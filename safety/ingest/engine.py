@@ -778,7 +778,8 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
           CASE WHEN _en IS NOT NULL THEN ct_flag(_k_AEENDTC) END AS aeen_date_flag,
           datediff('day', _inf, _st) AS onset_day, datediff('day', _inf, _en) AS end_day,
           _en IS NULL AS ongoing,
-          datediff('day', _st, coalesce(_en, $cut)) + 1 AS duration_days,
+          -- an AE not ended by a death runs to the death, not to the cut
+          datediff('day', _st, coalesce(_en, least(_death, $cut))) + 1 AS duration_days,
           _i_AESTDY AS aestdy,
           CASE WHEN least(_ld, _inf) IS NULL THEN FALSE WHEN _st IS NULL THEN TRUE
                ELSE _st >= least(_ld, _inf) END AS treatment_emergent
