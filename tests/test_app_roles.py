@@ -318,6 +318,11 @@ def test_audit_log_page_checks_a_recorded_head(env, roles_db):
     at.text_input(key="audit_expect_head").input("0" * 64)
     at.run()
     assert any("is not in the audit log" in e.value for e in at.error)
+    # its CSV is written on the click and audited as every other download (it was handed out unaudited, formulas
+    # in failed sign-in names unquoted)
+    (download,) = [d.proto for d in at.get("download_button") if d.label == "Download audit log (CSV)"]
+    assert download.deferred_file_id and download.ignore_rerun
+    assert any(c.value.startswith("Entries about study ") for c in at.caption)
 
 
 def test_an_investigator_lands_on_a_study_of_their_sites_and_is_told_when_theirs_has_none(env, roles_db):

@@ -3,7 +3,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import state
-from safety.review.store import verify_audit_chain
+from dashboard.tables import audited_download
+from safety.review.store import audit_csv, verify_audit_chain
 
 v = state.view()
 user = state.user()
@@ -28,5 +29,10 @@ if actions:
 if users:
     rows = rows[rows["username"].isin(users)]
 st.metric("Entries shown", len(rows))
+st.caption(f"Entries about study {v.studyid} (sign-ins, views, exports and decisions on it); the check above covers "
+           "every entry of the store.")
 state.table(rows.sort_values("seq", ascending=False), subject_col=None)
-st.download_button("Download audit log (CSV)", rows.to_csv(index=False).encode(), f"{v.studyid}_audit_log.csv", "text/csv")
+# the store's CSV (a cell that reads as a formula is quoted), audited as every other download
+entries = [{k: (None if pd.isna(val) else val) for k, val in r.items()} for r in rows.to_dict("records")]
+audited_download(None, "Download audit log (CSV)", lambda view: audit_csv(entries).encode(), "audit_log", "csv",
+                 len(entries), f"{v.studyid}_audit_log.csv", "text/csv", key="dl_audit_log")
