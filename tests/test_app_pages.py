@@ -599,6 +599,25 @@ def test_adverse_events_table_counts_subjects_per_term_and_those_at_grade_3_or_m
     assert any(severe > 0 for _, severe in shown.values()) and any(severe == 0 for _, severe in shown.values())
 
 
+def test_adverse_events_grade_choice_applies_to_the_subject_list_and_is_named(app_env):
+    """Worst grade ≥3 with CRS chosen: the list under the table holds the grade >= 3 events only (it listed every
+    CRS event, 18 of 22 of grade 1-2), and its title and CSV say which choices made it."""
+    db = app_env
+    studyid, cut = _latest(db)
+    at = _open("adverse_events")
+    at.radio[0].set_value("Grade ≥3").run()
+    box = next(s for s in at.selectbox if s.label == "Subjects with the preferred term")
+    box.set_value("Cytokine release syndrome").run()
+    assert not at.exception, [e.value for e in at.exception]
+    listed = next(d.value for d in at.dataframe if "event_key" in d.value.columns)
+    expected = _db_rows(db, """SELECT count(*) FROM adverse_events WHERE studyid = $s AND data_cut = $c
+        AND treatment_emergent IS NOT FALSE AND aedecod = 'Cytokine release syndrome' AND aetoxgr >= 3
+        AND usubjid IN (SELECT usubjid FROM subjects WHERE studyid = $s AND data_cut = $c AND infused)""",
+                        s=studyid, c=cut)[0][0]
+    assert len(listed) == expected > 0 and (listed["aetoxgr"] >= 3).all()
+    assert any(c.value == "Subjects with Cytokine release syndrome (grade ≥3)" for c in at.caption)
+
+
 def _db_rows(db: Path, query: str, **params) -> list[tuple]:
     con = access.connect(db)
     try:

@@ -74,10 +74,14 @@ rows = event.selection.rows if event is not None and hasattr(event, "selection")
 terms = list(table["aedecod"])
 default = terms.index(table.iloc[rows[0]]["aedecod"]) if rows else 0
 term = st.selectbox("Subjects with the preferred term", terms, index=default)
+# the choices above apply to the list too (the table's grade >= 3 row counts the subjects with such an event)
 subj = state.q(f"""
     SELECT a.usubjid, s.cohort, s.siteid, a.event_key, a.aedecod, a.aetoxgr, a.aeser, a.aerel, a.onset_day,
            a.end_day, a.ongoing, a.aeout
     FROM adverse_events a JOIN subjects s USING (usubjid)
-    WHERE {where} AND coalesce(a.aedecod, a.aeterm) = $term ORDER BY a.aetoxgr DESC NULLS LAST, a.usubjid""",
-               {**fp, "term": term})
-state.table(subj, export_name="ae_subjects", title=f"Subjects with {term}")
+    WHERE {where} AND coalesce(a.aedecod, a.aeterm) = $term {"AND a.aetoxgr >= 3" if min_g else ""}
+    ORDER BY a.aetoxgr DESC NULLS LAST, a.usubjid""", {**fp, "term": term})
+chosen = [x for x, on in (("serious only", serious), ("related only", related), ("grade ≥3", min_g)) if on]
+title = f"Subjects with {term}" + (f" ({', '.join(chosen)})" if chosen else "")
+st.caption(title)
+state.table(subj, export_name="ae_subjects", title=title)
