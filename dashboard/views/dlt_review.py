@@ -96,11 +96,13 @@ else:
     st.caption("Adjudication is open to committee members only.")
 
 st.subheader("Decision history")
-hist = state.review_store(v.db_path).adjudication_history(v.studyid)
+all_hist = state.review_store(v.db_path).adjudication_history(v.studyid)
 keep_subjects = set(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp)["usubjid"])
-hist = [h for h in hist if h["usubjid"] in keep_subjects]
+hist = [h for h in all_hist if h["usubjid"] in keep_subjects]
 if not hist:
-    state.empty("No adjudications recorded yet for this study.")
+    # decisions on subjects outside the user's sites or the filter exist: do not say there are none
+    state.empty("No adjudications recorded yet for this study." if not all_hist else
+                "No adjudications for the subjects in this selection (site scope and filters).")
 else:
     state.table(pd.DataFrame(hist).drop(columns=["studyid"]).sort_values("id", ascending=False))
 
