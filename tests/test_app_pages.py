@@ -752,3 +752,19 @@ def test_the_dlt_reviews_boundary_table_names_the_method_as_the_protocol_does(ap
     tables = [d.value for d in at.dataframe if {"method", "n"} <= set(d.value.columns)]
     assert tables and all(set(t["method"]) <= set(METHOD_NAMES.values()) for t in tables)
     assert any("BOIN" in set(t["method"]) for t in tables)
+
+
+def test_decision_history_says_when_decisions_exist_outside_the_selection(app_env):
+    """The demo committee decided on CD56 subjects; with a cohort chosen whose subjects have none, the history
+    says the selection has none rather than that the study has none."""
+    from safety.review.store import ReviewStore, default_review_path
+    db = app_env
+    studyid, cut = _latest(db)
+    decided = {h["usubjid"] for h in ReviewStore(default_review_path(db)).adjudication_history(studyid)}
+    cohorts = _db_rows(db, "SELECT cohort, list(usubjid) FROM subjects WHERE studyid = $s AND data_cut = $c "
+                           "AND cohort IS NOT NULL GROUP BY cohort ORDER BY cohort", s=studyid, c=cut)
+    quiet = next(c for c, subjects in cohorts if not decided & set(subjects))
+    assert decided
+    texts = [i.value for i in _open("dlt_review", session={f"sb_cohort_{studyid}": [quiet]}).info]
+    assert "No adjudications for the subjects in this selection (site scope and filters)." in texts
+    assert "No adjudications recorded yet for this study." not in texts
