@@ -115,6 +115,23 @@ def test_supp_idvar_not_a_parent_column_is_quarantined(tmp_path):
     reconciles(db)
 
 
+def test_a_date_before_1900_is_quarantined_as_a_typing_error(tmp_path):
+    """AESTDTC 0000-01-01 loaded as 1 BC and then every export of the cut failed (Python has no year 0)."""
+    ae = AE.copy()
+    ae.loc[0, "AESTDTC"] = "0000-01-01"
+    ae.loc[4, "AESTDTC"] = "1899-12-31"
+    study = make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, ae=ae))
+    db = tmp_path / "db.duckdb"
+    p = cli(study, db)
+    assert p.returncode == 0, p.stderr
+    qr = q(db, "SELECT row_number, field, reason FROM quarantine WHERE source_file = 'ae.csv' AND field = 'AESTDTC' "
+               "ORDER BY row_number")
+    assert qr.values.tolist() == [[1, "AESTDTC", "date '0000-01-01' is before 1900 (a typing error?)"],
+                                  [5, "AESTDTC", "date '1899-12-31' is before 1900 (a typing error?)"]]
+    assert str(q(db, "SELECT min(aest_date) AS d FROM adverse_events").d[0]) >= "1900-01-01"
+    reconciles(db)
+
+
 def test_two_qualifier_names_that_make_one_column_keep_the_first_and_quarantine_the_other(tmp_path):
     """GR-1, GR_1 and 'GR 1' all become column supp_gr_1: before, the second value was stored nowhere (and a third
     on another record emptied the first) while every row counted as loaded."""

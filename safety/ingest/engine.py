@@ -285,6 +285,9 @@ def mark_supp_by_parent(ctx: Ctx, parent: str, info: SuppInfo | None, cols: "Col
 # Typing and validation
 # ------------------------------------------------------------------------------------------------
 
+EARLIEST_DATE = "1900-01-01"  # no date of a cell-therapy trial's record lies before it
+
+
 def install_date_lookup(con, by_domain: dict[str, list[StagedFile]]) -> None:
     """TEMP TABLE _dates: every distinct date text of the delivery, parsed once (kind, first and last day).
 
@@ -303,10 +306,13 @@ def install_date_lookup(con, by_domain: dict[str, list[StagedFile]]) -> None:
                     params.update(f.params)
     values = " UNION ".join(parts) if parts else "SELECT CAST(NULL AS VARCHAR) AS x"
     # the kind in a query of its own: written into ct_lo and ct_hi, its macro took longer to plan than to run
+    # a date before EARLIEST_DATE is a typing error (0000-01-01 read as 1 BC, which no later step can print): its
+    # kind is 'X' as an unparseable date's, with its first day kept for the quarantine reason
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _dates AS
-        SELECT raw, k, ct_lo(raw, k) AS lo, ct_hi(raw, k) AS hi
-        FROM (SELECT raw, ct_kind(raw) AS k FROM (SELECT DISTINCT ct_nz(x) AS raw FROM ({values}))
-              WHERE raw IS NOT NULL)""", params)
+        SELECT raw, CASE WHEN lo < DATE '{EARLIEST_DATE}' THEN 'X' ELSE k END AS k, lo, hi
+        FROM (SELECT raw, k, ct_lo(raw, k) AS lo, ct_hi(raw, k) AS hi
+              FROM (SELECT raw, ct_kind(raw) AS k FROM (SELECT DISTINCT ct_nz(x) AS raw FROM ({values}))
+                    WHERE raw IS NOT NULL))""", params)
 
 
 def _lit_list(values) -> str:
@@ -370,7 +376,9 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     for i, d in enumerate(dict.fromkeys(spec.start_dates + spec.end_dates)):
         parsed += [f"_d{i}.k AS _k_{d}", f"_d{i}.lo AS _lo_{d}", f"_d{i}.hi AS _hi_{d}"]
         date_joins += f" LEFT JOIN _dates _d{i} ON _d{i}.raw = {c(d)}"
-        checks.append((f"_k_{d} = 'X'", f"'{d}'", f"'unparseable date ''' || {c(d)} || ''''"))
+        checks.append((f"_k_{d} = 'X'", f"'{d}'",
+                       f"CASE WHEN _lo_{d} < DATE '{EARLIEST_DATE}' THEN 'date ''' || {c(d)} || ''' is before "
+                       f"{EARLIEST_DATE[:4]} (a typing error?)' ELSE 'unparseable date ''' || {c(d)} || '''' END"))
         # a date after the day of the load cannot have happened: without this check it would only fall after
         # the cut, and the record would leave the review with a count and no reason
         checks.append((f"_lo_{d} > current_date", f"'{d}'",
