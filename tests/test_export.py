@@ -378,6 +378,24 @@ def _cli(*args, **env_extra):
                           capture_output=True, text=True, timeout=300)
 
 
+def test_cli_refuses_in_one_line_what_the_machine_or_the_file_refuses(db, tmp_path):
+    """No traceback: an --out that is a file, a DuckDB file no load wrote; and --only naming an output twice
+    writes it once (it failed half-way, leaving partial files)."""
+    taken = tmp_path / "run.sh"
+    taken.write_text("x")
+    r = _cli("--db", str(db), "--study", STUDY, "--out", str(taken), "--format", "csv", "--only", "ae")
+    assert (r.returncode, r.stderr.strip()) == (1, f"python -m safety export: error: {taken}: File exists")
+    other = tmp_path / "other.duckdb"
+    duckdb.connect(str(other)).execute("CREATE TABLE x (a INTEGER)").close()
+    r = _cli("--db", str(other), "--study", STUDY, "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and r.stderr.strip().endswith(
+        f"{other}: not a celltox database (it has no studies table); give the file the loads wrote")
+    r = _cli("--db", str(db), "--study", STUDY, "--out", str(tmp_path / "o2"), "--only", "ae,sae,ae",
+             "--format", "csv,rtf,csv")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.suffix for p in (tmp_path / "o2").iterdir()) == [".csv", ".csv", ".rtf", ".rtf"]
+
+
 def test_cli_errors_and_success(db, tmp_path):
     r = _cli("--db", str(db), "--study", "NOPE", "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "unknown study 'NOPE'" in r.stderr and "CT-001" in r.stderr

@@ -103,6 +103,25 @@ def test_a_database_path_that_is_no_database_is_refused_before_anything_is_writt
     assert other.read_text() == "STUDYID,USUBJID\nX,1\n"
 
 
+def test_a_database_reached_through_a_link_is_loaded_where_it_lies(tmp_path):
+    """--db naming a link: the load replaces the file the link names, with its lock and review store beside it
+    (it replaced the link with a copy, splitting the study's cuts and its audit trail in two)."""
+    study = make_study(tmp_path / "s", "csv")
+    real = tmp_path / "real" / "trial.duckdb"
+    real.parent.mkdir()
+    assert run(study, "--db", real, "--cutoff", "2024-02-15").returncode == 0
+    link = tmp_path / "link.duckdb"
+    link.symlink_to(real)
+    assert run(study, "--db", link, "--cutoff", "2024-03-15").returncode == 0
+    assert link.is_symlink() and not (tmp_path / "link.review.sqlite").exists()
+    con = duckdb.connect(str(real), read_only=True)
+    assert [str(r[0]) for r in con.execute("SELECT data_cut FROM studies ORDER BY 1").fetchall()] == [
+        "2024-02-15", "2024-03-15"]
+    con.close()
+    r = run(study, "--db", "")
+    assert (r.returncode, r.stderr.strip()) == (2, "error: --db '.': give the database file, e.g. trial.duckdb")
+
+
 def test_no_dm_and_bad_yaml_and_bad_cutoff(tmp_path):
     study = make_study(tmp_path / "s", "csv")
     (study / "dm.csv").unlink()

@@ -52,7 +52,8 @@ def _fail(msg: str) -> int:
 
 
 def _split(text: str | None) -> list[str]:
-    return [x.strip() for x in (text or "").split(",") if x.strip()]
+    """The names of a comma-separated option, each once (``ae,sae,ae`` wrote ae twice and failed half-way)."""
+    return list(dict.fromkeys(x.strip() for x in (text or "").split(",") if x.strip()))
 
 
 def run(args) -> int:
@@ -77,6 +78,7 @@ def _export(args, formats: list[str], renderer) -> int:
     # heavy imports here, not at the top: `python -m safety --help` stays fast
     from safety.access.auth import scope_for
     from safety.access.reader import available_cuts, connect
+    from safety.core.sql import existing
     from safety.export.packet import output_names, write_outputs
 
     only = _split(args.only) or None
@@ -92,6 +94,8 @@ def _export(args, formats: list[str], renderer) -> int:
     except Exception as exc:  # noqa: BLE001 - a locked or corrupt file: one line, exit 2
         return _fail(f"cannot open {db}: {exc}")
     try:
+        if not existing(con, ("studies",)):
+            return _fail(f"{db}: not a celltox database (it has no studies table); give the file the loads wrote")
         cuts = available_cuts(con)
         studies = sorted(set(cuts["studyid"]))
         if args.study not in studies:

@@ -84,4 +84,20 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except BrokenPipeError:
+        raise  # the reader of the output left: python -m safety leaves quietly
+    except OSError as exc:
+        # the machine refused (disk full, read-only folder, a name too long, a path that is a file): one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"python -m safety {argv[0] if argv else ''}: error: {where}{exc.strerror or exc}".replace("  ", " "),
+              file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] not in ("duckdb", "_duckdb", "sqlite3"):
+            raise
+        # a database file that is not what the command needs (another program's DuckDB or SQLite file)
+        print(f"python -m safety {argv[0] if argv else ''}: error: {' '.join(str(exc).split())[:300]}",
+              file=sys.stderr)
+        return 1

@@ -84,8 +84,10 @@ BEGIN SELECT RAISE(ABORT, '{table} is append-only: nothing is deleted'); END;
 
 
 def default_review_path(db_path: str | Path) -> Path:
-    """``study.duckdb`` -> ``study.review.sqlite`` in the same folder."""
+    """``study.duckdb`` -> ``study.review.sqlite`` in the same folder (the folder of the file a link names: a
+    database reached through a link has one review store, wherever it is opened from)."""
     p = Path(db_path)
+    p = p.resolve() if p.is_symlink() else p
     return p.with_name(p.stem + ".review.sqlite")
 
 
