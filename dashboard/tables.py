@@ -139,6 +139,25 @@ def csv_export(df: pd.DataFrame, title: str, reference: str = "celltox dashboard
     return csv_text(out, meta).encode("utf-8")
 
 
+def xlsx_export(df: pd.DataFrame, name: str, title: str, reference: str = "celltox dashboard",
+                v: state.View | None = None) -> bytes:
+    """The workbook of ``df`` as the packet writes one (safety.export.xlsx_writer): a cover sheet with study, cut,
+    scope and generated time, then the listing under its title with the sidebar filters among its notes, so a
+    filtered subset cannot pass for the whole listing."""
+    import tempfile
+    from pathlib import Path
+
+    from safety.export.xlsx_writer import write_xlsx
+
+    v = v or state.view()
+    meta = export_common.packet_meta(state.reader(v))
+    out = df.copy()
+    notes = list(df.attrs.get("notes") or []) + ["Shown on the dashboard for " + state.filter_caption(v).replace("**", "")]
+    out.attrs = {"name": name, "title": title, "reference": reference, "kind": "listing", "notes": notes}
+    with tempfile.TemporaryDirectory(prefix="celltox-xlsx-") as tmp:
+        return write_xlsx([out], meta, Path(tmp) / f"{name}.xlsx").read_bytes()
+
+
 def audited_file(make, name: str, fmt: str, rows: int):
     """A download's contents written only when the user clicks (``make()`` returns the bytes), with the
     export recorded in the audit log (who, what, how many rows, SHA-256 of the file) before it is handed out.

@@ -475,9 +475,17 @@ def test_listings_preview_a_long_listing_and_write_every_row_on_demand(crowded_e
     _, (csv_bytes, xlsx_bytes) = at.session_state["celltox_listing_files"]
     header = [line for line in csv_bytes.decode().splitlines() if line.startswith("# ")]
     assert header[0].startswith("# Listing of all adverse events") and any(line.startswith("# Data cut: ") for line in header)
-    csv = pd.read_csv(io.BytesIO(csv_bytes), skiprows=len(header))
+    csv = pd.read_csv(io.BytesIO(csv_bytes), skiprows=len(header), low_memory=False)
     assert len(csv) == n_ae and csv["usubjid"].is_monotonic_increasing
     assert xlsx_bytes[:2] == b"PK"
+    # the workbook says what it is, as the packet's does: a cover sheet, the listing's title and the filters
+    import openpyxl
+    wb = openpyxl.load_workbook(io.BytesIO(xlsx_bytes), read_only=True)
+    assert wb.sheetnames[0] == "Cover" and len(wb.sheetnames) == 2
+    cells = [str(c) for ws in wb.worksheets for row in ws.iter_rows(values_only=True) for c in row if c]
+    assert any(c.startswith("Listing of all adverse events") for c in cells)
+    assert any(c.startswith("Shown on the dashboard for") for c in cells)
+    assert any(c.startswith("Data cut") or "Data cut:" in c for c in cells)
 
 
 def test_labs_page_shows_car_hematotox_beside_icaht(app_env):

@@ -413,3 +413,17 @@ def test_grade_discrepancy_listing_says_what_the_crs_icans_page_says(con):
     assert (crs.reported_grade, crs.derived_grade, crs.discrepancy) == (1, 3, "reported lower than derived")
     assert crs.evidence.startswith("grade 3 on day 3: one vasopressor") and crs.site == "01"
     assert df.attrs["title"] == "Listing of derived against reported CRS and ICANS grades"
+
+
+def test_ae_listing_says_which_dates_were_partial(con):
+    """A partial AESTDTC (2026-02) is listed with the date its study day was computed from, and says the day was
+    filled in; a full date says nothing (the listing printed an imputed date as if delivered)."""
+    df = build_listing(make_reader(con, CART, CUT2), "ae")
+    flags = q(con, "SELECT event_key, aest_date_flag FROM adverse_events WHERE studyid=$s AND data_cut=$c",
+              s=CART, c=CUT2)
+    partial = set(flags.loc[flags["aest_date_flag"] == "D", "event_key"])
+    assert partial
+    shown = dict(zip(df["event_key"], df["onset_date_imputed"]))
+    assert {shown[k] for k in partial} == {"day"}
+    assert all(pd.isna(v) for k, v in shown.items() if k not in partial)
+    assert any("partial date" in n for n in df.attrs["notes"])

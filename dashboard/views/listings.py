@@ -69,15 +69,13 @@ def _listing_csv(view: state.View) -> bytes:
                              v=view)
 
 
-def _listing_xlsx() -> bytes:
-    buf = io.BytesIO()
-    with pd.ExcelWriter(buf, engine="xlsxwriter") as xw:
-        df.to_excel(xw, sheet_name=name[:31], index=False)
-    return buf.getvalue()
+def _listing_xlsx(view: state.View) -> bytes:
+    return tables.xlsx_export(df, name, df.attrs.get("title") or spec.title,
+                              df.attrs.get("reference") or spec.reference, v=view)
 
 
 def _listing_files() -> tuple[bytes, bytes]:
-    return _listing_csv(v), _listing_xlsx()
+    return _listing_csv(v), _listing_xlsx(v)
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -88,7 +86,7 @@ if state.can(user, "can_export"):
         # written when clicked (and audited then), not on every rerun of the page
         c1, c2, _ = st.columns([1, 1, 3])
         tables.audited_download(c1, "Download CSV", _listing_csv, name, "csv", len(df), f"{stem}.csv", "text/csv")
-        tables.audited_download(c2, "Download XLSX", lambda _v: _listing_xlsx(), name, "xlsx", len(df),
+        tables.audited_download(c2, "Download XLSX", _listing_xlsx, name, "xlsx", len(df),
                                 f"{stem}.xlsx", XLSX)
     else:
         # Writing hundreds of thousands of rows takes a while: only when asked, and kept for this view.

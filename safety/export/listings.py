@@ -21,7 +21,8 @@ SUBJ_CTE = ("subj AS (SELECT usubjid, siteid AS site, cohort, dose_level, age, s
 
 AE_COLUMNS = [
     "site", "cohort", "dose_level", "usubjid", "age", "sex", "aeseq", "event_key", "verbatim_term",
-    "preferred_term", "system_organ_class", "onset_date", "onset_day", "end_date", "end_day", "ongoing",
+    "preferred_term", "system_organ_class", "onset_date", "onset_date_imputed", "onset_day", "end_date",
+    "end_date_imputed", "end_day", "ongoing",
     "duration_days", "grading_system", "grade", "severity", "serious", "serious_criteria", "causality",
     "related", "action_taken", "outcome", "treatment_emergent", "in_dlt_window", "adjudicated_dlt",
     "tocilizumab_during_event", "corticosteroid_during_event", "new_since_previous_cut",
@@ -55,7 +56,9 @@ med AS (SELECT e.event_key,
         GROUP BY e.event_key)
 SELECT sj.site, sj.cohort, sj.dose_level, a.usubjid, sj.age, sj.sex, a.aeseq, a.event_key,
   a.aeterm AS verbatim_term, a.aedecod AS preferred_term, a.aebodsys AS system_organ_class,
-  a.aest_date AS onset_date, a.onset_day, a.aeen_date AS end_date, a.end_day, a.ongoing, a.duration_days,
+  a.aest_date AS onset_date, {_IMPUTED.format(flag="a.aest_date_flag")} AS onset_date_imputed, a.onset_day,
+  a.aeen_date AS end_date, {_IMPUTED.format(flag="a.aeen_date_flag")} AS end_date_imputed, a.end_day, a.ongoing,
+  a.duration_days,
   a.grading_system, a.aetoxgr AS grade, a.aesev AS severity, a.aeser AS serious,
   nullif(concat_ws(', ',
     CASE WHEN upper(a.aesdth) = 'Y' THEN 'death' END,
@@ -72,6 +75,10 @@ SELECT sj.site, sj.cohort, sj.dose_level, a.usubjid, sj.age, sj.sex, a.aeseq, a.
 FROM ev a LEFT JOIN subj sj USING (usubjid) LEFT JOIN med USING (event_key)
 ORDER BY a.usubjid, a.onset_day NULLS LAST, a.aeseq
 """
+
+
+# ADaM's date imputation flag in words: which part of a partial date (2025-08, 2025) the listed date filled in
+_IMPUTED = "CASE {flag} WHEN 'D' THEN 'day' WHEN 'M' THEN 'month and day' END"
 
 
 def _with_adjudication(df: pd.DataFrame, reader: StudyReader, store, key: str = "event_key", live=None
@@ -108,6 +115,9 @@ def listing_ae(reader: StudyReader, store=None, *, where: str = "TRUE", name="ae
     df = _with_adjudication(df, reader, store, live=live)[AE_COLUMNS]
     notes = [
         f"Days from first CAR infusion (day 0). DLT window: day {ws} to day {we}.",
+        "Onset/end date imputed: the site delivered a partial date (2025-08, 2025); the listed date is the one "
+        "its study day was computed from, the day (or the month and day) filled in as docs/input-format.md says "
+        "for partial dates.",
         c.ae_grading_note(reader),
         "Tocilizumab/Steroids: the medication started during the event or was recorded as running at its onset.",
         _new_note(reader),
