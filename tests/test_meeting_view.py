@@ -205,8 +205,9 @@ def test_overview_first_screen_names_subjects_with_counts_in_severity_order(samp
     assert all(" with a CRS or ICANS grade >= 3 (onset days 0-28) · " in b for b in boxes if b.startswith("**Study** ·"))
 
     at = _open("overview", CART, CUT1)
-    assert any(e.value.startswith("**DL3** · stay: 2 of 6 with a DLT (onset days 0-28) · ")
-               for e in at.error)  # red: crossed with the pending counted
+    # red: crossed with the pending counted, and said first; the decision as it stands after it
+    assert any(e.value.startswith("**DL3** · crossed if the ") and e.value.endswith(
+        " · now stay: 2 of 6 with a DLT (onset days 0-28)") for e in at.error)
     boundary = next(e.value for e in at.markdown if e.value.startswith("<svg") and "BOIN" in e.value)
     assert ">BOIN (Liu &amp; Yuan 2015) on DLT (onset days 0-28): events against the boundaries</text>" in boundary
     assert any(e.value.startswith("**DL1** ·") for e in at.success)

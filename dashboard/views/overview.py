@@ -58,7 +58,11 @@ elif m.rules.empty:
     q1.caption("No stopping rule status for this data cut.")
 else:
     for r in m.rules.itertuples():
-        text = f"**{r.label}** · {r.decision}: {r.events} of {r.evaluable_n} with a {r.event_label} · {r.status_text}"
+        now = f"{r.decision}: {r.events} of {r.evaluable_n} with a {r.event_label}"
+        # a boundary crossed only if the pending candidates are confirmed leads with that, in red: read first,
+        # the decision as it stands ("escalate") would say the opposite of the box
+        text = (f"**{r.label}** · {r.status_text} · now {now}" if r.level == meeting_rules.CROSSED
+                and not r.adjudicated_crossed else f"**{r.label}** · {now} · {r.status_text}")
         getattr(q1, BOX[r.level])(text, icon=":material/error:" if r.level == meeting_rules.CROSSED else
                      ":material/warning:" if r.level == meeting_rules.NEAR else ":material/check_circle:")
 
