@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from safety.core.palette import GRADE_COLORS, GRADE_TEXT, MISSING_COLOR, grade_color
+from safety.derive.outcomes.response import LABELS as RESPONSE_LABELS
 
 FONT_SIZE = 16
 TITLE_SIZE = 20
@@ -635,7 +636,7 @@ def swimmer_plot(subjects: pd.DataFrame, events: pd.DataFrame, max_day: int = 36
     e["label"] = e["usubjid"].map(lab_of)
     for resp, d in e[e["kind"] == "response"].groupby("text"):
         fig.add_trace(go.Scatter(
-            x=d["day"], y=d["label"], mode="markers", name=f"Response {resp}",
+            x=d["day"], y=d["label"], mode="markers", name=f"Response {RESPONSE_LABELS.get(str(resp).upper(), resp)}",
             marker=dict(symbol=RESPONSE_SYMBOLS.get(str(resp).upper(), "triangle-up"), size=14,
                         color=RESPONSE_COLORS.get(str(resp).upper(), "#777"),
                         line=dict(color="#000", width=1)),

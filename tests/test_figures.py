@@ -73,12 +73,13 @@ def test_subject_timeline_colours_ae_bars_by_grade_and_marks_sae_and_dlt():
 def test_swimmer_plot_caps_follow_up_at_month_12():
     subjects = pd.DataFrame({"usubjid": ["A", "B"], "label": ["#1 A", "#2 B"], "end_day": [400, 60],
                              "status": ["completed", "died"], "cohort": ["DL1", "DL1"]})
-    events = pd.DataFrame({"usubjid": ["A", "B"], "day": [28, 60], "kind": ["response", "death"],
-                           "text": ["CR", "progression"], "grade": [None, None]})
+    events = pd.DataFrame({"usubjid": ["A", "B", "B"], "day": [28, 60, 28], "kind": ["response", "death", "response"],
+                           "text": ["CR", "progression", "CRI"], "grade": [None, None, None]})
     fig = F.swimmer_plot(subjects, events)
     bars = [t for t in fig.data if t.type == "bar"]
     assert max(max(t.x) for t in bars) == 365
     assert any(t.name == "Death" for t in fig.data) and any(t.name == "Response CR" for t in fig.data)
+    assert any(t.name == "Response CRi" for t in fig.data)  # as the tables print it, not the code CRI
 
 
 def test_ae_soc_pt_bar_stacks_worst_grades():
