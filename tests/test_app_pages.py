@@ -142,6 +142,9 @@ def test_cohort_filter_narrows_overview_counts(app_env):
                     s=studyid, c=cut, k=cohort)
     assert m["Screened"] == str(expected)
     assert int(m["Screened"]) < total
+    # the boundaries are the rules' own, over every subject of a cohort: said when a filter is set
+    assert any("filters do not apply here" in c.value for c in at.caption)
+    assert not any("filters do not apply here" in c.value for c in _open().caption)
     sae = _sql(db, "SELECT count(*) FROM adverse_events a JOIN subjects s USING (studyid, data_cut, usubjid) "
                    "WHERE a.studyid = $s AND a.data_cut = $c AND s.cohort = $k AND a.aeser = 'Y'", s=studyid, c=cut, k=cohort)
     assert m["SAEs: events (subjects)"].split(" ")[0] == str(sae)
