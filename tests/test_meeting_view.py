@@ -196,9 +196,12 @@ def test_overview_first_screen_names_subjects_with_counts_in_severity_order(samp
     assert "**4 new deaths**" in md and "**1 new DLT candidate**" in md and "new grade ≥3 AE" in md
     assert "1 new adverse event" not in md and not re.search(r"\b([02-9]|\d\d+) new [a-zA-Z ≥3]+event\b", md)
     new = [lab for lab in links if " new: " in lab]
-    # deaths first in "what is new", level with the fatal DLT candidates of 02-025
-    assert new and all("death" in lab or ("ITNK-B-01-02-025" in lab and "grade 5" in lab) for lab in new[:6])
-    assert sum("death" in lab for lab in new[:6]) == 4
+    # deaths first in "what is new", level with the fatal DLT candidate of 02-025; its candidate, its AE and its
+    # CRS episode are one clinical event and one line, which says it is a DLT candidate
+    assert new and all("death" in lab or ("ITNK-B-01-02-025" in lab and "grade 5" in lab) for lab in new[:5])
+    assert sum("death" in lab for lab in new[:5]) == 4
+    (fatal_crs,) = [lab for lab in new if "ITNK-B-01-02-025" in lab and "death" not in lab]
+    assert " new: DLT candidate: " in fatal_crs and "grade 5" in fatal_crs
     assert all(el.proto.page.endswith("subject_profile") for el in at.get("page_link"))
     boxes = _status_boxes(at)
     assert any(b.startswith("**Study** ·") for b in boxes) and not any("nan" in b for b in boxes)
@@ -412,3 +415,33 @@ def test_overview_and_dlt_review_draw_the_boundary_chart_without_plotly(sample_d
     rule_boxes = [b for b in boxes if " · BOIN · monitored: " in b]
     assert rule_boxes and all(" · BOIN · monitored: DLT (onset days 0-28) — BOIN (Liu & Yuan 2015), dose level "
                               in b for b in rule_boxes)
+
+
+def test_one_line_per_clinical_event_and_new_candidates_in_the_window_only():
+    """CD56's 021: a fatal aspergillosis AE that is its own DLT candidate was two lines ('new: ... grade 5' and
+    again '... grade 5 · serious'); a CRS AE, its episode and the episode's candidate were three. An out-of-window
+    candidate was counted among the new DLT candidates."""
+    import pandas as pd
+    ev = pd.DataFrame([
+        dict(usubjid="S1", category="dlt_candidate", change="new", description="Aspergillosis grade 5", grade=5,
+             serious=False, event_key="S1/AE/4", rank=50, episode_key=None, in_window=True),
+        dict(usubjid="S1", category="adverse_event", change="new", description="Aspergillosis grade 5", grade=5,
+             serious=True, event_key="S1/AE/4", rank=11, episode_key=None, in_window=None),
+        dict(usubjid="S2", category="dlt_candidate", change="new", description="CRS grade 4", grade=4,
+             serious=False, event_key="S2/CRS/1", rank=48, episode_key=None, in_window=True),
+        dict(usubjid="S2", category="crs_episode", change="new", description="CRS grade 4", grade=4,
+             serious=False, event_key="S2/CRS/1", rank=8, episode_key=None, in_window=None),
+        dict(usubjid="S2", category="adverse_event", change="new", description="Cytokine release syndrome grade 4",
+             grade=4, serious=True, event_key="S2/AE/1", rank=9, episode_key="S2/CRS/1", in_window=None),
+        dict(usubjid="S3", category="dlt_candidate", change="new", description="AKI grade 3", grade=3,
+             serious=False, event_key="S3/AE/2", rank=46, episode_key=None, in_window=False),
+        dict(usubjid="S3", category="subject", change="new", description="new subject", grade=None,
+             serious=False, event_key=None, rank=0, episode_key=None, in_window=None),
+    ])
+    lines = meeting.one_line_per_event(ev)
+    assert list(zip(lines["usubjid"], lines["description"], lines["serious"])) == [
+        ("S1", "DLT candidate: Aspergillosis grade 5", True),
+        ("S2", "DLT candidate: CRS grade 4", True),
+        ("S3", "DLT candidate (outside the DLT window): AKI grade 3", False),
+        ("S3", "new subject", False)]
+    assert meeting.new_counts(ev)["dlt_candidates"] == 2 and meeting.new_counts(ev)["saes"] == 2

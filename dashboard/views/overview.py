@@ -101,7 +101,8 @@ else:
     if m.new.empty:
         q5.caption("No new or changed events.")
     else:
-        names(m.new, lambda r: f"**{r.usubjid}** {r.change}: {r.description}" + (" · serious" if r.serious else ""),
+        names(meeting_rules.one_line_per_event(m.new),
+              lambda r: f"**{r.usubjid}** {r.change}: {r.description}" + (" · serious" if r.serious else ""),
               q5, "see What is new below, most severe first")
 
 st.divider()
@@ -183,7 +184,8 @@ else:
                     f"**{plural(k['saes'], 'new SAE')}** · **{plural(k['grade3_plus'], 'new grade ≥3 AE')}** · "
                     f"{plural(len(ch), 'new or changed event')} in all, most severe first (deaths, DLT candidates, "
                     "then by grade, serious before non-serious)")
-        state.table(ch.drop(columns=["rank"]), export_name="new_since", title=f"New or changed since {base.isoformat()}")
+        state.table(ch.drop(columns=["rank", "episode_key"]), export_name="new_since",
+                    title=f"New or changed since {base.isoformat()}")
 
 if state.can(user, "can_sign_off"):
     st.subheader("Committee sign-off")

@@ -195,16 +195,22 @@ def severe_toxicity_rows(reader: StudyReader) -> pd.DataFrame:
 def new_events(reader: StudyReader, since: dt.date | None) -> pd.DataFrame:
     """What is new or changed since ``since`` (safety.review.changes), with grade and seriousness, most severe
     first: deaths, then DLT candidates, then by grade (serious before not serious at the same grade)."""
-    cols = ["usubjid", "category", "change", "description", "grade", "serious", "event_key", "rank"]
+    cols = ["usubjid", "category", "change", "description", "grade", "serious", "event_key", "rank",
+            "episode_key", "in_window"]
     if since is None:
         return pd.DataFrame(columns=cols)
     ch = review_changes.changes_since(reader, since)
     ch = ch[ch["change"] != "removed"]
     if ch.empty:
         return pd.DataFrame(columns=cols)
-    ae = reader.sql("SELECT event_key, aetoxgr AS grade, aeser = 'Y' AS serious FROM adverse_events")
+    # episode_key: the CRS/ICANS episode an AE reports (one clinical event with it); in_window: a candidate's
+    ae = reader.sql("""SELECT a.event_key, a.aetoxgr AS grade, a.aeser = 'Y' AS serious, e.episode_key
+                       FROM adverse_events a LEFT JOIN (SELECT ae_event_key, min(event_key) AS episode_key
+                       FROM toxicity_episodes WHERE ae_event_key IS NOT NULL GROUP BY ALL) e
+                       ON e.ae_event_key = a.event_key""")
     ep = reader.sql("SELECT event_key, max_grade AS grade, FALSE AS serious FROM toxicity_episodes")
-    dlt = reader.sql("SELECT event_key, max(grade) AS grade, FALSE AS serious FROM dlt_candidates GROUP BY event_key")
+    dlt = reader.sql("SELECT event_key, max(grade) AS grade, FALSE AS serious, bool_or(in_window) AS in_window "
+                     "FROM dlt_candidates GROUP BY event_key")
     facts = {"adverse_event": ae, "crs_episode": ep, "icans_episode": ep, "dlt_candidate": dlt}
     parts = []
     for cat, d in ch.groupby("category", sort=False):
@@ -221,15 +227,40 @@ def new_events(reader: StudyReader, since: dt.date | None) -> pd.DataFrame:
 
 
 def new_counts(events: pd.DataFrame) -> dict[str, int]:
-    """Counts of new deaths, new DLT candidates, new SAEs and new grade >= 3 adverse events."""
+    """Counts of new deaths, new DLT candidates (in the DLT window: one outside it awaits no decision), new SAEs
+    and new grade >= 3 adverse events."""
     new = events[events["change"] == "new"] if len(events) else events
     ae = new[new["category"] == "adverse_event"] if len(new) else new
+    candidate = (new["category"] == "dlt_candidate") & (new["in_window"].astype("boolean").fillna(True)) \
+        if len(new) else None
     return {
         "deaths": int((new["category"] == "death").sum()) if len(new) else 0,
-        "dlt_candidates": int((new["category"] == "dlt_candidate").sum()) if len(new) else 0,
+        "dlt_candidates": int(candidate.sum()) if len(new) else 0,
         "saes": int(ae["serious"].sum()) if len(ae) else 0,
         "grade3_plus": int((ae["grade"].fillna(0) >= 3).sum()) if len(ae) else 0,
     }
+
+
+def one_line_per_event(events: pd.DataFrame) -> pd.DataFrame:
+    """:func:`new_events` with one row per clinical event, for a list a committee reads: an AE that is a DLT
+    candidate under its own key, or reports a CRS/ICANS episode (the episode and its candidate), is one event,
+    shown as its most severe row (the candidate before the AE), serious when any of its rows is; a candidate's
+    description says it is one, and whether it is outside the DLT window."""
+    if events.empty:
+        return events
+    out = events.copy()
+    # an event without a key (a change of a subject's record) is a line of its own
+    out["_event"] = out["episode_key"].where(out["episode_key"].notna(), out["event_key"])
+    out["_event"] = out["_event"].where(out["_event"].notna(), pd.Series(range(len(out)), index=out.index).map("row{}".format))
+    serious = out.groupby(["usubjid", "_event"])["serious"].transform("any")
+    out["serious"] = serious.astype(bool)
+    out = out.sort_values("rank", ascending=False, kind="stable").drop_duplicates(["usubjid", "_event"])
+    cand = out["category"] == "dlt_candidate"
+    outside = cand & (out["in_window"].astype("boolean") == False)  # noqa: E712 - NA stays in window
+    out.loc[cand, "description"] = ("DLT candidate" + outside[cand].map({True: " (outside the DLT window)",
+                                                                           False: ""})
+                                    + ": " + out.loc[cand, "description"].astype(str))
+    return out.drop(columns="_event").reset_index(drop=True)
 
 
 @dataclass(frozen=True)
