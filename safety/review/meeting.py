@@ -218,6 +218,9 @@ def new_events(reader: StudyReader, since: dt.date | None) -> pd.DataFrame:
         d = d.merge(f, on="event_key", how="left") if f is not None else d.assign(grade=pd.NA, serious=False)
         parts.append(d)
     out = pd.concat(parts, ignore_index=True)
+    for col in ("episode_key", "in_window"):  # only AEs carry the one and candidates the other
+        if col not in out:
+            out[col] = None
     out["grade"] = pd.to_numeric(out["grade"], errors="coerce").astype("Int64")
     out["serious"] = out["serious"].astype("boolean").fillna(False).astype(bool)
     base = out["category"].map(NEW_KIND_RANK).fillna(0)
