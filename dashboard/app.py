@@ -15,6 +15,7 @@ if str(ROOT) not in sys.path:
 
 import dataclasses  # noqa: E402
 import datetime as dt  # noqa: E402
+from urllib.parse import urlsplit  # noqa: E402
 
 import streamlit as st  # noqa: E402
 
@@ -97,6 +98,19 @@ def _pages(user) -> list:
             for p in PAGES if state.can(user, p.right)]
 
 
+def _say_when_a_page_is_closed(user) -> None:
+    """A page this role may not open, asked for by its address (/data_quality, a link from a colleague), shows
+    the first page instead: said, rather than a silent switch."""
+    url = st.context.url
+    if not url or user is None:
+        return
+    asked = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
+    closed = next((p for p in PAGES if p.url == asked and not state.can(user, p.right)), None)
+    if closed is not None:
+        st.warning(f"The page {closed.title} is not open to your role ({user.role}); this is the first page you "
+                   "may open.", icon=":material/lock:")
+
+
 def main() -> None:
     check_pages()  # a misspelt page file fails here, at start
     db_path = state.resolve_db_path()
@@ -129,6 +143,7 @@ def main() -> None:
     if v is None:
         st.stop()
     state.set_view(v, user)
+    _say_when_a_page_is_closed(user)
     nav.run()
     warmup.preload_in_browser()  # after the page: the browser loads Plotly's script once it is idle
     warmup.start()  # after the page: the first page never waits for libraries only later pages use

@@ -24,7 +24,9 @@ def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("e2e_sessions")
     db = folder / "study.duckdb"
     build_sample_database(db)
-    UserStore(folder / "users.yaml", rounds=4).add("carol", "committee", PASSWORD, display_name="Carol")
+    users = UserStore(folder / "users.yaml", rounds=4)
+    users.add("carol", "committee", PASSWORD, display_name="Carol")
+    users.add("ivan", "investigator", PASSWORD, sites=["01"], display_name="Ivan")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELLTOX_")}
     env.update(CELLTOX_DB=str(db), CELLTOX_SAMPLE_DB=str(folder / "not-this.duckdb"))
     with serve_app(env, folder / "streamlit.log") as url:
@@ -103,5 +105,32 @@ def test_deep_link_reload_new_tab_and_sign_out(server):
             tab.reload()
             _settle(tab, "celltox · sign in")
             assert tab.get_by_role("heading", name="Subject profile").count() == 0
+        finally:
+            browser.close()
+
+
+def test_a_page_closed_to_the_role_asked_for_by_its_address_says_so(server):
+    """An investigator opening /data_quality (a colleague's link) gets the first page he may open, with a line
+    saying why, rather than a silent switch."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1600, "height": 1600}).new_page()
+            page.goto(server)
+            _settle(page, "celltox · sign in")
+            page.get_by_label("Username").fill("ivan")
+            page.get_by_label("Password", exact=True).fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_function("() => location.search.includes('session=')", timeout=60_000)
+            session = parse_qs(urlsplit(page.url).query)["session"][0]
+            page.goto(f"{server}/data_quality?session={session}")
+            _settle(page, "is not open to your role")
+            assert page.get_by_text("The page Data quality is not open to your role (investigator)").count() == 1
+            assert page.get_by_role("heading", name="Data quality").count() == 0
+            page.goto(f"{server}/labs?session={session}")
+            _settle(page, "Laboratory safety")
+            assert page.get_by_text("is not open to your role").count() == 0
         finally:
             browser.close()
