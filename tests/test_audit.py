@@ -288,3 +288,13 @@ def test_store_of_an_earlier_version_verifies_with_a_migration_note_and_seals(tm
     _tamper(path, "UPDATE adjudications SET rationale = 'not a DLT' WHERE id = 1")
     ok, msg = verify_audit_chain(path)
     assert not ok and "adjudications row 1" in msg and "seal" in msg
+
+
+def test_audit_export_refuses_a_date_that_is_not_one(store, tmp_path):
+    """--since 2026-02-30 was compared as text and matched entries; now a one-line usage error."""
+    r = _cli("export", "--review-db", str(store.path), "--out", str(tmp_path / "a.csv"), "--since", "2026-02-30")
+    assert r.returncode == 2 and not (tmp_path / "a.csv").exists()
+    assert r.stderr.strip().splitlines()[-1] == (
+        "python -m safety audit export: error: argument --since: invalid ISO 8601 date or time value: '2026-02-30'")
+    assert _cli("export", "--review-db", str(store.path), "--out", str(tmp_path / "b.csv"),
+                "--since", "2024-01-01").returncode == 0

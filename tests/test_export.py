@@ -390,6 +390,9 @@ def test_cli_refuses_in_one_line_what_the_machine_or_the_file_refuses(db, tmp_pa
     r = _cli("--db", str(other), "--study", STUDY, "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and r.stderr.strip().endswith(
         f"{other}: not a celltox database (it has no studies table); give the file the loads wrote")
+    r = _cli("--db", str(db), "--study", STUDY, "--out", str(tmp_path / "o3"), "--pdf-max-rows", "-3")
+    assert r.returncode == 2 and r.stderr.strip().endswith(
+        "argument --pdf-max-rows: invalid row count (1 or more) value: '-3'")
     r = _cli("--db", str(db), "--study", STUDY, "--out", str(tmp_path / "o2"), "--only", "ae,sae,ae",
              "--format", "csv,rtf,csv")
     assert r.returncode == 0, r.stderr

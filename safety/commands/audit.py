@@ -43,10 +43,22 @@ def add_arguments(parser) -> None:
         p.add_argument("--db", help="study database; the review store beside it is used")
     e.add_argument("--out", required=True, help="CSV file to write")
     e.add_argument("--studyid", help="only this study's entries (plus study-less ones such as sign-ins)")
-    e.add_argument("--since", help="from this UTC time/date (ISO 8601)")
-    e.add_argument("--until", help="up to this UTC time/date (ISO 8601)")
+    e.add_argument("--since", type=_when, help="from this UTC time/date (ISO 8601)")
+    e.add_argument("--until", type=_when, help="up to this UTC time/date (ISO 8601)")
     e.add_argument("--user", help="only this username")
     e.add_argument("--action", help="only this action, e.g. export or sign_in_failure")
+
+
+def _when(text: str) -> str:
+    """An ISO 8601 date or time as given (the store compares the text): one that is not a real one
+    (2026-02-30) is a usage error rather than a filter that silently matches the wrong entries."""
+    import datetime as dt
+
+    dt.datetime.fromisoformat(text)  # a ValueError is argparse's one-line usage error
+    return text
+
+
+_when.__name__ = "ISO 8601 date or time"  # argparse names the type in its message
 
 
 def _store_path(args) -> Path | None:

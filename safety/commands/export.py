@@ -42,8 +42,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", help="a celltox account: export with its role and site scope and audit it as that "
                                   "account (default: $CELLTOX_USER, else all sites audited as cli:<login>)")
     p.add_argument("--users", help="account file for --user (default: $CELLTOX_USERS, else users.yaml beside --db)")
-    p.add_argument("--pdf-max-rows", type=int, default=1000,
+    p.add_argument("--pdf-max-rows", type=_rows, default=1000,
                    help="rows per listing in the PDF before it points to the full files (default 1000)")
+
+
+def _rows(text: str) -> int:
+    """A row count of at least 1 (argparse turns the ValueError into a one-line usage error)."""
+    n = int(text)
+    if n < 1:
+        raise ValueError(text)
+    return n
+
+
+_rows.__name__ = "row count (1 or more)"  # argparse names the type in its message
 
 
 def _fail(msg: str) -> int:
