@@ -115,6 +115,23 @@ def test_supp_idvar_not_a_parent_column_is_quarantined(tmp_path):
     reconciles(db)
 
 
+def test_a_result_that_overflows_its_unit_conversion_is_quarantined(tmp_path):
+    """BILI 1e308 mg/dL is a number, 1.7e310 umol/L is not: it loaded as inf and graded 4."""
+    lb = LB.copy()
+    i = lb.index[lb["LBTESTCD"] == "BILI"][0]
+    lb.loc[i, ["LBORRES", "LBORRESU"]] = ["1e308", "mg/dL"]
+    for col in ("LBSTRESN", "LBSTRESC", "LBSTRESU"):
+        if col in lb:
+            lb.loc[i, col] = None
+    study = make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, lb=lb))
+    db = tmp_path / "db.duckdb"
+    assert cli(study, db).returncode == 0
+    qr = q(db, "SELECT row_number, reason FROM quarantine WHERE source_file = 'lb.csv' AND reason LIKE '%converted%'")
+    assert qr.values.tolist() == [[int(i) + 1, "result 1e+308 mg/dL is beyond any number once converted to umol/L"]]
+    assert q(db, "SELECT count(*) AS n FROM labs WHERE NOT isfinite(value)").n[0] == 0
+    reconciles(db)
+
+
 def test_a_date_before_1900_is_quarantined_as_a_typing_error(tmp_path):
     """AESTDTC 0000-01-01 loaded as 1 BC and then every export of the cut failed (Python has no year 0)."""
     ae = AE.copy()

@@ -439,6 +439,10 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
         checks.append(("_raw_unit IS NOT NULL AND _ut.ut_testcd IS NOT NULL AND _u.lbu_factor IS NULL",
                        "CASE WHEN _src = 'LBORRES' THEN 'LBORRESU' ELSE 'LBSTRESU' END",
                        "'unknown unit ''' || _raw_unit || ''' for ' || _testcd || ' (see safety/data/unit_conversions.csv)'"))
+        # 1e308 mg/dL is a number, but not once converted: it would load as inf and grade 4
+        checks.append(("NOT isfinite(_raw_val * _u.lbu_factor)", "_src",
+                       "'result ' || CAST(_raw_val AS VARCHAR) || ' ' || _raw_unit || ' is beyond any number once "
+                       "converted to ' || _unit"))
     if spec.code == "LB":
         checks.append((f"_raw_val < 0 AND NOT list_contains({_lit_list(LAB_NEGATIVE_ALLOWED)}, _testcd)", "_src",
                        "'implausible negative result ''' || CASE _src WHEN 'LBSTRESN' THEN " + c("LBSTRESN")
