@@ -185,11 +185,13 @@ def test_the_summary_names_unread_files_warns_of_odd_cuts_and_shows_causes_first
     write_frame(dm, study / "dm.csv")
     (study / "mh.txt").write_text("USUBJID,MHTERM\nS-001,Asthma\n")
     (study / "README.md").write_text("delivery notes\n")
+    (study / "pr.csv").symlink_to(tmp_path / "gone" / "pr.csv")  # a link to nothing is named, not "not delivered"
     db = tmp_path / "db.duckdb"
     p = run(study, "--db", db, "--no-derivations")
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
-    assert ("not read (not a format celltox reads: .xpt, .sas7bdat, .csv, .parquet, .xlsx): mh.txt") in lines
+    assert ("not read (not a format celltox reads: .xpt, .sas7bdat, .csv, .parquet, .xlsx): mh.txt, "
+            "pr.csv (a link to a file that does not exist)") in lines
     hint = next(line for line in lines if "row(s) quarantined" in line)
     load_id = p.stdout.split("(load ")[1].split(")")[0]
     sql = "SELECT" + hint.split("(SELECT", 1)[1].rsplit(")", 1)[0]

@@ -99,9 +99,14 @@ NOT_DATA = frozenset({".yaml", ".yml", ".md", ".txt", ".pdf", ".xml", ".html", "
 
 def unread_files(study_dir: Path) -> list[str]:
     """Files of the folder that no reader takes, other than settings and documents (study.yaml, README, define.xml):
-    a dataset delivered as ae.txt or ae.csv.gz would otherwise be missing from the load without a word."""
+    a dataset delivered as ae.txt or ae.csv.gz, or behind a link to nothing, would otherwise be missing from the
+    load without a word."""
     out = []
     for p in sorted(study_dir.iterdir(), key=lambda p: p.name.lower()):
+        if p.is_symlink() and not p.exists() and not p.name.startswith("."):
+            # a dataset behind a broken link would only be "not delivered": named, with why
+            out.append(f"{p.name} (a link to a file that does not exist)")
+            continue
         if not p.is_file() or p.name.startswith((".", "~$")) or p.suffix.lower() in FORMATS:
             continue
         if p.suffix.lower() in NOT_DATA and not domain_from_name(p.stem)[0]:
