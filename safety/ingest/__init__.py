@@ -133,7 +133,7 @@ def ingest_study(study_dir, db_path, cutoff: dt.date | str | None = None, review
     if not db_path.name:  # '' or '.': a folder, not a file
         raise IngestError(f"--db {str(db_path)!r}: give the database file, e.g. trial.duckdb")
     if db_path.is_symlink():  # the load replaces the file the link names, not the link (and locks it there)
-        db_path = Path(db_path).resolve()
+        db_path = db_path.resolve()
     _check_paths(db_path, review_store_path, config)
     files = discover(study_dir)
     # The load and its derivations run on a private copy that replaces the database only when all of it is

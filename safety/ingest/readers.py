@@ -238,16 +238,21 @@ def _check_xpt_complete(f: StagedFile, nrows: int, row_length: int) -> None:
                           f"observation after {nrows} rows); deliver it again")
 
 
-def _refuse_uncomputed_formulas(f: StagedFile) -> None:
+def _sheets_xml(f: StagedFile) -> list[bytes]:
+    """The XML of every sheet of the workbook, read once for the checks that look for formulas and error cells
+    before opening the workbook with openpyxl."""
+    import zipfile
+
+    with zipfile.ZipFile(f.path) as z:
+        return [z.read(n) for n in z.namelist() if n.startswith("xl/worksheets/") and n.endswith(".xml")]
+
+
+def _refuse_uncomputed_formulas(f: StagedFile, sheets: list[bytes]) -> None:
     """A formula cell stores the value Excel last computed beside it; a workbook written by a program stores
     none, and the reader then sees empty cells. Those values would load as missing without a word, so such a
     workbook (formulas, and not one of them with a stored value) is refused, naming its first formula. A
     workbook Excel saved keeps its values, an empty one (=IF(A2="","",A2)) among them. Only a workbook with
-    formulas is opened a second time."""
-    import zipfile
-
-    with zipfile.ZipFile(f.path) as z:
-        sheets = [z.read(n) for n in z.namelist() if n.startswith("xl/worksheets/") and n.endswith(".xml")]
+    formulas (``sheets``: :func:`_sheets_xml`) is opened a second time."""
     if not any(b"<f>" in x or b"<f " in x for x in sheets):
         return
     import openpyxl
@@ -277,11 +282,12 @@ def _read_workbook(f: StagedFile, pd):
     an Excel sheet); a sheet with no cell at all is ignored wherever it is; a sheet with other columns and rows
     refuses the file. Returns the rows and, per row, why it cannot load (None for none): a cell holding an Excel
     error (#N/A, #DIV/0!), which pandas would read as an empty cell."""
-    _refuse_uncomputed_formulas(f)
+    sheets_xml = _sheets_xml(f)
+    _refuse_uncomputed_formulas(f, sheets_xml)
     # text stays text ('NA', 'NULL' as a CSV gives them); only an empty cell is missing
     sheets = pd.read_excel(f.path, sheet_name=None, dtype=object, engine="openpyxl", keep_default_na=False,
                            na_values=[""])
-    errors = _error_cells(f)
+    errors = _error_cells(f, sheets_xml)
     parts, first, rejects = [], None, []
     for sheet, df in sheets.items():
         if not len(df.columns):
@@ -307,15 +313,11 @@ def _read_workbook(f: StagedFile, pd):
     return df, (rejects if any(rejects) else None)
 
 
-def _error_cells(f: StagedFile) -> dict[str, list[tuple[int, str, str, str]]]:
+def _error_cells(f: StagedFile, sheets: list[bytes]) -> dict[str, list[tuple[int, str, str, str]]]:
     """sheet -> [(row, column header, cell, error value)] of the cells holding an Excel error; a workbook without
-    one (no ``t="e"`` cell in its sheets' XML) is not opened a second time."""
-    import zipfile
-
-    with zipfile.ZipFile(f.path) as z:
-        if not any(b't="e"' in z.read(n) for n in z.namelist()
-                   if n.startswith("xl/worksheets/") and n.endswith(".xml")):
-            return {}
+    one (no ``t="e"`` cell in ``sheets``, :func:`_sheets_xml`) is not opened a second time."""
+    if not any(b't="e"' in x for x in sheets):
+        return {}
     import openpyxl
 
     wb = openpyxl.load_workbook(f.path, read_only=True, data_only=True)
