@@ -128,14 +128,20 @@ def show_table(df: pd.DataFrame, subject_col: str | None = "usubjid", height: in
     return result
 
 
+def _as_shown(df: pd.DataFrame, v: state.View | None, **attrs):
+    """(``df`` with ``attrs`` and the sidebar filters among its notes, the packet's metadata of the view): what a
+    download of a page's table writes, so a filtered subset says so in the file."""
+    v = v or state.view()
+    out = df.copy()
+    notes = list(df.attrs.get("notes") or []) + ["Shown on the dashboard for " + state.filter_caption(v).replace("**", "")]
+    out.attrs = {**attrs, "notes": notes}
+    return out, export_common.packet_meta(state.reader(v))
+
+
 def csv_export(df: pd.DataFrame, title: str, reference: str = "celltox dashboard", v: state.View | None = None) -> bytes:
     """The CSV of ``df`` with the packet's header block (title, study, cut, scope, generated time, sidebar
     filters) and integers written as integers, as the packet's CSV (safety.export.csv_writer)."""
-    v = v or state.view()
-    meta = export_common.packet_meta(state.reader(v))
-    out = df.copy()
-    notes = list(df.attrs.get("notes") or []) + ["Shown on the dashboard for " + state.filter_caption(v).replace("**", "")]
-    out.attrs = {"title": title, "reference": reference, "notes": notes}
+    out, meta = _as_shown(df, v, title=title, reference=reference)
     return csv_text(out, meta).encode("utf-8")
 
 
@@ -149,11 +155,7 @@ def xlsx_export(df: pd.DataFrame, name: str, title: str, reference: str = "cellt
 
     from safety.export.xlsx_writer import write_xlsx
 
-    v = v or state.view()
-    meta = export_common.packet_meta(state.reader(v))
-    out = df.copy()
-    notes = list(df.attrs.get("notes") or []) + ["Shown on the dashboard for " + state.filter_caption(v).replace("**", "")]
-    out.attrs = {"name": name, "title": title, "reference": reference, "kind": "listing", "notes": notes}
+    out, meta = _as_shown(df, v, name=name, title=title, reference=reference, kind="listing")
     with tempfile.TemporaryDirectory(prefix="celltox-xlsx-") as tmp:
         return write_xlsx([out], meta, Path(tmp) / f"{name}.xlsx").read_bytes()
 
