@@ -21,7 +21,7 @@ import streamlit as st  # noqa: E402
 
 from dashboard import freshness, state, warmup  # noqa: E402
 from dashboard.auth import go_to_requested_page  # noqa: E402
-from dashboard.navigation import PAGES, PAGES_DIR, check_pages  # noqa: E402
+from dashboard.navigation import PAGES, check_pages, streamlit_pages  # noqa: E402
 
 # The tab icon is served by the app itself: a Material icon would be fetched from fonts.gstatic.com by every
 # browser that opens the app.
@@ -94,8 +94,7 @@ def _landing_study(user, db_path: str, stamp: float, cuts) -> str:
 
 def _pages(user) -> list:
     """The pages this user may open (an administrator sees no patient data: docs/access.md)."""
-    return [st.Page(str(PAGES_DIR / p.file), title=p.title, icon=p.icon, url_path=p.url, default=p.default)
-            for p in PAGES if state.can(user, p.right)]
+    return streamlit_pages(p for p in PAGES if state.can(user, p.right))
 
 
 def _say_when_a_page_is_closed(user) -> None:

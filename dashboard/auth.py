@@ -116,10 +116,9 @@ def _no_page_list() -> None:
     """The sign-in form comes with no page list in the sidebar: without a navigation of this run the browser keeps
     the last one, so after a sign-out it still listed the previous user's pages. Every page is registered,
     hidden and never run, so the address asked for (a subject link) is kept for after the sign-in."""
-    from dashboard.navigation import PAGES, PAGES_DIR
+    from dashboard.navigation import PAGES, streamlit_pages
 
-    st.navigation([st.Page(str(PAGES_DIR / p.file), title=p.title, url_path=p.url, default=p.default)
-                   for p in PAGES], position="hidden")
+    st.navigation(streamlit_pages(PAGES), position="hidden")
 
 
 def go_to_requested_page(pages) -> None:

@@ -35,6 +35,14 @@ PAGES: tuple[PageSpec, ...] = (
 )
 
 
+def streamlit_pages(specs) -> list:
+    """``st.Page`` objects of ``specs`` (a filtered PAGES) for ``st.navigation``."""
+    import streamlit as st
+
+    return [st.Page(str(PAGES_DIR / p.file), title=p.title, icon=p.icon, url_path=p.url, default=p.default)
+            for p in specs]
+
+
 def check_pages() -> None:
     """Raise when a declared page file or right does not exist."""
     from dashboard.session import PERMISSIONS

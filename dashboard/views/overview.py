@@ -8,7 +8,7 @@ import streamlit as st
 from dashboard import data, state, tables
 from dashboard.tables import plural
 from dashboard.figures_svg import rule_boundary_svg
-from safety.core.vocabulary import SUBJECT_DISPOSITION
+from safety.core.vocabulary import SUBJECT_DISPOSITION, SUBJECT_DISPOSITION_COUNTS
 from safety.derive.dlt.stopping import event_label, method_name
 from safety.review import meeting as meeting_rules
 
@@ -107,9 +107,7 @@ else:
 
 st.divider()
 
-c = state.q("SELECT " + ", ".join(f"count(*) FILTER (WHERE {cond}) AS n{i}"
-                                  for i, (_, cond, _) in enumerate(SUBJECT_DISPOSITION))
-            + f" FROM subjects WHERE {flt}", fp).iloc[0]
+c = state.q(f"SELECT {SUBJECT_DISPOSITION_COUNTS} FROM subjects WHERE {flt}", fp).iloc[0]
 st.subheader("Subjects")
 cols = st.columns(len(SUBJECT_DISPOSITION))
 for i, (col, (label, _, help_text)) in enumerate(zip(cols, SUBJECT_DISPOSITION)):

@@ -35,6 +35,9 @@ SUBJECT_DISPOSITION: tuple[tuple[str, str, str], ...] = (
     ("Discontinued", "status = 'discontinued'", "Left the study early, alive"),
     ("Died", "status = 'died'", "Died on or before the data cut"),
 )
+# the select list counting each of them over the subjects table: columns n0 .. n5, in that order
+SUBJECT_DISPOSITION_COUNTS = ", ".join(f"count(*) FILTER (WHERE {cond}) AS n{i}"
+                                       for i, (_, cond, _) in enumerate(SUBJECT_DISPOSITION))
 
 # --- who may do what ---------------------------------------------------------------------------------
 ROLES: tuple[str, ...] = ("committee", "investigator", "data_manager", "admin")

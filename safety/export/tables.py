@@ -12,7 +12,7 @@ import re
 import pandas as pd
 
 from safety.access.reader import StudyReader
-from safety.core.vocabulary import SUBJECT_DISPOSITION
+from safety.core.vocabulary import SUBJECT_DISPOSITION, SUBJECT_DISPOSITION_COUNTS
 from safety.derive.dlt.stopping import event_label, method_name
 from safety.derive.grading.summary import grade3_counts, shift_table, worst_per_term_sql
 from safety.derive.toxicity import summary as tox
@@ -100,8 +100,8 @@ DEATHS_ROW = "Deaths (any cause, on or before the cut)"
 def table_disposition(reader, store=None):
     """Subjects by status at the cut, per cohort and overall: the overview's Subjects tiles, by cohort. Every
     subject in DM counts (screened and not infused too), so each column's N is its screened subjects."""
-    conds = ", ".join(f"count(*) FILTER (WHERE {cond}) AS n{i}" for i, (_, cond, _) in enumerate(SUBJECT_DISPOSITION))
-    by = reader.sql(f"""SELECT coalesce(cohort, '(no cohort)') AS cohort, {conds} FROM subjects GROUP BY ALL""")
+    by = reader.sql(f"SELECT coalesce(cohort, '(no cohort)') AS cohort, {SUBJECT_DISPOSITION_COUNTS} "
+                    "FROM subjects GROUP BY ALL")
     groups = sorted(by["cohort"], key=_natural)
     counts = {g: [int(by.loc[by["cohort"] == g, f"n{i}"].iat[0]) for i in range(len(SUBJECT_DISPOSITION))]
               for g in groups}
