@@ -14,7 +14,7 @@ from safety.access.reader import StudyReader
 from safety.core.config import dlt_window
 from safety.export import common as c
 from safety.export import outcomes as outcome_outputs
-from safety.review.dlt_status import on_reported_aes
+from safety.review.dlt_status import REPORTED_AS_SQL, on_reported_aes
 
 SUBJ_CTE = ("subj AS (SELECT usubjid, siteid AS site, cohort, dose_level, age, sex, infusions, "
             "last_known_alive_day FROM subjects)")
@@ -87,8 +87,7 @@ def _with_adjudication(df: pd.DataFrame, reader: StudyReader, store, key: str = 
     live = _live(reader, store, live)
     labels = live.adjudicated_dlt() if live is not None else {}
     if labels and reader.has_tables("toxicity_episodes"):
-        links = reader.sql("SELECT ae_event_key, list(event_key) AS episodes FROM toxicity_episodes "
-                           "WHERE ae_event_key IS NOT NULL GROUP BY ae_event_key")
+        links = reader.sql(REPORTED_AS_SQL)
         labels = on_reported_aes(labels, dict(zip(links["ae_event_key"], links["episodes"].map(list))))
     df = df.copy()
     # a dict lookup over the column at once: a loop over Arrow-backed strings costs seconds at 100k events

@@ -87,6 +87,12 @@ class DltStatus:
                         self.review["adjudicated_dlt"].to_numpy(dtype=object)))
 
 
+# every AE the site reported a CRS/ICANS episode as, with the episodes' keys (toxicity_episodes.ae_event_key): the
+# relation the listings and the overview read to treat the AE and its episode as one clinical event
+REPORTED_AS_SQL = ("SELECT ae_event_key, list(event_key ORDER BY event_key) AS episodes FROM toxicity_episodes "
+                   "WHERE ae_event_key IS NOT NULL GROUP BY ae_event_key")
+
+
 def on_reported_aes(labels: dict[str, str], reported_as: dict[str, list[str]],
                     order: tuple[str, ...] = (ADJUDICATED_YES, ADJUDICATED_PENDING, ADJUDICATED_NO,
                                               ADJUDICATED_NOT_IN_WINDOW)) -> dict[str, str]:

@@ -20,7 +20,7 @@ import pandas as pd
 from safety.access.reader import StudyReader
 from safety.derive.dlt.stopping import event_label
 from safety.review import changes as review_changes
-from safety.review.dlt_status import DltStatus, dlt_status
+from safety.review.dlt_status import REPORTED_AS_SQL, DltStatus, dlt_status
 
 # A rule box's colour (docs/dashboard.md "Status colours").
 CROSSED, NEAR, INSIDE = "crossed", "near", "inside"
@@ -204,10 +204,9 @@ def new_events(reader: StudyReader, since: dt.date | None) -> pd.DataFrame:
     if ch.empty:
         return pd.DataFrame(columns=cols)
     # episode_key: the CRS/ICANS episode an AE reports (one clinical event with it); in_window: a candidate's
-    ae = reader.sql("""SELECT a.event_key, a.aetoxgr AS grade, a.aeser = 'Y' AS serious, e.episode_key
-                       FROM adverse_events a LEFT JOIN (SELECT ae_event_key, min(event_key) AS episode_key
-                       FROM toxicity_episodes WHERE ae_event_key IS NOT NULL GROUP BY ALL) e
-                       ON e.ae_event_key = a.event_key""")
+    ae = reader.sql(f"""WITH e AS ({REPORTED_AS_SQL})
+                        SELECT a.event_key, a.aetoxgr AS grade, a.aeser = 'Y' AS serious, e.episodes[1] AS episode_key
+                        FROM adverse_events a LEFT JOIN e ON e.ae_event_key = a.event_key""")
     ep = reader.sql("SELECT event_key, max_grade AS grade, FALSE AS serious FROM toxicity_episodes")
     dlt = reader.sql("SELECT event_key, max(grade) AS grade, FALSE AS serious, bool_or(in_window) AS in_window "
                      "FROM dlt_candidates GROUP BY event_key")
