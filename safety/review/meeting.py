@@ -252,8 +252,7 @@ def one_line_per_event(events: pd.DataFrame) -> pd.DataFrame:
         return events
     out = events.copy()
     # an event without a key (a change of a subject's record) is a line of its own
-    out["_event"] = out["episode_key"].where(out["episode_key"].notna(), out["event_key"])
-    out["_event"] = out["_event"].where(out["_event"].notna(), pd.Series(range(len(out)), index=out.index).map("row{}".format))
+    out["_event"] = out["episode_key"].fillna(out["event_key"]).fillna("row " + out.index.astype(str).to_series(index=out.index))
     serious = out.groupby(["usubjid", "_event"])["serious"].transform("any")
     out["serious"] = serious.astype(bool)
     out = out.sort_values("rank", ascending=False, kind="stable").drop_duplicates(["usubjid", "_event"])
