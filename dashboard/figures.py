@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from safety.core.numbers import fixed, percent
 from safety.core.palette import GRADE_COLORS, GRADE_TEXT, MISSING_COLOR, grade_color
 from safety.derive.outcomes.response import LABELS as RESPONSE_LABELS
 
@@ -172,10 +173,13 @@ def incidence_by_grade_bar(df: pd.DataFrame, title: str | None = None) -> go.Fig
             marker_line=dict(color="#333", width=1),
             error_y=dict(type="data", symmetric=False, array=d["ci_high"] - d["pct"],
                          arrayminus=d["pct"] - d["ci_low"], color="#333", thickness=1.5),
-            customdata=np.stack([d["subjects"], d["total"], d["ci_low"], d["ci_high"]], axis=-1),
+            # the numbers as the tables print them (safety.core.numbers), not as the browser would round them
+            customdata=np.stack([d["subjects"], d["total"],
+                                 [percent(k, n) for k, n in zip(d["subjects"], d["total"])],
+                                 [f"{fixed(lo)}-{fixed(hi)}" for lo, hi in zip(d["ci_low"], d["ci_high"])]], axis=-1),
             hovertemplate="%{x}<br>" + grade_legend_name(grade)
-            + ": %{customdata[0]} of %{customdata[1]} subjects (%{y:.0f}%)"
-              "<br>95% CI %{customdata[2]:.0f}-%{customdata[3]:.0f}%<extra></extra>"))
+            + ": %{customdata[0]} of %{customdata[1]} subjects (%{customdata[2]}%)"
+              "<br>95% CI %{customdata[3]}%<extra></extra>"))
     fig.update_layout(barmode="group")
     fig.update_xaxes(title_text="Cohort")
     fig.update_yaxes(title_text="Subjects (%)", range=[0, 100])

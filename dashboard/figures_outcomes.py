@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.figures import log_range
+from safety.core.numbers import fixed
 from safety.core.palette import GRADE_COLORS, grade_color
 from safety.derive.outcomes.survival import AT_RISK_FROM_INFUSION
 
@@ -38,8 +39,9 @@ def _with_risk_table(curves: list[tuple[str, pd.DataFrame, str]], risk: list[tup
     for i, (name, curve, col) in enumerate(curves):
         fig.add_trace(go.Scatter(x=curve["day"], y=curve[col], mode="lines", line=dict(shape="hv", width=3,
                                  color=CURVE_COLORS[i % len(CURVE_COLORS)]), name=name,
-                                 customdata=curve[["n_at_risk"]],
-                                 hovertemplate="day %{x}: %{y:.1%} (at risk %{customdata[0]})<extra>" + name + "</extra>"),
+                                 # the estimate as the pages' tiles and the packet print it (safety.core.numbers)
+                                 customdata=list(zip(curve["n_at_risk"], [fixed(100 * v) for v in curve[col]])),
+                                 hovertemplate="day %{x}: %{customdata[1]}% (at risk %{customdata[0]})<extra>" + name + "</extra>"),
                       row=1, col=1)
     labels = []
     for i, (name, r) in enumerate(risk):

@@ -16,6 +16,7 @@ import textwrap
 import pandas as pd
 
 from dashboard.figures import FONT_SIZE, TITLE_SIZE
+from safety.core.numbers import fixed
 from safety.core.palette import BOUNDARY_LINES
 from safety.derive.dlt.stopping import boundary_axis_title, chart_title, event_label as name_event
 
@@ -221,8 +222,8 @@ def response_rate_svg(rates: pd.DataFrame, responders: str, title: str | None = 
         cx, half = LEFT + slot * (i + 0.5), min(slot * 0.3, 90)
         top, lo, hi = py(float(r.pct)), py(float(r.ci_low)), py(float(r.ci_high))
         k, n = int(r.responders), int(r.evaluable)
-        tip = (f"{r.timepoint}: {k} of {n} ({float(r.pct):.0f}%), "
-               f"95% CI {float(r.ci_low):.0f}-{float(r.ci_high):.0f}% (Clopper-Pearson)")
+        tip = (f"{r.timepoint}: {k} of {n} ({fixed(r.pct, 0)}%), "
+               f"95% CI {fixed(r.ci_low, 0)}-{fixed(r.ci_high, 0)}% (Clopper-Pearson)")
         out.append(f'<g><title>{esc(tip)}</title>'
                    f'<rect x="{_num(cx - half)}" y="{_num(top)}" width="{_num(2 * half)}" '
                    f'height="{_num(TOP + ph - top)}" fill="{RATE_BAR}"/>'

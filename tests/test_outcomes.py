@@ -550,3 +550,10 @@ def test_ties_of_one_rank_pick_by_text_not_by_the_order_rows_are_met(tmp_path):
     db.derive("response")
     best = {u: r["best_response"] for u, r in db.by("response_outcomes").items()}
     assert best == {"A": "PD", "B": "PD"}
+
+
+def test_orr_sentence_rounds_a_half_percent_up():
+    # 5 of 8 is 62.5 %: the sentence (on the Swimmer page and in the packet) says 63 %, as the packet's tables do
+    rows = pd.DataFrame({"criteria": ["Lugano 2014"] * 8, "responders_definition": ["CR + PR"] * 8,
+                         "responder": [True] * 5 + [False] * 3})
+    assert orr(rows)["text"].startswith("ORR 5/8 (63%): Lugano 2014 (CR + PR) 5/8")

@@ -497,3 +497,11 @@ def test_a_pages_dataframe_and_the_loads_columns_give_the_same_status_missing_va
 def _as_loaded(page_row: dict, like: dict) -> dict:
     """A page's status row with the load row's keys, a DataFrame's NaN as the load's None."""
     return {k: (None if isinstance(page_row[k], float) and page_row[k] != page_row[k] else page_row[k]) for k in like}
+
+
+def test_stopping_sentence_rounds_the_rate_as_every_table(tmp_path):
+    # 1 of 8 is 0.125: "0.13" as SAS, Excel and the packet's percentages (12.5 % -> 13 %) read it, not "0.12"
+    con = _study(tmp_path, 8, {1}, stopping_rule={"method": "boin", "threshold": 0.30})
+    [row] = rows(con, "SELECT * FROM stopping_rule_status")
+    assert "1 of 8 evaluable subjects had a DLT" in row["sentence"] and "(rate 0.13): escalate" in row["sentence"]
+    assert row["boundary"].startswith("escalate if rate <= 0.236, de-escalate if >= 0.359")

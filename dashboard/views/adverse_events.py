@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import state
 from dashboard import figures as F
+from safety.core.numbers import percent_value
 
 v = state.view()
 st.title("Adverse events")
@@ -52,7 +53,7 @@ def _counts(df: pd.DataFrame) -> pd.DataFrame:
 
 if by == "Overall":
     table = _counts(worst)
-    table["%"] = (100 * table["subjects"] / max(n_total, 1)).round(1)
+    table["%"] = [percent_value(k, n_total) for k in table["subjects"]]
 else:
     parts = {}
     for cohort, d in worst.groupby("cohort"):

@@ -5,6 +5,7 @@ import streamlit as st
 from dashboard import data, state
 from dashboard.tables import plural
 from dashboard import figures as F
+from safety.core.numbers import fixed, percent_value
 
 v = state.view()
 st.title("CRS & ICANS")
@@ -50,10 +51,11 @@ with views[0]:
                 inc = data.incidence(v, syndrome)
                 state.chart(F.incidence_by_grade_bar, inc[inc["grade"] > 0],
                             title=f"{syndrome}: subjects by maximum grade", key=f"inc_{syndrome}")
-                ci = (inc["ci_low"].round(0).astype(int).astype(str) + "-"
-                      + inc["ci_high"].round(0).astype(int).astype(str) + "%")
-                tbl = inc.assign(**{"95% CI": ci,
-                                    "pct": inc["pct"].round(1)}).drop(columns=["ci_low", "ci_high"])
+                # the packet's words: one decimal, rounded as every table (safety.core.numbers)
+                ci = [f"{fixed(lo)}-{fixed(hi)}" for lo, hi in zip(inc["ci_low"], inc["ci_high"])]
+                tbl = inc.assign(**{"95% CI (%)": ci,
+                                    "pct": [percent_value(k, n) for k, n in zip(inc["subjects"], inc["total"])]}
+                                 ).drop(columns=["ci_low", "ci_high"])
                 state.table(tbl.rename(columns={"grade": "max_grade", "pct": "%"}), subject_col=None)
 
 with views[1]:

@@ -6,6 +6,7 @@ import streamlit as st
 from dashboard import figures_outcomes as FO
 from dashboard import state
 from dashboard.tables import labelled
+from safety.core.numbers import fixed, percent
 from safety.derive.outcomes import survival
 from safety.derive.outcomes.deaths import NRM_HORIZONS
 from safety.derive.outcomes.infections import ALL_DOSE_LEVELS, WINDOWS
@@ -30,7 +31,7 @@ def endpoint(name: str):
 
 
 def pct(k: int, n: int) -> str:
-    return f"{k}/{n} ({100.0 * k / n:.0f}%)" if n else "0/0"
+    return f"{k}/{n} ({percent(k, n, 0)}%)" if n else "0/0"
 
 
 # Only the open tab runs (choosing another reruns the page for it): nine tabs of queries, survival curves and
@@ -50,10 +51,10 @@ if tabs[0].open:
                 k = int(deaths[f"nrm_by_day{h}"].fillna(False).astype(bool).sum()) if len(deaths) else 0
                 # named and rounded as the packet's deaths_nrm row, the Aalen-Johansen estimate beside it
                 col.metric(f"Non-relapse deaths by day {h}",
-                           f"{k}/{n_inf} ({100 * k / n_inf:.1f}%)" if n_inf else "-",
+                           f"{k}/{n_inf} ({percent(k, n_inf)}%)" if n_inf else "-",
                            help=f"Crude proportion of infused subjects. NRM cumulative incidence (Aalen-Johansen, "
                                 f"progression/relapse competing): "
-                                f"{100 * survival.value_at(curve, h, 'cumulative_incidence'):.1f}%")
+                                f"{fixed(100 * survival.value_at(curve, h, 'cumulative_incidence'))}%")
             st.caption("Non-relapse mortality: death without documented progression or relapse before it; "
                        "denominator: infused subjects. Cause category from the delivered cause, else the fatal AE "
                        "(safety/data/death_causes.csv).")
@@ -102,7 +103,7 @@ if tabs[1].open:
                 if len(per_dose):
                     st.markdown("**Per dose level: all infections, episodes per 100 patient-days (episodes / patient-days)**")
                     per_dose = per_dose.assign(cell=[
-                        ("-" if pd.isna(r) else f"{r:.2f}") + f" ({e} / {d})"
+                        fixed(r, 2, "-") + f" ({e} / {d})"
                         for r, e, d in zip(per_dose["per_100_patient_days"], per_dose["episodes"], per_dose["patient_days"])])
                     pivot = per_dose.pivot_table(index=["dose_level", "severity"], columns="onset_window", values="cell",
                                                  aggfunc="first")
@@ -134,7 +135,7 @@ if tabs[2].open:
             title, ev, comp = survival.ENDPOINTS[pick]
             state.chart(FO.cumulative_incidence_figure, curve, risk, title, ev, comp, key="ci_fig")
             est = pd.DataFrame({"Day": list(NRM_HORIZONS),
-                                "Cumulative incidence": [f"{100 * survival.value_at(curve, h, 'cumulative_incidence'):.1f}%"
+                                "Cumulative incidence": [f"{fixed(100 * survival.value_at(curve, h, 'cumulative_incidence'))}%"
                                                          for h in NRM_HORIZONS],
                                 "At risk": [int((data["time"] >= h).sum()) for h in NRM_HORIZONS]})
             st.dataframe(est, hide_index=True)
@@ -166,7 +167,7 @@ if tabs[3].open:
                     state.chart(FO.kaplan_meier_figure, groups, "From first response: Kaplan-Meier",
                                 "Probability without progression or death", "Days from first response", key="dor_km")
                     med = {g[0]: survival.median_time(g[1]) for g in groups}
-                    st.caption("Median " + "; ".join(f"{k}: {'not reached' if m is None else f'{m:.0f} days'}"
+                    st.caption("Median " + "; ".join(f"{k}: {'not reached' if m is None else fixed(m, 0) + ' days'}"
                                                      for k, m in med.items()) +
                                ". Duration of response is censored at the last response assessment, DFS/PFS at last known alive.")
                 state.table(r.drop(columns=["studyid", "data_cut"], errors="ignore"))

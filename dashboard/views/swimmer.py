@@ -6,6 +6,7 @@ from dashboard import data, state
 from dashboard import figures as F
 from dashboard import figures_outcomes as FO
 from dashboard.figures_svg import response_rate_svg
+from safety.core.numbers import fixed
 from safety.derive.outcomes import survival
 from safety.derive.outcomes.response import orr
 
@@ -102,7 +103,7 @@ if views[0].open:
         cols = st.columns(len(resp))
         for col, r in zip(cols, resp.itertuples()):
             col.metric(f"ORR {r.timepoint}", f"{int(r.responders)} / {n}",
-                       help=f"{r.pct:.0f}% (95% CI {r.ci_low:.0f}-{r.ci_high:.0f}%)")
+                       help=f"{fixed(r.pct, 0)}% (95% CI {fixed(r.ci_low, 0)}-{fixed(r.ci_high, 0)}%)")
         state.draw_svg(response_rate_svg(resp, counted_as))
 
 if views[1].open:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from safety.access.reader import StudyReader
+from safety.core.numbers import fixed, n_pct
 from safety.derive.outcomes import survival
 from safety.derive.outcomes.deaths import NRM_HORIZONS
 from safety.derive.outcomes.infections import ALL_DOSE_LEVELS, NO_DOSE_LEVEL, PATHOGEN_CLASSES, WINDOWS
@@ -162,27 +163,23 @@ def table_deaths_nrm(reader, store=None):
         return _missing(name, title, ref, "deaths", cols, "table")
     deaths = reader.sql("SELECT * FROM deaths")
     n = int(reader.scalar("SELECT count(*) FROM subjects WHERE infused AND first_infusion_date IS NOT NULL") or 0)
-    rows = [("Infused subjects (N)", str(n)), ("Deaths, any cause", c_npct(len(deaths), n))]
+    rows = [("Infused subjects (N)", str(n)), ("Deaths, any cause", n_pct(len(deaths), n))]
     for cat, k in deaths.groupby("cause_category").size().sort_values(ascending=False).items():
-        rows.append((f"  {cat}", c_npct(int(k), n)))
+        rows.append((f"  {cat}", n_pct(int(k), n)))
     cfg = c.study_settings(reader)
     data = survival.endpoint_data(reader.sql, "NRM", cfg, reader.scope.studyid, reader.scope.data_cut)
     # the three points only: the same numbers as the statsmodels curve, without its 1-2 s import per packet
     nrm_at = dict(zip(NRM_HORIZONS, survival.cumulative_incidence_at(data["time"], data["status"], NRM_HORIZONS)))
     for h in NRM_HORIZONS:
         k = int(deaths[f"nrm_by_day{h}"].fillna(False).astype(bool).sum()) if len(deaths) else 0
-        rows.append((f"Non-relapse deaths by day {h}", c_npct(k, n)))
+        rows.append((f"Non-relapse deaths by day {h}", n_pct(k, n)))
         rows.append((f"NRM cumulative incidence at day {h} (Aalen-Johansen), %",
-                     f"{100 * nrm_at[h]:.1f} (at risk {int((data['time'] >= h).sum())})"))
+                     f"{fixed(100 * nrm_at[h])} (at risk {int((data['time'] >= h).sum())})"))
     df = pd.DataFrame(rows, columns=cols)
     return c.finish(df, name=name, title=title, reference=ref, kind="table",
                     notes=["n (%) of infused subjects. Deaths from DM, DS and fatal AEs.",
                            "NRM: death without documented progression/relapse before it; progression/relapse is the "
                            "competing event; censoring at last known alive (the Aalen-Johansen estimate of statsmodels' CumIncidenceRight)."])
-
-
-def c_npct(k: int, n: int) -> str:
-    return f"{k} ({100.0 * k / n:.1f})" if n and k else str(k)
 
 
 def table_infections(reader, store=None):
@@ -212,8 +209,8 @@ def table_infections(reader, store=None):
             episodes, subjects = (int(by_window.at[w, "size"]), int(by_window.at[w, "nunique"])) \
                 if w in by_window.index else (0, 0)
             rate = rates.get((dose, w, cls, sev))
-            rate = f"{rate:.2f}" if rate is not None and pd.notna(rate) else ""
-            cells.append(f"{episodes} / {c_npct(subjects, n_den)} / {rate or '-'}")
+            rate = fixed(rate, 2)
+            cells.append(f"{episodes} / {n_pct(subjects, n_den)} / {rate or '-'}")
         return cells
 
     def severe(e):
@@ -251,14 +248,14 @@ def table_response(reader, store=None):
         n = len(g)
         rows.append((crit, "Infused subjects (N)", str(n)))
         for bor in best_response_order(g["best_response"]):
-            rows.append((crit, f"Best overall response {bor}", c_npct(int((g["best_response"] == bor).sum()), n)))
-        rows.append((crit, f"ORR ({definition})", c_npct(int(g["responder"].fillna(False).astype(bool).sum()), n)))
+            rows.append((crit, f"Best overall response {bor}", n_pct(int((g["best_response"] == bor).sum()), n)))
+        rows.append((crit, f"ORR ({definition})", n_pct(int(g["responder"].fillna(False).astype(bool).sum()), n)))
     res = orr(r)
     resp = r[r["first_response_day"].notna()]
     med = survival.median_survival_time(resp["dor_days"].astype(float),
                                         resp["dor_event"].fillna(False).astype(bool).astype(int)) if len(resp) else None
     rows.append(("All", "Median duration of response, days (Kaplan-Meier)",
-                 "not reached" if med is None else f"{med:.0f}"))
+                 "not reached" if med is None else fixed(med, 0)))
     return c.finish(pd.DataFrame(rows, columns=cols), name=name, title=title, reference=criteria_reference(res),
                     kind="table", notes=[res["text"], "Duration of response from the first response to "
                                          "progression/relapse or death, censored at the last response assessment."])

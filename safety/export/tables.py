@@ -12,6 +12,7 @@ import re
 import pandas as pd
 
 from safety.access.reader import StudyReader
+from safety.core.numbers import fixed, n_pct
 from safety.core.vocabulary import SUBJECT_DISPOSITION, SUBJECT_DISPOSITION_COUNTS
 from safety.derive.dlt.stopping import event_label, method_name
 from safety.derive.grading.summary import grade3_counts, shift_table, worst_per_term_sql
@@ -39,14 +40,6 @@ def population(reader: StudyReader) -> list[tuple[str, str, int]]:
     return out
 
 
-def npct(n, total) -> str:
-    """'3 (50.0)'; '0' for none; percentages of the column's N."""
-    n = 0 if n is None or pd.isna(n) else int(n)
-    if n == 0 or not total:
-        return str(n)
-    return f"{n} ({100.0 * n / total:.1f})"
-
-
 def _header(name: str, n: int, what: str = "n (%)") -> str:
     return f"{name} (N={n}) {what}"
 
@@ -70,7 +63,7 @@ def _pivot(counts: pd.DataFrame, keys: list[str], groups, what="n (%)") -> pd.Da
         wide.columns.name = None
     for g, name, n in groups:
         vals = wide[g] if g in wide.columns else pd.Series(0, index=wide.index)
-        wide[_header(name, n, what)] = [npct(v, n) for v in vals]
+        wide[_header(name, n, what)] = [n_pct(v, n) for v in vals]
     return wide[keys + [_header(name, n, what) for _, name, n in groups]]
 
 
@@ -110,7 +103,7 @@ def table_disposition(reader, store=None):
     out = pd.DataFrame({"Status": [label for label, _, _ in SUBJECT_DISPOSITION]})
     for g, name in names:
         n = counts[g][0]
-        out[_header(name, n)] = [npct(v, n) for v in counts[g]]
+        out[_header(name, n)] = [n_pct(v, n) for v in counts[g]]
     notes = [f"{label}: {meaning}." for label, _, meaning in SUBJECT_DISPOSITION]
     notes.append("N: the cohort's subjects in DM at this data cut (screened, infused or not); percentages of N. "
                  "Each subject is in one of In follow-up, Completed month 12, Discontinued and Died once infused.")
@@ -221,7 +214,7 @@ def _unavailable(name, title, reference, table):
 
 
 def _fmt_num(v) -> str:
-    return "-" if v is None or pd.isna(v) else (f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}")
+    return "-" if v is None or pd.isna(v) else (f"{v:.0f}" if float(v).is_integer() else fixed(v))
 
 
 def _fmt_med_range(med, lo, hi) -> str:
@@ -229,7 +222,7 @@ def _fmt_med_range(med, lo, hi) -> str:
 
 
 def _fmt_ci(lo, hi) -> str:
-    return "-" if lo is None or pd.isna(lo) else f"{lo:.1f}-{hi:.1f}"
+    return "-" if lo is None or pd.isna(lo) else f"{fixed(lo)}-{fixed(hi)}"
 
 
 def _summary_group(key) -> str:
@@ -273,7 +266,7 @@ FROM toxicity_episodes e JOIN pop p USING (usubjid) GROUP BY ALL""")
         ps = per[per["syndrome"] == syn]
 
         def inc_n(col):
-            return lambda g, n: npct(ig[g][col] if g in ig else 0, n)
+            return lambda g, n: n_pct(ig[g][col] if g in ig else 0, n)
 
         add(f"{syn}: any grade", inc_n("n_any_grade"))
         add(f"{syn}: any grade, 95% CI (%)", lambda g, n: _fmt_ci(ig[g]["any_grade_ci_low"], ig[g]["any_grade_ci_high"])
@@ -287,9 +280,9 @@ FROM toxicity_episodes e JOIN pop p USING (usubjid) GROUP BY ALL""")
         def mg(col, frame_col):
             def f(g, n):
                 if g == OVERALL and syn in mgmt.index:
-                    return npct(mgmt.at[syn, col], n)
+                    return n_pct(mgmt.at[syn, col], n)
                 d = ps if g == OVERALL else ps[ps["cohort"] == g]
-                return npct(int(d[frame_col].fillna(False).astype(bool).sum()), n)
+                return n_pct(int(d[frame_col].fillna(False).astype(bool).sum()), n)
             return f
 
         add(f"{syn}: tocilizumab", mg("n_subjects_tocilizumab", "tocilizumab"))
@@ -297,7 +290,7 @@ FROM toxicity_episodes e JOIN pop p USING (usubjid) GROUP BY ALL""")
         add(f"{syn}: anakinra", mg("n_subjects_anakinra", "anakinra"))
         add(f"{syn}: ICU-level support", mg("n_subjects_icu_level_support", "icu"))
         add(f"{syn}: ongoing at data cut",
-            lambda g, n: npct(int((ps if g == OVERALL else ps[ps["cohort"] == g])["ongoing"]
+            lambda g, n: n_pct(int((ps if g == OVERALL else ps[ps["cohort"] == g])["ongoing"]
                                   .fillna(False).astype(bool).sum()), n))
         add(f"{syn}: day of first onset, median (range)",
             lambda g, n: _fmt_med_range(og[g]["onset_day_median"], og[g]["onset_day_min"], og[g]["onset_day_max"])

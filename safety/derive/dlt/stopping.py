@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from safety.access.reader import Scope, StudyReader
+from safety.core.numbers import fixed
 from safety.core.config import dlt_window
 from safety.core.sql import create_missing, existing, insert_rows, reset_derived
 from safety.derive.dlt.evaluability import live_evaluability_columns
@@ -456,9 +457,9 @@ def _study_decision(sr: dict, n: int, y: int) -> dict:
                 return None
             return bounds.get(k) if k <= max_n else _pocock_bounds_at(level, p0, k, min_n)[k]
         bnd = trigger(n) if n >= 1 else None
-        boundary = (f"stop if {bnd} or more of {n} (nominal level {level:.4f})" if bnd is not None
+        boundary = (f"stop if {bnd} or more of {n} (nominal level {fixed(level, 4)})" if bnd is not None
                     else f"no stop possible at n = {n}")
-        crit = f"against the nominal level {level:.4f}"
+        crit = f"against the nominal level {fixed(level, 4)}"
     crossed = bnd is not None and y >= bnd
     if crossed:
         need, within, ahead = 0, 0, "boundary crossed"
@@ -478,7 +479,7 @@ def _dose_decision(sr: dict, n: int, y: int, table: dict[int, dict] | None) -> d
         phi1, phi2 = sr.get("boin_phi1"), sr.get("boin_phi2")
         lam_e, lam_d = boin_intervals(p0, phi1, phi2)
         decision = boin_decision(n, y, p0, float(sr["boin_elimination_cutoff"]), phi1, phi2)
-        boundary = f"escalate if rate <= {lam_e:.3f}, de-escalate if >= {lam_d:.3f}"
+        boundary = f"escalate if rate <= {fixed(lam_e, 3)}, de-escalate if >= {fixed(lam_d, 3)}"
         bnd = None
         if n >= 1:
             bnd = table[n]["deescalate_if_ge"]
@@ -567,7 +568,7 @@ def status_records(subjects: dict[str, list], config: dict, adjudicated: bool) -
         d, alt = _study_decision(sr, n, y), _study_decision(sr, n2, y2)
         ahead = d["events_to_boundary"]
         sentence = (f"{method_cited(method)}: {y} of {n} evaluable subject{'s' if n != 1 else ''} had a {label}{basis}; "
-                    f"{d['statistic_label']} = {d['statistic']:.3f} {d['crit']}: {d['decision']}. "
+                    f"{d['statistic_label']} = {fixed(d['statistic'], 3)} {d['crit']}: {d['decision']}. "
                     + (f"{ahead[0].upper()}{ahead[1:]}." if not d["crossed"] else "The stopping boundary is crossed.")
                     + _pending_sentence(pend, cands, d["decision"], alt["decision"], y2, n2))
         rows.append(dict(cohort=None, method=method, monitored_event=event, evaluable_n=n, events=y, pending=pend,
@@ -613,7 +614,7 @@ def status_records(subjects: dict[str, list], config: dict, adjudicated: bool) -
             else:
                 pending_text = _pending_sentence(pend, cands, decision, alt, y2, n2)
             sentence = (f"{method_cited(method)}, {word} {k}: {y} of {n} evaluable subject{'s' if n != 1 else ''} "
-                        f"had a {label}{basis} (rate {rate:.2f}): {words}."
+                        f"had a {label}{basis} (rate {fixed(rate, 2)}): {words}."
                         + (f" {ahead[0].upper()}{ahead[1:]}." if d["parts"] and k not in carried else "")
                         + pending_text)
             rows.append(dict(cohort=k, method=method, monitored_event=event, evaluable_n=n, events=y,

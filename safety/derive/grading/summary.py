@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from safety.core.numbers import percent_value
+
 GROUP_COLUMNS = ("cohort", "dose_level", "product", "arm", "siteid")
 GRADE_LABELS = ["Grade 0", "Grade 1", "Grade 2", "Grade 3", "Grade 4", "Missing"]
 
@@ -94,5 +96,5 @@ def grade3_counts(reader, by: str = "cohort") -> pd.DataFrame:
     )
     for c in ("n_subjects", "n_grade_3_plus", "n_grade_4"):
         df[c] = df[c].astype("Int64")
-    df["pct_grade_3_plus"] = (100.0 * df.n_grade_3_plus / df.n_subjects).round(1)
+    df["pct_grade_3_plus"] = [percent_value(k, n) for k, n in zip(df.n_grade_3_plus, df.n_subjects)]
     return df[["ctcae_term", "direction", by, "n_subjects", "n_grade_3_plus", "pct_grade_3_plus", "n_grade_4"]]

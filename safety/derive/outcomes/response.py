@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from safety.core.numbers import percent
 from safety.derive.graph import Derivation
 from safety.derive.outcomes.survival import PROGRESSION_SQL, progression_lists
 from safety.derive.toxicity._sql import insert, reset
@@ -145,7 +146,7 @@ def orr(rows: pd.DataFrame) -> dict:
     names = [p["criteria"] if str(p["definition"]) in str(p["criteria"]) else f"{p['criteria']} ({p['definition']})"
              for p in parts]
     detail = "; ".join(f"{name} {p['responders']}/{p['n']}" for name, p in zip(names, parts))
-    text = (f"ORR {k}/{n}" + (f" ({pct:.0f}%)" if n else "") + (f": {detail}" if detail else "")
+    text = (f"ORR {k}/{n}" + (f" ({percent(k, n, 0)}%)" if n else "") + (f": {detail}" if detail else "")
             + ". Responder: best overall response before progression in the counted categories; "
               "denominator: infused subjects.")
     counted_as = (names[0] if len(names) == 1 else " or ".join(names) + ", by each subject's diagnosis" if names
