@@ -201,6 +201,22 @@ def test_adverse_events_serious_toggle(app_env):
     assert expected <= all_subjects
 
 
+def test_adverse_events_page_says_where_reported_crs_icans_grades_differ_from_derived(app_env):
+    # the page counts reported grades; the CRS & ICANS page the derived ones: the difference is named, with a link
+    db = app_env
+    studyid, cut = _latest(db)
+    at = _open("adverse_events")
+    crs = _sql(db, "SELECT count(*) FROM grade_discrepancies WHERE studyid = $s AND data_cut = $c AND syndrome = 'CRS'",
+               s=studyid, c=cut)
+    icans = _sql(db, "SELECT count(*) FROM grade_discrepancies WHERE studyid = $s AND data_cut = $c "
+                     "AND syndrome = 'ICANS'", s=studyid, c=cut)
+    warnings = [w.value for w in at.warning if "count the grade the site reported" in w.value]
+    assert crs + icans > 0  # the sample studies have both kinds (a site's grade lower and higher than derived)
+    counts = " and ".join(f"{n} {syn}" for syn, n in (("CRS", crs), ("ICANS", icans)) if n)
+    assert len(warnings) == 1 and f"For these subjects, {counts} event" in warnings[0]
+    assert any("derived vs reported" in str(link.proto.label) for link in at.get("page_link"))
+
+
 def _open_profile(usubjid: str, view: str | None = None) -> AppTest:
     """The subject profile opened through its shareable link (?usubjid=...), on its chart tab ``view``."""
     at = AppTest.from_file(APP, default_timeout=120)

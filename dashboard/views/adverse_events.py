@@ -41,6 +41,20 @@ m[1].metric("Subjects with grade ≥3", int(worst.loc[worst["worst_grade"] >= 3,
 m[2].metric("Preferred terms", int(worst["aedecod"].nunique()))
 m[3].metric("Events", int(state.scalar(f"SELECT count(*) FROM adverse_events a WHERE {where}" +
                                        (" AND a.aetoxgr >= 3" if min_g else ""), fp) or 0))
+# CRS and ICANS rows here are the sites' grades; the CRS & ICANS page grades the same events from the bedside
+# assessments (ASTCT). Where the two differ a committee should not have to find that out by comparing pages.
+if not state.missing_tables("grade_discrepancies"):
+    dflt, dfp = state.subject_filter(v, column="d.usubjid")
+    differ = state.q(f"SELECT syndrome, count(*) AS n FROM grade_discrepancies d WHERE {dflt} GROUP BY ALL "
+                     "ORDER BY syndrome", dfp)
+    if len(differ):
+        counts = " and ".join(f"{int(r.n)} {r.syndrome}" for r in differ.itertuples())
+        st.warning(f"CRS and ICANS rows count the grade the site reported. For these subjects, {counts} "
+                   f"event{'s' if int(differ['n'].sum()) != 1 else ''} differ from the ASTCT grade derived from the "
+                   "bedside assessments (or exist on one side only): see Derived vs reported grades on the "
+                   "CRS & ICANS page.", icon=":material/compare_arrows:")
+        st.page_link("views/crs_icans.py", label="CRS & ICANS: derived vs reported grades",
+                     icon=":material/local_fire_department:")
 if worst.empty:
     state.empty("No adverse events match these filters.")
     st.stop()
