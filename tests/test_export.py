@@ -372,10 +372,13 @@ def test_write_outputs_audits_and_leaves_nothing_on_failure(reader, tmp_path, st
 
 # -- CLI ------------------------------------------------------------------------------------
 
-def _cli(*args, **env_extra):
+def _cli(*args, password: str | None = None, **env_extra):
+    """The command; ``password``: the --user account's password on standard input (with --password-stdin)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), **env_extra)
-    return subprocess.run([sys.executable, "-m", "safety", "export", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    extra = ("--password-stdin",) if password is not None else ()
+    return subprocess.run([sys.executable, "-m", "safety", "export", *args, *extra], cwd=ROOT, env=env,
+                          input=(password + "\n") if password is not None else "", capture_output=True, text=True,
+                          timeout=300)
 
 
 def test_cli_refuses_in_one_line_what_the_machine_or_the_file_refuses(db, tmp_path):
@@ -569,7 +572,7 @@ def test_every_page_shows_the_audit_head_at_export(reader, tmp_path, store):
 
 def test_cli_export_user_takes_the_accounts_role_and_scope(db, tmp_path):
     """`export --user NAME` is audited as NAME only when NAME may export; the scope is the account's."""
-    from access_fixtures import make_users
+    from access_fixtures import PASSWORD, make_users
     users = tmp_path / "users.yaml"
     make_users(users)
     investigator, admin, manager = "ivan", "adam", "dana"  # access_fixtures.ACCOUNTS
@@ -579,10 +582,15 @@ def test_cli_export_user_takes_the_accounts_role_and_scope(db, tmp_path):
     for name, says in ((investigator, "site investigator account may not export"),
                        (admin, "administrator account may not export"),
                        ("nobody", "no enabled account 'nobody'")):
-        r = _cli(*base, "--user", name, "--out", str(tmp_path / name))
+        r = _cli(*base, "--user", name, "--out", str(tmp_path / name), password=PASSWORD)
         assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert not (tmp_path / name).exists() or not list((tmp_path / name).iterdir())
-    r = _cli(*base, "--user", manager, "--out", str(tmp_path / "dm"))
+    # the name alone does not export as the account: its password proves it
+    for password, says in ((None, "--password-stdin"), ("wrong", "--user dana: wrong password")):
+        r = _cli(*base, "--user", manager, "--out", str(tmp_path / "dm"), password=password)
+        assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not (tmp_path / "dm").exists() or not list((tmp_path / "dm").iterdir())
+    r = _cli(*base, "--user", manager, "--out", str(tmp_path / "dm"), password=PASSWORD)
     assert r.returncode == 0, r.stderr
     store = ReviewStore(review)
     entry = store.audit_entries(action="export")[-1]

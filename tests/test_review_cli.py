@@ -30,16 +30,21 @@ def db(tmp_path):
     return path
 
 
-def _review(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("CELLTOX_USERS", None)
-    return subprocess.run([sys.executable, "-m", "safety", "review", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+def _review(*args, password: str | None = PASSWORD, **env_extra):
+    """The command with the --as account's password on standard input (``password=None``: none given)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **env_extra)
+    if "CELLTOX_USERS" not in env_extra:
+        env.pop("CELLTOX_USERS", None)
+    extra = ("--password-stdin",) if password is not None else ()
+    return subprocess.run([sys.executable, "-m", "safety", "review", *args, *extra], cwd=ROOT, env=env,
+                          input=(password + "\n") if password is not None else "", capture_output=True, text=True,
+                          timeout=300)
 
 
-def _decide(db, event=KEY, decision="confirmed", user="alice", rationale="SRC minutes 2025-04-02, item 3"):
+def _decide(db, event=KEY, decision="confirmed", user="alice", rationale="SRC minutes 2025-04-02, item 3",
+            password: str | None = PASSWORD, **env_extra):
     return _review("decide", "--db", str(db), "--study", STUDY, "--cut", CUT2.isoformat(), "--event", event,
-                   "--decision", decision, "--rationale", rationale, "--as", user)
+                   "--decision", decision, "--rationale", rationale, "--as", user, password=password, **env_extra)
 
 
 def _list(db, user="alice"):
@@ -72,7 +77,7 @@ def test_withdrawn_decision_makes_the_candidate_pending_again(db):
 
 
 @pytest.mark.parametrize("user, why", [("ivan", "may not adjudicate"), ("dora", "may not adjudicate"),
-                                       ("mallory", "no account 'mallory'")])
+                                       ("mallory", "no enabled account 'mallory'")])
 def test_accounts_without_the_right_are_refused_in_one_line(db, user, why):
     r = _decide(db, user=user)
     assert r.returncode == 2 and why in r.stderr and len(r.stderr.strip().splitlines()) == 1
@@ -104,9 +109,36 @@ def test_the_account_file_named_by_a_home_relative_setting_is_found(tmp_path, db
     home = tmp_path / "home"
     home.mkdir()
     (tmp_path / "users.yaml").rename(home / "accounts.yaml")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), CELLTOX_USERS="~/accounts.yaml", HOME=str(home))
-    r = subprocess.run([sys.executable, "-m", "safety", "review", "list", "--db", str(db), "--study", STUDY,
-                        "--cut", CUT2.isoformat(), "--as", "alice"], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=300)
+    r = _review("list", "--db", str(db), "--study", STUDY, "--cut", CUT2.isoformat(), "--as", "alice",
+                CELLTOX_USERS="~/accounts.yaml", HOME=str(home))
     assert r.returncode == 0, r.stderr
     assert KEY in {row["event_key"] for row in csv.DictReader(io.StringIO(r.stdout))}
+
+
+def _audit(db, action):
+    return [e for e in ReviewStore(default_review_path(db)).audit_entries(action=action)]
+
+
+def test_a_decision_under_a_name_needs_that_accounts_password(db):
+    """Anyone who could run the command could sign a decision as a committee member by naming her: the
+    account's password proves it, each attempt is audited as the app's sign-in is, and the app's lock applies."""
+    r = _decide(db, password="not her password")
+    assert r.returncode == 2 and r.stderr.strip().endswith("--as alice: wrong password")
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = _decide(db, password=None)  # no terminal to ask at, nothing on standard input
+    assert r.returncode == 2 and "--password-stdin" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert ReviewStore(default_review_path(db)).adjudication_history(STUDY) == []
+    [failure] = _audit(db, "sign_in_failure")
+    assert failure["username"] == "alice" and '"method": "command line"' in failure["detail"]
+    assert "review decide" in failure["detail"] and "not her password" not in failure["detail"]
+    assert _decide(db).returncode == 0
+    assert [e["username"] for e in _audit(db, "sign_in_success")] == ["alice"]
+
+
+def test_repeated_wrong_passwords_lock_the_account_for_the_command_as_for_the_app(db):
+    for _ in range(2):
+        assert _decide(db, password="guess", CELLTOX_LOCKOUT_ATTEMPTS="2").returncode == 2
+    r = _decide(db, CELLTOX_LOCKOUT_ATTEMPTS="2")  # the right password, too late
+    assert r.returncode == 2 and "too many failed sign-ins" in r.stderr and "users unlock alice" in r.stderr
+    assert ReviewStore(default_review_path(db)).adjudication_history(STUDY) == []
+    assert len(_audit(db, "sign_in_locked")) == 1

@@ -4,8 +4,9 @@ and one XLSX workbook, plus the PDF packet with cover, contents and overview fig
 Without --user the command runs with the all-sites scope (every site's subjects and the study-wide
 stopping-rule status) and is audited under the login name ("cli:<login>"): whoever can read the database
 file can read every site anyway. With --user NAME (or $CELLTOX_USER) the export takes that account's role
-and site scope from users.yaml and is audited as it: a role without the export right (investigator, admin)
-is refused.
+and site scope from users.yaml and is audited as it, once its password proves it (asked for at the terminal, or
+the first line of standard input with --password-stdin; docs/access.md): a role without the export right
+(investigator, admin) is refused.
 The cut defaults to the study's latest. Adjudications are read from the review store beside the
 database (<db>.review.sqlite) or --review-db; each export is recorded in its audit log.
 
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
+from safety.commands.accounts import Refused, add_password_argument, signed_in
 from safety.export import FORMATS
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", help="a celltox account: export with its role and site scope and audit it as that "
                                   "account (default: $CELLTOX_USER, else all sites audited as cli:<login>)")
     p.add_argument("--users", help="account file for --user (default: $CELLTOX_USERS, else users.yaml beside --db)")
+    add_password_argument(p)
     p.add_argument("--pdf-max-rows", type=_rows, default=1000,
                    help="rows per listing in the PDF before it points to the full files (default 1000)")
 
@@ -131,7 +134,7 @@ def _export(args, formats: list[str], renderer) -> int:
         name = args.user or os.environ.get("CELLTOX_USER")
         sites = None
         if name:
-            account = _account(name, args.users, db)
+            account = _account(name, args, db, store)
             if isinstance(account, str):
                 return _fail(account)
             sites = scope_for(account, args.study, cut).sites
@@ -160,23 +163,15 @@ def _warn_missing_figures(renderer) -> None:
               f"{missing[0].removeprefix('figure unavailable: ')}", file=sys.stderr)
 
 
-def _account(name: str, users: str | None, db: Path) -> User | str:
-    """The enabled account ``name`` allowed to export, or the one-line reason it cannot."""
-    from safety.access.auth import ROLE_LABELS, AuthError, UserStore, can_export, users_file
-    path = users_file(users, db)
-    if not path.exists():
-        return f"--user {name}: no account file at {path} (give --users PATH or set CELLTOX_USERS)"
-    store = UserStore(path)
+def _account(name: str, args, db: Path, review_store) -> User | str:
+    """The enabled account ``name`` allowed to export, proved by its password, or the one-line reason it cannot."""
+    from safety.access.auth import ROLE_LABELS, can_export
     try:
-        store.check()
-        account = store.get(name)
-    except AuthError as exc:
-        return f"--user {name}: {exc}"
-    if account is None:
-        return f"--user {name}: no enabled account {name!r} in {path}"
-    if not can_export(account):
-        return f"--user {name}: a {ROLE_LABELS[account.role].lower()} account may not export (docs/access.md)"
-    return account
+        return signed_in("--user", name, args.users, db, can_export,
+                         lambda u: f"a {ROLE_LABELS[u.role].lower()} account may not export (docs/access.md)",
+                         review_store, args.password_stdin, "export")
+    except Refused as exc:
+        return str(exc)
 
 
 def _d(v) -> dt.date:

@@ -4,7 +4,8 @@
       --decision confirmed|rejected|withdrawn --rationale "minutes of 2025-04-02, item 3" --as alice
   python -m safety review list --db study.duckdb --study S --cut 2025-03-31 --as alice   (CSV on stdout)
 
-``--as`` names an account of users.yaml beside the database (or --users / $CELLTOX_USERS). A decision goes
+``--as`` names an account of users.yaml beside the database (or --users / $CELLTOX_USERS), proved by its password
+(asked for at the terminal, or the first line of standard input with --password-stdin; docs/access.md). A decision goes
 through the same checks, the same review store and the same audit entry as the DLT review page's form, and
 takes effect at once on every page and in the next packet. An account without the adjudicate right is
 refused (exit 2, one line). ``list`` prints each DLT candidate and adjudicated event with the decision in
@@ -17,15 +18,12 @@ import datetime as dt
 import sys
 from pathlib import Path
 
+from safety.commands.accounts import Refused, add_password_argument, right_words, signed_in
 from safety.core.vocabulary import CLI_DECISIONS
 
 LIST_COLUMNS = ["event_key", "usubjid", "cohort", "dose_level", "rule_id", "reason", "term", "onset_day", "grade",
                 "in_window", "status", "adjudicated_dlt", "decision", "reviewer", "decided_at", "rationale",
                 "needs_rereview"]
-
-
-class _Refused(Exception):
-    """A request the command refuses: one line on stderr, exit 2."""
 
 
 def add_arguments(parser) -> None:
@@ -36,7 +34,9 @@ def add_arguments(parser) -> None:
         p.add_argument("--db", required=True, help="study database (the review store and users.yaml sit beside it)")
         p.add_argument("--study", required=True, help="study id")
         p.add_argument("--cut", required=True, metavar="YYYY-MM-DD", help="data cut")
-        p.add_argument("--as", dest="as_user", required=True, metavar="USER", help="account of users.yaml")
+        p.add_argument("--as", dest="as_user", required=True, metavar="USER",
+                       help="account of users.yaml, proved by its password")
+        add_password_argument(p)
         p.add_argument("--users", help="account file (default: $CELLTOX_USERS, else users.yaml beside --db)")
         p.add_argument("--review-db", help="review store (default: <db>.review.sqlite beside --db)")
         if name == "decide":
@@ -50,26 +50,6 @@ def _fail(msg: str) -> int:
     return 2
 
 
-def _account(args, right):
-    """The --as account, refused when unknown, disabled or without ``right``."""
-    from safety.access.auth import AuthError, UserStore, users_file
-
-    path = users_file(args.users, args.db)
-    if not path.exists():
-        raise _Refused(f"no account file at {path}: --as needs users.yaml beside the database (or --users)")
-    try:
-        user = UserStore(path).get(args.as_user)
-    except AuthError as exc:
-        raise _Refused(f"{path}: {exc}") from None
-    if user is None:
-        raise _Refused(f"no account {args.as_user!r} in {path}")
-    if getattr(user, "disabled", False):
-        raise _Refused(f"account {args.as_user!r} is disabled")
-    if not right(user):
-        raise _Refused(f"account {args.as_user!r} (role {user.role}) may not {right.__name__.replace('can_', '').replace('_', ' ')}")
-    return user
-
-
 def run(args) -> int:
     # heavy imports here, not at the top: `python -m safety --help` stays fast
     from safety.access import auth
@@ -81,33 +61,35 @@ def run(args) -> int:
     if not getattr(args, "review_command", None):
         return _fail("choose an action: decide or list")
     try:
-        right = auth.can_adjudicate if args.review_command == "decide" else auth.can_view_patient_data
-        user = _account(args, right)
         try:
             cut = dt.date.fromisoformat(args.cut)
         except ValueError:
-            raise _Refused(f"--cut {args.cut!r} is not a date (YYYY-MM-DD)") from None
+            raise Refused(f"--cut {args.cut!r} is not a date (YYYY-MM-DD)") from None
         db = Path(args.db)
         if not db.exists():
-            raise _Refused(f"no database at {db}")
+            raise Refused(f"no database at {db}")
+        store = ReviewStore(Path(args.review_db) if args.review_db else default_review_path(db))
+        right = auth.can_adjudicate if args.review_command == "decide" else auth.can_view_patient_data
+        user = signed_in("--as", args.as_user, args.users, db, right,
+                         lambda u: f"account {u.username!r} (role {u.role}) may not {right_words(right)}",
+                         store, args.password_stdin, f"review {args.review_command}")
         con = connect(db, read_only=True)
         try:
             cuts = available_cuts(con)
             mine = {(c.date() if isinstance(c, dt.datetime) else c)
                     for c in cuts.loc[cuts["studyid"] == args.study, "data_cut"]}
             if not mine:
-                raise _Refused(f"unknown study {args.study!r}; studies in {db.name}: "
+                raise Refused(f"unknown study {args.study!r}; studies in {db.name}: "
                                + (", ".join(sorted(set(cuts["studyid"]))) or "none"))
             if cut not in mine:
-                raise _Refused(f"no data cut {cut} for {args.study}; available cuts: "
+                raise Refused(f"no data cut {cut} for {args.study}; available cuts: "
                                + ", ".join(d.isoformat() for d in sorted(mine)))
             reader = StudyReader(con, auth.scope_for(user, args.study, cut))
-            store = ReviewStore(Path(args.review_db) if args.review_db else default_review_path(db))
             if args.review_command == "decide":
                 try:
                     new_id = record_decision(store, reader, args.event, args.decision, args.rationale, user.username)
                 except ValueError as exc:  # the same checks as the DLT review form
-                    raise _Refused(str(exc)) from None
+                    raise Refused(str(exc)) from None
                 print(f"recorded decision {new_id}: {args.event} {args.decision} by {user.username}")
                 return 0
             review = dlt_status(reader, store).review
@@ -118,5 +100,5 @@ def run(args) -> int:
             return 0
         finally:
             con.close()
-    except _Refused as exc:
+    except Refused as exc:
         return _fail(str(exc))
