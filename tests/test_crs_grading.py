@@ -159,3 +159,50 @@ def test_rerun_replaces_rows(db_path):
     db.derive()
     db.derive()
     assert db.one("SELECT count(*) AS n FROM crs_grades")["n"] == 1
+
+
+def test_records_of_one_time_point_are_graded_together(db_path):
+    """The temperature in one record and the vasopressor in another at 08:00 are fever with a vasopressor:
+    grade 3 for the time point (Lee 2019), not grade 1 beside an ungradable record."""
+    db = StudyDB(db_path)
+    db.subject("M1")
+    db.crs("M1", 1, temp=38.6)
+    db.crs("M1", 1, temp=None, hypotension=True, vasopressors=1)
+    db.crs("M1", 2, temp=37.0)
+    db.crs("M1", 3, temp=37.0)
+    db.derive()
+    rows = db.rows("SELECT temp_c, grade, grade_component, grade_reason, evidence FROM crs_grades "
+                   "WHERE usubjid = 'M1' AND day = 1 ORDER BY temp_c NULLS LAST")
+    assert [int(r["grade"]) for r in rows] == [3, 3]
+    assert [r["grade_component"] for r in rows] == ["hypotension", "hypotension"]
+    assert all("one vasopressor" in r["grade_reason"] for r in rows)
+    assert rows[0]["temp_c"] == 38.6 and rows[1]["temp_c"] != rows[1]["temp_c"]  # each keeps its own (NULL: NaN)
+    assert all("graded with the other record at this time" in r["evidence"] for r in rows)
+    [ep] = db.rows("SELECT max_grade, vasopressor_max FROM toxicity_episodes WHERE usubjid = 'M1'")
+    assert (int(ep["max_grade"]), int(ep["vasopressor_max"])) == (3, 1)
+
+
+def test_therapy_given_after_the_last_afebrile_assessment_masks_the_episode_it_treated(db_path):
+    """The fever recorded at 08:00 on day 2 (the highest since the 08:00 assessment of day 1) may have begun the
+    evening before: tocilizumab for CRS at 23:00 on day 1 is therapy for this episode. Fever is then no longer
+    required (Lee 2019), and the episode lists the dose. A dose before the last afebrile assessment is not."""
+    db = StudyDB(db_path)
+    db.subject("N1")
+    db.crs("N1", 1, temp=37.0)
+    db.med("N1", "tocilizumab", 1, 1, hour=23, indication="Cytokine release syndrome")
+    db.crs("N1", 2, temp=39.0)                                     # onset, grade 1
+    db.crs("N1", 2, hour=20, temp=37.0, hypotension=True, vasopressors=1)
+    db.crs("N1", 3, temp=37.0)
+    db.crs("N1", 4, temp=37.0)
+    db.subject("N2")                                               # the dose before the afebrile assessment
+    db.med("N2", "tocilizumab", 1, 1, hour=6)
+    db.crs("N2", 1, temp=37.0)
+    db.crs("N2", 2, temp=39.0)
+    db.crs("N2", 2, hour=20, temp=37.0, hypotension=True, vasopressors=1)
+    db.derive()
+    got = {r["usubjid"]: r for r in db.rows("SELECT * FROM crs_grades WHERE day = 2 AND hour(assessment_time) = 20")}
+    assert (int(got["N1"]["grade"]), bool(got["N1"]["fever_required"])) == (3, False)
+    assert (int(got["N2"]["grade"]), bool(got["N2"]["fever_required"])) == (0, True)
+    eps = {r["usubjid"]: r for r in db.rows("SELECT * FROM toxicity_episodes WHERE syndrome = 'CRS'")}
+    assert int(eps["N1"]["max_grade"]) == 3 and eps["N1"]["tocilizumab"] and int(eps["N1"]["tocilizumab_first_day"]) == 1
+    assert int(eps["N2"]["max_grade"]) == 1 and not eps["N2"]["tocilizumab"]

@@ -488,8 +488,9 @@ def test_several_reported_aes_of_the_same_grade_speak_in_one_fixed_order(db_path
 
 
 def test_two_assessments_at_one_time_with_the_worst_grade_give_one_evidence(db_path):
-    # the same time, the same grade 2, two reasons, entered in either order: the evidence quoted is the first
-    # reason in text order (before, the first one DuckDB met)
+    # the same time, the same grade 2, two reasons, entered in either order: the time point is graded with both
+    # (hypotension and oxygen), and the evidence quoted is the first record's in text order (before, the first one
+    # DuckDB met)
     db = StudyDB(db_path)
     for u, first_oxygen in (("E4", True), ("E5", False)):
         db.subject(u)
@@ -504,7 +505,8 @@ def test_two_assessments_at_one_time_with_the_worst_grade_give_one_evidence(db_p
     d = {r["usubjid"]: r for r in db.rows("SELECT * FROM grade_discrepancies WHERE usubjid IN ('E4', 'E5')")}
     assert [(d[u]["reported_grade"], d[u]["derived_grade"]) for u in ("E4", "E5")] == [(1, 2), (1, 2)]
     assert d["E4"]["evidence"] == d["E5"]["evidence"] == \
-        "grade 2 on day 2: hypotension without vasopressors (T 38.6 C; hypotension)"
+        ("grade 2 on day 2: hypotension without vasopressors and low-flow nasal cannula <= 6 L/min "
+         "(T 38.6 C; hypotension; graded with the other record at this time)")
 
 
 def test_iec_hs_names_one_directed_therapy_when_two_start_the_same_day(db_path):

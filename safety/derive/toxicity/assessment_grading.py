@@ -75,6 +75,22 @@ WITH a AS (
          WHEN o2 = 'MECHANICAL_VENTILATION' THEN 'mechanical ventilation'
          WHEN o2 IS NOT NULL AND o2 <> 'NONE' THEN 'unrecognised oxygen value ' || o2 END AS hypoxia_reason
   FROM a
+), tp AS (
+  -- The records of one time point (the same assessment time; date-only records of one day) describe one
+  -- patient state and are graded together: a temperature in one record and the vasopressor in another are
+  -- fever with a vasopressor (grade 3), not grade 1 beside an ungradable record. Each record keeps its own
+  -- values and evidence; the grade is the time point's.
+  SELECT * REPLACE (
+      bool_or(fever) OVER w AS fever,
+      max(hypotension_grade) OVER w AS hypotension_grade,
+      arg_max(hypotension_reason, (hypotension_grade, hypotension_reason)) OVER w AS hypotension_reason,
+      -- an unrecognised oxygen value leaves the time point ungradable, as it does a record alone
+      CASE WHEN bool_or(hypoxia_grade IS NULL) OVER w THEN NULL ELSE max(hypoxia_grade) OVER w END AS hypoxia_grade,
+      CASE WHEN bool_or(hypoxia_grade IS NULL) OVER w THEN arg_max(hypoxia_reason, hypoxia_grade IS NULL) OVER w
+           ELSE arg_max(hypoxia_reason, (hypoxia_grade, hypoxia_reason)) OVER w END AS hypoxia_reason),
+    count(temp_c) OVER w > 0 AS tp_temp_known, count(*) OVER w AS tp_records
+  FROM c
+  WINDOW w AS (PARTITION BY usubjid, day, assessment_time)
 ), g AS (
   SELECT *, greatest(hypotension_grade, hypoxia_grade) AS comp,
     concat_ws('; ',
@@ -84,13 +100,15 @@ WITH a AS (
       CASE WHEN hypotension AND n_press = 0 AND NOT vpn THEN 'hypotension' END,
       CASE WHEN hypotension IS NULL AND n_press = 0 AND NOT vpn THEN 'hypotension not recorded' END,
       CASE WHEN o2 IS NULL THEN 'oxygen not recorded' WHEN o2 <> 'NONE' THEN
-           'oxygen ' || o2 || coalesce(' ' || round(o2_flow_lmin, 1) || ' L/min', '') END
+           'oxygen ' || o2 || coalesce(' ' || round(o2_flow_lmin, 1) || ' L/min', '') END,
+      CASE WHEN tp_records = 2 THEN 'graded with the other record at this time'
+           WHEN tp_records > 2 THEN 'graded with the ' || (tp_records - 1) || ' other records at this time' END
     ) AS evidence
-  FROM c
+  FROM tp
 )
 SELECT *,
   CASE WHEN hypoxia_grade IS NULL THEN NULL
-       WHEN fever THEN greatest(1, comp) WHEN temp_c IS NULL THEN NULL ELSE 0 END AS g_req,
+       WHEN fever THEN greatest(1, comp) WHEN NOT tp_temp_known THEN NULL ELSE 0 END AS g_req,
   CASE WHEN hypoxia_grade IS NULL THEN NULL
        WHEN fever THEN greatest(1, comp) ELSE comp END AS g_pot,
   CASE WHEN comp = 0 THEN NULL
@@ -205,18 +223,25 @@ def _masking_med_sql() -> str:
         AND (nullif(trim(cmindc), '') IS NULL OR regexp_matches(upper(cmindc), '{MASKING_INDICATION_PATTERN}'))))"""
 
 
+def moment(day: str, ts: str) -> str:
+    """A sortable moment in seconds from day 0: the study day and, when recorded, the time of day (a date-only
+    value, or one at 00:00, is the start of its day)."""
+    return f"({day} * 86400 + coalesce(epoch({ts}) - epoch(date_trunc('day', {ts})), 0))"
+
+
 def _timepoints_sql(rows: str, masking: bool) -> str:
-    """Time points (distinct assessment times) with the worst grade under both fever states, and the latest
-    start day of a masking medication given before the time point (compared with episode onset in the walk)."""
+    """Time points (distinct assessment times) with the worst grade under both fever states, the moment of the
+    time point before (``prev_moment``), and the moment of the latest masking medication given before the time
+    point (``mask_moment``, compared in the walk with the moment the episode's fever may have begun)."""
     # A dose on the day of an assessment counts as given before it, unless both carry a time and the dose came
     # later (an assessment at 00:00 is taken as date-only).
     mask = f"""
-      (SELECT max(m.start_day) FROM _tox_mask_meds m
+      (SELECT max({moment('m.start_day', 'm.start_time')}) FROM _tox_mask_meds m
        WHERE m.usubjid = t.usubjid
          AND (m.start_day < t.day
               OR (m.start_day = t.day AND (m.start_time IS NULL OR t.assessment_time IS NULL
                                            OR t.assessment_time = date_trunc('day', t.assessment_time)
-                                           OR m.start_time <= t.assessment_time))))""" if masking else "NULL::INTEGER"
+                                           OR m.start_time <= t.assessment_time))))""" if masking else "NULL::DOUBLE"
     return f"""
 CREATE OR REPLACE TEMP TABLE _tox_tp AS
 WITH t AS (
@@ -224,9 +249,19 @@ WITH t AS (
   FROM {rows} WHERE day IS NOT NULL GROUP BY usubjid, day, assessment_time
 )
 SELECT t.*, row_number() OVER (PARTITION BY usubjid ORDER BY day, assessment_time NULLS FIRST) AS rn,
-       {mask} AS mask_start
+       lag({moment('day', 'assessment_time')}) OVER (PARTITION BY usubjid ORDER BY day, assessment_time NULLS FIRST)
+         AS prev_moment,
+       {mask} AS mask_moment
 FROM t
 """
+
+
+# The moment from which therapy counts as given for an episode that begins at a time point: the fever a record
+# shows (the highest temperature since the assessment before) may have begun right after that assessment, so
+# therapy given since then counts (tocilizumab at 23:00 for a fever first recorded at 08:00 the next morning),
+# at most from the start of the day before the onset, and always from the start of the onset day.
+_MASK_FROM = f"""CASE WHEN t.prev_moment IS NULL THEN t.day * 86400.0
+     ELSE least(t.day * 86400.0, greatest(t.prev_moment + 1, (t.day - 1) * 86400.0)) END"""
 
 
 _WALK = f"""
@@ -236,32 +271,34 @@ WITH RECURSIVE w AS (
          coalesce(g_req >= 1, false) AS is_open, coalesce(g_req >= 1, false) AS in_episode,
          CASE WHEN g_req >= 1 THEN 1 ELSE 0 END AS episode_no,
          CASE WHEN g_req >= 1 THEN day END AS onset_day,
+         CASE WHEN g_req >= 1 THEN {_MASK_FROM} END AS mask_from,
          CASE WHEN g_req >= 1 THEN day END AS last_sym_day,
          NULL::INTEGER AS last_zero_day, 0 AS zero_days
-  FROM _tox_tp WHERE rn = 1
+  FROM _tox_tp t WHERE rn = 1
   UNION ALL
   SELECT usubjid, rn, day, assessment_time, x_masked, x_grade,
          CASE WHEN x_grade >= 1 THEN true WHEN x_zero_days >= {EPISODE_END_ZERO_DAYS} THEN false ELSE x_open0 END,
          x_open0 OR coalesce(x_grade >= 1, false),
-         x_episode_no, x_onset_day, x_last_sym_day, x_last_zero_day, x_zero_days
+         x_episode_no, x_onset_day, x_mask_from, x_last_sym_day, x_last_zero_day, x_zero_days
   FROM (
     SELECT t.usubjid, t.rn, t.day, t.assessment_time,
            w.is_open AND t.day - w.last_sym_day <= {EPISODE_MAX_UNASSESSED_GAP} AS x_open0,
-           -- masked only by therapy started once this episode had begun (given for CRS)
-           x_open0 AND coalesce(t.mask_start >= w.onset_day, false) AS x_masked,
+           -- masked only by therapy given for this episode: since its fever may have begun (_MASK_FROM)
+           x_open0 AND coalesce(t.mask_moment >= w.mask_from, false) AS x_masked,
            CASE WHEN x_masked THEN t.g_pot ELSE t.g_req END AS x_grade,
            coalesce(x_grade >= 1 AND NOT x_open0, false) AS x_started,
            coalesce(x_grade = 0 AND x_open0 AND t.day > w.last_sym_day
                     AND t.day > coalesce(w.last_zero_day, -1000000), false) AS x_zero_day,
            w.episode_no + CASE WHEN x_started THEN 1 ELSE 0 END AS x_episode_no,
            CASE WHEN x_started THEN t.day ELSE w.onset_day END AS x_onset_day,
+           CASE WHEN x_started THEN {_MASK_FROM} ELSE w.mask_from END AS x_mask_from,
            CASE WHEN x_grade >= 1 THEN t.day ELSE w.last_sym_day END AS x_last_sym_day,
            CASE WHEN x_zero_day THEN t.day ELSE w.last_zero_day END AS x_last_zero_day,
            CASE WHEN x_grade >= 1 THEN 0 WHEN x_zero_day THEN w.zero_days + 1 ELSE w.zero_days END AS x_zero_days
     FROM w JOIN _tox_tp t ON t.usubjid = w.usubjid AND t.rn = w.rn + 1
   )
 )
-SELECT usubjid, day, assessment_time, masked, grade, in_episode, episode_no FROM w
+SELECT usubjid, day, assessment_time, masked, grade, in_episode, episode_no, mask_from FROM w
 """
 
 
@@ -279,6 +316,7 @@ CREATE OR REPLACE TEMP TABLE _tox_{syn}_graded AS
 SELECT r.*, coalesce(w.masked, false) AS masked,
        CASE WHEN w.masked THEN r.g_pot ELSE r.g_req END AS row_grade,
        CASE WHEN w.in_episode THEN w.episode_no END AS episode_no,
+       CASE WHEN w.in_episode THEN w.mask_from END AS mask_from,
        CASE WHEN w.in_episode THEN r.usubjid || '/{syndrome}/' || w.episode_no END AS episode_key
 FROM _tox_{syn}_rows r
 LEFT JOIN _tox_walk w ON w.usubjid = r.usubjid AND w.day = r.day

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from safety.core.vocabulary import CRS_TERMS, ICANS_TERMS, SYNDROME_DEATH_PATTERNS
 from safety.derive.toxicity._sql import SCOPE, insert, run
+from safety.derive.toxicity.assessment_grading import moment
 from safety.schema import TOXICITY_EPISODES
 
 # A death is attributed to the episode of the syndrome that started at most this many days after it (an AE
@@ -37,8 +38,12 @@ WHERE {SCOPE} AND upper(trim(coalesce(aedecod, aeterm))) IN {terms!r}{subj}
 """
 
 
-def _med_window_sql(alias: str) -> str:
-    """Per-episode medication use: records started from onset to the day after the last symptomatic day."""
+def _med_window_sql(alias: str, since_mask_from: bool = False) -> str:
+    """Per-episode medication use: records started from onset to the day after the last symptomatic day;
+    ``since_mask_from``: from the episode's ``mask_from`` instead (a CRS episode graded from assessments: the
+    moment since which therapy counts as given for it, assessment_grading._MASK_FROM)."""
+    start = (f"{moment('m.start_day', 'm.start_time')} >= e.mask_from" if since_mask_from
+             else "m.start_day >= e.onset_day")
     return f"""
   LEFT JOIN (
     SELECT e.usubjid, e.episode_no,
@@ -47,9 +52,9 @@ def _med_window_sql(alias: str) -> str:
       min(m.start_day) FILTER (WHERE m.cls = 'corticosteroid') AS steroid_first,
       min(m.start_day) FILTER (WHERE m.cls = 'anakinra') AS anakinra_first,
       count(*) FILTER (WHERE m.cls = 'vasopressor') AS vaso_n
-    FROM {alias} e JOIN (SELECT usubjid, lower(med_class) AS cls, start_day FROM medications
+    FROM {alias} e JOIN (SELECT usubjid, lower(med_class) AS cls, start_day, start_time FROM medications
                          WHERE {SCOPE} AND start_day IS NOT NULL) m
-      ON m.usubjid = e.usubjid AND m.start_day BETWEEN e.onset_day AND e.last_symptomatic_day + 1
+      ON m.usubjid = e.usubjid AND {start} AND m.start_day <= e.last_symptomatic_day + 1
     GROUP BY e.usubjid, e.episode_no
   ) med ON med.usubjid = ep.usubjid AND med.episode_no = ep.episode_no
 """
@@ -79,6 +84,7 @@ ep AS (
     max(r.day) FILTER (WHERE r.row_grade >= 3) AS grade3_plus_last_day,
     min(r.assessment_time) FILTER (WHERE r.row_grade >= 3) AS g3_first_time,
     max(r.assessment_time) FILTER (WHERE r.row_grade >= 3) AS g3_last_time,
+    min(r.mask_from) AS mask_from,
     {support}
   FROM g r GROUP BY r.usubjid, r.episode_no
 ),
@@ -154,7 +160,7 @@ JOIN peak USING (usubjid, episode_no)
 LEFT JOIN res USING (usubjid, episode_no)
 LEFT JOIN after_g3 USING (usubjid, episode_no)
 LEFT JOIN g3 USING (usubjid, episode_no)
-{_med_window_sql('ep')}
+{_med_window_sql('ep', since_mask_from=crs)}
 """, params)
     insert(con, TOXICITY_EPISODES, f"""
 SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, '{syndrome}' AS syndrome, episode_no, event_key,
