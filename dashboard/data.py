@@ -187,6 +187,15 @@ def subject_dlt_keys(v: state.View, usubjid: str) -> tuple[tuple[str, ...], tupl
     return tuple(sorted(set(counted))), tuple(sorted(set(pending)))
 
 
+def subject_dlt_labels(v: state.View, usubjid: str) -> dict[str, str]:
+    """Event key -> the listings' "Adjudicated DLT" label (Yes, No, Pending, not adjudicated: outside the DLT
+    window; :func:`safety.review.dlt_status.adjudicated_labels`) of the subject's candidates and adjudicated
+    events, so the profile's tables say what the AE listing and the DLT review say."""
+    review = dlt_status(v).review
+    mine = review[review["usubjid"] == usubjid]
+    return dict(zip(mine["event_key"], dlt_live.adjudicated_labels(mine)))
+
+
 @st.cache_data(show_spinner=False, max_entries=2000)
 def _subject_figure(v: state.View, usubjid: str, kind: str, window: tuple, day_range: tuple, dlt_keys: tuple,
                     pending_keys: tuple, tests: tuple) -> dict:

@@ -187,6 +187,37 @@ def test_crs_icans_numbers_equal_database(app_env):
         assert m[f"{syndrome} any grade"] == f"{n} / {infused}"
 
 
+def test_crs_icans_management_counts_subjects_as_the_packet_does(app_env):
+    """The page counted episodes under the packet's subject counts' names (tocilizumab 11 beside the packet's
+    tocilizumab n (%) of subjects): it now counts subjects, and the numbers are the packet's."""
+    from safety.export.common import make_reader
+    from safety.export.tables import table_crs_icans_summary
+    db = app_env
+    studyid, cut = _latest(db)
+    at = _open("crs_icans")
+    [mgmt] = [d.value for d in at.dataframe if "subjects_tocilizumab" in d.value.columns]
+    page = {r.syndrome: r for r in mgmt.itertuples()}
+    con = access.connect(db)
+    try:
+        packet = table_crs_icans_summary(make_reader(con, studyid, cut))
+    finally:
+        con.close()
+    overall = next(c for c in packet.columns if c.startswith("Overall"))
+    cell = dict(zip(packet.iloc[:, 0], packet[overall]))
+    for syn in ("CRS", "ICANS"):
+        for what in ("tocilizumab", "corticosteroids", "anakinra"):
+            column = "subjects_" + ("corticosteroid" if what == "corticosteroids" else what)
+            n = int(getattr(page[syn], column)) if syn in page else 0
+            assert cell[f"{syn}: {what}"].split(" ")[0] == str(n), (syn, what)
+    assert int(page["CRS"].subjects_tocilizumab) > 0
+
+
+def test_data_quality_names_eligibility_values_screening_values(app_env):
+    at = _open("data_quality")
+    text = " ".join(m.value for m in at.markdown) + " ".join(s.value for s in at.success)
+    assert "baseline value" not in text and "screening value" in text
+
+
 def test_adverse_events_serious_toggle(app_env):
     db = app_env
     studyid, cut = _latest(db)
@@ -280,7 +311,8 @@ def test_subject_profile_marks_a_persisting_cytopenia_dlt_on_timeline_and_labs(a
 
 def test_subject_profile_calls_dlt_only_what_counts_and_tells_pending_candidates_apart(app_copy):
     """A candidate outside the DLT window, or one the committee rejected, is not a DLT on the profile; one that
-    awaits the committee is marked as pending (DLT?), not as a DLT."""
+    awaits the committee is marked as pending (DLT?), not as a DLT. The tables say it in the AE listing's words."""
+    from safety.review.dlt_status import ADJUDICATED_NOT_IN_WINDOW
     from safety.review.store import ReviewStore, default_review_path
     db = app_copy
     studyid, cut = _latest(db)
@@ -294,8 +326,9 @@ def test_subject_profile_calls_dlt_only_what_counts_and_tells_pending_candidates
     con.close()
 
     def dlt_column(at):
-        table = next(d.value for d in at.dataframe if "event_key" in d.value.columns and "DLT" in d.value.columns)
-        return {k: v if isinstance(v, str) else None for k, v in zip(table["event_key"], table["DLT"])}
+        table = next(d.value for d in at.dataframe
+                     if "event_key" in d.value.columns and "adjudicated_dlt" in d.value.columns)
+        return {k: v if isinstance(v, str) else None for k, v in zip(table["event_key"], table["adjudicated_dlt"])}
 
     def ae_marks(at):
         spec = json.loads(at.get("plotly_chart")[0].proto.spec)
@@ -304,7 +337,7 @@ def test_subject_profile_calls_dlt_only_what_counts_and_tells_pending_candidates
 
     at = _open_profile(usubjid)
     column = dlt_column(at)
-    assert column[inside] == "candidate, pending" and column[outside] is None
+    assert column[inside] == "Pending" and column[outside] == ADJUDICATED_NOT_IN_WINDOW
     assert "DLT?" in ae_marks(at) and "DLT" not in ae_marks(at)
 
     ReviewStore(default_review_path(db)).add_adjudication(
@@ -313,7 +346,7 @@ def test_subject_profile_calls_dlt_only_what_counts_and_tells_pending_candidates
     st.cache_data.clear()
     at = _open_profile(usubjid)
     column = dlt_column(at)
-    assert column[inside] is None and column[outside] is None
+    assert column[inside] == "No" and column[outside] == ADJUDICATED_NOT_IN_WINDOW
     assert ae_marks(at) == []
 
 
@@ -338,9 +371,9 @@ def test_a_confirmed_crs_or_icans_episode_marks_the_ae_it_was_reported_as(app_en
     marks = dict(zip(listing["event_key"], listing["adjudicated_dlt"]))
     assert marks[ae_key] == "Yes"
     at = _open_profile(usubjid)
-    marked = {k: v for d in at.dataframe if {"event_key", "DLT"} <= set(d.value.columns)
-              for k, v in zip(d.value["event_key"], d.value["DLT"])}
-    assert marked[ae_key] == "DLT" and marked[ep_key] == "DLT"
+    marked = {k: v for d in at.dataframe if {"event_key", "adjudicated_dlt"} <= set(d.value.columns)
+              for k, v in zip(d.value["event_key"], d.value["adjudicated_dlt"])}
+    assert marked[ae_key] == marks[ae_key] == "Yes" and marked[ep_key] == "Yes"  # the listing's word
 
 
 @pytest.mark.parametrize("view, title", [(None, "timeline"), ("Timeline", "timeline"),

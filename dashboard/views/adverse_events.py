@@ -72,7 +72,7 @@ else:
     parts = {}
     for cohort, d in worst.groupby("cohort"):
         c = _counts(d)
-        parts[f"{cohort} (n={int(infused.loc[infused['cohort'] == cohort, 'n'].sum())})"] = c
+        parts[f"{cohort} (N={int(infused.loc[infused['cohort'] == cohort, 'n'].sum())})"] = c
     table = pd.concat(parts, axis=1).fillna(0).astype(int)
     table.columns = [" ".join(c) for c in table.columns]
     table["all subjects"] = worst.groupby(["aebodsys", "aedecod"])["usubjid"].nunique()

@@ -96,14 +96,17 @@ st.subheader("Tocilizumab, corticosteroids and anakinra")
 if episodes.empty:
     state.empty("No episodes, so no toxicity management to show.")
 else:
+    # subjects, as the packet's CRS/ICANS summary counts them (a subject treated in two episodes is one)
     mgmt = state.q(f"""
-        SELECT syndrome, count(*) AS episodes,
-               count(*) FILTER (WHERE tocilizumab) AS tocilizumab,
-               count(*) FILTER (WHERE corticosteroid) AS corticosteroid,
-               count(*) FILTER (WHERE anakinra) AS anakinra,
-               count(*) FILTER (WHERE icu_level_support) AS icu_level_support,
+        SELECT syndrome, count(*) AS episodes, count(DISTINCT usubjid) AS subjects,
+               count(DISTINCT usubjid) FILTER (WHERE tocilizumab) AS subjects_tocilizumab,
+               count(DISTINCT usubjid) FILTER (WHERE corticosteroid) AS subjects_corticosteroid,
+               count(DISTINCT usubjid) FILTER (WHERE anakinra) AS subjects_anakinra,
+               count(DISTINCT usubjid) FILTER (WHERE icu_level_support) AS subjects_icu_level_support,
                median(tocilizumab_first_day - onset_day) AS median_days_onset_to_tocilizumab
         FROM toxicity_episodes WHERE {flt} GROUP BY syndrome ORDER BY syndrome""", fp)
+    st.caption("Subjects with an episode, and subjects treated with each (in any of their episodes), as the "
+               "packet's CRS/ICANS summary counts them; the episode listing below has each episode's treatment.")
     state.table(mgmt, subject_col=None)
     ep_cols = ["usubjid", "syndrome", "episode_no", "onset_day", "duration_days", "max_grade", "max_grade_day",
                "ongoing", "tocilizumab", "tocilizumab_first_day", "corticosteroid", "corticosteroid_first_day",

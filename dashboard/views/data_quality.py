@@ -55,10 +55,11 @@ st.subheader("Eligibility deviations")
 if state.require("eligibility_deviations", what="the eligibility check"):
     el = state.q(f"SELECT * EXCLUDE (studyid, data_cut) FROM eligibility_deviations WHERE {flt} ORDER BY usubjid", fp)
     if el.empty:
-        st.success("Every subject's baseline values are within the study.yaml eligibility limits.")
+        st.success("Every subject's screening values are within the study.yaml eligibility limits.")
     else:
         st.markdown(f"**{plural(el['usubjid'].nunique(), 'subject')}** with "
-                    f"**{plural(len(el), 'baseline value')}** outside the limits.")
+                    f"**{plural(len(el), 'screening value')}** outside the limits (the last value before "
+                    "lymphodepletion, or before day 0 without it; not the day-0 baseline).")
         state.table(el)
 
 st.subheader("Derived vs reported CRS/ICANS grades")

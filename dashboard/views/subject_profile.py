@@ -43,10 +43,11 @@ st.markdown(f"**Cohort:** {text(s['cohort'])} · **Diagnosis:** {text(s['diagnos
 if not s["infused"]:
     state.empty("This subject was screened but not infused: there is no day 0, so no timeline.")
 
-# DLTs that count now and candidates awaiting the committee, told apart; a rejected or out-of-window candidate is
-# not marked. AE keys, CRS/ICANS episode keys (<u>/CRS/1) and <u>/DEATH are all marked where drawn.
+# The charts mark DLTs that count now and candidates awaiting the committee, told apart (a rejected or
+# out-of-window candidate is not drawn); AE keys, CRS/ICANS episode keys (<u>/CRS/1) and <u>/DEATH are all marked
+# where drawn. The tables carry the AE listing's "Adjudicated DLT" words for every candidate.
 dlt_keys, pending_keys = data.subject_dlt_keys(v, usubjid)
-DLT_LABELS = {k: "DLT" for k in dlt_keys} | {k: "candidate, pending" for k in pending_keys}
+DLT_LABELS = data.subject_dlt_labels(v, usubjid)
 window = state.dlt_window(v)
 
 if s["infused"]:
@@ -103,14 +104,14 @@ else:
     # a CRS/ICANS episode's mark also on the AE the site reported it as, as the AE listing shows it
     linked = ep.dropna(subset=["ae_event_key"]) if "ae_event_key" in ep else ep.iloc[0:0]
     marks = on_reported_aes(DLT_LABELS, linked.groupby("ae_event_key")["event_key"].agg(list).to_dict()
-                            if len(linked) else {}, order=("DLT", "candidate, pending"))
-    shown["DLT"] = shown["event_key"].map(marks)
+                            if len(linked) else {})
+    shown["adjudicated_dlt"] = shown["event_key"].map(marks)
     state.table(shown, subject_col=None)
 if not ep.empty:
     st.subheader("CRS / ICANS episodes (derived)")
     shown = ep.copy()
     if "event_key" in shown:
-        shown.insert(0, "DLT", shown["event_key"].map(DLT_LABELS))
+        shown.insert(0, "adjudicated_dlt", shown["event_key"].map(DLT_LABELS))
     state.table(shown, subject_col=None)
 if not meds.empty:
     st.subheader("Toxicity management")

@@ -8,7 +8,8 @@ from safety.schema.base import KEY, SUBJ, C, Table
 
 ELIGIBILITY_DEVIATIONS = Table(
     "eligibility_deviations",
-    "Baseline values outside the study.yaml eligibility limits (age, labs, vitals), one row per subject and criterion.",
+    "Screening values outside the study.yaml eligibility limits (age, labs, vitals), one row per subject and criterion: "
+    "the last value before the first lymphodepletion dose (before day 0 without lymphodepletion), not the day-0 baseline.",
     KEY + SUBJ + (
         C("criterion", "VARCHAR", "The criterion as text, e.g. 'BILI <= 1.5 x ULN' or 'Age >= 18' (study.yaml label when given)."),
         C("test", "VARCHAR", "AGE, or the LBTESTCD / VSTESTCD checked."),
