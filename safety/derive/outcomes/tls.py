@@ -5,6 +5,9 @@ high; calcium low; each by an absolute limit or a 25 % change from baseline) met
 the start of therapy, here the CAR infusion (day 0). The criteria need not fall on the same day. Baseline is the
 latest value before the window (day < -3); without one only the absolute limits apply. Limits are compared with
 ``>=`` / ``<=`` as the publication words them ("≥ 476 µmol/L"), after rounding both sides to 9 decimals.
+A rule's ``population`` is 'all', 'adult' or 'child': the paper's phosphate limit is 2.1 mmol/L in children and
+1.45 mmol/L in adults. A child is a subject younger than CHILD_BELOW_AGE years at enrolment (the paper does not
+say; 18, as paediatric trials count); a subject of unknown age is graded with the adult limit, the lower one.
 """
 from __future__ import annotations
 
@@ -17,17 +20,20 @@ from safety.schema import TLS_SCREEN
 WINDOW_FIRST_DAY = -3
 WINDOW_LAST_DAY = 7
 MIN_CRITERIA = 2
+CHILD_BELOW_AGE = 18
 
 _SQL = f"""
 WITH rules AS (
-  SELECT criterion, unnest(string_split(upper(tests), '|')) AS testcd, lower(direction) AS direction,
-         absolute_si, unit, pct_change FROM _tls_rules
+  SELECT criterion, unnest(string_split(upper(tests), '|')) AS testcd, lower(population) AS population,
+         lower(direction) AS direction, absolute_si, unit, pct_change FROM _tls_rules
 ),
 lab AS (
   SELECT l.usubjid, r.criterion, r.direction, r.absolute_si, r.pct_change, l.day, l.value, l.lbdtc, l.lbseq
   FROM labs l JOIN rules r ON upper(l.lbtestcd) = r.testcd
   JOIN subjects s ON s.studyid = l.studyid AND s.data_cut = l.data_cut AND s.usubjid = l.usubjid
   WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL AND l.day IS NOT NULL AND s.infused
+    AND (r.population = 'all'
+         OR r.population = CASE WHEN s.age < {CHILD_BELOW_AGE} THEN 'child' ELSE 'adult' END)
     AND coalesce(upper(l.lbspec), 'SERUM') NOT IN ('URINE')
     AND (l.unit IS NULL OR lower(l.unit) = lower(r.unit))  -- a value in another unit is never compared
 ),
@@ -72,6 +78,9 @@ WHERE s.studyid = $s AND s.data_cut = $c AND s.infused
 def derive_tls(con, studyid, data_cut, config, review_store=None) -> None:
     """Rebuild tls_screen for one (study, cut)."""
     reset(con, (TLS_SCREEN,), studyid, data_cut)
+    bad = sorted({r["population"] for r in _data.read_rules("tls_cairo_bishop.csv")} - {"all", "adult", "child"})
+    if bad:  # a misspelt population would leave its rule applying to nobody
+        raise ValueError(f"safety/data/tls_cairo_bishop.csv: population must be all, adult or child, not {bad}")
     _data.install(con, "tls_cairo_bishop.csv")
     insert(con, TLS_SCREEN, _SQL, {"s": studyid, "c": data_cut})
 
