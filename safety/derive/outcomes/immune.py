@@ -5,6 +5,10 @@ every product; CD19+ B cells (B-cell aplasia) for a CD19-directed product; NK-ce
 whose target is on NK cells. IVIG comes from infection_support. The watch list (``off_tumour_watch``) names AE
 terms and system organ classes to follow as a group, e.g. for anti-CD56 (NCAM1 on neural tissue) peripheral
 neuropathy and delayed neurological AEs outside ICANS; onset after ``late_after_day`` is flagged as late.
+
+A marker's threshold is in its ``unit``: only values in that unit are compared with it, or counted (a load converts
+IgG and the lymphocyte subsets to g/L and 10^9/L, safety/data/unit_conversions.csv; a CD19 percentage of
+lymphocytes stays a percentage and is not an absolute count). A marker without a unit compares every value.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ lab AS (
   FROM labs l JOIN m ON upper(l.lbtestcd) = m.test
   JOIN subjects s ON s.studyid = l.studyid AND s.data_cut = l.data_cut AND s.usubjid = l.usubjid
   WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL AND l.day IS NOT NULL AND s.infused
+    AND (m.unit IS NULL OR lower(trim(l.unit)) = lower(trim(m.unit)))  -- 350 mg/dL is not below 4 g/L
 ),
 ivig AS (
   SELECT usubjid, count(*) AS n, min(start_day) AS first_day FROM infection_support
@@ -55,10 +60,12 @@ def derive_immune(con, studyid, data_cut, config, review_store=None) -> None:
     """Rebuild immune_reconstitution and off_tumour_events for one (study, cut)."""
     p = {"s": studyid, "c": data_cut}
     reset(con, (IMMUNE_RECONSTITUTION, OFF_TUMOUR_EVENTS), studyid, data_cut)
-    con.execute("CREATE OR REPLACE TEMP TABLE _immune_markers (test VARCHAR, label VARCHAR, threshold DOUBLE, finding VARCHAR)")
+    con.execute("CREATE OR REPLACE TEMP TABLE _immune_markers (test VARCHAR, label VARCHAR, threshold DOUBLE, "
+                "finding VARCHAR, unit VARCHAR)")
     for m in config.get("immune_monitoring", []):
-        con.execute("INSERT INTO _immune_markers VALUES ($1, $2, CAST($3 AS DOUBLE), $4)",
-                    [m["test"].upper(), m.get("label", m["test"]), m["below"], m.get("finding", f"below {m['below']}")])
+        con.execute("INSERT INTO _immune_markers VALUES ($1, $2, CAST($3 AS DOUBLE), $4, $5)",
+                    [m["test"].upper(), m.get("label", m["test"]), m["below"], m.get("finding", f"below {m['below']}"),
+                     m.get("unit") or None])
     insert(con, IMMUNE_RECONSTITUTION, _IMMUNE, p)
     w = config.get("off_tumour_watch", {})
     if w.get("terms") or w.get("socs"):
