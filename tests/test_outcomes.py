@@ -291,7 +291,58 @@ def test_cairo_bishop_boundaries(tmp_path):
     assert r["CHANGE"]["criteria"] == "phosphate d0 1.25 (change); calcium d7 1.8 (change)"
 
 
+def test_cairo_bishop_phosphate_limit_of_children_and_urate_of_8_mg_dl(tmp_path):
+    """Cairo & Bishop 2004, Table I: phosphate >= 2.1 mmol/L in children, >= 1.45 mmol/L in adults; uric acid
+    >= 476 umol/L, the paper's rounding of 8 mg/dL (8 x 59.48 = 475.84): 8.0 mg/dL, loaded in SI, meets it."""
+    db = OutcomeDB(tmp_path / "t.duckdb")
+    for u, age in (("CHILD", 8), ("ADULT", 40), ("UNKNOWN", None), ("CHILD2", 17.9)):
+        db.subject(u, age=age)
+        db.lab(u, "PHOS", -5, 1.3, "mmol/L")
+        db.lab(u, "PHOS", 2, 2.1 if u == "CHILD2" else 1.6, "mmol/L")  # 1.6: +23 %, under the 25 % change
+        db.lab(u, "K", 2, 6.1, "mmol/L")
+    db.subject("URATE8", age=50)
+    db.lab("URATE8", "URATE", 1, 8.0 * 59.48, "umol/L")  # 8.0 mg/dL as the load converts it
+    db.lab("URATE8", "K", 1, 6.0, "mmol/L")
+    db.derive("tls")
+    r = db.by("tls_screen")
+    assert {u: (r[u]["criteria_met"], bool(r[u]["laboratory_tls"])) for u in r} == {
+        "CHILD": (1, False), "ADULT": (2, True), "UNKNOWN": (2, True), "CHILD2": (2, True), "URATE8": (2, True)}
+
+
 # ---- immune reconstitution and the off-tumour watch list ------------------------------------------------------
+
+def test_immune_markers_compare_values_in_the_thresholds_unit_after_the_load_converts_them(tmp_path):
+    """IgG 350 mg/dL is 3.5 g/L, below 4 g/L; CD19+ 5 cells/uL is 0.005 x 10^9/L, below 0.01: the load kept the
+    delivered numbers (IgG and CD19 had no unit conversion) and 350 and 5 were compared with 4 and 0.01, so neither
+    was flagged. A CD19 percentage of lymphocytes is no absolute count: it loads, and is not compared."""
+    import duckdb
+    from safety.ingest import ingest_study
+    from test_ingest_fixtures import DOMAINS, STUDY_YAML, make_study
+    lb = pd.DataFrame({
+        "STUDYID": "CT-TEST-01", "USUBJID": "S-001", "LBSEQ": [1, 2, 3, 4, 5],
+        "LBTESTCD": ["IGG", "IGG", "CD19", "CD19", "CD19"], "LBTEST": ["IgG", "IgG", "CD19", "CD19", "CD19"],
+        "LBORRES": ["800", "350", "150", "5", "12"], "LBORRESU": ["mg/dL", "mg/dL", "cells/uL", "cells/uL", "%"],
+        "LBDTC": ["2024-01-25", "2024-04-01", "2024-01-25", "2024-04-01", "2024-04-01"]})
+    markers = ("immune_monitoring:\n"
+               "  - {test: IGG, label: IgG, below: 4.0, unit: g/L, finding: hypogammaglobulinaemia}\n"
+               "  - {test: CD19, label: CD19+ B cells, below: 0.01, unit: 10^9/L, finding: B-cell aplasia}\n")
+    study = make_study(tmp_path / "s", domains=dict(DOMAINS, lb=lb), study_yaml=STUDY_YAML + markers)
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        labs = con.execute("SELECT lbtestcd, value, unit FROM labs ORDER BY lbseq").fetchall()
+        rows = {r[0]: r[1:] for r in con.execute(
+            "SELECT test, n_values, baseline_value, nadir, first_below_day, below_at_last FROM immune_reconstitution "
+            "WHERE usubjid = 'S-001'").fetchall()}
+    finally:
+        con.close()
+    assert [(t, round(v, 6), u) for t, v, u in labs] == [
+        ("IGG", 8.0, "g/L"), ("IGG", 3.5, "g/L"), ("CD19", 0.15, "10^9/L"), ("CD19", 0.005, "10^9/L"), ("CD19", 12.0, "%")]
+    assert rows["IGG"] == (1, 8.0, 3.5, 60, True)
+    n, base, nadir, first_below, below = rows["CD19"]
+    assert (n, round(base, 6), round(nadir, 6), first_below, below) == (1, 0.15, 0.005, 60, True)
+
 
 def test_immune_markers_ivig_and_off_tumour_watch(tmp_path):
     cfg = {"immune_monitoring": [{"test": "IGG", "label": "IgG", "below": 4.0, "finding": "hypogammaglobulinaemia"},
@@ -339,6 +390,23 @@ def test_secondary_malignancies_latency_and_t_cell(tmp_path):
     assert (t["latency_days"], t["latency_months"], t["t_cell_malignancy"], t["car_transgene_result"]) == (480, 15.8, True, "POSITIVE")
     m = r["Myelodysplastic syndrome"]
     assert (m["latency_months"], m["t_cell_malignancy"], nan_none(m["car_transgene_result"])) == (10.0, False, None)
+
+
+@pytest.mark.parametrize("term, t_cell", [
+    ("T-cell type acute leukaemia", True), ("Anaplastic large-cell lymphoma", True),
+    ("T-cell prolymphocytic leukaemia", True), ("Precursor T-lymphoblastic lymphoma/leukaemia", True),
+    ("Mycosis fungoides", True), ("Sezary syndrome", True), ("Hepatosplenic T-cell lymphoma", True),
+    ("Diffuse large B-cell lymphoma", False), ("Glioblastoma", False)])
+def test_every_who_t_cell_malignancy_is_found_and_marked(tmp_path, term, t_cell):
+    """The FDA boxed warning (January 2024) is about T-cell malignancies: mycosis fungoides and Sezary syndrome were
+    not found at all, and T-lymphoblastic, anaplastic large-cell and T-cell type acute leukaemias not marked."""
+    db = OutcomeDB(tmp_path / "t.duckdb")
+    db.subject("A", lka=900)
+    db.ae("A", term, 3, 200, soc="Neoplasms benign, malignant and unspecified (incl cysts and polyps)")
+    db.ae("A", "T-cell lymphocyte count decreased", 2, 30, soc="Investigations")  # a count, not a malignancy
+    db.derive("secondary_malignancies")
+    [row] = db.rows("SELECT * FROM secondary_malignancies")
+    assert (row["term"], bool(row["t_cell_malignancy"])) == (term, t_cell)
 
 
 def test_medical_history_malignancy_after_infusion_is_new_and_before_is_prior_history(tmp_path):
