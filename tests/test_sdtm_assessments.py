@@ -39,6 +39,7 @@ SUBJECTS = {
     "013": (49, "celltox file rows win"),
     "014": (44, "a sponsor code from study.yaml"),
     "015": (57, "the worked example of docs/input-format.md"),
+    "016": (48, "brand names (Levophed, Tylenol) and terlipressin, a vasopressin analogue"),
 }
 
 
@@ -96,6 +97,7 @@ def study(tmp_path_factory):
     vs += _vs("009", 3, "08:00", 38.3, 88)
     vs += _vs("013", 2, "08:00", 39.5, 80)
     vs += _vs("015", 2, "08:00", 39.1, 96)
+    vs += _vs("016", 2, "08:00", 38.8, 82)
     vs += [dict(USUBJID=u("001"), VSTESTCD="TEMP", VSORRES="38.9", VSORRESU="C", VSDTC=d(-1, "08:00"))]  # before day 0
     _write(folder, "vs", _seq(vs, "VSSEQ"))
     cm = [
@@ -110,6 +112,9 @@ def study(tmp_path_factory):
         dict(USUBJID=u("015"), CMTRT="Noradrenaline", CMDECOD="NOREPINEPHRINE", CMSTDTC=d(2), CMENDTC=d(2)),
         dict(USUBJID=u("015"), CMTRT="Oxygen", CMDECOD="OXYGEN", CMDOSE="8", CMDOSU="L/min", CMDOSFRM="NASAL CANNULA",
              CMSTDTC=d(2), CMENDTC=d(2)),
+        dict(USUBJID=u("016"), CMTRT="Levophed", CMDECOD="", CMSTDTC=d(2, "07:00"), CMENDTC=d(2, "09:00")),
+        dict(USUBJID=u("016"), CMTRT="Terlipressin", CMDECOD="", CMSTDTC=d(2, "07:00"), CMENDTC=d(2, "09:00")),
+        dict(USUBJID=u("016"), CMTRT="Tylenol", CMDECOD="", CMSTDTC=d(2, "06:00"), CMENDTC=d(2, "06:00")),
     ]
     _write(folder, "cm", _seq(cm, "CMSEQ"))
     _write(folder, "suppcm", [dict(STUDYID=STUDY, RDOMAIN="CM", USUBJID=u("005"), IDVAR="CMSEQ", IDVARVAL="1",
@@ -205,6 +210,17 @@ def test_a_vasopressor_counts_at_every_assessment_since_it_ran(study):
     assert [r["hypotension"] for r in rows] == [True, True, False]
     assert "CMSEQ 1" in rows[0]["provenance"] and "VSSEQ" in rows[0]["provenance"]
     assert _grades(con, "crs_grades", "002") == {(2, "08:00"): 3, (2, "20:00"): 3, (3, "08:00"): 1}
+
+
+def test_brand_names_and_a_vasopressin_analogue(study):
+    """Levophed is norepinephrine and Tylenol paracetamol; terlipressin, a vasopressin analogue, counts as vasopressin
+    does (ASTCT: a vasopressor with or without vasopressin is grade 3, not 4)."""
+    con, _ = study
+    [row] = _rows(con, "crs_assessments", "016")
+    assert (row["vasopressors"], row["vasopressin"]) == (1, True)
+    assert _grades(con, "crs_grades", "016") == {(2, "08:00"): 3}
+    classes = dict(con.execute("SELECT cmtrt, med_class FROM medications WHERE usubjid = $u", {"u": u("016")}).fetchall())
+    assert classes == {"Levophed": "vasopressor", "Terlipressin": "vasopressor", "Tylenol": "antipyretic"}
 
 
 def test_oxygen_flow_six_is_low_flow_and_six_point_one_is_not(study):
