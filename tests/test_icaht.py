@@ -79,6 +79,23 @@ def test_gap_over_seven_days_not_interpolated(db_path):
     assert "unknown" in r["note"]
 
 
+def test_up_to_seven_missing_days_are_interpolated_as_the_reference_does(db_path):
+    """Liang's reference fills up to 7 missing days in a row (zoo::na.approx(maxgap = 7)): ANC 0.3 on days 0-1 and
+    day 9 (days 2-8 missing) is low on days 0-9, 10 days: grade 2. Eight missing days (days 0-1, then day 10) are
+    not filled: the two measured runs stay apart."""
+    db = StudyDB(db_path)
+    for sid, third in (("M7", 9), ("M8", 10)):
+        db.subject(sid)
+        for d, v in [(0, 0.3), (1, 0.3), (third, 0.3), (third + 1, 2.0), (third + 2, 2.0), (third + 3, 2.0)]:
+            db.lab(sid, "NEUT", d, v)
+        for d in range(14, 57, 7):
+            db.lab(sid, "NEUT", d, 3.0)
+    db.derive_icaht()
+    m7, m8 = _icaht(db, "M7"), _icaht(db, "M8")
+    assert (_int(m7["days_le_500"]), _int(m7["early_grade"])) == (10, 2)
+    assert _int(m8["early_grade"]) == 1 and "8 day(s) in 0-30 unknown" in m8["note"]
+
+
 def test_never_recovering_subject_is_grade4(db_path):
     db = StudyDB(db_path)
     db.subject("NR", death_day=24)

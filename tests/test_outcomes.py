@@ -319,10 +319,11 @@ def test_immune_markers_compare_values_in_the_thresholds_unit_after_the_load_con
     from safety.ingest import ingest_study
     from test_ingest_fixtures import DOMAINS, STUDY_YAML, make_study
     lb = pd.DataFrame({
-        "STUDYID": "CT-TEST-01", "USUBJID": "S-001", "LBSEQ": [1, 2, 3, 4, 5],
-        "LBTESTCD": ["IGG", "IGG", "CD19", "CD19", "CD19"], "LBTEST": ["IgG", "IgG", "CD19", "CD19", "CD19"],
-        "LBORRES": ["800", "350", "150", "5", "12"], "LBORRESU": ["mg/dL", "mg/dL", "cells/uL", "cells/uL", "%"],
-        "LBDTC": ["2024-01-25", "2024-04-01", "2024-01-25", "2024-04-01", "2024-04-01"]})
+        "STUDYID": "CT-TEST-01", "USUBJID": "S-001", "LBSEQ": [1, 2, 3, 4, 5, 6],
+        "LBTESTCD": ["IGG", "IGG", "CD19", "CD19", "CD19", "CD4"], "LBTEST": ["IgG", "IgG", "CD19", "CD19", "CD19", "CD4"],
+        "LBORRES": ["800", "350", "150", "5", "12", "200"],
+        "LBORRESU": ["mg/dL", "mg/dL", "cells/uL", "cells/uL", "%", "/mm3"],  # CD4 /mm3 as CTCAE writes it
+        "LBDTC": ["2024-01-25", "2024-04-01", "2024-01-25", "2024-04-01", "2024-04-01", "2024-04-01"]})
     markers = ("immune_monitoring:\n"
                "  - {test: IGG, label: IgG, below: 4.0, unit: g/L, finding: hypogammaglobulinaemia}\n"
                "  - {test: CD19, label: CD19+ B cells, below: 0.01, unit: 10^9/L, finding: B-cell aplasia}\n")
@@ -338,7 +339,8 @@ def test_immune_markers_compare_values_in_the_thresholds_unit_after_the_load_con
     finally:
         con.close()
     assert [(t, round(v, 6), u) for t, v, u in labs] == [
-        ("IGG", 8.0, "g/L"), ("IGG", 3.5, "g/L"), ("CD19", 0.15, "10^9/L"), ("CD19", 0.005, "10^9/L"), ("CD19", 12.0, "%")]
+        ("IGG", 8.0, "g/L"), ("IGG", 3.5, "g/L"), ("CD19", 0.15, "10^9/L"), ("CD19", 0.005, "10^9/L"), ("CD19", 12.0, "%"),
+        ("CD4", 0.2, "10^9/L")]
     assert rows["IGG"] == (1, 8.0, 3.5, 60, True)
     n, base, nadir, first_below, below = rows["CD19"]
     assert (n, round(base, 6), round(nadir, 6), first_below, below) == (1, 0.15, 0.005, 60, True)

@@ -14,7 +14,9 @@ from safety.derive.toxicity._sql import insert, reset, run
 
 EARLY_LAST_DAY = 30
 LATE_LAST_DAY = 100
-MAX_INTERPOLATION_GAP = 7  # days between two measured days across which values are interpolated
+# Up to this many missing days in a row are interpolated between two measured days (measured days at most 8 days
+# apart), as Liang's reference implementation does (zoo::na.approx(maxgap = 7)).
+MAX_MISSING_DAYS = 7
 RECOVERY_DAYS = 3          # consecutive days above the threshold that count as recovery
 # More than this share of days 0-30 unknown: the early grade is "not fully evaluable" and only a lower bound.
 MAX_UNKNOWN_SHARE = 0.5
@@ -38,7 +40,7 @@ obs AS (
   SELECT l.usubjid, CASE upper(l.lbtestcd) WHEN 'NEUT' THEN 'ANC' ELSE 'PLT' END AS lineage, l.day, min(l.value) AS v
   FROM labs l JOIN subj USING (usubjid)
   WHERE l.studyid = $s AND l.data_cut = $c AND upper(l.lbtestcd) IN ('NEUT', 'PLAT')
-    AND l.value IS NOT NULL AND l.day BETWEEN -{MAX_INTERPOLATION_GAP} AND {LATE_LAST_DAY} + {MAX_INTERPOLATION_GAP}
+    AND l.value IS NOT NULL AND l.day BETWEEN -{MAX_MISSING_DAYS + 1} AND {LATE_LAST_DAY} + {MAX_MISSING_DAYS + 1}
     AND (subj.death_day IS NULL OR l.day <= subj.death_day)
   GROUP BY ALL
 ),
@@ -48,7 +50,8 @@ span AS (
   FROM obs o JOIN subj s USING (usubjid) GROUP BY o.usubjid, o.lineage
 ),
 -- the daily grid (days 0..last_day) in one pass: each measured day covers the days up to the next measured one,
--- which carries the value on its own day and the linear interpolation between the two (gap <= {MAX_INTERPOLATION_GAP} days)
+-- which carries the value on its own day and the linear interpolation between the two (at most {MAX_MISSING_DAYS}
+-- missing days between them)
 seg AS (
   SELECT usubjid, lineage, day AS p_day, v AS p_v, lead(day) OVER w AS n_day, lead(v) OVER w AS n_v
   FROM obs WINDOW w AS (PARTITION BY usubjid, lineage ORDER BY day)
@@ -61,7 +64,7 @@ val AS (
   UNION ALL
   SELECT usubjid, lineage, day, day = p_day AS measured,
     CASE WHEN day = p_day THEN p_v
-         WHEN n_day - p_day <= {MAX_INTERPOLATION_GAP}
+         WHEN n_day - p_day - 1 <= {MAX_MISSING_DAYS}
            THEN p_v + (n_v - p_v) * (day - p_day)::DOUBLE / (n_day - p_day) END AS v
   FROM (
     SELECT g.usubjid, g.lineage, g.p_day, g.p_v, g.n_day, g.n_v,
@@ -211,7 +214,7 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
     CASE WHEN n_values > 0 AND NOT evaluable THEN 'follow-up ends before day 30 without recovery: early grade provisional' END,
     CASE WHEN mostly_unknown THEN 'not fully evaluable: ' || unknown_days || ' of {EARLY_LAST_DAY + 1} early days unknown, early grade is a lower bound' END,
     CASE WHEN never_recovered THEN 'low from day ' || first_low || ' and not recovered by day {EARLY_LAST_DAY}: grade 4' END,
-    CASE WHEN unknown_days > 0 THEN unknown_days || ' day(s) in 0-30 unknown (gap > {MAX_INTERPOLATION_GAP} days, not interpolated)' END,
+    CASE WHEN unknown_days > 0 THEN unknown_days || ' day(s) in 0-30 unknown (more than {MAX_MISSING_DAYS} missing days in a row, not interpolated)' END,
     CASE WHEN late_nadir IS NOT NULL AND n_below = 1 AND (n_late > 1 OR lineage = 'PLT')
          THEN 'one low value after day 30: late grade needs 2' END
   ), '') AS note
@@ -221,7 +224,7 @@ UNION ALL BY NAME
 SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, s.usubjid, l.lineage, 0 AS n_values, false AS evaluable,
   'not assessable' AS early_evaluability,
   'no ' || CASE l.lineage WHEN 'ANC' THEN 'ANC (NEUT)' ELSE 'platelet (PLAT)' END
-    || ' result between day -{MAX_INTERPOLATION_GAP} and day {LATE_LAST_DAY + MAX_INTERPOLATION_GAP}: not assessable' AS note
+    || ' result between day -{MAX_MISSING_DAYS + 1} and day {LATE_LAST_DAY + MAX_MISSING_DAYS + 1}: not assessable' AS note
 FROM subj s CROSS JOIN (VALUES ('ANC'), ('PLT')) l(lineage)
 WHERE NOT EXISTS (SELECT 1 FROM span sp WHERE sp.usubjid = s.usubjid AND sp.lineage = l.lineage)
 """
