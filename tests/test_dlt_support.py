@@ -55,7 +55,8 @@ def add_ae(con, usubjid, aeseq, term, grade, onset, end=None, *, related=True, o
         studyid=study, data_cut=cut, usubjid=usubjid, aeseq=aeseq, event_key=f"{usubjid}/AE/{aeseq}",
         aeterm=term, aedecod=term.upper(), aetoxgr=grade, related=related,
         aerel=aerel or ("POSSIBLE" if related else "NOT RELATED"), onset_day=onset, end_day=end,
-        ongoing=ongoing, duration_days=duration, aeout=aeout, aesdth=aesdth))
+        ongoing=ongoing, duration_days=duration, aeout=aeout, aesdth=aesdth,
+        aeen_date=None if end is None else DAY0 + dt.timedelta(days=end)))  # a load sets both from AEENDTC
 
 
 def add_episode(con, usubjid, syndrome, n, onset, max_grade, duration, *, g3=None, ongoing=False, cut=CUT,

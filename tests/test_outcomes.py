@@ -311,6 +311,40 @@ def test_cairo_bishop_phosphate_limit_of_children_and_urate_of_8_mg_dl(tmp_path)
 
 # ---- immune reconstitution and the off-tumour watch list ------------------------------------------------------
 
+def test_a_death_after_the_cut_is_not_a_death_at_the_cut_even_as_a_grade_5_ae(tmp_path):
+    """S-001 dies on 2024-04-10 of a pneumonia that began on 2024-03-20; the cut is 2024-03-31. DM and DS dated
+    the death after the cut and were left out, but the grade-5 AE made a death dated at the AE's start (day 48,
+    before the cut): a non-relapse death and a fatal DLT candidate the committee could not have known of. S-002's
+    fatal sepsis ended before the cut: a death at the cut."""
+    import duckdb
+    from safety.ingest import ingest_study
+    from test_ingest_fixtures import AE, DM, DOMAINS, STUDY_YAML, make_study
+    dm = DM.copy()
+    dm["DTHDTC"] = ["2024-04-10", "", "", "", ""]
+    ae = pd.DataFrame({
+        "STUDYID": "CT-TEST-01", "USUBJID": ["S-001", "S-002"], "AESEQ": [1, 1],
+        "AETERM": ["Pneumonia", "Sepsis"], "AEDECOD": ["PNEUMONIA", "SEPSIS"],
+        "AEBODSYS": ["Infections and infestations"] * 2, "AETOXGR": ["5", "5"], "AESER": ["Y", "Y"],
+        "AESDTH": ["Y", "Y"], "AEREL": ["POSSIBLE", "POSSIBLE"], "AEOUT": ["FATAL", "FATAL"],
+        "AESTDTC": ["2024-03-20", "2024-03-01"], "AEENDTC": ["2024-04-10", "2024-03-05"]})
+    study = make_study(tmp_path / "s", domains=dict(DOMAINS, dm=dm, ae=ae), study_yaml=STUDY_YAML)
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db, cutoff="2024-03-31")
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        deaths = con.execute("SELECT usubjid, death_date, sources FROM deaths ORDER BY usubjid").fetchall()
+        ae_row = con.execute("SELECT aetoxgr, aeout, aesdth, aeen_date, ongoing FROM adverse_events "
+                             "WHERE usubjid = 'S-001'").fetchone()
+        fatal_dlt = con.execute("SELECT usubjid FROM dlt_candidates WHERE rule_id = 'R1'").fetchall()
+        infection = con.execute("SELECT usubjid, fatal FROM infection_episodes ORDER BY usubjid").fetchall()
+    finally:
+        con.close()
+    assert [u for u, _, _ in deaths] == ["S-002"] and "AE" in deaths[0][2]  # (S-002's DS death is on the 20th)
+    assert ae_row == (5, None, None, None, True)  # the grade as reported; its end, outcome and death withheld
+    assert fatal_dlt == [("S-002",)]
+    assert infection == [("S-001", False), ("S-002", True)]
+
+
 def test_immune_markers_compare_values_in_the_thresholds_unit_after_the_load_converts_them(tmp_path):
     """IgG 350 mg/dL is 3.5 g/L, below 4 g/L; CD19+ 5 cells/uL is 0.005 x 10^9/L, below 0.01: the load kept the
     delivered numbers (IgG and CD19 had no unit conversion) and 350 and 5 were compared with 4 and 0.01, so neither

@@ -12,6 +12,7 @@ import pandas as pd
 
 from safety.access.reader import StudyReader
 from safety.core.config import dlt_window
+from safety.derive.dlt.events import fatal_ae
 from safety.export import common as c
 from safety.export import outcomes as outcome_outputs
 from safety.review.dlt_status import REPORTED_AS_SQL, on_reported_aes
@@ -145,7 +146,7 @@ def listing_deaths(reader, store=None):
 WITH fatal AS (
   SELECT usubjid, string_agg(coalesce(aedecod, '?') || ' / ' || coalesce(aeterm, '?'), '; ' ORDER BY aeseq) AS terms
   FROM adverse_events
-  WHERE aetoxgr = 5 OR upper(aesdth) = 'Y' OR upper(aeout) LIKE '%FATAL%'
+  WHERE {fatal_ae('')}
   GROUP BY usubjid)
 SELECT s.siteid AS site, s.cohort, s.dose_level, d.usubjid, s.age, s.sex, d.usubjid || '/DEATH' AS event_key,
   s.infusions, d.death_date, d.death_day, d.delivered_cause AS death_cause, d.cause_category, d.sources,

@@ -14,6 +14,7 @@ import pandas as pd
 from safety.access.reader import StudyReader
 from safety.core.numbers import fixed, n_pct
 from safety.core.vocabulary import SUBJECT_DISPOSITION, SUBJECT_DISPOSITION_COUNTS
+from safety.derive.dlt.events import fatal_ae
 from safety.derive.dlt.stopping import event_label, method_name
 from safety.derive.grading.summary import grade3_counts, shift_table, worst_per_term_sql
 from safety.derive.toxicity import summary as tox
@@ -83,7 +84,7 @@ OVERVIEW_ROWS = [
     ("rel_g3", "Any related grade >= 3 adverse event", "related IS TRUE AND aetoxgr >= 3"),
     ("rel_ser", "Any related serious adverse event", "related IS TRUE AND upper(aeser) = 'Y'"),
     ("death", "Adverse event leading to death",
-     "aetoxgr = 5 OR upper(aesdth) = 'Y' OR upper(aeout) LIKE '%FATAL%'"),
+     fatal_ae("")),
 ]
 
 

@@ -777,7 +777,12 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
                WHEN list_contains({_lit_list(CRS_TERMS)}, _decod) THEN $crs_grading
                WHEN list_contains({_lit_list(ICANS_TERMS)}, _decod) THEN $icans_grading
                ELSE 'CTCAE v' || $ctcae END AS grading_system,
-          upper({c('AESER')}) AS aeser, upper({c('AESDTH')}) AS aesdth, upper({c('AESLIFE')}) AS aeslife,
+          upper({c('AESER')}) AS aeser,
+          -- "results in death" is withheld as the outcome is: a death after the cut was not known at the cut
+          CASE WHEN _en_raw IS NOT NULL AND _en IS NULL THEN NULL
+               WHEN upper({c('AESDTH')}) = 'Y' AND _death IS NULL AND _en IS NULL THEN NULL
+               ELSE upper({c('AESDTH')}) END AS aesdth,
+          upper({c('AESLIFE')}) AS aeslife,
           upper({c('AESHOSP')}) AS aeshosp, upper({c('AESDISAB')}) AS aesdisab, upper({c('AESCONG')}) AS aescong,
           upper({c('AESMIE')}) AS aesmie, {c('AEREL')} AS aerel,
           CASE WHEN {c('AEREL')} IS NOT NULL THEN regexp_full_match(lower({c('AEREL')}), $relpat) END AS related,

@@ -8,6 +8,7 @@ patient-days each infused subject was followed in the window. Choices are in doc
 """
 from __future__ import annotations
 
+from safety.derive.dlt.events import fatal_ae
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
 from safety.derive.toxicity._sql import insert, reset
@@ -35,6 +36,7 @@ WITH ae AS (
   SELECT a.usubjid, a.event_key, coalesce(a.aedecod, a.aeterm) AS term,
          upper(coalesce(a.aedecod, '') || ' | ' || coalesce(a.aeterm, '')) AS txt,
          upper(coalesce(a.aebodsys, '')) AS soc, a.aetoxgr, a.aeser, a.aeout, a.aesdth,
+         a.aeen_date,
          a.onset_day, a.aest_date, a.end_day
   FROM adverse_events a
   WHERE a.studyid = $s AND a.data_cut = $c AND a.onset_day IS NOT NULL
@@ -59,7 +61,7 @@ ae_ep AS (
          CASE WHEN best IS NULL OR best.cls = 'other' THEN 'other/unspecified' ELSE best.cls END AS pathogen_class,
          coalesce(best.pathogen, 'unspecified') AS pathogen, coalesce(best.mould, false) AS invasive_mould,
          aetoxgr AS ctcae_grade, upper(coalesce(aeser, '')) = 'Y' AS serious,
-         (aetoxgr = 5 OR upper(coalesce(aeout, '')) = 'FATAL' OR upper(coalesce(aesdth, '')) = 'Y') AS fatal,
+         {fatal_ae('')} AS fatal,
          onset_day, aest_date AS onset_date, end_day
   FROM ae_inf
 ),

@@ -12,6 +12,7 @@ SUPPMH for an MH record, when delivered.
 """
 from __future__ import annotations
 
+from safety.derive.dlt.events import fatal_ae
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
 from safety.derive.toxicity._sql import insert, reset
@@ -44,7 +45,7 @@ a AS (
 ae_m AS (
   SELECT a.usubjid, a.event_key, coalesce(a.aedecod, a.aeterm) AS term, a.onset_day, a.txt,
          {ae_transgene} AS car_transgene_result, a.aetoxgr AS ctcae_grade,
-         (a.aetoxgr = 5 OR upper(coalesce(a.aeout, '')) = 'FATAL') AS fatal, 'AE' AS source
+         {fatal_ae('a')} AS fatal, 'AE' AS source
   FROM a
   WHERE {_malignant('a.txt')} AND NOT list_contains($prog, upper(coalesce(a.aedecod, a.aeterm)))
 ),

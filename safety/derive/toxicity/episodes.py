@@ -4,6 +4,7 @@ syndrome. Rules and choices: docs/toxicities.md."""
 from __future__ import annotations
 
 from safety.core.vocabulary import CRS_TERMS, ICANS_TERMS, SYNDROME_DEATH_PATTERNS
+from safety.derive.dlt.events import fatal_ae
 from safety.derive.toxicity._sql import SCOPE, insert, run
 from safety.derive.toxicity.assessment_grading import moment
 from safety.schema import TOXICITY_EPISODES
@@ -32,7 +33,7 @@ def ae_sql(syndrome: str, with_assessments: bool | None = None) -> str:
         subj = (f" AND usubjid {op} (SELECT usubjid FROM {assessment_source(syndrome)} WHERE {SCOPE}"
                 " AND usubjid IS NOT NULL)")
     return f"""
-SELECT usubjid, aeseq, event_key, aetoxgr, grading_system, onset_day, end_day, ongoing, aeout
+SELECT usubjid, aeseq, event_key, aetoxgr, grading_system, onset_day, end_day, ongoing, aeout, aesdth, aeen_date
 FROM adverse_events
 WHERE {SCOPE} AND upper(trim(coalesce(aedecod, aeterm))) IN {terms!r}{subj}
 """
@@ -210,7 +211,7 @@ ep AS (
     arg_max(onset_day, {WORST_AE_FIRST}) AS max_grade_day,
     arg_max(event_key, {WORST_AE_FIRST}) AS ae_event_key,
     bool_or(coalesce(ongoing, end_day IS NULL) AND end_day IS NULL) AS any_ongoing,
-    bool_or(aetoxgr = 5 OR upper(aeout) LIKE '%FATAL%') AS fatal,
+    bool_or({fatal_ae('')}) AS fatal,
     max(end_day) AS end_day, string_agg(DISTINCT grading_system, ', ' ORDER BY grading_system) AS grading_system, max(death_day) AS death_day
   FROM n GROUP BY usubjid, episode_no
 )
