@@ -535,6 +535,35 @@ def test_dose_given_against_plan_and_never_infused(tmp_path):
 
 # ---- response ---------------------------------------------------------------------------------------------
 
+def test_response_counts_pet_ct_categories_a_counted_cri_and_a_death_only_an_ae_records(tmp_path):
+    """Lugano 2014 (Cheson, Table 3): a complete metabolic response is a CR, a partial one a PR; both fell to NE.
+    A leukaemia's CRi counts (CR + CRi) though a CRh came first (they share a rank; the CRh was taken). A death
+    recorded only as a fatal AE ends a response (duration of response and PFS), as every death does."""
+    cfg = {"response": {"criteria": "Lugano 2014", "responders": ["CR", "PR"],
+                        "by_diagnosis": [{"diagnosis_contains": "leukaemia", "criteria": "CR + CRi (acute leukaemia)",
+                                          "responders": ["CR", "CRI"]}]}}
+    db = OutcomeDB(tmp_path / "r.duckdb", cfg)
+    db.subject("P1", diagnosis="Diffuse large B-cell lymphoma", lka=300)
+    db.rs("P1", 28, "PMR")
+    db.rs("P1", 56, "CMR")
+    db.rs("P1", 120, "CMR")
+    db.subject("H1", diagnosis="B-cell acute lymphoblastic leukaemia", lka=300)
+    db.rs("H1", 28, "CRH")
+    db.rs("H1", 56, "CRI")
+    db.rs("H1", 120, "SD")
+    db.subject("D1", diagnosis="Diffuse large B-cell lymphoma", lka=95)
+    db.rs("D1", 28, "CR")
+    db.rs("D1", 60, "CR")
+    db.ae("D1", "Sepsis", 5, 90, 95, aeout="FATAL")  # no DM or DS death
+    db.derive("deaths", "response")
+    r = db.by("response_outcomes")
+    got = {u: (r[u]["best_response"], bool(r[u]["responder"]), r[u]["first_response_day"]) for u in r}
+    assert got == {"P1": ("CMR", True, 28), "H1": ("CRi", True, 56), "D1": ("CR", True, 28)}
+    d1 = r["D1"]
+    assert (d1["death_day"], d1["dor_days"], bool(d1["dor_event"])) == (95, 67, True)
+    assert (d1["pfs_from_response_days"], bool(d1["pfs_event"])) == (67, True)
+
+
 def test_response_by_criteria_orr_dor_and_pfs_from_response(tmp_path):
     cfg = {"response": {"criteria": "Lugano 2014", "responders": ["CR", "PR"],
                         "by_diagnosis": [{"diagnosis_contains": "leukaemia", "criteria": "CR + CRi (acute leukaemia)",

@@ -2,9 +2,11 @@
 
 The criteria are study settings (study.yaml ``response``): e.g. Lugano 2014 for lymphoma, where CR and PR count,
 and CR + CRi for acute leukaemia; ``by_diagnosis`` picks the criteria per subject by the disease under study. Best
-overall response is the best assessment up to the first progression (CR > CRi, CRh > PR > SD > PD > NE). Duration of
-response runs from the first counted response to progression/relapse or death, censored at the last response
-assessment; DFS/PFS from the first response runs to progression/relapse or death, censored at last known alive.
+overall response is the best assessment up to the first progression (CR > CRi, CRh > PR > SD > PD > NE; Lugano's
+PET-CT categories at the ranks of the responses they name). A responder has a counted response before the first
+progression. Duration of response runs from the first counted response to progression/relapse or death (any death
+of the deaths table), censored at the last response assessment; DFS/PFS from the first response runs to
+progression/relapse or death, censored at last known alive.
 """
 from __future__ import annotations
 
@@ -19,7 +21,11 @@ from safety.schema import RESPONSE_OUTCOMES
 if TYPE_CHECKING:  # orr() reads a page's DataFrame; the load's derivation is SQL
     import pandas as pd
 
-RESPONSE_RANK = {"CR": 1, "CRI": 2, "CRH": 2, "PR": 3, "SD": 4, "PD": 5, "PMD": 5, "RELAPSE": 5, "NE": 6}
+RESPONSE_RANK = {"CR": 1, "CMR": 1, "CRI": 2, "CRH": 2, "PR": 3, "PMR": 3, "SD": 4, "NMR": 4, "PD": 5, "PMD": 5,
+                 "RELAPSE": 5, "NE": 6}
+# Lugano 2014's PET-CT categories (Cheson 2014, Table 3) are the responses they name: a complete metabolic response
+# counts where CR counts. The site's code is kept as the best response; these decide whether it is counted.
+COUNTS_AS = {"CMR": "CR", "PMR": "PR", "NMR": "SD", "PMD": "PD"}
 LABELS = {"CRI": "CRi", "CRH": "CRh"}
 NOT_ASSESSED = "not assessed"  # best_response of an infused subject with no response assessment
 
@@ -55,32 +61,41 @@ def definition(responders: list[str]) -> str:
 _SQL = f"""
 WITH rules AS (SELECT * FROM _response_rules),
 subj AS (
-  SELECT s.usubjid, s.death_day, s.last_known_alive_day,
+  -- every death of the deaths table (DM, DS and a fatal AE): a death recorded only as a fatal AE ends a response too
+  SELECT s.usubjid, coalesce(any_value(dth.death_day), s.death_day) AS death_day, s.last_known_alive_day,
          coalesce(min({{'i': r.idx, 'crit': r.criteria, 'resp': r.responders}})
                   FILTER (WHERE r.idx > 0 AND contains(upper(coalesce(s.diagnosis, '')), upper(r.contains))),
                   min({{'i': r.idx, 'crit': r.criteria, 'resp': r.responders}}) FILTER (WHERE r.idx = 0)) AS rule
   FROM subjects s CROSS JOIN rules r
+  LEFT JOIN (SELECT usubjid, death_day FROM deaths WHERE studyid = $s AND data_cut = $c) dth USING (usubjid)
   WHERE s.studyid = $s AND s.data_cut = $c AND s.infused AND s.first_infusion_date IS NOT NULL
   GROUP BY s.usubjid, s.death_day, s.last_known_alive_day
 ),
 rs AS (
-  SELECT usubjid, day, upper(response) AS resp FROM responses
+  SELECT usubjid, day, upper(response) AS resp,
+         CASE upper(response) {" ".join(f"WHEN '{k}' THEN '{v}'" for k, v in COUNTS_AS.items())}
+              ELSE upper(response) END AS counts_as
+  FROM responses
   WHERE studyid = $s AND data_cut = $c AND day IS NOT NULL AND day >= 0
 ),
 prog AS (__PROGRESSION__),
 first_prog AS (SELECT usubjid, min(day) AS d FROM prog GROUP BY usubjid),
 rk_t AS (SELECT * FROM (VALUES {", ".join(f"('{k}', {v})" for k, v in RESPONSE_RANK.items())}) t(resp, rk)),
 best AS (
-  -- the best rank, the earliest day, then text order (two responses of one rank on one day: e.g. PD and PMD)
-  SELECT rs.usubjid, arg_min(rs.resp, (coalesce(rk_t.rk, 6), rs.day, rs.resp)) AS bor, max(rs.day) AS last_rs
-  FROM rs LEFT JOIN rk_t USING (resp) LEFT JOIN first_prog fp USING (usubjid)
+  -- the best rank; of one rank a counted response first (a CRi counted beside an earlier CRh), then the earliest
+  -- day, then text order (two responses of one rank on one day: e.g. PD and PMD)
+  SELECT rs.usubjid,
+         arg_min(rs.resp, (coalesce(rk_t.rk, 6), NOT list_contains(subj.rule.resp, rs.counts_as), rs.day, rs.resp))
+           AS bor,
+         max(rs.day) AS last_rs
+  FROM rs JOIN subj USING (usubjid) LEFT JOIN rk_t USING (resp) LEFT JOIN first_prog fp USING (usubjid)
   WHERE fp.d IS NULL OR rs.day <= fp.d
   GROUP BY rs.usubjid
 ),
 firstr AS (
   SELECT rs.usubjid, min(rs.day) AS d FROM rs JOIN subj USING (usubjid)
   LEFT JOIN first_prog fp USING (usubjid)
-  WHERE list_contains(subj.rule.resp, rs.resp) AND (fp.d IS NULL OR rs.day < fp.d)
+  WHERE list_contains(subj.rule.resp, rs.counts_as) AND (fp.d IS NULL OR rs.day < fp.d)
   GROUP BY rs.usubjid
 ),
 lastrs AS (SELECT usubjid, max(day) AS d FROM rs GROUP BY usubjid),
@@ -93,7 +108,7 @@ SELECT $s AS studyid, $c AS data_cut, usubjid, rule.crit AS criteria,
        array_to_string(list_transform(rule.resp, lambda r: {_labelled_sql("r")}), ' + ') AS responders_definition,
        rule.resp AS counted_responses,
        CASE WHEN bor IS NULL THEN '{NOT_ASSESSED}' ELSE {_labelled_sql("bor")} END AS best_response,
-       coalesce(list_contains(rule.resp, bor), false) AS responder,
+       first_response_day IS NOT NULL AS responder,
        first_response_day, progression_day, death_day, last_assessment_day,
        CASE WHEN first_response_day IS NOT NULL THEN
          coalesce(least(progression_day, CASE WHEN death_day > first_response_day THEN death_day END),
@@ -168,4 +183,4 @@ def criteria_reference(res: dict) -> str:
 
 
 DERIVATION = Derivation(name="response", writes=(RESPONSE_OUTCOMES,),
-                        reads=("subjects", "responses", "disposition", "adverse_events"), run=derive_response)
+                        reads=("subjects", "responses", "disposition", "adverse_events", "deaths"), run=derive_response)
