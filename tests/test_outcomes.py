@@ -98,6 +98,42 @@ def test_infection_windows_classes_density_and_support(tmp_path):
                    "Filgrastim": ("G-CSF", False), "Meropenem": ("antibacterial", False)}
 
 
+def test_one_infection_in_several_records_is_one_episode_and_classes_follow_the_organism(tmp_path):
+    """A CMV reactivation recorded again for its change of grade, with three PCRs while it ran, is one episode of
+    grade 3 (it was five); a negative worded otherwise ('<137 IU/mL', 'TARGET NOT DETECTED', 'UNDETECTABLE') is no
+    infection; Haemophilus influenzae is a bacterium (it read as the influenza virus), an organism no class names is
+    'other/unspecified' (it had no class and fell out of every class row), and MedDRA's 'Upper respiratory tract
+    infection' and 'Oral herpes' are viral."""
+    db = OutcomeDB(tmp_path / "i.duckdb")
+    db.subject("C", lka=200)
+    db.ae("C", "Cytomegalovirus infection", 2, 10, 20)
+    db.ae("C", "Cytomegalovirus infection", 3, 21, 40, ser="Y")
+    for d in (35, 42, 49):
+        db.mb("C", d, "CYTOMEGALOVIRUS")
+    for d, result in ((60, "<137 IU/mL"), (70, "TARGET NOT DETECTED"), (80, "UNDETECTABLE")):
+        db.mb("C", d, result)
+    db.ae("C", "Cytomegalovirus infection", 2, 150, 160)   # a later reactivation after a free interval
+    db.subject("O", lka=200)
+    db.mb("O", 15, "HAEMOPHILUS INFLUENZAE")
+    db.mb("O", 75, "STENOTROPHOMONAS MALTOPHILIA")
+    db.mb("O", 100, "ORGANISM X")
+    db.ae("O", "Upper respiratory tract infection", 1, 30, 35)
+    db.ae("O", "Oral herpes", 2, 40, 45)
+    db.derive("infections")
+    eps = db.rows("SELECT usubjid, event_key, term, pathogen_class, pathogen, ctcae_grade, onset_day, end_day "
+                  "FROM infection_episodes ORDER BY usubjid, onset_day")
+    got = [(e["usubjid"], e["term"], e["pathogen_class"], e["pathogen"], e["onset_day"]) for e in eps]
+    assert got == [
+        ("C", "Cytomegalovirus infection", "viral", "CMV", 10), ("C", "Cytomegalovirus infection", "viral", "CMV", 150),
+        ("O", "HAEMOPHILUS INFLUENZAE", "bacterial", "named bacterium", 15),
+        ("O", "Upper respiratory tract infection", "viral", "respiratory virus", 30),
+        ("O", "Oral herpes", "viral", "HSV", 40),
+        ("O", "STENOTROPHOMONAS MALTOPHILIA", "bacterial", "named bacterium", 75),
+        ("O", "ORGANISM X", "other/unspecified", "unspecified", 100)]
+    first = eps[0]
+    assert (first["event_key"], first["ctcae_grade"], first["end_day"]) == ("C/AE/1", 3, 40)
+
+
 def test_incidence_density_window_edges_per_dose_level(tmp_path):
     db = OutcomeDB(tmp_path / "e.duckdb")
     # followed to the last day of a window, or one day into the next

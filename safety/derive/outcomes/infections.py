@@ -1,7 +1,10 @@
 """Infection episodes, incidence density per window, and infection-related support (IVIG, G-CSF, anti-infectives).
 
 An episode is an AE in the SOC "Infections and infestations" or whose term names a pathogen, plus positive
-microbiology (MB) with no AE of the same pathogen class within 7 days. The pathogen class comes from
+microbiology (MB) of no such AE. AE records of one pathogen that overlap or follow on the next day (a site's new
+record for a change of grade) are one episode, with the worst grade; AE episodes and positive results of one
+pathogen class no more than 7 days apart are one run, the AE's episode, and a run of results alone is one episode
+per organism. The pathogen class comes from
 safety/data/infection_classes.csv (lowest priority number wins). Windows by onset day follow the committee
 convention (days 0-30, 31-90, 91-365); incidence density counts every episode (recurrent events) over the
 patient-days each infused subject was followed in the window. Choices are in docs/outcomes.md.
@@ -17,9 +20,11 @@ from safety.schema import INFECTION_EPISODES, INFECTION_INCIDENCE_DENSITY, INFEC
 # (label, first day, last day): one definition, read by the density table, the pages and the packet.
 WINDOWS = (("day 0-30", 0, 30), ("day 31-90", 31, 90), ("day 91-365", 91, 365))
 PATHOGEN_CLASSES = ("bacterial", "viral", "fungal", "other/unspecified")
-MB_MATCH_DAYS = 7           # an MB finding within this many days of an AE of the same class is that AE's episode
+MB_MATCH_DAYS = 7           # an MB finding during an AE of the same class, or this many days around it, is its episode
 UNNAMED_PRIORITY = 9        # class rows at this priority name no pathogen: alone they do not make an AE an infection
-NEGATIVE_MB = ("NEGATIVE", "NO GROWTH", "NOT DETECTED", "NONE", "")
+# A microbiology result that found nothing: a negative, an undetected target, no growth, or a result below the
+# assay's limit ('<137 IU/mL'). Such a result is no infection.
+NEGATIVE_MB = r"^\s*$|^(NEGATIVE|NONE|ABSENT)\b|NOT DETECTED|UNDETECT|NO GROWTH|BELOW (THE )?(LIMIT|LLOQ|LOWER LIMIT)|^<\s*[0-9]"
 
 WINDOW_SQL = ("CASE WHEN {d} < 0 THEN 'before day 0' "
               + " ".join(f"WHEN {{d}} <= {hi} THEN '{lab}'" for lab, _, hi in WINDOWS)
@@ -33,7 +38,7 @@ def window_of(day_expr: str) -> str:
 
 _EPISODES = f"""
 WITH ae AS (
-  SELECT a.usubjid, a.event_key, coalesce(a.aedecod, a.aeterm) AS term,
+  SELECT a.usubjid, a.event_key, a.aeseq, coalesce(a.aedecod, a.aeterm) AS term,
          upper(coalesce(a.aedecod, '') || ' | ' || coalesce(a.aeterm, '')) AS txt,
          upper(coalesce(a.aebodsys, '')) AS soc, a.aetoxgr, a.aeser, a.aeout, a.aesdth,
          a.aeen_date,
@@ -56,21 +61,39 @@ ae_inf AS (
   FROM ae LEFT JOIN matched m USING (event_key)
   WHERE ae.soc LIKE '%INFECTIONS AND INFESTATIONS%' OR (m.best IS NOT NULL AND m.best.p < {UNNAMED_PRIORITY})
 ),
-ae_ep AS (
-  SELECT usubjid, event_key, 'AE' AS source, term,
+ae_rec AS (
+  SELECT usubjid, event_key, aeseq, term,
          CASE WHEN best IS NULL OR best.cls = 'other' THEN 'other/unspecified' ELSE best.cls END AS pathogen_class,
          coalesce(best.pathogen, 'unspecified') AS pathogen, coalesce(best.mould, false) AS invasive_mould,
-         aetoxgr AS ctcae_grade, upper(coalesce(aeser, '')) = 'Y' AS serious,
-         {fatal_ae('')} AS fatal,
-         onset_day, aest_date AS onset_date, end_day
+         aetoxgr, upper(coalesce(aeser, '')) = 'Y' AS serious, {fatal_ae('')} AS fatal,
+         onset_day, aest_date, end_day,
+         -- an ongoing record runs to the cut: it joins every later record of its pathogen
+         coalesce(end_day, 1000000) AS reach
   FROM ae_inf
+),
+-- records of one pathogen that overlap or follow on the next day are one infection (a new record for a change
+-- of grade is not a new infection): a new episode starts after a day free of it
+ae_grp AS (
+  SELECT *, sum(CASE WHEN prev_reach IS NULL OR onset_day > prev_reach + 1 THEN 1 ELSE 0 END)
+              OVER (PARTITION BY usubjid, pathogen_class, pathogen ORDER BY onset_day, aeseq) AS grp
+  FROM (SELECT *, max(reach) OVER (PARTITION BY usubjid, pathogen_class, pathogen ORDER BY onset_day, aeseq
+                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_reach
+        FROM ae_rec)
+),
+ae_ep AS (
+  SELECT usubjid, arg_min(event_key, (onset_day, aeseq)) AS event_key, 'AE' AS source,
+         arg_min(term, (onset_day, aeseq)) AS term, pathogen_class, pathogen, bool_or(invasive_mould) AS invasive_mould,
+         max(aetoxgr) AS ctcae_grade, bool_or(serious) AS serious, bool_or(fatal) AS fatal,
+         min(onset_day) AS onset_day, arg_min(aest_date, (onset_day, aeseq)) AS onset_date,
+         CASE WHEN max(reach) < 1000000 THEN max(end_day) END AS end_day
+  FROM ae_grp GROUP BY usubjid, pathogen_class, pathogen, grp
 ),
 mb_src AS (
   SELECT b.usubjid, b.usubjid || '/MB/' || coalesce(CAST(b.mbseq AS VARCHAR), CAST(b.day AS VARCHAR)) AS event_key,
          b.organism, b.day, b.mb_date
   FROM microbiology b
   WHERE b.studyid = $s AND b.data_cut = $c AND b.day IS NOT NULL
-    AND coalesce(b.organism, '') NOT IN {NEGATIVE_MB!r}
+    AND NOT regexp_matches(upper(coalesce(b.organism, '')), '{NEGATIVE_MB}')
 ),
 org_class AS (
   SELECT o.organism, k.priority, k.pathogen_class, k.pathogen, k.invasive_mould
@@ -78,20 +101,52 @@ org_class AS (
 ),
 mb AS (
   SELECT b.usubjid, b.event_key, b.organism, b.day, b.mb_date,
-         min({{'p': k.priority, 'cls': k.pathogen_class, 'pathogen': k.pathogen, 'mould': k.invasive_mould}}) AS best
+         -- NULL, not a struct of NULLs, for an organism no class names: it is then 'other/unspecified'
+         min({{'p': k.priority, 'cls': k.pathogen_class, 'pathogen': k.pathogen, 'mould': k.invasive_mould}})
+           FILTER (WHERE k.priority IS NOT NULL) AS best
   FROM mb_src b LEFT JOIN org_class k ON k.organism = b.organism
   GROUP BY ALL
 ),
-mb_ep AS (
-  SELECT mb.usubjid, mb.event_key, 'MB' AS source, mb.organism AS term,
-         CASE WHEN mb.best IS NULL OR mb.best.cls = 'other' THEN 'other/unspecified' ELSE mb.best.cls END AS pathogen_class,
-         coalesce(mb.best.pathogen, 'unspecified') AS pathogen, coalesce(mb.best.mould, false) AS invasive_mould,
-         CAST(NULL AS INTEGER) AS ctcae_grade, false AS serious, false AS fatal,
-         mb.day AS onset_day, mb.mb_date AS onset_date, CAST(NULL AS INTEGER) AS end_day
+mbc AS (
+  SELECT mb.*,
+         CASE WHEN mb.best IS NULL OR mb.best.cls = 'other' THEN 'other/unspecified' ELSE mb.best.cls END AS pathogen_class
   FROM mb
-  WHERE NOT EXISTS (SELECT 1 FROM ae_ep e WHERE e.usubjid = mb.usubjid
-                      AND e.pathogen_class = CASE WHEN mb.best IS NULL OR mb.best.cls = 'other' THEN 'other/unspecified' ELSE mb.best.cls END
-                      AND abs(e.onset_day - mb.day) <= {MB_MATCH_DAYS})
+),
+-- An infection runs while its findings keep coming: AE episodes and positive results of one pathogen class no more
+-- than {MB_MATCH_DAYS} days apart are one run (weekly CMV PCRs while and after a CMV infection are that infection).
+-- A run with an AE is the AE's episode; a run of results alone is one episode per organism.
+span AS (
+  SELECT usubjid, pathogen_class, onset_day AS d0, coalesce(end_day, 1000000) AS d1, true AS is_ae, NULL AS event_key
+  FROM ae_ep
+  UNION ALL
+  SELECT usubjid, pathogen_class, day, day, false, event_key FROM mbc
+),
+run AS (
+  SELECT *, sum(CASE WHEN prev IS NULL OR d0 > prev + {MB_MATCH_DAYS} THEN 1 ELSE 0 END)
+              OVER (PARTITION BY usubjid, pathogen_class ORDER BY d0, d1, is_ae DESC, event_key) AS run_no
+  FROM (SELECT *, max(d1) OVER (PARTITION BY usubjid, pathogen_class ORDER BY d0, d1, is_ae DESC, event_key
+                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev
+        FROM span)
+),
+mb_alone AS (
+  SELECT mbc.* FROM mbc JOIN run r ON r.event_key = mbc.event_key AND NOT r.is_ae
+  WHERE NOT EXISTS (SELECT 1 FROM run a WHERE a.is_ae AND a.usubjid = r.usubjid AND a.pathogen_class = r.pathogen_class
+                      AND a.run_no = r.run_no)
+),
+-- results of one organism alone: one episode from the first positive while the next comes within the window
+mb_run AS (
+  SELECT *, sum(CASE WHEN prev IS NULL OR day > prev + {MB_MATCH_DAYS} THEN 1 ELSE 0 END)
+              OVER (PARTITION BY usubjid, pathogen_class, organism ORDER BY day, event_key) AS mb_no
+  FROM (SELECT *, lag(day) OVER (PARTITION BY usubjid, pathogen_class, organism ORDER BY day, event_key) AS prev
+        FROM mb_alone)
+),
+mb_ep AS (
+  SELECT usubjid, arg_min(event_key, (day, event_key)) AS event_key, 'MB' AS source, organism AS term,
+         pathogen_class, coalesce(any_value(best.pathogen), 'unspecified') AS pathogen,
+         coalesce(bool_or(best.mould), false) AS invasive_mould,
+         CAST(NULL AS INTEGER) AS ctcae_grade, false AS serious, false AS fatal,
+         min(day) AS onset_day, arg_min(mb_date, (day, event_key)) AS onset_date, CAST(NULL AS INTEGER) AS end_day
+  FROM mb_run GROUP BY usubjid, pathogen_class, organism, mb_no
 ),
 ep AS (SELECT * FROM ae_ep UNION ALL BY NAME SELECT * FROM mb_ep)
 SELECT $s AS studyid, $c AS data_cut, ep.*,
