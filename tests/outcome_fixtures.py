@@ -69,10 +69,10 @@ class OutcomeDB:
     def mb(self, u, d, organism):
         self.insert("microbiology", usubjid=u, mbseq=self.seq("mb"), organism=organism, day=d, mb_date=day(d))
 
-    def pc(self, u, d, value, lloq=50.0, test="CARTGDNA"):
+    def pc(self, u, d, value, lloq=50.0, test="CARTGDNA", unit="copies/ug gDNA", spec=None):
         blq = value is None or value < lloq
         self.insert("pc_concentrations", usubjid=u, pcseq=self.seq("pc"), pctestcd=test, value=value, lloq=lloq,
-                    below_lloq=blq, unit="copies/ug gDNA", day=d)
+                    below_lloq=blq, unit=unit, day=d, pcspec=spec)
 
     def mh(self, u, term, start, *, cat="GENERAL MEDICAL HISTORY", end=None, collected=None, occur=None, **extra):
         n = self.seq("mh")

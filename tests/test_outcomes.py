@@ -42,6 +42,22 @@ def test_kinetics_trapezoid_auc_cmax_tie_and_persistence(tmp_path):
     assert nan_none(one["auc_0_28"]) is None and (one["cmax"], one["tmax_day"], one["last_detectable_day"]) == (500.0, 7, 60)
 
 
+def test_kinetics_are_of_blood_in_one_unit(tmp_path):
+    """A day-7 bone-marrow sample (300) was taken as the blood Cmax (the sponsor's 100) and added to the AUC; a
+    sample in another unit than the subject's others was mixed into the series. Both are left out, and said."""
+    db = OutcomeDB(tmp_path / "k.duckdb")
+    db.subject("M")
+    for d, v in [(0, None), (1, 5.0), (4, 40.0), (7, 100.0), (10, 80.0), (14, None), (21, 20.0), (28, 2.0)]:
+        db.pc("M", d, v, lloq=0.5, test="CARCELLS", unit="cells/uL", spec="BLOOD")
+    db.pc("M", 7, 300.0, lloq=0.5, test="CARCELLS", unit="cells/uL", spec="BONE MARROW")
+    db.pc("M", 9, 5000.0, lloq=0.5, test="CARCELLS", unit="copies/ug gDNA", spec="BLOOD")
+    db.derive("cellular_kinetics")
+    m = db.by("cellular_kinetics")["M"]
+    assert (m["cmax"], m["tmax_day"], m["unit"]) == (100.0, 7, "cells/uL")
+    assert m["auc_0_28"] == pytest.approx(2.5 + 67.5 + 210 + 270 + 160 + 70 + 77)  # linear trapezoid, BLQ as 0
+    assert m["values_used"].endswith("; not used: 1 BONE MARROW sample, 1 sample in copies/ug gDNA")
+
+
 # ---- infections --------------------------------------------------------------------------------------
 
 def test_infection_windows_classes_density_and_support(tmp_path):

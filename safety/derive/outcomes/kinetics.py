@@ -4,6 +4,11 @@ One value per sample day (the highest when a day has several samples); a result 
 Cmax and the AUC and never as detectable. AUC is the linear trapezoid over the sample days inside 0-28 (no
 extrapolation to day 28 when the last sample is earlier: ``auc_last_day`` says where it stopped). Tmax is the
 first day at Cmax when several days tie. ``values_used`` lists what went in, so a reader can redo the sum.
+
+The parameters are of peripheral blood, in one unit, as product labels give them (Cmax, Tmax and AUC0-28d in
+blood): a sample of another specimen (bone marrow, CSF, tissue) or in another unit than the subject's most used
+one is left out, and ``values_used`` says how many ("not used: 1 BONE MARROW sample"). A sample without a
+specimen is taken as blood.
 """
 from __future__ import annotations
 
@@ -13,14 +18,38 @@ from safety.schema import CELLULAR_KINETICS
 
 AUC_FIRST_DAY = 0
 AUC_LAST_DAY = 28
+BLOOD_SPECIMENS = r"BLOOD|PBMC|PERIPHERAL"  # PCSPEC values of peripheral blood (and its mononuclear cells)
 
 _SQL = f"""
-WITH d AS (
-  SELECT usubjid, pctestcd, any_value(unit) AS unit, day,
-         max(CASE WHEN below_lloq THEN 0.0 ELSE value END) AS v, bool_and(below_lloq) AS blq
+WITH pc AS (
+  SELECT usubjid, pctestcd, unit, day, value, below_lloq,
+         pcspec IS NULL OR regexp_matches(upper(pcspec), '{BLOOD_SPECIMENS}') AS blood, upper(pcspec) AS spec
   FROM pc_concentrations
   WHERE studyid = $s AND data_cut = $c AND day IS NOT NULL AND day >= 0 AND (value IS NOT NULL OR below_lloq)
-  GROUP BY usubjid, pctestcd, day
+),
+-- the unit of most blood samples (of two as many, the first in text order)
+main AS (
+  SELECT usubjid, pctestcd, arg_min_null(unit, (-n, coalesce(unit, ''))) AS unit  -- a missing unit is one too
+  FROM (SELECT usubjid, pctestcd, unit, count(*) AS n FROM pc WHERE blood GROUP BY usubjid, pctestcd, unit)
+  GROUP BY usubjid, pctestcd
+),
+left_out AS (
+  SELECT pc.usubjid, pc.pctestcd,
+         string_agg(CASE WHEN spec IS NOT NULL THEN n || ' ' || spec || ' sample' || CASE WHEN n > 1 THEN 's' ELSE '' END
+                         ELSE n || ' sample' || CASE WHEN n > 1 THEN 's' ELSE '' END || ' in ' || unit END,
+                    ', ' ORDER BY spec NULLS LAST, unit) AS note
+  FROM (SELECT pc.usubjid, pc.pctestcd, CASE WHEN NOT pc.blood THEN pc.spec END AS spec,
+               CASE WHEN pc.blood THEN coalesce(pc.unit, 'no unit') END AS unit, count(*) AS n
+        FROM pc LEFT JOIN main m USING (usubjid, pctestcd)
+        WHERE NOT pc.blood OR pc.unit IS DISTINCT FROM m.unit GROUP BY ALL) pc
+  GROUP BY ALL
+),
+d AS (
+  SELECT pc.usubjid, pc.pctestcd, any_value(pc.unit) AS unit, pc.day,
+         max(CASE WHEN pc.below_lloq THEN 0.0 ELSE pc.value END) AS v, bool_and(pc.below_lloq) AS blq
+  FROM pc JOIN main m ON m.usubjid = pc.usubjid AND m.pctestcd = pc.pctestcd AND m.unit IS NOT DISTINCT FROM pc.unit
+  WHERE pc.blood
+  GROUP BY pc.usubjid, pc.pctestcd, pc.day
 ),
 t AS (
   SELECT usubjid, pctestcd, day, v,
@@ -46,8 +75,9 @@ SELECT $s AS studyid, $c AS data_cut, agg.usubjid, agg.pctestcd, agg.unit, CAST(
                                      AND d.v = agg.cmax) END AS tmax_day,
        CASE WHEN auc.n >= 2 THEN auc.auc END AS auc_0_28,
        CASE WHEN auc.n >= 2 THEN auc.last_day END AS auc_last_day,
-       agg.last_detectable_day, agg.values_used
-FROM agg LEFT JOIN auc USING (usubjid, pctestcd)
+       agg.last_detectable_day,
+       agg.values_used || coalesce('; not used: ' || lo.note, '') AS values_used
+FROM agg LEFT JOIN auc USING (usubjid, pctestcd) LEFT JOIN left_out lo USING (usubjid, pctestcd)
 """
 
 
