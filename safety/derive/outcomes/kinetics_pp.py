@@ -58,7 +58,8 @@ SELECT $s AS studyid, $c AS data_cut, usubjid, coalesce(pctestcd, ppcat) AS anal
        sponsor_value, sponsor_unit, celltox_value, celltox_unit,
        CASE WHEN NOT unit_differs AND NOT time_unit_unknown THEN sponsor_in_celltox_unit - celltox_value END AS difference,
        CASE WHEN NOT unit_differs AND NOT time_unit_unknown AND celltox_value <> 0
-            THEN round((sponsor_in_celltox_unit - celltox_value) / abs(celltox_value) * 100.0, 1) END AS difference_pct,
+            -- + 0.0: a difference that rounds to zero from below is 0.0, not -0.0 (the page printed "-0")
+            THEN round((sponsor_in_celltox_unit - celltox_value) / abs(celltox_value) * 100.0, 1) + 0.0 END AS difference_pct,
        CASE tolerance_kind WHEN 'relative' THEN printf('%g%%', tolerance * 100) ELSE printf('%g day', tolerance) END
          AS tolerance,
        CASE WHEN pctestcd IS NULL THEN 'analyte not in PC'
