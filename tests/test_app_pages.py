@@ -243,8 +243,8 @@ def test_adverse_events_page_says_where_reported_crs_icans_grades_differ_from_de
                      "AND syndrome = 'ICANS'", s=studyid, c=cut)
     warnings = [w.value for w in at.warning if "count the grade the site reported" in w.value]
     assert crs + icans > 0  # the sample studies have both kinds (a site's grade lower and higher than derived)
-    counts = " and ".join(f"{n} {syn}" for syn, n in (("CRS", crs), ("ICANS", icans)) if n)
-    assert len(warnings) == 1 and f"For these subjects, {counts} event" in warnings[0]
+    counts = " and ".join(f"{n} {syn} event{'s' if n != 1 else ''}" for syn, n in (("CRS", crs), ("ICANS", icans)) if n)
+    assert len(warnings) == 1 and f"For these subjects, {counts} differ" in warnings[0]
     assert any("derived vs reported" in str(link.proto.label) for link in at.get("page_link"))
 
 

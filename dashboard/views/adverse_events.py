@@ -48,9 +48,10 @@ if not state.missing_tables("grade_discrepancies"):
     differ = state.q(f"SELECT syndrome, count(*) AS n FROM grade_discrepancies d WHERE {dflt} GROUP BY ALL "
                      "ORDER BY syndrome", dfp)
     if len(differ):
-        counts = " and ".join(f"{int(r.n)} {r.syndrome}" for r in differ.itertuples())
+        counts = " and ".join(f"{int(r.n)} {r.syndrome} event{'s' if int(r.n) != 1 else ''}"
+                              for r in differ.itertuples())
         st.warning(f"CRS and ICANS rows count the grade the site reported. For these subjects, {counts} "
-                   f"event{'s' if int(differ['n'].sum()) != 1 else ''} differ from the ASTCT grade derived from the "
+                   f"{'differs' if int(differ['n'].sum()) == 1 else 'differ'} from the ASTCT grade derived from the "
                    "bedside assessments (or exist on one side only): see Derived vs reported grades on the "
                    "CRS & ICANS page.", icon=":material/compare_arrows:")
         st.page_link("views/crs_icans.py", label="CRS & ICANS: derived vs reported grades",
