@@ -206,3 +206,22 @@ def test_therapy_given_after_the_last_afebrile_assessment_masks_the_episode_it_t
     eps = {r["usubjid"]: r for r in db.rows("SELECT * FROM toxicity_episodes WHERE syndrome = 'CRS'")}
     assert int(eps["N1"]["max_grade"]) == 3 and eps["N1"]["tocilizumab"] and int(eps["N1"]["tocilizumab_first_day"]) == 1
     assert int(eps["N2"]["max_grade"]) == 1 and not eps["N2"]["tocilizumab"]
+
+
+def test_a_vasopressor_in_cm_that_the_bedside_assessments_do_not_record_is_listed(db_path):
+    """The CRS grade comes from the bedside file alone: norepinephrine in CM on day 2 with day-2 assessments that
+    record no vasopressor graded fever alone (grade 1). The data-quality check lists it; a pressor the assessments
+    record, or one on a day without assessments, is not listed."""
+    from safety.derive.toxicity.support_check import unrecorded_vasopressors_sql
+    db = StudyDB(db_path)
+    db.subject("V1")
+    db.crs("V1", 2, temp=38.9, hypotension=True)                       # the pressor is missing here
+    db.crs("V1", 3, temp=38.5, hypotension=True, vasopressors=1)       # recorded here
+    db.med("V1", "vasopressor", 2, 3, cmtrt="Norepinephrine")
+    db.med("V1", "vasopressor", 9, 9, cmtrt="Norepinephrine")          # no assessment on day 9
+    db.derive()
+    db.con.execute("UPDATE crs_assessments SET source = 'assessment file'")
+    rows = db.con.execute(unrecorded_vasopressors_sql()).fetchall()
+    assert rows == [("V1", rows[0][1], "Norepinephrine", 2, 3, "2")]
+    [crs] = db.rows("SELECT max_grade FROM toxicity_episodes WHERE usubjid = 'V1' AND syndrome = 'CRS'")
+    assert int(crs["max_grade"]) == 3  # day 3 records it: the day-2 gap alone is what the check shows

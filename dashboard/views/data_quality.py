@@ -1,9 +1,10 @@
 """Data quality: load log with file hashes, quarantined rows, missing grades, eligibility deviations,
-derived-vs-reported discrepancies."""
+derived-vs-reported discrepancies, vasopressors in CM that the bedside CRS assessments do not record."""
 import streamlit as st
 
 from dashboard import state
 from dashboard.tables import plural
+from safety.derive.toxicity.support_check import unrecorded_vasopressors_sql
 
 v = state.view()
 st.title("Data quality")
@@ -69,3 +70,15 @@ if state.require("grade_discrepancies", what="the discrepancy check"):
         st.success("Derived and reported grades agree.")
     else:
         state.table(d)
+
+st.subheader("Vasopressors in CM that the bedside CRS assessments do not record")
+if state.has_tables("crs_assessments", "medications"):
+    gaps = state.q(unrecorded_vasopressors_sql(flt), fp)
+    if gaps.empty:
+        st.success("Every vasopressor in CM is recorded in the bedside CRS assessments of its days (or those days "
+                   "have none).")
+    else:
+        st.markdown(f"**{plural(len(gaps), 'vasopressor record')}** in CM on days whose bedside CRS assessments "
+                    "record no vasopressor. The CRS grade comes from those assessments alone (CM is not merged into "
+                    "them), so each may be a grade 3 or 4 graded lower: query the site.")
+        state.table(gaps)

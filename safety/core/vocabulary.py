@@ -64,6 +64,10 @@ DLT_WINDOW_START_DAY = 0
 DLT_WINDOW_END_DAY = 28
 
 # --- bedside CRS/ICANS inputs ------------------------------------------------------------------------
+# Where a crs_assessments / icans_assessments row came from (its ``source``): the celltox assessment file, or built
+# from SDTM domains by safety/ingest/sdtm_assessments.py.
+ASSESSMENT_SOURCE_FILE = "assessment file"
+ASSESSMENT_SOURCE_SDTM = "SDTM"
 # Coded values of the bedside CRS/ICANS inputs (celltox files, or built from SDTM by safety/ingest/sdtm_assessments.py).
 OXYGEN_DEVICES: tuple[str, ...] = ("NONE", "BLOW_BY", "LOW_FLOW_NC", "HIGH_FLOW_NC", "FACEMASK", "NONREBREATHER", "VENTURI",
                                    "CPAP", "BIPAP", "MECHANICAL_VENTILATION")

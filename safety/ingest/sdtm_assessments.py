@@ -26,10 +26,8 @@ from __future__ import annotations
 
 from safety.core.sdtm_map import effective_rows
 from safety.core.sql import insert_rows
+from safety.core.vocabulary import ASSESSMENT_SOURCE_FILE as SOURCE_FILE, ASSESSMENT_SOURCE_SDTM as SOURCE_SDTM
 from safety.ingest.engine import Ctx, q
-
-SOURCE_FILE = "assessment file"
-SOURCE_SDTM = "SDTM"
 
 # grade band of an oxygen device for choosing the strongest support running at a time point (ASTCT 2019 hypoxia)
 _O2_RANK = """CASE dev WHEN 'MECHANICAL_VENTILATION' THEN 4 WHEN 'BIPAP' THEN 4 WHEN 'CPAP' THEN 4
