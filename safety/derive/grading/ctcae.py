@@ -9,7 +9,7 @@ criteria only when the record unit equals the rule's SI unit (case-insensitive),
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from safety.core.sql import insert_rows, reset_derived
@@ -91,23 +91,49 @@ def grading(source: str = "labs", *, where: str | None = None, version: str = "5
             # expression; its term's own CASE costs only its rows.
             if d is not None and not any(a.extra for a in d.arms):
                 dense[tid] = d
+    # Results delivered in a conventional unit are graded with CTCAE's cut-offs in that unit (R.load_variants):
+    # each variant is a dense term of its own (rule_id after the terms'), reported under its term's term_id.
+    # The 'case' engine, a cross-check of the dense expression, grades every result by the SI cut-offs.
+    variants = R.load_variants(rules, term_map, version) if engine == "dense" else []
+    variant_ids = {}
+    for v in variants:
+        d = R.compile_dense(v.si_rules)
+        if d is None or any(a.extra for a in d.arms):
+            raise R.RuleError(f"conventional cut-offs of {v.key[0]} do not have the dense shape")
+        variant_ids[(v.lbtestcd, v.key)] = len(term_ids) + len(variant_ids)
+        dense[variant_ids[(v.lbtestcd, v.key)]] = replace(d, reasons=v.reasons)
+    n_rules = len(term_ids) + len(variants)
     fallback = {k: i for k, i in term_ids.items() if i not in dense}
-    plan = R.dense_plan(dense, len(term_ids), exact) if dense else None
+    plan = R.dense_plan(dense, n_rules, exact) if dense else None
     params = plan.params if plan else {}
     # The term map with every per-term parameter of the dense expression as a column: joined once
-    # with the labs, each parameter is a plain column of the row.
-    term_cols = ["lbtestcd", "term_id", "ctcae_term", "direction", "unit_check", "unit_check_uc", "is_dense",
-                 *params]
-    terms_values = ", ".join(
-        "(" + ", ".join([
-            _q(m.lbtestcd), str(tid), _q(m.ctcae_term), _q(m.direction),
+    # with the labs, each parameter is a plain column of the row. rule_id picks the parameters (a term's, or a
+    # conventional-unit variant's), term_id is the term reported; conv_factor is the conversion factor of the
+    # results a variant row grades (NULL: every other result).
+    term_cols = ["lbtestcd", "term_id", "rule_id", "conv_factor", "ctcae_term", "direction", "unit_check",
+                 "unit_check_uc", "is_dense", *params]
+
+    def term_row(m, key, rid, factor):
+        return "(" + ", ".join([
+            _q(m.lbtestcd), str(term_ids[key]), str(rid), "NULL::DOUBLE" if factor is None else _dbl(factor),
+            _q(m.ctcae_term), _q(m.direction),
             _q(rules.terms[key].unit_check or ""), _q((rules.terms[key].unit_check or "").upper()),
-            "TRUE" if tid in dense else "FALSE",
-            *(_dbl(vals[tid]) for vals in params.values()),
+            "TRUE" if rid in dense else "FALSE",
+            *(_dbl(vals[rid]) for vals in params.values()),
         ]) + ")"
-        for m in term_map
-        for key in [(m.ctcae_term.upper(), m.direction)] for tid in [term_ids[key]]
-    )
+
+    by_test = {(v.lbtestcd, v.key): v for v in variants}
+    terms_values = ", ".join(
+        [term_row(m, key, term_ids[key], None)
+         for m in term_map for key in [(m.ctcae_term.upper(), m.direction)]]
+        + [term_row(m, key, variant_ids[(m.lbtestcd, key)], by_test[(m.lbtestcd, key)].factor)
+           for m in term_map for key in [(m.ctcae_term.upper(), m.direction)] if (m.lbtestcd, key) in by_test])
+    # the factor a result was converted by ('LBORRES x 0.2495'), when a variant grades that test from that unit
+    conv_pairs = sorted({(v.lbtestcd, v.factor) for v in variants})
+    conv_f = ("CASE " + " ".join(f"WHEN l.lbtestcd = {_q(code)} AND TRY_CAST(regexp_extract(l.value_source, "
+                                 f"' x ([^ ]+)$', 1) AS DOUBLE) = {_dbl(fac)} THEN {_dbl(fac)}"
+                                 for code, fac in conv_pairs) + " END"
+              if conv_pairs else "NULL::DOUBLE")
     filt = f"WHERE {where}" if where else ""
     src = f"(SELECT * FROM {source} {filt})"
     base_high = (
@@ -130,7 +156,7 @@ coded AS (
                  ELSE ({case_code}) END AS code
   FROM t2)"""
         dense_reason = (f"WHEN {is_dense} THEN {DENSE_REASON_BASE} "
-                        f"+ (term_id * 5 + CAST(code AS INTEGER)) * 2 + CAST(baseline_high AS INTEGER)")
+                        f"+ (rule_id * 5 + CAST(code AS INTEGER)) * 2 + CAST(baseline_high AS INTEGER)")
     else:
         layers = f"coded AS (SELECT *, {case_code} AS code FROM graded)"
         dense_reason = ""
@@ -164,7 +190,7 @@ keyed AS (
 based AS (
   -- the baseline joins each blood lab record once, before the term map doubles some of them
   SELECT l.studyid, l.data_cut, l.usubjid, l.lbseq, l.lbtestcd, l.value, l.unit, upper(trim(l.unit)) AS unit_uc,
-         l.lln, l.uln, l.day, l.lb_date, b.base, b.base_lbseq, b.base_high,
+         l.lln, l.uln, l.day, l.lb_date, b.base, b.base_lbseq, b.base_high, {conv_f} AS conv_f,
          -- a censored result lies beyond its bound ('<0.5' is below 0.5): graded as a value just past it
          CASE l.censored WHEN '<' THEN l.value - abs(l.value) * {CENSORED_STEP}
                          WHEN '>' THEN l.value + abs(l.value) * {CENSORED_STEP} ELSE l.value END AS graded_value
@@ -185,7 +211,7 @@ based AS (
   WHERE {_BLOOD_SQL} AND l.lbtestcd IN (SELECT lbtestcd FROM terms)
 ),
 graded AS (
-  SELECT l.usubjid, l.lbseq, t.* EXCLUDE (lbtestcd, k_studyid, k_data_cut, k_unit), l.graded_value AS value,
+  SELECT l.usubjid, l.lbseq, t.* EXCLUDE (lbtestcd, k_studyid, k_data_cut, k_unit, conv_factor), l.graded_value AS value,
          l.value AS reported_value, l.unit_uc, l.lln, l.uln, l.base,
          coalesce(l.base_high, FALSE) AS baseline_high,
          coalesce(l.lbseq = l.base_lbseq, FALSE) AS is_baseline,
@@ -193,7 +219,7 @@ graded AS (
          l.day, l.lb_date
   FROM based l
   JOIN keyed t ON t.lbtestcd = l.lbtestcd AND t.k_unit IS NOT DISTINCT FROM l.unit AND t.k_studyid = l.studyid
-   AND t.k_data_cut = l.data_cut
+   AND t.k_data_cut = l.data_cut AND t.conv_factor IS NOT DISTINCT FROM l.conv_f
 ),
 {layers}
 SELECT usubjid, lbseq, lab_term_id, reported_value AS value, lln, uln,

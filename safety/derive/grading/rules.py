@@ -22,9 +22,11 @@ from __future__ import annotations
 import csv
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+
+from safety.core.files import read_data_csv
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2]
 RULES_DIR = PACKAGE_DIR / "rules"
@@ -395,6 +397,82 @@ def load_lab_terms(rules: RuleSet, extra_path: str | Path | None = None) -> list
                 seen.add((r.lbtestcd, r.ctcae_term, r.direction))
                 rows.append(r)
     return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# CTCAE's own cut-offs in conventional units. CTCAE prints a term's cut-offs in SI and in conventional units, and
+# the two are not exact conversions of each other (hypermagnesemia grade 3: > 3.0 mg/dL, > 1.23 mmol/L; 3.0 mg/dL is
+# 1.234 mmol/L). A result delivered in mg/dL and converted to SI by the load is graded with the mg/dL cut-offs,
+# converted by the same factor, so that 3.0 mg/dL is grade 1 as CTCAE (and admiral's US-unit grading) gives it.
+UNIT_CONVERSIONS_PATH = PACKAGE_DIR / "data" / "unit_conversions.csv"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How one test's results delivered in a conventional unit are graded for one term: the term's arms with its
+    conventional cut-offs times the load's conversion factor (``si_rules``, in the SI unit of the values), and
+    the reason texts in the conventional unit (``reasons``, as :func:`compile_dense` keys them)."""
+    lbtestcd: str
+    key: tuple[str, str]
+    unit: str
+    factor: float
+    si_rules: TermRules
+    reasons: dict
+
+
+def conventional_rule_file(version: str) -> Path | None:
+    """ctcae_v<version>_conventional.csv beside the version's rule file, when there is one."""
+    p = rule_file(version)
+    c = p.with_name(f"{p.stem}_conventional.csv")
+    return c if c.exists() else None
+
+
+def _scaled(c, factor: float):
+    """A clause with its value-against-constant comparison in SI: the constant times ``factor``."""
+    if isinstance(c, Compare) and c.left == Operand("AVAL") and c.right.var is None:
+        return Compare(c.left, c.op, Operand(None, const=c.right.const * factor))
+    return c
+
+
+def load_variants(rules: RuleSet, term_map: list[TermMapRow], version: str = "5.0") -> list[Variant]:
+    """The conventional-unit variants of the terms ``term_map`` grades: one per test and term whose conventional
+    unit the load converts (safety/data/unit_conversions.csv). A test converted from that unit has a variant for
+    every term it maps to, or none (it fails loudly otherwise: its results would be graded half in one unit)."""
+    path = conventional_rule_file(version)
+    if path is None:
+        return []
+    conv = load_rules(version, path)
+    factors = {(r["lbtestcd"].upper(), r["from_unit"], r["to_unit"]): float(r["factor"])
+               for _, r in read_data_csv(UNIT_CONVERSIONS_PATH, ("lbtestcd", "from_unit", "to_unit", "factor"),
+                                         exact=False)}
+    out = []
+    for m in term_map:
+        key = (m.ctcae_term.upper(), m.direction)
+        ct = conv.terms.get(key)
+        si = rules.terms.get(key)
+        if ct is None or si is None:
+            continue
+        factor = factors.get((m.lbtestcd, ct.unit_check, si.unit_check))
+        if factor is None:
+            continue  # the load does not convert this test from that unit: no result of it comes in that unit
+        arms = tuple(replace(a, criterion=tuple(tuple(_scaled(c, factor) for c in g) for g in a.criterion))
+                     for a in ct.arms)
+        dense = compile_dense(ct)
+        if dense is None:
+            raise RuleError(f"{path.name}: the arms of {ct.term} {ct.direction} do not have the dense shape")
+        reasons = {k: (f"{t} ({ct.unit_check} as delivered)" if t and k[0] > 0 else t) for k, t in dense.reasons.items()}
+        out.append(Variant(m.lbtestcd, key, ct.unit_check, factor,
+                           TermRules(si.term, si.direction, si.unit_check, arms), reasons))
+    by_unit = {}
+    for v in out:
+        by_unit.setdefault((v.lbtestcd, v.unit), set()).add(v.key)
+    for (code, unit), keys in by_unit.items():
+        every = {(m.ctcae_term.upper(), m.direction) for m in term_map if m.lbtestcd == code}
+        if keys != every:
+            raise RuleError(f"{path.name}: {code} in {unit} has conventional cut-offs for "
+                            f"{', '.join(sorted(k[0] for k in keys))} but not for "
+                            f"{', '.join(sorted(k[0] for k in every - keys))}")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
