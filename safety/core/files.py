@@ -8,6 +8,17 @@ from pathlib import Path
 import yaml
 
 
+UNIT_CONVERSIONS_PATH = Path(__file__).resolve().parents[1] / "data" / "unit_conversions.csv"
+
+
+def unit_conversions() -> list[tuple[str, str, str, float]]:
+    """(LBTESTCD upper case, from unit, to unit, factor) of safety/data/unit_conversions.csv: what the load converts
+    lab results by, read by the load and by the grading of results delivered in conventional units."""
+    return [(r["lbtestcd"].upper(), r["from_unit"], r["to_unit"], float(r["factor"]))
+            for _, r in read_data_csv(UNIT_CONVERSIONS_PATH, ("lbtestcd", "from_unit", "to_unit", "factor"),
+                                      exact=False)]
+
+
 def sha256_file(path: str | Path) -> str:
     """SHA-256 of a file's bytes, read in 1 MiB chunks (deliveries can be gigabytes)."""
     h = hashlib.sha256()

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from safety.core.files import unit_conversions
 from safety.core.sql import insert_rows, run_sql
 from safety.core.vocabulary import CRS_TERMS, ICANS_TERMS
 from safety.ingest.domains import (
@@ -130,10 +131,7 @@ def install_reference_tables(con) -> None:
     """Unit conversions and medication classes (safety/data/*.csv) as temp tables."""
     con.execute("CREATE OR REPLACE TEMP TABLE _units (u_testcd VARCHAR, u_from VARCHAR, u_norm VARCHAR, "
                 "u_to VARCHAR, u_factor DOUBLE)")
-    rows = []
-    with open(DATA_DIR / "unit_conversions.csv", newline="", encoding="utf-8") as fh:
-        for r in csv.DictReader(fh):
-            rows.append((r["lbtestcd"].strip().upper(), r["from_unit"].strip(), r["to_unit"].strip(), float(r["factor"])))
+    rows = unit_conversions()
     cols = [list(c) for c in zip(*rows)]
     con.execute("INSERT INTO _units SELECT t, f, ct_unit(f), u, x FROM (SELECT unnest(CAST($1 AS VARCHAR[])) AS t, "
                 "unnest(CAST($2 AS VARCHAR[])) AS f, unnest(CAST($3 AS VARCHAR[])) AS u, "

@@ -9,7 +9,7 @@ criteria only when the record unit equals the rule's SI unit (case-insensitive),
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from safety.core.sql import insert_rows, reset_derived
@@ -95,13 +95,8 @@ def grading(source: str = "labs", *, where: str | None = None, version: str = "5
     # each variant is a dense term of its own (rule_id after the terms'), reported under its term's term_id.
     # The 'case' engine, a cross-check of the dense expression, grades every result by the SI cut-offs.
     variants = R.load_variants(rules, term_map, version) if engine == "dense" else []
-    variant_ids = {}
-    for v in variants:
-        d = R.compile_dense(v.si_rules)
-        if d is None or any(a.extra for a in d.arms):
-            raise R.RuleError(f"conventional cut-offs of {v.key[0]} do not have the dense shape")
-        variant_ids[(v.lbtestcd, v.key)] = len(term_ids) + len(variant_ids)
-        dense[variant_ids[(v.lbtestcd, v.key)]] = replace(d, reasons=v.reasons)
+    variant_ids = {(v.lbtestcd, v.key): len(term_ids) + i for i, v in enumerate(variants)}
+    dense.update({variant_ids[(v.lbtestcd, v.key)]: v.dense for v in variants})
     n_rules = len(term_ids) + len(variants)
     fallback = {k: i for k, i in term_ids.items() if i not in dense}
     plan = R.dense_plan(dense, n_rules, exact) if dense else None

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
-from safety.core.files import read_data_csv
+from safety.core.files import unit_conversions
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2]
 RULES_DIR = PACKAGE_DIR / "rules"
@@ -404,20 +404,16 @@ def load_lab_terms(rules: RuleSet, extra_path: str | Path | None = None) -> list
 # the two are not exact conversions of each other (hypermagnesemia grade 3: > 3.0 mg/dL, > 1.23 mmol/L; 3.0 mg/dL is
 # 1.234 mmol/L). A result delivered in mg/dL and converted to SI by the load is graded with the mg/dL cut-offs,
 # converted by the same factor, so that 3.0 mg/dL is grade 1 as CTCAE (and admiral's US-unit grading) gives it.
-UNIT_CONVERSIONS_PATH = PACKAGE_DIR / "data" / "unit_conversions.csv"
-
-
 @dataclass(frozen=True)
 class Variant:
-    """How one test's results delivered in a conventional unit are graded for one term: the term's arms with its
-    conventional cut-offs times the load's conversion factor (``si_rules``, in the SI unit of the values), and
-    the reason texts in the conventional unit (``reasons``, as :func:`compile_dense` keys them)."""
+    """How one test's results delivered in a conventional unit are graded for one term: the dense form of the
+    term's arms with its conventional cut-offs times the load's conversion factor (in the SI unit of the values),
+    with reason texts in the conventional unit."""
     lbtestcd: str
     key: tuple[str, str]
     unit: str
     factor: float
-    si_rules: TermRules
-    reasons: dict
+    dense: DenseTerm
 
 
 def conventional_rule_file(version: str) -> Path | None:
@@ -442,9 +438,7 @@ def load_variants(rules: RuleSet, term_map: list[TermMapRow], version: str = "5.
     if path is None:
         return []
     conv = load_rules(version, path)
-    factors = {(r["lbtestcd"].upper(), r["from_unit"], r["to_unit"]): float(r["factor"])
-               for _, r in read_data_csv(UNIT_CONVERSIONS_PATH, ("lbtestcd", "from_unit", "to_unit", "factor"),
-                                         exact=False)}
+    factors = {(code, frm, to): factor for code, frm, to, factor in unit_conversions()}
     out = []
     for m in term_map:
         key = (m.ctcae_term.upper(), m.direction)
@@ -457,12 +451,13 @@ def load_variants(rules: RuleSet, term_map: list[TermMapRow], version: str = "5.
             continue  # the load does not convert this test from that unit: no result of it comes in that unit
         arms = tuple(replace(a, criterion=tuple(tuple(_scaled(c, factor) for c in g) for g in a.criterion))
                      for a in ct.arms)
-        dense = compile_dense(ct)
-        if dense is None:
+        dense = compile_dense(TermRules(si.term, si.direction, si.unit_check, arms))
+        if dense is None or any(a.extra for a in dense.arms):
             raise RuleError(f"{path.name}: the arms of {ct.term} {ct.direction} do not have the dense shape")
-        reasons = {k: (f"{t} ({ct.unit_check} as delivered)" if t and k[0] > 0 else t) for k, t in dense.reasons.items()}
-        out.append(Variant(m.lbtestcd, key, ct.unit_check, factor,
-                           TermRules(si.term, si.direction, si.unit_check, arms), reasons))
+        # the reasons name the cut-offs as CTCAE prints them in the unit delivered, not as scaled
+        reasons = {k: (f"{t} ({ct.unit_check} as delivered)" if t and k[0] > 0 else t)
+                   for k, t in compile_dense(ct).reasons.items()}
+        out.append(Variant(m.lbtestcd, key, ct.unit_check, factor, replace(dense, reasons=reasons)))
     by_unit = {}
     for v in out:
         by_unit.setdefault((v.lbtestcd, v.unit), set()).add(v.key)
