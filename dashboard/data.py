@@ -179,12 +179,11 @@ def subject_data(v: state.View, usubjid: str) -> dict[str, pd.DataFrame]:
 def subject_dlt_keys(v: state.View, usubjid: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(counted, pending): event keys of the subject's events that count as DLTs now (the committee's decisions
     in force, as on the DLT review), and of in-window candidates awaiting a decision. A rejected candidate, one
-    outside the window and a withdrawn-then-rejected one are neither: the profile must not call them DLTs."""
-    review = dlt_status(v).review
-    mine = review[review["usubjid"] == usubjid]
-    counted = mine.loc[mine["counts_as_dlt"].astype(bool), "event_key"]
-    pending = mine.loc[mine["pending"].astype(bool) & ~mine["counts_as_dlt"].astype(bool), "event_key"]
-    return tuple(sorted(set(counted))), tuple(sorted(set(pending)))
+    outside the window and a withdrawn-then-rejected one are neither: the profile must not call them DLTs. Read off
+    :func:`subject_dlt_labels`, so a chart's marks and a table's words cannot disagree."""
+    labels = subject_dlt_labels(v, usubjid)
+    return (tuple(sorted(k for k, label in labels.items() if label == dlt_live.ADJUDICATED_YES)),
+            tuple(sorted(k for k, label in labels.items() if label == dlt_live.ADJUDICATED_PENDING)))
 
 
 def subject_dlt_labels(v: state.View, usubjid: str) -> dict[str, str]:

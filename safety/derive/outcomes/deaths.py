@@ -40,7 +40,7 @@ fae AS (
          arg_max(related, (coalesce(aeen_date, aest_date), aeseq)) AS fatal_ae_related,
          max(coalesce(aeen_date, aest_date)) AS ae_date
   FROM adverse_events
-  WHERE studyid = $s AND data_cut = $c AND {fatal_ae('')}
+  WHERE studyid = $s AND data_cut = $c AND __FATAL_AE__
   GROUP BY usubjid
 ),
 d AS (
@@ -94,7 +94,7 @@ SELECT $s AS studyid, $c AS data_cut, usubjid, death_date, death_day, sources, d
        (first_infusion_date IS NOT NULL AND death_day <= 100 AND progression_day IS NULL AND cause_category <> 'progression/relapse') AS nrm_by_day100,
        (first_infusion_date IS NOT NULL AND death_day <= 365 AND progression_day IS NULL AND cause_category <> 'progression/relapse') AS nrm_by_day365
 FROM y
-""".replace("{fatal_ae('')}", fatal_ae(""))  # the one definition of a fatal AE (its struct literals keep it no f-string)
+""".replace("__FATAL_AE__", fatal_ae(""))  # the one definition of a fatal AE (its struct literals keep it no f-string)
 
 
 def derive_deaths(con, studyid, data_cut, config, review_store=None) -> None:

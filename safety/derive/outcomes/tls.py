@@ -78,10 +78,11 @@ WHERE s.studyid = $s AND s.data_cut = $c AND s.infused
 def derive_tls(con, studyid, data_cut, config, review_store=None) -> None:
     """Rebuild tls_screen for one (study, cut)."""
     reset(con, (TLS_SCREEN,), studyid, data_cut)
-    bad = sorted({r["population"] for r in _data.read_rules("tls_cairo_bishop.csv")} - {"all", "adult", "child"})
+    table = _data.install(con, "tls_cairo_bishop.csv")
+    bad = [r[0] for r in con.execute(f"SELECT DISTINCT population FROM {table} "
+                                     "WHERE population IS NULL OR population NOT IN ('all', 'adult', 'child')").fetchall()]
     if bad:  # a misspelt population would leave its rule applying to nobody
         raise ValueError(f"safety/data/tls_cairo_bishop.csv: population must be all, adult or child, not {bad}")
-    _data.install(con, "tls_cairo_bishop.csv")
     insert(con, TLS_SCREEN, _SQL, {"s": studyid, "c": data_cut})
 
 
