@@ -38,10 +38,10 @@ class OutcomeDB:
         self.con.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('$' + k for k in cols)})", cols)
 
     def subject(self, u, *, infused=True, death_day=None, lka=400, diagnosis=None, dose_level="DL1", cause=None,
-                age=None):
+                age=None, death_source="DM"):
         self.insert("subjects", usubjid=u, infused=infused, age=age, first_infusion_date=DAY0 if infused else None,
                     death_date=None if death_day is None else day(death_day), death_day=death_day if infused else None,
-                    death_cause=cause, last_known_alive_day=death_day if death_day is not None else lka,
+                    death_source=None if death_day is None else death_source, death_cause=cause, last_known_alive_day=death_day if death_day is not None else lka,
                     diagnosis=diagnosis, dose_level=dose_level, infusions=1 if infused else 0)
 
     def ae(self, u, term, grade, onset, end=None, soc="Infections and infestations", aeout=None, ser="N",

@@ -42,7 +42,8 @@ def add_subject(con, usubjid, *, cut=CUT, cohort="C1", dose_level="DL1", infused
     _insert(con, "subjects", dict(
         studyid=study, data_cut=cut, usubjid=usubjid, siteid=siteid, cohort=cohort, dose_level=dose_level,
         first_infusion_date=DAY0 if infused else None, infused=infused, death_day=death_day,
-        death_date=None if death_day is None else DAY0 + dt.timedelta(days=death_day), death_cause=death_cause,
+        death_date=None if death_day is None else DAY0 + dt.timedelta(days=death_day),
+        death_source=None if death_day is None else "DM", death_cause=death_cause,
         last_known_alive_day=(death_day if death_day is not None else last_day) if infused else None,
         status=status))
 

@@ -192,10 +192,16 @@ def test_death_recorded_only_as_a_grade_5_ae_is_in_the_packet_as_in_the_app(db, 
         _ins(w, "adverse_events", [_ae(CUT2, "CT-001-S03", 3, "Brain bleed", "Intracranial haemorrhage",
                                        "Nervous system disorders", 5, 40, 41, ser="Y", aesdth="Y", aeout="FATAL",
                                        rel=False)])
+        # the subject's death as the load writes it for a death recorded only as a fatal AE
+        w.execute("""UPDATE subjects SET death_date = DATE '2025-01-11', death_day = 41, death_source = 'AE',
+                     status = 'died', last_known_alive_day = 41
+                     WHERE studyid = $s AND data_cut = $c AND usubjid = 'CT-001-S03'""", {"s": STUDY, "c": CUT2})
         _derive_deaths(w)  # the real derivation writes the deaths table the app reads
     with duckdb.connect(str(db), read_only=True) as con:
         r = make_reader(con, STUDY, CUT2)
-        assert r.scalar("SELECT death_date FROM subjects WHERE usubjid = 'CT-001-S03'") is None
+        # the disposition (the overview's tiles, the packet's table) counts S03 among the dead
+        died = build_table(r, "disposition").set_index("Status").loc["Died"]
+        assert died.tolist() == ["1 (50.0)", "1 (50.0)", "2 (50.0)"]
         listing = build_listing(r, "deaths").set_index("usubjid")
         assert list(listing.index) == ["CT-001-S02", "CT-001-S03"]
         s03 = listing.loc["CT-001-S03"]

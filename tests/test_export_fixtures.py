@@ -36,7 +36,7 @@ def _subject(cut, usubjid, site, cohort, *, infused=True, death=None, age=50.0, 
          "first_infusion_date": INF if infused else None, "status": "in follow-up" if infused else "screened",
          "last_known_alive_day": (cut - INF).days}
     if death:
-        d.update(death_date=death, death_day=(death - INF).days, death_cause="Sepsis", status="died",
+        d.update(death_date=death, death_day=(death - INF).days, death_source="DM", death_cause="Sepsis", status="died",
                  last_known_alive_day=(death - INF).days)
     return d
 

@@ -209,6 +209,41 @@ def test_an_ae_not_ended_runs_to_the_death_not_to_the_cut(tmp_path):
     assert ae.loc["S-003/AE/1", "duration_days"] == 10 and ae.loc["S-001/AE/1", "duration_days"] == 3
 
 
+def test_a_death_recorded_only_as_a_fatal_ae_is_the_subjects_death(tmp_path):
+    """S-003 dies of a grade-5 sepsis ended 2024-03-21, with no DM death date and no DS death record: the subject
+    is 'died' at the cut (the overview's tiles and the packet's disposition read subjects.status), dated at the
+    AE's end, and the neutropenia still ongoing runs to that death (10 days), as with a death recorded in DM.
+    The same AE ending after the cut is no death at the cut."""
+    def load(aeendtc, name):
+        ae = pd.concat([AE, pd.DataFrame({
+            "STUDYID": [AE["STUDYID"][0]], "USUBJID": ["S-003"], "AESEQ": [2], "AETERM": ["Sepsis"],
+            "AEDECOD": ["SEPSIS"], "AEBODSYS": ["INF"], "AETOXGR": ["5"], "AESEV": ["SEVERE"], "AESER": ["Y"],
+            "AEREL": ["POSSIBLE"], "AEOUT": ["FATAL"], "AESTDTC": ["2024-03-15"], "AEENDTC": [aeendtc]})],
+            ignore_index=True)
+        db = tmp_path / f"{name}.duckdb"
+        ingest_study(make_study(tmp_path / name, "csv", domains=dict(DOMAINS, ae=ae)), db, cutoff="2024-06-30")
+        return db
+
+    db = load("2024-03-21", "dies")
+    s = q(db, "SELECT usubjid, status, death_date, death_day, death_source, last_known_alive_date FROM subjects "
+              "ORDER BY usubjid").set_index("usubjid")
+    s3 = s.loc["S-003"]
+    assert (s3.status, str(s3.death_date)[:10], s3.death_source, str(s3.last_known_alive_date)[:10]) == \
+        ("died", "2024-03-21", "AE", "2024-03-21")
+    assert s.death_source.dropna().to_dict() == {"S-002": "DS", "S-003": "AE"}
+    ae = q(db, "SELECT event_key, duration_days FROM adverse_events ORDER BY 1").set_index("event_key")
+    assert ae.loc["S-003/AE/1", "duration_days"] == 10 and ae.loc["S-003/AE/2", "duration_days"] == 7
+    deaths = q(db, "SELECT usubjid, death_date, sources FROM deaths ORDER BY usubjid").set_index("usubjid")
+    assert deaths.sources.to_dict() == {"S-002": "DS", "S-003": "AE"}
+    assert str(deaths.death_date["S-003"])[:10] == "2024-03-21"
+
+    db = load("2024-07-02", "after_cut")
+    s3 = q(db, "SELECT status, death_date, death_source FROM subjects WHERE usubjid = 'S-003'").iloc[0]
+    assert s3.status != "died" and pd.isna(s3.death_date) and pd.isna(s3.death_source)
+    assert q(db, "SELECT usubjid FROM deaths").usubjid.tolist() == ["S-002"]
+    assert q(db, "SELECT duration_days FROM adverse_events WHERE event_key = 'S-003/AE/1'").duration_days[0] == 111
+
+
 def test_reload_gives_the_same_database(tmp_path):
     study = make_study(tmp_path / "s", "csv")
     db = tmp_path / "db.duckdb"

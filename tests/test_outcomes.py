@@ -190,17 +190,17 @@ def test_incidence_density_window_edges_per_dose_level(tmp_path):
 
 def _death_study(tmp_path):
     db = OutcomeDB(tmp_path / "d.duckdb")
-    db.subject("D1", death_day=20)                               # DS: sepsis
+    db.subject("D1", death_day=20, death_source="DS")           # DS: sepsis
     db.ds("D1", "DEATH", "Sepsis", 20)
     db.subject("D2", death_day=50)                               # DM only, cause from the fatal AE
     db.ae("D2", "Cytokine release syndrome", 5, 3, 50, soc="Immune system disorders", aeout="FATAL", related=True)
-    db.subject("D3", lka=150)                                    # AE only: no DM/DS death
+    db.subject("D3", death_day=150, death_source="AE")          # AE only: no DM/DS death
     db.ae("D3", "Intracranial haemorrhage", 5, 148, 150, soc="Nervous system disorders", aeout="FATAL")
-    db.subject("D4", death_day=90)                               # pneumonia after documented progression
+    db.subject("D4", death_day=90, death_source="DS")           # pneumonia after documented progression
     db.rs("D4", 28, "PR")
     db.rs("D4", 60, "PD")
     db.ds("D4", "DEATH", "Pneumonia", 90)
-    db.subject("D5", death_day=200)                              # progression
+    db.subject("D5", death_day=200, death_source="DS")          # progression
     db.ds("D5", "DEATH", "Disease progression", 200)
     db.subject("NI", infused=False)                              # never infused, died before infusion
     db.ds("NI", "DEATH", "Sepsis", 5)
@@ -260,7 +260,7 @@ def test_two_ds_death_records_on_one_date_give_the_first_recorded_cause(tmp_path
     from outcome_fixtures import day
 
     db = OutcomeDB(tmp_path / "d2.duckdb")
-    db.subject("DD", death_day=40)
+    db.subject("DD", death_day=40, death_source="DS")
     # entered in the other order than their DSSEQ: the cause is the lower DSSEQ's
     db.insert("disposition", usubjid="DD", dsseq=2, dsdecod="DEATH", dsterm="Cardiac arrest", dsst_date=day(40), day=40)
     db.insert("disposition", usubjid="DD", dsseq=1, dsdecod="DEATH", dsterm="Pneumonia", dsst_date=day(40), day=40)

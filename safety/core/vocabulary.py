@@ -25,6 +25,18 @@ NEUROTOXICITY_AE_TERMS: tuple[str, ...] = (
 )
 NEUROTOXICITY_TERMS: tuple[str, ...] = ICANS_TERMS + NEUROTOXICITY_AE_TERMS
 
+# --- deaths ---------------------------------------------------------------------------------------------
+def fatal_ae(alias: str) -> str:
+    """SQL: the adverse_events row ``alias`` ended in a death known at the cut. Grade 5, a fatal outcome or the
+    results-in-death flag, with the death dated or recorded: an end date (the load keeps only ends on or before
+    the cut), or the fatal outcome or flag, which the load withholds when the AE ended after the cut or has no end
+    and no death is recorded in DM or DS. A grade 5 alone, with no end, outcome or flag, reads as such an AE and is
+    no death at the cut (counting it dated a death after the cut at the AE's start, before the cut)."""
+    a = f"{alias}." if alias else ""
+    fatal_record = f"upper(coalesce({a}aeout, '')) = 'FATAL' OR upper(coalesce({a}aesdth, '')) = 'Y'"
+    return f"(({a}aetoxgr = 5 OR {fatal_record}) AND ({a}aeen_date IS NOT NULL OR {fatal_record}))"
+
+
 # --- subject disposition at a cut (subjects.status; the overview's tiles and the packet's disposition table) ---
 # (label, condition on the subjects table, what it means)
 SUBJECT_DISPOSITION: tuple[tuple[str, str, str], ...] = (

@@ -12,7 +12,7 @@ import pandas as pd
 
 from safety.access.reader import StudyReader
 from safety.core.config import dlt_window
-from safety.derive.dlt.events import fatal_ae
+from safety.core.vocabulary import fatal_ae
 from safety.export import common as c
 from safety.export import outcomes as outcome_outputs
 from safety.review.dlt_status import REPORTED_AS_SQL, on_reported_aes

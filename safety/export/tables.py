@@ -14,7 +14,7 @@ import pandas as pd
 from safety.access.reader import StudyReader
 from safety.core.numbers import fixed, n_pct
 from safety.core.vocabulary import SUBJECT_DISPOSITION, SUBJECT_DISPOSITION_COUNTS
-from safety.derive.dlt.events import fatal_ae
+from safety.core.vocabulary import fatal_ae
 from safety.derive.dlt.stopping import event_label, method_name
 from safety.derive.grading.summary import grade3_counts, shift_table, worst_per_term_sql
 from safety.derive.toxicity import summary as tox

@@ -238,6 +238,8 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
                 engine.set_deaths(ctx, cols["DM"])
             if dom == "CM" or (dom == "EX" and "CM" not in by_domain):
                 engine.set_lymphodepletion(ctx)
+            if dom == "AE":
+                engine.set_ae_deaths(ctx)
             engine.count_and_quarantine(ctx, dom, f"_t_{dom}", by_domain[dom], c)
             if supp.get(dom):
                 engine.count_and_quarantine(ctx, dom, f"_t_SUPP{dom}", supp[dom])

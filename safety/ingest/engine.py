@@ -14,7 +14,7 @@ from pathlib import Path
 
 from safety.core.files import unit_conversions
 from safety.core.sql import insert_rows, run_sql
-from safety.core.vocabulary import CRS_TERMS, ICANS_TERMS
+from safety.core.vocabulary import CRS_TERMS, ICANS_TERMS, fatal_ae
 from safety.ingest.domains import (
     AGE_UNITS_PER_YEAR, LAB_NEGATIVE_ALLOWED, LIMITS, LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS,
     DomainSpec,
@@ -649,7 +649,7 @@ def insert_dm_ids(ctx: Ctx) -> None:
         SELECT dm_usubjid AS usubjid, CAST(NULL AS DATE) AS inf_date, CAST(NULL AS VARCHAR) AS inf_dtc,
                CAST(NULL AS VARCHAR) AS inf_source, 0 AS infusions, CAST(NULL AS VARCHAR) AS inf_extrt,
                CAST(NULL AS VARCHAR) AS inf_dose, CAST(NULL AS DATE) AS death_date,
-               CAST(NULL AS VARCHAR) AS death_cause, CAST(NULL AS DATE) AS ld_date
+               CAST(NULL AS VARCHAR) AS death_source, CAST(NULL AS VARCHAR) AS death_cause, CAST(NULL AS DATE) AS ld_date
         FROM _dm_ids WHERE dm_state = 'ok'""")
 
 
@@ -701,14 +701,29 @@ def load_ds(ctx: Ctx, c: Cols, supp) -> None:
 
 def set_deaths(ctx: Ctx, c_dm: Cols) -> None:
     """Death on or before the cut: DM.DTHDTC, else the DS death record (with its DSTERM as the cause)."""
-    ctx.run("""UPDATE _subj SET death_date = d.dd, death_cause = d.cause
+    ctx.run("""UPDATE _subj SET death_date = d.dd, death_source = 'DS', death_cause = d.cause
         FROM (SELECT usubjid AS u, min(dsst_date) AS dd,
                      arg_min(CASE WHEN upper(dsterm) <> 'DEATH' THEN dsterm END, dsst_date) AS cause
               FROM disposition WHERE studyid = $studyid AND data_cut = $cut AND dsdecod = 'DEATH' AND dsst_date <= $cut
               GROUP BY usubjid) d WHERE _subj.usubjid = d.u""")
     if c_dm.has("DTHDTC"):
-        ctx.run("""UPDATE _subj SET death_date = t._lo_DTHDTC FROM _t_DM t
+        ctx.run("""UPDATE _subj SET death_date = t._lo_DTHDTC, death_source = 'DM' FROM _t_DM t
             WHERE _subj.usubjid = t._usubjid AND t._qreason IS NULL AND t._lo_DTHDTC <= $cut""")
+
+
+def set_ae_deaths(ctx: Ctx) -> None:
+    """A death recorded only as a fatal AE (safety.core.vocabulary.fatal_ae) is the subject's death: dated at
+    the latest such AE's end, as the deaths table dates it. Such an AE has an end on or before the cut: the load
+    withholds a fatal outcome with no end when DM and DS record no death. The subject's other AEs still ongoing
+    then run to that death, as they run to a death recorded in DM or DS."""
+    dated = ctx.run(f"""UPDATE _subj SET death_date = f.d, death_source = 'AE'
+        FROM (SELECT usubjid AS u, max(coalesce(aeen_date, aest_date)) AS d FROM adverse_events
+              WHERE studyid = $studyid AND data_cut = $cut AND {fatal_ae('')} GROUP BY usubjid) f
+        WHERE _subj.usubjid = f.u AND _subj.death_date IS NULL""").fetchone()[0]
+    if dated:
+        ctx.run("""UPDATE adverse_events SET duration_days = datediff('day', aest_date, least(s.death_date, $cut)) + 1
+            FROM _subj s WHERE s.death_source = 'AE' AND adverse_events.usubjid = s.usubjid
+              AND adverse_events.studyid = $studyid AND adverse_events.data_cut = $cut AND adverse_events.aeen_date IS NULL""")
 
 
 def load_cm(ctx: Ctx, c: Cols, supp) -> None:
@@ -935,7 +950,7 @@ def load_subjects(ctx: Ctx, c: Cols, supp) -> None:
           inf_dtc AS first_infusion_dtc, inf_date AS first_infusion_date, inf_source AS infusion_source,
           CAST(infusions AS INTEGER) AS infusions, datediff('day', inf_date, ld_date) AS lymphodepletion_start_day,
           inf_date IS NOT NULL AS infused, death_date, datediff('day', inf_date, death_date) AS death_day,
-          death_cause, coalesce(death_date, greatest(_lka, inf_date)) AS last_known_alive_date,
+          death_source, death_cause, coalesce(death_date, greatest(_lka, inf_date)) AS last_known_alive_date,
           datediff('day', inf_date, last_known_alive_date) AS last_known_alive_day,
           _disp AS disposition, _disp_day AS disposition_day,
           CASE WHEN death_date IS NOT NULL THEN 'died'

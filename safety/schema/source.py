@@ -47,8 +47,10 @@ SUBJECTS = Table(
         C("infusions", "INTEGER", "Number of CAR infusions received."),
         C("lymphodepletion_start_day", "INTEGER", "Day of the first lymphodepleting dose (negative), from EX or CM."),
         C("infused", "BOOLEAN", "Received at least one CAR infusion on or before the cut."),
-        C("death_date", "DATE", "Date of death (DM.DTHDTC, else DS death record), if on or before the cut."),
+        C("death_date", "DATE", "Date of death on or before the cut: DM.DTHDTC, else the DS death record, else the end "
+                                "of the latest fatal AE (a death recorded only as an AE)."),
         C("death_day", "INTEGER", "Day of death relative to infusion."),
+        C("death_source", "VARCHAR", "Where death_date comes from: 'DM', 'DS' or 'AE'; NULL when alive at the cut."),
         C("death_cause", "VARCHAR", "Cause of death from DS (DSTERM) where given."),
         C("last_known_alive_date", "DATE", "Latest dated record of the subject on or before the cut (or death date)."),
         C("last_known_alive_day", "INTEGER", "last_known_alive_date relative to infusion."),

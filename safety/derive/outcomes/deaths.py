@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from safety.derive.dlt.events import fatal_ae
+from safety.core.vocabulary import fatal_ae
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
 from safety.derive.outcomes.survival import (PROGRESSION_SQL, cumulative_incidence_at, endpoint_arrays,
@@ -23,7 +23,7 @@ NRM_HORIZONS = (28, 100, 365)
 
 _DEATHS = """
 WITH subj AS (
-  SELECT usubjid, infused, first_infusion_date, death_date, death_cause FROM subjects
+  SELECT usubjid, infused, first_infusion_date, death_date, death_source, death_cause FROM subjects
   WHERE studyid = $s AND data_cut = $c
 ),
 ds AS (
@@ -46,8 +46,7 @@ fae AS (
 d AS (
   SELECT subj.usubjid, subj.infused, subj.first_infusion_date,
          coalesce(subj.death_date, ds.ds_date, fae.ae_date) AS death_date,
-         concat_ws(', ', CASE WHEN subj.death_date IS NOT NULL AND (ds.ds_date IS NULL OR ds.ds_date <> subj.death_date)
-                              THEN 'DM' END,
+         concat_ws(', ', CASE WHEN subj.death_source = 'DM' THEN 'DM' END,
                    CASE WHEN ds.ds_date IS NOT NULL THEN 'DS' END,
                    CASE WHEN fae.fatal_ae_key IS NOT NULL THEN 'AE' END) AS sources,
          coalesce(ds.ds_cause, subj.death_cause) AS delivered_cause,

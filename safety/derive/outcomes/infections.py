@@ -11,7 +11,7 @@ patient-days each infused subject was followed in the window. Choices are in doc
 """
 from __future__ import annotations
 
-from safety.derive.dlt.events import fatal_ae
+from safety.core.vocabulary import fatal_ae
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
 from safety.derive.toxicity._sql import insert, reset

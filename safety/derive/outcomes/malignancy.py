@@ -12,7 +12,7 @@ SUPPMH for an MH record, when delivered.
 """
 from __future__ import annotations
 
-from safety.derive.dlt.events import fatal_ae
+from safety.core.vocabulary import fatal_ae
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
 from safety.derive.toxicity._sql import insert, reset
