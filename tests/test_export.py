@@ -300,6 +300,28 @@ def test_csv_round_trip_and_metadata(reader, tmp_path):
     assert len(back) == 6 and back.loc[0, "event_key"] == "CT-001-S01/AE/1" and back.loc[0, "end_day"] == "5"
 
 
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_written_as_text(reader, tmp_path):
+    """Verbatim terms reach the listings as the site typed them: a cell starting like a formula gets a leading
+    apostrophe in the file (a spreadsheet shows it as text), numbers and ordinary text are written as they are,
+    and reading the file back gives every cell as delivered."""
+    import csv as csv_module
+
+    df = build_listing(reader, "ae").head(1)
+    terms = ['=HYPERLINK("http://x.example","click")', "+1+2", "@SUM(A1)", "-2+3", "\tTab", "'quoted", "-5",
+             "-0.5", "-", "1e-3", "Pyrexia - fever", "Headache"]
+    df = df.loc[df.index.repeat(len(terms))].reset_index(drop=True)
+    df["aeterm"] = terms
+    df["onset_day"] = [-5] * len(terms)
+    p = csv_writer.write_csv(df, packet_meta(reader, FIXED), tmp_path / "ae.csv")
+    lines = [line for line in p.read_text().splitlines() if not line.startswith("#")]
+    rows = list(csv_module.DictReader(lines))
+    assert [r["aeterm"] for r in rows] == ['\'=HYPERLINK("http://x.example","click")', "'+1+2", "'@SUM(A1)", "'-2+3",
+                                           "'\tTab", "''quoted", "-5", "-0.5", "-", "1e-3", "Pyrexia - fever", "Headache"]
+    assert {r["onset_day"] for r in rows} == {"-5"}
+    back = csv_writer.read_export_csv(p)
+    assert back["aeterm"].tolist() == terms and set(back["onset_day"]) == {"-5"}
+
+
 def test_xlsx_opens_with_sheets_frozen_header_and_grade_colour(reader, tmp_path):
     import openpyxl
     paths = write_outputs(reader, tmp_path / "out", formats=("xlsx",), generated_at=FIXED)
