@@ -56,7 +56,8 @@ def run(args) -> int:
     from safety.access.reader import Scope, StudyReader, available_cuts, connect
     from safety.derive.dlt.decisions import record_decision
     from safety.review.dlt_status import dlt_status
-    from safety.review.store import ReviewStore, _csv_cell, default_review_path
+    from safety.core.files import spreadsheet_text
+    from safety.review.store import ReviewStore, default_review_path
 
     if not getattr(args, "review_command", None):
         return _fail("choose an action: decide or list")
@@ -96,7 +97,7 @@ def run(args) -> int:
             w = csv.writer(sys.stdout, lineterminator="\n")
             w.writerow(LIST_COLUMNS)
             for row in review.reindex(columns=LIST_COLUMNS).itertuples(index=False):
-                w.writerow([_csv_cell(None if (v is None or v != v) else v) for v in row])
+                w.writerow([spreadsheet_text(None if (v is None or v != v) else v) for v in row])
             return 0
         finally:
             con.close()

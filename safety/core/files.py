@@ -1,8 +1,10 @@
-"""Small file utilities: file hashes (ingest and exports) and the packaged data tables the engines read."""
+"""Small file utilities: file hashes (ingest and exports), text safe in a spreadsheet, and the packaged data tables
+the engines read."""
 from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from pathlib import Path
 
 import yaml
@@ -17,6 +19,22 @@ def unit_conversions() -> list[tuple[str, str, str, float]]:
     return [(r["lbtestcd"].upper(), r["from_unit"], r["to_unit"], float(r["factor"]))
             for _, r in read_data_csv(UNIT_CONVERSIONS_PATH, ("lbtestcd", "from_unit", "to_unit", "factor"),
                                       exact=False)]
+
+
+# A cell a spreadsheet would run as a formula: '=', '+', '@', a tab or a carriage return first, or '-' not starting a
+# plain number (a lone '-', the tables' "not applicable", is text to a spreadsheet). Site-entered text (AETERM,
+# CMTRT ...) and a failed sign-in's user name arrive as typed.
+_FORMULA_FIRST = ("=", "+", "@", "\t", "\r", "'")
+_PLAIN_NUMBER = re.compile(r"-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def spreadsheet_text(value) -> str:
+    """``value`` as a CSV cell a spreadsheet shows as text: one that it would run as a formula, or that already
+    starts with an apostrophe, gets a leading apostrophe (OWASP's CSV-injection advice); None is empty."""
+    text = "" if value is None else str(value)
+    if text[:1] in _FORMULA_FIRST or (text[:1] == "-" and text != "-" and not _PLAIN_NUMBER.fullmatch(text)):
+        return "'" + text
+    return text
 
 
 def sha256_file(path: str | Path) -> str:

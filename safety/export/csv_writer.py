@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from pathlib import Path
 
 import pandas as pd
 
+from safety.core.files import spreadsheet_text
 from safety.export.common import PacketMeta, text_value
 
 
@@ -31,25 +31,11 @@ def csv_text(df: pd.DataFrame, meta: PacketMeta) -> str:
     return buf.getvalue()
 
 
-# A text cell a spreadsheet would run as a formula: '=', '+', '@', a tab or a carriage return first, or '-' not
-# starting a plain number (a lone '-', the tables' "not applicable", is text to a spreadsheet). Site-entered text (AETERM, CMTRT ...) reaches the listings as delivered, so such a cell
-# is written with a leading apostrophe (OWASP's CSV-injection advice), and so is a cell already starting with
-# one; read_export_csv takes exactly one apostrophe off again.
-_FORMULA_FIRST = ("=", "+", "@", "\t", "\r", "'")
-_PLAIN_NUMBER = re.compile(r"-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-
-
-def _neutralised(text: str) -> str:
-    if text[:1] in _FORMULA_FIRST or (text[:1] == "-" and text != "-" and not _PLAIN_NUMBER.fullmatch(text)):
-        return "'" + text
-    return text
-
-
 def _csv_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, str):
-        return _neutralised(v)
+    if isinstance(v, str):  # verbatim text may start like a formula
+        return spreadsheet_text(v)
     # a data file keeps the value the XLSX holds (15 digits), not the 6 a printed page shows: an AUC of 345862.3
     # is 345862.3 in both
     return text_value(v, ".15g")
@@ -70,5 +56,5 @@ def read_export_csv(path) -> pd.DataFrame:
                 break
             skip += 1
     df = pd.read_csv(path, skiprows=skip, dtype=str, keep_default_na=False)
-    # the apostrophe written before a cell a spreadsheet would run as a formula (_neutralised)
+    # the apostrophe written before a cell a spreadsheet would run as a formula (spreadsheet_text)
     return df.apply(lambda col: col.str.slice(1).where(col.str.startswith("'"), col))

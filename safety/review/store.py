@@ -21,6 +21,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from safety.core.files import spreadsheet_text
 from safety.core.vocabulary import DECISIONS  # noqa: E402 - the one list of decision values
 
 GENESIS = "0" * 64
@@ -312,20 +313,13 @@ class ReviewStore:
         return self.query(sql + " ORDER BY seq", params)
 
 
-def _csv_cell(value) -> str:
-    text = "" if value is None else str(value)
-    # a cell starting with = + - @ is a formula to a spreadsheet; user names of failed sign-ins are
-    # attacker-controlled, so such cells are quoted with a leading apostrophe
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def audit_csv(entries: list[dict]) -> str:
     """Audit entries as CSV text (columns :data:`AUDIT_COLUMNS`), safe to open in a spreadsheet."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(AUDIT_COLUMNS)
     for e in entries:
-        w.writerow([_csv_cell(e.get(c)) for c in AUDIT_COLUMNS])
+        w.writerow([spreadsheet_text(e.get(c)) for c in AUDIT_COLUMNS])
     return buf.getvalue()
 
 
