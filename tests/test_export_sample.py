@@ -427,3 +427,47 @@ def test_ae_listing_says_which_dates_were_partial(con):
     assert {shown[k] for k in partial} == {"day"}
     assert all(pd.isna(v) for k, v in shown.items() if k not in partial)
     assert any("partial date" in n for n in df.attrs["notes"])
+
+
+def test_aesi_secondary_malignancies_are_the_derived_ones_medical_history_included(con):
+    """The AESI listing's secondary malignancies are the secondary_malignancies rows, a malignancy reported only
+    as medical history (started after infusion) included: it read AEs of the neoplasm SOC alone."""
+    found_mh = False
+    for study in (CART, ITNK):
+        for cut in (CUT1, CUT2):
+            aesi = build_listing(make_reader(con, study, cut), "aesi")
+            shown = aesi[aesi["aesi_category"] == "Secondary malignancy"]
+            derived = q(con, "SELECT event_key, source FROM secondary_malignancies WHERE studyid = $s AND data_cut = $c",
+                        s=study, c=cut)
+            assert sorted(shown["event_key"]) == sorted(derived["event_key"]), (study, cut)
+            mh = derived.loc[derived["source"] == "MH", "event_key"]
+            found_mh |= len(mh) > 0
+            assert set(shown.set_index("event_key").loc[list(mh), "source"]) <= {"medical_history"}
+    assert found_mh  # the sample studies plant one
+
+
+def test_outputs_say_which_sources_were_not_delivered_or_not_loaded(con):
+    """An empty listing of a domain never delivered says so ("no data" is not "no events"), and an output says how
+    many of its source rows the load quarantined; a site's scope, which may not read the quarantine, is not told."""
+    cart_notes = build_listing(make_reader(con, CART, CUT2), "prior_malignancies").attrs["notes"]
+    assert "MH not delivered at this data cut: what this output reads from MH cannot be shown." in cart_notes
+    quarantined = q(con, "SELECT source_file, count(*) AS n FROM quarantine WHERE studyid = $s AND data_cut = $c "
+                         "AND domain = 'PP' GROUP BY ALL", s=ITNK, c=CUT2)
+    assert quarantined["n"].tolist() == [1]
+    notes = build_listing(make_reader(con, ITNK, CUT2), "kinetics_comparison").attrs["notes"]
+    assert f"1 row of {quarantined['source_file'][0]} not loaded (quarantined, each with its reason: Data quality " \
+           "page)." in notes
+    assert not any("not delivered" in n for n in notes)
+    site = StudyReader(con, Scope(ITNK, CUT2, ("01",), CUT1))
+    assert not any("not loaded" in n for n in build_listing(site, "kinetics_comparison").attrs["notes"])
+
+
+def test_ae_tables_say_where_reported_crs_and_icans_grades_differ_from_the_derived(con):
+    differ = q(con, "SELECT syndrome, count(*) AS n FROM grade_discrepancies WHERE studyid = $s AND data_cut = $c "
+                    "GROUP BY ALL ORDER BY syndrome", s=CART, c=CUT2)
+    assert differ["n"].sum() >= 1
+    words = " and ".join(f"{n} {s} event{'s' if n != 1 else ''}" for s, n in zip(differ["syndrome"], differ["n"]))
+    reader = make_reader(con, CART, CUT2)
+    for name in ("ae_overview", "ae_by_soc_pt", "sae_by_soc_pt"):
+        note = [n for n in build_table(reader, name).attrs["notes"] if n.startswith("CRS and ICANS rows count")]
+        assert len(note) == 1 and f": {words} differ" in note[0], name

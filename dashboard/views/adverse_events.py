@@ -5,6 +5,7 @@ import streamlit as st
 from dashboard import state
 from dashboard import figures as F
 from safety.core.numbers import percent_value
+from safety.export.common import grade_discrepancy_sentence
 
 v = state.view()
 st.title("Adverse events")
@@ -48,12 +49,9 @@ if not state.missing_tables("grade_discrepancies"):
     differ = state.q(f"SELECT syndrome, count(*) AS n FROM grade_discrepancies d WHERE {dflt} GROUP BY ALL "
                      "ORDER BY syndrome", dfp)
     if len(differ):
-        counts = " and ".join(f"{int(r.n)} {r.syndrome} event{'s' if int(r.n) != 1 else ''}"
-                              for r in differ.itertuples())
-        st.warning(f"CRS and ICANS rows count the grade the site reported. For these subjects, {counts} "
-                   f"{'differs' if int(differ['n'].sum()) == 1 else 'differ'} from the ASTCT grade derived from the "
-                   "bedside assessments (or exist on one side only): see Derived vs reported grades on the "
-                   "CRS & ICANS page.", icon=":material/compare_arrows:")
+        st.warning(f"CRS and ICANS rows count the grade the site reported. For these subjects, "
+                   f"{grade_discrepancy_sentence(differ)}: see Derived vs reported grades on the CRS & ICANS page.",
+                   icon=":material/compare_arrows:")
         st.page_link("views/crs_icans.py", label="CRS & ICANS: derived vs reported grades",
                      icon=":material/local_fire_department:")
 if worst.empty:

@@ -131,6 +131,29 @@ def ae_grading_note(reader: StudyReader) -> str:
             + (f" (in this data cut: {named})" if named else "") + "; events with severity only have no grade.")
 
 
+def grade_discrepancy_sentence(differ: pd.DataFrame) -> str:
+    """How many CRS and ICANS events' reported grades differ from the derived ASTCT grades, from rows of
+    (syndrome, n) of grade_discrepancies, e.g. "1 CRS event and 2 ICANS events differ from the ASTCT grade ..."."""
+    counts = " and ".join(f"{int(n)} {syndrome} event{'s' if int(n) != 1 else ''}"
+                          for syndrome, n in zip(differ["syndrome"], differ["n"]))
+    one = int(differ["n"].sum()) == 1
+    return (f"{counts} {'differs' if one else 'differ'} from the ASTCT grade derived from the bedside assessments "
+            f"(or {'exists' if one else 'exist'} on one side only)")
+
+
+def grade_discrepancy_note(reader: StudyReader) -> list[str]:
+    """The note of an AE table whose CRS and ICANS rows count reported grades that differ from the derived
+    ones (none when they agree, or the file has no grade_discrepancies)."""
+    if not reader.has_tables("grade_discrepancies"):
+        return []
+    differ = reader.sql("SELECT syndrome, count(*) AS n FROM grade_discrepancies GROUP BY ALL ORDER BY syndrome")
+    if differ.empty:
+        return []
+    return [f"CRS and ICANS rows count the grade the site reported: {grade_discrepancy_sentence(differ)}. The CRS "
+            "and ICANS summary counts the derived grades; the listing of derived against reported grades names "
+            "each event."]
+
+
 def _as_date(v) -> dt.date:
     if isinstance(v, dt.datetime):
         return v.date()
@@ -231,15 +254,48 @@ def file_stem(meta: "PacketMeta") -> str:
     return f"{safe}_{meta.data_cut.isoformat()}"
 
 
+# Bedside CRS/ICANS assessments not delivered as celltox files are built from the SDTM domains at load: their
+# absence from a delivery leaves nothing unread
+_BUILT_WHEN_MISSING = ("CRS", "ICANS")
+
+
+def source_notes(reader: StudyReader, domains: tuple[str, ...]) -> list[str]:
+    """What an output could not read of the SDTM ``domains`` it reads: each one not delivered at this cut (an
+    empty listing then means "no data", not "no events"), and the input rows of them the load quarantined
+    (counted for all-sites scopes only, which alone may read the quarantine)."""
+    missing = set(reader.sql("SELECT unnest(domains_missing) AS d FROM studies")["d"])
+    notes = [f"{d} not delivered at this data cut: what this output reads from {d} cannot be shown."
+             for d in domains if d in missing and d not in _BUILT_WHEN_MISSING]
+    if reader.has_tables("quarantine"):
+        rows = reader.sql("""SELECT source_file, count(*) AS n FROM quarantine
+                             WHERE domain IN (SELECT unnest($d::VARCHAR[]))
+                                OR domain IN (SELECT 'SUPP' || unnest($d::VARCHAR[]))
+                             GROUP BY source_file ORDER BY source_file""", {"d": list(domains)})
+        notes += [f"{n} row{'' if n == 1 else 's'} of {f} not loaded (quarantined, each with its reason: Data quality "
+                  "page)." for f, n in zip(rows["source_file"], rows["n"])]
+    return notes
+
+
+# SDTM domains behind outputs that several share (OutputSpec.reads)
+DEATH_SOURCES = ("DM", "DS", "AE")
+SYNDROME_SOURCES = ("CRS", "ICANS", "AE")
+DLT_SOURCES = ("AE", "LB", "CRS", "ICANS")
+
+
 @dataclass(frozen=True)
 class OutputSpec:
     """A listing or table of the packet: its title, the guideline it follows and the function that builds it,
     ``builder(reader, store)``; with ``takes_dlt_status`` also ``live=`` the packet's :class:`DltStatus`
-    (or None: the builder computes it)."""
+    (or None: the builder computes it). ``reads``: the SDTM domains its rows come from; the output's notes say
+    which of them were not delivered and how many of their rows were quarantined (:func:`source_notes`)."""
     title: str
     reference: str
     builder: Callable[..., pd.DataFrame]
     takes_dlt_status: bool = False
+    reads: tuple[str, ...] = ()
 
     def build(self, reader: StudyReader, store=None, live: DltStatus | None = None) -> pd.DataFrame:
-        return self.builder(reader, store, live=live) if self.takes_dlt_status else self.builder(reader, store)
+        df = self.builder(reader, store, live=live) if self.takes_dlt_status else self.builder(reader, store)
+        if self.reads:
+            df.attrs["notes"] = list(df.attrs.get("notes", [])) + source_notes(reader, self.reads)
+        return df

@@ -384,7 +384,6 @@ def listing_aesi(reader, store=None):
     """AEs of special interest for cell therapy, one row per event and category."""
     title, ref = "Listing of adverse events of special interest", "FDA STF T18; cell-therapy AESI"
     cfg = c.study_settings(reader)
-    prog = [t.upper() for t in cfg.get("dlt", {}).get("progression_terms", [])]
     cyto_rules = [r["id"] for r in cfg.get("dlt", {}).get("rules", []) if r.get("type") == "cytopenia_persisting"]
     new = c.new_flag_sql(reader, "a.event_key", "adverse_events", "event_key")
     ae = reader.sql(f"""
@@ -393,19 +392,35 @@ cat AS (
   SELECT 'Infection' AS aesi_category, * FROM adverse_events WHERE lower(aebodsys) = 'infections and infestations'
   UNION ALL
   SELECT 'Hypogammaglobulinaemia', * FROM adverse_events
-   WHERE upper(coalesce(aedecod, aeterm)) LIKE '%HYPOGAMMAGLOBULIN%'
-  UNION ALL
-  SELECT 'Secondary malignancy', * FROM adverse_events
-   WHERE lower(aebodsys) LIKE 'neoplasms%' AND upper(coalesce(aedecod, '')) NOT IN (SELECT unnest($prog::VARCHAR[])))
+   WHERE upper(coalesce(aedecod, aeterm)) LIKE '%HYPOGAMMAGLOBULIN%')
 SELECT a.aesi_category, sj.site, sj.cohort, sj.dose_level, a.usubjid, a.event_key,
   coalesce(a.aedecod, a.aeterm) AS term, 'adverse_events' AS source, a.onset_day, a.end_day, a.duration_days,
   a.aetoxgr AS grade, a.grading_system, a.aeser AS serious, a.related, a.aeout AS outcome,
   'verbatim: ' || coalesce(a.aeterm, '') AS detail, {new} AS new_since_previous_cut
-FROM cat a LEFT JOIN subj sj USING (usubjid)""", {"prog": prog})
+FROM cat a LEFT JOIN subj sj USING (usubjid)""")
     parts = [ae]
-    notes = ["Infection: SOC 'Infections and infestations'. Secondary malignancy: SOC 'Neoplasms ...' other than "
-             "the study's disease-progression terms. Hypogammaglobulinaemia: AE term.",
+    notes = ["Infection: SOC 'Infections and infestations'. Hypogammaglobulinaemia: AE term. Secondary malignancy: "
+             "the rows of the secondary malignancies listing (AE terms naming a new neoplasm, and malignancies "
+             "reported as medical history that started after infusion).",
              _new_note(reader)]
+    if reader.has_tables("secondary_malignancies"):
+        mnew = c.new_flag_sql(reader, "m.event_key", "secondary_malignancies", "event_key")
+        parts.append(reader.sql(f"""
+WITH {SUBJ_CTE}
+SELECT 'Secondary malignancy' AS aesi_category, sj.site, sj.cohort, sj.dose_level, m.usubjid, m.event_key,
+  m.term, CASE WHEN m.source = 'MH' THEN 'medical_history' ELSE 'adverse_events' END AS source, m.onset_day,
+  a.end_day, a.duration_days, m.ctcae_grade AS grade, a.grading_system, a.aeser AS serious, a.related,
+  coalesce(a.aeout, CASE WHEN m.fatal THEN 'FATAL' END) AS outcome,
+  concat_ws('; ', CASE WHEN m.source = 'MH' THEN 'reported as medical history, started after infusion'
+                       ELSE 'verbatim: ' || coalesce(a.aeterm, '') END,
+            CASE WHEN m.t_cell_malignancy THEN 'T-cell malignancy' END,
+            'CAR transgene: ' || m.car_transgene_result) AS detail,
+  {mnew} AS new_since_previous_cut
+FROM secondary_malignancies m LEFT JOIN adverse_events a ON a.event_key = m.event_key
+LEFT JOIN subj sj ON sj.usubjid = m.usubjid"""))
+    else:
+        notes.append("Secondary malignancy: not available (derived table secondary_malignancies not in this "
+                     "database file).")
     if reader.has_tables("dlt_candidates") and cyto_rules:
         dnew = c.new_flag_sql(reader, "d.event_key", "dlt_candidates", "event_key")
         cyto = reader.sql(f"""
@@ -494,20 +509,24 @@ def listing_grade_discrepancies(reader, store=None):
 
 
 LISTINGS: dict[str, c.OutputSpec] = {
-    "ae": c.OutputSpec("All adverse events by subject", "ICH E3 12.2.4 / 16.2.7", listing_ae, takes_dlt_status=True),
-    "sae": c.OutputSpec("Serious adverse events", "ICH E3 14.3.2; FDA STF T10", listing_sae, takes_dlt_status=True),
-    "deaths": c.OutputSpec("Deaths", "FDA STF T9; ICH E3 14.3.2", listing_deaths),
-    "dlt": c.OutputSpec("DLT candidates and adjudication", "Protocol DLT rules", listing_dlt, takes_dlt_status=True),
+    "ae": c.OutputSpec("All adverse events by subject", "ICH E3 12.2.4 / 16.2.7", listing_ae, takes_dlt_status=True,
+                       reads=("AE",)),
+    "sae": c.OutputSpec("Serious adverse events", "ICH E3 14.3.2; FDA STF T10", listing_sae, takes_dlt_status=True,
+                        reads=("AE",)),
+    "deaths": c.OutputSpec("Deaths", "FDA STF T9; ICH E3 14.3.2", listing_deaths, reads=c.DEATH_SOURCES),
+    "dlt": c.OutputSpec("DLT candidates and adjudication", "Protocol DLT rules", listing_dlt, takes_dlt_status=True,
+                        reads=c.DLT_SOURCES),
     "crs_icans_episodes": c.OutputSpec("CRS and ICANS episodes", "ASTCT 2019", listing_crs_icans,
-                                       takes_dlt_status=True),
+                                       takes_dlt_status=True, reads=c.SYNDROME_SOURCES),
     "lab_grade3_episodes": c.OutputSpec("Grade >= 3 laboratory abnormalities (episodes)", "ICH E3 14.3.4",
-                                        listing_lab_grade3_episodes),
+                                        listing_lab_grade3_episodes, reads=("LB",)),
     "lab_grade3": c.OutputSpec("Grade >= 3 laboratory abnormalities (every value)", "ICH E3 14.3.4",
-                               listing_lab_grade3),
-    "aesi": c.OutputSpec("Adverse events of special interest", "FDA STF T18", listing_aesi),
+                               listing_lab_grade3, reads=("LB",)),
+    "aesi": c.OutputSpec("Adverse events of special interest", "FDA STF T18", listing_aesi, reads=("AE", "MH", "LB")),
     "grade_discrepancies": c.OutputSpec("Derived against reported CRS and ICANS grades", "ASTCT 2019",
-                                        listing_grade_discrepancies),
-    "eligibility_deviations": c.OutputSpec("Eligibility deviations", "ICH E3 16.2.2", listing_eligibility),
+                                        listing_grade_discrepancies, reads=c.SYNDROME_SOURCES),
+    "eligibility_deviations": c.OutputSpec("Eligibility deviations", "ICH E3 16.2.2", listing_eligibility,
+                                           reads=("DM", "LB")),
     **outcome_outputs.LISTING_SPECS,
 }
 

@@ -137,7 +137,9 @@ ORDER BY k.status <> 'differs', k.usubjid, k.analyte, k.parameter, k.ppseq"""
     return _listing(reader, "kinetics_comparison", "Listing of the sponsor's kinetic parameters (PP) beside celltox's",
                     "ICH E3 16.2.5", "kinetics_comparison", KINETICS_COMPARISON_COLUMNS, sql,
                     ["Sponsor's Cmax, Tmax and AUC days 0-28 (PP) beside celltox's from PC; 'differs' beyond the "
-                     "tolerance: Cmax 5%, Tmax 1 day, AUC 10% (safety/data/pp_parameters.csv). Disagreements first."])
+                     "tolerance: Cmax 5%, Tmax 1 day, AUC 10% (safety/data/pp_parameters.csv). Disagreements first.",
+                     "difference = sponsor minus celltox; difference_pct = difference as a percentage of celltox's "
+                     "value."])
 
 
 DOSE_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "planned_dose", "actual_dose", "dose_unit", "pct_of_planned",
@@ -262,19 +264,24 @@ def table_response(reader, store=None):
 
 
 LISTING_SPECS = {
-    "death_causes": c.OutputSpec("Deaths with cause category and NRM", "FDA STF T8-T9", listing_death_causes),
-    "infections": c.OutputSpec("Infection episodes", "EBMT/EHA CAR-T best practice", listing_infections),
+    "death_causes": c.OutputSpec("Deaths with cause category and NRM", "FDA STF T8-T9", listing_death_causes,
+                                 reads=c.DEATH_SOURCES),
+    "infections": c.OutputSpec("Infection episodes", "EBMT/EHA CAR-T best practice", listing_infections,
+                               reads=("AE", "MB", "CM")),
     "secondary_malignancies": c.OutputSpec("New malignancies after infusion", "FDA boxed warning 2024",
-                                           listing_secondary_malignancies),
-    "cellular_kinetics": c.OutputSpec("Cellular kinetics", "ICH E3 16.2.5", listing_cellular_kinetics),
+                                           listing_secondary_malignancies, reads=("AE", "MH")),
+    "cellular_kinetics": c.OutputSpec("Cellular kinetics", "ICH E3 16.2.5", listing_cellular_kinetics, reads=("PC",)),
     "kinetics_comparison": c.OutputSpec("Sponsor kinetics (PP) beside celltox's", "ICH E3 16.2.5",
-                                        listing_kinetics_comparison),
+                                        listing_kinetics_comparison, reads=("PP", "PC")),
     "prior_malignancies": c.OutputSpec("Malignancies in medical history before infusion", "ICH E3 16.2.4",
-                                       listing_prior_malignancies),
-    "dose_delivered": c.OutputSpec("Planned and actual dose; never infused", "ICH E3 16.2.5", listing_dose_delivered),
+                                       listing_prior_malignancies, reads=("MH",)),
+    "dose_delivered": c.OutputSpec("Planned and actual dose; never infused", "ICH E3 16.2.5", listing_dose_delivered,
+                                   reads=("DM", "EX", "DS")),
 }
 TABLE_SPECS = {
-    "deaths_nrm": c.OutputSpec("Deaths by cause and NRM", "FDA STF T8", table_deaths_nrm),
-    "infections_by_window": c.OutputSpec("Infections by window", "EBMT/EHA CAR-T best practice", table_infections),
-    "response": c.OutputSpec("Response by study criteria", CRITERIA_REFERENCE, table_response),
+    "deaths_nrm": c.OutputSpec("Deaths by cause and NRM", "FDA STF T8", table_deaths_nrm,
+                               reads=c.DEATH_SOURCES + ("RS",)),
+    "infections_by_window": c.OutputSpec("Infections by window", "EBMT/EHA CAR-T best practice", table_infections,
+                                         reads=("AE", "MB")),
+    "response": c.OutputSpec("Response by study criteria", CRITERIA_REFERENCE, table_response, reads=("RS",)),
 }

@@ -127,7 +127,7 @@ def table_ae_overview(reader, store=None):
     if not has_deaths:
         full.loc[full["row_no"] == 99, list(full.columns[1:])] = "-"
     full.insert(0, "Category", full["row_no"].map(labels))
-    notes = _pop_notes() + [c.ae_grading_note(reader)]
+    notes = _pop_notes() + [c.ae_grading_note(reader)] + c.grade_discrepancy_note(reader)
     if has_deaths:
         notes.append("Deaths: every death recorded in DM, DS or as a fatal AE (derived table deaths, the deaths "
                      "listing), of subjects in the safety population.")
@@ -195,7 +195,7 @@ FROM lv GROUP BY soc, pt""")
         out["Preferred term"] = out["pt"].where(out["_is_pt"], "Any event in SOC")
         df = out.rename(columns={"soc": "System organ class"})[["System organ class", "Preferred term"] + cols]
     notes = _pop_notes() + ["Sorted by overall frequency. A subject is counted once per SOC and once per PT, "
-                            "at the worst grade."]
+                            "at the worst grade."] + c.grade_discrepancy_note(reader)
     return c.finish(df, name=name, title=title, reference=reference, kind="table", notes=notes)
 
 
@@ -445,16 +445,19 @@ def table_stopping_rules(reader, store=None, live=None):
 
 
 TABLES: dict[str, c.OutputSpec] = {
-    "disposition": c.OutputSpec("Subject disposition", "ICH E3 10.1", table_disposition),
-    "ae_overview": c.OutputSpec("Overview of adverse events", "FDA STF T7", table_ae_overview),
-    "ae_by_soc_pt": c.OutputSpec("AEs by SOC, PT and worst grade", "FDA STF T14", table_ae_by_soc_pt),
-    "sae_by_soc_pt": c.OutputSpec("SAEs by SOC and PT", "FDA STF T10", table_sae_by_soc_pt),
-    "crs_icans_summary": c.OutputSpec("CRS and ICANS summary", "ASTCT 2019", table_crs_icans_summary),
-    "lab_worst_grade": c.OutputSpec("Lab worst post-baseline grade", "FDA STF T52-53", table_lab_worst_grade),
-    "lab_shift": c.OutputSpec("Lab shift baseline to worst grade", "FDA STF F15", table_lab_shift),
-    "dlt_summary": c.OutputSpec("DLTs by cohort", "Protocol DLT rules", table_dlt_summary, takes_dlt_status=True),
+    "disposition": c.OutputSpec("Subject disposition", "ICH E3 10.1", table_disposition, reads=("DM", "EX", "DS")),
+    "ae_overview": c.OutputSpec("Overview of adverse events", "FDA STF T7", table_ae_overview, reads=("AE",)),
+    "ae_by_soc_pt": c.OutputSpec("AEs by SOC, PT and worst grade", "FDA STF T14", table_ae_by_soc_pt, reads=("AE",)),
+    "sae_by_soc_pt": c.OutputSpec("SAEs by SOC and PT", "FDA STF T10", table_sae_by_soc_pt, reads=("AE",)),
+    "crs_icans_summary": c.OutputSpec("CRS and ICANS summary", "ASTCT 2019", table_crs_icans_summary,
+                                      reads=c.SYNDROME_SOURCES + ("CM",)),
+    "lab_worst_grade": c.OutputSpec("Lab worst post-baseline grade", "FDA STF T52-53", table_lab_worst_grade,
+                                    reads=("LB",)),
+    "lab_shift": c.OutputSpec("Lab shift baseline to worst grade", "FDA STF F15", table_lab_shift, reads=("LB",)),
+    "dlt_summary": c.OutputSpec("DLTs by cohort", "Protocol DLT rules", table_dlt_summary, takes_dlt_status=True,
+                                reads=c.DLT_SOURCES),
     "stopping_rules": c.OutputSpec("Stopping rule status", "Protocol stopping rules", table_stopping_rules,
-                                   takes_dlt_status=True),
+                                   takes_dlt_status=True, reads=c.DLT_SOURCES),
     **outcome_outputs.TABLE_SPECS,
 }
 
