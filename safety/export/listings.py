@@ -119,6 +119,8 @@ def listing_ae(reader: StudyReader, store=None, *, where: str = "TRUE", name="ae
         "its study day was computed from, the day (or the month and day) filled in as docs/input-format.md says "
         "for partial dates.",
         c.ae_grading_note(reader),
+        "Ongoing: no end on or before the data cut. Duration runs to the end, else to the subject's death, else "
+        "to the data cut: an AE ongoing in a subject who died ran until the death.",
         "Tocilizumab/Steroids: the medication started during the event or was recorded as running at its onset.",
         _new_note(reader),
     ] + _store_note(store)

@@ -438,7 +438,10 @@ def table_stopping_rules(reader, store=None, live=None):
     df["method"] = [method_name(str(m)) for m in df["method"]]  # 'BOIN', as the pages and the protocol say
     notes = ["Study-level status (visible to all-sites scopes only), computed from the committee decisions in "
              "force when the table was made" + ("" if store is not None else
-                                                 " (no review store given: screened candidates counted as DLTs)") + "."]
+                                                 " (no review store given: screened candidates counted as DLTs)") + ".",
+             "Evaluable subjects differ by monitored event: for DLT, DLT-evaluable on the decisions in force (a "
+             "subject with a pending candidate who did not complete the window is not yet evaluable); for the other "
+             "events, followed through the window or with the event. One cohort's n can so differ between rows."]
     if df.empty:
         notes.insert(0, c.site_scoped_boundary_note(reader) or "No stopping-rule status rows at this data cut.")
     return c.finish(df.rename(columns=STOP_COLUMNS), name=name, title=title, reference=ref, kind="table", notes=notes)
