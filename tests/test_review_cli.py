@@ -105,14 +105,26 @@ def test_list_is_refused_to_an_account_without_patient_data(tmp_path, db):
     assert r.returncode == 2 and "may not view patient data" in r.stderr
 
 
-def test_the_account_file_named_by_a_home_relative_setting_is_found(tmp_path, db):
-    home = tmp_path / "home"
-    home.mkdir()
-    (tmp_path / "users.yaml").rename(home / "accounts.yaml")
+def test_the_account_file_beside_the_database_may_be_named_by_a_home_relative_setting(tmp_path, db):
     r = _review("list", "--db", str(db), "--study", STUDY, "--cut", CUT2.isoformat(), "--as", "alice",
-                CELLTOX_USERS="~/accounts.yaml", HOME=str(home))
+                CELLTOX_USERS="~/users.yaml", HOME=str(db.parent))
     assert r.returncode == 0, r.stderr
     assert KEY in {row["event_key"] for row in csv.DictReader(io.StringIO(r.stdout))}
+
+
+def test_an_account_file_of_ones_own_cannot_sign_a_decision(tmp_path, db):
+    """Whoever runs the command could write an account file where 'alice' has a password they know: a command
+    acting as an account reads only the accounts beside the database, whatever --users or CELLTOX_USERS say."""
+    own = tmp_path / "mine" / "users.yaml"
+    own.parent.mkdir()
+    UserStore(own, rounds=4).add("alice", "committee", "a-password-i-chose")
+    for how in ({"args": ("--users", str(own))}, {"env": {"CELLTOX_USERS": str(own)}}):
+        r = _review("decide", "--db", str(db), "--study", STUDY, "--cut", CUT2.isoformat(), "--event", KEY,
+                    "--decision", "confirmed", "--rationale", "x", "--as", "alice", *how.get("args", ()),
+                    password="a-password-i-chose", **how.get("env", {}))
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "reads the accounts beside the database" in r.stderr and str(own) in r.stderr
+    assert ReviewStore(default_review_path(db)).adjudication_history(STUDY) == []
 
 
 def _audit(db, action):

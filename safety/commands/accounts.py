@@ -46,17 +46,32 @@ def _password(flag: str, name: str, from_stdin: bool) -> str:
                   "on standard input with --password-stdin")
 
 
+def _accounts_beside(flag: str, name: str, users: str | None, db: str | Path) -> Path:
+    """users.yaml beside the database: the one account file a command acting as an account reads. --users or
+    $CELLTOX_USERS may name it (by any path), never another file: an account file of one's own, where any name
+    has a password one knows, would let whoever runs the command sign as anyone. The file beside the database is
+    guarded as the database and its review store are, by their folder's permissions."""
+    from safety.access.auth import users_file
+
+    beside = users_file(None, db, env={})
+    chosen = users_file(users, db)
+    if chosen is not None and chosen.resolve() != beside.resolve():
+        raise Refused(f"{flag} {name}: a command that acts as an account reads the accounts beside the database "
+                      f"({beside}), not {chosen} (given by {'--users' if users else 'CELLTOX_USERS'})")
+    return beside
+
+
 def signed_in(flag: str, name: str, users: str | None, db: str | Path, right: Callable[["User"], bool],
               refusal: Callable[["User"], str], review_store, from_stdin: bool, command: str) -> "User":
     """The enabled account ``name`` of the account file, proved by its password and holding ``right``.
 
     ``flag`` ('--as', '--user') and ``refusal(user)`` word the one-line refusals; ``review_store`` (None when the
     database has none yet) holds the audit log the lock is counted in and each attempt is recorded in."""
-    from safety.access.auth import AccessPolicy, AuthError, UserStore, sign_in_locked_until, users_file
+    from safety.access.auth import AccessPolicy, AuthError, UserStore, sign_in_locked_until
 
-    path = users_file(users, db)
-    if path is None or not path.exists():
-        raise Refused(f"{flag} {name}: no account file at {path} (give --users PATH or set CELLTOX_USERS)")
+    path = _accounts_beside(flag, name, users, db)
+    if not path.exists():
+        raise Refused(f"{flag} {name}: no account file at {path}, beside the database")
     store = UserStore(path)
     try:
         store.check()
