@@ -471,3 +471,19 @@ def test_ae_tables_say_where_reported_crs_and_icans_grades_differ_from_the_deriv
     for name in ("ae_overview", "ae_by_soc_pt", "sae_by_soc_pt"):
         note = [n for n in build_table(reader, name).attrs["notes"] if n.startswith("CRS and ICANS rows count")]
         assert len(note) == 1 and f": {words} differ" in note[0], name
+
+
+def test_a_site_scope_ranks_its_own_subjects_infusions(con):
+    """The swimmer plot and the daily-grades chart label subjects '#rank': a site investigator's ranks are of
+    their own subjects (1, 2, 3 ...), not the study's (2, 6, 8 ...), which told them how many others infused."""
+    site = StudyReader(con, Scope(ITNK, CUT2, ("02",), CUT1))
+    ranks = site.sql("SELECT usubjid, first_infusion_date, enrollment_order FROM subjects WHERE infused "
+                     "ORDER BY enrollment_order")
+    assert len(ranks) >= 3 and ranks["enrollment_order"].tolist() == list(range(1, len(ranks) + 1))
+    assert ranks["first_infusion_date"].is_monotonic_increasing
+    study = make_reader(con, ITNK, CUT2).sql("SELECT enrollment_order FROM subjects WHERE infused AND siteid = '02'")
+    assert study["enrollment_order"].max() > len(ranks)
+    prev = site.sql("SELECT enrollment_order FROM prev_subjects WHERE infused ORDER BY 1")
+    assert prev["enrollment_order"].tolist() == list(range(1, len(prev) + 1))
+    every = make_reader(con, ITNK, CUT2).sql("SELECT enrollment_order FROM subjects WHERE infused ORDER BY 1")
+    assert every["enrollment_order"].tolist() == list(range(1, len(every) + 1))

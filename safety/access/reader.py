@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from safety import schema
+from safety.schema.source import enrollment_order_sql
 from safety.core.attached import AttachedConnection
 from safety.core.sql import existing, used_params
 
@@ -170,8 +171,11 @@ def _scoped_ctes(scope: Scope) -> dict[str, str]:
     """Name -> CTE text for every table the scope can read, in dependency order (subjects first)."""
     ctes = []
     site_filter = _site_filter(scope)
+    # a site scope ranks its own subjects' infusions: the study's ranks would tell it how many others infused
+    subject_cols = "*" if scope.all_sites else (
+        f"* REPLACE ({enrollment_order_sql('first_infusion_date', 'usubjid')} AS enrollment_order)")
     ctes.append(
-        "subjects AS (SELECT * FROM main.subjects WHERE studyid = $_scope_study "
+        f"subjects AS (SELECT {subject_cols} FROM main.subjects WHERE studyid = $_scope_study "
         f"AND data_cut = $_scope_cut{site_filter})"
     )
     for t in _readable():
@@ -192,7 +196,7 @@ def _scoped_ctes(scope: Scope) -> dict[str, str]:
     if scope.previous_cut is not None:
         psite = _site_filter(scope)
         ctes.append(
-            "prev_subjects AS (SELECT * FROM main.subjects WHERE studyid = $_scope_study "
+            f"prev_subjects AS (SELECT {subject_cols} FROM main.subjects WHERE studyid = $_scope_study "
             f"AND data_cut = $_scope_prev_cut{psite})"
         )
         for t in _readable():

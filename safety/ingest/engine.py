@@ -15,6 +15,7 @@ from pathlib import Path
 from safety.core.files import unit_conversions
 from safety.core.sql import insert_rows, run_sql
 from safety.core.vocabulary import CRS_TERMS, ICANS_TERMS, fatal_ae
+from safety.schema.source import enrollment_order_sql
 from safety.ingest.domains import (
     AGE_UNITS_PER_YEAR, LAB_NEGATIVE_ALLOWED, LIMITS, LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS,
     DomainSpec,
@@ -959,7 +960,6 @@ def load_subjects(ctx: Ctx, c: Cols, supp) -> None:
                WHEN _disp IS NOT NULL AND _disp NOT IN ('DEATH', 'COMPLETED') THEN 'discontinued'
                WHEN datediff('day', inf_date, $cut) >= 365 THEN 'completed'
                ELSE 'in follow-up' END AS status,
-          CASE WHEN inf_date IS NOT NULL THEN CAST(row_number() OVER (PARTITION BY inf_date IS NULL
-               ORDER BY inf_date, _usubjid) AS INTEGER) END AS enrollment_order
+          {enrollment_order_sql("inf_date", "_usubjid")} AS enrollment_order
           {''.join(f', {q(col)}' for col in sc)}
         FROM base ORDER BY _file, _row""", {"product": ctx.config.get("product")})

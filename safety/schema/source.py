@@ -3,6 +3,14 @@ from __future__ import annotations
 
 from safety.schema.base import KEY, SUBJ, C, Table, _dated
 
+
+def enrollment_order_sql(infusion_date: str, usubjid: str) -> str:
+    """SQL of subjects.enrollment_order over the rows it is computed on: the rank of the first infusion date
+    (ties by USUBJID), NULL when not infused. The load ranks the study; a site scope ranks its own subjects, so
+    a rank never tells a site how many subjects other sites infused."""
+    return (f"CASE WHEN {infusion_date} IS NOT NULL THEN CAST(row_number() OVER (PARTITION BY {infusion_date} IS NULL "
+            f"ORDER BY {infusion_date}, {usubjid}) AS INTEGER) END")
+
 STUDIES = Table(
     "studies",
     "One row per study and data cut: what was loaded and the validated protocol settings.",
@@ -57,7 +65,8 @@ SUBJECTS = Table(
         C("disposition", "VARCHAR", "Last disposition event (DS.DSDECOD), e.g. COMPLETED, DEATH, PROGRESSIVE DISEASE, WITHDRAWAL BY SUBJECT."),
         C("disposition_day", "INTEGER", "Day of that disposition event."),
         C("status", "VARCHAR", "Status at the cut: 'screened' (not infused), 'in follow-up', 'completed' (month 12 reached), 'discontinued', 'died'."),
-        C("enrollment_order", "INTEGER", "Rank of first infusion date within the study (1 = first infused); NULL when not infused."),
+        C("enrollment_order", "INTEGER", "Rank of first infusion date within the study (1 = first infused); NULL when not infused. "
+                                         "Read in a site scope, the rank within the scope's subjects."),
     ),
     extra_columns_note="Plus one VARCHAR column `supp_<qnam>` per SUPPDM qualifier delivered.",
 )
