@@ -342,3 +342,39 @@ def test_an_investigator_lands_on_a_study_of_their_sites_and_is_told_when_theirs
     (note,) = [w.value for w in at.warning if "None of your sites" in w.value]
     assert note.startswith(f"None of your sites (02) has subjects in {first} at data cut ")
     assert not [w for w in _signed_in("dmitri", study=first).warning if "None of your sites" in w.value]
+
+
+def test_an_investigators_decision_history_shows_no_store_wide_ids(env, roles_db, site_of, tmp_path, monkeypatch):
+    """The review store numbers every site's decisions: ids 2 and 4 shown to site 02 would count decisions on
+    other sites' subjects. The investigator sees their subjects' decisions without ids; the committee sees ids."""
+    import shutil
+    from safety.review.store import ReviewStore, default_review_path
+    copy = tmp_path / "study.duckdb"
+    shutil.copy(roles_db, copy)
+    shutil.copy(roles_db.parent / "users.yaml", tmp_path / "users.yaml")
+    if default_review_path(roles_db).exists():
+        shutil.copy(default_review_path(roles_db), default_review_path(copy))
+    monkeypatch.setenv("CELLTOX_DB", str(copy))
+    monkeypatch.setenv("CELLTOX_USERS", str(tmp_path / "users.yaml"))
+    con = access.connect(copy)
+    try:
+        cut = con.execute("SELECT max(data_cut) FROM studies WHERE studyid = $s", {"s": STUDY}).fetchone()[0]
+    finally:
+        con.close()
+    mine = sorted(u for u, s in site_of.items() if s == "02" and u.startswith(STUDY))[0]
+    other = sorted(u for u, s in site_of.items() if s == "01" and u.startswith(STUDY))[0]
+    store = ReviewStore(default_review_path(copy))
+    for u in (other, mine, other):
+        store.add_adjudication(studyid=STUDY, event_key=f"{u}/AE/1", usubjid=u, rule_id="R1", decision="rejected",
+                               rationale="not treatment-related", reviewer="cora", data_cut=str(cut),
+                               event_fingerprint=None)
+
+    def history(username):
+        at = _goto(_signed_in(username), "dlt_review")
+        return next(d.value for d in at.dataframe if {"usubjid", "decision", "rationale"} <= set(d.value.columns)
+                    and "event_key" in d.value.columns and "reviewer" in d.value.columns)
+
+    ivy = history("ivy")
+    assert ivy["usubjid"].tolist() == [mine] and "id" not in ivy.columns
+    cora = history("cora")
+    assert {mine, other} <= set(cora["usubjid"]) and "id" in cora.columns

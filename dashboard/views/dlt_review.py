@@ -100,11 +100,13 @@ all_hist = state.review_store(v.db_path).adjudication_history(v.studyid)
 keep_subjects = set(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp)["usubjid"])
 hist = [h for h in all_hist if h["usubjid"] in keep_subjects]
 if not hist:
-    # decisions on subjects outside the user's sites or the filter exist: do not say there are none
-    state.empty("No adjudications recorded yet for this study." if not all_hist else
+    # a site scope is not told whether decisions on other sites' subjects exist; an all-sites one is
+    state.empty("No adjudications recorded yet for this study." if not all_hist and v.sites is None else
                 "No adjudications for the subjects in this selection (site scope and filters).")
 else:
-    state.table(pd.DataFrame(hist).drop(columns=["studyid"]).sort_values("id", ascending=False))
+    # the store numbers every site's decisions: gaps in a site scope's ids would count the others
+    state.table(pd.DataFrame(hist).sort_values("id", ascending=False)
+                .drop(columns=["studyid"] + (["id"] if v.sites is not None else [])))
 
 st.subheader("Evaluability")
 ev = status.evaluability.drop(columns=["studyid", "data_cut"]).sort_values(["cohort", "usubjid"])
