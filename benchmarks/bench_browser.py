@@ -24,7 +24,8 @@ click, as a user reads it: the browser is idle then, which is when the app has i
     python benchmarks/bench_browser.py [--db PATH] [--rounds 2] [--start launcher|streamlit-run] [--returning]
                                        [--reading-time SECONDS]
 
-Without --db the sample database is built into benchmarks/out/browser_sample.duckdb (if missing).
+Without --db the sample database is built into benchmarks/out/browser_sample.duckdb (if missing, or written by an
+earlier celltox).
 A database left by `benchmarks/bench_load.py --keep` gives the page times of the scale curve.
 Goals: first visit < 1.0 s, second visit < 0.3 s at trial scale; first visit < 2 s at 10,000 subjects;
 the app's first page < 2 s after start once the database exists.
@@ -117,6 +118,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _current(db: Path) -> bool:
+    """The database exists and holds every column this celltox declares."""
+    if not db.exists():
+        return False
+    import duckdb
+    from safety import schema
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return not schema.missing_columns(con)
+    finally:
+        con.close()
 
 
 def serve(db: Path, start: str) -> tuple[subprocess.Popen, str, float]:
@@ -243,8 +258,10 @@ def main() -> None:
     if db is None:
         OUT.mkdir(parents=True, exist_ok=True)
         db = OUT / "browser_sample.duckdb"
-        if not db.exists():
+        if not _current(db):  # missing, or written by an earlier celltox: the app would only say so
             from safety.sample_db import build_sample_database
+            for old in (db, db.with_suffix(".review.sqlite"), db.with_name(db.name + ".lock")):
+                old.unlink(missing_ok=True)
             build_sample_database(db)
     print(f"database {db}; load average {load_average()}", flush=True)
     rounds = []
