@@ -327,6 +327,18 @@ def sign_in_gate(policy: AccessPolicy, review_store) -> User:
     return user
 
 
+def log_subject_refused(review_store, user: User, studyid: str, data_cut, requested: str) -> None:
+    """Audit a profile asked for by its address that is not in the user's scope ('view_subject_refused'): a
+    subject of another site, or an id that is no subject. Reruns of the same refusal are logged once."""
+    key = ("refused", studyid, str(data_cut), requested)
+    if st.session_state.get(_LAST_VIEW) == key:
+        return
+    if review_store is not None:
+        review_store.append_audit(user.username, "view_subject_refused", studyid,
+                                  {"usubjid_requested": requested[:80], "data_cut": str(data_cut)})
+    st.session_state[_LAST_VIEW] = key
+
+
 def log_subject_view(review_store, user: User, studyid: str, data_cut, usubjid: str) -> None:
     """Audit a subject-profile view ('view_subject'); reruns of the same profile are logged once."""
     key = (studyid, str(data_cut), usubjid)

@@ -21,6 +21,7 @@ from dashboard.session import (  # noqa: F401
     PERMISSIONS, USER_KEY, VIEW_KEY, View, can, filter_caption, scope_for, set_view, sign_in, subject_filter, user, view,
 )
 from dashboard.widgets import (  # noqa: F401
-    audit, chart, draw_figure, draw_svg, empty, figure_dict, log_subject_view, page_of, plain_text, require, subject_url, subject_urls,
+    audit, chart, draw_figure, draw_svg, empty, figure_dict, log_subject_refused, log_subject_view, page_of, plain_text, require,
+    subject_url, subject_urls,
     table,
 )

@@ -151,6 +151,12 @@ def log_subject_view(usubjid: str) -> None:
     auth_ui.log_subject_view(review_store(v.db_path), user(), v.studyid, v.data_cut, usubjid)
 
 
+def log_subject_refused(requested: str) -> None:
+    """Audit 'view_subject_refused' for the signed-in user (a profile out of scope asked for by its address)."""
+    v = view()
+    auth_ui.log_subject_refused(review_store(v.db_path), user(), v.studyid, v.data_cut, requested)
+
+
 def audit(action: str, detail: dict) -> None:
     """Append an audit entry (e.g. view_subject) for the signed-in user."""
     v = view()

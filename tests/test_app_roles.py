@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import json
 import re
 from pathlib import Path
 
@@ -201,6 +202,13 @@ def test_investigator_cannot_open_another_sites_subject_by_link(env, site_of, ro
     assert not _subjects_in(_rendered_text(at).replace("\\", ""), site_of) - {other}
     views = ReviewStore(default_review_path(roles_db)).audit_entries(action="view_subject")
     assert len(views) == before
+    # the attempt itself is audited, once, naming the subject asked for
+    refused = ReviewStore(default_review_path(roles_db)).audit_entries(action="view_subject_refused")
+    assert refused and refused[-1]["username"] == "ivy"
+    assert json.loads(refused[-1]["detail"])["usubjid_requested"] == other
+    at.run()
+    again = ReviewStore(default_review_path(roles_db)).audit_entries(action="view_subject_refused")
+    assert len(again) == len(refused)
 
 
 def test_data_manager_sees_every_site_and_data_quality(env, site_of):

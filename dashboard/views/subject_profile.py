@@ -16,9 +16,10 @@ if subjects.empty:
 ids = list(subjects["usubjid"])
 wanted = st.query_params.get("usubjid")
 if wanted and wanted not in ids:
-    # Nothing but the message: no other subject's profile, no audited view. The id comes from the URL,
-    # so it is shown as plain text (a link or image in it must not render).
+    # Nothing but the message, the same whether the subject exists elsewhere or not; the attempt is audited, as
+    # a view is. The id comes from the URL, so it is shown as plain text (a link or image in it must not render).
     st.warning(f"Subject {state.plain_text(wanted[:80])} is not in this study, data cut, site scope or filter.")
+    state.log_subject_refused(wanted)
     if st.button("Choose another subject", key="profile_clear_subject"):
         del st.query_params["usubjid"]
         st.rerun()

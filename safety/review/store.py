@@ -27,7 +27,7 @@ from safety.core.vocabulary import DECISIONS  # noqa: E402 - the one list of dec
 GENESIS = "0" * 64
 # Actions written by celltox (others may be added; an action is free text but never empty).
 AUDIT_ACTIONS = ("sign_in_success", "sign_in_failure", "sign_in_locked", "sign_in_unlocked", "sign_out", "session_expired", "session_revoked",
-                 "view_subject", "export", "data_load", "adjudication", "signoff", "user_admin", "audit_seal")
+                 "view_subject", "view_subject_refused", "export", "data_load", "adjudication", "signoff", "user_admin", "audit_seal")
 # The environment variable holding the audit key: entries are then chained with HMAC-SHA256, which
 # someone holding only the file cannot recompute. Unset: plain SHA-256.
 AUDIT_KEY_ENV = "CELLTOX_AUDIT_KEY"

@@ -3,8 +3,7 @@
 syndrome. Rules and choices: docs/toxicities.md."""
 from __future__ import annotations
 
-from safety.core.vocabulary import CRS_TERMS, ICANS_TERMS, SYNDROME_DEATH_PATTERNS
-from safety.core.vocabulary import fatal_ae
+from safety.core.vocabulary import CRS_TERMS, ICANS_TERMS, SYNDROME_DEATH_PATTERNS, fatal_ae
 from safety.derive.toxicity._sql import SCOPE, insert, run
 from safety.derive.toxicity.assessment_grading import moment
 from safety.schema import TOXICITY_EPISODES
