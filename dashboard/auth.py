@@ -327,24 +327,24 @@ def sign_in_gate(policy: AccessPolicy, review_store) -> User:
     return user
 
 
-def log_subject_refused(review_store, user: User, studyid: str, data_cut, requested: str) -> None:
-    """Audit a profile asked for by its address that is not in the user's scope ('view_subject_refused'): a
-    subject of another site, or an id that is no subject. Reruns of the same refusal are logged once."""
-    key = ("refused", studyid, str(data_cut), requested)
+def _audit_profile_once(review_store, user: User, studyid: str, action: str, detail: dict) -> None:
+    """Append ``action`` for a subject profile unless this session's last profile entry was the same one:
+    reruns of one profile (or of one refusal) are logged once."""
+    key = (action, studyid, tuple(sorted(detail.items())))
     if st.session_state.get(_LAST_VIEW) == key:
         return
     if review_store is not None:
-        review_store.append_audit(user.username, "view_subject_refused", studyid,
-                                  {"usubjid_requested": requested[:80], "data_cut": str(data_cut)})
+        review_store.append_audit(user.username, action, studyid, detail)
     st.session_state[_LAST_VIEW] = key
+
+
+def log_subject_refused(review_store, user: User, studyid: str, data_cut, requested: str) -> None:
+    """Audit a profile asked for by its address that is not in the user's scope ('view_subject_refused'): a
+    subject of another site, or an id that is no subject."""
+    _audit_profile_once(review_store, user, studyid, "view_subject_refused",
+                        {"usubjid_requested": requested[:80], "data_cut": str(data_cut)})
 
 
 def log_subject_view(review_store, user: User, studyid: str, data_cut, usubjid: str) -> None:
-    """Audit a subject-profile view ('view_subject'); reruns of the same profile are logged once."""
-    key = (studyid, str(data_cut), usubjid)
-    if st.session_state.get(_LAST_VIEW) == key:
-        return
-    _audit_view = {"usubjid": usubjid, "data_cut": str(data_cut)}
-    if review_store is not None:
-        review_store.append_audit(user.username, "view_subject", studyid, _audit_view)
-    st.session_state[_LAST_VIEW] = key
+    """Audit a subject-profile view ('view_subject')."""
+    _audit_profile_once(review_store, user, studyid, "view_subject", {"usubjid": usubjid, "data_cut": str(data_cut)})

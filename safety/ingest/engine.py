@@ -712,6 +712,12 @@ def set_deaths(ctx: Ctx, c_dm: Cols) -> None:
             WHERE _subj.usubjid = t._usubjid AND t._qreason IS NULL AND t._lo_DTHDTC <= $cut""")
 
 
+def ae_duration_sql(start: str, end: str, death: str) -> str:
+    """SQL of adverse_events.duration_days: days from the start to the end, else to the subject's death (an AE
+    not ended by a death runs to the death, not to the cut), else to the cut; both days counted."""
+    return f"datediff('day', {start}, coalesce({end}, least({death}, $cut))) + 1"
+
+
 def set_ae_deaths(ctx: Ctx) -> None:
     """A death recorded only as a fatal AE (safety.core.vocabulary.fatal_ae) is the subject's death: dated at
     the latest such AE's end, as the deaths table dates it. Such an AE has an end on or before the cut: the load
@@ -722,7 +728,7 @@ def set_ae_deaths(ctx: Ctx) -> None:
               WHERE studyid = $studyid AND data_cut = $cut AND {fatal_ae('')} GROUP BY usubjid) f
         WHERE _subj.usubjid = f.u AND _subj.death_date IS NULL""").fetchone()[0]
     if dated:
-        ctx.run("""UPDATE adverse_events SET duration_days = datediff('day', aest_date, least(s.death_date, $cut)) + 1
+        ctx.run(f"""UPDATE adverse_events SET duration_days = {ae_duration_sql('aest_date', 'aeen_date', 's.death_date')}
             FROM _subj s WHERE s.death_source = 'AE' AND adverse_events.usubjid = s.usubjid
               AND adverse_events.studyid = $studyid AND adverse_events.data_cut = $cut AND adverse_events.aeen_date IS NULL""")
 
@@ -809,8 +815,7 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
           CASE WHEN _en IS NOT NULL THEN ct_flag(_k_AEENDTC) END AS aeen_date_flag,
           datediff('day', _inf, _st) AS onset_day, datediff('day', _inf, _en) AS end_day,
           _en IS NULL AS ongoing,
-          -- an AE not ended by a death runs to the death, not to the cut
-          datediff('day', _st, coalesce(_en, least(_death, $cut))) + 1 AS duration_days,
+          {ae_duration_sql("_st", "_en", "_death")} AS duration_days,
           _i_AESTDY AS aestdy,
           CASE WHEN least(_ld, _inf) IS NULL THEN FALSE WHEN _st IS NULL THEN TRUE
                ELSE _st >= least(_ld, _inf) END AS treatment_emergent
