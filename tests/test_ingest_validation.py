@@ -212,16 +212,20 @@ def test_an_ae_not_ended_runs_to_the_death_not_to_the_cut(tmp_path):
 def test_a_death_recorded_only_as_a_fatal_ae_is_the_subjects_death(tmp_path):
     """S-003 dies of a grade-5 sepsis ended 2024-03-21, with no DM death date and no DS death record: the subject
     is 'died' at the cut (the overview's tiles and the packet's disposition read subjects.status), dated at the
-    AE's end, and the neutropenia still ongoing runs to that death (10 days), as with a death recorded in DM.
-    The same AE ending after the cut is no death at the cut."""
+    AE's end, and the neutropenia still ongoing runs to that death (10 days), as with a death recorded in DM;
+    a medication ended "2024-03" ends at that death, not on 2024-03-31. The same AE ending after the cut is no
+    death at the cut."""
     def load(aeendtc, name):
         ae = pd.concat([AE, pd.DataFrame({
             "STUDYID": [AE["STUDYID"][0]], "USUBJID": ["S-003"], "AESEQ": [2], "AETERM": ["Sepsis"],
             "AEDECOD": ["SEPSIS"], "AEBODSYS": ["INF"], "AETOXGR": ["5"], "AESEV": ["SEVERE"], "AESER": ["Y"],
             "AEREL": ["POSSIBLE"], "AEOUT": ["FATAL"], "AESTDTC": ["2024-03-15"], "AEENDTC": [aeendtc]})],
             ignore_index=True)
+        cm = CM.copy()
+        cm.loc[cm["USUBJID"] == "S-003", "CMENDTC"] = "2024-03"
         db = tmp_path / f"{name}.duckdb"
-        ingest_study(make_study(tmp_path / name, "csv", domains=dict(DOMAINS, ae=ae)), db, cutoff="2024-06-30")
+        ingest_study(make_study(tmp_path / name, "csv", domains=dict(DOMAINS, ae=ae, cm=cm)), db,
+                     cutoff="2024-06-30")
         return db
 
     db = load("2024-03-21", "dies")
@@ -236,12 +240,15 @@ def test_a_death_recorded_only_as_a_fatal_ae_is_the_subjects_death(tmp_path):
     deaths = q(db, "SELECT usubjid, death_date, sources FROM deaths ORDER BY usubjid").set_index("usubjid")
     assert deaths.sources.to_dict() == {"S-002": "DS", "S-003": "AE"}
     assert str(deaths.death_date["S-003"])[:10] == "2024-03-21"
+    cm = q(db, "SELECT cmendtc, cmen_date, end_day FROM medications WHERE usubjid = 'S-003'").iloc[0]
+    assert (cm.cmendtc, str(cm.cmen_date)[:10], cm.end_day) == ("2024-03", "2024-03-21", 9)
 
     db = load("2024-07-02", "after_cut")
     s3 = q(db, "SELECT status, death_date, death_source FROM subjects WHERE usubjid = 'S-003'").iloc[0]
     assert s3.status != "died" and pd.isna(s3.death_date) and pd.isna(s3.death_source)
     assert q(db, "SELECT usubjid FROM deaths").usubjid.tolist() == ["S-002"]
     assert q(db, "SELECT duration_days FROM adverse_events WHERE event_key = 'S-003/AE/1'").duration_days[0] == 111
+    assert str(q(db, "SELECT cmen_date FROM medications WHERE usubjid = 'S-003'").cmen_date[0])[:10] == "2024-03-31"
 
 
 def test_reload_gives_the_same_database(tmp_path):

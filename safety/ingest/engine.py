@@ -722,7 +722,8 @@ def set_ae_deaths(ctx: Ctx) -> None:
     """A death recorded only as a fatal AE (safety.core.vocabulary.fatal_ae) is the subject's death: dated at
     the latest such AE's end, as the deaths table dates it. Such an AE has an end on or before the cut: the load
     withholds a fatal outcome with no end when DM and DS record no death. The subject's other AEs still ongoing
-    then run to that death, as they run to a death recorded in DM or DS."""
+    then run to that death, and the medications' partial end dates (loaded before the AEs) end no later than it,
+    as they do for a death recorded in DM or DS."""
     dated = ctx.run(f"""UPDATE _subj SET death_date = f.d, death_source = 'AE'
         FROM (SELECT usubjid AS u, max(coalesce(aeen_date, aest_date)) AS d FROM adverse_events
               WHERE studyid = $studyid AND data_cut = $cut AND {fatal_ae('')} GROUP BY usubjid) f
@@ -731,6 +732,11 @@ def set_ae_deaths(ctx: Ctx) -> None:
         ctx.run(f"""UPDATE adverse_events SET duration_days = {ae_duration_sql('aest_date', 'aeen_date', 's.death_date')}
             FROM _subj s WHERE s.death_source = 'AE' AND adverse_events.usubjid = s.usubjid
               AND adverse_events.studyid = $studyid AND adverse_events.data_cut = $cut AND adverse_events.aeen_date IS NULL""")
+        # ct_end's cap: a partial end date's imputed end never after the death (a full date is kept as delivered)
+        ctx.run("""UPDATE medications SET cmen_date = s.death_date, end_day = datediff('day', s.inf_date, s.death_date)
+            FROM _subj s WHERE s.death_source = 'AE' AND medications.usubjid = s.usubjid
+              AND medications.studyid = $studyid AND medications.data_cut = $cut
+              AND length(medications.cmendtc) < 10 AND medications.cmen_date > s.death_date""")
 
 
 def load_cm(ctx: Ctx, c: Cols, supp) -> None:
