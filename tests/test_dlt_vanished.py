@@ -95,3 +95,30 @@ def test_a_later_decision_is_not_carried_back_to_an_earlier_cut_and_site_readers
     site = StudyReader(con, Scope(STUDY, pd.Timestamp(CUT).date(), sites=("20",)))
     assert KEY not in set(adj.review_table(site, store)["event_key"])
     con.close()
+
+
+def test_a_decision_made_on_a_later_cut_does_not_apply_to_an_earlier_cut_of_the_same_subject(tmp_path):
+    """S-001 is enrolled at both earlier cuts. On 2024-02-03 the pneumonitis (from 2024-02-05) has not happened:
+    the September-style decision made on the 2024-03-31 cut showed there as a confirmed DLT 'no longer in the
+    data', its rationale and all, and counted. On 2024-02-10 the event is there (grade 3, ongoing) with no decision,
+    as the committee had it then. The later cut keeps the decision."""
+    db, review = tmp_path / "s.duckdb", tmp_path / "s.review.sqlite"
+    store = ReviewStore(review)
+    ingest_study(_study(tmp_path / "v1", DM), db, cutoff=CUT, review_store_path=review)
+    con = duckdb.connect(str(db))
+    adj.record_decision(store, StudyReader(con, Scope(STUDY, pd.Timestamp(CUT).date())), KEY, "confirmed",
+                        "fatal pneumonitis", "dr a")
+    con.close()
+    for early in ("2024-02-03", "2024-02-10"):
+        ingest_study(_study(tmp_path / f"v{early}", DM), db, cutoff=early, review_store_path=review)
+    con = duckdb.connect(str(db), read_only=True)
+    before = StudyReader(con, Scope(STUDY, pd.Timestamp("2024-02-03").date()))
+    assert KEY not in set(adj.review_table(before, store)["event_key"])
+    assert adj.dlt_counts(before, store).iloc[-1]["confirmed"] == 0
+    during = StudyReader(con, Scope(STUDY, pd.Timestamp("2024-02-10").date()))
+    assert during.scalar("SELECT aetoxgr FROM adverse_events WHERE event_key = $k", {"k": KEY}) == 3
+    table = adj.review_table(during, store)
+    assert table["decision"].isna().all() and adj.dlt_counts(during, store).iloc[-1]["confirmed"] == 0
+    after = StudyReader(con, Scope(STUDY, pd.Timestamp(CUT).date()))
+    assert adj.review_table(after, store).set_index("event_key").loc[KEY, "status"] == "confirmed"
+    con.close()

@@ -74,7 +74,9 @@ q2.markdown("##### DLT candidates new or pending")
 if m.dlt_candidates.empty:
     q2.caption("No new or pending DLT candidates.")
 else:
-    names(m.dlt_candidates, lambda r: f"**{r.usubjid}** {r.term} {grade_text(r.grade)} · {r.state}"
+    names(m.dlt_candidates, lambda r: f"**{r.usubjid}** "
+          + (f"{r.term} {grade_text(r.grade)}" if isinstance(r.term, str) else "(event not in this data cut)")
+          + f" · {r.state}"
           + (" · new" if r.new and m.previous_cut else ""), q2, "see DLT review")
 q3.markdown(f"##### Deaths {prev_text}")
 if m.deaths.empty:

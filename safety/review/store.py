@@ -264,12 +264,14 @@ class ReviewStore:
     def adjudication_history(self, studyid: str) -> list[dict]:
         return self.query("SELECT * FROM adjudications WHERE studyid = ? ORDER BY id", (studyid,))
 
-    def latest_adjudications(self, studyid: str) -> list[dict]:
-        """The current decision per event key: the newest row wins."""
+    def latest_adjudications(self, studyid: str, as_of_cut: str | dt.date | None = None) -> list[dict]:
+        """The current decision per event key: the newest row wins. With ``as_of_cut``, among the decisions made
+        on that data cut or an earlier one: a decision made on a later cut was not there to apply to it."""
+        cut = "" if as_of_cut is None else " AND data_cut <= ?"
         return self.query(
             "SELECT a.* FROM adjudications a JOIN (SELECT event_key, max(id) AS id FROM adjudications "
-            "WHERE studyid = ? GROUP BY event_key) m ON a.id = m.id ORDER BY a.id",
-            (studyid,),
+            f"WHERE studyid = ?{cut} GROUP BY event_key) m ON a.id = m.id ORDER BY a.id",
+            (studyid,) if as_of_cut is None else (studyid, str(as_of_cut)),
         )
 
     def signoffs(self, studyid: str) -> list[dict]:

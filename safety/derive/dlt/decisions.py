@@ -2,7 +2,8 @@
 
 Decisions (values and meanings in :mod:`safety.core.vocabulary`) are keyed by stable event keys and stored
 with the event's fingerprint at the time of the decision, in ``<db>.review.sqlite`` (never in a table ingest
-rewrites). The newest decision per key is in force. When a reload changes an adjudicated event (grade,
+rewrites). In a data cut, the newest decision per key made on that cut or an earlier one is in force: a
+decision made on a later cut was not there, and its event may not have happened yet. When a reload changes an adjudicated event (grade,
 dates) or the event is no longer screened, the row is flagged ``needs_rereview``: the decision stays visible
 and, if it made a DLT, is still counted (counting errs on the side of toxicity) until the committee decides
 again. A withdrawn decision leaves the candidate pending, as if never decided.
@@ -33,9 +34,10 @@ _ADJ_FIELDS = {  # param name -> review store column
 LOST_LABEL = "(not in this data cut)"
 
 
-def adjudication_params(store: ReviewStore | None, studyid: str) -> dict:
-    """The latest decision per event key as parallel list parameters for :func:`decision_ctes`."""
-    rows = store.latest_adjudications(studyid) if store is not None else []
+def adjudication_params(store: ReviewStore | None, studyid: str, data_cut) -> dict:
+    """The decision in force at ``data_cut`` per event key (the latest made on that cut or an earlier one) as
+    parallel list parameters for :func:`decision_ctes`."""
+    rows = store.latest_adjudications(studyid, as_of_cut=data_cut) if store is not None else []
     out = {p: [None if r.get(col) is None else str(r[col]) for r in rows] for p, col in _ADJ_FIELDS.items()}
     out["dlt_decisions"] = list(DLT_DECISIONS)
     out["lost_label"] = LOST_LABEL
@@ -137,7 +139,7 @@ def decision_params(reader, store: ReviewStore | None, config: dict | None = Non
         p["win_start"], p["win_end"] = dlt_window(config)
     else:
         p.update(_window_params(reader))
-    p.update(adjudication_params(store, reader.scope.studyid))
+    p.update(adjudication_params(store, reader.scope.studyid, reader.scope.data_cut))
     p["show_lost"] = bool(reader.scope.all_sites)
     return p
 

@@ -311,7 +311,7 @@ def derive_dlt(con, studyid: str, data_cut: dt.date, config: dict, review_store=
         create_missing(con, (DLT_EVALUABILITY,))
         sql, params = screening_sql(con, config)
         run_sql(con, f"INSERT INTO dlt_candidates BY NAME {sql}", {**params, **base})
-        adj = adjudication_params(review_store, studyid)
+        adj = adjudication_params(review_store, studyid, data_cut)
         # computed before the cut's old rows go: they still tell the dose level of a decided subject who has
         # left the cut on this reload
         run_sql(con, f"CREATE OR REPLACE TEMP TABLE _dlt_evaluability_new AS {evaluability_sql(_source_ctes(con))}",

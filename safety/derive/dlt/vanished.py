@@ -35,7 +35,7 @@ SELECT event_key, usubjid, decision, reviewer, decided_on_cut, counts_as_dlt,
 FROM review WHERE NOT event_present AND decision IS NOT NULL AND decision <> 'withdrawn'
 ORDER BY usubjid, event_key"""
     params = {"studyid": studyid, "data_cut": data_cut, "win_start": window[0], "win_end": window[1],
-              **adjudication_params(store, studyid)}
+              **adjudication_params(store, studyid, data_cut)}
     cur = run_sql(con, sql, params)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row)) for row in cur.fetchall()]
