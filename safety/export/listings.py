@@ -115,8 +115,8 @@ def listing_ae(reader: StudyReader, store=None, *, where: str = "TRUE", name="ae
     df = _with_adjudication(df, reader, store, live=live)[AE_COLUMNS]
     notes = [
         f"Days from first CAR infusion (day 0). DLT window: day {ws} to day {we}.",
-        "Onset/end date imputed: the site delivered a partial date (2025-08, 2025); the listed date is the one "
-        "its study day was computed from, the day (or the month and day) filled in as docs/input-format.md says "
+        "Onset/end date imputed: the site delivered a partial date (year and month, or year only); the listed "
+        "date is the one its study day was computed from, the day (or the month and day) filled in as docs/input-format.md says "
         "for partial dates.",
         c.ae_grading_note(reader),
         "Ongoing: no end on or before the data cut. Duration runs to the end, else to the subject's death, else "
