@@ -828,3 +828,24 @@ def test_decision_history_says_when_decisions_exist_outside_the_selection(app_en
     texts = [i.value for i in _open("dlt_review", session={f"sb_cohort_{studyid}": [quiet]}).info]
     assert "No adjudications for the subjects in this selection (site scope and filters)." in texts
     assert "No adjudications recorded yet for this study." not in texts
+
+
+def test_data_quality_warns_of_files_not_read_as_delivered_and_domains_dropped_since_the_previous_cut(app_copy):
+    """A file the load read with notes (an expected column missing, flags read as their code) and a domain the
+    previous cut had and this one lacks are warned of on the page, not only in the load's console output."""
+    db = app_copy
+    con = duckdb.connect(str(db))
+    studyid, cut, prev = con.execute("""SELECT studyid, max(data_cut), min(data_cut) FROM studies GROUP BY studyid
+                                        HAVING count(*) > 1 ORDER BY studyid LIMIT 1""").fetchone()
+    con.execute("UPDATE load_log SET notes = 'no AESTDTC column: every row loads without it' "
+                "WHERE studyid = $s AND data_cut = $c AND domain = 'AE'", {"s": studyid, "c": cut})
+    con.execute("UPDATE studies SET domains_present = list_filter(domains_present, lambda d: d <> 'CM') "
+                "WHERE studyid = $s AND data_cut = $c", {"s": studyid, "c": cut})
+    ae_file = con.execute("SELECT source_file FROM load_log WHERE studyid = $s AND data_cut = $c AND domain = 'AE'",
+                          {"s": studyid, "c": cut}).fetchone()[0]
+    con.close()
+    at = _open("data_quality", query={"studyid": studyid, "cut": cut.isoformat()})
+    assert not at.exception, [e.value for e in at.exception]
+    warnings = [w.value for w in at.warning]
+    assert f"**{ae_file}** was not read exactly as delivered: no AESTDTC column: every row loads without it" in warnings
+    assert any(w.startswith(f"**CM** delivered at the {prev:%Y-%m-%d} cut and not at this one") for w in warnings)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from safety.ingest import IngestError, ingest_study
-from test_ingest_fixtures import AE, CM, DM, DOMAINS, EX, LB, make_study
+from test_ingest_fixtures import AE, CM, CRS, DM, DOMAINS, EX, LB, make_study
 
 
 def q(db, sql, params=None):
@@ -209,6 +209,25 @@ def test_an_ae_not_ended_runs_to_the_death_not_to_the_cut(tmp_path):
     assert ae.loc["S-003/AE/1", "duration_days"] == 10 and ae.loc["S-001/AE/1", "duration_days"] == 3
 
 
+def test_a_partial_dm_death_date_is_the_ds_death_date_in_its_period_else_its_first_day_flagged(tmp_path):
+    """DTHDTC '2024-03' with a DS death on 2024-03-20 is 2024-03-20 (it read 2024-03-01, before the subject's last
+    records, moving the death day, NRM and the DLT window); DTHDTC '2024-04' with no DS death is 2024-04-01, with
+    death_date_flag 'D' saying it was imputed. A full DTHDTC is kept and not flagged."""
+    dm = DM.copy()
+    dm.loc[dm["USUBJID"] == "S-002", "DTHDTC"] = "2024-03"
+    dm.loc[dm["USUBJID"] == "S-003", "DTHDTC"] = "2024-04"
+    dm.loc[dm["USUBJID"] == "S-001", "DTHDTC"] = "2024-05-02"
+    db = tmp_path / "db.duckdb"
+    ingest_study(make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, dm=dm)), db, cutoff="2024-06-30",
+                 run_derivations=False)
+    s = q(db, "SELECT usubjid, death_date, death_source, death_date_flag FROM subjects WHERE death_date IS NOT NULL "
+              "ORDER BY usubjid")
+    got = [(r.usubjid, str(r.death_date)[:10], r.death_source, None if pd.isna(r.death_date_flag) else r.death_date_flag)
+           for r in s.itertuples()]
+    assert got == [("S-001", "2024-05-02", "DM", None), ("S-002", "2024-03-20", "DS", None),
+                   ("S-003", "2024-04-01", "DM", "D")]
+
+
 def test_a_death_recorded_only_as_a_fatal_ae_is_the_subjects_death(tmp_path):
     """S-003 dies of a grade-5 sepsis ended 2024-03-21, with no DM death date and no DS death record: the subject
     is 'died' at the cut (the overview's tiles and the packet's disposition read subjects.status), dated at the
@@ -359,3 +378,58 @@ def test_quarantined_lab_rows_keep_every_delivered_column(tmp_path, fmt):
         assert raws[1]["LBSTNRLO"] == "0.1"
     log = q(db, "SELECT rows_read, rows_loaded, rows_quarantined FROM load_log WHERE domain = 'LB'")
     assert tuple(log.iloc[0]) == (8, 5, 3)
+
+
+def test_flags_read_as_their_code_and_files_not_read_as_delivered_are_noted_in_the_load_log(tmp_path):
+    """AESER 'Yes' and 'TRUE' are Y (an SAE counted as serious: the SAE count read aeser = 'Y' and dropped them),
+    'x' is no Y/N flag and quarantines its row naming the field; a misspelled AEENDTC header is noted as the likely
+    misspelling (every AE loaded with no end, silently), and the notes are kept in load_log.notes for the Data
+    quality page. A later cut without CM says CM was delivered at the earlier cut."""
+    ae = AE.copy()
+    ae.loc[0, "AESER"], ae.loc[1, "AESER"], ae.loc[3, "AESER"] = "Yes", "x", "TRUE"
+    ae = ae.rename(columns={"AEENDTC": "AEENDT"})
+    db = tmp_path / "db.duckdb"
+    r = ingest_study(make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, ae=ae)), db, cutoff="2024-03-31",
+                     run_derivations=False)
+    aes = q(db, "SELECT event_key, aeser, aeen_date FROM adverse_events ORDER BY 1").set_index("event_key")
+    assert aes.loc["S-001/AE/1", "aeser"] == "Y" and aes.loc["S-003/AE/1", "aeser"] == "Y"
+    assert "S-001/AE/2" not in aes.index and aes.aeen_date.isna().all()
+    quar = q(db, "SELECT field, reason FROM quarantine WHERE domain = 'AE' AND field = 'AESER'")
+    assert quar.reason.tolist() == ["'x' is not a Y/N flag (Y, N, U or NA)"]
+    note = q(db, "SELECT notes FROM load_log WHERE source_file = 'ae.csv'").notes[0]
+    assert note == ("no AEENDTC column: every row loads without it ('AEENDT' is delivered: a misspelling of AEENDTC?); "
+                    "Y/N flags read as their code: AESER 'TRUE' as Y (1 row), AESER 'Yes' as Y (1 row)")
+    assert f"ae.csv: {note}" in r.notes
+    assert q(db, "SELECT count(*) AS n FROM load_log WHERE notes IS NOT NULL").n[0] == 1
+
+    later = ingest_study(make_study(tmp_path / "t", "csv", domains=dict(DOMAINS, ae=ae), skip=("cm",)), db,
+                         cutoff="2024-06-30", run_derivations=False)
+    assert ("CM delivered at the 2024-03-31 cut and not in this delivery: nothing of it is loaded at this cut, so "
+            "its listings read as none recorded") in later.notes
+
+
+def test_rows_repeated_in_every_column_without_a_seq_load_once_and_one_dataset_twice_is_refused(tmp_path):
+    """The CRS assessment file (no --SEQ) with its first two rows delivered again, and LB without LBSEQ with one
+    result repeated, loaded every copy (each assessment graded twice, each result counted twice): the copies are
+    quarantined, the first kept, and the counts reconcile. crs_assessments.csv beside crs_assessments.parquet is
+    refused in one line, nothing loaded."""
+    crs = pd.concat([CRS, CRS.iloc[:2]], ignore_index=True)
+    lb = pd.concat([LB, LB.iloc[[1]]], ignore_index=True).drop(columns=["LBSEQ"])
+    db = tmp_path / "db.duckdb"
+    ingest_study(make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, crs_assessments=crs, lb=lb)), db,
+                 cutoff="2024-06-30", run_derivations=False)
+    log = q(db, "SELECT source_file, rows_read, rows_loaded, rows_quarantined FROM load_log").set_index("source_file")
+    assert log.loc["crs_assessments.csv"].tolist() == [5, 2, 3]       # 'oops' and the two copies
+    assert log.loc["lb.csv"].tolist() == [9, 6, 3]                    # furlong, 'abc' and the copy
+    quar = q(db, "SELECT domain, row_number, reason FROM quarantine WHERE reason LIKE 'an exact copy%' ORDER BY 1, 2")
+    assert [(r.domain, r.row_number) for r in quar.itertuples()] == [("CRS", 4), ("CRS", 5), ("LB", 9)]
+    assert quar.reason[0] == ("an exact copy of an earlier row (every column equal, and no --SEQ to tell them "
+                              "apart); the first is kept")
+    assert q(db, "SELECT count(*) AS n FROM crs_assessments").n[0] == 2
+
+    study = make_study(tmp_path / "t", "csv")
+    CRS.to_parquet(study / "crs_assessments.parquet")
+    with pytest.raises(IngestError, match=r"^crs_assessments.csv and crs_assessments.parquet are the same dataset "
+                                          r"in two formats; deliver one of them$"):
+        ingest_study(study, tmp_path / "db2.duckdb", run_derivations=False)
+    assert not (tmp_path / "db2.duckdb").exists()

@@ -25,6 +25,18 @@ m[2].metric("AEs without a toxicity grade", len(missing_ae))
 m[3].metric("Lab results not gradable", "n/a" if missing_lab is None else int(missing_lab["results"].sum()))
 
 st.subheader("Load log")
+noted = log[log["notes"].notna()] if "notes" in log else log.iloc[0:0]
+for f in noted.itertuples():
+    st.warning(f"**{f.source_file}** was not read exactly as delivered: {f.notes}")
+if v.previous_cut is not None:
+    before = state.q("SELECT domains_present FROM prev_studies")
+    now = state.q("SELECT domains_present FROM studies")
+    had = list(before["domains_present"][0] if len(before) and before["domains_present"][0] is not None else [])
+    has = list(now["domains_present"][0] if len(now) and now["domains_present"][0] is not None else [])
+    dropped = [d for d in had if d not in has] if has else []
+    if dropped:
+        st.warning(f"**{', '.join(dropped)}** delivered at the {v.previous_cut:%Y-%m-%d} cut and not at this one: "
+                   "nothing of it is loaded at this cut, so its listings read as none recorded.")
 if log.empty:
     state.empty("No load log for this data cut.")
 else:

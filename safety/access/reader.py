@@ -144,7 +144,7 @@ def scoped_table_names(scope: Scope) -> frozenset[str]:
     """The table names a query in ``scope`` may use (the registry, plus prev_<table> with a previous cut)."""
     names = {t.name for t in _readable()}
     if scope.previous_cut is not None:
-        names |= {"prev_subjects"} | {f"prev_{t.name}" for t in _readable()
+        names |= {"prev_subjects", "prev_studies"} | {f"prev_{t.name}" for t in _readable()
                                        if t.name != "subjects" and t.per_subject and "usubjid" in t.column_names}
     return frozenset(n.lower() for n in names)
 
@@ -199,6 +199,9 @@ def _scoped_ctes(scope: Scope) -> dict[str, str]:
             f"prev_subjects AS (SELECT {subject_cols} FROM main.subjects WHERE studyid = $_scope_study "
             f"AND data_cut = $_scope_prev_cut{psite})"
         )
+        # the study's description at that cut (site-neutral, as studies is): what it delivered then
+        ctes.append("prev_studies AS (SELECT * FROM main.studies WHERE studyid = $_scope_study "
+                    "AND data_cut = $_scope_prev_cut)")
         for t in _readable():
             if t.name != "subjects" and t.per_subject and "usubjid" in t.column_names:
                 subj = "" if scope.all_sites else " AND usubjid IN (SELECT usubjid FROM prev_subjects)"

@@ -75,6 +75,16 @@ CLI_DECISIONS: tuple[str, ...] = ("confirmed", "rejected", "withdrawn")
 DLT_WINDOW_START_DAY = 0
 DLT_WINDOW_END_DAY = 28
 
+# --- SDTM Y/N flags ---------------------------------------------------------------------------------------
+# The NY codelist (AESER, AESDTH, LBBLFL ...): each code and the spellings read as it (upper case, trimmed). A
+# Parquet boolean reads as 'TRUE'/'FALSE'; an EDC export may write 'Yes' or 1. Any other value is quarantined.
+NY_CODES: dict[str, tuple[str, ...]] = {
+    "Y": ("Y", "YES", "TRUE", "1"),
+    "N": ("N", "NO", "FALSE", "0"),
+    "U": ("U", "UNK", "UNKNOWN"),
+    "NA": ("NA",),
+}
+
 # --- bedside CRS/ICANS inputs ------------------------------------------------------------------------
 # Where a crs_assessments / icans_assessments row came from (its ``source``): the celltox assessment file, or built
 # from SDTM domains by safety/ingest/sdtm_assessments.py.

@@ -50,6 +50,7 @@ class FileCount:
     rows_loaded: int
     rows_quarantined: int
     rows_after_cutoff: int
+    note: str = ""  # how the file was read where not exactly as delivered (load_log.notes)
 
 
 @dataclass
@@ -136,6 +137,7 @@ def ingest_study(study_dir, db_path, cutoff: dt.date | str | None = None, review
         db_path = db_path.resolve()
     _check_paths(db_path, review_store_path, config)
     files = discover(study_dir)
+    _refuse_one_dataset_twice(files)
     # The load and its derivations run on a private copy that replaces the database only when all of it is
     # done (safety/ingest/snapshot.py): a failure or a kill leaves the previous snapshot as it was.
     with snapshot.new_snapshot(db_path) as work_path:
@@ -269,17 +271,25 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
                 raise IngestError(f"{f.name}: internal reconciliation failed ({read[f.index]} read, "
                                   f"{loaded} loaded, {quar} quarantined, {after} after the cut)")
             dom = f"SUPP{f.supp_parent}" if f.domain == "SUPP" else f.domain
-            result.files.append(FileCount(f.name, dom, f.file_format, f.sha256, read[f.index], loaded, quar, after))
+            result.files.append(FileCount(f.name, dom, f.file_format, f.sha256, read[f.index], loaded, quar, after,
+                                          f.note))
         result.quarantined = sum(fc.rows_quarantined for fc in result.files)
         result.domains_present = [d for d in ALL_DOMAINS if d in by_domain]
         result.domains_missing = [d for d in OPTIONAL_DOMAINS if d not in by_domain]
+        earlier = con.execute("""SELECT data_cut, domains_present FROM studies WHERE studyid = $s AND data_cut < $c
+                                 ORDER BY data_cut DESC LIMIT 1""", {"s": studyid, "c": data_cut}).fetchone()
+        dropped = [d for d in (earlier[1] or []) if d not in by_domain] if earlier else []
+        if dropped:  # an empty table then reads as "none recorded" on every page: the data manager is told
+            result.notes.append(f"{', '.join(dropped)} delivered at the {earlier[0].isoformat()} cut and not in this "
+                                "delivery: nothing of it is loaded at this cut, so its listings read as none recorded")
         insert_rows(
             con, "load_log",
             [(studyid, data_cut, load_id, fc.domain, fc.source_file, fc.file_format, fc.sha256, fc.rows_read,
-              fc.rows_loaded, fc.rows_quarantined, fc.rows_after_cutoff, cut_given, loaded_at, __version__)
+              fc.rows_loaded, fc.rows_quarantined, fc.rows_after_cutoff, cut_given, loaded_at, __version__,
+              fc.note or None)
              for fc in result.files],
             ("VARCHAR", "DATE", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "BIGINT",
-             "BIGINT", "DATE", "TIMESTAMP", "VARCHAR"))
+             "BIGINT", "DATE", "TIMESTAMP", "VARCHAR", "VARCHAR"))
         con.execute("""INSERT INTO studies BY NAME SELECT $s AS studyid, $c AS data_cut, $title AS title,
             $product AS product, $ptype AS product_type, $ctcae AS ctcae_version, $crs AS crs_grading,
             $icans AS icans_grading, $present AS domains_present, $missing AS domains_missing, $cfg AS config_json,
@@ -307,6 +317,17 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
         result.derivations = pipeline.run_derivations(con, studyid, data_cut, config, review_store=store,
                                                       started=early)
     return result
+
+
+def _refuse_one_dataset_twice(files: list) -> None:
+    """ae.csv beside ae.xpt is one dataset delivered twice, perhaps two versions of it: which one is the delivery
+    is the sender's to say. Loaded, the first by name would be kept and the other's rows quarantined as duplicates
+    (or, with no --SEQ, loaded twice)."""
+    seen: dict[str, str] = {}
+    for f in files:
+        first = seen.setdefault(f.path.stem.lower(), f.name)
+        if first != f.name:
+            raise IngestError(f"{first} and {f.name} are the same dataset in two formats; deliver one of them")
 
 
 def _commit_and_start(con, final_tables: set[str], early: dict, studyid: str, data_cut: dt.date, config: dict,

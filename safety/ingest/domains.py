@@ -119,6 +119,8 @@ class DomainSpec:
     numbers: tuple[str, ...] = ()                # must be numeric when given
     integers: tuple[tuple[str, int | None, int | None], ...] = ()  # (column, min, max) whole numbers
     codes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (column, allowed values upper case) when given
+    flags: tuple[str, ...] = ()                  # Y/N flags (NY codelist, safety.core.vocabulary.NY_CODES)
+    expected: tuple[str, ...] = ()               # read by the load: a file without one is noted, its rows load
     required_values: tuple[str, ...] = ()        # must not be empty in a row
     # Delivered columns the loader reads from the staging table; the others are left out of it (None keeps all).
     # Worth it for the domains of millions of rows; quarantined rows re-read their raw record from the file.
@@ -126,31 +128,42 @@ class DomainSpec:
 
 
 SPECS: dict[str, DomainSpec] = {
-    "DM": DomainSpec("DM", "subjects", required=(("USUBJID",),),
+    "DM": DomainSpec("DM", "subjects", expected=("SITEID", "RFICDTC"),
+                     required=(("USUBJID",),),
                      start_dates=("RFICDTC", "RFXSTDTC", "DTHDTC"), cut_date="RFICDTC",
                      numbers=("AGE",)),
-    "EX": DomainSpec("EX", "exposures", required=(("USUBJID",), ("EXTRT",)), seq="EXSEQ",
+    "EX": DomainSpec("EX", "exposures", expected=("EXSTDTC",),
+                     required=(("USUBJID",), ("EXTRT",)), seq="EXSEQ",
                      start_dates=("EXSTDTC",), end_dates=("EXENDTC",), cut_date="EXSTDTC",
                      numbers=("EXDOSE",), integers=(("EXSEQ", None, None), ("EXSTDY", None, None))),
-    "DS": DomainSpec("DS", "disposition", required=(("USUBJID",), ("DSDECOD", "DSTERM")), seq="DSSEQ",
+    "DS": DomainSpec("DS", "disposition", expected=("DSSTDTC",),
+                     required=(("USUBJID",), ("DSDECOD", "DSTERM")), seq="DSSEQ",
                      start_dates=("DSSTDTC",), cut_date="DSSTDTC", integers=(("DSSEQ", None, None),)),
-    "CM": DomainSpec("CM", "medications", required=(("USUBJID",), ("CMTRT", "CMDECOD")), seq="CMSEQ",
+    "CM": DomainSpec("CM", "medications", expected=("CMSTDTC", "CMENDTC"),
+                     required=(("USUBJID",), ("CMTRT", "CMDECOD")), seq="CMSEQ",
                      start_dates=("CMSTDTC",), end_dates=("CMENDTC",), cut_date="CMSTDTC",
                      numbers=("CMDOSE",), integers=(("CMSEQ", None, None),)),
-    "AE": DomainSpec("AE", "adverse_events", required=(("USUBJID",), ("AESEQ",), ("AETERM", "AEDECOD")),
+    "AE": DomainSpec("AE", "adverse_events", expected=("AESTDTC", "AEENDTC", "AETOXGR", "AESER"),
+                     required=(("USUBJID",), ("AESEQ",), ("AETERM", "AEDECOD")),
                      seq="AESEQ", start_dates=("AESTDTC",), end_dates=("AEENDTC",), cut_date="AESTDTC",
                      integers=(("AESEQ", None, None), ("AETOXGR", 1, 5), ("AESTDY", None, None)),
+                     flags=("AESER", "AESDTH", "AESLIFE", "AESHOSP", "AESDISAB", "AESCONG", "AESMIE"),
                      required_values=("AESEQ",)),
-    "LB": DomainSpec("LB", "labs", required=(("USUBJID",), ("LBTESTCD",), ("LBORRES", "LBSTRESC", "LBSTRESN")),
+    "LB": DomainSpec("LB", "labs", expected=("LBDTC",),
+                     required=(("USUBJID",), ("LBTESTCD",), ("LBORRES", "LBSTRESC", "LBSTRESN")),
                      seq="LBSEQ", start_dates=("LBDTC",), cut_date="LBDTC",
                      numbers=("LBSTRESN", "LBSTNRLO", "LBSTNRHI", "LBORNRLO", "LBORNRHI"),
-                     integers=(("LBSEQ", None, None), ("LBDY", None, None)), required_values=("LBTESTCD",),
+                     integers=(("LBSEQ", None, None), ("LBDY", None, None)), flags=("LBBLFL",),
+                     required_values=("LBTESTCD",),
                      staged=("LBTEST", "LBCAT", "LBSPEC", "LBORRES", "LBORRESU", "LBSTRESC", "LBNRIND", "LBBLFL",
                              "LBSTAT", "VISIT", "LBDTC")),
-    "VS": DomainSpec("VS", "vitals", required=(("USUBJID",), ("VSTESTCD",), ("VSORRES", "VSSTRESN", "VSSTRESC")),
+    "VS": DomainSpec("VS", "vitals", expected=("VSDTC",),
+                     required=(("USUBJID",), ("VSTESTCD",), ("VSORRES", "VSSTRESN", "VSSTRESC")),
                      seq="VSSEQ", start_dates=("VSDTC",), cut_date="VSDTC",
-                     numbers=("VSSTRESN",), integers=(("VSSEQ", None, None),), required_values=("VSTESTCD",)),
-    "RS": DomainSpec("RS", "responses", required=(("USUBJID",), ("RSSTRESC", "RSORRES")), seq="RSSEQ",
+                     numbers=("VSSTRESN",), integers=(("VSSEQ", None, None),), flags=("VSBLFL",),
+                     required_values=("VSTESTCD",)),
+    "RS": DomainSpec("RS", "responses", expected=("RSDTC",),
+                     required=(("USUBJID",), ("RSSTRESC", "RSORRES")), seq="RSSEQ",
                      start_dates=("RSDTC",), cut_date="RSDTC", integers=(("RSSEQ", None, None),)),
     "CRS": DomainSpec("CRS", "crs_assessments", required=(("USUBJID",), ("CRSDTC",)),
                       start_dates=("CRSDTC",), cut_date="CRSDTC", full_dates_only=("CRSDTC",),
@@ -168,24 +181,30 @@ SPECS: dict[str, DomainSpec] = {
                         required_values=("ICANSDTC",)),
     # The standard domains behind the CRS/ICANS inputs when no celltox files are delivered
     # (safety/ingest/sdtm_assessments.py builds the assessments from them).
-    "QS": DomainSpec("QS", "questionnaires", required=(("USUBJID",), ("QSTESTCD",), ("QSORRES", "QSSTRESC", "QSSTRESN")),
+    "QS": DomainSpec("QS", "questionnaires", expected=("QSDTC",),
+                     required=(("USUBJID",), ("QSTESTCD",), ("QSORRES", "QSSTRESC", "QSSTRESN")),
                      seq="QSSEQ", start_dates=("QSDTC",), cut_date="QSDTC", numbers=("QSSTRESN",),
                      integers=(("QSSEQ", None, None),), required_values=("QSTESTCD",)),
-    "PR": DomainSpec("PR", "procedures", required=(("USUBJID",), ("PRTRT", "PRDECOD")), seq="PRSEQ",
+    "PR": DomainSpec("PR", "procedures", expected=("PRSTDTC",),
+                     required=(("USUBJID",), ("PRTRT", "PRDECOD")), seq="PRSEQ",
                      start_dates=("PRSTDTC",), end_dates=("PRENDTC",), cut_date="PRSTDTC",
                      numbers=("PRDOSE",), integers=(("PRSEQ", None, None),)),
-    "FA": DomainSpec("FA", "findings_about", required=(("USUBJID",), ("FATESTCD",), ("FAORRES", "FASTRESC", "FASTRESN")),
+    "FA": DomainSpec("FA", "findings_about", expected=("FADTC",),
+                     required=(("USUBJID",), ("FATESTCD",), ("FAORRES", "FASTRESC", "FASTRESN")),
                      seq="FASEQ", start_dates=("FADTC",), cut_date="FADTC", numbers=("FASTRESN",),
                      integers=(("FASEQ", None, None),), required_values=("FATESTCD",)),
-    "CE": DomainSpec("CE", "clinical_events", required=(("USUBJID",), ("CETERM", "CEDECOD")), seq="CESEQ",
+    "CE": DomainSpec("CE", "clinical_events", expected=("CESTDTC",),
+                     required=(("USUBJID",), ("CETERM", "CEDECOD")), seq="CESEQ",
                      start_dates=("CESTDTC",), end_dates=("CEENDTC",), cut_date="CESTDTC",
                      integers=(("CESEQ", None, None),)),
     # Cellular kinetics: CAR transgene copies/ug gDNA (qPCR) or CAR+ cells/uL (flow), one row per sample and test.
-    "PC": DomainSpec("PC", "pc_concentrations", required=(("USUBJID",), ("PCTESTCD",), ("PCORRES", "PCSTRESC", "PCSTRESN")),
+    "PC": DomainSpec("PC", "pc_concentrations", expected=("PCDTC",),
+                     required=(("USUBJID",), ("PCTESTCD",), ("PCORRES", "PCSTRESC", "PCSTRESN")),
                      seq="PCSEQ", start_dates=("PCDTC",), cut_date="PCDTC", numbers=("PCSTRESN", "PCLLOQ"),
                      integers=(("PCSEQ", None, None),), required_values=("PCTESTCD",)),
     # Microbiology: organisms found (MBORRES / MBSTRESC), read as infection findings.
-    "MB": DomainSpec("MB", "microbiology", required=(("USUBJID",), ("MBTESTCD", "MBTEST"), ("MBORRES", "MBSTRESC")),
+    "MB": DomainSpec("MB", "microbiology", expected=("MBDTC",),
+                     required=(("USUBJID",), ("MBTESTCD", "MBTEST"), ("MBORRES", "MBSTRESC")),
                      seq="MBSEQ", start_dates=("MBDTC",), cut_date="MBDTC", integers=(("MBSEQ", None, None),)),
     # Pharmacokinetic parameters as the sponsor computed them (Cmax, Tmax, AUC), one row per subject, analyte
     # (PPCAT) and parameter; compared with celltox's own from PC (safety/derive/outcomes/kinetics_pp.py).

@@ -8,6 +8,7 @@ and the first reason (if any) the row cannot be loaded. Good rows go to the doma
 from __future__ import annotations
 
 import csv
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -336,6 +337,7 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     Every date and number is parsed once here (``_k_/_lo_/_hi_`` dates, ``_n_`` numbers, ``_i_`` whole
     numbers); the loaders read those columns instead of parsing again.
     """
+    _note_missing_columns(spec, files)
     native = _native_columns(spec, files)
     c = Cols(files, tuple(supp.columns) if supp else (), native)
     keep = set(native)
@@ -351,6 +353,8 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
         pre_cols[f"_n_{col}"] = c.num(col)
     for col, _, _ in spec.integers:
         pre_cols[f"_i_{col}"] = f"ct_grade({c(col)})" if col == "AETOXGR" else c.int(col)
+    for col in spec.flags:  # Y/N flags as their NY code, once
+        pre_cols[f"_y_{col}"] = f"ct_ny({c(col)})" if delivered.has(col) else "CAST(NULL AS VARCHAR)"
     if spec.code == "LB":
         for x in ("LBSTRESN", "LBSTRESC", "LBORRES"):
             pre_cols.setdefault(f"_n_{x}", c.num(x))
@@ -405,6 +409,10 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
                                           f"_i_{col} > {hi}" if hi is not None else "") if x)
             span = f"{lo}-{hi}" if lo is not None and hi is not None else (f">= {lo}" if lo is not None else f"<= {hi}")
             checks.append((rng, f"'{col}'", f"'{col} ' || {c(col)} || ' outside {span}'"))
+    for col in spec.flags:
+        if delivered.has(col):
+            checks.append((f"{c(col)} IS NOT NULL AND _y_{col} IS NULL", f"'{col}'",
+                           f"'''' || {c(col)} || ''' is not a Y/N flag (Y, N, U or NA)'"))
     for col, allowed in spec.codes:
         checks.append((f"{c(col)} IS NOT NULL AND NOT list_contains({_lit_list(allowed)}, upper({c(col)}))", f"'{col}'",
                        f"'''' || {c(col)} || ''' is not one of {', '.join(allowed)}'"))
@@ -488,9 +496,42 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
         v AS (SELECT p.*, {idx} AS _qidx{_lab_values(spec)}{dm_state} FROM p {joins})
         SELECT v.* EXCLUDE ({', '.join(dict.fromkeys(drop))}), {fld} AS _qfield, {rsn} AS _qreason,
                _qidx IS NULL AND coalesce({cut_cond}, FALSE) AS _after_cut FROM v""", params)
-    if spec.seq or spec.code == "DM":
+    if spec.code == "DM" or (spec.seq and delivered.has(spec.seq)):
         _mark_duplicates(ctx, spec, delivered)
+    else:
+        _mark_copies(ctx, spec)
+    _note_flag_spellings(ctx, spec, files, delivered)
     return delivered
+
+
+def _note_missing_columns(spec: DomainSpec, files: list[StagedFile]) -> None:
+    """Note on each file the columns of ``spec.expected`` it does not deliver: its rows load without them (every
+    AE with no start date, every lab undated), which no row's quarantine would show. A delivered header close to
+    the missing name (AESTDT for AESTDTC) is named as the likely misspelling."""
+    for f in files:
+        for col in spec.expected:
+            if col in f.columns:
+                continue
+            near = difflib.get_close_matches(col, [k for k in f.columns if k not in spec.expected], n=1, cutoff=0.8)
+            hint = f" ({f.columns[near[0]]!r} is delivered: a misspelling of {col}?)" if near else ""
+            f.add_note(f"no {col} column: every row loads without it{hint}")
+
+
+def _note_flag_spellings(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], c: Cols) -> None:
+    """Note on each file the Y/N flag spellings read as their code ('Yes' as Y), with their row counts."""
+    flags = [col for col in spec.flags if c.has(col)]
+    if not flags:
+        return
+    parts = " UNION ALL ".join(f"SELECT _file, '{col}' AS col, {c(col)} AS raw, _y_{col} AS code FROM _t_{spec.code} "
+                               f"WHERE _qreason IS NULL AND _y_{col} IS NOT NULL AND {c(col)} <> _y_{col}"
+                               for col in flags)
+    by_file: dict[int, list[str]] = {}
+    for idx, col, raw, code, n in ctx.run(f"SELECT _file, col, raw, code, count(*) FROM ({parts}) GROUP BY ALL "
+                                          "ORDER BY _file, col, raw").fetchall():
+        by_file.setdefault(idx, []).append(f"{col} {raw!r} as {code} ({n} row{'s' if n != 1 else ''})")
+    for f in files:
+        if f.index in by_file:
+            f.add_note("Y/N flags read as their code: " + ", ".join(by_file[f.index]))
 
 
 def _mark_duplicates(ctx: Ctx, spec: DomainSpec, c: Cols) -> None:
@@ -506,6 +547,34 @@ def _mark_duplicates(ctx: Ctx, spec: DomainSpec, c: Cols) -> None:
     keys = ["_usubjid"] if spec.code == "DM" else ["_usubjid"] + ([f"_i_{spec.seq}"] if seq_parsed else c.seqkey(spec.seq))
     notnull = "TRUE" if spec.code == "DM" else c.notnull(spec.seq)
     what = "USUBJID" if spec.code == "DM" else f"USUBJID + {spec.seq}"
+    _quarantine_repeats(ctx, table, keys, notnull, spec.seq or "USUBJID",
+                        kept=f"duplicate key ({what}); the first record is kept",
+                        both=f"duplicate key ({what}); the first record is quarantined too, so neither is loaded: "
+                             "deliver the record once")
+
+
+def _mark_copies(ctx: Ctx, spec: DomainSpec) -> None:
+    """Rows equal in every delivered column, in a domain whose files give no --SEQ to tell records apart (the celltox
+    assessment files, an SDTM domain delivered without its --SEQ): every copy after the first in file order is
+    quarantined. A dataset delivered twice would otherwise load twice, each assessment or result counted twice."""
+    table = f"_t_{spec.code}"
+    delivered = [r[0] for r in ctx.con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = $t AND NOT starts_with(column_name, '_') "
+        "ORDER BY column_index", {"t": table}).fetchall()]
+    if not delivered:
+        return
+    # one text key, NULL-safe (an empty column equals an empty column): the row's values as a JSON list
+    row = "to_json(list_value(" + ", ".join(f'CAST("{col}" AS VARCHAR)' for col in delivered) + "))"
+    _quarantine_repeats(ctx, table, ["_usubjid", row], "_usubjid IS NOT NULL", "USUBJID",
+                        kept="an exact copy of an earlier row (every column equal, and no --SEQ to tell them apart); "
+                             "the first is kept",
+                        both="an exact copy of an earlier row that is quarantined itself; deliver the record once")
+
+
+def _quarantine_repeats(ctx: Ctx, table: str, keys: list[str], notnull: str, field: str, kept: str,
+                        both: str) -> None:
+    """Quarantine every row of ``table`` after the first (file order) with the same ``keys``: reason ``kept`` when
+    the first is loaded, ``both`` when it is quarantined itself."""
     names = [f"_k{i}" for i in range(len(keys))]
     ksel = ", ".join(f"{k} AS {n}" for k, n in zip(keys, names))
     klist = ", ".join(names)
@@ -530,9 +599,7 @@ def _mark_duplicates(ctx: Ctx, spec: DomainSpec, c: Cols) -> None:
         ctx.run(f"""UPDATE {table} SET _qfield = $field, _after_cut = FALSE,
                    _qreason = CASE WHEN _dup.d_first_kept THEN $kept ELSE $both END
             FROM _dup WHERE {table}._file = _dup.d_file AND {table}._row = _dup.d_row""",
-                {"field": spec.seq or "USUBJID", "kept": f"duplicate key ({what}); the first record is kept",
-                 "both": f"duplicate key ({what}); the first record is quarantined too, so neither is loaded: "
-                         "deliver the record once"})
+                {"field": field, "kept": kept, "both": both})
 
 
 def _lab_values(spec: DomainSpec) -> str:
@@ -650,7 +717,8 @@ def insert_dm_ids(ctx: Ctx) -> None:
         SELECT dm_usubjid AS usubjid, CAST(NULL AS DATE) AS inf_date, CAST(NULL AS VARCHAR) AS inf_dtc,
                CAST(NULL AS VARCHAR) AS inf_source, 0 AS infusions, CAST(NULL AS VARCHAR) AS inf_extrt,
                CAST(NULL AS VARCHAR) AS inf_dose, CAST(NULL AS DATE) AS death_date,
-               CAST(NULL AS VARCHAR) AS death_source, CAST(NULL AS VARCHAR) AS death_cause, CAST(NULL AS DATE) AS ld_date
+               CAST(NULL AS VARCHAR) AS death_source, CAST(NULL AS VARCHAR) AS death_date_flag,
+               CAST(NULL AS VARCHAR) AS death_cause, CAST(NULL AS DATE) AS ld_date
         FROM _dm_ids WHERE dm_state = 'ok'""")
 
 
@@ -701,15 +769,20 @@ def load_ds(ctx: Ctx, c: Cols, supp) -> None:
 
 
 def set_deaths(ctx: Ctx, c_dm: Cols) -> None:
-    """Death on or before the cut: DM.DTHDTC, else the DS death record (with its DSTERM as the cause)."""
+    """Death on or before the cut: DM.DTHDTC, else the DS death record (with its DSTERM as the cause). A partial
+    DTHDTC ('2025-09') whose period holds the DS death date is that date; otherwise it is the period's first day,
+    flagged in death_date_flag."""
     ctx.run("""UPDATE _subj SET death_date = d.dd, death_source = 'DS', death_cause = d.cause
         FROM (SELECT usubjid AS u, min(dsst_date) AS dd,
                      arg_min(CASE WHEN upper(dsterm) <> 'DEATH' THEN dsterm END, dsst_date) AS cause
               FROM disposition WHERE studyid = $studyid AND data_cut = $cut AND dsdecod = 'DEATH' AND dsst_date <= $cut
               GROUP BY usubjid) d WHERE _subj.usubjid = d.u""")
     if c_dm.has("DTHDTC"):
-        ctx.run("""UPDATE _subj SET death_date = t._lo_DTHDTC, death_source = 'DM' FROM _t_DM t
-            WHERE _subj.usubjid = t._usubjid AND t._qreason IS NULL AND t._lo_DTHDTC <= $cut""")
+        ctx.run("""UPDATE _subj SET death_date = t._lo_DTHDTC, death_source = 'DM', death_date_flag = ct_flag(t._k_DTHDTC)
+            FROM _t_DM t
+            WHERE _subj.usubjid = t._usubjid AND t._qreason IS NULL AND t._lo_DTHDTC <= $cut
+              AND NOT coalesce(t._k_DTHDTC IN ('D', 'M') AND _subj.death_source = 'DS'
+                               AND _subj.death_date BETWEEN t._lo_DTHDTC AND t._hi_DTHDTC, FALSE)""")
 
 
 def ae_duration_sql(start: str, end: str, death: str) -> str:
@@ -724,8 +797,10 @@ def set_ae_deaths(ctx: Ctx) -> None:
     withholds a fatal outcome with no end when DM and DS record no death. The subject's other AEs still ongoing
     then run to that death, and the medications' partial end dates (loaded before the AEs) end no later than it,
     as they do for a death recorded in DM or DS."""
-    dated = ctx.run(f"""UPDATE _subj SET death_date = f.d, death_source = 'AE'
-        FROM (SELECT usubjid AS u, max(coalesce(aeen_date, aest_date)) AS d FROM adverse_events
+    dated = ctx.run(f"""UPDATE _subj SET death_date = f.d, death_source = 'AE', death_date_flag = f.flag
+        FROM (SELECT usubjid AS u, max(coalesce(aeen_date, aest_date)) AS d,
+                     arg_max(CASE WHEN aeen_date IS NOT NULL THEN aeen_date_flag ELSE aest_date_flag END,
+                             coalesce(aeen_date, aest_date)) AS flag FROM adverse_events
               WHERE studyid = $studyid AND data_cut = $cut AND {fatal_ae('')} GROUP BY usubjid) f
         WHERE _subj.usubjid = f.u AND _subj.death_date IS NULL""").fetchone()[0]
     if dated:
@@ -803,14 +878,14 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
                WHEN list_contains({_lit_list(CRS_TERMS)}, _decod) THEN $crs_grading
                WHEN list_contains({_lit_list(ICANS_TERMS)}, _decod) THEN $icans_grading
                ELSE 'CTCAE v' || $ctcae END AS grading_system,
-          upper({c('AESER')}) AS aeser,
+          _y_AESER AS aeser,
           -- "results in death" is withheld as the outcome is: a death after the cut was not known at the cut
           CASE WHEN _en_raw IS NOT NULL AND _en IS NULL THEN NULL
-               WHEN upper({c('AESDTH')}) = 'Y' AND _death IS NULL AND _en IS NULL THEN NULL
-               ELSE upper({c('AESDTH')}) END AS aesdth,
-          upper({c('AESLIFE')}) AS aeslife,
-          upper({c('AESHOSP')}) AS aeshosp, upper({c('AESDISAB')}) AS aesdisab, upper({c('AESCONG')}) AS aescong,
-          upper({c('AESMIE')}) AS aesmie, {c('AEREL')} AS aerel,
+               WHEN _y_AESDTH = 'Y' AND _death IS NULL AND _en IS NULL THEN NULL
+               ELSE _y_AESDTH END AS aesdth,
+          _y_AESLIFE AS aeslife,
+          _y_AESHOSP AS aeshosp, _y_AESDISAB AS aesdisab, _y_AESCONG AS aescong,
+          _y_AESMIE AS aesmie, {c('AEREL')} AS aerel,
           CASE WHEN {c('AEREL')} IS NOT NULL THEN regexp_full_match(lower({c('AEREL')}), $relpat) END AS related,
           {c('AEACN')} AS aeacn,
           -- an end (and so an outcome) after the cut was not known at the cut
@@ -837,7 +912,7 @@ def load_lb(ctx: Ctx, c: Cols, supp) -> None:
         _i_LBSEQ AS lbseq, t._testcd AS lbtestcd, {c('LBTEST')} AS lbtest, {c('LBCAT')} AS lbcat,
         {c('LBSPEC')} AS lbspec, {c('LBORRES')} AS lborres, {c('LBORRESU')} AS lborresu, {c('LBSTRESC')} AS lbstresc,
         t._value AS value, t._unit AS unit, t._lln AS lln, t._uln AS uln, t._value_source AS value_source,
-        t._cens AS censored, upper({c('LBNRIND')}) AS lbnrind, upper({c('LBBLFL')}) AS lbblfl,
+        t._cens AS censored, upper({c('LBNRIND')}) AS lbnrind, _y_LBBLFL AS lbblfl,
         upper({c('LBSTAT')}) AS lbstat, {c('VISIT')} AS visit,
         {dated(c, 'LBDTC', 'lb')}, datediff('day', s.inf_date, lb_date) AS day,
         _i_LBDY AS lbdy
@@ -850,7 +925,7 @@ def load_vs(ctx: Ctx, c: Cols, supp) -> None:
     ctx.run(f"""INSERT INTO vitals BY NAME SELECT {KEYSEL},
         _i_VSSEQ AS vsseq, upper({c('VSTESTCD')}) AS vstestcd, {c('VSTEST')} AS vstest,
         {c('VSORRES')} AS vsorres, coalesce(_n_VSSTRESN, {c.num('VSSTRESC')}, {c.num('VSORRES')}) AS value,
-        coalesce({c('VSSTRESU')}, {c('VSORRESU')}) AS unit, upper({c('VSBLFL')}) AS vsblfl, {c('VISIT')} AS visit,
+        coalesce({c('VSSTRESU')}, {c('VSORRESU')}) AS unit, _y_VSBLFL AS vsblfl, {c('VISIT')} AS visit,
         {dated(c, 'VSDTC', 'vs')},
         datediff('day', s.inf_date, ct_start(t._k_VSDTC, t._lo_VSDTC, t._hi_VSDTC, s.inf_date)) AS day
         {supp_select(supp)}
@@ -962,7 +1037,8 @@ def load_subjects(ctx: Ctx, c: Cols, supp) -> None:
           inf_dtc AS first_infusion_dtc, inf_date AS first_infusion_date, inf_source AS infusion_source,
           CAST(infusions AS INTEGER) AS infusions, datediff('day', inf_date, ld_date) AS lymphodepletion_start_day,
           inf_date IS NOT NULL AS infused, death_date, datediff('day', inf_date, death_date) AS death_day,
-          death_source, death_cause, coalesce(death_date, greatest(_lka, inf_date)) AS last_known_alive_date,
+          death_source, death_date_flag, death_cause,
+          coalesce(death_date, greatest(_lka, inf_date)) AS last_known_alive_date,
           datediff('day', inf_date, last_known_alive_date) AS last_known_alive_day,
           _disp AS disposition, _disp_day AS disposition_day,
           CASE WHEN death_date IS NOT NULL THEN 'died'

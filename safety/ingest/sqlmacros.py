@@ -5,6 +5,16 @@ day unknown) or 'X' (not ISO 8601: quarantined). ``_lo``/``_hi`` are the first/l
 """
 from __future__ import annotations
 
+from safety.core.vocabulary import NY_CODES
+
+
+def _ny_macros() -> list[str]:
+    """ct_ny(s): a Y/N flag as its NY code (safety.core.vocabulary.NY_CODES), NULL when it is none of them."""
+    whens = " ".join(f"WHEN u IN ({', '.join(repr(v) for v in spellings)}) THEN {code!r}"
+                     for code, spellings in NY_CODES.items())
+    return [f"CREATE OR REPLACE TEMP MACRO ct_ny_code(u) AS CASE {whens} END",
+            "CREATE OR REPLACE TEMP MACRO ct_ny(s) AS ct_ny_code(upper(trim(CAST(s AS VARCHAR))))"]
+
 MACROS = [
     # text cleaned: trimmed, empty -> NULL. trim() strips only the space among ASCII characters, so an ASCII text
     # without a leading or trailing space is already clean: the common case skips trim's copy (3x faster).
@@ -64,6 +74,7 @@ MACROS = [
         regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
           replace(upper(replace(replace(replace(s, ' ', ''), 'µ', 'u'), 'μ', 'u')), 'MC', 'U'),
           '^X', ''), '10(\*\*|\*|E|\^)?([0-9])', '10^\2'), 'CELLS/', '/'), '^GI/L$', '10^9/L'), '^K/UL$', '10^3/UL') END""",
+    *_ny_macros(),
 ]
 
 

@@ -59,6 +59,9 @@ SUBJECTS = Table(
                                 "of the latest fatal AE (a death recorded only as an AE)."),
         C("death_day", "INTEGER", "Day of death relative to infusion."),
         C("death_source", "VARCHAR", "Where death_date comes from: 'DM', 'DS' or 'AE'; NULL when alive at the cut."),
+        C("death_date_flag", "VARCHAR", "'D' (day) or 'M' (month and day) when death_date was imputed from a "
+          "partial date: DM's DTHDTC with no DS death date in its period (its first day), or a fatal AE's end (the "
+          "period's last day, not after the cut); NULL for a full date."),
         C("death_cause", "VARCHAR", "Cause of death from DS (DSTERM) where given."),
         C("last_known_alive_date", "DATE", "Latest dated record of the subject on or before the cut (or death date)."),
         C("last_known_alive_day", "INTEGER", "last_known_alive_date relative to infusion."),
@@ -300,6 +303,9 @@ LOAD_LOG = Table(
         C("cutoff", "DATE", "The --cutoff given, NULL when none."),
         C("loaded_at", "TIMESTAMP", "When the load ran (UTC)."),
         C("celltox_version", "VARCHAR", "celltox version."),
+        C("notes", "VARCHAR", "How the file was read where not exactly as delivered ('; ' between notes): not UTF-8, "
+          "columns not read or not delivered (no AESTDTC column), Y/N flags read as their code ('Yes' as Y). NULL "
+          "when read as delivered."),
     ),
     group="bookkeeping",
     per_subject=False,
