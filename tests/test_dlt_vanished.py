@@ -36,14 +36,20 @@ def _reader(db):
     return con, StudyReader(con, Scope(STUDY, pd.Timestamp(CUT).date()))
 
 
-def test_confirmed_dlt_of_a_quarantined_subject_stays_counted_and_the_load_warns(tmp_path):
+def _confirmed_at_cut(tmp_path: Path, rationale: str):
+    """The study loaded at CUT with KEY confirmed there by 'dr a': (database, review store path, store)."""
     db, review = tmp_path / "s.duckdb", tmp_path / "s.review.sqlite"
     store = ReviewStore(review)
     ingest_study(_study(tmp_path / "v1", DM), db, cutoff=CUT, review_store_path=review)
     con = duckdb.connect(str(db))
     adj.record_decision(store, StudyReader(con, Scope(STUDY, pd.Timestamp(CUT).date())), KEY, "confirmed",
-                        "pneumonitis needing oxygen, no infection found", "dr a")
+                        rationale, "dr a")
     con.close()
+    return db, review, store
+
+
+def test_confirmed_dlt_of_a_quarantined_subject_stays_counted_and_the_load_warns(tmp_path):
+    db, review, store = _confirmed_at_cut(tmp_path, "pneumonitis needing oxygen, no infection found")
     # reload the same cut with a typo in S-001's consent date: the DM row (the subject) is quarantined
     bad = DM.copy()
     bad.loc[bad["USUBJID"] == "S-001", "RFICDTC"] = "2024-13-45"
@@ -102,13 +108,7 @@ def test_a_decision_made_on_a_later_cut_does_not_apply_to_an_earlier_cut_of_the_
     the September-style decision made on the 2024-03-31 cut showed there as a confirmed DLT 'no longer in the
     data', its rationale and all, and counted. On 2024-02-10 the event is there (grade 3, ongoing) with no decision,
     as the committee had it then. The later cut keeps the decision."""
-    db, review = tmp_path / "s.duckdb", tmp_path / "s.review.sqlite"
-    store = ReviewStore(review)
-    ingest_study(_study(tmp_path / "v1", DM), db, cutoff=CUT, review_store_path=review)
-    con = duckdb.connect(str(db))
-    adj.record_decision(store, StudyReader(con, Scope(STUDY, pd.Timestamp(CUT).date())), KEY, "confirmed",
-                        "fatal pneumonitis", "dr a")
-    con.close()
+    db, review, store = _confirmed_at_cut(tmp_path, "fatal pneumonitis")
     for early in ("2024-02-03", "2024-02-10"):
         ingest_study(_study(tmp_path / f"v{early}", DM), db, cutoff=early, review_store_path=review)
     con = duckdb.connect(str(db), read_only=True)
