@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from safety.ingest import IngestError, ingest_study
-from test_ingest_fixtures import AE, DM, DOMAINS, LB, SUPPAE, make_study
+from test_ingest_fixtures import AE, CM, DM, DOMAINS, LB, SUPPAE, make_study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -596,7 +596,7 @@ def test_parquet_timestamps_with_a_time_zone_keep_the_sites_clock(tmp_path):
     assert next(f for f in r.files if f.source_file == "crs_assessments.parquet").rows_quarantined == 0
     got = q(db, "SELECT crsdtc, assessment_date FROM crs_assessments ORDER BY usubjid, crsdtc")
     want = sorted(zip(crs.USUBJID, crs.CRSDTC.str.slice(0, 10)))
-    assert got.crsdtc.tolist() == [d + "T06:00:00" for _, d in want]
+    assert got.crsdtc.tolist() == [d + "T06:00" for _, d in want]  # as any timestamp reads: no seconds when zero
     assert [str(d) for d in got.assessment_date] == [d for _, d in want]
 
 
@@ -676,3 +676,52 @@ def test_workbook_date_cells_load_as_the_dates_the_sender_typed(tmp_path):
     got = dict(q(db, "SELECT event_key, aestdtc FROM adverse_events").values.tolist())
     assert got["S-001/AE/1"] == "2024-02-02" and got["S-001/AE/2"] == "2024-02"
     assert got["S-003/AE/1"] == "2024-03-01T08:15"
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "xpt", "sas7bdat"])
+def test_dates_delivered_as_timestamps_load_as_a_workbooks_date_cells(tmp_path, monkeypatch, fmt):
+    """pandas writes a date column as a timestamp (Parquet TIMESTAMP, SAS DATETIME): a date at midnight loaded as
+    '2024-02-03 00:00:00', so every medication started at 00:00. It reads as a workbook's date cell now: midnight
+    as the date, else the ISO 8601 date and time (seconds only when there are any)."""
+    import datetime as dt
+
+    import pyreadstat
+    cm = CM.copy()
+    cm["CMSTDTC"] = pd.to_datetime(["2024-02-03", "2024-02-04T18:30", "2024-03-07T08:15:30"], format="ISO8601")
+    cm["CMENDTC"] = [dt.date(2024, 2, 3), None, dt.date(2024, 3, 9)]  # Parquet DATE, SAS DATE
+    cm["CMSEQ"] = cm.CMSEQ.astype(float)
+    study = make_study(tmp_path / "s", "csv", skip=("cm",))
+    if fmt == "parquet":
+        cm.to_parquet(study / "cm.parquet", index=False)
+    elif fmt == "xpt":
+        pyreadstat.write_xport(cm, str(study / "cm.xpt"), table_name="CM")
+        assert pyreadstat.read_xport(str(study / "cm.xpt"))[1].original_variable_types["CMSTDTC"] == "DATETIME"
+    else:  # pyreadstat cannot write sas7bdat: its reader gives the frame it would read (datetime64 columns)
+        (study / "cm.sas7bdat").write_bytes(b"not really sas")
+        monkeypatch.setattr(pyreadstat, "read_sas7bdat", lambda path, **kw: (cm.copy(), None))
+    db = tmp_path / "db.duckdb"
+    r = ingest_study(study, db, run_derivations=False)
+    f = next(x for x in r.files if x.source_file == f"cm.{fmt}")
+    assert (f.rows_read, f.rows_loaded) == (3, 3)
+    got = q(db, "SELECT cmstdtc, cmendtc, start_time FROM medications ORDER BY usubjid, cmseq")
+    assert got.cmstdtc.tolist() == ["2024-02-03", "2024-02-04T18:30", "2024-03-07T08:15:30"]
+    assert got.cmendtc.tolist()[::2] == ["2024-02-03", "2024-03-09"] and pd.isna(got.cmendtc[1])
+    assert pd.isna(got.start_time[0])  # a date has no time
+    assert got.start_time[1] == dt.datetime(2024, 2, 4, 18, 30)
+    reconciles(db)
+
+
+
+def test_parquet_lab_dates_as_timestamps_beside_numeric_results_load_as_dates(tmp_path):
+    """Lab results read as numbers straight from Parquet (no text round trip); the dates beside them are read by
+    the same rule as every other timestamp, not as '2024-01-25 00:00:00'."""
+    lb = LB.copy()
+    lb["LBDTC"] = pd.to_datetime(lb.LBDTC, format="ISO8601")
+    lb["LBSTRESN"] = pd.to_numeric(lb.LBSTRESN).astype(float)
+    study = make_study(tmp_path / "s", "csv", skip=("lb",))
+    lb.to_parquet(study / "lb.parquet", index=False)
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db, run_derivations=False)
+    got = q(db, "SELECT lbseq, lbdtc FROM labs WHERE usubjid = 'S-001' ORDER BY lbseq")
+    assert got.lbdtc.tolist() == ["2024-01-25", "2024-01-25T08:00", "2024-02-05", "2024-01-25"]
+    reconciles(db)
