@@ -725,3 +725,52 @@ def test_parquet_lab_dates_as_timestamps_beside_numeric_results_load_as_dates(tm
     got = q(db, "SELECT lbseq, lbdtc FROM labs WHERE usubjid = 'S-001' ORDER BY lbseq")
     assert got.lbdtc.tolist() == ["2024-01-25", "2024-01-25T08:00", "2024-02-05", "2024-01-25"]
     reconciles(db)
+
+
+def _patched(data: bytes, value: str, new: bytes) -> bytes:
+    """``data`` (a SAS file's bytes) with the blank-padded text ``value`` replaced by ``new`` of the same width."""
+    old = value.encode().ljust(len(new))
+    assert data.count(old) == 1 and len(new) >= len(value)
+    return data.replace(old, new)
+
+
+def test_an_xpt_file_with_windows_1252_text_loads_with_a_note(tmp_path):
+    """SAS transport files carry no encoding and SAS on Windows writes Windows-1252: one 'è' in AETERM refused the
+    whole delivery ("'utf-8' codec can't decode byte 0xe8"), naming no variable. The file is read as a CSV that is
+    not UTF-8 is: its UTF-8 text as it is, every other byte as Windows-1252, and the summary says so."""
+    from test_ingest_fixtures import write_frame
+    study = make_study(tmp_path / "s", "csv", skip=("ae",))
+    write_frame(AE, study / "ae.xpt")
+    data = (study / "ae.xpt").read_bytes()
+    data = _patched(data, "Fever", "Fièvre ’38,5’".encode("cp1252"))
+    data = _patched(data, "Neutropenia", "Neutropénie".encode("utf-8"))  # a file that mixes both keeps its UTF-8
+    (study / "ae.xpt").write_bytes(data)
+    db = tmp_path / "db.duckdb"
+    r = ingest_study(study, db, run_derivations=False)
+    assert r.notes == ["ae.xpt: not UTF-8: its other bytes were read as Windows-1252"]
+    f = next(x for x in r.files if x.source_file == "ae.xpt")
+    assert (f.rows_read, f.rows_loaded, f.rows_quarantined) == (7, 3, 4)
+    got = dict(q(db, "SELECT event_key, aeterm FROM adverse_events").values.tolist())
+    assert got["S-001/AE/1"] == "Fièvre ’38,5’" and got["S-003/AE/1"] == "Neutropénie"
+    reconciles(db)
+
+
+def test_a_sas7bdat_file_with_windows_1252_text_loads_with_a_note(tmp_path, monkeypatch):
+    """A sas7bdat file that says nothing of its encoding (or says UTF-8) is decoded by pyreadstat as UTF-8 and
+    failed as the XPT file did; it is read the same way now."""
+    import pyreadstat
+    raw = AE.assign(AETERM=AE.AETERM.replace({"Fever": "Fièvre ’38,5’"}))
+
+    def fake_read(path, encoding=None, **kw):  # as pyreadstat: UTF-8 unless told, else the encoding given
+        if encoding is None:
+            raise UnicodeDecodeError("utf-8", b"\xe8", 0, 1, "invalid continuation byte")
+        return raw.assign(AETERM=[t.encode("cp1252").decode(encoding) for t in raw.AETERM]), None
+
+    study = make_study(tmp_path / "s", "csv", skip=("ae",))
+    (study / "ae.sas7bdat").write_bytes(b"not really sas")
+    monkeypatch.setattr(pyreadstat, "read_sas7bdat", fake_read)
+    db = tmp_path / "db.duckdb"
+    r = ingest_study(study, db, run_derivations=False)
+    assert r.notes == ["ae.sas7bdat: not UTF-8: its other bytes were read as Windows-1252"]
+    assert q(db, "SELECT aeterm FROM adverse_events WHERE event_key = 'S-001/AE/1'").aeterm[0] == "Fièvre ’38,5’"
+    reconciles(db)

@@ -193,9 +193,11 @@ def _read_pandas(f: StagedFile):
     import pyarrow as pa
     import pyreadstat
 
-    rejects = None
+    rejects, bytewise = None, False
     if f.file_format == "sas7bdat":
-        df, _ = pyreadstat.read_sas7bdat(str(f.path))
+        (df, _), bytewise = _read_sas(f, pyreadstat.read_sas7bdat)
+        if bytewise:
+            df.columns = [_redecoded(str(c)) for c in df.columns]
     else:
         df, rejects = _read_workbook(f, pd)
     # numbers and dates stay typed (DuckDB casts them to text); only mixed object columns become str here
@@ -215,6 +217,8 @@ def _read_pandas(f: StagedFile):
             cols[str(c)] = pa.array(s, from_pandas=True)
             continue
         values = s.tolist()
+        if bytewise:
+            values = [_redecoded(v) if isinstance(v, str) else v for v in values]
         if set(map(type, values)) <= _TEXT_TYPES:  # text and None (most columns) convert as they are
             cols[str(c)] = pa.array(values, type=pa.string())
         else:
@@ -230,21 +234,41 @@ def _read_xpt(f: StagedFile) -> dict:
     import numpy as np
     import pyreadstat
 
-    data, meta = pyreadstat.read_xport(str(f.path), output_format="dict")
+    (data, meta), bytewise = _read_sas(f, pyreadstat.read_xport, output_format="dict")
     nrows = len(next(iter(data.values()))) if data else 0
     _check_xpt_complete(f, nrows, sum(meta.variable_storage_width.values()))
     cols = {}
     for c, values in data.items():
         kinds = set(map(type, values))
+        c = _redecoded(str(c)) if bytewise else str(c)
         if kinds <= _NUMBER_TYPES:  # an all-missing column too: NULL whatever its type
-            cols[str(c)] = np.array(values, dtype=np.float64)
+            cols[c] = np.array(values, dtype=np.float64)
         elif kinds <= _TEXT_TYPES:
-            cols[str(c)] = np.array(values, dtype=object)
+            cols[c] = np.array([_redecoded(v) if v is not None else v for v in values] if bytewise else values,
+                               dtype=object)
         elif kinds <= _DATETIME_TYPES:
-            cols[str(c)] = np.array(values, dtype="datetime64[us]")
+            cols[c] = np.array(values, dtype="datetime64[us]")
         else:
-            cols[str(c)] = np.array(_mixed_as_text(values), dtype=object)
+            cols[c] = np.array(_mixed_as_text(values), dtype=object)
     return cols
+
+
+def _read_sas(f: StagedFile, read, **options):
+    """(what pyreadstat's ``read`` gives, whether its text is still to be decoded by :func:`_redecoded`). pyreadstat
+    decodes text as UTF-8 when the file names no encoding (an XPT file never does): a file SAS wrote on Windows
+    failed on its first 'é'. Such a file is read again with every byte as one character, for :func:`_redecoded`
+    to read as a CSV file that is not UTF-8 is read, and the summary says so."""
+    try:
+        return read(str(f.path), **options), False
+    except UnicodeDecodeError:
+        f.add_note(NOT_UTF8_NOTE)
+        return read(str(f.path), encoding="latin1", **options), True
+
+
+def _redecoded(text: str) -> str:
+    """Text read byte for byte (Latin-1), decoded again as the CSV reader decodes a file that is not UTF-8: UTF-8
+    where the bytes are, else Windows-1252 (:func:`_windows_1252`)."""
+    return text.encode("latin-1").decode("utf-8", errors=NOT_UTF8)
 
 
 def _check_xpt_complete(f: StagedFile, nrows: int, row_length: int) -> None:
@@ -527,6 +551,7 @@ def _duckdb_csv(con, f: StagedFile, name: str, delim: str, first: list[str]) -> 
 
 
 NOT_UTF8 = "celltox-windows-1252"  # the decoding error handler below
+NOT_UTF8_NOTE = "not UTF-8: its other bytes were read as Windows-1252"
 
 
 def _windows_1252(exc: UnicodeDecodeError) -> tuple[str, int]:
@@ -543,7 +568,7 @@ def _python_csv(con, f: StagedFile, name: str, delim: str, encoding: str) -> Non
     try:
         _python_csv_as(con, f, name, delim, encoding)
     except UnicodeDecodeError:
-        f.add_note("not UTF-8: its other bytes were read as Windows-1252")
+        f.add_note(NOT_UTF8_NOTE)
         _python_csv_as(con, f, name, delim, "utf-8", errors=NOT_UTF8)
 
 
