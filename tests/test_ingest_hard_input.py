@@ -774,3 +774,60 @@ def test_a_sas7bdat_file_with_windows_1252_text_loads_with_a_note(tmp_path, monk
     assert r.notes == ["ae.sas7bdat: not UTF-8: its other bytes were read as Windows-1252"]
     assert q(db, "SELECT aeterm FROM adverse_events WHERE event_key = 'S-001/AE/1'").aeterm[0] == "Fièvre ’38,5’"
     reconciles(db)
+
+
+def _workbook(path, rows: list[list], merge: str | None = None, title: str = "AE") -> None:
+    import openpyxl
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = title
+    for row in rows:
+        ws.append(row)
+    if merge:
+        ws.merge_cells(merge)
+    wb.save(path)
+
+
+def test_a_workbook_with_a_title_above_its_header_is_refused_in_one_line(tmp_path):
+    """A listing's caption in row 1 (merged across the columns, the header in row 2) loaded with exit 0 and every
+    row quarantined for a missing USUBJID, with a note of ten 'Unnamed: n' columns. It is refused as a CSV file
+    with a title line is."""
+    study = make_study(tmp_path / "s", "csv", skip=("ae",))
+    rows = [list(AE.columns)] + AE.astype(object).values.tolist()
+    _workbook(study / "ae.xlsx", [["Listing 16.2.7 Adverse events"]] + rows, merge="A1:M1")
+    db = tmp_path / "db.duckdb"
+    with pytest.raises(IngestError) as exc:
+        ingest_study(study, db, run_derivations=False)
+    assert str(exc.value) == ("ae.xlsx: sheet 'AE' row 1 is a title ('Listing 16.2.7 Adverse events'), not the header "
+                              "row; remove the rows above the column names")
+    assert not db.exists()
+    p = cli(study, db)
+    assert (p.returncode, p.stderr.strip()) == (2, f"error: {exc.value}")
+    _workbook(study / "ae.xlsx", [[]] + rows)  # the header one row down, below an empty row
+    with pytest.raises(IngestError) as exc:
+        ingest_study(study, db, run_derivations=False)
+    assert str(exc.value) == ("ae.xlsx: sheet 'AE' row 1 is empty, not the header row; remove the rows above the "
+                              "column names")
+
+
+def test_a_workbook_header_with_an_empty_cell_above_values_is_refused_naming_the_cell(tmp_path):
+    """A column whose header cell is empty has no variable to be read as ('Unnamed: 3' to pandas): its values were
+    left out with a note naming a column nobody delivered. The workbook is refused naming the cell; an empty
+    column between the named ones (no header, no values) holds nothing and loads without a word."""
+    study = make_study(tmp_path / "s", "csv", skip=("ae",))
+    header = list(AE.columns)
+    values = AE.astype(object).values.tolist()
+    blank = header.index("AETOXGR")
+    _workbook(study / "ae.xlsx", [header[:blank] + [None] + header[blank + 1:]] + values)
+    db = tmp_path / "db.duckdb"
+    p = cli(study, db)
+    letter = "ABCDEFGHIJKLM"[blank]
+    assert (p.returncode, p.stderr.strip()) == (
+        2, f"error: ae.xlsx: sheet 'AE' cell {letter}1 is empty above a column of values; write the column's "
+           "name there, or delete the column")
+    assert not db.exists()
+    _workbook(study / "ae.xlsx", [r[:blank] + [None] + r[blank:] for r in [header] + values])
+    r = ingest_study(study, db, run_derivations=False)
+    assert r.notes == []
+    assert next(f for f in r.files if f.source_file == "ae.xlsx").rows_loaded == 3
+    reconciles(db)

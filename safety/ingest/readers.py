@@ -343,6 +343,7 @@ def _read_workbook(f: StagedFile, pd):
     for sheet, df in sheets.items():
         if not len(df.columns):
             continue  # an empty sheet, before the data or after it
+        df = _named_columns(f, sheet, df)
         rows = len(df.dropna(how="all"))
         if first is None:
             first = (sheet, list(df.columns))
@@ -362,6 +363,33 @@ def _read_workbook(f: StagedFile, pd):
         raise IngestError(f"{f.name}: every sheet is empty")
     df = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     return df, (rejects if any(rejects) else None)
+
+
+def _named_columns(f: StagedFile, sheet: str, df):
+    """The sheet's columns with a name in row 1. A row 1 that names one column at most above more columns of
+    values is a title (a listing's caption, often merged across the columns) and refuses the workbook, as a title
+    line refuses a CSV file; so does an empty header cell above values, which no variable would read. A column
+    with neither name nor value (a spacer) holds nothing and is left out."""
+    blank = [i for i, c in enumerate(df.columns) if str(c) == f"Unnamed: {i}"]  # pandas' name for an empty cell
+    filled = [i for i in blank if df.iloc[:, i].notna().any()]
+    if filled and len(df.columns) - len(blank) <= 1:
+        named = [str(c) for i, c in enumerate(df.columns) if i not in blank]
+        if named:
+            raise _title_error(f, f"sheet '{sheet}' row 1", named[0], "rows")
+        raise IngestError(f"{f.name}: sheet '{sheet}' row 1 is empty, not the header row; remove the rows above the "
+                          "column names")
+    if filled:
+        from openpyxl.utils import get_column_letter
+
+        cells = [f"{get_column_letter(i + 1)}1" for i in filled]
+        if len(cells) == 1:
+            what = (f"cell {cells[0]} is empty above a column of values; write the column's name there, "
+                    "or delete the column")
+        else:
+            what = (f"cells {', '.join(cells)} are empty above columns of values; write the columns' names there, "
+                    "or delete the columns")
+        raise IngestError(f"{f.name}: sheet '{sheet}' {what}")
+    return df.drop(columns=[df.columns[i] for i in blank]) if blank else df
 
 
 def _error_cells(f: StagedFile, sheets: list[bytes]) -> dict[str, list[tuple[int, str, str, str]]]:
@@ -532,9 +560,15 @@ def _delimiter(f: StagedFile, lines: list[str]) -> str:
     if lines and max(c0.values()) > 0:
         return max(CSV_DELIMITERS, key=lambda d: c0[d])
     if len(lines) > 1 and max(counts(lines[1]).values()) > 0:
-        raise IngestError(f"{f.name}: line 1 is a title ({lines[0][:60]!r}), not the header row; "
-                          "remove the lines above the column names")
+        raise _title_error(f, "line 1", lines[0], "lines")
     return ","
+
+
+def _title_error(f: StagedFile, where: str, title: str, lines: str) -> IngestError:
+    """The refusal of a file whose first line (or row) is a title above the header row: its columns would be
+    misnamed and every row quarantined for a missing USUBJID, which names the wrong problem."""
+    return IngestError(f"{f.name}: {where} is a title ({title[:60]!r}), not the header row; "
+                       f"remove the {lines} above the column names")
 
 
 def _duckdb_csv(con, f: StagedFile, name: str, delim: str, first: list[str]) -> bool:
