@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from safety.ingest import IngestError, ingest_study
-from test_ingest_fixtures import AE, DM, DOMAINS, LB, SUPPAE, make_study
+from test_ingest_fixtures import AE, CM, DM, DOMAINS, LB, SUPPAE, make_study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -596,7 +596,7 @@ def test_parquet_timestamps_with_a_time_zone_keep_the_sites_clock(tmp_path):
     assert next(f for f in r.files if f.source_file == "crs_assessments.parquet").rows_quarantined == 0
     got = q(db, "SELECT crsdtc, assessment_date FROM crs_assessments ORDER BY usubjid, crsdtc")
     want = sorted(zip(crs.USUBJID, crs.CRSDTC.str.slice(0, 10)))
-    assert got.crsdtc.tolist() == [d + "T06:00:00" for _, d in want]
+    assert got.crsdtc.tolist() == [d + "T06:00" for _, d in want]  # as any timestamp reads: no seconds when zero
     assert [str(d) for d in got.assessment_date] == [d for _, d in want]
 
 
@@ -676,3 +676,158 @@ def test_workbook_date_cells_load_as_the_dates_the_sender_typed(tmp_path):
     got = dict(q(db, "SELECT event_key, aestdtc FROM adverse_events").values.tolist())
     assert got["S-001/AE/1"] == "2024-02-02" and got["S-001/AE/2"] == "2024-02"
     assert got["S-003/AE/1"] == "2024-03-01T08:15"
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "xpt", "sas7bdat"])
+def test_dates_delivered_as_timestamps_load_as_a_workbooks_date_cells(tmp_path, monkeypatch, fmt):
+    """pandas writes a date column as a timestamp (Parquet TIMESTAMP, SAS DATETIME): a date at midnight loaded as
+    '2024-02-03 00:00:00', so every medication started at 00:00. It reads as a workbook's date cell now: midnight
+    as the date, else the ISO 8601 date and time (seconds only when there are any)."""
+    import datetime as dt
+
+    import pyreadstat
+    cm = CM.copy()
+    cm["CMSTDTC"] = pd.to_datetime(["2024-02-03", "2024-02-04T18:30", "2024-03-07T08:15:30"], format="ISO8601")
+    cm["CMENDTC"] = [dt.date(2024, 2, 3), None, dt.date(2024, 3, 9)]  # Parquet DATE, SAS DATE
+    cm["CMSEQ"] = cm.CMSEQ.astype(float)
+    study = make_study(tmp_path / "s", "csv", skip=("cm",))
+    if fmt == "parquet":
+        cm.to_parquet(study / "cm.parquet", index=False)
+    elif fmt == "xpt":
+        pyreadstat.write_xport(cm, str(study / "cm.xpt"), table_name="CM")
+        assert pyreadstat.read_xport(str(study / "cm.xpt"))[1].original_variable_types["CMSTDTC"] == "DATETIME"
+    else:  # pyreadstat cannot write sas7bdat: its reader gives the frame it would read (datetime64 columns)
+        (study / "cm.sas7bdat").write_bytes(b"not really sas")
+        monkeypatch.setattr(pyreadstat, "read_sas7bdat", lambda path, **kw: (cm.copy(), None))
+    db = tmp_path / "db.duckdb"
+    r = ingest_study(study, db, run_derivations=False)
+    f = next(x for x in r.files if x.source_file == f"cm.{fmt}")
+    assert (f.rows_read, f.rows_loaded) == (3, 3)
+    got = q(db, "SELECT cmstdtc, cmendtc, start_time FROM medications ORDER BY usubjid, cmseq")
+    assert got.cmstdtc.tolist() == ["2024-02-03", "2024-02-04T18:30", "2024-03-07T08:15:30"]
+    assert got.cmendtc.tolist()[::2] == ["2024-02-03", "2024-03-09"] and pd.isna(got.cmendtc[1])
+    assert pd.isna(got.start_time[0])  # a date has no time
+    assert got.start_time[1] == dt.datetime(2024, 2, 4, 18, 30)
+    reconciles(db)
+
+
+
+def test_parquet_lab_dates_as_timestamps_beside_numeric_results_load_as_dates(tmp_path):
+    """Lab results read as numbers straight from Parquet (no text round trip); the dates beside them are read by
+    the same rule as every other timestamp, not as '2024-01-25 00:00:00'."""
+    lb = LB.copy()
+    lb["LBDTC"] = pd.to_datetime(lb.LBDTC, format="ISO8601")
+    lb["LBSTRESN"] = pd.to_numeric(lb.LBSTRESN).astype(float)
+    study = make_study(tmp_path / "s", "csv", skip=("lb",))
+    lb.to_parquet(study / "lb.parquet", index=False)
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db, run_derivations=False)
+    got = q(db, "SELECT lbseq, lbdtc FROM labs WHERE usubjid = 'S-001' ORDER BY lbseq")
+    assert got.lbdtc.tolist() == ["2024-01-25", "2024-01-25T08:00", "2024-02-05", "2024-01-25"]
+    reconciles(db)
+
+
+def _patched(data: bytes, value: str, new: bytes) -> bytes:
+    """``data`` (a SAS file's bytes) with the blank-padded text ``value`` replaced by ``new`` of the same width."""
+    old = value.encode().ljust(len(new))
+    assert data.count(old) == 1 and len(new) >= len(value)
+    return data.replace(old, new)
+
+
+def test_an_xpt_file_with_windows_1252_text_loads_with_a_note(tmp_path):
+    """SAS transport files carry no encoding and SAS on Windows writes Windows-1252: one 'è' in AETERM refused the
+    whole delivery ("'utf-8' codec can't decode byte 0xe8"), naming no variable. The file is read as a CSV that is
+    not UTF-8 is: its UTF-8 text as it is, every other byte as Windows-1252, and the summary says so."""
+    from test_ingest_fixtures import write_frame
+    study = make_study(tmp_path / "s", "csv", skip=("ae",))
+    write_frame(AE, study / "ae.xpt")
+    data = (study / "ae.xpt").read_bytes()
+    data = _patched(data, "Fever", "Fièvre ’38,5’".encode("cp1252"))
+    data = _patched(data, "Neutropenia", "Neutropénie".encode("utf-8"))  # a file that mixes both keeps its UTF-8
+    (study / "ae.xpt").write_bytes(data)
+    db = tmp_path / "db.duckdb"
+    r = ingest_study(study, db, run_derivations=False)
+    assert r.notes == ["ae.xpt: not UTF-8: its other bytes were read as Windows-1252"]
+    f = next(x for x in r.files if x.source_file == "ae.xpt")
+    assert (f.rows_read, f.rows_loaded, f.rows_quarantined) == (7, 3, 4)
+    got = dict(q(db, "SELECT event_key, aeterm FROM adverse_events").values.tolist())
+    assert got["S-001/AE/1"] == "Fièvre ’38,5’" and got["S-003/AE/1"] == "Neutropénie"
+    reconciles(db)
+
+
+def test_a_sas7bdat_file_with_windows_1252_text_loads_with_a_note(tmp_path, monkeypatch):
+    """A sas7bdat file that says nothing of its encoding (or says UTF-8) is decoded by pyreadstat as UTF-8 and
+    failed as the XPT file did; it is read the same way now."""
+    import pyreadstat
+    raw = AE.assign(AETERM=AE.AETERM.replace({"Fever": "Fièvre ’38,5’"}))
+
+    def fake_read(path, encoding=None, **kw):  # as pyreadstat: UTF-8 unless told, else the encoding given
+        if encoding is None:
+            raise UnicodeDecodeError("utf-8", b"\xe8", 0, 1, "invalid continuation byte")
+        return raw.assign(AETERM=[t.encode("cp1252").decode(encoding) for t in raw.AETERM]), None
+
+    study = make_study(tmp_path / "s", "csv", skip=("ae",))
+    (study / "ae.sas7bdat").write_bytes(b"not really sas")
+    monkeypatch.setattr(pyreadstat, "read_sas7bdat", fake_read)
+    db = tmp_path / "db.duckdb"
+    r = ingest_study(study, db, run_derivations=False)
+    assert r.notes == ["ae.sas7bdat: not UTF-8: its other bytes were read as Windows-1252"]
+    assert q(db, "SELECT aeterm FROM adverse_events WHERE event_key = 'S-001/AE/1'").aeterm[0] == "Fièvre ’38,5’"
+    reconciles(db)
+
+
+def _workbook(path, rows: list[list], merge: str | None = None, title: str = "AE") -> None:
+    import openpyxl
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = title
+    for row in rows:
+        ws.append(row)
+    if merge:
+        ws.merge_cells(merge)
+    wb.save(path)
+
+
+def test_a_workbook_with_a_title_above_its_header_is_refused_in_one_line(tmp_path):
+    """A listing's caption in row 1 (merged across the columns, the header in row 2) loaded with exit 0 and every
+    row quarantined for a missing USUBJID, with a note of ten 'Unnamed: n' columns. It is refused as a CSV file
+    with a title line is."""
+    study = make_study(tmp_path / "s", "csv", skip=("ae",))
+    rows = [list(AE.columns)] + AE.astype(object).values.tolist()
+    _workbook(study / "ae.xlsx", [["Listing 16.2.7 Adverse events"]] + rows, merge="A1:M1")
+    db = tmp_path / "db.duckdb"
+    with pytest.raises(IngestError) as exc:
+        ingest_study(study, db, run_derivations=False)
+    assert str(exc.value) == ("ae.xlsx: sheet 'AE' row 1 is a title ('Listing 16.2.7 Adverse events'), not the header "
+                              "row; remove the rows above the column names")
+    assert not db.exists()
+    p = cli(study, db)
+    assert (p.returncode, p.stderr.strip()) == (2, f"error: {exc.value}")
+    _workbook(study / "ae.xlsx", [[]] + rows)  # the header one row down, below an empty row
+    with pytest.raises(IngestError) as exc:
+        ingest_study(study, db, run_derivations=False)
+    assert str(exc.value) == ("ae.xlsx: sheet 'AE' row 1 is empty, not the header row; remove the rows above the "
+                              "column names")
+
+
+def test_a_workbook_header_with_an_empty_cell_above_values_is_refused_naming_the_cell(tmp_path):
+    """A column whose header cell is empty has no variable to be read as ('Unnamed: 3' to pandas): its values were
+    left out with a note naming a column nobody delivered. The workbook is refused naming the cell; an empty
+    column between the named ones (no header, no values) holds nothing and loads without a word."""
+    study = make_study(tmp_path / "s", "csv", skip=("ae",))
+    header = list(AE.columns)
+    values = AE.astype(object).values.tolist()
+    blank = header.index("AETOXGR")
+    _workbook(study / "ae.xlsx", [header[:blank] + [None] + header[blank + 1:]] + values)
+    db = tmp_path / "db.duckdb"
+    p = cli(study, db)
+    letter = "ABCDEFGHIJKLM"[blank]
+    assert (p.returncode, p.stderr.strip()) == (
+        2, f"error: ae.xlsx: sheet 'AE' cell {letter}1 is empty above a column of values; write the column's "
+           "name there, or delete the column")
+    assert not db.exists()
+    _workbook(study / "ae.xlsx", [r[:blank] + [None] + r[blank:] for r in [header] + values])
+    r = ingest_study(study, db, run_derivations=False)
+    assert r.notes == []
+    assert next(f for f in r.files if f.source_file == "ae.xlsx").rows_loaded == 3
+    reconciles(db)

@@ -44,3 +44,46 @@ def test_an_account_listed_twice_is_refused_rather_than_the_last_kept(tmp_path):
                     "  dup: {role: committee, password_hash: y}\n")
     with pytest.raises(AuthError, match="is given twice"):
         UserStore(path).check()
+
+
+def _ingest(tmp_path, study_yaml: str, yml: str | None = None):
+    """ingest_study of the fixture study with ``study_yaml`` (and a study.yml beside it when given)."""
+    from safety.ingest import ingest_study
+    from test_ingest_fixtures import make_study
+    study = make_study(tmp_path / "s", "csv", study_yaml=study_yaml)
+    if yml is not None:
+        (study / "study.yml").write_text(yml, encoding="utf-8")
+    return study, ingest_study(study, tmp_path / "db.duckdb", run_derivations=False)
+
+
+@pytest.mark.parametrize("key, read_as", [("01", "the number 1"), ("010", "the number 8"), ("2.0", "the number 2.0")])
+def test_a_site_id_yaml_reads_as_a_number_is_refused_naming_it_as_written(tmp_path, key, read_as):
+    """YAML reads an unquoted 01 as the number 1 (and 010 as 8): the site's name silently belonged to site '1',
+    which no SITEID '01' matches."""
+    import json
+
+    import duckdb
+
+    from safety.ingest import IngestError
+    with pytest.raises(IngestError) as exc:
+        _ingest(tmp_path, f"studyid: CT-TEST-01\nsites:\n  '10': Berlin\n  {key}: Munich\n")
+    assert str(exc.value) == (f"{tmp_path / 's' / 'study.yaml'}: line 4: sites: key {key} read as {read_as}; "
+                              f"write it in quotes ('{key}') so it matches SITEID")
+    assert not (tmp_path / "db.duckdb").exists()
+    _ingest(tmp_path, f"studyid: CT-TEST-01\nsites:\n  '10': Berlin\n  '{key}': Munich\n")
+    con = duckdb.connect(str(tmp_path / "db.duckdb"), read_only=True)
+    try:
+        stored = json.loads(con.execute("SELECT config_json FROM studies").fetchone()[0])
+    finally:
+        con.close()
+    assert stored["sites"] == {"10": "Berlin", key: "Munich"}
+
+
+def test_study_yaml_beside_study_yml_is_refused_naming_both(tmp_path):
+    """study.yml was ignored without a word when study.yaml was there too: whichever the sender edited last."""
+    from safety.ingest import IngestError
+    with pytest.raises(IngestError) as exc:
+        _ingest(tmp_path, "studyid: CT-TEST-01\n", yml="studyid: CT-TEST-01\ntitle: Edited\n")
+    assert str(exc.value) == (f"{tmp_path / 's'}: both study.yaml and study.yml are in the folder, and only one "
+                              "would be read; keep one of them")
+    assert not (tmp_path / "db.duckdb").exists()

@@ -235,8 +235,27 @@ def _plain_numbers(value, path: str, src: str) -> None:
                           f"got {value!r}")
 
 
-def validate(given: dict | None, src: str = "study.yaml") -> dict:
-    """Return the full settings: defaults overlaid with ``given``. Raises ConfigError naming the key."""
+def _site_key_error(key, src: str, text: str | None) -> ConfigError:
+    """The refusal of a site id that YAML read as other than text (``01:`` is the number 1, ``010:`` is 8): turned
+    back into text it would not match SITEID '01'. Named as written in ``text`` (the YAML) when given."""
+    written, where = str(key), ""
+    if text is not None:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        sites = next((v for k, v in root.value if k.value == "sites"), None)
+        # the first key not typed as text is the first such key of the mapping (a merged-in key is not here)
+        node = next((k for k, _ in getattr(sites, "value", ()) if k.tag not in
+                     ("tag:yaml.org,2002:str", "tag:yaml.org,2002:merge")), None)
+        if isinstance(node, yaml.ScalarNode):
+            written, where = node.value, f"line {node.start_mark.line + 1}: "
+    number = isinstance(key, (int, float)) and not isinstance(key, bool)
+    read_as = f"the number {key}" if number else f"{key!r}, not text"
+    return ConfigError(f"{src}: {where}sites: key {written} read as {read_as}; write it in quotes ('{written}') so "
+                       "it matches SITEID")
+
+
+def validate(given: dict | None, src: str = "study.yaml", text: str | None = None) -> dict:
+    """Return the full settings: defaults overlaid with ``given`` (read from the YAML ``text``, when given, which
+    names a key as written). Raises ConfigError naming the key."""
     given = given or {}
     if not isinstance(given, dict):
         raise ConfigError(f"{src}: the top level must be a mapping of settings")
@@ -253,7 +272,10 @@ def validate(given: dict | None, src: str = "study.yaml") -> dict:
             raise ConfigError(f"{src}: '{key}' must be text, got {cfg[key]!r}")
     if not isinstance(cfg["sites"], dict):
         raise ConfigError(f"{src}: 'sites' must be a mapping of site id to name")
-    cfg["sites"] = {str(k): str(v) for k, v in cfg["sites"].items()}
+    for key in cfg["sites"]:
+        if not isinstance(key, str):
+            raise _site_key_error(key, src, text)
+    cfg["sites"] = {k: str(v) for k, v in cfg["sites"].items()}
     cuts = []
     for i, c in enumerate(cfg["data_cuts"] or []):
         try:
@@ -363,11 +385,15 @@ def _validate_outcomes(cfg: dict, src: str) -> None:
 def load_study_config(study_dir: str | Path) -> dict:
     """Read and validate ``study.yaml`` (or ``study.yml``) in a study folder; defaults when absent."""
     study_dir = Path(study_dir)
+    if (study_dir / "study.yaml").exists() and (study_dir / "study.yml").exists():
+        raise ConfigError(f"{study_dir}: both study.yaml and study.yml are in the folder, and only one would be "
+                          "read; keep one of them")
     for name in ("study.yaml", "study.yml"):
         path = study_dir / name
         if path.exists():
             try:
-                given = load_yaml(path.read_text(encoding="utf-8"))
+                text = path.read_text(encoding="utf-8")
+                given = load_yaml(text)
             except UnicodeDecodeError as exc:
                 line = path.read_bytes()[:exc.start].count(b"\n") + 1
                 raise ConfigError(f"{path}: line {line} is not UTF-8 text; save the file as UTF-8") from None
@@ -378,7 +404,7 @@ def load_study_config(study_dir: str | Path) -> dict:
                 raise ConfigError(f"{path}: not valid YAML{where}" + (f" ({problem})" if problem else "")) from None
             except ValueError as exc:  # YAML reads 2026-02-30 as a date and the calendar refuses it
                 raise ConfigError(f"{path}: a value is not a real date ({exc}); write dates as YYYY-MM-DD") from None
-            cfg = validate(given, str(path))
+            cfg = validate(given, str(path), text)
             if cfg["lab_terms_path"]:
                 terms = (study_dir / cfg["lab_terms_path"]).resolve()
                 if not terms.is_file():

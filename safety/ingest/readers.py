@@ -44,6 +44,7 @@ class StagedFile:
     relation: str = ""            # SQL FROM-fragment yielding _file, _row and canonical VARCHAR columns
     params: dict = field(default_factory=dict)
     native: dict[str, str] = field(default_factory=dict)  # canonical -> DuckDB type of numeric Parquet columns
+    texts: dict[str, str] = field(default_factory=dict)   # canonical -> SQL of its Parquet column as text
     note: str = ""                # what the data manager should know of how the file was read
 
     def add_note(self, text: str) -> None:
@@ -54,11 +55,8 @@ class StagedFile:
         """Like ``relation``, but the columns in ``keep_native`` keep their numeric Parquet type (no text round trip)."""
         if self.file_format != "parquet" or not (keep_native & set(self.native)):
             return self.relation
-        key = f"p{self.index}"
-        sel = "".join((f", {_quote(o)} AS \"{c}\"" if c in keep_native and c in self.native
-                       else f", CAST({_quote(o)} AS VARCHAR) AS \"{c}\"") for c, o in self.columns.items())
-        return (f"(SELECT {self.index} AS _file, file_row_number + 1 AS _row, {NO_REJECT}{sel} "
-                f"FROM read_parquet(${key}, file_row_number = true))")
+        return _parquet_relation(self, {c: _quote(o) if c in keep_native and c in self.native else self.texts[c]
+                                        for c, o in self.columns.items()})
 
     @property
     def name(self) -> str:
@@ -145,6 +143,38 @@ def _quote(ident: str) -> str:
     return '"' + ident.replace('"', '""') + '"'
 
 
+def _timestamp_text(ts: str) -> str:
+    """SQL of the timestamp ``ts`` as ISO 8601 text, as a date was meant: Excel keeps a date cell, and pandas and
+    SAS a date column, as a date-time at midnight, which reads as the date (YYYY-MM-DD), not as a time 00:00;
+    another time reads to the minute (YYYY-MM-DDTHH:MM), with its seconds when they are not zero."""
+    return (f"CASE WHEN CAST({ts} AS TIME) = TIME '00:00' THEN strftime({ts}, '%Y-%m-%d') "
+            f"WHEN second({ts}) = 0 THEN strftime({ts}, '%Y-%m-%dT%H:%M') "
+            f"ELSE strftime({ts}, '%Y-%m-%dT%H:%M:%S') END")
+
+
+# A workbook column holding date cells among other cells is staged as a struct of the date cells' timestamps and
+# the other cells' text, so that its dates read by the one rule above
+DATE_CELLS = ("date_cell", "other_cell")
+
+
+def _as_text(expr: str, duck_type: str) -> str:
+    """SQL of a staged column as text: timestamps (and a workbook's date cells) by :func:`_timestamp_text`, other
+    values as DuckDB casts them."""
+    t = duck_type.upper()
+    if t.startswith("TIMESTAMP") and "TIME ZONE" not in t:
+        return _timestamp_text(expr)
+    if t.startswith(f"STRUCT({DATE_CELLS[0]} TIMESTAMP".upper()):
+        date, other = (f"{expr}.{_quote(k)}" for k in DATE_CELLS)
+        return f"coalesce({_timestamp_text(date)}, {other})"
+    return f"CAST({expr} AS VARCHAR)"
+
+
+def _text_columns(con, relation: str, columns) -> str:
+    """The SELECT list of ``columns`` of the registered ``relation`` as text (:func:`_as_text` by their types)."""
+    types = {d[0]: str(d[1]) for d in con.execute(f"DESCRIBE {relation}").fetchall()}
+    return ", ".join(f"{_as_text(_quote(c), types[c])} AS {_quote(c)}" for c in columns)
+
+
 _TEXT_TYPES = {str, type(None)}
 _NUMBER_TYPES = {float, type(None)}
 _DATETIME_TYPES = {dt.datetime, type(None)}
@@ -163,9 +193,11 @@ def _read_pandas(f: StagedFile):
     import pyarrow as pa
     import pyreadstat
 
-    rejects = None
+    rejects, bytewise = None, False
     if f.file_format == "sas7bdat":
-        df, _ = pyreadstat.read_sas7bdat(str(f.path))
+        (df, _), bytewise = _read_sas(f, pyreadstat.read_sas7bdat)
+        if bytewise:
+            df.columns = [_redecoded(str(c)) for c in df.columns]
     else:
         df, rejects = _read_workbook(f, pd)
     # numbers and dates stay typed (DuckDB casts them to text); only mixed object columns become str here
@@ -173,26 +205,25 @@ def _read_pandas(f: StagedFile):
     for c in df.columns:
         s = df[c]
         if f.file_format == "xlsx" and (s.dtype.kind == "M" or any(isinstance(v, dt.datetime) for v in s)):
-            # Excel stores a date as a date-time at midnight: the date a sender typed is read as the date
-            cols[str(c)] = pa.array(_excel_dates_as_text(s.tolist(), pd.NaT), type=pa.string())
+            # date cells keep their timestamp (read as text by _timestamp_text), the column's other cells their text
+            values = s.tolist()
+            dates = [v if isinstance(v, dt.datetime) else None for v in values]
+            others = _mixed_as_text([None if isinstance(v, dt.datetime) else v for v in values], pd.NaT)
+            cols[str(c)] = pa.StructArray.from_arrays(
+                [pa.array(dates, type=pa.timestamp("us"), from_pandas=True), pa.array(others, type=pa.string())],
+                names=list(DATE_CELLS))
             continue
         if s.dtype.kind in "fiumM":
             cols[str(c)] = pa.array(s, from_pandas=True)
             continue
         values = s.tolist()
+        if bytewise:
+            values = [_redecoded(v) if isinstance(v, str) else v for v in values]
         if set(map(type, values)) <= _TEXT_TYPES:  # text and None (most columns) convert as they are
             cols[str(c)] = pa.array(values, type=pa.string())
         else:
             cols[str(c)] = pa.array(_mixed_as_text(values, pd.NaT), type=pa.string())
     return cols, rejects
-
-
-def _excel_dates_as_text(values: list, nat) -> list:
-    """A workbook column with date cells as ISO 8601 text: a date cell (midnight) as YYYY-MM-DD, a date-time
-    cell with its time; other values as :func:`_mixed_as_text` gives them."""
-    return _mixed_as_text([(v.date().isoformat() if v.time() == dt.time(0)
-                             else v.isoformat(timespec="minutes" if v.second == 0 else "seconds"))
-                            if isinstance(v, dt.datetime) and v is not nat and v == v else v for v in values], nat)
 
 
 def _read_xpt(f: StagedFile) -> dict:
@@ -203,21 +234,41 @@ def _read_xpt(f: StagedFile) -> dict:
     import numpy as np
     import pyreadstat
 
-    data, meta = pyreadstat.read_xport(str(f.path), output_format="dict")
+    (data, meta), bytewise = _read_sas(f, pyreadstat.read_xport, output_format="dict")
     nrows = len(next(iter(data.values()))) if data else 0
     _check_xpt_complete(f, nrows, sum(meta.variable_storage_width.values()))
     cols = {}
     for c, values in data.items():
         kinds = set(map(type, values))
+        c = _redecoded(str(c)) if bytewise else str(c)
         if kinds <= _NUMBER_TYPES:  # an all-missing column too: NULL whatever its type
-            cols[str(c)] = np.array(values, dtype=np.float64)
+            cols[c] = np.array(values, dtype=np.float64)
         elif kinds <= _TEXT_TYPES:
-            cols[str(c)] = np.array(values, dtype=object)
+            cols[c] = np.array([_redecoded(v) if v is not None else v for v in values] if bytewise else values,
+                               dtype=object)
         elif kinds <= _DATETIME_TYPES:
-            cols[str(c)] = np.array(values, dtype="datetime64[us]")
+            cols[c] = np.array(values, dtype="datetime64[us]")
         else:
-            cols[str(c)] = np.array(_mixed_as_text(values), dtype=object)
+            cols[c] = np.array(_mixed_as_text(values), dtype=object)
     return cols
+
+
+def _read_sas(f: StagedFile, read, **options):
+    """(what pyreadstat's ``read`` gives, whether its text is still to be decoded by :func:`_redecoded`). pyreadstat
+    decodes text as UTF-8 when the file names no encoding (an XPT file never does): a file SAS wrote on Windows
+    failed on its first 'é'. Such a file is read again with every byte as one character, for :func:`_redecoded`
+    to read as a CSV file that is not UTF-8 is read, and the summary says so."""
+    try:
+        return read(str(f.path), **options), False
+    except UnicodeDecodeError:
+        f.add_note(NOT_UTF8_NOTE)
+        return read(str(f.path), encoding="latin1", **options), True
+
+
+def _redecoded(text: str) -> str:
+    """Text read byte for byte (Latin-1), decoded again as the CSV reader decodes a file that is not UTF-8: UTF-8
+    where the bytes are, else Windows-1252 (:func:`_windows_1252`)."""
+    return text.encode("latin-1").decode("utf-8", errors=NOT_UTF8)
 
 
 def _check_xpt_complete(f: StagedFile, nrows: int, row_length: int) -> None:
@@ -292,6 +343,7 @@ def _read_workbook(f: StagedFile, pd):
     for sheet, df in sheets.items():
         if not len(df.columns):
             continue  # an empty sheet, before the data or after it
+        df = _named_columns(f, sheet, df)
         rows = len(df.dropna(how="all"))
         if first is None:
             first = (sheet, list(df.columns))
@@ -311,6 +363,33 @@ def _read_workbook(f: StagedFile, pd):
         raise IngestError(f"{f.name}: every sheet is empty")
     df = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     return df, (rejects if any(rejects) else None)
+
+
+def _named_columns(f: StagedFile, sheet: str, df):
+    """The sheet's columns with a name in row 1. A row 1 that names one column at most above more columns of
+    values is a title (a listing's caption, often merged across the columns) and refuses the workbook, as a title
+    line refuses a CSV file; so does an empty header cell above values, which no variable would read. A column
+    with neither name nor value (a spacer) holds nothing and is left out."""
+    blank = [i for i, c in enumerate(df.columns) if str(c) == f"Unnamed: {i}"]  # pandas' name for an empty cell
+    filled = [i for i in blank if df.iloc[:, i].notna().any()]
+    if filled and len(df.columns) - len(blank) <= 1:
+        named = [str(c) for i, c in enumerate(df.columns) if i not in blank]
+        if named:
+            raise _title_error(f, f"sheet '{sheet}' row 1", named[0], "rows")
+        raise IngestError(f"{f.name}: sheet '{sheet}' row 1 is empty, not the header row; remove the rows above the "
+                          "column names")
+    if filled:
+        from openpyxl.utils import get_column_letter
+
+        cells = [f"{get_column_letter(i + 1)}1" for i in filled]
+        if len(cells) == 1:
+            what = (f"cell {cells[0]} is empty above a column of values; write the column's name there, "
+                    "or delete the column")
+        else:
+            what = (f"cells {', '.join(cells)} are empty above columns of values; write the columns' names there, "
+                    "or delete the columns")
+        raise IngestError(f"{f.name}: sheet '{sheet}' {what}")
+    return df.drop(columns=[df.columns[i] for i in blank]) if blank else df
 
 
 def _error_cells(f: StagedFile, sheets: list[bytes]) -> dict[str, list[tuple[int, str, str, str]]]:
@@ -364,13 +443,13 @@ def _stage(con, f: StagedFile) -> None:
             arrays = {"_row": np.arange(1, n + 1, dtype=np.int64)}
             arrays.update({canon: cols[orig] for canon, orig in f.columns.items()})
             name = f"_arrow_{f.index}"
-            sel = ", ".join(f"CAST(\"{c}\" AS VARCHAR) AS \"{c}\"" for c in f.columns)
             if xpt:
                 # DuckDB scans a dict of NumPy arrays as a table, but reading Python's str objects takes Python's
                 # lock: the text rows are copied into a temp table once, here, so that the load's later scans
                 # (counts, dates, staging, raw records) do not wait on the derivations' imports for that lock
                 con.register(name, arrays)
                 try:
+                    sel = _text_columns(con, name, f.columns)
                     con.execute(f"CREATE OR REPLACE TEMP TABLE _xpt_{f.index} AS SELECT _row"
                                 f"{', ' if sel else ''}{sel} FROM {name}")
                 finally:
@@ -385,6 +464,7 @@ def _stage(con, f: StagedFile) -> None:
                     arrays["_reject"] = pa.array(rejects, type=pa.string())
                     reject = "_reject, CAST(NULL AS VARCHAR) AS _raw"
                 con.register(name, pa.table(arrays))
+                sel = _text_columns(con, name, f.columns)
                 f.relation = f"(SELECT {f.index} AS _file, _row, {reject}{', ' if sel else ''}{sel} FROM {name})"
         elif f.file_format == "parquet":
             key = f"p{f.index}"
@@ -394,21 +474,26 @@ def _stage(con, f: StagedFile) -> None:
             f.native = {c: types[o] for c, o in f.columns.items() if types.get(o) in NATIVE_TYPES}
             zones = _parquet_time_zones(f, [o for o in f.columns.values() if types.get(o) == "TIMESTAMP WITH TIME ZONE"])
             f.params = {key: str(f.path)}
-            sel = ""
             for i, (c, o) in enumerate(f.columns.items()):
+                expr, typ = _quote(o), types[o]
                 if o in zones:  # the clock time at the site, as the sender wrote it, not the same instant in UTC
                     f.params[f"{key}tz{i}"] = zones[o]
-                    sel += f", strftime(timezone(${key}tz{i}, {_quote(o)}), '%Y-%m-%dT%H:%M:%S') AS \"{c}\""
-                else:
-                    sel += f", CAST({_quote(o)} AS VARCHAR) AS \"{c}\""
-            f.relation = (f"(SELECT {f.index} AS _file, file_row_number + 1 AS _row, {NO_REJECT}{sel} "
-                          f"FROM read_parquet(${key}, file_row_number = true))")
+                    expr, typ = f"timezone(${key}tz{i}, {expr})", "TIMESTAMP"
+                f.texts[c] = _as_text(expr, typ)
+            f.relation = _parquet_relation(f, f.texts)
         elif f.file_format == "csv":
             _stage_csv(con, f)
     except IngestError:
         raise
     except Exception as exc:  # the reader's own message, on one line
         raise IngestError(f"{f.name}: cannot read {f.file_format} file ({_message(exc, f)})") from None
+
+
+def _parquet_relation(f: StagedFile, exprs: dict[str, str]) -> str:
+    """The FROM-fragment over a Parquet file giving each canonical column by its SQL in ``exprs``."""
+    sel = "".join(f", {e} AS {_quote(c)}" for c, e in exprs.items())
+    return (f"(SELECT {f.index} AS _file, file_row_number + 1 AS _row, {NO_REJECT}{sel} "
+            f"FROM read_parquet($p{f.index}, file_row_number = true))")
 
 
 def _parquet_time_zones(f: StagedFile, columns: list[str]) -> dict[str, str]:
@@ -475,9 +560,15 @@ def _delimiter(f: StagedFile, lines: list[str]) -> str:
     if lines and max(c0.values()) > 0:
         return max(CSV_DELIMITERS, key=lambda d: c0[d])
     if len(lines) > 1 and max(counts(lines[1]).values()) > 0:
-        raise IngestError(f"{f.name}: line 1 is a title ({lines[0][:60]!r}), not the header row; "
-                          "remove the lines above the column names")
+        raise _title_error(f, "line 1", lines[0], "lines")
     return ","
+
+
+def _title_error(f: StagedFile, where: str, title: str, lines: str) -> IngestError:
+    """The refusal of a file whose first line (or row) is a title above the header row: its columns would be
+    misnamed and every row quarantined for a missing USUBJID, which names the wrong problem."""
+    return IngestError(f"{f.name}: {where} is a title ({title[:60]!r}), not the header row; "
+                       f"remove the {lines} above the column names")
 
 
 def _duckdb_csv(con, f: StagedFile, name: str, delim: str, first: list[str]) -> bool:
@@ -494,6 +585,7 @@ def _duckdb_csv(con, f: StagedFile, name: str, delim: str, first: list[str]) -> 
 
 
 NOT_UTF8 = "celltox-windows-1252"  # the decoding error handler below
+NOT_UTF8_NOTE = "not UTF-8: its other bytes were read as Windows-1252"
 
 
 def _windows_1252(exc: UnicodeDecodeError) -> tuple[str, int]:
@@ -510,7 +602,7 @@ def _python_csv(con, f: StagedFile, name: str, delim: str, encoding: str) -> Non
     try:
         _python_csv_as(con, f, name, delim, encoding)
     except UnicodeDecodeError:
-        f.add_note("not UTF-8: its other bytes were read as Windows-1252")
+        f.add_note(NOT_UTF8_NOTE)
         _python_csv_as(con, f, name, delim, "utf-8", errors=NOT_UTF8)
 
 
