@@ -433,3 +433,20 @@ def test_rows_repeated_in_every_column_without_a_seq_load_once_and_one_dataset_t
                                           r"in two formats; deliver one of them$"):
         ingest_study(study, tmp_path / "db2.duckdb", run_derivations=False)
     assert not (tmp_path / "db2.duckdb").exists()
+
+
+def test_an_end_before_its_start_on_the_same_day_and_a_seq_past_the_integer_range_are_quarantined_by_name(tmp_path):
+    """An AE starting 2024-02-02T10:00 and ending 08:00 the same day loaded as a one-day event; AESEQ 3000000000
+    is a whole number, quarantined as beyond the range kept, not as 'not a whole number'."""
+    ae = AE.copy()
+    ae.loc[0, "AESTDTC"], ae.loc[0, "AEENDTC"] = "2024-02-02T10:00", "2024-02-02T08:00"
+    ae.loc[1, "AEENDTC"] = "2024-02-09T08:00"                       # a date-time end after a partial start: kept
+    ae.loc[3, "AESEQ"] = 3000000000
+    db = tmp_path / "db.duckdb"
+    ingest_study(make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, ae=ae)), db, cutoff="2024-06-30",
+                 run_derivations=False)
+    quar = q(db, "SELECT row_number, field, reason FROM quarantine WHERE source_file = 'ae.csv' ORDER BY row_number")
+    by_row = {r.row_number: (r.field, r.reason) for r in quar.itertuples()}
+    assert by_row[1] == ("AEENDTC", "AE end 2024-02-02T08:00 before start 2024-02-02T10:00")
+    assert by_row[4] == ("AESEQ", "whole number '3000000000' beyond the largest kept (2,000,000,000)")
+    assert 2 not in by_row

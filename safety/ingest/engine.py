@@ -402,8 +402,11 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
         unit = " years" if col == "AGE" else ""
         checks.append((f"coalesce({bad}, FALSE)", f"'{col}'", f"'implausible {col} ' || {c(col)} || ' (plausible: {span}{unit})'"))
     for col, lo, hi in spec.integers:
+        # the reason only runs for the failing rows: a whole number past the integer range is named as such
         checks.append((f"{c.notnull(col)} AND _i_{col} IS NULL", f"'{col}'",
-                       f"'not a whole number: ''' || {c(col)} || ''''"))
+                       f"CASE WHEN {c.num(col)} = round({c.num(col)}) THEN 'whole number ''' || {c(col)} || "
+                       f"''' beyond the largest kept (2,000,000,000)' "
+                       f"ELSE 'not a whole number: ''' || {c(col)} || '''' END"))
         if lo is not None or hi is not None:
             rng = " OR ".join(x for x in (f"_i_{col} < {lo}" if lo is not None else "",
                                           f"_i_{col} > {hi}" if hi is not None else "") if x)
@@ -418,12 +421,20 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
                        f"'''' || {c(col)} || ''' is not one of {', '.join(allowed)}'"))
 
     joins = ""
+
+    def ends_before_start(pre: str) -> str:
+        # the end's latest reading before the start's earliest; on the same day, both times given and the end's
+        # earlier (a start 10:00 and an end 08:00 loaded as a one-day event)
+        st, en = c(f"{pre}STDTC"), c(f"{pre}ENDTC")
+        return (f"(_hi_{pre}ENDTC < _lo_{pre}STDTC OR (_lo_{pre}ENDTC = _lo_{pre}STDTC AND _k_{pre}ENDTC = 'F' "
+                f"AND _k_{pre}STDTC = 'F' AND length({en}) > 10 AND length({st}) > 10 "
+                f"AND ct_time({en}, 'F') < ct_time({st}, 'F')))")
     if spec.code == "AE":
-        checks.append(("_hi_AEENDTC < _lo_AESTDTC", "'AEENDTC'",
+        checks.append((ends_before_start("AE"), "'AEENDTC'",
                        f"'AE end ' || {c('AEENDTC')} || ' before start ' || {c('AESTDTC')}"))
     if spec.code in ("EX", "CM", "PR", "CE"):
         pre = spec.code
-        checks.append((f"_hi_{pre}ENDTC < _lo_{pre}STDTC", f"'{pre}ENDTC'",
+        checks.append((ends_before_start(pre), f"'{pre}ENDTC'",
                        f"'end ' || {c(pre + 'ENDTC')} || ' before start ' || {c(pre + 'STDTC')}"))
     if spec.code == "LB":
         parsed += _lab_parsed(c)
