@@ -122,7 +122,8 @@ def test_overview_counts_equal_database(app_env):
                                             f"({_sql(db, f'SELECT count(DISTINCT usubjid) {sae}', s=studyid, c=cut)})")
     crs3 = _sql(db, "SELECT count(DISTINCT usubjid) FROM toxicity_episodes WHERE studyid = $s AND data_cut = $c "
                     "AND syndrome = 'CRS' AND max_grade >= 3", s=studyid, c=cut)
-    assert m["CRS grade ≥3"] == str(crs3)
+    infused = _sql(db, f"SELECT count(*) {base} AND infused", s=studyid, c=cut)
+    assert m["CRS grade ≥3"] == f"{crs3} / {infused}"  # of the infused, as the CRS & ICANS page
     ev = _sql(db, "SELECT count(*) FROM dlt_evaluability WHERE studyid = $s AND data_cut = $c AND evaluable",
               s=studyid, c=cut)
     assert m["DLT-evaluable"] == str(ev)
@@ -849,3 +850,18 @@ def test_data_quality_warns_of_files_not_read_as_delivered_and_domains_dropped_s
     warnings = [w.value for w in at.warning]
     assert f"**{ae_file}** was not read exactly as delivered: no AESTDTC column: every row loads without it" in warnings
     assert any(w.startswith(f"**CM** delivered at the {prev:%Y-%m-%d} cut and not at this one") for w in warnings)
+
+
+def test_data_quality_lists_ae_grades_ctcae_does_not_define_for_the_term(app_env):
+    """A grade-1 or grade-2 sepsis (CTCAE v5.0: grades 3-5 only) is listed for the site to query; the page's count
+    is the table's for the cut."""
+    db = app_env
+    studyid, cut = _latest(db)
+    expected = _sql(db, "SELECT count(*) FROM ae_grade_checks WHERE studyid = $s AND data_cut = $c", s=studyid, c=cut)
+    sepsis = _sql(db, "SELECT count(*) FROM adverse_events WHERE studyid = $s AND data_cut = $c AND "
+                      "lower(aedecod) = 'sepsis' AND aetoxgr < 3", s=studyid, c=cut)
+    assert expected >= sepsis > 0
+    at = _open("data_quality")
+    assert "AE grades CTCAE does not define for the term" in {h.value for h in at.subheader}
+    text = " ".join(m.value for m in at.markdown)
+    assert f"**{expected} adverse event{'s' if expected != 1 else ''}** reported at a grade CTCAE does not define" in text

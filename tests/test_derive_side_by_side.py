@@ -186,7 +186,8 @@ def test_derivations_reading_only_delivered_domains_start_before_the_subjects_ar
     db = tmp_path / "itnk.duckdb"
     r = ingest_study(study, db)
     before_subjects = events[:events.index("subjects")]
-    assert before_subjects == ["start ctcae_lab_grades", "start cellular_kinetics", "start secondary_malignancies"]
+    assert before_subjects == ["start ctcae_lab_grades", "start ae_grade_checks", "start cellular_kinetics",
+                               "start secondary_malignancies"]
     early = [pipeline.derivation(e.split()[1]) for e in before_subjects]
     assert all(not set(d.reads) & WRITTEN_AFTER_DOMAINS for d in early)
 

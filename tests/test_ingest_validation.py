@@ -450,3 +450,18 @@ def test_an_end_before_its_start_on_the_same_day_and_a_seq_past_the_integer_rang
     assert by_row[1] == ("AEENDTC", "AE end 2024-02-02T08:00 before start 2024-02-02T10:00")
     assert by_row[4] == ("AESEQ", "whole number '3000000000' beyond the largest kept (2,000,000,000)")
     assert 2 not in by_row
+
+
+def test_ae_grades_ctcae_does_not_define_for_the_term_are_listed_for_a_query(tmp_path):
+    """Sepsis grade 2 (CTCAE v5.0 defines 3-5) and alopecia grade 3 (1-2) are listed with the grades the term has;
+    sepsis grade 4, a term that is no CTCAE term, and CRS graded on ASTCT are not."""
+    extra = pd.DataFrame([{**AE.iloc[0].to_dict(), "AESEQ": seq, "AETERM": term, "AEDECOD": decod, "AETOXGR": grade}
+                          for seq, term, decod, grade in ((11, "Sepsis", "SEPSIS", "2"), (12, "Sepsis", "Sepsis", "4"),
+                                                          (13, "Hair loss", "Alopecia", "3"),
+                                                          (14, "Odd thing", "NOT A CTCAE TERM", "2"))])
+    db = tmp_path / "db.duckdb"
+    ingest_study(make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, ae=pd.concat([AE, extra]))), db,
+                 cutoff="2024-06-30")
+    rows = q(db, "SELECT event_key, ctcae_term, aetoxgr, ctcae_grades FROM ae_grade_checks ORDER BY event_key")
+    assert [tuple(r) for r in rows.itertuples(index=False)] == [
+        ("S-001/AE/11", "Sepsis", 2, "3, 4, 5"), ("S-001/AE/13", "Alopecia", 3, "1, 2")]

@@ -1,5 +1,6 @@
-"""Data quality: load log with file hashes, quarantined rows, missing grades, eligibility deviations,
-derived-vs-reported discrepancies, vasopressors in CM that the bedside CRS assessments do not record."""
+"""Data quality: load log with file hashes and the files not read as delivered, quarantined rows, missing grades,
+AE grades CTCAE does not define for the term, eligibility deviations, derived-vs-reported discrepancies,
+vasopressors in CM that the bedside CRS assessments do not record."""
 import streamlit as st
 
 from dashboard import state
@@ -63,6 +64,18 @@ else:
 if missing_lab is not None and not missing_lab.empty:
     st.markdown("**Lab results that could not be graded, and why**")
     state.table(missing_lab, subject_col=None)
+
+st.subheader("AE grades CTCAE does not define for the term")
+if state.require("ae_grade_checks", what="the AE grade check"):
+    odd = state.q(f"SELECT * EXCLUDE (studyid, data_cut) FROM ae_grade_checks WHERE {flt} ORDER BY usubjid, onset_day",
+                  fp)
+    if odd.empty:
+        st.success("Every AE graded on CTCAE carries a grade CTCAE defines for its term (terms that are no CTCAE "
+                   "term are not checked).")
+    else:
+        st.markdown(f"**{plural(len(odd), 'adverse event')}** reported at a grade CTCAE does not define for the "
+                    "term (Sepsis, for one, has grades 3 to 5 only): counted as reported, each a query for the site.")
+        state.table(odd)
 
 st.subheader("Eligibility deviations")
 if state.require("eligibility_deviations", what="the eligibility check"):

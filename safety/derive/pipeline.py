@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from safety.derive import eligibility
 from safety.derive.dlt import screening, stopping
-from safety.derive.grading import ctcae
+from safety.derive.grading import ae_grades, ctcae
 from safety.derive.graph import Derivation, GraphError, ordered
 from safety.derive.outcomes import deaths, dosing, immune, infections, kinetics, malignancy, response, tls
 from safety.derive.outcomes import kinetics_pp
@@ -25,6 +25,7 @@ from safety.derive.toxicity import crs_icans, episode_labs, hematotox, icaht
 ALL: tuple[Derivation, ...] = (
     eligibility.DERIVATION,
     ctcae.DERIVATION,
+    ae_grades.DERIVATION,
     crs_icans.DERIVATION,
     episode_labs.DERIVATION,
     icaht.DERIVATION,

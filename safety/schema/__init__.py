@@ -13,14 +13,14 @@ from safety.schema.derived import *  # noqa: F401,F403
 from safety.schema.derived import (CRS_ICANS_TABLES, DLT_CANDIDATES, DLT_EVALUABILITY, ELIGIBILITY_DEVIATIONS,
                                    EPISODE_LAB_TABLES, ICAHT, LAB_GRADE_TABLES, LAB_WORST_GRADES, STOPPING_BOUNDARIES,
                                    STOPPING_RULE_STATUS)
-from safety.schema.derived import CAR_HEMATOTOX
+from safety.schema.derived import AE_GRADE_CHECKS, CAR_HEMATOTOX
 from safety.schema.derived import OUTCOME_TABLES
 from safety.schema.derived import PP_MH_TABLES
 from safety.schema.source import *  # noqa: F401,F403
 from safety.schema.source import SOURCE_TABLES
 
 DERIVED_TABLES: tuple[Table, ...] = (
-    ELIGIBILITY_DEVIATIONS, *LAB_GRADE_TABLES, LAB_WORST_GRADES, *CRS_ICANS_TABLES, *EPISODE_LAB_TABLES, ICAHT,
+    ELIGIBILITY_DEVIATIONS, *LAB_GRADE_TABLES, LAB_WORST_GRADES, AE_GRADE_CHECKS, *CRS_ICANS_TABLES, *EPISODE_LAB_TABLES, ICAHT,
     DLT_CANDIDATES, DLT_EVALUABILITY, STOPPING_RULE_STATUS, STOPPING_BOUNDARIES,
     CAR_HEMATOTOX,
     *OUTCOME_TABLES,

@@ -548,6 +548,26 @@ LAB_WORST_GRADES = Table(
 )
 
 
+# --- AE grades CTCAE does not define for the term ---
+
+AE_GRADE_CHECKS = Table(
+    "ae_grade_checks",
+    "AEs graded on CTCAE whose reported grade (AETOXGR) is one CTCAE does not define for the term (AEDECOD matched "
+    "to the CTCAE term list, safety/rules/ctcae_v5_terms.csv): Sepsis has grades 3-5 only, so a 'grade 2 sepsis' "
+    "is a query for the site. AEs whose term is no CTCAE term are not checked.",
+    KEY + SUBJ + (
+        C("event_key", "VARCHAR", "adverse_events.event_key."),
+        C("aeterm", "VARCHAR", "Reported term (AETERM)."),
+        C("aedecod", "VARCHAR", "Dictionary-derived term (AEDECOD)."),
+        C("ctcae_term", "VARCHAR", "The CTCAE term it matched (case aside)."),
+        C("aetoxgr", "INTEGER", "The reported grade."),
+        C("ctcae_grades", "VARCHAR", "The grades CTCAE defines for the term, e.g. '3, 4, 5'."),
+        C("onset_day", "INTEGER", "AE onset day relative to the first CAR infusion (day 0)."),
+    ),
+    group="derived",
+)
+
+
 # --- CAR-HEMATOTOX ---
 
 CAR_HEMATOTOX = Table(

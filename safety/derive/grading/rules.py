@@ -287,6 +287,15 @@ def rule_file(version: str) -> Path:
                     f"{', '.join(str(p.name) for p in candidates)} in {RULES_DIR})")
 
 
+def terms_file(version: str) -> Path:
+    """The CTCAE term list of a version with the grades each term defines: ctcae_v<major>_terms.csv (written by
+    safety/rules/make_ctcae_terms.py from NCI's workbook)."""
+    p = RULES_DIR / f"ctcae_v{str(version).strip().split('.')[0]}_terms.csv"
+    if not p.exists():
+        raise RuleError(f"no CTCAE term list for version {version!r} (looked for {p.name} in {RULES_DIR})")
+    return p
+
+
 @lru_cache(maxsize=16)
 def _load_rules_cached(path: str, mtime: float, version: str) -> RuleSet:
     p = Path(path)
