@@ -135,8 +135,10 @@ cols[2].metric("DLT candidates pending", dlt.counts.pending,
 cols[3].metric("SAEs: events (subjects)", f"{int(sae['events'])} ({int(sae['subjects'])})",
                help=f"{plural(int(sae['events']), 'serious adverse event')} in {plural(int(sae['subjects']), 'subject')}: "
                     "the SAE listing has a row per event, the packet's AE overview counts subjects")
-cols[4].metric("CRS grade ≥3", "n/a" if sev["CRS"] is None else sev["CRS"], help="Subjects with a CRS episode of grade 3 or more (ASTCT)")
-cols[5].metric("ICANS grade ≥3", "n/a" if sev["ICANS"] is None else sev["ICANS"], help="Subjects with an ICANS episode of grade 3 or more (ASTCT)")
+infused = int(c[f"n{[label for label, _, _ in SUBJECT_DISPOSITION].index('Infused')}"])
+for col, syndrome in zip(cols[4:], ("CRS", "ICANS")):  # of the infused, as the CRS & ICANS page says it
+    col.metric(f"{syndrome} grade ≥3", "n/a" if sev[syndrome] is None else f"{sev[syndrome]} / {infused}",
+               help=f"Infused subjects with a {syndrome} episode of grade 3 or more (ASTCT), of the {infused} infused")
 
 st.subheader("Stopping rule")
 if v.sites is not None:
