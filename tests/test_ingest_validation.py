@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from safety.ingest import IngestError, ingest_study
-from test_ingest_fixtures import AE, CM, CRS, DM, DOMAINS, EX, LB, make_study
+from test_ingest_fixtures import AE, CM, CRS, DM, DOMAINS, EX, LB, STUDY, make_study
 
 
 def q(db, sql, params=None):
@@ -465,3 +465,17 @@ def test_ae_grades_ctcae_does_not_define_for_the_term_are_listed_for_a_query(tmp
     rows = q(db, "SELECT event_key, ctcae_term, aetoxgr, ctcae_grades FROM ae_grade_checks ORDER BY event_key")
     assert [tuple(r) for r in rows.itertuples(index=False)] == [
         ("S-001/AE/11", "Sepsis", 2, "3, 4, 5"), ("S-001/AE/13", "Alopecia", 3, "1, 2")]
+
+
+def test_every_count_the_unit_table_names_converts_from_per_cubic_millimetre_and_thousands(tmp_path):
+    """docs/input-format.md promises /uL or /mm3 and 10^3/uL for the differential counts and CD4: MONO, EOS and
+    BASO in /mm3 and CD4 in 10^3/uL were quarantined as unknown units."""
+    extra = pd.DataFrame({"STUDYID": [STUDY] * 4, "USUBJID": ["S-001"] * 4, "LBSEQ": [11, 12, 13, 14],
+                          "LBTESTCD": ["MONO", "EOS", "BASO", "CD4"], "LBORRES": ["600", "150", "40", "0.35"],
+                          "LBORRESU": ["/mm3", "cells/mm3", "/mm3", "10^3/uL"], "LBDTC": ["2024-02-03"] * 4})
+    db = tmp_path / "db.duckdb"
+    ingest_study(make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, lb=pd.concat([LB, extra]))), db,
+                 cutoff="2024-06-30", run_derivations=False)
+    got = q(db, "SELECT lbtestcd, value, unit FROM labs WHERE lbseq > 10 ORDER BY lbseq")
+    assert [(r.lbtestcd, round(r.value, 6), r.unit) for r in got.itertuples()] == [
+        ("MONO", 0.6, "10^9/L"), ("EOS", 0.15, "10^9/L"), ("BASO", 0.04, "10^9/L"), ("CD4", 0.35, "10^9/L")]
