@@ -421,6 +421,11 @@ def test_cli_refuses_in_one_line_what_the_machine_or_the_file_refuses(db, tmp_pa
     r = _cli("--db", str(other), "--study", STUDY, "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and r.stderr.strip().endswith(
         f"{other}: not a celltox database (it has no studies table); give the file the loads wrote")
+    csv_file = tmp_path / "dm.csv"  # no DuckDB file at all: it answered with DuckDB's 'Catalog Error: ...'
+    csv_file.write_text("USUBJID\nS-001\n")
+    r = _cli("--db", str(csv_file), "--study", STUDY, "--out", str(tmp_path / "o4"))
+    assert (r.returncode, r.stderr.strip()) == (2, f"python -m safety export: error: {csv_file}: not a DuckDB "
+                                                   "database, not a celltox database; give the file the loads wrote")
     r = _cli("--db", str(db), "--study", STUDY, "--out", str(tmp_path / "o3"), "--pdf-max-rows", "-3")
     assert r.returncode == 2 and r.stderr.strip().endswith(
         "argument --pdf-max-rows: invalid row count (1 or more) value: '-3'")

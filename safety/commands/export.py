@@ -92,6 +92,7 @@ def _export(args, formats: list[str], renderer) -> int:
     # heavy imports here, not at the top: `python -m safety --help` stays fast
     from safety.access.auth import scope_for
     from safety.access.reader import available_cuts, connect
+    from safety.core.files import not_a_duckdb_file
     from safety.core.sql import existing
     from safety.export.packet import output_names, write_outputs
 
@@ -103,6 +104,8 @@ def _export(args, formats: list[str], renderer) -> int:
     db = Path(args.db)
     if not db.exists():
         return _fail(f"no database at {db}")
+    if db.is_file() and not_a_duckdb_file(db):
+        return _fail(f"{db}: {not_a_duckdb_file(db)}, not a celltox database; give the file the loads wrote")
     try:
         con = connect(db, read_only=True)
     except Exception as exc:  # noqa: BLE001 - a locked or corrupt file: one line, exit 2

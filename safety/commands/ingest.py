@@ -4,8 +4,9 @@ STUDY_DIR holds one study's datasets as sponsors deliver them, one file per doma
 domain, e.g. lbch.xpt + lbhe.xpt, which are combined):
 
   formats   .xpt (SAS transport v5/v8), .sas7bdat, .csv, .parquet, .xlsx (every sheet)
-  domains   dm (required), ex, ae, lb, vs, cm, rs, ds, supp-- (merged onto the parent as supp_<qnam>),
-            crs_assessments and icans_assessments (celltox files, see docs/input-format.md)
+  domains   dm (required), ex, ae, lb, vs, cm, rs, ds, mh, pc, pp, mb, supp-- (merged onto the parent as
+            supp_<qnam>), crs_assessments and icans_assessments (celltox files, see docs/input-format.md),
+            or without them qs, pr, fa, ce (CRS and ICANS built from SDTM)
   settings  study.yaml (optional): product, CTCAE version, DLT rules, stopping rule, eligibility
 
 The domain comes from the file name (dm.xpt, lbch.xpt, suppae.csv) or else the DOMAIN column. Column

@@ -79,3 +79,15 @@ def load_yaml(text):
     in one mapping: ``studyid: A`` then ``studyid: B``, or an account listed twice, would otherwise keep the
     last without a word. Raises ``yaml.YAMLError``."""
     return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
+
+
+def not_a_duckdb_file(path) -> str | None:
+    """Why the existing file ``path`` is no DuckDB database ('an empty file', 'not a DuckDB database'), or None."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+    if head[8:12] == DUCKDB_MAGIC:
+        return None
+    return "an empty file" if not head else "not a DuckDB database"

@@ -21,6 +21,7 @@ import duckdb
 
 from safety import __version__, schema
 from safety.core.config import ConfigError, load_study_config
+from safety.core.files import not_a_duckdb_file
 from safety.core.sql import existing, insert_rows
 from safety.ingest import engine, sdtm_domains, snapshot
 from safety.ingest.connection import connect_load
@@ -362,7 +363,6 @@ def _import_derivations() -> None:
         sys.setswitchinterval(interval)
 
 
-DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
 
 
 def _check_paths(db_path: Path, review_store_path, config: dict) -> None:
@@ -376,10 +376,8 @@ def _check_paths(db_path: Path, review_store_path, config: dict) -> None:
         if not path.parent.is_dir():
             raise IngestError(f"{path}: the folder {path.parent} does not exist")
     if db_path.is_file():  # refused before the load takes its lock, so nothing is written beside it
-        with open(db_path, "rb") as fh:
-            head = fh.read(12)
-        if head[8:12] != DUCKDB_MAGIC:
-            what = "an empty file" if not head else "not a DuckDB database"
+        what = not_a_duckdb_file(db_path)
+        if what:
             raise IngestError(f"{db_path}: {what}; give the database the study's cuts are in, or a new file name")
     if store.exists():
         try:
