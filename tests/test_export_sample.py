@@ -61,6 +61,7 @@ COUNT_SQL = {
     "lab_grade3": "SELECT count(*) FROM lab_toxicity WHERE studyid=$s AND data_cut=$c AND grade >= 3",
     "eligibility_deviations": "SELECT count(*) FROM eligibility_deviations WHERE studyid=$s AND data_cut=$c",
     "grade_discrepancies": "SELECT count(*) FROM grade_discrepancies WHERE studyid=$s AND data_cut=$c",
+    "ae_grade_checks": "SELECT count(*) FROM ae_grade_checks WHERE studyid=$s AND data_cut=$c",
 }
 
 

@@ -490,6 +490,21 @@ def listing_eligibility(reader, store=None):
         none_note="No eligibility deviations at this data cut.")
 
 
+AE_GRADE_FIELDS = ["event_key", "aeterm", "aedecod", "ctcae_term", "aetoxgr", "ctcae_grades", "onset_day"]
+
+
+def listing_ae_grade_checks(reader, store=None):
+    """The Data quality page's "AE grades CTCAE does not define for the term" table: each a query for the site."""
+    return _finding_listing(
+        reader, name="ae_grade_checks", title="Listing of AE grades CTCAE does not define for the term",
+        ref="CTCAE v5.0 (NCI, 2017)", subject=[], fields={f: f"t.{f}" for f in AE_GRADE_FIELDS},
+        key="t.event_key", order="t.usubjid, t.onset_day NULLS LAST, t.event_key",
+        notes=["aetoxgr: the grade the site reported; ctcae_grades: the grades CTCAE defines for the term (Sepsis has "
+               "3, 4 and 5 only). Each is counted at its reported grade in every table until the site corrects it.",
+               "New since previous cut = the event was not listed at the previous cut."],
+        none_note="Every AE graded on CTCAE carries a grade CTCAE defines for its term at this data cut.")
+
+
 DISC_FIELDS = ["syndrome", "episode_key", "ae_event_key", "aeseq", "onset_day", "reported_grade", "derived_grade",
                "discrepancy", "reported_grading_system", "evidence"]
 
@@ -529,6 +544,8 @@ LISTINGS: dict[str, c.OutputSpec] = {
                                         listing_grade_discrepancies, reads=c.SYNDROME_SOURCES),
     "eligibility_deviations": c.OutputSpec("Eligibility deviations", "ICH E3 16.2.2", listing_eligibility,
                                            reads=("DM", "LB")),
+    "ae_grade_checks": c.OutputSpec("AE grades CTCAE does not define for the term", "CTCAE v5.0",
+                                    listing_ae_grade_checks, reads=("AE",)),
     **outcome_outputs.LISTING_SPECS,
 }
 
