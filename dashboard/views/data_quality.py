@@ -26,8 +26,7 @@ m[2].metric("AEs without a toxicity grade", len(missing_ae))
 m[3].metric("Lab results not gradable", "n/a" if missing_lab is None else int(missing_lab["results"].sum()))
 
 st.subheader("Load log")
-noted = log[log["notes"].notna()] if "notes" in log else log.iloc[0:0]
-for f in noted.itertuples():
+for f in log[log["notes"].notna()].itertuples():
     st.warning(f"**{f.source_file}** was not read exactly as delivered: {f.notes}")
 if v.previous_cut is not None:
     before = state.q("SELECT domains_present FROM prev_studies")

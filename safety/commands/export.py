@@ -104,8 +104,8 @@ def _export(args, formats: list[str], renderer) -> int:
     db = Path(args.db)
     if not db.exists():
         return _fail(f"no database at {db}")
-    if db.is_file() and not_a_duckdb_file(db):
-        return _fail(f"{db}: {not_a_duckdb_file(db)}, not a celltox database; give the file the loads wrote")
+    if db.is_file() and (what := not_a_duckdb_file(db)):
+        return _fail(f"{db}: {what}, not a celltox database; give the file the loads wrote")
     try:
         con = connect(db, read_only=True)
     except Exception as exc:  # noqa: BLE001 - a locked or corrupt file: one line, exit 2

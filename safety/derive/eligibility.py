@@ -43,7 +43,6 @@ def derive_eligibility_deviations(con, studyid, data_cut, config, review_store=N
         return
     con.execute("""CREATE OR REPLACE TEMP TABLE _elig_rules (source VARCHAR, test VARCHAR, kind VARCHAR,
                    bound DOUBLE, inclusive BOOLEAN, criterion VARCHAR)""")
-    con.execute("DELETE FROM _elig_rules")
     insert_rows(con, "_elig_rules", rules, ("VARCHAR", "VARCHAR", "VARCHAR", "DOUBLE", "BOOLEAN", "VARCHAR"))
     latest = record_order("o", dtc="dtc", seq="seq")  # the last value before lymphodepletion, labs and vitals alike
     # rounding both sides to 12 decimals keeps 3 x 1.2 == 3.6 (floating point) on the right side of a limit

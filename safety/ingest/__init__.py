@@ -363,8 +363,6 @@ def _import_derivations() -> None:
         sys.setswitchinterval(interval)
 
 
-
-
 def _check_paths(db_path: Path, review_store_path, config: dict) -> None:
     """Refuse at the start, in one line, what would otherwise fail half-way: a database path that is a folder or
     in a folder that does not exist, a review store that is not one, a study term map the grading cannot read."""

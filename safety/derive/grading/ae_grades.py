@@ -29,7 +29,6 @@ def derive_ae_grade_checks(con, studyid, data_cut, config, review_store=None) ->
     reset(con, (AE_GRADE_CHECKS,), studyid, data_cut)
     terms = read_data_csv(terms_file(config.get("ctcae_version", "5.0")), ("ctcae_term", "grades"), exact=False)
     con.execute("CREATE OR REPLACE TEMP TABLE _ctcae_terms (ctcae_term VARCHAR, grades VARCHAR)")
-    con.execute("DELETE FROM _ctcae_terms")
     insert_rows(con, "_ctcae_terms", [(r["ctcae_term"], r["grades"]) for _, r in terms],
                 ("VARCHAR", "VARCHAR"))
     insert(con, AE_GRADE_CHECKS, _SQL + " ORDER BY a.usubjid, a.onset_day, a.event_key", {"s": studyid, "c": data_cut})
