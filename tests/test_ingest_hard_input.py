@@ -175,6 +175,9 @@ def test_two_qualifier_names_that_make_one_column_keep_the_first_and_quarantine_
     ("plain_title", "error: ae.csv: line 1 is a title ('Listing 16.2.7 Adverse events'), not the header row; "
                     "remove the lines above the column names"),
     ("unbalanced", "error: ae.csv: line 4: unexpected end of data (a quote that is not closed?)"),
+    # a header row short of one name: not a title, and the unnamed column's values must not vanish
+    ("header_short", "error: ae.csv: the header row (line 1) names 12 column(s) where the lines below have 13 fields: "
+                     "give every column one name in the header row"),
 ])
 def test_unusable_ae_file_is_refused_in_one_line(tmp_path, case, expected):
     study = make_study(tmp_path / "s", "csv")
@@ -183,6 +186,9 @@ def test_unusable_ae_file_is_refused_in_one_line(tmp_path, case, expected):
         (study / "ae.csv").write_text("")
     elif case == "title":
         (study / "ae.csv").write_text("Adverse events listing, CT-TEST-01\n" + text)
+    elif case == "header_short":
+        header, body = text.split("\n", 1)
+        (study / "ae.csv").write_text(header.rsplit(",", 1)[0] + "\n" + body)
     elif case == "plain_title":
         (study / "ae.csv").write_text("Listing 16.2.7 Adverse events\n" + text)
     else:

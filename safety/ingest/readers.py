@@ -571,6 +571,18 @@ def _title_error(f: StagedFile, where: str, title: str, lines: str) -> IngestErr
                        f"remove the {lines} above the column names")
 
 
+def _header_width_error(f: StagedFile, header: list[str], width: int) -> IngestError:
+    """The refusal of a file whose first line has another number of fields than the lines below. A first line of
+    column names (AETERM, ICE_SCORE or their labels) is a header row with names missing or extra, else it is a
+    title: the message names which, as the fix differs."""
+    named = [h for h in header if h]
+    if len(named) >= 3 and all(canonical_name(h, f.domain) for h in named):
+        return IngestError(f"{f.name}: the header row (line 1) names {len(header)} column(s) where the lines below "
+                           f"have {width} fields: give every column one name in the header row")
+    return IngestError(f"{f.name}: line 1 has {len(header)} field(s) where the lines below have {width}: "
+                       "a title above the header row? Remove the lines above the column names")
+
+
 def _duckdb_csv(con, f: StagedFile, name: str, delim: str, first: list[str]) -> bool:
     """DuckDB's fast reader with the dialect fixed; False when the file needs the careful reader."""
     header = next(csv.reader([first[0].lstrip("\ufeff")], delimiter=delim)) if first else []
@@ -633,8 +645,7 @@ def _python_csv_as(con, f: StagedFile, name: str, delim: str, encoding: str, err
         names.append(name_)
     first_two = [r for _, r in zip(range(2), records)]
     if first_two and len(first_two[0][2]) != n and (len(first_two) == 1 or len(first_two[1][2]) == len(first_two[0][2])):
-        raise IngestError(f"{f.name}: line 1 has {n} field(s) where the lines below have "
-                          f"{len(first_two[0][2])}: a title above the header row? Remove the lines above the column names")
+        raise _header_width_error(f, header, len(first_two[0][2]))
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (_row BIGINT, _reject VARCHAR, _raw VARCHAR"
                 + "".join(f", {_quote(h)} VARCHAR" for h in names) + ")")
     row = 0
