@@ -58,7 +58,7 @@ def test_outcomes_page_deaths_nrm_response_and_dose(app_env):
         assert (deaths, nrm100, n_inf) == (4, 2, 22)
         # named and rounded as the packet's deaths_nrm row 'Non-relapse deaths by day 28': 1 (4.5)
         assert m["Non-relapse deaths by day 28"] == "1/22 (4.5%)"
-        assert m["Objective response rate"] == "15/22 (68%)"
+        assert m["Objective response rate"] == "15/22 (68.2%)"
         orr_text = [t for t in markdown if t.startswith("ORR ")]
         assert orr_text and "Lugano 2014 (CR + PR) 10/17" in orr_text[0] and "CR + CRi (acute leukaemia) 5/5" in orr_text[0]
         assert "(CR + CRi) 5/5" not in orr_text[0]  # the criteria name says what counts once

@@ -74,7 +74,7 @@ def test_tables_deaths_nrm_infections_response(con):
         assert inf.loc[(f"all, dose level {dose} (N={n})", "any grade"), col].endswith(
             "-" if rate is None else f"{rate:.2f}")
     resp = build_table(r, "response")
-    assert "ORR 15/22 (68%)" in resp.attrs["notes"][0]
+    assert "ORR 15/22 (68.2%)" in resp.attrs["notes"][0]
     # the reference line cites both criteria the study counts by, as the swimmer page's chart names them
     assert resp.attrs["reference"] == ("Study response criteria: Lugano 2014 (CR + PR) or CR + CRi (acute leukaemia), "
                                        "by each subject's diagnosis; Lugano 2014: Cheson et al., J Clin Oncol 2014")

@@ -31,7 +31,7 @@ def endpoint(name: str):
 
 
 def pct(k: int, n: int) -> str:
-    return f"{k}/{n} ({percent(k, n, 0)}%)" if n else "0/0"
+    return f"{k}/{n} ({percent(k, n)}%)" if n else "0/0"
 
 
 # Only the open tab runs (choosing another reruns the page for it): nine tabs of queries, survival curves and

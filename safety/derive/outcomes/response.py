@@ -146,7 +146,7 @@ def orr(rows: pd.DataFrame) -> dict:
     Returns responders, n, orr_pct, ``by_criteria`` (one dict per criteria in use), ``counted_as`` (what counts
     as a response, for a chart's title: "Lugano 2014 (CR + PR) or CR + CRi (acute leukaemia), by each subject's
     diagnosis") and ``text``, e.g.
-    "ORR 15/22 (68%): Lugano 2014 (CR + PR) 10/16; CR + CRi (acute leukaemia) 5/6. ..."."""
+    "ORR 15/22 (68.2%): Lugano 2014 (CR + PR) 10/16; CR + CRi (acute leukaemia) 5/6. ..."."""
     parts = []
     if len(rows):
         g = (rows.assign(responder=rows["responder"].fillna(False).astype(bool))
@@ -161,7 +161,7 @@ def orr(rows: pd.DataFrame) -> dict:
     names = [p["criteria"] if str(p["definition"]) in str(p["criteria"]) else f"{p['criteria']} ({p['definition']})"
              for p in parts]
     detail = "; ".join(f"{name} {p['responders']}/{p['n']}" for name, p in zip(names, parts))
-    text = (f"ORR {k}/{n}" + (f" ({percent(k, n, 0)}%)" if n else "") + (f": {detail}" if detail else "")
+    text = (f"ORR {k}/{n}" + (f" ({percent(k, n)}%)" if n else "") + (f": {detail}" if detail else "")
             + ". Responder: best overall response before progression in the counted categories; "
               "denominator: infused subjects.")
     counted_as = (names[0] if len(names) == 1 else " or ".join(names) + ", by each subject's diagnosis" if names
