@@ -404,7 +404,7 @@ def test_flags_read_as_their_code_and_files_not_read_as_delivered_are_noted_in_t
 
     later = ingest_study(make_study(tmp_path / "t", "csv", domains=dict(DOMAINS, ae=ae), skip=("cm",)), db,
                          cutoff="2024-06-30", run_derivations=False)
-    assert ("CM delivered at the 2024-03-31 cut and not in this delivery: nothing of it is loaded at this cut, so "
+    assert ("CM delivered at the 2024-03-31 cut and not at this one: nothing of it is loaded at this cut, so "
             "its listings read as none recorded") in later.notes
 
 

@@ -5,6 +5,7 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.tables import plural
+from safety.core.vocabulary import dropped_domains_note
 from safety.derive.toxicity.support_check import unrecorded_vasopressors_sql
 
 v = state.view()
@@ -31,12 +32,10 @@ for f in log[log["notes"].notna()].itertuples():
 if v.previous_cut is not None:
     before = state.q("SELECT domains_present FROM prev_studies")
     now = state.q("SELECT domains_present FROM studies")
-    had = list(before["domains_present"][0] if len(before) and before["domains_present"][0] is not None else [])
-    has = list(now["domains_present"][0] if len(now) and now["domains_present"][0] is not None else [])
-    dropped = [d for d in had if d not in has] if has else []
+    dropped = dropped_domains_note(before["domains_present"][0] if len(before) else None,
+                                   now["domains_present"][0] if len(now) else None, v.previous_cut)
     if dropped:
-        st.warning(f"**{', '.join(dropped)}** delivered at the {v.previous_cut:%Y-%m-%d} cut and not at this one: "
-                   "nothing of it is loaded at this cut, so its listings read as none recorded.")
+        st.warning(dropped + ".")
 if log.empty:
     state.empty("No load log for this data cut.")
 else:

@@ -105,3 +105,15 @@ SYNDROME_DEATH_PATTERNS: dict[str, str] = {
     "CRS": r"CYTOKINE RELEASE|\bCRS\b",
     "ICANS": r"ICANS|NEUROTOXICITY|IMMUNE EFFECTOR CELL.ASSOCIATED NEURO",
 }
+
+# --- deliveries ------------------------------------------------------------------------------------------
+def dropped_domains_note(before, now, previous_cut) -> str | None:
+    """The warning for domains delivered at the study's previous cut (``before``) and missing from this one
+    (``now``): their tables are empty at this cut, so every page and listing would read "none recorded" unseen.
+    None when nothing was dropped, or when either cut's domains are unknown."""
+    before, now = (None if x is None else list(x) for x in (before, now))  # lists, or a page's arrays
+    dropped = [d for d in (before or []) if d not in now] if now else []
+    if not dropped or previous_cut is None:
+        return None
+    return (f"{', '.join(dropped)} delivered at the {previous_cut:%Y-%m-%d} cut and not at this one: nothing of it "
+            "is loaded at this cut, so its listings read as none recorded")

@@ -23,6 +23,7 @@ from safety import __version__, schema
 from safety.core.config import ConfigError, load_study_config
 from safety.core.files import not_a_duckdb_file
 from safety.core.sql import existing, insert_rows
+from safety.core.vocabulary import dropped_domains_note
 from safety.ingest import engine, sdtm_domains, snapshot
 from safety.ingest.connection import connect_load
 from safety.ingest.sdtm_assessments import build_sdtm_assessments
@@ -279,10 +280,9 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
         result.domains_missing = [d for d in OPTIONAL_DOMAINS if d not in by_domain]
         earlier = con.execute("""SELECT data_cut, domains_present FROM studies WHERE studyid = $s AND data_cut < $c
                                  ORDER BY data_cut DESC LIMIT 1""", {"s": studyid, "c": data_cut}).fetchone()
-        dropped = [d for d in (earlier[1] or []) if d not in by_domain] if earlier else []
-        if dropped:  # an empty table then reads as "none recorded" on every page: the data manager is told
-            result.notes.append(f"{', '.join(dropped)} delivered at the {earlier[0].isoformat()} cut and not in this "
-                                "delivery: nothing of it is loaded at this cut, so its listings read as none recorded")
+        dropped = dropped_domains_note(earlier[1], list(by_domain), earlier[0]) if earlier else None
+        if dropped:
+            result.notes.append(dropped)
         insert_rows(
             con, "load_log",
             [(studyid, data_cut, load_id, fc.domain, fc.source_file, fc.file_format, fc.sha256, fc.rows_read,
