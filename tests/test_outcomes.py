@@ -656,7 +656,7 @@ def test_response_by_criteria_orr_dor_and_pfs_from_response(tmp_path):
     assert r["K1"]["responders_definition"] == "CR + CRi" and r["L1"]["responders_definition"] == "CR + PR"
     res = orr(db.con.sql("SELECT * FROM response_outcomes").to_arrow_table().to_pandas())
     assert (res["responders"], res["n"]) == (3, 5)
-    assert res["text"].startswith("ORR 3/5 (60%): Lugano 2014 (CR + PR) 2/3; CR + CRi (acute leukaemia) 1/2")
+    assert res["text"].startswith("ORR 3/5 (60.0%): Lugano 2014 (CR + PR) 2/3; CR + CRi (acute leukaemia) 1/2")
     # a chart's title names what counts, once per criteria in use
     assert res["counted_as"] == "Lugano 2014 (CR + PR) or CR + CRi (acute leukaemia), by each subject's diagnosis"
     lymphoma = orr(db.con.sql("SELECT * FROM response_outcomes WHERE criteria = 'Lugano 2014'").to_arrow_table().to_pandas())
@@ -750,7 +750,8 @@ def test_ties_of_one_rank_pick_by_text_not_by_the_order_rows_are_met(tmp_path):
 
 
 def test_orr_sentence_rounds_a_half_percent_up():
-    # 5 of 8 is 62.5 %: the sentence (on the Swimmer page and in the packet) says 63 %, as the packet's tables do
-    rows = pd.DataFrame({"criteria": ["Lugano 2014"] * 8, "responders_definition": ["CR + PR"] * 8,
-                         "responder": [True] * 5 + [False] * 3})
-    assert orr(rows)["text"].startswith("ORR 5/8 (63%): Lugano 2014 (CR + PR) 5/8")
+    # 1 of 16 is 6.25 %: the sentence (on the Swimmer page and in the packet) says 6.3 %, as the packet's tables do
+    # (one decimal, half up: Python's round() would say 6.2)
+    rows = pd.DataFrame({"criteria": ["Lugano 2014"] * 16, "responders_definition": ["CR + PR"] * 16,
+                         "responder": [True] + [False] * 15})
+    assert orr(rows)["text"].startswith("ORR 1/16 (6.3%): Lugano 2014 (CR + PR) 1/16")

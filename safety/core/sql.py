@@ -61,6 +61,14 @@ def reset_derived(con, tables, studyid: str, data_cut) -> None:
             con.execute(sql, {"studyid": studyid, "data_cut": data_cut})
 
 
+def temp_table(con, table: str, columns: dict[str, str], rows) -> str:
+    """A temp table ``table`` of ``columns`` ({name: SQL type}) holding ``rows`` (a rule file's rows, read once per
+    derivation run); returns its name."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (" + ", ".join(f"{c} {t}" for c, t in columns.items()) + ")")
+    insert_rows(con, table, rows, tuple(columns.values()))
+    return table
+
+
 def insert_rows(con, table: str, rows, types: tuple[str, ...]) -> None:
     """INSERT ``rows`` (tuples, one value per column of ``table`` in order) in one statement, each column
     passed as one list parameter: ``executemany`` runs a statement per row (about 1 ms each)."""

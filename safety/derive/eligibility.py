@@ -8,7 +8,7 @@ limits (age only). Limits are inclusive unless
 ULN. A subject with no eligibility value for a checked test is listed too, with value NULL.
 """
 from __future__ import annotations
-from safety.core.sql import insert_rows, record_order, reset_derived
+from safety.core.sql import record_order, reset_derived, temp_table
 from safety.derive.graph import Derivation
 from safety.schema import ELIGIBILITY_DEVIATIONS
 
@@ -41,9 +41,8 @@ def derive_eligibility_deviations(con, studyid, data_cut, config, review_store=N
     rules = _rules(config)
     if not rules:
         return
-    con.execute("""CREATE OR REPLACE TEMP TABLE _elig_rules (source VARCHAR, test VARCHAR, kind VARCHAR,
-                   bound DOUBLE, inclusive BOOLEAN, criterion VARCHAR)""")
-    insert_rows(con, "_elig_rules", rules, ("VARCHAR", "VARCHAR", "VARCHAR", "DOUBLE", "BOOLEAN", "VARCHAR"))
+    temp_table(con, "_elig_rules", {"source": "VARCHAR", "test": "VARCHAR", "kind": "VARCHAR", "bound": "DOUBLE",
+                                    "inclusive": "BOOLEAN", "criterion": "VARCHAR"}, rules)
     latest = record_order("o", dtc="dtc", seq="seq")  # the last value before lymphodepletion, labs and vitals alike
     # rounding both sides to 12 decimals keeps 3 x 1.2 == 3.6 (floating point) on the right side of a limit
     con.execute(f"""

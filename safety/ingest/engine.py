@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from safety.core.files import unit_conversions
-from safety.core.sql import insert_rows, run_sql
+from safety.core.sql import run_sql, temp_table
 from safety.core.vocabulary import CRS_TERMS, ICANS_TERMS, fatal_ae
 from safety.schema.source import enrollment_order_sql
 from safety.ingest.domains import (
@@ -139,12 +139,11 @@ def install_reference_tables(con) -> None:
                 "unnest(CAST($2 AS VARCHAR[])) AS f, unnest(CAST($3 AS VARCHAR[])) AS u, "
                 "unnest(CAST($4 AS DOUBLE[])) AS x)", cols)
     con.execute("CREATE OR REPLACE TEMP TABLE _unit_tests AS SELECT DISTINCT u_testcd AS ut_testcd FROM _units")
-    con.execute("CREATE OR REPLACE TEMP TABLE _med_classes (pattern VARCHAR, med_class VARCHAR, priority INTEGER)")
     rows = []
     with open(DATA_DIR / "medication_classes.csv", newline="", encoding="utf-8") as fh:
         for r in csv.DictReader(fh):
             rows.append((r["pattern"].strip().lower(), r["med_class"].strip(), int(r["priority"])))
-    insert_rows(con, "_med_classes", rows, ("VARCHAR", "VARCHAR", "INTEGER"))
+    temp_table(con, "_med_classes", {"pattern": "VARCHAR", "med_class": "VARCHAR", "priority": "INTEGER"}, rows)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ Runs in ingest, inside the load's transaction, after the domains are loaded and 
 from __future__ import annotations
 
 from safety.core.sdtm_map import effective_rows
-from safety.core.sql import insert_rows
+from safety.core.sql import temp_table
 from safety.core.vocabulary import ASSESSMENT_SOURCE_FILE as SOURCE_FILE, ASSESSMENT_SOURCE_SDTM as SOURCE_SDTM
 from safety.ingest.engine import Ctx, q
 
@@ -72,8 +72,8 @@ def _qualifier_cols(ctx: Ctx, table: str, alias: str) -> list[str]:
 
 
 def _install_map(ctx: Ctx) -> None:
-    ctx.con.execute("CREATE OR REPLACE TEMP TABLE _sa_map (kind VARCHAR, match VARCHAR, code VARCHAR, priority INTEGER)")
-    insert_rows(ctx.con, "_sa_map", effective_rows(ctx.config), ("VARCHAR", "VARCHAR", "VARCHAR", "INTEGER"))
+    temp_table(ctx.con, "_sa_map", {"kind": "VARCHAR", "match": "VARCHAR", "code": "VARCHAR", "priority": "INTEGER"},
+               effective_rows(ctx.config))
 
 
 def _subjects(ctx: Ctx) -> None:

@@ -9,7 +9,7 @@ CTCAE term is not checked. The grade itself is kept as reported: nothing is regr
 from __future__ import annotations
 
 from safety.core.files import read_data_csv
-from safety.core.sql import insert_rows
+from safety.core.sql import temp_table
 from safety.derive.grading.rules import terms_file
 from safety.derive.graph import Derivation
 from safety.derive.toxicity._sql import insert, reset
@@ -28,9 +28,8 @@ def derive_ae_grade_checks(con, studyid, data_cut, config, review_store=None) ->
     """Rebuild ae_grade_checks for one study and cut."""
     reset(con, (AE_GRADE_CHECKS,), studyid, data_cut)
     terms = read_data_csv(terms_file(config.get("ctcae_version", "5.0")), ("ctcae_term", "grades"), exact=False)
-    con.execute("CREATE OR REPLACE TEMP TABLE _ctcae_terms (ctcae_term VARCHAR, grades VARCHAR)")
-    insert_rows(con, "_ctcae_terms", [(r["ctcae_term"], r["grades"]) for _, r in terms],
-                ("VARCHAR", "VARCHAR"))
+    temp_table(con, "_ctcae_terms", {"ctcae_term": "VARCHAR", "grades": "VARCHAR"},
+               [(r["ctcae_term"], r["grades"]) for _, r in terms])
     insert(con, AE_GRADE_CHECKS, _SQL + " ORDER BY a.usubjid, a.onset_day, a.event_key", {"s": studyid, "c": data_cut})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from safety.core.files import read_data_csv
-from safety.core.sql import insert_rows
+from safety.core.sql import temp_table
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
@@ -35,11 +35,8 @@ def read_rules(name: str) -> list[dict]:
 def install(con, name: str) -> str:
     """Create the temp table for one rule file and return its name."""
     table, cols = RULE_FILES[name]
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ("
-                + ", ".join(f"{c} {t}" for c, t in cols.items()) + ")")
     # an empty cell of a typed column is no value (NULL), never a cast error
     rows = [tuple((r[c].lower() == "true") if cols[c] == "BOOLEAN" else
                   (None if r[c] == "" and cols[c] != "VARCHAR" else r[c]) for c in cols)
             for r in read_rules(name)]
-    insert_rows(con, table, rows, tuple(cols.values()))
-    return table
+    return temp_table(con, table, cols, rows)

@@ -6,6 +6,7 @@ sum of EXDOSE over CAR infusions. Subjects never infused keep a row with the rea
 """
 from __future__ import annotations
 
+from safety.core.sql import temp_table
 from safety.derive.graph import Derivation
 from safety.derive.toxicity._sql import insert, reset
 from safety.schema import DOSE_DELIVERED
@@ -34,9 +35,8 @@ WHERE s.studyid = $s AND s.data_cut = $c
 def derive_dose(con, studyid, data_cut, config, review_store=None) -> None:
     """Rebuild dose_delivered for one (study, cut)."""
     reset(con, (DOSE_DELIVERED,), studyid, data_cut)
-    con.execute("CREATE OR REPLACE TEMP TABLE _planned_doses (level VARCHAR, dose DOUBLE)")
-    for level, dose in (config.get("planned_doses") or {}).items():
-        con.execute("INSERT INTO _planned_doses VALUES ($1, CAST($2 AS DOUBLE))", [str(level), float(dose)])
+    temp_table(con, "_planned_doses", {"level": "VARCHAR", "dose": "DOUBLE"},
+               [(str(level), float(dose)) for level, dose in (config.get("planned_doses") or {}).items()])
     insert(con, DOSE_DELIVERED, _SQL, {"s": studyid, "c": data_cut})
 
 

@@ -12,7 +12,7 @@ lymphocytes stays a percentage and is not an absolute count). A marker without a
 """
 from __future__ import annotations
 
-from safety.core.sql import record_order
+from safety.core.sql import record_order, temp_table
 from safety.derive.graph import Derivation
 from safety.derive.toxicity._sql import insert, reset
 from safety.schema import IMMUNE_RECONSTITUTION, OFF_TUMOUR_EVENTS
@@ -60,12 +60,10 @@ def derive_immune(con, studyid, data_cut, config, review_store=None) -> None:
     """Rebuild immune_reconstitution and off_tumour_events for one (study, cut)."""
     p = {"s": studyid, "c": data_cut}
     reset(con, (IMMUNE_RECONSTITUTION, OFF_TUMOUR_EVENTS), studyid, data_cut)
-    con.execute("CREATE OR REPLACE TEMP TABLE _immune_markers (test VARCHAR, label VARCHAR, threshold DOUBLE, "
-                "finding VARCHAR, unit VARCHAR)")
-    for m in config.get("immune_monitoring", []):
-        con.execute("INSERT INTO _immune_markers VALUES ($1, $2, CAST($3 AS DOUBLE), $4, $5)",
-                    [m["test"].upper(), m.get("label", m["test"]), m["below"], m.get("finding", f"below {m['below']}"),
-                     m.get("unit") or None])
+    temp_table(con, "_immune_markers", {"test": "VARCHAR", "label": "VARCHAR", "threshold": "DOUBLE",
+                                        "finding": "VARCHAR", "unit": "VARCHAR"},
+               [(m["test"].upper(), m.get("label", m["test"]), m["below"], m.get("finding", f"below {m['below']}"),
+                 m.get("unit") or None) for m in config.get("immune_monitoring", [])])
     insert(con, IMMUNE_RECONSTITUTION, _IMMUNE, p)
     w = config.get("off_tumour_watch", {})
     if w.get("terms") or w.get("socs"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from safety.core.files import read_data_csv
-from safety.core.sql import insert_rows, record_order
+from safety.core.sql import record_order, temp_table
 from safety.derive.graph import Derivation
 from safety.derive.toxicity._sql import SCOPE, insert, reset
 from safety.schema import CAR_HEMATOTOX
@@ -49,10 +49,8 @@ def load_points(path: Path = POINTS_FILE) -> list[tuple]:
 def derive_car_hematotox(con, studyid, data_cut, config, review_store=None) -> None:
     """Build ``car_hematotox`` for one study and data cut."""
     reset(con, (CAR_HEMATOTOX,), studyid, data_cut)
-    con.execute("CREATE OR REPLACE TEMP TABLE _ht_points (marker VARCHAR, test VARCHAR, points INTEGER, lo DOUBLE, "
-                "lo_inc BOOLEAN, hi DOUBLE, hi_inc BOOLEAN)")
-    insert_rows(con, "_ht_points", load_points(),
-                ("VARCHAR", "VARCHAR", "INTEGER", "DOUBLE", "BOOLEAN", "DOUBLE", "BOOLEAN"))
+    temp_table(con, "_ht_points", {"marker": "VARCHAR", "test": "VARCHAR", "points": "INTEGER", "lo": "DOUBLE",
+                                   "lo_inc": "BOOLEAN", "hi": "DOUBLE", "hi_inc": "BOOLEAN"}, load_points())
     m = {k: k.lower() for k in MARKERS}
     cols = ",\n  ".join(
         f"max(v.value) FILTER (WHERE v.marker = '{k}') AS {c}, max(v.day) FILTER (WHERE v.marker = '{k}') AS {c}_day, "

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from safety.core.files import read_data_csv
-from safety.core.sql import insert_rows
-from safety.derive.toxicity._sql import SCOPE, insert, run
+from safety.core.sql import temp_table
+from safety.derive.toxicity._sql import SCOPE, insert
 from safety.schema import IEC_HS_SCREEN
 
 CRITERIA_FILE = Path(__file__).resolve().parents[2] / "data" / "iec_hs_criteria.csv"
@@ -53,11 +53,10 @@ def load_criteria(path: Path = CRITERIA_FILE) -> list[dict]:
 
 
 def _criteria_table(con) -> None:
-    con.execute("CREATE OR REPLACE TEMP TABLE _iec_crit (feature VARCHAR, test VARCHAR, cmp VARCHAR, "
-                "thr DOUBLE, rel VARCHAR, label VARCHAR)")
-    insert_rows(con, "_iec_crit", [(r["feature"], r["lbtestcd"], r["comparison"], r["threshold"], r["relative_to"],
-                                    r["label"]) for r in load_criteria()],
-                ("VARCHAR", "VARCHAR", "VARCHAR", "DOUBLE", "VARCHAR", "VARCHAR"))
+    temp_table(con, "_iec_crit", {"feature": "VARCHAR", "test": "VARCHAR", "cmp": "VARCHAR", "thr": "DOUBLE",
+                                  "rel": "VARCHAR", "label": "VARCHAR"},
+               [(r["feature"], r["lbtestcd"], r["comparison"], r["threshold"], r["relative_to"], r["label"])
+                for r in load_criteria()])
 
 
 def iec_hs(con, params: dict) -> None:
