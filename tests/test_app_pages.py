@@ -568,6 +568,31 @@ def test_labs_icaht_heading_and_counts_name_both_lineages(app_env):
     assert "Early ICAHT grade ≥3" not in m
 
 
+def test_labs_icaht_and_car_hematotox_counts_are_the_packets(app_env):
+    """The committee packet's ICAHT and CAR-HEMATOTOX listings say what the Labs page says: the page's metrics are
+    the counts in the listings' notes, and its tables have the listings' rows."""
+    from safety.export.common import make_reader
+    from safety.export.listings import build_listing
+    db = app_env
+    studyid, cut = _latest(db)
+    at = _open("labs", session={"labs_tab": "Cytopenia & ICAHT"})
+    m = _metrics(at)
+    con = access.connect(db)
+    try:
+        reader = make_reader(con, studyid, cut)
+        icaht_rows, hematotox_rows = build_listing(reader, "icaht"), build_listing(reader, "car_hematotox")
+    finally:
+        con.close()
+    notes = icaht_rows.attrs["notes"] + hematotox_rows.attrs["notes"]
+    for label in ("Early ICAHT grade ≥3 (ANC or platelets)", "Late ICAHT grade ≥3 (ANC or platelets)",
+                  "High risk (score ≥2)"):
+        assert [n for n in notes if n.startswith(f"{label}: {m[label]}.")], (label, m[label], notes)
+    if _sample_available():
+        assert int(m["Early ICAHT grade ≥3 (ANC or platelets)"]) > 0
+    shown = {len(d.value) for d in at.dataframe}
+    assert {len(icaht_rows), len(hematotox_rows)} <= shown
+
+
 @pytest.mark.parametrize("tab, shows", [("Worst grades & shifts", "Subjects with any lab grade ≥3"),
                                         ("Values over time", None), ("Liver (eDISH)", None),
                                         ("Cytopenia & ICAHT", "Early ICAHT grade ≥3 (ANC or platelets)")])

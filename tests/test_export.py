@@ -149,9 +149,12 @@ def test_missing_derived_tables_give_empty_listing_with_note(tmp_path):
     path = build_db(tmp_path / "bare.duckdb", derived=False)
     with duckdb.connect(str(path), read_only=True) as c:
         r = make_reader(c, STUDY, CUT2)
-        for name in ("dlt", "crs_icans_episodes", "lab_grade3", "eligibility_deviations"):
+        for name in ("dlt", "crs_icans_episodes", "lab_grade3", "eligibility_deviations", "icaht", "car_hematotox"):
             df = build_listing(r, name)
             assert df.empty and "not" in df.attrs["notes"][0].lower(), name
+        for name in ("icaht", "car_hematotox"):
+            assert build_listing(r, name).attrs["notes"][0] == \
+                f"Not available: the derived table {name} is not in this database file."
         assert len(build_listing(r, "ae")) == 6
         for name in TABLES:
             build_table(r, name)  # never raises

@@ -17,7 +17,7 @@ CART, ITNK = "CD56-CART-01", "ITNK-B-01"
 CUT1, CUT2 = dt.date(2026, 3, 31), dt.date(2026, 9, 30)
 FIXED = dt.datetime(2026, 10, 1, 8, 0, tzinfo=dt.timezone.utc)
 OUTPUTS = ["deaths_nrm", "infections_by_window", "response", "death_causes", "infections", "secondary_malignancies",
-           "cellular_kinetics", "dose_delivered", "kinetics_comparison", "prior_malignancies"]
+           "cellular_kinetics", "dose_delivered", "kinetics_comparison", "prior_malignancies", "icaht", "car_hematotox"]
 
 
 @pytest.fixture(scope="module")
@@ -126,13 +126,20 @@ def test_outcome_outputs_in_every_format(con, tmp_path):
     text = "\n".join(pg.extract_text() for pg in pdf.pages)
     assert "Deaths by cause and non-relapse mortality" in text and f"{CART}-01-021" in text
     assert "ORR 15/22" in text
+    # the Labs page's ICAHT and CAR-HEMATOTOX tables, with its counts, in every format
+    n_icaht = scalar(con, "SELECT count(*) FROM icaht WHERE studyid=$s AND data_cut=$c", s=CART, c=CUT2)
+    assert len(read_export_csv(tmp_path / f"{CART}_{CUT2}_icaht.csv")) == n_icaht
+    assert "Listing of ICAHT grades (early and late) per subject and lineage" in text
+    assert "Early ICAHT grade ≥3 (ANC or platelets): 3." in text and "Listing of CAR-HEMATOTOX scores" in text
+    rtf = (tmp_path / f"{CART}_{CUT2}_icaht.rtf").read_text(encoding="latin-1")
+    assert "Early ICAHT grade" in rtf and "Rejeski et al., Blood 2023" in rtf
 
 
 def test_site_scoped_outcome_outputs_stay_in_scope(con):
     r = StudyReader(con, Scope(ITNK, CUT2, ("02",), CUT1))
     site02 = {u for (u,) in con.cursor().execute(
         "SELECT usubjid FROM subjects WHERE studyid=$s AND data_cut=$c AND siteid='02'", {"s": ITNK, "c": CUT2}).fetchall()}
-    for name in ("death_causes", "infections", "cellular_kinetics", "dose_delivered"):
+    for name in ("death_causes", "infections", "cellular_kinetics", "dose_delivered", "icaht", "car_hematotox"):
         df = build_listing(r, name)
         assert set(df["usubjid"]) <= site02 and len(df) > 0 or name == "death_causes", name
     inf = build_table(r, "infections_by_window")

@@ -62,6 +62,8 @@ COUNT_SQL = {
     "eligibility_deviations": "SELECT count(*) FROM eligibility_deviations WHERE studyid=$s AND data_cut=$c",
     "grade_discrepancies": "SELECT count(*) FROM grade_discrepancies WHERE studyid=$s AND data_cut=$c",
     "ae_grade_checks": "SELECT count(*) FROM ae_grade_checks WHERE studyid=$s AND data_cut=$c",
+    "icaht": "SELECT count(*) FROM icaht WHERE studyid=$s AND data_cut=$c",
+    "car_hematotox": "SELECT count(*) FROM car_hematotox WHERE studyid=$s AND data_cut=$c",
 }
 
 
@@ -76,11 +78,74 @@ def test_listing_row_counts_equal_the_database(con, study, cut):
         if len(df):  # one row per event key (no join fans a row out)
             key = {"lab_grade3": ["usubjid", "lbseq", "ctcae_term"],
                    "eligibility_deviations": ["usubjid", "criterion", "test"],
+                   "icaht": ["usubjid", "lineage"], "car_hematotox": ["usubjid"],
                    "grade_discrepancies": ["syndrome", "episode_key", "ae_event_key", "discrepancy"]}.get(name, ["event_key", "rule_id"]
                                                                               if name == "dlt" else ["event_key"])
             assert not df.duplicated(key).any(), (study, cut, name)
     # the real data is not trivially empty where the planted findings say it is not
     assert len(build_listing(reader, "ae")) > 100
+
+
+@pytest.mark.parametrize("study", [CART, ITNK])
+@pytest.mark.parametrize("cut", [CUT1, CUT2])
+def test_icaht_listing_is_the_labs_pages_table_with_its_counts(con, study, cut):
+    """The packet's ICAHT listing is the Labs page's table (its query, its rows in its order: subject, lineage) with
+    the subject's site, cohort and dose level, and its notes give the page's two counts: unique subjects with an
+    early (late) grade >= 3 in either lineage."""
+    from safety.derive.toxicity import icaht
+    reader = make_reader(con, study, cut)
+    df = build_listing(reader, "icaht")
+    page = reader.sql("SELECT * EXCLUDE (studyid, data_cut) FROM icaht ORDER BY usubjid, lineage")  # the page's query
+    assert list(df.columns) == ["site", "cohort", "dose_level", *page.columns]
+    pd.testing.assert_frame_equal(df[list(page.columns)], page, check_dtype=False)
+    subjects = q(con, "SELECT usubjid, siteid AS site, cohort, dose_level FROM subjects WHERE studyid=$s AND data_cut=$c",
+                 s=study, c=cut).set_index("usubjid")
+    assert df[["site", "cohort", "dose_level"]].values.tolist() == \
+        subjects.loc[df["usubjid"], ["site", "cohort", "dose_level"]].values.tolist()
+    notes = df.attrs["notes"]
+    assert df.attrs["reference"].startswith("EHA/EBMT ICAHT consensus (Rejeski et al., Blood 2023")
+    assert any(n.startswith("Source: EHA/EBMT ICAHT consensus (Rejeski et al., Blood 2023") for n in notes)
+    counts = {}
+    for phase, col in (("Early", "early_grade"), ("Late", "late_grade")):
+        counts[phase] = scalar(con, f"SELECT count(DISTINCT usubjid) FROM icaht WHERE studyid=$s AND data_cut=$c "
+                                    f"AND {col} >= 3", s=study, c=cut)
+        label = f"{phase} ICAHT grade ≥3 (ANC or platelets)"  # the Labs page's metric
+        assert label == getattr(icaht, f"{phase.upper()}_GRADE3_LABEL")
+        assert [n.split(". ")[0] for n in notes if n.startswith(label)] == [f"{label}: {counts[phase]}"], notes
+    if study == CART:  # the planted prolonged cytopenias: counted, in one lineage or the other
+        assert counts["Early"] == 3 and counts["Late"] == 1
+
+
+@pytest.mark.parametrize("study", [CART, ITNK])
+def test_car_hematotox_listing_is_the_labs_pages_table_with_its_count(con, study):
+    """The packet's CAR-HEMATOTOX listing has the Labs page's columns and rows in its order (subject), the subject's
+    site, cohort and dose level first, its note cites Rejeski 2021 and gives the page's high-risk count."""
+    reader = make_reader(con, study, CUT2)
+    df = build_listing(reader, "car_hematotox")
+    shown = ["usubjid", "risk", "score", "score_known", "reference_day", "inputs", "note"]  # the page's table
+    page = reader.sql(f"SELECT {', '.join(shown)} FROM car_hematotox ORDER BY usubjid")
+    assert list(df.columns) == ["site", "cohort", "dose_level", *shown]
+    assert len(df) == len(page) > 0
+    pd.testing.assert_frame_equal(df[shown], page, check_dtype=False)
+    assert df.attrs["reference"] == "CAR-HEMATOTOX (Rejeski et al., Blood 2021;138:2499-2513)"
+    high = scalar(con, "SELECT count(*) FROM car_hematotox WHERE studyid=$s AND data_cut=$c AND risk LIKE 'high%'",
+                  s=study, c=CUT2)
+    assert f"High risk (score ≥2): {high}." in df.attrs["notes"]
+    assert df.attrs["notes"][0].startswith("CAR-HEMATOTOX (Rejeski et al., Blood 2021")
+
+
+def test_icaht_and_car_hematotox_listings_keep_to_a_sites_scope(con):
+    """A site-scoped reader lists that site's subjects alone, and counts them alone."""
+    r = StudyReader(con, Scope(ITNK, CUT2, ("02",), CUT1))
+    site = "usubjid IN (SELECT usubjid FROM subjects WHERE studyid=$s AND data_cut=$c AND siteid='02')"
+    for name in ("icaht", "car_hematotox"):
+        df = build_listing(r, name)
+        n = scalar(con, f"SELECT count(*) FROM {name} WHERE studyid=$s AND data_cut=$c AND {site}", s=ITNK, c=CUT2)
+        all_sites = scalar(con, f"SELECT count(*) FROM {name} WHERE studyid=$s AND data_cut=$c", s=ITNK, c=CUT2)
+        assert len(df) == n and 0 < n < all_sites and set(df["site"]) == {"02"}, name
+    early = scalar(con, f"SELECT count(DISTINCT usubjid) FROM icaht WHERE studyid=$s AND data_cut=$c AND {site} "
+                        "AND early_grade >= 3", s=ITNK, c=CUT2)
+    assert f"Early ICAHT grade ≥3 (ANC or platelets): {early}" in " ".join(build_listing(r, "icaht").attrs["notes"])
 
 
 def test_planted_dlts_carry_rule_grade_and_window(con):

@@ -4,7 +4,7 @@ import streamlit as st
 from dashboard import data, state, tables
 from dashboard import figures as F
 from safety.derive.grading import summary
-from safety.derive.toxicity import icaht
+from safety.derive.toxicity import hematotox, icaht
 
 v = state.view()
 st.title("Laboratory safety")
@@ -150,17 +150,17 @@ if tab_cyto.open:
                 state.empty("No ICAHT grades were derived for this selection.")
             else:
                 m = st.columns(2)
-                m[0].metric(icaht.EARLY_GRADE3_LABEL, int(ic.loc[ic["early_grade"] >= 3, "usubjid"].nunique()),
+                m[0].metric(icaht.EARLY_GRADE3_LABEL, icaht.subjects_at_grade3(ic, "early_grade"),
                             help=icaht.EARLY_GRADE3_HELP)
-                m[1].metric(icaht.LATE_GRADE3_LABEL, int(ic.loc[ic["late_grade"] >= 3, "usubjid"].nunique()),
+                m[1].metric(icaht.LATE_GRADE3_LABEL, icaht.subjects_at_grade3(ic, "late_grade"),
                             help=icaht.LATE_GRADE3_HELP)
                 state.table(ic)
-        st.markdown("**CAR-HEMATOTOX (Rejeski 2021): risk before lymphodepletion**")
+        st.markdown(f"**{hematotox.HEADING}**")
         if state.require("car_hematotox", what="the CAR-HEMATOTOX scores"):
-            ht = state.q(f"""SELECT usubjid, risk, score, score_known, reference_day, inputs, note FROM car_hematotox
+            ht = state.q(f"""SELECT {', '.join(hematotox.SHOWN_COLUMNS)} FROM car_hematotox
                              WHERE {flt} ORDER BY usubjid""", fp)
             if ht.empty:
                 state.empty("No CAR-HEMATOTOX score was derived for this selection.")
             else:
-                st.metric("High risk (score ≥2)", int(ht["risk"].str.startswith("high").sum()))
+                st.metric(hematotox.HIGH_RISK_LABEL, hematotox.high_risk_subjects(ht))
                 state.table(ht)

@@ -26,7 +26,7 @@ GENERATED_LABEL = "Generated (UTC)"
 
 # Columns holding an integer grade 0-5: writers colour these cells with safety.core.palette.
 GRADE_COLUMNS = frozenset({"grade", "max_grade", "worst_grade", "baseline_grade", "reported_grade",
-                           "ctcae_grade", "icaht_grade"})
+                           "ctcae_grade", "icaht_grade", "early_grade", "late_grade"})
 
 
 @dataclass(frozen=True)

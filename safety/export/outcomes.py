@@ -1,5 +1,6 @@
 """Packet outputs for the outcomes beyond CRS/ICANS: deaths with cause and NRM, infections, secondary malignancies
-and prior ones, cellular kinetics and the sponsor's (PP) beside them, dose given (listings); NRM and deaths by cause, infections by window, response (tables).
+and prior ones, cellular kinetics and the sponsor's (PP) beside them, dose given, and the Labs page's ICAHT grades and
+CAR-HEMATOTOX scores (listings); NRM and deaths by cause, infections by window, response (tables).
 
 Each builder takes a scoped reader and returns a frame with attrs like every other output; a missing derived
 table gives an empty output with a note, never an error. Cumulative incidence is computed from the scoped rows
@@ -15,6 +16,7 @@ from safety.derive.outcomes import survival
 from safety.derive.outcomes.deaths import NRM_HORIZONS
 from safety.derive.outcomes.infections import ALL_DOSE_LEVELS, NO_DOSE_LEVEL, PATHOGEN_CLASSES, WINDOWS
 from safety.derive.outcomes.response import CRITERIA_REFERENCE, best_response_order, criteria_reference, orr
+from safety.derive.toxicity import hematotox, icaht
 from safety.export import common as c
 
 SUBJ = ("subj AS (SELECT usubjid, siteid AS site, cohort, dose_level, age, sex FROM subjects)")
@@ -156,6 +158,53 @@ FROM dose_delivered x LEFT JOIN subj sj USING (usubjid) ORDER BY x.infused DESC,
                      "infusions. Subjects never infused are listed with the reason (DS)."])
 
 
+# The Labs page's ICAHT table: every column of icaht (its order, the page's SELECT *), the subject's beside them
+ICAHT_COLUMNS = ["site", "cohort", "dose_level", "usubjid",
+                 *(x for x in c.table_columns("icaht") if x not in ("studyid", "data_cut", "usubjid"))]
+
+
+def listing_icaht(reader, store=None):
+    """The Labs page's ICAHT grades, in its order (subject, lineage), with the counts of its two metrics."""
+    sql = f"""WITH {SUBJ}
+SELECT sj.*, i.* EXCLUDE (studyid, data_cut, usubjid)
+FROM icaht i LEFT JOIN subj sj USING (usubjid) ORDER BY i.usubjid, i.lineage"""
+    df = _listing(reader, "icaht", "Listing of ICAHT grades (early and late) per subject and lineage",
+                  icaht.REFERENCE, "icaht", ICAHT_COLUMNS, sql,
+                  [f"Source: {icaht.REFERENCE}. Early ICAHT: days 0-{icaht.EARLY_LAST_DAY}; late: days "
+                   f"{icaht.EARLY_LAST_DAY + 1}-{icaht.LATE_LAST_DAY}. One row per infused subject and lineage (ANC, "
+                   "PLT); a lineage without results is listed as not assessable, its grades blank. An early grade "
+                   "that is not fully evaluable is a lower bound (early evaluability, note).",
+                   "Rules and choices: docs/toxicities.md (ICAHT). Sorted by subject and lineage, as the Labs page."])
+    if len(df):  # the page's two metrics, counted by the page's function over the same rows
+        metrics = ((icaht.EARLY_GRADE3_LABEL, "early_grade", icaht.EARLY_GRADE3_HELP),
+                   (icaht.LATE_GRADE3_LABEL, "late_grade", icaht.LATE_GRADE3_HELP))
+        df.attrs["notes"] += [f"{label}: {icaht.subjects_at_grade3(df, col)}. {why}." for label, col, why in metrics]
+    return df
+
+
+# The Labs page's CAR-HEMATOTOX table, the subject's columns beside it
+CAR_HEMATOTOX_COLUMNS = ["site", "cohort", "dose_level", *hematotox.SHOWN_COLUMNS]
+
+
+def listing_car_hematotox(reader, store=None):
+    """The Labs page's CAR-HEMATOTOX scores, in its order (subject), with the count of its metric."""
+    sql = f"""WITH {SUBJ}
+SELECT sj.*, {', '.join(f'h.{x}' for x in hematotox.SHOWN_COLUMNS if x != 'usubjid')}
+FROM car_hematotox h LEFT JOIN subj sj USING (usubjid) ORDER BY h.usubjid"""
+    df = _listing(reader, "car_hematotox", "Listing of CAR-HEMATOTOX scores before lymphodepletion",
+                  hematotox.REFERENCE, "car_hematotox", CAR_HEMATOTOX_COLUMNS, sql,
+                  [f"{hematotox.REFERENCE}: the last ANC, haemoglobin, platelets, CRP and ferritin on or before the "
+                   f"reference day (the lymphodepletion start, else day {hematotox.DEFAULT_REFERENCE_DAY}), at most "
+                   f"{hematotox.LOOKBACK_DAYS} days before it; points per marker from safety/data/car_hematotox.csv.",
+                   f"Risk: high (score >= {hematotox.HIGH_RISK_FROM}) or low; with an input missing (note), 'high "
+                   f"(incomplete)' when the points of the inputs present already reach {hematotox.HIGH_RISK_FROM}, "
+                   "else 'not assessable'. Score known: the points of the inputs present. Sorted by subject, as the "
+                   "Labs page."])
+    if len(df):  # the page's metric
+        df.attrs["notes"].append(f"{hematotox.HIGH_RISK_LABEL}: {hematotox.high_risk_subjects(df)}.")
+    return df
+
+
 # -- tables ---------------------------------------------------------------------------------------
 
 def table_deaths_nrm(reader, store=None):
@@ -277,6 +326,10 @@ LISTING_SPECS = {
                                        listing_prior_malignancies, reads=("MH",)),
     "dose_delivered": c.OutputSpec("Planned and actual dose; never infused", "ICH E3 16.2.5", listing_dose_delivered,
                                    reads=("DM", "EX", "DS")),
+    "icaht": c.OutputSpec("ICAHT grades (early and late) per subject and lineage", icaht.REFERENCE, listing_icaht,
+                          reads=("LB",)),
+    "car_hematotox": c.OutputSpec("CAR-HEMATOTOX scores before lymphodepletion", hematotox.REFERENCE,
+                                  listing_car_hematotox, reads=("LB",)),
 }
 TABLE_SPECS = {
     "deaths_nrm": c.OutputSpec("Deaths by cause and NRM", "FDA STF T8", table_deaths_nrm,

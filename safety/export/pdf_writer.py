@@ -213,6 +213,9 @@ PDF_COLUMNS: dict[str, list[str]] = {
                    "lln", "uln", "baseline_value", "grade", "new_since_previous_cut"],
     "aesi": ["aesi_category", "usubjid", "cohort", "event_key", "term", "onset_day", "duration_days", "grade",
              "serious", "related", "outcome", "detail", "new_since_previous_cut"],
+    # the grade reasons say the durations (days_le_500, days_le_100) in words
+    "icaht": ["usubjid", "cohort", "lineage", "early_grade", "early_evaluability", "early_grade_reason", "recovery_day",
+              "late_grade", "late_grade_reason", "late_nadir", "late_nadir_day", "note"],
 }
 PDF_COLUMNS["sae"] = PDF_COLUMNS["ae"]
 MAX_COL_MM = 70.0

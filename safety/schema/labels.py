@@ -75,6 +75,8 @@ COLUMN_LABELS: dict[str, str] = {
     "grade_reason": "Grade reason", "first_day": "First day", "last_day": "Last day",
     "days_at_grade3_plus": "Days at grade >= 3", "n_values": "Values", "worst_day": "Day of worst grade",
     "lineage": "Lineage", "early_grade": "Early ICAHT grade", "late_grade": "Late ICAHT grade",
+    "days_le_500": "Days ANC <= 0.5 / PLT < 50", "days_le_100": "Days ANC <= 0.1 / PLT < 20",
+    "first_day_le_500": "First day ANC <= 0.5 / PLT < 50", "late_values_below": "Late values ANC <= 1.5 / PLT < 100",
     # other
     "aesi_category": "AESI category", "detail": "Detail", "criterion": "Criterion", "test": "Test",
     "limit": "Limit", "description": "Description", "category": "Category", "change": "Change",

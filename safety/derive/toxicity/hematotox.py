@@ -24,6 +24,17 @@ LOOKBACK_DAYS = 30
 DEFAULT_REFERENCE_DAY = -1
 _COLUMNS = ("marker", "lbtestcd", "points", "low", "low_inclusive", "high", "high_inclusive", "note")
 
+# What a page calls the score, and the columns of car_hematotox it shows (the Labs page and the packet alike).
+REFERENCE = "CAR-HEMATOTOX (Rejeski et al., Blood 2021;138:2499-2513)"
+HEADING = "CAR-HEMATOTOX (Rejeski 2021): risk before lymphodepletion"
+HIGH_RISK_LABEL = f"High risk (score ≥{HIGH_RISK_FROM})"
+SHOWN_COLUMNS = ("usubjid", "risk", "score", "score_known", "reference_day", "inputs", "note")
+
+
+def high_risk_subjects(rows) -> int:
+    """The count behind HIGH_RISK_LABEL: car_hematotox rows (one per subject) whose risk is high, complete or not."""
+    return int(rows["risk"].str.startswith("high").sum())
+
 
 def _bound(v: str, path: Path, i: int):
     if v.strip() == "":

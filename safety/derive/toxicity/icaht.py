@@ -29,6 +29,14 @@ LATE_GRADE3_LABEL = "Late ICAHT grade ≥3 (ANC or platelets)"
 EARLY_GRADE3_HELP = f"Subjects with an early grade ≥3 (days 0-{EARLY_LAST_DAY}) in either lineage, ANC or platelets"
 LATE_GRADE3_HELP = (f"Subjects with a late grade ≥3 (days {EARLY_LAST_DAY + 1}-{LATE_LAST_DAY}) in either "
                     "lineage, ANC or platelets")
+# The source the grades follow, as an output's reference line names it.
+REFERENCE = "EHA/EBMT ICAHT consensus (Rejeski et al., Blood 2023;142:865-877); platelets: T-ICAHT proposal"
+
+
+def subjects_at_grade3(rows, column: str) -> int:
+    """The count behind EARLY_GRADE3_LABEL (``column`` early_grade) and LATE_GRADE3_LABEL (late_grade): the unique
+    subjects among ``rows`` (icaht rows, both lineages) graded 3 or more, as the Labs page and the packet count them."""
+    return int(rows.loc[rows[column] >= 3, "usubjid"].nunique())
 
 
 _SQL = f"""
