@@ -274,6 +274,27 @@ def test_subject_profile_from_query_param_and_audited(app_env):
     assert any(e["action"] == "view_subject" and usubjid in e["detail"] for e in entries)
 
 
+def test_subject_profile_keeps_every_pick_and_follows_a_new_link(app_env):
+    """Each subject picked is the one shown, the URL following: the picker's key changed with the URL's subject, so
+    every other pick was lost (an investigator picked a patient and the page stayed on the previous one)."""
+    db = app_env
+    studyid, cut = _latest(db)
+    ids = _sql(db, "SELECT list(usubjid ORDER BY usubjid) FROM subjects WHERE studyid = $s AND data_cut = $c",
+               s=studyid, c=cut)
+    at = _open_profile(ids[0])
+
+    def shown():
+        return next(s for s in at.selectbox if s.label == "Subject").value, at.query_params.get("usubjid")
+
+    for u in (ids[3], ids[4], ids[5], ids[1]):
+        next(s for s in at.selectbox if s.label == "Subject").select(u).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert shown() == (u, u)
+    at.query_params["usubjid"] = ids[2]  # a link to another subject, opened in the same session
+    at.run()
+    assert shown()[0] == ids[2]
+
+
 def _plotly_values(v) -> list:
     """A Plotly JSON array, plain or binary-encoded ({'dtype', 'bdata'})."""
     if isinstance(v, dict) and "bdata" in v:

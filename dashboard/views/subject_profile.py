@@ -24,8 +24,19 @@ if wanted and wanted not in ids:
         del st.query_params["usubjid"]
         st.rerun()
     st.stop()
-index = ids.index(wanted) if wanted in ids else 0
-usubjid = st.selectbox("Subject", ids, index=index, key=f"profile_subject_{wanted}")
+
+def _picked() -> None:
+    st.query_params["usubjid"] = st.session_state[PICKER]
+
+
+# One key for the picker, the URL its one source: a pick writes the URL (before the rerun), a link or a reload
+# names the subject in it. A key that changed with the URL's subject lost every other pick.
+PICKER = "profile_subject"
+if wanted in ids:
+    st.session_state[PICKER] = wanted
+elif st.session_state.get(PICKER) not in ids:
+    st.session_state[PICKER] = ids[0]
+usubjid = st.selectbox("Subject", ids, key=PICKER, on_change=_picked)
 if st.query_params.get("usubjid") != usubjid:
     st.query_params["usubjid"] = usubjid
 state.log_subject_view(usubjid)
