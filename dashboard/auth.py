@@ -131,6 +131,8 @@ def go_to_requested_page(pages) -> None:
     path, params = target
     page = next((p for p in pages if path and p.url_path == path), None)
     wanted = {**params, **session_query()}
+    if page is None and not path and not params:  # after a sign-out, or the bare address: the overview
+        page = next((p for p in pages if p.url_path == ""), None)
     if page is None:
         for k, v in params.items():  # the default page: keep the study and cut asked for
             st.query_params.setdefault(k, v)
@@ -168,7 +170,10 @@ def _sidebar(review_store, policy: AccessPolicy) -> None:
         if st.button("Sign out", key="celltox_sign_out"):
             method = st.session_state.get(_METHOD)
             _end_session(review_store, "sign_out", "You are signed out.")
-            st.session_state[_NEXT] = ("", {})  # sign in again at the overview
+            # the next sign-in in this tab opens the overview: not the page, subject, study or cut the user who
+            # left had open (another site's subject would be named to the next user, and his refusal audited)
+            st.query_params.clear()
+            st.session_state[_NEXT] = ("", {})
             if method == "oidc":
                 st.logout()
             st.rerun()

@@ -106,7 +106,9 @@ def test_repeated_wrong_passwords_lock_the_username_not_others(app, tmp_path):
 
 
 def test_sign_in_success_then_sign_out(app, tmp_path):
-    at = _sign_in(AppTest.from_file(str(app)).run(), "ivan", PASSWORD)
+    at = AppTest.from_file(str(app))
+    at.query_params.update(studyid="CTX-001", usubjid="CTX-001-102-007")  # the page the user had open
+    at = _sign_in(at.run(), "ivan", PASSWORD)
     assert not at.exception
     assert "PAGE for ivan as investigator" in _texts(at)
     assert "sites 101" in _texts(at)
@@ -114,6 +116,8 @@ def test_sign_in_success_then_sign_out(app, tmp_path):
     at.sidebar.button(key="celltox_sign_out").click()
     at = at.run()
     assert "PAGE for" not in _texts(at) and "signed out" in _texts(at)
+    # the next user signing in on this tab is not sent to the subject the one who left had open
+    assert "usubjid" not in at.query_params and "studyid" not in at.query_params
     assert _actions(tmp_path) == [("ivan", "sign_in_success"), ("ivan", "sign_out")]
     assert verify_audit_chain(tmp_path / "r.sqlite")[0]
 

@@ -105,6 +105,16 @@ def test_deep_link_reload_new_tab_and_sign_out(server):
             tab.reload()
             _settle(tab, "celltox · sign in")
             assert tab.get_by_role("heading", name="Subject profile").count() == 0
+
+            # the next user signing in on the tab signed out of opens the overview, not the page (or subject)
+            # the user who left had open
+            page.get_by_label("Username").fill("ivan")
+            page.get_by_label("Password", exact=True).fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_function("() => location.search.includes('session=')", timeout=60_000)
+            _settle(page, "Ivan")
+            assert urlsplit(page.url).path in ("", "/"), page.url  # the overview is the root address
+            assert set(parse_qs(urlsplit(page.url).query)) == {"session"}, page.url
         finally:
             browser.close()
 
