@@ -211,6 +211,21 @@ def test_investigator_cannot_open_another_sites_subject_by_link(env, site_of, ro
     assert len(again) == len(refused)
 
 
+def test_a_profile_link_into_a_study_where_none_of_the_sites_has_subjects_is_refused_and_audited(env, site_of,
+                                                                                                   roles_db):
+    """CD56-CART-01 has no site-02 subject: the link was answered "No subjects in this selection." and the
+    request went unaudited, where the same link within ITNK-B-01 is refused and audited."""
+    other = sorted(u for u, s in site_of.items() if u.startswith("CD56-CART-01"))[0]
+    at = _signed_in("ivy", query={"usubjid": other}, study="CD56-CART-01")
+    _goto(at, "subject_profile")
+    from dashboard.state import plain_text
+    from safety.review.store import ReviewStore, default_review_path
+    assert any(plain_text(other) in w.value and "not in" in w.value for w in at.warning)
+    refused = ReviewStore(default_review_path(roles_db)).audit_entries(action="view_subject_refused")
+    assert refused and refused[-1]["username"] == "ivy"
+    assert json.loads(refused[-1]["detail"])["usubjid_requested"] == other
+
+
 def test_data_manager_sees_every_site_and_data_quality(env, site_of):
     at = _signed_in("dmitri")
     paths = _page_names(at)

@@ -10,12 +10,9 @@ v = state.view()
 st.title("Subject profile")
 flt, fp = state.subject_filter(v)
 subjects = state.q(f"SELECT usubjid, siteid, cohort, status FROM subjects WHERE {flt} ORDER BY usubjid", fp)
-if subjects.empty:
-    state.empty("No subjects in this selection.")
-    st.stop()
 ids = list(subjects["usubjid"])
 wanted = st.query_params.get("usubjid")
-if wanted and wanted not in ids:
+if wanted and wanted not in ids:  # also when the scope has no subject at all: that refusal is audited too
     # Nothing but the message, the same whether the subject exists elsewhere or not; the attempt is audited, as
     # a view is. The id comes from the URL, so it is shown as plain text (a link or image in it must not render).
     st.warning(f"Subject {state.plain_text(wanted[:80])} is not in this study, data cut, site scope or filter.")
@@ -24,6 +21,10 @@ if wanted and wanted not in ids:
         del st.query_params["usubjid"]
         st.rerun()
     st.stop()
+if subjects.empty:
+    state.empty("No subjects in this selection.")
+    st.stop()
+
 
 def _picked() -> None:
     st.query_params["usubjid"] = st.session_state[PICKER]
