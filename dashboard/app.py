@@ -27,9 +27,11 @@ from dashboard.navigation import PAGES, check_pages, streamlit_pages  # noqa: E4
 # browser that opens the app.
 st.set_page_config(page_title="celltox safety", page_icon=str(ROOT / "dashboard" / "icon.svg"), layout="wide")
 # Also set here, so a start from another folder (without .streamlit/config.toml) hides them too: no Deploy
-# button or developer menu, and no unaudited table download (dashboard/tables.py offers the audited one).
+# button or developer menu, no unaudited table download (dashboard/tables.py offers the audited one), and a
+# failing page's exception type only, never its message or traceback (the server's paths, a query's text).
 st.set_option("client.toolbarMode", "viewer")
 st.set_option("client.disableDataExport", True)
+st.set_option("client.showErrorDetails", "type")
 
 def _sidebar(user, db_path: str) -> state.View | None:
     stamp = state.db_stamp(db_path)

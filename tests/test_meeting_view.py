@@ -225,8 +225,12 @@ def test_streamlit_toolbar_download_and_deploy_button_are_off(sample_db, monkeyp
     _open("overview", CART, CUT2)
     assert st.get_option("client.disableDataExport") is True  # the only downloads are the audited buttons
     assert st.get_option("client.toolbarMode") == "viewer"  # no Deploy button, no developer menu
+    # a failing page (code updated under a running server) showed its traceback, with the server's paths, to an
+    # investigator: the type only now, the rest in the server's console
+    assert st.get_option("client.showErrorDetails") == "type"
     config = (ROOT / ".streamlit" / "config.toml").read_text()
     assert 'toolbarMode = "viewer"' in config and "disableDataExport = true" in config
+    assert 'showErrorDetails = "type"' in config
 
 
 # -- charts ---------------------------------------------------------------------------------------------
