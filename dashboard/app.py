@@ -54,6 +54,10 @@ def _sidebar(user, db_path: str) -> state.View | None:
     default_cut = qp.get("cut") if qp.get("cut") in cut_labels else state.landing_cut(cuts, studyid)[1].isoformat()
     cut_label = st.sidebar.selectbox("Data cut", cut_labels, index=cut_labels.index(default_cut), key=f"sb_cut_{studyid}")
     data_cut = dt.date.fromisoformat(cut_label)
+    # the address names the study and cut shown, so a reload or a copied link opens them (not the latest cut)
+    for k, val in (("studyid", studyid), ("cut", cut_label)):
+        if qp.get(k) != val:
+            qp[k] = val
     prev = state.previous_cut_of(db_path, stamp, studyid, data_cut)
     scope = state.scope_for(user, studyid, data_cut, prev)
     base = state.View(db_path=db_path, stamp=stamp, studyid=studyid, data_cut=data_cut, sites=scope.sites,

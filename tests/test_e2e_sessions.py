@@ -114,7 +114,7 @@ def test_deep_link_reload_new_tab_and_sign_out(server):
             page.wait_for_function("() => location.search.includes('session=')", timeout=60_000)
             _settle(page, "Ivan")
             assert urlsplit(page.url).path in ("", "/"), page.url  # the overview is the root address
-            assert set(parse_qs(urlsplit(page.url).query)) == {"session"}, page.url
+            assert "usubjid" not in parse_qs(urlsplit(page.url).query), page.url
         finally:
             browser.close()
 

@@ -378,6 +378,18 @@ def test_no_page_of_the_mini_database_shows_raw_nan_or_none(mini_db, monkeypatch
         _no_raw_text(_open(page), f"mini {page}")
 
 
+def test_the_study_and_cut_chosen_are_in_the_address_so_a_reload_keeps_them(sample_db, monkeypatch):
+    """The cut chosen in the sidebar was lost on a reload (the latest cut came back, silently): the address now
+    names the study and cut shown, as a copied link does."""
+    _env(monkeypatch, sample_db)
+    at = _open("overview")
+    assert (at.query_params.get("studyid"), at.query_params.get("cut")) == (CART, CUT2.isoformat())
+    at.selectbox(key=f"sb_cut_{CART}").select(CUT1.isoformat()).run()
+    assert at.query_params.get("cut") == CUT1.isoformat()
+    reloaded = _open("overview", at.query_params.get("studyid"), dt.date.fromisoformat(at.query_params.get("cut")))
+    assert reloaded.selectbox(key=f"sb_cut_{CART}").value == CUT1.isoformat()
+
+
 # -- the landing page, prepared by the launcher before the first browser connects --------------------------------
 
 def test_the_launcher_prepares_the_overview_answers_of_the_landing_cut(sample_db, monkeypatch):
