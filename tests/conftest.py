@@ -1,6 +1,7 @@
 """Shared fixtures. Tests use real DuckDB files in a temporary folder."""
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -26,3 +27,25 @@ def figure_browser() -> None:
 
     if not browser_found():
         missing_tool("no browser for the PDF figures (apt-get install chromium)")
+
+
+@pytest.fixture(scope="session")
+def sample_database(tmp_path_factory):
+    """Writes the sample database (both studies at both cuts, with the demo committee's decisions) to a path and
+    returns the (study folder, data cut) pairs loaded. Built once per test session by the real builder, then
+    copied with its review store: every module still gets a file of its own to write into."""
+    built: dict = {}
+
+    def write(path: Path) -> list[tuple[str, str]]:
+        from safety.review.store import default_review_path
+        from safety.sample_db import build_sample_database
+
+        if not built:
+            source = tmp_path_factory.mktemp("sample_built_once") / "celltox_sample.duckdb"
+            built["loaded"] = build_sample_database(source)
+            built["path"] = source
+        shutil.copyfile(built["path"], path)
+        shutil.copyfile(default_review_path(built["path"]), default_review_path(path))
+        return list(built["loaded"])
+
+    return write

@@ -34,12 +34,11 @@ def _sample_available() -> bool:
 
 
 @pytest.fixture(scope="session")
-def app_db(tmp_path_factory) -> Path:
+def app_db(tmp_path_factory, sample_database) -> Path:
     folder = tmp_path_factory.mktemp("appdb")
     if _sample_available():
-        sample_db = importlib.import_module("safety.sample_db")
         path = folder / "celltox_sample.duckdb"
-        sample_db.build_sample_database(path)
+        sample_database(path)
         return path
     return build_mini_database(folder / "mini.duckdb")
 

@@ -43,11 +43,10 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="session")
-def roles_db(tmp_path_factory) -> Path:
-    sample_db = importlib.import_module("safety.sample_db")
+def roles_db(tmp_path_factory, sample_database) -> Path:
     folder = tmp_path_factory.mktemp("rolesdb")
     path = folder / "study.duckdb"  # not the embedded sample path: sign-in is required, no demo mode
-    sample_db.build_sample_database(path)
+    sample_database(path)
     store = UserStore(folder / "users.yaml", rounds=4)
     for name, (role, sites) in ACCOUNTS.items():
         store.add(name, role, PASSWORD, sites=sites, display_name=name.title())

@@ -19,16 +19,15 @@ from safety.export.xlsx_writer import HEADER_ROWS
 from safety.export.csv_writer import read_export_csv
 from safety.review.dlt_status import dlt_status
 from safety.review.store import ReviewStore, default_review_path
-from safety.sample_db import build_sample_database
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "dashboard" / "app.py")
 
 
 @pytest.fixture(scope="module")
-def sample_db(tmp_path_factory) -> Path:
+def sample_db(tmp_path_factory, sample_database) -> Path:
     path = tmp_path_factory.mktemp("live") / "celltox_sample.duckdb"
-    build_sample_database(path)
+    sample_database(path)
     return path
 
 

@@ -85,12 +85,10 @@ def serve_app(env: dict, log_path: Path):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, sample_database):
     require_browser()
-    from safety.sample_db import build_sample_database
-
     db = tmp_path_factory.mktemp("e2e") / "celltox_sample.duckdb"
-    build_sample_database(db)
+    sample_database(db)
     # Demo mode, as a new user sees the sample data (DEMO banner, no sign-in): the embedded sample
     # database moved to a temp copy, so the checkout's demo audit log is not touched.
     env = {k: val for k, val in os.environ.items() if k not in ("CELLTOX_DB", "CELLTOX_AUTH", "CELLTOX_USERS")}

@@ -14,12 +14,10 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, sample_database):
     require_browser()
-    from safety.sample_db import build_sample_database
-
     db = tmp_path_factory.mktemp("e2e_dl") / "celltox_sample.duckdb"
-    build_sample_database(db)
+    sample_database(db)
     env = {k: val for k, val in os.environ.items() if k not in ("CELLTOX_DB", "CELLTOX_AUTH", "CELLTOX_USERS")}
     env["CELLTOX_SAMPLE_DB"] = str(db)  # demo mode on a temp copy: the checkout's audit log is not touched
     log = tmp_path_factory.getbasetemp() / "streamlit_dl.log"

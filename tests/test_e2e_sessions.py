@@ -16,14 +16,13 @@ SUBJECT = "CD56-CART-01-01-005"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, sample_database):
     require_browser()
     from safety.access.auth import UserStore
-    from safety.sample_db import build_sample_database
 
     folder = tmp_path_factory.mktemp("e2e_sessions")
     db = folder / "study.duckdb"
-    build_sample_database(db)
+    sample_database(db)
     users = UserStore(folder / "users.yaml", rounds=4)
     users.add("carol", "committee", PASSWORD, display_name="Carol")
     users.add("ivan", "investigator", PASSWORD, sites=["01"], display_name="Ivan")

@@ -11,7 +11,6 @@ from safety.export.common import make_reader
 from safety.export.listings import build_listing
 from safety.export.packet import read_export_csv, write_outputs
 from safety.export.tables import build_table
-from safety.sample_db import build_sample_database
 
 CART, ITNK = "CD56-CART-01", "ITNK-B-01"
 CUT1, CUT2 = dt.date(2026, 3, 31), dt.date(2026, 9, 30)
@@ -21,9 +20,9 @@ OUTPUTS = ["deaths_nrm", "infections_by_window", "response", "death_causes", "in
 
 
 @pytest.fixture(scope="module")
-def con(tmp_path_factory):
+def con(tmp_path_factory, sample_database):
     path = tmp_path_factory.mktemp("sample_outcomes") / "sample.duckdb"
-    build_sample_database(path)
+    sample_database(path)
     c = duckdb.connect(str(path), read_only=True)
     yield c
     c.close()

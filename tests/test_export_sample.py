@@ -1,7 +1,7 @@
 """Committee packet against the real sample database (both studies, two data cuts each).
 
-The database is built once per module with safety.sample_db.build_sample_database; expected values
-come from SQL on that database or from the planted findings in sample_data/README.md (PLANTED).
+The database is safety.sample_db.build_sample_database's (built once per session, copied per module);
+expected values come from SQL on that database or from the planted findings in sample_data/README.md (PLANTED).
 """
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from safety.export.common import make_reader
 from safety.export.listings import build_listing
 from safety.export.packet import output_names, read_export_csv, write_outputs
 from safety.export.tables import build_table
-from safety.sample_db import build_sample_database
 
 CART, ITNK = "CD56-CART-01", "ITNK-B-01"
 CUT1, CUT2 = dt.date(2026, 3, 31), dt.date(2026, 9, 30)
@@ -29,9 +28,9 @@ def cart(subj: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def sample_db(tmp_path_factory):
+def sample_db(tmp_path_factory, sample_database):
     path = tmp_path_factory.mktemp("sample") / "sample.duckdb"
-    loaded = build_sample_database(path)
+    loaded = sample_database(path)
     assert sorted(loaded) == [("car_itnk", "2026-03-31"), ("car_itnk", "2026-09-30"),
                               ("car_t_cd56", "2026-03-31"), ("car_t_cd56", "2026-09-30")]
     return path

@@ -31,10 +31,9 @@ LAB_TABS = ["Worst grades & shifts", "Values over time", "Liver (eDISH)", "Cytop
 
 
 @pytest.fixture(scope="module")
-def sample_db(tmp_path_factory) -> Path:
-    from safety.sample_db import build_sample_database
+def sample_db(tmp_path_factory, sample_database) -> Path:
     path = tmp_path_factory.mktemp("meeting") / "celltox_sample.duckdb"
-    build_sample_database(path)
+    sample_database(path)
     return path
 
 
