@@ -105,10 +105,13 @@ def _import_later_and_freeze() -> None:
     _freeze_what_is_alive()
 
 
+IMPORT_AHEAD_THREAD = "celltox-import-ahead"
+
+
 @st.cache_resource(show_spinner=False)
 def start() -> threading.Thread:
     """Start the background import once per server process (cached); returns the thread."""
-    thread = threading.Thread(target=_import_later_and_freeze, name="celltox-import-ahead", daemon=True)
+    thread = threading.Thread(target=_import_later_and_freeze, name=IMPORT_AHEAD_THREAD, daemon=True)
     thread.start()
     return thread
 
