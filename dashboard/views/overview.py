@@ -110,10 +110,11 @@ else:
 st.divider()
 
 c = state.q(f"SELECT {SUBJECT_DISPOSITION_COUNTS} FROM subjects WHERE {flt}", fp).iloc[0]
+disposition = {label: int(c[f"n{i}"]) for i, (label, _, _) in enumerate(SUBJECT_DISPOSITION)}
 st.subheader("Subjects")
 cols = st.columns(len(SUBJECT_DISPOSITION))
-for i, (col, (label, _, help_text)) in enumerate(zip(cols, SUBJECT_DISPOSITION)):
-    col.metric(label, int(c[f"n{i}"]), help=help_text)
+for col, (label, _, help_text) in zip(cols, SUBJECT_DISPOSITION):
+    col.metric(label, disposition[label], help=help_text)
 
 st.subheader("Toxicity")
 dlt = m.dlt  # decisions applied now (computed once with the answers above): the numbers the packet prints
@@ -135,7 +136,7 @@ cols[2].metric("DLT candidates pending", dlt.counts.pending,
 cols[3].metric("SAEs: events (subjects)", f"{int(sae['events'])} ({int(sae['subjects'])})",
                help=f"{plural(int(sae['events']), 'serious adverse event')} in {plural(int(sae['subjects']), 'subject')}: "
                     "the SAE listing has a row per event, the packet's AE overview counts subjects")
-infused = int(c[f"n{[label for label, _, _ in SUBJECT_DISPOSITION].index('Infused')}"])
+infused = disposition["Infused"]
 for col, syndrome in zip(cols[4:], ("CRS", "ICANS")):  # of the infused, as the CRS & ICANS page says it
     col.metric(f"{syndrome} grade ≥3", "n/a" if sev[syndrome] is None else f"{sev[syndrome]} / {infused}",
                help=f"Infused subjects with a {syndrome} episode of grade 3 or more (ASTCT), of the {infused} infused")
