@@ -4,7 +4,7 @@ import sys
 
 # NumPy's and SciPy's OpenBLAS each start a thread per core that spins between calls; a command's numeric work is
 # small (a few frames, beta-binomial tails), so the spinning only took cores from DuckDB: about 1 % of a load's
-# CPU (docs/performance.md). Set before anything imports NumPy; a value the user set is kept.
+# CPU (docs/performance-history.md). Set before anything imports NumPy; a value the user set is kept.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from safety.commands.main import main  # noqa: E402  (after the environment it must see)

@@ -160,7 +160,7 @@ def test_a_file_of_an_earlier_version_is_refused_in_one_line_and_kept(tmp_path):
 
 
 def test_a_load_with_every_derivation_imports_neither_pandas_nor_pyarrow(tmp_path):
-    # pandas and pyarrow cost every load about 0.4 CPU s of imports (docs/performance.md, sixteenth pass): the
+    # pandas and pyarrow cost every load about 0.4 CPU s of imports (docs/performance-history.md, sixteenth pass): the
     # load, its derivations and the stopping rules run on DuckDB and plain rows; pages read DataFrames
     studies = [str(ROOT / "sample_data" / s) for s in ("car_itnk", "car_t_cd56")]
     code = ("import sys; from safety.commands.main import main; "

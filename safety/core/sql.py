@@ -32,7 +32,7 @@ def create_missing(con, tables) -> None:
     A load has created them all (``safety.schema.create_schema``), so a derivation in a load creates nothing.
     Why not ``CREATE ... IF NOT EXISTS`` every time: even for a table that exists it makes the transaction one
     that changed the catalog, and while such a transaction is open DuckDB skips the automatic checkpoint at
-    another derivation's commit and refuses a CHECKPOINT (docs/performance.md, seventeenth pass)."""
+    another derivation's commit and refuses a CHECKPOINT (docs/performance-history.md, seventeenth pass)."""
     have = existing(con, [t.name for t in tables])
     for t in tables:
         if t.name not in have:

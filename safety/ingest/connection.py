@@ -7,7 +7,7 @@ is left to run beside it. With DuckDB's default row groups of 122,880 rows, the 
 candidates and the lab screens of a 20,000-subject study were of the second kind: 0.35-0.5 s of checkpoint on one
 core at the end. With row groups of 30,720 rows they are written as they are built; the tables of a trial-sized
 study are small enough for the log either way.
-Measured in docs/performance.md ("The previous round (seventh pass)").
+Measured in docs/performance-history.md ("The previous round (seventh pass)").
 
 The size is a setting of the attachment, not of the file (a later plain ``duckdb.connect`` writes DuckDB's
 default again), so the load attaches the file under its own name (safety/core/attached.py); every cursor, and a

@@ -215,7 +215,7 @@ TOXICITY_DAILY_GRADES = Table(
     "toxicity_daily_grades",
     "Worst CRS and ICANS grade per subject and day (assessed days, or the days of a reported AE), for swimlanes. "
     "A view: computed when read from crs_grades, icans_grades and toxicity_episodes, so it always says what they "
-    "say (a reported AE's days were 1.45 million stored rows for 20,000 subjects; docs/performance.md).",
+    "say (a reported AE's days were 1.45 million stored rows for 20,000 subjects; docs/performance-history.md).",
     KEY + SUBJ + (
         _SYN,
         C("day", "INTEGER", "Day relative to infusion."),
@@ -371,7 +371,7 @@ ICAHT = Table(
 # (lab_toxicity_records), the study, cut, lab test, unit and CTCAE term each lab_term_id stands for
 # (lab_toxicity_terms), and per study and cut the reason texts (lab_toxicity_reasons). Every text a record
 # would repeat lives once in the small tables: writing 2.4 million records at 20,000 subjects was the costliest
-# part of a load's largest write, and most of it was compressing those repeated texts (docs/performance.md,
+# part of a load's largest write, and most of it was compressing those repeated texts (docs/performance-history.md,
 # fourteenth and fifteenth passes).
 
 # reason_id of a record whose unit is not the rule's SI unit: its text names the record's unit and the term's
