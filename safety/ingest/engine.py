@@ -681,7 +681,8 @@ def drop_staging(ctx: Ctx, domain: str) -> None:
     """Drop a domain's staging tables once its rows are loaded, quarantined and counted.
 
     They live in memory until dropped (the staged rows, their SUPP-- rows and the qualifiers pivoted onto them):
-    LB's held 0.4-0.5 GB of a delivery of 2-5 million lab rows to the end of the load (docs/performance-history.md, tenth pass).
+    LB's held 0.4-0.5 GB of a delivery of 2-5 million lab rows to the end of the load (docs/performance-history.md,
+    tenth pass).
     DM's is kept: the deaths, the SDTM-built assessments and the subjects table read it after the other domains."""
     if domain == "DM":
         return

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from safety.core.numbers import percent
+from safety.core.sql import temp_table
 from safety.derive.graph import Derivation
 from safety.derive.outcomes.survival import PROGRESSION_SQL, progression_lists
 from safety.derive.toxicity._sql import insert, reset
@@ -128,13 +129,12 @@ def derive_response(con, studyid, data_cut, config, review_store=None) -> None:
     """Rebuild response_outcomes for one (study, cut)."""
     reset(con, (RESPONSE_OUTCOMES,), studyid, data_cut)
     r = config.get("response", {})
-    con.execute("CREATE OR REPLACE TEMP TABLE _response_rules (idx INTEGER, contains VARCHAR, criteria VARCHAR, "
-                "responders VARCHAR[])")
-    con.execute("INSERT INTO _response_rules VALUES (0, NULL, $1, $2)",
-                [r.get("criteria", "CR + CRi (acute leukaemia)"), [x.upper() for x in r.get("responders", ["CR", "CRI"])]])
-    for i, rule in enumerate(r.get("by_diagnosis", []), start=1):
-        con.execute("INSERT INTO _response_rules VALUES ($1, $2, $3, $4)",
-                    [i, rule["diagnosis_contains"], rule["criteria"], [x.upper() for x in rule["responders"]]])
+    temp_table(con, "_response_rules",
+               {"idx": "INTEGER", "contains": "VARCHAR", "criteria": "VARCHAR", "responders": "VARCHAR[]"},
+               [(0, None, r.get("criteria", "CR + CRi (acute leukaemia)"),
+                 [x.upper() for x in r.get("responders", ["CR", "CRI"])]),
+                *((i, rule["diagnosis_contains"], rule["criteria"], [x.upper() for x in rule["responders"]])
+                  for i, rule in enumerate(r.get("by_diagnosis", []), start=1))])
     prog_terms, rs_prog = progression_lists(config)
     insert(con, RESPONSE_OUTCOMES, _SQL.replace("__PROGRESSION__", PROGRESSION_SQL),
            {"s": studyid, "c": data_cut, "prog_terms": prog_terms, "rs_prog": rs_prog})
