@@ -40,6 +40,9 @@ SUBJECTS = {
     "014": (44, "a sponsor code from study.yaml"),
     "015": (57, "the worked example of docs/input-format.md"),
     "016": (48, "brand names (Levophed, Tylenol) and terlipressin, a vasopressin analogue"),
+    "017": (46, "two vasopressors one after the other"),
+    "018": (53, "two vasopressors overlapping"),
+    "019": (59, "two vasopressors with dates only"),
 }
 
 
@@ -98,6 +101,8 @@ def study(tmp_path_factory):
     vs += _vs("013", 2, "08:00", 39.5, 80)
     vs += _vs("015", 2, "08:00", 39.1, 96)
     vs += _vs("016", 2, "08:00", 38.8, 82)
+    for s17 in ("017", "018", "019"):
+        vs += _vs(s17, 2, "08:00", 38.6, 95) + _vs(s17, 2, "20:00", 38.7, 95)
     vs += [dict(USUBJID=u("001"), VSTESTCD="TEMP", VSORRES="38.9", VSORRESU="C", VSDTC=d(-1, "08:00"))]  # before day 0
     _write(folder, "vs", _seq(vs, "VSSEQ"))
     cm = [
@@ -115,6 +120,17 @@ def study(tmp_path_factory):
         dict(USUBJID=u("016"), CMTRT="Levophed", CMDECOD="", CMSTDTC=d(2, "07:00"), CMENDTC=d(2, "09:00")),
         dict(USUBJID=u("016"), CMTRT="Terlipressin", CMDECOD="", CMSTDTC=d(2, "07:00"), CMENDTC=d(2, "09:00")),
         dict(USUBJID=u("016"), CMTRT="Tylenol", CMDECOD="", CMSTDTC=d(2, "06:00"), CMENDTC=d(2, "06:00")),
+        # norepinephrine stopped at 11:00 before phenylephrine started at 13:00; 018 overlaps 13:00-15:00
+        dict(USUBJID=u("017"), CMTRT="Norepinephrine", CMDECOD="NOREPINEPHRINE", CMSTDTC=d(2, "09:00"),
+             CMENDTC=d(2, "11:00")),
+        dict(USUBJID=u("017"), CMTRT="Phenylephrine", CMDECOD="PHENYLEPHRINE", CMSTDTC=d(2, "13:00"),
+             CMENDTC=d(2, "19:00")),
+        dict(USUBJID=u("018"), CMTRT="Norepinephrine", CMDECOD="NOREPINEPHRINE", CMSTDTC=d(2, "09:00"),
+             CMENDTC=d(2, "15:00")),
+        dict(USUBJID=u("018"), CMTRT="Phenylephrine", CMDECOD="PHENYLEPHRINE", CMSTDTC=d(2, "13:00"),
+             CMENDTC=d(2, "19:00")),
+        dict(USUBJID=u("019"), CMTRT="Norepinephrine", CMDECOD="NOREPINEPHRINE", CMSTDTC=d(2), CMENDTC=d(2)),
+        dict(USUBJID=u("019"), CMTRT="Phenylephrine", CMDECOD="PHENYLEPHRINE", CMSTDTC=d(2), CMENDTC=d(2)),
     ]
     _write(folder, "cm", _seq(cm, "CMSEQ"))
     _write(folder, "suppcm", [dict(STUDYID=STUDY, RDOMAIN="CM", USUBJID=u("005"), IDVAR="CMSEQ", IDVARVAL="1",
@@ -221,6 +237,21 @@ def test_brand_names_and_a_vasopressin_analogue(study):
     assert _grades(con, "crs_grades", "016") == {(2, "08:00"): 3}
     classes = dict(con.execute("SELECT cmtrt, med_class FROM medications WHERE usubjid = $u", {"u": u("016")}).fetchall())
     assert classes == {"Levophed": "vasopressor", "Terlipressin": "vasopressor", "Tylenol": "antipyretic"}
+
+
+def test_vasopressors_count_when_they_ran_together(study):
+    """ASTCT grade 4 needs multiple vasopressors: two given one after the other between two assessments are one at a
+    time (grade 3); two that overlap are two (grade 4); with dates only they cannot be told apart and count as two."""
+    con, _ = study
+    after, overlap, dates = (_rows(con, "crs_assessments", s) for s in ("017", "018", "019"))
+    assert [r["vasopressors"] for r in after] == [0, 1]
+    assert "norepinephrine, phenylephrine (vasopressors: at most 1 at a time)" in after[1]["comment"]
+    assert _grades(con, "crs_grades", "017") == {(2, "08:00"): 1, (2, "20:00"): 3}
+    assert [r["vasopressors"] for r in overlap] == [0, 2]
+    assert "at a time" not in overlap[1]["comment"]
+    assert _grades(con, "crs_grades", "018") == {(2, "08:00"): 1, (2, "20:00"): 4}
+    assert [r["vasopressors"] for r in dates] == [2, 2]
+    assert _grades(con, "crs_grades", "019") == {(2, "08:00"): 4, (2, "20:00"): 4}
 
 
 def test_oxygen_flow_six_is_low_flow_and_six_point_one_is_not(study):

@@ -247,9 +247,24 @@ def _crs(ctx: Ctx) -> int:
             min(value) FILTER (WHERE kind = 'vs_spo2') AS spo2,
             {_seql('vsseq')} AS vs_l
           FROM _sa_vs GROUP BY usubjid, ts),
+        -- ASTCT counts the vasopressors needed together: the most distinct ones running at one moment since the
+        -- previous time point (a drug stopped before the next one started is one at a time). That moment is some
+        -- record's start; a date without a time runs the whole day, so a date-only record overlaps any other of
+        -- its days (it cannot be told apart)
+        press AS (
+          SELECT usubjid, ts, name, coalesce(st_time, st_date::TIMESTAMP) AS p_from,
+                 CASE WHEN en_time IS NOT NULL THEN en_time WHEN en_date IS NOT NULL THEN (en_date + 1)::TIMESTAMP END AS p_to
+          FROM _sa_crs_iv WHERE what = 'pressor'),
+        together AS (
+          SELECT usubjid, ts, greatest(max(n), 1) AS n_press FROM (
+            SELECT a.usubjid, a.ts, a.p_from, count(DISTINCT b.name) AS n
+            FROM press a JOIN press b ON b.usubjid = a.usubjid AND b.ts = a.ts AND b.p_from <= a.p_from
+             AND (b.p_to IS NULL OR b.p_to > a.p_from)
+            GROUP BY a.usubjid, a.ts, a.p_from)
+          GROUP BY usubjid, ts),
         iv AS (
           SELECT usubjid, ts,
-            count(DISTINCT name) FILTER (WHERE what = 'pressor') AS n_press,
+            count(DISTINCT name) FILTER (WHERE what = 'pressor') AS n_press_given,
             bool_or(what = 'vasopressin') AS vpn,
             string_agg(DISTINCT name, ', ' ORDER BY name) FILTER (WHERE what IN ('pressor', 'vasopressin')) AS pressors,
             arg_max(dev, ({_O2_RANK}) * 100000 + coalesce(flow, 0) * 100 + {_O2_ORDER}) FILTER (WHERE what = 'oxygen') AS o2,
@@ -265,12 +280,13 @@ def _crs(ctx: Ctx) -> int:
           FROM _sa_crs_ev GROUP BY usubjid, ts),
         x AS (
           SELECT t.usubjid, t.ts, t.timed, s.inf_date, s.age, vs.* EXCLUDE (usubjid, ts), iv.* EXCLUDE (usubjid, ts),
-            ev.* EXCLUDE (usubjid, ts),
+            ev.* EXCLUDE (usubjid, ts), tg.n_press,
             CASE WHEN s.age IS NOT NULL AND s.age <= 10 THEN 70.0::DOUBLE + 2.0::DOUBLE * greatest(s.age, 0)
                  ELSE $thr END AS sbp_limit
           FROM _sa_crs_tp t JOIN _sa_subj s USING (usubjid)
           LEFT JOIN vs ON vs.usubjid = t.usubjid AND vs.ts = t.ts
           LEFT JOIN iv ON iv.usubjid = t.usubjid AND iv.ts = t.ts
+          LEFT JOIN together tg ON tg.usubjid = t.usubjid AND tg.ts = t.ts
           LEFT JOIN ev ON ev.usubjid = t.usubjid AND ev.ts = t.ts)
         SELECT $studyid AS studyid, $cut AS data_cut, x.usubjid,
           CASE WHEN x.timed THEN strftime(x.ts, '%Y-%m-%dT%H:%M') ELSE strftime(x.ts, '%Y-%m-%d') END AS crsdtc,
@@ -284,7 +300,8 @@ def _crs(ctx: Ctx) -> int:
             CASE WHEN x.temp_f THEN 'T ' || {_num('round(x.temp_raw, 2)')} || ' F' END,
             CASE WHEN x.sbp IS NOT NULL THEN 'SBP ' || {_num('round(x.sbp)')} || ' (hypotension below ' || {_num('round(x.sbp_limit)')} || ')' END,
             CASE WHEN x.spo2 IS NOT NULL THEN 'SpO2 ' || {_num('round(x.spo2)')} || '%' END,
-            CASE WHEN x.pressors IS NOT NULL THEN x.pressors END,
+            CASE WHEN x.pressors IS NOT NULL THEN x.pressors || CASE WHEN x.n_press_given > x.n_press
+              THEN ' (vasopressors: at most ' || x.n_press || ' at a time)' ELSE '' END END,
             CASE WHEN x.hyp_event THEN 'hypotension recorded' END,
             CASE WHEN x.o2_assumed THEN 'oxygen device not given: nasal cannula assumed' END,
             CASE WHEN x.temp_c IS NULL THEN 'no temperature at this time point' END) AS comment,
