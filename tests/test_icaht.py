@@ -275,3 +275,34 @@ def test_car_hematotox_points_and_risk(db_path):
     assert "FERRITIN missing" in r["HT4"]["note"] and "day -1" in r["HT4"]["note"]
     assert "platelets 50.0 x10^9/L (day -3): 2" in r["HT4"]["inputs"]
     assert (r["HT5"]["anc"], _int(r["HT5"]["anc_day"]), _int(r["HT5"]["anc_points"])) == (0.9, -6, 1)
+
+
+def test_unknown_days_after_a_value_above_05_are_no_proof_of_no_recovery(db_path):
+    """EHA/EBMT grade 4 'never recovers' needs the values to rule recovery out: ANC above 0.5 on days 29-30 (or on day
+    30) followed by days without a value (more than 7 missing, not interpolated) may be a recovery, so the duration
+    grades it, as the reference implementation does (its episode ends before the last grid day): grade 3. Measured
+    above 0.5 with the next value inside the interpolation gap is a recovery seen; a low day or death right after a
+    day above 0.5 still rules recovery out."""
+    db = StudyDB(db_path)
+    cases = {  # subject: (days at 0.3, days at 2.0, death day)
+        "UP30": (range(1, 30), [0, 30, 39, 60, 90], None),
+        "UP29": (range(1, 29), [0, 29, 30, 39, 60, 90], None),
+        "SEEN": (range(1, 30), [0, 30, 38, 60, 90], None),
+        "DIP": (list(range(1, 30)) + [31, 40], [0, 30], None),
+        "DIED": (range(1, 30), [0, 30], 31),
+    }
+    for sid, (low_days, high_days, death) in cases.items():
+        db.subject(sid, death_day=death) if death else db.subject(sid)
+        for d in low_days:
+            db.lab(sid, "NEUT", d, 0.3)
+        for d in high_days:
+            db.lab(sid, "NEUT", d, 2.0)
+    db.derive_icaht()
+    got = {sid: (_int(_icaht(db, sid)["early_grade"]), bool(_icaht(db, sid)["never_recovered"])) for sid in cases}
+    assert got == {"UP30": (3, False), "UP29": (3, False), "SEEN": (3, False), "DIP": (4, True), "DIED": (4, True)}
+    up30 = _icaht(db, "UP30")
+    assert up30["early_grade_reason"] == "ANC <= 0.5 for 29 days (14-30)"
+    assert "ANC above 0.5 on day 30 with the next days unknown: recovery by day 30 not confirmed" in up30["note"]
+    assert "on day 29 with the next days unknown" in _icaht(db, "UP29")["note"]
+    seen = _icaht(db, "SEEN")
+    assert _int(seen["recovery_day"]) == 30 and "not confirmed" not in str(seen["note"])

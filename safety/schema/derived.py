@@ -347,7 +347,7 @@ ICAHT = Table(
         C("days_le_500", "INTEGER", "ANC: duration of the longest episode with ANC <= 0.5 x10^9/L in days 0-30 (episodes less than 3 days apart joined, as the grade uses). PLT: days with PLT < 50 x10^9/L in days 0-30, recovery gaps shorter than 3 days counted."),
         C("days_le_100", "INTEGER", "ANC: longest joined episode with ANC <= 0.1 x10^9/L in days 0-30. PLT: days with PLT < 20 in days 0-30 (short gaps counted)."),
         C("first_day_le_500", "INTEGER", "First day (0-30) at or below the 0.5 (ANC) / below the 50 (PLT) threshold."),
-        C("never_recovered", "BOOLEAN", "ANC <= 0.5 from day 3 or earlier with no recovery (3 consecutive days > 0.5) before death or the last value: forces early grade 4."),
+        C("never_recovered", "BOOLEAN", "ANC <= 0.5 from day 3 or earlier with no recovery (3 consecutive days > 0.5) by day 30, before death or the last value, and none the values leave possible (a day above 0.5 followed by days without a value): forces early grade 4."),
         C("late_nadir", "DOUBLE", "Lowest measured value on days 31-100 (x10^9/L)."),
         C("late_nadir_day", "INTEGER", "Day of late_nadir."),
         C("late_values_below", "INTEGER", "Measured values on days 31-100 at or below 1.5 (ANC) / below 100 (PLT); a late grade needs at least 2 (ANC: or one value that is the only one of those days)."),

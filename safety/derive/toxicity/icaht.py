@@ -124,6 +124,23 @@ rec AS (
   WHERE f.up
   WINDOW w AS (PARTITION BY f.usubjid, f.lineage ORDER BY f.day)
 ),
+-- a recovery the values cannot rule out, for the series that may be forced to grade 4 (ANC low from day 3 or
+-- earlier): a day by day {EARLY_LAST_DAY} above 0.5 whose next two days are not known to be low. A day without a
+-- value (a longer gap, or after the last value while alive) may be above, as unknown days are never counted low;
+-- a day after death is not. The grid has every day from 0 to its last, so the frame holds the next two days.
+maybe AS (
+  SELECT f.usubjid, f.lineage, min(f.day) AS may_recover_day
+  FROM (
+    SELECT f.usubjid, f.lineage, f.day, f.up, bool_or(f.low) OVER w AS low_next, count(*) OVER w AS n_next
+    FROM flag f SEMI JOIN dur d ON d.usubjid = f.usubjid AND d.lineage = f.lineage AND d.first_low <= 3
+      AND f.day > d.first_low
+    WHERE f.lineage = 'ANC' AND f.day <= {EARLY_LAST_DAY} + 2
+    WINDOW w AS (PARTITION BY f.usubjid, f.lineage ORDER BY f.day ROWS BETWEEN 1 FOLLOWING AND 2 FOLLOWING)
+  ) f JOIN span sp USING (usubjid, lineage)
+  WHERE f.up AND f.day <= {EARLY_LAST_DAY} AND NOT coalesce(f.low_next, false)
+    AND (f.n_next = 2 OR sp.death_day IS NULL OR sp.death_day >= f.day + 2)
+  GROUP BY f.usubjid, f.lineage
+),
 counts AS (
   SELECT usubjid, lineage,
     count(*) FILTER (WHERE measured AND day <= {EARLY_LAST_DAY}) AS n_values,
@@ -142,9 +159,9 @@ early AS (
     coalesce(d.low_longest, 0) AS low_longest, coalesce(d.low_total, 0) AS low_total,
     coalesce(d.deep_longest, 0) AS deep_longest, coalesce(d.deep_total, 0) AS deep_total,
     d.first_low, d.last_low, coalesce(k.n_values, 0) AS n_values, coalesce(k.unknown_days, 0) AS unknown_days,
-    rv.recovery_day, rv.any_recovery
+    rv.recovery_day, rv.any_recovery, mr.may_recover_day
   FROM span sp LEFT JOIN dur d USING (usubjid, lineage) LEFT JOIN counts k USING (usubjid, lineage)
-  LEFT JOIN recov rv USING (usubjid, lineage)
+  LEFT JOIN recov rv USING (usubjid, lineage) LEFT JOIN maybe mr USING (usubjid, lineage)
 ),
 late AS (
   SELECT usubjid, lineage, min(v) AS late_nadir, arg_min(day, (v, day)) AS late_nadir_day,
@@ -157,15 +174,21 @@ late_plt_days AS (
   SELECT usubjid, lineage, count(*) FILTER (WHERE deep) AS plt20_days
   FROM flag WHERE lineage = 'PLT' AND day BETWEEN {EARLY_LAST_DAY} + 1 AND {LATE_LAST_DAY} GROUP BY usubjid, lineage
 ),
-graded AS (
+seen AS (
   SELECT e.*, l.late_nadir, l.late_nadir_day, l.n_below, l.second_lowest, l.n_late, l.n_plt20, lp.plt20_days,
     e.lineage = 'ANC' AND e.first_low <= 3 AND NOT coalesce(e.any_recovery, false)
-      AND (e.death_day IS NOT NULL OR greatest(coalesce(e.lka, 0), e.last_day) >= {EARLY_LAST_DAY}) AS never_recovered,
+      AND (e.death_day IS NOT NULL OR greatest(coalesce(e.lka, 0), e.last_day) >= {EARLY_LAST_DAY})
+      AS without_recovery_seen,
     e.unknown_days > {MAX_UNKNOWN_SHARE} * ({EARLY_LAST_DAY} + 1) AS mostly_unknown,
     e.n_values > 0 AND e.unknown_days <= {MAX_UNKNOWN_SHARE} * ({EARLY_LAST_DAY} + 1)
       AND (greatest(coalesce(e.lka, 0), e.last_day) >= {EARLY_LAST_DAY} OR e.death_day IS NOT NULL
            OR e.recovery_day IS NOT NULL OR (e.first_low IS NULL AND e.last_day >= {EARLY_LAST_DAY})) AS evaluable
   FROM early e LEFT JOIN late l USING (usubjid, lineage) LEFT JOIN late_plt_days lp USING (usubjid, lineage)
+),
+graded AS (
+  SELECT *, without_recovery_seen AND may_recover_day IS NULL AS never_recovered,
+         without_recovery_seen AND may_recover_day IS NOT NULL AS recovery_unconfirmed
+  FROM seen
 )
 SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
   unknown_days AS early_unknown_days,
@@ -222,6 +245,9 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
     CASE WHEN n_values > 0 AND NOT evaluable THEN 'follow-up ends before day 30 without recovery: early grade provisional' END,
     CASE WHEN mostly_unknown THEN 'not fully evaluable: ' || unknown_days || ' of {EARLY_LAST_DAY + 1} early days unknown, early grade is a lower bound' END,
     CASE WHEN never_recovered THEN 'low from day ' || first_low || ' and not recovered by day {EARLY_LAST_DAY}: grade 4' END,
+    CASE WHEN recovery_unconfirmed THEN 'ANC above 0.5 on day ' || may_recover_day
+         || ' with the next days unknown: recovery by day {EARLY_LAST_DAY} not confirmed, graded by the duration'
+         || ' (grade 4 had it not recovered)' END,
     CASE WHEN unknown_days > 0 THEN unknown_days || ' day(s) in 0-30 unknown (more than {MAX_MISSING_DAYS} missing days in a row, not interpolated)' END,
     CASE WHEN late_nadir IS NOT NULL AND n_below = 1 AND (n_late > 1 OR lineage = 'PLT')
          THEN 'one low value after day 30: late grade needs 2' END
