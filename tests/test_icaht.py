@@ -223,6 +223,8 @@ def test_mostly_unknown_early_window_is_a_lower_bound(db_path):
     assert _int(u1["early_unknown_days"]) == 23 and u1["early_evaluability"] == "not fully evaluable"
     assert bool(u1["early_grade_is_lower_bound"]) and not bool(u1["evaluable"])
     assert _int(u1["early_grade"]) == 1 and "lower bound" in u1["early_grade_reason"]
+    # followed to day 60: the note names the unknown days, not a follow-up that ended
+    assert "not fully evaluable: 23 of 31" in u1["note"] and "follow-up ends" not in u1["note"]
     assert u2["early_evaluability"] == "fully evaluable" and not bool(u2["early_grade_is_lower_bound"])
 
 

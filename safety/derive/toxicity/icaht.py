@@ -242,7 +242,7 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
   late_nadir, late_nadir_day, n_below AS late_values_below, recovery_day, n_values, evaluable,
   nullif(concat_ws('; ',
     CASE WHEN n_values = 0 THEN 'no value in days 0-30' END,
-    CASE WHEN n_values > 0 AND NOT evaluable THEN 'follow-up ends before day 30 without recovery: early grade provisional' END,
+    CASE WHEN n_values > 0 AND NOT evaluable AND NOT mostly_unknown THEN 'follow-up ends before day 30 without recovery: early grade provisional' END,
     CASE WHEN mostly_unknown THEN 'not fully evaluable: ' || unknown_days || ' of {EARLY_LAST_DAY + 1} early days unknown, early grade is a lower bound' END,
     CASE WHEN never_recovered THEN 'low from day ' || first_low || ' and not recovered by day {EARLY_LAST_DAY}: grade 4' END,
     CASE WHEN recovery_unconfirmed THEN 'ANC above 0.5 on day ' || may_recover_day
