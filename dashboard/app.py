@@ -54,6 +54,9 @@ def _sidebar(user, db_path: str) -> state.View | None:
     default_cut = qp.get("cut") if qp.get("cut") in cut_labels else state.landing_cut(cuts, studyid)[1].isoformat()
     cut_label = st.sidebar.selectbox("Data cut", cut_labels, index=cut_labels.index(default_cut), key=f"sb_cut_{studyid}")
     data_cut = dt.date.fromisoformat(cut_label)
+    # the sidebar moved away from a study or cut the address named (a link names one the sidebar then shows)
+    moved = any(qp.get(k) in options and qp.get(k) != val
+                for k, val, options in (("studyid", studyid, studies), ("cut", cut_label, cut_labels)))
     # the address names the study and cut shown, so a reload or a copied link opens them (not the latest cut)
     for k, val in (("studyid", studyid), ("cut", cut_label)):
         if qp.get(k) != val:
@@ -79,7 +82,12 @@ def _sidebar(user, db_path: str) -> state.View | None:
         st.sidebar.caption("Your access covers sites: " + ", ".join(scope.sites))
     if prev:
         st.sidebar.caption(f"Previous data cut: {prev.isoformat()}")
-    return dataclasses.replace(base, cohorts=tuple(cohorts), dose_levels=tuple(doses), products=tuple(products))
+    v = dataclasses.replace(base, cohorts=tuple(cohorts), dose_levels=tuple(doses), products=tuple(products))
+    before = st.session_state.get(state.VIEW_KEY)
+    state.note_selection_moved(moved or (before is not None and before.studyid == studyid
+                                         and (before.cohorts, before.dose_levels, before.products)
+                                         != (v.cohorts, v.dose_levels, v.products)))
+    return v
 
 
 def _landing_study(user, db_path: str, stamp: float, cuts) -> str:

@@ -75,6 +75,20 @@ def set_view(v: View, user) -> None:
     st.session_state[USER_KEY] = user
 
 
+SELECTION_MOVED_KEY = "celltox_selection_moved"
+
+
+def note_selection_moved(moved: bool) -> None:
+    """Record whether the sidebar moved the selection in this run (its study, cut or a filter changed there)."""
+    st.session_state[SELECTION_MOVED_KEY] = moved
+
+
+def selection_moved() -> bool:
+    """Whether the sidebar moved the selection in this run: a subject the address still names was open in the
+    earlier selection, not asked for in this one (a link naming a study, cut and subject is a request)."""
+    return bool(st.session_state.get(SELECTION_MOVED_KEY))
+
+
 def view() -> View:
     """The current selection (set by app.py before the page runs)."""
     v = st.session_state.get(VIEW_KEY)

@@ -294,6 +294,32 @@ def test_subject_profile_keeps_every_pick_and_follows_a_new_link(app_env):
     assert shown()[0] == ids[2]
 
 
+def test_subject_profile_follows_a_study_changed_in_the_sidebar_without_a_refusal(app_env):
+    """The profile of one study's subject, then another study chosen in the sidebar: that study's first subject opens,
+    and nothing is refused or audited as a refusal (the subject was open, not asked for in the other study). A link
+    naming the other study and the first subject is still a request: refused and audited."""
+    db = app_env
+    from safety.review.store import ReviewStore, default_review_path
+    studies = _sql(db, "SELECT list(DISTINCT studyid ORDER BY studyid) FROM subjects")
+    assert len(studies) >= 2
+    first = _sql(db, "SELECT min(usubjid) FROM subjects WHERE studyid = $s", s=studies[0])
+    store = ReviewStore(default_review_path(db))
+    refused_before = len(store.audit_entries(action="view_subject_refused"))
+    at = _open_profile(first)
+    at.selectbox(key="sb_study").select(studies[1]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    other_first = _sql(db, "SELECT min(usubjid) FROM subjects WHERE studyid = $s AND data_cut = "
+                           "(SELECT max(data_cut) FROM subjects WHERE studyid = $s)", s=studies[1])
+    assert next(s for s in at.selectbox if s.label == "Subject").value == other_first
+    assert at.query_params.get("usubjid") == other_first and not at.warning
+    assert any("is not in this selection; its first subject is shown" in i.value for i in at.info)
+    assert len(store.audit_entries(action="view_subject_refused")) == refused_before
+    at.query_params["usubjid"] = first  # a link: the other study named, and the first study's subject
+    at.run()
+    assert any("is not in this study, data cut, site scope or filter" in w.value for w in at.warning)
+    assert len(store.audit_entries(action="view_subject_refused")) == refused_before + 1
+
+
 def _plotly_values(v) -> list:
     """A Plotly JSON array, plain or binary-encoded ({'dtype', 'bdata'})."""
     if isinstance(v, dict) and "bdata" in v:

@@ -12,6 +12,12 @@ flt, fp = state.subject_filter(v)
 subjects = state.q(f"SELECT usubjid, siteid, cohort, status FROM subjects WHERE {flt} ORDER BY usubjid", fp)
 ids = list(subjects["usubjid"])
 wanted = st.query_params.get("usubjid")
+if wanted and wanted not in ids and state.selection_moved():
+    # the subject was open when the study, cut or a filter changed in the sidebar: no request for him here, so no
+    # refusal either; the new selection's first subject opens
+    st.info(f"Subject {state.plain_text(wanted[:80])} is not in this selection; its first subject is shown.")
+    del st.query_params["usubjid"]
+    wanted = None
 if wanted and wanted not in ids:  # also when the scope has no subject at all: that refusal is audited too
     # Nothing but the message, the same whether the subject exists elsewhere or not; the attempt is audited, as
     # a view is. The id comes from the URL, so it is shown as plain text (a link or image in it must not render).
