@@ -455,6 +455,20 @@ def test_dlt_review_counts_and_adjudication_writes_store(app_env):
     assert int(_metrics(at2)["Pending adjudication"]) == pending_before - 1
 
 
+def test_dlt_review_table_says_pending_only_of_candidates_awaiting_a_decision(app_env):
+    """The candidates table's decision reads "pending" exactly where the tile counts one: an undecided candidate
+    outside the DLT window is not awaiting the committee (the listings and the packet leave its decision empty)."""
+    db = app_env
+    studyid, cut = _latest(db)
+    at = _open("dlt_review")
+    table = next(d.value for d in at.dataframe if {"event_key", "decision", "in_window"} <= set(d.value.columns))
+    outside = _sql(db, "SELECT count(*) FROM dlt_candidates WHERE studyid = $s AND data_cut = $c AND NOT in_window",
+                   s=studyid, c=cut)
+    assert outside > 0  # the sample study screens events outside the window too
+    assert (table["decision"] == "pending").sum() == int(_metrics(at)["Pending adjudication"])
+    assert not ((table["decision"] == "pending") & ~table["in_window"].astype(bool)).any()
+
+
 @pytest.fixture
 def app_copy(app_env, tmp_path, monkeypatch) -> Path:
     """A copy of the app database that the test may change, with the app pointed at it (as ``app_env``)."""

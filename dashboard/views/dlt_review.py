@@ -37,7 +37,9 @@ if cands.empty:
     state.empty("No event meets a DLT rule in this selection at this data cut.")
 else:
     shown = cands.copy()
-    shown["decision"] = shown["decision"].fillna("pending")
+    # "pending" as the tile counts it: an undecided candidate outside the DLT window is not awaiting a decision
+    awaiting = shown["pending"].fillna(False).astype(bool)
+    shown["decision"] = shown["decision"].mask(shown["decision"].isna() & awaiting, "pending")
     keep = ["usubjid", "event_key", "status", "adjudicated_dlt", "rule_id", "reason", "term", "onset_day", "grade",
             "duration_days", "ongoing", "in_window", "decision", "needs_rereview", "reviewer", "decided_at", "evidence"]
     if len(shown) > MAX_TABLE_ROWS:
