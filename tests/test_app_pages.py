@@ -479,6 +479,19 @@ def app_copy(app_env, tmp_path, monkeypatch) -> Path:
     return db
 
 
+def test_what_is_new_offers_one_choice_when_the_previous_cut_is_the_last_signed_off(app_copy):
+    """The previous cut signed off: 'What is new' offers it once, naming both, not two choices of one date."""
+    studyid, cut = _latest(app_copy)
+    previous = _sql(app_copy, "SELECT max(data_cut) FROM studies WHERE studyid = $s AND data_cut < $c", s=studyid, c=cut)
+    assert previous is not None  # the sample study has two cuts
+    from safety.review.store import ReviewStore, default_review_path
+    ReviewStore(default_review_path(app_copy)).add_signoff(studyid=studyid, data_cut=previous.isoformat(),
+                                                           reviewer="alice", comment="reviewed at the meeting")
+    at = _open("overview")
+    [compare] = [r for r in at.radio if r.label == "Compare"]
+    assert compare.options == [f"since the previous data cut ({previous.isoformat()}, the last signed off)"]
+
+
 @pytest.fixture
 def crowded_env(app_copy):
     """The sample database with its latest cut grown past one page: 8 copies of every subject,

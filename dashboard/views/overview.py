@@ -169,9 +169,11 @@ store = state.review_store(v.db_path)
 signoffs = [s for s in store.signoffs(v.studyid) if s["data_cut"] < v.data_cut.isoformat()]
 last_signed = max((s["data_cut"] for s in signoffs), default=None)
 options = {}
-if v.previous_cut:
-    options[f"since the previous data cut ({v.previous_cut.isoformat()})"] = v.previous_cut
-if last_signed:
+previous = v.previous_cut.isoformat() if v.previous_cut else None
+if previous:
+    signed = ", the last signed off" if last_signed == previous else ""
+    options[f"since the previous data cut ({previous}{signed})"] = v.previous_cut
+if last_signed and last_signed != previous:  # one choice per cut: the same cut twice compared the same rows
     options[f"since the last signed-off cut ({last_signed})"] = _dt.date.fromisoformat(last_signed)
 if not options:
     state.empty("This is the first data cut of the study: nothing to compare with yet.")
