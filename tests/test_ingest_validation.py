@@ -228,6 +228,21 @@ def test_a_partial_dm_death_date_is_the_ds_death_date_in_its_period_else_its_fir
                    ("S-003", "2024-04-01", "DM", "D")]
 
 
+def _fatal_sepsis_study(root, aeendtc, cmendtc="2024-03-09", exendtc="2024-03-03"):
+    """The small study with S-003 dying of a grade-5 sepsis (AEOUT FATAL, AESDTH Y) from 2024-03-15, ending on
+    ``aeendtc``; S-003's medication ends on ``cmendtc`` and S-004's fludarabine on ``exendtc``."""
+    ae = pd.concat([AE.assign(AESDTH=""), pd.DataFrame({
+        "STUDYID": [STUDY], "USUBJID": ["S-003"], "AESEQ": [2], "AETERM": ["Sepsis"], "AEDECOD": ["SEPSIS"],
+        "AEBODSYS": ["INF"], "AETOXGR": ["5"], "AESEV": ["SEVERE"], "AESER": ["Y"], "AESDTH": ["Y"],
+        "AEREL": ["POSSIBLE"], "AEOUT": ["FATAL"], "AESTDTC": ["2024-03-15"], "AEENDTC": [aeendtc]})],
+        ignore_index=True)
+    cm = CM.copy()
+    cm.loc[cm["USUBJID"] == "S-003", "CMENDTC"] = cmendtc
+    ex = EX.copy()
+    ex.loc[ex["USUBJID"] == "S-004", "EXENDTC"] = exendtc
+    return make_study(root, "csv", domains=dict(DOMAINS, ae=ae, cm=cm, ex=ex))
+
+
 def test_a_death_recorded_only_as_a_fatal_ae_is_the_subjects_death(tmp_path):
     """S-003 dies of a grade-5 sepsis ended 2024-03-21, with no DM death date and no DS death record: the subject
     is 'died' at the cut (the overview's tiles and the packet's disposition read subjects.status), dated at the
@@ -235,16 +250,8 @@ def test_a_death_recorded_only_as_a_fatal_ae_is_the_subjects_death(tmp_path):
     a medication ended "2024-03" ends at that death, not on 2024-03-31. The same AE ending after the cut is no
     death at the cut."""
     def load(aeendtc, name):
-        ae = pd.concat([AE, pd.DataFrame({
-            "STUDYID": [AE["STUDYID"][0]], "USUBJID": ["S-003"], "AESEQ": [2], "AETERM": ["Sepsis"],
-            "AEDECOD": ["SEPSIS"], "AEBODSYS": ["INF"], "AETOXGR": ["5"], "AESEV": ["SEVERE"], "AESER": ["Y"],
-            "AEREL": ["POSSIBLE"], "AEOUT": ["FATAL"], "AESTDTC": ["2024-03-15"], "AEENDTC": [aeendtc]})],
-            ignore_index=True)
-        cm = CM.copy()
-        cm.loc[cm["USUBJID"] == "S-003", "CMENDTC"] = "2024-03"
         db = tmp_path / f"{name}.duckdb"
-        ingest_study(make_study(tmp_path / name, "csv", domains=dict(DOMAINS, ae=ae, cm=cm)), db,
-                     cutoff="2024-06-30")
+        ingest_study(_fatal_sepsis_study(tmp_path / name, aeendtc, cmendtc="2024-03"), db, cutoff="2024-06-30")
         return db
 
     db = load("2024-03-21", "dies")
@@ -268,6 +275,54 @@ def test_a_death_recorded_only_as_a_fatal_ae_is_the_subjects_death(tmp_path):
     assert q(db, "SELECT usubjid FROM deaths").usubjid.tolist() == ["S-002"]
     assert q(db, "SELECT duration_days FROM adverse_events WHERE event_key = 'S-003/AE/1'").duration_days[0] == 111
     assert str(q(db, "SELECT cmen_date FROM medications WHERE usubjid = 'S-003'").cmen_date[0])[:10] == "2024-03-31"
+
+
+@pytest.mark.parametrize("aeendtc", ["2024-07", "2025"])
+def test_a_partial_end_date_after_the_cut_is_an_end_after_the_cut(tmp_path, aeendtc):
+    """AEENDTC '2024-07' or '2025' with the cut on 2024-06-30: the whole period lies after the cut, so the fatal
+    sepsis is ongoing at the cut with its outcome and results-in-death flag withheld, and no death at the cut, as
+    for the full date 2024-07-02 (it loaded ended on the cut day with the death shown). A medication ended
+    '2024-07' and an EX record ended '2025' are likewise not ended at the cut. Every row still reconciles."""
+    db = tmp_path / "db.duckdb"
+    ingest_study(_fatal_sepsis_study(tmp_path / "s", aeendtc, cmendtc="2024-07", exendtc="2025"), db,
+                 cutoff="2024-06-30")
+    ae = q(db, "SELECT aeendtc, aeen_date, aeen_date_flag, ongoing, aeout, aesdth, duration_days, end_day "
+               "FROM adverse_events WHERE event_key = 'S-003/AE/2'").iloc[0]
+    assert ae.ongoing and ae.isna()[["aeendtc", "aeen_date", "aeen_date_flag", "aeout", "aesdth", "end_day"]].all()
+    assert ae.duration_days == 108                                   # 2024-03-15 .. cut 2024-06-30
+    s3 = q(db, "SELECT status, death_date, death_source FROM subjects WHERE usubjid = 'S-003'").iloc[0]
+    assert s3.status != "died" and pd.isna(s3.death_date) and pd.isna(s3.death_source)
+    assert q(db, "SELECT usubjid FROM deaths").usubjid.tolist() == ["S-002"]
+    cm = q(db, "SELECT cmendtc, cmen_date, end_day FROM medications WHERE usubjid = 'S-003'").iloc[0]
+    assert cm.isna().all()
+    ex = q(db, "SELECT exendtc, exen_date FROM exposures WHERE usubjid = 'S-004'").iloc[0]
+    assert ex.isna().all()
+    log = q(db, "SELECT source_file, rows_read, rows_loaded, rows_quarantined, rows_after_cutoff FROM load_log "
+                "WHERE source_file IN ('ae.csv', 'cm.csv', 'ex.csv') ORDER BY 1")
+    assert [tuple(r)[1:] for r in log.itertuples(index=False)] == [(8, 4, 4, 0), (3, 3, 0, 0), (5, 5, 0, 0)]
+
+    full = tmp_path / "full.duckdb"
+    ingest_study(_fatal_sepsis_study(tmp_path / "f", "2024-07-02"), full, cutoff="2024-06-30")
+    cols = "aeendtc, aeen_date, ongoing, aeout, aesdth, duration_days"
+    sql = f"SELECT {cols} FROM adverse_events WHERE event_key = 'S-003/AE/2'"
+    pd.testing.assert_frame_equal(q(db, sql), q(full, sql))
+
+
+def test_a_partial_end_date_whose_period_holds_the_cut_ends_on_the_cut(tmp_path):
+    """AEENDTC '2024-06' with the cut on 2024-06-15: the period's last day after the cut is not used (docs/
+    input-format.md: a partial end gets the last day of its period, not after death or the cut), so the sepsis
+    ended on the cut day, flagged 'D', with its fatal outcome, and the subject died then (source AE); a
+    medication ended '2024-06' ends on that death."""
+    db = tmp_path / "db.duckdb"
+    ingest_study(_fatal_sepsis_study(tmp_path / "s", "2024-06", cmendtc="2024-06"), db, cutoff="2024-06-15")
+    ae = q(db, "SELECT aeendtc, aeen_date, aeen_date_flag, ongoing, aeout, aesdth "
+               "FROM adverse_events WHERE event_key = 'S-003/AE/2'").iloc[0]
+    assert (ae.aeendtc, str(ae.aeen_date)[:10], ae.aeen_date_flag, ae.ongoing, ae.aeout, ae.aesdth) == \
+        ("2024-06", "2024-06-15", "D", False, "FATAL", "Y")
+    s3 = q(db, "SELECT status, death_date, death_source FROM subjects WHERE usubjid = 'S-003'").iloc[0]
+    assert (s3.status, str(s3.death_date)[:10], s3.death_source) == ("died", "2024-06-15", "AE")
+    cm = q(db, "SELECT cmendtc, cmen_date FROM medications WHERE usubjid = 'S-003'").iloc[0]
+    assert (cm.cmendtc, str(cm.cmen_date)[:10]) == ("2024-06", "2024-06-15")
 
 
 def test_reload_gives_the_same_database(tmp_path):

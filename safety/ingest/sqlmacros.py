@@ -44,10 +44,11 @@ MACROS = [
     """CREATE OR REPLACE TEMP MACRO ct_start(k, lo, hi, inf) AS CASE
         WHEN k = 'F' THEN lo
         WHEN k IN ('D', 'M') THEN CASE WHEN inf BETWEEN lo AND hi THEN inf ELSE lo END END""",
-    # end of a partial period, but never after death or the data cut
+    # end of a partial period, but never after death or the data cut; a period wholly after the cut is its first
+    # day, an end after the cut as a full date after it is (the loaders keep only ends on or before the cut)
     """CREATE OR REPLACE TEMP MACRO ct_end(k, lo, hi, death, cut) AS CASE
         WHEN k = 'F' THEN lo
-        WHEN k IN ('D', 'M') THEN least(hi, coalesce(death, hi), cut) END""",
+        WHEN k IN ('D', 'M') THEN CASE WHEN lo > cut THEN lo ELSE least(hi, coalesce(death, hi), cut) END END""",
     "CREATE OR REPLACE TEMP MACRO ct_flag(k) AS CASE k WHEN 'D' THEN 'D' WHEN 'M' THEN 'M' END",
     """CREATE OR REPLACE TEMP MACRO ct_time(s, k) AS CASE WHEN k = 'F' THEN coalesce(
         TRY_CAST(replace(left(s, 19), 'T', ' ') AS TIMESTAMP),

@@ -119,7 +119,7 @@ ADVERSE_EVENTS = Table(
         C("aeout", "VARCHAR", "Outcome (AEOUT)."),
     ) + _dated("aest", "AE start") + (
         C("aeendtc", "VARCHAR", "AE end as delivered."),
-        C("aeen_date", "DATE", "AE end as a date (partial end dates imputed to the last day of the period, not after death or the cut)."),
+        C("aeen_date", "DATE", "AE end as a date (partial end dates imputed to the last day of the period, not after death or the cut); NULL when the AE ends after the cut, a partial end whose period lies wholly after it included."),
         C("aeen_date_flag", "VARCHAR", "Imputation flag for the end date."),
         C("onset_day", "INTEGER", "Start day relative to the first CAR infusion (day 0)."),
         C("end_day", "INTEGER", "End day relative to infusion; NULL when ongoing."),
