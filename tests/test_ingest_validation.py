@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import duckdb
 import pandas as pd
@@ -505,6 +506,46 @@ def test_an_end_before_its_start_on_the_same_day_and_a_seq_past_the_integer_rang
     assert by_row[1] == ("AEENDTC", "AE end 2024-02-02T08:00 before start 2024-02-02T10:00")
     assert by_row[4] == ("AESEQ", "whole number '3000000000' beyond the largest kept (2,000,000,000)")
     assert 2 not in by_row
+
+
+def test_a_number_written_with_an_underscore_is_no_number(tmp_path):
+    """DuckDB reads '1_000' as 1000: AETOXGR '0_3' loaded as grade 3, LBORRES '0_5' as 5, AGE '0_40' as 40 and a
+    SUPPAE IDVARVAL '0_2' qualified AESEQ 2. Each is now refused with the reason its text with a comma instead
+    ('0,3', as '1,000') gets: not a number; a censored '<0_5' likewise."""
+    def load(sep, name):
+        dm, ae, lb, cm, crs, supp = DM.copy(), AE.copy(), LB.copy(), CM.copy(), CRS.copy(), DOMAINS["suppae"].copy()
+        dm = dm.astype({"AGE": object})
+        dm.loc[4, "AGE"] = f"0{sep}40"                                  # S-005, no other records
+        ae = ae.astype({"AESEQ": object})
+        ae.loc[0, "AETOXGR"] = f"0{sep}3"
+        ae.loc[3, "AESEQ"] = f"0{sep}1"
+        lb.loc[0, "LBORRES"] = f"0{sep}5"
+        lb.loc[2, "LBORRES"] = f"<0{sep}5"
+        lb.loc[3, "LBSTRESN"], lb.loc[3, "LBSTRESU"] = f"0{sep}5", "U/L"
+        cm.loc[1, "CMDOSE"] = f"1{sep}0"
+        crs.loc[0, "TEMP_C"] = f"38{sep}6"
+        supp.loc[0, "IDVARVAL"] = f"0{sep}2"
+        domains = dict(DOMAINS, dm=dm, ae=ae, lb=lb, cm=cm, crs_assessments=crs, suppae=supp)
+        db = tmp_path / f"{name}.duckdb"
+        ingest_study(make_study(tmp_path / name, "csv", domains=domains), db, cutoff="2024-06-30",
+                     run_derivations=False)
+        log = q(db, "SELECT * FROM load_log")
+        assert (log.rows_read == log.rows_loaded + log.rows_quarantined + log.rows_after_cutoff).all()
+        return {(r.source_file, r.row_number): (r.field, r.reason) for r in q(db, "SELECT * FROM quarantine").itertuples()}
+
+    got, comma = load("_", "underscore"), load(",", "comma")
+    assert {k: (f, re.sub(r"(\d),(\d)", r"\1_\2", r)) for k, (f, r) in comma.items()} == got
+    assert {k: got[k] for k in [("dm.csv", 5), ("ae.csv", 1), ("ae.csv", 4), ("lb.csv", 1), ("lb.csv", 3),
+                                ("lb.csv", 4), ("cm.csv", 2), ("crs_assessments.csv", 1), ("suppae.csv", 1)]} == {
+        ("dm.csv", 5): ("AGE", "non-numeric value '0_40'"),
+        ("ae.csv", 1): ("AETOXGR", "not a whole number: '0_3'"),
+        ("ae.csv", 4): ("AESEQ", "not a whole number: '0_1'"),
+        ("lb.csv", 1): ("LBORRES", "non-numeric result '0_5'"),
+        ("lb.csv", 3): ("LBORRES", "non-numeric result '<0_5'"),
+        ("lb.csv", 4): ("LBSTRESN", "non-numeric value '0_5'"),
+        ("cm.csv", 2): ("CMDOSE", "non-numeric value '1_0'"),
+        ("crs_assessments.csv", 1): ("TEMP_C", "non-numeric value '38_6'"),
+        ("suppae.csv", 1): ("IDVARVAL", "no matching AE record for this qualifier")}
 
 
 def test_ae_grades_ctcae_does_not_define_for_the_term_are_listed_for_a_query(tmp_path):

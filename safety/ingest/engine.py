@@ -988,7 +988,7 @@ def load_pc(ctx: Ctx, c: Cols, supp) -> None:
     ctx.run(f"""INSERT INTO pc_concentrations BY NAME SELECT {KEYSEL},
         _i_PCSEQ AS pcseq, upper({c('PCTESTCD')}) AS pctestcd, {c('PCTEST')} AS pctest, {c('PCORRES')} AS pcorres,
         coalesce({c('PCSTRESU')}, {c('PCORRESU')}) AS unit, upper({c('PCSPEC')}) AS pcspec, _n_PCLLOQ AS lloq,
-        coalesce(_n_PCSTRESN, TRY_CAST(regexp_replace({txt}, '^[<>]\\s*', '') AS DOUBLE)) AS value,
+        coalesce(_n_PCSTRESN, ct_num(regexp_replace({txt}, '^[<>]\\s*', ''))) AS value,
         (upper({txt}) IN ('BLQ', '<LLOQ', 'BQL', 'NOT DETECTED', 'ND') OR starts_with(coalesce({txt}, ''), '<')
          OR (_n_PCSTRESN IS NOT NULL AND _n_PCLLOQ IS NOT NULL AND _n_PCSTRESN < _n_PCLLOQ)) AS below_lloq,
         {c('VISIT')} AS visit, {dated(c, 'PCDTC', 'pc')},
