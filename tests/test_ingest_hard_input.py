@@ -837,3 +837,50 @@ def test_a_workbook_header_with_an_empty_cell_above_values_is_refused_naming_the
     assert r.notes == []
     assert next(f for f in r.files if f.source_file == "ae.xlsx").rows_loaded == 3
     reconciles(db)
+
+
+def test_age_is_kept_in_years_whatever_its_unit_and_an_age_unit_not_known_is_quarantined(tmp_path):
+    """AGE is converted to years by its AGEU (the CDISC terms and the spellings sponsors use, any case) before the
+    0-120 years check and before it is stored: 30 MONTHS is a child of 2.5, not an adult of 30. An AGEU that is
+    no unit of age quarantines the DM row, and the subject's other records with it."""
+    extra = pd.DataFrame({"STUDYID": DM.STUDYID[0], "DOMAIN": "DM", "RFICDTC": "2024-01-10",
+                          "USUBJID": [f"S-1{i:02d}" for i in range(11)],
+                          "AGE": ["26", "12", "104", "730", "8766", "52", "40", "7", "1e308", "6", "3"],
+                          "AGEU": ["months", "MO", "WKS", "D", "HOURS", "Yr", "", "YEAR", "YEAR", "Mos", "y"]})
+    dm = pd.concat([DM.astype(str), extra], ignore_index=True).fillna("")
+    dm.loc[0:4, "AGEU"] = ["YRS", "Y", "MONTHS", "YEAR", "QUARTERS"]
+    dm.loc[0:4, "AGE"] = ["250", "-4", "30", "1e308", "40"]
+    study = make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, dm=dm))
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db, run_derivations=False)
+    assert quarantined(db, "source_file = 'dm.csv'") == [
+        ["dm.csv", 1, "AGE", "implausible AGE 250 (plausible: 0-120 years)"],
+        ["dm.csv", 2, "AGE", "implausible AGE -4 (plausible: 0-120 years)"],
+        ["dm.csv", 4, "AGE", "implausible AGE 1e308 (plausible: 0-120 years)"],
+        ["dm.csv", 5, "AGEU", "AGEU 'QUARTERS' is not a unit of age (YEARS, MONTHS, WEEKS, DAYS, HOURS)"],
+        ["dm.csv", 14, "AGE", "implausible AGE 1e308 (plausible: 0-120 years)"],
+    ]
+    ages = q(db, "SELECT usubjid, age FROM subjects ORDER BY usubjid")
+    assert dict(zip(ages.usubjid, ages.age.round(6))) == {
+        "S-003": 2.5, "S-100": 2.166667, "S-101": 1.0, "S-102": 1.993155, "S-103": 1.998631, "S-104": 1.0,
+        "S-105": 52.0, "S-106": 40.0, "S-107": 7.0, "S-109": 0.5, "S-110": 3.0}
+    # the other records of a subject whose DM row is quarantined follow it into quarantine
+    assert quarantined(db, "source_file = 'ae.csv' AND usubjid = 'S-005'") == [] and \
+        quarantined(db, "source_file = 'ex.csv' AND usubjid IN ('S-001', 'S-004')") == [
+            ["ex.csv", 1, "USUBJID", "subject S-001 has a quarantined DM record"],
+            ["ex.csv", 2, "USUBJID", "subject S-001 has a quarantined DM record"],
+            ["ex.csv", 3, "USUBJID", "subject S-001 has a quarantined DM record"],
+            ["ex.csv", 5, "USUBJID", "subject S-004 has a quarantined DM record"],
+        ]
+    reconciles(db)
+
+
+def test_an_age_unit_without_an_age_is_not_checked(tmp_path):
+    dm = DM.astype(str)
+    dm["AGEU"] = "YEARS"
+    dm.loc[1, ["AGE", "AGEU"]] = ["", "QUARTERS"]
+    study = make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, dm=dm))
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db, run_derivations=False)
+    assert quarantined(db, "source_file = 'dm.csv'") == []
+    assert q(db, "SELECT age FROM subjects WHERE usubjid = 'S-002'").age.isna().all()

@@ -568,6 +568,21 @@ def test_sponsor_pp_beside_celltox_kinetics_with_tolerance_flags(tmp_path):
     assert nan_none(next(x for k, x in r.items() if k[:2] == ("C", "CMAX"))["difference"]) is None
 
 
+def test_a_tmax_in_any_unit_of_time_the_unit_table_names_is_in_days_and_one_without_a_unit_is_in_days(tmp_path):
+    db = OutcomeDB(tmp_path / "tu.duckdb")
+    tmax = {"A": (7.5, None), "B": (1.0, "Wks"), "C": (168.0, "HRS"), "D": (0.25, "mo"), "E": (2.0, "fortnights")}
+    for u, (value, unit) in tmax.items():
+        db.subject(u)
+        for d, v in [(0, None), (7, 1000.0), (14, 400.0)]:
+            db.pc(u, d, v)
+        db.pp(u, "TMAX", value, unit)
+    db.derive("cellular_kinetics", "kinetics_comparison")
+    got = {x["usubjid"]: (x["status"], nan_none(x["difference"]))
+           for x in db.rows("SELECT usubjid, status, difference FROM kinetics_comparison")}
+    assert got == {"A": ("agree", 0.5), "B": ("agree", 0.0), "C": ("agree", 0.0),
+                   "D": ("agree", pytest.approx(0.609375)), "E": ("time unit not recognised", None)}
+
+
 def test_a_difference_that_rounds_to_zero_is_zero_not_minus_zero(tmp_path):
     import math
     db = OutcomeDB(tmp_path / "pp0.duckdb")

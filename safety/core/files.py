@@ -11,6 +11,7 @@ import yaml
 
 
 UNIT_CONVERSIONS_PATH = Path(__file__).resolve().parents[1] / "data" / "unit_conversions.csv"
+TIME_UNITS_PATH = Path(__file__).resolve().parents[1] / "data" / "time_units.csv"
 
 
 def unit_conversions() -> list[tuple[str, str, str, float]]:
@@ -19,6 +20,14 @@ def unit_conversions() -> list[tuple[str, str, str, float]]:
     return [(r["lbtestcd"].upper(), r["from_unit"], r["to_unit"], float(r["factor"]))
             for _, r in read_data_csv(UNIT_CONVERSIONS_PATH, ("lbtestcd", "from_unit", "to_unit", "factor"),
                                       exact=False)]
+
+
+def time_units() -> list[tuple[str, float, str]]:
+    """(unit spelling upper case, days, CDISC term) of safety/data/time_units.csv: what a duration or an age in
+    YEARS, MONTHS, WEEKS, DAYS or HOURS (and the spellings sponsors use for them) is in days; read by the load (DM
+    AGEU) and by the comparison of the sponsor's kinetic parameters (PP Tmax)."""
+    return [(r["unit"].upper(), float(r["days"]), r["term"].upper())
+            for _, r in read_data_csv(TIME_UNITS_PATH, ("unit", "days", "term"), exact=False)]
 
 
 # A cell a spreadsheet would run as a formula: '=', '+', '@', a tab or a carriage return first, or '-' not starting a

@@ -229,7 +229,7 @@ RELATED_PATTERN = r"^(y|yes|related|possible|possibly( related)?|probable|probab
 
 # Plausible values. A value outside is a typing or unit error (AGE 1e308, a temperature in Fahrenheit, a
 # negative dose): the row is quarantined with the reason, never loaded as if it were true. Bounds inclusive;
-# None = no bound. AGE is checked in years (AGEU converted with AGE_UNITS_PER_YEAR; empty AGEU = years).
+# None = no bound. AGE is checked in years (AGEU converted by safety/data/time_units.csv; empty AGEU = years).
 LIMITS: dict[str, tuple[tuple[str, float | None, float | None], ...]] = {
     "DM": (("AGE", 0, 120),),
     "EX": (("EXDOSE", 0, None),),
@@ -237,6 +237,5 @@ LIMITS: dict[str, tuple[tuple[str, float | None, float | None], ...]] = {
     "CRS": (("TEMP_C", 25, 45), ("O2_FLOW_LMIN", 0, 100)),
     "PP": (("PPSTRESN", 0, None),),  # Cmax, Tmax and AUC are never negative
 }
-AGE_UNITS_PER_YEAR = {"YEARS": 1.0, "MONTHS": 12.0, "WEEKS": 52.1775, "DAYS": 365.25, "HOURS": 8766.0}
 # Lab results are concentrations, counts and activities, never below zero, except these tests.
 LAB_NEGATIVE_ALLOWED = ("BASEEXC", "BE", "ANIONGAP")

@@ -13,12 +13,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from safety.core.files import unit_conversions
+from safety.core.files import time_units, unit_conversions
 from safety.core.sql import run_sql, temp_table
 from safety.core.vocabulary import CRS_TERMS, ICANS_TERMS, fatal_ae
 from safety.schema.source import enrollment_order_sql
 from safety.ingest.domains import (
-    AGE_UNITS_PER_YEAR, LAB_NEGATIVE_ALLOWED, LIMITS, LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS,
+    LAB_NEGATIVE_ALLOWED, LIMITS, LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS,
     DomainSpec,
 )
 from safety.ingest.readers import StagedFile
@@ -130,7 +130,8 @@ def is_seq(variable: str) -> bool:
 
 
 def install_reference_tables(con) -> None:
-    """Unit conversions and medication classes (safety/data/*.csv) as temp tables."""
+    """Unit conversions, units of time and medication classes (safety/data/*.csv) as temp tables."""
+    temp_table(con, "_time_units", {"unit": "VARCHAR", "days": "DOUBLE", "term": "VARCHAR"}, time_units())
     con.execute("CREATE OR REPLACE TEMP TABLE _units (u_testcd VARCHAR, u_from VARCHAR, u_norm VARCHAR, "
                 "u_to VARCHAR, u_factor DOUBLE)")
     rows = unit_conversions()
@@ -144,6 +145,14 @@ def install_reference_tables(con) -> None:
         for r in csv.DictReader(fh):
             rows.append((r["pattern"].strip().lower(), r["med_class"].strip(), int(r["priority"])))
     temp_table(con, "_med_classes", {"pattern": "VARCHAR", "med_class": "VARCHAR", "priority": "INTEGER"}, rows)
+
+
+def _age_unit_params() -> dict:
+    """$year_days (the days of a year, by which an age in days is one in years) and $age_terms (the CDISC units of
+    age, named by the reason of an AGEU that is none of them), from safety/data/time_units.csv."""
+    rows = time_units()
+    return {"year_days": next(days for unit, days, _ in rows if unit == "YEARS"),
+            "age_terms": ", ".join(dict.fromkeys(term for _, _, term in rows))}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -390,11 +399,15 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     for col in spec.numbers:
         checks.append((f"{c.notnull(col)} AND _n_{col} IS NULL", f"'{col}'",
                        f"'non-numeric value ''' || {c(col)} || ''''"))
+    if spec.code == "DM":
+        # AGE in years by its AGEU (safety/data/time_units.csv; an empty AGEU is years): stored so and checked so
+        date_joins += f" LEFT JOIN _time_units _au ON _au.unit = upper(coalesce({c('AGEU')}, 'YEARS'))"
+        parsed.append("_n_AGE * _au.days / $year_days AS _age_years")
+        params.update(_age_unit_params())
+        checks.append(("_n_AGE IS NOT NULL AND _age_years IS NULL", "'AGEU'",
+                       f"'AGEU ''' || {c('AGEU')} || ''' is not a unit of age (' || $age_terms || ')'"))
     for col, lo, hi in LIMITS.get(spec.code, ()):
-        val = f"_n_{col}"
-        if col == "AGE":  # in years
-            units = " ".join(f"WHEN '{u}' THEN {f!r}" for u, f in AGE_UNITS_PER_YEAR.items())
-            val = f"(_n_AGE / CASE upper(coalesce({c('AGEU')}, 'YEARS')) {units} END)"
+        val = "_age_years" if col == "AGE" else f"_n_{col}"
         bad = " OR ".join(x for x in (f"{val} < {float(lo)!r}" if lo is not None else "",
                                       f"{val} > {float(hi)!r}" if hi is not None else "") if x)
         span = f"{lo}-{hi}" if lo is not None and hi is not None else (f">= {lo}" if lo is not None else f"<= {hi}")
@@ -1040,7 +1053,7 @@ def load_subjects(ctx: Ctx, c: Cols, supp) -> None:
                  LEFT JOIN lka ON lka.u = t._usubjid LEFT JOIN disp ON disp.u = t._usubjid
                  WHERE t._qreason IS NULL AND NOT t._after_cut)
         SELECT $studyid AS studyid, $cut AS data_cut, _usubjid AS usubjid, {c('SUBJID')} AS subjid,
-          {c('SITEID')} AS siteid, _n_AGE AS age, {c('SEX')} AS sex, {c('RACE')} AS race,
+          {c('SITEID')} AS siteid, _age_years AS age, {c('SEX')} AS sex, {c('RACE')} AS race,
           {c('COUNTRY')} AS country, coalesce({c('ACTARM')}, {c('ARM')}) AS arm,
           {cohort.replace('t.', '')} AS cohort, {dose.replace('t.', '').replace('s.', '')} AS dose_level,
           coalesce(inf_extrt, $product) AS product, {diag.replace('t.', '')} AS diagnosis,

@@ -87,7 +87,7 @@ def _subjects(ctx: Ctx) -> None:
                EXISTS (SELECT 1 FROM icans_assessments c WHERE c.studyid = $studyid AND c.data_cut = $cut
                        AND c.usubjid = s.usubjid) AS file_icans
         FROM _subj s
-        LEFT JOIN (SELECT _usubjid AS usubjid, any_value(_n_AGE) AS age FROM _t_DM
+        LEFT JOIN (SELECT _usubjid AS usubjid, any_value(_age_years) AS age FROM _t_DM
                    WHERE _qreason IS NULL AND NOT _after_cut GROUP BY _usubjid) d USING (usubjid)
         WHERE s.inf_date IS NOT NULL""")
 

@@ -38,7 +38,7 @@ SUBJECTS = Table(
     KEY + SUBJ + (
         C("subjid", "VARCHAR", "Subject identifier within the study (SUBJID)."),
         C("siteid", "VARCHAR", "Study site (SITEID)."),
-        C("age", "DOUBLE", "Age in years (AGE)."),
+        C("age", "DOUBLE", "Age in years (AGE converted by its AGEU: 30 MONTHS is 2.5)."),
         C("sex", "VARCHAR", "Sex (SEX)."),
         C("race", "VARCHAR", "Race (RACE)."),
         C("country", "VARCHAR", "Country (COUNTRY)."),

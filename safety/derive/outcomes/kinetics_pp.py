@@ -3,9 +3,9 @@
 Which PP parameter is compared with which celltox value, and how far apart they may be, is data
 (safety/data/pp_parameters.csv): Cmax within 5% (relative to celltox's value), Tmax within 1 day, the AUC over
 days 0-28 within 10%. A PP row names its analyte in PPCAT (the PCTESTCD or the PCTEST); with no PPCAT, the
-subject's only analyte. Tmax in hours or weeks is converted to days (safety/data/pp_time_units.csv); a Cmax in
-another unit than PC's is not compared (status 'unit differs') and neither is that analyte's AUC. Choices are in
-docs/outcomes.md.
+subject's only analyte. Tmax in hours, weeks or another unit of time is converted to days
+(safety/data/time_units.csv; no unit is days); a Cmax in another unit than PC's is not compared (status 'unit
+differs') and neither is that analyte's AUC. Choices are in docs/outcomes.md.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from safety.schema import KINETICS_COMPARISON
 AGREE, DIFFERS, UNIT_DIFFERS = "agree", "differs", "unit differs"
 
 _SQL = """
-WITH tu AS (SELECT upper(coalesce(unit, '')) AS u, days FROM _pp_time_units),
+WITH tu AS (SELECT upper(unit) AS u, days FROM _time_units),
 analytes AS (
   SELECT DISTINCT usubjid, pctestcd, upper(pctest) AS pctest FROM pc_concentrations WHERE studyid = $s AND data_cut = $c
 ),
@@ -51,7 +51,7 @@ j AS (
          k.usubjid IS NOT NULL AS derived
   FROM pp
   LEFT JOIN k ON k.usubjid = pp.usubjid AND k.pctestcd = pp.pctestcd
-  LEFT JOIN tu ON tu.u = upper(replace(coalesce(pp.unit, ''), ' ', ''))
+  LEFT JOIN tu ON tu.u = coalesce(nullif(upper(replace(pp.unit, ' ', '')), ''), 'DAYS')  -- no unit: days
   LEFT JOIN cmax_unit cu ON cu.usubjid = pp.usubjid AND cu.pctestcd = pp.pctestcd
 )
 SELECT $s AS studyid, $c AS data_cut, usubjid, coalesce(pctestcd, ppcat) AS analyte, ppseq, pptestcd, parameter,
@@ -80,7 +80,7 @@ def derive_kinetics_comparison(con, studyid, data_cut, config, review_store=None
     """Rebuild kinetics_comparison for one (study, cut)."""
     reset(con, (KINETICS_COMPARISON,), studyid, data_cut)
     _data.install(con, "pp_parameters.csv")
-    _data.install(con, "pp_time_units.csv")
+    _data.install(con, "time_units.csv")
     sql = _SQL.format(agree=AGREE, differs=DIFFERS, unit_differs=UNIT_DIFFERS)
     insert(con, KINETICS_COMPARISON, sql, {"s": studyid, "c": data_cut})
 
