@@ -884,3 +884,62 @@ def test_an_age_unit_without_an_age_is_not_checked(tmp_path):
     ingest_study(study, db, run_derivations=False)
     assert quarantined(db, "source_file = 'dm.csv'") == []
     assert q(db, "SELECT age FROM subjects WHERE usubjid = 'S-002'").age.isna().all()
+
+
+def _other_study_rows() -> dict:
+    """The fixture study with records of study OTHER-STUDY-99 in DM, AE, LB, SUPPAE and the CRS file, a LB STUDYID
+    padded with spaces and a CM STUDYID left empty."""
+    other = "OTHER-STUDY-99"
+    dm, ae, lb, cm = DM.astype(str), AE.astype(str), LB.astype(str), CM.astype(str)
+    dm.loc[4, "STUDYID"] = other  # S-005
+    ae.loc[[0, 4], "STUDYID"] = other  # S-001 AESEQ 1 and 3
+    lb.loc[0, "STUDYID"] = f" {DM.STUDYID[0]} "
+    lb.loc[1, "STUDYID"] = other
+    cm.loc[0, "STUDYID"] = ""
+    suppae = SUPPAE.astype(str)
+    suppae.loc[0, "STUDYID"] = other  # qualifies S-001 AESEQ 2, which loads
+    crs = DOMAINS["crs_assessments"].copy()
+    crs.insert(0, "STUDYID", [other, DM.STUDYID[0], DM.STUDYID[0]])
+    return dict(DOMAINS, dm=dm, ae=ae, lb=lb, cm=cm, suppae=suppae, crs_assessments=crs)
+
+
+def test_a_record_of_another_study_is_quarantined_in_every_domain_and_an_empty_studyid_loads(tmp_path):
+    study = make_study(tmp_path / "s", "csv", domains=_other_study_rows())
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db, run_derivations=False)
+    reason = "STUDYID 'OTHER-STUDY-99' is not this study's (CT-TEST-01)"
+    assert quarantined(db, "field = 'STUDYID'") == [
+        ["ae.csv", 1, "STUDYID", reason], ["ae.csv", 5, "STUDYID", reason],
+        ["crs_assessments.csv", 1, "STUDYID", reason], ["dm.csv", 5, "STUDYID", reason],
+        ["lb.csv", 2, "STUDYID", reason], ["suppae.csv", 1, "STUDYID", reason]]
+    assert quarantined(db, "source_file = 'suppae.csv' AND row_number = 2") == [
+        ["suppae.csv", 2, "IDVARVAL", "the AE record it qualifies is quarantined"]]
+    assert q(db, "SELECT aeseq FROM adverse_events WHERE usubjid = 'S-001' ORDER BY 1").aeseq.tolist() == [2]
+    assert q(db, "SELECT lbseq FROM labs WHERE usubjid = 'S-001' ORDER BY 1").lbseq.tolist() == [1, 3, 4]
+    assert q(db, "SELECT cmseq FROM medications WHERE usubjid = 'S-001' ORDER BY 1").cmseq.tolist() == [1, 2]
+    assert "S-005" not in q(db, "SELECT usubjid FROM subjects").usubjid.tolist()
+    assert set(q(db, "SELECT DISTINCT studyid FROM adverse_events UNION SELECT studyid FROM labs").studyid) == \
+        {"CT-TEST-01"}
+    reconciles(db)
+
+
+def test_a_study_named_otherwise_in_study_yaml_takes_the_records_of_its_dm_study(tmp_path):
+    """study.yaml's studyid names the study DM calls CT-TEST-01 (noted on dm.csv): records of CT-TEST-01 are this
+    study's; those of a third study are not. A study named after its folder (no STUDYID in DM, no study.yaml
+    studyid) checks no record's STUDYID."""
+    study = make_study(tmp_path / "s", "csv", domains=dict(_other_study_rows(), dm=DM),
+                       study_yaml="studyid: ALIAS-01\nproduct: CTX-101\n")
+    db = tmp_path / "db.duckdb"
+    result = ingest_study(study, db, run_derivations=False)
+    assert quarantined(db, "field = 'STUDYID'") == [
+        ["ae.csv", 1, "STUDYID", "STUDYID 'OTHER-STUDY-99' is not this study's (ALIAS-01)"],
+        ["ae.csv", 5, "STUDYID", "STUDYID 'OTHER-STUDY-99' is not this study's (ALIAS-01)"],
+        ["crs_assessments.csv", 1, "STUDYID", "STUDYID 'OTHER-STUDY-99' is not this study's (ALIAS-01)"],
+        ["lb.csv", 2, "STUDYID", "STUDYID 'OTHER-STUDY-99' is not this study's (ALIAS-01)"],
+        ["suppae.csv", 1, "STUDYID", "STUDYID 'OTHER-STUDY-99' is not this study's (ALIAS-01)"]]
+    assert "dm.csv: STUDYID CT-TEST-01 in the file, ALIAS-01 in study.yaml: loaded as ALIAS-01" in result.notes
+    domains = dict(DOMAINS, dm=DM.drop(columns="STUDYID"))
+    domains["ae"] = AE.assign(STUDYID="ANY-STUDY")
+    folder = make_study(tmp_path / "folder", "csv", domains=domains, study_yaml=None)
+    ingest_study(folder, tmp_path / "db2.duckdb", run_derivations=False)
+    assert quarantined(tmp_path / "db2.duckdb", "field = 'STUDYID'") == []

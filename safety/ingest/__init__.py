@@ -82,7 +82,10 @@ def _parse_cutoff(cutoff) -> dt.date | None:
         raise IngestError(f"--cutoff: '{cutoff}' is not a date YYYY-MM-DD") from None
 
 
-def _studyid(con, dm_files: list[StagedFile], config: dict, study_dir: Path) -> str:
+def _studyid(con, dm_files: list[StagedFile], config: dict, study_dir: Path) -> tuple[str, tuple[str, ...]]:
+    """The study's id (study.yaml's, else DM's STUDYID, else the folder's name) and the STUDYIDs a record may
+    carry: the study's, and DM's too when study.yaml names the study otherwise (a record of DM's study is one of
+    this study); none when neither DM nor study.yaml names the study."""
     ids = set()
     for f in dm_files:
         if "STUDYID" in f.columns:
@@ -92,11 +95,15 @@ def _studyid(con, dm_files: list[StagedFile], config: dict, study_dir: Path) -> 
         if ids and config["studyid"] not in ids:  # loaded under the settings' id; the files say another
             dm_files[0].add_note(f"STUDYID {', '.join(sorted(ids)[:3])} in the file, {config['studyid']} in "
                                  f"study.yaml: loaded as {config['studyid']}")
-        return config["studyid"]
+            return config["studyid"], (config["studyid"], *sorted(ids))
+        return config["studyid"], (config["studyid"],)
     if len(ids) > 1:
         raise IngestError(f"{dm_files[0].name}: several STUDYID values ({', '.join(sorted(ids)[:5])}); "
                           "deliver one study per folder or set studyid in study.yaml")
-    return ids.pop() if ids else study_dir.name
+    if not ids:
+        return study_dir.name, ()
+    studyid = ids.pop()
+    return studyid, (studyid,)
 
 
 def _latest_date(con) -> dt.date:
@@ -195,12 +202,12 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
         if parent not in by_domain or parent not in SPECS:
             raise IngestError(f"{sfiles[0].name}: qualifiers for domain {parent}, which the delivery does not contain")
 
-    studyid = _studyid(con, by_domain["DM"], config, study_dir)
+    studyid, studyids = _studyid(con, by_domain["DM"], config, study_dir)
     engine.install_date_lookup(con, by_domain)
     data_cut = cut_given or _latest_date(con)
     loaded_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     load_id = f"{studyid}:{data_cut.isoformat()}:{loaded_at.strftime('%Y%m%dT%H%M%S')}:{uuid.uuid4().hex[:8]}"
-    ctx = engine.Ctx(con, studyid, data_cut, load_id, config)
+    ctx = engine.Ctx(con, studyid, data_cut, load_id, config, studyids=studyids)
     if run_derivations:  # their libraries (NumPy, scipy.special) import while DuckDB runs the load's SQL
         threading.Thread(target=_import_derivations, name="celltox-import-derivations", daemon=True).start()
 

@@ -39,6 +39,9 @@ class Ctx:
     load_id: str
     config: dict
     counts: dict = field(default_factory=dict)  # file index -> [loaded, quarantined, after_cut]
+    # The STUDYIDs a record may carry: the study's, and DM's when study.yaml names the study otherwise. Empty when
+    # neither DM nor study.yaml names the study (it is named after its folder): no record's STUDYID is checked.
+    studyids: tuple[str, ...] = ()
 
     @property
     def params(self) -> dict:
@@ -46,7 +49,7 @@ class Ctx:
         # column or in an insert into one). A Python date parameter makes DuckDB's client look at pandas, and
         # while the derivations' libraries import beside the load (pandas among them, 0.3 s) each statement of
         # the subjects' DM and EX records that binds one waited for that import to finish.
-        return {"studyid": self.studyid, "cut": self.data_cut.isoformat()}
+        return {"studyid": self.studyid, "cut": self.data_cut.isoformat(), "studyids": list(self.studyids)}
 
     def run(self, sql: str, extra: dict | None = None):
         p = dict(self.params)
@@ -147,6 +150,19 @@ def install_reference_tables(con) -> None:
     temp_table(con, "_med_classes", {"pattern": "VARCHAR", "med_class": "VARCHAR", "priority": "INTEGER"}, rows)
 
 
+def studyid_check(ctx: Ctx, cols: Cols) -> tuple[str, str, str] | None:
+    """(bad condition, field, reason) of a record of another study: a STUDYID given that is not the study's. The
+    delivered text is compared once per row (millions of lab rows); only a row where it differs is cleaned and
+    compared again (' ITNK-B-01' is the study). None when the files give no STUDYID or the study has none."""
+    if not ctx.studyids or not cols.has("STUDYID"):
+        return None
+    raw = q("STUDYID")
+    other = (f"ct_nz({raw}) <> $studyid" if ctx.studyids == (ctx.studyid,)
+             else f"NOT list_contains($studyids, ct_nz({raw}))")
+    return (f"{raw} <> $studyid AND {other}", "'STUDYID'",
+            f"'STUDYID ''' || ct_nz({raw}) || ''' is not this study''s (' || $studyid || ')'")
+
+
 def _age_unit_params() -> dict:
     """$year_days (the days of a year, by which an age in days is one in years) and $age_terms (the CDISC units of
     age, named by the reason of an AGEU that is none of them), from safety/data/time_units.csv."""
@@ -184,6 +200,9 @@ def prepare_supp(ctx: Ctx, parent: str, files: list[StagedFile], parent_cols: Co
             if col not in f.columns:
                 missing.append(f"WHEN _file = {f.index} THEN '{col}'")
     miss = ("CASE " + " ".join(missing) + " END") if missing else "CAST(NULL AS VARCHAR)"
+    other_study = studyid_check(ctx, c)
+    other_field = f"WHEN {other_study[0]} THEN {other_study[1]}" if other_study else ""
+    other_reason = f"WHEN {other_study[0]} THEN {other_study[2]}" if other_study else ""
     parsed = (f"{miss} AS _miss, {c('USUBJID')} AS _usubjid, upper({c('IDVAR')}) AS _idvar, "
               f"CASE WHEN regexp_full_match(upper({c('IDVAR')}), '[A-Z]{{2}}SEQ') THEN ct_seqnum({c('IDVARVAL')}) "
               f"ELSE ct_seqtext({c('IDVARVAL')}) END AS _idvarval, {c('QNAM')} AS _qnam, {c('QVAL')} AS _qval")
@@ -194,12 +213,13 @@ def prepare_supp(ctx: Ctx, parent: str, files: list[StagedFile], parent_cols: Co
         z AS (SELECT b.*{c.layer()} FROM b),
         t AS (SELECT z.*{cleaned}, {parsed} FROM z)
         SELECT t.*,
-          CASE WHEN _reject IS NOT NULL THEN NULL WHEN _miss IS NOT NULL THEN _miss WHEN _usubjid IS NULL THEN 'USUBJID'
+          CASE WHEN _reject IS NOT NULL THEN NULL WHEN _miss IS NOT NULL THEN _miss {other_field}
+               WHEN _usubjid IS NULL THEN 'USUBJID'
                WHEN _qnam IS NULL THEN 'QNAM'
                WHEN row_number() OVER (PARTITION BY _usubjid, _idvar, _idvarval, upper(_qnam) ORDER BY _file, _row) > 1
                THEN 'QNAM' END AS _qfield,
           CASE WHEN _reject IS NOT NULL THEN _reject
-               WHEN _miss IS NOT NULL THEN 'required column ' || _miss || ' missing from file'
+               WHEN _miss IS NOT NULL THEN 'required column ' || _miss || ' missing from file' {other_reason}
                WHEN _usubjid IS NULL THEN 'missing USUBJID'
                WHEN _qnam IS NULL THEN 'missing QNAM'
                WHEN row_number() OVER (PARTITION BY _usubjid, _idvar, _idvarval, upper(_qnam) ORDER BY _file, _row) > 1
@@ -380,6 +400,9 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
             if not any(g in f.columns for g in group):
                 label = " or ".join(group)
                 checks.append((f"_file = {f.index}", f"'{group[0]}'", f"'required column {label} missing from file'"))
+    other_study = studyid_check(ctx, delivered)
+    if other_study:
+        checks.append(other_study)
     checks.append(("_usubjid IS NULL", "'USUBJID'", "'missing USUBJID'"))
     for col in spec.required_values:
         checks.append((f"NOT ({c.notnull(col)})", f"'{col}'", f"'missing {col}'"))
