@@ -202,6 +202,50 @@ def test_unusable_ae_file_is_refused_in_one_line(tmp_path, case, expected):
     assert not db.exists()  # a refused first load leaves no database file
 
 
+def _ae_csv_with_header(study, header: list[str], encoding: str, trailing: str = "") -> None:
+    """ae.csv of AE's rows under ``header`` (AE's names with some emptied), ``trailing`` after every line."""
+    lines = [",".join(header)] + AE.to_csv(index=False, header=False).splitlines()
+    (study / "ae.csv").write_text("".join(f"{ln}{trailing}\n" for ln in lines), encoding=encoding)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])  # DuckDB's reader; Python's (every UTF-16 file)
+def test_a_csv_column_of_values_without_a_name_refuses_the_file_naming_its_position(tmp_path, encoding):
+    """An empty header cell above values (``...,AESEQ,,AEDECOD,...``): the readers named the column themselves
+    (DuckDB column03, Python COL4), which reads as a variable name, so the column's values were left out without a
+    word and every AE loaded without its term. The file is refused as a workbook with such a cell is; a column
+    empty in the header and in every line (a delimiter at the end of every line) holds nothing and loads as
+    before, without a note."""
+    study = make_study(tmp_path / "s", "csv")
+    header = list(AE.columns)
+    db = tmp_path / "db.duckdb"
+    _ae_csv_with_header(study, ["" if h == "AETERM" else h for h in header], encoding)
+    p = cli(study, db)
+    assert (p.returncode, p.stderr.strip()) == (
+        2, "error: ae.csv: field 4 of the header row (line 1) is empty above a column of values; write the column's "
+           "name there, or delete the column")
+    assert not db.exists()
+    _ae_csv_with_header(study, ["" if h in ("AETERM", "AEOUT") else h for h in header], encoding)
+    p = cli(study, db)
+    assert (p.returncode, p.stderr.strip()) == (
+        2, "error: ae.csv: fields 4, 11 of the header row (line 1) are empty above columns of values; write the "
+           "columns' names there, or delete the columns")
+    # a listing's caption with a delimiter for every column, above the header: a title, not twelve unnamed columns
+    (study / "ae.csv").write_text("Listing 16.2.7 Adverse events" + "," * 12 + "\n" + AE.to_csv(index=False),
+                                  encoding=encoding)
+    p = cli(study, db)
+    assert (p.returncode, p.stderr.strip()) == (
+        2, "error: ae.csv: line 1 is a title ('Listing 16.2.7 Adverse events'), not the header row; remove the lines "
+           "above the column names")
+    assert not db.exists()
+    _ae_csv_with_header(study, header, encoding, trailing=",")
+    r = ingest_study(study, db, run_derivations=False)
+    ae = next(f for f in r.files if f.source_file == "ae.csv")
+    assert (r.notes, ae.rows_read, ae.rows_loaded, ae.rows_quarantined) == ([], 7, 3, 4)
+    assert q(db, "SELECT aeterm FROM adverse_events ORDER BY event_key").aeterm.tolist() == [
+        "Fever", "Cytokine release syndrome", "Neutropenia"]
+    reconciles(db)
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
 def test_utf16_ae_file_loads(tmp_path, encoding):
     """With its byte-order mark or without it (the -le/-be codecs write none), as Excel's "Unicode text" does."""

@@ -366,30 +366,45 @@ def _read_workbook(f: StagedFile, pd):
 
 
 def _named_columns(f: StagedFile, sheet: str, df):
-    """The sheet's columns with a name in row 1. A row 1 that names one column at most above more columns of
-    values is a title (a listing's caption, often merged across the columns) and refuses the workbook, as a title
-    line refuses a CSV file; so does an empty header cell above values, which no variable would read. A column
-    with neither name nor value (a spacer) holds nothing and is left out."""
-    blank = [i for i, c in enumerate(df.columns) if str(c) == f"Unnamed: {i}"]  # pandas' name for an empty cell
-    filled = [i for i in blank if df.iloc[:, i].notna().any()]
-    if filled and len(df.columns) - len(blank) <= 1:
-        named = [str(c) for i, c in enumerate(df.columns) if i not in blank]
-        if named:
-            raise _title_error(f, f"sheet '{sheet}' row 1", named[0], "rows")
-        raise IngestError(f"{f.name}: sheet '{sheet}' row 1 is empty, not the header row; remove the rows above the "
-                          "column names")
-    if filled:
-        from openpyxl.utils import get_column_letter
+    """The sheet's columns with a name in row 1, by the header rule of :func:`_unnamed_columns` (a title in row 1,
+    or an empty header cell above values, refuses the workbook; a spacer column is left out)."""
+    from openpyxl.utils import get_column_letter
 
-        cells = [f"{get_column_letter(i + 1)}1" for i in filled]
-        if len(cells) == 1:
-            what = (f"cell {cells[0]} is empty above a column of values; write the column's name there, "
-                    "or delete the column")
-        else:
-            what = (f"cells {', '.join(cells)} are empty above columns of values; write the columns' names there, "
-                    "or delete the columns")
-        raise IngestError(f"{f.name}: sheet '{sheet}' {what}")
+    header = ["" if str(c) == f"Unnamed: {i}" else str(c) for i, c in enumerate(df.columns)]  # pandas' empty cell
+    blank = _unnamed_columns(
+        f, header, lambda cols: [i for i in cols if df.iloc[:, i].notna().any()], f"sheet '{sheet}' row 1", "rows",
+        lambda cols: f"sheet '{sheet}' cell{'s' if len(cols) > 1 else ''} "
+                     + ", ".join(f"{get_column_letter(i + 1)}1" for i in cols))
     return df.drop(columns=[df.columns[i] for i in blank]) if blank else df
+
+
+def _unnamed_columns(f: StagedFile, header: list[str], with_values, first_row: str, rows: str, cells) -> list[int]:
+    """The positions of the empty cells of a header row (a workbook's row 1, a CSV file's line 1), by one rule for
+    every reader: no variable reads a column without a name, so values under an empty cell would vanish unseen.
+    A header naming one column at most above more columns of values is a title (a listing's caption, often
+    merged across the columns) and refuses the file, as does an empty header; an empty cell above values
+    refuses it naming the cell. A column with neither a name nor a value (a spacer, a delimiter at the end of
+    every line) holds nothing: its position is returned, to be left out.
+
+    ``header``: the names, '' for an empty cell; ``with_values(positions)``: those of ``positions`` whose
+    column holds a value (a cell that is not empty); ``first_row``: the header row in words ('line 1',
+    "sheet 'AE' row 1") and ``rows`` what lies above it ('lines', 'rows'); ``cells(positions)``: the empty
+    cells in words ("sheet 'AE' cell G1", 'field 5 of the header row (line 1)')."""
+    blank = [i for i, h in enumerate(header) if not h]
+    filled = with_values(blank) if blank else []
+    if not filled:
+        return blank
+    named = [h for h in header if h]
+    if len(named) <= 1:
+        if named:
+            raise _title_error(f, first_row, named[0], rows)
+        raise IngestError(f"{f.name}: {first_row} is empty, not the header row; remove the {rows} above the "
+                          "column names")
+    if len(filled) == 1:
+        raise IngestError(f"{f.name}: {cells(filled)} is empty above a column of values; write the column's name "
+                          "there, or delete the column")
+    raise IngestError(f"{f.name}: {cells(filled)} are empty above columns of values; write the columns' names "
+                      "there, or delete the columns")
 
 
 def _error_cells(f: StagedFile, sheets: list[bytes]) -> dict[str, list[tuple[int, str, str, str]]]:
@@ -525,12 +540,25 @@ def _stage_csv(con, f: StagedFile) -> None:
     first = _first_lines(head, encoding)
     delim = _delimiter(f, first)
     name = f"_csv_{f.index}"
-    if encoding.startswith("utf-16") or not _duckdb_csv(con, f, name, delim, first):
-        _python_csv(con, f, name, delim, encoding)
-    desc = con.execute(f"DESCRIBE SELECT * EXCLUDE (_row, _reject, _raw) FROM {name}").fetchall()
-    f.columns = _canonical_columns([d[0] for d in desc], f.domain, f.name)
+    header = None if encoding.startswith("utf-16") else _duckdb_csv(con, f, name, delim, first)
+    if header is None:
+        header = _python_csv(con, f, name, delim, encoding)
+    staged = [d[0] for d in con.execute(f"DESCRIBE SELECT * EXCLUDE (_row, _reject, _raw) FROM {name}").fetchall()]
+    # the readers name a column without a header name themselves (DuckDB column04, this module COL5): by position
+    blank = _unnamed_columns(f, header, lambda cols: _csv_with_values(con, name, [staged[i] for i in cols], cols),
+                             "line 1", "lines", lambda cols: f"field{'s' if len(cols) > 1 else ''} "
+                             f"{', '.join(str(i + 1) for i in cols)} of the header row (line 1)")
+    f.columns = _canonical_columns([c for i, c in enumerate(staged) if i not in blank], f.domain, f.name)
     sel = "".join(f", {_quote(o)} AS \"{c}\"" for c, o in f.columns.items())
     f.relation = f"(SELECT {f.index} AS _file, _row, _reject, _raw{sel} FROM {name})"
+
+
+def _csv_with_values(con, name: str, columns: list[str], positions: list[int]) -> list[int]:
+    """Those of ``positions`` (of ``columns`` of the staged table ``name``) with a field that is not empty in a
+    line that lines up with the header (a ragged line is quarantined whole)."""
+    counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {_quote(c)} <> '')" for c in columns)
+                         + f" FROM {name} WHERE _reject IS NULL").fetchone()
+    return [i for i, n in zip(positions, counts) if n]
 
 
 def _utf16_without_bom(head: bytes) -> str | None:
@@ -583,17 +611,18 @@ def _header_width_error(f: StagedFile, header: list[str], width: int) -> IngestE
                        "a title above the header row? Remove the lines above the column names")
 
 
-def _duckdb_csv(con, f: StagedFile, name: str, delim: str, first: list[str]) -> bool:
-    """DuckDB's fast reader with the dialect fixed; False when the file needs the careful reader."""
+def _duckdb_csv(con, f: StagedFile, name: str, delim: str, first: list[str]) -> list[str] | None:
+    """DuckDB's fast reader with the dialect fixed: the header's names (stripped), or None when the file needs the
+    careful reader."""
     header = next(csv.reader([first[0].lstrip("\ufeff")], delimiter=delim)) if first else []
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT row_number() OVER () AS _row, {NO_REJECT}, * "
                     "FROM read_csv($path, all_varchar = true, header = true, delim = $delim, quote = '\"', "
                     "escape = '\"', encoding = 'utf-8')", {"path": str(f.path), "delim": delim})
     except duckdb.Error:
-        return False  # not UTF-8 (anywhere in the file), or irregular: the careful reader decides
+        return None  # not UTF-8 (anywhere in the file), or irregular: the careful reader decides
     ncols = len(con.execute(f"DESCRIBE {name}").fetchall()) - 3
-    return ncols == len(header)
+    return [h.strip() for h in header] if ncols == len(header) else None
 
 
 NOT_UTF8 = "celltox-windows-1252"  # the decoding error handler below
@@ -610,18 +639,19 @@ def _windows_1252(exc: UnicodeDecodeError) -> tuple[str, int]:
 codecs.register_error(NOT_UTF8, _windows_1252)
 
 
-def _python_csv(con, f: StagedFile, name: str, delim: str, encoding: str) -> None:
+def _python_csv(con, f: StagedFile, name: str, delim: str, encoding: str) -> list[str]:
+    """The file by Python's csv module into the temp table ``name``; returns the header's names (stripped)."""
     try:
-        _python_csv_as(con, f, name, delim, encoding)
+        return _python_csv_as(con, f, name, delim, encoding)
     except UnicodeDecodeError:
         f.add_note(NOT_UTF8_NOTE)
-        _python_csv_as(con, f, name, delim, "utf-8", errors=NOT_UTF8)
+        return _python_csv_as(con, f, name, delim, "utf-8", errors=NOT_UTF8)
 
 
 CSV_CHUNK_ROWS = 50_000  # rows per batch into DuckDB: memory stays bounded for files of millions of rows
 
 
-def _python_csv_as(con, f: StagedFile, name: str, delim: str, encoding: str, errors: str = "strict") -> None:
+def _python_csv_as(con, f: StagedFile, name: str, delim: str, encoding: str, errors: str = "strict") -> list[str]:
     import pyarrow as pa
 
     records = _records(f, delim, encoding, errors)
@@ -682,6 +712,7 @@ def _python_csv_as(con, f: StagedFile, name: str, delim: str, encoding: str, err
             flush()
     if chunk:
         flush()
+    return header
 
 
 def _chain(head, rest):
