@@ -246,6 +246,41 @@ def test_a_csv_column_of_values_without_a_name_refuses_the_file_naming_its_posit
     reconciles(db)
 
 
+@pytest.mark.parametrize("titles", [
+    ["Listing 16.2.7, Adverse events", "Protocol CT-TEST-01, cut 2024-03-31"],
+    ["Listing 16.2.7, Adverse events", "Protocol CT-TEST-01, cut 2024-03-31, page 1", "Safety population, all sites"],
+])
+def test_several_title_lines_above_a_csv_header_refuse_the_file(tmp_path, titles):
+    """Two title lines of two fields each: the first two lines agreed, so the file loaded with exit 0 and every
+    row quarantined ('required column USUBJID missing', 'line 4: 13 fields where the header has 2'). Most lines
+    having more fields than the first is the sign that the header lies lower: refused as one title line is."""
+    study = make_study(tmp_path / "s", "csv")
+    (study / "ae.csv").write_text("\n".join(titles) + "\n" + AE.to_csv(index=False))
+    db = tmp_path / "db.duckdb"
+    p = cli(study, db)
+    lines = len(titles) - 1 + 1 + len(AE)  # the other title lines, the header, the rows
+    assert (p.returncode, p.stderr.strip()) == (
+        2, f"error: ae.csv: line 1 has 2 field(s) where {len(AE) + 1} of the {lines} lines below have 13: a title "
+           "above the header row? Remove the lines above the column names")
+    assert not db.exists()
+
+
+def test_a_csv_file_with_ragged_lines_short_of_most_still_loads(tmp_path):
+    """The title rule takes most of the lines: a file with some lines of a field too many (three of seven) loads,
+    those rows quarantined with their reason."""
+    study = make_study(tmp_path / "s", "csv")
+    lines = AE.to_csv(index=False).splitlines()
+    for i in (2, 4, 6):
+        lines[i] += ",EXTRA"
+    (study / "ae.csv").write_text("\n".join(lines) + "\n")
+    db = tmp_path / "db.duckdb"
+    p = cli(study, db)
+    assert p.returncode == 0, p.stderr
+    assert [[n, why] for _, n, _, why in quarantined(db, "source_file = 'ae.csv' AND reason LIKE 'line%'")] == [
+        [n, f"line {n + 1}: 14 fields where the header has 13"] for n in (2, 4, 6)]
+    reconciles(db)
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
 def test_utf16_ae_file_loads(tmp_path, encoding):
     """With its byte-order mark or without it (the -le/-be codecs write none), as Excel's "Unicode text" does."""

@@ -599,15 +599,15 @@ def _title_error(f: StagedFile, where: str, title: str, lines: str) -> IngestErr
                        f"remove the {lines} above the column names")
 
 
-def _header_width_error(f: StagedFile, header: list[str], width: int) -> IngestError:
-    """The refusal of a file whose first line has another number of fields than the lines below. A first line of
-    column names (AETERM, ICE_SCORE or their labels) is a header row with names missing or extra, else it is a
-    title: the message names which, as the fix differs."""
+def _header_width_error(f: StagedFile, header: list[str], below: str) -> IngestError:
+    """The refusal of a file whose first line has another number of fields than the lines below (``below``, e.g.
+    'the lines below have 13'). A first line of column names (AETERM, ICE_SCORE or their labels) is a header row
+    with names missing or extra, else it is a title: the message names which, as the fix differs."""
     named = [h for h in header if h]
     if len(named) >= 3 and all(canonical_name(h, f.domain) for h in named):
-        return IngestError(f"{f.name}: the header row (line 1) names {len(header)} column(s) where the lines below "
-                           f"have {width} fields: give every column one name in the header row")
-    return IngestError(f"{f.name}: line 1 has {len(header)} field(s) where the lines below have {width}: "
+        return IngestError(f"{f.name}: the header row (line 1) names {len(header)} column(s) where {below} fields: "
+                           "give every column one name in the header row")
+    return IngestError(f"{f.name}: line 1 has {len(header)} field(s) where {below}: "
                        "a title above the header row? Remove the lines above the column names")
 
 
@@ -675,11 +675,12 @@ def _python_csv_as(con, f: StagedFile, name: str, delim: str, encoding: str, err
         names.append(name_)
     first_two = [r for _, r in zip(range(2), records)]
     if first_two and len(first_two[0][2]) != n and (len(first_two) == 1 or len(first_two[1][2]) == len(first_two[0][2])):
-        raise _header_width_error(f, header, len(first_two[0][2]))
+        raise _header_width_error(f, header, f"the lines below have {len(first_two[0][2])}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (_row BIGINT, _reject VARCHAR, _raw VARCHAR"
                 + "".join(f", {_quote(h)} VARCHAR" for h in names) + ")")
     row = 0
     chunk: list[tuple[int, int, list[str]]] = []
+    wider: dict[int, int] = {}  # fields -> lines with more fields than the header
 
     def flush() -> None:
         nonlocal row
@@ -692,6 +693,8 @@ def _python_csv_as(con, f: StagedFile, name: str, delim: str, encoding: str, err
                 rejects.append(None)
                 raws.append(None)
             else:
+                if len(rec) > n:
+                    wider[len(rec)] = wider.get(len(rec), 0) + 1
                 where = f"line {start}" if start == end else f"lines {start}-{end}"
                 fields = "1 field" if len(rec) == 1 else f"{len(rec)} fields"
                 rejects.append(f"{where}: {fields} where the header has {n}")
@@ -712,6 +715,12 @@ def _python_csv_as(con, f: StagedFile, name: str, delim: str, encoding: str, err
             flush()
     if chunk:
         flush()
+    if 2 * sum(wider.values()) > row:
+        # most lines have more fields than the header: the first line is no header, and the line that is lies below
+        # it (several title lines above the header, where the check of the first two lines above sees none)
+        width = max(wider, key=wider.get)
+        raise _header_width_error(f, header, f"the lines below have {width}" if wider[width] == row
+                                  else f"{wider[width]} of the {row} lines below have {width}")
     return header
 
 
