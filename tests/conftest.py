@@ -1,7 +1,9 @@
 """Shared fixtures. Tests use real DuckDB files in a temporary folder."""
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -49,3 +51,22 @@ def sample_database(tmp_path_factory):
         return list(built["loaded"])
 
     return write
+
+
+@pytest.fixture
+def unwritable_folder(tmp_path):
+    """A folder this process cannot write in: read-only (mode 0555), and for root, whom modes do not stop, also
+    immutable (chattr +i). Skipped, saying why, where neither stops this process."""
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    immutable = os.access(folder, os.W_OK) and shutil.which("chattr") is not None and subprocess.run(
+        ["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("a read-only folder is writable for this user (root) and chattr +i is not available here")
+        yield folder
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        folder.chmod(0o755)

@@ -298,3 +298,15 @@ def test_audit_export_refuses_a_date_that_is_not_one(store, tmp_path):
         "python -m safety audit export: error: argument --since: invalid ISO 8601 date or time value: '2026-02-30'")
     assert _cli("export", "--review-db", str(store.path), "--out", str(tmp_path / "b.csv"),
                 "--since", "2024-01-01").returncode == 0
+
+
+def test_an_output_that_cannot_be_written_is_refused_with_exit_2(store, unwritable_folder):
+    """Exit 1 is a broken chain here: an --out or anchor file in a folder that cannot be written exited 1 with
+    'Permission denied' (after a verify that passed, for the anchor). Exit 2, one line naming the path."""
+    out, anchor = unwritable_folder / "audit.csv", unwritable_folder / "anchors.txt"
+    why = f"the folder {unwritable_folder} is not writable"
+    r = _cli("export", "--review-db", str(store.path), "--out", str(out))
+    assert (r.returncode, r.stderr.strip(), r.stdout) == (2, f"error: {out}: {why}", "")
+    r = _cli("verify", "--review-db", str(store.path), "--record-anchor", str(anchor))
+    assert (r.returncode, r.stderr.strip(), r.stdout) == (2, f"error: {anchor}: {why}", "")
+    assert list(unwritable_folder.iterdir()) == []

@@ -149,3 +149,21 @@ def test_a_home_relative_account_file_is_the_one_the_app_reads(tmp_path, monkeyp
                stdin=PW1 + "\n", env_extra=env)
     assert r.returncode == 0, r.stderr
     assert "dave" in other.read_text() and "dave" not in (home / "accounts.yaml").read_text()
+
+
+def test_an_account_file_or_review_store_that_cannot_be_written_is_refused_before_the_change(tmp_path,
+                                                                                          unwritable_folder):
+    """It exited 1 naming users.yaml.lock; with a review store it could not write, the account was added and
+    its audit entry failed (exit 1, 'unable to open database file'). Exit 2, one line, nothing changed."""
+    path = unwritable_folder / "users.yaml"
+    r = _users("add", "carol", "--role", "committee", "--password-stdin", "--users", str(path), stdin=PW1 + "\n")
+    assert (r.returncode, r.stderr.strip()) == (2, f"error: {path}: the folder {unwritable_folder} is not writable")
+    path = tmp_path / "users.yaml"
+    review = unwritable_folder / "study.review.sqlite"
+    for args in (("add", "carol", "--role", "committee", "--password-stdin"), ("unlock", "carol")):
+        r = _users(*args, "--users", str(path), "--review-db", str(review), stdin=PW1 + "\n")
+        assert (r.returncode, r.stderr.strip()) == (
+            2, f"error: {review}: the folder {unwritable_folder} is not writable")
+    assert not path.exists() and list(unwritable_folder.iterdir()) == []
+    r = _users("list", "--users", str(unwritable_folder / "users.yaml"))  # reads only
+    assert r.returncode == 0 and r.stderr == ""

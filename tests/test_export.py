@@ -418,7 +418,10 @@ def test_cli_refuses_in_one_line_what_the_machine_or_the_file_refuses(db, tmp_pa
     taken = tmp_path / "run.sh"
     taken.write_text("x")
     r = _cli("--db", str(db), "--study", STUDY, "--out", str(taken), "--format", "csv", "--only", "ae")
-    assert (r.returncode, r.stderr.strip()) == (1, f"python -m safety export: error: {taken}: File exists")
+    assert (r.returncode, r.stderr.strip()) == (2, f"python -m safety export: error: {taken}: a file, not a folder")
+    r = _cli("--db", str(db), "--study", STUDY, "--out", str(taken / "packet"), "--format", "csv", "--only", "ae")
+    assert (r.returncode, r.stderr.strip()) == (
+        2, f"python -m safety export: error: {taken / 'packet'}: {taken} is a file, not a folder")
     other = tmp_path / "other.duckdb"
     duckdb.connect(str(other)).execute("CREATE TABLE x (a INTEGER)").close()
     r = _cli("--db", str(other), "--study", STUDY, "--out", str(tmp_path / "o"))
@@ -436,6 +439,22 @@ def test_cli_refuses_in_one_line_what_the_machine_or_the_file_refuses(db, tmp_pa
              "--format", "csv,rtf,csv")
     assert r.returncode == 0, r.stderr
     assert sorted(p.suffix for p in (tmp_path / "o2").iterdir()) == [".csv", ".csv", ".rtf", ".rtf"]
+
+
+def test_cli_refuses_an_out_folder_or_review_store_it_cannot_write_before_any_work(db, tmp_path, unwritable_folder):
+    """It exited 1 (as for a full disk) naming its temporary folder inside --out, and a review store it could not
+    write failed after the files were written, so no audit entry recorded them. Exit 2, one line naming the path
+    given, nothing written."""
+    for out in (unwritable_folder, unwritable_folder / "packet"):
+        r = _cli("--db", str(db), "--study", STUDY, "--out", str(out), "--format", "csv", "--only", "ae")
+        why = "the folder is not writable" if out == unwritable_folder else f"the folder {unwritable_folder} is not writable"
+        assert (r.returncode, r.stderr.strip()) == (2, f"python -m safety export: error: {out}: {why}")
+    review = unwritable_folder / "study.review.sqlite"
+    r = _cli("--db", str(db), "--study", STUDY, "--out", str(tmp_path / "o"), "--format", "csv", "--only", "ae",
+             "--review-db", str(review))
+    assert (r.returncode, r.stderr.strip()) == (
+        2, f"python -m safety export: error: {review}: the folder {unwritable_folder} is not writable")
+    assert not (tmp_path / "o").exists() and list(unwritable_folder.iterdir()) == []
 
 
 def test_cli_errors_and_success(db, tmp_path):

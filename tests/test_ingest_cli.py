@@ -103,6 +103,27 @@ def test_a_database_path_that_is_no_database_is_refused_before_anything_is_writt
     assert other.read_text() == "STUDYID,USUBJID\nX,1\n"
 
 
+def test_a_database_or_review_store_in_a_folder_that_cannot_be_written_is_refused_before_any_work(
+        tmp_path, unwritable_folder):
+    """It exited 1, the code of a study loaded whose summary could not be written, naming the load's lock file
+    (x.duckdb.lock: Operation not permitted): exit 2 and one line naming the path given, nothing loaded."""
+    study = make_study(tmp_path / "s", "csv")
+    db = unwritable_folder / "x.duckdb"
+    p = run(study, "--db", db, "--no-derivations")
+    assert (p.returncode, p.stderr.strip(), p.stdout) == (
+        2, f"error: {db}: the folder {unwritable_folder} is not writable", "")
+    ok = tmp_path / "ok.duckdb"
+    store = unwritable_folder / "ok.review.sqlite"  # the audit entry failed after the load was switched in
+    p = run(study, "--db", ok, "--review-db", store, "--no-derivations")
+    assert (p.returncode, p.stderr.strip()) == (2, f"error: {store}: the folder {unwritable_folder} is not writable")
+    assert not ok.exists() and list(unwritable_folder.iterdir()) == []
+    under_a_file = tmp_path / "notes.txt" / "x.duckdb"  # stops root too
+    (tmp_path / "notes.txt").write_text("x")
+    p = run(study, "--db", under_a_file, "--no-derivations")
+    assert (p.returncode, p.stderr.strip()) == (2, f"error: {under_a_file}: {tmp_path / 'notes.txt'} is a file, "
+                                                   "not a folder")
+
+
 def test_a_database_reached_through_a_link_is_loaded_where_it_lies(tmp_path):
     """--db naming a link: the load replaces the file the link names, with its lock and review store beside it
     (it replaced the link with a copy, splitting the study's cuts and its audit trail in two)."""

@@ -154,3 +154,19 @@ def test_repeated_wrong_passwords_lock_the_account_for_the_command_as_for_the_ap
     assert r.returncode == 2 and "too many failed sign-ins" in r.stderr and "users unlock alice" in r.stderr
     assert ReviewStore(default_review_path(db)).adjudication_history(STUDY) == []
     assert len(_audit(db, "sign_in_locked")) == 1
+
+
+def test_a_review_store_that_cannot_be_written_is_refused_in_one_line(db, unwritable_folder):
+    """Both actions write the store (the sign-in's audit entry, the decision): exit 2 naming it, not exit 1 with
+    SQLite's 'unable to open database file'."""
+    review = unwritable_folder / "study.review.sqlite"
+    r = _review(
+        "decide", "--db", str(db), "--study", STUDY, "--cut", CUT2.isoformat(), "--event", KEY, "--decision",
+        "confirmed", "--rationale", "minutes", "--as", "alice", "--review-db", str(review))
+    assert (r.returncode, r.stderr.strip()) == (
+        2, f"python -m safety review: error: {review}: the folder {unwritable_folder} is not writable")
+    r = _review("list", "--db", str(db), "--study", STUDY, "--cut", CUT2.isoformat(), "--as", "alice",
+                "--review-db", str(review))
+    assert (r.returncode, r.stderr.strip()) == (
+        2, f"python -m safety review: error: {review}: the folder {unwritable_folder} is not writable")
+    assert list(unwritable_folder.iterdir()) == []

@@ -20,6 +20,7 @@ import re
 import sys
 from pathlib import Path
 
+from safety.core.files import unwritable
 from safety.review.store import ReviewStore, audit_csv, default_review_path, verify_audit_chain
 
 _HASH = re.compile(r"^(hmac:)?[0-9a-f]{64}$")
@@ -81,6 +82,11 @@ def run(args) -> int:
     if not path.exists():
         print(f"error: no review store at {path}", file=sys.stderr)
         return 1 if cmd == "verify" else 2
+    # what the action writes, checked before it reads the log: exit 1 means a broken chain here
+    written = args.record_anchor if cmd == "verify" else path if cmd == "seal" else args.out
+    if written and (why := unwritable(written)):
+        print(f"error: {written}: {why}", file=sys.stderr)
+        return 2
     if cmd == "verify":
         expect = [h.strip() for h in args.expect_head]
         if args.anchor:

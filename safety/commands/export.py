@@ -92,7 +92,7 @@ def _export(args, formats: list[str], renderer) -> int:
     # heavy imports here, not at the top: `python -m safety --help` stays fast
     from safety.access.auth import scope_for
     from safety.access.reader import available_cuts, connect
-    from safety.core.files import not_a_duckdb_file
+    from safety.core.files import not_a_duckdb_file, unwritable
     from safety.core.sql import existing
     from safety.export.packet import output_names, write_outputs
 
@@ -106,6 +106,12 @@ def _export(args, formats: list[str], renderer) -> int:
         return _fail(f"no database at {db}")
     if db.is_file() and (what := not_a_duckdb_file(db)):
         return _fail(f"{db}: {what}, not a celltox database; give the file the loads wrote")
+    from safety.review.store import ReviewStore, default_review_path
+    review = Path(args.review_db) if args.review_db else default_review_path(db)
+    audited = bool(args.review_db) or review.exists()  # the export's audit entry is written there
+    for path, folder in [(Path(args.out), True)] + ([(review, False)] if audited else []):
+        if why := unwritable(path, folder):
+            return _fail(f"{path}: {why}")
     try:
         con = connect(db, read_only=True)
     except Exception as exc:  # noqa: BLE001 - a locked or corrupt file: one line, exit 2
@@ -128,11 +134,7 @@ def _export(args, formats: list[str], renderer) -> int:
                              + ", ".join(d.isoformat() for d in mine))
         else:
             cut = mine[-1]
-        store = None
-        from safety.review.store import ReviewStore, default_review_path
-        review = Path(args.review_db) if args.review_db else default_review_path(db)
-        if args.review_db or review.exists():
-            store = ReviewStore(review)
+        store = ReviewStore(review) if audited else None
         from safety.export.common import make_reader
         name = args.user or os.environ.get("CELLTOX_USER")
         sites = None

@@ -26,10 +26,11 @@ database as it was.
 
 Exit status: 0 the study loaded (quarantined rows allowed); 2 unusable input or a busy database (no DM
 dataset, an unreadable, empty, truncated or damaged file, no USUBJID column in DM, a wrong study.yaml key or
-term map, a --db or --review-db path that is a folder, in a missing folder or not such a file, another load into
-the same database running), reported as one line "error: <file>: <problem>"; the
+term map, a --db or --review-db path that is a folder, in a missing folder or one that cannot be written, or not
+such a file, another load into the same database running), reported as one line "error: <file>: <problem>"; the
 database is then unchanged; 1 the study loaded but its summary could not be written (the output was piped
-into a reader that had left, as `| head` does). docs/input-format.md lists every refusal and quarantine reason.
+into a reader that had left, as `| head` does), or the machine refused a write half-way (a full disk), said in
+one line. docs/input-format.md lists every refusal and quarantine reason.
 """
 from __future__ import annotations
 

@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         raise  # the reader of the output left: python -m safety leaves quietly
     except OSError as exc:
-        # the machine refused (disk full, read-only folder, a name too long, a path that is a file): one line
+        # the machine refused half-way (disk full, a name too long): one line. The paths a command writes are
+        # checked before it starts (safety.core.files.unwritable): a folder it cannot write is exit 2 there
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"python -m safety {argv[0] if argv else ''}: error: {where}{exc.strerror or exc}".replace("  ", " "),
               file=sys.stderr)

@@ -56,7 +56,7 @@ def run(args) -> int:
     from safety.access.reader import Scope, StudyReader, available_cuts, connect
     from safety.derive.dlt.decisions import record_decision
     from safety.review.dlt_status import dlt_status
-    from safety.core.files import spreadsheet_text
+    from safety.core.files import spreadsheet_text, unwritable
     from safety.review.store import ReviewStore, default_review_path
 
     if not getattr(args, "review_command", None):
@@ -69,7 +69,10 @@ def run(args) -> int:
         db = Path(args.db)
         if not db.exists():
             raise Refused(f"no database at {db}")
-        store = ReviewStore(Path(args.review_db) if args.review_db else default_review_path(db))
+        review = Path(args.review_db) if args.review_db else default_review_path(db)
+        if why := unwritable(review):  # both actions write it: the sign-in's audit entry, the decision
+            raise Refused(f"{review}: {why}")
+        store = ReviewStore(review)
         right = auth.can_adjudicate if args.review_command == "decide" else auth.can_view_patient_data
         user = signed_in("--as", args.as_user, args.users, db, right,
                          lambda u: f"account {u.username!r} (role {u.role}) may not {right_words(right)}",

@@ -113,6 +113,7 @@ def _audit(args, detail: dict, action: str = "user_admin") -> None:
 def run(args) -> int:
     # heavy (bcrypt, duckdb): not needed for --help
     from safety.access.auth import AuthError, UserStore, file_permission_warnings, users_file
+    from safety.core.files import unwritable
 
     if not getattr(args, "users_command", None):
         print("usage: python -m safety users {add,remove,list,set-password,disable,enable,unlock} ...", file=sys.stderr)
@@ -121,8 +122,14 @@ def run(args) -> int:
     if path is None:
         print("error: say which account file: --users PATH, $CELLTOX_USERS or --db", file=sys.stderr)
         return 2
-    store = UserStore(path)
     cmd = args.users_command
+    if cmd != "list":  # what the action writes: the account file (not to unlock) and the review store it audits in
+        review = _review_path(args)
+        for target in ([] if cmd == "unlock" else [Path(path)]) + ([Path(review)] if review else []):
+            if why := unwritable(target):
+                print(f"error: {target}: {why}", file=sys.stderr)
+                return 2
+    store = UserStore(path)
     for warning in file_permission_warnings(path):
         print(f"warning: {warning}", file=sys.stderr)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -100,3 +101,27 @@ def not_a_duckdb_file(path) -> str | None:
     if head[8:12] == DUCKDB_MAGIC:
         return None
     return "an empty file" if not head else "not a DuckDB database"
+
+
+def unwritable(path: str | Path, folder: bool = False) -> str | None:
+    """Why the command cannot write ``path``, in words for a one-line refusal after the path the user gave, or None
+    when it can. ``path`` is a file to create or replace (``folder``: a folder to create or write files into); the
+    folders above it that do not exist yet are created, so the nearest one that exists must be a folder the user
+    may write in. The commands that write a file check this before any work: the operating system would
+    otherwise refuse half-way, naming a lock or temporary file the user never gave."""
+    path = Path(path)
+    if path.exists():
+        if path.is_dir() != folder:
+            return "a file, not a folder" if folder else "a folder, not a file"
+        if not os.access(path, os.W_OK | (os.X_OK if folder else 0)):
+            return f"the {'folder' if folder else 'file'} is not writable"
+        if folder:
+            return None  # files are written into it
+    above = path.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        return f"{above} is a file, not a folder"
+    if not os.access(above, os.W_OK | os.X_OK):
+        return f"the folder {above} is not writable"
+    return None

@@ -21,7 +21,7 @@ import duckdb
 
 from safety import __version__, schema
 from safety.core.config import ConfigError, load_study_config
-from safety.core.files import not_a_duckdb_file
+from safety.core.files import not_a_duckdb_file, unwritable
 from safety.core.sql import existing, insert_rows
 from safety.core.vocabulary import dropped_domains_note
 from safety.ingest import engine, sdtm_domains, snapshot
@@ -371,13 +371,17 @@ def _import_derivations() -> None:
 
 
 def _check_paths(db_path: Path, review_store_path, config: dict) -> None:
-    """Refuse at the start, in one line, what would otherwise fail half-way: a database path that is a folder or
-    in a folder that does not exist, a review store that is not one, a study term map the grading cannot read."""
+    """Refuse at the start, in one line, what would otherwise fail half-way: a database path that is a folder, in a
+    folder that does not exist or that cannot be written, a review store that is not one, a study term map the
+    grading cannot read."""
     store = Path(review_store_path or default_review_path(db_path))
     for path, what in ((db_path, "database"), (store, "review store")):
         if path.is_dir():
             raise IngestError(f"{path}: a folder, not a {what} file (give a file path, e.g. {path / 'trial.duckdb'})"
                               if what == "database" else f"{path}: a folder, not a {what} file")
+        why = unwritable(path)
+        if why:
+            raise IngestError(f"{path}: {why}")
         if not path.parent.is_dir():
             raise IngestError(f"{path}: the folder {path.parent} does not exist")
     if db_path.is_file():  # refused before the load takes its lock, so nothing is written beside it
