@@ -355,10 +355,14 @@ def test_cairo_bishop_phosphate_limit_of_children_and_urate_of_8_mg_dl(tmp_path)
     db.subject("URATE8", age=50)
     db.lab("URATE8", "URATE", 1, 8.0 * 59.48, "umol/L")  # 8.0 mg/dL as the load converts it
     db.lab("URATE8", "K", 1, 6.0, "mmol/L")
+    db.subject("PHOS65", age=8)  # 6.5 mg/dL, the paper's children's limit, as the load converts it
+    db.lab("PHOS65", "PHOS", 2, 6.5 * 0.3229, "mmol/L")
+    db.lab("PHOS65", "K", 2, 6.1, "mmol/L")
     db.derive("tls")
     r = db.by("tls_screen")
     assert {u: (r[u]["criteria_met"], bool(r[u]["laboratory_tls"])) for u in r} == {
-        "CHILD": (1, False), "ADULT": (2, True), "UNKNOWN": (2, True), "CHILD2": (2, True), "URATE8": (2, True)}
+        "CHILD": (1, False), "ADULT": (2, True), "UNKNOWN": (2, True), "CHILD2": (2, True), "URATE8": (2, True),
+        "PHOS65": (2, True)}
 
 
 # ---- immune reconstitution and the off-tumour watch list ------------------------------------------------------
@@ -685,6 +689,28 @@ def test_response_by_criteria_orr_dor_and_pfs_from_response(tmp_path):
     assert criteria_reference(leukaemia) == "Study response criteria: CR + CRi (acute leukaemia)"  # no Lugano cited
     none = db.con.sql("SELECT * FROM response_outcomes WHERE false").to_arrow_table().to_pandas()
     assert criteria_reference(orr(none)) == "Study response criteria"
+
+
+def test_a_response_recorded_on_the_day_of_progression_is_not_the_best_response(tmp_path):
+    """On the day progression is first documented the progression is that day's response: a CR recorded beside a PD,
+    or beside an AE of disease progression, is neither the best response nor a responder's (the two agree)."""
+    cfg = {"response": {"criteria": "Lugano 2014", "responders": ["CR", "PR"]}}
+    db = OutcomeDB(tmp_path / "r.duckdb", cfg)
+    db.subject("S1", diagnosis="Diffuse large B-cell lymphoma", lka=300)   # CR and PD on day 30
+    db.rs("S1", 30, "CR")
+    db.rs("S1", 30, "PD")
+    db.subject("S2", diagnosis="Diffuse large B-cell lymphoma", lka=300)   # SD, then CR beside an AE of progression
+    db.rs("S2", 14, "SD")
+    db.rs("S2", 30, "CR")
+    db.ae("S2", "Disease progression", 3, 30, 40)
+    db.subject("S3", diagnosis="Diffuse large B-cell lymphoma", lka=300)   # PR before the day of progression
+    db.rs("S3", 14, "PR")
+    db.rs("S3", 30, "CR")
+    db.rs("S3", 30, "PD")
+    db.derive("response")
+    r = db.by("response_outcomes")
+    got = {u: (r[u]["best_response"], bool(r[u]["responder"])) for u in r}
+    assert got == {"S1": ("PD", False), "S2": ("SD", False), "S3": ("PR", True)}
 
 
 def test_best_response_rows_of_the_packet_add_up_to_the_infused_subjects(tmp_path):

@@ -3,8 +3,8 @@
 The criteria are study settings (study.yaml ``response``): e.g. Lugano 2014 for lymphoma, where CR and PR count,
 and CR + CRi for acute leukaemia; ``by_diagnosis`` picks the criteria per subject by the disease under study. Best
 overall response is the best assessment up to the first progression (CR > CRi, CRh > PR > SD > PD > NE; Lugano's
-PET-CT categories at the ranks of the responses they name). A responder has a counted response before the first
-progression. Duration of response runs from the first counted response to progression/relapse or death (any death
+PET-CT categories at the ranks of the responses they name); on the day progression is first documented only the
+progression counts. A responder has a counted response before the first progression. Duration of response runs from the first counted response to progression/relapse or death (any death
 of the deaths table), censored at the last response assessment; DFS/PFS from the first response runs to
 progression/relapse or death, censored at last known alive.
 """
@@ -90,7 +90,9 @@ best AS (
            AS bor,
          max(rs.day) AS last_rs
   FROM rs JOIN subj USING (usubjid) LEFT JOIN rk_t USING (resp) LEFT JOIN first_prog fp USING (usubjid)
-  WHERE fp.d IS NULL OR rs.day <= fp.d
+  -- on the day progression is first documented, the progression is that day's response: a response recorded
+  -- beside it counts neither here nor as a responder's (firstr)
+  WHERE fp.d IS NULL OR rs.day < fp.d OR (rs.day = fp.d AND list_contains($rs_prog, rs.resp))
   GROUP BY rs.usubjid
 ),
 firstr AS (
