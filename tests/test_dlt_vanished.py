@@ -69,6 +69,10 @@ def test_confirmed_dlt_of_a_quarantined_subject_stays_counted_and_the_load_warns
     assert row["evidence"].startswith("subject not in this data cut")
     total = adj.dlt_counts(reader, store).iloc[-1]
     assert (total["confirmed"], total["subjects_with_dlt"], total["needs_rereview"]) == (1, 1, 1)
+    # the packet's DLT listing says the same: the decision listed with its status, the subject's site unknown
+    from safety.export.listings import listing_dlt
+    listed = listing_dlt(reader, store).set_index("event_key").loc[KEY]
+    assert (listed["status"], listed["adjudicated_dlt"]) == ("event no longer in the data: re-review", "Yes")
     config = validate({"stopping_rule": {"min_n": 1}})
     [live] = live_stopping_status(reader, store, config).to_dict("records")
     assert live["events"] == 1

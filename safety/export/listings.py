@@ -167,7 +167,7 @@ ORDER BY d.usubjid""")
 
 
 DLT_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "event_key", "rule_id", "reason", "term", "source",
-               "onset_day", "grade", "duration_days", "ongoing", "in_window", "evidence", "adjudication",
+               "onset_day", "grade", "duration_days", "ongoing", "in_window", "evidence", "status", "adjudication",
                "adjudicated_dlt", "adjudicated_by", "adjudicated_at", "adjudication_rationale",
                "new_since_previous_cut"]
 
@@ -187,7 +187,9 @@ def listing_dlt(reader, store=None, live=None):
     # events the committee added that no screening rule flagged
     df.loc[~df["screened"].astype(bool) & (df["adjudication"] == "added"), "source"] = "committee"
     subj = reader.sql(f"WITH {SUBJ_CTE} SELECT usubjid, site FROM subj")
-    df = df.merge(subj, on="usubjid", how="inner")  # inner: stays within the reader's site scope
+    # a decision in force on a subject no longer in the cut stays listed (site unknown) for a reader of every site;
+    # a site-scoped reader cannot tell such a subject from another site's (docs/dlt.md), so keeps its sites' alone
+    df = df.merge(subj, on="usubjid", how="left" if reader.scope.all_sites else "inner")
     if c.has_previous(reader):
         prev = set(reader.sql("SELECT event_key FROM prev_dlt_candidates")["event_key"])
         df["new_since_previous_cut"] = ~df["event_key"].isin(prev)
@@ -196,7 +198,9 @@ def listing_dlt(reader, store=None, live=None):
     df = df.sort_values(["usubjid", "onset_day", "event_key"], na_position="last", kind="stable")
     notes = ["One row per candidate event and each event the committee decided on; adjudicated DLT = the decision "
              "in force when the listing was made (Pending: in the DLT window, awaiting a decision; a withdrawn "
-             "decision leaves the candidate pending).", _new_note(reader)] + _store_note(store)
+             "decision leaves the candidate pending). Status: as the DLT review says it, with the decisions that "
+             "need the committee again ('re-review': the event changed, is no longer screened, or is no longer in "
+             "the data).", _new_note(reader)] + _store_note(store)
     if df.empty:
         notes.insert(0, "No DLT candidates at this data cut.")
     return c.finish(df.reindex(columns=DLT_COLUMNS), name="dlt", title=title, reference=ref, kind="listing",
