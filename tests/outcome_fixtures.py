@@ -66,8 +66,9 @@ class OutcomeDB:
         self.insert("medications", usubjid=u, cmseq=self.seq("cm"), cmtrt=trt, cmdecod=trt.upper(), cmindc=indication,
                     cmcat=cat, start_day=start, end_day=end)
 
-    def mb(self, u, d, organism):
-        self.insert("microbiology", usubjid=u, mbseq=self.seq("mb"), organism=organism, day=d, mb_date=day(d))
+    def mb(self, u, d, organism, test=None, testcd=None):
+        self.insert("microbiology", usubjid=u, mbseq=self.seq("mb"), organism=organism, mbtest=test, mbtestcd=testcd,
+                    day=d, mb_date=day(d))
 
     def pc(self, u, d, value, lloq=50.0, test="CARTGDNA", unit="copies/ug gDNA", spec=None):
         blq = value is None or value < lloq

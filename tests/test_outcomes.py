@@ -150,6 +150,43 @@ def test_one_infection_in_several_records_is_one_episode_and_classes_follow_the_
     assert (first["event_key"], first["ctcae_grade"], first["end_day"]) == ("C/AE/1", 3, 40)
 
 
+def test_a_positive_result_naming_no_organism_is_a_finding_of_what_its_test_looks_for(tmp_path):
+    """Weekly quantitative CMV PCRs ('2350 IU/mL', MBTEST 'Cytomegalovirus DNA') after a CMV infection are that
+    infection (they were a second, 'other/unspecified' infection of day 34: 1.67 per 100 patient-days in day 31-90
+    instead of 0); a result of zero, below the limit, indeterminate or non-reactive is no finding; a positive result
+    alone is classed by its test name, else its test code, and repeated quantities of one test are one episode."""
+    db = OutcomeDB(tmp_path / "q.duckdb")
+    db.subject("Q", lka=90)
+    db.ae("Q", "Cytomegalovirus infection", 2, 20, 30)
+    for d, result in ((34, "2350 IU/ML"), (41, "2350 IU/ML"), (48, "<137 IU/ML"), (55, "0 IU/ML"), (62, "INDETERMINATE")):
+        db.mb("Q", d, result, test="Cytomegalovirus DNA", testcd="CMVDNA")
+    db.subject("R", lka=400)
+    for d in (40, 45):
+        db.mb("R", d, "POSITIVE", testcd="EBVDNA")                       # no test name: the code names the virus
+    db.mb("R", 60, "DETECTED", test="BK virus DNA", testcd="BKVDNA")
+    db.mb("R", 100, "1.2E5 COPIES/ML", test="Adenovirus DNA", testcd="ADVDNA")
+    db.mb("R", 106, "3.4E5 COPIES/ML", test="Adenovirus DNA", testcd="ADVDNA")   # the same infection, a new value
+    db.mb("R", 150, "NON-REACTIVE", test="Hepatitis B virus DNA", testcd="HBVDNA")
+    db.mb("R", 200, "POSITIVE", test="Organism identified", testcd="ORGANISM")   # neither names one
+    db.mb("R", 300, "STAPHYLOCOCCUS AUREUS", test="Cytomegalovirus DNA", testcd="CMVDNA")  # a named organism wins
+    db.derive("infections")
+    got = [(e["usubjid"], e["event_key"], e["term"], e["pathogen_class"], e["pathogen"], e["onset_day"])
+           for e in db.rows("SELECT * FROM infection_episodes ORDER BY usubjid, onset_day")]
+    assert got == [
+        ("Q", "Q/AE/1", "Cytomegalovirus infection", "viral", "CMV", 20),
+        ("R", "R/MB/6", "EBVDNA", "viral", "EBV", 40),
+        ("R", "R/MB/8", "BK VIRUS DNA", "viral", "BK virus", 60),
+        ("R", "R/MB/9", "ADENOVIRUS DNA", "viral", "adenovirus", 100),
+        ("R", "R/MB/12", "POSITIVE", "other/unspecified", "unspecified", 200),
+        ("R", "R/MB/13", "STAPHYLOCOCCUS AUREUS", "bacterial", "named bacterium", 300)]
+    dens = {r["pathogen_class"]: (r["episodes"], r["patient_days"], r["per_100_patient_days"]) for r in db.rows(
+        "SELECT * FROM infection_incidence_density WHERE dose_level = 'all' AND onset_window = 'day 31-90' "
+        "AND severity = 'any grade'")}
+    # day 31-90: Q 60 patient-days, R 60; R's EBV (day 40) and BK (day 60) episodes are the only ones
+    assert dens["other/unspecified"] == (0, 120, 0.0)
+    assert dens["viral"] == (2, 120, 2 / 120 * 100)
+
+
 def test_incidence_density_window_edges_per_dose_level(tmp_path):
     db = OutcomeDB(tmp_path / "e.duckdb")
     # followed to the last day of a window, or one day into the next

@@ -607,7 +607,8 @@ INFECTION_EPISODES = Table(
     KEY + SUBJ + (
         C("event_key", "VARCHAR", "adverse_events.event_key for AE episodes; '<usubjid>/MB/<mbseq>' for MB-only episodes."),
         C("source", "VARCHAR", "'AE' or 'MB'."),
-        C("term", "VARCHAR", "AE preferred term (else reported term), or the MB organism."),
+        C("term", "VARCHAR", "AE preferred term (else reported term), or the MB organism (the test name, upper case, "
+                             "for a result naming none)."),
         C("pathogen_class", "VARCHAR", "bacterial, viral, fungal or other/unspecified."),
         C("pathogen", "VARCHAR", "CMV, EBV, HHV-6, BK virus, respiratory virus, invasive mould, ... ('unspecified' when none)."),
         C("invasive_mould", "BOOLEAN", "Invasive mould infection (aspergillosis, mucormycosis, fusariosis, ...)."),

@@ -4,7 +4,8 @@ An episode is an AE in the SOC "Infections and infestations" or whose term names
 microbiology (MB) of no such AE. AE records of one pathogen that overlap or follow on the next day (a site's new
 record for a change of grade) are one episode, with the worst grade; AE episodes and positive results of one
 pathogen class no more than 7 days apart are one run, the AE's episode, and a run of results alone is one episode
-per organism. The pathogen class comes from
+per organism. A positive result that names no organism (a quantity, 'POSITIVE') is one of the organism its test
+names (MBTEST, else MBTESTCD). The pathogen class comes from
 safety/data/infection_classes.csv (lowest priority number wins). Windows by onset day follow the committee
 convention (days 0-30, 31-90, 91-365); incidence density counts every episode (recurrent events) over the
 patient-days each infused subject was followed in the window. Choices are in docs/outcomes.md.
@@ -22,9 +23,12 @@ WINDOWS = (("day 0-30", 0, 30), ("day 31-90", 31, 90), ("day 91-365", 91, 365))
 PATHOGEN_CLASSES = ("bacterial", "viral", "fungal", "other/unspecified")
 MB_MATCH_DAYS = 7           # an MB finding during an AE of the same class, or this many days around it, is its episode
 UNNAMED_PRIORITY = 9        # class rows at this priority name no pathogen: alone they do not make an AE an infection
-# A microbiology result that found nothing: a negative, an undetected target, no growth, or a result below the
-# assay's limit ('<137 IU/mL'). Such a result is no infection.
-NEGATIVE_MB = r"^\s*$|^(NEGATIVE|NONE|ABSENT)\b|NOT DETECTED|UNDETECT|NO GROWTH|BELOW (THE )?(LIMIT|LLOQ|LOWER LIMIT)|^<\s*[0-9]"
+# A microbiology result that found nothing: a negative, a non-reactive test, an undetected target, no growth, a
+# result below the assay's limit ('<137 IU/mL') or a quantity of zero ('0 IU/mL'), or a result that could not be
+# read (indeterminate, equivocal, inconclusive, invalid, not done). Such a result is no infection.
+NEGATIVE_MB = (r"^\s*$|^(NEGATIVE|NONE|ABSENT)\b|NON-?REACTIVE|NOT DETECTED|UNDETECT|NO GROWTH"
+               r"|BELOW (THE )?(LIMIT|LLOQ|LOWER LIMIT)|^<\s*[0-9]|^0+([.,]0*)?(\s|[A-Z/%]|$)"
+               r"|INDETERMINATE|EQUIVOCAL|INCONCLUSIVE|INVALID|NOT (DONE|PERFORMED|TESTED)")
 
 WINDOW_SQL = ("CASE WHEN {d} < 0 THEN 'before day 0' "
               + " ".join(f"WHEN {{d}} <= {hi} THEN '{lab}'" for lab, _, hi in WINDOWS)
@@ -46,11 +50,21 @@ WITH ae AS (
   FROM adverse_events a
   WHERE a.studyid = $s AND a.data_cut = $c AND a.onset_day IS NOT NULL
 ),
--- patterns are matched once per distinct text: a pattern read from a table is compiled for every row it meets
+mb_src AS (
+  SELECT b.usubjid, b.usubjid || '/MB/' || coalesce(CAST(b.mbseq AS VARCHAR), CAST(b.day AS VARCHAR)) AS event_key,
+         b.organism, upper(b.mbtest) AS test, upper(b.mbtestcd) AS testcd, b.day, b.mb_date
+  FROM microbiology b
+  WHERE b.studyid = $s AND b.data_cut = $c AND b.day IS NOT NULL
+    AND NOT regexp_matches(upper(coalesce(b.organism, '')), '{NEGATIVE_MB}')
+),
+-- the best class of each distinct AE text, MB result, test name and test code; patterns are matched once per
+-- distinct text: a pattern read from a table is compiled for every row it meets
 txt_best AS (
   SELECT t.txt,
          min({{'p': k.priority, 'cls': k.pathogen_class, 'pathogen': k.pathogen, 'mould': k.invasive_mould}}) AS best
-  FROM (SELECT DISTINCT txt FROM ae) t JOIN _infection_classes k ON regexp_matches(t.txt, k.pattern)
+  FROM (SELECT txt FROM ae UNION SELECT organism FROM mb_src UNION SELECT test FROM mb_src
+        UNION SELECT testcd FROM mb_src) t
+  JOIN _infection_classes k ON regexp_matches(t.txt, k.pattern)
   GROUP BY t.txt
 ),
 matched AS (
@@ -88,24 +102,17 @@ ae_ep AS (
          CASE WHEN max(reach) < 1000000 THEN max(end_day) END AS end_day
   FROM ae_grp GROUP BY usubjid, pathogen_class, pathogen, grp
 ),
-mb_src AS (
-  SELECT b.usubjid, b.usubjid || '/MB/' || coalesce(CAST(b.mbseq AS VARCHAR), CAST(b.day AS VARCHAR)) AS event_key,
-         b.organism, b.day, b.mb_date
-  FROM microbiology b
-  WHERE b.studyid = $s AND b.data_cut = $c AND b.day IS NOT NULL
-    AND NOT regexp_matches(upper(coalesce(b.organism, '')), '{NEGATIVE_MB}')
-),
-org_class AS (
-  SELECT o.organism, k.priority, k.pathogen_class, k.pathogen, k.invasive_mould
-  FROM (SELECT DISTINCT organism FROM mb_src) o JOIN _infection_classes k ON regexp_matches(o.organism, k.pattern)
-),
+-- A positive result that names no organism ('2350 IU/mL', 'POSITIVE', 'DETECTED') is a finding of what the test
+-- looks for: the organism is then read from the test name (MBTEST), else its code (MBTESTCD), by the same classes.
+-- NULL, not a struct of NULLs, for a finding no class names: it is then 'other/unspecified'
 mb AS (
-  SELECT b.usubjid, b.event_key, b.organism, b.day, b.mb_date,
-         -- NULL, not a struct of NULLs, for an organism no class names: it is then 'other/unspecified'
-         min({{'p': k.priority, 'cls': k.pathogen_class, 'pathogen': k.pathogen, 'mould': k.invasive_mould}})
-           FILTER (WHERE k.priority IS NOT NULL) AS best
-  FROM mb_src b LEFT JOIN org_class k ON k.organism = b.organism
-  GROUP BY ALL
+  SELECT b.usubjid, b.event_key, b.day, b.mb_date,
+         CASE WHEN r.best.p < {UNNAMED_PRIORITY} THEN b.organism WHEN t.best.p < {UNNAMED_PRIORITY} THEN b.test
+              WHEN d.best.p < {UNNAMED_PRIORITY} THEN b.testcd ELSE b.organism END AS organism,
+         CASE WHEN r.best.p < {UNNAMED_PRIORITY} THEN r.best WHEN t.best.p < {UNNAMED_PRIORITY} THEN t.best
+              WHEN d.best.p < {UNNAMED_PRIORITY} THEN d.best ELSE r.best END AS best
+  FROM mb_src b LEFT JOIN txt_best r ON r.txt = b.organism LEFT JOIN txt_best t ON t.txt = b.test
+       LEFT JOIN txt_best d ON d.txt = b.testcd
 ),
 mbc AS (
   SELECT mb.*,
