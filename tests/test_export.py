@@ -457,6 +457,24 @@ def test_cli_refuses_an_out_folder_or_review_store_it_cannot_write_before_any_wo
     assert not (tmp_path / "o").exists() and list(unwritable_folder.iterdir()) == []
 
 
+def test_cli_refuses_a_folder_in_the_way_of_a_file_before_replacing_any(db, tmp_path):
+    """A folder with the name of one of the packet's files: refused in one line naming it, exit 2, before any other
+    file of the packet is replaced (the AE listing was replaced and the SAE one failed, exit 1, naming the export's
+    temporary copy, with no audit entry for the file replaced)."""
+    out = tmp_path / "o"
+    r = _cli("--db", str(db), "--study", STUDY, "--out", str(out), "--format", "csv", "--only", "ae,sae")
+    assert r.returncode == 0, r.stderr
+    ae, sae = sorted(out.glob("*_ae.csv")) + sorted(out.glob("*_sae.csv"))
+    before = ae.read_bytes()
+    sae.unlink()
+    sae.mkdir()
+    r = _cli("--db", str(db), "--study", STUDY, "--out", str(out), "--format", "csv", "--only", "ae,sae")
+    assert (r.returncode, r.stderr.strip()) == (
+        2, f"python -m safety export: error: {sae}: a folder has the name of a file the export writes; remove or "
+           "rename it")
+    assert ae.read_bytes() == before and sae.is_dir() and sorted(p.name for p in out.iterdir()) == [ae.name, sae.name]
+
+
 def test_cli_errors_and_success(db, tmp_path):
     r = _cli("--db", str(db), "--study", "NOPE", "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "unknown study 'NOPE'" in r.stderr and "CT-001" in r.stderr

@@ -94,7 +94,7 @@ def _export(args, formats: list[str], renderer) -> int:
     from safety.access.reader import available_cuts, connect
     from safety.core.files import not_a_duckdb_file, unwritable
     from safety.core.sql import existing
-    from safety.export.packet import output_names, write_outputs
+    from safety.export.packet import OutputBlocked, output_names, write_outputs
 
     only = _split(args.only) or None
     if only:
@@ -147,8 +147,11 @@ def _export(args, formats: list[str], renderer) -> int:
         else:
             user = "cli:" + _login()
         reader = make_reader(con, args.study, cut, sites=sites)
-        paths = write_outputs(reader, args.out, formats=formats, only=only, store=store, user=user,
-                              pdf_max_rows=args.pdf_max_rows, renderer=renderer)
+        try:
+            paths = write_outputs(reader, args.out, formats=formats, only=only, store=store, user=user,
+                                  pdf_max_rows=args.pdf_max_rows, renderer=renderer)
+        except OutputBlocked as exc:
+            return _fail(str(exc))
     finally:
         con.close()
     for p in paths:

@@ -139,19 +139,33 @@ def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, stor
                                                     max_rows=pdf_max_rows, figure_titles=figure_titles,
                                                     document=document))
         hashes = {p.name: sha256_file(p) for p in written}
+        blocked = [str(out_dir / p.name) for p in written if (out_dir / p.name).is_dir()]
+        if blocked:  # before any file is replaced: all of the packet or none of it
+            raise OutputBlocked(f"{blocked[0]}: a folder has the name of a file the export writes; remove or "
+                                "rename it" + (f" (and {len(blocked) - 1} more)" if len(blocked) > 1 else ""))
         final = []
-        for p in written:
-            dest = out_dir / p.name
-            os.replace(p, dest)  # same folder tree: an atomic rename per file
-            final.append(dest)
+        try:
+            for p in written:
+                dest = out_dir / p.name
+                os.replace(p, dest)  # same folder tree: an atomic rename per file
+                final.append(dest)
+        finally:  # the files replaced are audited even when the machine refuses a later one
+            if store is not None and final:
+                store.append_audit(user or "unknown", "export", reader.scope.studyid, {
+                    "data_cut": meta.data_cut.isoformat(), "scope": meta.scope_label, "formats": list(formats),
+                    "outputs": [o.attrs["name"] for o in outputs],
+                    "files": {d.name: hashes[d.name] for d in final}, "out_dir": str(out_dir.resolve()),
+                    "celltox_version": meta.version,
+                    "audit_head_shown": meta.audit_head[1] if meta.audit_head else None,
+                    **({"incomplete": f"{len(final)} of {len(written)} files written"}
+                       if len(final) < len(written) else {})})
     finally:
         if renderer is not None:
             renderer.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    if store is not None:
-        store.append_audit(user or "unknown", "export", reader.scope.studyid, {
-            "data_cut": meta.data_cut.isoformat(), "scope": meta.scope_label, "formats": list(formats),
-            "outputs": [o.attrs["name"] for o in outputs], "files": hashes, "out_dir": str(out_dir.resolve()),
-            "celltox_version": meta.version,
-            "audit_head_shown": meta.audit_head[1] if meta.audit_head else None})
     return final
+
+
+class OutputBlocked(Exception):
+    """A file of the packet cannot take its place in the output folder (a folder has its name): refused before any
+    file there is replaced."""
