@@ -43,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--review-db", help="review store with adjudications (default: <db>.review.sqlite if it exists)")
     p.add_argument("--user", help="a celltox account: export with its role and site scope and audit it as that "
                                   "account (default: $CELLTOX_USER, else all sites audited as cli:<login>)")
-    p.add_argument("--users", help="account file for --user (default: $CELLTOX_USERS, else users.yaml beside --db)")
+    p.add_argument("--users", help="users.yaml beside --db, by another path if need be (so may "
+                   "$CELLTOX_USERS); any other account file is refused (docs/access.md)")
     add_password_argument(p)
     p.add_argument("--pdf-max-rows", type=_rows, default=1000,
                    help="rows per listing in the PDF before it points to the full files (default 1000)")

@@ -4,8 +4,9 @@
       --decision confirmed|rejected|withdrawn --rationale "minutes of 2025-04-02, item 3" --as alice
   python -m safety review list --db study.duckdb --study S --cut 2025-03-31 --as alice   (CSV on stdout)
 
-``--as`` names an account of users.yaml beside the database (or --users / $CELLTOX_USERS), proved by its password
-(asked for at the terminal, or the first line of standard input with --password-stdin; docs/access.md). A decision goes
+``--as`` names an account of users.yaml beside the database (--users or $CELLTOX_USERS may name that file, no
+other), proved by its password (asked for at the terminal, or the first line of standard input with
+--password-stdin; docs/access.md). A decision goes
 through the same checks, the same review store and the same audit entry as the DLT review page's form, and
 takes effect at once on every page and in the next packet. An account without the adjudicate right is
 refused (exit 2, one line). ``list`` prints each DLT candidate and adjudicated event with the decision in
@@ -37,7 +38,8 @@ def add_arguments(parser) -> None:
         p.add_argument("--as", dest="as_user", required=True, metavar="USER",
                        help="account of users.yaml, proved by its password")
         add_password_argument(p)
-        p.add_argument("--users", help="account file (default: $CELLTOX_USERS, else users.yaml beside --db)")
+        p.add_argument("--users", help="users.yaml beside --db, by another path if need be (so may "
+                       "$CELLTOX_USERS); any other account file is refused (docs/access.md)")
         p.add_argument("--review-db", help="review store (default: <db>.review.sqlite beside --db)")
         if name == "decide":
             p.add_argument("--event", required=True, metavar="KEY", help="event key of the candidate")
