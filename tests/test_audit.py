@@ -310,3 +310,60 @@ def test_an_output_that_cannot_be_written_is_refused_with_exit_2(store, unwritab
     r = _cli("verify", "--review-db", str(store.path), "--record-anchor", str(anchor))
     assert (r.returncode, r.stderr.strip(), r.stdout) == (2, f"error: {anchor}: {why}", "")
     assert list(unwritable_folder.iterdir()) == []
+
+
+def _append_forged(path, action, detail, username="carol", studyid="CTX-001"):
+    """Append one entry as someone holding the file can: chained to the head, its hash made with the public
+    entry_hash (no key), no earlier entry touched."""
+    from safety.review.store import entry_hash
+    con = sqlite3.connect(path)
+    seq, prev = con.execute("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    at, text = "2026-12-06T04:12:00.000000+00:00", json.dumps(detail, sort_keys=True)
+    con.execute("INSERT INTO audit_log (seq, at, username, action, studyid, detail, prev_hash, entry_hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (seq + 1, at, username, action, studyid, text, prev,
+                 entry_hash(seq + 1, prev, at, username, action, studyid, text)))
+    con.commit()
+    con.close()
+    return seq + 1
+
+
+def test_edited_decision_covered_by_a_second_entry_is_found_even_against_the_anchor(store, tmp_path):
+    anchor = tmp_path / "anchors.txt"
+    assert _cli("verify", "--review-db", str(store.path), "--record-anchor", str(anchor)).returncode == 0
+    head = store.head()["entry_hash"]
+    _tamper(store.path, "UPDATE adjudications SET decision = 'rejected', rationale = 'not a DLT' WHERE id = 1")
+    row = dict(zip(("event_key", "usubjid", "rule_id", "decision", "decided_at", "data_cut", "event_fingerprint"),
+                   sqlite3.connect(store.path).execute(
+                       "SELECT event_key, usubjid, rule_id, decision, decided_at, data_cut, event_fingerprint "
+                       "FROM adjudications WHERE id = 1").fetchone()))
+    seq = _append_forged(store.path, "adjudication", {**row, "adjudication_id": 1,
+                                                      "rationale_sha256": hashlib.sha256(b"not a DLT").hexdigest()})
+    assert seq == 8
+    r = _cli("verify", "--review-db", str(store.path), "--anchor", str(anchor), "--expect-head", head)
+    assert r.returncode == 1 and r.stdout == "", r.stdout
+    assert r.stderr == ("BROKEN: adjudications row 1 has two audit entries (4 and 8); a decision row has one, "
+                        "written with it (the later one was added behind the store's back, as after an edit of "
+                        "the row)\n")
+
+
+def test_second_signoff_entry_for_one_row_is_found(store):
+    _append_forged(store.path, "signoff", json.loads(store.audit_entries(action="signoff")[0]["detail"]))
+    r = _cli("verify", "--review-db", str(store.path))
+    assert r.returncode == 1 and r.stderr.startswith("BROKEN: signoffs row 1 has two audit entries (5 and 8)")
+
+
+def test_second_seal_of_a_row_is_found(tmp_path):
+    from safety.review.store import row_sha256
+    path = tmp_path / "old.review.sqlite"
+    _legacy_store(path)
+    assert _cli("seal", "--review-db", str(path), "--user", "carol").returncode == 0
+    _tamper(path, "UPDATE adjudications SET rationale = 'not a DLT' WHERE id = 1")
+    con = sqlite3.connect(path)
+    con.row_factory = sqlite3.Row
+    edited = dict(con.execute("SELECT * FROM adjudications WHERE id = 1").fetchone())
+    con.close()
+    _append_forged(path, "audit_seal", {"adjudications": {"1": row_sha256(edited)}, "signoffs": {}})
+    r = _cli("verify", "--review-db", str(path))
+    assert r.returncode == 1 and r.stderr.startswith("BROKEN: adjudications row 1 is sealed twice (audit entries 3 "
+                                                     "and 4)"), r.stderr

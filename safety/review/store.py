@@ -347,8 +347,12 @@ def _load(path: Path):
 _ACTION_OF = {"adjudications": ("adjudication", "adjudication_id"), "signoffs": ("signoff", "signoff_id")}
 
 
-def _decision_entries(rows: list[dict]) -> tuple[dict, dict]:
-    """Audit entries per decision table and row id, and sealed row digests (table -> id -> (digest, seq))."""
+def _decision_entries(rows: list[dict]) -> tuple[dict, dict, str | None]:
+    """Audit entries per decision table and row id, sealed row digests (table -> id -> (digest, seq)), and the
+    first problem found (None when there is none).
+
+    A decision row has exactly one audit entry of its action, written with it, and is sealed at most once: a
+    second entry for a row id (which would vouch for the row as edited after the first) is a problem."""
     audited: dict[str, dict] = {"adjudications": {}, "signoffs": {}}
     sealed: dict[str, dict] = {"adjudications": {}, "signoffs": {}}
     for e in rows:
@@ -360,18 +364,28 @@ def _decision_entries(rows: list[dict]) -> tuple[dict, dict]:
             continue
         for table, (action, id_key) in _ACTION_OF.items():
             if e["action"] == action and d.get(id_key) is not None:
-                audited[table][int(d[id_key])] = {"detail": d, "username": e["username"],
-                                                  "studyid": e["studyid"], "seq": e["seq"]}
+                rid = int(d[id_key])
+                if rid in audited[table]:
+                    return audited, sealed, (f"{table} row {rid} has two audit entries ({audited[table][rid]['seq']} "
+                                             f"and {e['seq']}); a decision row has one, written with it (the later "
+                                             f"one was added behind the store's back, as after an edit of the row)")
+                audited[table][rid] = {"detail": d, "username": e["username"], "studyid": e["studyid"],
+                                       "seq": e["seq"]}
             if e["action"] == "audit_seal" and isinstance(d.get(table), dict):
-                for rid, digest in d[table].items():
-                    sealed[table][int(rid)] = (digest, e["seq"])
-    return audited, sealed
+                for key, digest in d[table].items():
+                    rid = int(key)
+                    if rid in sealed[table]:
+                        return audited, sealed, (f"{table} row {rid} is sealed twice (audit entries "
+                                                 f"{sealed[table][rid][1]} and {e['seq']}); a row is sealed once "
+                                                 f"(the later seal was added behind the store's back)")
+                    sealed[table][rid] = (digest, e["seq"])
+    return audited, sealed, None
 
 
 def _legacy_rows(path: str | Path) -> dict[str, dict]:
     """Decision rows whose audit entry predates full-field entries and that no seal covers yet."""
     rows, _, tables = _load(Path(path))
-    audited, sealed = _decision_entries(rows)
+    audited, sealed, _ = _decision_entries(rows)  # called after a successful verify: no problem is left
     out: dict[str, dict] = {}
     for table, by_id in tables.items():
         text_key = _TEXT_FIELDS[table] + "_sha256"
@@ -412,7 +426,8 @@ def verify_audit_chain(path: str | Path, expect_heads=(), key: bytes | None | bo
     Checks each entry's hash (over seq, time, user, action, study, detail and the previous hash) and its link
     to the previous entry, that sequence numbers have no gap, that no entry after the last one was removed
     (SQLite's AUTOINCREMENT counter), that every adjudication and sign-off row matches, field by field, the
-    audit entry written with it, and that no audited row was removed. ``expect_heads``: hashes recorded
+    audit entry written with it (each row has exactly one, and a row of an earlier celltox is sealed at most once),
+    and that no audited row was removed. ``expect_heads``: hashes recorded
     earlier (committee minutes, an anchor file, an export's footer); each must still be an entry of the
     chain, which finds a log cut at its end or rewritten as a whole. ``key`` (default: ``CELLTOX_AUDIT_KEY``)
     checks HMAC-keyed entries; with a key, the newest entry must be keyed."""
@@ -468,7 +483,9 @@ def verify_audit_chain(path: str | Path, expect_heads=(), key: bytes | None | bo
         return False, (f"audit entry {last_seq}: the newest entry carries no audit key although {AUDIT_KEY_ENV} "
                        f"is set (forged, or no entry was written since the key was set: run "
                        f"`python -m safety audit seal` with the key once)")
-    audited, sealed = _decision_entries(rows)
+    audited, sealed, problem = _decision_entries(rows)
+    if problem:
+        return False, problem
     uncovered = 0
     for table, by_id in tables.items():
         for rid, row in by_id.items():
