@@ -367,3 +367,19 @@ def test_second_seal_of_a_row_is_found(tmp_path):
     r = _cli("verify", "--review-db", str(path))
     assert r.returncode == 1 and r.stderr.startswith("BROKEN: adjudications row 1 is sealed twice (audit entries 3 "
                                                      "and 4)"), r.stderr
+
+
+@pytest.mark.parametrize("action, detail", [("adjudication", {"adjudication_id": "x"}),
+                                            ("signoff", {"signoff_id": [1]}),
+                                            ("audit_seal", {"adjudications": {"x": "ab"}})])
+def test_entry_whose_row_id_is_not_one_is_reported_in_one_line(store, tmp_path, action, detail):
+    seq = _append_forged(store.path, action, detail)
+    r = _cli("verify", "--review-db", str(store.path))
+    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stderr.startswith(f"BROKEN: audit entry {seq}:") and "is not a row id" in r.stderr
+    out = tmp_path / "a.csv"
+    r = _cli("export", "--review-db", str(store.path), "--out", str(out))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert len(r.stderr.splitlines()) == 1 and "is not a row id" in r.stderr
+    assert r.stderr.startswith(f"WARNING: the audit chain is broken: audit entry {seq}:")
+    assert len(list(csv.reader(out.open()))) == 9  # written, as for other damage, with the warning

@@ -347,12 +347,23 @@ def _load(path: Path):
 _ACTION_OF = {"adjudications": ("adjudication", "adjudication_id"), "signoffs": ("signoff", "signoff_id")}
 
 
+def _row_id(value) -> int | None:
+    """A decision row id as an audit entry records it (an integer; digits written as text by an earlier
+    celltox), or None when it is not one."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
 def _decision_entries(rows: list[dict]) -> tuple[dict, dict, str | None]:
     """Audit entries per decision table and row id, sealed row digests (table -> id -> (digest, seq)), and the
     first problem found (None when there is none).
 
     A decision row has exactly one audit entry of its action, written with it, and is sealed at most once: a
-    second entry for a row id (which would vouch for the row as edited after the first) is a problem."""
+    second entry for a row id (which would vouch for the row as edited after the first) is a problem, as is an
+    id that is not one."""
     audited: dict[str, dict] = {"adjudications": {}, "signoffs": {}}
     sealed: dict[str, dict] = {"adjudications": {}, "signoffs": {}}
     for e in rows:
@@ -364,7 +375,10 @@ def _decision_entries(rows: list[dict]) -> tuple[dict, dict, str | None]:
             continue
         for table, (action, id_key) in _ACTION_OF.items():
             if e["action"] == action and d.get(id_key) is not None:
-                rid = int(d[id_key])
+                rid = _row_id(d[id_key])
+                if rid is None:
+                    return audited, sealed, (f"audit entry {e['seq']}: {id_key} {d[id_key]!r} is not a row id "
+                                             f"(written behind the store's back)")
                 if rid in audited[table]:
                     return audited, sealed, (f"{table} row {rid} has two audit entries ({audited[table][rid]['seq']} "
                                              f"and {e['seq']}); a decision row has one, written with it (the later "
@@ -373,7 +387,10 @@ def _decision_entries(rows: list[dict]) -> tuple[dict, dict, str | None]:
                                        "seq": e["seq"]}
             if e["action"] == "audit_seal" and isinstance(d.get(table), dict):
                 for key, digest in d[table].items():
-                    rid = int(key)
+                    rid = _row_id(key)
+                    if rid is None:
+                        return audited, sealed, (f"audit entry {e['seq']}: {table} {key!r} is not a row id "
+                                                 f"(written behind the store's back)")
                     if rid in sealed[table]:
                         return audited, sealed, (f"{table} row {rid} is sealed twice (audit entries "
                                                  f"{sealed[table][rid][1]} and {e['seq']}); a row is sealed once "
