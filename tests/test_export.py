@@ -643,6 +643,24 @@ def test_every_page_shows_the_audit_head_at_export(reader, tmp_path, store):
     assert json.loads(entry["detail"])["audit_head_shown"] == head["entry_hash"]
 
 
+def test_cli_export_user_refuses_an_account_file_others_may_write(db, tmp_path):
+    """Whoever may write the account file could give an account a password of theirs: `export --user` refuses it
+    in one line naming the file and the fix, and writes nothing."""
+    from access_fixtures import PASSWORD, make_users
+    users = tmp_path / "users.yaml"
+    make_users(users)
+    users.chmod(0o660)
+    base = ("--db", str(db), "--study", STUDY, "--format", "csv", "--only", "ae", "--review-db",
+            str(tmp_path / "review.sqlite"), "--users", str(users), "--user", "dana")
+    r = _cli(*base, "--out", str(tmp_path / "dm"), password=PASSWORD)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stderr.strip().endswith(f"--user dana: {users} can be written by its group: anyone who can write it "
+                                     f"can give themselves any role. Run: chmod 600 {users}")
+    assert not (tmp_path / "dm").exists() or not list((tmp_path / "dm").iterdir())
+    users.chmod(0o600)
+    assert _cli(*base, "--out", str(tmp_path / "dm"), password=PASSWORD).returncode == 0
+
+
 def test_cli_export_user_takes_the_accounts_role_and_scope(db, tmp_path):
     """`export --user NAME` is audited as NAME only when NAME may export; the scope is the account's."""
     from access_fixtures import PASSWORD, make_users

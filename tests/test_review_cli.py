@@ -170,3 +170,31 @@ def test_a_review_store_that_cannot_be_written_is_refused_in_one_line(db, unwrit
     assert (r.returncode, r.stderr.strip()) == (
         2, f"python -m safety review: error: {review}: the folder {unwritable_folder} is not writable")
     assert list(unwritable_folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("mode, who", [(0o666, "every user of this machine and its group"),
+                                       (0o620, "its group")])
+def test_an_account_file_others_may_write_signs_nothing(tmp_path, db, mode, who):
+    """Whoever may write the account file could give 'alice' a password of theirs: a command acting as an account
+    refuses it in one line naming the file and the fix, before it asks for a password or records anything."""
+    users = tmp_path / "users.yaml"
+    users.chmod(mode)
+    for r in (_decide(db), _review("list", "--db", str(db), "--study", STUDY, "--cut", CUT2.isoformat(),
+                                   "--as", "alice")):
+        assert r.returncode == 2 and r.stdout == "", r.stdout
+        assert r.stderr == (f"python -m safety review: error: --as alice: {users} can be written by {who}: anyone "
+                            f"who can write it can give themselves any role. Run: chmod 600 {users}\n")
+    store = ReviewStore(default_review_path(db))
+    assert store.adjudication_history(STUDY) == [] and store.audit_entries(action="sign_in_success") == []
+    users.chmod(0o644)  # others may read it (the account file is open to whoever runs the command): signs
+    assert _decide(db).returncode == 0
+    assert [e["username"] for e in _audit(db, "adjudication")] == ["alice"]
+
+
+def test_an_account_file_that_is_not_yaml_is_named_once(tmp_path, db):
+    users = tmp_path / "users.yaml"
+    users.write_text("users: [unclosed\n")
+    r = _review("list", "--db", str(db), "--study", STUDY, "--cut", CUT2.isoformat(), "--as", "alice")
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stderr.startswith(f"python -m safety review: error: --as alice: {users}: cannot be read as YAML: ")
+    assert r.stderr.count(str(users)) == 1

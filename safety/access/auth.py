@@ -395,17 +395,25 @@ def account_problem(username, rec) -> str | None:
     return None
 
 
-def file_permission_warnings(path: Path) -> list[str]:
-    """Warnings when the account file can be written by others than its owner."""
+def writable_by_others(path: Path) -> str | None:
+    """What is wrong when the account file can be written by others than its owner (its group, every user:
+    mode & 0o022), naming the file and the fix; None when only its owner can write it. Others may read it."""
     try:
         mode = Path(path).stat().st_mode
     except OSError:
-        return []
+        return None
     who = [w for bit, w in ((0o002, "every user of this machine"), (0o020, "its group")) if mode & bit]
     if not who:
-        return []
-    return [f"{path} can be written by {' and '.join(who)}: anyone who can write it can give themselves any "
-            f"role. Run: chmod 600 {path}"]
+        return None
+    return (f"{path} can be written by {' and '.join(who)}: anyone who can write it can give themselves any "
+            f"role. Run: chmod 600 {path}")
+
+
+def file_permission_warnings(path: Path) -> list[str]:
+    """Warnings when the account file can be written by others than its owner (the app and ``users`` warn; a
+    command acting as an account refuses, :func:`safety.commands.accounts.signed_in`)."""
+    problem = writable_by_others(path)
+    return [problem] if problem else []
 
 
 class UserStore:

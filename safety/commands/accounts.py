@@ -67,17 +67,20 @@ def signed_in(flag: str, name: str, users: str | None, db: str | Path, right: Ca
 
     ``flag`` ('--as', '--user') and ``refusal(user)`` word the one-line refusals; ``review_store`` (None when the
     database has none yet) holds the audit log the lock is counted in and each attempt is recorded in."""
-    from safety.access.auth import AccessPolicy, AuthError, UserStore, sign_in_locked_until
+    from safety.access.auth import AccessPolicy, AuthError, UserStore, sign_in_locked_until, writable_by_others
 
     path = _accounts_beside(flag, name, users, db)
     if not path.exists():
         raise Refused(f"{flag} {name}: no account file at {path}, beside the database")
+    # a file others may write could hold a password of theirs for this account: it signs nothing
+    if problem := writable_by_others(path):
+        raise Refused(f"{flag} {name}: {problem}")
     store = UserStore(path)
     try:
         store.check()
         account = store.get(name)
-    except AuthError as exc:
-        raise Refused(f"{flag} {name}: {path}: {exc}") from None
+    except AuthError as exc:  # its message names the file
+        raise Refused(f"{flag} {name}: {exc}") from None
     # the account file is readable to whoever runs the command: naming what is wrong with the account gives
     # nothing away, and saves asking for a password that cannot help
     if account is None or getattr(account, "disabled", False):
