@@ -260,3 +260,35 @@ def test_pdf_word_wrap_prefers_a_hyphen_slash_or_separator_to_a_letter():
     assert _wrap("RECOVERED/RESOLVED", 12, mm) == ["RECOVERED/", "RESOLVED"]
     assert _wrap("a=1;b=22;c=333", 6, mm) == ["a=1;b=", "22;c=", "333"]
     assert _wrap("Hypogammaglobulinaemia", 10, mm) == ["Hypogammag", "lobulinaem", "ia"]  # no break point: cut
+
+
+def _pdf_of(con, tmp_path, only, edit, name="packet.pdf"):
+    """The PDF packet of ``only`` (CD56-CART-01, second cut) with ``edit`` applied to its outputs (by name), and
+    its text."""
+    import pypdf
+    from safety.export import pdf_writer
+    from safety.export.common import packet_meta
+    from safety.export.packet import build_outputs
+    r = make_reader(con, CART, CUT2)
+    outputs = build_outputs(r, only=only)
+    edit({o.attrs["name"]: o for o in outputs})
+    path = pdf_writer.write_pdf(outputs, packet_meta(r, FIXED), tmp_path / name, [])
+    return [p.extract_text() for p in pypdf.PdfReader(path).pages]
+
+
+def test_pdf_shows_characters_its_font_lacks_as_a_mark_and_says_so(con, tmp_path, caplog):
+    """DejaVu has no CJK glyphs: 发热 is drawn as two marks, not dropped, the listing's notes say so, and fpdf2
+    reports no missing glyph."""
+    term = "Fièvre ≥ 38 °C 发热"
+
+    def edit(o):
+        o["ae"].iat[0, o["ae"].columns.get_loc("preferred_term")] = term
+    with caplog.at_level("WARNING"):
+        texts = _pdf_of(con, tmp_path, ["ae"], edit)
+    text = " ".join("\n".join(texts).split())
+    assert "Fièvre ≥ 38 °C \ufffd\ufffd" in text
+    assert ("PDF only: characters the PDF font cannot draw are shown as \ufffd; the CSV, XLSX and RTF files hold "
+            "the exact text.") in text
+    assert not [r for r in caplog.records if "missing" in r.getMessage()]
+    plain = " ".join("\n".join(_pdf_of(con, tmp_path, ["ae"], lambda o: None, "plain.pdf")).split())
+    assert "\ufffd" not in plain and "cannot draw" not in plain  # said only where a mark is shown

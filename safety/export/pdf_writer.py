@@ -2,8 +2,9 @@
 tables and listings; every page has the study and cut in its header and "Confidential", the
 generation time and "Page x of y" in its footer.
 
-Letter landscape. DejaVu Sans when installed (any Unicode text), else core Helvetica with text
-reduced to Latin-1. Listings longer than ``max_rows`` are cut in the PDF with a note pointing at
+Letter landscape. DejaVu Sans when installed, else core Helvetica (Latin-1). A character the font in
+use has no glyph for (CJK, for one, in DejaVu) is shown as a visible mark (:attr:`_Packet.mark`), never
+dropped, and the page says so (:data:`MARK_NOTE`). Listings longer than ``max_rows`` are cut in the PDF with a note pointing at
 the complete CSV/XLSX/RTF files. The creation date is fixed to the data cut, so the same database and
 cut give the same PDF apart from the generation-time text.
 """
@@ -45,16 +46,34 @@ class _Packet(FPDF):
             self.add_font("DejaVuCond", "", str(cond if cond.exists() else DEJAVU / "DejaVuSans.ttf"))
             self.add_font("DejaVuCond", "B", str(cond_b if cond_b.exists() else DEJAVU / "DejaVuSans-Bold.ttf"))
             self.body_font, self.table_font = "DejaVu", "DejaVuCond"
+            # the characters every face has a glyph for (the bold faces have a few fewer)
+            self.drawable = frozenset.intersection(*(frozenset(f.cmap) for f in self.fonts.values()))
         else:
             self.body_font = self.table_font = "Helvetica"
+            self.drawable = frozenset(range(0x20, 0x7F)) | frozenset(range(0xA0, 0x100))
+        self.mark = "\ufffd" if 0xFFFD in self.drawable else "?"
+        self.marked = 0  # texts in which a character was shown as the mark
+        self._marks: dict[int, str] = {}  # str.translate table: character -> mark (or space for whitespace)
         self.set_auto_page_break(True, margin=16)
         self.set_margins(10, 16, 10)
         self.alias_nb_pages()
 
     def t(self, text) -> str:
-        """Text safe for the font in use (core fonts take Latin-1 only)."""
+        """``text`` as the PDF draws it: each character the font in use has no glyph for replaced by the mark
+        (whitespace other than a line break by a space), and counted in ``marked``. Every text enters the PDF
+        through here."""
         s = str(text)
-        return s if self.unicode else s.encode("latin-1", "replace").decode("latin-1")
+        if s.isascii() and s.isprintable():  # every face has printable ASCII
+            return s
+        missing = {ord(c) for c in s} - self.drawable - {0x0A}
+        if not missing:
+            return s
+        for c in missing:
+            if c not in self._marks:
+                self._marks[c] = " " if chr(c).isspace() else self.mark
+        if any(self._marks[c] != " " for c in missing):
+            self.marked += 1
+        return s.translate(self._marks)
 
     def header(self):
         if self.page_no() == 1:
@@ -106,7 +125,13 @@ def _toc_pages(pdf: _Packet, entries: int) -> int:
     return 1 + max(0, -(-(entries - first) // more))
 
 
+# said under a table, or on the cover, whose text has a character shown as the mark
+MARK_NOTE = ("PDF only: characters the PDF font cannot draw are shown as {mark}; the CSV, XLSX and RTF files hold "
+             "the exact text.")
+
+
 def _cover(pdf: _Packet, meta: PacketMeta, outputs: list[pd.DataFrame]):
+    marked = pdf.marked
     pdf.add_page()
     pdf.set_font(pdf.body_font, "B", 22)
     pdf.ln(10)
@@ -132,6 +157,12 @@ def _cover(pdf: _Packet, meta: PacketMeta, outputs: list[pd.DataFrame]):
     pdf.ln(6)
     pdf.set_font(pdf.body_font, "B", 12)
     pdf.cell(0, 8, CONFIDENTIAL.upper() + " - for the Safety Review Committee only", new_x="LMARGIN", new_y="NEXT")
+    for line in (meta.short_label, meta.audit_line or ""):  # the page headers and footers
+        pdf.t(line)
+    if pdf.marked > marked:
+        pdf.ln(2)
+        pdf.set_font(pdf.body_font, "", 9)
+        pdf.multi_cell(0, 5, MARK_NOTE.format(mark=pdf.mark), new_x="LMARGIN", new_y="NEXT")
 
 
 def _section_page(pdf: _Packet, title: str) -> None:
@@ -235,14 +266,14 @@ def _col_widths(pdf: FPDF, heads: list[str], rows: list[list[str]], total: float
     def minima(split) -> list[float]:
         out = []
         for j, h in enumerate(heads):
-            words = [w for r in sample for w in split(pdf.t(r[j]))] + split(pdf.t(h))
+            words = [w for r in sample for w in split(r[j])] + split(h)
             out.append(min(MAX_COL_MM / 2, max((width(w) for w in words), default=0.0) + pad))
         return out
 
     natural = []
     for j, h in enumerate(heads):
-        longest = max((width(pdf.t(r[j])) for r in sample), default=0.0)
-        head_word = max((width(w) for w in pdf.t(h).split()), default=0.0)
+        longest = max((width(r[j]) for r in sample), default=0.0)
+        head_word = max((width(w) for w in h.split()), default=0.0)
         natural.append(min(MAX_COL_MM, max(longest, head_word) + pad))
     minimum = minima(str.split)
     if sum(minimum) > total:
@@ -328,7 +359,7 @@ def _table(pdf: _Packet, heads: list[str], rows: list[list[str]], widths: list[f
     top_pad = 0.0  # as fpdf2 tables: the line height (half the font size in mm) carries the spacing
 
     pdf.set_font(pdf.table_font, "B", font_size)
-    head_lines = [_wrap(pdf.t(h), w - 2 * pad, _measurer(pdf)) for h, w in zip(heads, widths)]
+    head_lines = [_wrap(h, w - 2 * pad, _measurer(pdf)) for h, w in zip(heads, widths)]
     pdf.set_font(pdf.table_font, "", font_size)
     measure = _measurer(pdf)
     max_lines = max(1, int((pdf.page_break_trigger - pdf.t_margin) / lh) - 6)
@@ -366,7 +397,7 @@ def _table(pdf: _Packet, heads: list[str], rows: list[list[str]], widths: list[f
         pdf.add_page()
     headings()
     for row in rows:
-        cells = [_wrap(pdf.t(text), w - 2 * pad, measure)[:max_lines] for text, w in zip(row, widths)]
+        cells = [_wrap(text, w - 2 * pad, measure)[:max_lines] for text, w in zip(row, widths)]
         h = max(len(x) for x in cells) * lh + 2 * top_pad
         if pdf.get_y() + h > pdf.page_break_trigger:
             pdf.add_page()  # header() and footer() run; the headings come again
@@ -381,6 +412,7 @@ def _table(pdf: _Packet, heads: list[str], rows: list[list[str]], widths: list[f
 
 def _output(pdf: _Packet, df: pd.DataFrame, max_rows: int):
     a = df.attrs
+    marked = pdf.marked
     listing = a.get("kind") == "listing"
     title = a.get("title", a.get("name", ""))
     _section_page(pdf, title)
@@ -401,8 +433,8 @@ def _output(pdf: _Packet, df: pd.DataFrame, max_rows: int):
         shown = shown[cols]
         pdf.multi_cell(0, 4, pdf.t(f"PDF shows {len(cols)} of {len(df.columns)} columns; every column is in the "
                                    "CSV, XLSX and RTF files."), new_x="LMARGIN", new_y="NEXT")
-    heads = [label(c) if listing else str(c) for c in cols]
-    rows = text_frame(shown)
+    heads = [pdf.t(label(c) if listing else str(c)) for c in cols]
+    rows = [[pdf.t(x) for x in r] for r in text_frame(shown)]
     if not cols or not rows:
         pdf.set_font(pdf.body_font, "", 9)
         pdf.multi_cell(0, 5, pdf.t("No rows."), new_x="LMARGIN", new_y="NEXT")
@@ -419,8 +451,11 @@ def _output(pdf: _Packet, df: pd.DataFrame, max_rows: int):
         _table(pdf, heads, rows, widths, font_size, grade_idx, styles)
     pdf.ln(2)
     pdf.set_font(pdf.body_font, "", 7)
-    for n in a.get("notes", []):
-        pdf.multi_cell(0, 3.5, pdf.t(n), new_x="LMARGIN", new_y="NEXT")
+    notes = [pdf.t(n) for n in a.get("notes", [])]
+    if pdf.marked > marked:
+        notes.append(MARK_NOTE.format(mark=pdf.mark))
+    for n in notes:
+        pdf.multi_cell(0, 3.5, n, new_x="LMARGIN", new_y="NEXT")
 
 
 def new_document() -> _Packet:
