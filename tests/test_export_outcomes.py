@@ -292,3 +292,30 @@ def test_pdf_shows_characters_its_font_lacks_as_a_mark_and_says_so(con, tmp_path
     assert not [r for r in caplog.records if "missing" in r.getMessage()]
     plain = " ".join("\n".join(_pdf_of(con, tmp_path, ["ae"], lambda o: None, "plain.pdf")).split())
     assert "\ufffd" not in plain and "cannot draw" not in plain  # said only where a mark is shown
+
+
+def test_pdf_cell_longer_than_a_page_is_cut_with_a_mark_and_a_note(con, tmp_path):
+    """A DLT rationale of 3,020 characters: the PDF shows as much as a page holds, ending with [...], and the
+    listing's notes say where the full text is."""
+    words = [f"w{i:03d}" for i in range(604)]  # 604 words of 4 letters and a space: 3,020 characters
+    rationale = " ".join(words) + "."
+
+    def edit(o):
+        o["dlt"].iat[0, o["dlt"].columns.get_loc("adjudication_rationale")] = rationale
+    texts = _pdf_of(con, tmp_path, ["dlt"], edit)
+    tokens = "\n".join(texts).split()
+    shown = [t for t in tokens if t in words]
+    assert 20 < len(shown) < 604 and shown == words[:len(shown)]
+    assert tokens[tokens.index(shown[-1]) + 1] == "[...]"  # the cell ends with the mark
+    text = " ".join(tokens)
+    assert ("PDF only: a cell longer than a page is cut where it ends with [...]; the CSV, XLSX and RTF files hold "
+            "the full text.") in text
+
+
+def test_pdf_clip_keeps_what_fits_and_ends_with_the_mark():
+    from safety.export.pdf_writer import _clip
+    def mm(text: str) -> float:
+        return float(len(text))
+    assert _clip(["aaa bbb", "ccc ddd", "eee"], 2, 10, mm) == ["aaa bbb", "ccc [...]"]
+    assert _clip(["aaa bbb", "ccccccccc"], 1, 10, mm) == ["aaa [...]"]
+    assert _clip(["aaa", "bbb"], 2, 10, mm) == ["aaa", "bbb"]

@@ -346,10 +346,26 @@ def _wrap(text: str, width: float, measure) -> list[str]:
     return lines or [""]
 
 
+CUT_MARK = "[...]"  # ends a cell cut to a page's height
+CUT_NOTE = ("PDF only: a cell longer than a page is cut where it ends with [...]; the CSV, XLSX and RTF files hold "
+            "the full text.")
+
+
+def _clip(lines: list[str], max_lines: int, width: float, measure) -> list[str]:
+    """``lines`` cut to ``max_lines``, the last ending with :data:`CUT_MARK` (words dropped to make room)."""
+    if len(lines) <= max_lines:
+        return lines
+    last = lines[max_lines - 1].rstrip()
+    while last and measure(f"{last} {CUT_MARK}") > width:
+        last = last.rsplit(" ", 1)[0] if " " in last.strip() else last[:-1]
+    return lines[:max_lines - 1] + [f"{last} {CUT_MARK}" if last.strip() else CUT_MARK]
+
+
 def _table(pdf: _Packet, heads: list[str], rows: list[list[str]], widths: list[float], font_size: float,
-           grade_idx: set[int], styles: dict) -> None:
+           grade_idx: set[int], styles: dict) -> bool:
     """Draw a table row by row: wrapped cells, headings (bold, grey) repeated on every page, a line under
-    the headings, grade cells in the grade colours.
+    the headings, grade cells in the grade colours. A cell longer than a page is cut to it, marked
+    (:func:`_clip`); returns whether one was.
 
     Written with fpdf2's low-level text and rectangles: its ``table()`` lays out every cell through
     ``multi_cell`` (about 2 ms a cell on this machine, most of a packet's time); this keeps one word-width
@@ -396,8 +412,12 @@ def _table(pdf: _Packet, heads: list[str], rows: list[list[str]], widths: list[f
     if pdf.get_y() + head_h + lh + 2 * top_pad > pdf.page_break_trigger:
         pdf.add_page()
     headings()
+    cut = False
     for row in rows:
-        cells = [_wrap(text, w - 2 * pad, measure)[:max_lines] for text, w in zip(row, widths)]
+        cells = [_wrap(text, w - 2 * pad, measure) for text, w in zip(row, widths)]
+        if any(len(c) > max_lines for c in cells):
+            cells = [_clip(c, max_lines, w - 2 * pad, measure) for c, w in zip(cells, widths)]
+            cut = True
         h = max(len(x) for x in cells) * lh + 2 * top_pad
         if pdf.get_y() + h > pdf.page_break_trigger:
             pdf.add_page()  # header() and footer() run; the headings come again
@@ -408,6 +428,7 @@ def _table(pdf: _Packet, heads: list[str], rows: list[list[str]], widths: list[f
             if g is not None:
                 fills[j], colors[j] = styles[g]
         draw(cells, fills, colors, False)
+    return cut
 
 
 def _output(pdf: _Packet, df: pd.DataFrame, max_rows: int):
@@ -435,6 +456,7 @@ def _output(pdf: _Packet, df: pd.DataFrame, max_rows: int):
                                    "CSV, XLSX and RTF files."), new_x="LMARGIN", new_y="NEXT")
     heads = [pdf.t(label(c) if listing else str(c)) for c in cols]
     rows = [[pdf.t(x) for x in r] for r in text_frame(shown)]
+    cut = False
     if not cols or not rows:
         pdf.set_font(pdf.body_font, "", 9)
         pdf.multi_cell(0, 5, pdf.t("No rows."), new_x="LMARGIN", new_y="NEXT")
@@ -448,10 +470,12 @@ def _output(pdf: _Packet, df: pd.DataFrame, max_rows: int):
         pdf.set_font(pdf.table_font, "", font_size)
         grade_idx = {j for j, c in enumerate(cols) if c in GRADE_COLUMNS}
         styles = {g: (_rgb(GRADE_COLORS[g]), _rgb(GRADE_TEXT[g])) for g in GRADE_COLORS}
-        _table(pdf, heads, rows, widths, font_size, grade_idx, styles)
+        cut = _table(pdf, heads, rows, widths, font_size, grade_idx, styles)
     pdf.ln(2)
     pdf.set_font(pdf.body_font, "", 7)
     notes = [pdf.t(n) for n in a.get("notes", [])]
+    if cut:
+        notes.append(CUT_NOTE)
     if pdf.marked > marked:
         notes.append(MARK_NOTE.format(mark=pdf.mark))
     for n in notes:
