@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
+import pandas as pd
 import pytest
 
 from safety.access.reader import Scope, StudyReader
@@ -246,7 +247,8 @@ def test_pdf_tables_break_words_only_after_a_hyphen_or_slash(con, tmp_path, stud
     words = set(ids) | {"RECOVERED/RESOLVED", "ESCALATION", "EXPANSION", "Overall", "Hypogammaglobulinaemia",
                         "progression/relapse"}
     assert any(u in tokens for u in ids) and "RECOVERED/RESOLVED" in tokens  # whole where the column is wide
-    cut = sorted((t, w) for w in words for t in tokens
+    pieces = {t[:-1] if t.endswith("-") else t for t in tokens}  # a cut between letters ends with a hyphen
+    cut = sorted((t, w) for w in words for t in pieces
                  if len(t) >= 2 and w.startswith(t) and len(t) < len(w) and w[len(t) - 1].isalnum()
                  and w[len(t)].isalnum())
     assert cut == []
@@ -259,19 +261,21 @@ def test_pdf_word_wrap_prefers_a_hyphen_slash_or_separator_to_a_letter():
     assert _wrap("CD56-CART-01-01-021 dose", 13, mm) == ["CD56-CART-01-", "01-021 dose"]
     assert _wrap("RECOVERED/RESOLVED", 12, mm) == ["RECOVERED/", "RESOLVED"]
     assert _wrap("a=1;b=22;c=333", 6, mm) == ["a=1;b=", "22;c=", "333"]
-    assert _wrap("Hypogammaglobulinaemia", 10, mm) == ["Hypogammag", "lobulinaem", "ia"]  # no break point: cut
+    # no break point: cut between letters, with a hyphen at the cut
+    assert _wrap("Hypogammaglobulinaemia", 10, mm) == ["Hypogamma-", "globulina-", "emia"]
 
 
 def _pdf_of(con, tmp_path, only, edit, name="packet.pdf"):
-    """The PDF packet of ``only`` (CD56-CART-01, second cut) with ``edit`` applied to its outputs (by name), and
-    its text."""
+    """The text of the PDF packet of ``only`` (CD56-CART-01, second cut), its outputs (by name) changed in place by
+    ``edit``, or replaced by those it returns."""
     import pypdf
     from safety.export import pdf_writer
     from safety.export.common import packet_meta
     from safety.export.packet import build_outputs
     r = make_reader(con, CART, CUT2)
     outputs = build_outputs(r, only=only)
-    edit({o.attrs["name"]: o for o in outputs})
+    new = edit({o.attrs["name"]: o for o in outputs}) or {}
+    outputs = [new.get(o.attrs["name"], o) for o in outputs]
     path = pdf_writer.write_pdf(outputs, packet_meta(r, FIXED), tmp_path / name, [])
     return [p.extract_text() for p in pypdf.PdfReader(path).pages]
 
@@ -319,3 +323,27 @@ def test_pdf_clip_keeps_what_fits_and_ends_with_the_mark():
     assert _clip(["aaa bbb", "ccc ddd", "eee"], 2, 10, mm) == ["aaa bbb", "ccc [...]"]
     assert _clip(["aaa bbb", "ccccccccc"], 1, 10, mm) == ["aaa [...]"]
     assert _clip(["aaa", "bbb"], 2, 10, mm) == ["aaa", "bbb"]
+
+
+def test_pdf_long_word_is_whole_up_to_the_widest_column_and_a_longer_one_is_hyphenated(con, tmp_path):
+    """A 50-letter term, in a row past the first few hundred, fits its column whole; a word wider than any column
+    (MAX_COL_MM) breaks between letters with a hyphen at the break, and nothing of it is lost."""
+    long_word = "Pseudohypoparathyroidismhyperphosphataemiasyndrome"
+    huge = "Q" + "abcdefghij" * 15  # 151 letters: wider than a column may be
+
+    def edit(o):
+        ae = pd.concat([o["ae"], o["ae"]], ignore_index=True).iloc[:320].copy()  # over 300 rows
+        ae.attrs = o["ae"].attrs
+        ae.iat[len(ae) - 1, ae.columns.get_loc("preferred_term")] = long_word
+        ae.iat[0, ae.columns.get_loc("preferred_term")] = huge
+        return {"ae": ae}
+    tokens = "\n".join(_pdf_of(con, tmp_path, ["ae"], edit)).split()
+    assert long_word in tokens
+    start = next(i for i, t in enumerate(tokens) if t.startswith("Qabc"))
+    pieces = []
+    for t in tokens[start:]:
+        pieces.append(t)
+        if not t.endswith("-"):
+            break
+    assert len(pieces) >= 2 and all(p.endswith("-") for p in pieces[:-1])
+    assert "".join(p[:-1] for p in pieces[:-1]) + pieces[-1] == huge

@@ -257,22 +257,24 @@ def _col_widths(pdf: FPDF, heads: list[str], rows: list[list[str]], total: float
     mid-letter, the rest of the page shared in proportion to the columns' natural widths. A table too wide for
     whole words lets its words break after a hyphen, slash or separator (``CD56-CART-01-`` / ``01-021``,
     ``RECOVERED/`` / ``RESOLVED``), as printed listings wrap identifiers; only a table too wide even for that
-    is shrunk evenly, and only then may a word be cut between letters. Returns the widths and whether every
-    piece of every word fits whole."""
+    is shrunk evenly, and only then may a word be cut between letters. A word wider than ``MAX_COL_MM`` (no
+    column is wider) is cut between letters whatever the table. A cut between letters ends with a hyphen
+    (:func:`_wrap`). Every row shown is measured. Returns the widths and whether every piece of every word
+    fits whole."""
     pad = 2 * pdf.c_margin + 0.6
-    sample = rows[:300]
+    cells = [{r[j] for r in rows} for j in range(len(heads))]  # each column's distinct texts
     width = _measurer(pdf)
 
     def minima(split) -> list[float]:
         out = []
         for j, h in enumerate(heads):
-            words = [w for r in sample for w in split(r[j])] + split(h)
-            out.append(min(MAX_COL_MM / 2, max((width(w) for w in words), default=0.0) + pad))
+            words = {w for c in cells[j] for w in split(c)} | set(split(h))
+            out.append(min(MAX_COL_MM, max((width(w) for w in words), default=0.0) + pad))
         return out
 
     natural = []
     for j, h in enumerate(heads):
-        longest = max((width(r[j]) for r in sample), default=0.0)
+        longest = max((width(c) for c in cells[j]), default=0.0)
         head_word = max((width(w) for w in h.split()), default=0.0)
         natural.append(min(MAX_COL_MM, max(longest, head_word) + pad))
     minimum = minima(str.split)
@@ -320,7 +322,7 @@ def _measurer(pdf: FPDF):
 
 def _wrap(text: str, width: float, measure) -> list[str]:
     """Greedy word wrap to ``width`` mm. A word wider than the width breaks after a hyphen, slash or separator
-    where it can, and is cut between letters only where it cannot."""
+    where it can, and is cut between letters only where it cannot, with a hyphen at the cut."""
     lines: list[str] = []
     space = measure(" ")
     for para in text.split("\n"):
@@ -337,9 +339,14 @@ def _wrap(text: str, width: float, measure) -> list[str]:
                 while k < len(word) and measure(word[:k + 1]) <= width:
                     k += 1
                 soft = [m.start() for m in _BREAK_AFTER.finditer(word[:k + 1]) if 0 < m.start() <= k]
-                k = soft[-1] if soft else k
-                lines.append(word[:k])
-                word = word[k:]
+                if soft:
+                    lines.append(word[:soft[-1]])
+                    word = word[soft[-1]:]
+                else:  # between letters: a hyphen says the word goes on
+                    while k > 1 and measure(word[:k] + "-") > width:
+                        k -= 1
+                    lines.append(word[:k] + "-")
+                    word = word[k:]
                 w = measure(word)
             line, used = word, w
         lines.append(line)
