@@ -347,3 +347,18 @@ def test_pdf_long_word_is_whole_up_to_the_widest_column_and_a_longer_one_is_hyph
             break
     assert len(pieces) >= 2 and all(p.endswith("-") for p in pieces[:-1])
     assert "".join(p[:-1] for p in pieces[:-1]) + pieces[-1] == huge
+
+
+def test_pdf_sub_rows_keep_their_indent(con, tmp_path):
+    """Rows under a heading row (``  progression/relapse``) are indented in the PDF as in the other formats."""
+    from safety.export.pdf_writer import _wrap
+    nrm = build_table(make_reader(con, CART, CUT2), "deaths_nrm")
+    assert "  progression/relapse" in set(nrm["Row"])
+    lines = [ln for t in _pdf_of(con, tmp_path, ["deaths_nrm"], lambda o: None) for ln in t.splitlines()]
+    assert any(ln.startswith("  progression/relapse") for ln in lines), lines
+    assert any(ln.startswith("Deaths, any cause") for ln in lines)
+
+    def mm(text: str) -> float:
+        return float(len(text))
+    assert _wrap("  Serious: results in death", 14, mm) == ["  Serious:", "  results in", "  death"]
+    assert _wrap("top\n  sub", 20, mm) == ["top", "  sub"]

@@ -322,10 +322,19 @@ def _measurer(pdf: FPDF):
 
 def _wrap(text: str, width: float, measure) -> list[str]:
     """Greedy word wrap to ``width`` mm. A word wider than the width breaks after a hyphen, slash or separator
-    where it can, and is cut between letters only where it cannot, with a hyphen at the cut."""
+    where it can, and is cut between letters only where it cannot, with a hyphen at the cut. A line's leading
+    spaces (a sub-row's indent, ``  Serious: results in death``) indent each of its lines."""
     lines: list[str] = []
     space = measure(" ")
     for para in text.split("\n"):
+        body = para.lstrip(" ")
+        indent = para[:len(para) - len(body)]
+        if indent:
+            start = len(lines)
+            lines.extend(indent + x for x in _wrap(body, max(width - measure(indent), width / 2), measure))
+            if not body:
+                lines[start] = ""
+            continue
         line, used = "", 0.0
         for word in para.split():
             w = measure(word)
