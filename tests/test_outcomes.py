@@ -306,6 +306,42 @@ def test_two_ds_death_records_on_one_date_give_the_first_recorded_cause(tmp_path
     assert (d["delivered_cause"], d["cause_category"], d["sources"]) == ("Pneumonia", "infection", "DS")
 
 
+
+def test_a_death_naming_the_disease_under_study_is_its_progression_not_a_treatment_related_death(tmp_path):
+    """A cause of death naming the subject's own diagnosis (or named by it) is progression/relapse: not a secondary
+    malignancy, not NRM, not treatment-related. Spellings and punctuation are compared as words. Without a
+    diagnosis, or with another disease, the term keeps its category; a T-cell malignancy after a diagnosis that
+    is not T-cell is never the disease under study."""
+    db = OutcomeDB(tmp_path / "dx.duckdb")
+    db.subject("NKT", death_day=70, diagnosis="NK/T-cell lymphoma", cause="Extranodal NK/T-cell lymphoma")
+    db.ds("NKT", "DEATH", "Extranodal NK/T-cell lymphoma", 70)
+    db.subject("AML", death_day=70, diagnosis="Acute myeloid leukaemia")
+    db.ds("AML", "DEATH", "Acute myeloid leukaemia", 70)
+    db.subject("AMLAE", death_day=None, diagnosis="Acute myeloid leukaemia")     # only a fatal AE, US spelling
+    db.ae("AMLAE", "Acute myeloid leukemia", 5, 60, 80, soc="Neoplasms", aeout="FATAL")
+    db.subject("DLBCL", death_day=90, diagnosis="Diffuse large B-cell lymphoma")  # the diagnosis names the term
+    db.ds("DLBCL", "DEATH", "Lymphomas", 90)
+    db.subject("NODX", death_day=70)                                             # no diagnosis: as before
+    db.ds("NODX", "DEATH", "Acute myeloid leukaemia", 70)
+    db.subject("ALL", death_day=70, diagnosis="B-cell acute lymphoblastic leukaemia")  # another disease
+    db.ds("ALL", "DEATH", "Acute myeloid leukaemia", 70)
+    db.subject("NHL", death_day=95, diagnosis="Lymphoma")                        # T-cell after a lymphoma
+    db.ds("NHL", "DEATH", "Peripheral T-cell lymphoma", 95)
+    db.derive("deaths")
+    d = db.by("deaths")
+    for u in ("NKT", "AML", "AMLAE", "DLBCL"):
+        assert (u, d[u]["cause_category"], d[u]["relapse_related"], d[u]["non_relapse"], d[u]["treatment_related"],
+                d[u]["nrm_by_day100"]) == (u, "progression/relapse", True, False, False, False)
+    assert d["AMLAE"]["cause_from"] == "fatal AE"
+    for u in ("NODX", "ALL", "NHL"):
+        assert (u, d[u]["cause_category"], d[u]["non_relapse"], d[u]["treatment_related"], d[u]["nrm_by_day100"]) == \
+            (u, "secondary malignancy", True, True, True)
+    cut = db.rows("SELECT data_cut FROM deaths LIMIT 1")[0]["data_cut"]
+    assert [r["usubjid"] for r in treatment_related_deaths(db.con, "OUT-01", cut)] == ["ALL", "NODX", "NHL"]
+    nrm = {r["horizon_day"]: r for r in db.rows("SELECT * FROM nrm_estimates")}
+    assert (nrm[100]["n_infused"], nrm[100]["nrm_deaths"]) == (7, 3)
+
+
 # ---- cumulative incidence against a worked example ------------------------------------------------------
 
 def test_aalen_johansen_matches_hand_worked_example():
@@ -536,6 +572,31 @@ def test_every_who_t_cell_malignancy_is_found_and_marked(tmp_path, term, t_cell)
     db.derive("secondary_malignancies")
     [row] = db.rows("SELECT * FROM secondary_malignancies")
     assert (row["term"], bool(row["t_cell_malignancy"])) == (term, t_cell)
+
+
+
+def test_a_malignancy_naming_the_disease_under_study_is_a_relapse_not_a_new_malignancy(tmp_path):
+    """An AE or MH record after day 0 naming the subject's own diagnosis (or named by it) is the disease under
+    study coming back, not a secondary malignancy; other malignancies of the same subject, and the same term for a
+    subject without that diagnosis, are still listed. A T-cell malignancy after a diagnosis that is not T-cell is
+    listed even when the diagnosis words are in its name."""
+    db = OutcomeDB(tmp_path / "dxm.duckdb")
+    neo = "Neoplasms benign, malignant and unspecified (incl cysts and polyps)"
+    db.subject("NKT", lka=300, diagnosis="NK/T-cell lymphoma")
+    db.ae("NKT", "Extranodal NK/T-cell lymphoma, nasal type", 3, 120, soc=neo)
+    db.subject("DLBCL", lka=600, diagnosis="Diffuse large B-cell lymphoma")
+    db.ae("DLBCL", "Lymphoma", 3, 150, soc=neo)
+    db.ae("DLBCL", "Myelodysplastic syndrome", 3, 400, soc=neo)
+    db.subject("AML", lka=600, diagnosis="Acute myeloid leukaemia")
+    db.mh("AML", "Acute myeloid leukemia", 200, collected=220)
+    db.subject("NHL", lka=600, diagnosis="Non-Hodgkin lymphoma")
+    db.ae("NHL", "T-cell non-Hodgkin lymphoma", 3, 300, soc=neo)
+    db.subject("NODX", lka=600)
+    db.ae("NODX", "Extranodal NK/T-cell lymphoma, nasal type", 3, 120, soc=neo)
+    db.derive("secondary_malignancies")
+    rows = {(x["usubjid"], x["term"]): bool(x["t_cell_malignancy"]) for x in db.rows("SELECT * FROM secondary_malignancies")}
+    assert rows == {("DLBCL", "Myelodysplastic syndrome"): False, ("NHL", "T-cell non-Hodgkin lymphoma"): True,
+                    ("NODX", "Extranodal NK/T-cell lymphoma, nasal type"): True}
 
 
 def test_medical_history_malignancy_after_infusion_is_new_and_before_is_prior_history(tmp_path):

@@ -37,6 +37,37 @@ def fatal_ae(alias: str) -> str:
     return f"(({a}aetoxgr = 5 OR {fatal_record}) AND ({a}aeen_date IS NOT NULL OR {fatal_record}))"
 
 
+# --- the disease under study -------------------------------------------------------------------------
+# A term (a cause of death, an AE, an MH record) is compared with the subject's diagnosis (subjects.diagnosis) as
+# words: upper case without accents, a possessive 's dropped, every run of other characters one space, British
+# spellings American, a plural s dropped. In order, (RE2 pattern, replacement):
+DISEASE_WORD_SPELLINGS: tuple[tuple[str, str], ...] = (
+    (r"'S\b", ""),                      # Hodgkin's -> Hodgkin
+    (r"[^A-Z0-9]+", " "),               # NK/T-cell -> NK T CELL
+    (r"AEM", "EM"),                     # leukaemia, haematological, anaemia
+    (r"TUMOUR", "TUMOR"),
+    (r"OE(DEM|SOPHAG)", r"E\1"),        # oedema, oesophageal
+    (r"\b([A-Z]{3,})S\b", r"\1"),       # lymphomas, neoplasms, cells
+)
+
+
+def disease_words(x: str) -> str:
+    """SQL: the text ``x`` as words for comparing with a diagnosis, ' NK T CELL LYMPHOMA ' (a space each side, so
+    that containment is of whole words); NULL when ``x`` is NULL."""
+    s = f"upper(strip_accents({x}))"
+    for pattern, replacement in DISEASE_WORD_SPELLINGS:  # our own constants, never input
+        s = f"regexp_replace({s}, '{pattern.replace(chr(39), chr(39) * 2)}', '{replacement}', 'g')"
+    return f"(' ' || trim({s}) || ' ')"
+
+
+def names_disease_under_study(term: str, diagnosis: str) -> str:
+    """SQL: the term names the subject's disease under study, or the diagnosis names the term: 'Extranodal
+    NK/T-cell lymphoma' for NK/T-cell lymphoma, 'Acute myeloid leukemia' for acute myeloid leukaemia, 'Lymphoma' for
+    diffuse large B-cell lymphoma. False when either is missing or has no words (a subject without a diagnosis)."""
+    t, d = disease_words(term), disease_words(diagnosis)
+    return f"coalesce(trim({t}) <> '' AND trim({d}) <> '' AND (contains({t}, {d}) OR contains({d}, {t})), false)"
+
+
 # --- subject disposition at a cut (subjects.status; the overview's tiles and the packet's disposition table) ---
 # (label, condition on the subjects table, what it means)
 SUBJECT_DISPOSITION: tuple[tuple[str, str, str], ...] = (

@@ -3,7 +3,8 @@ treatment-related deaths the stopping rules monitor.
 
 A death is read from DM (DTHDTC), DS (DSDECOD DEATH) and AE (grade 5, AEOUT FATAL or AESDTH Y): a death recorded
 only as a fatal AE still counts. The cause category comes from the delivered cause (DS DSTERM) and from the fatal
-AE through safety/data/death_causes.csv; the delivered cause wins unless it only reads as 'other'. NRM follows the
+AE through safety/data/death_causes.csv, a cause naming the subject's own disease under study being its
+progression/relapse; the delivered cause wins unless it only reads as 'other'. NRM follows the
 transplant/CAR-T convention: death without prior progression or relapse, with progression/relapse as the competing
 event. Choices are in docs/outcomes.md.
 """
@@ -14,6 +15,7 @@ import datetime as dt
 from safety.core.vocabulary import fatal_ae
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
+from safety.derive.outcomes.malignancy import names_disease_sql
 from safety.derive.outcomes.survival import (PROGRESSION_SQL, cumulative_incidence_at, endpoint_arrays,
                                              progression_lists)
 from safety.derive.toxicity._sql import insert, reset, run
@@ -22,8 +24,9 @@ from safety.schema import DEATHS, NRM_ESTIMATES
 NRM_HORIZONS = (28, 100, 365)
 
 _DEATHS = """
-WITH subj AS (
-  SELECT usubjid, infused, first_infusion_date, death_date, death_source, death_cause FROM subjects
+WITH k AS (SELECT kind, pattern FROM _malignancy_terms),
+subj AS (
+  SELECT usubjid, infused, first_infusion_date, death_date, death_source, death_cause, diagnosis FROM subjects
   WHERE studyid = $s AND data_cut = $c
 ),
 ds AS (
@@ -50,18 +53,21 @@ d AS (
                    CASE WHEN ds.ds_date IS NOT NULL THEN 'DS' END,
                    CASE WHEN fae.fatal_ae_key IS NOT NULL THEN 'AE' END) AS sources,
          coalesce(ds.ds_cause, subj.death_cause) AS delivered_cause,
-         fae.fatal_ae_key, fae.fatal_ae_term, fae.fatal_ae_related
+         fae.fatal_ae_key, fae.fatal_ae_term, fae.fatal_ae_related, subj.diagnosis
   FROM subj LEFT JOIN ds USING (usubjid) LEFT JOIN fae USING (usubjid)
   WHERE subj.death_date IS NOT NULL OR ds.ds_date IS NOT NULL OR fae.fatal_ae_key IS NOT NULL
 ),
+-- a cause naming the subject's own disease under study is its progression/relapse (the rule's row and priority)
 cat_cause AS (
-  SELECT d.usubjid, min({'p': k.priority, 'cat': k.cause_category, 'rel': k.relapse_related}) AS best
-  FROM d JOIN _death_causes k ON regexp_matches(upper(d.delivered_cause), k.pattern)
+  SELECT d.usubjid, min({'p': dc.priority, 'cat': dc.cause_category, 'rel': dc.relapse_related}) AS best
+  FROM d JOIN _death_causes dc ON regexp_matches(upper(d.delivered_cause), dc.pattern)
+    OR (dc.cause_category = 'progression/relapse' AND __DISEASE_CAUSE__)
   WHERE d.delivered_cause IS NOT NULL AND trim(d.delivered_cause) <> '' GROUP BY d.usubjid
 ),
 cat_ae AS (
-  SELECT d.usubjid, min({'p': k.priority, 'cat': k.cause_category, 'rel': k.relapse_related}) AS best
-  FROM d JOIN _death_causes k ON regexp_matches(upper(d.fatal_ae_term), k.pattern)
+  SELECT d.usubjid, min({'p': dc.priority, 'cat': dc.cause_category, 'rel': dc.relapse_related}) AS best
+  FROM d JOIN _death_causes dc ON regexp_matches(upper(d.fatal_ae_term), dc.pattern)
+    OR (dc.cause_category = 'progression/relapse' AND __DISEASE_AE__)
   WHERE d.fatal_ae_term IS NOT NULL GROUP BY d.usubjid
 ),
 prog AS (
@@ -93,7 +99,11 @@ SELECT $s AS studyid, $c AS data_cut, usubjid, death_date, death_day, sources, d
        (first_infusion_date IS NOT NULL AND death_day <= 100 AND progression_day IS NULL AND cause_category <> 'progression/relapse') AS nrm_by_day100,
        (first_infusion_date IS NOT NULL AND death_day <= 365 AND progression_day IS NULL AND cause_category <> 'progression/relapse') AS nrm_by_day365
 FROM y
-""".replace("__FATAL_AE__", fatal_ae(""))  # the one definition of a fatal AE (its struct literals keep it no f-string)
+"""
+# the one definition of a fatal AE and of a term naming the disease under study (struct literals: no f-string)
+_DEATHS = (_DEATHS.replace("__FATAL_AE__", fatal_ae(""))
+           .replace("__DISEASE_CAUSE__", names_disease_sql("d.delivered_cause", "d.diagnosis"))
+           .replace("__DISEASE_AE__", names_disease_sql("d.fatal_ae_term", "d.diagnosis")))
 
 
 def derive_deaths(con, studyid, data_cut, config, review_store=None) -> None:
@@ -102,6 +112,7 @@ def derive_deaths(con, studyid, data_cut, config, review_store=None) -> None:
     p = {"s": studyid, "c": data_cut, "prog_terms": prog_terms, "rs_prog": rs_prog}
     reset(con, (DEATHS, NRM_ESTIMATES), studyid, data_cut)
     _data.install(con, "death_causes.csv")
+    _data.install(con, "malignancy_terms.csv")  # the T-cell names of the disease-under-study rule
     insert(con, DEATHS, _DEATHS.replace("__PROGRESSION__", PROGRESSION_SQL), p)
     _insert_nrm(con, studyid, data_cut, config)
 

@@ -1,7 +1,8 @@
 """Secondary malignancies: new malignancies after infusion, with latency and T-cell malignancies marked.
 
 An AE whose term names a malignancy (safety/data/malignancy_terms.csv, kind 'malignancy'), not a progression or
-treatment-effect term (kind 'exclude', and the study's dlt.progression_terms), with onset after day 0. A medical
+treatment-effect term (kind 'exclude', and the study's dlt.progression_terms) and not the subject's own disease under
+study (names_disease_sql: a relapse reported as an AE), with onset after day 0. A medical
 history (MH) record naming a malignancy counts the same way when it started after day 0 (a malignancy reported as
 history at a later visit), unless the subject has a malignancy AE with onset within MH_AE_MATCH_DAYS of it (the
 same malignancy reported twice: the AE is kept). An MH malignancy that started on or before day 0 is prior
@@ -12,7 +13,7 @@ SUPPMH for an MH record, when delivered.
 """
 from __future__ import annotations
 
-from safety.core.vocabulary import fatal_ae
+from safety.core.vocabulary import fatal_ae, names_disease_under_study
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
 from safety.derive.toxicity._sql import insert, reset
@@ -35,9 +36,23 @@ def _malignant(txt: str) -> str:
     return f"{_is(NEW_KINDS, txt)} AND NOT {_is(EXCLUDE_KINDS, txt)}"
 
 
+def t_cell_sql(txt: str) -> str:
+    """SQL (needs the CTE k over _malignancy_terms): the upper-case text names a T-cell malignancy."""
+    return _is(T_CELL_KINDS, txt)
+
+
+def names_disease_sql(term: str, diagnosis: str) -> str:
+    """SQL (needs the CTE k): the term names the subject's disease under study (the one comparison of
+    safety.core.vocabulary), unless the term names a T-cell malignancy and the diagnosis does not: a T-cell lymphoma
+    after CAR-T for 'Non-Hodgkin lymphoma' is the malignancy of the FDA boxed warning, never read as a relapse."""
+    return (f"({names_disease_under_study(term, diagnosis)} AND NOT ({t_cell_sql(f'upper({term})')} "
+            f"AND NOT coalesce({t_cell_sql(f'upper({diagnosis})')}, false)))")
+
+
 def _sql(ae_transgene: str, mh_transgene: str) -> str:
     return f"""
 WITH k AS (SELECT kind, pattern FROM _malignancy_terms),
+dx AS (SELECT usubjid, diagnosis FROM subjects WHERE studyid = $s AND data_cut = $c),
 a AS (
   SELECT *, upper(coalesce(aedecod, '') || ' | ' || coalesce(aeterm, '')) AS txt FROM adverse_events
   WHERE studyid = $s AND data_cut = $c AND onset_day IS NOT NULL AND onset_day > 0
@@ -46,8 +61,9 @@ ae_m AS (
   SELECT a.usubjid, a.event_key, coalesce(a.aedecod, a.aeterm) AS term, a.onset_day, a.txt,
          {ae_transgene} AS car_transgene_result, a.aetoxgr AS ctcae_grade,
          {fatal_ae('a')} AS fatal, 'AE' AS source
-  FROM a
+  FROM a LEFT JOIN dx USING (usubjid)
   WHERE {_malignant('a.txt')} AND NOT list_contains($prog, upper(coalesce(a.aedecod, a.aeterm)))
+    AND NOT {names_disease_sql('a.aedecod', 'dx.diagnosis')} AND NOT {names_disease_sql('a.aeterm', 'dx.diagnosis')}
 ),
 m AS (
   SELECT *, upper(coalesce(mhdecod, '') || ' | ' || coalesce(mhterm, '')) AS txt FROM medical_history
@@ -58,15 +74,16 @@ mh_m AS (
   SELECT m.usubjid, m.usubjid || '/MH/' || CAST(m.mhseq AS VARCHAR) AS event_key,
          coalesce(m.mhdecod, m.mhterm) AS term, m.start_day AS onset_day, m.txt,
          {mh_transgene} AS car_transgene_result, CAST(NULL AS INTEGER) AS ctcae_grade, false AS fatal, 'MH' AS source
-  FROM m
+  FROM m LEFT JOIN dx USING (usubjid)
   WHERE {_malignant('m.txt')} AND NOT list_contains($prog, upper(coalesce(m.mhdecod, m.mhterm)))
+    AND NOT {names_disease_sql('m.mhdecod', 'dx.diagnosis')} AND NOT {names_disease_sql('m.mhterm', 'dx.diagnosis')}
     AND NOT EXISTS (SELECT 1 FROM ae_m WHERE ae_m.usubjid = m.usubjid
                       AND abs(ae_m.onset_day - m.start_day) <= {MH_AE_MATCH_DAYS})
 ),
 x AS (SELECT * FROM ae_m UNION ALL BY NAME SELECT * FROM mh_m)
 SELECT $s AS studyid, $c AS data_cut, usubjid, event_key, term, onset_day,
        onset_day AS latency_days, round(onset_day / {DAYS_PER_MONTH}, 1) AS latency_months,
-       {_is(T_CELL_KINDS, 'x.txt')} AS t_cell_malignancy, car_transgene_result, ctcae_grade, fatal, source
+       {t_cell_sql('x.txt')} AS t_cell_malignancy, car_transgene_result, ctcae_grade, fatal, source
 FROM x
 """
 
@@ -80,7 +97,7 @@ m AS (
 SELECT $s AS studyid, $c AS data_cut, usubjid, mhseq, coalesce(mhdecod, mhterm) AS term, mhcat,
        mhst_date AS start_date, start_day,
        (mhen_date IS NULL OR coalesce(mhenrtpt, '') = 'ONGOING') AS ongoing,
-       {_is(T_CELL_KINDS, 'm.txt')} AS t_cell_malignancy
+       {t_cell_sql('m.txt')} AS t_cell_malignancy
 FROM m WHERE {_is(NEW_KINDS, 'm.txt')}
 """
 
@@ -105,4 +122,4 @@ def derive_malignancies(con, studyid, data_cut, config, review_store=None) -> No
 
 
 DERIVATION = Derivation(name="secondary_malignancies", writes=(SECONDARY_MALIGNANCIES, PRIOR_MALIGNANCIES),
-                        reads=("adverse_events", "medical_history"), run=derive_malignancies)
+                        reads=("subjects", "adverse_events", "medical_history"), run=derive_malignancies)
