@@ -342,6 +342,32 @@ def test_a_death_naming_the_disease_under_study_is_its_progression_not_a_treatme
     assert (nrm[100]["n_infused"], nrm[100]["nrm_deaths"]) == (7, 3)
 
 
+
+def test_progression_causes_name_the_disease_and_pml_or_a_recurrent_infection_is_no_relapse(tmp_path):
+    """'Progressive' and 'recurrent' before another condition are that condition: progressive multifocal
+    leukoencephalopathy (JC virus) is an infection, as a delivered cause or a fatal AE, and so is recurrent
+    pneumonia, each a non-relapse death counted in NRM. The usual progression and relapse terms, the MedDRA PT
+    included, stay progression/relapse."""
+    db = OutcomeDB(tmp_path / "pr.duckdb")
+    relapse = ["Disease progression", "Progressive disease", "Relapse of lymphoma", "Relapsed ALL",
+               "Malignant neoplasm progression", "Progression of diffuse large B-cell lymphoma", "Recurrence of disease",
+               "Lymphoma recurrence", "Refractory disease"]
+    infection = ["Progressive multifocal leukoencephalopathy", "Recurrent pneumonia", "JC virus encephalitis"]
+    for i, term in enumerate(relapse + infection):
+        db.subject(f"S{i:02d}", death_day=60)
+        db.ds(f"S{i:02d}", "DEATH", term, 60)
+    db.subject("AEPML")                                       # a death recorded only as the fatal AE
+    db.ae("AEPML", "Progressive multifocal leukoencephalopathy", 5, 40, 50, aeout="FATAL")
+    db.derive("deaths")
+    d = db.by("deaths")
+    got = {(d[u]["delivered_cause"] if isinstance(d[u]["delivered_cause"], str) else d[u]["fatal_ae_term"]):
+           (d[u]["cause_category"], d[u]["relapse_related"], d[u]["non_relapse"], d[u]["nrm_by_day100"]) for u in d}
+    assert got == {**{t: ("progression/relapse", True, False, False) for t in relapse},
+                   **{t: ("infection", False, True, True) for t in infection}}
+    nrm = {r["horizon_day"]: r for r in db.rows("SELECT * FROM nrm_estimates")}
+    assert nrm[100]["nrm_deaths"] == 4      # the three infections and the fatal PML AE
+
+
 # ---- cumulative incidence against a worked example ------------------------------------------------------
 
 def test_aalen_johansen_matches_hand_worked_example():
