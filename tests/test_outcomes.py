@@ -587,7 +587,10 @@ def test_secondary_malignancies_latency_and_t_cell(tmp_path):
     ("T-cell type acute leukaemia", True), ("Anaplastic large-cell lymphoma", True),
     ("T-cell prolymphocytic leukaemia", True), ("Precursor T-lymphoblastic lymphoma/leukaemia", True),
     ("Mycosis fungoides", True), ("Sezary syndrome", True), ("Hepatosplenic T-cell lymphoma", True),
-    ("Diffuse large B-cell lymphoma", False), ("Glioblastoma", False)])
+    ("Diffuse large B-cell lymphoma", False), ("Glioblastoma", False),
+    ("Peripheral T-cell lymphoma", True), ("T-cell large granular lymphocytic leukaemia", True),
+    ("CAR-positive T-cell lymphoma", True), ("Anaplastic large cell lymphoma", True),
+    ("T-cell/histiocyte-rich large B-cell lymphoma", False), ("T-cell rich B-cell lymphoma", False)])
 def test_every_who_t_cell_malignancy_is_found_and_marked(tmp_path, term, t_cell):
     """The FDA boxed warning (January 2024) is about T-cell malignancies: mycosis fungoides and Sezary syndrome were
     not found at all, and T-lymphoblastic, anaplastic large-cell and T-cell type acute leukaemias not marked."""
@@ -599,6 +602,21 @@ def test_every_who_t_cell_malignancy_is_found_and_marked(tmp_path, term, t_cell)
     [row] = db.rows("SELECT * FROM secondary_malignancies")
     assert (row["term"], bool(row["t_cell_malignancy"])) == (term, t_cell)
 
+
+
+
+def test_an_effect_of_cancer_or_a_malignant_that_is_no_neoplasm_is_not_a_new_malignancy(tmp_path):
+    """Hypercalcaemia of malignancy, cancer pain and a malignant pleural effusion are effects of a cancer (the
+    disease under study), malignant hypertension and neuroleptic malignant syndrome name no neoplasm: none is a
+    new malignancy; a carcinoma of the same subject still is."""
+    db = OutcomeDB(tmp_path / "fx.duckdb")
+    db.subject("A", lka=900)
+    for n, term in enumerate(["Hypercalcaemia of malignancy", "Cancer pain", "Malignant pleural effusion",
+                              "Tumour pain", "Malignant hypertension", "Neuroleptic malignant syndrome",
+                              "Squamous cell carcinoma of skin"]):
+        db.ae("A", term, 2, 100 + 10 * n, soc="Neoplasms benign, malignant and unspecified (incl cysts and polyps)")
+    db.derive("secondary_malignancies")
+    assert [r["term"] for r in db.rows("SELECT term FROM secondary_malignancies")] == ["Squamous cell carcinoma of skin"]
 
 
 def test_a_malignancy_naming_the_disease_under_study_is_a_relapse_not_a_new_malignancy(tmp_path):

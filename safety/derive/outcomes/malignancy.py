@@ -7,8 +7,8 @@ history (MH) record naming a malignancy counts the same way when it started afte
 history at a later visit), unless the subject has a malignancy AE with onset within MH_AE_MATCH_DAYS of it (the
 same malignancy reported twice: the AE is kept). An MH malignancy that started on or before day 0 is prior
 history: not counted, listed in prior_malignancies as context. There is no follow-up limit: a malignancy in
-year 2 or 15 is listed. T-cell malignancies (kind 't_cell') are marked because of the FDA boxed warning of
-January 2024. The CAR-transgene test on the tumour is read from SUPPAE (QNAM CARTGRES, else CARTEST), or
+year 2 or 15 is listed. T-cell malignancies (kind 't_cell', not 'not_t_cell') are marked because of the FDA boxed
+warning of January 2024. The CAR-transgene test on the tumour is read from SUPPAE (QNAM CARTGRES, else CARTEST), or
 SUPPMH for an MH record, when delivered.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _is(kind_filter: str, txt: str) -> str:
     return f"EXISTS (SELECT 1 FROM k WHERE k.kind IN ({kind_filter}) AND regexp_matches({txt}, k.pattern))"
 
 
-NEW_KINDS, EXCLUDE_KINDS, T_CELL_KINDS = "'malignancy', 't_cell'", "'exclude'", "'t_cell'"
+NEW_KINDS, EXCLUDE_KINDS, T_CELL_KINDS, NOT_T_CELL_KINDS = "'malignancy', 't_cell'", "'exclude'", "'t_cell'", "'not_t_cell'"
 
 
 def _malignant(txt: str) -> str:
@@ -37,8 +37,9 @@ def _malignant(txt: str) -> str:
 
 
 def t_cell_sql(txt: str) -> str:
-    """SQL (needs the CTE k over _malignancy_terms): the upper-case text names a T-cell malignancy."""
-    return _is(T_CELL_KINDS, txt)
+    """SQL (needs the CTE k over _malignancy_terms): the upper-case text names a T-cell malignancy (kind 't_cell'),
+    not a B-cell lymphoma whose name holds 'T-cell' (kind 'not_t_cell': T-cell/histiocyte-rich large B-cell)."""
+    return f"({_is(T_CELL_KINDS, txt)} AND NOT {_is(NOT_T_CELL_KINDS, txt)})"
 
 
 def names_disease_sql(term: str, diagnosis: str) -> str:
