@@ -41,6 +41,11 @@ def test_users_cli_lifecycle(tmp_path):
     assert "password_hash" not in r.stdout and "$2b$" not in r.stdout
     r = _users("list", env_extra={"CELLTOX_USERS": str(path)})
     assert "carol" in r.stdout and "101,102" in r.stdout
+    # the sites column: every site for the committee, none for an administrator (no patient data)
+    r = _users("add", "ada", "--role", "admin", "--password-stdin", "--users", str(path), stdin=PW1 + "\n")
+    assert r.returncode == 0, r.stderr
+    listed = {line.split()[0]: line.split()[2] for line in _users("list", "--users", str(path)).stdout.splitlines()[1:]}
+    assert (listed["carol"], listed["ivan"], listed["ada"]) == ("all", "101,102", "none")
 
     r = _users("set-password", "ivan", "--password-stdin", "--users", str(path), stdin=PW2 + "\n")
     assert r.returncode == 0, r.stderr

@@ -86,9 +86,13 @@ AUTH_OFF_USER = User("local", "committee", None, "Local user (sign-in off)")
 
 
 # -- permissions ----------------------------------------------------------------------------------
+# The roles that see subject-level data (an administrator manages accounts and reads the audit log, and sees none)
+PATIENT_DATA_ROLES: tuple[str, ...] = ("committee", "investigator", "data_manager")
+
+
 def can_view_patient_data(user: User) -> bool:
     """Subject-level pages and listings (within the user's scope)."""
-    return user.role in ("committee", "investigator", "data_manager")
+    return user.role in PATIENT_DATA_ROLES
 
 
 def can_view_study_aggregates(user: User) -> bool:

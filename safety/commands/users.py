@@ -112,7 +112,7 @@ def _audit(args, detail: dict, action: str = "user_admin") -> None:
 
 def run(args) -> int:
     # heavy (bcrypt, duckdb): not needed for --help
-    from safety.access.auth import AuthError, UserStore, file_permission_warnings, users_file
+    from safety.access.auth import PATIENT_DATA_ROLES, AuthError, UserStore, file_permission_warnings, users_file
     from safety.core.files import unwritable
 
     if not getattr(args, "users_command", None):
@@ -142,7 +142,8 @@ def run(args) -> int:
             else:
                 print(f"{'username':<20} {'role':<13} {'sites':<16} {'status':<9} display name")
                 for u in rows:
-                    sites = ",".join(u["sites"]) if u["sites"] else "all"
+                    # no sites listed: every site for a role that sees patient data, none for an administrator
+                    sites = ",".join(u["sites"]) if u["sites"] else "all" if u["role"] in PATIENT_DATA_ROLES else "none"
                     status = "disabled" if u["disabled"] else "active"
                     print(f"{u['username']:<20} {u['role']:<13} {sites:<16} {status:<9} {u['display_name']}")
             return 0
