@@ -135,12 +135,17 @@ def test_one_infection_in_several_records_is_one_episode_and_classes_follow_the_
     db.mb("O", 100, "ORGANISM X")
     db.ae("O", "Upper respiratory tract infection", 1, 30, 35)
     db.ae("O", "Oral herpes", 2, 40, 45)
+    db.subject("J", lka=200)   # PML is the JC polyomavirus, not BK virus (whose pattern names polyomaviruses)
+    db.ae("J", "Progressive multifocal leukoencephalopathy", 4, 120, 150)
+    db.ae("J", "BK virus haemorrhagic cystitis", 2, 20, 30)
     db.derive("infections")
     eps = db.rows("SELECT usubjid, event_key, term, pathogen_class, pathogen, ctcae_grade, onset_day, end_day "
                   "FROM infection_episodes ORDER BY usubjid, onset_day")
     got = [(e["usubjid"], e["term"], e["pathogen_class"], e["pathogen"], e["onset_day"]) for e in eps]
     assert got == [
         ("C", "Cytomegalovirus infection", "viral", "CMV", 10), ("C", "Cytomegalovirus infection", "viral", "CMV", 150),
+        ("J", "BK virus haemorrhagic cystitis", "viral", "BK virus", 20),
+        ("J", "Progressive multifocal leukoencephalopathy", "viral", "JC virus", 120),
         ("O", "HAEMOPHILUS INFLUENZAE", "bacterial", "named bacterium", 15),
         ("O", "Upper respiratory tract infection", "viral", "respiratory virus", 30),
         ("O", "Oral herpes", "viral", "HSV", 40),
