@@ -31,6 +31,14 @@ def time_units() -> list[tuple[str, float, str]]:
             for _, r in read_data_csv(TIME_UNITS_PATH, ("unit", "days", "term"), exact=False)]
 
 
+def install_time_units(con) -> None:
+    """:func:`time_units` as the temp table ``_time_units`` (unit, days, term) of ``con``: the one table the load
+    (AGEU) and the kinetics comparison (PP Tmax units) read."""
+    from safety.core.sql import temp_table
+
+    temp_table(con, "_time_units", {"unit": "VARCHAR", "days": "DOUBLE", "term": "VARCHAR"}, time_units())
+
+
 # A cell a spreadsheet would run as a formula: '=', '+', '@', a tab or a carriage return first, or '-' not starting a
 # plain number (a lone '-', the tables' "not applicable", is text to a spreadsheet). Site-entered text (AETERM,
 # CMTRT ...) and a failed sign-in's user name arrive as typed.

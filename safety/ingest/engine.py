@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from safety.core.files import time_units, unit_conversions
+from safety.core.files import install_time_units, time_units, unit_conversions
 from safety.core.sql import run_sql, temp_table
 from safety.core.vocabulary import CRS_TERMS, ICANS_TERMS, fatal_ae
 from safety.schema.source import enrollment_order_sql
@@ -134,7 +134,7 @@ def is_seq(variable: str) -> bool:
 
 def install_reference_tables(con) -> None:
     """Unit conversions, units of time and medication classes (safety/data/*.csv) as temp tables."""
-    temp_table(con, "_time_units", {"unit": "VARCHAR", "days": "DOUBLE", "term": "VARCHAR"}, time_units())
+    install_time_units(con)
     con.execute("CREATE OR REPLACE TEMP TABLE _units (u_testcd VARCHAR, u_from VARCHAR, u_norm VARCHAR, "
                 "u_to VARCHAR, u_factor DOUBLE)")
     rows = unit_conversions()

@@ -22,7 +22,6 @@ RULE_FILES = {
                                             "absolute_si": "DOUBLE", "unit": "VARCHAR", "pct_change": "DOUBLE"}),
     "pp_parameters.csv": ("_pp_parameters", {"pptestcd": "VARCHAR", "parameter": "VARCHAR", "tolerance_kind": "VARCHAR",
                                              "tolerance": "DOUBLE", "interval_end_day": "DOUBLE"}),
-    "time_units.csv": ("_time_units", {"unit": "VARCHAR", "days": "DOUBLE"}),
 }
 
 

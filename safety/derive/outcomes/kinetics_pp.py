@@ -9,6 +9,7 @@ differs') and neither is that analyte's AUC. Choices are in docs/outcomes.md.
 """
 from __future__ import annotations
 
+from safety.core.files import install_time_units
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
 from safety.derive.toxicity._sql import insert, reset
@@ -17,7 +18,7 @@ from safety.schema import KINETICS_COMPARISON
 AGREE, DIFFERS, UNIT_DIFFERS = "agree", "differs", "unit differs"
 
 _SQL = """
-WITH tu AS (SELECT upper(unit) AS u, days FROM _time_units),
+WITH tu AS (SELECT unit AS u, days FROM _time_units),  -- units upper case
 analytes AS (
   SELECT DISTINCT usubjid, pctestcd, upper(pctest) AS pctest FROM pc_concentrations WHERE studyid = $s AND data_cut = $c
 ),
@@ -80,7 +81,7 @@ def derive_kinetics_comparison(con, studyid, data_cut, config, review_store=None
     """Rebuild kinetics_comparison for one (study, cut)."""
     reset(con, (KINETICS_COMPARISON,), studyid, data_cut)
     _data.install(con, "pp_parameters.csv")
-    _data.install(con, "time_units.csv")
+    install_time_units(con)  # the load's table of units of time, on this derivation's cursor
     sql = _SQL.format(agree=AGREE, differs=DIFFERS, unit_differs=UNIT_DIFFERS)
     insert(con, KINETICS_COMPARISON, sql, {"s": studyid, "c": data_cut})
 
