@@ -87,3 +87,26 @@ def test_pp_compared_and_mh_malignancies_counted(db):
     assert new.values.tolist() == [["S-001", "Squamous cell carcinoma of skin", "MH", 129]]
     prior = rows(db, "SELECT usubjid, term, start_day FROM prior_malignancies")
     assert prior.values.tolist() == [["S-001", "Basal cell carcinoma", -1737]]
+
+
+def test_pc_text_result_that_is_no_number_is_quarantined_not_loaded_without_a_value(tmp_path):
+    """'1,000' and '>ULOQ' loaded as samples of no value and left the kinetics without a word; below-LLOQ texts,
+    '<5', numbers and a sample not done load as before."""
+    texts = ["1,000", ">ULOQ", "BLQ", "<5", "12.5", "", "not detected"]
+    pc = pd.DataFrame({
+        "STUDYID": STUDY, "USUBJID": ["S-001"] * 7, "PCSEQ": list(range(1, 8)), "PCTESTCD": ["CARTGDNA"] * 7,
+        "PCORRES": texts, "PCSTRESU": ["copies/ug gDNA"] * 7, "PCSTAT": ["", "", "", "", "", "NOT DONE", ""],
+        "PCDTC": [f"2024-02-{d:02d}" for d in range(2, 9)],
+    })
+    db = tmp_path / "db.duckdb"
+    ingest_study(make_study(tmp_path / "s", "csv", domains={**DOMAINS, "pc": pc}), db, cutoff="2024-09-30",
+                 run_derivations=False)
+    con = duckdb.connect(str(db), read_only=True)
+    quarantined = con.sql("SELECT row_number, field, reason FROM quarantine WHERE source_file = 'pc.csv' "
+                          "ORDER BY row_number").fetchall()
+    loaded = con.sql("SELECT pcseq, value, below_lloq FROM pc_concentrations ORDER BY pcseq").fetchall()
+    log = con.sql("SELECT rows_read, rows_loaded, rows_quarantined FROM load_log WHERE source_file = 'pc.csv'").fetchall()
+    con.close()
+    assert quarantined == [(1, "PCORRES", "non-numeric result '1,000'"), (2, "PCORRES", "non-numeric result '>ULOQ'")]
+    assert loaded == [(3, None, True), (4, 5.0, True), (5, 12.5, False), (6, None, None), (7, None, True)]
+    assert log == [(7, 5, 2)]

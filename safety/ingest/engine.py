@@ -18,8 +18,8 @@ from safety.core.sql import run_sql, temp_table
 from safety.core.vocabulary import CRS_TERMS, ICANS_TERMS, fatal_ae
 from safety.schema.source import enrollment_order_sql
 from safety.ingest.domains import (
-    LAB_NEGATIVE_ALLOWED, LIMITS, LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS,
-    DomainSpec,
+    LAB_NEGATIVE_ALLOWED, LIMITS, LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, PC_BELOW_LLOQ_TEXTS, RELATED_PATTERN,
+    SPECS, DomainSpec,
 )
 from safety.ingest.readers import StagedFile
 
@@ -504,6 +504,15 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     if spec.code == "VS":
         checks.append((f"NOT ({c.notnull('VSSTRESN')}) AND {c('VSORRES')} IS NOT NULL AND ct_num({c('VSORRES')}) IS NULL "
                        f"AND {c('VSSTRESC')} IS NULL", "'VSORRES'", f"'non-numeric result ''' || {c('VSORRES')} || ''''"))
+
+    if spec.code == "PC":
+        # a concentration that is neither a number nor below the LLOQ ('1,000', '>ULOQ') would load without a
+        # value and leave the kinetics silently
+        txt = pc_result_text(c)
+        checks.append((f"NOT ({c.notnull('PCSTRESN')}) AND {txt} IS NOT NULL AND {pc_result_value(c)} IS NULL "
+                       f"AND NOT {pc_below_lloq_text(c)} AND upper(coalesce({c('PCSTAT')}, '')) <> 'NOT DONE'",
+                       f"CASE WHEN {c('PCSTRESC')} IS NOT NULL THEN 'PCSTRESC' ELSE 'PCORRES' END",
+                       f"'non-numeric result ''' || {txt} || ''''"))
 
     if spec.code != "DM":
         joins += " LEFT JOIN _dm_ids _dm ON _dm.dm_usubjid = _usubjid"
@@ -1017,15 +1026,30 @@ LOADERS = {"EX": load_ex, "DS": load_ds, "CM": load_cm, "AE": load_ae, "LB": loa
            "RS": load_rs, "CRS": load_crs, "ICANS": load_icans}
 
 
+def pc_result_text(c: Cols) -> str:
+    """PC's result as text: PCSTRESC, else PCORRES."""
+    return f"coalesce({c('PCSTRESC')}, {c('PCORRES')})"
+
+
+def pc_result_value(c: Cols) -> str:
+    """The number in PC's text result, a leading '<' or '>' set aside ('<5' is 5)."""
+    return f"ct_num(regexp_replace({pc_result_text(c)}, '^[<>]\\s*', ''))"
+
+
+def pc_below_lloq_text(c: Cols) -> str:
+    """PC's text result says 'below the LLOQ' (PC_BELOW_LLOQ_TEXTS, or any text starting with '<')."""
+    txt = pc_result_text(c)
+    return f"(upper({txt}) IN {tuple(PC_BELOW_LLOQ_TEXTS)!r} OR starts_with(coalesce({txt}, ''), '<'))"
+
+
 def load_pc(ctx: Ctx, c: Cols, supp) -> None:
     """PC: one cellular-kinetics sample per row; a result below the LLOQ ('<LLOQ', 'BLQ', '<5') keeps its bound."""
     add_supp_columns(ctx, "pc_concentrations", supp)
-    txt = f"coalesce({c('PCSTRESC')}, {c('PCORRES')})"
     ctx.run(f"""INSERT INTO pc_concentrations BY NAME SELECT {KEYSEL},
         _i_PCSEQ AS pcseq, upper({c('PCTESTCD')}) AS pctestcd, {c('PCTEST')} AS pctest, {c('PCORRES')} AS pcorres,
         coalesce({c('PCSTRESU')}, {c('PCORRESU')}) AS unit, upper({c('PCSPEC')}) AS pcspec, _n_PCLLOQ AS lloq,
-        coalesce(_n_PCSTRESN, ct_num(regexp_replace({txt}, '^[<>]\\s*', ''))) AS value,
-        (upper({txt}) IN ('BLQ', '<LLOQ', 'BQL', 'NOT DETECTED', 'ND') OR starts_with(coalesce({txt}, ''), '<')
+        coalesce(_n_PCSTRESN, {pc_result_value(c)}) AS value,
+        ({pc_below_lloq_text(c)}
          OR (_n_PCSTRESN IS NOT NULL AND _n_PCLLOQ IS NOT NULL AND _n_PCSTRESN < _n_PCLLOQ)) AS below_lloq,
         {c('VISIT')} AS visit, {dated(c, 'PCDTC', 'pc')},
         datediff('day', s.inf_date, ct_start(t._k_PCDTC, t._lo_PCDTC, t._hi_PCDTC, s.inf_date)) AS day
