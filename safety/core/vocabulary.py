@@ -116,6 +116,13 @@ NY_CODES: dict[str, tuple[str, ...]] = {
     "NA": ("NA",),
 }
 
+# --- results below an assay's limit -------------------------------------------------------------------
+# A result written as text meaning "nothing measurable was found": below the lower limit of quantification or of
+# detection, or not detected. A kinetics sample (PC) so written is below the LLOQ; a microbiology result (MB) so
+# written is no finding. Any text starting with '<' ('<5', '<LLOQ') means the same and keeps its bound.
+BELOW_LIMIT_TEXTS: tuple[str, ...] = ("BLQ", "BQL", "<LLOQ", "<LOD", "ND", "NEG", "TND", "NOT DETECTED",
+                                      "NOT DETECTABLE", "NON DETECTED", "UNDETECTABLE", "UNDETECTED")
+
 # --- bedside CRS/ICANS inputs ------------------------------------------------------------------------
 # Where a crs_assessments / icans_assessments row came from (its ``source``): the celltox assessment file, or built
 # from SDTM domains by safety/ingest/sdtm_assessments.py.

@@ -239,6 +239,3 @@ LIMITS: dict[str, tuple[tuple[str, float | None, float | None], ...]] = {
 }
 # Lab results are concentrations, counts and activities, never below zero, except these tests.
 LAB_NEGATIVE_ALLOWED = ("BASEEXC", "BE", "ANIONGAP")
-# A cellular-kinetics result written as text that means "below the lower limit of quantification"; a result
-# starting with '<' ('<5', '<LLOQ') means the same and keeps its bound as the value.
-PC_BELOW_LLOQ_TEXTS = ("BLQ", "<LLOQ", "BQL", "NOT DETECTED", "ND")

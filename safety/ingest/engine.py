@@ -15,11 +15,11 @@ from pathlib import Path
 
 from safety.core.files import install_time_units, time_units, unit_conversions
 from safety.core.sql import run_sql, temp_table
-from safety.core.vocabulary import CRS_TERMS, ICANS_TERMS, fatal_ae
+from safety.core.vocabulary import BELOW_LIMIT_TEXTS, CRS_TERMS, ICANS_TERMS, fatal_ae
 from safety.schema.source import enrollment_order_sql
 from safety.ingest.domains import (
-    LAB_NEGATIVE_ALLOWED, LIMITS, LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, PC_BELOW_LLOQ_TEXTS, RELATED_PATTERN,
-    SPECS, DomainSpec,
+    LAB_NEGATIVE_ALLOWED, LIMITS, LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS,
+    DomainSpec,
 )
 from safety.ingest.readers import StagedFile
 
@@ -1037,9 +1037,9 @@ def pc_result_value(c: Cols) -> str:
 
 
 def pc_below_lloq_text(c: Cols) -> str:
-    """PC's text result says 'below the LLOQ' (PC_BELOW_LLOQ_TEXTS, or any text starting with '<')."""
+    """PC's text result says 'below the LLOQ' (BELOW_LIMIT_TEXTS, or any text starting with '<')."""
     txt = pc_result_text(c)
-    return f"(upper({txt}) IN {tuple(PC_BELOW_LLOQ_TEXTS)!r} OR starts_with(coalesce({txt}, ''), '<'))"
+    return f"(upper({txt}) IN {tuple(BELOW_LIMIT_TEXTS)!r} OR starts_with(coalesce({txt}, ''), '<'))"
 
 
 def load_pc(ctx: Ctx, c: Cols, supp) -> None:
