@@ -964,3 +964,30 @@ def test_data_quality_lists_ae_grades_ctcae_does_not_define_for_the_term(app_env
     assert "AE grades CTCAE does not define for the term" in {h.value for h in at.subheader}
     text = " ".join(m.value for m in at.markdown)
     assert f"**{expected} adverse event{'s' if expected != 1 else ''}** reported at a grade CTCAE does not define" in text
+
+
+def test_a_filtered_icaht_listing_counts_the_rows_it_shows_as_the_labs_page_does(app_env):
+    """With a cohort chosen in the sidebar the ICAHT and CAR-HEMATOTOX listings' notes (page captions and files)
+    stated the whole cut's counts ("Early ICAHT grade >=3: 3" over six rows of grade 0-2); they count the rows shown,
+    as the Labs page's metrics do with the same filter."""
+    db = app_env
+    studyid, cut = _latest(db)
+    cohorts = _sql(db, """SELECT list(DISTINCT cohort ORDER BY cohort) FROM subjects
+                          WHERE studyid = $s AND data_cut = $c AND cohort IS NOT NULL""", s=studyid, c=cut)
+    whole = _metrics(_open("labs", session={"labs_tab": "Cytopenia & ICAHT"}))
+    labels = ("Early ICAHT grade ≥3 (ANC or platelets)", "Late ICAHT grade ≥3 (ANC or platelets)",
+              "High risk (score ≥2)")
+    differed = 0
+    for cohort in cohorts:
+        flt = {f"sb_cohort_{studyid}": [cohort]}
+        labs = _metrics(_open("labs", session={"labs_tab": "Cytopenia & ICAHT", **flt}))
+        differed += any(labs[lab] != whole[lab] for lab in labels)
+        captions = []
+        for name in ("icaht", "car_hematotox"):
+            at = _open("listings", session={"listing_name": name, **flt})
+            captions += [c.value for c in at.caption]
+        for lab in labels:
+            assert [c for c in captions if c.startswith(f"{lab}: {labs[lab]}.")], (cohort, lab, labs[lab], captions)
+            assert not [c for c in captions if c.startswith(f"{lab}: ") and not c.startswith(f"{lab}: {labs[lab]}.")]
+    if _sample_available():
+        assert differed, "no cohort whose counts differ from the whole cut's: the test would not see the defect"

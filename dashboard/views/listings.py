@@ -30,8 +30,7 @@ except Exception as exc:  # one broken listing must not take the page down
     st.stop()
 if v.filtered and "usubjid" in df.columns:
     flt, fp = state.subject_filter(v)
-    keep = set(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp)["usubjid"])
-    df = df[df["usubjid"].isin(keep)]
+    df = spec.subset(df, state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp)["usubjid"])
 st.markdown(f"**{spec.title}** · {spec.reference} · {tables.plural(len(df), 'row')}")
 for note in (df.attrs.get("notes") or []):
     st.caption(note)

@@ -287,15 +287,31 @@ class OutputSpec:
     """A listing or table of the packet: its title, the guideline it follows and the function that builds it,
     ``builder(reader, store)``; with ``takes_dlt_status`` also ``live=`` the packet's :class:`DltStatus`
     (or None: the builder computes it). ``reads``: the SDTM domains its rows come from; the output's notes say
-    which of them were not delivered and how many of their rows were quarantined (:func:`source_notes`)."""
+    which of them were not delivered and how many of their rows were quarantined (:func:`source_notes`).
+    ``counts(df)``: the notes that count the listing's rows (a page's metric), made again for a subset of them
+    (:meth:`subset`)."""
     title: str
     reference: str
     builder: Callable[..., pd.DataFrame]
     takes_dlt_status: bool = False
     reads: tuple[str, ...] = ()
+    counts: Callable[[pd.DataFrame], list[str]] | None = None
 
     def build(self, reader: StudyReader, store=None, live: DltStatus | None = None) -> pd.DataFrame:
         df = self.builder(reader, store, live=live) if self.takes_dlt_status else self.builder(reader, store)
-        if self.reads:
-            df.attrs["notes"] = list(df.attrs.get("notes", [])) + source_notes(reader, self.reads)
+        notes = list(df.attrs.get("notes", []))
+        return self._with_counts(df, notes, source_notes(reader, self.reads) if self.reads else [])
+
+    def subset(self, df: pd.DataFrame, usubjids) -> pd.DataFrame:
+        """The rows of ``df`` (built by :meth:`build`) of these subjects, with the notes that count rows counted
+        over them: a filtered listing must not state the whole cut's count as its own."""
+        part = df[df["usubjid"].isin(set(usubjids))].copy()
+        part.attrs = dict(df.attrs)
+        notes, at, n = list(df.attrs.get("notes", [])), df.attrs.get("count_at", 0), len(df.attrs.get("count_notes", []))
+        return self._with_counts(part, notes[:at], notes[at + n:])
+
+    def _with_counts(self, df: pd.DataFrame, before: list[str], after: list[str]) -> pd.DataFrame:
+        """Notes: the builder's, the counts of the rows (none without rows), the sources'."""
+        counted = self.counts(df) if self.counts is not None and len(df) else []
+        df.attrs.update(notes=before + counted + after, count_notes=counted, count_at=len(before))
         return df

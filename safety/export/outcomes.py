@@ -175,11 +175,14 @@ FROM icaht i LEFT JOIN subj sj USING (usubjid) ORDER BY i.usubjid, i.lineage"""
                    "PLT); a lineage without results is listed as not assessable, its grades blank. An early grade "
                    "that is not fully evaluable is a lower bound (early evaluability, note).",
                    "Rules and choices: docs/toxicities.md (ICAHT). Sorted by subject and lineage, as the Labs page."])
-    if len(df):  # the page's two metrics, counted by the page's function over the same rows
-        metrics = ((icaht.EARLY_GRADE3_LABEL, "early_grade", icaht.EARLY_GRADE3_HELP),
-                   (icaht.LATE_GRADE3_LABEL, "late_grade", icaht.LATE_GRADE3_HELP))
-        df.attrs["notes"] += [f"{label}: {icaht.subjects_at_grade3(df, col)}. {why}." for label, col, why in metrics]
     return df
+
+
+def icaht_counts(df) -> list[str]:
+    """The Labs page's two ICAHT metrics, counted by the page's function over the listing's rows."""
+    metrics = ((icaht.EARLY_GRADE3_LABEL, "early_grade", icaht.EARLY_GRADE3_HELP),
+               (icaht.LATE_GRADE3_LABEL, "late_grade", icaht.LATE_GRADE3_HELP))
+    return [f"{label}: {icaht.subjects_at_grade3(df, col)}. {why}." for label, col, why in metrics]
 
 
 # The Labs page's CAR-HEMATOTOX table, the subject's columns beside it
@@ -200,9 +203,12 @@ FROM car_hematotox h LEFT JOIN subj sj USING (usubjid) ORDER BY h.usubjid"""
                    f"(incomplete)' when the points of the inputs present already reach {hematotox.HIGH_RISK_FROM}, "
                    "else 'not assessable'. Score known: the points of the inputs present. Sorted by subject, as the "
                    "Labs page."])
-    if len(df):  # the page's metric
-        df.attrs["notes"].append(f"{hematotox.HIGH_RISK_LABEL}: {hematotox.high_risk_subjects(df)}.")
     return df
+
+
+def car_hematotox_counts(df) -> list[str]:
+    """The Labs page's CAR-HEMATOTOX metric over the listing's rows."""
+    return [f"{hematotox.HIGH_RISK_LABEL}: {hematotox.high_risk_subjects(df)}."]
 
 
 # -- tables ---------------------------------------------------------------------------------------
@@ -327,9 +333,9 @@ LISTING_SPECS = {
     "dose_delivered": c.OutputSpec("Planned and actual dose; never infused", "ICH E3 16.2.5", listing_dose_delivered,
                                    reads=("DM", "EX", "DS")),
     "icaht": c.OutputSpec("ICAHT grades (early and late) per subject and lineage", icaht.REFERENCE, listing_icaht,
-                          reads=("LB",)),
+                          reads=("LB",), counts=icaht_counts),
     "car_hematotox": c.OutputSpec("CAR-HEMATOTOX scores before lymphodepletion", hematotox.REFERENCE,
-                                  listing_car_hematotox, reads=("LB",)),
+                                  listing_car_hematotox, reads=("LB",), counts=car_hematotox_counts),
 }
 TABLE_SPECS = {
     "deaths_nrm": c.OutputSpec("Deaths by cause and NRM", "FDA STF T8", table_deaths_nrm,
