@@ -338,6 +338,10 @@ def test_xlsx_opens_with_sheets_frozen_header_and_grade_colour(reader, tmp_path)
     cell = ws.cell(row=8, column=gcol)  # CT-001-S01/AE/2, grade 4
     assert cell.value == 4 and cell.fill.fgColor.rgb.endswith("D55E00")
     assert ws.column_dimensions["H"].width > 10
+    # dates are Excel dates (filters and date arithmetic work), shown as the CSV writes them
+    onset = ws.cell(row=8, column=heads.index("Onset date") + 1)
+    assert onset.is_date and onset.value.date() == build_listing(reader, "ae")["onset_date"].iloc[1]
+    assert onset.number_format == "yyyy-mm-dd"
     cover = "\n".join(str(c.value) for c in wb["Cover"]["A"] if c.value)
     assert "Data cut: 2025-03-31" in cover and "Generated (UTC): 2025-04-01 09:30:00 UTC" in cover
 

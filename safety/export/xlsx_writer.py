@@ -20,11 +20,13 @@ HEADER_ROWS = 5  # title, study/cut, generated, reference, blank
 
 
 def _cell(v):
-    """Numbers stay numbers in Excel; everything else as text (dates ISO)."""
+    """Numbers stay numbers and dates dates in Excel (a date-time with its time); everything else as text."""
     if v is None or v is pd.NA or v is pd.NaT:
         return None
     if isinstance(v, bool):
         return "Y" if v else "N"
+    if isinstance(v, dt.date):
+        return v
     if isinstance(v, float):
         return None if v != v else v
     if isinstance(v, int):
@@ -64,6 +66,9 @@ def write_xlsx(outputs: list[pd.DataFrame], meta: PacketMeta, path: Path) -> Pat
     f_bold = wb.add_format({"bold": True})
     f_head = wb.add_format({"bold": True, "bg_color": "#DDDDDD", "border": 1, "text_wrap": True, "valign": "top"})
     f_note = wb.add_format({"italic": True, "font_color": "#444444"})
+    # the CSV's ISO spelling, so that a date reads the same in every file of the packet
+    f_date = wb.add_format({"num_format": "yyyy-mm-dd", "align": "left"})
+    f_datetime = wb.add_format({"num_format": "yyyy-mm-dd hh:mm", "align": "left"})
     f_grade = {g: wb.add_format({"bg_color": GRADE_COLORS[g], "font_color": GRADE_TEXT[g], "align": "center"})
                for g in GRADE_COLORS}
     used: set[str] = {"cover"}
@@ -122,6 +127,11 @@ def write_xlsx(outputs: list[pd.DataFrame], meta: PacketMeta, path: Path) -> Pat
                     ws.write_number(hr + 1 + i, j, g, f_grade[g])
                 elif isinstance(val, (int, float)):
                     ws.write_number(hr + 1 + i, j, val)
+                elif isinstance(val, dt.datetime):
+                    timed = (val.hour, val.minute, val.second) != (0, 0, 0)  # as text_value writes it
+                    ws.write_datetime(hr + 1 + i, j, val.replace(tzinfo=None), f_datetime if timed else f_date)
+                elif isinstance(val, dt.date):
+                    ws.write_datetime(hr + 1 + i, j, val, f_date)
                 else:
                     ws.write_string(hr + 1 + i, j, val)
             ws.set_column(j, j, widths[j] + 1)
