@@ -431,18 +431,20 @@ def test_cairo_bishop_boundaries(tmp_path):
         "CHANGE": [("PHOS", 0, 1.25), ("CA", 7, 1.8)],               # exactly +25 % and -25 % from baseline, day 7 counts
         "EARLY": [("URATE", -4, 600.0), ("K", -4, 6.5)],            # before the window: none
         "UNIT": [("URATE", 1, 9.0, "mg/dL"), ("K", 1, 6.2)],        # a value in another unit is never compared
+        "NOUNIT": [("PHOS", 2, 4.0, None), ("K", 2, 6.1)],          # nor one of none (4.0 may be a normal mg/dL)
+        "ALIAS": [("POTASSIUM", 2, 6.5), ("URICACID", 2, 600.0)],   # read by the CDISC codes the load converts by
     }
     for u, vals in cases.items():
         db.subject(u)
         for test, (v, unit) in base.items():
             db.lab(u, test, -5, v, unit)
         for test, d, v, *unit in vals:
-            db.lab(u, test, d, v, unit[0] if unit else base[test][1])
+            db.lab(u, test, d, v, unit[0] if unit else base.get(test, (None, "mmol/L"))[1])
     db.derive("tls")
     r = db.by("tls_screen")
     assert {u: (r[u]["criteria_met"], r[u]["laboratory_tls"]) for u in cases} == {
         "EDGE": (2, True), "BELOW": (0, False), "OUTSIDE": (1, False), "CHANGE": (2, True), "EARLY": (0, False),
-        "UNIT": (1, False)}
+        "UNIT": (1, False), "NOUNIT": (1, False), "ALIAS": (0, False)}
     assert r["EDGE"]["first_day"] == 3 and r["CHANGE"]["first_day"] == 7
     assert r["CHANGE"]["criteria"] == "phosphate d0 1.25 (change); calcium d7 1.8 (change)"
 

@@ -35,7 +35,7 @@ lab AS (
     AND (r.population = 'all'
          OR r.population = CASE WHEN s.age < {CHILD_BELOW_AGE} THEN 'child' ELSE 'adult' END)
     AND coalesce(upper(l.lbspec), 'SERUM') NOT IN ('URINE')
-    AND (l.unit IS NULL OR lower(l.unit) = lower(r.unit))  -- a value in another unit is never compared
+    AND lower(trim(l.unit)) = lower(r.unit)  -- a value in another unit, or of none, is never compared (as CTCAE grading)
 ),
 base AS (
   SELECT usubjid, criterion, arg_max(lab.value, {record_order('lab')}) AS baseline FROM lab
