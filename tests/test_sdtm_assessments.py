@@ -43,6 +43,8 @@ SUBJECTS = {
     "017": (46, "two vasopressors one after the other"),
     "018": (53, "two vasopressors overlapping"),
     "019": (59, "two vasopressors with dates only"),
+    "020": (51, "ICE filed under QSCAT ICANS"),
+    "021": (43, "ICE filed under another questionnaire's category"),
 }
 
 
@@ -156,6 +158,8 @@ def study(tmp_path_factory):
     qs += [_qs_total("012", 6, "09:00", 7)]
     qs += [_qs_total("014", 3, "09:00", 2, code="ICESCR")]
     qs += [_qs_total("015", 4, "09:00", 5)]
+    qs += [_qs_total("020", 3, "09:00", 2, cat="ICANS"), _qs_total("020", 4, "09:00", 10, cat="ICANS")]
+    qs += [_qs_total("021", 3, "09:00", 2, cat="NEURO EXAM")]
     qs += [dict(_qs_total("010", 2, "09:00", 10), QSDTC="2025-13-40")]  # unparseable date: quarantined
     _write(folder, "qs", _seq(qs, "QSSEQ"))
     fa = [
@@ -307,6 +311,27 @@ def test_a_seizure_only_as_an_ae(study):
                    (5, d(5, "09:00"), 10, "NONE"), (7, d(7, "03:10"), None, "PROLONGED_OR_REPETITIVE")]
     assert "AESEQ 1" in rows[1]["provenance"] and "AESEQ 2" in rows[3]["provenance"]
     assert [r["grade"] for r in _rows(con, "icans_grades", "010")] == [0, 3, 0, 4]
+
+
+def test_ice_under_the_icans_category_is_read(study):
+    """QSCAT 'ICANS' (the syndrome the ICE assesses, the category the SDTM twin files LOC under) is the ICE's: ICE 2
+    is ICANS grade 3 (ASTCT), not 'ICE not done'."""
+    con, _ = study
+    assert [r["ice_score"] for r in _rows(con, "icans_assessments", "020")] == [2, 10]
+    assert _grades(con, "icans_grades", "020") == {(3, "09:00"): 3, (4, "09:00"): 0}
+
+
+def test_ice_under_another_category_is_set_aside_and_said_so(study):
+    """QSTESTCD is unique only within its questionnaire: under another QSCAT the record is not read, but the
+    assessment, the load's output and load_log (the Data quality page) say so."""
+    con, result = study
+    [row] = _rows(con, "icans_assessments", "021")
+    assert row["ice_score"] is None
+    assert "ICETOT under QSCAT 'NEURO EXAM' not read (not the ICE or CAPD questionnaire, nor ICANS)" in row["comment"]
+    note = ("1 ICE/CAPD record(s) not read for ICANS: QSCAT 'NEURO EXAM' names neither questionnaire nor ICANS (if it "
+            "is one, map it in study.yaml: sdtm_mapping kind ice_category or capd_category)")
+    assert f"qs.csv: {note}" in result.notes
+    assert con.execute("SELECT notes FROM load_log WHERE source_file = 'qs.csv'").fetchone()[0] == note
 
 
 def test_consciousness_from_fa_and_qs_and_sedation(study):

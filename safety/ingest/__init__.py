@@ -268,7 +268,7 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
                                       studyid, data_cut, config, store)
         # CRS/ICANS assessments from VS, CM, PR, QS, FA, CE and AE for subjects without celltox file rows; before
         # subjects, whose last-known-alive date reads the assessment tables
-        built = build_sdtm_assessments(ctx)
+        built = build_sdtm_assessments(ctx, by_domain.get("QS", []))
         engine.load_subjects(ctx, cols["DM"], supp_info.get("DM"))
 
         result = LoadResult(studyid=studyid, data_cut=data_cut, load_id=load_id, skipped_files=skipped,

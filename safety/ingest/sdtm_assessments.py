@@ -28,6 +28,7 @@ from safety.core.sdtm_map import effective_rows
 from safety.core.sql import temp_table
 from safety.core.vocabulary import ASSESSMENT_SOURCE_FILE as SOURCE_FILE, ASSESSMENT_SOURCE_SDTM as SOURCE_SDTM
 from safety.ingest.engine import Ctx, q
+from safety.ingest.readers import StagedFile
 
 # grade band of an oxygen device for choosing the strongest support running at a time point (ASTCT 2019 hypoxia)
 _O2_RANK = """CASE dev WHEN 'MECHANICAL_VENTILATION' THEN 4 WHEN 'BIPAP' THEN 4 WHEN 'CPAP' THEN 4
@@ -317,14 +318,7 @@ def _crs(ctx: Ctx) -> int:
 def _score_sql(prefix: str, n_items: int, top: int) -> str:
     """ICE or CAPD per time point: the total when given, else the sum of the items when all are answered."""
     return f"""
-        {prefix}_rows AS (
-          SELECT q.usubjid, q.assessment_time AS ts, q.qsseq, q.value, q.qsstat,
-                 m.kind = '{prefix}_total' AS is_total, TRY_CAST(m.code AS INTEGER) AS item
-          FROM questionnaires q JOIN _sa_subj s ON s.usubjid = q.usubjid AND NOT s.file_icans
-          JOIN _sa_map m ON m.kind IN ('{prefix}_total', '{prefix}_item') AND m.match = q.qstestcd
-          WHERE q.studyid = $studyid AND q.data_cut = $cut AND q.assessment_time IS NOT NULL
-            AND (q.qscat IS NULL OR EXISTS (SELECT 1 FROM _sa_map c WHERE c.kind = '{prefix}_category'
-                                               AND regexp_matches(lower(q.qscat), c.match)))),
+        {prefix}_rows AS (SELECT * FROM _sa_qs WHERE instrument = '{prefix}' AND category_ok),
         {prefix}_items AS (
           SELECT usubjid, ts, item, max(value) AS value FROM {prefix}_rows
           WHERE NOT is_total AND value IS NOT NULL AND coalesce(qsstat, '') <> 'NOT DONE' GROUP BY usubjid, ts, item),
@@ -366,12 +360,26 @@ def _icans(ctx: Ctx) -> int:
         JOIN _sa_map m ON m.kind = 'consciousness_value' AND regexp_matches(s.txt, m.match)
         WHERE s.ts IS NOT NULL AND {_after_infusion('j', 's.ts', 's.timed')}
         GROUP BY s.usubjid, s.dom, s.seq, s.ts, s.timed""")
-    ctx.run(f"""CREATE OR REPLACE TEMP TABLE _sa_icans_tp0 AS
-        SELECT DISTINCT q.usubjid, q.assessment_time AS ts, q.has_time AS timed
-        FROM questionnaires q JOIN _sa_subj s ON s.usubjid = q.usubjid AND NOT s.file_icans
-        JOIN _sa_map m ON m.kind IN ('ice_total', 'ice_item', 'capd_total', 'capd_item') AND m.match = q.qstestcd
-        WHERE q.studyid = $studyid AND q.data_cut = $cut AND q.assessment_time IS NOT NULL
-          AND {_after_infusion('s', 'q.assessment_time', 'q.has_time')}
+    # ICE and CAPD records; QSTESTCD is unique only within its questionnaire (QSCAT), so a record counts when its
+    # category is empty or names the questionnaire or ICANS; the others are set aside, and said so
+    ctx.run(f"""CREATE OR REPLACE TEMP TABLE _sa_qs AS
+        WITH src AS (
+          SELECT q.usubjid, q.assessment_time AS ts, q.has_time AS timed, q.qsseq, q.qstestcd, q.value, q.qsstat,
+                 q.qscat, split_part(m.kind, '_', 1) AS instrument, m.kind IN ('ice_total', 'capd_total') AS is_total,
+                 TRY_CAST(m.code AS INTEGER) AS item
+          FROM questionnaires q JOIN _sa_subj s ON s.usubjid = q.usubjid AND NOT s.file_icans
+          JOIN _sa_map m ON m.kind IN ('ice_total', 'ice_item', 'capd_total', 'capd_item') AND m.match = q.qstestcd
+          WHERE q.studyid = $studyid AND q.data_cut = $cut AND q.assessment_time IS NOT NULL
+            AND {_after_infusion('s', 'q.assessment_time', 'q.has_time')}),
+        cats AS (  -- each delivered category matched once
+          SELECT c.qscat, list(DISTINCT split_part(m.kind, '_', 1)) AS instruments
+          FROM (SELECT DISTINCT qscat FROM src WHERE qscat IS NOT NULL) c
+          JOIN _sa_map m ON m.kind IN ('ice_category', 'capd_category') AND regexp_matches(lower(c.qscat), m.match)
+          GROUP BY c.qscat)
+        SELECT src.*, src.qscat IS NULL OR coalesce(list_contains(cats.instruments, src.instrument), FALSE) AS category_ok
+        FROM src LEFT JOIN cats USING (qscat)""")
+    ctx.run("""CREATE OR REPLACE TEMP TABLE _sa_icans_tp0 AS
+        SELECT DISTINCT usubjid, ts, timed FROM _sa_qs
         UNION SELECT usubjid, ts, timed FROM _sa_loc""")
     cond = "(e.seizure IS NOT NULL OR e.motor IS NOT NULL OR e.edema IS NOT NULL)"
     ctx.run(f"INSERT INTO _sa_icans_tp0 {_event_points(cond + ' AND NOT s.file_icans', '_sa_icans_tp0')}")
@@ -392,7 +400,10 @@ def _icans(ctx: Ctx) -> int:
             arg_min(edema, CASE edema WHEN 'DIFFUSE' THEN 1 ELSE 2 END) AS edema,
             {_seql('seq', "dom = 'AESEQ'")} AS ae_l, {_seql('seq', "dom = 'CESEQ'")} AS ce_l,
             {_seql('seq', "dom = 'FASEQ'")} AS fa_l
-          FROM _sa_icans_ev GROUP BY usubjid, ts)
+          FROM _sa_icans_ev GROUP BY usubjid, ts),
+        aside AS (
+          SELECT usubjid, ts, string_agg(DISTINCT qstestcd || ' under QSCAT ''' || qscat || '''', ', ') AS what
+          FROM _sa_qs WHERE NOT category_ok GROUP BY usubjid, ts)
         SELECT $studyid AS studyid, $cut AS data_cut, t.usubjid,
           CASE WHEN t.timed THEN strftime(t.ts, '%Y-%m-%dT%H:%M') ELSE strftime(t.ts, '%Y-%m-%d') END AS icansdtc,
           t.ts AS assessment_time, t.ts::DATE AS assessment_date, datediff('day', s.inf_date, t.ts::DATE) AS day,
@@ -400,7 +411,8 @@ def _icans(ctx: Ctx) -> int:
           coalesce(ev.seizure, 'NONE') AS seizure, coalesce(ev.motor, 'NONE') AS motor_weakness,
           coalesce(ev.edema, 'NONE') AS cerebral_edema,
           'from SDTM' || coalesce(': ' || nullif(concat_ws('; ',
-            CASE WHEN capd.usubjid IS NULL OR ice.usubjid IS NOT NULL THEN ice.note END, capd.note), ''), '') AS comment,
+            CASE WHEN capd.usubjid IS NULL OR ice.usubjid IS NOT NULL THEN ice.note END, capd.note,
+            aside.what || ' not read (not the ICE or CAPD questionnaire, nor ICANS)'), ''), '') AS comment,
           $src AS source,
           {_provenance(QSSEQ=('ice.qs_l', 'capd.qs_l', 'loc.qs_l'), FASEQ=('loc.fa_l', 'ev.fa_l'), CESEQ=('ev.ce_l',),
                        AESEQ=('ev.ae_l',))} AS provenance
@@ -409,15 +421,27 @@ def _icans(ctx: Ctx) -> int:
         LEFT JOIN capd_score capd ON capd.usubjid = t.usubjid AND capd.ts = t.ts
         LEFT JOIN loc ON loc.usubjid = t.usubjid AND loc.ts = t.ts
         LEFT JOIN ev ON ev.usubjid = t.usubjid AND ev.ts = t.ts
+        LEFT JOIN aside ON aside.usubjid = t.usubjid AND aside.ts = t.ts
         ORDER BY t.usubjid, t.ts""", {"src": SOURCE_SDTM}).fetchone()
     return n[0] if n else 0
 
 
-def build_sdtm_assessments(ctx: Ctx) -> dict[str, int]:
+def _set_aside_note(ctx: Ctx) -> str | None:
+    """What the load says of ICE/CAPD records not read because their QSCAT names another questionnaire."""
+    rows = ctx.run("SELECT qscat, count(*) FROM _sa_qs WHERE NOT category_ok GROUP BY qscat ORDER BY qscat").fetchall()
+    if not rows:
+        return None
+    return (f"{sum(k for _, k in rows)} ICE/CAPD record(s) not read for ICANS: QSCAT "
+            f"{', '.join(repr(c) for c, _ in rows)} names neither questionnaire nor ICANS (if it is one, map it in "
+            f"study.yaml: sdtm_mapping kind ice_category or capd_category)")
+
+
+def build_sdtm_assessments(ctx: Ctx, qs_files: list[StagedFile] = ()) -> dict[str, int]:
     """Add SDTM-built rows to crs_assessments / icans_assessments for subjects without celltox file rows.
 
     Marks the file rows ``source = 'assessment file'`` and numbers the new rows after them. Returns the number of
-    rows built per table.
+    rows built per table. ICE/CAPD records set aside for their category are counted in a note on the (first) QS
+    file, which the load prints and keeps in ``load_log``.
     """
     ctx.run("UPDATE crs_assessments SET source = $s WHERE studyid = $studyid AND data_cut = $cut AND source IS NULL",
             {"s": SOURCE_FILE})
@@ -430,6 +454,9 @@ def build_sdtm_assessments(ctx: Ctx) -> dict[str, int]:
         counts = {"crs_assessments": 0, "icans_assessments": 0}
     else:
         counts = {"crs_assessments": _crs(ctx), "icans_assessments": _icans(ctx)}
+        note = _set_aside_note(ctx)
+        if note and qs_files:
+            qs_files[0].add_note(note)
     for table in (t for t, n in counts.items() if n):
         # stable ids: the file rows keep theirs, the SDTM rows follow in subject and time order
         ctx.run(f"""UPDATE {table} a SET assessment_id = n.id FROM (
@@ -440,6 +467,6 @@ def build_sdtm_assessments(ctx: Ctx) -> dict[str, int]:
             WHERE a.studyid = $studyid AND a.data_cut = $cut AND a.source = $s AND a.usubjid = n.usubjid
               AND a.assessment_time = n.assessment_time""", {"s": SOURCE_SDTM, "f": SOURCE_FILE})
     for t in ("_sa_map", "_sa_subj", "_sa_vs", "_sa_iv_src", "_sa_iv", "_sa_events", "_sa_crs_tp0",
-              "_sa_crs_tp", "_sa_crs_ev", "_sa_crs_iv", "_sa_loc", "_sa_icans_tp0", "_sa_icans_tp", "_sa_icans_ev"):
+              "_sa_crs_tp", "_sa_crs_ev", "_sa_crs_iv", "_sa_loc", "_sa_qs", "_sa_icans_tp0", "_sa_icans_tp", "_sa_icans_ev"):
         ctx.con.execute(f"DROP TABLE IF EXISTS {t}")
     return counts
