@@ -45,6 +45,7 @@ SUBJECTS = {
     "019": (59, "two vasopressors with dates only"),
     "020": (51, "ICE filed under QSCAT ICANS"),
     "021": (43, "ICE filed under another questionnaire's category"),
+    "022": (56, "temperature and pressure of one round charted minutes apart"),
 }
 
 
@@ -105,6 +106,10 @@ def study(tmp_path_factory):
     vs += _vs("016", 2, "08:00", 38.8, 82)
     for s17 in ("017", "018", "019"):
         vs += _vs(s17, 2, "08:00", 38.6, 95) + _vs(s17, 2, "20:00", 38.7, 95)
+    # one round: pressure 5 minutes after the temperature, then before it; then 15 minutes apart (two rounds)
+    vs += _vs("022", 1, "08:00", 39.0) + _vs("022", 1, "08:05", sbp=80)
+    vs += _vs("022", 2, "07:55", sbp=80) + _vs("022", 2, "08:00", 39.0)
+    vs += _vs("022", 3, "08:00", 39.0) + _vs("022", 3, "08:15", sbp=80)
     vs += [dict(USUBJID=u("001"), VSTESTCD="TEMP", VSORRES="38.9", VSORRESU="C", VSDTC=d(-1, "08:00"))]  # before day 0
     _write(folder, "vs", _seq(vs, "VSSEQ"))
     cm = [
@@ -256,6 +261,22 @@ def test_vasopressors_count_when_they_ran_together(study):
     assert _grades(con, "crs_grades", "018") == {(2, "08:00"): 1, (2, "20:00"): 4}
     assert [r["vasopressors"] for r in dates] == [2, 2]
     assert _grades(con, "crs_grades", "019") == {(2, "08:00"): 4, (2, "20:00"): 4}
+
+
+def test_vital_signs_of_one_round_are_graded_together(study):
+    """Temperature 39.0 and SBP 80 charted 5 minutes apart are fever with hypotension (ASTCT grade 2), whichever
+    comes first; 15 minutes apart (VITALS_ROUND_MINUTES) they are two rounds, and the fever is not lent."""
+    con, _ = study
+    rows = {(r["day"], r["assessment_time"].strftime("%H:%M")): r for r in _rows(con, "crs_assessments", "022")}
+    assert {k: (r["temp_c"], r["hypotension"]) for k, r in rows.items()} == {
+        (1, "08:00"): (39.0, None), (1, "08:05"): (39.0, True),
+        (2, "07:55"): (None, True), (2, "08:00"): (39.0, True),
+        (3, "08:00"): (39.0, None), (3, "08:15"): (None, True)}
+    assert "temperature of 08:00 (same round of vital signs)" in rows[(1, "08:05")]["comment"]
+    assert "SBP of 07:55 (same round of vital signs)" in rows[(2, "08:00")]["comment"]
+    assert rows[(1, "08:05")]["provenance"] == "VSSEQ 1, 2"
+    assert _grades(con, "crs_grades", "022") == {(1, "08:00"): 1, (1, "08:05"): 2, (2, "07:55"): None,
+                                                (2, "08:00"): 2, (3, "08:00"): 1, (3, "08:15"): None}
 
 
 def test_oxygen_flow_six_is_low_flow_and_six_point_one_is_not(study):

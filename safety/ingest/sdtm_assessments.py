@@ -15,6 +15,8 @@ docs/input-format.md ("CRS and ICANS from SDTM"):
 * Time points: CRS at every post-infusion VS time stamp of temperature, systolic pressure or SpO2 (per day when
   VSDTC is a date); ICANS at every post-infusion QS/FA time stamp of ICE, CAPD or consciousness. A supportive
   intervention or event on a day with no such time point gets its own (date-only) time point, so none is lost.
+* One round of vital signs is read together: a measurement a time point lacks is the latest taken less than
+  ``VITALS_ROUND_MINUTES`` before it.
 * An intervention (CM, PR) counts at a time point when it ran at any moment since the previous time point: started
   at or before it and not stopped before the previous one. Records with a date only count on every day from their
   start date to their end date.
@@ -29,6 +31,11 @@ from safety.core.sql import temp_table
 from safety.core.vocabulary import ASSESSMENT_SOURCE_FILE as SOURCE_FILE, ASSESSMENT_SOURCE_SDTM as SOURCE_SDTM
 from safety.ingest.engine import Ctx, q
 from safety.ingest.readers import StagedFile
+
+# Vital signs of one bedside round are charted minutes apart (temperature at 08:00, pressure at 08:05): a time point
+# lacking a measurement takes the latest one taken less than this many minutes before it. Shorter than the most
+# frequent scheduled round (every 15 minutes in intensive care), so a reading never lends itself to the next round.
+VITALS_ROUND_MINUTES = 15
 
 # grade band of an oxygen device for choosing the strongest support running at a time point (ASTCT 2019 hypoxia)
 _O2_RANK = """CASE dev WHEN 'MECHANICAL_VENTILATION' THEN 4 WHEN 'BIPAP' THEN 4 WHEN 'CPAP' THEN 4
@@ -236,18 +243,37 @@ def _crs(ctx: Ctx) -> int:
                   THEN i.en_time > coalesce(t.prev_ts, t.ts - INTERVAL 1 DAY)
                   ELSE i.en_date >= t.ts::DATE END""")
     n = ctx.run(f"""INSERT INTO crs_assessments BY NAME
-        WITH vs AS (
+        WITH vs_at AS (  -- per time stamp and measurement: the highest temperature, the lowest pressure and SpO2
+          SELECT usubjid, ts, kind, bool_or(timed) AS timed,
+            CASE WHEN kind = 'vs_temperature'
+                 THEN max(CASE WHEN unit_n IN (SELECT match FROM _sa_map WHERE kind = 'temperature_unit_f')
+                               THEN (value - 32.0::DOUBLE) * 5.0::DOUBLE / 9.0::DOUBLE ELSE value END)
+                 ELSE min(value) END AS val,
+            max(value) AS raw, bool_or(unit_n IN (SELECT match FROM _sa_map WHERE kind = 'temperature_unit_f')) AS in_f,
+            {_seql('vsseq')} AS seqs
+          FROM _sa_vs GROUP BY usubjid, ts, kind),
+        -- one round of vital signs is read together: a measurement the time point lacks is the latest of its kind
+        -- taken less than VITALS_ROUND_MINUTES before it (both timed), so a pressure taken minutes after the
+        -- temperature is graded with it; a reading never reaches the next scheduled round
+        vs_pick AS (
+          SELECT p.usubjid, p.ts, p.kind, v.ts AS vs_ts, v.val, v.raw, v.in_f, v.seqs
+          FROM (SELECT t.usubjid, t.ts, t.timed, k.kind FROM _sa_crs_tp t
+                CROSS JOIN (VALUES ('vs_temperature'), ('vs_systolic_bp'), ('vs_spo2')) k(kind)) p
+          ASOF JOIN vs_at v ON v.usubjid = p.usubjid AND v.kind = p.kind AND p.ts >= v.ts
+          WHERE v.ts = p.ts OR (p.timed AND v.timed AND v.ts > p.ts - to_minutes($round_min))),
+        vs AS (
           SELECT usubjid, ts,
-            max(CASE WHEN unit_n IN (SELECT match FROM _sa_map WHERE kind = 'temperature_unit_f')
-                     THEN (value - 32.0::DOUBLE) * 5.0::DOUBLE / 9.0::DOUBLE ELSE value END)
-              FILTER (WHERE kind = 'vs_temperature') AS temp_c,
-            bool_or(unit_n IN (SELECT match FROM _sa_map WHERE kind = 'temperature_unit_f'))
-              FILTER (WHERE kind = 'vs_temperature') AS temp_f,
-            max(value) FILTER (WHERE kind = 'vs_temperature') AS temp_raw,
-            min(value) FILTER (WHERE kind = 'vs_systolic_bp') AS sbp,
-            min(value) FILTER (WHERE kind = 'vs_spo2') AS spo2,
-            {_seql('vsseq')} AS vs_l
-          FROM _sa_vs GROUP BY usubjid, ts),
+            max(val) FILTER (WHERE kind = 'vs_temperature') AS temp_c,
+            bool_or(in_f) FILTER (WHERE kind = 'vs_temperature') AS temp_f,
+            max(raw) FILTER (WHERE kind = 'vs_temperature') AS temp_raw,
+            max(val) FILTER (WHERE kind = 'vs_systolic_bp') AS sbp,
+            max(val) FILTER (WHERE kind = 'vs_spo2') AS spo2,
+            flatten(list(seqs)) AS vs_l,
+            string_agg(CASE kind WHEN 'vs_temperature' THEN 'temperature' WHEN 'vs_systolic_bp' THEN 'SBP' ELSE 'SpO2' END
+                       || ' of ' || CASE WHEN vs_ts::DATE = ts::DATE THEN strftime(vs_ts, '%H:%M')
+                                      ELSE strftime(vs_ts, '%Y-%m-%dT%H:%M') END,
+                       ', ' ORDER BY kind DESC) FILTER (WHERE vs_ts < ts) AS round_from
+          FROM vs_pick GROUP BY usubjid, ts),
         -- ASTCT counts the vasopressors needed together: the most distinct ones running at one moment since the
         -- previous time point (a drug stopped before the next one started is one at a time). That moment is some
         -- record's start; a date without a time runs the whole day, so a date-only record overlaps any other of
@@ -305,11 +331,12 @@ def _crs(ctx: Ctx) -> int:
               THEN ' (vasopressors: at most ' || x.n_press || ' at a time)' ELSE '' END END,
             CASE WHEN x.hyp_event THEN 'hypotension recorded' END,
             CASE WHEN x.o2_assumed THEN 'oxygen device not given: nasal cannula assumed' END,
+            CASE WHEN x.round_from IS NOT NULL THEN x.round_from || ' (same round of vital signs)' END,
             CASE WHEN x.temp_c IS NULL THEN 'no temperature at this time point' END) AS comment,
           $src AS source,
           {_provenance(VSSEQ=('x.vs_l',), CMSEQ=('x.cm_l',), PRSEQ=('x.pr_l',), AESEQ=('x.ae_l',), CESEQ=('x.ce_l',),
                        FASEQ=('x.fa_l',))} AS provenance
-        FROM x ORDER BY x.usubjid, x.ts""", {"thr": thr, "src": SOURCE_SDTM}).fetchone()
+        FROM x ORDER BY x.usubjid, x.ts""", {"thr": thr, "src": SOURCE_SDTM, "round_min": VITALS_ROUND_MINUTES}).fetchone()
     return n[0] if n else 0
 
 
