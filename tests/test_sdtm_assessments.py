@@ -46,6 +46,7 @@ SUBJECTS = {
     "020": (51, "ICE filed under QSCAT ICANS"),
     "021": (43, "ICE filed under another questionnaire's category"),
     "022": (56, "temperature and pressure of one round charted minutes apart"),
+    "023": (62, "one vasopressor under three names overlapping"),
 }
 
 
@@ -104,7 +105,7 @@ def study(tmp_path_factory):
     vs += _vs("013", 2, "08:00", 39.5, 80)
     vs += _vs("015", 2, "08:00", 39.1, 96)
     vs += _vs("016", 2, "08:00", 38.8, 82)
-    for s17 in ("017", "018", "019"):
+    for s17 in ("017", "018", "019", "023"):
         vs += _vs(s17, 2, "08:00", 38.6, 95) + _vs(s17, 2, "20:00", 38.7, 95)
     # one round: pressure 5 minutes after the temperature, then before it; then 15 minutes apart (two rounds)
     vs += _vs("022", 1, "08:00", 39.0) + _vs("022", 1, "08:05", sbp=80)
@@ -138,6 +139,12 @@ def study(tmp_path_factory):
              CMENDTC=d(2, "19:00")),
         dict(USUBJID=u("019"), CMTRT="Norepinephrine", CMDECOD="NOREPINEPHRINE", CMSTDTC=d(2), CMENDTC=d(2)),
         dict(USUBJID=u("019"), CMTRT="Phenylephrine", CMDECOD="PHENYLEPHRINE", CMSTDTC=d(2), CMENDTC=d(2)),
+        # one drug, three records running together: a spelling, a salt and a brand
+        dict(USUBJID=u("023"), CMTRT="Noradrenaline", CMDECOD="NORADRENALINE", CMSTDTC=d(2, "09:00"),
+             CMENDTC=d(2, "14:00")),
+        dict(USUBJID=u("023"), CMTRT="Norepinephrine bitartrate", CMDECOD="NOREPINEPHRINE BITARTRATE",
+             CMSTDTC=d(2, "13:00"), CMENDTC=d(2, "18:00")),
+        dict(USUBJID=u("023"), CMTRT="Levophed", CMDECOD="", CMSTDTC=d(2, "13:30"), CMENDTC=d(2, "15:00")),
     ]
     _write(folder, "cm", _seq(cm, "CMSEQ"))
     _write(folder, "suppcm", [dict(STUDYID=STUDY, RDOMAIN="CM", USUBJID=u("005"), IDVAR="CMSEQ", IDVARVAL="1",
@@ -277,6 +284,16 @@ def test_vital_signs_of_one_round_are_graded_together(study):
     assert rows[(1, "08:05")]["provenance"] == "VSSEQ 1, 2"
     assert _grades(con, "crs_grades", "022") == {(1, "08:00"): 1, (1, "08:05"): 2, (2, "07:55"): None,
                                                 (2, "08:00"): 2, (3, "08:00"): 1, (3, "08:15"): None}
+
+
+def test_one_vasopressor_under_several_names_is_one(study):
+    """Noradrenaline, norepinephrine bitartrate and Levophed running together are one drug (the drug column of
+    safety/data/medication_classes.csv): one vasopressor, ASTCT grade 3, not 'multiple vasopressors' (grade 4)."""
+    con, _ = study
+    before, after = _rows(con, "crs_assessments", "023")
+    assert (before["vasopressors"], after["vasopressors"], after["provenance"]) == (0, 1, "VSSEQ 3, 4; CMSEQ 1, 2, 3")
+    assert "from SDTM: SBP 95 (hypotension below 90); norepinephrine" in after["comment"]
+    assert _grades(con, "crs_grades", "023") == {(2, "08:00"): 1, (2, "20:00"): 3}
 
 
 def test_oxygen_flow_six_is_low_flow_and_six_point_one_is_not(study):

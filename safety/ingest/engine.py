@@ -146,8 +146,20 @@ def install_reference_tables(con) -> None:
     rows = []
     with open(DATA_DIR / "medication_classes.csv", newline="", encoding="utf-8") as fh:
         for r in csv.DictReader(fh):
-            rows.append((r["pattern"].strip().lower(), r["med_class"].strip(), int(r["priority"])))
-    temp_table(con, "_med_classes", {"pattern": "VARCHAR", "med_class": "VARCHAR", "priority": "INTEGER"}, rows)
+            rows.append((r["pattern"].strip().lower(), r["med_class"].strip(), int(r["priority"]),
+                         r["drug"].strip().lower()))
+    temp_table(con, "_med_classes", {"pattern": "VARCHAR", "med_class": "VARCHAR", "priority": "INTEGER",
+                                     "drug": "VARCHAR"}, rows)
+
+
+def med_drug_sql(name: str) -> str:
+    """SQL: the drug that the lower-case medication text ``name`` (CMDECOD + CMTRT, as classed) names, by the
+    ``drug`` column of safety/data/medication_classes.csv, so spellings, salts and brands of one drug are one
+    (noradrenaline, Levophed, norepinephrine bitartrate: norepinephrine). Of the patterns it contains, those of its
+    class (the lowest priority) and of those the longest: 'epinephrine' is in 'norepinephrine' too. NULL when it
+    contains none. Reads the temp table ``_med_classes`` (install_reference_tables)."""
+    return (f"(SELECT arg_min(mc.drug, [mc.priority, -length(mc.pattern)]) FROM _med_classes mc "
+            f"WHERE contains({name}, mc.pattern))")
 
 
 def studyid_check(ctx: Ctx, cols: Cols) -> tuple[str, str, str] | None:

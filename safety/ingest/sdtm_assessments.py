@@ -29,7 +29,7 @@ from __future__ import annotations
 from safety.core.sdtm_map import effective_rows
 from safety.core.sql import temp_table
 from safety.core.vocabulary import ASSESSMENT_SOURCE_FILE as SOURCE_FILE, ASSESSMENT_SOURCE_SDTM as SOURCE_SDTM
-from safety.ingest.engine import Ctx, q
+from safety.ingest.engine import Ctx, med_drug_sql, q
 from safety.ingest.readers import StagedFile
 
 # Vital signs of one bedside round are charted minutes apart (temperature at 08:00, pressure at 08:05): a time point
@@ -183,7 +183,9 @@ def _crs(ctx: Ctx) -> int:
     pr_sources = ", ".join([f"{c}" for c in pr_quals] + ["concat_ws(' ', p.prtrt, p.prdecod)"])
     ctx.run(f"""CREATE OR REPLACE TEMP TABLE _sa_iv_src AS
         SELECT row_number() OVER () AS rid, * FROM (
-        SELECT m.usubjid, 'CMSEQ' AS dom, m.cmseq AS seq, lower(coalesce(m.cmdecod, m.cmtrt)) AS name,
+        SELECT m.usubjid, 'CMSEQ' AS dom, m.cmseq AS seq,
+               coalesce({med_drug_sql("lower(concat_ws(' ', m.cmdecod, m.cmtrt))")},
+                        lower(coalesce(m.cmdecod, m.cmtrt))) AS name,
                lower(concat_ws(' ', m.cmdecod, m.cmtrt)) AS txt, m.med_class = 'vasopressor' AS is_pressor,
                [{cm_sources}] AS dev_texts, m.cmdose AS dose, upper(replace(coalesce(m.cmdosu, ''), ' ', '')) AS dosu,
                m.cmst_date AS st_date, m.start_time AS st_time, m.cmen_date AS en_date,
@@ -274,10 +276,11 @@ def _crs(ctx: Ctx) -> int:
                                       ELSE strftime(vs_ts, '%Y-%m-%dT%H:%M') END,
                        ', ' ORDER BY kind DESC) FILTER (WHERE vs_ts < ts) AS round_from
           FROM vs_pick GROUP BY usubjid, ts),
-        -- ASTCT counts the vasopressors needed together: the most distinct ones running at one moment since the
-        -- previous time point (a drug stopped before the next one started is one at a time). That moment is some
-        -- record's start; a date without a time runs the whole day, so a date-only record overlaps any other of
-        -- its days (it cannot be told apart)
+        -- ASTCT counts the vasopressors needed together: the most distinct drugs (a record's name is its drug, so
+        -- noradrenaline and norepinephrine are one) running at one moment since the previous time point (a drug
+        -- stopped before the next one started is one at a time). That moment is some record's start; a date
+        -- without a time runs the whole day, so a date-only record overlaps any other of its days (it cannot be
+        -- told apart)
         press AS (
           SELECT usubjid, ts, name, coalesce(st_time, st_date::TIMESTAMP) AS p_from,
                  CASE WHEN en_time IS NOT NULL THEN en_time WHEN en_date IS NOT NULL THEN (en_date + 1)::TIMESTAMP END AS p_to
