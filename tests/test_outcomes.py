@@ -626,6 +626,29 @@ def test_an_effect_of_cancer_or_a_malignant_that_is_no_neoplasm_is_not_a_new_mal
     assert [r["term"] for r in db.rows("SELECT term FROM secondary_malignancies")] == ["Squamous cell carcinoma of skin"]
 
 
+def test_a_death_from_a_new_malignancy_is_one_whichever_malignancy_it_names(tmp_path):
+    """A death's cause is a secondary malignancy by the malignancy terms the secondary malignancies read: mycosis
+    fungoides, a glioblastoma and a lung adenocarcinoma after CAR-T for DLBCL read as 'other' (the cause row named
+    a few T-cell and myeloid names only) while the same AEs were listed as new malignancies. The disease under
+    study, an effect of a cancer and a lysis stay what they were."""
+    db = OutcomeDB(tmp_path / "dm.duckdb")
+    causes = {"MF": "Mycosis fungoides", "GBM": "Glioblastoma", "LUNG": "Lung adenocarcinoma",
+              "AMLAB": "AML", "OWN": "Diffuse large B-cell lymphoma", "HYPERCA": "Hypercalcaemia of malignancy",
+              "TLS": "Tumour lysis syndrome"}
+    for u, cause in causes.items():
+        db.subject(u, death_day=200, diagnosis="Diffuse large B-cell lymphoma")
+        db.ds(u, "DEATH", cause, 200)
+    db.subject("AE", death_day=None, diagnosis="Diffuse large B-cell lymphoma")  # only a fatal AE
+    db.ae("AE", "Squamous cell carcinoma of skin", 5, 150, 210, soc="Neoplasms", aeout="FATAL")
+    db.derive("deaths")
+    d = db.by("deaths")
+    assert {u: (d[u]["cause_category"], bool(d[u]["non_relapse"])) for u in d} == {
+        "MF": ("secondary malignancy", True), "GBM": ("secondary malignancy", True),
+        "LUNG": ("secondary malignancy", True), "AMLAB": ("secondary malignancy", True),
+        "OWN": ("progression/relapse", False), "HYPERCA": ("other", True), "TLS": ("other", True),
+        "AE": ("secondary malignancy", True)}
+
+
 def test_a_malignancy_naming_the_disease_under_study_is_a_relapse_not_a_new_malignancy(tmp_path):
     """An AE or MH record after day 0 naming the subject's own diagnosis (or named by it) is the disease under
     study coming back, not a secondary malignancy; other malignancies of the same subject, and the same term for a

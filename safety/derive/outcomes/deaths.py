@@ -15,7 +15,7 @@ import datetime as dt
 from safety.core.vocabulary import fatal_ae
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
-from safety.derive.outcomes.malignancy import names_disease_sql
+from safety.derive.outcomes.malignancy import malignant_sql, names_disease_sql
 from safety.derive.outcomes.survival import (PROGRESSION_SQL, cumulative_incidence_at, endpoint_arrays,
                                              progression_lists)
 from safety.derive.toxicity._sql import insert, reset, run
@@ -57,17 +57,21 @@ d AS (
   FROM subj LEFT JOIN ds USING (usubjid) LEFT JOIN fae USING (usubjid)
   WHERE subj.death_date IS NOT NULL OR ds.ds_date IS NOT NULL OR fae.fatal_ae_key IS NOT NULL
 ),
--- a cause naming the subject's own disease under study is its progression/relapse (the rule's row and priority)
+-- a cause naming the subject's own disease under study is its progression/relapse, one naming another malignancy
+-- (safety/data/malignancy_terms.csv, as the secondary malignancies read it) a secondary malignancy (the rules' rows
+-- and priorities: the disease under study ranks first)
 cat_cause AS (
   SELECT d.usubjid, min({'p': dc.priority, 'cat': dc.cause_category, 'rel': dc.relapse_related}) AS best
   FROM d JOIN _death_causes dc ON regexp_matches(upper(d.delivered_cause), dc.pattern)
     OR (dc.cause_category = 'progression/relapse' AND __DISEASE_CAUSE__)
+    OR (dc.cause_category = 'secondary malignancy' AND __MALIGNANT_CAUSE__)
   WHERE d.delivered_cause IS NOT NULL AND trim(d.delivered_cause) <> '' GROUP BY d.usubjid
 ),
 cat_ae AS (
   SELECT d.usubjid, min({'p': dc.priority, 'cat': dc.cause_category, 'rel': dc.relapse_related}) AS best
   FROM d JOIN _death_causes dc ON regexp_matches(upper(d.fatal_ae_term), dc.pattern)
     OR (dc.cause_category = 'progression/relapse' AND __DISEASE_AE__)
+    OR (dc.cause_category = 'secondary malignancy' AND __MALIGNANT_AE__)
   WHERE d.fatal_ae_term IS NOT NULL GROUP BY d.usubjid
 ),
 prog AS (
@@ -100,10 +104,13 @@ SELECT $s AS studyid, $c AS data_cut, usubjid, death_date, death_day, sources, d
        (first_infusion_date IS NOT NULL AND death_day <= 365 AND progression_day IS NULL AND cause_category <> 'progression/relapse') AS nrm_by_day365
 FROM y
 """
-# the one definition of a fatal AE and of a term naming the disease under study (struct literals: no f-string)
+# the one definition of a fatal AE, of a term naming the disease under study and of one naming a malignancy
+# (struct literals: no f-string)
 _DEATHS = (_DEATHS.replace("__FATAL_AE__", fatal_ae(""))
            .replace("__DISEASE_CAUSE__", names_disease_sql("d.delivered_cause", "d.diagnosis"))
-           .replace("__DISEASE_AE__", names_disease_sql("d.fatal_ae_term", "d.diagnosis")))
+           .replace("__DISEASE_AE__", names_disease_sql("d.fatal_ae_term", "d.diagnosis"))
+           .replace("__MALIGNANT_CAUSE__", malignant_sql("upper(d.delivered_cause)"))
+           .replace("__MALIGNANT_AE__", malignant_sql("upper(d.fatal_ae_term)")))
 
 
 def derive_deaths(con, studyid, data_cut, config, review_store=None) -> None:
@@ -112,7 +119,7 @@ def derive_deaths(con, studyid, data_cut, config, review_store=None) -> None:
     p = {"s": studyid, "c": data_cut, "prog_terms": prog_terms, "rs_prog": rs_prog}
     reset(con, (DEATHS, NRM_ESTIMATES), studyid, data_cut)
     _data.install(con, "death_causes.csv")
-    _data.install(con, "malignancy_terms.csv")  # the T-cell names of the disease-under-study rule
+    _data.install(con, "malignancy_terms.csv")  # malignancies, and the T-cell names of the disease-under-study rule
     insert(con, DEATHS, _DEATHS.replace("__PROGRESSION__", PROGRESSION_SQL), p)
     _insert_nrm(con, studyid, data_cut, config)
 

@@ -31,8 +31,9 @@ def _is(kind_filter: str, txt: str) -> str:
 NEW_KINDS, EXCLUDE_KINDS, T_CELL_KINDS, NOT_T_CELL_KINDS = "'malignancy', 't_cell'", "'exclude'", "'t_cell'", "'not_t_cell'"
 
 
-def _malignant(txt: str) -> str:
-    """SQL: the text names a new malignancy (not progression of the disease under study)."""
+def malignant_sql(txt: str) -> str:
+    """SQL (needs the CTE k over _malignancy_terms): the upper-case text names a malignancy, not an effect of one
+    or a progression term (kind 'exclude'). Whether it is the disease under study is :func:`names_disease_sql`'s."""
     return f"{_is(NEW_KINDS, txt)} AND NOT {_is(EXCLUDE_KINDS, txt)}"
 
 
@@ -63,7 +64,7 @@ ae_m AS (
          {ae_transgene} AS car_transgene_result, a.aetoxgr AS ctcae_grade,
          {fatal_ae('a')} AS fatal, 'AE' AS source
   FROM a LEFT JOIN dx USING (usubjid)
-  WHERE {_malignant('a.txt')} AND NOT list_contains($prog, upper(coalesce(a.aedecod, a.aeterm)))
+  WHERE {malignant_sql('a.txt')} AND NOT list_contains($prog, upper(coalesce(a.aedecod, a.aeterm)))
     AND NOT {names_disease_sql('a.aedecod', 'dx.diagnosis')} AND NOT {names_disease_sql('a.aeterm', 'dx.diagnosis')}
 ),
 m AS (
@@ -76,7 +77,7 @@ mh_m AS (
          coalesce(m.mhdecod, m.mhterm) AS term, m.start_day AS onset_day, m.txt,
          {mh_transgene} AS car_transgene_result, CAST(NULL AS INTEGER) AS ctcae_grade, false AS fatal, 'MH' AS source
   FROM m LEFT JOIN dx USING (usubjid)
-  WHERE {_malignant('m.txt')} AND NOT list_contains($prog, upper(coalesce(m.mhdecod, m.mhterm)))
+  WHERE {malignant_sql('m.txt')} AND NOT list_contains($prog, upper(coalesce(m.mhdecod, m.mhterm)))
     AND NOT {names_disease_sql('m.mhdecod', 'dx.diagnosis')} AND NOT {names_disease_sql('m.mhterm', 'dx.diagnosis')}
     AND NOT EXISTS (SELECT 1 FROM ae_m WHERE ae_m.usubjid = m.usubjid
                       AND abs(ae_m.onset_day - m.start_day) <= {MH_AE_MATCH_DAYS})
