@@ -192,6 +192,28 @@ def test_a_positive_result_naming_no_organism_is_a_finding_of_what_its_test_look
     assert dens["viral"] == (2, 120, 2 / 120 * 100)
 
 
+def test_a_result_below_the_assay_limit_in_the_words_of_the_kinetics_load_is_no_infection(tmp_path):
+    """'<LLOQ', 'BLQ', 'NEG', 'ND', 'TND', '<LOD', 'NOT DETECTABLE', 'NON DETECTED' (the texts the PC load reads as
+    below the LLOQ) and a result starting with '<' were positive CMV findings: B02 had a CMV episode on day 5 and a
+    viral density of 1 in day 0-30. A positive that only contains such a text is still a finding."""
+    db = OutcomeDB(tmp_path / "n.duckdb")
+    db.subject("B02", lka=100)
+    for d, result in enumerate(("<LLOQ", "< LLOQ", "BLQ", "BQL", "NEG", "ND", " TND ", "<LOD", "NOT DETECTABLE",
+                                "NON DETECTED", "UNDETECTED", "<0.1", "NEGATIVE"), start=5):
+        db.mb("B02", d, result, test="Cytomegalovirus DNA", testcd="CMVDNA")
+    db.subject("P", lka=100)
+    db.mb("P", 40, "DETECTED 5000 IU/ML", test="Cytomegalovirus DNA", testcd="CMVDNA")
+    db.mb("P", 70, "NDV DETECTED", test="Viral culture", testcd="VIRCULT")   # a finding, not 'ND'
+    db.derive("infections")
+    got = [(e["usubjid"], e["source"], e["term"], e["pathogen"], e["onset_day"])
+           for e in db.rows("SELECT * FROM infection_episodes ORDER BY usubjid, onset_day")]
+    assert got == [("P", "MB", "CYTOMEGALOVIRUS DNA", "CMV", 40), ("P", "MB", "VIRAL CULTURE", "other virus", 70)]
+    dens = {r["onset_window"]: r["episodes"] for r in db.rows(
+        "SELECT * FROM infection_incidence_density WHERE dose_level = 'all' AND pathogen_class = 'viral' "
+        "AND severity = 'any grade'")}
+    assert dens == {"day 0-30": 0, "day 31-90": 2, "day 91-365": 0}
+
+
 def test_incidence_density_window_edges_per_dose_level(tmp_path):
     db = OutcomeDB(tmp_path / "e.duckdb")
     # followed to the last day of a window, or one day into the next

@@ -12,7 +12,9 @@ patient-days each infused subject was followed in the window. Choices are in doc
 """
 from __future__ import annotations
 
-from safety.core.vocabulary import fatal_ae
+import re
+
+from safety.core.vocabulary import BELOW_LIMIT_TEXTS, fatal_ae
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
 from safety.derive.toxicity._sql import insert, reset
@@ -24,10 +26,12 @@ PATHOGEN_CLASSES = ("bacterial", "viral", "fungal", "other/unspecified")
 MB_MATCH_DAYS = 7           # an MB finding during an AE of the same class, or this many days around it, is its episode
 UNNAMED_PRIORITY = 9        # class rows at this priority name no pathogen: alone they do not make an AE an infection
 # A microbiology result that found nothing: a negative, a non-reactive test, an undetected target, no growth, a
-# result below the assay's limit ('<137 IU/mL') or a quantity of zero ('0 IU/mL'), or a result that could not be
-# read (indeterminate, equivocal, inconclusive, invalid, not done). Such a result is no infection.
-NEGATIVE_MB = (r"^\s*$|^(NEGATIVE|NONE|ABSENT)\b|NON-?REACTIVE|NOT DETECTED|UNDETECT|NO GROWTH"
-               r"|BELOW (THE )?(LIMIT|LLOQ|LOWER LIMIT)|^<\s*[0-9]|^0+([.,]0*)?(\s|[A-Z/%]|$)"
+# result below the assay's limit (a whole result of BELOW_LIMIT_TEXTS: 'BLQ', '<LOD', 'ND', 'TND' ..., the PC load's
+# list; any result starting with '<': '<137 IU/mL', '< LLOQ') or a quantity of zero ('0 IU/mL'), or a result that
+# could not be read (indeterminate, equivocal, inconclusive, invalid, not done). Such a result is no infection.
+NEGATIVE_MB = (r"^\s*$|^\s*(" + "|".join(re.escape(t) for t in BELOW_LIMIT_TEXTS) + r")\s*$|^\s*<"
+               r"|^(NEGATIVE|NONE|ABSENT)\b|NON-?REACTIVE|NOT DETECTED|UNDETECT|NO GROWTH"
+               r"|BELOW (THE )?(LIMIT|LLOQ|LOWER LIMIT)|^0+([.,]0*)?(\s|[A-Z/%]|$)"
                r"|INDETERMINATE|EQUIVOCAL|INCONCLUSIVE|INVALID|NOT (DONE|PERFORMED|TESTED)")
 
 WINDOW_SQL = ("CASE WHEN {d} < 0 THEN 'before day 0' "
