@@ -48,7 +48,8 @@ class OutcomeDB:
            related=False, **extra):
         n = self.seq("ae")
         self.insert("adverse_events", usubjid=u, aeseq=n, event_key=f"{u}/AE/{n}", aeterm=term, aedecod=term,
-                    aebodsys=soc, aetoxgr=grade, aeser=ser, aeout=aeout, onset_day=onset, aest_date=day(onset),
+                    aebodsys=soc, aetoxgr=grade, aeser=ser, aeout=aeout, onset_day=onset,
+                    aest_date=None if onset is None else day(onset),
                     end_day=end, aeen_date=None if end is None else day(end), ongoing=end is None, related=related,
                     **extra)
         return f"{u}/AE/{n}"

@@ -214,6 +214,57 @@ def test_a_result_below_the_assay_limit_in_the_words_of_the_kinetics_load_is_no_
     assert dens == {"day 0-30": 0, "day 31-90": 2, "day 91-365": 0}
 
 
+def test_an_infection_without_a_start_date_is_counted_from_day_0_and_flagged(tmp_path):
+    """S-001's grade 3 aspergillosis and S-002's fatal sepsis have no AESTDTC: both were missing from the infection
+    episodes, the density and the grade >= 3 infection cumulative incidence (the sepsis death counted there as the
+    competing death), while S-002's death was an infection death. Now each is an episode from day 0, the earliest
+    day it could have started (not after its end: S-001's zoster ended before day 0), flagged 'Y' (whole date
+    imputed) and said in the packet listing; an AE without a start of a subject never infused stays out."""
+    import duckdb
+    from safety.export.common import make_reader
+    from safety.export.listings import build_listing
+    from safety.ingest import ingest_study
+    from test_ingest_fixtures import DOMAINS, STUDY, STUDY_YAML, make_study
+    inf = "Infections and infestations"
+    ae = pd.DataFrame({
+        "STUDYID": STUDY, "USUBJID": ["S-001", "S-001", "S-002", "S-004"], "AESEQ": [1, 2, 1, 1],
+        "AETERM": ["Aspergillus infection", "Herpes zoster", "Sepsis", "Pneumonia"],
+        "AEDECOD": ["BRONCHOPULMONARY ASPERGILLOSIS", "HERPES ZOSTER", "SEPSIS", "PNEUMONIA"],
+        "AEBODSYS": [inf] * 4, "AETOXGR": ["3", "2", "5", "3"], "AESER": ["Y", "N", "Y", "Y"],
+        "AESDTH": ["N", "N", "Y", "N"], "AEREL": ["NOT RELATED"] * 4,
+        "AEOUT": ["RECOVERED/RESOLVED", "RECOVERED/RESOLVED", "FATAL", "RECOVERED/RESOLVED"],
+        "AESTDTC": ["", "", "", ""], "AEENDTC": ["2024-03-11", "2024-01-29", "2024-03-20", "2024-03-01"]})
+    study = make_study(tmp_path / "s", domains=dict(DOMAINS, ae=ae), study_yaml=STUDY_YAML)
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db, cutoff="2024-03-31")
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        eps = con.execute("SELECT usubjid, term, pathogen, ctcae_grade, fatal, onset_day, onset_date, onset_date_flag, "
+                          "end_day, onset_window FROM infection_episodes ORDER BY usubjid, onset_day").fetchall()
+        dens = {(k, sv): n for k, sv, n in con.execute(
+            "SELECT pathogen_class, severity, episodes FROM infection_incidence_density "
+            "WHERE dose_level = 'all' AND onset_window = 'day 0-30'").fetchall()}
+        deaths = con.execute("SELECT usubjid, death_day, cause_category FROM deaths").fetchall()
+        cut = con.execute("SELECT max(data_cut) FROM studies").fetchone()[0]
+        time, status = survival.endpoint_arrays(con, "infection_g3", {}, STUDY, cut)
+        listing = build_listing(make_reader(con, STUDY, cut), "infections")
+    finally:
+        con.close()
+    d = pd.Timestamp
+    assert eps == [
+        ("S-001", "HERPES ZOSTER", "VZV", 2, False, -3, d("2024-01-29").date(), "Y", -3, "before day 0"),
+        ("S-001", "BRONCHOPULMONARY ASPERGILLOSIS", "invasive mould", 3, False, 0, d("2024-02-01").date(), "Y", 39,
+         "day 0-30"),
+        ("S-002", "SEPSIS", "presumed bacterial", 5, True, 0, d("2024-02-10").date(), "Y", 39, "day 0-30")]
+    assert (dens[("all", "any grade")], dens[("all", "grade >= 3")], dens[("fungal", "grade >= 3")],
+            dens[("bacterial", "grade >= 3")]) == (2, 2, 1, 1)
+    assert deaths == [("S-002", 39, "infection")]      # DS: death on 2024-03-20, the sepsis AE's end
+    # infused subjects S-001, S-002, S-003: both infections are events on day 0, S-003 is censored
+    assert time.tolist()[:2] == [0.0, 0.0] and status.tolist() == [1, 1, 0]
+    assert listing.set_index("term")["onset_date_imputed"].to_dict() == {
+        "HERPES ZOSTER": "whole date", "BRONCHOPULMONARY ASPERGILLOSIS": "whole date", "SEPSIS": "whole date"}
+
+
 def test_incidence_density_window_edges_per_dose_level(tmp_path):
     db = OutcomeDB(tmp_path / "e.duckdb")
     # followed to the last day of a window, or one day into the next

@@ -24,6 +24,10 @@ from safety.review.dlt_status import DltStatus, dlt_status
 CONFIDENTIAL = "Confidential"
 GENERATED_LABEL = "Generated (UTC)"
 
+# ADaM's date imputation flag in words: which part of the date (of a partial 2025-08 or 2025, or of none: 'Y') the
+# listed date filled in
+IMPUTED_DATE_SQL = "CASE {flag} WHEN 'D' THEN 'day' WHEN 'M' THEN 'month and day' WHEN 'Y' THEN 'whole date' END"
+
 # Columns holding an integer grade 0-5: writers colour these cells with safety.core.palette.
 GRADE_COLUMNS = frozenset({"grade", "max_grade", "worst_grade", "baseline_grade", "reported_grade",
                            "ctcae_grade", "icaht_grade", "early_grade", "late_grade"})

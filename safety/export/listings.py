@@ -57,8 +57,8 @@ med AS (SELECT e.event_key,
         GROUP BY e.event_key)
 SELECT sj.site, sj.cohort, sj.dose_level, a.usubjid, sj.age, sj.sex, a.aeseq, a.event_key,
   a.aeterm AS verbatim_term, a.aedecod AS preferred_term, a.aebodsys AS system_organ_class,
-  a.aest_date AS onset_date, {_IMPUTED.format(flag="a.aest_date_flag")} AS onset_date_imputed, a.onset_day,
-  a.aeen_date AS end_date, {_IMPUTED.format(flag="a.aeen_date_flag")} AS end_date_imputed, a.end_day, a.ongoing,
+  a.aest_date AS onset_date, {c.IMPUTED_DATE_SQL.format(flag="a.aest_date_flag")} AS onset_date_imputed, a.onset_day,
+  a.aeen_date AS end_date, {c.IMPUTED_DATE_SQL.format(flag="a.aeen_date_flag")} AS end_date_imputed, a.end_day, a.ongoing,
   a.duration_days,
   a.grading_system, a.aetoxgr AS grade, a.aesev AS severity, a.aeser AS serious,
   nullif(concat_ws(', ',
@@ -76,10 +76,6 @@ SELECT sj.site, sj.cohort, sj.dose_level, a.usubjid, sj.age, sj.sex, a.aeseq, a.
 FROM ev a LEFT JOIN subj sj USING (usubjid) LEFT JOIN med USING (event_key)
 ORDER BY a.usubjid, a.onset_day NULLS LAST, a.aeseq
 """
-
-
-# ADaM's date imputation flag in words: which part of a partial date (2025-08, 2025) the listed date filled in
-_IMPUTED = "CASE {flag} WHEN 'D' THEN 'day' WHEN 'M' THEN 'month and day' END"
 
 
 def _with_adjudication(df: pd.DataFrame, reader: StudyReader, store, key: str = "event_key", live=None

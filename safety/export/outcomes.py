@@ -62,19 +62,21 @@ FROM deaths d LEFT JOIN subj sj USING (usubjid) ORDER BY d.death_day NULLS LAST,
 
 INFECTION_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "event_key", "source", "term", "pathogen_class",
                      "pathogen", "invasive_mould", "ctcae_grade", "severity", "serious", "fatal", "onset_day",
-                     "onset_date", "end_day", "onset_window", "new_since_previous_cut"]
+                     "onset_date", "onset_date_imputed", "end_day", "onset_window", "new_since_previous_cut"]
 
 
 def listing_infections(reader, store=None):
     sql = f"""WITH {SUBJ}
 SELECT sj.*, e.* EXCLUDE (studyid, data_cut, usubjid),
+       {c.IMPUTED_DATE_SQL.format(flag="e.onset_date_flag")} AS onset_date_imputed,
        {_new(reader, "e.event_key", "infection_episodes", "event_key")} AS new_since_previous_cut
 FROM infection_episodes e LEFT JOIN subj sj USING (usubjid) ORDER BY e.usubjid, e.onset_day, e.event_key"""
     return _listing(reader, "infections", "Listing of infection episodes", "EBMT/EHA CAR-T best practice (infections)",
                     "infection_episodes", INFECTION_COLUMNS, sql,
                     ["AEs in the SOC Infections and infestations or naming a pathogen, and positive microbiology (MB) "
                      "without such an AE within 7 days. Pathogen class from safety/data/infection_classes.csv.",
-                     "Windows by onset day: day 0-30, 31-90, 91-365."])
+                     "Windows by onset day: day 0-30, 31-90, 91-365. An AE without a start date is counted with its "
+                     "onset on day 0 (or its end, if before day 0): onset date imputed 'whole date'."])
 
 
 MALIGNANCY_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "event_key", "source", "term", "onset_day", "latency_days",

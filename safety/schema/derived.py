@@ -617,7 +617,10 @@ INFECTION_EPISODES = Table(
         C("serious", "BOOLEAN", "AESER = Y."),
         C("fatal", "BOOLEAN", "Grade 5, AEOUT FATAL or AESDTH = Y."),
         C("onset_day", "INTEGER", "Onset day relative to infusion (day 0)."),
-        C("onset_date", "DATE", "Onset date."),
+        C("onset_date", "DATE", "Onset date (imputed as onset_date_flag says)."),
+        C("onset_date_flag", "VARCHAR", "Imputation flag of the onset date as in ADaM: NULL = complete date, 'D' = day, "
+                                        "'M' = month and day imputed (a partial AESTDTC or MBDTC), 'Y' = the AE has no "
+                                        "start date and its onset is taken as day 0 (its end day when it ended before)."),
         C("end_day", "INTEGER", "End day; NULL when ongoing or MB-only."),
         C("onset_window", "VARCHAR", "'day 0-30', 'day 31-90', 'day 91-365', 'before day 0' or 'after day 365' (by onset day)."),
     ),

@@ -4,8 +4,9 @@ An episode is an AE in the SOC "Infections and infestations" or whose term names
 microbiology (MB) of no such AE. AE records of one pathogen that overlap or follow on the next day (a site's new
 record for a change of grade) are one episode, with the worst grade; AE episodes and positive results of one
 pathogen class no more than 7 days apart are one run, the AE's episode, and a run of results alone is one episode
-per organism. A positive result that names no organism (a quantity, 'POSITIVE') is one of the organism its test
-names (MBTEST, else MBTESTCD). The pathogen class comes from
+per organism. An AE without a start date is counted (as the FDA Standard Safety Tables do), an episode of its own
+from day 0, or its end day if earlier, with onset_date_flag 'Y'. A positive result that names no organism (a
+quantity, 'POSITIVE') is one of the organism its test names (MBTEST, else MBTESTCD). The pathogen class comes from
 safety/data/infection_classes.csv (lowest priority number wins). Windows by onset day follow the committee
 convention (days 0-30, 31-90, 91-365); incidence density counts every episode (recurrent events) over the
 patient-days each infused subject was followed in the window. Choices are in docs/outcomes.md.
@@ -45,18 +46,25 @@ def window_of(day_expr: str) -> str:
 
 
 _EPISODES = f"""
+-- An AE without a start date of an infused subject is counted (FDA Standard Safety Tables: AEs with a missing start
+-- date are conservatively included), with its onset the earliest day it could have started: day 0, as the load
+-- counts such an AE as treatment-emergent, but not after its end; flagged 'Y' (the whole date imputed, as ADaM)
 WITH ae AS (
   SELECT a.usubjid, a.event_key, a.aeseq, coalesce(a.aedecod, a.aeterm) AS term,
          upper(coalesce(a.aedecod, '') || ' | ' || coalesce(a.aeterm, '')) AS txt,
          upper(coalesce(a.aebodsys, '')) AS soc, a.aetoxgr, a.aeser, a.aeout, a.aesdth,
-         a.aeen_date,
-         a.onset_day, a.aest_date, a.end_day
+         a.aeen_date, a.aest_date IS NULL AS onset_imputed,
+         coalesce(a.onset_day, least(0, coalesce(a.end_day, 0))) AS onset_day,
+         coalesce(a.aest_date, s.first_infusion_date + least(0, coalesce(a.end_day, 0))) AS aest_date,
+         CASE WHEN a.aest_date IS NULL THEN 'Y' ELSE a.aest_date_flag END AS onset_date_flag, a.end_day
   FROM adverse_events a
-  WHERE a.studyid = $s AND a.data_cut = $c AND a.onset_day IS NOT NULL
+  JOIN subjects s ON s.studyid = a.studyid AND s.data_cut = a.data_cut AND s.usubjid = a.usubjid
+  WHERE a.studyid = $s AND a.data_cut = $c
+    AND (a.onset_day IS NOT NULL OR (a.aest_date IS NULL AND s.first_infusion_date IS NOT NULL))
 ),
 mb_src AS (
   SELECT b.usubjid, b.usubjid || '/MB/' || coalesce(CAST(b.mbseq AS VARCHAR), CAST(b.day AS VARCHAR)) AS event_key,
-         b.organism, upper(b.mbtest) AS test, upper(b.mbtestcd) AS testcd, b.day, b.mb_date
+         b.organism, upper(b.mbtest) AS test, upper(b.mbtestcd) AS testcd, b.day, b.mb_date, b.mb_date_flag
   FROM microbiology b
   WHERE b.studyid = $s AND b.data_cut = $c AND b.day IS NOT NULL
     AND NOT regexp_matches(upper(coalesce(b.organism, '')), '{NEGATIVE_MB}')
@@ -84,17 +92,19 @@ ae_rec AS (
          CASE WHEN best IS NULL OR best.cls = 'other' THEN 'other/unspecified' ELSE best.cls END AS pathogen_class,
          coalesce(best.pathogen, 'unspecified') AS pathogen, coalesce(best.mould, false) AS invasive_mould,
          aetoxgr, upper(coalesce(aeser, '')) = 'Y' AS serious, {fatal_ae('')} AS fatal,
-         onset_day, aest_date, end_day,
+         onset_day, aest_date, onset_date_flag, end_day,
          -- an ongoing record runs to the cut: it joins every later record of its pathogen
-         coalesce(end_day, 1000000) AS reach
+         coalesce(end_day, 1000000) AS reach,
+         -- a record of imputed onset is an episode of its own: whether it overlaps another record is not known
+         CASE WHEN onset_imputed THEN event_key END AS alone
   FROM ae_inf
 ),
 -- records of one pathogen that overlap or follow on the next day are one infection (a new record for a change
 -- of grade is not a new infection): a new episode starts after a day free of it
 ae_grp AS (
   SELECT *, sum(CASE WHEN prev_reach IS NULL OR onset_day > prev_reach + 1 THEN 1 ELSE 0 END)
-              OVER (PARTITION BY usubjid, pathogen_class, pathogen ORDER BY onset_day, aeseq) AS grp
-  FROM (SELECT *, max(reach) OVER (PARTITION BY usubjid, pathogen_class, pathogen ORDER BY onset_day, aeseq
+              OVER (PARTITION BY usubjid, pathogen_class, pathogen, alone ORDER BY onset_day, aeseq) AS grp
+  FROM (SELECT *, max(reach) OVER (PARTITION BY usubjid, pathogen_class, pathogen, alone ORDER BY onset_day, aeseq
                                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_reach
         FROM ae_rec)
 ),
@@ -103,14 +113,15 @@ ae_ep AS (
          arg_min(term, (onset_day, aeseq)) AS term, pathogen_class, pathogen, bool_or(invasive_mould) AS invasive_mould,
          max(aetoxgr) AS ctcae_grade, bool_or(serious) AS serious, bool_or(fatal) AS fatal,
          min(onset_day) AS onset_day, arg_min(aest_date, (onset_day, aeseq)) AS onset_date,
+         arg_min(onset_date_flag, (onset_day, aeseq)) AS onset_date_flag,
          CASE WHEN max(reach) < 1000000 THEN max(end_day) END AS end_day
-  FROM ae_grp GROUP BY usubjid, pathogen_class, pathogen, grp
+  FROM ae_grp GROUP BY usubjid, pathogen_class, pathogen, alone, grp
 ),
 -- A positive result that names no organism ('2350 IU/mL', 'POSITIVE', 'DETECTED') is a finding of what the test
 -- looks for: the organism is then read from the test name (MBTEST), else its code (MBTESTCD), by the same classes.
 -- NULL, not a struct of NULLs, for a finding no class names: it is then 'other/unspecified'
 mb AS (
-  SELECT b.usubjid, b.event_key, b.day, b.mb_date,
+  SELECT b.usubjid, b.event_key, b.day, b.mb_date, b.mb_date_flag,
          CASE WHEN r.best.p < {UNNAMED_PRIORITY} THEN b.organism WHEN t.best.p < {UNNAMED_PRIORITY} THEN b.test
               WHEN d.best.p < {UNNAMED_PRIORITY} THEN b.testcd ELSE b.organism END AS organism,
          CASE WHEN r.best.p < {UNNAMED_PRIORITY} THEN r.best WHEN t.best.p < {UNNAMED_PRIORITY} THEN t.best
@@ -156,7 +167,8 @@ mb_ep AS (
          pathogen_class, coalesce(any_value(best.pathogen), 'unspecified') AS pathogen,
          coalesce(bool_or(best.mould), false) AS invasive_mould,
          CAST(NULL AS INTEGER) AS ctcae_grade, false AS serious, false AS fatal,
-         min(day) AS onset_day, arg_min(mb_date, (day, event_key)) AS onset_date, CAST(NULL AS INTEGER) AS end_day
+         min(day) AS onset_day, arg_min(mb_date, (day, event_key)) AS onset_date,
+         arg_min(mb_date_flag, (day, event_key)) AS onset_date_flag, CAST(NULL AS INTEGER) AS end_day
   FROM mb_run GROUP BY usubjid, pathogen_class, organism, mb_no
 ),
 ep AS (SELECT * FROM ae_ep UNION ALL BY NAME SELECT * FROM mb_ep)
