@@ -265,6 +265,54 @@ def test_an_infection_without_a_start_date_is_counted_from_day_0_and_flagged(tmp
         "HERPES ZOSTER": "whole date", "BRONCHOPULMONARY ASPERGILLOSIS": "whole date", "SEPSIS": "whole date"}
 
 
+def test_a_result_joins_an_infection_only_if_it_could_be_that_infection(tmp_path):
+    """C01's URTI from day 5, not resolved, took the CMV PCRs of days 60 and 67 (a CMV viraemia vanished into a
+    cold), and C02's COVID-19 (days 10-20) the CMV PCR of day 25: results of one virus class ran with any AE of the
+    class, and an ongoing AE ran to the cut. A result now joins an AE that names its pathogen or when either names
+    none, and an ongoing AE reaches past its onset only for results of the one organism it names."""
+    db = OutcomeDB(tmp_path / "r.duckdb")
+    cmv = dict(test="Cytomegalovirus DNA", testcd="CMVDNA")
+    db.subject("C01", lka=300)
+    db.ae("C01", "Upper respiratory tract infection", 1, 5)
+    db.mb("C01", 60, "DETECTED 5000 IU/ML", **cmv)
+    db.mb("C01", 67, "DETECTED 12000 IU/ML", **cmv)
+    db.subject("C02", lka=300)
+    db.ae("C02", "COVID-19", 2, 10, 20)
+    db.mb("C02", 25, "DETECTED 5000 IU/ML", **cmv)
+    db.subject("M", lka=300)                                 # an ongoing CMV infection takes its later PCRs
+    db.ae("M", "Cytomegalovirus viraemia", 2, 10)
+    for d in (50, 90):
+        db.mb("M", d, "2350 IU/ML", **cmv)
+    db.subject("V", lka=300)                                 # an AE naming no virus takes a virus found with it
+    db.ae("V", "Viral infection", 2, 10, 20)
+    db.mb("V", 15, "POSITIVE", testcd="EBVDNA")
+    db.ae("V", "Viral infection", 2, 100)                    # ongoing: a virus within 7 days of its onset only
+    db.mb("V", 104, "POSITIVE", testcd="EBVDNA")
+    db.mb("V", 150, "DETECTED", test="BK virus DNA", testcd="BKVDNA")
+    db.subject("B", lka=300)
+    db.ae("B", "Sepsis", 3, 30, 40)                          # names no organism: the blood culture's is its own
+    db.mb("B", 31, "ESCHERICHIA COLI")
+    db.ae("B", "Staphylococcal bacteraemia", 3, 200)         # ongoing, of a group (named bacteria): not to the cut
+    db.mb("B", 202, "STAPHYLOCOCCUS AUREUS")
+    db.mb("B", 260, "KLEBSIELLA PNEUMONIAE")
+    db.derive("infections")
+    got: dict[str, list] = {}
+    for e in db.rows("SELECT * FROM infection_episodes ORDER BY usubjid, onset_day"):
+        got.setdefault(e["usubjid"], []).append(f"{e['source']} {e['term']} ({e['pathogen']}) day {e['onset_day']}")
+    assert got == {
+        "B": ["AE Sepsis (presumed bacterial) day 30", "AE Staphylococcal bacteraemia (named bacterium) day 200",
+              "MB KLEBSIELLA PNEUMONIAE (named bacterium) day 260"],
+        "C01": ["AE Upper respiratory tract infection (respiratory virus) day 5", "MB CYTOMEGALOVIRUS DNA (CMV) day 60"],
+        "C02": ["AE COVID-19 (respiratory virus) day 10", "MB CYTOMEGALOVIRUS DNA (CMV) day 25"],
+        "M": ["AE Cytomegalovirus viraemia (CMV) day 10"],
+        "V": ["AE Viral infection (other virus) day 10", "AE Viral infection (other virus) day 100",
+              "MB BK VIRUS DNA (BK virus) day 150"]}
+    dens = {r["onset_window"]: r["episodes"] for r in db.rows(
+        "SELECT * FROM infection_incidence_density WHERE dose_level = 'all' AND pathogen_class = 'viral' "
+        "AND severity = 'any grade'")}
+    assert dens == {"day 0-30": 5, "day 31-90": 1, "day 91-365": 2}
+
+
 def test_incidence_density_window_edges_per_dose_level(tmp_path):
     db = OutcomeDB(tmp_path / "e.duckdb")
     # followed to the last day of a window, or one day into the next

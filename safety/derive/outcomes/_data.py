@@ -12,7 +12,7 @@ DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 RULE_FILES = {
     "infection_classes.csv": ("_infection_classes", {"pattern": "VARCHAR", "pathogen_class": "VARCHAR",
                                                      "pathogen": "VARCHAR", "invasive_mould": "BOOLEAN",
-                                                     "priority": "INTEGER"}),
+                                                     "priority": "INTEGER", "names": "VARCHAR"}),
     "infection_support.csv": ("_infection_support", {"pattern": "VARCHAR", "support": "VARCHAR", "priority": "INTEGER"}),
     "death_causes.csv": ("_death_causes", {"pattern": "VARCHAR", "cause_category": "VARCHAR",
                                            "relapse_related": "BOOLEAN", "priority": "INTEGER"}),

@@ -2,10 +2,12 @@
 
 An episode is an AE in the SOC "Infections and infestations" or whose term names a pathogen, plus positive
 microbiology (MB) of no such AE. AE records of one pathogen that overlap or follow on the next day (a site's new
-record for a change of grade) are one episode, with the worst grade; AE episodes and positive results of one
-pathogen class no more than 7 days apart are one run, the AE's episode, and a run of results alone is one episode
-per organism. An AE without a start date is counted (as the FDA Standard Safety Tables do), an episode of its own
-from day 0, or its end day if earlier, with onset_date_flag 'Y'. A positive result that names no organism (a
+record for a change of grade) are one episode, with the worst grade; an AE episode and the positive results that
+could be that infection (one pathogen class; the AE names their pathogen, or it or they name none), no more than 7
+days apart, are one run, the AE's episode, and a run of results alone is one episode per organism. An ongoing AE
+reaches to the cut only for results of the one organism it names. An AE without a start date is counted (as the
+FDA Standard Safety Tables do), an episode of its own from day 0, or its end day if earlier, with onset_date_flag
+'Y'. A positive result that names no organism (a
 quantity, 'POSITIVE') is one of the organism its test names (MBTEST, else MBTESTCD). The pathogen class comes from
 safety/data/infection_classes.csv (lowest priority number wins). Windows by onset day follow the committee
 convention (days 0-30, 31-90, 91-365); incidence density counts every episode (recurrent events) over the
@@ -24,7 +26,7 @@ from safety.schema import INFECTION_EPISODES, INFECTION_INCIDENCE_DENSITY, INFEC
 # (label, first day, last day): one definition, read by the density table, the pages and the packet.
 WINDOWS = (("day 0-30", 0, 30), ("day 31-90", 31, 90), ("day 91-365", 91, 365))
 PATHOGEN_CLASSES = ("bacterial", "viral", "fungal", "other/unspecified")
-MB_MATCH_DAYS = 7           # an MB finding during an AE of the same class, or this many days around it, is its episode
+MB_MATCH_DAYS = 7           # a finding that could be an AE's infection, during it or this near, is its episode
 UNNAMED_PRIORITY = 9        # class rows at this priority name no pathogen: alone they do not make an AE an infection
 # A microbiology result that found nothing: a negative, a non-reactive test, an undetected target, no growth, a
 # result below the assay's limit (a whole result of BELOW_LIMIT_TEXTS: 'BLQ', '<LOD', 'ND', 'TND' ..., the PC load's
@@ -73,7 +75,8 @@ mb_src AS (
 -- distinct text: a pattern read from a table is compiled for every row it meets
 txt_best AS (
   SELECT t.txt,
-         min({{'p': k.priority, 'cls': k.pathogen_class, 'pathogen': k.pathogen, 'mould': k.invasive_mould}}) AS best
+         min({{'p': k.priority, 'cls': k.pathogen_class, 'pathogen': k.pathogen, 'mould': k.invasive_mould,
+              'names': k.names}}) AS best
   FROM (SELECT txt FROM ae UNION SELECT organism FROM mb_src UNION SELECT test FROM mb_src
         UNION SELECT testcd FROM mb_src) t
   JOIN _infection_classes k ON regexp_matches(t.txt, k.pattern)
@@ -91,6 +94,7 @@ ae_rec AS (
   SELECT usubjid, event_key, aeseq, term,
          CASE WHEN best IS NULL OR best.cls = 'other' THEN 'other/unspecified' ELSE best.cls END AS pathogen_class,
          coalesce(best.pathogen, 'unspecified') AS pathogen, coalesce(best.mould, false) AS invasive_mould,
+         coalesce(best.names, 'none') AS names,
          aetoxgr, upper(coalesce(aeser, '')) = 'Y' AS serious, {fatal_ae('')} AS fatal,
          onset_day, aest_date, onset_date_flag, end_day,
          -- an ongoing record runs to the cut: it joins every later record of its pathogen
@@ -114,7 +118,9 @@ ae_ep AS (
          max(aetoxgr) AS ctcae_grade, bool_or(serious) AS serious, bool_or(fatal) AS fatal,
          min(onset_day) AS onset_day, arg_min(aest_date, (onset_day, aeseq)) AS onset_date,
          arg_min(onset_date_flag, (onset_day, aeseq)) AS onset_date_flag,
-         CASE WHEN max(reach) < 1000000 THEN max(end_day) END AS end_day
+         CASE WHEN max(reach) < 1000000 THEN max(end_day) END AS end_day,
+         -- one pathogen's records may name it or not ('Candidiasis', 'Fungal infection'): named if one does
+         coalesce(min(names) FILTER (WHERE names <> 'none'), 'none') AS names
   FROM ae_grp GROUP BY usubjid, pathogen_class, pathogen, alone, grp
 ),
 -- A positive result that names no organism ('2350 IU/mL', 'POSITIVE', 'DETECTED') is a finding of what the test
@@ -131,29 +137,40 @@ mb AS (
 ),
 mbc AS (
   SELECT mb.*,
-         CASE WHEN mb.best IS NULL OR mb.best.cls = 'other' THEN 'other/unspecified' ELSE mb.best.cls END AS pathogen_class
+         CASE WHEN mb.best IS NULL OR mb.best.cls = 'other' THEN 'other/unspecified' ELSE mb.best.cls END AS pathogen_class,
+         coalesce(mb.best.pathogen, 'unspecified') AS pathogen, coalesce(mb.best.names, 'none') AS names
   FROM mb
 ),
--- An infection runs while its findings keep coming: AE episodes and positive results of one pathogen class no more
--- than {MB_MATCH_DAYS} days apart are one run (weekly CMV PCRs while and after a CMV infection are that infection).
--- A run with an AE is the AE's episode; a run of results alone is one episode per organism.
+-- An infection runs while its findings keep coming: an AE episode and the positive results that could be the same
+-- infection, no more than {MB_MATCH_DAYS} days apart, are one run (weekly CMV PCRs while and after a CMV infection are
+-- that infection); a run with an AE is the AE's episode, a run of results alone one episode per organism. Results
+-- run with the results of their own pathogen (and naming level), and with each AE episode of their class that names
+-- the same pathogen, or that or they name none ('Sepsis' and a blood culture's E. coli): a URTI never takes a CMV PCR.
+-- An ongoing AE reaches to the cut only for results of the one organism it names (a CMV reactivation not yet
+-- resolved); for any other result it reaches its onset, so it takes no result of a new organism weeks later.
+run_of AS (SELECT DISTINCT usubjid, pathogen_class, pathogen, names FROM mbc),
 span AS (
-  SELECT usubjid, pathogen_class, onset_day AS d0, coalesce(end_day, 1000000) AS d1, true AS is_ae, NULL AS event_key
-  FROM ae_ep
+  SELECT r.usubjid, r.pathogen_class, r.pathogen AS run_pathogen, r.names AS run_names, a.onset_day AS d0,
+         coalesce(a.end_day, CASE WHEN a.pathogen = r.pathogen AND r.names = 'organism' THEN 1000000
+                                  ELSE a.onset_day END) AS d1, true AS is_ae, NULL AS event_key
+  FROM ae_ep a JOIN run_of r ON r.usubjid = a.usubjid AND r.pathogen_class = a.pathogen_class
+   AND (a.pathogen = r.pathogen OR a.names = 'none' OR r.names = 'none')
   UNION ALL
-  SELECT usubjid, pathogen_class, day, day, false, event_key FROM mbc
+  SELECT usubjid, pathogen_class, pathogen, names, day, day, false, event_key FROM mbc
 ),
 run AS (
   SELECT *, sum(CASE WHEN prev IS NULL OR d0 > prev + {MB_MATCH_DAYS} THEN 1 ELSE 0 END)
-              OVER (PARTITION BY usubjid, pathogen_class ORDER BY d0, d1, is_ae DESC, event_key) AS run_no
-  FROM (SELECT *, max(d1) OVER (PARTITION BY usubjid, pathogen_class ORDER BY d0, d1, is_ae DESC, event_key
+              OVER (PARTITION BY usubjid, pathogen_class, run_pathogen, run_names
+                    ORDER BY d0, d1, is_ae DESC, event_key) AS run_no
+  FROM (SELECT *, max(d1) OVER (PARTITION BY usubjid, pathogen_class, run_pathogen, run_names
+                                ORDER BY d0, d1, is_ae DESC, event_key
                                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev
         FROM span)
 ),
 mb_alone AS (
   SELECT mbc.* FROM mbc JOIN run r ON r.event_key = mbc.event_key AND NOT r.is_ae
   WHERE NOT EXISTS (SELECT 1 FROM run a WHERE a.is_ae AND a.usubjid = r.usubjid AND a.pathogen_class = r.pathogen_class
-                      AND a.run_no = r.run_no)
+                      AND a.run_pathogen = r.run_pathogen AND a.run_names = r.run_names AND a.run_no = r.run_no)
 ),
 -- results of one organism alone: one episode from the first positive while the next comes within the window
 mb_run AS (
