@@ -29,7 +29,20 @@ CASES = [
     ("TRIG", 1005, "mg/dL", None, 150, "Hypertriglyceridemia", 4),
     ("CA", 1.996, "mmol/L", 2.15, 2.55, "Hypocalcemia", 2),    # delivered in SI: the SI cut-offs (< 2.0)
     ("MG", 1.234, "mmol/L", 0.7, 1.0, "Hypermagnesemia", 3),   # > 1.23 mmol/L
+    ("HGB", 6.2, "mmol/L", 8.5, 11.0, "Anemia", 1),            # <LLN - 6.2 mmol/L (99.91 g/L read 2 by SI)
+    ("HGB", 6.1, "mmol/L", 8.5, 11.0, "Anemia", 2),
+    ("HGB", 4.9, "mmol/L", 8.5, 11.0, "Anemia", 2),            # <6.2 - 4.9 mmol/L (78.96 g/L read 3 by SI)
+    ("HGB", 4.95, "mmol/L", 8.5, 11.0, "Anemia", 2),
+    ("HGB", 4.8, "mmol/L", 8.5, 11.0, "Anemia", 3),            # <4.9 mmol/L
+    ("HGB", 12.2, "mmol/L", 8.5, 11.0, "Hemoglobin increased", 1),  # 1.2 mmol/L (19.3 g/L) above ULN
+    ("HGB", 12.3, "mmol/L", 8.5, 11.0, "Hemoglobin increased", 2),  # 1.3 mmol/L (20.9 g/L): > 2 g/dL
+    ("HGB", 13.5, "mmol/L", 8.5, 11.0, "Hemoglobin increased", 3),  # 2.5 mmol/L (40.3 g/L): > 4 g/dL
+    ("HGB", 80, "g/L", 120, 160, "Anemia", 2),                 # delivered in SI: < 100 g/L, not < 80
+    ("HGB", 7.9, "g/dL", 12, 16, "Anemia", 3),                 # g/dL and g/L cut-offs are exact conversions
 ]
+# the units a test is delivered in whose CTCAE cut-offs are not exact conversions of the SI ones
+CONVENTIONAL = {("CA", "mg/dL"), ("MG", "mg/dL"), ("GLUC", "mg/dL"), ("CHOL", "mg/dL"), ("TRIG", "mg/dL"),
+                ("HGB", "mmol/L")}
 
 
 @pytest.fixture(scope="module")
@@ -60,4 +73,4 @@ def test_a_result_is_graded_by_ctcae_in_the_unit_it_was_delivered_in(graded, i):
     test, value, unit, _, _, term, grade = CASES[i]
     got, reason = graded[(i + 1, term)]
     assert got == grade, (value, unit, reason)
-    assert ("mg/dL as delivered" in reason) == (unit == "mg/dL" and grade >= 1)
+    assert (f"{unit} as delivered" in reason) == ((test, unit) in CONVENTIONAL and grade >= 1)

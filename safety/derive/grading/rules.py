@@ -433,9 +433,12 @@ def conventional_rule_file(version: str) -> Path | None:
 
 
 def _scaled(c, factor: float):
-    """A clause with its value-against-constant comparison in SI: the constant times ``factor``."""
+    """A clause with its value-against-constant comparison in SI: the constant times ``factor``, and so is a constant
+    added to a limit ('AVAL > ULN + 1.2411', an amount in the conventional unit); a multiple of a limit has no unit."""
     if isinstance(c, Compare) and c.left == Operand("AVAL") and c.right.var is None:
         return Compare(c.left, c.op, Operand(None, const=c.right.const * factor))
+    if isinstance(c, Compare) and c.left == Operand("AVAL") and c.right.offset is not None:
+        return Compare(c.left, c.op, replace(c.right, offset=c.right.offset * factor))
     return c
 
 
