@@ -60,8 +60,9 @@ class OutcomeDB:
     def rs(self, u, d, response):
         self.insert("responses", usubjid=u, rsseq=self.seq("rs"), response=response, day=d, rs_date=day(d))
 
-    def lab(self, u, test, d, value, unit=None):
-        self.insert("labs", usubjid=u, lbseq=self.seq("lb"), lbtestcd=test, day=d, value=value, unit=unit)
+    def lab(self, u, test, d, value, unit=None, lbspec=None, lbcat=None):
+        self.insert("labs", usubjid=u, lbseq=self.seq("lb"), lbtestcd=test, day=d, value=value, unit=unit,
+                    lbspec=lbspec, lbcat=lbcat)
 
     def cm(self, u, trt, start, end=None, indication=None, cat=None):
         self.insert("medications", usubjid=u, cmseq=self.seq("cm"), cmtrt=trt, cmdecod=trt.upper(), cmindc=indication,

@@ -81,9 +81,9 @@ class StudyDB:
                      end_day=end_day, ongoing=end_day is None, aeout=aeout)
         return f"{usubjid}/AE/{seq}"
 
-    def lab(self, usubjid, lbtestcd, day, value, uln=None, lln=None):
+    def lab(self, usubjid, lbtestcd, day, value, uln=None, lln=None, lbspec=None, lbcat=None):
         self._insert("labs", usubjid=usubjid, lbseq=self._next("lb"), lbtestcd=lbtestcd, day=day, value=value,
-                     uln=uln, lln=lln)
+                     uln=uln, lln=lln, lbspec=lbspec, lbcat=lbcat)
 
     def derive(self):
         """The CRS/ICANS episodes, then the lab screens around them, as a load runs them."""

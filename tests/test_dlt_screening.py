@@ -149,6 +149,17 @@ def test_r7_falls_back_to_lab_values_without_lab_toxicity(tmp_path):
     assert set(screen(con)) == {"S-1/LB/NEUT-D28"}
 
 
+def test_r7_fallback_reads_blood_results_only(tmp_path):
+    """A CSF neutrophil count (0-5 cells/uL) is no blood ANC: the fallback keeps blood results, as CTCAE grading."""
+    from test_dlt_support import _insert
+    con = new_db(tmp_path / "s.duckdb", upstream=False)
+    add_subject(con, "S-1")
+    for value, spec in ((2.0, "BLOOD"), (0.002, "CEREBROSPINAL FLUID")):
+        _insert(con, "labs", dict(studyid=STUDY, data_cut=CUT, usubjid="S-1", lbtestcd="NEUT", value=value, day=29,
+                                  lbspec=spec))
+    assert screen(con) == {}
+
+
 def test_r1_fatal_events_and_progression(con):
     add_subject(con, "S-1", death_day=12)
     add_ae(con, "S-1", 1, "Sepsis", 5, 8, 12, related=False, aeout="FATAL", aesdth="Y")

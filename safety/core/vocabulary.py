@@ -116,6 +116,22 @@ NY_CODES: dict[str, tuple[str, ...]] = {
     "NA": ("NA",),
 }
 
+# --- lab specimens ---------------------------------------------------------------------------------------
+# CSF, urine and other specimens share their test codes with blood (a CSF NEUT of 2 /uL, a urine creatinine, a CSF
+# IgG): every derivation that reads a blood measure (CTCAE grades, ICAHT, CAR-HEMATOTOX, TLS, the episode lab
+# screens, immune markers, eligibility) keeps blood results only. Blood is an empty LBSPEC or one naming blood,
+# serum or plasma (WHOLE BLOOD, VENOUS BLOOD, SERUM OR PLASMA), with an LBCAT that is not urinalysis.
+BLOOD_SPECIMEN_PATTERN = "BLOOD|SERUM|PLASMA"
+
+
+def blood_result(alias: str = "") -> str:
+    """SQL: the labs row ``alias`` (or the row in scope, when empty) is a blood result."""
+    a = f"{alias}." if alias else ""
+    return (f"(({a}lbspec IS NULL OR trim({a}lbspec) = '' "
+            f"OR regexp_matches(upper({a}lbspec), '{BLOOD_SPECIMEN_PATTERN}')) "
+            f"AND NOT coalesce(contains(upper({a}lbcat), 'URIN'), FALSE))")
+
+
 # --- results below an assay's limit -------------------------------------------------------------------
 # A result written as text meaning "nothing measurable was found": below the lower limit of quantification or of
 # detection, or not detected. A kinetics sample (PC) so written is below the LLOQ; a microbiology result (MB) so

@@ -9,6 +9,7 @@ ULN. A subject with no eligibility value for a checked test is listed too, with 
 """
 from __future__ import annotations
 from safety.core.sql import record_order, reset_derived, temp_table
+from safety.core.vocabulary import blood_result
 from safety.derive.graph import Derivation
 from safety.schema import ELIGIBILITY_DEVIATIONS
 
@@ -54,7 +55,7 @@ def derive_eligibility_deviations(con, studyid, data_cut, config, review_store=N
                       FROM subjects WHERE studyid = $s AND data_cut = $c),
         obs AS (
             SELECT 'LB' AS source, l.usubjid, l.lbtestcd AS test, l.value, l.unit, l.uln, l.day, l.lbdtc AS dtc, l.lbseq AS seq
-            FROM labs l WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL
+            FROM labs l WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL AND {blood_result('l')}
             UNION ALL
             SELECT 'VS', v.usubjid, v.vstestcd, v.value, v.unit, NULL, v.day, v.vsdtc, v.vsseq
             FROM vitals v WHERE v.studyid = $s AND v.data_cut = $c AND v.value IS NOT NULL),

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 
 from safety.core.sql import PARAM_RE as _PARAM_RE, create_missing, existing, reset_derived, run_sql
+from safety.core.vocabulary import blood_result
 from safety.derive.dlt.decisions import adjudication_params
 from safety.derive.dlt.evaluability import evaluability_sql
 from safety.derive.dlt.events import FATAL_AE as _FATAL_AE, fingerprint_sql
@@ -190,7 +191,7 @@ def _source_ctes(con) -> str:
                 "WHEN value < 1.5 THEN 2 ELSE 0 END "
                 "WHEN upper(lbtestcd) = 'PLAT' THEN CASE WHEN value < 25 THEN 4 WHEN value < 50 THEN 3 "
                 "WHEN value < 75 THEN 2 ELSE 0 END END) AS grade "
-                f"FROM labs WHERE {where} AND value IS NOT NULL AND day IS NOT NULL "
+                f"FROM labs WHERE {where} AND value IS NOT NULL AND day IS NOT NULL AND {blood_result()} "
                 "AND upper(lbtestcd) IN ('NEUT', 'PLAT') GROUP BY ALL")
     ctes.append(f"labg AS ({labg})")
     # a reported CRS/ICANS AE and the episode derived for it are one clinical event (episodes.ae_event_key)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from safety.core.sql import insert_rows, reset_derived
+from safety.core.vocabulary import blood_result
 from safety.derive.graph import Derivation
 from safety.schema import LAB_WORST_GRADES
 from safety.schema.derived import LAB_TOXICITY  # noqa: F401 - callers import the table with the engine
@@ -35,11 +36,6 @@ DENSE_REASON_BASE = 1_000_000
 # so '<0.5' meets "< 0.5" and '>1000' meets "> 20 x ULN" of 50, and no other threshold moves.
 CENSORED_STEP = "1e-12"
 
-# Blood = empty specimen, or one naming blood/serum/plasma; LBCAT 'URINALYSIS' etc. never.
-_BLOOD_SQL = (
-    "((lbspec IS NULL OR trim(lbspec) = '' OR regexp_matches(upper(lbspec), 'BLOOD|SERUM|PLASMA')) "
-    "AND NOT coalesce(contains(upper(lbcat), 'URIN'), FALSE))"
-)
 _HIGH_IND = "('HIGH', 'H', 'HIGH HIGH', 'HH')"
 _NOT_HIGH_IND = "('NORMAL', 'N', 'LOW', 'L', 'LOW LOW', 'LL')"
 
@@ -173,7 +169,7 @@ SELECT u.studyid, u.data_cut, m.term_id, u.lbtestcd, u.unit, m.ctcae_term, m.dir
        {_q(str(rules.version))} AS ctcae_version,
        row_number() OVER (ORDER BY u.studyid, u.data_cut, u.lbtestcd, u.unit NULLS FIRST, m.term_id) AS key_no
 FROM (SELECT DISTINCT studyid, data_cut, lbtestcd, unit
-      FROM (SELECT DISTINCT studyid, data_cut, lbtestcd, unit, lbspec, lbcat FROM {src}) WHERE {_BLOOD_SQL}) u
+      FROM (SELECT DISTINCT studyid, data_cut, lbtestcd, unit, lbspec, lbcat FROM {src}) WHERE {blood_result()}) u
 JOIN (VALUES {map_values}) m(lbtestcd, term_id, ctcae_term, direction, unit_check) ON m.lbtestcd = u.lbtestcd
 """
     records_sql = f"""
@@ -198,12 +194,12 @@ based AS (
              [CASE WHEN lbblfl = 'Y' THEN 1 ELSE 0 END, coalesce(day, -2147483647), coalesce(lbseq, -2147483647)] AS k,
              {base_high} AS bh
       FROM {src} s
-      WHERE value IS NOT NULL AND (lbblfl = 'Y' OR day <= 0) AND {_BLOOD_SQL}
+      WHERE value IS NOT NULL AND (lbblfl = 'Y' OR day <= 0) AND {blood_result()}
         AND lbtestcd IN (SELECT lbtestcd FROM terms)
     )
     GROUP BY ALL
   ) b ON b.studyid = l.studyid AND b.data_cut = l.data_cut AND b.usubjid = l.usubjid AND b.lbtestcd = l.lbtestcd
-  WHERE {_BLOOD_SQL} AND l.lbtestcd IN (SELECT lbtestcd FROM terms)
+  WHERE {blood_result()} AND l.lbtestcd IN (SELECT lbtestcd FROM terms)
 ),
 graded AS (
   SELECT l.usubjid, l.lbseq, t.* EXCLUDE (lbtestcd, k_studyid, k_data_cut, k_unit, conv_factor), l.graded_value AS value,

@@ -13,6 +13,7 @@ lymphocytes stays a percentage and is not an absolute count). A marker without a
 from __future__ import annotations
 
 from safety.core.sql import record_order, temp_table
+from safety.core.vocabulary import blood_result
 from safety.derive.graph import Derivation
 from safety.derive.toxicity._sql import insert, reset
 from safety.schema import IMMUNE_RECONSTITUTION, OFF_TUMOUR_EVENTS
@@ -24,6 +25,7 @@ lab AS (
   FROM labs l JOIN m ON upper(l.lbtestcd) = m.test
   JOIN subjects s ON s.studyid = l.studyid AND s.data_cut = l.data_cut AND s.usubjid = l.usubjid
   WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL AND l.day IS NOT NULL AND s.infused
+    AND {blood_result('l')}  -- a CSF IgG is no hypogammaglobulinaemia
     AND (m.unit IS NULL OR lower(trim(l.unit)) = lower(trim(m.unit)))  -- 350 mg/dL is not below 4 g/L
 ),
 ivig AS (

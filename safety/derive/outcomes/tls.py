@@ -12,6 +12,7 @@ say; 18, as paediatric trials count); a subject of unknown age is graded with th
 from __future__ import annotations
 
 from safety.core.sql import record_order
+from safety.core.vocabulary import blood_result
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
 from safety.derive.toxicity._sql import insert, reset
@@ -34,7 +35,7 @@ lab AS (
   WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL AND l.day IS NOT NULL AND s.infused
     AND (r.population = 'all'
          OR r.population = CASE WHEN s.age < {CHILD_BELOW_AGE} THEN 'child' ELSE 'adult' END)
-    AND coalesce(upper(l.lbspec), 'SERUM') NOT IN ('URINE')
+    AND {blood_result('l')}
     AND lower(trim(l.unit)) = lower(r.unit)  -- a value in another unit, or of none, is never compared (as CTCAE grading)
 ),
 base AS (

@@ -1,6 +1,7 @@
 """Peak CRP, ferritin and IL-6 around every CRS/ICANS episode (`episode_biomarkers`)."""
 from __future__ import annotations
 
+from safety.core.vocabulary import blood_result
 from safety.derive.toxicity._sql import SCOPE, insert
 from safety.schema import EPISODE_BIOMARKERS
 
@@ -13,7 +14,8 @@ def biomarkers(con, params: dict) -> None:
 WITH ep AS (SELECT usubjid, event_key, syndrome, onset_day, last_symptomatic_day FROM toxicity_episodes
             WHERE {SCOPE}),
 lb AS (SELECT usubjid, upper(lbtestcd) AS test, day, value FROM labs
-       WHERE {SCOPE} AND upper(lbtestcd) IN ('CRP', 'FERRITIN', 'IL6') AND value IS NOT NULL AND day IS NOT NULL),
+       WHERE {SCOPE} AND upper(lbtestcd) IN ('CRP', 'FERRITIN', 'IL6') AND value IS NOT NULL AND day IS NOT NULL
+         AND {blood_result()}),
 x AS (
   SELECT ep.event_key, lb.test, lb.day, lb.value
   FROM ep JOIN lb ON lb.usubjid = ep.usubjid

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from safety.core.files import read_data_csv
 from safety.core.sql import record_order, temp_table
+from safety.core.vocabulary import blood_result
 from safety.derive.graph import Derivation
 from safety.derive.toxicity._sql import SCOPE, insert, reset
 from safety.schema import CAR_HEMATOTOX
@@ -77,7 +78,7 @@ last_val AS (
   SELECT l.usubjid, p.marker, arg_max(l.value, {record_order('l')}) AS value, max(l.day) AS day
   FROM labs l JOIN s USING (usubjid)
   JOIN (SELECT DISTINCT marker, test FROM _ht_points) p ON p.test = upper(l.lbtestcd)
-  WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL
+  WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL AND {blood_result('l')}
     AND l.day BETWEEN s.reference_day - {LOOKBACK_DAYS} AND s.reference_day
   GROUP BY l.usubjid, p.marker
 ),

@@ -8,6 +8,7 @@ interpolation), gaps-and-islands windows for episodes. Choices are documented in
 """
 from __future__ import annotations
 
+from safety.core.vocabulary import blood_result
 from safety.derive.graph import Derivation
 from safety.schema import ICAHT
 from safety.derive.toxicity._sql import insert, reset, run
@@ -47,7 +48,7 @@ WITH subj AS (
 obs AS (
   SELECT l.usubjid, CASE upper(l.lbtestcd) WHEN 'NEUT' THEN 'ANC' ELSE 'PLT' END AS lineage, l.day, min(l.value) AS v
   FROM labs l JOIN subj USING (usubjid)
-  WHERE l.studyid = $s AND l.data_cut = $c AND upper(l.lbtestcd) IN ('NEUT', 'PLAT')
+  WHERE l.studyid = $s AND l.data_cut = $c AND upper(l.lbtestcd) IN ('NEUT', 'PLAT') AND {blood_result('l')}
     AND l.value IS NOT NULL AND l.day BETWEEN -{MAX_MISSING_DAYS + 1} AND {LATE_LAST_DAY} + {MAX_MISSING_DAYS + 1}
     AND (subj.death_day IS NULL OR l.day <= subj.death_day)
   GROUP BY ALL

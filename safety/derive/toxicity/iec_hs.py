@@ -12,6 +12,7 @@ from pathlib import Path
 
 from safety.core.files import read_data_csv
 from safety.core.sql import temp_table
+from safety.core.vocabulary import blood_result
 from safety.derive.toxicity._sql import SCOPE, insert
 from safety.schema import IEC_HS_SCREEN
 
@@ -67,6 +68,7 @@ def iec_hs(con, params: dict) -> None:
 WITH lb AS (
   SELECT usubjid, upper(lbtestcd) AS test, day, min(value) AS vmin, max(value) AS vmax, max(uln) AS uln FROM labs
   WHERE {SCOPE} AND upper(lbtestcd) IN (SELECT test FROM _iec_crit) AND value IS NOT NULL AND day IS NOT NULL
+    AND {blood_result()}
   GROUP BY ALL
 ),
 base AS (
