@@ -135,6 +135,14 @@ def _shared_view(v: state.View) -> state.View:
     return dataclasses.replace(v, username="", title="")
 
 
+# A subject's lab results with their CTCAE grades. A graded record is its lab record by LBSEQ and, LBSEQ being
+# optional in LB, by its test, date and value too (without LBSEQ these alone tell the records apart).
+PROFILE_LABS_SQL = """SELECT l.lbtestcd, l.lbtest, l.day, l.value, l.unit, l.lln, l.uln, t.grade
+                      FROM labs l LEFT JOIN lab_toxicity t ON t.usubjid = l.usubjid
+                       AND t.lbseq IS NOT DISTINCT FROM l.lbseq AND t.lbtestcd = l.lbtestcd
+                       AND t.lab_date IS NOT DISTINCT FROM l.lb_date AND t.value IS NOT DISTINCT FROM l.value"""
+
+
 @st.cache_data(show_spinner=False, max_entries=2000)
 def _subject_data(v: state.View, usubjid: str) -> dict[str, pd.DataFrame]:
     rd, p = state.reader(v), {"u": usubjid}
@@ -152,8 +160,7 @@ def _subject_data(v: state.View, usubjid: str) -> dict[str, pd.DataFrame]:
                           WHERE usubjid = $u AND med_class IN ('tocilizumab', 'corticosteroid', 'anakinra', 'vasopressor')
                           ORDER BY start_day""", p),
         "responses": rd.sql("SELECT day, response, visit FROM responses WHERE usubjid = $u ORDER BY day", p),
-        "labs": rd.sql(("""SELECT l.lbtestcd, l.lbtest, l.day, l.value, l.unit, l.lln, l.uln, t.grade
-                           FROM labs l LEFT JOIN lab_toxicity t USING (usubjid, lbseq)""" if has["lab_toxicity"] else
+        "labs": rd.sql((PROFILE_LABS_SQL if has["lab_toxicity"] else
                         "SELECT lbtestcd, lbtest, day, value, unit, lln, uln, NULL::INTEGER AS grade FROM labs l")
                        + " WHERE l.usubjid = $u AND l.value IS NOT NULL ORDER BY l.day", p),
     }

@@ -236,20 +236,30 @@ LAB_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "age", "sex", "lbseq",
                "grade_reason", "new_since_previous_cut"]
 
 
+def _lab_record(a: str = "") -> str:
+    """SQL: a graded lab record of a subject as the listings key it from cut to cut: its LBSEQ, or, LBSEQ being
+    optional in LB, its test, date and value."""
+    p = f"{a}." if a else ""
+    return (f"coalesce({p}lbseq::VARCHAR, {p}lbtestcd || '@' || coalesce({p}lab_date::VARCHAR, '') || '='"
+            f" || {p}value::VARCHAR)")
+
+
+def _lab_key(a: str = "") -> str:
+    p = f"{a}." if a else ""
+    return f"{p}usubjid || '/' || {_lab_record(a)} || '/' || coalesce({p}ctcae_term, '')"
+
+
 def listing_lab_grade3(reader, store=None):
     title, ref = "Listing of grade 3 or higher laboratory abnormalities (CTCAE)", "ICH E3 14.3.4 / 16.2.8"
     if not reader.has_tables("lab_toxicity"):
         return _missing("lab_grade3", LAB_COLUMNS, title, ref, "lab_toxicity")
-    key = "l.usubjid || '/' || l.lbseq::VARCHAR || '/' || coalesce(l.ctcae_term, '')"
-    new = c.new_flag_sql(reader, key, "lab_toxicity",
-                         "usubjid || '/' || lbseq::VARCHAR || '/' || coalesce(ctcae_term, '')")
+    new = c.new_flag_sql(reader, _lab_key("l"), "lab_toxicity", _lab_key())
     df = reader.sql(f"""
 WITH {SUBJ_CTE}
 SELECT sj.site, sj.cohort, sj.dose_level, l.usubjid, sj.age, sj.sex, l.lbseq, l.lbtestcd, l.ctcae_term,
-  l.direction, lb.lb_date AS lab_date, l.day, l.value, l.unit, l.lln, l.uln, l.baseline_value, l.grade,
+  l.direction, l.lab_date, l.day, l.value, l.unit, l.lln, l.uln, l.baseline_value, l.grade,
   l.grade_reason, {new} AS new_since_previous_cut
 FROM lab_toxicity l LEFT JOIN subj sj USING (usubjid)
-LEFT JOIN labs lb ON lb.usubjid = l.usubjid AND lb.lbseq = l.lbseq
 WHERE l.grade >= 3
 ORDER BY l.usubjid, l.day NULLS LAST, l.lbseq, l.ctcae_term""")
     notes = ["Values and limits in SI units. Grades per the study's CTCAE version (see grade reason).",
@@ -275,11 +285,11 @@ def listing_lab_grade3_episodes(reader, store=None):
     # below 3 or absent; ungraded results neither start nor end one. The episode's first result is new when
     # its (subject, LBSEQ, term) was not graded >= 3 at the previous cut. Only a subject's term with a grade >= 3
     # result can hold an episode: the windows sort those rows alone, not every graded result of the cut.
-    new = c.new_flag_sql(reader, "e.usubjid || '/' || e.first_lbseq::VARCHAR || '/' || e.ctcae_term", "lab_toxicity",
-                         "usubjid || '/' || lbseq::VARCHAR || '/' || coalesce(ctcae_term, '')")
+    new = c.new_flag_sql(reader, "e.usubjid || '/' || e.first_record || '/' || e.ctcae_term", "lab_toxicity",
+                         _lab_key())
     df = reader.sql(f"""
 WITH {SUBJ_CTE},
-g AS (SELECT usubjid, ctcae_term, lbtestcd, direction, lbseq, day, value, unit, grade,
+g AS (SELECT usubjid, ctcae_term, lbtestcd, direction, lbseq, {_lab_record()} AS record, day, value, unit, grade,
              grade >= 3 AS high,
              coalesce(lag(grade >= 3) OVER w, FALSE) AS prev_high
       FROM lab_toxicity WHERE grade IS NOT NULL AND ctcae_term IS NOT NULL
@@ -290,7 +300,7 @@ r AS (SELECT *, sum(CASE WHEN high AND NOT prev_high THEN 1 ELSE 0 END)
       FROM g),
 e AS (SELECT usubjid, ctcae_term, episode_no, any_value(lbtestcd) AS lbtestcd, any_value(direction) AS direction,
              min(day) FILTER (WHERE high) AS first_day, max(day) FILTER (WHERE high) AS last_day,
-             arg_min(lbseq, day) FILTER (WHERE high) AS first_lbseq,
+             arg_min(record, day) FILTER (WHERE high) AS first_record,
              max(grade) FILTER (WHERE high) AS worst_grade,
              arg_max(day, grade * 100000 - coalesce(day, 0)) FILTER (WHERE high) AS worst_day,
              arg_max(value, grade * 100000 - coalesce(day, 0)) FILTER (WHERE high) AS worst_value,

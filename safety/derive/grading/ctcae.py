@@ -179,25 +179,33 @@ keyed AS (
   FROM {keys_from} k JOIN terms t ON t.lbtestcd = k.lbtestcd AND t.term_id = k.term_id
 ),
 based AS (
-  -- the baseline joins each blood lab record once, before the term map doubles some of them
+  -- the baseline joins each blood lab record once, before the term map doubles some of them. The baseline record
+  -- is the one whose key (flag, day, LBSEQ) and value are the baseline's: LBSEQ is optional in LB, and a record
+  -- without it is still told apart by its day and value (two records equal in all of them grade alike)
   SELECT l.studyid, l.data_cut, l.usubjid, l.lbseq, l.lbtestcd, l.value, l.unit, upper(trim(l.unit)) AS unit_uc,
-         l.lln, l.uln, l.day, l.lb_date, b.base, b.base_lbseq, b.base_high, {conv_f} AS conv_f,
+         l.lln, l.uln, l.day, l.lb_date, b.base, b.base_high, {conv_f} AS conv_f,
+         coalesce(l.value = b.base AND coalesce(l.day, -2147483647) = b.base_day
+                  AND coalesce(l.lbseq, -2147483647) = b.base_seq
+                  AND CASE WHEN l.lbblfl = 'Y' THEN 1 ELSE 0 END = b.base_flag, FALSE) AS is_baseline,
          -- a censored result lies beyond its bound ('<0.5' is below 0.5): graded as a value just past it
          CASE l.censored WHEN '<' THEN l.value - abs(l.value) * {CENSORED_STEP}
                          WHEN '>' THEN l.value + abs(l.value) * {CENSORED_STEP} ELSE l.value END AS graded_value
   FROM {src} l
   LEFT JOIN (
-    SELECT studyid, data_cut, usubjid, lbtestcd,
-           arg_max(value, k) AS base, arg_max(lbseq, k) AS base_lbseq, arg_max(bh, k) AS base_high
+    SELECT * EXCLUDE (base_k), base_k[1] AS base_flag, base_k[2] AS base_day, base_k[3] AS base_seq
     FROM (
-      SELECT studyid, data_cut, usubjid, lbtestcd, value, lbseq,
-             [CASE WHEN lbblfl = 'Y' THEN 1 ELSE 0 END, coalesce(day, -2147483647), coalesce(lbseq, -2147483647)] AS k,
-             {base_high} AS bh
-      FROM {src} s
-      WHERE value IS NOT NULL AND (lbblfl = 'Y' OR day <= 0) AND {blood_result()}
-        AND lbtestcd IN (SELECT lbtestcd FROM terms)
+      SELECT studyid, data_cut, usubjid, lbtestcd,
+             arg_max(value, k) AS base, max(k) AS base_k, arg_max(bh, k) AS base_high
+      FROM (
+        SELECT studyid, data_cut, usubjid, lbtestcd, value,
+               [CASE WHEN lbblfl = 'Y' THEN 1 ELSE 0 END, coalesce(day, -2147483647), coalesce(lbseq, -2147483647)] AS k,
+               {base_high} AS bh
+        FROM {src} s
+        WHERE value IS NOT NULL AND (lbblfl = 'Y' OR day <= 0) AND {blood_result()}
+          AND lbtestcd IN (SELECT lbtestcd FROM terms)
+      )
+      GROUP BY ALL
     )
-    GROUP BY ALL
   ) b ON b.studyid = l.studyid AND b.data_cut = l.data_cut AND b.usubjid = l.usubjid AND b.lbtestcd = l.lbtestcd
   WHERE {blood_result()} AND l.lbtestcd IN (SELECT lbtestcd FROM terms)
 ),
@@ -205,7 +213,7 @@ graded AS (
   SELECT l.usubjid, l.lbseq, t.* EXCLUDE (lbtestcd, k_studyid, k_data_cut, k_unit, conv_factor), l.graded_value AS value,
          l.value AS reported_value, l.unit_uc, l.lln, l.uln, l.base,
          coalesce(l.base_high, FALSE) AS baseline_high,
-         coalesce(l.lbseq = l.base_lbseq, FALSE) AS is_baseline,
+         l.is_baseline,
          CASE WHEN l.base <> 0 THEN (l.graded_value - l.base) / abs(l.base) * CAST(100 AS DOUBLE) END AS pchg,
          l.day, l.lb_date
   FROM based l
