@@ -13,12 +13,13 @@ import pandas as pd
 from safety.access.reader import StudyReader
 from safety.core.config import dlt_window
 from safety.core.vocabulary import fatal_ae
+from safety.derive.dlt.events import in_window_sql, latest_onset_sql
 from safety.export import common as c
 from safety.export import outcomes as outcome_outputs
 from safety.review.dlt_status import REPORTED_AS_SQL, on_reported_aes
 
 SUBJ_CTE = ("subj AS (SELECT usubjid, siteid AS site, cohort, dose_level, age, sex, infusions, "
-            "last_known_alive_day FROM subjects)")
+            "last_known_alive_day, death_day, infused FROM subjects)")
 
 AE_COLUMNS = [
     "site", "cohort", "dose_level", "usubjid", "age", "sex", "aeseq", "event_key", "verbatim_term",
@@ -69,7 +70,7 @@ SELECT sj.site, sj.cohort, sj.dose_level, a.usubjid, sj.age, sj.sex, a.aeseq, a.
     CASE WHEN upper(a.aescong) = 'Y' THEN 'congenital anomaly' END,
     CASE WHEN upper(a.aesmie) = 'Y' THEN 'medically important' END), '') AS serious_criteria,
   a.aerel AS causality, a.related, a.aeacn AS action_taken, a.aeout AS outcome, a.treatment_emergent,
-  (a.onset_day BETWEEN $win_start AND $win_end) AS in_dlt_window,
+  {in_window_sql('a.onset_day', latest_onset_sql('a.end_day', 'sj'), 'sj.infused')} AS in_dlt_window,
   coalesce(med.toci, FALSE) AS tocilizumab_during_event,
   coalesce(med.steroid, FALSE) AS corticosteroid_during_event,
   {new} AS new_since_previous_cut

@@ -101,7 +101,8 @@ DLT_CANDIDATES = Table(
         C("duration_days", "INTEGER", "Duration the rule measured (ADaM: end - start + 1; for CRS/ICANS grade >= 3 "
                                       "rules the days from first to last day at grade >= 3); ongoing events count to the cut."),
         C("ongoing", "BOOLEAN", "The event had not ended at the data cut."),
-        C("in_window", "BOOLEAN", "Onset inside the DLT window (dlt.window); always true for cytopenia rules."),
+        C("in_window", "BOOLEAN", "Onset inside the DLT window (dlt.window); with the onset unknown, true unless the "
+                                   "event ended (else the subject died) before the window; always true for cytopenia rules."),
         C("evidence", "VARCHAR", "The data behind the flag in words, e.g. 'CRS grade 3 on days 2-6 (5 days)'."),
         C("event_fingerprint", "VARCHAR", "grade|onset_day|end_day|duration ('ongoing' for the last two while "
                                           "ongoing): a change on reload flags an adjudication for re-review."),
@@ -122,7 +123,8 @@ DLT_EVALUABILITY = Table(
         C("infused", "BOOLEAN", "Received the cell product."),
         C("evaluable", "BOOLEAN", "DLT-evaluable on adjudicated decisions."),
         C("reason", "VARCHAR", "Why, e.g. 'followed through day 28', 'DLT candidate confirmed', 'not infused', "
-                               "'followed to day 12 of 28 so far', 'died on day 9 without DLT'."),
+                               "'followed to day 12 of 28 so far', 'died on day 9 without DLT' ('died on day 9; DLT candidate "
+                               "pending adjudication' while one awaits the committee)."),
         C("followed_through_day", "INTEGER", "Last day known alive, capped at the window end; NULL when not infused (no day 0)."),
         C("window_end_day", "INTEGER", "Last day of the DLT window (dlt.window.end_day)."),
         C("followed_through_window", "BOOLEAN", "Known alive on or after the window's last day."),

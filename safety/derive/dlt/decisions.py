@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from safety.core.config import dlt_window
 from safety.core.vocabulary import DECISIONS, DLT_DECISIONS, DLT_WINDOW_END_DAY, DLT_WINDOW_START_DAY
-from safety.derive.dlt.events import ae_fingerprint_sql
+from safety.derive.dlt.events import ae_fingerprint_sql, in_window_sql, latest_onset_sql
 from safety.review.store import ReviewStore
 
 if TYPE_CHECKING:  # pages read DataFrames; a load's DLT screening needs only the SQL here, and no pandas
@@ -53,7 +53,8 @@ def decision_ctes() -> str:
 adj AS (SELECT adj_key AS event_key, adj_usubjid, adj_decision AS decision, adj_fp AS adjudicated_fingerprint,
                adj_reviewer AS reviewer, adj_at AS decided_at, adj_rationale AS rationale, adj_rule AS adj_rule_id,
                adj_cut AS decided_on_cut FROM adj_raw),
-rv_subj AS (SELECT usubjid, cohort, dose_level FROM subjects WHERE studyid = $studyid AND data_cut = $data_cut),
+rv_subj AS (SELECT usubjid, cohort, dose_level, infused, death_day, last_known_alive_day FROM subjects
+            WHERE studyid = $studyid AND data_cut = $data_cut),
 -- the last cohort and dose level known for a subject (any cut this query can see), for a decided subject
 -- who is no longer in the cut (e.g. the DM row quarantined on reload)
 rv_known AS (SELECT usubjid, arg_max(cohort, data_cut) AS cohort, arg_max(dose_level, data_cut) AS dose_level
@@ -77,7 +78,8 @@ review_rows AS (
          a.adj_rule_id, CASE WHEN a.decision IN ('added', 'withdrawn') THEN 'Added by the committee'
                              ELSE 'No longer meets a screening rule' END,
          e.term, e.onset_day, e.end_day, e.grade, e.duration_days, e.ongoing,
-         e.onset_day BETWEEN $win_start AND $win_end,
+         CASE WHEN e.event_key IS NOT NULL
+              THEN {in_window_sql('e.onset_day', latest_onset_sql('e.end_day', 's'), 's.infused')} END,
          CASE WHEN s.usubjid IS NULL THEN 'subject not in this data cut (no DM row loaded: see the quarantine)'
               WHEN e.event_key IS NULL THEN 'event not in this data cut'
               ELSE coalesce(e.term, 'AE') || ' grade ' || coalesce(CAST(e.grade AS VARCHAR), '?') || ' on days '

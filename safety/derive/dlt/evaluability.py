@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from safety.derive.dlt.decisions import decision_ctes, decision_params
-from safety.derive.dlt.events import FATAL_AE
+from safety.derive.dlt.events import FATAL_AE, in_window_sql, latest_onset_sql
 from safety.review.store import ReviewStore
 
 if TYPE_CHECKING:
@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 # follow_up_status of a subject no longer in the cut whose DLT decision still counts (the row keeps them in
 # the denominator of the stopping rule until the committee decides again)
 NOT_IN_CUT = "not in this data cut"
+
+# a subject with an in-window candidate still awaiting the committee has not been shown to be without a DLT
+_WITHOUT_DLT = "CASE WHEN coalesce(d.pending_in_window, 0) > 0 THEN '' ELSE ' without DLT' END"
 
 # Evaluability from the facts (f: subjects at the cut or stored dlt_evaluability) and decisions (d: dec).
 EVALUATION_SELECT = f"""
@@ -31,10 +34,10 @@ EVALUATION_SELECT = f"""
        WHEN f.followed_through_window THEN 'followed through day ' || CAST(f.window_end_day AS VARCHAR)
        ELSE CASE WHEN f.followed_through_day IS NULL THEN 'no follow-up recorded after infusion'
                  WHEN f.death_day IS NOT NULL AND f.death_day <= f.window_end_day
-                   THEN 'died on day ' || CAST(f.death_day AS VARCHAR) || ' without DLT'
+                   THEN 'died on day ' || CAST(f.death_day AS VARCHAR) || {_WITHOUT_DLT}
                  WHEN f.follow_up_status = 'discontinued'
                    THEN 'discontinued on day ' || CAST(f.followed_through_day AS VARCHAR) || ' of '
-                        || CAST(f.window_end_day AS VARCHAR) || ' without DLT'
+                        || CAST(f.window_end_day AS VARCHAR) || {_WITHOUT_DLT}
                  ELSE 'followed to day ' || CAST(f.followed_through_day AS VARCHAR) || ' of '
                       || CAST(f.window_end_day AS VARCHAR) || ' so far' END
             || CASE WHEN coalesce(d.pending_in_window, 0) > 0 THEN '; DLT candidate pending adjudication' ELSE '' END
@@ -49,6 +52,11 @@ EVALUATION_SELECT = f"""
   f.crs_max_grade_window, f.icans_max_grade_window, f.treatment_related_death
 """
 
+
+
+def _in_window(alias: str) -> str:
+    """The event ``alias`` (onset_day, end_day) of subject ``x`` lies in the DLT window, as screening decides."""
+    return in_window_sql(f"{alias}.onset_day", latest_onset_sql(f"{alias}.end_day", "x"), "x.infused")
 
 
 def evaluability_sql(source_ctes: str) -> str:
@@ -66,13 +74,13 @@ facts AS (
          coalesce(crs.g, 0) AS crs_max_grade_window, coalesce(icans.g, 0) AS icans_max_grade_window,
          coalesce(trd.d, false) AS treatment_related_death
   FROM subj s
-  LEFT JOIN (SELECT usubjid, max(grade) AS g FROM syn_CRS WHERE onset_day BETWEEN $win_start AND $win_end
-             GROUP BY usubjid) crs USING (usubjid)
-  LEFT JOIN (SELECT usubjid, max(grade) AS g FROM syn_ICANS WHERE onset_day BETWEEN $win_start AND $win_end
-             GROUP BY usubjid) icans USING (usubjid)
+  LEFT JOIN (SELECT e.usubjid, max(e.grade) AS g FROM syn_CRS e JOIN subj x USING (usubjid)
+             WHERE {_in_window('e')} GROUP BY e.usubjid) crs USING (usubjid)
+  LEFT JOIN (SELECT e.usubjid, max(e.grade) AS g FROM syn_ICANS e JOIN subj x USING (usubjid)
+             WHERE {_in_window('e')} GROUP BY e.usubjid) icans USING (usubjid)
   -- a treatment-related death: a related fatal AE, or a non-relapse death from DM, DS or AE (table deaths)
-  LEFT JOIN (SELECT usubjid, true AS d FROM ae a WHERE {FATAL_AE} AND coalesce(a.related, false)
-             AND a.onset_day BETWEEN $win_start AND $win_end
+  LEFT JOIN (SELECT a.usubjid, true AS d FROM ae a JOIN subj x USING (usubjid)
+             WHERE {FATAL_AE} AND coalesce(a.related, false) AND {_in_window('a')}
              UNION SELECT usubjid, true FROM deaths WHERE studyid = $studyid AND data_cut = $data_cut
              AND treatment_related AND death_day BETWEEN $win_start AND $win_end) trd USING (usubjid)
   UNION ALL

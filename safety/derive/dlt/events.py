@@ -1,5 +1,5 @@
-"""The events DLT screening and adjudication talk about: the fatal AE (defined in safety.core.vocabulary), and the
-event fingerprint.
+"""The events DLT screening and adjudication talk about: the fatal AE (defined in safety.core.vocabulary), whether an
+event lies in the DLT window, and the event fingerprint.
 
 The fingerprint is stored with a committee decision; when a reload changes the event (grade, dates), the
 fingerprint differs and the decision is flagged for re-review. Candidates (screening) and decisions
@@ -11,6 +11,21 @@ from safety.core.vocabulary import fatal_ae
 
 # An AE that ended in a death known at the cut (fatal_ae), as DLT screening and evaluability write it
 FATAL_AE = fatal_ae("a")
+
+
+def in_window_sql(onset: str, latest_onset: str, infused: str) -> str:
+    """SQL: the event lies in the DLT window ($win_start..$win_end). With its onset unknown (no AESTDTC), it counts
+    as in the window unless the latest day it can have begun (``latest_onset``: its end, else the death, else the
+    last day known alive) is before the window: missing start dates are included conservatively (FDA Standard
+    Safety Tables), so a death or a toxicity is never left unscreened for want of a start date."""
+    return (f"CASE WHEN {onset} IS NOT NULL THEN {onset} BETWEEN $win_start AND $win_end "
+            f"ELSE coalesce({latest_onset} >= $win_start, coalesce({infused}, false)) END")
+
+
+def latest_onset_sql(end: str, subject: str) -> str:
+    """SQL: the latest day an event of unknown onset can have begun: its end, else the subject's death, else the
+    last day the subject was known alive (``subject`` is an alias of a subjects row)."""
+    return f"coalesce({end}, {subject}.death_day, {subject}.last_known_alive_day)"
 
 
 def fingerprint_sql(alias: str, grade="grade", onset="onset_day", end="end_day", duration="duration_days",

@@ -16,8 +16,9 @@ Rule types:
 
 Durations are ADaM day counts (end - start + 1); without times, "more than N hours" means more than N/24
 such days. Events ongoing at the cut count to the cut and are marked ongoing. The DLT window
-(``dlt.window``, default days 0-28 inclusive) applies to the onset day; cytopenia rules carry their own
-lab period, so their candidates are always in the window.
+(``dlt.window``, default days 0-28 inclusive) applies to the onset day; an event of unknown onset is in it
+unless it ended before the window (:func:`safety.derive.dlt.events.in_window_sql`); cytopenia rules carry
+their own lab period, so their candidates are always in the window.
 """
 from __future__ import annotations
 
@@ -27,12 +28,14 @@ from safety.core.sql import PARAM_RE as _PARAM_RE, create_missing, existing, res
 from safety.core.vocabulary import blood_result
 from safety.derive.dlt.decisions import adjudication_params
 from safety.derive.dlt.evaluability import evaluability_sql
-from safety.derive.dlt.events import FATAL_AE as _FATAL_AE, fingerprint_sql
+from safety.derive.dlt.events import FATAL_AE as _FATAL_AE, fingerprint_sql, in_window_sql, latest_onset_sql
 from safety.derive.graph import Derivation
 from safety.schema import DLT_CANDIDATES, DLT_EVALUABILITY
 
 
 SOURCE_LABEL = {"CRS": "CRS episode", "ICANS": "ICANS episode"}
+# the latest day a candidate of unknown onset can have begun (r: the candidate, s: its subject)
+_LATEST_ONSET = latest_onset_sql("r.end_day", "s")
 _ASSESSMENTS = {"CRS": "crs_assessments", "ICANS": "icans_assessments"}
 
 # --- rule templates: each SELECTs the common candidate columns; $params are the rule's values ------
@@ -43,7 +46,7 @@ TEMPLATES: dict[str, str] = {
         SELECT a.usubjid, a.event_key, 'AE' AS source, coalesce(a.aedecod, a.aeterm) AS term, a.onset_day,
                a.end_day, a.aetoxgr AS grade, a.duration_days, a.ongoing,
                coalesce(a.aedecod, a.aeterm, 'AE') || ' grade ' || coalesce(CAST(a.aetoxgr AS VARCHAR), 'not given')
-                 || ', fatal outcome, onset day ' || coalesce(CAST(a.onset_day AS VARCHAR), 'unknown') AS evidence,
+                 || ', fatal outcome' || coalesce(', onset day ' || CAST(a.onset_day AS VARCHAR), '') AS evidence,
                true AS window_applies
         FROM ae a
         WHERE {_FATAL_AE}
@@ -294,8 +297,12 @@ also AS (SELECT event_key, string_agg(rule_id, ', ' ORDER BY rule_order) AS also
 SELECT $studyid AS studyid, $data_cut::DATE AS data_cut, r.usubjid, r.event_key, r.source, r.rule_id, r.reason,
        also.also_matches,
        r.term, r.onset_day, r.end_day, r.grade, r.duration_days, r.ongoing,
-       CASE WHEN r.window_applies THEN coalesce(r.onset_day BETWEEN $win_start AND $win_end, false) ELSE true END AS in_window,
-       r.evidence,
+       CASE WHEN r.window_applies THEN {in_window_sql('r.onset_day', _LATEST_ONSET, 's.infused')} ELSE true END AS in_window,
+       r.evidence || CASE WHEN r.window_applies AND r.onset_day IS NULL THEN
+         '; onset date unknown' || CASE WHEN {in_window_sql('r.onset_day', _LATEST_ONSET, 's.infused')}
+           THEN ': screened as in the DLT window' || coalesce(' (began by day ' || CAST({_LATEST_ONSET} AS VARCHAR) || ' at the latest)', '')
+           ELSE coalesce(': ended on day ' || CAST(r.end_day AS VARCHAR) || ', before the DLT window', '') END
+         ELSE '' END AS evidence,
        {fingerprint_sql('r')} AS event_fingerprint,
        s.cohort, s.dose_level
 FROM ranked r LEFT JOIN subj s USING (usubjid) LEFT JOIN also USING (event_key)

@@ -1,0 +1,75 @@
+"""DLT screening of studies loaded through the real ingest: events whose dates the delivery leaves open, and the
+grade >= 3 time of CRS built from plain SDTM or from reported AEs."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from safety.ingest import ingest_study
+from test_ingest_fixtures import AE, DM, DOMAINS, DS, STUDY, make_study
+
+CUT = "2024-06-30"
+INFUSED = {"S-001": dt.date(2024, 2, 1), "S-002": dt.date(2024, 2, 10), "S-003": dt.date(2024, 3, 12)}
+
+
+def day(subject: str, n: int, time: str | None = None) -> str:
+    return (INFUSED[subject] + dt.timedelta(days=n)).isoformat() + (f"T{time}" if time else "")
+
+
+def ae(subject: str, seq: int, term: str, grade: int, start: str, end: str, *, rel="RELATED",
+       out="RECOVERED/RESOLVED", death="N") -> dict:
+    return {"STUDYID": STUDY, "USUBJID": subject, "AESEQ": seq, "AETERM": term, "AEDECOD": term.upper(),
+            "AEBODSYS": "", "AETOXGR": str(grade), "AESEV": "", "AESER": "Y" if grade >= 3 else "N", "AESDTH": death,
+            "AEREL": rel, "AEOUT": out, "AESTDTC": start, "AEENDTC": end}
+
+
+def load(tmp_path: Path, *, dm: pd.DataFrame = DM, ds: pd.DataFrame = DS, ae_rows=(), vs_rows=(), cm_rows=()):
+    """The fixture study with ``*_rows`` added, loaded at CUT into a DuckDB file; an open read-only connection."""
+    domains = {**DOMAINS, "dm": dm, "ds": ds, "ae": pd.concat([AE, pd.DataFrame(list(ae_rows))], ignore_index=True)}
+    if vs_rows:
+        domains["vs"] = pd.concat([DOMAINS["vs"], pd.DataFrame(list(vs_rows))], ignore_index=True)
+    if cm_rows:
+        domains["cm"] = pd.concat([DOMAINS["cm"], pd.DataFrame(list(cm_rows))], ignore_index=True)
+    db = tmp_path / "s.duckdb"
+    ingest_study(make_study(tmp_path / "study", "csv", domains=domains), db, cutoff=CUT)
+    return duckdb.connect(str(db), read_only=True)
+
+
+def rows(con, sql: str) -> dict[str, dict]:
+    cur = con.execute(sql)
+    cols = [c[0] for c in cur.description]
+    return {r[0]: dict(zip(cols, r)) for r in cur.fetchall()}
+
+
+def test_a_fatal_ae_without_a_start_date_is_screened_in_the_window_and_pending(tmp_path):
+    """S-002 (infused 2024-02-10) dies on day 10 (DM, DS); the only fatal AE, related multi-organ failure, has no
+    AESTDTC and ends on day 10. Its onset is unknown but it began by day 10: in the DLT window, pending, and the
+    subject is no 'died without DLT'. An AE of unknown onset that ended before the infusion stays outside."""
+    dm = DM.copy()
+    dm.loc[dm["USUBJID"] == "S-002", "DTHDTC"] = day("S-002", 10)
+    ds = DS.copy()
+    ds.loc[ds["USUBJID"] == "S-002", "DSSTDTC"] = day("S-002", 10)
+    con = load(tmp_path, dm=dm, ds=ds, ae_rows=[
+        ae("S-002", 7, "Multiple organ dysfunction syndrome", 5, "", day("S-002", 10), out="FATAL", death="Y"),
+        ae("S-001", 8, "Pneumonitis", 4, "", day("S-001", -3))])
+    got = rows(con, "SELECT event_key, rule_id, onset_day, end_day, in_window, evidence FROM dlt_candidates")
+    fatal = got["S-002/AE/7"]
+    assert (fatal["rule_id"], fatal["onset_day"], fatal["end_day"], fatal["in_window"]) == ("R1", None, 10, True)
+    assert fatal["evidence"] == ("MULTIPLE ORGAN DYSFUNCTION SYNDROME grade 5, fatal outcome; onset date unknown: "
+                                 "screened as in the DLT window (began by day 10 at the latest)")
+    before = got["S-001/AE/8"]
+    assert (before["rule_id"], before["in_window"]) == ("R9", False)
+    assert before["evidence"].endswith("; onset date unknown: ended on day -3, before the DLT window")
+    ev = rows(con, "SELECT usubjid, evaluable, reason, pending_in_window, evaluable_if_candidates_confirmed, "
+                   "treatment_related_death FROM dlt_evaluability")["S-002"]
+    assert (ev["evaluable"], ev["reason"], ev["pending_in_window"]) == \
+        (False, "died on day 10; DLT candidate pending adjudication", 1)
+    assert ev["evaluable_if_candidates_confirmed"] and ev["treatment_related_death"]
+    # the packet's AE listing says the same of the window
+    from safety.access.reader import Scope, StudyReader
+    from safety.export.listings import listing_ae
+    listed = listing_ae(StudyReader(con, Scope(STUDY, dt.date.fromisoformat(CUT)))).set_index("event_key")
+    assert bool(listed.loc["S-002/AE/7", "in_dlt_window"]) and not bool(listed.loc["S-001/AE/8", "in_dlt_window"])
