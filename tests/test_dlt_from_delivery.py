@@ -73,3 +73,34 @@ def test_a_fatal_ae_without_a_start_date_is_screened_in_the_window_and_pending(t
     from safety.export.listings import listing_ae
     listed = listing_ae(StudyReader(con, Scope(STUDY, dt.date.fromisoformat(CUT)))).set_index("event_key")
     assert bool(listed.loc["S-002/AE/7", "in_dlt_window"]) and not bool(listed.loc["S-001/AE/8", "in_dlt_window"])
+
+
+def vitals(subject: str, n: int, time: str, seq: int, temp: float, sbp: int) -> list[dict]:
+    return [{"STUDYID": STUDY, "USUBJID": subject, "VSSEQ": seq, "VSTESTCD": "TEMP", "VSORRES": str(temp),
+             "VSSTRESN": str(temp), "VSSTRESU": "C", "VSDTC": day(subject, n, time)},
+            {"STUDYID": STUDY, "USUBJID": subject, "VSSEQ": seq + 1, "VSTESTCD": "SYSBP", "VSORRES": str(sbp),
+             "VSSTRESN": str(sbp), "VSSTRESU": "mmHg", "VSDTC": day(subject, n, time)}]
+
+
+def test_grade3_clock_of_sdtm_crs_ends_at_the_last_grade3_assessment(tmp_path):
+    """S-002, plain SDTM: vitals at 08:00 and 20:00 on days 1-8, febrile to day 5 08:00, SBP 80 from day 2 08:00 to
+    day 4 20:00, norepinephrine from day 2 07:00 to day 4 21:00 (62 h). Day 5 08:00 is grade 3 because the drug ran
+    since day 4 20:00; day 5 20:00 is the first assessment below 3. Grade >= 3 lasted from day 2 08:00 to day 5
+    08:00 as the assessments show it, 72 h (not the 84 h to day 5 20:00): no R3 candidate."""
+    vs, seq = [], 100
+    for n in range(1, 9):
+        for time in ("08:00", "20:00"):
+            on_drug = (2, "08:00") <= (n, time) <= (4, "20:00")
+            vs += vitals("S-002", n, time, seq, 39.0 if (n, time) <= (5, "08:00") else 37.0, 80 if on_drug else 110)
+            seq += 2
+    cm = [{"STUDYID": STUDY, "USUBJID": "S-002", "CMSEQ": 9, "CMTRT": "Norepinephrine", "CMDOSE": "", "CMDOSU": "",
+           "CMSTDTC": day("S-002", 2, "07:00"), "CMENDTC": day("S-002", 4, "21:00")}]
+    con = load(tmp_path, vs_rows=vs, cm_rows=cm)
+    graded = con.execute("SELECT assessment_time, grade FROM crs_grades WHERE usubjid = 'S-002' AND grade >= 3 "
+                         "ORDER BY 1").fetchall()
+    assert (graded[0][0], graded[-1][0]) == (dt.datetime(2024, 2, 12, 8), dt.datetime(2024, 2, 15, 8))  # days 2, 5
+    ep = rows(con, "SELECT event_key, max_grade, grade3_plus_first_day, grade3_plus_last_day, grade3_plus_hours, "
+                   "grade3_plus_ongoing FROM toxicity_episodes WHERE usubjid = 'S-002'")["S-002/CRS/1"]
+    assert (ep["max_grade"], ep["grade3_plus_first_day"], ep["grade3_plus_last_day"], ep["grade3_plus_hours"],
+            ep["grade3_plus_ongoing"]) == (3, 2, 5, 72.0, False)
+    assert "S-002/CRS/1" not in rows(con, "SELECT event_key FROM dlt_candidates")

@@ -108,9 +108,9 @@ def test_grade3_hours(db_path):
     db.crs("E7", 4, hour=20, temp=38.5, hypotension=True)
     db.derive()
     e = _episodes(db, "E7")[0]
-    assert e["grade3_plus_hours"] == 3 * 24 + 12
+    assert e["grade3_plus_hours"] == 2 * 24 + 12  # day 1 08:00 to day 3 20:00, the last grade 3 assessment
     assert e["days_grade3_plus"] == 2
-    assert not e["grade3_plus_ongoing"] and e["grade3_plus_end_day"] == 3  # grade 2 on day 4 stopped the clock
+    assert not e["grade3_plus_ongoing"] and e["grade3_plus_end_day"] == 3  # grade 2 on day 4: grade 3 was over
 
 
 def test_grade3_still_present_at_the_cut_counts_to_the_cut(db_path):

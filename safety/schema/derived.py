@@ -245,7 +245,7 @@ TOXICITY_EPISODES = Table(
         C("days_grade3_plus", "INTEGER", "Number of distinct days with grade >= 3 (NULL for reported-AE episodes)."),
         C("grade3_plus_first_day", "INTEGER", "First day with grade >= 3."),
         C("grade3_plus_last_day", "INTEGER", "Last day with grade >= 3."),
-        C("grade3_plus_hours", "DOUBLE", "Hours from the first grade >= 3 assessment to the first later assessment below grade 3; when none followed, to the end of grade3_plus_end_day if grade3_plus_ongoing, else to the last grade >= 3 assessment (the subject died or the episode resolved without a grade 1-2 assessment between). NULL without grade >= 3 or for reported-AE episodes."),
+        C("grade3_plus_hours", "DOUBLE", "Hours from the first to the last grade >= 3 assessment of the episode (an assessment records support since the one before it, so grade >= 3 was over by the last one); to the end of grade3_plus_end_day if grade3_plus_ongoing. NULL without grade >= 3 or for reported-AE episodes."),
         C("grade3_plus_ongoing", "BOOLEAN", "Still grade >= 3 at the last assessment of an episode ongoing at the cut: its grade >= 3 time runs to the cut (or to the last day known alive, if earlier)."),
         C("grade3_plus_end_day", "INTEGER", "Day the grade >= 3 time is counted to: grade3_plus_last_day, or the cut day (last day known alive, if earlier) when grade3_plus_ongoing."),
         C("resolution_day", "INTEGER", "First assessed day with grade 0 after the last symptomatic day (AE end day for reported-AE episodes)."),

@@ -104,7 +104,7 @@ peak AS (
   GROUP BY g.usubjid, g.episode_no
 ),
 after_g3 AS (
-  -- first assessment of the same episode below grade 3 after its last grade >= 3 one: the clock stops there
+  -- first assessment of the same episode below grade 3 after its last grade >= 3 one: grade >= 3 had ended
   SELECT ep.usubjid, ep.episode_no, min(x.assessment_time) AS below3_time
   FROM ep JOIN g x ON x.usubjid = ep.usubjid AND x.episode_no = ep.episode_no
    AND x.row_grade < 3 AND x.assessment_time > ep.g3_last_time
@@ -147,7 +147,9 @@ SELECT ep.*, peak.max_grade_day, peak.max_evidence, res.resolution_day,
   CASE WHEN g3.g3_ongoing AND g3.g3_cut_day IS NOT NULL
        THEN date_diff('second', ep.g3_first_time,
                       greatest(ep.g3_last_time, CAST(g3.first_infusion_date + CAST(g3.g3_cut_day + 1 AS INTEGER) AS TIMESTAMP))) / 3600.0
-       ELSE date_diff('second', ep.g3_first_time, coalesce(after_g3.below3_time, ep.g3_last_time)) / 3600.0
+       -- an assessment records support since the one before it, so a later one below grade 3 says grade >= 3
+       -- was over by the last grade >= 3 assessment: the clock stops there (never at the one below)
+       ELSE date_diff('second', ep.g3_first_time, ep.g3_last_time) / 3600.0
   END AS grade3_plus_hours,
   CASE WHEN ep.g3_first_time IS NOT NULL THEN coalesce(g3.g3_ongoing, false) END AS grade3_plus_ongoing,
   CASE WHEN g3.g3_ongoing THEN coalesce(g3.g3_cut_day, ep.grade3_plus_last_day)
@@ -158,7 +160,6 @@ FROM ep
 LEFT JOIN beyond USING (usubjid, episode_no)
 JOIN peak USING (usubjid, episode_no)
 LEFT JOIN res USING (usubjid, episode_no)
-LEFT JOIN after_g3 USING (usubjid, episode_no)
 LEFT JOIN g3 USING (usubjid, episode_no)
 {_med_window_sql('ep', since_mask_from=crs)}
 """, params)
