@@ -104,3 +104,24 @@ def test_grade3_clock_of_sdtm_crs_ends_at_the_last_grade3_assessment(tmp_path):
     assert (ep["max_grade"], ep["grade3_plus_first_day"], ep["grade3_plus_last_day"], ep["grade3_plus_hours"],
             ep["grade3_plus_ongoing"]) == (3, 2, 5, 72.0, False)
     assert "S-002/CRS/1" not in rows(con, "SELECT event_key FROM dlt_candidates")
+
+
+def test_reported_ae_crs_counts_grade3_days_from_the_grade3_records(tmp_path):
+    """No bedside data: S-003 reports CRS grade 2 on days 1-5, then grade 3 on days 6-7. One episode of days 1-7,
+    maximum grade 3, but grade 3 lasted 2 days: no R3 ('grade 3 on days 1-7, 7 days' before). S-002's grade 3 on
+    days 3-6 after grade 2 on days 1-2 lasted 4 days: R3, with those days in its evidence."""
+    con = load(tmp_path, ae_rows=[
+        ae("S-003", 5, "Cytokine release syndrome", 2, day("S-003", 1), day("S-003", 5)),
+        ae("S-003", 6, "Cytokine release syndrome", 3, day("S-003", 6), day("S-003", 7)),
+        ae("S-002", 5, "Cytokine release syndrome", 2, day("S-002", 1), day("S-002", 2)),
+        ae("S-002", 6, "Cytokine release syndrome", 3, day("S-002", 3), day("S-002", 6))])
+    eps = rows(con, "SELECT event_key, source, onset_day, duration_days, max_grade, grade3_plus_first_day, "
+                    "grade3_plus_last_day, grade3_plus_ongoing FROM toxicity_episodes WHERE syndrome = 'CRS'")
+    assert [eps["S-003/CRS/1"][k] for k in ("source", "onset_day", "duration_days", "max_grade",
+                                            "grade3_plus_first_day", "grade3_plus_last_day", "grade3_plus_ongoing")] \
+        == ["reported AE", 1, 7, 3, 6, 7, False]
+    got = rows(con, "SELECT event_key, rule_id, duration_days, evidence FROM dlt_candidates")
+    assert "S-003/CRS/1" not in got
+    assert (got["S-002/CRS/1"]["rule_id"], got["S-002/CRS/1"]["duration_days"]) == ("R3", 4)
+    assert got["S-002/CRS/1"]["evidence"] == ("CRS grade 3 (grade >= 3 on days 3-6, 4 days) on days 1-6 (6 days), "
+                                              "reported AE (no assessment data)")

@@ -72,8 +72,9 @@ TEMPLATES: dict[str, str] = {
                term || ' grade ' || CAST(grade AS VARCHAR)
                  || CASE WHEN g3_first IS NOT NULL AND $min_grade::INTEGER >= 3
                          THEN ' (grade >= 3 on days ' || CAST(g3_first AS VARCHAR) || '-' || CAST(g3_last AS VARCHAR)
-                              || CASE WHEN g3_open THEN ', still grade >= 3 at the last assessment, counted to the cut'
-                                      ELSE '' END
+                              || CASE WHEN NOT g3_open THEN ''
+                                      WHEN basis = 'reported AE' THEN ', a grade >= 3 AE ongoing, counted to the cut'
+                                      ELSE ', still grade >= 3 at the last assessment, counted to the cut' END
                               || ', ' || CAST(rule_duration AS VARCHAR) || ' days'
                               || CASE WHEN g3_hours IS NOT NULL THEN ', ' || CAST(round(g3_hours, 1) AS VARCHAR) || ' h'
                                       ELSE '' END || ')' ELSE '' END

@@ -211,6 +211,10 @@ ep AS (
     arg_max(onset_day, {WORST_AE_FIRST}) AS max_grade_day,
     arg_max(event_key, {WORST_AE_FIRST}) AS ae_event_key,
     bool_or(coalesce(ongoing, end_day IS NULL) AND end_day IS NULL) AS any_ongoing,
+    -- grade >= 3 lasted as the records graded >= 3 say, not as long as the episode their grade 1-2 records extend
+    min(onset_day) FILTER (WHERE aetoxgr >= 3) AS grade3_plus_first_day,
+    max(stop_day) FILTER (WHERE aetoxgr >= 3) AS grade3_plus_last_day,
+    bool_or(coalesce(ongoing, end_day IS NULL) AND end_day IS NULL) FILTER (WHERE aetoxgr >= 3) AS g3_ongoing,
     bool_or({fatal_ae('')}) AS fatal,
     max(end_day) AS end_day, string_agg(DISTINCT grading_system, ', ' ORDER BY grading_system) AS grading_system, max(death_day) AS death_day
   FROM n GROUP BY usubjid, episode_no
@@ -223,9 +227,10 @@ FROM ep
     insert(con, TOXICITY_EPISODES, f"""
 SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, '{syndrome}' AS syndrome, episode_no, event_key,
   onset_day, last_symptomatic_day, last_symptomatic_day - onset_day + 1 AS duration_days,
-  max_grade, max_grade_day, NULL::INTEGER AS days_grade3_plus, NULL::INTEGER AS grade3_plus_first_day,
-  NULL::INTEGER AS grade3_plus_last_day, NULL::DOUBLE AS grade3_plus_hours,
-  NULL::BOOLEAN AS grade3_plus_ongoing, NULL::INTEGER AS grade3_plus_end_day,
+  max_grade, max_grade_day, NULL::INTEGER AS days_grade3_plus, grade3_plus_first_day,
+  grade3_plus_last_day, NULL::DOUBLE AS grade3_plus_hours,
+  CASE WHEN grade3_plus_first_day IS NOT NULL THEN coalesce(g3_ongoing, false) AND NOT fatal AND death_day IS NULL
+  END AS grade3_plus_ongoing, grade3_plus_last_day AS grade3_plus_end_day,
   CASE WHEN NOT any_ongoing THEN end_day END AS resolution_day,
   any_ongoing AND NOT fatal AND death_day IS NULL AS ongoing,
   CASE WHEN fatal OR (any_ongoing AND death_day IS NOT NULL) THEN 'death'
