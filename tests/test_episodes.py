@@ -113,6 +113,25 @@ def test_grade3_hours(db_path):
     assert not e["grade3_plus_ongoing"] and e["grade3_plus_end_day"] == 3  # grade 2 on day 4: grade 3 was over
 
 
+def test_icans_grade3_hours_run_until_an_assessment_shows_the_improvement(db_path):
+    """An ICANS assessment is of its moment: ICE 0-2 (grade 3) at 08:00 on days 1-4 and ICE 8 on day 5 is grade 3
+    not improved within 72 h until day 5 shows it (96 h, an R5 candidate), unlike CRS, whose assessment grades the
+    support since the previous one and stops at its last grade 3 assessment (72 h)."""
+    db = StudyDB(db_path)
+    db.subject("I7")
+    for day in range(1, 5):
+        db.icans("I7", day, ice=2)
+    db.icans("I7", 5, ice=8)
+    db.subject("C7")
+    for day in range(1, 5):
+        db.crs("C7", day, temp=38.5, vasopressors=1, hypotension=True)
+    db.crs("C7", 5, temp=38.5, hypotension=True)
+    db.derive()
+    icans, crs = _episodes(db, "I7", "ICANS")[0], _episodes(db, "C7")[0]
+    assert (icans["max_grade"], icans["grade3_plus_hours"], icans["grade3_plus_end_day"]) == (3, 96.0, 4)
+    assert (crs["max_grade"], crs["grade3_plus_hours"], crs["grade3_plus_end_day"]) == (3, 72.0, 4)
+
+
 def test_grade3_still_present_at_the_cut_counts_to_the_cut(db_path):
     """An ongoing episode whose last assessment is grade >= 3 runs its grade >= 3 time to the cut (or to the last
     day known alive, if earlier); the DLT rule then sees it (issue: ongoing events count to the cut)."""

@@ -69,6 +69,11 @@ def episodes_from_assessments(con, params: dict, syndrome: str) -> None:
       bool_or(r.positive_pressure_o2) AS positive_pressure,
       bool_or(r.n_press > 0 OR r.vpn OR r.high_flow_o2 AND r.o2 NOT IN ('FACEMASK', 'NONREBREATHER', 'VENTURI')) AS icu_o2_press,
     """ if crs else "NULL::INTEGER AS vasopressor_max, NULL::BOOLEAN AS positive_pressure, NULL::BOOLEAN AS icu_o2_press,"
+    # Where the grade >= 3 clock stops (docs/toxicities.md). A CRS assessment grades the support given since the one
+    # before it, so the first one below 3 after the last grade >= 3 one says grade >= 3 was over by that last one.
+    # An ICANS assessment (ICE, consciousness) is of its moment: grade >= 3 is over only where an assessment shows
+    # the improvement, as "not improved to <= grade 2 within 72 h" reads.
+    g3_clock_end = "ep.g3_last_time" if crs else "coalesce(after_g3.below3_time, ep.g3_last_time)"
     run(con, f"""
 CREATE OR REPLACE TEMP TABLE _tox_ep AS
 WITH g AS (SELECT * FROM _tox_{syn}_graded WHERE episode_no IS NOT NULL),
@@ -147,9 +152,7 @@ SELECT ep.*, peak.max_grade_day, peak.max_evidence, res.resolution_day,
   CASE WHEN g3.g3_ongoing AND g3.g3_cut_day IS NOT NULL
        THEN date_diff('second', ep.g3_first_time,
                       greatest(ep.g3_last_time, CAST(g3.first_infusion_date + CAST(g3.g3_cut_day + 1 AS INTEGER) AS TIMESTAMP))) / 3600.0
-       -- an assessment records support since the one before it, so a later one below grade 3 says grade >= 3
-       -- was over by the last grade >= 3 assessment: the clock stops there (never at the one below)
-       ELSE date_diff('second', ep.g3_first_time, ep.g3_last_time) / 3600.0
+       ELSE date_diff('second', ep.g3_first_time, {g3_clock_end}) / 3600.0
   END AS grade3_plus_hours,
   CASE WHEN ep.g3_first_time IS NOT NULL THEN coalesce(g3.g3_ongoing, false) END AS grade3_plus_ongoing,
   CASE WHEN g3.g3_ongoing THEN coalesce(g3.g3_cut_day, ep.grade3_plus_last_day)
@@ -157,6 +160,7 @@ SELECT ep.*, peak.max_grade_day, peak.max_evidence, res.resolution_day,
   coalesce(med.toci_n, 0) AS toci_n, med.toci_first, med.steroid_first, med.anakinra_first, coalesce(med.vaso_n, 0) AS vaso_n,
   g3.death_day, coalesce(beyond.n_beyond, 0) > 0 AS has_later
 FROM ep
+LEFT JOIN after_g3 USING (usubjid, episode_no)
 LEFT JOIN beyond USING (usubjid, episode_no)
 JOIN peak USING (usubjid, episode_no)
 LEFT JOIN res USING (usubjid, episode_no)
