@@ -70,11 +70,11 @@ def test_users_cli_lifecycle(tmp_path):
 def test_users_cli_errors(tmp_path):
     path = tmp_path / "users.yaml"
     r = _users("add", "bob", "--role", "investigator", "--password-stdin", "--users", str(path), stdin=PW1 + "\n")
-    assert r.returncode == 1 and "site" in r.stderr and not path.exists()
+    assert r.returncode == 2 and "site" in r.stderr and not path.exists()
     r = _users("add", "bob", "--role", "committee", "--password-stdin", "--users", str(path), stdin="short\n")
-    assert r.returncode == 1 and "at least" in r.stderr
+    assert r.returncode == 2 and "at least" in r.stderr
     r = _users("remove", "nobody", "--users", str(path))
-    assert r.returncode == 1 and "no account" in r.stderr
+    assert r.returncode == 2 and "no account" in r.stderr
     r = _users("list")
     assert r.returncode == 2 and "--users" in r.stderr
     r = _users("add", "bob", "--role", "wizard", "--users", str(path))
@@ -91,7 +91,7 @@ def test_users_cli_unlock_lifts_a_sign_in_lock(tmp_path):
         store.append_audit("carol", "sign_in_failure")
     assert sign_in_locked_until(store, "carol", dt.datetime.now(dt.timezone.utc)) is not None
     r = _users("unlock", "carol", "--users", str(tmp_path / "users.yaml"))
-    assert r.returncode == 1 and "needs the review store" in r.stderr  # nowhere to record it: refused
+    assert r.returncode == 2 and "needs the review store" in r.stderr  # nowhere to record it: refused
     r = _users("unlock", "carol", "--db", str(db))
     assert r.returncode == 0, r.stderr
     assert sign_in_locked_until(store, "carol", dt.datetime.now(dt.timezone.utc)) is None

@@ -176,7 +176,7 @@ def run(args) -> int:
             store.set_disabled(args.username, cmd == "disable")
             _audit(args, {"op": cmd, "account": args.username})
             print(f"{cmd}d {args.username}")
-    except AuthError as exc:
+    except AuthError as exc:  # a refusal, as every command's (docs/access.md): one line, exit 2
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     return 0
