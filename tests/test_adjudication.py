@@ -17,11 +17,11 @@ from test_dlt_support import CUT, STUDY, add_ae, add_subject, config, new_db, ro
 CUT2 = CUT + dt.timedelta(days=31)
 
 
-def load(con, cut, store, pneumonitis=(3, 5, 20), cohort2=True, cut_day=60):
+def load(con, cut, store, pneumonitis=(3, 5, 20), cohort2=True, cut_day=60, term="Pneumonitis"):
     """One data cut: S-1 with a related AE (grade, onset, end), S-2 with a non-candidate AE, S-3 early."""
     add_subject(con, "S-1", cut=cut)
     g, on, end = pneumonitis
-    add_ae(con, "S-1", 1, "Pneumonitis", g, on, end, cut=cut, cut_day=cut_day)
+    add_ae(con, "S-1", 1, term, g, on, end, cut=cut, cut_day=cut_day)
     add_subject(con, "S-2", cut=cut, cohort="C2" if cohort2 else "C1")
     add_ae(con, "S-2", 1, "Rash", 2, 3, 6, cut=cut)
     add_subject(con, "S-3", cut=cut, last_day=10)
@@ -61,7 +61,7 @@ def test_record_decision_validates_event_decision_and_rationale(env):
     assert store.adjudication_history(STUDY) == []
     adj.record_decision(store, r, "S-2/AE/1", "added", "rash with organ involvement, SRC judgement", "dr b")
     [h] = store.adjudication_history(STUDY)
-    assert (h["event_key"], h["decision"], h["usubjid"], h["event_fingerprint"]) == ("S-2/AE/1", "added", "S-2", "2|3|6|4")
+    assert (h["event_key"], h["decision"], h["usubjid"], h["event_fingerprint"]) == ("S-2/AE/1", "added", "S-2", "2|3|6|4|RASH")
 
 
 def test_decisions_survive_reload_new_cut_and_rederivation(env):
@@ -104,11 +104,38 @@ def test_reload_changing_grade_or_dates_flags_rereview(env):
     row = t["S-1/AE/1"]
     assert row["needs_rereview"] is True
     assert row["status"] == "confirmed; event changed since the decision, re-review"
-    assert (row["adjudicated_fingerprint"], row["event_fingerprint"]) == ("3|5|20|16", "4|5|20|16")
+    assert (row["adjudicated_fingerprint"], row["event_fingerprint"]) == ("3|5|20|16|PNEUMONITIS", "4|5|20|16|PNEUMONITIS")
     assert row["counts_as_dlt"] is True  # still counted until the committee decides again
     counts = adj.dlt_counts(r2, store)
     total = counts[counts["cohort"].isna()].iloc[0]
     assert (total["confirmed"], total["needs_rereview"]) == (1, 1)
+
+
+def test_a_key_that_passes_to_another_event_flags_rereview(env):
+    """A corrected delivery drops an AE and numbers the rest again: AESEQ 1 is now another event of the same grade
+    and dates. The decision on the old event must not pass silently to the new one: it is flagged for re-review
+    (a confirmed DLT still counts until the committee decides again); its fingerprint names the term."""
+    con, store = env
+    r1 = load(con, CUT, store)
+    adj.record_decision(store, r1, "S-1/AE/1", "confirmed", "pneumonitis is a DLT", "dr a")
+    r2 = load(con, CUT2, store, term="Colitis")
+    row = by_key(adj.review_table(r2, store))["S-1/AE/1"]
+    assert (row["needs_rereview"], row["status"]) == (True, "confirmed; event changed since the decision, re-review")
+    assert (row["adjudicated_fingerprint"], row["event_fingerprint"]) == ("3|5|20|16|PNEUMONITIS", "3|5|20|16|COLITIS")
+    assert row["counts_as_dlt"] is True
+
+
+def test_a_decision_stored_before_the_term_was_fingerprinted_is_not_flagged_when_the_event_is_unchanged(env):
+    """Decisions recorded by an earlier version carry grade|onset|end|duration only: the same event compares equal
+    on those four fields, so an upgrade does not send every decision back to the committee; a changed grade does."""
+    con, store = env
+    load(con, CUT, store)
+    key = "S-1/AE/1"
+    store.add_adjudication(studyid=STUDY, event_key=key, usubjid="S-1", rule_id="R6", decision="confirmed",
+                           rationale="DLT", reviewer="dr a", data_cut=str(CUT), event_fingerprint="3|5|20|16")
+    for cut, grade, flagged in ((CUT2, 3, False), (CUT2 + dt.timedelta(days=31), 4, True)):
+        row = by_key(adj.review_table(load(con, cut, store, pneumonitis=(grade, 5, 20)), store))[key]
+        assert row["needs_rereview"] is flagged, (grade, row["status"])
 
 
 def test_event_no_longer_screened_is_flagged(env):

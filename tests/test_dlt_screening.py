@@ -117,7 +117,7 @@ def test_ongoing_at_cut_counts_to_cut_and_is_marked(con):
     c = got["S-1/AE/1"]
     assert c["ongoing"] is True and c["duration_days"] == 11 and c["end_day"] is None
     assert "ongoing at the cut (11 days so far)" in c["evidence"]
-    assert c["event_fingerprint"] == "3|20|ongoing|ongoing"
+    assert c["event_fingerprint"] == "3|20|ongoing|ongoing|MYOCARDITIS"
     assert "S-1/AE/2" not in got
 
 

@@ -104,8 +104,9 @@ DLT_CANDIDATES = Table(
         C("in_window", "BOOLEAN", "Onset inside the DLT window (dlt.window); with the onset unknown, true unless the "
                                    "event ended (else the subject died) before the window; always true for cytopenia rules."),
         C("evidence", "VARCHAR", "The data behind the flag in words, e.g. 'CRS grade 3 on days 2-6 (5 days)'."),
-        C("event_fingerprint", "VARCHAR", "grade|onset_day|end_day|duration ('ongoing' for the last two while "
-                                          "ongoing): a change on reload flags an adjudication for re-review."),
+        C("event_fingerprint", "VARCHAR", "grade|onset_day|end_day|duration|TERM (upper case; 'ongoing' for end "
+                                          "and duration while ongoing): a change on reload flags an adjudication for "
+                                          "re-review."),
         C("cohort", "VARCHAR", "Subject's cohort."),
         C("dose_level", "VARCHAR", "Subject's dose level."),
     ),

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from safety.core.config import dlt_window
 from safety.core.vocabulary import DECISIONS, DLT_DECISIONS, DLT_WINDOW_END_DAY, DLT_WINDOW_START_DAY
-from safety.derive.dlt.events import ae_fingerprint_sql, in_window_sql, latest_onset_sql
+from safety.derive.dlt.events import ae_fingerprint_sql, in_window_sql, latest_onset_sql, same_event_sql
 from safety.review.store import ReviewStore
 
 if TYPE_CHECKING:  # pages read DataFrames; a load's DLT screening needs only the SQL here, and no pandas
@@ -101,7 +101,7 @@ review_flags AS (
          CASE WHEN decision IS NULL OR decision = 'withdrawn' THEN false
               WHEN NOT event_present THEN true
               WHEN NOT screened AND decision <> 'added' THEN true
-              ELSE adjudicated_fingerprint IS DISTINCT FROM event_fingerprint END AS needs_rereview
+              ELSE NOT {same_event_sql('adjudicated_fingerprint', 'event_fingerprint')} END AS needs_rereview
   FROM review_rows),
 review AS (
   SELECT *,

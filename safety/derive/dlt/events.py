@@ -29,15 +29,27 @@ def latest_onset_sql(end: str, subject: str) -> str:
 
 
 def fingerprint_sql(alias: str, grade="grade", onset="onset_day", end="end_day", duration="duration_days",
-                    ongoing="ongoing") -> str:
-    """SQL text of the event fingerprint (grade|onset|end|duration; 'ongoing' while ongoing, so an ongoing
-    event's growing duration alone does not trigger re-review)."""
+                    ongoing="ongoing", term: str | None = None) -> str:
+    """SQL text of the event fingerprint (grade|onset|end|duration|TERM; 'ongoing' while ongoing, so an ongoing
+    event's growing duration alone does not trigger re-review). The term (upper case, ``term``: an SQL expression,
+    by default the alias's ``term`` column) is part of it because a key can pass to another event: a corrected
+    delivery that drops an AE and numbers the rest again gives AESEQ 2 to what was AESEQ 3."""
     a = alias + "."
+    term_sql = term if term is not None else f"{a}term"
     return (f"concat(coalesce(CAST({a}{grade} AS VARCHAR), ''), '|', coalesce(CAST({a}{onset} AS VARCHAR), ''), '|', "
             f"CASE WHEN coalesce({a}{ongoing}, false) THEN 'ongoing' ELSE coalesce(CAST({a}{end} AS VARCHAR), '') END, '|', "
-            f"CASE WHEN coalesce({a}{ongoing}, false) THEN 'ongoing' ELSE coalesce(CAST({a}{duration} AS VARCHAR), '') END)")
+            f"CASE WHEN coalesce({a}{ongoing}, false) THEN 'ongoing' ELSE coalesce(CAST({a}{duration} AS VARCHAR), '') END, '|', "
+            f"upper(trim(replace(coalesce(CAST({term_sql} AS VARCHAR), ''), '|', '/'))))")
+
+
+def same_event_sql(decided: str, current: str) -> str:
+    """SQL: the fingerprint stored with a decision (``decided``) is the event's ``current`` one. A fingerprint stored
+    before the term was part of it (four fields) is compared with the current one's first four."""
+    return (f"CASE WHEN length({decided}) - length(replace({decided}, '|', '')) = 3 "
+            f"THEN {decided} IS NOT DISTINCT FROM regexp_replace({current}, '\\|[^|]*$', '') "
+            f"ELSE {decided} IS NOT DISTINCT FROM {current} END")
 
 
 def ae_fingerprint_sql(alias: str) -> str:
     """Fingerprint of an adverse_events row: the same text a candidate screened from that AE carries."""
-    return fingerprint_sql(alias, grade="aetoxgr")
+    return fingerprint_sql(alias, grade="aetoxgr", term=f"coalesce({alias}.aedecod, {alias}.aeterm)")
