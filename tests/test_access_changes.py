@@ -86,3 +86,37 @@ def test_summary_counts(con, two_site_users):
     s = changes_summary(changes_since(r)).set_index("category")
     assert s.loc["adverse_event"].tolist() == [3, 1, 1]
     assert s.loc["death"].tolist() == [1, 0, 0]
+
+
+def test_a_regenerated_ae_dataset_numbered_again_is_read_by_term_not_key(tmp_path):
+    """The corrected delivery drops S-001's fever (AESEQ 1) and numbers the rest again: the CRS (AESEQ 2) is now
+    AESEQ 1, and a new AE after the first cut, pruritus, takes AESEQ 2. Read by key, the pruritus was the CRS
+    'changed' and not new, and the CRS the fever 'changed'. The fever is removed, the pruritus is new in the AE
+    listing and the CRS is not, and no AE is 'changed' into another term."""
+    import duckdb
+    import pandas as pd
+    from safety.export.common import make_reader
+    from safety.export.listings import build_listing
+    from safety.ingest import ingest_study
+    from test_ingest_fixtures import AE, DOMAINS, make_study
+
+    db = tmp_path / "db.duckdb"
+    ingest_study(make_study(tmp_path / "c1", "csv"), db, cutoff="2024-02-25", run_derivations=False)
+    crs = AE[(AE.USUBJID == "S-001") & (AE.AESEQ == 2)].assign(AESEQ=1)
+    new = crs.assign(AESEQ=2, AETERM="Pruritus", AEDECOD="PRURITUS", AESTDTC="2024-03-05", AEENDTC="")
+    ae = pd.concat([AE[AE.USUBJID != "S-001"], crs, new])
+    ingest_study(make_study(tmp_path / "c2", "csv", domains=dict(DOMAINS, ae=ae)), db, cutoff="2024-03-31",
+                 run_derivations=False)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        reader = make_reader(con, "CT-TEST-01", pd.Timestamp("2024-03-31").date())
+        listing = build_listing(reader, "ae")
+        changes = changes_since(reader)
+    finally:
+        con.close()
+    s001 = listing[listing.usubjid == "S-001"].set_index("preferred_term")["new_since_previous_cut"].to_dict()
+    assert s001 == {"CYTOKINE RELEASE SYNDROME": False, "PRURITUS": True}
+    ae_changes = changes[(changes.category == "adverse_event") & (changes.usubjid == "S-001")]
+    assert ("S-001/AE/1", "removed") in set(zip(ae_changes.event_key, ae_changes.change))
+    assert [d for d, c in zip(ae_changes.description, ae_changes.change) if c == "removed" and "PYREXIA" in d.upper()]
+    assert not [t for t in ae_changes.changes.dropna() if "aedecod" in t], ae_changes.changes.tolist()

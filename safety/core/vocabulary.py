@@ -25,6 +25,14 @@ NEUROTOXICITY_AE_TERMS: tuple[str, ...] = (
 )
 NEUROTOXICITY_TERMS: tuple[str, ...] = ICANS_TERMS + NEUROTOXICITY_AE_TERMS
 
+# --- one adverse event across data cuts ------------------------------------------------------------------
+def ae_term_sql(alias: str) -> str:
+    """SQL: the term an adverse_events row ``alias`` is compared by across cuts (AEDECOD, else AETERM, upper case).
+    Its key is built on AESEQ, which a sponsor's regenerated dataset may give to another event: a key whose term
+    changed is another event (new since the previous cut, and a committee decision on it needs re-review)."""
+    return f"upper(coalesce({alias}.aedecod, {alias}.aeterm))"
+
+
 # --- deaths ---------------------------------------------------------------------------------------------
 def fatal_ae(alias: str) -> str:
     """SQL: the adverse_events row ``alias`` ended in a death known at the cut. Grade 5, a fatal outcome or the

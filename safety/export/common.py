@@ -17,6 +17,7 @@ import pandas as pd
 import safety
 from safety.core import config as study_config
 from safety import schema
+from safety.core.vocabulary import ae_term_sql
 from safety.schema.labels import COLUMN_LABELS, column_label
 from safety.access.reader import Scope, StudyReader, previous_cut
 from safety.review.dlt_status import DltStatus, dlt_status
@@ -195,6 +196,17 @@ def new_flag_sql(reader: StudyReader, key_expr: str, prev_table: str, prev_key_e
         return "TRUE"
     prev_key_expr = prev_key_expr or key_expr
     return f"({key_expr}) NOT IN (SELECT {prev_key_expr} FROM prev_{prev_table} WHERE {prev_key_expr} IS NOT NULL)"
+
+
+def new_ae_flag_sql(reader: StudyReader, alias: str = "a") -> str:
+    """SQL for an AE's ``new_since_previous_cut``: no AE of the subject at the previous cut has its term and either
+    its key or its start date. A key is built on AESEQ, which a regenerated dataset numbers again: an AE whose key
+    now names another term is new, and one whose key changed with its term and start date kept is not."""
+    if not has_previous(reader):
+        return "TRUE"
+    return (f"NOT EXISTS (SELECT 1 FROM prev_adverse_events p WHERE p.usubjid = {alias}.usubjid "
+            f"AND {ae_term_sql('p')} IS NOT DISTINCT FROM {ae_term_sql(alias)} "
+            f"AND (p.event_key = {alias}.event_key OR p.aest_date IS NOT DISTINCT FROM {alias}.aest_date))")
 
 
 def finish(df: pd.DataFrame, *, name: str, title: str, reference: str, kind: str,

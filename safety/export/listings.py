@@ -44,7 +44,7 @@ def _live(reader: StudyReader, store, live=None):
 def _ae_sql(reader: StudyReader, where: str = "TRUE") -> str:
     # A medication counts for an event when it started during the event, or was recorded as running
     # at its onset; a medication without an end date counts from its start day only (single doses).
-    new = c.new_flag_sql(reader, "a.event_key", "adverse_events", "event_key")
+    new = c.new_ae_flag_sql(reader, "a")
     return f"""
 WITH {SUBJ_CTE},
 ev AS (SELECT a.*, coalesce(a.end_day, a.onset_day + a.duration_days - 1, a.onset_day) AS ev_end
@@ -398,7 +398,7 @@ def listing_aesi(reader, store=None):
     title, ref = "Listing of adverse events of special interest", "FDA STF T18; cell-therapy AESI"
     cfg = c.study_settings(reader)
     cyto_rules = [r["id"] for r in cfg.get("dlt", {}).get("rules", []) if r.get("type") == "cytopenia_persisting"]
-    new = c.new_flag_sql(reader, "a.event_key", "adverse_events", "event_key")
+    new = c.new_ae_flag_sql(reader, "a")
     ae = reader.sql(f"""
 WITH {SUBJ_CTE},
 cat AS (

@@ -13,6 +13,7 @@ import pandas as pd
 
 from safety import schema
 from safety.access.reader import Scope, StudyReader
+from safety.core.vocabulary import ae_term_sql
 
 CHANGE_COLUMNS = ["category", "change", "usubjid", "siteid", "event_key", "description",
                   "changed_fields", "changes"]
@@ -65,6 +66,8 @@ def _keyed_changes(reader: StudyReader, table: schema.Table, category: str, fiel
     fields = [f for f in fields if f not in keys]
     t, pt = table.name, f"prev_{table.name}"
     on = " AND ".join(f"n.{k} IS NOT DISTINCT FROM p.{k}" for k in keys)
+    if table.name == "adverse_events":  # a key passed to another event: the old one removed, the new one new
+        on += f" AND {ae_term_sql('n')} IS NOT DISTINCT FROM {ae_term_sql('p')}"
     diff = " OR ".join(f"n.{f} IS DISTINCT FROM p.{f}" for f in fields) or "FALSE"
     field_names = ", ".join(f"CASE WHEN n.{f} IS DISTINCT FROM p.{f} THEN '{f}' END" for f in fields)
     field_texts = ", ".join(

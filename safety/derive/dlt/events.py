@@ -7,7 +7,7 @@ fingerprint differs and the decision is flagged for re-review. Candidates (scree
 """
 from __future__ import annotations
 
-from safety.core.vocabulary import fatal_ae
+from safety.core.vocabulary import ae_term_sql, fatal_ae
 
 # An AE that ended in a death known at the cut (fatal_ae), as DLT screening and evaluability write it
 FATAL_AE = fatal_ae("a")
@@ -52,4 +52,4 @@ def same_event_sql(decided: str, current: str) -> str:
 
 def ae_fingerprint_sql(alias: str) -> str:
     """Fingerprint of an adverse_events row: the same text a candidate screened from that AE carries."""
-    return fingerprint_sql(alias, grade="aetoxgr", term=f"coalesce({alias}.aedecod, {alias}.aeterm)")
+    return fingerprint_sql(alias, grade="aetoxgr", term=ae_term_sql(alias))
