@@ -236,7 +236,7 @@ TOXICITY_EPISODES = Table(
     "CRS and ICANS episodes per subject: timing, maximum grade, management, support and resolution at the cut.",
     KEY + SUBJ + (
         _SYN,
-        C("episode_no", "INTEGER", "Episode number per subject and syndrome, in time order."),
+        C("episode_no", "INTEGER", "Episode number per subject and syndrome, in time order; an episode from a reported AE that the subject's assessments could not grade comes after the derived ones, whose numbers never move for it."),
         C("event_key", "VARCHAR", "Stable key '<usubjid>/CRS/<n>' or '<usubjid>/ICANS/<n>'."),
         C("onset_day", "INTEGER", "First day with grade >= 1."),
         C("last_symptomatic_day", "INTEGER", "Last day with grade >= 1."),
@@ -262,7 +262,7 @@ TOXICITY_EPISODES = Table(
         C("vasopressor_max", "INTEGER", "CRS: most vasopressors running at one assessment, vasopressin included; reported-AE episodes: 1 when a vasopressor was given in the window, else 0. NULL for ICANS."),
         C("positive_pressure", "BOOLEAN", "CRS: CPAP, BiPAP or mechanical ventilation at any assessment (NULL for ICANS and reported-AE episodes)."),
         C("icu_level_support", "BOOLEAN", "CRS: any vasopressor, or high-flow (HIGH_FLOW_NC or nasal cannula > 6 L/min) or positive-pressure oxygen; ICANS: max grade >= 3."),
-        C("source", "VARCHAR", "'assessments' (derived) or 'reported AE' (the subject has no assessment data for the syndrome: chosen per subject)."),
+        C("source", "VARCHAR", "'assessments' (derived) or 'reported AE' (the subject has no assessment data for the syndrome, or none of its assessments could be graded on the AE's days and no derived episode matches the AE)."),
         C("grading_system", "VARCHAR", "'ASTCT 2019' for derived episodes; for reported-AE episodes the AE's grading_system."),
         C("ae_event_key", "VARCHAR", "event_key of the matched reported AE (highest grade when several; of those, the earliest onset, then the lowest AESEQ), if any."),
         C("reported_grade", "INTEGER", "AETOXGR of the matched reported AE(s) (highest)."),
@@ -285,7 +285,7 @@ GRADE_DISCREPANCIES = Table(
         C("derived_grade", "INTEGER", "Maximum grade derived from assessments."),
         C("discrepancy", "VARCHAR", "'reported lower than derived', 'reported higher than derived', 'no AE reported for derived episode', 'reported AE without derived episode', 'reported AE has no grade', 'reported on a different grading system'."),
         C("reported_grading_system", "VARCHAR", "The AE's grading_system (a CRS/ICANS AE graded on another scale is not comparable)."),
-        C("evidence", "VARCHAR", "Why the derived grade is what it is, e.g. 'grade 3 on day 3: one vasopressor (T 38.9 C; 1 vasopressor)'."),
+        C("evidence", "VARCHAR", "Why the derived grade is what it is, e.g. 'grade 3 on day 3: one vasopressor (T 38.9 C; 1 vasopressor)'; for a reported AE without derived episode, whether the assessments near it showed no grade >= 1 or none on its days was gradable (then the AE is a 'reported AE' episode, named)."),
     ),
     group="derived",
 )

@@ -37,6 +37,8 @@ SOURCE_LABEL = {"CRS": "CRS episode", "ICANS": "ICANS episode"}
 # the latest day a candidate of unknown onset can have begun (r: the candidate, s: its subject)
 _LATEST_ONSET = latest_onset_sql("r.end_day", "s")
 _ASSESSMENTS = {"CRS": "crs_assessments", "ICANS": "icans_assessments"}
+# the evidence of an episode built from a reported AE that the subject's assessments could not grade
+UNGRADED_BASIS = "reported AE (no gradable assessment on its days)"
 
 # --- rule templates: each SELECTs the common candidate columns; $params are the rule's values ------
 _COLS = "usubjid, event_key, source, term, onset_day, end_day, grade, duration_days, ongoing, evidence, window_applies"
@@ -73,7 +75,7 @@ TEMPLATES: dict[str, str] = {
                  || CASE WHEN g3_first IS NOT NULL AND $min_grade::INTEGER >= 3
                          THEN ' (grade >= 3 on days ' || CAST(g3_first AS VARCHAR) || '-' || CAST(g3_last AS VARCHAR)
                               || CASE WHEN NOT g3_open THEN ''
-                                      WHEN basis = 'reported AE' THEN ', a grade >= 3 AE ongoing, counted to the cut'
+                                      WHEN basis LIKE 'reported AE%' THEN ', a grade >= 3 AE ongoing, counted to the cut'
                                       ELSE ', still grade >= 3 at the last assessment, counted to the cut' END
                               || ', ' || CAST(rule_duration AS VARCHAR) || ' days'
                               || CASE WHEN g3_hours IS NOT NULL THEN ', ' || CAST(round(g3_hours, 1) AS VARCHAR) || ' h'
@@ -81,7 +83,8 @@ TEMPLATES: dict[str, str] = {
                  || ' on days ' || coalesce(CAST(onset_day AS VARCHAR), '?') || '-'
                  || CASE WHEN ongoing THEN 'ongoing at the cut' ELSE coalesce(CAST(end_day AS VARCHAR), '?') END
                  || ' (' || coalesce(CAST(duration_days AS VARCHAR), '?') || ' days' || CASE WHEN ongoing THEN ' so far' ELSE '' END
-                 || ')' || CASE WHEN basis = 'reported AE' THEN ', reported AE (no assessment data)' ELSE '' END AS evidence,
+                 || ')' || CASE WHEN basis = 'reported AE' THEN ', reported AE (no assessment data)'
+                                WHEN basis LIKE 'reported AE%' THEN ', ' || basis ELSE '' END AS evidence,
                true AS window_applies
         FROM (SELECT *, CASE WHEN $min_grade::INTEGER >= 3 AND g3_first IS NOT NULL THEN g3_last - g3_first + 1
                              ELSE duration_days END AS rule_duration
@@ -154,11 +157,16 @@ def _source_ctes(con) -> str:
     g3_open = ("coalesce(grade3_plus_ongoing, false)" if "grade3_plus_ongoing" in episode_columns else "false")
     for syn, label in SOURCE_LABEL.items():
         if has_episodes:
+            basis = "source" if "source" in episode_columns else "NULL::VARCHAR"
+            if "source" in episode_columns and _ASSESSMENTS[syn] in present:
+                # a reported AE of a subject with assessments: none of them could be graded on its days
+                basis = (f"CASE WHEN source = 'reported AE' AND usubjid IN (SELECT usubjid FROM {_ASSESSMENTS[syn]} "
+                         f"WHERE {where}) THEN '{UNGRADED_BASIS}' ELSE source END")
             ep = (f"SELECT usubjid, event_key, '{label}' AS source, '{syn}' AS term, onset_day, "
                   "onset_day + duration_days - 1 AS end_day, max_grade AS grade, duration_days, ongoing, "
                   f"grade3_plus_first_day AS g3_first, {g3_end} AS g3_last, "
                   f"{'grade3_plus_hours' if has_hours else 'NULL::DOUBLE'} AS g3_hours, {g3_open} AS g3_open, "
-                  f"{'source' if 'source' in episode_columns else 'NULL::VARCHAR'} AS basis "
+                  f"{basis} AS basis "
                   f"FROM toxicity_episodes WHERE {where} AND upper(syndrome) = '{syn}'")
             assessed = f"SELECT usubjid FROM ep_{syn}"
             if _ASSESSMENTS[syn] in present:

@@ -11,13 +11,13 @@ from __future__ import annotations
 from safety.derive.graph import Derivation
 from safety.derive.toxicity import assessment_grading as ag
 from safety.derive.toxicity._sql import SCOPE, reset, run
-from safety.derive.toxicity.discrepancies import discrepancies
+from safety.derive.toxicity.discrepancies import discrepancies, ungraded_aes
 from safety.derive.toxicity.episodes import assessment_source, attribute_deaths, episodes_from_aes, episodes_from_assessments
 from safety.schema import CRS_ICANS_TABLES as TABLES
 
 GRADING_SYSTEM = "ASTCT 2019"
 _TEMP = ("_tox_crs_rows", "_tox_icans_rows", "_tox_crs_graded", "_tox_icans_graded", "_tox_tp", "_tox_walk",
-         "_tox_ep", "_tox_ae_ep", "_tox_match", "_tox_mask_meds", "_tox_g5")
+         "_tox_ep", "_tox_ae_ep", "_tox_ungraded_aes", "_tox_match", "_tox_mask_meds", "_tox_g5")
 
 
 def derive_cell_therapy_toxicities(con, studyid, data_cut, config, review_store=None) -> None:
@@ -31,6 +31,9 @@ def derive_cell_therapy_toxicities(con, studyid, data_cut, config, review_store=
             ag.grade_rows(con, params, syndrome)
             (ag.insert_crs_grades if syndrome == "CRS" else ag.insert_icans_grades)(con, params)
             episodes_from_assessments(con, params, syndrome)
+            # a reported AE that no gradable assessment covers is an episode too: ungradable rows are no evidence
+            ungraded_aes(con, params, syndrome)
+            episodes_from_aes(con, params, syndrome, ungraded=True)
         # subjects without bedside assessments of the syndrome: their reported AEs are the episode
         episodes_from_aes(con, params, syndrome)
         attribute_deaths(con, params, syndrome)

@@ -1,17 +1,41 @@
 """Reported CRS/ICANS AEs against the grades derived from bedside assessments (`grade_discrepancies`).
 
 Only subjects with bedside assessments of the syndrome are compared; for the others the reported AEs are the
-episode (`toxicity_episodes.source = 'reported AE'`). A grade reported on another scale (the AE's
+episode (`toxicity_episodes.source = 'reported AE'`), and so are the AEs of compared subjects that no derived
+episode matches and no gradable assessment covers (`ungraded_aes`). A grade reported on another scale (the AE's
 grading_system, read from the data) is shown with its scale and never compared as if it were ASTCT.
 """
 from __future__ import annotations
 
 from safety.derive.toxicity._sql import insert, run
-from safety.derive.toxicity.episodes import WORST_AE_FIRST, ae_sql
+from safety.derive.toxicity.episodes import WORST_AE_FIRST, ae_days_sql, ae_sql
 from safety.schema import GRADE_DISCREPANCIES
 
 # AE-to-episode matching tolerance (days) around the derived episode.
 MATCH_TOLERANCE_DAYS = 2
+
+
+def matches_sql(ae: str, ep: str) -> str:
+    """SQL: reported AE ``ae`` matches derived episode ``ep``: same subject, AE onset within the episode +/- the
+    tolerance."""
+    tol = MATCH_TOLERANCE_DAYS
+    return (f"{ep}.usubjid = {ae}.usubjid "
+            f"AND {ae}.onset_day BETWEEN {ep}.onset_day - {tol} AND {ep}.last_symptomatic_day + {tol}")
+
+
+def ungraded_aes(con, params: dict, syndrome: str) -> None:
+    """Reported AEs of subjects with bedside assessments that no derived episode matches and no gradable assessment
+    covers (none graded from the AE's onset to its last day, ``stop_day``) into ``_tox_ungraded_aes``: bedside
+    rows that could not be graded are no evidence against the site's grade, so these AEs are episodes
+    (episodes.episodes_from_aes). Reads _tox_ep and _tox_<syn>_graded (episodes_from_assessments, grade_rows)."""
+    run(con, f"""
+CREATE OR REPLACE TEMP TABLE _tox_ungraded_aes AS
+SELECT ae.* FROM ({ae_days_sql(ae_sql(syndrome, with_assessments=True))}) ae
+WHERE NOT EXISTS (SELECT 1 FROM _tox_ep ep WHERE ep.onset_day IS NOT NULL AND {matches_sql('ae', 'ep')})
+  AND NOT EXISTS (SELECT 1 FROM _tox_{syndrome.lower()}_graded g
+                  WHERE g.usubjid = ae.usubjid AND g.row_grade IS NOT NULL
+                    AND g.day BETWEEN ae.onset_day AND ae.stop_day)
+""", params)
 
 
 def same_scale_sql(a: str, b: str) -> str:
@@ -37,8 +61,7 @@ cand AS (
   SELECT ae.*, ep.event_key AS episode_key, ep.onset_day AS ep_onset, ep.max_grade, ep.max_evidence, ep.max_grade_day,
     ep.grade5_basis,
     row_number() OVER (PARTITION BY ae.event_key ORDER BY abs(ae.onset_day - ep.onset_day), ep.onset_day) AS k
-  FROM ae JOIN ep ON ep.usubjid = ae.usubjid
-   AND ae.onset_day BETWEEN ep.onset_day - {tol} AND ep.last_symptomatic_day + {tol}
+  FROM ae JOIN ep ON {matches_sql('ae', 'ep')}
 )
 SELECT * FROM cand WHERE k = 1
 """, params)
@@ -81,9 +104,19 @@ WHERE e.studyid = $s AND e.data_cut = $c AND e.syndrome = '{syndrome}'
 UNION ALL
 SELECT $s, $c, ae.usubjid, '{syndrome}', NULL, ae.event_key, ae.aeseq, ae.onset_day, ae.aetoxgr, NULL,
   'reported AE without derived episode', ae.grading_system,
-  n.n_assess || ' assessments, none with grade >= 1 within ' || {tol} || ' days of AE onset day '
-    || coalesce(ae.onset_day::VARCHAR, '?')
+  CASE WHEN u.event_key IS NULL
+       THEN n.n_assess || ' assessments, none with grade >= 1 within ' || {tol} || ' days of AE onset day '
+            || coalesce(ae.onset_day::VARCHAR, '?')
+       ELSE n.n_assess || ' assessments, none gradable on the AE''s days ' || u.onset_day || '-' || u.stop_day
+            || ' (' || coalesce(w.n_there, 0) || ' there): the reported AE is episode ' || coalesce(e.event_key, '?') END
 FROM ({ae}) ae
 LEFT JOIN (SELECT usubjid, count(*) AS n_assess FROM _tox_{syndrome.lower()}_rows GROUP BY usubjid) n USING (usubjid)
+LEFT JOIN _tox_ungraded_aes u ON u.event_key = ae.event_key
+LEFT JOIN (SELECT u.event_key, count(r.usubjid) AS n_there FROM _tox_ungraded_aes u
+           JOIN _tox_{syndrome.lower()}_rows r ON r.usubjid = u.usubjid AND r.day BETWEEN u.onset_day AND u.stop_day
+           GROUP BY u.event_key) w ON w.event_key = ae.event_key
+LEFT JOIN (SELECT usubjid, event_key, onset_day, last_symptomatic_day FROM toxicity_episodes
+           WHERE studyid = $s AND data_cut = $c AND syndrome = '{syndrome}' AND source = 'reported AE') e
+  ON e.usubjid = u.usubjid AND u.onset_day BETWEEN e.onset_day AND e.last_symptomatic_day
 WHERE ae.event_key NOT IN (SELECT event_key FROM _tox_match)
 """, params)

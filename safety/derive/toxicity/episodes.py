@@ -1,5 +1,5 @@
-"""CRS and ICANS episodes: from bedside assessments where a subject has them, from reported AEs where not
-(one episode per syndrome either way, `source` says which), and grade 5 where a death is attributed to the
+"""CRS and ICANS episodes: from bedside assessments where a subject has them, from reported AEs where not or
+where no gradable assessment covers the AE (`source` says which), and grade 5 where a death is attributed to the
 syndrome. Rules and choices: docs/toxicities.md."""
 from __future__ import annotations
 
@@ -187,25 +187,41 @@ FROM _tox_ep WHERE onset_day IS NOT NULL
 """, params)
 
 
-def episodes_from_aes(con, params: dict, syndrome: str) -> None:
-    """Episodes of subjects without bedside assessments of the syndrome, from their reported AEs: overlapping
-    or touching AE records of a subject form one episode."""
+def ae_days_sql(ae: str) -> str:
+    """The AEs of the SELECT ``ae`` with an onset day, with their last day ``stop_day`` (the end day; for an AE
+    without one, the last day known alive or the cut) and their subject's ``death_day``."""
+    return f"""
+SELECT ae.*, coalesce(ae.end_day, least(s.last_known_alive_day, s.cut_day), ae.onset_day) AS stop_day, s.death_day
+FROM ({ae}) ae
+LEFT JOIN (SELECT usubjid, death_day, last_known_alive_day, data_cut - first_infusion_date AS cut_day
+           FROM subjects WHERE {SCOPE}) s USING (usubjid)
+WHERE ae.onset_day IS NOT NULL
+"""
+
+
+def episodes_from_aes(con, params: dict, syndrome: str, ungraded: bool = False) -> None:
+    """Episodes from reported AEs: overlapping or touching AE records of a subject form one episode.
+
+    By default the AEs of subjects without bedside assessments of the syndrome, numbered from 1. With
+    ``ungraded``, the AEs of subjects with assessments that no derived episode matches and no gradable assessment
+    covers (``_tox_ungraded_aes``, discrepancies.ungraded_aes), numbered after the subject's derived episodes, so
+    those keep their event keys (committee decisions are stored against them)."""
+    if ungraded:
+        a = f"""SELECT u.*, coalesce(d.n_derived, 0) AS first_no FROM _tox_ungraded_aes u
+  LEFT JOIN (SELECT usubjid, max(episode_no) AS n_derived FROM _tox_{syndrome.lower()}_graded GROUP BY usubjid) d
+  USING (usubjid)"""
+    else:
+        a = f"SELECT *, 0 AS first_no FROM ({ae_days_sql(ae_sql(syndrome, with_assessments=False))})"
     run(con, f"""
 CREATE OR REPLACE TEMP TABLE _tox_ae_ep AS
-WITH ae AS ({ae_sql(syndrome, with_assessments=False)}),
-s AS (SELECT usubjid, death_day, last_known_alive_day, data_cut - first_infusion_date AS cut_day
-      FROM subjects WHERE {SCOPE}),
-a AS (
-  SELECT ae.*, coalesce(ae.end_day, least(s.last_known_alive_day, s.cut_day), ae.onset_day) AS stop_day, s.death_day
-  FROM ae LEFT JOIN s USING (usubjid) WHERE ae.onset_day IS NOT NULL
-),
+WITH a AS ({a}),
 o AS (
   SELECT *, max(stop_day) OVER (PARTITION BY usubjid ORDER BY onset_day, aeseq
                                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_stop
   FROM a
 ),
 n AS (
-  SELECT *, sum(CASE WHEN prev_stop IS NULL OR onset_day > prev_stop + 1 THEN 1 ELSE 0 END)
+  SELECT *, first_no + sum(CASE WHEN prev_stop IS NULL OR onset_day > prev_stop + 1 THEN 1 ELSE 0 END)
               OVER (PARTITION BY usubjid ORDER BY onset_day, aeseq) AS episode_no
   FROM o
 ),
