@@ -57,8 +57,9 @@ class OutcomeDB:
     def ds(self, u, decod, term, d):
         self.insert("disposition", usubjid=u, dsseq=self.seq("ds"), dsdecod=decod, dsterm=term, dsst_date=day(d), day=d)
 
-    def rs(self, u, d, response):
-        self.insert("responses", usubjid=u, rsseq=self.seq("rs"), response=response, day=d, rs_date=day(d))
+    def rs(self, u, d, response, **extra):
+        self.insert("responses", usubjid=u, rsseq=self.seq("rs"), response=response, day=d,
+                    rs_date=None if d is None else day(d), **extra)
 
     def lab(self, u, test, d, value, unit=None, lbspec=None, lbcat=None):
         self.insert("labs", usubjid=u, lbseq=self.seq("lb"), lbtestcd=test, day=d, value=value, unit=unit,

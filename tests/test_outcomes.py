@@ -1032,12 +1032,79 @@ def test_best_response_rows_of_the_packet_add_up_to_the_infused_subjects(tmp_pat
         "CR", "PR", "SD", "PD", "RELAPSE", "NE", "not assessed"]
 
 
+def _itnk_with_rs(tmp_path, rows: list[str], study_yaml_extra: str = ""):
+    """sample_data/car_itnk with RS rows appended (and study.yaml lines added), loaded: (connection, load result)."""
+    import shutil
+    from pathlib import Path
+
+    import duckdb
+
+    from safety.ingest import ingest_study
+
+    study = tmp_path / "car_itnk"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "sample_data" / "car_itnk", study)
+    with open(study / "rs.csv", "a") as f:
+        f.write("".join(r + "\n" for r in rows))
+    if study_yaml_extra:
+        yaml_text = (study / "study.yaml").read_text()
+        (study / "study.yaml").write_text(yaml_text.replace("response:\n", "response:\n" + study_yaml_extra, 1))
+    result = ingest_study(study, tmp_path / "s.duckdb", cutoff="2026-06-30")
+    return duckdb.connect(str(tmp_path / "s.duckdb"), read_only=True), result
+
+
+def _best(con, *subjects) -> dict:
+    return {u: (b, r) for u, b, r in con.execute(
+        "SELECT usubjid, best_response, responder FROM response_outcomes WHERE list_contains($u, usubjid)",
+        {"u": list(subjects)}).fetchall()}
+
+
+# a component response beside the overall response, and an independent reviewer beside the investigator
+COMPONENT_AND_IRC_ROWS = [
+    "ITNK-B-01,RS,ITNK-B-01-03-004,11,OVRLRESP,Overall Response,PR,PR,INDEPENDENT ASSESSOR,MONTH 1,2025-02-23,34",
+    "ITNK-B-01,RS,ITNK-B-01-03-004,12,OVRLRESP,Overall Response,PR,PR,INDEPENDENT ASSESSOR,MONTH 3,2025-04-24,94",
+    "ITNK-B-01,RS,ITNK-B-01-02-008,11,TRGRESP,Target Response,CR,CR,INVESTIGATOR,MONTH 3,2025-07-22,94",
+    "ITNK-B-01,RS,ITNK-B-01-02-008,12,NTRGRESP,Non-target Response,NON-CR/NON-PD,NON-CR/NON-PD,INVESTIGATOR,"
+    "MONTH 3,2025-07-22,94",
+    "ITNK-B-01,RS,ITNK-B-01-02-008,13,TRGRESP,Target Response,PD,PD,INVESTIGATOR,MONTH 6,2025-10-22,180",
+]
+
+
+def test_response_reads_the_overall_response_of_one_assessor_and_says_what_it_set_aside(tmp_path):
+    """Cheson 2014: the best overall response is of the overall response (target, non-target and new lesions
+    together) of one assessor. A target-lesion CR (or PD) beside the overall PR, or an independent reviewer's PR
+    beside the investigator's SD, is not the subject's response; the load says how many rows it set aside and why."""
+    con, result = _itnk_with_rs(tmp_path, COMPONENT_AND_IRC_ROWS)
+    assert _best(con, "ITNK-B-01-03-004", "ITNK-B-01-02-008") == {"ITNK-B-01-03-004": ("SD", False),
+                                                                  "ITNK-B-01-02-008": ("PR", True)}
+    # the target-lesion PD is no progression: no NRM competing event, the response lasts
+    assert con.execute("SELECT progression_day, dor_event FROM response_outcomes "
+                       "WHERE usubjid = 'ITNK-B-01-02-008'").fetchone() == (None, False)
+    note = [n for n in result.notes if "RS record(s) not read" in n]
+    assert note == ["rs.csv: 5 RS record(s) not read as a response or progression: RSTESTCD 'NTRGRESP' (1), "
+                    "'TRGRESP' (2) is not the overall response (OVRLRESP, OVRLRSP, OVRRESP, OVERALL RESPONSE); "
+                    "RSEVAL 'INDEPENDENT ASSESSOR' (2) is not the study's assessor INVESTIGATOR (study.yaml "
+                    "response.assessor)"]
+    assert any("RS record(s) not read" in (n or "") for (n,) in con.execute("SELECT notes FROM load_log").fetchall())
+
+
+def test_a_study_reading_the_independent_review_names_it_in_study_yaml(tmp_path):
+    con, _ = _itnk_with_rs(tmp_path / "irc", COMPONENT_AND_IRC_ROWS, "  assessor: independent assessor\n")
+    # 03-004's independent reviewer gives PR; subjects the reviewer never assessed are not assessed by it
+    assert _best(con, "ITNK-B-01-03-004", "ITNK-B-01-02-008") == {"ITNK-B-01-03-004": ("PR", True),
+                                                                  "ITNK-B-01-02-008": ("not assessed", False)}
+
+
 def test_outcome_settings_are_validated_with_the_key_named():
     from safety.core.config import ConfigError, validate
     with pytest.raises(ConfigError, match=r"immune_monitoring\[0\]\.treshold"):
         validate({"immune_monitoring": [{"test": "CD19", "below": 0.01, "treshold": 1}]})
     with pytest.raises(ConfigError, match=r"response\.by_diagnosis\[0\]"):
         validate({"response": {"by_diagnosis": [{"criteria": "Lugano 2014"}]}})
+    with pytest.raises(ConfigError, match=r"response\.assessor"):
+        validate({"response": {"assessor": ["INVESTIGATOR"]}})
+    with pytest.raises(ConfigError, match=r"response\.assessor"):
+        validate({"response": {"assessor": " "}})
+    assert validate({"response": {"assessor": "Independent Assessor"}})["response"]["assessor"] == "INDEPENDENT ASSESSOR"
     with pytest.raises(ConfigError, match=r"planned_doses\.DL1"):
         validate({"planned_doses": {"DL1": "one"}})
     cfg = validate({"response": {"criteria": "Lugano 2014", "responders": ["cr", "pr"]}})

@@ -16,8 +16,8 @@ import yaml
 
 from safety.core.files import load_yaml
 from safety.core.sdtm_map import MapError, validate_rows
-from safety.core.vocabulary import (CRS_TERMS, DLT_WINDOW_END_DAY, DLT_WINDOW_START_DAY, ICANS_TERMS,
-                                    NEUROTOXICITY_AE_TERMS)
+from safety.core.vocabulary import (CRS_TERMS, DEFAULT_RESPONSE_ASSESSOR, DLT_WINDOW_END_DAY, DLT_WINDOW_START_DAY,
+                                    ICANS_TERMS, NEUROTOXICITY_AE_TERMS)
 
 
 class ConfigError(ValueError):
@@ -105,6 +105,7 @@ DEFAULTS: dict[str, Any] = {
         "criteria": "CR + CRi (acute leukaemia)",  # printed with the ORR
         "responders": ["CR", "CRI"],                 # standardised RS responses counted as response
         "progression": ["PD", "PMD", "RELAPSE", "PROGRESSIVE DISEASE"],
+        "assessor": DEFAULT_RESPONSE_ASSESSOR,       # the RSEVAL read when RS names its assessor
         "by_diagnosis": [],  # [{diagnosis_contains, criteria, responders}]: first match wins, else the above
     },
     "immune_monitoring": [
@@ -350,6 +351,11 @@ def _validate_outcomes(cfg: dict, src: str) -> None:
         _check(r[k], list, f"response.{k}", src)
     r["responders"] = [str(x).upper() for x in r["responders"]]
     r["progression"] = [str(x).upper() for x in r["progression"]]
+    _check(r["assessor"], str, "response.assessor", src)
+    if not r["assessor"].strip():
+        raise ConfigError(f"{src}: 'response.assessor' must name an RSEVAL value, e.g. INVESTIGATOR or "
+                          "INDEPENDENT ASSESSOR, got an empty text")
+    r["assessor"] = r["assessor"].strip().upper()
     for i, rule in enumerate(r["by_diagnosis"]):
         p = f"response.by_diagnosis[{i}]"
         if not isinstance(rule, dict) or not {"diagnosis_contains", "criteria", "responders"} <= set(rule):

@@ -147,6 +147,26 @@ def blood_result(alias: str = "") -> str:
 BELOW_LIMIT_TEXTS: tuple[str, ...] = ("BLQ", "BQL", "<LLOQ", "<LOD", "ND", "NEG", "TND", "NOT DETECTED",
                                       "NOT DETECTABLE", "NON DETECTED", "UNDETECTABLE", "UNDETECTED")
 
+# --- response assessments (RS) ----------------------------------------------------------------------
+# RSTESTCD of the overall response (target, non-target and new lesions together, Cheson 2014): the only RS rows
+# read as a response or a progression when the delivery carries RSTESTCD. Component rows (TRGRESP, NTRGRESP,
+# NEWLIND) and a derived best response (BESTRESP) are not a time-point overall response.
+OVERALL_RESPONSE_TESTS: tuple[str, ...] = ("OVRLRESP", "OVRLRSP", "OVRRESP", "OVERALL RESPONSE")
+# RSEVAL read by default when the delivery names the assessor (study.yaml response.assessor chooses another).
+DEFAULT_RESPONSE_ASSESSOR = "INVESTIGATOR"
+# SQL: the responses row in scope is read as a response or a progression: the overall response (RSTESTCD in
+# OVERALL_RESPONSE_TESTS, or no RSTESTCD) of the study's assessor (or no RSEVAL). A target-lesion CR beside an
+# overall PR, or an independent reviewer's PR beside the investigator's SD, is not the subject's response (Cheson
+# 2014: the overall response of one assessment). Parameters: overall_response_params().
+OVERALL_RESPONSE_ROW = ("(rstestcd IS NULL OR list_contains($rs_tests, rstestcd)) "
+                        "AND (rseval IS NULL OR rseval = $rs_assessor)")
+
+
+def overall_response_params(cfg: dict) -> dict:
+    """The parameters of ``OVERALL_RESPONSE_ROW`` from a study configuration."""
+    return {"rs_tests": list(OVERALL_RESPONSE_TESTS),
+            "rs_assessor": str(cfg.get("response", {}).get("assessor", DEFAULT_RESPONSE_ASSESSOR)).upper()}
+
 # --- bedside CRS/ICANS inputs ------------------------------------------------------------------------
 # Where a crs_assessments / icans_assessments row came from (its ``source``): the celltox assessment file, or built
 # from SDTM domains by safety/ingest/sdtm_assessments.py.

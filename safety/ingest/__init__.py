@@ -245,6 +245,8 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
                 engine.set_infusions(ctx, cols["DM"], True, c)
             if dom != "DM":
                 LOADERS[dom](ctx, c, supp_info[dom])
+            if dom == "RS":
+                engine.note_rs_not_read(ctx, by_domain[dom])
             if dom == "DS" or (dom == "EX" and "DS" not in by_domain):
                 engine.set_deaths(ctx, cols["DM"])
             if dom == "CM" or (dom == "EX" and "CM" not in by_domain):

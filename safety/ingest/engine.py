@@ -15,7 +15,8 @@ from pathlib import Path
 
 from safety.core.files import install_time_units, time_units, unit_conversions
 from safety.core.sql import run_sql, temp_table
-from safety.core.vocabulary import BELOW_LIMIT_TEXTS, CRS_TERMS, ICANS_TERMS, fatal_ae
+from safety.core.vocabulary import (BELOW_LIMIT_TEXTS, CRS_TERMS, ICANS_TERMS, OVERALL_RESPONSE_ROW, fatal_ae,
+                                    overall_response_params)
 from safety.schema.source import enrollment_order_sql
 from safety.ingest.domains import (
     LAB_NEGATIVE_ALLOWED, LIMITS, LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS,
@@ -1009,6 +1010,26 @@ def load_rs(ctx: Ctx, c: Cols, supp) -> None:
         datediff('day', s.inf_date, ct_start(t._k_RSDTC, t._lo_RSDTC, t._hi_RSDTC, s.inf_date)) AS day
         {supp_select(supp)}
         FROM _t_RS t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
+
+
+def note_rs_not_read(ctx: Ctx, files: list[StagedFile]) -> None:
+    """Note on the first RS file the loaded records that response and progression do not read: another test than
+    the overall response (RSTESTCD), another assessor than the study's (RSEVAL, study.yaml response.assessor)."""
+    p = overall_response_params(ctx.config)
+    rows = ctx.run(f"""SELECT NOT (rstestcd IS NULL OR list_contains($rs_tests, rstestcd)) AS other_test,
+                              CASE WHEN rstestcd IS NULL OR list_contains($rs_tests, rstestcd) THEN rseval
+                                   ELSE rstestcd END AS code, count(*)
+                       FROM responses WHERE studyid = $studyid AND data_cut = $cut AND NOT ({OVERALL_RESPONSE_ROW})
+                       GROUP BY ALL ORDER BY ALL""", p).fetchall()
+    if not rows or not files:
+        return
+    tests = [f"{code!r} ({n})" for other, code, n in rows if other]
+    evals = [f"{code!r} ({n})" for other, code, n in rows if not other]
+    parts = ([f"RSTESTCD {', '.join(tests)} is not the overall response ({', '.join(p['rs_tests'])})"] if tests else [])
+    parts += ([f"RSEVAL {', '.join(evals)} is not the study's assessor {p['rs_assessor']} (study.yaml "
+               "response.assessor)"] if evals else [])
+    files[0].add_note(f"{sum(n for *_, n in rows)} RS record(s) not read as a response or progression: "
+                      + "; ".join(parts))
 
 
 def load_crs(ctx: Ctx, c: Cols, supp) -> None:

@@ -17,7 +17,7 @@ from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
 from safety.derive.outcomes.malignancy import malignant_sql, names_disease_sql
 from safety.derive.outcomes.survival import (PROGRESSION_SQL, cumulative_incidence_at, endpoint_arrays,
-                                             progression_lists)
+                                             progression_params)
 from safety.derive.toxicity._sql import insert, reset, run
 from safety.schema import DEATHS, NRM_ESTIMATES
 
@@ -115,8 +115,7 @@ _DEATHS = (_DEATHS.replace("__FATAL_AE__", fatal_ae(""))
 
 def derive_deaths(con, studyid, data_cut, config, review_store=None) -> None:
     """Rebuild deaths and nrm_estimates for one (study, cut)."""
-    prog_terms, rs_prog = progression_lists(config)
-    p = {"s": studyid, "c": data_cut, "prog_terms": prog_terms, "rs_prog": rs_prog}
+    p = {"s": studyid, "c": data_cut, **progression_params(config)}
     reset(con, (DEATHS, NRM_ESTIMATES), studyid, data_cut)
     _data.install(con, "death_causes.csv")
     _data.install(con, "malignancy_terms.csv")  # malignancies, and the T-cell names of the disease-under-study rule

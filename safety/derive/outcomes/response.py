@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from safety.core.numbers import percent
 from safety.core.sql import temp_table
 from safety.derive.graph import Derivation
-from safety.derive.outcomes.survival import PROGRESSION_SQL, progression_lists
+from safety.core.vocabulary import OVERALL_RESPONSE_ROW
+from safety.derive.outcomes.survival import PROGRESSION_SQL, progression_params
 from safety.derive.toxicity._sql import insert, reset
 from safety.schema import RESPONSE_OUTCOMES
 
@@ -77,7 +78,7 @@ rs AS (
          CASE upper(response) {" ".join(f"WHEN '{k}' THEN '{v}'" for k, v in COUNTS_AS.items())}
               ELSE upper(response) END AS counts_as
   FROM responses
-  WHERE studyid = $s AND data_cut = $c AND day IS NOT NULL AND day >= 0
+  WHERE studyid = $s AND data_cut = $c AND day IS NOT NULL AND day >= 0 AND {OVERALL_RESPONSE_ROW}
 ),
 prog AS (__PROGRESSION__),
 first_prog AS (SELECT usubjid, min(day) AS d FROM prog GROUP BY usubjid),
@@ -137,9 +138,8 @@ def derive_response(con, studyid, data_cut, config, review_store=None) -> None:
                  [x.upper() for x in r.get("responders", ["CR", "CRI"])]),
                 *((i, rule["diagnosis_contains"], rule["criteria"], [x.upper() for x in rule["responders"]])
                   for i, rule in enumerate(r.get("by_diagnosis", []), start=1))])
-    prog_terms, rs_prog = progression_lists(config)
     insert(con, RESPONSE_OUTCOMES, _SQL.replace("__PROGRESSION__", PROGRESSION_SQL),
-           {"s": studyid, "c": data_cut, "prog_terms": prog_terms, "rs_prog": rs_prog})
+           {"s": studyid, "c": data_cut, **progression_params(config)})
 
 
 def orr(rows: pd.DataFrame) -> dict:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from safety.core.sql import run_sql
+from safety.core.vocabulary import OVERALL_RESPONSE_ROW, overall_response_params
 
 if TYPE_CHECKING:  # the curves are DataFrames for pages; a load's NRM estimates read arrays (endpoint_arrays)
     import pandas as pd
@@ -176,7 +177,6 @@ def endpoint_sql(endpoint: str, config: dict, studyid: str, data_cut) -> tuple[s
     is never missing or below 0 (a subject without follow-up is censored at day 0)."""
     p = {"s": studyid, "c": data_cut}
     if endpoint == "NRM":
-        prog_terms, rs_prog = progression_lists(config)
         cte = "r AS (SELECT usubjid, min(day) AS prog FROM (" + PROGRESSION_SQL + ") GROUP BY usubjid)"
         sql = """
         SELECT s.usubjid,
@@ -189,7 +189,7 @@ def endpoint_sql(endpoint: str, config: dict, studyid: str, data_cut) -> tuple[s
         LEFT JOIN deaths d ON d.studyid = s.studyid AND d.data_cut = s.data_cut AND d.usubjid = s.usubjid
         LEFT JOIN r ON r.usubjid = s.usubjid
         WHERE s.studyid = $s AND s.data_cut = $c AND s.infused AND s.first_infusion_date IS NOT NULL"""
-        p = {**p, "prog_terms": prog_terms, "rs_prog": rs_prog}
+        p = {**p, **progression_params(config)}
     else:
         cte = f"e AS ({_COMPETING_SQL[endpoint]})"
         sql = """
@@ -206,13 +206,13 @@ def endpoint_sql(endpoint: str, config: dict, studyid: str, data_cut) -> tuple[s
             "CAST(status AS BIGINT) AS status FROM x ORDER BY usubjid", p)
 
 
-# progression/relapse days per subject after the infusion (day 0 on): RS responses in the study's progression list,
-# DS PROGRESSIVE DISEASE, AEs with a progression term (dlt.progression_terms). A progression recorded before day 0
-# (during bridging) is why the subject was treated, not a relapse after it: it neither makes a later death a
-# relapse death nor competes with NRM. Parameters: $s, $c, $prog_terms, $rs_prog.
-PROGRESSION_SQL = """
+# progression/relapse days per subject after the infusion (day 0 on): RS overall responses in the study's
+# progression list, DS PROGRESSIVE DISEASE, AEs with a progression term (dlt.progression_terms). A progression
+# recorded before day 0 (during bridging) is why the subject was treated, not a relapse after it: it neither makes a
+# later death a relapse death nor competes with NRM. Parameters: those of :func:`progression_params`.
+PROGRESSION_SQL = f"""
   SELECT usubjid, day FROM responses WHERE studyid = $s AND data_cut = $c AND day >= 0
-    AND list_contains($rs_prog, upper(response))
+    AND list_contains($rs_prog, upper(response)) AND {OVERALL_RESPONSE_ROW}
   UNION ALL
   SELECT usubjid, day FROM disposition WHERE studyid = $s AND data_cut = $c AND day >= 0
     AND upper(dsdecod) = 'PROGRESSIVE DISEASE'
@@ -228,3 +228,9 @@ def progression_lists(cfg: dict) -> tuple[list[str], list[str]]:
                                                            ["DISEASE PROGRESSION", "PROGRESSIVE DISEASE"])]
     rs = [t.upper() for t in cfg.get("response", {}).get("progression", ["PD", "PMD", "RELAPSE", "PROGRESSIVE DISEASE"])]
     return terms, rs
+
+
+def progression_params(cfg: dict) -> dict:
+    """The parameters of ``PROGRESSION_SQL`` besides $s and $c."""
+    prog_terms, rs_prog = progression_lists(cfg)
+    return {"prog_terms": prog_terms, "rs_prog": rs_prog, **overall_response_params(cfg)}
