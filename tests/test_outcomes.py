@@ -1094,6 +1094,28 @@ def test_a_study_reading_the_independent_review_names_it_in_study_yaml(tmp_path)
                                                                   "ITNK-B-01-02-008": ("not assessed", False)}
 
 
+def test_a_partial_date_holding_the_infusion_date_is_no_progression_after_infusion(tmp_path):
+    """A screening PD dated '2025-04' for a subject infused 2025-04-25: imputed to day 0 it was the best response
+    (PD), wiped out a PR held to month 12 and made the subject compete with NRM from day 0. Its timing is unknown,
+    so it is neither a response nor a progression, and the load says so; a full date before infusion is day < 0."""
+    from safety.core.config import load_study_config
+
+    con, result = _itnk_with_rs(tmp_path, [
+        "ITNK-B-01,RS,ITNK-B-01-02-008,9,OVRLRESP,Overall Response,PD,PD,INVESTIGATOR,SCREENING,2025-04,",
+        "ITNK-B-01,RS,ITNK-B-01-02-006,9,OVRLRESP,Overall Response,PD,PD,INVESTIGATOR,SCREENING,2025-03-01,"])
+    assert con.execute("SELECT day, rs_date_flag FROM responses WHERE usubjid = 'ITNK-B-01-02-008' "
+                       "AND visit = 'SCREENING'").fetchone() == (None, "D")
+    assert con.execute("SELECT best_response, responder, dor_days, progression_day FROM response_outcomes "
+                       "WHERE usubjid = 'ITNK-B-01-02-008'").fetchone() == ("PR", True, 336, None)
+    cfg = load_study_config(tmp_path / "car_itnk")
+    studyid, cut = con.execute("SELECT studyid, data_cut FROM studies").fetchone()
+    nrm = dict((u, (t, st)) for u, t, st in con.execute(*survival.endpoint_sql("NRM", cfg, studyid, cut)).fetchall())
+    assert nrm["ITNK-B-01-02-008"] == (367.0, 0)
+    assert any("1 RS record(s) with a partial RSDTC whose period holds the infusion date have no study day and are "
+               "read as neither a response nor a progression (before or after infusion unknown): VISIT 'SCREENING' (1)"
+               in n for n in result.notes)
+
+
 def test_outcome_settings_are_validated_with_the_key_named():
     from safety.core.config import ConfigError, validate
     with pytest.raises(ConfigError, match=r"immune_monitoring\[0\]\.treshold"):

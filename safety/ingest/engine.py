@@ -1007,20 +1007,34 @@ def load_rs(ctx: Ctx, c: Cols, supp) -> None:
         _i_RSSEQ AS rsseq, upper({c('RSTESTCD')}) AS rstestcd, {c('RSORRES')} AS rsorres,
         upper(coalesce({c('RSSTRESC')}, {c('RSORRES')})) AS response, upper({c('RSEVAL')}) AS rseval, {c('VISIT')} AS visit,
         {dated(c, 'RSDTC', 'rs')},
-        datediff('day', s.inf_date, ct_start(t._k_RSDTC, t._lo_RSDTC, t._hi_RSDTC, s.inf_date)) AS day
+        -- a partial date whose month or year holds the infusion date has no day: imputed to day 0 (as an AE onset
+        -- is) a screening PD would become a progression after infusion; its timing is unknown, so it is neither
+        CASE WHEN t._k_RSDTC IN ('D', 'M') AND s.inf_date BETWEEN t._lo_RSDTC AND t._hi_RSDTC THEN NULL
+             ELSE datediff('day', s.inf_date, ct_start(t._k_RSDTC, t._lo_RSDTC, t._hi_RSDTC, s.inf_date)) END AS day
         {supp_select(supp)}
         FROM _t_RS t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
 
 
 def note_rs_not_read(ctx: Ctx, files: list[StagedFile]) -> None:
-    """Note on the first RS file the loaded records that response and progression do not read: another test than
-    the overall response (RSTESTCD), another assessor than the study's (RSEVAL, study.yaml response.assessor)."""
+    """Note on the first RS file the loaded records that response and progression do not read: a partial date
+    holding the infusion date (no day), another test than the overall response (RSTESTCD), another assessor than
+    the study's (RSEVAL, study.yaml response.assessor)."""
     p = overall_response_params(ctx.config)
     rows = ctx.run(f"""SELECT NOT (rstestcd IS NULL OR list_contains($rs_tests, rstestcd)) AS other_test,
                               CASE WHEN rstestcd IS NULL OR list_contains($rs_tests, rstestcd) THEN rseval
                                    ELSE rstestcd END AS code, count(*)
                        FROM responses WHERE studyid = $studyid AND data_cut = $cut AND NOT ({OVERALL_RESPONSE_ROW})
                        GROUP BY ALL ORDER BY ALL""", p).fetchall()
+    undated = ctx.run("""SELECT coalesce(r.visit, 'no VISIT') AS visit, count(*) FROM responses r
+                         JOIN _subj s ON s.usubjid = r.usubjid
+                         WHERE r.studyid = $studyid AND r.data_cut = $cut AND r.day IS NULL
+                           AND r.rs_date_flag IS NOT NULL AND s.inf_date IS NOT NULL
+                         GROUP BY ALL ORDER BY ALL""").fetchall()
+    if undated and files:
+        files[0].add_note(f"{sum(n for _, n in undated)} RS record(s) with a partial RSDTC whose period holds the "
+                          "infusion date have no study day and are read as neither a response nor a progression "
+                          "(before or after infusion unknown): VISIT "
+                          + ", ".join(f"{v!r} ({n})" for v, n in undated))
     if not rows or not files:
         return
     tests = [f"{code!r} ({n})" for other, code, n in rows if other]

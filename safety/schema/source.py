@@ -211,7 +211,8 @@ RESPONSES = Table(
         C("rseval", "VARCHAR", "Evaluator (RSEVAL), e.g. INVESTIGATOR, INDEPENDENT ASSESSOR."),
         C("visit", "VARCHAR", "Visit name, e.g. MONTH 3."),
     ) + _dated("rs", "Assessment date") + (
-        C("day", "INTEGER", "Day relative to infusion."),
+        C("day", "INTEGER", "Day relative to infusion; NULL when a partial RSDTC's month or year holds the infusion "
+                            "date (before or after infusion unknown: read as neither a response nor a progression)."),
     ),
 )
 
