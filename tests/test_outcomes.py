@@ -1006,6 +1006,31 @@ def test_a_response_recorded_on_the_day_of_progression_is_not_the_best_response(
     assert got == {"S1": ("PD", False), "S2": ("SD", False), "S3": ("PR", True)}
 
 
+def test_a_subject_assessed_only_after_a_progression_an_ae_or_ds_records_first_is_pd_not_unassessed(tmp_path):
+    """Lugano 2014: the best response up to progression. When an AE or DS record documents the first progression
+    before any RS assessment, the subject was assessed and progressed: PD, not 'not assessed' (which the docs keep
+    for an infused subject with no assessment)."""
+    cfg = {"response": {"criteria": "Lugano 2014", "responders": ["CR", "PR"]}}
+    db = OutcomeDB(tmp_path / "r.duckdb", cfg)
+    db.subject("A", diagnosis="Diffuse large B-cell lymphoma", lka=300)   # AE progression day 19, RS PD day 28
+    db.ae("A", "Disease progression", 3, 19, 40)
+    db.rs("A", 28, "PD")
+    db.subject("B", diagnosis="Diffuse large B-cell lymphoma", lka=400)   # AE progression day 10, RS SD after
+    db.ae("B", "Disease progression", 2, 10, 20)
+    for d in (28, 90, 180, 364):
+        db.rs("B", d, "SD")
+    db.subject("C", diagnosis="Diffuse large B-cell lymphoma", lka=400)   # DS progression day 5, RS CR day 60
+    db.ds("C", "PROGRESSIVE DISEASE", "Progressive disease", 5)
+    db.rs("C", 60, "CR")
+    db.subject("D", diagnosis="Diffuse large B-cell lymphoma", lka=400)   # progression, no assessment at all
+    db.ae("D", "Disease progression", 3, 30, 40)
+    db.derive("response")
+    r = db.by("response_outcomes")
+    got = {u: (r[u]["best_response"], bool(r[u]["responder"]), nan_none(r[u]["last_assessment_day"])) for u in r}
+    assert got == {"A": ("PD", False, 28), "B": ("PD", False, 364), "C": ("PD", False, 60),
+                   "D": ("not assessed", False, None)}
+
+
 def test_best_response_rows_of_the_packet_add_up_to_the_infused_subjects(tmp_path):
     """CRh, PMD and a response text the ranks do not name each get their row, in rank order, so the committee's
     best-response rows add up to N."""

@@ -4,7 +4,7 @@ The criteria are study settings (study.yaml ``response``): e.g. Lugano 2014 for 
 and CR + CRi for acute leukaemia; ``by_diagnosis`` picks the criteria per subject by the disease under study. Best
 overall response is the best assessment up to the first progression (CR > CRi, CRh > PR > SD > PD > NE; Lugano's
 PET-CT categories at the ranks of the responses they name); on the day progression is first documented only the
-progression counts. A responder has a counted response before the first progression. Duration of response runs from the first counted response to progression/relapse or death (any death
+progression counts, and a subject assessed only after a progression an AE or DS records first is PD. A responder has a counted response before the first progression. Duration of response runs from the first counted response to progression/relapse or death (any death
 of the deaths table), censored at the last response assessment; DFS/PFS from the first response runs to
 progression/relapse or death, censored at last known alive.
 """
@@ -104,9 +104,14 @@ firstr AS (
 ),
 lastrs AS (SELECT usubjid, max(day) AS d FROM rs GROUP BY usubjid),
 x AS (
-  SELECT subj.*, best.bor, firstr.d AS first_response_day, lastrs.d AS last_assessment_day,
+  -- assessed, but the first progression (an AE or DS record) comes before every assessment: the best response up
+  -- to progression is that progression
+  SELECT subj.*, CASE WHEN best.bor IS NULL AND lastrs.d IS NOT NULL AND fp.d IS NOT NULL THEN 'PD' ELSE best.bor END
+           AS bor,
+         firstr.d AS first_response_day, lastrs.d AS last_assessment_day,
          (SELECT min(p.day) FROM prog p WHERE p.usubjid = subj.usubjid AND p.day > firstr.d) AS progression_day
   FROM subj LEFT JOIN best USING (usubjid) LEFT JOIN firstr USING (usubjid) LEFT JOIN lastrs USING (usubjid)
+  LEFT JOIN first_prog fp USING (usubjid)
 )
 SELECT $s AS studyid, $c AS data_cut, usubjid, rule.crit AS criteria,
        array_to_string(list_transform(rule.resp, lambda r: {_labelled_sql("r")}), ' + ') AS responders_definition,
