@@ -743,6 +743,41 @@ def test_a_death_known_only_from_a_fatal_ae_shows_on_swimmer_and_profile(app_cop
     assert _metrics(at)["Death"] == "day 20"
 
 
+def test_swimmer_month_orr_counts_a_response_as_the_best_overall_response_does(tmp_path, monkeypatch):
+    """The month 3/6/12 ORRs count an assessment as response_outcomes counts it (response.py's one definition):
+    Lugano's PMR as a PR (02-021's month-6 PMR), and nothing after the first progression (03-029's month-3 CR after
+    a month-1 PD). Before, month 6 lost 02-021 and month 3 counted 03-029, whose best response is PD."""
+    import shutil
+
+    from safety.ingest import ingest_study
+
+    study = tmp_path / "car_itnk"
+    shutil.copytree(ROOT / "sample_data" / "car_itnk", study)
+    rs = (study / "rs.csv").read_text().splitlines()
+    rs = [r.replace("PR,PR,INVESTIGATOR,MONTH 6", "PMR,PMR,INVESTIGATOR,MONTH 6") if "-02-021," in r else
+          r.replace("PR,PR,INVESTIGATOR,MONTH 1", "PD,PD,INVESTIGATOR,MONTH 1") if "-03-029," in r else r for r in rs]
+    (study / "rs.csv").write_text("\n".join(rs) + "\n")
+    db = tmp_path / "s.duckdb"
+    ingest_study(study, db)
+    monkeypatch.setenv("CELLTOX_DB", str(db))
+    monkeypatch.setenv("CELLTOX_AUTH", "off")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    try:
+        m = _metrics(_open("swimmer"))
+    finally:
+        st.cache_data.clear()
+        st.cache_resource.clear()
+    best = _db_rows(db, "SELECT usubjid, best_response, responder FROM response_outcomes "
+                        "WHERE usubjid IN ('ITNK-B-01-02-021', 'ITNK-B-01-03-029') ORDER BY usubjid")
+    assert best == [("ITNK-B-01-02-021", "PR", True), ("ITNK-B-01-03-029", "PD", False)]
+    # by hand from rs.csv (each subject's criteria, responses before the first RS/DS/AE progression): month 3
+    # 18 (03-029 not among them; it was 19), month 6 13 (02-021's PMR among them; it was 12), month 12 3; best
+    # overall 20 of 30 infused
+    assert (m["ORR Month 3"], m["ORR Month 6"], m["ORR Month 12"], m["ORR Best overall"]) == \
+        ("18 / 30", "13 / 30", "3 / 30", "20 / 30")
+
+
 def test_adverse_events_table_counts_subjects_per_term_and_those_at_grade_3_or_more(app_env):
     db = app_env
     studyid, cut = _latest(db)

@@ -8,7 +8,8 @@ from dashboard import figures_outcomes as FO
 from dashboard.figures_svg import response_rate_svg
 from safety.core.numbers import fixed
 from safety.derive.outcomes import survival
-from safety.derive.outcomes.response import orr
+from safety.core.vocabulary import overall_response_params
+from safety.derive.outcomes.response import COUNTED_RESPONSE_ROWS_SQL, orr
 
 MAX_LANES = 100  # subjects per swimmer chart
 
@@ -72,19 +73,19 @@ views = st.tabs(["Objective response rate among infused subjects", "Kaplan-Meier
 if views[0].open:
     with views[0]:
         n = len(subj)
-        # A response counts under the study's criteria for that subject (study.yaml response: e.g. Lugano 2014
-        # CR + PR for lymphoma, CR + CRi for acute leukaemia), read from response_outcomes.
-        counted = ("JOIN response_outcomes o ON o.usubjid = r.usubjid "
-                   "AND list_contains(o.counted_responses, upper(r.response))" if has_resp else "")
+        # A response counts as the best overall response counts it (response.py COUNTED_RESPONSE_ROWS_SQL: the
+        # study's criteria for that subject, PET-CT categories as the responses they name, before progression).
+        counted = (COUNTED_RESPONSE_ROWS_SQL if has_resp else
+                   "SELECT usubjid, day, visit FROM responses WHERE upper(response) IN ('CR', 'CRI')")
         resp = state.q(f"""
             SELECT tp.timepoint, count(DISTINCT r.usubjid) AS responders
             FROM (VALUES ('Month 3', 3, 77, 105), ('Month 6', 6, 160, 210), ('Month 12', 12, 330, 400))
                  tp(timepoint, m, lo, hi)
-            LEFT JOIN (SELECT r.* FROM responses r {counted}
-                       WHERE {'TRUE' if has_resp else "upper(r.response) IN ('CR', 'CRI')"}) r
+            LEFT JOIN ({counted}) r
                  ON {state.subject_filter(v, column='r.usubjid')[0]}
                  AND (upper(r.visit) = 'MONTH ' || tp.m OR (r.visit IS NULL AND r.day BETWEEN tp.lo AND tp.hi))
-            GROUP BY tp.timepoint, tp.m ORDER BY tp.m""", fp)
+            GROUP BY tp.timepoint, tp.m ORDER BY tp.m""",
+            {**fp, **(overall_response_params(state.study_config(v)) if has_resp else {})})
         if outcomes is not None:
             res = orr(outcomes)
             best = res["responders"]

@@ -835,6 +835,7 @@ RESPONSE_OUTCOMES = Table(
         C("responder", "BOOLEAN", "best_response is one of the counted responses."),
         C("first_response_day", "INTEGER", "First assessment with a counted response."),
         C("progression_day", "INTEGER", "First progression/relapse after the first response (RS, else DS PROGRESSIVE DISEASE)."),
+        C("first_progression_day", "INTEGER", "First progression/relapse on day 0 or later (RS overall response, DS PROGRESSIVE DISEASE or an AE progression term): no response from this day on is counted."),
         C("death_day", "INTEGER", "Day of death, if any."),
         C("last_assessment_day", "INTEGER", "Last response assessment (censoring for duration of response)."),
         C("dor_days", "INTEGER", "Duration of response: first response to progression or death, else to the last assessment (censored)."),

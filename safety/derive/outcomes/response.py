@@ -60,6 +60,28 @@ def definition(responders: list[str]) -> str:
     return " + ".join(LABELS.get(r, r) for r in responders)
 
 
+def counts_as_sql(response: str) -> str:
+    """SQL: the response the code ``response`` (upper case) counts as (``COUNTS_AS``: CMR as CR), else itself."""
+    return (f"CASE {response} " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in COUNTS_AS.items())
+            + f" ELSE {response} END")
+
+
+def counted_response_sql(response: str, responders: str, day: str, first_progression: str) -> str:
+    """SQL: an assessment counts as a response: its code (PET-CT categories as the responses they name) is one of
+    the subject's counted responses, and it comes before the first progression. The one definition the
+    responder (``response_outcomes.first_response_day``) and the swimmer page's time-point ORRs use."""
+    return (f"(list_contains({responders}, {counts_as_sql(f'upper({response})')}) "
+            f"AND ({first_progression} IS NULL OR {day} < {first_progression}))")
+
+
+# The overall-response rows of the study's assessor (parameters overall_response_params) that count as a response,
+# with their day and visit: a page's time-point ORR reads these beside response_outcomes.
+COUNTED_RESPONSE_ROWS_SQL = f"""
+  SELECT r.usubjid, r.day, r.visit FROM responses r JOIN response_outcomes o ON o.usubjid = r.usubjid
+  WHERE r.day >= 0 AND {OVERALL_RESPONSE_ROW}
+    AND {counted_response_sql("r.response", "o.counted_responses", "r.day", "o.first_progression_day")}"""
+
+
 _SQL = f"""
 WITH rules AS (SELECT * FROM _response_rules),
 subj AS (
@@ -74,9 +96,7 @@ subj AS (
   GROUP BY s.usubjid, s.death_day, s.last_known_alive_day
 ),
 rs AS (
-  SELECT usubjid, day, upper(response) AS resp,
-         CASE upper(response) {" ".join(f"WHEN '{k}' THEN '{v}'" for k, v in COUNTS_AS.items())}
-              ELSE upper(response) END AS counts_as
+  SELECT usubjid, day, upper(response) AS resp, {counts_as_sql("upper(response)")} AS counts_as
   FROM responses
   WHERE studyid = $s AND data_cut = $c AND day IS NOT NULL AND day >= 0 AND {OVERALL_RESPONSE_ROW}
 ),
@@ -99,7 +119,7 @@ best AS (
 firstr AS (
   SELECT rs.usubjid, min(rs.day) AS d FROM rs JOIN subj USING (usubjid)
   LEFT JOIN first_prog fp USING (usubjid)
-  WHERE list_contains(subj.rule.resp, rs.counts_as) AND (fp.d IS NULL OR rs.day < fp.d)
+  WHERE {counted_response_sql("rs.resp", "subj.rule.resp", "rs.day", "fp.d")}
   GROUP BY rs.usubjid
 ),
 lastrs AS (SELECT usubjid, max(day) AS d FROM rs GROUP BY usubjid),
@@ -108,7 +128,7 @@ x AS (
   -- to progression is that progression
   SELECT subj.*, CASE WHEN best.bor IS NULL AND lastrs.d IS NOT NULL AND fp.d IS NOT NULL THEN 'PD' ELSE best.bor END
            AS bor,
-         firstr.d AS first_response_day, lastrs.d AS last_assessment_day,
+         firstr.d AS first_response_day, lastrs.d AS last_assessment_day, fp.d AS first_progression_day,
          (SELECT min(p.day) FROM prog p WHERE p.usubjid = subj.usubjid AND p.day > firstr.d) AS progression_day
   FROM subj LEFT JOIN best USING (usubjid) LEFT JOIN firstr USING (usubjid) LEFT JOIN lastrs USING (usubjid)
   LEFT JOIN first_prog fp USING (usubjid)
@@ -118,7 +138,7 @@ SELECT $s AS studyid, $c AS data_cut, usubjid, rule.crit AS criteria,
        rule.resp AS counted_responses,
        CASE WHEN bor IS NULL THEN '{NOT_ASSESSED}' ELSE {_labelled_sql("bor")} END AS best_response,
        first_response_day IS NOT NULL AS responder,
-       first_response_day, progression_day, death_day, last_assessment_day,
+       first_response_day, progression_day, first_progression_day, death_day, last_assessment_day,
        CASE WHEN first_response_day IS NOT NULL THEN
          coalesce(least(progression_day, CASE WHEN death_day > first_response_day THEN death_day END),
                   greatest(last_assessment_day, first_response_day)) - first_response_day END AS dor_days,
