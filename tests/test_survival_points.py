@@ -46,6 +46,16 @@ def test_median_survival_time_known_and_not_reached():
     assert median_survival_time([], []) is None and median_survival_time([4, 6], [0, 0]) is None
 
 
+def test_a_survival_of_exactly_one_half_is_the_median():
+    """Four durations of 1-4 days, all events: the survival is 1/2 on day 2, which the product of logs makes
+    0.5000000000000001; the median is day 2, not 3 (the packet's and the page's, both). Six with censorings on
+    days 30 and 60: 1/2 on day 30, the median 30, not 50."""
+    from safety.derive.outcomes.survival import kaplan_meier, median_survival_time, median_time
+    for time, event, median in (([1, 2, 3, 4], [1, 1, 1, 1], 2), ([10, 20, 30, 40, 50, 60], [1, 1, 1, 0, 1, 0], 30)):
+        assert median_survival_time(time, event) == median
+        assert median_time(kaplan_meier(time, event)) == median
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_median_survival_time_same_as_statsmodels(seed):
     from safety.derive.outcomes.survival import kaplan_meier, median_survival_time, median_time

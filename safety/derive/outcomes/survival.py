@@ -85,6 +85,16 @@ def _product_limit(time: np.ndarray, event: np.ndarray):
     return utime, rtime, d, n, sp
 
 
+# The product-limit survival is a product of fractions computed as exp(sum(log)): 1/2 comes out as
+# 0.5000000000000001, and the median would move to the next event day. Survival within this of 0.5 is 0.5.
+HALF_TOLERANCE = 1e-9
+
+
+def _reaches_half(survival):
+    """Survival at or below one half (``HALF_TOLERANCE``): where the median is."""
+    return survival <= 0.5 + HALF_TOLERANCE
+
+
 def median_survival_time(time, event) -> float | None:
     """``median_time(kaplan_meier(time, event))`` without importing statsmodels (1-2 s): the first event day
     at which the product-limit survival is <= 0.5, None when not reached. For tables that need the median only."""
@@ -93,7 +103,7 @@ def median_survival_time(time, event) -> float | None:
     if len(time) == 0 or not event.any():
         return None
     utime, _, d, _, sp = _product_limit(time, event)
-    below = utime[(d > 0) & (sp <= 0.5)]
+    below = utime[(d > 0) & _reaches_half(sp)]
     return float(below[0]) if len(below) else None
 
 
@@ -143,7 +153,7 @@ def value_at(curve: pd.DataFrame, day: float, column: str) -> float:
 
 def median_time(curve: pd.DataFrame) -> float | None:
     """First day the Kaplan-Meier survival is <= 0.5; None when not reached."""
-    below = curve[curve["survival"] <= 0.5]
+    below = curve[_reaches_half(curve["survival"])]
     return float(below["day"].iloc[0]) if len(below) else None
 
 
