@@ -95,6 +95,22 @@ def test_correction_is_a_new_row_and_latest_wins(env):
     assert t["S-1/AE/1"]["status"] == "pending (earlier decision withdrawn)" and t["S-1/AE/1"]["pending"] is True
 
 
+def test_a_decision_recorded_later_on_an_earlier_cut_does_not_override_the_later_cuts(env):
+    """March confirmed, September rejected, then the March packet issued again with 'confirmed as at March': the
+    September view keeps September's rejection (the newest row had won, a DLT again without re-review); the March
+    view shows March's decision."""
+    con, store = env
+    r1 = load(con, CUT, store)
+    r2 = load(con, CUT2, store)
+    adj.record_decision(store, r1, "S-1/AE/1", "confirmed", "March minutes", "dr a")
+    adj.record_decision(store, r2, "S-1/AE/1", "rejected", "September: not a DLT after all", "dr a")
+    adj.record_decision(store, r1, "S-1/AE/1", "confirmed", "March packet issued again: confirmed as at March", "dr a")
+    september, march = by_key(adj.review_table(r2, store))["S-1/AE/1"], by_key(adj.review_table(r1, store))["S-1/AE/1"]
+    assert (september["decision"], september["counts_as_dlt"], september["rationale"]) == (
+        "rejected", False, "September: not a DLT after all")
+    assert (march["decision"], march["rationale"]) == ("confirmed", "March packet issued again: confirmed as at March")
+
+
 def test_reload_changing_grade_or_dates_flags_rereview(env):
     con, store = env
     r1 = load(con, CUT, store)

@@ -265,12 +265,15 @@ class ReviewStore:
         return self.query("SELECT * FROM adjudications WHERE studyid = ? ORDER BY id", (studyid,))
 
     def latest_adjudications(self, studyid: str, as_of_cut: str | dt.date | None = None) -> list[dict]:
-        """The current decision per event key: the newest row wins. With ``as_of_cut``, among the decisions made
-        on that data cut or an earlier one: a decision made on a later cut was not there to apply to it."""
+        """The decision in force per event key: the one made on the latest data cut, the newest row of that cut.
+        With ``as_of_cut``, among the decisions made on that cut or an earlier one: a decision made on a later cut
+        was not there to apply to it, and one recorded later on an earlier cut (a March packet issued again) is
+        about that cut's data, so it does not override what a later cut's committee decided."""
         cut = "" if as_of_cut is None else " AND data_cut <= ?"
         return self.query(
-            "SELECT a.* FROM adjudications a JOIN (SELECT event_key, max(id) AS id FROM adjudications "
-            f"WHERE studyid = ?{cut} GROUP BY event_key) m ON a.id = m.id ORDER BY a.id",
+            "SELECT a.* FROM adjudications a JOIN (SELECT id, row_number() OVER (PARTITION BY event_key "
+            f"ORDER BY data_cut DESC, id DESC) AS rn FROM adjudications WHERE studyid = ?{cut}) m "
+            "ON a.id = m.id AND m.rn = 1 ORDER BY a.id",
             (studyid,) if as_of_cut is None else (studyid, str(as_of_cut)),
         )
 
