@@ -309,11 +309,25 @@ def validate(given: dict | None, src: str = "study.yaml", text: str | None = Non
     _check(sr["dose_order"], list, "stopping_rule.dose_order", src)
     if not 0 < sr["threshold"] < 1:
         raise ConfigError(f"{src}: 'stopping_rule.threshold' must be between 0 and 1, got {sr['threshold']!r}")
+    for k in ("alpha", "boin_elimination_cutoff"):
+        if not 0 < sr[k] < 1:
+            raise ConfigError(f"{src}: 'stopping_rule.{k}' must be a probability strictly between 0 and 1 "
+                              f"(a percentage as a fraction: 10 % is 0.10), got {sr[k]!r}")
     for k in ("boin_phi1", "boin_phi2"):
         if sr[k] is not None:
             _check(sr[k], (int, float), f"stopping_rule.{k}", src)
             if not 0 < sr[k] < 1:
                 raise ConfigError(f"{src}: 'stopping_rule.{k}' must be between 0 and 1, got {sr[k]!r}")
+    # BOIN's intervals need 0 < phi1 < target < phi2 < 1 (Liu & Yuan 2015); a default takes 0.6 / 1.4 x target
+    if sr["boin_phi1"] is not None and not sr["boin_phi1"] < sr["threshold"]:
+        raise ConfigError(f"{src}: 'stopping_rule.boin_phi1' must be below the target 'stopping_rule.threshold' "
+                          f"({sr['threshold']!r}), got {sr['boin_phi1']!r}")
+    if sr["boin_phi2"] is not None and not sr["boin_phi2"] > sr["threshold"]:
+        raise ConfigError(f"{src}: 'stopping_rule.boin_phi2' must be above the target 'stopping_rule.threshold' "
+                          f"({sr['threshold']!r}), got {sr['boin_phi2']!r}")
+    if sr["method"] == "boin" and sr["boin_phi2"] is None and 1.4 * sr["threshold"] >= 1:
+        raise ConfigError(f"{src}: 'stopping_rule.threshold' {sr['threshold']!r} puts BOIN's default "
+                          "'stopping_rule.boin_phi2' (1.4 x target) at 1 or above; give boin_phi2 below 1")
     if not 0 < sr["posterior_cutoff"] < 1:
         raise ConfigError(f"{src}: 'stopping_rule.posterior_cutoff' must be between 0 and 1")
     if sr["prior_a"] <= 0 or sr["prior_b"] <= 0:
