@@ -37,11 +37,60 @@ def test_stopping_rule_values_within_range_still_validate():
     assert validate({"stopping_rule": {"method": "pocock", "threshold": 0.8}})["stopping_rule"]["threshold"] == 0.8
 
 
-def test_ingest_refuses_a_percentage_alpha_before_anything_is_loaded(tmp_path):
+def refused_at_ingest(tmp_path, study_yaml: str) -> str:
+    """The one-line refusal of ingest_study for the fixture study with ``study_yaml``, after the prefix naming
+    the file; nothing is written."""
     from safety.ingest import IngestError
     from test_study_settings import _ingest
     with pytest.raises(IngestError) as exc:
-        _ingest(tmp_path, "studyid: CT-TEST-01\nstopping_rule:\n  method: pocock\n  alpha: 10\n")
-    assert str(exc.value) == (f"{tmp_path / 's' / 'study.yaml'}: 'stopping_rule.alpha' must be a probability strictly "
-                              "between 0 and 1 (a percentage as a fraction: 10 % is 0.10), got 10")
+        _ingest(tmp_path, study_yaml)
     assert not (tmp_path / "db.duckdb").exists()
+    prefix = f"{tmp_path / 's' / 'study.yaml'}: "
+    assert str(exc.value).startswith(prefix) and "\n" not in str(exc.value)
+    return str(exc.value)[len(prefix):]
+
+
+def test_ingest_refuses_a_percentage_alpha_before_anything_is_loaded(tmp_path):
+    assert refused_at_ingest(tmp_path, "studyid: CT-TEST-01\nstopping_rule:\n  method: pocock\n  alpha: 10\n") == (
+        "'stopping_rule.alpha' must be a probability strictly between 0 and 1 (a percentage as a fraction: "
+        "10 % is 0.10), got 10")
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"data_cuts": __import__("datetime").date(2026, 3, 31)},
+     """'data_cuts' must be a list of dates YYYY-MM-DD (one per line after '- '), got '2026-03-31'"""),
+    ({"data_cuts": "2026-03-31"}, "'data_cuts' must be a list of dates YYYY-MM-DD"),
+    ({"dlt": {"progression_terms": [1, None]}},
+     "'dlt.progression_terms[0]' must be str (dlt.progression_terms is a list of text), got 1"),
+    ({"dlt": {"progression_terms": "DISEASE PROGRESSION"}}, "'dlt.progression_terms' must be a list of text"),
+    ({"dlt": {"syndrome_terms": {"CRS": [5, None]}}}, "'dlt.syndrome_terms.CRS[0]' must be str"),
+    ({"dlt": {"rules": [{"id": "X1", "type": "ae_grade", "exclude_terms": ["FEVER", None]}]}},
+     "'dlt.rules[0].exclude_terms[1]' must be str"),
+    ({"dlt": {"rules": [{"id": "X1", "type": "cytopenia_persisting", "tests": ["NEUT", 3]}]}},
+     "'dlt.rules[0].tests[1]' must be str"),
+    ({"response": {"responders": ["CR", False]}}, "'response.responders[1]' must be str"),  # YAML reads NO as false
+    ({"response": {"progression": [None]}}, "'response.progression[0]' must be str"),
+    ({"response": {"by_diagnosis": [{"diagnosis_contains": "ALL", "criteria": "c", "responders": [1]}]}},
+     "'response.by_diagnosis[0].responders[0]' must be str"),
+    ({"off_tumour_watch": {"terms": [7]}}, "'off_tumour_watch.terms[0]' must be str"),
+    ({"off_tumour_watch": {"socs": "NERVOUS SYSTEM DISORDERS"}}, "'off_tumour_watch.socs' must be a list of text"),
+    ({"stopping_rule": {"dose_order": [None]}}, "'stopping_rule.dose_order[0]' must be"),
+])
+def test_a_list_setting_must_be_a_list_of_its_kind(settings, message):
+    """data_cuts: 2026-03-31 and progression_terms: [1, null] ended in a Python traceback (the second half-way
+    through the derivations); a quoted date was read character by character."""
+    with pytest.raises(ConfigError) as exc:
+        validate(settings)
+    assert message in str(exc.value)
+
+
+def test_list_settings_of_the_right_kind_still_validate():
+    cfg = validate({"data_cuts": ["2026-03-31"], "stopping_rule": {"dose_order": ["DL1", 2]},
+                    "dlt": {"progression_terms": ["PD"]}})
+    assert (cfg["data_cuts"], cfg["stopping_rule"]["dose_order"], cfg["dlt"]["progression_terms"]) == (
+        ["2026-03-31"], ["DL1", 2], ["PD"])
+
+
+def test_ingest_refuses_a_number_among_the_progression_terms_in_one_line(tmp_path):
+    assert refused_at_ingest(tmp_path, "studyid: CT-TEST-01\ndlt:\n  progression_terms: [1, null]\n") == (
+        "'dlt.progression_terms[0]' must be str (dlt.progression_terms is a list of text), got 1")

@@ -24,6 +24,18 @@ class ConfigError(ValueError):
     """A study.yaml that cannot be used; the message names the file and the key."""
 
 
+class ListOf:
+    """The expected type of a list setting whose every entry has type ``item`` (checked by ``_check``)."""
+
+    def __init__(self, item, name: str):
+        self.item, self.name = item, name
+
+
+# AE terms, test codes and response codes are compared as text: a number or a YAML `null` or `no` in such a list
+# ended in a traceback half-way through the load, or matched nothing
+TEXT_LIST = ListOf(str, "a list of text")
+
+
 EXPECTED_HAEM_TERMS = [
     "NEUTROPENIA", "NEUTROPHIL COUNT DECREASED", "THROMBOCYTOPENIA", "PLATELET COUNT DECREASED",
     "ANAEMIA", "ANEMIA", "LEUKOPENIA", "WHITE BLOOD CELL DECREASED", "LYMPHOPENIA",
@@ -136,8 +148,8 @@ DLT_RULE_FIELDS: dict[str, dict[str, type | tuple]] = {
     "syndrome_grade": {"syndrome": str, "min_grade": int, "max_grade": int,
                        "more_than_hours": (int, float), "more_than_days": (int, float)},
     "ae_grade": {"min_grade": int, "related_only": bool, "more_than_days": (int, float),
-                 "exclude_terms": list, "include_terms": list},
-    "cytopenia_persisting": {"tests": list, "grade": int, "from_day": int, "to_day": int},
+                 "exclude_terms": TEXT_LIST, "include_terms": TEXT_LIST},
+    "cytopenia_persisting": {"tests": TEXT_LIST, "grade": int, "from_day": int, "to_day": int},
 }
 _DLT_COMMON = {"id": str, "type": str, "reason": str}
 
@@ -146,12 +158,22 @@ ELIGIBILITY_LIMIT_FIELDS = {"test": str, "min": (int, float), "max": (int, float
 
 
 def _type_name(t) -> str:
+    if isinstance(t, ListOf):
+        return t.name
     if isinstance(t, tuple):
         return " or ".join(x.__name__ for x in t)
     return t.__name__
 
 
 def _check(value, expected, path: str, src: str) -> None:
+    if isinstance(expected, ListOf):
+        if not isinstance(value, list):
+            raise ConfigError(f"{src}: '{path}' must be {expected.name}, got {value!r}")
+        for i, item in enumerate(value):
+            if not isinstance(item, expected.item) or isinstance(item, bool):
+                raise ConfigError(f"{src}: '{path}[{i}]' must be {_type_name(expected.item)} "
+                                  f"({path} is {expected.name}), got {item!r}")
+        return
     ok = isinstance(value, expected) and not (expected in (int, (int, float)) and isinstance(value, bool))
     if not ok:
         raise ConfigError(f"{src}: '{path}' must be {_type_name(expected)}, got {value!r}")
@@ -278,6 +300,9 @@ def validate(given: dict | None, src: str = "study.yaml", text: str | None = Non
             raise _site_key_error(key, src, text)
     cfg["sites"] = {k: str(v) for k, v in cfg["sites"].items()}
     cuts = []
+    if cfg["data_cuts"] is not None and not isinstance(cfg["data_cuts"], list):
+        raise ConfigError(f"{src}: 'data_cuts' must be a list of dates YYYY-MM-DD (one per line after '- '), "
+                          f"got {str(cfg['data_cuts'])!r}")
     for i, c in enumerate(cfg["data_cuts"] or []):
         try:
             cuts.append(c if isinstance(c, dt.date) else dt.date.fromisoformat(str(c)))
@@ -294,9 +319,9 @@ def validate(given: dict | None, src: str = "study.yaml", text: str | None = Non
             raise ConfigError(f"{src}: 'dlt.window.{k}' must be a day from {DLT_WINDOW_DAYS[0]} to "
                               f"{DLT_WINDOW_DAYS[1]}, got {win[k]!r}")
     _validate_dlt_rules(cfg["dlt"]["rules"], src)
-    _check(cfg["dlt"]["progression_terms"], list, "dlt.progression_terms", src)
+    _check(cfg["dlt"]["progression_terms"], TEXT_LIST, "dlt.progression_terms", src)
     for syn, terms in cfg["dlt"]["syndrome_terms"].items():
-        _check(terms, list, f"dlt.syndrome_terms.{syn}", src)
+        _check(terms, TEXT_LIST, f"dlt.syndrome_terms.{syn}", src)
     sr = cfg["stopping_rule"]
     for k in ("prior_a", "prior_b", "threshold", "posterior_cutoff", "alpha", "boin_elimination_cutoff"):
         _check(sr[k], (int, float), f"stopping_rule.{k}", src)
@@ -306,7 +331,7 @@ def validate(given: dict | None, src: str = "study.yaml", text: str | None = Non
         raise ConfigError(f"{src}: 'stopping_rule.max_n' must be from 1 to {MAX_N_LIMIT}, got {sr['max_n']!r}")
     if not 1 <= sr["min_n"] <= sr["max_n"]:
         raise ConfigError(f"{src}: 'stopping_rule.min_n' must be from 1 to max_n ({sr['max_n']}), got {sr['min_n']!r}")
-    _check(sr["dose_order"], list, "stopping_rule.dose_order", src)
+    _check(sr["dose_order"], ListOf((str, int, float), "a list of dose levels"), "stopping_rule.dose_order", src)
     if not 0 < sr["threshold"] < 1:
         raise ConfigError(f"{src}: 'stopping_rule.threshold' must be between 0 and 1, got {sr['threshold']!r}")
     for k in ("alpha", "boin_elimination_cutoff"):
@@ -354,15 +379,16 @@ def validate(given: dict | None, src: str = "study.yaml", text: str | None = Non
 
 
 IMMUNE_MARKER_FIELDS = {"test": str, "label": str, "below": (int, float), "unit": str, "finding": str}
-RESPONSE_RULE_FIELDS = {"diagnosis_contains": str, "criteria": str, "responders": list}
+RESPONSE_RULE_FIELDS = {"diagnosis_contains": str, "criteria": str, "responders": TEXT_LIST}
 
 
 def _validate_outcomes(cfg: dict, src: str) -> None:
     """response, immune_monitoring, off_tumour_watch and planned_doses: types and required keys."""
     r = cfg["response"]
     _check(r["criteria"], str, "response.criteria", src)
-    for k in ("responders", "progression", "by_diagnosis"):
-        _check(r[k], list, f"response.{k}", src)
+    for k in ("responders", "progression"):
+        _check(r[k], TEXT_LIST, f"response.{k}", src)
+    _check(r["by_diagnosis"], list, "response.by_diagnosis", src)
     r["responders"] = [str(x).upper() for x in r["responders"]]
     r["progression"] = [str(x).upper() for x in r["progression"]]
     _check(r["assessor"], str, "response.assessor", src)
@@ -391,7 +417,7 @@ def _validate_outcomes(cfg: dict, src: str) -> None:
         m["test"] = m["test"].upper()
     w = cfg["off_tumour_watch"]
     for k in ("terms", "socs", "exclude_terms"):
-        _check(w[k], list, f"off_tumour_watch.{k}", src)
+        _check(w[k], TEXT_LIST, f"off_tumour_watch.{k}", src)
         w[k] = [str(x).upper() for x in w[k]]
     _check(w["late_after_day"], int, "off_tumour_watch.late_after_day", src)
     if w["label"] is not None:
