@@ -94,3 +94,10 @@ def test_list_settings_of_the_right_kind_still_validate():
 def test_ingest_refuses_a_number_among_the_progression_terms_in_one_line(tmp_path):
     assert refused_at_ingest(tmp_path, "studyid: CT-TEST-01\ndlt:\n  progression_terms: [1, null]\n") == (
         "'dlt.progression_terms[0]' must be str (dlt.progression_terms is a list of text), got 1")
+
+
+@pytest.mark.parametrize("text", ["", "# settings to come\n\n# stopping_rule: {max_n: 30}\n", "{}\n", "---\n"])
+def test_a_study_yaml_without_settings_is_refused(tmp_path, text):
+    """An empty study.yaml loaded silently with every default (the ITNK study's age limits, stopping rule and
+    CD19 marker all changed)."""
+    assert refused_at_ingest(tmp_path, text) == "the file holds no settings; delete it to use the defaults"

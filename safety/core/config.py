@@ -450,6 +450,9 @@ def load_study_config(study_dir: str | Path) -> dict:
                 raise ConfigError(f"{path}: not valid YAML{where}" + (f" ({problem})" if problem else "")) from None
             except ValueError as exc:  # YAML reads 2026-02-30 as a date and the calendar refuses it
                 raise ConfigError(f"{path}: a value is not a real date ({exc}); write dates as YYYY-MM-DD") from None
+            if given is None or given == {}:
+                # a file truncated by a failed copy would otherwise put every default in force without a word
+                raise ConfigError(f"{path}: the file holds no settings; delete it to use the defaults")
             cfg = validate(given, str(path), text)
             if cfg["lab_terms_path"]:
                 terms = (study_dir / cfg["lab_terms_path"]).resolve()
