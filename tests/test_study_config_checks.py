@@ -101,3 +101,46 @@ def test_a_study_yaml_without_settings_is_refused(tmp_path, text):
     """An empty study.yaml loaded silently with every default (the ITNK study's age limits, stopping rule and
     CD19 marker all changed)."""
     assert refused_at_ingest(tmp_path, text) == "the file holds no settings; delete it to use the defaults"
+
+
+def _rule(**fields) -> dict:
+    return {"dlt": {"rules": [{"id": "X1", **fields}]}}
+
+
+@pytest.mark.parametrize("settings, message", [
+    (_rule(type="ae_grade", min_grade=9), "'dlt.rules[0].min_grade' must be a CTCAE grade from 1 to 5, got 9"),
+    (_rule(type="syndrome_grade", syndrome="CRS", min_grade=3, max_grade=6), "'dlt.rules[0].max_grade' must be a CTCAE"),
+    (_rule(type="cytopenia_persisting", grade=0), "'dlt.rules[0].grade' must be a CTCAE grade from 1 to 5, got 0"),
+    (_rule(type="syndrome_grade", syndrome="CRS", min_grade=4, max_grade=2),
+     "'dlt.rules[0].max_grade' (2) must not be below 'dlt.rules[0].min_grade' (4)"),
+    (_rule(type="cytopenia_persisting", from_day=35, to_day=28),
+     "'dlt.rules[0].from_day' (35) must not be after 'dlt.rules[0].to_day' (28)"),
+    # from_day alone is compared with the default to_day (35)
+    (_rule(type="cytopenia_persisting", from_day=40), "'dlt.rules[0].from_day' (40) must not be after"),
+    (_rule(type="ae_grade", more_than_days=-3), "'dlt.rules[0].more_than_days' must not be negative, got -3"),
+    (_rule(type="syndrome_grade", syndrome="ICANS", more_than_hours=-1), "'dlt.rules[0].more_than_hours' must not be"),
+    (_rule(type="syndrome_grade", syndrome="CRS", more_than_hours=72, more_than_days=3),
+     "'dlt.rules[0]' gives both more_than_hours and more_than_days; give one of them"),
+    ({"eligibility": {"age": {"min": 70, "max": 3}}},
+     "'eligibility.age.min' (70) must not be above 'eligibility.age.max' (3)"),
+    ({"eligibility": {"age": {"min": -1}}}, "'eligibility.age.min' must not be negative"),
+    ({"eligibility": {"labs": [{"test": "BILI", "min": 50, "max": 34.2}]}},
+     "'eligibility.labs[0].min' (50) must not be above 'eligibility.labs[0].max' (34.2)"),
+    ({"eligibility": {"labs": [{"test": "ALT", "max_x_uln": -3}]}}, "'eligibility.labs[0].max_x_uln' must be a positive"),
+    ({"immune_monitoring": [{"test": "IGG", "below": -4.0}]}, "'immune_monitoring[0].below' must be a positive level"),
+    ({"planned_doses": {"DL1": -1.0}}, "'planned_doses.DL1' must be a positive dose, got -1.0"),
+    ({"planned_doses": {"DL2": 0}}, "'planned_doses.DL2' must be a positive dose, got 0"),
+    ({"off_tumour_watch": {"late_after_day": -10}}, "'off_tumour_watch.late_after_day' must be a day after the"),
+])
+def test_impossible_values_are_refused_naming_the_key(settings, message):
+    """A grade 9 or a backwards day range left a rule empty, a negative duration switched its criterion off, both
+    hours and days let the hours win silently, an age min above max flagged every subject twice."""
+    with pytest.raises(ConfigError) as exc:
+        validate(settings)
+    assert message in str(exc.value)
+
+
+def test_possible_values_at_the_edges_still_validate():
+    cfg = validate({**_rule(type="syndrome_grade", syndrome="CRS", min_grade=3, max_grade=3, more_than_days=0),
+                    "eligibility": {"age": {"min": 3, "max": 3}, "labs": [{"test": "HGB", "min": 80, "max": 80}]}})
+    assert cfg["dlt"]["rules"][0]["max_grade"] == 3 and cfg["eligibility"]["age"] == {"min": 3, "max": 3}

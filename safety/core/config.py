@@ -152,6 +152,14 @@ DLT_RULE_FIELDS: dict[str, dict[str, type | tuple]] = {
     "cytopenia_persisting": {"tests": TEXT_LIST, "grade": int, "from_day": int, "to_day": int},
 }
 _DLT_COMMON = {"id": str, "type": str, "reason": str}
+# Defaults for optional rule fields (None = criterion not applied), as docs/study-config.md lists them
+DLT_RULE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "fatal_event": {"exclude_progression": True},
+    "syndrome_grade": {"min_grade": 1, "max_grade": None, "more_than_days": None},
+    "ae_grade": {"min_grade": 3, "related_only": False, "more_than_days": None, "exclude_terms": [],
+                 "include_terms": []},
+    "cytopenia_persisting": {"tests": ["NEUT", "PLAT"], "grade": 4, "from_day": 28, "to_day": 35},
+}
 
 ELIGIBILITY_LIMIT_FIELDS = {"test": str, "min": (int, float), "max": (int, float),
                             "max_x_uln": (int, float), "inclusive": bool, "label": str}
@@ -218,6 +226,26 @@ def _validate_dlt_rules(rules, src: str) -> None:
         seen.add(rule["id"])
         if rtype == "syndrome_grade" and rule.get("syndrome") not in ("CRS", "ICANS"):
             raise ConfigError(f"{src}: '{p}.syndrome' must be CRS or ICANS, got {rule.get('syndrome')!r}")
+        _validate_rule_values(rule, {**DLT_RULE_DEFAULTS[rtype], **rule}, p, src)
+
+
+def _validate_rule_values(given: dict, rule: dict, p: str, src: str) -> None:
+    """Values no rule can use (a grade 9, a day range backwards, a negative duration), which left the rule empty
+    or switched its criterion off; ``rule`` is ``given`` over the type's defaults."""
+    for k in ("min_grade", "max_grade", "grade"):
+        if rule.get(k) is not None and not 1 <= rule[k] <= 5:
+            raise ConfigError(f"{src}: '{p}.{k}' must be a CTCAE grade from 1 to 5, got {rule[k]!r}")
+    if rule.get("max_grade") is not None and rule["max_grade"] < rule["min_grade"]:
+        raise ConfigError(f"{src}: '{p}.max_grade' ({rule['max_grade']!r}) must not be below "
+                          f"'{p}.min_grade' ({rule['min_grade']!r})")
+    if "from_day" in rule and rule["from_day"] > rule["to_day"]:
+        raise ConfigError(f"{src}: '{p}.from_day' ({rule['from_day']!r}) must not be after "
+                          f"'{p}.to_day' ({rule['to_day']!r})")
+    for k in ("more_than_hours", "more_than_days"):
+        if given.get(k) is not None and given[k] < 0:
+            raise ConfigError(f"{src}: '{p}.{k}' must not be negative, got {given[k]!r}")
+    if given.get("more_than_hours") is not None and given.get("more_than_days") is not None:
+        raise ConfigError(f"{src}: '{p}' gives both more_than_hours and more_than_days; give one of them")
 
 
 def _validate_limits(limits, path: str, src: str) -> None:
@@ -231,6 +259,15 @@ def _validate_limits(limits, path: str, src: str) -> None:
             if key not in ELIGIBILITY_LIMIT_FIELDS:
                 raise ConfigError(f"{src}: unknown key '{p}.{key}' (allowed: {', '.join(ELIGIBILITY_LIMIT_FIELDS)})")
             _check(value, ELIGIBILITY_LIMIT_FIELDS[key], f"{p}.{key}", src)
+        _min_not_above_max(lim, p, src)
+        if lim.get("max_x_uln") is not None and lim["max_x_uln"] <= 0:
+            raise ConfigError(f"{src}: '{p}.max_x_uln' must be a positive multiple of the ULN, got {lim['max_x_uln']!r}")
+
+
+def _min_not_above_max(limit: dict, p: str, src: str) -> None:
+    """A limit whose min is above its max flags every subject."""
+    if limit.get("min") is not None and limit.get("max") is not None and limit["min"] > limit["max"]:
+        raise ConfigError(f"{src}: '{p}.min' ({limit['min']!r}) must not be above '{p}.max' ({limit['max']!r})")
 
 
 # Whole numbers in the settings are days, hours, grades and counts: beyond this they are typing errors, and an
@@ -363,6 +400,9 @@ def validate(given: dict | None, src: str = "study.yaml", text: str | None = Non
         if k not in ("min", "max"):
             raise ConfigError(f"{src}: unknown key 'eligibility.age.{k}' (allowed: min, max)")
         _check(v, (int, float), f"eligibility.age.{k}", src)
+        if v < 0:
+            raise ConfigError(f"{src}: 'eligibility.age.{k}' must not be negative, got {v!r}")
+    _min_not_above_max(el["age"], "eligibility.age", src)
     _validate_limits(el["labs"], "eligibility.labs", src)
     _validate_limits(el["vitals"], "eligibility.vitals", src)
     sm = cfg["sdtm_mapping"]
@@ -414,17 +454,24 @@ def _validate_outcomes(cfg: dict, src: str) -> None:
             if key not in IMMUNE_MARKER_FIELDS:
                 raise ConfigError(f"{src}: unknown key '{p}.{key}' (allowed: {', '.join(IMMUNE_MARKER_FIELDS)})")
             _check(value, IMMUNE_MARKER_FIELDS[key], f"{p}.{key}", src)
+        if m["below"] <= 0:
+            raise ConfigError(f"{src}: '{p}.below' must be a positive level, got {m['below']!r}")
         m["test"] = m["test"].upper()
     w = cfg["off_tumour_watch"]
     for k in ("terms", "socs", "exclude_terms"):
         _check(w[k], TEXT_LIST, f"off_tumour_watch.{k}", src)
         w[k] = [str(x).upper() for x in w[k]]
     _check(w["late_after_day"], int, "off_tumour_watch.late_after_day", src)
+    if w["late_after_day"] < 0:
+        raise ConfigError(f"{src}: 'off_tumour_watch.late_after_day' must be a day after the infusion (0 or more), "
+                          f"got {w['late_after_day']!r}")
     if w["label"] is not None:
         _check(w["label"], str, "off_tumour_watch.label", src)
     _check(cfg["planned_doses"], dict, "planned_doses", src)
     for k, v in cfg["planned_doses"].items():
         _check(v, (int, float), f"planned_doses.{k}", src)
+        if v <= 0:
+            raise ConfigError(f"{src}: 'planned_doses.{k}' must be a positive dose, got {v!r}")
     cfg["planned_doses"] = {str(k): float(v) for k, v in cfg["planned_doses"].items()}
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from safety.core.config import DLT_RULE_DEFAULTS
 from safety.core.sql import PARAM_RE as _PARAM_RE, create_missing, existing, reset_derived, run_sql
 from safety.core.vocabulary import blood_result
 from safety.derive.dlt.decisions import adjudication_params
@@ -132,13 +133,6 @@ TEMPLATES: dict[str, str] = {
     """,
 }
 
-# Defaults for optional rule fields (NULL = criterion not applied).
-_RULE_DEFAULTS = {
-    "fatal_event": {"exclude_progression": True},
-    "syndrome_grade": {"max_grade": None, "more_than_days": None},
-    "ae_grade": {"related_only": False, "more_than_days": None, "exclude_terms": [], "include_terms": []},
-    "cytopenia_persisting": {"tests": ["NEUT", "PLAT"], "grade": 4, "from_day": 28, "to_day": 35},
-}
 
 
 def _source_ctes(con) -> str:
@@ -217,7 +211,7 @@ def _source_ctes(con) -> str:
 def _rule_params(rule: dict) -> dict:
     """The rule's values for its template, with defaults, hours turned into days."""
     rtype = rule["type"]
-    p = {**_RULE_DEFAULTS[rtype], **{k: v for k, v in rule.items() if k not in ("id", "type", "reason")}}
+    p = {**DLT_RULE_DEFAULTS[rtype], **{k: v for k, v in rule.items() if k not in ("id", "type", "reason")}}
     if rtype == "syndrome_grade":
         # without times, "more than 72 hours" means more than 3 days counted end - start + 1
         hours = p.get("more_than_hours")
@@ -226,9 +220,7 @@ def _rule_params(rule: dict) -> dict:
         else:
             p["more_than_hours"] = None
         p.pop("syndrome", None)
-        p.setdefault("min_grade", 1)
     if rtype == "ae_grade":
-        p.setdefault("min_grade", 3)
         p["exclude_terms"] = [str(t).upper() for t in p["exclude_terms"]]
         p["include_terms"] = [str(t).upper() for t in p["include_terms"]]
     if rtype == "cytopenia_persisting":
