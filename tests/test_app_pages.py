@@ -981,7 +981,7 @@ def test_data_quality_warns_of_files_not_read_as_delivered_and_domains_dropped_s
     at = _open("data_quality", query={"studyid": studyid, "cut": cut.isoformat()})
     assert not at.exception, [e.value for e in at.exception]
     warnings = [w.value for w in at.warning]
-    assert f"**{ae_file}** was not read exactly as delivered: no AESTDTC column: every row loads without it" in warnings
+    assert f"**{ae_file}**: no AESTDTC column: every row loads without it" in warnings
     assert any(w == f"CM delivered at the {prev:%Y-%m-%d} cut and not at this one: nothing of it is loaded at this cut, so "
                           "its listings read as none recorded." for w in warnings)
 

@@ -28,7 +28,7 @@ m[3].metric("Lab results not gradable", "n/a" if missing_lab is None else int(mi
 
 st.subheader("Load log")
 for f in log[log["notes"].notna()].itertuples():
-    st.warning(f"**{f.source_file}** was not read exactly as delivered: {f.notes}")
+    st.warning(f"**{f.source_file}**: {f.notes}")
 if v.previous_cut is not None:
     before = state.q("SELECT domains_present FROM prev_studies")
     now = state.q("SELECT domains_present FROM studies")

@@ -27,6 +27,7 @@ from safety.core.vocabulary import dropped_domains_note
 from safety.ingest import engine, sdtm_domains, snapshot
 from safety.ingest.connection import connect_load
 from safety.ingest.sdtm_assessments import build_sdtm_assessments
+from safety.ingest.settings_check import unmatched_settings
 from safety.ingest.domains import ALL_DOMAINS, OPTIONAL_DOMAINS, ORDER, SPECS
 from safety.ingest.errors import IngestError
 from safety.ingest.readers import StagedFile, detect_domain, discover, file_error, row_counts, stage, unread_files
@@ -273,6 +274,9 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
         built = build_sdtm_assessments(ctx, by_domain.get("QS", []))
         engine.load_subjects(ctx, cols["DM"], supp_info.get("DM"))
 
+        for dom, notes in unmatched_settings(con, studyid, data_cut, config, set(by_domain)).items():
+            for note in notes:  # kept with the file's other notes (load_log.notes, the Data quality page)
+                by_domain[dom][0].add_note(note)
         result = LoadResult(studyid=studyid, data_cut=data_cut, load_id=load_id, skipped_files=skipped,
                             unread_files=unread_files(study_dir), built_from_sdtm=built,
                             notes=[f"{f.name}: {f.note}" for f in files if f.note])

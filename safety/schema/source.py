@@ -305,8 +305,9 @@ LOAD_LOG = Table(
         C("loaded_at", "TIMESTAMP", "When the load ran (UTC)."),
         C("celltox_version", "VARCHAR", "celltox version."),
         C("notes", "VARCHAR", "How the file was read where not exactly as delivered ('; ' between notes): not UTF-8, "
-          "columns not read or not delivered (no AESTDTC column), Y/N flags read as their code ('Yes' as Y). NULL "
-          "when read as delivered."),
+          "columns not read or not delivered (no AESTDTC column), Y/N flags read as their code ('Yes' as Y); and, on "
+          "the LB or VS file, a test study.yaml names that no loaded result has, or an immune-marker unit no stored "
+          "value is in (docs/study-config.md). NULL when read as delivered."),
     ),
     group="bookkeeping",
     per_subject=False,
