@@ -43,3 +43,36 @@ def test_codes_the_delivery_holds_and_defaults_are_not_noted(tmp_path):
     """The fixture's LB has no PLAT and no IgG: the default rule R7 and IgG marker are not typing errors."""
     _, result = _ingest(tmp_path, STUDY_YAML + "immune_monitoring:\n  - {test: BILI, below: 5, unit: ' UMOL/L'}\n")
     assert result.notes == []
+
+
+def test_an_eligibility_lab_limit_in_conventional_units_is_converted_to_the_stored_unit(tmp_path):
+    """BILI max 1.5 written for mg/dL was compared with umol/L values and flagged every subject; with
+    unit: mg/dL it is 25.65 umol/L, and S-001's 1.2 mg/dL (20.52 umol/L) is within it. (The other subjects
+    have no usable BILI: listed as "no value" whatever the limit.)"""
+    from safety.ingest import ingest_study
+    from test_ingest_fixtures import make_study
+
+    def bili_rows(limit: str):
+        folder = tmp_path / limit.replace(" ", "").replace(":", "").replace("/", "")
+        study = make_study(folder / "s", "csv", study_yaml=STUDY_YAML.replace("{test: BILI, max_x_uln: 1.5}", limit))
+        ingest_study(study, folder / "db.duckdb")
+        con = duckdb.connect(str(folder / "db.duckdb"), read_only=True)
+        try:
+            return con.execute("SELECT usubjid, round(value, 2), unit, limit_value FROM eligibility_deviations "
+                               "WHERE test = 'BILI' AND value IS NOT NULL ORDER BY ALL").fetchall()
+        finally:
+            con.close()
+
+    assert bili_rows("{test: BILI, max: 1.5}") == [("S-001", 20.52, "umol/L", 1.5)]
+    assert bili_rows("{test: BILI, max: 1.5, unit: mg/dL}") == []
+    assert bili_rows("{test: BILI, max: 1.0, unit: mg/dL}") == [("S-001", 20.52, "umol/L", 17.1)]
+
+
+def test_a_limit_unit_the_table_cannot_convert_is_refused():
+    import pytest
+
+    from safety.core.config import ConfigError, validate
+    with pytest.raises(ConfigError) as exc:
+        validate({"eligibility": {"labs": [{"test": "BILI", "max": 1.5, "unit": "furlongs"}]}})
+    assert str(exc.value) == ("study.yaml: 'eligibility.labs[0].unit' 'furlongs' is not a unit "
+                              "safety/data/unit_conversions.csv converts: it converts BILI from mg/dL, umol/L")

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from safety.core.files import load_yaml
+from safety.core.files import load_yaml, unit_conversions
 from safety.core.sdtm_map import MapError, validate_rows
 from safety.core.vocabulary import (CRS_TERMS, DEFAULT_RESPONSE_ASSESSOR, DLT_WINDOW_END_DAY, DLT_WINDOW_START_DAY,
                                     ICANS_TERMS, NEUROTOXICITY_AE_TERMS)
@@ -162,7 +162,7 @@ DLT_RULE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 ELIGIBILITY_LIMIT_FIELDS = {"test": str, "min": (int, float), "max": (int, float),
-                            "max_x_uln": (int, float), "inclusive": bool, "label": str}
+                            "max_x_uln": (int, float), "inclusive": bool, "label": str, "unit": str}
 
 
 def _type_name(t) -> str:
@@ -260,8 +260,37 @@ def _validate_limits(limits, path: str, src: str) -> None:
                 raise ConfigError(f"{src}: unknown key '{p}.{key}' (allowed: {', '.join(ELIGIBILITY_LIMIT_FIELDS)})")
             _check(value, ELIGIBILITY_LIMIT_FIELDS[key], f"{p}.{key}", src)
         _min_not_above_max(lim, p, src)
+        if "unit" in lim:
+            if path != "eligibility.labs":
+                raise ConfigError(f"{src}: '{p}.unit' is for lab limits only; write a vital sign's limit in its "
+                                  "delivered unit")
+            _in_stored_unit(lim, p, src)
         if lim.get("max_x_uln") is not None and lim["max_x_uln"] <= 0:
             raise ConfigError(f"{src}: '{p}.max_x_uln' must be a positive multiple of the ULN, got {lim['max_x_uln']!r}")
+
+
+def _unit_spelling(unit: str) -> str:
+    return unit.replace(" ", "").replace("µ", "u").replace("μ", "u").lower()
+
+
+def _in_stored_unit(lim: dict, p: str, src: str) -> None:
+    """Convert a lab limit's min and max from its ``unit`` to the unit the load stores the test in, by the load's
+    own table (safety/data/unit_conversions.csv); ``unit`` becomes that stored unit, so the stored settings
+    validate again unchanged."""
+    code = lim["test"].upper()
+    rows = [(frm, to, factor) for test, frm, to, factor in unit_conversions() if test == code]
+    match = [(to, factor) for frm, to, factor in rows if _unit_spelling(frm) == _unit_spelling(lim["unit"])]
+    if not match:
+        known = (f"it converts {code} from {', '.join(sorted({frm for frm, _, _ in rows}))}" if rows else
+                 f"it holds no conversion for {code}, which is stored as delivered: leave out 'unit' and write the "
+                 "limit in the delivered unit")
+        raise ConfigError(f"{src}: '{p}.unit' {lim['unit']!r} is not a unit safety/data/unit_conversions.csv "
+                          f"converts: {known}")
+    to, factor = match[0]
+    for k in ("min", "max"):
+        if lim.get(k) is not None:
+            lim[k] = round(lim[k] * factor, 10)  # 1.5 mg/dL is 25.65 umol/L, not 25.650000000000002
+    lim["unit"] = to
 
 
 def _min_not_above_max(limit: dict, p: str, src: str) -> None:
