@@ -87,3 +87,37 @@ def test_study_yaml_beside_study_yml_is_refused_naming_both(tmp_path):
     assert str(exc.value) == (f"{tmp_path / 's'}: both study.yaml and study.yml are in the folder, and only one "
                               "would be read; keep one of them")
     assert not (tmp_path / "db.duckdb").exists()
+
+
+def test_settings_that_moved_between_two_cuts_are_named_at_load_on_the_data_quality_page_and_in_the_packet(tmp_path):
+    """The DLT window and an eligibility limit changed in study.yaml between the March and September loads: the
+    load said nothing, and the committee reading two cuts could not tell. The load's notes and the Data quality
+    page name each moved setting with both values, and the packet states the settings' SHA-256."""
+    import duckdb
+    import pandas as pd
+    from safety.core.config import settings_changed_note
+    from safety.export.common import make_reader, packet_meta
+    from safety.ingest import ingest_study
+    from test_ingest_fixtures import STUDY_YAML, make_study
+
+    db = tmp_path / "db.duckdb"
+    first = ingest_study(make_study(tmp_path / "c1", "csv"), db, cutoff="2024-02-25", run_derivations=False)
+    moved_yaml = STUDY_YAML.replace("{test: NEUT, min: 1.0}", "{test: NEUT, min: 0.5}") + \
+        "dlt:\n  window: {start_day: 0, end_day: 21}\n"
+    second = ingest_study(make_study(tmp_path / "c2", "csv", study_yaml=moved_yaml), db, cutoff="2024-03-31",
+                          run_derivations=False)
+    assert not [n for n in first.notes if "settings differ" in n]
+    [note] = [n for n in second.notes if "settings differ" in n]
+    assert note.startswith("study.yaml settings differ from the 2024-02-25 cut's: ")
+    assert "dlt.window.end_day 28 -> 21" in note and "eligibility.labs" in note and "0.5" in note
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        before, now = (con.execute("SELECT config_json FROM studies WHERE data_cut = $c", {"c": c}).fetchone()[0]
+                       for c in ("2024-02-25", "2024-03-31"))
+        assert settings_changed_note(before, now, pd.Timestamp("2024-02-25").date()) == note
+        meta = packet_meta(make_reader(con, "CT-TEST-01", pd.Timestamp("2024-03-31").date()))
+    finally:
+        con.close()
+    import hashlib
+    assert meta.hash_lines()[-1] == ("Study settings SHA-256 (study.yaml as validated, with its defaults): "
+                                     + hashlib.sha256(now.encode("utf-8")).hexdigest())

@@ -5,6 +5,7 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.tables import plural
+from safety.core.config import settings_changed_note
 from safety.core.vocabulary import dropped_domains_note
 from safety.derive.toxicity.support_check import unrecorded_vasopressors_sql
 
@@ -30,12 +31,17 @@ st.subheader("Load log")
 for f in log[log["notes"].notna()].itertuples():
     st.warning(f"**{f.source_file}**: {f.notes}")
 if v.previous_cut is not None:
-    before = state.q("SELECT domains_present FROM prev_studies")
-    now = state.q("SELECT domains_present FROM studies")
-    dropped = dropped_domains_note(before["domains_present"][0] if len(before) else None,
-                                   now["domains_present"][0] if len(now) else None, v.previous_cut)
-    if dropped:
-        st.warning(dropped + ".")
+    before = state.q("SELECT domains_present, config_json FROM prev_studies")
+    now = state.q("SELECT domains_present, config_json FROM studies")
+
+    def first(df, col):
+        return df[col][0] if len(df) else None
+
+    dropped = dropped_domains_note(first(before, "domains_present"), first(now, "domains_present"), v.previous_cut)
+    moved = settings_changed_note(first(before, "config_json"), first(now, "config_json"), v.previous_cut)
+    for note in (dropped, moved):
+        if note:
+            st.warning(note + ".")
 if log.empty:
     state.empty("No load log for this data cut.")
 else:

@@ -545,6 +545,31 @@ def stored_config(config_json: str | None, src: str = "the stored study settings
     return validate(given, src)
 
 
+def _flat(value, path: str = "") -> dict[str, Any]:
+    """Settings as dotted paths ('dlt.window.end_day'); a list is one value."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k in sorted(value):
+            out.update(_flat(value[k], f"{path}.{k}" if path else str(k)))
+        return out
+    return {path: value}
+
+
+def settings_changed_note(before_json: str | None, now_json: str | None, previous_cut) -> str | None:
+    """The note for settings (``studies.config_json``) that differ from the study's previous cut's, naming each
+    changed setting with both values (the first ten); None when they are the same or either is unknown. A
+    committee reading two cuts side by side must know that the window, a rule or a limit moved between them."""
+    if not before_json or not now_json or previous_cut is None:
+        return None
+    before, now = _flat(json.loads(before_json)), _flat(json.loads(now_json))
+    changed = [f"{k} {before.get(k, '(not set)')} -> {now.get(k, '(not set)')}"
+               for k in sorted(set(before) | set(now)) if k != "data_cuts" and before.get(k) != now.get(k)]
+    if not changed:
+        return None
+    more = f"; and {len(changed) - 10} more" if len(changed) > 10 else ""
+    return (f"study.yaml settings differ from the {previous_cut:%Y-%m-%d} cut's: " + "; ".join(changed[:10]) + more)
+
+
 def dlt_window(cfg: dict) -> tuple[int, int]:
     """(start_day, end_day) of the DLT window, both included, days from the first infusion (day 0)."""
     w = cfg["dlt"]["window"]

@@ -7,6 +7,7 @@ e.g. why a listing is empty). Writers read only the DataFrame, its attrs and a :
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Callable
@@ -46,6 +47,8 @@ class PacketMeta:
     load_id: str | None
     file_hashes: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (source_file, sha256)
     scope_label: str = "all sites"
+    # SHA-256 of the settings the cut was derived with (studies.config_json: study.yaml validated, with defaults)
+    settings_sha256: str | None = None
     # The review store's audit head when the packet was made (seq, entry hash): a committee records it and
     # later checks the log against it (`python -m safety audit verify --expect-head HASH`).
     audit_head: tuple[int, str] | None = None
@@ -78,9 +81,11 @@ class PacketMeta:
         ]
 
     def hash_lines(self) -> list[str]:
-        if not self.file_hashes:
-            return ["Source file SHA-256: none recorded in load_log for this cut"]
-        return [f"Source file SHA-256: {name} {sha}" for name, sha in self.file_hashes]
+        files = ([f"Source file SHA-256: {name} {sha}" for name, sha in self.file_hashes] if self.file_hashes
+                 else ["Source file SHA-256: none recorded in load_log for this cut"])
+        settings = ([f"Study settings SHA-256 (study.yaml as validated, with its defaults): {self.settings_sha256}"]
+                    if self.settings_sha256 else [])
+        return files + settings
 
     @property
     def short_label(self) -> str:
@@ -96,7 +101,7 @@ def make_reader(con: duckdb.DuckDBPyConnection, studyid: str, data_cut: dt.date,
 def packet_meta(reader: StudyReader, generated_at: dt.datetime | None = None) -> PacketMeta:
     """Collect the header/footer facts for one reader's study and cut."""
     sc = reader.scope
-    st = reader.sql("SELECT title, load_id FROM studies LIMIT 1")
+    st = reader.sql("SELECT title, load_id, config_json FROM studies LIMIT 1")
     title = "" if st.empty or st.iat[0, 0] is None else str(st.iat[0, 0])
     load_id = None if st.empty or st.iat[0, 1] is None else str(st.iat[0, 1])
     hashes = reader.sql(
@@ -111,6 +116,8 @@ def packet_meta(reader: StudyReader, generated_at: dt.datetime | None = None) ->
         version=safety.__version__, load_id=load_id,
         file_hashes=tuple((str(a), str(b)) for a, b in hashes.itertuples(index=False)),
         scope_label="all sites" if sc.all_sites else "sites " + ", ".join(sc.sites),
+        settings_sha256=(None if st.empty or st.iat[0, 2] is None
+                         else hashlib.sha256(str(st.iat[0, 2]).encode("utf-8")).hexdigest()),
     )
 
 

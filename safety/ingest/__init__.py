@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from safety import __version__, schema
-from safety.core.config import ConfigError, load_study_config
+from safety.core.config import ConfigError, load_study_config, settings_changed_note
 from safety.core.files import not_a_duckdb_file, unwritable
 from safety.core.sql import existing, insert_rows
 from safety.core.vocabulary import dropped_domains_note
@@ -291,11 +291,13 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
         result.quarantined = sum(fc.rows_quarantined for fc in result.files)
         result.domains_present = [d for d in ALL_DOMAINS if d in by_domain]
         result.domains_missing = [d for d in OPTIONAL_DOMAINS if d not in by_domain]
-        earlier = con.execute("""SELECT data_cut, domains_present FROM studies WHERE studyid = $s AND data_cut < $c
+        earlier = con.execute("""SELECT data_cut, domains_present, config_json FROM studies
+                                 WHERE studyid = $s AND data_cut < $c
                                  ORDER BY data_cut DESC LIMIT 1""", {"s": studyid, "c": data_cut}).fetchone()
+        config_json = json.dumps(config, sort_keys=True, default=str)
         dropped = dropped_domains_note(earlier[1], list(by_domain), earlier[0]) if earlier else None
-        if dropped:
-            result.notes.append(dropped)
+        moved = settings_changed_note(earlier[2], config_json, earlier[0]) if earlier else None
+        result.notes += [n for n in (dropped, moved) if n]
         insert_rows(
             con, "load_log",
             [(studyid, data_cut, load_id, fc.domain, fc.source_file, fc.file_format, fc.sha256, fc.rows_read,
@@ -312,7 +314,7 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
                      "ptype": config.get("product_type"), "ctcae": config.get("ctcae_version"),
                      "crs": config.get("crs_grading"), "icans": config.get("icans_grading"),
                      "present": result.domains_present, "missing": result.domains_missing,
-                     "cfg": json.dumps(config, sort_keys=True, default=str), "src": str(study_dir.resolve()),
+                     "cfg": config_json, "src": str(study_dir.resolve()),
                      "at": loaded_at, "lid": load_id, "ver": __version__})
         con.execute("COMMIT")
     except BaseException:
