@@ -55,8 +55,11 @@ EVALUATION_SELECT = f"""
 
 
 def _in_window(alias: str) -> str:
-    """The event ``alias`` (onset_day, end_day) of subject ``x`` lies in the DLT window, as screening decides."""
-    return in_window_sql(f"{alias}.onset_day", latest_onset_sql(f"{alias}.end_day", "x"), "x.infused")
+    """The event ``alias`` (onset_day, end_day) of subject ``x`` lies in the DLT window, as screening decides.
+    The leading condition on the onset alone changes no answer; it is the part DuckDB can push into the scans below
+    the join (the AEs' CRS/ICANS terms are otherwise matched for every AE of the cut)."""
+    return (f"({alias}.onset_day BETWEEN $win_start AND $win_end OR {alias}.onset_day IS NULL) AND "
+            + in_window_sql(f"{alias}.onset_day", latest_onset_sql(f"{alias}.end_day", "x"), "x.infused"))
 
 
 def evaluability_sql(source_ctes: str) -> str:
