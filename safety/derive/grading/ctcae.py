@@ -184,9 +184,10 @@ based AS (
   -- without it is still told apart by its day and value (two records equal in all of them grade alike)
   SELECT l.studyid, l.data_cut, l.usubjid, l.lbseq, l.lbtestcd, l.value, l.unit, upper(trim(l.unit)) AS unit_uc,
          l.lln, l.uln, l.day, l.lb_date, b.base, b.base_high, {conv_f} AS conv_f,
-         coalesce(l.value = b.base AND coalesce(l.day, -2147483647) = b.base_day
-                  AND coalesce(l.lbseq, -2147483647) = b.base_seq
-                  AND CASE WHEN l.lbblfl = 'Y' THEN 1 ELSE 0 END = b.base_flag, FALSE) AS is_baseline,
+         -- with LBSEQ (unique in the subject) it alone tells the record; without it, the rest of the key
+         coalesce(CASE WHEN l.lbseq IS NOT NULL THEN l.lbseq = b.base_seq
+                       ELSE b.base_seq = -2147483647 AND l.value = b.base AND coalesce(l.day, -2147483647) = b.base_day
+                            AND CASE WHEN l.lbblfl = 'Y' THEN 1 ELSE 0 END = b.base_flag END, FALSE) AS is_baseline,
          -- a censored result lies beyond its bound ('<0.5' is below 0.5): graded as a value just past it
          CASE l.censored WHEN '<' THEN l.value - abs(l.value) * {CENSORED_STEP}
                          WHEN '>' THEN l.value + abs(l.value) * {CENSORED_STEP} ELSE l.value END AS graded_value
