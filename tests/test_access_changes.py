@@ -120,3 +120,30 @@ def test_a_regenerated_ae_dataset_numbered_again_is_read_by_term_not_key(tmp_pat
     assert ("S-001/AE/1", "removed") in set(zip(ae_changes.event_key, ae_changes.change))
     assert [d for d, c in zip(ae_changes.description, ae_changes.change) if c == "removed" and "PYREXIA" in d.upper()]
     assert not [t for t in ae_changes.changes.dropna() if "aedecod" in t], ae_changes.changes.tolist()
+
+
+def test_a_death_the_corrected_delivery_no_longer_records_is_reported_removed(tmp_path):
+    """S-001's death in DM at the first cut is gone from the corrected delivery: the death count dropped with no
+    word in 'What is new'; it is listed as a death removed, and not counted as a new death."""
+    import duckdb
+    import pandas as pd
+    from safety.export.common import make_reader
+    from safety.ingest import ingest_study
+    from safety.review.meeting import new_counts
+    from test_ingest_fixtures import DM, DOMAINS, make_study
+
+    db = tmp_path / "db.duckdb"
+    dead = DM.assign(DTHDTC=["2024-02-20", "", "", "", ""], DTHFL=["Y", "", "", "", ""])
+    ingest_study(make_study(tmp_path / "c1", "csv", domains=dict(DOMAINS, dm=dead)), db, cutoff="2024-02-25",
+                 run_derivations=True)
+    ingest_study(make_study(tmp_path / "c2", "csv"), db, cutoff="2024-03-31", run_derivations=True)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        changes = changes_since(make_reader(con, "CT-TEST-01", pd.Timestamp("2024-03-31").date()))
+    finally:
+        con.close()
+    deaths = changes[changes.category == "death"]
+    assert sorted((u, c, d) for u, c, d in zip(deaths.usubjid, deaths.change, deaths.description)) == [
+        ("S-001", "removed", "death no longer recorded (was on day 19)"),
+        ("S-002", "new", "death on day 39: Multi-organ failure")]   # S-002 died after the first cut
+    assert new_counts(deaths.assign(grade=None, serious=False, in_window=None))["deaths"] == 1

@@ -119,6 +119,15 @@ def changes_since(reader: StudyReader, since=None) -> pd.DataFrame:
                []::VARCHAR[], NULL
         FROM deaths n LEFT JOIN prev_deaths p USING (usubjid)
         WHERE p.usubjid IS NULL
+        UNION ALL
+        -- a death the corrected delivery no longer records, of a subject still in the data (one who left it
+        -- is said so above): the count of deaths drops, and the committee is told why
+        SELECT 'death', 'removed', p.usubjid, NULL,
+               'death no longer recorded (was' || coalesce(' on day ' || CAST(p.death_day AS VARCHAR), '')
+                 || coalesce(': ' || coalesce(p.delivered_cause, p.fatal_ae_term), '') || ')',
+               []::VARCHAR[], NULL
+        FROM prev_deaths p LEFT JOIN deaths n USING (usubjid)
+        WHERE n.usubjid IS NULL AND p.usubjid IN (SELECT usubjid FROM subjects)
     """)]
     frames.append(_keyed_changes(r, schema.ADVERSE_EVENTS, "adverse_event", _AE_FIELDS))
     frames.append(_keyed_changes(r, schema.DLT_CANDIDATES, "dlt_candidate", _DLT_FIELDS))
