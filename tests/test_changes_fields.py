@@ -37,3 +37,17 @@ def test_a_field_list_that_drifts_from_the_schema_fails_loudly(con, monkeypatch)
     monkeypatch.setattr(changes, "_EPISODE_FIELDS", changes._EPISODE_FIELDS + ["corticosteroids"])
     with pytest.raises(KeyError, match="corticosteroids"):
         changes.changes_since(StudyReader(con, Scope(STUDY, CUT2)), CUT1)
+
+
+def test_a_candidate_that_moves_to_another_rule_is_changed_not_new_and_removed(con):
+    """A corrected delivery moves S01's cytopenia candidate to another rule (R7 to R8, as a grade correction moves a
+    CRS from R2 to R3): the list had the same event once as new and once as removed, and the committee questions
+    counted a new DLT candidate; it is one candidate changed, its rule among the changed fields."""
+    key = "CT-001-S01/LB/NEUT-D28"
+    con.execute("UPDATE dlt_candidates SET rule_id = 'R8', reason = 'moved' WHERE data_cut = $c AND event_key = $k",
+                {"c": CUT2, "k": key})
+    df = changes.changes_since(StudyReader(con, Scope(STUDY, CUT2)), CUT1)
+    rows = df[(df["event_key"] == key) & (df["category"] == "dlt_candidate")]
+    assert rows["change"].tolist() == ["changed"]
+    assert {"rule_id", "reason"} <= set(rows.iloc[0]["changed_fields"])
+    assert "rule_id: R7 → R8" in rows.iloc[0]["changes"]

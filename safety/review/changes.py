@@ -23,7 +23,9 @@ _AE_FIELDS = ["aetoxgr", "aesev", "aedecod", "aeterm", "aest_date", "aeen_date",
               "aesdth", "aerel", "aeout", "aeacn"]
 _EPISODE_FIELDS = ["max_grade", "onset_day", "last_symptomatic_day", "duration_days", "ongoing", "tocilizumab",
                    "corticosteroid", "anakinra", "source"]
-_DLT_FIELDS = ["reason", "grade", "onset_day", "end_day", "duration_days", "ongoing", "in_window"]
+# a candidate is one row per event (its first rule; the others in also_matches): a grade correction that moves it
+# from R2 to R3 is that candidate changed, not one new and one removed
+_DLT_FIELDS = ["rule_id", "reason", "grade", "onset_day", "end_day", "duration_days", "ongoing", "in_window"]
 # per table: the column that names the event and the one that holds its grade
 _LABEL = {"adverse_events": "aedecod", "toxicity_episodes": "syndrome", "dlt_candidates": "term"}
 _GRADE = {"adverse_events": "aetoxgr", "toxicity_episodes": "max_grade", "dlt_candidates": "grade"}
@@ -57,12 +59,12 @@ def _reader_since(reader: StudyReader, since) -> StudyReader:
 
 def _keyed_changes(reader: StudyReader, table: schema.Table, category: str, fields: list[str],
                    category_sql: str | None = None) -> pd.DataFrame:
-    """New / changed / removed rows of ``table`` between the two cuts, matched on event_key (+ rule_id)."""
+    """New / changed / removed rows of ``table`` between the two cuts, matched on event_key (AEs also on their term)."""
     cols = table.column_names
     unknown = [f for f in fields if f not in cols]
     if unknown:  # a field list that drifted from the schema would hide every change of that field
         raise KeyError(f"{table.name} has no column(s) {', '.join(unknown)}")
-    keys = ["event_key"] + (["rule_id"] if table.name == "dlt_candidates" else [])
+    keys = ["event_key"]
     fields = [f for f in fields if f not in keys]
     t, pt = table.name, f"prev_{table.name}"
     on = " AND ".join(f"n.{k} IS NOT DISTINCT FROM p.{k}" for k in keys)
