@@ -76,3 +76,12 @@ def test_a_limit_unit_the_table_cannot_convert_is_refused():
         validate({"eligibility": {"labs": [{"test": "BILI", "max": 1.5, "unit": "furlongs"}]}})
     assert str(exc.value) == ("study.yaml: 'eligibility.labs[0].unit' 'furlongs' is not a unit "
                               "safety/data/unit_conversions.csv converts: it converts BILI from mg/dL, umol/L")
+
+
+def test_a_limit_unit_is_read_in_every_spelling_the_load_reads():
+    """study.yaml's lab-limit unit is matched to the unit table by the load's own spelling rule (ct_unit):
+    'mcmol/L' and 'MG / DL' are the table's umol/L and mg/dL, as a delivered LBORRESU would be."""
+    from safety.core.config import validate
+    labs = validate({"eligibility": {"labs": [{"test": "BILI", "max": 25.65, "unit": "mcmol/L"},
+                                              {"test": "BILI", "max": 1.5, "unit": "MG / DL"}]}})["eligibility"]["labs"]
+    assert [(lim["max"], lim["unit"]) for lim in labs] == [(25.65, "umol/L"), (25.65, "umol/L")]

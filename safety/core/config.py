@@ -17,7 +17,7 @@ import yaml
 from safety.core.files import load_yaml, unit_conversions
 from safety.core.sdtm_map import MapError, validate_rows
 from safety.core.vocabulary import (CRS_TERMS, DEFAULT_RESPONSE_ASSESSOR, DLT_WINDOW_END_DAY, DLT_WINDOW_START_DAY,
-                                    ICANS_TERMS, NEUROTOXICITY_AE_TERMS)
+                                    ICANS_TERMS, NEUROTOXICITY_AE_TERMS, unit_spelling)
 
 
 class ConfigError(ValueError):
@@ -269,17 +269,13 @@ def _validate_limits(limits, path: str, src: str) -> None:
             raise ConfigError(f"{src}: '{p}.max_x_uln' must be a positive multiple of the ULN, got {lim['max_x_uln']!r}")
 
 
-def _unit_spelling(unit: str) -> str:
-    return unit.replace(" ", "").replace("µ", "u").replace("μ", "u").lower()
-
-
 def _in_stored_unit(lim: dict, p: str, src: str) -> None:
     """Convert a lab limit's min and max from its ``unit`` to the unit the load stores the test in, by the load's
     own table (safety/data/unit_conversions.csv); ``unit`` becomes that stored unit, so the stored settings
     validate again unchanged."""
     code = lim["test"].upper()
     rows = [(frm, to, factor) for test, frm, to, factor in unit_conversions() if test == code]
-    match = [(to, factor) for frm, to, factor in rows if _unit_spelling(frm) == _unit_spelling(lim["unit"])]
+    match = [(to, factor) for frm, to, factor in rows if unit_spelling(frm) == unit_spelling(lim["unit"])]
     if not match:
         known = (f"it converts {code} from {', '.join(sorted({frm for frm, _, _ in rows}))}" if rows else
                  f"it holds no conversion for {code}, which is stored as delivered: leave out 'unit' and write the "

@@ -4,6 +4,8 @@ Terms are compared upper-case and trimmed (AEDECOD first, AETERM when AEDECOD is
 """
 from __future__ import annotations
 
+import re
+
 # MedDRA preferred terms and the common site spellings of the two syndromes ASTCT grades.
 CRS_TERMS: tuple[str, ...] = ("CYTOKINE RELEASE SYNDROME", "CRS")
 ICANS_TERMS: tuple[str, ...] = (
@@ -138,6 +140,43 @@ def blood_result(alias: str = "") -> str:
     return (f"(({a}lbspec IS NULL OR trim({a}lbspec) = '' "
             f"OR regexp_matches(upper({a}lbspec), '{BLOOD_SPECIMEN_PATTERN}')) "
             f"AND NOT coalesce(contains(upper({a}lbcat), 'URIN'), FALSE))")
+
+
+# --- unit spellings ----------------------------------------------------------------------------------------
+# A unit as written, brought to one form by these steps in order: the load matches delivered units to
+# safety/data/unit_conversions.csv by them (SQL macro ct_unit), and study.yaml's lab-limit units are matched the same
+# way (unit_spelling), so a setting may name a unit in any spelling the load reads.
+UNIT_SPELLING_REPLACE: tuple[tuple[str, str], ...] = ((" ", ""), ("µ", "u"), ("μ", "u"))  # every one, then upper case
+UNIT_SPELLING_REPLACE_UPPER: tuple[tuple[str, str], ...] = (("MC", "U"),)                  # every one
+UNIT_SPELLING_PATTERNS: tuple[tuple[str, str], ...] = (                                    # the first match of each
+    (r"^X", ""), (r"10(\*\*|\*|E|\^)?([0-9])", r"10^\2"), (r"CELLS/", "/"), (r"^GI/L$", "10^9/L"),
+    (r"^K/UL$", "10^3/UL"))
+
+
+def unit_spelling(unit: str) -> str:
+    """A unit in its one form ('x10E9/L' and '10*9/L' are '10^9/L', 'µmol/L' is 'UMOL/L')."""
+    s = unit
+    for old, new in UNIT_SPELLING_REPLACE:
+        s = s.replace(old, new)
+    s = s.upper()
+    for old, new in UNIT_SPELLING_REPLACE_UPPER:
+        s = s.replace(old, new)
+    for pattern, repl in UNIT_SPELLING_PATTERNS:
+        s = re.sub(pattern, repl, s, count=1)
+    return s
+
+
+def unit_spelling_sql(expr: str) -> str:
+    """SQL of :func:`unit_spelling` over the text ``expr`` (DuckDB's regexp_replace replaces the first match)."""
+    s = expr
+    for old, new in UNIT_SPELLING_REPLACE:
+        s = f"replace({s}, '{old}', '{new}')"
+    s = f"upper({s})"
+    for old, new in UNIT_SPELLING_REPLACE_UPPER:
+        s = f"replace({s}, '{old}', '{new}')"
+    for pattern, repl in UNIT_SPELLING_PATTERNS:
+        s = f"regexp_replace({s}, '{pattern}', '{repl}')"
+    return s
 
 
 # --- results below an assay's limit -------------------------------------------------------------------

@@ -5,7 +5,7 @@ day unknown) or 'X' (not ISO 8601: quarantined). ``_lo``/``_hi`` are the first/l
 """
 from __future__ import annotations
 
-from safety.core.vocabulary import NY_CODES
+from safety.core.vocabulary import NY_CODES, unit_spelling_sql
 
 
 def _ny_macros() -> list[str]:
@@ -74,10 +74,7 @@ MACROS = [
     r"CREATE OR REPLACE TEMP MACRO ct_cens(s) AS CASE WHEN left(trim(s), 1) IN ('<', '>') AND regexp_full_match(trim(s), '[<>]=?\s*[0-9]*\.?[0-9]+') THEN left(trim(s), 1) END",
     r"CREATE OR REPLACE TEMP MACRO ct_censval(s) AS CASE WHEN ct_cens(s) IS NOT NULL THEN ct_num(regexp_replace(trim(s), '^[<>]=?\s*', '')) END",
     # unit spellings to one form: case, micro sign, spaces, 10*9 / 10E9 / x10^9, cells, mcL
-    r"""CREATE OR REPLACE TEMP MACRO ct_unit(s) AS CASE WHEN ct_nz(s) IS NOT NULL THEN
-        regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
-          replace(upper(replace(replace(replace(s, ' ', ''), 'µ', 'u'), 'μ', 'u')), 'MC', 'U'),
-          '^X', ''), '10(\*\*|\*|E|\^)?([0-9])', '10^\2'), 'CELLS/', '/'), '^GI/L$', '10^9/L'), '^K/UL$', '10^3/UL') END""",
+    f"CREATE OR REPLACE TEMP MACRO ct_unit(s) AS CASE WHEN ct_nz(s) IS NOT NULL THEN {unit_spelling_sql('s')} END",
     *_ny_macros(),
 ]
 
