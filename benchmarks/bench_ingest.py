@@ -26,7 +26,16 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
 
 
-def generate(folder: Path, n_subj: int, n_lab: int, n_ae: int, seed: int = 7) -> None:
+# SDTMIG's Required and Expected LB and AE variables the sparse study leaves out (DOMAIN, LBTEST, LBCAT, LBSTRESC,
+# LBNRIND, LBBLFL, VISITNUM, with VISIT and LBDY as deliveries usually carry them; AEACN, AEOUT): with ``full_sdtm``
+# the generator fills them, as a sponsor's conformant delivery does
+FULL_SDTM_LB = ("DOMAIN", "LBTEST", "LBCAT", "LBSTRESC", "LBNRIND", "LBBLFL", "VISITNUM", "VISIT", "LBDY")
+FULL_SDTM_AE = ("DOMAIN", "AEACN", "AEOUT")
+
+
+def generate(folder: Path, n_subj: int, n_lab: int, n_ae: int, seed: int = 7, full_sdtm: bool = False) -> None:
+    """Write a study of DM, EX, LB and AE Parquet files; ``full_sdtm`` adds FULL_SDTM_LB and FULL_SDTM_AE (the same
+    subjects, results and events: the random draws are made in the same order)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -81,6 +90,27 @@ def generate(folder: Path, n_subj: int, n_lab: int, n_ae: int, seed: int = 7) ->
         "LBSTNRHI": pa.array(np.where(conventional, np.nan, uln[t]), from_pandas=True),
         "LBORNRLO": np.round(uln[t] / 4 * conv[t], 4).astype(str), "LBORNRHI": np.round(uln[t] * conv[t], 4).astype(str),
         "LBDTC": dates})
+    if full_sdtm:
+        names = np.array(["Neutrophils", "Platelets", "Hemoglobin", "Leukocytes", "Lymphocytes", "Bilirubin",
+                          "Creatinine", "Alanine Aminotransferase", "Aspartate Aminotransferase", "C Reactive Protein"])
+        cats = np.where(t < 5, "HEMATOLOGY", "CHEMISTRY")
+        visit_day = np.select([day <= 0, day <= 28], [0, (day // 7) * 7], (day // 28) * 28)
+        nrind = np.where(val > uln[t], "HIGH", np.where(val < uln[t] / 4, "LOW", "NORMAL"))
+        lbdy = np.where(day >= 0, day + 1, day)  # SDTM study day: no day 0 (infusion as RFSTDTC)
+        first = np.zeros(n_lab, dtype=bool)
+        pre = np.where(day <= 0)[0]
+        if len(pre):  # the last pre-infusion record of each subject and test is the baseline
+            key = subj[pre] * len(tests) + t[pre]
+            last = pre[np.lexsort((day[pre], key))]
+            k_sorted = subj[last] * len(tests) + t[last]
+            first[last[np.r_[k_sorted[1:] != k_sorted[:-1], True]]] = True
+        for col, values in (
+                ("DOMAIN", np.full(n_lab, "LB")), ("LBTEST", names[t]), ("LBCAT", cats),
+                ("LBSTRESC", np.where(conventional, "", val.astype(str))),  # as LBSTRESN: conventional results converted
+                ("LBNRIND", nrind), ("LBBLFL", np.where(first, "Y", "")),
+                ("VISITNUM", visit_day.astype(float)),
+                ("VISIT", np.char.add("DAY ", visit_day.astype(str))), ("LBDY", lbdy.astype(float))):
+            lb = lb.append_column(col, pa.array(values))
     pq.write_table(lb, folder / "lb.parquet", row_group_size=500_000)
     # AE
     terms = np.array(["PYREXIA", "CYTOKINE RELEASE SYNDROME", "NEUTROPENIA", "HEADACHE", "FATIGUE", "NAUSEA",
@@ -97,9 +127,15 @@ def generate(folder: Path, n_subj: int, n_lab: int, n_ae: int, seed: int = 7) ->
         "AEREL": rng.choice(["RELATED", "NOT RELATED", "POSSIBLE"], n_ae),
         "AESTDTC": (inf[asubj] + ast.astype("timedelta64[D]")).astype(str),
         "AEENDTC": (inf[asubj] + aen.astype("timedelta64[D]")).astype(str)})
+    if full_sdtm:
+        for col, values in (("DOMAIN", np.full(n_ae, "AE")),
+                            ("AEACN", np.full(n_ae, "NOT APPLICABLE")),
+                            ("AEOUT", np.full(n_ae, "RECOVERED/RESOLVED"))):
+            ae = ae.append_column(col, pa.array(values))
     pq.write_table(ae, folder / "ae.parquet")
     (folder / "study.yaml").write_text("studyid: BENCH-01\ntitle: program-scale benchmark\nproduct: CTX-BENCH\n")
-    (folder / "GENERATED").write_text(json.dumps({"subjects": n_subj, "labs": n_lab, "aes": n_ae, "seed": seed}))
+    (folder / "GENERATED").write_text(json.dumps({"subjects": n_subj, "labs": n_lab, "aes": n_ae, "seed": seed,
+                                                          "full_sdtm": full_sdtm}))
 
 
 def child(mode: str, folder: str, db: str, cutoff: str | None) -> None:

@@ -18,12 +18,15 @@ time the load, the floor and the copy used.
     python benchmarks/bench_load.py                               # 20,000 subjects, 2,000,000 labs
     python benchmarks/bench_load.py --subjects 10000 --labs 5000000
     python benchmarks/bench_load.py --scale 1000 10000 50000      # scale curve, labs = 100 per subject
-                                        [--rounds 3] [--aes N] [--no-steps] [--keep]
+                                        [--rounds 3] [--aes N] [--no-steps] [--keep] [--full-sdtm]
     python benchmarks/bench_load.py --steps-only [--study sample_data/car_t_cd56]   # only the in-process timing
                                                                   # of each step (while working on one)
 
 Studies are generated once (benchmarks/bench_ingest.py's generator: DM, EX, 10 lab tests half in
-conventional units, 1% partial dates, AEs) and cached in benchmarks/out/. With --keep the loaded
+conventional units, 1% partial dates, AEs) and cached in benchmarks/out/. The goal's study carries only the LB
+and AE variables the load needs; --full-sdtm generates the same subjects, results and events with every Required
+and Expected LB and AE variable of SDTMIG filled as a conformant delivery has them (LBTEST, LBCAT, LBSTRESC,
+LBNRIND, LBBLFL, VISITNUM ...), for the cost of a delivery's full width on both sides. With --keep the loaded
 database stays at benchmarks/out/load_<subjects>_<labs>.duckdb for benchmarks/bench_browser.py --db; a run
 without --keep loads into a working file (load_work_...) that it removes, and leaves a kept database alone.
 """
@@ -160,13 +163,13 @@ def fresh(db: Path) -> str:
     return str(db)
 
 
-def study_folder(n_subj: int, n_lab: int, n_ae: int) -> Path:
+def study_folder(n_subj: int, n_lab: int, n_ae: int, full_sdtm: bool = False) -> Path:
     from bench_ingest import generate
 
-    folder = OUT / f"study_{n_subj}_{n_lab}_{n_ae}"
+    folder = OUT / f"study_{n_subj}_{n_lab}_{n_ae}{'_full_sdtm' if full_sdtm else ''}"
     if not (folder / "GENERATED").exists():
         t0 = time.perf_counter()
-        generate(folder, n_subj, n_lab, n_ae)
+        generate(folder, n_subj, n_lab, n_ae, full_sdtm=full_sdtm)
         print(f"generated {folder.name} in {time.perf_counter() - t0:.1f} s", flush=True)
     return folder
 
@@ -185,9 +188,11 @@ def run_steps(folder: Path, cutoff: str = CUTOFF) -> dict:
     return s
 
 
-def one_size(n_subj: int, n_lab: int, n_ae: int, rounds: int, do_steps: bool, keep: bool) -> dict:
-    folder = study_folder(n_subj, n_lab, n_ae)
-    print(f"\n{n_subj:,} subjects, {n_lab:,} labs, {n_ae:,} AEs; load average {load_average()}", flush=True)
+def one_size(n_subj: int, n_lab: int, n_ae: int, rounds: int, do_steps: bool, keep: bool,
+             full_sdtm: bool = False) -> dict:
+    folder = study_folder(n_subj, n_lab, n_ae, full_sdtm)
+    print(f"\n{n_subj:,} subjects, {n_lab:,} labs, {n_ae:,} AEs{' (every Required and Expected LB/AE variable)' if full_sdtm else ''}; "
+          f"load average {load_average()}", flush=True)
     # a run without --keep loads into a working file, so that the database an earlier --keep left for
     # bench_browser.py is not deleted by a later measurement of the same size
     copy_db = OUT / "load_copy.duckdb"
@@ -242,18 +247,21 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-steps", action="store_true", help="skip the in-process timing of each step")
     ap.add_argument("--keep", action="store_true", help="keep the loaded database for bench_browser.py")
+    ap.add_argument("--full-sdtm", action="store_true",
+                    help="LB and AE with SDTMIG's Required and Expected variables filled (LBTEST, LBCAT, LBSTRESC, "
+                         "LBNRIND, LBBLFL, VISITNUM ...; bench_ingest.FULL_SDTM_LB), beside the goal's sparse study")
     ap.add_argument("--steps-only", action="store_true",
                     help="only the in-process timing of the ingest step and each derivation (no copy, no CLI rounds)")
     ap.add_argument("--study", type=Path, help="with --steps-only: a study folder to load instead of a generated one")
     a = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if a.steps_only:
-        folder = a.study.resolve() if a.study else study_folder(a.subjects, a.labs, a.aes or 25 * a.subjects)
+        folder = a.study.resolve() if a.study else study_folder(a.subjects, a.labs, a.aes or 25 * a.subjects, a.full_sdtm)
         print(f"{folder}; load average {load_average()}", flush=True)
         run_steps(folder, "" if a.study else CUTOFF)  # a delivered study loads at its own cut, as the CLI does
         return
     sizes = [(n, 100 * n, 25 * n) for n in a.scale] if a.scale else [(a.subjects, a.labs, a.aes or 25 * a.subjects)]
-    results = [one_size(*s, a.rounds, not a.no_steps, a.keep) for s in sizes]
+    results = [one_size(*s, a.rounds, not a.no_steps, a.keep, a.full_sdtm) for s in sizes]
     print("\nsubjects | labs | copy s | load s | load/copy | floor s | peak RSS load MB | CPU s copy / load / floor")
     for r in results:
         print(f"{r['subjects']:,} | {r['labs']:,} | {r['copy_s']:.2f} | {r['load_s']:.2f} | {r['ratio']:.2f} | "
