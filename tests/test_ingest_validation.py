@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
 
 from safety.ingest import IngestError, ingest_study
+from safety.ingest.domains import SPECS
 from test_ingest_fixtures import AE, CM, CRS, DM, DOMAINS, EX, LB, STUDY, make_study
 
 
@@ -462,6 +464,36 @@ def test_flags_read_as_their_code_and_files_not_read_as_delivered_are_noted_in_t
                          cutoff="2024-06-30", run_derivations=False)
     assert ("CM delivered at the 2024-03-31 cut and not at this one: nothing of it is loaded at this cut, so "
             "its listings read as none recorded") in later.notes
+
+
+def test_the_misspelling_hint_names_an_unread_header_never_a_variable_the_load_reads(tmp_path):
+    """An AE file with AESERIOUS instead of AESER was noted "('AESEQ' is delivered: a misspelling of AESER?)":
+    AESEQ is the key, read as itself, and the header actually left unread went unnamed. Without AESER and with
+    no unread header like it, the note gives no hint (AESEQ and AESEV are read)."""
+    db = tmp_path / "db.duckdb"
+    ingest_study(make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, ae=AE.rename(columns={"AESER": "AESERIOUS"}))),
+                 db, cutoff="2024-03-31", run_derivations=False)
+    note = q(db, "SELECT notes FROM load_log WHERE source_file = 'ae.csv'").notes[0]
+    assert note == "no AESER column: every row loads without it ('AESERIOUS' is delivered: a misspelling of AESER?)"
+
+    ingest_study(make_study(tmp_path / "t", "csv", domains=dict(DOMAINS, ae=AE.drop(columns=["AESER"]))),
+                 db, cutoff="2024-03-31", run_derivations=False)
+    assert q(db, "SELECT notes FROM load_log WHERE source_file = 'ae.csv'").notes[0] == (
+        "no AESER column: every row loads without it")
+
+
+def test_the_variables_each_domain_reads_are_those_the_input_format_lists():
+    """``DomainSpec.variables_read`` (a header among them is never offered as a misspelling) is the row of its
+    domain in docs/input-format.md "Domains and variables read", no more and no less."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "input-format.md").read_text(encoding="utf-8")
+    table = text.split("## Domains and variables read", 1)[1].split("\n\n", 2)[1]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        domain, *cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[domain] = set(re.findall(r"\b[A-Z][A-Z0-9]{2,}\b", re.sub(r"\([^)]*\)", "", " ".join(cells))))
+    for code, spec in SPECS.items():
+        if code in rows:
+            assert spec.variables_read - {"STUDYID", "DOMAIN", "USUBJID"} == rows[code] - {"STUDYID", "USUBJID"}, code
 
 
 def test_rows_repeated_in_every_column_without_a_seq_load_once_and_one_dataset_twice_is_refused(tmp_path):

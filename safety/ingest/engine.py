@@ -574,13 +574,16 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
 
 def _note_missing_columns(spec: DomainSpec, files: list[StagedFile]) -> None:
     """Note on each file the columns of ``spec.expected`` it does not deliver: its rows load without them (every
-    AE with no start date, every lab undated), which no row's quarantine would show. A delivered header close to
-    the missing name (AESTDT for AESTDTC) is named as the likely misspelling."""
+    AE with no start date, every lab undated), which no row's quarantine would show. A delivered header the load
+    does not read, close to the missing name (AESTDT for AESTDTC) or beginning with it (AESERIOUS for AESER), is
+    named as the likely misspelling; a header read as a variable of its own (AESEQ) never is."""
     for f in files:
+        unread = [k for k in f.columns if k not in spec.variables_read]
         for col in spec.expected:
             if col in f.columns:
                 continue
-            near = difflib.get_close_matches(col, [k for k in f.columns if k not in spec.expected], n=1, cutoff=0.8)
+            near = (difflib.get_close_matches(col, unread, n=1, cutoff=0.8)
+                    or sorted((k for k in unread if k.startswith(col)), key=len)[:1])
             hint = f" ({f.columns[near[0]]!r} is delivered: a misspelling of {col}?)" if near else ""
             f.add_note(f"no {col} column: every row loads without it{hint}")
 
