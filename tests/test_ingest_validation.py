@@ -607,3 +607,32 @@ def test_every_count_the_unit_table_names_converts_from_per_cubic_millimetre_and
     got = q(db, "SELECT lbtestcd, value, unit FROM labs WHERE lbseq > 10 ORDER BY lbseq")
     assert [(r.lbtestcd, round(r.value, 6), r.unit) for r in got.itertuples()] == [
         ("MONO", 0.6, "10^9/L"), ("EOS", 0.15, "10^9/L"), ("BASO", 0.04, "10^9/L"), ("CD4", 0.35, "10^9/L")]
+
+
+def test_lbstresn_holding_the_bound_of_a_censored_lbstresc_is_censored_and_two_numbers_are_noted(tmp_path):
+    """Platelets '<25' with LBSTRESN 25 (the bound copied, as sponsors often do) loaded as exactly 25, not
+    censored, and graded 3 where the same '<25' without LBSTRESN graded 4 (CTCAE v5.0: grade 4 is < 25). It is now
+    censored as LBSTRESC says. LBSTRESN 99 beside LBSTRESC 17.1 or '<25' loads 99, as before, and the file is
+    noted with the rows and both values."""
+    plat = pd.DataFrame({
+        "STUDYID": [STUDY] * 4, "USUBJID": ["S-001", "S-002", "S-001", "S-002"], "LBSEQ": [5, 4, 6, 5],
+        "LBTESTCD": ["PLAT"] * 4, "LBTEST": ["Platelets"] * 4,
+        "LBORRES": ["<25", "<25", "17.1", "<25"], "LBORRESU": ["10^9/L"] * 4,
+        "LBSTRESC": ["<25", "<25", "17.1", "<25"], "LBSTRESN": ["25", "", "99", "99"], "LBSTRESU": ["10^9/L"] * 4,
+        "LBORNRLO": ["150"] * 4, "LBORNRHI": ["400"] * 4,
+        "LBDTC": ["2024-02-05", "2024-02-14", "2024-02-06", "2024-02-15"]})
+    lb = pd.concat([LB.assign(LBSTRESC=""), plat], ignore_index=True).fillna("")
+    db = tmp_path / "db.duckdb"
+    ingest_study(make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, lb=lb)), db, cutoff="2024-03-31")
+    with duckdb.connect(str(db), read_only=True) as con:
+        labs = con.execute("SELECT usubjid, lbseq, value, censored, value_source FROM labs WHERE lbtestcd = 'PLAT' "
+                           "ORDER BY usubjid, lbseq").fetchall()
+    assert labs == [
+        ("S-001", 5, 25.0, "<", "LBSTRESN"), ("S-001", 6, 99.0, None, "LBSTRESN"),
+        ("S-002", 4, 25.0, "<", "LBSTRESC"), ("S-002", 5, 99.0, None, "LBSTRESN")]
+    grades = q(db, "SELECT usubjid, worst_grade FROM lab_worst_grades WHERE ctcae_term = 'Platelet count decreased' "
+                   "ORDER BY 1")
+    assert [tuple(r) for r in grades.itertuples(index=False)] == [("S-001", 4), ("S-002", 4)]
+    note = q(db, "SELECT notes FROM load_log WHERE source_file = 'lb.csv'").notes[0]
+    assert note == ("LBSTRESN is not the number of LBSTRESC in 2 rows, loaded with the value of LBSTRESN: "
+                    "row 11 (LBSTRESC '17.1', LBSTRESN 99), row 12 (LBSTRESC '<25', LBSTRESN 99)")

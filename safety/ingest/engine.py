@@ -569,6 +569,8 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     else:
         _mark_copies(ctx, spec)
     _note_flag_spellings(ctx, spec, files, delivered)
+    if spec.code == "LB":
+        _note_lab_stres(ctx, files)
     return delivered
 
 
@@ -603,6 +605,24 @@ def _note_flag_spellings(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], c:
     for f in files:
         if f.index in by_file:
             f.add_note("Y/N flags read as their code: " + ", ".join(by_file[f.index]))
+
+
+def _note_lab_stres(ctx: Ctx, files: list[StagedFile], shown: int = 5) -> None:
+    """Note on each LB file the loaded rows whose LBSTRESN and LBSTRESC give two numbers (LBSTRESC 17.1, LBSTRESN
+    99; '<25' with LBSTRESN 99), the first ``shown`` with their values: the value is LBSTRESN, which may be the
+    wrong one of the two."""
+    by_file: dict[int, list[tuple[int, str]]] = {}
+    for idx, row, pair in ctx.run("""SELECT _file, _row, _stres_differ FROM _t_LB
+                                     WHERE _stres_differ IS NOT NULL AND _qreason IS NULL AND NOT _after_cut
+                                     ORDER BY _file, _row""").fetchall():
+        by_file.setdefault(idx, []).append((row, pair))
+    for f in files:
+        rows = by_file.get(f.index)
+        if rows:
+            more = f", and {len(rows) - shown} more" if len(rows) > shown else ""
+            f.add_note(f"LBSTRESN is not the number of LBSTRESC in {len(rows)} row{'s' if len(rows) != 1 else ''}, "
+                       "loaded with the value of LBSTRESN: "
+                       + ", ".join(f"row {r} ({pair})" for r, pair in rows[:shown]) + more)
 
 
 def _mark_duplicates(ctx: Ctx, spec: DomainSpec, c: Cols) -> None:
@@ -697,9 +717,16 @@ def _lab_parsed(c: Cols) -> list[str]:
                  WHEN _c_LBSTRESC IS NOT NULL THEN ct_censval({c('LBSTRESC')})
                  WHEN _n_LBORRES IS NOT NULL THEN _n_LBORRES
                  WHEN _c_LBORRES IS NOT NULL THEN ct_censval({c('LBORRES')}) END AS _raw_val""",
-        """CASE WHEN _n_LBSTRESN IS NOT NULL THEN NULL
+        # sponsors often copy the bound of '<25' into LBSTRESN (SDTMIG leaves it empty): read as exactly 25, a
+        # platelet count was graded one grade too low
+        f"""CASE WHEN _n_LBSTRESN IS NOT NULL
+                      THEN CASE WHEN _c_LBSTRESC IS NOT NULL AND ct_censval({c('LBSTRESC')}) = _n_LBSTRESN
+                                THEN _c_LBSTRESC END
                  WHEN _n_LBSTRESC IS NOT NULL OR _c_LBSTRESC IS NOT NULL THEN _c_LBSTRESC
                  WHEN _n_LBORRES IS NOT NULL THEN NULL ELSE _c_LBORRES END AS _cens""",
+        # LBSTRESN and LBSTRESC giving two numbers: the value is LBSTRESN, and the file is noted (_note_lab_stres)
+        f"""CASE WHEN _n_LBSTRESN <> coalesce(_n_LBSTRESC, ct_censval({c('LBSTRESC')}))
+                 THEN 'LBSTRESC ''' || {c('LBSTRESC')} || ''', LBSTRESN ' || {c('LBSTRESN')} END AS _stres_differ""",
         f"""CASE WHEN _n_LBSTRESN IS NULL AND _n_LBSTRESC IS NULL AND _c_LBSTRESC IS NULL
                       AND (_n_LBORRES IS NOT NULL OR _c_LBORRES IS NOT NULL) THEN {c('LBORRESU')}
                  WHEN _n_LBSTRESN IS NOT NULL OR _n_LBSTRESC IS NOT NULL OR _c_LBSTRESC IS NOT NULL THEN {c('LBSTRESU')}
