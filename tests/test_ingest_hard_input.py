@@ -168,6 +168,45 @@ def test_two_qualifier_names_that_make_one_column_keep_the_first_and_quarantine_
     reconciles(db)
 
 
+def test_a_qualifier_given_for_the_subject_and_for_one_record_applies_the_records_own_and_loses_nothing(tmp_path):
+    """SUPPAE AETOXGRS 'Lee 2014' for AESEQ 2 and 'CTCAE v5.0' for the subject (no IDVAR): the subject's value was
+    taken for every AE, the CRS graded on Lee 2014 carried CTCAE v5.0, and both rows counted as loaded. The record
+    keeps its own, the subject's fills the others, noted. A group's value (AEGRPID G3) replaced on every record it
+    reaches by the record's own (AESEQ 1) is quarantined; two values of equal specificity (AEGRPID G1, AESPID A) on
+    one record quarantine the later. Every row is loaded or quarantined, and the counts reconcile."""
+    ae = AE.assign(AEGRPID=["G1", "G1", "", "G3", "", "", ""], AESPID=["", "A", "", "", "", "", ""])
+    ae.loc[4, "AEENDTC"] = ""                                      # S-001 AESEQ 3 loads
+    extra = pd.DataFrame([
+        ("S-001", "AESEQ", "2", "AETOXGRS", "Lee 2014"),           # row 4
+        ("S-001", "", "", "AETOXGRS", "CTCAE v5.0"),               # row 5
+        ("S-003", "AEGRPID", "G3", "AETOXGRS", "Lee 2014"),        # row 6
+        ("S-003", "AESEQ", "1", "AETOXGRS", "CTCAE v5.0"),         # row 7
+        ("S-001", "AEGRPID", "G1", "AESRC", "chart"),              # row 8
+        ("S-001", "AESPID", "A", "AESRC", "CRF"),                  # row 9
+    ], columns=["USUBJID", "IDVAR", "IDVARVAL", "QNAM", "QVAL"]).assign(STUDYID=SUPPAE.STUDYID[0], RDOMAIN="AE",
+                                                                        QLABEL="x")
+    study = make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, ae=ae, suppae=pd.concat([SUPPAE, extra])))
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db, run_derivations=False)
+    with duckdb.connect(str(db), read_only=True) as con:
+        aes = con.execute("SELECT usubjid, aeseq, grading_system, supp_aetoxgrs, supp_aesrc FROM adverse_events "
+                          "WHERE usubjid IN ('S-001', 'S-003') ORDER BY 1, 2").fetchall()
+    assert aes == [("S-001", 1, "CTCAE v5.0", "CTCAE v5.0", "chart"), ("S-001", 2, "Lee 2014", "Lee 2014", "chart"),
+                   ("S-001", 3, "CTCAE v5.0", "CTCAE v5.0", None), ("S-003", 1, "CTCAE v5.0", "CTCAE v5.0", None)]
+    qr = q(db, "SELECT row_number, field, reason FROM quarantine WHERE source_file = 'suppae.csv' ORDER BY 1")
+    assert qr.values.tolist() == [
+        [3, "IDVARVAL", "no matching AE record for this qualifier"],
+        [6, "QVAL", "AETOXGRS 'Lee 2014' for AEGRPID G3 is replaced on every AE record it qualifies by a more "
+                    "specific value, which the record keeps: suppae.csv row 7 (AESEQ 1, 'CTCAE v5.0')"],
+        [9, "QVAL", "AESRC 'CRF' for AESPID A contradicts suppae.csv row 8 (AEGRPID G1, 'chart') on the same AE "
+                    "record, neither more specific (the first is kept)"]]
+    log = q(db, "SELECT rows_read, rows_loaded, rows_quarantined, notes FROM load_log WHERE source_file = 'suppae.csv'")
+    assert log.values.tolist() == [[9, 6, 3, "1 qualifier row replaced on some records by a more specific value, "
+                                    "which those records keep: row 5 AETOXGRS (no IDVAR: every record of the subject) "
+                                    "on 1 of 3 AE records, by suppae.csv row 4 (AESEQ 2, 'Lee 2014')"]]
+    reconciles(db)
+
+
 @pytest.mark.parametrize("case, expected", [
     ("empty", "error: ae.csv: empty file (no header row)"),
     ("title", "error: ae.csv: line 1 has 2 field(s) where the lines below have 13: a title above the header row? "

@@ -232,8 +232,7 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
             if dom not in by_domain:
                 continue
             spec = SPECS[dom]
-            parent_cols = engine.Cols(by_domain[dom])
-            supp_info[dom] = engine.prepare_supp(ctx, dom, supp.get(dom, []), parent_cols)
+            supp_info[dom] = engine.prepare_supp(ctx, dom, supp.get(dom, []), by_domain[dom])
             c = engine.build_typed(ctx, spec, by_domain[dom], supp_info[dom])
             cols[dom] = c
             engine.mark_supp_by_parent(ctx, dom, supp_info[dom], c)

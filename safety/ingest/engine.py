@@ -200,10 +200,11 @@ class SuppInfo:
     idvars: list[str | None]
 
 
-def prepare_supp(ctx: Ctx, parent: str, files: list[StagedFile], parent_cols: Cols) -> SuppInfo | None:
+def prepare_supp(ctx: Ctx, parent: str, files: list[StagedFile], parent_files: list[StagedFile]) -> SuppInfo | None:
     """Validate SUPP rows of one parent and pivot them (one column per QNAM); orphans are marked later."""
     if not files:
         return None
+    parent_cols = Cols(parent_files)
     c = CleanedCols(Cols(files))
     union = " UNION ALL BY NAME ".join(f"SELECT * FROM {f.relation}" for f in files)
     params = {k: v for f in files for k, v in f.params.items()}
@@ -239,7 +240,9 @@ def prepare_supp(ctx: Ctx, parent: str, files: list[StagedFile], parent_cols: Co
                THEN 'duplicate qualifier ' || _qnam || ' for the same parent record (the first is kept)' END AS _qreason,
           FALSE AS _after_cut
         FROM t""", params)
-    idvars = [r[0] for r in ctx.run(f"SELECT DISTINCT _idvar FROM _t_SUPP{parent} WHERE _qreason IS NULL ORDER BY 1 NULLS FIRST").fetchall()]
+    idvars = [r[0] for r in ctx.run(f"SELECT DISTINCT _idvar FROM _t_SUPP{parent} WHERE _qreason IS NULL").fetchall()]
+    # supp_join takes the first IDVAR that gives a record a value: the most specific first
+    idvars.sort(key=lambda v: (SUPP_LEVEL_BLANK, "") if v is None else (0 if is_seq(v) else 1, v))
     # an IDVAR that is not a column of the parent cannot be joined: its rows are quarantined, not pivoted
     bad = [v for v in idvars if v is not None and not (re.fullmatch(r"[A-Z][A-Z0-9_]*", v) and parent_cols.has(v))]
     idvars = [v for v in idvars if v not in bad]
@@ -261,6 +264,7 @@ def prepare_supp(ctx: Ctx, parent: str, files: list[StagedFile], parent_cols: Co
                                    || ' does (the first is kept): give the qualifiers distinct names'
                         WHERE _qreason IS NULL AND list_contains($others, _qnam)""",
                     {"col": col, "first": same[0], "others": same[1:]})
+    _resolve_supp_levels(ctx, parent, files, parent_files, parent_cols, [v for v in idvars if v is not None])
     names, sel, qp = [], [], {}
     for i, (col, same) in enumerate(by_column.items()):
         names.append(col)
@@ -272,6 +276,90 @@ def prepare_supp(ctx: Ctx, parent: str, files: list[StagedFile], parent_cols: Co
         SELECT _usubjid, _idvar, _idvarval, {', '.join(sel)} FROM _t_SUPP{parent}
         WHERE _qreason IS NULL GROUP BY _usubjid, _idvar, _idvarval""", qp)
     return SuppInfo(names, idvars)
+
+
+SUPP_LEVEL_BLANK = 2  # the specificity of a qualifier with no IDVAR (every record of the subject); --SEQ 0, others 1
+
+
+def _resolve_supp_levels(ctx: Ctx, parent: str, files: list[StagedFile], parent_files: list[StagedFile],
+                         parent_cols: Cols, idvars: list[str], shown: int = 5) -> None:
+    """One QNAM given for one parent record at two levels: the subject's (no IDVAR), a group's (AEGRPID) or the
+    record's own (AESEQ). The most specific value is the record's (supp_join reads the IDVARs in that order); a
+    value it replaces on every record it qualifies is lost, so its row is quarantined; replaced on some of them
+    only, it is noted on its file. Two values of equal specificity (AEGRPID and AESPID) that differ on one record:
+    the later row is quarantined (the first is kept), as a duplicate qualifier is. Only the subjects and QNAMs
+    given with more than one IDVAR are looked at (usually none)."""
+    t = f"_t_SUPP{parent}"
+    level = (f"CASE WHEN _idvar IS NULL THEN {SUPP_LEVEL_BLANK} "
+             f"WHEN regexp_full_match(_idvar, '[A-Z]{{2}}SEQ') THEN 0 ELSE 1 END")
+    ctx.run(f"""CREATE OR REPLACE TEMP TABLE _supp_lv AS
+        SELECT rowid AS rid, _file, _row, _usubjid, _idvar, _idvarval, _qnam, _qval, {level} AS _level FROM {t} s
+        SEMI JOIN (SELECT _usubjid, _qnam FROM {t} WHERE _qreason IS NULL AND _qval IS NOT NULL GROUP BY ALL
+                   HAVING count(DISTINCT coalesce(_idvar, '')) > 1) g USING (_usubjid, _qnam)
+        WHERE s._qreason IS NULL AND s._qval IS NOT NULL""")  # an empty QVAL gives no record a value
+    if not ctx.con.execute("SELECT count(*) FROM _supp_lv").fetchone()[0]:
+        ctx.con.execute("DROP TABLE _supp_lv")
+        return
+    # the parent records each row qualifies (every parent row delivered: which of them load is decided later)
+    params = {k: v for f in parent_files for k, v in f.params.items()}
+    union = " UNION ALL BY NAME ".join(f"SELECT * FROM {f.relation}" for f in parent_files)
+    keys = "".join(f", {parent_cols.seqtext(iv)} AS _k{i}" for i, iv in enumerate(idvars))
+    joins = ["SELECT l.*, p._file AS p_file, p._row AS p_row FROM _supp_lv l JOIN p "
+             "ON l._idvar IS NULL AND p._usubjid = l._usubjid"]
+    for i, iv in enumerate(idvars):
+        params[f"iv{i}"] = iv
+        joins.append(f"SELECT l.*, p._file AS p_file, p._row AS p_row FROM _supp_lv l JOIN p "
+                     f"ON l._idvar = $iv{i} AND p._usubjid = l._usubjid AND p._k{i} = l._idvarval")
+    ctx.run(f"""CREATE OR REPLACE TEMP TABLE _supp_reach AS
+        WITH p AS (SELECT _file, _row, {parent_cols("USUBJID")} AS _usubjid{keys} FROM ({union}))
+        {" UNION ALL ".join(joins)}""", params)
+    ctx.con.execute("DROP TABLE _supp_lv")
+    names = {f.index: f.name for f in files}
+
+    def where(iv, ivv) -> str:
+        return "no IDVAR: every record of the subject" if iv is None else f"{iv} {ivv}"
+
+    def other(o) -> str:
+        return f"{names[o['f']]} row {o['r']} ({where(o['iv'], o['ivv'])}, {o['v']!r})"
+
+    row = "struct_pack(f := _file, r := _row, v := _qval, lv := _level, iv := _idvar, ivv := _idvarval)"
+    # equally specific, different values, one record: every row after the first (file order) is a contradiction
+    clash = ctx.run(f"""WITH b AS (SELECT * FROM _supp_reach
+                                   QUALIFY _level = min(_level) OVER (PARTITION BY p_file, p_row, _qnam)),
+        f AS (SELECT *, first_value({row}) OVER (PARTITION BY p_file, p_row, _qnam ORDER BY _file, _row) AS _first
+              FROM b)
+        SELECT rid, any_value(_qnam), any_value(_qval), any_value(_idvar), any_value(_idvarval), min(_first)
+        FROM f WHERE _qval IS DISTINCT FROM _first.v GROUP BY rid""").fetchall()
+    quarantine = {rid: f"{qn} {qv!r} for {where(iv, ivv)} contradicts {other(first)} on the same {parent} record, "
+                       "neither more specific (the first is kept)" for rid, qn, qv, iv, ivv, first in clash}
+    # a more specific value replaces this row's on some or all of the records it qualifies
+    replaced = ctx.run(f"""WITH r AS (SELECT * FROM _supp_reach WHERE NOT list_contains($clash, rid)),
+        k AS (SELECT p_file, p_row, _qnam, arg_min({row}, (_level, _file, _row)) AS _kept FROM r GROUP BY ALL)
+        SELECT rid, any_value(_file), any_value(_row), any_value(_qnam), any_value(_qval), any_value(_idvar),
+               any_value(_idvarval), count(*) AS n,
+               count(*) FILTER (WHERE _level > _kept.lv AND _qval IS DISTINCT FROM _kept.v) AS n_replaced,
+               min(_kept) FILTER (WHERE _level > _kept.lv AND _qval IS DISTINCT FROM _kept.v) AS by_row
+        FROM r JOIN k USING (p_file, p_row, _qnam) GROUP BY rid HAVING n_replaced > 0 ORDER BY 2, 3""",
+                       {"clash": list(quarantine) or [-1]}).fetchall()
+    notes: dict[int, list[str]] = {}
+    for rid, fi, r, qn, qv, iv, ivv, n, n_replaced, by in replaced:
+        if n_replaced == n:
+            quarantine[rid] = (f"{qn} {qv!r} for {where(iv, ivv)} is replaced on every {parent} record it qualifies "
+                               f"by a more specific value, which the record keeps: {other(by)}")
+        else:
+            notes.setdefault(fi, []).append(f"row {r} {qn} ({where(iv, ivv)}) on {n_replaced} of {n} {parent} "
+                                            f"records, by {other(by)}")
+    for f in files:
+        if f.index in notes:
+            rows = notes[f.index]
+            more = f", and {len(rows) - shown} more" if len(rows) > shown else ""
+            f.add_note(f"{len(rows)} qualifier row{'s' if len(rows) != 1 else ''} replaced on some records by a more "
+                       "specific value, which those records keep: " + "; ".join(rows[:shown]) + more)
+    if quarantine:
+        ctx.run(f"""UPDATE {t} SET _qfield = 'QVAL', _qreason = u.reason
+                    FROM (SELECT unnest($rids) AS rid, unnest($reasons) AS reason) u WHERE {t}.rowid = u.rid""",
+                {"rids": list(quarantine), "reasons": list(quarantine.values())})
+    ctx.con.execute("DROP TABLE _supp_reach")
 
 
 def supp_join(parent: str, info: SuppInfo | None, cols: "Cols | None" = None) -> tuple[str, str, dict]:
