@@ -347,8 +347,9 @@ def test_dose_order_setting_overrides_the_number_in_the_name():
     # clinical-rules.md 6.1: 0/3 escalate; 1/3 expand to 6; <= 1/6 escalate; >= 2/3 or >= 2/6 MTD exceeded
     (3, 0, "escalate"), (3, 1, "stay"), (3, 2, "de-escalate"), (3, 3, "de-escalate"),
     (6, 0, "escalate"), (6, 1, "escalate"), (6, 2, "de-escalate"), (4, 1, "stay"), (5, 2, "de-escalate"),
-    # nothing invented past 6
-    (7, 0, "not defined"), (7, 1, "not defined"), (9, 1, "not defined"), (12, 2, "not defined"),
+    # at most 1 DLT past 6: no step invented; 2 or more exceed the MTD however many were treated
+    (7, 0, "not defined"), (7, 1, "not defined"), (9, 1, "not defined"), (12, 2, "de-escalate"),
+    (7, 2, "de-escalate"), (7, 3, "de-escalate"), (7, 7, "de-escalate"), (8, 4, "de-escalate"),
 ])
 def test_three_plus_three_published_decisions_only(n, y, decision):
     assert st.three_plus_three_decision(n, y) == decision
@@ -361,6 +362,57 @@ def test_three_plus_three_beyond_six_says_the_design_does_not_decide(tmp_path):
     assert "not defined by 3+3 (more than 6 evaluable subjects at one dose" in row["sentence"]
     bounds = rows(con, "SELECT n FROM stopping_boundaries")
     assert max(b["n"] for b in bounds) == 6
+
+
+def test_three_plus_three_two_or_more_dlts_past_six_exceed_the_mtd_and_show_as_crossed(tmp_path):
+    # clinical-rules.md 6.1: ">= 2/3 or >= 2/6 -> MTD exceeded". 3 of 7: any 6 of the 7 hold >= 2 DLTs, so the
+    # 6-subject rule says exceeded whichever 6 are counted; the rule is "2 or more DLTs at a dose"
+    from safety.review.meeting import CROSSED, rule_level
+    con = _study(tmp_path, 7, {1, 2, 3}, stopping_rule={"method": "three_plus_three"})
+    [row] = rows(con, "SELECT * FROM stopping_rule_status")
+    assert (row["evaluable_n"], row["events"], row["decision"]) == (7, 3, "de-escalate")
+    assert row["sentence"].startswith("3+3, dose level DL1: 3 of 7 evaluable subjects had a DLT (screened candidates, "
+                                      "not yet adjudicated) (rate 0.43): MTD exceeded, de-escalate.")
+    assert (row["events_to_boundary"], row["events_needed"]) == ("boundary crossed", 0)
+    assert rule_level(row) == CROSSED
+    (tmp_path / "b").mkdir()  # 1 of 7: the source is silent; not exceeded, and one more DLT would exceed it
+    [row] = rows(_study(tmp_path / "b", 7, {1}, stopping_rule={"method": "three_plus_three"}),
+                 "SELECT * FROM stopping_rule_status")
+    assert row["decision"] == "not defined"
+    assert ("(rate 0.14): not defined by 3+3 (more than 6 evaluable subjects at one dose; the protocol decides); the "
+            "MTD is not exceeded. 1 more DLT in the next subject would exceed the MTD.") in row["sentence"]
+    assert (row["events_needed"], row["within_next"]) == (1, 1)
+
+
+@pytest.mark.parametrize("confirmed, decision, if_confirmed", [
+    (2, "de-escalate", "de-escalate"),  # 2 of 6 exceeded; 3 of 7 still exceeded, never "not defined"
+    (1, "escalate", "de-escalate"),     # 1 of 6 escalates; 2 of 7 exceeds the MTD
+])
+def test_three_plus_three_a_pending_dlt_in_a_seventh_subject_never_makes_the_dose_safer(
+        tmp_path, confirmed, decision, if_confirmed):
+    from safety.derive.dlt.screening import derive_dlt
+    from safety.review.store import ReviewStore
+    con = new_db(tmp_path / "s.duckdb")
+    store = ReviewStore(tmp_path / "s.review.sqlite")
+    for i in range(1, 7):  # six followed through the window, `confirmed` of them with a DLT the committee confirmed
+        add_subject(con, f"S-{i:02d}")
+        if i <= confirmed:
+            add_ae(con, f"S-{i:02d}", 1, "Pneumonitis", 3, 5, 20)
+    add_subject(con, "S-07", last_day=10)  # not yet through the window, an in-window candidate pending
+    add_ae(con, "S-07", 1, "Pneumonitis", 3, 5, 20)
+    c = config(stopping_rule={"method": "three_plus_three"})
+    derive_dlt(con, STUDY, CUT, c, review_store=store)
+    from safety.access.reader import Scope, StudyReader
+    from safety.derive.dlt import decisions
+    for r in rows(con, "SELECT event_key FROM dlt_candidates WHERE usubjid <> 'S-07'"):
+        decisions.record_decision(store, StudyReader(con, Scope(STUDY, CUT)), r["event_key"], "confirmed", "DLT",
+                                  "dr a")
+    st.derive_stopping_status(con, STUDY, CUT, c, review_store=store)
+    [row] = rows(con, "SELECT * FROM stopping_rule_status")
+    assert (row["evaluable_n"], row["events"], row["pending"]) == (6, confirmed, 1)
+    assert (row["evaluable_n_if_pending_confirmed"], row["events_if_pending_confirmed"]) == (7, confirmed + 1)
+    assert (row["decision"], row["decision_if_pending_confirmed"]) == (decision, if_confirmed)
+    assert row["pending_changes_decision"] is (decision != if_confirmed)
 
 
 def _sample_config(folder):

@@ -10,7 +10,8 @@ Methods (``stopping_rule.method`` in study.yaml):
                           if n >= 3 and P(rate > target | Beta(1+y, 1+n-y)) > boin_elimination_cutoff; an
                           eliminated dose eliminates every higher dose too (Liu & Yuan 2015)
   three_plus_three        per dose level: 0/3 escalate, 1/3 expand to 6, <= 1/6 escalate, >= 2/3 or >= 2/6 MTD
-                          exceeded (de-escalate); no decision is invented beyond 6 evaluable subjects
+                          exceeded (de-escalate), as are >= 2 among more than 6; no next step is invented for
+                          at most 1 among more than 6 evaluable subjects
 
 Every status row carries two decisions: on the committee's decisions in force (``decision``) and with every
 pending in-window DLT candidate counted as a DLT (``decision_if_pending_confirmed``), so a committee sees when
@@ -229,13 +230,15 @@ def three_plus_three_decision(n: int, y: int) -> str:
     """3+3 at one dose, its published decisions only (clinical-rules section 6.1):
     0/3 escalate; 1/3 'stay' (expand to 6); <= 1/6 escalate; >= 2/3 or >= 2/6 'de-escalate' (MTD exceeded).
 
-    Fewer than 3 (or 4-5) evaluable subjects without 2 DLTs: 'stay' (complete the cohort). More than 6
-    evaluable subjects at one dose is outside the design: 'not defined' (the 3+3 rule is not extended).
+    2 or more DLTs at a dose exceed the MTD however many were treated there: more subjects cannot make a dose
+    safer. Fewer than 3 (or 4-5) evaluable subjects without 2 DLTs: 'stay' (complete the cohort). More than 6
+    evaluable subjects with at most 1 DLT is outside the design: 'not defined' (the MTD is not exceeded, but 3+3
+    gives no next step there; the protocol decides).
     """
-    if n > 6:
-        return THREE_PLUS_THREE_UNDEFINED
     if y >= 2:
         return "de-escalate"
+    if n > 6:
+        return THREE_PLUS_THREE_UNDEFINED
     if n < 3:
         return "stay"
     if n == 3:
@@ -505,15 +508,18 @@ def _dose_decision(sr: dict, n: int, y: int, table: dict[int, dict] | None) -> d
         parts, need, within = [], None, None
         if decision == "de-escalate":
             need, within = 0, 0
-        elif decision != THREE_PLUS_THREE_UNDEFINED and n < 6:
+        elif n < 6:
             need, within = 2 - y, 6 - n
             if need <= within:
                 parts.append(_more(need, within, "DLT", "exceed the MTD").replace("in the next", "among the next"))
             else:
                 need, within = None, None
+        elif decision == THREE_PLUS_THREE_UNDEFINED:  # a dose treated past 6: its next DLTs still exceed the MTD
+            need, within = 2 - y, 2 - y
+            parts.append(_more(need, within, "DLT", "exceed the MTD"))
         words = {"de-escalate": "MTD exceeded, de-escalate",
                  THREE_PLUS_THREE_UNDEFINED: "not defined by 3+3 (more than 6 evaluable subjects at one dose; "
-                                             "the protocol decides)"}.get(decision, decision)
+                                             "the protocol decides); the MTD is not exceeded"}.get(decision, decision)
         if decision == "stay" and n == 3 and y == 1:
             words = "stay and expand to 6"
     ahead = "; ".join(parts) if parts else ("boundary crossed" if decision in ("de-escalate", "eliminate")
