@@ -239,6 +239,47 @@ def test_non_dlt_monitored_event(tmp_path):
     assert "CRS grade >= 3" in row["sentence"] and "DLT" not in row["sentence"]
 
 
+def _crs_study(tmp_path, n_subjects, crs_subjects, **rule):
+    """Subjects followed through the window; ``crs_subjects`` had grade 3 CRS on day 2 (not a DLT: 2 days)."""
+    from safety.derive.dlt.screening import derive_dlt
+    con = new_db(tmp_path / "s.duckdb", upstream=False)
+    for i in range(1, n_subjects + 1):
+        add_subject(con, f"S-{i}")
+        if i in crs_subjects:
+            add_ae(con, f"S-{i}", 1, "Cytokine release syndrome", 3, 2, 3)
+    c = config(stopping_rule={"event": "crs_icans_grade3", **rule})
+    derive_dlt(con, STUDY, CUT, c)
+    st.derive_stopping_status(con, STUDY, CUT, c)
+    return rows(con, "SELECT * FROM stopping_rule_status")
+
+
+def test_look_ahead_names_the_monitored_event_not_dlt(tmp_path):
+    # BOIN phi 0.30 (clinical-rules.md 6.2): 1 of 3 stays; 2 of 4 reaches D = 2; Elim 3, 4, 4 at n = 4, 5, 6, so
+    # 4 of 6 (3 more in the next 3) is the first elimination within a cohort
+    [row] = _crs_study(tmp_path, 3, {1}, method="boin", threshold=0.30)
+    assert (row["evaluable_n"], row["events"], row["decision"]) == (3, 1, "stay")
+    ahead = ("1 more CRS or ICANS grade >= 3 in the next subject would de-escalate; 3 more CRS or ICANS grade >= 3 "
+             "events in the next 3 subjects would eliminate the dose and every higher dose")
+    assert row["events_to_boundary"] == ahead
+    assert row["sentence"] == ("BOIN (Liu & Yuan 2015), dose level DL1: 1 of 3 evaluable subjects had a CRS or ICANS "
+                               f"grade >= 3 (rate 0.33): stay. {ahead[0].upper()}{ahead[1:]}.")
+    (tmp_path / "b").mkdir()  # 3+3: 1 of 3 expands to 6; 2 of 6 would exceed the MTD
+    [row] = _crs_study(tmp_path / "b", 3, {1}, method="three_plus_three")
+    assert row["events_to_boundary"] == "1 more CRS or ICANS grade >= 3 among the next 3 subjects would exceed the MTD"
+    (tmp_path / "c").mkdir()  # beta-binomial c 0.90 (clinical-rules.md 6.4): b_5 3, b_6 4, b_7 4 -> 3 more in 3
+    [row] = _crs_study(tmp_path / "c", 4, {1})
+    assert row["events_to_boundary"] == "3 more CRS or ICANS grade >= 3 events in the next 3 subjects would stop"
+    for r in (row,):
+        assert "DLT" not in r["sentence"] and "grade >= 3s" not in r["sentence"]
+
+
+def test_event_label_plural():
+    assert [st.event_label(e, count=2) for e in ("dlt", "crs_grade3", "treatment_related_death")] == \
+        ["DLTs", "CRS grade >= 3 events", "treatment-related deaths"]
+    assert st.event_label("icans_grade3", (0, 28), count=3) == "ICANS grade >= 3 events (onset days 0-28)"
+    assert st.event_label("dlt", count=1) == "DLT"
+
+
 def test_rules_are_named_as_protocols_print_them():
     from safety.derive.dlt.stopping import method_name
     assert [method_name(m) for m in ("boin", "three_plus_three", "pocock", "bayesian_beta_binomial")] == \

@@ -282,11 +282,16 @@ def window_words(event: str, window: tuple[int, int]) -> str:
     return f"days {span}" if event == "treatment_related_death" else f"onset days {span}"
 
 
-def event_label(event: str, window: tuple[int, int] | None = None) -> str:
+def event_label(event: str, window: tuple[int, int] | None = None, count: int = 1) -> str:
     """The monitored event in words ('crs_icans_grade3' -> 'CRS or ICANS grade >= 3'); with the study's DLT
     ``window`` (start_day, end_day), the window it is counted in: 'DLT (onset days 0-28)',
-    'treatment-related death (days 0-28)'. Every label a committee reads of a stopping rule passes the window."""
+    'treatment-related death (days 0-28)'. Every label a committee reads of a stopping rule passes the window.
+
+    ``count`` other than 1 gives the plural a count reads with: '2 more DLTs', '2 more CRS or ICANS grade >= 3
+    events' (a label ending in its grade takes 'events', not an 's' on the number)."""
     label = EVENT_LABEL.get(event, event)
+    if count != 1:
+        label += " events" if label[-1:].isdigit() else "s"
     return label if window is None else f"{label} ({window_words(event, window)})"
 
 
@@ -407,8 +412,9 @@ def _lookahead(n: int, y: int, trigger, horizon: int) -> tuple[int | None, int |
     return None, None
 
 
-def _more(k: int, m: int, what: str, verb: str) -> str:
-    evs = f"{k} more {what}" + ("" if k == 1 else "s")
+def _more(k: int, m: int, event: str, verb: str) -> str:
+    """'2 more DLTs in the next 2 subjects would stop', the monitored ``event`` named by :func:`event_label`."""
+    evs = f"{k} more {event_label(event, count=k)}"
     subj = "the next subject" if m == 1 else f"the next {m} subjects"
     return f"{evs} in {subj} would {verb}"
 
@@ -437,7 +443,6 @@ def _pending_sentence(pend: int, cands: int, decision: str, alt: str, alt_y: int
 def _study_decision(sr: dict, n: int, y: int) -> dict:
     """Whole-study monitoring (beta-binomial, Pocock) at (n, y): statistic, boundary, decision and look-ahead."""
     method, p0, max_n, min_n = sr["method"], float(sr["threshold"]), int(sr["max_n"]), int(sr["min_n"])
-    label = event_label(sr["event"])
     if method == "bayesian_beta_binomial":
         a, b, cutoff = float(sr["prior_a"]), float(sr["prior_b"]), float(sr["posterior_cutoff"])
         stat = beta_binomial_posterior(y, n, p0, a, b)
@@ -468,7 +473,7 @@ def _study_decision(sr: dict, n: int, y: int) -> dict:
         need, within, ahead = 0, 0, "boundary crossed"
     else:
         need, within = _lookahead(n, y, trigger, max(max_n - n, 0))
-        ahead = (_more(need, within, label, "stop") if need is not None
+        ahead = (_more(need, within, sr["event"], "stop") if need is not None
                  else f"the boundary cannot be crossed within the planned {max_n} subjects")
     return dict(statistic=stat, statistic_label=stat_label, boundary=boundary, boundary_events=bnd,
                 decision="stop" if crossed else "continue", events_to_boundary=ahead, events_needed=need,
@@ -493,11 +498,11 @@ def _dose_decision(sr: dict, n: int, y: int, table: dict[int, dict] | None) -> d
         if decision not in ("de-escalate", "eliminate"):
             k, m = _lookahead(n, y, lambda j: table[j]["deescalate_if_ge"], 3)
             if k is not None:
-                parts.append(_more(k, m, "DLT", "de-escalate"))
+                parts.append(_more(k, m, sr["event"], "de-escalate"))
         if decision != "eliminate":
             k, m = _lookahead(n, y, lambda j: table[j]["eliminate_if_ge"], 3)
             if k is not None:
-                parts.append(_more(k, m, "DLT", "eliminate the dose and every higher dose"))
+                parts.append(_more(k, m, sr["event"], "eliminate the dose and every higher dose"))
         need, within = (0, 0) if decision in ("de-escalate", "eliminate") else \
             _lookahead(n, y, lambda j: table[j]["deescalate_if_ge"], 3)
         words = decision
@@ -511,12 +516,12 @@ def _dose_decision(sr: dict, n: int, y: int, table: dict[int, dict] | None) -> d
         elif n < 6:
             need, within = 2 - y, 6 - n
             if need <= within:
-                parts.append(_more(need, within, "DLT", "exceed the MTD").replace("in the next", "among the next"))
+                parts.append(_more(need, within, sr["event"], "exceed the MTD").replace("in the next", "among the next"))
             else:
                 need, within = None, None
         elif decision == THREE_PLUS_THREE_UNDEFINED:  # a dose treated past 6: its next DLTs still exceed the MTD
             need, within = 2 - y, 2 - y
-            parts.append(_more(need, within, "DLT", "exceed the MTD"))
+            parts.append(_more(need, within, sr["event"], "exceed the MTD"))
         words = {"de-escalate": "MTD exceeded, de-escalate",
                  THREE_PLUS_THREE_UNDEFINED: "not defined by 3+3 (more than 6 evaluable subjects at one dose; "
                                              "the protocol decides); the MTD is not exceeded"}.get(decision, decision)
