@@ -273,6 +273,29 @@ def test_look_ahead_names_the_monitored_event_not_dlt(tmp_path):
         assert "DLT" not in r["sentence"] and "grade >= 3s" not in r["sentence"]
 
 
+def test_study_rules_before_min_n_say_monitoring_has_not_started(tmp_path):
+    # ITNK-B-01's rule: Beta(0.5, 1.5), p0 0.25, cut-off 0.90, from min_n 3. 2 of 2: P = beta.sf(0.25, 2.5, 1.5)
+    # = 0.942 > 0.90, yet the rule looks first at n = 3 (b_3 = 3, clinical-rules.md 6.4)
+    [row] = _crs_study(tmp_path, 2, {1, 2}, min_n=3)
+    assert row["statistic"] == pytest.approx(stats.beta.sf(0.25, 2.5, 1.5)) and round(row["statistic"], 3) == 0.942
+    assert (row["decision"], row["boundary_events"]) == ("continue", None)
+    assert row["boundary"] == "no stop before n = 3 (the rule is applied from 3 evaluable subjects)"
+    assert row["sentence"] == ("Bayesian beta-binomial (Thall, Simon & Estey 1995): 2 of 2 evaluable subjects had a "
+                               "CRS or ICANS grade >= 3; the rule is applied from 3 evaluable subjects: continue. "
+                               "1 more CRS or ICANS grade >= 3 in the next subject would stop.")
+    (tmp_path / "b").mkdir()  # Pocock p0 0.20: P(Bin(2, 0.2) >= 2) = 0.04, below the nominal level, before min_n
+    [row] = _crs_study(tmp_path / "b", 2, {1, 2}, method="pocock", threshold=0.20, min_n=3)
+    assert row["statistic"] == pytest.approx(stats.binom.sf(1, 2, 0.20))
+    assert row["boundary"] == "no stop before n = 3 (the rule is applied from 3 evaluable subjects)"
+    assert "2 of 2 evaluable subjects had a CRS or ICANS grade >= 3; the rule is applied from 3 evaluable subjects: " \
+        "continue." in row["sentence"] and "nominal level" not in row["sentence"]
+    (tmp_path / "c").mkdir()  # from min_n on, the statistic against the cut-off as before: 2 of 3, P = 0.857
+    [row] = _crs_study(tmp_path / "c", 3, {1, 2}, min_n=3)
+    assert row["boundary"] == "stop if 3 or more of 3 (posterior > 0.9)"
+    assert "2 of 3 evaluable subjects had a CRS or ICANS grade >= 3; P(rate > 0.25 | data) = " \
+        f"{stats.beta.sf(0.25, 2.5, 2.5):.3f} against the stopping cut-off 0.9: continue." in row["sentence"]
+
+
 def test_event_label_plural():
     assert [st.event_label(e, count=2) for e in ("dlt", "crs_grade3", "treatment_related_death")] == \
         ["DLTs", "CRS grade >= 3 events", "treatment-related deaths"]

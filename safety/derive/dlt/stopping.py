@@ -441,7 +441,8 @@ def _pending_sentence(pend: int, cands: int, decision: str, alt: str, alt_y: int
 
 
 def _study_decision(sr: dict, n: int, y: int) -> dict:
-    """Whole-study monitoring (beta-binomial, Pocock) at (n, y): statistic, boundary, decision and look-ahead."""
+    """Whole-study monitoring (beta-binomial, Pocock) at (n, y): statistic, boundary, decision and look-ahead;
+    ``measure`` is the statistic against its criterion in words, or before min_n that the rule is not applied yet."""
     method, p0, max_n, min_n = sr["method"], float(sr["threshold"]), int(sr["max_n"]), int(sr["min_n"])
     if method == "bayesian_beta_binomial":
         a, b, cutoff = float(sr["prior_a"]), float(sr["prior_b"]), float(sr["posterior_cutoff"])
@@ -468,6 +469,10 @@ def _study_decision(sr: dict, n: int, y: int) -> dict:
         boundary = (f"stop if {bnd} or more of {n} (nominal level {fixed(level, 4)})" if bnd is not None
                     else f"no stop possible at n = {n}")
         crit = f"against the nominal level {fixed(level, 4)}"
+    if n < min_n:  # not monitored yet: the statistic may pass the cut-off, the rule does not look before min_n
+        start = f"the rule is applied from {min_n} evaluable subject{'s' if min_n != 1 else ''}"
+        boundary, crit = f"no stop before n = {min_n} ({start})", None
+    measure = f"{stat_label} = {fixed(stat, 3)} {crit}" if crit else start
     crossed = bnd is not None and y >= bnd
     if crossed:
         need, within, ahead = 0, 0, "boundary crossed"
@@ -477,7 +482,7 @@ def _study_decision(sr: dict, n: int, y: int) -> dict:
                  else f"the boundary cannot be crossed within the planned {max_n} subjects")
     return dict(statistic=stat, statistic_label=stat_label, boundary=boundary, boundary_events=bnd,
                 decision="stop" if crossed else "continue", events_to_boundary=ahead, events_needed=need,
-                within_next=within, crit=crit, crossed=crossed)
+                within_next=within, measure=measure, crossed=crossed)
 
 
 def _dose_decision(sr: dict, n: int, y: int, table: dict[int, dict] | None) -> dict:
@@ -579,7 +584,7 @@ def status_records(subjects: dict[str, list], config: dict, adjudicated: bool) -
         d, alt = _study_decision(sr, n, y), _study_decision(sr, n2, y2)
         ahead = d["events_to_boundary"]
         sentence = (f"{method_cited(method)}: {y} of {n} evaluable subject{'s' if n != 1 else ''} had a {label}{basis}; "
-                    f"{d['statistic_label']} = {fixed(d['statistic'], 3)} {d['crit']}: {d['decision']}. "
+                    f"{d['measure']}: {d['decision']}. "
                     + (f"{ahead[0].upper()}{ahead[1:]}." if not d["crossed"] else "The stopping boundary is crossed.")
                     + _pending_sentence(pend, cands, d["decision"], alt["decision"], y2, n2))
         rows.append(dict(cohort=None, method=method, monitored_event=event, evaluable_n=n, events=y, pending=pend,
