@@ -401,6 +401,30 @@ def test_boin_elimination_carries_to_every_higher_dose(tmp_path):
     assert [by[d]["decision"] for d in ("DL1", "DL2", "DL10")] == ["de-escalate", "escalate", "escalate"]
 
 
+def test_boin_eliminating_the_lowest_dose_stops_the_trial(tmp_path):
+    # Liu & Yuan 2015 (clinical-rules.md 6.2): "eliminate this and higher doses (stop trial if lowest dose)";
+    # 3 of 3 at phi 0.30: P(p > 0.3 | Beta(4, 1)) = 1 - 0.3^4 = 0.9919 > 0.95
+    assert stats.beta.sf(0.30, 4, 1) == pytest.approx(1 - 0.3 ** 4) and 1 - 0.3 ** 4 > 0.95
+    dose = {1: "DL1", 2: "DL1", 3: "DL1", 4: "DL2", 5: "DL2", 6: "DL2"}
+    rule = {"method": "boin", "threshold": 0.30}
+    con = _study(tmp_path, 6, {1, 2, 3}, dose_of=dose.get, stopping_rule=rule)
+    by = {r["cohort"]: r for r in rows(con, "SELECT * FROM stopping_rule_status")}
+    assert [by[d]["decision"] for d in ("DL1", "DL2")] == ["eliminate", "eliminate"]  # per dose, as before
+    assert ("(rate 1.00): eliminate; it is the lowest dose level, so the trial stops for safety.") in by["DL1"]["sentence"]
+    assert ("eliminate (the lower dose level DL1 is eliminated; it is the lowest, so the trial stops for safety).") \
+        in by["DL2"]["sentence"]
+    (tmp_path / "b").mkdir()  # a lower dose nobody was treated at (dose_order): the trial can still go down to DL0
+    con = _study(tmp_path / "b", 6, {1, 2, 3}, dose_of=dose.get, stopping_rule={**rule, "dose_order": ["DL0", "DL1", "DL2"]})
+    by = {r["cohort"]: r for r in rows(con, "SELECT * FROM stopping_rule_status")}
+    assert by["DL1"]["decision"] == "eliminate" and "trial stops" not in by["DL1"]["sentence"] + by["DL2"]["sentence"]
+    (tmp_path / "c").mkdir()  # eliminating only with the pending candidates confirmed says what that would mean
+    con, _, _ = _pending_study(tmp_path / "c", 6, {1, 2, 3}, dose_of=dose.get, stopping_rule=rule)
+    [dl1] = rows(con, "SELECT * FROM stopping_rule_status WHERE cohort = 'DL1'")
+    assert (dl1["decision"], dl1["decision_if_pending_confirmed"]) == ("escalate", "eliminate")
+    assert dl1["sentence"].endswith("3 pending candidates would change escalate to eliminate if confirmed (3 of 3). "
+                                    "Eliminating the lowest dose level would stop the trial for safety.")
+
+
 def test_dose_order_setting_overrides_the_number_in_the_name():
     assert sorted(["DL10", "DL2", "DL-1", "DL1"], key=st.dose_order_key) == ["DL-1", "DL1", "DL2", "DL10"]
     assert sorted(["high", "low", "mid"], key=lambda d: st.dose_order_key(d, ["low", "mid", "high"])) == \

@@ -551,6 +551,14 @@ def _carry_elimination(keys: list, decisions: dict) -> dict:
     return carried
 
 
+def _lowest_dose(order: list, dose_order) -> str | None:
+    """The study's lowest dose level: the first of ``stopping_rule.dose_order`` when listed (a lower dose nobody
+    has been treated at yet is still one to go down to), else the lowest dose level treated."""
+    if dose_order:
+        return str(dose_order[0])
+    return next((k for k in order if k != "(none)"), None)
+
+
 def status_rows(subjects: pd.DataFrame, config: dict, studyid: str, data_cut, adjudicated: bool) -> pd.DataFrame:
     """:func:`status_records` of a DataFrame of per-subject evaluability, as stopping_rule_status's DataFrame."""
     import pandas as pd
@@ -613,15 +621,22 @@ def status_records(subjects: dict[str, list], config: dict, adjudicated: bool) -
             alts[k] = (n2, y2, _dose_decision(sr, n2, y2, table))
         decided = {k: per[k][4]["decision"] for k in order}
         decided_alt = {k: alts[k][2]["decision"] for k in order}
-        carried, carried_alt = {}, {}
+        carried, carried_alt, lowest = {}, {}, None
         if method == "boin" and group == "dose_level":  # elimination carries to higher doses only by dose
             carried, carried_alt = _carry_elimination(order, decided), _carry_elimination(order, decided_alt)
+            lowest = _lowest_dose(order, sr.get("dose_order") or ())
+        stop = "so the trial stops for safety"  # Liu & Yuan 2015: the lowest dose eliminated leaves none to treat at
         for k in order:
             n, y, pend, cands, d = per[k]
             n2, y2, _ = alts[k]
             decision, alt = decided[k], decided_alt[k]
             rate = y / n if n else 0.0
-            words = d["words"] if k not in carried else f"eliminate (the lower {word} {carried[k]} is eliminated)"
+            words = d["words"]
+            if k in carried:
+                words = f"eliminate (the lower {word} {carried[k]} is eliminated" + \
+                    (f"; it is the lowest, {stop})" if carried[k] == lowest else ")")
+            elif k == lowest and decision == "eliminate":
+                words = f"eliminate; it is the lowest {word}, {stop}"
             ahead = d["events_to_boundary"] if k not in carried else "boundary crossed at a lower dose"
             if k in carried_alt and k not in carried:  # the change comes from a lower dose's pending candidates
                 lower = f"the pending candidates at the lower {word} {carried_alt[k]}"
@@ -629,6 +644,8 @@ def status_records(subjects: dict[str, list], config: dict, adjudicated: bool) -
                     f" With {lower} confirmed, {word} {k} would be eliminated too ({decision} now)."
             else:
                 pending_text = _pending_sentence(pend, cands, decision, alt, y2, n2)
+            if k == lowest and alt == "eliminate" and decision != "eliminate":
+                pending_text += f" Eliminating the lowest {word} would stop the trial for safety."
             sentence = (f"{method_cited(method)}, {word} {k}: {y} of {n} evaluable subject{'s' if n != 1 else ''} "
                         f"had a {label}{basis} (rate {fixed(rate, 2)}): {words}."
                         + (f" {ahead[0].upper()}{ahead[1:]}." if d["parts"] and k not in carried else "")
