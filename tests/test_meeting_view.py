@@ -460,3 +460,25 @@ def test_one_line_per_clinical_event_and_new_candidates_in_the_window_only():
         ("S3", "DLT candidate (outside the DLT window): AKI grade 3", False),
         ("S3", "new subject", False)]
     assert meeting.new_counts(ev)["dlt_candidates"] == 2 and meeting.new_counts(ev)["saes"] == 2
+
+
+def test_overview_and_dlt_review_before_any_subject_is_evaluable(tmp_path, monkeypatch):
+    """CD56-CART-01 cut at 2024-06-01: one subject infused, at day 18 of the 0-28 DLT window, so none is
+    DLT-evaluable. The boxes say so instead of '0 of 0 ... (rate 0.00)'; amber is right for BOIN (phi 0.30: at
+    n = 1, D = 1, clinical-rules.md 6.2), as the sentence says: a DLT in the next subject would de-escalate."""
+    from safety.ingest import ingest_study
+    db = tmp_path / "early.duckdb"
+    ingest_study(ROOT / "sample_data" / "car_t_cd56", db, cutoff="2024-06-01")
+    _env(monkeypatch, db)
+    at = _open("overview", CART, dt.date(2024, 6, 1))
+    assert {m.label: m.value for m in at.metric}["DLT-evaluable"] == "0"
+    amber = [e.value for e in at.get("warning")]
+    assert "**DL1** · stay: no subject evaluable yet for DLT (onset days 0-28) · one event from the boundary" in amber
+    sentence = ("BOIN (Liu & Yuan 2015), dose level DL1: no subject is evaluable yet (no rate): stay. 1 DLT in the "
+                "next subject would de-escalate; 3 DLTs in the next 3 subjects would eliminate the dose and every "
+                "higher dose.")
+    assert f"**DL1**: Monitored: DLT (onset days 0-28) — {sentence}" in amber
+    assert not any("0 of 0" in b or "rate 0.00" in b for b in _status_boxes(at))
+    at.switch_page("views/dlt_review.py")
+    at.run()
+    assert f"**DL1** · BOIN · monitored: DLT (onset days 0-28) — {sentence}" in [e.value for e in at.get("warning")]

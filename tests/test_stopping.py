@@ -296,6 +296,39 @@ def test_study_rules_before_min_n_say_monitoring_has_not_started(tmp_path):
         f"{stats.beta.sf(0.25, 2.5, 2.5):.3f} against the stopping cut-off 0.9: continue." in row["sentence"]
 
 
+def test_no_evaluable_subject_yet_has_no_rate(tmp_path):
+    # one infused subject at day 10 of a 0-28 window, no event: not evaluable, so y/n is undefined (not 0.00)
+    from safety.derive.dlt.screening import derive_dlt
+    from safety.review.meeting import INSIDE, NEAR, rule_level
+    con = new_db(tmp_path / "s.duckdb")
+    add_subject(con, "S-01", last_day=10)
+    c = config(stopping_rule={"method": "boin", "threshold": 0.30})
+    derive_dlt(con, STUDY, CUT, c)
+    st.derive_stopping_status(con, STUDY, CUT, c)
+    [row] = rows(con, "SELECT * FROM stopping_rule_status")
+    assert (row["evaluable_n"], row["events"], row["statistic"], row["decision"]) == (0, 0, None, "stay")
+    # BOIN phi 0.30 at n = 1: D = 1 (clinical-rules.md 6.2), so a DLT in the first evaluable subject de-escalates:
+    # one event from the boundary is true; Elim first at n = 3 with 3
+    assert row["sentence"] == ("BOIN (Liu & Yuan 2015), dose level DL1: no subject is evaluable yet (no rate): stay. "
+                               "1 DLT in the next subject would de-escalate; 3 DLTs in the next 3 subjects would "
+                               "eliminate the dose and every higher dose.")
+    assert "0 of 0" not in row["sentence"] and "0.00" not in row["sentence"]
+    assert (row["events_needed"], row["within_next"]) == (1, 1) and rule_level(row) == NEAR
+    # 3+3: 1 DLT in the first subject does not exceed the MTD (>= 2 needed): inside, not near
+    c = config(stopping_rule={"method": "three_plus_three"})
+    st.derive_stopping_status(con, STUDY, CUT, c)
+    [row] = rows(con, "SELECT * FROM stopping_rule_status")
+    assert row["sentence"].startswith("3+3, dose level DL1: no subject is evaluable yet (no rate): stay.")
+    assert rule_level(row) == INSIDE
+    # a study-level rule: Beta(0.5, 1.5), p0 0.25, c 0.90: b_1 none, b_2 = 2 (clinical-rules.md 6.4)
+    st.derive_stopping_status(con, STUDY, CUT, config())
+    [row] = rows(con, "SELECT * FROM stopping_rule_status")
+    assert row["sentence"] == ("Bayesian beta-binomial (Thall, Simon & Estey 1995): no subject is evaluable yet; the "
+                               "rule is applied from 1 evaluable subject: continue. 2 DLTs in the next 2 subjects "
+                               "would stop.")
+    assert rule_level(row) == INSIDE
+
+
 def test_event_label_plural():
     assert [st.event_label(e, count=2) for e in ("dlt", "crs_grade3", "treatment_related_death")] == \
         ["DLTs", "CRS grade >= 3 events", "treatment-related deaths"]

@@ -62,7 +62,8 @@ else:
         q1.caption("Every rule of the study, each over all of its subjects: the sidebar's cohort, dose level and "
                    "product filters do not apply here.")
     for r in m.rules.itertuples():
-        now = f"{r.decision}: {r.events} of {r.evaluable_n} with a {r.event_label}"
+        now = f"{r.decision}: " + (f"{r.events} of {r.evaluable_n} with a {r.event_label}" if r.evaluable_n
+                                   else f"no subject evaluable yet for {r.event_label}")
         # a boundary crossed only if the pending candidates are confirmed leads with that, in red: read first,
         # the decision as it stands ("escalate") would say the opposite of the box
         text = (f"**{r.label}** · {r.status_text} · now {now}" if r.level == meeting_rules.CROSSED

@@ -40,7 +40,8 @@ STOPPING_RULE_STATUS = Table(
         C("evaluable_n", "INTEGER", "Evaluable subjects (DLT-evaluable, or followed through the window or with the event)."),
         C("events", "INTEGER", "Evaluable subjects with the monitored event (confirmed DLTs when adjudicated)."),
         C("pending", "INTEGER", "Subjects without a confirmed DLT who have in-window candidates not yet adjudicated."),
-        C("statistic", "DOUBLE", "Posterior probability, binomial tail probability, or observed rate."),
+        C("statistic", "DOUBLE", "Posterior probability, binomial tail probability, or observed rate (BOIN, "
+                                 "3+3: NULL while no subject is evaluable)."),
         C("statistic_label", "VARCHAR", "What the statistic is, e.g. 'P(rate > 0.25 | data)'."),
         C("boundary", "VARCHAR", "The boundary at the current n in words."),
         C("boundary_events", "INTEGER", "Event count at the current n that triggers stop (or de-escalation for BOIN/3+3)."),

@@ -412,9 +412,10 @@ def _lookahead(n: int, y: int, trigger, horizon: int) -> tuple[int | None, int |
     return None, None
 
 
-def _more(k: int, m: int, event: str, verb: str) -> str:
-    """'2 more DLTs in the next 2 subjects would stop', the monitored ``event`` named by :func:`event_label`."""
-    evs = f"{k} more {event_label(event, count=k)}"
+def _more(k: int, m: int, event: str, verb: str, n: int) -> str:
+    """'2 more DLTs in the next 2 subjects would stop', the monitored ``event`` named by :func:`event_label`
+    ('1 DLT in the next subject ...' while none of ``n`` is evaluable yet)."""
+    evs = f"{k} {'more ' if n else ''}{event_label(event, count=k)}"
     subj = "the next subject" if m == 1 else f"the next {m} subjects"
     return f"{evs} in {subj} would {verb}"
 
@@ -425,6 +426,13 @@ def _counts(flags: tuple[np.ndarray, ...], among: np.ndarray | None = None) -> t
     ev, evaluable, pending, pending_candidates = (f if among is None else f[among] for f in flags)
     return (int(evaluable.sum()), int((ev & evaluable).sum()), int(pending.sum()),
             int(pending_candidates[pending].sum()))
+
+
+def _observed(y: int, n: int, label: str, basis: str) -> str:
+    """The counts a sentence starts with: '3 of 8 evaluable subjects had a DLT', or that none is evaluable yet."""
+    if not n:
+        return "no subject is evaluable yet"
+    return f"{y} of {n} evaluable subject{'s' if n != 1 else ''} had a {label}{basis}"
 
 
 def _pending_sentence(pend: int, cands: int, decision: str, alt: str, alt_y: int, alt_n: int) -> str:
@@ -478,7 +486,7 @@ def _study_decision(sr: dict, n: int, y: int) -> dict:
         need, within, ahead = 0, 0, "boundary crossed"
     else:
         need, within = _lookahead(n, y, trigger, max(max_n - n, 0))
-        ahead = (_more(need, within, sr["event"], "stop") if need is not None
+        ahead = (_more(need, within, sr["event"], "stop", n) if need is not None
                  else f"the boundary cannot be crossed within the planned {max_n} subjects")
     return dict(statistic=stat, statistic_label=stat_label, boundary=boundary, boundary_events=bnd,
                 decision="stop" if crossed else "continue", events_to_boundary=ahead, events_needed=need,
@@ -503,11 +511,11 @@ def _dose_decision(sr: dict, n: int, y: int, table: dict[int, dict] | None) -> d
         if decision not in ("de-escalate", "eliminate"):
             k, m = _lookahead(n, y, lambda j: table[j]["deescalate_if_ge"], 3)
             if k is not None:
-                parts.append(_more(k, m, sr["event"], "de-escalate"))
+                parts.append(_more(k, m, sr["event"], "de-escalate", n))
         if decision != "eliminate":
             k, m = _lookahead(n, y, lambda j: table[j]["eliminate_if_ge"], 3)
             if k is not None:
-                parts.append(_more(k, m, sr["event"], "eliminate the dose and every higher dose"))
+                parts.append(_more(k, m, sr["event"], "eliminate the dose and every higher dose", n))
         need, within = (0, 0) if decision in ("de-escalate", "eliminate") else \
             _lookahead(n, y, lambda j: table[j]["deescalate_if_ge"], 3)
         words = decision
@@ -521,12 +529,12 @@ def _dose_decision(sr: dict, n: int, y: int, table: dict[int, dict] | None) -> d
         elif n < 6:
             need, within = 2 - y, 6 - n
             if need <= within:
-                parts.append(_more(need, within, sr["event"], "exceed the MTD").replace("in the next", "among the next"))
+                parts.append(_more(need, within, sr["event"], "exceed the MTD", n).replace("in the next", "among the next"))
             else:
                 need, within = None, None
         elif decision == THREE_PLUS_THREE_UNDEFINED:  # a dose treated past 6: its next DLTs still exceed the MTD
             need, within = 2 - y, 2 - y
-            parts.append(_more(need, within, sr["event"], "exceed the MTD"))
+            parts.append(_more(need, within, sr["event"], "exceed the MTD", n))
         words = {"de-escalate": "MTD exceeded, de-escalate",
                  THREE_PLUS_THREE_UNDEFINED: "not defined by 3+3 (more than 6 evaluable subjects at one dose; "
                                              "the protocol decides); the MTD is not exceeded"}.get(decision, decision)
@@ -591,8 +599,7 @@ def status_records(subjects: dict[str, list], config: dict, adjudicated: bool) -
         n2, y2, _, _ = _counts(alt_flags)
         d, alt = _study_decision(sr, n, y), _study_decision(sr, n2, y2)
         ahead = d["events_to_boundary"]
-        sentence = (f"{method_cited(method)}: {y} of {n} evaluable subject{'s' if n != 1 else ''} had a {label}{basis}; "
-                    f"{d['measure']}: {d['decision']}. "
+        sentence = (f"{method_cited(method)}: {_observed(y, n, label, basis)}; {d['measure']}: {d['decision']}. "
                     + (f"{ahead[0].upper()}{ahead[1:]}." if not d["crossed"] else "The stopping boundary is crossed.")
                     + _pending_sentence(pend, cands, d["decision"], alt["decision"], y2, n2))
         rows.append(dict(cohort=None, method=method, monitored_event=event, evaluable_n=n, events=y, pending=pend,
@@ -630,7 +637,7 @@ def status_records(subjects: dict[str, list], config: dict, adjudicated: bool) -
             n, y, pend, cands, d = per[k]
             n2, y2, _ = alts[k]
             decision, alt = decided[k], decided_alt[k]
-            rate = y / n if n else 0.0
+            rate = y / n if n else None  # no evaluable subject: no observed rate
             words = d["words"]
             if k in carried:
                 words = f"eliminate (the lower {word} {carried[k]} is eliminated" + \
@@ -646,8 +653,8 @@ def status_records(subjects: dict[str, list], config: dict, adjudicated: bool) -
                 pending_text = _pending_sentence(pend, cands, decision, alt, y2, n2)
             if k == lowest and alt == "eliminate" and decision != "eliminate":
                 pending_text += f" Eliminating the lowest {word} would stop the trial for safety."
-            sentence = (f"{method_cited(method)}, {word} {k}: {y} of {n} evaluable subject{'s' if n != 1 else ''} "
-                        f"had a {label}{basis} (rate {fixed(rate, 2)}): {words}."
+            sentence = (f"{method_cited(method)}, {word} {k}: {_observed(y, n, label, basis)}"
+                        + (f" (rate {fixed(rate, 2)})" if n else " (no rate)") + f": {words}."
                         + (f" {ahead[0].upper()}{ahead[1:]}." if d["parts"] and k not in carried else "")
                         + pending_text)
             rows.append(dict(cohort=k, method=method, monitored_event=event, evaluable_n=n, events=y,
