@@ -23,7 +23,8 @@ study day (`--DY`, which has no day 0) is kept beside it where delivered.
 **Dates.** Text dates are kept as delivered (`--DTC`); the `_date` column holds a date and `_date_flag`
 says what was imputed: `D` (day), `M` (month and day). Start dates are imputed to the first day of
 the known period, but never before day 0 when the period contains the infusion (an AE starting
-"2024-03" with an infusion on 2024-03-12 starts 2024-03-12); end dates to the last day of the period,
+"2024-03" with an infusion on 2024-03-12 starts 2024-03-12) unless the record's own end is before the
+infusion: a start is never imputed after its end; end dates to the last day of the period,
 never after death or the data cut. An end whose whole period lies after the cut ("2025-01" at a cut on
 2024-12-31) is an end after the cut, as a full date after it is: no end is loaded and the record is ongoing.
 """

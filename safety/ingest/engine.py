@@ -884,13 +884,20 @@ KEYSEL = "$studyid AS studyid, $cut AS data_cut, t._usubjid AS usubjid"
 OK = "t._qreason IS NULL AND NOT t._after_cut"
 
 
-def dated(c: Cols, col: str, prefix: str, start: bool = True) -> str:
-    """dtc / _date / _date_flag for a start-type date (imputed not before day 0)."""
-    if start:
-        d = f"ct_start(t._k_{col}, t._lo_{col}, t._hi_{col}, s.inf_date)"
-    else:
-        d = f"ct_end(t._k_{col}, t._lo_{col}, t._hi_{col}, s.death_date, $cut)"
-    return f"{c(col)} AS {prefix}dtc, {d} AS {prefix}_date, ct_flag(t._k_{col}) AS {prefix}_date_flag"
+def start_date(col: str, end: str = "NULL", inf: str = "s.inf_date") -> str:
+    """SQL of a start-type date: a partial one imputed by ct_start, never after the record's own ``end``."""
+    return f"ct_start(t._k_{col}, t._lo_{col}, t._hi_{col}, {inf}, {end})"
+
+
+def end_date(col: str, death: str = "s.death_date") -> str:
+    """SQL of an end-type date: a partial one imputed by ct_end (its period's last day, not after death or the cut)."""
+    return f"ct_end(t._k_{col}, t._lo_{col}, t._hi_{col}, {death}, $cut)"
+
+
+def dated(c: Cols, col: str, prefix: str, end: str = "NULL") -> str:
+    """dtc / _date / _date_flag for a start-type date (imputed not before day 0, never after ``end``)."""
+    return (f"{c(col)} AS {prefix}dtc, {start_date(col, end)} AS {prefix}_date, "
+            f"ct_flag(t._k_{col}) AS {prefix}_date_flag")
 
 
 def insert_dm_ids(ctx: Ctx) -> None:
@@ -950,7 +957,7 @@ def load_ds(ctx: Ctx, c: Cols, supp) -> None:
     add_supp_columns(ctx, "disposition", supp)
     ctx.run(f"""INSERT INTO disposition BY NAME SELECT {KEYSEL},
         _i_DSSEQ AS dsseq, {c('DSTERM')} AS dsterm, upper({c('DSDECOD')}) AS dsdecod, upper({c('DSCAT')}) AS dscat,
-        {dated(c, 'DSSTDTC', 'dsst')}, datediff('day', s.inf_date, ct_start(t._k_DSSTDTC, t._lo_DSSTDTC, t._hi_DSSTDTC, s.inf_date)) AS day
+        {dated(c, 'DSSTDTC', 'dsst')}, datediff('day', s.inf_date, {start_date('DSSTDTC')}) AS day
         {supp_select(supp)}
         FROM _t_DS t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
 
@@ -1012,7 +1019,7 @@ def load_cm(ctx: Ctx, c: Cols, supp) -> None:
         _i_CMSEQ AS cmseq, {c('CMTRT')} AS cmtrt, {c('CMDECOD')} AS cmdecod, {c('CMCAT')} AS cmcat,
         {c('CMINDC')} AS cmindc, _n_CMDOSE AS cmdose, {c('CMDOSU')} AS cmdosu, {c('CMROUTE')} AS cmroute,
         coalesce(cls.med_class, 'other') AS med_class,
-        {c('CMSTDTC')} AS cmstdtc, ct_start(t._k_CMSTDTC, t._lo_CMSTDTC, t._hi_CMSTDTC, t.inf_date) AS cmst_date,
+        {c('CMSTDTC')} AS cmstdtc, {start_date('CMSTDTC', end_date('CMENDTC', 't.death_date'), inf='t.inf_date')} AS cmst_date,
         ct_flag(t._k_CMSTDTC) AS cmst_date_flag,
         CASE WHEN ct_end(t._k_CMENDTC, t._lo_CMENDTC, t._hi_CMENDTC, t.death_date, $cut) <= $cut THEN {c('CMENDTC')} END AS cmendtc,
         CASE WHEN ct_end(t._k_CMENDTC, t._lo_CMENDTC, t._hi_CMENDTC, t.death_date, $cut) <= $cut
@@ -1051,8 +1058,8 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
     ctx_version = ctx.config.get("ctcae_version", "5.0")
     ctx.run(f"""INSERT INTO adverse_events BY NAME
         WITH a AS (SELECT t.*, s.inf_date AS _inf, s.death_date AS _death, s.ld_date AS _ld,
-            ct_start(t._k_AESTDTC, t._lo_AESTDTC, t._hi_AESTDTC, s.inf_date) AS _st,
             ct_end(t._k_AEENDTC, t._lo_AEENDTC, t._hi_AEENDTC, s.death_date, $cut) AS _en_raw,
+            {start_date('AESTDTC', '_en_raw')} AS _st,
             CASE WHEN _en_raw <= $cut THEN _en_raw END AS _en,
             _i_AETOXGR AS _gr, upper({c('AEDECOD')}) AS _decod, {c('AEOUT')} AS _out
             FROM _t_AE t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK})
@@ -1085,7 +1092,8 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
           _en IS NULL AS ongoing,
           {ae_duration_sql("_st", "_en", "_death")} AS duration_days,
           _i_AESTDY AS aestdy,
-          CASE WHEN least(_ld, _inf) IS NULL THEN FALSE WHEN _st IS NULL THEN TRUE
+          -- no start date: treatment-emergent unless it ended before treatment began (docs/dlt.md "Onset unknown")
+          CASE WHEN least(_ld, _inf) IS NULL THEN FALSE WHEN _st IS NULL THEN NOT coalesce(_en_raw < least(_ld, _inf), FALSE)
                ELSE _st >= least(_ld, _inf) END AS treatment_emergent
           {supp_select(supp).replace('t.', 'a.')}
         FROM a ORDER BY _file, _row""",
@@ -1114,7 +1122,7 @@ def load_vs(ctx: Ctx, c: Cols, supp) -> None:
         {c('VSORRES')} AS vsorres, coalesce(_n_VSSTRESN, {c.num('VSSTRESC')}, {c.num('VSORRES')}) AS value,
         coalesce({c('VSSTRESU')}, {c('VSORRESU')}) AS unit, _y_VSBLFL AS vsblfl, {c('VISIT')} AS visit,
         {dated(c, 'VSDTC', 'vs')},
-        datediff('day', s.inf_date, ct_start(t._k_VSDTC, t._lo_VSDTC, t._hi_VSDTC, s.inf_date)) AS day
+        datediff('day', s.inf_date, {start_date('VSDTC')}) AS day
         {supp_select(supp)}
         FROM _t_VS t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
 
@@ -1128,7 +1136,7 @@ def load_rs(ctx: Ctx, c: Cols, supp) -> None:
         -- a partial date whose month or year holds the infusion date has no day: imputed to day 0 (as an AE onset
         -- is) a screening PD would become a progression after infusion; its timing is unknown, so it is neither
         CASE WHEN t._k_RSDTC IN ('D', 'M') AND s.inf_date BETWEEN t._lo_RSDTC AND t._hi_RSDTC THEN NULL
-             ELSE datediff('day', s.inf_date, ct_start(t._k_RSDTC, t._lo_RSDTC, t._hi_RSDTC, s.inf_date)) END AS day
+             ELSE datediff('day', s.inf_date, {start_date('RSDTC')}) END AS day
         {supp_select(supp)}
         FROM _t_RS t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
 
@@ -1217,7 +1225,7 @@ def load_pc(ctx: Ctx, c: Cols, supp) -> None:
         ({pc_below_lloq_text(c)}
          OR (_n_PCSTRESN IS NOT NULL AND _n_PCLLOQ IS NOT NULL AND _n_PCSTRESN < _n_PCLLOQ)) AS below_lloq,
         {c('VISIT')} AS visit, {dated(c, 'PCDTC', 'pc')},
-        datediff('day', s.inf_date, ct_start(t._k_PCDTC, t._lo_PCDTC, t._hi_PCDTC, s.inf_date)) AS day
+        datediff('day', s.inf_date, {start_date('PCDTC')}) AS day
         {supp_select(supp)}
         FROM _t_PC t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
 
@@ -1229,7 +1237,7 @@ def load_mb(ctx: Ctx, c: Cols, supp) -> None:
         _i_MBSEQ AS mbseq, upper({c('MBTESTCD')}) AS mbtestcd, {c('MBTEST')} AS mbtest,
         {c('MBORRES')} AS mborres, upper(coalesce({c('MBSTRESC')}, {c('MBORRES')})) AS organism,
         upper({c('MBSPEC')}) AS mbspec, {c('VISIT')} AS visit, {dated(c, 'MBDTC', 'mb')},
-        datediff('day', s.inf_date, ct_start(t._k_MBDTC, t._lo_MBDTC, t._hi_MBDTC, s.inf_date)) AS day
+        datediff('day', s.inf_date, {start_date('MBDTC')}) AS day
         {supp_select(supp)}
         FROM _t_MB t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
 

@@ -5,7 +5,8 @@ They follow the other loaders in :mod:`safety.ingest.engine` (staged, typed and 
 """
 from __future__ import annotations
 
-from safety.ingest.engine import KEYSEL, OK, Cols, Ctx, add_supp_columns, dated, supp_select
+from safety.ingest.engine import (KEYSEL, OK, Cols, Ctx, add_supp_columns, dated, end_date, start_date,
+                                  supp_select)
 
 
 def _timed(c: Cols, col: str) -> str:
@@ -22,7 +23,7 @@ def load_qs(ctx: Ctx, c: Cols, supp) -> None:
         {c('QSSTRESC')} AS qsstresc, coalesce(_n_QSSTRESN, {c.num('QSSTRESC')}, {c.num('QSORRES')}) AS value,
         upper({c('QSSTAT')}) AS qsstat, {c('QSGRPID')} AS qsgrpid, {c('VISIT')} AS visit,
         {dated(c, 'QSDTC', 'qs')}, {_timed(c, 'QSDTC')},
-        datediff('day', s.inf_date, ct_start(t._k_QSDTC, t._lo_QSDTC, t._hi_QSDTC, s.inf_date)) AS day
+        datediff('day', s.inf_date, {start_date('QSDTC')}) AS day
         {supp_select(supp)}
         FROM _t_QS t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
 
@@ -34,22 +35,18 @@ def load_fa(ctx: Ctx, c: Cols, supp) -> None:
         upper({c('FATESTCD')}) AS fatestcd, {c('FATEST')} AS fatest, {c('FAORRES')} AS faorres,
         {c('FASTRESC')} AS fastresc, coalesce(_n_FASTRESN, {c.num('FASTRESC')}, {c.num('FAORRES')}) AS value,
         {c('VISIT')} AS visit, {dated(c, 'FADTC', 'fa')}, {_timed(c, 'FADTC')},
-        datediff('day', s.inf_date, ct_start(t._k_FADTC, t._lo_FADTC, t._hi_FADTC, s.inf_date)) AS day
+        datediff('day', s.inf_date, {start_date('FADTC')}) AS day
         {supp_select(supp)}
         FROM _t_FA t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
 
 
-def _end(col: str) -> str:
-    return f"ct_end(t._k_{col}, t._lo_{col}, t._hi_{col}, s.death_date, $cut)"
-
-
 def load_pr(ctx: Ctx, c: Cols, supp) -> None:
     add_supp_columns(ctx, "procedures", supp)
-    en = _end("PRENDTC")
+    en = end_date("PRENDTC")
     ctx.run(f"""INSERT INTO procedures BY NAME SELECT {KEYSEL},
         _i_PRSEQ AS prseq, {c('PRTRT')} AS prtrt, {c('PRDECOD')} AS prdecod, upper({c('PRCAT')}) AS prcat,
         {c('PRINDC')} AS prindc, _n_PRDOSE AS prdose, {c('PRDOSU')} AS prdosu,
-        {dated(c, 'PRSTDTC', 'prst')},
+        {dated(c, 'PRSTDTC', 'prst', en)},
         CASE WHEN {en} <= $cut THEN {c('PRENDTC')} END AS prendtc,
         CASE WHEN {en} <= $cut THEN {en} END AS pren_date,
         datediff('day', s.inf_date, prst_date) AS start_day, datediff('day', s.inf_date, pren_date) AS end_day,
@@ -61,11 +58,11 @@ def load_pr(ctx: Ctx, c: Cols, supp) -> None:
 
 def load_ce(ctx: Ctx, c: Cols, supp) -> None:
     add_supp_columns(ctx, "clinical_events", supp)
-    en = _end("CEENDTC")
+    en = end_date("CEENDTC")
     ctx.run(f"""INSERT INTO clinical_events BY NAME SELECT {KEYSEL},
         _i_CESEQ AS ceseq, {c('CETERM')} AS ceterm, {c('CEDECOD')} AS cedecod, upper({c('CECAT')}) AS cecat,
         upper({c('CEOCCUR')}) AS ceoccur, {c('CESEV')} AS cesev,
-        {dated(c, 'CESTDTC', 'cest')},
+        {dated(c, 'CESTDTC', 'cest', en)},
         CASE WHEN {en} <= $cut THEN {c('CEENDTC')} END AS ceendtc,
         CASE WHEN {en} <= $cut THEN {en} END AS ceen_date,
         datediff('day', s.inf_date, cest_date) AS start_day,
@@ -104,14 +101,14 @@ def load_pp(ctx: Ctx, c: Cols, supp) -> None:
 
 def load_mh(ctx: Ctx, c: Cols, supp) -> None:
     """MH: medical history with its start and end relative to infusion (a partial start holding the infusion
-    date is imputed to it, as for AEs)."""
+    date is imputed to it when its end allows, as for AEs)."""
     add_supp_columns(ctx, "medical_history", supp)
-    en = _end("MHENDTC")
+    en = end_date("MHENDTC")
     ctx.run(f"""INSERT INTO medical_history BY NAME SELECT {KEYSEL},
         _i_MHSEQ AS mhseq, {c('MHTERM')} AS mhterm, {c('MHDECOD')} AS mhdecod, upper({c('MHCAT')}) AS mhcat,
         upper({c('MHSCAT')}) AS mhscat, {c('MHBODSYS')} AS mhbodsys, upper({c('MHOCCUR')}) AS mhoccur,
         upper({c('MHENRTPT')}) AS mhenrtpt, {c('VISIT')} AS visit,
-        {dated(c, 'MHSTDTC', 'mhst')},
+        {dated(c, 'MHSTDTC', 'mhst', en)},
         CASE WHEN {en} <= $cut THEN {c('MHENDTC')} END AS mhendtc,
         CASE WHEN {en} <= $cut THEN {en} END AS mhen_date,
         {c('MHDTC')} AS mhdtc, t._lo_MHDTC AS mh_collection_date,

@@ -126,7 +126,8 @@ ADVERSE_EVENTS = Table(
         C("ongoing", "BOOLEAN", "No end date on or before the cut."),
         C("duration_days", "INTEGER", "End - start + 1 days (ADaM); an event not ended counts to the cut, or to the death of a subject who died."),
         C("aestdy", "INTEGER", "SDTM study day of start (AESTDY) when delivered."),
-        C("treatment_emergent", "BOOLEAN", "Onset on or after the start of lymphodepletion (or day 0 when none)."),
+        C("treatment_emergent", "BOOLEAN", "Onset on or after the start of lymphodepletion (or day 0 when none); "
+          "without a start date, TRUE unless the AE ended before that day."),
     ),
     extra_columns_note="Plus `supp_<qnam>` columns for SUPPAE qualifiers.",
 )

@@ -1,0 +1,118 @@
+"""Partial start dates at ingest: an imputed start is never after the record's own end; an AE with no start
+that ended before treatment is not treatment-emergent."""
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from safety.ingest import ingest_study
+
+DM = """STUDYID,DOMAIN,USUBJID,SUBJID,RFXSTDTC,RFICDTC,SITEID,AGE,AGEU,SEX
+ST1,DM,S-001,001,2026-03-01T10:00,2026-02-01,01,50,YEARS,F
+ST1,DM,S-002,002,2026-03-10,2026-02-05,01,60,YEARS,M
+ST1,DM,S-003,003,2026-03-10,2026-02-05,01,55,YEARS,M
+"""
+EX = """STUDYID,DOMAIN,USUBJID,EXSEQ,EXTRT,EXCAT,EXDOSE,EXDOSU,EXSTDTC,EXENDTC
+ST1,EX,S-001,1,CAR cells,CELL THERAPY,1,10^6 cells/kg,2026-03-01T10:00,2026-03-01T10:30
+ST1,EX,S-002,1,CAR cells,CELL THERAPY,1,10^6 cells/kg,2026-03-10,2026-03-10
+ST1,EX,S-003,1,CAR cells,CELL THERAPY,1,10^6 cells/kg,2026-03-10,2026-03-10
+"""
+AE = """STUDYID,DOMAIN,USUBJID,AESEQ,AETERM,AEDECOD,AEBODSYS,AETOXGR,AESER,AEREL,AESTDTC,AEENDTC
+ST1,AE,S-001,1,Pneumonia,Pneumonia,Infections and infestations,4,Y,POSSIBLY RELATED,2026,2026-02-10
+ST1,AE,S-001,2,Back pain,Back pain,Musculoskeletal and connective tissue disorders,3,N,NOT RELATED,,2026-02-10
+ST1,AE,S-001,3,Fatigue,Fatigue,General disorders and administration site conditions,1,N,NOT RELATED,,
+ST1,AE,S-002,1,Nausea,Nausea,Gastrointestinal disorders,2,N,NOT RELATED,2026-03-06,2026-03-07
+ST1,AE,S-002,2,Headache,Headache,Nervous system disorders,1,N,NOT RELATED,2026-03,2026-03-20
+ST1,AE,S-002,3,Rash,Rash maculo-papular,Skin and subcutaneous tissue disorders,1,N,NOT RELATED,2026,2026-02
+"""
+CM = """STUDYID,DOMAIN,USUBJID,CMSEQ,CMTRT,CMDECOD,CMCAT,CMSTDTC,CMENDTC
+ST1,CM,S-002,1,Fludarabine,FLUDARABINE,LYMPHODEPLETION,2026-03,2026-03-07
+ST1,CM,S-003,1,Fludarabine,FLUDARABINE,LYMPHODEPLETION,2026-03-05,2026-03-07
+ST1,CM,S-003,2,Paracetamol,PARACETAMOL,,2026-03,2026-03-05
+"""
+MH = """STUDYID,DOMAIN,USUBJID,MHSEQ,MHTERM,MHDECOD,MHSTDTC,MHENDTC
+ST1,MH,S-002,1,Sinusitis,Sinusitis,2026-03,2026-03-04
+ST1,MH,S-002,2,Hypertension,Hypertension,2026,
+"""
+PR = """STUDYID,DOMAIN,USUBJID,PRSEQ,PRTRT,PRSTDTC,PRENDTC
+ST1,PR,S-002,1,Central line placement,2026-03,2026-03-02
+"""
+CE = """STUDYID,DOMAIN,USUBJID,CESEQ,CETERM,CESTDTC,CEENDTC
+ST1,CE,S-002,1,Fever,2026-03,2026-03-08
+"""
+
+
+def write_study(root, files):
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (root / name).write_text(text)
+    return root
+
+
+def q(db, sql):
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("partial")
+    study = write_study(root / "s", {"dm.csv": DM, "ex.csv": EX, "ae.csv": AE, "cm.csv": CM, "mh.csv": MH,
+                                     "pr.csv": PR, "ce.csv": CE})
+    db = root / "db.duckdb"
+    ingest_study(study, db, cutoff="2026-09-30")
+    return db
+
+
+def ae(db, key):
+    return q(db, f"""SELECT CAST(aest_date AS VARCHAR), aest_date_flag, onset_day, end_day, duration_days,
+                            treatment_emergent FROM adverse_events WHERE event_key = '{key}'""")[0]
+
+
+def test_partial_start_is_not_imputed_after_its_own_end(loaded):
+    # '2026' holds the infusion (2026-03-01), but the pneumonia ended on 2026-02-10 (day -19): the first day of
+    # the year, not day 0 with a negative duration
+    assert ae(loaded, "S-001/AE/1") == ("2026-01-01", "M", -59, -19, 41, False)
+    # a partial end wholly before the infusion ('2026-02') does not allow day 0 either
+    assert ae(loaded, "S-002/AE/3") == ("2026-01-01", "M", -68, -10, 59, False)
+
+
+def test_partial_start_still_day_0_when_its_end_allows(loaded):
+    assert ae(loaded, "S-002/AE/2") == ("2026-03-10", "D", 0, 10, 11, True)
+
+
+def test_pre_infusion_event_is_no_infection_nor_pending_dlt(loaded):
+    assert q(loaded, "SELECT onset_day, end_day, onset_window FROM infection_episodes WHERE usubjid = 'S-001'") \
+        == [(-59, -19, "before day 0")]
+    # listed (grade 4, related) but outside the DLT window, so never pending
+    assert q(loaded, "SELECT onset_day, duration_days, in_window FROM dlt_candidates WHERE event_key = 'S-001/AE/1'") \
+        == [(-59, 41, False)]
+
+
+def test_lymphodepletion_not_moved_to_day_0(loaded):
+    # fludarabine '2026-03' that ended 2026-03-07 (day -3) starts on 2026-03-01, not on the infusion day
+    assert q(loaded, "SELECT CAST(cmst_date AS VARCHAR), start_day, end_day FROM medications "
+                     "WHERE usubjid = 'S-002'") == [("2026-03-01", -9, -3)]
+    assert q(loaded, "SELECT usubjid, lymphodepletion_start_day FROM subjects ORDER BY 1") \
+        == [("S-001", None), ("S-002", -9), ("S-003", -5)]
+    # so the nausea of day -4, during lymphodepletion, is treatment-emergent
+    assert ae(loaded, "S-002/AE/1")[5] is True
+    assert q(loaded, "SELECT CAST(cmst_date AS VARCHAR), start_day FROM medications WHERE usubjid = 'S-003' "
+                     "AND cmseq = 2") == [("2026-03-01", -9)]
+
+
+def test_other_domains_start_not_after_their_end(loaded):
+    assert q(loaded, "SELECT mhseq, CAST(mhst_date AS VARCHAR), start_day, end_day FROM medical_history ORDER BY 1") \
+        == [(1, "2026-03-01", -9, -6), (2, "2026-03-10", 0, None)]
+    assert q(loaded, "SELECT CAST(prst_date AS VARCHAR), start_day, end_day FROM procedures") == [("2026-03-01", -9, -8)]
+    assert q(loaded, "SELECT CAST(cest_date AS VARCHAR), start_day FROM clinical_events") == [("2026-03-01", -9)]
+
+
+def test_ae_without_start_that_ended_before_treatment_is_not_emergent(loaded):
+    # no start date, ended 2026-02-10: before the infusion (S-001 has no lymphodepletion), so not emergent
+    assert ae(loaded, "S-001/AE/2") == (None, None, None, -19, None, False)
+    # no start date and no end: its onset is unknown, counted as treatment-emergent (FDA Standard Safety Tables)
+    assert ae(loaded, "S-001/AE/3")[5] is True
