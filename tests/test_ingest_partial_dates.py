@@ -116,3 +116,40 @@ def test_ae_without_start_that_ended_before_treatment_is_not_emergent(loaded):
     assert ae(loaded, "S-001/AE/2") == (None, None, None, -19, None, False)
     # no start date and no end: its onset is unknown, counted as treatment-emergent (FDA Standard Safety Tables)
     assert ae(loaded, "S-001/AE/3")[5] is True
+
+
+# lymphodepletion on 2026-03-30, infusion on 2026-04-04 (day -5): a month-only start of March may be either side
+LD_DM = """STUDYID,DOMAIN,USUBJID,SUBJID,RFXSTDTC,RFICDTC,SITEID,AGE,AGEU,SEX
+ST1,DM,S-004,004,2026-04-04,2026-02-05,01,55,YEARS,M
+"""
+LD_EX = """STUDYID,DOMAIN,USUBJID,EXSEQ,EXTRT,EXCAT,EXDOSE,EXDOSU,EXSTDTC,EXENDTC
+ST1,EX,S-004,1,Fludarabine,LYMPHODEPLETION,30,mg/m2,2026-03-30,2026-04-01
+ST1,EX,S-004,2,CAR cells,CELL THERAPY,1,10^6 cells/kg,2026-04-04,2026-04-04
+"""
+LD_AE = """STUDYID,DOMAIN,USUBJID,AESEQ,AETERM,AEDECOD,AEBODSYS,AETOXGR,AESER,AEREL,AESTDTC,AEENDTC
+ST1,AE,S-004,1,Febrile neutropenia,Febrile neutropenia,Blood and lymphatic system disorders,3,N,POSSIBLY RELATED,2026-03,2026-04-02
+ST1,AE,S-004,2,Cough,Cough,"Respiratory, thoracic and mediastinal disorders",1,N,NOT RELATED,2026-03,2026-03-20
+ST1,AE,S-004,3,Fatigue,Fatigue,General disorders and administration site conditions,1,N,NOT RELATED,2026-03,
+ST1,AE,S-004,4,Nausea,Nausea,Gastrointestinal disorders,1,N,NOT RELATED,2026,2026-04-10
+"""
+
+
+@pytest.fixture(scope="module")
+def ld_loaded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ld")
+    study = write_study(root / "s", {"dm.csv": LD_DM, "ex.csv": LD_EX, "ae.csv": LD_AE})
+    db = root / "db.duckdb"
+    ingest_study(study, db, cutoff="2026-09-30", run_derivations=False)
+    return db
+
+
+def test_partial_start_holding_lymphodepletion_is_treatment_emergent(ld_loaded):
+    assert q(ld_loaded, "SELECT lymphodepletion_start_day FROM subjects") == [(-5,)]
+    # March holds the start of lymphodepletion (not the infusion) and the end (2026-04-02) allows it: its
+    # treatment-emergent status is unknown, so it starts with lymphodepletion and is counted
+    assert ae(ld_loaded, "S-004/AE/1") == ("2026-03-30", "D", -5, -2, 4, True)
+    assert ae(ld_loaded, "S-004/AE/3") == ("2026-03-30", "D", -5, None, 185, True)
+    # ended 2026-03-20, before lymphodepletion: the first of the month, not treatment-emergent
+    assert ae(ld_loaded, "S-004/AE/2") == ("2026-03-01", "D", -34, -15, 20, False)
+    # a period holding the infusion still takes day 0 first
+    assert ae(ld_loaded, "S-004/AE/4") == ("2026-04-04", "M", 0, 6, 7, True)

@@ -884,9 +884,10 @@ KEYSEL = "$studyid AS studyid, $cut AS data_cut, t._usubjid AS usubjid"
 OK = "t._qreason IS NULL AND NOT t._after_cut"
 
 
-def start_date(col: str, end: str = "NULL", inf: str = "s.inf_date") -> str:
-    """SQL of a start-type date: a partial one imputed by ct_start, never after the record's own ``end``."""
-    return f"ct_start(t._k_{col}, t._lo_{col}, t._hi_{col}, {inf}, {end})"
+def start_date(col: str, end: str = "NULL", inf: str = "s.inf_date", ld: str = "NULL") -> str:
+    """SQL of a start-type date: a partial one imputed by ct_start, never after the record's own ``end``
+    (``ld``: the start of lymphodepletion, the second date an AE's partial start may take)."""
+    return f"ct_start(t._k_{col}, t._lo_{col}, t._hi_{col}, {inf}, {ld}, {end})"
 
 
 def end_date(col: str, death: str = "s.death_date") -> str:
@@ -1059,7 +1060,8 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
     ctx.run(f"""INSERT INTO adverse_events BY NAME
         WITH a AS (SELECT t.*, s.inf_date AS _inf, s.death_date AS _death, s.ld_date AS _ld,
             ct_end(t._k_AEENDTC, t._lo_AEENDTC, t._hi_AEENDTC, s.death_date, $cut) AS _en_raw,
-            {start_date('AESTDTC', '_en_raw')} AS _st,
+            -- lymphodepletion, the reference of treatment_emergent, as the second date a partial start may take
+            {start_date('AESTDTC', '_en_raw', ld='s.ld_date')} AS _st,
             CASE WHEN _en_raw <= $cut THEN _en_raw END AS _en,
             _i_AETOXGR AS _gr, upper({c('AEDECOD')}) AS _decod, {c('AEOUT')} AS _out
             FROM _t_AE t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK})

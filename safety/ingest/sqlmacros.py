@@ -43,11 +43,13 @@ MACROS = [
     # a partial start imputed to a reference date its period holds, unless the record's own end (NULL when none)
     # is before it: a start is never after its end (a pneumonia that ended on day -19 is not a day-0 event)
     "CREATE OR REPLACE TEMP MACRO ct_start_at(lo, hi, ref, en) AS CASE WHEN ref BETWEEN lo AND hi AND NOT coalesce(en < ref, FALSE) THEN ref END",
-    # start of a partial period, but never before day 0 when the period holds the infusion and the end allows it
-    # (ADaM partial-date practice: the first treatment date only when the known end allows it)
-    """CREATE OR REPLACE TEMP MACRO ct_start(k, lo, hi, inf, en) AS CASE
+    # start of a partial period, but never before day 0 when the period holds the infusion and the end allows it;
+    # else, for AEs (``ld``; NULL elsewhere), never before the start of lymphodepletion on the same terms: an AE
+    # of '2026-03' for lymphodepletion from 2026-03-30 may be treatment-emergent, so it is counted as one. ADaM
+    # partial-date practice: the first treatment date only when the known end allows it.
+    """CREATE OR REPLACE TEMP MACRO ct_start(k, lo, hi, inf, ld, en) AS CASE
         WHEN k = 'F' THEN lo
-        WHEN k IN ('D', 'M') THEN coalesce(ct_start_at(lo, hi, inf, en), lo) END""",
+        WHEN k IN ('D', 'M') THEN coalesce(ct_start_at(lo, hi, inf, en), ct_start_at(lo, hi, ld, en), lo) END""",
     # end of a partial period, but never after death or the data cut; a period wholly after the cut is its first
     # day, an end after the cut as a full date after it is (the loaders keep only ends on or before the cut)
     """CREATE OR REPLACE TEMP MACRO ct_end(k, lo, hi, death, cut) AS CASE

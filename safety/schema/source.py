@@ -127,7 +127,10 @@ ADVERSE_EVENTS = Table(
         C("duration_days", "INTEGER", "End - start + 1 days (ADaM); an event not ended counts to the cut, or to the death of a subject who died."),
         C("aestdy", "INTEGER", "SDTM study day of start (AESTDY) when delivered."),
         C("treatment_emergent", "BOOLEAN", "Onset on or after the start of lymphodepletion (or day 0 when none); "
-          "without a start date, TRUE unless the AE ended before that day."),
+          "without a start date, TRUE unless the AE ended before that day. A partial start whose period holds "
+          "that day (and whose end allows it) is imputed to it, or to day 0 when the period holds that too, so an AE "
+          "whose status is unknown is counted, as "
+          "the FDA Standard Safety Tables count AEs with a missing start date (docs/input-format.md, Dates)."),
     ),
     extra_columns_note="Plus `supp_<qnam>` columns for SUPPAE qualifiers.",
 )
