@@ -49,6 +49,14 @@ def write_study(root, files):
     return root
 
 
+def load_study(tmp_path_factory, name, files, run_derivations=True):
+    """A study of ``files`` (name -> CSV text) loaded at the cut 2026-09-30; its database."""
+    root = tmp_path_factory.mktemp(name)
+    db = root / "db.duckdb"
+    ingest_study(write_study(root / "s", files), db, cutoff="2026-09-30", run_derivations=run_derivations)
+    return db
+
+
 def q(db, sql):
     con = duckdb.connect(str(db), read_only=True)
     try:
@@ -59,12 +67,8 @@ def q(db, sql):
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("partial")
-    study = write_study(root / "s", {"dm.csv": DM, "ex.csv": EX, "ae.csv": AE, "cm.csv": CM, "mh.csv": MH,
-                                     "pr.csv": PR, "ce.csv": CE})
-    db = root / "db.duckdb"
-    ingest_study(study, db, cutoff="2026-09-30")
-    return db
+    return load_study(tmp_path_factory, "partial", {"dm.csv": DM, "ex.csv": EX, "ae.csv": AE, "cm.csv": CM,
+                                                     "mh.csv": MH, "pr.csv": PR, "ce.csv": CE})
 
 
 def ae(db, key):
@@ -136,11 +140,8 @@ ST1,AE,S-004,4,Nausea,Nausea,Gastrointestinal disorders,1,N,NOT RELATED,2026,202
 
 @pytest.fixture(scope="module")
 def ld_loaded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ld")
-    study = write_study(root / "s", {"dm.csv": LD_DM, "ex.csv": LD_EX, "ae.csv": LD_AE})
-    db = root / "db.duckdb"
-    ingest_study(study, db, cutoff="2026-09-30", run_derivations=False)
-    return db
+    return load_study(tmp_path_factory, "ld", {"dm.csv": LD_DM, "ex.csv": LD_EX, "ae.csv": LD_AE},
+                      run_derivations=False)
 
 
 def test_partial_start_holding_lymphodepletion_is_treatment_emergent(ld_loaded):
@@ -153,3 +154,55 @@ def test_partial_start_holding_lymphodepletion_is_treatment_emergent(ld_loaded):
     assert ae(ld_loaded, "S-004/AE/2") == ("2026-03-01", "D", -34, -15, 20, False)
     # a period holding the infusion still takes day 0 first
     assert ae(ld_loaded, "S-004/AE/4") == ("2026-04-04", "M", 0, 6, 7, True)
+
+
+# day 0 from a partial EXSTDTC of the CAR infusion
+D0_DM = """STUDYID,DOMAIN,USUBJID,SUBJID,RFXSTDTC,RFICDTC,SITEID,AGE,AGEU,SEX
+ST1,DM,S-001,001,2026-03-01T10:00,2026-02-01,01,50,YEARS,F
+ST1,DM,S-002,002,2026-03-10,2026-02-05,01,60,YEARS,M
+ST1,DM,S-003,003,2026-04-02,2026-02-05,01,61,YEARS,M
+ST1,DM,S-004,004,,2026-02-05,01,62,YEARS,M
+ST1,DM,S-005,005,2026-05,2026-02-05,01,63,YEARS,F
+"""
+D0_EX = """STUDYID,DOMAIN,USUBJID,EXSEQ,EXTRT,EXCAT,EXDOSE,EXDOSU,EXSTDTC,EXENDTC
+ST1,EX,S-001,1,CAR cells,CELL THERAPY,1,10^6 cells/kg,2026-03-01T10:00,2026-03-01T10:30
+ST1,EX,S-002,1,CAR cells,CELL THERAPY,1,10^6 cells/kg,2026-03,2026-03
+ST1,EX,S-003,1,CAR cells,CELL THERAPY,1,10^6 cells/kg,2026-03,2026-03
+ST1,EX,S-004,1,CAR cells,CELL THERAPY,1,10^6 cells/kg,2026-03,2026-03
+"""
+D0_AE = """STUDYID,DOMAIN,USUBJID,AESEQ,AETERM,AEDECOD,AETOXGR,AESER,AESTDTC,AEENDTC
+ST1,AE,S-002,1,Fever,Pyrexia,1,N,2026-03-05,2026-03-06
+"""
+
+
+@pytest.fixture(scope="module")
+def d0_loaded(tmp_path_factory):
+    return load_study(tmp_path_factory, "day0", {"dm.csv": D0_DM, "ex.csv": D0_EX, "ae.csv": D0_AE},
+                      run_derivations=False)
+
+
+def test_partial_ex_infusion_takes_day_0_from_complete_rfxstdtc(d0_loaded):
+    assert q(d0_loaded, "SELECT usubjid, first_infusion_dtc, CAST(first_infusion_date AS VARCHAR), infusion_source "
+                        "FROM subjects ORDER BY 1") == [
+        ("S-001", "2026-03-01T10:00", "2026-03-01", "EX"),
+        ("S-002", "2026-03-10", "2026-03-10", "DM.RFXSTDTC (EXSTDTC partial)"),
+        ("S-003", "2026-03", "2026-03-01", "EX"),      # RFXSTDTC 2026-04-02 is outside March: imputed
+        ("S-004", "2026-03", "2026-03-01", "EX"),      # no RFXSTDTC: imputed
+        ("S-005", "2026-05", "2026-05-01", "DM.RFXSTDTC")]
+    # the infusion itself is on day 0, and the fever five days before it is not treatment-emergent
+    assert q(d0_loaded, "SELECT CAST(exst_date AS VARCHAR), exst_date_flag, day FROM exposures "
+                        "WHERE usubjid = 'S-002'") == [("2026-03-10", "D", 0)]
+    assert q(d0_loaded, "SELECT onset_day, treatment_emergent FROM adverse_events") == [(-5, False)]
+
+
+def test_day_0_from_a_partial_date_is_noted(d0_loaded):
+    notes = dict(q(d0_loaded, "SELECT source_file, notes FROM load_log"))
+    assert notes["ex.csv"] == (
+        "1 subject(s) whose first CAR infusion has a partial EXSTDTC take day 0 from DM.RFXSTDTC, a complete date "
+        "inside its period (subjects.infusion_source 'DM.RFXSTDTC (EXSTDTC partial)'): S-002 (DM.RFXSTDTC "
+        "'2026-03-10'); day 0 imputed for 2 subject(s): their first CAR infusion has a partial EXSTDTC and no "
+        "complete DM.RFXSTDTC inside its period, so day 0 is the period's first day and every study day of theirs "
+        "rests on it: S-003 ('2026-03' -> 2026-03-01), S-004 ('2026-03' -> 2026-03-01)")
+    assert notes["dm.csv"] == (
+        "day 0 imputed for 1 subject(s) with no CAR infusion in EX: their DM.RFXSTDTC is partial, so day 0 is the "
+        "period's first day and every study day of theirs rests on it: S-005 ('2026-05' -> 2026-05-01)")

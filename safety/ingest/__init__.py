@@ -240,9 +240,11 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
                 engine.insert_dm_ids(ctx)
                 if "EX" not in by_domain:
                     engine.set_infusions(ctx, c, False, None)
+                    engine.note_day0_imputed(ctx, by_domain["DM"], [])
             elif dom == "EX":
                 engine.add_is_car(ctx, c)
                 engine.set_infusions(ctx, cols["DM"], True, c)
+                engine.note_day0_imputed(ctx, by_domain["DM"], by_domain["EX"])
             if dom != "DM":
                 LOADERS[dom](ctx, c, supp_info[dom])
             if dom == "RS":

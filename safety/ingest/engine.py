@@ -913,25 +913,73 @@ def insert_dm_ids(ctx: Ctx) -> None:
                CAST(NULL AS VARCHAR) AS inf_source, 0 AS infusions, CAST(NULL AS VARCHAR) AS inf_extrt,
                CAST(NULL AS VARCHAR) AS inf_dose, CAST(NULL AS DATE) AS death_date,
                CAST(NULL AS VARCHAR) AS death_source, CAST(NULL AS VARCHAR) AS death_date_flag,
-               CAST(NULL AS VARCHAR) AS death_cause, CAST(NULL AS DATE) AS ld_date
+               CAST(NULL AS VARCHAR) AS death_cause, CAST(NULL AS DATE) AS ld_date,
+               CAST(NULL AS VARCHAR) AS inf_date_flag
         FROM _dm_ids WHERE dm_state = 'ok'""")
 
 
+# subjects.infusion_source of a subject whose first CAR infusion in EX is a partial date and DM.RFXSTDTC a complete
+# date inside its period: RFXSTDTC, the first exposure to the day, is day 0
+INFUSION_FROM_RFXSTDTC = "DM.RFXSTDTC (EXSTDTC partial)"
+
+
 def set_infusions(ctx: Ctx, c_dm: Cols, have_ex: bool, c_ex: Cols | None) -> None:
-    """Day 0 per subject: the first CAR infusion in EX (on or before the cut), else DM.RFXSTDTC."""
+    """Day 0 per subject: the first CAR infusion in EX (on or before the cut), else DM.RFXSTDTC. When that EX date
+    is partial ('2026-03') and RFXSTDTC a complete date inside its period, RFXSTDTC; a day 0 still imputed (the
+    period's first day) has its flag in ``_subj.inf_date_flag``."""
+    rfx_ok = "t._qreason IS NULL AND NOT t._after_cut AND t._lo_RFXSTDTC <= $cut"
     if have_ex:
-        ctx.run(f"""UPDATE _subj SET inf_date = e.d, inf_dtc = e.dtc, inf_source = 'EX', infusions = e.n,
-                    inf_extrt = e.extrt, inf_dose = e.dose
-            FROM (SELECT _usubjid AS u, min(_lo_EXSTDTC) AS d, arg_min({c_ex('EXSTDTC')}, _lo_EXSTDTC) AS dtc,
-                         count(*) AS n, arg_min({c_ex('EXTRT')}, _lo_EXSTDTC) AS extrt,
-                         arg_min(nullif(concat_ws(' ', {c_ex('EXDOSE')}, {c_ex('EXDOSU')}), ''), _lo_EXSTDTC) AS dose
-                  FROM _t_EX t WHERE {OK} AND _is_car AND _lo_EXSTDTC IS NOT NULL GROUP BY _usubjid) e
-            WHERE _subj.usubjid = e.u""")
+        # hi: the earliest latest reading of any CAR infusion, so the first infusion was on or before it
+        ctx.run(f"""CREATE OR REPLACE TEMP TABLE _inf_ex AS
+            SELECT _usubjid AS u, min(_lo_EXSTDTC) AS d, min(_hi_EXSTDTC) AS hi,
+                   arg_min({c_ex('EXSTDTC')}, (_lo_EXSTDTC, _hi_EXSTDTC)) AS dtc,
+                   ct_flag(arg_min(_k_EXSTDTC, (_lo_EXSTDTC, _hi_EXSTDTC))) AS flag,
+                   count(*) AS n, arg_min({c_ex('EXTRT')}, _lo_EXSTDTC) AS extrt,
+                   arg_min(nullif(concat_ws(' ', {c_ex('EXDOSE')}, {c_ex('EXDOSU')}), ''), _lo_EXSTDTC) AS dose
+            FROM _t_EX t WHERE {OK} AND _is_car AND _lo_EXSTDTC IS NOT NULL GROUP BY _usubjid""")
+        ctx.run("""UPDATE _subj SET inf_date = e.d, inf_dtc = e.dtc, inf_source = 'EX', infusions = e.n,
+                    inf_extrt = e.extrt, inf_dose = e.dose, inf_date_flag = CASE WHEN e.d < e.hi THEN e.flag END
+            FROM _inf_ex e WHERE _subj.usubjid = e.u""")
+        if c_dm.has("RFXSTDTC"):
+            ctx.run(f"""UPDATE _subj SET inf_date = t._lo_RFXSTDTC, inf_dtc = ct_nz(t.RFXSTDTC), inf_source = $src,
+                        inf_date_flag = NULL
+                FROM _t_DM t, _inf_ex e
+                WHERE _subj.usubjid = t._usubjid AND _subj.usubjid = e.u AND _subj.inf_date_flag IS NOT NULL
+                  AND t._k_RFXSTDTC = 'F' AND t._lo_RFXSTDTC BETWEEN e.d AND e.hi AND {rfx_ok}""",
+                    {"src": INFUSION_FROM_RFXSTDTC})
     if c_dm.has("RFXSTDTC"):
-        ctx.run("""UPDATE _subj SET inf_date = t._lo_RFXSTDTC, inf_dtc = ct_nz(t.RFXSTDTC), inf_source = 'DM.RFXSTDTC',
-                    infusions = 1
-            FROM _t_DM t WHERE _subj.usubjid = t._usubjid AND _subj.inf_date IS NULL AND t._qreason IS NULL
-              AND NOT t._after_cut AND t._lo_RFXSTDTC <= $cut""")
+        ctx.run(f"""UPDATE _subj SET inf_date = t._lo_RFXSTDTC, inf_dtc = ct_nz(t.RFXSTDTC), inf_source = 'DM.RFXSTDTC',
+                    infusions = 1, inf_date_flag = ct_flag(t._k_RFXSTDTC)
+            FROM _t_DM t WHERE _subj.usubjid = t._usubjid AND _subj.inf_date IS NULL AND {rfx_ok}""")
+
+
+def _subject_list(rows, limit: int = 10) -> str:
+    """'S-001 (...), S-002 (...)' of (usubjid, detail) rows, the first ``limit`` and how many more."""
+    shown = ", ".join(f"{u} ({detail})" for u, detail in rows[:limit])
+    return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+def note_day0_imputed(ctx: Ctx, dm_files: list[StagedFile], ex_files: list[StagedFile]) -> None:
+    """Note a day 0 taken from a partial date: on EX when RFXSTDTC stood in for a partial EXSTDTC or the EX date's
+    first day was taken, on DM when a partial RFXSTDTC was; every study day of those subjects rests on it."""
+    rows = ctx.run("""SELECT inf_source, inf_date_flag IS NOT NULL, usubjid, inf_dtc, CAST(inf_date AS VARCHAR)
+                      FROM _subj WHERE inf_source = $src OR inf_date_flag IS NOT NULL ORDER BY usubjid""",
+                   {"src": INFUSION_FROM_RFXSTDTC}).fetchall()
+    from_rfx = [(u, f"DM.RFXSTDTC {dtc!r}") for src, _, u, dtc, _ in rows if src == INFUSION_FROM_RFXSTDTC]
+    ex_imputed = [(u, f"{dtc!r} -> {d}") for src, imp, u, dtc, d in rows if imp and src == "EX"]
+    dm_imputed = [(u, f"{dtc!r} -> {d}") for src, imp, u, dtc, d in rows if imp and src == "DM.RFXSTDTC"]
+    if from_rfx and ex_files:
+        ex_files[0].add_note(f"{len(from_rfx)} subject(s) whose first CAR infusion has a partial EXSTDTC take day 0 "
+                             f"from DM.RFXSTDTC, a complete date inside its period (subjects.infusion_source "
+                             f"'{INFUSION_FROM_RFXSTDTC}'): {_subject_list(from_rfx)}")
+    if ex_imputed and ex_files:
+        ex_files[0].add_note(f"day 0 imputed for {len(ex_imputed)} subject(s): their first CAR infusion has a "
+                             "partial EXSTDTC and no complete DM.RFXSTDTC inside its period, so day 0 is the "
+                             f"period's first day and every study day of theirs rests on it: {_subject_list(ex_imputed)}")
+    if dm_imputed and dm_files:
+        dm_files[0].add_note(f"day 0 imputed for {len(dm_imputed)} subject(s) with no CAR infusion in EX: their "
+                             "DM.RFXSTDTC is partial, so day 0 is the period's first day and every study day of "
+                             f"theirs rests on it: {_subject_list(dm_imputed)}")
 
 
 def load_ex(ctx: Ctx, c: Cols, supp) -> None:
@@ -939,13 +987,18 @@ def load_ex(ctx: Ctx, c: Cols, supp) -> None:
     ctx.run(f"""INSERT INTO exposures BY NAME SELECT {KEYSEL},
         _i_EXSEQ AS exseq, {c('EXTRT')} AS extrt, {c('EXCAT')} AS excat, _n_EXDOSE AS exdose,
         {c('EXDOSU')} AS exdosu, {c('EXROUTE')} AS exroute,
-        {c('EXSTDTC')} AS exstdtc, t._lo_EXSTDTC AS exst_date, ct_flag(t._k_EXSTDTC) AS exst_date_flag,
+        {c('EXSTDTC')} AS exstdtc,
+        -- a partial CAR infusion whose period holds the day 0 RFXSTDTC gave it is on day 0, not on its first day
+        CASE WHEN t._is_car AND s.inf_source = $src AND t._k_EXSTDTC IN ('D', 'M')
+                  AND s.inf_date BETWEEN t._lo_EXSTDTC AND t._hi_EXSTDTC THEN s.inf_date
+             ELSE t._lo_EXSTDTC END AS exst_date, ct_flag(t._k_EXSTDTC) AS exst_date_flag,
         CASE WHEN ct_end(t._k_EXENDTC, t._lo_EXENDTC, t._hi_EXENDTC, NULL, $cut) <= $cut THEN {c('EXENDTC')} END AS exendtc,
         CASE WHEN ct_end(t._k_EXENDTC, t._lo_EXENDTC, t._hi_EXENDTC, NULL, $cut) <= $cut
              THEN ct_end(t._k_EXENDTC, t._lo_EXENDTC, t._hi_EXENDTC, NULL, $cut) END AS exen_date,
-        datediff('day', s.inf_date, t._lo_EXSTDTC) AS day, _i_EXSTDY AS exdy, t._is_car AS is_car_infusion
+        datediff('day', s.inf_date, exst_date) AS day, _i_EXSTDY AS exdy, t._is_car AS is_car_infusion
         {supp_select(supp)}
-        FROM _t_EX t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""")
+        FROM _t_EX t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""",
+            {"src": INFUSION_FROM_RFXSTDTC})
 
 
 def add_is_car(ctx: Ctx, c: Cols) -> None:

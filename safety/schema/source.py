@@ -49,9 +49,11 @@ SUBJECTS = Table(
         C("diagnosis", "VARCHAR", "Disease under study, from SUPPDM DIAGNOSIS when given."),
         C("rficdtc", "VARCHAR", "Informed consent date as delivered (RFICDTC)."),
         C("consent_date", "DATE", "Informed consent date (screening)."),
-        C("first_infusion_dtc", "VARCHAR", "First CAR infusion start as delivered (EXSTDTC, else DM.RFXSTDTC)."),
+        C("first_infusion_dtc", "VARCHAR", "First CAR infusion start as delivered (EXSTDTC, else DM.RFXSTDTC; "
+          "RFXSTDTC when it stood in for a partial EXSTDTC)."),
         C("first_infusion_date", "DATE", "Day 0: date of the first CAR infusion. NULL when not infused."),
-        C("infusion_source", "VARCHAR", "Where day 0 came from: 'EX' or 'DM.RFXSTDTC'."),
+        C("infusion_source", "VARCHAR", "Where day 0 came from: 'EX', 'DM.RFXSTDTC', or 'DM.RFXSTDTC (EXSTDTC "
+          "partial)' when the first CAR infusion's EXSTDTC is partial and RFXSTDTC a complete date inside its period."),
         C("infusions", "INTEGER", "Number of CAR infusions received."),
         C("lymphodepletion_start_day", "INTEGER", "Day of the first lymphodepleting dose (negative), from EX or CM."),
         C("infused", "BOOLEAN", "Received at least one CAR infusion on or before the cut."),
