@@ -39,6 +39,12 @@ def _sidebar(user, db_path: str) -> state.View | None:
     if cuts.empty:
         st.sidebar.error("This database has no studies loaded.")
         return None
+    # an investigator chooses among the studies they have sites in (a site id is unique only within its study)
+    cuts = cuts[cuts["studyid"].isin(state.studies_for(user, dict.fromkeys(cuts["studyid"])))]
+    if cuts.empty:
+        st.sidebar.error("None of the studies your account has sites in is loaded in this database: "
+                         + ", ".join(study for study, _ in user.sites or ()) + ".")
+        return None
     qp = st.query_params
     studies = list(dict.fromkeys(cuts["studyid"]))
     titles = {r.studyid: (r.title if isinstance(r.title, str) and r.title.strip() else r.studyid)

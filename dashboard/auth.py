@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import streamlit as st
 
 from safety.access.auth import (
-    AUTH_OFF_USER, DEMO_USER, ROLE_LABELS, AccessPolicy, AuthError, SessionRegistry, User, UserStore,
+    AUTH_OFF_USER, DEMO_USER, ROLE_LABELS, AccessPolicy, AccountRefused, AuthError, SessionRegistry, User, UserStore,
     can_view_patient_data, oidc_user, sign_in_locked_until,
 )
 
@@ -163,7 +163,7 @@ def _sidebar(review_store, policy: AccessPolicy) -> None:
             st.markdown("**DEMO** · synthetic sample data")
             return
         where = ("no patient data" if not can_view_patient_data(user) else "all sites" if user.sites is None
-                 else ("sites " + ", ".join(user.sites) if user.sites else "no sites"))
+                 else "; ".join(f"{study} sites {', '.join(ids)}" for study, ids in user.sites))
         st.caption(f"Signed in as **{user.display_name or user.username}** · {ROLE_LABELS[user.role]} · {where}")
         if st.session_state.get(_METHOD) == "off":
             return
@@ -213,6 +213,10 @@ def _password_form(policy: AccessPolicy, store: UserStore, review_store) -> None
         st.stop()
     try:
         user = store.authenticate(username, password or "")
+    except AccountRefused as exc:  # the right password, an account an administrator must fix first
+        _audit(review_store, username[:64], "sign_in_failure", {"method": "password", "reason": str(exc)[:200]})
+        st.error(f"Sign-in refused: {exc}")
+        st.stop()
     except AuthError:
         user = None
     if user is None:
@@ -240,7 +244,15 @@ def _oidc_gate(policy: AccessPolicy, store: UserStore, review_store) -> None:
                 st.login()
         st.stop()
     claims = {k: st_user.get(k) for k in ("email", "email_verified", "name", "sub")}
-    user = oidc_user(store, claims)
+    try:
+        user = oidc_user(store, claims)
+    except AccountRefused as exc:
+        _audit(review_store, (claims.get("email") or "(no e-mail)")[:128], "sign_in_failure",
+               {"method": "oidc", "reason": str(exc)[:200]})
+        st.error(f"Sign-in refused: {exc}")
+        if st.button("Sign out", key="celltox_oidc_logout"):
+            st.logout()
+        st.stop()
     if user is None:
         _audit(review_store, (claims.get("email") or "(no e-mail)")[:128], "sign_in_failure",
                {"method": "oidc", "reason": "no enabled account with this e-mail"})
@@ -326,7 +338,8 @@ def sign_in_gate(policy: AccessPolicy, review_store) -> User:
             _password_form(policy, store, review_store)
         user = st.session_state[_USER]
     elif user.role == "admin":
-        for w in warnings:
+        # an account that may not sign in is named to the one who can fix it, not on the sign-in page
+        for w in warnings + [u["problem"] for u in store.list() if u["problem"]]:
             st.sidebar.warning(w)
     _sidebar(review_store, policy)
     return user

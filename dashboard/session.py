@@ -45,6 +45,11 @@ def scope_for(user, studyid: str, data_cut: dt.date, previous_cut: dt.date | Non
     return safety_auth.scope_for(user, studyid, data_cut, previous_cut)
 
 
+def studies_for(user, studyids) -> list[str]:
+    """The studies of ``studyids`` the user may choose in the sidebar."""
+    return safety_auth.studies_for(user, studyids)
+
+
 def can(user, permission: str) -> bool:
     """Whether ``user`` has ``permission`` (a key of :data:`PERMISSIONS`; a misspelt one is a KeyError)."""
     return bool(PERMISSIONS[permission](user))

@@ -19,7 +19,7 @@ from dashboard.reading import (  # noqa: F401
 )
 from dashboard.session import (  # noqa: F401
     PERMISSIONS, USER_KEY, VIEW_KEY, View, can, filter_caption, note_selection_moved, scope_for, selection_moved,
-    set_view, sign_in, subject_filter, user, view,
+    set_view, sign_in, studies_for, subject_filter, user, view,
 )
 from dashboard.widgets import (  # noqa: F401
     audit, chart, draw_figure, draw_svg, empty, figure_dict, log_subject_refused, log_subject_view, page_of, plain_text, require,

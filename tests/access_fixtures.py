@@ -168,10 +168,10 @@ def build_two_site_db(path: str | Path, cuts: tuple[dt.date, ...] = (CUT1, CUT2)
 
 
 ACCOUNTS = {
-    # key: (username, role, sites)
+    # key: (username, role, sites per study)
     "committee": ("carol", "committee", None),
-    "investigator_101": ("ivan", "investigator", ("101",)),
-    "investigator_102": ("irene", "investigator", ("102",)),
+    "investigator_101": ("ivan", "investigator", {STUDY: ("101",)}),
+    "investigator_102": ("irene", "investigator", {STUDY: ("102",)}),
     "data_manager": ("dana", "data_manager", None),
     "admin": ("adam", "admin", None),
 }

@@ -34,8 +34,10 @@ PATIENT_PAGES = ["overview", "crs_icans", "subject_profile", "adverse_events", "
                  "listings", "outcomes"]
 # pages listing individual subjects: each must show at least one subject of the scope
 SUBJECT_LEVEL = ["crs_icans", "subject_profile", "adverse_events", "labs", "dlt_review", "swimmer", "listings"]
-ACCOUNTS = {"ivy": ("investigator", ("02",)), "dmitri": ("data_manager", None), "ada": ("admin", None),
-            "cora": ("committee", None)}
+OTHER_STUDY = "CD56-CART-01"  # its one site is "01" too: another centre (SITEID is unique within a study only)
+ACCOUNTS = {"ivy": ("investigator", {STUDY: ("02",)}), "dmitri": ("data_manager", None), "ada": ("admin", None),
+            "cora": ("committee", None), "inga": ("investigator", {STUDY: ("01",)}),
+            "ines": ("investigator", {STUDY: ("02",), OTHER_STUDY: ("02",)})}
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("safety.sample_db") is None or not (ROOT / "sample_data" / "car_itnk").exists(),
@@ -215,14 +217,42 @@ def test_a_profile_link_into_a_study_where_none_of_the_sites_has_subjects_is_ref
     """CD56-CART-01 has no site-02 subject: the link was answered "No subjects in this selection." and the
     request went unaudited, where the same link within ITNK-B-01 is refused and audited."""
     other = sorted(u for u, s in site_of.items() if u.startswith("CD56-CART-01"))[0]
-    at = _signed_in("ivy", query={"usubjid": other}, study="CD56-CART-01")
+    at = _signed_in("ines", query={"usubjid": other}, study="CD56-CART-01")
     _goto(at, "subject_profile")
     from dashboard.state import plain_text
     from safety.review.store import ReviewStore, default_review_path
     assert any(plain_text(other) in w.value and "not in" in w.value for w in at.warning)
     refused = ReviewStore(default_review_path(roles_db)).audit_entries(action="view_subject_refused")
-    assert refused and refused[-1]["username"] == "ivy"
+    assert refused and refused[-1]["username"] == "ines"
     assert json.loads(refused[-1]["detail"])["usubjid_requested"] == other
+
+
+def _study_options(at: AppTest) -> list[str]:
+    return list(next(s for s in at.sidebar.selectbox if s.key == "sb_study").options)
+
+
+def test_an_investigator_sees_nothing_of_another_study_whose_site_has_the_same_id(env, site_of):
+    """inga is the investigator of ITNK-B-01's site 01. CD56-CART-01's one site is "01" too, another centre: the
+    sidebar offered her every study, and chosen, CD56-CART-01 showed her all its 23 subjects ("sites 01"). Now
+    the sidebar offers her study alone, and CD56-CART-01 asked for by the address or the session state opens
+    hers."""
+    mine = {u for u, s in site_of.items() if s == "01" and u.startswith(STUDY)}
+    theirs = {u for u in site_of if u.startswith(OTHER_STUDY)}
+    assert mine and theirs and {site_of[u] for u in theirs} == {"01"}
+    at = _signed_in("inga", study=None)
+    assert [o.split(" ")[0] for o in _study_options(at)] == [STUDY]
+    assert any("ITNK-B-01 sites 01" in c.value for c in at.sidebar.caption)
+    seen = _check_page(_goto(at, "subject_profile"), "subject_profile", site_of, {"01"})
+    assert seen and seen <= mine, seen - mine
+    for how in ({"study": OTHER_STUDY}, {"study": None, "query": {"studyid": OTHER_STUDY}}):
+        at = _signed_in("inga", **how)
+        assert at.session_state["sb_study"] == STUDY and at.query_params["studyid"] == STUDY, how
+        assert [o.split(" ")[0] for o in _study_options(at)] == [STUDY]
+        for page in ("overview", "subject_profile", "dlt_review"):
+            shown = _subjects_in(_rendered_text(_goto(at, page)), site_of)
+            assert shown and shown <= mine, (how, page, sorted(shown - mine)[:3])
+    # committee members choose among every study
+    assert {o.split(" ")[0] for o in _study_options(_signed_in("cora"))} == {STUDY, OTHER_STUDY}
 
 
 def test_data_manager_sees_every_site_and_data_quality(env, site_of):
@@ -348,8 +378,8 @@ def test_audit_log_page_checks_a_recorded_head(env, roles_db):
 
 
 def test_an_investigator_lands_on_a_study_of_their_sites_and_is_told_when_theirs_has_none(env, roles_db):
-    """The sample's CD56 study has site 01 only: site 02's investigator opens on ITNK-B-01, and chosen, CD56 says
-    why every number is zero instead of showing zeros without a word."""
+    """The sample's CD56 study has site 01 only: an investigator of site 02 of both studies opens on ITNK-B-01, and
+    chosen, CD56 says why every number is zero instead of showing zeros without a word."""
     con = access.connect(roles_db)
     try:
         first, = con.execute("SELECT min(studyid) FROM studies").fetchone()
@@ -357,10 +387,10 @@ def test_an_investigator_lands_on_a_study_of_their_sites_and_is_told_when_theirs
     finally:
         con.close()
     assert first != STUDY and "02" not in sites  # the first study in the sidebar has no site-02 subject
-    at = _signed_in("ivy", study=None)
+    at = _signed_in("ines", study=None)
     assert at.session_state["sb_study"] == STUDY
     assert not [w for w in at.warning if "None of your sites" in w.value]
-    at = _signed_in("ivy", study=first)
+    at = _signed_in("ines", study=first)
     (note,) = [w.value for w in at.warning if "None of your sites" in w.value]
     assert note.startswith(f"None of your sites (02) has subjects in {first} at data cut ")
     assert not [w for w in _signed_in("dmitri", study=first).warning if "None of your sites" in w.value]

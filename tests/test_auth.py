@@ -9,7 +9,7 @@ import bcrypt
 import pytest
 import yaml
 
-from access_fixtures import ACCOUNTS, PASSWORD, make_users
+from access_fixtures import ACCOUNTS, OTHER_STUDY, PASSWORD, STUDY, make_users
 from safety.access import auth
 from safety.access.auth import (
     DEMO_USER, AccessPolicy, AuthError, User, UserStore, can_adjudicate, can_export, can_manage_users,
@@ -48,12 +48,23 @@ def test_permission_matrix(users, key):
 
 
 def test_scope_for_each_role(users):
-    assert scope_for(users["committee"], "S", CUT).sites is None
-    assert scope_for(users["data_manager"], "S", CUT).sites is None
-    assert scope_for(users["investigator_101"], "S", CUT).sites == ("101",)
-    assert scope_for(users["admin"], "S", CUT).sites == ()  # no patient data for admin
-    s = scope_for(users["investigator_102"], "S", CUT, dt.date(2024, 3, 1))
-    assert s.previous_cut == dt.date(2024, 3, 1) and s.data_cut == CUT and s.studyid == "S"
+    assert scope_for(users["committee"], STUDY, CUT).sites is None
+    assert scope_for(users["data_manager"], STUDY, CUT).sites is None
+    assert scope_for(users["investigator_101"], STUDY, CUT).sites == ("101",)
+    assert scope_for(users["admin"], STUDY, CUT).sites == ()  # no patient data for admin
+    s = scope_for(users["investigator_102"], STUDY, CUT, dt.date(2024, 3, 1))
+    assert s.previous_cut == dt.date(2024, 3, 1) and s.data_cut == CUT and s.studyid == STUDY
+
+
+def test_an_investigators_sites_are_of_their_study_only(users):
+    """Site 101 of another study is another centre (SITEID is unique only within a study): the investigator of
+    the first study's site 101 got site 101 of every study."""
+    assert scope_for(users["investigator_101"], OTHER_STUDY, CUT).sites == ()  # as empty as admin's
+    assert scope_for(users["committee"], OTHER_STUDY, CUT).sites is None
+    assert auth.studies_for(users["investigator_101"], [OTHER_STUDY, STUDY]) == [STUDY]
+    assert auth.studies_for(users["data_manager"], [OTHER_STUDY, STUDY]) == [OTHER_STUDY, STUDY]
+    both = User("x", "investigator", {STUDY: ["101"], OTHER_STUDY: ("102", "103")})
+    assert scope_for(both, OTHER_STUDY, CUT).sites == ("102", "103") and scope_for(both, STUDY, CUT).sites == ("101",)
 
 
 def test_user_validation():
@@ -61,7 +72,11 @@ def test_user_validation():
         User("x", "superuser")
     with pytest.raises(AuthError):
         User("x", "investigator", None)  # an investigator without sites would otherwise see all
-    assert User("x", "investigator", ["101"]).sites == ("101",)
+    with pytest.raises(AuthError, match="per study"):
+        User("x", "investigator", ["101"])  # whose site 101?
+    with pytest.raises(AuthError):
+        User("x", "investigator", {"S": []})
+    assert User("x", "investigator", {"S": ["101"]}).sites == (("S", ("101",)),)
     assert DEMO_USER.demo and DEMO_USER.role == "committee"
 
 
@@ -75,13 +90,13 @@ def test_file_holds_hashes_only_and_is_private(tmp_path, users):
     assert set(data) == {name for name, _, _ in ACCOUNTS.values()}
     for rec in data.values():
         assert rec["password_hash"].startswith("$2b$")
-    assert data["ivan"]["sites"] == ["101"] and data["carol"]["sites"] is None
+    assert data["ivan"]["sites"] == {STUDY: ["101"]} and data["carol"]["sites"] is None
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".users-")]  # no temp file left
 
 
 def test_authenticate_right_and_wrong(store):
     u = store.authenticate("ivan", PASSWORD)
-    assert u == User("ivan", "investigator", ("101",), "Ivan")
+    assert u == User("ivan", "investigator", {STUDY: ("101",)}, "Ivan")
     assert store.authenticate("ivan", PASSWORD + "x") is None
     assert store.authenticate("ivan", PASSWORD.upper()) is None
     assert store.authenticate("ivan", "") is None
@@ -125,7 +140,11 @@ def test_set_password_and_remove(store):
     ({"role": "root"}, "role"),
     ({"role": "investigator", "sites": None}, "site"),
     ({"role": "committee", "sites": "101"}, "sites are only"),
-    ({"role": "investigator", "sites": "101,'; --"}, "site"),
+    ({"role": "investigator", "study": "S", "sites": "101,'; --"}, "invalid site id"),
+    ({"role": "investigator", "sites": "101"}, "sites belong to a study"),
+    ({"role": "investigator", "study": "S", "sites": ""}, "at least one site"),
+    ({"role": "investigator", "study": "S\nX", "sites": "101"}, "invalid study id"),
+    ({"role": "committee", "study": "S"}, "sites are only"),
     ({"password": "short"}, "at least"),
     ({"password": "x" * 73}, "72"),
 ])
@@ -230,12 +249,12 @@ def test_session_expiry():
 # -- OIDC mapping --------------------------------------------------------------------------------
 def test_oidc_maps_email_to_account(tmp_path):
     s = UserStore(tmp_path / "u.yaml", rounds=4)
-    s.add("ivan", "investigator", PASSWORD, sites="101", email="Ivan@Site101.example.org")
+    s.add("ivan", "investigator", PASSWORD, study="S", sites="101", email="Ivan@Site101.example.org")
     s.add("carol", "committee", PASSWORD, email="carol@dsmb.example.org")
     s.add("dup1", "committee", PASSWORD, email="shared@example.org")
     s.add("dup2", "data_manager", PASSWORD, email="shared@example.org")
     u = oidc_user(s, {"email": "ivan@site101.example.org", "email_verified": True})
-    assert (u.username, u.role, u.sites) == ("ivan", "investigator", ("101",))
+    assert (u.username, u.role, u.sites) == ("ivan", "investigator", (("S", ("101",)),))
     assert oidc_user(s, {"email": "stranger@example.org"}) is None
     assert oidc_user(s, {"email": "carol@dsmb.example.org", "email_verified": False}) is None
     assert oidc_user(s, {"email": ""}) is None and oidc_user(s, {}) is None
@@ -249,7 +268,7 @@ def _hand_edited(tmp_path, **record) -> UserStore:
     h = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
     path = tmp_path / "users.yaml"
     path.write_text(yaml.safe_dump({"users": {
-        "ok": {"role": "investigator", "sites": ["02"], "password_hash": h},
+        "ok": {"role": "investigator", "sites": {"S": ["02"]}, "password_hash": h},
         "acct": {"password_hash": h, **record}}}))
     path.chmod(0o600)
     return UserStore(path, rounds=4)
@@ -257,9 +276,13 @@ def _hand_edited(tmp_path, **record) -> UserStore:
 
 @pytest.mark.parametrize("record, says", [
     ({"role": "committee", "sites": ["01"]}, "role committee covers all sites"),
-    ({"role": "investigator", "sites": "01"}, "list of quoted site ids"),   # not sites 0 and 1
-    ({"role": "investigator", "sites": 1}, "list of quoted site ids"),       # not a traceback
+    ({"role": "investigator", "sites": "01"}, "lists of quoted site ids"),   # not sites 0 and 1
+    ({"role": "investigator", "sites": 1}, "lists of quoted site ids"),       # not a traceback
+    ({"role": "investigator", "sites": {}}, "lists of quoted site ids"),
     ({"role": "investigator", "sites": [1]}, "site 1 is not text"),
+    ({"role": "investigator", "sites": {"S": "01"}}, "the sites of study S must be a list of quoted site ids"),
+    ({"role": "investigator", "sites": {"S": [1]}}, "site 1 is not text"),
+    ({"role": "investigator", "sites": {1: ["01"]}}, "study 1 is not a study id"),
     ({"role": "admin", "sites": ["01"]}, "role admin covers no sites"),
     ({"role": "investigator", "sites": ["01"], "disabled": "no"}, "disabled must be true or false"),
     ({"role": "committee", "site": ["01"]}, "unknown field 'site'"),
@@ -275,7 +298,36 @@ def test_misstated_account_is_refused_with_one_line_naming_it(tmp_path, record, 
     assert store.authenticate("acct", PASSWORD) is None and store.authenticate("ok", PASSWORD) is None
     # the administrator can still fix it with the command line
     store.remove("acct")
-    assert store.check() == [] and store.authenticate("ok", PASSWORD).sites == ("02",)
+    assert store.check() == [] and store.authenticate("ok", PASSWORD).sites == (("S", ("02",)),)
+
+
+def test_an_account_whose_sites_name_no_study_is_refused_alone_and_named_with_its_fix(tmp_path):
+    """An account file of an earlier celltox lists an investigator's sites without their study. Which study's
+    site 01 was meant is not guessed: that account may not sign in (the others may), with one line naming it and
+    the command that fixes it; the list shows it."""
+    store = _hand_edited(tmp_path, role="investigator", sites=["01", "02"])
+    assert store.check() == []  # well-formed: the file is not refused as a whole
+    assert store.authenticate("ok", PASSWORD).sites == (("S", ("02",)),)
+    fix = f"python -m safety users set-sites acct --study STUDY --sites 01,02 --users {store.path}"
+    for attempt in (lambda: store.get("acct"), lambda: store.authenticate("acct", PASSWORD)):
+        with pytest.raises(auth.AccountRefused) as err:
+            attempt()
+        msg = str(err.value)
+        assert msg.startswith("account 'acct' lists sites 01,02 without their study") and fix in msg, msg
+        assert "\n" not in msg
+    assert store.authenticate("acct", "not the password") is None  # a wrong password learns nothing more
+    rows = {u["username"]: u for u in store.list()}
+    assert rows["acct"]["problem"].endswith(fix) and rows["ok"]["problem"] is None
+    # the administrator names the study: the old list is replaced, not kept as sites of it
+    assert store.set_sites("acct", "CD56-CART-01", "01") == {"CD56-CART-01": ("01",)}
+    assert store.authenticate("acct", PASSWORD).sites == (("CD56-CART-01", ("01",)),)
+    assert store.set_sites("acct", "ITNK-B-01", "02,03") == {"CD56-CART-01": ("01",), "ITNK-B-01": ("02", "03")}
+    assert store.set_sites("acct", "CD56-CART-01", "") == {"ITNK-B-01": ("02", "03")}
+    with pytest.raises(AuthError, match="at least one site"):
+        store.set_sites("acct", "ITNK-B-01", "")
+    store.add("cora", "committee", PASSWORD)
+    with pytest.raises(AuthError, match="only for investigators"):
+        store.set_sites("cora", "S", "01")
 
 
 def test_loose_account_file_permissions_are_warned_about(tmp_path, users):

@@ -251,3 +251,25 @@ def test_group_writable_account_file_is_warned_about(app, tmp_path):
     (tmp_path / "users.yaml").chmod(0o664)
     at = AppTest.from_file(str(app)).run()
     assert any("can be written by its group" in w.value and "chmod 600" in w.value for w in at.warning)
+
+
+def test_an_account_whose_sites_name_no_study_is_refused_at_sign_in_naming_the_fix(app, tmp_path):
+    """ivan's sites ["101"] without their study (an account file of an earlier celltox) signed him in to site 101
+    of every study. With the right password he is now told why he may not sign in and what fixes it; the other
+    accounts still sign in, and the administrator is shown the account."""
+    import yaml
+    path = tmp_path / "users.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["users"]["ivan"]["sites"] = ["101"]
+    path.write_text(yaml.safe_dump(data))
+    fix = f"python -m safety users set-sites ivan --study STUDY --sites 101 --users {path}"
+    at = _sign_in(AppTest.from_file(str(app)).run(), "ivan", PASSWORD)
+    assert not at.exception and "PAGE for" not in _texts(at)
+    (refusal,) = [e.value for e in at.error]
+    assert refusal.startswith("Sign-in refused: account 'ivan' lists sites 101 without their study") and fix in refusal
+    at = _sign_in(AppTest.from_file(str(app)).run(), "ivan", "not the password")
+    assert "without their study" not in _texts(at) and "wrong password" in _texts(at)
+    assert _actions(tmp_path) == [("ivan", "sign_in_failure")] * 2
+    at = _sign_in(AppTest.from_file(str(app)).run(), "adam", PASSWORD)
+    assert "PAGE for adam as admin" in _texts(at)
+    assert any(fix in w.value for w in at.sidebar.warning)

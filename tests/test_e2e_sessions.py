@@ -25,7 +25,7 @@ def server(tmp_path_factory, sample_database):
     sample_database(db)
     users = UserStore(folder / "users.yaml", rounds=4)
     users.add("carol", "committee", PASSWORD, display_name="Carol")
-    users.add("ivan", "investigator", PASSWORD, sites=["01"], display_name="Ivan")
+    users.add("ivan", "investigator", PASSWORD, sites={"ITNK-B-01": ["01"]}, display_name="Ivan")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELLTOX_")}
     env.update(CELLTOX_DB=str(db), CELLTOX_SAMPLE_DB=str(folder / "not-this.duckdb"))
     with serve_app(env, folder / "streamlit.log") as url:

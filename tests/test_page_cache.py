@@ -63,7 +63,7 @@ def two_investigators(roles_env):  # noqa: F811
     from test_app_roles import _users_path
 
     users = UserStore(Path(_users_path()), rounds=4)
-    users.add("iris", "investigator", PASSWORD, sites=("01",), display_name="Iris")
+    users.add("iris", "investigator", PASSWORD, sites={"ITNK-B-01": ("01",)}, display_name="Iris")
     yield roles_env
     users.remove("iris")
 

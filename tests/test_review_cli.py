@@ -25,7 +25,7 @@ def db(tmp_path):
     path = build_db(tmp_path / "study.duckdb")
     users = UserStore(tmp_path / "users.yaml", rounds=4)
     users.add("alice", "committee", PASSWORD)
-    users.add("ivan", "investigator", PASSWORD, sites=["101"])
+    users.add("ivan", "investigator", PASSWORD, sites={STUDY: ["101"]})
     users.add("dora", "data_manager", PASSWORD)
     return path
 

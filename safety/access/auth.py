@@ -3,12 +3,14 @@
 Roles (see docs/access.md):
 
 - ``committee``: all sites; adjudicates DLTs, signs off data cuts, views the audit log, exports.
-- ``investigator``: the listed sites only; read-only; no study-wide aggregates, no exports.
+- ``investigator``: the listed sites of the listed studies only (a site id is unique only within its study);
+  read-only; no study-wide aggregates, no exports.
 - ``data_manager``: all sites; data quality, loads and exports; does not adjudicate or sign off.
 - ``admin``: manages accounts and views the audit log; sees NO patient data (its scope covers no site).
 
 Accounts live in a YAML file (``users: {name: {role, sites, display_name, email, password_hash,
-disabled}}``) holding bcrypt hashes only; it is written atomically with mode 0600.
+disabled}}``, an investigator's ``sites`` per study: ``{ITNK-B-01: ["01", "02"]}``) holding bcrypt hashes only;
+it is written atomically with mode 0600.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import bcrypt
 import yaml
@@ -50,18 +52,40 @@ MIN_PASSWORD_LENGTH = 10
 _BCRYPT_MAX_BYTES = 72
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,63}$")
+_STUDY = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")  # STUDYID is free text: any printable, no line break
 
 
 class AuthError(ValueError):
     """An account operation that cannot be done; the message says why."""
 
 
+class AccountRefused(AuthError):
+    """A well-formed account that may not sign in until an administrator fixes it; the message names the fix."""
+
+
+SitesByStudy = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def _sites_by_study(sites) -> SitesByStudy:
+    """``{study: site ids}`` (or its pairs) as sorted pairs: hashable, and equal however it was written."""
+    pairs = sites.items() if isinstance(sites, Mapping) else sites
+    out = []
+    for pair in pairs:
+        if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str)
+                and not isinstance(pair[1], str)):
+            # a plain list of site ids: SITEID is unique only within a study, so it must say which
+            raise AuthError(f"sites are given per study ({{study: [site, ...]}}), not {sites!r}")
+        out.append((pair[0], tuple(pair[1])))
+    return tuple(sorted(out))
+
+
 @dataclass(frozen=True)
 class User:
-    """A signed-in person. ``sites=None`` means all sites."""
+    """A signed-in person. ``sites``: an investigator's site ids per study (``{study: (site, ...)}``, kept as
+    sorted pairs); None for every other role."""
     username: str
     role: str
-    sites: tuple[str, ...] | None = None
+    sites: SitesByStudy | None = None
     display_name: str = ""
     email: str | None = None
     demo: bool = False  # the built-in demo user of the sample database
@@ -69,10 +93,14 @@ class User:
     def __post_init__(self):
         if self.role not in ROLES:
             raise AuthError(f"unknown role {self.role!r}; roles are {', '.join(ROLES)}")
-        if self.role == "investigator" and not self.sites:
-            raise AuthError(f"investigator {self.username!r} needs at least one site")
-        if self.sites is not None and not isinstance(self.sites, tuple):
-            object.__setattr__(self, "sites", tuple(self.sites))
+        if self.sites is not None:
+            object.__setattr__(self, "sites", _sites_by_study(self.sites))
+        if self.role == "investigator" and not any(ids for _, ids in self.sites or ()):
+            raise AuthError(f"investigator {self.username!r} needs at least one site of a study")
+
+    def sites_of(self, studyid: str) -> tuple[str, ...]:
+        """The investigator's sites of ``studyid``: () for a study they have no site in."""
+        return dict(self.sites or ()).get(studyid, ())
 
     @property
     def label(self) -> str:
@@ -127,14 +155,23 @@ def can_manage_users(user: User) -> bool:
 
 
 def scope_for(user: User, studyid: str, data_cut: dt.date, previous_cut: dt.date | None = None) -> Scope:
-    """The read scope of ``user``: investigators their sites, admin no site at all, others every site."""
+    """The read scope of ``user`` in ``studyid``: investigators their sites of that study (none in a study they
+    have no site in: SITEID is unique only within a study), admin no site at all, others every site."""
     if user.role == "investigator":
-        sites: tuple[str, ...] | None = tuple(user.sites or ())
+        sites: tuple[str, ...] | None = user.sites_of(studyid)
     elif user.role == "admin":
         sites = ()  # an empty scope: every per-subject table is empty, study-level tables hidden
     else:
         sites = None
     return Scope(studyid, data_cut, sites, previous_cut)
+
+
+def studies_for(user: User, studyids: Iterable[str]) -> list[str]:
+    """The studies of ``studyids`` the user may choose: an investigator's those with a site of theirs, every
+    other role's all of them (admin's scope is empty in each)."""
+    if user.role != "investigator":
+        return list(studyids)
+    return [s for s in studyids if user.sites_of(s)]
 
 
 # -- sessions -------------------------------------------------------------------------------------
@@ -330,24 +367,49 @@ def _check_username(username: str) -> str:
     return username
 
 
-def _check_sites(role: str, sites) -> tuple[str, ...] | None:
-    if sites is None or (isinstance(sites, (list, tuple)) and len(sites) == 0 and role != "investigator"):
-        if role == "investigator":
-            raise AuthError("an investigator needs at least one site (--sites)")
-        return None
+def _check_study(study) -> str:
+    study = str(study or "").strip()
+    if not _STUDY.match(study):
+        raise AuthError(f"invalid study id {study!r}")
+    return study
+
+
+def _site_list(sites) -> tuple[str, ...]:
+    """Site ids from '01,02' (the command line) or a list, each checked, each once; may be empty."""
     if isinstance(sites, str):
         sites = [s for s in re.split(r"[,\s]+", sites) if s]
     out = []
-    for s in sites:
+    for s in sites or ():
         s = str(s).strip()
         if not _SITE.match(s):
             raise AuthError(f"invalid site id {s!r}")
         out.append(s)
-    if role != "investigator":
-        raise AuthError(f"role {role!r} covers all sites; sites are only for investigators")
-    if not out:
-        raise AuthError("an investigator needs at least one site (--sites)")
     return tuple(dict.fromkeys(out))
+
+
+def _check_sites(role: str, sites, study: str | None = None) -> dict[str, tuple[str, ...]] | None:
+    """An investigator's sites per study: ``sites`` as ``{study: ids}``, or ids ('01,02' or a list) of ``study``."""
+    if role != "investigator":
+        if sites not in (None, "", (), [], {}) or study:
+            raise AuthError(f"role {role!r} covers all sites; sites are only for investigators")
+        return None
+    if isinstance(sites, Mapping):
+        if study:
+            raise AuthError("give the study either with the sites ({study: sites}) or as study, not both")
+        given = list(sites.items())
+    elif not study:
+        # SITEID is unique only within a study: site 01 of one study is another centre than site 01 of the next
+        raise AuthError("an investigator's sites belong to a study: name it (--study STUDY --sites 01,02)")
+    else:
+        given = [(study, sites)]
+    out = {}
+    for st_, ids in given:
+        ids = _site_list(ids)
+        if ids:
+            out[_check_study(st_)] = ids
+    if not out:
+        raise AuthError("an investigator needs at least one site (--study STUDY --sites 01,02)")
+    return out
 
 
 def _check_password(password: str) -> bytes:
@@ -365,8 +427,10 @@ _ACCOUNT_KEYS = ("role", "sites", "display_name", "email", "password_hash", "dis
 def account_problem(username, rec) -> str | None:
     """What is wrong with one hand-edited account record (None when it is valid).
 
-    Strict on purpose: a misstated record must never widen access. ``sites`` is a list of quoted site ids,
-    only for investigators (every other role covers all sites, or none for admin)."""
+    Strict on purpose: a misstated record must never widen access. ``sites`` maps each study to a list of
+    quoted site ids, only for investigators (every other role covers all sites, or none for admin). A list of
+    site ids without their study (an account file of an earlier celltox) is well-formed here: that one account is
+    refused by :func:`sites_without_study`, the others still sign in."""
     if not isinstance(username, str) or not _USERNAME.match(username):
         return "not a valid username (letters, digits, '.', '_', '-', '@')"
     if not isinstance(rec, dict):
@@ -383,12 +447,22 @@ def account_problem(username, rec) -> str | None:
             return (f"role {role} covers {'no' if role == 'admin' else 'all'} sites, but sites: {sites!r} is given; "
                     f"remove sites (only investigators are limited to sites)")
     else:
-        if not isinstance(sites, list) or not sites:
-            return (f"an investigator needs sites as a list of quoted site ids, e.g. sites: [\"01\"], "
-                    f"not {sites!r}")
-        for site in sites:
+        example = 'e.g. sites: {ITNK-B-01: ["01"]}'
+        if isinstance(sites, list) and sites:
+            lists = [sites]  # sites without their study: refused by sites_without_study
+        elif isinstance(sites, dict) and sites:
+            lists = []
+            for study, ids in sites.items():
+                if not isinstance(study, str) or not _STUDY.match(study):
+                    return f"study {study!r} is not a study id: quote it, {example}"
+                if not isinstance(ids, list) or not ids:
+                    return f"the sites of study {study} must be a list of quoted site ids, {example}, not {ids!r}"
+                lists.append(ids)
+        else:
+            return f"an investigator needs sites per study as lists of quoted site ids, {example}, not {sites!r}"
+        for site in (site for ids in lists for site in ids):
             if not isinstance(site, str):
-                return f"site {site!r} is not text: quote site ids, e.g. sites: [\"01\"]"
+                return f"site {site!r} is not text: quote site ids, {example}"
             if not _SITE.match(site):
                 return f"invalid site id {site!r}"
     for key in ("display_name", "email", "password_hash"):
@@ -397,6 +471,17 @@ def account_problem(username, rec) -> str | None:
     if rec.get("disabled") is not None and not isinstance(rec["disabled"], bool):
         return "disabled must be true or false"
     return None
+
+
+def sites_without_study(username: str, rec, path: Path) -> str | None:
+    """Why an investigator account of an earlier account file may not sign in: its sites name no study. SITEID is
+    unique only within a study, so which study's site 01 it meant is not guessed; one line naming the fix."""
+    if not (isinstance(rec, dict) and rec.get("role") == "investigator" and isinstance(rec.get("sites"), list)):
+        return None
+    ids = ",".join(str(s) for s in rec["sites"])
+    return (f"account {username!r} lists sites {ids} without their study (an account file of an earlier celltox), "
+            f"so it may not sign in or act until an administrator names the study: "
+            f"python -m safety users set-sites {username} --study STUDY --sites {ids} --users {path}")
 
 
 def writable_by_others(path: Path) -> str | None:
@@ -456,14 +541,14 @@ class UserStore:
         self._read()
         return file_permission_warnings(self.path)
 
-    @staticmethod
-    def _to_user(username: str, rec: dict) -> User:
+    def _to_user(self, username: str, rec: dict) -> User:
         problem = account_problem(username, rec)
         if problem:
             raise AuthError(f"account {username!r}: {problem}")
+        if refusal := sites_without_study(username, rec, self.path):
+            raise AccountRefused(refusal)
         sites = rec.get("sites")
-        return User(username=username, role=rec.get("role"),
-                    sites=tuple(sites) if sites else None,
+        return User(username=username, role=rec.get("role"), sites=sites or None,
                     display_name=rec.get("display_name") or "", email=rec.get("email") or None)
 
     def get(self, username: str) -> User | None:
@@ -474,12 +559,17 @@ class UserStore:
         return self._to_user(username, rec)
 
     def list(self) -> list[dict]:
-        """Every account without its hash: username, role, sites, display_name, email, disabled."""
+        """Every account without its hash: username, role, sites ({study: [site, ...]}, or the bare list of an
+        account that names no study), display_name, email, disabled, problem (why it may not sign in, or None)."""
         out = []
         for name, rec in sorted(self._read().items()):
-            out.append({"username": name, "role": rec.get("role"), "sites": list(rec.get("sites") or []) or None,
+            sites = rec.get("sites")
+            out.append({"username": name, "role": rec.get("role"),
+                        "sites": ({k: list(v) for k, v in sites.items()} if isinstance(sites, dict)
+                                  else list(sites or []) or None),
                         "display_name": rec.get("display_name") or "", "email": rec.get("email") or None,
-                        "disabled": bool(rec.get("disabled"))})
+                        "disabled": bool(rec.get("disabled")),
+                        "problem": sites_without_study(name, rec, self.path)})
         return out
 
     def find_by_email(self, email: str) -> User | None:
@@ -532,21 +622,44 @@ class UserStore:
         return bcrypt.hashpw(_check_password(password), bcrypt.gensalt(self.rounds)).decode("ascii")
 
     def add(self, username: str, role: str, password: str, sites=None, display_name: str = "",
-            email: str | None = None) -> User:
-        """Create an account; raises AuthError when it exists or an input is invalid."""
+            email: str | None = None, study: str | None = None) -> User:
+        """Create an account; raises AuthError when it exists or an input is invalid. An investigator's
+        ``sites``: ``{study: ids}``, or ids ('01,02' or a list) of ``study``."""
         _check_username(username)
         if role not in ROLES:
             raise AuthError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
-        site_tuple = _check_sites(role, sites)
+        by_study = _check_sites(role, sites, study)
         password_hash = self._hash(password)
         with self._locked() as users:
             if username in users:
                 raise AuthError(f"account {username!r} exists")
-            users[username] = {"role": role, "sites": list(site_tuple) if site_tuple else None,
+            users[username] = {"role": role,
+                               "sites": {k: list(v) for k, v in by_study.items()} if by_study else None,
                                "display_name": (display_name or "").strip(),
                                "email": (email or "").strip() or None,
                                "password_hash": password_hash, "disabled": False}
-        return User(username, role, site_tuple, (display_name or "").strip(), (email or "").strip() or None)
+        return User(username, role, by_study, (display_name or "").strip(), (email or "").strip() or None)
+
+    def set_sites(self, username: str, study: str, sites) -> dict[str, tuple[str, ...]]:
+        """Give investigator ``username`` the sites ``sites`` ('01,02', or '' for none) of ``study``, replacing
+        that study's; returns every study's sites. An account whose sites name no study (an earlier account file)
+        gets exactly these: its old list is dropped, never read as sites of ``study``."""
+        study, ids = _check_study(study), _site_list(sites)
+        with self._locked() as users:
+            rec = users.get(username)
+            if not isinstance(rec, dict):
+                raise AuthError(f"no account {username!r}")
+            if rec.get("role") != "investigator":
+                raise AuthError(f"account {username!r} is a {rec.get('role')} account; sites are only for investigators")
+            old = rec.get("sites") if isinstance(rec.get("sites"), dict) else {}
+            new = {k: list(v) for k, v in old.items() if k != study}
+            if ids:
+                new[study] = list(ids)
+            if not new:
+                raise AuthError(f"an investigator needs at least one site; to end {username}'s access, "
+                                f"disable or remove the account")
+            rec["sites"] = new
+        return {k: tuple(v) for k, v in new.items()}
 
     def remove(self, username: str) -> None:
         with self._locked() as users:
@@ -590,6 +703,8 @@ class UserStore:
             return None
         try:
             return self._to_user(username, rec)
+        except AccountRefused:
+            raise  # the right password: say what the administrator must fix
         except AuthError:
             return None  # a hand-edited record with a bad role or no sites signs nobody in
 

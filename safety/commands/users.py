@@ -1,7 +1,8 @@
 """Manage sign-in accounts in users.yaml (bcrypt hashes only; the file is written with mode 0600).
 
   python -m safety users add alice --role committee --display-name "Alice A." [--email a@x.org]
-  python -m safety users add bob --role investigator --sites 101,102
+  python -m safety users add bob --role investigator --study CTX-001 --sites 101,102
+  python -m safety users set-sites bob --study CTX-002 --sites 07     (sites of another study; '' removes them)
   python -m safety users list
   python -m safety users set-password alice
   python -m safety users disable bob | enable bob
@@ -11,7 +12,8 @@
 Passwords are prompted for (twice) or read from standard input with --password-stdin; never from the
 command line, where they would stay in the shell history. The account file is --users, else
 $CELLTOX_USERS, else users.yaml beside --db. With --db (or --review-db) each change is also written
-to the audit log as 'user_admin'.
+to the audit log as 'user_admin'. An investigator's sites belong to a study (a site id is unique only within
+its study); with --db they are checked against that study's subjects.
 """
 from __future__ import annotations
 
@@ -32,7 +34,8 @@ def add_arguments(parser) -> None:
     a = sub.add_parser("add", help="create an account")
     a.add_argument("username")
     a.add_argument("--role", required=True, choices=ROLES)
-    a.add_argument("--sites", help="comma-separated site ids (investigators only)")
+    a.add_argument("--study", help="the study the --sites belong to (investigators only)")
+    a.add_argument("--sites", help="comma-separated site ids of --study (investigators only)")
     a.add_argument("--display-name", default="")
     a.add_argument("--email", help="e-mail, used to map an OIDC sign-in to this account")
     a.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
@@ -48,8 +51,12 @@ def add_arguments(parser) -> None:
         d.add_argument("username")
     u = sub.add_parser("unlock", help="lift the lock after too many failed sign-ins (needs --db or --review-db)")
     u.add_argument("username")
+    ss = sub.add_parser("set-sites", help="set an investigator's sites of one study")
+    ss.add_argument("username")
+    ss.add_argument("--study", required=True, help="the study the sites belong to")
+    ss.add_argument("--sites", required=True, help="comma-separated site ids of --study ('' removes the study)")
     # the file options may also follow the action (`users add bob --users x.yaml`)
-    for p in (a, r, lst, sp, u) + tuple(sub.choices[n] for n in ("disable", "enable")):
+    for p in (a, r, lst, sp, u, ss) + tuple(sub.choices[n] for n in ("disable", "enable")):
         p.add_argument("--users", default=argparse.SUPPRESS, help="account file")
         p.add_argument("--db", default=argparse.SUPPRESS, help="study database")
         p.add_argument("--review-db", default=argparse.SUPPRESS, help="review store for the audit entry")
@@ -75,9 +82,9 @@ def _review_path(args):
     return review
 
 
-def _unknown_site_warnings(args, sites) -> list[str]:
-    """Sites of a new account that no subject in --db belongs to (a mistyped id scopes an investigator to
-    nothing). Kept as a warning: a site may be opened before its first subject is loaded."""
+def _unknown_site_warnings(args, sites: dict) -> list[str]:
+    """Sites ({study: ids}) that no subject of their study in --db belongs to (a mistyped id, or a study id,
+    scopes an investigator to nothing). Kept as a warning: a site may open before its first subject is loaded."""
     if not sites or not args.db or not Path(args.db).is_file():
         return []
     from safety.access.reader import connect
@@ -85,17 +92,35 @@ def _unknown_site_warnings(args, sites) -> list[str]:
     import duckdb
 
     con = connect(args.db)
+    warnings = []
     try:
-        known = {r[0] for r in con.execute("SELECT DISTINCT siteid FROM subjects WHERE siteid IS NOT NULL").fetchall()}
+        for study, ids in sites.items():
+            # SITEID is unique only within its study: site 01 of another study is another centre
+            known = {r[0] for r in con.execute("SELECT DISTINCT siteid FROM subjects WHERE studyid = $s "
+                                               "AND siteid IS NOT NULL", {"s": study}).fetchall()}
+            if not known:
+                studies = [r[0] for r in con.execute("SELECT DISTINCT studyid FROM subjects ORDER BY 1").fetchall()]
+                warnings.append(f"no subject of study {study} in {args.db} (studies there: "
+                                f"{', '.join(map(str, studies)) or 'none'}); the account sees nothing of it until "
+                                "its subjects are loaded")
+                continue
+            unknown = [s for s in ids if s not in known]
+            if unknown:
+                warnings.append(f"no subject of {study} in {args.db} belongs to site {', '.join(unknown)} ({study}'s "
+                                f"sites there: {', '.join(sorted(known))}); the account sees no subject of that site "
+                                "until one is loaded")
     except duckdb.Error as e:
         return [f"the sites were not checked against {args.db}: {str(e).splitlines()[0]}"]
     finally:
         con.close()
-    unknown = [s for s in sites if s not in known]
-    if not unknown:
-        return []
-    return [f"no subject in {args.db} belongs to site {', '.join(unknown)} (sites there: "
-            f"{', '.join(sorted(known)) or 'none'}); the account sees no subject of that site until one is loaded"]
+    return warnings
+
+
+def _sites_text(sites) -> str:
+    """'ITNK-B-01:01,02;CD56-CART-01:01' for the list's sites column (a bare list: the ids alone)."""
+    if isinstance(sites, dict):
+        return ";".join(f"{study}:{','.join(ids)}" for study, ids in sites.items())
+    return ",".join(sites)
 
 
 def _audit(args, detail: dict, action: str = "user_admin") -> None:
@@ -116,7 +141,8 @@ def run(args) -> int:
     from safety.core.files import unwritable
 
     if not getattr(args, "users_command", None):
-        print("usage: python -m safety users {add,remove,list,set-password,disable,enable,unlock} ...", file=sys.stderr)
+        print("usage: python -m safety users {add,remove,list,set-password,set-sites,disable,enable,unlock} ...",
+              file=sys.stderr)
         return 2
     path = users_file(args.users, args.db)
     if path is None:
@@ -140,28 +166,38 @@ def run(args) -> int:
             elif not rows:
                 print(f"no accounts in {path}")
             else:
-                print(f"{'username':<20} {'role':<13} {'sites':<16} {'status':<9} display name")
+                print(f"{'username':<20} {'role':<13} {'sites':<24} {'status':<9} display name")
                 for u in rows:
                     # no sites listed: every site for a role that sees patient data, none for an administrator
-                    sites = ",".join(u["sites"]) if u["sites"] else "all" if u["role"] in PATIENT_DATA_ROLES else "none"
-                    status = "disabled" if u["disabled"] else "active"
-                    print(f"{u['username']:<20} {u['role']:<13} {sites:<16} {status:<9} {u['display_name']}")
+                    sites = (_sites_text(u["sites"]) if u["sites"]
+                             else "all" if u["role"] in PATIENT_DATA_ROLES else "none")
+                    status = "refused" if u["problem"] else "disabled" if u["disabled"] else "active"
+                    print(f"{u['username']:<20} {u['role']:<13} {sites:<24} {status:<9} {u['display_name']}")
+            for u in rows:
+                if u["problem"]:
+                    print(f"error: {u['problem']}", file=sys.stderr)
             return 0
         if cmd == "add":
             password = _read_password(args)
-            user = store.add(args.username, args.role, password, sites=args.sites,
+            user = store.add(args.username, args.role, password, sites=args.sites, study=args.study,
                              display_name=args.display_name, email=args.email)
-            _audit(args, {"op": "add", "account": user.username, "role": user.role,
-                          "sites": list(user.sites) if user.sites else None})
+            sites = {study: list(ids) for study, ids in user.sites or ()} or None
+            _audit(args, {"op": "add", "account": user.username, "role": user.role, "sites": sites})
             print(f"added {user.username} ({user.role}) to {path}")
-            for warning in _unknown_site_warnings(args, user.sites):
+            for warning in _unknown_site_warnings(args, sites):
+                print(f"warning: {warning}", file=sys.stderr)
+        elif cmd == "set-sites":
+            sites = {study: list(ids) for study, ids in store.set_sites(args.username, args.study, args.sites).items()}
+            _audit(args, {"op": "set-sites", "account": args.username, "sites": sites})
+            print(f"sites of {args.username}: {_sites_text(sites)}")
+            for warning in _unknown_site_warnings(args, {k: v for k, v in sites.items() if k == args.study}):
                 print(f"warning: {warning}", file=sys.stderr)
         elif cmd == "remove":
             store.remove(args.username)
             _audit(args, {"op": "remove", "account": args.username})
             print(f"removed {args.username}")
         elif cmd == "set-password":
-            if store.get(args.username) is None and args.username not in {u["username"] for u in store.list()}:
+            if args.username not in {u["username"] for u in store.list()}:
                 raise AuthError(f"no account {args.username!r}")
             store.set_password(args.username, _read_password(args))
             _audit(args, {"op": "set-password", "account": args.username})
