@@ -17,6 +17,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from safety.access import reader as access
+from safety.core.vocabulary import ae_pt_sql, ae_soc_sql
 from test_app_minidb import build_mini_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -783,8 +784,8 @@ def test_adverse_events_table_counts_subjects_per_term_and_those_at_grade_3_or_m
     studyid, cut = _latest(db)
     at = _open("adverse_events")
     table = at.dataframe[0].value
-    expected = {(r[0], r[1]): (r[2], r[3]) for r in _db_rows(db, """
-        SELECT coalesce(aebodsys, '(no SOC)'), coalesce(aedecod, aeterm), count(DISTINCT usubjid),
+    expected = {(r[0], r[1]): (r[2], r[3]) for r in _db_rows(db, f"""
+        SELECT {ae_soc_sql()}, {ae_pt_sql()}, count(DISTINCT usubjid),
                count(DISTINCT usubjid) FILTER (aetoxgr >= 3)
         FROM adverse_events WHERE studyid = $s AND data_cut = $c AND treatment_emergent IS NOT FALSE GROUP BY ALL""",
                                                           s=studyid, c=cut)}

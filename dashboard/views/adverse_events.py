@@ -5,6 +5,7 @@ import streamlit as st
 from dashboard import state
 from dashboard import figures as F
 from safety.core.numbers import percent_value
+from safety.core.vocabulary import ae_pt_sql, ae_soc_sql
 from safety.export.common import grade_discrepancy_sentence
 
 v = state.view()
@@ -25,14 +26,16 @@ if serious:
 if related:
     conds.append("a.related")
 where = " AND ".join(conds)
+# the SOC and PT an AE is counted under, as the committee tables count it ('Uncoded: ...' for an AE with no PT)
+PT = ae_pt_sql("a.aedecod", "a.aeterm")
 min_g = 3 if grade_min == "Grade ≥3" else 0
 
 infused = state.q(f"SELECT coalesce(cohort, '(none)') AS cohort, count(*) AS n FROM subjects s "
                   f"WHERE infused AND {state.subject_filter(v, column='s.usubjid')[0]} GROUP BY ALL", fp)
 n_total = int(infused["n"].sum())
 worst = state.q(f"""
-    SELECT a.usubjid, coalesce(s.cohort, '(none)') AS cohort, coalesce(a.aebodsys, '(no SOC)') AS aebodsys,
-           coalesce(a.aedecod, a.aeterm) AS aedecod, max(a.aetoxgr) AS worst_grade
+    SELECT a.usubjid, coalesce(s.cohort, '(none)') AS cohort, {ae_soc_sql('a.aebodsys')} AS aebodsys,
+           {PT} AS aedecod, max(a.aetoxgr) AS worst_grade
     FROM adverse_events a JOIN subjects s USING (usubjid)
     WHERE {where} GROUP BY ALL""", fp)
 worst = worst[worst["worst_grade"].fillna(0) >= min_g] if min_g else worst
@@ -90,10 +93,10 @@ default = terms.index(table.iloc[rows[0]]["aedecod"]) if rows else 0
 term = st.selectbox("Subjects with the preferred term", terms, index=default)
 # the choices above apply to the list too (the table's grade >= 3 row counts the subjects with such an event)
 subj = state.q(f"""
-    SELECT a.usubjid, s.cohort, s.siteid, a.event_key, a.aedecod, a.aetoxgr, a.aeser, a.aerel, a.onset_day,
+    SELECT a.usubjid, s.cohort, s.siteid, a.event_key, a.aedecod, a.aeterm, a.aetoxgr, a.aeser, a.aerel, a.onset_day,
            a.end_day, a.ongoing, a.aeout
     FROM adverse_events a JOIN subjects s USING (usubjid)
-    WHERE {where} AND coalesce(a.aedecod, a.aeterm) = $term {"AND a.aetoxgr >= 3" if min_g else ""}
+    WHERE {where} AND {PT} = $term {"AND a.aetoxgr >= 3" if min_g else ""}
     ORDER BY a.aetoxgr DESC NULLS LAST, a.usubjid""", {**fp, "term": term})
 chosen = [x for x, on in (("serious only", serious), ("related only", related), ("grade ≥3", min_g)) if on]
 title = f"Subjects with {term}" + (f" ({', '.join(chosen)})" if chosen else "")

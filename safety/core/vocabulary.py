@@ -35,6 +35,24 @@ def ae_term_sql(alias: str) -> str:
     return f"upper(coalesce({alias}.aedecod, {alias}.aeterm))"
 
 
+# --- how the AE summaries name an event (the SOC/PT tables, the Adverse events page, the PDF AE listing) ------
+SOC_NOT_CODED = "(SOC not coded)"
+UNCODED_PT_PREFIX = "Uncoded: "
+NO_REPORTED_TERM = "(no term)"
+
+
+def ae_soc_sql(aebodsys: str = "aebodsys") -> str:
+    """SQL: the system organ class an AE is counted under: AEBODSYS, else '(SOC not coded)'."""
+    return f"coalesce({aebodsys}, '{SOC_NOT_CODED}')"
+
+
+def ae_pt_sql(aedecod: str = "aedecod", aeterm: str = "aeterm") -> str:
+    """SQL: the preferred term an AE is counted and named under, never NULL: AEDECOD, else 'Uncoded: ' and the
+    reported term in upper case (spellings differing in case are one row), else 'Uncoded: (no term)' (the load
+    requires AETERM or AEDECOD as a column, not in every row). The arguments are column expressions."""
+    return f"coalesce({aedecod}, '{UNCODED_PT_PREFIX}' || coalesce(upper({aeterm}), '{NO_REPORTED_TERM}'))"
+
+
 # --- deaths ---------------------------------------------------------------------------------------------
 def fatal_ae(alias: str) -> str:
     """SQL: the adverse_events row ``alias`` ended in a death known at the cut. Grade 5, a fatal outcome or the

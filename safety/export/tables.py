@@ -14,7 +14,7 @@ import pandas as pd
 from safety.access.reader import StudyReader
 from safety.core.numbers import fixed, n_pct
 from safety.core.vocabulary import SUBJECT_DISPOSITION, SUBJECT_DISPOSITION_COUNTS
-from safety.core.vocabulary import fatal_ae
+from safety.core.vocabulary import ae_pt_sql, ae_soc_sql, fatal_ae
 from safety.derive.dlt.stopping import event_label, method_name
 from safety.derive.grading.summary import grade3_counts, shift_table, worst_per_term_sql
 from safety.derive.toxicity import summary as tox
@@ -148,26 +148,25 @@ def _pop_notes() -> list[str]:
 
 def _soc_pt(reader, where: str, name: str, title: str, reference: str, grades: bool):
     groups = population(reader)
-    rows = (f"SELECT coalesce(aebodsys, '(SOC not coded)') AS soc, coalesce(aedecod, 'Uncoded: ' || upper(aeterm)) AS pt, "
-            f"usubjid, cohort, aetoxgr FROM teae WHERE {where}")
+    rows = f"SELECT {ae_soc_sql()} AS soc, {ae_pt_sql()} AS pt, usubjid, cohort, aetoxgr FROM teae WHERE {where}"
+    # is_pt keeps a SOC's total row apart from its PT rows whatever a PT is called (a NULL PT once fell into the total)
     k_any = reader.sql(f"""
 WITH {POP_CTE}, {TEAE_CTE}, r AS ({rows}),
 w AS (SELECT soc, pt, usubjid, cohort, max(aetoxgr) AS worst FROM r GROUP BY ALL),
 ws AS (SELECT soc, usubjid, cohort, max(aetoxgr) AS worst FROM r GROUP BY ALL),
-lv AS (SELECT soc, pt, usubjid, cohort, worst FROM w UNION ALL
-       SELECT soc, NULL AS pt, usubjid, cohort, worst FROM ws)
-SELECT soc, pt, cohort, count(*) AS n, count(*) FILTER (WHERE worst >= 3) AS n3,
+lv AS (SELECT soc, TRUE AS is_pt, pt, usubjid, cohort, worst FROM w UNION ALL
+       SELECT soc, FALSE AS is_pt, '' AS pt, usubjid, cohort, worst FROM ws)
+SELECT soc, is_pt, pt, cohort, count(*) AS n, count(*) FILTER (WHERE worst >= 3) AS n3,
   count(*) FILTER (WHERE worst = 1) AS g1, count(*) FILTER (WHERE worst = 2) AS g2,
   count(*) FILTER (WHERE worst = 3) AS g3, count(*) FILTER (WHERE worst = 4) AS g4,
   count(*) FILTER (WHERE worst = 5) AS g5, count(*) FILTER (WHERE worst IS NULL) AS gna
-FROM lv GROUP BY soc, pt, cohort
+FROM lv GROUP BY soc, is_pt, pt, cohort
 UNION ALL
-SELECT soc, pt, '{OVERALL}', count(*), count(*) FILTER (WHERE worst >= 3),
+SELECT soc, is_pt, pt, '{OVERALL}', count(*), count(*) FILTER (WHERE worst >= 3),
   count(*) FILTER (WHERE worst = 1), count(*) FILTER (WHERE worst = 2), count(*) FILTER (WHERE worst = 3),
   count(*) FILTER (WHERE worst = 4), count(*) FILTER (WHERE worst = 5), count(*) FILTER (WHERE worst IS NULL)
-FROM lv GROUP BY soc, pt""")
-    k_any["pt"] = k_any["pt"].astype("object").where(k_any["pt"].notna(), "")
-    keys = ["soc", "pt"]
+FROM lv GROUP BY soc, is_pt, pt""")
+    keys = ["soc", "is_pt", "pt"]
     cols = []
     out = None
     for metric, what in (("n", "any grade n (%)"), ("n3", "grade >= 3 n (%)")) if grades else (("n", "n (%)"),):
@@ -182,17 +181,16 @@ FROM lv GROUP BY soc, pt""")
         if grades:
             for g, lab in (("g1", "1"), ("g2", "2"), ("g3", "3"), ("g4", "4"), ("g5", "5"), ("gna", "not graded")):
                 col = f"Overall worst grade {lab} n"
-                out[col] = [int(overall.at[(s, p), g]) if (s, p) in overall.index else 0
-                            for s, p in zip(out["soc"], out["pt"])]
+                out[col] = [int(overall.at[k, g]) if k in overall.index else 0
+                            for k in zip(out["soc"], out["is_pt"], out["pt"])]
                 cols.append(col)
         tot = {k: int(v) for k, v in overall["n"].items()}
-        soc_n = {s: tot.get((s, ""), 0) for s in out["soc"]}
+        soc_n = {s: tot.get((s, False, ""), 0) for s in out["soc"]}
         out["_soc_n"] = out["soc"].map(soc_n)
-        out["_n"] = [tot.get((s, p), 0) for s, p in zip(out["soc"], out["pt"])]
-        out["_is_pt"] = out["pt"] != ""
-        out = out.sort_values(["_soc_n", "soc", "_is_pt", "_n", "pt"], ascending=[False, True, True, False, True],
+        out["_n"] = [tot.get(k, 0) for k in zip(out["soc"], out["is_pt"], out["pt"])]
+        out = out.sort_values(["_soc_n", "soc", "is_pt", "_n", "pt"], ascending=[False, True, True, False, True],
                               kind="stable")
-        out["Preferred term"] = out["pt"].where(out["_is_pt"], "Any event in SOC")
+        out["Preferred term"] = out["pt"].where(out["is_pt"], "Any event in SOC")
         df = out.rename(columns={"soc": "System organ class"})[["System organ class", "Preferred term"] + cols]
     notes = _pop_notes() + ["Sorted by overall frequency. A subject is counted once per SOC and once per PT, "
                             "at the worst grade."] + c.grade_discrepancy_note(reader)
