@@ -3,8 +3,8 @@ ITNK-B-01 (sample_data/car_itnk) loaded through the real ingest with these AEs a
 
 01-001 (infused 2024-11-20, cohort ESCALATION DL1): AESEQ 102 with no AETERM, AEDECOD or AEBODSYS (grade 1),
 AESEQ 103 with AETERM 'Skin rash' only (grade 2). 01-005 (infused 2025-02-19, DL1): AESEQ 101 with AEBODSYS
-'Infections and infestations' and no term (grade 3, serious). 02-031, never infused: AEs whose AESEQ order is not
-their onset order.
+'Infections and infestations' and no term (grade 3, serious). 02-031, never infused (so no study day): AEs, lab
+values and malignancies in medical history whose sequence numbers are not in the order of their dates.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import duckdb
 import pytest
 
 from safety.access.reader import Scope, StudyReader
+from safety.export.listings import build_listing
 from safety.export.tables import build_table
 from safety.ingest import ingest_study
 
@@ -30,12 +31,29 @@ ADDED = [
     (U + "001", 102, "", "", "", "1", "N", "2024-11-25", "2024-11-26"),
     (U + "001", 103, "Skin rash", "", "", "2", "N", "2024-11-25", "2024-11-26"),
     (U + "005", 101, "", "", INFECTIONS, "3", "Y", "2025-02-25", "2025-02-27"),
-    (NEVER, 101, "Tiredness", "Fatigue", "General disorders and administration site conditions", "2", "N",
+    (NEVER, 101, "Tiredness", "Fatigue", "General disorders and administration site conditions", "2", "Y",
      "2026-03-10", "2026-03-15"),
-    (NEVER, 102, "Headache", "Headache", "Nervous system disorders", "1", "N", "2026-03-01", "2026-03-02"),
+    (NEVER, 102, "Headache", "Headache", "Nervous system disorders", "1", "Y", "2026-03-01", "2026-03-02"),
+    # Sepsis has grades 3-5 in CTCAE: both are AE grade checks, and infections (AESI)
     (NEVER, 103, "Sepsis", "Sepsis", INFECTIONS, "1", "N", "2026-03-20", "2026-03-22"),
     (NEVER, 104, "Sepsis", "Sepsis", INFECTIONS, "2", "N", "2026-03-05", "2026-03-06"),
 ]
+# 02-031's neutrophils (10^9/L), by date: 0.2 (grade 4), 2.5, 0.3 (grade 4): two grade >= 3 episodes
+NEUT = [(101, "0.3", "2026-08-01"), (102, "0.2", "2026-07-24"), (103, "2.5", "2026-07-28")]
+# 02-031's malignancies in medical history (before any infusion, so prior ones)
+MH = [(101, "Basal cell carcinoma", "2020-05"), (102, "Prostate cancer", "2015-03")]
+
+
+def _append(path: Path, added: list[dict]) -> None:
+    """Add rows to a delivery's CSV file, every column not given empty."""
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    columns = list(rows[0])
+    rows += [dict.fromkeys(columns, "") | row for row in added]
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        w.writeheader()
+        w.writerows(rows)
 
 
 @pytest.fixture(scope="module")
@@ -43,20 +61,20 @@ def db(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("ae_terms")
     study = folder / "car_itnk"
     shutil.copytree(ROOT / "sample_data" / "car_itnk", study)
-    path = study / "ae.csv"
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    columns = list(rows[0])
-    for usubjid, seq, term, decod, soc, grade, ser, start, end in ADDED:
-        row = dict.fromkeys(columns, "")
-        row.update(STUDYID=STUDY, DOMAIN="AE", USUBJID=usubjid, AESEQ=str(seq), AETERM=term, AEDECOD=decod,
-                   AEBODSYS=soc, AETOXGR=grade, AESER=ser, AESDTH="N", AEREL="POSSIBLY RELATED",
-                   AEOUT="RECOVERED/RESOLVED", AESTDTC=start, AEENDTC=end)
-        rows.append(row)
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns)
-        w.writeheader()
-        w.writerows(rows)
+    _append(study / "ae.csv", [
+        dict(STUDYID=STUDY, DOMAIN="AE", USUBJID=usubjid, AESEQ=str(seq), AETERM=term, AEDECOD=decod, AEBODSYS=soc,
+             AETOXGR=grade, AESER=ser, AESDTH="N", AEREL="POSSIBLY RELATED", AEOUT="RECOVERED/RESOLVED",
+             AESTDTC=start, AEENDTC=end)
+        for usubjid, seq, term, decod, soc, grade, ser, start, end in ADDED])
+    _append(study / "lb.csv", [
+        dict(STUDYID=STUDY, DOMAIN="LB", USUBJID=NEVER, LBSEQ=str(seq), LBTESTCD="NEUT", LBTEST="Neutrophils",
+             LBCAT="HEMATOLOGY", LBSPEC="BLOOD", LBORRES=value, LBORRESU="10^9/L", LBORNRLO="2", LBORNRHI="7.5",
+             LBSTRESC=value, LBSTRESN=value, LBSTRESU="10^9/L", LBSTNRLO="2", LBSTNRHI="7.5", LBDTC=date)
+        for seq, value, date in NEUT])
+    _append(study / "mh.csv", [
+        dict(STUDYID=STUDY, DOMAIN="MH", USUBJID=NEVER, MHSEQ=str(seq), MHTERM=term, MHDECOD=term,
+             MHCAT="ONCOLOGY HISTORY", MHSTDTC=start, MHENRTPT="BEFORE")
+        for seq, term, start in MH])
     ingest_study(study, folder / "s.duckdb", cutoff=CUT)
     return folder / "s.duckdb"
 
@@ -126,3 +144,28 @@ def test_the_adverse_events_page_names_an_uncoded_ae_as_the_tables_do(db, tmp_pa
     finally:
         st.cache_data.clear()
         st.cache_resource.clear()
+
+
+def _never_infused(df, column: str) -> list:
+    return list(df.loc[df["usubjid"] == NEVER, column])
+
+
+def test_listings_order_the_events_of_a_subject_never_infused_by_date(reader):
+    """A subject never infused has no study day (day 0 is the infusion): its rows were in AESEQ (LBSEQ, MHSEQ)
+    order, Fatigue on 10 March before Headache on 1 March. They are in the order of their dates, as the listings
+    promise ('sorted by subject then onset')."""
+    ae = build_listing(reader, "ae")
+    assert _never_infused(ae, "aeseq") == [102, 104, 101, 103]
+    assert [str(d) for d in _never_infused(ae, "onset_date")] == ["2026-03-01", "2026-03-05", "2026-03-10",
+                                                                  "2026-03-20"]
+    assert _never_infused(build_listing(reader, "sae"), "aeseq") == [102, 101]
+    assert _never_infused(build_listing(reader, "aesi"), "event_key") == [NEVER + "/AE/104", NEVER + "/AE/103"]
+    assert _never_infused(build_listing(reader, "ae_grade_checks"), "event_key") == [NEVER + "/AE/104",
+                                                                                     NEVER + "/AE/103"]
+    labs = build_listing(reader, "lab_grade3")
+    assert _never_infused(labs, "lbseq") == [102, 101] and _never_infused(labs, "grade") == [4, 4]
+    # in date order the 2.5 on 28 July ends the first episode; in LBSEQ order both low values were one episode
+    episodes = build_listing(reader, "lab_grade3_episodes")
+    assert _never_infused(episodes, "worst_value") == [0.2, 0.3]
+    assert _never_infused(episodes, "n_values") == [1, 1]
+    assert _never_infused(build_listing(reader, "prior_malignancies"), "mhseq") == [102, 101]

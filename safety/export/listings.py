@@ -44,6 +44,7 @@ def _live(reader: StudyReader, store, live=None):
 def _ae_sql(reader: StudyReader, where: str = "TRUE") -> str:
     # A medication counts for an event when it started during the event, or was recorded as running
     # at its onset; a medication without an end date counts from its start day only (single doses).
+    # Rows in onset order by date: a subject never infused has no onset day (day 0 is the infusion).
     new = c.new_ae_flag_sql(reader, "a")
     return f"""
 WITH {SUBJ_CTE},
@@ -75,7 +76,7 @@ SELECT sj.site, sj.cohort, sj.dose_level, a.usubjid, sj.age, sj.sex, a.aeseq, a.
   coalesce(med.steroid, FALSE) AS corticosteroid_during_event,
   {new} AS new_since_previous_cut
 FROM ev a LEFT JOIN subj sj USING (usubjid) LEFT JOIN med USING (event_key)
-ORDER BY a.usubjid, a.onset_day NULLS LAST, a.aeseq
+ORDER BY a.usubjid, a.aest_date NULLS LAST, a.onset_day NULLS LAST, a.aeseq
 """
 
 
@@ -262,7 +263,7 @@ SELECT sj.site, sj.cohort, sj.dose_level, l.usubjid, sj.age, sj.sex, l.lbseq, l.
   l.grade_reason, {new} AS new_since_previous_cut
 FROM lab_toxicity l LEFT JOIN subj sj USING (usubjid)
 WHERE l.grade >= 3
-ORDER BY l.usubjid, l.day NULLS LAST, l.lbseq, l.ctcae_term""")
+ORDER BY l.usubjid, l.lab_date NULLS LAST, l.day NULLS LAST, l.lbseq, l.ctcae_term""")
     notes = ["Values and limits in SI units. Grades per the study's CTCAE version (see grade reason).",
              "New since previous cut = the (subject, LBSEQ, CTCAE term) was not graded at the previous cut."]
     if df.empty:
@@ -290,17 +291,20 @@ def listing_lab_grade3_episodes(reader, store=None):
                          _lab_key())
     df = reader.sql(f"""
 WITH {SUBJ_CTE},
-g AS (SELECT usubjid, ctcae_term, lbtestcd, direction, lbseq, {_lab_record()} AS record, day, value, unit, grade,
+g AS (SELECT usubjid, ctcae_term, lbtestcd, direction, lbseq, {_lab_record()} AS record, lab_date, day, value, unit,
+             grade,
              grade >= 3 AS high,
              coalesce(lag(grade >= 3) OVER w, FALSE) AS prev_high
       FROM lab_toxicity WHERE grade IS NOT NULL AND ctcae_term IS NOT NULL
         AND (usubjid, ctcae_term) IN (SELECT (usubjid, ctcae_term) FROM lab_toxicity WHERE grade >= 3)
-      WINDOW w AS (PARTITION BY usubjid, ctcae_term ORDER BY day NULLS LAST, lbseq)),
+      WINDOW w AS (PARTITION BY usubjid, ctcae_term ORDER BY lab_date NULLS LAST, day NULLS LAST, lbseq)),
 r AS (SELECT *, sum(CASE WHEN high AND NOT prev_high THEN 1 ELSE 0 END)
-                  OVER (PARTITION BY usubjid, ctcae_term ORDER BY day NULLS LAST, lbseq) AS episode_no
+                  OVER (PARTITION BY usubjid, ctcae_term ORDER BY lab_date NULLS LAST, day NULLS LAST, lbseq)
+                  AS episode_no
       FROM g),
 e AS (SELECT usubjid, ctcae_term, episode_no, any_value(lbtestcd) AS lbtestcd, any_value(direction) AS direction,
              min(day) FILTER (WHERE high) AS first_day, max(day) FILTER (WHERE high) AS last_day,
+             min(lab_date) FILTER (WHERE high) AS first_date,
              arg_min(record, day) FILTER (WHERE high) AS first_record,
              max(grade) FILTER (WHERE high) AS worst_grade,
              arg_max(day, grade * 100000 - coalesce(day, 0)) FILTER (WHERE high) AS worst_day,
@@ -312,7 +316,7 @@ SELECT sj.site, sj.cohort, sj.dose_level, e.usubjid, e.lbtestcd, e.ctcae_term, e
   e.worst_grade, e.worst_day, e.worst_value, e.unit, e.last_day, e.last_day - e.first_day + 1 AS days_at_grade3_plus,
   e.n_values, e.recovered_day, e.recovered_day IS NULL AS ongoing, {new} AS new_since_previous_cut
 FROM e LEFT JOIN subj sj USING (usubjid)
-ORDER BY e.usubjid, e.first_day NULLS LAST, e.ctcae_term, e.episode_no""")
+ORDER BY e.usubjid, e.first_date NULLS LAST, e.first_day NULLS LAST, e.ctcae_term, e.episode_no""")
     notes = ["One row per episode: consecutive graded results of one CTCAE term at grade >= 3; a graded result "
              "below 3 ends it (recovered day). Days at grade >= 3 = last day at grade >= 3 - first day + 1. "
              "Every value is in the per-value listing (lab_grade3).",
@@ -409,7 +413,7 @@ cat AS (
 SELECT a.aesi_category, sj.site, sj.cohort, sj.dose_level, a.usubjid, a.event_key,
   coalesce(a.aedecod, a.aeterm) AS term, 'adverse_events' AS source, a.onset_day, a.end_day, a.duration_days,
   a.aetoxgr AS grade, a.grading_system, a.aeser AS serious, a.related, a.aeout AS outcome,
-  'verbatim: ' || coalesce(a.aeterm, '') AS detail, {new} AS new_since_previous_cut
+  'verbatim: ' || coalesce(a.aeterm, '') AS detail, {new} AS new_since_previous_cut, a.aest_date AS _onset_date
 FROM cat a LEFT JOIN subj sj USING (usubjid)""")
     parts = [ae]
     notes = ["Infection: SOC 'Infections and infestations'. Hypogammaglobulinaemia: AE term. Secondary malignancy: "
@@ -458,8 +462,12 @@ WHERE d.rule_id IN (SELECT unnest($rules::VARCHAR[]))""", {"rules": cyto_rules})
             notes.append(f"{category}: not available (derived table {table} not in this database file).")
         else:
             parts.append(rows.reindex(columns=AESI_COLUMNS))
-    df = pd.concat([p.reindex(columns=AESI_COLUMNS).astype("object") for p in parts], ignore_index=True)
-    df = df.sort_values(["usubjid", "onset_day", "aesi_category", "event_key"], na_position="last", kind="stable")
+    # an AE of a subject never infused has no onset day: its onset date orders it (the other rows are of infused
+    # subjects and have a day alone)
+    df = pd.concat([p.reindex(columns=AESI_COLUMNS + ["_onset_date"]).astype("object") for p in parts],
+                   ignore_index=True)
+    df = df.sort_values(["usubjid", "onset_day", "_onset_date", "aesi_category", "event_key"], na_position="last",
+                        kind="stable")[AESI_COLUMNS]
     if df.empty:
         notes.insert(0, "No adverse events of special interest at this data cut.")
     return c.finish(df.reset_index(drop=True), name="aesi", title=title, reference=ref, kind="listing", notes=notes)
@@ -502,6 +510,8 @@ def listing_eligibility(reader, store=None):
 
 
 AE_GRADE_FIELDS = ["event_key", "aeterm", "aedecod", "ctcae_term", "aetoxgr", "ctcae_grades", "onset_day"]
+# the AE's onset date, which orders the AEs of a subject never infused (no onset day)
+_AE_ONSET_DATE = "(SELECT a.aest_date FROM adverse_events a WHERE a.event_key = t.event_key)"
 
 
 def listing_ae_grade_checks(reader, store=None):
@@ -509,7 +519,7 @@ def listing_ae_grade_checks(reader, store=None):
     return _finding_listing(
         reader, name="ae_grade_checks", title="Listing of AE grades CTCAE does not define for the term",
         ref="CTCAE v5.0 (NCI, 2017)", subject=[], fields={f: f"t.{f}" for f in AE_GRADE_FIELDS},
-        key="t.event_key", order="t.usubjid, t.onset_day NULLS LAST, t.event_key",
+        key="t.event_key", order=f"t.usubjid, {_AE_ONSET_DATE} NULLS LAST, t.onset_day NULLS LAST, t.event_key",
         notes=["aetoxgr: the grade the site reported; ctcae_grades: the grades CTCAE defines for the term (Sepsis has "
                "3, 4 and 5 only). Each is counted at its reported grade in every table until the site corrects it.",
                "New since previous cut = the event was not listed at the previous cut."],

@@ -107,7 +107,7 @@ PRIOR_MALIGNANCY_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "mhseq", 
 def listing_prior_malignancies(reader, store=None):
     sql = f"""WITH {SUBJ}
 SELECT sj.*, m.* EXCLUDE (studyid, data_cut, usubjid)
-FROM prior_malignancies m LEFT JOIN subj sj USING (usubjid) ORDER BY m.usubjid, m.start_day NULLS FIRST, m.mhseq"""
+FROM prior_malignancies m LEFT JOIN subj sj USING (usubjid) ORDER BY m.usubjid, m.start_date NULLS FIRST, m.start_day NULLS FIRST, m.mhseq"""
     return _listing(reader, "prior_malignancies", "Listing of malignancies in medical history before infusion",
                     "ICH E3 16.2.4 (medical history)", "prior_malignancies", PRIOR_MALIGNANCY_COLUMNS, sql,
                     ["Malignancies in MH that started on or before day 0 (or with no start date): prior history, "
