@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 import shutil
 from pathlib import Path
 
@@ -169,3 +170,57 @@ def test_listings_order_the_events_of_a_subject_never_infused_by_date(reader):
     assert _never_infused(episodes, "worst_value") == [0.2, 0.3]
     assert _never_infused(episodes, "n_values") == [1, 1]
     assert _never_infused(build_listing(reader, "prior_malignancies"), "mhseq") == [102, 101]
+
+
+def test_the_pdf_ae_listing_names_an_uncoded_ae_and_dates_a_subject_never_infused(reader, tmp_path):
+    """ICH E3 12.2.4 names each AE by its terms and gives its onset. The PDF, which shows a few columns of the AE
+    listing, printed an AE with no preferred term with no name at all ('103 5 6 2') and a subject never infused with
+    no timing ('102 Headache 2'). The CSV, XLSX and RTF files keep their columns and values (an interface)."""
+    import openpyxl
+    import pypdf
+    from safety.export.common import label
+    from safety.export.csv_writer import read_export_csv
+    from safety.export.listings import AE_COLUMNS
+    from safety.export.packet import write_outputs
+
+    at = dt.datetime(2026, 10, 1, 8, 0, tzinfo=dt.timezone.utc)
+    paths = write_outputs(reader, tmp_path / "out", formats=("csv", "xlsx", "rtf", "pdf"), only=["ae"],
+                          generated_at=at, figures=False)
+    pdf = next(p for p in paths if p.suffix == ".pdf")
+    text = " ".join(" ".join(p.extract_text() for p in pypdf.PdfReader(pdf).pages).split())
+    text = re.sub(r"(?<=[-/]) ", "", text)  # a cell's text wrapped after a hyphen or slash, as one line
+    # AE seq, preferred term, onset day, end day, duration
+    assert "103 Uncoded: SKIN RASH 5 6 2" in text and "102 Uncoded: (no term) 5 6 2" in text
+    assert "102 Headache 2026-03-01 2026-03-02 2" in text and "101 Fatigue 2026-03-10 2026-03-15 6" in text
+    assert ("PDF only: an AE without a preferred term is named as the SOC/PT tables count it, 'Uncoded: ' and its "
+            "verbatim term in upper case") in text
+    assert ("PDF only: an AE of a subject never infused has no study day (day 0 is the infusion); its onset and end "
+            "dates stand in the onset and end day columns.") in text
+    csv_ae = read_export_csv(next(p for p in paths if p.suffix == ".csv"))
+    assert list(csv_ae.columns) == AE_COLUMNS
+    rash = csv_ae[csv_ae["event_key"] == U + "001/AE/103"].iloc[0]
+    assert (rash["verbatim_term"], rash["preferred_term"]) == ("Skin rash", "")
+    headache = csv_ae[csv_ae["event_key"] == NEVER + "/AE/102"].iloc[0]
+    assert (headache["onset_date"], headache["onset_day"]) == ("2026-03-01", "")
+    sheet = openpyxl.load_workbook(next(p for p in paths if p.suffix == ".xlsx"))["ae"]
+    assert [c.value for c in sheet[6]] == [label(c) for c in AE_COLUMNS]
+    rtf = next(p for p in paths if p.suffix == ".rtf").read_text()
+    assert "Uncoded" not in rtf and "Skin rash\\cell" in rtf
+
+
+def test_the_pdf_and_the_tables_name_an_ae_by_one_rule(db):
+    """safety.core.vocabulary.ae_pt_label (the PDF listing) and ae_pt_sql (the tables, the page) give every AE of the
+    study, and a few more spellings, the same name."""
+    from safety.core.vocabulary import ae_pt_label, ae_pt_sql
+
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{db}' AS s (READ_ONLY)")
+        rows = con.execute(f"SELECT aedecod, aeterm, {ae_pt_sql()} FROM s.adverse_events UNION ALL "
+                           f"SELECT d, t, {ae_pt_sql('d', 't')} FROM (VALUES (NULL, 'Fièvre ≥ 38 °C'), "
+                           f"('Pyrexia', 'fever'), (NULL, 'rash, itchy')) v(d, t)").fetchall()
+    finally:
+        con.close()
+    assert ("Pyrexia", "fever", "Pyrexia") in rows
+    assert (None, "Fièvre ≥ 38 °C", "Uncoded: FIÈVRE ≥ 38 °C") in rows and (None, None, "Uncoded: (no term)") in rows
+    assert [ae_pt_label(d, t) for d, t, _ in rows] == [name for _, _, name in rows]

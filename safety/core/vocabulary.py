@@ -46,10 +46,17 @@ def ae_soc_sql(aebodsys: str = "aebodsys") -> str:
     return f"coalesce({aebodsys}, '{SOC_NOT_CODED}')"
 
 
+def ae_pt_label(aedecod: str | None, aeterm: str | None) -> str:
+    """The preferred term an AE is counted and named under, never empty: AEDECOD, else 'Uncoded: ' and the reported
+    term in upper case (spellings differing in case are one row), else 'Uncoded: (no term)' (the load requires
+    AETERM or AEDECOD as a column, not in every row). A value that is not text (None, NaN) is missing."""
+    if isinstance(aedecod, str):
+        return aedecod
+    return UNCODED_PT_PREFIX + (aeterm.upper() if isinstance(aeterm, str) else NO_REPORTED_TERM)
+
+
 def ae_pt_sql(aedecod: str = "aedecod", aeterm: str = "aeterm") -> str:
-    """SQL: the preferred term an AE is counted and named under, never NULL: AEDECOD, else 'Uncoded: ' and the
-    reported term in upper case (spellings differing in case are one row), else 'Uncoded: (no term)' (the load
-    requires AETERM or AEDECOD as a column, not in every row). The arguments are column expressions."""
+    """SQL of :func:`ae_pt_label` over the column expressions ``aedecod`` and ``aeterm``."""
     return f"coalesce({aedecod}, '{UNCODED_PT_PREFIX}' || coalesce(upper({aeterm}), '{NO_REPORTED_TERM}'))"
 
 

@@ -22,6 +22,7 @@ from fpdf import FPDF
 from safety.export import PDF_MAX_ROWS
 from safety.export.common import CONFIDENTIAL, GRADE_COLUMNS, PacketMeta, grade_of, label, text_frame
 from safety.core.palette import GRADE_COLORS, GRADE_TEXT
+from safety.core.vocabulary import ae_pt_label
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 DEFAULT_MAX_ROWS = PDF_MAX_ROWS
@@ -249,6 +250,35 @@ PDF_COLUMNS: dict[str, list[str]] = {
               "late_grade", "late_grade_reason", "late_nadir", "late_nadir_day", "note"],
 }
 PDF_COLUMNS["sae"] = PDF_COLUMNS["ae"]
+
+UNCODED_NOTE = ("PDF only: an AE without a preferred term is named as the SOC/PT tables count it, 'Uncoded: ' and its "
+                "verbatim term in upper case ('Uncoded: (no term)' without one either); the CSV, XLSX and RTF files "
+                "keep both terms as delivered.")
+DATE_FOR_DAY_NOTE = ("PDF only: an AE of a subject never infused has no study day (day 0 is the infusion); its onset "
+                     "and end dates stand in the onset and end day columns.")
+
+
+def _ae_cells(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The AE listing as its few PDF columns can name and time each event (ICH E3 12.2.4: the term, the onset): the
+    preferred term as the SOC/PT tables name it (safety.core.vocabulary.ae_pt_label), and a date where there is no
+    study day; with the notes that say so."""
+    notes = []
+    if len(df) and not df["preferred_term"].map(lambda v: isinstance(v, str)).all():
+        named = [ae_pt_label(pt, term) for pt, term in zip(df["preferred_term"], df["verbatim_term"])]
+        df, notes = df.assign(preferred_term=named), [UNCODED_NOTE]
+    undated = {day: df[day].isna() & df[date].notna() for day, date in (("onset_day", "onset_date"),
+                                                                        ("end_day", "end_date"))}
+    if any(u.any() for u in undated.values()):
+        df = df.assign(onset_day=df["onset_day"].astype(object).where(~undated["onset_day"], df["onset_date"]),
+                       end_day=df["end_day"].astype(object).where(~undated["end_day"], df["end_date"]))
+        notes.append(DATE_FOR_DAY_NOTE)
+    return df, notes
+
+
+# Cells a listing shows otherwise in the PDF, where fewer columns must name and time an event than in the other
+# formats: name -> function(frame) -> (the frame to show, the notes saying what differs from the other formats).
+PDF_CELLS: dict[str, Callable[[pd.DataFrame], tuple[pd.DataFrame, list[str]]]] = {"ae": _ae_cells, "sae": _ae_cells}
+
 MAX_COL_MM = 70.0
 
 
@@ -463,6 +493,7 @@ def _output(pdf: _Packet, df: pd.DataFrame, max_rows: int):
         info += (f" | PDF shows the first {len(shown)} rows; the complete listing is in the CSV, XLSX and RTF files")
     pdf.multi_cell(0, 4, pdf.t(info), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(1)
+    shown, pdf_notes = PDF_CELLS.get(a.get("name", ""), lambda d: (d, []))(shown)
     cols = list(df.columns)
     pick = [c for c in PDF_COLUMNS.get(a.get("name", ""), []) if c in cols]
     if pick and len(pick) < len(cols):
@@ -489,7 +520,7 @@ def _output(pdf: _Packet, df: pd.DataFrame, max_rows: int):
         cut = _table(pdf, heads, rows, widths, font_size, grade_idx, styles)
     pdf.ln(2)
     pdf.set_font(pdf.body_font, "", 7)
-    notes = [pdf.t(n) for n in a.get("notes", [])]
+    notes = [pdf.t(n) for n in a.get("notes", []) + pdf_notes]
     if cut:
         notes.append(CUT_NOTE)
     if pdf.marked > marked:
