@@ -117,9 +117,7 @@ def test_overview_counts_equal_database(app_env):
     assert m["Infused"] == str(_sql(db, f"SELECT count(*) {base} AND infused", s=studyid, c=cut))
     assert m["Died"] == str(_sql(db, f"SELECT count(*) {base} AND status = 'died'", s=studyid, c=cut))
     assert m["Completed month 12"] == str(_sql(db, f"SELECT count(*) {base} AND status = 'completed'", s=studyid, c=cut))
-    sae = "FROM adverse_events WHERE studyid = $s AND data_cut = $c AND aeser = 'Y'"
-    assert m["SAEs: events (subjects)"] == (f"{_sql(db, f'SELECT count(*) {sae}', s=studyid, c=cut)} "
-                                            f"({_sql(db, f'SELECT count(DISTINCT usubjid) {sae}', s=studyid, c=cut)})")
+    assert m["SAEs: events (subjects)"] == "{} ({})".format(*_counted_saes(db, studyid, cut))
     crs3 = _sql(db, "SELECT count(DISTINCT usubjid) FROM toxicity_episodes WHERE studyid = $s AND data_cut = $c "
                     "AND syndrome = 'CRS' AND max_grade >= 3", s=studyid, c=cut)
     infused = _sql(db, f"SELECT count(*) {base} AND infused", s=studyid, c=cut)
@@ -127,6 +125,14 @@ def test_overview_counts_equal_database(app_env):
     ev = _sql(db, "SELECT count(*) FROM dlt_evaluability WHERE studyid = $s AND data_cut = $c AND evaluable",
               s=studyid, c=cut)
     assert m["DLT-evaluable"] == str(ev)
+
+
+def _counted_saes(db: Path, studyid: str, cut, cohort: str | None = None) -> tuple[int, int]:
+    """(events, subjects): treatment-emergent SAEs of infused subjects (of ``cohort`` when given), written out."""
+    return duckdb.connect(str(db), read_only=True).execute(
+        """SELECT count(*), count(DISTINCT usubjid) FROM adverse_events a JOIN subjects s USING (studyid, data_cut, usubjid)
+           WHERE a.studyid = $s AND a.data_cut = $c AND a.aeser = 'Y' AND s.infused AND a.treatment_emergent IS NOT FALSE
+             AND ($k IS NULL OR s.cohort = $k)""", {"s": studyid, "c": cut, "k": cohort}).fetchone()
 
 
 def test_cohort_filter_narrows_overview_counts(app_env):
@@ -146,9 +152,7 @@ def test_cohort_filter_narrows_overview_counts(app_env):
     # the boundaries are the rules' own, over every subject of a cohort: said when a filter is set
     assert any("filters do not apply here" in c.value for c in at.caption)
     assert not any("filters do not apply here" in c.value for c in _open().caption)
-    sae = _sql(db, "SELECT count(*) FROM adverse_events a JOIN subjects s USING (studyid, data_cut, usubjid) "
-                   "WHERE a.studyid = $s AND a.data_cut = $c AND s.cohort = $k AND a.aeser = 'Y'", s=studyid, c=cut, k=cohort)
-    assert m["SAEs: events (subjects)"].split(" ")[0] == str(sae)
+    assert m["SAEs: events (subjects)"] == "{} ({})".format(*_counted_saes(db, studyid, cut, cohort))
 
 
 def test_packet_disposition_table_says_what_the_overview_tiles_say(app_env):
@@ -887,6 +891,36 @@ def test_adverse_events_page_counts_the_safety_population_as_the_committee_table
     any_ae = overview.loc[overview["Category"] == "Any adverse event"].iloc[0]
     overall = next(col for col in overview.columns if col.startswith("Overall"))
     assert any_ae[overall].split(" ")[0] == str(infused_with_ae)
+
+
+def test_overview_sae_tile_counts_the_safety_population_as_the_packet_and_the_ae_page_do(app_copy):
+    """An SAE of a subject never infused (after screening, say) was counted by the Overview's SAE tile, so its
+    subject count was one more than the packet's AE overview and the Adverse events page show: the tile now counts
+    treatment-emergent SAEs of infused subjects, events and subjects alike."""
+    from safety.export import tables as export_tables
+
+    db = app_copy
+    studyid, cut, u = _never_infused(db)
+    before = _counted_saes(db, studyid, cut)
+    con = duckdb.connect(str(db))
+    con.execute("""INSERT INTO adverse_events (studyid, data_cut, usubjid, aeseq, event_key, aeterm, aedecod, aebodsys,
+                                               aetoxgr, aeser, treatment_emergent, onset_day)
+                   VALUES ($s, $c, $u, 9001, $u || '/AE/9001', 'Febrile neutropenia', 'Febrile neutropenia',
+                           'Blood and lymphatic system disorders', 3, 'Y', FALSE, NULL)""", {"s": studyid, "c": cut, "u": u})
+    every = con.execute("SELECT count(*), count(DISTINCT usubjid) FROM adverse_events WHERE studyid = $s "
+                        "AND data_cut = $c AND aeser = 'Y'", {"s": studyid, "c": cut}).fetchone()
+    con.close()
+    events, subjects = _counted_saes(db, studyid, cut)
+    assert (events, subjects) == before and every == (events + 1, subjects + 1)
+    assert _metrics(_open())["SAEs: events (subjects)"] == f"{events} ({subjects})"
+    with _packet_reader(db, studyid, cut) as reader:
+        overview = export_tables.table_ae_overview(reader)
+    overall = next(col for col in overview.columns if col.startswith("Overall"))
+    assert overview.loc[overview["Category"] == "Any serious adverse event", overall].iloc[0].split(" ")[0] == str(subjects)
+    at = _open("adverse_events")
+    at.toggle[0].set_value(True).run()  # Serious only
+    m = _metrics(at)
+    assert (m["Events"], m["Subjects with an AE"]) == (str(events), str(subjects))
 
 
 def test_labs_worst_grades_count_the_subjects_the_committee_tables_count(app_copy):

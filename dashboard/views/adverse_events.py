@@ -5,7 +5,7 @@ import streamlit as st
 from dashboard import state
 from dashboard import figures as F
 from safety.core.numbers import percent_value
-from safety.core.vocabulary import ae_pt_sql, ae_soc_sql
+from safety.core.vocabulary import SAFETY_POPULATION, ae_pt_sql, ae_soc_sql, counted_ae
 from safety.export.common import grade_discrepancy_sentence
 
 v = state.view()
@@ -20,7 +20,7 @@ grade_min = c3.radio("Worst grade", ["Any grade", "Grade ≥3"], horizontal=True
 by = c4.radio("Columns", ["Overall", "By cohort"], horizontal=True)
 # the safety population, as in the committee tables: an AE of a subject never infused (after lymphodepletion, say)
 # is not counted against the infused subjects
-conds = ["a.treatment_emergent IS NOT FALSE", "a.usubjid IN (SELECT usubjid FROM subjects WHERE infused)", flt]
+conds = [counted_ae("a"), flt]
 if serious:
     conds.append("a.aeser = 'Y'")
 if related:
@@ -31,7 +31,7 @@ PT = ae_pt_sql("a.aedecod", "a.aeterm")
 min_g = 3 if grade_min == "Grade ≥3" else 0
 
 infused = state.q(f"SELECT coalesce(cohort, '(none)') AS cohort, count(*) AS n FROM subjects s "
-                  f"WHERE infused AND {state.subject_filter(v, column='s.usubjid')[0]} GROUP BY ALL", fp)
+                  f"WHERE {SAFETY_POPULATION} AND {state.subject_filter(v, column='s.usubjid')[0]} GROUP BY ALL", fp)
 n_total = int(infused["n"].sum())
 worst = state.q(f"""
     SELECT a.usubjid, coalesce(s.cohort, '(none)') AS cohort, {ae_soc_sql('a.aebodsys')} AS aebodsys,

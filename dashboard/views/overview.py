@@ -8,7 +8,7 @@ import streamlit as st
 from dashboard import data, state, tables
 from dashboard.tables import plural
 from dashboard.figures_svg import rule_boundary_svg
-from safety.core.vocabulary import SUBJECT_DISPOSITION, SUBJECT_DISPOSITION_COUNTS
+from safety.core.vocabulary import SUBJECT_DISPOSITION, SUBJECT_DISPOSITION_COUNTS, counted_ae
 from safety.derive.dlt.stopping import event_label, method_name
 from safety.review import meeting as meeting_rules
 
@@ -119,8 +119,9 @@ for col, (label, _, help_text) in zip(cols, SUBJECT_DISPOSITION):
 
 st.subheader("Toxicity")
 dlt = m.dlt  # decisions applied now (computed once with the answers above): the numbers the packet prints
+# the AEs the packet's AE overview and the Adverse events page count: an SAE of a subject never infused is not one
 sae = state.q(f"""SELECT count(*) AS events, count(DISTINCT usubjid) AS subjects
-                  FROM adverse_events WHERE aeser = 'Y' AND {flt}""", fp).iloc[0]
+                  FROM adverse_events a WHERE a.aeser = 'Y' AND {counted_ae('a')} AND {flt}""", fp).iloc[0]
 sev = {"CRS": None, "ICANS": None}
 if state.has_tables("toxicity_episodes"):
     g3 = state.q(f"""SELECT syndrome, count(DISTINCT usubjid) AS subjects FROM toxicity_episodes
@@ -133,10 +134,12 @@ cols[1].metric("DLTs confirmed", dlt.counts.confirmed_subjects, help="Subjects w
 cols[2].metric("DLT candidates pending", dlt.counts.pending,
                help="Candidate events in the DLT window awaiting adjudication, in "
                     f"{plural(dlt.counts.pending_subjects, 'subject')}")
-# events and subjects side by side: the listing counts events, the packet's AE overview subjects
+# events and subjects side by side, both of the safety population: the packet's AE overview counts subjects
 cols[3].metric("SAEs: events (subjects)", f"{int(sae['events'])} ({int(sae['subjects'])})",
                help=f"{plural(int(sae['events']), 'serious adverse event')} in {plural(int(sae['subjects']), 'subject')}: "
-                    "the SAE listing has a row per event, the packet's AE overview counts subjects")
+                    "treatment-emergent SAEs of infused subjects, as the packet's AE overview counts its subjects and "
+                    "the Adverse events page (Serious only) its events; the SAE listing also lists the SAEs of "
+                    "subjects never infused")
 infused = disposition["Infused"]
 for col, syndrome in zip(cols[4:], ("CRS", "ICANS")):  # of the infused, as the CRS & ICANS page says it
     col.metric(f"{syndrome} grade ≥3", "n/a" if sev[syndrome] is None else f"{sev[syndrome]} / {infused}",

@@ -103,11 +103,25 @@ def names_disease_under_study(term: str, diagnosis: str) -> str:
     return f"coalesce(trim({t}) <> '' AND trim({d}) <> '' AND (contains({t}, {d}) OR contains({d}, {t})), false)"
 
 
+# --- the safety population and the adverse events counted against it --------------------------------------
+# FDA Standard Safety Tables: the subjects who received the product, here infused on or before the cut (a
+# condition on the subjects table). A subject lymphodepleted but never infused is not in it.
+SAFETY_POPULATION = "infused IS TRUE"
+
+
+def counted_ae(alias: str) -> str:
+    """SQL: the adverse_events row ``alias`` counts in the committee's AE tables and the app's AE counts: a
+    treatment-emergent AE of a subject in the safety population. An AE whose treatment-emergent flag is unknown
+    (no onset date) counts, as the FDA guide advises for missing onset dates."""
+    return (f"({alias}.treatment_emergent IS NOT FALSE AND {alias}.usubjid IN "
+            f"(SELECT usubjid FROM subjects WHERE {SAFETY_POPULATION}))")
+
+
 # --- subject disposition at a cut (subjects.status; the overview's tiles and the packet's disposition table) ---
 # (label, condition on the subjects table, what it means)
 SUBJECT_DISPOSITION: tuple[tuple[str, str, str], ...] = (
     ("Screened", "TRUE", "Subjects in DM at this data cut"),
-    ("Infused", "infused IS TRUE", "Received at least one CAR infusion"),
+    ("Infused", SAFETY_POPULATION, "Received at least one CAR infusion"),
     ("In follow-up", "status = 'in follow-up'", "Infused, alive, before month 12"),
     ("Completed month 12", "status = 'completed'", "Reached the month-12 visit"),
     ("Discontinued", "status = 'discontinued'", "Left the study early, alive"),

@@ -14,7 +14,7 @@ import pandas as pd
 from safety.access.reader import StudyReader
 from safety.core.numbers import fixed, n_pct
 from safety.core.vocabulary import SUBJECT_DISPOSITION, SUBJECT_DISPOSITION_COUNTS
-from safety.core.vocabulary import ae_pt_sql, ae_soc_sql, fatal_ae
+from safety.core.vocabulary import SAFETY_POPULATION, ae_pt_sql, ae_soc_sql, counted_ae, fatal_ae
 from safety.derive.dlt.stopping import event_label, method_name
 from safety.derive.grading.summary import grade3_counts, shift_table, worst_per_term_sql
 from safety.derive.toxicity import summary as tox
@@ -22,9 +22,8 @@ from safety.export import common as c
 from safety.export import outcomes as outcome_outputs
 
 POP_CTE = ("pop AS (SELECT usubjid, coalesce(cohort, '(no cohort)') AS cohort FROM subjects "
-           "WHERE infused IS TRUE)")
-TEAE_CTE = ("teae AS (SELECT a.*, p.cohort FROM adverse_events a JOIN pop p USING (usubjid) "
-            "WHERE a.treatment_emergent IS NOT FALSE)")
+           f"WHERE {SAFETY_POPULATION})")
+TEAE_CTE = f"teae AS (SELECT a.*, p.cohort FROM adverse_events a JOIN pop p USING (usubjid) WHERE {counted_ae('a')})"
 OVERALL = "\x00overall"  # sorts apart from any real cohort name
 
 
@@ -132,7 +131,7 @@ def table_ae_overview(reader, store=None):
         notes.append("Deaths: every death recorded in DM, DS or as a fatal AE (derived table deaths, the deaths "
                      "listing), of subjects in the safety population.")
         never = int(reader.scalar("SELECT count(*) FROM deaths WHERE usubjid NOT IN "
-                                  "(SELECT usubjid FROM subjects WHERE infused IS TRUE)") or 0)
+                                  f"(SELECT usubjid FROM subjects WHERE {SAFETY_POPULATION})") or 0)
         if never:
             notes.append(f"{never} death(s) of subjects never infused are in the deaths listing, not in this table.")
     else:
