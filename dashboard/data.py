@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import state
+from safety.core.vocabulary import open_end
 from safety.review import dlt_status as dlt_live
 from safety.review.changes import changes_since
 from safety.review import meeting as meeting_rules
@@ -137,6 +138,8 @@ def _shared_view(v: state.View) -> state.View:
 
 # A subject's lab results with their CTCAE grades. A graded record is its lab record by LBSEQ and, LBSEQ being
 # optional in LB, by its test, date and value too (without LBSEQ these alone tell the records apart).
+# the day, from infusion, an event with no end runs to: the death, else the cut (adverse_events.duration_days's end)
+OPEN_END_DAY = f"datediff('day', s.first_infusion_date, {open_end('s.death_date', 's.data_cut')}) AS open_end_day"
 PROFILE_LABS_SQL = """SELECT l.lbtestcd, l.lbtest, l.day, l.value, l.unit, l.lln, l.uln, t.grade
                       FROM labs l LEFT JOIN lab_toxicity t ON t.usubjid = l.usubjid
                        AND t.lbseq IS NOT DISTINCT FROM l.lbseq AND t.lbtestcd = l.lbtestcd
@@ -149,10 +152,11 @@ def _subject_data(v: state.View, usubjid: str) -> dict[str, pd.DataFrame]:
     has = {t: state.has_tables(t, v=v) for t in ("toxicity_daily_grades", "toxicity_episodes", "dlt_candidates",
                                                  "lab_toxicity", "deaths")}
     out = {
-        # the death as the derived deaths table has it (DM, DS or a fatal AE), as every other page and the packet
-        "subject": rd.sql("SELECT s.* REPLACE (d.death_day AS death_day) FROM subjects s "
+        # the death as the derived deaths table has it (DM, DS or a fatal AE), as every other page and the packet;
+        # open_end_day: the day an event with no end is drawn to, the end adverse_events.duration_days counts to
+        "subject": rd.sql(f"SELECT s.* REPLACE (d.death_day AS death_day), {OPEN_END_DAY} FROM subjects s "
                           "LEFT JOIN deaths d USING (usubjid) WHERE s.usubjid = $u" if has["deaths"] else
-                          "SELECT * FROM subjects WHERE usubjid = $u", p),
+                          f"SELECT s.*, {OPEN_END_DAY} FROM subjects s WHERE usubjid = $u", p),
         "aes": rd.sql("""SELECT event_key, aedecod, aebodsys, aetoxgr, aesev, grading_system, aeser = 'Y' AS serious,
                                 related, onset_day, end_day, ongoing, duration_days, aeout
                          FROM adverse_events WHERE usubjid = $u ORDER BY onset_day NULLS LAST, aeseq""", p),
@@ -213,7 +217,7 @@ def _subject_figure(v: state.View, usubjid: str, kind: str, window: tuple, day_r
         return state.figure_dict(F.subject_timeline(usubjid, d["aes"], d["daily"], d["meds"], d["responses"],
                                                     s["death_day"], window, list(dlt_keys), day_range=day_range,
                                                     episodes=d["episodes"], lab_dlts=lab_dlts,
-                                                    pending_keys=list(pending_keys)))
+                                                    pending_keys=list(pending_keys), open_end_day=s["open_end_day"]))
     return state.figure_dict(F.key_labs_figure(usubjid, d["labs"], list(tests), window, day_range=day_range,
                                                lab_dlts=lab_dlts))
 

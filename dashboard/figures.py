@@ -274,7 +274,7 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
                      dlt_window: tuple[int, int] | None = (0, 28), dlt_keys: Iterable[str] = (),
                      day_range: tuple[int, int] | None = None, title: str | None = None,
                      episodes: pd.DataFrame | None = None, lab_dlts: pd.DataFrame | None = None,
-                     pending_keys: Iterable[str] = ()) -> go.Figure:
+                     pending_keys: Iterable[str] = (), open_end_day: float | None = None) -> go.Figure:
     """One subject from screening to month 12 in four stacked panels sharing the day axis.
 
     - ``aes``: event_key, aedecod, aetoxgr, grading_system, onset_day, end_day, serious (bool)
@@ -287,6 +287,9 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
     CRS/ICANS row, ``<usubjid>/DEATH`` the death.
     ``lab_dlts`` (event_key, day, label): DLTs keyed on a lab result (persisting cytopenia), marked on a
     "Lab DLT" line of the last row. The day axis lines up with :func:`key_labs_figure` drawn below it.
+    ``open_end_day``: the day an AE with no end date is drawn to, the subject's death, else the data
+    cut (``safety.core.vocabulary.open_end``, where the AE listing's duration ends); the last day charted when not
+    given.
     """
     pending_keys = set(pending_keys) - set(dlt_keys)
     dlt_keys = set(dlt_keys) | pending_keys  # every key marked; the pending ones say so
@@ -304,8 +307,15 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
         for c in cols:
             if c in frame and frame[c].notna().any():
                 last_day = max(last_day, float(frame[c].max()))
-    if death_day is not None and not pd.isna(death_day):
+    died = death_day is not None and not pd.isna(death_day)
+    if died:
         last_day = max(last_day, float(death_day))
+    if open_end_day is not None and not pd.isna(open_end_day):
+        no_end_day = float(open_end_day)
+        no_end_what = "the death" if died and no_end_day == float(death_day) else "the data cut"
+    else:
+        no_end_day, no_end_what = last_day, "the last day charted"
+    drawn_to = f"drawn to day {no_end_day:g}, {no_end_what}"
 
     # Row 1: AE bars.
     ae = aes.sort_values(["onset_day", "aedecod"], na_position="last").reset_index(drop=True)
@@ -315,7 +325,7 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
     shown_grades = set()
     for i, r in ae.iterrows():
         start = r["onset_day"] if not pd.isna(r["onset_day"]) else 0
-        end = r["end_day"] if not pd.isna(r["end_day"]) else last_day
+        end = r["end_day"] if not pd.isna(r["end_day"]) else no_end_day
         g = r["aetoxgr"]
         name = grade_legend_name(g)
         # a bar covers its days whole: day d is the cell d-0.5..d+0.5, as the daily grades and labs draw it
@@ -325,7 +335,8 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
             name=name, legendgroup=name, showlegend=name not in shown_grades,
             legendrank=int(g) if not pd.isna(g) else 9,
             hovertemplate=(f"{usubjid}<br>{r['aedecod']}<br>{name} ({r.get('grading_system') or ''})"
-                           f"<br>days {start:g} to {'ongoing' if pd.isna(r['end_day']) else int(r['end_day'])}"
+                           f"<br>days {start:g} to "
+                           + (f"ongoing ({drawn_to})" if pd.isna(r["end_day"]) else f"{int(r['end_day'])}")
                            + ("<br>SERIOUS" if r.get("serious") else "")
                            + (f"<br>{what(r['event_key'])}" if r["event_key"] in dlt_keys else "")
                            + "<extra></extra>"),

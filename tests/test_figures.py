@@ -351,3 +351,41 @@ def test_numbers_at_risk_are_drawn_whole_and_the_competing_event_is_named_under_
     km = FO.kaplan_meier_figure([("Duration of response", curve.rename(columns={"cumulative_incidence": "survival"}),
                                   risk)], "From first response", "Probability")
     assert all(t.cliponaxis is False for t in km.data if t.mode == "text") and km.layout.title.subtitle.text is None
+
+
+def _profile_rows(reader, usubjid: str):
+    """The rows the subject profile's timeline draws (dashboard.data's queries, its open_end_day included)."""
+    from dashboard.data import OPEN_END_DAY
+    p = {"u": usubjid}
+    s = reader.sql(f"SELECT s.death_day, {OPEN_END_DAY} FROM subjects s WHERE usubjid = $u", p).iloc[0]
+    aes = reader.sql("SELECT event_key, aedecod, aetoxgr, grading_system, aeser = 'Y' AS serious, onset_day, end_day, "
+                     "duration_days FROM adverse_events WHERE usubjid = $u ORDER BY onset_day, aeseq", p)
+    meds = reader.sql("SELECT med_class, cmdecod, start_day, end_day FROM medications WHERE usubjid = $u "
+                      "AND med_class IN ('tocilizumab', 'corticosteroid', 'anakinra', 'vasopressor')", p)
+    return s, aes, meds
+
+
+def test_subject_timeline_draws_an_ongoing_ae_to_the_data_cut_where_the_listing_duration_ends(tmp_path, sample_database):
+    """An AE with no end runs to the subject's death, else the data cut, as the AE listing's duration counts.
+    ITNK-B-01-03-029's ongoing hypogammaglobulinaemia (day 57) stopped at the last response assessment (day 91),
+    the last day charted, not at the cut (day 99, a duration of 43 days)."""
+    import datetime as dt
+    from safety.access import reader as access
+
+    db = tmp_path / "s.duckdb"
+    sample_database(db)
+    u = "ITNK-B-01-03-029"
+    with access.connect(db) as con:
+        reader = access.StudyReader(con, access.Scope("ITNK-B-01", dt.date(2026, 9, 30)))
+        s, aes, meds = _profile_rows(reader, u)
+        responses = reader.sql("SELECT day, response FROM responses WHERE usubjid = $u", {"u": u})
+    assert pd.isna(s["death_day"]) and s["open_end_day"] == 99 and responses["day"].max() == 91
+    empty = pd.DataFrame(columns=["syndrome", "day", "grade"])
+    fig = F.subject_timeline(u, aes, empty, meds, responses, s["death_day"], (0, 28), open_end_day=s["open_end_day"])
+    ongoing = aes[aes["end_day"].isna()]
+    assert len(ongoing) == 1
+    (bar,) = [t for t in fig.data if t.type == "bar" and "Hypogammaglobulinemia" in t.hovertemplate]
+    onset, duration = ongoing.iloc[0][["onset_day", "duration_days"]]
+    assert (onset, duration) == (57, 43)
+    assert (bar.base[0], bar.x[0]) == (onset - 0.5, duration)  # the listing's duration, to the data cut
+    assert "days 57 to ongoing (drawn to day 99, the data cut)" in bar.hovertemplate

@@ -72,6 +72,14 @@ def fatal_ae(alias: str) -> str:
     return f"(({a}aetoxgr = 5 OR {fatal_record}) AND ({a}aeen_date IS NOT NULL OR {fatal_record}))"
 
 
+# --- an event with no end date --------------------------------------------------------------------------
+def open_end(death: str, cut: str) -> str:
+    """SQL: the date an event with no end date runs to (an ongoing AE, a medication whose end is not recorded): the
+    subject's death, else the data cut. adverse_events.duration_days counts to it and the subject profile draws to
+    it, so that a bar is as long as the listing's duration."""
+    return f"least({death}, {cut})"
+
+
 # --- the disease under study -------------------------------------------------------------------------
 # A term (a cause of death, an AE, an MH record) is compared with the subject's diagnosis (subjects.diagnosis) as
 # words: upper case without accents, a possessive 's dropped, every run of other characters one space, British

@@ -16,7 +16,7 @@ from pathlib import Path
 from safety.core.files import install_time_units, time_units, unit_conversions
 from safety.core.sql import run_sql, temp_table
 from safety.core.vocabulary import (BELOW_LIMIT_TEXTS, CRS_TERMS, ICANS_TERMS, OVERALL_RESPONSE_ROW, fatal_ae,
-                                    overall_response_params)
+                                    open_end, overall_response_params)
 from safety.schema.source import enrollment_order_sql
 from safety.ingest.domains import (
     LAB_NEGATIVE_ALLOWED, LIMITS, LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS,
@@ -1036,7 +1036,7 @@ def set_deaths(ctx: Ctx, c_dm: Cols) -> None:
 def ae_duration_sql(start: str, end: str, death: str) -> str:
     """SQL of adverse_events.duration_days: days from the start to the end, else to the subject's death (an AE
     not ended by a death runs to the death, not to the cut), else to the cut; both days counted."""
-    return f"datediff('day', {start}, coalesce({end}, least({death}, $cut))) + 1"
+    return f"datediff('day', {start}, coalesce({end}, {open_end(death, '$cut')})) + 1"
 
 
 def set_ae_deaths(ctx: Ctx) -> None:
