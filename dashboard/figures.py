@@ -287,7 +287,7 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
     CRS/ICANS row, ``<usubjid>/DEATH`` the death.
     ``lab_dlts`` (event_key, day, label): DLTs keyed on a lab result (persisting cytopenia), marked on a
     "Lab DLT" line of the last row. The day axis lines up with :func:`key_labs_figure` drawn below it.
-    ``open_end_day``: the day an AE with no end date is drawn to, the subject's death, else the data
+    ``open_end_day``: the day an AE or medication with no end date is drawn to, the subject's death, else the data
     cut (``safety.core.vocabulary.open_end``, where the AE listing's duration ends); the last day charted when not
     given.
     """
@@ -389,10 +389,13 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
         color = MED_COLORS.get(cls, "#777")
         for _, r in d.iterrows():
             start = r["start_day"] if not pd.isna(r["start_day"]) else 0
-            end = r["end_day"] if not pd.isna(r["end_day"]) else start
+            # no end date: given on until the death or the cut as far as the data say, as an ongoing AE is drawn
+            ended = not pd.isna(r["end_day"])
+            end = r["end_day"] if ended else no_end_day
+            when = f"days {start:g}-{end:g}" if ended else f"from day {start:g}, end date not recorded ({drawn_to})"
             fig.add_trace(go.Bar(
                 base=[start - 0.5], x=[max(end - start + 1, 0.8)], y=[cls], orientation="h", marker_color=color,
-                showlegend=False, hovertemplate=f"{r['cmdecod']}<br>days {start:g}-{end:g}<extra></extra>"), row=3, col=1)
+                showlegend=False, hovertemplate=f"{r['cmdecod']}<br>{when}<extra></extra>"), row=3, col=1)
 
     if meds.empty:
         fig.add_annotation(text="no tocilizumab, corticosteroid, anakinra or vasopressor recorded", showarrow=False,

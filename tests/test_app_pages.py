@@ -361,6 +361,21 @@ def test_subject_profile_marks_a_persisting_cytopenia_dlt_on_timeline_and_labs(a
     assert test in {"NEUT", "PLAT"} and any(test in (a.get("text") or "") for a in labs["layout"]["annotations"])
 
 
+def test_subject_profile_draws_a_medication_without_an_end_to_the_death(app_env):
+    """CD56-CART-01-01-012 was given dexamethasone from day 4, no end recorded, and died of ICANS on day 9: the
+    timeline drew it as given on day 4 only ("days 4-4"); it now runs to the death and says the end is not recorded."""
+    import json
+    u = "CD56-CART-01-01-012"
+    studyid, cut = _latest(app_env)
+    assert _db_rows(app_env, "SELECT m.start_day, m.end_day, s.death_day FROM medications m JOIN subjects s "
+                             "USING (studyid, data_cut, usubjid) WHERE m.studyid = $s AND m.data_cut = $c "
+                             "AND m.usubjid = $u AND m.cmdecod = 'DEXAMETHASONE'", s=studyid, c=cut, u=u) == [(4, None, 9)]
+    spec = json.loads(_open_profile(u, "Timeline").get("plotly_chart")[0].proto.spec)
+    (steroid,) = [t for t in spec["data"] if t.get("type") == "bar" and _plotly_values(t["y"]) == ["corticosteroid"]]
+    assert (_plotly_values(steroid["base"]), _plotly_values(steroid["x"])) == ([3.5], [6.0])  # days 4 to 9
+    assert "end date not recorded" in steroid["hovertemplate"] and "day 9, the death" in steroid["hovertemplate"]
+
+
 def test_subject_profile_calls_dlt_only_what_counts_and_tells_pending_candidates_apart(app_copy):
     """A candidate outside the DLT window, or one the committee rejected, is not a DLT on the profile; one that
     awaits the committee is marked as pending (DLT?), not as a DLT. The tables say it in the AE listing's words."""

@@ -389,3 +389,29 @@ def test_subject_timeline_draws_an_ongoing_ae_to_the_data_cut_where_the_listing_
     assert (onset, duration) == (57, 43)
     assert (bar.base[0], bar.x[0]) == (onset - 0.5, duration)  # the listing's duration, to the data cut
     assert "days 57 to ongoing (drawn to day 99, the data cut)" in bar.hovertemplate
+
+
+def test_subject_timeline_draws_a_medication_without_an_end_to_the_death(tmp_path, sample_database):
+    """CD56-CART-01-01-012's dexamethasone (from day 4, no end recorded; died of ICANS on day 9) was drawn as given
+    on day 4 only ("days 4-4"): it runs to the death now, as an ongoing AE does, and the hover says the end is not
+    recorded."""
+    import datetime as dt
+    from safety.access import reader as access
+
+    db = tmp_path / "s.duckdb"
+    sample_database(db)
+    u = "CD56-CART-01-01-012"
+    with access.connect(db) as con:
+        s, aes, meds = _profile_rows(access.StudyReader(con, access.Scope("CD56-CART-01", dt.date(2026, 9, 30))), u)
+    assert (s["death_day"], s["open_end_day"]) == (9, 9)
+    (dex,) = meds[meds["cmdecod"] == "DEXAMETHASONE"].itertuples()
+    assert dex.start_day == 4 and pd.isna(dex.end_day)
+    fig = F.subject_timeline(u, aes, pd.DataFrame(columns=["syndrome", "day", "grade"]), meds,
+                             pd.DataFrame(columns=["day", "response"]), s["death_day"], (0, 28),
+                             open_end_day=s["open_end_day"])
+    (steroid,) = [t for t in fig.data if t.type == "bar" and list(t.y) == ["corticosteroid"]]
+    assert (steroid.base[0], steroid.x[0]) == (3.5, 6)  # days 4 to 9, each a whole cell
+    assert steroid.hovertemplate == ("DEXAMETHASONE<br>from day 4, end date not recorded "
+                                     "(drawn to day 9, the death)<extra></extra>")
+    (tocilizumab,) = [t for t in fig.data if t.type == "bar" and list(t.y) == ["tocilizumab"]]
+    assert "days 2-2" in tocilizumab.hovertemplate  # an end recorded: as given
