@@ -23,6 +23,7 @@ from dashboard.session import (  # noqa: F401
 )
 from dashboard.widgets import (  # noqa: F401
     audit, chart, draw_figure, draw_svg, empty, figure_dict, log_subject_refused, log_subject_view, page_of, plain_text, require,
+    RULES_NOT_FILTERED, rules_not_filtered,
     subject_url, subject_urls,
     table,
 )

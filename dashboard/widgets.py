@@ -130,6 +130,17 @@ def plain_text(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~:&])", r"\\\1", " ".join(str(text).split()))
 
 
+RULES_NOT_FILTERED = ("Every rule of the study, each over all of its subjects: the sidebar's cohort, dose level and "
+                      "product filters do not apply here.")
+
+
+def rules_not_filtered(v: View, where=None) -> None:
+    """Under a cohort, dose level or product filter, say that the stopping rules shown are the study's: a rule
+    counts every evaluable subject of its cohort or dose level, so a sidebar filter does not narrow it."""
+    if v.filtered:
+        (where or st).caption(RULES_NOT_FILTERED)
+
+
 def empty(message: str) -> None:
     """An empty state that says what is missing."""
     st.info(message, icon=":material/info:")

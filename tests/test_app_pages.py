@@ -1036,6 +1036,24 @@ def test_data_quality_warns_of_files_not_read_as_delivered_and_domains_dropped_s
                           "its listings read as none recorded." for w in warnings)
 
 
+def test_dlt_review_says_the_stopping_rules_are_not_filtered_as_the_overview_does(app_env):
+    """Under a dose level filter the DLT review showed every dose level's stopping rule with no word that the filter
+    does not apply there (DL1 and DL3 beside a DL2 selection): it now says so in the Overview's words."""
+    from dashboard.state import RULES_NOT_FILTERED
+
+    db = app_env
+    studyid, cut = _latest(db)
+    doses = _sql(db, "SELECT list(DISTINCT dose_level ORDER BY dose_level) FROM subjects WHERE studyid = $s "
+                     "AND data_cut = $c AND dose_level IS NOT NULL", s=studyid, c=cut)
+    chosen = {f"sb_dose_{studyid}": [doses[1]]}
+    rules = _sql(db, "SELECT count(*) FROM stopping_rule_status WHERE studyid = $s AND data_cut = $c", s=studyid, c=cut)
+    assert len(doses) > 1 and rules > 1
+    for page in ("dlt_review", "overview"):
+        at = _open(page, session=chosen)
+        assert [c.value for c in at.caption].count(RULES_NOT_FILTERED) == 1, page
+        assert not any(c.value == RULES_NOT_FILTERED for c in _open(page).caption), page
+
+
 def test_data_quality_lists_ae_grades_ctcae_does_not_define_for_the_term(app_env):
     """A grade-1 or grade-2 sepsis (CTCAE v5.0: grades 3-5 only) is listed for the site to query; the page's count
     is the table's for the cut."""

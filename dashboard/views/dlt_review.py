@@ -130,6 +130,8 @@ else:
     st_rows = status.stopping  # computed now from the decisions in force, not the copy stored at load
     if st_rows.empty:
         state.empty("No stopping-rule status was derived for this data cut.")
+    else:
+        state.rules_not_filtered(v)
     for method, rows in st_rows.groupby("method", sort=False):
         for _, r in rows.iterrows():
             level = meeting_rules.rule_level(r)

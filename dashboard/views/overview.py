@@ -57,10 +57,7 @@ if v.sites is not None:
 elif m.rules.empty:
     q1.caption("No stopping rule status for this data cut.")
 else:
-    if v.cohorts or v.dose_levels or v.products:
-        # a rule counts every evaluable subject of its cohort or dose level: a sidebar filter does not narrow it
-        q1.caption("Every rule of the study, each over all of its subjects: the sidebar's cohort, dose level and "
-                   "product filters do not apply here.")
+    state.rules_not_filtered(v, where=q1)
     for r in m.rules.itertuples():
         now = f"{r.decision}: " + (f"{r.events} of {r.evaluable_n} with a {r.event_label}" if r.evaluable_n
                                    else f"no subject evaluable yet for {r.event_label}")
