@@ -74,7 +74,8 @@ def _sidebar(user, db_path: str) -> state.View | None:
                       title=titles.get(studyid, ""))
     opts = state.filter_options(base)
     if scope.sites is not None and opts.empty:
-        st.warning(f"None of your sites ({', '.join(scope.sites) or 'none'}) has subjects in {studyid} at data cut "
+        st.warning(f"None of your sites ({state.plain_text(', '.join(scope.sites) or 'none')}) has subjects in "
+                   f"{state.plain_text(studyid)} at data cut "
                    f"{data_cut.isoformat()}: every number below is zero for that reason. Choose another study in "
                    "the sidebar.")
     st.sidebar.markdown("### Filter subjects")
@@ -85,7 +86,7 @@ def _sidebar(user, db_path: str) -> state.View | None:
     products = st.sidebar.multiselect("Product", sorted(opts["product"].dropna().unique()),
                                       key=f"sb_product_{studyid}", placeholder="All products")
     if scope.sites is not None:
-        st.sidebar.caption("Your access covers sites: " + ", ".join(scope.sites))
+        st.sidebar.caption("Your access covers sites: " + state.plain_text(", ".join(scope.sites)))
     if prev:
         st.sidebar.caption(f"Previous data cut: {prev.isoformat()}")
     v = dataclasses.replace(base, cohorts=tuple(cohorts), dose_levels=tuple(doses), products=tuple(products))

@@ -130,15 +130,19 @@ def subject_filter(v: View | None = None, column: str = "usubjid") -> tuple[str,
     return f"{column} IN (SELECT usubjid FROM subjects WHERE {' AND '.join(conds)})", params
 
 
-def filter_caption(v: View | None = None) -> str:
+def selection(v: View | None = None) -> list[tuple[str, str]]:
+    """What the pages show, as (words, value) pairs: the study and data cut, then the sites, cohorts, dose levels
+    and products when the scope or the sidebar narrows them. The values are the delivered ones, as typed."""
     v = v or view()
-    bits = [f"Study **{v.studyid}**", f"data cut **{v.data_cut.isoformat()}**"]
+    bits = [("Study", v.studyid), ("data cut", v.data_cut.isoformat())]
     if v.sites is not None:
-        bits.append("sites " + ", ".join(v.sites))
-    if v.cohorts:
-        bits.append("cohort " + ", ".join(v.cohorts))
-    if v.dose_levels:
-        bits.append("dose level " + ", ".join(v.dose_levels))
-    if v.products:
-        bits.append("product " + ", ".join(v.products))
-    return " · ".join(bits)
+        bits.append(("sites", ", ".join(v.sites)))
+    for words, values in (("cohort", v.cohorts), ("dose level", v.dose_levels), ("product", v.products)):
+        if values:
+            bits.append((words, ", ".join(values)))
+    return bits
+
+
+def selection_text(v: View | None = None) -> str:
+    """:func:`selection` as plain text, for a file's notes."""
+    return " · ".join(f"{words} {value}" for words, value in selection(v))

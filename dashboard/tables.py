@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import state
+from dashboard.session import selection_text
 from safety.export import common as export_common
 from safety.export.csv_writer import csv_text
 from safety.schema.labels import column_label
@@ -46,12 +47,13 @@ def plural(n: int, word: str, many: str | None = None) -> str:
 
 
 def text(value, missing: str = "-") -> str:
-    """A value for a sentence or metric: ``missing`` for None/NaN/NaT, whole numbers without '.0'."""
+    """A delivered value for a sentence, label or metric, all of which render Markdown: shown as typed
+    (:func:`dashboard.widgets.plain_text`), ``missing`` for None/NaN/NaT, whole numbers without '.0'."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return missing
+        return state.plain_text(missing)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value)
+    return state.plain_text(str(value))
 
 
 def tidy(df: pd.DataFrame) -> pd.DataFrame:
@@ -133,7 +135,7 @@ def _as_shown(df: pd.DataFrame, v: state.View | None, **attrs):
     download of a page's table writes, so a filtered subset says so in the file."""
     v = v or state.view()
     out = df.copy()
-    notes = list(df.attrs.get("notes") or []) + ["Shown on the dashboard for " + state.filter_caption(v).replace("**", "")]
+    notes = list(df.attrs.get("notes") or []) + ["Shown on the dashboard for " + selection_text(v)]
     out.attrs = {**attrs, "notes": notes}
     return out, export_common.packet_meta(state.reader(v))
 

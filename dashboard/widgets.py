@@ -12,7 +12,7 @@ from dashboard import auth as auth_ui
 from dashboard import tables
 from dashboard.database import review_store
 from dashboard.reading import missing_tables
-from dashboard.session import View, user, view
+from dashboard.session import View, selection, user, view
 
 # -- showing ---------------------------------------------------------------------------------------------
 
@@ -91,7 +91,7 @@ def draw_figure(fig: dict, key: str | None = None, where=None) -> None:
     """Draw a figure dict built by a dashboard.figures builder (an empty figure becomes an empty state)."""
     if not fig.get("data"):  # Plotly refuses a figure without traces (e.g. a site with no grade >= 1 CRS)
         title = (fig.get("layout", {}).get("title") or {}).get("text")
-        (where or st).info(f"Nothing to chart in this selection{' (' + title + ')' if title else ''}.",
+        (where or st).info(f"Nothing to chart in this selection{' (' + plain_text(title) + ')' if title else ''}.",
                            icon=":material/info:")
         return
     (where or st).plotly_chart(_BuiltFigure.of(fig), width="stretch", key=key, config={"displaylogo": False})
@@ -126,7 +126,9 @@ def page_of(items: list, per_page: int = 100, key: str | None = None, noun: str 
 
 
 def plain_text(text: str) -> str:
-    """``text`` escaped for Markdown: shown as typed (no link, image, emphasis or HTML), on one line."""
+    """``text`` escaped for Markdown: shown as typed (no link, image, emphasis or HTML), on one line. For every
+    value from the delivered data or the URL that a page writes into Markdown: st.markdown, captions, alerts,
+    metric labels, values and help, widget and page-link labels all render it."""
     return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~:&])", r"\\\1", " ".join(str(text).split()))
 
 
@@ -139,6 +141,14 @@ def rules_not_filtered(v: View, where=None) -> None:
     counts every evaluable subject of its cohort or dose level, so a sidebar filter does not narrow it."""
     if v.filtered:
         (where or st).caption(RULES_NOT_FILTERED)
+
+
+def filter_caption(v: View | None = None) -> str:
+    """A page's caption of what it shows (:func:`dashboard.session.selection`), the study and cut in bold, each
+    delivered value shown as typed."""
+    (_, study), (_, cut), *narrowed = selection(v)
+    return " · ".join([f"Study **{plain_text(study)}**", f"data cut **{cut}**"]
+                      + [f"{words} {plain_text(values)}" for words, values in narrowed])
 
 
 def empty(message: str) -> None:

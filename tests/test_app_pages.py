@@ -1031,7 +1031,8 @@ def test_data_quality_warns_of_files_not_read_as_delivered_and_domains_dropped_s
     at = _open("data_quality", query={"studyid": studyid, "cut": cut.isoformat()})
     assert not at.exception, [e.value for e in at.exception]
     warnings = [w.value for w in at.warning]
-    assert f"**{ae_file}**: no AESTDTC column: every row loads without it" in warnings
+    from dashboard.state import plain_text  # the file's name and notes as delivered, escaped for Markdown
+    assert f"**{plain_text(ae_file)}**: {plain_text('no AESTDTC column: every row loads without it')}" in warnings
     assert any(w == f"CM delivered at the {prev:%Y-%m-%d} cut and not at this one: nothing of it is loaded at this cut, so "
                           "its listings read as none recorded." for w in warnings)
 
@@ -1089,8 +1090,87 @@ def test_a_filtered_icaht_listing_counts_the_rows_it_shows_as_the_labs_page_does
         for name in ("icaht", "car_hematotox"):
             at = _open("listings", session={"listing_name": name, **flt})
             captions += [c.value for c in at.caption]
+        from dashboard.state import plain_text  # a listing's notes are escaped for Markdown on the page
         for lab in labels:
-            assert [c for c in captions if c.startswith(f"{lab}: {labs[lab]}.")], (cohort, lab, labs[lab], captions)
-            assert not [c for c in captions if c.startswith(f"{lab}: ") and not c.startswith(f"{lab}: {labs[lab]}.")]
+            said, any_count = plain_text(f"{lab}: {labs[lab]}."), plain_text(f"{lab}:")
+            assert [c for c in captions if c.startswith(said)], (cohort, lab, labs[lab], captions)
+            assert not [c for c in captions if c.startswith(any_count) and not c.startswith(said)]
     if _sample_available():
         assert differed, "no cohort whose counts differ from the whole cut's: the test would not see the defect"
+
+
+MARKDOWN_PAYLOAD = "![x](https://evil.example/b.png) [see](https://evil.example/p)"
+
+
+def _rendered_markdown(at: AppTest) -> list[str]:
+    """Every text of the page that Streamlit renders as Markdown: bodies, captions, headings, alerts, metric labels,
+    values and help, page-link labels, radio labels and options, tab labels. (A selectbox's options and a table's
+    cells are shown as typed.)"""
+    out = []
+    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "error", "success"):
+        out += [str(e.value) for e in at.get(kind)]
+    for m in at.metric:
+        out += [str(m.label), str(m.value), m.proto.help]
+    for link in at.get("page_link"):
+        out += [link.proto.label, link.proto.help]
+    for r in at.radio:
+        out += [str(r.label)] + [str(o) for o in r.options]
+    out += [str(t.label) for t in at.tabs]
+    return out
+
+
+def test_delivered_text_is_shown_as_typed_not_rendered_as_markdown(tmp_path, monkeypatch):
+    """A diagnosis, cohort, AE term or cause of death holding Markdown link or image syntax was rendered: the
+    browser fetched the image from that server on every view and showed a clickable link among the patient's data
+    (the profile's diagnosis line, the Overview's links to DLT candidates, deaths and what is new). Delivered text
+    is now escaped wherever a page writes it into Markdown, and reads as delivered."""
+    import csv
+    import shutil
+
+    from dashboard.state import plain_text
+    from safety.ingest import ingest_study
+
+    study = tmp_path / "car_itnk"
+    shutil.copytree(ROOT / "sample_data" / "car_itnk", study)
+
+    def poison(name: str, columns: tuple[str, ...], where=lambda row: True) -> None:
+        with open(study / name, newline="") as f:
+            rows = list(csv.DictReader(f))
+        for row in rows:
+            if where(row):
+                row.update({c: f"{row[c]} {MARKDOWN_PAYLOAD}" for c in columns})
+        with open(study / name, "w", newline="") as f:
+            out = csv.DictWriter(f, fieldnames=list(rows[0]))
+            out.writeheader()
+            out.writerows(rows)
+
+    poison("suppdm.csv", ("QVAL",), lambda row: row["QNAM"] in ("DIAGNOSIS", "COHORT"))
+    poison("ae.csv", ("AETERM", "AEDECOD"))
+    poison("ds.csv", ("DSTERM",))
+    db = tmp_path / "s.duckdb"
+    for cut in ("2026-03-31", "2026-09-30"):
+        ingest_study(study, db, cutoff=cut)
+    u = "ITNK-B-01-02-025"  # died of CRS on day 10, a grade 5 DLT candidate new since the first cut
+    diagnosis, cohort = _db_rows(db, "SELECT diagnosis, cohort FROM subjects WHERE usubjid = $u AND data_cut = "
+                                     "'2026-09-30'", u=u)[0]
+    assert diagnosis.endswith(MARKDOWN_PAYLOAD) and cohort.endswith(MARKDOWN_PAYLOAD)
+    monkeypatch.setenv("CELLTOX_DB", str(db))
+    monkeypatch.setenv("CELLTOX_AUTH", "off")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    try:
+        overview = _open(session={"sb_cohort_ITNK-B-01": [cohort]})
+        profile = _open_profile(u)
+    finally:
+        st.cache_data.clear()
+        st.cache_resource.clear()
+    for page, at in (("overview", overview), ("subject_profile", profile)):
+        texts = _rendered_markdown(at)
+        assert any("evil" in t for t in texts), page  # the delivered text is shown ...
+        assert not [t for t in texts if "](https://evil.example" in t], page  # ... as typed
+    # as delivered, once rendered: the escapes are Markdown's own
+    assert any(plain_text(diagnosis) in t for t in profile.markdown.values)
+    links = [link.proto.label for link in overview.get("page_link")]
+    assert any(label.startswith(f"**{plain_text(u)}** day 10: ") and plain_text(MARKDOWN_PAYLOAD) in label
+               for label in links)
+    assert any(plain_text(cohort) in c for c in overview.caption.values)  # the filter, in the page's caption

@@ -392,7 +392,8 @@ def test_an_investigator_lands_on_a_study_of_their_sites_and_is_told_when_theirs
     assert not [w for w in at.warning if "None of your sites" in w.value]
     at = _signed_in("ines", study=first)
     (note,) = [w.value for w in at.warning if "None of your sites" in w.value]
-    assert note.startswith(f"None of your sites (02) has subjects in {first} at data cut ")
+    from dashboard.state import plain_text  # the study id as delivered, escaped for Markdown
+    assert note.startswith(f"None of your sites (02) has subjects in {plain_text(first)} at data cut ")
     assert not [w for w in _signed_in("dmitri", study=first).warning if "None of your sites" in w.value]
 
 

@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import state
 from dashboard import figures as F
+from dashboard.tables import text
 from safety.core.numbers import percent_value
 from safety.core.vocabulary import SAFETY_POPULATION, ae_pt_sql, ae_soc_sql, counted_ae
 from safety.export.common import grade_discrepancy_sentence
@@ -99,6 +100,7 @@ subj = state.q(f"""
     WHERE {where} AND {PT} = $term {"AND a.aetoxgr >= 3" if min_g else ""}
     ORDER BY a.aetoxgr DESC NULLS LAST, a.usubjid""", {**fp, "term": term})
 chosen = [x for x, on in (("serious only", serious), ("related only", related), ("grade ≥3", min_g)) if on]
-title = f"Subjects with {term}" + (f" ({', '.join(chosen)})" if chosen else "")
-st.caption(title)
+narrowed = f" ({', '.join(chosen)})" if chosen else ""
+title = f"Subjects with {term}{narrowed}"  # the CSV file's title, as typed
+st.caption(f"Subjects with {text(term)}{narrowed}")
 state.table(subj, export_name="ae_subjects", title=title)

@@ -29,7 +29,7 @@ if actions:
 if users:
     rows = rows[rows["username"].isin(users)]
 st.metric("Entries shown", len(rows))
-st.caption(f"Entries about study {v.studyid} (sign-ins, views, exports and decisions on it); the check above covers "
+st.caption(f"Entries about study {state.plain_text(v.studyid)} (sign-ins, views, exports and decisions on it); the check above covers "
            "every entry of the store.")
 state.table(rows.sort_values("seq", ascending=False), subject_col=None)
 # the store's CSV (a cell that reads as a formula is quoted), audited as every other download

@@ -4,7 +4,7 @@ vasopressors in CM that the bedside CRS assessments do not record."""
 import streamlit as st
 
 from dashboard import state
-from dashboard.tables import plural
+from dashboard.tables import plural, text
 from safety.core.config import settings_changed_note
 from safety.core.vocabulary import dropped_domains_note
 from safety.derive.toxicity.support_check import unrecorded_vasopressors_sql
@@ -29,7 +29,7 @@ m[3].metric("Lab results not gradable", "n/a" if missing_lab is None else int(mi
 
 st.subheader("Load log")
 for f in log[log["notes"].notna()].itertuples():
-    st.warning(f"**{f.source_file}**: {f.notes}")
+    st.warning(f"**{text(f.source_file)}**: {text(f.notes)}")  # file names and headers as delivered
 if v.previous_cut is not None:
     before = state.q("SELECT domains_present, config_json FROM prev_studies")
     now = state.q("SELECT domains_present, config_json FROM studies")

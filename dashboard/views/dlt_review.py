@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, state
-from dashboard.tables import plural
+from dashboard.tables import plural, text
 from dashboard.figures_svg import rule_boundary_svg
 from safety.core.vocabulary import CLI_DECISIONS
 from safety.derive.dlt.decisions import record_decision
@@ -90,9 +90,9 @@ if state.can(user, "can_adjudicate"):
             try:
                 record_decision(store, state.reader(v), key, decision, rationale, getattr(user, "username", "?"))
             except ValueError as exc:  # the decision is refused when it does not fit the cut: say why
-                st.error(str(exc))
+                st.error(text(exc))
                 st.stop()
-            st.success(f"Recorded: {key} {decision}.")
+            st.success(f"Recorded: {text(key)} {decision}.")
             st.rerun()
 else:
     st.caption("Adjudication is open to committee members only.")
@@ -135,9 +135,9 @@ else:
     for method, rows in st_rows.groupby("method", sort=False):
         for _, r in rows.iterrows():
             level = meeting_rules.rule_level(r)
-            label = r["cohort"] if pd.notna(r["cohort"]) else "Study"
+            label = text(r["cohort"]) if pd.notna(r["cohort"]) else "Study"
             BOX[level](f"**{label}** · {method_name(r['method'])} · monitored: "
-                       f"{event_label(r['monitored_event'], status.window)} — {r['sentence']}")
+                       f"{event_label(r['monitored_event'], status.window)} — {text(r['sentence'])}")
         b = data.boundary_rows(v, method, rows["cohort"].iloc[0])
         if b.empty:
             state.empty(f"No boundary table for {method}.")

@@ -103,11 +103,11 @@ if tab_time.open:
                             WHERE usubjid IN (SELECT usubjid FROM top) ORDER BY usubjid, day""",
                         {"t": test, "n": MAX_LINES, **fp})
             if d.empty:
-                state.empty(f"No {test} results with a {ref.upper()} in this selection, so no multiples to show.")
+                state.empty(f"No {tables.text(test)} results with a {ref.upper()} in this selection, so no multiples to show.")
             else:
                 n_all = int(d["n_subjects"].iat[0])
                 if n_all > MAX_LINES:
-                    st.caption(f"Showing the {MAX_LINES} of {n_all} subjects with the most extreme {test} "
+                    st.caption(f"Showing the {MAX_LINES} of {n_all} subjects with the most extreme {tables.text(test)} "
                                f"relative to {ref.upper()}.")
                 state.chart(F.lab_multiples_figure, d.drop(columns="n_subjects"), test, "high" if ref == "uln" else "low")
 

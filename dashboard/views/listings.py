@@ -26,14 +26,14 @@ spec = listings.LISTINGS[name]
 try:
     df = state.call_cached(listings.build_listing, name, state.STORE)
 except Exception as exc:  # one broken listing must not take the page down
-    st.error(f"The listing '{name}' could not be built: {type(exc).__name__}: {exc}")
+    st.error(f"The listing '{name}' could not be built: {type(exc).__name__}: {tables.text(exc)}")
     st.stop()
 if v.filtered and "usubjid" in df.columns:
     flt, fp = state.subject_filter(v)
     df = spec.subset(df, state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp)["usubjid"])
 st.markdown(f"**{spec.title}** · {spec.reference} · {tables.plural(len(df), 'row')}")
 for note in (df.attrs.get("notes") or []):
-    st.caption(note)
+    st.caption(tables.text(note))  # the listing's notes name delivered values (terms, cohorts, sites)
 if df.empty:
     state.empty(f"The listing '{spec.title}' has no rows for this selection.")
 elif len(df) > MAX_PREVIEW_ROWS:
@@ -105,7 +105,7 @@ if state.can(user, "can_export"):
         c2.download_button("Download XLSX", xlsx_bytes, f"{stem}.xlsx", XLSX,
                            on_click=_audit_export, args=("xlsx", xlsx_bytes))
     st.subheader("Committee packet")
-    scope = "all sites" if v.sites is None else "sites " + ", ".join(v.sites)
+    scope = "all sites" if v.sites is None else "sites " + tables.text(", ".join(v.sites))
     st.markdown(f"Every listing and table of this data cut ({scope}) in CSV, XLSX, RTF and PDF, as one zip. "
                 "The sidebar's cohort / dose / product filters do not apply: the packet covers the whole cut. "
                 "Each build is recorded in the audit log with the SHA-256 of every file.")
@@ -116,7 +116,7 @@ if state.can(user, "can_export"):
                 st.session_state["celltox_packet"] = (packet_key, _build_packet(write_outputs))
             except Exception as exc:  # a failed build leaves no file behind (write_outputs is atomic)
                 st.session_state.pop("celltox_packet", None)
-                st.error(f"The packet could not be built: {type(exc).__name__}: {exc}")
+                st.error(f"The packet could not be built: {type(exc).__name__}: {tables.text(exc)}")
     built = st.session_state.get("celltox_packet")
     if built and built[0] == packet_key:  # never offer a packet built for another cut or scope
         zip_name, zip_bytes, files = built[1]

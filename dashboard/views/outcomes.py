@@ -5,7 +5,7 @@ import streamlit as st
 
 from dashboard import figures_outcomes as FO
 from dashboard import state
-from dashboard.tables import labelled
+from dashboard.tables import labelled, text
 from safety.core.numbers import fixed, percent
 from safety.derive.outcomes import survival
 from safety.derive.outcomes.deaths import NRM_HORIZONS
@@ -96,7 +96,7 @@ if tabs[1].open:
                 shown = dens[dens["dose_level"].isin(levels)]
                 if len(shown):
                     st.markdown("**Incidence density per 100 patient-days at risk** ("
-                                + ("whole study" if levels == [ALL_DOSE_LEVELS] else "dose level " + ", ".join(levels)) + ")")
+                                + ("whole study" if levels == [ALL_DOSE_LEVELS] else "dose level " + text(", ".join(levels))) + ")")
                     st.dataframe(labelled(shown.drop(columns=["studyid", "data_cut"], errors="ignore")),
                                  hide_index=True, width="stretch")
                 per_dose = dens[(dens["dose_level"] != ALL_DOSE_LEVELS) & (dens["pathogen_class"] == "all")]

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, state, tables
-from dashboard.tables import plural
+from dashboard.tables import plural, text
 from dashboard.figures_svg import rule_boundary_svg
 from safety.core.vocabulary import SUBJECT_DISPOSITION, SUBJECT_DISPOSITION_COUNTS, counted_ae
 from safety.derive.dlt.stopping import event_label, method_name
@@ -63,32 +63,32 @@ else:
                                    else f"no subject evaluable yet for {r.event_label}")
         # a boundary crossed only if the pending candidates are confirmed leads with that, in red: read first,
         # the decision as it stands ("escalate") would say the opposite of the box
-        text = (f"**{r.label}** · {r.status_text} · now {now}" if r.level == meeting_rules.CROSSED
-                and not r.adjudicated_crossed else f"**{r.label}** · {now} · {r.status_text}")
-        getattr(q1, BOX[r.level])(text, icon=":material/error:" if r.level == meeting_rules.CROSSED else
+        box = (f"**{text(r.label)}** · {r.status_text} · now {now}" if r.level == meeting_rules.CROSSED
+               and not r.adjudicated_crossed else f"**{text(r.label)}** · {now} · {r.status_text}")
+        getattr(q1, BOX[r.level])(box, icon=":material/error:" if r.level == meeting_rules.CROSSED else
                      ":material/warning:" if r.level == meeting_rules.NEAR else ":material/check_circle:")
 
 q2.markdown("##### DLT candidates new or pending")
 if m.dlt_candidates.empty:
     q2.caption("No new or pending DLT candidates.")
 else:
-    names(m.dlt_candidates, lambda r: f"**{r.usubjid}** "
-          + (f"{r.term} {grade_text(r.grade)}" if isinstance(r.term, str) else "(event not in this data cut)")
+    names(m.dlt_candidates, lambda r: f"**{text(r.usubjid)}** "
+          + (f"{text(r.term)} {grade_text(r.grade)}" if isinstance(r.term, str) else "(event not in this data cut)")
           + f" · {r.state}"
           + (" · new" if r.new and m.previous_cut else ""), q2, "see DLT review")
 q3.markdown(f"##### Deaths {prev_text}")
 if m.deaths.empty:
     q3.caption("No deaths.")
 else:
-    names(m.deaths, lambda r: f"**{r.usubjid}** day {'?' if pd.isna(r.death_day) else int(r.death_day)}: "
-          f"{r.death_cause}", q3, "see the deaths listing on Listings & export")
+    names(m.deaths, lambda r: f"**{text(r.usubjid)}** day {'?' if pd.isna(r.death_day) else int(r.death_day)}: "
+          f"{text(r.death_cause)}", q3, "see the deaths listing on Listings & export")
 
 q4.markdown(f"##### Grade ≥3 CRS, ICANS or infection {prev_text}")
 if m.severe.empty:
     q4.caption("No grade ≥3 CRS, ICANS or infection.")
 else:
-    names(m.severe, lambda r: f"**{r.usubjid}** {r.toxicity}"
-          + (f" ({r.term})" if r.term != r.toxicity else "") + f" {grade_text(r.grade)}"
+    names(m.severe, lambda r: f"**{text(r.usubjid)}** {text(r.toxicity)}"
+          + (f" ({text(r.term)})" if r.term != r.toxicity else "") + f" {grade_text(r.grade)}"
           + ("" if pd.isna(r.onset_day) else f", day {int(r.onset_day)}"), q4, "see CRS & ICANS and Adverse events")
 basis = "last signed-off cut" if m.since_signed_off else "previous cut"
 q5.markdown(f"##### New since the {basis}" + (f" ({m.since.isoformat()})" if m.since else ""))
@@ -102,7 +102,7 @@ else:
         q5.caption("No new or changed events.")
     else:
         names(meeting_rules.one_line_per_event(m.new),
-              lambda r: f"**{r.usubjid}** {r.change}: {r.description}" + (" · serious" if r.serious else ""),
+              lambda r: f"**{text(r.usubjid)}** {r.change}: {text(r.description)}" + (" · serious" if r.serious else ""),
               q5, "see What is new below, most severe first")
 
 st.divider()
@@ -153,8 +153,8 @@ else:
         for _, r in status.iterrows():
             level = meeting_rules.rule_level(r)
             # the sentence says "had a DLT"; the label beside it names the window the rule counts in, as on DLT review
-            getattr(st, BOX[level])(("**" + str(r["cohort"]) + "**: " if pd.notna(r["cohort"]) else "")
-                                    + f"Monitored: {event_label(r['monitored_event'], dlt.window)} — {r['sentence']}")
+            getattr(st, BOX[level])((f"**{text(r['cohort'])}**: " if pd.notna(r["cohort"]) else "")
+                                    + f"Monitored: {event_label(r['monitored_event'], dlt.window)} — {text(r['sentence'])}")
         first = status.iloc[0]
         if state.has_tables("stopping_boundaries"):
             b = data.boundary_rows(v, first["method"], first["cohort"])
@@ -197,7 +197,7 @@ if state.can(user, "can_sign_off"):
     st.subheader("Committee sign-off")
     done = [s for s in store.signoffs(v.studyid) if s["data_cut"] == v.data_cut.isoformat()]
     for s in done:
-        st.success(f"Signed off by {s['reviewer']} at {s['signed_at'][:16]} UTC: {s['comment']}")
+        st.success(f"Signed off by {text(s['reviewer'])} at {s['signed_at'][:16]} UTC: {text(s['comment'])}")
     with st.form("signoff"):
         comment = st.text_area("Comment for the record", placeholder="Reviewed at the safety review meeting of ...")
         if st.form_submit_button("Mark this data cut as reviewed"):
