@@ -476,9 +476,10 @@ def test_overview_and_dlt_review_before_any_subject_is_evaluable(tmp_path, monke
     assert {m.label: m.value for m in at.metric}["DLT-evaluable"] == "0"
     amber = [e.value for e in at.get("warning")]
     assert "**DL1** · stay: no subject evaluable yet for DLT (onset days 0-28) · one event from the boundary" in amber
-    sentence = ("BOIN (Liu & Yuan 2015), dose level DL1: no subject is evaluable yet (no rate): stay. 1 DLT in the "
-                "next subject would de-escalate; 3 DLTs in the next 3 subjects would eliminate the dose and every "
-                "higher dose.")
+    from dashboard.state import plain_text  # the sentence is escaped for Markdown
+    sentence = plain_text("BOIN (Liu & Yuan 2015), dose level DL1: no subject is evaluable yet (no rate): stay. 1 DLT "
+                          "in the next subject would de-escalate; 3 DLTs in the next 3 subjects would eliminate the "
+                          "dose and every higher dose.")
     assert f"**DL1**: Monitored: DLT (onset days 0-28) — {sentence}" in amber
     assert not any("0 of 0" in b or "rate 0.00" in b for b in _status_boxes(at))
     at.switch_page("views/dlt_review.py")
