@@ -58,6 +58,22 @@ def test_kinetics_are_of_blood_in_one_unit(tmp_path):
     assert m["values_used"].endswith("; not used: 1 BONE MARROW sample, 1 sample in copies/ug gDNA")
 
 
+def test_a_sample_whose_unit_differs_only_in_letter_case_is_in_the_subjects_unit(tmp_path):
+    """The day-14 peak (13.04) written 'cells/ul' among 'cells/uL' samples was left out as another unit: Cmax 6.401
+    on day 10. A change of case is the same unit (the load's one spelling of a unit)."""
+    db = OutcomeDB(tmp_path / "k.duckdb")
+    db.subject("C")
+    for d, v, unit in [(0, None, "cells/uL"), (1, 0.5, "cells/uL"), (4, 2.1, "cells/uL"), (7, 4.8, "cells/uL"),
+                       (10, 6.401, "cells/uL"), (14, 13.04, "cells/ul"), (21, 7.2, "cells/uL"), (28, 3.3, "cells/uL")]:
+        db.pc("C", d, v, lloq=0.1, test="CARCELLS", unit=unit, spec="BLOOD")
+    db.derive("cellular_kinetics")
+    c = db.by("cellular_kinetics")["C"]
+    assert (c["cmax"], c["tmax_day"], c["unit"], c["n_samples"]) == (13.04, 14, "cells/uL", 8)
+    # linear trapezoid, BLQ as 0: 0.25 + 3.9 + 10.35 + 16.8015 + 38.882 + 70.84 + 36.75
+    assert c["auc_0_28"] == pytest.approx(0.25 + 3.9 + 10.35 + 16.8015 + 38.882 + 70.84 + 36.75)
+    assert "not used" not in c["values_used"]
+
+
 # ---- infections --------------------------------------------------------------------------------------
 
 def test_infection_windows_classes_density_and_support(tmp_path):

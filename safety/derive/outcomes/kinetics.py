@@ -8,10 +8,13 @@ first day at Cmax when several days tie. ``values_used`` lists what went in, so 
 The parameters are of peripheral blood, in one unit, as product labels give them (Cmax, Tmax and AUC0-28d in
 blood): a sample of another specimen (bone marrow, CSF, tissue) or in another unit than the subject's most used
 one is left out, and ``values_used`` says how many ("not used: 1 BONE MARROW sample"). A sample without a
-specimen is taken as blood.
+specimen is taken as blood. Units are compared in their one spelling (safety.core.vocabulary.unit_spelling, as the
+load matches units), so ``cells/ul`` is ``cells/uL``. :func:`curve_samples` is that choice of samples, which the
+charts draw too.
 """
 from __future__ import annotations
 
+from safety.core.vocabulary import unit_spelling_sql
 from safety.derive.graph import Derivation
 from safety.derive.toxicity._sql import insert, reset
 from safety.schema import CELLULAR_KINETICS
@@ -20,36 +23,54 @@ AUC_FIRST_DAY = 0
 AUC_LAST_DAY = 28
 BLOOD_SPECIMENS = r"BLOOD|PBMC|PERIPHERAL"  # PCSPEC values of peripheral blood (and its mononuclear cells)
 
-_SQL = f"""
+
+def curve_samples(where: str = "TRUE") -> str:
+    """SQL: the pc_concentrations rows ``where`` keeps that a kinetics curve may hold (day 0 on, a value or BLQ),
+    each with ``used``: peripheral blood in the subject's main unit for the analyte, the samples the parameters are
+    computed from and the charts draw. ``spec`` is the specimen (upper case), ``main_unit`` the main unit as most
+    of its samples spell it. Units are compared in their one spelling (``cells/ul`` is ``cells/uL``)."""
+    return f"""(
 WITH pc AS (
-  SELECT usubjid, pctestcd, unit, day, value, below_lloq,
+  SELECT usubjid, pctestcd, unit, {unit_spelling_sql('unit')} AS unit_key, day, value, lloq, below_lloq,
          pcspec IS NULL OR regexp_matches(upper(pcspec), '{BLOOD_SPECIMENS}') AS blood, upper(pcspec) AS spec
   FROM pc_concentrations
-  WHERE studyid = $s AND data_cut = $c AND day IS NOT NULL AND day >= 0 AND (value IS NOT NULL OR below_lloq)
+  WHERE {where} AND day IS NOT NULL AND day >= 0 AND (value IS NOT NULL OR below_lloq)
 ),
--- the unit of most blood samples (of two as many, the first in text order)
+-- the unit of most blood samples (of two as many, the first in text order of the one spelling), as most of them
+-- spell it
+n AS (SELECT usubjid, pctestcd, unit_key, unit, count(*) AS n FROM pc WHERE blood GROUP BY ALL),
 main AS (
-  SELECT usubjid, pctestcd, arg_min_null(unit, (-n, coalesce(unit, ''))) AS unit  -- a missing unit is one too
-  FROM (SELECT usubjid, pctestcd, unit, count(*) AS n FROM pc WHERE blood GROUP BY usubjid, pctestcd, unit)
+  SELECT usubjid, pctestcd, arg_min_null(unit_key, (-n, coalesce(unit_key, ''))) AS unit_key  -- a missing unit is one too
+  FROM (SELECT usubjid, pctestcd, unit_key, sum(n) AS n FROM n GROUP BY ALL)
   GROUP BY usubjid, pctestcd
 ),
+spelt AS (
+  SELECT n.usubjid, n.pctestcd, arg_min_null(n.unit, (-n.n, coalesce(n.unit, ''))) AS unit
+  FROM n JOIN main m ON m.usubjid = n.usubjid AND m.pctestcd = n.pctestcd AND m.unit_key IS NOT DISTINCT FROM n.unit_key
+  GROUP BY n.usubjid, n.pctestcd
+)
+SELECT pc.*, pc.blood AND pc.unit_key IS NOT DISTINCT FROM m.unit_key AS used, s.unit AS main_unit
+FROM pc LEFT JOIN main m USING (usubjid, pctestcd) LEFT JOIN spelt s USING (usubjid, pctestcd)
+)"""
+
+
+_SQL = f"""
+WITH pc AS (SELECT * FROM {curve_samples('studyid = $s AND data_cut = $c')}),
 left_out AS (
   SELECT pc.usubjid, pc.pctestcd,
          string_agg(CASE WHEN spec IS NOT NULL THEN n || ' ' || spec || ' sample' || CASE WHEN n > 1 THEN 's' ELSE '' END
                          ELSE n || ' sample' || CASE WHEN n > 1 THEN 's' ELSE '' END || ' in ' || unit END,
                     ', ' ORDER BY spec NULLS LAST, unit) AS note
-  FROM (SELECT pc.usubjid, pc.pctestcd, CASE WHEN NOT pc.blood THEN pc.spec END AS spec,
-               CASE WHEN pc.blood THEN coalesce(pc.unit, 'no unit') END AS unit, count(*) AS n
-        FROM pc LEFT JOIN main m USING (usubjid, pctestcd)
-        WHERE NOT pc.blood OR pc.unit IS DISTINCT FROM m.unit GROUP BY ALL) pc
+  FROM (SELECT usubjid, pctestcd, CASE WHEN NOT blood THEN spec END AS spec,
+               CASE WHEN blood THEN coalesce(unit, 'no unit') END AS unit, count(*) AS n
+        FROM pc WHERE NOT used GROUP BY ALL) pc
   GROUP BY ALL
 ),
 d AS (
-  SELECT pc.usubjid, pc.pctestcd, any_value(pc.unit) AS unit, pc.day,
-         max(CASE WHEN pc.below_lloq THEN 0.0 ELSE pc.value END) AS v, bool_and(pc.below_lloq) AS blq
-  FROM pc JOIN main m ON m.usubjid = pc.usubjid AND m.pctestcd = pc.pctestcd AND m.unit IS NOT DISTINCT FROM pc.unit
-  WHERE pc.blood
-  GROUP BY pc.usubjid, pc.pctestcd, pc.day
+  SELECT usubjid, pctestcd, any_value(main_unit) AS unit, day,
+         max(CASE WHEN below_lloq THEN 0.0 ELSE value END) AS v, bool_and(below_lloq) AS blq
+  FROM pc WHERE used
+  GROUP BY usubjid, pctestcd, day
 ),
 t AS (
   SELECT usubjid, pctestcd, day, v,
