@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from test_app_pages import _latest, _metrics, _open, _sql, app_db, app_env  # noqa: F401  (fixtures)
+from test_app_pages import _latest, _metrics, _open, _sql, app_db, app_env, serve  # noqa: F401  (fixtures)
 from test_meeting_view import _values
 
 
@@ -202,3 +202,60 @@ def test_no_table_of_the_outcomes_page_is_headed_by_a_raw_column_name(app_env):
         for element in at.dataframe:
             headers = _headers(element)
             assert not [h for h in headers if "_" in h or h in raw or h.lower() in {"ppseq", "pptestcd"}], (tab, headers)
+
+
+# ---- the charts draw the values the tables are computed from ----------------------------------------------------
+
+_MARROW_PC = ("ITNK-B-01,PC,ITNK-B-01-01-001,99,CARCELLS,CAR+ cells (flow cytometry),400,cells/uL,400,400,cells/uL,0.5,"
+              "BONE MARROW,DAY 10,2024-11-30\n")
+_CSF_IGG_AND_CD19_PERCENT = "".join(
+    [f"ITNK-B-01,LB,ITNK-B-01-01-001,{5440 + i},CD19,CD19+ B cells,IMMUNOLOGY,BLOOD,12,%,0.1,0.5,12,12,%,0.1,0.5,"
+     f"NORMAL,,{visit},{date},\n" for i, (visit, date) in enumerate([("DAY 14", "2024-12-04"), ("DAY 28", "2024-12-18")])]
+    + ["ITNK-B-01,LB,ITNK-B-01-01-001,9999,IGG,Immunoglobulin G,IMMUNOLOGY,CSF,0.03,g/L,7,16,0.03,0.03,g/L,7,16,"
+       "NORMAL,,DAY 28,2024-12-18,\n"])
+
+
+@pytest.fixture(scope="module")
+def itnk_with_marrow_csf_and_percent(tmp_path_factory):
+    """The CAR-ITNK sample study with, for 01-01-001, a bone-marrow CAR level of 400 on day 10, a CSF IgG of 0.03 g/L
+    on day 28 and CD19 as 12 % of lymphocytes on days 14 and 28: none of them goes into the tables."""
+    import shutil
+    from pathlib import Path
+    from safety.ingest import ingest_study
+    folder = tmp_path_factory.mktemp("itnk_charts")
+    study = folder / "car_itnk"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "sample_data" / "car_itnk", study)
+    with open(study / "pc.csv", "a") as f:
+        f.write(_MARROW_PC)
+    with open(study / "lb.csv", "a") as f:
+        f.write(_CSF_IGG_AND_CD19_PERCENT)
+    db = folder / "itnk.duckdb"
+    ingest_study(study, db)
+    return db
+
+
+@pytest.fixture
+def charts_env(itnk_with_marrow_csf_and_percent, monkeypatch):
+    yield from serve(itnk_with_marrow_csf_and_percent, monkeypatch)
+
+
+def _charts(at) -> dict[str, list[dict]]:
+    """{chart title: its traces}."""
+    out = {}
+    for c in at.get("plotly_chart"):
+        spec = json.loads(c.proto.spec)
+        out[spec["layout"]["title"]["text"]] = spec["data"]
+    return out
+
+
+def test_immune_marker_charts_draw_the_blood_results_in_the_markers_unit(charts_env):
+    """A CSF IgG of 0.03 was drawn as a serum IgG dip below 4 g/L, and CD19 as 12 % of lymphocytes on the 10^9/L
+    axis (1200 times the aplasia threshold) while the table left both out; the chart now draws the table's values."""
+    at = _open("outcomes", session={"outcomes_tab": "Immune reconstitution"})
+    charts = _charts(at)
+    igg = next(t for t in charts["IgG over time"] if t.get("name") == "ITNK-B-01-01-001")
+    assert list(zip(_values(igg["x"]), _values(igg["y"]))) == [(-8, 11.4), (28, 7.0), (60, 4.0), (86, 3.8), (174, 4.1)]
+    cd19 = next(t for t in charts["CD19+ B cells over time"] if t.get("name") == "ITNK-B-01-01-001")
+    assert 12.0 not in _values(cd19["y"]) and max(_values(cd19["y"])) == pytest.approx(0.19)
+    table = next(d.value for d in at.dataframe if "nadir" in d.value.columns and "IGG" in set(d.value["test"]))
+    assert table.set_index("usubjid").loc["ITNK-B-01-01-001", "nadir"] == pytest.approx(3.8)

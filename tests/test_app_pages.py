@@ -44,15 +44,20 @@ def app_db(tmp_path_factory, sample_database) -> Path:
     return build_mini_database(folder / "mini.duckdb")
 
 
-@pytest.fixture
-def app_env(app_db, monkeypatch):
-    monkeypatch.setenv("CELLTOX_DB", str(app_db))
+def serve(db: Path, monkeypatch):
+    """The app reads ``db``, signed-in checks off, with empty caches before and after (a fixture's body)."""
+    monkeypatch.setenv("CELLTOX_DB", str(db))
     monkeypatch.setenv("CELLTOX_AUTH", "off")
     st.cache_data.clear()
     st.cache_resource.clear()
-    yield app_db
+    yield db
     st.cache_data.clear()
     st.cache_resource.clear()
+
+
+@pytest.fixture
+def app_env(app_db, monkeypatch):
+    yield from serve(app_db, monkeypatch)
 
 
 def _latest(db: Path) -> tuple[str, object]:

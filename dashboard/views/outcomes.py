@@ -7,7 +7,7 @@ from dashboard import figures_outcomes as FO
 from dashboard import state
 from dashboard.tables import labelled, text
 from safety.core.numbers import fixed, percent
-from safety.derive.outcomes import survival
+from safety.derive.outcomes import immune, survival
 from safety.derive.outcomes.deaths import NRM_HORIZONS
 from safety.derive.outcomes.infections import ALL_DOSE_LEVELS, WINDOWS
 from safety.derive.outcomes.kinetics_pp import DIFFERS as KINETICS_DIFFERS
@@ -185,8 +185,11 @@ if tabs[4].open:
                 below = rows[rows["first_below_day"].notna()]
                 st.metric(m.get("finding", "below threshold"), pct(below["usubjid"].nunique(), len(rows)),
                           help=f"Subjects with a value below {m['below']} {m.get('unit', '')} from day 1 on, of those tested")
-                lab = state.q(f"SELECT usubjid, day, value FROM labs WHERE upper(lbtestcd) = $t AND value IS NOT NULL AND {flt}",
-                              {**fp, "t": m["test"]})
+                # the results the table is computed from: blood, in the marker's unit (no CSF IgG, no CD19 %)
+                flt_l, fp_l = state.subject_filter(v, column="l.usubjid")
+                lab = state.q(f"SELECT usubjid, day, value FROM "
+                              f"{immune.marker_values('(SELECT upper($t) AS test, CAST($u AS VARCHAR) AS unit)', flt_l)}",
+                              {**fp_l, "t": m["test"], "u": m.get("unit") or None})
                 ivig = (state.q(f"SELECT usubjid, start_day FROM infection_support WHERE support = 'IVIG' AND {flt}", fp)
                         if m["test"] == "IGG" and state.has_tables("infection_support") else pd.DataFrame(columns=["usubjid", "start_day"]))
                 if len(lab):

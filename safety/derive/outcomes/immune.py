@@ -9,6 +9,7 @@ neuropathy and delayed neurological AEs outside ICANS; onset after ``late_after_
 A marker's threshold is in its ``unit``: only values in that unit are compared with it, or counted (a load converts
 IgG and the lymphocyte subsets to g/L and 10^9/L, safety/data/unit_conversions.csv; a CD19 percentage of
 lymphocytes stays a percentage and is not an absolute count). A marker without a unit compares every value.
+:func:`marker_values` is that choice of results, which the Outcomes page's chart draws too.
 """
 from __future__ import annotations
 
@@ -18,16 +19,23 @@ from safety.derive.graph import Derivation
 from safety.derive.toxicity._sql import insert, reset
 from safety.schema import IMMUNE_RECONSTITUTION, OFF_TUMOUR_EVENTS
 
-_IMMUNE = f"""
-WITH m AS (SELECT * FROM _immune_markers),
-lab AS (
-  SELECT l.usubjid, m.test, m.label, m.threshold, m.finding, l.day, l.value, l.lbdtc, l.lbseq
-  FROM labs l JOIN m ON upper(l.lbtestcd) = m.test
+
+def marker_values(markers: str, where: str = "TRUE") -> str:
+    """SQL: the lab results a monitored marker is judged on, the table's and the chart's: blood results with a value
+    and a day, of infused subjects, in the marker's unit (a marker without a unit: every value). ``markers`` is a
+    relation with ``test`` (upper case) and ``unit``, whose columns each row carries; ``where`` filters ``labs l``."""
+    return f"""(
+  SELECT l.usubjid, m.*, l.day, l.value, l.lbdtc, l.lbseq
+  FROM labs l JOIN {markers} m ON upper(l.lbtestcd) = m.test
   JOIN subjects s ON s.studyid = l.studyid AND s.data_cut = l.data_cut AND s.usubjid = l.usubjid
-  WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL AND l.day IS NOT NULL AND s.infused
+  WHERE {where} AND l.value IS NOT NULL AND l.day IS NOT NULL AND s.infused
     AND {blood_result('l')}  -- a CSF IgG is no hypogammaglobulinaemia
     AND (m.unit IS NULL OR lower(trim(l.unit)) = lower(trim(m.unit)))  -- 350 mg/dL is not below 4 g/L
-),
+)"""
+
+
+_IMMUNE = f"""
+WITH lab AS (SELECT * FROM {marker_values('_immune_markers', 'l.studyid = $s AND l.data_cut = $c')}),
 ivig AS (
   SELECT usubjid, count(*) AS n, min(start_day) AS first_day FROM infection_support
   WHERE studyid = $s AND data_cut = $c AND support = 'IVIG' AND start_day >= 0 GROUP BY usubjid
