@@ -95,6 +95,15 @@ def expansion_by_crs_grade(pc: pd.DataFrame, crs_max: pd.DataFrame, unit: str) -
     return _layout(fig, "CAR expansion and persistence by maximum CRS grade", 520)
 
 
+def samples_not_drawn(pc: pd.DataFrame) -> str | None:
+    """What a kinetics chart leaves out of ``pc`` (rows of safety.derive.outcomes.kinetics.curve_samples), or None."""
+    n = int((~pc["used"].astype(bool)).sum())
+    if not n:
+        return None
+    return (f"{n} sample{'s' if n > 1 else ''} of another specimen (bone marrow, CSF) or unit not drawn: the parameters "
+            "are of peripheral blood in the subject's unit ('values used' names what was left out).")
+
+
 def cmax_by_crs_grade(kin: pd.DataFrame, crs_max: pd.DataFrame, unit: str) -> go.Figure:
     """Cmax per subject against the maximum CRS grade (the peak-toxicity relation a committee looks for)."""
     df = kin.merge(crs_max, on="usubjid", how="left").fillna({"crs_max_grade": 0})

@@ -259,3 +259,27 @@ def test_immune_marker_charts_draw_the_blood_results_in_the_markers_unit(charts_
     assert 12.0 not in _values(cd19["y"]) and max(_values(cd19["y"])) == pytest.approx(0.19)
     table = next(d.value for d in at.dataframe if "nadir" in d.value.columns and "IGG" in set(d.value["test"]))
     assert table.set_index("usubjid").loc["ITNK-B-01-01-001", "nadir"] == pytest.approx(3.8)
+
+
+_BLOOD_CURVE = [(0, 0.25), (1, 0.25), (4, 3.29), (7, 9.095), (10, 16.7), (14, 10.98), (21, 3.469), (28, 1.816),
+                (60, 0.6014), (90, 0.25), (180, 0.25)]  # BLQ drawn at LLOQ / 2
+
+
+def test_car_expansion_charts_draw_the_blood_samples_the_parameters_use(charts_env):
+    """A bone-marrow CAR level of 400 on day 10 was drawn as a spike on the blood curve of the Outcomes page and the
+    subject profile, while Cmax (16.7) left it out; both charts now draw the samples the parameters use and say
+    how many they leave out."""
+    at = _open("outcomes", session={"outcomes_tab": "Cellular kinetics"})
+    lines = _charts(at)["CAR expansion and persistence by maximum CRS grade"]
+    subject = next(t for t in lines if _values(t.get("text"))[:1] == ["ITNK-B-01-01-001"])
+    assert list(zip(_values(subject["x"]), _values(subject["y"]))) == _BLOOD_CURVE
+    assert any(c.value.startswith("1 sample of another specimen") for c in at.caption)
+
+    at = _open("subject_profile", query={"usubjid": "ITNK-B-01-01-001"},
+               session={"profile_view_tab": "CAR expansion and persistence"})
+    [traces] = _charts(at).values()
+    car = next(t for t in traces if t.get("name") == "CARCELLS (cells/uL)")
+    assert list(zip(_values(car["x"]), _values(car["y"]))) == _BLOOD_CURVE
+    assert any(c.value.startswith("1 sample of another specimen") for c in at.caption)
+    kin = next(d.value for d in at.dataframe if "pctestcd" in d.value.columns)
+    assert kin["cmax"].iloc[0] == pytest.approx(16.7)

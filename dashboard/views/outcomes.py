@@ -7,7 +7,7 @@ from dashboard import figures_outcomes as FO
 from dashboard import state
 from dashboard.tables import labelled, text
 from safety.core.numbers import fixed, percent
-from safety.derive.outcomes import immune, survival
+from safety.derive.outcomes import immune, kinetics, survival
 from safety.derive.outcomes.deaths import NRM_HORIZONS
 from safety.derive.outcomes.infections import ALL_DOSE_LEVELS, WINDOWS
 from safety.derive.outcomes.kinetics_pp import DIFFERS as KINETICS_DIFFERS
@@ -204,17 +204,22 @@ if tabs[5].open:
             if kin.empty:
                 state.empty("No cellular kinetics (PC) delivered for this selection.")
             else:
-                pc = state.q(f"SELECT usubjid, pctestcd, unit, day, value, lloq, below_lloq FROM pc_concentrations "
-                             f"WHERE day >= 0 AND {flt}", fp)
+                # the samples the parameters are computed from (blood, the subject's unit), not marrow on the blood line
+                pc = state.q(f"SELECT usubjid, pctestcd, unit, day, value, lloq, below_lloq, used "
+                             f"FROM {kinetics.curve_samples(flt)}", fp)
                 crs = (state.q(f"SELECT usubjid, max(max_grade) AS crs_max_grade FROM toxicity_episodes "
                                f"WHERE syndrome = 'CRS' AND {flt} GROUP BY usubjid", fp)
                        if state.has_tables("toxicity_episodes") else pd.DataFrame(columns=["usubjid", "crs_max_grade"]))
                 test = st.selectbox("Analyte", sorted(kin["pctestcd"].unique()), key="pc_test")
                 k1 = kin[kin["pctestcd"] == test]
                 unit = str(k1["unit"].dropna().iloc[0]) if k1["unit"].notna().any() else ""
-                p1 = pc[pc["pctestcd"] == test].copy()
+                p1 = pc[pc["pctestcd"] == test]
+                not_drawn = FO.samples_not_drawn(p1)
+                p1 = p1[p1["used"]].copy()
                 p1["lloq"] = p1["lloq"].fillna(p1["value"].min() if p1["value"].notna().any() else 1.0)
                 state.chart(FO.expansion_by_crs_grade, p1, crs, unit, key="pc_lines")
+                if not_drawn:
+                    st.caption(not_drawn)
                 state.chart(FO.cmax_by_crs_grade, k1, crs, unit, key="pc_cmax")
                 st.caption("Cmax and Tmax from day 0; AUC days 0-28 by the linear trapezoid (values below the LLOQ as 0); "
                            "last day detectable = persistence. 'values used' lists every value that went in.")

@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import data, state
 from dashboard.tables import text
+from safety.derive.outcomes import kinetics
 from safety.review.dlt_status import on_reported_aes
 
 v = state.view()
@@ -80,8 +81,8 @@ if s["infused"]:
     # full draws when it appears), so the profile answers at once on every visit. The day range is shared.
     _pc = None
     if state.has_tables("pc_concentrations", "cellular_kinetics"):
-        _pc = state.q("SELECT pctestcd, unit, day, value, lloq, below_lloq FROM pc_concentrations "
-                      "WHERE usubjid = $u AND day >= 0 ORDER BY day", {"u": usubjid})
+        _pc = state.q(f"SELECT pctestcd, main_unit AS unit, day, value, lloq, below_lloq, used "
+                      f"FROM {kinetics.curve_samples('usubjid = $u')} ORDER BY day", {"u": usubjid})
     names = ["Timeline", "Key labs"] + (["CAR expansion and persistence"] if _pc is not None and not _pc.empty else [])
     views = st.tabs(names, key="profile_view_tab", on_change="rerun")
     if views[0].open:
@@ -108,8 +109,16 @@ if s["infused"]:
             # Cellular kinetics beside the CRS/ICANS grades (PC), when delivered.
             from dashboard import figures_outcomes
 
-            _pc["lloq"] = _pc["lloq"].fillna(_pc["value"].min())
-            state.chart(figures_outcomes.subject_kinetics, _pc, d["daily"], usubjid, key="profile_kinetics")
+            # the samples the parameters are computed from (blood, the subject's unit), as the table below
+            drawn = _pc[_pc["used"]].copy()
+            drawn["lloq"] = drawn["lloq"].fillna(drawn["value"].min())
+            if drawn.empty:
+                state.empty("No peripheral-blood sample in the subject's unit to draw.")
+            else:
+                state.chart(figures_outcomes.subject_kinetics, drawn, d["daily"], usubjid, key="profile_kinetics")
+            not_drawn = figures_outcomes.samples_not_drawn(_pc)
+            if not_drawn:
+                st.caption(not_drawn)
             _kin = state.q("SELECT * EXCLUDE (studyid, data_cut, usubjid) FROM cellular_kinetics WHERE usubjid = $u",
                            {"u": usubjid})
             state.table(_kin, subject_col=None)
