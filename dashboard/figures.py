@@ -16,6 +16,7 @@ from plotly.subplots import make_subplots
 
 from safety.core.numbers import fixed, percent
 from safety.core.palette import GRADE_COLORS, GRADE_TEXT, MISSING_COLOR, grade_color
+from safety.derive.grading import liver
 from safety.derive.outcomes.response import LABELS as RESPONSE_LABELS
 
 FONT_SIZE = 16
@@ -567,40 +568,46 @@ def lab_multiples_figure(df: pd.DataFrame, test_label: str, direction: str = "hi
     return _style(fig, title or f"{test_label} over time as multiples of {ref}", height=460)
 
 
-def edish_figure(df: pd.DataFrame, title: str | None = "eDISH: peak ALT vs peak total bilirubin") -> go.Figure:
-    """Peak ALT (× ULN) against peak total bilirubin (× ULN) per subject, log-log, Hy's law lines at 3× and 2×.
+def edish_figure(df: pd.DataFrame,
+                 title: str | None = "eDISH: peak ALT or AST vs peak total bilirubin") -> go.Figure:
+    """Peak aminotransferase (the higher of ALT and AST, × ULN) against peak total bilirubin (× ULN) per subject,
+    log-log, Hy's law lines at 3× and 2× (safety.derive.grading.liver).
 
-    Columns: ``usubjid``, ``peak_alt_xuln``, ``peak_bili_xuln``; optional ``cohort``.
+    Columns: ``usubjid``, ``peak_aminotransferase_xuln``, ``aminotransferase`` ('ALT' or 'AST'), ``peak_bili_xuln``.
     """
     fig = go.Figure()
-    hy = (df["peak_alt_xuln"] >= 3) & (df["peak_bili_xuln"] >= 2)
+    at_x, bili_x = liver.AMINOTRANSFERASE_XULN, liver.BILIRUBIN_XULN
+    x_col = "peak_aminotransferase_xuln"
+    hy = (df[x_col] >= at_x) & (df["peak_bili_xuln"] >= bili_x)
     colors = np.where(hy, GRADE_COLORS[4], "#0072B2")
     # thousands of SVG markers take the browser seconds to lay out; WebGL draws them at once
     fig.add_trace((go.Scattergl if len(df) > WEBGL_POINTS else go.Scatter)(
-        x=df["peak_alt_xuln"], y=df["peak_bili_xuln"], mode="markers",
+        x=df[x_col], y=df["peak_bili_xuln"], mode="markers",
         marker=dict(size=13, color=colors, line=dict(color="#222", width=1)), showlegend=False,
-        customdata=df[["usubjid"]].to_numpy(),
-        hovertemplate="%{customdata[0]}<br>peak ALT %{x:.2f} × ULN<br>peak bilirubin %{y:.2f} × ULN<extra></extra>"))
-    for name, color in (("Possible Hy's law (ALT ≥ 3 × ULN and bilirubin ≥ 2 × ULN)", GRADE_COLORS[4]),
+        customdata=df[["usubjid", "aminotransferase"]].to_numpy(),
+        hovertemplate="%{customdata[0]}<br>peak %{customdata[1]} %{x:.2f} × ULN<br>"
+                      "peak bilirubin %{y:.2f} × ULN<extra></extra>"))
+    for name, color in ((f"Possible Hy's law (ALT or AST ≥ {at_x} × ULN and bilirubin ≥ {bili_x} × ULN)",
+                         GRADE_COLORS[4]),
                         ("Other subjects", "#0072B2")):  # legend entries for the two marker colours
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name, hoverinfo="skip",
                                  marker=dict(size=13, color=color, line=dict(color="#222", width=1))))
-    fig.add_vline(x=3, line=dict(color="#333", dash="dash", width=2))
-    fig.add_hline(y=2, line=dict(color="#333", dash="dash", width=2))
-    fig.add_annotation(x=math.log10(3), y=1, xref="x", yref="y domain", text="ALT 3 × ULN", showarrow=False,
-                       xanchor="left", yanchor="top", font=dict(size=FONT_SIZE - 2, color="#333"))
-    fig.add_annotation(x=0, y=math.log10(2), xref="x domain", yref="y", text="Bilirubin 2 × ULN", showarrow=False,
-                       xanchor="left", yanchor="bottom", font=dict(size=FONT_SIZE - 2, color="#333"))
-    xmax = max(float(df["peak_alt_xuln"].max()) if len(df) else 10, 10)
+    fig.add_vline(x=at_x, line=dict(color="#333", dash="dash", width=2))
+    fig.add_hline(y=bili_x, line=dict(color="#333", dash="dash", width=2))
+    fig.add_annotation(x=math.log10(at_x), y=1, xref="x", yref="y domain", text=f"ALT or AST {at_x} × ULN",
+                       showarrow=False, xanchor="left", yanchor="top", font=dict(size=FONT_SIZE - 2, color="#333"))
+    fig.add_annotation(x=0, y=math.log10(bili_x), xref="x domain", yref="y", text=f"Bilirubin {bili_x} × ULN",
+                       showarrow=False, xanchor="left", yanchor="bottom", font=dict(size=FONT_SIZE - 2, color="#333"))
+    xmax = max(float(df[x_col].max()) if len(df) else 10, 10)
     ymax = max(float(df["peak_bili_xuln"].max()) if len(df) else 5, 5)
-    xmin = min(float(df.loc[df["peak_alt_xuln"] > 0, "peak_alt_xuln"].min()) if (df["peak_alt_xuln"] > 0).any() else 0.1, 0.5)
+    xmin = min(float(df.loc[df[x_col] > 0, x_col].min()) if (df[x_col] > 0).any() else 0.1, 0.5)
     ymin = min(float(df.loc[df["peak_bili_xuln"] > 0, "peak_bili_xuln"].min()) if (df["peak_bili_xuln"] > 0).any() else 0.1, 0.5)
     for x, y, text in ((xmax, ymax, "Possible Hy's law"), (xmin, ymax, "Hyperbilirubinaemia"),
                        (xmax, ymin, "Temple's corollary"), (xmin, ymin, "Normal range")):
         fig.add_annotation(x=math.log10(x), y=math.log10(y), text=text, showarrow=False,
                            xanchor="right" if x > 1 else "left", yanchor="top" if y > 1 else "bottom",
                            font=dict(size=FONT_SIZE - 1, color="#555"))
-    fig.update_xaxes(type="log", title_text="Peak ALT (× ULN)", range=[math.log10(xmin / 1.3), math.log10(xmax * 1.3)])
+    fig.update_xaxes(type="log", title_text="Peak ALT or AST (× ULN)", range=[math.log10(xmin / 1.3), math.log10(xmax * 1.3)])
     fig.update_yaxes(type="log", title_text="Peak total bilirubin (× ULN)", range=[math.log10(ymin / 1.3), math.log10(ymax * 1.3)])
     return _style(fig, title, height=520)
 

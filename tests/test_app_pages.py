@@ -691,6 +691,20 @@ def test_labs_icaht_and_car_hematotox_counts_are_the_packets(app_env):
     assert {len(icaht_rows), len(hematotox_rows)} <= shown
 
 
+def test_labs_edish_counts_an_ast_hys_law_case(app_env):
+    """Hy's law is ALT or AST >= 3 x ULN with bilirubin >= 2 x ULN (FDA DILI guidance 2009): CD56-CART-01-01-008
+    (AST 6.5 x ULN on day 6, bilirubin 13 x ULN on days 9-11, ALT never above 0.75 x) is counted and plotted at
+    its AST peak; the page counted ALT only and showed 0."""
+    if not _sample_available():
+        pytest.skip("needs the sample study")
+    at = _open("labs", session={"labs_tab": "Liver (eDISH)"})
+    assert _metrics(at)["Subjects in the possible Hy's law quadrant"] == "1"
+    [table] = [d.value for d in at.dataframe]
+    row = table.set_index("usubjid").loc["CD56-CART-01-01-008"]
+    assert (row["aminotransferase"], row["peak_aminotransferase_xuln"], row["peak_alt_xuln"],
+            row["peak_bili_xuln"]) == ("AST", pytest.approx(6.5), pytest.approx(0.75), pytest.approx(13.0))
+
+
 @pytest.mark.parametrize("tab, shows", [("Worst grades & shifts", "Subjects with any lab grade ≥3"),
                                         ("Values over time", None), ("Liver (eDISH)", None),
                                         ("Cytopenia & ICAHT", "Early ICAHT grade ≥3 (ANC or platelets)")])

@@ -47,10 +47,16 @@ def test_swimlane_heatmap_places_grades_by_subject_and_day():
 
 
 def test_edish_flags_hys_law_quadrant():
-    df = pd.DataFrame({"usubjid": ["A", "B"], "peak_alt_xuln": [5.0, 1.2], "peak_bili_xuln": [2.5, 0.8]})
+    # B: AST 6.5 x ULN with bilirubin 13 x ULN (ALT normal) is in the quadrant, at its AST peak, and says so
+    df = pd.DataFrame({"usubjid": ["A", "B", "C"], "peak_aminotransferase_xuln": [5.0, 6.5, 1.2],
+                       "aminotransferase": ["ALT", "AST", "ALT"], "peak_bili_xuln": [2.5, 13.0, 0.8]})
     fig = F.edish_figure(df)
     colors = list(fig.data[0].marker.color)
-    assert colors[0] == GRADE_COLORS[4] and colors[1] != GRADE_COLORS[4]
+    assert colors[0] == GRADE_COLORS[4] and colors[1] == GRADE_COLORS[4] and colors[2] != GRADE_COLORS[4]
+    assert list(fig.data[0].x) == [5.0, 6.5, 1.2]
+    assert [c[1] for c in fig.data[0].customdata] == ["ALT", "AST", "ALT"]
+    assert "peak %{customdata[1]} %{x:.2f} × ULN" in fig.data[0].hovertemplate
+    assert fig.layout.xaxis.title.text == "Peak ALT or AST (× ULN)"
     xs = sorted(s.x0 for s in fig.layout.shapes if s.x0 == s.x1)
     ys = sorted(s.y0 for s in fig.layout.shapes if s.y0 == s.y1)
     assert xs == [3] and ys == [2]

@@ -3,7 +3,7 @@ import streamlit as st
 
 from dashboard import data, state, tables
 from dashboard import figures as F
-from safety.derive.grading import summary
+from safety.derive.grading import liver, summary
 from safety.derive.toxicity import hematotox, icaht
 
 v = state.view()
@@ -113,17 +113,15 @@ if tab_time.open:
 
 if tab_liver.open:
     with tab_liver:
-        e = state.q(f"""SELECT usubjid,
-                               max(value / uln) FILTER (WHERE lbtestcd = 'ALT') AS peak_alt_xuln,
-                               max(value / uln) FILTER (WHERE lbtestcd = 'BILI') AS peak_bili_xuln
-                        FROM labs WHERE lbtestcd IN ('ALT', 'BILI') AND uln > 0 AND day >= 0 AND {flt}
-                        GROUP BY usubjid HAVING peak_alt_xuln IS NOT NULL AND peak_bili_xuln IS NOT NULL""", fp)
+        e = state.q(liver.edish_sql(flt), fp)
         if e.empty:
-            state.empty("No subject has both ALT and total bilirubin (with ULN) after infusion: no eDISH plot.")
+            state.empty("No subject has both an aminotransferase (ALT or AST) and total bilirubin (with ULN) after "
+                        "infusion: no eDISH plot.")
         else:
-            hy = e[(e["peak_alt_xuln"] >= 3) & (e["peak_bili_xuln"] >= 2)]
+            hy = e[e["possible_hys_law"]].drop(columns="possible_hys_law")
             st.metric("Subjects in the possible Hy's law quadrant", len(hy),
-                      help="Peak ALT ≥ 3 × ULN and peak total bilirubin ≥ 2 × ULN (peaks need not be simultaneous)")
+                      help=f"Peak ALT or AST ≥ {liver.AMINOTRANSFERASE_XULN} × ULN and peak total bilirubin "
+                           f"≥ {liver.BILIRUBIN_XULN} × ULN (peaks need not be simultaneous)")
             state.chart(F.edish_figure, e)
             if not hy.empty:
                 state.table(hy)
