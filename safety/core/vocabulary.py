@@ -163,6 +163,11 @@ CLI_DECISIONS: tuple[str, ...] = ("confirmed", "rejected", "withdrawn")
 DLT_WINDOW_START_DAY = 0
 DLT_WINDOW_END_DAY = 28
 
+# --- post-infusion -------------------------------------------------------------------------------------
+# The first study day after infusion (day 0, which holds the pre-infusion baseline): the lab summaries' worst
+# post-infusion grade and the eDISH peaks count values from this day on.
+POST_INFUSION_FIRST_DAY = 1
+
 # --- SDTM Y/N flags ---------------------------------------------------------------------------------------
 # The NY codelist (AESER, AESDTH, LBBLFL ...): each code and the spellings read as it (upper case, trimmed). A
 # Parquet boolean reads as 'TRUE'/'FALSE'; an EDC export may write 'Yes' or 1. Any other value is quarantined.

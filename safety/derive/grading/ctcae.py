@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from safety.core.sql import insert_rows, reset_derived
-from safety.core.vocabulary import blood_result
+from safety.core.vocabulary import POST_INFUSION_FIRST_DAY, blood_result
 from safety.derive.graph import Derivation
 from safety.schema import LAB_WORST_GRADES
 from safety.schema.derived import LAB_TOXICITY  # noqa: F401 - callers import the table with the engine
@@ -275,7 +275,7 @@ def grade_labs(con, source: str = "labs", *, where: str | None = None, params: d
 # with the highest grade: max(grade * 2^32 - day) orders rows exactly as [grade, -day] does (grades are small
 # and non-negative, 1 <= day < 2^31) and, unlike a list, is a plain BIGINT for the aggregate. Records are
 # grouped by their integer lab_term_id first; a test graded in two units has two, joined into one row after.
-WORST_SQL = """
+WORST_SQL = f"""
 INSERT INTO lab_worst_grades (studyid, data_cut, usubjid, ctcae_term, direction, lbtestcd,
                               baseline_grade, worst_grade, worst_day, n_post)
 SELECT $studyid, $data_cut, w.usubjid, t.ctcae_term, t.direction, t.lbtestcd, max(w.baseline_grade),
@@ -285,9 +285,10 @@ SELECT $studyid, $data_cut, w.usubjid, t.ctcae_term, t.direction, t.lbtestcd, ma
 FROM (
   SELECT usubjid, lab_term_id,
          max(grade) FILTER (WHERE is_baseline) AS baseline_grade,
-         max(grade) FILTER (WHERE day >= 1) AS worst_grade,
-         max(CAST(grade AS BIGINT) * 4294967296 - day) FILTER (WHERE day >= 1 AND grade IS NOT NULL) AS worst_key,
-         count(grade) FILTER (WHERE day >= 1) AS n_post
+         max(grade) FILTER (WHERE day >= {POST_INFUSION_FIRST_DAY}) AS worst_grade,
+         max(CAST(grade AS BIGINT) * 4294967296 - day)
+           FILTER (WHERE day >= {POST_INFUSION_FIRST_DAY} AND grade IS NOT NULL) AS worst_key,
+         count(grade) FILTER (WHERE day >= {POST_INFUSION_FIRST_DAY}) AS n_post
   FROM lab_toxicity_records
   WHERE lab_term_id IN (SELECT lab_term_id FROM lab_toxicity_terms WHERE studyid = $studyid AND data_cut = $data_cut)
   GROUP BY usubjid, lab_term_id

@@ -6,13 +6,16 @@ against the peak total bilirubin. See docs/grading.md "Liver: eDISH and Hy's law
 """
 from __future__ import annotations
 
+from safety.core.vocabulary import POST_INFUSION_FIRST_DAY
+
 AMINOTRANSFERASE_XULN = 3  # ALT or AST >= 3 x ULN (FDA DILI guidance 2009)
 BILIRUBIN_XULN = 2         # total bilirubin >= 2 x ULN
 AMINOTRANSFERASES = ("ALT", "AST")
 
 
 def edish_sql(subjects: str = "TRUE") -> str:
-    """SELECT of one row per subject with an aminotransferase and a total bilirubin that have a ULN: usubjid,
+    """SELECT of one row per subject with an aminotransferase and a total bilirubin that have a ULN after infusion
+    (from POST_INFUSION_FIRST_DAY: the day-0 baseline is not treatment-emergent): usubjid,
     peak_alt_xuln, peak_ast_xuln, peak_aminotransferase_xuln (the higher of the two), aminotransferase (the test
     of that peak, 'ALT' or 'AST'), peak_bili_xuln, possible_hys_law (the quadrant).
 
@@ -21,7 +24,8 @@ def edish_sql(subjects: str = "TRUE") -> str:
     return f"""
         WITH r AS (
           SELECT usubjid, lbtestcd, day, value / uln AS xuln FROM labs
-          WHERE lbtestcd IN ('ALT', 'AST', 'BILI') AND value IS NOT NULL AND uln > 0 AND day >= 0 AND ({subjects})),
+          WHERE lbtestcd IN ('ALT', 'AST', 'BILI') AND value IS NOT NULL AND uln > 0
+            AND day >= {POST_INFUSION_FIRST_DAY} AND ({subjects})),
         p AS (
           SELECT usubjid,
                  max(xuln) FILTER (WHERE lbtestcd = 'ALT') AS peak_alt_xuln,

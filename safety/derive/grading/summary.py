@@ -5,7 +5,7 @@
 - :func:`worst_per_term_sql`: the rows the shift table, the packet's worst-grade table and the laboratory page
   count (a subject once per term).
 
-Post-infusion = day >= 1 (lab_worst_grades). The population is the infused subjects at the cut.
+Post-infusion = day >= POST_INFUSION_FIRST_DAY (safety.core.vocabulary; lab_worst_grades). The population is the infused subjects at the cut.
 """
 from __future__ import annotations
 
