@@ -698,11 +698,14 @@ def test_labs_edish_counts_an_ast_hys_law_case(app_env):
     if not _sample_available():
         pytest.skip("needs the sample study")
     at = _open("labs", session={"labs_tab": "Liver (eDISH)"})
-    assert _metrics(at)["Subjects in the possible Hy's law quadrant"] == "1"
+    assert _metrics(at)["Subjects in the possible Hy's law quadrant (peaks at any time after infusion)"] == "1"
     [table] = [d.value for d in at.dataframe]
     row = table.set_index("usubjid").loc["CD56-CART-01-01-008"]
     assert (row["aminotransferase"], row["peak_aminotransferase_xuln"], row["peak_alt_xuln"],
             row["peak_bili_xuln"]) == ("AST", pytest.approx(6.5), pytest.approx(0.75), pytest.approx(13.0))
+    # what is counted is said: peaks at any time after infusion, the first day of each, ALP shown beside
+    assert (row["aminotransferase_day"], row["bili_day"]) == (6, 9) and row["peak_alp_xuln"] < 2
+    assert any("ALP is shown, not applied to the count" in c.value for c in at.caption)
 
 
 @pytest.mark.parametrize("tab, shows", [("Worst grades & shifts", "Subjects with any lab grade ≥3"),

@@ -80,3 +80,12 @@ def test_edish_peaks_start_after_infusion_not_at_the_baseline(edish):
     row = edish.loc[BASELINE_ONLY]
     assert row["peak_alt_xuln"] == pytest.approx(27 / 40) and row["peak_bili_xuln"] == pytest.approx(25.6 / 20.5)
     assert not row["possible_hys_law"]
+
+
+def test_edish_gives_the_peak_days_and_alp_and_counts_peaks_at_any_time_after_infusion(edish):
+    # the count takes the peaks over the whole post-infusion follow-up; the days and the peak ALP are shown beside
+    row = edish.loc[AST_CASE]
+    assert (row["aminotransferase_day"], row["bili_day"]) == (10, 10)
+    assert row["peak_alp_xuln"] == pytest.approx(96 / 130) and row["alp_day"] == 7
+    # AST 26 x ULN on days 9 and 10 (above the edited ALT 5 x on day 5): the first day of the peak
+    assert tuple(edish.loc[URINE_CASE, ["aminotransferase", "aminotransferase_day"]]) == ("AST", 9)

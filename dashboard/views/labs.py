@@ -119,9 +119,13 @@ if tab_liver.open:
                         "infusion: no eDISH plot.")
         else:
             hy = e[e["possible_hys_law"]].drop(columns="possible_hys_law")
-            st.metric("Subjects in the possible Hy's law quadrant", len(hy),
+            st.metric("Subjects in the possible Hy's law quadrant (peaks at any time after infusion)", len(hy),
                       help=f"Peak ALT or AST ≥ {liver.AMINOTRANSFERASE_XULN} × ULN and peak total bilirubin "
-                           f"≥ {liver.BILIRUBIN_XULN} × ULN (peaks need not be simultaneous)")
+                           f"≥ {liver.BILIRUBIN_XULN} × ULN after infusion; the peaks need not be together")
+            st.caption("Peaks at any time after infusion, as eDISH plots them: the table gives the day of each peak "
+                       "and the peak ALP, so the time relation and cholestasis are judged case by case (a Hy's law "
+                       f"case has no initial cholestasis, ALP < {liver.CHOLESTASIS_ALP_XULN} × ULN; FDA DILI guidance "
+                       "2009). ALP is shown, not applied to the count.")
             state.chart(F.edish_figure, e)
             if not hy.empty:
                 state.table(hy)

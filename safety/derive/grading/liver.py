@@ -10,6 +10,7 @@ from safety.core.vocabulary import POST_INFUSION_FIRST_DAY
 
 AMINOTRANSFERASE_XULN = 3  # ALT or AST >= 3 x ULN (FDA DILI guidance 2009)
 BILIRUBIN_XULN = 2         # total bilirubin >= 2 x ULN
+CHOLESTASIS_ALP_XULN = 2   # Hy's law cases have no initial cholestasis: ALP < 2 x ULN (FDA DILI guidance 2009)
 AMINOTRANSFERASES = ("ALT", "AST")
 
 
@@ -17,14 +18,16 @@ def edish_sql(subjects: str = "TRUE") -> str:
     """SELECT of one row per subject with an aminotransferase and a total bilirubin that have a ULN after infusion
     (from POST_INFUSION_FIRST_DAY: the day-0 baseline is not treatment-emergent): usubjid,
     peak_alt_xuln, peak_ast_xuln, peak_aminotransferase_xuln (the higher of the two), aminotransferase (the test
-    of that peak, 'ALT' or 'AST'), peak_bili_xuln, possible_hys_law (the quadrant).
+    of that peak, 'ALT' or 'AST'), aminotransferase_day, peak_bili_xuln, bili_day, peak_alp_xuln, alp_day,
+    possible_hys_law (the quadrant: both peaks at any time after infusion; ALP is shown, not applied; a day is the
+    first day of its peak).
 
     What the Labs page's eDISH plots and counts. ``subjects``: an SQL predicate on ``usubjid`` written by the caller
     (named parameters, no user text)."""
     return f"""
         WITH r AS (
           SELECT usubjid, lbtestcd, day, value / uln AS xuln FROM labs
-          WHERE lbtestcd IN ('ALT', 'AST', 'BILI') AND value IS NOT NULL AND uln > 0
+          WHERE lbtestcd IN ('ALT', 'AST', 'BILI', 'ALP') AND value IS NOT NULL AND uln > 0
             AND day >= {POST_INFUSION_FIRST_DAY} AND ({subjects})),
         p AS (
           SELECT usubjid,
@@ -34,7 +37,11 @@ def edish_sql(subjects: str = "TRUE") -> str:
                  -- the earliest peak; ALT before AST when both reach it on the same day
                  arg_max(lbtestcd, (xuln, -day, lbtestcd = 'ALT')) FILTER (WHERE lbtestcd IN ('ALT', 'AST'))
                    AS aminotransferase,
-                 max(xuln) FILTER (WHERE lbtestcd = 'BILI') AS peak_bili_xuln
+                 arg_max(day, (xuln, -day)) FILTER (WHERE lbtestcd IN ('ALT', 'AST')) AS aminotransferase_day,
+                 max(xuln) FILTER (WHERE lbtestcd = 'BILI') AS peak_bili_xuln,
+                 arg_max(day, (xuln, -day)) FILTER (WHERE lbtestcd = 'BILI') AS bili_day,
+                 max(xuln) FILTER (WHERE lbtestcd = 'ALP') AS peak_alp_xuln,
+                 arg_max(day, (xuln, -day)) FILTER (WHERE lbtestcd = 'ALP') AS alp_day
           FROM r GROUP BY usubjid)
         SELECT *, peak_aminotransferase_xuln >= {AMINOTRANSFERASE_XULN} AND peak_bili_xuln >= {BILIRUBIN_XULN}
                     AS possible_hys_law
