@@ -9,15 +9,14 @@ import duckdb
 import pandas as pd
 import pytest
 import streamlit as st
-from streamlit.testing.v1 import AppTest
 
 from safety.access.reader import Scope, StudyReader
 from safety.derive.grading.liver import edish_sql
 from safety.ingest import ingest_study
+from test_app_pages import _open
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data" / "car_itnk"
-APP = str(ROOT / "dashboard" / "app.py")
 BASELINE_ONLY = "ITNK-B-01-01-005"  # pre-infusion day-0 baseline ALT 5 x and bilirubin 3 x ULN, normal after
 AST_CASE = "ITNK-B-01-01-013"       # day 10: AST 10 x and bilirubin 3 x ULN (ALT 2 x)
 URINE_CASE = "ITNK-B-01-01-014"     # day 5: ALT 5 x ULN; its only bilirubin >= 2 x ULN is a urine result
@@ -89,3 +88,47 @@ def test_edish_gives_the_peak_days_and_alp_and_counts_peaks_at_any_time_after_in
     assert row["peak_alp_xuln"] == pytest.approx(96 / 130) and row["alp_day"] == 7
     # AST 26 x ULN on days 9 and 10 (above the edited ALT 5 x on day 5): the first day of the peak
     assert tuple(edish.loc[URINE_CASE, ["aminotransferase", "aminotransferase_day"]]) == ("AST", 9)
+
+
+def test_edish_reads_blood_results_only(edish):
+    # the urine bilirubin 62 umol/L (3 x the 20.5 ULN) on day 5 is not the blood bilirubin of a Hy's law screen
+    row = edish.loc[URINE_CASE]
+    assert row["peak_bili_xuln"] == pytest.approx(14.1 / 20.5) and row["bili_day"] == 6
+    assert not row["possible_hys_law"]
+
+
+def _clear_caches() -> None:
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def liver_app(liver_db, tmp_path, monkeypatch):
+    """A copy of the edited load, with the app pointed at it and signed-in checks off."""
+    db = tmp_path / "app.duckdb"
+    shutil.copyfile(liver_db, db)
+    for name, value in (("CELLTOX_DB", str(db)), ("CELLTOX_AUTH", "off")):
+        monkeypatch.setenv(name, value)
+    _clear_caches()
+    yield db
+    _clear_caches()
+
+
+def _chart_values(trace) -> list[float]:
+    import base64
+
+    import numpy as np
+    y = trace["y"]  # plotly sends numbers as base64 binary
+    return list(np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"])) if isinstance(y, dict) else list(y)
+
+
+def test_values_over_time_draw_blood_results_only(liver_app):
+    """The urine bilirubin (3 x ULN on day 5) is not drawn in the subject's blood bilirubin line."""
+    import json
+    at = _open("labs", session={"labs_tab": "Values over time"})
+    [test] = [s for s in at.selectbox if s.label == "Test"]
+    test.set_value("BILI").run()
+    assert not at.exception, [e.value for e in at.exception]
+    [chart] = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    [line] = [t for t in chart["data"] if t.get("name") == URINE_CASE]
+    assert max(_chart_values(line)) == pytest.approx(14.1 / 20.5)

@@ -4,6 +4,7 @@ import streamlit as st
 from dashboard import data, state, tables
 from dashboard import figures as F
 from safety.derive.grading import liver, summary
+from safety.core.vocabulary import blood_result
 from safety.derive.toxicity import hematotox, icaht
 
 v = state.view()
@@ -96,8 +97,10 @@ if tab_time.open:
             # One line per subject: beyond MAX_LINES subjects, draw the most extreme (highest peak above ULN,
             # lowest trough below LLN), which are the ones a committee reads; the caption gives the total.
             extreme = "max(multiple) DESC" if ref == "uln" else "min(multiple) ASC"
+            # blood results only, as graded: a urine or CSF result of the same test code is another measure
             d = state.q(f"""WITH r AS (SELECT usubjid, day, value, unit, value / {ref} AS multiple FROM labs
-                                       WHERE lbtestcd = $t AND value IS NOT NULL AND {ref} > 0 AND {flt}),
+                                       WHERE lbtestcd = $t AND value IS NOT NULL AND {ref} > 0 AND {blood_result()}
+                                         AND {flt}),
                             top AS (SELECT usubjid FROM r GROUP BY usubjid ORDER BY {extreme}, usubjid LIMIT $n)
                             SELECT *, (SELECT count(DISTINCT usubjid) FROM r) AS n_subjects FROM r
                             WHERE usubjid IN (SELECT usubjid FROM top) ORDER BY usubjid, day""",

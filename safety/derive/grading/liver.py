@@ -6,7 +6,7 @@ against the peak total bilirubin. See docs/grading.md "Liver: eDISH and Hy's law
 """
 from __future__ import annotations
 
-from safety.core.vocabulary import POST_INFUSION_FIRST_DAY
+from safety.core.vocabulary import POST_INFUSION_FIRST_DAY, blood_result
 
 AMINOTRANSFERASE_XULN = 3  # ALT or AST >= 3 x ULN (FDA DILI guidance 2009)
 BILIRUBIN_XULN = 2         # total bilirubin >= 2 x ULN
@@ -15,7 +15,7 @@ AMINOTRANSFERASES = ("ALT", "AST")
 
 
 def edish_sql(subjects: str = "TRUE") -> str:
-    """SELECT of one row per subject with an aminotransferase and a total bilirubin that have a ULN after infusion
+    """SELECT of one row per subject with a blood aminotransferase and total bilirubin that have a ULN after infusion
     (from POST_INFUSION_FIRST_DAY: the day-0 baseline is not treatment-emergent): usubjid,
     peak_alt_xuln, peak_ast_xuln, peak_aminotransferase_xuln (the higher of the two), aminotransferase (the test
     of that peak, 'ALT' or 'AST'), aminotransferase_day, peak_bili_xuln, bili_day, peak_alp_xuln, alp_day,
@@ -28,7 +28,7 @@ def edish_sql(subjects: str = "TRUE") -> str:
         WITH r AS (
           SELECT usubjid, lbtestcd, day, value / uln AS xuln FROM labs
           WHERE lbtestcd IN ('ALT', 'AST', 'BILI', 'ALP') AND value IS NOT NULL AND uln > 0
-            AND day >= {POST_INFUSION_FIRST_DAY} AND ({subjects})),
+            AND day >= {POST_INFUSION_FIRST_DAY} AND {blood_result()} AND ({subjects})),
         p AS (
           SELECT usubjid,
                  max(xuln) FILTER (WHERE lbtestcd = 'ALT') AS peak_alt_xuln,
