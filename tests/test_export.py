@@ -282,6 +282,16 @@ def test_lab_tables(reader):
     assert (r["Worst grade 4 n"], r["Worst grade 2 n"], r["Total n"]) == (1, 1, 2)
 
 
+def test_lab_tables_cite_the_stf_displays_they_are_shaped_after(reader):
+    # STF T52-53 count the last on-treatment value >= Level 2 and F15 is a figure: neither is a CTCAE grade table
+    from safety.export.tables import TABLES
+    wg, shift = build_table(reader, "lab_worst_grade"), build_table(reader, "lab_shift")
+    assert wg.attrs["reference"] == TABLES["lab_worst_grade"].reference == (
+        "Shaped after FDA STF T52-53 (2025; worst post-baseline CTCAE grade, not last value >= Level 2)")
+    assert shift.attrs["reference"] == TABLES["lab_shift"].reference == (
+        "Shaped after FDA STF F15 (2025; a baseline vs max/min post-baseline figure there, CTCAE grades here)")
+
+
 def test_unknown_names_raise(reader):
     with pytest.raises(KeyError):
         build_listing(reader, "nope")

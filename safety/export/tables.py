@@ -310,10 +310,17 @@ def _term_label(term, direction) -> str:
     return str(term) + ("" if direction is None or pd.isna(direction) else f" ({direction})")
 
 
+# No FDA STF display (Integrated Guide v2.0, 2025) is a CTCAE grade table: T52-53 count the last on-treatment value at
+# or above the STF's own abnormality levels (T56-57), F15 plots baseline against max/min post-baseline values.
+LAB_WORST_GRADE_REF = "Shaped after FDA STF T52-53 (2025; worst post-baseline CTCAE grade, not last value >= Level 2)"
+LAB_SHIFT_REF = "Shaped after FDA STF F15 (2025; a baseline vs max/min post-baseline figure there, CTCAE grades here)"
+
+
 def table_lab_worst_grade(reader, store=None):
     """Worst post-baseline grade per CTCAE term and cohort; the grade >= 3 row comes from
     safety.derive.grading.summary.grade3_counts (the dashboard's numbers)."""
-    name, title, ref = "lab_worst_grade", "Laboratory abnormalities: worst post-baseline CTCAE grade", "FDA STF T52-53"
+    name, title, ref = "lab_worst_grade", "Laboratory abnormalities: worst post-baseline CTCAE grade", \
+        LAB_WORST_GRADE_REF
     if not reader.has_tables("lab_worst_grades"):
         return _unavailable(name, title, ref, "lab_worst_grades")
     # The rows every lab summary counts (safety.derive.grading.summary.worst_per_term_sql): an infused subject once
@@ -351,7 +358,7 @@ SHIFT_LEVELS = ["0", "1", "2", "3", "4", "missing"]
 def table_lab_shift(reader, store=None):
     """Baseline x worst post-baseline grade per term, from safety.derive.grading.summary.shift_table."""
     name, title, ref = "lab_shift", "Laboratory shift: baseline grade to worst post-baseline grade (all cohorts)", \
-        "FDA STF F15 (shift)"
+        LAB_SHIFT_REF
     if not reader.has_tables("lab_worst_grades"):
         return _unavailable(name, title, ref, "lab_worst_grades")
     columns = ["CTCAE term", "Baseline grade"] + [f"Worst grade {w} n" for w in SHIFT_LEVELS] + ["Total n"]
@@ -451,9 +458,9 @@ TABLES: dict[str, c.OutputSpec] = {
     "sae_by_soc_pt": c.OutputSpec("SAEs by SOC and PT", "FDA STF T10", table_sae_by_soc_pt, reads=("AE",)),
     "crs_icans_summary": c.OutputSpec("CRS and ICANS summary", "ASTCT 2019", table_crs_icans_summary,
                                       reads=c.SYNDROME_SOURCES + ("CM",)),
-    "lab_worst_grade": c.OutputSpec("Lab worst post-baseline grade", "FDA STF T52-53", table_lab_worst_grade,
+    "lab_worst_grade": c.OutputSpec("Lab worst post-baseline grade", LAB_WORST_GRADE_REF, table_lab_worst_grade,
                                     reads=("LB",)),
-    "lab_shift": c.OutputSpec("Lab shift baseline to worst grade", "FDA STF F15", table_lab_shift, reads=("LB",)),
+    "lab_shift": c.OutputSpec("Lab shift baseline to worst grade", LAB_SHIFT_REF, table_lab_shift, reads=("LB",)),
     "dlt_summary": c.OutputSpec("DLTs by cohort", "Protocol DLT rules", table_dlt_summary, takes_dlt_status=True,
                                 reads=c.DLT_SOURCES),
     "stopping_rules": c.OutputSpec("Stopping rule status", "Protocol stopping rules", table_stopping_rules,
