@@ -102,8 +102,9 @@ def packet_meta(reader: StudyReader, generated_at: dt.datetime | None = None) ->
     """Collect the header/footer facts for one reader's study and cut."""
     sc = reader.scope
     st = reader.sql("SELECT title, load_id, config_json FROM studies LIMIT 1")
-    title = "" if st.empty or st.iat[0, 0] is None else str(st.iat[0, 0])
-    load_id = None if st.empty or st.iat[0, 1] is None else str(st.iat[0, 1])
+    # a NULL column comes back as NaN (not None) when every row is NULL: str() of it would print "nan"
+    title = "" if st.empty or pd.isna(st.iat[0, 0]) else str(st.iat[0, 0]).strip()
+    load_id = None if st.empty or pd.isna(st.iat[0, 1]) else str(st.iat[0, 1])
     hashes = reader.sql(
         "SELECT source_file, sha256 FROM load_log "
         "WHERE ($load_id IS NULL OR load_id = $load_id) ORDER BY source_file, sha256",
@@ -116,7 +117,7 @@ def packet_meta(reader: StudyReader, generated_at: dt.datetime | None = None) ->
         version=safety.__version__, load_id=load_id,
         file_hashes=tuple((str(a), str(b)) for a, b in hashes.itertuples(index=False)),
         scope_label="all sites" if sc.all_sites else "sites " + ", ".join(sc.sites),
-        settings_sha256=(None if st.empty or st.iat[0, 2] is None
+        settings_sha256=(None if st.empty or pd.isna(st.iat[0, 2])
                          else hashlib.sha256(str(st.iat[0, 2]).encode("utf-8")).hexdigest()),
     )
 
