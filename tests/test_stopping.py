@@ -678,3 +678,18 @@ def test_stopping_sentence_rounds_the_rate_as_every_table(tmp_path):
     [row] = rows(con, "SELECT * FROM stopping_rule_status")
     assert "1 of 8 evaluable subjects had a DLT" in row["sentence"] and "(rate 0.13): escalate" in row["sentence"]
     assert row["boundary"].startswith("escalate if rate <= 0.236, de-escalate if >= 0.359")
+
+
+def test_more_evaluable_than_the_default_planned_size_is_said_not_read_as_uncrossable(tmp_path):
+    con = _study(tmp_path, 26, set())  # no stopping_rule: the default max_n of 24
+    [row] = rows(con, "SELECT * FROM stopping_rule_status")
+    assert row["evaluable_n"] == 26 and row["events"] == 0 and row["boundary_events"] == 10
+    assert row["events_to_boundary"] == ("26 evaluable, past the planned 24 (stopping_rule.max_n: 24 is the default "
+                                         "when study.yaml sets none): no look-ahead beyond the planned size")
+    assert "cannot be crossed" not in row["sentence"]
+    assert (row["events_needed"], row["within_next"]) == (None, None)
+    # at the planned size itself no planned subject is left: the boundary cannot be crossed within the plan
+    (tmp_path / "at").mkdir()
+    con = _study(tmp_path / "at", 20, set(), stopping_rule={"max_n": 20})
+    [row] = rows(con, "SELECT * FROM stopping_rule_status")
+    assert row["events_to_boundary"] == "the boundary cannot be crossed within the planned 20 subjects"

@@ -33,7 +33,7 @@ import numpy as np
 
 from safety.access.reader import Scope, StudyReader
 from safety.core.numbers import fixed
-from safety.core.config import dlt_window
+from safety.core.config import DEFAULTS, dlt_window
 from safety.core.sql import create_missing, existing, insert_rows, reset_derived
 from safety.derive.dlt.evaluability import live_evaluability_columns
 from safety.derive.graph import Derivation
@@ -448,6 +448,16 @@ def _pending_sentence(pend: int, cands: int, decision: str, alt: str, alt_y: int
     return f" With the {what} confirmed ({alt_y} of {alt_n}) the decision would still be {decision}."
 
 
+def _past_plan(n: int, max_n: int) -> str:
+    """The look-ahead once more subjects are evaluable than planned: the rule has no planned subjects left to look
+    at, which says nothing of whether its boundary (computed at n) can still be crossed; the default size is named
+    as such, a study.yaml without a stopping_rule never having planned it."""
+    default = DEFAULTS["stopping_rule"]["max_n"]
+    why = (f" (stopping_rule.max_n: {default} is the default when study.yaml sets none)" if max_n == default
+           else " (stopping_rule.max_n)")
+    return f"{n} evaluable, past the planned {max_n}{why}: no look-ahead beyond the planned size"
+
+
 def _study_decision(sr: dict, n: int, y: int) -> dict:
     """Whole-study monitoring (beta-binomial, Pocock) at (n, y): statistic, boundary, decision and look-ahead;
     ``measure`` is the statistic against its criterion in words, or before min_n that the rule is not applied yet."""
@@ -487,6 +497,7 @@ def _study_decision(sr: dict, n: int, y: int) -> dict:
     else:
         need, within = _lookahead(n, y, trigger, max(max_n - n, 0))
         ahead = (_more(need, within, sr["event"], "stop", n) if need is not None
+                 else _past_plan(n, max_n) if n > max_n
                  else f"the boundary cannot be crossed within the planned {max_n} subjects")
     return dict(statistic=stat, statistic_label=stat_label, boundary=boundary, boundary_events=bnd,
                 decision="stop" if crossed else "continue", events_to_boundary=ahead, events_needed=need,
