@@ -66,3 +66,63 @@ def test_a_study_without_a_title_is_named_by_its_id_alone(study, request, tmp_pa
     meta = c.packet_meta(_reader(request.getfixturevalue(study)))
     assert meta.title == ""
     assert meta.header_lines()[0] == "Study: ITNK-B-01"
+
+
+# -- the app ---------------------------------------------------------------------------------------------------------
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+
+
+def _open(db: Path, monkeypatch, page: str = "overview"):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setenv("CELLTOX_DB", str(db))
+    monkeypatch.setenv("CELLTOX_AUTH", "off")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    if page != "overview":
+        at.switch_page(f"views/{page}.py")
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _texts(at) -> list[str]:
+    out = []
+    for kind in ("markdown", "caption", "info", "warning", "success"):
+        out += [str(getattr(e, "value", "")) for e in at.get(kind)]
+    return out
+
+
+# -- empty denominators ----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def never_infused(tmp_path_factory):
+    return build_study(tmp_path_factory.mktemp("c"), "never_infused",
+                       ("dm.csv", "ae.csv", "ex.csv", "lb.csv", "ds.csv", "vs.csv", "cm.csv", "mh.csv", "rs.csv"),
+                       subjects={"ITNK-B-01-02-031"})
+
+
+def test_of_n_prints_no_rate_over_nobody():
+    from safety.core.numbers import of_n
+    assert of_n(2, 5) == "2 / 5" and of_n(0, 5) == "0 / 5" and of_n(3, 7, "/") == "3/7"
+    assert of_n(0, 0) == "-" and of_n(0, None) == "-" and of_n(0, 0, missing="none") == "none"
+
+
+def test_no_infused_subject_gives_no_rate_in_the_packet(never_infused):
+    from safety.export import outcomes as eo
+    r = _reader(never_infused)
+    nrm = dict(eo.table_deaths_nrm(r).itertuples(index=False, name=None))
+    assert nrm["Infused subjects (N)"] == "0"
+    for h in (28, 100, 365):
+        assert nrm[f"NRM cumulative incidence at day {h} (Aalen-Johansen), %"] == "- (no subject infused)"
+    notes = " ".join(eo.table_response(r).attrs["notes"])
+    assert "ORR - (no subject infused)." in notes and "0/0" not in notes
+
+
+def test_no_infused_subject_gives_no_rate_on_the_overview(never_infused, monkeypatch):
+    metrics = {m.label: m.value for m in _open(never_infused, monkeypatch).metric}
+    assert metrics["CRS grade ≥3"] == "-" and metrics["ICANS grade ≥3"] == "-"

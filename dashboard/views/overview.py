@@ -8,6 +8,7 @@ import streamlit as st
 from dashboard import data, state, tables
 from dashboard.tables import plural, text
 from dashboard.figures_svg import rule_boundary_svg
+from safety.core.numbers import of_n
 from safety.core.vocabulary import SUBJECT_DISPOSITION, SUBJECT_DISPOSITION_COUNTS, counted_ae
 from safety.derive.dlt.stopping import event_label, method_name
 from safety.review import meeting as meeting_rules
@@ -139,7 +140,7 @@ cols[3].metric("SAEs: events (subjects)", f"{int(sae['events'])} ({int(sae['subj
                     "subjects never infused")
 infused = disposition["Infused"]
 for col, syndrome in zip(cols[4:], ("CRS", "ICANS")):  # of the infused, as the CRS & ICANS page says it
-    col.metric(f"{syndrome} grade ≥3", "n/a" if sev[syndrome] is None else f"{sev[syndrome]} / {infused}",
+    col.metric(f"{syndrome} grade ≥3", "n/a" if sev[syndrome] is None else of_n(sev[syndrome], infused),
                help=f"Infused subjects with a {syndrome} episode of grade 3 or more (ASTCT), of the {infused} infused")
 
 st.subheader("Stopping rule")

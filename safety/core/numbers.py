@@ -13,7 +13,10 @@ import math
 from decimal import Decimal
 from fractions import Fraction
 
-__all__ = ["rounded", "fixed", "percent", "percent_of", "percent_value", "n_pct"]
+__all__ = ["rounded", "fixed", "percent", "percent_of", "percent_value", "n_pct", "of_n", "NO_DENOMINATOR"]
+
+# What a rate over nobody reads: 0 of 0 is no rate, and "0 / 0" would read as "none of them"
+NO_DENOMINATOR = "-"
 
 
 def _exact(x) -> Fraction | None:
@@ -72,6 +75,15 @@ def n_pct(k, n, places: int = 1) -> str:
     if k == 0 or not n:
         return str(k)
     return f"{k} ({percent(k, n, places)})"
+
+
+def of_n(k, n, sep: str = " / ", missing: str = NO_DENOMINATOR) -> str:
+    """A count of its denominator, 'k / N' ('3 / 5'); ``missing`` when N is 0 or missing."""
+    try:
+        k, n = int(k), int(n)
+    except (TypeError, ValueError):  # None, NaN, pandas' NA
+        return missing
+    return f"{k}{sep}{n}" if n else missing
 
 
 def percent_value(k, n, places: int = 1) -> float | None:

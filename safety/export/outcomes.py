@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from safety.access.reader import StudyReader
-from safety.core.numbers import fixed, n_pct
+from safety.core.numbers import NO_DENOMINATOR, fixed, n_pct
 from safety.derive.outcomes import survival
 from safety.derive.outcomes.deaths import NRM_HORIZONS
 from safety.derive.outcomes.infections import ALL_DOSE_LEVELS, NO_DOSE_LEVEL, PATHOGEN_CLASSES, WINDOWS
@@ -232,8 +232,10 @@ def table_deaths_nrm(reader, store=None):
     for h in NRM_HORIZONS:
         k = int(deaths[f"nrm_by_day{h}"].fillna(False).astype(bool).sum()) if len(deaths) else 0
         rows.append((f"Non-relapse deaths by day {h}", n_pct(k, n)))
+        # over no infused subject the estimate is undefined, not 0.0
         rows.append((f"NRM cumulative incidence at day {h} (Aalen-Johansen), %",
-                     f"{fixed(100 * nrm_at[h])} (at risk {int((data['time'] >= h).sum())})"))
+                     f"{fixed(100 * nrm_at[h])} (at risk {int((data['time'] >= h).sum())})" if len(data["time"])
+                     else f"{NO_DENOMINATOR} (no subject infused)"))
     df = pd.DataFrame(rows, columns=cols)
     return c.finish(df, name=name, title=title, reference=ref, kind="table",
                     notes=["n (%) of infused subjects. Deaths from DM, DS and fatal AEs.",

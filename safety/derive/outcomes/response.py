@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from safety.core.numbers import percent
+from safety.core.numbers import NO_DENOMINATOR, of_n, percent
 from safety.core.sql import temp_table
 from safety.derive.graph import Derivation
 from safety.core.vocabulary import OVERALL_RESPONSE_ROW
@@ -188,7 +188,8 @@ def orr(rows: pd.DataFrame) -> dict:
     names = [p["criteria"] if str(p["definition"]) in str(p["criteria"]) else f"{p['criteria']} ({p['definition']})"
              for p in parts]
     detail = "; ".join(f"{name} {p['responders']}/{p['n']}" for name, p in zip(names, parts))
-    text = (f"ORR {k}/{n}" + (f" ({percent(k, n)}%)" if n else "") + (f": {detail}" if detail else "")
+    text = (f"ORR {of_n(k, n, '/', f'{NO_DENOMINATOR} (no subject infused)')}" + (f" ({percent(k, n)}%)" if n else "")
+            + (f": {detail}" if detail else "")
             + ". Responder: best overall response before progression in the counted categories; "
               "denominator: infused subjects.")
     counted_as = (names[0] if len(names) == 1 else " or ".join(names) + ", by each subject's diagnosis" if names
