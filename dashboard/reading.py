@@ -16,6 +16,7 @@ from dashboard.database import _connection, review_store, store_stamp, study_con
 from dashboard.session import View, view
 from safety.access import reader as access
 from safety.core.config import dlt_window as config_dlt_window
+from safety.core import delivery
 
 
 @st.cache_resource(show_spinner=False, max_entries=256)
@@ -98,6 +99,12 @@ def missing_tables(*names: str, v: View | None = None) -> list[str]:
     v = v or view()
     existing = _existing_tables(v.db_path, v.stamp)
     return [n for n in names if n not in existing]
+
+
+def not_delivered(*domains: str, v: View | None = None) -> list[str]:
+    """Those of ``domains`` (SDTM domains, CRS, ICANS) not delivered at this data cut (:mod:`safety.core.delivery`,
+    the packet's definition)."""
+    return delivery.not_delivered(domains, delivery.domains_present(lambda sql: q(sql, v=v)))
 
 
 def study_config(v: View | None = None) -> dict:

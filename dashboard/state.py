@@ -15,14 +15,16 @@ from dashboard.database import (  # noqa: F401
     store_stamp, study_cuts,
 )
 from dashboard.reading import (  # noqa: F401
-    STORE, call_cached, dlt_window, filter_options, has_tables, missing_tables, q, reader, scalar, study_config,
+    STORE, call_cached, dlt_window, filter_options, has_tables, missing_tables, not_delivered, q, reader, scalar,
+    study_config,
 )
 from dashboard.session import (  # noqa: F401
     PERMISSIONS, USER_KEY, VIEW_KEY, View, can, note_selection_moved, scope_for, selection_moved,
     set_view, sign_in, studies_for, subject_filter, user, view,
 )
 from dashboard.widgets import (  # noqa: F401
-    audit, chart, draw_figure, draw_svg, empty, figure_dict, filter_caption, log_subject_refused, log_subject_view, page_of, plain_text, require,
+    audit, chart, draw_figure, draw_svg, empty, figure_dict, filter_caption, log_subject_refused, log_subject_view,
+    note_not_delivered, page_of, plain_text, require,
     RULES_NOT_FILTERED, rules_not_filtered,
     subject_url, subject_urls,
     table,

@@ -11,7 +11,8 @@ import streamlit as st
 from dashboard import auth as auth_ui
 from dashboard import tables
 from dashboard.database import review_store
-from dashboard.reading import missing_tables
+from dashboard.reading import missing_tables, not_delivered
+from safety.core.delivery import not_delivered_note
 from dashboard.session import View, selection, user, view
 
 # -- showing ---------------------------------------------------------------------------------------------
@@ -154,6 +155,18 @@ def filter_caption(v: View | None = None) -> str:
 def empty(message: str) -> None:
     """An empty state that says what is missing."""
     st.info(message, icon=":material/info:")
+
+
+def note_not_delivered(*domains: str, what: str = "the counts below") -> list[str]:
+    """Say which of ``domains`` were not delivered at this data cut, so that ``what`` (plural: "the counts below")
+    reads as no data, not as no events (the packet's notes say the same); returns them (empty: all delivered,
+    nothing shown)."""
+    missing = not_delivered(*domains)
+    if missing:
+        st.warning("; ".join(not_delivered_note(d) for d in missing)
+                   + f": {what} show no data from {'it' if len(missing) == 1 else 'them'}, not an absence of events.",
+                   icon=":material/block:")
+    return missing
 
 
 def require(*tables: str, what: str = "this section") -> bool:

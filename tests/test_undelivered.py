@@ -126,3 +126,69 @@ def test_no_infused_subject_gives_no_rate_in_the_packet(never_infused):
 def test_no_infused_subject_gives_no_rate_on_the_overview(never_infused, monkeypatch):
     metrics = {m.label: m.value for m in _open(never_infused, monkeypatch).metric}
     assert metrics["CRS grade ≥3"] == "-" and metrics["ICANS grade ≥3"] == "-"
+
+
+# -- domains not delivered -------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def dm_ex_lb(tmp_path_factory):
+    """No AE, no CRS/ICANS file nor any SDTM domain they are built from, no RS."""
+    return build_study(tmp_path_factory.mktemp("b"), "dm_ex_lb", ("dm.csv", "ex.csv", "lb.csv"))
+
+
+def test_one_definition_of_delivered(dm_ex_lb, dm_ae_no_yaml):
+    from safety.core.delivery import delivered, domains_present, not_delivered
+    b = domains_present(_reader(dm_ex_lb).sql)
+    assert b == {"DM", "EX", "LB"}
+    assert not_delivered(("AE", "CRS", "ICANS", "RS", "LB"), b) == ["AE", "CRS", "ICANS", "RS"]
+    # CRS and ICANS episodes are also read from the reported AEs: with AE they are delivered
+    a = domains_present(_reader(dm_ae_no_yaml).sql)
+    assert delivered("CRS", a) and delivered("ICANS", a) and not delivered("RS", a)
+    assert delivered("ICANS", {"DM", "QS"}) and not delivered("ICANS", {"DM", "VS"}) and delivered("CRS", {"DM", "VS"})
+    assert delivered("AE", None)  # a cut with no record of its domains: none is named missing
+
+
+def test_packet_names_the_crs_icans_assessments_not_delivered(dm_ex_lb):
+    from safety.export import tables
+    r = _reader(dm_ex_lb)
+    for name in ("stopping_rules", "crs_icans_summary"):
+        notes = tables.build_table(r, name).attrs["notes"]
+        assert "AE not delivered at this data cut: what this output reads from AE cannot be shown." in notes, name
+        assert ("CRS assessments not delivered at this data cut (no crs_assessments file, nor the SDTM VS, CM, PR, QS, "
+                "FA, CE or AE it is built from): what this output reads from CRS cannot be shown.") in notes, name
+        assert any(n.startswith("ICANS assessments not delivered at this data cut (no icans_assessments file")
+                   for n in notes), name
+
+
+def test_overview_says_not_delivered_in_place_of_zero_events(dm_ex_lb, monkeypatch):
+    at = _open(dm_ex_lb, monkeypatch)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["SAEs: events (subjects)"] == "not delivered"
+    assert metrics["CRS grade ≥3"] == "not delivered" and metrics["ICANS grade ≥3"] == "not delivered"
+    assert metrics["DLTs confirmed"] == "not delivered" and metrics["DLT candidates pending"] == "not delivered"
+    assert metrics["Infused"] == "5"
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith("AE not delivered at this data cut; CRS assessments not delivered") for w in warnings)
+    assert any("its 'continue' is no data" in w for w in warnings)
+
+
+def test_crs_icans_and_ae_pages_say_not_delivered(dm_ex_lb, monkeypatch):
+    at = _open(dm_ex_lb, monkeypatch, "crs_icans")
+    texts = _texts(at) + [w.value for w in at.warning]
+    assert not any("grade 0" in t for t in texts) and not at.metric
+    assert any(t.startswith("CRS assessments not delivered at this data cut") for t in texts)
+    at = _open(dm_ex_lb, monkeypatch, "adverse_events")
+    texts = _texts(at)
+    assert "No adverse events match these filters." not in texts and not at.metric
+    assert any(t.startswith("AE not delivered at this data cut: the adverse event counts show no data from it")
+               for t in texts)
+
+
+def test_swimmer_gives_no_orr_without_rs(dm_ae_no_yaml, monkeypatch):
+    at = _open(dm_ae_no_yaml, monkeypatch, "swimmer")
+    assert not [m for m in at.metric if m.label.startswith("ORR")]
+    assert any(t.startswith("RS not delivered at this data cut: the response rates show no data from it")
+               for t in _texts(at))
+    # CRS and ICANS graded from the reported AEs: delivered, counted
+    metrics = {m.label: m.value for m in _open(dm_ae_no_yaml, monkeypatch, "crs_icans").metric}
+    assert metrics["CRS any grade"] == "3 / 5" and metrics["ICANS any grade"] == "2 / 5"

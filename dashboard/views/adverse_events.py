@@ -40,6 +40,8 @@ worst = state.q(f"""
     FROM adverse_events a JOIN subjects s USING (usubjid)
     WHERE {where} GROUP BY ALL""", fp)
 worst = worst[worst["worst_grade"].fillna(0) >= min_g] if min_g else worst
+if state.note_not_delivered("AE", what="the adverse event counts"):  # no data, not "no adverse events"
+    st.stop()
 m = st.columns(4)
 m[0].metric("Subjects with an AE", int(worst["usubjid"].nunique()), help=f"of {n_total} infused subjects")
 m[1].metric("Subjects with grade ≥3", int(worst.loc[worst["worst_grade"] >= 3, "usubjid"].nunique()))

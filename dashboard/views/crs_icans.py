@@ -5,7 +5,8 @@ import streamlit as st
 from dashboard import data, state
 from dashboard.tables import plural
 from dashboard import figures as F
-from safety.core.numbers import fixed, percent_value
+from safety.core.delivery import NOT_DELIVERED, not_delivered_note
+from safety.core.numbers import fixed, of_n, percent_value
 
 v = state.view()
 st.title("CRS & ICANS")
@@ -20,14 +21,20 @@ infused = state.scalar(f"SELECT count(*) FROM subjects WHERE infused AND {flt}",
 if infused == 0:
     state.empty("No infused subjects in this selection: CRS and ICANS start after the CAR infusion.")
     st.stop()
+# no assessments and no AEs to grade from: no data, not subjects at grade 0
+missing = state.note_not_delivered("CRS", "ICANS", what="the CRS and ICANS counts below")
+if len(missing) == 2:
+    st.stop()
 
 cols = st.columns(4)
 for i, syndrome in enumerate(("CRS", "ICANS")):
     e = episodes[episodes["syndrome"] == syndrome]
     any_n = e["usubjid"].nunique()
     g3 = e.loc[e["max_grade"] >= 3, "usubjid"].nunique()
-    cols[2 * i].metric(f"{syndrome} any grade", f"{any_n} / {infused}", help=f"Infused subjects with at least one {syndrome} episode")
-    cols[2 * i + 1].metric(f"{syndrome} grade ≥3", f"{g3} / {infused}", help=f"Infused subjects with a {syndrome} episode of grade 3 or more")
+    cols[2 * i].metric(f"{syndrome} any grade", NOT_DELIVERED if syndrome in missing else of_n(any_n, infused),
+                       help=f"Infused subjects with at least one {syndrome} episode")
+    cols[2 * i + 1].metric(f"{syndrome} grade ≥3", NOT_DELIVERED if syndrome in missing else of_n(g3, infused),
+                           help=f"Infused subjects with a {syndrome} episode of grade 3 or more")
 
 MAX_LANES = 100  # swimlane rows per chart
 MAX_TABLE_ROWS = 1000  # episode rows shown on the page
@@ -46,6 +53,9 @@ with views[0]:
             if not tab.open:
                 continue
             with tab:
+                if syndrome in missing:
+                    state.empty(f"{not_delivered_note(syndrome)}: no grades to show.")
+                    continue
                 if episodes[episodes["syndrome"] == syndrome].empty:
                     state.empty(f"This selection has no {syndrome} episodes (all {infused} infused subjects grade 0).")
                 inc = data.incidence(v, syndrome)
@@ -122,7 +132,9 @@ else:
 st.subheader("Derived vs reported grades")
 if state.require("grade_discrepancies", what="the discrepancy check"):
     disc = state.q(f"SELECT * FROM grade_discrepancies WHERE {flt} ORDER BY usubjid, onset_day", fp)
-    if disc.empty:
+    if disc.empty and state.not_delivered("AE"):  # no reported grade to compare with: nothing agrees
+        state.empty(f"{not_delivered_note('AE')}: there are no reported grades to compare the derived ones with.")
+    elif disc.empty:
         state.empty("Derived ASTCT grades agree with the reported AE grades for every episode in this selection.")
     else:
         st.markdown(f"**{plural(len(disc), 'episode')}** where the grade derived from bedside assessments differs "

@@ -8,6 +8,7 @@ import streamlit as st
 from dashboard import data, state, tables
 from dashboard.tables import plural, text
 from dashboard.figures_svg import rule_boundary_svg
+from safety.core.delivery import NOT_DELIVERED
 from safety.core.numbers import of_n
 from safety.core.vocabulary import SUBJECT_DISPOSITION, SUBJECT_DISPOSITION_COUNTS, counted_ae
 from safety.derive.dlt.stopping import event_label, method_name
@@ -125,22 +126,28 @@ if state.has_tables("toxicity_episodes"):
     g3 = state.q(f"""SELECT syndrome, count(DISTINCT usubjid) AS subjects FROM toxicity_episodes
                      WHERE max_grade >= 3 AND {flt} GROUP BY syndrome""", fp)
     sev = {s: int(g3.loc[g3["syndrome"] == s, "subjects"].sum()) for s in sev}
+# a domain not delivered is no data, not zero events: its tiles say so (and the note above them which one)
+missing = state.note_not_delivered("AE", "CRS", "ICANS", what="the tiles and the stopping rule below")
+no_dlt_source = len(missing) == 3  # DLTs are read from AEs and the CRS/ICANS grades: none of them delivered
 cols = st.columns(6)
 cols[0].metric("DLT-evaluable", dlt.counts.evaluable,
                help="Infused and followed through the DLT window, or had a confirmed DLT")
-cols[1].metric("DLTs confirmed", dlt.counts.confirmed_subjects, help="Subjects with a DLT confirmed or added by the committee")
-cols[2].metric("DLT candidates pending", dlt.counts.pending,
+cols[1].metric("DLTs confirmed", NOT_DELIVERED if no_dlt_source else dlt.counts.confirmed_subjects,
+               help="Subjects with a DLT confirmed or added by the committee")
+cols[2].metric("DLT candidates pending", NOT_DELIVERED if no_dlt_source else dlt.counts.pending,
                help="Candidate events in the DLT window awaiting adjudication, in "
                     f"{plural(dlt.counts.pending_subjects, 'subject')}")
 # events and subjects side by side, both of the safety population: the packet's AE overview counts subjects
-cols[3].metric("SAEs: events (subjects)", f"{int(sae['events'])} ({int(sae['subjects'])})",
+cols[3].metric("SAEs: events (subjects)",
+               NOT_DELIVERED if "AE" in missing else f"{int(sae['events'])} ({int(sae['subjects'])})",
                help=f"{plural(int(sae['events']), 'serious adverse event')} in {plural(int(sae['subjects']), 'subject')}: "
                     "treatment-emergent SAEs of infused subjects, as the packet's AE overview counts its subjects and "
                     "the Adverse events page (Serious only) its events; the SAE listing also lists the SAEs of "
                     "subjects never infused")
 infused = disposition["Infused"]
 for col, syndrome in zip(cols[4:], ("CRS", "ICANS")):  # of the infused, as the CRS & ICANS page says it
-    col.metric(f"{syndrome} grade ≥3", "n/a" if sev[syndrome] is None else of_n(sev[syndrome], infused),
+    col.metric(f"{syndrome} grade ≥3", NOT_DELIVERED if syndrome in missing
+               else "n/a" if sev[syndrome] is None else of_n(sev[syndrome], infused),
                help=f"Infused subjects with a {syndrome} episode of grade 3 or more (ASTCT), of the {infused} infused")
 
 st.subheader("Stopping rule")
@@ -148,6 +155,9 @@ if v.sites is not None:
     state.empty("Study-wide stopping-rule status is shown only to roles that see every site.")
 else:
     status = dlt.stopping  # computed now from the decisions in force, not the copy stored at load
+    if no_dlt_source and not status.empty:
+        st.warning("The rule below counts no events: AE, CRS and ICANS assessments were not delivered at this data "
+                   "cut, so its 'continue' is no data, not subjects without events.", icon=":material/block:")
     if status.empty:
         state.empty("No stopping-rule status was derived for this data cut.")
     else:

@@ -73,39 +73,42 @@ views = st.tabs(["Objective response rate among infused subjects", "Kaplan-Meier
 if views[0].open:
     with views[0]:
         n = len(subj)
-        # A response counts as the best overall response counts it (response.py COUNTED_RESPONSE_ROWS_SQL: the
-        # study's criteria for that subject, PET-CT categories as the responses they name, before progression).
-        counted = (COUNTED_RESPONSE_ROWS_SQL if has_resp else
-                   "SELECT usubjid, day, visit FROM responses WHERE upper(response) IN ('CR', 'CRI')")
-        resp = state.q(f"""
-            SELECT tp.timepoint, count(DISTINCT r.usubjid) AS responders
-            FROM (VALUES ('Month 3', 3, 77, 105), ('Month 6', 6, 160, 210), ('Month 12', 12, 330, 400))
-                 tp(timepoint, m, lo, hi)
-            LEFT JOIN ({counted}) r
-                 ON {state.subject_filter(v, column='r.usubjid')[0]}
-                 AND (upper(r.visit) = 'MONTH ' || tp.m OR (r.visit IS NULL AND r.day BETWEEN tp.lo AND tp.hi))
-            GROUP BY tp.timepoint, tp.m ORDER BY tp.m""",
-            {**fp, **(overall_response_params(state.study_config(v)) if has_resp else {})})
-        if outcomes is not None:
-            res = orr(outcomes)
-            best = res["responders"]
-            st.caption(res["text"])
-            counted_as = res["counted_as"]
-        else:
-            best = state.scalar("SELECT count(DISTINCT usubjid) FROM responses "
-                                f"WHERE upper(response) IN ('CR', 'CRI') AND {flt}", fp) or 0
-            counted_as = "CR + CRi"
-        resp = pd.concat([resp, pd.DataFrame({"timepoint": ["Best overall"], "responders": [best]})], ignore_index=True)
-        resp["evaluable"] = n
-        cis = [data.clopper_pearson(int(k), n) for k in resp["responders"]]
-        resp["pct"] = 100 * resp["responders"] / n
-        resp["ci_low"] = [100 * lo for lo, _ in cis]
-        resp["ci_high"] = [100 * hi for _, hi in cis]
-        cols = st.columns(len(resp))
-        for col, r in zip(cols, resp.itertuples()):
-            col.metric(f"ORR {r.timepoint}", f"{int(r.responders)} / {n}",
-                       help=f"{fixed(r.pct, 0)}% (95% CI {fixed(r.ci_low, 0)}-{fixed(r.ci_high, 0)}%)")
-        state.draw_svg(response_rate_svg(resp, counted_as))
+        # no responses read: not an ORR of 0
+        if not state.note_not_delivered("RS", what="the response rates"):
+            # A response counts as the best overall response counts it (response.py COUNTED_RESPONSE_ROWS_SQL: the
+            # study's criteria for that subject, PET-CT categories as the responses they name, before progression).
+            counted = (COUNTED_RESPONSE_ROWS_SQL if has_resp else
+                       "SELECT usubjid, day, visit FROM responses WHERE upper(response) IN ('CR', 'CRI')")
+            resp = state.q(f"""
+                SELECT tp.timepoint, count(DISTINCT r.usubjid) AS responders
+                FROM (VALUES ('Month 3', 3, 77, 105), ('Month 6', 6, 160, 210), ('Month 12', 12, 330, 400))
+                     tp(timepoint, m, lo, hi)
+                LEFT JOIN ({counted}) r
+                     ON {state.subject_filter(v, column='r.usubjid')[0]}
+                     AND (upper(r.visit) = 'MONTH ' || tp.m OR (r.visit IS NULL AND r.day BETWEEN tp.lo AND tp.hi))
+                GROUP BY tp.timepoint, tp.m ORDER BY tp.m""",
+                {**fp, **(overall_response_params(state.study_config(v)) if has_resp else {})})
+            if outcomes is not None:
+                res = orr(outcomes)
+                best = res["responders"]
+                st.caption(res["text"])
+                counted_as = res["counted_as"]
+            else:
+                best = state.scalar("SELECT count(DISTINCT usubjid) FROM responses "
+                                    f"WHERE upper(response) IN ('CR', 'CRI') AND {flt}", fp) or 0
+                counted_as = "CR + CRi"
+            resp = pd.concat([resp, pd.DataFrame({"timepoint": ["Best overall"], "responders": [best]})],
+                             ignore_index=True)
+            resp["evaluable"] = n
+            cis = [data.clopper_pearson(int(k), n) for k in resp["responders"]]
+            resp["pct"] = 100 * resp["responders"] / n
+            resp["ci_low"] = [100 * lo for lo, _ in cis]
+            resp["ci_high"] = [100 * hi for _, hi in cis]
+            cols = st.columns(len(resp))
+            for col, r in zip(cols, resp.itertuples()):
+                col.metric(f"ORR {r.timepoint}", f"{int(r.responders)} / {n}",
+                           help=f"{fixed(r.pct, 0)}% (95% CI {fixed(r.ci_low, 0)}-{fixed(r.ci_high, 0)}%)")
+            state.draw_svg(response_rate_svg(resp, counted_as))
 
 if views[1].open:
     with views[1]:

@@ -17,6 +17,7 @@ import pandas as pd
 
 import safety
 from safety.core import config as study_config
+from safety.core.delivery import domains_present, not_delivered, not_delivered_note
 from safety import schema
 from safety.core.vocabulary import ae_term_sql
 from safety.schema.labels import COLUMN_LABELS, column_label
@@ -278,18 +279,13 @@ def file_stem(meta: "PacketMeta") -> str:
     return f"{safe}_{meta.data_cut.isoformat()}"
 
 
-# Bedside CRS/ICANS assessments not delivered as celltox files are built from the SDTM domains at load: their
-# absence from a delivery leaves nothing unread
-_BUILT_WHEN_MISSING = ("CRS", "ICANS")
-
-
 def source_notes(reader: StudyReader, domains: tuple[str, ...]) -> list[str]:
     """What an output could not read of the SDTM ``domains`` it reads: each one not delivered at this cut (an
-    empty listing then means "no data", not "no events"), and the input rows of them the load quarantined
-    (counted for all-sites scopes only, which alone may read the quarantine)."""
-    missing = set(reader.sql("SELECT unnest(domains_missing) AS d FROM studies")["d"])
-    notes = [f"{d} not delivered at this data cut: what this output reads from {d} cannot be shown."
-             for d in domains if d in missing and d not in _BUILT_WHEN_MISSING]
+    empty listing then means "no data", not "no events"; CRS and ICANS as :mod:`safety.core.delivery` defines it),
+    and the input rows of them the load quarantined (counted for all-sites scopes only, which alone may read the
+    quarantine)."""
+    notes = [f"{not_delivered_note(d)}: what this output reads from {d} cannot be shown."
+             for d in not_delivered(domains, domains_present(reader.sql))]
     if reader.has_tables("quarantine"):
         rows = reader.sql("""SELECT source_file, count(*) AS n FROM quarantine
                              WHERE domain IN (SELECT unnest($d::VARCHAR[]))
