@@ -1077,6 +1077,25 @@ def test_dlt_review_says_the_stopping_rules_are_not_filtered_as_the_overview_doe
         assert not any(c.value == RULES_NOT_FILTERED for c in _open(page).caption), page
 
 
+def test_data_quality_quarantine_summary_counts_a_row_quarantined_without_a_field(app_copy):
+    """A ragged CSV line is quarantined as a whole, with no field; the by-reason summary dropped it (its group key
+    was empty), so the table added up to one row fewer than the quarantine held."""
+    db = app_copy
+    con = duckdb.connect(str(db))
+    studyid, cut = con.execute("SELECT studyid, max(data_cut) FROM studies GROUP BY studyid ORDER BY studyid "
+                               "LIMIT 1").fetchone()
+    con.execute("INSERT INTO quarantine (studyid, data_cut, load_id, domain, source_file, row_number, usubjid, field, "
+                "reason, raw_record) VALUES ($s, $c, 'x', 'AE', 'ae.csv', 249, NULL, NULL, "
+                "'line 249: 23 fields where the header has 22', 'a,b')", {"s": studyid, "c": cut})
+    held = con.execute("SELECT count(*) FROM quarantine WHERE studyid = $s AND data_cut = $c",
+                       {"s": studyid, "c": cut}).fetchone()[0]
+    con.close()
+    at = _open("data_quality", query={"studyid": studyid, "cut": cut.isoformat()})
+    summary = next(d.value for d in at.dataframe if "rows" in d.value.columns and "reason" in d.value.columns)
+    assert int(summary["rows"].sum()) == held
+    assert "line 249: 23 fields where the header has 22" in set(summary["reason"])
+
+
 def test_data_quality_lists_ae_grades_ctcae_does_not_define_for_the_term(app_env):
     """A grade-1 or grade-2 sepsis (CTCAE v5.0: grades 3-5 only) is listed for the site to query; the page's count
     is the table's for the cut."""

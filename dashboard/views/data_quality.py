@@ -54,7 +54,9 @@ if quar is None:
 elif quar.empty:
     st.success("No rows were quarantined in this load.")
 else:
-    by = quar.groupby(["domain", "field", "reason"]).size().rename("rows").reset_index().sort_values("rows", ascending=False)
+    # a row quarantined as a whole (a ragged CSV line) has no field: dropna=False keeps it, so the table adds up
+    by = (quar.groupby(["domain", "field", "reason"], dropna=False).size().rename("rows").reset_index()
+          .sort_values("rows", ascending=False))
     state.table(by, subject_col=None)
     with st.expander(f"All {len(quar)} quarantined rows"):
         state.table(quar.drop(columns=["studyid", "data_cut"], errors="ignore"))
