@@ -27,11 +27,13 @@ BUILT_FROM: dict[str, tuple[str, ...]] = {
     "ICANS": ("ICANS", "QS", "FA", "CE", "AE"),
 }
 
-# The sources a syndrome's "not delivered" note names
-_SOURCES_IN_WORDS = {
-    "CRS": "no crs_assessments file, nor the SDTM VS, CM, PR, QS, FA, CE or AE it is built from",
-    "ICANS": "no icans_assessments file, nor the SDTM QS, FA, CE or AE it is built from",
-}
+
+def _sources_in_words(syndrome: str) -> str:
+    """The sources a syndrome's "not delivered" note names, read from BUILT_FROM: its celltox file, then the SDTM
+    domains ('no crs_assessments file, nor the SDTM VS, CM, PR, QS, FA, CE or AE it is built from')."""
+    sdtm = BUILT_FROM[syndrome][1:]
+    return (f"no {syndrome.lower()}_assessments file, nor the SDTM {', '.join(sdtm[:-1])} or {sdtm[-1]} "
+            "it is built from")
 
 
 def domains_present(sql: Callable[[str], pd.DataFrame]) -> frozenset[str] | None:
@@ -61,5 +63,5 @@ def not_delivered(domains: Iterable[str], present: Iterable[str] | None) -> list
 def not_delivered_note(domain: str) -> str:
     """'AE not delivered at this data cut', naming for CRS and ICANS the sources none of which was delivered."""
     what = f"{domain} assessments" if domain in BUILT_FROM else domain
-    why = f" ({_SOURCES_IN_WORDS[domain]})" if domain in BUILT_FROM else ""
+    why = f" ({_sources_in_words(domain)})" if domain in BUILT_FROM else ""
     return f"{what} not delivered at this data cut{why}"

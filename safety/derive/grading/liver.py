@@ -11,7 +11,6 @@ from safety.core.vocabulary import POST_INFUSION_FIRST_DAY, blood_result
 AMINOTRANSFERASE_XULN = 3  # ALT or AST >= 3 x ULN (FDA DILI guidance 2009)
 BILIRUBIN_XULN = 2         # total bilirubin >= 2 x ULN
 CHOLESTASIS_ALP_XULN = 2   # Hy's law cases have no initial cholestasis: ALP < 2 x ULN (FDA DILI guidance 2009)
-AMINOTRANSFERASES = ("ALT", "AST")
 
 
 def edish_sql(subjects: str = "TRUE") -> str:
