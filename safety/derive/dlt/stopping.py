@@ -412,12 +412,13 @@ def _lookahead(n: int, y: int, trigger, horizon: int) -> tuple[int | None, int |
     return None, None
 
 
-def _more(k: int, m: int, event: str, verb: str, n: int) -> str:
+def _more(k: int, m: int, event: str, verb: str, n: int, preposition: str = "in") -> str:
     """'2 more DLTs in the next 2 subjects would stop', the monitored ``event`` named by :func:`event_label`
-    ('1 DLT in the next subject ...' while none of ``n`` is evaluable yet)."""
+    ('1 DLT in the next subject ...' while none of ``n`` is evaluable yet; 'among the next ...' with
+    ``preposition``)."""
     evs = f"{k} {'more ' if n else ''}{event_label(event, count=k)}"
     subj = "the next subject" if m == 1 else f"the next {m} subjects"
-    return f"{evs} in {subj} would {verb}"
+    return f"{evs} {preposition} {subj} would {verb}"
 
 
 def _counts(flags: tuple[np.ndarray, ...], among: np.ndarray | None = None) -> tuple[int, int, int, int]:
@@ -540,7 +541,7 @@ def _dose_decision(sr: dict, n: int, y: int, table: dict[int, dict] | None) -> d
         elif n < 6:
             need, within = 2 - y, 6 - n
             if need <= within:
-                parts.append(_more(need, within, sr["event"], "exceed the MTD", n).replace("in the next", "among the next"))
+                parts.append(_more(need, within, sr["event"], "exceed the MTD", n, preposition="among"))
             else:
                 need, within = None, None
         elif decision == THREE_PLUS_THREE_UNDEFINED:  # a dose treated past 6: its next DLTs still exceed the MTD
