@@ -165,7 +165,8 @@ DLT_WINDOW_END_DAY = 28
 
 # --- post-infusion -------------------------------------------------------------------------------------
 # The first study day after infusion (day 0, which holds the pre-infusion baseline): the lab summaries' worst
-# post-infusion grade and the eDISH peaks count values from this day on.
+# post-infusion grade, the eDISH peaks, the IEC-HS screen's findings and the immune markers' nadirs count values
+# from this day on.
 POST_INFUSION_FIRST_DAY = 1
 
 # --- SDTM Y/N flags ---------------------------------------------------------------------------------------

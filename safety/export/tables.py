@@ -13,7 +13,7 @@ import pandas as pd
 
 from safety.access.reader import StudyReader
 from safety.core.numbers import fixed, n_pct
-from safety.core.vocabulary import SUBJECT_DISPOSITION, SUBJECT_DISPOSITION_COUNTS
+from safety.core.vocabulary import POST_INFUSION_FIRST_DAY, SUBJECT_DISPOSITION, SUBJECT_DISPOSITION_COUNTS
 from safety.core.vocabulary import SAFETY_POPULATION, ae_pt_sql, ae_soc_sql, counted_ae, fatal_ae
 from safety.derive.dlt.stopping import event_label, method_name
 from safety.derive.grading.summary import grade3_counts, shift_table, worst_per_term_sql
@@ -334,7 +334,7 @@ lv AS (SELECT term, 0 AS lvl, usubjid, cohort FROM r
        UNION ALL SELECT term, worst_grade, usubjid, cohort FROM r WHERE worst_grade >= 1)
 SELECT term, lvl, cohort, count(DISTINCT usubjid) AS n FROM lv GROUP BY ALL
 UNION ALL SELECT term, lvl, '{OVERALL}', count(DISTINCT usubjid) FROM lv GROUP BY ALL""")
-    notes = ["Worst grade after baseline (day >= 1) per subject and CTCAE term (L = low, H = high direction).",
+    notes = [f"Worst grade after baseline (day >= {POST_INFUSION_FIRST_DAY}) per subject and CTCAE term (L = low, H = high direction).",
              "Percentages of the cohort's safety population N."]
     g3 = grade3_counts(reader, by="cohort")
     if not g3.empty:
@@ -362,7 +362,7 @@ def table_lab_shift(reader, store=None):
     if not reader.has_tables("lab_worst_grades"):
         return _unavailable(name, title, ref, "lab_worst_grades")
     columns = ["CTCAE term", "Baseline grade"] + [f"Worst grade {w} n" for w in SHIFT_LEVELS] + ["Total n"]
-    notes = ["Infused subjects with a graded post-baseline (day >= 1) value, by baseline grade (rows) and worst "
+    notes = [f"Infused subjects with a graded post-baseline (day >= {POST_INFUSION_FIRST_DAY}) value, by baseline grade (rows) and worst "
              "post-baseline grade (columns); a subject counts once per term, at the worst grade over its tests. "
              "All cohorts."]
     long = shift_table(reader)

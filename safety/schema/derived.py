@@ -2,6 +2,7 @@
 so the registry is complete by a plain import and no derivation has to be imported to know the schema."""
 from __future__ import annotations
 
+from safety.core.vocabulary import POST_INFUSION_FIRST_DAY
 from safety.schema.base import KEY, SUBJ, C, Table
 
 # --- eligibility ---
@@ -538,7 +539,7 @@ LAB_GRADE_TABLES = (LAB_TOXICITY_RECORDS, LAB_TOXICITY_TERMS, LAB_TOXICITY_REASO
 
 LAB_WORST_GRADES = Table(
     "lab_worst_grades",
-    "Per subject, CTCAE term and test: grade of the baseline record and worst post-infusion grade (day >= 1).",
+    f"Per subject, CTCAE term and test: grade of the baseline record and worst post-infusion grade (day >= {POST_INFUSION_FIRST_DAY}).",
     KEY + SUBJ + (
         C("ctcae_term", "VARCHAR", "CTCAE term."),
         C("direction", "VARCHAR", "'L' or 'H'."),
@@ -755,9 +756,9 @@ IMMUNE_RECONSTITUTION = Table(
         C("label", "VARCHAR", "Label from study.yaml."),
         C("threshold", "DOUBLE", "Value below which the finding is present (e.g. IgG < 4 g/L)."),
         C("finding", "VARCHAR", "What below the threshold means, e.g. 'hypogammaglobulinaemia', 'B-cell aplasia'."),
-        C("n_values", "INTEGER", "Post-infusion values (day >= 1)."),
+        C("n_values", "INTEGER", f"Post-infusion values (day >= {POST_INFUSION_FIRST_DAY})."),
         C("baseline_value", "DOUBLE", "Last value on or before day 0."),
-        C("nadir", "DOUBLE", "Lowest value from day 1 on."),
+        C("nadir", "DOUBLE", f"Lowest value from day {POST_INFUSION_FIRST_DAY} on."),
         C("nadir_day", "INTEGER", "Day of the nadir."),
         C("first_below_day", "INTEGER", "First day from day 1 with a value below the threshold."),
         C("last_value", "DOUBLE", "Latest value."),

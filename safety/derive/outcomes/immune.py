@@ -14,7 +14,7 @@ lymphocytes stays a percentage and is not an absolute count). A marker without a
 from __future__ import annotations
 
 from safety.core.sql import record_order, temp_table
-from safety.core.vocabulary import blood_result
+from safety.core.vocabulary import POST_INFUSION_FIRST_DAY, blood_result
 from safety.derive.graph import Derivation
 from safety.derive.toxicity._sql import insert, reset
 from safety.schema import IMMUNE_RECONSTITUTION, OFF_TUMOUR_EVENTS
@@ -42,11 +42,11 @@ ivig AS (
 )
 SELECT $s AS studyid, $c AS data_cut, lab.usubjid, lab.test, any_value(lab.label) AS label,
        any_value(lab.threshold) AS threshold, any_value(lab.finding) AS finding,
-       CAST(count(*) FILTER (WHERE lab.day >= 1) AS INTEGER) AS n_values,
-       arg_max(lab.value, {record_order('lab')}) FILTER (WHERE lab.day <= 0) AS baseline_value,
-       min(lab.value) FILTER (WHERE lab.day >= 1) AS nadir,
-       arg_min(lab.day, (lab.value, lab.day)) FILTER (WHERE lab.day >= 1) AS nadir_day,
-       min(lab.day) FILTER (WHERE lab.day >= 1 AND lab.value < lab.threshold) AS first_below_day,
+       CAST(count(*) FILTER (WHERE lab.day >= {POST_INFUSION_FIRST_DAY}) AS INTEGER) AS n_values,
+       arg_max(lab.value, {record_order('lab')}) FILTER (WHERE lab.day < {POST_INFUSION_FIRST_DAY}) AS baseline_value,
+       min(lab.value) FILTER (WHERE lab.day >= {POST_INFUSION_FIRST_DAY}) AS nadir,
+       arg_min(lab.day, (lab.value, lab.day)) FILTER (WHERE lab.day >= {POST_INFUSION_FIRST_DAY}) AS nadir_day,
+       min(lab.day) FILTER (WHERE lab.day >= {POST_INFUSION_FIRST_DAY} AND lab.value < lab.threshold) AS first_below_day,
        arg_max(lab.value, {record_order('lab')}) AS last_value, max(lab.day) AS last_day,
        arg_max(lab.value, {record_order('lab')}) < any_value(lab.threshold) AS below_at_last,
        CAST(coalesce(any_value(ivig.n), 0) AS INTEGER) AS ivig_doses, any_value(ivig.first_day) AS first_ivig_day

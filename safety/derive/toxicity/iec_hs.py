@@ -12,7 +12,7 @@ from pathlib import Path
 
 from safety.core.files import read_data_csv
 from safety.core.sql import temp_table
-from safety.core.vocabulary import blood_result
+from safety.core.vocabulary import POST_INFUSION_FIRST_DAY, blood_result
 from safety.derive.toxicity._sql import SCOPE, insert
 from safety.schema import IEC_HS_SCREEN
 
@@ -91,7 +91,7 @@ ferc AS (
        OR (fc.rel = 'previous' AND f.prev_value > 0 AND round(f.value, 9) >= round(fc.thr * f.prev_value, 9)
            AND (coalesce(f.uln, 0) <= 0 OR f.value > f.uln))
     ) AS ferritin_criterion
-  FROM fer f WHERE f.day >= 1
+  FROM fer f WHERE f.day >= {POST_INFUSION_FIRST_DAY}
 ),
 crs AS (SELECT usubjid, event_key, onset_day, max_grade_day, last_symptomatic_day FROM toxicity_episodes
         WHERE {SCOPE} AND syndrome = 'CRS'),
@@ -142,7 +142,7 @@ feat AS (
          ELSE k.label || ' (' || round(CASE WHEN k.cmp = '<' THEN s.vmin ELSE s.vmax END, 2) || ')' END AS finding
   FROM series s JOIN _iec_crit k ON k.test = s.test AND k.feature NOT LIKE 'ferritin%'
   LEFT JOIN recovered r ON r.usubjid = s.usubjid AND r.test = s.test
-  WHERE s.day >= 1 AND CASE
+  WHERE s.day >= {POST_INFUSION_FIRST_DAY} AND CASE
     -- new: a fall after recovery from the nadir; worsening: an existing cytopenia falls to half or less
     WHEN k.feature = 'cytopenia' THEN s.low
          AND (s.day > r.recovery_day
