@@ -47,6 +47,8 @@ SUBJECTS = {
     "021": (43, "ICE filed under another questionnaire's category"),
     "022": (56, "temperature and pressure of one round charted minutes apart"),
     "023": (62, "one vasopressor under three names overlapping"),
+    "024": (54, "hourly pressures between 4-hourly temperatures, a vasopressor between them"),
+    "025": (63, "hourly SpO2 between 4-hourly temperatures, oxygen between them"),
 }
 
 
@@ -111,6 +113,12 @@ def study(tmp_path_factory):
     vs += _vs("022", 1, "08:00", 39.0) + _vs("022", 1, "08:05", sbp=80)
     vs += _vs("022", 2, "07:55", sbp=80) + _vs("022", 2, "08:00", 39.0)
     vs += _vs("022", 3, "08:00", 39.0) + _vs("022", 3, "08:15", sbp=80)
+    # intensive-care charting: pressure (024) or SpO2 (025) hourly, temperature every 4 hours
+    for s24, kw in (("024", "sbp"), ("025", "spo2")):
+        vs += _vs(s24, 1, "08:00", 38.5, **{kw: 100 if kw == "sbp" else 97})
+        vs += [r for t in ("09:00", "10:00", "11:00", "11:45") for r in _vs(s24, 1, t, **{kw: 80 if kw == "sbp" else 90})]
+        vs += _vs(s24, 1, "12:00", 38.5, **{kw: 100 if kw == "sbp" else 97})
+        vs += _vs(s24, 2, "08:00", 37.0, **{kw: 120 if kw == "sbp" else 98})
     vs += [dict(USUBJID=u("001"), VSTESTCD="TEMP", VSORRES="38.9", VSORRESU="C", VSDTC=d(-1, "08:00"))]  # before day 0
     _write(folder, "vs", _seq(vs, "VSSEQ"))
     cm = [
@@ -145,6 +153,10 @@ def study(tmp_path_factory):
         dict(USUBJID=u("023"), CMTRT="Norepinephrine bitartrate", CMDECOD="NOREPINEPHRINE BITARTRATE",
              CMSTDTC=d(2, "13:00"), CMENDTC=d(2, "18:00")),
         dict(USUBJID=u("023"), CMTRT="Levophed", CMDECOD="", CMSTDTC=d(2, "13:30"), CMENDTC=d(2, "15:00")),
+        dict(USUBJID=u("024"), CMTRT="Norepinephrine", CMDECOD="NOREPINEPHRINE", CMSTDTC=d(1, "08:30"),
+             CMENDTC=d(1, "11:30")),
+        dict(USUBJID=u("025"), CMTRT="Oxygen", CMDECOD="OXYGEN", CMDOSE="4", CMDOSU="L/min", CMDOSFRM="NASAL CANNULA",
+             CMSTDTC=d(1, "09:15"), CMENDTC=d(1, "11:30")),
     ]
     _write(folder, "cm", _seq(cm, "CMSEQ"))
     _write(folder, "suppcm", [dict(STUDYID=STUDY, RDOMAIN="CM", USUBJID=u("005"), IDVAR="CMSEQ", IDVARVAL="1",
@@ -294,6 +306,24 @@ def test_one_vasopressor_under_several_names_is_one(study):
     assert (before["vasopressors"], after["vasopressors"], after["provenance"]) == (0, 1, "VSSEQ 3, 4; CMSEQ 1, 2, 3")
     assert "from SDTM: SBP 95 (hypotension below 90); norepinephrine" in after["comment"]
     assert _grades(con, "crs_grades", "023") == {(2, "08:00"): 1, (2, "20:00"): 3}
+
+
+def test_support_between_two_temperatures_counts_at_the_next_one(study):
+    """Pressure (or SpO2) charted hourly and temperature 4-hourly: a time point without a temperature cannot be
+    graded, so the norepinephrine (oxygen) given between the febrile 08:00 and 12:00 readings counts at 12:00, the
+    next time point with a temperature: fever with one vasopressor is ASTCT grade 3 (with low-flow oxygen grade 2),
+    not grade 1. It stopped before 12:00, so it is not counted at the next day's reading."""
+    con, _ = study
+    for subj, col, support, grade in (("024", "vasopressors", 1, 3), ("025", "oxygen", "LOW_FLOW_NC", 2)):
+        rows = {r["assessment_time"].strftime("%d %H:%M"): r for r in _rows(con, "crs_assessments", subj)}
+        assert rows["02 12:00"][col] == support and "CMSEQ 1" in rows["02 12:00"]["provenance"], subj
+        assert rows["03 08:00"][col] in (0, "NONE"), subj
+        assert _grades(con, "crs_grades", subj) == {(1, "08:00"): 1, (1, "09:00"): None, (1, "10:00"): None,
+                                                    (1, "11:00"): None, (1, "11:45"): None, (1, "12:00"): grade,
+                                                    (2, "08:00"): 0}, subj
+        [(max_grade,)] = con.execute("SELECT max_grade FROM toxicity_episodes WHERE usubjid = $u AND syndrome = 'CRS'",
+                                     {"u": u(subj)}).fetchall()
+        assert max_grade == grade, subj
 
 
 def test_oxygen_flow_six_is_low_flow_and_six_point_one_is_not(study):

@@ -17,9 +17,9 @@ docs/input-format.md ("CRS and ICANS from SDTM"):
   intervention or event on a day with no such time point gets its own (date-only) time point, so none is lost.
 * One round of vital signs is read together: a measurement a time point lacks is the latest taken less than
   ``VITALS_ROUND_MINUTES`` before it.
-* An intervention (CM, PR) counts at a time point when it ran at any moment since the previous time point: started
-  at or before it and not stopped before the previous one. Records with a date only count on every day from their
-  start date to their end date.
+* An intervention (CM, PR) counts at a time point when it ran at any moment since the previous time point with a
+  temperature (the previous CRS assessment; a day back for the first): started at or before it and not stopped
+  before that one. Records with a date only count on every day from their start date to their end date.
 * Events (AE, CE, FA findings) count at the time points of their start day at or after their start.
 
 Runs in ingest, inside the load's transaction, after the domains are loaded and before ``subjects`` is built.
@@ -231,10 +231,17 @@ def _crs(ctx: Ctx) -> int:
           AND NOT EXISTS (SELECT 1 FROM _sa_crs_tp0 t WHERE t.usubjid = i.usubjid AND t.ts::DATE = i.st_date)
         UNION
         {_event_points('e.hypotension AND NOT s.file_crs', '_sa_crs_tp0')}""")
+    # an intervention window reaches back to the previous time point with a temperature (its own or its round's):
+    # without one a time point is no CRS assessment, so a vasopressor between two febrile readings, charted beside
+    # hourly pressures, counts at the next temperature (Lee 2019 grades the hypotension needed while febrile)
     ctx.run("""CREATE OR REPLACE TEMP TABLE _sa_crs_tp AS
-        SELECT usubjid, ts, bool_or(timed) AS timed,
-               lag(ts) OVER (PARTITION BY usubjid ORDER BY ts) AS prev_ts
-        FROM _sa_crs_tp0 GROUP BY usubjid, ts""")
+        WITH tp AS (SELECT usubjid, ts, bool_or(timed) AS timed FROM _sa_crs_tp0 GROUP BY usubjid, ts)
+        SELECT t.usubjid, t.ts, t.timed,
+               max(t.ts) FILTER (WHERE EXISTS (
+                   SELECT 1 FROM _sa_vs v WHERE v.usubjid = t.usubjid AND v.kind = 'vs_temperature'
+                   AND (v.ts = t.ts OR (t.timed AND v.timed AND v.ts < t.ts AND v.ts > t.ts - to_minutes($round_min)))))
+                 OVER (PARTITION BY t.usubjid ORDER BY t.ts ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_ts
+        FROM tp t""", {"round_min": VITALS_ROUND_MINUTES})
     _attach_events(ctx, "_sa_crs_tp", "_sa_crs_ev", "e.hypotension")
     ctx.run("""CREATE OR REPLACE TEMP TABLE _sa_crs_iv AS
         SELECT t.usubjid, t.ts, i.* EXCLUDE (usubjid)
