@@ -212,6 +212,10 @@ def study(tmp_path_factory):
              AESTDTC=d(2), AEENDTC=d(3)),
         dict(USUBJID=u("009"), AESEQ=1, AETERM="Hypotension", AEDECOD="Hypotension", AETOXGR="2",
              AESTDTC=d(1), AEENDTC=d(6)),
+        # not yet coded (AEDECOD empty): the syndrome by its verbatim term
+        dict(USUBJID=u("016"), AESEQ=1, AETERM="CRS", AEDECOD="", AETOXGR="2", AESTDTC=d(2), AEENDTC=d(3)),
+        dict(USUBJID=u("014"), AESEQ=1, AETERM="Immune effector cell-associated neurotoxicity syndrome", AEDECOD="",
+             AETOXGR="2", AESTDTC=d(3), AEENDTC=d(4)),
     ]
     _write(folder, "ae", ae)
     _write(folder, "crs_assessments", [dict(USUBJID=u("013"), CRSDTC=d(2, "09:00"), TEMP_C="39.5", HYPOTENSION="Y",
@@ -446,6 +450,20 @@ def test_worked_example_grades_and_discrepancy(study):
     disc = con.execute("SELECT syndrome, discrepancy, reported_grade, derived_grade FROM grade_discrepancies "
                        "WHERE usubjid = $u ORDER BY syndrome", {"u": u("015")}).fetchall()
     assert disc == [("CRS", "reported lower than derived", 2, 3), ("ICANS", "no AE reported for derived episode", None, 2)]
+
+
+def test_an_uncoded_crs_or_icans_ae_is_graded_on_the_study_scale(study):
+    """An AE with only AETERM 'CRS' (AEDECOD not yet coded) is CRS for the episodes, so it carries the study's CRS
+    scale (ASTCT 2019), not CTCAE, and a grade 2 against a derived grade 3 is reported lower than derived."""
+    con, _ = study
+    scales = dict(con.execute("SELECT usubjid, grading_system FROM adverse_events WHERE usubjid IN ($a, $b)",
+                              {"a": u("016"), "b": u("014")}).fetchall())
+    assert scales == {u("016"): "ASTCT 2019", u("014"): "ASTCT 2019"}
+    disc = con.execute("SELECT usubjid, syndrome, discrepancy, reported_grade, derived_grade, reported_grading_system "
+                       "FROM grade_discrepancies WHERE usubjid IN ($a, $b) ORDER BY usubjid",
+                       {"a": u("016"), "b": u("014")}).fetchall()
+    assert disc == [(u("014"), "ICANS", "reported lower than derived", 2, 3, "ASTCT 2019"),
+                    (u("016"), "CRS", "reported lower than derived", 2, 3, "ASTCT 2019")]
 
 
 def test_new_domains_reconcile_and_quarantine_with_reasons(study):

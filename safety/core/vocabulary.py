@@ -16,6 +16,12 @@ ICANS_TERMS: tuple[str, ...] = (
 )
 SYNDROME_TERMS: dict[str, tuple[str, ...]] = {"CRS": CRS_TERMS, "ICANS": ICANS_TERMS}
 
+
+def syndrome_term_sql(aedecod: str = "aedecod", aeterm: str = "aeterm") -> str:
+    """SQL: the term a reported AE is matched to CRS_TERMS / ICANS_TERMS by (AEDECOD, else AETERM: an AE not yet
+    coded is still the syndrome), for both the episodes and the grading scale the load gives the AE."""
+    return f"upper(trim(coalesce({aedecod}, {aeterm})))"
+
 # Neurotoxicity PTs besides ICANS that count as a DLT at grade >= 4 when reported as AEs: seizures,
 # encephalopathy (MedDRA PTs) and cerebral oedema in MedDRA and CTCAE spellings. ICANS itself is graded from
 # assessments, or read from its AE terms (ICANS_TERMS) where a subject has none.

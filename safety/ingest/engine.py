@@ -16,7 +16,7 @@ from pathlib import Path
 from safety.core.files import install_time_units, time_units, unit_conversions
 from safety.core.sql import run_sql, temp_table
 from safety.core.vocabulary import (BELOW_LIMIT_TEXTS, CRS_TERMS, ICANS_TERMS, OVERALL_RESPONSE_ROW, fatal_ae,
-                                    open_end, overall_response_params)
+                                    open_end, overall_response_params, syndrome_term_sql)
 from safety.schema.source import enrollment_order_sql
 from safety.ingest.domains import (
     LAB_NEGATIVE_ALLOWED, LIMITS, LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS,
@@ -1116,7 +1116,8 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
             -- lymphodepletion, the reference of treatment_emergent, as the second date a partial start may take
             {start_date('AESTDTC', '_en_raw', ld='s.ld_date')} AS _st,
             CASE WHEN _en_raw <= $cut THEN _en_raw END AS _en,
-            _i_AETOXGR AS _gr, upper({c('AEDECOD')}) AS _decod, {c('AEOUT')} AS _out
+            _i_AETOXGR AS _gr, {syndrome_term_sql(c('AEDECOD'), c('AETERM'))} AS _syndrome_term,
+            {c('AEOUT')} AS _out
             FROM _t_AE t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK})
         SELECT $studyid AS studyid, $cut AS data_cut, _usubjid AS usubjid,
           _i_AESEQ AS aeseq, _usubjid || '/AE/' || CAST(_i_AESEQ AS VARCHAR) AS event_key,
@@ -1124,8 +1125,8 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
           _gr AS aetoxgr, {c('AESEV')} AS aesev,
           CASE WHEN _gr IS NULL THEN CASE WHEN {c('AESEV')} IS NOT NULL THEN 'severity' END
                {_ae_scale_sql(supp)}
-               WHEN list_contains({_lit_list(CRS_TERMS)}, _decod) THEN $crs_grading
-               WHEN list_contains({_lit_list(ICANS_TERMS)}, _decod) THEN $icans_grading
+               WHEN list_contains({_lit_list(CRS_TERMS)}, _syndrome_term) THEN $crs_grading
+               WHEN list_contains({_lit_list(ICANS_TERMS)}, _syndrome_term) THEN $icans_grading
                ELSE 'CTCAE v' || $ctcae END AS grading_system,
           _y_AESER AS aeser,
           -- "results in death" is withheld as the outcome is: a death after the cut was not known at the cut

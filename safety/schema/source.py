@@ -107,7 +107,7 @@ ADVERSE_EVENTS = Table(
         C("aebodsys", "VARCHAR", "System organ class (AEBODSYS)."),
         C("aetoxgr", "INTEGER", "Toxicity grade as reported (AETOXGR, 1-5). NULL when not delivered: never derived from AESEV."),
         C("aesev", "VARCHAR", "Severity (AESEV), kept and shown as severity when AETOXGR is absent."),
-        C("grading_system", "VARCHAR", "How aetoxgr was graded: 'ASTCT 2019' for CRS/ICANS terms, 'CTCAE v<version>' otherwise, unless a SUPPAE qualifier (AETOXGRS, GRADSCAL) names the scale; 'severity' when only AESEV."),
+        C("grading_system", "VARCHAR", "How aetoxgr was graded: 'ASTCT 2019' for CRS/ICANS terms (AEDECOD, else AETERM), 'CTCAE v<version>' otherwise, unless a SUPPAE qualifier (AETOXGRS, GRADSCAL) names the scale; 'severity' when only AESEV."),
         C("aeser", "VARCHAR", "Serious (Y/N)."),
         C("aesdth", "VARCHAR", "Serious: results in death (Y/N)."),
         C("aeslife", "VARCHAR", "Serious: life-threatening (Y/N)."),

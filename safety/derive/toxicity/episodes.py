@@ -3,7 +3,8 @@ where no gradable assessment covers the AE (`source` says which), and grade 5 wh
 syndrome. Rules and choices: docs/toxicities.md."""
 from __future__ import annotations
 
-from safety.core.vocabulary import CRS_TERMS, ICANS_TERMS, SYNDROME_DEATH_PATTERNS, fatal_ae
+from safety.core.vocabulary import (CRS_TERMS, ICANS_TERMS, SYNDROME_DEATH_PATTERNS, fatal_ae,
+                                    syndrome_term_sql)
 from safety.derive.toxicity._sql import SCOPE, insert, run
 from safety.derive.toxicity.assessment_grading import moment
 from safety.schema import TOXICITY_EPISODES
@@ -34,7 +35,7 @@ def ae_sql(syndrome: str, with_assessments: bool | None = None) -> str:
     return f"""
 SELECT usubjid, aeseq, event_key, aetoxgr, grading_system, onset_day, end_day, ongoing, aeout, aesdth, aeen_date
 FROM adverse_events
-WHERE {SCOPE} AND upper(trim(coalesce(aedecod, aeterm))) IN {terms!r}{subj}
+WHERE {SCOPE} AND {syndrome_term_sql()} IN {terms!r}{subj}
 """
 
 
@@ -280,7 +281,7 @@ WITH att AS (
   SELECT usubjid, coalesce(end_day, onset_day) AS day,
          'reported AE ' || event_key || ' grade 5, outcome ' || aeout AS basis
   FROM adverse_events
-  WHERE {SCOPE} AND upper(trim(coalesce(aedecod, aeterm))) IN {terms!r}
+  WHERE {SCOPE} AND {syndrome_term_sql()} IN {terms!r}
     AND aetoxgr = 5 AND upper(aeout) LIKE '%FATAL%'
   UNION ALL
   SELECT usubjid, death_day, 'cause of death: ' || death_cause FROM subjects
