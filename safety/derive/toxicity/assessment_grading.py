@@ -10,6 +10,8 @@ in parallel.
 from __future__ import annotations
 
 from safety.derive.toxicity._sql import SCOPE, insert, run
+from safety.ingest.sdtm_assessments import _after_infusion as after_infusion
+from safety.ingest.sqlmacros import install as install_date_macros
 from safety.schema import CRS_GRADES, ICANS_GRADES
 
 # An episode ends after grade 0 on this many distinct assessed days after its last symptomatic day ...
@@ -32,7 +34,22 @@ SYSTEMIC_ROUTES = ("INTRAVENOUS", "IV", "ORAL", "PO", "INTRAMUSCULAR", "IM", "SU
                    "ENTERAL", "NASOGASTRIC", "INTRAVENOUS BOLUS", "INTRAVENOUS DRIP")
 MASKING_INDICATION_PATTERN = r"CRS|CYTOKINE|ICANS|NEUROTOX|IEC|FEVER|PYREXIA"
 
+# CRS and ICANS are responses after the immune effector cell infusion (Lee 2019): an assessment before it (day < 0,
+# or day 0 before the infusion time when both carry one; the SDTM route's rule) is listed, not graded.
+BEFORE_INFUSION_REASON = "before the CAR infusion: not graded"
+
 # --- per-record grading -------------------------------------------------------------------------------
+
+def _before_infusion(rows: str, dtc: str) -> str:
+    """``rows`` (an SQL subquery of assessments) with ``before_infusion``: taken before the subject's first CAR
+    infusion, as ``sdtm_assessments._after_infusion`` reads it (``dtc``: the date/time as delivered)."""
+    return f"""(
+  SELECT x.*, coalesce(NOT {after_infusion('j', 'x.assessment_time', f'length(x.{dtc}) > 10')}, false) AS before_infusion
+  FROM {rows} x
+  LEFT JOIN (SELECT usubjid, first_infusion_date AS inf_date,
+                    CASE WHEN length(first_infusion_dtc) > 10 THEN ct_time(first_infusion_dtc, 'F') END AS inf_time
+             FROM subjects WHERE {SCOPE}) j USING (usubjid))"""
+
 
 _HF = f"round(o2_flow_lmin, 6) > {HIGH_FLOW_ABOVE_LMIN}::DOUBLE"
 
@@ -42,8 +59,8 @@ WITH a AS (
   SELECT usubjid, assessment_id, assessment_time, day, temp_c, hypotension,
          coalesce(vasopressors, 0) AS n_press, coalesce(vasopressin, false) AS vpn,
          nullif(upper(trim(oxygen)), '') AS o2, o2_flow_lmin,
-         round(temp_c, 6) >= 38.0::DOUBLE AS fever
-  FROM crs_assessments WHERE {SCOPE}
+         round(temp_c, 6) >= 38.0::DOUBLE AS fever, before_infusion
+  FROM {_before_infusion(f"(SELECT * FROM crs_assessments WHERE {SCOPE})", "crsdtc")}
 ), c AS (
   SELECT *,
     CASE WHEN n_press >= 2 THEN 4 WHEN n_press = 1 OR vpn THEN 3 WHEN hypotension THEN 2 ELSE 0 END AS hypotension_grade,
@@ -90,7 +107,7 @@ WITH a AS (
            ELSE arg_max(hypoxia_reason, (hypoxia_grade, hypoxia_reason)) OVER w END AS hypoxia_reason),
     count(temp_c) OVER w > 0 AS tp_temp_known, count(*) OVER w AS tp_records
   FROM c
-  WINDOW w AS (PARTITION BY usubjid, day, assessment_time)
+  WINDOW w AS (PARTITION BY usubjid, day, assessment_time, before_infusion)
 ), g AS (
   SELECT *, greatest(hypotension_grade, hypoxia_grade) AS comp,
     concat_ws('; ',
@@ -107,9 +124,9 @@ WITH a AS (
   FROM tp
 )
 SELECT *,
-  CASE WHEN hypoxia_grade IS NULL THEN NULL
+  CASE WHEN hypoxia_grade IS NULL OR before_infusion THEN NULL
        WHEN fever THEN greatest(1, comp) WHEN NOT tp_temp_known THEN NULL ELSE 0 END AS g_req,
-  CASE WHEN hypoxia_grade IS NULL THEN NULL
+  CASE WHEN hypoxia_grade IS NULL OR before_infusion THEN NULL
        WHEN fever THEN greatest(1, comp) ELSE comp END AS g_pot,
   CASE WHEN comp = 0 THEN NULL
        WHEN hypotension_grade = comp AND hypoxia_grade = comp THEN hypotension_reason || ' and ' || hypoxia_reason
@@ -126,14 +143,13 @@ FROM g
 ICANS_ROWS = f"""
 CREATE OR REPLACE TEMP TABLE _tox_icans_rows AS
 WITH a AS (
-  SELECT i.usubjid, i.assessment_id, i.assessment_time, i.day, i.ice_score, i.capd_score, s.age,
+  SELECT i.usubjid, i.assessment_id, i.assessment_time, i.day, i.ice_score, i.capd_score, s.age, i.before_infusion,
          -- ASTCT: CAPD for children aged <= {CHILD_MAX_AGE_YEARS} (whole years; unknown age graded as an adult)
          coalesce(floor(s.age) <= {CHILD_MAX_AGE_YEARS}, false) AS child,
          nullif(upper(trim(i.consciousness)), '') AS loc, nullif(upper(trim(i.seizure)), '') AS sz,
          nullif(upper(trim(i.motor_weakness)), '') AS motor, nullif(upper(trim(i.cerebral_edema)), '') AS oed
-  FROM icans_assessments i
+  FROM {_before_infusion(f"(SELECT * FROM icans_assessments WHERE {SCOPE})", "icansdtc")} i
   LEFT JOIN (SELECT usubjid, age FROM subjects WHERE {SCOPE}) s USING (usubjid)
-  WHERE i.studyid = $s AND i.data_cut = $c
 ), d AS (
   SELECT *, coalesce(loc = 'SEDATED', false) AS sedated,
     -- sedation for reasons other than ICANS hides consciousness and cognition: neither is gradable
@@ -157,7 +173,7 @@ WITH a AS (
                        consciousness_grade, seizure_grade, motor_grade, edema_grade) END AS grade
   FROM d
 ), r AS (
-  SELECT *, grade AS g_req, grade AS g_pot,
+  SELECT *, CASE WHEN NOT before_infusion THEN grade END AS g_req, CASE WHEN NOT before_infusion THEN grade END AS g_pot,
     CASE WHEN grade IS NULL THEN NULL WHEN grade = 0 THEN 'none' ELSE concat_ws('+',
       CASE WHEN ice_grade = grade THEN 'ICE' END,
       CASE WHEN capd_grade = grade THEN 'CAPD' END,
@@ -176,8 +192,9 @@ WITH a AS (
     ) AS gradability_note
   FROM g
 )
-SELECT *,
-  CASE WHEN grade IS NULL THEN coalesce(nullif(gradability_note, ''),
+SELECT * REPLACE (CASE WHEN NOT before_infusion THEN grade_component END AS grade_component),
+  CASE WHEN before_infusion THEN '{BEFORE_INFUSION_REASON}'
+       WHEN grade IS NULL THEN coalesce(nullif(gradability_note, ''),
          CASE WHEN child THEN 'CAPD not done and nothing else abnormal' ELSE 'ICE not done and nothing else abnormal' END)
        ELSE concat_ws('; ',
          CASE WHEN grade = 0 THEN CASE WHEN child THEN 'CAPD ' || capd_score ELSE 'ICE ' || ice_score END
@@ -246,7 +263,7 @@ def _timepoints_sql(rows: str, masking: bool) -> str:
 CREATE OR REPLACE TEMP TABLE _tox_tp AS
 WITH t AS (
   SELECT usubjid, day, assessment_time, max(g_req) AS g_req, max(g_pot) AS g_pot
-  FROM {rows} WHERE day IS NOT NULL GROUP BY usubjid, day, assessment_time
+  FROM {rows} WHERE day IS NOT NULL AND NOT before_infusion GROUP BY usubjid, day, assessment_time
 )
 SELECT t.*, row_number() OVER (PARTITION BY usubjid ORDER BY day, assessment_time NULLS FIRST) AS rn,
        lag({moment('day', 'assessment_time')}) OVER (PARTITION BY usubjid ORDER BY day, assessment_time NULLS FIRST)
@@ -306,6 +323,7 @@ def grade_rows(con, params: dict, syndrome: str) -> None:
     """Grade every assessment of one syndrome into _tox_<syn>_rows and _tox_<syn>_graded (row grades and
     episode numbers)."""
     syn = syndrome.lower()
+    install_date_macros(con)  # ct_time reads the infusion time as ingest does (_before_infusion)
     run(con, CRS_ROWS if syndrome == "CRS" else ICANS_ROWS, params)
     if syndrome == "CRS":
         run(con, f"CREATE OR REPLACE TEMP TABLE _tox_mask_meds AS {_masking_med_sql()}", params)
@@ -319,20 +337,21 @@ SELECT r.*, coalesce(w.masked, false) AS masked,
        CASE WHEN w.in_episode THEN w.mask_from END AS mask_from,
        CASE WHEN w.in_episode THEN r.usubjid || '/{syndrome}/' || w.episode_no END AS episode_key
 FROM _tox_{syn}_rows r
-LEFT JOIN _tox_walk w ON w.usubjid = r.usubjid AND w.day = r.day
+LEFT JOIN _tox_walk w ON w.usubjid = r.usubjid AND w.day = r.day AND NOT r.before_infusion
      AND w.assessment_time IS NOT DISTINCT FROM r.assessment_time
 """, params)
 
 
 def insert_crs_grades(con, params: dict) -> None:
-    insert(con, CRS_GRADES, """
+    insert(con, CRS_GRADES, f"""
 SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, assessment_id, assessment_time, day, temp_c, fever,
        NOT masked AS fever_required, hypotension_grade, hypoxia_grade, row_grade AS grade,
        CASE WHEN row_grade IS NULL THEN NULL
             WHEN row_grade = 0 THEN 'none'
             WHEN comp = 0 OR comp IS NULL THEN 'fever'
             ELSE comp_name END AS grade_component,
-       CASE WHEN hypoxia_grade IS NULL THEN hypoxia_reason || ': not gradable'
+       CASE WHEN before_infusion THEN '{BEFORE_INFUSION_REASON}'
+            WHEN hypoxia_grade IS NULL THEN hypoxia_reason || ': not gradable'
             WHEN row_grade IS NULL AND comp > 0 THEN 'temperature not recorded and fever required: ' || comp_reason || ' not graded as CRS'
             WHEN row_grade IS NULL THEN 'temperature not recorded and fever required'
             WHEN fever AND comp = 0 THEN 'fever, no hypotension or hypoxia'
