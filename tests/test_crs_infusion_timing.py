@@ -101,3 +101,41 @@ def test_icans_assessments_before_the_infusion_are_listed_not_graded(before_infu
                     (1, 0, "none", "ICE 10, no neurological findings", None),
                     (2, 0, "none", "ICE 10, no neurological findings", None)]
     assert before_infusion.execute("SELECT count(*) FROM toxicity_episodes WHERE syndrome = 'ICANS'").fetchone() == (0,)
+
+
+def _paracetamol(usubjid, dtc, cat="", indication=""):
+    return dict(USUBJID=usubjid, CMTRT="Paracetamol", CMDECOD="PARACETAMOL", CMCAT=cat, CMINDC=indication,
+                CMDOSE="1000", CMDOSU="mg", CMROUTE="ORAL", CMSTDTC=dtc, CMENDTC="")
+
+
+def _course(usubjid, fever_day):
+    """A fever of 38.3 at 20:00, then two afebrile days with hypotension and 2 L/min oxygen, then two normal days."""
+    def at(n, time="08:00"):
+        return f"2025-01-{1 + fever_day + n:02d}T{time}"
+    return [_crs(usubjid, at(0, "20:00"), 38.3)] + [
+        _crs(usubjid, at(n), 37.0, hypotension="Y", oxygen="LOW_FLOW_NC", flow=2) for n in (1, 2)] + [
+        _crs(usubjid, at(n), 37.0) for n in (3, 4)]
+
+
+def test_an_antipyretic_premedication_does_not_lift_the_fever_requirement(tmp_path):
+    """Lee 2019 lifts the fever requirement for patients who have CRS and then receive antipyretic or anti-cytokine
+    therapy. A paracetamol premedication for the infusion (day 0) is not therapy for CRS: the same course grades
+    the same whether the CRS starts on day 0 (Q1) or day 1 (Q2). A dose without an indication taken before the
+    10:00 infusion (Q3) is not either; paracetamol for the fever of the CRS (Q4) is, and masks."""
+    premed = dict(cat="PREMEDICATION", indication="Premedication for CAR-T infusion")
+    con = _load(tmp_path, ["Q1", "Q2", "Q3", "Q4"],
+                _course("Q1", 0) + _course("Q2", 1) + _course("Q3", 0) + _course("Q4", 0),
+                cm=[_paracetamol("Q1", "2025-01-01", **premed), _paracetamol("Q2", "2025-01-01", **premed),
+                    _paracetamol("Q3", "2025-01-01T09:00"),
+                    _paracetamol("Q4", "2025-01-01T21:00", cat="SUPPORTIVE", indication="Fever")])
+    eps = con.execute("SELECT usubjid, onset_day, max_grade FROM toxicity_episodes WHERE syndrome = 'CRS' "
+                      "ORDER BY usubjid").fetchall()
+    assert eps == [("Q1", 0, 1), ("Q2", 1, 1), ("Q3", 0, 1), ("Q4", 0, 2)]
+    after_onset = con.execute(
+        "SELECT usubjid, grade, fever_required, grade_reason FROM crs_grades g WHERE day = "
+        "(SELECT min(day) + 1 FROM crs_grades WHERE usubjid = g.usubjid) ORDER BY usubjid").fetchall()
+    unmasked = "afebrile, no CRS (hypotension without vasopressors and low-flow nasal cannula <= 6 L/min without fever)"
+    assert after_onset == [("Q1", 0, True, unmasked), ("Q2", 0, True, unmasked), ("Q3", 0, True, unmasked),
+                           ("Q4", 2, False, "hypotension without vasopressors and low-flow nasal cannula <= 6 L/min "
+                                            "(afebrile; fever not required after anti-cytokine/antipyretic therapy for this CRS)")]
+    con.close()

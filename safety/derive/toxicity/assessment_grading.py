@@ -33,6 +33,10 @@ STEROID_CLASS = "corticosteroid"
 SYSTEMIC_ROUTES = ("INTRAVENOUS", "IV", "ORAL", "PO", "INTRAMUSCULAR", "IM", "SUBCUTANEOUS", "SC",
                    "ENTERAL", "NASOGASTRIC", "INTRAVENOUS BOLUS", "INTRAVENOUS DRIP")
 MASKING_INDICATION_PATTERN = r"CRS|CYTOKINE|ICANS|NEUROTOX|IEC|FEVER|PYREXIA"
+# A record whose category or indication says premedication or prophylaxis was given for the infusion or to prevent
+# CRS, not to a patient who has CRS: it masks nothing, whatever its class (paracetamol premedication, prophylactic
+# tocilizumab). Nor does a dose started before the infusion (the rule of _before_infusion).
+PREMEDICATION_PATTERN = r"PRE-?MEDICAT|PROPHYLA|PREVENT"
 
 # CRS and ICANS are responses after the immune effector cell infusion (Lee 2019): an assessment before it (day < 0,
 # or day 0 before the infusion time when both carry one; the SDTM route's rule) is listed, not graded.
@@ -40,11 +44,12 @@ BEFORE_INFUSION_REASON = "before the CAR infusion: not graded"
 
 # --- per-record grading -------------------------------------------------------------------------------
 
-def _before_infusion(rows: str, dtc: str) -> str:
-    """``rows`` (an SQL subquery of assessments) with ``before_infusion``: taken before the subject's first CAR
-    infusion, as ``sdtm_assessments._after_infusion`` reads it (``dtc``: the date/time as delivered)."""
+def _before_infusion(rows: str, ts: str, dtc: str) -> str:
+    """``rows`` (an SQL subquery) with ``before_infusion``: its moment ``ts`` (a timestamp column; ``dtc``, the
+    date/time as delivered, says whether it has a time) is before the subject's first CAR infusion, as
+    ``sdtm_assessments._after_infusion`` reads it."""
     return f"""(
-  SELECT x.*, coalesce(NOT {after_infusion('j', 'x.assessment_time', f'length(x.{dtc}) > 10')}, false) AS before_infusion
+  SELECT x.*, coalesce(NOT {after_infusion('j', f'x.{ts}', f'length(x.{dtc}) > 10')}, false) AS before_infusion
   FROM {rows} x
   LEFT JOIN (SELECT usubjid, first_infusion_date AS inf_date,
                     CASE WHEN length(first_infusion_dtc) > 10 THEN ct_time(first_infusion_dtc, 'F') END AS inf_time
@@ -60,7 +65,7 @@ WITH a AS (
          coalesce(vasopressors, 0) AS n_press, coalesce(vasopressin, false) AS vpn,
          nullif(upper(trim(oxygen)), '') AS o2, o2_flow_lmin,
          round(temp_c, 6) >= 38.0::DOUBLE AS fever, before_infusion
-  FROM {_before_infusion(f"(SELECT * FROM crs_assessments WHERE {SCOPE})", "crsdtc")}
+  FROM {_before_infusion(f"(SELECT * FROM crs_assessments WHERE {SCOPE})", "assessment_time", "crsdtc")}
 ), c AS (
   SELECT *,
     CASE WHEN n_press >= 2 THEN 4 WHEN n_press = 1 OR vpn THEN 3 WHEN hypotension THEN 2 ELSE 0 END AS hypotension_grade,
@@ -148,7 +153,7 @@ WITH a AS (
          coalesce(floor(s.age) <= {CHILD_MAX_AGE_YEARS}, false) AS child,
          nullif(upper(trim(i.consciousness)), '') AS loc, nullif(upper(trim(i.seizure)), '') AS sz,
          nullif(upper(trim(i.motor_weakness)), '') AS motor, nullif(upper(trim(i.cerebral_edema)), '') AS oed
-  FROM {_before_infusion(f"(SELECT * FROM icans_assessments WHERE {SCOPE})", "icansdtc")} i
+  FROM {_before_infusion(f"(SELECT * FROM icans_assessments WHERE {SCOPE})", "assessment_time", "icansdtc")} i
   LEFT JOIN (SELECT usubjid, age FROM subjects WHERE {SCOPE}) s USING (usubjid)
 ), d AS (
   SELECT *, coalesce(loc = 'SEDATED', false) AS sedated,
@@ -230,10 +235,15 @@ FROM r
 # --- fever masking and the episode walk ----------------------------------------------------------------
 
 def _masking_med_sql() -> str:
-    """Medication records that can lift the fever requirement (class, route and indication)."""
+    """Medication records that can lift the fever requirement (class, route, indication, and given after the
+    infusion and not as a premedication)."""
+    meds = f"""(
+    SELECT *, coalesce(start_time, cmst_date::TIMESTAMP) AS start_moment FROM medications
+    WHERE {SCOPE} AND start_day IS NOT NULL
+      AND NOT regexp_matches(upper(concat_ws(' ', cmcat, cmindc)), '{PREMEDICATION_PATTERN}'))"""
     return f"""
-  SELECT usubjid, start_day, start_time FROM medications
-  WHERE {SCOPE} AND start_day IS NOT NULL AND (
+  SELECT usubjid, start_day, start_time FROM {_before_infusion(meds, "start_moment", "cmstdtc")}
+  WHERE NOT before_infusion AND (
     lower(med_class) IN {MASKING_CLASSES!r}
     OR (lower(med_class) = '{STEROID_CLASS}'
         AND (nullif(upper(trim(cmroute)), '') IS NULL OR upper(trim(cmroute)) IN {SYSTEMIC_ROUTES!r})
