@@ -78,3 +78,11 @@ def insert_rows(con, table: str, rows, types: tuple[str, ...]) -> None:
     cols = [list(c) for c in zip(*rows)]
     sel = ", ".join(f"unnest(CAST(${i + 1} AS {t}[]))" for i, t in enumerate(types))
     con.execute(f"INSERT INTO {table} SELECT {sel}", cols)
+
+
+def after_infusion_sql(alias: str, ts: str, timed: str) -> str:
+    """A moment ``ts`` (a timestamp) at or after the subject's first CAR infusion (``alias``.inf_date, .inf_time):
+    day >= 0, and not before the infusion time when both carry one (``timed``: whether ``ts`` has a time). The one
+    rule of "after infusion" for assessments, events and drugs, from the SDTM domains or the assessment files."""
+    return (f"({ts}::DATE >= {alias}.inf_date AND NOT ({timed} AND {alias}.inf_time IS NOT NULL "
+            f"AND {ts} < {alias}.inf_time))")

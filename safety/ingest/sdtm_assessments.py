@@ -27,7 +27,7 @@ Runs in ingest, inside the load's transaction, after the domains are loaded and 
 from __future__ import annotations
 
 from safety.core.sdtm_map import effective_rows
-from safety.core.sql import temp_table
+from safety.core.sql import after_infusion_sql, temp_table
 from safety.core.vocabulary import ASSESSMENT_SOURCE_FILE as SOURCE_FILE, ASSESSMENT_SOURCE_SDTM as SOURCE_SDTM
 from safety.ingest.engine import Ctx, med_drug_sql, q
 from safety.ingest.readers import StagedFile
@@ -100,12 +100,6 @@ def _subjects(ctx: Ctx) -> None:
         WHERE s.inf_date IS NOT NULL""")
 
 
-def _after_infusion(alias: str, ts: str, timed: str) -> str:
-    """A time point at or after the infusion: day >= 0, and not before the infusion time when both carry one."""
-    return (f"({ts}::DATE >= {alias}.inf_date AND NOT ({timed} AND {alias}.inf_time IS NOT NULL "
-            f"AND {ts} < {alias}.inf_time))")
-
-
 def _events(ctx: Ctx) -> None:
     """AE, CE and FA records that name a seizure, motor weakness, cerebral oedema or hypotension (one row each)."""
     # the records are read twice (their distinct texts, then the records with a matching text), not copied
@@ -160,7 +154,7 @@ def _event_points(cond: str, tp: str) -> str:
     return f"""
         SELECT e.usubjid, coalesce(e.ev_time, e.ev_date::TIMESTAMP) AS ts, e.ev_time IS NOT NULL AS timed
         FROM _sa_events e JOIN _sa_subj s USING (usubjid)
-        WHERE {cond} AND {_after_infusion('s', 'coalesce(e.ev_time, e.ev_date::TIMESTAMP)', 'e.ev_time IS NOT NULL')}
+        WHERE {cond} AND {after_infusion_sql('s', 'coalesce(e.ev_time, e.ev_date::TIMESTAMP)', 'e.ev_time IS NOT NULL')}
           AND NOT EXISTS (SELECT 1 FROM {tp} t WHERE t.usubjid = e.usubjid AND t.ts::DATE = e.ev_date
                           AND (e.ev_time IS NULL OR NOT t.timed OR t.ts >= e.ev_time))"""
 
@@ -175,7 +169,7 @@ def _crs(ctx: Ctx) -> int:
         FROM vitals v JOIN _sa_map m ON m.kind IN ('vs_temperature', 'vs_systolic_bp', 'vs_spo2') AND m.match = v.vstestcd
         JOIN _sa_subj s ON s.usubjid = v.usubjid AND NOT s.file_crs
         WHERE v.studyid = $studyid AND v.data_cut = $cut AND v.value IS NOT NULL AND ct_kind(v.vsdtc) = 'F'
-          AND """ + _after_infusion("s", "ct_time(v.vsdtc, 'F')", "length(v.vsdtc) > 10"))
+          AND """ + after_infusion_sql("s", "ct_time(v.vsdtc, 'F')", "length(v.vsdtc) > 10"))
     # interventions: CM vasopressors, vasopressin and oxygen; PR respiratory support
     cm_quals = _qualifier_cols(ctx, "medications", "m")
     pr_quals = _qualifier_cols(ctx, "procedures", "p")
@@ -227,7 +221,7 @@ def _crs(ctx: Ctx) -> int:
     ctx.run(f"""INSERT INTO _sa_crs_tp0
         SELECT DISTINCT i.usubjid, coalesce(i.st_time, i.st_date::TIMESTAMP), i.st_time IS NOT NULL
         FROM _sa_iv i JOIN _sa_subj s USING (usubjid)
-        WHERE {_after_infusion('s', 'coalesce(i.st_time, i.st_date::TIMESTAMP)', 'i.st_time IS NOT NULL')}
+        WHERE {after_infusion_sql('s', 'coalesce(i.st_time, i.st_date::TIMESTAMP)', 'i.st_time IS NOT NULL')}
           AND NOT EXISTS (SELECT 1 FROM _sa_crs_tp0 t WHERE t.usubjid = i.usubjid AND t.ts::DATE = i.st_date)
         UNION
         {_event_points('e.hypotension AND NOT s.file_crs', '_sa_crs_tp0')}""")
@@ -395,7 +389,7 @@ def _icans(ctx: Ctx) -> int:
         SELECT s.usubjid, s.dom, s.seq, s.ts, s.timed, arg_min(m.code, m.priority) AS loc
         FROM src s JOIN _sa_subj j ON j.usubjid = s.usubjid AND NOT j.file_icans
         JOIN _sa_map m ON m.kind = 'consciousness_value' AND regexp_matches(s.txt, m.match)
-        WHERE s.ts IS NOT NULL AND {_after_infusion('j', 's.ts', 's.timed')}
+        WHERE s.ts IS NOT NULL AND {after_infusion_sql('j', 's.ts', 's.timed')}
         GROUP BY s.usubjid, s.dom, s.seq, s.ts, s.timed""")
     # ICE and CAPD records; QSTESTCD is unique only within its questionnaire (QSCAT), so a record counts when its
     # category is empty or names the questionnaire or ICANS; the others are set aside, and said so
@@ -407,7 +401,7 @@ def _icans(ctx: Ctx) -> int:
           FROM questionnaires q JOIN _sa_subj s ON s.usubjid = q.usubjid AND NOT s.file_icans
           JOIN _sa_map m ON m.kind IN ('ice_total', 'ice_item', 'capd_total', 'capd_item') AND m.match = q.qstestcd
           WHERE q.studyid = $studyid AND q.data_cut = $cut AND q.assessment_time IS NOT NULL
-            AND {_after_infusion('s', 'q.assessment_time', 'q.has_time')}),
+            AND {after_infusion_sql('s', 'q.assessment_time', 'q.has_time')}),
         cats AS (  -- each delivered category matched once
           SELECT c.qscat, list(DISTINCT split_part(m.kind, '_', 1)) AS instruments
           FROM (SELECT DISTINCT qscat FROM src WHERE qscat IS NOT NULL) c

@@ -9,8 +9,8 @@ in parallel.
 """
 from __future__ import annotations
 
+from safety.core.sql import after_infusion_sql
 from safety.derive.toxicity._sql import SCOPE, insert, run
-from safety.ingest.sdtm_assessments import _after_infusion as after_infusion
 from safety.ingest.sqlmacros import install as install_date_macros
 from safety.schema import CRS_GRADES, ICANS_GRADES
 
@@ -47,9 +47,9 @@ BEFORE_INFUSION_REASON = "before the CAR infusion: not graded"
 def _before_infusion(rows: str, ts: str, dtc: str) -> str:
     """``rows`` (an SQL subquery) with ``before_infusion``: its moment ``ts`` (a timestamp column; ``dtc``, the
     date/time as delivered, says whether it has a time) is before the subject's first CAR infusion, as
-    ``sdtm_assessments._after_infusion`` reads it."""
+    ``safety.core.sql.after_infusion_sql`` reads it."""
     return f"""(
-  SELECT x.*, coalesce(NOT {after_infusion('j', f'x.{ts}', f'length(x.{dtc}) > 10')}, false) AS before_infusion
+  SELECT x.*, coalesce(NOT {after_infusion_sql('j', f'x.{ts}', f'length(x.{dtc}) > 10')}, false) AS before_infusion
   FROM {rows} x
   LEFT JOIN (SELECT usubjid, first_infusion_date AS inf_date,
                     CASE WHEN length(first_infusion_dtc) > 10 THEN ct_time(first_infusion_dtc, 'F') END AS inf_time
