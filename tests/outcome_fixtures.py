@@ -45,9 +45,9 @@ class OutcomeDB:
                     diagnosis=diagnosis, dose_level=dose_level, infusions=1 if infused else 0)
 
     def ae(self, u, term, grade, onset, end=None, soc="Infections and infestations", aeout=None, ser="N",
-           related=False, **extra):
+           related=False, verbatim=None, **extra):
         n = self.seq("ae")
-        self.insert("adverse_events", usubjid=u, aeseq=n, event_key=f"{u}/AE/{n}", aeterm=term, aedecod=term,
+        self.insert("adverse_events", usubjid=u, aeseq=n, event_key=f"{u}/AE/{n}", aeterm=verbatim or term, aedecod=term,
                     aebodsys=soc, aetoxgr=grade, aeser=ser, aeout=aeout, onset_day=onset,
                     aest_date=None if onset is None else day(onset),
                     end_day=end, aeen_date=None if end is None else day(end), ongoing=end is None, related=related,

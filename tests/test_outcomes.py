@@ -810,6 +810,26 @@ def test_a_malignancy_naming_the_disease_under_study_is_a_relapse_not_a_new_mali
                     ("NODX", "Extranodal NK/T-cell lymphoma, nasal type"): True}
 
 
+def test_a_refractory_or_recurrent_word_drops_only_the_disease_under_study_not_another_malignancy(tmp_path):
+    """'Refractory' and 'recurrent' dropped every term holding them: an MDS whose verbatim names its WHO subtype
+    (refractory anaemia with excess blasts), the MedDRA MDS subtypes and a recurrent AML after CAR-T for DLBCL were
+    lost. They still drop the disease under study and a malignancy not named by type."""
+    db = OutcomeDB(tmp_path / "ref.duckdb")
+    neo = "Neoplasms benign, malignant and unspecified (incl cysts and polyps)"
+    db.subject("A", lka=900, diagnosis="Diffuse large B-cell lymphoma")
+    db.ae("A", "Myelodysplastic syndrome", 3, 300, soc=neo, verbatim="MDS - refractory anaemia with excess blasts")
+    db.ae("A", "Refractory anaemia with an excess of blasts", 3, 365, soc=neo)
+    db.ae("A", "Refractory cytopenia with multilineage dysplasia", 3, 370, soc=neo)
+    db.ae("A", "Acute myeloid leukaemia recurrent", 4, 380, soc=neo)
+    db.ae("A", "Lymphoma refractory", 4, 100, soc=neo)             # the disease under study
+    db.ae("A", "Recurrent cancer", 4, 110, soc=neo)                # no malignancy by type: the disease coming back
+    db.ae("A", "Lymphoma", 4, 120, soc=neo, verbatim="Recurrent diffuse large B-cell lymphoma")
+    db.derive("secondary_malignancies")
+    assert [r["term"] for r in db.rows("SELECT term FROM secondary_malignancies ORDER BY onset_day")] == [
+        "Myelodysplastic syndrome", "Refractory anaemia with an excess of blasts",
+        "Refractory cytopenia with multilineage dysplasia", "Acute myeloid leukaemia recurrent"]
+
+
 def test_medical_history_malignancy_after_infusion_is_new_and_before_is_prior_history(tmp_path):
     db = OutcomeDB(tmp_path / "mh.duckdb")
     db.con.execute("ALTER TABLE medical_history ADD COLUMN supp_cartgres VARCHAR")

@@ -28,13 +28,16 @@ def _is(kind_filter: str, txt: str) -> str:
     return f"EXISTS (SELECT 1 FROM k WHERE k.kind IN ({kind_filter}) AND regexp_matches({txt}, k.pattern))"
 
 
-NEW_KINDS, EXCLUDE_KINDS, T_CELL_KINDS, NOT_T_CELL_KINDS = "'malignancy', 't_cell'", "'exclude'", "'t_cell'", "'not_t_cell'"
+NAMED_KINDS, NEW_KINDS = "'malignancy', 't_cell'", "'malignancy', 't_cell', 'malignancy_unnamed'"
+EXCLUDE_KINDS, STATUS_KINDS, T_CELL_KINDS, NOT_T_CELL_KINDS = "'exclude'", "'disease_status'", "'t_cell'", "'not_t_cell'"
 
 
 def malignant_sql(txt: str) -> str:
     """SQL (needs the CTE k over _malignancy_terms): the upper-case text names a malignancy, not an effect of one
-    or a progression term (kind 'exclude'). Whether it is the disease under study is :func:`names_disease_sql`'s."""
-    return f"{_is(NEW_KINDS, txt)} AND NOT {_is(EXCLUDE_KINDS, txt)}"
+    or a progression term (kind 'exclude'), nor a malignancy unnamed by type with a disease-status word ('Recurrent
+    cancer'). Whether it is the disease under study is :func:`names_disease_sql`'s."""
+    return (f"{_is(NEW_KINDS, txt)} AND NOT {_is(EXCLUDE_KINDS, txt)} "
+            f"AND NOT ({_is(STATUS_KINDS, txt)} AND NOT {_is(NAMED_KINDS, txt)})")
 
 
 def t_cell_sql(txt: str) -> str:
@@ -46,8 +49,11 @@ def t_cell_sql(txt: str) -> str:
 def names_disease_sql(term: str, diagnosis: str) -> str:
     """SQL (needs the CTE k): the term names the subject's disease under study (the one comparison of
     safety.core.vocabulary), unless the term names a T-cell malignancy and the diagnosis does not: a T-cell lymphoma
-    after CAR-T for 'Non-Hodgkin lymphoma' is the malignancy of the FDA boxed warning, never read as a relapse."""
-    return (f"({names_disease_under_study(term, diagnosis)} AND NOT ({t_cell_sql(f'upper({term})')} "
+    after CAR-T for 'Non-Hodgkin lymphoma' is the malignancy of the FDA boxed warning, never read as a relapse.
+    A disease-status word (kind 'disease_status') is no disease word: 'Lymphoma refractory' names a lymphoma."""
+    status = f"(SELECT string_agg(pattern, '|') FROM k WHERE kind IN ({STATUS_KINDS}))"
+    words = f"regexp_replace(upper({term}), {status}, ' ', 'g')"
+    return (f"({names_disease_under_study(words, diagnosis)} AND NOT ({t_cell_sql(f'upper({term})')} "
             f"AND NOT coalesce({t_cell_sql(f'upper({diagnosis})')}, false)))")
 
 
