@@ -793,8 +793,9 @@ def test_a_malignancy_naming_the_disease_under_study_is_a_relapse_not_a_new_mali
     listed even when the diagnosis words are in its name."""
     db = OutcomeDB(tmp_path / "dxm.duckdb")
     neo = "Neoplasms benign, malignant and unspecified (incl cysts and polyps)"
+    db.con.execute("ALTER TABLE adverse_events ADD COLUMN supp_cartgres VARCHAR")
     db.subject("NKT", lka=300, diagnosis="NK/T-cell lymphoma")
-    db.ae("NKT", "Extranodal NK/T-cell lymphoma, nasal type", 3, 120, soc=neo)
+    db.ae("NKT", "Extranodal NK/T-cell lymphoma, nasal type", 3, 120, soc=neo, supp_cartgres="NEGATIVE")
     db.subject("DLBCL", lka=600, diagnosis="Diffuse large B-cell lymphoma")
     db.ae("DLBCL", "Lymphoma", 3, 150, soc=neo)
     db.ae("DLBCL", "Myelodysplastic syndrome", 3, 400, soc=neo)
@@ -828,6 +829,33 @@ def test_a_refractory_or_recurrent_word_drops_only_the_disease_under_study_not_a
     assert [r["term"] for r in db.rows("SELECT term FROM secondary_malignancies ORDER BY onset_day")] == [
         "Myelodysplastic syndrome", "Refractory anaemia with an excess of blasts",
         "Refractory cytopenia with multilineage dysplasia", "Acute myeloid leukaemia recurrent"]
+
+
+def test_a_car_positive_t_cell_lymphoma_is_never_a_relapse(tmp_path):
+    """FDA boxed warning (January 2024): a T-cell lymphoma coded 'Lymphoma' after CAR-T for DLBCL was read as a
+    relapse (the T-cell exception read the coded term only), and any T-cell lymphoma in an NK/T-cell lymphoma study
+    was, even CAR-transgene positive. Untested, it is listed for review; tested negative, it is the relapse."""
+    db = OutcomeDB(tmp_path / "car.duckdb")
+    db.con.execute("ALTER TABLE adverse_events ADD COLUMN supp_cartgres VARCHAR")
+    db.con.execute("ALTER TABLE medical_history ADD COLUMN supp_cartgres VARCHAR")
+    neo = "Neoplasms benign, malignant and unspecified (incl cysts and polyps)"
+    db.subject("DLBCL", lka=900, diagnosis="Diffuse large B-cell lymphoma")
+    db.ae("DLBCL", "Lymphoma", 4, 250, soc=neo, verbatim="T-cell lymphoma (CAR-positive)", supp_cartgres="POSITIVE")
+    db.ae("DLBCL", "Lymphoma", 4, 100, soc=neo, verbatim="DLBCL relapse in the mediastinum")   # the relapse
+    db.subject("NKT", lka=900, diagnosis="NK/T-cell lymphoma")
+    db.ae("NKT", "T-cell lymphoma", 4, 400, soc=neo, verbatim="Peripheral T-cell lymphoma, CAR-positive",
+          supp_cartgres="POSITIVE")
+    db.subject("NKT2", lka=900, diagnosis="NK/T-cell lymphoma")
+    db.ae("NKT2", "NK/T-cell lymphoma", 4, 200, soc=neo)                                         # not tested
+    db.mh("NKT2", "Extranodal NK/T-cell lymphoma", 500, collected=520, supp_cartgres="Pending")
+    db.subject("NKT3", lka=900, diagnosis="NK/T-cell lymphoma")
+    db.ae("NKT3", "NK/T-cell lymphoma", 4, 200, soc=neo, supp_cartgres="Negative")              # the relapse
+    db.derive("secondary_malignancies")
+    rows = {(x["usubjid"], x["onset_day"]): (bool(x["t_cell_malignancy"]), nan_none(x["car_transgene_result"]),
+                                             bool(x["possible_relapse"]))
+            for x in db.rows("SELECT * FROM secondary_malignancies")}
+    assert rows == {("DLBCL", 250): (True, "POSITIVE", False), ("NKT", 400): (True, "POSITIVE", False),
+                    ("NKT2", 200): (True, None, True), ("NKT2", 500): (True, "PENDING", True)}
 
 
 def test_medical_history_malignancy_after_infusion_is_new_and_before_is_prior_history(tmp_path):

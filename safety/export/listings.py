@@ -431,6 +431,7 @@ SELECT 'Secondary malignancy' AS aesi_category, sj.site, sj.cohort, sj.dose_leve
   concat_ws('; ', CASE WHEN m.source = 'MH' THEN 'reported as medical history, started after infusion'
                        ELSE 'verbatim: ' || coalesce(a.aeterm, '') END,
             CASE WHEN m.t_cell_malignancy THEN 'T-cell malignancy' END,
+            CASE WHEN m.possible_relapse THEN 'relapse or new: the T-cell disease under study, transgene not positive' END,
             'CAR transgene: ' || m.car_transgene_result) AS detail,
   {mnew} AS new_since_previous_cut
 FROM secondary_malignancies m LEFT JOIN adverse_events a ON a.event_key = m.event_key

@@ -80,8 +80,8 @@ FROM infection_episodes e LEFT JOIN subj sj USING (usubjid) ORDER BY e.usubjid, 
 
 
 MALIGNANCY_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "event_key", "source", "term", "onset_day", "latency_days",
-                      "latency_months", "t_cell_malignancy", "car_transgene_result", "ctcae_grade", "fatal",
-                      "new_since_previous_cut"]
+                      "latency_months", "t_cell_malignancy", "car_transgene_result", "possible_relapse", "ctcae_grade",
+                      "fatal", "new_since_previous_cut"]
 
 
 def listing_secondary_malignancies(reader, store=None):
@@ -95,7 +95,9 @@ FROM secondary_malignancies m LEFT JOIN subj sj USING (usubjid) ORDER BY m.onset
                     ["New malignancies with onset after day 0, with no follow-up limit: AEs, and malignancies in "
                      "medical history (MH) that started after day 0 (source MH; an MH record within 30 days of a "
                      "malignancy AE of the subject is that AE). T-cell malignancies marked; CAR transgene result from "
-                     "SUPPAE/SUPPMH CARTGRES / CARTEST when delivered.",
+                     "SUPPAE/SUPPMH CARTGRES / CARTEST when delivered. A T-cell malignancy naming the subject's "
+                     "T-cell disease under study is listed unless its tumour tested CAR-transgene negative "
+                     "(possible_relapse when it was not found positive).",
                      "Malignancies in MH that started on or before day 0 are prior history: listed in "
                      "prior_malignancies, not here."])
 

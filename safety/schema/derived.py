@@ -804,6 +804,9 @@ SECONDARY_MALIGNANCIES = Table(
         C("ctcae_grade", "INTEGER", "AETOXGR."),
         C("fatal", "BOOLEAN", "Fatal outcome."),
         C("source", "VARCHAR", "'AE', or 'MH' for a malignancy reported as medical history with a start after infusion."),
+        C("possible_relapse", "BOOLEAN", "A T-cell malignancy naming the subject's T-cell disease under study whose "
+                                         "tumour was not found CAR-transgene positive (not tested, or pending): "
+                                         "relapse cannot be told from a new T-cell malignancy; listed for review."),
     ),
     group="derived",
 )

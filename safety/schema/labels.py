@@ -89,7 +89,7 @@ COLUMN_LABELS: dict[str, str] = {
     "nrm_by_day28": "NRM by d28", "nrm_by_day100": "NRM by d100", "nrm_by_day365": "NRM by d365",
     "pathogen_class": "Pathogen class", "pathogen": "Pathogen", "invasive_mould": "Invasive mould",
     "ctcae_grade": "Grade", "fatal": "Fatal", "onset_window": "Window", "latency_days": "Latency (days)",
-    "latency_months": "Latency (months)", "t_cell_malignancy": "T-cell malignancy",
+    "latency_months": "Latency (months)", "t_cell_malignancy": "T-cell malignancy", "possible_relapse": "Possible relapse",
     "car_transgene_result": "CAR transgene", "pctestcd": "Analyte", "n_samples": "Samples", "cmax": "Cmax",
     "tmax_day": "Tmax (day)", "auc_0_28": "AUC d0-28", "auc_last_day": "AUC to day",
     "last_detectable_day": "Last detectable day", "values_used": "Values used (day:value)",

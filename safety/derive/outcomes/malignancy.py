@@ -9,7 +9,8 @@ same malignancy reported twice: the AE is kept). An MH malignancy that started o
 history: not counted, listed in prior_malignancies as context. There is no follow-up limit: a malignancy in
 year 2 or 15 is listed. T-cell malignancies (kind 't_cell', not 'not_t_cell') are marked because of the FDA boxed
 warning of January 2024. The CAR-transgene test on the tumour is read from SUPPAE (QNAM CARTGRES, else CARTEST), or
-SUPPMH for an MH record, when delivered.
+SUPPMH for an MH record, when delivered. A T-cell malignancy naming a T-cell disease under study is a relapse only
+when its tumour tested negative for the transgene; otherwise it is listed (possible_relapse when not positive).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from safety.schema import PRIOR_MALIGNANCIES, SECONDARY_MALIGNANCIES
 
 DAYS_PER_MONTH = 30.4375
 TRANSGENE_QUALIFIERS = ("supp_cartgres", "supp_cartest")  # SUPPAE/SUPPMH QNAMs, in order of preference
+TRANSGENE_POSITIVE, TRANSGENE_NEGATIVE = "POSITIVE", "NEGATIVE"  # the results, upper case
 MH_AE_MATCH_DAYS = 30  # an MH malignancy this close to a malignancy AE of the subject is that AE
 
 
@@ -46,15 +48,43 @@ def t_cell_sql(txt: str) -> str:
     return f"({_is(T_CELL_KINDS, txt)} AND NOT {_is(NOT_T_CELL_KINDS, txt)})"
 
 
-def names_disease_sql(term: str, diagnosis: str) -> str:
+def names_disease_sql(term: str, diagnosis: str, record: str | None = None) -> str:
     """SQL (needs the CTE k): the term names the subject's disease under study (the one comparison of
-    safety.core.vocabulary), unless the term names a T-cell malignancy and the diagnosis does not: a T-cell lymphoma
-    after CAR-T for 'Non-Hodgkin lymphoma' is the malignancy of the FDA boxed warning, never read as a relapse.
+    safety.core.vocabulary), unless the record (upper-case text of its coded and verbatim terms; default: the term)
+    names a T-cell malignancy and the diagnosis does not: a T-cell lymphoma after CAR-T for 'Non-Hodgkin lymphoma',
+    coded 'Lymphoma' or not, is the malignancy of the FDA boxed warning, never read as a relapse.
     A disease-status word (kind 'disease_status') is no disease word: 'Lymphoma refractory' names a lymphoma."""
+    return (f"({_names_disease(term, diagnosis)} AND NOT ({t_cell_sql(record or f'upper({term})')} "
+            f"AND NOT {_t_cell_disease(diagnosis)}))")
+
+
+def _names_disease(term: str, diagnosis: str) -> str:
     status = f"(SELECT string_agg(pattern, '|') FROM k WHERE kind IN ({STATUS_KINDS}))"
-    words = f"regexp_replace(upper({term}), {status}, ' ', 'g')"
-    return (f"({names_disease_under_study(words, diagnosis)} AND NOT ({t_cell_sql(f'upper({term})')} "
-            f"AND NOT coalesce({t_cell_sql(f'upper({diagnosis})')}, false)))")
+    return names_disease_under_study(f"regexp_replace(upper({term}), {status}, ' ', 'g')", diagnosis)
+
+
+def _t_cell_disease(diagnosis: str) -> str:
+    return f"coalesce({t_cell_sql(f'upper({diagnosis})')}, false)"
+
+
+def _relapse_sql(alias: str, decod: str, verbatim: str) -> str:
+    """SQL: the record ``alias`` (columns txt, car_transgene_result) is the disease under study coming back, not a new
+    malignancy. A T-cell malignancy of a T-cell disease under study is one only when its tumour tested negative for
+    the CAR transgene: a positive one comes from the product (FDA boxed warning, January 2024), and an untested one
+    cannot be told from a new T-cell malignancy, so it is listed for review (possible_relapse)."""
+    named = (f"({names_disease_sql(f'{alias}.{decod}', 'dx.diagnosis', f'{alias}.txt')} "
+             f"OR {names_disease_sql(f'{alias}.{verbatim}', 'dx.diagnosis', f'{alias}.txt')})")
+    return (f"({named} AND NOT ({t_cell_sql(f'{alias}.txt')} "
+            f"AND coalesce({alias}.car_transgene_result, '') <> '{TRANSGENE_NEGATIVE}'))")
+
+
+def _possible_relapse_sql(alias: str, decod: str, verbatim: str) -> str:
+    """SQL: a T-cell malignancy naming the subject's T-cell disease under study, its tumour not found positive for
+    the CAR transgene (not tested, or pending): relapse or a new T-cell malignancy, the data cannot tell."""
+    named = (f"({_names_disease(f'{alias}.{decod}', 'dx.diagnosis')} "
+             f"OR {_names_disease(f'{alias}.{verbatim}', 'dx.diagnosis')})")
+    return (f"coalesce({named} AND {t_cell_sql(f'{alias}.txt')} AND {_t_cell_disease('dx.diagnosis')} "
+            f"AND coalesce({alias}.car_transgene_result, '') <> '{TRANSGENE_POSITIVE}', false)")
 
 
 def _sql(ae_transgene: str, mh_transgene: str) -> str:
@@ -65,33 +95,36 @@ a AS (
   SELECT *, upper(coalesce(aedecod, '') || ' | ' || coalesce(aeterm, '')) AS txt FROM adverse_events
   WHERE studyid = $s AND data_cut = $c AND onset_day IS NOT NULL AND onset_day > 0
 ),
+ax AS (SELECT a.*, {ae_transgene} AS car_transgene_result FROM a),
 ae_m AS (
-  SELECT a.usubjid, a.event_key, coalesce(a.aedecod, a.aeterm) AS term, a.onset_day, a.txt,
-         {ae_transgene} AS car_transgene_result, a.aetoxgr AS ctcae_grade,
-         {fatal_ae('a')} AS fatal, 'AE' AS source
-  FROM a LEFT JOIN dx USING (usubjid)
-  WHERE {malignant_sql('a.txt')} AND NOT list_contains($prog, upper(coalesce(a.aedecod, a.aeterm)))
-    AND NOT {names_disease_sql('a.aedecod', 'dx.diagnosis')} AND NOT {names_disease_sql('a.aeterm', 'dx.diagnosis')}
+  SELECT ax.usubjid, ax.event_key, coalesce(ax.aedecod, ax.aeterm) AS term, ax.onset_day, ax.txt,
+         ax.car_transgene_result, ax.aetoxgr AS ctcae_grade,
+         {fatal_ae('ax')} AS fatal, 'AE' AS source, {_possible_relapse_sql('ax', 'aedecod', 'aeterm')} AS possible_relapse
+  FROM ax LEFT JOIN dx USING (usubjid)
+  WHERE {malignant_sql('ax.txt')} AND NOT list_contains($prog, upper(coalesce(ax.aedecod, ax.aeterm)))
+    AND NOT {_relapse_sql('ax', 'aedecod', 'aeterm')}
 ),
 m AS (
   SELECT *, upper(coalesce(mhdecod, '') || ' | ' || coalesce(mhterm, '')) AS txt FROM medical_history
   WHERE studyid = $s AND data_cut = $c AND start_day IS NOT NULL AND start_day > 0
     AND coalesce(mhoccur, 'Y') <> 'N'
 ),
+mx AS (SELECT m.*, {mh_transgene} AS car_transgene_result FROM m),
 mh_m AS (
-  SELECT m.usubjid, m.usubjid || '/MH/' || CAST(m.mhseq AS VARCHAR) AS event_key,
-         coalesce(m.mhdecod, m.mhterm) AS term, m.start_day AS onset_day, m.txt,
-         {mh_transgene} AS car_transgene_result, CAST(NULL AS INTEGER) AS ctcae_grade, false AS fatal, 'MH' AS source
-  FROM m LEFT JOIN dx USING (usubjid)
-  WHERE {malignant_sql('m.txt')} AND NOT list_contains($prog, upper(coalesce(m.mhdecod, m.mhterm)))
-    AND NOT {names_disease_sql('m.mhdecod', 'dx.diagnosis')} AND NOT {names_disease_sql('m.mhterm', 'dx.diagnosis')}
-    AND NOT EXISTS (SELECT 1 FROM ae_m WHERE ae_m.usubjid = m.usubjid
-                      AND abs(ae_m.onset_day - m.start_day) <= {MH_AE_MATCH_DAYS})
+  SELECT mx.usubjid, mx.usubjid || '/MH/' || CAST(mx.mhseq AS VARCHAR) AS event_key,
+         coalesce(mx.mhdecod, mx.mhterm) AS term, mx.start_day AS onset_day, mx.txt,
+         mx.car_transgene_result, CAST(NULL AS INTEGER) AS ctcae_grade, false AS fatal, 'MH' AS source,
+         {_possible_relapse_sql('mx', 'mhdecod', 'mhterm')} AS possible_relapse
+  FROM mx LEFT JOIN dx USING (usubjid)
+  WHERE {malignant_sql('mx.txt')} AND NOT list_contains($prog, upper(coalesce(mx.mhdecod, mx.mhterm)))
+    AND NOT {_relapse_sql('mx', 'mhdecod', 'mhterm')}
+    AND NOT EXISTS (SELECT 1 FROM ae_m WHERE ae_m.usubjid = mx.usubjid
+                      AND abs(ae_m.onset_day - mx.start_day) <= {MH_AE_MATCH_DAYS})
 ),
 x AS (SELECT * FROM ae_m UNION ALL BY NAME SELECT * FROM mh_m)
 SELECT $s AS studyid, $c AS data_cut, usubjid, event_key, term, onset_day,
        onset_day AS latency_days, round(onset_day / {DAYS_PER_MONTH}, 1) AS latency_months,
-       {t_cell_sql('x.txt')} AS t_cell_malignancy, car_transgene_result, ctcae_grade, fatal, source
+       {t_cell_sql('x.txt')} AS t_cell_malignancy, car_transgene_result, ctcae_grade, fatal, source, possible_relapse
 FROM x
 """
 
