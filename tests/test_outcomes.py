@@ -749,6 +749,31 @@ def test_every_who_t_cell_malignancy_is_found_and_marked(tmp_path, term, t_cell)
 
 
 
+@pytest.mark.parametrize("term", [
+    "Hodgkin's disease", "Hodgkin's disease nodular sclerosis stage III", "Waldenstrom's macroglobulinaemia",
+    "Polycythaemia vera", "Essential thrombocythaemia", "Primary myelofibrosis", "Plasmacytoma", "Chloroma",
+    "Bowen's disease", "Therapy-related myeloid neoplasm", "Langerhans cell histiocytosis"])
+def test_a_malignancy_whose_meddra_name_holds_no_malignancy_word_is_found(tmp_path, term):
+    """These MedDRA malignancies were never listed: none holds lymphoma, leukaemia, carcinoma or the like."""
+    db = OutcomeDB(tmp_path / "n.duckdb")
+    db.subject("A", lka=900, diagnosis="Diffuse large B-cell lymphoma")
+    db.ae("A", term, 3, 500, soc="Neoplasms benign, malignant and unspecified (incl cysts and polyps)")
+    db.ae("A", "Polycythaemia", 2, 40, soc="Blood and lymphatic system disorders")      # secondary: no neoplasm
+    db.ae("A", "Thrombocytosis", 2, 50, soc="Blood and lymphatic system disorders")
+    db.derive("secondary_malignancies")
+    assert [(r["term"], r["onset_day"]) for r in db.rows("SELECT * FROM secondary_malignancies")] == [(term, 500)]
+
+
+def test_hodgkins_disease_in_a_hodgkin_lymphoma_study_is_the_disease_under_study(tmp_path):
+    db = OutcomeDB(tmp_path / "h.duckdb")
+    db.subject("HL", lka=900, diagnosis="Hodgkin lymphoma")
+    db.ae("HL", "Hodgkin's disease", 3, 200, soc="Neoplasms benign, malignant and unspecified (incl cysts and polyps)")
+    db.subject("DL", lka=900, diagnosis="Diffuse large B-cell lymphoma")
+    db.ae("DL", "Hodgkin's disease", 3, 200, soc="Neoplasms benign, malignant and unspecified (incl cysts and polyps)")
+    db.derive("secondary_malignancies")
+    assert [r["usubjid"] for r in db.rows("SELECT usubjid FROM secondary_malignancies")] == ["DL"]
+
+
 def test_an_effect_of_cancer_or_a_malignant_that_is_no_neoplasm_is_not_a_new_malignancy(tmp_path):
     """Hypercalcaemia of malignancy, cancer pain and a malignant pleural effusion are effects of a cancer (the
     disease under study), malignant hypertension and neuroleptic malignant syndrome name no neoplasm: none is a

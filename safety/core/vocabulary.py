@@ -93,6 +93,7 @@ def open_end(death: str, cut: str) -> str:
 DISEASE_WORD_SPELLINGS: tuple[tuple[str, str], ...] = (
     (r"'S\b", ""),                      # Hodgkin's -> Hodgkin
     (r"[^A-Z0-9]+", " "),               # NK/T-cell -> NK T CELL
+    (r"\bHODGKIN DISEASE\b", "HODGKIN LYMPHOMA"),  # MedDRA's 'Hodgkin's disease' is Hodgkin lymphoma
     (r"AEM", "EM"),                     # leukaemia, haematological, anaemia
     (r"TUMOUR", "TUMOR"),
     (r"OE(DEM|SOPHAG)", r"E\1"),        # oedema, oesophageal
