@@ -586,6 +586,35 @@ def test_cairo_bishop_boundaries(tmp_path):
     assert r["CHANGE"]["criteria"] == "phosphate d0 1.25 (change); calcium d7 1.8 (change)"
 
 
+def test_cairo_bishop_window_opens_3_days_before_lymphodepletion_and_baseline_is_before_it(tmp_path):
+    """Cairo & Bishop count from 3 days before the initiation of therapy: in a CAR-T regimen the lymphodepleting
+    chemotherapy (here days -5 to -3). The window opened on day -3 from the infusion, so a TLS on days -5/-4 was
+    missed, and a value drawn during lymphodepletion became the baseline."""
+    db = OutcomeDB(tmp_path / "ld.duckdb")
+    cases = {
+        "DURING_LD": [("URATE", -12, 297.4), ("K", -12, 4.0), ("URATE", -5, 535.3), ("K", -4, 6.2),
+                      ("URATE", 1, 300.0), ("K", 1, 4.1)],
+        "BASELINE": [("K", -12, 4.0), ("K", -6, 4.6), ("K", 2, 5.0), ("CA", 3, 1.75)],  # +25 % of day -12's 4.0
+        "EDGES": [("URATE", -9, 600.0), ("K", -8, 6.0), ("CA", 7, 1.7), ("PHOS", 8, 2.0)],  # -8 and 7 in, -9 and 8 out
+        "NO_LD": [("URATE", -4, 600.0), ("K", -3, 6.0), ("CA", 2, 1.7)],                    # no lymphodepletion: day -3
+    }
+    units = {"URATE": "umol/L", "K": "mmol/L", "CA": "mmol/L", "PHOS": "mmol/L"}
+    for u, vals in cases.items():
+        db.subject(u, age=50)
+        if u != "NO_LD":
+            db.con.execute("UPDATE subjects SET lymphodepletion_start_day = -5 WHERE usubjid = $u", {"u": u})
+        for test, d, v in vals:
+            db.lab(u, test, d, v, units[test])
+    db.derive("tls")
+    r = db.by("tls_screen")
+    assert {u: (r[u]["criteria_met"], bool(r[u]["laboratory_tls"]), nan_none(r[u]["first_day"]), r[u]["criteria"])
+            for u in cases} == {
+        "DURING_LD": (2, True, -4, "uric acid d-5 535.3 (abs); potassium d-4 6.2 (abs)"),
+        "BASELINE": (2, True, 3, "potassium d2 5 (change); calcium d3 1.75 (abs)"),
+        "EDGES": (2, True, 7, "potassium d-8 6 (abs); calcium d7 1.7 (abs)"),
+        "NO_LD": (2, True, 2, "potassium d-3 6 (abs); calcium d2 1.7 (abs)")}
+
+
 def test_cairo_bishop_phosphate_limit_of_children_and_urate_of_8_mg_dl(tmp_path):
     """Cairo & Bishop 2004, Table I: phosphate >= 2.1 mmol/L in children, >= 1.45 mmol/L in adults; uric acid
     >= 476 umol/L, the paper's rounding of 8 mg/dL (8 x 59.48 = 475.84): 8.0 mg/dL, loaded in SI, meets it."""

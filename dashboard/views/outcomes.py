@@ -244,7 +244,9 @@ if tabs[6].open:
             st.subheader("Tumour lysis syndrome (Cairo-Bishop laboratory criteria)")
             st.metric("Laboratory TLS", pct(int(tls["laboratory_tls"].fillna(False).astype(bool).sum()), len(tls)))
             st.caption("Two or more of uric acid, potassium, phosphate (high) and calcium (low), by absolute limit or "
-                       "25 % change from baseline, from day -3 to day 7 (safety/data/tls_cairo_bishop.csv).")
+                       "25 % change from baseline, from 3 days before lymphodepletion (before the infusion when "
+                       "none is recorded) to day 7; baseline is the last value before that "
+                       "(safety/data/tls_cairo_bishop.csv).")
             state.table(tls[tls["criteria_met"] >= 1].drop(columns=["studyid", "data_cut"], errors="ignore"))
             st.subheader("Secondary malignancies")
             sm = state.q(f"SELECT * FROM secondary_malignancies WHERE {flt} ORDER BY onset_day", fp)

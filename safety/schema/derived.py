@@ -737,7 +737,8 @@ CELLULAR_KINETICS = Table(
 TLS_SCREEN = Table(
     "tls_screen",
     "Laboratory tumour lysis syndrome by Cairo-Bishop (2004): two or more of the criteria in "
-    "safety/data/tls_cairo_bishop.csv met from 3 days before to 7 days after infusion. One row per infused subject.",
+    "safety/data/tls_cairo_bishop.csv met from 3 days before the first lymphodepleting dose (before the infusion "
+    "when none is recorded) to 7 days after infusion. One row per infused subject.",
     KEY + SUBJ + (
         C("criteria_met", "INTEGER", "Number of distinct criteria met in the window."),
         C("criteria", "VARCHAR", "The criteria met, with the first day and value, e.g. 'uric acid d2 0.52 (abs)'."),

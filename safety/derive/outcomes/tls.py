@@ -1,9 +1,12 @@
 """Laboratory tumour lysis syndrome by Cairo-Bishop (Cairo & Bishop, Br J Haematol 2004;127:3-11).
 
 Laboratory TLS = two or more of the criteria in safety/data/tls_cairo_bishop.csv (uric acid, potassium, phosphate
-high; calcium low; each by an absolute limit or a 25 % change from baseline) met from 3 days before to 7 days after
-the start of therapy, here the CAR infusion (day 0). The criteria need not fall on the same day. Baseline is the
-latest value before the window (day < -3); without one only the absolute limits apply. Limits are compared with
+high; calcium low; each by an absolute limit or a 25 % change from baseline) met from 3 days before the initiation
+of therapy to 7 days after it. In a CAR-T regimen the cytotoxic treatment starts with lymphodepletion and the CAR
+infusion (day 0) starts a second lysis, so the window runs from 3 days before the first lymphodepleting dose
+(subjects.lymphodepletion_start_day; the infusion when none is recorded) to day 7. The criteria need not fall on
+the same day. Baseline is the latest value before the window, never one drawn during lymphodepletion; without one
+only the absolute limits apply. Limits are compared with
 ``>=`` / ``<=`` as the publication words them ("≥ 476 µmol/L"), after rounding both sides to 9 decimals.
 A rule's ``population`` is 'all', 'adult' or 'child': the paper's phosphate limit is 2.1 mmol/L in children and
 1.45 mmol/L in adults. A child is a subject younger than CHILD_BELOW_AGE years at enrolment (the paper does not
@@ -18,7 +21,7 @@ from safety.derive.outcomes import _data
 from safety.derive.toxicity._sql import insert, reset
 from safety.schema import TLS_SCREEN
 
-WINDOW_FIRST_DAY = -3
+DAYS_BEFORE_START = 3  # the window opens this many days before lymphodepletion (else the infusion)
 WINDOW_LAST_DAY = 7
 MIN_CRITERIA = 2
 CHILD_BELOW_AGE = 18
@@ -29,7 +32,8 @@ WITH rules AS (
          lower(direction) AS direction, absolute_si, unit, pct_change FROM _tls_rules
 ),
 lab AS (
-  SELECT l.usubjid, r.criterion, r.direction, r.absolute_si, r.pct_change, l.day, l.value, l.lbdtc, l.lbseq
+  SELECT l.usubjid, r.criterion, r.direction, r.absolute_si, r.pct_change, l.day, l.value, l.lbdtc, l.lbseq,
+         least(coalesce(s.lymphodepletion_start_day, 0), 0) - {DAYS_BEFORE_START} AS window_first_day
   FROM labs l JOIN rules r ON upper(l.lbtestcd) = r.testcd
   JOIN subjects s ON s.studyid = l.studyid AND s.data_cut = l.data_cut AND s.usubjid = l.usubjid
   WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL AND l.day IS NOT NULL AND s.infused
@@ -40,7 +44,7 @@ lab AS (
 ),
 base AS (
   SELECT usubjid, criterion, arg_max(lab.value, {record_order('lab')}) AS baseline FROM lab
-  WHERE day < {WINDOW_FIRST_DAY}
+  WHERE day < window_first_day
   GROUP BY usubjid, criterion
 ),
 hits AS (
@@ -53,7 +57,7 @@ hits AS (
                    AND round(lab.value, 9) <= round(base.baseline * (1 - lab.pct_change / 100.0), 9) THEN 'change'
          END AS how
   FROM lab LEFT JOIN base USING (usubjid, criterion)
-  WHERE lab.day BETWEEN {WINDOW_FIRST_DAY} AND {WINDOW_LAST_DAY}
+  WHERE lab.day BETWEEN lab.window_first_day AND {WINDOW_LAST_DAY}
 ),
 firsts AS (
   -- the first result that meets the criterion, its value and how it met it taken from that one record
