@@ -586,15 +586,18 @@ def test_cairo_bishop_boundaries(tmp_path):
     assert r["CHANGE"]["criteria"] == "phosphate d0 1.25 (change); calcium d7 1.8 (change)"
 
 
-def test_cairo_bishop_window_opens_3_days_before_lymphodepletion_and_baseline_is_before_it(tmp_path):
+def test_cairo_bishop_window_opens_3_days_before_lymphodepletion_and_baseline_is_before_therapy(tmp_path):
     """Cairo & Bishop count from 3 days before the initiation of therapy: in a CAR-T regimen the lymphodepleting
     chemotherapy (here days -5 to -3). The window opened on day -3 from the infusion, so a TLS on days -5/-4 was
-    missed, and a value drawn during lymphodepletion became the baseline."""
+    missed, and a value drawn during lymphodepletion became the baseline. The baseline is the last value before
+    therapy starts, as the paper's "change from baseline" is from the value before treatment."""
     db = OutcomeDB(tmp_path / "ld.duckdb")
     cases = {
         "DURING_LD": [("URATE", -12, 297.4), ("K", -12, 4.0), ("URATE", -5, 535.3), ("K", -4, 6.2),
                       ("URATE", 1, 300.0), ("K", 1, 4.1)],
-        "BASELINE": [("K", -12, 4.0), ("K", -6, 4.6), ("K", 2, 5.0), ("CA", 3, 1.75)],  # +25 % of day -12's 4.0
+        # baseline: day -8's 3.8, the last before lymphodepletion, though in the window (4.9 is +29 %; +11 % of
+        # day -12's or day -4's 4.4)
+        "BASELINE": [("K", -12, 4.4), ("K", -8, 3.8), ("K", -4, 4.4), ("K", 2, 4.9), ("CA", 3, 1.75)],
         "EDGES": [("URATE", -9, 600.0), ("K", -8, 6.0), ("CA", 7, 1.7), ("PHOS", 8, 2.0)],  # -8 and 7 in, -9 and 8 out
         "NO_LD": [("URATE", -4, 600.0), ("K", -3, 6.0), ("CA", 2, 1.7)],                    # no lymphodepletion: day -3
     }
@@ -610,7 +613,7 @@ def test_cairo_bishop_window_opens_3_days_before_lymphodepletion_and_baseline_is
     assert {u: (r[u]["criteria_met"], bool(r[u]["laboratory_tls"]), nan_none(r[u]["first_day"]), r[u]["criteria"])
             for u in cases} == {
         "DURING_LD": (2, True, -4, "uric acid d-5 535.3 (abs); potassium d-4 6.2 (abs)"),
-        "BASELINE": (2, True, 3, "potassium d2 5 (change); calcium d3 1.75 (abs)"),
+        "BASELINE": (2, True, 3, "potassium d2 4.9 (change); calcium d3 1.75 (abs)"),
         "EDGES": (2, True, 7, "potassium d-8 6 (abs); calcium d7 1.7 (abs)"),
         "NO_LD": (2, True, 2, "potassium d-3 6 (abs); calcium d2 1.7 (abs)")}
 

@@ -5,8 +5,10 @@ high; calcium low; each by an absolute limit or a 25 % change from baseline) met
 of therapy to 7 days after it. In a CAR-T regimen the cytotoxic treatment starts with lymphodepletion and the CAR
 infusion (day 0) starts a second lysis, so the window runs from 3 days before the first lymphodepleting dose
 (subjects.lymphodepletion_start_day; the infusion when none is recorded) to day 7. The criteria need not fall on
-the same day. Baseline is the latest value before the window, never one drawn during lymphodepletion; without one
-only the absolute limits apply. Limits are compared with
+the same day. Baseline is the latest value before therapy starts (the first lymphodepleting dose, else day 0), as
+the paper's "from baseline" is the value before treatment: a value of the 3 days before counts both as the baseline
+and against the absolute limits, and one drawn during lymphodepletion is never the baseline; without one only the
+absolute limits apply. Limits are compared with
 ``>=`` / ``<=`` as the publication words them ("≥ 476 µmol/L"), after rounding both sides to 9 decimals.
 A rule's ``population`` is 'all', 'adult' or 'child': the paper's phosphate limit is 2.1 mmol/L in children and
 1.45 mmol/L in adults. A child is a subject younger than CHILD_BELOW_AGE years at enrolment (the paper does not
@@ -33,6 +35,7 @@ WITH rules AS (
 ),
 lab AS (
   SELECT l.usubjid, r.criterion, r.direction, r.absolute_si, r.pct_change, l.day, l.value, l.lbdtc, l.lbseq,
+         least(coalesce(s.lymphodepletion_start_day, 0), 0) AS therapy_start_day,
          least(coalesce(s.lymphodepletion_start_day, 0), 0) - {DAYS_BEFORE_START} AS window_first_day
   FROM labs l JOIN rules r ON upper(l.lbtestcd) = r.testcd
   JOIN subjects s ON s.studyid = l.studyid AND s.data_cut = l.data_cut AND s.usubjid = l.usubjid
@@ -44,7 +47,7 @@ lab AS (
 ),
 base AS (
   SELECT usubjid, criterion, arg_max(lab.value, {record_order('lab')}) AS baseline FROM lab
-  WHERE day < window_first_day
+  WHERE day < therapy_start_day
   GROUP BY usubjid, criterion
 ),
 hits AS (
