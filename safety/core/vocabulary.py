@@ -202,6 +202,23 @@ def blood_result(alias: str = "") -> str:
             f"AND NOT coalesce(contains(upper({a}lbcat), 'URIN'), FALSE))")
 
 
+# --- censored lab results -----------------------------------------------------------------------------------
+# A censored result ('<0.5', '>1000': labs.value holds the bound, labs.censored the sign) lies beyond its bound.
+# Every rule that compares one with a cut-off (CTCAE grades, ICAHT, CAR-HEMATOTOX) reads it as a value this fraction
+# of its bound beyond it: past the rounding the comparisons make (CTCAE's 15 significant digits; ICAHT and
+# CAR-HEMATOTOX add it after their rounding to 9 decimals) and far inside any lab's own precision, so '<0.5' meets
+# "< 0.5", '>1000' meets "> 20 x ULN" of 50, and no other threshold moves.
+CENSORED_STEP = "1e-12"
+
+
+def censored_value(alias: str, value: str | None = None) -> str:
+    """SQL: the labs row ``alias``'s value (or the expression ``value`` made from it) as compared with a cut-off:
+    just beyond its bound when the result is censored."""
+    v = value or f"{alias}.value"
+    return (f"CASE {alias}.censored WHEN '<' THEN {v} - abs({v}) * {CENSORED_STEP} "
+            f"WHEN '>' THEN {v} + abs({v}) * {CENSORED_STEP} ELSE {v} END")
+
+
 # --- unit spellings ----------------------------------------------------------------------------------------
 # A unit as written, brought to one form by these steps in order: the load matches delivered units to
 # safety/data/unit_conversions.csv by them (SQL macro ct_unit), and study.yaml's lab-limit units are matched the same

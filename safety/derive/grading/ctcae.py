@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from safety.core.sql import insert_rows, reset_derived
-from safety.core.vocabulary import POST_INFUSION_FIRST_DAY, blood_result
+from safety.core.vocabulary import POST_INFUSION_FIRST_DAY, blood_result, censored_value
 from safety.derive.graph import Derivation
 from safety.schema import LAB_WORST_GRADES
 from safety.schema.derived import LAB_TOXICITY  # noqa: F401 - callers import the table with the engine
@@ -30,11 +30,6 @@ EXACT_MODES = ("guarded", "signif", "raw")
 # reason_id of a dense term's reason: this plus its index in the plan's reasons (below it: the arms' own reasons
 # by rule id, and the negative codes of missing values and units)
 DENSE_REASON_BASE = 1_000_000
-
-# A censored result ('<0.5', '>1000') is graded as a value this fraction of its bound beyond it: past the
-# 15-significant-digit rounding the comparisons make (admiral's signif), and far inside any lab's own precision,
-# so '<0.5' meets "< 0.5" and '>1000' meets "> 20 x ULN" of 50, and no other threshold moves.
-CENSORED_STEP = "1e-12"
 
 _HIGH_IND = "('HIGH', 'H', 'HIGH HIGH', 'HH')"
 _NOT_HIGH_IND = "('NORMAL', 'N', 'LOW', 'L', 'LOW LOW', 'LL')"
@@ -189,8 +184,7 @@ based AS (
                        ELSE b.base_seq = -2147483647 AND l.value = b.base AND coalesce(l.day, -2147483647) = b.base_day
                             AND CASE WHEN l.lbblfl = 'Y' THEN 1 ELSE 0 END = b.base_flag END, FALSE) AS is_baseline,
          -- a censored result lies beyond its bound ('<0.5' is below 0.5): graded as a value just past it
-         CASE l.censored WHEN '<' THEN l.value - abs(l.value) * {CENSORED_STEP}
-                         WHEN '>' THEN l.value + abs(l.value) * {CENSORED_STEP} ELSE l.value END AS graded_value
+         {censored_value('l')} AS graded_value
   FROM {src} l
   LEFT JOIN (
     SELECT * EXCLUDE (base_k), base_k[1] AS base_flag, base_k[2] AS base_day, base_k[3] AS base_seq

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from safety.core.files import read_data_csv
 from safety.core.sql import record_order, temp_table
-from safety.core.vocabulary import blood_result
+from safety.core.vocabulary import blood_result, censored_value
 from safety.derive.graph import Derivation
 from safety.derive.toxicity._sql import SCOPE, insert, reset
 from safety.schema import CAR_HEMATOTOX
@@ -66,7 +66,10 @@ def derive_car_hematotox(con, studyid, data_cut, config, review_store=None) -> N
     m = {k: k.lower() for k in MARKERS}
     cols = ",\n  ".join(
         f"max(v.value) FILTER (WHERE v.marker = '{k}') AS {c}, max(v.day) FILTER (WHERE v.marker = '{k}') AS {c}_day, "
-        f"max(v.pts) FILTER (WHERE v.marker = '{k}') AS {c}_points" for k, c in m.items())
+        f"max(v.pts) FILTER (WHERE v.marker = '{k}') AS {c}_points, "
+        f"coalesce(max(v.censored) FILTER (WHERE v.marker = '{k}'), '') AS {c}_censored" for k, c in m.items())
+    # a censored result ('>2000') lies beyond its bound, past the rounding: '>2000' ferritin is > 2000
+    value = censored_value("lv", "round(lv.value, 9)")
     insert(con, CAR_HEMATOTOX, f"""
 WITH s AS (
   SELECT usubjid, coalesce(lymphodepletion_start_day, {DEFAULT_REFERENCE_DAY}) AS reference_day,
@@ -75,7 +78,8 @@ WITH s AS (
   FROM subjects WHERE {SCOPE} AND first_infusion_date IS NOT NULL
 ),
 last_val AS (
-  SELECT l.usubjid, p.marker, arg_max(l.value, {record_order('l')}) AS value, max(l.day) AS day
+  SELECT l.usubjid, p.marker, arg_max(l.value, {record_order('l')}) AS value,
+         arg_max_null(l.censored, {record_order('l')}) AS censored, max(l.day) AS day
   FROM labs l JOIN s USING (usubjid)
   JOIN (SELECT DISTINCT marker, test FROM _ht_points) p ON p.test = upper(l.lbtestcd)
   WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL AND {blood_result('l')}
@@ -84,8 +88,8 @@ last_val AS (
 ),
 v AS (
   SELECT lv.*, coalesce(max(p.points) FILTER (WHERE
-      (p.lo IS NULL OR CASE WHEN p.lo_inc THEN round(lv.value, 9) >= p.lo ELSE round(lv.value, 9) > p.lo END)
-      AND (p.hi IS NULL OR CASE WHEN p.hi_inc THEN round(lv.value, 9) <= p.hi ELSE round(lv.value, 9) < p.hi END)), 0) AS pts
+      (p.lo IS NULL OR CASE WHEN p.lo_inc THEN {value} >= p.lo ELSE {value} > p.lo END)
+      AND (p.hi IS NULL OR CASE WHEN p.hi_inc THEN {value} <= p.hi ELSE {value} < p.hi END)), 0) AS pts
   FROM last_val lv JOIN _ht_points p ON p.marker = lv.marker
   GROUP BY ALL
 ),
@@ -103,11 +107,11 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, w.*,
        WHEN {' + '.join(f'coalesce({c}_points, 0)' for c in m.values())} >= {HIGH_RISK_FROM} THEN 'high (incomplete)'
        ELSE 'not assessable' END AS risk,
   concat_ws('; ',
-    'ANC ' || anc || ' x10^9/L (day ' || anc_day || '): ' || anc_points,
-    'Hb ' || hgb || ' g/L (day ' || hgb_day || '): ' || hgb_points,
-    'platelets ' || plt || ' x10^9/L (day ' || plt_day || '): ' || plt_points,
-    'CRP ' || crp || ' mg/L (day ' || crp_day || '): ' || crp_points,
-    'ferritin ' || ferritin || ' ug/L (day ' || ferritin_day || '): ' || ferritin_points) AS inputs,
+    'ANC ' || anc_censored || anc || ' x10^9/L (day ' || anc_day || '): ' || anc_points,
+    'Hb ' || hgb_censored || hgb || ' g/L (day ' || hgb_day || '): ' || hgb_points,
+    'platelets ' || plt_censored || plt || ' x10^9/L (day ' || plt_day || '): ' || plt_points,
+    'CRP ' || crp_censored || crp || ' mg/L (day ' || crp_day || '): ' || crp_points,
+    'ferritin ' || ferritin_censored || ferritin || ' ug/L (day ' || ferritin_day || '): ' || ferritin_points) AS inputs,
   nullif(concat_ws(', ', {', '.join(f"CASE WHEN {c} IS NULL THEN '{k} missing' END" for k, c in m.items())}), '')
     || ' (no value in the ' || {LOOKBACK_DAYS} || ' days up to day ' || reference_day || ')' AS note
 FROM w

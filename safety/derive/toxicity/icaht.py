@@ -8,7 +8,7 @@ interpolation), gaps-and-islands windows for episodes. Choices are documented in
 """
 from __future__ import annotations
 
-from safety.core.vocabulary import blood_result
+from safety.core.vocabulary import blood_result, censored_value
 from safety.derive.graph import Derivation
 from safety.schema import ICAHT
 from safety.derive.toxicity._sql import insert, reset, run
@@ -45,12 +45,17 @@ WITH subj AS (
   SELECT usubjid, death_day, last_known_alive_day FROM subjects
   WHERE studyid = $s AND data_cut = $c AND first_infusion_date IS NOT NULL
 ),
+-- v: the day's lowest value; sh: what its censoring adds to it when compared with a cut-off ('<20' lies below 20),
+-- added after the rounding to 9 decimals, which would erase it
 obs AS (
-  SELECT l.usubjid, CASE upper(l.lbtestcd) WHEN 'NEUT' THEN 'ANC' ELSE 'PLT' END AS lineage, l.day, min(l.value) AS v
-  FROM labs l JOIN subj USING (usubjid)
-  WHERE l.studyid = $s AND l.data_cut = $c AND upper(l.lbtestcd) IN ('NEUT', 'PLAT') AND {blood_result('l')}
-    AND l.value IS NOT NULL AND l.day BETWEEN -{MAX_MISSING_DAYS + 1} AND {LATE_LAST_DAY} + {MAX_MISSING_DAYS + 1}
-    AND (subj.death_day IS NULL OR l.day <= subj.death_day)
+  SELECT usubjid, lineage, day, arg_min(value, cv) AS v, min(cv) - arg_min(value, cv) AS sh FROM (
+    SELECT l.usubjid, CASE upper(l.lbtestcd) WHEN 'NEUT' THEN 'ANC' ELSE 'PLT' END AS lineage, l.day, l.value,
+           {censored_value('l')} AS cv
+    FROM labs l JOIN subj USING (usubjid)
+    WHERE l.studyid = $s AND l.data_cut = $c AND upper(l.lbtestcd) IN ('NEUT', 'PLAT') AND {blood_result('l')}
+      AND l.value IS NOT NULL AND l.day BETWEEN -{MAX_MISSING_DAYS + 1} AND {LATE_LAST_DAY} + {MAX_MISSING_DAYS + 1}
+      AND (subj.death_day IS NULL OR l.day <= subj.death_day)
+  )
   GROUP BY ALL
 ),
 span AS (
@@ -62,32 +67,36 @@ span AS (
 -- which carries the value on its own day and the linear interpolation between the two (at most {MAX_MISSING_DAYS}
 -- missing days between them)
 seg AS (
-  SELECT usubjid, lineage, day AS p_day, v AS p_v, lead(day) OVER w AS n_day, lead(v) OVER w AS n_v
+  SELECT usubjid, lineage, day AS p_day, v AS p_v, sh AS p_sh, lead(day) OVER w AS n_day, lead(v) OVER w AS n_v,
+         lead(sh) OVER w AS n_sh
   FROM obs WINDOW w AS (PARTITION BY usubjid, lineage ORDER BY day)
 ),
 val AS (
   -- days before the first value: unknown
   SELECT usubjid, lineage, unnest(generate_series(0, least(first_day - 1, last_day))) AS day,
-         CAST(NULL AS BOOLEAN) AS measured, CAST(NULL AS DOUBLE) AS v
+         CAST(NULL AS BOOLEAN) AS measured, CAST(NULL AS DOUBLE) AS v, CAST(NULL AS DOUBLE) AS sh
   FROM span WHERE last_day >= 0 AND first_day > 0
   UNION ALL
   SELECT usubjid, lineage, day, day = p_day AS measured,
     CASE WHEN day = p_day THEN p_v
          WHEN n_day - p_day - 1 <= {MAX_MISSING_DAYS}
-           THEN p_v + (n_v - p_v) * (day - p_day)::DOUBLE / (n_day - p_day) END AS v
+           THEN p_v + (n_v - p_v) * (day - p_day)::DOUBLE / (n_day - p_day) END AS v,
+    CASE WHEN day = p_day THEN p_sh
+         WHEN n_day - p_day - 1 <= {MAX_MISSING_DAYS}
+           THEN p_sh + (n_sh - p_sh) * (day - p_day)::DOUBLE / (n_day - p_day) END AS sh
   FROM (
-    SELECT g.usubjid, g.lineage, g.p_day, g.p_v, g.n_day, g.n_v,
+    SELECT g.usubjid, g.lineage, g.p_day, g.p_v, g.p_sh, g.n_day, g.n_v, g.n_sh,
            unnest(generate_series(greatest(g.p_day, 0), least(coalesce(g.n_day - 1, sp.last_day), sp.last_day))) AS day
     FROM seg g JOIN span sp USING (usubjid, lineage) WHERE sp.last_day >= 0
   )
 ),
 flag AS (
   SELECT *,
-    CASE WHEN v IS NULL THEN NULL WHEN lineage = 'ANC' THEN round(v, 9) <= 0.5::DOUBLE ELSE round(v, 9) < 50.0::DOUBLE END AS low,
-    CASE WHEN v IS NULL THEN NULL WHEN lineage = 'ANC' THEN round(v, 9) <= 0.1::DOUBLE ELSE round(v, 9) < 20.0::DOUBLE END AS deep,
+    CASE WHEN c IS NULL THEN NULL WHEN lineage = 'ANC' THEN c <= 0.5::DOUBLE ELSE c < 50.0::DOUBLE END AS low,
+    CASE WHEN c IS NULL THEN NULL WHEN lineage = 'ANC' THEN c <= 0.1::DOUBLE ELSE c < 20.0::DOUBLE END AS deep,
     -- recovery threshold: ANC > 0.5; PLT >= 20 (T-ICAHT)
-    CASE WHEN v IS NULL THEN NULL WHEN lineage = 'ANC' THEN round(v, 9) > 0.5::DOUBLE ELSE round(v, 9) >= 20.0::DOUBLE END AS up
-  FROM val
+    CASE WHEN c IS NULL THEN NULL WHEN lineage = 'ANC' THEN c > 0.5::DOUBLE ELSE c >= 20.0::DOUBLE END AS up
+  FROM (SELECT *, round(v, 9) + sh AS c FROM val)
 ),
 -- runs of consecutive early low (or deep) days, then runs less than 3 days apart joined
 runs AS (
@@ -165,18 +174,21 @@ early AS (
   LEFT JOIN recov rv USING (usubjid, lineage) LEFT JOIN maybe mr USING (usubjid, lineage)
 ),
 late AS (
-  SELECT usubjid, lineage, min(v) AS late_nadir, arg_min(day, (v, day)) AS late_nadir_day,
-    count(*) FILTER (WHERE CASE WHEN lineage = 'ANC' THEN round(v, 9) <= 1.5::DOUBLE ELSE round(v, 9) < 100.0::DOUBLE END) AS n_below,
-    count(*) FILTER (WHERE lineage = 'PLT' AND round(v, 9) < 20.0::DOUBLE) AS n_plt20,
-    list_sort(list(v))[2] AS second_lowest, count(*) AS n_late
-  FROM obs WHERE day BETWEEN {EARLY_LAST_DAY} + 1 AND {LATE_LAST_DAY} GROUP BY usubjid, lineage
+  SELECT usubjid, lineage, arg_min(v, (c, day)) AS late_nadir, min(c) AS late_nadir_c,
+    arg_min(day, (c, day)) AS late_nadir_day,
+    count(*) FILTER (WHERE CASE WHEN lineage = 'ANC' THEN c <= 1.5::DOUBLE ELSE c < 100.0::DOUBLE END) AS n_below,
+    count(*) FILTER (WHERE lineage = 'PLT' AND c < 20.0::DOUBLE) AS n_plt20,
+    list_sort(list(v))[2] AS second_lowest, list_sort(list(c))[2] AS second_lowest_c, count(*) AS n_late
+  FROM (SELECT *, round(v, 9) + sh AS c FROM obs)
+  WHERE day BETWEEN {EARLY_LAST_DAY} + 1 AND {LATE_LAST_DAY} GROUP BY usubjid, lineage
 ),
 late_plt_days AS (
   SELECT usubjid, lineage, count(*) FILTER (WHERE deep) AS plt20_days
   FROM flag WHERE lineage = 'PLT' AND day BETWEEN {EARLY_LAST_DAY} + 1 AND {LATE_LAST_DAY} GROUP BY usubjid, lineage
 ),
 seen AS (
-  SELECT e.*, l.late_nadir, l.late_nadir_day, l.n_below, l.second_lowest, l.n_late, l.n_plt20, lp.plt20_days,
+  SELECT e.*, l.late_nadir, l.late_nadir_c, l.late_nadir_day, l.n_below, l.second_lowest, l.second_lowest_c, l.n_late,
+    l.n_plt20, lp.plt20_days,
     e.lineage = 'ANC' AND e.first_low <= 3 AND NOT coalesce(e.any_recovery, false)
       AND (e.death_day IS NOT NULL OR greatest(coalesce(e.lka, 0), e.last_day) >= {EARLY_LAST_DAY})
       AS without_recovery_seen,
@@ -232,11 +244,11 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
        -- EHA/EBMT as Liang's reference code: the nadir sets the grade once a second value is <= 1.5 too (not
        -- transient), or when it is the only value of the late window
        WHEN lineage = 'ANC' THEN CASE WHEN n_below = 0 OR (n_below = 1 AND n_late > 1) THEN 0
-         WHEN round(late_nadir, 9) <= 0.1::DOUBLE THEN 4 WHEN round(late_nadir, 9) <= 0.5::DOUBLE THEN 3
-         WHEN round(late_nadir, 9) <= 1.0::DOUBLE THEN 2 ELSE 1 END
+         WHEN late_nadir_c <= 0.1::DOUBLE THEN 4 WHEN late_nadir_c <= 0.5::DOUBLE THEN 3
+         WHEN late_nadir_c <= 1.0::DOUBLE THEN 2 ELSE 1 END
        ELSE greatest(
          CASE WHEN n_plt20 >= 2 AND plt20_days >= 14 THEN 4 WHEN n_plt20 >= 2 AND plt20_days >= 1 THEN 3 ELSE 0 END,
-         CASE WHEN n_below < 2 THEN 0 WHEN round(second_lowest, 9) < 50.0::DOUBLE THEN 2 ELSE 1 END) END AS late_grade,
+         CASE WHEN n_below < 2 THEN 0 WHEN second_lowest_c < 50.0::DOUBLE THEN 2 ELSE 1 END) END AS late_grade,
   CASE WHEN lineage = 'ANC' THEN low_longest ELSE low_total END AS days_le_500,
   CASE WHEN lineage = 'ANC' THEN deep_longest ELSE deep_total END AS days_le_100,
   first_low AS first_day_le_500, never_recovered,

@@ -1,0 +1,40 @@
+"""What ICAHT and CAR-HEMATOTOX read from a lab result besides its number: a censored result ('<20', '>2000') lies
+beyond its bound, as in CTCAE grading, through a real load."""
+from __future__ import annotations
+
+from cytopenia_study import load_study, rows
+
+
+def _around(low_days: range, low, high, days=range(-5, 40)) -> dict:
+    return {d: low if d in low_days else high for d in days}
+
+
+def test_censored_results_lie_beyond_their_bound(tmp_path):
+    """Platelets '<20' on days 1-16 are 16 days below 20 (T-ICAHT early grade 4, as CTCAE grades them 4), '<50' on
+    days 1-10 are 10 days below 50 (grade 2); before lymphodepletion ferritin '>2000' scores 2 and ANC '<1.2'
+    scores 1 in CAR-HEMATOTOX (Rejeski 2021: > 2000 and < 1.2), so both subjects are high risk."""
+    anc = {d: 2.0 for d in range(-5, 40)}
+    reserve = {"HGB": {-6: 130}, "PLAT": {-6: 250}, "CRP": {-6: 5}}
+    con = load_study(tmp_path, {
+        "C1": {"labs": {"PLAT": _around(range(1, 17), "<20", 100), "NEUT": anc}},
+        "C2": {"ld": -5, "labs": {"NEUT": {-6: 2.0}, **reserve, "FERRITIN": {-6: ">2000"}}},
+        "C3": {"labs": {"PLAT": _around(range(1, 11), "<50", 100), "NEUT": anc}},
+        "C4": {"ld": -5, "labs": {"NEUT": {-6: "<1.2"}, **reserve, "FERRITIN": {-6: 700}}},
+        # '<20' on days 1 and 8 only: the six days between, interpolated, are below 20 too
+        "C5": {"labs": {"PLAT": {**{d: 100 for d in range(-5, 40) if not 1 <= d <= 8}, 1: "<20", 8: "<20"},
+                        "NEUT": anc}},
+    })
+    plt = rows(con, "SELECT usubjid, early_grade, days_le_500, days_le_100, early_grade_reason FROM icaht "
+                    "WHERE lineage = 'PLT'")
+    assert (plt["C1"]["early_grade"], plt["C1"]["days_le_100"]) == (4, 16)
+    assert plt["C1"]["early_grade_reason"] == "platelets < 20 on 16 days"
+    assert (plt["C3"]["early_grade"], plt["C3"]["days_le_500"], plt["C3"]["days_le_100"]) == (2, 10, 0)
+    assert (plt["C5"]["early_grade"], plt["C5"]["days_le_100"]) == (3, 8)
+    ctcae = rows(con, "SELECT usubjid, max(grade) AS grade FROM lab_toxicity WHERE lbtestcd = 'PLAT' AND day = 1 "
+                      "GROUP BY usubjid")
+    assert ctcae["C1"]["grade"] == 4                   # the same results, graded alike by CTCAE
+    ht = rows(con, "SELECT usubjid, score, risk, anc_points, ferritin_points, inputs FROM car_hematotox")
+    assert (ht["C2"]["ferritin_points"], ht["C2"]["score"], ht["C2"]["risk"]) == (2, 2, "high")
+    assert "ferritin >2000.0 ug/L (day -6): 2" in ht["C2"]["inputs"]
+    assert (ht["C4"]["anc_points"], ht["C4"]["score"], ht["C4"]["risk"]) == (1, 2, "high")
+    assert "ANC <1.2 x10^9/L (day -6): 1" in ht["C4"]["inputs"]
