@@ -308,3 +308,38 @@ def test_unknown_days_after_a_value_above_05_are_no_proof_of_no_recovery(db_path
     assert "on day 29 with the next days unknown" in _icaht(db, "UP29")["note"]
     seen = _icaht(db, "SEEN")
     assert _int(seen["recovery_day"]) == 30 and "not confirmed" not in str(seen["note"])
+
+
+def test_days_after_the_last_value_are_unknown_up_to_day_30(db_path):
+    """The early grid runs to day 30 (or death, or the last follow-up), as the reference implementation's does: the
+    days after the last ANC value are unknown, not left out. A series that stops on day 5 has 25 of 31 early days
+    unknown ('not fully evaluable', a lower bound), and one low from day 1 to day 5 is not 'not recovered by day 30'
+    (nothing measured after day 5 rules recovery out): its 5 days grade it, as Liang's code does."""
+    db = StudyDB(db_path)
+    series = {"E2": [(-3, 2.0), (0, 2.0), (1, 0.4), (3, 0.3), (5, 0.4)],
+              "E3": [(0, 2.0), (1, 1.8), (3, 1.6), (5, 1.9)],
+              "E4": [(0, 2.0), (1, 1.8), (3, 1.6), (5, 1.9), (40, 2.0)]}
+    for sid, values in series.items():
+        db.subject(sid, last_known_alive_day=97)
+        for d, v in values:
+            db.lab(sid, "NEUT", d, v)
+    for sid, death in [("DIED7", 7), ("DIED8", 8)]:    # low from day 1, last value day 5, then death
+        db.subject(sid, death_day=death)
+        for d, v in [(0, 2.0), (1, 0.4), (3, 0.3), (5, 0.4)]:
+            db.lab(sid, "NEUT", d, v)
+    db.derive_icaht()
+    got = {sid: (_int(r["early_grade"]), _int(r["early_unknown_days"]), r["early_evaluability"],
+                 bool(r["early_grade_is_lower_bound"]), bool(r["never_recovered"]))
+           for sid, r in ((s, _icaht(db, s)) for s in [*series, "DIED7", "DIED8"])}
+    assert got == {"E2": (1, 25, "not fully evaluable", True, False),
+                   "E3": (0, 25, "not fully evaluable", True, False),
+                   "E4": (0, 25, "not fully evaluable", True, False),
+                   # days 6-7 unknown, but 3 days above 0.5 do not fit before death on day 7: never recovered
+                   "DIED7": (4, 2, "fully evaluable", False, True),
+                   # days 6-8 may have been a recovery: the 5 low days grade it
+                   "DIED8": (1, 3, "fully evaluable", False, False)}
+    e2 = _icaht(db, "E2")
+    assert e2["early_grade_reason"] == ("ANC <= 0.5 for 5 days (1-6); 25 of 31 days unknown: not fully evaluable, "
+                                        "grade is a lower bound")
+    assert "not recovered by day 30" not in e2["note"]
+    assert "ANC unknown from day 6: recovery by day 30 not ruled out, graded by the duration" in e2["note"]

@@ -58,8 +58,14 @@ obs AS (
   )
   GROUP BY ALL
 ),
+-- the grid runs to the last value, and at least to day {EARLY_LAST_DAY} or the end of follow-up (death, last known
+-- alive), as the reference implementation's does: the early days after the last value are unknown, not left out
 span AS (
-  SELECT o.usubjid, o.lineage, least({LATE_LAST_DAY}, max(o.day), coalesce(any_value(s.death_day), 100000)) AS last_day,
+  SELECT o.usubjid, o.lineage,
+         least({LATE_LAST_DAY}, coalesce(any_value(s.death_day), 100000),
+               greatest(max(o.day), least({EARLY_LAST_DAY},
+                                          coalesce(any_value(s.death_day), any_value(s.last_known_alive_day), max(o.day)))))
+           AS last_day,
          min(o.day) AS first_day, any_value(s.death_day) AS death_day, any_value(s.last_known_alive_day) AS lka
   FROM obs o JOIN subj s USING (usubjid) GROUP BY o.usubjid, o.lineage
 ),
@@ -135,11 +141,12 @@ rec AS (
   WINDOW w AS (PARTITION BY f.usubjid, f.lineage ORDER BY f.day)
 ),
 -- a recovery the values cannot rule out, for the series that may be forced to grade 4 (ANC low from day 3 or
--- earlier): a day by day {EARLY_LAST_DAY} above 0.5 whose next two days are not known to be low. A day without a
--- value (a longer gap, or after the last value while alive) may be above, as unknown days are never counted low;
--- a day after death is not. The grid has every day from 0 to its last, so the frame holds the next two days.
+-- earlier): a day by day {EARLY_LAST_DAY} above 0.5, or without a value, whose next two days are not known to be
+-- low. A day without a value (a longer gap, or after the last value while alive) may be above, as unknown days are
+-- never counted low; a day after death is not. The grid has every day from 0 to its last, so the frame holds the
+-- next two days.
 maybe AS (
-  SELECT f.usubjid, f.lineage, min(f.day) AS may_recover_day
+  SELECT f.usubjid, f.lineage, min(f.day) AS may_recover_day, arg_min(f.up IS NULL, f.day) AS may_recover_unknown
   FROM (
     SELECT f.usubjid, f.lineage, f.day, f.up, bool_or(f.low) OVER w AS low_next, count(*) OVER w AS n_next
     FROM flag f SEMI JOIN dur d ON d.usubjid = f.usubjid AND d.lineage = f.lineage AND d.first_low <= 3
@@ -147,7 +154,7 @@ maybe AS (
     WHERE f.lineage = 'ANC' AND f.day <= {EARLY_LAST_DAY} + 2
     WINDOW w AS (PARTITION BY f.usubjid, f.lineage ORDER BY f.day ROWS BETWEEN 1 FOLLOWING AND 2 FOLLOWING)
   ) f JOIN span sp USING (usubjid, lineage)
-  WHERE f.up AND f.day <= {EARLY_LAST_DAY} AND NOT coalesce(f.low_next, false)
+  WHERE coalesce(f.up, true) AND f.day <= {EARLY_LAST_DAY} AND NOT coalesce(f.low_next, false)
     AND (f.n_next = 2 OR sp.death_day IS NULL OR sp.death_day >= f.day + 2)
   GROUP BY f.usubjid, f.lineage
 ),
@@ -169,7 +176,7 @@ early AS (
     coalesce(d.low_longest, 0) AS low_longest, coalesce(d.low_total, 0) AS low_total,
     coalesce(d.deep_longest, 0) AS deep_longest, coalesce(d.deep_total, 0) AS deep_total,
     d.first_low, d.last_low, coalesce(k.n_values, 0) AS n_values, coalesce(k.unknown_days, 0) AS unknown_days,
-    rv.recovery_day, rv.any_recovery, mr.may_recover_day
+    rv.recovery_day, rv.any_recovery, mr.may_recover_day, mr.may_recover_unknown
   FROM span sp LEFT JOIN dur d USING (usubjid, lineage) LEFT JOIN counts k USING (usubjid, lineage)
   LEFT JOIN recov rv USING (usubjid, lineage) LEFT JOIN maybe mr USING (usubjid, lineage)
 ),
@@ -258,10 +265,13 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
     CASE WHEN n_values > 0 AND NOT evaluable AND NOT mostly_unknown THEN 'follow-up ends before day 30 without recovery: early grade provisional' END,
     CASE WHEN mostly_unknown THEN 'not fully evaluable: ' || unknown_days || ' of {EARLY_LAST_DAY + 1} early days unknown, early grade is a lower bound' END,
     CASE WHEN never_recovered THEN 'low from day ' || first_low || ' and not recovered by day {EARLY_LAST_DAY}: grade 4' END,
-    CASE WHEN recovery_unconfirmed THEN 'ANC above 0.5 on day ' || may_recover_day
+    CASE WHEN recovery_unconfirmed AND may_recover_unknown THEN 'ANC unknown from day ' || may_recover_day
+         || ': recovery by day {EARLY_LAST_DAY} not ruled out, graded by the duration (grade 4 had it not recovered)'
+         WHEN recovery_unconfirmed THEN 'ANC above 0.5 on day ' || may_recover_day
          || ' with the next days unknown: recovery by day {EARLY_LAST_DAY} not confirmed, graded by the duration'
          || ' (grade 4 had it not recovered)' END,
-    CASE WHEN unknown_days > 0 THEN unknown_days || ' day(s) in 0-30 unknown (more than {MAX_MISSING_DAYS} missing days in a row, not interpolated)' END,
+    CASE WHEN unknown_days > 0 THEN unknown_days || ' day(s) in 0-30 unknown (no value, and not between two values'
+         || ' at most {MAX_MISSING_DAYS + 1} days apart: not interpolated)' END,
     CASE WHEN late_nadir IS NOT NULL AND n_below = 1 AND (n_late > 1 OR lineage = 'PLT')
          THEN 'one low value after day 30: late grade needs 2' END
   ), '') AS note
