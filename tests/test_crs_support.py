@@ -11,6 +11,9 @@ from safety import schema
 STUDY = "CT-001"
 CUT = dt.date(2025, 6, 30)
 DAY0 = dt.date(2025, 1, 1)
+# the unit a load gives these tests (SI); a lab row of another test has none unless given
+SI_UNITS = {"NEUT": "10^9/L", "ANC": "10^9/L", "PLAT": "10^9/L", "HGB": "g/L", "CRP": "mg/L", "FERRITIN": "ug/L"}
+_SI = object()
 
 
 class StudyDB:
@@ -81,9 +84,10 @@ class StudyDB:
                      end_day=end_day, ongoing=end_day is None, aeout=aeout)
         return f"{usubjid}/AE/{seq}"
 
-    def lab(self, usubjid, lbtestcd, day, value, uln=None, lln=None, lbspec=None, lbcat=None):
+    def lab(self, usubjid, lbtestcd, day, value, uln=None, lln=None, lbspec=None, lbcat=None, unit=_SI):
         self._insert("labs", usubjid=usubjid, lbseq=self._next("lb"), lbtestcd=lbtestcd, day=day, value=value,
-                     uln=uln, lln=lln, lbspec=lbspec, lbcat=lbcat)
+                     uln=uln, lln=lln, lbspec=lbspec, lbcat=lbcat,
+                     unit=SI_UNITS.get(lbtestcd) if unit is _SI else unit)
 
     def derive(self):
         """The CRS/ICANS episodes, then the lab screens around them, as a load runs them."""

@@ -1,5 +1,5 @@
-"""What ICAHT and CAR-HEMATOTOX read from a lab result besides its number: a censored result ('<20', '>2000') lies
-beyond its bound, as in CTCAE grading, through a real load."""
+"""What ICAHT and CAR-HEMATOTOX read from a lab result besides its number, through a real load: a censored result
+('<20', '>2000') lies beyond its bound, and a result without a unit is left out, as in CTCAE grading."""
 from __future__ import annotations
 
 from cytopenia_study import load_study, rows
@@ -38,3 +38,35 @@ def test_censored_results_lie_beyond_their_bound(tmp_path):
     assert "ferritin >2000.0 ug/L (day -6): 2" in ht["C2"]["inputs"]
     assert (ht["C4"]["anc_points"], ht["C4"]["score"], ht["C4"]["risk"]) == (1, 2, "high")
     assert "ANC <1.2 x10^9/L (day -6): 1" in ht["C4"]["inputs"]
+
+
+def test_results_without_a_unit_are_left_out_and_said_so(tmp_path):
+    """A neutrophil count of 300 sent without its unit (cells/uL, 14 days <= 500/uL) is not read as 300 x10^9/L: CTCAE
+    says 'unit missing', and ICAHT and CAR-HEMATOTOX leave it out and say how many results they left out."""
+    con = load_study(tmp_path, {
+        # every ANC without a unit: not assessable, never "ANC never <= 0.5"
+        "U1": {"labs": {"NEUT": {d: (300 if 1 <= d <= 14 else 3000, "") for d in range(-5, 40)}}},
+        # days 1-14 without a unit: unknown days between day 0 and day 15, not 14 days at 300 x10^9/L
+        "U5": {"labs": {"NEUT": {d: (300, "") if 1 <= d <= 14 else 2.0 for d in range(-5, 40)}}},
+        # the last ANC before lymphodepletion has no unit: the one before it (1.0 x10^9/L, 1 point) counts
+        "U6": {"ld": -5, "labs": {"NEUT": {-10: 1.0, -6: (3000, "")}, "HGB": {-6: 130}, "PLAT": {-6: 150},
+                                  "CRP": {-6: 5}, "FERRITIN": {-6: 300}}},
+    })
+    ctcae = rows(con, "SELECT usubjid, count(*) AS n, count(grade) AS graded, any_value(grade_reason) AS reason "
+                      "FROM lab_toxicity WHERE lbtestcd = 'NEUT' AND usubjid = 'U1' GROUP BY usubjid")
+    assert (ctcae["U1"]["graded"], ctcae["U1"]["reason"]) == (0, "unit missing")
+    anc = rows(con, "SELECT usubjid, early_grade, n_values, early_unknown_days, early_evaluability, evaluable, "
+                    "early_grade_reason, note FROM icaht WHERE lineage = 'ANC'")
+    u1, u5 = anc["U1"], anc["U5"]
+    assert (u1["early_grade"], u1["n_values"], u1["early_evaluability"], u1["evaluable"]) == (
+        None, 0, "not assessable", False)
+    assert "45 ANC (NEUT) result(s) without a unit left out" in u1["note"]
+    assert (u5["early_grade"], u5["early_unknown_days"], u5["early_evaluability"]) == (0, 14, "fully evaluable")
+    assert "14 ANC (NEUT) result(s) without a unit left out" in u5["note"]
+    assert "14 day(s) in 0-30 unknown" in u5["note"]
+    ht = rows(con, "SELECT usubjid, anc, anc_day, anc_points, score, risk, note FROM car_hematotox")
+    assert (ht["U6"]["anc"], ht["U6"]["anc_day"], ht["U6"]["anc_points"], ht["U6"]["score"], ht["U6"]["risk"]) == (
+        1.0, -10, 1, 2, "high")
+    assert ht["U6"]["note"] == "without a unit, left out: ANC 1 result(s)"
+    assert ht["U1"]["note"].startswith("ANC missing, HGB missing, PLT missing, CRP missing, FERRITIN missing")
+    assert ht["U1"]["note"].endswith("; without a unit, left out: ANC 5 result(s)")

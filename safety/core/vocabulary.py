@@ -202,6 +202,13 @@ def blood_result(alias: str = "") -> str:
             f"AND NOT coalesce(contains(upper({a}lbcat), 'URIN'), FALSE))")
 
 
+
+def unit_missing(alias: str = "") -> str:
+    """SQL: the labs row ``alias`` has no unit (none or blank), so its number cannot be read in the SI unit a rule's
+    cut-offs use: CTCAE grading says 'unit missing', ICAHT and CAR-HEMATOTOX leave it out."""
+    a = f"{alias}." if alias else ""
+    return f"(nullif(trim({a}unit), '') IS NULL)"
+
 # --- censored lab results -----------------------------------------------------------------------------------
 # A censored result ('<0.5', '>1000': labs.value holds the bound, labs.censored the sign) lies beyond its bound.
 # Every rule that compares one with a cut-off (CTCAE grades, ICAHT, CAR-HEMATOTOX) reads it as a value this fraction

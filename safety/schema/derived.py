@@ -359,7 +359,7 @@ ICAHT = Table(
         C("recovery_day", "INTEGER", "First of 3 consecutive days above 0.5 (ANC) / at or above 20 (PLT) after the last early low day; NULL if never low or not recovered."),
         C("n_values", "INTEGER", "Measured values (days with a result) in days 0-30."),
         C("evaluable", "BOOLEAN", "Early grade is final: values in days 0-30, follow-up through day 30 (or death, or recovery observed), and at most half of days 0-30 unknown."),
-        C("note", "VARCHAR", "Why not evaluable, unknown (uninterpolated) days, forced grade 4, etc."),
+        C("note", "VARCHAR", "Why not evaluable, unknown (uninterpolated) days, forced grade 4, results left out for want of a unit, etc."),
         C("early_unknown_days", "INTEGER", "Days 0-30 without a measured or interpolated value (the grid runs at least to day 30 or the end of follow-up, so the days after the last value count)."),
         C("early_evaluability", "VARCHAR", "'fully evaluable', 'not fully evaluable' (most of days 0-30 unknown: early_grade is a lower bound), 'provisional' (follow-up ends before day 30), or 'not assessable'."),
         C("early_grade_is_lower_bound", "BOOLEAN", "True when early_grade is a lower bound rather than final."),
@@ -596,7 +596,7 @@ CAR_HEMATOTOX = Table(
         C("score_known", "INTEGER", "Sum of the points of the inputs present (a lower bound when some are missing)."),
         C("risk", "VARCHAR", "'high' (score >= 2), 'low' (0-1), or 'high (incomplete)' when the known points already reach 2, else 'not assessable'."),
         C("inputs", "VARCHAR", "The inputs in words, e.g. 'ANC 0.9 (day -6): 1; Hb 102 g/L: 0; ...'."),
-        C("note", "VARCHAR", "Missing inputs."),
+        C("note", "VARCHAR", "Missing inputs, and results left out for want of a unit."),
     ),
     group="derived",
 )

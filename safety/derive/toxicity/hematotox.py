@@ -11,7 +11,7 @@ from pathlib import Path
 
 from safety.core.files import read_data_csv
 from safety.core.sql import record_order, temp_table
-from safety.core.vocabulary import blood_result, censored_value
+from safety.core.vocabulary import blood_result, censored_value, unit_missing
 from safety.derive.graph import Derivation
 from safety.derive.toxicity._sql import SCOPE, insert, reset
 from safety.schema import CAR_HEMATOTOX
@@ -77,14 +77,27 @@ WITH s AS (
               ELSE 'lymphodepletion start' END AS reference
   FROM subjects WHERE {SCOPE} AND first_infusion_date IS NOT NULL
 ),
-last_val AS (
-  SELECT l.usubjid, p.marker, arg_max(l.value, {record_order('l')}) AS value,
-         arg_max_null(l.censored, {record_order('l')}) AS censored, max(l.day) AS day
+res AS (
+  SELECT l.*, p.marker, {unit_missing('l')} AS unitless
   FROM labs l JOIN s USING (usubjid)
   JOIN (SELECT DISTINCT marker, test FROM _ht_points) p ON p.test = upper(l.lbtestcd)
   WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL AND {blood_result('l')}
     AND l.day BETWEEN s.reference_day - {LOOKBACK_DAYS} AND s.reference_day
-  GROUP BY l.usubjid, p.marker
+),
+-- a result without its unit cannot be scored against the SI cut-offs (as CTCAE grading says 'unit missing'): left
+-- out, so the marker's last result with a unit counts, and the note says how many were left out
+last_val AS (
+  SELECT l.usubjid, l.marker, arg_max(l.value, {record_order('l')}) AS value,
+         arg_max_null(l.censored, {record_order('l')}) AS censored, max(l.day) AS day
+  FROM res l WHERE NOT l.unitless
+  GROUP BY l.usubjid, l.marker
+),
+unitless AS (
+  SELECT usubjid, 'without a unit, left out: ' || string_agg(marker || ' ' || n || ' result(s)', ', ' ORDER BY k)
+         AS unitless_note
+  FROM (SELECT usubjid, marker, count(*) AS n,
+               list_position({list(MARKERS)}, marker) AS k FROM res WHERE unitless GROUP BY usubjid, marker)
+  GROUP BY usubjid
 ),
 v AS (
   SELECT lv.*, coalesce(max(p.points) FILTER (WHERE
@@ -112,9 +125,11 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, w.*,
     'platelets ' || plt_censored || plt || ' x10^9/L (day ' || plt_day || '): ' || plt_points,
     'CRP ' || crp_censored || crp || ' mg/L (day ' || crp_day || '): ' || crp_points,
     'ferritin ' || ferritin_censored || ferritin || ' ug/L (day ' || ferritin_day || '): ' || ferritin_points) AS inputs,
-  nullif(concat_ws(', ', {', '.join(f"CASE WHEN {c} IS NULL THEN '{k} missing' END" for k, c in m.items())}), '')
-    || ' (no value in the ' || {LOOKBACK_DAYS} || ' days up to day ' || reference_day || ')' AS note
-FROM w
+  nullif(concat_ws('; ',
+    nullif(concat_ws(', ', {', '.join(f"CASE WHEN {c} IS NULL THEN '{k} missing' END" for k, c in m.items())}), '')
+      || ' (no value in the ' || {LOOKBACK_DAYS} || ' days up to day ' || reference_day || ')',
+    u.unitless_note), '') AS note
+FROM w LEFT JOIN unitless u USING (usubjid)
 """, {"s": studyid, "c": data_cut})
     con.execute("DROP TABLE IF EXISTS _ht_points")
 

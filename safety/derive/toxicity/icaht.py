@@ -8,7 +8,7 @@ interpolation), gaps-and-islands windows for episodes. Choices are documented in
 """
 from __future__ import annotations
 
-from safety.core.vocabulary import blood_result, censored_value
+from safety.core.vocabulary import blood_result, censored_value, unit_missing
 from safety.derive.graph import Derivation
 from safety.schema import ICAHT
 from safety.derive.toxicity._sql import insert, reset, run
@@ -45,18 +45,25 @@ WITH subj AS (
   SELECT usubjid, death_day, last_known_alive_day FROM subjects
   WHERE studyid = $s AND data_cut = $c AND first_infusion_date IS NOT NULL
 ),
+res AS (
+  SELECT l.usubjid, CASE upper(l.lbtestcd) WHEN 'NEUT' THEN 'ANC' ELSE 'PLT' END AS lineage, l.day, l.value,
+         {censored_value('l')} AS cv, {unit_missing('l')} AS unitless
+  FROM labs l JOIN subj USING (usubjid)
+  WHERE l.studyid = $s AND l.data_cut = $c AND upper(l.lbtestcd) IN ('NEUT', 'PLAT') AND {blood_result('l')}
+    AND l.value IS NOT NULL AND l.day BETWEEN -{MAX_MISSING_DAYS + 1} AND {LATE_LAST_DAY} + {MAX_MISSING_DAYS + 1}
+    AND (subj.death_day IS NULL OR l.day <= subj.death_day)
+),
+-- a count without its unit (300: cells/uL or x10^9/L?) is left out, as CTCAE grading does, and the note says so
+unitless AS (
+  SELECT usubjid, lineage, count(*) || ' ' || CASE lineage WHEN 'ANC' THEN 'ANC (NEUT)' ELSE 'platelet (PLAT)' END
+         || ' result(s) without a unit left out (not read as x10^9/L)' AS unitless_note
+  FROM res WHERE unitless GROUP BY usubjid, lineage
+),
 -- v: the day's lowest value; sh: what its censoring adds to it when compared with a cut-off ('<20' lies below 20),
 -- added after the rounding to 9 decimals, which would erase it
 obs AS (
-  SELECT usubjid, lineage, day, arg_min(value, cv) AS v, min(cv) - arg_min(value, cv) AS sh FROM (
-    SELECT l.usubjid, CASE upper(l.lbtestcd) WHEN 'NEUT' THEN 'ANC' ELSE 'PLT' END AS lineage, l.day, l.value,
-           {censored_value('l')} AS cv
-    FROM labs l JOIN subj USING (usubjid)
-    WHERE l.studyid = $s AND l.data_cut = $c AND upper(l.lbtestcd) IN ('NEUT', 'PLAT') AND {blood_result('l')}
-      AND l.value IS NOT NULL AND l.day BETWEEN -{MAX_MISSING_DAYS + 1} AND {LATE_LAST_DAY} + {MAX_MISSING_DAYS + 1}
-      AND (subj.death_day IS NULL OR l.day <= subj.death_day)
-  )
-  GROUP BY ALL
+  SELECT usubjid, lineage, day, arg_min(value, cv) AS v, min(cv) - arg_min(value, cv) AS sh
+  FROM res WHERE NOT unitless GROUP BY usubjid, lineage, day
 ),
 -- the grid runs to the last value, and at least to day {EARLY_LAST_DAY} or the end of follow-up (death, last known
 -- alive), as the reference implementation's does: the early days after the last value are unknown, not left out
@@ -273,16 +280,19 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
     CASE WHEN unknown_days > 0 THEN unknown_days || ' day(s) in 0-30 unknown (no value, and not between two values'
          || ' at most {MAX_MISSING_DAYS + 1} days apart: not interpolated)' END,
     CASE WHEN late_nadir IS NOT NULL AND n_below = 1 AND (n_late > 1 OR lineage = 'PLT')
-         THEN 'one low value after day 30: late grade needs 2' END
+         THEN 'one low value after day 30: late grade needs 2' END,
+    unitless_note
   ), '') AS note
-FROM graded
+FROM graded LEFT JOIN unitless USING (usubjid, lineage)
 UNION ALL BY NAME
 -- an infused subject without any result of a lineage is listed as not assessable rather than left out
 SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, s.usubjid, l.lineage, 0 AS n_values, false AS evaluable,
   'not assessable' AS early_evaluability,
   'no ' || CASE l.lineage WHEN 'ANC' THEN 'ANC (NEUT)' ELSE 'platelet (PLAT)' END
-    || ' result between day -{MAX_MISSING_DAYS + 1} and day {LATE_LAST_DAY + MAX_MISSING_DAYS + 1}: not assessable' AS note
+    || ' result between day -{MAX_MISSING_DAYS + 1} and day {LATE_LAST_DAY + MAX_MISSING_DAYS + 1}: not assessable'
+    || coalesce('; ' || u.unitless_note, '') AS note
 FROM subj s CROSS JOIN (VALUES ('ANC'), ('PLT')) l(lineage)
+LEFT JOIN unitless u ON u.usubjid = s.usubjid AND u.lineage = l.lineage
 WHERE NOT EXISTS (SELECT 1 FROM span sp WHERE sp.usubjid = s.usubjid AND sp.lineage = l.lineage)
 """
 
