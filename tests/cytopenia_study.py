@@ -1,8 +1,9 @@
 """A crafted cell-therapy study for the cytopenia derivations (ICAHT, CAR-HEMATOTOX), loaded by a real ingest.
 
 Each subject is infused on day 0 (2025-01-10); ``ld`` sets a lymphodepletion start day (CM), ``death`` a death
-day, ``labs`` maps a test code to {day: LBORRES} where a value may be a (LBORRES, LBORRESU) pair, a list of
-either (several results that day) or a text such as '<20' (a censored result)."""
+day, ``labs`` maps a test code to {day: LBORRES} where a value may be a (LBORRES, LBORRESU) pair or a (LBORRES,
+LBORRESU, LBSPEC, LBCAT) quadruple (a blood haematology result otherwise), a list of those (several results that
+day) or a text such as '<20' (a censored result)."""
 from __future__ import annotations
 
 import csv
@@ -48,9 +49,10 @@ def build_study(folder: Path, subjects: dict) -> Path:
         for test, series in sp.get("labs", {}).items():
             for day, val in sorted(series.items()):
                 for v in val if isinstance(val, list) else [val]:
-                    v, unit = v if isinstance(v, tuple) else (v, SI_UNITS[test])
+                    v, unit, spec, cat = (v + ("BLOOD", "HEMATOLOGY"))[:4] if isinstance(v, tuple) else (
+                        v, SI_UNITS[test], "BLOOD", "HEMATOLOGY")
                     seq += 1
-                    rows.append(["X", "LB", s, seq, test, test, "HEMATOLOGY", "BLOOD", v, unit,
+                    rows.append(["X", "LB", s, seq, test, test, cat, spec, v, unit,
                                  LOWER_LIMITS.get(test, "") if unit == SI_UNITS.get(test) else "", "", _date(day)])
     _write(folder / "lb.csv", ["STUDYID", "DOMAIN", "USUBJID", "LBSEQ", "LBTESTCD", "LBTEST", "LBCAT", "LBSPEC",
                                "LBORRES", "LBORRESU", "LBORNRLO", "LBORNRHI", "LBDTC"], rows)

@@ -646,6 +646,35 @@ def test_labs_page_shows_car_hematotox_beside_icaht(app_env):
     assert any(x.label == "High risk (score ≥2)" for x in at.metric)
 
 
+@pytest.fixture
+def csf_neutrophils_env(tmp_path, monkeypatch):
+    """One subject with a blood ANC of 2.0 daily and, on day 5, a CSF neutrophil count of 2 cells/uL."""
+    from cytopenia_study import build_study
+    from safety.ingest import ingest_study
+    daily = range(-5, 40)
+    study = build_study(tmp_path / "study", {"Q1": {"labs": {
+        "NEUT": {**{d: 2.0 for d in daily}, 5: [2.0, (2, "cells/uL", "CEREBROSPINAL FLUID", "CSF")]},
+        "PLAT": {d: 200 for d in daily}}}})
+    db = tmp_path / "csf.duckdb"
+    ingest_study(study, db)
+    yield from serve(db, monkeypatch)
+
+
+def test_labs_cytopenia_chart_draws_blood_results_only(csf_neutrophils_env):
+    """A CSF neutrophil count of 2 cells/uL was drawn as a blood ANC of 0.002 x10^9/L, below both ICAHT lines, while
+    the ICAHT table under the chart said 'ANC never <= 0.5'; the chart now draws the blood results the grades use."""
+    from test_meeting_view import _values
+    at = _open("labs", session={"labs_tab": "Cytopenia & ICAHT"})
+    charts = {json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec)["data"]
+              for c in at.get("plotly_chart")}
+    anc = [t for t in charts["Cytopenia and recovery"] if t.get("name") == "Q1" and t.get("yaxis", "y") == "y"]
+    assert len(anc) == 1
+    y = _values(anc[0]["y"])
+    assert len(y) == 45 and min(y) == 2.0          # days -5..39, one blood value a day
+    ic = next(d.value for d in at.dataframe if "early_grade_reason" in d.value.columns)
+    assert "ANC never <= 0.5 in days 0-30" in set(ic["early_grade_reason"])
+
+
 def test_labs_icaht_heading_and_counts_name_both_lineages(app_env):
     """The ICAHT counts take a subject graded >= 3 in either lineage: the heading and the metrics say ANC and
     platelets, each with its source, and the numbers are those of the icaht table over both lineages."""

@@ -135,8 +135,10 @@ if tab_liver.open:
 
 if tab_cyto.open:
     with tab_cyto:
+        # blood results only, as ICAHT grades them: a CSF neutrophil count of 2 cells/uL is no ANC of 0.002
         cy = state.q(f"""WITH r AS (SELECT usubjid, lbtestcd, day, value FROM labs
-                                    WHERE lbtestcd IN ('NEUT', 'PLAT') AND value > 0 AND day BETWEEN -7 AND 100 AND {flt}),
+                                    WHERE lbtestcd IN ('NEUT', 'PLAT') AND value > 0 AND day BETWEEN -7 AND 100
+                                      AND {blood_result()} AND {flt}),
                          top AS (SELECT usubjid FROM r GROUP BY usubjid
                                  ORDER BY min(value) FILTER (WHERE lbtestcd = 'NEUT') NULLS LAST, usubjid LIMIT $n)
                          SELECT *, (SELECT count(DISTINCT usubjid) FROM r) AS n_subjects FROM r
