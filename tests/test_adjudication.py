@@ -213,3 +213,49 @@ def test_site_scoped_review_table_hides_other_sites(env):
     site1 = StudyReader(con, Scope(STUDY, CUT, sites=("S1",)))
     assert "S-8/AE/1" not in set(adj.review_table(site1, store)["event_key"])
     assert "S-8/AE/1" in set(adj.review_table(r, store)["event_key"])
+
+
+def test_a_decided_episode_death_or_lab_event_still_in_the_cut_but_no_longer_screened_shows_its_current_values(
+        env):
+    """A confirmed CRS grade 4 downgraded to 2, an ANC grade 4 on day 28 now grade 3 and a death now with a fatal AE
+    are still in the cut: 'no longer screened' with their current grade, not 'no longer in the data' with blanks
+    (as an AE key already was). An episode that is really gone stays 'no longer in the data'."""
+    from safety.derive.dlt.vanished import vanished_decisions
+    from test_dlt_support import add_episode, add_lab_grade
+
+    con, store = env
+
+    def cut(day_cut, crs_grade, anc_grade, fatal_ae, gone_episode):
+        add_subject(con, "S-1", cut=day_cut)
+        add_episode(con, "S-1", "CRS", 1, 2, crs_grade, 4, cut=day_cut)
+        add_subject(con, "S-2", cut=day_cut)
+        add_lab_grade(con, "S-2", "NEUT", 28, anc_grade, cut=day_cut)
+        add_subject(con, "S-3", cut=day_cut, death_day=9, death_cause="multi-organ failure")
+        if fatal_ae:
+            add_ae(con, "S-3", 1, "Multiple organ dysfunction syndrome", 5, 8, 9, cut=day_cut, aesdth="Y")
+        add_subject(con, "S-4", cut=day_cut)
+        if not gone_episode:
+            add_episode(con, "S-4", "ICANS", 1, 3, 4, 2, cut=day_cut)
+        derive_dlt(con, STUDY, day_cut, config(), review_store=store)
+        return StudyReader(con, Scope(STUDY, day_cut))
+
+    r1 = cut(CUT, 4, 4, False, False)
+    for key in ("S-1/CRS/1", "S-2/LB/NEUT-D28", "S-3/DEATH", "S-4/ICANS/1"):
+        adj.record_decision(store, r1, key, "confirmed", "DLT", "dr a")
+    r2 = cut(CUT2, 2, 3, True, True)
+    t = by_key(adj.review_table(r2, store))
+    got = {k: (t[k]["status"], t[k]["source"], t[k]["term"], t[k]["grade"], t[k]["onset_day"], t[k]["in_window"],
+               t[k]["evidence"])
+           for k in ("S-1/CRS/1", "S-2/LB/NEUT-D28", "S-3/DEATH", "S-4/ICANS/1")}
+    assert got == {
+        "S-1/CRS/1": ("event no longer screened, re-review", "CRS episode", "CRS", 2, 2, True, "CRS grade 2 on days 2-5"),
+        "S-2/LB/NEUT-D28": ("event no longer screened, re-review", "lab", "NEUT", 3, 28, True,
+                            "NEUT grade 3 on day 28 (first lab on or after day 28)"),
+        "S-3/DEATH": ("event no longer screened, re-review", "death", "Death", 5, 9, True,
+                      "Death on day 9 (cause: multi-organ failure)"),
+        "S-4/ICANS/1": ("event no longer in the data: re-review", None, None, None, None, None,
+                        "event not in this data cut"),
+    }
+    assert all(t[k]["counts_as_dlt"] and t[k]["needs_rereview"] for k in got)
+    # the load's warning names only the event really gone
+    assert [v["event_key"] for v in vanished_decisions(con, STUDY, CUT2, store)] == ["S-4/ICANS/1"]

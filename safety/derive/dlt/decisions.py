@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from safety.core.config import dlt_window
 from safety.core.vocabulary import DECISIONS, DLT_DECISIONS, DLT_WINDOW_END_DAY, DLT_WINDOW_START_DAY
-from safety.derive.dlt.events import ae_fingerprint_sql, in_window_sql, latest_onset_sql, same_event_sql
+from safety.derive.dlt.events import (SOURCE_LABEL, ae_fingerprint_sql, death_evidence_sql, fingerprint_sql,
+                                      in_window_sql, lab_evidence_sql, latest_onset_sql, same_event_sql)
 from safety.review.store import ReviewStore
 
 if TYPE_CHECKING:  # pages read DataFrames; a load's DLT screening needs only the SQL here, and no pandas
@@ -45,9 +46,59 @@ def adjudication_params(store: ReviewStore | None, studyid: str, data_cut) -> di
     return out
 
 
-def decision_ctes() -> str:
+# the derived tables that hold the events of decided keys other than AEs: CRS/ICANS episodes and lab grades
+EVENT_SOURCES = frozenset({"toxicity_episodes", "lab_toxicity"})
+# <usubjid>/LB/<lbtestcd>-D<from_day>, the key of a persisting-cytopenia candidate
+_LAB_KEY = r"/LB/(.+)-D(-?[0-9]+)$"
+
+
+def event_sources(reader) -> frozenset[str]:
+    """Those of :data:`EVENT_SOURCES` the reader's database holds (a file written before one existed lacks it)."""
+    return frozenset(t for t in EVENT_SOURCES if reader.has_tables(t))
+
+
+def _decided_events(sources: frozenset[str]) -> str:
+    """SELECT of the cut's events that a decided key can name, one row per key, with the columns of a candidate:
+    every AE, and for decided keys only the CRS/ICANS episode, the death (``<usubjid>/DEATH``) and the first graded
+    lab of the test on or after the key's day (``<usubjid>/LB/<test>-D<day>``), so a decided event that is still
+    in the cut but no longer screened shows its current grade and dates."""
+    where = "studyid = $studyid AND data_cut = $data_cut"
+    parts = [f"""SELECT a.event_key, a.usubjid, 'AE' AS source, coalesce(a.aedecod, a.aeterm) AS term, a.onset_day,
+       a.end_day, a.aetoxgr AS grade, a.duration_days, a.ongoing, true AS window_applies, NULL::VARCHAR AS evidence,
+       {ae_fingerprint_sql('a')} AS event_fingerprint
+FROM adverse_events a WHERE a.{where.replace(' AND ', ' AND a.')}""",
+             f"""SELECT d.event_key, d.usubjid, 'death', d.term, d.onset_day, d.end_day, d.grade, d.duration_days,
+       d.ongoing, true, {death_evidence_sql('d')}, {fingerprint_sql('d')}
+FROM (SELECT usubjid, death_day, death_cause, usubjid || '/DEATH' AS event_key, 'Death' AS term, death_day AS onset_day, death_day AS end_day,
+             5 AS grade, 1 AS duration_days, false AS ongoing
+      FROM subjects WHERE {where} AND death_day IS NOT NULL) d
+WHERE d.event_key IN (SELECT event_key FROM adj)"""]
+    if "toxicity_episodes" in sources:
+        label = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in SOURCE_LABEL.items())
+        parts.append(f"""SELECT t.event_key, t.usubjid, CASE upper(t.syndrome) {label} END, upper(t.syndrome), t.onset_day,
+       t.end_day, t.grade, t.duration_days, t.ongoing, true, NULL, {fingerprint_sql('t')}
+FROM (SELECT event_key, usubjid, syndrome, onset_day, onset_day + duration_days - 1 AS end_day,
+             max_grade AS grade, duration_days, ongoing, upper(syndrome) AS term
+      FROM toxicity_episodes WHERE {where} AND event_key IN (SELECT event_key FROM adj)) t""")
+    if "lab_toxicity" in sources:
+        parts.append(f"""SELECT l.event_key, l.usubjid, 'lab', l.term, l.onset_day, l.end_day, l.grade, l.duration_days,
+       l.ongoing, false, {lab_evidence_sql('l.term', 'l.grade', 'l.onset_day', 'l.from_day')}, {fingerprint_sql('l')}
+FROM (SELECT k.event_key, k.usubjid, k.term, k.from_day, r.day AS onset_day, max(r.grade) AS grade,
+             NULL::INTEGER AS end_day, NULL::INTEGER AS duration_days, NULL::BOOLEAN AS ongoing
+      FROM (SELECT event_key, adj_usubjid AS usubjid, regexp_extract(event_key, '{_LAB_KEY}', 1) AS term,
+                   TRY_CAST(regexp_extract(event_key, '{_LAB_KEY}', 2) AS INTEGER) AS from_day
+            FROM adj WHERE regexp_matches(event_key, '{_LAB_KEY}')) k
+      JOIN lab_toxicity r ON r.usubjid = k.usubjid AND upper(r.lbtestcd) = k.term AND r.day >= k.from_day
+      WHERE r.{where.replace(' AND ', ' AND r.')} AND r.grade IS NOT NULL
+      GROUP BY k.event_key, k.usubjid, k.term, k.from_day, r.day
+      QUALIFY row_number() OVER (PARTITION BY k.event_key ORDER BY r.day) = 1) l""")
+    return "\nUNION ALL\n".join(parts)
+
+
+def decision_ctes(sources: frozenset[str] = EVENT_SOURCES) -> str:
     """CTEs ``review`` (one row per candidate or adjudicated event, with its decision in force) and ``dec``
-    (per subject). Needs $studyid, $data_cut and :func:`adjudication_params`."""
+    (per subject). Needs $studyid, $data_cut and :func:`adjudication_params`; ``sources``: those of
+    :data:`EVENT_SOURCES` the database holds."""
     unnest = ",\n    ".join(f"unnest(${p}::VARCHAR[]) AS {p}" for p in _ADJ_FIELDS)
     return f"""adj_raw AS (SELECT {unnest}),
 adj AS (SELECT adj_key AS event_key, adj_usubjid, adj_decision AS decision, adj_fp AS adjudicated_fingerprint,
@@ -63,9 +114,7 @@ rv_known AS (SELECT usubjid, arg_max(cohort, data_cut) AS cohort, arg_max(dose_l
                    SELECT usubjid, data_cut, cohort, dose_level FROM dlt_evaluability WHERE studyid = $studyid)
              GROUP BY usubjid),
 rv_cand AS (SELECT * FROM dlt_candidates WHERE studyid = $studyid AND data_cut = $data_cut),
-rv_ae AS (SELECT a.event_key, a.usubjid, coalesce(a.aedecod, a.aeterm) AS term, a.onset_day, a.end_day,
-                 a.aetoxgr AS grade, a.duration_days, a.ongoing, {ae_fingerprint_sql('a')} AS event_fingerprint
-          FROM adverse_events a WHERE a.studyid = $studyid AND a.data_cut = $data_cut),
+rv_event AS ({_decided_events(sources)}),
 review_rows AS (
   SELECT c.usubjid, c.cohort, c.dose_level, c.event_key, c.source, c.rule_id, c.reason, c.term, c.onset_day,
          c.end_day, c.grade, c.duration_days, c.ongoing, c.in_window, c.evidence, c.event_fingerprint,
@@ -74,14 +123,16 @@ review_rows AS (
   FROM rv_cand c LEFT JOIN adj a USING (event_key)
   UNION ALL
   SELECT a.adj_usubjid, coalesce(s.cohort, k.cohort, $lost_label), coalesce(s.dose_level, k.dose_level, $lost_label),
-         a.event_key, CASE WHEN e.event_key IS NULL THEN NULL ELSE 'AE' END,
+         a.event_key, e.source,
          a.adj_rule_id, CASE WHEN a.decision IN ('added', 'withdrawn') THEN 'Added by the committee'
                              ELSE 'No longer meets a screening rule' END,
          e.term, e.onset_day, e.end_day, e.grade, e.duration_days, e.ongoing,
-         CASE WHEN e.event_key IS NOT NULL
+         CASE WHEN NOT e.window_applies THEN true  -- a cytopenia rule carries its own lab period
+              WHEN e.event_key IS NOT NULL
               THEN {in_window_sql('e.onset_day', latest_onset_sql('e.end_day', 's'), 's.infused')} END,
          CASE WHEN s.usubjid IS NULL THEN 'subject not in this data cut (no DM row loaded: see the quarantine)'
               WHEN e.event_key IS NULL THEN 'event not in this data cut'
+              WHEN e.evidence IS NOT NULL THEN e.evidence
               ELSE coalesce(e.term, 'AE') || ' grade ' || coalesce(CAST(e.grade AS VARCHAR), '?') || ' on days '
                    || coalesce(CAST(e.onset_day AS VARCHAR), '?') || '-'
                    || CASE WHEN e.ongoing THEN 'ongoing' ELSE coalesce(CAST(e.end_day AS VARCHAR), '?') END END,
@@ -89,7 +140,7 @@ review_rows AS (
          a.decision, a.reviewer, a.decided_at, a.rationale, a.decided_on_cut, a.adjudicated_fingerprint
   FROM adj a LEFT JOIN rv_subj s ON s.usubjid = a.adj_usubjid
   LEFT JOIN rv_known k ON k.usubjid = a.adj_usubjid
-  LEFT JOIN rv_ae e USING (event_key)
+  LEFT JOIN rv_event e USING (event_key)
   WHERE a.event_key NOT IN (SELECT event_key FROM rv_cand)
     -- a subject absent from the cut keeps the decisions made on this or an earlier cut (not later ones:
     -- the subject may not have been enrolled yet at an earlier cut); only a reader of every site can tell a
@@ -155,7 +206,7 @@ REVIEW_COLUMNS = ["event_key", "usubjid", "cohort", "dose_level", "source", "rul
 def review_table(reader, store: ReviewStore | None, config: dict | None = None) -> pd.DataFrame:
     """Each screened candidate and each adjudicated event of the cut with the decision in force, its reviewer,
     time and rationale, ``needs_rereview`` and a plain ``status``; pending first, then by subject and onset."""
-    sql = f"WITH {decision_ctes()} SELECT {', '.join(REVIEW_COLUMNS)} FROM review " \
+    sql = f"WITH {decision_ctes(event_sources(reader))} SELECT {', '.join(REVIEW_COLUMNS)} FROM review " \
           "ORDER BY pending DESC, needs_rereview DESC, usubjid, onset_day NULLS LAST, event_key"
     return reader.sql(sql, decision_params(reader, store, config))
 
@@ -209,7 +260,7 @@ def record_decision(store: ReviewStore, reader, event_key: str, decision: str, r
 def dlt_counts(reader, store: ReviewStore | None) -> pd.DataFrame:
     """Per cohort (and a last row with cohort NULL for all): subjects, confirmed DLT events, subjects with a
     confirmed DLT, pending and rejected candidates and decisions needing re-review."""
-    sql = f"""WITH {decision_ctes()},
+    sql = f"""WITH {decision_ctes(event_sources(reader))},
 per AS (
   SELECT s.cohort, count(DISTINCT s.usubjid) FILTER (WHERE s.present) AS subjects,
          count(r.event_key) FILTER (WHERE r.counts_as_dlt) AS confirmed,

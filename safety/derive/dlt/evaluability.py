@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from safety.derive.dlt.decisions import decision_ctes, decision_params
+from safety.derive.dlt.decisions import EVENT_SOURCES, decision_ctes, decision_params, event_sources
 from safety.derive.dlt.events import FATAL_AE, in_window_sql, latest_onset_sql
 from safety.review.store import ReviewStore
 
@@ -62,11 +62,12 @@ def _in_window(alias: str) -> str:
             + in_window_sql(f"{alias}.onset_day", latest_onset_sql(f"{alias}.end_day", "x"), "x.infused"))
 
 
-def evaluability_sql(source_ctes: str) -> str:
+def evaluability_sql(source_ctes: str, sources: frozenset[str] = EVENT_SOURCES) -> str:
     """SELECT of dlt_evaluability rows for the cut over the screening's source CTEs (``subj``, ``ae``,
-    ``syn_CRS``, ``syn_ICANS``); needs $win_start/$win_end and the adjudication parameters."""
+    ``syn_CRS``, ``syn_ICANS``); needs $win_start/$win_end and the adjudication parameters (``sources``: see
+    :func:`decision_ctes`)."""
     return f"""WITH {source_ctes},
-{decision_ctes()},
+{decision_ctes(sources)},
 facts AS (
   SELECT s.studyid, s.data_cut, s.usubjid, s.cohort, s.dose_level, coalesce(s.infused, false) AS infused,
          -- follow-up is counted from day 0: a subject never infused has none, whatever the other dates say
@@ -107,6 +108,6 @@ def live_evaluability_columns(reader, store: ReviewStore | None, config: dict | 
 
 
 def _live_query(reader, store: ReviewStore | None, config: dict | None) -> tuple[str, dict]:
-    sql = f"WITH {decision_ctes()} SELECT {EVALUATION_SELECT} FROM dlt_evaluability f " \
+    sql = f"WITH {decision_ctes(event_sources(reader))} SELECT {EVALUATION_SELECT} FROM dlt_evaluability f " \
           "LEFT JOIN dec d USING (usubjid) ORDER BY f.usubjid"
     return sql, decision_params(reader, store, config)

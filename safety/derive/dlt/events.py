@@ -12,6 +12,21 @@ from safety.core.vocabulary import ae_term_sql, fatal_ae
 # An AE that ended in a death known at the cut (fatal_ae), as DLT screening and evaluability write it
 FATAL_AE = fatal_ae("a")
 
+# dlt_candidates.source of a CRS / ICANS episode
+SOURCE_LABEL = {"CRS": "CRS episode", "ICANS": "ICANS episode"}
+
+
+def death_evidence_sql(subject: str) -> str:
+    """SQL: the evidence of a death screened as ``<usubjid>/DEATH`` (``subject``: an alias of a subjects row)."""
+    return (f"'Death on day ' || CAST({subject}.death_day AS VARCHAR) || ' (cause: ' "
+            f"|| coalesce({subject}.death_cause, 'not recorded') || ')'")
+
+
+def lab_evidence_sql(test: str, grade: str, day: str, from_day: str) -> str:
+    """SQL: the evidence of a persisting-cytopenia event, the first graded lab of ``test`` on or after ``from_day``."""
+    return (f"{test} || ' grade ' || CAST({grade} AS VARCHAR) || ' on day ' || CAST({day} AS VARCHAR) "
+            f"|| ' (first lab on or after day ' || CAST({from_day} AS VARCHAR) || ')'")
+
 
 def in_window_sql(onset: str, latest_onset: str, infused: str) -> str:
     """SQL: the event lies in the DLT window ($win_start..$win_end). With its onset unknown (no AESTDTC), it counts

@@ -27,14 +27,14 @@ import datetime as dt
 from safety.core.config import DLT_RULE_DEFAULTS
 from safety.core.sql import PARAM_RE as _PARAM_RE, create_missing, existing, reset_derived, run_sql
 from safety.core.vocabulary import blood_result
-from safety.derive.dlt.decisions import adjudication_params
+from safety.derive.dlt.decisions import EVENT_SOURCES, adjudication_params
 from safety.derive.dlt.evaluability import evaluability_sql
-from safety.derive.dlt.events import FATAL_AE as _FATAL_AE, fingerprint_sql, in_window_sql, latest_onset_sql
+from safety.derive.dlt.events import (FATAL_AE as _FATAL_AE, SOURCE_LABEL, death_evidence_sql,
+                                      fingerprint_sql, in_window_sql, lab_evidence_sql, latest_onset_sql)
 from safety.derive.graph import Derivation
 from safety.schema import DLT_CANDIDATES, DLT_EVALUABILITY
 
 
-SOURCE_LABEL = {"CRS": "CRS episode", "ICANS": "ICANS episode"}
 # the latest day a candidate of unknown onset can have begun (r: the candidate, s: its subject)
 _LATEST_ONSET = latest_onset_sql("r.end_day", "s")
 _ASSESSMENTS = {"CRS": "crs_assessments", "ICANS": "icans_assessments"}
@@ -60,8 +60,7 @@ TEMPLATES: dict[str, str] = {
         -- a death inside the data with no fatal AE recorded would otherwise never be screened
         SELECT s.usubjid, s.usubjid || '/DEATH' AS event_key, 'death' AS source, 'Death' AS term,
                s.death_day AS onset_day, s.death_day AS end_day, 5 AS grade, 1 AS duration_days, false AS ongoing,
-               'Death on day ' || CAST(s.death_day AS VARCHAR) || ' (cause: ' || coalesce(s.death_cause, 'not recorded')
-                 || '); no fatal AE recorded' AS evidence,
+               {death_evidence_sql('s')} || '; no fatal AE recorded' AS evidence,
                true AS window_applies
         FROM subj s
         WHERE s.death_day IS NOT NULL AND coalesce(s.infused, false)
@@ -118,12 +117,11 @@ TEMPLATES: dict[str, str] = {
                OR upper(coalesce(a.aedecod, '')) IN (SELECT unnest($include_terms::VARCHAR[]))
                OR upper(coalesce(a.aeterm, '')) IN (SELECT unnest($include_terms::VARCHAR[])))
     """,
-    "cytopenia_persisting": """
+    "cytopenia_persisting": f"""
         SELECT usubjid, usubjid || '/LB/' || lbtestcd || '-D' || CAST($from_day::INTEGER AS VARCHAR) AS event_key,
                'lab' AS source, lbtestcd AS term, day AS onset_day, NULL::INTEGER AS end_day, grade,
                NULL::INTEGER AS duration_days, NULL::BOOLEAN AS ongoing,
-               lbtestcd || ' grade ' || CAST(grade AS VARCHAR) || ' on day ' || CAST(day AS VARCHAR)
-                 || ' (first lab on or after day ' || CAST($from_day::INTEGER AS VARCHAR) || ')' AS evidence,
+               {lab_evidence_sql('lbtestcd', 'grade', 'day', '$from_day::INTEGER')} AS evidence,
                false AS window_applies
         FROM (SELECT * FROM labg
               WHERE lbtestcd IN (SELECT unnest($tests::VARCHAR[]))
@@ -323,7 +321,8 @@ def derive_dlt(con, studyid: str, data_cut: dt.date, config: dict, review_store=
         adj = adjudication_params(review_store, studyid, data_cut)
         # computed before the cut's old rows go: they still tell the dose level of a decided subject who has
         # left the cut on this reload
-        run_sql(con, f"CREATE OR REPLACE TEMP TABLE _dlt_evaluability_new AS {evaluability_sql(_source_ctes(con))}",
+        evaluability = evaluability_sql(_source_ctes(con), frozenset(existing(con, EVENT_SOURCES)))
+        run_sql(con, f"CREATE OR REPLACE TEMP TABLE _dlt_evaluability_new AS {evaluability}",
                 {**params, **adj, **base})
         reset_derived(con, (DLT_EVALUABILITY,), studyid, data_cut)
         con.execute("INSERT INTO dlt_evaluability BY NAME SELECT * FROM _dlt_evaluability_new")
