@@ -259,3 +259,22 @@ def test_a_decided_episode_death_or_lab_event_still_in_the_cut_but_no_longer_scr
     assert all(t[k]["counts_as_dlt"] and t[k]["needs_rereview"] for k in got)
     # the load's warning names only the event really gone
     assert [v["event_key"] for v in vanished_decisions(con, STUDY, CUT2, store)] == ["S-4/ICANS/1"]
+
+
+def test_a_dlt_added_at_an_earlier_cut_is_not_new_in_the_meeting_view_nor_the_packet(env):
+    """An added DLT is never a screened candidate: it was in the previous cut's DLT review through its decision, so
+    neither the overview's 'new or pending' list nor the packet's DLT listing calls it new at the next cut."""
+    from safety.export.listings import listing_dlt
+    from safety.review.meeting import committee_status, dlt_candidate_rows
+
+    con, store = env
+    r1 = load(con, CUT, store)
+    adj.record_decision(store, r1, "S-2/AE/1", "added", "rash with organ involvement", "dr a")
+    load(con, CUT2, store)
+    adj.record_decision(store, StudyReader(con, Scope(STUDY, CUT2)), "S-1/AE/1", "confirmed", "meets R6", "dr a")
+    r2 = StudyReader(con, Scope(STUDY, CUT2, previous_cut=CUT))
+    meeting = dlt_candidate_rows(r2, committee_status(r2, store, None), store).set_index("event_key")
+    assert "S-2/AE/1" not in meeting.index  # decided, not pending, not new: not listed
+    assert bool(meeting.loc["S-3/AE/1", "new"]) is False  # a candidate at both cuts, still pending
+    listed = listing_dlt(r2, store).set_index("event_key")["new_since_previous_cut"].to_dict()
+    assert listed == {"S-1/AE/1": False, "S-2/AE/1": False, "S-3/AE/1": False}

@@ -13,6 +13,7 @@ import pandas as pd
 from safety.access.reader import StudyReader
 from safety.core.config import dlt_window
 from safety.core.vocabulary import fatal_ae
+from safety.derive.dlt.decisions import in_previous_review
 from safety.derive.dlt.events import in_window_sql, latest_onset_sql
 from safety.export import common as c
 from safety.export import outcomes as outcome_outputs
@@ -189,8 +190,7 @@ def listing_dlt(reader, store=None, live=None):
     # a site-scoped reader cannot tell such a subject from another site's (docs/dlt.md), so keeps its sites' alone
     df = df.merge(subj, on="usubjid", how="left" if reader.scope.all_sites else "inner")
     if c.has_previous(reader):
-        prev = set(reader.sql("SELECT event_key FROM prev_dlt_candidates")["event_key"])
-        df["new_since_previous_cut"] = ~df["event_key"].isin(prev)
+        df["new_since_previous_cut"] = ~df["event_key"].isin(in_previous_review(reader, store))
     else:
         df["new_since_previous_cut"] = True
     df = df.sort_values(["usubjid", "onset_day", "event_key"], na_position="last", kind="stable")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from safety.access.reader import StudyReader
+from safety.derive.dlt.decisions import in_previous_review
 from safety.derive.dlt.stopping import event_label
 from safety.review import changes as review_changes
 from safety.review.dlt_status import REPORTED_AS_SQL, DltStatus, dlt_status
@@ -130,16 +131,14 @@ def _new_sql(reader: StudyReader, key: str, prev_table: str, prev_key: str | Non
     return f"({key}) NOT IN (SELECT {prev_key or key} FROM prev_{prev_table} WHERE {prev_key or key} IS NOT NULL)"
 
 
-def dlt_candidate_rows(reader: StudyReader, status: CommitteeStatus) -> pd.DataFrame:
-    """DLT candidates pending adjudication or re-review, then those new since the previous cut; worst grade first."""
+def dlt_candidate_rows(reader: StudyReader, status: CommitteeStatus, store=None) -> pd.DataFrame:
+    """DLT candidates pending adjudication or re-review, then those new since the previous cut (not in its DLT
+    review: :func:`safety.derive.dlt.decisions.in_previous_review`); worst grade first."""
     cols = ["usubjid", "event_key", "term", "grade", "onset_day", "rule_id", "state", "new"]
     c = status.candidates
     if c is None or c.empty:
         return pd.DataFrame(columns=cols)
-    if reader.scope.previous_cut is not None:
-        prev = set(reader.sql("SELECT event_key FROM prev_dlt_candidates")["event_key"])
-    else:
-        prev = set()
+    prev = in_previous_review(reader, store)
     c = c.copy()
     c["new"] = ~c["event_key"].isin(prev)
     pending = c["pending"].fillna(False).astype(bool)
@@ -296,6 +295,6 @@ def meeting_summary(reader: StudyReader, store, config: dict | None,
     status = committee_status(reader, store, config, dlt)
     events = new_events(reader, since)
     return MeetingSummary(previous_cut=sc.previous_cut, since=since, since_signed_off=signed is not None,
-                          rules=rule_rows(status), dlt_candidates=dlt_candidate_rows(reader, status),
+                          rules=rule_rows(status), dlt_candidates=dlt_candidate_rows(reader, status, store),
                           deaths=death_rows(reader), severe=severe_toxicity_rows(reader), new=events,
                           counts=new_counts(events), dlt=dlt)

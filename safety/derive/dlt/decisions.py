@@ -211,6 +211,19 @@ def review_table(reader, store: ReviewStore | None, config: dict | None = None) 
     return reader.sql(sql, decision_params(reader, store, config))
 
 
+def in_previous_review(reader, store: ReviewStore | None) -> set[str]:
+    """The event keys the previous cut's DLT review listed (``reader.scope.previous_cut``; empty without one): its
+    screened candidates and the events with a decision in force at that cut. An event the committee added is never
+    a candidate, so "new since the previous cut" must not be judged on the candidates alone."""
+    prev_cut = reader.scope.previous_cut
+    if prev_cut is None:
+        return set()
+    keys = set(reader.sql("SELECT event_key FROM prev_dlt_candidates")["event_key"])
+    if store is not None:
+        keys |= {r["event_key"] for r in store.latest_adjudications(reader.scope.studyid, as_of_cut=prev_cut)}
+    return keys
+
+
 def record_decision(store: ReviewStore, reader, event_key: str, decision: str, rationale: str,
                     reviewer: str) -> int:
     """Append one committee decision after checking it against the current cut; returns the new row id.
