@@ -278,3 +278,28 @@ def test_a_dlt_added_at_an_earlier_cut_is_not_new_in_the_meeting_view_nor_the_pa
     assert bool(meeting.loc["S-3/AE/1", "new"]) is False  # a candidate at both cuts, still pending
     listed = listing_dlt(r2, store).set_index("event_key")["new_since_previous_cut"].to_dict()
     assert listed == {"S-1/AE/1": False, "S-2/AE/1": False, "S-3/AE/1": False}
+
+
+def test_added_is_refused_on_the_reported_ae_of_an_episode_that_is_a_candidate_or_decided(env):
+    """A reported CRS AE and the episode derived for it are one clinical event: 'added' on the AE would count a
+    confirmed CRS twice. Refused with the episode's key, whether the episode is a candidate or only decided."""
+    from test_dlt_support import add_episode
+
+    con, store = env
+    add_subject(con, "S-1")
+    add_ae(con, "S-1", 1, "Cytokine release syndrome", 4, 2, 5)
+    add_episode(con, "S-1", "CRS", 1, 2, 4, 4)
+    con.execute("UPDATE toxicity_episodes SET ae_event_key = 'S-1/AE/1'")
+    derive_dlt(con, STUDY, CUT, config(), review_store=store)
+    r = StudyReader(con, Scope(STUDY, CUT))
+    assert set(adj.review_table(r, store)["event_key"]) == {"S-1/CRS/1"}
+    with pytest.raises(ValueError, match=r"^S-1/AE/1 is the reported AE of episode S-1/CRS/1, already a candidate "
+                                         r"or decided: one clinical event, decide on S-1/CRS/1$"):
+        adj.record_decision(store, r, "S-1/AE/1", "added", "CRS AE", "dr a")
+    adj.record_decision(store, r, "S-1/CRS/1", "confirmed", "CRS grade 4", "dr a")
+    con.execute("UPDATE toxicity_episodes SET max_grade = 2")  # the episode no longer screened, still decided
+    derive_dlt(con, STUDY, CUT, config(), review_store=store)
+    with pytest.raises(ValueError, match="decide on S-1/CRS/1"):
+        adj.record_decision(store, r, "S-1/AE/1", "added", "CRS AE", "dr a")
+    assert [h["event_key"] for h in store.adjudication_history(STUDY)] == ["S-1/CRS/1"]
+    assert adj.dlt_counts(r, store).iloc[-1]["confirmed"] == 1

@@ -229,7 +229,8 @@ def record_decision(store: ReviewStore, reader, event_key: str, decision: str, r
     """Append one committee decision after checking it against the current cut; returns the new row id.
 
     'confirmed' / 'rejected' need a screened candidate (or an earlier decision on the key); 'added' needs an
-    AE of the cut that is not already a candidate; 'withdrawn' needs a decision in force to take back.
+    AE of the cut that is not already a candidate, nor the reported AE of a CRS/ICANS episode that is one or is
+    decided; 'withdrawn' needs a decision in force to take back.
     """
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {', '.join(DECISIONS)}, got {decision!r}")
@@ -250,6 +251,14 @@ def record_decision(store: ReviewStore, reader, event_key: str, decision: str, r
                         {"k": event_key})
         if ae.empty:
             raise ValueError(f"no adverse event {event_key!r} in data cut {reader.scope.data_cut}")
+        # a reported CRS/ICANS AE and the episode derived for it are one clinical event (docs/dlt.md)
+        episodes = set(reader.sql("SELECT event_key FROM toxicity_episodes WHERE ae_event_key = $k", {"k": event_key})
+                       ["event_key"]) if reader.has_tables("toxicity_episodes") else set()
+        decided = rows["decision"].notna() & (rows["decision"] != "withdrawn")
+        twin = sorted(set(rows.loc[rows["screened"].astype(bool) | decided, "event_key"]) & episodes)
+        if twin:
+            raise ValueError(f"{event_key} is the reported AE of episode {twin[0]}, already a candidate or decided: "
+                             f"one clinical event, decide on {twin[0]}")
         usubjid, fingerprint = ae.at[0, "usubjid"], ae.at[0, "fp"]
     else:
         if current is None:
