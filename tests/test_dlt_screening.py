@@ -75,6 +75,20 @@ def test_r6_seven_days_vs_eight_and_relatedness(con):
     assert got["S-1/AE/4"]["evidence"] == "COLITIS grade 3 on days 5-20 (16 days), related (PROBABLE)"
 
 
+def test_non_haematological_rules_leave_out_the_common_haematological_preferred_terms(con):
+    """Pancytopenia, haemoglobin decreased, cytopenia, bone marrow failure (MedDRA SOC Blood and lymphatic system
+    disorders and the haematology investigations) related grade 4 for 19 days are no R6/R9 candidates; an HLH of the
+    same SOC and a non-haematological AE still are."""
+    add_subject(con, "S-1")
+    for seq, term in enumerate(["Pancytopenia", "Haemoglobin decreased", "Cytopenia", "Bone marrow failure",
+                                "Aplastic anaemia", "Agranulocytosis", "White blood cell count decreased",
+                                "CD4 lymphocytes decreased", "Hemoglobin decreased", "Bicytopenia"], start=1):
+        add_ae(con, "S-1", seq, term, 4, 2, 20)
+    add_ae(con, "S-1", 20, "Haemophagocytic lymphohistiocytosis", 4, 9, 12)
+    add_ae(con, "S-1", 21, "Acute kidney injury", 4, 5, 7)
+    assert {k: v["rule_id"] for k, v in screen(con).items()} == {"S-1/AE/20": "R9", "S-1/AE/21": "R9"}
+
+
 def test_non_haematological_rules_leave_out_crs_and_icans_in_every_spelling(con):
     """R6/R9 leave CRS and ICANS to the syndrome rules (R2-R5), whichever spelling a site reports: "CRS" and
     "ICANS" AEs of grade 3 for 9 days are no R6 candidates, while the episodes' 24 h at grade 3 are no R3/R5."""
