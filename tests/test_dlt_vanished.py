@@ -126,3 +126,36 @@ def test_a_decision_made_on_a_later_cut_does_not_apply_to_an_earlier_cut_of_the_
     after = StudyReader(con, Scope(STUDY, pd.Timestamp(CUT).date()))
     assert adj.review_table(after, store).set_index("event_key").loc[KEY, "status"] == "confirmed"
     con.close()
+
+
+def test_an_event_over_before_the_infusion_on_day_0_is_outside_the_dlt_window(tmp_path):
+    """The DLT observation starts at dosing: a related grade 4 hypotension 08:00-09:00 on day 0, the cells given at
+    10:00, is no DLT of the product (in_window false, never pending), in the review, the AE listing and the
+    candidates alike. Ended after the infusion, or with no end time, it is in the window as before."""
+    from safety.export.listings import listing_ae
+
+    ex = DOMAINS["ex"].copy()
+    ex.loc[(ex["USUBJID"] == "S-001") & (ex["EXSEQ"] == 3), "EXSTDTC"] = "2024-02-01T10:00"
+    hypotension = [{**AE.iloc[0].to_dict(), "AESEQ": seq, "AETERM": "Hypotension", "AEDECOD": "HYPOTENSION",
+                    "AEBODSYS": "VASC", "AETOXGR": "4", "AESEV": "SEVERE", "AEREL": "PROBABLE",
+                    "AEOUT": "RECOVERED/RESOLVED", "AESTDTC": start, "AEENDTC": end}
+                   for seq, start, end in [(10, "2024-02-01T08:00", "2024-02-01T09:00"),
+                                           (11, "2024-02-01T08:00", "2024-02-01T11:00"),
+                                           (12, "2024-02-01", "2024-02-01")]]
+    study = make_study(tmp_path / "v1", "csv", domains={**DOMAINS, "ex": ex,
+                                                        "ae": pd.concat([AE, pd.DataFrame(hypotension)])})
+    db, store = tmp_path / "s.duckdb", ReviewStore(tmp_path / "s.review.sqlite")
+    ingest_study(study, db, cutoff=CUT, review_store_path=tmp_path / "s.review.sqlite")
+    con, reader = _reader(db)
+    cand = {r[0]: r[1:] for r in con.execute(
+        "SELECT event_key, in_window, evidence FROM dlt_candidates WHERE event_key LIKE 'S-001/AE/1_'").fetchall()}
+    assert cand == {
+        "S-001/AE/10": (False, "HYPOTENSION grade 4 on days 0-0 (1 days), related (PROBABLE); ended before the "
+                               "infusion: outside the DLT window"),
+        "S-001/AE/11": (True, "HYPOTENSION grade 4 on days 0-0 (1 days), related (PROBABLE)"),
+        "S-001/AE/12": (True, "HYPOTENSION grade 4 on days 0-0 (1 days), related (PROBABLE)")}
+    review = adj.review_table(reader, store).set_index("event_key")
+    assert review.loc["S-001/AE/10", "status"] == "outside DLT window"
+    assert not review.loc["S-001/AE/10", "pending"] and review.loc["S-001/AE/11", "pending"]
+    listed = listing_ae(reader).set_index("event_key")["in_dlt_window"]
+    assert (listed["S-001/AE/10"], listed["S-001/AE/11"], listed["S-001/AE/12"]) == (False, True, True)

@@ -72,7 +72,8 @@ SELECT sj.site, sj.cohort, sj.dose_level, a.usubjid, sj.age, sj.sex, a.aeseq, a.
     CASE WHEN upper(a.aescong) = 'Y' THEN 'congenital anomaly' END,
     CASE WHEN upper(a.aesmie) = 'Y' THEN 'medically important' END), '') AS serious_criteria,
   a.aerel AS causality, a.related, a.aeacn AS action_taken, a.aeout AS outcome, a.treatment_emergent,
-  {in_window_sql('a.onset_day', latest_onset_sql('a.end_day', 'sj'), 'sj.infused')} AS in_dlt_window,
+  {in_window_sql('a.onset_day', latest_onset_sql('a.end_day', 'sj'), 'sj.infused', 'a.ended_before_infusion')}
+    AS in_dlt_window,
   coalesce(med.toci, FALSE) AS tocilizumab_during_event,
   coalesce(med.steroid, FALSE) AS corticosteroid_during_event,
   {new} AS new_since_previous_cut

@@ -1111,7 +1111,7 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
     add_supp_columns(ctx, "adverse_events", supp)
     ctx_version = ctx.config.get("ctcae_version", "5.0")
     ctx.run(f"""INSERT INTO adverse_events BY NAME
-        WITH a AS (SELECT t.*, s.inf_date AS _inf, s.death_date AS _death, s.ld_date AS _ld,
+        WITH a AS (SELECT t.*, s.inf_date AS _inf, s.inf_dtc AS _inf_dtc, s.death_date AS _death, s.ld_date AS _ld,
             ct_end(t._k_AEENDTC, t._lo_AEENDTC, t._hi_AEENDTC, s.death_date, $cut) AS _en_raw,
             -- lymphodepletion, the reference of treatment_emergent, as the second date a partial start may take
             {start_date('AESTDTC', '_en_raw', ld='s.ld_date')} AS _st,
@@ -1146,6 +1146,9 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
           CASE WHEN _en IS NOT NULL THEN ct_flag(_k_AEENDTC) END AS aeen_date_flag,
           datediff('day', _inf, _st) AS onset_day, datediff('day', _inf, _en) AS end_day,
           _en IS NULL AS ongoing,
+          -- over before the cells were given: an end on day 0 whose time, and the infusion's, are known
+          coalesce(_en = _inf AND _k_AEENDTC = 'F' AND length({c('AEENDTC')}) > 10 AND length(_inf_dtc) > 10
+                   AND ct_time({c('AEENDTC')}, 'F') < ct_time(_inf_dtc, 'F'), false) AS ended_before_infusion,
           {ae_duration_sql("_st", "_en", "_death")} AS duration_days,
           _i_AESTDY AS aestdy,
           -- no start date: treatment-emergent unless it ended before treatment began (docs/dlt.md "Onset unknown")

@@ -126,6 +126,8 @@ ADVERSE_EVENTS = Table(
         C("onset_day", "INTEGER", "Start day relative to the first CAR infusion (day 0)."),
         C("end_day", "INTEGER", "End day relative to infusion; NULL when ongoing."),
         C("ongoing", "BOOLEAN", "No end date on or before the cut."),
+        C("ended_before_infusion", "BOOLEAN", "Ended on day 0 before the first CAR infusion's time (AEENDTC and the "
+          "infusion start both carry a time): over before dosing, so outside the DLT window."),
         C("duration_days", "INTEGER", "End - start + 1 days (ADaM); an event not ended counts to the cut, or to the death of a subject who died."),
         C("aestdy", "INTEGER", "SDTM study day of start (AESTDY) when delivered."),
         C("treatment_emergent", "BOOLEAN", "Onset on or after the start of lymphodepletion (or day 0 when none); "

@@ -65,24 +65,25 @@ def _decided_events(sources: frozenset[str]) -> str:
     where = "studyid = $studyid AND data_cut = $data_cut"
     parts = [f"""SELECT a.event_key, a.usubjid, 'AE' AS source, coalesce(a.aedecod, a.aeterm) AS term, a.onset_day,
        a.end_day, a.aetoxgr AS grade, a.duration_days, a.ongoing, true AS window_applies, NULL::VARCHAR AS evidence,
-       {ae_fingerprint_sql('a')} AS event_fingerprint
+       {ae_fingerprint_sql('a')} AS event_fingerprint, a.ended_before_infusion
 FROM adverse_events a WHERE a.{where.replace(' AND ', ' AND a.')}""",
              f"""SELECT d.event_key, d.usubjid, 'death', d.term, d.onset_day, d.end_day, d.grade, d.duration_days,
-       d.ongoing, true, {death_evidence_sql('d')}, {fingerprint_sql('d')}
-FROM (SELECT usubjid, death_day, death_cause, usubjid || '/DEATH' AS event_key, 'Death' AS term, death_day AS onset_day, death_day AS end_day,
-             5 AS grade, 1 AS duration_days, false AS ongoing
+       d.ongoing, true, {death_evidence_sql('d')}, {fingerprint_sql('d')}, false
+FROM (SELECT usubjid, death_day, death_cause, usubjid || '/DEATH' AS event_key, 'Death' AS term,
+             death_day AS onset_day, death_day AS end_day, 5 AS grade, 1 AS duration_days, false AS ongoing
       FROM subjects WHERE {where} AND death_day IS NOT NULL) d
 WHERE d.event_key IN (SELECT event_key FROM adj)"""]
     if "toxicity_episodes" in sources:
         label = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in SOURCE_LABEL.items())
         parts.append(f"""SELECT t.event_key, t.usubjid, CASE upper(t.syndrome) {label} END, upper(t.syndrome), t.onset_day,
-       t.end_day, t.grade, t.duration_days, t.ongoing, true, NULL, {fingerprint_sql('t')}
+       t.end_day, t.grade, t.duration_days, t.ongoing, true, NULL, {fingerprint_sql('t')}, false
 FROM (SELECT event_key, usubjid, syndrome, onset_day, onset_day + duration_days - 1 AS end_day,
              max_grade AS grade, duration_days, ongoing, upper(syndrome) AS term
       FROM toxicity_episodes WHERE {where} AND event_key IN (SELECT event_key FROM adj)) t""")
     if "lab_toxicity" in sources:
         parts.append(f"""SELECT l.event_key, l.usubjid, 'lab', l.term, l.onset_day, l.end_day, l.grade, l.duration_days,
-       l.ongoing, false, {lab_evidence_sql('l.term', 'l.grade', 'l.onset_day', 'l.from_day')}, {fingerprint_sql('l')}
+       l.ongoing, false, {lab_evidence_sql('l.term', 'l.grade', 'l.onset_day', 'l.from_day')}, {fingerprint_sql('l')},
+       false
 FROM (SELECT k.event_key, k.usubjid, k.term, k.from_day, r.day AS onset_day, max(r.grade) AS grade,
              NULL::INTEGER AS end_day, NULL::INTEGER AS duration_days, NULL::BOOLEAN AS ongoing
       FROM (SELECT event_key, adj_usubjid AS usubjid, regexp_extract(event_key, '{_LAB_KEY}', 1) AS term,
@@ -129,7 +130,8 @@ review_rows AS (
          e.term, e.onset_day, e.end_day, e.grade, e.duration_days, e.ongoing,
          CASE WHEN NOT e.window_applies THEN true  -- a cytopenia rule carries its own lab period
               WHEN e.event_key IS NOT NULL
-              THEN {in_window_sql('e.onset_day', latest_onset_sql('e.end_day', 's'), 's.infused')} END,
+              THEN {in_window_sql('e.onset_day', latest_onset_sql('e.end_day', 's'), 's.infused',
+                                  'e.ended_before_infusion')} END,
          CASE WHEN s.usubjid IS NULL THEN 'subject not in this data cut (no DM row loaded: see the quarantine)'
               WHEN e.event_key IS NULL THEN 'event not in this data cut'
               WHEN e.evidence IS NOT NULL THEN e.evidence

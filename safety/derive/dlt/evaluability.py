@@ -54,12 +54,13 @@ EVALUATION_SELECT = f"""
 
 
 
-def _in_window(alias: str) -> str:
+def _in_window(alias: str, before_dosing: str = "false") -> str:
     """The event ``alias`` (onset_day, end_day) of subject ``x`` lies in the DLT window, as screening decides.
     The leading condition on the onset alone changes no answer; it is the part DuckDB can push into the scans below
     the join (the AEs' CRS/ICANS terms are otherwise matched for every AE of the cut)."""
     return (f"({alias}.onset_day BETWEEN $win_start AND $win_end OR {alias}.onset_day IS NULL) AND "
-            + in_window_sql(f"{alias}.onset_day", latest_onset_sql(f"{alias}.end_day", "x"), "x.infused"))
+            + in_window_sql(f"{alias}.onset_day", latest_onset_sql(f"{alias}.end_day", "x"), "x.infused",
+                            before_dosing))
 
 
 def evaluability_sql(source_ctes: str, sources: frozenset[str] = EVENT_SOURCES) -> str:
@@ -84,7 +85,7 @@ facts AS (
              WHERE {_in_window('e')} GROUP BY e.usubjid) icans USING (usubjid)
   -- a treatment-related death: a related fatal AE, or a non-relapse death from DM, DS or AE (table deaths)
   LEFT JOIN (SELECT a.usubjid, true AS d FROM ae a JOIN subj x USING (usubjid)
-             WHERE {FATAL_AE} AND coalesce(a.related, false) AND {_in_window('a')}
+             WHERE {FATAL_AE} AND coalesce(a.related, false) AND {_in_window('a', 'a.ended_before_infusion')}
              UNION SELECT usubjid, true FROM deaths WHERE studyid = $studyid AND data_cut = $data_cut
              AND treatment_related AND death_day BETWEEN $win_start AND $win_end) trd USING (usubjid)
   UNION ALL

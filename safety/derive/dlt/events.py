@@ -28,12 +28,15 @@ def lab_evidence_sql(test: str, grade: str, day: str, from_day: str) -> str:
             f"|| ' (first lab on or after day ' || CAST({from_day} AS VARCHAR) || ')'")
 
 
-def in_window_sql(onset: str, latest_onset: str, infused: str) -> str:
+def in_window_sql(onset: str, latest_onset: str, infused: str, before_dosing: str = "false") -> str:
     """SQL: the event lies in the DLT window ($win_start..$win_end). With its onset unknown (no AESTDTC), it counts
     as in the window unless the latest day it can have begun (``latest_onset``: its end, else the death, else the
     last day known alive) is before the window: missing start dates are included conservatively (FDA Standard
-    Safety Tables), so a death or a toxicity is never left unscreened for want of a start date."""
-    return (f"CASE WHEN {onset} IS NOT NULL THEN {onset} BETWEEN $win_start AND $win_end "
+    Safety Tables), so a death or a toxicity is never left unscreened for want of a start date. An event over before
+    the infusion (``before_dosing``: adverse_events.ended_before_infusion) is not in a window that starts at dosing
+    (day 0): the observation starts when the cells are given."""
+    return (f"CASE WHEN coalesce({before_dosing}, false) AND $win_start >= 0 THEN false "
+            f"WHEN {onset} IS NOT NULL THEN {onset} BETWEEN $win_start AND $win_end "
             f"ELSE coalesce({latest_onset} >= $win_start, coalesce({infused}, false)) END")
 
 

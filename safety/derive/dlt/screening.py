@@ -37,6 +37,7 @@ from safety.schema import DLT_CANDIDATES, DLT_EVALUABILITY
 
 # the latest day a candidate of unknown onset can have begun (r: the candidate, s: its subject)
 _LATEST_ONSET = latest_onset_sql("r.end_day", "s")
+_IN_WINDOW = in_window_sql("r.onset_day", _LATEST_ONSET, "s.infused", "r.ended_before_infusion")
 _ASSESSMENTS = {"CRS": "crs_assessments", "ICANS": "icans_assessments"}
 # the evidence of an episode built from a reported AE that the subject's assessments could not grade
 UNGRADED_BASIS = "reported AE (no gradable assessment on its days)"
@@ -47,7 +48,7 @@ _COLS = "usubjid, event_key, source, term, onset_day, end_day, grade, duration_d
 TEMPLATES: dict[str, str] = {
     "fatal_event": f"""
         SELECT a.usubjid, a.event_key, 'AE' AS source, coalesce(a.aedecod, a.aeterm) AS term, a.onset_day,
-               a.end_day, a.aetoxgr AS grade, a.duration_days, a.ongoing,
+               a.end_day, a.aetoxgr AS grade, a.duration_days, a.ongoing, a.ended_before_infusion,
                coalesce(a.aedecod, a.aeterm, 'AE') || ' grade ' || coalesce(CAST(a.aetoxgr AS VARCHAR), 'not given')
                  || ', fatal outcome' || coalesce(', onset day ' || CAST(a.onset_day AS VARCHAR), '') AS evidence,
                true AS window_applies
@@ -60,6 +61,7 @@ TEMPLATES: dict[str, str] = {
         -- a death inside the data with no fatal AE recorded would otherwise never be screened
         SELECT s.usubjid, s.usubjid || '/DEATH' AS event_key, 'death' AS source, 'Death' AS term,
                s.death_day AS onset_day, s.death_day AS end_day, 5 AS grade, 1 AS duration_days, false AS ongoing,
+               false AS ended_before_infusion,
                {death_evidence_sql('s')} || '; no fatal AE recorded' AS evidence,
                true AS window_applies
         FROM subj s
@@ -99,7 +101,7 @@ TEMPLATES: dict[str, str] = {
     """,
     "ae_grade": """
         SELECT a.usubjid, a.event_key, 'AE' AS source, coalesce(a.aedecod, a.aeterm) AS term, a.onset_day,
-               a.end_day, a.aetoxgr AS grade, a.duration_days, a.ongoing,
+               a.end_day, a.aetoxgr AS grade, a.duration_days, a.ongoing, a.ended_before_infusion,
                coalesce(a.aedecod, a.aeterm, 'AE') || ' grade ' || CAST(a.aetoxgr AS VARCHAR) || ' on days '
                  || coalesce(CAST(a.onset_day AS VARCHAR), '?') || '-'
                  || CASE WHEN a.ongoing THEN 'ongoing at the cut' ELSE coalesce(CAST(a.end_day AS VARCHAR), '?') END
@@ -275,12 +277,13 @@ def screening_sql(con, config: dict) -> tuple[str, dict]:
         params[prefix + "reason"] = str(rule.get("reason") or rule["id"])
         parts.append(f"SELECT {i} AS rule_order, ${prefix}rule_id AS rule_id, ${prefix}reason AS reason, * "
                      f"FROM ({body}) AS r{i}")
-    if not parts:
-        parts.append("SELECT NULL::INTEGER AS rule_order, NULL::VARCHAR AS rule_id, NULL::VARCHAR AS reason, "
-                     "NULL::VARCHAR AS usubjid, NULL::VARCHAR AS event_key, NULL::VARCHAR AS source, "
-                     "NULL::VARCHAR AS term, NULL::INTEGER AS onset_day, NULL::INTEGER AS end_day, "
-                     "NULL::INTEGER AS grade, NULL::INTEGER AS duration_days, NULL::BOOLEAN AS ongoing, "
-                     "NULL::VARCHAR AS evidence, NULL::BOOLEAN AS window_applies WHERE false")
+    # no rows; it names every column, so a rule set with no AE rule (or none) still has ended_before_infusion
+    parts.append("SELECT NULL::INTEGER AS rule_order, NULL::VARCHAR AS rule_id, NULL::VARCHAR AS reason, "
+                 "NULL::VARCHAR AS usubjid, NULL::VARCHAR AS event_key, NULL::VARCHAR AS source, "
+                 "NULL::VARCHAR AS term, NULL::INTEGER AS onset_day, NULL::INTEGER AS end_day, "
+                 "NULL::INTEGER AS grade, NULL::INTEGER AS duration_days, NULL::BOOLEAN AS ongoing, "
+                 "NULL::VARCHAR AS evidence, NULL::BOOLEAN AS window_applies, "
+                 "NULL::BOOLEAN AS ended_before_infusion WHERE false")
     hits = "\nUNION ALL BY NAME\n".join(parts)
     # An AE that meets a rule (a fatal ICANS AE, R1) while the episode derived for it meets another (ICANS grade
     # >= 4, R4) is one event: it becomes one candidate under the episode's key, the other rule in also_matches,
@@ -296,9 +299,11 @@ also AS (SELECT event_key, string_agg(rule_id, ', ' ORDER BY rule_order) AS also
 SELECT $studyid AS studyid, $data_cut::DATE AS data_cut, r.usubjid, r.event_key, r.source, r.rule_id, r.reason,
        also.also_matches,
        r.term, r.onset_day, r.end_day, r.grade, r.duration_days, r.ongoing,
-       CASE WHEN r.window_applies THEN {in_window_sql('r.onset_day', _LATEST_ONSET, 's.infused')} ELSE true END AS in_window,
-       r.evidence || CASE WHEN r.window_applies AND r.onset_day IS NULL THEN
-         '; onset date unknown' || CASE WHEN {in_window_sql('r.onset_day', _LATEST_ONSET, 's.infused')}
+       CASE WHEN r.window_applies THEN {_IN_WINDOW} ELSE true END AS in_window,
+       r.evidence || CASE WHEN r.window_applies AND coalesce(r.ended_before_infusion, false) AND NOT {_IN_WINDOW}
+                          THEN '; ended before the infusion: outside the DLT window'
+                          WHEN r.window_applies AND r.onset_day IS NULL THEN
+         '; onset date unknown' || CASE WHEN {_IN_WINDOW}
            THEN ': screened as in the DLT window' || coalesce(' (began by day ' || CAST({_LATEST_ONSET} AS VARCHAR) || ' at the latest)', '')
            ELSE coalesce(': ended on day ' || CAST(r.end_day AS VARCHAR) || ', before the DLT window', '') END
          ELSE '' END AS evidence,
