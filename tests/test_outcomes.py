@@ -1324,3 +1324,20 @@ def test_orr_sentence_rounds_a_half_percent_up():
     rows = pd.DataFrame({"criteria": ["Lugano 2014"] * 16, "responders_definition": ["CR + PR"] * 16,
                          "responder": [True] + [False] * 15})
     assert orr(rows)["text"].startswith("ORR 1/16 (6.3%): Lugano 2014 (CR + PR) 1/16")
+
+
+def test_an_influenza_like_illness_and_an_aseptic_meningitis_are_no_infections(tmp_path):
+    """'Influenza like illness' (MedDRA General disorders, a CRS-like symptom complex) was a grade 3 respiratory
+    virus infection, and 'Meningitis aseptic' read SEPTIC inside ASEPTIC and was a presumed bacterial infection.
+    An influenza infection and a septic shock still are infections."""
+    db = OutcomeDB(tmp_path / "f.duckdb")
+    db.subject("F", lka=200)
+    db.ae("F", "Influenza like illness", 3, 9, 12, soc="General disorders and administration site conditions")
+    db.ae("F", "Meningitis aseptic", 3, 40, 45, soc="Nervous system disorders")
+    db.ae("F", "Influenza", 2, 60, 65, soc="Respiratory, thoracic and mediastinal disorders")
+    db.ae("F", "Septic shock", 4, 100, 105, soc="Vascular disorders")
+    db.derive("infections")
+    got = [(e["term"], e["pathogen_class"], e["pathogen"], e["onset_day"])
+           for e in db.rows("SELECT * FROM infection_episodes ORDER BY onset_day")]
+    assert got == [("Influenza", "viral", "respiratory virus", 60), ("Septic shock", "bacterial", "presumed bacterial", 100)]
+

@@ -28,6 +28,7 @@ WINDOWS = (("day 0-30", 0, 30), ("day 31-90", 31, 90), ("day 91-365", 91, 365))
 PATHOGEN_CLASSES = ("bacterial", "viral", "fungal", "other/unspecified")
 MB_MATCH_DAYS = 7           # a finding that could be an AE's infection, during it or this near, is its episode
 UNNAMED_PRIORITY = 9        # class rows at this priority name no pathogen: alone they do not make an AE an infection
+NO_INFECTION = "none"       # pathogen_class of a row whose text reads like an infection and is none ('Influenza like illness')
 # A microbiology result that found nothing: a negative, a non-reactive test, an undetected target, no growth, a
 # result below the assay's limit (a whole result of BELOW_LIMIT_TEXTS: 'BLQ', '<LOD', 'ND', 'TND' ..., the PC load's
 # list; any result starting with '<': '<137 IU/mL', '< LLOQ') or a quantity of zero ('0 IU/mL'), or a result that
@@ -88,7 +89,8 @@ matched AS (
 ae_inf AS (
   SELECT ae.*, m.best
   FROM ae LEFT JOIN matched m USING (event_key)
-  WHERE ae.soc LIKE '%INFECTIONS AND INFESTATIONS%' OR (m.best IS NOT NULL AND m.best.p < {UNNAMED_PRIORITY})
+  WHERE (ae.soc LIKE '%INFECTIONS AND INFESTATIONS%' OR (m.best IS NOT NULL AND m.best.p < {UNNAMED_PRIORITY}))
+    AND m.best.cls IS DISTINCT FROM '{NO_INFECTION}'
 ),
 ae_rec AS (
   SELECT usubjid, event_key, aeseq, term,
@@ -137,8 +139,11 @@ mb AS (
 ),
 mbc AS (
   SELECT mb.*,
-         CASE WHEN mb.best IS NULL OR mb.best.cls = 'other' THEN 'other/unspecified' ELSE mb.best.cls END AS pathogen_class,
-         coalesce(mb.best.pathogen, 'unspecified') AS pathogen, coalesce(mb.best.names, 'none') AS names
+         -- a positive result is a finding whatever its text: a text of no infection names no pathogen
+         CASE WHEN mb.best IS NULL OR mb.best.cls IN ('other', '{NO_INFECTION}') THEN 'other/unspecified'
+              ELSE mb.best.cls END AS pathogen_class,
+         CASE WHEN mb.best.cls = '{NO_INFECTION}' THEN 'unspecified' ELSE coalesce(mb.best.pathogen, 'unspecified') END
+           AS pathogen, coalesce(mb.best.names, 'none') AS names
   FROM mb
 ),
 -- An infection runs while its findings keep coming: an AE episode and the positive results that could be the same
@@ -181,7 +186,7 @@ mb_run AS (
 ),
 mb_ep AS (
   SELECT usubjid, arg_min(event_key, (day, event_key)) AS event_key, 'MB' AS source, organism AS term,
-         pathogen_class, coalesce(any_value(best.pathogen), 'unspecified') AS pathogen,
+         pathogen_class, any_value(pathogen) AS pathogen,
          coalesce(bool_or(best.mould), false) AS invasive_mould,
          CAST(NULL AS INTEGER) AS ctcae_grade, false AS serious, false AS fatal,
          min(day) AS onset_day, arg_min(mb_date, (day, event_key)) AS onset_date,
