@@ -1341,3 +1341,26 @@ def test_an_influenza_like_illness_and_an_aseptic_meningitis_are_no_infections(t
            for e in db.rows("SELECT * FROM infection_episodes ORDER BY onset_day")]
     assert got == [("Influenza", "viral", "respiratory virus", 60), ("Septic shock", "bacterial", "presumed bacterial", 100)]
 
+
+
+def test_a_negative_sterile_or_flora_result_is_no_finding(tmp_path):
+    """'CMV NEGATIVE', 'CULTURE NEGATIVE', 'NORMAL FLORA', 'MIXED RESPIRATORY FLORA', 'STERILE' and 'NO ASPERGILLUS
+    DETECTED' were seven positive findings (an invasive mould among them) in day 0-30. A Gram stain's 'GRAM NEGATIVE
+    RODS' found an organism and stays one."""
+    db = OutcomeDB(tmp_path / "m.duckdb")
+    db.subject("M", lka=200)
+    for d, (result, test, testcd) in enumerate((
+            ("NORMAL FLORA", "Culture", "ORGANISM"), ("STERILE", "Culture", "ORGANISM"),
+            ("CMV NEGATIVE", "Cytomegalovirus DNA", "CMVDNA"), ("MIXED RESPIRATORY FLORA", "Culture", "ORGANISM"),
+            ("NO ASPERGILLUS DETECTED", "Galactomannan", "GALACTO"), ("CULTURE NEGATIVE", "Culture", "ORGANISM"),
+            ("Blood culture: negative", "Culture", "ORGANISM"), ("NO ORGANISMS ISOLATED", "Culture", "ORGANISM")),
+            start=20):
+        db.mb("M", d, result.upper(), test=test, testcd=testcd)
+    db.mb("M", 60, "GRAM NEGATIVE RODS", test="Gram stain", testcd="GRAMSTN")
+    db.derive("infections")
+    eps = db.rows("SELECT * FROM infection_episodes")
+    assert [(e["term"], e["onset_day"], e["invasive_mould"]) for e in eps] == [("GRAM NEGATIVE RODS", 60, False)]
+    dens = {r["onset_window"]: r["episodes"] for r in db.rows(
+        "SELECT * FROM infection_incidence_density WHERE dose_level = 'all' AND pathogen_class = 'all' "
+        "AND severity = 'any grade'")}
+    assert dens == {"day 0-30": 0, "day 31-90": 1, "day 91-365": 0}

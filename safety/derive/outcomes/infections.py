@@ -32,9 +32,14 @@ NO_INFECTION = "none"       # pathogen_class of a row whose text reads like an i
 # A microbiology result that found nothing: a negative, a non-reactive test, an undetected target, no growth, a
 # result below the assay's limit (a whole result of BELOW_LIMIT_TEXTS: 'BLQ', '<LOD', 'ND', 'TND' ..., the PC load's
 # list; any result starting with '<': '<137 IU/mL', '< LLOQ') or a quantity of zero ('0 IU/mL'), or a result that
-# could not be read (indeterminate, equivocal, inconclusive, invalid, not done). Such a result is no infection.
+# could not be read (indeterminate, equivocal, inconclusive, invalid, not done); so is a result naming what it did
+# not find ('CMV NEGATIVE', 'NO ASPERGILLUS DETECTED') and a culture of no pathogen: sterile, or normal, mixed or
+# commensal flora. Such a result is no infection. A Gram stain's 'GRAM NEGATIVE RODS' found an organism: GRAM_STAIN
+# is taken out of a result before it is read.
+GRAM_STAIN = r"\bGRAM[- ]?(NEGATIVE|POSITIVE|VARIABLE)\b"
 NEGATIVE_MB = (r"^\s*$|^\s*(" + "|".join(re.escape(t) for t in BELOW_LIMIT_TEXTS) + r")\s*$|^\s*<"
-               r"|^(NEGATIVE|NONE|ABSENT)\b|NON-?REACTIVE|NOT DETECTED|UNDETECT|NO GROWTH"
+               r"|^\W*(NO|NONE|ABSENT)\b|\bNEGATIVE\b|NON-?REACTIVE|NOT (DETECTED|ISOLATED|FOUND|SEEN)|UNDETECT"
+               r"|NO GROWTH|\bSTERILE\b|\bFLORA\b"
                r"|BELOW (THE )?(LIMIT|LLOQ|LOWER LIMIT)|^0+([.,]0*)?(\s|[A-Z/%]|$)"
                r"|INDETERMINATE|EQUIVOCAL|INCONCLUSIVE|INVALID|NOT (DONE|PERFORMED|TESTED)")
 
@@ -70,7 +75,7 @@ mb_src AS (
          b.organism, upper(b.mbtest) AS test, upper(b.mbtestcd) AS testcd, b.day, b.mb_date, b.mb_date_flag
   FROM microbiology b
   WHERE b.studyid = $s AND b.data_cut = $c AND b.day IS NOT NULL
-    AND NOT regexp_matches(upper(coalesce(b.organism, '')), '{NEGATIVE_MB}')
+    AND NOT regexp_matches(regexp_replace(upper(coalesce(b.organism, '')), '{GRAM_STAIN}', 'GRAM', 'g'), '{NEGATIVE_MB}')
 ),
 -- the best class of each distinct AE text, MB result, test name and test code; patterns are matched once per
 -- distinct text: a pattern read from a table is compiled for every row it meets
