@@ -1364,3 +1364,38 @@ def test_a_negative_sterile_or_flora_result_is_no_finding(tmp_path):
         "SELECT * FROM infection_incidence_density WHERE dose_level = 'all' AND pathogen_class = 'all' "
         "AND severity = 'any grade'")}
     assert dens == {"day 0-30": 0, "day 31-90": 1, "day 91-365": 0}
+
+
+def test_an_ongoing_infection_does_not_take_a_later_infection_of_its_group_and_grade_3_starts_with_its_record(tmp_path):
+    """An unresolved grade 1 sinusitis of day 5 took the grade 3 pneumonia of day 200 (both name no pathogen): one
+    grade 3 episode on day 5, a grade >= 3 infection event on day 5 and one episode short in day 91-365. A device
+    infection recorded grade 2 on days 20-24 and grade 3 from day 25 is one episode whose grade >= 3 began on day
+    25, not 20."""
+    db = OutcomeDB(tmp_path / "o.duckdb")
+    db.subject("S", lka=368)
+    db.ae("S", "Sinusitis", 1, 5, None, aeout="NOT RECOVERED/NOT RESOLVED")
+    db.ae("S", "Pneumonia", 3, 200, 210)
+    db.subject("D", lka=368)
+    db.ae("D", "Device related infection", 2, 20, 24)
+    db.ae("D", "Device related infection", 3, 25, 35)
+    db.subject("E", lka=368)   # grade 3 from day 32: counted as grade >= 3 in day 31-90, the episode in day 0-30
+    db.ae("E", "Cellulitis", 2, 28, 31)
+    db.ae("E", "Cellulitis", 3, 32, 40)
+    db.subject("C", lka=368)   # a CMV infection still open keeps its own later record of a new grade
+    db.ae("C", "Cytomegalovirus infection", 2, 10, None)
+    db.ae("C", "Cytomegalovirus infection", 3, 11, 30)
+    db.derive("infections")
+    eps = [(e["usubjid"], e["term"], e["ctcae_grade"], e["onset_day"], e["onset_window"])
+           for e in db.rows("SELECT * FROM infection_episodes ORDER BY usubjid, onset_day")]
+    assert eps == [("C", "Cytomegalovirus infection", 3, 10, "day 0-30"),
+                   ("D", "Device related infection", 3, 20, "day 0-30"), ("E", "Cellulitis", 3, 28, "day 0-30"),
+                   ("S", "Sinusitis", 1, 5, "day 0-30"), ("S", "Pneumonia", 3, 200, "day 91-365")]
+    g3 = {r["usubjid"]: r["grade3_onset_day"] for r in db.rows("SELECT * FROM infection_episodes WHERE ctcae_grade >= 3")}
+    assert g3 == {"C": 11, "D": 25, "E": 32, "S": 200}
+    time, status = survival.endpoint_arrays(db.con, "infection_g3", db.config, "OUT-01",
+                                            db.rows("SELECT data_cut FROM subjects LIMIT 1")[0]["data_cut"])
+    assert sorted(zip(time.tolist(), status.tolist())) == [(11, 1), (25, 1), (32, 1), (200, 1)]
+    dens = {(r["onset_window"], r["severity"]): r["episodes"] for r in db.rows(
+        "SELECT * FROM infection_incidence_density WHERE dose_level = 'all' AND pathogen_class = 'all'")}
+    assert [dens[(w, "any grade")] for w in ("day 0-30", "day 31-90", "day 91-365")] == [4, 0, 1]
+    assert [dens[(w, "grade >= 3")] for w in ("day 0-30", "day 31-90", "day 91-365")] == [2, 1, 1]

@@ -277,7 +277,9 @@ def table_infections(reader, store=None):
         return cells
 
     def severe(e):
-        return e[(e["ctcae_grade"].fillna(0) >= 3) | e["fatal"].fillna(False).astype(bool)]
+        # counted in the window its grade >= 3 record began, as the density table counts it
+        e = e[(e["ctcae_grade"].fillna(0) >= 3) | e["fatal"].fillna(False).astype(bool)]
+        return e.assign(onset_window=e["grade3_onset_window"])
 
     for cls in ("all", *PATHOGEN_CLASSES):
         for sev in ("any grade", "grade >= 3"):
@@ -291,7 +293,8 @@ def table_infections(reader, store=None):
         for sev in ("any grade", "grade >= 3"):
             rows.append((f"all, dose level {dose} (N={len(g)})", sev,
                          *cells_of(e if sev == "any grade" else severe(e), len(g), dose, "all", sev)))
-    notes = [f"Infused subjects N={n}. Episodes counted by onset day; subjects n (%) of infused subjects."]
+    notes = [f"Infused subjects N={n}. Episodes counted by onset day (grade >= 3: the onset of the episode's first "
+             "grade >= 3 record); subjects n (%) of infused subjects."]
     notes.append("Per 100 patient-days: episodes / days followed in the window x 100 (study-level; '-' for a "
                  "site-scoped packet)." if dens is not None else
                  "Incidence density is study-level and not shown in a site-scoped packet.")

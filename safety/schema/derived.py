@@ -627,7 +627,13 @@ INFECTION_EPISODES = Table(
                                         "'M' = month and day imputed (a partial AESTDTC or MBDTC), 'Y' = the AE has no "
                                         "start date and its onset is taken as day 0 (its end day when it ended before)."),
         C("end_day", "INTEGER", "End day; NULL when ongoing or MB-only."),
+        C("grade3_onset_day", "INTEGER", "Onset day of the episode's first record of grade >= 3 or fatal (a new record "
+                                         "for a change of grade); NULL when it has none. The grade >= 3 infection "
+                                         "cumulative incidence and the grade >= 3 incidence density count it."),
         C("onset_window", "VARCHAR", "'day 0-30', 'day 31-90', 'day 91-365', 'before day 0' or 'after day 365' (by onset day)."),
+        C("grade3_onset_window", "VARCHAR", "The window of grade3_onset_day (labels as onset_window); NULL when it is NULL. "
+                                            "The grade >= 3 rows of the incidence density and of the packet count "
+                                            "an episode here."),
     ),
     group="derived",
 )
@@ -645,7 +651,8 @@ INFECTION_INCIDENCE_DENSITY = Table(
         C("window_end", "INTEGER", "Last day of the window."),
         C("pathogen_class", "VARCHAR", "'all', bacterial, viral, fungal or other/unspecified."),
         C("severity", "VARCHAR", "'any grade' or 'grade >= 3'."),
-        C("episodes", "INTEGER", "Episodes with onset in the window."),
+        C("episodes", "INTEGER", "Episodes with onset in the window (grade >= 3: whose grade >= 3 record began in it, "
+                                 "infection_episodes.grade3_onset_window)."),
         C("subjects_with_episode", "INTEGER", "Subjects with at least one such episode."),
         C("subjects_at_risk", "INTEGER", "Infused subjects followed into the window."),
         C("patient_days", "INTEGER", "Patient-days at risk in the window."),

@@ -5,7 +5,8 @@ microbiology (MB) of no such AE. AE records of one pathogen that overlap or foll
 record for a change of grade) are one episode, with the worst grade; an AE episode and the positive results that
 could be that infection (one pathogen class; the AE names their pathogen, or it or they name none), no more than 7
 days apart, are one run, the AE's episode, and a run of results alone is one episode per organism. An ongoing AE
-reaches to the cut only for results of the one organism it names. An AE without a start date is counted (as the
+reaches to the cut only for records and results of the one organism it names. grade3_onset_day is the onset of an
+episode's first grade >= 3 record. An AE without a start date is counted (as the
 FDA Standard Safety Tables do), an episode of its own from day 0, or its end day if earlier, with onset_date_flag
 'Y'. A positive result that names no organism (a
 quantity, 'POSITIVE') is one of the organism its test names (MBTEST, else MBTESTCD). The pathogen class comes from
@@ -42,6 +43,16 @@ NEGATIVE_MB = (r"^\s*$|^\s*(" + "|".join(re.escape(t) for t in BELOW_LIMIT_TEXTS
                r"|NO GROWTH|\bSTERILE\b|\bFLORA\b"
                r"|BELOW (THE )?(LIMIT|LLOQ|LOWER LIMIT)|^0+([.,]0*)?(\s|[A-Z/%]|$)"
                r"|INDETERMINATE|EQUIVOCAL|INCONCLUSIVE|INVALID|NOT (DONE|PERFORMED|TESTED)")
+
+ONGOING_REACH = 1000000     # the day an ongoing record reaches when it reaches the cut: later than any follow-up
+
+
+def open_reach(end_day: str, onset_day: str, same_organism: str) -> str:
+    """SQL of the last day an AE record can take another record or result of its infection: its end; without one
+    (ongoing at the cut), the cut for one of the one organism it names (``same_organism``), else its onset day,
+    so an open record takes nothing of a new organism weeks later. One definition for AE records and MB results."""
+    return f"coalesce({end_day}, CASE WHEN {same_organism} THEN {ONGOING_REACH} ELSE {onset_day} END)"
+
 
 WINDOW_SQL = ("CASE WHEN {d} < 0 THEN 'before day 0' "
               + " ".join(f"WHEN {{d}} <= {hi} THEN '{lab}'" for lab, _, hi in WINDOWS)
@@ -104,8 +115,9 @@ ae_rec AS (
          coalesce(best.names, 'none') AS names,
          aetoxgr, upper(coalesce(aeser, '')) = 'Y' AS serious, {fatal_ae('')} AS fatal,
          onset_day, aest_date, onset_date_flag, end_day,
-         -- an ongoing record runs to the cut: it joins every later record of its pathogen
-         coalesce(end_day, 1000000) AS reach,
+         -- an ongoing record reaches the cut only for later records of the one organism it names (a CMV
+         -- infection not yet resolved); an unresolved sinusitis is not the pneumonia of months later
+         {open_reach('end_day', 'onset_day', "names = 'organism'")} AS reach,
          -- a record of imputed onset is an episode of its own: whether it overlaps another record is not known
          CASE WHEN onset_imputed THEN event_key END AS alone
   FROM ae_inf
@@ -125,7 +137,9 @@ ae_ep AS (
          max(aetoxgr) AS ctcae_grade, bool_or(serious) AS serious, bool_or(fatal) AS fatal,
          min(onset_day) AS onset_day, arg_min(aest_date, (onset_day, aeseq)) AS onset_date,
          arg_min(onset_date_flag, (onset_day, aeseq)) AS onset_date_flag,
-         CASE WHEN max(reach) < 1000000 THEN max(end_day) END AS end_day,
+         CASE WHEN count(end_day) = count(*) THEN max(end_day) END AS end_day,
+         -- the first grade >= 3 infection begins with its grade >= 3 record, not the episode's first record
+         min(onset_day) FILTER (WHERE aetoxgr >= 3 OR fatal) AS grade3_onset_day,
          -- one pathogen's records may name it or not ('Candidiasis', 'Fungal infection'): named if one does
          coalesce(min(names) FILTER (WHERE names <> 'none'), 'none') AS names
   FROM ae_grp GROUP BY usubjid, pathogen_class, pathogen, alone, grp
@@ -161,8 +175,8 @@ mbc AS (
 run_of AS (SELECT DISTINCT usubjid, pathogen_class, pathogen, names FROM mbc),
 span AS (
   SELECT r.usubjid, r.pathogen_class, r.pathogen AS run_pathogen, r.names AS run_names, a.onset_day AS d0,
-         coalesce(a.end_day, CASE WHEN a.pathogen = r.pathogen AND r.names = 'organism' THEN 1000000
-                                  ELSE a.onset_day END) AS d1, true AS is_ae, NULL AS event_key
+         {open_reach('a.end_day', 'a.onset_day', "a.pathogen = r.pathogen AND r.names = 'organism'")} AS d1,
+         true AS is_ae, NULL AS event_key
   FROM ae_ep a JOIN run_of r ON r.usubjid = a.usubjid AND r.pathogen_class = a.pathogen_class
    AND (a.pathogen = r.pathogen OR a.names = 'none' OR r.names = 'none')
   UNION ALL
@@ -195,14 +209,16 @@ mb_ep AS (
          coalesce(bool_or(best.mould), false) AS invasive_mould,
          CAST(NULL AS INTEGER) AS ctcae_grade, false AS serious, false AS fatal,
          min(day) AS onset_day, arg_min(mb_date, (day, event_key)) AS onset_date,
-         arg_min(mb_date_flag, (day, event_key)) AS onset_date_flag, CAST(NULL AS INTEGER) AS end_day
+         arg_min(mb_date_flag, (day, event_key)) AS onset_date_flag, CAST(NULL AS INTEGER) AS end_day,
+         CAST(NULL AS INTEGER) AS grade3_onset_day
   FROM mb_run GROUP BY usubjid, pathogen_class, organism, mb_no
 ),
 ep AS (SELECT * FROM ae_ep UNION ALL BY NAME SELECT * FROM mb_ep)
 SELECT $s AS studyid, $c AS data_cut, ep.*,
        CASE WHEN ctcae_grade IS NULL THEN 'not graded' WHEN ctcae_grade = 5 OR fatal THEN 'grade 5'
             WHEN ctcae_grade >= 3 THEN 'grade 3-4' ELSE 'grade 1-2' END AS severity,
-       {window_of('onset_day')} AS onset_window
+       {window_of('onset_day')} AS onset_window,
+       CASE WHEN grade3_onset_day IS NOT NULL THEN {window_of('grade3_onset_day')} END AS grade3_onset_window
 FROM ep
 """
 
@@ -241,8 +257,9 @@ ep AS (
 cnt AS (
   SELECT w.w, dl.dl, k.k, sev.sv, count(ep.event_key) AS n, count(DISTINCT ep.usubjid) AS n_subj
   FROM w CROSS JOIN dl CROSS JOIN k CROSS JOIN sev
-  LEFT JOIN ep ON ep.onset_window = w.w AND ep.dl = dl.dl AND (k.k = 'all' OR ep.pathogen_class = k.k)
-              AND (sev.sv = 'any grade' OR ep.ctcae_grade >= 3 OR ep.fatal)
+  -- a grade >= 3 episode counts as one in the window its grade >= 3 record began
+  LEFT JOIN ep ON ep.dl = dl.dl AND (k.k = 'all' OR ep.pathogen_class = k.k)
+              AND w.w = CASE WHEN sev.sv = 'any grade' THEN ep.onset_window ELSE ep.grade3_onset_window END
   GROUP BY ALL
 )
 SELECT $s AS studyid, $c AS data_cut, cnt.dl AS dose_level, w.w AS onset_window, w.lo AS window_start,

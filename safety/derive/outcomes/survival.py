@@ -163,8 +163,8 @@ _COMPETING_SQL = {
            "AND syndrome = 'CRS' AND onset_day >= 0 GROUP BY usubjid",
     "ICANS": "SELECT usubjid, min(onset_day) AS ev FROM toxicity_episodes WHERE studyid = $s AND data_cut = $c "
              "AND syndrome = 'ICANS' AND onset_day >= 0 GROUP BY usubjid",
-    "infection_g3": "SELECT usubjid, min(onset_day) AS ev FROM infection_episodes WHERE studyid = $s AND data_cut = $c "
-                    "AND (ctcae_grade >= 3 OR fatal) AND onset_day >= 0 GROUP BY usubjid",
+    "infection_g3": "SELECT usubjid, min(grade3_onset_day) AS ev FROM infection_episodes WHERE studyid = $s "
+                    "AND data_cut = $c AND grade3_onset_day >= 0 GROUP BY usubjid",
 }
 
 
