@@ -1399,3 +1399,26 @@ def test_an_ongoing_infection_does_not_take_a_later_infection_of_its_group_and_g
         "SELECT * FROM infection_incidence_density WHERE dose_level = 'all' AND pathogen_class = 'all'")}
     assert [dens[(w, "any grade")] for w in ("day 0-30", "day 31-90", "day 91-365")] == [4, 0, 1]
     assert [dens[(w, "grade >= 3")] for w in ("day 0-30", "day 31-90", "day 91-365")] == [2, 1, 1]
+
+
+def test_an_infection_the_infection_table_knows_is_an_infection_death_and_a_named_encephalopathy_is_no_icans(tmp_path):
+    """Seven infection deaths read as 'other' (the death-cause row lacked CMV, HBV, zoster, Cryptococcus,
+    Clostridium, Enterococcus and Toxoplasma), and a hepatic and a septic encephalopathy read as ICANS. An
+    encephalopathy of no other named cause is still ICANS, an 'Influenza like illness' no infection."""
+    db = OutcomeDB(tmp_path / "c.duckdb")
+    causes = {"HB": ("Hepatitis B reactivation", "infection"), "CM": ("CMV colitis", "infection"),
+              "CR": ("Cryptococcal meningitis", "infection"), "CD": ("Clostridium difficile colitis", "infection"),
+              "HZ": ("Disseminated herpes zoster", "infection"), "TX": ("Toxoplasmosis", "infection"),
+              "EN": ("Enterococcal endocarditis", "infection"), "HE": ("Hepatic encephalopathy", "other"),
+              "SE": ("Septic encephalopathy", "infection"), "IC": ("Encephalopathy", "ICANS"),
+              "NT": ("Immune effector cell-associated neurotoxicity syndrome", "ICANS"),
+              "FL": ("Influenza like illness", "other")}
+    for u, (term, _) in causes.items():
+        db.subject(u, death_day=60, death_source="DS")
+        db.ds(u, "DEATH", term, 60)
+    db.subject("AE", death_day=70, death_source="AE")   # a fatal AE's term is read the same way
+    db.ae("AE", "Toxoplasmosis cerebral", 5, 50, 70, aeout="FATAL")
+    db.derive("deaths")
+    d = db.by("deaths")
+    assert {u: d[u]["cause_category"] for u in causes} == {u: cat for u, (_, cat) in causes.items()}
+    assert (d["AE"]["cause_category"], d["AE"]["cause_from"]) == ("infection", "fatal AE")

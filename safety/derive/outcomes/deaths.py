@@ -15,6 +15,7 @@ import datetime as dt
 from safety.core.vocabulary import fatal_ae
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
+from safety.derive.outcomes.infections import names_infection_sql
 from safety.derive.outcomes.malignancy import malignant_sql, names_disease_sql
 from safety.derive.outcomes.survival import (PROGRESSION_SQL, cumulative_incidence_at, endpoint_arrays,
                                              progression_params)
@@ -65,6 +66,7 @@ cat_cause AS (
   FROM d JOIN _death_causes dc ON regexp_matches(upper(d.delivered_cause), dc.pattern)
     OR (dc.cause_category = 'progression/relapse' AND __DISEASE_CAUSE__)
     OR (dc.cause_category = 'secondary malignancy' AND __MALIGNANT_CAUSE__)
+    OR (dc.cause_category = 'infection' AND __INFECTION_CAUSE__)
   WHERE d.delivered_cause IS NOT NULL AND trim(d.delivered_cause) <> '' GROUP BY d.usubjid
 ),
 cat_ae AS (
@@ -72,6 +74,7 @@ cat_ae AS (
   FROM d JOIN _death_causes dc ON regexp_matches(upper(d.fatal_ae_term), dc.pattern)
     OR (dc.cause_category = 'progression/relapse' AND __DISEASE_AE__)
     OR (dc.cause_category = 'secondary malignancy' AND __MALIGNANT_AE__)
+    OR (dc.cause_category = 'infection' AND __INFECTION_AE__)
   WHERE d.fatal_ae_term IS NOT NULL GROUP BY d.usubjid
 ),
 prog AS (
@@ -104,13 +107,16 @@ SELECT $s AS studyid, $c AS data_cut, usubjid, death_date, death_day, sources, d
        (first_infusion_date IS NOT NULL AND death_day <= 365 AND progression_day IS NULL AND cause_category <> 'progression/relapse') AS nrm_by_day365
 FROM y
 """
-# the one definition of a fatal AE, of a term naming the disease under study and of one naming a malignancy
+# the one definition of a fatal AE, of a term naming the disease under study, one naming a malignancy and one
+# naming an infection
 # (struct literals: no f-string)
 _DEATHS = (_DEATHS.replace("__FATAL_AE__", fatal_ae(""))
            .replace("__DISEASE_CAUSE__", names_disease_sql("d.delivered_cause", "d.diagnosis"))
            .replace("__DISEASE_AE__", names_disease_sql("d.fatal_ae_term", "d.diagnosis"))
            .replace("__MALIGNANT_CAUSE__", malignant_sql("upper(d.delivered_cause)"))
-           .replace("__MALIGNANT_AE__", malignant_sql("upper(d.fatal_ae_term)")))
+           .replace("__MALIGNANT_AE__", malignant_sql("upper(d.fatal_ae_term)"))
+           .replace("__INFECTION_CAUSE__", names_infection_sql("upper(d.delivered_cause)"))
+           .replace("__INFECTION_AE__", names_infection_sql("upper(d.fatal_ae_term)")))
 
 
 def derive_deaths(con, studyid, data_cut, config, review_store=None) -> None:
@@ -119,6 +125,7 @@ def derive_deaths(con, studyid, data_cut, config, review_store=None) -> None:
     reset(con, (DEATHS, NRM_ESTIMATES), studyid, data_cut)
     _data.install(con, "death_causes.csv")
     _data.install(con, "malignancy_terms.csv")  # malignancies, and the T-cell names of the disease-under-study rule
+    _data.install(con, "infection_classes.csv")  # infection causes: the infection table's terms
     insert(con, DEATHS, _DEATHS.replace("__PROGRESSION__", PROGRESSION_SQL), p)
     _insert_nrm(con, studyid, data_cut, config)
 

@@ -54,6 +54,14 @@ def open_reach(end_day: str, onset_day: str, same_organism: str) -> str:
     return f"coalesce({end_day}, CASE WHEN {same_organism} THEN {ONGOING_REACH} ELSE {onset_day} END)"
 
 
+def names_infection_sql(text: str) -> str:
+    """SQL: the upper-case ``text`` names an infection by the class table (any row, a pathogen or none, the row of
+    lowest priority number not one of NO_INFECTION): the infection deaths read causes by it. Needs
+    _infection_classes (``_data.install(con, "infection_classes.csv")``)."""
+    return (f"coalesce((SELECT arg_min(k.pathogen_class, k.priority) <> '{NO_INFECTION}' FROM _infection_classes k "
+            f"WHERE regexp_matches({text}, k.pattern)), false)")
+
+
 WINDOW_SQL = ("CASE WHEN {d} < 0 THEN 'before day 0' "
               + " ".join(f"WHEN {{d}} <= {hi} THEN '{lab}'" for lab, _, hi in WINDOWS)
               + " ELSE 'after day 365' END")
