@@ -1422,3 +1422,50 @@ def test_an_infection_the_infection_table_knows_is_an_infection_death_and_a_name
     d = db.by("deaths")
     assert {u: d[u]["cause_category"] for u in causes} == {u: cat for u, (_, cat) in causes.items()}
     assert (d["AE"]["cause_category"], d["AE"]["cause_from"]) == ("infection", "fatal AE")
+
+
+def test_a_death_without_a_date_is_a_death_of_unknown_day_and_no_nrm_event(tmp_path):
+    """S-001's DS death record had no DSSTDTC and S-003's DM said DTHFL Y without DTHDTC: neither was a death, both
+    read alive, with no note. Now both are deaths of unknown day (status 'died', in the deaths table with a blank
+    day, named in the load's notes) and censored at their last known alive day in NRM; S-004's DTHFL Y with a DTHDTC
+    after the cut stays a death after the cut, and so does its undated DS record beside it."""
+    import duckdb
+    from safety.ingest import ingest_study
+    from test_ingest_fixtures import DM, DOMAINS, STUDY_YAML, make_study
+    dm = DM.copy()
+    dm["DTHFL"] = ["", "", "Y", "Y", ""]
+    dm["DTHDTC"] = ["", "", "", "2024-04-10", ""]
+    ds = pd.DataFrame({"STUDYID": "CT-TEST-01", "USUBJID": ["S-001", "S-004"], "DSSEQ": [9, 9],
+                       "DSTERM": ["Sepsis", "Sepsis"], "DSDECOD": ["DEATH", "DEATH"], "DSCAT": "DISPOSITION EVENT",
+                       "DSSTDTC": ["", ""]})
+    ds = pd.concat([DOMAINS["ds"], ds], ignore_index=True)   # S-002 died on 2024-03-20 (DS)
+    study = make_study(tmp_path / "s", domains=dict(DOMAINS, dm=dm, ds=ds), study_yaml=STUDY_YAML)
+    db = tmp_path / "db.duckdb"
+    result = ingest_study(study, db, cutoff="2024-03-31")
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        subj = {r[0]: r[1:] for r in con.execute(
+            "SELECT usubjid, status, death_date, death_source, last_known_alive_day FROM subjects").fetchall()}
+        deaths = con.execute("SELECT usubjid, death_day, sources, delivered_cause, cause_category, non_relapse, "
+                             "nrm_by_day28 FROM deaths ORDER BY usubjid").fetchall()
+        notes = con.execute("SELECT string_agg(notes, ' ') FROM load_log").fetchone()[0] or ""
+        nrm = con.execute("SELECT nrm_deaths FROM nrm_estimates ORDER BY horizon_day").fetchall()
+    finally:
+        con.close()
+    assert subj["S-001"][:3] == ("died", None, "DS") and subj["S-003"][:3] == ("died", None, "DM")
+    assert subj["S-004"][0] != "died"
+    assert [d for d in deaths if d[0] != "S-002"] == [("S-001", None, "DS", "Sepsis", "infection", True, None),
+                                                      ("S-003", None, "DM", None, "other", True, None)]
+    assert nrm == [(0,), (0,), (0,)]
+    assert "S-001 (DS death record without DSSTDTC)" in notes and "S-003 (DM DTHFL Y without DTHDTC)" in notes
+    assert any("without a date" in n for n in result.notes)
+    from safety.derive.outcomes.survival import endpoint_arrays
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        cut = con.execute("SELECT max(data_cut) FROM subjects").fetchone()[0]
+        time, status = endpoint_arrays(con, "NRM", {}, "CT-TEST-01", cut)
+        lka = dict(con.execute("SELECT usubjid, last_known_alive_day FROM subjects WHERE infused ORDER BY usubjid").fetchall())
+    finally:
+        con.close()
+    got = dict(zip(sorted(lka), zip(time.tolist(), status.tolist())))
+    assert got["S-001"] == (lka["S-001"], 0) and got["S-003"] == (lka["S-003"], 0)

@@ -8,7 +8,7 @@ from dashboard import state
 from dashboard.tables import labelled, text
 from safety.core.numbers import fixed, percent
 from safety.derive.outcomes import immune, kinetics, survival
-from safety.derive.outcomes.deaths import NRM_HORIZONS
+from safety.derive.outcomes.deaths import NRM_HORIZONS, undated_deaths_note
 from safety.derive.outcomes.infections import ALL_DOSE_LEVELS, WINDOWS
 from safety.derive.outcomes.kinetics_pp import DIFFERS as KINETICS_DIFFERS
 from safety.derive.outcomes.response import best_response_order, orr
@@ -58,6 +58,8 @@ if tabs[0].open:
             st.caption("Non-relapse mortality: death without documented progression or relapse before it; "
                        "denominator: infused subjects. Cause category from the delivered cause, else the fatal AE "
                        "(safety/data/death_causes.csv).")
+            for note in undated_deaths_note(deaths["death_day"]):
+                st.caption(note)
             if deaths.empty:
                 state.empty("No deaths in this selection.")
             else:

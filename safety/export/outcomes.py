@@ -13,7 +13,7 @@ import pandas as pd
 from safety.access.reader import StudyReader
 from safety.core.numbers import NO_DENOMINATOR, fixed, n_pct
 from safety.derive.outcomes import survival
-from safety.derive.outcomes.deaths import NRM_HORIZONS
+from safety.derive.outcomes.deaths import NRM_HORIZONS, undated_deaths_note
 from safety.derive.outcomes.infections import ALL_DOSE_LEVELS, NO_DOSE_LEVEL, PATHOGEN_CLASSES, WINDOWS
 from safety.derive.outcomes.response import CRITERIA_REFERENCE, best_response_order, criteria_reference, orr
 from safety.derive.toxicity import hematotox, icaht
@@ -57,7 +57,9 @@ FROM deaths d LEFT JOIN subj sj USING (usubjid) ORDER BY d.death_day NULLS LAST,
                     ["Every death recorded in DM (DTHDTC), DS (DEATH) or as a fatal AE (grade 5, AESDTH Y or AEOUT "
                      "FATAL). Cause category from the delivered cause, else the fatal AE (safety/data/death_causes.csv).",
                      "Non-relapse: not from progression/relapse and without documented progression before death. "
-                     "Treatment-related (monitored event) = non-relapse death of an infused subject."])
+                     "Treatment-related (monitored event) = non-relapse death of an infused subject.",
+                     "A death recorded without a date (DS DEATH without DSSTDTC, DM DTHFL Y without DTHDTC) is listed "
+                     "with the death day and the non-relapse deaths by day blank."])
 
 
 INFECTION_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "event_key", "source", "term", "pathogen_class",
@@ -242,7 +244,8 @@ def table_deaths_nrm(reader, store=None):
     return c.finish(df, name=name, title=title, reference=ref, kind="table",
                     notes=["n (%) of infused subjects. Deaths from DM, DS and fatal AEs.",
                            "NRM: death without documented progression/relapse before it; progression/relapse is the "
-                           "competing event; censoring at last known alive (the Aalen-Johansen estimate of statsmodels' CumIncidenceRight)."])
+                           "competing event; censoring at last known alive (the Aalen-Johansen estimate of statsmodels' CumIncidenceRight).",
+                           *undated_deaths_note(deaths["death_day"])])
 
 
 def table_infections(reader, store=None):

@@ -274,6 +274,7 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
         # subjects, whose last-known-alive date reads the assessment tables
         built = build_sdtm_assessments(ctx, by_domain.get("QS", []))
         engine.load_subjects(ctx, cols["DM"], supp_info.get("DM"))
+        engine.note_undated_deaths(ctx, by_domain["DM"])
 
         for dom, notes in unmatched_settings(con, studyid, data_cut, config, set(by_domain)).items():
             for note in notes:  # kept with the file's other notes (load_log.notes, the Data quality page)

@@ -1019,7 +1019,9 @@ def load_ds(ctx: Ctx, c: Cols, supp) -> None:
 def set_deaths(ctx: Ctx, c_dm: Cols) -> None:
     """Death on or before the cut: DM.DTHDTC, else the DS death record (with its DSTERM as the cause). A partial
     DTHDTC ('2025-09') whose period holds the DS death date is that date; otherwise it is the period's first day,
-    flagged in death_date_flag."""
+    flagged in death_date_flag. A death recorded without any date (a DS death record without DSSTDTC, else DM
+    DTHFL Y without DTHDTC) is a death known at the cut it was delivered in, on a day not known: death_source
+    set, death_date NULL (a fatal AE may date it later); a DTHDTC after the cut keeps it a death after the cut."""
     ctx.run("""UPDATE _subj SET death_date = d.dd, death_source = 'DS', death_cause = d.cause
         FROM (SELECT usubjid AS u, min(dsst_date) AS dd,
                      arg_min(CASE WHEN upper(dsterm) <> 'DEATH' THEN dsterm END, dsst_date) AS cause
@@ -1031,6 +1033,30 @@ def set_deaths(ctx: Ctx, c_dm: Cols) -> None:
             WHERE _subj.usubjid = t._usubjid AND t._qreason IS NULL AND t._lo_DTHDTC <= $cut
               AND NOT coalesce(t._k_DTHDTC IN ('D', 'M') AND _subj.death_source = 'DS'
                                AND _subj.death_date BETWEEN t._lo_DTHDTC AND t._hi_DTHDTC, FALSE)""")
+    dated_later = ("AND NOT EXISTS (SELECT 1 FROM _t_DM t WHERE t._usubjid = d.u AND t._lo_DTHDTC > $cut)"
+                   if c_dm.has("DTHDTC") else "")
+    ctx.run(f"""UPDATE _subj SET death_source = 'DS', death_cause = d.cause
+        FROM (SELECT usubjid AS u, arg_min(CASE WHEN upper(dsterm) <> 'DEATH' THEN dsterm END, dsseq) AS cause
+              FROM disposition WHERE studyid = $studyid AND data_cut = $cut AND dsdecod = 'DEATH' AND dsst_date IS NULL
+              GROUP BY usubjid) d
+        WHERE _subj.usubjid = d.u AND _subj.death_date IS NULL AND _subj.death_source IS NULL {dated_later}""")
+    if c_dm.has("DTHFL"):
+        no_date = f"AND {c_dm('DTHDTC')} IS NULL" if c_dm.has("DTHDTC") else ""
+        ctx.run(f"""UPDATE _subj SET death_source = 'DM'
+            FROM _t_DM t
+            WHERE _subj.usubjid = t._usubjid AND t._qreason IS NULL AND ct_ny({c_dm('DTHFL')}) = 'Y' {no_date}
+              AND _subj.death_date IS NULL AND _subj.death_source IS NULL""")
+
+
+def note_undated_deaths(ctx: Ctx, dm_files: list[StagedFile]) -> None:
+    """Note each subject recorded as dead with no date of death: counted as dead, the day not known."""
+    rows = ctx.run("""SELECT usubjid, death_source FROM _subj WHERE death_date IS NULL AND death_source IS NOT NULL
+                      ORDER BY usubjid""").fetchall()
+    if rows:
+        what = {"DS": "DS death record without DSSTDTC", "DM": "DM DTHFL Y without DTHDTC"}
+        dm_files[0].add_note(f"{len(rows)} subject(s) recorded as dead without a date of death: counted as deaths "
+                             "(status 'died', the deaths table) with the day unknown, censored at last known alive "
+                             f"in NRM and the cumulative incidences: {_subject_list([(u, what[s]) for u, s in rows])}")
 
 
 def ae_duration_sql(start: str, end: str, death: str) -> str:
@@ -1344,7 +1370,7 @@ def load_subjects(ctx: Ctx, c: Cols, supp) -> None:
           coalesce(death_date, greatest(_lka, inf_date)) AS last_known_alive_date,
           datediff('day', inf_date, last_known_alive_date) AS last_known_alive_day,
           _disp AS disposition, _disp_day AS disposition_day,
-          CASE WHEN death_date IS NOT NULL THEN 'died'
+          CASE WHEN death_date IS NOT NULL OR death_source IS NOT NULL THEN 'died'  -- a death of unknown date too
                WHEN inf_date IS NULL THEN 'screened'
                WHEN _disp = 'COMPLETED' THEN 'completed'
                WHEN _disp IS NOT NULL AND _disp NOT IN ('DEATH', 'COMPLETED') THEN 'discontinued'

@@ -684,8 +684,10 @@ DEATHS = Table(
     "category from the delivered cause and the fatal AE (safety/data/death_causes.csv) and non-relapse mortality flags. "
     "The treatment-related-death monitored event reads `treatment_related` here.",
     KEY + SUBJ + (
-        C("death_date", "DATE", "Date of death: DM/DS, else the fatal AE's end (or start) date."),
-        C("death_day", "INTEGER", "Day of death relative to infusion (day 0); NULL for subjects never infused."),
+        C("death_date", "DATE", "Date of death: DM/DS, else the fatal AE's end (or start) date; NULL for a death "
+                                "recorded without a date (DS DEATH without DSSTDTC, DM DTHFL Y without DTHDTC)."),
+        C("death_day", "INTEGER", "Day of death relative to infusion (day 0); NULL for subjects never infused and for a "
+                                  "death without a date (then the nrm_by_day flags are NULL too)."),
         C("sources", "VARCHAR", "Where the death is recorded: any of 'DM', 'DS', 'AE', comma separated."),
         C("delivered_cause", "VARCHAR", "Cause as delivered (DS DSTERM of the DEATH record, else subjects.death_cause)."),
         C("fatal_ae_key", "VARCHAR", "event_key of the fatal AE (the latest one when several)."),

@@ -60,7 +60,9 @@ SUBJECTS = Table(
         C("death_date", "DATE", "Date of death on or before the cut: DM.DTHDTC, else the DS death record, else the end "
                                 "of the latest fatal AE (a death recorded only as an AE)."),
         C("death_day", "INTEGER", "Day of death relative to infusion."),
-        C("death_source", "VARCHAR", "Where death_date comes from: 'DM', 'DS' or 'AE'; NULL when alive at the cut."),
+        C("death_source", "VARCHAR", "Where death_date comes from: 'DM', 'DS' or 'AE'; NULL when alive at the cut. Set "
+                                     "with death_date NULL for a death recorded without a date (DS DEATH without "
+                                     "DSSTDTC, else DM DTHFL Y without DTHDTC): status 'died', the day unknown."),
         C("death_date_flag", "VARCHAR", "'D' (day) or 'M' (month and day) when death_date was imputed from a "
           "partial date: DM's DTHDTC with no DS death date in its period (its first day), or a fatal AE's end (the "
           "period's last day, not after the cut); NULL for a full date."),

@@ -23,6 +23,16 @@ from safety.derive.toxicity._sql import insert, reset, run
 from safety.schema import DEATHS, NRM_ESTIMATES
 
 NRM_HORIZONS = (28, 100, 365)
+# the page's and the packet's note when a death has no date (deaths.death_day NULL); one definition
+UNDATED_DEATHS_NOTE = ("{n} death(s) without a recorded date (death day blank): counted among the deaths, with the "
+                       "non-relapse deaths by day blank; in the NRM and other cumulative incidences the subject is "
+                       "censored at the last known alive day, since the day of death cannot be placed in time.")
+
+
+def undated_deaths_note(death_days) -> list[str]:
+    """:data:`UNDATED_DEATHS_NOTE` as a list of one note when any of ``death_days`` (a pandas Series) is blank."""
+    n = int(death_days.isna().sum())
+    return [UNDATED_DEATHS_NOTE.format(n=n)] if n else []
 
 _DEATHS = """
 WITH k AS (SELECT kind, pattern FROM _malignancy_terms),
@@ -34,8 +44,10 @@ ds AS (
   SELECT usubjid, min(dsst_date) AS ds_date,
          -- the first DS death record by date, then DSSEQ (two on one date: the lower DSSEQ, not whichever
          -- DuckDB's threads met first)
-         arg_min(CASE WHEN upper(dsterm) <> 'DEATH' THEN dsterm END, (dsst_date, dsseq))
-           FILTER (WHERE dsst_date IS NOT NULL) AS ds_cause
+         -- (a record of no date, a death the load counts with its day unknown: the first by DSSEQ)
+         coalesce(arg_min(CASE WHEN upper(dsterm) <> 'DEATH' THEN dsterm END, (dsst_date, dsseq))
+                    FILTER (WHERE dsst_date IS NOT NULL),
+                  arg_min(CASE WHEN upper(dsterm) <> 'DEATH' THEN dsterm END, dsseq)) AS ds_cause
   FROM disposition WHERE studyid = $s AND data_cut = $c AND upper(dsdecod) = 'DEATH' GROUP BY usubjid
 ),
 fae AS (
@@ -51,12 +63,14 @@ d AS (
   SELECT subj.usubjid, subj.infused, subj.first_infusion_date,
          coalesce(subj.death_date, ds.ds_date, fae.ae_date) AS death_date,
          concat_ws(', ', CASE WHEN subj.death_source = 'DM' THEN 'DM' END,
-                   CASE WHEN ds.ds_date IS NOT NULL THEN 'DS' END,
+                   CASE WHEN ds.usubjid IS NOT NULL THEN 'DS' END,
                    CASE WHEN fae.fatal_ae_key IS NOT NULL THEN 'AE' END) AS sources,
          coalesce(ds.ds_cause, subj.death_cause) AS delivered_cause,
          fae.fatal_ae_key, fae.fatal_ae_term, fae.fatal_ae_related, subj.diagnosis
   FROM subj LEFT JOIN ds USING (usubjid) LEFT JOIN fae USING (usubjid)
-  WHERE subj.death_date IS NOT NULL OR ds.ds_date IS NOT NULL OR fae.fatal_ae_key IS NOT NULL
+  -- a death the load counts without a date (subjects.death_source with no death_date) is one, its day unknown
+  WHERE subj.death_date IS NOT NULL OR subj.death_source IS NOT NULL OR ds.ds_date IS NOT NULL
+     OR fae.fatal_ae_key IS NOT NULL
 ),
 -- a cause naming the subject's own disease under study is its progression/relapse, one naming another malignancy
 -- (safety/data/malignancy_terms.csv, as the secondary malignancies read it) a secondary malignancy (the rules' rows

@@ -189,12 +189,15 @@ def endpoint_sql(endpoint: str, config: dict, studyid: str, data_cut) -> tuple[s
     if endpoint == "NRM":
         cte = "r AS (SELECT usubjid, min(day) AS prog FROM (" + PROGRESSION_SQL + ") GROUP BY usubjid)"
         sql = """
+        -- a death of unknown day cannot be placed in time: the subject is censored at the last known alive day
         SELECT s.usubjid,
-               CASE WHEN d.non_relapse THEN d.death_day
+               CASE WHEN d.non_relapse AND d.death_day IS NOT NULL THEN d.death_day
                     WHEN r.prog IS NOT NULL THEN r.prog
-                    WHEN d.relapse_related THEN d.death_day
+                    WHEN d.relapse_related AND d.death_day IS NOT NULL THEN d.death_day
                     ELSE s.last_known_alive_day END AS time,
-               CASE WHEN d.non_relapse THEN 1 WHEN r.prog IS NOT NULL OR d.relapse_related THEN 2 ELSE 0 END AS status
+               CASE WHEN d.non_relapse AND d.death_day IS NOT NULL THEN 1
+                    WHEN r.prog IS NOT NULL OR (d.relapse_related AND d.death_day IS NOT NULL) THEN 2
+                    ELSE 0 END AS status
         FROM subjects s
         LEFT JOIN deaths d ON d.studyid = s.studyid AND d.data_cut = s.data_cut AND d.usubjid = s.usubjid
         LEFT JOIN r ON r.usubjid = s.usubjid
