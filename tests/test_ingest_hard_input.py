@@ -1061,3 +1061,24 @@ def test_a_study_named_otherwise_in_study_yaml_takes_the_records_of_its_dm_study
     folder = make_study(tmp_path / "folder", "csv", domains=domains, study_yaml=None)
     ingest_study(folder, tmp_path / "db2.duckdb", run_derivations=False)
     assert quarantined(tmp_path / "db2.duckdb", "field = 'STUDYID'") == []
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+@pytest.mark.parametrize("zone", [None, "UTC", "Asia/Shanghai"])
+def test_parquet_timestamps_of_every_precision_read_as_the_sites_clock(tmp_path, unit, zone):
+    """pyarrow writes nanoseconds by default, which DuckDB names TIMESTAMP_NS or, with a zone, TIMESTAMPTZ_NS: the
+    file loads as one at microseconds does (the clock time in its zone), not refused by a cast error."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from test_ingest_fixtures import CRS
+    crs = CRS.iloc[:2].copy()
+    clock = pd.to_datetime(crs.CRSDTC.str.slice(0, 10) + "T06:00")
+    stamps = pa.array(clock.dt.tz_localize(zone) if zone else clock).cast(pa.timestamp(unit, tz=zone))
+    table = pa.Table.from_pandas(crs.drop(columns="CRSDTC"), preserve_index=False).append_column("CRSDTC", stamps)
+    study = make_study(tmp_path / "s", "csv")
+    (study / "crs_assessments.csv").unlink()
+    pq.write_table(table, study / "crs_assessments.parquet")
+    r = ingest_study(study, tmp_path / "db.duckdb", run_derivations=False)
+    assert next(f for f in r.files if f.source_file == "crs_assessments.parquet").rows_quarantined == 0
+    got = q(tmp_path / "db.duckdb", "SELECT crsdtc FROM crs_assessments ORDER BY usubjid, crsdtc").crsdtc.tolist()
+    assert got == sorted(d + "T06:00" for d in crs.CRSDTC.str.slice(0, 10))

@@ -157,11 +157,21 @@ def _timestamp_text(ts: str) -> str:
 DATE_CELLS = ("date_cell", "other_cell")
 
 
-def _as_text(expr: str, duck_type: str) -> str:
-    """SQL of a staged column as text: timestamps (and a workbook's date cells) by :func:`_timestamp_text`, other
-    values as DuckDB casts them."""
+def _timestamp_kind(duck_type: str) -> str | None:
+    """'zoned', 'local' or None (not a timestamp) for a DuckDB type name. DuckDB names a timestamp by its precision
+    and zone: TIMESTAMP, TIMESTAMP_S, TIMESTAMP_MS, TIMESTAMP_NS, TIMESTAMP WITH TIME ZONE (TIMESTAMPTZ) and
+    TIMESTAMPTZ_NS (Arrow's default nanoseconds with a zone): every reader asks here, not by one spelling."""
     t = duck_type.upper()
-    if t.startswith("TIMESTAMP") and "TIME ZONE" not in t:
+    if not t.startswith("TIMESTAMP"):
+        return None
+    return "zoned" if "TIME ZONE" in t or t.startswith("TIMESTAMPTZ") else "local"
+
+
+def _as_text(expr: str, duck_type: str) -> str:
+    """SQL of a staged column as text: timestamps without a zone (and a workbook's date cells) by
+    :func:`_timestamp_text`, other values as DuckDB casts them."""
+    t = duck_type.upper()
+    if _timestamp_kind(t) == "local":
         return _timestamp_text(expr)
     if t.startswith(f"STRUCT({DATE_CELLS[0]} TIMESTAMP".upper()):
         date, other = (f"{expr}.{_quote(k)}" for k in DATE_CELLS)
@@ -487,7 +497,8 @@ def _stage(con, f: StagedFile) -> None:
             f.columns = _canonical_columns([d[0] for d in desc], f.domain, f.name)
             types = {d[0]: str(d[1]).upper() for d in desc}
             f.native = {c: types[o] for c, o in f.columns.items() if types.get(o) in NATIVE_TYPES}
-            zones = _parquet_time_zones(f, [o for o in f.columns.values() if types.get(o) == "TIMESTAMP WITH TIME ZONE"])
+            zones = _parquet_time_zones(f, [o for o in f.columns.values()
+                                            if _timestamp_kind(types.get(o, "")) == "zoned"])
             f.params = {key: str(f.path)}
             for i, (c, o) in enumerate(f.columns.items()):
                 expr, typ = _quote(o), types[o]
