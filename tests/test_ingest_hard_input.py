@@ -1082,3 +1082,29 @@ def test_parquet_timestamps_of_every_precision_read_as_the_sites_clock(tmp_path,
     assert next(f for f in r.files if f.source_file == "crs_assessments.parquet").rows_quarantined == 0
     got = q(tmp_path / "db.duckdb", "SELECT crsdtc FROM crs_assessments ORDER BY usubjid, crsdtc").crsdtc.tolist()
     assert got == sorted(d + "T06:00" for d in crs.CRSDTC.str.slice(0, 10))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_control_character_in_a_value_quarantines_its_row(tmp_path, fmt):
+    """A NUL inside a preferred term is invisible in the listings but would count as a term of its own in the
+    committee tables: the row is quarantined naming the field and the character, and the counts reconcile. A tab
+    is whitespace the sender can see, and loads."""
+    ae = AE.copy()
+    ae.loc[0, "AETERM"] = ae.loc[0, "AEDECOD"] = "Cyto\x00kine release syndrome"
+    ae.loc[1, "AETERM"] = "Fever\twith chills"
+    study = make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, ae=ae))
+    if fmt == "parquet":
+        (study / "ae.csv").unlink()
+        ae.to_parquet(study / "ae.parquet", index=False)
+    db = tmp_path / "db.duckdb"
+    r = ingest_study(study, db, run_derivations=False)
+    f = next(f for f in r.files if f.domain == "AE")
+    assert f.rows_read == f.rows_loaded + f.rows_quarantined + f.rows_after_cutoff
+    quarantined = q(db, "SELECT field, reason, raw_record FROM quarantine WHERE source_file = $f", {"f": f.source_file})
+    assert len(quarantined) == f.rows_quarantined
+    row = quarantined[quarantined.reason.str.startswith("control")]
+    assert row[["field", "reason"]].values.tolist() == [["AEDECOD", "control character U+0000"]]
+    loaded = q(db, "SELECT aeseq, aeterm FROM adverse_events WHERE usubjid = $u ORDER BY aeseq",
+               {"u": ae.USUBJID[0]})
+    assert int(ae.AESEQ[0]) not in loaded.aeseq.tolist()
+    assert "Fever\twith chills" in loaded.aeterm.tolist()

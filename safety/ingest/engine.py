@@ -22,7 +22,7 @@ from safety.ingest.domains import (
     LAB_NEGATIVE_ALLOWED, LIMITS, LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS,
     DomainSpec,
 )
-from safety.ingest.readers import StagedFile
+from safety.ingest.readers import StagedFile, control_character_check
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
@@ -495,6 +495,9 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
 
     # a delivered line that is not a row of the table (a ragged CSV line): quarantined with its line number
     checks.append(("_reject IS NOT NULL", "CAST(NULL AS VARCHAR)", "_reject"))
+    texts = sorted({col for f in files for col in f.columns} - set(native))
+    if texts:
+        checks.append(control_character_check(texts))
     # required columns missing from a file: every row of that file is quarantined
     for f in files:
         for group in spec.required:

@@ -28,6 +28,22 @@ NO_REJECT = "CAST(NULL AS VARCHAR) AS _reject, CAST(NULL AS VARCHAR) AS _raw"
 
 CSV_DELIMITERS = (",", ";", "\t", "|")
 
+# A control character in a delivered value (NUL, ESC, ...): invisible in every listing, yet 'Cyto<NUL>kine release
+# syndrome' counts as a preferred term of its own. Tab, line feed and carriage return are whitespace a sender can
+# see (a line break typed in a cell), so they are not among them.
+CONTROL_CHARACTER = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
+
+
+def control_character_check(columns: list[str]) -> tuple[str, str, str]:
+    """(bad condition, field, reason) in SQL, for a row with a :data:`CONTROL_CHARACTER` in any of the text
+    ``columns``: the field is the first such column, the reason names the character ('control character U+0000')."""
+    pattern = f"'{CONTROL_CHARACTER}'"  # a constant of this module, not delivered text
+    found = [(c, f"regexp_matches({_quote(c)}, {pattern})") for c in columns]
+    cond = f"regexp_matches(concat_ws(' ', {', '.join(_quote(c) for c in columns)}), {pattern})"
+    field = "CASE " + " ".join(f"WHEN {m} THEN '{c.replace(chr(39), chr(39) * 2)}'" for c, m in found) + " END"
+    char = "CASE " + " ".join(f"WHEN {m} THEN regexp_extract({_quote(c)}, {pattern})" for c, m in found) + " END"
+    return cond, field, f"'control character ' || printf('U+%04X', unicode({char}))"
+
 FORMATS = {".xpt": "xpt", ".sas7bdat": "sas7bdat", ".csv": "csv", ".parquet": "parquet", ".xlsx": "xlsx"}
 
 
