@@ -257,3 +257,40 @@ def test_a_study_id_that_differs_from_dm_is_named(tmp_path):
         p.stdout.splitlines()
     same = make_study(tmp_path / "t", "csv", study_yaml="studyid: CT-TEST-01\n")
     assert "note:" not in run(same, "--db", tmp_path / "db2.duckdb", "--no-derivations").stdout
+
+
+def test_ctrl_c_during_a_load_says_one_line_exits_130_and_keeps_the_database(tmp_path):
+    """Ctrl-C half-way through a load (here while the AE rows are checked) is one line and exit 130, as a
+    shell reports a command ended by SIGINT; never a traceback. The load ran in a copy: the database is as it was."""
+    study = make_study(tmp_path / "s", "csv")
+    db = tmp_path / "db.duckdb"
+    assert run(study, "--db", db, "--cutoff", "2024-02-15", "--no-derivations").returncode == 0
+    before = db.read_bytes()
+    # a KeyboardInterrupt in Python code, and a SIGINT DuckDB took as its own ('Query interrupted') after which
+    # the load failed otherwise or went on: every one is the same line, and nothing is switched in
+    for stop in ("raise KeyboardInterrupt",
+                 "import signal\n    try:\n        signal.raise_signal(signal.SIGINT)\n    except KeyboardInterrupt:\n"
+                 "        raise RuntimeError('Query interrupted')",
+                 "import signal\n    try:\n        signal.raise_signal(signal.SIGINT)\n    except KeyboardInterrupt:\n"
+                 "        pass\n    return built(*args, **kwargs)"):
+        # as at a terminal: a process started in the background inherits SIGINT ignored
+        code = ("import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+                "import sys, safety.ingest.engine as engine\nbuilt = engine.build_typed\n"
+                f"def stop(*args, **kwargs):\n    {stop}\n"
+                "engine.build_typed = stop\n"
+                "from safety.commands.main import main\nsys.exit(main())\n")
+        p = subprocess.run([sys.executable, "-c", code, "ingest", str(study), "--db", str(db), "--no-derivations"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert (p.returncode, p.stderr, p.stdout) == (130, f"interrupted: {db} is unchanged\n", ""), stop
+        assert db.read_bytes() == before
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["db.duckdb", "db.duckdb.lock", "db.review.sqlite", "s"]  # no copy left
+
+
+def test_ctrl_c_in_any_command_is_one_line_and_exit_130(monkeypatch, capsys):
+    from safety.commands import main, schema_doc
+
+    def stop(args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(schema_doc, "run", stop)
+    assert main.main(["schema-doc"]) == 130
+    assert capsys.readouterr().err == "python -m safety schema-doc: interrupted\n"

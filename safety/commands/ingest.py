@@ -30,12 +30,15 @@ term map, a --db or --review-db path that is a folder, in a missing folder or on
 such a file, another load into the same database running), reported as one line "error: <file>: <problem>"; the
 database is then unchanged; 1 the study loaded but its summary could not be written (the output was piped
 into a reader that had left, as `| head` does), or the machine refused a write half-way (a full disk), said in
-one line. docs/input-format.md lists every refusal and quarantine reason.
+one line; 130 interrupted (Ctrl-C), said in one line: the database is unchanged unless the load was already
+switched in. docs/input-format.md lists every refusal and quarantine reason.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+
+from safety.core import interrupt
 
 
 def add_arguments(parser) -> None:
@@ -98,13 +101,28 @@ def _cut_warnings(result) -> list[str]:
 
 def run(args) -> int:
     from safety.ingest import IngestError, ingest_study
+    from safety.ingest.snapshot import file_version
 
+    before = file_version(args.db)
     try:
-        result = ingest_study(args.study_dir, args.db, cutoff=args.cutoff, review_store_path=args.review_db,
-                              run_derivations=not args.no_derivations)
-    except IngestError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+        try:
+            result = ingest_study(args.study_dir, args.db, cutoff=args.cutoff, review_store_path=args.review_db,
+                                  run_derivations=not args.no_derivations)
+        except IngestError as exc:
+            interrupt.check()  # a query DuckDB stopped for Ctrl-C reads as a file it 'cannot read'
+            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+            return 2
+        except Exception:
+            interrupt.check()  # DuckDB's own 'Query interrupted', or what failed after it
+            raise
+        interrupt.check()
+    except KeyboardInterrupt:
+        # the load runs in a copy, so the database is as it was unless the copy was already switched in
+        if file_version(args.db) == before:
+            print(f"interrupted: {args.db} is unchanged", file=sys.stderr)
+        else:
+            print(f"interrupted after the load was switched in: {args.db} holds the new snapshot", file=sys.stderr)
+        return interrupt.INTERRUPTED
     print(f"study {result.studyid}, data cut {result.data_cut.isoformat()} -> {Path(args.db)}  (load {result.load_id})")
     print(_table(result))
     if result.domains_missing:

@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from safety import __version__
+from safety.core import interrupt
 
 
 # One plain import per command, made only when that command runs: `--help` and `--version` import no
@@ -84,11 +85,25 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    interrupt.install()
+    try:
+        code = _run(args, argv)
+    except KeyboardInterrupt:
+        code = None
+    # Ctrl-C: one line, never a traceback (a command that said it already returns INTERRUPTED)
+    if code is None or (interrupt.received() and code != interrupt.INTERRUPTED):
+        print(f"python -m safety {argv[0] if argv else ''}: interrupted".replace("  ", " "), file=sys.stderr)
+        return interrupt.INTERRUPTED
+    return code
+
+
+def _run(args, argv: list[str]) -> int:
     try:
         return int(args._run(args) or 0)
     except BrokenPipeError:
         raise  # the reader of the output left: python -m safety leaves quietly
     except OSError as exc:
+        interrupt.check()
         # the machine refused half-way (disk full, a name too long): one line. The paths a command writes are
         # checked before it starts (safety.core.files.unwritable): a folder it cannot write is exit 2 there
         where = f"{exc.filename}: " if exc.filename else ""
@@ -96,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     except Exception as exc:
+        interrupt.check()  # DuckDB takes Ctrl-C during a query as its own error ('Query interrupted')
         if type(exc).__module__.split(".")[0] not in ("duckdb", "_duckdb", "sqlite3"):
             raise
         # a database file that is not what the command needs (another program's DuckDB or SQLite file)

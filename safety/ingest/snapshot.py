@@ -21,6 +21,7 @@ import re
 import uuid
 from pathlib import Path
 
+from safety.core import interrupt
 from safety.ingest.errors import IngestError
 
 LOADING_SUFFIX = ".loading"  # <db>.loading-<pid>-<random>, and DuckDB's .wal beside it
@@ -140,6 +141,8 @@ def new_snapshot(db_path: str | Path):
             if _wal(staging).exists():
                 raise IngestError(f"{db_path.name}: the new snapshot was not written completely "
                                   f"({_wal(staging).name} remains); the database is unchanged")
+            # Ctrl-C during the load: DuckDB may have taken it for its own and the load gone on; not switched in
+            interrupt.check()
             _fsync(staging)
             _remove(_wal(db_path))  # merged into the new file; it must never be replayed onto it
             os.replace(staging, db_path)
