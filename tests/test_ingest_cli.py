@@ -230,10 +230,27 @@ def test_the_summary_names_unread_files_warns_of_odd_cuts_and_shows_causes_first
     assert p.returncode == 0, p.stderr
     assert ("warning: no subject is in this snapshot: every DM record is quarantined or dated after the data cut "
             "2000-01-01") in p.stdout.splitlines()
-    later = (dt.date.today() + dt.timedelta(days=400)).isoformat()
-    p = run(study, "--db", db, "--no-derivations", "--cutoff", later)
-    assert (f"warning: the data cut {later} is after today: records dated after today are typing errors, not data "
-            f"the committee could have seen") in p.stdout.splitlines()
+
+
+def test_a_cutoff_after_today_is_refused_and_the_latest_cut_kept(tmp_path):
+    """A typing error in the year of --cutoff made a snapshot that became the study's latest cut (the one the app
+    and an export show by default); it is refused in one line naming the date and today. Today is a cut."""
+    study = make_study(tmp_path / "s", "csv")
+    db = tmp_path / "db.duckdb"
+    assert run(study, "--db", db, "--no-derivations", "--cutoff", "2024-02-15").returncode == 0
+    today = dt.date.today()
+    for later in (today + dt.timedelta(days=1), dt.date(2999, 1, 1)):
+        p = run(study, "--db", db, "--no-derivations", "--cutoff", later)
+        assert (p.returncode, p.stdout) == (2, "")
+        assert p.stderr == (f"error: --cutoff: {later} is after today ({today}): the committee cannot have seen "
+                            "data of a day to come (a typing error?)\n")
+    assert run(study, "--db", db, "--no-derivations", "--cutoff", today).returncode == 0
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert [r[0] for r in con.execute("SELECT data_cut FROM studies ORDER BY data_cut").fetchall()] == \
+            [dt.date(2024, 2, 15), today]
+    finally:
+        con.close()
 
 
 def test_a_header_that_is_no_variable_name_is_named_with_a_guess(tmp_path):

@@ -27,8 +27,8 @@ database as it was.
 Exit status: 0 the study loaded (quarantined rows allowed); 2 unusable input or a busy database (no DM
 dataset, an unreadable, empty, truncated or damaged file, no USUBJID column in DM, a wrong study.yaml key or
 term map, a --db or --review-db path that is a folder, in a missing folder or one that cannot be written, or not
-such a file, another load into the same database running), reported as one line "error: <file>: <problem>"; the
-database is then unchanged; 1 the study loaded but its summary could not be written (the output was piped
+such a file, another load into the same database running, a --cutoff after today), reported as one line
+"error: <file>: <problem>"; the database is then unchanged; 1 the study loaded but its summary could not be written (the output was piped
 into a reader that had left, as `| head` does), or the machine refused a write half-way (a full disk), said in
 one line; 130 interrupted (Ctrl-C), said in one line: the database is unchanged unless the load was already
 switched in. docs/input-format.md lists every refusal and quarantine reason.
@@ -85,17 +85,12 @@ def _quarantine_lines(db, load_id: str, total: int) -> str:
 
 
 def _cut_warnings(result) -> list[str]:
-    """A cut that leaves every subject out, or that lies in the future, is legal but rarely meant."""
-    import datetime as dt
-
+    """A cut that leaves every subject out is legal but rarely meant (a cut after today is refused)."""
     out = []
     dm = [f for f in result.files if f.domain == "DM"]
     if dm and not sum(f.rows_loaded for f in dm):
         out.append(f"no subject is in this snapshot: every DM record is quarantined or dated after the data cut "
                    f"{result.data_cut.isoformat()}")
-    if result.data_cut > dt.date.today():
-        out.append(f"the data cut {result.data_cut.isoformat()} is after today: records dated after today are "
-                   f"typing errors, not data the committee could have seen")
     return out
 
 

@@ -75,12 +75,20 @@ class LoadResult:
 
 
 def _parse_cutoff(cutoff) -> dt.date | None:
+    """The data cut given, refused when it is no date or lies after today: a future cut (a typing error for the
+    year) would become the study's latest snapshot, the one the app and an export show by default."""
     if cutoff is None or isinstance(cutoff, dt.date):
-        return cutoff.date() if isinstance(cutoff, dt.datetime) else cutoff
-    try:
-        return dt.date.fromisoformat(str(cutoff).strip())
-    except ValueError:
-        raise IngestError(f"--cutoff: '{cutoff}' is not a date YYYY-MM-DD") from None
+        cut = cutoff.date() if isinstance(cutoff, dt.datetime) else cutoff
+    else:
+        try:
+            cut = dt.date.fromisoformat(str(cutoff).strip())
+        except ValueError:
+            raise IngestError(f"--cutoff: '{cutoff}' is not a date YYYY-MM-DD") from None
+    today = dt.date.today()
+    if cut is not None and cut > today:
+        raise IngestError(f"--cutoff: {cut.isoformat()} is after today ({today.isoformat()}): the committee cannot "
+                          "have seen data of a day to come (a typing error?)")
+    return cut
 
 
 def _studyid(con, dm_files: list[StagedFile], config: dict, study_dir: Path) -> tuple[str, tuple[str, ...]]:
