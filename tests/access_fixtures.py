@@ -193,3 +193,17 @@ def two_site_db(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def two_site_users(tmp_path_factory) -> dict[str, User]:
     return make_users(tmp_path_factory.mktemp("users") / "users.yaml")
+
+
+def files_that_are_no_review_store(folder: Path) -> list[tuple[Path, str]]:
+    """A text file and another program's SQLite database in ``folder``, each with the reason a command gives."""
+    import sqlite3
+
+    text = folder / "fake.review.sqlite"
+    text.write_text("not sqlite\n")
+    other = folder / "other.sqlite"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE t (x)")
+    con.commit()
+    con.close()
+    return [(text, "file is not a database"), (other, "a SQLite database without the store's tables")]

@@ -383,3 +383,17 @@ def test_entry_whose_row_id_is_not_one_is_reported_in_one_line(store, tmp_path, 
     assert len(r.stderr.splitlines()) == 1 and "is not a row id" in r.stderr
     assert r.stderr.startswith(f"WARNING: the audit chain is broken: audit entry {seq}:")
     assert len(list(csv.reader(out.open()))) == 9  # written, as for other damage, with the warning
+
+
+def test_verify_names_a_file_that_is_no_review_store_without_calling_it_broken(store, tmp_path):
+    """A wrong --review-db (a text file, another program's SQLite database) is no evidence of tampering: one
+    line, exit 2 (unusable input), not 'BROKEN' and exit 1, the status of a chain that was altered."""
+    from access_fixtures import files_that_are_no_review_store
+    for path, why in files_that_are_no_review_store(tmp_path):
+        for action in (("verify",), ("export", "--out", str(tmp_path / "a.csv"))):
+            r = _cli(*action, "--review-db", str(path))
+            assert (r.returncode, r.stdout, r.stderr) == (2, "", f"error: {path}: not a celltox review store ({why})\n")
+    # a store whose log was emptied out is still a store: its chain is reported broken
+    _tamper(store.path, "DROP TABLE audit_log")
+    r = _cli("verify", "--review-db", str(store.path))
+    assert r.returncode == 1 and r.stderr.startswith("BROKEN: ")

@@ -793,3 +793,15 @@ def test_lab_grade3_episodes_run_from_the_first_to_the_last_result_at_grade_3_or
     got = [tuple(None if pd.isna(x) else x for x in r) for r in mine[cols].itertuples(index=False)]
     assert got == [("Platelet count decreased", 3, 5, 4, 5, 20.0, 2, 7, False, 3),
                    ("Platelet count decreased", 9, 9, 4, 9, 15.0, 2, None, True, 1)]
+
+
+def test_cli_export_refuses_a_review_store_that_is_another_file(db, tmp_path):
+    """A --review-db that is no review store (text, another program's SQLite database) is named in one line,
+    exit 2 (unusable input), before anything is written; it was 'file is not a database', exit 1."""
+    from access_fixtures import files_that_are_no_review_store
+    for review, why in files_that_are_no_review_store(tmp_path):
+        r = _cli("--db", str(db), "--study", STUDY, "--format", "csv", "--only", "ae", "--review-db", str(review),
+                 "--out", str(tmp_path / "out"))
+        assert (r.returncode, r.stderr) == (
+            2, f"python -m safety export: error: {review}: not a celltox review store ({why})\n")
+        assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())

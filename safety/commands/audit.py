@@ -1,6 +1,7 @@
 """Verify or export the tamper-evident audit log of a review store.
 
-  python -m safety audit verify --review-db study.review.sqlite     exit 0 intact, 1 broken (entry named)
+  python -m safety audit verify --review-db study.review.sqlite     exit 0 intact, 1 broken (entry named),
+                                                                    2 no review store at all (another file)
          [--expect-head HASH ...] [--anchor anchors.txt] [--record-anchor anchors.txt]
   python -m safety audit seal --review-db study.review.sqlite       cover rows written by an earlier celltox
   python -m safety audit export --review-db study.review.sqlite --out audit.csv [--studyid S]
@@ -21,7 +22,8 @@ import sys
 from pathlib import Path
 
 from safety.core.files import unwritable
-from safety.review.store import ReviewStore, audit_csv, default_review_path, verify_audit_chain
+from safety.review.store import (ReviewStore, audit_csv, default_review_path, not_a_review_store,
+                                 verify_audit_chain)
 
 _HASH = re.compile(r"^(hmac:)?[0-9a-f]{64}$")
 
@@ -82,6 +84,9 @@ def run(args) -> int:
     if not path.exists():
         print(f"error: no review store at {path}", file=sys.stderr)
         return 1 if cmd == "verify" else 2
+    if why := not_a_review_store(path):  # a wrong path is no evidence of tampering: not exit 1 (broken)
+        print(f"error: {path}: not a celltox review store ({why})", file=sys.stderr)
+        return 2
     # what the action writes, checked before it reads the log: exit 1 means a broken chain here
     written = args.record_anchor if cmd == "verify" else path if cmd == "seal" else args.out
     if written and (why := unwritable(written)):

@@ -107,12 +107,14 @@ def _export(args, formats: list[str], renderer) -> int:
         return _fail(f"no database at {db}")
     if db.is_file() and (what := not_a_duckdb_file(db)):
         return _fail(f"{db}: {what}, not a celltox database; give the file the loads wrote")
-    from safety.review.store import ReviewStore, default_review_path
+    from safety.review.store import ReviewStore, default_review_path, not_a_review_store
     review = Path(args.review_db) if args.review_db else default_review_path(db)
     audited = bool(args.review_db) or review.exists()  # the export's audit entry is written there
     for path, folder in [(Path(args.out), True)] + ([(review, False)] if audited else []):
         if why := unwritable(path, folder):
             return _fail(f"{path}: {why}")
+    if review.is_file() and (why := not_a_review_store(review)):
+        return _fail(f"{review}: not a celltox review store ({why})")
     try:
         con = connect(db, read_only=True)
     except Exception as exc:  # noqa: BLE001 - a locked or corrupt file: one line, exit 2

@@ -10,7 +10,6 @@ import csv
 import datetime as dt
 import getpass
 import json
-import sqlite3
 import sys
 import threading
 import uuid
@@ -32,7 +31,7 @@ from safety.ingest.domains import ALL_DOMAINS, OPTIONAL_DOMAINS, ORDER, SPECS
 from safety.ingest.errors import IngestError
 from safety.ingest.readers import StagedFile, detect_domain, discover, file_error, row_counts, stage, unread_files
 from safety.ingest.sqlmacros import install as install_macros
-from safety.review.store import ReviewStore, default_review_path
+from safety.review.store import ReviewStore, default_review_path, not_a_review_store
 
 __all__ = ["ingest_study", "IngestError", "LoadResult", "FileCount"]
 
@@ -406,15 +405,8 @@ def _check_paths(db_path: Path, review_store_path, config: dict) -> None:
         what = not_a_duckdb_file(db_path)
         if what:
             raise IngestError(f"{db_path}: {what}; give the database the study's cuts are in, or a new file name")
-    if store.exists():
-        try:
-            con = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-            try:
-                con.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            finally:
-                con.close()
-        except sqlite3.Error as exc:
-            raise IngestError(f"{store}: not a celltox review store ({exc})") from None
+    if store.exists() and (why := not_a_review_store(store)):
+        raise IngestError(f"{store}: not a celltox review store ({why})")
     if config.get("lab_terms_path"):
         from safety.derive.grading import rules
 

@@ -92,6 +92,23 @@ def default_review_path(db_path: str | Path) -> Path:
     return p.with_name(p.stem + ".review.sqlite")
 
 
+def not_a_review_store(path: str | Path) -> str | None:
+    """Why the existing file ``path`` is no celltox review store ('file is not a database'), or None: a SQLite
+    file with none of the store's tables is another program's, not a store whose log was cut (an empty file is a
+    new store)."""
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        return str(exc)
+    if tables and not tables & {"audit_log", "adjudications", "signoffs"}:
+        return "a SQLite database without the store's tables"
+    return None
+
+
 def now_utc() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
 
