@@ -1108,3 +1108,25 @@ def test_a_control_character_in_a_value_quarantines_its_row(tmp_path, fmt):
                {"u": ae.USUBJID[0]})
     assert int(ae.AESEQ[0]) not in loaded.aeseq.tolist()
     assert "Fever\twith chills" in loaded.aeterm.tolist()
+
+
+def test_a_long_csv_value_loads_and_one_too_long_is_named_as_such(tmp_path, monkeypatch):
+    """A 2,000,000-character AETERM (quoted, the quote closed) loads as it is, from a regular file and from one
+    the careful reader takes (a mixed line ending): it was refused with 'field larger than field limit (131072)
+    (a quote that is not closed?)'. A value past the limit both readers apply is refused saying it is too long."""
+    from safety.ingest import readers
+    ae = AE.copy()
+    ae.loc[0, "AETERM"] = "Cytokine release syndrome " + "x" * 2_000_000
+    for name, ending in (("regular", "\n"), ("mixed", "\r\n")):
+        study = make_study(tmp_path / name, "csv", domains=dict(DOMAINS, ae=ae))
+        text = (study / "ae.csv").read_text()
+        (study / "ae.csv").write_text(text.replace("\n", ending, 1) if ending != "\n" else text, newline="")
+        db = tmp_path / f"{name}.duckdb"
+        r = ingest_study(study, db, run_derivations=False)
+        assert r.notes == []
+        got = q(db, "SELECT length(aeterm) AS n FROM adverse_events WHERE usubjid = 'S-001' AND aeseq = 1").n
+        assert got.tolist() == [len(ae.loc[0, "AETERM"])]
+    monkeypatch.setattr(readers, "CSV_MAX_VALUE", 1_000_000)
+    with pytest.raises(IngestError) as exc:
+        ingest_study(tmp_path / "mixed", tmp_path / "too_long.duckdb", run_derivations=False)
+    assert str(exc.value) == "ae.csv: line 2: a value longer than 1,000,000 characters, the most celltox reads in one field"

@@ -28,6 +28,11 @@ NO_REJECT = "CAST(NULL AS VARCHAR) AS _reject, CAST(NULL AS VARCHAR) AS _raw"
 
 CSV_DELIMITERS = (",", ";", "\t", "|")
 
+# The longest CSV value read, in characters, by both readers (DuckDB's per line, Python's csv module per field).
+# Their own defaults differed (2 MiB and 128 KiB): a value of 1 MB loaded from a regular file and was refused
+# from one the careful reader takes. No SDTM value comes near it; a longer one refuses the file, saying so.
+CSV_MAX_VALUE = 16 * 1024 * 1024
+
 # A control character in a delivered value (NUL, ESC, ...): invisible in every listing, yet 'Cyto<NUL>kine release
 # syndrome' counts as a preferred term of its own. Tab, line feed and carriage return are whitespace a sender can
 # see (a line break typed in a cell), so they are not among them.
@@ -645,7 +650,8 @@ def _duckdb_csv(con, f: StagedFile, name: str, delim: str, first: list[str]) -> 
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT row_number() OVER () AS _row, {NO_REJECT}, * "
                     "FROM read_csv($path, all_varchar = true, header = true, delim = $delim, quote = '\"', "
-                    "escape = '\"', encoding = 'utf-8')", {"path": str(f.path), "delim": delim})
+                    "escape = '\"', encoding = 'utf-8', max_line_size = $longest)",
+                    {"path": str(f.path), "delim": delim, "longest": CSV_MAX_VALUE})
     except duckdb.Error:
         return None  # not UTF-8 (anywhere in the file), or irregular: the careful reader decides
     ncols = len(con.execute(f"DESCRIBE {name}").fetchall()) - 3
@@ -759,6 +765,7 @@ def _chain(head, rest):
 def _records(f: StagedFile, delim: str, encoding: str, errors: str = "strict"):
     """(first line, last line, fields) of every non-blank record, the header first; a quote never closed
     refuses the file (every row after it would be misread)."""
+    csv.field_size_limit(CSV_MAX_VALUE)  # process-wide, and no lower limit is wanted by any other reader
     with open(f.path, encoding=encoding, errors=errors, newline="") as fh:
         reader = csv.reader(fh, delimiter=delim, quotechar='"', strict=True)
         while True:
@@ -768,6 +775,9 @@ def _records(f: StagedFile, delim: str, encoding: str, errors: str = "strict"):
             except StopIteration:
                 return
             except csv.Error as exc:
+                if "field larger than field limit" in str(exc):
+                    raise IngestError(f"{f.name}: line {start}: a value longer than {CSV_MAX_VALUE:,} characters, "
+                                      "the most celltox reads in one field") from None
                 raise IngestError(f"{f.name}: line {start}: {exc} (a quote that is not closed?)") from None
             if rec and rec != [""]:
                 yield start, reader.line_num, rec
