@@ -1130,3 +1130,25 @@ def test_a_long_csv_value_loads_and_one_too_long_is_named_as_such(tmp_path, monk
     with pytest.raises(IngestError) as exc:
         ingest_study(tmp_path / "mixed", tmp_path / "too_long.duckdb", run_derivations=False)
     assert str(exc.value) == "ae.csv: line 2: a value longer than 1,000,000 characters, the most celltox reads in one field"
+
+
+@pytest.mark.parametrize("column, values, says", [
+    ("AETERM", lambda terms: [[t, "b"] for t in terms], "a list in each row (VARCHAR[])"),
+    ("AETOXGR", lambda grades: [{"g": int(g)} for g in grades], "a struct in each row (STRUCT(g BIGINT))"),
+])
+def test_a_parquet_column_of_lists_or_structs_is_refused_naming_it(tmp_path, column, values, says):
+    """A list column in AETERM loaded as its printed form ('[Cytokine release syndrome, b]') without a word, and
+    every AE with it: the file is refused naming the column (a column of another name is not read, and loads)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    study = make_study(tmp_path / "s", "csv")
+    (study / "ae.csv").unlink()
+    table = pa.Table.from_pandas(AE.drop(columns=column).astype(str), preserve_index=False)
+    pq.write_table(table.append_column(column, pa.array(values(AE[column].tolist()))), study / "ae.parquet")
+    with pytest.raises(IngestError) as exc:
+        ingest_study(study, tmp_path / "db.duckdb", run_derivations=False)
+    assert str(exc.value) == f"ae.parquet: the column '{column}' holds {says}, not one value; deliver {column} as plain values"
+    pq.write_table(table.append_column(column, pa.array(AE[column].astype(str).tolist()))
+                   .append_column("SPONSOR_TAGS", pa.array([["a"]] * len(AE))), study / "ae.parquet")
+    r = ingest_study(study, tmp_path / "db.duckdb", run_derivations=False)
+    assert next(f for f in r.files if f.source_file == "ae.parquet").rows_read == len(AE)

@@ -16,11 +16,14 @@ from pathlib import Path
 import duckdb
 
 from safety.core.files import sha256_file
-from safety.ingest.domains import DOMAIN_CODES, canonical_name
+from safety.ingest.domains import DOMAIN_CODES, SPECS, canonical_name
 from safety.ingest.errors import IngestError
 
 # Parquet types staged natively: they convert to text and back to DOUBLE exactly (FLOAT and DECIMAL do not)
 NATIVE_TYPES = {"DOUBLE", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+
+# DuckDB's nested types besides lists and arrays (VARCHAR[], VARCHAR[2]): no SDTM variable holds one
+NESTED_TYPES = ("STRUCT", "MAP", "UNION")
 
 # Every staged relation has _reject (why a delivered line is not a row, e.g. a ragged CSV line) and _raw (that
 # line as delivered, JSON); both NULL for rows that parsed.
@@ -518,6 +521,7 @@ def _stage(con, f: StagedFile) -> None:
             f.columns = _canonical_columns([d[0] for d in desc], f.domain, f.name)
             types = {d[0]: str(d[1]).upper() for d in desc}
             f.native = {c: types[o] for c, o in f.columns.items() if types.get(o) in NATIVE_TYPES}
+            _refuse_nested(f, {d[0]: str(d[1]) for d in desc})
             zones = _parquet_time_zones(f, [o for o in f.columns.values()
                                             if _timestamp_kind(types.get(o, "")) == "zoned"])
             f.params = {key: str(f.path)}
@@ -534,6 +538,17 @@ def _stage(con, f: StagedFile) -> None:
         raise
     except Exception as exc:  # the reader's own message, on one line
         raise IngestError(f"{f.name}: cannot read {f.file_format} file ({_message(exc, f)})") from None
+
+
+def _refuse_nested(f: StagedFile, declared: dict[str, str]) -> None:
+    """Refuse a Parquet file with a list or struct in a variable the load reads: it would load as its printed
+    form ('[Cytokine release syndrome, b]'), every row of the column wrong alike."""
+    for c, o in f.columns.items():
+        t = declared[o].upper()
+        nested = "list" if t.endswith("]") else next((n.lower() for n in NESTED_TYPES if t.startswith(n)), None)
+        if nested and (f.domain not in SPECS or c in SPECS[f.domain].variables_read):
+            raise IngestError(f"{f.name}: the column {o!r} holds a {nested} in each row ({declared[o][:60]}), "
+                              f"not one value; deliver {c} as plain values")
 
 
 def _parquet_relation(f: StagedFile, exprs: dict[str, str]) -> str:
