@@ -311,3 +311,18 @@ def test_ctrl_c_in_any_command_is_one_line_and_exit_130(monkeypatch, capsys):
     monkeypatch.setattr(schema_doc, "run", stop)
     assert main.main(["schema-doc"]) == 130
     assert capsys.readouterr().err == "python -m safety schema-doc: interrupted\n"
+
+
+def test_a_loop_of_links_is_named_as_one(tmp_path):
+    """A link to itself (mh.csv -> mh.csv) and two links to each other were named 'a link to a file that does not
+    exist', which sends the sender looking for a missing file."""
+    study = make_study(tmp_path / "s", "csv")
+    (study / "mh.csv").symlink_to("mh.csv")
+    (study / "cm_a.csv").symlink_to("cm_b.csv")
+    (study / "cm_b.csv").symlink_to("cm_a.csv")
+    (study / "pr.csv").symlink_to(tmp_path / "gone.csv")
+    p = run(study, "--db", tmp_path / "db.duckdb", "--no-derivations")
+    assert p.returncode == 0, p.stderr
+    assert ("not read (not a format celltox reads: .xpt, .sas7bdat, .csv, .parquet, .xlsx): cm_a.csv (a loop "
+            "of links), cm_b.csv (a loop of links), mh.csv (a loop of links), pr.csv (a link to a file that does not "
+            "exist)") in p.stdout.splitlines()

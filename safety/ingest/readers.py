@@ -8,7 +8,9 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import errno
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +121,16 @@ def discover(study_dir: Path) -> list[StagedFile]:
 NOT_DATA = frozenset({".yaml", ".yml", ".md", ".txt", ".pdf", ".xml", ".html", ".docx", ".doc", ".json"})
 
 
+def _broken_link(p: Path) -> str:
+    """Why the link ``p`` reaches no file: a loop of links (ae.csv -> ae.csv) or a target that does not exist."""
+    try:
+        os.stat(p)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a loop of links"
+    return "a link to a file that does not exist"
+
+
 def unread_files(study_dir: Path) -> list[str]:
     """Files of the folder that no reader takes, other than settings and documents (study.yaml, README, define.xml):
     a dataset delivered as ae.txt or ae.csv.gz, or behind a link to nothing, would otherwise be missing from the
@@ -127,7 +139,7 @@ def unread_files(study_dir: Path) -> list[str]:
     for p in sorted(study_dir.iterdir(), key=lambda p: p.name.lower()):
         if p.is_symlink() and not p.exists() and not p.name.startswith("."):
             # a dataset behind a broken link would only be "not delivered": named, with why
-            out.append(f"{p.name} (a link to a file that does not exist)")
+            out.append(f"{p.name} ({_broken_link(p)})")
             continue
         if not p.is_file() or p.name.startswith((".", "~$")) or p.suffix.lower() in FORMATS:
             continue
