@@ -326,3 +326,14 @@ def test_a_loop_of_links_is_named_as_one(tmp_path):
     assert ("not read (not a format celltox reads: .xpt, .sas7bdat, .csv, .parquet, .xlsx): cm_a.csv (a loop "
             "of links), cm_b.csv (a loop of links), mh.csv (a loop of links), pr.csv (a link to a file that does not "
             "exist)") in p.stdout.splitlines()
+
+
+def test_a_folder_named_like_a_dataset_is_named(tmp_path):
+    """A folder lb.csv was passed over without a word while the summary said 'not delivered: LB'."""
+    study = make_study(tmp_path / "s", "csv")
+    (study / "lb.csv").unlink()
+    (study / "lb.csv").mkdir()
+    p = run(study, "--db", tmp_path / "db.duckdb", "--no-derivations")
+    assert p.returncode == 0, p.stderr
+    assert ("not read (not a format celltox reads: .xpt, .sas7bdat, .csv, .parquet, .xlsx): lb.csv (a folder)"
+            in p.stdout.splitlines())

@@ -141,6 +141,9 @@ def unread_files(study_dir: Path) -> list[str]:
             # a dataset behind a broken link would only be "not delivered": named, with why
             out.append(f"{p.name} ({_broken_link(p)})")
             continue
+        if p.is_dir() and p.suffix.lower() in FORMATS and not p.name.startswith("."):
+            out.append(f"{p.name} (a folder)")  # named like a dataset: the summary would say only "not delivered"
+            continue
         if not p.is_file() or p.name.startswith((".", "~$")) or p.suffix.lower() in FORMATS:
             continue
         if p.suffix.lower() in NOT_DATA and not domain_from_name(p.stem)[0]:
