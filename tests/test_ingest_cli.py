@@ -337,3 +337,19 @@ def test_a_folder_named_like_a_dataset_is_named(tmp_path):
     assert p.returncode == 0, p.stderr
     assert ("not read (not a format celltox reads: .xpt, .sas7bdat, .csv, .parquet, .xlsx): lb.csv (a folder)"
             in p.stdout.splitlines())
+
+
+def test_another_programs_duckdb_file_is_not_called_an_earlier_celltox(tmp_path):
+    """A DuckDB file with a table of celltox's name (adverse_events(x INT)) was 'written by an earlier version of
+    celltox'; it never was one: it is named another program's database, and kept."""
+    study = make_study(tmp_path / "s", "csv")
+    db = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE adverse_events (x INT)")
+    con.close()
+    before = db.read_bytes()
+    p = run(study, "--db", db, "--no-derivations")
+    assert (p.returncode, p.stdout) == (2, "")
+    assert p.stderr == (f"error: {db}: not a celltox database (it has no studies table, and its adverse_events table "
+                        "is not celltox's); give the database the study's cuts are in, or a new file name\n")
+    assert db.read_bytes() == before

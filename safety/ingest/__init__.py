@@ -165,6 +165,10 @@ def ingest_study(study_dir, db_path, cutoff: dt.date | str | None = None, review
             raise IngestError(f"{db_path}: cannot create the new snapshot ({' '.join(str(exc).split())[:200]})") from None
         try:
             outdated = {} if new_file else schema.missing_columns(con)
+            if outdated and not existing(con, ("studies",)):  # another program's tables, not celltox's of old
+                raise IngestError(f"{db_path}: not a celltox database (it has no studies table, and its "
+                                  f"{', '.join(sorted(outdated))} table is not celltox's); give the database the "
+                                  "study's cuts are in, or a new file name")
             if outdated:  # a load would stop half-way on the first column the file lacks
                 raise IngestError(f"{db_path}: written by an earlier version of celltox ("
                                   + "; ".join(f"table {t} lacks {', '.join(c)}" for t, c in sorted(outdated.items()))
