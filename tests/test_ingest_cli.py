@@ -353,3 +353,18 @@ def test_another_programs_duckdb_file_is_not_called_an_earlier_celltox(tmp_path)
     assert p.stderr == (f"error: {db}: not a celltox database (it has no studies table, and its adverse_events table "
                         "is not celltox's); give the database the study's cuts are in, or a new file name\n")
     assert db.read_bytes() == before
+
+
+def test_a_device_as_database_is_refused_before_its_lock_is_taken(tmp_path):
+    """--db /dev/null failed half-way naming a '/dev/null.loading-...' copy and left /dev/null.lock in /dev."""
+    lock = Path("/dev/null.lock")
+    had_lock = lock.exists()
+    study = make_study(tmp_path / "s", "csv")
+    try:
+        p = run(study, "--db", "/dev/null", "--review-db", tmp_path / "r.sqlite", "--no-derivations")
+        assert (p.returncode, p.stdout) == (2, "")
+        assert p.stderr == "error: /dev/null: a device or other special file, not a database file\n"
+        assert lock.exists() == had_lock
+    finally:
+        if lock.exists() and not had_lock:
+            lock.unlink()

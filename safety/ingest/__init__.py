@@ -400,6 +400,8 @@ def _check_paths(db_path: Path, review_store_path, config: dict) -> None:
         if path.is_dir():
             raise IngestError(f"{path}: a folder, not a {what} file (give a file path, e.g. {path / 'trial.duckdb'})"
                               if what == "database" else f"{path}: a folder, not a {what} file")
+        if path.exists() and not path.is_file():  # /dev/null: before the load puts its lock beside it
+            raise IngestError(f"{path}: a device or other special file, not a {what} file")
         why = unwritable(path)
         if why:
             raise IngestError(f"{path}: {why}")
