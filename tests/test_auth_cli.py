@@ -209,3 +209,12 @@ def test_an_account_file_or_review_store_that_cannot_be_written_is_refused_befor
     assert not path.exists() and list(unwritable_folder.iterdir()) == []
     r = _users("list", "--users", str(unwritable_folder / "users.yaml"))  # reads only
     assert r.returncode == 0 and r.stderr == ""
+
+
+def test_users_refuses_an_account_file_in_a_missing_folder(tmp_path):
+    """A mistyped --users path made its folders and an account file nothing reads; now one line, exit 2, nothing
+    created (as ingest and export refuse a path in a missing folder)."""
+    path = tmp_path / "missing" / "dir" / "users.yaml"
+    r = _users("--users", str(path), "add", "z", "--role", "committee", "--password-stdin", stdin=PW1 + "\n")
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", f"error: {path}: the folder {path.parent} does not exist\n")
+    assert not (tmp_path / "missing").exists()

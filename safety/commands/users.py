@@ -152,6 +152,10 @@ def run(args) -> int:
     if cmd != "list":  # what the action writes: the account file (not to unlock) and the review store it audits in
         review = _review_path(args)
         for target in ([] if cmd == "unlock" else [Path(path)]) + ([Path(review)] if review else []):
+            # a mistyped folder would get an account file nothing reads (ingest and export refuse such a path too)
+            if not target.parent.is_dir() and not target.is_dir():
+                print(f"error: {target}: the folder {target.parent} does not exist", file=sys.stderr)
+                return 2
             if why := unwritable(target):
                 print(f"error: {target}: {why}", file=sys.stderr)
                 return 2
