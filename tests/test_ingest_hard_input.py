@@ -1110,6 +1110,24 @@ def test_a_control_character_in_a_value_quarantines_its_row(tmp_path, fmt):
     assert "Fever\twith chills" in loaded.aeterm.tolist()
 
 
+def test_a_control_character_in_a_lab_text_result_or_test_code_quarantines_its_row(tmp_path):
+    """The check reads a lab result's text only when it is no number (most results are): a text result 'abc' with a
+    NUL, and a test code with an ESC, are quarantined naming their field; the numeric results load."""
+    lb = LB.copy()
+    lb.loc[5, "LBORRES"] = "ab\x00c"
+    lb.loc[6, "LBTESTCD"] = "NEUT\x1b"
+    study = make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, lb=lb))
+    db = tmp_path / "db.duckdb"
+    r = ingest_study(study, db, run_derivations=False)
+    f = next(f for f in r.files if f.domain == "LB")
+    assert f.rows_read == f.rows_loaded + f.rows_quarantined + f.rows_after_cutoff
+    got = q(db, "SELECT field, reason FROM quarantine WHERE source_file = $f AND reason LIKE 'control%' "
+                "ORDER BY field", {"f": f.source_file})
+    assert got.values.tolist() == [["LBORRES", "control character U+0000"], ["LBTESTCD", "control character U+001B"]]
+    assert q(db, "SELECT lbseq FROM labs WHERE usubjid = 'S-002' AND lbseq IN (2, 3)").empty
+    assert q(db, "SELECT count(*) AS n FROM labs WHERE usubjid = 'S-001'").n[0] == 4  # numbers and '<0.5' load
+
+
 def test_a_long_csv_value_loads_and_one_too_long_is_named_as_such(tmp_path, monkeypatch):
     """A 2,000,000-character AETERM (quoted, the quote closed) loads as it is, from a regular file and from one
     the careful reader takes (a mixed line ending): it was refused with 'field larger than field limit (131072)

@@ -514,7 +514,8 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     other_study = studyid_check(ctx, delivered)
     texts = _kept_texts(spec, files, native, studyid_checked=other_study is not None)
     if texts:
-        checks.append(control_character_check(texts))
+        checks.append(control_character_check(
+            texts, {col: f"_n_{col}" for col in texts if f"_n_{col}" in pre_cols}))
     # required columns missing from a file: every row of that file is quarantined
     for f in files:
         for group in spec.required:

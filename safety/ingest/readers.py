@@ -44,12 +44,17 @@ CSV_MAX_VALUE = 16 * 1024 * 1024
 CONTROL_CHARACTER = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
 
 
-def control_character_check(columns: list[str]) -> tuple[str, str, str]:
+def control_character_check(columns: list[str], numeric: dict[str, str] | None = None) -> tuple[str, str, str]:
     """(bad condition, field, reason) in SQL, for a row with a :data:`CONTROL_CHARACTER` in any of the text
-    ``columns``: the field is the first such column, the reason names the character ('control character U+0000')."""
+    ``columns``: the field is the first such column, the reason names the character ('control character U+0000').
+    ``numeric``: a column's parsed number (column -> SQL), for a result column that is a number or a text: a value
+    that parsed as a number holds no control character, so only the others are read (most lab results)."""
     pattern = f"'{CONTROL_CHARACTER}'"  # a constant of this module, not delivered text
+    numeric = numeric or {}
     found = [(c, f"regexp_matches({_quote(c)}, {pattern})") for c in columns]
-    cond = f"regexp_matches(concat_ws(' ', {', '.join(_quote(c) for c in columns)}), {pattern})"
+    looked_at = [f"CASE WHEN {numeric[c]} IS NULL THEN {_quote(c)} END" if c in numeric else _quote(c)
+                 for c in columns]
+    cond = f"regexp_matches(concat_ws(' ', {', '.join(looked_at)}), {pattern})"
     field = "CASE " + " ".join(f"WHEN {m} THEN '{c.replace(chr(39), chr(39) * 2)}'" for c, m in found) + " END"
     char = "CASE " + " ".join(f"WHEN {m} THEN regexp_extract({_quote(c)}, {pattern})" for c, m in found) + " END"
     return cond, field, f"'control character ' || printf('U+%04X', unicode({char}))"
