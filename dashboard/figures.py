@@ -270,6 +270,16 @@ def swimlane_heatmap(daily: pd.DataFrame, subject_order: Sequence[str], syndrome
 
 # -- subject profile -----------------------------------------------------------------------------------
 
+START_UNKNOWN = "Start date unknown (marked at its end)"
+
+
+def _placed(onset_day, end_day, placed_day) -> str:
+    """Where an AE's SAE or DLT mark stands, in words: its onset, or its end when the onset is unknown."""
+    if not pd.isna(onset_day):
+        return f"onset day {onset_day:g}"
+    return f"onset unknown, marked at day {placed_day:g} " + ("(its end)" if not pd.isna(end_day) else "(ongoing)")
+
+
 def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds: pd.DataFrame,
                      responses: pd.DataFrame, death_day: float | None = None,
                      dlt_window: tuple[int, int] | None = (0, 28), dlt_keys: Iterable[str] = (),
@@ -290,7 +300,8 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
     "Lab DLT" line of the last row. The day axis lines up with :func:`key_labs_figure` drawn below it.
     ``open_end_day``: the day an AE or medication with no end date is drawn to, the subject's death, else the data
     cut (``safety.core.vocabulary.open_end``, where the AE listing's duration ends); the last day charted when not
-    given.
+    given. An AE or medication with no start date gets no bar but an open left-pointing triangle at its end (else
+    at ``open_end_day``), where its SAE and DLT marks stand too.
     """
     pending_keys = set(pending_keys) - set(dlt_keys)
     dlt_keys = set(dlt_keys) | pending_keys  # every key marked; the pending ones say so
@@ -324,11 +335,28 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
     labels = [f"{t if len(t) <= 32 else t[:30].rstrip() + '…'} [{k.rsplit('/', 1)[-1]}]"
               for t, k in zip(ae["aedecod"].fillna("?"), ae["event_key"])]
     shown_grades = set()
+    # An AE with no start date has no bar (a bar from day 0 would state an onset at the infusion, inside the DLT
+    # window): it is marked at the last day it is known to have lasted to, its end (else where an ongoing AE is
+    # drawn to), and its SAE and DLT marks go there too.
+    ae["placed_day"] = ae["onset_day"].where(ae["onset_day"].notna(), ae["end_day"].fillna(no_end_day))
     for i, r in ae.iterrows():
-        start = r["onset_day"] if not pd.isna(r["onset_day"]) else 0
         end = r["end_day"] if not pd.isna(r["end_day"]) else no_end_day
         g = r["aetoxgr"]
         name = grade_legend_name(g)
+        if pd.isna(r["onset_day"]):
+            fig.add_trace(go.Scatter(
+                x=[end], y=[labels[i]], mode="markers", name=START_UNKNOWN, legendgroup=START_UNKNOWN,
+                showlegend=START_UNKNOWN not in shown_grades,
+                marker=dict(symbol="triangle-left-open", size=16, color=grade_color(g), line=dict(width=3)),
+                hovertemplate=(f"{usubjid}<br>{r['aedecod']}<br>{name} ({r.get('grading_system') or ''})"
+                               "<br>onset unknown, "
+                               + (f"ongoing ({drawn_to})" if pd.isna(r["end_day"]) else f"ended day {int(end)}")
+                               + ("<br>SERIOUS" if r.get("serious") else "")
+                               + (f"<br>{what(r['event_key'])}" if r["event_key"] in dlt_keys else "")
+                               + "<extra></extra>")), row=1, col=1)
+            shown_grades.add(START_UNKNOWN)
+            continue
+        start = r["onset_day"]
         # a bar covers its days whole: day d is the cell d-0.5..d+0.5, as the daily grades and labs draw it
         fig.add_trace(go.Bar(
             base=[start - 0.5], x=[max(end - start + 1, 0.8)], y=[labels[i]], orientation="h",
@@ -346,16 +374,18 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
     ser = ae[ae.get("serious", pd.Series(False, index=ae.index)).fillna(False).astype(bool)]
     if not ser.empty:
         fig.add_trace(go.Scatter(
-            x=ser["onset_day"], y=[labels[i] for i in ser.index], mode="markers", name="Serious (SAE)",
+            x=ser["placed_day"], y=[labels[i] for i in ser.index], mode="markers", name="Serious (SAE)",
             marker=dict(symbol="star", size=16, color="#000", line=dict(color="#fff", width=1)),
-            hovertemplate="SAE onset day %{x}<extra></extra>"), row=1, col=1)
+            customdata=[_placed(r.onset_day, r.end_day, r.placed_day) for r in ser.itertuples()],
+            hovertemplate="SAE %{customdata}<extra></extra>"), row=1, col=1)
     dlt = ae[ae["event_key"].isin(dlt_keys)]
     if not dlt.empty:
         fig.add_trace(go.Scatter(
-            x=dlt["onset_day"], y=[labels[i] for i in dlt.index], mode="markers+text",
+            x=dlt["placed_day"], y=[labels[i] for i in dlt.index], mode="markers+text",
             text=[mark(k) for k in dlt["event_key"]], textposition="middle left", name="DLT (? = pending)",
-            marker=DLT_MARK, customdata=[[what(k), d] for k, d in zip(dlt["event_key"], dlt["onset_day"])],
-            hovertemplate="%{customdata[0]}<br>onset day %{customdata[1]}<extra></extra>"), row=1, col=1)
+            marker=DLT_MARK, customdata=[[what(r.event_key), _placed(r.onset_day, r.end_day, r.placed_day)]
+                                         for r in dlt.itertuples()],
+            hovertemplate="%{customdata[0]}<br>%{customdata[1]}<extra></extra>"), row=1, col=1)
 
     # DLTs keyed on a CRS/ICANS episode or on the death: marked where that event is drawn.
     other_marks = {2: [], 4: []}
@@ -389,10 +419,18 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
     for cls, d in meds.groupby("med_class"):
         color = MED_COLORS.get(cls, "#777")
         for _, r in d.iterrows():
-            start = r["start_day"] if not pd.isna(r["start_day"]) else 0
             # no end date: given on until the death or the cut as far as the data say, as an ongoing AE is drawn
             ended = not pd.isna(r["end_day"])
             end = r["end_day"] if ended else no_end_day
+            if pd.isna(r["start_day"]):  # no start date: marked at its end, as an AE with no start date
+                fig.add_trace(go.Scatter(
+                    x=[end], y=[cls], mode="markers", showlegend=False,
+                    marker=dict(symbol="triangle-left-open", size=14, color=color, line=dict(width=3)),
+                    hovertemplate=f"{r['cmdecod']}<br>start date not recorded, "
+                                  + (f"ended day {end:g}" if ended else f"end date not recorded ({drawn_to})")
+                                  + "<extra></extra>"), row=3, col=1)
+                continue
+            start = r["start_day"]
             when = f"days {start:g}-{end:g}" if ended else f"from day {start:g}, end date not recorded ({drawn_to})"
             fig.add_trace(go.Bar(
                 base=[start - 0.5], x=[max(end - start + 1, 0.8)], y=[cls], orientation="h", marker_color=color,
@@ -643,7 +681,8 @@ def swimmer_plot(subjects: pd.DataFrame, events: pd.DataFrame, max_day: int = 36
 
     ``subjects``: usubjid, label, end_day, status, cohort. ``events``: usubjid, day, kind
     ('response', 'toxicity', 'death', 'dlt' for a DLT the committee counts, 'dlt pending' for an in-window
-    candidate awaiting a decision), text (response code or term), grade (toxicities).
+    candidate awaiting a decision), text (response code or term), grade (toxicities), optional at (what the
+    day is, for the hover; "onset day" when missing, e.g. an AE with no start date marked at its end says so).
     Subjects are drawn in the given row order, first on top.
     """
     s = subjects.reset_index(drop=True)
@@ -659,6 +698,7 @@ def swimmer_plot(subjects: pd.DataFrame, events: pd.DataFrame, max_day: int = 36
             hovertemplate="%{customdata[0]} (%{customdata[1]})<br>followed to day %{x}<extra></extra>"))
     e = events[events["usubjid"].isin(lab_of)].copy()
     e["label"] = e["usubjid"].map(lab_of)
+    e["at"] = e["at"].fillna("onset day") if "at" in e else "onset day"
     for resp, d in e[e["kind"] == "response"].groupby("text"):
         fig.add_trace(go.Scatter(
             x=d["day"], y=d["label"], mode="markers", name=f"Response {RESPONSE_LABELS.get(str(resp).upper(), resp)}",
@@ -672,9 +712,9 @@ def swimmer_plot(subjects: pd.DataFrame, events: pd.DataFrame, max_day: int = 36
         fig.add_trace(go.Scatter(
             x=d["day"], y=d["label"], mode="markers", name=f"Toxicity {grade_legend_name(grade).lower()}",
             marker=dict(symbol="circle", size=11, color=grade_color(grade), line=dict(color="#000", width=1)),
-            customdata=d[["usubjid", "text"]].to_numpy(),
+            customdata=d[["usubjid", "text", "at"]].to_numpy(),
             hovertemplate="%{customdata[0]}<br>%{customdata[1]} " + grade_legend_name(grade).lower()
-                          + "<br>onset day %{x}<extra></extra>"))
+                          + "<br>%{customdata[2]} %{x}<extra></extra>"))
     death = e[e["kind"] == "death"]
     if not death.empty:
         fig.add_trace(go.Scatter(
@@ -688,8 +728,9 @@ def swimmer_plot(subjects: pd.DataFrame, events: pd.DataFrame, max_day: int = 36
             fig.add_trace(go.Scatter(
                 x=d["day"], y=d["label"], mode="markers", name=name,
                 marker=dict(symbol=symbol, size=15, color="#CC0000", line=dict(color="#000", width=1)),
-                customdata=d[["usubjid", "text"]].to_numpy(),
-                hovertemplate="%{customdata[0]}<br>" + name + ": %{customdata[1]}<br>day %{x}<extra></extra>"))
+                customdata=d[["usubjid", "text", "at"]].to_numpy(),
+                hovertemplate="%{customdata[0]}<br>" + name + ": %{customdata[1]}<br>%{customdata[2]} %{x}"
+                              "<extra></extra>"))
     for m, day in ((3, 91), (6, 182), (12, 365)):
         fig.add_vline(x=day, line=dict(color="#999", dash="dot"), annotation_text=f"M{m}", annotation_position="top")
     fig.update_layout(barmode="overlay")

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from test_app_pages import _latest, _metrics, _open, _sql, app_db, app_env, serve  # noqa: F401  (fixtures)
+from test_app_pages import (_latest, _metrics, _open, _sql, app_db, app_env, ingest_itnk_with,  # noqa: F401
+                            serve)  # app_db, app_env: fixtures
 from test_meeting_view import _values
 
 
@@ -221,19 +222,8 @@ _CSF_IGG_AND_CD19_PERCENT = "".join(
 def itnk_with_marrow_csf_and_percent(tmp_path_factory):
     """The CAR-ITNK sample study with, for 01-01-001, a bone-marrow CAR level of 400 on day 10, a CSF IgG of 0.03 g/L
     on day 28 and CD19 as 12 % of lymphocytes on days 14 and 28: none of them goes into the tables."""
-    import shutil
-    from pathlib import Path
-    from safety.ingest import ingest_study
-    folder = tmp_path_factory.mktemp("itnk_charts")
-    study = folder / "car_itnk"
-    shutil.copytree(Path(__file__).resolve().parents[1] / "sample_data" / "car_itnk", study)
-    with open(study / "pc.csv", "a") as f:
-        f.write(_MARROW_PC)
-    with open(study / "lb.csv", "a") as f:
-        f.write(_CSF_IGG_AND_CD19_PERCENT)
-    db = folder / "itnk.duckdb"
-    ingest_study(study, db)
-    return db
+    return ingest_itnk_with(tmp_path_factory.mktemp("itnk_charts"),
+                            {"pc.csv": _MARROW_PC, "lb.csv": _CSF_IGG_AND_CD19_PERCENT})
 
 
 @pytest.fixture

@@ -44,6 +44,21 @@ def app_db(tmp_path_factory, sample_database) -> Path:
     return build_mini_database(folder / "mini.duckdb")
 
 
+def ingest_itnk_with(folder: Path, appended: dict[str, str]) -> Path:
+    """The CAR-ITNK sample study copied into ``folder`` with rows appended to its files ({file name: rows}),
+    loaded into a new database file there."""
+    import shutil
+    from safety.ingest import ingest_study
+    study = folder / "car_itnk"
+    shutil.copytree(ROOT / "sample_data" / "car_itnk", study)
+    for name, rows in appended.items():
+        with open(study / name, "a") as f:
+            f.write(rows)
+    db = folder / "itnk.duckdb"
+    ingest_study(study, db)
+    return db
+
+
 def serve(db: Path, monkeypatch):
     """The app reads ``db``, signed-in checks off, with empty caches before and after (a fixture's body)."""
     monkeypatch.setenv("CELLTOX_DB", str(db))

@@ -143,7 +143,7 @@ def test_subject_timeline_marks_dlts_keyed_on_episodes_and_death():
     # an AE key still marks its bar, on the AE row
     fig = F.subject_timeline(u, aes, daily, empty_meds, empty_resp, None, (0, 28), [f"{u}/AE/1"], episodes=episodes)
     (ae_mark,) = [t for t in fig.data if t.name == "DLT (? = pending)"]
-    assert ae_mark.yaxis in (None, "y") and [list(c) for c in ae_mark.customdata] == [["DLT", 2]]
+    assert ae_mark.yaxis in (None, "y") and [list(c) for c in ae_mark.customdata] == [["DLT", "onset day 2"]]
 
 
 def test_onset_duration_shows_dots_for_a_trial_and_boxes_only_at_program_scale():

@@ -12,6 +12,7 @@ from safety.core.vocabulary import overall_response_params
 from safety.derive.outcomes.response import COUNTED_RESPONSE_ROWS_SQL, orr
 
 MAX_LANES = 100  # subjects per swimmer chart
+UNKNOWN_ONSET_AT = "onset unknown, marked at its end, day"  # what the hover says before the day
 
 v = state.view()
 st.title("Follow-up, response and survival")
@@ -46,21 +47,34 @@ events = [state.q(f"SELECT usubjid, day, 'response' AS kind, upper(response) AS 
 if state.has_tables("toxicity_episodes"):
     events.append(state.q(f"SELECT usubjid, onset_day AS day, 'toxicity' AS kind, syndrome AS text, max_grade AS grade "
                           f"FROM toxicity_episodes WHERE max_grade >= 2 AND {in_lanes}", lp))
-events.append(state.q(f"""SELECT usubjid, onset_day AS day, 'toxicity' AS kind, aedecod AS text, aetoxgr AS grade
-                          FROM adverse_events WHERE aetoxgr >= 3 AND onset_day >= 0 AND {in_lanes}
+# An AE with no start date (not one that ended before day 0) is marked at its end, else at the end of the
+# subject's bar, and says so: the profile marks it there too (docs/dashboard.md).
+events.append(state.q(f"""SELECT usubjid, coalesce(onset_day, end_day) AS day, 'toxicity' AS kind, aedecod AS text,
+                                 aetoxgr AS grade, CASE WHEN onset_day IS NULL THEN $unknown END AS at
+                          FROM adverse_events WHERE aetoxgr >= 3 AND {in_lanes}
+                          AND (onset_day >= 0 OR (onset_day IS NULL AND coalesce(end_day, 0) >= 0))
                           AND lower(aedecod) NOT IN ('cytokine release syndrome',
-                              'immune effector cell-associated neurotoxicity syndrome')""", lp))
-# DLTs as the committee's decisions stand now (the same call as the overview, DLT review and the packet)
+                              'immune effector cell-associated neurotoxicity syndrome')""",
+                      {**lp, "unknown": UNKNOWN_ONSET_AT}))
+# DLTs as the committee's decisions stand now (the same call as the overview, DLT review and the packet); a
+# candidate AE with no start date is marked where that AE is (a pending one must not go missing)
 review = data.dlt_marks(v, lanes)
-events.append(pd.DataFrame({"usubjid": review["usubjid"], "day": review["onset_day"],
+unplaced = review.loc[review["onset_day"].isna(), "event_key"].tolist()
+ends = state.q("SELECT event_key, end_day FROM adverse_events WHERE event_key IN (SELECT unnest($keys))",
+               {"keys": unplaced}).set_index("event_key")["end_day"] if unplaced else pd.Series(dtype="float64")
+events.append(pd.DataFrame({"usubjid": review["usubjid"],
+                            "day": review["onset_day"].fillna(review["event_key"].map(ends)),
                             "kind": ["dlt" if c else "dlt pending" for c in review["counts_as_dlt"].astype(bool)],
                             "text": review["term"].fillna("event").astype(str) + " (" + review["status"] + ")",
-                            "grade": None}))
+                            "grade": None,
+                            "at": review["onset_day"].isna().map({True: UNKNOWN_ONSET_AT, False: None})}))
 deaths = shown.dropna(subset=["death_day"])
 events.append(pd.DataFrame({"usubjid": deaths["usubjid"], "day": deaths["death_day"], "kind": "death",
                             "text": deaths["death_cause"].fillna("cause not given"), "grade": None}))
 ev = pd.concat([e for e in events if not e.empty], ignore_index=True) if any(not e.empty for e in events) \
-    else pd.DataFrame(columns=["usubjid", "day", "kind", "text", "grade"])
+    else pd.DataFrame(columns=["usubjid", "day", "kind", "text", "grade", "at"])
+# no date at all (no start, ongoing): at the end of the subject's bar, its last follow-up day
+ev["day"] = ev["day"].fillna(ev["usubjid"].map(shown.set_index("usubjid")["end_day"]))
 state.chart(F.swimmer_plot, shown, ev)
 
 has_resp = state.has_tables("response_outcomes")
