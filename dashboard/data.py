@@ -13,6 +13,7 @@ import streamlit as st
 
 from dashboard import state
 from safety.core.vocabulary import open_end
+from safety.ingest.domains import LYMPHODEPLETION_PATTERN
 from safety.review import dlt_status as dlt_live
 from safety.review.changes import changes_since
 from safety.review import meeting as meeting_rules
@@ -164,6 +165,18 @@ def _subject_data(v: state.View, usubjid: str) -> dict[str, pd.DataFrame]:
                           WHERE usubjid = $u AND med_class IN ('tocilizumab', 'corticosteroid', 'anakinra', 'vasopressor')
                           ORDER BY start_day""", p),
         "responses": rd.sql("SELECT day, response, visit FROM responses WHERE usubjid = $u ORDER BY day", p),
+        # every CAR infusion (a re-infusion too) and the lymphodepleting doses, from EX and CM as the load finds
+        # the first of them (subjects.lymphodepletion_start_day)
+        "dosing": rd.sql("""
+            SELECT CASE WHEN is_car_infusion THEN 'CAR infusion' ELSE 'Lymphodepletion' END AS kind,
+                   coalesce(extrt, excat) AS name, day AS start_day,
+                   day + coalesce(datediff('day', exst_date, exen_date), 0) AS end_day
+            FROM exposures WHERE usubjid = $u AND day IS NOT NULL
+              AND (is_car_infusion OR regexp_matches(lower(concat_ws(' ', excat, extrt)), $ld))
+            UNION ALL
+            SELECT 'Lymphodepletion', cmdecod, start_day, coalesce(end_day, start_day) FROM medications
+            WHERE usubjid = $u AND med_class = 'lymphodepletion' AND start_day IS NOT NULL
+            ORDER BY kind, start_day, name""", {**p, "ld": LYMPHODEPLETION_PATTERN}),
         "labs": rd.sql((PROFILE_LABS_SQL if has["lab_toxicity"] else
                         "SELECT lbtestcd, lbtest, day, value, unit, lln, uln, NULL::INTEGER AS grade FROM labs l")
                        + " WHERE l.usubjid = $u AND l.value IS NOT NULL ORDER BY l.day", p),
@@ -183,7 +196,8 @@ def _subject_data(v: state.View, usubjid: str) -> dict[str, pd.DataFrame]:
 
 def subject_data(v: state.View, usubjid: str) -> dict[str, pd.DataFrame]:
     """Everything the profile shows for one subject, one scoped query per table, cached per cut and scope:
-    subject, aes, daily, episodes, meds, responses, labs, dlt_candidates."""
+    subject, aes, daily, episodes, meds, responses, labs, dlt_candidates, dosing (kind 'CAR infusion' or
+    'Lymphodepletion', name, start_day, end_day)."""
     return _subject_data(_data_view(v), usubjid)
 
 
@@ -217,7 +231,8 @@ def _subject_figure(v: state.View, usubjid: str, kind: str, window: tuple, day_r
         return state.figure_dict(F.subject_timeline(usubjid, d["aes"], d["daily"], d["meds"], d["responses"],
                                                     s["death_day"], window, list(dlt_keys), day_range=day_range,
                                                     episodes=d["episodes"], lab_dlts=lab_dlts,
-                                                    pending_keys=list(pending_keys), open_end_day=s["open_end_day"]))
+                                                    pending_keys=list(pending_keys), open_end_day=s["open_end_day"],
+                                                    dosing=d["dosing"]))
     return state.figure_dict(F.key_labs_figure(usubjid, d["labs"], list(tests), window, day_range=day_range,
                                                lab_dlts=lab_dlts))
 

@@ -271,6 +271,8 @@ def swimlane_heatmap(daily: pd.DataFrame, subject_order: Sequence[str], syndrome
 # -- subject profile -----------------------------------------------------------------------------------
 
 START_UNKNOWN = "Start date unknown (marked at its end)"
+INFUSION_COLOR = "#117733"
+LYMPHODEPLETION_COLOR = "#999933"
 
 
 def _placed(onset_day, end_day, placed_day) -> str:
@@ -285,7 +287,8 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
                      dlt_window: tuple[int, int] | None = (0, 28), dlt_keys: Iterable[str] = (),
                      day_range: tuple[int, int] | None = None, title: str | None = None,
                      episodes: pd.DataFrame | None = None, lab_dlts: pd.DataFrame | None = None,
-                     pending_keys: Iterable[str] = (), open_end_day: float | None = None) -> go.Figure:
+                     pending_keys: Iterable[str] = (), open_end_day: float | None = None,
+                     dosing: pd.DataFrame | None = None) -> go.Figure:
     """One subject from screening to month 12 in four stacked panels sharing the day axis.
 
     - ``aes``: event_key, aedecod, aetoxgr, grading_system, onset_day, end_day, serious (bool)
@@ -293,6 +296,8 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
     - ``meds``: med_class, cmdecod, start_day, end_day
     - ``responses``: day, response
     - ``episodes``: syndrome, episode_no, onset_day (derived CRS/ICANS episodes)
+    - ``dosing``: kind ('CAR infusion' or 'Lymphodepletion'), name, start_day, end_day: every CAR infusion is a
+      dashed line down all rows and a numbered mark on the last row, the lymphodepleting doses bars there
     ``dlt_keys`` are the event keys that count as DLTs ("DLT"), ``pending_keys`` the candidates awaiting the
     committee ("DLT?"): AE keys mark the AE bar, episode keys (``<usubjid>/CRS/1``) the episode's onset on the
     CRS/ICANS row, ``<usubjid>/DEATH`` the death.
@@ -309,9 +314,9 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
     what = lambda k: "DLT candidate, awaiting the committee" if k in pending_keys else "DLT"
     window_note = f"; grey = DLT window, days {dlt_window[0]}-{dlt_window[1]}" if dlt_window else ""
     fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.05,
-                        row_heights=[0.46, 0.16, 0.2, 0.18],
+                        row_heights=[0.44, 0.16, 0.18, 0.22],
                         subplot_titles=("Adverse events (colour = grade" + window_note + ")", "CRS / ICANS daily grade (ASTCT)",
-                                        "Toxicity management", "Response and death"))
+                                        "Toxicity management", "Dosing, response and death"))
     shapes: list[dict] = []
     last_day = 0
     for frame, cols in ((aes, ["onset_day", "end_day"]), (daily, ["day"]), (meds, ["start_day", "end_day"]),
@@ -441,7 +446,27 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
                            xref="x3 domain", yref="y3 domain", x=0.5, y=0.5, font=dict(color="#555"))
         fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, row=3, col=1)
 
-    # Row 4: responses and death.
+    # Row 4: dosing (a toxicity after a re-infusion has its cause in sight), responses and death.
+    if dosing is not None and not dosing.empty:
+        ld = dosing[dosing["kind"] == "Lymphodepletion"]
+        for r in ld.itertuples():
+            fig.add_trace(go.Bar(
+                base=[r.start_day - 0.5], x=[r.end_day - r.start_day + 1], y=["Lymphodepletion"], orientation="h",
+                marker_color=LYMPHODEPLETION_COLOR, showlegend=False,
+                hovertemplate=f"{usubjid}<br>lymphodepletion: {r.name}<br>days {r.start_day:g} to {r.end_day:g}"
+                              "<extra></extra>"), row=4, col=1)
+        car = dosing[dosing["kind"] == "CAR infusion"].drop_duplicates("start_day").sort_values("start_day")
+        if not car.empty:
+            numbers = [f"#{n}" for n in range(1, len(car) + 1)]
+            fig.add_trace(go.Scatter(
+                x=car["start_day"], y=["CAR infusion"] * len(car), mode="markers+text", text=numbers,
+                textposition="middle right", name="CAR infusion",
+                marker=dict(symbol="triangle-down", size=14, color=INFUSION_COLOR),
+                customdata=[[n, name] for n, name in zip(numbers, car["name"].fillna("cell product"))],
+                hovertemplate=f"{usubjid}<br>CAR infusion %{{customdata[0]}}: %{{customdata[1]}}<br>day %{{x}}"
+                              "<extra></extra>"), row=4, col=1)
+            shapes += [_line_down(row, day, line=dict(color=INFUSION_COLOR, width=1.5, dash="dash"))
+                       for day in car["start_day"] for row in range(1, 5)]
     if not responses.empty:
         fig.add_trace(go.Scatter(
             x=responses["day"], y=["Response"] * len(responses), mode="markers+text", text=responses["response"],
@@ -473,7 +498,8 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
     fig.update_xaxes(title_text=DAY_AXIS, row=4, col=1, zeroline=True, zerolinewidth=2, zerolinecolor="#333")
     fig.update_yaxes(autorange="reversed", row=1, col=1, type="category")
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=["CRS", "ICANS"], row=2, col=1)
-    fig.update_yaxes(type="category", categoryorder="array", categoryarray=["Lab DLT", "Death", "Response"], row=4, col=1)
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=["Lab DLT", "Death", "Response", "Lymphodepletion", "CAR infusion"],
+                     row=4, col=1)
     n_ae = max(len(ae), 1)
     return _align_profile(_style(fig, title or f"{usubjid}: timeline", height=max(620, 380 + 26 * n_ae)))
 

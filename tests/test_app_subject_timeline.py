@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from test_app_pages import _open, _plotly_values, ingest_itnk_with, serve
+from test_app_pages import _metrics, _open, _plotly_values, ingest_itnk_with, serve
 
 # 01-01-005 (infused 2025-02-19): a grade 4 serious pneumonia with no start date, ended 2025-03-11 (day 20), an
 # in-window DLT candidate awaiting the committee; tocilizumab with no start date, ended 2025-03-01 (day 10).
@@ -78,3 +78,20 @@ def test_an_ae_and_a_medication_without_a_start_date_are_marked_at_their_end_wit
     grade4 = [(x, c[1], c[2]) for t in _traces(swim, "Toxicity grade 4")
               for x, c in zip(_plotly_values(t["x"]), t["customdata"]) if c[0] == "ITNK-B-01-01-005"]
     assert (20, "Pneumonia", "onset unknown, marked at its end, day") in grade4
+
+
+def test_the_profile_shows_every_car_infusion_and_the_lymphodepletion(crafted_env):
+    """01-03-003's second CAR infusion (day 60) and the lymphodepletion (days -5 to -3) appeared nowhere on the
+    profile: the timeline now marks both infusions, numbered, with a dashed line down every row, and the
+    lymphodepleting doses as bars; the metrics say 2 infusions and the summary line their days."""
+    at = _profile("ITNK-B-01-03-003", whole=True)
+    assert _metrics(at)["CAR infusions"] == "2"
+    assert any("**CAR infusions:** day 0, day 60 · **Lymphodepletion:** days -5 to -3 (CYCLOPHOSPHAMIDE, "
+               "FLUDARABINE)" in m.value for m in at.markdown)
+    spec = _figure(at)
+    [car] = _traces(spec, "CAR infusion")
+    assert (_plotly_values(car["x"]), car["text"]) == ([0, 60], ["#1", "#2"])
+    ld = [t for t in spec["data"] if t.get("type") == "bar" and _plotly_values(t["y"]) == ["Lymphodepletion"]]
+    assert sorted((_plotly_values(t["base"])[0], _plotly_values(t["x"])[0]) for t in ld) == [(-5.5, 3), (-5.5, 3)]
+    lines = [sh for sh in spec["layout"]["shapes"] if sh["type"] == "line" and sh["x0"] == 60]
+    assert len(lines) == 4 and all(sh["line"]["dash"] == "dash" for sh in lines)  # down the four rows

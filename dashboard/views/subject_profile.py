@@ -52,14 +52,23 @@ d = data.subject_data(v, usubjid)  # one query per table, cached per cut and sco
 s = d["subject"].iloc[0]
 aes, meds = d["aes"], d["meds"]
 st.caption(state.filter_caption(v))
-cols = st.columns(6)
+dosing = d["dosing"]
+car_days = sorted(set(dosing.loc[dosing["kind"] == "CAR infusion", "start_day"].astype(int)))
+ld = dosing[dosing["kind"] == "Lymphodepletion"]
+cols = st.columns(7)
 cols[0].metric("Site", text(s["siteid"]))
 cols[1].metric("Dose level", text(s["dose_level"]), help=f"Cohort: {text(s['cohort'])}")
 cols[2].metric("Age / sex", f"{text(s['age'])} / {text(s['sex'])}")
 cols[3].metric("Status", text(s["status"]))
 cols[4].metric("Last known alive", "-" if pd.isna(s["last_known_alive_day"]) else f"day {int(s['last_known_alive_day'])}")
 cols[5].metric("Death", "-" if pd.isna(s["death_day"]) else f"day {int(s['death_day'])}")
-st.markdown(f"**Cohort:** {text(s['cohort'])} · **Diagnosis:** {text(s['diagnosis'])} · **Product:** {text(s['product'])}")
+cols[6].metric("CAR infusions", "-" if pd.isna(s["infusions"]) else int(s["infusions"]),
+               help="On days " + ", ".join(str(x) for x in car_days) if car_days else None)
+ld_text = (f"days {int(ld['start_day'].min())} to {int(ld['end_day'].max())} "
+           f"({', '.join(text(n) for n in sorted(set(ld['name'].dropna())))})" if not ld.empty else "not recorded")
+st.markdown(f"**Cohort:** {text(s['cohort'])} · **Diagnosis:** {text(s['diagnosis'])} · **Product:** {text(s['product'])}"
+            f" · **CAR infusions:** {', '.join(f'day {x}' for x in car_days) or 'none'}"
+            f" · **Lymphodepletion:** {ld_text}")
 if not s["infused"]:
     state.empty("This subject was screened but not infused: there is no day 0, so no timeline.")
 
