@@ -201,6 +201,19 @@ def subject_data(v: state.View, usubjid: str) -> dict[str, pd.DataFrame]:
     return _subject_data(_data_view(v), usubjid)
 
 
+def last_day_charted(d: dict[str, pd.DataFrame]) -> int:
+    """The last day of one subject's follow-up that the profile's charts hold (:func:`subject_data`): last known
+    alive, death, and every dated event, dose, lab and response. A record with no end is drawn on to the death or
+    the cut, past this day: it is ongoing, not a later event."""
+    s = d["subject"].iloc[0]
+    days = [s["last_known_alive_day"], s["death_day"]]
+    for name, cols in (("aes", ["onset_day", "end_day"]), ("meds", ["start_day", "end_day"]), ("daily", ["day"]),
+                       ("responses", ["day"]), ("labs", ["day"]), ("dosing", ["end_day"])):
+        days += [d[name][c].max() for c in cols if len(d[name])]
+    known = [float(x) for x in days if x is not None and not pd.isna(x)]
+    return int(max(known, default=0))
+
+
 def subject_dlt_keys(v: state.View, usubjid: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(counted, pending): event keys of the subject's events that count as DLTs now (the committee's decisions
     in force, as on the DLT review), and of in-window candidates awaiting a decision. A rejected candidate, one

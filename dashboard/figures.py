@@ -701,9 +701,13 @@ def cytopenia_recovery_figure(df: pd.DataFrame, day_range: tuple[int, int] = (-7
 
 # -- swimmer, survival ---------------------------------------------------------------------------------------
 
-def swimmer_plot(subjects: pd.DataFrame, events: pd.DataFrame, max_day: int = 365,
+SWIMMER_DAYS = 365  # the swimmer plot's follow-up: to month 12
+
+
+def swimmer_plot(subjects: pd.DataFrame, events: pd.DataFrame, max_day: int = SWIMMER_DAYS,
                  title: str | None = "Follow-up to month 12") -> go.Figure:
-    """One bar per subject from day 0 to last contact (capped at ``max_day``) with events on it.
+    """One bar per subject from day 0 to last contact (capped at ``max_day``, the hover giving the real day) with
+    events on it.
 
     ``subjects``: usubjid, label, end_day, status, cohort. ``events``: usubjid, day, kind
     ('response', 'toxicity', 'death', 'dlt' for a DLT the committee counts, 'dlt pending' for an in-window
@@ -717,11 +721,15 @@ def swimmer_plot(subjects: pd.DataFrame, events: pd.DataFrame, max_day: int = 36
     fig = go.Figure()
     status_color = {"died": "#555555", "discontinued": "#AAAAAA", "completed": "#7FB8DA", "in follow-up": "#B9DDF1"}
     for status, d in s.groupby("status"):
+        # the bar stops at max_day; the hover gives the real last day
+        followed = [f"day {x:g}" + (f" (beyond day {max_day}, where the bar stops)" if x > max_day else "")
+                    if not pd.isna(x) else "day 0" for x in d["end_day"]]
         fig.add_trace(go.Bar(
             y=d["label"], x=d["end_day"].clip(upper=max_day).fillna(0), base=0, orientation="h",
             marker=dict(color=status_color.get(status, "#CCCCCC"), line=dict(color="#333", width=0.5)),
-            name=f"Follow-up: {status}", customdata=np.stack([d["usubjid"], d["cohort"].fillna("")], axis=-1),
-            hovertemplate="%{customdata[0]} (%{customdata[1]})<br>followed to day %{x}<extra></extra>"))
+            name=f"Follow-up: {status}",
+            customdata=np.stack([d["usubjid"], d["cohort"].fillna(""), followed], axis=-1),
+            hovertemplate="%{customdata[0]} (%{customdata[1]})<br>followed to %{customdata[2]}<extra></extra>"))
     e = events[events["usubjid"].isin(lab_of)].copy()
     e["label"] = e["usubjid"].map(lab_of)
     e["at"] = e["at"].fillna("onset day") if "at" in e else "onset day"

@@ -95,3 +95,24 @@ def test_the_profile_shows_every_car_infusion_and_the_lymphodepletion(crafted_en
     assert sorted((_plotly_values(t["base"])[0], _plotly_values(t["x"])[0]) for t in ld) == [(-5.5, 3), (-5.5, 3)]
     lines = [sh for sh in spec["layout"]["shapes"] if sh["type"] == "line" and sh["x0"] == 60]
     assert len(lines) == 4 and all(sh["line"]["dash"] == "dash" for sh in lines)  # down the four rows
+
+
+def test_whole_follow_up_reaches_the_last_event_and_the_swimmer_gives_the_real_follow_up(crafted_env):
+    """01-02-002's grade 4 MDS began on day 450, its last known alive day: "Whole follow-up (to day 400)" drew
+    days -10 to 400 and left it out, and the swimmer's hover said "followed to day 365". The profile's range now
+    reaches day 450, the swimmer's hover gives day 450 and a caption names the event beyond its month-12 edge."""
+    at = _profile("ITNK-B-01-02-002", whole=True)
+    [days] = [r for r in at.radio if r.label == "Days shown"]
+    assert days.value == "Whole follow-up (to day 450)"
+    spec = _figure(at)
+    [mds] = [t for t in spec["data"] if t["type"] == "bar" and _plotly_values(t["y"]) == ["Myelodysplastic syndrome [97]"]]
+    assert _plotly_values(mds["base"]) == [449.5]
+    assert spec["layout"]["xaxis"]["range"] == [-10, 460]
+
+    at = _open("swimmer")
+    swim = _figure(at)
+    followed = {c[0]: c[2] for t in swim["data"] if t.get("type") == "bar" for c in t["customdata"]}
+    assert followed["ITNK-B-01-02-002"] == "day 450 (beyond day 365, where the bar stops)"
+    assert followed["ITNK-B-01-01-005"].startswith("day ") and "beyond" not in followed["ITNK-B-01-01-005"]
+    assert "After month 12 (day 365), not drawn: ITNK-B-01-02-002 Myelodysplastic syndrome day 450. The subject " \
+           "profile shows them." in [c.value.replace("\\", "") for c in at.caption]  # Markdown escapes taken off

@@ -1,4 +1,4 @@
-"""Subject profile: one timeline from screening to month 12 and the subject's events."""
+"""Subject profile: one timeline from lymphodepletion to the end of follow-up and the subject's events."""
 import pandas as pd
 import streamlit as st
 
@@ -80,10 +80,11 @@ DLT_LABELS = data.subject_dlt_labels(v, usubjid)
 window = state.dlt_window(v)
 
 if s["infused"]:
-    end = 400 if (s["last_known_alive_day"] or 0) > 200 else max(60, int((s["last_known_alive_day"] or 30) + 10))
+    last = data.last_day_charted(d)
     start = int(s["lymphodepletion_start_day"]) - 2 if s["lymphodepletion_start_day"] == s["lymphodepletion_start_day"] and s["lymphodepletion_start_day"] is not None else -10
-    zoom = st.radio("Days shown", ["Days -10 to 35 (acute)", f"Whole follow-up (to day {end})"], horizontal=True)
-    day_range = (min(start, -10), 35) if zoom.startswith("Days -10") else (min(start, -10), end)
+    zoom = st.radio("Days shown", ["Days -10 to 35 (acute)", f"Whole follow-up (to day {last})"], horizontal=True)
+    # the whole follow-up reaches the last event drawn: a late event (a secondary malignancy) is never cut off
+    day_range = (min(start, -10), 35) if zoom.startswith("Days -10") else (min(start, -10), max(60, last + 10))
     if aes.empty and d["daily"].empty:
         state.empty("This subject has no adverse events or CRS/ICANS grades at this data cut.")
     # One chart at a time: only the open tab runs, and the browser draws one chart (each Plotly chart costs it two

@@ -76,6 +76,11 @@ ev = pd.concat([e for e in events if not e.empty], ignore_index=True) if any(not
 # no date at all (no start, ongoing): at the end of the subject's bar, its last follow-up day
 ev["day"] = ev["day"].fillna(ev["usubjid"].map(shown.set_index("usubjid")["end_day"]))
 state.chart(F.swimmer_plot, shown, ev)
+late = ev[(ev["day"] > F.SWIMMER_DAYS) & (ev["kind"] != "response")]
+if not late.empty:  # a late toxicity (a secondary malignancy) must not pass unseen beyond the chart's edge
+    st.caption(f"After month 12 (day {F.SWIMMER_DAYS}), not drawn: " + "; ".join(
+        f"{state.plain_text(r.usubjid)} {state.plain_text(str(r.text))} day {r.day:g}"
+        for r in late.sort_values(["usubjid", "day"]).itertuples()) + ". The subject profile shows them.")
 
 has_resp = state.has_tables("response_outcomes")
 outcomes = state.q(f"SELECT * FROM response_outcomes WHERE {flt}", fp) if has_resp else None
