@@ -144,3 +144,16 @@ def test_possible_values_at_the_edges_still_validate():
     cfg = validate({**_rule(type="syndrome_grade", syndrome="CRS", min_grade=3, max_grade=3, more_than_days=0),
                     "eligibility": {"age": {"min": 3, "max": 3}, "labs": [{"test": "HGB", "min": 80, "max": 80}]}})
     assert cfg["dlt"]["rules"][0]["max_grade"] == 3 and cfg["eligibility"]["age"] == {"min": 3, "max": 3}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("studyid: CT-TEST-01\ndlt:\n  progression_terms: &p [DISEASE PROGRESSION, *p]\n",
+     "'dlt.progression_terms[1]' is an alias of 'dlt.progression_terms', which holds it: a YAML alias inside its "
+     "own anchor repeats without end; write the value out in full"),
+    ("studyid: CT-TEST-01\nsites: &s {'01': *s}\n", "'sites.01' is an alias of 'sites', which holds it"),
+    # an unknown key is named before the values are walked
+    ("studyid: CT-TEST-01\ndlt_x: &p [a, *p]\n", "unknown key 'dlt_x' (allowed: "),
+])
+def test_a_yaml_alias_inside_its_own_anchor_is_refused_in_one_line(tmp_path, text, message):
+    """progression_terms: &p [X, *p] ended the load in a RecursionError traceback (exit 1)."""
+    assert message in refused_at_ingest(tmp_path, text)

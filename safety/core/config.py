@@ -313,6 +313,26 @@ DLT_WINDOW_DAYS = (-365, 3650)
 MAX_N_LIMIT = 1000
 
 
+def _refuse_recursion(value, path: str, src: str, holding: dict[int, str] | None = None,
+                      walked: set[int] | None = None) -> None:
+    """Refuse a setting that holds itself: YAML reads ``&p [X, *p]`` as a list inside itself, and every walk of
+    the settings went round it until Python's recursion limit, ending the load in a traceback."""
+    holding = {} if holding is None else holding
+    walked = set() if walked is None else walked
+    if not isinstance(value, (dict, list)) or id(value) in walked:
+        return
+    if id(value) in holding:
+        raise ConfigError(f"{src}: '{path}' is an alias of '{holding[id(value)] or 'the top level'}', which holds "
+                          "it: a YAML alias inside its own anchor repeats without end; write the value out in full")
+    holding[id(value)] = path
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for k, v in items:
+        _refuse_recursion(v, (f"{path}.{k}" if path else str(k)) if isinstance(value, dict) else f"{path}[{k}]",
+                          src, holding, walked)
+    del holding[id(value)]
+    walked.add(id(value))
+
+
 def _plain_numbers(value, path: str, src: str) -> None:
     """Refuse a number YAML reads as .inf or .nan, or a whole number past SETTING_INT_LIMIT, naming its key: a
     prior of .inf made every n a 'stop'."""
@@ -353,8 +373,10 @@ def validate(given: dict | None, src: str = "study.yaml", text: str | None = Non
     given = given or {}
     if not isinstance(given, dict):
         raise ConfigError(f"{src}: the top level must be a mapping of settings")
-    _plain_numbers(given, "", src)
+    # the keys first: _merge reads no deeper than the defaults, so an unknown key is named before any walk
     cfg = _merge(DEFAULTS, given, "", src)
+    _refuse_recursion(given, "", src)
+    _plain_numbers(given, "", src)
     for path, allowed in _ALLOWED.items():
         node = cfg
         for part in path.split("."):
