@@ -157,3 +157,27 @@ def test_possible_values_at_the_edges_still_validate():
 def test_a_yaml_alias_inside_its_own_anchor_is_refused_in_one_line(tmp_path, text, message):
     """progression_terms: &p [X, *p] ended the load in a RecursionError traceback (exit 1)."""
     assert message in refused_at_ingest(tmp_path, text)
+
+
+def _nested_aliases(levels: int) -> str:
+    """A list under dlt.progression_terms of aliases ten deep in one another: 10^levels values from a few lines."""
+    return "".join(["studyid: CT-TEST-01\ndlt:\n  progression_terms:\n    - &a0 [x, x, x, x, x, x, x, x, x, x]\n"]
+                   + [f"    - &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, levels + 1)])
+
+
+def test_yaml_aliases_nested_in_one_another_are_refused_before_the_values_are_walked(tmp_path):
+    """Aliases of aliases (a 'billion laughs') hung the load: each level multiplied the walk of the values by ten
+    (six levels 3 s, seven 31 s, a 2.5 KB file of nine did not end)."""
+    assert "'dlt' holds 1,234,568 values" in refused_at_ingest(tmp_path, _nested_aliases(5))
+    # each level of ten aliases holds 10 x the previous plus the list itself: 11, 111, ..., plus dlt and its list
+    assert refused_at_ingest(tmp_path, _nested_aliases(8)) == (
+        "'dlt' holds 1,234,567,901 values once its YAML aliases are written out (at most 10,000); write the values "
+        "out in full")
+
+
+def test_a_yaml_alias_repeating_a_list_still_validates():
+    from safety.core.files import load_yaml
+    cfg = validate(load_yaml("dlt:\n  rules:\n"
+                             "    - {id: X1, type: ae_grade, min_grade: 3, exclude_terms: &t [FEVER, PYREXIA]}\n"
+                             "    - {id: X2, type: ae_grade, min_grade: 4, exclude_terms: *t}\n"))
+    assert [r["exclude_terms"] for r in cfg["dlt"]["rules"]] == [["FEVER", "PYREXIA"]] * 2

@@ -311,26 +311,42 @@ SETTING_INT_LIMIT = 100_000
 # every n up to max_n, and early-phase trials enrol tens of subjects.
 DLT_WINDOW_DAYS = (-365, 3650)
 MAX_N_LIMIT = 1000
+# A study.yaml's values with its YAML aliases written out: a protocol holds hundreds; aliases nested within one
+# another multiply (ten aliases of ten aliases ... of a list of ten: 10^9 values from 300 bytes).
+ALIAS_EXPANSION_LIMIT = 10_000
 
 
-def _refuse_recursion(value, path: str, src: str, holding: dict[int, str] | None = None,
-                      walked: set[int] | None = None) -> None:
-    """Refuse a setting that holds itself: YAML reads ``&p [X, *p]`` as a list inside itself, and every walk of
-    the settings went round it until Python's recursion limit, ending the load in a traceback."""
-    holding = {} if holding is None else holding
-    walked = set() if walked is None else walked
-    if not isinstance(value, (dict, list)) or id(value) in walked:
-        return
+def _expanded_size(value, path: str, src: str, holding: dict[int, str], sizes: dict[int, int]) -> int:
+    """The number of values in ``value`` with every YAML alias written out, each list or mapping walked once
+    (``sizes``). Refuses a setting that holds itself: YAML reads ``&p [X, *p]`` as a list inside itself, and
+    every walk of the settings went round it until Python's recursion limit, ending the load in a traceback."""
+    if not isinstance(value, (dict, list)):
+        return 1
+    if id(value) in sizes:
+        return sizes[id(value)]
     if id(value) in holding:
         raise ConfigError(f"{src}: '{path}' is an alias of '{holding[id(value)] or 'the top level'}', which holds "
                           "it: a YAML alias inside its own anchor repeats without end; write the value out in full")
     holding[id(value)] = path
-    items = value.items() if isinstance(value, dict) else enumerate(value)
-    for k, v in items:
-        _refuse_recursion(v, (f"{path}.{k}" if path else str(k)) if isinstance(value, dict) else f"{path}[{k}]",
-                          src, holding, walked)
+    if isinstance(value, dict):
+        children = [(f"{path}.{k}" if path else str(k), v) for k, v in value.items()]
+    else:
+        children = [(f"{path}[{i}]", v) for i, v in enumerate(value)]
+    size = 1 + sum(_expanded_size(v, p, src, holding, sizes) for p, v in children)
     del holding[id(value)]
-    walked.add(id(value))
+    sizes[id(value)] = size
+    return size
+
+
+def _refuse_alias_expansion(given: dict, src: str) -> None:
+    """Refuse aliases that hold one another to a size no protocol has (a 'billion laughs': nine lines of
+    ``a1: &a1 [*a0, *a0, ...]`` are a billion values, and the load walked each one)."""
+    sizes: dict[int, int] = {}
+    for key, value in given.items():
+        size = _expanded_size(value, str(key), src, {}, sizes)
+        if size > ALIAS_EXPANSION_LIMIT:
+            raise ConfigError(f"{src}: '{key}' holds {size:,} values once its YAML aliases are written out (at "
+                              f"most {ALIAS_EXPANSION_LIMIT:,}); write the values out in full")
 
 
 def _plain_numbers(value, path: str, src: str) -> None:
@@ -375,7 +391,7 @@ def validate(given: dict | None, src: str = "study.yaml", text: str | None = Non
         raise ConfigError(f"{src}: the top level must be a mapping of settings")
     # the keys first: _merge reads no deeper than the defaults, so an unknown key is named before any walk
     cfg = _merge(DEFAULTS, given, "", src)
-    _refuse_recursion(given, "", src)
+    _refuse_alias_expansion(given, src)
     _plain_numbers(given, "", src)
     for path, allowed in _ALLOWED.items():
         node = cfg
