@@ -88,7 +88,7 @@ def test_list_settings_of_the_right_kind_still_validate():
     cfg = validate({"data_cuts": ["2026-03-31"], "stopping_rule": {"dose_order": ["DL1", 2]},
                     "dlt": {"progression_terms": ["PD"]}})
     assert (cfg["data_cuts"], cfg["stopping_rule"]["dose_order"], cfg["dlt"]["progression_terms"]) == (
-        ["2026-03-31"], ["DL1", 2], ["PD"])
+        ["2026-03-31"], ["DL1", "2"], ["PD"])
 
 
 def test_ingest_refuses_a_number_among_the_progression_terms_in_one_line(tmp_path):
@@ -181,3 +181,39 @@ def test_a_yaml_alias_repeating_a_list_still_validates():
                              "    - {id: X1, type: ae_grade, min_grade: 3, exclude_terms: &t [FEVER, PYREXIA]}\n"
                              "    - {id: X2, type: ae_grade, min_grade: 4, exclude_terms: *t}\n"))
     assert [r["exclude_terms"] for r in cfg["dlt"]["rules"]] == [["FEVER", "PYREXIA"]] * 2
+
+
+def test_a_dose_level_of_infused_subjects_missing_from_dose_order_is_refused_at_ingest(tmp_path):
+    """dose_order: [DL1, DL3] loaded without a word, DL2 then sorted above DL3 and BOIN called it eliminated by
+    'the lower dose level DL3'; a dose order of numbers matching no level lost 'the trial stops for safety'."""
+    text = "studyid: CT-TEST-01\nstopping_rule:\n  method: boin\n  threshold: 0.3\n  dose_order: [DL0, 1, DL2]\n"
+    assert refused_at_ingest(tmp_path, text) == (
+        "'stopping_rule.dose_order' (DL0, 1, DL2) does not list the dose level DL1 (1e6/kg) of infused subjects "
+        "(subjects.dose_level); list every dose level from lowest to highest as the data write it, or leave the "
+        "key out")
+
+
+def test_a_dose_order_listing_every_infused_level_loads(tmp_path):
+    import duckdb
+    from test_study_settings import _ingest
+    text = "studyid: CT-TEST-01\nstopping_rule:\n  method: boin\n  dose_order: [DL0, DL1 (1e6/kg), DL2, 3]\n"
+    _ingest(tmp_path, text)
+    con = duckdb.connect(str(tmp_path / "db.duckdb"), read_only=True)
+    levels = con.execute("SELECT list(DISTINCT dose_level ORDER BY dose_level) FROM subjects WHERE infused").fetchone()[0]
+    stored = con.execute("SELECT config_json FROM studies").fetchone()[0]
+    assert levels == ["DL1 (1e6/kg)", "DL2"]
+    assert __import__("json").loads(stored)["stopping_rule"]["dose_order"] == ["DL0", "DL1 (1e6/kg)", "DL2", "3"]
+
+
+def test_dose_levels_written_as_numbers_are_read_as_the_levels_text():
+    """dose_order: [1, 2] is the levels '1' and '2': eliminating '1' says the trial stops for safety."""
+    from safety.derive.dlt.stopping import SUBJECT_COLUMNS, status_records
+    cfg = validate({"stopping_rule": {"method": "boin", "threshold": 0.3, "dose_order": [1, 2]}})
+    assert cfg["stopping_rule"]["dose_order"] == ["1", "2"]
+    rows = [dict(infused=True, evaluable=True, dlt_confirmed=dlt, candidates_in_window=int(dlt), pending_in_window=0,
+                 evaluable_if_candidates_confirmed=True, followed_through_window=True, crs_max_grade_window=0,
+                 icans_max_grade_window=0, treatment_related_death=False, dose_level=level, cohort=level)
+            for level, dlt in [("1", True)] * 3 + [("2", False)] * 3]
+    out = status_records({c: [r[c] for r in rows] for c in SUBJECT_COLUMNS}, cfg, adjudicated=True)
+    assert [(r["cohort"], r["decision"]) for r in out] == [("1", "eliminate"), ("2", "eliminate")]
+    assert "eliminate; it is the lowest dose level, so the trial stops for safety" in out[0]["sentence"]

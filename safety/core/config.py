@@ -441,6 +441,8 @@ def validate(given: dict | None, src: str = "study.yaml", text: str | None = Non
     if not 1 <= sr["min_n"] <= sr["max_n"]:
         raise ConfigError(f"{src}: 'stopping_rule.min_n' must be from 1 to max_n ({sr['max_n']}), got {sr['min_n']!r}")
     _check(sr["dose_order"], ListOf((str, int, float), "a list of dose levels"), "stopping_rule.dose_order", src)
+    # a dose level is text (subjects.dose_level): 1 in the YAML is the level '1', as a quoted '1' would be
+    sr["dose_order"] = [str(x) for x in sr["dose_order"]]
     if not 0 < sr["threshold"] < 1:
         raise ConfigError(f"{src}: 'stopping_rule.threshold' must be between 0 and 1, got {sr['threshold']!r}")
     for k in ("alpha", "boin_elimination_cutoff"):

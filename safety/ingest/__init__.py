@@ -26,7 +26,7 @@ from safety.core.vocabulary import dropped_domains_note
 from safety.ingest import engine, sdtm_domains, snapshot
 from safety.ingest.connection import connect_load
 from safety.ingest.sdtm_assessments import build_sdtm_assessments
-from safety.ingest.settings_check import unmatched_settings
+from safety.ingest.settings_check import dose_levels_not_ordered, unmatched_settings
 from safety.ingest.domains import ALL_DOMAINS, OPTIONAL_DOMAINS, ORDER, SPECS
 from safety.ingest.errors import IngestError
 from safety.ingest.readers import StagedFile, detect_domain, discover, file_error, row_counts, stage, unread_files
@@ -129,6 +129,11 @@ def _delete_snapshot(con, studyid: str, data_cut: dt.date) -> None:
         sql = t.delete_snapshot_sql()
         if t.name in present and sql:
             con.execute(sql, {"studyid": studyid, "data_cut": data_cut})
+
+
+def _settings_file(study_dir: Path) -> Path:
+    """The study's settings file: study.yml when that is the one in the folder, else study.yaml."""
+    return next((p for p in (study_dir / "study.yml",) if p.exists()), study_dir / "study.yaml")
 
 
 def ingest_study(study_dir, db_path, cutoff: dt.date | str | None = None, review_store_path=None,
@@ -287,6 +292,13 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
         engine.load_subjects(ctx, cols["DM"], supp_info.get("DM"))
         engine.note_undated_deaths(ctx, by_domain["DM"])
 
+        unordered = dose_levels_not_ordered(con, studyid, data_cut, config)
+        if unordered:  # refused, not warned: the escalation and elimination decisions read the order
+            listed = ", ".join(config["stopping_rule"]["dose_order"])
+            raise IngestError(f"{_settings_file(study_dir)}: 'stopping_rule.dose_order' ({listed}) "
+                              f"does not list the dose level{'s' if len(unordered) > 1 else ''} "
+                              f"{', '.join(unordered)} of infused subjects (subjects.dose_level); list every dose "
+                              "level from lowest to highest as the data write it, or leave the key out")
         for dom, notes in unmatched_settings(con, studyid, data_cut, config, set(by_domain)).items():
             for note in notes:  # kept with the file's other notes (load_log.notes, the Data quality page)
                 by_domain[dom][0].add_note(note)

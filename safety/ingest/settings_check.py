@@ -62,3 +62,17 @@ def unmatched_settings(con, studyid: str, data_cut: dt.date, config: dict, deliv
             f"({dom}TESTCD loaded: {', '.join(sorted(stored[dom])) or 'none'}): nothing is compared with "
             f"{'it' if len(absent) == 1 else 'them'}")
     return notes
+
+
+def dose_levels_not_ordered(con, studyid: str, data_cut: dt.date, config: dict) -> list[str]:
+    """The dose levels of infused subjects (subjects.dose_level) that a non-empty ``stopping_rule.dose_order`` does
+    not list. Such a level sorted above every listed one: BOIN called it eliminated by a higher dose, and a dose
+    order matching no level lost the sentence that the trial stops when the lowest dose is eliminated."""
+    order = config["stopping_rule"]["dose_order"]
+    if not order:
+        return []
+    rows = con.execute("""SELECT DISTINCT dose_level FROM subjects
+                          WHERE studyid = $s AND data_cut = $c AND infused AND dose_level IS NOT NULL
+                            AND NOT list_contains($order, dose_level) ORDER BY dose_level""",
+                       {"s": studyid, "c": data_cut, "order": order}).fetchall()
+    return [r[0] for r in rows]
