@@ -217,3 +217,11 @@ def test_dose_levels_written_as_numbers_are_read_as_the_levels_text():
     out = status_records({c: [r[c] for r in rows] for c in SUBJECT_COLUMNS}, cfg, adjudicated=True)
     assert [(r["cohort"], r["decision"]) for r in out] == [("1", "eliminate"), ("2", "eliminate")]
     assert "eliminate; it is the lowest dose level, so the trial stops for safety" in out[0]["sentence"]
+
+
+def test_an_empty_dlt_rule_list_is_refused_at_ingest(tmp_path):
+    """dlt.rules: [] loaded without a word and screened nothing: the sample's DL2 and DL3 went from 5 and 3 pending
+    candidates ('de-escalate' if confirmed) to none ('escalate')."""
+    assert refused_at_ingest(tmp_path, "studyid: CT-TEST-01\ndlt:\n  rules: []\n") == (
+        "'dlt.rules' is empty: no event would be screened as a DLT; leave the key out to use rules R1-R9, or list "
+        "the protocol's rules")

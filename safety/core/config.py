@@ -215,6 +215,9 @@ def _merge(defaults: dict, given: dict, path: str, src: str) -> dict:
 def _validate_dlt_rules(rules, src: str) -> None:
     if not isinstance(rules, list):
         raise ConfigError(f"{src}: 'dlt.rules' must be a list, got {rules!r}")
+    if not rules:  # screening nothing read as 'no DLT' on every page, the pending-DLT warnings gone with it
+        raise ConfigError(f"{src}: 'dlt.rules' is empty: no event would be screened as a DLT; leave the key out to "
+                          "use rules R1-R9, or list the protocol's rules")
     seen = set()
     for i, rule in enumerate(rules):
         p = f"dlt.rules[{i}]"
