@@ -26,6 +26,7 @@ def install() -> None:
 
 
 def received() -> bool:
+    """Whether Ctrl-C came since :func:`install`."""
     return bool(_received)
 
 
