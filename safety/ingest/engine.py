@@ -1193,8 +1193,9 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
           datediff('day', _inf, _st) AS onset_day, datediff('day', _inf, _en) AS end_day,
           _en IS NULL AS ongoing,
           -- over before the cells were given: an end on day 0 whose time, and the infusion's, are known
-          coalesce(_en = _inf AND _k_AEENDTC = 'F' AND length({c('AEENDTC')}) > 10 AND length(_inf_dtc) > 10
-                   AND ct_time({c('AEENDTC')}, 'F') < ct_time(_inf_dtc, 'F'), false) AS ended_before_infusion,
+          -- (the times are parsed for the few AEs ending on day 0 only: CASE, not AND, decides what runs)
+          coalesce(CASE WHEN _en = _inf AND _k_AEENDTC = 'F' AND length({c('AEENDTC')}) > 10 AND length(_inf_dtc) > 10
+                        THEN ct_time({c('AEENDTC')}, 'F') < ct_time(_inf_dtc, 'F') END, false) AS ended_before_infusion,
           {ae_duration_sql("_st", "_en", "_death")} AS duration_days,
           _i_AESTDY AS aestdy,
           -- no start date: treatment-emergent unless it ended before treatment began (docs/dlt.md "Onset unknown")
