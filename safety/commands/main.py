@@ -47,7 +47,7 @@ COMMANDS = {
     "ingest": (_ingest, "load a study folder into a DuckDB database and run every derivation"),
     "export": (_export, "write committee listings and tables (CSV, XLSX, RTF, PDF)"),
     "review": (_review, "record committee DLT decisions from signed minutes, or list them (CSV)"),
-    "users": (_users, "manage sign-in accounts (add, remove, list, set-password)"),
+    "users": (_users, "manage sign-in accounts (add, list, set-password, set-sites, disable, enable, unlock, remove)"),
     "audit": (_audit, "verify or export the tamper-evident audit log"),
     "schema-doc": (_schema_doc, "write docs/schema.md from the table registry"),
 }
