@@ -87,17 +87,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     interrupt.install()
     try:
-        code = _run(args, argv)
+        code = _run(args)
     except KeyboardInterrupt:
         code = None
     # Ctrl-C: one line, never a traceback (a command that said it already returns INTERRUPTED)
     if code is None or (interrupt.received() and code != interrupt.INTERRUPTED):
-        print(f"python -m safety {argv[0] if argv else ''}: interrupted".replace("  ", " "), file=sys.stderr)
+        print(f"python -m safety {args.command}: interrupted", file=sys.stderr)
         return interrupt.INTERRUPTED
     return code
 
 
-def _run(args, argv: list[str]) -> int:
+def _run(args) -> int:
     try:
         return int(args._run(args) or 0)
     except BrokenPipeError:
@@ -107,14 +107,12 @@ def _run(args, argv: list[str]) -> int:
         # the machine refused half-way (disk full, a name too long): one line. The paths a command writes are
         # checked before it starts (safety.core.files.unwritable): a folder it cannot write is exit 2 there
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"python -m safety {argv[0] if argv else ''}: error: {where}{exc.strerror or exc}".replace("  ", " "),
-              file=sys.stderr)
+        print(f"python -m safety {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
     except Exception as exc:
         interrupt.check()  # DuckDB takes Ctrl-C during a query as its own error ('Query interrupted')
         if type(exc).__module__.split(".")[0] not in ("duckdb", "_duckdb", "sqlite3"):
             raise
         # a database file that is not what the command needs (another program's DuckDB or SQLite file)
-        print(f"python -m safety {argv[0] if argv else ''}: error: {' '.join(str(exc).split())[:300]}",
-              file=sys.stderr)
+        print(f"python -m safety {args.command}: error: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
         return 1

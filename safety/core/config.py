@@ -552,39 +552,45 @@ def _validate_outcomes(cfg: dict, src: str) -> None:
     cfg["planned_doses"] = {str(k): float(v) for k, v in cfg["planned_doses"].items()}
 
 
+def settings_file(study_dir: Path) -> Path:
+    """A study folder's settings file: study.yaml, else study.yml, else the study.yaml to write (refused when
+    both are there: only one would be read)."""
+    yaml_path, yml_path = study_dir / "study.yaml", study_dir / "study.yml"
+    if yaml_path.exists() and yml_path.exists():
+        raise ConfigError(f"{study_dir}: both study.yaml and study.yml are in the folder, and only one would be "
+                          "read; keep one of them")
+    return yml_path if yml_path.exists() else yaml_path
+
+
 def load_study_config(study_dir: str | Path) -> dict:
     """Read and validate ``study.yaml`` (or ``study.yml``) in a study folder; defaults when absent."""
     study_dir = Path(study_dir)
-    if (study_dir / "study.yaml").exists() and (study_dir / "study.yml").exists():
-        raise ConfigError(f"{study_dir}: both study.yaml and study.yml are in the folder, and only one would be "
-                          "read; keep one of them")
-    for name in ("study.yaml", "study.yml"):
-        path = study_dir / name
-        if path.exists():
-            try:
-                text = path.read_text(encoding="utf-8")
-                given = load_yaml(text)
-            except UnicodeDecodeError as exc:
-                line = path.read_bytes()[:exc.start].count(b"\n") + 1
-                raise ConfigError(f"{path}: line {line} is not UTF-8 text; save the file as UTF-8") from None
-            except yaml.YAMLError as exc:
-                mark = getattr(exc, "problem_mark", None)
-                where = f" at line {mark.line + 1}" if mark else ""
-                problem = getattr(exc, "problem", None)
-                raise ConfigError(f"{path}: not valid YAML{where}" + (f" ({problem})" if problem else "")) from None
-            except ValueError as exc:  # YAML reads 2026-02-30 as a date and the calendar refuses it
-                raise ConfigError(f"{path}: a value is not a real date ({exc}); write dates as YYYY-MM-DD") from None
-            if given is None or given == {}:
-                # a file truncated by a failed copy would otherwise put every default in force without a word
-                raise ConfigError(f"{path}: the file holds no settings; delete it to use the defaults")
-            cfg = validate(given, str(path), text)
-            if cfg["lab_terms_path"]:
-                terms = (study_dir / cfg["lab_terms_path"]).resolve()
-                if not terms.is_file():
-                    raise ConfigError(f"{path}: 'lab_terms_path' names {terms}, which does not exist")
-                cfg["lab_terms_path"] = str(terms)
-            return cfg
-    return validate({}, str(study_dir / "study.yaml"))
+    path = settings_file(study_dir)
+    if path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+            given = load_yaml(text)
+        except UnicodeDecodeError as exc:
+            line = path.read_bytes()[:exc.start].count(b"\n") + 1
+            raise ConfigError(f"{path}: line {line} is not UTF-8 text; save the file as UTF-8") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            problem = getattr(exc, "problem", None)
+            raise ConfigError(f"{path}: not valid YAML{where}" + (f" ({problem})" if problem else "")) from None
+        except ValueError as exc:  # YAML reads 2026-02-30 as a date and the calendar refuses it
+            raise ConfigError(f"{path}: a value is not a real date ({exc}); write dates as YYYY-MM-DD") from None
+        if given is None or given == {}:
+            # a file truncated by a failed copy would otherwise put every default in force without a word
+            raise ConfigError(f"{path}: the file holds no settings; delete it to use the defaults")
+        cfg = validate(given, str(path), text)
+        if cfg["lab_terms_path"]:
+            terms = (study_dir / cfg["lab_terms_path"]).resolve()
+            if not terms.is_file():
+                raise ConfigError(f"{path}: 'lab_terms_path' names {terms}, which does not exist")
+            cfg["lab_terms_path"] = str(terms)
+        return cfg
+    return validate({}, str(path))
 
 
 def stored_config(config_json: str | None, src: str = "the stored study settings") -> dict:

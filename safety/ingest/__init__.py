@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 from safety import __version__, schema
-from safety.core.config import ConfigError, load_study_config, settings_changed_note
+from safety.core.config import ConfigError, load_study_config, settings_changed_note, settings_file
 from safety.core.files import not_a_duckdb_file, unwritable
 from safety.core.sql import existing, insert_rows
 from safety.core.vocabulary import dropped_domains_note
@@ -129,11 +129,6 @@ def _delete_snapshot(con, studyid: str, data_cut: dt.date) -> None:
         sql = t.delete_snapshot_sql()
         if t.name in present and sql:
             con.execute(sql, {"studyid": studyid, "data_cut": data_cut})
-
-
-def _settings_file(study_dir: Path) -> Path:
-    """The study's settings file: study.yml when that is the one in the folder, else study.yaml."""
-    return next((p for p in (study_dir / "study.yml",) if p.exists()), study_dir / "study.yaml")
 
 
 def ingest_study(study_dir, db_path, cutoff: dt.date | str | None = None, review_store_path=None,
@@ -295,7 +290,7 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
         unordered = dose_levels_not_ordered(con, studyid, data_cut, config)
         if unordered:  # refused, not warned: the escalation and elimination decisions read the order
             listed = ", ".join(config["stopping_rule"]["dose_order"])
-            raise IngestError(f"{_settings_file(study_dir)}: 'stopping_rule.dose_order' ({listed}) "
+            raise IngestError(f"{settings_file(study_dir)}: 'stopping_rule.dose_order' ({listed}) "
                               f"does not list the dose level{'s' if len(unordered) > 1 else ''} "
                               f"{', '.join(unordered)} of infused subjects (subjects.dose_level); list every dose "
                               "level from lowest to highest as the data write it, or leave the key out")

@@ -1004,17 +1004,16 @@ def note_day0_imputed(ctx: Ctx, dm_files: list[StagedFile], ex_files: list[Stage
 
 def load_ex(ctx: Ctx, c: Cols, supp) -> None:
     add_supp_columns(ctx, "exposures", supp)
+    en = end_date("EXENDTC", "NULL")
     ctx.run(f"""INSERT INTO exposures BY NAME SELECT {KEYSEL},
         _i_EXSEQ AS exseq, {c('EXTRT')} AS extrt, {c('EXCAT')} AS excat, _n_EXDOSE AS exdose,
         {c('EXDOSU')} AS exdosu, {c('EXROUTE')} AS exroute,
         {c('EXSTDTC')} AS exstdtc,
         -- a partial CAR infusion whose period holds the day 0 RFXSTDTC gave it is on day 0, not on its first day
-        CASE WHEN t._is_car AND s.inf_source = $src AND t._k_EXSTDTC IN ('D', 'M')
-                  AND s.inf_date BETWEEN t._lo_EXSTDTC AND t._hi_EXSTDTC THEN s.inf_date
+        CASE WHEN t._is_car AND s.inf_source = $src THEN {start_date('EXSTDTC')}
              ELSE t._lo_EXSTDTC END AS exst_date, ct_flag(t._k_EXSTDTC) AS exst_date_flag,
-        CASE WHEN ct_end(t._k_EXENDTC, t._lo_EXENDTC, t._hi_EXENDTC, NULL, $cut) <= $cut THEN {c('EXENDTC')} END AS exendtc,
-        CASE WHEN ct_end(t._k_EXENDTC, t._lo_EXENDTC, t._hi_EXENDTC, NULL, $cut) <= $cut
-             THEN ct_end(t._k_EXENDTC, t._lo_EXENDTC, t._hi_EXENDTC, NULL, $cut) END AS exen_date,
+        CASE WHEN {en} <= $cut THEN {c('EXENDTC')} END AS exendtc,
+        CASE WHEN {en} <= $cut THEN {en} END AS exen_date,
         datediff('day', s.inf_date, exst_date) AS day, _i_EXSTDY AS exdy, t._is_car AS is_car_infusion
         {supp_select(supp)}
         FROM _t_EX t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK} ORDER BY t._file, t._row""",
@@ -1110,6 +1109,7 @@ def set_ae_deaths(ctx: Ctx) -> None:
 
 def load_cm(ctx: Ctx, c: Cols, supp) -> None:
     add_supp_columns(ctx, "medications", supp)
+    en = end_date("CMENDTC", "t.death_date")
     ctx.run(f"""INSERT INTO medications BY NAME
         WITH m AS (SELECT t.*, s.inf_date, s.death_date, lower(concat_ws(' ', {c('CMDECOD')}, {c('CMTRT')})) AS _name
                    FROM _t_CM t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK}),
@@ -1119,11 +1119,10 @@ def load_cm(ctx: Ctx, c: Cols, supp) -> None:
         _i_CMSEQ AS cmseq, {c('CMTRT')} AS cmtrt, {c('CMDECOD')} AS cmdecod, {c('CMCAT')} AS cmcat,
         {c('CMINDC')} AS cmindc, _n_CMDOSE AS cmdose, {c('CMDOSU')} AS cmdosu, {c('CMROUTE')} AS cmroute,
         coalesce(cls.med_class, 'other') AS med_class,
-        {c('CMSTDTC')} AS cmstdtc, {start_date('CMSTDTC', end_date('CMENDTC', 't.death_date'), inf='t.inf_date')} AS cmst_date,
+        {c('CMSTDTC')} AS cmstdtc, {start_date('CMSTDTC', en, inf='t.inf_date')} AS cmst_date,
         ct_flag(t._k_CMSTDTC) AS cmst_date_flag,
-        CASE WHEN ct_end(t._k_CMENDTC, t._lo_CMENDTC, t._hi_CMENDTC, t.death_date, $cut) <= $cut THEN {c('CMENDTC')} END AS cmendtc,
-        CASE WHEN ct_end(t._k_CMENDTC, t._lo_CMENDTC, t._hi_CMENDTC, t.death_date, $cut) <= $cut
-             THEN ct_end(t._k_CMENDTC, t._lo_CMENDTC, t._hi_CMENDTC, t.death_date, $cut) END AS cmen_date,
+        CASE WHEN {en} <= $cut THEN {c('CMENDTC')} END AS cmendtc,
+        CASE WHEN {en} <= $cut THEN {en} END AS cmen_date,
         datediff('day', t.inf_date, cmst_date) AS start_day, datediff('day', t.inf_date, cmen_date) AS end_day,
         CASE WHEN length({c('CMSTDTC')}) > 10 THEN ct_time({c('CMSTDTC')}, t._k_CMSTDTC) END AS start_time,
         {c('CMDOSFRM')} AS cmdosfrm
@@ -1158,7 +1157,7 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
     ctx_version = ctx.config.get("ctcae_version", "5.0")
     ctx.run(f"""INSERT INTO adverse_events BY NAME
         WITH a AS (SELECT t.*, s.inf_date AS _inf, s.inf_dtc AS _inf_dtc, s.death_date AS _death, s.ld_date AS _ld,
-            ct_end(t._k_AEENDTC, t._lo_AEENDTC, t._hi_AEENDTC, s.death_date, $cut) AS _en_raw,
+            {end_date('AEENDTC')} AS _en_raw,
             -- lymphodepletion, the reference of treatment_emergent, as the second date a partial start may take
             {start_date('AESTDTC', '_en_raw', ld='s.ld_date')} AS _st,
             CASE WHEN _en_raw <= $cut THEN _en_raw END AS _en,

@@ -770,7 +770,7 @@ IMMUNE_RECONSTITUTION = Table(
         C("baseline_value", "DOUBLE", "Last value on or before day 0."),
         C("nadir", "DOUBLE", f"Lowest value from day {POST_INFUSION_FIRST_DAY} on."),
         C("nadir_day", "INTEGER", "Day of the nadir."),
-        C("first_below_day", "INTEGER", "First day from day 1 with a value below the threshold."),
+        C("first_below_day", "INTEGER", f"First day from day {POST_INFUSION_FIRST_DAY} with a value below the threshold."),
         C("last_value", "DOUBLE", "Latest value."),
         C("last_day", "INTEGER", "Day of the latest value."),
         C("below_at_last", "BOOLEAN", "The latest value is below the threshold."),
