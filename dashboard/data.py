@@ -13,7 +13,7 @@ import streamlit as st
 
 from dashboard import state
 from safety.core.vocabulary import open_end
-from safety.ingest.domains import LYMPHODEPLETION_PATTERN
+from safety.ingest.domains import LYMPHODEPLETION_PATTERN, lymphodepleting_ex_sql
 from safety.review import dlt_status as dlt_live
 from safety.review.changes import changes_since
 from safety.review import meeting as meeting_rules
@@ -167,16 +167,16 @@ def _subject_data(v: state.View, usubjid: str) -> dict[str, pd.DataFrame]:
         "responses": rd.sql("SELECT day, response, visit FROM responses WHERE usubjid = $u ORDER BY day", p),
         # every CAR infusion (a re-infusion too) and the lymphodepleting doses, from EX and CM as the load finds
         # the first of them (subjects.lymphodepletion_start_day)
-        "dosing": rd.sql("""
+        "dosing": rd.sql(f"""
             SELECT CASE WHEN is_car_infusion THEN 'CAR infusion' ELSE 'Lymphodepletion' END AS kind,
                    coalesce(extrt, excat) AS name, day AS start_day,
                    day + coalesce(datediff('day', exst_date, exen_date), 0) AS end_day
             FROM exposures WHERE usubjid = $u AND day IS NOT NULL
-              AND (is_car_infusion OR regexp_matches(lower(concat_ws(' ', excat, extrt)), $ld))
+              AND (is_car_infusion OR {lymphodepleting_ex_sql()})
             UNION ALL
             SELECT 'Lymphodepletion', cmdecod, start_day, coalesce(end_day, start_day) FROM medications
             WHERE usubjid = $u AND med_class = 'lymphodepletion' AND start_day IS NOT NULL
-            ORDER BY kind, start_day, name""", {**p, "ld": LYMPHODEPLETION_PATTERN}),
+            ORDER BY kind, start_day, name""", {**p, "ld_pattern": LYMPHODEPLETION_PATTERN}),
         "labs": rd.sql((PROFILE_LABS_SQL if has["lab_toxicity"] else
                         "SELECT lbtestcd, lbtest, day, value, unit, lln, uln, NULL::INTEGER AS grade FROM labs l")
                        + " WHERE l.usubjid = $u AND l.value IS NOT NULL ORDER BY l.day", p),

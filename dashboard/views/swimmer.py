@@ -57,13 +57,11 @@ events.append(state.q(f"""SELECT usubjid, coalesce(onset_day, end_day) AS day, '
                               'immune effector cell-associated neurotoxicity syndrome')""",
                       {**lp, "unknown": UNKNOWN_ONSET_AT}))
 # DLTs as the committee's decisions stand now (the same call as the overview, DLT review and the packet); a
-# candidate AE with no start date is marked where that AE is (a pending one must not go missing)
+# candidate AE with no start date is marked at its end day, as the review rows give it (a pending one must not go
+# missing)
 review = data.dlt_marks(v, lanes)
-unplaced = review.loc[review["onset_day"].isna(), "event_key"].tolist()
-ends = state.q("SELECT event_key, end_day FROM adverse_events WHERE event_key IN (SELECT unnest($keys))",
-               {"keys": unplaced}).set_index("event_key")["end_day"] if unplaced else pd.Series(dtype="float64")
 events.append(pd.DataFrame({"usubjid": review["usubjid"],
-                            "day": review["onset_day"].fillna(review["event_key"].map(ends)),
+                            "day": review["onset_day"].fillna(review["end_day"]),
                             "kind": ["dlt" if c else "dlt pending" for c in review["counts_as_dlt"].astype(bool)],
                             "text": review["term"].fillna("event").astype(str) + " (" + review["status"] + ")",
                             "grade": None,

@@ -190,10 +190,7 @@ def listing_dlt(reader, store=None, live=None):
     # a decision in force on a subject no longer in the cut stays listed (site unknown) for a reader of every site;
     # a site-scoped reader cannot tell such a subject from another site's (docs/dlt.md), so keeps its sites' alone
     df = df.merge(subj, on="usubjid", how="left" if reader.scope.all_sites else "inner")
-    if c.has_previous(reader):
-        df["new_since_previous_cut"] = ~df["event_key"].isin(in_previous_review(reader, store))
-    else:
-        df["new_since_previous_cut"] = True
+    df["new_since_previous_cut"] = ~df["event_key"].isin(in_previous_review(reader, store))  # all new on a first cut
     df = df.sort_values(["usubjid", "onset_day", "event_key"], na_position="last", kind="stable")
     notes = ["One row per candidate event and each event the committee decided on; adjudicated DLT = the decision "
              "in force when the listing was made (Pending: in the DLT window, awaiting a decision; a withdrawn "

@@ -20,7 +20,7 @@ from safety.core.vocabulary import (BELOW_LIMIT_TEXTS, CRS_TERMS, ICANS_TERMS, O
 from safety.schema.source import enrollment_order_sql
 from safety.ingest.domains import (
     LAB_NEGATIVE_ALLOWED, LIMITS, LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS,
-    DomainSpec,
+    DomainSpec, lymphodepleting_ex_sql,
 )
 from safety.ingest.readers import StagedFile, control_character_check
 
@@ -1132,14 +1132,14 @@ def load_cm(ctx: Ctx, c: Cols, supp) -> None:
 
 def set_lymphodepletion(ctx: Ctx) -> None:
     """First lymphodepleting dose: EX rows that are not the cell product and name a lymphodepleting drug, or CM."""
-    ctx.run("""UPDATE _subj SET ld_date = l.d FROM (
+    ctx.run(f"""UPDATE _subj SET ld_date = l.d FROM (
         SELECT usubjid AS u, min(d) AS d FROM (
           SELECT usubjid, exst_date AS d FROM exposures WHERE studyid = $studyid AND data_cut = $cut
-            AND NOT is_car_infusion AND regexp_matches(lower(concat_ws(' ', excat, extrt)), $pat)
+            AND {lymphodepleting_ex_sql()}
           UNION ALL
           SELECT usubjid, cmst_date FROM medications WHERE studyid = $studyid AND data_cut = $cut
             AND med_class = 'lymphodepletion') x
-        WHERE d IS NOT NULL GROUP BY usubjid) l WHERE _subj.usubjid = l.u""", {"pat": LYMPHODEPLETION_PATTERN})
+        WHERE d IS NOT NULL GROUP BY usubjid) l WHERE _subj.usubjid = l.u""", {"ld_pattern": LYMPHODEPLETION_PATTERN})
 
 
 # SUPPAE qualifiers that carry the grading scale of AETOXGR (e.g. 'CTCAE v5.0', 'Lee 2014', 'ASTCT 2019').
