@@ -80,6 +80,12 @@ def insert_rows(con, table: str, rows, types: tuple[str, ...]) -> None:
     con.execute(f"INSERT INTO {table} SELECT {sel}", cols)
 
 
+def infusion_time_sql(dtc: str) -> str:
+    """SQL: the infusion's clock time from its date/time as delivered (``dtc``), NULL when it carries none; the
+    ``inf_time`` :func:`after_infusion_sql` reads (needs the load's date macros: safety.ingest.sqlmacros)."""
+    return f"CASE WHEN length({dtc}) > 10 THEN ct_time({dtc}, 'F') END"
+
+
 def after_infusion_sql(alias: str, ts: str, timed: str) -> str:
     """A moment ``ts`` (a timestamp) at or after the subject's first CAR infusion (``alias``.inf_date, .inf_time):
     day >= 0, and not before the infusion time when both carry one (``timed``: whether ``ts`` has a time). The one

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from safety.core.files import install_time_units, time_units, unit_conversions
-from safety.core.sql import run_sql, temp_table
+from safety.core.sql import infusion_time_sql, run_sql, temp_table
 from safety.core.vocabulary import (BELOW_LIMIT_TEXTS, CRS_TERMS, ICANS_TERMS, OVERALL_RESPONSE_ROW, fatal_ae,
                                     open_end, overall_response_params, syndrome_term_sql)
 from safety.schema.source import enrollment_order_sql
@@ -1193,8 +1193,8 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
           _en IS NULL AS ongoing,
           -- over before the cells were given: an end on day 0 whose time, and the infusion's, are known
           -- (the times are parsed for the few AEs ending on day 0 only: CASE, not AND, decides what runs)
-          coalesce(CASE WHEN _en = _inf AND _k_AEENDTC = 'F' AND length({c('AEENDTC')}) > 10 AND length(_inf_dtc) > 10
-                        THEN ct_time({c('AEENDTC')}, 'F') < ct_time(_inf_dtc, 'F') END, false) AS ended_before_infusion,
+          coalesce(CASE WHEN _en = _inf AND _k_AEENDTC = 'F' AND length({c('AEENDTC')}) > 10
+                        THEN ct_time({c('AEENDTC')}, 'F') < {infusion_time_sql('_inf_dtc')} END, false) AS ended_before_infusion,
           {ae_duration_sql("_st", "_en", "_death")} AS duration_days,
           _i_AESTDY AS aestdy,
           -- no start date: treatment-emergent unless it ended before treatment began (docs/dlt.md "Onset unknown")

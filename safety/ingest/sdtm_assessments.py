@@ -27,7 +27,7 @@ Runs in ingest, inside the load's transaction, after the domains are loaded and 
 from __future__ import annotations
 
 from safety.core.sdtm_map import effective_rows
-from safety.core.sql import after_infusion_sql, temp_table
+from safety.core.sql import after_infusion_sql, infusion_time_sql, temp_table
 from safety.core.vocabulary import ASSESSMENT_SOURCE_FILE as SOURCE_FILE, ASSESSMENT_SOURCE_SDTM as SOURCE_SDTM
 from safety.ingest.engine import Ctx, med_drug_sql, q
 from safety.ingest.readers import StagedFile
@@ -86,9 +86,9 @@ def _install_map(ctx: Ctx) -> None:
 
 def _subjects(ctx: Ctx) -> None:
     """Infused subjects with their infusion time and age, and whether a celltox file covers each syndrome."""
-    ctx.run("""CREATE OR REPLACE TEMP TABLE _sa_subj AS
+    ctx.run(f"""CREATE OR REPLACE TEMP TABLE _sa_subj AS
         SELECT s.usubjid, s.inf_date,
-               CASE WHEN length(s.inf_dtc) > 10 THEN ct_time(s.inf_dtc, 'F') END AS inf_time,
+               {infusion_time_sql('s.inf_dtc')} AS inf_time,
                d.age,
                EXISTS (SELECT 1 FROM crs_assessments c WHERE c.studyid = $studyid AND c.data_cut = $cut
                        AND c.usubjid = s.usubjid) AS file_crs,

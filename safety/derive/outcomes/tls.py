@@ -35,8 +35,7 @@ WITH rules AS (
 ),
 lab AS (
   SELECT l.usubjid, r.criterion, r.direction, r.absolute_si, r.pct_change, l.day, l.value, l.lbdtc, l.lbseq,
-         least(coalesce(s.lymphodepletion_start_day, 0), 0) AS therapy_start_day,
-         least(coalesce(s.lymphodepletion_start_day, 0), 0) - {DAYS_BEFORE_START} AS window_first_day
+         least(coalesce(s.lymphodepletion_start_day, 0), 0) AS therapy_start_day
   FROM labs l JOIN rules r ON upper(l.lbtestcd) = r.testcd
   JOIN subjects s ON s.studyid = l.studyid AND s.data_cut = l.data_cut AND s.usubjid = l.usubjid
   WHERE l.studyid = $s AND l.data_cut = $c AND l.value IS NOT NULL AND l.day IS NOT NULL AND s.infused
@@ -60,7 +59,7 @@ hits AS (
                    AND round(lab.value, 9) <= round(base.baseline * (1 - lab.pct_change / 100.0), 9) THEN 'change'
          END AS how
   FROM lab LEFT JOIN base USING (usubjid, criterion)
-  WHERE lab.day BETWEEN lab.window_first_day AND {WINDOW_LAST_DAY}
+  WHERE lab.day BETWEEN lab.therapy_start_day - {DAYS_BEFORE_START} AND {WINDOW_LAST_DAY}
 ),
 firsts AS (
   -- the first result that meets the criterion, its value and how it met it taken from that one record

@@ -9,7 +9,7 @@ in parallel.
 """
 from __future__ import annotations
 
-from safety.core.sql import after_infusion_sql
+from safety.core.sql import after_infusion_sql, infusion_time_sql
 from safety.derive.toxicity._sql import SCOPE, insert, run
 from safety.ingest.sqlmacros import install as install_date_macros
 from safety.schema import CRS_GRADES, ICANS_GRADES
@@ -52,7 +52,7 @@ def _before_infusion(rows: str, ts: str, dtc: str) -> str:
   SELECT x.*, coalesce(NOT {after_infusion_sql('j', f'x.{ts}', f'length(x.{dtc}) > 10')}, false) AS before_infusion
   FROM {rows} x
   LEFT JOIN (SELECT usubjid, first_infusion_date AS inf_date,
-                    CASE WHEN length(first_infusion_dtc) > 10 THEN ct_time(first_infusion_dtc, 'F') END AS inf_time
+                    {infusion_time_sql('first_infusion_dtc')} AS inf_time
              FROM subjects WHERE {SCOPE}) j USING (usubjid))"""
 
 
