@@ -48,13 +48,12 @@ def t_cell_sql(txt: str) -> str:
     return f"({_is(T_CELL_KINDS, txt)} AND NOT {_is(NOT_T_CELL_KINDS, txt)})"
 
 
-def names_disease_sql(term: str, diagnosis: str, record: str | None = None) -> str:
+def names_disease_sql(term: str, diagnosis: str) -> str:
     """SQL (needs the CTE k): the term names the subject's disease under study (the one comparison of
-    safety.core.vocabulary), unless the record (upper-case text of its coded and verbatim terms; default: the term)
-    names a T-cell malignancy and the diagnosis does not: a T-cell lymphoma after CAR-T for 'Non-Hodgkin lymphoma',
-    coded 'Lymphoma' or not, is the malignancy of the FDA boxed warning, never read as a relapse.
+    safety.core.vocabulary), unless it names a T-cell malignancy and the diagnosis does not: a T-cell lymphoma after
+    CAR-T for 'Non-Hodgkin lymphoma' is the malignancy of the FDA boxed warning, never read as a relapse.
     A disease-status word (kind 'disease_status') is no disease word: 'Lymphoma refractory' names a lymphoma."""
-    return (f"({_names_disease(term, diagnosis)} AND NOT ({t_cell_sql(record or f'upper({term})')} "
+    return (f"({_names_disease(term, diagnosis)} AND NOT ({t_cell_sql(f'upper({term})')} "
             f"AND NOT {_t_cell_disease(diagnosis)}))")
 
 
@@ -67,23 +66,30 @@ def _t_cell_disease(diagnosis: str) -> str:
     return f"coalesce({t_cell_sql(f'upper({diagnosis})')}, false)"
 
 
-def _relapse_sql(alias: str, decod: str, verbatim: str) -> str:
-    """SQL: the record ``alias`` (columns txt, car_transgene_result) is the disease under study coming back, not a new
-    malignancy. A T-cell malignancy of a T-cell disease under study is one only when its tumour tested negative for
-    the CAR transgene: a positive one comes from the product (FDA boxed warning, January 2024), and an untested one
-    cannot be told from a new T-cell malignancy, so it is listed for review (possible_relapse)."""
-    named = (f"({names_disease_sql(f'{alias}.{decod}', 'dx.diagnosis', f'{alias}.txt')} "
-             f"OR {names_disease_sql(f'{alias}.{verbatim}', 'dx.diagnosis', f'{alias}.txt')})")
-    return (f"({named} AND NOT ({t_cell_sql(f'{alias}.txt')} "
-            f"AND coalesce({alias}.car_transgene_result, '') <> '{TRANSGENE_NEGATIVE}'))")
+def _judged(alias: str, decod: str, verbatim: str) -> str:
+    """SELECT-list columns of a record ``alias`` (column txt: its coded and verbatim terms, upper case) joined to
+    ``dx``: names_dx (either term names the disease under study), t_cell (it names a T-cell malignancy), t_cell_dx
+    (the disease under study is a T-cell one); each test runs once per record."""
+    return (f"({_names_disease(f'{alias}.{decod}', 'dx.diagnosis')} "
+            f"OR {_names_disease(f'{alias}.{verbatim}', 'dx.diagnosis')}) AS names_dx, "
+            f"{t_cell_sql(f'{alias}.txt')} AS t_cell, {_t_cell_disease('dx.diagnosis')} AS t_cell_dx")
 
 
-def _possible_relapse_sql(alias: str, decod: str, verbatim: str) -> str:
-    """SQL: a T-cell malignancy naming the subject's T-cell disease under study, its tumour not found positive for
-    the CAR transgene (not tested, or pending): relapse or a new T-cell malignancy, the data cannot tell."""
-    named = (f"({_names_disease(f'{alias}.{decod}', 'dx.diagnosis')} "
-             f"OR {_names_disease(f'{alias}.{verbatim}', 'dx.diagnosis')})")
-    return (f"coalesce({named} AND {t_cell_sql(f'{alias}.txt')} AND {_t_cell_disease('dx.diagnosis')} "
+def _relapse_sql(alias: str) -> str:
+    """SQL over :func:`_judged`'s columns and car_transgene_result: the record is the disease under study coming
+    back, not a new malignancy. A T-cell malignancy is read as relapse only of a T-cell disease under study, and then
+    only when its tumour tested negative for the CAR transgene: a positive one comes from the product (FDA boxed
+    warning, January 2024), and an untested one cannot be told from a new T-cell malignancy, so it is listed for
+    review (possible_relapse)."""
+    return (f"(({alias}.names_dx AND NOT ({alias}.t_cell AND NOT {alias}.t_cell_dx)) "
+            f"AND NOT ({alias}.t_cell AND coalesce({alias}.car_transgene_result, '') <> '{TRANSGENE_NEGATIVE}'))")
+
+
+def _possible_relapse_sql(alias: str) -> str:
+    """SQL over :func:`_judged`'s columns: a T-cell malignancy naming the subject's T-cell disease under study, its
+    tumour not found positive for the CAR transgene (not tested, or pending): relapse or a new T-cell malignancy,
+    the data cannot tell."""
+    return (f"coalesce({alias}.names_dx AND {alias}.t_cell AND {alias}.t_cell_dx "
             f"AND coalesce({alias}.car_transgene_result, '') <> '{TRANSGENE_POSITIVE}', false)")
 
 
@@ -97,14 +103,16 @@ a AS (
     WHERE studyid = $s AND data_cut = $c AND onset_day IS NOT NULL AND onset_day > 0)
   WHERE regexp_matches(txt, $named_any)
 ),
-ax AS (SELECT a.*, {ae_transgene} AS car_transgene_result FROM a),
+ax AS (SELECT a.*, {ae_transgene} AS car_transgene_result, {_judged('a', 'aedecod', 'aeterm')}
+        FROM a LEFT JOIN dx USING (usubjid)),
 ae_m AS (
   SELECT ax.usubjid, ax.event_key, coalesce(ax.aedecod, ax.aeterm) AS term, ax.onset_day, ax.txt,
          ax.car_transgene_result, ax.aetoxgr AS ctcae_grade,
-         {fatal_ae('ax')} AS fatal, 'AE' AS source, {_possible_relapse_sql('ax', 'aedecod', 'aeterm')} AS possible_relapse
-  FROM ax LEFT JOIN dx USING (usubjid)
+         {fatal_ae('ax')} AS fatal, 'AE' AS source, {_possible_relapse_sql('ax')} AS possible_relapse,
+         ax.t_cell AS t_cell_malignancy
+  FROM ax
   WHERE {malignant_sql('ax.txt')} AND NOT list_contains($prog, upper(coalesce(ax.aedecod, ax.aeterm)))
-    AND NOT {_relapse_sql('ax', 'aedecod', 'aeterm')}
+    AND NOT {_relapse_sql('ax')}
 ),
 m AS (
   SELECT * FROM (
@@ -113,22 +121,23 @@ m AS (
       AND coalesce(mhoccur, 'Y') <> 'N')
   WHERE regexp_matches(txt, $named_any)
 ),
-mx AS (SELECT m.*, {mh_transgene} AS car_transgene_result FROM m),
+mx AS (SELECT m.*, {mh_transgene} AS car_transgene_result, {_judged('m', 'mhdecod', 'mhterm')}
+        FROM m LEFT JOIN dx USING (usubjid)),
 mh_m AS (
   SELECT mx.usubjid, mx.usubjid || '/MH/' || CAST(mx.mhseq AS VARCHAR) AS event_key,
          coalesce(mx.mhdecod, mx.mhterm) AS term, mx.start_day AS onset_day, mx.txt,
          mx.car_transgene_result, CAST(NULL AS INTEGER) AS ctcae_grade, false AS fatal, 'MH' AS source,
-         {_possible_relapse_sql('mx', 'mhdecod', 'mhterm')} AS possible_relapse
-  FROM mx LEFT JOIN dx USING (usubjid)
+         {_possible_relapse_sql('mx')} AS possible_relapse, mx.t_cell AS t_cell_malignancy
+  FROM mx
   WHERE {malignant_sql('mx.txt')} AND NOT list_contains($prog, upper(coalesce(mx.mhdecod, mx.mhterm)))
-    AND NOT {_relapse_sql('mx', 'mhdecod', 'mhterm')}
+    AND NOT {_relapse_sql('mx')}
     AND NOT EXISTS (SELECT 1 FROM ae_m WHERE ae_m.usubjid = mx.usubjid
                       AND abs(ae_m.onset_day - mx.start_day) <= {MH_AE_MATCH_DAYS})
 ),
 x AS (SELECT * FROM ae_m UNION ALL BY NAME SELECT * FROM mh_m)
 SELECT $s AS studyid, $c AS data_cut, usubjid, event_key, term, onset_day,
        onset_day AS latency_days, round(onset_day / {DAYS_PER_MONTH}, 1) AS latency_months,
-       {t_cell_sql('x.txt')} AS t_cell_malignancy, car_transgene_result, ctcae_grade, fatal, source, possible_relapse
+       t_cell_malignancy, car_transgene_result, ctcae_grade, fatal, source, possible_relapse
 FROM x
 """
 
