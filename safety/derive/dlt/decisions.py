@@ -75,7 +75,7 @@ FROM (SELECT usubjid, death_day, death_cause, usubjid || '/DEATH' AS event_key, 
 WHERE d.event_key IN (SELECT event_key FROM adj)"""]
     if "toxicity_episodes" in sources:
         label = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in SOURCE_LABEL.items())
-        parts.append(f"""SELECT t.event_key, t.usubjid, CASE upper(t.syndrome) {label} END, upper(t.syndrome), t.onset_day,
+        parts.append(f"""SELECT t.event_key, t.usubjid, CASE t.term {label} END, t.term, t.onset_day,
        t.end_day, t.grade, t.duration_days, t.ongoing, true, NULL, {fingerprint_sql('t')}, false
 FROM (SELECT event_key, usubjid, syndrome, onset_day, onset_day + duration_days - 1 AS end_day,
              max_grade AS grade, duration_days, ongoing, upper(syndrome) AS term
