@@ -192,3 +192,12 @@ def test_swimmer_gives_no_orr_without_rs(dm_ae_no_yaml, monkeypatch):
     # CRS and ICANS graded from the reported AEs: delivered, counted
     metrics = {m.label: m.value for m in _open(dm_ae_no_yaml, monkeypatch, "crs_icans").metric}
     assert metrics["CRS any grade"] == "3 / 5" and metrics["ICANS any grade"] == "2 / 5"
+
+
+def test_subject_profile_says_ae_not_delivered_not_no_adverse_events(dm_ex_lb, monkeypatch):
+    """Without an AE file at the cut, a subject's profile names the missing domain instead of reading as a subject
+    who had no adverse events."""
+    at = _open(dm_ex_lb, monkeypatch, "subject_profile")
+    texts = _texts(at)
+    assert "No adverse events recorded for this subject." not in texts
+    assert "AE not delivered at this data cut: no adverse events can be shown for this subject." in texts

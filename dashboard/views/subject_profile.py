@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import data, state
 from dashboard.tables import text
+from safety.core.delivery import not_delivered_note
 from safety.derive.outcomes import kinetics
 from safety.review.dlt_status import on_reported_aes
 
@@ -136,7 +137,9 @@ if s["infused"]:
 ep = d["episodes"]
 st.subheader("Adverse events")
 if aes.empty:
-    state.empty("No adverse events recorded for this subject.")
+    # no AE file at this cut is no data, not a subject without adverse events
+    state.empty(f"{not_delivered_note('AE')}: no adverse events can be shown for this subject."
+                if state.not_delivered("AE") else "No adverse events recorded for this subject.")
 else:
     shown = aes.copy()
     # a CRS/ICANS episode's mark also on the AE the site reported it as, as the AE listing shows it
