@@ -13,6 +13,7 @@ import streamlit as st
 
 from dashboard import state
 from safety.core.vocabulary import open_end
+from safety.derive.dlt.events import LAB_EVENT_KEY
 from safety.ingest.domains import LYMPHODEPLETION_PATTERN, lymphodepleting_ex_sql
 from safety.review import dlt_status as dlt_live
 from safety.review.changes import changes_since
@@ -253,8 +254,9 @@ def _subject_figure(v: state.View, usubjid: str, kind: str, window: tuple, day_r
 def _lab_dlts(candidates: pd.DataFrame, keys: tuple, pending_keys: tuple = ()) -> pd.DataFrame:
     """DLTs and pending candidates keyed on a lab result (``<usubjid>/LB/<lbtestcd>-D<day>``) among ``keys``:
     event_key, lbtestcd, day, label (a pending one says so)."""
-    c = candidates[candidates["event_key"].isin(keys) & candidates["event_key"].str.contains("/LB/", regex=False)]
-    tests = c["event_key"].str.split("/LB/", regex=False).str[-1].str.rsplit("-D", n=1).str[0]
+    key = candidates["event_key"].str.extract(LAB_EVENT_KEY)[0]
+    on_lab = candidates["event_key"].isin(keys) & key.notna()
+    c, tests = candidates[on_lab], key[on_lab]
     pending = c["event_key"].isin(pending_keys)
     return pd.DataFrame({"event_key": c["event_key"], "lbtestcd": tests, "day": c["onset_day"],
                          "label": c["term"].astype(str) + " grade " + c["grade"].astype("Int64").astype(str)

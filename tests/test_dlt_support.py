@@ -103,3 +103,16 @@ def test_builders_make_a_database_the_screening_can_read(tmp_path):
     add_ae(con, "S-1", 1, "Pneumonitis", 3, 5, 14)
     derive_dlt(con, STUDY, CUT, config())
     assert list(candidates(con)) == ["S-1/AE/1"]
+
+
+def test_a_lab_event_key_reads_back_as_its_test_and_day():
+    """The persisting-cytopenia key screening writes is the one the decisions read back (one definition): the test
+    and the day, a day before the infusion and a test code with a hyphen included."""
+    from safety.derive.dlt.events import LAB_EVENT_KEY, death_event_key_sql, lab_event_key_sql
+    con = duckdb.connect()
+    rows = con.execute(f"""SELECT k, regexp_extract(k, '{LAB_EVENT_KEY}', 1), regexp_extract(k, '{LAB_EVENT_KEY}', 2)
+        FROM (SELECT {lab_event_key_sql('u', 't', 'd')} AS k
+              FROM (VALUES ('S-01', 'NEUT', 28), ('S-02', 'PLAT', -3), ('S-03', 'WBC-X', 5)) v(u, t, d))""").fetchall()
+    assert rows == [("S-01/LB/NEUT-D28", "NEUT", "28"), ("S-02/LB/PLAT-D-3", "PLAT", "-3"),
+                    ("S-03/LB/WBC-X-D5", "WBC-X", "5")]
+    assert con.execute(f"SELECT {death_event_key_sql(chr(39) + 'S-01' + chr(39))}").fetchone() == ("S-01/DEATH",)

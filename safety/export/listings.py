@@ -14,7 +14,7 @@ from safety.access.reader import StudyReader
 from safety.core.config import dlt_window
 from safety.core.vocabulary import fatal_ae
 from safety.derive.dlt.decisions import in_previous_review
-from safety.derive.dlt.events import in_window_sql, latest_onset_sql
+from safety.derive.dlt.events import death_event_key_sql, in_window_sql, latest_onset_sql
 from safety.export import common as c
 from safety.export import outcomes as outcome_outputs
 from safety.review.dlt_status import REPORTED_AS_SQL, on_reported_aes
@@ -150,7 +150,8 @@ WITH fatal AS (
   FROM adverse_events
   WHERE {fatal_ae('')}
   GROUP BY usubjid)
-SELECT s.siteid AS site, s.cohort, s.dose_level, d.usubjid, s.age, s.sex, d.usubjid || '/DEATH' AS event_key,
+SELECT s.siteid AS site, s.cohort, s.dose_level, d.usubjid, s.age, s.sex,
+  {death_event_key_sql('d.usubjid')} AS event_key,
   s.infusions, d.death_date, d.death_day, d.delivered_cause AS death_cause, d.cause_category, d.sources,
   f.terms AS fatal_ae_terms, s.last_known_alive_day, {new} AS new_since_previous_cut
 FROM deaths d LEFT JOIN subjects s USING (usubjid) LEFT JOIN fatal f USING (usubjid)

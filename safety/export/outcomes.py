@@ -12,6 +12,7 @@ import pandas as pd
 
 from safety.access.reader import StudyReader
 from safety.core.numbers import NO_DENOMINATOR, fixed, n_pct
+from safety.derive.dlt.events import death_event_key_sql
 from safety.derive.outcomes import survival
 from safety.derive.outcomes.deaths import NRM_HORIZONS, undated_deaths_note
 from safety.derive.outcomes.infections import ALL_DOSE_LEVELS, NO_DOSE_LEVEL, PATHOGEN_CLASSES, WINDOWS
@@ -49,7 +50,7 @@ DEATH_CAUSE_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "age", "sex", 
 
 def listing_death_causes(reader, store=None):
     sql = f"""WITH {SUBJ}
-SELECT sj.*, d.usubjid || '/DEATH' AS event_key, d.* EXCLUDE (studyid, data_cut, usubjid),
+SELECT sj.*, {death_event_key_sql('d.usubjid')} AS event_key, d.* EXCLUDE (studyid, data_cut, usubjid),
        {_new(reader, "d.usubjid", "deaths", "usubjid")} AS new_since_previous_cut
 FROM deaths d LEFT JOIN subj sj USING (usubjid) ORDER BY d.death_day NULLS LAST, d.usubjid"""
     return _listing(reader, "death_causes", "Listing of deaths with cause category and non-relapse mortality",

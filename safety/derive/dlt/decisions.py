@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from safety.core.config import dlt_window
 from safety.core.vocabulary import DECISIONS, DLT_DECISIONS, DLT_WINDOW_END_DAY, DLT_WINDOW_START_DAY
-from safety.derive.dlt.events import (SOURCE_LABEL, ae_fingerprint_sql, death_evidence_sql, fingerprint_sql,
+from safety.derive.dlt.events import (EPISODE_END_DAY, EPISODE_GRADE, LAB_EVENT_KEY, SOURCE_LABEL,
+                                      ae_fingerprint_sql, death_events_sql, death_evidence_sql, fingerprint_sql,
                                       in_window_sql, lab_evidence_sql, latest_onset_sql, same_event_sql)
 from safety.review.store import ReviewStore
 
@@ -48,8 +49,6 @@ def adjudication_params(store: ReviewStore | None, studyid: str, data_cut) -> di
 
 # the derived tables that hold the events of decided keys other than AEs: CRS/ICANS episodes and lab grades
 EVENT_SOURCES = frozenset({"toxicity_episodes", "lab_toxicity"})
-# <usubjid>/LB/<lbtestcd>-D<from_day>, the key of a persisting-cytopenia candidate
-_LAB_KEY = r"/LB/(.+)-D(-?[0-9]+)$"
 
 
 def event_sources(reader) -> frozenset[str]:
@@ -69,16 +68,14 @@ def _decided_events(sources: frozenset[str]) -> str:
 FROM adverse_events a WHERE a.{where.replace(' AND ', ' AND a.')}""",
              f"""SELECT d.event_key, d.usubjid, 'death', d.term, d.onset_day, d.end_day, d.grade, d.duration_days,
        d.ongoing, true, {death_evidence_sql('d')}, {fingerprint_sql('d')}, false
-FROM (SELECT usubjid, death_day, death_cause, usubjid || '/DEATH' AS event_key, 'Death' AS term,
-             death_day AS onset_day, death_day AS end_day, 5 AS grade, 1 AS duration_days, false AS ongoing
-      FROM subjects WHERE {where} AND death_day IS NOT NULL) d
+FROM ({death_events_sql(f"(SELECT * FROM subjects WHERE {where})")}) d
 WHERE d.event_key IN (SELECT event_key FROM adj)"""]
     if "toxicity_episodes" in sources:
         label = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in SOURCE_LABEL.items())
         parts.append(f"""SELECT t.event_key, t.usubjid, CASE t.term {label} END, t.term, t.onset_day,
        t.end_day, t.grade, t.duration_days, t.ongoing, true, NULL, {fingerprint_sql('t')}, false
-FROM (SELECT event_key, usubjid, syndrome, onset_day, onset_day + duration_days - 1 AS end_day,
-             max_grade AS grade, duration_days, ongoing, upper(syndrome) AS term
+FROM (SELECT event_key, usubjid, syndrome, onset_day, {EPISODE_END_DAY} AS end_day,
+             {EPISODE_GRADE} AS grade, duration_days, ongoing, upper(syndrome) AS term
       FROM toxicity_episodes WHERE {where} AND event_key IN (SELECT event_key FROM adj)) t""")
     if "lab_toxicity" in sources:
         parts.append(f"""SELECT l.event_key, l.usubjid, 'lab', l.term, l.onset_day, l.end_day, l.grade, l.duration_days,
@@ -86,9 +83,9 @@ FROM (SELECT event_key, usubjid, syndrome, onset_day, onset_day + duration_days 
        false
 FROM (SELECT k.event_key, k.usubjid, k.term, k.from_day, r.day AS onset_day, max(r.grade) AS grade,
              NULL::INTEGER AS end_day, NULL::INTEGER AS duration_days, NULL::BOOLEAN AS ongoing
-      FROM (SELECT event_key, adj_usubjid AS usubjid, regexp_extract(event_key, '{_LAB_KEY}', 1) AS term,
-                   TRY_CAST(regexp_extract(event_key, '{_LAB_KEY}', 2) AS INTEGER) AS from_day
-            FROM adj WHERE regexp_matches(event_key, '{_LAB_KEY}')) k
+      FROM (SELECT event_key, adj_usubjid AS usubjid, regexp_extract(event_key, '{LAB_EVENT_KEY}', 1) AS term,
+                   TRY_CAST(regexp_extract(event_key, '{LAB_EVENT_KEY}', 2) AS INTEGER) AS from_day
+            FROM adj WHERE regexp_matches(event_key, '{LAB_EVENT_KEY}')) k
       JOIN lab_toxicity r ON r.usubjid = k.usubjid AND upper(r.lbtestcd) = k.term AND r.day >= k.from_day
       WHERE r.{where.replace(' AND ', ' AND r.')} AND r.grade IS NOT NULL
       GROUP BY k.event_key, k.usubjid, k.term, k.from_day, r.day

@@ -16,6 +16,37 @@ FATAL_AE = fatal_ae("a")
 SOURCE_LABEL = {"CRS": "CRS episode", "ICANS": "ICANS episode"}
 
 
+def death_event_key_sql(usubjid: str) -> str:
+    """SQL: the DLT event key of a subject's death, ``<usubjid>/DEATH``."""
+    return f"{usubjid} || '/DEATH'"
+
+
+def death_events_sql(subjects: str) -> str:
+    """SELECT of the deaths a DLT review screens and decides, one per subject who died at a known day, from
+    ``subjects`` (a relation with the columns of subjects): the key ``<usubjid>/DEATH``, term 'Death', onset and end
+    on the day of death, grade 5, one day, not ongoing; with death_day, death_cause and infused for the rules and the
+    evidence. Screening and the decisions read this one definition, so a decided death's fingerprint is its
+    candidate's."""
+    return (f"SELECT usubjid, death_day, death_cause, infused, {death_event_key_sql('usubjid')} AS event_key, "
+            "'Death' AS term, death_day AS onset_day, death_day AS end_day, 5 AS grade, 1 AS duration_days, "
+            f"false AS ongoing FROM {subjects} WHERE death_day IS NOT NULL")
+
+
+# a CRS/ICANS episode as a DLT event: its last day and its grade, in screening and in the decisions alike
+EPISODE_END_DAY = "onset_day + duration_days - 1"
+EPISODE_GRADE = "max_grade"
+
+
+def lab_event_key_sql(usubjid: str, test: str, from_day: str) -> str:
+    """SQL: the key of a persisting-cytopenia event, ``<usubjid>/LB/<test>-D<from_day>`` (read back by
+    :data:`LAB_EVENT_KEY`)."""
+    return f"{usubjid} || '/LB/' || {test} || '-D' || CAST({from_day} AS VARCHAR)"
+
+
+# the test and the day of a key made by lab_event_key_sql (a regular expression, groups 1 and 2)
+LAB_EVENT_KEY = r"/LB/(.+)-D(-?[0-9]+)$"
+
+
 def death_evidence_sql(subject: str) -> str:
     """SQL: the evidence of a death screened as ``<usubjid>/DEATH`` (``subject``: an alias of a subjects row)."""
     return (f"'Death on day ' || CAST({subject}.death_day AS VARCHAR) || ' (cause: ' "

@@ -29,8 +29,9 @@ from safety.core.sql import PARAM_RE as _PARAM_RE, create_missing, existing, res
 from safety.core.vocabulary import blood_result
 from safety.derive.dlt.decisions import EVENT_SOURCES, adjudication_params
 from safety.derive.dlt.evaluability import evaluability_sql
-from safety.derive.dlt.events import (FATAL_AE as _FATAL_AE, SOURCE_LABEL, death_evidence_sql,
-                                      fingerprint_sql, in_window_sql, lab_evidence_sql, latest_onset_sql)
+from safety.derive.dlt.events import (EPISODE_END_DAY, EPISODE_GRADE, FATAL_AE as _FATAL_AE, SOURCE_LABEL,
+                                      death_events_sql, death_evidence_sql, fingerprint_sql, in_window_sql,
+                                      lab_event_key_sql, lab_evidence_sql, latest_onset_sql)
 from safety.derive.graph import Derivation
 from safety.schema import DLT_CANDIDATES, DLT_EVALUABILITY
 
@@ -59,13 +60,12 @@ TEMPLATES: dict[str, str] = {
                         OR upper(coalesce(a.aeterm, '')) IN (SELECT unnest($progression_terms::VARCHAR[]))))
         UNION ALL
         -- a death inside the data with no fatal AE recorded would otherwise never be screened
-        SELECT s.usubjid, s.usubjid || '/DEATH' AS event_key, 'death' AS source, 'Death' AS term,
-               s.death_day AS onset_day, s.death_day AS end_day, 5 AS grade, 1 AS duration_days, false AS ongoing,
-               false AS ended_before_infusion,
+        SELECT s.usubjid, s.event_key, 'death' AS source, s.term, s.onset_day, s.end_day, s.grade, s.duration_days,
+               s.ongoing, false AS ended_before_infusion,
                {death_evidence_sql('s')} || '; no fatal AE recorded' AS evidence,
                true AS window_applies
-        FROM subj s
-        WHERE s.death_day IS NOT NULL AND coalesce(s.infused, false)
+        FROM ({death_events_sql('subj')}) s
+        WHERE coalesce(s.infused, false)
           AND NOT EXISTS (SELECT 1 FROM ae a WHERE a.usubjid = s.usubjid AND {_FATAL_AE})
           AND NOT (coalesce(CAST($exclude_progression AS BOOLEAN), true)
                    AND EXISTS (SELECT 1 FROM unnest($progression_terms::VARCHAR[]) AS p(term)
@@ -120,7 +120,7 @@ TEMPLATES: dict[str, str] = {
                OR upper(coalesce(a.aeterm, '')) IN (SELECT unnest($include_terms::VARCHAR[])))
     """,
     "cytopenia_persisting": f"""
-        SELECT usubjid, usubjid || '/LB/' || lbtestcd || '-D' || CAST($from_day::INTEGER AS VARCHAR) AS event_key,
+        SELECT usubjid, {lab_event_key_sql('usubjid', 'lbtestcd', '$from_day::INTEGER')} AS event_key,
                'lab' AS source, lbtestcd AS term, day AS onset_day, NULL::INTEGER AS end_day, grade,
                NULL::INTEGER AS duration_days, NULL::BOOLEAN AS ongoing,
                {lab_evidence_sql('lbtestcd', 'grade', 'day', '$from_day::INTEGER')} AS evidence,
@@ -157,7 +157,7 @@ def _source_ctes(con) -> str:
                 basis = (f"CASE WHEN source = 'reported AE' AND usubjid IN (SELECT usubjid FROM {_ASSESSMENTS[syn]} "
                          f"WHERE {where}) THEN '{UNGRADED_BASIS}' ELSE source END")
             ep = (f"SELECT usubjid, event_key, '{label}' AS source, '{syn}' AS term, onset_day, "
-                  "onset_day + duration_days - 1 AS end_day, max_grade AS grade, duration_days, ongoing, "
+                  f"{EPISODE_END_DAY} AS end_day, {EPISODE_GRADE} AS grade, duration_days, ongoing, "
                   f"grade3_plus_first_day AS g3_first, {g3_end} AS g3_last, "
                   f"{'grade3_plus_hours' if has_hours else 'NULL::DOUBLE'} AS g3_hours, {g3_open} AS g3_open, "
                   f"{basis} AS basis "
