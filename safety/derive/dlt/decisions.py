@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from safety.core.config import dlt_window
+from safety.core.sql import existing
 from safety.core.vocabulary import DECISIONS, DLT_DECISIONS, DLT_WINDOW_END_DAY, DLT_WINDOW_START_DAY
 from safety.derive.dlt.events import (EPISODE_END_DAY, EPISODE_GRADE, LAB_EVENT_KEY, SOURCE_LABEL,
                                       ae_fingerprint_sql, death_events_sql, death_evidence_sql, fingerprint_sql,
@@ -56,6 +57,11 @@ def event_sources(reader) -> frozenset[str]:
     return frozenset(t for t in EVENT_SOURCES if reader.has_tables(t))
 
 
+def event_sources_of(con) -> frozenset[str]:
+    """:func:`event_sources` on a DuckDB connection (a load's, or the derivations')."""
+    return frozenset(existing(con, EVENT_SOURCES))
+
+
 def _decided_events(sources: frozenset[str]) -> str:
     """SELECT of the cut's events that a decided key can name, one row per key, with the columns of a candidate:
     every AE, and for decided keys only the CRS/ICANS episode, the death (``<usubjid>/DEATH``) and the first graded
@@ -93,7 +99,7 @@ FROM (SELECT k.event_key, k.usubjid, k.term, k.from_day, r.day AS onset_day, max
     return "\nUNION ALL\n".join(parts)
 
 
-def decision_ctes(sources: frozenset[str] = EVENT_SOURCES) -> str:
+def decision_ctes(sources: frozenset[str]) -> str:
     """CTEs ``review`` (one row per candidate or adjudicated event, with its decision in force) and ``dec``
     (per subject). Needs $studyid, $data_cut and :func:`adjudication_params`; ``sources``: those of
     :data:`EVENT_SOURCES` the database holds."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from safety.derive.dlt.decisions import EVENT_SOURCES, decision_ctes, decision_params, event_sources
+from safety.derive.dlt.decisions import decision_ctes, decision_params, event_sources
 from safety.derive.dlt.events import FATAL_AE, in_window_sql, latest_onset_sql
 from safety.review.store import ReviewStore
 
@@ -63,7 +63,7 @@ def _in_window(alias: str, before_dosing: str = "false") -> str:
                             before_dosing))
 
 
-def evaluability_sql(source_ctes: str, sources: frozenset[str] = EVENT_SOURCES) -> str:
+def evaluability_sql(source_ctes: str, sources: frozenset[str]) -> str:
     """SELECT of dlt_evaluability rows for the cut over the screening's source CTEs (``subj``, ``ae``,
     ``syn_CRS``, ``syn_ICANS``); needs $win_start/$win_end and the adjudication parameters (``sources``: see
     :func:`decision_ctes`)."""

@@ -27,7 +27,7 @@ import datetime as dt
 from safety.core.config import DLT_RULE_DEFAULTS
 from safety.core.sql import PARAM_RE as _PARAM_RE, create_missing, existing, reset_derived, run_sql
 from safety.core.vocabulary import blood_result
-from safety.derive.dlt.decisions import EVENT_SOURCES, adjudication_params
+from safety.derive.dlt.decisions import adjudication_params, event_sources_of
 from safety.derive.dlt.evaluability import evaluability_sql
 from safety.derive.dlt.events import (EPISODE_END_DAY, EPISODE_GRADE, FATAL_AE as _FATAL_AE, SOURCE_LABEL,
                                       death_events_sql, death_evidence_sql, fingerprint_sql, in_window_sql,
@@ -326,7 +326,7 @@ def derive_dlt(con, studyid: str, data_cut: dt.date, config: dict, review_store=
         adj = adjudication_params(review_store, studyid, data_cut)
         # computed before the cut's old rows go: they still tell the dose level of a decided subject who has
         # left the cut on this reload
-        evaluability = evaluability_sql(_source_ctes(con), frozenset(existing(con, EVENT_SOURCES)))
+        evaluability = evaluability_sql(_source_ctes(con), event_sources_of(con))
         run_sql(con, f"CREATE OR REPLACE TEMP TABLE _dlt_evaluability_new AS {evaluability}",
                 {**params, **adj, **base})
         reset_derived(con, (DLT_EVALUABILITY,), studyid, data_cut)

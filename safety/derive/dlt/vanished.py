@@ -14,7 +14,7 @@ import duckdb
 
 from safety.core.sql import existing, run_sql
 from safety.core.vocabulary import DLT_WINDOW_END_DAY, DLT_WINDOW_START_DAY
-from safety.derive.dlt.decisions import EVENT_SOURCES, adjudication_params, decision_ctes
+from safety.derive.dlt.decisions import adjudication_params, decision_ctes, event_sources_of
 from safety.review.store import ReviewStore, default_review_path
 
 
@@ -29,7 +29,7 @@ def vanished_decisions(con, studyid: str, data_cut: dt.date, store: ReviewStore 
         end = con.execute("SELECT max(window_end_day) FROM dlt_evaluability WHERE studyid = $s AND data_cut = $c",
                           {"s": studyid, "c": data_cut}).fetchone()[0]
         window = (DLT_WINDOW_START_DAY, DLT_WINDOW_END_DAY if end is None else int(end))
-    sql = f"""WITH {decision_ctes(frozenset(existing(con, EVENT_SOURCES)))}
+    sql = f"""WITH {decision_ctes(event_sources_of(con))}
 SELECT event_key, usubjid, decision, reviewer, decided_on_cut, counts_as_dlt,
        usubjid IN (SELECT usubjid FROM rv_subj) AS subject_in_cut
 FROM review WHERE NOT event_present AND decision IS NOT NULL AND decision <> 'withdrawn'
