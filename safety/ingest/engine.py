@@ -601,11 +601,14 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     if spec.code == "LB":
         parsed += _lab_parsed(c)
         # unit spellings are normalised once per distinct (test, unit), not once per row
+        # the delivered (test, units) once, in one read of the file: cleaned then, on their few distinct values
+        codes = ", ".join(q(col) for col in ("LBTESTCD", "LBSTRESU", "LBORRESU") if delivered.has(col)) or "1 AS _none"
         ctx.run(f"""CREATE OR REPLACE TEMP TABLE _lbu AS
-            WITH d AS (SELECT DISTINCT upper(t) AS t, raw
-                       FROM (SELECT DISTINCT {delivered('LBTESTCD')} AS t, {delivered('LBSTRESU')} AS raw FROM ({union}) b
-                             UNION SELECT DISTINCT {delivered('LBTESTCD')}, {delivered('LBORRESU')} FROM ({union}) b)
-                       WHERE raw IS NOT NULL)
+            WITH x AS MATERIALIZED (SELECT DISTINCT {codes} FROM ({union}) b),
+            d AS (SELECT DISTINCT upper(t) AS t, raw
+                  FROM (SELECT {delivered('LBTESTCD')} AS t, {delivered('LBSTRESU')} AS raw FROM x
+                        UNION SELECT {delivered('LBTESTCD')}, {delivered('LBORRESU')} FROM x)
+                  WHERE raw IS NOT NULL)
             SELECT d.t AS lbu_testcd, d.raw AS lbu_raw, u.u_factor AS lbu_factor, u.u_to AS lbu_to,
                    ' x ' || CAST(u.u_factor AS VARCHAR) AS lbu_times
             FROM d JOIN _units u ON u.u_testcd = d.t AND u.u_norm = ct_unit(d.raw)""", params)
