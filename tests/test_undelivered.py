@@ -201,3 +201,12 @@ def test_subject_profile_says_ae_not_delivered_not_no_adverse_events(dm_ex_lb, m
     texts = _texts(at)
     assert "No adverse events recorded for this subject." not in texts
     assert "AE not delivered at this data cut: no adverse events can be shown for this subject." in texts
+
+
+def test_overview_meeting_box_does_not_read_as_no_severe_toxicity_when_nothing_was_delivered(dm_ex_lb, monkeypatch):
+    """The meeting summary's grade ≥3 box names the domains not delivered instead of saying there was none."""
+    at = _open(dm_ex_lb, monkeypatch)
+    captions = [str(c.value) for c in at.caption]
+    assert "No grade ≥3 CRS, ICANS or infection." not in captions
+    assert any(c.startswith("No grade ≥3 CRS, ICANS or infection in what was delivered (AE not delivered at this data "
+                            "cut; CRS assessments not delivered") for c in captions), captions

@@ -8,7 +8,7 @@ import streamlit as st
 from dashboard import data, state, tables
 from dashboard.tables import plural, text
 from dashboard.figures_svg import rule_boundary_svg
-from safety.core.delivery import NOT_DELIVERED
+from safety.core.delivery import NOT_DELIVERED, not_delivered_note
 from safety.core.numbers import of_n
 from safety.core.vocabulary import SUBJECT_DISPOSITION, SUBJECT_DISPOSITION_COUNTS, counted_ae
 from safety.derive.dlt.stopping import event_label, method_name
@@ -87,7 +87,10 @@ else:
 
 q4.markdown(f"##### Grade ≥3 CRS, ICANS or infection {prev_text}")
 if m.severe.empty:
-    q4.caption("No grade ≥3 CRS, ICANS or infection.")
+    # what was not delivered could hold them: the caption names it rather than read as none at all
+    unseen = state.not_delivered("AE", "CRS", "ICANS")
+    q4.caption("No grade ≥3 CRS, ICANS or infection"
+               + (f" in what was delivered ({'; '.join(not_delivered_note(d) for d in unseen)})." if unseen else "."))
 else:
     names(m.severe, lambda r: f"**{text(r.usubjid)}** {text(r.toxicity)}"
           + (f" ({text(r.term)})" if r.term != r.toxicity else "") + f" {grade_text(r.grade)}"
