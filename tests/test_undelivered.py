@@ -203,10 +203,21 @@ def test_subject_profile_says_ae_not_delivered_not_no_adverse_events(dm_ex_lb, m
     assert "AE not delivered at this data cut: no adverse events can be shown for this subject." in texts
 
 
-def test_overview_meeting_box_does_not_read_as_no_severe_toxicity_when_nothing_was_delivered(dm_ex_lb, monkeypatch):
-    """The meeting summary's grade ≥3 box names the domains not delivered instead of saying there was none."""
-    at = _open(dm_ex_lb, monkeypatch)
+@pytest.fixture(scope="module")
+def dm_ex_lb_alive(tmp_path_factory):
+    """DM, EX and LB of two subjects alive at the cut: no death, no DLT candidate, no toxicity to show."""
+    return build_study(tmp_path_factory.mktemp("alive"), "dm_ex_lb_alive", ("dm.csv", "ex.csv", "lb.csv"),
+                       subjects={"ITNK-B-01-01-001", "ITNK-B-01-02-002"})
+
+
+def test_overview_meeting_boxes_name_what_was_not_delivered(dm_ex_lb_alive, monkeypatch):
+    """The meeting summary's boxes (grade ≥3 toxicities, deaths, DLT candidates) name the domains not delivered
+    instead of saying there was none."""
+    at = _open(dm_ex_lb_alive, monkeypatch)
     captions = [str(c.value) for c in at.caption]
     assert "No grade ≥3 CRS, ICANS or infection." not in captions
     assert any(c.startswith("No grade ≥3 CRS, ICANS or infection in what was delivered (AE not delivered at this data "
                             "cut; CRS assessments not delivered") for c in captions), captions
+    assert "No deaths in what was delivered (DS not delivered at this data cut; AE not delivered at this data cut)." \
+        in captions
+    assert any(c.startswith("No new or pending DLT candidates in what was delivered (AE not delivered") for c in captions)

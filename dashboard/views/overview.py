@@ -70,9 +70,17 @@ else:
         getattr(q1, BOX[r.level])(box, icon=":material/error:" if r.level == meeting_rules.CROSSED else
                      ":material/warning:" if r.level == meeting_rules.NEAR else ":material/check_circle:")
 
+def none_of(what: str, *domains: str) -> str:
+    """'No <what>.', or, with some of ``domains`` (those it is read from) not delivered at this cut, the same
+    in what was delivered, naming them: a domain not delivered could hold some."""
+    unseen = state.not_delivered(*domains)
+    return f"No {what}" + (f" in what was delivered ({'; '.join(not_delivered_note(d) for d in unseen)})."
+                           if unseen else ".")
+
+
 q2.markdown("##### DLT candidates new or pending")
 if m.dlt_candidates.empty:
-    q2.caption("No new or pending DLT candidates.")
+    q2.caption(none_of("new or pending DLT candidates", "AE", "CRS", "ICANS"))
 else:
     names(m.dlt_candidates, lambda r: f"**{text(r.usubjid)}** "
           + (f"{text(r.term)} {grade_text(r.grade)}" if isinstance(r.term, str) else "(event not in this data cut)")
@@ -80,17 +88,14 @@ else:
           + (" · new" if r.new and m.previous_cut else ""), q2, "see DLT review")
 q3.markdown(f"##### Deaths {prev_text}")
 if m.deaths.empty:
-    q3.caption("No deaths.")
+    q3.caption(none_of("deaths", "DS", "AE"))
 else:
     names(m.deaths, lambda r: f"**{text(r.usubjid)}** day {'?' if pd.isna(r.death_day) else int(r.death_day)}: "
           f"{text(r.death_cause)}", q3, "see the deaths listing on Listings & export")
 
 q4.markdown(f"##### Grade ≥3 CRS, ICANS or infection {prev_text}")
 if m.severe.empty:
-    # what was not delivered could hold them: the caption names it rather than read as none at all
-    unseen = state.not_delivered("AE", "CRS", "ICANS")
-    q4.caption("No grade ≥3 CRS, ICANS or infection"
-               + (f" in what was delivered ({'; '.join(not_delivered_note(d) for d in unseen)})." if unseen else "."))
+    q4.caption(none_of("grade ≥3 CRS, ICANS or infection", "AE", "CRS", "ICANS"))
 else:
     names(m.severe, lambda r: f"**{text(r.usubjid)}** {text(r.toxicity)}"
           + (f" ({text(r.term)})" if r.term != r.toxicity else "") + f" {grade_text(r.grade)}"
