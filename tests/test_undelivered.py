@@ -221,3 +221,25 @@ def test_overview_meeting_boxes_name_what_was_not_delivered(dm_ex_lb_alive, monk
     assert "No deaths in what was delivered (DS not delivered at this data cut; AE not delivered at this data cut)." \
         in captions
     assert any(c.startswith("No new or pending DLT candidates in what was delivered (AE not delivered") for c in captions)
+
+
+def test_outcomes_tabs_say_which_sources_were_not_delivered(dm_ex_lb_alive, monkeypatch):
+    """Deaths, infections, supportive care and secondary malignancies are read from DS, AE, CM and MH: without them
+    the Outcomes tabs say so instead of showing zero infections or 'no medication' as findings."""
+    at = _open(dm_ex_lb_alive, monkeypatch, "outcomes")
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith("DS not delivered at this data cut; AE not delivered at this data cut: the death counts "
+                            "below show no data from them") for w in warnings), warnings
+    for tab, note in (("Infections", "AE not delivered at this data cut: the infection counts below show no data"),
+                      ("TLS & malignancies", "AE not delivered at this data cut; MH not delivered at this data cut: "
+                                             "the malignancies listed below show no data")):
+        at.session_state["outcomes_tab"] = tab
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any(w.value.startswith(note) for w in at.warning), (tab, [w.value for w in at.warning])
+        texts = _texts(at)
+        assert "No infection episodes in days 0-365 in this selection." not in texts
+        assert "No new malignancy after infusion in this selection (no follow-up limit applied)." not in texts
+    at.session_state["outcomes_tab"] = "Infections"
+    at.run()
+    assert "CM not delivered at this data cut: no medication can be shown." in _texts(at)

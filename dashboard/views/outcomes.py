@@ -6,6 +6,7 @@ import streamlit as st
 from dashboard import figures_outcomes as FO
 from dashboard import state
 from dashboard.tables import labelled, text
+from safety.core.delivery import not_delivered_note
 from safety.core.numbers import fixed, percent
 from safety.derive.outcomes import immune, kinetics, survival
 from safety.derive.outcomes.deaths import NRM_HORIZONS, undated_deaths_note
@@ -43,6 +44,7 @@ tabs = st.tabs(TABS, key="outcomes_tab", on_change="rerun")
 if tabs[0].open:
     with tabs[0]:
         if state.require("deaths", what="the deaths table"):
+            state.note_not_delivered("DS", "AE", what="the death counts below")  # DM alone records some deaths
             deaths = state.q(f"SELECT * FROM deaths WHERE {flt} ORDER BY death_day NULLS LAST, usubjid", fp)
             cols = st.columns(4)
             cols[0].metric("Deaths", len(deaths), help="From DM, DS and fatal AEs (any source)")
@@ -75,12 +77,15 @@ if tabs[1].open:
             ep = state.q(f"SELECT * FROM infection_episodes WHERE {flt} ORDER BY usubjid, onset_day", fp)
             post = ep[ep["onset_window"].isin([w for w, _, _ in WINDOWS])]
             g3 = post[(post["ctcae_grade"].fillna(0) >= 3) | post["fatal"].fillna(False).astype(bool)]
+            # infections are read from the AEs (the microbiology names their pathogens): none delivered is no data
+            no_ae = state.note_not_delivered("AE", what="the infection counts below")
             c1, c2, c3 = st.columns(3)
             c1.metric("Infection episodes (days 0-365)", len(post))
             c2.metric("Subjects with grade ≥ 3 infection", pct(g3["usubjid"].nunique(), n_inf))
             c3.metric("Invasive mould infections", int(post["invasive_mould"].fillna(False).astype(bool).sum()))
             if post.empty:
-                state.empty("No infection episodes in days 0-365 in this selection.")
+                if not no_ae:
+                    state.empty("No infection episodes in days 0-365 in this selection.")
             else:
                 order = [w for w, _, _ in WINDOWS]
                 tab = pd.crosstab([post["pathogen_class"], post["severity"]],
@@ -118,7 +123,8 @@ if tabs[1].open:
             sup = state.q(f"SELECT * FROM infection_support WHERE {flt} ORDER BY usubjid, start_day", fp)
             st.markdown("**IVIG, G-CSF and anti-infectives (CM)**")
             if sup.empty:
-                state.empty("No IVIG, G-CSF or anti-infective medication in this selection.")
+                state.empty(f"{not_delivered_note('CM')}: no medication can be shown." if state.not_delivered("CM")
+                            else "No IVIG, G-CSF or anti-infective medication in this selection.")
             else:
                 summ = (sup.groupby(["support", "prophylaxis"]).agg(subjects=("usubjid", "nunique"), records=("cmseq", "count"))
                         .reset_index())
@@ -251,9 +257,11 @@ if tabs[6].open:
                        "(safety/data/tls_cairo_bishop.csv).")
             state.table(tls[tls["criteria_met"] >= 1].drop(columns=["studyid", "data_cut"], errors="ignore"))
             st.subheader("Secondary malignancies")
+            no_source = state.note_not_delivered("AE", "MH", what="the malignancies listed below")
             sm = state.q(f"SELECT * FROM secondary_malignancies WHERE {flt} ORDER BY onset_day", fp)
             if sm.empty:
-                state.empty("No new malignancy after infusion in this selection (no follow-up limit applied).")
+                if len(no_source) < 2:  # with neither AE nor MH delivered, the warning above says it all
+                    state.empty("No new malignancy after infusion in this selection (no follow-up limit applied).")
             else:
                 if sm["t_cell_malignancy"].fillna(False).astype(bool).any():
                     st.error("T-cell malignancy after infusion: see the FDA boxed warning (January 2024); test the tumour "
