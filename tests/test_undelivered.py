@@ -243,3 +243,10 @@ def test_outcomes_tabs_say_which_sources_were_not_delivered(dm_ex_lb_alive, monk
     at.session_state["outcomes_tab"] = "Infections"
     at.run()
     assert "CM not delivered at this data cut: no medication can be shown." in _texts(at)
+
+
+def test_labs_page_says_lb_not_delivered(dm_ae_no_yaml, monkeypatch):
+    """Without a lab file at the cut, the Labs page says so before its empty tables (no data, not normal labs)."""
+    at = _open(dm_ae_no_yaml, monkeypatch, "labs")
+    assert any(w.value.startswith("LB not delivered at this data cut: the lab grades, charts and ICAHT below show no "
+                                  "data from it") for w in at.warning), [w.value for w in at.warning]

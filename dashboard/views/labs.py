@@ -11,6 +11,7 @@ v = state.view()
 st.title("Laboratory safety")
 st.caption(state.filter_caption(v) + " · CTCAE v5.0 grades derived from values in SI units")
 flt, fp = state.subject_filter(v)
+state.note_not_delivered("LB", what="the lab grades, charts and ICAHT below")  # no lab file is no data, not normal labs
 
 # Only the open tab runs (a click on another reruns the page for it): four tabs of queries and charts on
 # every visit made the page the slowest of the app.
