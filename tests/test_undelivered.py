@@ -250,3 +250,11 @@ def test_labs_page_says_lb_not_delivered(dm_ae_no_yaml, monkeypatch):
     at = _open(dm_ae_no_yaml, monkeypatch, "labs")
     assert any(w.value.startswith("LB not delivered at this data cut: the lab grades, charts and ICAHT below show no "
                                   "data from it") for w in at.warning), [w.value for w in at.warning]
+
+
+def test_dlt_review_says_which_dlt_sources_were_not_delivered(dm_ex_lb_alive, monkeypatch):
+    """With no AE and no CRS/ICANS assessments, the DLT review page names them instead of reading as no DLT."""
+    at = _open(dm_ex_lb_alive, monkeypatch, "dlt_review")
+    assert any(w.value.startswith("AE not delivered at this data cut; CRS assessments not delivered")
+               and "the candidates and counts below show no data from them" in w.value for w in at.warning), \
+        [w.value for w in at.warning]

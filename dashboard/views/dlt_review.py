@@ -23,6 +23,8 @@ flt, fp = state.subject_filter(v)
 
 if not state.require("dlt_candidates", what="DLT review"):
     st.stop()
+# DLT rules read the AEs and the CRS/ICANS grades: one not delivered is events not screened, not none
+state.note_not_delivered("AE", "CRS", "ICANS", what="the candidates and counts below")
 status = data.dlt_status(v)  # decisions applied now: the same numbers the packet prints
 cands = status.review
 m = st.columns(4)
