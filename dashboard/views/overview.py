@@ -8,7 +8,7 @@ import streamlit as st
 from dashboard import data, state, tables
 from dashboard.tables import plural, text
 from dashboard.figures_svg import rule_boundary_svg
-from safety.core.delivery import NOT_DELIVERED, not_delivered_note
+from safety.core.delivery import NOT_DELIVERED, domain_label
 from safety.core.numbers import of_n
 from safety.core.vocabulary import SUBJECT_DISPOSITION, SUBJECT_DISPOSITION_COUNTS, counted_ae
 from safety.derive.dlt.stopping import event_label, method_name
@@ -72,9 +72,10 @@ else:
 
 def none_of(what: str, *domains: str) -> str:
     """'No <what>.', or, with some of ``domains`` (those it is read from) not delivered at this cut, the same
-    in what was delivered, naming them: a domain not delivered could hold some."""
-    unseen = state.not_delivered(*domains)
-    return f"No {what}" + (f" in what was delivered ({'; '.join(not_delivered_note(d) for d in unseen)})."
+    in what was delivered, naming them (briefly: the warning above the tiles says why): a domain not delivered
+    could hold some."""
+    unseen = [domain_label(d) for d in state.not_delivered(*domains)]
+    return f"No {what}" + (f" in what was delivered ({', '.join(unseen)} not delivered at this data cut)."
                            if unseen else ".")
 
 

@@ -60,8 +60,12 @@ def not_delivered(domains: Iterable[str], present: Iterable[str] | None) -> list
     return [d for d in domains if not delivered(d, present)]
 
 
+def domain_label(domain: str) -> str:
+    """What a domain is called where it is said not delivered: 'AE', 'CRS assessments'."""
+    return f"{domain} assessments" if domain in BUILT_FROM else domain
+
+
 def not_delivered_note(domain: str) -> str:
     """'AE not delivered at this data cut', naming for CRS and ICANS the sources none of which was delivered."""
-    what = f"{domain} assessments" if domain in BUILT_FROM else domain
     why = f" ({_sources_in_words(domain)})" if domain in BUILT_FROM else ""
-    return f"{what} not delivered at this data cut{why}"
+    return f"{domain_label(domain)} not delivered at this data cut{why}"
