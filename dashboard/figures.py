@@ -348,17 +348,19 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
         end = r["end_day"] if not pd.isna(r["end_day"]) else no_end_day
         g = r["aetoxgr"]
         name = grade_legend_name(g)
-        if pd.isna(r["onset_day"]):
+        unknown_onset = pd.isna(r["onset_day"])
+        when = (("onset unknown, " if unknown_onset else f"days {r['onset_day']:g} to ")
+                + (f"ongoing ({drawn_to})" if pd.isna(r["end_day"])
+                   else ("ended day " if unknown_onset else "") + f"{int(r['end_day'])}"))
+        hover = (f"{usubjid}<br>{r['aedecod']}<br>{name} ({r.get('grading_system') or ''})<br>{when}"
+                 + ("<br>SERIOUS" if r.get("serious") else "")
+                 + (f"<br>{what(r['event_key'])}" if r["event_key"] in dlt_keys else "") + "<extra></extra>")
+        if unknown_onset:
             fig.add_trace(go.Scatter(
                 x=[end], y=[labels[i]], mode="markers", name=START_UNKNOWN, legendgroup=START_UNKNOWN,
                 showlegend=START_UNKNOWN not in shown_grades,
                 marker=dict(symbol="triangle-left-open", size=16, color=grade_color(g), line=dict(width=3)),
-                hovertemplate=(f"{usubjid}<br>{r['aedecod']}<br>{name} ({r.get('grading_system') or ''})"
-                               "<br>onset unknown, "
-                               + (f"ongoing ({drawn_to})" if pd.isna(r["end_day"]) else f"ended day {int(end)}")
-                               + ("<br>SERIOUS" if r.get("serious") else "")
-                               + (f"<br>{what(r['event_key'])}" if r["event_key"] in dlt_keys else "")
-                               + "<extra></extra>")), row=1, col=1)
+                hovertemplate=hover), row=1, col=1)
             shown_grades.add(START_UNKNOWN)
             continue
         start = r["onset_day"]
@@ -367,13 +369,7 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
             base=[start - 0.5], x=[max(end - start + 1, 0.8)], y=[labels[i]], orientation="h",
             marker=dict(color=grade_color(g), line=dict(color="#333", width=1)),
             name=name, legendgroup=name, showlegend=name not in shown_grades,
-            legendrank=int(g) if not pd.isna(g) else 9,
-            hovertemplate=(f"{usubjid}<br>{r['aedecod']}<br>{name} ({r.get('grading_system') or ''})"
-                           f"<br>days {start:g} to "
-                           + (f"ongoing ({drawn_to})" if pd.isna(r["end_day"]) else f"{int(r['end_day'])}")
-                           + ("<br>SERIOUS" if r.get("serious") else "")
-                           + (f"<br>{what(r['event_key'])}" if r["event_key"] in dlt_keys else "")
-                           + "<extra></extra>"),
+            legendrank=int(g) if not pd.isna(g) else 9, hovertemplate=hover,
         ), row=1, col=1)
         shown_grades.add(name)
     ser = ae[ae.get("serious", pd.Series(False, index=ae.index)).fillna(False).astype(bool)]
@@ -428,12 +424,12 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
             ended = not pd.isna(r["end_day"])
             end = r["end_day"] if ended else no_end_day
             if pd.isna(r["start_day"]):  # no start date: marked at its end, as an AE with no start date
+                when = "start date not recorded, " + (f"ended day {end:g}" if ended
+                                                      else f"end date not recorded ({drawn_to})")
                 fig.add_trace(go.Scatter(
                     x=[end], y=[cls], mode="markers", showlegend=False,
                     marker=dict(symbol="triangle-left-open", size=14, color=color, line=dict(width=3)),
-                    hovertemplate=f"{r['cmdecod']}<br>start date not recorded, "
-                                  + (f"ended day {end:g}" if ended else f"end date not recorded ({drawn_to})")
-                                  + "<extra></extra>"), row=3, col=1)
+                    hovertemplate=f"{r['cmdecod']}<br>{when}<extra></extra>"), row=3, col=1)
                 continue
             start = r["start_day"]
             when = f"days {start:g}-{end:g}" if ended else f"from day {start:g}, end date not recorded ({drawn_to})"
