@@ -131,9 +131,10 @@ def _new_sql(reader: StudyReader, key: str, prev_table: str, prev_key: str | Non
     return f"({key}) NOT IN (SELECT {prev_key or key} FROM prev_{prev_table} WHERE {prev_key or key} IS NOT NULL)"
 
 
-def dlt_candidate_rows(reader: StudyReader, status: CommitteeStatus, store=None) -> pd.DataFrame:
+def dlt_candidate_rows(reader: StudyReader, status: CommitteeStatus, store) -> pd.DataFrame:
     """DLT candidates pending adjudication or re-review, then those new since the previous cut (not in its DLT
-    review: :func:`safety.derive.dlt.decisions.in_previous_review`); worst grade first."""
+    review: :func:`safety.derive.dlt.decisions.in_previous_review`, which reads the committee's decisions in
+    ``store``); worst grade first."""
     cols = ["usubjid", "event_key", "term", "grade", "onset_day", "rule_id", "state", "new"]
     c = status.candidates
     if c is None or c.empty:
