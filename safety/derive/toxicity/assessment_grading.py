@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from safety.core.sql import after_infusion_sql, infusion_time_sql
 from safety.derive.toxicity._sql import SCOPE, insert, run
-from safety.ingest.sqlmacros import install as install_date_macros
 from safety.schema import CRS_GRADES, ICANS_GRADES
 
 # An episode ends after grade 0 on this many distinct assessed days after its last symptomatic day ...
@@ -331,9 +330,9 @@ SELECT usubjid, day, assessment_time, masked, grade, in_episode, episode_no, mas
 
 def grade_rows(con, params: dict, syndrome: str) -> None:
     """Grade every assessment of one syndrome into _tox_<syn>_rows and _tox_<syn>_graded (row grades and
-    episode numbers)."""
+    episode numbers). Needs the load's date macros on ``con`` (:func:`safety.ingest.sqlmacros.install`): ct_time
+    reads the infusion time as ingest does (_before_infusion)."""
     syn = syndrome.lower()
-    install_date_macros(con)  # ct_time reads the infusion time as ingest does (_before_infusion)
     run(con, CRS_ROWS if syndrome == "CRS" else ICANS_ROWS, params)
     if syndrome == "CRS":
         run(con, f"CREATE OR REPLACE TEMP TABLE _tox_mask_meds AS {_masking_med_sql()}", params)

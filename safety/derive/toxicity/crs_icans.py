@@ -13,6 +13,7 @@ from safety.derive.toxicity import assessment_grading as ag
 from safety.derive.toxicity._sql import SCOPE, reset, run
 from safety.derive.toxicity.discrepancies import discrepancies, ungraded_aes
 from safety.derive.toxicity.episodes import assessment_source, attribute_deaths, episodes_from_aes, episodes_from_assessments
+from safety.ingest.sqlmacros import install as install_date_macros
 from safety.schema import CRS_ICANS_TABLES as TABLES
 
 GRADING_SYSTEM = "ASTCT 2019"
@@ -24,10 +25,14 @@ def derive_cell_therapy_toxicities(con, studyid, data_cut, config, review_store=
     """Build the CRS/ICANS tables for one study and data cut."""
     config = config or {}
     reset(con, TABLES, studyid, data_cut)
+    macros = False  # the date macros grading reads, installed on the cursor once, when there is something to grade
     for syndrome, grading_key in (("CRS", "crs_grading"), ("ICANS", "icans_grading")):
         params = {"s": studyid, "c": data_cut, "grading": config.get(grading_key) or GRADING_SYSTEM}
         n = run(con, f"SELECT count(*) FROM {assessment_source(syndrome)} WHERE {SCOPE}", params).fetchone()[0]
         if n:
+            if not macros:
+                install_date_macros(con)
+                macros = True
             ag.grade_rows(con, params, syndrome)
             (ag.insert_crs_grades if syndrome == "CRS" else ag.insert_icans_grades)(con, params)
             episodes_from_assessments(con, params, syndrome)
