@@ -460,14 +460,14 @@ def _native_columns(spec: DomainSpec, files: list[StagedFile]) -> dict[str, str]
     return out
 
 
-def _kept_texts(spec: DomainSpec, files: list[StagedFile], native, studyid_checked: bool) -> list[str]:
+def _kept_texts(spec: DomainSpec, files: list[StagedFile], studyid_checked: bool) -> list[str]:
     """The delivered text columns the load keeps as text, the ones a control character could hide in: a column
     the load reads that is not parsed as a date, number, whole number, Y/N flag or code (a control character fails
     those parses, and the row is quarantined for it already), nor a key checked against another table (USUBJID
     outside DM against DM, STUDYID against the study): on a lab file these are about half of its text
     (docs/performance-history.md, thirty-first pass)."""
     parsed = {*spec.start_dates, *spec.end_dates, *spec.full_dates_only, *spec.numbers, *spec.flags,
-              *(col for col, _, _ in spec.integers), *(col for col, _ in spec.codes), *native}
+              *(col for col, _, _ in spec.integers), *(col for col, _ in spec.codes)}
     if spec.code != "DM":
         parsed.add("USUBJID")
     if studyid_checked:
@@ -512,7 +512,7 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     # a delivered line that is not a row of the table (a ragged CSV line): quarantined with its line number
     checks.append(("_reject IS NOT NULL", "CAST(NULL AS VARCHAR)", "_reject"))
     other_study = studyid_check(ctx, delivered)
-    texts = _kept_texts(spec, files, native, studyid_checked=other_study is not None)
+    texts = _kept_texts(spec, files, studyid_checked=other_study is not None)
     numeric_texts = {col: f"_n_{col}" for col in texts if f"_n_{col}" in pre_cols}
     # a result column (a number or a text) is read row by row where it is not a number; any other column only
     # when one of its distinct values holds a control character (every row is then read, to name the row)

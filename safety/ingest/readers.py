@@ -55,13 +55,12 @@ def columns_with_control_characters(columns: list[str], relation: str) -> str:
         f"FROM {relation} b))" for c in columns)
 
 
-def control_character_check(columns: list[str], numeric: dict[str, str] | None = None) -> tuple[str, str, str]:
+def control_character_check(columns: list[str], numeric: dict[str, str]) -> tuple[str, str, str]:
     """(bad condition, field, reason) in SQL, for a row with a :data:`CONTROL_CHARACTER` in any of the text
     ``columns``: the field is the first such column, the reason names the character ('control character U+0000').
     ``numeric``: a column's parsed number (column -> SQL), for a result column that is a number or a text: a value
     that parsed as a number holds no control character, so only the others are read (most lab results)."""
     pattern = f"'{CONTROL_CHARACTER}'"  # a constant of this module, not delivered text
-    numeric = numeric or {}
     found = [(c, f"regexp_matches({_quote(c)}, {pattern})") for c in columns]
     looked_at = [f"CASE WHEN {numeric[c]} IS NULL THEN {_quote(c)} END" if c in numeric else _quote(c)
                  for c in columns]
