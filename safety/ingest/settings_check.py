@@ -41,12 +41,14 @@ def unmatched_settings(con, studyid: str, data_cut: dt.date, config: dict, deliv
     """{domain: notes} for the tests study.yaml names that the cut's ``delivered`` LB or VS never contains, and the
     immune-marker units no stored value of the test is in. A domain not delivered is not checked (its absence
     is reported on its own)."""
+    named = named_codes(config)
+    read = delivered & {dom for dom, *_ in named}  # a domain no setting names is not read
     stored = {dom: {code: [u for u in units or []] for code, units in
                     con.execute(sql, {"s": studyid, "c": data_cut}).fetchall()}
-              for dom, sql in _CODES_SQL.items() if dom in delivered}
+              for dom, sql in _CODES_SQL.items() if dom in read}
     notes: dict[str, list[str]] = {}
     missing: dict[tuple[str, str], list[str]] = {}
-    for dom, key, test, unit in named_codes(config):
+    for dom, key, test, unit in named:
         if dom not in stored:
             continue
         codes, code = stored[dom], str(test).upper()
