@@ -1,6 +1,9 @@
 """How many of the machine's cores a fresh `python -m safety ingest` keeps busy, as a user's load runs it.
 
     python benchmarks/cores_ingest.py [benchmarks/out/study_20000_2000000_500000] [--every 0.1] [--rounds 1]
+                                      [--cutoff 2025-12-31]
+
+The load is the one `bench_load.py` and `ab_load.py` time (the same study and `--cutoff`).
 
 The load's CPU time (user + system, of the process and every thread, from /proc) is sampled every ``--every``
 seconds from outside. Prints, per interval, the cores in use, then the wall time, the CPU time, the cores busy on
@@ -22,7 +25,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_STUDY = ROOT / "benchmarks" / "out" / "study_20000_2000000_500000"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_load import CUTOFF, load_average, study_folder  # noqa: E402
+
+DEFAULT_STUDY = study_folder(20_000, 2_000_000, 500_000)
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -35,10 +42,11 @@ def process_cpu(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime: fields 14 and 15 of proc(5)
 
 
-def one_load(study: Path, every: float) -> tuple[float, float, list[tuple[float, float]]]:
+def one_load(study: Path, every: float, cutoff: str) -> tuple[float, float, list[tuple[float, float]]]:
     """(wall s, CPU s, [(seconds into the load, cores in use over the interval ending then)])."""
     with tempfile.TemporaryDirectory(prefix="cores_ingest") as tmp:
-        cmd = [sys.executable, "-m", "safety", "ingest", str(study), "--db", str(Path(tmp) / "study.duckdb")]
+        cmd = [sys.executable, "-m", "safety", "ingest", str(study), "--db", str(Path(tmp) / "study.duckdb"),
+               "--cutoff", cutoff]
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         samples: list[tuple[float, float]] = [(0.0, 0.0)]
@@ -81,20 +89,21 @@ def main() -> None:
                     help="a study folder (default: the 20,000-subject study bench_load.py generates)")
     ap.add_argument("--every", type=float, default=0.1, help="seconds between samples (default 0.1)")
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--cutoff", default=CUTOFF, help=f"the data cut (default {CUTOFF}, as bench_load.py)")
     a = ap.parse_args()
     if not a.study.exists():
         raise SystemExit(f"{a.study}: no such study folder (python benchmarks/bench_load.py --rounds 1 makes the "
                          "default one)")
     n_cores = os.cpu_count() or 1
     for i in range(a.rounds):
-        wall, cpu, cores = one_load(a.study, a.every)
+        wall, cpu, cores = one_load(a.study, a.every, a.cutoff)
         print(f"round {i + 1}: " + "  ".join(f"{t:.1f}:{c:.1f}" for t, c in cores))
         print("  stretches below " + f"{n_cores - 0.25:g} cores (seconds into the load, idle core-seconds): " + ", ".join(
             f"{a:.1f}-{b:.1f} s {i:.2f}" for a, b, i in idle_stretches(cores, a.every, n_cores)))
         idle = max(0.0, wall * n_cores - cpu)
         print(f"  wall {wall:.2f} s, CPU {cpu:.2f} s, {cpu / wall:.2f} of {n_cores} cores busy "
               f"on average; {idle:.2f} core-seconds idle, {idle / n_cores:.2f} s of the wall time; load average "
-              f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+              f"{load_average()}")
 
 
 if __name__ == "__main__":
