@@ -1,9 +1,10 @@
-"""The load's connection: what its cursors write lands in the snapshot file, in the load's row groups."""
+"""The load's connection: what its cursors write lands in the snapshot file, in the load's row groups; without the
+vacuum a checkpoint leaves the partly filled row groups of several inserts as they are."""
 from __future__ import annotations
 
 import duckdb
 
-from safety.ingest.connection import connect_load
+from safety.ingest.connection import connect_load, skip_vacuum
 
 
 def test_a_cursor_of_a_cursor_writes_into_the_snapshot_file_in_the_loads_row_groups(tmp_path):
@@ -38,3 +39,28 @@ def test_the_load_database_is_the_default_of_every_cursor(tmp_path):
         assert cur.execute("SELECT current_setting('temp_directory')").fetchone() == (f"{tmp_path / 'study.duckdb'}.tmp",)
     finally:
         con.close()
+
+
+def test_without_the_vacuum_the_checkpoint_keeps_the_partly_filled_row_groups_of_two_inserts(tmp_path):
+    def row_groups(skip: bool) -> tuple[list[int], tuple]:
+        path = tmp_path / f"skip_{skip}.duckdb"
+        con = connect_load(path)
+        if skip:
+            skip_vacuum(con)
+        con.execute("CREATE TABLE toxicity_episodes (i BIGINT)")
+        for start in (0, 40_000):  # one syndrome, then the other: each insert ends in a partly filled row group
+            con.execute("INSERT INTO toxicity_episodes SELECT range FROM range($1, $1 + 40000)", [start])
+        con.execute("CHECKPOINT")
+        con.close()
+        plain = duckdb.connect(str(path), read_only=True)
+        try:
+            groups = plain.execute("SELECT row_group_id, max(count) FROM pragma_storage_info('toxicity_episodes') "
+                                   "WHERE segment_type = 'BIGINT' GROUP BY ALL ORDER BY 1").fetchall()
+            rows = plain.execute("SELECT count(*), sum(i) FROM toxicity_episodes").fetchone()
+        finally:
+            plain.close()
+        return [n for _, n in groups], rows
+
+    # the same rows either way; DuckDB's vacuum merges the two partly filled groups in the checkpoint
+    assert row_groups(skip=True) == ([30_720, 9_280, 30_720, 9_280], (80_000, 3_199_960_000))
+    assert row_groups(skip=False) == ([30_720, 30_720, 18_560], (80_000, 3_199_960_000))

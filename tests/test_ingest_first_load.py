@@ -1,5 +1,6 @@
-"""A first load into a new file and a reload into the same file hold the same snapshot; a study whose every infused
-subject has CRS and ICANS assessment files gets no rows built from SDTM and keeps the files' ids."""
+"""A first load into a new file and a reload into the same file hold the same snapshot; only a load that deleted
+rows keeps the checkpoint's vacuum; a study whose every infused subject has CRS and ICANS assessment files gets no
+rows built from SDTM and keeps the files' ids."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+import safety.ingest
 from safety import schema
 from safety.ingest import ingest_study
 
@@ -43,6 +45,25 @@ def test_a_reload_into_the_file_replaces_the_first_snapshot_row_for_row(loaded):
     try:
         assert con.execute("SELECT DISTINCT load_id FROM load_log").fetchall() == [(second.load_id,)]
         assert con.execute("SELECT sum(rows_read), sum(rows_loaded) FROM load_log").fetchone() == (14272, 14272)
+    finally:
+        con.close()
+
+
+def test_only_a_load_that_deleted_rows_keeps_the_checkpoints_vacuum(tmp_path, monkeypatch):
+    skipped = []
+    skip = safety.ingest.skip_vacuum
+    monkeypatch.setattr(safety.ingest, "skip_vacuum", lambda con: (skipped.append(1), skip(con)))
+    db = tmp_path / "study.duckdb"
+    cut = ingest_study(STUDY, db).data_cut  # a new file
+    assert len(skipped) == 1
+    ingest_study(STUDY, db)  # the same cut again: its earlier rows are deleted, and the vacuum reclaims them
+    assert len(skipped) == 1
+    earlier = ingest_study(STUDY, db, cutoff="2026-03-31")  # a cut the file does not hold: nothing deleted
+    assert earlier.data_cut < cut and len(skipped) == 2
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("SELECT data_cut FROM studies ORDER BY 1").fetchall() == [(earlier.data_cut,), (cut,)]
+        assert con.execute("SELECT count(*) FROM subjects WHERE data_cut = $1", [cut]).fetchone() == (23,)
     finally:
         con.close()
 

@@ -24,7 +24,7 @@ from safety.core.files import not_a_duckdb_file, unwritable
 from safety.core.sql import existing, insert_rows
 from safety.core.vocabulary import dropped_domains_note
 from safety.ingest import engine, sdtm_domains, snapshot
-from safety.ingest.connection import connect_load
+from safety.ingest.connection import connect_load, skip_vacuum
 from safety.ingest.sdtm_assessments import build_sdtm_assessments
 from safety.ingest.settings_check import dose_levels_not_ordered, unmatched_settings
 from safety.ingest.domains import ALL_DOMAINS, OPTIONAL_DOMAINS, ORDER, SPECS
@@ -120,15 +120,17 @@ def _latest_date(con) -> dt.date:
     return d or dt.datetime.now(dt.timezone.utc).date()
 
 
-def _delete_snapshot(con, studyid: str, data_cut: dt.date) -> None:
+def _delete_snapshot(con, studyid: str, data_cut: dt.date) -> int:
     """Delete the rows of (studyid, data_cut) from every table the file has (none in a new file: a first load
-    skips some sixty DELETEs)."""
+    skips some sixty DELETEs); returns how many rows were deleted."""
     tables = schema.all_tables()
     present = existing(con, [t.name for t in tables])
+    deleted = 0
     for t in tables:  # registry order: lab_toxicity_records before the terms it is deleted by
         sql = t.delete_snapshot_sql()
         if t.name in present and sql:
-            con.execute(sql, {"studyid": studyid, "data_cut": data_cut})
+            deleted += con.execute(sql, {"studyid": studyid, "data_cut": data_cut}).fetchone()[0]
+    return deleted
 
 
 def ingest_study(study_dir, db_path, cutoff: dt.date | str | None = None, review_store_path=None,
@@ -235,8 +237,9 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
             store_is_new = not Path(review_store_path or default_review_path(db_path)).exists()
             store = _review_store(db_path, review_store_path)
         schema.create_schema(con)  # first: it lays out anew the tables an earlier celltox laid out otherwise
-        if not new_file:  # a new file holds no earlier snapshot
-            _delete_snapshot(con, studyid, data_cut)
+        # a new file holds no earlier snapshot; a load that deleted nothing has nothing for the vacuum to reclaim
+        if new_file or not _delete_snapshot(con, studyid, data_cut):
+            skip_vacuum(con)
         cols: dict[str, engine.Cols] = {}
         supp_info: dict[str, engine.SuppInfo | None] = {}
         for dom in order:

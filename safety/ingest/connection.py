@@ -9,6 +9,8 @@ core at the end. With row groups of 30,720 rows they are written as they are bui
 study are small enough for the log either way.
 Measured in docs/performance-history.md ("The previous round (seventh pass)").
 
+A load that deleted no rows (a new file, a new cut) skips the checkpoint's vacuum (:func:`skip_vacuum`).
+
 The size is a setting of the attachment, not of the file (a later plain ``duckdb.connect`` writes DuckDB's
 default again), so the load attaches the file under its own name (safety/core/attached.py); every cursor, and a
 cursor's cursor (the derivations open their own), starts in that file as a plain connection to it would.
@@ -34,3 +36,16 @@ def connect_load(path: Path) -> AttachedConnection:
     # runs from
     return AttachedConnection.attach(path, LOAD_DATABASE, f"ROW_GROUP_SIZE {LOAD_ROW_GROUP_SIZE}",
                                      ("SET temp_directory = $dir",), {"dir": f"{path}.tmp"})
+
+
+def skip_vacuum(con) -> None:
+    """No vacuum at this load's checkpoints: for a load that deleted no rows.
+
+    A checkpoint's vacuum reclaims deleted rows by rewriting the row groups that hold them, and merges neighbouring
+    row groups that are partly filled into fewer. A load that deleted nothing leaves only the second kind: the last
+    row group of each insert into a table, and of each thread of a parallel insert (at 20,000 subjects the CRS/ICANS
+    episodes, written one syndrome at a time, and their biomarkers: four row groups each, where three would do).
+    Merging them took about 0.1 s on one core in the final checkpoint, when nothing else is left to run
+    (docs/performance-history.md, "thirty-third pass"); readers do not notice one row group more. A reload,
+    which deletes the cut's earlier rows, keeps DuckDB's vacuum. The setting is the load's own DuckDB instance's."""
+    con.execute("SET max_vacuum_tasks = 0")
