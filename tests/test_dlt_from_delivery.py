@@ -125,3 +125,21 @@ def test_reported_ae_crs_counts_grade3_days_from_the_grade3_records(tmp_path):
     assert (got["S-002/CRS/1"]["rule_id"], got["S-002/CRS/1"]["duration_days"]) == ("R3", 4)
     assert got["S-002/CRS/1"]["evidence"] == ("CRS grade 3 (grade >= 3 on days 3-6, 4 days) on days 1-6 (6 days), "
                                               "reported AE (no assessment data)")
+
+
+def test_a_grade4_ae_whose_causality_is_blank_or_unknown_reaches_the_committee(tmp_path):
+    """Delivered AEREL blank or 'Unknown' is no assessment yet: adverse_events.related is NULL (not FALSE) and R9
+    (related grade >= 4) screens the event, saying why; 'NOT RELATED' and 'NOT APPLICABLE' stay unscreened."""
+    con = load(tmp_path, ae_rows=[
+        ae("S-001", 21, "Acute kidney injury", 4, day("S-001", 10), day("S-001", 12), rel=""),
+        ae("S-002", 22, "Hepatic failure", 4, day("S-002", 10), day("S-002", 12), rel="Unknown"),
+        ae("S-003", 23, "Pancreatitis", 4, day("S-003", 10), day("S-003", 12), rel="NOT RELATED"),
+        ae("S-003", 24, "Pneumonitis", 4, day("S-003", 10), day("S-003", 12), rel="NOT APPLICABLE")])
+    related = dict(con.execute("SELECT event_key, related FROM adverse_events WHERE aeseq >= 21").fetchall())
+    assert related == {"S-001/AE/21": None, "S-002/AE/22": None, "S-003/AE/23": False, "S-003/AE/24": False}
+    got = rows(con, "SELECT event_key, rule_id, in_window, evidence FROM dlt_candidates")
+    for key, aerel in (("S-001/AE/21", "blank"), ("S-002/AE/22", "'Unknown'")):
+        assert (got[key]["rule_id"], got[key]["in_window"]) == ("R9", True)
+        assert got[key]["evidence"].endswith(f"causality not given (AEREL {aerel}): screened, since not yet assessed "
+                                             "is not unrelated")
+    assert "S-003/AE/23" not in got and "S-003/AE/24" not in got

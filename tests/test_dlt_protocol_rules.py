@@ -55,6 +55,22 @@ def test_grade4_aki_boundaries_grade3_short_and_unrelated_grade4_are_not_candida
     assert got["S-4/AE/1"]["rule_id"] == "R6" and got["S-4/AE/1"]["also_matches"] is None
 
 
+def test_an_ae_whose_causality_is_not_yet_entered_is_screened_and_says_so(con):
+    # clinical-rules.md section 5 counts toxicity "at least possibly related"; a blank AEREL is no assessment at
+    # all, not "unrelated": the event reaches the committee, whose adjudication decides (docs/dlt.md)
+    add_subject(con, "S-1")
+    add_ae(con, "S-1", 1, "Acute kidney injury", 4, 10, 12, related=None)   # grade 4, 3 days: R9
+    add_ae(con, "S-1", 2, "Colitis", 3, 5, 20, related=None)                # grade 3, 16 days: R6
+    add_ae(con, "S-1", 3, "Hepatic failure", 4, 10, 12, related=False)      # assessed unrelated: not screened
+    got = screen(con)
+    aki, colitis = got["S-1/AE/1"], got["S-1/AE/2"]
+    assert (aki["rule_id"], aki["grade"], aki["in_window"]) == ("R9", 4, True)
+    assert aki["evidence"] == ("ACUTE KIDNEY INJURY grade 4 on days 10-12 (3 days), causality not given (AEREL "
+                               "blank): screened, since not yet assessed is not unrelated")
+    assert (colitis["rule_id"], colitis["also_matches"]) == ("R6", None)
+    assert "S-1/AE/3" not in got
+
+
 def test_long_related_grade4_is_still_named_by_r6_with_its_evidence(con):
     add_subject(con, "S-1")
     add_ae(con, "S-1", 1, "Pneumonitis", 4, 5, 20)                   # 16 days: R6 first, R9 listed

@@ -55,7 +55,8 @@ def add_ae(con, usubjid, aeseq, term, grade, onset, end=None, *, related=True, o
     _insert(con, "adverse_events", dict(
         studyid=study, data_cut=cut, usubjid=usubjid, aeseq=aeseq, event_key=f"{usubjid}/AE/{aeseq}",
         aeterm=term, aedecod=term.upper(), aetoxgr=grade, related=related,
-        aerel=aerel or ("POSSIBLE" if related else "NOT RELATED"), onset_day=onset, end_day=end,
+        # related=None: a causality not yet entered (AEREL blank)
+        aerel=aerel or {True: "POSSIBLE", False: "NOT RELATED"}.get(related), onset_day=onset, end_day=end,
         ongoing=ongoing, duration_days=duration, aeout=aeout, aesdth=aesdth,
         aeen_date=None if end is None else DAY0 + dt.timedelta(days=end)))  # a load sets both from AEENDTC
 

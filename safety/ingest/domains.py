@@ -263,6 +263,11 @@ def lymphodepleting_ex_sql() -> str:
     subjects.lymphodepletion_start_day and of the doses the subject profile draws."""
     return "(NOT is_car_infusion AND regexp_matches(lower(concat_ws(' ', excat, extrt)), $ld_pattern))"
 RELATED_PATTERN = r"^(y|yes|related|possible|possibly( related)?|probable|probably( related)?|definite|definitely( related)?|likely|likely related|certain)$"
+# AEREL values that record no assessment yet ("UNKNOWN", WHO-UMC's "conditional/unclassified"): adverse_events.related
+# is then NULL, as for a blank AEREL, not FALSE; "NOT APPLICABLE" (no study treatment given) stays unrelated
+UNASSESSED_CAUSALITY = ("unk", "unknown", "not assessed", "not yet assessed", "not assessable", "unassessable",
+                        "unclassifiable", "unassessable/unclassifiable", "conditional", "unclassified",
+                        "conditional/unclassified", "pending")
 
 # Plausible values. A value outside is a typing or unit error (AGE 1e308, a temperature in Fahrenheit, a
 # negative dose): the row is quarantined with the reason, never loaded as if it were true. Bounds inclusive;

@@ -20,7 +20,7 @@ from safety.core.vocabulary import (BELOW_LIMIT_TEXTS, CRS_TERMS, ICANS_TERMS, O
 from safety.schema.source import enrollment_order_sql
 from safety.ingest.domains import (
     LAB_NEGATIVE_ALLOWED, LIMITS, LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS,
-    DomainSpec, lymphodepleting_ex_sql,
+    UNASSESSED_CAUSALITY, DomainSpec, lymphodepleting_ex_sql,
 )
 from safety.ingest.readers import StagedFile, columns_with_control_characters, control_character_check
 
@@ -1190,7 +1190,8 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
           _y_AESLIFE AS aeslife,
           _y_AESHOSP AS aeshosp, _y_AESDISAB AS aesdisab, _y_AESCONG AS aescong,
           _y_AESMIE AS aesmie, {c('AEREL')} AS aerel,
-          CASE WHEN {c('AEREL')} IS NOT NULL THEN regexp_full_match(lower({c('AEREL')}), $relpat) END AS related,
+          CASE WHEN {c('AEREL')} IS NULL THEN NULL WHEN regexp_full_match(lower({c('AEREL')}), $relpat) THEN TRUE
+               WHEN list_contains($unassessed, lower({c('AEREL')})) THEN NULL ELSE FALSE END AS related,
           {c('AEACN')} AS aeacn,
           -- an end (and so an outcome) after the cut was not known at the cut
           CASE WHEN _en_raw IS NOT NULL AND _en IS NULL THEN NULL
@@ -1212,7 +1213,8 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
           {supp_select(supp).replace('t.', 'a.')}
         FROM a ORDER BY _file, _row""",
             {"crs_grading": ctx.config.get("crs_grading"), "icans_grading": ctx.config.get("icans_grading"),
-             "ctcae": ctx_version, "relpat": RELATED_PATTERN})
+             "ctcae": ctx_version, "relpat": RELATED_PATTERN,
+             "unassessed": list(UNASSESSED_CAUSALITY)})
 
 
 def load_lb(ctx: Ctx, c: Cols, supp) -> None:

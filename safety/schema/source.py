@@ -118,7 +118,8 @@ ADVERSE_EVENTS = Table(
         C("aescong", "VARCHAR", "Serious: congenital anomaly (Y/N)."),
         C("aesmie", "VARCHAR", "Serious: other medically important event (Y/N)."),
         C("aerel", "VARCHAR", "Causality as reported (AEREL)."),
-        C("related", "BOOLEAN", "AEREL is possible, probable, definite, related or Y."),
+        C("related", "BOOLEAN", "AEREL is possible, probable, definite, related or Y; NULL when AEREL is blank or "
+          "records no assessment yet (unknown, pending, conditional/unclassified)."),
         C("aeacn", "VARCHAR", "Action taken (AEACN)."),
         C("aeout", "VARCHAR", "Outcome (AEOUT)."),
     ) + _dated("aest", "AE start") + (

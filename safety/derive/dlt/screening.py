@@ -42,6 +42,8 @@ _IN_WINDOW = in_window_sql("r.onset_day", _LATEST_ONSET, "s.infused", "r.ended_b
 _ASSESSMENTS = {"CRS": "crs_assessments", "ICANS": "icans_assessments"}
 # the evidence of an episode built from a reported AE that the subject's assessments could not grade
 UNGRADED_BASIS = "reported AE (no gradable assessment on its days)"
+# an AE whose causality is not yet entered meets a rule that asks for a related one: the committee decides
+CAUSALITY_NOT_GIVEN = "screened, since not yet assessed is not unrelated"
 
 # --- rule templates: each SELECTs the common candidate columns; $params are the rule's values ------
 _COLS = "usubjid, event_key, source, term, onset_day, end_day, grade, duration_days, ongoing, evidence, window_applies"
@@ -107,11 +109,14 @@ TEMPLATES: dict[str, str] = {
                  || CASE WHEN a.ongoing THEN 'ongoing at the cut' ELSE coalesce(CAST(a.end_day AS VARCHAR), '?') END
                  || ' (' || coalesce(CAST(a.duration_days AS VARCHAR), '?') || ' days' || CASE WHEN a.ongoing THEN ' so far' ELSE '' END
                  || '), ' || CASE WHEN a.related THEN 'related (' || coalesce(a.aerel, '?') || ')'
-                                  ELSE 'not related (' || coalesce(a.aerel, 'not given') || ')' END AS evidence,
+                                  WHEN a.related IS NULL THEN 'causality not given (AEREL '
+                                       || coalesce('''' || a.aerel || '''', 'blank') || '): ' || $causality_not_given
+                                  ELSE 'not related (' || a.aerel || ')' END AS evidence,
                true AS window_applies
         FROM ae a
         WHERE a.aetoxgr >= $min_grade::INTEGER
-          AND (NOT coalesce($related_only::BOOLEAN, false) OR coalesce(a.related, false))
+          -- a causality not yet entered is not 'unrelated': screened, and the evidence says so
+          AND (NOT coalesce($related_only::BOOLEAN, false) OR coalesce(a.related, true))
           AND ($more_than_days::DOUBLE IS NULL OR a.duration_days > $more_than_days::DOUBLE)
           AND upper(coalesce(a.aedecod, '')) NOT IN (SELECT unnest($exclude_terms::VARCHAR[]))
           AND upper(coalesce(a.aeterm, '')) NOT IN (SELECT unnest($exclude_terms::VARCHAR[]))
@@ -228,7 +233,7 @@ def _rule_params(rule: dict) -> dict:
     return p
 
 
-_SHARED = {"studyid", "data_cut", "progression_terms", "terms_CRS", "terms_ICANS"}
+_SHARED = {"studyid", "data_cut", "progression_terms", "terms_CRS", "terms_ICANS", "causality_not_given"}
 
 
 def _with_syndrome_spellings(terms: list[str], params: dict) -> list[str]:
@@ -251,6 +256,7 @@ def screening_sql(con, config: dict) -> tuple[str, dict]:
         "terms_ICANS": [str(t).upper() for t in dlt.get("syndrome_terms", {}).get("ICANS", [])],
         "win_start": int(dlt["window"]["start_day"]),
         "win_end": int(dlt["window"]["end_day"]),
+        "causality_not_given": CAUSALITY_NOT_GIVEN,
     }
     parts = []
     for i, rule in enumerate(dlt["rules"]):
