@@ -538,3 +538,26 @@ def test_iec_hs_names_one_directed_therapy_when_two_start_the_same_day(db_path):
     db.derive()
     h4 = db.one("SELECT * FROM iec_hs_screen WHERE usubjid = 'H4'")
     assert h4["grade"] == 2 and "IEC-HS-directed therapy (emapalumab) from day 9" in h4["grade_reason"]
+
+
+def test_a_death_from_crs_with_no_fatal_ae_and_its_grade5_episode_are_one_dlt_candidate(db_path):
+    """D6 dies on day 5 of CRS (cause of death in DM, no fatal AE recorded): the episode is grade 5 by that death,
+    and the DLT screening keeps the death and the episode one event, as it does for a fatal CRS AE and its
+    episode, so the committee adjudicates it once. A death of another cause stays its own candidate."""
+    from safety.core.config import validate
+    from safety.derive.dlt.screening import derive_dlt
+    db = StudyDB(db_path)
+    db.subject("D6", death_day=5, last_known_alive_day=5, death_cause="Cytokine release syndrome")
+    db.crs("D6", 2, temp=38.5)
+    db.crs("D6", 3, temp=39.5, vasopressors=1)
+    db.crs("D6", 4, temp=39.6, vasopressors=1)
+    db.subject("D7", death_day=9, last_known_alive_day=9, death_cause="Sepsis")
+    db.crs("D7", 2, temp=38.5)
+    db.crs("D7", 3, temp=37.0)
+    db.derive()
+    derive_dlt(db.con, db.studyid, db.data_cut, validate({}))
+    got = {r["event_key"]: r for r in db.rows("SELECT event_key, rule_id, also_matches, grade, source "
+                                              "FROM dlt_candidates ORDER BY event_key")}
+    assert sorted(got) == ["D6/CRS/1", "D7/DEATH"]
+    assert (got["D6/CRS/1"]["rule_id"], got["D6/CRS/1"]["also_matches"], got["D6/CRS/1"]["grade"]) == ("R1", "R2", 5)
+    assert got["D7/DEATH"]["rule_id"] == "R1"

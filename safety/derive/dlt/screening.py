@@ -30,9 +30,10 @@ from safety.core.vocabulary import blood_result
 from safety.derive.dlt.decisions import adjudication_params, event_sources_of
 from safety.derive.dlt.evaluability import evaluability_sql
 from safety.derive.dlt.events import (EPISODE_END_DAY, EPISODE_GRADE, FATAL_AE as _FATAL_AE, SOURCE_LABEL,
-                                      death_events_sql, death_evidence_sql, fingerprint_sql, in_window_sql,
-                                      lab_event_key_sql, lab_evidence_sql, latest_onset_sql)
+                                      death_event_key_sql, death_events_sql, death_evidence_sql, fingerprint_sql,
+                                      in_window_sql, lab_event_key_sql, lab_evidence_sql, latest_onset_sql)
 from safety.derive.graph import Derivation
+from safety.derive.toxicity.episodes import DEATH_CAUSE_BASIS, DEATH_DS_BASIS
 from safety.schema import DLT_CANDIDATES, DLT_EVALUABILITY
 
 
@@ -205,11 +206,17 @@ def _source_ctes(con) -> str:
                 f"FROM labs WHERE {where} AND value IS NOT NULL AND day IS NOT NULL AND {blood_result()} "
                 "AND upper(lbtestcd) IN ('NEUT', 'PLAT') GROUP BY ALL")
     ctes.append(f"labg AS ({labg})")
-    # a reported CRS/ICANS AE and the episode derived for it are one clinical event (episodes.ae_event_key)
-    twin = ("SELECT ae_event_key, event_key AS episode_key FROM toxicity_episodes "
-            f"WHERE {where} AND ae_event_key IS NOT NULL" if has_episodes and "ae_event_key" in episode_columns
-            else "SELECT NULL::VARCHAR AS ae_event_key, NULL::VARCHAR AS episode_key WHERE false")
-    ctes.append(f"twin AS ({twin})")
+    # a reported CRS/ICANS AE and the episode derived for it are one clinical event (episodes.ae_event_key); so are
+    # a death with no fatal AE and the episode that its recorded cause (DM/DS) makes grade 5
+    twins = ["SELECT NULL::VARCHAR AS ae_event_key, NULL::VARCHAR AS episode_key WHERE false"]
+    if has_episodes and "ae_event_key" in episode_columns:
+        twins.append("SELECT ae_event_key, event_key AS episode_key FROM toxicity_episodes "
+                     f"WHERE {where} AND ae_event_key IS NOT NULL")
+    if has_episodes and "grade5_basis" in episode_columns:
+        twins.append(f"SELECT {death_event_key_sql('usubjid')}, event_key FROM toxicity_episodes "
+                     f"WHERE {where} AND max_grade = 5 AND (contains(grade5_basis, '{DEATH_CAUSE_BASIS}') "
+                     f"OR contains(grade5_basis, '{DEATH_DS_BASIS}'))")
+    ctes.append(f"twin AS ({' UNION ALL '.join(twins)})")
     return ",\n".join(ctes)
 
 

@@ -12,6 +12,10 @@ from safety.schema import TOXICITY_EPISODES
 # A death is attributed to the episode of the syndrome that started at most this many days after it (an AE
 # reported a day or two after the bedside onset still belongs to the same episode).
 ATTRIBUTION_TOLERANCE_DAYS = 2
+# how grade5_basis names a death record (not a reported AE) that makes an episode grade 5: the DLT screening
+# reads these to keep that death and the episode one event
+DEATH_CAUSE_BASIS = "cause of death: "
+DEATH_DS_BASIS = "disposition (DS): "
 
 # The order in which one reported AE of several speaks for them: the highest grade, then the earliest onset, then
 # the lowest AESEQ (a key of arg_max over AE rows). Without the last two, two AEs of the same grade made the
@@ -284,10 +288,10 @@ WITH att AS (
   WHERE {SCOPE} AND {syndrome_term_sql()} IN {terms!r}
     AND aetoxgr = 5 AND upper(aeout) LIKE '%FATAL%'
   UNION ALL
-  SELECT usubjid, death_day, 'cause of death: ' || death_cause FROM subjects
+  SELECT usubjid, death_day, '{DEATH_CAUSE_BASIS}' || death_cause FROM subjects
   WHERE {SCOPE} AND death_cause IS NOT NULL AND regexp_matches(upper(death_cause), $pat)
   UNION ALL
-  SELECT usubjid, day, 'disposition (DS): ' || dsterm FROM disposition
+  SELECT usubjid, day, '{DEATH_DS_BASIS}' || dsterm FROM disposition
   WHERE {SCOPE} AND upper(dsdecod) LIKE '%DEATH%' AND dsterm IS NOT NULL AND regexp_matches(upper(dsterm), $pat)
 ),
 pick AS (
