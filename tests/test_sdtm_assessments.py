@@ -49,6 +49,8 @@ SUBJECTS = {
     "023": (62, "one vasopressor under three names overlapping"),
     "024": (54, "hourly pressures between 4-hourly temperatures, a vasopressor between them"),
     "025": (63, "hourly SpO2 between 4-hourly temperatures, oxygen between them"),
+    "026": (41, "ICE items missing that cannot change the grade"),
+    "027": (42, "intubated for airway protection in status epilepticus, not for hypoxia"),
 }
 
 
@@ -102,6 +104,7 @@ def study(tmp_path_factory):
     vs += _vs("002", 2, "08:00", 38.5, 85) + _vs("002", 2, "20:00", 38.6, 92) + _vs("002", 3, "08:00", 38.4, 110)
     vs += _vs("004", 2, "08:00", 38.6, 120, spo2=92) + _vs("004", 3, "08:00", 38.7, 121, spo2=91)
     vs += _vs("005", 2, "08:00", 38.9, 118) + _vs("005", 4, "08:00", 39.2, 112)
+    vs += [r for day in (4, 5, 6, 7) for r in _vs("027", day, "08:00", 38.4, 118, spo2=97)]
     vs += _vs("008", 3, "08:00", 38.4, 88)
     vs += _vs("009", 3, "08:00", 38.3, 88)
     vs += _vs("013", 2, "08:00", 39.5, 80)
@@ -164,6 +167,10 @@ def study(tmp_path_factory):
     pr = [
         dict(USUBJID=u("005"), PRTRT="CPAP", PRSTDTC=d(4, "02:00"), PRENDTC=d(4, "12:00")),
         dict(USUBJID=u("005"), PRTRT="Lumbar puncture", PRSTDTC=d(2, "07:00"), PRENDTC=d(2, "07:30")),
+        dict(USUBJID=u("027"), PRTRT="Endotracheal intubation", PRINDC="Airway protection (status epilepticus)",
+             PRSTDTC=d(5, "03:00"), PRENDTC=d(5, "20:00")),
+        dict(USUBJID=u("027"), PRTRT="BiPAP", PRINDC="Hypoxia after seizure", PRSTDTC=d(7, "06:00"),
+             PRENDTC=d(7, "12:00")),
         dict(USUBJID=u("999"), PRTRT="CPAP", PRSTDTC=d(4)),  # not in DM: quarantined
         dict(USUBJID=u("005"), PRTRT="BiPAP", PRSTDTC=d(5), PRENDTC=d(4)),  # ends before it starts: quarantined
     ]
@@ -174,6 +181,10 @@ def study(tmp_path_factory):
     qs += _qs_items("007", 3, "09:00", [1, 1, 1, 1, 1, 1, 1, 1, None, 1])         # one item missing
     qs += [dict(_qs_total("007", 4, "09:00", None, code="ICE09"), QSSTAT="NOT DONE")] + \
         _qs_items("007", 4, "09:00", [1, 1, 1, 1, 1, 1, 1, 1, None, 1])            # the item not done
+    qs += _qs_items("026", 3, "09:00", [0, 0, 0, 0, 0, 0, 0, 0, None, 0])         # 0 of 9: 0-1, grade 3 either way
+    qs += _qs_items("026", 4, "09:00", [1, 1, 1, 1, 1, 1, 0, 0, None, 0])         # 6 of 9: 6-7, grade 2 or 1
+    qs += _qs_items("026", 5, "09:00", [1, 1, 0, 0, 0, 0, 0, 0, None, None])      # 2 of 8: 2-4, grade 3 or 2
+    qs += _qs_items("026", 6, "09:00", [1, 1, 1, 1, 0, 0, 0, 0, None, None])      # 4 of 8: 4-6, grade 2 either way
     qs += [_qs_total("008", 3, "10:00", 12, code="CAPDTOT", cat="CAPD")]
     qs += _qs_items("008", 4, "10:00", [2, 1, 1, 2, 1, 1, 1, 1], prefix="CAPD", cat="CAPD")
     qs += [_qs_total("010", day, "09:00", 10) for day in (3, 4, 5)]
@@ -346,6 +357,19 @@ def test_device_only_in_suppcm_and_positive_pressure_in_pr(study):
     assert _grades(con, "crs_grades", "005") == {(2, "08:00"): 3, (4, "08:00"): 4}
 
 
+def test_ventilation_for_airway_protection_is_not_crs_hypoxia(study):
+    """Lee 2019: intubation without hypoxia for neurotoxicity (or for a procedure) is not grade 4 CRS. PRINDC names
+    airway protection in status epilepticus: the febrile patient with SpO2 97 % stays CRS grade 1, and the comment
+    says why. BiPAP whose indication names hypoxia, even after a seizure, is CRS hypoxia (grade 4)."""
+    con, _ = study
+    rows = {r["day"]: r for r in _rows(con, "crs_assessments", "027")}
+    assert rows[5]["oxygen"] == "NONE"
+    assert "endotracheal intubation for 'Airway protection (status epilepticus)': another cause, not CRS hypoxia" \
+        in rows[5]["comment"] and "PRSEQ" in rows[5]["provenance"]
+    assert (rows[7]["oxygen"], rows[7]["comment"].count("another cause")) == ("BIPAP", 0)
+    assert _grades(con, "crs_grades", "027") == {(4, "08:00"): 1, (5, "08:00"): 1, (6, "08:00"): 1, (7, "08:00"): 4}
+
+
 def test_ice_from_items_and_the_total_wins_over_its_items(study):
     con, _ = study
     rows = _rows(con, "icans_assessments", "006")
@@ -362,6 +386,20 @@ def test_missing_items_leave_ice_not_done(study):
     assert all("ICE items incomplete (9 of 10)" in r["comment"] for r in rows)
     g = _rows(con, "icans_grades", "007")
     assert [r["grade"] for r in g] == [None, None] and "ICE not done" in g[0]["grade_reason"]
+
+
+def test_missing_ice_items_that_cannot_change_the_icans_grade_still_grade_it(study):
+    """ICE is ten 1-point items (clinical-rules.md 3.2). Nine answered for 0 points leave a total of 0 or 1, ICANS
+    grade 3 either way: scored 1 (the most the missing item allows), graded 3, and the comment says so. Where the
+    missing items could change the band (6 of 9: 6 or 7; 2 of 8: 2 to 4) the ICE stays not computed."""
+    con, _ = study
+    rows = _rows(con, "icans_assessments", "026")
+    assert [r["ice_score"] for r in rows] == [1, None, None, 6]
+    assert "ICE items incomplete (9 of 10): every total they allow (0-1) is one ICANS grade; scored 1, the most " \
+           "they allow" in rows[0]["comment"]
+    assert "ICE items incomplete (8 of 10): every total they allow (4-6)" in rows[3]["comment"]
+    assert "ICE items incomplete (9 of 10): score not computed" in rows[1]["comment"]
+    assert [r["grade"] for r in _rows(con, "icans_grades", "026")] == [3, None, None, 2]
 
 
 def test_child_capd_and_age_specific_hypotension(study):
@@ -478,7 +516,7 @@ def test_new_domains_reconcile_and_quarantine_with_reasons(study):
                        ("PR", "USUBJID", f"subject {u('999')} not in DM"),
                        ("PR", "PRENDTC", f"end {d(4)} before start {d(5)}"),
                        ("FA", "FATESTCD", "missing FATESTCD"),
-                       ("CE", "CESEQ", "duplicate key (USUBJID + CESEQ); the first record is kept")}
+                       ("CE", "CESEQ", "duplicate key (USUBJID + CESEQ) of ce.csv row 2; the first record is kept")}
     assert {"QS", "PR", "FA", "CE"} <= set(result.domains_present) and result.skipped_files == []
 
 

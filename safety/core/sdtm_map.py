@@ -33,10 +33,12 @@ KINDS: dict[str, object] = {
     "edema_event": tuple(v for v in EDEMA_VALUES if v != "NONE"),
     "hypotension_event": None,
     "negative_result": None,
+    "support_other_cause": None, "support_crs_cause": None,
 }
 # kinds whose match is a regular expression over lower-case text; the others are exact codes compared in upper case
 TEXT_KINDS = frozenset({"oxygen_medication", "vasopressin", "oxygen_device", "ice_category", "capd_category",
-                        "consciousness_value", "seizure_event", "motor_event", "edema_event", "hypotension_event"})
+                        "consciousness_value", "seizure_event", "motor_event", "edema_event", "hypotension_event",
+                        "support_other_cause", "support_crs_cause"})
 ROW_FIELDS = ("kind", "match", "code", "priority", "note")
 
 

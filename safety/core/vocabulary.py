@@ -290,6 +290,13 @@ def overall_response_params(cfg: dict) -> dict:
     return {"rs_tests": list(OVERALL_RESPONSE_TESTS),
             "rs_assessor": str(cfg.get("response", {}).get("assessor", DEFAULT_RESPONSE_ASSESSOR)).upper()}
 
+
+def ice_band_sql(score: str) -> str:
+    """SQL: the ICANS grade the ASTCT 2019 consensus gives an ICE score (10: 0, 7-9: 1, 3-6: 2, 0-2: 3), the one
+    band read by the grading and by the SDTM build of an ICE whose missing items cannot change it."""
+    return f"CASE WHEN {score} >= 10 THEN 0 WHEN {score} >= 7 THEN 1 WHEN {score} >= 3 THEN 2 ELSE 3 END"
+
+
 # --- bedside CRS/ICANS inputs ------------------------------------------------------------------------
 # Where a crs_assessments / icans_assessments row came from (its ``source``): the celltox assessment file, or built
 # from SDTM domains by safety/ingest/sdtm_assessments.py.

@@ -29,6 +29,7 @@ from __future__ import annotations
 from safety.core.sdtm_map import effective_rows
 from safety.core.sql import after_infusion_sql, infusion_time_sql, temp_table
 from safety.core.vocabulary import ASSESSMENT_SOURCE_FILE as SOURCE_FILE, ASSESSMENT_SOURCE_SDTM as SOURCE_SDTM
+from safety.core.vocabulary import ice_band_sql
 from safety.ingest.engine import Ctx, med_drug_sql, q
 from safety.ingest.readers import StagedFile
 
@@ -41,6 +42,9 @@ VITALS_ROUND_MINUTES = 15
 _O2_RANK = """CASE dev WHEN 'MECHANICAL_VENTILATION' THEN 4 WHEN 'BIPAP' THEN 4 WHEN 'CPAP' THEN 4
     WHEN 'NONREBREATHER' THEN 3 WHEN 'VENTURI' THEN 3 WHEN 'FACEMASK' THEN 3 WHEN 'HIGH_FLOW_NC' THEN 3
     WHEN 'LOW_FLOW_NC' THEN CASE WHEN round(flow, 6) > 6.0::DOUBLE THEN 3 ELSE 2 END ELSE 2 END"""
+# oxygen counted as CRS hypoxia, and how support given for another cause is named in the comment
+_CRS_O2 = "what = 'oxygen' AND other_cause IS NULL"
+_OTHER_O2 = "name || ' for ''' || other_cause || ''''"
 _O2_ORDER = """CASE dev WHEN 'MECHANICAL_VENTILATION' THEN 9 WHEN 'BIPAP' THEN 8 WHEN 'CPAP' THEN 7 WHEN 'NONREBREATHER' THEN 6
     WHEN 'VENTURI' THEN 5 WHEN 'FACEMASK' THEN 4 WHEN 'HIGH_FLOW_NC' THEN 3 WHEN 'LOW_FLOW_NC' THEN 2 ELSE 1 END"""
 
@@ -181,14 +185,15 @@ def _crs(ctx: Ctx) -> int:
                coalesce({med_drug_sql("lower(concat_ws(' ', m.cmdecod, m.cmtrt))")},
                         lower(coalesce(m.cmdecod, m.cmtrt))) AS name,
                lower(concat_ws(' ', m.cmdecod, m.cmtrt)) AS txt, m.med_class = 'vasopressor' AS is_pressor,
-               [{cm_sources}] AS dev_texts, m.cmdose AS dose, upper(replace(coalesce(m.cmdosu, ''), ' ', '')) AS dosu,
+               [{cm_sources}] AS dev_texts, m.cmindc AS indc, m.cmdose AS dose,
+               upper(replace(coalesce(m.cmdosu, ''), ' ', '')) AS dosu,
                m.cmst_date AS st_date, m.start_time AS st_time, m.cmen_date AS en_date,
                CASE WHEN length(m.cmendtc) > 10 THEN ct_time(m.cmendtc, 'F') END AS en_time
         FROM medications m JOIN _sa_subj s ON s.usubjid = m.usubjid AND NOT s.file_crs
         WHERE m.studyid = $studyid AND m.data_cut = $cut AND m.cmst_date IS NOT NULL
         UNION ALL
         SELECT p.usubjid, 'PRSEQ', p.prseq, lower(coalesce(p.prdecod, p.prtrt)), lower(concat_ws(' ', p.prdecod, p.prtrt)),
-               FALSE, [{pr_sources}], p.prdose, upper(replace(coalesce(p.prdosu, ''), ' ', '')),
+               FALSE, [{pr_sources}], p.prindc, p.prdose, upper(replace(coalesce(p.prdosu, ''), ' ', '')),
                p.prst_date, p.start_time, p.pren_date, p.end_time
         FROM procedures p JOIN _sa_subj s ON s.usubjid = p.usubjid AND NOT s.file_crs
         WHERE p.studyid = $studyid AND p.data_cut = $cut AND p.prst_date IS NOT NULL)""")
@@ -203,8 +208,15 @@ def _crs(ctx: Ctx) -> int:
         o2 AS (SELECT DISTINCT i.rid FROM _sa_iv_src i
                JOIN _sa_map m ON m.kind = 'oxygen_medication' AND regexp_matches(i.txt, m.match)),
         vpn AS (SELECT DISTINCT i.rid FROM _sa_iv_src i
-                JOIN _sa_map m ON m.kind = 'vasopressin' AND regexp_matches(i.txt, m.match))
+                JOIN _sa_map m ON m.kind = 'vasopressin' AND regexp_matches(i.txt, m.match)),
+        -- respiratory support whose indication names another cause (airway protection in ICANS, a procedure) and
+        -- not CRS or hypoxia: no CRS hypoxia (Lee 2019), kept to say so in the time point's comment
+        other AS (SELECT DISTINCT i.rid FROM _sa_iv_src i
+                  JOIN _sa_map m ON m.kind = 'support_other_cause' AND regexp_matches(lower(i.indc), m.match)
+                  WHERE i.indc IS NOT NULL AND NOT EXISTS (
+                    SELECT 1 FROM _sa_map c WHERE c.kind = 'support_crs_cause' AND regexp_matches(lower(i.indc), c.match)))
         SELECT i.usubjid, i.dom, i.seq, i.name, i.st_date, i.st_time, i.en_date, i.en_time,
+          CASE WHEN other.rid IS NOT NULL THEN i.indc END AS other_cause,
           CASE WHEN i.is_pressor AND vpn.rid IS NOT NULL THEN 'vasopressin'
                WHEN i.is_pressor THEN 'pressor'
                WHEN o2.rid IS NOT NULL OR (i.dom = 'PRSEQ' AND dev.device IS NOT NULL) THEN 'oxygen' END AS what,
@@ -212,7 +224,7 @@ def _crs(ctx: Ctx) -> int:
           coalesce(dev.device, 'LOW_FLOW_NC') AS dev, dev.device IS NULL AS device_assumed,
           i.dose * TRY_CAST(fu.code AS DOUBLE) AS flow
         FROM _sa_iv_src i
-        LEFT JOIN dev USING (rid) LEFT JOIN o2 USING (rid) LEFT JOIN vpn USING (rid)
+        LEFT JOIN dev USING (rid) LEFT JOIN o2 USING (rid) LEFT JOIN vpn USING (rid) LEFT JOIN other USING (rid)
         LEFT JOIN _sa_map fu ON fu.kind = 'flow_unit' AND fu.match = i.dosu
         WHERE i.is_pressor OR o2.rid IS NOT NULL OR (i.dom = 'PRSEQ' AND dev.device IS NOT NULL)""")
     _events(ctx)
@@ -298,9 +310,11 @@ def _crs(ctx: Ctx) -> int:
             count(DISTINCT name) FILTER (WHERE what = 'pressor') AS n_press_given,
             bool_or(what = 'vasopressin') AS vpn,
             string_agg(DISTINCT name, ', ' ORDER BY name) FILTER (WHERE what IN ('pressor', 'vasopressin')) AS pressors,
-            arg_max(dev, ({_O2_RANK}) * 100000 + coalesce(flow, 0) * 100 + {_O2_ORDER}) FILTER (WHERE what = 'oxygen') AS o2,
-            arg_max(flow, ({_O2_RANK}) * 100000 + coalesce(flow, 0) * 100 + {_O2_ORDER}) FILTER (WHERE what = 'oxygen') AS o2_flow,
-            arg_max(device_assumed, ({_O2_RANK}) * 100000 + coalesce(flow, 0) * 100 + {_O2_ORDER}) FILTER (WHERE what = 'oxygen') AS o2_assumed,
+            arg_max(dev, ({_O2_RANK}) * 100000 + coalesce(flow, 0) * 100 + {_O2_ORDER}) FILTER (WHERE {_CRS_O2}) AS o2,
+            arg_max(flow, ({_O2_RANK}) * 100000 + coalesce(flow, 0) * 100 + {_O2_ORDER}) FILTER (WHERE {_CRS_O2}) AS o2_flow,
+            arg_max(device_assumed, ({_O2_RANK}) * 100000 + coalesce(flow, 0) * 100 + {_O2_ORDER}) FILTER (WHERE {_CRS_O2}) AS o2_assumed,
+            string_agg(DISTINCT {_OTHER_O2}, ', ' ORDER BY {_OTHER_O2})
+              FILTER (WHERE what = 'oxygen' AND other_cause IS NOT NULL) AS o2_other,
             {_seql('seq', "dom = 'CMSEQ'")} AS cm_l,
             {_seql('seq', "dom = 'PRSEQ'")} AS pr_l
           FROM _sa_crs_iv GROUP BY usubjid, ts),
@@ -335,6 +349,7 @@ def _crs(ctx: Ctx) -> int:
               THEN ' (vasopressors: at most ' || x.n_press || ' at a time)' ELSE '' END END,
             CASE WHEN x.hyp_event THEN 'hypotension recorded' END,
             CASE WHEN x.o2_assumed THEN 'oxygen device not given: nasal cannula assumed' END,
+            CASE WHEN x.o2_other IS NOT NULL THEN x.o2_other || ': another cause, not CRS hypoxia' END,
             CASE WHEN x.round_from IS NOT NULL THEN x.round_from || ' (same round of vital signs)' END,
             CASE WHEN x.temp_c IS NULL THEN 'no temperature at this time point' END) AS comment,
           $src AS source,
@@ -346,8 +361,13 @@ def _crs(ctx: Ctx) -> int:
 
 # --- ICANS -------------------------------------------------------------------------------------------
 
-def _score_sql(prefix: str, n_items: int, top: int) -> str:
-    """ICE or CAPD per time point: the total when given, else the sum of the items when all are answered."""
+def _score_sql(prefix: str, n_items: int, top: int, item_top: int | None = None, band=None) -> str:
+    """ICE or CAPD per time point: the total when given, else the sum of the items when all are answered. With
+    ``band`` (SQL of a score: its grade) and ``item_top`` (an item's most points), items left undone still give a
+    score when every total they allow falls in one band: the highest of those totals, the grade being certain."""
+    most = f"item_sum + ({n_items} - n_items) * {item_top}" if band else None
+    certain = (f"total IS NULL AND n_items BETWEEN 1 AND {n_items - 1} AND item_sum >= 0 AND {most} <= {top} "
+               f"AND {band('item_sum')} = {band(most)}" if band else "false")
     return f"""
         {prefix}_rows AS (SELECT * FROM _sa_qs WHERE instrument = '{prefix}' AND category_ok),
         {prefix}_items AS (
@@ -363,13 +383,18 @@ def _score_sql(prefix: str, n_items: int, top: int) -> str:
                                          FROM {prefix}_items GROUP BY usubjid, ts) i USING (usubjid, ts)),
         {prefix}_score AS (
           SELECT *, CASE WHEN total IS NOT NULL AND total BETWEEN 0 AND {top} AND total = round(total) THEN total
-                         WHEN total IS NULL AND n_items = {n_items} AND item_sum BETWEEN 0 AND {top} THEN item_sum END AS score,
+                         WHEN total IS NULL AND n_items = {n_items} AND item_sum BETWEEN 0 AND {top} THEN item_sum
+                         WHEN {certain} THEN {most or 'NULL'} END AS score,
             concat_ws('; ',
               CASE WHEN total IS NOT NULL AND NOT (total BETWEEN 0 AND {top} AND total = round(total))
                    THEN upper('{prefix}') || ' total ' || {_num('total')} || ' outside 0-{top}: not used' END,
               CASE WHEN total IS NOT NULL AND n_items = {n_items} AND item_sum <> total
                    THEN upper('{prefix}') || ' total ' || {_num('total')} || ' used; its items sum to ' || {_num('item_sum')} END,
-              CASE WHEN total IS NULL AND n_items BETWEEN 1 AND {n_items - 1}
+              CASE WHEN {certain}
+                   THEN upper('{prefix}') || ' items incomplete (' || n_items || ' of {n_items}): every total they allow ('
+                        || {_num('item_sum')} || '-' || {_num(most or 'NULL')} || ') is one ICANS grade; scored '
+                        || {_num(most or 'NULL')} || ', the most they allow'
+                   WHEN total IS NULL AND n_items BETWEEN 1 AND {n_items - 1}
                    THEN upper('{prefix}') || ' items incomplete (' || n_items || ' of {n_items}): score not computed' END,
               CASE WHEN total IS NULL AND n_items = 0 THEN upper('{prefix}') || ' not done' END) AS note
           FROM {prefix})"""
@@ -418,7 +443,7 @@ def _icans(ctx: Ctx) -> int:
         SELECT usubjid, ts, bool_or(timed) AS timed FROM _sa_icans_tp0 GROUP BY usubjid, ts""")
     _attach_events(ctx, "_sa_icans_tp", "_sa_icans_ev", cond)
     n = ctx.run(f"""INSERT INTO icans_assessments BY NAME
-        WITH {_score_sql('ice', 10, 10)}, {_score_sql('capd', 8, 32)},
+        WITH {_score_sql('ice', 10, 10, item_top=1, band=ice_band_sql)}, {_score_sql('capd', 8, 32)},
         loc AS (SELECT usubjid, ts, arg_min(l.loc, m.priority) AS loc,
                        {_seql('seq', "dom = 'QSSEQ'")} AS qs_l, {_seql('seq', "dom = 'FASEQ'")} AS fa_l
                 FROM _sa_loc l JOIN (SELECT code, min(priority) AS priority FROM _sa_map

@@ -10,6 +10,7 @@ in parallel.
 from __future__ import annotations
 
 from safety.core.sql import after_infusion_sql, infusion_time_sql
+from safety.core.vocabulary import ice_band_sql
 from safety.derive.toxicity._sql import SCOPE, insert, run
 from safety.schema import CRS_GRADES, ICANS_GRADES
 
@@ -157,8 +158,7 @@ WITH a AS (
 ), d AS (
   SELECT *, coalesce(loc = 'SEDATED', false) AS sedated,
     -- sedation for reasons other than ICANS hides consciousness and cognition: neither is gradable
-    CASE WHEN ice_score IS NULL OR child OR loc = 'SEDATED' THEN NULL WHEN ice_score >= 10 THEN 0
-         WHEN ice_score >= 7 THEN 1 WHEN ice_score >= 3 THEN 2 ELSE 3 END AS ice_grade,
+    CASE WHEN ice_score IS NULL OR child OR loc = 'SEDATED' THEN NULL ELSE {ice_band_sql('ice_score')} END AS ice_grade,
     CASE WHEN capd_score IS NULL OR NOT child OR loc = 'SEDATED' THEN NULL WHEN capd_score = 0 THEN 0
          WHEN capd_score < {CAPD_GRADE3_FROM} THEN 1 ELSE 3 END AS capd_grade,
     CASE loc WHEN 'AWAKE' THEN 0 WHEN 'AWAKENS_SPONTANEOUSLY' THEN 1 WHEN 'AWAKENS_TO_VOICE' THEN 2
