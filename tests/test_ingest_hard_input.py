@@ -115,6 +115,60 @@ def test_supp_idvar_not_a_parent_column_is_quarantined(tmp_path):
     reconciles(db)
 
 
+def test_a_qualifier_with_idvarval_but_no_idvar_is_quarantined_not_spread_over_the_subject(tmp_path):
+    """IDVARVAL '2' with IDVAR empty names a record by a variable nobody gave: read as subject-level it would have
+    qualified every AE of S-001 (and beside another subject-level qualifier of S-001 the load stopped with an
+    internal reconciliation error). It is quarantined, naming IDVAR; the subject-level row beside it loads."""
+    extra = pd.DataFrame([dict(STUDYID=SUPPAE.STUDYID[0], RDOMAIN="AE", USUBJID="S-001", IDVAR="", IDVARVAL="2",
+                               QNAM="AESOSP", QLABEL="Other", QVAL="hospital transfer"),
+                          dict(STUDYID=SUPPAE.STUDYID[0], RDOMAIN="AE", USUBJID="S-001", IDVAR="", IDVARVAL="",
+                               QNAM="AETRTEM", QLABEL="Treatment emergent", QVAL="Y")])
+    supp = pd.concat([SUPPAE, extra], ignore_index=True)
+    study = make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, suppae=supp))
+    db = tmp_path / "db.duckdb"
+    p = cli(study, db)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    qr = q(db, "SELECT row_number, field, reason FROM quarantine WHERE source_file = 'suppae.csv' AND field = 'IDVAR'")
+    assert qr.values.tolist() == [[4, "IDVAR", "IDVARVAL '2' given without IDVAR: the parent record it names is "
+                                               "unknown"]]
+    ae = q(db, "SELECT usubjid, supp_aetrtem FROM adverse_events WHERE usubjid = 'S-001'")
+    assert len(ae) > 1 and set(ae.supp_aetrtem) == {"Y"}
+    assert "supp_aesosp" not in ae.columns
+    reconciles(db)
+
+
+def test_a_combined_suppqual_file_is_refused_with_how_to_split_it(tmp_path):
+    """SDTM before 3.1.2 delivered every domain's qualifiers in one SUPPQUAL: left unread (as a file of a domain
+    celltox does not use) its rows were lost without a word. The load stops in one line saying how to split it."""
+    suppdm = pd.DataFrame([dict(STUDYID=SUPPAE.STUDYID[0], RDOMAIN="DM", USUBJID="S-001", IDVAR="", IDVARVAL="",
+                                QNAM="COHORT", QLABEL="Cohort", QVAL="A")])
+    domains = {k: v for k, v in DOMAINS.items() if k != "suppae"}
+    domains["suppqual"] = pd.concat([SUPPAE, suppdm], ignore_index=True)
+    study = make_study(tmp_path / "s", "csv", domains=domains)
+    p = cli(study, tmp_path / "db.duckdb")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip() == ("error: suppqual.csv: qualifiers of several domains in one file (RDOMAIN AE, DM): "
+                                "celltox reads one SUPP-- file per domain; split it by RDOMAIN into suppae.csv, "
+                                "suppdm.csv")
+
+
+def test_two_car_infusions_on_day_0_take_the_earlier_time(tmp_path):
+    """A split dose of S-002 at 10:00 (EXSEQ 1) and 08:00 (EXSEQ 2), and a record of that day without a time: day
+    0's time is 08:00, whatever the file order, so a fever at 09:00 is after the infusion (it was read as before)."""
+    from test_ingest_fixtures import EX
+    ex = EX.copy()
+    ex.loc[ex.USUBJID == "S-002", ["EXSTDTC", "EXENDTC"]] = ["2024-02-10T10:00", "2024-02-10T10:30"]
+    extra = ex[ex.USUBJID == "S-002"].assign(EXSEQ=2, EXDOSE=0.5, EXSTDTC="2024-02-10T08:00", EXENDTC="2024-02-10T08:20")
+    undated = extra.assign(EXSEQ=3, EXSTDTC="2024-02-10", EXENDTC="2024-02-10")
+    study = make_study(tmp_path / "s", "csv", domains=dict(DOMAINS, ex=pd.concat([ex, undated, extra])))
+    db = tmp_path / "db.duckdb"
+    p = cli(study, db)
+    assert p.returncode == 0, p.stderr
+    got = q(db, "SELECT first_infusion_dtc, CAST(first_infusion_date AS VARCHAR) AS d, infusions FROM subjects "
+                "WHERE usubjid = 'S-002'")
+    assert got.values.tolist() == [["2024-02-10T08:00", "2024-02-10", 3]]
+
+
 def test_a_result_that_overflows_its_unit_conversion_is_quarantined(tmp_path):
     """BILI 1e308 mg/dL is a number, 1.7e310 umol/L is not: it loaded as inf and graded 4."""
     lb = LB.copy()
@@ -209,6 +263,8 @@ def test_a_qualifier_given_for_the_subject_and_for_one_record_applies_the_record
 
 @pytest.mark.parametrize("case, expected", [
     ("empty", "error: ae.csv: empty file (no header row)"),
+    ("blank", "error: ae.csv: empty file (no header row)"),
+    ("blank_line_1", "error: ae.csv: line 1 is blank; the header row (the column names) must be the first line"),
     ("title", "error: ae.csv: line 1 has 2 field(s) where the lines below have 13: a title above the header row? "
               "Remove the lines above the column names"),
     ("plain_title", "error: ae.csv: line 1 is a title ('Listing 16.2.7 Adverse events'), not the header row; "
@@ -223,6 +279,10 @@ def test_unusable_ae_file_is_refused_in_one_line(tmp_path, case, expected):
     text = AE.to_csv(index=False)
     if case == "empty":
         (study / "ae.csv").write_text("")
+    elif case == "blank":  # white space and blank lines only: it read as two rows with no column
+        (study / "ae.csv").write_text("   \n\n\n")
+    elif case == "blank_line_1":
+        (study / "ae.csv").write_text("  \n" + text)
     elif case == "title":
         (study / "ae.csv").write_text("Adverse events listing, CT-TEST-01\n" + text)
     elif case == "header_short":
@@ -239,6 +299,16 @@ def test_unusable_ae_file_is_refused_in_one_line(tmp_path, case, expected):
     assert (p.returncode, p.stderr.strip()) == (2, expected)
     assert "Traceback" not in p.stderr + p.stdout
     assert not db.exists()  # a refused first load leaves no database file
+
+
+@pytest.mark.parametrize("suffix", [".xpt", ".sas7bdat", ".xlsx", ".parquet"])
+def test_an_empty_binary_file_is_refused_as_empty(tmp_path, suffix):
+    """A 0-byte file gave the reader's own words ('Unable to read from file', 'File is not a zip file')."""
+    study = make_study(tmp_path / "s", "csv")
+    (study / "cm.csv").unlink(missing_ok=True)
+    (study / f"cm{suffix}").write_bytes(b"")
+    p = cli(study, tmp_path / "db.duckdb")
+    assert (p.returncode, p.stderr.strip()) == (2, f"error: cm{suffix}: empty file (0 bytes)")
 
 
 def _ae_csv_with_header(study, header: list[str], encoding: str, trailing: str = "") -> None:
@@ -451,8 +521,8 @@ def test_a_duplicate_of_a_quarantined_record_says_that_neither_is_loaded(tmp_pat
     qr = q(db, "SELECT row_number, reason FROM quarantine WHERE source_file = 'ae.csv' ORDER BY 1").values.tolist()
     ragged = lines.index(clean + ",x,y,z") + 1  # its line in the file; rows count from 1 after the header
     assert [ragged - 1, f"line {ragged}: 16 fields where the header has 13"] in qr
-    assert [ragged, "duplicate key (USUBJID + AESEQ); the first record is quarantined too, so neither is loaded: "
-                    "deliver the record once"] in qr
+    assert [ragged, f"duplicate key (USUBJID + AESEQ) of ae.csv row {ragged - 1}; the first record is quarantined "
+                    "too, so neither is loaded: deliver the record once"] in qr
 
 
 def test_aeseq_03_beside_3_is_one_key(tmp_path):
@@ -466,7 +536,8 @@ def test_aeseq_03_beside_3_is_one_key(tmp_path):
     keys = q(db, "SELECT event_key, aeterm FROM adverse_events WHERE usubjid = 'S-001' ORDER BY 1")
     assert keys.values.tolist() == [["S-001/AE/1", "Fever"], ["S-001/AE/2", "Cytokine release syndrome"]]
     qr = q(db, "SELECT field, reason FROM quarantine WHERE source_file = 'ae.csv' AND row_number = 8")
-    assert qr.values.tolist() == [["AESEQ", "duplicate key (USUBJID + AESEQ); the first record is kept"]]
+    assert qr.values.tolist() == [["AESEQ", "duplicate key (USUBJID + AESEQ) of ae.csv row 1; the first record is "
+                                            "kept"]]
     # a qualifier addressed as IDVARVAL '02' reaches AESEQ 2
     supp = SUPPAE.copy()
     supp.loc[0, "IDVARVAL"] = "02"

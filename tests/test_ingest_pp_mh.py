@@ -63,8 +63,8 @@ def test_pp_and_mh_rows_load_or_are_quarantined_with_their_reason(db):
     got = {(f, n): reason for f, n, reason in zip(q.source_file, q.row_number, q.reason)}
     assert got == {("pp.csv", 4): got[("pp.csv", 4)],               # a negative AUC
                    ("pp.csv", 6): "subject S-404 not in DM",
-                   ("pp.csv", 7): "duplicate key (USUBJID + PPSEQ); the first record is kept",
-                   ("mh.csv", 5): "duplicate key (USUBJID + MHSEQ); the first record is kept"}
+                   ("pp.csv", 7): "duplicate key (USUBJID + PPSEQ) of pp.csv row 5; the first record is kept",
+                   ("mh.csv", 5): "duplicate key (USUBJID + MHSEQ) of mh.csv row 4; the first record is kept"}
     assert got[("pp.csv", 4)].startswith("implausible PPSTRESN -5")
     log = rows(db, "SELECT source_file, rows_read, rows_loaded, rows_quarantined, rows_after_cutoff FROM load_log "
                    "WHERE source_file IN ('pp.csv', 'mh.csv') ORDER BY source_file")

@@ -511,8 +511,8 @@ def test_rows_repeated_in_every_column_without_a_seq_load_once_and_one_dataset_t
     assert log.loc["lb.csv"].tolist() == [9, 6, 3]                    # furlong, 'abc' and the copy
     quar = q(db, "SELECT domain, row_number, reason FROM quarantine WHERE reason LIKE 'an exact copy%' ORDER BY 1, 2")
     assert [(r.domain, r.row_number) for r in quar.itertuples()] == [("CRS", 4), ("CRS", 5), ("LB", 9)]
-    assert quar.reason[0] == ("an exact copy of an earlier row (every column equal, and no --SEQ to tell them "
-                              "apart); the first is kept")
+    assert quar.reason[0] == ("an exact copy of crs_assessments.csv row 1 (every column equal, and no --SEQ to tell "
+                              "them apart); the first is kept")
     assert q(db, "SELECT count(*) AS n FROM crs_assessments").n[0] == 2
 
     study = make_study(tmp_path / "t", "csv")

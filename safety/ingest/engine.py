@@ -230,12 +230,16 @@ def prepare_supp(ctx: Ctx, parent: str, files: list[StagedFile], parent_files: l
           CASE WHEN _reject IS NOT NULL THEN NULL WHEN _miss IS NOT NULL THEN _miss {other_field}
                WHEN _usubjid IS NULL THEN 'USUBJID'
                WHEN _qnam IS NULL THEN 'QNAM'
+               WHEN _idvar IS NULL AND _idvarval IS NOT NULL THEN 'IDVAR'
                WHEN row_number() OVER (PARTITION BY _usubjid, _idvar, _idvarval, upper(_qnam) ORDER BY _file, _row) > 1
                THEN 'QNAM' END AS _qfield,
           CASE WHEN _reject IS NOT NULL THEN _reject
                WHEN _miss IS NOT NULL THEN 'required column ' || _miss || ' missing from file' {other_reason}
                WHEN _usubjid IS NULL THEN 'missing USUBJID'
                WHEN _qnam IS NULL THEN 'missing QNAM'
+               -- which variable the value keys is unknown: read as subject-level, it would qualify every record
+               WHEN _idvar IS NULL AND _idvarval IS NOT NULL
+               THEN 'IDVARVAL ''' || _idvarval || ''' given without IDVAR: the parent record it names is unknown'
                WHEN row_number() OVER (PARTITION BY _usubjid, _idvar, _idvarval, upper(_qnam) ORDER BY _file, _row) > 1
                THEN 'duplicate qualifier ' || _qnam || ' for the same parent record (the first is kept)' END AS _qreason,
           FALSE AS _after_cut
@@ -682,9 +686,9 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
         SELECT v.* EXCLUDE ({', '.join(dict.fromkeys(drop))}), {fld} AS _qfield, {rsn} AS _qreason,
                _qidx IS NULL AND coalesce({cut_cond}, FALSE) AS _after_cut FROM v""", params)
     if spec.code == "DM" or (spec.seq and delivered.has(spec.seq)):
-        _mark_duplicates(ctx, spec, delivered)
+        _mark_duplicates(ctx, spec, delivered, files)
     else:
-        _mark_copies(ctx, spec)
+        _mark_copies(ctx, spec, files)
     _note_flag_spellings(ctx, spec, files, delivered)
     if spec.code == "LB":
         _note_lab_stres(ctx, files)
@@ -742,7 +746,7 @@ def _note_lab_stres(ctx: Ctx, files: list[StagedFile], shown: int = 5) -> None:
                        + ", ".join(f"row {r} ({pair})" for r, pair in rows[:shown]) + more)
 
 
-def _mark_duplicates(ctx: Ctx, spec: DomainSpec, c: Cols) -> None:
+def _mark_duplicates(ctx: Ctx, spec: DomainSpec, c: Cols, files: list[StagedFile]) -> None:
     """Duplicate key (USUBJID + --SEQ; USUBJID in DM): every record after the first in file order is quarantined,
     with a reason that says whether the first was loaded or is quarantined as well.
 
@@ -755,13 +759,13 @@ def _mark_duplicates(ctx: Ctx, spec: DomainSpec, c: Cols) -> None:
     keys = ["_usubjid"] if spec.code == "DM" else ["_usubjid"] + ([f"_i_{spec.seq}"] if seq_parsed else c.seqkey(spec.seq))
     notnull = "TRUE" if spec.code == "DM" else c.notnull(spec.seq)
     what = "USUBJID" if spec.code == "DM" else f"USUBJID + {spec.seq}"
-    _quarantine_repeats(ctx, table, keys, notnull, spec.seq or "USUBJID",
-                        kept=f"duplicate key ({what}); the first record is kept",
-                        both=f"duplicate key ({what}); the first record is quarantined too, so neither is loaded: "
-                             "deliver the record once")
+    _quarantine_repeats(ctx, table, files, keys, notnull, spec.seq or "USUBJID",
+                        kept=f"duplicate key ({what}) of {{first}}; the first record is kept",
+                        both=f"duplicate key ({what}) of {{first}}; the first record is quarantined too, so neither "
+                             "is loaded: deliver the record once")
 
 
-def _mark_copies(ctx: Ctx, spec: DomainSpec) -> None:
+def _mark_copies(ctx: Ctx, spec: DomainSpec, files: list[StagedFile]) -> None:
     """Rows equal in every delivered column, in a domain whose files give no --SEQ to tell records apart (the celltox
     assessment files, an SDTM domain delivered without its --SEQ): every copy after the first in file order is
     quarantined. A dataset delivered twice would otherwise load twice, each assessment or result counted twice."""
@@ -773,16 +777,17 @@ def _mark_copies(ctx: Ctx, spec: DomainSpec) -> None:
         return
     # one text key, NULL-safe (an empty column equals an empty column): the row's values as a JSON list
     row = "to_json(list_value(" + ", ".join(f'CAST("{col}" AS VARCHAR)' for col in delivered) + "))"
-    _quarantine_repeats(ctx, table, ["_usubjid", row], "_usubjid IS NOT NULL", "USUBJID",
-                        kept="an exact copy of an earlier row (every column equal, and no --SEQ to tell them apart); "
+    _quarantine_repeats(ctx, table, files, ["_usubjid", row], "_usubjid IS NOT NULL", "USUBJID",
+                        kept="an exact copy of {first} (every column equal, and no --SEQ to tell them apart); "
                              "the first is kept",
-                        both="an exact copy of an earlier row that is quarantined itself; deliver the record once")
+                        both="an exact copy of {first}, which is quarantined itself; deliver the record once")
 
 
-def _quarantine_repeats(ctx: Ctx, table: str, keys: list[str], notnull: str, field: str, kept: str,
-                        both: str) -> None:
+def _quarantine_repeats(ctx: Ctx, table: str, files: list[StagedFile], keys: list[str], notnull: str, field: str,
+                        kept: str, both: str) -> None:
     """Quarantine every row of ``table`` after the first (file order) with the same ``keys``: reason ``kept`` when
-    the first is loaded, ``both`` when it is quarantined itself."""
+    the first is loaded, ``both`` when it is quarantined itself; ``{first}`` in them names the first record's file
+    and row (of ``files``), so the data manager can compare the two."""
     names = [f"_k{i}" for i in range(len(keys))]
     ksel = ", ".join(f"{k} AS {n}" for k, n in zip(keys, names))
     klist = ", ".join(names)
@@ -797,17 +802,26 @@ def _quarantine_repeats(ctx: Ctx, table: str, keys: list[str], notnull: str, fie
         h AS (SELECT DISTINCT _h FROM (SELECT _h, lag(_h) OVER (ORDER BY _h) AS _prev FROM hs) WHERE _h = _prev),
         k AS (SELECT _file, _row, _qreason, {ksel} FROM {table} WHERE {notnull} AND {hashed} IN (SELECT _h FROM h)),
         d AS (SELECT {klist} FROM k GROUP BY ALL HAVING count(*) > 1),
-        r AS (SELECT k.*, row_number() OVER w AS _rn, first_value(_qreason IS NULL) OVER w AS _first_kept
+        r AS (SELECT k.*, row_number() OVER w AS _rn, first_value(_qreason IS NULL) OVER w AS _first_kept,
+                     first_value(_file) OVER w AS _first_file, first_value(_row) OVER w AS _first_row
               FROM k SEMI JOIN d USING ({klist})
               WINDOW w AS (PARTITION BY {klist} ORDER BY _file, _row))
-        SELECT _file AS d_file, _row AS d_row, _first_kept AS d_first_kept FROM r WHERE _rn > 1 AND _qreason IS NULL""")
+        SELECT _file AS d_file, _row AS d_row, _first_kept AS d_first_kept, _first_file AS d_first_file,
+               _first_row AS d_first_row FROM r WHERE _rn > 1 AND _qreason IS NULL""")
     if ctx.con.execute("SELECT count(*) FROM _dup").fetchone()[0]:
         # the first record of the key owns it even when it is quarantined itself (a ragged line, a bad value):
         # which of the two is right is the sender's to say, and the reason says that neither was loaded
+        names = [""] * (max(f.index for f in files) + 1)
+        for f in files:
+            names[f.index] = f.name
+        (kept_a, kept_b), (both_a, both_b) = kept.split("{first}"), both.split("{first}")
         ctx.run(f"""UPDATE {table} SET _qfield = $field, _after_cut = FALSE,
-                   _qreason = CASE WHEN _dup.d_first_kept THEN $kept ELSE $both END
+                   _qreason = CASE WHEN _dup.d_first_kept THEN $kept_a ELSE $both_a END
+                              || $names[_dup.d_first_file + 1] || ' row ' || CAST(_dup.d_first_row AS VARCHAR)
+                              || CASE WHEN _dup.d_first_kept THEN $kept_b ELSE $both_b END
             FROM _dup WHERE {table}._file = _dup.d_file AND {table}._row = _dup.d_row""",
-                {"field": field, "kept": kept, "both": both})
+                {"field": field, "names": names, "kept_a": kept_a, "kept_b": kept_b, "both_a": both_a,
+                 "both_b": both_b})
 
 
 def _lab_values(spec: DomainSpec) -> str:
@@ -958,13 +972,17 @@ def set_infusions(ctx: Ctx, c_dm: Cols, have_ex: bool, c_ex: Cols | None) -> Non
     period's first day) has its flag in ``_subj.inf_date_flag``."""
     rfx_ok = "t._qreason IS NULL AND NOT t._after_cut AND t._lo_RFXSTDTC <= $cut"
     if have_ex:
-        # hi: the earliest latest reading of any CAR infusion, so the first infusion was on or before it
+        # the first infusion: by date, then by time on one day (a split dose at 08:00 and 10:00 starts at 08:00; a
+        # record without a time after a timed one), then in file order; hi: the earliest latest reading of any CAR
+        # infusion, so the first infusion was on or before it
+        stdtc = c_ex("EXSTDTC")
+        time = f"CASE WHEN length({stdtc}) > 10 THEN ct_time({stdtc}, _k_EXSTDTC) END"
+        first = f"(_lo_EXSTDTC, _hi_EXSTDTC, {time} IS NULL, coalesce({time}, TIMESTAMP '1970-01-01'), _file, _row)"
         ctx.run(f"""CREATE OR REPLACE TEMP TABLE _inf_ex AS
             SELECT _usubjid AS u, min(_lo_EXSTDTC) AS d, min(_hi_EXSTDTC) AS hi,
-                   arg_min({c_ex('EXSTDTC')}, (_lo_EXSTDTC, _hi_EXSTDTC)) AS dtc,
-                   ct_flag(arg_min(_k_EXSTDTC, (_lo_EXSTDTC, _hi_EXSTDTC))) AS flag,
-                   count(*) AS n, arg_min({c_ex('EXTRT')}, _lo_EXSTDTC) AS extrt,
-                   arg_min(nullif(concat_ws(' ', {c_ex('EXDOSE')}, {c_ex('EXDOSU')}), ''), _lo_EXSTDTC) AS dose
+                   arg_min({stdtc}, {first}) AS dtc, ct_flag(arg_min(_k_EXSTDTC, {first})) AS flag,
+                   count(*) AS n, arg_min({c_ex('EXTRT')}, {first}) AS extrt,
+                   arg_min(nullif(concat_ws(' ', {c_ex('EXDOSE')}, {c_ex('EXDOSU')}), ''), {first}) AS dose
             FROM _t_EX t WHERE {OK} AND _is_car AND _lo_EXSTDTC IS NOT NULL GROUP BY _usubjid""")
         ctx.run("""UPDATE _subj SET inf_date = e.d, inf_dtc = e.dtc, inf_source = 'EX', infusions = e.n,
                     inf_extrt = e.extrt, inf_dose = e.dose, inf_date_flag = CASE WHEN e.d < e.hi THEN e.flag END

@@ -498,6 +498,8 @@ def _error_cells(f: StagedFile, sheets: list[bytes]) -> dict[str, list[tuple[int
 def stage(con, f: StagedFile) -> None:
     """Make ``f.relation``: a FROM-fragment over the file with _file, _row and canonical text columns."""
     f.sha256 = sha256_file(f.path)
+    if f.file_format != "csv" and f.path.stat().st_size == 0:  # the readers' own words name no problem here
+        raise IngestError(f"{f.name}: empty file (0 bytes)")
     _stage(con, f)
     # a header that is no variable name or label ('AE TOXGR') is never read: said, or its values vanish unseen
     unread = [o for o in f.columns.values() if canonical_name(o, f.domain) is None]
@@ -615,6 +617,11 @@ def _stage_csv(con, f: StagedFile) -> None:
     else:
         encoding = "utf-8-sig" if head.startswith(b"\xef\xbb\xbf") else "utf-8"
     first = _first_lines(head, encoding)
+    if not first or not first[0].strip():
+        # nothing but white space, or a blank line where the column names belong: no row can be read by name
+        if not head.decode("latin-1").lstrip("\ufeff\xef\xbb\xbf").strip() and f.path.stat().st_size == len(head):
+            raise IngestError(f"{f.name}: empty file (no header row)")
+        raise IngestError(f"{f.name}: line 1 is blank; the header row (the column names) must be the first line")
     delim = _delimiter(f, first)
     name = f"_csv_{f.index}"
     header = None if encoding.startswith("utf-16") else _duckdb_csv(con, f, name, delim, first)
@@ -852,10 +859,16 @@ def detect_domain(con, f: StagedFile) -> None:
             elif v.startswith("SUPP") and v[4:] in DOMAIN_CODES:
                 f.domain, f.supp_parent = "SUPP", v[4:]
     elif {"RDOMAIN", "QNAM", "QVAL"} <= set(f.columns):
-        vals = [r[0] for r in con.execute(
-            f"SELECT DISTINCT upper(trim(RDOMAIN)) FROM {f.relation} LIMIT 3", f.params).fetchall()]
+        vals = sorted(r[0] for r in con.execute(
+            f"SELECT DISTINCT upper(trim(RDOMAIN)) FROM {f.relation} WHERE RDOMAIN IS NOT NULL LIMIT 20",
+            f.params).fetchall())
         if len(vals) == 1 and vals[0] in DOMAIN_CODES:
             f.domain, f.supp_parent = "SUPP", vals[0]
+        elif len(vals) > 1 and set(vals) & DOMAIN_CODES:
+            # a combined SUPPQUAL (SDTM before 3.1.2): left unread, its qualifiers would be lost without a word
+            raise IngestError(f"{f.name}: qualifiers of several domains in one file (RDOMAIN {', '.join(vals)}): "
+                              "celltox reads one SUPP-- file per domain; split it by RDOMAIN into "
+                              + ", ".join(f"supp{v.lower()}{f.path.suffix.lower()}" for v in vals if v in DOMAIN_CODES))
 
 
 def file_error(con, files: list[StagedFile], exc: Exception) -> Exception:
