@@ -182,6 +182,16 @@ def test_rule_box_colour_follows_distance_to_the_boundary(row, level):
     assert meeting.rule_level(row) == level
 
 
+def test_overview_counts_a_new_candidate_outside_the_dlt_window_apart_from_those_awaiting_a_decision(
+        sample_db, monkeypatch):
+    """CD56-CART-01 at 2026-09-30: two new DLT candidates of 021 are listed, AE 3 inside the DLT window and AE 10
+    outside it. The headline said '1 new DLT candidate' above both lines; it now says what the second one is."""
+    _env(monkeypatch, sample_db)
+    at = _open("overview", CART, CUT2)
+    md = " ".join(m.value for m in at.markdown)
+    assert "**1 new DLT candidate** (and 1 outside the DLT window)" in md
+
+
 def test_overview_first_screen_names_subjects_with_counts_in_severity_order(sample_db, monkeypatch):
     from dashboard.state import plain_text  # a link's label is Markdown: the delivered ids and terms escaped
     _env(monkeypatch, sample_db)
@@ -461,7 +471,8 @@ def test_one_line_per_clinical_event_and_new_candidates_in_the_window_only():
         ("S2", "DLT candidate: CRS grade 4", True),
         ("S3", "DLT candidate (outside the DLT window): AKI grade 3", False),
         ("S3", "new subject", False)]
-    assert meeting.new_counts(ev)["dlt_candidates"] == 2 and meeting.new_counts(ev)["saes"] == 2
+    counts = meeting.new_counts(ev)
+    assert (counts["dlt_candidates"], counts["dlt_candidates_outside"], counts["saes"]) == (2, 1, 2)
 
 
 def test_overview_and_dlt_review_before_any_subject_is_evaluable(tmp_path, monkeypatch):

@@ -43,6 +43,15 @@ def names(rows: pd.DataFrame, label, where, more: str) -> None:
         where.caption(f"and {len(rows) - MAX_NAMES} more: {more}")
 
 
+def new_counts_line(k: dict) -> str:
+    """The headline of what is new since a cut (:func:`safety.review.meeting.new_counts`); new DLT candidates
+    outside the DLT window, listed below it, are counted apart: they await no decision."""
+    outside = k["dlt_candidates_outside"]
+    return (f"**{plural(k['deaths'], 'new death')}** · **{plural(k['dlt_candidates'], 'new DLT candidate')}**"
+            + (f" (and {outside} outside the DLT window)" if outside else "")
+            + f" · **{plural(k['saes'], 'new SAE')}** · **{plural(k['grade3_plus'], 'new grade ≥3 AE')}**")
+
+
 def grade_text(g) -> str:
     return "" if g is None or pd.isna(g) else f"grade {int(g)}"
 
@@ -107,8 +116,7 @@ if m.since is None:
     q5.caption("This is the first data cut of the study: nothing to compare with yet.")
 else:
     k = m.counts
-    q5.markdown(f"**{plural(k['deaths'], 'new death')}** · **{plural(k['dlt_candidates'], 'new DLT candidate')}** · "
-                f"**{plural(k['saes'], 'new SAE')}** · **{plural(k['grade3_plus'], 'new grade ≥3 AE')}**")
+    q5.markdown(new_counts_line(k))
     if m.new.empty:
         q5.caption("No new or changed events.")
     else:
@@ -206,8 +214,7 @@ else:
         state.empty("No new subjects, events, grade changes or DLT candidates since that cut.")
     else:
         k = meeting_rules.new_counts(ch)
-        st.markdown(f"**{plural(k['deaths'], 'new death')}** · **{plural(k['dlt_candidates'], 'new DLT candidate')}** · "
-                    f"**{plural(k['saes'], 'new SAE')}** · **{plural(k['grade3_plus'], 'new grade ≥3 AE')}** · "
+        st.markdown(f"{new_counts_line(k)} · "
                     f"{plural(len(ch), 'new or changed event')} in all, most severe first (deaths, DLT candidates, "
                     "then by grade, serious before non-serious)")
         state.table(ch.drop(columns=["rank", "episode_key"]), export_name="new_since",

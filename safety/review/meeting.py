@@ -229,15 +229,16 @@ def new_events(reader: StudyReader, since: dt.date | None) -> pd.DataFrame:
 
 
 def new_counts(events: pd.DataFrame) -> dict[str, int]:
-    """Counts of new deaths, new DLT candidates (in the DLT window: one outside it awaits no decision), new SAEs
-    and new grade >= 3 adverse events."""
+    """Counts of new deaths, new DLT candidates (in the DLT window: one outside it awaits no decision; those are
+    ``dlt_candidates_outside``), new SAEs and new grade >= 3 adverse events."""
     new = events[events["change"] == "new"] if len(events) else events
     ae = new[new["category"] == "adverse_event"] if len(new) else new
-    candidate = (new["category"] == "dlt_candidate") & (new["in_window"].astype("boolean").fillna(True)) \
-        if len(new) else None
+    is_candidate = (new["category"] == "dlt_candidate") if len(new) else None
+    candidate = is_candidate & (new["in_window"].astype("boolean").fillna(True)) if len(new) else None
     return {
         "deaths": int((new["category"] == "death").sum()) if len(new) else 0,
         "dlt_candidates": int(candidate.sum()) if len(new) else 0,
+        "dlt_candidates_outside": int((is_candidate & ~candidate).sum()) if len(new) else 0,
         "saes": int(ae["serious"].sum()) if len(ae) else 0,
         "grade3_plus": int((ae["grade"].fillna(0) >= 3).sum()) if len(ae) else 0,
     }
