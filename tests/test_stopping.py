@@ -423,14 +423,17 @@ def test_boin_elimination_carries_to_every_higher_dose(tmp_path):
     dose = {1: "DL1", 2: "DL1", 3: "DL1", 4: "DL2", 5: "DL2", 6: "DL2", 7: "DL10", 8: "DL10", 9: "DL10"}
     con = _study(tmp_path, 9, {4, 5, 6}, dose_of=dose.get, stopping_rule={"method": "boin", "threshold": 0.30})
     by = {r["cohort"]: r for r in rows(con, "SELECT * FROM stopping_rule_status")}
-    assert by["DL1"]["decision"] == "escalate"            # below the eliminated dose: its own decision
+    # below the eliminated dose: 0 of 3 would escalate, but into an eliminated dose BOIN stays (R BOIN get.oc)
+    assert by["DL1"]["decision"] == "stay"
+    assert "(rate 0.00): stay (the higher dose level DL2 is eliminated)." in by["DL1"]["sentence"]
     assert by["DL2"]["decision"] == "eliminate"
     assert by["DL10"]["decision"] == "eliminate"          # 0 of 3 alone would escalate; DL10 sorts above DL2
     assert "eliminate (the lower dose level DL2 is eliminated)" in by["DL10"]["sentence"]
     (tmp_path / "b").mkdir()
     con2 = _study(tmp_path / "b", 9, {1, 2}, dose_of=dose.get, stopping_rule={"method": "boin", "threshold": 0.30})
     by = {r["cohort"]: r for r in rows(con2, "SELECT * FROM stopping_rule_status")}
-    # 2 of 3 de-escalates but does not eliminate: nothing carries
+    # 2 of 3 de-escalates but does not eliminate: nothing carries. Without dose_order the treated doses need not
+    # be the ends of the plan (a DL-1 below, a DL11 above): DL1 de-escalates and DL10 escalates
     assert [by[d]["decision"] for d in ("DL1", "DL2", "DL10")] == ["de-escalate", "escalate", "escalate"]
 
 
@@ -456,6 +459,34 @@ def test_boin_eliminating_the_lowest_dose_stops_the_trial(tmp_path):
     assert (dl1["decision"], dl1["decision_if_pending_confirmed"]) == ("escalate", "eliminate")
     assert dl1["sentence"].endswith("3 pending candidates would change escalate to eliminate if confirmed (3 of 3). "
                                     "Eliminating the lowest dose level would stop the trial for safety.")
+
+
+def test_boin_stays_at_the_highest_planned_dose_and_3plus3_does_not_escalate_into_an_exceeded_mtd(tmp_path):
+    """R BOIN get.oc: no escalation from the highest dose, none into an eliminated one, no de-escalation from the
+    lowest. 3+3 (clinical-rules.md 6.1): with the next dose past the MTD, 0 of 3 is expanded to 6 to be the MTD, and
+    at most 1 of 6 is the MTD, not a step back up to the dose that exceeded it."""
+    dose = {1: "DL1", 2: "DL1", 3: "DL1", 4: "DL2", 5: "DL2", 6: "DL2"}
+    boin = {"method": "boin", "threshold": 0.30, "dose_order": ["DL1", "DL2"]}
+    con = _study(tmp_path, 6, set(), dose_of=dose.get, stopping_rule=boin)
+    by = {r["cohort"]: r for r in rows(con, "SELECT * FROM stopping_rule_status")}
+    assert [by[d]["decision"] for d in ("DL1", "DL2")] == ["escalate", "stay"]
+    assert "(rate 0.00): stay (the highest dose level: none higher to escalate to)." in by["DL2"]["sentence"]
+    (tmp_path / "a").mkdir()  # 2 of 3 at DL1, the lowest planned: nowhere lower to go
+    con = _study(tmp_path / "a", 6, {1, 2}, dose_of=dose.get, stopping_rule=boin)
+    by = {r["cohort"]: r for r in rows(con, "SELECT * FROM stopping_rule_status")}
+    assert by["DL1"]["decision"] == "stay"
+    assert "(rate 0.67): stay (the lowest dose level: none lower to de-escalate to)." in by["DL1"]["sentence"]
+    (tmp_path / "b").mkdir()  # DL2 past the MTD: DL1 at 0 of 3 is expanded to 6
+    con = _study(tmp_path / "b", 6, {4, 5}, dose_of=dose.get, stopping_rule={"method": "three_plus_three"})
+    by = {r["cohort"]: r for r in rows(con, "SELECT * FROM stopping_rule_status")}
+    assert [by[d]["decision"] for d in ("DL1", "DL2")] == ["stay", "de-escalate"]
+    assert "(rate 0.00): stay and expand to 6 (the higher dose level DL2 exceeded the MTD)." in by["DL1"]["sentence"]
+    (tmp_path / "c").mkdir()  # 1 of 6 at DL1 below it: DL1 is the MTD
+    dose9 = {**{i: "DL1" for i in range(1, 7)}, 7: "DL2", 8: "DL2", 9: "DL2"}
+    con = _study(tmp_path / "c", 9, {1, 7, 8}, dose_of=dose9.get, stopping_rule={"method": "three_plus_three"})
+    by = {r["cohort"]: r for r in rows(con, "SELECT * FROM stopping_rule_status")}
+    assert [by[d]["decision"] for d in ("DL1", "DL2")] == ["stay", "de-escalate"]
+    assert "(rate 0.17): stay: the MTD (the higher dose level DL2 exceeded the MTD)." in by["DL1"]["sentence"]
 
 
 def test_dose_order_setting_overrides_the_number_in_the_name():

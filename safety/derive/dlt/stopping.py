@@ -571,6 +571,34 @@ def _carry_elimination(keys: list, decisions: dict) -> dict:
     return carried
 
 
+def _hold_at_limits(order: list, decisions: dict, method: str, dose_order) -> dict:
+    """A call to move to a dose that is not there to be given: 'stay' (``decisions`` changed in place). BOIN
+    (R BOIN get.oc) escalates only to a dose not eliminated, never past the highest dose, and de-escalates never
+    below the lowest; 3+3 escalates from a dose only while the next one has not exceeded the MTD, and 0 of 3 there
+    is expanded to 6 to be the MTD (clinical-rules.md 6.1). Doses in increasing order, ``stopping_rule.dose_order``
+    when listed; only then are the highest and lowest treated doses known to be the ends of the plan (a protocol's
+    DL-1 may never have been given), so only then do they hold a call at the ends. Returns {dose: why}."""
+    plan = [str(d) for d in dose_order] if dose_order else [k for k in order if k != "(none)"]
+    held = {}
+    for k in order:
+        if k not in plan:
+            continue
+        i = plan.index(k)
+        higher = plan[i + 1] if i + 1 < len(plan) else None
+        if decisions[k] == "escalate":
+            if higher is None and dose_order:
+                held[k] = "the highest dose level: none higher to escalate to"
+            elif higher is not None and decisions.get(higher) == "eliminate":
+                held[k] = f"the higher dose level {higher} is eliminated"
+            elif method == "three_plus_three" and higher is not None and decisions.get(higher) == "de-escalate":
+                held[k] = f"the higher dose level {higher} exceeded the MTD"
+        elif decisions[k] == "de-escalate" and method == "boin" and i == 0 and dose_order:
+            held[k] = "the lowest dose level: none lower to de-escalate to"
+        if k in held:
+            decisions[k] = "stay"
+    return held
+
+
 def _lowest_dose(order: list, dose_order) -> str | None:
     """The study's lowest dose level: the first of ``stopping_rule.dose_order`` when listed (a lower dose nobody
     has been treated at yet is still one to go down to), else the lowest dose level treated."""
@@ -640,10 +668,13 @@ def status_records(subjects: dict[str, list], config: dict, adjudicated: bool) -
             alts[k] = (n2, y2, _dose_decision(sr, n2, y2, table))
         decided = {k: per[k][4]["decision"] for k in order}
         decided_alt = {k: alts[k][2]["decision"] for k in order}
-        carried, carried_alt, lowest = {}, {}, None
+        carried, carried_alt, lowest, held = {}, {}, None, {}
         if method == "boin" and group == "dose_level":  # elimination carries to higher doses only by dose
             carried, carried_alt = _carry_elimination(order, decided), _carry_elimination(order, decided_alt)
             lowest = _lowest_dose(order, sr.get("dose_order") or ())
+        if group == "dose_level":  # a move to a dose that cannot be given stays where it is
+            held = _hold_at_limits(order, decided, method, sr.get("dose_order") or ())
+            _hold_at_limits(order, decided_alt, method, sr.get("dose_order") or ())
         stop = "so the trial stops for safety"  # Liu & Yuan 2015: the lowest dose eliminated leaves none to treat at
         for k in order:
             n, y, pend, cands, d = per[k]
@@ -656,6 +687,9 @@ def status_records(subjects: dict[str, list], config: dict, adjudicated: bool) -
                     (f"; it is the lowest, {stop})" if carried[k] == lowest else ")")
             elif k == lowest and decision == "eliminate":
                 words = f"eliminate; it is the lowest {word}, {stop}"
+            elif k in held:
+                words = ("stay and expand to 6" if method == "three_plus_three" and n == 3 and y == 0
+                         else "stay: the MTD" if method == "three_plus_three" else "stay") + f" ({held[k]})"
             ahead = d["events_to_boundary"] if k not in carried else "boundary crossed at a lower dose"
             if k in carried_alt and k not in carried:  # the change comes from a lower dose's pending candidates
                 lower = f"the pending candidates at the lower {word} {carried_alt[k]}"
