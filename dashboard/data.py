@@ -42,7 +42,10 @@ def candidate_choices(candidates: pd.DataFrame, needle: str = "", limit: int | N
     ordered = candidates.assign(_decided=candidates["decision"].notna(),
                                 _in_window=candidates["in_window"] if "in_window" in candidates else True) \
         .sort_values(["_decided", "_in_window", "usubjid", "event_key"], ascending=[True, False, True, True])
-    labels = ordered["event_key"] + " – " + ordered["rule_id"].astype(str) + " / " + ordered["term"].astype(str)
+    # an event the committee added has no rule, one whose subject left the cut no term: the label still reads
+    rule = ordered["rule_id"].astype("string").fillna("no screening rule")
+    term = ordered["term"].astype("string").fillna("event not in this cut")
+    labels = (ordered["event_key"].astype("string") + " – " + rule + " / " + term).astype(object)
     if needle:
         keep = labels.str.contains(needle, case=False, regex=False)
         ordered, labels = ordered[keep], labels[keep]

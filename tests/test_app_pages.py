@@ -595,6 +595,34 @@ def test_dlt_picker_searches_when_candidates_are_many(crowded_env):
     assert all(subject in o for o in picker.options)
 
 
+def test_dlt_review_opens_with_a_dlt_the_committee_added(tmp_path, monkeypatch):
+    """A DLT the committee added has no screening rule, so the candidate picker's label was NaN and the page stopped
+    with a TypeError before the decision form: the committee could neither confirm nor withdraw in the app."""
+    from safety.derive.dlt.decisions import record_decision
+    from safety.export.common import make_reader
+    from safety.review.store import ReviewStore, default_review_path
+    db = ingest_itnk_with(tmp_path, {})
+    studyid, cut = _latest(db)
+    con = access.connect(db)
+    try:
+        key = con.execute("SELECT min(event_key) FROM adverse_events WHERE studyid = $s AND data_cut = $c AND "
+                          "usubjid NOT IN (SELECT usubjid FROM dlt_candidates WHERE studyid = $s AND data_cut = $c)",
+                          {"s": studyid, "c": cut}).fetchone()[0]
+        record_decision(ReviewStore(default_review_path(db)), make_reader(con, studyid, cut), key, "added",
+                        "Minutes item 3: a DLT the rules missed", "carol")
+    finally:
+        con.close()
+    gen = serve(db, monkeypatch)
+    next(gen)
+    try:
+        at = _open("dlt_review", session={"sb_study": studyid})
+        assert not at.exception, [e.value for e in at.exception]
+        picker = next(sb for sb in at.selectbox if sb.label == "Candidate")
+        assert f"{key} – no screening rule / " in " | ".join(picker.options)
+    finally:
+        next(gen, None)
+
+
 def test_candidate_choices_order_undecided_in_window_first():
     import pandas as pd
     from dashboard.data import candidate_choices
