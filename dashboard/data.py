@@ -262,8 +262,10 @@ def _lab_dlts(candidates: pd.DataFrame, keys: tuple, pending_keys: tuple = ()) -
     c, tests = candidates[on_lab], key[on_lab]
     pending = c["event_key"].isin(pending_keys)
     return pd.DataFrame({"event_key": c["event_key"], "lbtestcd": tests, "day": c["onset_day"],
-                         "label": c["term"].astype(str) + " grade " + c["grade"].astype("Int64").astype(str)
-                                  + " (" + c["rule_id"].astype(str) + pending.map({True: ", pending", False: ""}) + ")",
+                         "label": c["term"].astype("string").fillna(tests) + " grade "
+                                  + c["grade"].astype("Int64").astype("string").fillna("?")
+                                  + " (" + c["rule_id"].astype("string").fillna("added by the committee")
+                                  + pending.map({True: ", pending", False: ""}) + ")",
                          "pending": pending})
 
 

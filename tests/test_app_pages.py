@@ -623,6 +623,16 @@ def test_dlt_review_opens_with_a_dlt_the_committee_added(tmp_path, monkeypatch):
         next(gen, None)
 
 
+def test_a_lab_dlt_the_committee_added_is_labelled_on_the_key_labs_chart():
+    """A lab DLT added by the committee has no rule and may have no grade: its marker's label still reads."""
+    import pandas as pd
+    from dashboard.data import _lab_dlts
+    c = pd.DataFrame({"event_key": ["S1/LB/PLAT-D28", "S2/LB/NEUT-D28"], "term": ["PLAT", None], "grade": [4, None],
+                      "rule_id": ["R7", None], "onset_day": [28, 30]})
+    got = _lab_dlts(c, ("S1/LB/PLAT-D28", "S2/LB/NEUT-D28"), ("S2/LB/NEUT-D28",))
+    assert list(got["label"]) == ["PLAT grade 4 (R7)", "NEUT grade ? (added by the committee, pending)"]
+
+
 def test_candidate_choices_order_undecided_in_window_first():
     import pandas as pd
     from dashboard.data import candidate_choices
