@@ -78,6 +78,14 @@ def test_confirmed_dlt_of_a_quarantined_subject_stays_counted_and_the_load_warns
     assert live["events"] == 1
     [stored] = con.execute("SELECT events FROM stopping_rule_status").fetchall()
     assert stored == (1,)
+    # the packet's DLTs-by-cohort table cannot place the subject in a cohort: a note says the DLT is still counted
+    from safety.export.tables import table_dlt_summary
+    table = table_dlt_summary(reader, store)
+    adjudicated = table.set_index("Category").loc["Subjects with an adjudicated DLT"]
+    assert set(adjudicated.astype(str)) == {"0"}
+    assert ("1 subject(s) with an adjudicated DLT not among this data cut's infused subjects (S-001; see the DLT "
+            "review): not in the rows above, still counted by the stopping rules until the committee re-reviews "
+            "the decision.") in table.attrs["notes"]
     con.close()
 
 

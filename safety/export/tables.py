@@ -409,6 +409,15 @@ def table_dlt_summary(reader, store=None, live=None):
         for k, ids in sets.items():
             params[f"s{k}"] = sorted(set(ids.astype(str)))
             parts.append(f"SELECT {k}, usubjid, cohort FROM pop WHERE usubjid IN (SELECT unnest($s{k}::VARCHAR[]))")
+        if 4 in sets:
+            # a decision stays in force for a subject the cut no longer holds (a DM row quarantined): the stopping
+            # rules count it, the rows above cannot place it in a cohort, so the note says so
+            in_cut = set(reader.sql(f"WITH {POP_CTE} SELECT usubjid FROM pop")["usubjid"].astype(str))
+            gone = sorted(set(sets[4].astype(str)) - in_cut)
+            if gone:
+                notes.append(f"{len(gone)} subject(s) with an adjudicated DLT not among this data cut's infused "
+                             f"subjects ({', '.join(gone)}; see the DLT review): not in the rows above, still "
+                             "counted by the stopping rules until the committee re-reviews the decision.")
     else:
         notes.append("DLT tables missing from the database file (written before the DLT derivations existed).")
     counts = _counts(reader, "\nUNION ALL\n".join(parts), ["row_no"], params)
