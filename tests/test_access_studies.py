@@ -80,7 +80,7 @@ def test_export_as_an_investigator_is_refused_whatever_the_study(db, cut, tmp_pa
     for study in (CD56, ITNK):
         r = _safety("export", "--db", str(db), "--study", study, "--format", "csv", "--only", "ae",
                     "--out", str(tmp_path / study), "--user", "inga")
-        assert r.returncode == 2 and "site investigator account may not export" in r.stderr, r.stderr
+        assert r.returncode == 2 and "the site investigator role may not export" in r.stderr, r.stderr
         assert not (tmp_path / study).exists()
 
 

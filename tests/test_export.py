@@ -684,8 +684,8 @@ def test_cli_export_user_takes_the_accounts_role_and_scope(db, tmp_path):
     review = tmp_path / "review.sqlite"
     base = ("--db", str(db), "--study", STUDY, "--format", "csv", "--only", "ae", "--review-db", str(review),
             "--users", str(users))
-    for name, says in ((investigator, "site investigator account may not export"),
-                       (admin, "administrator account may not export"),
+    for name, says in ((investigator, "the site investigator role may not export"),
+                       (admin, "the administrator role may not export"),
                        ("nobody", "no enabled account 'nobody'")):
         r = _cli(*base, "--user", name, "--out", str(tmp_path / name), password=PASSWORD)
         assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -34,7 +34,7 @@ for i, syndrome in enumerate(("CRS", "ICANS")):
     cols[2 * i].metric(f"{syndrome} any grade", NOT_DELIVERED if syndrome in missing else of_n(any_n, infused),
                        help=f"Infused subjects with at least one {syndrome} episode")
     cols[2 * i + 1].metric(f"{syndrome} grade ≥3", NOT_DELIVERED if syndrome in missing else of_n(g3, infused),
-                           help=f"Infused subjects with a {syndrome} episode of grade 3 or more")
+                           help=f"Infused subjects with any {syndrome} episode of grade 3 or more")
 
 MAX_LANES = 100  # swimlane rows per chart
 MAX_TABLE_ROWS = 1000  # episode rows shown on the page

@@ -165,7 +165,7 @@ infused = disposition["Infused"]
 for col, syndrome in zip(cols[4:], ("CRS", "ICANS")):  # of the infused, as the CRS & ICANS page says it
     col.metric(f"{syndrome} grade ≥3", NOT_DELIVERED if syndrome in missing
                else "n/a" if sev[syndrome] is None else of_n(sev[syndrome], infused),
-               help=f"Infused subjects with a {syndrome} episode of grade 3 or more (ASTCT), of the {infused} infused")
+               help=f"Infused subjects with any {syndrome} episode of grade 3 or more (ASTCT), of the {infused} infused")
 
 st.subheader("Stopping rule")
 if v.sites is not None:

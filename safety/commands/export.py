@@ -179,7 +179,7 @@ def _account(name: str, args, db: Path, review_store) -> User | str:
     from safety.access.auth import ROLE_LABELS, can_export
     try:
         return signed_in("--user", name, args.users, db, can_export,
-                         lambda u: f"a {ROLE_LABELS[u.role].lower()} account may not export (docs/access.md)",
+                         lambda u: f"the {ROLE_LABELS[u.role].lower()} role may not export (docs/access.md)",
                          review_store, args.password_stdin, "export")
     except Refused as exc:
         return str(exc)
