@@ -338,6 +338,46 @@ def test_iec_hs_source_positive_cases(db_path):
     assert rows["S3"]["criteria_met"] == "worsening platelets < 50 x10^9/L (12.0 from 35.0)"
 
 
+def test_iec_hs_death_recorded_only_as_its_fatal_ae_is_grade_5(db_path):
+    """Hines 2023 (clinical-rules.md 4.3): grade 5 is death from IEC-HS. A death dated in DM whose cause is the
+    fatal grade 5 HLH AE (how SDTM records it, no DS DSTERM) was graded 1, while the deaths table classed the
+    same death as IEC-HS/HLH; the DS cause and the fatal AE now grade it alike."""
+    db = StudyDB(db_path)
+    for u, cause in (("FATAL", None), ("FATAL_DS", "Haemophagocytic lymphohistiocytosis")):
+        db.subject(u, death_day=14, last_known_alive_day=14, death_cause=cause)
+        db.crs(u, 1, temp=38.5)
+        db.crs(u, 2, temp=39.0, hypotension=True)
+        db.crs(u, 3, temp=38.2)
+        db.crs(u, 5, temp=37.0)
+        db.crs(u, 6, temp=37.0)
+        for day, fer in ((0, 500), (3, 1500), (6, 1200), (10, 9000)):
+            db.lab(u, "FERRITIN", day, fer, uln=300)
+        db.lab(u, "FIBRINO", 10, 0.9)
+    db.ae("FATAL", "Haemophagocytic lymphohistiocytosis", 5, 10, 14, aeout="FATAL")
+    db.derive()
+    rows = {r["usubjid"]: r for r in db.rows("SELECT usubjid, grade, grade_reason FROM iec_hs_screen")}
+    assert (rows["FATAL"]["grade"], rows["FATAL"]["grade_reason"]) == (
+        5, "death on day 14 attributed to Haemophagocytic lymphohistiocytosis (fatal AE)")
+    assert (rows["FATAL_DS"]["grade"], rows["FATAL_DS"]["grade_reason"]) == (
+        5, "death on day 14 attributed to Haemophagocytic lymphohistiocytosis")
+
+
+def test_iec_hs_a_first_fall_below_the_cytopenia_threshold_is_new(db_path):
+    """Platelets 150-180 from day 0 to day 8, never below 50 after the lymphodepletion, then 30 on day 10 while the
+    ferritin re-rises after CRS: a new cytopenia (docs/toxicities.md: a fall after 3 measured days at or above the
+    threshold, the last on day 7 or later). Only a fall after a nadir counted as new, so it went unflagged."""
+    db = StudyDB(db_path)
+    db.subject("NEWPLT")
+    _crs_peak_day2(db, "NEWPLT")
+    for day, plt in ((0, 180), (2, 160), (4, 150), (6, 155), (8, 160), (10, 30)):
+        db.lab("NEWPLT", "PLAT", day, plt)
+    for day, fer in ((0, 500), (3, 1500), (6, 1200), (10, 9000)):
+        db.lab("NEWPLT", "FERRITIN", day, fer, uln=300)
+    db.derive()
+    assert db.rows("SELECT usubjid, flag_day, criteria_met FROM iec_hs_screen") == [
+        {"usubjid": "NEWPLT", "flag_day": 10, "criteria_met": "new platelets < 50 x10^9/L (30.0 from 160.0)"}]
+
+
 def test_iec_hs_ferritin_peaking_with_crs_and_falling_is_crs(db_path):
     """A ferritin that peaks on the CRS peak day and falls as CRS resolves is CRS, not IEC-HS, whatever the counts."""
     db = StudyDB(db_path)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from safety.core.files import read_data_csv
 from safety.core.sql import temp_table
-from safety.core.vocabulary import POST_INFUSION_FIRST_DAY, blood_result
+from safety.core.vocabulary import POST_INFUSION_FIRST_DAY, blood_result, fatal_ae
 from safety.derive.toxicity._sql import SCOPE, insert
 from safety.schema import IEC_HS_SCREEN
 
@@ -23,8 +23,8 @@ FEATURE_WINDOW_DAYS = 3
 BASELINE_FROM_DAY = -14
 # "Worsening" cytopenia: an existing cytopenia falls to at most this fraction of the previous value.
 WORSENING_FRACTION = 0.5
-# "New" cytopenia: a fall after recovery from the lymphodepletion nadir (at or above the threshold on
-# RECOVERY_VALUES consecutive measured days, the last on RECOVERY_FROM_DAY or later).
+# "New" cytopenia: a fall after RECOVERY_VALUES consecutive measured days at or above the threshold, the last on
+# RECOVERY_FROM_DAY or later (recovered from the lymphodepletion nadir, or never below it).
 RECOVERY_VALUES = 3
 RECOVERY_FROM_DAY = 7
 # After a CRS peak the ferritin must rise again by at least this factor over the previous value (more than
@@ -122,17 +122,16 @@ series AS (
   WHERE l.usubjid IN (SELECT usubjid FROM cand)
   WINDOW win AS (PARTITION BY l.usubjid, l.test ORDER BY l.day)
 ),
--- recovery from the lymphodepletion nadir: below the threshold after infusion, then at or above it on
--- {RECOVERY_VALUES} consecutive measured days, the last on day {RECOVERY_FROM_DAY} or later
+-- at or above the threshold on {RECOVERY_VALUES} consecutive measured days, the last on day {RECOVERY_FROM_DAY} or
+-- later: recovered from the lymphodepletion nadir, or never below it (a first fall after that is new as well)
 runs AS (
-  SELECT *, bool_or(low) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS was_low,
-         bool_and(NOT low) OVER (w ROWS BETWEEN {RECOVERY_VALUES - 1} PRECEDING AND CURRENT ROW) AS run_ok,
+  SELECT *, bool_and(NOT low) OVER (w ROWS BETWEEN {RECOVERY_VALUES - 1} PRECEDING AND CURRENT ROW) AS run_ok,
          count(*) OVER (w ROWS BETWEEN {RECOVERY_VALUES - 1} PRECEDING AND CURRENT ROW) AS run_n
   FROM series WHERE cyto_thr IS NOT NULL AND day >= 0 WINDOW w AS (PARTITION BY usubjid, test ORDER BY day)
 ),
 recovered AS (
   SELECT usubjid, test, min(day) AS recovery_day FROM runs
-  WHERE run_ok AND run_n = {RECOVERY_VALUES} AND day >= {RECOVERY_FROM_DAY} AND was_low GROUP BY usubjid, test
+  WHERE run_ok AND run_n = {RECOVERY_VALUES} AND day >= {RECOVERY_FROM_DAY} GROUP BY usubjid, test
 ),
 feat AS (
   SELECT s.usubjid, s.day, k.label AS criterion,
@@ -188,14 +187,24 @@ sup AS (
         OR upper(a.oxygen) IN ('CPAP', 'BIPAP', 'MECHANICAL_VENTILATION'))
   GROUP BY fl.usubjid, fl.flag_day
 ),
+-- the death's cause as DS gives it, else a fatal AE naming IEC-HS (a death dated in DM, or only by its fatal AE)
+fatal AS (
+  SELECT usubjid, arg_min(coalesce(aedecod, aeterm), aeseq) AS fatal_term FROM adverse_events
+  WHERE {SCOPE} AND {fatal_ae('')} AND regexp_matches(upper(coalesce(aedecod, aeterm, '')), '{IEC_HS_DEATH_PATTERN}')
+  GROUP BY usubjid
+),
 graded AS (
-  SELECT fl.*, s.death_day, s.death_cause,
-    CASE WHEN s.death_day >= fl.flag_day AND regexp_matches(upper(coalesce(s.death_cause, '')), '{IEC_HS_DEATH_PATTERN}') THEN 5
+  SELECT fl.*, s.death_day,
+    CASE WHEN regexp_matches(upper(coalesce(s.death_cause, '')), '{IEC_HS_DEATH_PATTERN}') THEN s.death_cause
+         WHEN f.fatal_term IS NOT NULL THEN f.fatal_term || ' (fatal AE)' ELSE s.death_cause END AS death_cause,
+    CASE WHEN s.death_day >= fl.flag_day AND (regexp_matches(upper(coalesce(s.death_cause, '')), '{IEC_HS_DEATH_PATTERN}')
+                                               OR f.fatal_term IS NOT NULL) THEN 5
          WHEN mg.vaso_day IS NOT NULL OR sup.support_day IS NOT NULL THEN 4
          WHEN mg.directed_day IS NOT NULL THEN 2 ELSE 1 END AS grade,
     least(mg.vaso_day, sup.support_day) AS life_support_day, mg.directed_day, mg.directed_drug
   FROM flags fl LEFT JOIN mg USING (usubjid, flag_day) LEFT JOIN sup USING (usubjid, flag_day)
   LEFT JOIN (SELECT usubjid, death_day, death_cause FROM subjects WHERE {SCOPE}) s USING (usubjid)
+  LEFT JOIN fatal f USING (usubjid)
 )
 SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, flag_day, ferritin, ferritin_at_infusion, ferritin_fold,
   criteria_met, crs_episode_key, crs_phase,
