@@ -154,6 +154,30 @@ def test_late_icaht_grades_the_nadir_once_a_second_value_is_low(db_path):
         "2 values <= 1.5; the nadir 0.05 on day 45 sets the grade")
 
 
+def test_the_late_window_ends_at_relapse(db_path):
+    """EHA/EBMT (clinical-rules.md 4.1): the late window runs from day 31 to the earliest of day 100, relapse or
+    progression, ... A relapse recorded on day 40 (RS PD, DS PROGRESSIVE DISEASE) ends it: the marrow-relapse
+    neutropenia of days 60-90 is no late ICAHT, while the same values without a relapse are grade 3."""
+    import datetime as dt
+    from test_crs_support import DAY0
+    db = StudyDB(db_path)
+    for u in ("RELAPSE", "NO_RELAPSE"):
+        db.subject(u, last_known_alive_day=120)
+        for day in range(0, 31, 2):
+            db.lab(u, "NEUT", day, 2.0)
+        for day, v in ((35, 2.1), (39, 2.0), (60, 0.3), (70, 0.2), (90, 0.4)):
+            db.lab(u, "NEUT", day, v)
+    db._insert("responses", usubjid="RELAPSE", rsseq=1, response="PD", day=40, rs_date=DAY0 + dt.timedelta(days=40))
+    db._insert("disposition", usubjid="RELAPSE", dsseq=1, dsdecod="PROGRESSIVE DISEASE", dsterm="Progressive disease",
+               day=40)
+    db.derive_icaht()
+    got = {r["usubjid"]: r for r in db.rows("SELECT * FROM icaht WHERE lineage = 'ANC'")}
+    assert (got["NO_RELAPSE"]["late_grade"], got["NO_RELAPSE"]["late_nadir_day"]) == (3, 70)
+    assert (got["RELAPSE"]["late_grade"], got["RELAPSE"]["late_nadir_day"]) == (0, 39)
+    assert "late window ended by relapse/progression on day 40 (values from that day not graded)" in \
+        got["RELAPSE"]["note"]
+
+
 def test_platelets(db_path):
     db = StudyDB(db_path)
     db.subject("P1")   # < 50 for 8 days, never < 20: grade 2

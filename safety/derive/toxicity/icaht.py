@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from safety.core.vocabulary import blood_result, censored_value, unit_missing
 from safety.derive.graph import Derivation
+from safety.derive.outcomes.survival import PROGRESSION_SQL, progression_params
 from safety.schema import ICAHT
 from safety.derive.toxicity._sql import insert, reset, run
 
@@ -42,8 +43,10 @@ def subjects_at_grade3(rows, column: str) -> int:
 
 _SQL = f"""
 WITH subj AS (
-  SELECT usubjid, death_day, last_known_alive_day FROM subjects
-  WHERE studyid = $s AND data_cut = $c AND first_infusion_date IS NOT NULL
+  SELECT s.usubjid, s.death_day, s.last_known_alive_day, p.prog_day FROM subjects s
+  -- EHA/EBMT: the late window ends at relapse or progression (the day it is recorded, as the NRM estimate reads it)
+  LEFT JOIN (SELECT usubjid, min(day) AS prog_day FROM ({PROGRESSION_SQL}) GROUP BY usubjid) p USING (usubjid)
+  WHERE s.studyid = $s AND s.data_cut = $c AND s.first_infusion_date IS NOT NULL
 ),
 res AS (
   SELECT l.usubjid, CASE upper(l.lbtestcd) WHEN 'NEUT' THEN 'ANC' ELSE 'PLT' END AS lineage, l.day, l.value,
@@ -73,7 +76,8 @@ span AS (
                greatest(max(o.day), least({EARLY_LAST_DAY},
                                           coalesce(any_value(s.death_day), any_value(s.last_known_alive_day), max(o.day)))))
            AS last_day,
-         min(o.day) AS first_day, any_value(s.death_day) AS death_day, any_value(s.last_known_alive_day) AS lka
+         min(o.day) AS first_day, any_value(s.death_day) AS death_day, any_value(s.last_known_alive_day) AS lka,
+         any_value(s.prog_day) AS prog_day
   FROM obs o JOIN subj s USING (usubjid) GROUP BY o.usubjid, o.lineage
 ),
 -- the daily grid (days 0..last_day) in one pass: each measured day covers the days up to the next measured one,
@@ -179,7 +183,7 @@ recov AS (
   FROM rec r JOIN dur d USING (usubjid, lineage) GROUP BY r.usubjid, r.lineage
 ),
 early AS (
-  SELECT sp.usubjid, sp.lineage, sp.death_day, sp.lka, sp.last_day,
+  SELECT sp.usubjid, sp.lineage, sp.death_day, sp.lka, sp.last_day, sp.prog_day,
     coalesce(d.low_longest, 0) AS low_longest, coalesce(d.low_total, 0) AS low_total,
     coalesce(d.deep_longest, 0) AS deep_longest, coalesce(d.deep_total, 0) AS deep_total,
     d.first_low, d.last_low, coalesce(k.n_values, 0) AS n_values, coalesce(k.unknown_days, 0) AS unknown_days,
@@ -193,12 +197,16 @@ late AS (
     count(*) FILTER (WHERE CASE WHEN lineage = 'ANC' THEN c <= 1.5::DOUBLE ELSE c < 100.0::DOUBLE END) AS n_below,
     count(*) FILTER (WHERE lineage = 'PLT' AND c < 20.0::DOUBLE) AS n_plt20,
     list_sort(list(v))[2] AS second_lowest, list_sort(list(c))[2] AS second_lowest_c, count(*) AS n_late
-  FROM (SELECT *, round(v, 9) + sh AS c FROM obs)
+  FROM (SELECT o.*, round(o.v, 9) + o.sh AS c FROM obs o JOIN subj s USING (usubjid)
+        WHERE o.day < coalesce(s.prog_day, {LATE_LAST_DAY} + 1))
   WHERE day BETWEEN {EARLY_LAST_DAY} + 1 AND {LATE_LAST_DAY} GROUP BY usubjid, lineage
 ),
 late_plt_days AS (
-  SELECT usubjid, lineage, count(*) FILTER (WHERE deep) AS plt20_days
-  FROM flag WHERE lineage = 'PLT' AND day BETWEEN {EARLY_LAST_DAY} + 1 AND {LATE_LAST_DAY} GROUP BY usubjid, lineage
+  SELECT f.usubjid, f.lineage, count(*) FILTER (WHERE f.deep) AS plt20_days
+  FROM flag f JOIN subj s USING (usubjid)
+  WHERE f.lineage = 'PLT' AND f.day BETWEEN {EARLY_LAST_DAY} + 1 AND {LATE_LAST_DAY}
+    AND f.day < coalesce(s.prog_day, {LATE_LAST_DAY} + 1)
+  GROUP BY f.usubjid, f.lineage
 ),
 seen AS (
   SELECT e.*, l.late_nadir, l.late_nadir_c, l.late_nadir_day, l.n_below, l.second_lowest, l.second_lowest_c, l.n_late,
@@ -237,6 +245,8 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
     || CASE WHEN mostly_unknown THEN '; ' || unknown_days || ' of {EARLY_LAST_DAY + 1} days unknown: not fully evaluable, grade is a lower bound'
             ELSE '' END AS early_grade_reason,
   CASE WHEN late_nadir IS NULL THEN 'no value after day {EARLY_LAST_DAY}'
+            || CASE WHEN prog_day BETWEEN {EARLY_LAST_DAY} + 1 AND {LATE_LAST_DAY}
+                    THEN ' before relapse/progression on day ' || prog_day ELSE '' END
        WHEN n_below = 0 THEN 'no value ' || CASE WHEN lineage = 'ANC' THEN '<= 1.5' ELSE '< 100' END || ' after day {EARLY_LAST_DAY}'
        WHEN lineage = 'ANC' AND n_late = 1 THEN 'the only value after day {EARLY_LAST_DAY} (' || round(late_nadir, 2)
             || ' on day ' || late_nadir_day || ') sets the grade'
@@ -281,6 +291,8 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
          || ' at most {MAX_MISSING_DAYS + 1} days apart: not interpolated)' END,
     CASE WHEN late_nadir IS NOT NULL AND n_below = 1 AND (n_late > 1 OR lineage = 'PLT')
          THEN 'one low value after day 30: late grade needs 2' END,
+    CASE WHEN prog_day BETWEEN {EARLY_LAST_DAY} + 1 AND {LATE_LAST_DAY}
+         THEN 'late window ended by relapse/progression on day ' || prog_day || ' (values from that day not graded)' END,
     unitless_note
   ), '') AS note
 FROM graded LEFT JOIN unitless USING (usubjid, lineage)
@@ -300,12 +312,12 @@ WHERE NOT EXISTS (SELECT 1 FROM span sp WHERE sp.usubjid = s.usubjid AND sp.line
 def derive_icaht(con, studyid, data_cut, config, review_store=None) -> None:
     """Build ``icaht`` (early and late, ANC and PLT) for one study and data cut."""
     reset(con, (ICAHT,), studyid, data_cut)
-    insert(con, ICAHT, _SQL, {"s": studyid, "c": data_cut})
+    insert(con, ICAHT, _SQL, {"s": studyid, "c": data_cut, **progression_params(config or {})})
 
 
 DERIVATION = Derivation(
     name="icaht",
     writes=(ICAHT,),
-    reads=('subjects', 'labs'),
+    reads=('subjects', 'labs', 'responses', 'disposition', 'adverse_events'),
     run=derive_icaht,
 )
