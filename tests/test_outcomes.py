@@ -449,6 +449,23 @@ def test_two_ds_death_records_on_one_date_give_the_first_recorded_cause(tmp_path
 
 
 
+def test_a_myeloid_neoplasm_progressing_after_car_t_for_a_lymphoma_is_a_secondary_malignancy(tmp_path):
+    """AML and MDS are the usual secondary malignancies after CAR-T (docs/outcomes.md): 'Acute myeloid leukaemia
+    progression' or 'Progression of myelodysplastic syndrome' after CAR-T for DLBCL read as relapse (left out of NRM
+    and of the treatment-related deaths the stopping rules count) or as 'other'. They are secondary malignancies; for
+    a subject whose diagnosis is AML, the same words are its relapse."""
+    db = OutcomeDB(tmp_path / "aml.duckdb")
+    for u, term, dx in (("P1", "Acute myeloid leukaemia progression", "Diffuse large B-cell lymphoma"),
+                        ("P2", "Progression of myelodysplastic syndrome", "Diffuse large B-cell lymphoma"),
+                        ("P3", "Acute myeloid leukaemia progression", "Acute myeloid leukaemia")):
+        db.subject(u, death_day=400, diagnosis=dx)
+        db.ae(u, term, 5, 380, 400, soc="Neoplasms", aeout="FATAL")
+    db.derive("deaths")
+    d = db.by("deaths")
+    assert [(u, d[u]["cause_category"], d[u]["non_relapse"]) for u in ("P1", "P2", "P3")] == [
+        ("P1", "secondary malignancy", True), ("P2", "secondary malignancy", True), ("P3", "progression/relapse", False)]
+
+
 def test_a_death_naming_the_disease_under_study_is_its_progression_not_a_treatment_related_death(tmp_path):
     """A cause of death naming the subject's own diagnosis (or named by it) is progression/relapse: not a secondary
     malignancy, not NRM, not treatment-related. Spellings and punctuation are compared as words. Without a

@@ -16,7 +16,7 @@ from safety.core.vocabulary import fatal_ae
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
 from safety.derive.outcomes.infections import names_infection_sql
-from safety.derive.outcomes.malignancy import malignant_sql, names_disease_sql
+from safety.derive.outcomes.malignancy import malignant_sql, myeloid_sql, names_disease_sql
 from safety.derive.outcomes.survival import (PROGRESSION_SQL, cumulative_incidence_at, endpoint_arrays,
                                              progression_params)
 from safety.derive.toxicity._sql import insert, reset, run
@@ -77,7 +77,11 @@ d AS (
 -- and priorities: the disease under study ranks first)
 cat_cause AS (
   SELECT d.usubjid, min({'p': dc.priority, 'cat': dc.cause_category, 'rel': dc.relapse_related}) AS best
-  FROM d JOIN _death_causes dc ON regexp_matches(upper(d.delivered_cause), dc.pattern)
+  -- the progression words read a myeloid neoplasm's progression ('AML progression') as relapse only when it is
+  -- the disease under study: after CAR-T for a lymphoma it is a secondary malignancy progressing
+  FROM d JOIN _death_causes dc ON (regexp_matches(upper(d.delivered_cause), dc.pattern)
+                                   AND NOT (dc.cause_category = 'progression/relapse' AND __MYELOID_CAUSE__
+                                            AND NOT __DISEASE_CAUSE__))
     OR (dc.cause_category = 'progression/relapse' AND __DISEASE_CAUSE__)
     OR (dc.cause_category = 'secondary malignancy' AND __MALIGNANT_CAUSE__)
     OR (dc.cause_category = 'infection' AND __INFECTION_CAUSE__)
@@ -85,7 +89,9 @@ cat_cause AS (
 ),
 cat_ae AS (
   SELECT d.usubjid, min({'p': dc.priority, 'cat': dc.cause_category, 'rel': dc.relapse_related}) AS best
-  FROM d JOIN _death_causes dc ON regexp_matches(upper(d.fatal_ae_term), dc.pattern)
+  FROM d JOIN _death_causes dc ON (regexp_matches(upper(d.fatal_ae_term), dc.pattern)
+                                   AND NOT (dc.cause_category = 'progression/relapse' AND __MYELOID_AE__
+                                            AND NOT __DISEASE_AE__))
     OR (dc.cause_category = 'progression/relapse' AND __DISEASE_AE__)
     OR (dc.cause_category = 'secondary malignancy' AND __MALIGNANT_AE__)
     OR (dc.cause_category = 'infection' AND __INFECTION_AE__)
@@ -125,6 +131,8 @@ FROM y
 # naming an infection
 # (struct literals: no f-string)
 _DEATHS = (_DEATHS.replace("__FATAL_AE__", fatal_ae(""))
+           .replace("__MYELOID_CAUSE__", myeloid_sql("upper(d.delivered_cause)"))
+           .replace("__MYELOID_AE__", myeloid_sql("upper(d.fatal_ae_term)"))
            .replace("__DISEASE_CAUSE__", names_disease_sql("d.delivered_cause", "d.diagnosis"))
            .replace("__DISEASE_AE__", names_disease_sql("d.fatal_ae_term", "d.diagnosis"))
            .replace("__MALIGNANT_CAUSE__", malignant_sql("upper(d.delivered_cause)"))

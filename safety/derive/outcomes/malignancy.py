@@ -32,6 +32,7 @@ def _is(kind_filter: str, txt: str) -> str:
 
 NAMED_KINDS, NEW_KINDS = "'malignancy', 't_cell'", "'malignancy', 't_cell', 'malignancy_unnamed'"
 EXCLUDE_KINDS, STATUS_KINDS, T_CELL_KINDS, NOT_T_CELL_KINDS = "'exclude'", "'disease_status'", "'t_cell'", "'not_t_cell'"
+MYELOID_KINDS = "'myeloid'"
 
 
 def malignant_sql(txt: str) -> str:
@@ -46,6 +47,12 @@ def t_cell_sql(txt: str) -> str:
     """SQL (needs the CTE k over _malignancy_terms): the upper-case text names a T-cell malignancy (kind 't_cell'),
     not a B-cell lymphoma whose name holds 'T-cell' (kind 'not_t_cell': T-cell/histiocyte-rich large B-cell)."""
     return f"({_is(T_CELL_KINDS, txt)} AND NOT {_is(NOT_T_CELL_KINDS, txt)})"
+
+
+def myeloid_sql(txt: str) -> str:
+    """SQL (needs the CTE k over _malignancy_terms): the upper-case text names a myeloid neoplasm (kind 'myeloid':
+    AML, MDS), the usual secondary malignancy after CAR-T."""
+    return _is(MYELOID_KINDS, txt)
 
 
 def names_disease_sql(term: str, diagnosis: str) -> str:
