@@ -460,10 +460,13 @@ def test_a_myeloid_neoplasm_progressing_after_car_t_for_a_lymphoma_is_a_secondar
                         ("P3", "Acute myeloid leukaemia progression", "Acute myeloid leukaemia")):
         db.subject(u, death_day=400, diagnosis=dx)
         db.ae(u, term, 5, 380, 400, soc="Neoplasms", aeout="FATAL")
-    db.derive("deaths")
+    db.derive("deaths", "secondary_malignancies")
     d = db.by("deaths")
     assert [(u, d[u]["cause_category"], d[u]["non_relapse"]) for u in ("P1", "P2", "P3")] == [
         ("P1", "secondary malignancy", True), ("P2", "secondary malignancy", True), ("P3", "progression/relapse", False)]
+    # the secondary-malignancy listing agrees: the progression word does not hide the new AML or MDS
+    assert sorted((r["usubjid"], r["term"]) for r in db.rows("SELECT usubjid, term FROM secondary_malignancies")) == [
+        ("P1", "Acute myeloid leukaemia progression"), ("P2", "Progression of myelodysplastic syndrome")]
 
 
 def test_a_death_naming_the_disease_under_study_is_its_progression_not_a_treatment_related_death(tmp_path):

@@ -38,8 +38,10 @@ MYELOID_KINDS = "'myeloid'"
 def malignant_sql(txt: str) -> str:
     """SQL (needs the CTE k over _malignancy_terms): the upper-case text names a malignancy, not an effect of one
     or a progression term (kind 'exclude'), nor a malignancy unnamed by type with a disease-status word ('Recurrent
-    cancer'). Whether it is the disease under study is :func:`names_disease_sql`'s."""
-    return (f"{_is(NEW_KINDS, txt)} AND NOT {_is(EXCLUDE_KINDS, txt)} "
+    cancer'). A myeloid neoplasm (kind 'myeloid') named with a progression word is one still. Whether it is the
+    disease under study is :func:`names_disease_sql`'s."""
+    # a myeloid neoplasm progressing ('AML progression') is still a new malignancy after CAR-T for another disease
+    return (f"{_is(NEW_KINDS, txt)} AND NOT ({_is(EXCLUDE_KINDS, txt)} AND NOT {_is(MYELOID_KINDS, txt)}) "
             f"AND NOT ({_is(STATUS_KINDS, txt)} AND NOT {_is(NAMED_KINDS, txt)})")
 
 
