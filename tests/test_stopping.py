@@ -489,6 +489,24 @@ def test_boin_stays_at_the_highest_planned_dose_and_3plus3_does_not_escalate_int
     assert "(rate 0.17): stay: the MTD (the higher dose level DL2 exceeded the MTD)." in by["DL1"]["sentence"]
 
 
+def test_boin_does_not_escalate_before_a_first_cohort_is_evaluable(tmp_path):
+    """R BOIN decides on complete cohorts (cohortsize, 3 by default): 0 of 1 or 0 of 2 evaluable, the rest of the
+    cohort still in the window, read 'escalate'. It stays until the first cohort is evaluable; a de-escalation is
+    still shown at once, and boin_cohort_size 1 gives the per-subject call."""
+    rule = {"method": "boin", "threshold": 0.30}
+    con = _study(tmp_path, 2, set(), stopping_rule=rule)
+    [row] = rows(con, "SELECT * FROM stopping_rule_status")
+    assert (row["evaluable_n"], row["decision"]) == (2, "stay")
+    assert "(rate 0.00): stay (fewer evaluable than a cohort of 3: escalation waits for a complete cohort)." \
+        in row["sentence"]
+    (tmp_path / "b").mkdir()
+    con = _study(tmp_path / "b", 2, {1}, stopping_rule=rule)                 # 1 of 2: de-escalate at once
+    assert rows(con, "SELECT decision FROM stopping_rule_status")[0]["decision"] == "de-escalate"
+    (tmp_path / "c").mkdir()
+    con = _study(tmp_path / "c", 2, set(), stopping_rule={**rule, "boin_cohort_size": 1})
+    assert rows(con, "SELECT decision FROM stopping_rule_status")[0]["decision"] == "escalate"
+
+
 def test_dose_order_setting_overrides_the_number_in_the_name():
     assert sorted(["DL10", "DL2", "DL-1", "DL1"], key=st.dose_order_key) == ["DL-1", "DL1", "DL2", "DL10"]
     assert sorted(["high", "low", "mid"], key=lambda d: st.dose_order_key(d, ["low", "mid", "high"])) == \

@@ -107,6 +107,7 @@ DEFAULTS: dict[str, Any] = {
         "boin_elimination_cutoff": 0.95,
         "boin_phi1": None,         # BOIN highest sub-therapeutic rate; None = 0.6 x target
         "boin_phi2": None,         # BOIN lowest overly toxic rate; None = 1.4 x target
+        "boin_cohort_size": 3,     # BOIN escalates from a dose once a first cohort is evaluable (R BOIN default)
         "group_by": "dose_level",  # BOIN / 3+3 decisions per dose_level (as the designs define them) or per cohort
         "dose_order": [],          # dose levels from lowest to highest; empty = by the number in each level's name
     },
@@ -437,8 +438,10 @@ def validate(given: dict | None, src: str = "study.yaml", text: str | None = Non
     sr = cfg["stopping_rule"]
     for k in ("prior_a", "prior_b", "threshold", "posterior_cutoff", "alpha", "boin_elimination_cutoff"):
         _check(sr[k], (int, float), f"stopping_rule.{k}", src)
-    for k in ("max_n", "min_n"):
+    for k in ("max_n", "min_n", "boin_cohort_size"):
         _check(sr[k], int, f"stopping_rule.{k}", src)
+    if not 1 <= sr["boin_cohort_size"] <= 12:
+        raise ConfigError(f"{src}: 'stopping_rule.boin_cohort_size' must be from 1 to 12, got {sr['boin_cohort_size']!r}")
     if not 1 <= sr["max_n"] <= MAX_N_LIMIT:
         raise ConfigError(f"{src}: 'stopping_rule.max_n' must be from 1 to {MAX_N_LIMIT}, got {sr['max_n']!r}")
     if not 1 <= sr["min_n"] <= sr["max_n"]:

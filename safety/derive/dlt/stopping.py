@@ -531,6 +531,13 @@ def _dose_decision(sr: dict, n: int, y: int, table: dict[int, dict] | None) -> d
         need, within = (0, 0) if decision in ("de-escalate", "eliminate") else \
             _lookahead(n, y, lambda j: table[j]["deescalate_if_ge"], 3)
         words = decision
+        size = int(sr.get("boin_cohort_size") or 1)
+        if decision == "escalate" and n < size:
+            # BOIN decides on a completed cohort (R BOIN cohortsize): 0 of 1 or 2 of a first cohort of 3 does not
+            # escalate yet; de-escalation and elimination are shown at once, as they keep subjects safe. Past the
+            # first cohort the counts hold at least one whole cohort (later ones may be back-filled or replaced)
+            decision = "stay"
+            words = f"stay (fewer evaluable than a cohort of {size}: escalation waits for a complete cohort)"
     else:
         decision = three_plus_three_decision(n, y)
         boundary = "3+3: escalate if 0 of 3 or <= 1 of 6; expand to 6 if 1 of 3; MTD exceeded if >= 2 of 3 or of 6"
