@@ -86,6 +86,13 @@ def test_confirmed_dlt_of_a_quarantined_subject_stays_counted_and_the_load_warns
     assert ("1 subject(s) with an adjudicated DLT not among this data cut's infused subjects (S-001; see the DLT "
             "review): not in the rows above, still counted by the stopping rules until the committee re-reviews "
             "the decision.") in table.attrs["notes"]
+    # the committee re-reviews it after the load: the flag goes, the decision still counts
+    adj.record_decision(store, reader, KEY, "confirmed", "re-reviewed: the DM typo does not change the DLT", "dr a")
+    row = adj.review_table(reader, store).set_index("event_key").loc[KEY]
+    assert (row["status"], bool(row["needs_rereview"]), bool(row["counts_as_dlt"])) == \
+        ("confirmed (event no longer in the data, decided again since)", False, True)
+    total = adj.dlt_counts(reader, store).iloc[-1]
+    assert (total["confirmed"], total["needs_rereview"]) == (1, 0)
     con.close()
 
 

@@ -118,6 +118,8 @@ rv_known AS (SELECT usubjid, arg_max(cohort, data_cut) AS cohort, arg_max(dose_l
                    SELECT usubjid, data_cut, cohort, dose_level FROM dlt_evaluability WHERE studyid = $studyid)
              GROUP BY usubjid),
 rv_cand AS (SELECT * FROM dlt_candidates WHERE studyid = $studyid AND data_cut = $data_cut),
+-- when the cut was last loaded: a decision recorded after it was made on the events as they now stand
+rv_loaded AS (SELECT max(loaded_at) AS loaded_at FROM studies WHERE studyid = $studyid AND data_cut = $data_cut),
 rv_event AS ({_decided_events(sources)}),
 review_rows AS (
   SELECT c.usubjid, c.cohort, c.dose_level, c.event_key, c.source, c.rule_id, c.reason, c.term, c.onset_day,
@@ -155,8 +157,9 @@ review_rows AS (
 review_flags AS (
   SELECT *,
          CASE WHEN decision IS NULL OR decision = 'withdrawn' THEN false
-              WHEN NOT event_present THEN true
-              WHEN NOT screened AND decision <> 'added' THEN true
+              -- gone from the cut, or no longer screened: re-reviewed once decided again after the cut's load
+              WHEN NOT event_present OR (NOT screened AND decision <> 'added')
+              THEN coalesce(TRY_CAST(decided_at AS TIMESTAMP) <= (SELECT loaded_at FROM rv_loaded), true)
               ELSE NOT {same_event_sql('adjudicated_fingerprint', 'event_fingerprint')} END AS needs_rereview
   FROM review_rows),
 review AS (
@@ -166,8 +169,10 @@ review AS (
               WHEN decision IS NULL THEN 'pending'
               WHEN decision = 'withdrawn' AND screened THEN 'pending (earlier decision withdrawn)'
               WHEN decision = 'withdrawn' THEN 'withdrawn'
-              WHEN NOT event_present THEN 'event no longer in the data: re-review'
-              WHEN NOT screened AND decision <> 'added' THEN 'event no longer screened, re-review'
+              WHEN NOT event_present AND needs_rereview THEN 'event no longer in the data: re-review'
+              WHEN NOT event_present THEN decision || ' (event no longer in the data, decided again since)'
+              WHEN NOT screened AND decision <> 'added' AND needs_rereview THEN 'event no longer screened, re-review'
+              WHEN NOT screened AND decision <> 'added' THEN decision || ' (event no longer screened, decided again since)'
               WHEN needs_rereview THEN decision || '; event changed since the decision, re-review'
               ELSE decision END AS status,
          coalesce(decision IN (SELECT unnest($dlt_decisions::VARCHAR[])), false) AS counts_as_dlt,
