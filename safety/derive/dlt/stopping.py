@@ -581,8 +581,8 @@ def _carry_elimination(keys: list, decisions: dict) -> dict:
 def _hold_at_limits(order: list, decisions: dict, method: str, dose_order) -> dict:
     """A call to move to a dose that is not there to be given: 'stay' (``decisions`` changed in place). BOIN
     (R BOIN get.oc) escalates only to a dose not eliminated, never past the highest dose, and de-escalates never
-    below the lowest; 3+3 escalates from a dose only while the next one has not exceeded the MTD, and 0 of 3 there
-    is expanded to 6 to be the MTD (clinical-rules.md 6.1). Doses in increasing order, ``stopping_rule.dose_order``
+    below the lowest; 3+3 escalates from a dose only while the next one has not exceeded the MTD (the highest dose
+    with at most 1 of 6), and 0 of 3 there is expanded to 6. Doses in increasing order, ``stopping_rule.dose_order``
     when listed; only then are the highest and lowest treated doses known to be the ends of the plan (a protocol's
     DL-1 may never have been given), so only then do they hold a call at the ends. Returns {dose: why}."""
     plan = [str(d) for d in dose_order] if dose_order else [k for k in order if k != "(none)"]
