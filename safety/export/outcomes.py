@@ -177,8 +177,8 @@ SELECT sj.*, i.* EXCLUDE (studyid, data_cut, usubjid)
 FROM icaht i LEFT JOIN subj sj USING (usubjid) ORDER BY i.usubjid, i.lineage"""
     df = _listing(reader, "icaht", "Listing of ICAHT grades (early and late) per subject and lineage",
                   icaht.REFERENCE, "icaht", ICAHT_COLUMNS, sql,
-                  [f"Source: {icaht.REFERENCE}. Early ICAHT: days 0-{icaht.EARLY_LAST_DAY}; late: days "
-                   f"{icaht.EARLY_LAST_DAY + 1}-{icaht.LATE_LAST_DAY}. One row per infused subject and lineage (ANC, "
+                  [f"Source: {icaht.REFERENCE}. Early ICAHT: days 0-{icaht.EARLY_LAST_DAY}; late: {icaht.LATE_WINDOW}. "
+                   "One row per infused subject and lineage (ANC, "
                    "PLT); a lineage without results is listed as not assessable, its grades blank. An early grade "
                    "that is not fully evaluable is a lower bound (early evaluability, note).",
                    "Rules and choices: docs/toxicities.md (ICAHT). Sorted by subject and lineage, as the Labs page."])

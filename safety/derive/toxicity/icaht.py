@@ -29,8 +29,8 @@ HEADING = "ICAHT: ANC (EHA/EBMT 2023) and platelets (T-ICAHT proposal)"
 EARLY_GRADE3_LABEL = "Early ICAHT grade ≥3 (ANC or platelets)"
 LATE_GRADE3_LABEL = "Late ICAHT grade ≥3 (ANC or platelets)"
 EARLY_GRADE3_HELP = f"Subjects with an early grade ≥3 (days 0-{EARLY_LAST_DAY}) in either lineage, ANC or platelets"
-LATE_GRADE3_HELP = (f"Subjects with a late grade ≥3 (days {EARLY_LAST_DAY + 1}-{LATE_LAST_DAY}) in either "
-                    "lineage, ANC or platelets")
+LATE_WINDOW = f"days {EARLY_LAST_DAY + 1}-{LATE_LAST_DAY}, or to a relapse or progression before"
+LATE_GRADE3_HELP = f"Subjects with a late grade ≥3 ({LATE_WINDOW}) in either lineage, ANC or platelets"
 # The source the grades follow, as an output's reference line names it.
 REFERENCE = "EHA/EBMT ICAHT consensus (Rejeski et al., Blood 2023;142:865-877); platelets: T-ICAHT proposal"
 
@@ -245,8 +245,7 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
     || CASE WHEN mostly_unknown THEN '; ' || unknown_days || ' of {EARLY_LAST_DAY + 1} days unknown: not fully evaluable, grade is a lower bound'
             ELSE '' END AS early_grade_reason,
   CASE WHEN late_nadir IS NULL THEN 'no value after day {EARLY_LAST_DAY}'
-            || CASE WHEN prog_day BETWEEN {EARLY_LAST_DAY} + 1 AND {LATE_LAST_DAY}
-                    THEN ' before relapse/progression on day ' || prog_day ELSE '' END
+            || CASE WHEN prog_day <= {LATE_LAST_DAY} THEN ' before relapse/progression on day ' || prog_day ELSE '' END
        WHEN n_below = 0 THEN 'no value ' || CASE WHEN lineage = 'ANC' THEN '<= 1.5' ELSE '< 100' END || ' after day {EARLY_LAST_DAY}'
        WHEN lineage = 'ANC' AND n_late = 1 THEN 'the only value after day {EARLY_LAST_DAY} (' || round(late_nadir, 2)
             || ' on day ' || late_nadir_day || ') sets the grade'
@@ -291,7 +290,7 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
          || ' at most {MAX_MISSING_DAYS + 1} days apart: not interpolated)' END,
     CASE WHEN late_nadir IS NOT NULL AND n_below = 1 AND (n_late > 1 OR lineage = 'PLT')
          THEN 'one low value after day 30: late grade needs 2' END,
-    CASE WHEN prog_day BETWEEN {EARLY_LAST_DAY} + 1 AND {LATE_LAST_DAY}
+    CASE WHEN prog_day <= {LATE_LAST_DAY}
          THEN 'late window ended by relapse/progression on day ' || prog_day || ' (values from that day not graded)' END,
     unitless_note
   ), '') AS note
