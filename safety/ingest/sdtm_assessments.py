@@ -365,7 +365,7 @@ def _score_sql(prefix: str, n_items: int, top: int, item_top: int | None = None,
     """ICE or CAPD per time point: the total when given, else the sum of the items when all are answered. With
     ``band`` (SQL of a score: its grade) and ``item_top`` (an item's most points), items left undone still give a
     score when every total they allow falls in one band: the highest of those totals, the grade being certain."""
-    most = f"item_sum + ({n_items} - n_items) * {item_top}" if band else None
+    most = f"item_sum + ({n_items} - n_items) * {item_top}" if band else "NULL"
     certain = (f"total IS NULL AND n_items BETWEEN 1 AND {n_items - 1} AND item_sum >= 0 AND {most} <= {top} "
                f"AND {band('item_sum')} = {band(most)}" if band else "false")
     return f"""
@@ -384,7 +384,7 @@ def _score_sql(prefix: str, n_items: int, top: int, item_top: int | None = None,
         {prefix}_score AS (
           SELECT *, CASE WHEN total IS NOT NULL AND total BETWEEN 0 AND {top} AND total = round(total) THEN total
                          WHEN total IS NULL AND n_items = {n_items} AND item_sum BETWEEN 0 AND {top} THEN item_sum
-                         WHEN {certain} THEN {most or 'NULL'} END AS score,
+                         WHEN {certain} THEN {most} END AS score,
             concat_ws('; ',
               CASE WHEN total IS NOT NULL AND NOT (total BETWEEN 0 AND {top} AND total = round(total))
                    THEN upper('{prefix}') || ' total ' || {_num('total')} || ' outside 0-{top}: not used' END,
@@ -392,8 +392,8 @@ def _score_sql(prefix: str, n_items: int, top: int, item_top: int | None = None,
                    THEN upper('{prefix}') || ' total ' || {_num('total')} || ' used; its items sum to ' || {_num('item_sum')} END,
               CASE WHEN {certain}
                    THEN upper('{prefix}') || ' items incomplete (' || n_items || ' of {n_items}): every total they allow ('
-                        || {_num('item_sum')} || '-' || {_num(most or 'NULL')} || ') is one ICANS grade; scored '
-                        || {_num(most or 'NULL')} || ', the most they allow'
+                        || {_num('item_sum')} || '-' || {_num(most)} || ') is one ICANS grade; scored '
+                        || {_num(most)} || ', the most they allow'
                    WHEN total IS NULL AND n_items BETWEEN 1 AND {n_items - 1}
                    THEN upper('{prefix}') || ' items incomplete (' || n_items || ' of {n_items}): score not computed' END,
               CASE WHEN total IS NULL AND n_items = 0 THEN upper('{prefix}') || ' not done' END) AS note

@@ -187,24 +187,27 @@ sup AS (
         OR upper(a.oxygen) IN ('CPAP', 'BIPAP', 'MECHANICAL_VENTILATION'))
   GROUP BY fl.usubjid, fl.flag_day
 ),
--- the death's cause as DS gives it, else a fatal AE naming IEC-HS (a death dated in DM, or only by its fatal AE)
+-- the cause attributing a death to IEC-HS: as DS gives it, else a fatal AE naming IEC-HS (a death dated in DM, or
+-- only by its fatal AE); NULL when neither names it
 fatal AS (
   SELECT usubjid, arg_min(coalesce(aedecod, aeterm), aeseq) AS fatal_term FROM adverse_events
   WHERE {SCOPE} AND {fatal_ae('')} AND regexp_matches(upper(coalesce(aedecod, aeterm, '')), '{IEC_HS_DEATH_PATTERN}')
   GROUP BY usubjid
 ),
+died AS (
+  SELECT usubjid, death_day,
+    CASE WHEN regexp_matches(upper(coalesce(death_cause, '')), '{IEC_HS_DEATH_PATTERN}') THEN death_cause
+         ELSE f.fatal_term || ' (fatal AE)' END AS iec_hs_cause
+  FROM subjects LEFT JOIN fatal f USING (usubjid) WHERE {SCOPE}
+),
 graded AS (
-  SELECT fl.*, s.death_day,
-    CASE WHEN regexp_matches(upper(coalesce(s.death_cause, '')), '{IEC_HS_DEATH_PATTERN}') THEN s.death_cause
-         WHEN f.fatal_term IS NOT NULL THEN f.fatal_term || ' (fatal AE)' ELSE s.death_cause END AS death_cause,
-    CASE WHEN s.death_day >= fl.flag_day AND (regexp_matches(upper(coalesce(s.death_cause, '')), '{IEC_HS_DEATH_PATTERN}')
-                                               OR f.fatal_term IS NOT NULL) THEN 5
+  SELECT fl.*, s.death_day, s.iec_hs_cause,
+    CASE WHEN s.death_day >= fl.flag_day AND s.iec_hs_cause IS NOT NULL THEN 5
          WHEN mg.vaso_day IS NOT NULL OR sup.support_day IS NOT NULL THEN 4
          WHEN mg.directed_day IS NOT NULL THEN 2 ELSE 1 END AS grade,
     least(mg.vaso_day, sup.support_day) AS life_support_day, mg.directed_day, mg.directed_drug
   FROM flags fl LEFT JOIN mg USING (usubjid, flag_day) LEFT JOIN sup USING (usubjid, flag_day)
-  LEFT JOIN (SELECT usubjid, death_day, death_cause FROM subjects WHERE {SCOPE}) s USING (usubjid)
-  LEFT JOIN fatal f USING (usubjid)
+  LEFT JOIN died s USING (usubjid)
 )
 SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, flag_day, ferritin, ferritin_at_infusion, ferritin_fold,
   criteria_met, crs_episode_key, crs_phase,
@@ -212,7 +215,7 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, flag_day, ferritin
   'screen, not a diagnosis' AS label,
   ferritin_uln, ferritin_previous, ferritin_criterion, grade,
   CASE grade
-    WHEN 5 THEN 'death on day ' || death_day || ' attributed to ' || death_cause
+    WHEN 5 THEN 'death on day ' || death_day || ' attributed to ' || iec_hs_cause
     WHEN 4 THEN 'life-threatening: vasopressor or positive-pressure ventilation from day ' || life_support_day
     WHEN 2 THEN 'IEC-HS-directed therapy (' || directed_drug || ') from day ' || directed_day
     ELSE 'no IEC-HS-directed therapy or organ support recorded within ' || {GRADE_WINDOW_DAYS} || ' days' END
