@@ -26,7 +26,7 @@ import datetime as dt
 
 from safety.core.config import DLT_RULE_DEFAULTS
 from safety.core.sql import PARAM_RE as _PARAM_RE, create_missing, existing, reset_derived, run_sql
-from safety.core.vocabulary import blood_result
+from safety.core.vocabulary import CRS_SIGN_TERMS, blood_result, syndrome_term_sql
 from safety.derive.dlt.decisions import adjudication_params, event_sources_of
 from safety.derive.dlt.evaluability import evaluability_sql
 from safety.derive.dlt.events import (EPISODE_END_DAY, EPISODE_GRADE, FATAL_AE as _FATAL_AE, SOURCE_LABEL,
@@ -45,6 +45,8 @@ _ASSESSMENTS = {"CRS": "crs_assessments", "ICANS": "icans_assessments"}
 UNGRADED_BASIS = "reported AE (no gradable assessment on its days)"
 # an AE whose causality is not yet entered meets a rule that asks for a related one: the committee decides
 CAUSALITY_NOT_GIVEN = "screened, since not yet assessed is not unrelated"
+# the evidence of a sign of CRS reported as an AE during a CRS episode that meets no rule itself
+CRS_SIGN_NOTE = "ASTCT 2019 grades fever, hypotension and hypoxia as CRS"
 
 # --- rule templates: each SELECTs the common candidate columns; $params are the rule's values ------
 _COLS = "usubjid, event_key, source, term, onset_day, end_day, grade, duration_days, ongoing, evidence, window_applies"
@@ -208,14 +210,25 @@ def _source_ctes(con) -> str:
     ctes.append(f"labg AS ({labg})")
     # a reported CRS/ICANS AE and the episode derived for it are one clinical event (episodes.ae_event_key); so are
     # a death with no fatal AE and the episode that its recorded cause (DM/DS) makes grade 5
-    twins = ["SELECT NULL::VARCHAR AS ae_event_key, NULL::VARCHAR AS episode_key WHERE false"]
+    twins = ["SELECT NULL::VARCHAR AS ae_event_key, NULL::VARCHAR AS episode_key, false AS crs_sign WHERE false"]
     if has_episodes and "ae_event_key" in episode_columns:
-        twins.append("SELECT ae_event_key, event_key AS episode_key FROM toxicity_episodes "
+        twins.append("SELECT ae_event_key, event_key AS episode_key, false FROM toxicity_episodes "
                      f"WHERE {where} AND ae_event_key IS NOT NULL")
     if has_episodes and "grade5_basis" in episode_columns:
-        twins.append(f"SELECT {death_event_key_sql('usubjid')}, event_key FROM toxicity_episodes "
+        twins.append(f"SELECT {death_event_key_sql('usubjid')}, event_key, false FROM toxicity_episodes "
                      f"WHERE {where} AND max_grade = 5 AND (contains(grade5_basis, '{DEATH_CAUSE_BASIS}') "
                      f"OR contains(grade5_basis, '{DEATH_DS_BASIS}'))")
+    if has_episodes and "last_symptomatic_day" in episode_columns:
+        # and so are a sign ASTCT grades CRS by (hypotension, hypoxia) reported as an AE and the CRS episode it
+        # began in (its onset to its last symptomatic day; not one over before the infusion); an organ toxicity is not
+        twins.append(
+            "SELECT a.event_key, arg_max(e.event_key, e.onset_day), true "
+            "FROM ae a JOIN toxicity_episodes e ON e.usubjid = a.usubjid "
+            "AND a.onset_day BETWEEN e.onset_day AND e.last_symptomatic_day "
+            "WHERE e.studyid = $studyid AND e.data_cut = $data_cut AND upper(e.syndrome) = 'CRS' "
+            "AND NOT coalesce(a.ended_before_infusion, false) "
+            f"AND {syndrome_term_sql('a.aedecod', 'a.aeterm')} IN (SELECT unnest($crs_sign_terms::VARCHAR[])) "
+            "GROUP BY a.event_key")
     ctes.append(f"twin AS ({' UNION ALL '.join(twins)})")
     return ",\n".join(ctes)
 
@@ -240,7 +253,8 @@ def _rule_params(rule: dict) -> dict:
     return p
 
 
-_SHARED = {"studyid", "data_cut", "progression_terms", "terms_CRS", "terms_ICANS", "causality_not_given"}
+_SHARED = {"studyid", "data_cut", "progression_terms", "terms_CRS", "terms_ICANS", "causality_not_given",
+           "crs_sign_terms", "crs_sign_note"}
 
 
 def _with_syndrome_spellings(terms: list[str], params: dict) -> list[str]:
@@ -264,6 +278,8 @@ def screening_sql(con, config: dict) -> tuple[str, dict]:
         "win_start": int(dlt["window"]["start_day"]),
         "win_end": int(dlt["window"]["end_day"]),
         "causality_not_given": CAUSALITY_NOT_GIVEN,
+        "crs_sign_terms": list(CRS_SIGN_TERMS),
+        "crs_sign_note": CRS_SIGN_NOTE,
     }
     parts = []
     for i, rule in enumerate(dlt["rules"]):
@@ -304,7 +320,11 @@ def screening_sql(con, config: dict) -> tuple[str, dict]:
     sql = f"""WITH {_source_ctes(con)},
 rule_hits AS ({hits}),
 hits AS (SELECT h.* REPLACE (CASE WHEN t.episode_key IN (SELECT event_key FROM rule_hits) THEN t.episode_key
-                                  ELSE h.event_key END AS event_key)
+                                  ELSE h.event_key END AS event_key),
+                -- a sign of CRS whose episode meets no rule stays a candidate of its own, saying where it lay
+                CASE WHEN t.crs_sign AND t.episode_key NOT IN (SELECT event_key FROM rule_hits
+                                                               WHERE event_key IS NOT NULL)
+                     THEN t.episode_key END AS crs_sign_episode
          FROM rule_hits h LEFT JOIN twin t ON t.ae_event_key = h.event_key),
 ranked AS (SELECT *, row_number() OVER (PARTITION BY event_key ORDER BY rule_order) AS rn FROM hits),
 also AS (SELECT event_key, string_agg(rule_id, ', ' ORDER BY rule_order) AS also_matches
@@ -319,7 +339,9 @@ SELECT $studyid AS studyid, $data_cut::DATE AS data_cut, r.usubjid, r.event_key,
          '; onset date unknown' || CASE WHEN {_IN_WINDOW}
            THEN ': screened as in the DLT window' || coalesce(' (began by day ' || CAST({_LATEST_ONSET} AS VARCHAR) || ' at the latest)', '')
            ELSE coalesce(': ended on day ' || CAST(r.end_day AS VARCHAR) || ', before the DLT window', '') END
-         ELSE '' END AS evidence,
+         ELSE '' END
+       || coalesce('; during CRS episode ' || r.crs_sign_episode || ', which meets no rule: ' || $crs_sign_note, '')
+         AS evidence,
        {fingerprint_sql('r')} AS event_fingerprint,
        s.cohort, s.dose_level
 FROM ranked r LEFT JOIN subj s USING (usubjid) LEFT JOIN also USING (event_key)
