@@ -34,11 +34,12 @@ KINDS: dict[str, object] = {
     "hypotension_event": None,
     "negative_result": None,
     "support_other_cause": None, "support_crs_cause": None,
+    "dialysis": None,
 }
 # kinds whose match is a regular expression over lower-case text; the others are exact codes compared in upper case
 TEXT_KINDS = frozenset({"oxygen_medication", "vasopressin", "oxygen_device", "ice_category", "capd_category",
                         "consciousness_value", "seizure_event", "motor_event", "edema_event", "hypotension_event",
-                        "support_other_cause", "support_crs_cause"})
+                        "support_other_cause", "support_crs_cause", "dialysis"})
 ROW_FIELDS = ("kind", "match", "code", "priority", "note")
 
 

@@ -312,6 +312,8 @@ ASSESSMENT_SOURCE_SDTM = "SDTM"
 # Coded values of the bedside CRS/ICANS inputs (celltox files, or built from SDTM by safety/ingest/sdtm_assessments.py).
 OXYGEN_DEVICES: tuple[str, ...] = ("NONE", "BLOW_BY", "LOW_FLOW_NC", "HIGH_FLOW_NC", "FACEMASK", "NONREBREATHER", "VENTURI",
                                    "CPAP", "BIPAP", "MECHANICAL_VENTILATION")
+# ASTCT 2019 grade 4 hypoxia, and the organ support of an IEC-HS grade 4 (Hines 2023): positive-pressure devices.
+POSITIVE_PRESSURE_DEVICES: tuple[str, ...] = ("CPAP", "BIPAP", "MECHANICAL_VENTILATION")
 # SEDATED: consciousness depressed by sedation or intubation for a reason other than ICANS (not graded as ICANS).
 CONSCIOUSNESS_LEVELS: tuple[str, ...] = ("AWAKE", "AWAKENS_SPONTANEOUSLY", "AWAKENS_TO_VOICE", "AWAKENS_TO_TACTILE",
                                          "UNAROUSABLE", "SEDATED")

@@ -19,13 +19,14 @@ def derive_episode_lab_screens(con, studyid, data_cut, config, review_store=None
     reset(con, TABLES, studyid, data_cut)
     params = {"s": studyid, "c": data_cut}
     biomarkers(con, params)
-    iec_hs(con, params)
+    iec_hs(con, params, config)
     con.execute("DROP TABLE IF EXISTS _iec_crit")
+    con.execute("DROP TABLE IF EXISTS _iec_support")
 
 
 DERIVATION = Derivation(
     name="episode_lab_screens",
     writes=(*TABLES,),
-    reads=('subjects', 'labs', 'toxicity_episodes', 'medications', 'crs_assessments'),
+    reads=('subjects', 'labs', 'toxicity_episodes', 'medications', 'crs_assessments', 'procedures'),
     run=derive_episode_lab_screens,
 )

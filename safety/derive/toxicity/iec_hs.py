@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from safety.core.files import read_data_csv
+from safety.core.sdtm_map import effective_rows
 from safety.core.sql import temp_table
-from safety.core.vocabulary import POST_INFUSION_FIRST_DAY, blood_result, fatal_ae
+from safety.core.vocabulary import POSITIVE_PRESSURE_DEVICES, POST_INFUSION_FIRST_DAY, blood_result, fatal_ae
 from safety.derive.toxicity._sql import SCOPE, insert
 from safety.schema import IEC_HS_SCREEN
 
@@ -60,9 +61,20 @@ def _criteria_table(con) -> None:
                 for r in load_criteria()])
 
 
-def iec_hs(con, params: dict) -> None:
+def _support_table(con, config: dict | None) -> None:
+    """``_iec_support`` (what, match): the PR texts of life-threatening organ support, and of an indication naming
+    another cause, from the SDTM map the CRS time points read (study rows included): one definition of each."""
+    kinds = {"dialysis": "dialysis", "support_other_cause": "other cause", "support_crs_cause": "CRS cause"}
+    rows = [("positive-pressure ventilation" if kind == "oxygen_device" else kinds[kind], match)
+            for kind, match, code, _ in effective_rows(config)
+            if kind in kinds or (kind == "oxygen_device" and code in POSITIVE_PRESSURE_DEVICES)]
+    temp_table(con, "_iec_support", {"what": "VARCHAR", "match": "VARCHAR"}, rows)
+
+
+def iec_hs(con, params: dict, config: dict | None = None) -> None:
     """Build iec_hs_screen for one study and cut (toxicity_episodes must be built already)."""
     _criteria_table(con)
+    _support_table(con, config)
     w = FEATURE_WINDOW_DAYS
     insert(con, IEC_HS_SCREEN, f"""
 WITH lb AS (
@@ -184,7 +196,30 @@ sup AS (
   FROM flags fl JOIN crs_assessments a ON a.usubjid = fl.usubjid AND a.studyid = $s AND a.data_cut = $c
    AND a.day BETWEEN fl.flag_day AND fl.flag_day + {GRADE_WINDOW_DAYS}
    AND (coalesce(a.vasopressors, 0) > 0 OR coalesce(a.vasopressin, false)
-        OR upper(a.oxygen) IN ('CPAP', 'BIPAP', 'MECHANICAL_VENTILATION'))
+        OR list_contains($positive_pressure, upper(a.oxygen)))
+  GROUP BY fl.usubjid, fl.flag_day
+),
+-- organ support PR records (Hines 2023 grade 4: dialysis, positive-pressure ventilation), as the CRS time points
+-- read PR: a record whose indication names another cause (a procedure, airway protection in ICANS) and not CRS or
+-- hypoxia is not counted. PR builds no CRS time point for a subject with a bedside CRS file, nor one for dialysis.
+pr AS (
+  SELECT p.usubjid, p.prseq, p.start_day, coalesce(p.prdecod, p.prtrt) AS name,
+         min(k.what) AS what  -- a text naming both: 'dialysis' before 'positive-pressure ventilation'
+  FROM procedures p JOIN _iec_support k ON k.what IN ('dialysis', 'positive-pressure ventilation')
+   AND regexp_matches(lower(concat_ws(' ', p.prdecod, p.prtrt)), k.match)
+  WHERE p.studyid = $s AND p.data_cut = $c AND p.start_day IS NOT NULL
+    AND NOT (p.prindc IS NOT NULL
+             AND EXISTS (SELECT 1 FROM _iec_support o WHERE o.what = 'other cause'
+                                                        AND regexp_matches(lower(p.prindc), o.match))
+             AND NOT EXISTS (SELECT 1 FROM _iec_support c WHERE c.what = 'CRS cause'
+                                                            AND regexp_matches(lower(p.prindc), c.match)))
+  GROUP BY ALL
+),
+org AS (
+  SELECT fl.usubjid, fl.flag_day, min(pr.start_day) AS organ_day,
+         arg_min(pr.what || ' (' || pr.name || ')', (pr.start_day, pr.what, pr.prseq)) AS organ_support
+  FROM flags fl JOIN pr ON pr.usubjid = fl.usubjid
+   AND pr.start_day BETWEEN fl.flag_day - 1 AND fl.flag_day + {GRADE_WINDOW_DAYS}
   GROUP BY fl.usubjid, fl.flag_day
 ),
 -- the cause attributing a death to IEC-HS: as DS gives it, else a fatal AE naming IEC-HS (a death dated in DM, or
@@ -203,11 +238,12 @@ died AS (
 graded AS (
   SELECT fl.*, s.death_day, s.iec_hs_cause,
     CASE WHEN s.death_day >= fl.flag_day AND s.iec_hs_cause IS NOT NULL THEN 5
-         WHEN mg.vaso_day IS NOT NULL OR sup.support_day IS NOT NULL THEN 4
+         WHEN mg.vaso_day IS NOT NULL OR sup.support_day IS NOT NULL OR org.organ_day IS NOT NULL THEN 4
          WHEN mg.directed_day IS NOT NULL THEN 2 ELSE 1 END AS grade,
-    least(mg.vaso_day, sup.support_day) AS life_support_day, mg.directed_day, mg.directed_drug
+    least(mg.vaso_day, sup.support_day) AS life_support_day, org.organ_day, org.organ_support,
+    mg.directed_day, mg.directed_drug
   FROM flags fl LEFT JOIN mg USING (usubjid, flag_day) LEFT JOIN sup USING (usubjid, flag_day)
-  LEFT JOIN died s USING (usubjid)
+  LEFT JOIN org USING (usubjid, flag_day) LEFT JOIN died s USING (usubjid)
 )
 SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, flag_day, ferritin, ferritin_at_infusion, ferritin_fold,
   criteria_met, crs_episode_key, crs_phase,
@@ -216,10 +252,12 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, flag_day, ferritin
   ferritin_uln, ferritin_previous, ferritin_criterion, grade,
   CASE grade
     WHEN 5 THEN 'death on day ' || death_day || ' attributed to ' || iec_hs_cause
-    WHEN 4 THEN 'life-threatening: vasopressor or positive-pressure ventilation from day ' || life_support_day
+    WHEN 4 THEN 'life-threatening: ' || CASE
+      WHEN life_support_day IS NULL OR organ_day < life_support_day THEN organ_support || ' from day ' || organ_day
+      ELSE 'vasopressor or positive-pressure ventilation from day ' || life_support_day END
     WHEN 2 THEN 'IEC-HS-directed therapy (' || directed_drug || ') from day ' || directed_day
     ELSE 'no IEC-HS-directed therapy or organ support recorded within ' || {GRADE_WINDOW_DAYS} || ' days' END
   || CASE WHEN grade < 3 THEN '; grade 3 (bleeding needing products, organ dysfunction) is not derivable from the data: '
                               || 'a lower bound' ELSE '' END AS grade_reason
 FROM graded
-""", params)
+""", {**params, "positive_pressure": list(POSITIVE_PRESSURE_DEVICES)})
