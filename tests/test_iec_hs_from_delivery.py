@@ -61,3 +61,23 @@ def test_dialysis_or_ventilation_recorded_in_pr_after_the_flag_is_grade_4(tmp_pa
     got = grades(con)
     assert got["S-001"] == (4, "life-threatening: positive-pressure ventilation (MECHANICAL VENTILATION) from day 10")
     assert got["S-003"] == (4, "life-threatening: dialysis (HAEMODIALYSIS) from day 9")
+
+
+def medication(subject: str, seq: int, trt: str, start: int, end: int, route: str, indication: str) -> dict:
+    return {"STUDYID": STUDY, "USUBJID": subject, "CMSEQ": seq, "CMTRT": trt, "CMDOSE": "", "CMDOSU": "",
+            "CMROUTE": route, "CMINDC": indication, "CMSTDTC": day(subject, start), "CMENDTC": day(subject, end)}
+
+
+def test_a_premedication_or_a_cream_is_no_iec_hs_directed_therapy(tmp_path):
+    """Hines 2023 grade 2 is IEC-HS needing directed therapy (anakinra, corticosteroids, ...). S-003 gets
+    hydrocortisone IV as premedication for a platelet transfusion on day 9 and hydrocortisone cream for a rash from
+    day 10: neither treats the IEC-HS (the fever masking of CRS reads steroids alike), so grade 1, not 2. S-001's
+    dexamethasone IV for IEC-HS on day 9 is grade 2."""
+    con = load(tmp_path, cm_rows=[
+        medication("S-003", 5, "Hydrocortisone", 9, 9, "INTRAVENOUS", "Premedication for platelet transfusion"),
+        medication("S-003", 6, "Hydrocortisone cream 1%", 10, 20, "TOPICAL", "Rash"),
+        medication("S-001", 5, "Anakinra", 8, 14, "SUBCUTANEOUS", "ICANS prophylaxis"),
+        medication("S-001", 6, "Dexamethasone", 9, 12, "INTRAVENOUS", "IEC-HS")])
+    got = grades(con)
+    assert got["S-003"][0] == 1 and got["S-003"][1].startswith("no IEC-HS-directed therapy or organ support")
+    assert got["S-001"][0] == 2 and got["S-001"][1].startswith("IEC-HS-directed therapy (Dexamethasone) from day 9")

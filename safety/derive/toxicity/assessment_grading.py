@@ -233,19 +233,30 @@ FROM r
 
 # --- fever masking and the episode walk ----------------------------------------------------------------
 
+def premedication_sql(alias: str = "") -> str:
+    """SQL: the medications row ``alias`` was given as a premedication or prophylaxis (CMCAT or CMINDC), not to treat
+    a toxicity the subject has."""
+    a = f"{alias}." if alias else ""
+    return f"regexp_matches(upper(concat_ws(' ', {a}cmcat, {a}cmindc)), '{PREMEDICATION_PATTERN}')"
+
+
+def systemic_route_sql(alias: str = "") -> str:
+    """SQL: the medications row ``alias`` was given systemically (``SYSTEMIC_ROUTES``, or no route recorded)."""
+    a = f"{alias}." if alias else ""
+    return f"(nullif(upper(trim({a}cmroute)), '') IS NULL OR upper(trim({a}cmroute)) IN {SYSTEMIC_ROUTES!r})"
+
+
 def _masking_med_sql() -> str:
     """Medication records that can lift the fever requirement (class, route, indication, and given after the
     infusion and not as a premedication)."""
     meds = f"""(
     SELECT *, coalesce(start_time, cmst_date::TIMESTAMP) AS start_moment FROM medications
-    WHERE {SCOPE} AND start_day IS NOT NULL
-      AND NOT regexp_matches(upper(concat_ws(' ', cmcat, cmindc)), '{PREMEDICATION_PATTERN}'))"""
+    WHERE {SCOPE} AND start_day IS NOT NULL AND NOT {premedication_sql()})"""
     return f"""
   SELECT usubjid, start_day, start_time FROM {_before_infusion(meds, "start_moment", "cmstdtc")}
   WHERE NOT before_infusion AND (
     lower(med_class) IN {MASKING_CLASSES!r}
-    OR (lower(med_class) = '{STEROID_CLASS}'
-        AND (nullif(upper(trim(cmroute)), '') IS NULL OR upper(trim(cmroute)) IN {SYSTEMIC_ROUTES!r})
+    OR (lower(med_class) = '{STEROID_CLASS}' AND {systemic_route_sql()}
         AND (nullif(trim(cmindc), '') IS NULL OR regexp_matches(upper(cmindc), '{MASKING_INDICATION_PATTERN}'))))"""
 
 

@@ -15,6 +15,7 @@ from safety.core.sdtm_map import effective_rows
 from safety.core.sql import temp_table
 from safety.core.vocabulary import POSITIVE_PRESSURE_DEVICES, POST_INFUSION_FIRST_DAY, blood_result, fatal_ae
 from safety.derive.toxicity._sql import SCOPE, insert
+from safety.derive.toxicity.assessment_grading import STEROID_CLASS, premedication_sql, systemic_route_sql
 from safety.schema import IEC_HS_SCREEN
 
 CRITERIA_FILE = Path(__file__).resolve().parents[2] / "data" / "iec_hs_criteria.csv"
@@ -179,15 +180,22 @@ flags AS (
   FROM cand c JOIN near f ON f.usubjid = c.usubjid AND f.day = c.day
   GROUP BY ALL
 ),
+meds AS (
+  -- IEC-HS-directed: not a premedication or prophylaxis (hydrocortisone before a transfusion, prophylactic
+  -- anakinra), and a corticosteroid only when systemic (a cream treats no IEC-HS), as the fever masking of CRS reads
+  SELECT m.*, (lower(m.med_class) IN {IEC_HS_DIRECTED_CLASSES!r}
+               OR regexp_matches(lower(coalesce(m.cmtrt, '')), '{IEC_HS_DIRECTED_PATTERN}'))
+              AND NOT {premedication_sql('m')}
+              AND (lower(m.med_class) IS DISTINCT FROM '{STEROID_CLASS}' OR {systemic_route_sql('m')}) AS directed
+  FROM medications m WHERE m.studyid = $s AND m.data_cut = $c
+),
 mg AS (
   SELECT fl.usubjid, fl.flag_day,
     min(m.start_day) FILTER (WHERE lower(m.med_class) = 'vasopressor') AS vaso_day,
-    min(m.start_day) FILTER (WHERE lower(m.med_class) IN {IEC_HS_DIRECTED_CLASSES!r}
-                                OR regexp_matches(lower(coalesce(m.cmtrt, '')), '{IEC_HS_DIRECTED_PATTERN}')) AS directed_day,
+    min(m.start_day) FILTER (WHERE m.directed) AS directed_day,
     arg_min(coalesce(m.cmdecod, m.cmtrt), (m.start_day, coalesce(m.cmseq, -1), coalesce(m.cmdecod, m.cmtrt)))
-      FILTER (WHERE lower(m.med_class) IN {IEC_HS_DIRECTED_CLASSES!r}
-                                OR regexp_matches(lower(coalesce(m.cmtrt, '')), '{IEC_HS_DIRECTED_PATTERN}')) AS directed_drug
-  FROM flags fl JOIN medications m ON m.usubjid = fl.usubjid AND m.studyid = $s AND m.data_cut = $c
+      FILTER (WHERE m.directed) AS directed_drug
+  FROM flags fl JOIN meds m ON m.usubjid = fl.usubjid
    AND m.start_day BETWEEN fl.flag_day - 1 AND fl.flag_day + {GRADE_WINDOW_DAYS}
   GROUP BY fl.usubjid, fl.flag_day
 ),
