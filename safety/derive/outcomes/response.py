@@ -3,8 +3,8 @@
 The criteria are study settings (study.yaml ``response``): e.g. Lugano 2014 for lymphoma, where CR and PR count,
 and CR + CRi for acute leukaemia; ``by_diagnosis`` picks the criteria per subject by the disease under study. Best
 overall response is the best assessment up to the first progression (CR > CRi, CRh > PR > SD > PD > NE; Lugano's
-PET-CT categories at the ranks of the responses they name); on the day progression is first documented only the
-progression counts, and a subject assessed only after a progression an AE or DS records first is PD. A responder has a counted response before the first progression. Duration of response runs from the first counted response to progression/relapse or death (any death
+PET-CT categories at the ranks of the responses they name, the study's other progression codes at PD's); on the
+day progression is first documented only the progression counts, and a subject assessed only after a progression an AE or DS records first is PD. A responder has a counted response before the first progression. Duration of response runs from the first counted response to progression/relapse or death (any death
 of the deaths table), censored at the last response assessment; DFS/PFS from the first response runs to
 progression/relapse or death, censored at last known alive.
 """
@@ -105,9 +105,12 @@ first_prog AS (SELECT usubjid, min(day) AS d FROM prog GROUP BY usubjid),
 rk_t AS (SELECT * FROM (VALUES {", ".join(f"('{k}', {v})" for k, v in RESPONSE_RANK.items())}) t(resp, rk)),
 best AS (
   -- the best rank; of one rank a counted response first (a CRi counted beside an earlier CRh), then the earliest
-  -- day, then text order (two responses of one rank on one day: e.g. PD and PMD)
+  -- day, then text order (two responses of one rank on one day: e.g. PD and PMD). A code of the study's
+  -- progression list the table does not rank ('PROGRESSIVE DISEASE') ranks as PD, any other as NE.
   SELECT rs.usubjid,
-         arg_min(rs.resp, (coalesce(rk_t.rk, 6), NOT list_contains(subj.rule.resp, rs.counts_as), rs.day, rs.resp))
+         arg_min(rs.resp, (coalesce(rk_t.rk, CASE WHEN list_contains($rs_prog, rs.resp) THEN {RESPONSE_RANK["PD"]} END,
+                                    {RESPONSE_RANK["NE"]}),
+                           NOT list_contains(subj.rule.resp, rs.counts_as), rs.day, rs.resp))
            AS bor,
          max(rs.day) AS last_rs
   FROM rs JOIN subj USING (usubjid) LEFT JOIN rk_t USING (resp) LEFT JOIN first_prog fp USING (usubjid)
