@@ -1054,8 +1054,9 @@ def test_dose_given_against_plan_and_never_infused(tmp_path):
 
 def test_response_counts_pet_ct_categories_a_counted_cri_and_a_death_only_an_ae_records(tmp_path):
     """Lugano 2014 (Cheson, Table 3): a complete metabolic response is a CR, a partial one a PR; both fell to NE.
-    A leukaemia's CRi counts (CR + CRi) though a CRh came first (they share a rank; the CRh was taken). A death
-    recorded only as a fatal AE ends a response (duration of response and PFS), as every death does."""
+    A leukaemia's CRi counts (CR + CRi) though a CRh came first; the best response is the CRh, which ELN 2022 ranks
+    above CRi. A death recorded only as a fatal AE ends a response (duration of response and PFS), as every death
+    does."""
     cfg = {"response": {"criteria": "Lugano 2014", "responders": ["CR", "PR"],
                         "by_diagnosis": [{"diagnosis_contains": "leukaemia", "criteria": "CR + CRi (acute leukaemia)",
                                           "responders": ["CR", "CRI"]}]}}
@@ -1075,7 +1076,7 @@ def test_response_counts_pet_ct_categories_a_counted_cri_and_a_death_only_an_ae_
     db.derive("deaths", "response")
     r = db.by("response_outcomes")
     got = {u: (r[u]["best_response"], bool(r[u]["responder"]), r[u]["first_response_day"]) for u in r}
-    assert got == {"P1": ("CMR", True, 28), "H1": ("CRi", True, 56), "D1": ("CR", True, 28)}
+    assert got == {"P1": ("CMR", True, 28), "H1": ("CRh", True, 56), "D1": ("CR", True, 28)}
     d1 = r["D1"]
     assert (d1["death_day"], d1["dor_days"], bool(d1["dor_event"])) == (95, 67, True)
     assert (d1["pfs_from_response_days"], bool(d1["pfs_event"])) == (67, True)
@@ -1173,8 +1174,8 @@ def test_a_subject_assessed_only_after_a_progression_an_ae_or_ds_records_first_i
 
 
 def test_best_response_rows_of_the_packet_add_up_to_the_infused_subjects(tmp_path):
-    """CRh, PMD and a response text the ranks do not name each get their row, in rank order, so the committee's
-    best-response rows add up to N."""
+    """CRh, MLFS, PMD and a response text the criteria do not name each get their row, in rank order (ELN 2022: CR,
+    CRh, CRi, MLFS; then PMD with PD; then other text), so the committee's best-response rows add up to N."""
     from outcome_fixtures import CUT, STUDY
     from safety.access.reader import Scope, StudyReader
     from safety.derive.outcomes.response import best_response_order
@@ -1182,18 +1183,20 @@ def test_best_response_rows_of_the_packet_add_up_to_the_infused_subjects(tmp_pat
 
     cfg = {"response": {"criteria": "CR + CRi + CRh", "responders": ["CR", "CRI", "CRH"]}}
     db = OutcomeDB(tmp_path / "bor.duckdb", cfg)
-    for u, resp in (("A", "CRH"), ("B", "CRH"), ("C", "CR"), ("D", "PMD"), ("E", "MLFS"), ("F", None), ("G", "CRI")):
+    for u, resp in (("A", "CRH"), ("B", "CRH"), ("C", "CR"), ("D", "PMD"), ("E", "MLFS"), ("F", None), ("G", "CRI"),
+                    ("H", "MOLECULAR RELAPSE")):
         db.subject(u)
         if resp:
             db.rs(u, 28, resp)
     db.derive("response")
     table = table_response(StudyReader(db.con, Scope(STUDY, CUT)))
     rows = [(row, value) for crit, row, value in table.values if row.startswith("Best overall response")]
-    assert rows == [("Best overall response CR", "1 (14.3)"), ("Best overall response CRi", "1 (14.3)"),
-                    ("Best overall response CRh", "2 (28.6)"), ("Best overall response PMD", "1 (14.3)"),
-                    ("Best overall response MLFS", "1 (14.3)"), ("Best overall response not assessed", "1 (14.3)")]
-    assert sum(int(v.split(" ")[0]) for _, v in rows) == 7
-    assert dict((r, v) for _, r, v in table.values)["ORR (CR + CRi + CRh)"] == "4 (57.1)"
+    assert rows == [("Best overall response CR", "1 (12.5)"), ("Best overall response CRh", "2 (25.0)"),
+                    ("Best overall response CRi", "1 (12.5)"), ("Best overall response MLFS", "1 (12.5)"),
+                    ("Best overall response PMD", "1 (12.5)"), ("Best overall response MOLECULAR RELAPSE", "1 (12.5)"),
+                    ("Best overall response not assessed", "1 (12.5)")]
+    assert sum(int(v.split(" ")[0]) for _, v in rows) == 8
+    assert dict((r, v) for _, r, v in table.values)["ORR (CR + CRi + CRh)"] == "4 (50.0)"
     assert best_response_order(["not assessed", "PD", "CR", "SD", "PR", "NE", "RELAPSE"]) == [
         "CR", "PR", "SD", "PD", "RELAPSE", "NE", "not assessed"]
 

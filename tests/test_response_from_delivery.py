@@ -29,3 +29,46 @@ def test_a_progression_spelled_out_is_the_best_response_after_a_not_evaluable_sc
     got = dict(con.execute("SELECT usubjid, best_response || ' from day ' || first_progression_day "
                            "FROM response_outcomes WHERE usubjid IN ('S-001', 'S-003')").fetchall())
     assert got == {"S-001": "PROGRESSIVE DISEASE from day 56", "S-003": "SD from day 56"}
+
+
+def test_myeloma_codes_rank_by_imwg_2016_and_a_table_lists_progression_before_ne(tmp_path):
+    """IMWG 2016 (Kumar et al., Lancet Oncol 2016) ranks sCR > CR > VGPR > PR > MR > SD > PD; an sCR is a CR.
+    The study counts CR, VGPR and PR. S-001's SD then VGPR is best VGPR (it read SD, VGPR ranked with NE); S-002's
+    not-evaluable scan then sCR is best sCR, a responder from day 28 (it read NE, not a responder); S-003's MR before
+    a progression spelled out is best MR (it read PROGRESSIVE DISEASE). The packet's table lists the best responses
+    by those ranks, S-004's PROGRESSIVE DISEASE with PD, before S-005's NE (it came after NE), and cites IMWG 2016."""
+    import datetime as dt
+
+    from safety.access.reader import Scope, StudyReader
+    from safety.export.outcomes import table_response
+    from test_ingest_fixtures import DM, STUDY_YAML
+
+    dm = DM.copy()
+    infused = {"S-004": "2024-03-06", "S-005": "2024-05-10"}
+    dm.loc[dm["USUBJID"].isin(list(infused)), "RFXSTDTC"] = dm["USUBJID"].map(infused)
+
+    def later(subject: str, seq: int, n: int, stresc: str) -> dict:
+        d = (dt.date.fromisoformat(infused[subject]) + dt.timedelta(days=n)).isoformat()
+        return {**overall("S-001", seq, 0, stresc, stresc), "USUBJID": subject, "RSDTC": d}
+
+    rs = pd.DataFrame([overall("S-001", 1, 28, "SD", "SD"), overall("S-001", 2, 56, "VGPR", "VGPR"),
+                       overall("S-002", 1, 14, "NE", "NE"), overall("S-002", 2, 28, "sCR", "sCR"),
+                       overall("S-003", 1, 28, "MR", "MR"),
+                       overall("S-003", 2, 56, "Progressive disease", "PROGRESSIVE DISEASE"),
+                       later("S-004", 1, 28, "NE"), later("S-004", 2, 56, "PROGRESSIVE DISEASE"),
+                       later("S-005", 1, 28, "NE")])
+    study_yaml = STUDY_YAML + "response:\n  criteria: IMWG 2016\n  responders: [CR, VGPR, PR]\n"
+    db = tmp_path / "s.duckdb"
+    ingest_study(make_study(tmp_path / "study", "csv", domains={**DOMAINS, "dm": dm, "rs": rs},
+                            study_yaml=study_yaml), db, cutoff=CUT)
+    con = duckdb.connect(str(db), read_only=True)
+    got = {u: (best, responder, first) for u, best, responder, first in con.execute(
+        "SELECT usubjid, best_response, responder, first_response_day FROM response_outcomes").fetchall()}
+    assert got == {"S-001": ("VGPR", True, 56), "S-002": ("sCR", True, 28), "S-003": ("MR", False, None),
+                   "S-004": ("PROGRESSIVE DISEASE", False, None), "S-005": ("NE", False, None)}
+    table = table_response(StudyReader(con, Scope(STUDY, dt.date.fromisoformat(CUT))))
+    assert [row for _, row, _ in table.values if row.startswith("Best overall response")] == [
+        f"Best overall response {bor}" for bor in ("sCR", "VGPR", "MR", "PROGRESSIVE DISEASE", "NE")]
+    # the table cites the criteria it ranks and counts by
+    assert table.attrs["reference"] == ("Study response criteria: IMWG 2016 (CR + VGPR + PR); IMWG 2016: Kumar et al., "
+                                        "Lancet Oncol 2016")

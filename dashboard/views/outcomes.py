@@ -160,7 +160,7 @@ if tabs[3].open:
             st.markdown(res["text"])
             if len(r):
                 bor = r.groupby(["criteria", "best_response"]).size().unstack(fill_value=0)
-                bor = bor[best_response_order(bor.columns)]
+                bor = bor[best_response_order(bor.columns, survival.progression_lists(cfg)[1])]
                 st.markdown("**Best overall response**")
                 st.dataframe(labelled(bor), width="stretch")
                 resp = r[r["first_response_day"].notna()]

@@ -93,7 +93,7 @@ if views[0].open:
         # no responses read: not an ORR of 0
         if not state.note_not_delivered("RS", what="the response rates"):
             # A response counts as the best overall response counts it (response.py COUNTED_RESPONSE_ROWS_SQL: the
-            # study's criteria for that subject, PET-CT categories as the responses they name, before progression).
+            # study's criteria for that subject, a code as the response its criteria read it as, before progression).
             counted = (COUNTED_RESPONSE_ROWS_SQL if has_resp else
                        "SELECT usubjid, day, visit FROM responses WHERE upper(response) IN ('CR', 'CRI')")
             resp = state.q(f"""

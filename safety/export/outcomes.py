@@ -314,10 +314,11 @@ def table_response(reader, store=None):
         return _missing(name, title, CRITERIA_REFERENCE, "response_outcomes", cols, "table")
     r = reader.sql("SELECT * FROM response_outcomes")
     rows = []
+    progression = survival.progression_lists(c.study_settings(reader))[1]
     for (crit, definition), g in r.groupby(["criteria", "responders_definition"]):
         n = len(g)
         rows.append((crit, "Infused subjects (N)", str(n)))
-        for bor in best_response_order(g["best_response"]):
+        for bor in best_response_order(g["best_response"], progression):
             rows.append((crit, f"Best overall response {bor}", n_pct(int((g["best_response"] == bor).sum()), n)))
         rows.append((crit, f"ORR ({definition})", n_pct(int(g["responder"].fillna(False).astype(bool).sum()), n)))
     res = orr(r)

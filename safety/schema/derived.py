@@ -846,7 +846,7 @@ RESPONSE_OUTCOMES = Table(
         C("criteria", "VARCHAR", "Response criteria that apply (e.g. 'Lugano 2014'), from study.yaml."),
         C("responders_definition", "VARCHAR", "Responses counted, e.g. 'CR + PR'."),
         C("counted_responses", "VARCHAR[]", "The standardised RS responses counted for this subject, e.g. ['CR', 'PR']."),
-        C("best_response", "VARCHAR", "Best overall response before progression: CR > CRi, CRh > PR > SD > PD, PMD, relapse > NE (CRi and CRh as labelled; other texts as delivered, ranked with NE); 'not assessed' when none."),
+        C("best_response", "VARCHAR", "Best overall response before progression, ranked by the published criteria (safety/data/response_criteria.csv: e.g. sCR > CR > VGPR > PR > MR > SD > PD for IMWG 2016, CR > CRh > CRi > MLFS > PR > NR > relapse for ELN 2022; NE last), the code as the criteria write it (sCR, CRi, CRh); other texts as delivered (the study's progression codes ranked with PD, others with NE); 'not assessed' when none."),
         C("responder", "BOOLEAN", "best_response is one of the counted responses."),
         C("first_response_day", "INTEGER", "First assessment with a counted response."),
         C("progression_day", "INTEGER", "First progression/relapse after the first response (RS, else DS PROGRESSIVE DISEASE)."),

@@ -2,11 +2,15 @@
 
 The criteria are study settings (study.yaml ``response``): e.g. Lugano 2014 for lymphoma, where CR and PR count,
 and CR + CRi for acute leukaemia; ``by_diagnosis`` picks the criteria per subject by the disease under study. Best
-overall response is the best assessment up to the first progression (CR > CRi, CRh > PR > SD > PD > NE; Lugano's
-PET-CT categories at the ranks of the responses they name, the study's other progression codes at PD's); on the
-day progression is first documented only the progression counts, and a subject assessed only after a progression an AE or DS records first is PD. A responder has a counted response before the first progression. Duration of response runs from the first counted response to progression/relapse or death (any death
-of the deaths table), censored at the last response assessment; DFS/PFS from the first response runs to
-progression/relapse or death, censored at last known alive.
+overall response is the best assessment up to the first progression, by the ranks of the published criteria
+(safety/data/response_criteria.csv, ``response_codes``: Lugano 2014, IMWG 2016, ELN 2022, iwCLL 2018, NCCN ALL;
+e.g. sCR > CR > VGPR > PR > MR > SD > PD for myeloma, CR > CRh > CRi > MLFS > PR > NR > relapse for AML, NE
+last; the study's other progression codes at PD's); on the day progression is first documented only the
+progression counts, and a subject assessed only after a progression an AE or DS records first is PD. A responder
+has a counted response before the first progression: its code, or the response the criteria read it as (a CMR as
+CR, an sCR as CR), is one the study counts. Duration of response runs from the first counted response to
+progression/relapse or death (any death of the deaths table), censored at the last response assessment; DFS/PFS
+from the first response runs to progression/relapse or death, censored at last known alive.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from safety.core.numbers import NO_DENOMINATOR, of_n, percent
 from safety.core.sql import temp_table
 from safety.derive.graph import Derivation
 from safety.core.vocabulary import OVERALL_RESPONSE_ROW
+from safety.derive.outcomes.response_codes import COUNTS_AS, CRITERIA_SOURCES, LABELS, RESPONSE_RANK
 from safety.derive.outcomes.survival import PROGRESSION_SQL, progression_params
 from safety.derive.toxicity._sql import insert, reset
 from safety.schema import RESPONSE_OUTCOMES
@@ -23,29 +28,28 @@ from safety.schema import RESPONSE_OUTCOMES
 if TYPE_CHECKING:  # orr() reads a page's DataFrame; the load's derivation is SQL
     import pandas as pd
 
-RESPONSE_RANK = {"CR": 1, "CMR": 1, "CRI": 2, "CRH": 2, "PR": 3, "PMR": 3, "SD": 4, "NMR": 4, "PD": 5, "PMD": 5,
-                 "RELAPSE": 5, "NE": 6}
-# Lugano 2014's PET-CT categories (Cheson 2014, Table 3) are the responses they name: a complete metabolic response
-# counts where CR counts. The site's code is kept as the best response; these decide whether it is counted.
-COUNTS_AS = {"CMR": "CR", "PMR": "PR", "NMR": "SD", "PMD": "PD"}
-LABELS = {"CRI": "CRi", "CRH": "CRh"}
 NOT_ASSESSED = "not assessed"  # best_response of an infused subject with no response assessment
 
 # How a response table cites what it counts: these words, then the criteria in use (orr()['counted_as']),
 # then the publication of each criteria the study names that has one.
 CRITERIA_REFERENCE = "Study response criteria"
-CRITERIA_SOURCES = {"Lugano 2014": "Cheson et al., J Clin Oncol 2014"}
 
 
-def best_response_order(values) -> list[str]:
+def best_response_order(values, progression=()) -> list[str]:
     """The best overall responses among ``values`` (``response_outcomes.best_response``) in the order a table lists
-    them: by rank (CR, CRi, CRh, PR, SD, PD, PMD, relapse, NE), then any other response text in alphabetical
-    order, then 'not assessed'. Every value is listed once, so a table's rows add up to its N."""
+    them: by the criteria's rank (CR, CRh, CRi, MLFS, PR, SD, PD, PMD, relapse, ...; of one rank in the data file's
+    order), a code of the study's ``progression`` list the criteria do not name with PD ('PROGRESSIVE DISEASE'),
+    then NE, then any other response text in alphabetical order, then 'not assessed'. Every value is listed once,
+    so a table's rows add up to its N."""
     import pandas as pd  # tables and pages: values are a DataFrame's column
 
     seen = {str(v) for v in values if v is not None and not pd.isna(v)}
-    ranked = sorted(RESPONSE_RANK, key=lambda k: RESPONSE_RANK[k])  # stable: CRi before CRh, as in RESPONSE_RANK
-    order = [LABELS.get(k, k) for k in ranked if LABELS.get(k, k) in seen]
+    # (rank, place) of each printed code: the file's codes in file order, the study's other progression codes
+    # after those of PD's rank, alphabetically
+    place = {LABELS.get(k, k): (r, i, "") for i, (k, r) in enumerate(RESPONSE_RANK.items())}
+    for code in progression:
+        place.setdefault(str(code).upper(), (RESPONSE_RANK["PD"], len(RESPONSE_RANK), str(code).upper()))
+    order = sorted(seen & set(place), key=lambda v: place[v])
     rest = sorted(seen - set(order) - {NOT_ASSESSED})
     return order + rest + ([NOT_ASSESSED] if NOT_ASSESSED in seen else [])
 
@@ -66,11 +70,17 @@ def counts_as_sql(response: str) -> str:
             + f" ELSE {response} END")
 
 
+def counts_sql(responders: str, response: str) -> str:
+    """SQL: the code ``response`` (upper case) is one of ``responders``, or the response it counts as is (an sCR
+    where CR counts; an sCR where only sCR counts)."""
+    return f"(list_contains({responders}, {response}) OR list_contains({responders}, {counts_as_sql(response)}))"
+
+
 def counted_response_sql(response: str, responders: str, day: str, first_progression: str) -> str:
-    """SQL: an assessment counts as a response: its code (PET-CT categories as the responses they name) is one of
-    the subject's counted responses, and it comes before the first progression. The one definition the
+    """SQL: an assessment counts as a response: its code (or the response the criteria read it as) is one of the
+    subject's counted responses, and it comes before the first progression. The one definition the
     responder (``response_outcomes.first_response_day``) and the swimmer page's time-point ORRs use."""
-    return (f"(list_contains({responders}, {counts_as_sql(f'upper({response})')}) "
+    return (f"({counts_sql(responders, f'upper({response})')} "
             f"AND ({first_progression} IS NULL OR {day} < {first_progression}))")
 
 
@@ -96,7 +106,7 @@ subj AS (
   GROUP BY s.usubjid, s.death_day, s.last_known_alive_day
 ),
 rs AS (
-  SELECT usubjid, day, upper(response) AS resp, {counts_as_sql("upper(response)")} AS counts_as
+  SELECT usubjid, day, upper(response) AS resp
   FROM responses
   WHERE studyid = $s AND data_cut = $c AND day IS NOT NULL AND day >= 0 AND {OVERALL_RESPONSE_ROW}
 ),
@@ -104,13 +114,13 @@ prog AS (__PROGRESSION__),
 first_prog AS (SELECT usubjid, min(day) AS d FROM prog GROUP BY usubjid),
 rk_t AS (SELECT * FROM (VALUES {", ".join(f"('{k}', {v})" for k, v in RESPONSE_RANK.items())}) t(resp, rk)),
 best AS (
-  -- the best rank; of one rank a counted response first (a CRi counted beside an earlier CRh), then the earliest
+  -- the best rank; of one rank a counted response first (a CMR counted beside an earlier CR), then the earliest
   -- day, then text order (two responses of one rank on one day: e.g. PD and PMD). A code of the study's
-  -- progression list the table does not rank ('PROGRESSIVE DISEASE') ranks as PD, any other as NE.
+  -- progression list the criteria do not rank ('PROGRESSIVE DISEASE') ranks as PD, any other as NE.
   SELECT rs.usubjid,
          arg_min(rs.resp, (coalesce(rk_t.rk, CASE WHEN list_contains($rs_prog, rs.resp) THEN {RESPONSE_RANK["PD"]} END,
                                     {RESPONSE_RANK["NE"]}),
-                           NOT list_contains(subj.rule.resp, rs.counts_as), rs.day, rs.resp))
+                           NOT {counts_sql("subj.rule.resp", "rs.resp")}, rs.day, rs.resp))
            AS bor,
          max(rs.day) AS last_rs
   FROM rs JOIN subj USING (usubjid) LEFT JOIN rk_t USING (resp) LEFT JOIN first_prog fp USING (usubjid)

@@ -14,6 +14,7 @@ import numpy as np
 
 from safety.core.sql import run_sql
 from safety.core.vocabulary import OVERALL_RESPONSE_ROW, overall_response_params
+from safety.derive.outcomes.response_codes import PROGRESSION_CODES
 
 if TYPE_CHECKING:  # the curves are DataFrames for pages; a load's NRM estimates read arrays (endpoint_arrays)
     import pandas as pd
@@ -236,11 +237,13 @@ PROGRESSION_SQL = f"""
 
 
 def progression_lists(cfg: dict) -> tuple[list[str], list[str]]:
-    """(progression AE terms, RS progression responses), upper case, from a study configuration."""
+    """(progression AE terms, RS progression responses), upper case, from a study configuration. The RS responses
+    are the study's ``response.progression`` and the progression codes of the published criteria
+    (``response_codes.PROGRESSION_CODES``: PD, PMD, relapse), which no criteria reads otherwise."""
     terms = [t.upper() for t in cfg.get("dlt", {}).get("progression_terms",
                                                            ["DISEASE PROGRESSION", "PROGRESSIVE DISEASE"])]
     rs = [t.upper() for t in cfg.get("response", {}).get("progression", ["PD", "PMD", "RELAPSE", "PROGRESSIVE DISEASE"])]
-    return terms, rs
+    return terms, rs + [c for c in PROGRESSION_CODES if c not in rs]
 
 
 def progression_params(cfg: dict) -> dict:
