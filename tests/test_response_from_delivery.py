@@ -72,3 +72,36 @@ def test_myeloma_codes_rank_by_imwg_2016_and_a_table_lists_progression_before_ne
     # the table cites the criteria it ranks and counts by
     assert table.attrs["reference"] == ("Study response criteria: IMWG 2016 (CR + VGPR + PR); IMWG 2016: Kumar et al., "
                                         "Lancet Oncol 2016")
+
+
+def test_a_leukaemia_rule_picks_a_leukemia_diagnosis_so_its_cri_counts(tmp_path):
+    """by_diagnosis compares the words as the deaths code does (British spellings American, punctuation a space):
+    a 'leukaemia' rule counts S-001, whose SUPPDM DIAGNOSIS reads 'B-cell acute lymphoblastic leukemia', by CR + CRi,
+    so its CRi makes it a responder; before, the exact text missed it and Lugano 2014 left the CRi uncounted.
+    S-003's 'Diffuse large B cell lymphoma' meets a 'B-cell' rule the same way."""
+    from test_ingest_fixtures import STUDY, STUDY_YAML, SUPPDM
+
+    def diagnosis(subject: str, text: str) -> dict:
+        return {"STUDYID": STUDY, "RDOMAIN": "DM", "USUBJID": subject, "IDVAR": "", "IDVARVAL": "",
+                "QNAM": "DIAGNOSIS", "QVAL": text}
+
+    suppdm = pd.concat([SUPPDM, pd.DataFrame([diagnosis("S-001", "B-cell acute lymphoblastic leukemia"),
+                                              diagnosis("S-003", "Diffuse large B cell lymphoma")])],
+                       ignore_index=True)
+    rs = pd.DataFrame([overall("S-001", 1, 28, "CRi", "CRI"), overall("S-003", 1, 28, "PR", "PR")])
+    study_yaml = STUDY_YAML + """response:
+  criteria: Lugano 2014
+  responders: [CR, PR]
+  by_diagnosis:
+    - {diagnosis_contains: "leukaemia", criteria: "CR + CRi (acute leukaemia)", responders: [CR, CRI]}
+    - {diagnosis_contains: "B-cell", criteria: "Lugano 2014 (B-cell)", responders: [CR, PR]}
+"""
+    db = tmp_path / "s.duckdb"
+    ingest_study(make_study(tmp_path / "study", "csv", domains={**DOMAINS, "suppdm": suppdm, "rs": rs},
+                            study_yaml=study_yaml), db, cutoff=CUT)
+    con = duckdb.connect(str(db), read_only=True)
+    got = {u: (criteria, best, responder) for u, criteria, best, responder in con.execute(
+        "SELECT usubjid, criteria, best_response, responder FROM response_outcomes "
+        "WHERE usubjid IN ('S-001', 'S-003')").fetchall()}
+    assert got == {"S-001": ("CR + CRi (acute leukaemia)", "CRi", True),
+                   "S-003": ("Lugano 2014 (B-cell)", "PR", True)}

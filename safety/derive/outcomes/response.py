@@ -1,7 +1,8 @@
 """Response by the study's criteria: best overall response, ORR, duration of response and DFS/PFS from response.
 
 The criteria are study settings (study.yaml ``response``): e.g. Lugano 2014 for lymphoma, where CR and PR count,
-and CR + CRi for acute leukaemia; ``by_diagnosis`` picks the criteria per subject by the disease under study. Best
+and CR + CRi for acute leukaemia; ``by_diagnosis`` picks the criteria per subject by the disease under study, its
+text found in the diagnosis as words are compared with a diagnosis (``disease_words``: 'leukaemia' in 'leukemia'). Best
 overall response is the best assessment up to the first progression, by the ranks of the published criteria
 (safety/data/response_criteria.csv, ``response_codes``: Lugano 2014, IMWG 2016, ELN 2022, iwCLL 2018, NCCN ALL;
 e.g. sCR > CR > VGPR > PR > MR > SD > PD for myeloma, CR > CRh > CRi > MLFS > PR > NR > relapse for AML, NE
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 from safety.core.numbers import NO_DENOMINATOR, of_n, percent
 from safety.core.sql import temp_table
 from safety.derive.graph import Derivation
-from safety.core.vocabulary import OVERALL_RESPONSE_ROW
+from safety.core.vocabulary import OVERALL_RESPONSE_ROW, disease_words
 from safety.derive.outcomes.response_codes import COUNTS_AS, CRITERIA_SOURCES, LABELS, RESPONSE_RANK
 from safety.derive.outcomes.survival import PROGRESSION_SQL, progression_params
 from safety.derive.toxicity._sql import insert, reset
@@ -95,10 +96,11 @@ COUNTED_RESPONSE_ROWS_SQL = f"""
 _SQL = f"""
 WITH rules AS (SELECT * FROM _response_rules),
 subj AS (
-  -- every death of the deaths table (DM, DS and a fatal AE): a death recorded only as a fatal AE ends a response too
+  -- every death of the deaths table (DM, DS and a fatal AE): a death recorded only as a fatal AE ends a response too;
+  -- the rule's text is found in the diagnosis as the deaths code compares them (a 'leukaemia' rule in 'leukemia')
   SELECT s.usubjid, coalesce(any_value(dth.death_day), s.death_day) AS death_day, s.last_known_alive_day,
          coalesce(min({{'i': r.idx, 'crit': r.criteria, 'resp': r.responders}})
-                  FILTER (WHERE r.idx > 0 AND contains(upper(coalesce(s.diagnosis, '')), upper(r.contains))),
+                  FILTER (WHERE r.idx > 0 AND contains({disease_words('s.diagnosis')}, trim({disease_words('r.contains')}))),
                   min({{'i': r.idx, 'crit': r.criteria, 'resp': r.responders}}) FILTER (WHERE r.idx = 0)) AS rule
   FROM subjects s CROSS JOIN rules r
   LEFT JOIN (SELECT usubjid, death_day FROM deaths WHERE studyid = $s AND data_cut = $c) dth USING (usubjid)
