@@ -81,3 +81,21 @@ def test_a_premedication_or_a_cream_is_no_iec_hs_directed_therapy(tmp_path):
     got = grades(con)
     assert got["S-003"][0] == 1 and got["S-003"][1].startswith("no IEC-HS-directed therapy or organ support")
     assert got["S-001"][0] == 2 and got["S-001"][1].startswith("IEC-HS-directed therapy (Dexamethasone) from day 9")
+
+
+def test_a_drug_running_since_before_the_window_is_named_in_the_reason_not_counted(tmp_path):
+    """Hines 2023 grades IEC-HS by the treatment it needs; it does not say how to read a drug begun before the
+    syndrome and still given (the product's choice, docs/toxicities.md: a drug counts when it starts from the day
+    before the flag). S-001 (flag day 8) has anakinra from day 5 to day 14 for CRS; S-003 (flag day 8) norepinephrine
+    from day 6 with no end recorded. Both stay grade 1, a lower bound, and the reason now names the drug the grade
+    leaves out, where it read 'no IEC-HS-directed therapy or organ support recorded' alone."""
+    con = load(tmp_path, cm_rows=[
+        medication("S-001", 5, "Anakinra", 5, 14, "SUBCUTANEOUS", "CRS"),
+        {**medication("S-003", 5, "Norepinephrine", 6, 6, "INTRAVENOUS", "Hypotension"), "CMENDTC": ""}])
+    got = grades(con)
+    lower_bound = ("; grade 3 (bleeding needing products, organ dysfunction) is not derivable from the data: "
+                   "a lower bound")
+    assert got["S-001"] == (1, "no IEC-HS-directed therapy or organ support recorded within 14 days; begun before "
+                               "the window, not counted: Anakinra from day 5 to day 14" + lower_bound)
+    assert got["S-003"] == (1, "no IEC-HS-directed therapy or organ support recorded within 14 days; begun before "
+                               "the window, not counted: Norepinephrine from day 6 (no end recorded)" + lower_bound)

@@ -329,7 +329,7 @@ IEC_HS_SCREEN = Table(
         C("ferritin_previous", "DOUBLE", "The ferritin value measured before it (any day)."),
         C("ferritin_criterion", "VARCHAR", "Which ferritin criterion was met: '> 2 x ULN', '> 2 x baseline', 'doubled since the previous value' (safety/data/iec_hs_criteria.csv)."),
         C("grade", "INTEGER", "Screen grade (Hines 2023): 1 no directed therapy or support recorded, 2 IEC-HS-directed therapy, 4 vasopressor, positive pressure or dialysis (CM, CRS assessments, PR), 5 death attributed to IEC-HS/HLH. Grade 3 cannot be derived: grades 1-2 are lower bounds."),
-        C("grade_reason", "VARCHAR", "The grade in words, with the drug or support and its day."),
+        C("grade_reason", "VARCHAR", "The grade in words, with the drug or support and its day; below grade 4, a directed drug or vasopressor begun before the window and given into it, named as not counted."),
     ),
     group="derived",
 )

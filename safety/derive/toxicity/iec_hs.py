@@ -186,7 +186,9 @@ meds AS (
   SELECT m.*, (lower(m.med_class) IN {IEC_HS_DIRECTED_CLASSES!r}
                OR regexp_matches(lower(coalesce(m.cmtrt, '')), '{IEC_HS_DIRECTED_PATTERN}'))
               AND NOT {premedication_sql('m')}
-              AND (lower(m.med_class) IS DISTINCT FROM '{STEROID_CLASS}' OR {systemic_route_sql('m')}) AS directed
+              AND (lower(m.med_class) IS DISTINCT FROM '{STEROID_CLASS}' OR {systemic_route_sql('m')}) AS directed,
+         coalesce(m.cmdecod, m.cmtrt) || ' from day ' || m.start_day
+           || coalesce(' to day ' || m.end_day, ' (no end recorded)') AS given
   FROM medications m WHERE m.studyid = $s AND m.data_cut = $c
 ),
 mg AS (
@@ -197,6 +199,17 @@ mg AS (
       FILTER (WHERE m.directed) AS directed_drug
   FROM flags fl JOIN meds m ON m.usubjid = fl.usubjid
    AND m.start_day BETWEEN fl.flag_day - 1 AND fl.flag_day + {GRADE_WINDOW_DAYS}
+  GROUP BY fl.usubjid, fl.flag_day
+),
+-- a drug begun before the window and given into it is not counted (Hines 2023 grades by the therapy the IEC-HS
+-- needs and is silent on therapy begun for CRS or ICANS before it): the reason names it, the first begun
+running AS (
+  SELECT fl.usubjid, fl.flag_day,
+    arg_min(m.given, (m.start_day, coalesce(m.cmseq, -1), m.given)) FILTER (WHERE m.directed) AS directed_running,
+    arg_min(m.given, (m.start_day, coalesce(m.cmseq, -1), m.given)) FILTER (WHERE lower(m.med_class) = 'vasopressor')
+      AS vaso_running
+  FROM flags fl JOIN meds m ON m.usubjid = fl.usubjid
+   AND m.start_day < fl.flag_day - 1 AND coalesce(m.end_day >= fl.flag_day - 1, true)
   GROUP BY fl.usubjid, fl.flag_day
 ),
 sup AS (
@@ -249,9 +262,10 @@ graded AS (
          WHEN mg.vaso_day IS NOT NULL OR sup.support_day IS NOT NULL OR org.organ_day IS NOT NULL THEN 4
          WHEN mg.directed_day IS NOT NULL THEN 2 ELSE 1 END AS grade,
     least(mg.vaso_day, sup.support_day) AS life_support_day, org.organ_day, org.organ_support,
-    mg.directed_day, mg.directed_drug
+    mg.directed_day, mg.directed_drug, run.directed_running, run.vaso_running
   FROM flags fl LEFT JOIN mg USING (usubjid, flag_day) LEFT JOIN sup USING (usubjid, flag_day)
   LEFT JOIN org USING (usubjid, flag_day) LEFT JOIN died s USING (usubjid)
+  LEFT JOIN running run USING (usubjid, flag_day)
 )
 SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, flag_day, ferritin, ferritin_at_infusion, ferritin_fold,
   criteria_met, crs_episode_key, crs_phase,
@@ -265,6 +279,9 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, flag_day, ferritin
       ELSE 'vasopressor or positive-pressure ventilation from day ' || life_support_day END
     WHEN 2 THEN 'IEC-HS-directed therapy (' || directed_drug || ') from day ' || directed_day
     ELSE 'no IEC-HS-directed therapy or organ support recorded within ' || {GRADE_WINDOW_DAYS} || ' days' END
+  -- what would have raised the grade had it begun in the window: directed therapy below 2, a vasopressor below 4
+  || CASE WHEN grade < 4 THEN coalesce('; begun before the window, not counted: ' || nullif(concat_ws(', ',
+       CASE WHEN grade < 2 THEN directed_running END, vaso_running), ''), '') ELSE '' END
   || CASE WHEN grade < 3 THEN '; grade 3 (bleeding needing products, organ dysfunction) is not derivable from the data: '
                               || 'a lower bound' ELSE '' END AS grade_reason
 FROM graded
