@@ -18,10 +18,11 @@ SYNDROME_TERMS: dict[str, tuple[str, ...]] = {"CRS": CRS_TERMS, "ICANS": ICANS_T
 # The signs ASTCT 2019 grades CRS by (fever, hypotension, hypoxia), as MedDRA PTs and site spellings: reported as
 # AEs of their own during a CRS episode they are that CRS, not further toxicities (organ toxicities during CRS are
 # graded by CTCAE and are; Lee et al. 2019).
-CRS_SIGN_TERMS: tuple[str, ...] = (
-    "FEVER", "PYREXIA", "HYPOTENSION", "BLOOD PRESSURE DECREASED", "HYPOXIA", "HYPOXAEMIA", "HYPOXEMIA",
-    "OXYGEN SATURATION DECREASED",
+# Hypotension and hypoxia set its grades 2-4; fever only makes it grade 1, whatever its height.
+CRS_HYPOTENSION_HYPOXIA_TERMS: tuple[str, ...] = (
+    "HYPOTENSION", "BLOOD PRESSURE DECREASED", "HYPOXIA", "HYPOXAEMIA", "HYPOXEMIA", "OXYGEN SATURATION DECREASED",
 )
+CRS_SIGN_TERMS: tuple[str, ...] = ("FEVER", "PYREXIA", *CRS_HYPOTENSION_HYPOXIA_TERMS)
 
 
 def syndrome_term_sql(aedecod: str = "aedecod", aeterm: str = "aeterm") -> str:

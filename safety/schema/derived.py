@@ -285,7 +285,7 @@ GRADE_DISCREPANCIES = Table(
         C("onset_day", "INTEGER", "Onset day of the derived episode, else of the AE."),
         C("reported_grade", "INTEGER", "AETOXGR as reported."),
         C("derived_grade", "INTEGER", "Maximum grade derived from assessments."),
-        C("discrepancy", "VARCHAR", "'reported lower than derived', 'reported higher than derived', 'no AE reported for derived episode', 'reported AE without derived episode', 'reported AE has no grade', 'reported on a different grading system'."),
+        C("discrepancy", "VARCHAR", "'reported lower than derived', 'reported higher than derived', 'no AE reported for derived episode', 'reported AE without derived episode', 'reported AE has no grade', 'reported on a different grading system', 'hypotension or hypoxia reported higher than derived CRS' (an AE of hypotension or hypoxia begun during the derived CRS episode and graded above it: ae_event_key, aeseq, reported_grade and reported_grading_system are that AE's)."),
         C("reported_grading_system", "VARCHAR", "The AE's grading_system (a CRS/ICANS AE graded on another scale is not comparable)."),
         C("evidence", "VARCHAR", "Why the derived grade is what it is, e.g. 'grade 3 on day 3: one vasopressor (T 38.9 C; 1 vasopressor)'; for a reported AE without derived episode, whether the assessments near it showed no grade >= 1 or none on its days was gradable (then the AE is a 'reported AE' episode, named)."),
     ),

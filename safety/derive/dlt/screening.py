@@ -33,6 +33,7 @@ from safety.derive.dlt.events import (EPISODE_END_DAY, EPISODE_GRADE, FATAL_AE a
                                       death_event_key_sql, death_events_sql, death_evidence_sql, fingerprint_sql,
                                       in_window_sql, lab_event_key_sql, lab_evidence_sql, latest_onset_sql)
 from safety.derive.graph import Derivation
+from safety.derive.toxicity.discrepancies import during_crs_episode_sql
 from safety.derive.toxicity.episodes import DEATH_CAUSE_BASIS, DEATH_DS_BASIS
 from safety.schema import DLT_CANDIDATES, DLT_EVALUABILITY
 
@@ -223,10 +224,8 @@ def _source_ctes(con) -> str:
         # began in (its onset to its last symptomatic day; not one over before the infusion); an organ toxicity is not
         twins.append(
             "SELECT a.event_key, arg_max(e.event_key, e.onset_day), true "
-            "FROM ae a JOIN toxicity_episodes e ON e.usubjid = a.usubjid "
-            "AND a.onset_day BETWEEN e.onset_day AND e.last_symptomatic_day "
+            f"FROM ae a JOIN toxicity_episodes e ON {during_crs_episode_sql('a', 'e')} "
             "WHERE e.studyid = $studyid AND e.data_cut = $data_cut AND upper(e.syndrome) = 'CRS' "
-            "AND NOT coalesce(a.ended_before_infusion, false) "
             f"AND {syndrome_term_sql('a.aedecod', 'a.aeterm')} IN (SELECT unnest($crs_sign_terms::VARCHAR[])) "
             "GROUP BY a.event_key")
     ctes.append(f"twin AS ({' UNION ALL '.join(twins)})")

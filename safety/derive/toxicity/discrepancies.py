@@ -7,12 +7,23 @@ grading_system, read from the data) is shown with its scale and never compared a
 """
 from __future__ import annotations
 
+from safety.core.vocabulary import CRS_HYPOTENSION_HYPOXIA_TERMS, syndrome_term_sql
 from safety.derive.toxicity._sql import insert, run
 from safety.derive.toxicity.episodes import WORST_AE_FIRST, ae_days_sql, ae_sql
 from safety.schema import GRADE_DISCREPANCIES
 
 # AE-to-episode matching tolerance (days) around the derived episode.
 MATCH_TOLERANCE_DAYS = 2
+# a hypotension or hypoxia AE during a derived CRS episode, graded above it (grade_discrepancies.discrepancy)
+SIGN_HIGHER = "hypotension or hypoxia reported higher than derived CRS"
+
+
+def during_crs_episode_sql(ae: str, ep: str) -> str:
+    """SQL: the AE ``ae`` began during the CRS episode ``ep`` (same subject, onset from the episode's onset to its
+    last symptomatic day, no tolerance) and was not over before the infusion: a sign ASTCT 2019 grades CRS by,
+    reported there as an AE of its own, is that CRS. One definition for the DLT screening and the comparison here."""
+    return (f"{ep}.usubjid = {ae}.usubjid AND {ae}.onset_day BETWEEN {ep}.onset_day AND {ep}.last_symptomatic_day "
+            f"AND NOT coalesce({ae}.ended_before_infusion, false)")
 
 
 def matches_sql(ae: str, ep: str) -> str:
@@ -74,6 +85,29 @@ WHERE t.studyid = $s AND t.data_cut = $c AND t.event_key = m.episode_key
 """, params)
     ev = ("CASE WHEN max_grade = 5 THEN 'grade 5: ' || grade5_basis || '; bedside maximum ' ELSE 'grade ' END"
           " || CASE WHEN max_grade = 5 THEN '' ELSE max_grade || ' ' END || 'on day ' || max_grade_day || ': ' || max_evidence")
+    # CRS: a hypotension or hypoxia AE begun during a derived episode and graded above it (CTCAE) says the CRS was
+    # worse than its assessments show; one row per episode, its highest-graded such AE (then the earliest, lowest
+    # AESEQ). The DLT screening reads the same AE as that CRS.
+    sign_cte, sign_rows = "", ""
+    if syndrome == "CRS":
+        term = syndrome_term_sql("a.aedecod", "a.aeterm")
+        sign_cte = f""", sign AS (
+  SELECT e.usubjid, e.event_key AS episode_key, e.onset_day, e.max_grade, e.grade5_basis, p.max_evidence,
+         p.max_grade_day, a.event_key AS ae_event_key, a.aeseq, a.aetoxgr AS reported_grade,
+         a.grading_system AS reported_grading_system, {term} AS sign_term, a.onset_day AS sign_onset,
+         row_number() OVER (PARTITION BY e.event_key ORDER BY a.aetoxgr DESC, a.onset_day, a.aeseq) AS k
+  FROM toxicity_episodes e JOIN _tox_ep p ON p.event_key = e.event_key
+  JOIN adverse_events a ON a.studyid = $s AND a.data_cut = $c AND {during_crs_episode_sql('a', 'e')}
+  WHERE e.studyid = $s AND e.data_cut = $c AND e.syndrome = 'CRS' AND a.aetoxgr > e.max_grade
+    AND {term} IN (SELECT unnest($hypotension_hypoxia_terms::VARCHAR[]))
+)"""
+        sign_rows = f"""
+UNION ALL
+SELECT $s, $c, usubjid, 'CRS', episode_key, ae_event_key, aeseq, onset_day, reported_grade, max_grade,
+  '{SIGN_HIGHER}', reported_grading_system,
+  sign_term || ' grade ' || reported_grade || coalesce(' (' || reported_grading_system || ')', '') || ' from day '
+  || sign_onset || ', during the episode: ASTCT 2019 grades hypotension and hypoxia as CRS; derived ' || {ev}
+FROM sign WHERE k = 1"""
     insert(con, GRADE_DISCREPANCIES, f"""
 WITH per_ep AS (
   SELECT episode_key, usubjid, arg_max(event_key, {WORST_AE_FIRST}) AS ae_event_key,
@@ -82,7 +116,7 @@ WITH per_ep AS (
          any_value(ep_onset) AS onset_day, any_value(max_grade) AS max_grade, any_value(grade5_basis) AS grade5_basis,
          any_value(max_evidence) AS max_evidence, any_value(max_grade_day) AS max_grade_day
   FROM _tox_match GROUP BY episode_key, usubjid
-), cmp AS (SELECT *, {same} AS same_scale FROM per_ep)
+), cmp AS (SELECT *, {same} AS same_scale FROM per_ep){sign_cte}
 SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, '{syndrome}' AS syndrome, episode_key, ae_event_key, aeseq,
   onset_day, reported_grade, max_grade AS derived_grade,
   CASE WHEN reported_grade IS NULL THEN 'reported AE has no grade'
@@ -118,5 +152,5 @@ LEFT JOIN (SELECT u.event_key, count(r.usubjid) AS n_there FROM _tox_ungraded_ae
 LEFT JOIN (SELECT usubjid, event_key, onset_day, last_symptomatic_day FROM toxicity_episodes
            WHERE studyid = $s AND data_cut = $c AND syndrome = '{syndrome}' AND source = 'reported AE') e
   ON e.usubjid = u.usubjid AND u.onset_day BETWEEN e.onset_day AND e.last_symptomatic_day
-WHERE ae.event_key NOT IN (SELECT event_key FROM _tox_match)
-""", params)
+WHERE ae.event_key NOT IN (SELECT event_key FROM _tox_match){sign_rows}
+""", {**params, "hypotension_hypoxia_terms": list(CRS_HYPOTENSION_HYPOXIA_TERMS)})
