@@ -731,6 +731,39 @@ def test_immune_markers_compare_values_in_the_thresholds_unit_after_the_load_con
     assert (n, round(base, 6), round(nadir, 6), first_below, below) == (1, 0.15, 0.005, 60, True)
 
 
+def test_an_immune_marker_reported_below_the_assays_limit_lies_below_it(tmp_path):
+    """A result below the assay's reporting limit ('<10' cells/uL, '<400' mg/dL) lies below its bound, as CTCAE grading,
+    ICAHT and CAR-HEMATOTOX read it (safety.core.vocabulary.censored_value). CD19+ '<10' cells/uL from day 14 is
+    B-cell aplasia by the study's definition (< 10 cells/uL, 0.01 x10^9/L); read as exactly 0.01 it was not below
+    0.01, and the subject was missing from the B-cell aplasia count. IgG '<400' mg/dL on day 28 is below 4 g/L on
+    day 28, not first on day 90. A bound above the threshold ('<500' mg/dL) is not known to be below it."""
+    import duckdb
+    from safety.ingest import ingest_study
+    from test_ingest_fixtures import DOMAINS, STUDY_YAML, make_study
+    # S-001 is infused on 2024-02-01: day 14 is 2024-02-15, day 28 2024-02-29, day 90 2024-05-01
+    dates = ["2024-01-25", "2024-02-15", "2024-02-29", "2024-05-01"]
+    lb = pd.DataFrame({
+        "STUDYID": "CT-TEST-01", "USUBJID": ["S-001"] * 8 + ["S-002"] * 2, "LBSEQ": list(range(1, 11)),
+        "LBTESTCD": ["CD19"] * 4 + ["IGG"] * 4 + ["IGG"] * 2, "LBTEST": ["CD19"] * 4 + ["IgG"] * 6,
+        "LBORRES": ["150", "<10", "<10", "<10", "650", "900", "<400", "350", "700", "<500"],
+        "LBORRESU": ["cells/uL"] * 4 + ["mg/dL"] * 6,
+        "LBDTC": dates + dates + ["2024-02-01", "2024-03-10"]})
+    markers = ("immune_monitoring:\n"
+               "  - {test: IGG, label: IgG, below: 4.0, unit: g/L, finding: hypogammaglobulinaemia}\n"
+               "  - {test: CD19, label: CD19+ B cells, below: 0.01, unit: 10^9/L, finding: B-cell aplasia}\n")
+    db = tmp_path / "db.duckdb"
+    ingest_study(make_study(tmp_path / "s", domains=dict(DOMAINS, lb=lb), study_yaml=STUDY_YAML + markers), db)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        got = {(r[0], r[1]): r[2:] for r in con.execute(
+            "SELECT usubjid, test, first_below_day, below_at_last, nadir_day FROM immune_reconstitution").fetchall()}
+    finally:
+        con.close()
+    assert got[("S-001", "CD19")] == (14, True, 14)
+    assert got[("S-001", "IGG")] == (28, True, 90)      # '<400' on day 28; the nadir is the 350 of day 90
+    assert got[("S-002", "IGG")] == (None, False, 29)   # '<500' mg/dL: below 5 g/L, not known to be below 4
+
+
 def test_immune_markers_ivig_and_off_tumour_watch(tmp_path):
     cfg = {"immune_monitoring": [{"test": "IGG", "label": "IgG", "below": 4.0, "finding": "hypogammaglobulinaemia"},
                                  {"test": "CD19", "label": "CD19+ B cells", "below": 0.01, "finding": "B-cell aplasia"}],

@@ -768,9 +768,11 @@ IMMUNE_RECONSTITUTION = Table(
         C("finding", "VARCHAR", "What below the threshold means, e.g. 'hypogammaglobulinaemia', 'B-cell aplasia'."),
         C("n_values", "INTEGER", f"Post-infusion values (day >= {POST_INFUSION_FIRST_DAY})."),
         C("baseline_value", "DOUBLE", "Last value on or before day 0."),
-        C("nadir", "DOUBLE", f"Lowest value from day {POST_INFUSION_FIRST_DAY} on."),
+        C("nadir", "DOUBLE", f"Lowest value from day {POST_INFUSION_FIRST_DAY} on (a censored '<10' lies below 10; "
+          "the bound as loaded)."),
         C("nadir_day", "INTEGER", "Day of the nadir."),
-        C("first_below_day", "INTEGER", f"First day from day {POST_INFUSION_FIRST_DAY} with a value below the threshold."),
+        C("first_below_day", "INTEGER", f"First day from day {POST_INFUSION_FIRST_DAY} with a value below the threshold "
+          "(a result censored at or below it, '<10' against 10, is below it)."),
         C("last_value", "DOUBLE", "Latest value."),
         C("last_day", "INTEGER", "Day of the latest value."),
         C("below_at_last", "BOOLEAN", "The latest value is below the threshold."),

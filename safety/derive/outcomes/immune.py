@@ -9,12 +9,14 @@ neuropathy and delayed neurological AEs outside ICANS; onset after ``late_after_
 A marker's threshold is in its ``unit``: only values in that unit are compared with it, or counted (a load converts
 IgG and the lymphocyte subsets to g/L and 10^9/L, safety/data/unit_conversions.csv; a CD19 percentage of
 lymphocytes stays a percentage and is not an absolute count). A marker without a unit compares every value.
-:func:`marker_values` is that choice of results, which the Outcomes page's chart draws too.
+A result censored at the assay's limit ('<10' cells/uL, '<400' mg/dL: labs.value holds the bound) lies beyond its
+bound when compared with the threshold, as CTCAE grading and ICAHT read it (``censored_value``): CD19+ '<10' cells/uL
+is below 10 cells/uL. :func:`marker_values` is that choice of results, which the Outcomes page's chart draws too.
 """
 from __future__ import annotations
 
 from safety.core.sql import record_order, temp_table
-from safety.core.vocabulary import POST_INFUSION_FIRST_DAY, blood_result
+from safety.core.vocabulary import POST_INFUSION_FIRST_DAY, blood_result, censored_value
 from safety.derive.graph import Derivation
 from safety.derive.toxicity._sql import insert, reset
 from safety.schema import IMMUNE_RECONSTITUTION, OFF_TUMOUR_EVENTS
@@ -23,9 +25,10 @@ from safety.schema import IMMUNE_RECONSTITUTION, OFF_TUMOUR_EVENTS
 def marker_values(markers: str, where: str = "TRUE") -> str:
     """SQL: the lab results a monitored marker is judged on, the table's and the chart's: blood results with a value
     and a day, of infused subjects, in the marker's unit (a marker without a unit: every value). ``markers`` is a
-    relation with ``test`` (upper case) and ``unit``, whose columns each row carries; ``where`` filters ``labs l``."""
+    relation with ``test`` (upper case) and ``unit``, whose columns each row carries; ``where`` filters ``labs l``.
+    ``cv`` is the value as compared with the threshold: a censored result ('<10') just beyond its bound."""
     return f"""(
-  SELECT l.usubjid, m.*, l.day, l.value, l.lbdtc, l.lbseq
+  SELECT l.usubjid, m.*, l.day, l.value, {censored_value('l')} AS cv, l.lbdtc, l.lbseq
   FROM labs l JOIN {markers} m ON upper(l.lbtestcd) = m.test
   JOIN subjects s ON s.studyid = l.studyid AND s.data_cut = l.data_cut AND s.usubjid = l.usubjid
   WHERE {where} AND l.value IS NOT NULL AND l.day IS NOT NULL AND s.infused
@@ -44,11 +47,12 @@ SELECT $s AS studyid, $c AS data_cut, lab.usubjid, lab.test, any_value(lab.label
        any_value(lab.threshold) AS threshold, any_value(lab.finding) AS finding,
        CAST(count(*) FILTER (WHERE lab.day >= {POST_INFUSION_FIRST_DAY}) AS INTEGER) AS n_values,
        arg_max(lab.value, {record_order('lab')}) FILTER (WHERE lab.day < {POST_INFUSION_FIRST_DAY}) AS baseline_value,
-       min(lab.value) FILTER (WHERE lab.day >= {POST_INFUSION_FIRST_DAY}) AS nadir,
-       arg_min(lab.day, (lab.value, lab.day)) FILTER (WHERE lab.day >= {POST_INFUSION_FIRST_DAY}) AS nadir_day,
-       min(lab.day) FILTER (WHERE lab.day >= {POST_INFUSION_FIRST_DAY} AND lab.value < lab.threshold) AS first_below_day,
+       -- a censored result ('<10', labs.censored) lies beyond its bound: cv, not value, is compared and ordered
+       arg_min(lab.value, (lab.cv, lab.day)) FILTER (WHERE lab.day >= {POST_INFUSION_FIRST_DAY}) AS nadir,
+       arg_min(lab.day, (lab.cv, lab.day)) FILTER (WHERE lab.day >= {POST_INFUSION_FIRST_DAY}) AS nadir_day,
+       min(lab.day) FILTER (WHERE lab.day >= {POST_INFUSION_FIRST_DAY} AND lab.cv < lab.threshold) AS first_below_day,
        arg_max(lab.value, {record_order('lab')}) AS last_value, max(lab.day) AS last_day,
-       arg_max(lab.value, {record_order('lab')}) < any_value(lab.threshold) AS below_at_last,
+       arg_max(lab.cv, {record_order('lab')}) < any_value(lab.threshold) AS below_at_last,
        CAST(coalesce(any_value(ivig.n), 0) AS INTEGER) AS ivig_doses, any_value(ivig.first_day) AS first_ivig_day
 FROM lab LEFT JOIN ivig USING (usubjid)
 GROUP BY lab.usubjid, lab.test
