@@ -1,7 +1,7 @@
 """A crafted cell-therapy study for the cytopenia derivations (ICAHT, CAR-HEMATOTOX), loaded by a real ingest.
 
 Each subject is infused on day 0 (2025-01-10); ``ld`` sets a lymphodepletion start day (CM), ``death`` a death
-day, ``labs`` maps a test code to {day: LBORRES} where a value may be a (LBORRES, LBORRESU) pair or a (LBORRES,
+day, ``progression`` the day of a DS PROGRESSIVE DISEASE record, ``labs`` maps a test code to {day: LBORRES} where a value may be a (LBORRES, LBORRESU) pair or a (LBORRES,
 LBORRESU, LBSPEC, LBCAT) quadruple (a blood haematology result otherwise), a list of those (several results that
 day) or a text such as '<20' (a censored result)."""
 from __future__ import annotations
@@ -31,7 +31,8 @@ def _write(path: Path, header: list[str], rows: list[list]) -> None:
 
 
 def build_study(folder: Path, subjects: dict) -> Path:
-    """Write DM, EX, CM and LB for ``subjects`` into ``folder`` (see the module docstring)."""
+    """Write DM, EX, CM, LB (and DS when a subject progresses) for ``subjects`` into ``folder`` (see the module
+    docstring)."""
     folder.mkdir(parents=True, exist_ok=True)
     _write(folder / "dm.csv", ["STUDYID", "DOMAIN", "USUBJID", "RFXSTDTC", "RFICDTC", "DTHDTC", "DTHFL", "AGE", "AGEU",
                                "SEX", "ARMCD", "ARM"],
@@ -44,6 +45,11 @@ def build_study(folder: Path, subjects: dict) -> Path:
                                "CMENDTC"],
            [["X", "CM", s, 1, "Fludarabine", "FLUDARABINE", "LYMPHODEPLETION", _date(sp["ld"]), _date(sp["ld"] + 2)]
             for s, sp in subjects.items() if sp.get("ld") is not None])
+    progressions = [["X", "DS", s, 1, "Progressive disease", "PROGRESSIVE DISEASE", "DISPOSITION EVENT",
+                     _date(sp["progression"])] for s, sp in subjects.items() if sp.get("progression") is not None]
+    if progressions:
+        _write(folder / "ds.csv", ["STUDYID", "DOMAIN", "USUBJID", "DSSEQ", "DSTERM", "DSDECOD", "DSCAT", "DSSTDTC"],
+               progressions)
     rows, seq = [], 0
     for s, sp in subjects.items():
         for test, series in sp.get("labs", {}).items():

@@ -70,3 +70,25 @@ def test_results_without_a_unit_are_left_out_and_said_so(tmp_path):
     assert ht["U6"]["note"] == "without a unit, left out: ANC 1 result(s)"
     assert ht["U1"]["note"].startswith("ANC missing, HGB missing, PLT missing, CRP missing, FERRITIN missing")
     assert ht["U1"]["note"].endswith("; without a unit, left out: ANC 5 result(s)")
+
+
+def test_early_platelet_days_are_censored_at_progression(tmp_path):
+    """T-ICAHT (Rejeski et al., Blood 2025, Table 1): "for early T-ICAHT, the cumulative length beneath the respective
+    threshold is calculated, censoring at the time of disease progression, subsequent line of therapy, or death".
+    A marrow relapse recorded on day 12 (DS PROGRESSIVE DISEASE), platelets < 20 from day 12 to day 30: the disease's
+    thrombocytopenia is no T-ICAHT, so the early grade counts days 0-11 only (platelets < 50 on days 1-5: grade 1);
+    without the relapse the same counts are 19 days below 20, grade 4. Neutrophils keep the EHA/EBMT early window
+    (the reference implementation's grid runs to day 30 whatever happens): their grade is the same in both."""
+    plt = {d: (40 if 1 <= d <= 5 else 10 if 12 <= d <= 30 else 150) for d in range(-5, 41)}
+    anc = {d: (0.3 if 1 <= d <= 8 else 2.0) for d in range(-5, 41)}
+    con = load_study(tmp_path, {"REL": {"progression": 12, "labs": {"PLAT": plt, "NEUT": anc}},
+                                "NOREL": {"labs": {"PLAT": plt, "NEUT": anc}}})
+    got = rows(con, "SELECT usubjid, early_grade, days_le_500, days_le_100, early_grade_reason, note FROM icaht "
+                    "WHERE lineage = 'PLT'")
+    assert (got["NOREL"]["early_grade"], got["NOREL"]["days_le_100"]) == (4, 19)
+    rel = got["REL"]
+    assert (rel["early_grade"], rel["days_le_500"], rel["days_le_100"]) == (1, 5, 0)
+    assert "early platelet days from relapse/progression on day 12 not counted" in rel["note"]
+    anc_rows = rows(con, "SELECT usubjid, early_grade, days_le_500, note FROM icaht WHERE lineage = 'ANC'")
+    assert anc_rows["REL"]["early_grade"] == anc_rows["NOREL"]["early_grade"] == 2
+    assert "early platelet" not in (anc_rows["REL"]["note"] or "")

@@ -115,14 +115,21 @@ flag AS (
     CASE WHEN c IS NULL THEN NULL WHEN lineage = 'ANC' THEN c > 0.5::DOUBLE ELSE c >= 20.0::DOUBLE END AS up
   FROM (SELECT *, round(v, 9) + sh AS c FROM val)
 ),
+-- the early days whose counts are graded: days 0-{EARLY_LAST_DAY}; for platelets only those before a relapse or
+-- progression, as T-ICAHT censors the early window there (Rejeski et al., Blood 2025, Table 1). The EHA/EBMT early
+-- ANC window is not censored (the reference implementation grids days 0-{EARLY_LAST_DAY} whatever follows).
+early_flag AS (
+  SELECT f.* FROM flag f JOIN span sp USING (usubjid, lineage)
+  WHERE f.day <= {EARLY_LAST_DAY} AND (f.lineage = 'ANC' OR f.day < coalesce(sp.prog_day, {EARLY_LAST_DAY} + 1))
+),
 -- runs of consecutive early low (or deep) days, then runs less than 3 days apart joined
 runs AS (
   SELECT usubjid, lineage, kind, min(day) AS r_start, max(day) AS r_end FROM (
     SELECT usubjid, lineage, day, 'low' AS kind, day - row_number() OVER (PARTITION BY usubjid, lineage ORDER BY day) AS grp
-    FROM flag WHERE low AND day <= {EARLY_LAST_DAY}
+    FROM early_flag WHERE low
     UNION ALL
     SELECT usubjid, lineage, day, 'deep', day - row_number() OVER (PARTITION BY usubjid, lineage ORDER BY day)
-    FROM flag WHERE deep AND day <= {EARLY_LAST_DAY}
+    FROM early_flag WHERE deep
   ) GROUP BY usubjid, lineage, kind, grp
 ),
 joined AS (
@@ -170,10 +177,11 @@ maybe AS (
   GROUP BY f.usubjid, f.lineage
 ),
 counts AS (
-  SELECT usubjid, lineage,
-    count(*) FILTER (WHERE measured AND day <= {EARLY_LAST_DAY}) AS n_values,
-    count(*) FILTER (WHERE v IS NULL AND day <= {EARLY_LAST_DAY}) AS unknown_days
-  FROM flag GROUP BY usubjid, lineage
+  SELECT f.usubjid, f.lineage,
+    count(*) FILTER (WHERE f.measured AND f.day <= {EARLY_LAST_DAY}) AS n_values,
+    -- a platelet day censored at progression is neither low nor unknown
+    count(*) FILTER (WHERE f.v IS NULL AND e.day IS NOT NULL) AS unknown_days
+  FROM flag f LEFT JOIN early_flag e USING (usubjid, lineage, day) GROUP BY f.usubjid, f.lineage
 ),
 recov AS (
   SELECT r.usubjid, r.lineage,
@@ -242,6 +250,8 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
        WHEN deep_total >= 1 THEN 'platelets < 20 on ' || deep_total || ' days'
        WHEN low_total >= 1 THEN 'platelets < 50 on ' || low_total || ' days'
        ELSE 'platelets never < 50 in days 0-{EARLY_LAST_DAY}' END
+    || CASE WHEN lineage = 'PLT' AND prog_day <= {EARLY_LAST_DAY}
+            THEN ' before relapse/progression on day ' || prog_day ELSE '' END
     || CASE WHEN mostly_unknown THEN '; ' || unknown_days || ' of {EARLY_LAST_DAY + 1} days unknown: not fully evaluable, grade is a lower bound'
             ELSE '' END AS early_grade_reason,
   CASE WHEN late_nadir IS NULL THEN 'no value after day {EARLY_LAST_DAY}'
@@ -290,6 +300,9 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
          || ' at most {MAX_MISSING_DAYS + 1} days apart: not interpolated)' END,
     CASE WHEN late_nadir IS NOT NULL AND n_below = 1 AND (n_late > 1 OR lineage = 'PLT')
          THEN 'one low value after day 30: late grade needs 2' END,
+    CASE WHEN lineage = 'PLT' AND prog_day <= {EARLY_LAST_DAY}
+         THEN 'early platelet days from relapse/progression on day ' || prog_day
+              || ' not counted (T-ICAHT censors the early window at progression)' END,
     CASE WHEN prog_day <= {LATE_LAST_DAY}
          THEN 'late window ended by relapse/progression on day ' || prog_day || ' (values from that day not graded)' END,
     unitless_note
