@@ -764,6 +764,33 @@ def test_an_immune_marker_reported_below_the_assays_limit_lies_below_it(tmp_path
     assert got[("S-002", "IGG")] == (None, False, 29)   # '<500' mg/dL: below 5 g/L, not known to be below 4
 
 
+def test_the_share_below_a_marker_threshold_counts_subjects_tested_after_the_infusion(tmp_path):
+    """The Outcomes page's B-cell aplasia metric ("of those tested") is the subjects below the threshold from day 1
+    among those with a value from day 1: S-003 has only its screening CD19 (it died, or left, before the first
+    post-infusion sample), so it is in the table with n_values 0 and is none of the tested. Counted, it made 1 of
+    2 tested subjects in aplasia read 1/3 (33%)."""
+    import duckdb
+    from safety.derive.outcomes.immune import subjects_below
+    from safety.ingest import ingest_study
+    from test_ingest_fixtures import DOMAINS, STUDY_YAML, make_study
+    # infusions: S-001 2024-02-01, S-002 2024-02-10, S-003 2024-03-12
+    lb = pd.DataFrame({
+        "STUDYID": "CT-TEST-01", "USUBJID": ["S-001", "S-001", "S-002", "S-002", "S-003"], "LBSEQ": [1, 2, 3, 4, 5],
+        "LBTESTCD": "CD19", "LBTEST": "CD19", "LBORRES": ["150", "3", "140", "60", "120"], "LBORRESU": "cells/uL",
+        "LBDTC": ["2024-01-25", "2024-02-29", "2024-02-05", "2024-03-09", "2024-03-05"]})
+    markers = ("immune_monitoring:\n"
+               "  - {test: CD19, label: CD19+ B cells, below: 0.01, unit: 10^9/L, finding: B-cell aplasia}\n")
+    db = tmp_path / "db.duckdb"
+    ingest_study(make_study(tmp_path / "s", domains=dict(DOMAINS, lb=lb), study_yaml=STUDY_YAML + markers), db)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        imm = con.execute("SELECT * FROM immune_reconstitution WHERE test = 'CD19' ORDER BY usubjid").df()
+    finally:
+        con.close()
+    assert list(imm["usubjid"]) == ["S-001", "S-002", "S-003"] and list(imm["n_values"]) == [1, 1, 0]
+    assert subjects_below(imm) == (1, 2)
+
+
 def test_immune_markers_ivig_and_off_tumour_watch(tmp_path):
     cfg = {"immune_monitoring": [{"test": "IGG", "label": "IgG", "below": 4.0, "finding": "hypogammaglobulinaemia"},
                                  {"test": "CD19", "label": "CD19+ B cells", "below": 0.01, "finding": "B-cell aplasia"}],

@@ -190,9 +190,9 @@ if tabs[4].open:
             for m in markers:
                 rows = imm[imm["test"] == m["test"]]
                 st.subheader(m.get("label", m["test"]))
-                below = rows[rows["first_below_day"].notna()]
-                st.metric(m.get("finding", "below threshold"), pct(below["usubjid"].nunique(), len(rows)),
-                          help=f"Subjects with a value below {m['below']} {m.get('unit', '')} from day 1 on, of those tested")
+                st.metric(m.get("finding", "below threshold"), pct(*immune.subjects_below(rows)),
+                          help=f"Subjects with a value below {m['below']} {m.get('unit', '')} from day 1 on, of those "
+                               "tested from day 1 on (a subject with only a value before the infusion is not counted)")
                 # the results the table is computed from: blood, in the marker's unit (no CSF IgG, no CD19 %)
                 flt_l, fp_l = state.subject_filter(v, column="l.usubjid")
                 lab = state.q(f"SELECT usubjid, day, value FROM "

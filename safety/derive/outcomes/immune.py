@@ -37,6 +37,16 @@ def marker_values(markers: str, where: str = "TRUE") -> str:
 )"""
 
 
+def subjects_below(rows) -> tuple[int, int]:
+    """(subjects below the threshold from day 1 on, subjects tested from day 1 on) among ``rows`` of one marker
+    (immune_reconstitution): the Outcomes page's "<finding>" metric. A subject with no value after the infusion (only
+    a screening value: it died, or left, before the first sample) is in the table, with ``n_values`` 0, and is not
+    one of the tested; counted, it lowered the share of B-cell aplasia or hypogammaglobulinaemia."""
+    tested = rows[rows["n_values"] > 0]
+    return (int(tested.loc[tested["first_below_day"].notna(), "usubjid"].nunique()),
+            int(tested["usubjid"].nunique()))
+
+
 _IMMUNE = f"""
 WITH lab AS (SELECT * FROM {marker_values('_immune_markers', 'l.studyid = $s AND l.data_cut = $c')}),
 ivig AS (
