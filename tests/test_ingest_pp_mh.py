@@ -110,3 +110,28 @@ def test_pc_text_result_that_is_no_number_is_quarantined_not_loaded_without_a_va
     assert quarantined == [(1, "PCORRES", "non-numeric result '1,000'"), (2, "PCORRES", "non-numeric result '>ULOQ'")]
     assert loaded == [(3, None, True), (4, 5.0, True), (5, 12.5, False), (6, None, None), (7, None, True)]
     assert log == [(7, 5, 2)]
+
+
+def test_a_pc_result_above_the_assays_upper_limit_is_a_lower_bound_not_an_exact_peak(tmp_path):
+    """A qPCR peak reported above the assay's range ('>100000', the sample not re-assayed diluted) lies above its
+    bound: it loaded as exactly 100000 with nothing to say so, and Cmax (and the AUC it enters) read as exact values
+    in the page and the packet listing. The sample is still used (it is the peak: leaving it out would report a
+    lower Cmax), with its sign in values_used and a note that Cmax and the AUC are lower bounds."""
+    pc = pd.DataFrame({
+        "STUDYID": STUDY, "USUBJID": ["S-001"] * 4, "PCSEQ": [1, 2, 3, 4], "PCTESTCD": ["CARTGDNA"] * 4,
+        "PCORRES": ["<50", ">100000", "30000", "800"], "PCSTRESU": ["copies/ug gDNA"] * 4, "PCLLOQ": ["50"] * 4,
+        "PCDTC": ["2024-02-01", "2024-02-08", "2024-02-15", "2024-02-29"],     # days 0, 7, 14, 28
+    })
+    db = tmp_path / "db.duckdb"
+    ingest_study(make_study(tmp_path / "s", "csv", domains={**DOMAINS, "pc": pc}), db, cutoff="2024-09-30")
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        k = con.sql("SELECT cmax, tmax_day, auc_0_28, values_used FROM cellular_kinetics").fetchall()
+        assert k == [(100000.0, 7, 350000.0 + 455000.0 + 215600.0,
+                      "0:BLQ; 7:>100000; 14:30000; 28:800; Cmax and AUC are lower bounds: 1 sample above the assay's "
+                      "upper limit")]
+        loaded = con.sql("SELECT pcseq, value, below_lloq, above_uloq FROM pc_concentrations ORDER BY pcseq").fetchall()
+        assert loaded == [(1, 50.0, True, False), (2, 100000.0, False, True), (3, 30000.0, False, False),
+                          (4, 800.0, False, False)]
+    finally:
+        con.close()

@@ -1350,7 +1350,8 @@ def pc_below_lloq_text(c: Cols) -> str:
 
 
 def load_pc(ctx: Ctx, c: Cols, supp) -> None:
-    """PC: one cellular-kinetics sample per row; a result below the LLOQ ('<LLOQ', 'BLQ', '<5') keeps its bound."""
+    """PC: one cellular-kinetics sample per row; a result below the LLOQ ('<LLOQ', 'BLQ', '<5') keeps its bound, and
+    so does one above the assay's upper limit ('>100000', above_uloq)."""
     add_supp_columns(ctx, "pc_concentrations", supp)
     ctx.run(f"""INSERT INTO pc_concentrations BY NAME SELECT {KEYSEL},
         _i_PCSEQ AS pcseq, upper({c('PCTESTCD')}) AS pctestcd, {c('PCTEST')} AS pctest, {c('PCORRES')} AS pcorres,
@@ -1358,6 +1359,7 @@ def load_pc(ctx: Ctx, c: Cols, supp) -> None:
         coalesce(_n_PCSTRESN, {pc_result_value(c)}) AS value,
         ({pc_below_lloq_text(c)}
          OR (_n_PCSTRESN IS NOT NULL AND _n_PCLLOQ IS NOT NULL AND _n_PCSTRESN < _n_PCLLOQ)) AS below_lloq,
+        starts_with(trim(coalesce({pc_result_text(c)}, '')), '>') AS above_uloq,
         {c('VISIT')} AS visit, {dated(c, 'PCDTC', 'pc')},
         datediff('day', s.inf_date, {start_date('PCDTC')}) AS day
         {supp_select(supp)}

@@ -738,7 +738,9 @@ CELLULAR_KINETICS = Table(
                                 "NULL with fewer than two samples there."),
         C("auc_last_day", "INTEGER", "Last sample day inside 0-28 used for the AUC."),
         C("last_detectable_day", "INTEGER", "Last day with a value above the LLOQ (persistence)."),
-        C("values_used", "VARCHAR", "'day:value' pairs used, in day order ('BLQ' for values below the LLOQ)."),
+        C("values_used", "VARCHAR", "'day:value' pairs used, in day order ('BLQ' for values below the LLOQ, '>100000' "
+          "for one above the assay's upper limit, then the note that Cmax and the AUC are lower bounds), and the samples "
+          "not used."),
     ),
     group="derived",
 )

@@ -336,6 +336,8 @@ PC_CONCENTRATIONS = Table(
         C("unit", "VARCHAR", "Unit (PCSTRESU, else PCORRESU)."),
         C("lloq", "DOUBLE", "Lower limit of quantitation (PCLLOQ) when delivered."),
         C("below_lloq", "BOOLEAN", "Result reported below the LLOQ or not detected (BLQ, '<...', value < PCLLOQ)."),
+        C("above_uloq", "BOOLEAN", "Result reported above the assay's upper limit ('>100000'): value holds the bound, "
+          "the true value is higher."),
         C("pcspec", "VARCHAR", "Specimen (PCSPEC), e.g. BLOOD."),
         C("visit", "VARCHAR", "Visit name."),
     ) + _dated("pc", "Sample date") + (

@@ -3,7 +3,9 @@
 One value per sample day (the highest when a day has several samples); a result below the LLOQ counts as 0 in
 Cmax and the AUC and never as detectable. AUC is the linear trapezoid over the sample days inside 0-28 (no
 extrapolation to day 28 when the last sample is earlier: ``auc_last_day`` says where it stopped). Tmax is the
-first day at Cmax when several days tie. ``values_used`` lists what went in, so a reader can redo the sum.
+first day at Cmax when several days tie. ``values_used`` lists what went in, so a reader can redo the sum. A result
+above the assay's upper limit ('>100000', not re-assayed diluted) is used at its bound, as the peak it is, with its
+sign in ``values_used`` and the note that Cmax (and the AUC when it lies in days 0-28) is a lower bound.
 
 The parameters are of peripheral blood, in one unit, as product labels give them (Cmax, Tmax and AUC0-28d in
 blood): a sample of another specimen (bone marrow, CSF, tissue) or in another unit than the subject's most used
@@ -31,7 +33,7 @@ def curve_samples(where: str = "TRUE") -> str:
     of its samples spell it. Units are compared in their one spelling (``cells/ul`` is ``cells/uL``)."""
     return f"""(
 WITH pc AS (
-  SELECT usubjid, pctestcd, unit, {unit_spelling_sql('unit')} AS unit_key, day, value, lloq, below_lloq,
+  SELECT usubjid, pctestcd, unit, {unit_spelling_sql('unit')} AS unit_key, day, value, lloq, below_lloq, above_uloq,
          pcspec IS NULL OR regexp_matches(upper(pcspec), '{BLOOD_SPECIMENS}') AS blood, upper(pcspec) AS spec
   FROM pc_concentrations
   WHERE {where} AND day IS NOT NULL AND day >= 0 AND (value IS NOT NULL OR below_lloq)
@@ -68,7 +70,10 @@ left_out AS (
 ),
 d AS (
   SELECT usubjid, pctestcd, any_value(main_unit) AS unit, day,
-         max(CASE WHEN below_lloq THEN 0.0 ELSE value END) AS v, bool_and(below_lloq) AS blq
+         max(CASE WHEN below_lloq THEN 0.0 ELSE value END) AS v, bool_and(below_lloq) AS blq,
+         -- the day's value is a bound when the sample giving it was reported above the assay's upper limit ('>100000')
+         arg_max(coalesce(above_uloq, false),
+                 (CASE WHEN below_lloq THEN 0.0 ELSE value END, coalesce(above_uloq, false))) AS above
   FROM pc WHERE used
   GROUP BY usubjid, pctestcd, day
 ),
@@ -86,8 +91,10 @@ auc AS (
 agg AS (
   SELECT usubjid, pctestcd, any_value(unit) AS unit, count(*) AS n_samples, max(v) AS cmax,
          max(day) FILTER (WHERE NOT blq AND v > 0) AS last_detectable_day,
-         string_agg(CAST(day AS VARCHAR) || ':' || CASE WHEN blq THEN 'BLQ' ELSE printf('%g', v) END, '; ' ORDER BY day)
-           AS values_used
+         string_agg(CAST(day AS VARCHAR) || ':' || CASE WHEN blq THEN 'BLQ' WHEN above THEN '>' || printf('%g', v)
+                                                        ELSE printf('%g', v) END, '; ' ORDER BY day) AS values_used,
+         count(*) FILTER (WHERE above) AS n_above,
+         count(*) FILTER (WHERE above AND day BETWEEN {AUC_FIRST_DAY} AND {AUC_LAST_DAY}) AS n_above_auc
   FROM d GROUP BY usubjid, pctestcd
 )
 SELECT $s AS studyid, $c AS data_cut, agg.usubjid, agg.pctestcd, agg.unit, CAST(agg.n_samples AS INTEGER) AS n_samples,
@@ -97,7 +104,12 @@ SELECT $s AS studyid, $c AS data_cut, agg.usubjid, agg.pctestcd, agg.unit, CAST(
        CASE WHEN auc.n >= 2 THEN auc.auc END AS auc_0_28,
        CASE WHEN auc.n >= 2 THEN auc.last_day END AS auc_last_day,
        agg.last_detectable_day,
-       agg.values_used || coalesce('; not used: ' || lo.note, '') AS values_used
+       agg.values_used
+         || CASE WHEN agg.n_above_auc > 0 AND auc.n >= 2 THEN '; Cmax and AUC are lower bounds: '
+                 WHEN agg.n_above > 0 THEN '; Cmax is a lower bound: ' ELSE '' END
+         || CASE WHEN agg.n_above > 0 THEN agg.n_above || ' sample' || CASE WHEN agg.n_above > 1 THEN 's' ELSE '' END
+                                           || ' above the assay''s upper limit' ELSE '' END
+         || coalesce('; not used: ' || lo.note, '') AS values_used
 FROM agg LEFT JOIN auc USING (usubjid, pctestcd) LEFT JOIN left_out lo USING (usubjid, pctestcd)
 """
 
