@@ -93,28 +93,16 @@ def changes(v: state.View, base_cut: dt.date | None) -> pd.DataFrame:
     return df.drop(columns=["changes"])
 
 
-def incidence(v: state.View, syndrome: str, by_cohort: bool = True) -> pd.DataFrame:
-    """Subjects by maximum grade of ``syndrome`` among infused subjects, overall and per cohort, with 95% CI.
-
-    Columns: group, grade, subjects, total, pct, ci_low, ci_high. Grade 0 = infused, no episode.
-    """
-    flt, fp = state.subject_filter(v, column="s.usubjid")
-    df = state.q(f"""
-        WITH mx AS (SELECT usubjid, max(max_grade) AS g FROM toxicity_episodes
-                    WHERE syndrome = $syndrome GROUP BY usubjid),
-             base AS (SELECT s.usubjid, coalesce(s.cohort, '(none)') AS cohort, coalesce(mx.g, 0) AS grade
-                      FROM subjects s LEFT JOIN mx USING (usubjid) WHERE s.infused AND {flt})
-        SELECT 'All' AS "group", grade, count(*) AS subjects, (SELECT count(*) FROM base) AS total FROM base GROUP BY grade
-        UNION ALL
-        SELECT cohort, grade, count(*), (SELECT count(*) FROM base b2 WHERE b2.cohort = base.cohort) FROM base GROUP BY cohort, grade
-        ORDER BY 1, 2""", {"syndrome": syndrome, **fp}, v=v)
-    if not by_cohort:
-        df = df[df["group"] == "All"]
-    cis = [clopper_pearson(int(k), int(n)) for k, n in zip(df["subjects"], df["total"])]
-    df["pct"] = 100.0 * df["subjects"] / df["total"]
-    df["ci_low"] = [100 * lo for lo, _ in cis]
-    df["ci_high"] = [100 * hi for _, hi in cis]
-    return df
+def incidence(v: state.View, syndrome: str) -> pd.DataFrame:
+    """The packet's incidence rows of ``syndrome`` (:func:`safety.derive.toxicity.summary.incidence_table`: any
+    grade, maximum grade 1-5 with 0 where no subject had it, grade >= 3; per cohort and all infused, with 95% CIs)
+    for the infused subjects the sidebar filters keep."""
+    from safety.derive.toxicity import summary as tox_summary
+    subjects = None
+    if v.filtered:
+        flt, fp = state.subject_filter(v)
+        subjects = tuple(sorted(state.q(f"SELECT usubjid FROM subjects WHERE {flt}", fp, v=v)["usubjid"]))
+    return state.call_cached(tox_summary.incidence_table, syndrome, "cohort", subjects=subjects, v=v)
 
 
 def boundary_rows(v: state.View, method: str, cohort) -> pd.DataFrame:

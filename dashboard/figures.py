@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from safety.core.numbers import fixed, percent
+from safety.core.numbers import interval, percent
 from safety.core.palette import GRADE_COLORS, GRADE_TEXT, MISSING_COLOR, grade_color
 from safety.derive.grading import liver
 from safety.derive.outcomes.response import LABELS as RESPONSE_LABELS
@@ -177,7 +177,7 @@ def incidence_by_grade_bar(df: pd.DataFrame, title: str | None = None) -> go.Fig
             # the numbers as the tables print them (safety.core.numbers), not as the browser would round them
             customdata=np.stack([d["subjects"], d["total"],
                                  [percent(k, n) for k, n in zip(d["subjects"], d["total"])],
-                                 [f"{fixed(lo)}-{fixed(hi)}" for lo, hi in zip(d["ci_low"], d["ci_high"])]], axis=-1),
+                                 [interval(lo, hi) for lo, hi in zip(d["ci_low"], d["ci_high"])]], axis=-1),
             hovertemplate="%{x}<br>" + grade_legend_name(grade)
             + ": %{customdata[0]} of %{customdata[1]} subjects (%{customdata[2]}%)"
               "<br>95% CI %{customdata[3]}%<extra></extra>"))

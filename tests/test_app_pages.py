@@ -237,6 +237,52 @@ def test_crs_icans_management_counts_subjects_as_the_packet_does(app_env):
     assert int(page["CRS"].subjects_tocilizumab) > 0
 
 
+@pytest.mark.parametrize("syndrome", ["CRS", "ICANS"])
+def test_crs_icans_incidence_table_is_the_packets_with_every_grade(app_env, syndrome):
+    """The page's incidence table left out a grade no subject had (ICANS maximum grade 1 was simply absent) while
+    the packet printed it as 0: both now read safety.derive.toxicity.summary.incidence_table, every grade 1-5,
+    any grade and grade >= 3 shown for every cohort, 0 where no subject had it."""
+    from safety.derive.toxicity.summary import INCIDENCE_CATEGORIES
+    from safety.export.common import make_reader
+    from safety.export.tables import table_crs_icans_summary
+    db = app_env
+    studyid, cut = _latest(db)
+    at = _open("crs_icans", session={"crs_incidence_tab": syndrome})
+    [page] = [d.value for d in at.dataframe if "category" in d.value.columns]
+    categories = [c for c, _ in INCIDENCE_CATEGORIES]
+    assert categories == ["any grade"] + [f"maximum grade {g}" for g in range(1, 6)] + ["grade >= 3"]
+    for group, rows in page.groupby("group", sort=False):
+        assert list(rows["category"]) == categories, group
+    assert (page["subjects"] == 0).any()  # the sample has grades nobody reached: they are rows, not gaps
+    con = access.connect(db)
+    try:
+        packet = table_crs_icans_summary(make_reader(con, studyid, cut)).set_index("Category")
+    finally:
+        con.close()
+    columns = {("All infused" if c.startswith("Overall") else c[len("Cohort "):c.index(" (N=")]): c
+               for c in packet.columns}
+    assert set(columns) == set(page["group"])
+    for r in page.to_dict("records"):
+        column, category = columns[r["group"]], r["category"]
+        n = r["subjects"]
+        assert packet.at[f"{syndrome}: {category}", column] == (str(n) if n == 0 else f"{n} ({r['%']:.1f})"), r
+        assert column.endswith(f"(N={r['total']}) n (%)")
+        if category in ("any grade", "grade >= 3"):
+            assert packet.at[f"{syndrome}: {category}, 95% CI (%)", column] == r["95% CI (%)"], r
+
+
+def test_crs_icans_incidence_table_follows_the_sidebar_filters(app_env):
+    db = app_env
+    studyid, _ = _latest(db)
+    cohort = _sql(db, "SELECT min(cohort) FROM subjects WHERE studyid = $s AND infused", s=studyid)
+    at = _open("crs_icans", session={"crs_incidence_tab": "CRS", f"sb_cohort_{studyid}": [cohort]})
+    [page] = [d.value for d in at.dataframe if "category" in d.value.columns]
+    assert set(page["group"]) == {cohort, "All infused"}
+    mine, every = (page[page["group"] == g].set_index("category") for g in (cohort, "All infused"))
+    assert mine["subjects"].to_dict() == every["subjects"].to_dict() and len(mine) == 7
+    assert mine.at["any grade", "total"] == every.at["any grade", "total"] > 0
+
+
 def test_data_quality_names_eligibility_values_screening_values(app_env):
     at = _open("data_quality")
     text = " ".join(m.value for m in at.markdown) + " ".join(s.value for s in at.success)

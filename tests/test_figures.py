@@ -24,14 +24,13 @@ def test_incidence_bar_uses_palette_and_ci_error_bars():
 
 def test_incidence_hover_says_what_the_packet_table_says():
     # 1 of 16 is 6.25 %: the hover said "6%" (the browser's rounding) beside the page's 6.2 and the packet's 6.3
-    from safety.core.numbers import n_pct
-    from safety.export.tables import _fmt_ci
+    from safety.core.numbers import interval, n_pct  # the packet's cells (safety.export.tables)
     df = pd.DataFrame({"group": ["All"], "grade": [3], "subjects": [1], "total": [16], "pct": [6.25],
                        "ci_low": [0.158], "ci_high": [30.225]})
     [bar] = F.incidence_by_grade_bar(df).data
     subjects, total, pct, ci = bar.customdata[0]
     assert (subjects, total, pct, ci) == ("1", "16", "6.3", "0.2-30.2")
-    assert n_pct(1, 16) == f"1 ({pct})" and _fmt_ci(0.158, 30.225) == ci
+    assert n_pct(1, 16) == f"1 ({pct})" and interval(0.158, 30.225) == ci
     assert "(%{customdata[2]}%)" in bar.hovertemplate and "95% CI %{customdata[3]}%" in bar.hovertemplate
 
 

@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from safety.core.numbers import fixed, n_pct, percent, percent_value, rounded
+from safety.core.numbers import fixed, interval, n_pct, percent, percent_value, rounded
 
 
 @pytest.mark.parametrize("k, n, places, text", [
@@ -43,3 +43,8 @@ def test_missing_values_read_as_missing_not_as_numbers():
 def test_table_cell_and_sortable_value():
     assert n_pct(5, 8) == "5 (62.5)" and n_pct(1, 16) == "1 (6.3)" and n_pct(2.0, 3) == "2 (66.7)"
     assert percent_value(1, 16) == 6.3 and percent_value(5, 8, 0) == 63.0
+
+
+def test_interval_reads_as_the_tables_print_it():
+    assert interval(0.35, 64.125) == "0.4-64.1" and interval(0.0, 70.76) == "0.0-70.8"
+    assert interval(float("nan"), float("nan")) == "-" and interval(None, None) == "-" and interval(pd.NA, 3) == "-"

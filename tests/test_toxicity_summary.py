@@ -6,8 +6,9 @@ import math
 import pytest
 
 from safety.access.reader import Scope, StudyReader
-from safety.derive.toxicity.summary import (clopper_pearson, incidence_by_enrollment_order, incidence_by_grade,
-                                     management_summary, onset_duration_summary)
+from safety.derive.toxicity.summary import (INCIDENCE_CATEGORIES, clopper_pearson, incidence_by_enrollment_order,
+                                            incidence_by_grade, incidence_table, management_summary,
+                                            onset_duration_summary)
 from test_crs_support import CUT, STUDY, StudyDB
 
 
@@ -78,6 +79,45 @@ def test_incidence_by_grade(reader):
     assert len(study) == 1 and study.iloc[0]["n_any_grade"] == 1 and study.iloc[0]["n_infused"] == 6
     with pytest.raises(ValueError):
         incidence_by_grade(reader, "CRS", by="siteid; DROP TABLE subjects")
+
+
+def test_incidence_table_has_every_grade_with_zero_where_no_subject_had_it(reader):
+    """The packet's and the dashboard's incidence rows: any grade, maximum grade 1-5 and grade >= 3 for every
+    group, a grade no subject reached (cohort B has no grade 1-3 CRS, nobody grade 5) as 0, not left out."""
+    df = incidence_table(reader, "CRS", by="cohort")
+    categories = ["any grade", "maximum grade 1", "maximum grade 2", "maximum grade 3", "maximum grade 4",
+                  "maximum grade 5", "grade >= 3"]
+    assert [c for c, _ in INCIDENCE_CATEGORIES] == categories
+    assert list(df["group"]) == [g for g in ("A", "B", "All infused") for _ in categories]
+    assert list(df["category"]) == categories * 3
+    b = df[df["group"] == "B"].set_index("category")
+    # B1 grade 4, B2 no fever (no CRS), B3 not infused (not in the denominator)
+    assert b["subjects"].to_dict() == {"any grade": 1, "maximum grade 1": 0, "maximum grade 2": 0,
+                                       "maximum grade 3": 0, "maximum grade 4": 1, "maximum grade 5": 0,
+                                       "grade >= 3": 1}
+    assert set(b["total"]) == {2}
+    assert list(b["grade"].astype("object").where(b["grade"].notna(), None)) == [None, 1, 2, 3, 4, 5, None]
+    lo, hi = clopper_pearson(0, 2)  # a 0 row keeps its interval: 0 of 2 is 0-84.2%
+    assert (b.at["maximum grade 5", "ci_low"], b.at["maximum grade 5", "ci_high"]) == pytest.approx((0, 100 * hi))
+    # the intervals of any grade and grade >= 3 are incidence_by_grade's own
+    wide = incidence_by_grade(reader, "CRS", by="cohort").set_index("group")
+    allr = df[df["group"] == "All infused"].set_index("category")
+    assert allr.at["grade >= 3", "ci_low"] == wide.at["All infused", "grade3_plus_ci_low"]
+    assert allr.at["any grade", "ci_high"] == wide.at["All infused", "any_grade_ci_high"]
+    assert allr["subjects"].to_dict() == {c: int(wide.at["All infused", col]) for c, col in INCIDENCE_CATEGORIES}
+
+
+def test_incidence_table_limited_to_subjects(reader):
+    """A page's filtered selection: the counts and the denominators are those subjects' alone."""
+    df = incidence_table(reader, "CRS", by="cohort", subjects=("A1", "A3", "B3"))
+    assert set(df["group"]) == {"A", "All infused"}  # B3 is not infused
+    a = df[df["group"] == "A"].set_index("category")
+    assert set(a["total"]) == {2}
+    # A1 grade 1, A3 none
+    assert (a.at["any grade", "subjects"], a.at["maximum grade 1", "subjects"], a.at["maximum grade 2", "subjects"],
+            a.at["grade >= 3", "subjects"]) == (1, 1, 0, 0)
+    none = incidence_table(reader, "ICANS", by="study", subjects=())
+    assert list(none["subjects"]) == [0] * 7 and list(none["total"]) == [0] * 7 and none["ci_low"].isna().all()
 
 
 def test_onset_duration(reader):

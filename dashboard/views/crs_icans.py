@@ -6,7 +6,7 @@ from dashboard import data, state
 from dashboard.tables import plural
 from dashboard import figures as F
 from safety.core.delivery import NOT_DELIVERED, not_delivered_note
-from safety.core.numbers import fixed, of_n, percent_value
+from safety.core.numbers import interval, of_n, percent_value
 
 v = state.view()
 st.title("CRS & ICANS")
@@ -58,15 +58,16 @@ with views[0]:
                     continue
                 if episodes[episodes["syndrome"] == syndrome].empty:
                     state.empty(f"This selection has no {syndrome} episodes (all {infused} infused subjects grade 0).")
+                # the packet's incidence rows (any grade, maximum grade 1-5, grade >= 3), a grade no subject had as 0
                 inc = data.incidence(v, syndrome)
-                state.chart(F.incidence_by_grade_bar, inc[inc["grade"] > 0],
+                bars = inc[inc["grade"].notna() & (inc["subjects"] > 0)].astype({"grade": int})
+                state.chart(F.incidence_by_grade_bar, bars.assign(pct=100.0 * bars["subjects"] / bars["total"]),
                             title=f"{syndrome}: subjects by maximum grade", key=f"inc_{syndrome}")
                 # the packet's words: one decimal, rounded as every table (safety.core.numbers)
-                ci = [f"{fixed(lo)}-{fixed(hi)}" for lo, hi in zip(inc["ci_low"], inc["ci_high"])]
-                tbl = inc.assign(**{"95% CI (%)": ci,
-                                    "pct": [percent_value(k, n) for k, n in zip(inc["subjects"], inc["total"])]}
-                                 ).drop(columns=["ci_low", "ci_high"])
-                state.table(tbl.rename(columns={"grade": "max_grade", "pct": "%"}), subject_col=None)
+                tbl = inc[["group", "category", "subjects", "total"]].assign(**{
+                    "%": [percent_value(k, n) for k, n in zip(inc["subjects"], inc["total"])],
+                    "95% CI (%)": [interval(lo, hi) for lo, hi in zip(inc["ci_low"], inc["ci_high"])]})
+                state.table(tbl, subject_col=None)
 
 with views[1]:
     if views[1].open:

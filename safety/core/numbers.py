@@ -13,7 +13,7 @@ import math
 from decimal import Decimal
 from fractions import Fraction
 
-__all__ = ["rounded", "fixed", "percent", "percent_of", "percent_value", "n_pct", "of_n", "NO_DENOMINATOR"]
+__all__ = ["rounded", "fixed", "percent", "percent_of", "percent_value", "n_pct", "of_n", "interval", "NO_DENOMINATOR"]
 
 # What a rate over nobody reads: 0 of 0 is no rate, and "0 / 0" would read as "none of them"
 NO_DENOMINATOR = "-"
@@ -84,6 +84,14 @@ def of_n(k, n, sep: str = " / ", missing: str = NO_DENOMINATOR) -> str:
     except (TypeError, ValueError):  # None, NaN, pandas' NA
         return missing
     return f"{k}{sep}{n}" if n else missing
+
+
+def interval(low, high, places: int = 1, missing: str = "-") -> str:
+    """A confidence interval as the tables print it, 'low-high' ('0.4-64.1'); ``missing`` when there is no low
+    bound (an interval over no subject)."""
+    if rounded(low, places) is None:
+        return missing
+    return f"{fixed(low, places)}-{fixed(high, places)}"
 
 
 def percent_value(k, n, places: int = 1) -> float | None:

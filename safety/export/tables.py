@@ -12,7 +12,7 @@ import re
 import pandas as pd
 
 from safety.access.reader import StudyReader
-from safety.core.numbers import fixed, n_pct
+from safety.core.numbers import fixed, interval, n_pct
 from safety.core.vocabulary import POST_INFUSION_FIRST_DAY, SUBJECT_DISPOSITION, SUBJECT_DISPOSITION_COUNTS
 from safety.core.vocabulary import SAFETY_POPULATION, ae_pt_sql, ae_soc_sql, counted_ae, fatal_ae
 from safety.derive.dlt.stopping import event_label, method_name
@@ -219,10 +219,6 @@ def _fmt_med_range(med, lo, hi) -> str:
     return "-" if med is None or pd.isna(med) else f"{_fmt_num(med)} ({_fmt_num(lo)}-{_fmt_num(hi)})"
 
 
-def _fmt_ci(lo, hi) -> str:
-    return "-" if lo is None or pd.isna(lo) else f"{fixed(lo)}-{fixed(hi)}"
-
-
 def _summary_group(key) -> str:
     """safety.derive.toxicity.summary group keys -> this module's population keys (same subjects, other labels)."""
     from safety.derive.toxicity import summary as tox
@@ -246,7 +242,8 @@ SELECT e.syndrome, e.usubjid, p.cohort,
   {flag['tocilizumab']} AS tocilizumab, {flag['corticosteroid']} AS corticosteroid, {flag['anakinra']} AS anakinra,
   {flag['icu_level_support']} AS icu, {flag['ongoing']} AS ongoing
 FROM toxicity_episodes e JOIN pop p USING (usubjid) GROUP BY ALL""")
-    inc = {syn: tox.incidence_by_grade(reader, syn, by="cohort") for syn in tox.SYNDROMES}
+    # the incidence rows the dashboard's CRS & ICANS page shows: one definition of which rows there are
+    inc = {syn: tox.incidence_table(reader, syn, by="cohort") for syn in tox.SYNDROMES}
     ons = {syn: tox.onset_duration_summary(reader, syn, by="cohort") for syn in tox.SYNDROMES}
     mgmt = tox.management_summary(reader).set_index("syndrome")
     groups = population(reader)
@@ -259,21 +256,16 @@ FROM toxicity_episodes e JOIN pop p USING (usubjid) GROUP BY ALL""")
         rows.append(row)
 
     for syn in tox.SYNDROMES:
-        ig = {_summary_group(k): r for k, r in inc[syn].set_index("group").iterrows()}
         og = {_summary_group(k): r for k, r in ons[syn].set_index("group").iterrows()}
         ps = per[per["syndrome"] == syn]
 
-        def inc_n(col):
-            return lambda g, n: n_pct(ig[g][col] if g in ig else 0, n)
-
-        add(f"{syn}: any grade", inc_n("n_any_grade"))
-        add(f"{syn}: any grade, 95% CI (%)", lambda g, n: _fmt_ci(ig[g]["any_grade_ci_low"], ig[g]["any_grade_ci_high"])
-            if g in ig else "-")
-        for gr in range(1, 6):
-            add(f"{syn}: maximum grade {gr}", inc_n(f"n_max_grade_{gr}"))
-        add(f"{syn}: grade >= 3", inc_n("n_grade3_plus"))
-        add(f"{syn}: grade >= 3, 95% CI (%)",
-            lambda g, n: _fmt_ci(ig[g]["grade3_plus_ci_low"], ig[g]["grade3_plus_ci_high"]) if g in ig else "-")
+        for category, _ in tox.INCIDENCE_CATEGORIES:
+            cells = {_summary_group(r["group"]): r for r in inc[syn][inc[syn]["category"] == category]
+                     .to_dict("records")}
+            add(f"{syn}: {category}", lambda g, n: n_pct(cells[g]["subjects"] if g in cells else 0, n))
+            if category in (tox.ANY_GRADE, tox.GRADE3_PLUS):
+                add(f"{syn}: {category}, 95% CI (%)",
+                    lambda g, n: interval(cells[g]["ci_low"], cells[g]["ci_high"]) if g in cells else "-")
 
         def mg(col, frame_col):
             def f(g, n):

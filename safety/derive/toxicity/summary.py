@@ -38,9 +38,10 @@ def _check(syndrome: str, by: str | None = None) -> None:
         raise ValueError(f"by must be one of {tuple(GROUPINGS)}, got {by!r}")
 
 
-def _subject_max(reader, syndrome: str) -> pd.DataFrame:
-    """One row per infused subject with the maximum grade of the syndrome (0 when no episode)."""
-    return reader.sql("""
+def _subject_max(reader, syndrome: str, subjects=None) -> pd.DataFrame:
+    """One row per infused subject with the maximum grade of the syndrome (0 when no episode); only the subjects
+    ``subjects`` names when it is given (a page's filtered selection)."""
+    df = reader.sql("""
         SELECT s.usubjid, s.product, s.cohort, s.dose_level, s.enrollment_order,
                coalesce(e.max_grade, 0) AS max_grade, e.n_episodes, e.first_onset_day, e.first_duration_days,
                e.grading_systems, e.sources
@@ -55,6 +56,7 @@ def _subject_max(reader, syndrome: str) -> pd.DataFrame:
         WHERE s.first_infusion_date IS NOT NULL
         ORDER BY s.enrollment_order NULLS LAST, s.usubjid
     """, {"syndrome": syndrome})
+    return df if subjects is None else df[df["usubjid"].isin(list(subjects))].reset_index(drop=True)
 
 
 def _groups(df: pd.DataFrame, by: str):
@@ -72,10 +74,12 @@ def _rate(k: int, n: int, level: float) -> tuple[float, float, float]:
     return (k / n if n else math.nan, lo, hi)
 
 
-def incidence_by_grade(reader, syndrome: str, by: str = "cohort", level: float = 0.95) -> pd.DataFrame:
-    """Subjects infused, with any grade and grade >= 3 (proportion and exact CI), and per maximum grade 1-5."""
+def incidence_by_grade(reader, syndrome: str, by: str = "cohort", level: float = 0.95,
+                       subjects=None) -> pd.DataFrame:
+    """Subjects infused, with any grade and grade >= 3 (proportion and exact CI), and per maximum grade 1-5.
+    ``subjects`` (usubjids) keeps only those subjects, denominators included; None keeps every one in scope."""
     _check(syndrome, by)
-    df = _subject_max(reader, syndrome)
+    df = _subject_max(reader, syndrome, subjects)
     rows = []
     for key, g in _groups(df, by):
         n = len(g)
@@ -99,6 +103,45 @@ def incidence_by_grade(reader, syndrome: str, by: str = "cohort", level: float =
     out = pd.DataFrame(rows)
     out.insert(0, "syndrome", syndrome)
     out.insert(1, "by", by)
+    return out
+
+
+# The rows of the incidence table, in the order the packet's CRS/ICANS summary and the dashboard's CRS & ICANS page
+# print them: (category, column of incidence_by_grade holding its count). Every maximum grade 1-5 is a row, 0 where
+# no subject had it.
+ANY_GRADE = "any grade"
+GRADE3_PLUS = "grade >= 3"
+INCIDENCE_CATEGORIES = ((ANY_GRADE, "n_any_grade"),
+                        *((f"maximum grade {g}", f"n_max_grade_{g}") for g in range(1, 6)),
+                        (GRADE3_PLUS, "n_grade3_plus"))
+
+
+def incidence_table(reader, syndrome: str, by: str = "cohort", level: float = 0.95, subjects=None) -> pd.DataFrame:
+    """:func:`incidence_by_grade` as the table the packet and the dashboard print: one row per group and category
+    of :data:`INCIDENCE_CATEGORIES` (any grade, maximum grade 1 to 5, grade >= 3), every category present with 0
+    subjects where no subject had it.
+
+    Columns: group (as :func:`incidence_by_grade` names it), category, grade (1-5 for a maximum grade, NA for any
+    grade and grade >= 3), subjects, total (infused subjects of the group), ci_low, ci_high (exact interval of the
+    percentage, NaN when the group has no subject)."""
+    inc = incidence_by_grade(reader, syndrome, by=by, level=level, subjects=subjects)
+    ci_of = {ANY_GRADE: ("any_grade_ci_low", "any_grade_ci_high"),
+             GRADE3_PLUS: ("grade3_plus_ci_low", "grade3_plus_ci_high")}
+    rows = []
+    for r in inc.to_dict("records"):
+        n = int(r["n_infused"])
+        for category, column in INCIDENCE_CATEGORIES:
+            k = int(r[column])
+            if category in ci_of:  # the interval incidence_by_grade computed, not a second computation of it
+                lo, hi = r[ci_of[category][0]], r[ci_of[category][1]]
+            else:
+                lo, hi = (100 * x for x in clopper_pearson(k, n, level))
+            rows.append({"group": r["group"], "category": category,
+                         "grade": int(column.rsplit("_", 1)[1]) if column.startswith("n_max_grade_") else pd.NA,
+                         "subjects": k, "total": n, "ci_low": lo, "ci_high": hi})
+    out = pd.DataFrame(rows, columns=["group", "category", "grade", "subjects", "total", "ci_low", "ci_high"])
+    out["grade"] = out["grade"].astype("Int64")
+    out.insert(0, "syndrome", syndrome)
     return out
 
 
