@@ -452,6 +452,35 @@ def test_the_stopping_rule_table_names_its_method_and_statistic_in_words(con):
 
 
 @pytest.mark.parametrize("study", [CART, ITNK])
+def test_the_stopping_rule_files_print_the_statistic_as_the_app_says_it(con, study, tmp_path):
+    """stopping_rules.csv printed the statistic unrounded (0.06255341298969422) beside the app's sentence saying
+    'P(rate > 0.25 | data) = 0.063' (BOIN: 'rate 0.38'): the CSV and XLSX cells are now the sentence's text, from
+    safety.derive.dlt.stopping.statistic_text."""
+    import openpyxl
+    from safety.derive.dlt.stopping import statistic_text
+    from safety.export.common import current_dlt_status
+    reader = StudyReader(con, Scope(study, CUT2, None, CUT1))
+    live = current_dlt_status(reader, None).stopping  # the rows the overview and the DLT review show
+    assert not live.empty
+    paths = write_outputs(reader, tmp_path, formats=("csv", "xlsx"), only=["stopping_rules"], generated_at=FIXED,
+                          figures=False)
+    csv = read_export_csv(next(p for p in paths if p.suffix == ".csv"))
+    ws = openpyxl.load_workbook(next(p for p in paths if p.suffix == ".xlsx"), read_only=True)["stopping_rules"]
+    sheet = list(ws.iter_rows(values_only=True))
+    head = next(i for i, r in enumerate(sheet) if r[:2] == ("Cohort", "Method"))
+    xlsx = pd.DataFrame(sheet[head + 1:head + 1 + len(csv)], columns=sheet[head])
+    assert len(csv) == len(live) == len(xlsx)
+    for row, csv_value, xlsx_value in zip(live.to_dict("records"), csv["Statistic"], xlsx["Statistic"]):
+        said = statistic_text(row["statistic"], row["statistic_label"])
+        assert csv_value == xlsx_value == said != "", (csv_value, xlsx_value, said)
+        assert len(said.split(".")[1]) == (2 if row["statistic_label"] == "observed rate" else 3)
+        # the app's sentence says the same text
+        assert (f"(rate {said})" if row["statistic_label"] == "observed rate"
+                else f"{row['statistic_label']} = {said} ") in row["sentence"]
+    assert list(csv["Summary"]) == list(live["sentence"])
+
+
+@pytest.mark.parametrize("study", [CART, ITNK])
 def test_every_output_is_headed_by_words_each_once(con, study):
     """The XLSX, RTF and PDF headers (the label table's): no raw code (Mhseq, pptestcd), no header twice in a table."""
     from safety.export.common import label as header_label

@@ -742,3 +742,12 @@ def test_more_evaluable_than_the_default_planned_size_is_said_not_read_as_uncros
     con = _study(tmp_path / "at", 20, set(), stopping_rule={"max_n": 20})
     [row] = rows(con, "SELECT * FROM stopping_rule_status")
     assert row["events_to_boundary"] == "the boundary cannot be crossed within the planned 20 subjects"
+
+
+def test_the_statistic_reads_as_the_sentence_prints_it():
+    """One definition for the sentence and the packet's Statistic column: a probability to 3 decimals, an observed
+    rate to 2, ties away from zero (0.0625 is 0.063, where Python's format gives 0.062); nothing for no rate."""
+    assert st.statistic_text(0.06255341298969422, "P(rate > 0.25 | data)") == "0.063"
+    assert st.statistic_text(0.0625, "P(>= 3 events in 9 | rate 0.2)") == "0.063"
+    assert st.statistic_text(5 / 13, st.OBSERVED_RATE) == "0.38" and st.statistic_text(0.0, st.OBSERVED_RATE) == "0.00"
+    assert st.statistic_text(None, st.OBSERVED_RATE) == "" and st.statistic_text(float("nan"), st.OBSERVED_RATE) == ""

@@ -15,7 +15,7 @@ from safety.access.reader import StudyReader
 from safety.core.numbers import fixed, interval, n_pct
 from safety.core.vocabulary import POST_INFUSION_FIRST_DAY, SUBJECT_DISPOSITION, SUBJECT_DISPOSITION_COUNTS
 from safety.core.vocabulary import SAFETY_POPULATION, ae_pt_sql, ae_soc_sql, counted_ae, fatal_ae
-from safety.derive.dlt.stopping import event_label, method_name
+from safety.derive.dlt.stopping import event_label, method_name, statistic_text
 from safety.derive.grading.summary import grade3_counts, shift_table, worst_per_term_sql
 from safety.derive.toxicity import summary as tox
 from safety.export import common as c
@@ -441,6 +441,8 @@ def table_stopping_rules(reader, store=None, live=None):
     # the event named as the pages name it, with the DLT window it is counted in ('DLT (onset days 0-28)')
     df["monitored_event"] = [event_label(str(e), live.window) for e in df["monitored_event"]]
     df["method"] = [method_name(str(m)) for m in df["method"]]  # 'BOIN', as the pages and the protocol say
+    # the statistic as the app's sentence prints it ('0.857', a rate '0.33'), in every file: not 0.857142857142857
+    df["statistic"] = [statistic_text(v, str(lbl)) for v, lbl in zip(df["statistic"], df["statistic_label"])]
     notes = ["Study-level status (visible to all-sites scopes only), computed from the committee decisions in "
              "force when the table was made" + ("" if store is not None else
                                                  " (no review store given: screened candidates counted as DLTs)") + ".",

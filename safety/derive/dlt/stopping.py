@@ -52,6 +52,16 @@ def method_name(method: str) -> str:
     return METHOD_NAMES.get(method, method)
 
 
+OBSERVED_RATE = "observed rate"  # the statistic a dose rule (BOIN, 3+3) measures: events / evaluable subjects
+
+
+def statistic_text(statistic, label: str) -> str:
+    """A status row's ``statistic`` as the app's sentences and every packet file print it: an observed rate (BOIN,
+    3+3) to 2 decimals ('0.33'), a probability (beta-binomial posterior, Pocock tail) to 3 ('0.857'), rounded by
+    :func:`safety.core.numbers.fixed`; '' when there is none (no subject evaluable: no rate)."""
+    return fixed(statistic, 2 if label == OBSERVED_RATE else 3)
+
+
 def beta_sf(x, a, b):
     """P(X > x) for X ~ Beta(a, b), elementwise: the ``scipy.special`` function ``scipy.stats.beta.sf`` calls.
 
@@ -491,7 +501,7 @@ def _study_decision(sr: dict, n: int, y: int) -> dict:
     if n < min_n:  # not monitored yet: the statistic may pass the cut-off, the rule does not look before min_n
         start = f"the rule is applied from {min_n} evaluable subject{'s' if min_n != 1 else ''}"
         boundary, crit = f"no stop before n = {min_n} ({start})", None
-    measure = f"{stat_label} = {fixed(stat, 3)} {crit}" if crit else start
+    measure = f"{stat_label} = {statistic_text(stat, stat_label)} {crit}" if crit else start
     crossed = bnd is not None and y >= bnd
     if crossed:
         need, within, ahead = 0, 0, "boundary crossed"
@@ -707,11 +717,11 @@ def status_records(subjects: dict[str, list], config: dict, adjudicated: bool) -
             if k == lowest and alt == "eliminate" and decision != "eliminate":
                 pending_text += f" Eliminating the lowest {word} would stop the trial for safety."
             sentence = (f"{method_cited(method)}, {word} {k}: {_observed(y, n, label, basis)}"
-                        + (f" (rate {fixed(rate, 2)})" if n else " (no rate)") + f": {words}."
+                        + (f" (rate {statistic_text(rate, OBSERVED_RATE)})" if n else " (no rate)") + f": {words}."
                         + (f" {ahead[0].upper()}{ahead[1:]}." if d["parts"] and k not in carried else "")
                         + pending_text)
             rows.append(dict(cohort=k, method=method, monitored_event=event, evaluable_n=n, events=y,
-                             pending=pend, statistic=rate, statistic_label="observed rate", boundary=d["boundary"],
+                             pending=pend, statistic=rate, statistic_label=OBSERVED_RATE, boundary=d["boundary"],
                              boundary_events=d["boundary_events"], decision=decision, events_to_boundary=ahead,
                              events_needed=0 if k in carried else d["events_needed"],
                              within_next=0 if k in carried else d["within_next"],
