@@ -220,7 +220,10 @@ def test_three_plus_three_status(tmp_path):
                  stopping_rule={"method": "three_plus_three", "group_by": "cohort"})
     by = {r["cohort"]: r for r in rows(con, "SELECT * FROM stopping_rule_status")}
     assert by["C1"]["decision"] == "stay" and "stay and expand to 6" in by["C1"]["sentence"]
-    assert by["C1"]["events_to_boundary"] == "1 more DLT among the next 3 subjects would exceed the MTD"
+    # the earliest crossing: 2 of 4 exceeds the MTD, one DLT in the next subject, not 'among the next 3'
+    assert by["C1"]["events_to_boundary"] == "1 more DLT in the next subject would exceed the MTD"
+    assert (by["C1"]["events_needed"], by["C1"]["within_next"]) == (1, 1)
+    assert ": stay and expand to 6. 1 more DLT in the next subject would exceed the MTD." in by["C1"]["sentence"]
     assert by["C2"]["decision"] == "escalate"
 
 
@@ -263,9 +266,9 @@ def test_look_ahead_names_the_monitored_event_not_dlt(tmp_path):
     assert row["events_to_boundary"] == ahead
     assert row["sentence"] == ("BOIN (Liu & Yuan 2015), dose level DL1: 1 of 3 evaluable subjects had a CRS or ICANS "
                                f"grade >= 3 (rate 0.33): stay. {ahead[0].upper()}{ahead[1:]}.")
-    (tmp_path / "b").mkdir()  # 3+3: 1 of 3 expands to 6; 2 of 6 would exceed the MTD
+    (tmp_path / "b").mkdir()  # 3+3: 1 of 3 expands to 6; 2 of 4 would already exceed the MTD
     [row] = _crs_study(tmp_path / "b", 3, {1}, method="three_plus_three")
-    assert row["events_to_boundary"] == "1 more CRS or ICANS grade >= 3 among the next 3 subjects would exceed the MTD"
+    assert row["events_to_boundary"] == "1 more CRS or ICANS grade >= 3 in the next subject would exceed the MTD"
     (tmp_path / "c").mkdir()  # beta-binomial c 0.90 (clinical-rules.md 6.4): b_5 3, b_6 4, b_7 4 -> 3 more in 3
     [row] = _crs_study(tmp_path / "c", 4, {1})
     assert row["events_to_boundary"] == "3 more CRS or ICANS grade >= 3 events in the next 3 subjects would stop"
@@ -751,3 +754,32 @@ def test_the_statistic_reads_as_the_sentence_prints_it():
     assert st.statistic_text(0.0625, "P(>= 3 events in 9 | rate 0.2)") == "0.063"
     assert st.statistic_text(5 / 13, st.OBSERVED_RATE) == "0.38" and st.statistic_text(0.0, st.OBSERVED_RATE) == "0.00"
     assert st.statistic_text(None, st.OBSERVED_RATE) == "" and st.statistic_text(float("nan"), st.OBSERVED_RATE) == ""
+
+
+@pytest.mark.parametrize("n, y, ahead", [
+    (0, 0, "2 DLTs in the next 2 subjects would exceed the MTD"),
+    (1, 0, "2 more DLTs in the next 2 subjects would exceed the MTD"),
+    (1, 1, "1 more DLT in the next subject would exceed the MTD"),
+    (2, 0, "2 more DLTs in the next 2 subjects would exceed the MTD"),
+    (2, 1, "1 more DLT in the next subject would exceed the MTD"),
+    (3, 0, "2 more DLTs in the next 2 subjects would exceed the MTD"),
+    (3, 1, "1 more DLT in the next subject would exceed the MTD"),
+    (4, 0, "2 more DLTs in the next 2 subjects would exceed the MTD"),
+    (4, 1, "1 more DLT in the next subject would exceed the MTD"),
+    (5, 1, "1 more DLT in the next subject would exceed the MTD"),
+    (5, 0, "no crossing within the next cohort"),  # two DLTs need two subjects; the 6th is the dose's last
+])
+def test_three_plus_three_look_ahead_names_the_earliest_crossing(n, y, ahead):
+    """The 3+3 look-ahead counted to the end of the dose's 6 ('1 more DLT among the next 3 subjects' at 1 of 3),
+    while 2 DLTs exceed the MTD whatever the n: it names the earliest crossing, as the other rules do, the
+    fewest further subjects in which the DLTs needed could come (every one of them with a DLT)."""
+    sr = {"method": "three_plus_three", "event": "dlt"}
+    d = st._dose_decision(sr, n, y, None)
+    assert d["events_to_boundary"] == ahead
+    if d["parts"]:
+        need, within = d["events_needed"], d["within_next"]
+        assert need == within == 2 - y
+        assert st.three_plus_three_decision(n + within, y + need) == "de-escalate"  # it does cross there
+        assert within == 1 or st.three_plus_three_decision(n + within - 1, y + need - 1) != "de-escalate"
+    else:
+        assert (d["events_needed"], d["within_next"]) == (None, None)

@@ -47,7 +47,8 @@ STOPPING_RULE_STATUS = Table(
         C("boundary", "VARCHAR", "The boundary at the current n in words."),
         C("boundary_events", "INTEGER", "Event count at the current n that triggers stop (or de-escalation for BOIN/3+3)."),
         C("decision", "VARCHAR", "continue / stop, or escalate / stay / de-escalate / eliminate."),
-        C("events_to_boundary", "VARCHAR", "How many more events among the next subjects would cross, in words."),
+        C("events_to_boundary", "VARCHAR", "The earliest crossing in words: how many more events in how many next "
+                                           "subjects would cross."),
         C("events_needed", "INTEGER", "More events needed to cross (0 when crossed; NULL when it cannot be crossed)."),
         C("within_next", "INTEGER", "Within how many next evaluable subjects those events would cross."),
         C("sentence", "VARCHAR", "One plain sentence for the overview page."),

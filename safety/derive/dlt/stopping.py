@@ -422,13 +422,12 @@ def _lookahead(n: int, y: int, trigger, horizon: int) -> tuple[int | None, int |
     return None, None
 
 
-def _more(k: int, m: int, event: str, verb: str, n: int, preposition: str = "in") -> str:
-    """'2 more DLTs in the next 2 subjects would stop', the monitored ``event`` named by :func:`event_label`
-    ('1 DLT in the next subject ...' while none of ``n`` is evaluable yet; 'among the next ...' with
-    ``preposition``)."""
+def _more(k: int, m: int, event: str, verb: str, n: int) -> str:
+    """The earliest crossing in words: '2 more DLTs in the next 2 subjects would stop', the monitored ``event``
+    named by :func:`event_label` ('1 DLT in the next subject ...' while none of ``n`` is evaluable yet)."""
     evs = f"{k} {'more ' if n else ''}{event_label(event, count=k)}"
     subj = "the next subject" if m == 1 else f"the next {m} subjects"
-    return f"{evs} {preposition} {subj} would {verb}"
+    return f"{evs} in {subj} would {verb}"
 
 
 def _counts(flags: tuple[np.ndarray, ...], among: np.ndarray | None = None) -> tuple[int, int, int, int]:
@@ -556,11 +555,11 @@ def _dose_decision(sr: dict, n: int, y: int, table: dict[int, dict] | None) -> d
         if decision == "de-escalate":
             need, within = 0, 0
         elif n < 6:
-            need, within = 2 - y, 6 - n
-            if need <= within:
-                parts.append(_more(need, within, sr["event"], "exceed the MTD", n, preposition="among"))
-            else:
-                need, within = None, None
+            # the earliest crossing within the dose's 6, not the rest of them: 2 DLTs exceed the MTD at any n, so
+            # 1 of 3 is one DLT in the next subject away (2 of 4), and 0 of 3 two DLTs in the next 2 (2 of 5)
+            need, within = _lookahead(n, y, lambda j: bnd, 6 - n)
+            if need is not None:
+                parts.append(_more(need, within, sr["event"], "exceed the MTD", n))
         elif decision == THREE_PLUS_THREE_UNDEFINED:  # a dose treated past 6: its next DLTs still exceed the MTD
             need, within = 2 - y, 2 - y
             parts.append(_more(need, within, sr["event"], "exceed the MTD", n))
