@@ -78,14 +78,18 @@ def test_confirmed_dlt_of_a_quarantined_subject_stays_counted_and_the_load_warns
     assert live["events"] == 1
     [stored] = con.execute("SELECT events FROM stopping_rule_status").fetchall()
     assert stored == (1,)
-    # the packet's DLTs-by-cohort table cannot place the subject in a cohort: a note says the DLT is still counted
+    # the packet's DLTs-by-cohort table counts the subject as the stopping rule does (infused, evaluable, with the
+    # DLT), in the cohort last known for them (none: this cut was the only one), and a note names them
     from safety.export.tables import table_dlt_summary
-    table = table_dlt_summary(reader, store)
-    adjudicated = table.set_index("Category").loc["Subjects with an adjudicated DLT"]
-    assert set(adjudicated.astype(str)) == {"0"}
-    assert ("1 subject(s) with an adjudicated DLT not among this data cut's infused subjects (S-001; see the DLT "
-            "review): not in the rows above, still counted by the stopping rules until the committee re-reviews "
-            "the decision.") in table.attrs["notes"]
+    table = table_dlt_summary(reader, store).set_index("Category")
+    overall = table["Overall (N=3) n (%)"]
+    assert (overall["Infused subjects"], overall["DLT-evaluable subjects"],
+            overall["Subjects with an adjudicated DLT"]) == ("3 (100.0)", "2 (66.7)", "1 (33.3)")
+    assert table["Cohort (not in this data cut) (N=1) n (%)"]["Subjects with an adjudicated DLT"] == "1 (100.0)"
+    assert ("1 subject counted as infused and DLT-evaluable on a committee DLT decision in force: S-001 (not in this "
+            "data cut). The DLT stays counted, here and in the stopping rules, until the committee decides again "
+            "(re-review it on the DLT review page). They are in the rows and the column totals above."
+            ) in table.attrs["notes"]
     # the committee re-reviews it after the load: the flag goes, the decision still counts
     adj.record_decision(store, reader, KEY, "confirmed", "re-reviewed: the DM typo does not change the DLT", "dr a")
     row = adj.review_table(reader, store).set_index("event_key").loc[KEY]

@@ -9,6 +9,7 @@ from safety.core.vocabulary import CLI_DECISIONS
 from safety.derive.dlt.decisions import record_decision
 from safety.derive.dlt.stopping import event_label, method_name
 from safety.review import meeting as meeting_rules
+from safety.review.dlt_status import counted_on_decision_note
 
 BOX = {meeting_rules.CROSSED: st.error, meeting_rules.NEAR: st.warning, meeting_rules.INSIDE: st.success}
 MAX_TABLE_ROWS = 1000  # candidate and evaluability rows shown on the page
@@ -119,6 +120,9 @@ if not status.counts.infused:
 else:
     st.markdown(f"**{status.counts.evaluable}** of {plural(status.counts.infused, 'infused subject')} "
                 + ("is" if status.counts.evaluable == 1 else "are") + " DLT-evaluable.")
+    # the subjects counted on a committee DLT decision alone: infused here as on the overview and in the rules
+    if (on_decision := counted_on_decision_note(status)) is not None:
+        st.warning(text(on_decision), icon=":material/warning:")
     if len(ev) > MAX_TABLE_ROWS:
         st.caption(f"Showing {MAX_TABLE_ROWS:,} of {len(ev):,} subjects, those not evaluable first; "
                    "the sidebar's cohort filter narrows the list.")

@@ -13,6 +13,7 @@ from safety.core.numbers import of_n
 from safety.core.vocabulary import SUBJECT_DISPOSITION, SUBJECT_DISPOSITION_COUNTS, counted_ae
 from safety.derive.dlt.stopping import event_label, method_name
 from safety.review import meeting as meeting_rules
+from safety.review.dlt_status import counted_on_decision_by_cohort, counted_on_decision_note
 
 v = state.view()
 user = state.user()
@@ -128,13 +129,26 @@ st.divider()
 
 c = state.q(f"SELECT {SUBJECT_DISPOSITION_COUNTS} FROM subjects WHERE {flt}", fp).iloc[0]
 disposition = {label: int(c[f"n{i}"]) for i, (label, _, _) in enumerate(SUBJECT_DISPOSITION)}
+dlt = m.dlt  # decisions applied now (computed once with the answers above): the numbers the packet prints
+# a subject counted as infused on a committee DLT decision alone (not in this cut, or no infusion in it) is screened
+# and infused here as in the DLT review, the stopping rules and the packet's disposition and DLT summary: one
+# denominator (docs/dlt.md)
+in_cut_infused = disposition["Infused"]
+extra = counted_on_decision_by_cohort(dlt).values()
+disposition["Screened"] += sum(gone for gone, _ in extra)
+disposition["Infused"] += sum(n for _, n in extra)
 st.subheader("Subjects")
 cols = st.columns(len(SUBJECT_DISPOSITION))
 for col, (label, _, help_text) in zip(cols, SUBJECT_DISPOSITION):
+    if label in ("Screened", "Infused") and dlt.counts.counted_on_decision:
+        help_text += (", and those counted on a committee DLT decision in force though this data cut does not hold "
+                      "them or their infusion (below)")
     col.metric(label, disposition[label], help=help_text)
+if (on_decision := counted_on_decision_note(dlt)) is not None:
+    st.warning(text(on_decision) + " They are counted as screened and infused above; the other tiles count this data "
+               "cut's subjects.", icon=":material/warning:")
 
 st.subheader("Toxicity")
-dlt = m.dlt  # decisions applied now (computed once with the answers above): the numbers the packet prints
 # the AEs the packet's AE overview and the Adverse events page count: an SAE of a subject never infused is not one
 sae = state.q(f"""SELECT count(*) AS events, count(DISTINCT usubjid) AS subjects
                   FROM adverse_events a WHERE a.aeser = 'Y' AND {counted_ae('a')} AND {flt}""", fp).iloc[0]
@@ -161,11 +175,14 @@ cols[3].metric("SAEs: events (subjects)",
                     "treatment-emergent SAEs of infused subjects, as the packet's AE overview counts its subjects and "
                     "the Adverse events page (Serious only) its events; the SAE listing also lists the SAEs of "
                     "subjects never infused")
-infused = disposition["Infused"]
-for col, syndrome in zip(cols[4:], ("CRS", "ICANS")):  # of the infused, as the CRS & ICANS page says it
+# of the infused subjects this cut holds, as the CRS & ICANS page says it (it holds no episode of a subject counted on
+# a DLT decision alone)
+infused = in_cut_infused
+for col, syndrome in zip(cols[4:], ("CRS", "ICANS")):
     col.metric(f"{syndrome} grade ≥3", NOT_DELIVERED if syndrome in missing
                else "n/a" if sev[syndrome] is None else of_n(sev[syndrome], infused),
-               help=f"Infused subjects with any {syndrome} episode of grade 3 or more (ASTCT), of the {infused} infused")
+               help=f"Infused subjects with any {syndrome} episode of grade 3 or more (ASTCT), of the {infused} infused"
+                    + (" in this data cut" if dlt.counts.counted_on_decision else ""))
 
 st.subheader("Stopping rule")
 if v.sites is not None:

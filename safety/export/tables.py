@@ -20,6 +20,7 @@ from safety.derive.grading.summary import grade3_counts, shift_table, worst_per_
 from safety.derive.toxicity import summary as tox
 from safety.export import common as c
 from safety.export import outcomes as outcome_outputs
+from safety.review.dlt_status import counted_on_decision_by_cohort, counted_on_decision_note
 
 POP_CTE = ("pop AS (SELECT usubjid, coalesce(cohort, '(no cohort)') AS cohort FROM subjects "
            f"WHERE {SAFETY_POPULATION})")
@@ -31,10 +32,14 @@ def _natural(s: str):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(s))]
 
 
-def population(reader: StudyReader) -> list[tuple[str, str, int]]:
-    """[(group key, display name, N)] for each cohort in natural order, then overall."""
+def population(reader: StudyReader, also: list[str] | tuple[str, ...] = ()) -> list[tuple[str, str, int]]:
+    """[(group key, display name, N)] for each cohort in natural order, then overall; ``also``: the cohort of each
+    subject counted beside the cut's infused subjects (the DLT summary's, counted on a DLT decision alone)."""
     df = reader.sql(f"WITH {POP_CTE} SELECT cohort, count(*) AS n FROM pop GROUP BY cohort")
-    groups = sorted(((r.cohort, int(r.n)) for r in df.itertuples(index=False)), key=lambda t: _natural(t[0]))
+    sizes = {r.cohort: int(r.n) for r in df.itertuples(index=False)}
+    for g in also:
+        sizes[g] = sizes.get(g, 0) + 1
+    groups = sorted(sizes.items(), key=lambda t: _natural(t[0]))
     out = [(g, g if g.lower().startswith("cohort") else f"Cohort {g}", n) for g, n in groups]
     out.append((OVERALL, "Overall", sum(n for _, n in groups)))
     return out
@@ -90,23 +95,34 @@ OVERVIEW_ROWS = [
 DEATHS_ROW = "Deaths (any cause, on or before the cut)"
 
 
-def table_disposition(reader, store=None):
+def table_disposition(reader, store=None, live=None):
     """Subjects by status at the cut, per cohort and overall: the overview's Subjects tiles, by cohort. Every
-    subject in DM counts (screened and not infused too), so each column's N is its screened subjects."""
+    subject in DM counts (screened and not infused too), so each column's N is its screened subjects; a subject
+    counted as infused on a committee DLT decision alone (docs/dlt.md) is screened and infused here too, as on the
+    overview and in the DLT figures."""
     by = reader.sql(f"SELECT coalesce(cohort, '(no cohort)') AS cohort, {SUBJECT_DISPOSITION_COUNTS} "
                     "FROM subjects GROUP BY ALL")
-    groups = sorted(by["cohort"], key=_natural)
     counts = {g: [int(by.loc[by["cohort"] == g, f"n{i}"].iat[0]) for i in range(len(SUBJECT_DISPOSITION))]
-              for g in groups}
+              for g in by["cohort"]}
+    live = live if live is not None else c.current_dlt_status(reader, store)
+    labels = [label for label, _, _ in SUBJECT_DISPOSITION]
+    for g, (gone, n) in counted_on_decision_by_cohort(live).items():
+        row = counts.setdefault(g, [0] * len(SUBJECT_DISPOSITION))
+        row[labels.index("Screened")] += gone
+        row[labels.index("Infused")] += n
+    groups = sorted(counts, key=_natural)
     counts[OVERALL] = [sum(counts[g][i] for g in groups) for i in range(len(SUBJECT_DISPOSITION))]
     names = [(g, g if g.lower().startswith("cohort") else f"Cohort {g}") for g in groups] + [(OVERALL, "Overall")]
-    out = pd.DataFrame({"Status": [label for label, _, _ in SUBJECT_DISPOSITION]})
+    out = pd.DataFrame({"Status": labels})
     for g, name in names:
         n = counts[g][0]
         out[_header(name, n)] = [n_pct(v, n) for v in counts[g]]
     notes = [f"{label}: {meaning}." for label, _, meaning in SUBJECT_DISPOSITION]
     notes.append("N: the cohort's subjects in DM at this data cut (screened, infused or not); percentages of N. "
                  "Each subject is in one of In follow-up, Completed month 12, Discontinued and Died once infused.")
+    if live is not None and (note := counted_on_decision_note(live)) is not None:
+        notes.append(note + " They are counted as screened and infused above (the subject's status at this data cut "
+                            "is not known, so in none of the other rows), as the DLT summary counts them.")
     return c.finish(out, name="disposition", title="Subject disposition", reference="ICH E3 10.1", kind="table",
                     notes=notes)
 
@@ -379,15 +395,23 @@ def table_lab_shift(reader, store=None):
 
 def table_dlt_summary(reader, store=None, live=None):
     name, title, ref = "dlt_summary", "Dose-limiting toxicities by cohort", "Protocol DLT rules"
-    groups = population(reader)
     notes = ["Percentages of the cohort's infused subjects. Adjudicated = the committee decision in force when "
              "the table was made; awaiting = a candidate in the DLT window without a decision in force (a withdrawn "
              "decision leaves it awaiting); candidates outside the window are not awaited."]
-    parts = ["SELECT 0 AS row_no, usubjid, cohort FROM pop"]
-    params: dict = {}
+    # the infused subjects, and those counted as infused on a committee DLT decision alone (not in the cut, or no
+    # infusion in it), in the cohort their evaluability row names: the subjects the overview, the DLT review and the
+    # stopping rules count (docs/dlt.md)
+    dpop = "SELECT usubjid, cohort FROM pop UNION ALL SELECT unnest($on_u::VARCHAR[]), unnest($on_c::VARCHAR[])"
+    parts = [f"SELECT 0 AS row_no, usubjid, cohort FROM ({dpop}) dpop"]
+    params: dict = {"on_u": [], "on_c": []}
     live = live if live is not None else c.current_dlt_status(reader, store)
     if live is not None:
         rv, ev = live.review, live.evaluability
+        on_decision = live.counted_on_decision()
+        params["on_u"] = [str(u) for u in on_decision["usubjid"]]
+        params["on_c"] = [str(x) if isinstance(x, str) else "(no cohort)" for x in on_decision["cohort"]]
+        if (note := counted_on_decision_note(live)) is not None:
+            notes.append(note + " They are in the rows and the column totals above.")
         screened = rv["screened"].astype(bool)
         in_window = rv["in_window"].fillna(False).astype(bool)
         sets = {1: ev.loc[ev["evaluable"].astype(bool), "usubjid"],
@@ -400,18 +424,11 @@ def table_dlt_summary(reader, store=None, live=None):
             notes.append("No review store given: adjudicated DLTs are not shown.")
         for k, ids in sets.items():
             params[f"s{k}"] = sorted(set(ids.astype(str)))
-            parts.append(f"SELECT {k}, usubjid, cohort FROM pop WHERE usubjid IN (SELECT unnest($s{k}::VARCHAR[]))")
-        if 4 in sets:
-            # a decision stays in force for a subject the cut no longer holds (a DM row quarantined): the stopping
-            # rules count it, the rows above cannot place it in a cohort, so the note says so
-            in_cut = set(reader.sql(f"WITH {POP_CTE} SELECT usubjid FROM pop")["usubjid"].astype(str))
-            gone = sorted(set(sets[4].astype(str)) - in_cut)
-            if gone:
-                notes.append(f"{len(gone)} subject(s) with an adjudicated DLT not among this data cut's infused "
-                             f"subjects ({', '.join(gone)}; see the DLT review): not in the rows above, still "
-                             "counted by the stopping rules until the committee re-reviews the decision.")
+            parts.append(f"SELECT {k}, usubjid, cohort FROM ({dpop}) dpop "
+                         f"WHERE usubjid IN (SELECT unnest($s{k}::VARCHAR[]))")
     else:
         notes.append("DLT tables missing from the database file (written before the DLT derivations existed).")
+    groups = population(reader, also=params["on_c"])
     counts = _counts(reader, "\nUNION ALL\n".join(parts), ["row_no"], params)
     labels = {0: "Infused subjects", 1: "DLT-evaluable subjects", 2: "Subjects with a screened DLT candidate",
               3: "Subjects with a candidate in the DLT window", 4: "Subjects with an adjudicated DLT",
@@ -455,7 +472,8 @@ def table_stopping_rules(reader, store=None, live=None):
 
 
 TABLES: dict[str, c.OutputSpec] = {
-    "disposition": c.OutputSpec("Subject disposition", "ICH E3 10.1", table_disposition, reads=("DM", "EX", "DS")),
+    "disposition": c.OutputSpec("Subject disposition", "ICH E3 10.1", table_disposition, takes_dlt_status=True,
+                                reads=("DM", "EX", "DS")),
     "ae_overview": c.OutputSpec("Overview of adverse events", "FDA STF T7", table_ae_overview, reads=("AE",)),
     "ae_by_soc_pt": c.OutputSpec("AEs by SOC, PT and worst grade", "FDA STF T14", table_ae_by_soc_pt, reads=("AE",)),
     "sae_by_soc_pt": c.OutputSpec("SAEs by SOC and PT", "FDA STF T10", table_sae_by_soc_pt, reads=("AE",)),

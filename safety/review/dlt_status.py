@@ -21,7 +21,7 @@ import pandas as pd
 
 from safety.core.config import dlt_window, stored_config
 from safety.derive.dlt.decisions import review_table
-from safety.derive.dlt.evaluability import NOT_IN_CUT, live_evaluability
+from safety.derive.dlt.evaluability import COUNTED_ON_DECISION, NOT_IN_CUT, live_evaluability
 from safety.derive.dlt.stopping import status_rows
 from safety.review.store import ReviewStore
 
@@ -34,7 +34,9 @@ ADJUDICATED_NOT_IN_WINDOW = "Not adjudicated (outside DLT window)"
 class DltCounts:
     """Counts the overview, DLT review and the packet's DLT summary all print (subjects unless named events)."""
     subjects: int               # subjects at the cut (in the selection)
-    infused: int                # infused, including a subject gone from the cut whose DLT decision still counts
+    infused: int                # infused at the cut, and those counted on a DLT decision alone (next line)
+    counted_on_decision: int    # of ``infused``: not in the cut or not infused in it, counted for a DLT decision in
+                                # force (docs/dlt.md); the overview's Infused and the packet's DLT summary count them
     evaluable: int              # DLT-evaluable now (decisions applied)
     candidates: int             # screened candidate events
     candidates_in_window: int   # screened candidate events with onset in the DLT window
@@ -73,6 +75,11 @@ class DltStatus:
         review = self.review[self.review["usubjid"].isin(keep)].reset_index(drop=True)
         ev = self.evaluability[self.evaluability["usubjid"].isin(keep)].reset_index(drop=True)
         return replace(self, review=review, evaluability=ev, counts=_counts(review, ev, _present(ev)))
+
+    def counted_on_decision(self) -> pd.DataFrame:
+        """The evaluability rows of the subjects counted as infused on a committee DLT decision alone (not in the
+        cut, or no infusion in it: ``follow_up_status`` says which), by subject."""
+        return self.evaluability[_on_decision(self.evaluability)].reset_index(drop=True)
 
     def sentences(self) -> list[str]:
         """The stopping and escalation sentences, study row first, as a committee reads them now."""
@@ -136,6 +143,13 @@ def _flag(df: pd.DataFrame, col: str) -> pd.Series:
     return df[col].fillna(False).astype(bool) if len(df) else pd.Series(dtype=bool)
 
 
+def _on_decision(ev: pd.DataFrame) -> pd.Series:
+    """Rows counted as infused on a committee DLT decision alone (:data:`COUNTED_ON_DECISION`)."""
+    if not len(ev):
+        return pd.Series([], index=ev.index, dtype=bool)
+    return _flag(ev, "infused") & ev["follow_up_status"].isin(COUNTED_ON_DECISION).fillna(False).astype(bool)
+
+
 def _present(ev: pd.DataFrame) -> int:
     """Subjects in the cut (a decided subject gone from the cut has an evaluability row but is not one)."""
     return int((ev["follow_up_status"] != NOT_IN_CUT).sum()) if len(ev) else 0
@@ -151,6 +165,7 @@ def _counts(review: pd.DataFrame, ev: pd.DataFrame, subjects: int) -> DltCounts:
     return DltCounts(
         subjects=int(subjects),
         infused=int(_flag(ev, "infused").sum()),
+        counted_on_decision=int(_on_decision(ev).sum()),
         evaluable=int(_flag(ev, "evaluable").sum()),
         candidates=int(screened.sum()),
         candidates_in_window=int((screened & in_win).sum()),
@@ -163,6 +178,35 @@ def _counts(review: pd.DataFrame, ev: pd.DataFrame, subjects: int) -> DltCounts:
         withdrawn=int((dec == "withdrawn").sum()),
         needs_rereview=int(rer.sum()),
     )
+
+
+def counted_on_decision_note(status: DltStatus) -> str | None:
+    """The sentence the overview, the DLT review and the packet's DLT summary print under their counts when some
+    subjects are counted as infused on a committee DLT decision alone (:meth:`DltStatus.counted_on_decision`), naming
+    them and why; None when there are none."""
+    rows = status.counted_on_decision()
+    if rows.empty:
+        return None
+    names = ", ".join(f"{u} ({why})" for u, why in zip(rows["usubjid"].astype(str), rows["follow_up_status"]))
+    return (f"{len(rows)} subject{'' if len(rows) == 1 else 's'} counted as infused and DLT-evaluable on a committee "
+            f"DLT decision in force: {names}. The DLT stays counted, here and in the stopping rules, until the "
+            "committee decides again (re-review it on the DLT review page).")
+
+
+def counted_on_decision_by_cohort(status: DltStatus | None) -> dict[str, tuple[int, int]]:
+    """Per cohort (the evaluability row's, '(no cohort)' when it has none): (subjects not in the cut at all, subjects)
+    counted as infused on a committee DLT decision alone: what the overview's Screened and Infused tiles and the
+    packet's disposition table add to the cut's own subjects, so that they count the subjects the DLT figures
+    count. Empty without a status."""
+    out: dict[str, tuple[int, int]] = {}
+    if status is None:
+        return out
+    rows = status.counted_on_decision()
+    for cohort, why in zip(rows["cohort"], rows["follow_up_status"]):
+        g = cohort if isinstance(cohort, str) else "(no cohort)"
+        gone, n = out.get(g, (0, 0))
+        out[g] = (gone + int(why == NOT_IN_CUT), n + 1)
+    return out
 
 
 def dlt_status(reader, store: ReviewStore | None, config: dict | None = None) -> DltStatus:

@@ -124,7 +124,8 @@ DLT_EVALUABILITY = Table(
     KEY + SUBJ + (
         C("cohort", "VARCHAR", "Cohort."),
         C("dose_level", "VARCHAR", "Dose level."),
-        C("infused", "BOOLEAN", "Received the cell product."),
+        C("infused", "BOOLEAN", "Received the cell product (or counted so on a committee DLT decision in force: "
+                                "follow_up_status)."),
         C("evaluable", "BOOLEAN", "DLT-evaluable on adjudicated decisions."),
         C("reason", "VARCHAR", "Why, e.g. 'followed through day 28', 'DLT candidate confirmed', 'not infused', "
                                "'followed to day 12 of 28 so far', 'died on day 9 without DLT' ('died on day 9; DLT candidate "
@@ -138,7 +139,9 @@ DLT_EVALUABILITY = Table(
         C("pending_in_window", "INTEGER", "Of those, candidates without a decision in force (or needing re-review)."),
         C("evaluable_if_candidates_confirmed", "BOOLEAN", "Evaluable if every in-window candidate were a DLT "
                                                          "(used when no adjudications are available)."),
-        C("follow_up_status", "VARCHAR", "subjects.status at the cut ('in follow-up', 'discontinued', 'died', ...)."),
+        C("follow_up_status", "VARCHAR", "subjects.status at the cut ('in follow-up', 'discontinued', 'died', ...); "
+                                         "'not in this data cut' or 'no infusion in this data cut' for a subject "
+                                         "counted as infused on a committee DLT decision alone (docs/dlt.md)."),
         C("rereview_in_window", "INTEGER", "Adjudicated events of the subject whose data changed since the decision."),
         C("crs_max_grade_window", "INTEGER", "Highest CRS grade with onset in the window (episodes, else AEs); 0 when none."),
         C("icans_max_grade_window", "INTEGER", "Highest ICANS grade with onset in the window (episodes, else AEs); 0 when none."),

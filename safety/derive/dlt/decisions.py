@@ -108,7 +108,7 @@ def decision_ctes(sources: frozenset[str]) -> str:
 adj AS (SELECT adj_key AS event_key, adj_usubjid, adj_decision AS decision, adj_fp AS adjudicated_fingerprint,
                adj_reviewer AS reviewer, adj_at AS decided_at, adj_rationale AS rationale, adj_rule AS adj_rule_id,
                adj_cut AS decided_on_cut FROM adj_raw),
-rv_subj AS (SELECT usubjid, cohort, dose_level, infused, death_day, last_known_alive_day FROM subjects
+rv_subj AS (SELECT usubjid, cohort, dose_level, infused, death_day, last_known_alive_day, status FROM subjects
             WHERE studyid = $studyid AND data_cut = $data_cut),
 -- the last cohort and dose level known for a subject (any cut this query can see), for a decided subject
 -- who is no longer in the cut (e.g. the DM row quarantined on reload)

@@ -4,6 +4,10 @@ A subject is evaluable when infused and either followed through the DLT window o
 counts (decisions applied by :mod:`safety.derive.dlt.decisions`). The facts (infusion, follow-up, death, CRS
 and ICANS grades in the window) are stored in ``dlt_evaluability`` at load; :func:`live_evaluability` applies
 the decisions in force now to those stored facts.
+
+A subject with a DLT decision in force whom the cut does not hold, or holds without an infusion (records
+quarantined, or not delivered), is counted as infused and evaluable with that DLT, and named so
+(:data:`COUNTED_ON_DECISION`); without one, such a subject is not counted anywhere.
 """
 from __future__ import annotations
 
@@ -16,21 +20,37 @@ from safety.review.store import ReviewStore
 if TYPE_CHECKING:
     import pandas as pd
 
-# follow_up_status of a subject no longer in the cut whose DLT decision still counts (the row keeps them in
-# the denominator of the stopping rule until the committee decides again)
+# follow_up_status of a subject the cut does not hold (DM row quarantined, or not delivered) who is counted because a
+# committee DLT decision on them is in force (see COUNTED_ON_DECISION)
 NOT_IN_CUT = "not in this data cut"
+# follow_up_status of a subject in the cut with no infusion in it (EX rows quarantined or missing, no RFXSTDTC) who is
+# counted because a committee DLT decision on them is in force
+NO_INFUSION_IN_CUT = "no infusion in this data cut"
+# A subject whose records this cut does not hold (or whose infusion it does not hold) is counted in the DLT figures
+# only while a DLT decision of the committee (confirmed or added) on them is in force: then as infused and evaluable
+# with that DLT, in every place that counts DLT subjects (DltCounts, the overview, the DLT review, the stopping rules,
+# the packet's DLT summary), since a DLT once decided must not leave a stopping rule because of a data problem; once
+# no DLT decision of theirs counts, they are in none of them, as in the overview's other counts. docs/dlt.md.
+COUNTED_ON_DECISION = (NOT_IN_CUT, NO_INFUSION_IN_CUT)
 
 # a subject with an in-window candidate still awaiting the committee has not been shown to be without a DLT
 _WITHOUT_DLT = "CASE WHEN coalesce(d.pending_in_window, 0) > 0 THEN '' ELSE ' without DLT' END"
+_DLT = "coalesce(d.dlt_confirmed, false)"
+# counted as infused: infused at the cut, or a DLT decision in force (a DLT presupposes an infusion)
+_COUNTED = f"(f.infused OR {_DLT})"
+_ON_DECISION = "counted as infused with the committee''s DLT decision until it is re-reviewed"
 
 # Evaluability from the facts (f: subjects at the cut or stored dlt_evaluability) and decisions (d: dec).
 EVALUATION_SELECT = f"""
-  f.studyid, f.data_cut, f.usubjid, f.cohort, f.dose_level, f.infused,
-  f.infused AND (coalesce(d.dlt_confirmed, false) OR f.followed_through_window) AS evaluable,
-  CASE WHEN NOT f.infused THEN 'not infused'
-       WHEN coalesce(d.dlt_confirmed, false) AND f.follow_up_status = '{NOT_IN_CUT}'
-         THEN 'not in this data cut; the committee''s DLT decision still counts until re-reviewed'
-       WHEN coalesce(d.dlt_confirmed, false) THEN 'DLT candidate confirmed'
+  f.studyid, f.data_cut, f.usubjid, f.cohort, f.dose_level, {_COUNTED} AS infused,
+  {_COUNTED} AND ({_DLT} OR f.followed_through_window) AS evaluable,
+  CASE WHEN f.follow_up_status = '{NOT_IN_CUT}' AND {_DLT}
+         THEN 'not in this data cut (no DM row loaded: quarantined or not delivered); {_ON_DECISION}'
+       WHEN f.follow_up_status = '{NOT_IN_CUT}' THEN 'not in this data cut: not counted'
+       WHEN NOT f.infused AND {_DLT}
+         THEN 'no infusion in this data cut (no EX infusion or RFXSTDTC loaded: see the quarantine); {_ON_DECISION}'
+       WHEN NOT f.infused THEN 'not infused'
+       WHEN {_DLT} THEN 'DLT candidate confirmed'
        WHEN f.followed_through_window THEN 'followed through day ' || CAST(f.window_end_day AS VARCHAR)
        ELSE CASE WHEN f.followed_through_day IS NULL THEN 'no follow-up recorded after infusion'
                  WHEN f.death_day IS NOT NULL AND f.death_day <= f.window_end_day
@@ -43,15 +63,32 @@ EVALUATION_SELECT = f"""
             || CASE WHEN coalesce(d.pending_in_window, 0) > 0 THEN '; DLT candidate pending adjudication' ELSE '' END
   END AS reason,
   f.followed_through_day, f.window_end_day, f.followed_through_window, f.death_day,
-  coalesce(d.dlt_confirmed, false) AS dlt_confirmed,
+  {_DLT} AS dlt_confirmed,
   coalesce(d.candidates_in_window, 0) AS candidates_in_window,
   coalesce(d.pending_in_window, 0) AS pending_in_window,
-  f.infused AND (coalesce(d.dlt_confirmed, false) OR f.followed_through_window
-                 OR coalesce(d.candidates_in_window, 0) > 0) AS evaluable_if_candidates_confirmed,
-  f.follow_up_status, coalesce(d.rereview_in_window, 0) AS rereview_in_window,
+  {_COUNTED} AND ({_DLT} OR f.followed_through_window
+                  OR coalesce(d.candidates_in_window, 0) > 0) AS evaluable_if_candidates_confirmed,
+  CASE WHEN NOT f.infused AND {_DLT} AND f.follow_up_status <> '{NOT_IN_CUT}' THEN '{NO_INFUSION_IN_CUT}'
+       ELSE f.follow_up_status END AS follow_up_status,
+  coalesce(d.rereview_in_window, 0) AS rereview_in_window,
   f.crs_max_grade_window, f.icans_max_grade_window, f.treatment_related_death
 """
 
+# the facts of a subject with a DLT decision in force whose subject the cut does not hold (DM row quarantined, dropped
+# from the delivery), in the columns of FACT_COLUMNS: no infusion, follow-up or event in this cut, the last cohort and
+# dose level known for them (rv_known); from the decisions in force when it runs (at load, and again on every read)
+_GONE_FACTS = f"""SELECT $studyid AS studyid, $data_cut::DATE AS data_cut, d.usubjid,
+       coalesce(k.cohort, $lost_label) AS cohort, coalesce(k.dose_level, $lost_label) AS dose_level,
+       false AS infused, NULL::INTEGER AS followed_through_day, $win_end::INTEGER AS window_end_day,
+       false AS followed_through_window, NULL::INTEGER AS death_day, '{NOT_IN_CUT}' AS follow_up_status,
+       0 AS crs_max_grade_window, 0 AS icans_max_grade_window, false AS treatment_related_death
+FROM dec d LEFT JOIN rv_known k USING (usubjid)
+WHERE d.dlt_confirmed AND d.usubjid NOT IN (SELECT usubjid FROM rv_subj)"""
+
+# the facts EVALUATION_SELECT reads, and the columns of dlt_evaluability that hold them for a subject in the cut
+FACT_COLUMNS = ("studyid", "data_cut", "usubjid", "cohort", "dose_level", "infused", "followed_through_day",
+                "window_end_day", "followed_through_window", "death_day", "follow_up_status", "crs_max_grade_window",
+                "icans_max_grade_window", "treatment_related_death")
 
 
 def _in_window(alias: str, before_dosing: str = "false") -> str:
@@ -91,10 +128,7 @@ facts AS (
   UNION ALL
   -- a subject with a DLT decision in force who is no longer in the cut (DM row quarantined, dropped from
   -- the delivery) stays counted as the committee decided until someone records a new decision
-  SELECT $studyid, $data_cut::DATE, d.usubjid, coalesce(k.cohort, $lost_label), coalesce(k.dose_level, $lost_label),
-         true, NULL::INTEGER, $win_end, false, NULL::INTEGER, '{NOT_IN_CUT}', 0, 0, false
-  FROM dec d LEFT JOIN rv_known k USING (usubjid)
-  WHERE d.dlt_confirmed AND d.usubjid NOT IN (SELECT usubjid FROM subj))
+  {_GONE_FACTS})
 SELECT {EVALUATION_SELECT} FROM facts f LEFT JOIN dec d USING (usubjid)"""
 
 
@@ -109,6 +143,14 @@ def live_evaluability_columns(reader, store: ReviewStore | None, config: dict | 
 
 
 def _live_query(reader, store: ReviewStore | None, config: dict | None) -> tuple[str, dict]:
-    sql = f"WITH {decision_ctes(event_sources(reader))} SELECT {EVALUATION_SELECT} FROM dlt_evaluability f " \
-          "LEFT JOIN dec d USING (usubjid) ORDER BY f.usubjid"
+    """The stored facts of the cut's subjects with the decisions in force now. What a load derived from its own
+    decisions is not read back: whether a subject counts as infused (the cut's subjects table says whether they
+    were) and who is counted though the cut does not hold them (:data:`_GONE_FACTS`, from the decisions now), so a
+    decision withdrawn, or recorded, after the load counts the same everywhere at once."""
+    facts = ", ".join(f"f.{c}" for c in FACT_COLUMNS if c not in ("infused", "follow_up_status"))
+    sql = (f"WITH {decision_ctes(event_sources(reader))},\n"
+           f"facts AS (SELECT {facts}, coalesce(s.infused, false) AS infused, s.status AS follow_up_status\n"
+           "           FROM dlt_evaluability f JOIN rv_subj s USING (usubjid)\n"
+           f"           UNION ALL BY NAME\n{_GONE_FACTS})\n"
+           f"SELECT {EVALUATION_SELECT} FROM facts f LEFT JOIN dec d USING (usubjid) ORDER BY f.usubjid")
     return sql, decision_params(reader, store, config)
