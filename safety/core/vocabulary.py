@@ -78,12 +78,16 @@ def ae_pt_sql(aedecod: str = "aedecod", aeterm: str = "aeterm") -> str:
 def fatal_ae(alias: str) -> str:
     """SQL: the adverse_events row ``alias`` ended in a death known at the cut. Grade 5, a fatal outcome or the
     results-in-death flag, with the death dated or recorded: an end date (the load keeps only ends on or before
-    the cut), or the fatal outcome or flag, which the load withholds when the AE ended after the cut or has no end
-    and no death is recorded in DM or DS. A grade 5 alone, with no end, outcome or flag, reads as such an AE and is
-    no death at the cut (counting it dated a death after the cut at the AE's start, before the cut)."""
+    the cut), or the fatal outcome or flag, which the load withholds when the AE ended after the cut or has a start
+    but no end and no death is recorded in DM or DS. A grade 5 alone, with a start but no end, outcome or flag, reads
+    as such an AE and is no death at the cut (counting it dated a death after the cut at the AE's start, before the
+    cut). An AE with no date at all is known at the cut it came in, so its death is one at the cut, its day not
+    known: the load keeps its outcome and flag and marks it not ongoing (``ongoing`` false without an end), which
+    is how a grade 5 alone says so here; unless DM dates the death after the cut."""
     a = f"{alias}." if alias else ""
     fatal_record = f"upper(coalesce({a}aeout, '')) = 'FATAL' OR upper(coalesce({a}aesdth, '')) = 'Y'"
-    return f"(({a}aetoxgr = 5 OR {fatal_record}) AND ({a}aeen_date IS NOT NULL OR {fatal_record}))"
+    return (f"(({a}aetoxgr = 5 OR {fatal_record}) "
+            f"AND ({a}aeen_date IS NOT NULL OR {fatal_record} OR NOT coalesce({a}ongoing, true)))")
 
 
 # --- an event with no end date --------------------------------------------------------------------------

@@ -160,7 +160,8 @@ ORDER BY d.usubjid""")
                     notes=["Every death on or before the data cut recorded in DM (DTHDTC), DS (DSDECOD DEATH) or as "
                            "a fatal AE (grade 5, serious criterion 'results in death' or outcome FATAL): the derived "
                            "table deaths, the deaths the app shows. Date: DM, else DS, else the fatal AE's end "
-                           "(else onset) date; day from first infusion (day 0). Sources: where the death is recorded "
+                           "(else onset) date, blank when none gives one (a death of unknown day); day from first "
+                           "infusion (day 0). Sources: where the death is recorded "
                            "(DM is named when its date differs from DS). Death cause: as delivered (DS term, else "
                            "DM); cause category from it, else from the fatal AE (safety/data/death_causes.csv).",
                            _new_note(reader)],

@@ -59,8 +59,8 @@ FROM deaths d LEFT JOIN subj sj USING (usubjid) ORDER BY d.death_day NULLS LAST,
                      "FATAL). Cause category from the delivered cause, else the fatal AE (safety/data/death_causes.csv).",
                      "Non-relapse: not from progression/relapse and without documented progression before death. "
                      "Treatment-related (monitored event) = non-relapse death of an infused subject.",
-                     "A death recorded without a date (DS DEATH without DSSTDTC, DM DTHFL Y without DTHDTC) is listed "
-                     "with the death day and the non-relapse deaths by day blank."])
+                     "A death recorded without a date (DS DEATH without DSSTDTC, DM DTHFL Y without DTHDTC, a fatal AE "
+                     "without AESTDTC or AEENDTC) is listed with the death day and the non-relapse deaths by day blank."])
 
 
 INFECTION_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "event_key", "source", "term", "pathogen_class",

@@ -251,7 +251,7 @@ def _ingest(con, study_dir, db_path, files, config, cut_given, review_store_path
             cols[dom] = c
             engine.mark_supp_by_parent(ctx, dom, supp_info[dom], c)
             if dom == "DM":
-                engine.insert_dm_ids(ctx)
+                engine.insert_dm_ids(ctx, c)
                 if "EX" not in by_domain:
                     engine.set_infusions(ctx, c, False, None)
                     engine.note_day0_imputed(ctx, by_domain["DM"], [])

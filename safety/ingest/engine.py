@@ -944,8 +944,10 @@ def dated(c: Cols, col: str, prefix: str, end: str = "NULL") -> str:
             f"ct_flag(t._k_{col}) AS {prefix}_date_flag")
 
 
-def insert_dm_ids(ctx: Ctx) -> None:
-    """Every USUBJID of DM with its state: loaded, quarantined, or enrolled after the cut."""
+def insert_dm_ids(ctx: Ctx, c_dm: Cols | None = None) -> None:
+    """Every USUBJID of DM with its state: loaded, quarantined, or enrolled after the cut; and ``_subj``, the loaded
+    ones, with ``death_after_cut`` set when DM dates the death after the cut (DTHDTC): an AE with no date that
+    records the death is then that later death, not one at the cut (load_ae)."""
     ctx.run("""CREATE OR REPLACE TEMP TABLE _dm_ids AS
         SELECT _usubjid AS dm_usubjid,
                CASE WHEN bool_or(_qreason IS NULL AND NOT _after_cut) THEN 'ok'
@@ -957,8 +959,11 @@ def insert_dm_ids(ctx: Ctx) -> None:
                CAST(NULL AS VARCHAR) AS inf_dose, CAST(NULL AS DATE) AS death_date,
                CAST(NULL AS VARCHAR) AS death_source, CAST(NULL AS VARCHAR) AS death_date_flag,
                CAST(NULL AS VARCHAR) AS death_cause, CAST(NULL AS DATE) AS ld_date,
-               CAST(NULL AS VARCHAR) AS inf_date_flag
+               CAST(NULL AS VARCHAR) AS inf_date_flag, false AS death_after_cut
         FROM _dm_ids WHERE dm_state = 'ok'""")
+    if c_dm is not None and c_dm.has("DTHDTC"):
+        ctx.run("""UPDATE _subj SET death_after_cut = true FROM _t_DM t
+            WHERE _subj.usubjid = t._usubjid AND t._qreason IS NULL AND t._lo_DTHDTC > $cut""")
 
 
 # subjects.infusion_source of a subject whose first CAR infusion in EX is a partial date and DM.RFXSTDTC a complete
@@ -1099,7 +1104,8 @@ def note_undated_deaths(ctx: Ctx, dm_files: list[StagedFile]) -> None:
     rows = ctx.run("""SELECT usubjid, death_source FROM _subj WHERE death_date IS NULL AND death_source IS NOT NULL
                       ORDER BY usubjid""").fetchall()
     if rows:
-        what = {"DS": "DS death record without DSSTDTC", "DM": "DM DTHFL Y without DTHDTC"}
+        what = {"DS": "DS death record without DSSTDTC", "DM": "DM DTHFL Y without DTHDTC",
+                "AE": "fatal AE without AESTDTC or AEENDTC"}
         dm_files[0].add_note(f"{len(rows)} subject(s) recorded as dead without a date of death: counted as deaths "
                              "(status 'died', the deaths table) with the day unknown, censored at last known alive "
                              f"in NRM and the cumulative incidences: {_subject_list([(u, what[s]) for u, s in rows])}")
@@ -1113,19 +1119,23 @@ def ae_duration_sql(start: str, end: str, death: str) -> str:
 
 def set_ae_deaths(ctx: Ctx) -> None:
     """A death recorded only as a fatal AE (safety.core.vocabulary.fatal_ae) is the subject's death: dated at
-    the latest such AE's end, as the deaths table dates it. Such an AE has an end on or before the cut: the load
-    withholds a fatal outcome with no end when DM and DS record no death. The subject's other AEs still ongoing
-    then run to that death, and the medications' partial end dates (loaded before the AEs) end no later than it,
-    as they do for a death recorded in DM or DS."""
-    dated = ctx.run(f"""UPDATE _subj SET death_date = f.d, death_source = 'AE', death_date_flag = f.flag
+    the latest such AE's end, as the deaths table dates it. Such an AE has an end on or before the cut (the load
+    withholds a fatal outcome with no end when DM and DS record no death), or no date at all: then, when DM and DS
+    record no death either, the subject died at the cut on a day not known (death_source 'AE', death_date NULL), as
+    for a DS death record without a date. The subject's other AEs still ongoing then run to a dated death, and the
+    medications' partial end dates (loaded before the AEs) end no later than it, as they do for a death recorded in
+    DM or DS."""
+    ctx.run(f"""UPDATE _subj SET death_date = f.d, death_source = 'AE', death_date_flag = f.flag
         FROM (SELECT usubjid AS u, max(coalesce(aeen_date, aest_date)) AS d,
                      arg_max(CASE WHEN aeen_date IS NOT NULL THEN aeen_date_flag ELSE aest_date_flag END,
                              coalesce(aeen_date, aest_date)) AS flag FROM adverse_events
               WHERE studyid = $studyid AND data_cut = $cut AND {fatal_ae('')} GROUP BY usubjid) f
-        WHERE _subj.usubjid = f.u AND _subj.death_date IS NULL""").fetchone()[0]
+        -- an undated fatal AE leaves a death DM or DS records without a date as it is (source and cause)
+        WHERE _subj.usubjid = f.u AND _subj.death_date IS NULL AND (f.d IS NOT NULL OR _subj.death_source IS NULL)""")
+    dated = ctx.run("SELECT count(*) FROM _subj WHERE death_source = 'AE' AND death_date IS NOT NULL").fetchone()[0]
     if dated:
         ctx.run(f"""UPDATE adverse_events SET duration_days = {ae_duration_sql('aest_date', 'aeen_date', 's.death_date')}
-            FROM _subj s WHERE s.death_source = 'AE' AND adverse_events.usubjid = s.usubjid
+            FROM _subj s WHERE s.death_source = 'AE' AND s.death_date IS NOT NULL AND adverse_events.usubjid = s.usubjid
               AND adverse_events.studyid = $studyid AND adverse_events.data_cut = $cut AND adverse_events.aeen_date IS NULL""")
         # ct_end's cap: a partial end date's imputed end never after the death (a full date is kept as delivered)
         ctx.run("""UPDATE medications SET cmen_date = s.death_date, end_day = datediff('day', s.inf_date, s.death_date)
@@ -1189,7 +1199,13 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
             {start_date('AESTDTC', '_en_raw', ld='s.ld_date')} AS _st,
             CASE WHEN _en_raw <= $cut THEN _en_raw END AS _en,
             _i_AETOXGR AS _gr, {syndrome_term_sql(c('AEDECOD'), c('AETERM'))} AS _syndrome_term,
-            {c('AEOUT')} AS _out
+            {c('AEOUT')} AS _out,
+            -- no start and no end: a record without any date is known at the cut it came in (as DS's undated death
+            -- record), unless DM dates the subject's death after the cut
+            (_st IS NULL AND _en_raw IS NULL AND NOT coalesce(s.death_after_cut, false)) AS _undated_at_cut,
+            -- such an AE recording a death (grade 5, outcome FATAL, results in death): a death at the cut, its day
+            -- not known; not ongoing (safety.core.vocabulary.fatal_ae reads it so)
+            (_undated_at_cut AND (_gr = 5 OR upper(coalesce(_out, '')) = 'FATAL' OR _y_AESDTH = 'Y')) AS _undated_death
             FROM _t_AE t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK})
         SELECT $studyid AS studyid, $cut AS data_cut, _usubjid AS usubjid,
           _i_AESEQ AS aeseq, _usubjid || '/AE/' || CAST(_i_AESEQ AS VARCHAR) AS event_key,
@@ -1203,7 +1219,7 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
           _y_AESER AS aeser,
           -- "results in death" is withheld as the outcome is: a death after the cut was not known at the cut
           CASE WHEN _en_raw IS NOT NULL AND _en IS NULL THEN NULL
-               WHEN _y_AESDTH = 'Y' AND _death IS NULL AND _en IS NULL THEN NULL
+               WHEN _y_AESDTH = 'Y' AND _death IS NULL AND _en IS NULL AND NOT _undated_at_cut THEN NULL
                ELSE _y_AESDTH END AS aesdth,
           _y_AESLIFE AS aeslife,
           _y_AESHOSP AS aeshosp, _y_AESDISAB AS aesdisab, _y_AESCONG AS aescong,
@@ -1211,14 +1227,16 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
           CASE WHEN {c('AEREL')} IS NULL THEN NULL WHEN regexp_full_match(lower({c('AEREL')}), $relpat) THEN TRUE
                WHEN list_contains($unassessed, lower({c('AEREL')})) THEN NULL ELSE FALSE END AS related,
           {c('AEACN')} AS aeacn,
-          -- an end (and so an outcome) after the cut was not known at the cut
+          -- an end (and so an outcome) after the cut was not known at the cut; nor a fatal outcome without an end
+          -- when DM and DS date no death (it may have come after the cut), unless the AE has no date at all
           CASE WHEN _en_raw IS NOT NULL AND _en IS NULL THEN NULL
-               WHEN upper(_out) = 'FATAL' AND _death IS NULL AND _en IS NULL THEN NULL ELSE _out END AS aeout,
+               WHEN upper(_out) = 'FATAL' AND _death IS NULL AND _en IS NULL AND NOT _undated_at_cut THEN NULL
+               ELSE _out END AS aeout,
           {c('AESTDTC')} AS aestdtc, _st AS aest_date, ct_flag(_k_AESTDTC) AS aest_date_flag,
           CASE WHEN _en IS NOT NULL THEN {c('AEENDTC')} END AS aeendtc, _en AS aeen_date,
           CASE WHEN _en IS NOT NULL THEN ct_flag(_k_AEENDTC) END AS aeen_date_flag,
           datediff('day', _inf, _st) AS onset_day, datediff('day', _inf, _en) AS end_day,
-          _en IS NULL AS ongoing,
+          _en IS NULL AND NOT _undated_death AS ongoing,
           -- over before the cells were given: an end on day 0 whose time, and the infusion's, are known
           -- (the times are parsed for the few AEs ending on day 0 only: CASE, not AND, decides what runs)
           coalesce(CASE WHEN _en = _inf AND _k_AEENDTC = 'F' AND length({c('AEENDTC')}) > 10

@@ -145,7 +145,7 @@ DLT_EVALUABILITY = Table(
         C("rereview_in_window", "INTEGER", "Adjudicated events of the subject whose data changed since the decision."),
         C("crs_max_grade_window", "INTEGER", "Highest CRS grade with onset in the window (episodes, else AEs); 0 when none."),
         C("icans_max_grade_window", "INTEGER", "Highest ICANS grade with onset in the window (episodes, else AEs); 0 when none."),
-        C("treatment_related_death", "BOOLEAN", "A related AE with fatal outcome (grade 5) and onset in the window, or a non-relapse death (DM, DS or AE; table deaths) on a day in the window."),
+        C("treatment_related_death", "BOOLEAN", "A related AE with fatal outcome (grade 5) and onset in the window, or a non-relapse death (DM, DS or AE; table deaths) on a day in the window (of unknown day: unless known alive after the window)."),
     ),
     group="derived",
 )
@@ -689,7 +689,8 @@ DEATHS = Table(
     "The treatment-related-death monitored event reads `treatment_related` here.",
     KEY + SUBJ + (
         C("death_date", "DATE", "Date of death: DM/DS, else the fatal AE's end (or start) date; NULL for a death "
-                                "recorded without a date (DS DEATH without DSSTDTC, DM DTHFL Y without DTHDTC)."),
+                                "recorded without a date (DS DEATH without DSSTDTC, DM DTHFL Y without DTHDTC, a fatal "
+                                "AE without AESTDTC or AEENDTC)."),
         C("death_day", "INTEGER", "Day of death relative to infusion (day 0); NULL for subjects never infused and for a "
                                   "death without a date (then the nrm_by_day flags are NULL too)."),
         C("sources", "VARCHAR", "Where the death is recorded: any of 'DM', 'DS', 'AE', comma separated."),

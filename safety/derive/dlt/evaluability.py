@@ -55,6 +55,10 @@ EVALUATION_SELECT = f"""
        ELSE CASE WHEN f.followed_through_day IS NULL THEN 'no follow-up recorded after infusion'
                  WHEN f.death_day IS NOT NULL AND f.death_day <= f.window_end_day
                    THEN 'died on day ' || CAST(f.death_day AS VARCHAR) || {_WITHOUT_DLT}
+                 -- a death of unknown day (no date in DM, DS or the fatal AE), after the last day known alive
+                 WHEN f.death_day IS NULL AND f.follow_up_status = 'died'
+                   THEN 'died on a day not recorded (known alive on day ' || CAST(f.followed_through_day AS VARCHAR)
+                        || ')' || {_WITHOUT_DLT}
                  WHEN f.follow_up_status = 'discontinued'
                    THEN 'discontinued on day ' || CAST(f.followed_through_day AS VARCHAR) || ' of '
                         || CAST(f.window_end_day AS VARCHAR) || {_WITHOUT_DLT}
@@ -120,11 +124,15 @@ facts AS (
              WHERE {_in_window('e')} GROUP BY e.usubjid) crs USING (usubjid)
   LEFT JOIN (SELECT e.usubjid, max(e.grade) AS g FROM syn_ICANS e JOIN subj x USING (usubjid)
              WHERE {_in_window('e')} GROUP BY e.usubjid) icans USING (usubjid)
-  -- a treatment-related death: a related fatal AE, or a non-relapse death from DM, DS or AE (table deaths)
+  -- a treatment-related death: a related fatal AE, or a non-relapse death from DM, DS or AE (table deaths) on a day
+  -- in the window; a death of unknown day is in it unless the subject was known alive after the window (it cannot be
+  -- placed earlier than that day): a death is never left out of the rule for want of a date
   LEFT JOIN (SELECT a.usubjid, true AS d FROM ae a JOIN subj x USING (usubjid)
              WHERE {FATAL_AE} AND coalesce(a.related, false) AND {_in_window('a', 'a.ended_before_infusion')}
-             UNION SELECT usubjid, true FROM deaths WHERE studyid = $studyid AND data_cut = $data_cut
-             AND treatment_related AND death_day BETWEEN $win_start AND $win_end) trd USING (usubjid)
+             UNION SELECT dd.usubjid, true FROM deaths dd JOIN subj x USING (usubjid)
+             WHERE dd.studyid = $studyid AND dd.data_cut = $data_cut AND dd.treatment_related
+               AND (dd.death_day BETWEEN $win_start AND $win_end
+                    OR (dd.death_day IS NULL AND x.last_known_alive_day <= $win_end))) trd USING (usubjid)
   UNION ALL
   -- a subject with a DLT decision in force who is no longer in the cut (DM row quarantined, dropped from
   -- the delivery) stays counted as the committee decided until someone records a new decision

@@ -80,7 +80,7 @@ WITH ae AS (
   SELECT a.usubjid, a.event_key, a.aeseq, coalesce(a.aedecod, a.aeterm) AS term,
          upper(coalesce(a.aedecod, '') || ' | ' || coalesce(a.aeterm, '')) AS txt,
          upper(coalesce(a.aebodsys, '')) AS soc, a.aetoxgr, a.aeser, a.aeout, a.aesdth,
-         a.aeen_date, a.aest_date IS NULL AS onset_imputed,
+         a.aeen_date, a.ongoing, a.aest_date IS NULL AS onset_imputed,
          coalesce(a.onset_day, least(0, coalesce(a.end_day, 0))) AS onset_day,
          coalesce(a.aest_date, s.first_infusion_date + least(0, coalesce(a.end_day, 0))) AS aest_date,
          CASE WHEN a.aest_date IS NULL THEN 'Y' ELSE a.aest_date_flag END AS onset_date_flag, a.end_day
