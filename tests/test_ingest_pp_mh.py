@@ -135,3 +135,30 @@ def test_a_pc_result_above_the_assays_upper_limit_is_a_lower_bound_not_an_exact_
                           (4, 800.0, False, False)]
     finally:
         con.close()
+
+
+def test_a_sponsor_bone_marrow_parameter_is_not_compared_with_the_blood_value(tmp_path):
+    """celltox's parameters are of peripheral blood. A sponsor's bone-marrow Cmax (PPSPEC BONE MARROW) was set beside
+    the blood Cmax and shown as 'differs'; its flow-cytometry unit also decided whether the blood Cmax and AUC could be
+    compared at all. The marrow row now says it is another specimen and carries no celltox value; the blood rows (and
+    one without PPSPEC, taken as blood) are compared as before."""
+    pp = pd.DataFrame({
+        "STUDYID": STUDY, "USUBJID": ["S-001"] * 4, "PPSEQ": [1, 2, 3, 4],
+        "PPTESTCD": ["CMAX", "CMAX", "AUCINT", "TMAX"], "PPCAT": ["CARTGDNA"] * 4,
+        "PPORRES": ["1000", "5000", "11900", "7"], "PPSTRESN": ["1000", "5000", "11900", "7"],
+        "PPSTRESU": ["copies/ug gDNA", "cells/uL", "day*copies/ug gDNA", "day"],
+        "PPSPEC": ["BLOOD", "BONE MARROW", "", "BONE MARROW"],
+        "PPSTINT": ["", "", "P0D", ""], "PPENINT": ["", "", "P28D", ""], "PPRFTDTC": ["2024-02-01"] * 4,
+    })
+    db = tmp_path / "db.duckdb"
+    ingest_study(make_study(tmp_path / "s", "csv", domains={**DOMAINS, "pc": PC, "pp": pp}), db, cutoff="2024-09-30")
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        got = con.sql("SELECT pptestcd, sponsor_value, celltox_value, celltox_unit, difference, status "
+                      "FROM kinetics_comparison ORDER BY ppseq").fetchall()
+    finally:
+        con.close()
+    assert got == [("CMAX", 1000.0, 1000.0, "copies/ug gDNA", 0.0, "agree"),
+                   ("CMAX", 5000.0, None, None, None, "specimen not blood"),
+                   ("AUCINT", 11900.0, 11900.0, "day*copies/ug gDNA", 0.0, "agree"),
+                   ("TMAX", 7.0, None, None, None, "specimen not blood")]

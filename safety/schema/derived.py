@@ -895,7 +895,9 @@ KINETICS_COMPARISON = Table(
         C("difference_pct", "DOUBLE", "difference / celltox value x 100, one decimal."),
         C("tolerance", "VARCHAR", "The tolerance applied, e.g. '5%' or '1 day'."),
         C("status", "VARCHAR", "'agree', 'differs' (beyond the tolerance), 'unit differs', 'not derived by celltox', "
-                               "'not calculable by the sponsor', 'analyte not in PC' or 'time unit not recognised'."),
+                               "'not calculable by the sponsor', 'analyte not in PC', 'time unit not recognised' or "
+                               "'specimen not blood' (a PPSPEC bone-marrow parameter: celltox's are of blood, so "
+                               "celltox_value is empty)."),
     ),
     group="derived",
 )

@@ -26,6 +26,12 @@ AUC_LAST_DAY = 28
 BLOOD_SPECIMENS = r"BLOOD|PBMC|PERIPHERAL"  # PCSPEC values of peripheral blood (and its mononuclear cells)
 
 
+def blood_specimen(spec: str) -> str:
+    """SQL: the specimen ``spec`` (PCSPEC of a sample, PPSPEC of a sponsor's parameter) is peripheral blood, the
+    specimen celltox's parameters are of; one not given is taken as blood."""
+    return f"({spec} IS NULL OR regexp_matches(upper({spec}), '{BLOOD_SPECIMENS}'))"
+
+
 def curve_samples(where: str = "TRUE") -> str:
     """SQL: the pc_concentrations rows ``where`` keeps that a kinetics curve may hold (day 0 on, a value or BLQ),
     each with ``used``: peripheral blood in the subject's main unit for the analyte, the samples the parameters are
@@ -34,7 +40,7 @@ def curve_samples(where: str = "TRUE") -> str:
     return f"""(
 WITH pc AS (
   SELECT usubjid, pctestcd, unit, {unit_spelling_sql('unit')} AS unit_key, day, value, lloq, below_lloq, above_uloq,
-         pcspec IS NULL OR regexp_matches(upper(pcspec), '{BLOOD_SPECIMENS}') AS blood, upper(pcspec) AS spec
+         {blood_specimen('pcspec')} AS blood, upper(pcspec) AS spec
   FROM pc_concentrations
   WHERE {where} AND day IS NOT NULL AND day >= 0 AND (value IS NOT NULL OR below_lloq)
 ),

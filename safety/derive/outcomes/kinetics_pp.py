@@ -3,19 +3,23 @@
 Which PP parameter is compared with which celltox value, and how far apart they may be, is data
 (safety/data/pp_parameters.csv): Cmax within 5% (relative to celltox's value), Tmax within 1 day, the AUC over
 days 0-28 within 10%. A PP row names its analyte in PPCAT (the PCTESTCD or the PCTEST); with no PPCAT, the
-subject's only analyte. Tmax in hours, weeks or another unit of time is converted to days
-(safety/data/time_units.csv; no unit is days); a Cmax in another unit than PC's is not compared (status 'unit
-differs') and neither is that analyte's AUC. Choices are in docs/outcomes.md.
+subject's only analyte. celltox's parameters are of peripheral blood: a sponsor's parameter of another specimen
+(PPSPEC bone marrow) is not compared with them (status 'specimen not blood'), as a marrow Cmax is no blood Cmax.
+Tmax in hours, weeks or another unit of time is converted to days (safety/data/time_units.csv; no unit is days); a
+Cmax in another unit than PC's is not compared (status 'unit differs') and neither is that analyte's AUC. Choices
+are in docs/outcomes.md.
 """
 from __future__ import annotations
 
 from safety.core.files import install_time_units
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
+from safety.derive.outcomes.kinetics import blood_specimen
 from safety.derive.toxicity._sql import insert, reset
 from safety.schema import KINETICS_COMPARISON
 
 AGREE, DIFFERS, UNIT_DIFFERS = "agree", "differs", "unit differs"
+NOT_BLOOD = "specimen not blood"
 
 _SQL = """
 WITH tu AS (SELECT unit AS u, days FROM _time_units),  -- units upper case
@@ -24,7 +28,7 @@ analytes AS (
 ),
 n_an AS (SELECT usubjid, count(DISTINCT pctestcd) AS n, any_value(pctestcd) AS only FROM analytes GROUP BY usubjid),
 pp AS (
-  SELECT p.*, r.parameter, r.tolerance_kind, r.tolerance, r.interval_end_day AS want_end,
+  SELECT p.*, {blood} AS blood, r.parameter, r.tolerance_kind, r.tolerance, r.interval_end_day AS want_end,
          coalesce((SELECT a.pctestcd FROM analytes a WHERE a.usubjid = p.usubjid
                      AND p.ppcat IN (a.pctestcd, a.pctest) LIMIT 1),
                   CASE WHEN p.ppcat IS NULL AND n_an.n = 1 THEN n_an.only END) AS pctestcd
@@ -35,16 +39,18 @@ pp AS (
     AND (r.interval_end_day IS NULL OR (coalesce(p.interval_start_day, -1) = 0 AND p.interval_end_day = r.interval_end_day))
 ),
 k AS (SELECT * FROM cellular_kinetics WHERE studyid = $s AND data_cut = $c),
-cmax_unit AS (  -- the sponsor's Cmax unit per subject and analyte decides whether values can be compared
-  SELECT usubjid, pctestcd, any_value(unit) AS unit FROM pp WHERE parameter = 'cmax' GROUP BY ALL
+cmax_unit AS (  -- the sponsor's blood Cmax unit per subject and analyte decides whether values can be compared
+  SELECT usubjid, pctestcd, any_value(unit) AS unit FROM pp WHERE parameter = 'cmax' AND blood GROUP BY ALL
 ),
 j AS (
   SELECT pp.usubjid, pp.pctestcd, pp.ppcat, pp.ppseq, pp.pptestcd, pp.parameter, pp.value AS sponsor_value,
-         pp.unit AS sponsor_unit, pp.pporres, pp.tolerance_kind, pp.tolerance,
-         CASE pp.parameter WHEN 'cmax' THEN k.cmax WHEN 'tmax_day' THEN CAST(k.tmax_day AS DOUBLE)
-                           WHEN 'auc_0_28' THEN k.auc_0_28 END AS celltox_value,
-         CASE pp.parameter WHEN 'cmax' THEN k.unit WHEN 'tmax_day' THEN 'day'
-                           WHEN 'auc_0_28' THEN 'day*' || k.unit END AS celltox_unit,
+         pp.unit AS sponsor_unit, pp.pporres, pp.tolerance_kind, pp.tolerance, pp.blood,
+         -- celltox's value of the same specimen only: none beside a marrow parameter
+         CASE WHEN NOT pp.blood THEN NULL WHEN pp.parameter = 'cmax' THEN k.cmax
+              WHEN pp.parameter = 'tmax_day' THEN CAST(k.tmax_day AS DOUBLE) WHEN pp.parameter = 'auc_0_28' THEN k.auc_0_28
+              END AS celltox_value,
+         CASE WHEN NOT pp.blood THEN NULL WHEN pp.parameter = 'cmax' THEN k.unit WHEN pp.parameter = 'tmax_day' THEN 'day'
+              WHEN pp.parameter = 'auc_0_28' THEN 'day*' || k.unit END AS celltox_unit,
          CASE WHEN pp.parameter = 'tmax_day' THEN pp.value * tu.days ELSE pp.value END AS sponsor_in_celltox_unit,
          pp.parameter = 'tmax_day' AND tu.days IS NULL AS time_unit_unknown,
          pp.parameter <> 'tmax_day' AND cu.unit IS NOT NULL AND k.unit IS NOT NULL
@@ -64,6 +70,7 @@ SELECT $s AS studyid, $c AS data_cut, usubjid, coalesce(pctestcd, ppcat) AS anal
        CASE tolerance_kind WHEN 'relative' THEN printf('%g%%', tolerance * 100) ELSE printf('%g day', tolerance) END
          AS tolerance,
        CASE WHEN pctestcd IS NULL THEN 'analyte not in PC'
+            WHEN NOT blood THEN '{not_blood}'
             WHEN NOT derived OR celltox_value IS NULL THEN 'not derived by celltox'
             WHEN sponsor_value IS NULL THEN 'not calculable by the sponsor'
             WHEN time_unit_unknown THEN 'time unit not recognised'
@@ -82,7 +89,8 @@ def derive_kinetics_comparison(con, studyid, data_cut, config, review_store=None
     reset(con, (KINETICS_COMPARISON,), studyid, data_cut)
     _data.install(con, "pp_parameters.csv")
     install_time_units(con)  # the load's table of units of time, on this derivation's cursor
-    sql = _SQL.format(agree=AGREE, differs=DIFFERS, unit_differs=UNIT_DIFFERS)
+    sql = _SQL.format(agree=AGREE, differs=DIFFERS, unit_differs=UNIT_DIFFERS, not_blood=NOT_BLOOD,
+                      blood=blood_specimen("p.ppspec"))
     insert(con, KINETICS_COMPARISON, sql, {"s": studyid, "c": data_cut})
 
 
