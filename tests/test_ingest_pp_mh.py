@@ -137,6 +137,17 @@ def test_a_pc_result_above_the_assays_upper_limit_is_a_lower_bound_not_an_exact_
         con.close()
 
 
+def compared(tmp_path, pp: pd.DataFrame, columns: str) -> list[tuple]:
+    """``columns`` of kinetics_comparison, in PPSEQ order, after a real load of the fixture study with PC and ``pp``."""
+    db = tmp_path / "db.duckdb"
+    ingest_study(make_study(tmp_path / "s", "csv", domains={**DOMAINS, "pc": PC, "pp": pp}), db, cutoff="2024-09-30")
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.sql(f"SELECT {columns} FROM kinetics_comparison ORDER BY ppseq").fetchall()
+    finally:
+        con.close()
+
+
 def test_a_sponsor_bone_marrow_parameter_is_not_compared_with_the_blood_value(tmp_path):
     """celltox's parameters are of peripheral blood. A sponsor's bone-marrow Cmax (PPSPEC BONE MARROW) was set beside
     the blood Cmax and shown as 'differs'; its flow-cytometry unit also decided whether the blood Cmax and AUC could be
@@ -150,15 +161,22 @@ def test_a_sponsor_bone_marrow_parameter_is_not_compared_with_the_blood_value(tm
         "PPSPEC": ["BLOOD", "BONE MARROW", "", "BONE MARROW"],
         "PPSTINT": ["", "", "P0D", ""], "PPENINT": ["", "", "P28D", ""], "PPRFTDTC": ["2024-02-01"] * 4,
     })
-    db = tmp_path / "db.duckdb"
-    ingest_study(make_study(tmp_path / "s", "csv", domains={**DOMAINS, "pc": PC, "pp": pp}), db, cutoff="2024-09-30")
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        got = con.sql("SELECT pptestcd, sponsor_value, celltox_value, celltox_unit, difference, status "
-                      "FROM kinetics_comparison ORDER BY ppseq").fetchall()
-    finally:
-        con.close()
+    got = compared(tmp_path, pp, "pptestcd, sponsor_value, celltox_value, celltox_unit, difference, status")
     assert got == [("CMAX", 1000.0, 1000.0, "copies/ug gDNA", 0.0, "agree"),
                    ("CMAX", 5000.0, None, None, None, "specimen not blood"),
                    ("AUCINT", 11900.0, 11900.0, "day*copies/ug gDNA", 0.0, "agree"),
                    ("TMAX", 7.0, None, None, None, "specimen not blood")]
+
+
+def test_a_sponsor_unit_spelt_with_the_micro_sign_is_the_pc_unit(tmp_path):
+    """The sponsor writes 'copies/µg gDNA' where PC has 'copies/ug gDNA': one unit, as the load and the kinetics
+    read units. The comparison took them for two ('unit differs') and compared neither Cmax nor the AUC."""
+    pp = pd.DataFrame({
+        "STUDYID": STUDY, "USUBJID": ["S-001"] * 2, "PPSEQ": [1, 2], "PPTESTCD": ["CMAX", "AUCINT"],
+        "PPCAT": ["CARTGDNA"] * 2, "PPORRES": ["1020", "14000"], "PPSTRESN": ["1020", "14000"],
+        "PPSTRESU": ["copies/µg gDNA", "day*copies/µg gDNA"], "PPSTINT": ["", "P0D"], "PPENINT": ["", "P28D"],
+        "PPRFTDTC": ["2024-02-01"] * 2,
+    })
+    got = compared(tmp_path, pp, "pptestcd, celltox_value, difference_pct, status")
+    # celltox: Cmax 1000, AUC 0-28 11900; the sponsor's AUC is 17.6% higher, beyond the 10% tolerance
+    assert got == [("CMAX", 1000.0, 2.0, "agree"), ("AUCINT", 11900.0, 17.6, "differs")]

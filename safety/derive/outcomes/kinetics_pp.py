@@ -6,12 +6,15 @@ days 0-28 within 10%. A PP row names its analyte in PPCAT (the PCTESTCD or the P
 subject's only analyte. celltox's parameters are of peripheral blood: a sponsor's parameter of another specimen
 (PPSPEC bone marrow) is not compared with them (status 'specimen not blood'), as a marrow Cmax is no blood Cmax.
 Tmax in hours, weeks or another unit of time is converted to days (safety/data/time_units.csv; no unit is days); a
-Cmax in another unit than PC's is not compared (status 'unit differs') and neither is that analyte's AUC. Choices
+Cmax in another unit than PC's is not compared (status 'unit differs') and neither is that analyte's AUC; units are
+compared in their one spelling (safety.core.vocabulary.unit_spelling, as the kinetics and the load compare them), so
+``copies/µg gDNA`` is ``copies/ug gDNA``. Choices
 are in docs/outcomes.md.
 """
 from __future__ import annotations
 
 from safety.core.files import install_time_units
+from safety.core.vocabulary import unit_spelling_sql
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
 from safety.derive.outcomes.kinetics import blood_specimen
@@ -54,7 +57,7 @@ j AS (
          CASE WHEN pp.parameter = 'tmax_day' THEN pp.value * tu.days ELSE pp.value END AS sponsor_in_celltox_unit,
          pp.parameter = 'tmax_day' AND tu.days IS NULL AS time_unit_unknown,
          pp.parameter <> 'tmax_day' AND cu.unit IS NOT NULL AND k.unit IS NOT NULL
-           AND upper(replace(cu.unit, ' ', '')) <> upper(replace(k.unit, ' ', '')) AS unit_differs,
+           AND {sponsor_cmax_unit} <> {celltox_unit} AS unit_differs,  -- in their one spelling: µg is ug
          k.usubjid IS NOT NULL AS derived
   FROM pp
   LEFT JOIN k ON k.usubjid = pp.usubjid AND k.pctestcd = pp.pctestcd
@@ -90,7 +93,8 @@ def derive_kinetics_comparison(con, studyid, data_cut, config, review_store=None
     _data.install(con, "pp_parameters.csv")
     install_time_units(con)  # the load's table of units of time, on this derivation's cursor
     sql = _SQL.format(agree=AGREE, differs=DIFFERS, unit_differs=UNIT_DIFFERS, not_blood=NOT_BLOOD,
-                      blood=blood_specimen("p.ppspec"))
+                      blood=blood_specimen("p.ppspec"), sponsor_cmax_unit=unit_spelling_sql("cu.unit"),
+                      celltox_unit=unit_spelling_sql("k.unit"))
     insert(con, KINETICS_COMPARISON, sql, {"s": studyid, "c": data_cut})
 
 
