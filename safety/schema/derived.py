@@ -735,8 +735,10 @@ CELLULAR_KINETICS = Table(
     "was detectable, with the values used.",
     KEY + SUBJ + (
         C("pctestcd", "VARCHAR", "Analyte code."),
-        C("unit", "VARCHAR", "Unit of the values."),
-        C("n_samples", "INTEGER", "Post-infusion samples (day >= 0)."),
+        C("unit", "VARCHAR", "Unit of the values: the subject's main blood unit for the analyte, a sample in a unit that "
+                             "converts to it converted (safety/data/pc_unit_conversions.csv); NULL without a blood sample."),
+        C("n_samples", "INTEGER", "Post-infusion samples (day >= 0); 0 without a blood sample (no parameters, "
+                                  "values_used says why)."),
         C("cmax", "DOUBLE", "Highest value from day 0 on."),
         C("tmax_day", "INTEGER", "Day of Cmax (the first such day when tied)."),
         C("auc_0_28", "DOUBLE", "Linear trapezoid over samples on days 0-28 (values below the LLOQ count as 0); "
@@ -744,8 +746,9 @@ CELLULAR_KINETICS = Table(
         C("auc_last_day", "INTEGER", "Last sample day inside 0-28 used for the AUC."),
         C("last_detectable_day", "INTEGER", "Last day with a value above the LLOQ (persistence)."),
         C("values_used", "VARCHAR", "'day:value' pairs used, in day order ('BLQ' for values below the LLOQ, '>100000' "
-          "for one above the assay's upper limit, then the note that Cmax and the AUC are lower bounds), and the samples "
-          "not used."),
+          "for one above the assay's upper limit, then the note that Cmax and the AUC are lower bounds), the samples "
+          "converted to the unit and the factor, why the unit was chosen when another had as many samples, and the "
+          "samples not used."),
     ),
     group="derived",
 )

@@ -20,6 +20,8 @@ RULE_FILES = {
     "tls_cairo_bishop.csv": ("_tls_rules", {"criterion": "VARCHAR", "tests": "VARCHAR", "population": "VARCHAR",
                                             "direction": "VARCHAR",
                                             "absolute_si": "DOUBLE", "unit": "VARCHAR", "pct_change": "DOUBLE"}),
+    "pc_unit_conversions.csv": ("_pc_unit_conversions", {"from_unit": "VARCHAR", "to_unit": "VARCHAR",
+                                                         "factor": "DOUBLE"}),
     "pp_parameters.csv": ("_pp_parameters", {"pptestcd": "VARCHAR", "parameter": "VARCHAR", "tolerance_kind": "VARCHAR",
                                              "tolerance": "DOUBLE", "interval_end_day": "DOUBLE"}),
 }
