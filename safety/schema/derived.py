@@ -368,7 +368,8 @@ ICAHT = Table(
         C("early_evaluability", "VARCHAR", "'fully evaluable', 'not fully evaluable' (most of days 0-30 unknown: early_grade is a lower bound), 'provisional' (follow-up ends before day 30), or 'not assessable'."),
         C("early_grade_is_lower_bound", "BOOLEAN", "True when early_grade is a lower bound rather than final."),
         C("early_grade_reason", "VARCHAR", "The early grade in words: which duration (ANC <= 0.5 or <= 0.1) set it, or no recovery by day 30."),
-        C("late_grade_reason", "VARCHAR", "The late grade in words: the two lowest values at a level, or why no grade (one low value is transient)."),
+        C("late_grade_reason", "VARCHAR", "The late grade in words: what set it (ANC: the nadir; platelets: the days below 20 for grade 3-4, "
+                                            "else the second-lowest value), or why no grade (one low value is transient)."),
     ),
     group="derived",
 )

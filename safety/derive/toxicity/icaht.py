@@ -264,6 +264,10 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
             || '): transient, a late grade needs a second test at that level'
        WHEN lineage = 'ANC' THEN n_below || ' values <= 1.5; the nadir ' || round(late_nadir, 2) || ' on day '
             || late_nadir_day || ' sets the grade'
+       -- T-ICAHT grade 3-4: two or more tests < 20, graded by the days below 20, not by the second-lowest value
+       WHEN n_plt20 >= 2 AND plt20_days >= 1 THEN n_plt20 || ' values < 20 after day {EARLY_LAST_DAY}: '
+            || plt20_days || ' day' || CASE WHEN plt20_days > 1 THEN 's' ELSE '' END || ' with platelets < 20 ('
+            || CASE WHEN plt20_days >= 14 THEN '>= 14' ELSE '1-13' END || ') set the grade'
        ELSE n_below || ' values < 100; second-lowest ' || round(second_lowest, 2)
             || ' sets the grade (two tests at that level)' END AS late_grade_reason,
   CASE WHEN n_values = 0 THEN NULL
