@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 from safety.core.config import dlt_window
 from safety.core.sql import existing
 from safety.core.vocabulary import DECISIONS, DLT_DECISIONS, DLT_WINDOW_END_DAY, DLT_WINDOW_START_DAY
-from safety.derive.dlt.events import (EPISODE_END_DAY, EPISODE_GRADE, LAB_EVENT_KEY, SOURCE_LABEL,
-                                      ae_fingerprint_sql, death_events_sql, death_evidence_sql, fingerprint_sql,
-                                      in_window_sql, lab_evidence_sql, latest_onset_sql, same_event_sql)
+from safety.derive.dlt.events import (DEATH_SOURCE, EPISODE_END_DAY, EPISODE_GRADE, LAB_EVENT_KEY, SOURCE_LABEL,
+                                      ae_fingerprint_sql, death_events_sql, death_evidence_sql, event_in_window_sql,
+                                      fingerprint_sql, lab_evidence_sql, same_event_sql)
 from safety.review.store import ReviewStore
 
 if TYPE_CHECKING:  # pages read DataFrames; a load's DLT screening needs only the SQL here, and no pandas
@@ -72,7 +72,7 @@ def _decided_events(sources: frozenset[str]) -> str:
        a.end_day, a.aetoxgr AS grade, a.duration_days, a.ongoing, true AS window_applies, NULL::VARCHAR AS evidence,
        {ae_fingerprint_sql('a')} AS event_fingerprint, a.ended_before_infusion
 FROM adverse_events a WHERE a.{where.replace(' AND ', ' AND a.')}""",
-             f"""SELECT d.event_key, d.usubjid, 'death', d.term, d.onset_day, d.end_day, d.grade, d.duration_days,
+             f"""SELECT d.event_key, d.usubjid, '{DEATH_SOURCE}', d.term, d.onset_day, d.end_day, d.grade, d.duration_days,
        d.ongoing, true, {death_evidence_sql('d')}, {fingerprint_sql('d')}, false
 FROM ({death_events_sql(f"(SELECT * FROM subjects WHERE {where})")}) d
 WHERE d.event_key IN (SELECT event_key FROM adj)"""]
@@ -135,8 +135,7 @@ review_rows AS (
          e.term, e.onset_day, e.end_day, e.grade, e.duration_days, e.ongoing,
          CASE WHEN NOT e.window_applies THEN true  -- a cytopenia rule carries its own lab period
               WHEN e.event_key IS NOT NULL
-              THEN {in_window_sql('e.onset_day', latest_onset_sql('e.end_day', 's'), 's.infused',
-                                  'e.ended_before_infusion')} END,
+              THEN {event_in_window_sql('e', 's')} END,
          CASE WHEN s.usubjid IS NULL THEN 'subject not in this data cut (no DM row loaded: see the quarantine)'
               WHEN e.event_key IS NULL THEN 'event not in this data cut'
               WHEN e.evidence IS NOT NULL THEN e.evidence

@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from safety.derive.dlt.decisions import decision_ctes, decision_params, event_sources
-from safety.derive.dlt.events import FATAL_AE, in_window_sql, latest_onset_sql
+from safety.derive.dlt.events import (FATAL_AE, death_day_text_sql, death_in_window_sql, in_window_sql,
+                                      latest_onset_sql)
 from safety.review.store import ReviewStore
 
 if TYPE_CHECKING:
@@ -53,12 +54,9 @@ EVALUATION_SELECT = f"""
        WHEN {_DLT} THEN 'DLT candidate confirmed'
        WHEN f.followed_through_window THEN 'followed through day ' || CAST(f.window_end_day AS VARCHAR)
        ELSE CASE WHEN f.followed_through_day IS NULL THEN 'no follow-up recorded after infusion'
-                 WHEN f.death_day IS NOT NULL AND f.death_day <= f.window_end_day
-                   THEN 'died on day ' || CAST(f.death_day AS VARCHAR) || {_WITHOUT_DLT}
-                 -- a death of unknown day (no date in DM, DS or the fatal AE), after the last day known alive
-                 WHEN f.death_day IS NULL AND f.follow_up_status = 'died'
-                   THEN 'died on a day not recorded (known alive on day ' || CAST(f.followed_through_day AS VARCHAR)
-                        || ')' || {_WITHOUT_DLT}
+                 -- or a death of unknown day (no date in DM, DS or the fatal AE), after the last day known alive
+                 WHEN f.death_day <= f.window_end_day OR (f.death_day IS NULL AND f.follow_up_status = 'died')
+                   THEN 'died on ' || {death_day_text_sql('f.death_day', 'f.followed_through_day')} || {_WITHOUT_DLT}
                  WHEN f.follow_up_status = 'discontinued'
                    THEN 'discontinued on day ' || CAST(f.followed_through_day AS VARCHAR) || ' of '
                         || CAST(f.window_end_day AS VARCHAR) || {_WITHOUT_DLT}
@@ -131,8 +129,7 @@ facts AS (
              WHERE {FATAL_AE} AND coalesce(a.related, false) AND {_in_window('a', 'a.ended_before_infusion')}
              UNION SELECT dd.usubjid, true FROM deaths dd JOIN subj x USING (usubjid)
              WHERE dd.studyid = $studyid AND dd.data_cut = $data_cut AND dd.treatment_related
-               AND (dd.death_day BETWEEN $win_start AND $win_end
-                    OR (dd.death_day IS NULL AND x.last_known_alive_day <= $win_end))) trd USING (usubjid)
+               AND {death_in_window_sql('dd.death_day', 'x.last_known_alive_day')}) trd USING (usubjid)
   UNION ALL
   -- a subject with a DLT decision in force who is no longer in the cut (DM row quarantined, dropped from
   -- the delivery) stays counted as the committee decided until someone records a new decision

@@ -21,15 +21,38 @@ def death_event_key_sql(usubjid: str) -> str:
     return f"{usubjid} || '/DEATH'"
 
 
+# dlt_candidates.source of a death screened or decided as ``<usubjid>/DEATH``
+DEATH_SOURCE = "death"
+
+
 def death_events_sql(subjects: str) -> str:
-    """SELECT of the deaths a DLT review screens and decides, one per subject who died at a known day, from
+    """SELECT of the deaths a DLT review screens and decides, one per subject who died at a known day or, infused,
+    on a day not recorded (DM DTHFL Y without DTHDTC, a DS death without DSSTDTC, a fatal AE without dates), from
     ``subjects`` (a relation with the columns of subjects): the key ``<usubjid>/DEATH``, term 'Death', onset and end
-    on the day of death, grade 5, one day, not ongoing; with death_day, death_cause and infused for the rules and the
-    evidence. Screening and the decisions read this one definition, so a decided death's fingerprint is its
-    candidate's."""
-    return (f"SELECT usubjid, death_day, death_cause, infused, {death_event_key_sql('usubjid')} AS event_key, "
+    on the day of death (blank when not recorded), grade 5, one day, not ongoing; with death_day, death_cause,
+    infused and last_known_alive_day for the rules and the evidence. Screening and the decisions read this one
+    definition, so a decided death's fingerprint is its candidate's."""
+    return (f"SELECT usubjid, death_day, death_cause, infused, last_known_alive_day, "
+            f"{death_event_key_sql('usubjid')} AS event_key, "
             "'Death' AS term, death_day AS onset_day, death_day AS end_day, 5 AS grade, 1 AS duration_days, "
-            f"false AS ongoing FROM {subjects} WHERE death_day IS NOT NULL")
+            f"false AS ongoing FROM {subjects} "
+            "WHERE death_day IS NOT NULL OR (coalesce(infused, false) AND death_source IS NOT NULL)")
+
+
+def death_day_text_sql(death_day: str, last_known_alive_day: str) -> str:
+    """SQL: the day of a death as the DLT review words it: 'day 9', or for a death of unknown day 'a day not
+    recorded (known alive on day 3)' (the death evidence and the evaluability reason alike)."""
+    return (f"CASE WHEN {death_day} IS NOT NULL THEN 'day ' || CAST({death_day} AS VARCHAR) "
+            f"ELSE 'a day not recorded (known alive on day ' || coalesce(CAST({last_known_alive_day} AS VARCHAR), '?') "
+            "|| ')' END")
+
+
+def death_in_window_sql(death_day: str, last_known_alive_day: str) -> str:
+    """SQL: a death lies in the DLT window ($win_start..$win_end): its day is in it, or its day is not recorded and
+    the subject was not known alive after the window's last day (the death cannot be earlier than the last day known
+    alive, and may be any day after it): a death is never left out of the window for want of a date."""
+    return (f"coalesce({death_day} BETWEEN $win_start AND $win_end "
+            f"OR ({death_day} IS NULL AND {last_known_alive_day} <= $win_end), false)")
 
 
 # a CRS/ICANS episode as a DLT event: its last day and its grade, in screening and in the decisions alike
@@ -49,8 +72,8 @@ LAB_EVENT_KEY = r"/LB/(.+)-D(-?[0-9]+)$"
 
 def death_evidence_sql(subject: str) -> str:
     """SQL: the evidence of a death screened as ``<usubjid>/DEATH`` (``subject``: an alias of a subjects row)."""
-    return (f"'Death on day ' || CAST({subject}.death_day AS VARCHAR) || ' (cause: ' "
-            f"|| coalesce({subject}.death_cause, 'not recorded') || ')'")
+    return (f"'Death on ' || {death_day_text_sql(f'{subject}.death_day', f'{subject}.last_known_alive_day')} "
+            f"|| ' (cause: ' || coalesce({subject}.death_cause, 'not recorded') || ')'")
 
 
 def lab_evidence_sql(test: str, grade: str, day: str, from_day: str) -> str:
@@ -69,6 +92,16 @@ def in_window_sql(onset: str, latest_onset: str, infused: str, before_dosing: st
     return (f"CASE WHEN coalesce({before_dosing}, false) AND $win_start >= 0 THEN false "
             f"WHEN {onset} IS NOT NULL THEN {onset} BETWEEN $win_start AND $win_end "
             f"ELSE coalesce({latest_onset} >= $win_start, coalesce({infused}, false)) END")
+
+
+def event_in_window_sql(event: str, subject: str) -> str:
+    """SQL: the DLT event ``event`` (an alias with source, onset_day, end_day, ended_before_infusion) of the subject
+    ``subject`` (an alias of a subjects row) lies in the DLT window: a death by :func:`death_in_window_sql`, any other
+    event by :func:`in_window_sql` (an unknown onset by the latest day it can have begun). Screening and the
+    decisions on events no longer screened use this one rule."""
+    return (f"CASE WHEN {event}.source = '{DEATH_SOURCE}' "
+            f"THEN {death_in_window_sql(f'{event}.onset_day', f'{subject}.last_known_alive_day')} "
+            f"ELSE {in_window_sql(f'{event}.onset_day', latest_onset_sql(f'{event}.end_day', subject), f'{subject}.infused', f'{event}.ended_before_infusion')} END")
 
 
 def latest_onset_sql(end: str, subject: str) -> str:

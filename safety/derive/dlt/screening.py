@@ -8,7 +8,8 @@ and the episode derived for it (``toxicity_episodes.ae_event_key``) that both me
 by the episode.
 
 Rule types:
-  fatal_event           grade 5 AE (or fatal outcome), or a death with no fatal AE, not due to progression
+  fatal_event           grade 5 AE (or fatal outcome), or a death with no fatal AE (of a known day, or of an
+                        infused subject on a day not recorded), not due to progression
   syndrome_grade        CRS / ICANS episode (or, for subjects without assessments, the reported AE) by
                         grade and, optionally, duration at grade >= 3 ("more than 72 hours")
   ae_grade              any other AE by grade, relatedness, duration and term lists
@@ -17,7 +18,8 @@ Rule types:
 Durations are ADaM day counts (end - start + 1); without times, "more than N hours" means more than N/24
 such days. Events ongoing at the cut count to the cut and are marked ongoing. The DLT window
 (``dlt.window``, default days 0-28 inclusive) applies to the onset day; an event of unknown onset is in it
-unless it ended before the window (:func:`safety.derive.dlt.events.in_window_sql`); cytopenia rules carry
+unless it ended before the window, a death of unknown day unless the subject was known alive after it
+(:func:`safety.derive.dlt.events.event_in_window_sql`); cytopenia rules carry
 their own lab period, so their candidates are always in the window.
 """
 from __future__ import annotations
@@ -30,8 +32,9 @@ from safety.core.vocabulary import CRS_SIGN_TERMS, blood_result, syndrome_term_s
 from safety.derive.dlt.decisions import adjudication_params, event_sources_of
 from safety.derive.dlt.evaluability import evaluability_sql
 from safety.derive.dlt.events import (EPISODE_END_DAY, EPISODE_GRADE, FATAL_AE as _FATAL_AE, SOURCE_LABEL,
-                                      death_event_key_sql, death_events_sql, death_evidence_sql, fingerprint_sql,
-                                      in_window_sql, lab_event_key_sql, lab_evidence_sql, latest_onset_sql)
+                                      DEATH_SOURCE, death_event_key_sql, death_events_sql, death_evidence_sql,
+                                      event_in_window_sql, fingerprint_sql, lab_event_key_sql, lab_evidence_sql,
+                                      latest_onset_sql)
 from safety.derive.graph import Derivation
 from safety.derive.toxicity.discrepancies import during_crs_episode_sql
 from safety.derive.toxicity.episodes import DEATH_CAUSE_BASIS, DEATH_DS_BASIS
@@ -40,7 +43,9 @@ from safety.schema import DLT_CANDIDATES, DLT_EVALUABILITY
 
 # the latest day a candidate of unknown onset can have begun (r: the candidate, s: its subject)
 _LATEST_ONSET = latest_onset_sql("r.end_day", "s")
-_IN_WINDOW = in_window_sql("r.onset_day", _LATEST_ONSET, "s.infused", "r.ended_before_infusion")
+_IN_WINDOW = event_in_window_sql("r", "s")
+# the evidence's words for an event of unknown day that the window rule keeps in the window
+_SCREENED_IN_WINDOW = ": screened as in the DLT window"
 _ASSESSMENTS = {"CRS": "crs_assessments", "ICANS": "icans_assessments"}
 # the evidence of an episode built from a reported AE that the subject's assessments could not grade
 UNGRADED_BASIS = "reported AE (no gradable assessment on its days)"
@@ -66,7 +71,7 @@ TEMPLATES: dict[str, str] = {
                         OR upper(coalesce(a.aeterm, '')) IN (SELECT unnest($progression_terms::VARCHAR[]))))
         UNION ALL
         -- a death inside the data with no fatal AE recorded would otherwise never be screened
-        SELECT s.usubjid, s.event_key, 'death' AS source, s.term, s.onset_day, s.end_day, s.grade, s.duration_days,
+        SELECT s.usubjid, s.event_key, '{DEATH_SOURCE}' AS source, s.term, s.onset_day, s.end_day, s.grade, s.duration_days,
                s.ongoing, false AS ended_before_infusion,
                {death_evidence_sql('s')} || '; no fatal AE recorded' AS evidence,
                true AS window_applies
@@ -334,9 +339,14 @@ SELECT $studyid AS studyid, $data_cut::DATE AS data_cut, r.usubjid, r.event_key,
        CASE WHEN r.window_applies THEN {_IN_WINDOW} ELSE true END AS in_window,
        r.evidence || CASE WHEN r.window_applies AND coalesce(r.ended_before_infusion, false) AND NOT {_IN_WINDOW}
                           THEN '; ended before the infusion: outside the DLT window'
+                          -- a death of unknown day: in the window unless known alive after it (the evidence
+                          -- names the last day known alive)
+                          WHEN r.window_applies AND r.onset_day IS NULL AND r.source = '{DEATH_SOURCE}' THEN
+         '; date of death unknown' || CASE WHEN {_IN_WINDOW} THEN '{_SCREENED_IN_WINDOW}'
+                                           ELSE ': known alive after the DLT window' END
                           WHEN r.window_applies AND r.onset_day IS NULL THEN
          '; onset date unknown' || CASE WHEN {_IN_WINDOW}
-           THEN ': screened as in the DLT window' || coalesce(' (began by day ' || CAST({_LATEST_ONSET} AS VARCHAR) || ' at the latest)', '')
+           THEN '{_SCREENED_IN_WINDOW}' || coalesce(' (began by day ' || CAST({_LATEST_ONSET} AS VARCHAR) || ' at the latest)', '')
            ELSE coalesce(': ended on day ' || CAST(r.end_day AS VARCHAR) || ', before the DLT window', '') END
          ELSE '' END
        || coalesce('; during CRS episode ' || r.crs_sign_episode || ', which meets no rule: ' || $crs_sign_note, '')
