@@ -21,14 +21,19 @@ from test_ingest_fixtures import DM, DOMAINS, STUDY, STUDY_YAML, make_study
 CUT = "2024-03-31"
 
 
-def _load(tmp_path):
-    """S-003 (infused 2024-03-12, known alive on day 3): DM DTHFL Y without DTHDTC. S-001 (infused 2024-02-01, known
-    alive on day 29): a DS death record 'Sepsis' without DSSTDTC. S-002: DS dates its death 2024-03-20 (day 39)."""
+def undated_deaths_study(root, ds_term: str):
+    """The fixture study with two deaths of unknown day and no fatal AE: S-003 (infused 2024-03-12, known alive on
+    day 3) DM DTHFL Y without DTHDTC; S-001 (infused 2024-02-01, known alive on day 29) a DS death record
+    ``ds_term`` without DSSTDTC. S-002: DS dates its death 2024-03-20 (day 39)."""
     dm = DM.assign(DTHFL=["", "", "Y", "", ""])
-    ds = pd.DataFrame({"STUDYID": STUDY, "USUBJID": ["S-001"], "DSSEQ": [9], "DSTERM": ["Sepsis"],
+    ds = pd.DataFrame({"STUDYID": STUDY, "USUBJID": ["S-001"], "DSSEQ": [9], "DSTERM": [ds_term],
                        "DSDECOD": ["DEATH"], "DSCAT": "DISPOSITION EVENT", "DSSTDTC": [""]})
-    study = make_study(tmp_path / "s", domains=dict(DOMAINS, dm=dm, ds=pd.concat([DOMAINS["ds"], ds])),
-                       study_yaml=STUDY_YAML)
+    return make_study(root, domains=dict(DOMAINS, dm=dm, ds=pd.concat([DOMAINS["ds"], ds])), study_yaml=STUDY_YAML)
+
+
+def _load(tmp_path):
+    """:func:`undated_deaths_study`, S-001's DS death 'Sepsis'."""
+    study = undated_deaths_study(tmp_path / "s", "Sepsis")
     db = tmp_path / "db.duckdb"
     store = ReviewStore(tmp_path / "db.review.sqlite")
     ingest_study(study, db, cutoff=CUT, review_store_path=store.path)

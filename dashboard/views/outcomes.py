@@ -60,8 +60,9 @@ if tabs[0].open:
             st.caption("Non-relapse mortality: death without documented progression or relapse before it; "
                        "denominator: infused subjects. Cause category from the delivered cause, else the fatal AE "
                        "(safety/data/death_causes.csv).")
-            for note in undated_deaths_note(deaths["death_day"]):
-                st.caption(note)
+            # deaths the by-day counts cannot place: said where the counts are read, as the packet says it
+            for note in undated_deaths_note(deaths):
+                st.warning(note)
             if deaths.empty:
                 state.empty("No deaths in this selection.")
             else:

@@ -246,7 +246,7 @@ def table_deaths_nrm(reader, store=None):
                     notes=["n (%) of infused subjects. Deaths from DM, DS and fatal AEs.",
                            "NRM: death without documented progression/relapse before it; progression/relapse is the "
                            "competing event; censoring at last known alive (the Aalen-Johansen estimate of statsmodels' CumIncidenceRight).",
-                           *undated_deaths_note(deaths["death_day"])])
+                           *undated_deaths_note(deaths)])
 
 
 def table_infections(reader, store=None):

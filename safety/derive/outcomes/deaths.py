@@ -29,10 +29,21 @@ UNDATED_DEATHS_NOTE = ("{n} death(s) without a recorded date (death day blank): 
                        "censored at the last known alive day, since the day of death cannot be placed in time.")
 
 
-def undated_deaths_note(death_days) -> list[str]:
-    """:data:`UNDATED_DEATHS_NOTE` as a list of one note when any of ``death_days`` (a pandas Series) is blank."""
-    n = int(death_days.isna().sum())
-    return [UNDATED_DEATHS_NOTE.format(n=n)] if n else []
+# and when such a death is a non-relapse death of an infused subject: how many the by-day NRM counts leave out, so
+# a committee never reads a lower NRM without knowing (the estimate's censoring rule is kept: docs/outcomes.md)
+UNDATED_NRM_NOTE = ("{n} non-relapse death(s) of infused subjects without a recorded date are not in the "
+                    "'Non-relapse deaths by day' counts (28, 100, 365) nor in the NRM cumulative incidence, which "
+                    "censors them at the last known alive day: non-relapse mortality may be higher than shown.")
+
+
+def undated_deaths_note(deaths) -> list[str]:
+    """The notes on the deaths of ``deaths`` (rows of the deaths table, a pandas DataFrame) without a day, for the
+    page and the packet alike: :data:`UNDATED_DEATHS_NOTE` when any has no day, and :data:`UNDATED_NRM_NOTE`
+    when any of those is a non-relapse death of an infused subject (``treatment_related``)."""
+    undated = deaths["death_day"].isna()
+    n = int(undated.sum())
+    nrm = int((undated & deaths["treatment_related"].fillna(False).astype(bool)).sum())
+    return ([UNDATED_DEATHS_NOTE.format(n=n)] if n else []) + ([UNDATED_NRM_NOTE.format(n=nrm)] if nrm else [])
 
 _DEATHS = """
 WITH k AS (SELECT kind, pattern FROM _malignancy_terms),
