@@ -7,7 +7,7 @@ from dashboard import figures as F
 from dashboard.tables import text
 from safety.core.numbers import percent_value
 from safety.core.vocabulary import SAFETY_POPULATION, ae_pt_sql, ae_soc_sql, counted_ae
-from safety.export.common import grade_discrepancy_sentence
+from safety.export.common import grade_discrepancy_events_sql, grade_discrepancy_sentence
 
 v = state.view()
 st.title("Adverse events")
@@ -52,8 +52,7 @@ m[3].metric("Events", int(state.scalar(f"SELECT count(*) FROM adverse_events a W
 # assessments (ASTCT). Where the two differ a committee should not have to find that out by comparing pages.
 if not state.missing_tables("grade_discrepancies"):
     dflt, dfp = state.subject_filter(v, column="d.usubjid")
-    differ = state.q(f"SELECT syndrome, count(*) AS n FROM grade_discrepancies d WHERE {dflt} GROUP BY ALL "
-                     "ORDER BY syndrome", dfp)
+    differ = state.q(grade_discrepancy_events_sql(dflt), dfp)
     if len(differ):
         st.warning(f"CRS and ICANS rows count the grade the site reported. For these subjects, "
                    f"{grade_discrepancy_sentence(differ)}: see Derived vs reported grades on the CRS & ICANS page.",

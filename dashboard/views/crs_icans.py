@@ -7,6 +7,7 @@ from dashboard.tables import plural
 from dashboard import figures as F
 from safety.core.delivery import NOT_DELIVERED, not_delivered_note
 from safety.core.numbers import interval, of_n, percent_value
+from safety.export.common import grade_discrepancy_events_sql, grade_discrepancy_sentence
 
 v = state.view()
 st.title("CRS & ICANS")
@@ -138,6 +139,8 @@ if state.require("grade_discrepancies", what="the discrepancy check"):
     elif disc.empty:
         state.empty("Derived ASTCT grades agree with the reported AE grades for every episode in this selection.")
     else:
-        st.markdown(f"**{plural(len(disc), 'episode')}** where the grade derived from bedside assessments differs "
-                    "from the reported AE grade.")
+        # events counted as the Adverse events page and the packet count them (an episode with two kinds of
+        # discrepancy is one event); the table lists each discrepancy
+        differ = state.q(grade_discrepancy_events_sql(flt), fp)
+        st.markdown(f"{grade_discrepancy_sentence(differ)}; {plural(len(disc), 'discrepancy', 'discrepancies')} below.")
         state.table(disc.drop(columns=["studyid", "data_cut"], errors="ignore"))

@@ -145,9 +145,19 @@ def ae_grading_note(reader: StudyReader) -> str:
             + (f" (in this data cut: {named})" if named else "") + "; events with severity only have no grade.")
 
 
+def grade_discrepancy_events_sql(where: str = "true") -> str:
+    """SQL: per syndrome, how many CRS and ICANS events have a grade discrepancy (grade_discrepancies ``d``, rows
+    kept by ``where``): an event is the derived episode, else the reported AE without one, so an episode with two
+    kinds of discrepancy (its AE graded lower, a hypoxia graded higher) is one event. Rows (syndrome, n) for
+    :func:`grade_discrepancy_sentence`; the page and the packet count with this one query."""
+    return ("SELECT syndrome, count(DISTINCT coalesce(episode_key, ae_event_key)) AS n FROM grade_discrepancies d "
+            f"WHERE {where} GROUP BY ALL ORDER BY syndrome")
+
+
 def grade_discrepancy_sentence(differ: pd.DataFrame) -> str:
     """How many CRS and ICANS events' reported grades differ from the derived ASTCT grades, from rows of
-    (syndrome, n) of grade_discrepancies, e.g. "1 CRS event and 2 ICANS events differ from the ASTCT grade ..."."""
+    (syndrome, n) of :func:`grade_discrepancy_events_sql`, e.g. "1 CRS event and 2 ICANS events differ from the
+    ASTCT grade ..."."""
     counts = " and ".join(f"{int(n)} {syndrome} event{'s' if int(n) != 1 else ''}"
                           for syndrome, n in zip(differ["syndrome"], differ["n"]))
     one = int(differ["n"].sum()) == 1
@@ -160,7 +170,7 @@ def grade_discrepancy_note(reader: StudyReader) -> list[str]:
     ones (none when they agree, or the file has no grade_discrepancies)."""
     if not reader.has_tables("grade_discrepancies"):
         return []
-    differ = reader.sql("SELECT syndrome, count(*) AS n FROM grade_discrepancies GROUP BY ALL ORDER BY syndrome")
+    differ = reader.sql(grade_discrepancy_events_sql())
     if differ.empty:
         return []
     return [f"CRS and ICANS rows count the grade the site reported: {grade_discrepancy_sentence(differ)}. The CRS "
