@@ -81,3 +81,15 @@ def test_an_undated_dm_or_ds_death_is_an_r1_candidate_in_the_window_unless_known
     assert review.loc["S-001/DEATH", "status"] == "outside DLT window"
     ev = status.evaluability.set_index("usubjid")
     assert ev.loc["S-003", "evaluable"] and ev.loc["S-003", "reason"] == "DLT candidate confirmed"
+
+
+def test_an_undated_death_with_no_day_known_alive_lies_in_the_window():
+    """With neither a death day nor a day known alive, the death may be any day: it is screened as in the window,
+    never dropped from it; a day known alive after the window, or a dated death after it, leaves it out."""
+    from safety.derive.dlt.events import death_in_window_sql
+    cases = [(None, None, True), (None, 3, True), (None, 40, False), (10, None, True), (45, 2, False)]
+    rows = duckdb.sql(
+        f"SELECT {death_in_window_sql('d', 'lka')} AS in_window FROM (SELECT unnest($d) AS d, unnest($lka) AS lka)",
+        params={"d": [c[0] for c in cases], "lka": [c[1] for c in cases],
+                "win_start": 0, "win_end": 28}).fetchall()
+    assert [r[0] for r in rows] == [c[2] for c in cases]

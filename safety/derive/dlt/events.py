@@ -52,7 +52,7 @@ def death_in_window_sql(death_day: str, last_known_alive_day: str) -> str:
     the subject was not known alive after the window's last day (the death cannot be earlier than the last day known
     alive, and may be any day after it): a death is never left out of the window for want of a date."""
     return (f"coalesce({death_day} BETWEEN $win_start AND $win_end "
-            f"OR ({death_day} IS NULL AND {last_known_alive_day} <= $win_end), false)")
+            f"OR ({death_day} IS NULL AND coalesce({last_known_alive_day} <= $win_end, true)), false)")
 
 
 # a CRS/ICANS episode as a DLT event: its last day and its grade, in screening and in the decisions alike
