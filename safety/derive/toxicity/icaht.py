@@ -41,6 +41,11 @@ def subjects_at_grade3(rows, column: str) -> int:
     return int(rows.loc[rows[column] >= 3, "usubjid"].nunique())
 
 
+# the last early day whose count is graded (a grid row's early_end): EARLY_LAST_DAY; for platelets the day before a
+# relapse or progression, as T-ICAHT censors the early window there (Rejeski et al., Blood 2025, Table 1). The EHA/EBMT
+# early ANC window is not censored (the reference implementation grids days 0-30 whatever follows).
+_EARLY_END = (f"CASE WHEN lineage = 'PLT' THEN least({EARLY_LAST_DAY}, coalesce(prog_day, {EARLY_LAST_DAY} + 1) - 1) "
+              f"ELSE {EARLY_LAST_DAY} END")
 _SQL = f"""
 WITH subj AS (
   SELECT s.usubjid, s.death_day, s.last_known_alive_day, p.prog_day FROM subjects s
@@ -91,7 +96,8 @@ seg AS (
 val AS (
   -- days before the first value: unknown
   SELECT usubjid, lineage, unnest(generate_series(0, least(first_day - 1, last_day))) AS day,
-         CAST(NULL AS BOOLEAN) AS measured, CAST(NULL AS DOUBLE) AS v, CAST(NULL AS DOUBLE) AS sh
+         CAST(NULL AS BOOLEAN) AS measured, CAST(NULL AS DOUBLE) AS v, CAST(NULL AS DOUBLE) AS sh,
+         {_EARLY_END} AS early_end
   FROM span WHERE last_day >= 0 AND first_day > 0
   UNION ALL
   SELECT usubjid, lineage, day, day = p_day AS measured,
@@ -100,9 +106,10 @@ val AS (
            THEN p_v + (n_v - p_v) * (day - p_day)::DOUBLE / (n_day - p_day) END AS v,
     CASE WHEN day = p_day THEN p_sh
          WHEN n_day - p_day - 1 <= {MAX_MISSING_DAYS}
-           THEN p_sh + (n_sh - p_sh) * (day - p_day)::DOUBLE / (n_day - p_day) END AS sh
+           THEN p_sh + (n_sh - p_sh) * (day - p_day)::DOUBLE / (n_day - p_day) END AS sh,
+    early_end
   FROM (
-    SELECT g.usubjid, g.lineage, g.p_day, g.p_v, g.p_sh, g.n_day, g.n_v, g.n_sh,
+    SELECT g.usubjid, g.lineage, g.p_day, g.p_v, g.p_sh, g.n_day, g.n_v, g.n_sh, {_EARLY_END} AS early_end,
            unnest(generate_series(greatest(g.p_day, 0), least(coalesce(g.n_day - 1, sp.last_day), sp.last_day))) AS day
     FROM seg g JOIN span sp USING (usubjid, lineage) WHERE sp.last_day >= 0
   )
@@ -115,21 +122,14 @@ flag AS (
     CASE WHEN c IS NULL THEN NULL WHEN lineage = 'ANC' THEN c > 0.5::DOUBLE ELSE c >= 20.0::DOUBLE END AS up
   FROM (SELECT *, round(v, 9) + sh AS c FROM val)
 ),
--- the early days whose counts are graded: days 0-{EARLY_LAST_DAY}; for platelets only those before a relapse or
--- progression, as T-ICAHT censors the early window there (Rejeski et al., Blood 2025, Table 1). The EHA/EBMT early
--- ANC window is not censored (the reference implementation grids days 0-{EARLY_LAST_DAY} whatever follows).
-early_flag AS (
-  SELECT f.* FROM flag f JOIN span sp USING (usubjid, lineage)
-  WHERE f.day <= {EARLY_LAST_DAY} AND (f.lineage = 'ANC' OR f.day < coalesce(sp.prog_day, {EARLY_LAST_DAY} + 1))
-),
 -- runs of consecutive early low (or deep) days, then runs less than 3 days apart joined
 runs AS (
   SELECT usubjid, lineage, kind, min(day) AS r_start, max(day) AS r_end FROM (
     SELECT usubjid, lineage, day, 'low' AS kind, day - row_number() OVER (PARTITION BY usubjid, lineage ORDER BY day) AS grp
-    FROM early_flag WHERE low
+    FROM flag WHERE low AND day <= early_end
     UNION ALL
     SELECT usubjid, lineage, day, 'deep', day - row_number() OVER (PARTITION BY usubjid, lineage ORDER BY day)
-    FROM early_flag WHERE deep
+    FROM flag WHERE deep AND day <= early_end
   ) GROUP BY usubjid, lineage, kind, grp
 ),
 joined AS (
@@ -177,11 +177,11 @@ maybe AS (
   GROUP BY f.usubjid, f.lineage
 ),
 counts AS (
-  SELECT f.usubjid, f.lineage,
-    count(*) FILTER (WHERE f.measured AND f.day <= {EARLY_LAST_DAY}) AS n_values,
+  SELECT usubjid, lineage,
+    count(*) FILTER (WHERE measured AND day <= {EARLY_LAST_DAY}) AS n_values,
     -- a platelet day censored at progression is neither low nor unknown
-    count(*) FILTER (WHERE f.v IS NULL AND e.day IS NOT NULL) AS unknown_days
-  FROM flag f LEFT JOIN early_flag e USING (usubjid, lineage, day) GROUP BY f.usubjid, f.lineage
+    count(*) FILTER (WHERE v IS NULL AND day <= early_end) AS unknown_days
+  FROM flag GROUP BY usubjid, lineage
 ),
 recov AS (
   SELECT r.usubjid, r.lineage,
