@@ -6,6 +6,7 @@ names the subject, the term, the grade and the day. Time is days from the first 
 """
 from __future__ import annotations
 
+import html
 import math
 from typing import Iterable, Sequence
 
@@ -46,6 +47,23 @@ LAB_GRADE_BANDS: dict[str, dict] = {
 
 
 WEBGL_POINTS = 2000  # above this many markers a scatter is drawn with WebGL (Scattergl)
+
+
+def shown(value) -> str:
+    """Delivered text (a term, a medication, a subject id) as a figure shows it literally.
+
+    Plotly reads labels, legends, titles and hover text as a subset of HTML (``<b>``, ``<br>``, ``<a href>``):
+    ``&``, ``<`` and ``>`` become entities. Such text goes into a hover through ``customdata`` or ``text``, never
+    into the ``hovertemplate`` itself, where ``%{...}`` is a placeholder."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return html.escape(str(value), quote=False)
+
+
+def shown_all(values) -> list[str]:
+    """:func:`shown` of each value."""
+    return [shown(v) for v in values]
+
 
 def _style(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:
     # The "plotly_white" template is added to the figure's dict when it is drawn (dashboard.widgets.figure_dict):
@@ -170,7 +188,7 @@ def incidence_by_grade_bar(df: pd.DataFrame, title: str | None = None) -> go.Fig
     for grade in sorted(df["grade"].dropna().unique()):
         d = df[df["grade"] == grade]
         fig.add_trace(go.Bar(
-            x=d["group"], y=d["pct"], name=grade_legend_name(grade), marker_color=grade_color(grade),
+            x=shown_all(d["group"]), y=d["pct"], name=grade_legend_name(grade), marker_color=grade_color(grade),
             marker_line=dict(color="#333", width=1),
             error_y=dict(type="data", symmetric=False, array=d["ci_high"] - d["pct"],
                          arrayminus=d["pct"] - d["ci_low"], color="#333", thickness=1.5),
@@ -212,7 +230,7 @@ def onset_duration_figure(episodes: pd.DataFrame, title: str | None = "Onset and
                 x=d[field], y=d["syndrome"], mode="markers", name=grade_legend_name(grade),
                 legendgroup=str(grade), showlegend=(col == 1),
                 marker=dict(size=13, color=grade_color(grade), line=dict(color="#333", width=1)),
-                customdata=np.stack([d["usubjid"], d["max_grade"]], axis=-1),
+                customdata=np.stack([shown_all(d["usubjid"]), d["max_grade"]], axis=-1),
                 hovertemplate="%{customdata[0]}<br>%{y} max grade %{customdata[1]}<br>"
                 + label + ": %{x}<extra></extra>"), row=1, col=col)
     fig.update_xaxes(title_text="Days from infusion (day 0)", row=1, col=1)
@@ -255,10 +273,10 @@ def swimlane_heatmap(daily: pd.DataFrame, subject_order: Sequence[str], syndrome
     grid = grid.reindex(index=order, columns=days)
     z = grid.to_numpy(dtype=float)
     text = np.where(np.isnan(z), "no assessment", np.char.add("grade ", np.nan_to_num(z).astype(int).astype(str)))
-    ylab = [labels.get(s, s) if labels else s for s in order]
+    ylab = [shown(labels.get(s, s) if labels else s) for s in order]
     fig = go.Figure(go.Heatmap(
         z=z, x=days, y=ylab, zmin=-0.5, zmax=5.5, colorscale=_grade_colorscale(), xgap=1, ygap=1,
-        customdata=np.stack([np.array([[s] * len(days) for s in order], dtype=object), text], axis=-1) if order else None,
+        customdata=np.stack([np.array([[shown(s)] * len(days) for s in order], dtype=object), text], axis=-1) if order else None,
         hovertemplate="%{customdata[0]}<br>" + syndrome + " %{customdata[1]}<br>day %{x}<extra></extra>",
         colorbar=dict(title=dict(text="Grade"), tickvals=[0, 1, 2, 3, 4, 5], ticktext=["0", "1", "2", "3", "4", "5"]),
     ))
@@ -337,8 +355,9 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
     # Row 1: AE bars.
     ae = aes.sort_values(["onset_day", "aedecod"], na_position="last").reset_index(drop=True)
     # Long MedDRA terms would squeeze the day axis on a projector: shortened here, full in the hover text.
-    labels = [f"{t if len(t) <= 32 else t[:30].rstrip() + '…'} [{k.rsplit('/', 1)[-1]}]"
-              for t, k in zip(ae["aedecod"].fillna("?"), ae["event_key"])]
+    labels = [shown(f"{t if len(t) <= 32 else t[:30].rstrip() + '…'} [{k.rsplit('/', 1)[-1]}]")
+              for t, k in zip(ae["aedecod"].fillna("?").astype(str), ae["event_key"])]
+    subject = shown(usubjid)
     shown_grades = set()
     # An AE with no start date has no bar (a bar from day 0 would state an onset at the infusion, inside the DLT
     # window): it is marked at the last day it is known to have lasted to, its end (else where an ongoing AE is
@@ -352,15 +371,17 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
         when = (("onset unknown, " if unknown_onset else f"days {r['onset_day']:g} to ")
                 + (f"ongoing ({drawn_to})" if pd.isna(r["end_day"])
                    else ("ended day " if unknown_onset else "") + f"{int(r['end_day'])}"))
-        hover = (f"{usubjid}<br>{r['aedecod']}<br>{name} ({r.get('grading_system') or ''})<br>{when}"
-                 + ("<br>SERIOUS" if r.get("serious") else "")
-                 + (f"<br>{what(r['event_key'])}" if r["event_key"] in dlt_keys else "") + "<extra></extra>")
+        # the delivered words go in as data: in the template they would be read as markup and placeholders
+        hover = dict(customdata=[f"{subject}<br>{shown(r['aedecod'])}<br>{name} ({shown(r.get('grading_system'))})"
+                                 f"<br>{when}" + ("<br>SERIOUS" if r.get("serious") else "")
+                                 + (f"<br>{what(r['event_key'])}" if r["event_key"] in dlt_keys else "")],
+                     hovertemplate="%{customdata}<extra></extra>")
         if unknown_onset:
             fig.add_trace(go.Scatter(
                 x=[end], y=[labels[i]], mode="markers", name=START_UNKNOWN, legendgroup=START_UNKNOWN,
                 showlegend=START_UNKNOWN not in shown_grades,
                 marker=dict(symbol="triangle-left-open", size=16, color=grade_color(g), line=dict(width=3)),
-                hovertemplate=hover), row=1, col=1)
+                **hover), row=1, col=1)
             shown_grades.add(START_UNKNOWN)
             continue
         start = r["onset_day"]
@@ -369,7 +390,7 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
             base=[start - 0.5], x=[max(end - start + 1, 0.8)], y=[labels[i]], orientation="h",
             marker=dict(color=grade_color(g), line=dict(color="#333", width=1)),
             name=name, legendgroup=name, showlegend=name not in shown_grades,
-            legendrank=int(g) if not pd.isna(g) else 9, hovertemplate=hover,
+            legendrank=int(g) if not pd.isna(g) else 9, **hover,
         ), row=1, col=1)
         shown_grades.add(name)
     ser = ae[ae.get("serious", pd.Series(False, index=ae.index)).fillna(False).astype(bool)]
@@ -413,7 +434,8 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
             x=d["day"], y=[syndrome] * len(d), mode="markers", name=f"{syndrome} grade", showlegend=False,
             marker=dict(symbol="square", size=14, color=[grade_color(g) for g in d["grade"]],
                         line=dict(color="#333", width=1)),
-            customdata=d["grade"], hovertemplate=f"{usubjid}<br>{syndrome} grade %{{customdata}}<br>day %{{x}}<extra></extra>"),
+            customdata=d["grade"], meta=subject,
+            hovertemplate=f"%{{meta}}<br>{syndrome} grade %{{customdata}}<br>day %{{x}}<extra></extra>"),
             row=2, col=1)
 
     # Row 3: management medications as bars.
@@ -429,13 +451,15 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
                 fig.add_trace(go.Scatter(
                     x=[end], y=[cls], mode="markers", showlegend=False,
                     marker=dict(symbol="triangle-left-open", size=14, color=color, line=dict(width=3)),
-                    hovertemplate=f"{r['cmdecod']}<br>{when}<extra></extra>"), row=3, col=1)
+                    customdata=[f"{shown(r['cmdecod'])}<br>{when}"], hovertemplate="%{customdata}<extra></extra>"),
+                    row=3, col=1)
                 continue
             start = r["start_day"]
             when = f"days {start:g}-{end:g}" if ended else f"from day {start:g}, end date not recorded ({drawn_to})"
             fig.add_trace(go.Bar(
                 base=[start - 0.5], x=[max(end - start + 1, 0.8)], y=[cls], orientation="h", marker_color=color,
-                showlegend=False, hovertemplate=f"{r['cmdecod']}<br>{when}<extra></extra>"), row=3, col=1)
+                showlegend=False, customdata=[f"{shown(r['cmdecod'])}<br>{when}"],
+                hovertemplate="%{customdata}<extra></extra>"), row=3, col=1)
 
     if meds.empty:
         fig.add_annotation(text="no tocilizumab, corticosteroid, anakinra or vasopressor recorded", showarrow=False,
@@ -449,8 +473,8 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
             fig.add_trace(go.Bar(
                 base=[r.start_day - 0.5], x=[r.end_day - r.start_day + 1], y=["Lymphodepletion"], orientation="h",
                 marker_color=LYMPHODEPLETION_COLOR, showlegend=False,
-                hovertemplate=f"{usubjid}<br>lymphodepletion: {r.name}<br>days {r.start_day:g} to {r.end_day:g}"
-                              "<extra></extra>"), row=4, col=1)
+                customdata=[f"{subject}<br>lymphodepletion: {shown(r.name)}<br>days {r.start_day:g} to {r.end_day:g}"],
+                hovertemplate="%{customdata}<extra></extra>"), row=4, col=1)
         car = dosing[dosing["kind"] == "CAR infusion"].drop_duplicates("start_day").sort_values("start_day")
         if not car.empty:
             numbers = [f"#{n}" for n in range(1, len(car) + 1)]
@@ -458,14 +482,14 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
                 x=car["start_day"], y=["CAR infusion"] * len(car), mode="markers+text", text=numbers,
                 textposition="middle right", name="CAR infusion",
                 marker=dict(symbol="triangle-down", size=14, color=INFUSION_COLOR),
-                customdata=[[n, name] for n, name in zip(numbers, car["name"].fillna("cell product"))],
-                hovertemplate=f"{usubjid}<br>CAR infusion %{{customdata[0]}}: %{{customdata[1]}}<br>day %{{x}}"
-                              "<extra></extra>"), row=4, col=1)
+                customdata=[[n, shown(name)] for n, name in zip(numbers, car["name"].fillna("cell product"))],
+                meta=subject, hovertemplate="%{meta}<br>CAR infusion %{customdata[0]}: %{customdata[1]}<br>day %{x}"
+                                            "<extra></extra>"), row=4, col=1)
             shapes += [_line_down(row, day, line=dict(color=INFUSION_COLOR, width=1.5, dash="dash"))
                        for day in car["start_day"] for row in range(1, 5)]
     if not responses.empty:
         fig.add_trace(go.Scatter(
-            x=responses["day"], y=["Response"] * len(responses), mode="markers+text", text=responses["response"],
+            x=responses["day"], y=["Response"] * len(responses), mode="markers+text", text=shown_all(responses["response"]),
             textposition="top center", showlegend=False,
             marker=dict(size=14, color=[RESPONSE_COLORS.get(str(r).upper(), "#777") for r in responses["response"]],
                         symbol=[RESPONSE_SYMBOLS.get(str(r).upper(), "circle") for r in responses["response"]]),
@@ -481,9 +505,9 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
             fig.add_trace(go.Scatter(
                 x=[m[0] for m in marks], y=[m[1] for m in marks], mode="markers+text",
                 text=[mark(m[3]) for m in marks], textposition="middle left", name="DLT (? = pending)",
-                showlegend=dlt.empty, marker=DLT_MARK, customdata=[[what(m[3]), m[2], m[0]] for m in marks],
-                hovertemplate=f"{usubjid}<br>%{{customdata[0]}}: %{{customdata[1]}}<br>day %{{customdata[2]}}"
-                              "<extra></extra>"), row=row, col=1)
+                showlegend=dlt.empty, marker=DLT_MARK, customdata=[[what(m[3]), shown(m[2]), m[0]] for m in marks],
+                meta=subject, hovertemplate="%{meta}<br>%{customdata[0]}: %{customdata[1]}<br>day %{customdata[2]}"
+                                            "<extra></extra>"), row=row, col=1)
     if dlt_window:
         shapes += [_band_down(row, dlt_window[0] - 0.5, dlt_window[1] + 0.5, fillcolor="#999", opacity=0.12,
                               line=dict(width=0)) for row in range(1, 5)]
@@ -497,7 +521,7 @@ def subject_timeline(usubjid: str, aes: pd.DataFrame, daily: pd.DataFrame, meds:
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=["Lab DLT", "Death", "Response", "Lymphodepletion", "CAR infusion"],
                      row=4, col=1)
     n_ae = max(len(ae), 1)
-    return _align_profile(_style(fig, title or f"{usubjid}: timeline", height=max(620, 380 + 26 * n_ae)))
+    return _align_profile(_style(fig, title or f"{subject}: timeline", height=max(620, 380 + 26 * n_ae)))
 
 
 def key_labs_figure(usubjid: str, labs: pd.DataFrame, tests: Sequence[str], dlt_window: tuple[int, int] | None = (0, 28),
@@ -511,13 +535,14 @@ def key_labs_figure(usubjid: str, labs: pd.DataFrame, tests: Sequence[str], dlt_
     tests = [t for t in tests if t in set(labs["lbtestcd"])]
     n = max(len(tests), 1)
     fig = make_subplots(rows=n, cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        subplot_titles=[_lab_title(labs, t) for t in tests] or [""])
+                        subplot_titles=[shown(_lab_title(labs, t)) for t in tests] or [""])
+    subject = shown(usubjid)
     shapes: list[dict] = []
     for i, test in enumerate(tests, start=1):
         d = labs[labs["lbtestcd"] == test].sort_values("day")
         band = LAB_GRADE_BANDS.get(test)
         y = d["value"]
-        ylabel = d["unit"].dropna().iloc[0] if d["unit"].notna().any() else ""
+        ylabel = shown(d["unit"].dropna().iloc[0]) if d["unit"].notna().any() else ""
         if band and band["kind"] == "xuln":
             y = d["value"] / d["uln"]
             ylabel = "× ULN"
@@ -527,8 +552,9 @@ def key_labs_figure(usubjid: str, labs: pd.DataFrame, tests: Sequence[str], dlt_
             x=d["day"], y=y, mode="lines+markers", line=dict(color="#222", width=2),
             marker=dict(size=9, color=[grade_color(g) for g in d["grade"]], line=dict(color="#222", width=1)),
             showlegend=False,
-            customdata=np.stack([d["value"], d["unit"].fillna(""), d["grade"].astype("object").where(d["grade"].notna(), "n/a")], axis=-1),
-            hovertemplate=f"{usubjid}<br>{test}: %{{customdata[0]:.3g}} %{{customdata[1]}}<br>CTCAE grade %{{customdata[2]}}"
+            customdata=np.stack([d["value"], shown_all(d["unit"]), d["grade"].astype("object").where(d["grade"].notna(), "n/a")], axis=-1),
+            meta=[subject, shown(test)],
+            hovertemplate="%{meta[0]}<br>%{meta[1]}: %{customdata[0]:.3g} %{customdata[1]}<br>CTCAE grade %{customdata[2]}"
                           "<br>day %{x}<extra></extra>"), row=i, col=1)
         if lab_dlts is not None and not lab_dlts.empty:
             marks = lab_dlts[lab_dlts["lbtestcd"] == test].merge(
@@ -538,8 +564,8 @@ def key_labs_figure(usubjid: str, labs: pd.DataFrame, tests: Sequence[str], dlt_
                     x=marks["day"], y=marks["y"], mode="markers+text",
                     text=["DLT?" if p else "DLT" for p in marks.get("pending", pd.Series(False, index=marks.index))],
                     textposition="top center", name="DLT", showlegend=False,
-                    marker=DLT_MARK, customdata=marks[["label"]].to_numpy(),
-                    hovertemplate=f"{usubjid}<br>DLT: %{{customdata[0]}}<br>day %{{x}}<extra></extra>"), row=i, col=1)
+                    marker=DLT_MARK, customdata=[[shown(v)] for v in marks["label"]], meta=subject,
+                    hovertemplate="%{meta}<br>DLT: %{customdata[0]}<br>day %{x}<extra></extra>"), row=i, col=1)
         fig.update_yaxes(title_text=ylabel, row=i, col=1)
         if dlt_window:
             shapes.append(_band_down(i, dlt_window[0] - 0.5, dlt_window[1] + 0.5, fillcolor="#999", opacity=0.08,
@@ -548,7 +574,7 @@ def key_labs_figure(usubjid: str, labs: pd.DataFrame, tests: Sequence[str], dlt_
     if day_range:
         fig.update_xaxes(range=list(day_range))
     fig.update_xaxes(title_text=DAY_AXIS, row=n, col=1)
-    return _align_profile(_style(fig, f"{usubjid}: key labs with CTCAE v5 grade bands", height=max(300, 60 + 200 * n)))
+    return _align_profile(_style(fig, f"{subject}: key labs with CTCAE v5 grade bands", height=max(300, 60 + 200 * n)))
 
 
 def _lab_title(labs: pd.DataFrame, test: str) -> str:
@@ -587,16 +613,16 @@ def ae_soc_pt_bar(df: pd.DataFrame, title: str | None = None, top: int = 25) -> 
     totals = df.groupby(["aebodsys", "aedecod"], dropna=False)["subjects"].sum().sort_values(ascending=False)
     keep = totals.head(top).index
     d = df.set_index(["aebodsys", "aedecod"]).loc[lambda x: x.index.isin(keep)].reset_index()
-    order = [pt for _, pt in sorted(keep, key=lambda k: (-totals[k], str(k[1])))]
+    order = [shown(pt) for _, pt in sorted(keep, key=lambda k: (-totals[k], str(k[1])))]
     title = title or (f"The {min(top, len(totals))} most frequent preferred terms: subjects by worst grade "
                       "(ordered by number of subjects)")
     fig = go.Figure()
     for grade in sorted(d["worst_grade"].dropna().unique()):
         g = d[d["worst_grade"] == grade]
         fig.add_trace(go.Bar(
-            y=g["aedecod"], x=g["subjects"], orientation="h", name=grade_legend_name(grade),
+            y=shown_all(g["aedecod"]), x=g["subjects"], orientation="h", name=grade_legend_name(grade),
             marker=dict(color=grade_color(grade), line=dict(color="#333", width=1)),
-            customdata=g["aebodsys"],
+            customdata=shown_all(g["aebodsys"]),
             hovertemplate="%{y}<br>%{customdata}<br>" + grade_legend_name(grade) + ": %{x} subjects<extra></extra>"))
     fig.update_layout(barmode="stack")
     fig.update_yaxes(categoryorder="array", categoryarray=order[::-1], title_text="Preferred term")
@@ -613,14 +639,15 @@ def lab_multiples_figure(df: pd.DataFrame, test_label: str, direction: str = "hi
     Columns: ``usubjid``, ``day``, ``value``, ``unit``, ``multiple``.
     """
     ref = "ULN" if direction == "high" else "LLN"
+    test_label = shown(test_label)
     df = df[df["multiple"] > 0]  # a log axis shows positive values only
     fig = go.Figure()
     for subj, d in df.sort_values("day").groupby("usubjid"):
         fig.add_trace(go.Scatter(
-            x=d["day"], y=d["multiple"], mode="lines+markers", name=str(subj), line=dict(width=1.5),
-            marker=dict(size=6),
-            customdata=np.stack([d["value"], d["unit"].fillna("")], axis=-1),
-            hovertemplate=f"{subj}<br>{test_label}: %{{customdata[0]:.3g}} %{{customdata[1]}}"
+            x=d["day"], y=d["multiple"], mode="lines+markers", name=shown(subj), line=dict(width=1.5),
+            marker=dict(size=6), meta=[shown(subj), test_label],
+            customdata=np.stack([d["value"], shown_all(d["unit"])], axis=-1),
+            hovertemplate="%{meta[0]}<br>%{meta[1]}: %{customdata[0]:.3g} %{customdata[1]}"
                           f" (%{{y:.2f}} × {ref})<br>day %{{x}}<extra></extra>"))
     reference_line(fig, 1.0, f"1 × {ref}", log=True)
     fig.update_yaxes(type="log", title_text=f"{test_label} (× {ref})", range=log_range(df["multiple"], [1.0]))
@@ -644,7 +671,8 @@ def edish_figure(df: pd.DataFrame,
     fig.add_trace((go.Scattergl if len(df) > WEBGL_POINTS else go.Scatter)(
         x=df[x_col], y=df["peak_bili_xuln"], mode="markers",
         marker=dict(size=13, color=colors, line=dict(color="#222", width=1)), showlegend=False,
-        customdata=df[["usubjid", "aminotransferase"]].to_numpy(),
+        customdata=np.stack([shown_all(df["usubjid"]), shown_all(df["aminotransferase"])], axis=-1)
+        if len(df) else None,
         hovertemplate="%{customdata[0]}<br>peak %{customdata[1]} %{x:.2f} × ULN<br>"
                       "peak bilirubin %{y:.2f} × ULN<extra></extra>"))
     for name, color in ((f"Possible Hy's law (ALT or AST ≥ {at_x} × ULN and bilirubin ≥ {bili_x} × ULN)",
@@ -684,9 +712,9 @@ def cytopenia_recovery_figure(df: pd.DataFrame, day_range: tuple[int, int] = (-7
         d = df[(df["lbtestcd"] == test) & df["day"].between(*day_range) & (df["value"] > 0)].sort_values("day")
         for subj, s in d.groupby("usubjid"):
             fig.add_trace(go.Scatter(
-                x=s["day"], y=s["value"], mode="lines", line=dict(width=1.5), name=str(subj),
-                legendgroup=str(subj), showlegend=(row == 1),
-                hovertemplate=f"{subj}<br>{test} %{{y:.3g}} × 10^9/L<br>day %{{x}}<extra></extra>"), row=row, col=1)
+                x=s["day"], y=s["value"], mode="lines", line=dict(width=1.5), name=shown(subj),
+                legendgroup=str(subj), showlegend=(row == 1), meta=shown(subj),
+                hovertemplate=f"%{{meta}}<br>{test} %{{y:.3g}} × 10^9/L<br>day %{{x}}<extra></extra>"), row=row, col=1)
         for v in lines:
             reference_line(fig, v, f"{v:g} × 10^9/L", row=row, col=1, log=True, color=GRADE_COLORS[4], width=1.5)
         fig.update_yaxes(type="log", title_text="10^9/L", row=row, col=1,
@@ -712,6 +740,7 @@ def swimmer_plot(subjects: pd.DataFrame, events: pd.DataFrame, max_day: int = SW
     Subjects are drawn in the given row order, first on top.
     """
     s = subjects.reset_index(drop=True)
+    s["label"] = shown_all(s["label"])
     ylab = s["label"].tolist()
     lab_of = dict(zip(s["usubjid"], s["label"]))
     fig = go.Figure()
@@ -724,32 +753,35 @@ def swimmer_plot(subjects: pd.DataFrame, events: pd.DataFrame, max_day: int = SW
             y=d["label"], x=d["end_day"].clip(upper=max_day).fillna(0), base=0, orientation="h",
             marker=dict(color=status_color.get(status, "#CCCCCC"), line=dict(color="#333", width=0.5)),
             name=f"Follow-up: {status}",
-            customdata=np.stack([d["usubjid"], d["cohort"].fillna(""), followed], axis=-1),
+            customdata=np.stack([shown_all(d["usubjid"]), shown_all(d["cohort"]), followed], axis=-1),
             hovertemplate="%{customdata[0]} (%{customdata[1]})<br>followed to %{customdata[2]}<extra></extra>"))
     e = events[events["usubjid"].isin(lab_of)].copy()
     e["label"] = e["usubjid"].map(lab_of)
     e["at"] = e["at"].fillna("onset day") if "at" in e else "onset day"
+    for c in ("usubjid", "text"):  # what the hovers show; the subject's own id still finds its row above
+        e[f"{c}_shown"] = shown_all(e[c])
     for resp, d in e[e["kind"] == "response"].groupby("text"):
         fig.add_trace(go.Scatter(
-            x=d["day"], y=d["label"], mode="markers", name=f"Response {RESPONSE_LABELS.get(str(resp).upper(), resp)}",
+            x=d["day"], y=d["label"], mode="markers",
+            name=f"Response {shown(RESPONSE_LABELS.get(str(resp).upper(), resp))}",
             marker=dict(symbol=RESPONSE_SYMBOLS.get(str(resp).upper(), "triangle-up"), size=14,
                         color=RESPONSE_COLORS.get(str(resp).upper(), "#777"),
                         line=dict(color="#000", width=1)),
-            customdata=d[["usubjid"]].to_numpy(),
-            hovertemplate="%{customdata[0]}<br>response " + str(resp) + "<br>day %{x}<extra></extra>"))
+            customdata=d[["usubjid_shown", "text_shown"]].to_numpy(),
+            hovertemplate="%{customdata[0]}<br>response %{customdata[1]}<br>day %{x}<extra></extra>"))
     tox = e[e["kind"] == "toxicity"]
     for grade, d in tox.groupby("grade"):
         fig.add_trace(go.Scatter(
             x=d["day"], y=d["label"], mode="markers", name=f"Toxicity {grade_legend_name(grade).lower()}",
             marker=dict(symbol="circle", size=11, color=grade_color(grade), line=dict(color="#000", width=1)),
-            customdata=d[["usubjid", "text", "at"]].to_numpy(),
+            customdata=d[["usubjid_shown", "text_shown", "at"]].to_numpy(),
             hovertemplate="%{customdata[0]}<br>%{customdata[1]} " + grade_legend_name(grade).lower()
                           + "<br>%{customdata[2]} %{x}<extra></extra>"))
     death = e[e["kind"] == "death"]
     if not death.empty:
         fig.add_trace(go.Scatter(
             x=death["day"], y=death["label"], mode="markers", name="Death",
-            marker=dict(symbol="x", size=14, color="#000"), customdata=death[["usubjid", "text"]].to_numpy(),
+            marker=dict(symbol="x", size=14, color="#000"), customdata=death[["usubjid_shown", "text_shown"]].to_numpy(),
             hovertemplate="%{customdata[0]}<br>death: %{customdata[1]}<br>day %{x}<extra></extra>"))
     for kind, name, symbol in (("dlt", "DLT (committee decision)", "star"),
                                ("dlt pending", "DLT candidate pending", "star-open")):
@@ -758,7 +790,7 @@ def swimmer_plot(subjects: pd.DataFrame, events: pd.DataFrame, max_day: int = SW
             fig.add_trace(go.Scatter(
                 x=d["day"], y=d["label"], mode="markers", name=name,
                 marker=dict(symbol=symbol, size=15, color="#CC0000", line=dict(color="#000", width=1)),
-                customdata=d[["usubjid", "text", "at"]].to_numpy(),
+                customdata=d[["usubjid_shown", "text_shown", "at"]].to_numpy(),
                 hovertemplate="%{customdata[0]}<br>" + name + ": %{customdata[1]}<br>%{customdata[2]} %{x}"
                               "<extra></extra>"))
     for m, day in ((3, 91), (6, 182), (12, 365)):

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dashboard.figures import log_range
+from dashboard.figures import log_range, shown, shown_all
 from safety.core.numbers import fixed
 from safety.core.palette import GRADE_COLORS, grade_color
 from safety.derive.outcomes.survival import AT_RISK_FROM_INFUSION
@@ -37,14 +37,17 @@ def _with_risk_table(curves: list[tuple[str, pd.DataFrame, str]], risk: list[tup
     another: 22 at risk on day 0 showed as "2")."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.78, 0.22], vertical_spacing=0.08)
     for i, (name, curve, col) in enumerate(curves):
+        name = shown(name)  # a cohort or group name as delivered: shown as written, named in the hover by meta
         fig.add_trace(go.Scatter(x=curve["day"], y=curve[col], mode="lines", line=dict(shape="hv", width=3,
                                  color=CURVE_COLORS[i % len(CURVE_COLORS)]), name=name,
                                  # the estimate as the pages' tiles and the packet print it (safety.core.numbers)
                                  customdata=list(zip(curve["n_at_risk"], [fixed(100 * v) for v in curve[col]])),
-                                 hovertemplate="day %{x}: %{customdata[1]}% (at risk %{customdata[0]})<extra>" + name + "</extra>"),
+                                 meta=name,
+                                 hovertemplate="day %{x}: %{customdata[1]}% (at risk %{customdata[0]})<extra>%{meta}</extra>"),
                       row=1, col=1)
     labels = []
     for i, (name, r) in enumerate(risk):
+        name = shown(name)
         fig.add_trace(go.Scatter(x=r["day"], y=[name] * len(r), mode="text", text=r["n_at_risk"].astype(str),
                                  textfont=dict(size=15, color=CURVE_COLORS[i % len(CURVE_COLORS)]), showlegend=False,
                                  name=f"{name}: number at risk", cliponaxis=False,
@@ -87,10 +90,10 @@ def expansion_by_crs_grade(pc: pd.DataFrame, crs_max: pd.DataFrame, unit: str) -
         fig.add_trace(go.Scatter(x=g["day"], y=y, mode="lines+markers", name=f"max CRS grade {grade}",
                                  legendgroup=str(grade), showlegend=grade not in shown,
                                  line=dict(color=grade_color(grade) if grade else "#7F7F7F", width=2),
-                                 marker=dict(size=6), text=[u] * len(g),
+                                 marker=dict(size=6), text=[shown(u)] * len(g),
                                  hovertemplate="%{text}<br>day %{x}: %{y:.4g}<extra>max CRS grade " + str(grade) + "</extra>"))
         shown.add(grade)
-    fig.update_yaxes(type="log", title_text=f"CAR level ({unit}, log scale)")
+    fig.update_yaxes(type="log", title_text=f"CAR level ({shown(unit)}, log scale)")
     fig.update_xaxes(title_text=DAY_AXIS)
     return _layout(fig, "CAR expansion and persistence by maximum CRS grade", 520)
 
@@ -112,8 +115,8 @@ def cmax_by_crs_grade(kin: pd.DataFrame, crs_max: pd.DataFrame, unit: str) -> go
         grade = int(grade)
         fig.add_trace(go.Box(x=[f"CRS grade {grade}"] * len(g), y=g["cmax"], name=f"CRS grade {grade}", boxpoints="all",
                              marker=dict(color=GRADE_COLORS.get(grade, "#7F7F7F") if grade else "#7F7F7F"),
-                             text=g["usubjid"], hovertemplate="%{text}: Cmax %{y:.4g}<extra></extra>"))
-    fig.update_yaxes(type="log", title_text=f"Cmax ({unit}, log scale)")
+                             text=shown_all(g["usubjid"]), hovertemplate="%{text}: Cmax %{y:.4g}<extra></extra>"))
+    fig.update_yaxes(type="log", title_text=f"Cmax ({shown(unit)}, log scale)")
     fig.update_layout(showlegend=False)
     return _layout(fig, "Cmax by maximum CRS grade", 460)
 
@@ -125,9 +128,9 @@ def subject_kinetics(pc: pd.DataFrame, grades: pd.DataFrame, usubjid: str) -> go
     for test, g in pc.sort_values("day").groupby("pctestcd"):
         y = g["value"].where(~g["below_lloq"], g["lloq"] / 2.0)
         plotted.append(y)
-        fig.add_trace(go.Scatter(x=g["day"], y=y, mode="lines+markers", name=f"{test} ({g['unit'].iloc[0]})",
-                                 line=dict(color="#0072B2", width=3),
-                                 hovertemplate="day %{x}: %{y:.4g}<extra>" + test + "</extra>"), row=1, col=1)
+        fig.add_trace(go.Scatter(x=g["day"], y=y, mode="lines+markers", name=shown(f"{test} ({g['unit'].iloc[0]})"),
+                                 line=dict(color="#0072B2", width=3), meta=shown(test),
+                                 hovertemplate="day %{x}: %{y:.4g}<extra>%{meta}</extra>"), row=1, col=1)
     for syn, color in (("CRS", "#D55E00"), ("ICANS", "#CC79A7")):
         g = grades[grades["syndrome"] == syn].sort_values("day")
         if len(g):
@@ -138,19 +141,21 @@ def subject_kinetics(pc: pd.DataFrame, grades: pd.DataFrame, usubjid: str) -> go
     fig.update_yaxes(type="log", title_text="CAR level (log)", range=log_range(y_all[y_all > 0]), row=1, col=1)
     fig.update_yaxes(title_text="Grade", range=[-0.2, 5.2], dtick=1, row=2, col=1)
     fig.update_xaxes(title_text=DAY_AXIS, row=2, col=1)
-    return _layout(fig, f"{usubjid}: CAR expansion beside CRS and ICANS grades", 560)
+    return _layout(fig, f"{shown(usubjid)}: CAR expansion beside CRS and ICANS grades", 560)
 
 
 def marker_over_time(lab: pd.DataFrame, ivig: pd.DataFrame, label: str, threshold: float, unit: str,
                      finding: str) -> go.Figure:
     """A monitored immune marker per subject over time, the threshold as a dashed line, IVIG doses as ticks."""
+    label, unit, finding = shown(label), shown(unit), shown(finding)  # study.yaml's words, shown as written
     fig = go.Figure()
     for u, g in lab.sort_values(["usubjid", "day"]).groupby("usubjid"):
-        fig.add_trace(go.Scatter(x=g["day"], y=g["value"], mode="lines+markers", name=u, line=dict(width=1.5),
-                                 hovertemplate=u + "<br>day %{x}: %{y}<extra></extra>", showlegend=False))
+        fig.add_trace(go.Scatter(x=g["day"], y=g["value"], mode="lines+markers", name=shown(u), line=dict(width=1.5),
+                                 meta=shown(u), hovertemplate="%{meta}<br>day %{x}: %{y}<extra></extra>",
+                                 showlegend=False))
     if len(ivig):
         fig.add_trace(go.Scatter(x=ivig["start_day"], y=[threshold] * len(ivig), mode="markers", name="IVIG given",
-                                 marker=dict(symbol="triangle-up", size=14, color="#009E73"), text=ivig["usubjid"],
+                                 marker=dict(symbol="triangle-up", size=14, color="#009E73"), text=shown_all(ivig["usubjid"]),
                                  hovertemplate="%{text}: IVIG day %{x}<extra></extra>"))
     fig.add_hline(y=threshold, line=dict(dash="dash", color="#D55E00", width=2),
                   annotation_text=f"{finding}", annotation_position="top left")

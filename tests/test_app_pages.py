@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 from safety.access import reader as access
 from safety.core.vocabulary import ae_pt_sql, ae_soc_sql
 from test_app_minidb import build_mini_database
+from hover import hover_text
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "dashboard" / "app.py")
@@ -440,7 +441,7 @@ def test_subject_profile_draws_a_medication_without_an_end_to_the_death(app_env)
     spec = json.loads(_open_profile(u, "Timeline").get("plotly_chart")[0].proto.spec)
     (steroid,) = [t for t in spec["data"] if t.get("type") == "bar" and _plotly_values(t["y"]) == ["corticosteroid"]]
     assert (_plotly_values(steroid["base"]), _plotly_values(steroid["x"])) == ([3.5], [6.0])  # days 4 to 9
-    assert "end date not recorded" in steroid["hovertemplate"] and "day 9, the death" in steroid["hovertemplate"]
+    assert "end date not recorded" in hover_text(steroid) and "day 9, the death" in hover_text(steroid)
 
 
 def test_subject_profile_calls_dlt_only_what_counts_and_tells_pending_candidates_apart(app_copy):

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from test_app_pages import _metrics, _open, _plotly_values, ingest_itnk_with, serve
+from hover import hover_text
 
 # 01-01-005 (infused 2025-02-19): a grade 4 serious pneumonia with no start date, ended 2025-03-11 (day 20), an
 # in-window DLT candidate awaiting the committee; tocilizumab with no start date, ended 2025-03-01 (day 10).
@@ -60,8 +61,8 @@ def test_an_ae_and_a_medication_without_a_start_date_are_marked_at_their_end_wit
     assert not [t for t in spec["data"] if t.get("type") == "bar" and _plotly_values(t["y"]) == [label]]
     [unknown] = [t for t in _traces(spec, "Start date unknown (marked at its end)") if _plotly_values(t["y"]) == [label]]
     assert _plotly_values(unknown["x"]) == [20]
-    assert "onset unknown, ended day 20" in unknown["hovertemplate"]
-    assert "DLT candidate, awaiting the committee" in unknown["hovertemplate"]
+    assert "onset unknown, ended day 20" in hover_text(unknown)
+    assert "DLT candidate, awaiting the committee" in hover_text(unknown)
     [sae] = _traces(spec, "Serious (SAE)")
     assert dict(zip(_plotly_values(sae["y"]), _plotly_values(sae["x"])))[label] == 20
     [dlt] = [t for t in _traces(spec, "DLT (? = pending)") if label in _plotly_values(t["y"])]
@@ -69,7 +70,7 @@ def test_an_ae_and_a_medication_without_a_start_date_are_marked_at_their_end_wit
     assert dlt["customdata"][0][1] == "onset unknown, marked at day 20 (its end)"
     [toci] = [t for t in spec["data"] if _plotly_values(t["y"]) == ["tocilizumab"]]
     assert toci["type"] == "scatter" and _plotly_values(toci["x"]) == [10]
-    assert "start date not recorded, ended day 10" in toci["hovertemplate"]
+    assert "start date not recorded, ended day 10" in hover_text(toci)
 
     swim = _figure(_open("swimmer"))
     [pending] = _traces(swim, "DLT candidate pending")

@@ -8,6 +8,7 @@ import pytest
 
 from dashboard import figures as F
 from safety.core.palette import GRADE_COLORS
+from hover import hover_text
 
 
 def test_incidence_bar_uses_palette_and_ci_error_bars():
@@ -80,11 +81,11 @@ def test_subject_timeline_colours_ae_bars_by_grade_and_marks_sae_and_dlt():
     assert list(mark.text) == ["DLT", "DLT?"]
     assert [c[0] for c in mark.customdata] == ["DLT", "DLT candidate, awaiting the committee"]
     pneumonia = next(t for t in bars if t.name == "Grade 2")
-    assert "DLT candidate, awaiting the committee" in pneumonia.hovertemplate
-    assert "DLT candidate" not in crs.hovertemplate and "<br>DLT<" in crs.hovertemplate
+    assert "DLT candidate, awaiting the committee" in hover_text(pneumonia)
+    assert "DLT candidate" not in hover_text(crs) and "<br>DLT<" in hover_text(crs)
     names = {t.name for t in fig.data}
     assert "Serious (SAE)" in names
-    assert "S1" in crs.hovertemplate and "Cytokine release syndrome" in crs.hovertemplate
+    assert "S1" in hover_text(crs) and "Cytokine release syndrome" in hover_text(crs)
     assert any(s.type == "rect" for s in fig.layout.shapes)  # DLT window shaded
 
 
@@ -389,11 +390,11 @@ def test_subject_timeline_draws_an_ongoing_ae_to_the_data_cut_where_the_listing_
     fig = F.subject_timeline(u, aes, empty, meds, responses, s["death_day"], (0, 28), open_end_day=s["open_end_day"])
     ongoing = aes[aes["end_day"].isna()]
     assert len(ongoing) == 1
-    (bar,) = [t for t in fig.data if t.type == "bar" and "Hypogammaglobulinemia" in t.hovertemplate]
+    (bar,) = [t for t in fig.data if t.type == "bar" and "Hypogammaglobulinemia" in hover_text(t)]
     onset, duration = ongoing.iloc[0][["onset_day", "duration_days"]]
     assert (onset, duration) == (57, 43)
     assert (bar.base[0], bar.x[0]) == (onset - 0.5, duration)  # the listing's duration, to the data cut
-    assert "days 57 to ongoing (drawn to day 99, the data cut)" in bar.hovertemplate
+    assert "days 57 to ongoing (drawn to day 99, the data cut)" in hover_text(bar)
 
 
 def test_subject_timeline_draws_a_medication_without_an_end_to_the_death(tmp_path, sample_database):
@@ -416,7 +417,46 @@ def test_subject_timeline_draws_a_medication_without_an_end_to_the_death(tmp_pat
                              open_end_day=s["open_end_day"])
     (steroid,) = [t for t in fig.data if t.type == "bar" and list(t.y) == ["corticosteroid"]]
     assert (steroid.base[0], steroid.x[0]) == (3.5, 6)  # days 4 to 9, each a whole cell
-    assert steroid.hovertemplate == ("DEXAMETHASONE<br>from day 4, end date not recorded "
-                                     "(drawn to day 9, the death)<extra></extra>")
+    assert hover_text(steroid) == ("DEXAMETHASONE<br>from day 4, end date not recorded "
+                                   "(drawn to day 9, the death)<extra></extra>")
     (tocilizumab,) = [t for t in fig.data if t.type == "bar" and list(t.y) == ["tocilizumab"]]
-    assert "days 2-2" in tocilizumab.hovertemplate  # an end recorded: as given
+    assert "days 2-2" in hover_text(tocilizumab)  # an end recorded: as given
+
+
+def test_delivered_text_is_shown_as_written_and_never_read_as_markup_or_placeholder():
+    """A site's term "Rash <b>severe</b>" was drawn bold, a medication "100%{x}" showed the day in its name and a
+    response written as a link was a link: delivered text is escaped and reaches a hover as data, not template."""
+    from dashboard import figures_outcomes as FO
+
+    u, term, med, resp = 'S<1>', "Rash <b>severe</b> & itch", "100%{x}", '<a href="http://x">CR</a>'
+    aes = pd.DataFrame({"event_key": [f"{u}/AE/1"], "aedecod": [term], "aetoxgr": [3], "grading_system": ["CTCAE v5.0"],
+                        "onset_day": [1], "end_day": [6], "serious": [True]})
+    meds = pd.DataFrame({"med_class": ["corticosteroid"], "cmdecod": [med], "start_day": [2], "end_day": [3]})
+    timeline = F.subject_timeline(u, aes, pd.DataFrame({"syndrome": ["CRS"], "day": [1], "grade": [2]}), meds,
+                                  pd.DataFrame({"day": [28], "response": [resp]}), dlt_keys=[f"{u}/AE/1"])
+    bars = pd.DataFrame({"aebodsys": ["Skin <i>disorders</i>"], "aedecod": [term], "worst_grade": [3], "subjects": [1]})
+    events = pd.DataFrame({"usubjid": [u, u], "day": [5, 28], "kind": ["toxicity", "response"], "text": [term, resp],
+                           "grade": [3, None]})
+    swimmer = F.swimmer_plot(pd.DataFrame({"usubjid": [u], "label": [u], "end_day": [40], "status": ["in follow-up"],
+                                           "cohort": ["DL1 <br>"]}), events)
+    marker = FO.marker_over_time(pd.DataFrame({"usubjid": [u], "day": [30], "value": [3.0]}),
+                                 pd.DataFrame({"usubjid": [u], "start_day": [31]}), "IgG", 4.0, "g/L", "low IgG")
+    figures = [timeline, F.ae_soc_pt_bar(bars), swimmer, marker]
+    hovers = " ".join(hover_text(t, i) for fig in figures for t in fig.data
+                      for i in range(max(1, len(t["customdata"]) if t["customdata"] is not None else 1)))
+    assert "Rash &lt;b&gt;severe&lt;/b&gt; &amp; itch" in hovers and "S&lt;1&gt;" in hovers
+    assert "100%{x}" in hovers  # a name, in the data: Plotly fills no placeholder there
+    assert "Skin &lt;i&gt;disorders&lt;/i&gt;" in hovers and "DL1 &lt;br&gt;" in hovers
+    assert '&lt;a href="http://x"&gt;CR&lt;/a&gt;' in hovers
+    for fig in figures:
+        for t in fig.data:
+            template = t.hovertemplate or ""
+            assert not any(w in template for w in ("Rash", "100%", "href", "S&lt;", "S<1>", "Skin", "DL1")), template
+            for labels in (t.y, t.x, t.text, (t.name,)):
+                shown = [str(v) for v in (labels if labels is not None else [])]
+                assert not any(w in v for v in shown for w in ("<b>", "<a ", "<1>", "<i>", "<br>")), shown
+    (row,) = [t for t in timeline.data if t.type == "bar" and t.orientation == "h" and t.name == "Grade 3"]
+    assert list(row.y) == ["Rash &lt;b&gt;severe&lt;/b&gt; &amp; itch [1]"]
+    assert timeline.layout.title.text == "S&lt;1&gt;: timeline"
+    (response,) = [t for t in timeline.data if t.text is not None and len(t.text) and "CR" in str(t.text[0])]
+    assert list(response.text) == ['&lt;a href="http://x"&gt;CR&lt;/a&gt;']
