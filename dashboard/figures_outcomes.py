@@ -83,16 +83,16 @@ def expansion_by_crs_grade(pc: pd.DataFrame, crs_max: pd.DataFrame, unit: str) -
     """CAR expansion per subject (log scale), coloured by the subject's maximum CRS grade; BLQ drawn at the LLOQ / 2."""
     df = pc.merge(crs_max, on="usubjid", how="left").fillna({"crs_max_grade": 0})
     fig = go.Figure()
-    shown = set()
+    in_legend = set()
     for u, g in df.sort_values(["usubjid", "day"]).groupby("usubjid", sort=False):
         grade = int(g["crs_max_grade"].iloc[0])
         y = g["value"].where(~g["below_lloq"], g["lloq"] / 2.0)
         fig.add_trace(go.Scatter(x=g["day"], y=y, mode="lines+markers", name=f"max CRS grade {grade}",
-                                 legendgroup=str(grade), showlegend=grade not in shown,
+                                 legendgroup=str(grade), showlegend=grade not in in_legend,
                                  line=dict(color=grade_color(grade) if grade else "#7F7F7F", width=2),
                                  marker=dict(size=6), text=[shown(u)] * len(g),
                                  hovertemplate="%{text}<br>day %{x}: %{y:.4g}<extra>max CRS grade " + str(grade) + "</extra>"))
-        shown.add(grade)
+        in_legend.add(grade)
     fig.update_yaxes(type="log", title_text=f"CAR level ({shown(unit)}, log scale)")
     fig.update_xaxes(title_text=DAY_AXIS)
     return _layout(fig, "CAR expansion and persistence by maximum CRS grade", 520)
