@@ -83,3 +83,38 @@ def test_an_analyte_without_a_blood_sample_keeps_a_row_saying_why_it_has_no_para
     assert kinetics(db)[("S-001", "CARTGDNA")] == (
         None, 0, None, None, None,
         "no peripheral-blood sample: no parameters derived; not used: 2 BONE MARROW samples")
+
+
+def test_a_sponsor_cmax_in_a_unit_that_converts_is_converted_before_it_is_compared(tmp_path):
+    """A sponsor's Cmax in cells/mL beside celltox's cells/uL read 'unit differs', and its AUC was not compared either,
+    although the two units are one measure (safety/data/pc_unit_conversions.csv). Both are converted by that table and
+    compared, the note saying so and by what factor; a unit that does not convert (copies/ug gDNA) still differs."""
+    pc = _pc([("S-001", "CARCELLS", "<0.5", "cells/uL", "BLOOD", "2024-02-01"),
+              ("S-001", "CARCELLS", "80", "cells/uL", "BLOOD", "2024-02-08"),
+              ("S-001", "CARCELLS", "20", "cells/uL", "BLOOD", "2024-02-15"),
+              ("S-001", "CARCELLS", "3", "cells/uL", "BLOOD", "2024-02-29"),
+              ("S-002", "CARCELLS", "50", "cells/uL", "BLOOD", "2024-02-17"),
+              ("S-002", "CARCELLS", "10", "cells/uL", "BLOOD", "2024-02-24")])
+    pp = pd.DataFrame({
+        "STUDYID": STUDY, "USUBJID": ["S-001", "S-001", "S-002", "S-002"], "PPSEQ": [1, 2, 1, 2],
+        "PPTESTCD": ["CMAX", "AUCINT"] * 2, "PPCAT": ["CARCELLS"] * 4,
+        "PPORRES": ["82000", "800000", "50", "60"], "PPSTRESN": ["82000", "800000", "50", "60"],
+        "PPSTRESU": ["cells/mL", "day*cells/mL", "copies/ug gDNA", "day*copies/ug gDNA"],
+        "PPSTINT": ["", "P0D"] * 2, "PPENINT": ["", "P28D"] * 2, "PPRFTDTC": ["2024-02-01"] * 2 + ["2024-02-10"] * 2,
+    })
+    path = tmp_path / "db.duckdb"
+    ingest_study(make_study(tmp_path / "s", "csv", domains={**DOMAINS, "pc": pc, "pp": pp}), path, cutoff="2024-09-30")
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        got = con.execute("SELECT usubjid, pptestcd, celltox_value, celltox_unit, difference, difference_pct, status, "
+                          "note FROM kinetics_comparison ORDER BY usubjid, ppseq").fetchall()
+    finally:
+        con.close()
+    # celltox: Cmax 80 cells/uL; AUC 0-28 = 7 * 80 / 2 + 7 * 100 / 2 + 14 * 23 / 2 = 791 day*cells/uL
+    assert got == [
+        ("S-001", "CMAX", 80.0, "cells/uL", pytest.approx(2.0), 2.5, "agree",
+         "converted from cells/mL to cells/uL (x0.001)"),
+        ("S-001", "AUCINT", 791.0, "day*cells/uL", pytest.approx(9.0), 1.1, "agree",
+         "converted from day*cells/mL to day*cells/uL (x0.001)"),
+        ("S-002", "CMAX", 50.0, "cells/uL", None, None, "unit differs", None),
+        ("S-002", "AUCINT", 210.0, "day*cells/uL", None, None, "unit differs", None)]

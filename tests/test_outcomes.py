@@ -1045,8 +1045,8 @@ def test_sponsor_pp_beside_celltox_kinetics_with_tolerance_flags(tmp_path):
     db.pp("B", "CMAX", 1051.0, "copies / ug gDNA")          # +5.1%: beyond 5% (unit spelled with spaces: same)
     db.pp("B", "TMAX", 9.0, "DAYS")                         # 2 days from day 7: beyond 1 day
     db.pp("B", "AUC0_28", auc * 0.899, "day*copies/ug gDNA")  # -10.1%: beyond 10%
-    db.pp("C", "CMAX", 1.0, "copies/ng gDNA")               # another unit: not compared, nor the AUC
-    db.pp("C", "AUC0_28", 11.9, "day*copies/ng gDNA")
+    db.pp("C", "CMAX", 1.0, "cells/uL")                     # a unit that does not convert: not compared, nor the AUC
+    db.pp("C", "AUC0_28", 11.9, "day*cells/uL")
     db.pp("C", "TMAX", None, "day", orres="NC")             # not calculable
     db.pp("C", "CMAX", 5.0, "cells/uL", analyte="CARCELLS")  # no such analyte in PC
     db.derive("cellular_kinetics", "kinetics_comparison")

@@ -243,7 +243,9 @@ if tabs[5].open:
                         st.warning(f"{len(differs)} sponsor value(s) differ from celltox's beyond the tolerance "
                                    f"({differs['usubjid'].nunique()} subject(s)).")
                     st.caption("Tolerance: Cmax 5%, Tmax 1 day, AUC days 0-28 10% (safety/data/pp_parameters.csv); a "
-                               "sponsor Tmax in hours is converted to days; another Cmax unit is not compared.")
+                               "sponsor Tmax in hours is converted to days; a Cmax (and AUC) in a unit that converts to "
+                               "celltox's is converted, the note naming the factor "
+                               "(safety/data/pc_unit_conversions.csv); another Cmax unit is not compared.")
                     state.table(cmp_.drop(columns=["studyid", "data_cut"], errors="ignore"))
 
 if tabs[6].open:

@@ -135,7 +135,7 @@ FROM cellular_kinetics k LEFT JOIN subj sj USING (usubjid) ORDER BY k.usubjid, k
 
 KINETICS_COMPARISON_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "analyte", "pptestcd", "parameter",
                                "sponsor_value", "sponsor_unit", "celltox_value", "celltox_unit", "difference",
-                               "difference_pct", "tolerance", "status"]
+                               "difference_pct", "tolerance", "status", "note"]
 
 
 def listing_kinetics_comparison(reader, store=None):
@@ -148,7 +148,9 @@ ORDER BY k.status <> 'differs', k.usubjid, k.analyte, k.parameter, k.ppseq"""
                     ["Sponsor's Cmax, Tmax and AUC days 0-28 (PP) beside celltox's from PC; 'differs' beyond the "
                      "tolerance: Cmax 5%, Tmax 1 day, AUC 10% (safety/data/pp_parameters.csv). Disagreements first.",
                      "difference = sponsor minus celltox; difference_pct = difference as a percentage of celltox's "
-                     "value."])
+                     "value. A sponsor's Cmax (and AUC) in a unit that converts to celltox's is converted first "
+                     "(safety/data/pc_unit_conversions.csv), the note naming the factor; another unit is not "
+                     "compared ('unit differs')."])
 
 
 DOSE_COLUMNS = ["site", "cohort", "dose_level", "usubjid", "planned_dose", "actual_dose", "dose_unit", "pct_of_planned",

@@ -902,6 +902,9 @@ KINETICS_COMPARISON = Table(
                                "'not calculable by the sponsor', 'analyte not in PC', 'time unit not recognised' or "
                                "'specimen not blood' (a PPSPEC bone-marrow parameter: celltox's are of blood, so "
                                "celltox_value is empty)."),
+        C("note", "VARCHAR", "How the sponsor's value was converted to celltox's unit before comparing, e.g. "
+                             "'converted from cells/mL to cells/uL (x0.001)' (safety/data/pc_unit_conversions.csv); "
+                             "NULL when it is in that unit."),
     ),
     group="derived",
 )
