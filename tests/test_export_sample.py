@@ -581,3 +581,30 @@ def test_a_site_scope_ranks_its_own_subjects_infusions(con):
     assert prev["enrollment_order"].tolist() == list(range(1, len(prev) + 1))
     every = make_reader(con, ITNK, CUT2).sql("SELECT enrollment_order FROM subjects WHERE infused ORDER BY 1")
     assert every["enrollment_order"].tolist() == list(range(1, len(every) + 1))
+
+
+def test_the_crs_icans_chart_draws_the_packet_tables_counts(con, monkeypatch):
+    """The packet's CRS/ICANS bar chart counted subjects by maximum grade with a query of its own, beside the one
+    (safety.derive.toxicity.summary.incidence_table) the packet's table and the dashboard's page print: its bars are
+    that table's maximum-grade rows, per syndrome and cohort, and follow it."""
+    from safety.derive.toxicity import summary as tox
+    from safety.export.figures import crs_icans_incidence_data
+
+    reader = make_reader(con, CART, CUT2)
+    chart, _ = crs_icans_incidence_data(reader)
+    drawn = {(x, bar["name"]): y for bar in chart["bars"] for x, y in zip(chart["xs"], bar["y"])}
+    table = {}
+    for syn in tox.SYNDROMES:
+        for r in tox.incidence_table(reader, syn, by="cohort").to_dict("records"):
+            if r["group"] != tox.ALL_LABEL and pd.notna(r["grade"]):
+                table[(f"{syn} | {r['group']} (N={r['total']})", f"Grade {r['grade']}")] = r["subjects"]
+    assert drawn and sum(drawn.values()) > 0
+    assert drawn == {k: v for k, v in table.items() if k[0] in chart["xs"]}
+    # every cohort with a subject of any grade has its bar
+    assert sorted({x for (x, _), v in table.items() if v}) == chart["xs"]
+    # the chart's numbers are the table function's: one count, not two that agree today
+    real = tox.incidence_table
+    monkeypatch.setattr(tox, "incidence_table",
+                        lambda *a, **k: real(*a, **k).assign(subjects=lambda d: d["subjects"] * 2))
+    again, _ = crs_icans_incidence_data(reader)
+    assert [bar["y"] for bar in again["bars"]] == [[2 * y for y in bar["y"]] for bar in chart["bars"]]

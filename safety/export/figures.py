@@ -18,7 +18,9 @@ import pandas as pd
 from safety.access.reader import StudyReader
 from safety.core.config import dlt_window
 from safety.derive.dlt.stopping import boundary_axis_title, boundary_rows, event_label, rule_title
+from safety.derive.toxicity import summary as tox
 from safety.export import common as c
+from safety.export.tables import _summary_group
 from safety.export.renderer import RENDER_TIMEOUT_S, Renderer  # noqa: F401 - RENDER_TIMEOUT_S: the one limit
 from safety.core.palette import BOUNDARY_LINES, GRADE_COLORS
 
@@ -40,23 +42,23 @@ def _values(values) -> list:
 
 
 def crs_icans_incidence_data(reader: StudyReader):
-    """Stacked bars: subjects by maximum ASTCT grade, per syndrome and cohort."""
+    """Stacked bars: subjects by maximum ASTCT grade, per syndrome and cohort with any grade; the counts of the
+    packet's CRS/ICANS table and the dashboard's CRS & ICANS page (:func:`tox.incidence_table`), not a count of
+    their own."""
     if not reader.has_tables("toxicity_episodes"):
         return None, "CRS/ICANS figure unavailable: toxicity_episodes is not in this database file."
-    df = reader.sql("""
-WITH pop AS (SELECT usubjid, coalesce(cohort, '(no cohort)') AS cohort FROM subjects WHERE infused IS TRUE),
-mx AS (SELECT e.syndrome, e.usubjid, max(e.max_grade) AS g FROM toxicity_episodes e GROUP BY ALL)
-SELECT p.cohort, mx.syndrome, mx.g AS grade, count(*) AS n,
-  (SELECT count(*) FROM pop p2 WHERE p2.cohort = p.cohort) AS n_cohort
-FROM mx JOIN pop p USING (usubjid) WHERE mx.syndrome IN ('CRS', 'ICANS') GROUP BY ALL ORDER BY ALL""")
-    if df.empty:
+    inc = pd.concat([tox.incidence_table(reader, syn, by="cohort") for syn in tox.SYNDROMES], ignore_index=True)
+    inc = inc[inc["group"] != tox.ALL_LABEL]
+    inc["cohort"] = inc["group"].map(_summary_group)
+    inc["x"] = inc["syndrome"] + " | " + inc["cohort"] + " (N=" + inc["total"].astype(str) + ")"
+    # a bar per syndrome and cohort with a subject of any grade, as the packet's table counts them
+    shown = inc[(inc["category"] == tox.ANY_GRADE) & (inc["subjects"] > 0)]["x"]
+    if shown.empty:
         return None, "No CRS or ICANS episodes at this data cut."
-    df["x"] = df["syndrome"] + " | " + df["cohort"].astype(str) + " (N=" + df["n_cohort"].astype(str) + ")"
-    xs = sorted(df["x"].unique())
-    bars = []
-    for g in range(1, 6):
-        part = df[df["grade"] == g].set_index("x")["n"]
-        bars.append({"name": f"Grade {g}", "color": GRADE_COLORS[g], "y": [int(part.get(x, 0)) for x in xs]})
+    xs = sorted(shown.unique())
+    grades = inc[inc["grade"].notna()].set_index(["x", "grade"])["subjects"]
+    bars = [{"name": f"Grade {g}", "color": GRADE_COLORS[g], "y": [int(grades[(x, g)]) for x in xs]}
+            for g in range(1, 6)]
     return {"title": "CRS and ICANS: subjects by maximum ASTCT grade", "xs": [str(x) for x in xs], "bars": bars}, ""
 
 
