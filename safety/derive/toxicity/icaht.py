@@ -17,7 +17,8 @@ from safety.derive.toxicity._sql import insert, reset, run
 EARLY_LAST_DAY = 30
 LATE_LAST_DAY = 100
 # Up to this many missing days in a row are interpolated between two measured days (measured days at most 8 days
-# apart), as Liang's reference implementation does (zoo::na.approx(maxgap = 7)).
+# apart), as Liang's reference implementation does between two values (zoo::na.approx(maxgap = 7); its rule = 2 at the
+# series' ends is not followed, docs/toxicities.md).
 MAX_MISSING_DAYS = 7
 RECOVERY_DAYS = 3          # consecutive days above the threshold that count as recovery
 # More than this share of days 0-30 unknown: the early grade is "not fully evaluable" and only a lower bound.
