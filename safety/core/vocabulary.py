@@ -146,6 +146,8 @@ def counted_ae(alias: str) -> str:
 
 # --- subject disposition at a cut (subjects.status; the overview's tiles and the packet's disposition table) ---
 # (label, condition on the subjects table, what it means)
+# the cohort of a subject whose DM gives none, as the committee tables and the DLT counts name it
+NO_COHORT = "(no cohort)"
 SUBJECT_DISPOSITION: tuple[tuple[str, str, str], ...] = (
     ("Screened", "TRUE", "Subjects in DM at this data cut"),
     ("Infused", SAFETY_POPULATION, "Received at least one CAR infusion"),

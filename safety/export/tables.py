@@ -13,7 +13,7 @@ import pandas as pd
 
 from safety.access.reader import StudyReader
 from safety.core.numbers import fixed, interval, n_pct
-from safety.core.vocabulary import POST_INFUSION_FIRST_DAY, SUBJECT_DISPOSITION, SUBJECT_DISPOSITION_COUNTS
+from safety.core.vocabulary import NO_COHORT, POST_INFUSION_FIRST_DAY, SUBJECT_DISPOSITION, SUBJECT_DISPOSITION_COUNTS
 from safety.core.vocabulary import SAFETY_POPULATION, ae_pt_sql, ae_soc_sql, counted_ae, fatal_ae
 from safety.derive.dlt.stopping import event_label, method_name, statistic_text
 from safety.derive.grading.summary import grade3_counts, shift_table, worst_per_term_sql
@@ -22,7 +22,7 @@ from safety.export import common as c
 from safety.export import outcomes as outcome_outputs
 from safety.review.dlt_status import counted_on_decision_by_cohort, counted_on_decision_note
 
-POP_CTE = ("pop AS (SELECT usubjid, coalesce(cohort, '(no cohort)') AS cohort FROM subjects "
+POP_CTE = (f"pop AS (SELECT usubjid, coalesce(cohort, '{NO_COHORT}') AS cohort FROM subjects "
            f"WHERE {SAFETY_POPULATION})")
 TEAE_CTE = f"teae AS (SELECT a.*, p.cohort FROM adverse_events a JOIN pop p USING (usubjid) WHERE {counted_ae('a')})"
 OVERALL = "\x00overall"  # sorts apart from any real cohort name
@@ -100,7 +100,7 @@ def table_disposition(reader, store=None, live=None):
     subject in DM counts (screened and not infused too), so each column's N is its screened subjects; a subject
     counted as infused on a committee DLT decision alone (docs/dlt.md) is screened and infused here too, as on the
     overview and in the DLT figures."""
-    by = reader.sql(f"SELECT coalesce(cohort, '(no cohort)') AS cohort, {SUBJECT_DISPOSITION_COUNTS} "
+    by = reader.sql(f"SELECT coalesce(cohort, '{NO_COHORT}') AS cohort, {SUBJECT_DISPOSITION_COUNTS} "
                     "FROM subjects GROUP BY ALL")
     counts = {g: [int(by.loc[by["cohort"] == g, f"n{i}"].iat[0]) for i in range(len(SUBJECT_DISPOSITION))]
               for g in by["cohort"]}
@@ -238,7 +238,7 @@ def _fmt_med_range(med, lo, hi) -> str:
 def _summary_group(key) -> str:
     """safety.derive.toxicity.summary group keys -> this module's population keys (same subjects, other labels)."""
     from safety.derive.toxicity import summary as tox
-    return OVERALL if key == tox.ALL_LABEL else "(no cohort)" if key == "(missing)" else str(key)
+    return OVERALL if key == tox.ALL_LABEL else NO_COHORT if key == "(missing)" else str(key)
 
 
 def table_crs_icans_summary(reader, store=None):
@@ -348,7 +348,7 @@ UNION ALL SELECT term, lvl, '{OVERALL}', count(DISTINCT usubjid) FROM lv GROUP B
     if not g3.empty:
         g3 = g3.assign(term=[_term_label(t, d) for t, d in zip(g3["ctcae_term"], g3["direction"])],
                        lvl=9, cohort=g3["cohort"].map(lambda k: OVERALL if k == "All" else
-                                                      "(no cohort)" if k == "Missing" else k),
+                                                      NO_COHORT if k == "Missing" else k),
                        n=g3["n_grade_3_plus"].astype(int))
         counts = pd.concat([counts, g3.loc[g3["n"] > 0, ["term", "lvl", "cohort", "n"]]], ignore_index=True)
     notes.append("Grade >= 3: safety.derive.grading.summary.grade3_counts, as on the dashboard's laboratory page.")
@@ -409,7 +409,7 @@ def table_dlt_summary(reader, store=None, live=None):
         rv, ev = live.review, live.evaluability
         on_decision = live.counted_on_decision()
         params["on_u"] = [str(u) for u in on_decision["usubjid"]]
-        params["on_c"] = [str(x) if isinstance(x, str) else "(no cohort)" for x in on_decision["cohort"]]
+        params["on_c"] = [str(x) for x in on_decision["cohort"]]
         if (note := counted_on_decision_note(live)) is not None:
             notes.append(note + " They are in the rows and the column totals above.")
         screened = rv["screened"].astype(bool)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from safety.core.config import dlt_window, stored_config
+from safety.core.vocabulary import NO_COHORT
 from safety.derive.dlt.decisions import review_table
 from safety.derive.dlt.evaluability import COUNTED_ON_DECISION, NOT_IN_CUT, live_evaluability
 from safety.derive.dlt.stopping import status_rows
@@ -78,8 +79,10 @@ class DltStatus:
 
     def counted_on_decision(self) -> pd.DataFrame:
         """The evaluability rows of the subjects counted as infused on a committee DLT decision alone (not in the
-        cut, or no infusion in it: ``follow_up_status`` says which), by subject."""
-        return self.evaluability[_on_decision(self.evaluability)].reset_index(drop=True)
+        cut, or no infusion in it: ``follow_up_status`` says which), by subject; a cohort not given reads
+        :data:`NO_COHORT`, as the committee tables name it."""
+        rows = self.evaluability[_on_decision(self.evaluability)].reset_index(drop=True)
+        return rows.assign(cohort=[c if isinstance(c, str) else NO_COHORT for c in rows["cohort"]])
 
     def sentences(self) -> list[str]:
         """The stopping and escalation sentences, study row first, as a committee reads them now."""
@@ -194,7 +197,7 @@ def counted_on_decision_note(status: DltStatus) -> str | None:
 
 
 def counted_on_decision_by_cohort(status: DltStatus | None) -> dict[str, tuple[int, int]]:
-    """Per cohort (the evaluability row's, '(no cohort)' when it has none): (subjects not in the cut at all, subjects)
+    """Per cohort (the evaluability row's, :data:`NO_COHORT` when it has none): (subjects not in the cut at all, subjects)
     counted as infused on a committee DLT decision alone: what the overview's Screened and Infused tiles and the
     packet's disposition table add to the cut's own subjects, so that they count the subjects the DLT figures
     count. Empty without a status."""
@@ -203,9 +206,8 @@ def counted_on_decision_by_cohort(status: DltStatus | None) -> dict[str, tuple[i
         return out
     rows = status.counted_on_decision()
     for cohort, why in zip(rows["cohort"], rows["follow_up_status"]):
-        g = cohort if isinstance(cohort, str) else "(no cohort)"
-        gone, n = out.get(g, (0, 0))
-        out[g] = (gone + int(why == NOT_IN_CUT), n + 1)
+        gone, n = out.get(cohort, (0, 0))
+        out[cohort] = (gone + int(why == NOT_IN_CUT), n + 1)
     return out
 
 
