@@ -118,3 +118,39 @@ def test_a_sponsor_cmax_in_a_unit_that_converts_is_converted_before_it_is_compar
          "converted from day*cells/mL to day*cells/uL (x0.001)"),
         ("S-002", "CMAX", 50.0, "cells/uL", None, None, "unit differs", None),
         ("S-002", "AUCINT", 210.0, "day*cells/uL", None, None, "unit differs", None)]
+
+
+def test_each_sponsor_value_is_converted_from_its_own_unit(tmp_path):
+    """A sponsor's AUC in day*cells/mL with no Cmax beside it was compared unconverted with celltox's day*cells/uL
+    (a thousandfold 'differs'), and of two Cmax rows in two units one unit's factor served both. Each value is now
+    converted from its own unit (an AUC's with its day taken off, written before or after the concentration); an AUC
+    unit with no day in it is not day times a concentration, and is not compared."""
+    pc = _pc([("S-001", "CARCELLS", "<0.5", "cells/uL", "BLOOD", "2024-02-01"),
+              ("S-001", "CARCELLS", "80", "cells/uL", "BLOOD", "2024-02-08"),
+              ("S-001", "CARCELLS", "20", "cells/uL", "BLOOD", "2024-02-15"),
+              ("S-001", "CARCELLS", "3", "cells/uL", "BLOOD", "2024-02-29"),
+              ("S-002", "CARCELLS", "50", "cells/uL", "BLOOD", "2024-02-17"),
+              ("S-002", "CARCELLS", "10", "cells/uL", "BLOOD", "2024-02-24")])
+    pp = pd.DataFrame({
+        "STUDYID": STUDY, "USUBJID": ["S-001", "S-001", "S-001", "S-002", "S-002"], "PPSEQ": [1, 2, 3, 1, 2],
+        "PPTESTCD": ["AUCINT", "CMAX", "CMAX", "AUCINT", "AUCINT"], "PPCAT": ["CARCELLS"] * 5,
+        "PPORRES": ["800000", "82000", "80", "210", "210"], "PPSTRESN": ["800000", "82000", "80", "210", "210"],
+        "PPSTRESU": ["day*cells/mL", "cells/mL", "cells/uL", "cells/uL.d", "cells/uL"],
+        "PPSTINT": ["P0D", "", "", "P0D", "P0D"], "PPENINT": ["P28D", "", "", "P28D", "P28D"],
+        "PPRFTDTC": ["2024-02-01"] * 3 + ["2024-02-10"] * 2,
+    })
+    path = tmp_path / "db.duckdb"
+    ingest_study(make_study(tmp_path / "s", "csv", domains={**DOMAINS, "pc": pc, "pp": pp}), path, cutoff="2024-09-30")
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        got = con.execute("SELECT usubjid, ppseq, celltox_value, difference, status, note FROM kinetics_comparison "
+                          "ORDER BY usubjid, ppseq").fetchall()
+    finally:
+        con.close()
+    # celltox: S-001 Cmax 80 cells/uL, AUC 0-28 791 day*cells/uL; S-002 AUC 7 * 60 / 2 = 210 day*cells/uL
+    assert got == [
+        ("S-001", 1, 791.0, pytest.approx(9.0), "agree", "converted from day*cells/mL to day*cells/uL (x0.001)"),
+        ("S-001", 2, 80.0, pytest.approx(2.0), "agree", "converted from cells/mL to cells/uL (x0.001)"),
+        ("S-001", 3, 80.0, 0.0, "agree", None),
+        ("S-002", 1, 210.0, 0.0, "agree", None),
+        ("S-002", 2, 210.0, None, "unit differs", None)]

@@ -6,10 +6,10 @@ days 0-28 within 10%. A PP row names its analyte in PPCAT (the PCTESTCD or the P
 subject's only analyte. celltox's parameters are of peripheral blood: a sponsor's parameter of another specimen
 (PPSPEC bone marrow) is not compared with them (status 'specimen not blood'), as a marrow Cmax is no blood Cmax.
 Tmax in hours, weeks or another unit of time is converted to days (safety/data/time_units.csv; no unit is days). A
-Cmax in a unit that converts to PC's (safety/data/pc_unit_conversions.csv, the kinetics' one table: cells/mL to
-cells/uL) is converted, and so is that analyte's AUC when its unit is day times the Cmax unit, ``note`` naming the
-factor; a Cmax in a unit that does not convert is not compared (status 'unit differs') and neither is that analyte's
-AUC. Units are compared in their one spelling (safety.core.vocabulary.unit_spelling, as the kinetics and the load
+Cmax or an AUC is converted from its own unit (an AUC's with its day taken off: 'day*cells/mL' is cells/mL) when that
+unit converts to PC's (safety/data/pc_unit_conversions.csv, the kinetics' one table: cells/mL to cells/uL), ``note``
+naming the factor; a value in a unit that does not convert, or an AUC whose unit has no day, is not compared (status
+'unit differs'). Units are compared in their one spelling (safety.core.vocabulary.unit_spelling, as the kinetics and the load
 compare them), so ``copies/µg gDNA`` is ``copies/ug gDNA``. Choices are in docs/outcomes.md.
 """
 from __future__ import annotations
@@ -24,6 +24,8 @@ from safety.schema import KINETICS_COMPARISON
 
 AGREE, DIFFERS, UNIT_DIFFERS = "agree", "differs", "unit differs"
 NOT_BLOOD = "specimen not blood"
+# the day in an AUC's unit, before or after the concentration ('day*cells/mL', 'cells/uL.d', 'days·cells/uL')
+AUC_DAY = r"^\s*(days?|d)\s*[*.·]\s*|\s*[*.·]\s*(days?|d)\s*$"
 
 _SQL = """
 WITH tu AS (SELECT unit AS u, days FROM _time_units),  -- units upper case
@@ -43,44 +45,41 @@ pp AS (
     AND (r.interval_end_day IS NULL OR (coalesce(p.interval_start_day, -1) = 0 AND p.interval_end_day = r.interval_end_day))
 ),
 k AS (SELECT * FROM cellular_kinetics WHERE studyid = $s AND data_cut = $c),
-cmax_unit AS (  -- the sponsor's blood Cmax unit per subject and analyte decides whether values can be compared
-  SELECT usubjid, pctestcd, any_value(unit) AS unit FROM pp WHERE parameter = 'cmax' AND blood GROUP BY ALL
+-- each sponsor value's unit in the one spelling, as the value itself gives it: a Cmax's unit, an AUC's without its
+-- day ('day*cells/mL' is cells/mL; an AUC unit with no day in it is not day times a concentration: NULL)
+keyed AS (
+  SELECT pp.*, k.usubjid AS k_usubjid, k.cmax, k.tmax_day, k.auc_0_28, k.unit AS k_unit,
+         CASE WHEN pp.parameter = 'cmax' THEN {cmax_key}
+              WHEN pp.parameter = 'auc_0_28' AND regexp_matches(pp.unit, '{auc_day}', 'i') THEN {auc_key} END AS s_key,
+         {celltox_key} AS c_key
+  FROM pp LEFT JOIN k ON k.usubjid = pp.usubjid AND k.pctestcd = pp.pctestcd
 ),
 conv AS (SELECT * FROM {conversions}),
--- the factor from the sponsor's Cmax unit to celltox's, in their one spelling (µg is ug): 1 in the same unit, the
--- ratio of their factors to a common unit when both convert to it (cells/mL to cells/uL), NULL when they do not
-unit_factor AS (
-  SELECT u.*, CASE WHEN u.s_key = u.c_key THEN 1.0
-                   WHEN coalesce(sc.to_key, u.s_key) = coalesce(cc.to_key, u.c_key)
-                     THEN coalesce(sc.factor, 1.0) / coalesce(cc.factor, 1.0) END AS factor
-  FROM (SELECT cu.usubjid, cu.pctestcd, cu.unit AS s_unit, {sponsor_cmax_unit} AS s_key, {celltox_unit} AS c_key
-        FROM cmax_unit cu JOIN k ON k.usubjid = cu.usubjid AND k.pctestcd = cu.pctestcd
-        WHERE cu.unit IS NOT NULL AND k.unit IS NOT NULL) u
-  LEFT JOIN conv sc ON sc.from_key = u.s_key LEFT JOIN conv cc ON cc.from_key = u.c_key
-),
 j0 AS (
-  SELECT pp.usubjid, pp.pctestcd, pp.ppcat, pp.ppseq, pp.pptestcd, pp.parameter, pp.value AS sponsor_value,
-         pp.unit AS sponsor_unit, pp.pporres, pp.tolerance_kind, pp.tolerance, pp.blood,
+  SELECT u.usubjid, u.pctestcd, u.ppcat, u.ppseq, u.pptestcd, u.parameter, u.value AS sponsor_value,
+         u.unit AS sponsor_unit, u.pporres, u.tolerance_kind, u.tolerance, u.blood,
          -- celltox's value of the same specimen only: none beside a marrow parameter
-         CASE WHEN NOT pp.blood THEN NULL WHEN pp.parameter = 'cmax' THEN k.cmax
-              WHEN pp.parameter = 'tmax_day' THEN CAST(k.tmax_day AS DOUBLE) WHEN pp.parameter = 'auc_0_28' THEN k.auc_0_28
+         CASE WHEN NOT u.blood THEN NULL WHEN u.parameter = 'cmax' THEN u.cmax
+              WHEN u.parameter = 'tmax_day' THEN CAST(u.tmax_day AS DOUBLE) WHEN u.parameter = 'auc_0_28' THEN u.auc_0_28
               END AS celltox_value,
-         CASE WHEN NOT pp.blood THEN NULL WHEN pp.parameter = 'cmax' THEN k.unit WHEN pp.parameter = 'tmax_day' THEN 'day'
-              WHEN pp.parameter = 'auc_0_28' THEN 'day*' || k.unit END AS celltox_unit,
-         pp.parameter = 'tmax_day' AND tu.days IS NULL AS time_unit_unknown,
-         -- the factor applies to the Cmax, and to the AUC only in day times the Cmax unit ('day*cells/mL'); an AUC in
-         -- another unit beside a converted Cmax is not compared. No sponsor Cmax unit or no celltox unit: 1, as before
-         CASE WHEN pp.parameter = 'tmax_day' THEN tu.days
-              WHEN uf.usubjid IS NULL THEN 1.0
-              WHEN pp.parameter = 'cmax' OR uf.s_key = uf.c_key THEN uf.factor
-              WHEN {auc_unit} IN ('DAY*' || uf.s_key, 'DAYS*' || uf.s_key, 'D*' || uf.s_key) THEN uf.factor
+         CASE WHEN NOT u.blood THEN NULL WHEN u.parameter = 'cmax' THEN u.k_unit WHEN u.parameter = 'tmax_day' THEN 'day'
+              WHEN u.parameter = 'auc_0_28' THEN 'day*' || u.k_unit END AS celltox_unit,
+         u.parameter = 'tmax_day' AND tu.days IS NULL AS time_unit_unknown,
+         -- the factor from the value's own unit to celltox's: 1 in the same unit, the ratio of their factors to a
+         -- common unit when both convert to it (cells/mL to cells/uL), NULL when they do not. No sponsor unit or no
+         -- celltox unit: 1, the value compared as delivered
+         CASE WHEN u.parameter = 'tmax_day' THEN tu.days
+              WHEN u.unit IS NULL OR u.k_unit IS NULL THEN 1.0
+              WHEN u.s_key = u.c_key THEN 1.0
+              WHEN coalesce(sc.to_key, u.s_key) = coalesce(cc.to_key, u.c_key)
+                THEN coalesce(sc.factor, 1.0) / coalesce(cc.factor, 1.0)
               END AS factor,
-         pp.parameter <> 'tmax_day' AND uf.usubjid IS NOT NULL AND uf.s_key <> uf.c_key AS unit_converted,
-         k.usubjid IS NOT NULL AS derived
-  FROM pp
-  LEFT JOIN k ON k.usubjid = pp.usubjid AND k.pctestcd = pp.pctestcd
-  LEFT JOIN tu ON tu.u = coalesce(nullif(upper(replace(pp.unit, ' ', '')), ''), 'DAYS')  -- no unit: days
-  LEFT JOIN unit_factor uf ON uf.usubjid = pp.usubjid AND uf.pctestcd = pp.pctestcd
+         u.parameter <> 'tmax_day' AND u.unit IS NOT NULL AND u.k_unit IS NOT NULL AND u.s_key <> u.c_key
+           AS unit_converted,
+         u.k_usubjid IS NOT NULL AS derived
+  FROM keyed u
+  LEFT JOIN tu ON tu.u = coalesce(nullif(upper(replace(u.unit, ' ', '')), ''), 'DAYS')  -- no unit: days
+  LEFT JOIN conv sc ON sc.from_key = u.s_key LEFT JOIN conv cc ON cc.from_key = u.c_key
 ),
 j AS (
   SELECT *, sponsor_value * factor AS sponsor_in_celltox_unit,
@@ -119,9 +118,9 @@ def derive_kinetics_comparison(con, studyid, data_cut, config, review_store=None
     _data.install(con, "pp_parameters.csv")
     install_time_units(con)  # the load's table of units of time, on this derivation's cursor
     sql = _SQL.format(agree=AGREE, differs=DIFFERS, unit_differs=UNIT_DIFFERS, not_blood=NOT_BLOOD,
-                      blood=blood_specimen("p.ppspec"), sponsor_cmax_unit=unit_spelling_sql("cu.unit"),
-                      celltox_unit=unit_spelling_sql("k.unit"), auc_unit=unit_spelling_sql("pp.unit"),
-                      conversions=CONVERSIONS)
+                      blood=blood_specimen("p.ppspec"), cmax_key=unit_spelling_sql("pp.unit"),
+                      auc_day=AUC_DAY, auc_key=unit_spelling_sql(f"regexp_replace(pp.unit, '{AUC_DAY}', '', 'i')"),
+                      celltox_key=unit_spelling_sql("k.unit"), conversions=CONVERSIONS)
     insert(con, KINETICS_COMPARISON, sql, {"s": studyid, "c": data_cut})
 
 
