@@ -275,3 +275,39 @@ def test_car_expansion_charts_draw_the_blood_samples_the_parameters_use(charts_e
     assert any(c.value.startswith("1 sample of another specimen") for c in at.caption)
     kin = next(d.value for d in at.dataframe if "pctestcd" in d.value.columns)
     assert kin["cmax"].iloc[0] == pytest.approx(16.7)
+
+
+# 01-01-001 (infused 2024-11-20): a pneumonia from day -3, grade 2, recorded again at grade 3 from day 2 (one episode)
+_PNEUMONIA_BEFORE_INFUSION = "".join(
+    f"ITNK-B-01,AE,ITNK-B-01-01-001,{seq},Pneumonia,Pneumonia,Infections and infestations,{sev},{grade},N,N,N,N,N,N,N,"
+    f"NOT RELATED,NOT APPLICABLE,{out},{start},{end},{stdy}\n"
+    for seq, sev, grade, out, start, end, stdy in [
+        (901, "MODERATE", 2, "NOT RECOVERED/NOT RESOLVED", "2024-11-17", "2024-11-21", 3),
+        (902, "SEVERE", 3, "RECOVERED/RESOLVED", "2024-11-22", "2024-11-30", 8)])
+
+
+@pytest.fixture
+def pneumonia_env(tmp_path, monkeypatch):
+    yield from serve(ingest_itnk_with(tmp_path, {"ae.csv": _PNEUMONIA_BEFORE_INFUSION}), monkeypatch)
+
+
+def test_a_grade3_infection_counts_from_the_day_it_turned_grade3_as_the_packet_counts_it(pneumonia_env):
+    """An infection that began before the infusion and turned grade 3 on day 2 is a grade >= 3 infection of days
+    0-30 in the packet's infections_by_window and the cumulative incidence; the page's metric left it out (it read
+    the episode's onset day). Both now count it by the day its grade >= 3 record began."""
+    db = pneumonia_env
+    studyid, cut = _latest(db)
+    where = "studyid = $s AND data_cut = $c"
+    assert _sql(db, f"SELECT onset_window || ' / ' || grade3_onset_window FROM infection_episodes WHERE {where} "
+                    "AND usubjid = 'ITNK-B-01-01-001' AND term = 'Pneumonia' AND onset_day = -3",
+                s=studyid, c=cut) == "before day 0 / day 0-30"
+    n_inf = _sql(db, f"SELECT count(*) FROM subjects WHERE {where} AND infused", s=studyid, c=cut)
+    severe = "(ctcae_grade >= 3 OR fatal)"
+    by_grade3 = _sql(db, f"SELECT count(DISTINCT usubjid) FROM infection_episodes WHERE {where} AND {severe} "
+                         "AND grade3_onset_window LIKE 'day %'", s=studyid, c=cut)
+    by_onset = _sql(db, f"SELECT count(DISTINCT usubjid) FROM infection_episodes WHERE {where} AND {severe} "
+                        "AND onset_window LIKE 'day %'", s=studyid, c=cut)
+    assert by_grade3 == by_onset + 1
+    at = _open("outcomes", session={"outcomes_tab": "Infections"})
+    assert not at.exception, [e.value for e in at.exception]
+    assert _metrics(at)["Subjects with grade ≥ 3 infection"].startswith(f"{by_grade3}/{n_inf} ")

@@ -10,7 +10,7 @@ from safety.core.delivery import not_delivered_note
 from safety.core.numbers import fixed, percent
 from safety.derive.outcomes import immune, kinetics, survival
 from safety.derive.outcomes.deaths import NRM_HORIZONS, undated_deaths_note
-from safety.derive.outcomes.infections import ALL_DOSE_LEVELS, WINDOWS
+from safety.derive.outcomes.infections import ALL_DOSE_LEVELS, WINDOWS, grade3_by_window
 from safety.derive.outcomes.kinetics_pp import DIFFERS as KINETICS_DIFFERS
 from safety.derive.outcomes.response import best_response_order, orr
 
@@ -77,7 +77,9 @@ if tabs[1].open:
         if state.require("infection_episodes", "infection_support", what="the infection tables"):
             ep = state.q(f"SELECT * FROM infection_episodes WHERE {flt} ORDER BY usubjid, onset_day", fp)
             post = ep[ep["onset_window"].isin([w for w, _, _ in WINDOWS])]
-            g3 = post[(post["ctcae_grade"].fillna(0) >= 3) | post["fatal"].fillna(False).astype(bool)]
+            # by the day the grade >= 3 record began, as the packet and the cumulative incidence count them
+            g3 = grade3_by_window(ep)
+            g3 = g3[g3["onset_window"].isin([w for w, _, _ in WINDOWS])]
             # infections are read from the AEs (the microbiology names their pathogens): none delivered is no data
             no_ae = state.note_not_delivered("AE", what="the infection counts below")
             c1, c2, c3 = st.columns(3)

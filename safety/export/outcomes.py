@@ -15,7 +15,8 @@ from safety.core.numbers import NO_DENOMINATOR, fixed, n_pct
 from safety.derive.dlt.events import death_event_key_sql
 from safety.derive.outcomes import survival
 from safety.derive.outcomes.deaths import NRM_HORIZONS, undated_deaths_note
-from safety.derive.outcomes.infections import ALL_DOSE_LEVELS, NO_DOSE_LEVEL, PATHOGEN_CLASSES, WINDOWS
+from safety.derive.outcomes.infections import (ALL_DOSE_LEVELS, NO_DOSE_LEVEL, PATHOGEN_CLASSES, WINDOWS,
+                                               grade3_by_window)
 from safety.derive.outcomes.response import CRITERIA_REFERENCE, best_response_order, criteria_reference, orr
 from safety.derive.toxicity import hematotox, icaht
 from safety.export import common as c
@@ -282,23 +283,18 @@ def table_infections(reader, store=None):
             cells.append(f"{episodes} / {n_pct(subjects, n_den)} / {rate or '-'}")
         return cells
 
-    def severe(e):
-        # counted in the window its grade >= 3 record began, as the density table counts it
-        e = e[(e["ctcae_grade"].fillna(0) >= 3) | e["fatal"].fillna(False).astype(bool)]
-        return e.assign(onset_window=e["grade3_onset_window"])
-
     for cls in ("all", *PATHOGEN_CLASSES):
         for sev in ("any grade", "grade >= 3"):
             e = ep if cls == "all" else ep[ep["pathogen_class"] == cls]
             if sev == "grade >= 3":
-                e = severe(e)
+                e = grade3_by_window(e)
             rows.append((cls, sev, *cells_of(e, n, ALL_DOSE_LEVELS, cls, sev)))
     # all pathogens per dose level: subjects n (%) of the level's infused subjects
     for dose, g in infused.groupby("dose_level", sort=True):
         e = ep[ep["usubjid"].isin(g["usubjid"])]
         for sev in ("any grade", "grade >= 3"):
             rows.append((f"all, dose level {dose} (N={len(g)})", sev,
-                         *cells_of(e if sev == "any grade" else severe(e), len(g), dose, "all", sev)))
+                         *cells_of(e if sev == "any grade" else grade3_by_window(e), len(g), dose, "all", sev)))
     notes = [f"Infused subjects N={n}. Episodes counted by onset day (grade >= 3: the onset of the episode's first "
              "grade >= 3 record); subjects n (%) of infused subjects."]
     notes.append("Per 100 patient-days: episodes / days followed in the window x 100 (study-level; '-' for a "

@@ -47,6 +47,15 @@ NEGATIVE_MB = (r"^\s*$|^\s*(" + "|".join(re.escape(t) for t in BELOW_LIMIT_TEXTS
 ONGOING_REACH = 1000000     # the day an ongoing record reaches when it reaches the cut: later than any follow-up
 
 
+def grade3_by_window(episodes):
+    """The grade >= 3 (or fatal) rows of ``episodes`` (infection_episodes as a DataFrame), each with onset_window
+    set to the window its first grade >= 3 record began in (grade3_onset_window), as the incidence density counts
+    them: an infection that began before the infusion and turned grade 3 on day 2 is a day 0-30 grade >= 3 one.
+    The Outcomes page and the packet count these."""
+    severe = episodes[(episodes["ctcae_grade"].fillna(0) >= 3) | episodes["fatal"].fillna(False).astype(bool)]
+    return severe.assign(onset_window=severe["grade3_onset_window"])
+
+
 def open_reach(end_day: str, onset_day: str, same_organism: str) -> str:
     """SQL of the last day an AE record can take another record or result of its infection: its end; without one
     (ongoing at the cut), the cut for one of the one organism it names (``same_organism``), else its onset day,
