@@ -388,6 +388,20 @@ def _death_study(tmp_path):
     return db
 
 
+def test_a_death_from_haemophagocytosis_is_an_iec_hs_death(tmp_path):
+    """The deaths' IEC-HS/HLH category and the IEC-HS screen's grade 5 read one pattern (safety/data/death_causes.csv).
+    The screen's caught 'Hemophagocytosis'; the deaths' did not, and called such a death 'other'."""
+    db = OutcomeDB(tmp_path / "d.duckdb")
+    db.subject("H1", death_day=21, death_source="DS")
+    db.ds("H1", "DEATH", "Hemophagocytosis", 21)
+    db.subject("H2", death_day=30, death_source="AE")
+    db.ae("H2", "Haemophagocytosis", 5, 25, 30, soc="Blood and lymphatic system disorders", aeout="FATAL")
+    db.derive("deaths")
+    d = db.by("deaths")
+    assert (d["H1"]["cause_category"], d["H1"]["cause_from"]) == ("IEC-HS/HLH", "delivered cause")
+    assert (d["H2"]["cause_category"], d["H2"]["cause_from"]) == ("IEC-HS/HLH", "fatal AE")
+
+
 def test_deaths_from_dm_ds_and_ae_with_cause_and_nrm(tmp_path):
     db = _death_study(tmp_path)
     d = db.by("deaths")

@@ -14,6 +14,7 @@ from safety.core.files import read_data_csv
 from safety.core.sdtm_map import effective_rows
 from safety.core.sql import temp_table
 from safety.core.vocabulary import POSITIVE_PRESSURE_DEVICES, POST_INFUSION_FIRST_DAY, blood_result, fatal_ae
+from safety.derive.outcomes._data import read_rules
 from safety.derive.toxicity._sql import SCOPE, insert
 from safety.derive.toxicity.assessment_grading import STEROID_CLASS, premedication_sql, systemic_route_sql
 from safety.schema import IEC_HS_SCREEN
@@ -36,7 +37,18 @@ RERISE_FACTOR = 1.25
 GRADE_WINDOW_DAYS = 14
 IEC_HS_DIRECTED_CLASSES = ("anakinra", "corticosteroid", "anti_cytokine")
 IEC_HS_DIRECTED_PATTERN = r"ruxolitinib|emapalumab|etoposide"
-IEC_HS_DEATH_PATTERN = r"IEC-HS|HLH|HEMOPHAGOCYT|HAEMOPHAGOCYT|MACROPHAGE ACTIVATION"
+
+
+def _death_pattern() -> str:
+    """The IEC-HS/HLH row's pattern of safety/data/death_causes.csv: one list of the syndrome's names for the screen's
+    grade 5 and for the deaths' cause category."""
+    rows = [r["pattern"] for r in read_rules("death_causes.csv") if r["cause_category"] == "IEC-HS/HLH"]
+    if len(rows) != 1:
+        raise ValueError(f"safety/data/death_causes.csv: {len(rows)} rows of cause_category IEC-HS/HLH (one needed)")
+    return rows[0]
+
+
+IEC_HS_DEATH_PATTERN = _death_pattern()
 _COLUMNS = ("feature", "lbtestcd", "comparison", "threshold", "relative_to", "label", "source")
 _RELATIVE = {"value", "uln", "baseline", "previous", "uln_or_baseline"}
 
