@@ -14,7 +14,7 @@ import streamlit as st
 from dashboard import state
 from safety.core.vocabulary import open_end
 from safety.derive.dlt.events import LAB_EVENT_KEY
-from safety.ingest.domains import LYMPHODEPLETION_PATTERN, lymphodepleting_ex_sql
+from safety.core.vocabulary import LYMPHODEPLETION_PATTERN, lymphodepleting_ex_sql
 from safety.review import dlt_status as dlt_live
 from safety.review.changes import changes_since
 from safety.review import meeting as meeting_rules

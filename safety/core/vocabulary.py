@@ -345,3 +345,15 @@ def dropped_domains_note(before, now, previous_cut) -> str | None:
         return None
     return (f"{', '.join(dropped)} delivered at the {previous_cut:%Y-%m-%d} cut and not at this one: nothing of it "
             "is loaded at this cut, so its listings read as none recorded")
+
+
+# --- lymphodepletion ----------------------------------------------------------------------------------
+# EX/CM text naming a lymphodepleting drug (the ingest's lymphodepletion start, the subject profile's doses)
+LYMPHODEPLETION_PATTERN = r"(lymphodeplet|fludara|cyclophosph|bendamust|cytoxan|endoxan)"
+
+
+def lymphodepleting_ex_sql() -> str:
+    """SQL over an exposures row: a lymphodepleting dose (not the cell product, naming a lymphodepleting drug), with
+    LYMPHODEPLETION_PATTERN as the parameter $ld_pattern. With CM's med_class 'lymphodepletion', the one rule of
+    subjects.lymphodepletion_start_day and of the doses the subject profile draws."""
+    return "(NOT is_car_infusion AND regexp_matches(lower(concat_ws(' ', excat, extrt)), $ld_pattern))"

@@ -254,14 +254,6 @@ ORDER = ("DM", "EX", "DS", "CM", "AE", "LB", "VS", "RS", "QS", "PR", "FA", "CE",
 
 # EX/CM text that marks lymphodepleting or bridging therapy rather than the cell product.
 NOT_CAR_PATTERN = r"(lymphodeplet|bridg|condition|chemotherap|fludara|cyclophosph|bendamust|cytoxan|endoxan|etoposide|cytarabine|carboplatin|melphalan|mesna)"
-LYMPHODEPLETION_PATTERN = r"(lymphodeplet|fludara|cyclophosph|bendamust|cytoxan|endoxan)"
-
-
-def lymphodepleting_ex_sql() -> str:
-    """SQL over an exposures row: a lymphodepleting dose (not the cell product, naming a lymphodepleting drug), with
-    LYMPHODEPLETION_PATTERN as the parameter $ld_pattern. With CM's med_class 'lymphodepletion', the one rule of
-    subjects.lymphodepletion_start_day and of the doses the subject profile draws."""
-    return "(NOT is_car_infusion AND regexp_matches(lower(concat_ws(' ', excat, extrt)), $ld_pattern))"
 RELATED_PATTERN = r"^(y|yes|related|possible|possibly( related)?|probable|probably( related)?|definite|definitely( related)?|likely|likely related|certain)$"
 # AEREL values that record no assessment yet ("UNKNOWN", WHO-UMC's "conditional/unclassified"): adverse_events.related
 # is then NULL, as for a blank AEREL, not FALSE; "NOT APPLICABLE" (no study treatment given) stays unrelated

@@ -15,12 +15,13 @@ from pathlib import Path
 
 from safety.core.files import install_time_units, time_units, unit_conversions
 from safety.core.sql import infusion_time_sql, run_sql, temp_table
-from safety.core.vocabulary import (BELOW_LIMIT_TEXTS, CRS_TERMS, ICANS_TERMS, OVERALL_RESPONSE_ROW, fatal_ae,
-                                    open_end, overall_response_params, syndrome_term_sql)
+from safety.core.vocabulary import (BELOW_LIMIT_TEXTS, CRS_TERMS, ICANS_TERMS, LYMPHODEPLETION_PATTERN,
+                                    OVERALL_RESPONSE_ROW, fatal_ae, lymphodepleting_ex_sql, open_end,
+                                    overall_response_params, syndrome_term_sql)
 from safety.schema.source import enrollment_order_sql
 from safety.ingest.domains import (
-    LAB_NEGATIVE_ALLOWED, LIMITS, LYMPHODEPLETION_PATTERN, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS,
-    UNASSESSED_CAUSALITY, DomainSpec, lymphodepleting_ex_sql,
+    LAB_NEGATIVE_ALLOWED, LIMITS, NOT_CAR_PATTERN, RELATED_PATTERN, SPECS,
+    UNASSESSED_CAUSALITY, DomainSpec,
 )
 from safety.ingest.readers import StagedFile, columns_with_control_characters, control_character_check
 
