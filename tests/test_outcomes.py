@@ -402,6 +402,21 @@ def test_a_death_from_haemophagocytosis_is_an_iec_hs_death(tmp_path):
     assert (d["H2"]["cause_category"], d["H2"]["cause_from"]) == ("IEC-HS/HLH", "fatal AE")
 
 
+def test_a_cause_the_infection_table_reads_ranks_at_the_infection_rows_priority(tmp_path):
+    """The infection table's reading of a cause (EBV, sepsis ...) took the priority of every infection row, the PML
+    row's 2 among them, so it outranked a malignancy: an EBV-associated lymphoproliferative disorder, a secondary
+    malignancy after CAR-T, was an infection death. It ranks at the priority of the one row whose also_reads names it
+    (6, after a secondary malignancy at 4); a cause naming an infection alone is one still."""
+    db = OutcomeDB(tmp_path / "d.duckdb")
+    for u, cause in (("L1", "EBV-associated lymphoproliferative disorder"), ("L2", "EBV reactivation"),
+                     ("L3", "Progressive multifocal leukoencephalopathy")):
+        db.subject(u, death_day=200, death_source="DS")
+        db.ds(u, "DEATH", cause, 200)
+    db.derive("deaths")
+    d = db.by("deaths")
+    assert [d[u]["cause_category"] for u in ("L1", "L2", "L3")] == ["secondary malignancy", "infection", "infection"]
+
+
 def test_deaths_from_dm_ds_and_ae_with_cause_and_nrm(tmp_path):
     db = _death_study(tmp_path)
     d = db.by("deaths")

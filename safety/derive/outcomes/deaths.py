@@ -84,8 +84,9 @@ d AS (
      OR fae.fatal_ae_key IS NOT NULL
 ),
 -- a cause naming the subject's own disease under study is its progression/relapse, one naming another malignancy
--- (safety/data/malignancy_terms.csv, as the secondary malignancies read it) a secondary malignancy (the rules' rows
--- and priorities: the disease under study ranks first)
+-- (safety/data/malignancy_terms.csv, as the secondary malignancies read it) a secondary malignancy, one the infection
+-- table reads as an infection an infection: each at the priority of the one row whose also_reads names that rule
+-- (the disease under study ranks first; an infection named by the table last, as one named 'infectious')
 cat_cause AS (
   SELECT d.usubjid, min({'p': dc.priority, 'cat': dc.cause_category, 'rel': dc.relapse_related}) AS best
   -- the progression words read a myeloid neoplasm's progression ('AML progression') as relapse only when it is
@@ -93,9 +94,9 @@ cat_cause AS (
   FROM d JOIN _death_causes dc ON (regexp_matches(upper(d.delivered_cause), dc.pattern)
                                    AND NOT (dc.cause_category = 'progression/relapse' AND __MYELOID_CAUSE__
                                             AND NOT __DISEASE_CAUSE__))
-    OR (dc.cause_category = 'progression/relapse' AND __DISEASE_CAUSE__)
-    OR (dc.cause_category = 'secondary malignancy' AND __MALIGNANT_CAUSE__)
-    OR (dc.cause_category = 'infection' AND __INFECTION_CAUSE__)
+    OR (dc.also_reads = 'diagnosis' AND __DISEASE_CAUSE__)
+    OR (dc.also_reads = 'malignancy_terms.csv' AND __MALIGNANT_CAUSE__)
+    OR (dc.also_reads = 'infection_classes.csv' AND __INFECTION_CAUSE__)
   WHERE d.delivered_cause IS NOT NULL AND trim(d.delivered_cause) <> '' GROUP BY d.usubjid
 ),
 cat_ae AS (
@@ -103,9 +104,9 @@ cat_ae AS (
   FROM d JOIN _death_causes dc ON (regexp_matches(upper(d.fatal_ae_term), dc.pattern)
                                    AND NOT (dc.cause_category = 'progression/relapse' AND __MYELOID_AE__
                                             AND NOT __DISEASE_AE__))
-    OR (dc.cause_category = 'progression/relapse' AND __DISEASE_AE__)
-    OR (dc.cause_category = 'secondary malignancy' AND __MALIGNANT_AE__)
-    OR (dc.cause_category = 'infection' AND __INFECTION_AE__)
+    OR (dc.also_reads = 'diagnosis' AND __DISEASE_AE__)
+    OR (dc.also_reads = 'malignancy_terms.csv' AND __MALIGNANT_AE__)
+    OR (dc.also_reads = 'infection_classes.csv' AND __INFECTION_AE__)
   WHERE d.fatal_ae_term IS NOT NULL GROUP BY d.usubjid
 ),
 prog AS (
@@ -150,6 +151,22 @@ _DEATHS = (_DEATHS.replace("__FATAL_AE__", fatal_ae(""))
            .replace("__MALIGNANT_AE__", malignant_sql("upper(d.fatal_ae_term)"))
            .replace("__INFECTION_CAUSE__", names_infection_sql("upper(d.delivered_cause)"))
            .replace("__INFECTION_AE__", names_infection_sql("upper(d.fatal_ae_term)")))
+
+
+# the rules in code that a row of safety/data/death_causes.csv may carry (its also_reads), each on one row
+ALSO_READS = ("diagnosis", "malignancy_terms.csv", "infection_classes.csv")
+
+
+def _check_also_reads() -> None:
+    """Fail at start on a death_causes.csv whose also_reads names an unknown rule or gives one rule to two rows: a
+    misspelt name would silently drop the rule, and two rows would rank one cause at two priorities."""
+    given = [r["also_reads"] for r in _data.read_rules("death_causes.csv") if r["also_reads"]]
+    if sorted(given) != sorted(ALSO_READS):
+        raise ValueError(f"safety/data/death_causes.csv: also_reads must name each of {', '.join(ALSO_READS)} on "
+                         f"exactly one row; it names {', '.join(given) or 'none'}")
+
+
+_check_also_reads()
 
 
 def derive_deaths(con, studyid, data_cut, config, review_store=None) -> None:
