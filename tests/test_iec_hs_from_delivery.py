@@ -99,3 +99,20 @@ def test_a_drug_running_since_before_the_window_is_named_in_the_reason_not_count
                                "the window, not counted: Anakinra from day 5 to day 14" + lower_bound)
     assert got["S-003"] == (1, "no IEC-HS-directed therapy or organ support recorded within 14 days; begun before "
                                "the window, not counted: Norepinephrine from day 6 (no end recorded)" + lower_bound)
+
+
+def test_an_il6_blocker_is_crs_therapy_not_iec_hs_directed(tmp_path):
+    """Hines 2023 names anakinra and corticosteroids as IEC-HS-directed therapy (ruxolitinib, emapalumab, etoposide
+    beyond them) and no IL-6 blocker. Siltuximab (class anti_cytokine) is an anti-IL-6 drug for CRS, as tocilizumab
+    is: S-003's siltuximab from day 9 made the IEC-HS grade 2, where S-001's tocilizumab that day left it 1. Both
+    are grade 1 now; S-003's anakinra on day 10 is still grade 2 (named, not the siltuximab begun before it)."""
+    con = load(tmp_path, cm_rows=[
+        medication("S-001", 5, "Tocilizumab", 9, 9, "INTRAVENOUS", "CRS"),
+        medication("S-003", 5, "Siltuximab", 9, 9, "INTRAVENOUS", "CRS")])
+    got = grades(con)
+    assert got["S-001"][0] == 1 and got["S-001"][1].startswith("no IEC-HS-directed therapy or organ support")
+    assert got["S-003"][0] == 1 and got["S-003"][1].startswith("no IEC-HS-directed therapy or organ support")
+    con = load(tmp_path / "anakinra", cm_rows=[
+        medication("S-003", 5, "Siltuximab", 9, 9, "INTRAVENOUS", "CRS"),
+        medication("S-003", 6, "Anakinra", 10, 14, "SUBCUTANEOUS", "IEC-HS")])
+    assert grades(con)["S-003"][1].startswith("IEC-HS-directed therapy (Anakinra) from day 10")

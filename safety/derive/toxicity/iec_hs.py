@@ -35,7 +35,9 @@ RECOVERY_FROM_DAY = 7
 RERISE_FACTOR = 1.25
 # Management looked at for the grade: from the day before the flag to this many days after it.
 GRADE_WINDOW_DAYS = 14
-IEC_HS_DIRECTED_CLASSES = ("anakinra", "corticosteroid", "anti_cytokine")
+# IEC-HS-directed therapy (grade 2): Hines 2023's examples by class (anakinra, corticosteroids) and HLH-directed
+# agents by name. No IL-6 blocker: tocilizumab and siltuximab (class anti_cytokine) are the CRS's drugs.
+IEC_HS_DIRECTED_CLASSES = ("anakinra", "corticosteroid")
 IEC_HS_DIRECTED_PATTERN = r"ruxolitinib|emapalumab|etoposide"
 
 
