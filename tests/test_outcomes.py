@@ -725,13 +725,26 @@ def test_a_death_after_the_cut_is_not_a_death_at_the_cut_even_as_a_grade_5_ae(tm
     assert infection == [("S-001", False), ("S-002", True)]
 
 
+def _loaded_with_markers(tmp_path, lb: pd.DataFrame, markers: str, *queries: str) -> list[list[tuple]]:
+    """The rows of each of ``queries`` on the test study loaded for real with ``lb`` and the study.yaml lines
+    ``markers`` (immune_monitoring)."""
+    import duckdb
+    from safety.ingest import ingest_study
+    from test_ingest_fixtures import DOMAINS, STUDY_YAML, make_study
+    study = make_study(tmp_path / "s", domains=dict(DOMAINS, lb=lb), study_yaml=STUDY_YAML + markers)
+    db = tmp_path / "db.duckdb"
+    ingest_study(study, db)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return [con.execute(q).fetchall() for q in queries]
+    finally:
+        con.close()
+
+
 def test_immune_markers_compare_values_in_the_thresholds_unit_after_the_load_converts_them(tmp_path):
     """IgG 350 mg/dL is 3.5 g/L, below 4 g/L; CD19+ 5 cells/uL is 0.005 x 10^9/L, below 0.01: the load kept the
     delivered numbers (IgG and CD19 had no unit conversion) and 350 and 5 were compared with 4 and 0.01, so neither
     was flagged. A CD19 percentage of lymphocytes is no absolute count: it loads, and is not compared."""
-    import duckdb
-    from safety.ingest import ingest_study
-    from test_ingest_fixtures import DOMAINS, STUDY_YAML, make_study
     lb = pd.DataFrame({
         "STUDYID": "CT-TEST-01", "USUBJID": "S-001", "LBSEQ": [1, 2, 3, 4, 5, 6],
         "LBTESTCD": ["IGG", "IGG", "CD19", "CD19", "CD19", "CD4"], "LBTEST": ["IgG", "IgG", "CD19", "CD19", "CD19", "CD4"],
@@ -741,23 +754,38 @@ def test_immune_markers_compare_values_in_the_thresholds_unit_after_the_load_con
     markers = ("immune_monitoring:\n"
                "  - {test: IGG, label: IgG, below: 4.0, unit: g/L, finding: hypogammaglobulinaemia}\n"
                "  - {test: CD19, label: CD19+ B cells, below: 0.01, unit: 10^9/L, finding: B-cell aplasia}\n")
-    study = make_study(tmp_path / "s", domains=dict(DOMAINS, lb=lb), study_yaml=STUDY_YAML + markers)
-    db = tmp_path / "db.duckdb"
-    ingest_study(study, db)
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        labs = con.execute("SELECT lbtestcd, value, unit FROM labs ORDER BY lbseq").fetchall()
-        rows = {r[0]: r[1:] for r in con.execute(
-            "SELECT test, n_values, baseline_value, nadir, first_below_day, below_at_last FROM immune_reconstitution "
-            "WHERE usubjid = 'S-001'").fetchall()}
-    finally:
-        con.close()
+    labs, rows = _loaded_with_markers(
+        tmp_path, lb, markers, "SELECT lbtestcd, value, unit FROM labs ORDER BY lbseq",
+        "SELECT test, n_values, baseline_value, nadir, first_below_day, below_at_last FROM immune_reconstitution "
+        "WHERE usubjid = 'S-001'")
+    rows = {r[0]: r[1:] for r in rows}
     assert [(t, round(v, 6), u) for t, v, u in labs] == [
         ("IGG", 8.0, "g/L"), ("IGG", 3.5, "g/L"), ("CD19", 0.15, "10^9/L"), ("CD19", 0.005, "10^9/L"), ("CD19", 12.0, "%"),
         ("CD4", 0.2, "10^9/L")]
     assert rows["IGG"] == (1, 8.0, 3.5, 60, True)
     n, base, nadir, first_below, below = rows["CD19"]
     assert (n, round(base, 6), round(nadir, 6), first_below, below) == (1, 0.15, 0.005, 60, True)
+
+
+def test_an_immune_markers_level_in_another_unit_is_read_in_the_stored_unit(tmp_path):
+    """B-cell aplasia written as the committee says it (CD19+ below 10 cells/uL) matched no value: the load stores CD19
+    in 10^9/L, and only values in the marker's unit were compared. The settings convert the level to the stored unit
+    (0.01 x10^9/L), as the eligibility limits' are; a test the load does not convert (CD20) keeps the marker's unit,
+    compared in its one spelling (cells/µL is cells/uL). A unit the table does not convert the test from fails."""
+    from safety.core.config import ConfigError, validate
+    with pytest.raises(ConfigError, match=r"immune_monitoring\[0\]\.unit' 'g/L'.*converts CD19 from"):
+        validate({"immune_monitoring": [{"test": "CD19", "below": 10, "unit": "g/L"}]})
+    lb = pd.DataFrame({
+        "STUDYID": "CT-TEST-01", "USUBJID": "S-001", "LBSEQ": [1, 2, 3, 4],
+        "LBTESTCD": ["CD19", "CD19", "CD20", "CD20"], "LBTEST": ["CD19", "CD19", "CD20", "CD20"],
+        "LBORRES": ["150", "5", "120", "4"], "LBORRESU": ["cells/uL", "cells/uL", "cells/µL", "cells/µL"],
+        "LBDTC": ["2024-01-25", "2024-04-01", "2024-01-25", "2024-04-01"]})
+    markers = ("immune_monitoring:\n"
+               "  - {test: CD19, label: CD19+ B cells, below: 10, unit: cells/uL, finding: B-cell aplasia}\n"
+               "  - {test: CD20, label: CD20+ B cells, below: 10, unit: cells/uL, finding: B-cell aplasia}\n")
+    [rows] = _loaded_with_markers(tmp_path, lb, markers, "SELECT test, threshold, n_values, first_below_day, "
+                                  "below_at_last FROM immune_reconstitution WHERE usubjid = 'S-001'")
+    assert {r[0]: r[1:] for r in rows} == {"CD19": (0.01, 1, 60, True), "CD20": (10.0, 1, 60, True)}
 
 
 def test_an_immune_marker_reported_below_the_assays_limit_lies_below_it(tmp_path):

@@ -11,18 +11,19 @@ SETTINGS = STUDY_YAML.replace("    - {test: NEUT, min: 1.0}\n", "    - {test: AL
   rules:
     - {id: C1, type: cytopenia_persisting, tests: [ANC, NEUT, PLT], grade: 3, from_day: 7, to_day: 14}
 immune_monitoring:
-  - {test: BILI, below: 400, unit: mg/dL}
+  - {test: ALT, below: 400, unit: ukat/L}
 """
 
 
 def test_codes_and_units_the_delivery_never_holds_are_noted_naming_the_key(tmp_path):
-    """cytopenia tests [ANC, PLT] gave 0 candidates, an immune unit of mg/dL (stored in g/L) made the marker
-    vanish and an eligibility test ALTT listed every subject as missing the lab, all without a word."""
+    """cytopenia tests [ANC, PLT] gave 0 candidates, an immune unit of ukat/L (ALT, which the load does not convert,
+    stored in U/L) made the marker vanish and an eligibility test ALTT listed every subject as missing the lab, all
+    without a word. (A marker of a test the load converts is converted by the settings: no note.)"""
     study, result = _ingest(tmp_path, SETTINGS)
     lb_codes = "LBTESTCD loaded: ALT, BILI, CRP, HGB, NEUT"  # CREAT's one result 'abc' is quarantined
     lb_notes = [
-        "study.yaml 'immune_monitoring[0].unit' is mg/dL, and no BILI value is stored in it (stored, after the "
-        "load's conversion to SI: umol/L): the marker finds nothing",
+        "study.yaml 'immune_monitoring[0].unit' is ukat/L, and no ALT value is stored in it (stored, after the "
+        "load's conversion to SI: U/L): the marker finds nothing",
         f"study.yaml 'dlt.rules[0].tests' names ANC, PLT, which no result loaded from this file has ({lb_codes}): nothing is "
         "compared with them",
         f"study.yaml 'eligibility.labs[1].test' names ALTT, which no result loaded from this file has ({lb_codes}): nothing is "

@@ -282,10 +282,10 @@ def _validate_limits(limits, path: str, src: str) -> None:
             raise ConfigError(f"{src}: '{p}.max_x_uln' must be a positive multiple of the ULN, got {lim['max_x_uln']!r}")
 
 
-def _in_stored_unit(lim: dict, p: str, src: str) -> None:
-    """Convert a lab limit's min and max from its ``unit`` to the unit the load stores the test in, by the load's
-    own table (safety/data/unit_conversions.csv); ``unit`` becomes that stored unit, so the stored settings
-    validate again unchanged."""
+def _in_stored_unit(lim: dict, p: str, src: str, levels: tuple[str, ...] = ("min", "max")) -> None:
+    """Convert a lab limit's ``levels`` (min and max; an immune marker's below) from its ``unit`` to the unit the load
+    stores the test in, by the load's own table (safety/data/unit_conversions.csv); ``unit`` becomes that stored
+    unit, so the stored settings validate again unchanged."""
     code = lim["test"].upper()
     rows = [(frm, to, factor) for test, frm, to, factor in unit_conversions() if test == code]
     match = [(to, factor) for frm, to, factor in rows if unit_spelling(frm) == unit_spelling(lim["unit"])]
@@ -296,7 +296,7 @@ def _in_stored_unit(lim: dict, p: str, src: str) -> None:
         raise ConfigError(f"{src}: '{p}.unit' {lim['unit']!r} is not a unit safety/data/unit_conversions.csv "
                           f"converts: {known}")
     to, factor = match[0]
-    for k in ("min", "max"):
+    for k in levels:
         if lim.get(k) is not None:
             lim[k] = round(lim[k] * factor, 10)  # 1.5 mg/dL is 25.65 umol/L, not 25.650000000000002
     lim["unit"] = to
@@ -537,6 +537,10 @@ def _validate_outcomes(cfg: dict, src: str) -> None:
         if m["below"] <= 0:
             raise ConfigError(f"{src}: '{p}.below' must be a positive level, got {m['below']!r}")
         m["test"] = m["test"].upper()
+        # the load stores a test it converts in one unit: a level written in another ('below 10 cells/uL' for CD19,
+        # stored in 10^9/L) is converted to it, or matched no value; a test it does not convert keeps its unit
+        if "unit" in m and any(test == m["test"] for test, *_ in unit_conversions()):
+            _in_stored_unit(m, p, src, levels=("below",))
     w = cfg["off_tumour_watch"]
     for k in ("terms", "socs", "exclude_terms"):
         _check(w[k], TEXT_LIST, f"off_tumour_watch.{k}", src)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from safety.core.config import DEFAULTS, DLT_RULE_DEFAULTS
+from safety.core.vocabulary import unit_spelling
 
 _CODES_SQL = {
     "LB": """SELECT upper(lbtestcd) AS code, list(DISTINCT unit ORDER BY unit) FILTER (unit IS NOT NULL) AS units
@@ -54,7 +55,7 @@ def unmatched_settings(con, studyid: str, data_cut: dt.date, config: dict, deliv
         codes, code = stored[dom], str(test).upper()
         if code not in codes:
             missing.setdefault((dom, key), []).append(code)
-        elif unit is not None and unit.strip().lower() not in {u.strip().lower() for u in codes[code]}:
+        elif unit is not None and unit_spelling(unit) not in {unit_spelling(u) for u in codes[code]}:
             notes.setdefault(dom, []).append(
                 f"study.yaml '{key.rsplit('.', 1)[0]}.unit' is {unit}, and no {code} value is stored in it (stored, after the "
                 f"load's conversion to SI: {', '.join(codes[code]) or 'no unit'}): the marker finds nothing")

@@ -6,9 +6,11 @@ whose target is on NK cells. IVIG comes from infection_support. The watch list (
 terms and system organ classes to follow as a group, e.g. for anti-CD56 (NCAM1 on neural tissue) peripheral
 neuropathy and delayed neurological AEs outside ICANS; onset after ``late_after_day`` is flagged as late.
 
-A marker's threshold is in its ``unit``: only values in that unit are compared with it, or counted (a load converts
-IgG and the lymphocyte subsets to g/L and 10^9/L, safety/data/unit_conversions.csv; a CD19 percentage of
-lymphocytes stays a percentage and is not an absolute count). A marker without a unit compares every value.
+A marker's threshold is in its ``unit``: only values in that unit (in its one spelling, as the load compares units)
+are compared with it, or counted (a load converts IgG and the lymphocyte subsets to g/L and 10^9/L,
+safety/data/unit_conversions.csv, and the settings convert a marker of such a test to that unit: 10 cells/uL is
+0.01 x10^9/L; a CD19 percentage of lymphocytes stays a percentage and is not an absolute count). A marker without a
+unit compares every value.
 A result censored at the assay's limit ('<10' cells/uL, '<400' mg/dL: labs.value holds the bound) lies beyond its
 bound when compared with the threshold, as CTCAE grading and ICAHT read it (``censored_value``): CD19+ '<10' cells/uL
 is below 10 cells/uL. :func:`marker_values` is that choice of results, which the Outcomes page's chart draws too.
@@ -16,7 +18,7 @@ is below 10 cells/uL. :func:`marker_values` is that choice of results, which the
 from __future__ import annotations
 
 from safety.core.sql import record_order, temp_table
-from safety.core.vocabulary import POST_INFUSION_FIRST_DAY, blood_result, censored_value
+from safety.core.vocabulary import POST_INFUSION_FIRST_DAY, blood_result, censored_value, unit_spelling_sql
 from safety.derive.graph import Derivation
 from safety.derive.toxicity._sql import insert, reset
 from safety.schema import IMMUNE_RECONSTITUTION, OFF_TUMOUR_EVENTS
@@ -33,7 +35,7 @@ def marker_values(markers: str, where: str = "TRUE") -> str:
   JOIN subjects s ON s.studyid = l.studyid AND s.data_cut = l.data_cut AND s.usubjid = l.usubjid
   WHERE {where} AND l.value IS NOT NULL AND l.day IS NOT NULL AND s.infused
     AND {blood_result('l')}  -- a CSF IgG is no hypogammaglobulinaemia
-    AND (m.unit IS NULL OR lower(trim(l.unit)) = lower(trim(m.unit)))  -- 350 mg/dL is not below 4 g/L
+    AND (m.unit IS NULL OR {unit_spelling_sql('l.unit')} = {unit_spelling_sql('m.unit')})  -- 350 mg/dL is not below 4 g/L
 )"""
 
 
