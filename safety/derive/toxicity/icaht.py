@@ -4,7 +4,10 @@ Rules: EHA/EBMT consensus (Rejeski et al., Blood 2023;142:865-877) for neutrophi
 reference implementation emilyliangmd/automatedicahtgrading; the thrombocytopenia
 proposal (T-ICAHT, §4.1, secondary source) for platelets. One SQL pass over the whole labs table: a daily
 grid per subject built with generate_series from each measured day to the next (its value, then the linear
-interpolation), gaps-and-islands windows for episodes. Choices are documented in docs/toxicities.md.
+interpolation), gaps-and-islands windows for episodes. Only the grid days something reads are built, as most
+days of a sparse series are unknown: for every series its days 0-30 with a value (the other early days are the
+unknown ones), and the whole grid only for the few series with an early low day (their recovery) or two late
+platelet values < 20 (their days < 20). Choices are documented in docs/toxicities.md.
 """
 from __future__ import annotations
 
@@ -42,11 +45,50 @@ def subjects_at_grade3(rows, column: str) -> int:
     return int(rows.loc[rows[column] >= 3, "usubjid"].nunique())
 
 
-# the last early day whose count is graded (a grid row's early_end): EARLY_LAST_DAY; for platelets the day before a
+# the last early day whose count is graded (a series' early_end): EARLY_LAST_DAY; for platelets the day before a
 # relapse or progression, as T-ICAHT censors the early window there (Rejeski et al., Blood 2025, Table 1). The EHA/EBMT
 # early ANC window is not censored (the reference implementation grids days 0-30 whatever follows).
 _EARLY_END = (f"CASE WHEN lineage = 'PLT' THEN least({EARLY_LAST_DAY}, coalesce(prog_day, {EARLY_LAST_DAY} + 1) - 1) "
               f"ELSE {EARLY_LAST_DAY} END")
+
+
+def _grid(span: str, last: str, unknown_days: bool = True) -> str:
+    """SQL: the daily grid, days 0..``last`` (an expression of ``span``'s columns), of the series in ``span``, each day
+    flagged low, deep and up. Each measured day covers the days up to the next measured one, which carries the value
+    on its own day and the linear interpolation between the two (at most MAX_MISSING_DAYS missing days between
+    them); the other days are unknown (NULL value and flags), and ``unknown_days=False`` leaves them out."""
+    interpolated = f"n_day - p_day - 1 <= {MAX_MISSING_DAYS}"
+    # a measured day's segment ends at the next one, or at the measured day itself when the days between are unknown
+    seg_end = (f"least(coalesce(n_day - 1, {last}), {last})" if unknown_days
+               else f"least(CASE WHEN {interpolated} THEN n_day - 1 ELSE p_day END, {last})")
+    before_first = f"""
+    SELECT usubjid, lineage, unnest(generate_series(0, least(first_day - 1, {last}))) AS day,
+           CAST(NULL AS BOOLEAN) AS measured, CAST(NULL AS DOUBLE) AS v, CAST(NULL AS DOUBLE) AS c, early_end
+    FROM {span} WHERE {last} >= 0 AND first_day > 0
+    UNION ALL""" if unknown_days else ""
+    return f"""
+  SELECT usubjid, lineage, day, measured, v, early_end,
+    CASE WHEN c IS NULL THEN NULL WHEN lineage = 'ANC' THEN c <= 0.5::DOUBLE ELSE c < 50.0::DOUBLE END AS low,
+    CASE WHEN c IS NULL THEN NULL WHEN lineage = 'ANC' THEN c <= 0.1::DOUBLE ELSE c < 20.0::DOUBLE END AS deep,
+    -- recovery threshold: ANC > 0.5; PLT >= 20 (T-ICAHT)
+    CASE WHEN c IS NULL THEN NULL WHEN lineage = 'ANC' THEN c > 0.5::DOUBLE ELSE c >= 20.0::DOUBLE END AS up
+  FROM ({before_first}
+    SELECT usubjid, lineage, day, measured, v, round(v, 9) + sh AS c, early_end FROM (
+      SELECT usubjid, lineage, day, day = p_day AS measured,
+        CASE WHEN day = p_day THEN p_v
+             WHEN {interpolated} THEN p_v + (n_v - p_v) * (day - p_day)::DOUBLE / (n_day - p_day) END AS v,
+        CASE WHEN day = p_day THEN p_sh
+             WHEN {interpolated} THEN p_sh + (n_sh - p_sh) * (day - p_day)::DOUBLE / (n_day - p_day) END AS sh,
+        early_end
+      FROM (
+        SELECT g.usubjid, g.lineage, g.p_day, g.p_v, g.p_sh, g.n_day, g.n_v, g.n_sh, sp.early_end,
+               unnest(generate_series(greatest(g.p_day, 0), {seg_end})) AS day
+        FROM seg g JOIN {span} sp USING (usubjid, lineage) WHERE {last} >= 0
+      )
+    )
+  )"""
+
+
 _SQL = f"""
 WITH subj AS (
   SELECT s.usubjid, s.death_day, s.last_known_alive_day, p.prog_day FROM subjects s
@@ -77,6 +119,7 @@ obs AS (
 -- the grid runs to the last value, and at least to day {EARLY_LAST_DAY} or the end of follow-up (death, last known
 -- alive), as the reference implementation's does: the early days after the last value are unknown, not left out
 span AS (
+  SELECT *, {_EARLY_END} AS early_end FROM (
   SELECT o.usubjid, o.lineage,
          least({LATE_LAST_DAY}, coalesce(any_value(s.death_day), 100000),
                greatest(max(o.day), least({EARLY_LAST_DAY},
@@ -85,44 +128,17 @@ span AS (
          min(o.day) AS first_day, any_value(s.death_day) AS death_day, any_value(s.last_known_alive_day) AS lka,
          any_value(s.prog_day) AS prog_day
   FROM obs o JOIN subj s USING (usubjid) GROUP BY o.usubjid, o.lineage
+  )
 ),
--- the daily grid (days 0..last_day) in one pass: each measured day covers the days up to the next measured one,
--- which carries the value on its own day and the linear interpolation between the two (at most {MAX_MISSING_DAYS}
--- missing days between them)
+-- each measured day with the next one, the grid's segments (_grid)
 seg AS (
   SELECT usubjid, lineage, day AS p_day, v AS p_v, sh AS p_sh, lead(day) OVER w AS n_day, lead(v) OVER w AS n_v,
          lead(sh) OVER w AS n_sh
   FROM obs WINDOW w AS (PARTITION BY usubjid, lineage ORDER BY day)
 ),
-val AS (
-  -- days before the first value: unknown
-  SELECT usubjid, lineage, unnest(generate_series(0, least(first_day - 1, last_day))) AS day,
-         CAST(NULL AS BOOLEAN) AS measured, CAST(NULL AS DOUBLE) AS v, CAST(NULL AS DOUBLE) AS sh,
-         {_EARLY_END} AS early_end
-  FROM span WHERE last_day >= 0 AND first_day > 0
-  UNION ALL
-  SELECT usubjid, lineage, day, day = p_day AS measured,
-    CASE WHEN day = p_day THEN p_v
-         WHEN n_day - p_day - 1 <= {MAX_MISSING_DAYS}
-           THEN p_v + (n_v - p_v) * (day - p_day)::DOUBLE / (n_day - p_day) END AS v,
-    CASE WHEN day = p_day THEN p_sh
-         WHEN n_day - p_day - 1 <= {MAX_MISSING_DAYS}
-           THEN p_sh + (n_sh - p_sh) * (day - p_day)::DOUBLE / (n_day - p_day) END AS sh,
-    early_end
-  FROM (
-    SELECT g.usubjid, g.lineage, g.p_day, g.p_v, g.p_sh, g.n_day, g.n_v, g.n_sh, {_EARLY_END} AS early_end,
-           unnest(generate_series(greatest(g.p_day, 0), least(coalesce(g.n_day - 1, sp.last_day), sp.last_day))) AS day
-    FROM seg g JOIN span sp USING (usubjid, lineage) WHERE sp.last_day >= 0
-  )
-),
-flag AS (
-  SELECT *,
-    CASE WHEN c IS NULL THEN NULL WHEN lineage = 'ANC' THEN c <= 0.5::DOUBLE ELSE c < 50.0::DOUBLE END AS low,
-    CASE WHEN c IS NULL THEN NULL WHEN lineage = 'ANC' THEN c <= 0.1::DOUBLE ELSE c < 20.0::DOUBLE END AS deep,
-    -- recovery threshold: ANC > 0.5; PLT >= 20 (T-ICAHT)
-    CASE WHEN c IS NULL THEN NULL WHEN lineage = 'ANC' THEN c > 0.5::DOUBLE ELSE c >= 20.0::DOUBLE END AS up
-  FROM (SELECT *, round(v, 9) + sh AS c FROM val)
-),
+-- the grid's early days with a value, of every series: the early runs read no other, and the unknown early days
+-- are the others (counts). Most grid days are unknown in a sparse series.
+flag AS ({_grid('span', f'least(last_day, {EARLY_LAST_DAY})', unknown_days=False)}),
 -- runs of consecutive early low (or deep) days, then runs less than 3 days apart joined
 runs AS (
   SELECT usubjid, lineage, kind, min(day) AS r_start, max(day) AS r_end FROM (
@@ -150,12 +166,31 @@ dur AS (
     max(j_end) FILTER (WHERE kind = 'low') AS last_low
   FROM joined GROUP BY usubjid, lineage
 ),
+late AS (
+  SELECT usubjid, lineage, arg_min(v, (c, day)) AS late_nadir, min(c) AS late_nadir_c,
+    arg_min(day, (c, day)) AS late_nadir_day,
+    count(*) FILTER (WHERE CASE WHEN lineage = 'ANC' THEN c <= 1.5::DOUBLE ELSE c < 100.0::DOUBLE END) AS n_below,
+    count(*) FILTER (WHERE lineage = 'PLT' AND c < 20.0::DOUBLE) AS n_plt20,
+    list_sort(list(v))[2] AS second_lowest, list_sort(list(c))[2] AS second_lowest_c, count(*) AS n_late
+  FROM (SELECT o.*, round(o.v, 9) + o.sh AS c FROM obs o JOIN subj s USING (usubjid)
+        WHERE o.day < coalesce(s.prog_day, {LATE_LAST_DAY} + 1))
+  WHERE day BETWEEN {EARLY_LAST_DAY} + 1 AND {LATE_LAST_DAY} GROUP BY usubjid, lineage
+),
+-- the whole grid (unknown days, and days after {EARLY_LAST_DAY}, too) only of the series that read it: recovery after
+-- an early low day (rec, maybe), and platelet days < 20 once two late values are < 20 (late_plt_days, which grades
+-- no other series). Most series have neither.
+gridded AS (
+  SELECT * FROM span sp WHERE EXISTS (SELECT 1 FROM dur d WHERE d.usubjid = sp.usubjid AND d.lineage = sp.lineage
+                                                              AND d.first_low IS NOT NULL)
+    OR EXISTS (SELECT 1 FROM late l WHERE l.usubjid = sp.usubjid AND l.lineage = sp.lineage AND l.n_plt20 >= 2)
+),
+grid AS ({_grid('gridded', 'last_day')}),
 -- a day starts a recovery when it and the next two days are above the threshold. Only days above it, after
 -- the first low day of a series that has one, can start one (recov reads no other): the window sorts those
 -- alone, and among them the day two rows on is day + 2 exactly when the two days between are above too.
 rec AS (
   SELECT f.usubjid, f.lineage, f.day, coalesce(lead(f.day, 2) OVER w = f.day + 2, false) AS recovered3
-  FROM flag f SEMI JOIN dur d ON d.usubjid = f.usubjid AND d.lineage = f.lineage AND f.day > d.first_low
+  FROM grid f SEMI JOIN dur d ON d.usubjid = f.usubjid AND d.lineage = f.lineage AND f.day > d.first_low
   WHERE f.up
   WINDOW w AS (PARTITION BY f.usubjid, f.lineage ORDER BY f.day)
 ),
@@ -168,7 +203,7 @@ maybe AS (
   SELECT f.usubjid, f.lineage, min(f.day) AS may_recover_day, arg_min(f.up IS NULL, f.day) AS may_recover_unknown
   FROM (
     SELECT f.usubjid, f.lineage, f.day, f.up, bool_or(f.low) OVER w AS low_next, count(*) OVER w AS n_next
-    FROM flag f SEMI JOIN dur d ON d.usubjid = f.usubjid AND d.lineage = f.lineage AND d.first_low <= 3
+    FROM grid f SEMI JOIN dur d ON d.usubjid = f.usubjid AND d.lineage = f.lineage AND d.first_low <= 3
       AND f.day > d.first_low
     WHERE f.lineage = 'ANC' AND f.day <= {EARLY_LAST_DAY} + 2
     WINDOW w AS (PARTITION BY f.usubjid, f.lineage ORDER BY f.day ROWS BETWEEN 1 FOLLOWING AND 2 FOLLOWING)
@@ -177,12 +212,12 @@ maybe AS (
     AND (f.n_next = 2 OR sp.death_day IS NULL OR sp.death_day >= f.day + 2)
   GROUP BY f.usubjid, f.lineage
 ),
+-- the grid has each day 0..last_day once, so the early days without a value are those flag leaves out
 counts AS (
-  SELECT usubjid, lineage,
-    count(*) FILTER (WHERE measured AND day <= {EARLY_LAST_DAY}) AS n_values,
+  SELECT sp.usubjid, sp.lineage, count(*) FILTER (WHERE f.measured AND f.day <= {EARLY_LAST_DAY}) AS n_values,
     -- a platelet day censored at progression is neither low nor unknown
-    count(*) FILTER (WHERE v IS NULL AND day <= early_end) AS unknown_days
-  FROM flag GROUP BY usubjid, lineage
+    greatest(least(sp.last_day, sp.early_end) + 1, 0) - count(*) FILTER (WHERE f.day <= sp.early_end) AS unknown_days
+  FROM span sp LEFT JOIN flag f USING (usubjid, lineage) GROUP BY sp.usubjid, sp.lineage, sp.last_day, sp.early_end
 ),
 recov AS (
   SELECT r.usubjid, r.lineage,
@@ -200,19 +235,9 @@ early AS (
   FROM span sp LEFT JOIN dur d USING (usubjid, lineage) LEFT JOIN counts k USING (usubjid, lineage)
   LEFT JOIN recov rv USING (usubjid, lineage) LEFT JOIN maybe mr USING (usubjid, lineage)
 ),
-late AS (
-  SELECT usubjid, lineage, arg_min(v, (c, day)) AS late_nadir, min(c) AS late_nadir_c,
-    arg_min(day, (c, day)) AS late_nadir_day,
-    count(*) FILTER (WHERE CASE WHEN lineage = 'ANC' THEN c <= 1.5::DOUBLE ELSE c < 100.0::DOUBLE END) AS n_below,
-    count(*) FILTER (WHERE lineage = 'PLT' AND c < 20.0::DOUBLE) AS n_plt20,
-    list_sort(list(v))[2] AS second_lowest, list_sort(list(c))[2] AS second_lowest_c, count(*) AS n_late
-  FROM (SELECT o.*, round(o.v, 9) + o.sh AS c FROM obs o JOIN subj s USING (usubjid)
-        WHERE o.day < coalesce(s.prog_day, {LATE_LAST_DAY} + 1))
-  WHERE day BETWEEN {EARLY_LAST_DAY} + 1 AND {LATE_LAST_DAY} GROUP BY usubjid, lineage
-),
 late_plt_days AS (
   SELECT f.usubjid, f.lineage, count(*) FILTER (WHERE f.deep) AS plt20_days
-  FROM flag f JOIN subj s USING (usubjid)
+  FROM grid f JOIN subj s USING (usubjid)
   WHERE f.lineage = 'PLT' AND f.day BETWEEN {EARLY_LAST_DAY} + 1 AND {LATE_LAST_DAY}
     AND f.day < coalesce(s.prog_day, {LATE_LAST_DAY} + 1)
   GROUP BY f.usubjid, f.lineage
