@@ -1,7 +1,8 @@
 """A crafted cell-therapy study for the cytopenia derivations (ICAHT, CAR-HEMATOTOX), loaded by a real ingest.
 
-Each subject is infused on day 0 (2025-01-10); ``ld`` sets a lymphodepletion start day (CM), ``death`` a death
-day, ``progression`` the day of a DS PROGRESSIVE DISEASE record, ``labs`` maps a test code to {day: LBORRES} where a value may be a (LBORRES, LBORRESU) pair or a (LBORRES,
+Each subject is infused on day 0 (2025-01-10); ``ld`` sets a lymphodepletion start day (CM), ``therapy`` a
+(day, CMCAT) pair of a medication begun then (Glofitamab), ``death`` a death day, ``progression`` the day of a DS
+PROGRESSIVE DISEASE record, ``labs`` maps a test code to {day: LBORRES} where a value may be a (LBORRES, LBORRESU) pair or a (LBORRES,
 LBORRESU, LBSPEC, LBCAT) quadruple (a blood haematology result otherwise), a list of those (several results that
 day) or a text such as '<20' (a censored result)."""
 from __future__ import annotations
@@ -44,7 +45,9 @@ def build_study(folder: Path, subjects: dict) -> Path:
     _write(folder / "cm.csv", ["STUDYID", "DOMAIN", "USUBJID", "CMSEQ", "CMTRT", "CMDECOD", "CMCAT", "CMSTDTC",
                                "CMENDTC"],
            [["X", "CM", s, 1, "Fludarabine", "FLUDARABINE", "LYMPHODEPLETION", _date(sp["ld"]), _date(sp["ld"] + 2)]
-            for s, sp in subjects.items() if sp.get("ld") is not None])
+            for s, sp in subjects.items() if sp.get("ld") is not None]
+           + [["X", "CM", s, 2, "Glofitamab", "GLOFITAMAB", sp["therapy"][1], _date(sp["therapy"][0]), ""]
+              for s, sp in subjects.items() if sp.get("therapy") is not None])
     progressions = [["X", "DS", s, 1, "Progressive disease", "PROGRESSIVE DISEASE", "DISPOSITION EVENT",
                      _date(sp["progression"])] for s, sp in subjects.items() if sp.get("progression") is not None]
     if progressions:

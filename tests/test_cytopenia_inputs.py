@@ -92,3 +92,39 @@ def test_early_platelet_days_are_censored_at_progression(tmp_path):
     anc_rows = rows(con, "SELECT usubjid, early_grade, days_le_500, note FROM icaht WHERE lineage = 'ANC'")
     assert anc_rows["REL"]["early_grade"] == anc_rows["NOREL"]["early_grade"] == 2
     assert "early platelet" not in (anc_rows["REL"]["note"] or "")
+
+
+def test_early_platelet_days_are_censored_at_a_subsequent_line_of_therapy(tmp_path):
+    """T-ICAHT censors the early platelet window at progression, "subsequent line of therapy, or death"; only the
+    progression was read. A subsequent anticancer therapy begun on day 12 (CM, CMCAT 'SUBSEQUENT ANTI-CANCER
+    THERAPY'), platelets < 20 from day 12: days 0-11 are graded (grade 1), as at a relapse that day. A progression
+    before the therapy censors at the progression; a bridging therapy (CMCAT 'BRIDGING THERAPY') censors nothing."""
+    plt = {d: (40 if 1 <= d <= 5 else 10 if 12 <= d <= 30 else 150) for d in range(-5, 41)}
+    con = load_study(tmp_path, {
+        "THER": {"therapy": (12, "SUBSEQUENT ANTI-CANCER THERAPY"), "labs": {"PLAT": plt}},
+        "PROG": {"therapy": (15, "SUBSEQUENT ANTI-CANCER THERAPY"), "progression": 12, "labs": {"PLAT": plt}},
+        "BRIDGE": {"therapy": (12, "BRIDGING THERAPY"), "labs": {"PLAT": plt}}})
+    got = rows(con, "SELECT usubjid, early_grade, days_le_100, early_grade_reason, note FROM icaht WHERE lineage = 'PLT'")
+    ther, prog, bridge = got["THER"], got["PROG"], got["BRIDGE"]
+    assert (ther["early_grade"], ther["days_le_100"]) == (1, 0)
+    assert ther["early_grade_reason"] == "platelets < 50 on 5 days before a subsequent therapy (GLOFITAMAB) on day 12"
+    assert ("early platelet days from a subsequent therapy (GLOFITAMAB) on day 12 not counted (T-ICAHT censors the "
+            "early window at progression or a subsequent line of therapy)") in ther["note"]
+    assert (prog["early_grade"], prog["early_grade_reason"]) == (
+        1, "platelets < 50 on 5 days before relapse/progression on day 12")
+    assert (bridge["early_grade"], bridge["days_le_100"]) == (4, 19)
+
+
+def test_the_late_window_ends_at_a_subsequent_line_of_therapy(tmp_path):
+    """EHA/EBMT's late window runs from day 31 to the earliest of day 100, subsequent therapy and relapse/progression
+    (as the reference implementation reads it); only relapse/progression ended it. ANC 0.3 on days 45 and 60 after
+    a salvage therapy begun on day 40 is that therapy's, not late ICAHT; without the therapy, grade 3."""
+    anc = {**{d: 2.0 for d in range(-5, 31)}, 35: 2.0, 45: 0.3, 60: 0.3}
+    con = load_study(tmp_path, {"THER": {"therapy": (40, "SALVAGE THERAPY"), "labs": {"NEUT": anc}},
+                                "NONE": {"labs": {"NEUT": anc}}})
+    got = rows(con, "SELECT usubjid, late_grade, late_grade_reason, note FROM icaht WHERE lineage = 'ANC'")
+    assert got["NONE"]["late_grade"] == 3
+    assert (got["THER"]["late_grade"], got["THER"]["late_grade_reason"]) == (0, "no value <= 1.5 after day 30")
+    assert ("late window ended by a subsequent therapy (GLOFITAMAB) on day 40 (values from that day not graded)"
+            in got["THER"]["note"])
+

@@ -357,3 +357,11 @@ def lymphodepleting_ex_sql() -> str:
     LYMPHODEPLETION_PATTERN as the parameter $ld_pattern. With CM's med_class 'lymphodepletion', the one rule of
     subjects.lymphodepletion_start_day and of the doses the subject profile draws."""
     return "(NOT is_car_infusion AND regexp_matches(lower(concat_ws(' ', excat, extrt)), $ld_pattern))"
+
+
+# --- a subsequent line of therapy ---------------------------------------------------------------------
+# CMCAT (upper case) of a medication that begins a subsequent line of anticancer therapy: 'SUBSEQUENT ANTI-CANCER
+# THERAPY', 'FOLLOW-UP ANTICANCER THERAPY', 'POST-TREATMENT ANTI-CANCER THERAPY', 'NEXT LINE', 'SALVAGE THERAPY'.
+# Bridging, lymphodepletion, prophylaxis and supportive care name none. T-ICAHT censors the early platelet window there.
+SUBSEQUENT_THERAPY_CATEGORY = (r"SUBSEQUENT|NEXT[- ]LINE|(NEW|FURTHER) (LINE|ANTI)|SALVAGE"
+                               r"|(POST|FOLLOW)[- ]?(UP|TREATMENT|STUDY|INFUSION|CAR[- ]?T?)[- ]*(ANTI|THERAP|TREATMENT)")

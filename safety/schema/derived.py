@@ -352,9 +352,9 @@ ICAHT = Table(
     KEY + SUBJ + (
         C("lineage", "VARCHAR", "'ANC' (LBTESTCD NEUT) or 'PLT' (PLAT)."),
         C("early_grade", "INTEGER", "Early ICAHT grade 0-4; NULL when no value in days 0-30."),
-        C("late_grade", "INTEGER", "Late ICAHT grade 0-4 (days 31-100, ended earlier by a relapse or progression); NULL when no value in that window."),
-        C("days_le_500", "INTEGER", "ANC: duration of the longest episode with ANC <= 0.5 x10^9/L in days 0-30 (episodes less than 3 days apart joined, as the grade uses). PLT: days with PLT < 50 x10^9/L in days 0-30 before a relapse or progression (T-ICAHT censors there), recovery gaps shorter than 3 days counted."),
-        C("days_le_100", "INTEGER", "ANC: longest joined episode with ANC <= 0.1 x10^9/L in days 0-30. PLT: days with PLT < 20 in days 0-30 before a relapse or progression (short gaps counted)."),
+        C("late_grade", "INTEGER", "Late ICAHT grade 0-4 (days 31-100, ended earlier by a relapse, progression or subsequent line of therapy); NULL when no value in that window."),
+        C("days_le_500", "INTEGER", "ANC: duration of the longest episode with ANC <= 0.5 x10^9/L in days 0-30 (episodes less than 3 days apart joined, as the grade uses). PLT: days with PLT < 50 x10^9/L in days 0-30 before a relapse, progression or subsequent line of therapy (T-ICAHT censors there), recovery gaps shorter than 3 days counted."),
+        C("days_le_100", "INTEGER", "ANC: longest joined episode with ANC <= 0.1 x10^9/L in days 0-30. PLT: days with PLT < 20 in days 0-30 before a relapse, progression or subsequent line of therapy (short gaps counted)."),
         C("first_day_le_500", "INTEGER", "First day (0-30) at or below the 0.5 (ANC) / below the 50 (PLT) threshold."),
         C("never_recovered", "BOOLEAN", "ANC <= 0.5 from day 3 or earlier with no recovery (3 consecutive days > 0.5) by day 30, before death or the last value, and none the values leave possible (a day above 0.5 or without a value, followed by days without a value): forces early grade 4."),
         C("late_nadir", "DOUBLE", "Lowest measured value on days 31-100 (x10^9/L)."),

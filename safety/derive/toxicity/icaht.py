@@ -11,7 +11,7 @@ platelet values < 20 (their days < 20). Choices are documented in docs/toxicitie
 """
 from __future__ import annotations
 
-from safety.core.vocabulary import blood_result, censored_value, unit_missing
+from safety.core.vocabulary import SUBSEQUENT_THERAPY_CATEGORY, blood_result, censored_value, unit_missing
 from safety.derive.graph import Derivation
 from safety.derive.outcomes.survival import PROGRESSION_SQL, progression_params
 from safety.schema import ICAHT
@@ -33,7 +33,7 @@ HEADING = "ICAHT: ANC (EHA/EBMT 2023) and platelets (T-ICAHT proposal)"
 EARLY_GRADE3_LABEL = "Early ICAHT grade ≥3 (ANC or platelets)"
 LATE_GRADE3_LABEL = "Late ICAHT grade ≥3 (ANC or platelets)"
 EARLY_GRADE3_HELP = f"Subjects with an early grade ≥3 (days 0-{EARLY_LAST_DAY}) in either lineage, ANC or platelets"
-LATE_WINDOW = f"days {EARLY_LAST_DAY + 1}-{LATE_LAST_DAY}, or to a relapse or progression before"
+LATE_WINDOW = f"days {EARLY_LAST_DAY + 1}-{LATE_LAST_DAY}, or to a relapse, progression or subsequent therapy before"
 LATE_GRADE3_HELP = f"Subjects with a late grade ≥3 ({LATE_WINDOW}) in either lineage, ANC or platelets"
 # The source the grades follow, as an output's reference line names it.
 REFERENCE = "EHA/EBMT ICAHT consensus (Rejeski et al., Blood 2023;142:865-877); platelets: T-ICAHT proposal"
@@ -46,9 +46,10 @@ def subjects_at_grade3(rows, column: str) -> int:
 
 
 # the last early day whose count is graded (a series' early_end): EARLY_LAST_DAY; for platelets the day before a
-# relapse or progression, as T-ICAHT censors the early window there (Rejeski et al., Blood 2025, Table 1). The EHA/EBMT
-# early ANC window is not censored (the reference implementation grids days 0-30 whatever follows).
-_EARLY_END = (f"CASE WHEN lineage = 'PLT' THEN least({EARLY_LAST_DAY}, coalesce(prog_day, {EARLY_LAST_DAY} + 1) - 1) "
+# relapse or progression or a subsequent line of therapy, whichever comes first (end_day), as T-ICAHT censors the
+# early window there (Rejeski et al., Blood 2025, Table 1; death ends the grid itself). The EHA/EBMT early ANC window
+# is not censored (the reference implementation grids days 0-30 whatever follows).
+_EARLY_END = (f"CASE WHEN lineage = 'PLT' THEN least({EARLY_LAST_DAY}, coalesce(end_day, {EARLY_LAST_DAY} + 1) - 1) "
               f"ELSE {EARLY_LAST_DAY} END")
 
 
@@ -91,9 +92,20 @@ def _grid(span: str, last: str, unknown_days: bool = True) -> str:
 
 _SQL = f"""
 WITH subj AS (
-  SELECT s.usubjid, s.death_day, s.last_known_alive_day, p.prog_day FROM subjects s
-  -- EHA/EBMT: the late window ends at relapse or progression (the day it is recorded, as the NRM estimate reads it)
+  SELECT s.usubjid, s.death_day, s.last_known_alive_day,
+         -- the first of relapse/progression and a subsequent line of therapy ends the late window (EHA/EBMT, as the
+         -- reference implementation) and T-ICAHT's early platelet window
+         least(p.prog_day, t.ther_day) AS end_day,
+         CASE WHEN t.ther_day < coalesce(p.prog_day, t.ther_day + 1)
+              THEN 'a subsequent therapy (' || t.ther_name || ')' ELSE 'relapse/progression' END AS end_what
+  FROM subjects s
+  -- relapse or progression: the day it is recorded, as the NRM estimate reads it
   LEFT JOIN (SELECT usubjid, min(day) AS prog_day FROM ({PROGRESSION_SQL}) GROUP BY usubjid) p USING (usubjid)
+  -- a subsequent line of therapy: a medication after the infusion day whose category names one (CMCAT)
+  LEFT JOIN (SELECT usubjid, min(start_day) AS ther_day, arg_min(coalesce(cmdecod, cmtrt), (start_day, cmseq)) AS ther_name
+             FROM medications WHERE studyid = $s AND data_cut = $c AND start_day >= 1
+               AND regexp_matches(upper(coalesce(cmcat, '')), $subsequent_therapy)
+             GROUP BY usubjid) t USING (usubjid)
   WHERE s.studyid = $s AND s.data_cut = $c AND s.first_infusion_date IS NOT NULL
 ),
 res AS (
@@ -126,7 +138,7 @@ span AS (
                                           coalesce(any_value(s.death_day), any_value(s.last_known_alive_day), max(o.day)))))
            AS last_day,
          min(o.day) AS first_day, any_value(s.death_day) AS death_day, any_value(s.last_known_alive_day) AS lka,
-         any_value(s.prog_day) AS prog_day
+         any_value(s.end_day) AS end_day, any_value(s.end_what) AS end_what
   FROM obs o JOIN subj s USING (usubjid) GROUP BY o.usubjid, o.lineage
   )
 ),
@@ -173,7 +185,7 @@ late AS (
     count(*) FILTER (WHERE lineage = 'PLT' AND c < 20.0::DOUBLE) AS n_plt20,
     list_sort(list(v))[2] AS second_lowest, list_sort(list(c))[2] AS second_lowest_c, count(*) AS n_late
   FROM (SELECT o.*, round(o.v, 9) + o.sh AS c FROM obs o JOIN subj s USING (usubjid)
-        WHERE o.day < coalesce(s.prog_day, {LATE_LAST_DAY} + 1))
+        WHERE o.day < coalesce(s.end_day, {LATE_LAST_DAY} + 1))
   WHERE day BETWEEN {EARLY_LAST_DAY} + 1 AND {LATE_LAST_DAY} GROUP BY usubjid, lineage
 ),
 -- the whole grid (unknown days, and days after {EARLY_LAST_DAY}, too) only of the series that read it: recovery after
@@ -227,7 +239,7 @@ recov AS (
   FROM rec r JOIN dur d USING (usubjid, lineage) GROUP BY r.usubjid, r.lineage
 ),
 early AS (
-  SELECT sp.usubjid, sp.lineage, sp.death_day, sp.lka, sp.last_day, sp.prog_day,
+  SELECT sp.usubjid, sp.lineage, sp.death_day, sp.lka, sp.last_day, sp.end_day, sp.end_what,
     coalesce(d.low_longest, 0) AS low_longest, coalesce(d.low_total, 0) AS low_total,
     coalesce(d.deep_longest, 0) AS deep_longest, coalesce(d.deep_total, 0) AS deep_total,
     d.first_low, d.last_low, coalesce(k.n_values, 0) AS n_values, coalesce(k.unknown_days, 0) AS unknown_days,
@@ -239,7 +251,7 @@ late_plt_days AS (
   SELECT f.usubjid, f.lineage, count(*) FILTER (WHERE f.deep) AS plt20_days
   FROM grid f JOIN subj s USING (usubjid)
   WHERE f.lineage = 'PLT' AND f.day BETWEEN {EARLY_LAST_DAY} + 1 AND {LATE_LAST_DAY}
-    AND f.day < coalesce(s.prog_day, {LATE_LAST_DAY} + 1)
+    AND f.day < coalesce(s.end_day, {LATE_LAST_DAY} + 1)
   GROUP BY f.usubjid, f.lineage
 ),
 seen AS (
@@ -276,12 +288,12 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
        WHEN deep_total >= 1 THEN 'platelets < 20 on ' || deep_total || ' days'
        WHEN low_total >= 1 THEN 'platelets < 50 on ' || low_total || ' days'
        ELSE 'platelets never < 50 in days 0-{EARLY_LAST_DAY}' END
-    || CASE WHEN lineage = 'PLT' AND prog_day <= {EARLY_LAST_DAY}
-            THEN ' before relapse/progression on day ' || prog_day ELSE '' END
+    || CASE WHEN lineage = 'PLT' AND end_day <= {EARLY_LAST_DAY}
+            THEN ' before ' || end_what || ' on day ' || end_day ELSE '' END
     || CASE WHEN mostly_unknown THEN '; ' || unknown_days || ' of {EARLY_LAST_DAY + 1} days unknown: not fully evaluable, grade is a lower bound'
             ELSE '' END AS early_grade_reason,
   CASE WHEN late_nadir IS NULL THEN 'no value after day {EARLY_LAST_DAY}'
-            || CASE WHEN prog_day <= {LATE_LAST_DAY} THEN ' before relapse/progression on day ' || prog_day ELSE '' END
+            || CASE WHEN end_day <= {LATE_LAST_DAY} THEN ' before ' || end_what || ' on day ' || end_day ELSE '' END
        WHEN n_below = 0 THEN 'no value ' || CASE WHEN lineage = 'ANC' THEN '<= 1.5' ELSE '< 100' END || ' after day {EARLY_LAST_DAY}'
        WHEN lineage = 'ANC' AND n_late = 1 THEN 'the only value after day {EARLY_LAST_DAY} (' || round(late_nadir, 2)
             || ' on day ' || late_nadir_day || ') sets the grade'
@@ -330,11 +342,11 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, lineage,
          || ' at most {MAX_MISSING_DAYS + 1} days apart: not interpolated)' END,
     CASE WHEN late_nadir IS NOT NULL AND n_below = 1 AND (n_late > 1 OR lineage = 'PLT')
          THEN 'one low value after day 30: late grade needs 2' END,
-    CASE WHEN lineage = 'PLT' AND prog_day <= {EARLY_LAST_DAY}
-         THEN 'early platelet days from relapse/progression on day ' || prog_day
-              || ' not counted (T-ICAHT censors the early window at progression)' END,
-    CASE WHEN prog_day <= {LATE_LAST_DAY}
-         THEN 'late window ended by relapse/progression on day ' || prog_day || ' (values from that day not graded)' END,
+    CASE WHEN lineage = 'PLT' AND end_day <= {EARLY_LAST_DAY}
+         THEN 'early platelet days from ' || end_what || ' on day ' || end_day
+              || ' not counted (T-ICAHT censors the early window at progression or a subsequent line of therapy)' END,
+    CASE WHEN end_day <= {LATE_LAST_DAY}
+         THEN 'late window ended by ' || end_what || ' on day ' || end_day || ' (values from that day not graded)' END,
     unitless_note
   ), '') AS note
 FROM graded LEFT JOIN unitless USING (usubjid, lineage)
@@ -354,12 +366,13 @@ WHERE NOT EXISTS (SELECT 1 FROM span sp WHERE sp.usubjid = s.usubjid AND sp.line
 def derive_icaht(con, studyid, data_cut, config, review_store=None) -> None:
     """Build ``icaht`` (early and late, ANC and PLT) for one study and data cut."""
     reset(con, (ICAHT,), studyid, data_cut)
-    insert(con, ICAHT, _SQL, {"s": studyid, "c": data_cut, **progression_params(config or {})})
+    insert(con, ICAHT, _SQL, {"s": studyid, "c": data_cut, "subsequent_therapy": SUBSEQUENT_THERAPY_CATEGORY,
+                              **progression_params(config or {})})
 
 
 DERIVATION = Derivation(
     name="icaht",
     writes=(ICAHT,),
-    reads=('subjects', 'labs', 'responses', 'disposition', 'adverse_events'),
+    reads=('subjects', 'labs', 'responses', 'disposition', 'adverse_events', 'medications'),
     run=derive_icaht,
 )
