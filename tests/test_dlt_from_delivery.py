@@ -149,15 +149,16 @@ def test_a_grade4_ae_whose_causality_is_blank_or_unknown_reaches_the_committee(t
 def test_a_sign_of_crs_reported_beside_its_crs_is_that_crs_episode_not_a_second_dlt(tmp_path):
     """ASTCT 2019 grades fever, hypotension and hypoxia as CRS; organ toxicities during CRS keep their CTCAE grade.
     S-002 (no bedside data) reports CRS grade 4 on days 2-6 and, during it, hypotension grade 4 (days 3-5) and
-    hypoxia grade 3 (days 2-12), both related: one clinical event, the CRS episode's R2 candidate with R9 and R6
-    among its also_matches, not three candidates pending for one CRS. Its acute kidney injury grade 3 of days 3-12
+    hypoxia grade 3 (days 2-12), both related, and hypotension grade 4 again on days 5-6: one clinical event, the
+    CRS episode's R2 candidate with R9 and R6 among its also_matches (R9 once, though two of its AEs meet it), not
+    four candidates pending for one CRS. Its acute kidney injury grade 3 of days 3-12
     is an organ toxicity: a candidate of its own (R6). S-003's hypotension grade 4 on day 20, with no CRS, stays
     R9; so does its hypoxia grade 4 (days 3-4) during a CRS reported as grade 2 (days 1-4), an episode that meets no
     rule, its evidence naming the episode it lay in."""
     reported = [("S-002", "Cytokine release syndrome", 4, 2, 6), ("S-002", "Hypotension", 4, 3, 5),
                 ("S-002", "Hypoxia", 3, 2, 12), ("S-002", "Acute kidney injury", 3, 3, 12),
                 ("S-003", "Cytokine release syndrome", 2, 1, 4), ("S-003", "Hypoxia", 4, 3, 4),
-                ("S-003", "Hypotension", 4, 20, 21)]
+                ("S-003", "Hypotension", 4, 20, 21), ("S-002", "Hypotension", 4, 5, 6)]
     aeseq = {u: itertools.count(5) for u in ("S-002", "S-003")}  # after the fixture's own AESEQs
     con = load(tmp_path, ae_rows=[ae(u, next(aeseq[u]), term, grade, day(u, start), day(u, end))
                                   for u, term, grade, start, end in reported])
