@@ -86,27 +86,40 @@ def _support_table(con, config: dict | None) -> None:
     temp_table(con, "_iec_support", {"what": "VARCHAR", "match": "VARCHAR"}, rows)
 
 
+def _lab_days_sql(test_cond: str, subjects: str | None = None) -> str:
+    """Blood results of the tests ``upper(lbtestcd) {test_cond}`` per subject, test and day (lowest and highest
+    value, ULN); with ``subjects`` (an SQL subquery) only theirs."""
+    of = f" AND usubjid IN {subjects}" if subjects else ""
+    return f"""
+  SELECT usubjid, upper(lbtestcd) AS test, day, min(value) AS vmin, max(value) AS vmax, max(uln) AS uln FROM labs
+  WHERE {SCOPE} AND upper(lbtestcd) {test_cond} AND value IS NOT NULL AND day IS NOT NULL
+    AND {blood_result()}{of}
+  GROUP BY ALL"""
+
+
+def _baseline_sql(days: str) -> str:
+    """Each subject's and test's baseline from the per-day results ``days``: the latest value on days -14 to 0."""
+    return f"""
+  SELECT usubjid, test, arg_max(vmax, day) AS baseline FROM {days} WHERE day BETWEEN {BASELINE_FROM_DAY} AND 0
+  GROUP BY usubjid, test"""
+
+
 def iec_hs(con, params: dict, config: dict | None = None) -> None:
     """Build iec_hs_screen for one study and cut (toxicity_episodes must be built already)."""
     _criteria_table(con)
     _support_table(con, config)
     w = FEATURE_WINDOW_DAYS
     insert(con, IEC_HS_SCREEN, f"""
-WITH lb AS (
-  SELECT usubjid, upper(lbtestcd) AS test, day, min(value) AS vmin, max(value) AS vmax, max(uln) AS uln FROM labs
-  WHERE {SCOPE} AND upper(lbtestcd) IN (SELECT test FROM _iec_crit) AND value IS NOT NULL AND day IS NOT NULL
-    AND {blood_result()}
-  GROUP BY ALL
-),
-base AS (
-  SELECT usubjid, test, arg_max(vmax, day) AS baseline FROM lb WHERE day BETWEEN {BASELINE_FROM_DAY} AND 0
-  GROUP BY usubjid, test
-),
+WITH
+-- the ferritin days of every subject first: the other tests (most of the labs) are read only for the subjects with
+-- a ferritin candidate, and a subject's baseline and series depend on its own rows alone
+lbf AS ({_lab_days_sql("= 'FERRITIN'")}),
+basef AS ({_baseline_sql("lbf")}),
 fc AS (SELECT * FROM _iec_crit WHERE test = 'FERRITIN'),
 fer AS (
   SELECT l.usubjid, l.day, l.vmax AS value, l.uln, b.baseline,
          lag(l.vmax) OVER (PARTITION BY l.usubjid ORDER BY l.day) AS prev_value
-  FROM lb l LEFT JOIN base b USING (usubjid, test) WHERE l.test = 'FERRITIN'
+  FROM lbf l LEFT JOIN basef b USING (usubjid, test)
 ),
 ferc AS (
   SELECT f.*,
@@ -139,14 +152,14 @@ cand AS (
     AND (p.crs_phase IS NULL OR f.prev_value IS NULL
          OR round(f.value, 9) >= round({RERISE_FACTOR}::DOUBLE * f.prev_value, 9))
 ),
+lb AS ({_lab_days_sql("IN (SELECT test FROM _iec_crit)", "(SELECT usubjid FROM cand)")}),
+base AS ({_baseline_sql("lb")}),
 series AS (
   SELECT l.*, b.baseline, k.thr AS cyto_thr,
     lag(l.vmin) OVER win AS prev_min,
     round(l.vmin, 9) < round(k.thr, 9) AS low
   FROM lb l LEFT JOIN base b USING (usubjid, test)
   LEFT JOIN (SELECT test, thr FROM _iec_crit WHERE feature = 'cytopenia') k USING (test)
-  -- the other features are read only around a ferritin candidate: subjects without one need no series
-  WHERE l.usubjid IN (SELECT usubjid FROM cand)
   WINDOW win AS (PARTITION BY l.usubjid, l.test ORDER BY l.day)
 ),
 -- at or above the threshold on {RECOVERY_VALUES} consecutive measured days, the last on day {RECOVERY_FROM_DAY} or
