@@ -123,7 +123,8 @@ class DomainSpec:
     expected: tuple[str, ...] = ()               # read by the load: a file without one is noted, its rows load
     required_values: tuple[str, ...] = ()        # must not be empty in a row
     # Delivered columns the loader reads from the staging table; the others are left out of it (None keeps all).
-    # Worth it for the domains of millions of rows; quarantined rows re-read their raw record from the file.
+    # Worth it for the domains of hundreds of thousands of rows or more (LB, AE); quarantined rows re-read their raw
+    # record from the file.
     staged: tuple[str, ...] | None = None
     # The other variables the load reads (docs/input-format.md, "Domains and variables read")
     reads: tuple[str, ...] = ()
@@ -165,6 +166,8 @@ SPECS: dict[str, DomainSpec] = {
                      integers=(("AESEQ", None, None), ("AETOXGR", 1, 5), ("AESTDY", None, None)),
                      flags=("AESER", "AESDTH", "AESLIFE", "AESHOSP", "AESDISAB", "AESCONG", "AESMIE"),
                      required_values=("AESEQ",),
+                     staged=("AETERM", "AEDECOD", "AEBODSYS", "AESEV", "AEREL", "AEACN", "AEOUT", "AESTDTC", "AEENDTC",
+                             "AESER", "AESDTH", "AESLIFE", "AESHOSP", "AESDISAB", "AESCONG", "AESMIE"),
                      reads=("AEBODSYS", "AESEV", "AEREL", "AEACN", "AEOUT")),
     "LB": DomainSpec("LB", "labs", expected=("LBDTC",),
                      required=(("USUBJID",), ("LBTESTCD",), ("LBORRES", "LBSTRESC", "LBSTRESN")),

@@ -650,7 +650,7 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
                        f"'non-numeric result ''' || {txt} || ''''"))
 
     if spec.code != "DM":
-        joins += " LEFT JOIN _dm_ids _dm ON _dm.dm_usubjid = _usubjid"
+        joins += f" LEFT JOIN {_dm_lookup(spec)} _dm ON _dm.dm_usubjid = _usubjid"
         checks.append(("_dm.dm_usubjid IS NULL", "'USUBJID'", "'subject ' || _usubjid || ' not in DM'"))
         checks.append(("_dm.dm_state = 'quarantined'", "'USUBJID'",
                        "'subject ' || _usubjid || ' has a quarantined DM record'"))
@@ -664,6 +664,7 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     if spec.code != "DM":
         cut_cond = f"({cut_cond} OR _dm_state = 'after_cut')"
     dm_state = ", _dm.dm_state AS _dm_state" if spec.code != "DM" else ""
+    dm_state += "".join(f", _dm.{name}" for name in STAGED_SUBJECT.get(spec.code, {}))
     pre_sel = "".join(f", {expr} AS {name}" for name, expr in pre_cols.items())
 
     # helpers of the checks only: not materialised (the staging table is the largest thing ingest holds)
@@ -694,6 +695,22 @@ def build_typed(ctx: Ctx, spec: DomainSpec, files: list[StagedFile], supp: SuppI
     if spec.code == "LB":
         _note_lab_stres(ctx, files)
     return delivered
+
+
+# The subject's values a domain's loader reads, staged on its rows by the DM join the staging makes anyway: the
+# loader then reads its staging table alone, whose row order DuckDB keeps (load_ae). _subj is final by then: AE is
+# staged after DM, EX, DS and CM, and only its own fatal AEs change _subj later (set_ae_deaths).
+STAGED_SUBJECT = {"AE": {"_inf": "inf_date", "_inf_dtc": "inf_dtc", "_death": "death_date", "_ld": "ld_date",
+                         "_death_after_cut": "death_after_cut"}}
+
+
+def _dm_lookup(spec: DomainSpec) -> str:
+    """The table staging joins on USUBJID for the subject's DM state (_dm_ids), with STAGED_SUBJECT's values."""
+    carried = STAGED_SUBJECT.get(spec.code)
+    if not carried:
+        return "_dm_ids"
+    sel = ", ".join(f"s.{col} AS {name}" for name, col in carried.items())
+    return f"(SELECT d.*, {sel} FROM _dm_ids d LEFT JOIN _subj s ON s.usubjid = d.dm_usubjid)"
 
 
 def _note_missing_columns(spec: DomainSpec, files: list[StagedFile]) -> None:
@@ -926,6 +943,22 @@ def supp_select(supp: SuppInfo | None) -> str:
 
 KEYSEL = "$studyid AS studyid, $cut AS data_cut, t._usubjid AS usubjid"
 OK = "t._qreason IS NULL AND NOT t._after_cut"
+
+
+def file_order(ctx: Ctx, table: str) -> str:
+    """The ORDER BY that an insert selecting from ``table`` alone (no join) needs to write its rows in file order:
+    none when the table's rows are in file order already, else ``ORDER BY _file, _row``.
+
+    A select from one table, filtered and projected, keeps the table's row order while DuckDB preserves insertion
+    order (its default, which the load keeps), and so does a window with an empty OVER (DuckDB's "order
+    preservation"): the check reads the rows in the order the insert will. A staging table is in file order when
+    DuckDB staged its rows on one thread (one file of one row group: pyarrow writes up to a million rows in one),
+    which the staging's joins do not guarantee: hence the check, a few ms against about 0.13 CPU s for sorting
+    500,000 AEs (docs/performance-history.md, thirty-sixth pass)."""
+    ordered = ctx.run(f"""SELECT current_setting('preserve_insertion_order') AND count(*) = 0
+        FROM (SELECT _file, _row, lag(_file) OVER () AS _prev_file, lag(_row) OVER () AS _prev_row FROM {table})
+        WHERE _file < _prev_file OR (_file = _prev_file AND _row < _prev_row)""").fetchone()[0]
+    return "" if ordered else " ORDER BY _file, _row"
 
 
 def start_date(col: str, end: str = "NULL", inf: str = "s.inf_date", ld: str = "NULL") -> str:
@@ -1194,20 +1227,19 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
     add_supp_columns(ctx, "adverse_events", supp)
     ctx_version = ctx.config.get("ctcae_version", "5.0")
     ctx.run(f"""INSERT INTO adverse_events BY NAME
-        WITH a AS (SELECT t.*, s.inf_date AS _inf, s.inf_dtc AS _inf_dtc, s.death_date AS _death, s.ld_date AS _ld,
-            {end_date('AEENDTC')} AS _en_raw,
+        WITH a AS (SELECT t.*, {end_date('AEENDTC', 't._death')} AS _en_raw,
             -- lymphodepletion, the reference of treatment_emergent, as the second date a partial start may take
-            {start_date('AESTDTC', '_en_raw', ld='s.ld_date')} AS _st,
+            {start_date('AESTDTC', '_en_raw', inf='t._inf', ld='t._ld')} AS _st,
             CASE WHEN _en_raw <= $cut THEN _en_raw END AS _en,
             _i_AETOXGR AS _gr, {syndrome_term_sql(c('AEDECOD'), c('AETERM'))} AS _syndrome_term,
             {c('AEOUT')} AS _out,
             -- no start and no end: a record without any date is known at the cut it came in (as DS's undated death
             -- record), unless DM dates the subject's death after the cut
-            (_st IS NULL AND _en_raw IS NULL AND NOT coalesce(s.death_after_cut, false)) AS _undated_at_cut,
+            (_st IS NULL AND _en_raw IS NULL AND NOT coalesce(_death_after_cut, false)) AS _undated_at_cut,
             -- such an AE recording a death (grade 5, outcome FATAL, results in death): a death at the cut, its day
             -- not known; not ongoing (safety.core.vocabulary.fatal_ae reads it so)
             (_undated_at_cut AND (_gr = 5 OR upper(coalesce(_out, '')) = 'FATAL' OR _y_AESDTH = 'Y')) AS _undated_death
-            FROM _t_AE t LEFT JOIN _subj s ON s.usubjid = t._usubjid WHERE {OK})
+            FROM _t_AE t WHERE {OK})
         SELECT $studyid AS studyid, $cut AS data_cut, _usubjid AS usubjid,
           _i_AESEQ AS aeseq, _usubjid || '/AE/' || CAST(_i_AESEQ AS VARCHAR) AS event_key,
           {c('AETERM')} AS aeterm, {c('AEDECOD')} AS aedecod, {c('AEBODSYS')} AS aebodsys,
@@ -1248,7 +1280,7 @@ def load_ae(ctx: Ctx, c: Cols, supp) -> None:
           CASE WHEN least(_ld, _inf) IS NULL THEN FALSE WHEN _st IS NULL THEN NOT coalesce(_en_raw < least(_ld, _inf), FALSE)
                ELSE _st >= least(_ld, _inf) END AS treatment_emergent
           {supp_select(supp).replace('t.', 'a.')}
-        FROM a ORDER BY _file, _row""",
+        FROM a{file_order(ctx, '_t_AE')}""",
             {"crs_grading": ctx.config.get("crs_grading"), "icans_grading": ctx.config.get("icans_grading"),
              "ctcae": ctx_version, "relpat": RELATED_PATTERN,
              "unassessed": list(UNASSESSED_CAUSALITY)})
