@@ -126,3 +126,35 @@ def test_site_scoped_reader_sees_only_its_subjects(con):
     anc = counts[counts.ctcae_term == "Neutrophil count decreased"].set_index("cohort")
     assert anc.loc["All", "n_subjects"] == 2 and anc.loc["All", "n_grade_3_plus"] == 0
     assert set(reader.sql("SELECT DISTINCT usubjid FROM lab_toxicity").usubjid) == {"S2"}
+
+
+def test_a_cut_is_graded_as_by_the_whole_term_map(db_path):
+    """The load writes its records' SQL for the tests and terms its cut holds; on random values of a few tests (one
+    graded by its own CASE, one with conventional-unit cut-offs, one whose unit is checked) it stores what
+    grade_labs, with every term of the map, computes."""
+    import random
+
+    from safety.derive.grading.ctcae import grade_labs
+
+    rng = random.Random(7)
+    rows = []
+    for s in range(60):
+        for code, source, unit, lln, uln in (("FIBRINO", "LBSTRESN", "g/L", 2.0, 4.0),
+                                             ("HGB", "LBSTRESN", "g/L", 120, 160),
+                                             ("HGB", "LBORRES x 16.1145", "g/L", 120, 160),  # delivered in mmol/L
+                                             ("ALT", "LBSTRESN", "U/L", None, 40),
+                                             ("NEUT", "LBSTRESN", "10^9/L", 2, 7.5)):
+            for seq, day in enumerate((-3, 0, 4, 9, 30)):
+                v = rng.choice([None, round(rng.uniform(0, 3) * (uln or lln), 2)])
+                r = lab(f"R{s}", len(rows) + 1, code, v, unit if rng.random() > 0.05 else "mg/dL", lln, uln, day=day,
+                        lbnrind=rng.choice([None, "HIGH", "NORMAL"]))
+                r["value_source"] = source
+                rows.append(r)
+    con = make_db(db_path, rows)
+    derive_lab_toxicity(con, STUDY, CUT, validate({}))
+    cols = ", ".join(LAB_TOXICITY.column_names)
+    con.register("computed", grade_labs(con, "labs"))
+    stored = f"SELECT {cols} FROM lab_toxicity"
+    assert con.execute(f"SELECT count(*) FROM ({stored})").fetchone()[0] > 1500
+    for a, b in ((stored, f"SELECT {cols} FROM computed"), (f"SELECT {cols} FROM computed", stored)):
+        assert con.execute(f"SELECT count(*) FROM ({a} EXCEPT ALL {b})").fetchone()[0] == 0

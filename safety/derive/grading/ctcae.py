@@ -22,6 +22,8 @@ from safety.schema.derived import (LAB_GRADE_TABLES, LAB_TOXICITY_REASONS, LAB_T
 from safety.derive.grading import rules as R
 
 if TYPE_CHECKING:  # grade_labs and rule_table return DataFrames (tests, pages); the load's grading never does
+    from collections.abc import Collection
+
     import pandas as pd
 
 
@@ -57,11 +59,13 @@ class Grading:
 
 def grading(source: str = "labs", *, where: str | None = None, version: str = "5.0",
             lab_terms_path=None, rules_path=None, exact: str = "guarded", engine: str = "dense",
-            keys_from: str = "_lt_keys") -> Grading:
+            keys_from: str = "_lt_keys", graded: Collection[tuple[str, int]] | None = None) -> Grading:
     """The SELECT that grades ``source`` (a table name or a parenthesised query with the labs
     columns) into lab_toxicity_records' columns, with the SELECT of its keys and its reasons. ``where`` filters
     the source (named parameters). ``keys_from`` names the relation the records read their lab_term_id from: the
     rows of ``keys_sql`` with a lab_term_id each (studyid, data_cut, lbtestcd, unit, term_id, lab_term_id).
+    ``graded``: the (lbtestcd, term_id) pairs those keys hold, when known; the records' SELECT then carries the
+    rules of those tests and terms only (the same records, less to compute per row). None: every pair of the map.
     ``exact``: 'guarded' (admiral's signif(x, 15) result, rounding only near ties), 'signif' (round
     both sides of every comparison) or 'raw' (no rounding; for measuring its cost only).
     ``engine``: 'dense' (terms of the usual shape in one expression, others per-term CASE) or
@@ -74,6 +78,11 @@ def grading(source: str = "labs", *, where: str | None = None, version: str = "5
     term_map = R.load_lab_terms(rules, lab_terms_path)
     keys = sorted({(m.ctcae_term.upper(), m.direction) for m in term_map})
     term_ids = {k: i for i, k in enumerate(keys)}
+    # A key joins only the terms row of its own test and term, so the others can be left out. With no pair the
+    # whole map stays: its VALUES must not be empty, and no record joins a key either way.
+    graded_map = [m for m in term_map if graded is None
+                  or (m.lbtestcd, term_ids[(m.ctcae_term.upper(), m.direction)]) in graded] or term_map
+    graded_pairs = {(m.lbtestcd, (m.ctcae_term.upper(), m.direction)) for m in graded_map}
     dense = {}
     if engine == "dense":
         for key, tid in term_ids.items():
@@ -89,7 +98,13 @@ def grading(source: str = "labs", *, where: str | None = None, version: str = "5
     variant_ids = {(v.lbtestcd, v.key): len(term_ids) + i for i, v in enumerate(variants)}
     dense.update({variant_ids[(v.lbtestcd, v.key)]: v.dense for v in variants})
     n_rules = len(term_ids) + len(variants)
-    fallback = {k: i for k, i in term_ids.items() if i not in dense}
+    # the reasons are every rule's, whatever the records' SELECT leaves out: a cut's reason ids stay the file's
+    dense_reasons = R.dense_reasons(dense, n_rules)
+    graded_rules = ({term_ids[key] for _, key in graded_pairs}
+                    | {variant_ids[(v.lbtestcd, v.key)] for v in variants if (v.lbtestcd, v.key) in graded_pairs})
+    dense = {rid: d for rid, d in dense.items() if rid in graded_rules}
+    variants = [v for v in variants if (v.lbtestcd, v.key) in graded_pairs]
+    fallback = {k: i for k, i in term_ids.items() if i not in dense and i in graded_rules}
     plan = R.dense_plan(dense, n_rules, exact) if dense else None
     params = plan.params if plan else {}
     # The term map with every per-term parameter of the dense expression as a column: joined once
@@ -111,9 +126,9 @@ def grading(source: str = "labs", *, where: str | None = None, version: str = "5
     by_test = {(v.lbtestcd, v.key): v for v in variants}
     terms_values = ", ".join(
         [term_row(m, key, term_ids[key], None)
-         for m in term_map for key in [(m.ctcae_term.upper(), m.direction)]]
+         for m in graded_map for key in [(m.ctcae_term.upper(), m.direction)]]
         + [term_row(m, key, variant_ids[(m.lbtestcd, key)], by_test[(m.lbtestcd, key)].factor)
-           for m in term_map for key in [(m.ctcae_term.upper(), m.direction)] if (m.lbtestcd, key) in by_test])
+           for m in graded_map for key in [(m.ctcae_term.upper(), m.direction)] if (m.lbtestcd, key) in by_test])
     # the factor a result was converted by ('LBORRES x 0.2495'), when a variant grades that test from that unit
     conv_pairs = sorted({(v.lbtestcd, v.factor) for v in variants})
     conv_f = ("CASE " + " ".join(f"WHEN l.lbtestcd = {_q(code)} AND TRY_CAST(regexp_extract(l.value_source, "
@@ -135,8 +150,7 @@ t1 AS (SELECT *, {plan.threshold_cols} FROM t0),
 t2 AS (SELECT *, {plan.grade_expr} AS _g FROM t1),
 coded AS (
   SELECT *, CASE WHEN value IS NULL THEN {R.CODE_MISSING_VALUE}
-                 WHEN unit_check_uc <> '' AND unit_uc IS NULL THEN {R.CODE_UNIT_MISSING}
-                 WHEN unit_check_uc <> '' AND unit_uc <> unit_check_uc THEN {R.CODE_UNIT_OTHER}
+                 WHEN unit_code IS NOT NULL THEN unit_code
                  {plan.na_expr}
                  WHEN {is_dense} THEN _g
                  ELSE ({case_code}) END AS code
@@ -152,7 +166,7 @@ coded AS (
     reasons = ((R.CODE_MISSING_VALUE, "missing value"), (R.CODE_UNIT_MISSING, "unit missing"),
                *((c, R.MISSING_REASON[v]) for v, c in R.NA_CODES.items()),
                *((a.rule_id, a.reason) for a in rules.arms),
-               *((DENSE_REASON_BASE + i, r) for i, r in enumerate(plan.reasons if plan else ())))
+               *((DENSE_REASON_BASE + i, r) for i, r in enumerate(dense_reasons)))
     map_values = ", ".join(
         f"({_q(m.lbtestcd)}, {term_ids[key]}, {_q(rules.terms[key].term)}, {_q(rules.terms[key].direction)}, "
         f"{_q(rules.terms[key].unit_check or '')})"
@@ -169,15 +183,21 @@ JOIN (VALUES {map_values}) m(lbtestcd, term_id, ctcae_term, direction, unit_chec
 """
     records_sql = f"""
 WITH terms({", ".join(term_cols)}) AS (VALUES {terms_values}),
-keyed AS (
-  SELECT k.studyid AS k_studyid, k.data_cut AS k_data_cut, k.unit AS k_unit, k.lab_term_id, t.*
+keyed AS MATERIALIZED (
+  -- the unit and its check are the key's (each record joins the key of its own unit), computed once per key:
+  -- not materialized, DuckDB computes them after the join, for every record
+  SELECT k.studyid AS k_studyid, k.data_cut AS k_data_cut, k.unit AS k_unit, k.lab_term_id, t.*,
+         upper(trim(k.unit)) AS unit_uc,
+         CASE WHEN t.unit_check_uc = '' THEN NULL
+              WHEN upper(trim(k.unit)) IS NULL THEN {R.CODE_UNIT_MISSING}
+              WHEN upper(trim(k.unit)) <> t.unit_check_uc THEN {R.CODE_UNIT_OTHER} END AS unit_code
   FROM {keys_from} k JOIN terms t ON t.lbtestcd = k.lbtestcd AND t.term_id = k.term_id
 ),
 based AS (
   -- the baseline joins each blood lab record once, before the term map doubles some of them. The baseline record
   -- is the one whose key (flag, day, LBSEQ) and value are the baseline's: LBSEQ is optional in LB, and a record
   -- without it is still told apart by its day and value (two records equal in all of them grade alike)
-  SELECT l.studyid, l.data_cut, l.usubjid, l.lbseq, l.lbtestcd, l.value, l.unit, upper(trim(l.unit)) AS unit_uc,
+  SELECT l.studyid, l.data_cut, l.usubjid, l.lbseq, l.lbtestcd, l.value, l.unit,
          l.lln, l.uln, l.day, l.lb_date, b.base, b.base_high, {conv_f} AS conv_f,
          -- with LBSEQ (unique in the subject) it alone tells the record; without it, the rest of the key
          coalesce(CASE WHEN l.lbseq IS NOT NULL THEN l.lbseq = b.base_seq
@@ -206,7 +226,7 @@ based AS (
 ),
 graded AS (
   SELECT l.usubjid, l.lbseq, t.* EXCLUDE (lbtestcd, k_studyid, k_data_cut, k_unit, conv_factor), l.graded_value AS value,
-         l.value AS reported_value, l.unit_uc, l.lln, l.uln, l.base,
+         l.value AS reported_value, l.lln, l.uln, l.base,
          coalesce(l.base_high, FALSE) AS baseline_high,
          l.is_baseline,
          CASE WHEN l.base <> 0 THEN (l.graded_value - l.base) / abs(l.base) * CAST(100 AS DOUBLE) END AS pchg,
@@ -307,11 +327,15 @@ def derive_lab_toxicity(con, studyid: str, data_cut: dt.date, config: dict, revi
     lab_terms_path = (config or {}).get("lab_terms_path")  # optional study term map
     params = {"studyid": studyid, "data_cut": data_cut}
     reset_derived(con, (*LAB_GRADE_TABLES, LAB_WORST_GRADES), studyid, data_cut)
-    g = grading("labs", where="studyid = $studyid AND data_cut = $data_cut", version=version,
-                lab_terms_path=lab_terms_path,
-                keys_from="(SELECT studyid, data_cut, lbtestcd, unit, term_id, lab_term_id FROM lab_toxicity_terms "
-                          "WHERE studyid = $studyid AND data_cut = $data_cut)")
+    keys_from = ("(SELECT studyid, data_cut, lbtestcd, unit, term_id, lab_term_id FROM lab_toxicity_terms "
+                 "WHERE studyid = $studyid AND data_cut = $data_cut)")
+    where = "studyid = $studyid AND data_cut = $data_cut"
+    g = grading("labs", where=where, version=version, lab_terms_path=lab_terms_path, keys_from=keys_from)
     con.execute(_STORE_KEYS_SQL.format(keys_sql=g.keys_sql), params)
+    # the records' SELECT written for the tests and terms the cut holds, not the whole file's
+    graded = con.execute(f"SELECT DISTINCT lbtestcd, term_id FROM {keys_from}", params).fetchall()
+    g = grading("labs", where=where, version=version, lab_terms_path=lab_terms_path, keys_from=keys_from,
+                graded=set(graded))
     insert_rows(con, LAB_TOXICITY_REASONS.name, [(studyid, data_cut, *r) for r in g.reasons],
                 ("VARCHAR", "DATE", "INTEGER", "VARCHAR"))
     con.execute(f"INSERT INTO {LAB_TOXICITY_RECORDS.name} ({', '.join(LAB_TOXICITY_RECORDS.column_names)}) "

@@ -764,8 +764,13 @@ class DensePlan:
     threshold_cols: str      # SQL select-list items: thresholds, tolerance band of _x (uses row_cols)
     grade_expr: str          # SQL for the grade from the arms (second layer, uses the columns)
     na_expr: str             # SQL CASE arms (WHEN ... THEN code) for missing(VAR) checks (third layer)
-    reasons: tuple[str, ...] # reason text by (term_id * 5 + grade) * 2 + baseline_high
     params: dict[str, tuple[float | None, ...]]  # term-table column -> value by term_id
+
+
+def dense_reasons(dense: dict[int, DenseTerm], n_terms: int) -> tuple[str, ...]:
+    """The reason texts of the dense terms by (term_id * 5 + grade) * 2 + baseline_high ('' for other terms)."""
+    return tuple(dense[i].reasons[(g, high)] if i in dense else ""
+                 for i in range(n_terms) for g in range(5) for high in (False, True))
 
 
 def dense_plan(dense: dict[int, DenseTerm], n_terms: int, exact: str = "guarded") -> DensePlan:
@@ -780,6 +785,19 @@ def dense_plan(dense: dict[int, DenseTerm], n_terms: int, exact: str = "guarded"
     var_sql = {"LLN": "lln", "ULN": "uln", "BASE": "base"}
     # a gated threshold is NULL off its baseline branch, and least() ignores NULLs
     gate_sql = {None: "", "BL_NORMAL": " * _gate_normal", "BL_HIGH": " * _gate_high"}
+    # A gated limit is the limit NULL off its branch, taken once per row: k x limit + o is then the number the
+    # gate's 1.0 would leave, or NULL, without a multiplication per threshold
+    gate_case = {"BL_NORMAL": "CASE WHEN baseline_high THEN NULL ELSE {} END",
+                 "BL_HIGH": "CASE WHEN baseline_high THEN {} END"}
+    gated_limits = {}
+
+    def limit(kind, gate):
+        if gate is None:
+            return var_sql[kind]
+        if (kind, gate) not in gated_limits:
+            gated_limits[(kind, gate)] = f"_{var_sql[kind]}_{gate.lower()}"
+            row_cols.append(f"{gate_case[gate].format(var_sql[kind])} AS {gated_limits[(kind, gate)]}")
+        return gated_limits[(kind, gate)]
     block_sql = {}
     n_col = 0
     for g in (4, 3, 2, 1):
@@ -794,10 +812,10 @@ def dense_plan(dense: dict[int, DenseTerm], n_terms: int, exact: str = "guarded"
                 thr = f"({by_term({i: a.coef * d.sign for i, a in members.items() for d in (dense[i],)})}{gate_sql[gate]})"
             else:
                 coef = by_term({i: a.coef * dense[i].sign for i, a in members.items()})
-                expr = f"{coef} * {var_sql[kind]}"
+                expr = f"{coef} * {limit(kind, gate)}"
                 if any(a.offset for a in members.values()):
                     expr = f"({expr} + {by_term({i: a.offset * dense[i].sign for i, a in members.items()})})"
-                thr = f"(({expr}){gate_sql[gate]})"
+                thr = f"({expr})"
             if extra_key is not None:
                 # 'x > t AND PCHG op p' as a threshold that is NULL unless the PCHG condition holds:
                 # x > least(a, b) = x > a OR x > b, also after rounding (signif is monotone).
@@ -822,12 +840,7 @@ def dense_plan(dense: dict[int, DenseTerm], n_terms: int, exact: str = "guarded"
         if ps:
             col = {"AVAL": "value", "PCHG": "pchg"}.get(var, var_sql.get(var))
             na_parts.append(f"WHEN {col} IS NULL AND _g < {by_term(ps)} THEN {NA_CODES[var]}")
-    reasons = []
-    for i in range(n_terms):
-        for g in range(5):
-            for high in (False, True):
-                reasons.append(dense[i].reasons[(g, high)] if i in dense else "")
     params = {name: values for values, name in by_term.columns.items()}
     if exact == "guarded":
         cols.append(_BAND_COLS)
-    return DensePlan(", ".join(row_cols), ", ".join(cols), grade_expr, " ".join(na_parts), tuple(reasons), params)
+    return DensePlan(", ".join(row_cols), ", ".join(cols), grade_expr, " ".join(na_parts), params)
