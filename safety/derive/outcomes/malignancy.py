@@ -106,11 +106,18 @@ def _sql(ae_transgene: str, mh_transgene: str) -> str:
     return f"""
 WITH k AS (SELECT kind, pattern FROM _malignancy_terms),
 dx AS (SELECT usubjid, diagnosis FROM subjects WHERE studyid = $s AND data_cut = $c),
-a AS (
+-- a study has few distinct AE terms: the pattern runs once per pair of terms, not once per AE
+named AS (
   SELECT * FROM (
-    SELECT *, upper(coalesce(aedecod, '') || ' | ' || coalesce(aeterm, '')) AS txt FROM adverse_events
-    WHERE studyid = $s AND data_cut = $c AND onset_day IS NOT NULL AND onset_day > 0)
+    SELECT *, upper(coalesce(aedecod, '') || ' | ' || coalesce(aeterm, '')) AS txt FROM (
+      SELECT DISTINCT aedecod, aeterm FROM adverse_events
+      WHERE studyid = $s AND data_cut = $c AND onset_day IS NOT NULL AND onset_day > 0))
   WHERE regexp_matches(txt, $named_any)
+),
+a AS (
+  SELECT e.*, n.txt FROM adverse_events e
+  JOIN named n ON e.aedecod IS NOT DISTINCT FROM n.aedecod AND e.aeterm IS NOT DISTINCT FROM n.aeterm
+  WHERE e.studyid = $s AND e.data_cut = $c AND e.onset_day IS NOT NULL AND e.onset_day > 0
 ),
 ax AS (SELECT a.*, {ae_transgene} AS car_transgene_result, {_judged('a', 'aedecod', 'aeterm')}
         FROM a LEFT JOIN dx USING (usubjid)),
