@@ -82,21 +82,11 @@ def window_of(day_expr: str) -> str:
 
 
 _EPISODES = f"""
--- An AE without a start date of an infused subject is counted (FDA Standard Safety Tables: AEs with a missing start
--- date are conservatively included), with its onset the earliest day it could have started: day 0, as the load
--- counts such an AE as treatment-emergent, but not after its end; flagged 'Y' (the whole date imputed, as ADaM)
-WITH ae AS (
-  SELECT a.usubjid, a.event_key, a.aeseq, coalesce(a.aedecod, a.aeterm) AS term,
-         upper(coalesce(a.aedecod, '') || ' | ' || coalesce(a.aeterm, '')) AS txt,
-         upper(coalesce(a.aebodsys, '')) AS soc, a.aetoxgr, a.aeser, a.aeout, a.aesdth,
-         a.aeen_date, a.ongoing, a.aest_date IS NULL AS onset_imputed,
-         coalesce(a.onset_day, least(0, coalesce(a.end_day, 0))) AS onset_day,
-         coalesce(a.aest_date, s.first_infusion_date + least(0, coalesce(a.end_day, 0))) AS aest_date,
-         CASE WHEN a.aest_date IS NULL THEN 'Y' ELSE a.aest_date_flag END AS onset_date_flag, a.end_day
-  FROM adverse_events a
-  JOIN subjects s ON s.studyid = a.studyid AND s.data_cut = a.data_cut AND s.usubjid = a.usubjid
-  WHERE a.studyid = $s AND a.data_cut = $c
-    AND (a.onset_day IS NOT NULL OR (a.aest_date IS NULL AND s.first_infusion_date IS NOT NULL))
+-- whether an AE is an infection depends on its terms and SOC alone: they are read once per distinct combination
+-- (few in a study of 500,000 AEs), and only the AEs of an infection's combination are read further
+WITH ae_key AS (
+  SELECT *, upper(coalesce(aedecod, '') || ' | ' || coalesce(aeterm, '')) AS txt, upper(coalesce(aebodsys, '')) AS soc
+  FROM (SELECT DISTINCT aedecod, aeterm, aebodsys FROM adverse_events WHERE studyid = $s AND data_cut = $c)
 ),
 mb_src AS (
   SELECT b.usubjid, b.usubjid || '/MB/' || coalesce(CAST(b.mbseq AS VARCHAR), CAST(b.day AS VARCHAR)) AS event_key,
@@ -111,19 +101,33 @@ txt_best AS (
   SELECT t.txt,
          min({{'p': k.priority, 'cls': k.pathogen_class, 'pathogen': k.pathogen, 'mould': k.invasive_mould,
               'names': k.names}}) AS best
-  FROM (SELECT txt FROM ae UNION SELECT organism FROM mb_src UNION SELECT test FROM mb_src
+  FROM (SELECT txt FROM ae_key UNION SELECT organism FROM mb_src UNION SELECT test FROM mb_src
         UNION SELECT testcd FROM mb_src) t
   JOIN _infection_classes k ON regexp_matches(t.txt, k.pattern)
   GROUP BY t.txt
 ),
-matched AS (
-  SELECT ae.event_key, min(tb.best) AS best FROM ae JOIN txt_best tb USING (txt) GROUP BY ae.event_key
+ae_key_inf AS (
+  SELECT k.aedecod, k.aeterm, k.aebodsys, tb.best
+  FROM ae_key k LEFT JOIN txt_best tb USING (txt)
+  WHERE (k.soc LIKE '%INFECTIONS AND INFESTATIONS%' OR (tb.best IS NOT NULL AND tb.best.p < {UNNAMED_PRIORITY}))
+    AND tb.best.cls IS DISTINCT FROM '{NO_INFECTION}'
 ),
+-- An AE without a start date of an infused subject is counted (FDA Standard Safety Tables: AEs with a missing start
+-- date are conservatively included), with its onset the earliest day it could have started: day 0, as the load
+-- counts such an AE as treatment-emergent, but not after its end; flagged 'Y' (the whole date imputed, as ADaM)
 ae_inf AS (
-  SELECT ae.*, m.best
-  FROM ae LEFT JOIN matched m USING (event_key)
-  WHERE (ae.soc LIKE '%INFECTIONS AND INFESTATIONS%' OR (m.best IS NOT NULL AND m.best.p < {UNNAMED_PRIORITY}))
-    AND m.best.cls IS DISTINCT FROM '{NO_INFECTION}'
+  SELECT a.usubjid, a.event_key, a.aeseq, coalesce(a.aedecod, a.aeterm) AS term, k.best,
+         a.aetoxgr, a.aeser, a.aeout, a.aesdth,
+         a.aeen_date, a.ongoing, a.aest_date IS NULL AS onset_imputed,
+         coalesce(a.onset_day, least(0, coalesce(a.end_day, 0))) AS onset_day,
+         coalesce(a.aest_date, s.first_infusion_date + least(0, coalesce(a.end_day, 0))) AS aest_date,
+         CASE WHEN a.aest_date IS NULL THEN 'Y' ELSE a.aest_date_flag END AS onset_date_flag, a.end_day
+  FROM adverse_events a
+  JOIN ae_key_inf k ON a.aedecod IS NOT DISTINCT FROM k.aedecod AND a.aeterm IS NOT DISTINCT FROM k.aeterm
+   AND a.aebodsys IS NOT DISTINCT FROM k.aebodsys
+  JOIN subjects s ON s.studyid = a.studyid AND s.data_cut = a.data_cut AND s.usubjid = a.usubjid
+  WHERE a.studyid = $s AND a.data_cut = $c
+    AND (a.onset_day IS NOT NULL OR (a.aest_date IS NULL AND s.first_infusion_date IS NOT NULL))
 ),
 ae_rec AS (
   SELECT usubjid, event_key, aeseq, term,
