@@ -18,7 +18,7 @@ from safety.schema import CRS_ICANS_TABLES as TABLES
 
 GRADING_SYSTEM = "ASTCT 2019"
 _TEMP = ("_tox_crs_rows", "_tox_icans_rows", "_tox_crs_graded", "_tox_icans_graded", "_tox_tp", "_tox_walk",
-         "_tox_ep", "_tox_ae_ep", "_tox_ungraded_aes", "_tox_match", "_tox_mask_meds", "_tox_g5")
+         "_tox_ep", "_tox_ungraded_aes", "_tox_match", "_tox_mask_meds", "_tox_g5")
 
 
 def derive_cell_therapy_toxicities(con, studyid, data_cut, config, review_store=None) -> None:

@@ -217,8 +217,9 @@ def episodes_from_aes(con, params: dict, syndrome: str, ungraded: bool = False) 
   USING (usubjid)"""
     else:
         a = f"SELECT *, 0 AS first_no FROM ({ae_days_sql(ae_sql(syndrome, with_assessments=False))})"
-    run(con, f"""
-CREATE OR REPLACE TEMP TABLE _tox_ae_ep AS
+    # one statement: the episodes go straight into toxicity_episodes, not through a temporary table (on the
+    # load's critical path: crs_icans -> dlt_screening)
+    episodes = f"""
 WITH a AS ({a}),
 o AS (
   SELECT *, max(stop_day) OVER (PARTITION BY usubjid ORDER BY onset_day, aeseq
@@ -248,7 +249,7 @@ SELECT ep.*, coalesce(med.toci_n, 0) AS toci_n, med.toci_first, med.steroid_firs
        coalesce(med.vaso_n, 0) AS vaso_n
 FROM ep
 {_med_window_sql('ep')}
-""", params)
+"""
     insert(con, TOXICITY_EPISODES, f"""
 SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, '{syndrome}' AS syndrome, episode_no, event_key,
   onset_day, last_symptomatic_day, last_symptomatic_day - onset_day + 1 AS duration_days,
@@ -269,7 +270,7 @@ SELECT $s::VARCHAR AS studyid, $c::DATE AS data_cut, usubjid, '{syndrome}' AS sy
   'reported AE' AS source, coalesce(grading_system, $grading) AS grading_system,
   ae_event_key, max_grade AS reported_grade,
   max_grade AS assessed_max_grade, NULL::VARCHAR AS grade5_basis
-FROM _tox_ae_ep
+FROM ({episodes})
 """, params)
 
 
