@@ -137,13 +137,14 @@ def test_a_pc_result_above_the_assays_upper_limit_is_a_lower_bound_not_an_exact_
         con.close()
 
 
-def compared(tmp_path, pp: pd.DataFrame, columns: str) -> list[tuple]:
-    """``columns`` of kinetics_comparison, in PPSEQ order, after a real load of the fixture study with PC and ``pp``."""
+def compared(tmp_path, pp: pd.DataFrame, columns: str, pc: pd.DataFrame = PC) -> list[tuple]:
+    """``columns`` of kinetics_comparison, by subject and PPSEQ, after a real load of the fixture study with ``pc``
+    and ``pp``."""
     db = tmp_path / "db.duckdb"
-    ingest_study(make_study(tmp_path / "s", "csv", domains={**DOMAINS, "pc": PC, "pp": pp}), db, cutoff="2024-09-30")
+    ingest_study(make_study(tmp_path / "s", "csv", domains={**DOMAINS, "pc": pc, "pp": pp}), db, cutoff="2024-09-30")
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return con.sql(f"SELECT {columns} FROM kinetics_comparison ORDER BY ppseq").fetchall()
+        return con.sql(f"SELECT {columns} FROM kinetics_comparison ORDER BY usubjid, ppseq").fetchall()
     finally:
         con.close()
 

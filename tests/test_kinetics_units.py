@@ -10,6 +10,7 @@ import pytest
 from safety.derive.outcomes.kinetics import curve_samples
 from safety.ingest import ingest_study
 from test_ingest_fixtures import DOMAINS, STUDY, make_study
+from test_ingest_pp_mh import compared
 
 
 LLOQ = {"cells/uL": "0.5", "cells/mL": "500", "copies/ug gDNA": "50"}
@@ -85,25 +86,14 @@ def test_an_analyte_without_a_blood_sample_keeps_a_row_saying_why_it_has_no_para
         "no peripheral-blood sample: no parameters derived; not used: 2 BONE MARROW samples")
 
 
-# S-001 (infused 2024-02-01): Cmax 80 cells/uL on day 7, AUC 0-28 791 day*cells/uL; S-002 (2024-02-10): AUC 210
+# S-001 (infused 2024-02-01): Cmax 80 cells/uL on day 7, AUC 0-28 791 day*cells/uL; S-002 (2024-02-10): AUC 210.
+# Loaded with a sponsor's PP by test_ingest_pp_mh.compared.
 PC_CELLS_UL = _pc([("S-001", "CARCELLS", "<0.5", "cells/uL", "BLOOD", "2024-02-01"),
                    ("S-001", "CARCELLS", "80", "cells/uL", "BLOOD", "2024-02-08"),
                    ("S-001", "CARCELLS", "20", "cells/uL", "BLOOD", "2024-02-15"),
                    ("S-001", "CARCELLS", "3", "cells/uL", "BLOOD", "2024-02-29"),
                    ("S-002", "CARCELLS", "50", "cells/uL", "BLOOD", "2024-02-17"),
                    ("S-002", "CARCELLS", "10", "cells/uL", "BLOOD", "2024-02-24")])
-
-
-def _compared(tmp_path, pp: pd.DataFrame, columns: str) -> list[tuple]:
-    """kinetics_comparison's ``columns`` (after usubjid) of a study with PC_CELLS_UL and ``pp``, loaded for real."""
-    path = tmp_path / "db.duckdb"
-    ingest_study(make_study(tmp_path / "s", "csv", domains={**DOMAINS, "pc": PC_CELLS_UL, "pp": pp}), path,
-                 cutoff="2024-09-30")
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute(f"SELECT usubjid, {columns} FROM kinetics_comparison ORDER BY usubjid, ppseq").fetchall()
-    finally:
-        con.close()
 
 
 def test_a_sponsor_cmax_in_a_unit_that_converts_is_converted_before_it_is_compared(tmp_path):
@@ -117,7 +107,8 @@ def test_a_sponsor_cmax_in_a_unit_that_converts_is_converted_before_it_is_compar
         "PPSTRESU": ["cells/mL", "day*cells/mL", "copies/ug gDNA", "day*copies/ug gDNA"],
         "PPSTINT": ["", "P0D"] * 2, "PPENINT": ["", "P28D"] * 2, "PPRFTDTC": ["2024-02-01"] * 2 + ["2024-02-10"] * 2,
     })
-    got = _compared(tmp_path, pp, "pptestcd, celltox_value, celltox_unit, difference, difference_pct, status, note")
+    got = compared(tmp_path, pp, "usubjid, pptestcd, celltox_value, celltox_unit, difference, difference_pct, status, "
+                   "note", pc=PC_CELLS_UL)
     # celltox: Cmax 80 cells/uL; AUC 0-28 = 7 * 80 / 2 + 7 * 100 / 2 + 14 * 23 / 2 = 791 day*cells/uL
     assert got == [
         ("S-001", "CMAX", 80.0, "cells/uL", pytest.approx(2.0), 2.5, "agree",
@@ -141,7 +132,7 @@ def test_each_sponsor_value_is_converted_from_its_own_unit(tmp_path):
         "PPSTINT": ["P0D", "", "", "P0D", "P0D"], "PPENINT": ["P28D", "", "", "P28D", "P28D"],
         "PPRFTDTC": ["2024-02-01"] * 3 + ["2024-02-10"] * 2,
     })
-    got = _compared(tmp_path, pp, "ppseq, celltox_value, difference, status, note")
+    got = compared(tmp_path, pp, "usubjid, ppseq, celltox_value, difference, status, note", pc=PC_CELLS_UL)
     # celltox: S-001 Cmax 80 cells/uL, AUC 0-28 791 day*cells/uL; S-002 AUC 7 * 60 / 2 = 210 day*cells/uL
     assert got == [
         ("S-001", 1, 791.0, pytest.approx(9.0), "agree", "converted from day*cells/mL to day*cells/uL (x0.001)"),
