@@ -165,18 +165,34 @@ def test_queries_that_bypass_the_scope_are_rejected(con, two_site_users, query):
     r = _reader(con, two_site_users["investigator_101"])
     with pytest.raises(QueryRejected):
         r.sql(query)
-    with pytest.raises(QueryRejected):  # the load's read path (lists, no pandas) is checked the same way
-        r.columns(query)
+    with pytest.raises(QueryRejected):  # the load's read path (arrays, no pandas) is checked the same way
+        r.arrays(query)
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_the_column_read_path_keeps_the_scope(con, two_site_users, role):
+def test_the_array_read_path_keeps_the_scope(con, two_site_users, role):
     r = _reader(con, two_site_users[role])
-    cols = r.columns("SELECT usubjid, studyid FROM subjects ORDER BY usubjid")
-    assert cols["usubjid"] == sorted(r.sql("SELECT usubjid FROM subjects")["usubjid"])
+    cols = r.arrays("SELECT usubjid, studyid FROM subjects ORDER BY usubjid")
+    assert cols["usubjid"].tolist() == sorted(r.sql("SELECT usubjid FROM subjects")["usubjid"])
     assert set(cols["usubjid"]) == _oracle(con, "subjects", EXPECTED_SITES[role])
     assert set(cols["studyid"]) <= {STUDY}
-    assert r.columns("SELECT usubjid FROM subjects WHERE false") == {"usubjid": []}
+    assert {k: v.tolist() for k, v in r.arrays("SELECT usubjid FROM subjects WHERE false").items()} == {"usubjid": []}
+
+
+def test_the_array_read_path_gives_null_as_nan_or_none_never_a_masked_cells_fill_value(con, two_site_users):
+    # DuckDB's fetchnumpy gives a column with NULL as a masked array, whose masked cells read as a fill value
+    # (True, 999999, '?'): a NULL flag would count a subject
+    r = _reader(con, two_site_users["committee"])
+    cols = r.arrays("SELECT * FROM (VALUES (true, 2, 1.5, 'DL1'), (NULL, NULL, NULL, NULL), (false, 0, 0.0, 'DL2')) "
+                    "v(flag, n, x, dose)")
+    assert [type(v).__name__ for v in cols.values()] == ["ndarray"] * 4
+    flag, n, x, dose = (cols[c].tolist() for c in ("flag", "n", "x", "dose"))
+    assert flag[0] == 1.0 and flag[1] != flag[1] and flag[2] == 0.0
+    assert n[0] == 2.0 and n[1] != n[1] and n[2] == 0.0
+    assert x[0] == 1.5 and x[1] != x[1]
+    assert dose == ["DL1", None, "DL2"]
+    plain = r.arrays("SELECT * FROM (VALUES (true, 2), (false, 0)) v(flag, n)")
+    assert plain["flag"].dtype == bool and plain["n"].tolist() == [2, 0]
 
 
 def test_guard_allows_ordinary_page_queries(con, two_site_users):

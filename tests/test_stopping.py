@@ -680,10 +680,14 @@ def test_pending_candidates_at_a_lower_dose_would_eliminate_the_higher_doses_too
             "too (escalate now).") in dl2["sentence"]
 
 
-def test_a_pages_dataframe_and_the_loads_columns_give_the_same_status_missing_values_included():
+def test_a_pages_dataframe_and_the_loads_arrays_give_the_same_status_missing_values_included(tmp_path):
     # A page reads live evaluability as a DataFrame (a missing number is NaN, a missing flag None); the load reads
-    # the same query as Python lists (every missing value None). Both must count the same subjects.
+    # the same query as NumPy arrays from DuckDB (a missing number or flag NaN, a missing text None), and a caller
+    # may hand Python lists (every missing value None). All must count the same subjects.
+    import duckdb
     import pandas as pd
+
+    from safety.core.sql import fetch_arrays
 
     subjects = pd.DataFrame({
         "usubjid": ["S1", "S2", "S3", "S4", "S5", "S6"],
@@ -704,6 +708,11 @@ def test_a_pages_dataframe_and_the_loads_columns_give_the_same_status_missing_va
     cfg = config()
     page = st.status_rows(subjects, cfg, STUDY, CUT, adjudicated=True).iloc[0]
     load = st.status_records(loaded, cfg, adjudicated=True)[0]
+    db = duckdb.connect()
+    db.execute("CREATE TABLE subjects AS SELECT * FROM read_json_auto($p)", {"p": _json_file(subjects, tmp_path / "subjects.json")})
+    # the subjects in another order than the page's: the load reads them in no set order
+    arrays = fetch_arrays(db.execute(f"SELECT {', '.join(st.SUBJECT_COLUMNS)} FROM subjects ORDER BY usubjid DESC"))
+    assert st.status_records(arrays, cfg, adjudicated=True)[0] == load
     # evaluable: S1, S2; DLT: S1; pending: S3 (2 candidates) and S6 (1); S5 not infused
     assert (page["evaluable_n"], page["events"], page["pending"]) == (2, 1, 2)
     # every pending candidate confirmed: S3 and S6 become evaluable with a DLT
@@ -717,6 +726,16 @@ def test_a_pages_dataframe_and_the_loads_columns_give_the_same_status_missing_va
                                                                            ["(none)", 1, 1]]
     from_load = st.status_records(loaded, crs, adjudicated=True)
     assert from_load == [_as_loaded(r, from_load[0]) for r in by_dose.to_dict("records")]
+    assert st.status_records(arrays, crs, adjudicated=True) == from_load
+
+
+def _json_file(df, path) -> str:
+    """``df`` written to ``path`` as JSON lines (a missing value null), for DuckDB to read with its values' types."""
+    import json
+
+    rows = [{k: (None if v is None or v != v else v) for k, v in r.items()} for r in df.to_dict("records")]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return str(path)
 
 
 def _as_loaded(page_row: dict, like: dict) -> dict:

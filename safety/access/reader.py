@@ -28,9 +28,9 @@ import duckdb
 from safety import schema
 from safety.schema.source import enrollment_order_sql
 from safety.core.attached import AttachedConnection
-from safety.core.sql import existing, used_params
+from safety.core.sql import existing, fetch_arrays, used_params
 
-if TYPE_CHECKING:  # a load reads through columns() and never imports pandas (0.4 CPU s of every load)
+if TYPE_CHECKING:  # a load reads through arrays() and never imports pandas (0.4 CPU s of every load)
     import pandas as pd
 
 SNAPSHOT_DATABASE = "snapshot"  # the name a read-only connection attaches the study database under
@@ -248,18 +248,16 @@ class StudyReader:
         finally:
             cur.close()
 
-    def columns(self, query: str, params: dict | None = None) -> dict[str, list]:
-        """:meth:`sql`'s result as one list of Python values per column (NULL as None), without pandas: for the
-        derivations a load runs."""
+    def arrays(self, query: str, params: dict | None = None) -> dict:
+        """:meth:`sql`'s result as one NumPy array per column (:func:`safety.core.sql.fetch_arrays`: NULL as NaN
+        or None), without pandas or a Python value per cell: for the derivations a load runs."""
         full, all_params = self._scoped(query, params)
         cur = self._con.cursor()
         try:
             cur.execute(full, all_params)
-            names = [d[0] for d in cur.description]
-            rows = cur.fetchall()
+            return fetch_arrays(cur)
         finally:
             cur.close()
-        return {n: list(values) for n, values in zip(names, zip(*rows))} if rows else {n: [] for n in names}
 
     def _scoped(self, query: str, params: dict | None) -> tuple[str, dict]:
         """``query`` checked and wrapped in the scope's CTEs, with the parameters it uses."""

@@ -26,6 +26,24 @@ def run_sql(con, sql: str, params: dict | None = None):
     return con.execute(sql, used_params(sql, params or {}))
 
 
+def fetch_arrays(cur) -> dict:
+    """The executed cursor's result as one NumPy array per column (DuckDB's ``fetchnumpy``, no Python value per
+    cell). A column holding NULL comes as floats with NaN for NULL when it holds numbers or truth values, and with
+    None for NULL when it holds text (not as a masked array, whose masked cells read as their fill value)."""
+    import numpy as np
+
+    out = {}
+    for name, a in cur.fetchnumpy().items():
+        if np.ma.isMaskedArray(a):
+            if a.dtype == object:
+                a, mask = a.data.copy(), np.ma.getmaskarray(a)
+                a[mask] = None
+            else:
+                a = np.ma.filled(a.astype(float), np.nan)
+        out[name] = a
+    return out
+
+
 def create_missing(con, tables) -> None:
     """Create each of ``tables`` (tables or views) that the file does not hold yet, in their order.
 

@@ -142,20 +142,27 @@ def live_evaluability(reader, store: ReviewStore | None, config: dict | None = N
     return reader.sql(*_live_query(reader, store, config))
 
 
-def live_evaluability_columns(reader, store: ReviewStore | None, config: dict | None = None) -> dict[str, list]:
-    """:func:`live_evaluability` as one list per column, for the stopping rules a load derives (no pandas)."""
-    return reader.columns(*_live_query(reader, store, config))
+def live_evaluability_arrays(reader, store: ReviewStore | None, config: dict | None,
+                             columns: tuple[str, ...]) -> dict:
+    """The ``columns`` of :func:`live_evaluability`, one NumPy array each in no set order (NULL as NaN or None:
+    :meth:`StudyReader.arrays`), for the stopping rules a load derives: no pandas, no Python value per cell and
+    no row's reason in words, on the load's last path."""
+    return reader.arrays(*_live_query(reader, store, config, columns))
 
 
-def _live_query(reader, store: ReviewStore | None, config: dict | None) -> tuple[str, dict]:
+def _live_query(reader, store: ReviewStore | None, config: dict | None,
+                columns: tuple[str, ...] | None = None) -> tuple[str, dict]:
     """The stored facts of the cut's subjects with the decisions in force now. What a load derived from its own
     decisions is not read back: whether a subject counts as infused (the cut's subjects table says whether they
     were) and who is counted though the cut does not hold them (:data:`_GONE_FACTS`, from the decisions now), so a
-    decision withdrawn, or recorded, after the load counts the same everywhere at once."""
+    decision withdrawn, or recorded, after the load counts the same everywhere at once. Every column in subject
+    order, or only ``columns`` in no set order."""
     facts = ", ".join(f"f.{c}" for c in FACT_COLUMNS if c not in ("infused", "follow_up_status"))
+    rows = f"SELECT {EVALUATION_SELECT} FROM facts f LEFT JOIN dec d USING (usubjid)"
     sql = (f"WITH {decision_ctes(event_sources(reader))},\n"
            f"facts AS (SELECT {facts}, coalesce(s.infused, false) AS infused, s.status AS follow_up_status\n"
            "           FROM dlt_evaluability f JOIN rv_subj s USING (usubjid)\n"
            f"           UNION ALL BY NAME\n{_GONE_FACTS})\n"
-           f"SELECT {EVALUATION_SELECT} FROM facts f LEFT JOIN dec d USING (usubjid) ORDER BY f.usubjid")
+           + (f"{rows} ORDER BY f.usubjid" if columns is None
+              else f"SELECT {', '.join(columns)} FROM ({rows})"))
     return sql, decision_params(reader, store, config)

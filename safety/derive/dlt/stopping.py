@@ -35,7 +35,7 @@ from safety.access.reader import Scope, StudyReader
 from safety.core.numbers import fixed
 from safety.core.config import DEFAULTS, dlt_window
 from safety.core.sql import create_missing, existing, insert_rows, reset_derived
-from safety.derive.dlt.evaluability import live_evaluability_columns
+from safety.derive.dlt.evaluability import live_evaluability_arrays
 from safety.derive.graph import Derivation
 from safety.schema import STOPPING_RULE_STATUS, STOPPING_BOUNDARIES
 
@@ -636,7 +636,7 @@ def status_rows(subjects: pd.DataFrame, config: dict, studyid: str, data_cut, ad
 
 def status_records(subjects: dict[str, list], config: dict, adjudicated: bool) -> list[dict]:
     """stopping_rule_status rows (every column but studyid and data_cut) from per-subject evaluability, one list
-    per column of :data:`SUBJECT_COLUMNS` (Python values, missing as None or NaN).
+    or NumPy array per column of :data:`SUBJECT_COLUMNS`, the subjects in any order (missing as None or NaN).
 
     Each row has the decision on the committee's decisions in force and, side by side, the decision with every
     pending in-window candidate counted as a DLT (``decision_if_pending_confirmed``); ``pending_changes_decision``
@@ -781,7 +781,8 @@ def derive_stopping_status(con, studyid: str, data_cut: dt.date, config: dict, r
     use the screened candidates (every in-window candidate counted as a DLT) and say so.
     """
     create_missing(con, (STOPPING_RULE_STATUS, STOPPING_BOUNDARIES))
-    subjects = (live_evaluability_columns(StudyReader(con, Scope(studyid, data_cut)), review_store, config)
+    subjects = (live_evaluability_arrays(StudyReader(con, Scope(studyid, data_cut)), review_store, config,
+                                         SUBJECT_COLUMNS)
                 if existing(con, ("dlt_evaluability",)) else {c: [] for c in SUBJECT_COLUMNS})
     key = {"studyid": studyid, "data_cut": data_cut, "method": config["stopping_rule"]["method"]}
     status = [{**key, **r} for r in status_records(subjects, config, adjudicated=review_store is not None)]
