@@ -242,7 +242,11 @@ ep AS (
     max(stop_day) FILTER (WHERE aetoxgr >= 3) AS grade3_plus_last_day,
     bool_or(coalesce(ongoing, end_day IS NULL) AND end_day IS NULL) FILTER (WHERE aetoxgr >= 3) AS g3_ongoing,
     bool_or({fatal_ae('')}) AS fatal,
-    max(end_day) AS end_day, string_agg(DISTINCT grading_system, ', ' ORDER BY grading_system) AS grading_system, max(death_day) AS death_day
+    max(end_day) AS end_day, max(death_day) AS death_day,
+    -- the distinct systems in text order, from a list: a DISTINCT aggregate made DuckDB group the AEs twice
+    -- and join the two (0.1 CPU s a syndrome at 20,000 subjects)
+    array_to_string(list_sort(list_distinct(list(grading_system) FILTER (WHERE grading_system IS NOT NULL))),
+                    ', ') AS grading_system
   FROM n GROUP BY usubjid, episode_no
 )
 SELECT ep.*, coalesce(med.toci_n, 0) AS toci_n, med.toci_first, med.steroid_first, med.anakinra_first,
