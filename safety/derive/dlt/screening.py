@@ -287,7 +287,7 @@ def screening_sql(con, config: dict) -> tuple[str, dict]:
         "causality_not_given": CAUSALITY_NOT_GIVEN,
         "crs_sign_terms": list(CRS_SIGN_TERMS),
         "crs_sign_note": CRS_SIGN_NOTE,
-        # a rule's id by its rule_order (+ 1): the rules an event also meets are gathered as orders, not names
+        # a rule's id by its rule_order (+ 1): the rules an event meets are gathered as orders, then named
         "rule_ids": [str(rule["id"]) for rule in dlt["rules"]],
     }
     parts = []
@@ -340,16 +340,14 @@ hits AS (SELECT h.event_key AS hit_key, h.rule_order, h.rule_id,
 -- unique), and the orders of every rule it meets (a GROUP BY: a window over the hits cost 0.1 CPU s more)
 ranked AS (SELECT event_key, min(rule_order) AS rule_order,
                   arg_min(struct_pack(hit_key, crs_sign_episode), rule_order) AS first_hit,
-                  CASE WHEN count(*) > 1 THEN list_sort(list(rule_order)) END AS rule_orders
+                  CASE WHEN count(*) > 1
+                       THEN list_transform(list_sort(list(rule_order)), lambda o: $rule_ids[o + 1]) END AS rules_met
            FROM hits GROUP BY event_key)
 SELECT $studyid AS studyid, $data_cut::DATE AS data_cut, r.usubjid, k.event_key, r.source, r.rule_id, r.reason,
        -- each other rule once: two AEs of one CRS episode that meet R9 are one R9, and the rule that names the
        -- candidate is not "also" met
-       nullif(array_to_string(list_filter(list_transform(k.rule_orders, lambda o: $rule_ids[o + 1]),
-                                          lambda x, i: x <> r.rule_id
-                                                       AND list_position(list_transform(k.rule_orders,
-                                                                                        lambda o: $rule_ids[o + 1]),
-                                                                         x) = i),
+       nullif(array_to_string(list_filter(k.rules_met,
+                                          lambda x, i: x <> r.rule_id AND list_position(k.rules_met, x) = i),
                               ', '), '') AS also_matches,
        r.term, r.onset_day, r.end_day, r.grade, r.duration_days, r.ongoing,
        CASE WHEN r.window_applies THEN {_IN_WINDOW} ELSE true END AS in_window,
