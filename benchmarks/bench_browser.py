@@ -43,6 +43,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from host import host_line, load_average
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "benchmarks" / "out"
@@ -109,9 +111,6 @@ CHARTS = """() => { if (document.querySelector('[data-testid="stMain"] [data-tes
 START_COMMANDS = {"launcher": ["-m", "dashboard"],
                   "streamlit-run": ["-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py")]}
 
-
-def load_average() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def free_port() -> int:
@@ -263,7 +262,7 @@ def main() -> None:
             for old in (db, db.with_suffix(".review.sqlite"), db.with_name(db.name + ".lock")):
                 old.unlink(missing_ok=True)
             build_sample_database(db)
-    print(f"database {db}; load average {load_average()}", flush=True)
+    print(f"database {db}; {host_line()}", flush=True)
     rounds = []
     profile = None
     if a.returning:
@@ -295,6 +294,7 @@ def main() -> None:
     print(f"first visit: median {med([f for f, _ in firsts]):.2f} s, worst {max(firsts)[0]:.2f} s ({max(firsts)[1]}); "
           f"second visit: median {med([s for s, _ in seconds]):.2f} s, worst {max(seconds)[0]:.2f} s "
           f"({max(seconds)[1]}); load average {load_average()}")
+    print(host_line())
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ project's modules again in every process. The commands run without that setting,
 writes the cache, unless --no-bytecode-cache keeps the setting (every start then compiles).
 
 Goals: --help and --version < 0.3 s, ingest of a sample study < 3 s, the PDF packet < 5 s.
-The load average is printed with each part (other jobs on the machine slow every number).
+The load average is printed with each part (other jobs on the machine slow every number), and the host's one-core
+speed before and after (host.py: the same Python loop every time; the host under the machine drifts).
 """
 from __future__ import annotations
 
@@ -27,12 +28,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from host import host_line, load_average
+
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
-
-def load_average() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 ENV = dict(os.environ)
@@ -70,6 +70,7 @@ def main() -> None:
         ENV.pop("PYTHONDONTWRITEBYTECODE", None)
     print(f"bytecode cache: {'off (every start compiles)' if a.no_bytecode_cache else 'on, as on an installed copy'}")
 
+    print(host_line())
     print(f"start-up, median of {a.starts} (load average {load_average()})")
     cmds = {"python -c pass": [PY, "-c", "pass"], "python -m safety --version": [PY, "-m", "safety", "--version"],
             "python -m safety --help": [PY, "-m", "safety", "--help"]}
@@ -103,7 +104,7 @@ def main() -> None:
                   f"({pdfs[0].stat().st_size / 1e6:.2f} MB); load average {load_average()}", flush=True)
         print(f"ingest of {a.study.name} (CLI, every derivation): median {statistics.median(ingest):.2f} s (goal < 3 s)")
         print(f"PDF committee packet (CLI, with figures): median {statistics.median(packet):.2f} s (goal < 5 s)")
-    print(f"load average {load_average()}")
+    print(host_line())
 
 
 if __name__ == "__main__":

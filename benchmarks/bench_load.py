@@ -41,14 +41,13 @@ import sys
 import time
 from pathlib import Path
 
+from host import host_line, load_average
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
 CUTOFF = "2025-12-31"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-
-def load_average() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def timed(cmd: list[str]) -> tuple[float, float, float, str]:
@@ -192,7 +191,7 @@ def one_size(n_subj: int, n_lab: int, n_ae: int, rounds: int, do_steps: bool, ke
              full_sdtm: bool = False) -> dict:
     folder = study_folder(n_subj, n_lab, n_ae, full_sdtm)
     print(f"\n{n_subj:,} subjects, {n_lab:,} labs, {n_ae:,} AEs{' (every Required and Expected LB/AE variable)' if full_sdtm else ''}; "
-          f"load average {load_average()}", flush=True)
+          f"{host_line()}", flush=True)
     # a run without --keep loads into a working file, so that the database an earlier --keep left for
     # bench_browser.py is not deleted by a later measurement of the same size
     copy_db = OUT / "load_copy.duckdb"
