@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 
 from safety.ingest import ingest_study
-from test_ingest_fixtures import AE, DM, DOMAINS, DS, STUDY, make_study
+from test_ingest_fixtures import AE, DM, DOMAINS, DS, STUDY, STUDY_YAML, make_study
 
 CUT = "2024-06-30"
 INFUSED = {"S-001": dt.date(2024, 2, 1), "S-002": dt.date(2024, 2, 10), "S-003": dt.date(2024, 3, 12)}
@@ -126,6 +126,37 @@ def test_reported_ae_crs_counts_grade3_days_from_the_grade3_records(tmp_path):
     assert (got["S-002/CRS/1"]["rule_id"], got["S-002/CRS/1"]["duration_days"]) == ("R3", 4)
     assert got["S-002/CRS/1"]["evidence"] == ("CRS grade 3 (grade >= 3 on days 3-6, 4 days) on days 1-6 (6 days), "
                                               "reported AE (no assessment data)")
+
+
+def test_two_aes_of_one_episode_meeting_its_first_rule_give_the_same_candidate_on_every_load(tmp_path):
+    """A protocol listing its AE rule before its CRS rule: S-002's two related grade 4 hypotension AEs during its
+    grade 4 CRS both meet the AE rule, the episode the CRS rule. One candidate under the episode's key; the AE with
+    the lower key (AESEQ 6, days 3-5) speaks for it, on every load, so its fingerprint and the committee's review
+    do not change with the order DuckDB's threads meet the two."""
+    study_yaml = STUDY_YAML + """dlt:
+  rules:
+    - {id: AE4, type: ae_grade, min_grade: 4, related_only: true, exclude_terms: [CYTOKINE RELEASE SYNDROME],
+       reason: Related grade >= 4 AE other than CRS}
+    - {id: CRS4, type: syndrome_grade, syndrome: CRS, min_grade: 4, reason: CRS grade >= 4}
+"""
+    reported = [("Cytokine release syndrome", 4, 2, 6, 5), ("Hypotension", 4, 3, 5, 6), ("Hypotension", 4, 5, 6, 9)]
+    domains = {**DOMAINS, "dm": DM, "ds": DS,
+               "ae": pd.concat([AE, pd.DataFrame([ae("S-002", seq, term, grade, day("S-002", start),
+                                                     day("S-002", end)) for term, grade, start, end, seq in reported])],
+                               ignore_index=True)}
+    seen = set()
+    for i in range(3):
+        db = tmp_path / f"s{i}.duckdb"
+        ingest_study(make_study(tmp_path / f"study{i}", "csv", domains=domains, study_yaml=study_yaml), db,
+                     cutoff=CUT)
+        with duckdb.connect(str(db), read_only=True) as con:
+            got = rows(con, "SELECT event_key, rule_id, also_matches, term, onset_day, end_day, event_fingerprint "
+                            "FROM dlt_candidates WHERE usubjid = 'S-002'")
+        assert sorted(got) == ["S-002/CRS/1"]
+        c = got["S-002/CRS/1"]
+        assert (c["rule_id"], c["also_matches"], c["onset_day"], c["end_day"]) == ("AE4", "CRS4", 3, 5)
+        seen.add(c["event_fingerprint"])
+    assert len(seen) == 1
 
 
 def test_a_grade4_ae_whose_causality_is_blank_or_unknown_reaches_the_committee(tmp_path):

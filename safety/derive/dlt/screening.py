@@ -337,9 +337,11 @@ hits AS (SELECT h.event_key AS hit_key, h.rule_order, h.rule_id,
          FROM rule_hits h LEFT JOIN twin_met t ON t.ae_event_key = h.event_key),
 -- one row per event, of the hits' keys, not their evidence: its first rule's hit, joined back to rule_hits by
 -- (hit_key, rule_order), which names one row (a rule meets an event key once: AESEQ and episode numbers are
--- unique), and the orders of every rule it meets (a GROUP BY: a window over the hits cost 0.1 CPU s more)
+-- unique), and the orders of every rule it meets (a GROUP BY: a window over the hits cost 0.1 CPU s more). Two
+-- AEs of one episode that meet its first rule: the lower key speaks for it, the same on every load (a reload
+-- that picked the other would change the candidate's fingerprint and ask the committee to review it again)
 ranked AS (SELECT event_key, min(rule_order) AS rule_order,
-                  arg_min(struct_pack(hit_key, crs_sign_episode), rule_order) AS first_hit,
+                  arg_min(struct_pack(hit_key, crs_sign_episode), struct_pack(rule_order, hit_key)) AS first_hit,
                   CASE WHEN count(*) > 1
                        THEN list_transform(list_sort(list(rule_order)), lambda o: $rule_ids[o + 1]) END AS rules_met
            FROM hits GROUP BY event_key)
