@@ -122,3 +122,25 @@ def test_an_aml_subtype_progressing_after_car_t_for_a_lymphoma_is_a_secondary_ma
     d = db.by("deaths")["P"]
     assert (d["cause_category"], bool(d["non_relapse"])) == ("secondary malignancy", True)
     assert [r["term"] for r in db.rows("SELECT term FROM secondary_malignancies")] == [cause]
+
+
+def test_a_terms_file_without_a_kind_fails_loudly_naming_the_file_and_the_kind(monkeypatch):
+    """Each test reads its kinds' patterns as one expression: a file that lost every 'myeloid' row would leave the
+    test matching nothing (AML read as the disease's progression), so it fails at start instead."""
+    from safety.derive.outcomes import _data, malignancy
+
+    rows = [r for r in _data.read_rules("malignancy_terms.csv") if r["kind"] != "myeloid"]
+    monkeypatch.setattr(_data, "read_rules", lambda name: rows)
+    with pytest.raises(ValueError, match=r"malignancy_terms\.csv: no pattern of kind myeloid"):
+        malignancy.kind_params()
+
+
+def test_a_cause_matched_by_the_second_row_of_a_kind_is_read_as_that_kind(tmp_path):
+    """'exclude' has two rows; a fatal 'Malignant pleural effusion' is matched by the second only: an effect of a
+    malignancy, neither a secondary malignancy nor one listed, as with a single row per kind."""
+    db = OutcomeDB(tmp_path / "effusion.duckdb")
+    db.subject("P", death_day=200, diagnosis="Diffuse large B-cell lymphoma")
+    db.ae("P", "Malignant pleural effusion", 5, 190, 200, soc=NEO, aeout="FATAL")
+    db.derive("deaths", "secondary_malignancies")
+    assert db.by("deaths")["P"]["cause_category"] != "secondary malignancy"
+    assert db.rows("SELECT term FROM secondary_malignancies") == []

@@ -16,7 +16,7 @@ from safety.core.vocabulary import fatal_ae
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
 from safety.derive.outcomes.infections import names_infection_sql
-from safety.derive.outcomes.malignancy import malignant_sql, myeloid_sql, names_disease_sql
+from safety.derive.outcomes.malignancy import kind_params, malignant_sql, myeloid_sql, names_disease_sql
 from safety.derive.outcomes.survival import (PROGRESSION_SQL, cumulative_incidence_at, endpoint_arrays,
                                              progression_params)
 from safety.derive.toxicity._sql import insert, reset, run
@@ -46,8 +46,7 @@ def undated_deaths_note(deaths) -> list[str]:
     return ([UNDATED_DEATHS_NOTE.format(n=n)] if n else []) + ([UNDATED_NRM_NOTE.format(n=nrm)] if nrm else [])
 
 _DEATHS = """
-WITH k AS (SELECT kind, pattern FROM _malignancy_terms),
-subj AS (
+WITH subj AS (
   SELECT usubjid, infused, first_infusion_date, death_date, death_source, death_cause, diagnosis FROM subjects
   WHERE studyid = $s AND data_cut = $c
 ),
@@ -171,10 +170,9 @@ _check_also_reads()
 
 def derive_deaths(con, studyid, data_cut, config, review_store=None) -> None:
     """Rebuild deaths and nrm_estimates for one (study, cut)."""
-    p = {"s": studyid, "c": data_cut, **progression_params(config)}
+    p = {"s": studyid, "c": data_cut, **progression_params(config), **kind_params()}
     reset(con, (DEATHS, NRM_ESTIMATES), studyid, data_cut)
     _data.install(con, "death_causes.csv")
-    _data.install(con, "malignancy_terms.csv")  # malignancies, and the T-cell names of the disease-under-study rule
     _data.install(con, "infection_classes.csv")  # infection causes: the infection table's terms
     insert(con, DEATHS, _DEATHS.replace("__PROGRESSION__", PROGRESSION_SQL), p)
     _insert_nrm(con, studyid, data_cut, config)

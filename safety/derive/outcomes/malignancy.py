@@ -26,39 +26,67 @@ TRANSGENE_POSITIVE, TRANSGENE_NEGATIVE = "POSITIVE", "NEGATIVE"  # the results, 
 MH_AE_MATCH_DAYS = 30  # an MH malignancy this close to a malignancy AE of the subject is that AE
 
 
-def _is(kind_filter: str, txt: str) -> str:
-    return f"EXISTS (SELECT 1 FROM k WHERE k.kind IN ({kind_filter}) AND regexp_matches({txt}, k.pattern))"
+# The kinds of safety/data/malignancy_terms.csv a test reads, each group as one parameter of the statement: the
+# group's patterns joined into one expression, which DuckDB compiles once per statement. A pattern read from a
+# column of the terms table is compiled again for every text it is tested on (one pattern, 200,000 texts: 43 s
+# against 0.03 s), which made the deaths' few causes cost 0.1-0.2 s at any study size.
+KIND_GROUPS = {
+    "named": ("malignancy", "t_cell"),
+    "new": ("malignancy", "t_cell", "malignancy_unnamed"),
+    "exclude": ("exclude",),
+    "status": ("disease_status",),
+    "t_cell": ("t_cell",),
+    "not_t_cell": ("not_t_cell",),
+    "myeloid": ("myeloid",),
+}
 
 
-NAMED_KINDS, NEW_KINDS = "'malignancy', 't_cell'", "'malignancy', 't_cell', 'malignancy_unnamed'"
-EXCLUDE_KINDS, STATUS_KINDS, T_CELL_KINDS, NOT_T_CELL_KINDS = "'exclude'", "'disease_status'", "'t_cell'", "'not_t_cell'"
-MYELOID_KINDS = "'myeloid'"
+def kind_params() -> dict[str, str]:
+    """The statement parameters the SQL of this module's tests reads (``$mk_<group>`` for each of
+    :data:`KIND_GROUPS`): every pattern of the group's kinds, in file order, as one expression. A group with no
+    pattern in the file fails loudly: its test would otherwise match nothing, or everything."""
+    rows = _data.read_rules("malignancy_terms.csv")
+    params = {}
+    for group, kinds in KIND_GROUPS.items():
+        patterns = [r["pattern"] for r in rows if r["kind"] in kinds and r["pattern"]]
+        if not patterns:
+            raise ValueError(f"safety/data/malignancy_terms.csv: no pattern of kind {' or '.join(kinds)}")
+        params[f"mk_{group}"] = "|".join(f"(?:{p})" for p in patterns)
+    return params
+
+
+kind_params()  # a terms file without one of the kinds fails at start, not at the first load
+
+
+def _is(group: str, txt: str) -> str:
+    """SQL: the upper-case text matches a pattern of the group's kinds (false for no text, as no match)."""
+    return f"coalesce(regexp_matches({txt}, $mk_{group}), false)"
 
 
 def malignant_sql(txt: str) -> str:
-    """SQL (needs the CTE k over _malignancy_terms): the upper-case text names a malignancy, not an effect of one
+    """SQL (reads :func:`kind_params`): the upper-case text names a malignancy, not an effect of one
     or a progression term (kind 'exclude'), nor a malignancy unnamed by type with a disease-status word ('Recurrent
     cancer'). A myeloid neoplasm (kind 'myeloid') named with a progression word is one still. Whether it is the
     disease under study is :func:`names_disease_sql`'s."""
     # a myeloid neoplasm progressing ('AML progression') is still a new malignancy after CAR-T for another disease
-    return (f"{_is(NEW_KINDS, txt)} AND NOT ({_is(EXCLUDE_KINDS, txt)} AND NOT {_is(MYELOID_KINDS, txt)}) "
-            f"AND NOT ({_is(STATUS_KINDS, txt)} AND NOT {_is(NAMED_KINDS, txt)})")
+    return (f"{_is('new', txt)} AND NOT ({_is('exclude', txt)} AND NOT {_is('myeloid', txt)}) "
+            f"AND NOT ({_is('status', txt)} AND NOT {_is('named', txt)})")
 
 
 def t_cell_sql(txt: str) -> str:
-    """SQL (needs the CTE k over _malignancy_terms): the upper-case text names a T-cell malignancy (kind 't_cell'),
+    """SQL (reads :func:`kind_params`): the upper-case text names a T-cell malignancy (kind 't_cell'),
     not a B-cell lymphoma whose name holds 'T-cell' (kind 'not_t_cell': T-cell/histiocyte-rich large B-cell)."""
-    return f"({_is(T_CELL_KINDS, txt)} AND NOT {_is(NOT_T_CELL_KINDS, txt)})"
+    return f"({_is('t_cell', txt)} AND NOT {_is('not_t_cell', txt)})"
 
 
 def myeloid_sql(txt: str) -> str:
-    """SQL (needs the CTE k over _malignancy_terms): the upper-case text names a myeloid neoplasm (kind 'myeloid':
+    """SQL (reads :func:`kind_params`): the upper-case text names a myeloid neoplasm (kind 'myeloid':
     AML, MDS), the usual secondary malignancy after CAR-T."""
-    return _is(MYELOID_KINDS, txt)
+    return _is('myeloid', txt)
 
 
 def names_disease_sql(term: str, diagnosis: str) -> str:
-    """SQL (needs the CTE k): the term names the subject's disease under study (the one comparison of
+    """SQL (reads :func:`kind_params`): the term names the subject's disease under study (the one comparison of
     safety.core.vocabulary), unless it names a T-cell malignancy and the diagnosis does not: a T-cell lymphoma after
     CAR-T for 'Non-Hodgkin lymphoma' is the malignancy of the FDA boxed warning, never read as a relapse.
     A disease-status word (kind 'disease_status') is no disease word: 'Lymphoma refractory' names a lymphoma."""
@@ -67,8 +95,7 @@ def names_disease_sql(term: str, diagnosis: str) -> str:
 
 
 def _names_disease(term: str, diagnosis: str) -> str:
-    status = f"(SELECT string_agg(pattern, '|') FROM k WHERE kind IN ({STATUS_KINDS}))"
-    return names_disease_under_study(f"regexp_replace(upper({term}), {status}, ' ', 'g')", diagnosis)
+    return names_disease_under_study(f"regexp_replace(upper({term}), $mk_status, ' ', 'g')", diagnosis)
 
 
 def _t_cell_disease(diagnosis: str) -> str:
@@ -104,15 +131,14 @@ def _possible_relapse_sql(alias: str) -> str:
 
 def _sql(ae_transgene: str, mh_transgene: str) -> str:
     return f"""
-WITH k AS (SELECT kind, pattern FROM _malignancy_terms),
-dx AS (SELECT usubjid, diagnosis FROM subjects WHERE studyid = $s AND data_cut = $c),
+WITH dx AS (SELECT usubjid, diagnosis FROM subjects WHERE studyid = $s AND data_cut = $c),
 -- a study has few distinct AE terms: the pattern runs once per pair of terms, not once per AE
 named AS (
   SELECT * FROM (
     SELECT *, upper(coalesce(aedecod, '') || ' | ' || coalesce(aeterm, '')) AS txt FROM (
       SELECT DISTINCT aedecod, aeterm FROM adverse_events
       WHERE studyid = $s AND data_cut = $c AND onset_day IS NOT NULL AND onset_day > 0))
-  WHERE regexp_matches(txt, $named_any)
+  WHERE regexp_matches(txt, $mk_new)
 ),
 a AS (
   SELECT e.*, n.txt FROM adverse_events e
@@ -135,7 +161,7 @@ m AS (
     SELECT *, upper(coalesce(mhdecod, '') || ' | ' || coalesce(mhterm, '')) AS txt FROM medical_history
     WHERE studyid = $s AND data_cut = $c AND start_day IS NOT NULL AND start_day > 0
       AND coalesce(mhoccur, 'Y') <> 'N')
-  WHERE regexp_matches(txt, $named_any)
+  WHERE regexp_matches(txt, $mk_new)
 ),
 mx AS (SELECT m.*, {mh_transgene} AS car_transgene_result, {_judged('m', 'mhdecod', 'mhterm')}
         FROM m LEFT JOIN dx USING (usubjid)),
@@ -159,8 +185,7 @@ FROM x
 
 
 _PRIOR = f"""
-WITH k AS (SELECT kind, pattern FROM _malignancy_terms),
-m AS (
+WITH m AS (
   SELECT *, upper(coalesce(mhdecod, '') || ' | ' || coalesce(mhterm, '')) AS txt FROM medical_history
   WHERE studyid = $s AND data_cut = $c AND (start_day IS NULL OR start_day <= 0) AND coalesce(mhoccur, 'Y') <> 'N'
 )
@@ -168,7 +193,7 @@ SELECT $s AS studyid, $c AS data_cut, usubjid, mhseq, coalesce(mhdecod, mhterm) 
        mhst_date AS start_date, start_day,
        (mhen_date IS NULL OR coalesce(mhenrtpt, '') = 'ONGOING') AS ongoing,
        {t_cell_sql('m.txt')} AS t_cell_malignancy
-FROM m WHERE {_is(NEW_KINDS, 'm.txt')}
+FROM m WHERE {_is('new', 'm.txt')}
 """
 
 
@@ -183,15 +208,12 @@ def _transgene(con, table: str, alias: str) -> str:
 def derive_malignancies(con, studyid, data_cut, config, review_store=None) -> None:
     """Rebuild secondary_malignancies and prior_malignancies for one (study, cut)."""
     reset(con, (SECONDARY_MALIGNANCIES, PRIOR_MALIGNANCIES), studyid, data_cut)
-    _data.install(con, "malignancy_terms.csv")
     prog = [t.upper() for t in config.get("dlt", {}).get("progression_terms", [])]
-    p = {"s": studyid, "c": data_cut}
-    # every pattern a new malignancy must match, as one expression compiled once: the per-pattern tests then run
-    # on the few records naming a malignancy, not on every AE (500,000 at 20,000 subjects)
-    named_any = con.execute(f"SELECT string_agg('(?:' || pattern || ')', '|') FROM _malignancy_terms "
-                            f"WHERE kind IN ({NEW_KINDS})").fetchone()[0]
+    # the group 'new' (every pattern a new malignancy must match) also picks the few AE and MH texts naming a
+    # malignancy first: the other tests then run on those, not on every AE (500,000 at 20,000 subjects)
+    p = {"s": studyid, "c": data_cut, **kind_params()}
     insert(con, SECONDARY_MALIGNANCIES, _sql(_transgene(con, "adverse_events", "a"), _transgene(con, "medical_history", "m")),
-           {**p, "prog": prog, "named_any": named_any})
+           {**p, "prog": prog})
     insert(con, PRIOR_MALIGNANCIES, _PRIOR, p)
 
 
