@@ -12,6 +12,7 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 # the same work every time: a sum over 30 million integers in a fresh interpreter (no import, no I/O)
@@ -25,8 +26,6 @@ def load_average() -> str:
 
 def python_loop_seconds(runs: int = 3) -> float:
     """Median wall seconds of :data:`_LOOP` in a fresh Python process: this host's one-core speed right now."""
-    import time
-
     seconds = []
     for _ in range(runs):
         t0 = time.perf_counter()

@@ -144,3 +144,13 @@ def test_a_cause_matched_by_the_second_row_of_a_kind_is_read_as_that_kind(tmp_pa
     db.derive("deaths", "secondary_malignancies")
     assert db.by("deaths")["P"]["cause_category"] != "secondary malignancy"
     assert db.rows("SELECT term FROM secondary_malignancies") == []
+
+
+def test_the_terms_file_is_not_installed_as_a_rule_table():
+    """The terms are read once into statement parameters (malignancy.KIND_PARAMS), which DuckDB compiles once per
+    statement; installing them as a table to read patterns from would bring back a compile per text, so it fails."""
+    from safety.derive.outcomes import _data, malignancy
+
+    assert set(malignancy.KIND_PARAMS) == {f"mk_{g}" for g in malignancy.KIND_GROUPS}
+    with pytest.raises(ValueError, match=r"malignancy_terms\.csv is read into statement parameters"):
+        _data.install(duckdb.connect(), "malignancy_terms.csv")

@@ -8,7 +8,8 @@ from safety.core.sql import temp_table
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
-# file -> (temp table, {column: SQL type}); every column named here must be in the file.
+# file -> (temp table, {column: SQL type}); every column named here must be in the file. A file read into statement
+# parameters instead (malignancy.KIND_PARAMS) has no table.
 RULE_FILES = {
     "infection_classes.csv": ("_infection_classes", {"pattern": "VARCHAR", "pathogen_class": "VARCHAR",
                                                      "pathogen": "VARCHAR", "invasive_mould": "BOOLEAN",
@@ -17,7 +18,7 @@ RULE_FILES = {
     "death_causes.csv": ("_death_causes", {"pattern": "VARCHAR", "cause_category": "VARCHAR",
                                            "relapse_related": "BOOLEAN", "priority": "INTEGER",
                                            "also_reads": "VARCHAR"}),
-    "malignancy_terms.csv": ("_malignancy_terms", {"pattern": "VARCHAR", "kind": "VARCHAR"}),
+    "malignancy_terms.csv": (None, {"pattern": "VARCHAR", "kind": "VARCHAR"}),
     "tls_cairo_bishop.csv": ("_tls_rules", {"criterion": "VARCHAR", "tests": "VARCHAR", "population": "VARCHAR",
                                             "direction": "VARCHAR",
                                             "absolute_si": "DOUBLE", "unit": "VARCHAR", "pct_change": "DOUBLE"}),
@@ -37,6 +38,8 @@ def read_rules(name: str) -> list[dict]:
 def install(con, name: str) -> str:
     """Create the temp table for one rule file and return its name."""
     table, cols = RULE_FILES[name]
+    if table is None:
+        raise ValueError(f"{name} is read into statement parameters, not installed as a table")
     # an empty cell of a typed column is no value (NULL), never a cast error
     rows = [tuple((r[c].lower() == "true") if cols[c] == "BOOLEAN" else
                   (None if r[c] == "" and cols[c] != "VARCHAR" else r[c]) for c in cols)

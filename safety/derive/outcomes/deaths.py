@@ -16,7 +16,7 @@ from safety.core.vocabulary import fatal_ae
 from safety.derive.graph import Derivation
 from safety.derive.outcomes import _data
 from safety.derive.outcomes.infections import names_infection_sql
-from safety.derive.outcomes.malignancy import kind_params, malignant_sql, myeloid_sql, names_disease_sql
+from safety.derive.outcomes.malignancy import KIND_PARAMS, malignant_sql, myeloid_sql, names_disease_sql
 from safety.derive.outcomes.survival import (PROGRESSION_SQL, cumulative_incidence_at, endpoint_arrays,
                                              progression_params)
 from safety.derive.toxicity._sql import insert, reset, run
@@ -170,7 +170,7 @@ _check_also_reads()
 
 def derive_deaths(con, studyid, data_cut, config, review_store=None) -> None:
     """Rebuild deaths and nrm_estimates for one (study, cut)."""
-    p = {"s": studyid, "c": data_cut, **progression_params(config), **kind_params()}
+    p = {"s": studyid, "c": data_cut, **progression_params(config), **KIND_PARAMS}
     reset(con, (DEATHS, NRM_ESTIMATES), studyid, data_cut)
     _data.install(con, "death_causes.csv")
     _data.install(con, "infection_classes.csv")  # infection causes: the infection table's terms

@@ -42,8 +42,8 @@ KIND_GROUPS = {
 
 
 def kind_params() -> dict[str, str]:
-    """The statement parameters the SQL of this module's tests reads (``$mk_<group>`` for each of
-    :data:`KIND_GROUPS`): every pattern of the group's kinds, in file order, as one expression. A group with no
+    """The statement parameters the SQL of this module's tests reads, :data:`KIND_PARAMS` (``$mk_<group>`` for
+    each of :data:`KIND_GROUPS`): every pattern of the group's kinds, in file order, as one expression. A group with no
     pattern in the file fails loudly: its test would otherwise match nothing, or everything."""
     rows = _data.read_rules("malignancy_terms.csv")
     params = {}
@@ -55,7 +55,8 @@ def kind_params() -> dict[str, str]:
     return params
 
 
-kind_params()  # a terms file without one of the kinds fails at start, not at the first load
+# read once, at start: a terms file without one of the kinds fails then, not at the first load
+KIND_PARAMS = kind_params()
 
 
 def _is(group: str, txt: str) -> str:
@@ -64,7 +65,7 @@ def _is(group: str, txt: str) -> str:
 
 
 def malignant_sql(txt: str) -> str:
-    """SQL (reads :func:`kind_params`): the upper-case text names a malignancy, not an effect of one
+    """SQL (reads :data:`KIND_PARAMS`): the upper-case text names a malignancy, not an effect of one
     or a progression term (kind 'exclude'), nor a malignancy unnamed by type with a disease-status word ('Recurrent
     cancer'). A myeloid neoplasm (kind 'myeloid') named with a progression word is one still. Whether it is the
     disease under study is :func:`names_disease_sql`'s."""
@@ -74,19 +75,19 @@ def malignant_sql(txt: str) -> str:
 
 
 def t_cell_sql(txt: str) -> str:
-    """SQL (reads :func:`kind_params`): the upper-case text names a T-cell malignancy (kind 't_cell'),
+    """SQL (reads :data:`KIND_PARAMS`): the upper-case text names a T-cell malignancy (kind 't_cell'),
     not a B-cell lymphoma whose name holds 'T-cell' (kind 'not_t_cell': T-cell/histiocyte-rich large B-cell)."""
     return f"({_is('t_cell', txt)} AND NOT {_is('not_t_cell', txt)})"
 
 
 def myeloid_sql(txt: str) -> str:
-    """SQL (reads :func:`kind_params`): the upper-case text names a myeloid neoplasm (kind 'myeloid':
+    """SQL (reads :data:`KIND_PARAMS`): the upper-case text names a myeloid neoplasm (kind 'myeloid':
     AML, MDS), the usual secondary malignancy after CAR-T."""
     return _is('myeloid', txt)
 
 
 def names_disease_sql(term: str, diagnosis: str) -> str:
-    """SQL (reads :func:`kind_params`): the term names the subject's disease under study (the one comparison of
+    """SQL (reads :data:`KIND_PARAMS`): the term names the subject's disease under study (the one comparison of
     safety.core.vocabulary), unless it names a T-cell malignancy and the diagnosis does not: a T-cell lymphoma after
     CAR-T for 'Non-Hodgkin lymphoma' is the malignancy of the FDA boxed warning, never read as a relapse.
     A disease-status word (kind 'disease_status') is no disease word: 'Lymphoma refractory' names a lymphoma."""
@@ -211,7 +212,7 @@ def derive_malignancies(con, studyid, data_cut, config, review_store=None) -> No
     prog = [t.upper() for t in config.get("dlt", {}).get("progression_terms", [])]
     # the group 'new' (every pattern a new malignancy must match) also picks the few AE and MH texts naming a
     # malignancy first: the other tests then run on those, not on every AE (500,000 at 20,000 subjects)
-    p = {"s": studyid, "c": data_cut, **kind_params()}
+    p = {"s": studyid, "c": data_cut, **KIND_PARAMS}
     insert(con, SECONDARY_MALIGNANCIES, _sql(_transgene(con, "adverse_events", "a"), _transgene(con, "medical_history", "m")),
            {**p, "prog": prog})
     insert(con, PRIOR_MALIGNANCIES, _PRIOR, p)
