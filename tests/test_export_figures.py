@@ -2,6 +2,7 @@
 the renderer's process, with the same images as figures drawn in process."""
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -73,7 +74,8 @@ def test_missing_numbers_cross_as_null():
 
 def test_the_renderer_draws_the_figures_from_their_data_with_the_images_of_figures_drawn_in_process(reader, figure_browser):
     """What the export sends (each figure's data) renders to the same PNG bytes as the Plotly figure drawn in
-    the exporting process and sent whole (how the packet was rendered before)."""
+    the exporting process and sent whole (how the packet was rendered before), on a page kept from the three
+    figures drawn before them (the renderer reloads it only after a failed figure)."""
     data = _data(reader)
     names = list(figures.FIGURES)
     specs = [go.Figure(PLOTS[n](data[n])).to_json() for n in names] + [{"plot": n, "data": data[n]} for n in names]
@@ -119,9 +121,61 @@ def test_the_pdf_export_does_not_load_plotly_in_its_own_process(db, tmp_path):
     assert pdf.stat().st_size > 10_000
 
 
+class _Kaleido:
+    """The part of kaleido.Kaleido the renderer changes: the page (tab) given back after each figure, reloaded."""
+
+    def __init__(self):
+        self.tabs_ready, self.reloaded = asyncio.Queue(), []
+
+    async def _return_kaleido_tab(self, tab):
+        self.reloaded.append(tab)
+        await self.tabs_ready.put(tab)
+
+
+def test_the_page_is_reloaded_after_a_figure_that_failed_and_kept_after_one_drawn():
+    """kaleido gives each figure's page back from the `finally` of that figure's task; the renderer's version
+    reloads it only when the figure failed, so a drawn figure's image is not held back by a reload."""
+    from safety.export import _render
+
+    class Kaleido(_Kaleido):
+        pass
+
+    _render.keep_page_after_a_drawn_figure(Kaleido)
+    k = Kaleido()
+
+    async def figure(tab, fails):
+        try:
+            if fails:
+                raise RuntimeError("JavascriptError: ReferenceError: kaleido_scopes is not defined")
+            return b"\x89PNG"
+        finally:
+            await k._return_kaleido_tab(tab)
+
+    async def run():
+        assert await figure("drawn", fails=False) == b"\x89PNG"
+        with pytest.raises(RuntimeError):
+            await figure("failed", fails=True)
+        return [k.tabs_ready.get_nowait() for _ in range(k.tabs_ready.qsize())]
+
+    assert asyncio.run(run()) == ["drawn", "failed"]  # every page given back, for the next figure
+    assert k.reloaded == ["failed"]
+
+
+def test_the_installed_kaleido_has_the_method_the_renderer_replaces():
+    """A kaleido that gave its page back another way would leave the renderer's replacement unused (a reload after
+    every figure again): this fails first."""
+    import inspect
+
+    import kaleido
+
+    give_back = kaleido.Kaleido._return_kaleido_tab
+    assert inspect.iscoroutinefunction(give_back)
+    assert list(inspect.signature(give_back).parameters) == ["self", "tab"]
+
+
 class _PageNotReady:
     """plotly.io as kaleido behaves while a new browser's page is still loading its scripts: the first renders
-    fail (kaleido reloads the page after each), the next one draws."""
+    fail (the page is reloaded after each), the next one draws."""
 
     def __init__(self, failures: int):
         self.failures, self.calls = failures, 0

@@ -12,7 +12,8 @@ Kaleido starts its browser (in a thread of its own) before the request is read, 
 process ahead of need: Chromium's start and loading plotly.js into its page (1-4 s) run while the parent
 builds the tables, and the figures are drawn from their data meanwhile. No blank image is rendered ahead: the
 first figure waits for the browser, and is tried again should the page not have loaded its scripts yet (a
-failed render reloads it); the same figures give the same PNG bytes either way. Imports nothing from celltox,
+failed render reloads it; a drawn one does not, see :func:`keep_page_after_a_drawn_figure`); the same figures
+give the same PNG bytes either way. Imports nothing from celltox,
 so it runs from any working folder.
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 
 # Tries per figure. A figure asked for while the new browser's page is still loading its scripts fails at once
 # ("kaleido_scopes is not defined"; seen in about one packet in four on a busy machine, twice in a row at
-# most); kaleido reloads the page after every render, failed or not, and a later try draws it.
+# most); kaleido reloads the page after a failed render, and a later try draws it.
 RENDER_ATTEMPTS = 4
 
 
@@ -55,10 +56,34 @@ def browser_found() -> bool:
     return bool(path) and Path(path).is_file()
 
 
+def keep_page_after_a_drawn_figure(kaleido_class) -> None:
+    """Kaleido reloads its page after every figure, and returns the figure's image only once the page has loaded
+    again: 0.2-0.4 s a figure, and about 1 s after the first (plotly.js is compiled anew), most of what the packet
+    waited for its figures. A PNG that Plotly.toImage draws from a figure leaves the page as it found it (Plotly
+    draws it in a div of its own and purges it), so the page is kept after a figure that was drawn; after one that
+    failed (a page still loading its scripts) it is reloaded as before, for the next try. This replaces the method
+    by which kaleido gives its page back (``_return_kaleido_tab``, a private one: the tests fail on a kaleido
+    without it, and this raises here, so that no figure is drawn, rather than going on with a kaleido it does not
+    know)."""
+    give_back = kaleido_class._return_kaleido_tab
+
+    async def return_tab(self, tab) -> None:
+        # kaleido calls this from the `finally` of each figure's own task: an exception on its way out of that
+        # task is the figure's failure
+        if sys.exc_info()[0] is None:
+            await self.tabs_ready.put(tab)
+        else:
+            await give_back(self, tab)
+
+    kaleido_class._return_kaleido_tab = return_tab
+
+
 def start(folder: str):
     """Import kaleido and start its browser; returns plotly.io."""
     import kaleido
     import plotly.io as pio
+
+    keep_page_after_a_drawn_figure(kaleido.Kaleido)
 
     for name in ("choreographer", "kaleido", "logistro"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
