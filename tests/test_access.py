@@ -257,3 +257,36 @@ def test_with_previous_cut_keeps_sites(con, two_site_users):
     r = _reader(con, two_site_users["investigator_102"]).with_previous_cut(CUT1)
     assert r.scope.sites == ("102",) and r.scope.previous_cut == CUT1
     assert set(r.sql("SELECT usubjid FROM prev_subjects")["usubjid"]) == {"CTX-001-102-001"}
+
+
+def test_a_reader_of_a_read_only_database_reads_its_catalog_once(two_site_db, two_site_users):
+    """The app's and an export's reader keep the tables they found (nothing can add one under a read-only
+    connection): a packet asked 75 times. The names are those of the file, views included."""
+    c = connect(two_site_db)
+    try:
+        r = _reader(c, two_site_users["committee"])
+        asked = []
+        original = c.cursor
+
+        def counted_cursor():
+            asked.append(1)
+            return original()
+        c.cursor = counted_cursor  # the catalog is read through a cursor of the connection
+        assert r.has_tables("subjects", "lab_toxicity") and not r.has_tables("subjects", "no_such_table")
+        assert r.has_tables("adverse_events")
+        assert len(asked) == 1
+    finally:
+        c.close()
+
+
+def test_a_reader_of_a_database_being_written_sees_a_table_made_after_it_asked(tmp_path):
+    """A load's derivation reads through a reader of its own, writable connection: a table created after the
+    reader first asked is found, never a list of tables kept from before."""
+    c = duckdb.connect(str(tmp_path / "w.duckdb"))
+    try:
+        r = StudyReader(c, Scope(STUDY, CUT2))
+        assert not r.has_tables("made_later")
+        c.execute("CREATE TABLE made_later (a INTEGER)")
+        assert r.has_tables("made_later")
+    finally:
+        c.close()

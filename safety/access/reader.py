@@ -28,7 +28,7 @@ import duckdb
 from safety import schema
 from safety.schema.source import enrollment_order_sql
 from safety.core.attached import AttachedConnection
-from safety.core.sql import existing, fetch_arrays, used_params
+from safety.core.sql import catalog, fetch_arrays, used_params
 
 if TYPE_CHECKING:  # a load reads through arrays() and never imports pandas (0.4 CPU s of every load)
     import pandas as pd
@@ -233,6 +233,7 @@ class StudyReader:
         self._con = con
         self.scope = scope
         self._ctes = _scoped_ctes(scope)
+        self._tables: frozenset[str] | None = None  # a read-only database's tables and views, read once
         self._params = {"_scope_study": scope.studyid, "_scope_cut": scope.data_cut}
         if not scope.all_sites:
             self._params["_scope_sites"] = [str(s) for s in scope.sites]
@@ -282,12 +283,19 @@ class StudyReader:
 
     def has_tables(self, *names: str) -> bool:
         """True when every named table (or view) exists in the database file (a file written before a derivation
-        existed lacks its table; callers say so rather than fail). Reads the catalog, no patient data."""
+        existed lacks its table; callers say so rather than fail). Reads the catalog, no patient data: once for a
+        read-only database (the app's and an export's, whose tables cannot change under them; a packet asked
+        75 times), on every call for one a load is writing."""
+        if self._tables is not None:
+            return set(names) <= self._tables
         cur = self._con.cursor()
         try:
-            return set(names) <= existing(cur, names)
+            read_only, tables = catalog(cur)
         finally:
             cur.close()
+        if read_only:
+            self._tables = tables
+        return set(names) <= tables
 
     def with_previous_cut(self, previous_cut: dt.date | None) -> "StudyReader":
         """The same connection and scope (study, cut, sites) with ``prev_<table>`` CTEs at ``previous_cut``."""

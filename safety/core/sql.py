@@ -57,14 +57,26 @@ def create_missing(con, tables) -> None:
             con.execute(t.ddl())
 
 
+# the tables and views of the connection's database ({names}: a condition on `name`, or TRUE for all of them)
+_CATALOG_SQL = ("SELECT name FROM (SELECT table_name AS name FROM duckdb_tables() WHERE database_name = current_database() "
+                "AND schema_name = 'main' UNION ALL SELECT view_name FROM duckdb_views() "
+                "WHERE database_name = current_database() AND schema_name = 'main') WHERE {names}")
+
+
 def existing(con, names) -> set[str]:
     """Those of ``names`` that the connection's database holds as a table or a view (one read of the catalog):
     a file written before a derivation existed lacks its table."""
-    return {r[0] for r in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
-        "AND table_name IN (SELECT unnest($n)) UNION ALL SELECT view_name FROM duckdb_views() "
-        "WHERE database_name = current_database() AND schema_name = 'main' AND view_name IN (SELECT unnest($n))",
-        {"n": list(names)}).fetchall()}
+    return {r[0] for r in con.execute(_CATALOG_SQL.format(names="name IN (SELECT unnest($n))"),
+                                      {"n": list(names)}).fetchall()}
+
+
+def catalog(con) -> tuple[bool, frozenset[str]]:
+    """(whether the connection's database is read-only, every table and view it holds): one read of the catalog.
+    A read-only database's tables cannot change under the connection, so a reader may keep the names."""
+    read_only, names = con.execute(
+        f"SELECT readonly, ({'SELECT list(name) FROM (' + _CATALOG_SQL.format(names='TRUE') + ')'}) "
+        "FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    return bool(read_only), frozenset(names or ())
 
 
 def reset_derived(con, tables, studyid: str, data_cut) -> None:

@@ -80,6 +80,17 @@ def pdf_document_ahead() -> Callable:
     return ready
 
 
+def _import_scipy_special() -> None:
+    """Import scipy.special, which the DLT state's stopping rules and the tables' confidence intervals need (about
+    0.5 s, half of it numpy.testing and f2py that scipy pulls in), in a thread started with the export: it then
+    runs while DuckDB answers the DLT state's queries, not after them. A failure is raised again where the
+    stopping rules import it."""
+    try:
+        import scipy.special  # noqa: F401
+    except Exception:  # noqa: BLE001 - raised again where it is used
+        pass
+
+
 def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, store=None, user=None, *,
                   generated_at: dt.datetime | None = None, pdf_max_rows: int = PDF_MAX_ROWS,
                   figures: bool = True, renderer: Renderer | None = None) -> list[Path]:
@@ -101,6 +112,7 @@ def write_outputs(reader: StudyReader, out_dir, formats=FORMATS, only=None, stor
     elif with_figures and renderer is None:
         renderer = Renderer()  # Chromium starts while the figures and tables are built
     collect_figures, figure_titles = None, None
+    threading.Thread(target=_import_scipy_special, name="celltox-import-scipy", daemon=True).start()
     document = pdf_document_ahead() if "pdf" in formats else None  # while the tables are queried
     try:
         out_dir = Path(out_dir)
