@@ -152,5 +152,5 @@ def test_the_terms_file_is_not_installed_as_a_rule_table():
     from safety.derive.outcomes import _data, malignancy
 
     assert set(malignancy.KIND_PARAMS) == {f"mk_{g}" for g in malignancy.KIND_GROUPS}
-    with pytest.raises(ValueError, match=r"malignancy_terms\.csv is read into statement parameters"):
+    with pytest.raises(ValueError, match=r"malignancy_terms\.csv is read into statement parameters: it has no table"):
         _data.install(duckdb.connect(), "malignancy_terms.csv")

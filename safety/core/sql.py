@@ -58,9 +58,10 @@ def create_missing(con, tables) -> None:
 
 
 # the tables and views of the connection's database ({names}: a condition on `name`, or TRUE for all of them)
-_CATALOG_SQL = ("SELECT name FROM (SELECT table_name AS name FROM duckdb_tables() WHERE database_name = current_database() "
-                "AND schema_name = 'main' UNION ALL SELECT view_name FROM duckdb_views() "
-                "WHERE database_name = current_database() AND schema_name = 'main') WHERE {names}")
+_CATALOG_SQL = ("SELECT name FROM (SELECT table_name AS name FROM duckdb_tables() "
+                "WHERE database_name = current_database() AND schema_name = 'main' UNION ALL "
+                "SELECT view_name FROM duckdb_views() WHERE database_name = current_database() "
+                "AND schema_name = 'main') WHERE {names}")
 
 
 def existing(con, names) -> set[str]:

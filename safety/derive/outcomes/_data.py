@@ -39,7 +39,7 @@ def install(con, name: str) -> str:
     """Create the temp table for one rule file and return its name."""
     table, cols = RULE_FILES[name]
     if table is None:
-        raise ValueError(f"{name} is read into statement parameters, not installed as a table")
+        raise ValueError(f"{name} is read into statement parameters: it has no table")
     # an empty cell of a typed column is no value (NULL), never a cast error
     rows = [tuple((r[c].lower() == "true") if cols[c] == "BOOLEAN" else
                   (None if r[c] == "" and cols[c] != "VARCHAR" else r[c]) for c in cols)
