@@ -74,9 +74,9 @@ def existing(con, names) -> set[str]:
 def catalog(con) -> tuple[bool, frozenset[str]]:
     """(whether the connection's database is read-only, every table and view it holds): one read of the catalog.
     A read-only database's tables cannot change under the connection, so a reader may keep the names."""
-    read_only, names = con.execute(
-        f"SELECT readonly, ({'SELECT list(name) FROM (' + _CATALOG_SQL.format(names='TRUE') + ')'}) "
-        "FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    every = _CATALOG_SQL.format(names="TRUE")
+    read_only, names = con.execute(f"SELECT readonly, (SELECT list(name) FROM ({every})) FROM duckdb_databases() "
+                                   "WHERE database_name = current_database()").fetchone()
     return bool(read_only), frozenset(names or ())
 
 
