@@ -14,6 +14,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto`: one worker per core this process may run on (a container's CPU set, not the host's count)."""
+    return len(os.sched_getaffinity(0))
+
+
 @pytest.fixture
 def db_path(tmp_path) -> Path:
     return tmp_path / "study.duckdb"
